@@ -1,0 +1,71 @@
+# aloe build. `make` builds build/aloe; `make test` builds and runs the tests;
+# `make test SAN=1` does both under AddressSanitizer + UndefinedBehaviorSanitizer
+# in build-san/. Sources are found by wildcard: add a file, it is built.
+CC ?= cc
+SAN ?=
+ifeq ($(SAN),)
+BUILD ?= build
+OPT ?= -O2
+else
+BUILD ?= build-san
+OPT ?= -O1
+SANFLAGS = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+endif
+ARCH ?= -march=native
+PKGS = libcurl jansson sqlite3 libpcre2-8 libutf8proc openblas
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+CFLAGS_ALL = -std=c11 -g $(OPT) $(ARCH) -pthread -Wall -Wextra -D_GNU_SOURCE -Isrc -Itests \
+             $(PKG_CFLAGS) $(SANFLAGS) -MMD -MP $(CFLAGS)
+LDLIBS_ALL = $(PKG_LIBS) -lm -pthread $(SANFLAGS) $(LDFLAGS)
+
+LAYERS = base formats tok kernels model infer train llm aloe
+LIB_SRC := $(foreach l,$(LAYERS),$(wildcard src/$(l)/*.c))
+CLI_SRC := $(wildcard src/cli/*.c)
+TEST_SRC := $(wildcard tests/*/test_*.c)
+TOOL_SRC := $(wildcard tests/tools/*.c)
+
+LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o)
+CLI_OBJ := $(CLI_SRC:%.c=$(BUILD)/%.o)
+TEST_BIN := $(TEST_SRC:%.c=$(BUILD)/%)
+TOOL_BIN := $(TOOL_SRC:%.c=$(BUILD)/%)
+HARNESS_OBJ := $(BUILD)/tests/test.o
+
+.PHONY: all test tests clean
+.SECONDARY:
+all: $(BUILD)/aloe
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	@echo "  CC $<"
+	@$(CC) $(CFLAGS_ALL) -c $< -o $@
+
+$(BUILD)/libaloe.a: $(LIB_OBJ)
+	@rm -f $@
+	@ar rcs $@ $^
+
+$(BUILD)/aloe: $(CLI_OBJ) $(BUILD)/libaloe.a
+	@echo "  LINK $@"
+	@$(CC) $(CFLAGS_ALL) -o $@ $(CLI_OBJ) $(BUILD)/libaloe.a $(LDLIBS_ALL)
+
+$(BUILD)/tests/%: tests/%.c $(HARNESS_OBJ) $(BUILD)/libaloe.a
+	@mkdir -p $(dir $@)
+	@echo "  LINK $@"
+	@$(CC) $(CFLAGS_ALL) -o $@ $< $(HARNESS_OBJ) $(BUILD)/libaloe.a $(LDLIBS_ALL)
+
+# Test-only tools (the fake OpenAI-compatible server) also use libmicrohttpd.
+$(BUILD)/tests/tools/%: tests/tools/%.c $(BUILD)/libaloe.a
+	@mkdir -p $(dir $@)
+	@echo "  LINK $@"
+	@$(CC) $(CFLAGS_ALL) $(shell pkg-config --cflags libmicrohttpd) -o $@ $< $(BUILD)/libaloe.a \
+	    $(shell pkg-config --libs libmicrohttpd) $(LDLIBS_ALL)
+
+tests: $(BUILD)/aloe $(TEST_BIN) $(TOOL_BIN)
+
+test: tests
+	@BUILD=$(BUILD) scripts/run-tests.sh
+
+clean:
+	rm -rf build build-san
+
+-include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(HARNESS_OBJ:.o=.d)

@@ -1,0 +1,34 @@
+/* mem: allocation that never returns NULL. Running out of memory is not a
+ * recoverable condition for this tool, so these abort with a message rather
+ * than making every caller check. */
+#ifndef ALOE_BASE_MEM_H
+#define ALOE_BASE_MEM_H
+
+#include <stddef.h>
+
+void *xmalloc(size_t n);
+void *xcalloc(size_t count, size_t size);
+void *xrealloc(void *p, size_t n);
+char *xstrdup(const char *s);
+char *xstrndup(const char *s, size_t n);
+char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* 64-byte aligned (for SIMD and cache lines); free with free(). */
+void *xaligned_alloc(size_t n);
+
+/* A growable byte buffer; always NUL-terminated when len > 0 or after sb_init. */
+typedef struct StrBuf {
+    char *s;
+    size_t len, cap;
+} StrBuf;
+
+void sb_init(StrBuf *b);
+void sb_free(StrBuf *b);
+void sb_clear(StrBuf *b);
+void sb_append(StrBuf *b, const char *s);
+void sb_appendn(StrBuf *b, const char *s, size_t n);
+void sb_appendc(StrBuf *b, char c);
+void sb_printf(StrBuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Hands over the string (caller frees); b is reset. */
+char *sb_take(StrBuf *b);
+
+#endif

@@ -1,0 +1,36 @@
+/* jsonl: JSON Lines input with errors that name the file and line.
+ *
+ * Real-world files are not always clean: the published ALOE profile.jsonl has
+ * one line holding two JSON values. Every value on a line is delivered (with
+ * a warning naming file and line) rather than silently dropping data. */
+#ifndef ALOE_FORMATS_JSONL_H
+#define ALOE_FORMATS_JSONL_H
+
+#include <jansson.h>
+
+#include "base/err.h"
+
+/* Called once per JSON value. `line` is 1-based; `nth` is the 0-based index
+ * of the value on its line. Return 0 to go on, -1 (with e set) to stop. */
+typedef int (*JsonlFn)(void *ctx, json_t *value, const char *path, int line, int nth, Err *e);
+
+/* Parses every line of path. Blank lines are skipped. Returns the number of
+ * values delivered, or -1 on a read/parse error or when fn fails. */
+long jsonl_foreach(const char *path, JsonlFn fn, void *ctx, Err *e);
+/* The same over an in-memory buffer; `name` is used in messages. */
+long jsonl_foreach_buf(const char *name, const char *buf, size_t len, JsonlFn fn, void *ctx, Err *e);
+
+/* A list of strings, one JSON string per value. Errors on a value that is not
+ * a string and on a file with no values at all. */
+typedef struct StrList {
+    char **items;
+    int n, cap;
+} StrList;
+
+int jsonl_read_strings(const char *path, StrList *out, Err *e);
+void strlist_push(StrList *l, const char *s);
+void strlist_free(StrList *l);
+
+const char *json_type_name(const json_t *v);
+
+#endif

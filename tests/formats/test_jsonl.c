@@ -1,0 +1,73 @@
+#include <stdlib.h>
+
+#include "base/fileio.h"
+#include "formats/jsonl.h"
+#include "test.h"
+
+static char *write_tmp(const char *content) {
+    char *dir = test_tmpdir();
+    char *p = path_join(dir, "in.jsonl");
+    Err e;
+    file_write_atomic(p, content, strlen(content), &e);
+    free(dir);
+    return p;
+}
+
+static void test_two_values_on_one_line_are_both_read(void) {
+    char *p = write_tmp("\"a\"\n\"b\" \"c\"\n\n\"d\"\n");
+    StrList l;
+    Err e;
+    CHECK_OK(jsonl_read_strings(p, &l, &e), &e);
+    CHECK_EQ_INT(l.n, 4);
+    CHECK_EQ_STR(l.items[2], "c");
+    CHECK_EQ_STR(l.items[3], "d");
+    strlist_free(&l);
+    free(p);
+}
+
+static void test_non_string_names_line(void) {
+    char *p = write_tmp("\"a\"\n{\"x\": 1}\n");
+    StrList l;
+    Err e;
+    CHECK(jsonl_read_strings(p, &l, &e) == -1);
+    CHECK(strstr(e.msg, ":2: expected a JSON string, got an object") != NULL);
+    free(p);
+}
+
+static void test_malformed_names_line_and_column(void) {
+    char *p = write_tmp("\"a\"\n\"b\"\n\"unterminated\n");
+    StrList l;
+    Err e;
+    CHECK(jsonl_read_strings(p, &l, &e) == -1);
+    CHECK_MSG(strstr(e.msg, "in.jsonl:3:") != NULL, "message: %s", e.msg);
+    free(p);
+}
+
+static void test_empty_file_is_an_error(void) {
+    char *p = write_tmp("\n\n");
+    StrList l;
+    Err e;
+    CHECK(jsonl_read_strings(p, &l, &e) == -1);
+    CHECK(strstr(e.msg, "empty file") != NULL);
+    free(p);
+}
+
+static void test_published_profiles(void) {
+    char *p = test_shared_path("aloe-data/profile.jsonl");
+    if (!p) SKIP("shared aloe-data not found (set ALOE_SHARED)");
+    StrList l;
+    Err e;
+    CHECK_OK(jsonl_read_strings(p, &l, &e), &e);
+    CHECK(l.n > 300);
+    strlist_free(&l);
+    free(p);
+}
+
+int main(void) {
+    RUN(test_two_values_on_one_line_are_both_read);
+    RUN(test_non_string_names_line);
+    RUN(test_malformed_names_line_and_column);
+    RUN(test_empty_file_is_an_error);
+    RUN(test_published_profiles);
+    return test_summary();
+}

@@ -1,0 +1,90 @@
+/* A minimal test harness. Each tests/<layer>/test_*.c is one program:
+ *
+ *   static void test_thing(void) { CHECK(x == 1); CHECK_OK(rc, &err); }
+ *   int main(void) { RUN(test_thing); return test_summary(); }
+ *
+ * A failing CHECK ends the current test. Tests run from the repository root;
+ * shared reference data is found through $ALOE_SHARED (default ../shared),
+ * and a test that needs it and cannot find it says SKIPPED. */
+#ifndef ALOE_TEST_H
+#define ALOE_TEST_H
+
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+void test_fail(const char *file, int line, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+void test_skip(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void test_run(const char *name, void (*fn)(void));
+int test_summary(void);
+/* Path of a file under the shared data folder, or NULL if it is absent
+ * (caller frees). */
+char *test_shared_path(const char *rel);
+/* A fresh empty directory under /tmp for this test (caller frees). */
+char *test_tmpdir(void);
+/* Path of a built binary: build dir from $BUILD (default "build"). */
+char *test_build_path(const char *rel);
+
+#define RUN(fn) test_run(#fn, fn)
+
+#define CHECK(cond)                                            \
+    do {                                                       \
+        if (!(cond)) {                                         \
+            test_fail(__FILE__, __LINE__, "CHECK(%s)", #cond); \
+            return;                                            \
+        }                                                      \
+    } while (0)
+
+#define CHECK_MSG(cond, ...)                         \
+    do {                                             \
+        if (!(cond)) {                               \
+            test_fail(__FILE__, __LINE__, __VA_ARGS__); \
+            return;                                  \
+        }                                            \
+    } while (0)
+
+/* rc is a status (0 ok); err an Err* holding the message on failure. */
+#define CHECK_OK(rc, err)                                                             \
+    do {                                                                              \
+        if ((rc) != 0) {                                                              \
+            test_fail(__FILE__, __LINE__, "%s failed: %s", #rc, (err)->msg);          \
+            return;                                                                   \
+        }                                                                             \
+    } while (0)
+
+#define CHECK_EQ_INT(a, b)                                                                  \
+    do {                                                                                    \
+        long long a_ = (long long)(a), b_ = (long long)(b);                                 \
+        if (a_ != b_) {                                                                     \
+            test_fail(__FILE__, __LINE__, "%s == %s: %lld != %lld", #a, #b, a_, b_);         \
+            return;                                                                         \
+        }                                                                                   \
+    } while (0)
+
+#define CHECK_EQ_STR(a, b)                                                                 \
+    do {                                                                                   \
+        const char *a_ = (a), *b_ = (b);                                                   \
+        if (!a_ || !b_ || strcmp(a_, b_)) {                                                \
+            test_fail(__FILE__, __LINE__, "%s == %s: \"%s\" != \"%s\"", #a, #b,             \
+                      a_ ? a_ : "(null)", b_ ? b_ : "(null)");                             \
+            return;                                                                        \
+        }                                                                                  \
+    } while (0)
+
+#define CHECK_NEAR(a, b, tol)                                                                  \
+    do {                                                                                       \
+        double a_ = (double)(a), b_ = (double)(b);                                             \
+        if (!(fabs(a_ - b_) <= (tol))) {                                                       \
+            test_fail(__FILE__, __LINE__, "%s ~= %s: %.9g vs %.9g (tol %g)", #a, #b, a_, b_,   \
+                      (double)(tol));                                                          \
+            return;                                                                            \
+        }                                                                                      \
+    } while (0)
+
+#define SKIP(...)              \
+    do {                       \
+        test_skip(__VA_ARGS__); \
+        return;                \
+    } while (0)
+
+#endif
