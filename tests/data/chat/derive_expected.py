@@ -16,6 +16,7 @@ Run from the repository root:  python3 tests/data/chat/derive_expected.py [SHARE
 """
 import json
 import os
+import random
 import sys
 from datetime import datetime
 
@@ -124,9 +125,52 @@ EXTENSIONS = [
 ]
 
 
+# Random conversations over fragments that exercise trimming (Unicode
+# whitespace Python strips, and some it does not), <think> splitting and
+# text that looks like template syntax.
+FRAGMENTS = ["", " ", "\n", "\n\n", "\t", "\u00a0", "\u3000", "\u2028", "\u200b", "\ufeff",
+             "<think>", "</think>", "<tool_response>", "</tool_response>", "a", "é", "日本",
+             "{{ x }}", "{% if %}", "[INST]", "<|im_end|>", "'\"", "\\n"]
+FUZZ_TEMPLATES = [
+    ("qwen2.5", QWEN25, None, "<|im_end|>", True),
+    ("qwen3", QWEN3, None, "<|im_end|>", True),
+    ("llama3", LLAMA3, LLAMA_BOS, "<|end_of_text|>", True),
+    ("llama3.1", L31, LLAMA_BOS, LLAMA_EOS, True),
+    ("llama3.2", L32, LLAMA_BOS, LLAMA_EOS, True),
+    ("gemma", GEMMA, "<bos>", "<eos>", False),  # Gemma 2 raises on a system message
+    ("phi3.5", PHI, None, "<|endoftext|>", True),
+    ("nemo", NEMO, "<s>", "</s>", True),
+]
+
+
+def fuzz_cases(seed=1234):
+    rng = random.Random(seed)
+
+    def text():
+        return "".join(rng.choice(FRAGMENTS) for _ in range(rng.randint(0, 4)))
+
+    cases = []
+    for name, tpl, bos, eos, system_ok in FUZZ_TEMPLATES:
+        for k in range(24 if name == "qwen3" else 8):  # Qwen3: more <think> splits
+            msgs = []
+            if system_ok and rng.random() < 0.5:
+                msgs.append({"role": "system", "content": text()})
+            for t in range(rng.randint(1, 5)):
+                content = text()
+                if name == "qwen3" and t % 2 == 1 and rng.random() < 0.7:
+                    content = text() + "<think>" + text() + "</think>" + text()
+                msgs.append({"role": "user" if t % 2 == 0 else "assistant", "content": content})
+            agp = rng.random() < 0.5
+            kw = {"date_string": "0%d Apr 2025" % (k + 1)} if name.startswith("llama3.") else {}
+            if name == "qwen3" and rng.random() < 0.5:
+                kw = {"enable_thinking": False}
+            cases.append(("fuzz-%s-%d" % (name, k), tpl, bos, eos, msgs, agp, kw))
+    return cases
+
+
 def main():
     out = []
-    for name, tpl, bos, eos, msgs, agp, kw in CASES:
+    for name, tpl, bos, eos, msgs, agp, kw in CASES + fuzz_cases():
         text = ENV.from_string(template_text(tpl)).render(
             messages=msgs, tools=None, documents=None, add_generation_prompt=agp,
             bos_token=bos, eos_token=eos, **kw)
