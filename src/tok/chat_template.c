@@ -337,7 +337,10 @@ static ChatTemplate *detect_mistral(const TplText *tt, const char **why) {
 }
 
 ChatTemplate *chat_template_detect(const char *text, const char *bos, const char *eos, Err *e) {
-    if (!text || !*text) return err_set(e, ERR_ARG, "empty chat template text"), NULL;
+    if (!text || !*text) {
+        err_set(e, ERR_ARG, "empty chat template text");
+        return NULL;
+    }
     TplText tt;
     tpl_normalise(text, &tt);
     const char *why = NULL;
@@ -444,6 +447,7 @@ const char *const *chat_template_stop_strings(const ChatTemplate *t) {
     static const char *const gemma[] = {"<end_of_turn>", "<eos>", NULL};
     static const char *const phi[] = {"<|end|>", "<|endoftext|>", NULL};
     static const char *const mistral[] = {"</s>", NULL};
+    static const char *const none[] = {NULL};
     switch (t->family) {
     case CHAT_CHATML: case CHAT_QWEN3: return chatml;
     case CHAT_LLAMA3: case CHAT_LLAMA31: return llama;
@@ -451,5 +455,5 @@ const char *const *chat_template_stop_strings(const ChatTemplate *t) {
     case CHAT_PHI3: return phi;
     case CHAT_MISTRAL: return mistral;
     }
-    return mistral + 1;
+    return none;
 }
