@@ -622,7 +622,7 @@ int main(int argc, char **argv) {
     addr.sin_port = htons((uint16_t)port);
     addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     struct MHD_Daemon *d = MHD_start_daemon(
-        MHD_USE_THREAD_PER_CONNECTION | MHD_USE_POLL_INTERNAL_THREAD | MHD_USE_ERROR_LOG, (uint16_t)port, NULL,
+        MHD_USE_THREAD_PER_CONNECTION | MHD_USE_POLL_INTERNAL_THREAD, (uint16_t)port, NULL,
         NULL, on_request, &s, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr, MHD_OPTION_CONNECTION_LIMIT,
         (unsigned)2000, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120, MHD_OPTION_LISTEN_BACKLOG_SIZE,
         (unsigned)1024, MHD_OPTION_NOTIFY_COMPLETED, on_completed, &s, MHD_OPTION_END);
@@ -641,7 +641,7 @@ int main(int argc, char **argv) {
             return 1;
         }
     }
-    fprintf(stderr, "fake_openai: listening on http://127.0.0.1:%d/v1\n", bound);
+    if (!port_file) fprintf(stderr, "fake_openai: listening on http://127.0.0.1:%d/v1\n", bound);
     int sig;
     sigwait(&stop, &sig);
     /* Connection threads may be sleeping in an injected latency or a "hang";
