@@ -88,18 +88,9 @@ static int parse_tensor(SafeTensors *st, const char *file, const char *name, jso
     return 0;
 }
 
-/* Maps one file and appends its tensors (and, if want_meta, its metadata). */
-static int load_file(SafeTensors *st, const char *path, int want_meta, Err *e) {
-    st->shards = xrealloc(st->shards, (size_t)(st->n_shards + 1) * sizeof(Shard));
-    Shard *sh = &st->shards[st->n_shards];
-    sh->path = xstrdup(path);
-    if (file_map(path, &sh->map, e)) {
-        free(sh->path);
-        return -1;
-    }
-    st->n_shards++;
-    const uint8_t *p = sh->map.data;
-    size_t size = sh->map.size;
+/* Parses one file's bytes (p, size) and appends its tensors (and, if
+ * want_meta, its metadata). */
+static int parse_buf(SafeTensors *st, const char *path, const uint8_t *p, size_t size, int want_meta, Err *e) {
     uint64_t hlen = 0;
     if (size < 8) return err_set(e, ERR_PARSE, "%s: too short for a safetensors file (%zu bytes)", path, size);
     for (int i = 7; i >= 0; i--) hlen = hlen << 8 | p[i];
@@ -135,6 +126,19 @@ static int load_file(SafeTensors *st, const char *path, int want_meta, Err *e) {
     }
     json_decref(h);
     return rc;
+}
+
+/* Maps one file and appends its tensors. */
+static int load_file(SafeTensors *st, const char *path, int want_meta, Err *e) {
+    st->shards = xrealloc(st->shards, (size_t)(st->n_shards + 1) * sizeof(Shard));
+    Shard *sh = &st->shards[st->n_shards];
+    sh->path = xstrdup(path);
+    if (file_map(path, &sh->map, e)) {
+        free(sh->path);
+        return -1;
+    }
+    st->n_shards++;
+    return parse_buf(st, path, sh->map.data, sh->map.size, want_meta, e);
 }
 
 static int cmp_view(const void *a, const void *b) {
@@ -242,6 +246,16 @@ SafeTensors *st_open(const char *path, Err *e) {
         rc = load_file(st, path, 1, e) || finish(st, e);
     }
     if (rc) {
+        st_close(st);
+        return NULL;
+    }
+    return st;
+}
+
+SafeTensors *st_open_mem(const void *data, size_t size, const char *name, Err *e) {
+    SafeTensors *st = xcalloc(1, sizeof *st);
+    st->path = xstrdup(name ? name : "(memory)");
+    if (parse_buf(st, st->path, data, size, 1, e) || finish(st, e)) {
         st_close(st);
         return NULL;
     }

@@ -28,6 +28,9 @@ typedef struct SafeTensors SafeTensors;
  * Tensors with more than TENSOR_MAX_DIMS dimensions or an unknown dtype are
  * an error. Returns NULL with e set on failure. */
 SafeTensors *st_open(const char *path, Err *e);
+/* Parses a single-file image in memory that stays alive and unchanged while
+ * the SafeTensors is open (fuzzing, tests); name appears in messages. */
+SafeTensors *st_open_mem(const void *data, size_t size, const char *name, Err *e);
 void st_close(SafeTensors *st);
 
 /* The tensor called name, or NULL. */
