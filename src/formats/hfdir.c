@@ -307,6 +307,56 @@ int hf_genconfig_load(const char *dir, GenConfig *g, Err *e) {
     return rc;
 }
 
+/* ---- chat template ---- */
+
+static int template_from_config(json_t *ct, const char *path, const char *name, char **out, Err *e) {
+    if (json_is_string(ct)) {
+        *out = xstrdup(json_string_value(ct));
+        return 0;
+    }
+    if (!json_is_array(ct)) return err_set(e, ERR_PARSE, "%s: \"chat_template\" must be a string or a list", path);
+    size_t i;
+    json_t *item;
+    json_array_foreach(ct, i, item) {
+        const char *n = json_string_value(json_object_get(item, "name"));
+        const char *t = json_string_value(json_object_get(item, "template"));
+        if (!n || !t)
+            return err_set(e, ERR_PARSE, "%s: chat_template[%zu] must have string \"name\" and \"template\"", path, i);
+        if (!strcmp(n, name ? name : "default")) {
+            *out = xstrdup(t);
+            return 0;
+        }
+    }
+    return err_set(e, ERR_NOTFOUND, "%s: no chat template named %s", path, name ? name : "default");
+}
+
+int hf_chat_template_load(const char *dir, const char *name, char **out, Err *e) {
+    *out = NULL;
+    char *jinja = path_join(dir, "chat_template.jinja"), *text = NULL;
+    size_t len;
+    int rc = 0;
+    if (!name && file_exists(jinja)) {
+        rc = file_read_all(jinja, out, &len, e);
+        free(jinja);
+        return rc;
+    }
+    free(jinja);
+    char *cfg = path_join(dir, "tokenizer_config.json");
+    if (file_exists(cfg)) {
+        rc = file_read_all(cfg, &text, &len, e);
+        json_error_t je;
+        json_t *root = rc ? NULL : json_loadb(text, len, 0, &je);
+        if (!rc && !root) rc = err_set(e, ERR_PARSE, "%s:%d: %s", cfg, je.line, je.text);
+        json_t *ct = json_object_get(root, "chat_template");
+        if (!rc && ct && !json_is_null(ct)) rc = template_from_config(ct, cfg, name, out, e);
+        else if (!rc && name) rc = err_set(e, ERR_NOTFOUND, "%s: no chat template named %s", cfg, name);
+        json_decref(root);
+        free(text);
+    }
+    free(cfg);
+    return rc;
+}
+
 /* ---- GGUF ---- */
 
 static int g_u32(const Gguf *g, const char *arch, const char *key, int def, int required, int *out, Err *e) {

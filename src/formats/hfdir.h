@@ -103,6 +103,13 @@ void gen_config_init(GenConfig *g);
 int hf_genconfig_load(const char *dir, GenConfig *g, Err *e);
 int hf_genconfig_parse(const char *text, const char *name, GenConfig *g, Err *e);
 
+/* The chat template a checkpoint ships: chat_template.jinja (transformers
+ * 5) or tokenizer_config.json's "chat_template" (a string, or a list of
+ * {name, template} of which `name` is chosen; NULL name = "default").
+ * *out is a new string (caller frees), or NULL when the directory has no
+ * template (not an error: the caller may ask for one by name). */
+int hf_chat_template_load(const char *dir, const char *name, char **out, Err *e);
+
 /* The ModelConfig of a GGUF model from its `<arch>.*` metadata, the
  * tokenizer's bos/eos ids, and the tensors present (output.weight absent =>
  * tied; blk.0.attn_q.bias => biases; blk.0.attn_q_norm.weight => qk_norm).

@@ -212,6 +212,7 @@ static void check_same_as_hf(const char *model, int permuted, int n_head, int n_
     CHECK_MSG(st != NULL, "%s", e.msg);
     Gguf *g = open_fixture(model, "f32", &e);
     CHECK_MSG(g != NULL, "%s", e.msg);
+    CHECK_EQ_INT(gguf_qk_permuted(g), permuted);
     int matched = 0;
     for (int i = 0; i < gguf_n_tensors(g); i++) {
         const TensorView *t = gguf_tensor(g, i);

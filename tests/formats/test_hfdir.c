@@ -307,6 +307,46 @@ static void test_tensor_names(void) {
     CHECK(hf_name_from_gguf("blk.1.attn_q.weight", out, 10) == -1); /* too small */
 }
 
+static void write_text(const char *dir, const char *name, const char *text) {
+    char *p = path_join(dir, name);
+    Err e;
+    file_write_atomic(p, text, strlen(text), &e);
+    free(p);
+}
+
+static void test_chat_template(void) {
+    char *dir = test_shared_path("fixtures/models/tiny-llama3");
+    char *qwen = test_shared_path("tokenizer-data/qwen3");
+    if (!dir || !qwen) SKIP("shared fixtures not found (set ALOE_SHARED)");
+    char *t;
+    Err e;
+    CHECK_OK(hf_chat_template_load(dir, NULL, &t, &e), &e);
+    CHECK(t && strstr(t, "<|start_header_id|>"));
+    free(t);
+    CHECK_OK(hf_chat_template_load(qwen, NULL, &t, &e), &e); /* inside tokenizer_config.json */
+    CHECK(t && strstr(t, "<|im_start|>"));
+    free(t);
+    char *tmp = test_tmpdir();
+    CHECK_OK(hf_chat_template_load(tmp, NULL, &t, &e), &e);
+    CHECK(t == NULL);
+    write_text(tmp, "tokenizer_config.json",
+               "{\"chat_template\":[{\"name\":\"default\",\"template\":\"D\"},{\"name\":\"tool_use\",\"template\":\"T\"}]}");
+    CHECK_OK(hf_chat_template_load(tmp, NULL, &t, &e), &e);
+    CHECK_EQ_STR(t, "D");
+    free(t);
+    CHECK_OK(hf_chat_template_load(tmp, "tool_use", &t, &e), &e);
+    CHECK_EQ_STR(t, "T");
+    free(t);
+    CHECK(hf_chat_template_load(tmp, "rag", &t, &e) == -1);
+    CHECK_MSG(strstr(e.msg, "no chat template named rag"), "%s", e.msg);
+    write_text(tmp, "tokenizer_config.json", "{\"chat_template\":3}");
+    CHECK(hf_chat_template_load(tmp, NULL, &t, &e) == -1);
+    CHECK_MSG(strstr(e.msg, "\"chat_template\" must be a string or a list"), "%s", e.msg);
+    free(tmp);
+    free(dir);
+    free(qwen);
+}
+
 int main(void) {
     RUN(test_config_and_legacy_config_agree);
     RUN(test_fixture_values);
@@ -316,5 +356,6 @@ int main(void) {
     RUN(test_gguf_config_matches_hf);
     RUN(test_gguf_vocab_files);
     RUN(test_tensor_names);
+    RUN(test_chat_template);
     return test_summary();
 }
