@@ -496,6 +496,32 @@ static void test_writer_round_trip(void) {
     free(dir);
 }
 
+/* Our f16 / bf16 / q8_0 conversions produce exactly the bytes llama.cpp's
+ * converter wrote from the same f32 weights. */
+static void test_quantizers_match_llama_cpp_bytes(void) {
+    const char *models[] = {"llama3", "qwen2", "mistral"};
+    const char *types[] = {"f16", "bf16", "q8_0"};
+    for (int m = 0; m < 3; m++) {
+        Err e;
+        Gguf *ref = open_fixture(models[m], "f32", &e);
+        if (!ref) SKIP("shared fixtures not found (set ALOE_SHARED)");
+        for (int t = 0; t < 3; t++) {
+            Gguf *g = open_fixture(models[m], types[t], &e);
+            CHECK(g != NULL);
+            for (int i = 0; i < gguf_n_tensors(g); i++) {
+                const TensorView *x = gguf_tensor(g, i), *r = gguf_find_tensor(ref, x->name);
+                CHECK(r && r->dtype == DT_F32);
+                uint8_t *buf = xmalloc(x->nbytes);
+                CHECK_EQ_INT(quantize_row(x->dtype, r->data, buf, tensor_numel(r)), 0);
+                CHECK_MSG(!memcmp(buf, x->data, x->nbytes), "%s %s: bytes differ from llama.cpp's", types[t], x->name);
+                free(buf);
+            }
+            gguf_close(g);
+        }
+        gguf_close(ref);
+    }
+}
+
 int main(void) {
     RUN(test_fixture_structure);
     RUN(test_metadata_getters);
@@ -506,6 +532,7 @@ int main(void) {
     RUN(test_qwen2_f32_equals_hf_unpermuted);
     RUN(test_unpermute_q8_0_rows);
     RUN(test_unpermute_small_known);
+    RUN(test_quantizers_match_llama_cpp_bytes);
     RUN(test_truncated_and_damaged);
     RUN(test_writer_reproduces_fixture);
     RUN(test_writer_round_trip);
