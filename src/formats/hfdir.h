@@ -120,6 +120,20 @@ int hf_chat_template_load(const char *dir, const char *name, char **out, Err *e)
  * should use rope_freqs.weight when present. */
 int gguf_model_config(const Gguf *g, ModelConfig *cfg, Err *e);
 
+/* Per-frequency divisors of RoPE's inverse frequencies (head_dim/2 of
+ * them): inv_freq[i] = theta^(-2i/head_dim) / factors[i]. All 1 for
+ * ROPE_DEFAULT, `factor` for ROPE_LINEAR, and for ROPE_LLAMA3 the
+ * wavelength-dependent blend transformers and llama.cpp use (the values
+ * llama.cpp stores as rope_freqs.weight). */
+void rope_freq_factors(const RopeConfig *r, int head_dim, float *factors);
+
+/* Writes the `<arch>.*` metadata llama.cpp reads for c (general.architecture,
+ * block_count, embedding_length, ..., rope.freq_base, key_length) into w:
+ * the inverse of gguf_model_config. Mistral is written as "llama". Token
+ * ids and the tokenizer are the caller's. */
+struct GgufWriter;
+int gguf_set_model_config(struct GgufWriter *w, const ModelConfig *c, Err *e);
+
 /* Tensor names: llama.cpp's GGUF names <-> Hugging Face names for the
  * decoder architectures ("blk.3.attn_q.weight" <->
  * "model.layers.3.self_attn.q_proj.weight", "token_embd.weight" <->
