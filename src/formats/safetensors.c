@@ -6,6 +6,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "base/fileio.h"
 #include "base/mem.h"
@@ -390,5 +391,52 @@ int st_write_index(const char *path, const char *const *names, const char *const
     json_decref(root);
     int rc = file_write_atomic(path, s, strlen(s), e);
     free(s);
+    return rc;
+}
+
+int st_write_model(const char *dir, const TensorView *t, int n, const char *const *metadata, size_t max_shard_bytes,
+                   Err *e) {
+    if (check_tensors(dir, t, n, e)) return -1;
+    /* shard boundaries: shard_start[s] is the first tensor of shard s */
+    int *start = xmalloc((size_t)(n + 1) * sizeof(int)), n_shards = 0;
+    size_t total = 0, cur = 0;
+    for (int i = 0; i < n; i++) {
+        if (i == 0 || (max_shard_bytes && cur > 0 && cur + t[i].nbytes > max_shard_bytes)) {
+            start[n_shards++] = i;
+            cur = 0;
+        }
+        cur += t[i].nbytes;
+        total += t[i].nbytes;
+    }
+    if (n_shards == 0) start[n_shards++] = 0;
+    start[n_shards] = n;
+    char *single = path_join(dir, "model.safetensors"), *index = path_join(dir, "model.safetensors.index.json");
+    int rc = 0;
+    if (n_shards == 1) {
+        rc = st_write(single, t, n, metadata, e);
+        if (!rc) unlink(index);
+    } else {
+        const char **names = xmalloc((size_t)n * sizeof(char *)), **shard_of = xmalloc((size_t)n * sizeof(char *));
+        char **files = xcalloc((size_t)n_shards, sizeof(char *));
+        for (int s = 0; s < n_shards && !rc; s++) {
+            files[s] = xasprintf("model-%05d-of-%05d.safetensors", s + 1, n_shards);
+            char *p = path_join(dir, files[s]);
+            rc = st_write(p, t + start[s], start[s + 1] - start[s], metadata, e);
+            free(p);
+            for (int i = start[s]; i < start[s + 1]; i++) {
+                names[i] = t[i].name;
+                shard_of[i] = files[s];
+            }
+        }
+        if (!rc) rc = st_write_index(index, names, shard_of, n, total, e);
+        if (!rc) unlink(single);
+        for (int s = 0; s < n_shards; s++) free(files[s]);
+        free(files);
+        free(names);
+        free(shard_of);
+    }
+    free(single);
+    free(index);
+    free(start);
     return rc;
 }

@@ -60,4 +60,14 @@ int st_write(const char *path, const TensorView *tensors, int n, const char *con
 int st_write_index(const char *path, const char *const *names, const char *const *shard_of, int n,
                    size_t total_size, Err *e);
 
+/* Writes a checkpoint's weights into directory dir the way transformers
+ * does: one model.safetensors when they total at most max_shard_bytes
+ * (0 = no limit), else model-0000i-of-0000N.safetensors shards (tensors in
+ * the order given, a new shard when the next tensor would overflow) plus
+ * model.safetensors.index.json. Each file is replaced atomically; a stale
+ * file of the other layout is removed afterwards so st_open(dir) sees
+ * the new weights. */
+int st_write_model(const char *dir, const TensorView *tensors, int n, const char *const *metadata,
+                   size_t max_shard_bytes, Err *e);
+
 #endif

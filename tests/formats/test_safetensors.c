@@ -286,6 +286,62 @@ static void test_sharded(void) {
     free(dir);
 }
 
+/* A fixture model rewritten with st_write_model in small shards reads back
+ * identically, and rewriting it whole replaces the sharded layout. */
+static void test_write_model_sharded_and_whole(void) {
+    char *src = test_shared_path("fixtures/models/tiny-qwen3");
+    if (!src) SKIP("shared fixtures not found (set ALOE_SHARED)");
+    Err e;
+    SafeTensors *a = st_open(src, &e);
+    CHECK_MSG(a != NULL, "%s", e.msg);
+    int n = st_count(a);
+    TensorView *t = xmalloc((size_t)n * sizeof(TensorView));
+    for (int i = 0; i < n; i++) t[i] = *st_tensor(a, i);
+    char *dir = test_tmpdir();
+    const char *meta[] = {"format", "pt", NULL};
+    CHECK_OK(st_write_model(dir, t, n, meta, 100000, &e), &e);
+    char *idx = path_join(dir, "model.safetensors.index.json"), *one = path_join(dir, "model.safetensors");
+    CHECK(file_exists(idx) && !file_exists(one));
+    /* several shards, each at most the limit unless one tensor is larger */
+    int shards = 0;
+    DIR *d = opendir(dir);
+    for (struct dirent *de; (de = readdir(d));) {
+        if (strncmp(de->d_name, "model-000", 9)) continue;
+        shards++;
+        char *p = path_join(dir, de->d_name);
+        SafeTensors *s1 = st_open(p, &e);
+        CHECK_MSG(s1 != NULL, "%s", e.msg);
+        size_t bytes = 0;
+        for (int i = 0; i < st_count(s1); i++) bytes += st_tensor(s1, i)->nbytes;
+        CHECK_MSG(bytes <= 100000 || st_count(s1) == 1, "%s holds %zu bytes", de->d_name, bytes);
+        st_close(s1);
+        free(p);
+    }
+    closedir(d);
+    CHECK_MSG(shards >= 5, "%d shards", shards);
+    for (int pass = 0; pass < 2; pass++) {
+        SafeTensors *b = st_open(dir, &e);
+        CHECK_MSG(b != NULL, "%s", e.msg);
+        CHECK_EQ_INT(st_count(b), n);
+        for (int i = 0; i < n; i++) {
+            const TensorView *x = st_find(b, t[i].name);
+            CHECK(x && x->nbytes == t[i].nbytes && !memcmp(x->data, t[i].data, x->nbytes));
+        }
+        CHECK_EQ_STR(st_metadata(b, "format"), "pt");
+        st_close(b);
+        if (pass == 0) {
+            CHECK_OK(st_write_model(dir, t, n, meta, 0, &e), &e);
+            CHECK(!file_exists(idx) && file_exists(one));
+        }
+    }
+    free(idx);
+    free(one);
+    free(t);
+    st_close(a);
+    free(dir);
+    free(src);
+}
+
 static void test_missing(void) {
     char *dir = test_tmpdir();
     Err e;
@@ -305,6 +361,7 @@ int main(void) {
     RUN(test_corrupt_headers);
     RUN(test_truncation_and_damage_never_crash);
     RUN(test_sharded);
+    RUN(test_write_model_sharded_and_whole);
     RUN(test_missing);
     return test_summary();
 }
