@@ -73,7 +73,11 @@ static int parse_tensor(SafeTensors *st, const char *file, const char *name, jso
         return err_set(e, ERR_PARSE, "%s: tensor %s: data_offsets [%lld, %lld] outside the %zu data bytes", file, name,
                        (long long)b, (long long)end, data_size);
     int64_t numel = 1;
-    for (int i = 0; i < t.ndim; i++) numel *= t.shape[i]; /* each dim < 2^40, and bounded below */
+    for (int i = 0; i < t.ndim; i++) {
+        if (t.shape[i] && numel > INT64_MAX / t.shape[i])
+            return err_set(e, ERR_PARSE, "%s: tensor %s: shape overflows", file, name);
+        numel *= t.shape[i];
+    }
     size_t want = dtype_nbytes(dtype, numel);
     if ((numel && !want) || (uint64_t)(end - b) != want)
         return err_set(e, ERR_PARSE, "%s: tensor %s: %lld bytes for %lld elements of %s (expected %zu)", file, name,

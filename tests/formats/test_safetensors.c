@@ -173,6 +173,10 @@ static void test_corrupt_headers(void) {
     expect_error(dir, "{\"w\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[8,0]}}", 8, "tensor w: data_offsets");
     expect_error(dir, "{\"w\":{\"dtype\":\"F32\",\"shape\":[2]}}", 8, "tensor w: \"data_offsets\"");
     expect_error(dir, "{\"__metadata__\":{\"a\":1}}", 0, "__metadata__.a must be a string");
+    expect_error(dir,
+                 "{\"w\":{\"dtype\":\"F32\",\"shape\":[1099511627776,1099511627776,1099511627776,16],"
+                 "\"data_offsets\":[0,8]}}",
+                 8, "tensor w: shape overflows");
     expect_error(dir, "[]", 0, "header must be a JSON object");
     /* a length prefix larger than the file */
     char *p = path_join(dir, "short.safetensors");
