@@ -457,7 +457,9 @@ Tokenizer *tok_load_hf(const char *p, Err *e) {
     }
     Tokenizer *t = NULL;
     HfFile h = {0};
-    if (!file_exists(path)) err_set(e, ERR_NOTFOUND, "%s: no such file (expected a tokenizer.json)", path);
+    if (!file_exists(p))
+        err_set(e, ERR_NOTFOUND, "%s: not found (expected a directory with tokenizer.json, a tokenizer.json file or a .gguf file)", p);
+    else if (!file_exists(path)) err_set(e, ERR_NOTFOUND, "%s: no tokenizer.json in this directory", path);
     else if (read_file(path, &h, e) == 0) t = build(&h, path, dir, e);
     hf_free(&h);
     free(path);
