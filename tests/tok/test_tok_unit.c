@@ -15,7 +15,7 @@ static Tokenizer *tiny_spm(Err *e) {
     static char bytes[256][8];
     float score[256 + 8];
     int32_t type[256 + 8];
-    const char *words[] = {"<unk>", "<s>", "</s>", "\xe2\x96\x81", "a", "b", "ab", "\xe2\x96\x81" "ab"};
+    const char *words[] = {"<unk>", "<s>", "</s>", "\xe2\x96\x81", "a", "b", "ab", "\u2581ab"};
     const float sc[] = {0, 0, 0, -1, -2, -2, -1.5f, -0.5f};
     const int ty[] = {TOK_TYPE_UNKNOWN, TOK_TYPE_CONTROL, TOK_TYPE_CONTROL, 1, 1, 1, 1, 1};
     for (int i = 0; i < 8; i++) text[i] = words[i], score[i] = sc[i], type[i] = ty[i];
