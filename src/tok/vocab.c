@@ -105,7 +105,10 @@ int tok_add_merges(Tokenizer *t, int n, const char *const *left, const char *con
 void tok_add_added(Tokenizer *t, int id, const char *content, int special, int lstrip, int rstrip,
                    int normalized, int single_word) {
     for (int i = 0; i < t->n_added; i++)
-        if (t->added[i].id == id) return;
+        if (t->added[i].id == id) { /* listed twice: the first entry counts */
+            free((char *)content);
+            return;
+        }
     t->added = xrealloc(t->added, (t->n_added + 1) * sizeof(AddedTok));
     AddedTok *a = &t->added[t->n_added++];
     a->id = id;
