@@ -82,12 +82,11 @@ int tok_add_merges(Tokenizer *t, int n, const char *const *left, const char *con
         if (a < 0 || b < 0)
             return err_set(e, ERR_PARSE, "merge %d (\"%s %s\"): %s part is not in the vocabulary", r,
                            left[r], right[r], a < 0 ? "left" : "right");
-        int c = -1;
-        if (la + lb < sizeof buf) {
-            memcpy(buf, left[r], la);
-            memcpy(buf + la, right[r], lb);
-            c = strmap_get(t, buf, la + lb);
-        }
+        char *cat = la + lb < sizeof buf ? buf : xmalloc(la + lb);
+        memcpy(cat, left[r], la);
+        memcpy(cat + la, right[r], lb);
+        int c = strmap_get(t, cat, la + lb);
+        if (cat != buf) free(cat);
         if (c < 0)
             return err_set(e, ERR_PARSE, "merge %d (\"%s %s\"): the merged token is not in the vocabulary",
                            r, left[r], right[r]);
