@@ -291,6 +291,10 @@ static void test_tokenize_command(void) {
     CHECK_EQ_STR(out, want.s);
     CHECK(!strncmp(out, "[265, 893, 821]\n", 16)); /* fixtures/tokenizers/chatml expected ids */
     free(out);
+    snprintf(cmd, sizeof cmd, "printf '\"Hello world\"\\n' | %s tokenize --model %s --jsonl -", aloe, model);
+    out = run(cmd);
+    CHECK_EQ_STR(out, "[265, 893, 821]\n");
+    free(out);
     snprintf(cmd, sizeof cmd, "%s tokenize --model %s --special '<|im_end|>'", aloe, model);
     out = run(cmd);
     CHECK_EQ_STR(out, "[1026]\n");
