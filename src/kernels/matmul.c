@@ -9,7 +9,7 @@
 
 typedef struct DotJob {
     float *y;
-    const void *act; /* n activation rows in ktype_vec_type(w->type) */
+    const void *act; /* n activation rows in kernel_vec_type(w->type) */
     size_t act_stride;
     int n;
     const QMat *w;
@@ -24,7 +24,7 @@ static void dot_task(void *ctx, int ith, int nth) {
     tp_split(blocks, ith, nth, &r0, &r1);
     r0 *= 16;
     r1 = r1 * 16 < w->rows ? r1 * 16 : w->rows;
-    size_t rb = ktype_row_bytes(w->type, w->cols);
+    size_t rb = dtype_nbytes(w->type, w->cols);
     for (long r = r0; r < r1; r++) {
         const void *row = (const char *)w->data + r * rb;
         for (int t = 0; t < j->n; t++)
@@ -34,13 +34,13 @@ static void dot_task(void *ctx, int ith, int nth) {
 }
 
 static void matmul_dots(ThreadPool *tp, float *y, const float *x, int n, const QMat *w) {
-    KType vt = ktype_vec_type(w->type);
+    int vt = kernel_vec_type(w->type);
     DotJob j = {.y = y, .n = n, .w = w};
-    if (vt == KT_F32) {
+    if (vt == DT_F32) {
         j.act = x;
         j.act_stride = (size_t)w->cols * sizeof(float);
     } else {
-        j.act_stride = ktype_row_bytes(vt, w->cols);
+        j.act_stride = dtype_nbytes(vt, w->cols);
         void *q = tp_scratch(tp, j.act_stride * (size_t)n);
         for (int t = 0; t < n; t++)
             quantize_row(vt, x + (long)t * w->cols, (char *)q + t * j.act_stride, w->cols);
@@ -73,7 +73,7 @@ static void gemm_task(void *ctx, int ith, int nth) {
     r0 *= 16;
     r1 = r1 * 16 < w->rows ? r1 * 16 : w->rows;
     if (r0 >= r1) return;
-    if (w->type == KT_F32) {
+    if (w->type == DT_F32) {
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, j->n, (int)(r1 - r0), w->cols, 1.0f, j->x,
                     w->cols, (const float *)w->data + r0 * w->cols, w->cols, 0.0f, j->y + r0, w->rows);
         return;
@@ -89,7 +89,7 @@ static void gemm_task(void *ctx, int ith, int nth) {
 
 static void matmul_gemm(ThreadPool *tp, float *y, const float *x, int n, const QMat *w) {
     GemmJob j = {.y = y, .x = x, .n = n, .w = w};
-    if (w->type != KT_F32) {
+    if (w->type != DT_F32) {
         j.tile_floats = w->cols > TILE_FLOATS ? w->cols : TILE_FLOATS;
         j.tile_rows = j.tile_floats / w->cols;
         j.tiles = tp_scratch(tp, (size_t)j.tile_floats * sizeof(float) * (size_t)tp_size(tp));

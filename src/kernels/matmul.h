@@ -1,4 +1,4 @@
-/* matmul: y = x · Wᵀ for a weight matrix W of any KType, the operation
+/* matmul: y = x · Wᵀ for a weight matrix W of a kernel type (quant.h), the operation
  * that dominates a decoder's time.
  *
  * Two regimes, as in llama.cpp:
@@ -17,10 +17,10 @@
 #include "kernels/threads.h"
 
 /* A weight matrix view: rows × cols values of `type`, row-major, each row
- * ktype_row_bytes(type, cols) bytes. The data is not owned (it may be
+ * dtype_nbytes(type, cols) bytes. The data is not owned (it may be
  * memory-mapped). */
 typedef struct QMat {
-    KType type;
+    int type; /* DType */
     const void *data;
     int rows, cols;
 } QMat;
@@ -36,7 +36,7 @@ void matmul_forward_ref(float *y, const float *x, int n, const QMat *w);
 
 /* Pointer to row r of W. */
 static inline const void *qmat_row(const QMat *w, long r) {
-    return (const char *)w->data + r * ktype_row_bytes(w->type, w->cols);
+    return (const char *)w->data + r * dtype_nbytes(w->type, w->cols);
 }
 
 #endif

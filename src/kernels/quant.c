@@ -7,202 +7,58 @@
 #include <immintrin.h>
 #endif
 
-static const char *const KTYPE_NAMES[KT_COUNT] = {"f32", "f16", "bf16", "q8_0", "q4_0"};
-
-const char *ktype_name(KType t) { return (unsigned)t < KT_COUNT ? KTYPE_NAMES[t] : "?"; }
-
-int ktype_parse(const char *s) {
-    for (int i = 0; i < KT_COUNT; i++)
-        if (!strcmp(s, KTYPE_NAMES[i])) return i;
-    return -1;
+int kernel_type_ok(int t) {
+    return t == DT_F32 || t == DT_F16 || t == DT_BF16 || t == DT_Q8_0 || t == DT_Q4_0;
 }
 
-size_t ktype_row_bytes(KType t, long n) {
-    switch (t) {
-    case KT_F32: return (size_t)n * 4;
-    case KT_F16:
-    case KT_BF16: return (size_t)n * 2;
-    case KT_Q8_0: return (size_t)(n / QK) * sizeof(BlockQ8_0);
-    case KT_Q4_0: return (size_t)(n / QK) * sizeof(BlockQ4_0);
-    default: return 0;
-    }
-}
+int kernel_row_ok(int t, long n) { return kernel_type_ok(t) && n > 0 && dtype_nbytes(t, n) > 0; }
 
-int ktype_row_ok(KType t, long n) {
-    if (n <= 0 || (unsigned)t >= KT_COUNT) return 0;
-    return (t != KT_Q8_0 && t != KT_Q4_0) || n % QK == 0;
-}
+int kernel_vec_type(int weight) { return weight == DT_Q8_0 || weight == DT_Q4_0 ? DT_Q8_0 : DT_F32; }
 
-KType ktype_vec_type(KType weight) {
-    return weight == KT_Q8_0 || weight == KT_Q4_0 ? KT_Q8_0 : KT_F32;
-}
-
-/* ---- half and bfloat16 ---- */
-
-static inline uint32_t f32_bits(float f) {
-    uint32_t u;
-    memcpy(&u, &f, 4);
-    return u;
-}
-
-static inline float bits_f32(uint32_t u) {
-    float f;
-    memcpy(&f, &u, 4);
-    return f;
-}
-
-float f16_to_f32(uint16_t h) {
+/* The block scales are converted twice per 32 values in the dot loops: use
+ * the F16C instruction where there is one rather than a function call. */
+static inline float half(uint16_t h) {
 #ifdef __F16C__
     return _cvtsh_ss(h);
 #else
-    uint32_t sign = (uint32_t)(h & 0x8000) << 16, exp = (h >> 10) & 0x1f, man = h & 0x3ff;
-    if (exp == 0x1f) return bits_f32(sign | 0x7f800000u | (man << 13));
-    if (exp == 0) {
-        /* zero or subnormal: man * 2^-24 */
-        float v = (float)man * 5.9604644775390625e-8f;
-        return sign ? -v : v;
-    }
-    return bits_f32(sign | ((exp + 112) << 23) | (man << 13));
+    return f16_to_f32(h);
 #endif
-}
-
-uint16_t f32_to_f16(float f) {
-#ifdef __F16C__
-    return _cvtss_sh(f, _MM_FROUND_TO_NEAREST_INT);
-#else
-    uint32_t u = f32_bits(f), sign = (u >> 16) & 0x8000;
-    uint32_t au = u & 0x7fffffffu;
-    if (au >= 0x7f800000u) return (uint16_t)(sign | 0x7c00 | (au > 0x7f800000u ? 0x200 : 0));
-    if (au >= 0x477ff000u) return (uint16_t)(sign | 0x7c00); /* rounds to >= 65520: inf */
-    if (au < 0x38800000u) {
-        /* subnormal half (or zero): round au * 2^24 to an integer, ties to even */
-        float v = bits_f32(au) * 16777216.0f;
-        return (uint16_t)(sign | (uint32_t)lrintf(v));
-    }
-    /* normal: drop 13 mantissa bits with round-to-nearest-even */
-    uint32_t r = au + 0xfffu + ((au >> 13) & 1);
-    return (uint16_t)(sign | ((r - 0x38000000u) >> 13));
-#endif
-}
-
-float bf16_to_f32(uint16_t h) { return bits_f32((uint32_t)h << 16); }
-
-uint16_t f32_to_bf16(float f) {
-    uint32_t u = f32_bits(f);
-    if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x40); /* quiet NaN */
-    return (uint16_t)((u + 0x7fffu + ((u >> 16) & 1)) >> 16);
-}
-
-/* ---- quantise / dequantise (the rounding rules of ggml) ---- */
-
-static void quantize_q8_0(const float *x, BlockQ8_0 *b, long n) {
-    for (long i = 0; i < n / QK; i++, x += QK) {
-        float amax = 0;
-        for (int j = 0; j < QK; j++) amax = fmaxf(amax, fabsf(x[j]));
-        float d = amax / 127.0f, id = d != 0 ? 1.0f / d : 0.0f;
-        b[i].d = f32_to_f16(d);
-        for (int j = 0; j < QK; j++) b[i].qs[j] = (int8_t)roundf(x[j] * id);
-    }
-}
-
-static void quantize_q4_0(const float *x, BlockQ4_0 *b, long n) {
-    for (long i = 0; i < n / QK; i++, x += QK) {
-        /* the value of largest magnitude maps to -8, keeping its sign */
-        float amax = 0, max = 0;
-        for (int j = 0; j < QK; j++)
-            if (fabsf(x[j]) > amax) amax = fabsf(x[j]), max = x[j];
-        float d = max / -8.0f, id = d != 0 ? 1.0f / d : 0.0f;
-        b[i].d = f32_to_f16(d);
-        for (int j = 0; j < QK / 2; j++) {
-            int lo = (int)(x[j] * id + 8.5f), hi = (int)(x[j + QK / 2] * id + 8.5f);
-            lo = lo > 15 ? 15 : lo;
-            hi = hi > 15 ? 15 : hi;
-            b[i].qs[j] = (uint8_t)(lo | (hi << 4));
-        }
-    }
-}
-
-void quantize_row(KType t, const float *x, void *row, long n) {
-    switch (t) {
-    case KT_F32: memcpy(row, x, (size_t)n * 4); break;
-    case KT_F16:
-        for (long i = 0; i < n; i++) ((uint16_t *)row)[i] = f32_to_f16(x[i]);
-        break;
-    case KT_BF16:
-        for (long i = 0; i < n; i++) ((uint16_t *)row)[i] = f32_to_bf16(x[i]);
-        break;
-    case KT_Q8_0: quantize_q8_0(x, row, n); break;
-    case KT_Q4_0: quantize_q4_0(x, row, n); break;
-    default: break;
-    }
-}
-
-void dequantize_row(KType t, const void *row, float *y, long n) {
-    switch (t) {
-    case KT_F32: memcpy(y, row, (size_t)n * 4); break;
-    case KT_F16:
-        for (long i = 0; i < n; i++) y[i] = f16_to_f32(((const uint16_t *)row)[i]);
-        break;
-    case KT_BF16:
-        for (long i = 0; i < n; i++) y[i] = bf16_to_f32(((const uint16_t *)row)[i]);
-        break;
-    case KT_Q8_0: {
-        const BlockQ8_0 *b = row;
-        for (long i = 0; i < n / QK; i++) {
-            float d = f16_to_f32(b[i].d);
-            for (int j = 0; j < QK; j++) y[i * QK + j] = d * b[i].qs[j];
-        }
-        break;
-    }
-    case KT_Q4_0: {
-        const BlockQ4_0 *b = row;
-        for (long i = 0; i < n / QK; i++) {
-            float d = f16_to_f32(b[i].d);
-            for (int j = 0; j < QK / 2; j++) {
-                y[i * QK + j] = d * ((b[i].qs[j] & 15) - 8);
-                y[i * QK + j + QK / 2] = d * ((b[i].qs[j] >> 4) - 8);
-            }
-        }
-        break;
-    }
-    default: break;
-    }
 }
 
 /* ---- reference dots: the plain definitions ---- */
 
-float vec_dot_ref(KType t, const void *row, const void *act, long n) {
+float vec_dot_ref(int t, const void *row, const void *act, long n) {
     float sum = 0;
     switch (t) {
-    case KT_F32:
-    case KT_F16:
-    case KT_BF16: {
+    case DT_F32:
+    case DT_F16:
+    case DT_BF16: {
         const float *x = act;
         for (long i = 0; i < n; i++) {
-            float w = t == KT_F32    ? ((const float *)row)[i]
-                      : t == KT_F16 ? f16_to_f32(((const uint16_t *)row)[i])
+            float w = t == DT_F32    ? ((const float *)row)[i]
+                      : t == DT_F16 ? f16_to_f32(((const uint16_t *)row)[i])
                                     : bf16_to_f32(((const uint16_t *)row)[i]);
             sum += w * x[i];
         }
         return sum;
     }
-    case KT_Q8_0: {
+    case DT_Q8_0: {
         const BlockQ8_0 *w = row, *x = act;
-        for (long i = 0; i < n / QK; i++) {
+        for (long i = 0; i < n / QK8_0; i++) {
             int s = 0;
-            for (int j = 0; j < QK; j++) s += w[i].qs[j] * x[i].qs[j];
-            sum += f16_to_f32(w[i].d) * f16_to_f32(x[i].d) * (float)s;
+            for (int j = 0; j < QK8_0; j++) s += w[i].qs[j] * x[i].qs[j];
+            sum += half(w[i].d) * half(x[i].d) * (float)s;
         }
         return sum;
     }
-    case KT_Q4_0: {
+    case DT_Q4_0: {
         const BlockQ4_0 *w = row;
         const BlockQ8_0 *x = act;
-        for (long i = 0; i < n / QK; i++) {
+        for (long i = 0; i < n / QK8_0; i++) {
             int s = 0;
-            for (int j = 0; j < QK / 2; j++)
-                s += ((w[i].qs[j] & 15) - 8) * x[i].qs[j] + ((w[i].qs[j] >> 4) - 8) * x[i].qs[j + QK / 2];
-            sum += f16_to_f32(w[i].d) * f16_to_f32(x[i].d) * (float)s;
+            for (int j = 0; j < QK8_0 / 2; j++)
+                s += ((w[i].qs[j] & 15) - 8) * x[i].qs[j] + ((w[i].qs[j] >> 4) - 8) * x[i].qs[j + QK8_0 / 2];
+            sum += half(w[i].d) * half(x[i].d) * (float)s;
         }
         return sum;
     }
@@ -241,13 +97,13 @@ static float dot_q8_0(const BlockQ8_0 *w, const BlockQ8_0 *x, long nb) {
                                _mm256_loadu_si256((const __m256i *)x[i].qs));
         __m256 p1 = mul_sum_i8(_mm256_loadu_si256((const __m256i *)w[i + 1].qs),
                                _mm256_loadu_si256((const __m256i *)x[i + 1].qs));
-        acc0 = _mm256_fmadd_ps(_mm256_set1_ps(f16_to_f32(w[i].d) * f16_to_f32(x[i].d)), p0, acc0);
-        acc1 = _mm256_fmadd_ps(_mm256_set1_ps(f16_to_f32(w[i + 1].d) * f16_to_f32(x[i + 1].d)), p1, acc1);
+        acc0 = _mm256_fmadd_ps(_mm256_set1_ps(half(w[i].d) * half(x[i].d)), p0, acc0);
+        acc1 = _mm256_fmadd_ps(_mm256_set1_ps(half(w[i + 1].d) * half(x[i + 1].d)), p1, acc1);
     }
     for (; i < nb; i++) {
         __m256 p = mul_sum_i8(_mm256_loadu_si256((const __m256i *)w[i].qs),
                               _mm256_loadu_si256((const __m256i *)x[i].qs));
-        acc0 = _mm256_fmadd_ps(_mm256_set1_ps(f16_to_f32(w[i].d) * f16_to_f32(x[i].d)), p, acc0);
+        acc0 = _mm256_fmadd_ps(_mm256_set1_ps(half(w[i].d) * half(x[i].d)), p, acc0);
     }
     return hsum8(_mm256_add_ps(acc0, acc1));
 }
@@ -264,12 +120,12 @@ static float dot_q4_0(const BlockQ4_0 *w, const BlockQ8_0 *x, long nb) {
     for (; i + 1 < nb; i += 2) {
         __m256 p0 = mul_sum_i8(unpack_q4(w[i].qs), _mm256_loadu_si256((const __m256i *)x[i].qs));
         __m256 p1 = mul_sum_i8(unpack_q4(w[i + 1].qs), _mm256_loadu_si256((const __m256i *)x[i + 1].qs));
-        acc0 = _mm256_fmadd_ps(_mm256_set1_ps(f16_to_f32(w[i].d) * f16_to_f32(x[i].d)), p0, acc0);
-        acc1 = _mm256_fmadd_ps(_mm256_set1_ps(f16_to_f32(w[i + 1].d) * f16_to_f32(x[i + 1].d)), p1, acc1);
+        acc0 = _mm256_fmadd_ps(_mm256_set1_ps(half(w[i].d) * half(x[i].d)), p0, acc0);
+        acc1 = _mm256_fmadd_ps(_mm256_set1_ps(half(w[i + 1].d) * half(x[i + 1].d)), p1, acc1);
     }
     for (; i < nb; i++) {
         __m256 p = mul_sum_i8(unpack_q4(w[i].qs), _mm256_loadu_si256((const __m256i *)x[i].qs));
-        acc0 = _mm256_fmadd_ps(_mm256_set1_ps(f16_to_f32(w[i].d) * f16_to_f32(x[i].d)), p, acc0);
+        acc0 = _mm256_fmadd_ps(_mm256_set1_ps(half(w[i].d) * half(x[i].d)), p, acc0);
     }
     return hsum8(_mm256_add_ps(acc0, acc1));
 }
@@ -306,13 +162,13 @@ static float dot_bf16(const uint16_t *w, const float *x, long n) { DOT_BODY(load
 
 float dot_f32(const float *a, const float *b, long n) { return dot_f32_w(a, b, n); }
 
-float vec_dot(KType t, const void *row, const void *act, long n) {
+float vec_dot(int t, const void *row, const void *act, long n) {
     switch (t) {
-    case KT_F32: return dot_f32_w(row, act, n);
-    case KT_F16: return dot_f16(row, act, n);
-    case KT_BF16: return dot_bf16(row, act, n);
-    case KT_Q8_0: return dot_q8_0(row, act, n / QK);
-    case KT_Q4_0: return dot_q4_0(row, act, n / QK);
+    case DT_F32: return dot_f32_w(row, act, n);
+    case DT_F16: return dot_f16(row, act, n);
+    case DT_BF16: return dot_bf16(row, act, n);
+    case DT_Q8_0: return dot_q8_0(row, act, n / QK8_0);
+    case DT_Q4_0: return dot_q4_0(row, act, n / QK8_0);
     default: return 0;
     }
 }
@@ -338,8 +194,8 @@ float dot_f32(const float *a, const float *b, long n) {
     return sum;
 }
 
-float vec_dot(KType t, const void *row, const void *act, long n) {
-    if (t == KT_F32) return dot_f32(row, act, n);
+float vec_dot(int t, const void *row, const void *act, long n) {
+    if (t == DT_F32) return dot_f32(row, act, n);
     return vec_dot_ref(t, row, act, n);
 }
 

@@ -1,7 +1,7 @@
-/* quant: the weight storage types the kernels compute with, their block
- * layouts (bit-compatible with GGUF/ggml, so memory-mapped GGUF tensors are
- * used in place), conversions, and dot products of one weight row with an
- * activation vector.
+/* quant: dot products of one weight row with an activation vector, for the
+ * weight types the kernels compute with directly. Types and block layouts
+ * are formats/dtype.h's (ggml's), so memory-mapped GGUF tensors are used in
+ * place; conversions and quantisers live there too.
  *
  * Quantised rows (Q8_0, Q4_0) are dotted with activations quantised to
  * Q8_0 blocks, as llama.cpp does: integer multiply-adds are twice as wide
@@ -17,46 +17,22 @@
 #include <stddef.h>
 #include <stdint.h>
 
-typedef enum KType { KT_F32 = 0, KT_F16, KT_BF16, KT_Q8_0, KT_Q4_0, KT_COUNT } KType;
+#include "formats/dtype.h"
 
-#define QK 32 /* values per Q8_0 / Q4_0 block */
+/* Whether the kernels compute with weights of this DType directly
+ * (F32, F16, BF16, Q8_0, Q4_0); other types are converted at load. */
+int kernel_type_ok(int dtype);
+/* Whether a row of n values of dtype suits the kernels (whole blocks). */
+int kernel_row_ok(int dtype, long n);
 
-typedef struct BlockQ8_0 {
-    uint16_t d;      /* scale, IEEE half */
-    int8_t qs[QK];   /* value = d * qs[i] */
-} BlockQ8_0;
-
-typedef struct BlockQ4_0 {
-    uint16_t d;          /* scale, IEEE half */
-    uint8_t qs[QK / 2];  /* value i = d * ((qs[i] & 15) - 8), value i+16 = d * ((qs[i] >> 4) - 8) */
-} BlockQ4_0;
-
-const char *ktype_name(KType t);
-/* Parses "f32", "f16", "bf16", "q8_0", "q4_0"; returns -1 if unknown. */
-int ktype_parse(const char *s);
-/* Bytes of one row of n values (n a multiple of QK for quantised types). */
-size_t ktype_row_bytes(KType t, long n);
-/* Whether a row of n values can be stored in t. */
-int ktype_row_ok(KType t, long n);
-
-float f16_to_f32(uint16_t h);
-uint16_t f32_to_f16(float f);
-float bf16_to_f32(uint16_t h);
-uint16_t f32_to_bf16(float f); /* round to nearest even */
-
-/* Converts n floats into a row of type t (n a multiple of QK for Q8_0 /
- * Q4_0), rounding as ggml does; and back. */
-void quantize_row(KType t, const float *x, void *row, long n);
-void dequantize_row(KType t, const void *row, float *y, long n);
-
-/* The activation type a weight type is dotted with: KT_Q8_0 for quantised
- * weights, KT_F32 otherwise. */
-KType ktype_vec_type(KType weight);
+/* The activation type a weight type is dotted with: DT_Q8_0 for quantised
+ * weights, DT_F32 otherwise. */
+int kernel_vec_type(int weight_dtype);
 
 /* Dot product of a weight row (type t, n values) with an activation in
- * ktype_vec_type(t) form. */
-float vec_dot(KType t, const void *row, const void *act, long n);
-float vec_dot_ref(KType t, const void *row, const void *act, long n);
+ * kernel_vec_type(t) form. */
+float vec_dot(int t, const void *row, const void *act, long n);
+float vec_dot_ref(int t, const void *row, const void *act, long n);
 
 /* Plain f32 helpers used by the other kernels. */
 float dot_f32(const float *a, const float *b, long n);
