@@ -237,3 +237,28 @@ void model_free(Model *m) {
     if (m->gguf) gguf_close(m->gguf);
     free(m);
 }
+
+static size_t qmat_bytes(const QMat *q) { return dtype_nbytes(q->type, q->cols) * (size_t)q->rows; }
+
+size_t model_weight_bytes(const Model *m) {
+    size_t sizes[PARAM_COUNT], total = 0;
+    model_param_sizes(&m->cfg, sizes);
+    /* vectors: norms, biases */
+    for (int k = 0; k < PARAM_COUNT; k++)
+        if (k == PARAM_ATTN_NORM || k == PARAM_FFN_NORM || k == PARAM_OUT_NORM || k == PARAM_BQ || k == PARAM_BK ||
+            k == PARAM_BV || k == PARAM_Q_NORM || k == PARAM_K_NORM)
+            total += sizes[k] * sizeof(float);
+    total += qmat_bytes(&m->w.embed);
+    if (m->w.lm_head.data != m->w.embed.data) total += qmat_bytes(&m->w.lm_head);
+    for (int l = 0; l < m->cfg.n_layers; l++) {
+        const LayerWeights *w = &m->w.layers[l];
+        const QMat *q[7] = {&w->wq, &w->wk, &w->wv, &w->wo, &w->w_gate, &w->w_up, &w->w_down};
+        for (int i = 0; i < 7; i++) total += qmat_bytes(q[i]);
+    }
+    return total;
+}
+
+size_t model_param_count(const Model *m) {
+    size_t sizes[PARAM_COUNT];
+    return model_param_sizes(&m->cfg, sizes);
+}

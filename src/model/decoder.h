@@ -132,6 +132,11 @@ int model_forward_batch(Model *m, KvCache *const *caches, const int32_t *ids, co
 int model_forward(Model *m, KvCache *kv, const int32_t *ids, int n, int pos, float *logits, int all_logits,
                   Err *e);
 
+/* Bytes of the weights the forward pass reads (matrices in their stored
+ * type, vectors as f32; a tied head counted once), and the parameter count. */
+size_t model_weight_bytes(const Model *m);
+size_t model_param_count(const Model *m);
+
 /* Model shapes of known checkpoints for `aloe speed --shape`:
  * "qwen2.5-0.5b", "qwen2.5-1.5b", "llama-3.2-1b", "llama-3.2-3b", "qwen3-0.6b",
  * "mistral-7b" ... Returns -1 (e lists the names) if unknown. */
