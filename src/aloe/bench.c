@@ -28,8 +28,6 @@ BenchConfig bench_config_default(void) {
 }
 
 int bench_config_check(const BenchConfig *c, Err *e) {
-    if (!c->model || !c->user || !c->judge || !c->prompts)
-        return err_set(e, ERR_ARG, "bench: the evaluated model, user simulator and judge are all required");
     if (c->n_profiles < 1) return err_set(e, ERR_ARG, "bench: no profiles");
     if (c->per_profile < 1)
         return err_set(e, ERR_ARG, "--personalities-per-profile: expected at least 1, got %d", c->per_profile);
@@ -245,6 +243,8 @@ static void conversation_job(void *ctx, long t, int thread) {
 
 int bench_run(const BenchConfig *c, Journal *j, BenchOutcome *out, Err *e) {
     memset(out, 0, sizeof *out);
+    if (!c->model || !c->user || !c->judge || !c->prompts)
+        return err_set(e, ERR_ARG, "bench: the evaluated model, user simulator, judge and prompts are all required");
     if (bench_config_check(c, e)) return -1;
     long n = bench_persona_count(c);
     Run run = {.c = c, .journal = j};

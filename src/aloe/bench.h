@@ -53,7 +53,8 @@ typedef struct BenchConfig {
 
 /* A config with the defaults (K 5, 10 turns, 16 threads, 3 judge attempts). */
 BenchConfig bench_config_default(void);
-/* Checks counts (too few personalities for K, no profiles, turns < 1...). */
+/* Checks the counts (too few personalities for K, no profiles, turns < 1,
+ * ...); the backends are checked by bench_run. */
 int bench_config_check(const BenchConfig *c, Err *e);
 long bench_persona_count(const BenchConfig *c);
 /* The journal key of persona i: "p<profile>-k<personality>". */
