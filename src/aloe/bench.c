@@ -16,6 +16,7 @@
 
 enum { ROLE_USER, ROLE_MODEL, ROLE_JUDGE, ROLE__COUNT };
 static const char *const role_names[ROLE__COUNT] = {"user", "model", "judge"};
+static const char *const role_labels[ROLE__COUNT] = {"user simulator", "evaluated model", "judge"};
 
 BenchConfig bench_config_default(void) {
     BenchConfig c = {0};
@@ -107,7 +108,7 @@ static char *ask(Convo *cv, int role, const Msgs *msgs, Err *e) {
     p.seed = rng_u64(&cv->rng) >> 33; /* small positive: some servers take only 32-bit seeds */
     LlmReply rep = {0};
     if (llm_chat(b, msgs->m, msgs->n, &p, &rep, e)) {
-        err_wrap(e, "%s (%s)", role_names[role], b->describe ? b->describe : b->model);
+        err_wrap(e, "%s", role_labels[role]); /* the backend's message names model and endpoint */
         return NULL;
     }
     RoleUsage *u = &cv->usage[role];
