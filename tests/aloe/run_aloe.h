@@ -49,7 +49,7 @@ static inline int aloe_run(const char *dir, const char *const *args) {
 }
 
 /* Contents of dir/name (caller frees; "" if absent). */
-static inline char *slurp_in(const char *dir, const char *name) {
+__attribute__((noinline, unused)) static char *slurp_in(const char *dir, const char *name) {
     char *p = name ? path_join(dir, name) : xstrdup(dir), *s = NULL;
     size_t n;
     Err e;
