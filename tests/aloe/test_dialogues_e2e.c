@@ -159,6 +159,38 @@ static void test_resume_after_sigkill(void) {
     free(dir);
 }
 
+static void test_ctrl_c_stops_cleanly(void) {
+    NEED_SERVER();
+    if (!reference) SKIP("needs the first run");
+    char *dir = setup_dir(), *out = path_join(dir, "int.jsonl");
+    const char *a[64];
+    int n;
+    args_for(a, &n, dir, out, "pair-judge", "2");
+    a[n] = NULL;
+    pid_t pid = aloe_spawn(dir, a);
+    CHECK(pid > 0);
+    for (int i = 0; i < 2000; i++) {
+        char *t = slurp_in(out, NULL);
+        int lines = count_lines(t);
+        free(t);
+        if (lines >= 1) break;
+        usleep(2000);
+    }
+    kill(pid, SIGINT);
+    int st;
+    waitpid(pid, &st, 0);
+    CHECK_MSG(WIFEXITED(st) && WEXITSTATUS(st) == 130, "status %d", st);
+    char *err = slurp_in(dir, "stderr.txt");
+    CHECK_MSG(strstr(err, "interrupted after") && strstr(err, "rerun to resume"), "%s", err);
+    free(err);
+    CHECK_EQ_INT(run_dialogues(dir, out, "pair-judge", "2", NULL), 0);
+    char *txt = slurp_in(out, NULL);
+    CHECK_EQ_STR(txt, reference);
+    free(txt);
+    free(out);
+    free(dir);
+}
+
 static void test_verdictless_judge_and_errors(void) {
     NEED_SERVER();
     char *dir = setup_dir(), *out = path_join(dir, "mute.jsonl");
@@ -205,6 +237,7 @@ int main(void) {
         fs_up = fake_start(&fs, SCRIPT, 30) == 0;
     }
     RUN(test_resume_after_sigkill);
+    RUN(test_ctrl_c_stops_cleanly);
     RUN(test_verdictless_judge_and_errors);
     if (fs_up) fake_stop(&fs);
     free(reference);

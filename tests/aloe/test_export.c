@@ -2,6 +2,7 @@
 
 #include "aloe/export.h"
 #include "base/fileio.h"
+#include "run_aloe.h"
 #include "test.h"
 
 /* Two turns; the conversation went on with the REJECTED reply of turn 1,
@@ -112,7 +113,27 @@ static void test_bad_trees_name_line_and_field(void) {
     free(in), free(out), free(dir);
 }
 
+static void test_cli(void) {
+    char *dir = test_tmpdir(), *in = write_in(dir, TREE);
+    char *dpo = path_join(dir, "d.jsonl");
+    const char *a[] = {"export", in, "--dpo", dpo, NULL};
+    CHECK_EQ_INT(aloe_run(dir, a), 0);
+    char *so = slurp_in(dir, "stdout.txt"), *d = slurp_in(dpo, NULL);
+    CHECK_MSG(strstr(so, "1 trees, 2 turns -> 0 SFT records, 2 DPO records in "), "%s", so);
+    CHECK_EQ_INT(count_lines(d), 2);
+    free(so), free(d);
+    const char *b[] = {"export", in, NULL};
+    CHECK_EQ_INT(aloe_run(dir, b), 2);
+    char *err = slurp_in(dir, "stderr.txt");
+    CHECK_MSG(strstr(err, "give --sft FILE and/or --dpo FILE"), "%s", err);
+    free(err);
+    const char *c[] = {"export", "--sft", dpo, NULL};
+    CHECK_EQ_INT(aloe_run(dir, c), 2);
+    free(dpo), free(in), free(dir);
+}
+
 int main(void) {
+    RUN(test_cli);
     RUN(test_sft_and_dpo_records_exact);
     RUN(test_dropped_pair_stays_in_history);
     RUN(test_bad_trees_name_line_and_field);
