@@ -1,7 +1,12 @@
 #include <math.h>
 #include <stdlib.h>
 
+#include <jansson.h>
+
+#include "base/fileio.h"
+#include "base/mem.h"
 #include "base/rng.h"
+#include "formats/safetensors.h"
 #include "test.h"
 #include "train/optim.h"
 
@@ -139,6 +144,97 @@ static void test_schedules(void) {
     CHECK(strstr(e.msg, "constant, linear or cosine") != NULL);
 }
 
+/* The fixture: the model's parameters and its SFT gradients (PyTorch), clipped
+ * to global norm 1.0, then one torch.optim.AdamW step (decay on every
+ * tensor) -> adamw1.<param>. Parameters in one block, as the trainer will. */
+static void check_fixture_adamw(const char *arch) {
+    char rel[128];
+    snprintf(rel, sizeof rel, "fixtures/models/tiny-%s", arch);
+    char *dir = test_shared_path(rel);
+    if (!dir) SKIP("%s not found (set ALOE_SHARED)", rel);
+    char *model_path = path_join(dir, "model.safetensors");
+    char *exp_path = path_join(dir, "expected.safetensors");
+    char *json_path = path_join(dir, "expected.json");
+    free(dir);
+    Err e;
+    SafeTensors *model = st_open(model_path, &e);
+    SafeTensors *want = model ? st_open(exp_path, &e) : NULL;
+    json_error_t je;
+    json_t *root = json_load_file(json_path, 0, &je);
+    free(model_path);
+    free(exp_path);
+    free(json_path);
+    CHECK_MSG(model && want, "%s", e.msg);
+    CHECK_MSG(root, "expected.json: %s", je.text);
+    json_t *adamw = json_object_get(root, "adamw");
+    json_t *betas = json_object_get(adamw, "betas");
+    AdamWConfig cfg = {json_number_value(json_array_get(betas, 0)), json_number_value(json_array_get(betas, 1)),
+                       json_number_value(json_object_get(adamw, "eps")),
+                       json_number_value(json_object_get(adamw, "weight_decay"))};
+    double lr = json_number_value(json_object_get(adamw, "lr"));
+    float max_norm = (float)json_number_value(json_object_get(adamw, "clip_grad_norm"));
+    double want_norm = json_number_value(json_object_get(json_object_get(root, "sft"), "grad_norm_before_clip"));
+    CHECK(lr > 0 && cfg.weight_decay > 0 && max_norm > 0 && want_norm > 0);
+
+    int n = st_count(model);
+    ParamSpan *spans = xcalloc((size_t)n, sizeof *spans);
+    size_t total = 0;
+    for (int i = 0; i < n; i++) {
+        spans[i] = (ParamSpan){total, (size_t)tensor_numel(st_tensor(model, i)), 1};
+        total += spans[i].numel;
+    }
+    float *params = xmalloc(total * sizeof(float)), *grads = xmalloc(total * sizeof(float));
+    int ok = 1;
+    for (int i = 0; i < n && ok; i++) {
+        const TensorView *t = st_tensor(model, i);
+        char name[256];
+        snprintf(name, sizeof name, "sft.grad.%s", t->name);
+        const TensorView *g = st_get(want, name, &e);
+        ok = g && tensor_numel(g) == tensor_numel(t) && !tensor_to_f32(t, params + spans[i].offset, &e) &&
+             !tensor_to_f32(g, grads + spans[i].offset, &e);
+    }
+    CHECK_MSG(ok, "%s", e.msg);
+    float norm = grad_clip_global_norm(grads, total, max_norm);
+    /* torch reduces in float32; the exact (double) norm of the very gradients
+     * it stored differs from its figure by up to 3e-6 relative (qwen3). */
+    CHECK_NEAR(norm, want_norm, 5e-6 * want_norm);
+    AdamW o;
+    CHECK_OK(adamw_init(&o, &cfg, total, &e), &e);
+    adamw_step(&o, params, grads, spans, n, lr);
+    /* float32 throughout on both sides: 1e-6 relative, with an absolute floor
+     * of 1e-9 for parameters that are (nearly) zero. */
+    double worst = 0;
+    const char *worst_name = "";
+    for (int i = 0; i < n; i++) {
+        const TensorView *t = st_tensor(model, i);
+        char name[256];
+        snprintf(name, sizeof name, "adamw1.%s", t->name);
+        const TensorView *w = st_get(want, name, &e);
+        CHECK_MSG(w, "%s", e.msg);
+        float *wv = tensor_to_f32_alloc(w, &e);
+        CHECK_MSG(wv, "%s", e.msg);
+        for (size_t j = 0; j < spans[i].numel; j++) {
+            double got = params[spans[i].offset + j], exp = wv[j];
+            double rel = fabs(got - exp) / (fabs(exp) + 1e-9 / 1e-6);
+            if (rel > worst) worst = rel, worst_name = t->name;
+        }
+        free(wv);
+    }
+    CHECK_MSG(worst <= 1e-6, "%s: worst relative error %.3g in %s", arch, worst, worst_name);
+    adamw_free(&o);
+    free(params);
+    free(grads);
+    free(spans);
+    json_decref(root);
+    st_close(want);
+    st_close(model);
+}
+
+static void test_fixture_adamw_llama3(void) { check_fixture_adamw("llama3"); }
+static void test_fixture_adamw_qwen2(void) { check_fixture_adamw("qwen2"); }
+static void test_fixture_adamw_mistral(void) { check_fixture_adamw("mistral"); }
+static void test_fixture_adamw_qwen3(void) { check_fixture_adamw("qwen3"); }
+
 int main(void) {
     RUN(test_first_step_by_hand);
     RUN(test_matches_double_reference_over_steps);
@@ -147,5 +243,9 @@ int main(void) {
     RUN(test_hf_decay_rule);
     RUN(test_clip_returns_norm_before_clipping);
     RUN(test_schedules);
+    RUN(test_fixture_adamw_llama3);
+    RUN(test_fixture_adamw_qwen2);
+    RUN(test_fixture_adamw_mistral);
+    RUN(test_fixture_adamw_qwen3);
     return test_summary();
 }
