@@ -1,0 +1,43 @@
+/* threads: a small persistent pool of worker threads for the math kernels.
+ *
+ * base/pool.h starts threads on every call, which costs tens of
+ * microseconds; a decoder step issues a few hundred matrix-vector products
+ * per token, so the kernels need workers that are already running. Workers
+ * spin briefly after each task (the next one usually follows within
+ * microseconds) and then sleep on a condition variable, so an idle pool
+ * costs no CPU.
+ *
+ * A task is fn(ctx, ith, nth) run once on each of nth threads (the caller
+ * is thread 0); each call splits its own work by ith. */
+#ifndef ALOE_KERNELS_THREADS_H
+#define ALOE_KERNELS_THREADS_H
+
+#include <stddef.h>
+
+typedef void (*ThreadTask)(void *ctx, int ith, int nth);
+
+typedef struct ThreadPool ThreadPool;
+
+/* n_threads <= 0 means one per online CPU. Never returns NULL. Also sets
+ * OpenBLAS to one thread: the pool owns the parallelism, and each worker
+ * calls sgemm on its own share of a matrix. */
+ThreadPool *tp_create(int n_threads);
+void tp_free(ThreadPool *tp);
+int tp_size(const ThreadPool *tp);
+/* Runs fn on every thread and returns when all are done. tp may be NULL
+ * (then fn runs once as thread 0 of 1). Not reentrant: fn must not call
+ * tp_run on the same pool. */
+void tp_run(ThreadPool *tp, ThreadTask fn, void *ctx);
+/* A 64-byte aligned scratch buffer of at least `bytes`, owned by the pool
+ * and reused by the kernels between calls (grown as needed; the contents
+ * do not survive the next call that asks for scratch). */
+void *tp_scratch(ThreadPool *tp, size_t bytes);
+
+/* The [start, end) share of n items for thread ith of nth. */
+static inline void tp_split(long n, int ith, int nth, long *start, long *end) {
+    long per = (n + nth - 1) / nth;
+    *start = per * ith < n ? per * ith : n;
+    *end = *start + per < n ? *start + per : n;
+}
+
+#endif
