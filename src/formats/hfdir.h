@@ -12,6 +12,8 @@
 #ifndef ALOE_FORMATS_HFDIR_H
 #define ALOE_FORMATS_HFDIR_H
 
+#include <stddef.h>
+
 #include "base/err.h"
 #include "formats/gguf.h"
 
@@ -39,6 +41,10 @@ typedef struct RopeConfig {
     float low_freq_factor;
     float high_freq_factor;
     int original_max_pos; /* original_max_position_embeddings; 0 when unused */
+    /* GGUF: llama.cpp stores Llama-3 scaling as per-dimension divisors of
+     * the inverse frequencies in the tensor rope_freqs.weight instead of the
+     * factors above; 1 when that tensor is present (type is then LLAMA3). */
+    int freqs_from_tensor;
 } RopeConfig;
 
 typedef struct ModelConfig {
@@ -62,6 +68,7 @@ typedef struct ModelConfig {
     int pad_id;              /* -1 when unset */
     int dtype;               /* DType of the stored weights (torch_dtype / dtype), DT_F32 if unset */
     int type_vocab_size;     /* BERT token types; 0 otherwise */
+    int sliding_window;      /* attention window (Mistral); 0 = full attention */
 } ModelConfig;
 
 /* Sampling defaults a checkpoint ships with; fields not in the file keep
@@ -105,6 +112,15 @@ int hf_genconfig_parse(const char *text, const char *name, GenConfig *g, Err *e)
  * rope.type is ROPE_LLAMA3 only when rope.scaling.* keys say so; callers
  * should use rope_freqs.weight when present. */
 int gguf_model_config(const Gguf *g, ModelConfig *cfg, Err *e);
+
+/* Tensor names: llama.cpp's GGUF names <-> Hugging Face names for the
+ * decoder architectures ("blk.3.attn_q.weight" <->
+ * "model.layers.3.self_attn.q_proj.weight", "token_embd.weight" <->
+ * "model.embed_tokens.weight", "output.weight" <-> "lm_head.weight", ...).
+ * Return 0 and write out, or -1 for a name with no counterpart
+ * (rope_freqs.weight). */
+int hf_name_from_gguf(const char *gguf_name, char *out, size_t size);
+int gguf_name_from_hf(const char *hf_name, char *out, size_t size);
 
 /* Compares the fields that define the network (not dtype or token ids);
  * returns 0 if equal, else 1 with the first difference described in buf. */
