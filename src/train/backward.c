@@ -27,8 +27,9 @@ static void linear_backward_task(void *ctx, int ith, int nth) {
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)(t1 - t0), j->in, j->out, 1.0f,
                     j->dy + t0 * j->out, j->out, j->W, j->in, 1.0f, j->dx + t0 * j->in, j->in);
     if (r1 > r0) {
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)(r1 - r0), j->in, j->T, 1.0f, j->dy + r0,
-                    j->out, j->x, j->in, 1.0f, j->dW + r0 * j->in, j->in);
+        if (j->dW)
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)(r1 - r0), j->in, j->T, 1.0f, j->dy + r0,
+                        j->out, j->x, j->in, 1.0f, j->dW + r0 * j->in, j->in);
         if (j->db)
             for (int t = 0; t < j->T; t++) {
                 const float *dyt = j->dy + (long)t * j->out;
@@ -60,7 +61,7 @@ void rmsnorm_backward(float *dx, float *dw, const float *dy, const float *x, con
         double k = r * r * r * gx / dim;
         for (int i = 0; i < dim; i++) {
             dxt[i] += (float)(r * w[i] * dyt[i] - k * xt[i]);
-            dw[i] += (float)(dyt[i] * xt[i] * r);
+            if (dw) dw[i] += (float)(dyt[i] * xt[i] * r);
         }
     }
 }

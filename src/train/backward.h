@@ -14,13 +14,15 @@
 #include "kernels/threads.h"
 
 /* y[T][out] = x[T][in] · W[out][in]ᵀ (+ b). Forward: matmul_forward. */
-/* dx[T][in] += dy·W;  dW[out][in] += dyᵀ·x;  db[out] += Σ_t dy[t] (db may be
- * NULL; dx may be NULL for a first layer). Split over the pool's threads. */
+/* dx[T][in] += dy·W;  dW[out][in] += dyᵀ·x;  db[out] += Σ_t dy[t]. dx, dW
+ * and db may each be NULL (first layer; frozen weights under LoRA). Split
+ * over the pool's threads. */
 void linear_backward(ThreadPool *tp, float *dx, float *dW, float *db, const float *dy, const float *x,
                      const float *W, int T, int in, int out);
 
 /* y = x / sqrt(mean(x²) + eps) * w per row (rmsnorm_forward).
- * dx += ∂/∂x, dw += ∂/∂w, recomputing the row's scale from x. */
+ * dx += ∂/∂x, dw += ∂/∂w (dw may be NULL: frozen), recomputing the row's
+ * scale from x. */
 void rmsnorm_backward(float *dx, float *dw, const float *dy, const float *x, const float *w, int n, int dim,
                       float eps);
 

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/fileio.h"
 #include "base/mem.h"
 #include "formats/safetensors.h"
 #include "kernels/matmul.h"
@@ -131,6 +132,13 @@ void td_free(TrainDecoder *m) {
     free(m->act_block);
     free(m->acts);
     free(m->scratch);
+    free(m->lora_tensors);
+    free(m->lora_params);
+    free(m->lora_grads);
+    free(m->la);
+    free(m->lg);
+    free(m->lora_u);
+    free(m->lora_du);
     memset(m, 0, sizeof *m);
 }
 
@@ -183,6 +191,12 @@ static void ensure_capacity(TrainDecoder *m, int T) {
     /* backward: d_res, d_x (C), dctx, dq, dq_lin (HD), dk, dv, dk_lin (KD), dh, dgate, dup (F) */
     m->scratch = xaligned_alloc((size_t)(T * (2 * C + 3 * HD + 3 * KD + 3 * F)) * sizeof(float));
     m->ids = xmalloc((size_t)T * sizeof *m->ids);
+    if (m->lora_on) {
+        free(m->lora_u);
+        free(m->lora_du);
+        m->lora_u = xaligned_alloc((size_t)c->n_layers * LORA_N_TARGETS * T * m->lora.r * sizeof(float));
+        m->lora_du = xaligned_alloc((size_t)T * m->lora.r * sizeof(float));
+    }
     m->T_cap = T;
 }
 
@@ -194,19 +208,45 @@ static void linear(ThreadPool *tp, float *y, const float *x, int T, const float 
     if (b) add_bias_forward(y, b, T, out);
 }
 
+/* Shapes (in, out) of each adaptable projection. */
+static void target_dims(const ModelConfig *c, int t, int *in, int *out) {
+    const int C = c->hidden_size, HD = c->n_heads * c->head_dim, KD = c->n_kv_heads * c->head_dim;
+    const int F = c->intermediate_size;
+    static const int sel[LORA_N_TARGETS][2] = {{0, 1}, {0, 2}, {0, 2}, {1, 0}, {0, 3}, {0, 3}, {3, 0}};
+    const int dims[4] = {C, HD, KD, F};
+    *in = dims[sel[t][0]];
+    *out = dims[sel[t][1]];
+}
+
+static float *lora_u_of(const TrainDecoder *m, int l, int t) {
+    return m->lora_u + ((size_t)l * LORA_N_TARGETS + t) * m->T_cap * m->lora.r;
+}
+
+/* A projection of layer l: the base linear, plus the adapter if it has one. */
+static void proj(TrainDecoder *m, ThreadPool *tp, int l, int t, float *y, const float *x, int T, const float *W,
+                 const float *b) {
+    int in, out;
+    target_dims(&m->cfg, t, &in, &out);
+    linear(tp, y, x, T, W, b, in, out);
+    if (m->lora_on && m->la[l].A[t])
+        lora_forward(y, lora_u_of(m, l, t), x, m->la[l].A[t], m->la[l].B[t], T, in, out, m->lora.r, m->lora_scale);
+}
+
 static void rope_rows(float *x, int T, int heads, int D, const float *inv_freq) {
     for (int t = 0; t < T; t++) rope_forward(x + (long)t * heads * D, heads, D, t, inv_freq, 0);
 }
 
 /* One layer: res_out = res0 + attn(norm(res0)) + mlp(norm(...)). */
-static void layer_forward(TrainDecoder *m, ThreadPool *tp, const TdLayer *L, TdActs *a, float *res_out, int T) {
+static void layer_forward(TrainDecoder *m, ThreadPool *tp, int l, float *res_out, int T) {
+    const TdLayer *L = &m->w.layers[l];
+    TdActs *a = &m->acts[l];
     const ModelConfig *c = &m->cfg;
     const int C = c->hidden_size, D = c->head_dim, H = c->n_heads, KV = c->n_kv_heads, F = c->intermediate_size;
     const float eps = c->norm_eps;
     rmsnorm_forward(a->xn, a->res0, L->attn_norm, T, C, eps);
-    linear(tp, a->q_lin, a->xn, T, L->wq, L->bq, C, H * D);
-    linear(tp, a->k_lin, a->xn, T, L->wk, L->bk, C, KV * D);
-    linear(tp, a->v, a->xn, T, L->wv, L->bv, C, KV * D);
+    proj(m, tp, l, LORA_Q, a->q_lin, a->xn, T, L->wq, L->bq);
+    proj(m, tp, l, LORA_K, a->k_lin, a->xn, T, L->wk, L->bk);
+    proj(m, tp, l, LORA_V, a->v, a->xn, T, L->wv, L->bv);
     if (L->q_norm) {
         rmsnorm_forward(a->q, a->q_lin, L->q_norm, T * H, D, eps);
         rmsnorm_forward(a->k, a->k_lin, L->k_norm, T * KV, D, eps);
@@ -218,13 +258,13 @@ static void layer_forward(TrainDecoder *m, ThreadPool *tp, const TdLayer *L, TdA
     rope_rows(a->k, T, KV, D, m->inv_freq);
     AttnDims d = {T, H, KV, D};
     attn_train_forward(tp, a->ctx, a->att, a->q, a->k, a->v, &d);
-    linear(tp, a->res1, a->ctx, T, L->wo, L->bo, H * D, C);
+    proj(m, tp, l, LORA_O, a->res1, a->ctx, T, L->wo, L->bo);
     add_forward(a->res1, a->res0, (long)T * C);
     rmsnorm_forward(a->xn2, a->res1, L->mlp_norm, T, C, eps);
-    linear(tp, a->gate, a->xn2, T, L->wgate, NULL, C, F);
-    linear(tp, a->up, a->xn2, T, L->wup, NULL, C, F);
+    proj(m, tp, l, LORA_GATE, a->gate, a->xn2, T, L->wgate, NULL);
+    proj(m, tp, l, LORA_UP, a->up, a->xn2, T, L->wup, NULL);
     swiglu_forward(a->h, a->gate, a->up, (long)T * F);
-    linear(tp, res_out, a->h, T, L->wdown, NULL, F, C);
+    proj(m, tp, l, LORA_DOWN, res_out, a->h, T, L->wdown, NULL);
     add_forward(res_out, a->res1, (long)T * C);
 }
 
@@ -243,7 +283,7 @@ int td_forward(TrainDecoder *m, ThreadPool *tp, const int32_t *ids, int T, float
     for (int t = 0; t < T; t++) memcpy(res + (long)t * C, m->w.embed + (long)ids[t] * C, (size_t)C * sizeof(float));
     for (int l = 0; l < c->n_layers; l++) {
         float *out = l + 1 < c->n_layers ? m->acts[l + 1].res0 : m->res_final;
-        layer_forward(m, tp, &m->w.layers[l], &m->acts[l], out, T);
+        layer_forward(m, tp, l, out, T);
     }
     rmsnorm_forward(m->xf, m->res_final, m->w.final_norm, T, C, c->norm_eps);
     linear(tp, logits, m->xf, T, m->w.lm_head, NULL, C, c->vocab_size);
@@ -278,26 +318,42 @@ static Scratch scratch_of(TrainDecoder *m) {
 
 static void zero(float *x, long n) { memset(x, 0, (size_t)n * sizeof *x); }
 
+/* A parameter's gradient, or NULL when the base is frozen under LoRA. */
+static float *base_grad(const TrainDecoder *m, float *g) { return m->lora_on ? NULL : g; }
+
+/* Backward of proj(): dx += ..., and the base's or the adapter's gradients. */
+static void proj_backward(TrainDecoder *m, ThreadPool *tp, int l, int t, float *dx, float *dW, float *db,
+                          const float *dy, const float *x, const float *W) {
+    int in, out;
+    target_dims(&m->cfg, t, &in, &out);
+    linear_backward(tp, dx, base_grad(m, dW), base_grad(m, db), dy, x, W, m->T, in, out);
+    if (m->lora_on && m->la[l].A[t])
+        lora_backward(dx, m->lg[l].A[t], m->lg[l].B[t], m->lora_du, dy, x, lora_u_of(m, l, t), m->la[l].A[t],
+                      m->la[l].B[t], m->T, in, out, m->lora.r, m->lora_scale);
+}
+
 /* On entry s->d_res holds dL/d(layer output); on exit dL/d(layer input). */
-static void layer_backward(TrainDecoder *m, ThreadPool *tp, const TdLayer *W, TdLayer *G, const TdActs *a,
-                           Scratch *s) {
+static void layer_backward(TrainDecoder *m, ThreadPool *tp, int l, Scratch *s) {
     const ModelConfig *c = &m->cfg;
+    const TdLayer *W = &m->w.layers[l];
+    TdLayer *G = &m->g.layers[l];
+    const TdActs *a = &m->acts[l];
     const int T = m->T, C = c->hidden_size, D = c->head_dim, H = c->n_heads, KV = c->n_kv_heads;
     const int F = c->intermediate_size;
     const float eps = c->norm_eps;
     /* MLP: the residual passes d_res through; the branch adds its part. */
     zero(s->dh, (long)T * F);
-    linear_backward(tp, s->dh, G->wdown, NULL, s->d_res, a->h, W->wdown, T, F, C);
+    proj_backward(m, tp, l, LORA_DOWN, s->dh, G->wdown, NULL, s->d_res, a->h, W->wdown);
     zero(s->dgate, (long)T * F);
     zero(s->dup, (long)T * F);
     swiglu_backward(s->dgate, s->dup, s->dh, a->gate, a->up, (long)T * F);
     zero(s->d_x, (long)T * C);
-    linear_backward(tp, s->d_x, G->wgate, NULL, s->dgate, a->xn2, W->wgate, T, C, F);
-    linear_backward(tp, s->d_x, G->wup, NULL, s->dup, a->xn2, W->wup, T, C, F);
-    rmsnorm_backward(s->d_res, G->mlp_norm, s->d_x, a->res1, W->mlp_norm, T, C, eps);
+    proj_backward(m, tp, l, LORA_GATE, s->d_x, G->wgate, NULL, s->dgate, a->xn2, W->wgate);
+    proj_backward(m, tp, l, LORA_UP, s->d_x, G->wup, NULL, s->dup, a->xn2, W->wup);
+    rmsnorm_backward(s->d_res, base_grad(m, G->mlp_norm), s->d_x, a->res1, W->mlp_norm, T, C, eps);
     /* Attention. */
     zero(s->dctx, (long)T * H * D);
-    linear_backward(tp, s->dctx, G->wo, G->bo, s->d_res, a->ctx, W->wo, T, H * D, C);
+    proj_backward(m, tp, l, LORA_O, s->dctx, G->wo, G->bo, s->d_res, a->ctx, W->wo);
     zero(s->dq, (long)T * H * D);
     zero(s->dk, (long)T * KV * D);
     zero(s->dv, (long)T * KV * D);
@@ -311,15 +367,15 @@ static void layer_backward(TrainDecoder *m, ThreadPool *tp, const TdLayer *W, Td
     if (W->q_norm) {
         zero(s->dq_lin, (long)T * H * D);
         zero(s->dk_lin, (long)T * KV * D);
-        rmsnorm_backward(s->dq_lin, G->q_norm, s->dq, a->q_lin, W->q_norm, T * H, D, eps);
-        rmsnorm_backward(s->dk_lin, G->k_norm, s->dk, a->k_lin, W->k_norm, T * KV, D, eps);
+        rmsnorm_backward(s->dq_lin, base_grad(m, G->q_norm), s->dq, a->q_lin, W->q_norm, T * H, D, eps);
+        rmsnorm_backward(s->dk_lin, base_grad(m, G->k_norm), s->dk, a->k_lin, W->k_norm, T * KV, D, eps);
         dq_lin = s->dq_lin, dk_lin = s->dk_lin;
     }
     zero(s->d_x, (long)T * C);
-    linear_backward(tp, s->d_x, G->wq, G->bq, dq_lin, a->xn, W->wq, T, C, H * D);
-    linear_backward(tp, s->d_x, G->wk, G->bk, dk_lin, a->xn, W->wk, T, C, KV * D);
-    linear_backward(tp, s->d_x, G->wv, G->bv, s->dv, a->xn, W->wv, T, C, KV * D);
-    rmsnorm_backward(s->d_res, G->attn_norm, s->d_x, a->res0, W->attn_norm, T, C, eps);
+    proj_backward(m, tp, l, LORA_Q, s->d_x, G->wq, G->bq, dq_lin, a->xn, W->wq);
+    proj_backward(m, tp, l, LORA_K, s->d_x, G->wk, G->bk, dk_lin, a->xn, W->wk);
+    proj_backward(m, tp, l, LORA_V, s->d_x, G->wv, G->bv, s->dv, a->xn, W->wv);
+    rmsnorm_backward(s->d_res, base_grad(m, G->attn_norm), s->d_x, a->res0, W->attn_norm, T, C, eps);
 }
 
 void td_backward(TrainDecoder *m, ThreadPool *tp, const float *dlogits) {
@@ -328,12 +384,103 @@ void td_backward(TrainDecoder *m, ThreadPool *tp, const float *dlogits) {
     Scratch s = scratch_of(m);
     /* The head (into the embedding's gradient when tied). */
     zero(s.d_x, (long)T * C);
-    linear_backward(tp, s.d_x, m->g.lm_head ? m->g.lm_head : m->g.embed, NULL, dlogits, m->xf, m->w.lm_head, T, C,
-                    c->vocab_size);
+    linear_backward(tp, s.d_x, base_grad(m, m->g.lm_head), NULL, dlogits, m->xf, m->w.lm_head, T, C, c->vocab_size);
     zero(s.d_res, (long)T * C);
-    rmsnorm_backward(s.d_res, m->g.final_norm, s.d_x, m->res_final, m->w.final_norm, T, C, c->norm_eps);
-    for (int l = c->n_layers - 1; l >= 0; l--) layer_backward(m, tp, &m->w.layers[l], &m->g.layers[l], &m->acts[l], &s);
-    embedding_backward(m->g.embed, s.d_res, m->ids, T, C);
+    rmsnorm_backward(s.d_res, base_grad(m, m->g.final_norm), s.d_x, m->res_final, m->w.final_norm, T, C,
+                     c->norm_eps);
+    for (int l = c->n_layers - 1; l >= 0; l--) layer_backward(m, tp, l, &s);
+    if (!m->lora_on) embedding_backward(m->g.embed, s.d_res, m->ids, T, C);
 }
 
-void td_zero_grad(TrainDecoder *m) { memset(m->grads, 0, m->n_params * sizeof(float)); }
+void td_zero_grad(TrainDecoder *m) {
+    memset(m->grads, 0, m->n_params * sizeof(float));
+    if (m->lora_on) memset(m->lora_grads, 0, m->n_lora_params * sizeof(float));
+}
+
+/* ---- LoRA ---- */
+
+static void lora_add_tensor(TrainDecoder *m, const char *name, int64_t rows, int64_t cols) {
+    m->lora_tensors = xrealloc(m->lora_tensors, (size_t)(m->n_lora_tensors + 1) * sizeof *m->lora_tensors);
+    TdTensor *t = &m->lora_tensors[m->n_lora_tensors++];
+    snprintf(t->name, sizeof t->name, "%s", name);
+    t->rows = rows, t->cols = cols, t->ndim = 2;
+    t->offset = m->n_lora_params;
+    t->numel = (size_t)(rows * cols);
+    m->n_lora_params += t->numel;
+}
+
+int td_lora_attach(TrainDecoder *m, const LoraConfig *c, Err *e) {
+    if (m->lora_on) return err_set(e, ERR_ARG, "LoRA: the model already has adapters");
+    if (c->r <= 0 || !(c->alpha > 0) || !c->targets)
+        return err_set(e, ERR_ARG, "LoRA: need rank > 0, alpha > 0 and at least one target (got r %d, alpha %g)",
+                       c->r, c->alpha);
+    const ModelConfig *mc = &m->cfg;
+    for (int l = 0; l < mc->n_layers; l++)
+        for (int t = 0; t < LORA_N_TARGETS; t++) {
+            if (!(c->targets & (1u << t))) continue;
+            int in, out;
+            target_dims(mc, t, &in, &out);
+            const char *block = t <= LORA_O ? "self_attn" : "mlp";
+            char name[96];
+            snprintf(name, sizeof name, "base_model.model.model.layers.%d.%s.%s.lora_A.weight", l, block,
+                     lora_module_name(t));
+            lora_add_tensor(m, name, c->r, in);
+            snprintf(name, sizeof name, "base_model.model.model.layers.%d.%s.%s.lora_B.weight", l, block,
+                     lora_module_name(t));
+            lora_add_tensor(m, name, out, c->r);
+        }
+    m->lora_params = xcalloc(m->n_lora_params, sizeof(float));
+    m->lora_grads = xcalloc(m->n_lora_params, sizeof(float));
+    m->la = xcalloc((size_t)mc->n_layers, sizeof *m->la);
+    m->lg = xcalloc((size_t)mc->n_layers, sizeof *m->lg);
+    int k = 0; /* the tensors in the order just added: (A, B) per target per layer */
+    for (int l = 0; l < mc->n_layers; l++)
+        for (int t = 0; t < LORA_N_TARGETS; t++) {
+            if (!(c->targets & (1u << t))) continue;
+            m->la[l].A[t] = m->lora_params + m->lora_tensors[k].offset;
+            m->lg[l].A[t] = m->lora_grads + m->lora_tensors[k++].offset;
+            m->la[l].B[t] = m->lora_params + m->lora_tensors[k].offset;
+            m->lg[l].B[t] = m->lora_grads + m->lora_tensors[k++].offset;
+        }
+    m->lora = *c;
+    m->lora_scale = lora_scale(c);
+    m->lora_on = 1;
+    m->T_cap = 0; /* the next forward allocates the adapters' saved activations */
+    return 0;
+}
+
+void td_lora_init(TrainDecoder *m, uint64_t seed) {
+    Rng r;
+    rng_seed(&r, seed);
+    for (int l = 0; l < m->cfg.n_layers; l++)
+        for (int t = 0; t < LORA_N_TARGETS; t++) {
+            if (!m->la[l].A[t]) continue;
+            int in, out;
+            target_dims(&m->cfg, t, &in, &out);
+            lora_init_weights(m->la[l].A[t], m->la[l].B[t], in, out, m->lora.r, &r);
+        }
+}
+
+const TdTensor *td_lora_find(const TrainDecoder *m, const char *name) {
+    for (int i = 0; i < m->n_lora_tensors; i++)
+        if (!strcmp(m->lora_tensors[i].name, name)) return &m->lora_tensors[i];
+    return NULL;
+}
+
+int td_lora_load(TrainDecoder *m, const char *dir, Err *e) {
+    LoraConfig c;
+    if (lora_config_load(dir, &c, e) || td_lora_attach(m, &c, e)) return -1;
+    char *path = path_join(dir, "adapter_model.safetensors");
+    SafeTensors *st = st_open(path, e);
+    free(path);
+    if (!st) return -1;
+    int rc = 0;
+    for (int i = 0; i < m->n_lora_tensors && !rc; i++) {
+        const TdTensor *t = &m->lora_tensors[i];
+        const TensorView *v = st_get(st, t->name, e);
+        int64_t shape[2] = {t->rows, t->cols};
+        rc = !v || tensor_check_shape(v, 2, shape, e) || tensor_to_f32(v, m->lora_params + t->offset, e);
+    }
+    st_close(st);
+    return rc ? -1 : 0;
+}

@@ -27,6 +27,7 @@
 #include "base/err.h"
 #include "formats/hfdir.h"
 #include "kernels/threads.h"
+#include "train/lora.h"
 
 typedef struct TdTensor {
     char name[96];    /* Hugging Face name, e.g. model.layers.0.self_attn.q_proj.weight */
@@ -46,6 +47,11 @@ typedef struct TdWeights {
     float *embed, *final_norm, *lm_head; /* lm_head == embed when tied */
     TdLayer *layers;
 } TdWeights;
+
+/* LoRA adapters of one layer (NULL where a module is not targeted). */
+typedef struct TdLoraLayer {
+    float *A[LORA_N_TARGETS], *B[LORA_N_TARGETS];
+} TdLoraLayer;
 
 /* Saved activations of one layer, T rows each. */
 typedef struct TdActs {
@@ -68,6 +74,21 @@ typedef struct TrainDecoder {
     TdActs *acts;
     float *res_final, *xf;
     float *scratch; /* backward work buffers, T_cap rows */
+
+    /* LoRA (td_lora_attach). When on, the base parameters are frozen: the
+     * backward computes no gradient for them (m->grads stays zero) and only
+     * the adapter block (lora_params / lora_grads, peft file names in
+     * lora_tensors) trains. */
+    int lora_on;
+    LoraConfig lora;
+    float lora_scale;
+    int n_lora_tensors;
+    TdTensor *lora_tensors;
+    size_t n_lora_params;
+    float *lora_params, *lora_grads;
+    TdLoraLayer *la, *lg;
+    float *lora_u;  /* saved x·Aᵀ per layer and target, T_cap × r each */
+    float *lora_du; /* backward scratch, T_cap × r */
 } TrainDecoder;
 
 /* Lays out the parameters of cfg (all zero). Errors on an architecture this
@@ -86,6 +107,18 @@ int td_forward(TrainDecoder *m, ThreadPool *tp, const int32_t *ids, int T, float
 /* Adds the gradient of the loss whose gradient w.r.t. the logits of the last
  * forward is dlogits[T][vocab] into m->grads. */
 void td_backward(TrainDecoder *m, ThreadPool *tp, const float *dlogits);
+/* Zeroes the gradients (and the adapter's, with LoRA). */
 void td_zero_grad(TrainDecoder *m);
+
+/* Adds zero-initialised adapters for c's targets to every layer and freezes
+ * the base. Checks r, alpha and targets (not dropout: see lora_config_check). */
+int td_lora_attach(TrainDecoder *m, const LoraConfig *c, Err *e);
+/* peft's initialisation of every adapter (A uniform ±1/sqrt(in), B = 0). */
+void td_lora_init(TrainDecoder *m, uint64_t seed);
+/* Reads a peft adapter directory: its config, then attaches and fills the
+ * adapters; a missing tensor or a wrong shape is an error naming it. */
+int td_lora_load(TrainDecoder *m, const char *dir, Err *e);
+/* The adapter tensor with this peft file name, or NULL. */
+const TdTensor *td_lora_find(const TrainDecoder *m, const char *name);
 
 #endif
