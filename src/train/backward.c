@@ -124,14 +124,15 @@ static void attn_forward_task(void *ctx, int ith, int nth) {
     for (long h = h0; h < h1; h++) {
         long g = h / group;
         for (int t = 0; t < T; t++) {
+            const int s0 = d->seg_start ? d->seg_start[t] : 0;
             const float *qt = j->q + ((long)t * H + h) * D;
             float *p = j->att_out + ((long)h * T + t) * T;
-            for (int u = 0; u <= t; u++) p[u] = dot_f32(qt, j->k + ((long)u * KV + g) * D, D) * scale;
-            softmax_forward(p, t + 1);
-            memset(p + t + 1, 0, (size_t)(T - t - 1) * sizeof *p);
+            memset(p, 0, (size_t)T * sizeof *p);
+            for (int u = s0; u <= t; u++) p[u] = dot_f32(qt, j->k + ((long)u * KV + g) * D, D) * scale;
+            softmax_forward(p + s0, t + 1 - s0);
             float *o = j->out + ((long)t * H + h) * D;
             memset(o, 0, (size_t)D * sizeof *o);
-            for (int u = 0; u <= t; u++) axpy_f32(o, p[u], j->v + ((long)u * KV + g) * D, D);
+            for (int u = s0; u <= t; u++) axpy_f32(o, p[u], j->v + ((long)u * KV + g) * D, D);
         }
     }
 }
@@ -156,17 +157,18 @@ static void attn_backward_task(void *ctx, int ith, int nth) {
     for (long g = g0; g < g1; g++)
         for (long h = g * group; h < (g + 1) * group; h++)
             for (int t = 0; t < T; t++) {
+                const int s0 = d->seg_start ? d->seg_start[t] : 0;
                 const float *p = j->att + ((long)h * T + t) * T;
                 const float *go = j->dout + ((long)t * H + h) * D;
                 double sum = 0;
-                for (int u = 0; u <= t; u++) {
+                for (int u = s0; u <= t; u++) {
                     ds[u] = dot_f32(go, j->v + ((long)u * KV + g) * D, D); /* dP */
                     sum += (double)p[u] * ds[u];
                     axpy_f32(j->dv + ((long)u * KV + g) * D, p[u], go, D);
                 }
                 const float *qt = j->q + ((long)t * H + h) * D;
                 float *dqt = j->dq + ((long)t * H + h) * D;
-                for (int u = 0; u <= t; u++) {
+                for (int u = s0; u <= t; u++) {
                     float dsu = p[u] * (ds[u] - (float)sum) * scale; /* softmax backward, then the scale */
                     axpy_f32(dqt, dsu, j->k + ((long)u * KV + g) * D, D);
                     axpy_f32(j->dk + ((long)u * KV + g) * D, dsu, qt, D);

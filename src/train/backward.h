@@ -36,12 +36,15 @@ void swiglu_backward(float *dgate, float *dup, const float *dout, const float *g
 /* Embedding lookup x[t] = E[ids[t]]: dE[ids[t]] += dx[t]. */
 void embedding_backward(float *dE, const float *dx, const int *ids, int T, int dim);
 
-/* Causal grouped-query self-attention of one sequence of T tokens.
- * q [T][H·D], k and v [T][KV·D] (after RoPE); head h reads kv head
- * h / (H / KV). out [T][H·D]; att [H][T][T] keeps the softmax probabilities
- * (row t holds t+1 values, the rest zero) for the backward. */
+/* Causal grouped-query self-attention over T tokens holding one or more
+ * packed sequences. q [T][H·D], k and v [T][KV·D] (after RoPE); head h reads
+ * kv head h / (H / KV). Token t attends to tokens seg_start[t]..t, where
+ * seg_start[t] is the index of the first token of t's sequence (NULL: one
+ * sequence, all 0). out [T][H·D]; att [H][T][T] keeps the softmax
+ * probabilities (zero outside the attended range) for the backward. */
 typedef struct AttnDims {
     int T, n_heads, n_kv_heads, head_dim;
+    const int *seg_start;
 } AttnDims;
 
 void attn_train_forward(ThreadPool *tp, float *out, float *att, const float *q, const float *k, const float *v,

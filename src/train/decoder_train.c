@@ -129,6 +129,8 @@ void td_free(TrainDecoder *m) {
     free(m->g.layers);
     free(m->inv_freq);
     free(m->ids);
+    free(m->seg_start);
+    free(m->pos);
     free(m->act_block);
     free(m->acts);
     free(m->scratch);
@@ -174,6 +176,8 @@ static void ensure_capacity(TrainDecoder *m, int T) {
     free(m->acts);
     free(m->scratch);
     free(m->ids);
+    free(m->seg_start);
+    free(m->pos);
     m->act_block = xaligned_alloc((size_t)(per_layer * c->n_layers + 2 * T * C) * sizeof(float));
     m->acts = xcalloc((size_t)c->n_layers, sizeof *m->acts);
     float *p = m->act_block;
@@ -191,6 +195,8 @@ static void ensure_capacity(TrainDecoder *m, int T) {
     /* backward: d_res, d_x (C), dctx, dq, dq_lin (HD), dk, dv, dk_lin (KD), dh, dgate, dup (F) */
     m->scratch = xaligned_alloc((size_t)(T * (2 * C + 3 * HD + 3 * KD + 3 * F)) * sizeof(float));
     m->ids = xmalloc((size_t)T * sizeof *m->ids);
+    m->seg_start = xmalloc((size_t)T * sizeof *m->seg_start);
+    m->pos = xmalloc((size_t)T * sizeof *m->pos);
     if (m->lora_on) {
         free(m->lora_u);
         free(m->lora_du);
@@ -232,8 +238,8 @@ static void proj(TrainDecoder *m, ThreadPool *tp, int l, int t, float *y, const 
         lora_forward(y, lora_u_of(m, l, t), x, m->la[l].A[t], m->la[l].B[t], T, in, out, m->lora.r, m->lora_scale);
 }
 
-static void rope_rows(float *x, int T, int heads, int D, const float *inv_freq) {
-    for (int t = 0; t < T; t++) rope_forward(x + (long)t * heads * D, heads, D, t, inv_freq, 0);
+static void rope_rows(float *x, int T, int heads, int D, const int *pos, const float *inv_freq) {
+    for (int t = 0; t < T; t++) rope_forward(x + (long)t * heads * D, heads, D, pos[t], inv_freq, 0);
 }
 
 /* One layer: res_out = res0 + attn(norm(res0)) + mlp(norm(...)). */
@@ -254,9 +260,9 @@ static void layer_forward(TrainDecoder *m, ThreadPool *tp, int l, float *res_out
         memcpy(a->q, a->q_lin, (size_t)T * H * D * sizeof(float));
         memcpy(a->k, a->k_lin, (size_t)T * KV * D * sizeof(float));
     }
-    rope_rows(a->q, T, H, D, m->inv_freq);
-    rope_rows(a->k, T, KV, D, m->inv_freq);
-    AttnDims d = {T, H, KV, D};
+    rope_rows(a->q, T, H, D, m->pos, m->inv_freq);
+    rope_rows(a->k, T, KV, D, m->pos, m->inv_freq);
+    AttnDims d = {T, H, KV, D, m->seg_start};
     attn_train_forward(tp, a->ctx, a->att, a->q, a->k, a->v, &d);
     proj(m, tp, l, LORA_O, a->res1, a->ctx, T, L->wo, L->bo);
     add_forward(a->res1, a->res0, (long)T * C);
@@ -268,17 +274,41 @@ static void layer_forward(TrainDecoder *m, ThreadPool *tp, int l, float *res_out
     add_forward(res_out, a->res1, (long)T * C);
 }
 
+void td_pack_segments(const int *lens, int n, int *seg_start) {
+    for (int i = 0, t = 0; i < n; t += lens[i], i++)
+        for (int j = 0; j < lens[i]; j++) seg_start[t + j] = t;
+}
+
+static int check_input(const TrainDecoder *m, const int32_t *ids, const int *seg_start, int T, Err *e) {
+    if (T <= 0) return err_set(e, ERR_ARG, "training forward: empty sequence");
+    for (int t = 0; t < T; t++) {
+        if (ids[t] < 0 || ids[t] >= m->cfg.vocab_size)
+            return err_set(e, ERR_ARG, "training forward: token %d at position %d is outside the vocabulary [0, %d)",
+                           ids[t], t, m->cfg.vocab_size);
+        /* A segment is a run of tokens sharing the index of its first token. */
+        if (seg_start && !(seg_start[t] == t || (t > 0 && seg_start[t] == seg_start[t - 1])))
+            return err_set(e, ERR_ARG, "training forward: segment start %d at position %d: expected %d or the "
+                           "previous token's start", seg_start[t], t, t);
+    }
+    return 0;
+}
+
 int td_forward(TrainDecoder *m, ThreadPool *tp, const int32_t *ids, int T, float *logits, Err *e) {
+    return td_forward_packed(m, tp, ids, NULL, T, logits, e);
+}
+
+int td_forward_packed(TrainDecoder *m, ThreadPool *tp, const int32_t *ids, const int *seg_start, int T,
+                      float *logits, Err *e) {
     const ModelConfig *c = &m->cfg;
     const int C = c->hidden_size;
-    if (T <= 0) return err_set(e, ERR_ARG, "training forward: empty sequence");
-    for (int t = 0; t < T; t++)
-        if (ids[t] < 0 || ids[t] >= c->vocab_size)
-            return err_set(e, ERR_ARG, "training forward: token %d at position %d is outside the vocabulary [0, %d)",
-                           ids[t], t, c->vocab_size);
+    if (check_input(m, ids, seg_start, T, e)) return -1;
     ensure_capacity(m, T);
     m->T = T;
     memcpy(m->ids, ids, (size_t)T * sizeof *ids);
+    for (int t = 0; t < T; t++) {
+        m->seg_start[t] = seg_start ? seg_start[t] : 0;
+        m->pos[t] = t - m->seg_start[t];
+    }
     float *res = c->n_layers ? m->acts[0].res0 : m->res_final;
     for (int t = 0; t < T; t++) memcpy(res + (long)t * C, m->w.embed + (long)ids[t] * C, (size_t)C * sizeof(float));
     for (int l = 0; l < c->n_layers; l++) {
@@ -357,11 +387,11 @@ static void layer_backward(TrainDecoder *m, ThreadPool *tp, int l, Scratch *s) {
     zero(s->dq, (long)T * H * D);
     zero(s->dk, (long)T * KV * D);
     zero(s->dv, (long)T * KV * D);
-    AttnDims d = {T, H, KV, D};
+    AttnDims d = {T, H, KV, D, m->seg_start};
     attn_train_backward(tp, s->dq, s->dk, s->dv, s->dctx, a->att, a->q, a->k, a->v, &d);
     for (int t = 0; t < T; t++) {
-        rope_backward(s->dq + (long)t * H * D, H, D, t, m->inv_freq, 0);
-        rope_backward(s->dk + (long)t * KV * D, KV, D, t, m->inv_freq, 0);
+        rope_backward(s->dq + (long)t * H * D, H, D, m->pos[t], m->inv_freq, 0);
+        rope_backward(s->dk + (long)t * KV * D, KV, D, m->pos[t], m->inv_freq, 0);
     }
     float *dq_lin = s->dq, *dk_lin = s->dk;
     if (W->q_norm) {

@@ -10,8 +10,8 @@
  *
  * The forward reuses the engine's kernels (matmul_forward, rmsnorm_forward,
  * rope_forward, swiglu_forward); attention is train/backward.h's, which
- * keeps its probabilities. One call handles one sequence (positions 0..T-1);
- * a batch is several calls whose gradients accumulate.
+ * keeps its probabilities. One call handles one sequence, or several packed
+ * end to end (td_forward_packed); gradients of successive calls accumulate.
  *
  * Why not the engine's model: the inference forward keeps a KV cache, not
  * the per-layer activations a backward needs, and holds weights in their
@@ -70,6 +70,7 @@ typedef struct TrainDecoder {
     /* activations of the last forward */
     int T, T_cap;
     int32_t *ids;
+    int *seg_start, *pos; /* packing: first token of each token's sequence; position in it */
     float *act_block;
     TdActs *acts;
     float *res_final, *xf;
@@ -104,6 +105,13 @@ const TdTensor *td_find(const TrainDecoder *m, const char *name);
 /* logits[T][vocab] for ids[0..T), keeping the activations for td_backward.
  * Errors on an id outside the vocabulary. */
 int td_forward(TrainDecoder *m, ThreadPool *tp, const int32_t *ids, int T, float *logits, Err *e);
+/* The same over several sequences packed into T rows: token t belongs to
+ * the sequence starting at seg_start[t] (attention stays inside it, RoPE
+ * positions restart at 0), so one call batches every matrix product. */
+int td_forward_packed(TrainDecoder *m, ThreadPool *tp, const int32_t *ids, const int *seg_start, int T,
+                      float *logits, Err *e);
+/* seg_start for n sequences of the given lengths laid end to end. */
+void td_pack_segments(const int *lens, int n, int *seg_start);
 /* Adds the gradient of the loss whose gradient w.r.t. the logits of the last
  * forward is dlogits[T][vocab] into m->grads. */
 void td_backward(TrainDecoder *m, ThreadPool *tp, const float *dlogits);

@@ -256,6 +256,56 @@ static void check_dpo(const char *arch) {
     CHECK_MSG(rc == 0, "%s", e.msg);
 }
 
+/* The two forward rows packed into one call give the same logits as two
+ * calls, and the same summed gradients. */
+static void check_packed(const char *arch) {
+    Fixture f;
+    Err e;
+    int rc = fixture_open(&f, arch, &e);
+    if (rc == 1) SKIP("fixtures not found (set ALOE_SHARED)");
+    CHECK_MSG(rc == 0, "%s", e.msg);
+    json_t *rows = json_object_get(json_object_get(f.root, "forward"), "input_ids");
+    int T0, T1;
+    int32_t *a = json_ids(json_array_get(rows, 0), &T0), *b = json_ids(json_array_get(rows, 1), &T1);
+    const int V = f.m.cfg.vocab_size, T = T0 + T1;
+    int32_t *ids = xmalloc((size_t)T * sizeof *ids);
+    memcpy(ids, a, (size_t)T0 * sizeof *ids);
+    memcpy(ids + T0, b, (size_t)T1 * sizeof *ids);
+    int lens[2] = {T0, T1}, *seg = xmalloc((size_t)T * sizeof *seg);
+    td_pack_segments(lens, 2, seg);
+    float *sep = xmalloc((size_t)T * V * sizeof(float)), *packed = xmalloc((size_t)T * V * sizeof(float));
+    float *g_sep = xmalloc(f.m.n_params * sizeof(float));
+    /* A loss that touches every logit: L = Σ logits·r, r fixed. */
+    float *r = xmalloc((size_t)T * V * sizeof(float));
+    for (long i = 0; i < (long)T * V; i++) r[i] = (float)((i * 7919) % 13) / 13.0f - 0.5f;
+    td_zero_grad(&f.m);
+    rc = td_forward(&f.m, f.tp, a, T0, sep, &e);
+    if (!rc) td_backward(&f.m, f.tp, r);
+    if (!rc) rc = td_forward(&f.m, f.tp, b, T1, sep + (size_t)T0 * V, &e);
+    if (!rc) td_backward(&f.m, f.tp, r + (size_t)T0 * V);
+    memcpy(g_sep, f.m.grads, f.m.n_params * sizeof(float));
+    td_zero_grad(&f.m);
+    if (!rc) rc = td_forward_packed(&f.m, f.tp, ids, seg, T, packed, &e);
+    if (!rc) td_backward(&f.m, f.tp, r);
+    double el = rc ? 0 : scaled_err(packed, sep, (long)T * V);
+    double eg = rc ? 0 : scaled_err(f.m.grads, g_sep, (long)f.m.n_params);
+    free(a), free(b), free(sep), free(g_sep), free(r);
+    if (rc) {
+        free(ids), free(seg), free(packed);
+        fixture_free(&f);
+        CHECK_MSG(0, "%s", e.msg);
+    }
+    /* A segment start that is not one: an error naming the position. */
+    seg[5] = 3;
+    int bad = td_forward_packed(&f.m, f.tp, ids, seg, T, packed, &e);
+    free(ids), free(seg), free(packed);
+    fixture_free(&f);
+    CHECK_MSG(el <= 1e-6 && eg <= 1e-5, "%s: packed vs separate: logits %.3g, gradients %.3g", arch, el, eg);
+    CHECK(bad == -1 && strstr(e.msg, "position 5"));
+}
+
+static void test_packed_llama3(void) { check_packed("llama3"); }
+static void test_packed_qwen3(void) { check_packed("qwen3"); }
 static void test_logits_llama3(void) { check_logits("llama3"); }
 static void test_logits_qwen2(void) { check_logits("qwen2"); }
 static void test_logits_mistral(void) { check_logits("mistral"); }
@@ -282,5 +332,7 @@ int main(void) {
     RUN(test_dpo_grads_qwen2);
     RUN(test_dpo_grads_mistral);
     RUN(test_dpo_grads_qwen3);
+    RUN(test_packed_llama3);
+    RUN(test_packed_qwen3);
     return test_summary();
 }
