@@ -19,8 +19,9 @@ void enc_layernorm(float *out, const float *x, const float *w, const float *b, i
                    float eps);
 
 /* x = 0.5 x (1 + erf(x / sqrt 2)) in place: BERT's "gelu" (not the tanh
- * approximation, which is "gelu_new"/"gelu_pytorch_tanh"). */
-void enc_gelu(float *x, size_t n);
+ * approximation, which is "gelu_new"/"gelu_pytorch_tanh"), on up to
+ * `threads` threads. */
+void enc_gelu(float *x, size_t n, int threads);
 
 /* out[rows, n_out] = x[rows, n_in] W^T + b, W stored [n_out, n_in] as
  * PyTorch's nn.Linear keeps it; b may be NULL. out must not alias x. */

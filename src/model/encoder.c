@@ -66,7 +66,7 @@ static void layer_forward(const Encoder *enc, const EncoderLayer *L, EncoderRun 
     add_inplace(r->tmp, r->x, th);
     enc_layernorm(r->x, r->tmp, L->ln1_w, L->ln1_b, T, h, c->eps);
     enc_linear(r->ff, r->x, L->w1, L->b1, T, h, m);
-    enc_gelu(r->ff, (size_t)T * m);
+    enc_gelu(r->ff, (size_t)T * m, enc->threads);
     enc_linear(r->tmp, r->ff, L->w2, L->b2, T, m, h);
     add_inplace(r->tmp, r->x, th);
     enc_layernorm(r->x, r->tmp, L->ln2_w, L->ln2_b, T, h, c->eps);
