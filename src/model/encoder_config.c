@@ -187,6 +187,7 @@ static int read_modules(const char *dir, const char *path, json_t *root, Encoder
 
 int encoder_st_config_load(const char *dir, EncoderStConfig *sc, Err *e) {
     memset(sc, 0, sizeof *sc);
+    if (!file_is_dir(dir)) return err_set(e, ERR_NOTFOUND, "%s: not a model directory", dir);
     char *path = path_join(dir, "modules.json");
     int rc = -1;
     if (!file_exists(path)) {

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 
 #include "base/fileio.h"
+#include "base/log.h"
 #include "base/mem.h"
 #include "base/rng.h"
 #include "formats/safetensors.h"
@@ -133,8 +134,9 @@ static void check_against_fixture(const char *dir, const float *vecs, int n, int
         if (c < worst) worst = c;
         CHECK_MSG(c >= 0.99999, "sentence %d: cosine %.8f to the expected embedding", i, c);
     }
-    CHECK(max_abs_diff(vecs, want, (size_t)n * dim) < 1e-5);
-    printf("  worst cosine to sentence-transformers: %.9f\n", worst);
+    double diff = max_abs_diff(vecs, want, (size_t)n * dim);
+    CHECK(diff < 1e-5);
+    printf("  vs sentence-transformers: worst 1 - cosine %.2g, max abs diff %.2g\n", 1 - worst, diff);
     free(want);
     st_close(st);
     char *jpath = path_join(dir, "expected.json");
@@ -489,7 +491,58 @@ static void test_plain_bert_directory(void) {
     free(dir);
 }
 
+/* aloe embed on the fixture: one array per text, equal to the library's. */
+static void test_cmd_embed(void) {
+    char *dir = test_shared_path(FIXTURE);
+    if (!dir) SKIP("shared fixtures not found (set ALOE_SHARED)");
+    char *aloe = test_build_path("aloe");
+    if (test_system("'%s' embed --help >/dev/null 2>&1", aloe) != 0)
+        SKIP("aloe has no embed command yet (cmd_embed needs its line in src/cli/commands.h)");
+    char *tmp = test_tmpdir();
+    CHECK(tmp);
+    char *in = path_join(tmp, "in.jsonl"), *out = path_join(tmp, "out.jsonl");
+    Expected x;
+    CHECK(expected_load(dir, &x) == 0);
+    FILE *f = fopen(in, "w");
+    CHECK(f);
+    for (int i = 0; i < x.n; i++) {
+        char *line = json_dumps(json_string(x.text[i]), JSON_ENCODE_ANY);
+        fprintf(f, "%s\n", line);
+        free(line);
+    }
+    fclose(f);
+    CHECK_EQ_INT(test_system("'%s' embed --model '%s' --jsonl '%s' > '%s'", aloe, dir, in, out), 0);
+    Err e;
+    Encoder *enc = encoder_load(dir, &e);
+    CHECK_MSG(enc, "%s", e.msg);
+    float *want;
+    int dim;
+    CHECK_OK(encoder_embed(enc, x.text, x.n, &want, &dim, &e), &e);
+    char *text;
+    CHECK_OK(file_read_all(out, &text, NULL, &e), &e);
+    char *p = text;
+    for (int i = 0; i < x.n; i++) {
+        char *nl = strchr(p, '\n');
+        CHECK_MSG(nl, "line %d missing", i + 1);
+        json_t *arr = json_loadb(p, (size_t)(nl - p), 0, NULL);
+        CHECK_MSG(json_is_array(arr) && (int)json_array_size(arr) == dim, "line %d: not an array of %d", i + 1, dim);
+        for (int j = 0; j < dim; j++) CHECK((float)json_number_value(json_array_get(arr, j)) == want[i * dim + j]);
+        json_decref(arr);
+        p = nl + 1;
+    }
+    CHECK(*p == 0);
+    /* a bad directory fails with its message and status 1 */
+    CHECK_EQ_INT(test_system("'%s' embed --model '%s/nope' hi 2>/dev/null", aloe, tmp), 1);
+    CHECK_EQ_INT(test_system("'%s' embed --model '%s' 2>/dev/null", aloe, dir), 2);
+    free(text), free(want);
+    encoder_free(enc);
+    expected_free(&x);
+    test_system("rm -rf '%s'", tmp);
+    free(in), free(out), free(tmp), free(aloe), free(dir);
+}
+
 int main(void) {
+    log_set_level(LOG_WARN); /* the plain-directory notice is expected here */
     RUN(test_fixture_config);
     RUN(test_fixture_ids);
     RUN(test_fixture_embeddings);
@@ -500,5 +553,6 @@ int main(void) {
     RUN(test_bad_ids);
     RUN(test_bad_directories);
     RUN(test_plain_bert_directory);
+    RUN(test_cmd_embed);
     return test_summary();
 }
