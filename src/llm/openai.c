@@ -150,7 +150,7 @@ static char *body_snippet(const StrBuf *body) {
     if (!m) m = json_string_value(json_object_get(j, "detail"));
     char *out;
     if (m)
-        out = xstrndup(m, 4 * BODY_SNIPPET);
+        out = xstrndup(m, strnlen(m, 4 * BODY_SNIPPET));
     else if (!*s)
         out = xstrdup("(empty body)");
     else if (strlen(s) > BODY_SNIPPET)

@@ -29,7 +29,7 @@ static const char *SCRIPT =
     " \"empty\": {\"always\": \"no_content\"},"
     " \"drop\": {\"faults\": [\"drop\", \"drop\"], \"reply\": \"still here\"},"
     " \"slow\": {\"latency_ms\": 2000, \"reply\": \"late\"},"
-    " \"busy\": {\"latency_ms\": 300, \"reply\": \"ok {n}\"}"
+    " \"busy\": {\"latency_ms\": 400, \"reply\": \"ok {n}\"}"
     "}}";
 
 /* A backend at the fake server with short back-off. */
@@ -364,12 +364,16 @@ typedef struct Crowd {
 
 static void *crowd_worker(void *arg) {
     Crowd *c = arg;
-    LlmReply r;
-    Err e;
-    if (ask(c->b, "hi", &r, &e))
-        atomic_fetch_add(&c->failures, 1);
-    else
-        llm_reply_free(&r);
+    /* Two rounds: the second starts with every thread and connection up, even
+     * on a slow (sanitised, 2-core) machine. */
+    for (int i = 0; i < 2; i++) {
+        LlmReply r;
+        Err e;
+        if (ask(c->b, "hi", &r, &e))
+            atomic_fetch_add(&c->failures, 1);
+        else
+            llm_reply_free(&r);
+    }
     return NULL;
 }
 
@@ -383,7 +387,7 @@ static void test_64_threads_reach_the_server_at_once(void) {
     CHECK_EQ_INT(c.failures, 0);
     long peak = fake_stat(&fs, "peak");
     CHECK_MSG(peak >= 48, "peak concurrent requests at the server: %ld", peak);
-    CHECK_EQ_INT(c.b->stats.requests, 64);
+    CHECK_EQ_INT(c.b->stats.requests, 128);
     llm_free(c.b);
 }
 

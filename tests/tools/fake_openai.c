@@ -14,6 +14,8 @@
  *                   "model_seq":K, "authorization":"Bearer ..."|null,
  *                   "fault":"none"|"status 429"|"garbage"|..., "body":{request}}
  *   --embed-dim    dimension of /v1/embeddings vectors (default 64).
+ *   --exit-with-parent 1   stop when the process that started it dies (tests
+ *                  use it so a crashed test never leaves a server behind).
  *
  * Endpoints (with or without the /v1 prefix):
  *   POST /v1/chat/completions   scripted per model name (below)
@@ -84,6 +86,7 @@
 #include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -567,7 +570,7 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls, en
 
 static void usage(void) {
     fprintf(stderr, "usage: fake_openai --port N [--port-file F] [--latency-ms MS] [--script FILE] "
-                    "[--log FILE] [--embed-dim D]\n(test-only OpenAI-compatible server; see its source header)\n");
+                    "[--log FILE] [--embed-dim D] [--exit-with-parent 1]\n(test-only OpenAI-compatible server; see its source header)\n");
     exit(2);
 }
 
@@ -575,7 +578,7 @@ int main(int argc, char **argv) {
     Server s;
     memset(&s, 0, sizeof s);
     s.embed_dim = 64;
-    int port = 0;
+    int port = 0, with_parent = 0;
     const char *port_file = NULL, *script = NULL, *log_path = NULL;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -587,6 +590,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--script")) script = v;
         else if (!strcmp(a, "--log")) log_path = v;
         else if (!strcmp(a, "--embed-dim")) s.embed_dim = atoi(v);
+        else if (!strcmp(a, "--exit-with-parent")) with_parent = atoi(v);
         else usage();
     }
     if (s.embed_dim < 1) usage();
@@ -615,6 +619,8 @@ int main(int argc, char **argv) {
     sigaddset(&stop, SIGINT);
     pthread_sigmask(SIG_BLOCK, &stop, NULL);
     signal(SIGPIPE, SIG_IGN);
+    pid_t parent = getppid();
+    if (with_parent && (prctl(PR_SET_PDEATHSIG, SIGTERM) || getppid() != parent)) return 1;
 
     struct sockaddr_in addr;
     memset(&addr, 0, sizeof addr);
