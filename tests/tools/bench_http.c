@@ -57,7 +57,7 @@ static void one_request(void *ctx, long i, int thread) {
 }
 
 int main(int argc, char **argv) {
-    const char *url = NULL, *model = "bench", *cache_path = NULL;
+    const char *url = NULL, *model = "bench-model", *cache_path = NULL;
     long n = 3200;
     int j = 64, latency_ms = 100;
     for (int i = 1; i + 1 < argc; i += 2) {

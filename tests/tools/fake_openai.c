@@ -469,7 +469,7 @@ static enum MHD_Result handle_post(Server *s, struct MHD_Connection *c, const ch
     int is_chat = !strcmp(path, "/chat/completions"), is_embed = !strcmp(path, "/embeddings");
     if (!strcmp(path, "/stats/reset")) {
         atomic_store(&s->requests, 0);
-        atomic_store(&s->peak, atomic_load(&s->active));
+        atomic_store(&s->peak, atomic_load(&s->active) - 1); /* less this request */
         return send_text(c, 200, "{}", "application/json", NULL);
     }
     if (!is_chat && !is_embed) return send_text(c, 404, "{\"error\":{\"message\":\"no such path\"}}", "application/json", NULL);
@@ -505,7 +505,7 @@ static enum MHD_Result handle_post(Server *s, struct MHD_Connection *c, const ch
 static enum MHD_Result handle_get(Server *s, struct MHD_Connection *c, const char *path) {
     if (!strcmp(path, "/stats")) {
         json_t *j = json_pack("{s:I,s:I,s:I}", "requests", (json_int_t)atomic_load(&s->requests), "active",
-                              (json_int_t)atomic_load(&s->active) - 1, "peak", (json_int_t)atomic_load(&s->peak));
+                              (json_int_t)atomic_load(&s->active), "peak", (json_int_t)atomic_load(&s->peak));
         enum MHD_Result ok = send_json(c, 200, j);
         json_decref(j);
         return ok;
@@ -540,20 +540,15 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         *upload_size = 0;
         return MHD_YES;
     }
-    /* Counted only for the POSTs doing work, and GETs (which count themselves
-     * as active; /stats subtracts that one). */
+    const char *path = !strncmp(url, "/v1/", 4) ? url + 3 : url;
+    if (strcmp(method, "POST")) return handle_get(s, c, path);
+    /* Only POSTs count as requests in flight (not the /stats reads). */
     long a = atomic_fetch_add(&s->active, 1) + 1;
     long p = atomic_load(&s->peak);
     while (a > p && !atomic_compare_exchange_weak(&s->peak, &p, a)) {
     }
-    const char *path = !strncmp(url, "/v1/", 4) ? url + 3 : url;
-    enum MHD_Result ok;
-    if (!strcmp(method, "POST")) {
-        atomic_fetch_add(&s->requests, 1);
-        ok = handle_post(s, c, path, u->body.s ? u->body.s : "");
-    } else {
-        ok = handle_get(s, c, path);
-    }
+    atomic_fetch_add(&s->requests, 1);
+    enum MHD_Result ok = handle_post(s, c, path, u->body.s ? u->body.s : "");
     atomic_fetch_sub(&s->active, 1);
     return ok;
 }
