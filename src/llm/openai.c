@@ -317,8 +317,12 @@ static int chat_extract(json_t *j, void *ctx, Err *e) {
     ChatCtx *c = ctx;
     json_t *choice = json_array_get(json_object_get(j, "choices"), 0);
     json_t *content = json_object_get(json_object_get(choice, "message"), "content");
-    if (!json_is_string(content))
-        return err_set(e, ERR_PARSE, "no choices[0].message.content string in the JSON answer");
+    if (!json_is_string(content)) {
+        /* Some servers answer 200 with an error object. */
+        const char *m = json_string_value(json_object_get(json_object_get(j, "error"), "message"));
+        return err_set(e, ERR_PARSE, "no choices[0].message.content string in the JSON answer%s%s", m ? ": " : "",
+                       m ? m : "");
+    }
     c->out->text = xstrndup(json_string_value(content), json_string_length(content));
     const char *fr = json_string_value(json_object_get(choice, "finish_reason"));
     c->out->finish_reason = fr ? xstrdup(fr) : NULL;

@@ -76,7 +76,7 @@ static inline int fake_start(FakeServer *fs, const char *script, int latency_ms)
         free(txt);
         int status;
         if (!fs->port && waitpid(fs->pid, &status, WNOHANG) == fs->pid) {
-            fprintf(stderr, "fake_start: %s exited early\n", bin);
+            fprintf(stderr, "fake_start: %s exited early (its output: %s/server.out)\n", bin, fs->dir);
             fs->pid = 0;
             break;
         }

@@ -428,6 +428,14 @@ static void test_open_resolves_specs(void) {
     CHECK_EQ_INT(e.code, ERR_ARG);
 }
 
+static void test_fake_server_rejects_bad_scripts(void) {
+    FakeServer bad;
+    CHECK(fake_start(&bad, "{\"models\": {\"j\": {\"faults\": [\"garbge\"]}}}", 0) == -1);
+    fake_stop(&bad);
+    CHECK(fake_start(&bad, "{\"models\": {\"j\": {\"replys\": [\"a\"]}}}", 0) == -1);
+    fake_stop(&bad);
+}
+
 int main(void) {
     fs_up = fake_start(&fs, SCRIPT, 0) == 0;
     RUN(test_chat_answers_and_counts_usage);
@@ -449,6 +457,7 @@ int main(void) {
     RUN(test_embeddings);
     RUN(test_64_threads_reach_the_server_at_once);
     RUN(test_open_resolves_specs);
+    RUN(test_fake_server_rejects_bad_scripts);
     fake_stop(&fs);
     return test_summary();
 }

@@ -279,6 +279,93 @@ static char *fault_name(json_t *f) {
     return xasprintf("status %lld", (long long)json_integer_value(json_object_get(f, "status")));
 }
 
+/* ---- script validation: a typo in a script should fail loudly ---- */
+
+static int bad(char *err, size_t n, const char *where, const char *what) {
+    snprintf(err, n, "%s: %s", where, what);
+    return -1;
+}
+
+static int check_fault(json_t *f, const char *where, char *err, size_t n) {
+    static const char *kinds[] = {"garbage", "truncated", "cut", "drop", "no_content", "hang"};
+    if (json_is_string(f)) {
+        for (size_t i = 0; i < sizeof kinds / sizeof *kinds; i++)
+            if (!strcmp(json_string_value(f), kinds[i])) return 0;
+        return bad(err, n, where, "unknown fault (expected garbage, truncated, cut, drop, no_content or hang)");
+    }
+    if (!json_is_object(f) || !json_is_integer(json_object_get(f, "status")))
+        return bad(err, n, where, "a fault is a string or an object with an integer \"status\"");
+    const char *k;
+    json_t *v;
+    json_object_foreach(f, k, v) {
+        if (strcmp(k, "status") && strcmp(k, "retry_after") && strcmp(k, "body"))
+            return bad(err, n, where, "unknown key in fault (expected status, retry_after, body)");
+        if (!strcmp(k, "retry_after") && !json_is_integer(v)) return bad(err, n, where, "retry_after: expected seconds");
+        if (!strcmp(k, "body") && !json_is_string(v)) return bad(err, n, where, "body: expected a string");
+    }
+    return 0;
+}
+
+static int check_model(const char *name, json_t *m, char *err, size_t n) {
+    char where[300];
+    snprintf(where, sizeof where, "model \"%s\"", name);
+    if (!json_is_object(m)) return bad(err, n, where, "expected an object");
+    const char *k;
+    json_t *v;
+    json_object_foreach(m, k, v) {
+        snprintf(where, sizeof where, "model \"%s\", key \"%s\"", name, k);
+        int ok = 1;
+        if (!strcmp(k, "reply") || !strcmp(k, "finish_reason")) ok = json_is_string(v);
+        else if (!strcmp(k, "pick")) ok = json_is_string(v) && (!strcmp(json_string_value(v), "cycle") ||
+                                                                !strcmp(json_string_value(v), "hash"));
+        else if (!strcmp(k, "latency_ms")) ok = json_is_integer(v);
+        else if (!strcmp(k, "usage")) ok = json_is_object(v);
+        else if (!strcmp(k, "replies")) {
+            ok = json_is_array(v) && json_array_size(v) > 0;
+            for (size_t i = 0; ok && i < json_array_size(v); i++) ok = json_is_string(json_array_get(v, i));
+        } else if (!strcmp(k, "rules")) {
+            ok = json_is_array(v);
+            for (size_t i = 0; ok && i < json_array_size(v); i++) {
+                json_t *r = json_array_get(v, i);
+                ok = json_is_string(json_object_get(r, "reply")) &&
+                     (json_is_string(json_object_get(r, "contains")) || json_is_string(json_object_get(r, "any_contains")));
+            }
+        } else if (!strcmp(k, "faults")) {
+            if (!json_is_array(v)) return bad(err, n, where, "expected a list of faults");
+            for (size_t i = 0; i < json_array_size(v); i++)
+                if (check_fault(json_array_get(v, i), where, err, n)) return -1;
+        } else if (!strcmp(k, "always")) {
+            if (check_fault(v, where, err, n)) return -1;
+        } else if (!strcmp(k, "every")) {
+            if (!json_is_integer(json_object_get(v, "n")) || json_integer_value(json_object_get(v, "n")) < 1)
+                return bad(err, n, where, "expected {\"n\": N >= 1, \"fault\": F}");
+            if (check_fault(json_object_get(v, "fault"), where, err, n)) return -1;
+        } else {
+            return bad(err, n, where, "unknown key (see the header of tests/tools/fake_openai.c)");
+        }
+        if (!ok) return bad(err, n, where, "wrong type (see the header of tests/tools/fake_openai.c)");
+    }
+    return 0;
+}
+
+static int check_script(json_t *script, char *err, size_t n) {
+    const char *k;
+    json_t *v;
+    json_object_foreach(script, k, v) {
+        if (!strcmp(k, "*")) {
+            if (check_model("*", v, err, n)) return -1;
+        } else if (!strcmp(k, "models")) {
+            if (!json_is_object(v)) return bad(err, n, "\"models\"", "expected an object of model name -> behaviour");
+            const char *name;
+            json_t *m;
+            json_object_foreach(v, name, m) if (check_model(name, m, err, n)) return -1;
+        } else {
+            return bad(err, n, k, "unknown top-level key (expected \"models\" and \"*\")");
+        }
+    }
+    return 0;
+}
+
 /* ---- responses ---- */
 
 static enum MHD_Result send_text(struct MHD_Connection *c, int status, const char *body,
@@ -594,6 +681,11 @@ int main(int argc, char **argv) {
         s.script = json_load_file(script, 0, &je);
         if (!s.script || !json_is_object(s.script)) {
             fprintf(stderr, "fake_openai: %s:%d: %s\n", script, je.line, s.script ? "expected an object" : je.text);
+            return 2;
+        }
+        char err[512];
+        if (check_script(s.script, err, sizeof err)) {
+            fprintf(stderr, "fake_openai: %s: %s\n", script, err);
             return 2;
         }
     } else {
