@@ -323,6 +323,15 @@ static void test_key_never_in_describe_or_errors(void) {
     CHECK(ask(b, "hi", &r, &e) == -1);
     CHECK(!strstr(e.msg, key));
     llm_free(b);
+    /* Credentials in the URL are hidden too. */
+    cfg.base_url = "http://someone:pa55word@127.0.0.1:1/v1";
+    b = llm_open(&cfg, NULL, &e);
+    CHECK(b);
+    CHECK_EQ_STR(b->describe, "m at http://***@127.0.0.1:1/v1");
+    llm_openai_set_backoff(b, 0.01, 0.05);
+    CHECK(ask(b, "hi", &r, &e) == -1);
+    CHECK_MSG(!strstr(e.msg, "pa55word") && strstr(e.msg, "http://***@127.0.0.1:1/v1"), "message: %s", e.msg);
+    llm_free(b);
 }
 
 static double cosine(const float *a, const float *b, int d) {

@@ -75,6 +75,18 @@
  *   "drop"        the connection closes with no response at all
  *   "no_content"  200 with valid JSON that lacks choices[0].message.content
  *   "hang"        waits 1 hour (use a client time-out)
+ *
+ * A realistic pipeline (each role its own model name; "hash" picks keep reruns
+ * and resumes identical whatever the concurrency):
+ *   {"models": {
+ *     "sim":   {"replies": ["I just got back from a hike.", "Work was long today."], "pick": "hash"},
+ *     "ind":   {"reply": "The user seems to like the outdoors."},
+ *     "resp":  {"reply": "Sounds great! ({hash})", "rules": [
+ *                {"any_contains": "outdoors", "reply": "[tailored] Which trail did you take?"}]},
+ *     "judge": {"reply": "The reply fits. Score: {score}", "rules": [
+ *                {"contains": "[tailored]", "reply": "Preferred: A. Score: 5"},
+ *                {"contains": "REMINDER", "reply": "Score: 3"}]},
+ *     "vague": {"reply": "I cannot rate this."}}}      <- a judge with no valid score
  * Template placeholders: {last_user} (last user message), {system} (first system
  * message), {model}, {n} (this model's request number, from 1), {turns} (number
  * of user messages), {score} (1..5 from a hash of the messages), {ab} ("A" or
