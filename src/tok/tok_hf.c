@@ -68,13 +68,18 @@ static int put_json(JScan *j, json_t *obj, const char *key, const char *from, Er
 static int read_vocab(JScan *j, HfFile *h, StrBuf *tok, Err *e) {
     if (js_expect(j, '{', e)) return -1;
     if (js_peek(j, '}')) return 0;
-    for (;;) {
+    for (long count = 1;; count++) {
         long id;
         if (js_string(j, tok, e) || js_expect(j, ':', e) || js_int(j, &id, e)) return -1;
-        if (id < 0 || id > 10000000) return js_fail(j, e, "a token id between 0 and 10000000");
+        if (id < 0 || id >= 4000000) return js_fail(j, e, "a token id between 0 and 4000000");
         set_text(h, id, tok->s, tok->len);
         if (js_peek(j, ',')) continue;
-        return js_expect(j, '}', e);
+        if (js_expect(j, '}', e)) return -1;
+        /* ids are dense in real files; far-off ids would make a huge table of holes */
+        if (h->n > 2 * count + 1024)
+            return err_set(e, ERR_PARSE, "%s: model.vocab: %ld tokens but ids up to %d (expected ids from 0 without large gaps)",
+                           j->name, count, h->n - 1);
+        return 0;
     }
 }
 
@@ -372,6 +377,9 @@ static int read_added(HfFile *h, const char *path, Err *e) {
         if (!json_is_integer(id) || !content || json_integer_value(id) < 0 || json_integer_value(id) > 10000000)
             return err_set(e, ERR_PARSE, "%s: added_tokens[%zu]: expected {\"id\": int, \"content\": string}", path, i);
         long k = (long)json_integer_value(id);
+        if (k >= (long)h->n + (long)json_array_size(list) + 1024)
+            return err_set(e, ERR_PARSE, "%s: added_tokens[%zu]: id %ld is far past the vocabulary (%d tokens)", path,
+                           i, k, h->n);
         if (k >= h->n || h->text[k] == NONE) set_text(h, k, content, strlen(content));
     }
     return 0;
