@@ -205,6 +205,10 @@ static void test_bad_files(void) {
     CHECK(tok_load_hf(p, &e) == NULL);
     CHECK_MSG(strstr(e.msg, "regex"), "%s", e.msg);
     free(p);
+    p = write_tmp("tokenizer.json", "{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0, \"b\": 99999}, \"merges\": []}}");
+    CHECK(tok_load_hf(p, &e) == NULL);
+    CHECK_MSG(strstr(e.msg, "without large gaps"), "%s", e.msg);
+    free(p);
     CHECK(tok_load("/nonexistent/model", &e) == NULL);
     CHECK_EQ_INT(e.code, ERR_NOTFOUND);
     p = write_tmp("x.gguf", "GGUF not really");
