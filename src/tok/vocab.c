@@ -334,6 +334,8 @@ const char *tok_token_bytes(const Tokenizer *t, int id, int *len) {
     return t->piece[id];
 }
 int tok_vocab_size(const Tokenizer *t) { return t->n; }
+float tok_token_score(const Tokenizer *t, int id) { return id >= 0 && id < t->n ? t->score[id] : 0; }
+int tok_token_type(const Tokenizer *t, int id) { return id >= 0 && id < t->n ? t->type[id] : 0; }
 TokModel tok_model(const Tokenizer *t) { return t->model; }
 int tok_find(const Tokenizer *t, const char *s) {
     for (int i = 0; i < t->n_added; i++)
