@@ -152,6 +152,10 @@ static int read_model(JScan *j, HfFile *h, Err *e) {
 
 static int read_buf(const char *buf, size_t len, const char *path, HfFile *h, Err *e) {
     JScan j = {buf, buf, buf + len, path};
+    /* the strings take about half the file: size the pool once */
+    h->pool.cap = len / 2 + 64;
+    h->pool.s = xmalloc(h->pool.cap);
+    h->pool.s[0] = 0;
     StrBuf key;
     sb_init(&key);
     h->rest = json_object();
