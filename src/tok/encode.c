@@ -14,6 +14,7 @@ typedef struct {
     const Tokenizer *t;
     int parse_special;
     int prev_token; /* the last fragment was a token (SentencePiece puts a space after it) */
+    int first;      /* nothing has been emitted yet (Metaspace prepend_scheme "first") */
     IdVec out;
 } Enc;
 
@@ -50,16 +51,17 @@ static void run_model(Enc *en, const char *s, size_t n) {
             char *p = xmalloc(n + 1);
             p[0] = ' ';
             memcpy(p + 1, s, n);
-            bpe_encode(t, p, n + 1, &en->out);
+            bpe_encode(t, p, n + 1, en->first, &en->out);
             free(p);
         } else {
-            bpe_encode(t, s, n, &en->out);
+            bpe_encode(t, s, n, en->first, &en->out);
         }
         break;
     case TOK_SPM: spm_encode(t, s, n, t->add_space_prefix && en->prev_token, &en->out); break;
     case TOK_WPM: wpm_encode(t, s, n, &en->out); break;
     }
     en->prev_token = 0;
+    en->first = 0;
 }
 
 static void split_added(Enc *en, const char *s, size_t n, int normalized, void (*text_fn)(Enc *, const char *, size_t));
@@ -77,6 +79,20 @@ static void normalize_then_model(Enc *en, const char *s, size_t n) {
         if (norm) nn = strlen(norm);
     } else if (t->norm == NORM_BERT) {
         norm = bert_normalize(t, s, n, &nn);
+    }
+    if (t->norm_prepend[0] || t->norm_space_to_meta) {
+        /* SentencePiece-style tokenizer.json: Prepend("▁") then Replace(" ", "▁") */
+        const char *src = norm ? norm : s;
+        StrBuf b;
+        sb_init(&b);
+        sb_append(&b, t->norm_prepend);
+        for (size_t i = 0; i < nn; i++) {
+            if (src[i] == ' ' && t->norm_space_to_meta) sb_append(&b, "\xe2\x96\x81");
+            else sb_appendc(&b, src[i]);
+        }
+        free(norm);
+        nn = b.len;
+        norm = sb_take(&b);
     }
     if (norm) split_added(en, norm, nn, 1, run_model);
     else run_model(en, s, n);
@@ -97,6 +113,7 @@ static void split_added(Enc *en, const char *s, size_t n, int normalized, void (
         text_fn(en, s + seg, end - seg);
         idvec_push(&en->out, a->id);
         en->prev_token = 1;
+        en->first = 0;
         at += a->len;
         if (a->rstrip)
             while (at < n && is_ws(s[at])) at++;
@@ -108,7 +125,7 @@ static void split_added(Enc *en, const char *s, size_t n, int normalized, void (
 int tok_encode_n(const Tokenizer *t, const char *text, size_t len, int add_special, int parse_special,
                  int32_t **ids, int *n, Err *e) {
     (void)e;
-    Enc en = {t, parse_special, 1, {0}};
+    Enc en = {t, parse_special, 1, 1, {0}};
     if (add_special)
         for (int i = 0; i < t->n_pre; i++) idvec_push(&en.out, t->pre_ids[i]);
     split_added(&en, text, len, 0, normalize_then_model);

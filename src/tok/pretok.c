@@ -39,6 +39,8 @@ int pretok_compile(Tokenizer *t, const char *pattern, Err *e) {
     return 0;
 }
 
+/* "default" (old conversions that name none) gets GPT-2's regex; the loader
+ * warns, since llama.cpp's own fallback differs in details. */
 int tok_set_pre(Tokenizer *t, const char *name, Err *e) {
     const char *re = NULL;
     if (!name || !strcmp(name, "gpt-2") || !strcmp(name, "gpt2") || !strcmp(name, "default"))

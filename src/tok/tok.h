@@ -109,6 +109,10 @@ void tok_stream_flush(TokStream *s, StrBuf *out);
 /* The token's text as the vocabulary stores it (e.g. "Ġthe", "▁the"). */
 const char *tok_token_str(const Tokenizer *t, int id);
 int tok_vocab_size(const Tokenizer *t);
+/* SentencePiece score (0 when the vocabulary has none) and TOK_TYPE_* of a
+ * token; 0 for an id out of range. */
+float tok_token_score(const Tokenizer *t, int id);
+int tok_token_type(const Tokenizer *t, int id);
 TokModel tok_model(const Tokenizer *t);
 /* Id of a token by its exact vocabulary text, -1 if absent. */
 int tok_find(const Tokenizer *t, const char *token_text);

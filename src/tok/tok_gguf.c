@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/log.h"
 #include "formats/gguf.h"
 #include "tok/tok_internal.h"
 
@@ -86,6 +87,8 @@ static Tokenizer *from_gguf(const Gguf *g, const char *path, Err *e) {
     if (kind == TOK_BPE) {
         const char *pre = "default";
         if (gguf_find_key(g, "tokenizer.ggml.pre") && gguf_get_str(g, "tokenizer.ggml.pre", &pre, e)) goto fail_t;
+        if (!strcmp(pre, "default"))
+            log_warn("%s: no BPE pre-tokenizer named (tokenizer.ggml.pre); using GPT-2's regex", path);
         if (tok_set_pre(t, pre, e)) goto fail_t;
         /* llama.cpp: Llama 3 looks words up whole before merging, and adds BOS */
         if ((!strcmp(pre, "llama3") || !strcmp(pre, "llama-bpe") || !strcmp(pre, "llama-v3"))) {

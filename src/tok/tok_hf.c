@@ -1,13 +1,17 @@
 /* tok_hf: a Tokenizer from a Hugging Face tokenizer.json.
  *
- * Supported, as the tokenizers library defines them: models BPE (byte-level)
- * and WordPiece; normalisers NFC and BertNormalizer (alone or in a
- * Sequence); pre-tokenizers Split (regex, Isolated), ByteLevel,
- * BertPreTokenizer and Sequences of them; post-processors
- * TemplateProcessing, BertProcessing, RobertaProcessing, ByteLevel and
- * Sequences of them. Anything else is refused with its name rather than
- * silently tokenised differently. Special ids (bos/eos/pad) come from
- * tokenizer_config.json beside the file when there is one. */
+ * Supported, as the tokenizers library defines them: models BPE and
+ * WordPiece. BPE is either byte-level (GPT-2, Llama 3, Qwen: a ByteLevel
+ * pre-tokenizer after optional regex Splits) or SentencePiece-style over
+ * characters (Llama 2, Mistral v0.1: "▁" for spaces from a Metaspace
+ * pre-tokenizer or Prepend/Replace normalisers, <0xNN> byte_fallback).
+ * Normalisers NFC, BertNormalizer, Prepend, Replace(" " -> "▁") and
+ * Sequences of them; pre-tokenizers Split (regex, Isolated), ByteLevel,
+ * Metaspace, BertPreTokenizer; post-processors TemplateProcessing,
+ * BertProcessing, RobertaProcessing, ByteLevel and Sequences. Anything else
+ * is refused with its name rather than silently tokenised differently.
+ * Special ids (bos/eos/pad) come from tokenizer_config.json (and
+ * generation_config.json) beside the file when there is one. */
 #include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
@@ -68,13 +72,18 @@ static int put_json(JScan *j, json_t *obj, const char *key, const char *from, Er
 static int read_vocab(JScan *j, HfFile *h, StrBuf *tok, Err *e) {
     if (js_expect(j, '{', e)) return -1;
     if (js_peek(j, '}')) return 0;
-    for (;;) {
+    for (long count = 1;; count++) {
         long id;
         if (js_string(j, tok, e) || js_expect(j, ':', e) || js_int(j, &id, e)) return -1;
-        if (id < 0 || id > 10000000) return js_fail(j, e, "a token id between 0 and 10000000");
+        if (id < 0 || id >= 4000000) return js_fail(j, e, "a token id between 0 and 4000000");
         set_text(h, id, tok->s, tok->len);
         if (js_peek(j, ',')) continue;
-        return js_expect(j, '}', e);
+        if (js_expect(j, '}', e)) return -1;
+        /* ids are dense in real files; far-off ids would make a huge table of holes */
+        if (h->n > 2 * count + 1024)
+            return err_set(e, ERR_PARSE, "%s: model.vocab: %ld tokens but ids up to %d (expected ids from 0 without large gaps)",
+                           j->name, count, h->n - 1);
+        return 0;
     }
 }
 
@@ -143,6 +152,10 @@ static int read_model(JScan *j, HfFile *h, Err *e) {
 
 static int read_buf(const char *buf, size_t len, const char *path, HfFile *h, Err *e) {
     JScan j = {buf, buf, buf + len, path};
+    /* the strings take about half the file: size the pool once */
+    h->pool.cap = len / 2 + 64;
+    h->pool.s = xmalloc(h->pool.cap);
+    h->pool.s[0] = 0;
     StrBuf key;
     sb_init(&key);
     h->rest = json_object();
@@ -218,7 +231,23 @@ static int set_normalizer(Tokenizer *t, const json_t *n, const char *path, Err *
         t->bert_strip_accents = json_is_boolean(sa) ? json_is_true(sa) : t->bert_lower;
         return 0;
     }
-    return err_set(e, ERR_UNSUPPORTED, "%s: normalizer type \"%s\" is not supported (NFC, BertNormalizer)", path, type);
+    if (!strcmp(type, "Prepend")) {
+        const char *pre = jstr(n, "prepend");
+        if (!pre || strlen(pre) >= sizeof t->norm_prepend)
+            return err_set(e, ERR_PARSE, "%s: Prepend normalizer: expected a short \"prepend\" string", path);
+        strcpy(t->norm_prepend, pre);
+        return 0;
+    }
+    if (!strcmp(type, "Replace")) {
+        const char *from = jstr(json_object_get(n, "pattern"), "String"), *to = jstr(n, "content");
+        if (from && to && !strcmp(from, " ") && !strcmp(to, "\xe2\x96\x81")) {
+            t->norm_space_to_meta = 1;
+            return 0;
+        }
+        return err_set(e, ERR_UNSUPPORTED, "%s: Replace normalizer: only \" \" -> \"\xe2\x96\x81\" is supported", path);
+    }
+    return err_set(e, ERR_UNSUPPORTED,
+                   "%s: normalizer type \"%s\" is not supported (NFC, BertNormalizer, Prepend, Replace)", path, type);
 }
 
 static int set_pre_tokenizer(Tokenizer *t, const json_t *p, const char *path, int *byte_level, Err *e) {
@@ -254,6 +283,16 @@ static int set_pre_tokenizer(Tokenizer *t, const json_t *p, const char *path, in
         return err_set(e, ERR_PARSE, "%s: Split pre-tokenizer: expected pattern {\"Regex\": ...} or {\"String\": ...}", path);
     }
     if (!strcmp(type, "BertPreTokenizer") && t->model == TOK_WPM) return 0;
+    if (!strcmp(type, "Metaspace") && t->model == TOK_BPE) {
+        const char *repl = jstr(p, "replacement"), *scheme = jstr(p, "prepend_scheme");
+        if (!repl || !*repl || strlen(repl) >= sizeof t->meta_repl)
+            return err_set(e, ERR_PARSE, "%s: Metaspace: expected a \"replacement\" character", path);
+        strcpy(t->meta_repl, repl);
+        if (scheme) t->meta_prepend = !strcmp(scheme, "always") ? 2 : !strcmp(scheme, "first") ? 1 : 0;
+        else t->meta_prepend = jbool(p, "add_prefix_space", 1) ? 2 : 0; /* before prepend_scheme existed */
+        t->meta_split = jbool(p, "split", 1);
+        return 0;
+    }
     return err_set(e, ERR_UNSUPPORTED, "%s: pre_tokenizer type \"%s\" is not supported for this model", path, type);
 }
 
@@ -372,6 +411,9 @@ static int read_added(HfFile *h, const char *path, Err *e) {
         if (!json_is_integer(id) || !content || json_integer_value(id) < 0 || json_integer_value(id) > 10000000)
             return err_set(e, ERR_PARSE, "%s: added_tokens[%zu]: expected {\"id\": int, \"content\": string}", path, i);
         long k = (long)json_integer_value(id);
+        if (k >= (long)h->n + (long)json_array_size(list) + 1024)
+            return err_set(e, ERR_PARSE, "%s: added_tokens[%zu]: id %ld is far past the vocabulary (%d tokens)", path,
+                           i, k, h->n);
         if (k >= h->n || h->text[k] == NONE) set_text(h, k, content, strlen(content));
     }
     return 0;
@@ -419,12 +461,16 @@ static Tokenizer *build(HfFile *h, const char *path, const char *dir, Err *e) {
         free(r);
         if (rc) goto fail;
         t->ignore_merges = jbool(h->model, "ignore_merges", 0);
-        if (jbool(h->model, "byte_fallback", 0)) goto unsupported_bpe;
+        t->byte_fallback = jbool(h->model, "byte_fallback", 0);
+        t->fuse_unk = jbool(h->model, "fuse_unk", 0);
         for (int i = 0; i < t->n_re; i++) pcre2_code_free(t->re[i]);
         t->n_re = 0;
         int byte_level = 0;
         if (set_pre_tokenizer(t, json_object_get(h->rest, "pre_tokenizer"), path, &byte_level, e)) goto fail;
-        if (!byte_level) goto unsupported_bpe;
+        /* byte-level (GPT-2 style) or character BPE (SentencePiece style, "▁" for spaces) */
+        t->byte_level = byte_level;
+        if (byte_level && (t->byte_fallback || t->meta_repl[0])) goto unsupported_bpe;
+        if (!byte_level && t->n_re > 0) goto unsupported_bpe;
     } else {
         const char *cont = jstr(h->model, "continuing_subword_prefix");
         snprintf(t->wp_cont, sizeof t->wp_cont, "%s", cont ? cont : "##");
@@ -439,14 +485,15 @@ static Tokenizer *build(HfFile *h, const char *path, const char *dir, Err *e) {
     if (unk) t->unk = tok_find(t, unk);
     if (set_normalizer(t, json_object_get(h->rest, "normalizer"), path, e)) goto fail;
     if (set_post(t, json_object_get(h->rest, "post_processor"), path, e)) goto fail;
-    t->strip_decoded_space = 0;
+    /* the space a SentencePiece-style prefix put in front is dropped again when decoding */
+    t->strip_decoded_space = t->norm_prepend[0] || t->meta_prepend;
     set_specials_from_config(t, dir);
     tok_build_pieces(t);
     return t;
 unsupported_bpe:
     err_set(e, ERR_UNSUPPORTED,
-            "%s: only byte-level BPE is supported from tokenizer.json (a ByteLevel pre-tokenizer, no "
-            "byte_fallback); use the model's GGUF for SentencePiece vocabularies",
+            "%s: unsupported BPE layout: expected either byte-level BPE (ByteLevel pre-tokenizer, optional "
+            "regex Splits) or SentencePiece-style BPE (Metaspace or Prepend/Replace, optional byte_fallback)",
             path);
 fail:
     tok_free(t);

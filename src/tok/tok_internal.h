@@ -51,6 +51,14 @@ struct Tokenizer {
     int prefix_space;    /* ByteLevel add_prefix_space */
     int ignore_merges;   /* a word found whole in the vocab is one token */
     int byte_id[256];    /* BPE: id of each byte's single-char token */
+    int fuse_unk;        /* character BPE: consecutive unknowns are one token */
+    /* Metaspace pre-tokenizer (character BPE): spaces -> meta_repl */
+    char meta_repl[8];   /* "" = no Metaspace */
+    int meta_prepend;    /* 0 never, 1 first segment, 2 always */
+    int meta_split;
+    /* Prepend / Replace normalisers of SentencePiece-style tokenizer.json */
+    char norm_prepend[8];
+    int norm_space_to_meta; /* Replace " " -> "▁" */
 
     /* normaliser */
     int norm;            /* NORM_* */
@@ -133,7 +141,8 @@ extern const char *const TOK_RE_GPT2, *const TOK_RE_LLAMA3, *const TOK_RE_QWEN2;
 
 /* bpe.c, spm.c, wordpiece.c: one pre-tokenized piece (or normalised text) -> ids */
 void bpe_encode_word(const Tokenizer *t, const char *s, size_t n, IdVec *out);
-void bpe_encode(const Tokenizer *t, const char *s, size_t n, IdVec *out);
+void bpe_encode(const Tokenizer *t, const char *s, size_t n, int first, IdVec *out);
+void bpe_encode_chars(const Tokenizer *t, const char *s, size_t n, IdVec *out);
 void spm_encode(const Tokenizer *t, const char *s, size_t n, int space_prefix, IdVec *out);
 void wpm_encode(const Tokenizer *t, const char *s, size_t n, IdVec *out);
 /* Bert normaliser (clean, Chinese padding, lowercase, accents): malloc'd. */

@@ -129,69 +129,79 @@ static int parse_byte_token(const char *s, int len) {
     return (int)((h - hex) * 16 + (l - hex));
 }
 
+/* The bytes token id decodes to, written to o (at most len + 1 bytes). */
+static int piece_of(const Tokenizer *t, int id, char *o) {
+    const char *s = t->text[id];
+    int n = t->len[id], ty = t->type[id], k = 0;
+    if (ty == TOK_TYPE_CONTROL || ty == TOK_TYPE_USER_DEFINED || ty == TOK_TYPE_UNKNOWN) {
+        memcpy(o, s, n);
+        return n;
+    }
+    if (t->model == TOK_BPE && t->byte_level) {
+        for (int i = 0; i < n;) {
+            uint32_t cp;
+            int m = utf8_decode((const unsigned char *)s + i, n - i, &cp);
+            int byte = bytelevel_byte(cp);
+            if (byte >= 0) o[k++] = (char)byte;
+            else memcpy(o + k, s + i, m), k += m;
+            i += m;
+        }
+        return k;
+    }
+    if (t->model == TOK_SPM || t->model == TOK_BPE) {
+        int byte = parse_byte_token(s, n);
+        if (byte >= 0 && (ty == TOK_TYPE_BYTE || t->byte_fallback)) {
+            o[0] = (char)byte;
+            return 1;
+        }
+        for (int i = 0; i < n; i++) {
+            if (i + 3 <= n && !memcmp(s + i, "\xe2\x96\x81", 3)) {
+                o[k++] = ' ';
+                i += 2;
+            } else {
+                o[k++] = s[i];
+            }
+        }
+        return k;
+    }
+    /* WordPiece: words start with a space, continuations do not */
+    int ls = (int)strlen(t->wp_start), lc = (int)strlen(t->wp_cont);
+    if (lc && n >= lc && !memcmp(s, t->wp_cont, lc)) {
+        memcpy(o, s + lc, n - lc);
+        return n - lc;
+    }
+    if (ls && n >= ls && !memcmp(s, t->wp_start, ls)) {
+        o[0] = ' ';
+        memcpy(o + 1, s + ls, n - ls);
+        return n - ls + 1;
+    }
+    if (!lc) { /* "▁" convention: a bare piece is a continuation */
+        memcpy(o, s, n);
+        return n;
+    }
+    o[0] = ' ';
+    memcpy(o + 1, s, n);
+    return n + 1;
+}
+
 /* What each token decodes to, computed once so that decoding is a lookup. */
 void tok_build_pieces(Tokenizer *t) {
     free(t->piece);
     free(t->piece_pool);
     free(t->piece_len);
-    t->piece = xcalloc(t->n, sizeof(char *));
-    t->piece_len = xcalloc(t->n, sizeof(int));
-    size_t *off = xmalloc(t->n * sizeof(size_t));
-    StrBuf pool, b;
-    sb_init(&pool);
-    sb_init(&b);
+    t->piece = xmalloc(t->n * sizeof(char *));
+    t->piece_len = xmalloc(t->n * sizeof(int));
+    size_t total = 1;
+    for (int id = 0; id < t->n; id++) total += t->len[id] + 2; /* a piece is at most one byte longer, + NUL */
+    t->piece_pool = xmalloc(total);
+    size_t at = 0;
     for (int id = 0; id < t->n; id++) {
-        const unsigned char *s = (const unsigned char *)t->text[id];
-        int n = t->len[id], ty = t->type[id];
-        sb_clear(&b);
-        if (ty == TOK_TYPE_CONTROL || ty == TOK_TYPE_USER_DEFINED || ty == TOK_TYPE_UNKNOWN) {
-            sb_appendn(&b, (const char *)s, n);
-        } else if (t->model == TOK_BPE && t->byte_level) {
-            for (int i = 0; i < n;) {
-                uint32_t cp;
-                int k = utf8_decode(s + i, n - i, &cp);
-                int byte = bytelevel_byte(cp);
-                if (byte >= 0) sb_appendc(&b, (char)byte);
-                else sb_appendn(&b, (const char *)s + i, k);
-                i += k;
-            }
-        } else if (t->model == TOK_SPM || t->model == TOK_BPE) {
-            int byte = parse_byte_token((const char *)s, n);
-            if (byte >= 0 && (ty == TOK_TYPE_BYTE || t->byte_fallback)) {
-                sb_appendc(&b, (char)byte);
-            } else {
-                for (int i = 0; i < n; i++) {
-                    if (i + 3 <= n && !memcmp(s + i, "\xe2\x96\x81", 3)) {
-                        sb_appendc(&b, ' ');
-                        i += 2;
-                    } else {
-                        sb_appendc(&b, (char)s[i]);
-                    }
-                }
-            }
-        } else { /* WordPiece: words start with a space, continuations do not */
-            size_t ls = strlen(t->wp_start), lc = strlen(t->wp_cont);
-            if (lc && n >= (int)lc && !memcmp(s, t->wp_cont, lc)) {
-                sb_appendn(&b, (const char *)s + lc, n - lc);
-            } else if (ls && n >= (int)ls && !memcmp(s, t->wp_start, ls)) {
-                sb_appendc(&b, ' ');
-                sb_appendn(&b, (const char *)s + ls, n - ls);
-            } else if (!lc) {
-                sb_appendn(&b, (const char *)s, n); /* "▁" convention: bare = continuation */
-            } else {
-                sb_appendc(&b, ' ');
-                sb_appendn(&b, (const char *)s, n);
-            }
-        }
-        t->piece_len[id] = (int)b.len;
-        off[id] = pool.len;
-        sb_appendn(&pool, b.s, b.len);
-        sb_appendc(&pool, 0);
+        int k = piece_of(t, id, t->piece_pool + at);
+        t->piece[id] = t->piece_pool + at;
+        t->piece_len[id] = k;
+        t->piece_pool[at + k] = 0;
+        at += k + 1;
     }
-    sb_free(&b);
-    t->piece_pool = sb_take(&pool);
-    for (int id = 0; id < t->n; id++) t->piece[id] = t->piece_pool + off[id];
-    free(off);
 }
 
 Tokenizer *tok_new(const TokVocab *v, Err *e) {
@@ -334,6 +344,8 @@ const char *tok_token_bytes(const Tokenizer *t, int id, int *len) {
     return t->piece[id];
 }
 int tok_vocab_size(const Tokenizer *t) { return t->n; }
+float tok_token_score(const Tokenizer *t, int id) { return id >= 0 && id < t->n ? t->score[id] : 0; }
+int tok_token_type(const Tokenizer *t, int id) { return id >= 0 && id < t->n ? t->type[id] : 0; }
 TokModel tok_model(const Tokenizer *t) { return t->model; }
 int tok_find(const Tokenizer *t, const char *s) {
     for (int i = 0; i < t->n_added; i++)

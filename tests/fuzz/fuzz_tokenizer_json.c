@@ -9,8 +9,10 @@
  *        tests/fuzz/fuzz_tokenizer_json.c build-fuzz/libaloe.a \
  *        $(pkg-config --cflags --libs jansson libpcre2-8 libutf8proc) -lm \
  *        -o build-fuzz/fuzz_tokenizer_json
- *   build-fuzz/fuzz_tokenizer_json -max_len=4096 tests/data/tok/fuzz-seeds
- */
+ *   mkdir -p /tmp/tokcorpus && cp tests/data/tok/fuzz-seeds/* /tmp/tokcorpus
+ *   build-fuzz/fuzz_tokenizer_json -max_len=8192 -max_total_time=300 /tmp/tokcorpus
+ *
+ * (the corpus directory grows: keep it out of the repository). */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>

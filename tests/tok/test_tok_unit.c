@@ -205,6 +205,10 @@ static void test_bad_files(void) {
     CHECK(tok_load_hf(p, &e) == NULL);
     CHECK_MSG(strstr(e.msg, "regex"), "%s", e.msg);
     free(p);
+    p = write_tmp("tokenizer.json", "{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0, \"b\": 99999}, \"merges\": []}}");
+    CHECK(tok_load_hf(p, &e) == NULL);
+    CHECK_MSG(strstr(e.msg, "without large gaps"), "%s", e.msg);
+    free(p);
     CHECK(tok_load("/nonexistent/model", &e) == NULL);
     CHECK_EQ_INT(e.code, ERR_NOTFOUND);
     p = write_tmp("x.gguf", "GGUF not really");
@@ -249,6 +253,41 @@ static void test_added_token_strip_flags(void) {
     free(ids);
     tok_free(t);
     free(p);
+}
+
+/* SentencePiece-style tokenizer.json, both layouts (tests/data/tok seeds):
+ * byte fallback, "▁" handling, and the one place they differ: Metaspace
+ * "first" adds no "▁" before a text that starts with a space. */
+static void test_spm_style_json(void) {
+    Err e;
+    Tokenizer *a = tok_load_hf("tests/data/tok/fuzz-seeds/spm-small.json", &e);
+    CHECK_MSG(a != NULL, "%s", e.msg);
+    Tokenizer *b = tok_load_hf("tests/data/tok/fuzz-seeds/metaspace-small.json", &e);
+    CHECK_MSG(b != NULL, "%s", e.msg);
+    int32_t *ids;
+    int n;
+    CHECK_OK(tok_encode(a, "ab abc \xc3\xa9z", 1, 0, &ids, &n, &e), &e);
+    int want[] = {1, 265, 265, 262, 267, 3 + 'z'};
+    CHECK_EQ_INT(n, 6);
+    for (int i = 0; i < n; i++) CHECK_EQ_INT(ids[i], want[i]);
+    char *d = tok_decode(a, ids, n, 1, &e);
+    CHECK_EQ_STR(d, "ab abc \xc3\xa9z");
+    free(d);
+    free(ids);
+    CHECK_OK(tok_encode(a, " ab", 0, 0, &ids, &n, &e), &e);
+    CHECK_EQ_INT(n, 2);
+    CHECK_EQ_INT(ids[0], 259);
+    CHECK_EQ_INT(ids[1], 265);
+    d = tok_decode(a, ids, n, 1, &e);
+    CHECK_EQ_STR(d, " ab");
+    free(d);
+    free(ids);
+    CHECK_OK(tok_encode(b, " ab", 0, 0, &ids, &n, &e), &e);
+    CHECK_EQ_INT(n, 1);
+    CHECK_EQ_INT(ids[0], 265);
+    free(ids);
+    tok_free(a);
+    tok_free(b);
 }
 
 static char *run(const char *cmd) {
@@ -323,6 +362,7 @@ int main(void) {
     RUN(test_bytes_round_trip);
     RUN(test_bad_files);
     RUN(test_added_token_strip_flags);
+    RUN(test_spm_style_json);
     RUN(test_tokenize_command);
     return test_summary();
 }
