@@ -496,8 +496,10 @@ static void test_cmd_embed(void) {
     char *dir = test_shared_path(FIXTURE);
     if (!dir) SKIP("shared fixtures not found (set ALOE_SHARED)");
     char *aloe = test_build_path("aloe");
-    if (test_system("'%s' embed --help >/dev/null 2>&1", aloe) != 0)
+    if (test_system("'%s' embed --help >/dev/null 2>&1", aloe) != 0) {
+        free(aloe), free(dir);
         SKIP("aloe has no embed command yet (cmd_embed needs its line in src/cli/commands.h)");
+    }
     char *tmp = test_tmpdir();
     CHECK(tmp);
     char *in = path_join(tmp, "in.jsonl"), *out = path_join(tmp, "out.jsonl");
