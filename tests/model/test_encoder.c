@@ -508,9 +508,11 @@ static void test_cmd_embed(void) {
     FILE *f = fopen(in, "w");
     CHECK(f);
     for (int i = 0; i < x.n; i++) {
-        char *line = json_dumps(json_string(x.text[i]), JSON_ENCODE_ANY);
+        json_t *js = json_string(x.text[i]);
+        char *line = json_dumps(js, JSON_ENCODE_ANY);
         fprintf(f, "%s\n", line);
         free(line);
+        json_decref(js);
     }
     fclose(f);
     CHECK_EQ_INT(test_system("'%s' embed --model '%s' --jsonl '%s' > '%s'", aloe, dir, in, out), 0);
