@@ -439,8 +439,9 @@ static void test_bad_directories(void) {
 }
 
 /* Writes dir/model.safetensors from src's tensors with each name given a
- * prefix, leaving out the tensor named skip (may be NULL). */
-static int rewrite_weights(const char *src_dir, const char *dir, const char *prefix, const char *skip) {
+ * prefix, leaving out the tensor named skip (may be NULL), in F32 or
+ * converted to F16. */
+static int rewrite_weights(const char *src_dir, const char *dir, const char *prefix, const char *skip, int f16) {
     Err e;
     SafeTensors *st = st_open(src_dir, &e);
     if (!st) return -1;
@@ -452,11 +453,22 @@ static int rewrite_weights(const char *src_dir, const char *dir, const char *pre
         if (skip && !strcmp(t->name, skip)) continue;
         views[k] = *t;
         views[k].name = names[k] = xasprintf("%s%s", prefix, t->name);
+        if (f16) {
+            int64_t n = tensor_numel(t);
+            uint16_t *h = xmalloc((size_t)n * sizeof *h);
+            for (int64_t j = 0; j < n; j++) h[j] = f32_to_f16(((const float *)t->data)[j]);
+            views[k].data = h;
+            views[k].dtype = DT_F16;
+            views[k].nbytes = (size_t)n * sizeof *h;
+        }
         k++;
     }
     char *out = path_join(dir, "model.safetensors");
     int rc = st_write(out, views, k, NULL, &e);
-    for (int i = 0; i < k; i++) free(names[i]);
+    for (int i = 0; i < k; i++) {
+        free(names[i]);
+        if (f16) free((void *)views[i].data);
+    }
     free(names), free(views), free(out);
     st_close(st);
     return rc;
@@ -471,7 +483,7 @@ static void test_plain_bert_directory(void) {
     char *m = copy_fixture(dir);
     CHECK(m);
     CHECK(test_system("rm -r '%s/modules.json' '%s/1_Pooling' '%s/2_Normalize'", m, m, m) == 0);
-    CHECK(rewrite_weights(dir, m, "bert.", NULL) == 0);
+    CHECK(rewrite_weights(dir, m, "bert.", NULL, 0) == 0);
     Expected x;
     CHECK(expected_load(dir, &x) == 0);
     Err e;
@@ -481,10 +493,22 @@ static void test_plain_bert_directory(void) {
     int dim;
     CHECK_OK(encoder_embed(enc, x.text, x.n, &vecs, &dim, &e), &e);
     check_against_fixture(dir, vecs, x.n, dim);
-    free(vecs);
     encoder_free(enc);
-    CHECK(rewrite_weights(dir, m, "", "encoder.layer.1.output.LayerNorm.bias") == 0);
+    /* F16 weights are converted on load: close to the F32 result */
+    CHECK(rewrite_weights(dir, m, "", NULL, 1) == 0);
+    enc = encoder_load(m, &e);
+    CHECK_MSG(enc, "%s", e.msg);
+    float *half;
+    CHECK_OK(encoder_embed(enc, x.text, x.n, &half, &dim, &e), &e);
+    for (int i = 0; i < x.n; i++) {
+        double c = cosine(half + i * dim, vecs + i * dim, dim);
+        CHECK_MSG(c > 0.9999, "F16 sentence %d: cosine %.6f", i, c);
+    }
+    free(half);
+    encoder_free(enc);
+    CHECK(rewrite_weights(dir, m, "", "encoder.layer.1.output.LayerNorm.bias", 0) == 0);
     CHECK_LOAD_FAILS(m, "encoder.layer.1.output.LayerNorm.bias", "model.safetensors");
+    free(vecs);
     expected_free(&x);
     test_system("rm -rf '%s'", m);
     free(m);

@@ -97,10 +97,15 @@ int main(int argc, char **argv) {
     Tokenizer *tok = !model && file_exists(vocab) ? tok_load_gguf(vocab, &e) : NULL;
     double t_tok = 0;
     long tokens = 0;
-    if (!model) {
+    {
         double t0 = now_s();
         for (int i = 0; i < n_texts; i++) {
-            if (tok) {
+            if (model) {
+                if (encoder_tokenize(enc, texts[i], &ids[i], &lens[i], &e)) {
+                    fprintf(stderr, "bench_encoder: %s\n", e.msg);
+                    return 1;
+                }
+            } else if (tok) {
                 if (tok_encode(tok, texts[i], 1, 0, &ids[i], &lens[i], &e)) {
                     fprintf(stderr, "bench_encoder: %s\n", e.msg);
                     return 1;
@@ -116,6 +121,14 @@ int main(int argc, char **argv) {
     }
     printf("model: %s, %d texts of ~%d words, %ld tokens (%s), %d threads\n", model ? model : shape, n_texts, words,
            tokens, model ? "tokenised by the model" : tok ? "bert-base-uncased WordPiece" : "random ids", threads);
+    /* multiply-adds x 2: the linear layers per token, attention per text */
+    double flop = 0;
+    {
+        if (model) c = *encoder_config(enc);
+        const double h = c.hidden, m = c.intermediate;
+        for (int i = 0; i < n_texts; i++)
+            flop += 2.0 * c.n_layers * (lens[i] * (4 * h * h + 2 * h * m) + 2.0 * lens[i] * lens[i] * h);
+    }
     double best = 1e30;
     for (int rep = 0; rep < reps; rep++) {
         float *vecs;
@@ -133,8 +146,9 @@ int main(int argc, char **argv) {
         if (dt < best) best = dt;
     }
     printf("{\"shape\": \"%s\", \"texts\": %d, \"tokens\": %ld, \"threads\": %d, \"seconds\": %.4f, "
-           "\"embeddings_per_s\": %.1f, \"tokens_per_s\": %.0f, \"tokenize_s\": %.4f}\n",
-           model ? "model" : shape, n_texts, tokens, threads, best, n_texts / best, tokens / best, t_tok);
+           "\"embeddings_per_s\": %.1f, \"tokens_per_s\": %.0f, \"gflops\": %.1f, \"tokenize_s\": %.4f}\n",
+           model ? "model" : shape, n_texts, tokens, threads, best, n_texts / best, tokens / best, flop / best * 1e-9,
+           t_tok);
     for (int i = 0; i < n_texts; i++) free(texts[i]), free(ids[i]);
     free(texts), free(ids), free(lens), free(vocab);
     tok_free(tok);
