@@ -108,6 +108,11 @@ int encoder_embed_ids(const Encoder *enc, const int32_t *const *ids, const int *
     *vecs = NULL;
     if (encoder_check_ids(enc, ids, lens, n, e)) return -1;
     int h = enc->cfg.hidden, max_len = 0;
+    if (dim) *dim = h;
+    if (n == 0) {
+        *vecs = xmalloc(sizeof **vecs); /* a valid pointer to free, no rows */
+        return 0;
+    }
     for (int s = 0; s < n; s++)
         if (lens[s] > max_len) max_len = lens[s];
     /* one activation block for every chunk: fresh pages cost page faults */
@@ -122,7 +127,6 @@ int encoder_embed_ids(const Encoder *enc, const int32_t *const *ids, const int *
     }
     free(r.block);
     *vecs = out;
-    if (dim) *dim = h;
     return 0;
 }
 

@@ -341,6 +341,10 @@ static void test_bad_ids(void) {
     const char *texts[] = {"hello"};
     CHECK(encoder_embed(enc, texts, 1, &v, NULL, &e) == -1);
     CHECK_MSG(strstr(e.msg, "no tokenizer"), "%s", e.msg);
+    int dim = 0;
+    CHECK_OK(encoder_embed_ids(enc, NULL, NULL, 0, &v, &dim, &e), &e); /* no texts: no rows */
+    CHECK_EQ_INT(dim, 64);
+    free(v);
     c.hidden = 63;
     CHECK(encoder_new_random(&c, 1, &e) == NULL);
     encoder_free(enc);
