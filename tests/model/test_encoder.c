@@ -80,6 +80,11 @@ static void test_fixture_config(void) {
     CHECK_EQ_INT(c->max_seq_len, 64);
     CHECK_NEAR(c->eps, 1e-12, 1e-15);
     encoder_free(enc);
+    CHECK(encoder_is_model_dir(dir));
+    char *llama = test_shared_path("fixtures/models/tiny-llama3");
+    if (llama) CHECK(!encoder_is_model_dir(llama));
+    free(llama);
+    CHECK(!encoder_is_model_dir("/nonexistent"));
     free(dir);
 }
 
@@ -493,6 +498,7 @@ static void test_plain_bert_directory(void) {
     Err e;
     Encoder *enc = encoder_load(m, &e);
     CHECK_MSG(enc, "%s", e.msg);
+    CHECK(encoder_is_model_dir(m)); /* by config.json alone */
     float *vecs;
     int dim;
     CHECK_OK(encoder_embed(enc, x.text, x.n, &vecs, &dim, &e), &e);
