@@ -11,6 +11,7 @@
 #include "base/mem.h"
 #include "base/rng.h"
 #include "formats/safetensors.h"
+#include "kernels/encoder_ops.h"
 #include "model/encoder.h"
 #include "model/encoder_internal.h"
 #include "test.h"
@@ -281,6 +282,36 @@ static void test_pooling_by_hand(void) {
     CHECK_NEAR(out[0], 0.6, 1e-7);
     CHECK_NEAR(out[1], 0.8, 1e-7);
     CHECK(encoder_pooling_name(ENC_POOL_MEAN_SQRT_LEN)[0] == 'm');
+}
+
+/* The kernels on values worked out by hand (torch gives the same). */
+static void test_encoder_ops(void) {
+    float g[] = {1, -1, 0, 3, -6};
+    enc_gelu(g, 5, 2);
+    CHECK_NEAR(g[0], 0.841344746, 1e-7); /* x Phi(x), Phi(1) = 0.841344746 */
+    CHECK_NEAR(g[1], -0.158655254, 1e-7);
+    CHECK(g[2] == 0);
+    CHECK_NEAR(g[3], 2.995950348, 1e-6);
+    CHECK_NEAR(g[4], 0, 1e-8); /* erf(-4.24) is -1 in float32, in torch too */
+    float x[] = {1, 2, 3, 4}, w[] = {1, 1, 2, 2}, b[] = {0, 1, 0, 1}, y[4];
+    enc_layernorm(y, x, w, b, 1, 4, 0);
+    double sd = sqrt(1.25); /* mean 2.5, biased variance 1.25 */
+    CHECK_NEAR(y[0], -1.5 / sd, 1e-6);
+    CHECK_NEAR(y[1], -0.5 / sd + 1, 1e-6);
+    CHECK_NEAR(y[2], 2 * 0.5 / sd, 1e-6);
+    CHECK_NEAR(y[3], 2 * 1.5 / sd + 1, 1e-6);
+    /* two texts of 1 and 2 tokens, one head of width 1: a token sees only its own text */
+    float q[] = {1, 1, 1}, k[] = {5, 0, 0}, v[] = {7, 2, 4}, o[3];
+    int starts[] = {0, 1, 3};
+    enc_attention(o, q, k, v, starts, 2, 1, 1, 2);
+    CHECK_NEAR(o[0], 7, 1e-6);
+    CHECK_NEAR(o[1], 3, 1e-6); /* equal scores: the mean of 2 and 4 */
+    CHECK_NEAR(o[2], 3, 1e-6);
+    float lin[2];
+    const float W[] = {1, 2, 3, 4, 5, 6}, B[] = {10, 20}, X[] = {1, 1, 1};
+    enc_linear(lin, X, W, B, 1, 3, 2);
+    CHECK_NEAR(lin[0], 16, 1e-6);
+    CHECK_NEAR(lin[1], 35, 1e-6);
 }
 
 typedef struct {
@@ -587,6 +618,7 @@ int main(void) {
     RUN(test_fast_matches_reference);
     RUN(test_chunking);
     RUN(test_pooling_by_hand);
+    RUN(test_encoder_ops);
     RUN(test_concurrent_callers);
     RUN(test_bad_ids);
     RUN(test_bad_directories);
