@@ -113,11 +113,15 @@ int encoder_embed_ids(const Encoder *enc, const int32_t *const *ids, const int *
         *vecs = xmalloc(sizeof **vecs); /* a valid pointer to free, no rows */
         return 0;
     }
-    for (int s = 0; s < n; s++)
+    long total = 0;
+    for (int s = 0; s < n; s++) {
+        total += lens[s];
         if (lens[s] > max_len) max_len = lens[s];
+    }
     /* one activation block for every chunk: fresh pages cost page faults */
+    int room = max_len > ENC_CHUNK_TOKENS ? max_len : ENC_CHUNK_TOKENS;
     EncoderRun r;
-    run_init(&r, &enc->cfg, max_len > ENC_CHUNK_TOKENS ? max_len : ENC_CHUNK_TOKENS);
+    run_init(&r, &enc->cfg, total < room ? (int)total : room);
     float *out = xmalloc(((size_t)n * h + 1) * sizeof *out);
     for (int s0 = 0; s0 < n;) {
         int s1 = s0, tokens = 0;
