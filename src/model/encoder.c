@@ -72,21 +72,20 @@ static void layer_forward(const Encoder *enc, const EncoderLayer *L, EncoderRun 
     enc_layernorm(r->x, r->tmp, L->ln2_w, L->ln2_b, T, h, c->eps);
 }
 
-/* Embeds n (checked) sequences packed together into out[n, hidden]. */
-static void forward_chunk(const Encoder *enc, const int32_t *const *ids, const int *lens, int n, float *out) {
+/* Embeds n (checked) sequences packed together into out[n, hidden]; r has
+ * room for all their tokens. */
+static void forward_chunk(const Encoder *enc, EncoderRun *r, const int32_t *const *ids, const int *lens, int n,
+                          float *out) {
     const EncoderConfig *c = &enc->cfg;
     int *seq_start = xmalloc((size_t)(n + 1) * sizeof *seq_start);
     seq_start[0] = 0;
     for (int s = 0; s < n; s++) seq_start[s + 1] = seq_start[s] + lens[s];
     int T = seq_start[n];
-    EncoderRun r;
-    run_init(&r, c, T);
-    embed_tokens(enc, ids, lens, n, r.x);
-    enc_layernorm(r.x, r.x, enc->w.emb_ln_w, enc->w.emb_ln_b, T, c->hidden, c->eps);
-    for (int l = 0; l < c->n_layers; l++) layer_forward(enc, &enc->w.layers[l], &r, T, seq_start, n);
+    embed_tokens(enc, ids, lens, n, r->x);
+    enc_layernorm(r->x, r->x, enc->w.emb_ln_w, enc->w.emb_ln_b, T, c->hidden, c->eps);
+    for (int l = 0; l < c->n_layers; l++) layer_forward(enc, &enc->w.layers[l], r, T, seq_start, n);
     for (int s = 0; s < n; s++)
-        encoder_pool(c, r.x + (size_t)seq_start[s] * c->hidden, lens[s], out + (size_t)s * c->hidden);
-    free(r.block);
+        encoder_pool(c, r->x + (size_t)seq_start[s] * c->hidden, lens[s], out + (size_t)s * c->hidden);
     free(seq_start);
 }
 
@@ -108,16 +107,30 @@ int encoder_embed_ids(const Encoder *enc, const int32_t *const *ids, const int *
                       Err *e) {
     *vecs = NULL;
     if (encoder_check_ids(enc, ids, lens, n, e)) return -1;
-    int h = enc->cfg.hidden;
+    int h = enc->cfg.hidden, max_len = 0;
+    if (dim) *dim = h;
+    if (n == 0) {
+        *vecs = xmalloc(sizeof **vecs); /* a valid pointer to free, no rows */
+        return 0;
+    }
+    long total = 0;
+    for (int s = 0; s < n; s++) {
+        total += lens[s];
+        if (lens[s] > max_len) max_len = lens[s];
+    }
+    /* one activation block for every chunk: fresh pages cost page faults */
+    int room = max_len > ENC_CHUNK_TOKENS ? max_len : ENC_CHUNK_TOKENS;
+    EncoderRun r;
+    run_init(&r, &enc->cfg, total < room ? (int)total : room);
     float *out = xmalloc(((size_t)n * h + 1) * sizeof *out);
     for (int s0 = 0; s0 < n;) {
         int s1 = s0, tokens = 0;
         while (s1 < n && (s1 == s0 || tokens + lens[s1] <= ENC_CHUNK_TOKENS)) tokens += lens[s1++];
-        forward_chunk(enc, ids + s0, lens + s0, s1 - s0, out + (size_t)s0 * h);
+        forward_chunk(enc, &r, ids + s0, lens + s0, s1 - s0, out + (size_t)s0 * h);
         s0 = s1;
     }
+    free(r.block);
     *vecs = out;
-    if (dim) *dim = h;
     return 0;
 }
 

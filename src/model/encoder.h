@@ -49,6 +49,11 @@ typedef struct EncoderConfig {
 
 typedef struct Encoder Encoder;
 
+/* 1 if dir looks like a model for this encoder (a sentence-transformers
+ * directory with modules.json, or config.json naming BertModel), so a
+ * caller holding a local model spec can pick the encoder over the decoder. */
+int encoder_is_model_dir(const char *dir);
+
 /* Loads a model directory (see above). Errors name the file and field. */
 Encoder *encoder_load(const char *dir, Err *e);
 /* A model with weights drawn from N(0, 0.1) (LayerNorm weights N(1, 0.1),

@@ -11,6 +11,7 @@
 #include "base/fileio.h"
 #include "base/log.h"
 #include "base/mem.h"
+#include "formats/hfdir.h"
 #include "model/encoder_internal.h"
 
 static const char *const POOL_NAMES[] = {"mean", "cls", "max", "mean_sqrt_len_tokens", "lasttoken"};
@@ -211,4 +212,15 @@ done:
 void encoder_st_config_free(EncoderStConfig *sc) {
     free(sc->model_dir);
     sc->model_dir = NULL;
+}
+
+int encoder_is_model_dir(const char *dir) {
+    if (!file_is_dir(dir)) return 0;
+    char *modules = path_join(dir, "modules.json");
+    int st = file_exists(modules);
+    free(modules);
+    if (st) return 1;
+    ModelConfig mc;
+    Err e;
+    return hf_config_load(dir, &mc, &e) == 0 && mc.arch == ARCH_BERT;
 }

@@ -11,6 +11,7 @@
 #include "base/mem.h"
 #include "base/rng.h"
 #include "formats/safetensors.h"
+#include "kernels/encoder_ops.h"
 #include "model/encoder.h"
 #include "model/encoder_internal.h"
 #include "test.h"
@@ -80,6 +81,11 @@ static void test_fixture_config(void) {
     CHECK_EQ_INT(c->max_seq_len, 64);
     CHECK_NEAR(c->eps, 1e-12, 1e-15);
     encoder_free(enc);
+    CHECK(encoder_is_model_dir(dir));
+    char *llama = test_shared_path("fixtures/models/tiny-llama3");
+    if (llama) CHECK(!encoder_is_model_dir(llama));
+    free(llama);
+    CHECK(!encoder_is_model_dir("/nonexistent"));
     free(dir);
 }
 
@@ -278,6 +284,36 @@ static void test_pooling_by_hand(void) {
     CHECK(encoder_pooling_name(ENC_POOL_MEAN_SQRT_LEN)[0] == 'm');
 }
 
+/* The kernels on values worked out by hand (torch gives the same). */
+static void test_encoder_ops(void) {
+    float g[] = {1, -1, 0, 3, -6};
+    enc_gelu(g, 5, 2);
+    CHECK_NEAR(g[0], 0.841344746, 1e-7); /* x Phi(x), Phi(1) = 0.841344746 */
+    CHECK_NEAR(g[1], -0.158655254, 1e-7);
+    CHECK(g[2] == 0);
+    CHECK_NEAR(g[3], 2.995950348, 1e-6);
+    CHECK_NEAR(g[4], 0, 1e-8); /* erf(-4.24) is -1 in float32, in torch too */
+    float x[] = {1, 2, 3, 4}, w[] = {1, 1, 2, 2}, b[] = {0, 1, 0, 1}, y[4];
+    enc_layernorm(y, x, w, b, 1, 4, 0);
+    double sd = sqrt(1.25); /* mean 2.5, biased variance 1.25 */
+    CHECK_NEAR(y[0], -1.5 / sd, 1e-6);
+    CHECK_NEAR(y[1], -0.5 / sd + 1, 1e-6);
+    CHECK_NEAR(y[2], 2 * 0.5 / sd, 1e-6);
+    CHECK_NEAR(y[3], 2 * 1.5 / sd + 1, 1e-6);
+    /* two texts of 1 and 2 tokens, one head of width 1: a token sees only its own text */
+    float q[] = {1, 1, 1}, k[] = {5, 0, 0}, v[] = {7, 2, 4}, o[3];
+    int starts[] = {0, 1, 3};
+    enc_attention(o, q, k, v, starts, 2, 1, 1, 2);
+    CHECK_NEAR(o[0], 7, 1e-6);
+    CHECK_NEAR(o[1], 3, 1e-6); /* equal scores: the mean of 2 and 4 */
+    CHECK_NEAR(o[2], 3, 1e-6);
+    float lin[2];
+    const float W[] = {1, 2, 3, 4, 5, 6}, B[] = {10, 20}, X[] = {1, 1, 1};
+    enc_linear(lin, X, W, B, 1, 3, 2);
+    CHECK_NEAR(lin[0], 16, 1e-6);
+    CHECK_NEAR(lin[1], 35, 1e-6);
+}
+
 typedef struct {
     const Encoder *enc;
     const char *const *texts;
@@ -341,6 +377,10 @@ static void test_bad_ids(void) {
     const char *texts[] = {"hello"};
     CHECK(encoder_embed(enc, texts, 1, &v, NULL, &e) == -1);
     CHECK_MSG(strstr(e.msg, "no tokenizer"), "%s", e.msg);
+    int dim = 0;
+    CHECK_OK(encoder_embed_ids(enc, NULL, NULL, 0, &v, &dim, &e), &e); /* no texts: no rows */
+    CHECK_EQ_INT(dim, 64);
+    free(v);
     c.hidden = 63;
     CHECK(encoder_new_random(&c, 1, &e) == NULL);
     encoder_free(enc);
@@ -439,8 +479,9 @@ static void test_bad_directories(void) {
 }
 
 /* Writes dir/model.safetensors from src's tensors with each name given a
- * prefix, leaving out the tensor named skip (may be NULL). */
-static int rewrite_weights(const char *src_dir, const char *dir, const char *prefix, const char *skip) {
+ * prefix, leaving out the tensor named skip (may be NULL), in F32 or
+ * converted to F16. */
+static int rewrite_weights(const char *src_dir, const char *dir, const char *prefix, const char *skip, int f16) {
     Err e;
     SafeTensors *st = st_open(src_dir, &e);
     if (!st) return -1;
@@ -452,11 +493,22 @@ static int rewrite_weights(const char *src_dir, const char *dir, const char *pre
         if (skip && !strcmp(t->name, skip)) continue;
         views[k] = *t;
         views[k].name = names[k] = xasprintf("%s%s", prefix, t->name);
+        if (f16) {
+            int64_t n = tensor_numel(t);
+            uint16_t *h = xmalloc((size_t)n * sizeof *h);
+            for (int64_t j = 0; j < n; j++) h[j] = f32_to_f16(((const float *)t->data)[j]);
+            views[k].data = h;
+            views[k].dtype = DT_F16;
+            views[k].nbytes = (size_t)n * sizeof *h;
+        }
         k++;
     }
     char *out = path_join(dir, "model.safetensors");
     int rc = st_write(out, views, k, NULL, &e);
-    for (int i = 0; i < k; i++) free(names[i]);
+    for (int i = 0; i < k; i++) {
+        free(names[i]);
+        if (f16) free((void *)views[i].data);
+    }
     free(names), free(views), free(out);
     st_close(st);
     return rc;
@@ -471,20 +523,33 @@ static void test_plain_bert_directory(void) {
     char *m = copy_fixture(dir);
     CHECK(m);
     CHECK(test_system("rm -r '%s/modules.json' '%s/1_Pooling' '%s/2_Normalize'", m, m, m) == 0);
-    CHECK(rewrite_weights(dir, m, "bert.", NULL) == 0);
+    CHECK(rewrite_weights(dir, m, "bert.", NULL, 0) == 0);
     Expected x;
     CHECK(expected_load(dir, &x) == 0);
     Err e;
     Encoder *enc = encoder_load(m, &e);
     CHECK_MSG(enc, "%s", e.msg);
+    CHECK(encoder_is_model_dir(m)); /* by config.json alone */
     float *vecs;
     int dim;
     CHECK_OK(encoder_embed(enc, x.text, x.n, &vecs, &dim, &e), &e);
     check_against_fixture(dir, vecs, x.n, dim);
-    free(vecs);
     encoder_free(enc);
-    CHECK(rewrite_weights(dir, m, "", "encoder.layer.1.output.LayerNorm.bias") == 0);
+    /* F16 weights are converted on load: close to the F32 result */
+    CHECK(rewrite_weights(dir, m, "", NULL, 1) == 0);
+    enc = encoder_load(m, &e);
+    CHECK_MSG(enc, "%s", e.msg);
+    float *half;
+    CHECK_OK(encoder_embed(enc, x.text, x.n, &half, &dim, &e), &e);
+    for (int i = 0; i < x.n; i++) {
+        double c = cosine(half + i * dim, vecs + i * dim, dim);
+        CHECK_MSG(c > 0.9999, "F16 sentence %d: cosine %.6f", i, c);
+    }
+    free(half);
+    encoder_free(enc);
+    CHECK(rewrite_weights(dir, m, "", "encoder.layer.1.output.LayerNorm.bias", 0) == 0);
     CHECK_LOAD_FAILS(m, "encoder.layer.1.output.LayerNorm.bias", "model.safetensors");
+    free(vecs);
     expected_free(&x);
     test_system("rm -rf '%s'", m);
     free(m);
@@ -496,8 +561,10 @@ static void test_cmd_embed(void) {
     char *dir = test_shared_path(FIXTURE);
     if (!dir) SKIP("shared fixtures not found (set ALOE_SHARED)");
     char *aloe = test_build_path("aloe");
-    if (test_system("'%s' embed --help >/dev/null 2>&1", aloe) != 0)
+    if (test_system("'%s' embed --help >/dev/null 2>&1", aloe) != 0) {
+        free(aloe), free(dir);
         SKIP("aloe has no embed command yet (cmd_embed needs its line in src/cli/commands.h)");
+    }
     char *tmp = test_tmpdir();
     CHECK(tmp);
     char *in = path_join(tmp, "in.jsonl"), *out = path_join(tmp, "out.jsonl");
@@ -506,9 +573,11 @@ static void test_cmd_embed(void) {
     FILE *f = fopen(in, "w");
     CHECK(f);
     for (int i = 0; i < x.n; i++) {
-        char *line = json_dumps(json_string(x.text[i]), JSON_ENCODE_ANY);
+        json_t *js = json_string(x.text[i]);
+        char *line = json_dumps(js, JSON_ENCODE_ANY);
         fprintf(f, "%s\n", line);
         free(line);
+        json_decref(js);
     }
     fclose(f);
     CHECK_EQ_INT(test_system("'%s' embed --model '%s' --jsonl '%s' > '%s'", aloe, dir, in, out), 0);
@@ -549,6 +618,7 @@ int main(void) {
     RUN(test_fast_matches_reference);
     RUN(test_chunking);
     RUN(test_pooling_by_hand);
+    RUN(test_encoder_ops);
     RUN(test_concurrent_callers);
     RUN(test_bad_ids);
     RUN(test_bad_directories);
