@@ -26,6 +26,7 @@
 
 typedef struct OpenAi {
     char *base;  /* without a trailing slash */
+    char *shown; /* base for messages: any user:password@ replaced by ***@ */
     char *key;   /* NULL when none; only used to scrub messages and build auth */
     struct curl_slist *headers; /* shared read-only by all handles */
     double timeout_s;
@@ -150,7 +151,7 @@ static char *body_snippet(const StrBuf *body) {
     if (!m) m = json_string_value(json_object_get(j, "detail"));
     char *out;
     if (m)
-        out = xstrndup(m, 4 * BODY_SNIPPET);
+        out = xstrndup(m, strnlen(m, 4 * BODY_SNIPPET));
     else if (!*s)
         out = xstrdup("(empty body)");
     else if (strlen(s) > BODY_SNIPPET)
@@ -255,7 +256,7 @@ static void bump(atomic_long *live, long n) {
 static int post_with_retries(LlmBackend *b, const char *path, const char *json, ExtractFn extract, void *ctx,
                              int *retries_out, Err *e) {
     OpenAi *o = b->impl;
-    char *url = xasprintf("%s%s", o->base, path);
+    char *url = xasprintf("%s%s", o->base, path), *shown_url = xasprintf("%s%s", o->shown, path);
     Exchange x;
     memset(&x, 0, sizeof x);
     sb_init(&x.body);
@@ -267,7 +268,7 @@ static int post_with_retries(LlmBackend *b, const char *path, const char *json, 
     int retries = 0, malformed = 0, connect = 0, rc = -1;
     for (int attempt = 0;; attempt++) {
         exchange_post(o, url, json, &x);
-        FailKind k = classify(o, &x, url, b->model, extract, ctx, e);
+        FailKind k = classify(o, &x, shown_url, b->model, extract, ctx, e);
         if (k == FAIL_NONE) {
             rc = 0;
             break;
@@ -292,6 +293,7 @@ static int post_with_retries(LlmBackend *b, const char *path, const char *json, 
     if (retries_out) *retries_out = retries;
     sb_free(&x.body);
     free(url);
+    free(shown_url);
     return rc;
 }
 
@@ -317,8 +319,12 @@ static int chat_extract(json_t *j, void *ctx, Err *e) {
     ChatCtx *c = ctx;
     json_t *choice = json_array_get(json_object_get(j, "choices"), 0);
     json_t *content = json_object_get(json_object_get(choice, "message"), "content");
-    if (!json_is_string(content))
-        return err_set(e, ERR_PARSE, "no choices[0].message.content string in the JSON answer");
+    if (!json_is_string(content)) {
+        /* Some servers answer 200 with an error object. */
+        const char *m = json_string_value(json_object_get(json_object_get(j, "error"), "message"));
+        return err_set(e, ERR_PARSE, "no choices[0].message.content string in the JSON answer%s%s", m ? ": " : "",
+                       m ? m : "");
+    }
     c->out->text = xstrndup(json_string_value(content), json_string_length(content));
     const char *fr = json_string_value(json_object_get(choice, "finish_reason"));
     c->out->finish_reason = fr ? xstrdup(fr) : NULL;
@@ -422,6 +428,17 @@ static int openai_embed(LlmBackend *b, const char *const *texts, int n, float **
 
 /* ---- lifetime ---- */
 
+/* The URL with credentials in it (https://user:secret@host/v1) hidden. */
+static char *hide_userinfo(const char *url) {
+    const char *host = strstr(url, "://");
+    host = host ? host + 3 : url;
+    const char *end = host + strcspn(host, "/?#");
+    const char *at = memchr(host, '@', (size_t)(end - host));
+    if (!at) return xstrdup(url);
+    return xasprintf("%.*s***%s", (int)(host - url), url, at);
+}
+
+
 static void openai_destroy(LlmBackend *b) {
     OpenAi *o = b->impl;
     if (!o) return;
@@ -432,6 +449,7 @@ static void openai_destroy(LlmBackend *b) {
     if (o->key) memset(o->key, 0, strlen(o->key));
     free(o->key);
     free(o->base);
+    free(o->shown);
     free(o);
     b->impl = NULL;
 }
@@ -450,6 +468,7 @@ LlmBackend *llm_openai_new(const char *base_url, const char *api_key, const char
     size_t bl = strlen(base_url);
     while (bl > 0 && base_url[bl - 1] == '/') bl--;
     o->base = xstrndup(base_url, bl);
+    o->shown = hide_userinfo(o->base);
     o->timeout_s = timeout_s > 0 ? timeout_s : 300;
     o->max_retries = max_retries >= 0 ? max_retries : 8;
     o->backoff_base_s = 0.5;
@@ -468,7 +487,7 @@ LlmBackend *llm_openai_new(const char *base_url, const char *api_key, const char
     LlmBackend *b = xcalloc(1, sizeof *b);
     b->impl = o;
     b->model = xstrdup(model);
-    b->describe = xasprintf("%s at %s", model, o->base);
+    b->describe = xasprintf("%s at %s", model, o->shown);
     b->chat = openai_chat;
     b->embed = openai_embed;
     b->destroy = openai_destroy;
@@ -483,5 +502,5 @@ void llm_openai_set_backoff(LlmBackend *b, double base_s, double cap_s) {
 
 const char *llm_openai_base_url(const LlmBackend *b) {
     const OpenAi *o = b->impl;
-    return o->base;
+    return o->shown;
 }
