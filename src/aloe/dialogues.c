@@ -84,6 +84,7 @@ static const char *find_label(const char *text, const char *label) {
         while (*p == ' ' || *p == '\t' || *p == '*' || *p == '-' || *p == '#') p++;
         if (strncasecmp(p, label, n)) continue;
         p += n;
+        while (isalpha((unsigned char)*p)) p++; /* "Personalities:" as the reference wrote it */
         while (*p == '*') p++;
         if (*p != ':') continue;
         p++;

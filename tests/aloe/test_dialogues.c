@@ -25,6 +25,10 @@ static void test_inducer_parsing(void) {
     CHECK_EQ_STR(pr, "student");
     CHECK_EQ_STR(pe, "warm");
     free(pr), free(pe);
+    CHECK_EQ_INT(inducer_parse("Profile: a pilot\nPersonalities: None", &pr, &pe), 2);
+    CHECK_EQ_STR(pr, "a pilot");
+    CHECK_EQ_STR(pe, "None");
+    free(pr), free(pe);
     CHECK_EQ_INT(inducer_parse("Nothing yet.", &pr, &pe), 0);
     CHECK_EQ_STR(pr, "unknown");
     CHECK_EQ_STR(pe, "unknown");
