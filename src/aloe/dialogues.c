@@ -101,7 +101,7 @@ static char *clean_value(const char *start, const char *end) {
 }
 
 int inducer_parse(const char *text, char **profile, char **personality) {
-    const char *pr = find_label(text, "profile"), *pe = find_label(text, "personality");
+    const char *pr = find_label(text, "profile"), *pe = find_label(text, "personalit"); /* -y or -ies */
     int found = 0;
     /* Each value runs to the start of the other label's line, or the end. */
     const char *pe_line = pe, *pr_line = pr;
