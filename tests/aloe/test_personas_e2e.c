@@ -111,6 +111,43 @@ static void test_stops_when_acceptance_dries_up(void) {
     free(so), free(err), free(dir);
 }
 
+/* kill -9 in the middle of a growth, then the same command: the pool is
+ * the one an uninterrupted run makes. */
+static void test_resume_after_sigkill(void) {
+    NEED_SERVER();
+    char *ref = setup_dir(), *dir = setup_dir();
+    CHECK_EQ_INT(run_personas(ref, "gen", "30", "1"), 0);
+    char seeds[512], out[512];
+    snprintf(seeds, sizeof seeds, "%s/seeds.jsonl", dir);
+    snprintf(out, sizeof out, "%s/pool.jsonl", dir);
+    const char *a[] = {"personas", "--kind", "profile", "--seeds", seeds, "--target", "30", "--examples", "2",
+                       "--per-call", "3", "-j", "1", "--model", "gen", "--embed-model", "emb", "--base-url", fs.url,
+                       "--max-rounds", "40", "--min-acceptance", "0.05", "--seed", "3", "-q", "--out", out, NULL};
+    pid_t pid = aloe_spawn(dir, a);
+    CHECK(pid > 0);
+    for (int i = 0; i < 3000; i++) {
+        char *t = slurp_in(dir, "pool.state.jsonl");
+        int lines = count_lines(t);
+        free(t);
+        if (lines >= 3) break; /* seeds + 2 rounds */
+        usleep(2000);
+    }
+    usleep(15000);
+    kill(pid, SIGKILL);
+    int st;
+    waitpid(pid, &st, 0);
+    CHECK(WIFSIGNALED(st));
+    char *partial = slurp_in(dir, "pool.jsonl");
+    int before = count_lines(partial);
+    free(partial);
+    CHECK_MSG(before > 3 && before < 30, "%d items before the kill", before);
+    CHECK_EQ_INT(aloe_run(dir, a), 0);
+    char *want = slurp_in(ref, "pool.jsonl"), *got = slurp_in(dir, "pool.jsonl");
+    CHECK_EQ_INT(count_lines(got), 30);
+    CHECK_EQ_STR(got, want);
+    free(want), free(got), free(dir), free(ref);
+}
+
 static void test_bad_arguments(void) {
     char *dir = setup_dir();
     const char *a[] = {"personas", "--kind", "hobby", "--target", "5", "--model", "m", "--embed-model", "e",
@@ -131,6 +168,11 @@ int main(void) {
     fs_up = fake_start(&fs, SCRIPT, 0) == 0;
     RUN(test_pool_reaches_target);
     RUN(test_stops_when_acceptance_dries_up);
+    if (fs_up) {
+        fake_stop(&fs);
+        fs_up = fake_start(&fs, SCRIPT, 20) == 0;
+    }
+    RUN(test_resume_after_sigkill);
     RUN(test_bad_arguments);
     if (fs_up) fake_stop(&fs);
     return test_summary();
