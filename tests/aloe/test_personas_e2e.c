@@ -96,6 +96,12 @@ static void test_pool_reaches_target(void) {
     char *pool3 = slurp_in(dir, "pool.jsonl");
     CHECK_EQ_INT(count_lines(pool3), 18);
     CHECK(!strncmp(pool3, pool, strlen(pool)));
+    /* Another generator on the same output is refused, not mixed in. */
+    CHECK_EQ_INT(run_personas(dir, "dup", "20", "2"), 2);
+    err = slurp_in(dir, "stderr.txt");
+    CHECK_MSG(strstr(err, "pool.settings.json: the output was started with other settings (generator differ)"), "%s",
+              err);
+    free(err);
     free(pool), free(pool2), free(pool3), free(meta), free(dir);
 }
 
