@@ -83,6 +83,10 @@ int cmd_dialogues(int argc, char **argv) {
         err_set(&e, ERR_ARG, "aloe dialogues: give --passes P or --num N, not both");
         return cli_fail(&e);
     }
+    if ((args_find(specs, "--passes")->seen && passes < 1) || (args_find(specs, "--num")->seen && num < 1)) {
+        err_set(&e, ERR_ARG, "aloe dialogues: --passes and --num expect a positive number");
+        return cli_fail(&e);
+    }
     if (!passes && !num) passes = 1;
     if (quiet) log_set_level(LOG_WARN);
 
