@@ -299,7 +299,7 @@ static void gen_job(void *ctx, long call, int thread) {
 
 static int stop_requested(const PersonasConfig *c) { return c->stop && atomic_load(c->stop); }
 
-/* Runs round `round`; *accepted gets how many joined. */
+/* Runs round `round`: generate, split, embed, filter; then records it. */
 static int run_round(Run *r, int round, Progress *prog, Err *e) {
     const PersonasConfig *c = r->c;
     GenCtx g = {.run = r, .round = round};
