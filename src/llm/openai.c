@@ -32,6 +32,7 @@ typedef struct OpenAi {
     double timeout_s;
     int max_retries;
     double backoff_base_s, backoff_cap_s;
+    atomic_int *cancel; /* may be NULL */
     pthread_mutex_t mu; /* guards the handle pool */
     CURL **pool;
     int n_pool, cap_pool;
@@ -74,6 +75,15 @@ static size_t on_header(char *p, size_t size, size_t n, void *ctx) {
     return len;
 }
 
+static int cancelled(const OpenAi *o) { return o->cancel && atomic_load(o->cancel); }
+
+/* curl calls this about once a second (more often while data flows);
+ * non-zero aborts the transfer. */
+static int on_progress(void *ctx, curl_off_t dt, curl_off_t dn, curl_off_t ut, curl_off_t un) {
+    (void)dt, (void)dn, (void)ut, (void)un;
+    return cancelled(ctx);
+}
+
 static CURL *handle_get(OpenAi *o) {
     CURL *h = NULL;
     pthread_mutex_lock(&o->mu);
@@ -89,6 +99,11 @@ static CURL *handle_get(OpenAi *o) {
     curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
     curl_easy_setopt(h, CURLOPT_HTTPHEADER, o->headers);
     curl_easy_setopt(h, CURLOPT_ACCEPT_ENCODING, "");
+    if (o->cancel) {
+        curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, on_progress);
+        curl_easy_setopt(h, CURLOPT_XFERINFODATA, o);
+        curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
+    }
     long ms = (long)(o->timeout_s * 1000);
     curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, ms);
     curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, ms < 10000 ? ms : 10000L);
@@ -176,6 +191,10 @@ static FailKind classify(const OpenAi *o, const Exchange *x, const char *url, co
                          void *ctx, Err *e) {
     if (x->cc != CURLE_OK) {
         const char *why = x->errbuf[0] ? x->errbuf : curl_easy_strerror(x->cc);
+        if (x->cc == CURLE_ABORTED_BY_CALLBACK) {
+            err_set(e, ERR_CANCELLED, "%s: cancelled", url);
+            return FAIL_FINAL;
+        }
         if (x->cc == CURLE_OPERATION_TIMEDOUT) {
             err_set(e, ERR_TIMEOUT, "%s: no answer within %.1f s (%s)", url, o->timeout_s, why);
             return FAIL_RETRY;
@@ -230,10 +249,14 @@ static FailKind classify(const OpenAi *o, const Exchange *x, const char *url, co
     return k;
 }
 
-static void sleep_s(double s) {
-    if (s <= 0) return;
-    struct timespec ts = {(time_t)s, (long)((s - (double)(time_t)s) * 1e9)};
-    while (nanosleep(&ts, &ts) && errno == EINTR) {
+/* Sleeps s seconds in short slices, so that a cancel cuts the wait short. */
+static void sleep_s(const OpenAi *o, double s) {
+    while (s > 0 && !cancelled(o)) {
+        double slice = s < 0.05 ? s : 0.05;
+        struct timespec ts = {0, (long)(slice * 1e9)};
+        while (nanosleep(&ts, &ts) && errno == EINTR) {
+        }
+        s -= slice;
     }
 }
 
@@ -265,8 +288,13 @@ static int post_with_retries(LlmBackend *b, const char *path, const char *json, 
     Rng rng;
     rng_derive(&rng, (uint64_t)now.tv_nsec ^ ((uint64_t)now.tv_sec << 30), (uint64_t)(uintptr_t)&x,
                (uint64_t)pthread_self());
-    int retries = 0, malformed = 0, connect = 0, rc = -1;
+    int retries = 0, malformed = 0, connect = 0, rc = -1, stopped = 0;
     for (int attempt = 0;; attempt++) {
+        if (cancelled(o)) {
+            err_set(e, ERR_CANCELLED, "%s%s: cancelled", o->shown, path);
+            stopped = 1;
+            break;
+        }
         exchange_post(o, url, json, &x);
         FailKind k = classify(o, &x, shown_url, b->model, extract, ctx, e);
         if (k == FAIL_NONE) {
@@ -275,6 +303,7 @@ static int post_with_retries(LlmBackend *b, const char *path, const char *json, 
         }
         if (k == FAIL_MALFORMED && ++malformed > MAX_MALFORMED_RETRIES) k = FAIL_FINAL;
         if (k == FAIL_CONNECT && ++connect > MAX_CONNECT_RETRIES) k = FAIL_FINAL;
+        if (cancelled(o)) stopped = 1; /* an aborted transfer */
         if (k == FAIL_FINAL || attempt >= o->max_retries) {
             if (attempt > 0) err_wrap(e, "gave up after %d attempts", attempt + 1);
             break;
@@ -282,11 +311,18 @@ static int post_with_retries(LlmBackend *b, const char *path, const char *json, 
         retries++;
         atomic_fetch_add(&b->stats.retries, 1);
         bump(b->live_retries, 1);
-        sleep_s(backoff_delay(o, &rng, attempt, x.retry_after));
+        sleep_s(o, backoff_delay(o, &rng, attempt, x.retry_after));
+        if (cancelled(o)) {
+            err_set(e, ERR_CANCELLED, "%s%s: cancelled while waiting to retry", o->shown, path);
+            stopped = 1;
+            break;
+        }
     }
-    if (rc) {
+    if (rc && !stopped) { /* a cancel is not an error of the endpoint */
         atomic_fetch_add(&b->stats.errors, 1);
         bump(b->live_errors, 1);
+    }
+    if (rc) {
         err_wrap(e, "%s", b->describe);
         scrub_key(o, e);
     }
@@ -498,6 +534,11 @@ void llm_openai_set_backoff(LlmBackend *b, double base_s, double cap_s) {
     OpenAi *o = b->impl;
     o->backoff_base_s = base_s;
     o->backoff_cap_s = cap_s;
+}
+
+void llm_openai_set_cancel(LlmBackend *b, atomic_int *cancel) {
+    OpenAi *o = b->impl;
+    o->cancel = cancel;
 }
 
 const char *llm_openai_base_url(const LlmBackend *b) {

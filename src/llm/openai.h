@@ -33,6 +33,10 @@ LlmBackend *llm_openai_new(const char *base_url, const char *api_key, const char
  * (defaults 0.5 s and 30 s). Tests shorten it. Call before any request. */
 void llm_openai_set_backoff(LlmBackend *b, double base_s, double cap_s);
 
+/* Once *cancel becomes non-zero, requests in flight are aborted and back-off
+ * waits cut short, with ERR_CANCELLED (within about a second). */
+void llm_openai_set_cancel(LlmBackend *b, atomic_int *cancel);
+
 /* The base URL without a trailing slash, and with any user:password@ in it
  * shown as ***@ (for cache keys, messages and run metadata). */
 const char *llm_openai_base_url(const LlmBackend *b);

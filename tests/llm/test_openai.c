@@ -29,6 +29,7 @@ static const char *SCRIPT =
     " \"empty\": {\"always\": \"no_content\"},"
     " \"drop\": {\"faults\": [\"drop\", \"drop\"], \"reply\": \"still here\"},"
     " \"slow\": {\"latency_ms\": 2000, \"reply\": \"late\"},"
+    " \"throttled\": {\"always\": {\"status\": 429, \"retry_after\": 30}},"
     " \"busy\": {\"latency_ms\": 400, \"reply\": \"ok {n}\"}"
     "}}";
 
@@ -290,6 +291,46 @@ static void test_timeout(void) {
     llm_free(b);
 }
 
+typedef struct Canceller {
+    atomic_int *flag;
+    double after_s;
+} Canceller;
+
+static void *cancel_later(void *arg) {
+    Canceller *c = arg;
+    usleep((useconds_t)(c->after_s * 1e6));
+    atomic_store(c->flag, 1);
+    return NULL;
+}
+
+/* Cancelling ends a request in flight, and a long Retry-After wait, promptly. */
+static void test_cancel(void) {
+    NEED_SERVER();
+    const char *models[2] = {"slow", "throttled"};
+    for (int i = 0; i < 2; i++) {
+        atomic_int flag = 0;
+        LlmRoleConfig cfg = {.role = "t", .model = models[i], .base_url = fs.url, .timeout_s = 60, .max_retries = 8,
+                             .cancel = &flag};
+        Err e;
+        LlmBackend *b = llm_open(&cfg, NULL, &e);
+        CHECK(b);
+        Canceller c = {&flag, 0.2};
+        pthread_t th;
+        pthread_create(&th, NULL, cancel_later, &c);
+        LlmReply r;
+        double t0 = fake_now();
+        int rc = ask(b, "hi", &r, &e);
+        double dt = fake_now() - t0;
+        pthread_join(th, NULL);
+        CHECK(rc == -1);
+        CHECK_EQ_INT(e.code, ERR_CANCELLED);
+        CHECK_MSG(dt < 1.6, "%s: cancel took %.3f s", models[i], dt);
+        CHECK_EQ_INT(b->stats.errors, 0);
+        CHECK_OK(ask(b, "hi", &r, &e) == -1 && e.code == ERR_CANCELLED ? 0 : -1, &e); /* stays cancelled */
+        llm_free(b);
+    }
+}
+
 static void test_unreachable_endpoint_names_url(void) {
     /* Port 1 on loopback: nothing listens there. */
     LlmRoleConfig cfg = {.role = "judge", .model = "m", .base_url = "http://127.0.0.1:1/v1/", .max_retries = 8};
@@ -461,6 +502,7 @@ int main(void) {
     RUN(test_json_without_content_is_an_error);
     RUN(test_dropped_connection_retried);
     RUN(test_timeout);
+    RUN(test_cancel);
     RUN(test_unreachable_endpoint_names_url);
     RUN(test_key_never_in_describe_or_errors);
     RUN(test_embeddings);
