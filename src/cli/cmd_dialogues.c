@@ -89,6 +89,8 @@ int cmd_dialogues(int argc, char **argv) {
     }
     if (!passes && !num) passes = 1;
     if (quiet) log_set_level(LOG_WARN);
+    atomic_int *stop = genrole_stop_on_signal();
+    conn.cancel = stop;
 
     StrList profiles = {0}, personalities = {0};
     Prompts prompts;
@@ -117,7 +119,7 @@ int cmd_dialogues(int argc, char **argv) {
         dc.user = b[R_USER], dc.inducer = b[R_INDUCER], dc.hinted = b[R_HINTED], dc.plain = b[R_PLAIN],
         dc.judge = b[R_JUDGE];
         dc.out_path = out;
-        dc.stop = genrole_stop_on_signal();
+        dc.stop = stop;
         rc = dialogues_run(&dc, &profiles, &personalities, &plan, &res, &e);
     }
     int status = 0;
