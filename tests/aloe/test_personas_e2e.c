@@ -117,9 +117,9 @@ static void test_stops_when_acceptance_dries_up(void) {
     free(so), free(err), free(dir);
 }
 
-/* kill -9 in the middle of a growth, then the same command: the pool is
- * the one an uninterrupted run makes. */
-static void test_resume_after_sigkill(void) {
+/* kill -9 (or Ctrl-C) in the middle of a growth, then the same command:
+ * the pool is the one an uninterrupted run makes. */
+static void interrupt_and_resume(int sig) {
     NEED_SERVER();
     char *ref = setup_dir(), *dir = setup_dir();
     CHECK_EQ_INT(run_personas(ref, "gen", "30", "1"), 0);
@@ -139,10 +139,17 @@ static void test_resume_after_sigkill(void) {
         usleep(2000);
     }
     usleep(15000);
-    kill(pid, SIGKILL);
+    kill(pid, sig);
     int st;
     waitpid(pid, &st, 0);
-    CHECK(WIFSIGNALED(st));
+    if (sig == SIGKILL) {
+        CHECK(WIFSIGNALED(st));
+    } else {
+        CHECK_MSG(WIFEXITED(st) && WEXITSTATUS(st) == 130, "status %d", st);
+        char *err = slurp_in(dir, "stderr.txt");
+        CHECK_MSG(strstr(err, "interrupted after round") && strstr(err, "rerun the same command"), "%s", err);
+        free(err);
+    }
     char *partial = slurp_in(dir, "pool.jsonl");
     int before = count_lines(partial);
     free(partial);
@@ -153,6 +160,9 @@ static void test_resume_after_sigkill(void) {
     CHECK_EQ_STR(got, want);
     free(want), free(got), free(dir), free(ref);
 }
+
+static void test_resume_after_sigkill(void) { interrupt_and_resume(SIGKILL); }
+static void test_resume_after_ctrl_c(void) { interrupt_and_resume(SIGINT); }
 
 static void test_bad_arguments(void) {
     char *dir = setup_dir();
@@ -179,6 +189,7 @@ int main(void) {
         fs_up = fake_start(&fs, SCRIPT, 20) == 0;
     }
     RUN(test_resume_after_sigkill);
+    RUN(test_resume_after_ctrl_c);
     RUN(test_bad_arguments);
     if (fs_up) fake_stop(&fs);
     return test_summary();
