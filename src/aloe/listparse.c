@@ -37,6 +37,14 @@ static size_t marker_len(const char *s) {
     return 0;
 }
 
+/* A numbered marker ("1." "(2)" "#3"), as opposed to a bullet. */
+static int is_numbered(const char *s) {
+    size_t n = marker_len(s);
+    for (size_t i = 0; i < n; i++)
+        if (isdigit((unsigned char)s[i])) return 1;
+    return 0;
+}
+
 static int starts_with_ci(const char *s, const char *prefix) { return !strncasecmp(s, prefix, strlen(prefix)); }
 
 /* Trims in place (returns the new start; the end is cut with a NUL). */
@@ -81,9 +89,20 @@ static size_t label_len(const char *s) {
     return 0;
 }
 
+/* Removes every "**" (bold is never part of an item). */
+static void strip_bold(char *s) {
+    char *w = s;
+    for (const char *r = s; *r;) {
+        if (r[0] == '*' && r[1] == '*') r += 2;
+        else *w++ = *r++;
+    }
+    *w = 0;
+}
+
 char *listparse_clean_item(const char *item) {
     char *buf = xstrdup(item), *s = trim(buf);
     s += marker_len(s);
+    strip_bold(s);
     s = trim(s);
     for (int changed = 1; changed && *s;) {
         changed = 0;
@@ -173,9 +192,13 @@ int listparse_split(const char *text, StrList *out) {
         if (!strncmp(t, "```", 3)) continue;
         strlist_push(&lines, t);
     }
-    int any_marker = 0;
-    for (int i = 0; i < lines.n; i++)
+    /* Items start at numbered markers if there are any (bullets under them
+     * are details of the item), else at bullets. */
+    int any_marker = 0, numbered = 0;
+    for (int i = 0; i < lines.n; i++) {
         if (marker_len(lines.items[i])) any_marker = 1;
+        if (is_numbered(lines.items[i])) numbered = 1;
+    }
 
     StrBuf cur;
     sb_init(&cur);
@@ -186,17 +209,19 @@ int listparse_split(const char *text, StrList *out) {
         if (any_marker) {
             /* Items start at markers; a non-blank line right below continues
              * its item; anything else (preamble, remarks) is dropped. */
-            if (marker_len(l) || blank || !open || is_chatter(l)) {
+            int starts = numbered ? is_numbered(l) : marker_len(l) > 0;
+            int detail = open && !starts && marker_len(l); /* a bullet under a numbered item */
+            if (starts || blank || !open || (!detail && is_chatter(l))) {
                 if (open) push_clean(out, cur.s, &added);
                 sb_clear(&cur);
                 open = 0;
-                if (marker_len(l)) {
+                if (starts) {
                     sb_append(&cur, l);
                     open = 1;
                 }
             } else {
                 sb_appendc(&cur, ' ');
-                sb_append(&cur, l);
+                sb_append(&cur, detail ? l + marker_len(l) + strspn(l + marker_len(l), " \t") : l);
             }
             continue;
         }
