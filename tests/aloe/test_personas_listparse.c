@@ -74,6 +74,8 @@ static void test_trailing_commas_and_empty_items(void) {
 static void test_bullets_under_numbers_are_details(void) {
     CHECK_SPLIT("1. Profile:\n   - Age: 34\n   - Job: nurse\n2. **A farmer.**\nLives in Iowa.\n\n* Note: all invented.",
                 "Age: 34 Job: nurse", "A farmer. Lives in Iowa.");
+    CHECK_SPLIT("Here are two:\n1. These days she sails.\n2. Sure-footed climber.\n3. Here is nothing",
+                "These days she sails.", "Sure-footed climber.");
 }
 
 static void test_nothing_usable(void) {
