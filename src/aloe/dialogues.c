@@ -5,7 +5,9 @@
 #include <string.h>
 #include <strings.h>
 
+#include "aloe/gensettings.h"
 #include "aloe/journal.h"
+#include "aloe/personas.h"
 #include "base/fileio.h"
 #include "base/log.h"
 #include "base/mem.h"
@@ -84,6 +86,7 @@ static const char *find_label(const char *text, const char *label) {
         while (*p == ' ' || *p == '\t' || *p == '*' || *p == '-' || *p == '#') p++;
         if (strncasecmp(p, label, n)) continue;
         p += n;
+        while (isalpha((unsigned char)*p)) p++; /* "Personalities:" as the reference wrote it */
         while (*p == '*') p++;
         if (*p != ':') continue;
         p++;
@@ -100,7 +103,7 @@ static char *clean_value(const char *start, const char *end) {
 }
 
 int inducer_parse(const char *text, char **profile, char **personality) {
-    const char *pr = find_label(text, "profile"), *pe = find_label(text, "personality");
+    const char *pr = find_label(text, "profile"), *pe = find_label(text, "personalit"); /* -y or -ies */
     int found = 0;
     /* Each value runs to the start of the other label's line, or the end. */
     const char *pe_line = pe, *pr_line = pr;
@@ -480,11 +483,31 @@ static int write_ordered(Journal *j, const DialoguePlan *plan, const char *path,
     return rc;
 }
 
+/* What the trees depend on besides the personas (checked on resume). */
+static json_t *settings_json(const DialoguesConfig *c) {
+    static const PromptId used[] = {PROMPT_USER_SIMULATOR, PROMPT_USER_FIRST_TURN, PROMPT_INDUCER,
+                                    PROMPT_RESPONDER_HINTED, PROMPT_RESPONDER_PLAIN, PROMPT_JUDGE_PAIR,
+                                    PROMPT_JUDGE_REMINDER};
+    json_t *prompts = json_object();
+    for (size_t i = 0; i < sizeof used / sizeof used[0]; i++)
+        json_object_set_new(prompts, prompt_key(used[i]), jstr(c->prompts->text[used[i]]));
+    return json_pack("{s:s, s:I, s:i, s:i, s:b, s:o, s:f, s:i, s:o}", "command", "dialogues", "seed",
+                     (json_int_t)c->seed, "turns", c->turns, "judge_retries", c->judge_retries,
+                     "drop_disagreements", c->drop_disagreements, "models", models_json(c), "temperature",
+                     c->params.temperature, "max_tokens", c->params.max_tokens, "prompts", prompts);
+}
+
 int dialogues_run(const DialoguesConfig *c, const StrList *profiles, const StrList *personalities,
                   const DialoguePlan *plan, DialoguesResult *res, Err *e) {
     memset(res, 0, sizeof *res);
     if (c->turns < 1) return err_set(e, ERR_ARG, "--turns: expected a positive number");
     if (c->jobs < 1) return err_set(e, ERR_ARG, "-j: expected a positive number");
+    char *settings_path = personas_sidecar_path(c->out_path, ".settings.json");
+    json_t *settings = settings_json(c);
+    int bad = gensettings_check_or_write(settings_path, settings, e);
+    json_decref(settings);
+    free(settings_path);
+    if (bad) return -1;
     Journal *j = journal_open(c->out_path, "id", e);
     if (!j) return -1;
     atomic_int local_stop;

@@ -21,6 +21,18 @@
  *      ("preferred"/"rejected", or "hinted"/"plain" for a dropped pair), so
  *      assistant[chosen] is always the reply the conversation went on with.
  *
+ * A record: {"id": "conv-000042", "profile", "personality", "conversations":
+ * [{"user", "assistant": {"preferred", "rejected"}, "chosen",
+ * "inferred_profile", "inferred_personality"}...], "meta": {"index", "seed",
+ * "pass", "turns", "profile_index", "personality_index", "models",
+ * "disagreements", "usage": {role: {prompt_tokens, completion_tokens}},
+ * "turn_details": [{"turn", "judges": agree|disagree|one_invalid|none,
+ * "hinted_is": preferred|rejected|dropped, "dropped", "inducer_parsed",
+ * "inducer_raw", "judge_hinted_first"/"judge_hinted_second": {"raw": [every
+ * answer, reminders included], "verdict": "A"|"B"|null}}]}}. The top-level
+ * "id" is the journal key (reference readers ignore it). FILE.settings.json
+ * holds the models, prompts and parameters; a resumed run must match it.
+ *
  * Every random choice and every request's seed derive from (seed,
  * conversation index, turn, role), so a rerun makes identical requests and
  * a resumed run (journal + request cache) writes the same records. */

@@ -37,6 +37,14 @@ static size_t marker_len(const char *s) {
     return 0;
 }
 
+/* A numbered marker ("1." "(2)" "#3"), as opposed to a bullet. */
+static int is_numbered(const char *s) {
+    size_t n = marker_len(s);
+    for (size_t i = 0; i < n; i++)
+        if (isdigit((unsigned char)s[i])) return 1;
+    return 0;
+}
+
 static int starts_with_ci(const char *s, const char *prefix) { return !strncasecmp(s, prefix, strlen(prefix)); }
 
 /* Trims in place (returns the new start; the end is cut with a NUL). */
@@ -81,9 +89,20 @@ static size_t label_len(const char *s) {
     return 0;
 }
 
+/* Removes every "**" (bold is never part of an item). */
+static void strip_bold(char *s) {
+    char *w = s;
+    for (const char *r = s; *r;) {
+        if (r[0] == '*' && r[1] == '*') r += 2;
+        else *w++ = *r++;
+    }
+    *w = 0;
+}
+
 char *listparse_clean_item(const char *item) {
     char *buf = xstrdup(item), *s = trim(buf);
     s += marker_len(s);
+    strip_bold(s);
     s = trim(s);
     for (int changed = 1; changed && *s;) {
         changed = 0;
@@ -113,16 +132,24 @@ char *listparse_clean_item(const char *item) {
     return out;
 }
 
-/* A line that talks about the list instead of being an item. */
-static int is_chatter(const char *line) {
-    static const char *openers[] = {"here are", "here is", "here's", "sure", "certainly", "okay", "ok,",
-                                    "of course", "below are", "i hope", "let me know", "these ", "note:",
-                                    "feel free"};
-    size_t n = strlen(line);
-    if (n && line[n - 1] == ':') return 1;
-    for (size_t i = 0; i < sizeof openers / sizeof openers[0]; i++)
-        if (starts_with_ci(line, openers[i])) return 1;
+/* Talk around the list ("Here are...", "Let me know..."). Inside a marked
+ * item only the unmistakable openers count: "These days..." can begin an
+ * item, but not an unmarked line that follows a list. */
+static int is_chatter_opener(const char *line, int marked) {
+    static const char *always[] = {"here are", "here is", "here's", "below are", "i hope", "let me know",
+                                   "note:", "feel free"};
+    static const char *unmarked[] = {"sure", "certainly", "okay", "ok,", "of course", "these "};
+    for (size_t i = 0; i < sizeof always / sizeof always[0]; i++)
+        if (starts_with_ci(line, always[i])) return 1;
+    for (size_t i = 0; !marked && i < sizeof unmarked / sizeof unmarked[0]; i++)
+        if (starts_with_ci(line, unmarked[i])) return 1;
     return 0;
+}
+
+/* An unmarked line that talks about the list instead of being an item. */
+static int is_chatter(const char *line) {
+    size_t n = strlen(line);
+    return (n && line[n - 1] == ':') || is_chatter_opener(line, 0);
 }
 
 static void push_clean(StrList *out, const char *raw, int *added) {
@@ -166,11 +193,14 @@ int listparse_split(const char *text, StrList *out) {
     /* Lines, without code fences. */
     char *buf = xstrdup(text);
     StrList lines = {0};
+    int *indent = NULL;
     for (char *save = NULL, *l = buf; l; l = save) {
         save = strchr(l, '\n');
         if (save) *save++ = 0;
         char *t = trim(l);
         if (!strncmp(t, "```", 3)) continue;
+        indent = xrealloc(indent, sizeof(int) * (size_t)(lines.n + 1));
+        indent[lines.n] = (int)(t - l);
         strlist_push(&lines, t);
     }
     int any_marker = 0;
@@ -179,24 +209,31 @@ int listparse_split(const char *text, StrList *out) {
 
     StrBuf cur;
     sb_init(&cur);
-    int open = 0; /* cur holds an item that may continue on the next line */
+    int open = 0;        /* cur holds an item that may continue on the next line */
+    int item_indent = 0; /* indentation of its first line */
     for (int i = 0; i <= lines.n; i++) {
         const char *l = i < lines.n ? lines.items[i] : "";
         int blank = !*l;
         if (any_marker) {
-            /* Items start at markers; a non-blank line right below continues
-             * its item; anything else (preamble, remarks) is dropped. */
-            if (marker_len(l) || blank || !open || is_chatter(l)) {
+            /* Items start at markers; a bullet indented under an item, or a
+             * non-blank line right below it, continues it; anything else
+             * (preamble, remarks) is dropped. */
+            int detail = open && marker_len(l) && !is_numbered(l) && indent[i] > item_indent;
+            const char *content = l + marker_len(l);
+            content += strspn(content, " \t*");
+            int starts = marker_len(l) && !detail && !is_chatter_opener(content, 1);
+            if ((marker_len(l) && !detail) || blank || !open || (!detail && is_chatter(l))) {
                 if (open) push_clean(out, cur.s, &added);
                 sb_clear(&cur);
                 open = 0;
-                if (marker_len(l)) {
+                if (starts) {
                     sb_append(&cur, l);
                     open = 1;
+                    item_indent = indent[i];
                 }
             } else {
                 sb_appendc(&cur, ' ');
-                sb_append(&cur, l);
+                sb_append(&cur, detail ? l + marker_len(l) + strspn(l + marker_len(l), " \t") : l);
             }
             continue;
         }
@@ -227,6 +264,7 @@ int listparse_split(const char *text, StrList *out) {
     }
     sb_free(&cur);
     strlist_free(&lines);
+    free(indent);
     free(buf);
     return added;
 }

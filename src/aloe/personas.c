@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "aloe/gensettings.h"
 #include "aloe/listparse.h"
 #include "aloe/prompts.h"
 #include "aloe/simpool.h"
@@ -298,7 +299,7 @@ static void gen_job(void *ctx, long call, int thread) {
 
 static int stop_requested(const PersonasConfig *c) { return c->stop && atomic_load(c->stop); }
 
-/* Runs round `round`; *accepted gets how many joined. */
+/* Runs round `round`: generate, split, embed, filter; then records it. */
 static int run_round(Run *r, int round, Progress *prog, Err *e) {
     const PersonasConfig *c = r->c;
     GenCtx g = {.run = r, .round = round};
@@ -376,8 +377,16 @@ int personas_run(const PersonasConfig *c, const StrList *seeds, PersonasResult *
     simpool_init(&r.pool);
     r.state_path = personas_sidecar_path(c->out_path, ".state.jsonl");
     r.meta_path = personas_sidecar_path(c->out_path, ".meta.jsonl");
-    int rc = 0;
-    long cut = appender_repair(r.state_path, e);
+    char *settings_path = personas_sidecar_path(c->out_path, ".settings.json");
+    json_t *settings = json_pack("{s:s, s:s, s:s, s:s, s:f, s:i, s:i, s:i, s:I, s:f, s:i}", "command", "personas",
+                                 "template", c->template_text, "generator", c->generator->model, "embedder",
+                                 c->embedder->model, "threshold", c->threshold, "examples", c->examples, "per_call",
+                                 c->per_call, "calls", c->calls, "seed", (json_int_t)c->seed, "temperature",
+                                 c->params.temperature, "max_tokens", c->params.max_tokens);
+    int rc = gensettings_check_or_write(settings_path, settings, e);
+    json_decref(settings);
+    free(settings_path);
+    long cut = rc ? 0 : appender_repair(r.state_path, e);
     if (cut < 0) rc = -1;
     else if (cut > 0) log_warn("%s: dropped a torn last round left by an interrupted run", r.state_path);
     LoadCtx lc = {&r, seeds};

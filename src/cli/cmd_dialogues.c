@@ -83,8 +83,14 @@ int cmd_dialogues(int argc, char **argv) {
         err_set(&e, ERR_ARG, "aloe dialogues: give --passes P or --num N, not both");
         return cli_fail(&e);
     }
+    if ((args_find(specs, "--passes")->seen && passes < 1) || (args_find(specs, "--num")->seen && num < 1)) {
+        err_set(&e, ERR_ARG, "aloe dialogues: --passes and --num expect a positive number");
+        return cli_fail(&e);
+    }
     if (!passes && !num) passes = 1;
     if (quiet) log_set_level(LOG_WARN);
+    atomic_int *stop = genrole_stop_on_signal();
+    conn.cancel = stop;
 
     StrList profiles = {0}, personalities = {0};
     Prompts prompts;
@@ -113,7 +119,7 @@ int cmd_dialogues(int argc, char **argv) {
         dc.user = b[R_USER], dc.inducer = b[R_INDUCER], dc.hinted = b[R_HINTED], dc.plain = b[R_PLAIN],
         dc.judge = b[R_JUDGE];
         dc.out_path = out;
-        dc.stop = genrole_stop_on_signal();
+        dc.stop = stop;
         rc = dialogues_run(&dc, &profiles, &personalities, &plan, &res, &e);
     }
     int status = 0;

@@ -82,6 +82,8 @@ int cmd_personas(int argc, char **argv) {
         return cli_fail(&e);
     }
     if (quiet) log_set_level(LOG_WARN);
+    atomic_int *stop = genrole_stop_on_signal();
+    conn.cancel = stop;
 
     char *seeds_owned = seeds_path ? NULL : genrole_default_seeds(kind);
     if (!seeds_path) seeds_path = seeds_owned;
@@ -110,7 +112,7 @@ int cmd_personas(int argc, char **argv) {
         pc.params.max_tokens = max_tokens;
         pc.out_path = out;
         pc.quiet = quiet;
-        pc.stop = genrole_stop_on_signal();
+        pc.stop = stop;
         rc = personas_run(&pc, &seeds, &res, &e);
     }
     int status = 0;

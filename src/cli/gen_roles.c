@@ -58,7 +58,7 @@ LlmBackend *genrole_open(const GenRole *r, const GenRole *fallback, const GenCon
         }
     }
     LlmRoleConfig cfg = {.role = r->name, .model = model, .base_url = url, .api_key = key,
-                         .timeout_s = c->timeout_s, .max_retries = c->retries};
+                         .timeout_s = c->timeout_s, .max_retries = c->retries, .cancel = c->cancel};
     return llm_open(&cfg, cache, e);
 }
 
@@ -70,7 +70,7 @@ static void on_signal(int sig) {
         raise(sig);
         return;
     }
-    static const char msg[] = "\naloe: stopping after the requests in flight (Ctrl-C again to quit now)\n";
+    static const char msg[] = "\naloe: stopping; requests in flight are abandoned (the finished work is kept: rerun to resume)\n";
     ssize_t w = write(STDERR_FILENO, msg, sizeof msg - 1);
     (void)w;
 }

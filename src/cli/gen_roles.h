@@ -23,6 +23,7 @@ typedef struct GenConn {
     const char *base_url, *key_env;
     double timeout_s;
     int retries;
+    atomic_int *cancel; /* Ctrl-C: aborts requests in flight (genrole_stop_on_signal) */
 } GenConn;
 
 /* Writes the three flags of each role into specs (3 per role) and returns

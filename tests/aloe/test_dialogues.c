@@ -25,6 +25,10 @@ static void test_inducer_parsing(void) {
     CHECK_EQ_STR(pr, "student");
     CHECK_EQ_STR(pe, "warm");
     free(pr), free(pe);
+    CHECK_EQ_INT(inducer_parse("Profile: a pilot\nPersonalities: None", &pr, &pe), 2);
+    CHECK_EQ_STR(pr, "a pilot");
+    CHECK_EQ_STR(pe, "None");
+    free(pr), free(pe);
     CHECK_EQ_INT(inducer_parse("Nothing yet.", &pr, &pe), 0);
     CHECK_EQ_STR(pr, "unknown");
     CHECK_EQ_STR(pe, "unknown");
@@ -269,6 +273,14 @@ static void test_same_seed_same_output_and_resume(void) {
     char *tc = slurp(c);
     CHECK_EQ_STR(ta, tc);
     /* Another seed on the same file is refused, naming the record. */
+    CHECK(run_to(c, 6, 2, 0, 2, &s, &e) == -1);
+    CHECK_MSG(strstr(e.msg, "c.settings.json") && strstr(e.msg, "(seed differ)"), "%s", e.msg);
+    teardown(&s);
+    /* A record that does not match its conversation is refused too (a
+     * journal from elsewhere, with the settings file gone). */
+    char *settings = path_join(dir, "c.settings.json");
+    remove(settings);
+    free(settings);
     CHECK(run_to(c, 6, 2, 0, 2, &s, &e) == -1);
     CHECK_MSG(strstr(e.msg, "conv-000000") && strstr(e.msg, "--seed"), "%s", e.msg);
     teardown(&s);

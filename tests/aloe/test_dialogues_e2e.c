@@ -159,6 +159,18 @@ static void test_resume_after_sigkill(void) {
     free(dir);
 }
 
+static void test_concurrency_reached(void) {
+    NEED_SERVER();
+    char *dir = setup_dir(), *out = path_join(dir, "par.jsonl");
+    json_decref(fake_call(&fs, "/stats/reset", 1));
+    CHECK_EQ_INT(run_dialogues(dir, out, "pair-judge", "6", NULL), 0);
+    /* 6 conversations in flight at once, each one request at a time. */
+    long peak = fake_stat(&fs, "peak");
+    CHECK_MSG(peak >= 4 && peak <= 6, "peak %ld requests in flight", peak);
+    free(out);
+    free(dir);
+}
+
 static void test_ctrl_c_stops_cleanly(void) {
     NEED_SERVER();
     if (!reference) SKIP("needs the first run");
@@ -237,6 +249,7 @@ int main(void) {
         fs_up = fake_start(&fs, SCRIPT, 30) == 0;
     }
     RUN(test_resume_after_sigkill);
+    RUN(test_concurrency_reached);
     RUN(test_ctrl_c_stops_cleanly);
     RUN(test_verdictless_judge_and_errors);
     if (fs_up) fake_stop(&fs);

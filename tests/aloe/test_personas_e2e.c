@@ -96,6 +96,12 @@ static void test_pool_reaches_target(void) {
     char *pool3 = slurp_in(dir, "pool.jsonl");
     CHECK_EQ_INT(count_lines(pool3), 18);
     CHECK(!strncmp(pool3, pool, strlen(pool)));
+    /* Another generator on the same output is refused, not mixed in. */
+    CHECK_EQ_INT(run_personas(dir, "dup", "20", "2"), 2);
+    err = slurp_in(dir, "stderr.txt");
+    CHECK_MSG(strstr(err, "pool.settings.json: the output was started with other settings (generator differ)"), "%s",
+              err);
+    free(err);
     free(pool), free(pool2), free(pool3), free(meta), free(dir);
 }
 
@@ -110,6 +116,53 @@ static void test_stops_when_acceptance_dries_up(void) {
     CHECK_MSG(strstr(err, "3 of the 50"), "%s", err);
     free(so), free(err), free(dir);
 }
+
+/* kill -9 (or Ctrl-C) in the middle of a growth, then the same command:
+ * the pool is the one an uninterrupted run makes. */
+static void interrupt_and_resume(int sig) {
+    NEED_SERVER();
+    char *ref = setup_dir(), *dir = setup_dir();
+    CHECK_EQ_INT(run_personas(ref, "gen", "30", "1"), 0);
+    char seeds[512], out[512];
+    snprintf(seeds, sizeof seeds, "%s/seeds.jsonl", dir);
+    snprintf(out, sizeof out, "%s/pool.jsonl", dir);
+    const char *a[] = {"personas", "--kind", "profile", "--seeds", seeds, "--target", "30", "--examples", "2",
+                       "--per-call", "3", "-j", "1", "--model", "gen", "--embed-model", "emb", "--base-url", fs.url,
+                       "--max-rounds", "40", "--min-acceptance", "0.05", "--seed", "3", "-q", "--out", out, NULL};
+    pid_t pid = aloe_spawn(dir, a);
+    CHECK(pid > 0);
+    for (int i = 0; i < 3000; i++) {
+        char *t = slurp_in(dir, "pool.state.jsonl");
+        int lines = count_lines(t);
+        free(t);
+        if (lines >= 3) break; /* seeds + 2 rounds */
+        usleep(2000);
+    }
+    usleep(15000);
+    kill(pid, sig);
+    int st;
+    waitpid(pid, &st, 0);
+    if (sig == SIGKILL) {
+        CHECK(WIFSIGNALED(st));
+    } else {
+        CHECK_MSG(WIFEXITED(st) && WEXITSTATUS(st) == 130, "status %d", st);
+        char *err = slurp_in(dir, "stderr.txt");
+        CHECK_MSG(strstr(err, "interrupted after round") && strstr(err, "rerun the same command"), "%s", err);
+        free(err);
+    }
+    char *partial = slurp_in(dir, "pool.jsonl");
+    int before = count_lines(partial);
+    free(partial);
+    CHECK_MSG(before > 3 && before < 30, "%d items before the kill", before);
+    CHECK_EQ_INT(aloe_run(dir, a), 0);
+    char *want = slurp_in(ref, "pool.jsonl"), *got = slurp_in(dir, "pool.jsonl");
+    CHECK_EQ_INT(count_lines(got), 30);
+    CHECK_EQ_STR(got, want);
+    free(want), free(got), free(dir), free(ref);
+}
+
+static void test_resume_after_sigkill(void) { interrupt_and_resume(SIGKILL); }
+static void test_resume_after_ctrl_c(void) { interrupt_and_resume(SIGINT); }
 
 static void test_bad_arguments(void) {
     char *dir = setup_dir();
@@ -131,6 +184,12 @@ int main(void) {
     fs_up = fake_start(&fs, SCRIPT, 0) == 0;
     RUN(test_pool_reaches_target);
     RUN(test_stops_when_acceptance_dries_up);
+    if (fs_up) {
+        fake_stop(&fs);
+        fs_up = fake_start(&fs, SCRIPT, 20) == 0;
+    }
+    RUN(test_resume_after_sigkill);
+    RUN(test_resume_after_ctrl_c);
     RUN(test_bad_arguments);
     if (fs_up) fake_stop(&fs);
     return test_summary();

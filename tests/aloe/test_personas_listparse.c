@@ -71,6 +71,13 @@ static void test_trailing_commas_and_empty_items(void) {
     CHECK_SPLIT("1. \"Alpha person.\",\n2.\n3. \"Beta person.\",", "Alpha person.", "Beta person.");
 }
 
+static void test_bullets_under_numbers_are_details(void) {
+    CHECK_SPLIT("1. Profile:\n   - Age: 34\n   - Job: nurse\n2. **A farmer.**\nLives in Iowa.\n\n* Note: all invented.",
+                "Age: 34 Job: nurse", "A farmer. Lives in Iowa.");
+    CHECK_SPLIT("Here are two:\n1. These days she sails.\n2. Sure-footed climber.\n3. Here is nothing",
+                "These days she sails.", "Sure-footed climber.");
+}
+
 static void test_nothing_usable(void) {
     StrList l = {0};
     CHECK_EQ_INT(listparse_split("", &l), 0);
@@ -88,6 +95,7 @@ int main(void) {
     RUN(test_json_array_in_fence);
     RUN(test_numbers_inside_text_are_not_markers);
     RUN(test_trailing_commas_and_empty_items);
+    RUN(test_bullets_under_numbers_are_details);
     RUN(test_nothing_usable);
     return test_summary();
 }
