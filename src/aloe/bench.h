@@ -42,7 +42,7 @@ typedef struct BenchConfig {
     int n_personalities;
     int per_profile;    /* K: personalities per profile */
     int turns;
-    int threads;        /* conversations at once */
+    int threads;        /* requests in flight at most (-j); up to twice as many conversations run */
     uint64_t seed;
     double temperature; /* < 0: server default */
     int max_tokens;     /* <= 0: server default */

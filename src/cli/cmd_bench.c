@@ -140,7 +140,7 @@ int cmd_bench(int argc, char **argv) {
         {"--personalities-per-profile", NULL, ARG_INT, &o.per_profile, "K",
          "pair each profile with the first K personalities", 0, 0},
         {"--turns", NULL, ARG_INT, &o.turns, "N", "turns per conversation", 0, 0},
-        {"--jobs", "-j", ARG_INT, &o.threads, "N", "conversations at once", 0, 0},
+        {"--jobs", "-j", ARG_INT, &o.threads, "N", "requests in flight at most (up to 2N conversations run at once)", 0, 0},
         {"--seed", NULL, ARG_LONG, &o.seed, "S", "seed of every request's sampling seed", 0, 0},
         {"--base-url", NULL, ARG_STR, &o.base_url, "URL", "endpoint of every role (default $OPENAI_BASE_URL)", 0, 0},
         {"--user-base-url", NULL, ARG_STR, &o.user_base_url, "URL", "endpoint of the user simulator", 0, 0},
