@@ -30,7 +30,9 @@ void *xrealloc(void *p, size_t n) {
 
 char *xstrdup(const char *s) { return xstrndup(s, strlen(s)); }
 
+/* Like strndup: copies at most n bytes, stopping at a NUL. */
 char *xstrndup(const char *s, size_t n) {
+    n = strnlen(s, n);
     char *p = xmalloc(n + 1);
     memcpy(p, s, n);
     p[n] = 0;

@@ -27,7 +27,8 @@ void llm_cache_close(LlmCache *c);
 
 /* Wraps a backend: chat() and embed() answer from the cache when they can and
  * store every new answer before returning it. A hit sets reply->cached = 1
- * and counts in stats.cache_hits (and stats.requests). The wrapper's stats
+ * and counts in stats.cache_hits (and stats.requests); for embed() each text
+ * served from the cache counts as one hit. Errors are never cached. The wrapper's stats
  * also mirror the inner backend's (requests, retries, errors, tokens), and
  * live counters set on the wrapper reach the inner backend. `endpoint` names
  * where answers come from (the base URL; "local" for the engine) and enters

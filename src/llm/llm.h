@@ -84,6 +84,9 @@ typedef struct LlmRoleConfig {
     const char *api_key;  /* NULL: $OPENAI_API_KEY (may be unset for local servers) */
     double timeout_s;     /* per request; <= 0: 300 */
     int max_retries;      /* < 0: 8 */
+    /* Optional: once *cancel is non-zero (Ctrl-C), requests in flight and
+     * back-off waits end promptly with ERR_CANCELLED. */
+    atomic_int *cancel;
 } LlmRoleConfig;
 
 #endif

@@ -40,6 +40,7 @@ LlmBackend *llm_open(const LlmRoleConfig *cfg, LlmCache *cache, Err *e) {
         if (!base) base = LLM_DEFAULT_BASE_URL;
         const char *key = cfg->api_key && *cfg->api_key ? cfg->api_key : env("OPENAI_API_KEY");
         b = llm_openai_new(base, key, cfg->model, cfg->timeout_s, cfg->max_retries, e);
+        if (b && cfg->cancel) llm_openai_set_cancel(b, cfg->cancel);
         endpoint = b ? llm_openai_base_url(b) : NULL;
         if (!b) err_wrap(e, "%s", role);
     }

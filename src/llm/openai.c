@@ -26,11 +26,13 @@
 
 typedef struct OpenAi {
     char *base;  /* without a trailing slash */
+    char *shown; /* base for messages: any user:password@ replaced by ***@ */
     char *key;   /* NULL when none; only used to scrub messages and build auth */
     struct curl_slist *headers; /* shared read-only by all handles */
     double timeout_s;
     int max_retries;
     double backoff_base_s, backoff_cap_s;
+    atomic_int *cancel; /* may be NULL */
     pthread_mutex_t mu; /* guards the handle pool */
     CURL **pool;
     int n_pool, cap_pool;
@@ -73,6 +75,15 @@ static size_t on_header(char *p, size_t size, size_t n, void *ctx) {
     return len;
 }
 
+static int cancelled(const OpenAi *o) { return o->cancel && atomic_load(o->cancel); }
+
+/* curl calls this about once a second (more often while data flows);
+ * non-zero aborts the transfer. */
+static int on_progress(void *ctx, curl_off_t dt, curl_off_t dn, curl_off_t ut, curl_off_t un) {
+    (void)dt, (void)dn, (void)ut, (void)un;
+    return cancelled(ctx);
+}
+
 static CURL *handle_get(OpenAi *o) {
     CURL *h = NULL;
     pthread_mutex_lock(&o->mu);
@@ -88,6 +99,11 @@ static CURL *handle_get(OpenAi *o) {
     curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
     curl_easy_setopt(h, CURLOPT_HTTPHEADER, o->headers);
     curl_easy_setopt(h, CURLOPT_ACCEPT_ENCODING, "");
+    if (o->cancel) {
+        curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, on_progress);
+        curl_easy_setopt(h, CURLOPT_XFERINFODATA, o);
+        curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
+    }
     long ms = (long)(o->timeout_s * 1000);
     curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, ms);
     curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, ms < 10000 ? ms : 10000L);
@@ -150,7 +166,7 @@ static char *body_snippet(const StrBuf *body) {
     if (!m) m = json_string_value(json_object_get(j, "detail"));
     char *out;
     if (m)
-        out = xstrndup(m, 4 * BODY_SNIPPET);
+        out = xstrndup(m, strnlen(m, 4 * BODY_SNIPPET));
     else if (!*s)
         out = xstrdup("(empty body)");
     else if (strlen(s) > BODY_SNIPPET)
@@ -175,6 +191,10 @@ static FailKind classify(const OpenAi *o, const Exchange *x, const char *url, co
                          void *ctx, Err *e) {
     if (x->cc != CURLE_OK) {
         const char *why = x->errbuf[0] ? x->errbuf : curl_easy_strerror(x->cc);
+        if (x->cc == CURLE_ABORTED_BY_CALLBACK) {
+            err_set(e, ERR_CANCELLED, "%s: cancelled", url);
+            return FAIL_FINAL;
+        }
         if (x->cc == CURLE_OPERATION_TIMEDOUT) {
             err_set(e, ERR_TIMEOUT, "%s: no answer within %.1f s (%s)", url, o->timeout_s, why);
             return FAIL_RETRY;
@@ -229,10 +249,14 @@ static FailKind classify(const OpenAi *o, const Exchange *x, const char *url, co
     return k;
 }
 
-static void sleep_s(double s) {
-    if (s <= 0) return;
-    struct timespec ts = {(time_t)s, (long)((s - (double)(time_t)s) * 1e9)};
-    while (nanosleep(&ts, &ts) && errno == EINTR) {
+/* Sleeps s seconds in short slices, so that a cancel cuts the wait short. */
+static void sleep_s(const OpenAi *o, double s) {
+    while (s > 0 && !cancelled(o)) {
+        double slice = s < 0.05 ? s : 0.05;
+        struct timespec ts = {0, (long)(slice * 1e9)};
+        while (nanosleep(&ts, &ts) && errno == EINTR) {
+        }
+        s -= slice;
     }
 }
 
@@ -255,7 +279,7 @@ static void bump(atomic_long *live, long n) {
 static int post_with_retries(LlmBackend *b, const char *path, const char *json, ExtractFn extract, void *ctx,
                              int *retries_out, Err *e) {
     OpenAi *o = b->impl;
-    char *url = xasprintf("%s%s", o->base, path);
+    char *url = xasprintf("%s%s", o->base, path), *shown_url = xasprintf("%s%s", o->shown, path);
     Exchange x;
     memset(&x, 0, sizeof x);
     sb_init(&x.body);
@@ -264,16 +288,22 @@ static int post_with_retries(LlmBackend *b, const char *path, const char *json, 
     Rng rng;
     rng_derive(&rng, (uint64_t)now.tv_nsec ^ ((uint64_t)now.tv_sec << 30), (uint64_t)(uintptr_t)&x,
                (uint64_t)pthread_self());
-    int retries = 0, malformed = 0, connect = 0, rc = -1;
+    int retries = 0, malformed = 0, connect = 0, rc = -1, stopped = 0;
     for (int attempt = 0;; attempt++) {
+        if (cancelled(o)) {
+            err_set(e, ERR_CANCELLED, "%s%s: cancelled", o->shown, path);
+            stopped = 1;
+            break;
+        }
         exchange_post(o, url, json, &x);
-        FailKind k = classify(o, &x, url, b->model, extract, ctx, e);
+        FailKind k = classify(o, &x, shown_url, b->model, extract, ctx, e);
         if (k == FAIL_NONE) {
             rc = 0;
             break;
         }
         if (k == FAIL_MALFORMED && ++malformed > MAX_MALFORMED_RETRIES) k = FAIL_FINAL;
         if (k == FAIL_CONNECT && ++connect > MAX_CONNECT_RETRIES) k = FAIL_FINAL;
+        if (cancelled(o)) stopped = 1; /* an aborted transfer */
         if (k == FAIL_FINAL || attempt >= o->max_retries) {
             if (attempt > 0) err_wrap(e, "gave up after %d attempts", attempt + 1);
             break;
@@ -281,17 +311,25 @@ static int post_with_retries(LlmBackend *b, const char *path, const char *json, 
         retries++;
         atomic_fetch_add(&b->stats.retries, 1);
         bump(b->live_retries, 1);
-        sleep_s(backoff_delay(o, &rng, attempt, x.retry_after));
+        sleep_s(o, backoff_delay(o, &rng, attempt, x.retry_after));
+        if (cancelled(o)) {
+            err_set(e, ERR_CANCELLED, "%s%s: cancelled while waiting to retry", o->shown, path);
+            stopped = 1;
+            break;
+        }
     }
-    if (rc) {
+    if (rc && !stopped) { /* a cancel is not an error of the endpoint */
         atomic_fetch_add(&b->stats.errors, 1);
         bump(b->live_errors, 1);
+    }
+    if (rc) {
         err_wrap(e, "%s", b->describe);
         scrub_key(o, e);
     }
     if (retries_out) *retries_out = retries;
     sb_free(&x.body);
     free(url);
+    free(shown_url);
     return rc;
 }
 
@@ -317,8 +355,12 @@ static int chat_extract(json_t *j, void *ctx, Err *e) {
     ChatCtx *c = ctx;
     json_t *choice = json_array_get(json_object_get(j, "choices"), 0);
     json_t *content = json_object_get(json_object_get(choice, "message"), "content");
-    if (!json_is_string(content))
-        return err_set(e, ERR_PARSE, "no choices[0].message.content string in the JSON answer");
+    if (!json_is_string(content)) {
+        /* Some servers answer 200 with an error object. */
+        const char *m = json_string_value(json_object_get(json_object_get(j, "error"), "message"));
+        return err_set(e, ERR_PARSE, "no choices[0].message.content string in the JSON answer%s%s", m ? ": " : "",
+                       m ? m : "");
+    }
     c->out->text = xstrndup(json_string_value(content), json_string_length(content));
     const char *fr = json_string_value(json_object_get(choice, "finish_reason"));
     c->out->finish_reason = fr ? xstrdup(fr) : NULL;
@@ -422,6 +464,17 @@ static int openai_embed(LlmBackend *b, const char *const *texts, int n, float **
 
 /* ---- lifetime ---- */
 
+/* The URL with credentials in it (https://user:secret@host/v1) hidden. */
+static char *hide_userinfo(const char *url) {
+    const char *host = strstr(url, "://");
+    host = host ? host + 3 : url;
+    const char *end = host + strcspn(host, "/?#");
+    const char *at = memchr(host, '@', (size_t)(end - host));
+    if (!at) return xstrdup(url);
+    return xasprintf("%.*s***%s", (int)(host - url), url, at);
+}
+
+
 static void openai_destroy(LlmBackend *b) {
     OpenAi *o = b->impl;
     if (!o) return;
@@ -432,6 +485,7 @@ static void openai_destroy(LlmBackend *b) {
     if (o->key) memset(o->key, 0, strlen(o->key));
     free(o->key);
     free(o->base);
+    free(o->shown);
     free(o);
     b->impl = NULL;
 }
@@ -450,6 +504,7 @@ LlmBackend *llm_openai_new(const char *base_url, const char *api_key, const char
     size_t bl = strlen(base_url);
     while (bl > 0 && base_url[bl - 1] == '/') bl--;
     o->base = xstrndup(base_url, bl);
+    o->shown = hide_userinfo(o->base);
     o->timeout_s = timeout_s > 0 ? timeout_s : 300;
     o->max_retries = max_retries >= 0 ? max_retries : 8;
     o->backoff_base_s = 0.5;
@@ -468,7 +523,7 @@ LlmBackend *llm_openai_new(const char *base_url, const char *api_key, const char
     LlmBackend *b = xcalloc(1, sizeof *b);
     b->impl = o;
     b->model = xstrdup(model);
-    b->describe = xasprintf("%s at %s", model, o->base);
+    b->describe = xasprintf("%s at %s", model, o->shown);
     b->chat = openai_chat;
     b->embed = openai_embed;
     b->destroy = openai_destroy;
@@ -481,7 +536,12 @@ void llm_openai_set_backoff(LlmBackend *b, double base_s, double cap_s) {
     o->backoff_cap_s = cap_s;
 }
 
+void llm_openai_set_cancel(LlmBackend *b, atomic_int *cancel) {
+    OpenAi *o = b->impl;
+    o->cancel = cancel;
+}
+
 const char *llm_openai_base_url(const LlmBackend *b) {
     const OpenAi *o = b->impl;
-    return o->base;
+    return o->shown;
 }

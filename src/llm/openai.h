@@ -16,8 +16,8 @@
  * always answers so will not get better. Connection refused / unknown host is
  * retried at most twice, so a wrong URL fails fast. 401/403 (ERR_AUTH), 404
  * (ERR_NOTFOUND: unknown model or wrong base URL) and other 4xx (ERR_HTTP,
- * with the body) fail at once. The API key never appears in describe, logs
- * or error messages. */
+ * with the body) fail at once. The API key (and a password in the URL) never
+ * appears in describe, logs or error messages. */
 #ifndef ALOE_LLM_OPENAI_H
 #define ALOE_LLM_OPENAI_H
 
@@ -33,7 +33,12 @@ LlmBackend *llm_openai_new(const char *base_url, const char *api_key, const char
  * (defaults 0.5 s and 30 s). Tests shorten it. Call before any request. */
 void llm_openai_set_backoff(LlmBackend *b, double base_s, double cap_s);
 
-/* The base URL without a trailing slash (for cache keys and messages). */
+/* Once *cancel becomes non-zero, requests in flight are aborted and back-off
+ * waits cut short, with ERR_CANCELLED (within about a second). */
+void llm_openai_set_cancel(LlmBackend *b, atomic_int *cancel);
+
+/* The base URL without a trailing slash, and with any user:password@ in it
+ * shown as ***@ (for cache keys, messages and run metadata). */
 const char *llm_openai_base_url(const LlmBackend *b);
 
 #endif

@@ -13,6 +13,7 @@
 #define ALOE_TESTS_FAKE_SERVER_H
 
 #include <curl/curl.h>
+#include <fcntl.h>
 #include <jansson.h>
 #include <signal.h>
 #include <spawn.h>
@@ -52,8 +53,17 @@ static inline int fake_start(FakeServer *fs, const char *script, int latency_ms)
     char lat[32];
     snprintf(lat, sizeof lat, "%d", latency_ms);
     char *argv[] = {bin, "--port", "0", "--port-file", port_file, "--latency-ms", lat, "--log", fs->log_path,
-                    script ? "--script" : NULL, script_path, NULL};
-    int rc = posix_spawn(&fs->pid, bin, NULL, NULL, argv, environ);
+                    "--exit-with-parent", "1", script ? "--script" : NULL, script_path, NULL};
+    /* Its output goes to a file: a server holding the test's stdout would
+     * keep the test runner waiting for end-of-file. */
+    char *out_path = path_join(fs->dir, "server.out");
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, 1, out_path, O_WRONLY | O_CREAT | O_APPEND, 0644);
+    posix_spawn_file_actions_adddup2(&fa, 1, 2);
+    int rc = posix_spawn(&fs->pid, bin, &fa, NULL, argv, environ);
+    posix_spawn_file_actions_destroy(&fa);
+    free(out_path);
     if (rc) {
         fprintf(stderr, "fake_start: cannot run %s: %s\n", bin, strerror(rc));
         fs->pid = 0;
@@ -66,7 +76,7 @@ static inline int fake_start(FakeServer *fs, const char *script, int latency_ms)
         free(txt);
         int status;
         if (!fs->port && waitpid(fs->pid, &status, WNOHANG) == fs->pid) {
-            fprintf(stderr, "fake_start: %s exited early\n", bin);
+            fprintf(stderr, "fake_start: %s exited early (its output: %s/server.out)\n", bin, fs->dir);
             fs->pid = 0;
             break;
         }

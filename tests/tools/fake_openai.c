@@ -14,6 +14,8 @@
  *                   "model_seq":K, "authorization":"Bearer ..."|null,
  *                   "fault":"none"|"status 429"|"garbage"|..., "body":{request}}
  *   --embed-dim    dimension of /v1/embeddings vectors (default 64).
+ *   --exit-with-parent 1   stop when the process that started it dies (tests
+ *                  use it so a crashed test never leaves a server behind).
  *
  * Endpoints (with or without the /v1 prefix):
  *   POST /v1/chat/completions   scripted per model name (below)
@@ -73,6 +75,18 @@
  *   "drop"        the connection closes with no response at all
  *   "no_content"  200 with valid JSON that lacks choices[0].message.content
  *   "hang"        waits 1 hour (use a client time-out)
+ *
+ * A realistic pipeline (each role its own model name; "hash" picks keep reruns
+ * and resumes identical whatever the concurrency):
+ *   {"models": {
+ *     "sim":   {"replies": ["I just got back from a hike.", "Work was long today."], "pick": "hash"},
+ *     "ind":   {"reply": "The user seems to like the outdoors."},
+ *     "resp":  {"reply": "Sounds great! ({hash})", "rules": [
+ *                {"any_contains": "outdoors", "reply": "[tailored] Which trail did you take?"}]},
+ *     "judge": {"reply": "The reply fits. Score: {score}", "rules": [
+ *                {"contains": "[tailored]", "reply": "Preferred: A. Score: 5"},
+ *                {"contains": "REMINDER", "reply": "Score: 3"}]},
+ *     "vague": {"reply": "I cannot rate this."}}}      <- a judge with no valid score
  * Template placeholders: {last_user} (last user message), {system} (first system
  * message), {model}, {n} (this model's request number, from 1), {turns} (number
  * of user messages), {score} (1..5 from a hash of the messages), {ab} ("A" or
@@ -84,6 +98,7 @@
 #include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -276,6 +291,93 @@ static char *fault_name(json_t *f) {
     return xasprintf("status %lld", (long long)json_integer_value(json_object_get(f, "status")));
 }
 
+/* ---- script validation: a typo in a script should fail loudly ---- */
+
+static int bad(char *err, size_t n, const char *where, const char *what) {
+    snprintf(err, n, "%s: %s", where, what);
+    return -1;
+}
+
+static int check_fault(json_t *f, const char *where, char *err, size_t n) {
+    static const char *kinds[] = {"garbage", "truncated", "cut", "drop", "no_content", "hang"};
+    if (json_is_string(f)) {
+        for (size_t i = 0; i < sizeof kinds / sizeof *kinds; i++)
+            if (!strcmp(json_string_value(f), kinds[i])) return 0;
+        return bad(err, n, where, "unknown fault (expected garbage, truncated, cut, drop, no_content or hang)");
+    }
+    if (!json_is_object(f) || !json_is_integer(json_object_get(f, "status")))
+        return bad(err, n, where, "a fault is a string or an object with an integer \"status\"");
+    const char *k;
+    json_t *v;
+    json_object_foreach(f, k, v) {
+        if (strcmp(k, "status") && strcmp(k, "retry_after") && strcmp(k, "body"))
+            return bad(err, n, where, "unknown key in fault (expected status, retry_after, body)");
+        if (!strcmp(k, "retry_after") && !json_is_integer(v)) return bad(err, n, where, "retry_after: expected seconds");
+        if (!strcmp(k, "body") && !json_is_string(v)) return bad(err, n, where, "body: expected a string");
+    }
+    return 0;
+}
+
+static int check_model(const char *name, json_t *m, char *err, size_t n) {
+    char where[300];
+    snprintf(where, sizeof where, "model \"%s\"", name);
+    if (!json_is_object(m)) return bad(err, n, where, "expected an object");
+    const char *k;
+    json_t *v;
+    json_object_foreach(m, k, v) {
+        snprintf(where, sizeof where, "model \"%s\", key \"%s\"", name, k);
+        int ok = 1;
+        if (!strcmp(k, "reply") || !strcmp(k, "finish_reason")) ok = json_is_string(v);
+        else if (!strcmp(k, "pick")) ok = json_is_string(v) && (!strcmp(json_string_value(v), "cycle") ||
+                                                                !strcmp(json_string_value(v), "hash"));
+        else if (!strcmp(k, "latency_ms")) ok = json_is_integer(v);
+        else if (!strcmp(k, "usage")) ok = json_is_object(v);
+        else if (!strcmp(k, "replies")) {
+            ok = json_is_array(v) && json_array_size(v) > 0;
+            for (size_t i = 0; ok && i < json_array_size(v); i++) ok = json_is_string(json_array_get(v, i));
+        } else if (!strcmp(k, "rules")) {
+            ok = json_is_array(v);
+            for (size_t i = 0; ok && i < json_array_size(v); i++) {
+                json_t *r = json_array_get(v, i);
+                ok = json_is_string(json_object_get(r, "reply")) &&
+                     (json_is_string(json_object_get(r, "contains")) || json_is_string(json_object_get(r, "any_contains")));
+            }
+        } else if (!strcmp(k, "faults")) {
+            if (!json_is_array(v)) return bad(err, n, where, "expected a list of faults");
+            for (size_t i = 0; i < json_array_size(v); i++)
+                if (check_fault(json_array_get(v, i), where, err, n)) return -1;
+        } else if (!strcmp(k, "always")) {
+            if (check_fault(v, where, err, n)) return -1;
+        } else if (!strcmp(k, "every")) {
+            if (!json_is_integer(json_object_get(v, "n")) || json_integer_value(json_object_get(v, "n")) < 1)
+                return bad(err, n, where, "expected {\"n\": N >= 1, \"fault\": F}");
+            if (check_fault(json_object_get(v, "fault"), where, err, n)) return -1;
+        } else {
+            return bad(err, n, where, "unknown key (see the header of tests/tools/fake_openai.c)");
+        }
+        if (!ok) return bad(err, n, where, "wrong type (see the header of tests/tools/fake_openai.c)");
+    }
+    return 0;
+}
+
+static int check_script(json_t *script, char *err, size_t n) {
+    const char *k;
+    json_t *v;
+    json_object_foreach(script, k, v) {
+        if (!strcmp(k, "*")) {
+            if (check_model("*", v, err, n)) return -1;
+        } else if (!strcmp(k, "models")) {
+            if (!json_is_object(v)) return bad(err, n, "\"models\"", "expected an object of model name -> behaviour");
+            const char *name;
+            json_t *m;
+            json_object_foreach(v, name, m) if (check_model(name, m, err, n)) return -1;
+        } else {
+            return bad(err, n, k, "unknown top-level key (expected \"models\" and \"*\")");
+        }
+    }
+    return 0;
+}
+
 /* ---- responses ---- */
 
 static enum MHD_Result send_text(struct MHD_Connection *c, int status, const char *body,
@@ -466,7 +568,7 @@ static enum MHD_Result handle_post(Server *s, struct MHD_Connection *c, const ch
     int is_chat = !strcmp(path, "/chat/completions"), is_embed = !strcmp(path, "/embeddings");
     if (!strcmp(path, "/stats/reset")) {
         atomic_store(&s->requests, 0);
-        atomic_store(&s->peak, atomic_load(&s->active));
+        atomic_store(&s->peak, atomic_load(&s->active) - 1); /* less this request */
         return send_text(c, 200, "{}", "application/json", NULL);
     }
     if (!is_chat && !is_embed) return send_text(c, 404, "{\"error\":{\"message\":\"no such path\"}}", "application/json", NULL);
@@ -502,7 +604,7 @@ static enum MHD_Result handle_post(Server *s, struct MHD_Connection *c, const ch
 static enum MHD_Result handle_get(Server *s, struct MHD_Connection *c, const char *path) {
     if (!strcmp(path, "/stats")) {
         json_t *j = json_pack("{s:I,s:I,s:I}", "requests", (json_int_t)atomic_load(&s->requests), "active",
-                              (json_int_t)atomic_load(&s->active) - 1, "peak", (json_int_t)atomic_load(&s->peak));
+                              (json_int_t)atomic_load(&s->active), "peak", (json_int_t)atomic_load(&s->peak));
         enum MHD_Result ok = send_json(c, 200, j);
         json_decref(j);
         return ok;
@@ -537,20 +639,15 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         *upload_size = 0;
         return MHD_YES;
     }
-    /* Counted only for the POSTs doing work, and GETs (which count themselves
-     * as active; /stats subtracts that one). */
+    const char *path = !strncmp(url, "/v1/", 4) ? url + 3 : url;
+    if (strcmp(method, "POST")) return handle_get(s, c, path);
+    /* Only POSTs count as requests in flight (not the /stats reads). */
     long a = atomic_fetch_add(&s->active, 1) + 1;
     long p = atomic_load(&s->peak);
     while (a > p && !atomic_compare_exchange_weak(&s->peak, &p, a)) {
     }
-    const char *path = !strncmp(url, "/v1/", 4) ? url + 3 : url;
-    enum MHD_Result ok;
-    if (!strcmp(method, "POST")) {
-        atomic_fetch_add(&s->requests, 1);
-        ok = handle_post(s, c, path, u->body.s ? u->body.s : "");
-    } else {
-        ok = handle_get(s, c, path);
-    }
+    atomic_fetch_add(&s->requests, 1);
+    enum MHD_Result ok = handle_post(s, c, path, u->body.s ? u->body.s : "");
     atomic_fetch_sub(&s->active, 1);
     return ok;
 }
@@ -567,7 +664,7 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls, en
 
 static void usage(void) {
     fprintf(stderr, "usage: fake_openai --port N [--port-file F] [--latency-ms MS] [--script FILE] "
-                    "[--log FILE] [--embed-dim D]\n(test-only OpenAI-compatible server; see its source header)\n");
+                    "[--log FILE] [--embed-dim D] [--exit-with-parent 1]\n(test-only OpenAI-compatible server; see its source header)\n");
     exit(2);
 }
 
@@ -575,7 +672,7 @@ int main(int argc, char **argv) {
     Server s;
     memset(&s, 0, sizeof s);
     s.embed_dim = 64;
-    int port = 0;
+    int port = 0, with_parent = 0;
     const char *port_file = NULL, *script = NULL, *log_path = NULL;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -587,6 +684,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--script")) script = v;
         else if (!strcmp(a, "--log")) log_path = v;
         else if (!strcmp(a, "--embed-dim")) s.embed_dim = atoi(v);
+        else if (!strcmp(a, "--exit-with-parent")) with_parent = atoi(v);
         else usage();
     }
     if (s.embed_dim < 1) usage();
@@ -595,6 +693,11 @@ int main(int argc, char **argv) {
         s.script = json_load_file(script, 0, &je);
         if (!s.script || !json_is_object(s.script)) {
             fprintf(stderr, "fake_openai: %s:%d: %s\n", script, je.line, s.script ? "expected an object" : je.text);
+            return 2;
+        }
+        char err[512];
+        if (check_script(s.script, err, sizeof err)) {
+            fprintf(stderr, "fake_openai: %s: %s\n", script, err);
             return 2;
         }
     } else {
@@ -615,6 +718,8 @@ int main(int argc, char **argv) {
     sigaddset(&stop, SIGINT);
     pthread_sigmask(SIG_BLOCK, &stop, NULL);
     signal(SIGPIPE, SIG_IGN);
+    pid_t parent = getppid();
+    if (with_parent && (prctl(PR_SET_PDEATHSIG, SIGTERM) || getppid() != parent)) return 1;
 
     struct sockaddr_in addr;
     memset(&addr, 0, sizeof addr);

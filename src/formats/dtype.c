@@ -1,0 +1,350 @@
+/* dtype: type table, half/bfloat16 conversion, ggml block (de)quantisation. */
+#include "formats/dtype.h"
+
+#include <math.h>
+#include <string.h>
+#include <strings.h>
+#if defined(__F16C__) && defined(__AVX__)
+#include <immintrin.h>
+#endif
+
+typedef struct TypeInfo {
+    int type;
+    const char *name;    /* ggml name */
+    const char *st_name; /* safetensors name or NULL */
+    int block;           /* elements per block */
+    size_t bytes;        /* bytes per block */
+} TypeInfo;
+
+static const TypeInfo TYPES[] = {
+    {DT_F32, "f32", "F32", 1, 4},
+    {DT_F16, "f16", "F16", 1, 2},
+    {DT_BF16, "bf16", "BF16", 1, 2},
+    {DT_Q8_0, "q8_0", NULL, QK8_0, sizeof(BlockQ8_0)},
+    {DT_Q4_0, "q4_0", NULL, QK4_0, sizeof(BlockQ4_0)},
+    {DT_Q4_K, "q4_k", NULL, QK_K, sizeof(BlockQ4_K)},
+    {DT_Q6_K, "q6_k", NULL, QK_K, sizeof(BlockQ6_K)},
+    {DT_I8, "i8", "I8", 1, 1},
+    {DT_I16, "i16", "I16", 1, 2},
+    {DT_I32, "i32", "I32", 1, 4},
+    {DT_I64, "i64", "I64", 1, 8},
+    {DT_F64, "f64", "F64", 1, 8},
+    {DT_U8, "u8", "U8", 1, 1},
+    {DT_BOOL, "bool", "BOOL", 1, 1},
+};
+#define NTYPES (int)(sizeof(TYPES) / sizeof(TYPES[0]))
+
+/* The on-disk structs must have ggml's exact sizes. */
+_Static_assert(sizeof(BlockQ8_0) == 34, "BlockQ8_0 size");
+_Static_assert(sizeof(BlockQ4_0) == 18, "BlockQ4_0 size");
+_Static_assert(sizeof(BlockQ4_K) == 144, "BlockQ4_K size");
+_Static_assert(sizeof(BlockQ6_K) == 210, "BlockQ6_K size");
+
+static const TypeInfo *info(int t) {
+    for (int i = 0; i < NTYPES; i++)
+        if (TYPES[i].type == t) return &TYPES[i];
+    return NULL;
+}
+
+const char *dtype_name(int t) {
+    const TypeInfo *ti = info(t);
+    return ti ? ti->name : "?";
+}
+
+const char *dtype_st_name(int t) {
+    const TypeInfo *ti = info(t);
+    return ti ? ti->st_name : NULL;
+}
+
+int dtype_from_name(const char *s) {
+    if (!s) return DT_INVALID;
+    for (int i = 0; i < NTYPES; i++)
+        if (!strcasecmp(s, TYPES[i].name)) return TYPES[i].type;
+    return DT_INVALID;
+}
+
+int dtype_valid(int t) { return info(t) != NULL; }
+
+int dtype_is_quantized(int t) {
+    const TypeInfo *ti = info(t);
+    return ti && ti->block > 1;
+}
+
+int dtype_block_size(int t) {
+    const TypeInfo *ti = info(t);
+    return ti ? ti->block : 0;
+}
+
+size_t dtype_block_bytes(int t) {
+    const TypeInfo *ti = info(t);
+    return ti ? ti->bytes : 0;
+}
+
+size_t dtype_nbytes(int t, int64_t n) {
+    const TypeInfo *ti = info(t);
+    if (!ti || n < 0 || n % ti->block) return 0;
+    uint64_t blocks = (uint64_t)n / (uint64_t)ti->block;
+    if (blocks > SIZE_MAX / ti->bytes) return 0;
+    return (size_t)blocks * ti->bytes;
+}
+
+int dtype_can_dequantize(int t) { return info(t) != NULL; }
+
+/* ---- half and bfloat16 ---- */
+
+static uint32_t f32_bits(float f) {
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    return u;
+}
+
+static float bits_f32(uint32_t u) {
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
+}
+
+float f16_to_f32(uint16_t h) {
+    uint32_t sign = (uint32_t)(h & 0x8000) << 16;
+    uint32_t exp = (h >> 10) & 0x1f, man = h & 0x3ff;
+    if (exp == 0x1f) return bits_f32(sign | 0x7f800000u | (man << 13)); /* inf, nan */
+    if (exp == 0) {
+        /* zero or subnormal: man * 2^-24 is exact in f32 */
+        float v = (float)man * 0x1p-24f;
+        return sign ? -v : v;
+    }
+    return bits_f32(sign | ((exp + 112) << 23) | (man << 13));
+}
+
+uint16_t f32_to_f16(float f) {
+    uint32_t u = f32_bits(f);
+    uint16_t sign = (uint16_t)((u >> 16) & 0x8000);
+    uint32_t a = u & 0x7fffffffu;
+    if (a >= 0x7f800000u) /* inf or nan (keep nan quiet and non-zero) */
+        return sign | 0x7c00 | (a > 0x7f800000u ? 0x200 | ((a >> 13) & 0x3ff) : 0);
+    if (a >= 0x477ff000u) return sign | 0x7c00; /* rounds past 65504: inf */
+    if (a < 0x38800000u) {
+        /* below the smallest normal half (2^-14): subnormal or zero.
+         * Scaling by 2^24 makes the subnormal mantissa the integer part;
+         * rintf rounds to nearest even in the default mode. */
+        float v = bits_f32(a) * 0x1p24f;
+        return sign | (uint16_t)rintf(v);
+    }
+    /* normal: rebias exponent, round mantissa 23 -> 10 bits to nearest even */
+    uint32_t r = a + 0xfffu + ((a >> 13) & 1u);
+    return sign | (uint16_t)((r - 0x38000000u) >> 13);
+}
+
+float bf16_to_f32(uint16_t h) { return bits_f32((uint32_t)h << 16); }
+
+uint16_t f32_to_bf16(float f) {
+    uint32_t u = f32_bits(f);
+    if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x40); /* quiet nan */
+    u += 0x7fffu + ((u >> 16) & 1u);
+    return (uint16_t)(u >> 16);
+}
+
+/* ---- dequantisation ---- */
+
+static uint16_t rd16(const uint8_t *p) { return (uint16_t)(p[0] | (p[1] << 8)); }
+
+static void deq_q8_0(const uint8_t *src, float *dst, int64_t nb) {
+    for (int64_t b = 0; b < nb; b++, src += sizeof(BlockQ8_0), dst += QK8_0) {
+        float d = f16_to_f32(rd16(src));
+        const int8_t *q = (const int8_t *)(src + 2);
+        for (int j = 0; j < QK8_0; j++) dst[j] = d * (float)q[j];
+    }
+}
+
+static void deq_q4_0(const uint8_t *src, float *dst, int64_t nb) {
+    for (int64_t b = 0; b < nb; b++, src += sizeof(BlockQ4_0), dst += QK4_0) {
+        float d = f16_to_f32(rd16(src));
+        const uint8_t *q = src + 2;
+        for (int j = 0; j < QK4_0 / 2; j++) {
+            dst[j] = d * (float)((q[j] & 0xf) - 8);
+            dst[j + QK4_0 / 2] = d * (float)((q[j] >> 4) - 8);
+        }
+    }
+}
+
+/* Q4_K packs 8 six-bit scales and 8 six-bit mins into 12 bytes: sub-blocks
+ * 0-3 use the low 6 bits of bytes 0-3 (scales) and 4-7 (mins); sub-blocks
+ * 4-7 take their low 4 bits from bytes 8-11 and their top 2 bits from the
+ * spare high bits of bytes 0-3 (scales) and 4-7 (mins). */
+static void q4k_scale_min(int j, const uint8_t *s, int *sc, int *mn) {
+    if (j < 4) {
+        *sc = s[j] & 63;
+        *mn = s[j + 4] & 63;
+    } else {
+        *sc = (s[j + 4] & 0xf) | ((s[j - 4] >> 6) << 4);
+        *mn = (s[j + 4] >> 4) | ((s[j] >> 6) << 4);
+    }
+}
+
+/* Each 64 elements share 32 bytes of qs: the low nibbles are the first
+ * sub-block of 32, the high nibbles the second. x = d*sc*q - dmin*mn. */
+static void deq_q4_k(const uint8_t *src, float *dst, int64_t nb) {
+    for (int64_t b = 0; b < nb; b++, src += sizeof(BlockQ4_K), dst += QK_K) {
+        float d = f16_to_f32(rd16(src)), dmin = f16_to_f32(rd16(src + 2));
+        const uint8_t *scales = src + 4, *q = src + 16;
+        for (int j = 0; j < QK_K / 64; j++) {
+            int sc0, m0, sc1, m1;
+            q4k_scale_min(2 * j, scales, &sc0, &m0);
+            q4k_scale_min(2 * j + 1, scales, &sc1, &m1);
+            float d0 = d * sc0, o0 = dmin * m0, d1 = d * sc1, o1 = dmin * m1;
+            float *y = dst + 64 * j;
+            for (int l = 0; l < 32; l++) {
+                y[l] = d0 * (float)(q[32 * j + l] & 0xf) - o0;
+                y[l + 32] = d1 * (float)(q[32 * j + l] >> 4) - o1;
+            }
+        }
+    }
+}
+
+/* Q6_K: each half of 128 elements uses 64 bytes of ql and 32 of qh. Element
+ * l + 32*k (k = 0..3, l < 32) takes its low 4 bits from ql[l + 32*(k&1)]
+ * (low nibble for k < 2, high for k >= 2), its top 2 bits from bits 2k..2k+1
+ * of qh[l], and its scale from scales[l/16 + 2k]; x = d*scale*(q - 32). */
+static void deq_q6_k(const uint8_t *src, float *dst, int64_t nb) {
+    for (int64_t b = 0; b < nb; b++, src += sizeof(BlockQ6_K), dst += QK_K) {
+        const uint8_t *ql = src, *qh = src + 128;
+        const int8_t *sc = (const int8_t *)(src + 192);
+        float d = f16_to_f32(rd16(src + 208));
+        for (int half = 0; half < 2; half++) {
+            float *y = dst + 128 * half;
+            for (int l = 0; l < 32; l++) {
+                int s = l / 16;
+                int q0 = ((ql[l] & 0xf) | ((qh[l] & 3) << 4)) - 32;
+                int q1 = ((ql[l + 32] & 0xf) | (((qh[l] >> 2) & 3) << 4)) - 32;
+                int q2 = ((ql[l] >> 4) | (((qh[l] >> 4) & 3) << 4)) - 32;
+                int q3 = ((ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4)) - 32;
+                y[l] = d * sc[s] * q0;
+                y[l + 32] = d * sc[s + 2] * q1;
+                y[l + 64] = d * sc[s + 4] * q2;
+                y[l + 96] = d * sc[s + 6] * q3;
+            }
+            ql += 64;
+            qh += 32;
+            sc += 8;
+        }
+    }
+}
+
+int dequantize_row(int t, const void *src_, float *dst, int64_t n) {
+    const uint8_t *src = src_;
+    const TypeInfo *ti = info(t);
+    if (!ti || n < 0 || n % ti->block) return -1;
+    int64_t nb = n / ti->block;
+    switch (t) {
+    case DT_F32: memcpy(dst, src, (size_t)n * 4); return 0;
+    case DT_F16: {
+        int64_t i = 0;
+#if defined(__F16C__) && defined(__AVX__)
+        /* hardware conversion is exact, like f16_to_f32 */
+        for (; i + 8 <= n; i += 8)
+            _mm256_storeu_ps(dst + i, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(src + 2 * i))));
+#endif
+        for (; i < n; i++) dst[i] = f16_to_f32(rd16(src + 2 * i));
+        return 0;
+    }
+    case DT_BF16:
+        for (int64_t i = 0; i < n; i++) dst[i] = bf16_to_f32(rd16(src + 2 * i));
+        return 0;
+    case DT_Q8_0: deq_q8_0(src, dst, nb); return 0;
+    case DT_Q4_0: deq_q4_0(src, dst, nb); return 0;
+    case DT_Q4_K: deq_q4_k(src, dst, nb); return 0;
+    case DT_Q6_K: deq_q6_k(src, dst, nb); return 0;
+    case DT_F64:
+        for (int64_t i = 0; i < n; i++) {
+            double v;
+            memcpy(&v, src + 8 * i, 8);
+            dst[i] = (float)v;
+        }
+        return 0;
+    case DT_I8:
+        for (int64_t i = 0; i < n; i++) dst[i] = (float)(int8_t)src[i];
+        return 0;
+    case DT_U8:
+    case DT_BOOL:
+        for (int64_t i = 0; i < n; i++) dst[i] = (float)src[i];
+        return 0;
+    case DT_I16:
+        for (int64_t i = 0; i < n; i++) dst[i] = (float)(int16_t)rd16(src + 2 * i);
+        return 0;
+    case DT_I32:
+        for (int64_t i = 0; i < n; i++) {
+            int32_t v;
+            memcpy(&v, src + 4 * i, 4);
+            dst[i] = (float)v;
+        }
+        return 0;
+    case DT_I64:
+        for (int64_t i = 0; i < n; i++) {
+            int64_t v;
+            memcpy(&v, src + 8 * i, 8);
+            dst[i] = (float)v;
+        }
+        return 0;
+    }
+    return -1;
+}
+
+/* ---- quantisation (ggml's reference rounding) ---- */
+
+static void wr16(uint8_t *p, uint16_t v) {
+    p[0] = (uint8_t)v;
+    p[1] = (uint8_t)(v >> 8);
+}
+
+void quantize_row_q8_0(const float *src, void *dst_, int64_t n) {
+    uint8_t *dst = dst_;
+    for (int64_t b = 0; b < n / QK8_0; b++, src += QK8_0, dst += sizeof(BlockQ8_0)) {
+        float amax = 0;
+        for (int j = 0; j < QK8_0; j++) amax = fmaxf(amax, fabsf(src[j]));
+        float d = amax / 127.0f, id = d ? 1.0f / d : 0.0f;
+        wr16(dst, f32_to_f16(d));
+        int8_t *q = (int8_t *)(dst + 2);
+        for (int j = 0; j < QK8_0; j++) q[j] = (int8_t)roundf(src[j] * id);
+    }
+}
+
+/* The scale maps the value of largest magnitude (keeping its sign) to -8,
+ * so the full nibble range 0..15 is used on the side that value is on. */
+void quantize_row_q4_0(const float *src, void *dst_, int64_t n) {
+    uint8_t *dst = dst_;
+    for (int64_t b = 0; b < n / QK4_0; b++, src += QK4_0, dst += sizeof(BlockQ4_0)) {
+        float amax = 0, max = 0;
+        for (int j = 0; j < QK4_0; j++)
+            if (fabsf(src[j]) > amax) {
+                amax = fabsf(src[j]);
+                max = src[j];
+            }
+        float d = max / -8.0f, id = d ? 1.0f / d : 0.0f;
+        wr16(dst, f32_to_f16(d));
+        uint8_t *q = dst + 2;
+        for (int j = 0; j < QK4_0 / 2; j++) {
+            int a = (int)(src[j] * id + 8.5f), c = (int)(src[j + QK4_0 / 2] * id + 8.5f);
+            a = a > 15 ? 15 : a;
+            c = c > 15 ? 15 : c;
+            q[j] = (uint8_t)(a | (c << 4));
+        }
+    }
+}
+
+int quantize_row(int t, const float *src, void *dst, int64_t n) {
+    const TypeInfo *ti = info(t);
+    if (!ti || n < 0 || n % ti->block) return -1;
+    uint8_t *d = dst;
+    switch (t) {
+    case DT_F32: memcpy(dst, src, (size_t)n * 4); return 0;
+    case DT_F16:
+        for (int64_t i = 0; i < n; i++) wr16(d + 2 * i, f32_to_f16(src[i]));
+        return 0;
+    case DT_BF16:
+        for (int64_t i = 0; i < n; i++) wr16(d + 2 * i, f32_to_bf16(src[i]));
+        return 0;
+    case DT_Q8_0: quantize_row_q8_0(src, dst, n); return 0;
+    case DT_Q4_0: quantize_row_q4_0(src, dst, n); return 0;
+    }
+    return -1;
+}

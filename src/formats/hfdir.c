@@ -1,0 +1,620 @@
+/* hfdir: ModelConfig from config.json / generation_config.json / GGUF. */
+#include "formats/hfdir.h"
+
+#include <jansson.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/fileio.h"
+#include "base/mem.h"
+#include "formats/dtype.h"
+#include "formats/gguf_write.h"
+
+typedef struct ArchInfo {
+    int arch;
+    const char *hf;    /* architectures[0] */
+    const char *type;  /* model_type */
+    const char *gguf;  /* general.architecture */
+} ArchInfo;
+
+static const ArchInfo ARCHS[] = {
+    {ARCH_LLAMA, "LlamaForCausalLM", "llama", "llama"},
+    {ARCH_QWEN2, "Qwen2ForCausalLM", "qwen2", "qwen2"},
+    {ARCH_QWEN3, "Qwen3ForCausalLM", "qwen3", "qwen3"},
+    {ARCH_MISTRAL, "MistralForCausalLM", "mistral", NULL},
+    {ARCH_BERT, "BertModel", "bert", "bert"},
+};
+#define NARCH (int)(sizeof ARCHS / sizeof ARCHS[0])
+
+const char *model_arch_name(int arch) {
+    for (int i = 0; i < NARCH; i++)
+        if (ARCHS[i].arch == arch) return ARCHS[i].hf;
+    return "?";
+}
+
+const char *model_arch_supported(void) {
+    return "LlamaForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM, MistralForCausalLM, BertModel";
+}
+
+/* ---- JSON field helpers: each names the file and field on error ---- */
+
+typedef struct Json {
+    json_t *root;
+    const char *name;
+    Err *e;
+} Json;
+
+static int j_int(Json *j, json_t *obj, const char *key, int def, int required, int *out) {
+    json_t *v = json_object_get(obj, key);
+    if (!v || json_is_null(v)) {
+        if (required) return err_set(j->e, ERR_PARSE, "%s: missing integer field \"%s\"", j->name, key);
+        *out = def;
+        return 0;
+    }
+    if (!json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) > 0x7fffffff)
+        return err_set(j->e, ERR_PARSE, "%s: field \"%s\" must be a non-negative integer", j->name, key);
+    *out = (int)json_integer_value(v);
+    return 0;
+}
+
+static int j_num(Json *j, json_t *obj, const char *key, double def, double *out) {
+    json_t *v = json_object_get(obj, key);
+    if (!v || json_is_null(v)) {
+        *out = def;
+        return 0;
+    }
+    if (!json_is_number(v)) return err_set(j->e, ERR_PARSE, "%s: field \"%s\" must be a number", j->name, key);
+    *out = json_number_value(v);
+    return 0;
+}
+
+static int j_numf(Json *j, json_t *obj, const char *key, double def, float *out) {
+    double d = def;
+    if (j_num(j, obj, key, def, &d)) return -1;
+    *out = (float)d;
+    return 0;
+}
+
+static int j_bool(Json *j, json_t *obj, const char *key, int def, int *out) {
+    json_t *v = json_object_get(obj, key);
+    if (!v || json_is_null(v)) {
+        *out = def;
+        return 0;
+    }
+    if (!json_is_boolean(v)) return err_set(j->e, ERR_PARSE, "%s: field \"%s\" must be true or false", j->name, key);
+    *out = json_is_true(v);
+    return 0;
+}
+
+/* bos/eos/pad ids: an integer, null, or a list of integers. */
+static int j_ids(Json *j, json_t *obj, const char *key, int *ids, int max, int *n) {
+    json_t *v = json_object_get(obj, key);
+    *n = 0;
+    if (!v || json_is_null(v)) return 0;
+    if (json_is_integer(v)) {
+        ids[(*n)++] = (int)json_integer_value(v);
+        return 0;
+    }
+    if (!json_is_array(v)) return err_set(j->e, ERR_PARSE, "%s: field \"%s\" must be an integer or a list of integers", j->name, key);
+    size_t i;
+    json_t *x;
+    json_array_foreach(v, i, x) {
+        if (!json_is_integer(x))
+            return err_set(j->e, ERR_PARSE, "%s: field \"%s\"[%zu] must be an integer", j->name, key, i);
+        if (*n < max) ids[(*n)++] = (int)json_integer_value(x);
+    }
+    return 0;
+}
+
+static int j_one_id(Json *j, json_t *obj, const char *key, int *out) {
+    int ids[MODEL_MAX_EOS], n;
+    if (j_ids(j, obj, key, ids, MODEL_MAX_EOS, &n)) return -1;
+    *out = n ? ids[0] : -1;
+    return 0;
+}
+
+static int find_arch(Json *j, int *arch) {
+    json_t *archs = json_object_get(j->root, "architectures");
+    const char *hf = json_is_array(archs) ? json_string_value(json_array_get(archs, 0)) : NULL;
+    const char *type = json_string_value(json_object_get(j->root, "model_type"));
+    for (int i = 0; i < NARCH; i++)
+        if ((hf && !strcmp(hf, ARCHS[i].hf)) || (!hf && type && !strcmp(type, ARCHS[i].type))) {
+            *arch = ARCHS[i].arch;
+            return 0;
+        }
+    return err_set(j->e, ERR_UNSUPPORTED, "%s: unsupported architecture %s (supported: %s)", j->name,
+                   hf ? hf : type ? type : "(none given)", model_arch_supported());
+}
+
+static int parse_dtype(Json *j, int *out) {
+    json_t *v = json_object_get(j->root, "dtype");
+    if (!v || json_is_null(v)) v = json_object_get(j->root, "torch_dtype");
+    *out = DT_F32;
+    if (!v || json_is_null(v)) return 0;
+    const char *s = json_string_value(v);
+    if (s && !strcmp(s, "float32")) *out = DT_F32;
+    else if (s && !strcmp(s, "float16")) *out = DT_F16;
+    else if (s && !strcmp(s, "bfloat16")) *out = DT_BF16;
+    else return err_set(j->e, ERR_UNSUPPORTED, "%s: dtype %s (expected float32, float16 or bfloat16)", j->name, s ? s : "(not a string)");
+    return 0;
+}
+
+/* transformers 5 keeps everything under rope_parameters; transformers 4
+ * has top-level rope_theta and an optional rope_scaling object. */
+static int parse_rope(Json *j, RopeConfig *r) {
+    json_t *params = json_object_get(j->root, "rope_parameters");
+    json_t *scaling = json_object_get(j->root, "rope_scaling");
+    double theta;
+    memset(r, 0, sizeof *r);
+    if (j_num(j, j->root, "rope_theta", 10000.0, &theta)) return -1;
+    json_t *src = NULL;
+    if (json_is_object(params)) {
+        if (j_num(j, params, "rope_theta", theta, &theta)) return -1;
+        src = params;
+    } else if (json_is_object(scaling)) {
+        src = scaling;
+    } else if (scaling && !json_is_null(scaling)) {
+        return err_set(j->e, ERR_PARSE, "%s: \"rope_scaling\" must be an object or null", j->name);
+    }
+    r->theta = (float)theta;
+    r->type = ROPE_DEFAULT;
+    r->factor = 1;
+    if (!src) return 0;
+    json_t *t = json_object_get(src, "rope_type");
+    if (!t) t = json_object_get(src, "type");
+    const char *type = json_string_value(t);
+    if (!type || !strcmp(type, "default")) return 0;
+    if (!strcmp(type, "linear")) {
+        r->type = ROPE_LINEAR;
+        return j_numf(j, src, "factor", 1.0, &r->factor);
+    }
+    if (!strcmp(type, "llama3")) {
+        r->type = ROPE_LLAMA3;
+        if (j_numf(j, src, "factor", 8.0, &r->factor) || j_numf(j, src, "low_freq_factor", 1.0, &r->low_freq_factor) ||
+            j_numf(j, src, "high_freq_factor", 4.0, &r->high_freq_factor) ||
+            j_int(j, src, "original_max_position_embeddings", 8192, 0, &r->original_max_pos))
+            return -1;
+        return 0;
+    }
+    return err_set(j->e, ERR_UNSUPPORTED, "%s: rope type %s is not supported (default, linear, llama3)", j->name, type);
+}
+
+int hf_config_parse(const char *text, const char *name, ModelConfig *c, Err *e) {
+    json_error_t je;
+    json_t *root = json_loads(text, 0, &je);
+    if (!root) return err_set(e, ERR_PARSE, "%s:%d: %s", name, je.line, je.text);
+    Json j = {root, name, e};
+    memset(c, 0, sizeof *c);
+    int rc = -1;
+    if (!json_is_object(root)) {
+        err_set(e, ERR_PARSE, "%s: expected a JSON object", name);
+        goto done;
+    }
+    if (find_arch(&j, &c->arch)) goto done;
+    int bert = c->arch == ARCH_BERT;
+    if (j_int(&j, root, "hidden_size", 0, 1, &c->hidden_size) ||
+        j_int(&j, root, "intermediate_size", 0, 1, &c->intermediate_size) ||
+        j_int(&j, root, "num_hidden_layers", 0, 1, &c->n_layers) ||
+        j_int(&j, root, "num_attention_heads", 0, 1, &c->n_heads) || j_int(&j, root, "vocab_size", 0, 1, &c->vocab_size))
+        goto done;
+    if (c->n_heads <= 0 || c->hidden_size <= 0) {
+        err_set(e, ERR_PARSE, "%s: hidden_size and num_attention_heads must be positive", name);
+        goto done;
+    }
+    if (j_int(&j, root, "num_key_value_heads", c->n_heads, 0, &c->n_kv_heads) ||
+        j_int(&j, root, "head_dim", c->hidden_size / c->n_heads, 0, &c->head_dim) ||
+        j_int(&j, root, "max_position_embeddings", 2048, 0, &c->max_pos) ||
+        j_numf(&j, root, bert ? "layer_norm_eps" : "rms_norm_eps", bert ? 1e-12 : 1e-6, &c->norm_eps) ||
+        j_bool(&j, root, "tie_word_embeddings", bert, &c->tie_word_embeddings) ||
+        j_bool(&j, root, "attention_bias", c->arch == ARCH_QWEN2, &c->attention_bias) || parse_rope(&j, &c->rope) ||
+        j_one_id(&j, root, "bos_token_id", &c->bos_id) ||
+        j_ids(&j, root, "eos_token_id", c->eos_ids, MODEL_MAX_EOS, &c->n_eos) ||
+        j_one_id(&j, root, "pad_token_id", &c->pad_id) || parse_dtype(&j, &c->dtype) ||
+        j_int(&j, root, "type_vocab_size", 0, 0, &c->type_vocab_size) ||
+        j_int(&j, root, "sliding_window", 0, 0, &c->sliding_window))
+        goto done;
+    if (c->n_kv_heads <= 0 || c->n_heads % c->n_kv_heads) {
+        err_set(e, ERR_PARSE, "%s: num_attention_heads %d is not a multiple of num_key_value_heads %d", name,
+                c->n_heads, c->n_kv_heads);
+        goto done;
+    }
+    if (c->arch == ARCH_QWEN2) c->attention_bias = 1; /* Qwen2 has q/k/v biases, key or not */
+    if (c->arch == ARCH_QWEN3) c->qk_norm = 1;
+    if (!bert) c->type_vocab_size = 0;
+    /* Qwen2/3 write a sliding_window size but only use it when asked */
+    json_t *use_sw = json_object_get(root, "use_sliding_window");
+    if ((c->arch == ARCH_QWEN2 || c->arch == ARCH_QWEN3) && !json_is_true(use_sw)) c->sliding_window = 0;
+    rc = 0;
+done:
+    json_decref(root);
+    return rc;
+}
+
+int hf_config_load(const char *dir, ModelConfig *cfg, Err *e) {
+    char *p = path_join(dir, "config.json"), *text;
+    size_t len;
+    int rc = file_read_all(p, &text, &len, e);
+    if (!rc) {
+        rc = hf_config_parse(text, p, cfg, e);
+        free(text);
+    }
+    free(p);
+    return rc;
+}
+
+void gen_config_init(GenConfig *g) {
+    memset(g, 0, sizeof *g);
+    g->bos_id = -1;
+    g->pad_id = -1;
+    g->temperature = 1;
+    g->top_p = 1;
+    g->top_k = 50;
+    g->repetition_penalty = 1;
+}
+
+static int gen_field(Json *j, const char *key, float *val, int *has) {
+    json_t *v = json_object_get(j->root, key);
+    if (!v || json_is_null(v)) return 0;
+    if (j_numf(j, j->root, key, 0, val)) return -1;
+    *has = 1;
+    return 0;
+}
+
+int hf_genconfig_parse(const char *text, const char *name, GenConfig *g, Err *e) {
+    json_error_t je;
+    json_t *root = json_loads(text, 0, &je);
+    if (!root) return err_set(e, ERR_PARSE, "%s:%d: %s", name, je.line, je.text);
+    Json j = {root, name, e};
+    int rc = -1;
+    if (!json_is_object(root)) {
+        err_set(e, ERR_PARSE, "%s: expected a JSON object", name);
+        goto done;
+    }
+    if (j_one_id(&j, root, "bos_token_id", &g->bos_id) || j_ids(&j, root, "eos_token_id", g->eos_ids, MODEL_MAX_EOS, &g->n_eos) ||
+        j_one_id(&j, root, "pad_token_id", &g->pad_id) || gen_field(&j, "temperature", &g->temperature, &g->has_temperature) ||
+        gen_field(&j, "top_p", &g->top_p, &g->has_top_p) || gen_field(&j, "min_p", &g->min_p, &g->has_min_p) ||
+        gen_field(&j, "repetition_penalty", &g->repetition_penalty, &g->has_repetition_penalty) ||
+        j_int(&j, root, "max_new_tokens", 0, 0, &g->max_new_tokens))
+        goto done;
+    if (json_object_get(root, "top_k") && !json_is_null(json_object_get(root, "top_k"))) {
+        if (j_int(&j, root, "top_k", 50, 0, &g->top_k)) goto done;
+        g->has_top_k = 1;
+    }
+    if (json_object_get(root, "do_sample") && !json_is_null(json_object_get(root, "do_sample"))) {
+        if (j_bool(&j, root, "do_sample", 0, &g->do_sample)) goto done;
+        g->has_do_sample = 1;
+    }
+    rc = 0;
+done:
+    json_decref(root);
+    return rc;
+}
+
+int hf_genconfig_load(const char *dir, GenConfig *g, Err *e) {
+    gen_config_init(g);
+    char *p = path_join(dir, "generation_config.json"), *text;
+    size_t len;
+    int rc = 0;
+    if (file_exists(p)) {
+        rc = file_read_all(p, &text, &len, e);
+        if (!rc) {
+            rc = hf_genconfig_parse(text, p, g, e);
+            free(text);
+        }
+    }
+    free(p);
+    return rc;
+}
+
+/* ---- chat template ---- */
+
+static int template_from_config(json_t *ct, const char *path, const char *name, char **out, Err *e) {
+    if (json_is_string(ct)) {
+        *out = xstrdup(json_string_value(ct));
+        return 0;
+    }
+    if (!json_is_array(ct)) return err_set(e, ERR_PARSE, "%s: \"chat_template\" must be a string or a list", path);
+    size_t i;
+    json_t *item;
+    json_array_foreach(ct, i, item) {
+        const char *n = json_string_value(json_object_get(item, "name"));
+        const char *t = json_string_value(json_object_get(item, "template"));
+        if (!n || !t)
+            return err_set(e, ERR_PARSE, "%s: chat_template[%zu] must have string \"name\" and \"template\"", path, i);
+        if (!strcmp(n, name ? name : "default")) {
+            *out = xstrdup(t);
+            return 0;
+        }
+    }
+    return err_set(e, ERR_NOTFOUND, "%s: no chat template named %s", path, name ? name : "default");
+}
+
+int hf_chat_template_load(const char *dir, const char *name, char **out, Err *e) {
+    *out = NULL;
+    char *jinja = path_join(dir, "chat_template.jinja"), *text = NULL;
+    size_t len;
+    int rc = 0;
+    if (!name && file_exists(jinja)) {
+        rc = file_read_all(jinja, out, &len, e);
+        free(jinja);
+        return rc;
+    }
+    free(jinja);
+    char *cfg = path_join(dir, "tokenizer_config.json");
+    if (file_exists(cfg)) {
+        rc = file_read_all(cfg, &text, &len, e);
+        json_error_t je;
+        json_t *root = rc ? NULL : json_loadb(text, len, 0, &je);
+        if (!rc && !root) rc = err_set(e, ERR_PARSE, "%s:%d: %s", cfg, je.line, je.text);
+        json_t *ct = json_object_get(root, "chat_template");
+        if (!rc && ct && !json_is_null(ct)) rc = template_from_config(ct, cfg, name, out, e);
+        else if (!rc && name) rc = err_set(e, ERR_NOTFOUND, "%s: no chat template named %s", cfg, name);
+        json_decref(root);
+        free(text);
+    }
+    free(cfg);
+    return rc;
+}
+
+/* ---- GGUF ---- */
+
+static int g_u32(const Gguf *g, const char *arch, const char *key, int def, int required, int *out, Err *e) {
+    char k[128];
+    snprintf(k, sizeof k, "%s.%s", arch, key);
+    if (!gguf_find_key(g, k) && !required) {
+        *out = def;
+        return 0;
+    }
+    uint32_t v;
+    if (gguf_get_u32(g, k, &v, e)) return -1;
+    if (v > 0x7fffffff) return err_set(e, ERR_PARSE, "%s: %s = %u is too large", gguf_path(g), k, v);
+    *out = (int)v;
+    return 0;
+}
+
+static int g_f32(const Gguf *g, const char *arch, const char *key, float def, float *out, Err *e) {
+    char k[128];
+    snprintf(k, sizeof k, "%s.%s", arch, key);
+    if (!gguf_find_key(g, k)) {
+        *out = def;
+        return 0;
+    }
+    return gguf_get_f32(g, k, out, e);
+}
+
+static int gguf_token_id(const Gguf *g, const char *key, int *out, Err *e) {
+    *out = -1;
+    if (!gguf_find_key(g, key)) return 0;
+    int32_t v;
+    if (gguf_get_i32(g, key, &v, e)) return -1;
+    *out = v;
+    return 0;
+}
+
+static int gguf_rope(const Gguf *g, const char *a, RopeConfig *r, Err *e) {
+    memset(r, 0, sizeof *r);
+    r->factor = 1;
+    if (g_f32(g, a, "rope.freq_base", 10000.0f, &r->theta, e)) return -1;
+    char k[128];
+    snprintf(k, sizeof k, "%s.rope.scaling.type", a);
+    const char *type = NULL;
+    if (gguf_find_key(g, k) && gguf_get_str(g, k, &type, e)) return -1;
+    if (type && !strcmp(type, "linear")) {
+        r->type = ROPE_LINEAR;
+        if (g_f32(g, a, "rope.scaling.factor", 1.0f, &r->factor, e)) return -1;
+    } else if (type && strcmp(type, "none")) {
+        return err_set(e, ERR_UNSUPPORTED, "%s: rope scaling %s is not supported (none, linear, or rope_freqs.weight)",
+                       gguf_path(g), type);
+    }
+    if (gguf_find_tensor(g, "rope_freqs.weight")) {
+        r->type = ROPE_LLAMA3;
+        r->freqs_from_tensor = 1;
+        if (g_u32(g, a, "rope.scaling.original_context_length", 0, 0, &r->original_max_pos, e)) return -1;
+    }
+    return 0;
+}
+
+int gguf_model_config(const Gguf *g, ModelConfig *c, Err *e) {
+    const char *a;
+    memset(c, 0, sizeof *c);
+    if (gguf_get_str(g, "general.architecture", &a, e)) return -1;
+    int found = 0;
+    for (int i = 0; i < NARCH && !found; i++)
+        if (ARCHS[i].gguf && !strcmp(a, ARCHS[i].gguf)) {
+            c->arch = ARCHS[i].arch;
+            found = 1;
+        }
+    if (!found)
+        return err_set(e, ERR_UNSUPPORTED, "%s: unsupported GGUF architecture %s (supported: llama, qwen2, qwen3, bert)",
+                       gguf_path(g), a);
+    int bert = c->arch == ARCH_BERT;
+    if (g_u32(g, a, "block_count", 0, 1, &c->n_layers, e) || g_u32(g, a, "embedding_length", 0, 1, &c->hidden_size, e) ||
+        g_u32(g, a, "feed_forward_length", 0, 1, &c->intermediate_size, e) ||
+        g_u32(g, a, "attention.head_count", 0, 1, &c->n_heads, e) ||
+        g_u32(g, a, "context_length", 2048, 0, &c->max_pos, e))
+        return -1;
+    if (c->n_heads <= 0) return err_set(e, ERR_PARSE, "%s: %s.attention.head_count must be positive", gguf_path(g), a);
+    if (g_u32(g, a, "attention.head_count_kv", c->n_heads, 0, &c->n_kv_heads, e) ||
+        g_u32(g, a, "attention.key_length", c->hidden_size / c->n_heads, 0, &c->head_dim, e) ||
+        g_f32(g, a, bert ? "attention.layer_norm_epsilon" : "attention.layer_norm_rms_epsilon", bert ? 1e-12f : 1e-6f,
+              &c->norm_eps, e) ||
+        g_u32(g, a, "attention.sliding_window", 0, 0, &c->sliding_window, e) || gguf_rope(g, a, &c->rope, e))
+        return -1;
+    if (c->n_kv_heads <= 0 || c->n_heads % c->n_kv_heads)
+        return err_set(e, ERR_PARSE, "%s: head_count %d is not a multiple of head_count_kv %d", gguf_path(g),
+                       c->n_heads, c->n_kv_heads);
+    const TensorView *emb = gguf_find_tensor(g, "token_embd.weight");
+    const GgufKV *tokens = gguf_find_key(g, "tokenizer.ggml.tokens");
+    if (g_u32(g, a, "vocab_size", 0, 0, &c->vocab_size, e)) return -1;
+    if (!c->vocab_size && emb) c->vocab_size = (int)emb->shape[0];
+    if (!c->vocab_size && tokens) c->vocab_size = (int)tokens->n;
+    if (!c->vocab_size) return err_set(e, ERR_PARSE, "%s: cannot tell the vocabulary size", gguf_path(g));
+    c->tie_word_embeddings = emb && !gguf_find_tensor(g, "output.weight");
+    c->attention_bias = gguf_find_tensor(g, "blk.0.attn_q.bias") != NULL;
+    c->qk_norm = gguf_find_tensor(g, "blk.0.attn_q_norm.weight") != NULL;
+    const TensorView *q = gguf_find_tensor(g, "blk.0.attn_q.weight");
+    c->dtype = q ? q->dtype : DT_F32;
+    if (bert && g_u32(g, "tokenizer.ggml", "token_type_count", 2, 0, &c->type_vocab_size, e)) return -1;
+    if (gguf_token_id(g, "tokenizer.ggml.bos_token_id", &c->bos_id, e) ||
+        gguf_token_id(g, "tokenizer.ggml.padding_token_id", &c->pad_id, e))
+        return -1;
+    int eos;
+    if (gguf_token_id(g, "tokenizer.ggml.eos_token_id", &eos, e)) return -1;
+    if (eos >= 0) c->eos_ids[c->n_eos++] = eos;
+    int eot;
+    if (gguf_token_id(g, "tokenizer.ggml.eot_token_id", &eot, e)) return -1;
+    if (eot >= 0 && eot != eos) c->eos_ids[c->n_eos++] = eot;
+    return 0;
+}
+
+/* ---- RoPE factors and GGUF metadata ---- */
+
+void rope_freq_factors(const RopeConfig *r, int head_dim, float *factors) {
+    int n = head_dim / 2;
+    for (int i = 0; i < n; i++) {
+        double f = 1.0;
+        if (r->type == ROPE_LINEAR) {
+            f = r->factor;
+        } else if (r->type == ROPE_LLAMA3) {
+            /* long wavelengths are slowed by `factor`, short ones kept,
+             * and the band between blended smoothly */
+            double inv = pow(r->theta, -2.0 * i / head_dim), wavelen = 2 * M_PI / inv;
+            double old = r->original_max_pos, lo = old / r->low_freq_factor, hi = old / r->high_freq_factor;
+            if (wavelen < hi) f = 1.0;
+            else if (wavelen > lo) f = r->factor;
+            else {
+                double smooth = (old / wavelen - r->low_freq_factor) / (r->high_freq_factor - r->low_freq_factor);
+                f = 1.0 / ((1 - smooth) / r->factor + smooth);
+            }
+        }
+        factors[i] = (float)f;
+    }
+}
+
+int gguf_set_model_config(GgufWriter *w, const ModelConfig *c, Err *e) {
+    const char *a = NULL;
+    for (int i = 0; i < NARCH; i++)
+        if (ARCHS[i].arch == (c->arch == ARCH_MISTRAL ? ARCH_LLAMA : c->arch)) a = ARCHS[i].gguf;
+    if (!a) return err_set(e, ERR_UNSUPPORTED, "no GGUF architecture for %s", model_arch_name(c->arch));
+    char k[128];
+#define KEY(s) (snprintf(k, sizeof k, "%s.%s", a, s), k)
+    gguf_set_str(w, "general.architecture", a);
+    gguf_set_u32(w, KEY("block_count"), (uint32_t)c->n_layers);
+    gguf_set_u32(w, KEY("context_length"), (uint32_t)c->max_pos);
+    gguf_set_u32(w, KEY("embedding_length"), (uint32_t)c->hidden_size);
+    gguf_set_u32(w, KEY("feed_forward_length"), (uint32_t)c->intermediate_size);
+    gguf_set_u32(w, KEY("attention.head_count"), (uint32_t)c->n_heads);
+    gguf_set_u32(w, KEY("attention.head_count_kv"), (uint32_t)c->n_kv_heads);
+    gguf_set_u32(w, KEY("attention.key_length"), (uint32_t)c->head_dim);
+    gguf_set_u32(w, KEY("attention.value_length"), (uint32_t)c->head_dim);
+    gguf_set_u32(w, KEY("vocab_size"), (uint32_t)c->vocab_size);
+    if (c->arch == ARCH_BERT) {
+        gguf_set_f32(w, KEY("attention.layer_norm_epsilon"), c->norm_eps);
+        gguf_set_u32(w, "tokenizer.ggml.token_type_count", (uint32_t)c->type_vocab_size);
+    } else {
+        gguf_set_f32(w, KEY("rope.freq_base"), c->rope.theta);
+        gguf_set_u32(w, KEY("rope.dimension_count"), (uint32_t)c->head_dim);
+        gguf_set_f32(w, KEY("attention.layer_norm_rms_epsilon"), c->norm_eps);
+    }
+    if (c->rope.type == ROPE_LINEAR) {
+        gguf_set_str(w, KEY("rope.scaling.type"), "linear");
+        gguf_set_f32(w, KEY("rope.scaling.factor"), c->rope.factor);
+    }
+    if (c->sliding_window) gguf_set_u32(w, KEY("attention.sliding_window"), (uint32_t)c->sliding_window);
+#undef KEY
+    return 0;
+}
+
+/* ---- tensor names ---- */
+
+typedef struct NamePair {
+    const char *gguf, *hf; /* '#' stands for the layer number */
+} NamePair;
+
+static const NamePair NAMES[] = {
+    {"token_embd.weight", "model.embed_tokens.weight"},
+    {"output.weight", "lm_head.weight"},
+    {"output_norm.weight", "model.norm.weight"},
+    {"blk.#.attn_norm.weight", "model.layers.#.input_layernorm.weight"},
+    {"blk.#.ffn_norm.weight", "model.layers.#.post_attention_layernorm.weight"},
+    {"blk.#.attn_q.weight", "model.layers.#.self_attn.q_proj.weight"},
+    {"blk.#.attn_k.weight", "model.layers.#.self_attn.k_proj.weight"},
+    {"blk.#.attn_v.weight", "model.layers.#.self_attn.v_proj.weight"},
+    {"blk.#.attn_output.weight", "model.layers.#.self_attn.o_proj.weight"},
+    {"blk.#.attn_q.bias", "model.layers.#.self_attn.q_proj.bias"},
+    {"blk.#.attn_k.bias", "model.layers.#.self_attn.k_proj.bias"},
+    {"blk.#.attn_v.bias", "model.layers.#.self_attn.v_proj.bias"},
+    {"blk.#.attn_output.bias", "model.layers.#.self_attn.o_proj.bias"},
+    {"blk.#.attn_q_norm.weight", "model.layers.#.self_attn.q_norm.weight"},
+    {"blk.#.attn_k_norm.weight", "model.layers.#.self_attn.k_norm.weight"},
+    {"blk.#.ffn_gate.weight", "model.layers.#.mlp.gate_proj.weight"},
+    {"blk.#.ffn_up.weight", "model.layers.#.mlp.up_proj.weight"},
+    {"blk.#.ffn_down.weight", "model.layers.#.mlp.down_proj.weight"},
+};
+
+/* Matches name against a pattern with one '#' = a decimal number; on a
+ * match writes the other pattern with the same number into out. */
+static int translate(const char *name, const char *from, const char *to, char *out, size_t size) {
+    const char *hash = strchr(from, '#');
+    if (!hash) {
+        if (strcmp(name, from)) return -1;
+        return (size_t)snprintf(out, size, "%s", to) < size ? 0 : -1;
+    }
+    size_t pre = (size_t)(hash - from);
+    if (strncmp(name, from, pre)) return -1;
+    const char *num = name + pre, *p = num;
+    while (*p >= '0' && *p <= '9') p++;
+    if (p == num || p - num > 9 || strcmp(p, hash + 1)) return -1;
+    const char *th = strchr(to, '#');
+    int n = snprintf(out, size, "%.*s%.*s%s", (int)(th - to), to, (int)(p - num), num, th + 1);
+    return n >= 0 && (size_t)n < size ? 0 : -1;
+}
+
+int hf_name_from_gguf(const char *name, char *out, size_t size) {
+    for (size_t i = 0; i < sizeof NAMES / sizeof NAMES[0]; i++)
+        if (!translate(name, NAMES[i].gguf, NAMES[i].hf, out, size)) return 0;
+    return -1;
+}
+
+int gguf_name_from_hf(const char *name, char *out, size_t size) {
+    for (size_t i = 0; i < sizeof NAMES / sizeof NAMES[0]; i++)
+        if (!translate(name, NAMES[i].hf, NAMES[i].gguf, out, size)) return 0;
+    return -1;
+}
+
+/* ---- comparison ---- */
+
+static int feq(float a, float b) { return fabsf(a - b) <= 1e-6f * fmaxf(fabsf(a), fabsf(b)); }
+
+int model_config_diff(const ModelConfig *a, const ModelConfig *b, char *buf, size_t size) {
+#define DIFF_INT(f)                                                                          \
+    if (a->f != b->f) {                                                                      \
+        snprintf(buf, size, "%s: %d != %d", #f, (int)a->f, (int)b->f);                       \
+        return 1;                                                                            \
+    }
+#define DIFF_F(f)                                                                            \
+    if (!feq(a->f, b->f)) {                                                                  \
+        snprintf(buf, size, "%s: %g != %g", #f, (double)a->f, (double)b->f);                 \
+        return 1;                                                                            \
+    }
+    /* llama.cpp converts Mistral checkpoints to the llama architecture */
+    int arch_a = a->arch == ARCH_MISTRAL ? ARCH_LLAMA : a->arch, arch_b = b->arch == ARCH_MISTRAL ? ARCH_LLAMA : b->arch;
+    if (arch_a != arch_b) {
+        snprintf(buf, size, "arch: %s != %s", model_arch_name(a->arch), model_arch_name(b->arch));
+        return 1;
+    }
+    DIFF_INT(hidden_size) DIFF_INT(intermediate_size) DIFF_INT(n_layers) DIFF_INT(n_heads) DIFF_INT(n_kv_heads)
+    DIFF_INT(head_dim) DIFF_INT(vocab_size) DIFF_INT(max_pos) DIFF_F(norm_eps) DIFF_INT(tie_word_embeddings)
+    DIFF_INT(attention_bias) DIFF_INT(qk_norm) DIFF_INT(sliding_window) DIFF_INT(type_vocab_size)
+    DIFF_INT(rope.type) DIFF_F(rope.theta)
+    /* factors are only comparable when both sides store them as numbers */
+    if (!a->rope.freqs_from_tensor && !b->rope.freqs_from_tensor) {
+        DIFF_F(rope.factor) DIFF_F(rope.low_freq_factor) DIFF_F(rope.high_freq_factor) DIFF_INT(rope.original_max_pos)
+    }
+#undef DIFF_INT
+#undef DIFF_F
+    if (size) buf[0] = 0;
+    return 0;
+}

@@ -1,0 +1,118 @@
+#include "kernels/matmul.h"
+
+#include <cblas.h>
+#include <stdlib.h>
+
+#include "base/mem.h"
+
+/* ---- decode path: row dots ---- */
+
+typedef struct DotJob {
+    float *y;
+    const void *act; /* n activation rows in kernel_vec_type(w->type) */
+    size_t act_stride;
+    int n;
+    const QMat *w;
+    TpCounter rows;
+} DotJob;
+
+/* Rows per chunk of the row-dot path: small enough to balance two threads
+ * when one starts late, large enough that the atomic is noise. */
+#define DOT_CHUNK 64
+
+static void dot_task(void *ctx, int ith, int nth) {
+    (void)ith, (void)nth;
+    DotJob *j = ctx;
+    const QMat *w = j->w;
+    size_t rb = dtype_nbytes(w->type, w->cols);
+    long r0, r1;
+    while (tp_next(&j->rows, w->rows, DOT_CHUNK, &r0, &r1))
+        for (long r = r0; r < r1; r++) {
+            const void *row = (const char *)w->data + r * rb;
+            for (int t = 0; t < j->n; t++)
+                j->y[(long)t * w->rows + r] = vec_dot(w->type, row, (const char *)j->act + t * j->act_stride, w->cols);
+        }
+}
+
+static void matmul_dots(ThreadPool *tp, float *y, const float *x, int n, const QMat *w) {
+    int vt = kernel_vec_type(w->type);
+    DotJob j = {.y = y, .n = n, .w = w};
+    if (vt == DT_F32) {
+        j.act = x;
+        j.act_stride = (size_t)w->cols * sizeof(float);
+    } else {
+        j.act_stride = dtype_nbytes(vt, w->cols);
+        void *q = tp_scratch(tp, j.act_stride * (size_t)n);
+        for (int t = 0; t < n; t++)
+            quantize_row(vt, x + (long)t * w->cols, (char *)q + t * j.act_stride, w->cols);
+        j.act = q;
+    }
+    tp_run(tp, dot_task, &j);
+}
+
+/* ---- prefill path: GEMM ---- */
+
+/* f32 values per dequantised tile (4 MB): large enough that re-reading x
+ * for every tile is cheap next to the product, small enough for L2/L3. */
+#define TILE_FLOATS (1L << 20)
+
+typedef struct GemmJob {
+    float *y;
+    const float *x;
+    int n;
+    const QMat *w;
+    float *tiles; /* one tile of tile_floats per thread */
+    long tile_floats, tile_rows;
+    TpCounter rows;
+} GemmJob;
+
+/* Chunks of tile_rows rows of W, handed out dynamically; f32 W is
+ * multiplied in place, other types dequantised into the thread's tile. */
+static void gemm_task(void *ctx, int ith, int nth) {
+    (void)nth;
+    GemmJob *j = ctx;
+    const QMat *w = j->w;
+    float *tile = j->tiles ? j->tiles + (long)ith * j->tile_floats : NULL;
+    long r0, r1;
+    while (tp_next(&j->rows, w->rows, j->tile_rows, &r0, &r1)) {
+        long nr = r1 - r0;
+        const float *b = (const float *)w->data + r0 * w->cols;
+        if (w->type != DT_F32) {
+            for (long r = 0; r < nr; r++) dequantize_row(w->type, qmat_row(w, r0 + r), tile + r * w->cols, w->cols);
+            b = tile;
+        }
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, j->n, (int)nr, w->cols, 1.0f, j->x, w->cols, b,
+                    w->cols, 0.0f, j->y + r0, w->rows);
+    }
+}
+
+static void matmul_gemm(ThreadPool *tp, float *y, const float *x, int n, const QMat *w) {
+    GemmJob j = {.y = y, .x = x, .n = n, .w = w};
+    j.tile_floats = w->cols > TILE_FLOATS ? w->cols : TILE_FLOATS;
+    j.tile_rows = j.tile_floats / w->cols;
+    /* at least 4 chunks per thread, so a late thread does not hold the rest up */
+    long balanced = (w->rows + 4L * tp_size(tp) - 1) / (4L * tp_size(tp));
+    if (balanced < j.tile_rows) j.tile_rows = balanced < 16 ? 16 : (balanced + 15) / 16 * 16;
+    if (w->type != DT_F32) j.tiles = tp_scratch(tp, (size_t)j.tile_floats * sizeof(float) * (size_t)tp_size(tp));
+    tp_run(tp, gemm_task, &j);
+}
+
+void matmul_forward(ThreadPool *tp, float *y, const float *x, int n, const QMat *w) {
+    if (n >= MATMUL_GEMM_MIN_ROWS)
+        matmul_gemm(tp, y, x, n, w);
+    else
+        matmul_dots(tp, y, x, n, w);
+}
+
+void matmul_forward_ref(float *y, const float *x, int n, const QMat *w) {
+    float *row = xmalloc((size_t)w->cols * sizeof(float));
+    for (int r = 0; r < w->rows; r++) {
+        dequantize_row(w->type, qmat_row(w, r), row, w->cols);
+        for (int t = 0; t < n; t++) {
+            double s = 0;
+            for (int i = 0; i < w->cols; i++) s += (double)row[i] * x[(long)t * w->cols + i];
+            y[(long)t * w->rows + r] = (float)s;
+        }
+    }
+    free(row);
+}

@@ -1,0 +1,42 @@
+/* matmul: y = x · Wᵀ for a weight matrix W of a kernel type (quant.h), the operation
+ * that dominates a decoder's time.
+ *
+ * Two regimes, as in llama.cpp:
+ *  - few rows of x (decode; a handful of sequences decoded together): the
+ *    weights are streamed once from memory and each row of W is dotted with
+ *    every row of x while it is in cache (quantised W against Q8_0-quantised
+ *    x). Memory-bound, split over the pool's threads by rows of W.
+ *  - many rows of x (prefill): a real GEMM. f32 W goes straight to OpenBLAS
+ *    sgemm; other types are dequantised tile by tile into f32 and then
+ *    multiplied, which costs O(|W|) against the O(n·|W|) of the product.
+ *    Each thread runs a single-threaded sgemm on its share of W's rows. */
+#ifndef ALOE_KERNELS_MATMUL_H
+#define ALOE_KERNELS_MATMUL_H
+
+#include "kernels/quant.h"
+#include "kernels/threads.h"
+
+/* A weight matrix view: rows × cols values of `type`, row-major, each row
+ * dtype_nbytes(type, cols) bytes. The data is not owned (it may be
+ * memory-mapped). */
+typedef struct QMat {
+    int type; /* DType */
+    const void *data;
+    int rows, cols;
+} QMat;
+
+/* The number of rows of x from which the GEMM path is used. */
+#define MATMUL_GEMM_MIN_ROWS 16
+
+/* y[n][rows] = x[n][cols] · Wᵀ. y must not alias x. */
+void matmul_forward(ThreadPool *tp, float *y, const float *x, int n, const QMat *w);
+/* The same with plain loops over dequantised rows, in double: the reference
+ * the tests compare against. */
+void matmul_forward_ref(float *y, const float *x, int n, const QMat *w);
+
+/* Pointer to row r of W. */
+static inline const void *qmat_row(const QMat *w, long r) {
+    return (const char *)w->data + r * dtype_nbytes(w->type, w->cols);
+}
+
+#endif

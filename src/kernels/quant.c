@@ -1,0 +1,205 @@
+#include "kernels/quant.h"
+
+#include <math.h>
+#include <string.h>
+
+#if defined(__AVX2__) || defined(__F16C__)
+#include <immintrin.h>
+#endif
+
+int kernel_type_ok(int t) {
+    return t == DT_F32 || t == DT_F16 || t == DT_BF16 || t == DT_Q8_0 || t == DT_Q4_0;
+}
+
+int kernel_row_ok(int t, long n) { return kernel_type_ok(t) && n > 0 && dtype_nbytes(t, n) > 0; }
+
+int kernel_vec_type(int weight) { return weight == DT_Q8_0 || weight == DT_Q4_0 ? DT_Q8_0 : DT_F32; }
+
+/* The block scales are converted twice per 32 values in the dot loops: use
+ * the F16C instruction where there is one rather than a function call. */
+static inline float half(uint16_t h) {
+#ifdef __F16C__
+    return _cvtsh_ss(h);
+#else
+    return f16_to_f32(h);
+#endif
+}
+
+/* ---- reference dots: the plain definitions ---- */
+
+float vec_dot_ref(int t, const void *row, const void *act, long n) {
+    float sum = 0;
+    switch (t) {
+    case DT_F32:
+    case DT_F16:
+    case DT_BF16: {
+        const float *x = act;
+        for (long i = 0; i < n; i++) {
+            float w = t == DT_F32    ? ((const float *)row)[i]
+                      : t == DT_F16 ? f16_to_f32(((const uint16_t *)row)[i])
+                                    : bf16_to_f32(((const uint16_t *)row)[i]);
+            sum += w * x[i];
+        }
+        return sum;
+    }
+    case DT_Q8_0: {
+        const BlockQ8_0 *w = row, *x = act;
+        for (long i = 0; i < n / QK8_0; i++) {
+            int s = 0;
+            for (int j = 0; j < QK8_0; j++) s += w[i].qs[j] * x[i].qs[j];
+            sum += half(w[i].d) * half(x[i].d) * (float)s;
+        }
+        return sum;
+    }
+    case DT_Q4_0: {
+        const BlockQ4_0 *w = row;
+        const BlockQ8_0 *x = act;
+        for (long i = 0; i < n / QK8_0; i++) {
+            int s = 0;
+            for (int j = 0; j < QK8_0 / 2; j++)
+                s += ((w[i].qs[j] & 15) - 8) * x[i].qs[j] + ((w[i].qs[j] >> 4) - 8) * x[i].qs[j + QK8_0 / 2];
+            sum += half(w[i].d) * half(x[i].d) * (float)s;
+        }
+        return sum;
+    }
+    default: return 0;
+    }
+}
+
+/* ---- fast dots ---- */
+
+#if defined(__AVX2__) && defined(__FMA__)
+static inline float hsum8(__m256 v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+/* Sum of products of signed bytes, as 8 int32 lanes: the sign of x moves
+ * onto y so that maddubs (unsigned x signed) can be used; |x| <= 127 keeps
+ * the pairwise int16 sums from saturating. */
+static inline __m256 mul_sum_i8(__m256i x, __m256i y) {
+    __m256i ax = _mm256_sign_epi8(x, x), sy = _mm256_sign_epi8(y, x);
+#if defined(__AVXVNNI__) || (defined(__AVX512VNNI__) && defined(__AVX512VL__))
+    __m256i s = _mm256_dpbusd_epi32(_mm256_setzero_si256(), ax, sy);
+#else
+    __m256i s = _mm256_madd_epi16(_mm256_maddubs_epi16(ax, sy), _mm256_set1_epi16(1));
+#endif
+    return _mm256_cvtepi32_ps(s);
+}
+
+static float dot_q8_0(const BlockQ8_0 *w, const BlockQ8_0 *x, long nb) {
+    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+    long i = 0;
+    for (; i + 1 < nb; i += 2) {
+        __m256 p0 = mul_sum_i8(_mm256_loadu_si256((const __m256i *)w[i].qs),
+                               _mm256_loadu_si256((const __m256i *)x[i].qs));
+        __m256 p1 = mul_sum_i8(_mm256_loadu_si256((const __m256i *)w[i + 1].qs),
+                               _mm256_loadu_si256((const __m256i *)x[i + 1].qs));
+        acc0 = _mm256_fmadd_ps(_mm256_set1_ps(half(w[i].d) * half(x[i].d)), p0, acc0);
+        acc1 = _mm256_fmadd_ps(_mm256_set1_ps(half(w[i + 1].d) * half(x[i + 1].d)), p1, acc1);
+    }
+    for (; i < nb; i++) {
+        __m256 p = mul_sum_i8(_mm256_loadu_si256((const __m256i *)w[i].qs),
+                              _mm256_loadu_si256((const __m256i *)x[i].qs));
+        acc0 = _mm256_fmadd_ps(_mm256_set1_ps(half(w[i].d) * half(x[i].d)), p, acc0);
+    }
+    return hsum8(_mm256_add_ps(acc0, acc1));
+}
+
+static inline __m256i unpack_q4(const uint8_t *qs) {
+    __m128i b = _mm_loadu_si128((const __m128i *)qs), m = _mm_set1_epi8(15);
+    __m128i lo = _mm_and_si128(b, m), hi = _mm_and_si128(_mm_srli_epi16(b, 4), m);
+    return _mm256_sub_epi8(_mm256_set_m128i(hi, lo), _mm256_set1_epi8(8));
+}
+
+static float dot_q4_0(const BlockQ4_0 *w, const BlockQ8_0 *x, long nb) {
+    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+    long i = 0;
+    for (; i + 1 < nb; i += 2) {
+        __m256 p0 = mul_sum_i8(unpack_q4(w[i].qs), _mm256_loadu_si256((const __m256i *)x[i].qs));
+        __m256 p1 = mul_sum_i8(unpack_q4(w[i + 1].qs), _mm256_loadu_si256((const __m256i *)x[i + 1].qs));
+        acc0 = _mm256_fmadd_ps(_mm256_set1_ps(half(w[i].d) * half(x[i].d)), p0, acc0);
+        acc1 = _mm256_fmadd_ps(_mm256_set1_ps(half(w[i + 1].d) * half(x[i + 1].d)), p1, acc1);
+    }
+    for (; i < nb; i++) {
+        __m256 p = mul_sum_i8(unpack_q4(w[i].qs), _mm256_loadu_si256((const __m256i *)x[i].qs));
+        acc0 = _mm256_fmadd_ps(_mm256_set1_ps(half(w[i].d) * half(x[i].d)), p, acc0);
+    }
+    return hsum8(_mm256_add_ps(acc0, acc1));
+}
+
+static inline __m256 load8_f16(const uint16_t *p) {
+    return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)p));
+}
+
+static inline __m256 load8_bf16(const uint16_t *p) {
+    __m256i v = _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)p));
+    return _mm256_castsi256_ps(_mm256_slli_epi32(v, 16));
+}
+
+/* Four accumulators hide the FMA latency; the tail is scalar. */
+#define DOT_BODY(LOAD, SCALAR)                                                       \
+    __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;                      \
+    long i = 0;                                                                      \
+    for (; i + 32 <= n; i += 32) {                                                   \
+        a0 = _mm256_fmadd_ps(LOAD(w + i), _mm256_loadu_ps(x + i), a0);               \
+        a1 = _mm256_fmadd_ps(LOAD(w + i + 8), _mm256_loadu_ps(x + i + 8), a1);       \
+        a2 = _mm256_fmadd_ps(LOAD(w + i + 16), _mm256_loadu_ps(x + i + 16), a2);     \
+        a3 = _mm256_fmadd_ps(LOAD(w + i + 24), _mm256_loadu_ps(x + i + 24), a3);     \
+    }                                                                                \
+    for (; i + 8 <= n; i += 8) a0 = _mm256_fmadd_ps(LOAD(w + i), _mm256_loadu_ps(x + i), a0); \
+    float s = hsum8(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));    \
+    for (; i < n; i++) s += SCALAR(w[i]) * x[i];                                     \
+    return s;
+
+#define ID(v) (v)
+static float dot_f32_w(const float *w, const float *x, long n) { DOT_BODY(_mm256_loadu_ps, ID) }
+static float dot_f16(const uint16_t *w, const float *x, long n) { DOT_BODY(load8_f16, f16_to_f32) }
+static float dot_bf16(const uint16_t *w, const float *x, long n) { DOT_BODY(load8_bf16, bf16_to_f32) }
+#undef ID
+
+float dot_f32(const float *a, const float *b, long n) { return dot_f32_w(a, b, n); }
+
+float vec_dot(int t, const void *row, const void *act, long n) {
+    switch (t) {
+    case DT_F32: return dot_f32_w(row, act, n);
+    case DT_F16: return dot_f16(row, act, n);
+    case DT_BF16: return dot_bf16(row, act, n);
+    case DT_Q8_0: return dot_q8_0(row, act, n / QK8_0);
+    case DT_Q4_0: return dot_q4_0(row, act, n / QK8_0);
+    default: return 0;
+    }
+}
+
+void axpy_f32(float *y, float a, const float *x, long n) {
+    __m256 va = _mm256_set1_ps(a);
+    long i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm256_storeu_ps(y + i, _mm256_fmadd_ps(va, _mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i)));
+    for (; i < n; i++) y[i] += a * x[i];
+}
+
+#else /* portable fallback */
+
+float dot_f32(const float *a, const float *b, long n) {
+    /* several partial sums let the compiler vectorise without -ffast-math */
+    float s[8] = {0};
+    long i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int k = 0; k < 8; k++) s[k] += a[i + k] * b[i + k];
+    float sum = ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));
+    for (; i < n; i++) sum += a[i] * b[i];
+    return sum;
+}
+
+float vec_dot(int t, const void *row, const void *act, long n) {
+    if (t == DT_F32) return dot_f32(row, act, n);
+    return vec_dot_ref(t, row, act, n);
+}
+
+void axpy_f32(float *y, float a, const float *x, long n) {
+    for (long i = 0; i < n; i++) y[i] += a * x[i];
+}
+#endif

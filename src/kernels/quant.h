@@ -1,0 +1,42 @@
+/* quant: dot products of one weight row with an activation vector, for the
+ * weight types the kernels compute with directly. Types and block layouts
+ * are formats/dtype.h's (ggml's), so memory-mapped GGUF tensors are used in
+ * place; conversions and quantisers live there too.
+ *
+ * Quantised rows (Q8_0, Q4_0) are dotted with activations quantised to
+ * Q8_0 blocks, as llama.cpp does: integer multiply-adds are twice as wide
+ * as float ones and the activation is quantised once per matmul, not once
+ * per row. F32/F16/BF16 rows are dotted with f32 activations.
+ *
+ * Every fast dot has a plain scalar reference (`*_ref`) beside it; the
+ * tests compare them. SIMD paths are chosen at compile time (#ifdef
+ * __AVX2__ / __FMA__ / __F16C__; the build uses -march=native). */
+#ifndef ALOE_KERNELS_QUANT_H
+#define ALOE_KERNELS_QUANT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "formats/dtype.h"
+
+/* Whether the kernels compute with weights of this DType directly
+ * (F32, F16, BF16, Q8_0, Q4_0); other types are converted at load. */
+int kernel_type_ok(int dtype);
+/* Whether a row of n values of dtype suits the kernels (whole blocks). */
+int kernel_row_ok(int dtype, long n);
+
+/* The activation type a weight type is dotted with: DT_Q8_0 for quantised
+ * weights, DT_F32 otherwise. */
+int kernel_vec_type(int weight_dtype);
+
+/* Dot product of a weight row (type t, n values) with an activation in
+ * kernel_vec_type(t) form. */
+float vec_dot(int t, const void *row, const void *act, long n);
+float vec_dot_ref(int t, const void *row, const void *act, long n);
+
+/* Plain f32 helpers used by the other kernels. */
+float dot_f32(const float *a, const float *b, long n);
+/* y += a * x */
+void axpy_f32(float *y, float a, const float *x, long n);
+
+#endif

@@ -1,0 +1,59 @@
+/* threads: a small persistent pool of worker threads for the math kernels.
+ *
+ * base/pool.h starts threads on every call, which costs tens of
+ * microseconds; a decoder step issues a few hundred matrix-vector products
+ * per token, so the kernels need workers that are already running. Workers
+ * spin briefly after each task (the next one usually follows within
+ * microseconds) and then sleep on a condition variable, so an idle pool
+ * costs no CPU.
+ *
+ * A task is fn(ctx, ith, nth) run once on each of nth threads (the caller
+ * is thread 0); each call splits its own work by ith. */
+#ifndef ALOE_KERNELS_THREADS_H
+#define ALOE_KERNELS_THREADS_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+
+typedef void (*ThreadTask)(void *ctx, int ith, int nth);
+
+typedef struct ThreadPool ThreadPool;
+
+/* n_threads <= 0 means one per online CPU. Never returns NULL. Also sets
+ * OpenBLAS to one thread: the pool owns the parallelism, and each worker
+ * calls sgemm on its own share of a matrix. */
+ThreadPool *tp_create(int n_threads);
+void tp_free(ThreadPool *tp);
+int tp_size(const ThreadPool *tp);
+/* Runs fn on every thread and returns when all are done. tp may be NULL
+ * (then fn runs once as thread 0 of 1). Not reentrant: fn must not call
+ * tp_run on the same pool. */
+void tp_run(ThreadPool *tp, ThreadTask fn, void *ctx);
+/* A 64-byte aligned scratch buffer of at least `bytes`, owned by the pool
+ * and reused by the kernels between calls (grown as needed; the contents
+ * do not survive the next call that asks for scratch). */
+void *tp_scratch(ThreadPool *tp, size_t bytes);
+
+/* Dynamic sharing of n items in chunks: every thread calls tp_next until it
+ * returns 0. A thread that starts late (descheduled on a busy machine)
+ * then finds the work already done instead of holding up the others. */
+typedef struct TpCounter {
+    _Atomic long next;
+} TpCounter;
+
+static inline int tp_next(TpCounter *c, long n, long chunk, long *start, long *end) {
+    long s = atomic_fetch_add_explicit(&c->next, chunk, memory_order_relaxed);
+    if (s >= n) return 0;
+    *start = s;
+    *end = s + chunk < n ? s + chunk : n;
+    return 1;
+}
+
+/* The [start, end) share of n items for thread ith of nth. */
+static inline void tp_split(long n, int ith, int nth, long *start, long *end) {
+    long per = (n + nth - 1) / nth;
+    *start = per * ith < n ? per * ith : n;
+    *end = *start + per < n ? *start + per : n;
+}
+
+#endif

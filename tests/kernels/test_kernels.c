@@ -1,0 +1,235 @@
+/* Kernels: each fast path against its plain reference on random data.
+ * Tolerances are relative to the scale of the terms summed (sum of |w·x|),
+ * so they hold for any size: float reordering costs ~n·eps of that scale. */
+#include <math.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "base/mem.h"
+#include "base/rng.h"
+#include "kernels/attention.h"
+#include "kernels/matmul.h"
+#include "kernels/ops.h"
+#include "kernels/quant.h"
+#include "kernels/threads.h"
+#include "test.h"
+
+static float *rand_vec(Rng *r, long n, float scale) {
+    float *v = xmalloc((size_t)n * sizeof(float));
+    for (long i = 0; i < n; i++) v[i] = rng_normal(r) * scale;
+    return v;
+}
+
+/* The weight types the kernels compute with (formats/dtype.h numbers). */
+static const int TYPES[] = {DT_F32, DT_F16, DT_BF16, DT_Q8_0, DT_Q4_0};
+#define N_TYPES 5
+
+static void test_vec_dot_matches_reference(void) {
+    Rng r;
+    rng_seed(&r, 3);
+    long sizes[] = {32, 96, 1024 + 32, 4096};
+    for (int si = 0; si < 4; si++) {
+        long n = sizes[si];
+        float *w = rand_vec(&r, n, 0.5f), *x = rand_vec(&r, n, 2.0f);
+        void *wq = xmalloc(dtype_nbytes(DT_F32, n)), *xq = xmalloc(dtype_nbytes(DT_F32, n));
+        double scale = 0;
+        for (long i = 0; i < n; i++) scale += fabs(w[i] * x[i]);
+        for (int ti = 0; ti < N_TYPES; ti++) {
+            int t = TYPES[ti];
+            quantize_row(t, w, wq, n);
+            int vt = kernel_vec_type(t);
+            quantize_row(vt, x, xq, n);
+            float fast = vec_dot(t, wq, xq, n), ref = vec_dot_ref(t, wq, xq, n);
+            CHECK_MSG(fabs(fast - ref) <= 1e-5 * scale, "%s n=%ld: %g vs %g", dtype_name(t), n, fast, ref);
+        }
+        /* odd lengths for the float types exercise the scalar tails */
+        float fast = dot_f32(w, x, n - 5);
+        double ref = 0;
+        for (long i = 0; i < n - 5; i++) ref += (double)w[i] * x[i];
+        CHECK(fabs(fast - ref) <= 1e-5 * scale);
+        free(w), free(x), free(wq), free(xq);
+    }
+}
+
+/* The matmul of one type and batch size against the double reference. For
+ * quantised weights on the row-dot path, the activation is quantised too,
+ * so the reference gets the same quantised activation. */
+static int check_matmul(ThreadPool *tp, int t, int n, int rows, int cols, double *worst) {
+    Rng r;
+    rng_derive(&r, 4, (uint64_t)t, (uint64_t)n);
+    float *wf = rand_vec(&r, (long)rows * cols, 0.3f), *x = rand_vec(&r, (long)n * cols, 1.0f);
+    size_t rb = dtype_nbytes(t, cols);
+    char *wq = xmalloc(rb * (size_t)rows);
+    for (int i = 0; i < rows; i++) quantize_row(t, wf + (long)i * cols, wq + i * rb, cols);
+    QMat w = {t, wq, rows, cols};
+    float *xr = xmalloc((size_t)n * cols * 4), *y = xmalloc((size_t)n * rows * 4), *yr = xmalloc((size_t)n * rows * 4);
+    void *tmp = xmalloc((size_t)cols * 4);
+    for (int i = 0; i < n; i++) {
+        int vt = n < MATMUL_GEMM_MIN_ROWS ? kernel_vec_type(t) : DT_F32;
+        quantize_row(vt, x + (long)i * cols, tmp, cols);
+        dequantize_row(vt, tmp, xr + (long)i * cols, cols);
+    }
+    matmul_forward(tp, y, x, n, &w);
+    matmul_forward_ref(yr, xr, n, &w);
+    int ok = 1;
+    for (int i = 0; i < n && ok; i++)
+        for (int o = 0; o < rows; o++) {
+            double scale = 0;
+            for (int c = 0; c < cols; c++) scale += fabs(wf[(long)o * cols + c] * xr[(long)i * cols + c]);
+            double err = fabs(y[(long)i * rows + o] - yr[(long)i * rows + o]) / scale;
+            if (err > *worst) *worst = err;
+            if (err > 1e-5) ok = 0;
+        }
+    free(wf), free(x), free(wq), free(xr), free(y), free(yr), free(tmp);
+    return ok;
+}
+
+static void test_matmul_matches_reference(void) {
+    ThreadPool *tp = tp_create(2);
+    int batches[] = {1, 3, MATMUL_GEMM_MIN_ROWS + 4};
+    double worst = 0;
+    for (int ti = 0; ti < N_TYPES; ti++)
+        for (int b = 0; b < 3; b++)
+            CHECK_MSG(check_matmul(tp, TYPES[ti], batches[b], 100, 256, &worst), "%s n=%d: relative error %g > 1e-5",
+                      dtype_name(TYPES[ti]), batches[b], worst);
+    tp_free(tp);
+}
+
+static void test_attention_matches_reference(void) {
+    ThreadPool *tp = tp_create(2);
+    Rng r;
+    rng_seed(&r, 5);
+    AttnShape s = {.n_heads = 6, .n_kv_heads = 2, .head_dim = 40};
+    int row = s.n_kv_heads * s.head_dim, len = 37;
+    float *ka = rand_vec(&r, (long)len * row, 1), *va = rand_vec(&r, (long)len * row, 1);
+    float *kb = rand_vec(&r, (long)len * row, 1), *vb = rand_vec(&r, (long)len * row, 1);
+    /* a prefill of 4 tokens of sequence a, then one decode token of b */
+    int n = 5, pos[5] = {30, 31, 32, 33, 0};
+    const float *k[5] = {ka, ka, ka, ka, kb}, *v[5] = {va, va, va, va, vb};
+    float *q = rand_vec(&r, (long)n * s.n_heads * s.head_dim, 1);
+    long no = (long)n * s.n_heads * s.head_dim;
+    float *out = xmalloc((size_t)no * 4), *ref = xmalloc((size_t)no * 4);
+    attention_forward(tp, out, q, n, &s, k, v, pos);
+    attention_forward_ref(ref, q, n, &s, k, v, pos);
+    for (long i = 0; i < no; i++) CHECK_NEAR(out[i], ref[i], 1e-5);
+    /* position 0 attends to itself only: the output is its value vector */
+    for (int h = 0; h < s.n_heads; h++)
+        for (int i = 0; i < s.head_dim; i++)
+            CHECK_NEAR(out[(4L * s.n_heads + h) * s.head_dim + i], vb[(h / 3) * s.head_dim + i], 1e-6);
+    /* a sliding window of 8 keeps the last 8 positions only */
+    s.window = 8;
+    attention_forward(tp, out, q, n, &s, k, v, pos);
+    attention_forward_ref(ref, q, n, &s, k, v, pos);
+    for (long i = 0; i < no; i++) CHECK_NEAR(out[i], ref[i], 1e-5);
+    float *k8[1] = {ka + 26L * row}, *v8[1] = {va + 26L * row};
+    int p8 = 7;
+    /* token 3 (pos 33) over positions 26..33 == a query at 7 over 8 keys */
+    attention_forward_ref(ref, q + 3L * s.n_heads * s.head_dim, 1, &(AttnShape){6, 2, 40, 0},
+                          (const float *const *)k8, (const float *const *)v8, &p8);
+    for (long i = 0; i < (long)s.n_heads * s.head_dim; i++)
+        CHECK_NEAR(out[3L * s.n_heads * s.head_dim + i], ref[i], 1e-5);
+    free(ka), free(va), free(kb), free(vb), free(q), free(out), free(ref);
+    tp_free(tp);
+}
+
+static void test_rmsnorm_softmax_swiglu(void) {
+    Rng r;
+    rng_seed(&r, 6);
+    int dim = 77;
+    float *x = rand_vec(&r, 2L * dim, 3), *w = rand_vec(&r, dim, 1), out[2 * 77];
+    rmsnorm_forward(out, x, w, 2, dim, 1e-5f);
+    for (int t = 0; t < 2; t++) {
+        double ss = 0;
+        for (int i = 0; i < dim; i++) ss += (double)x[t * dim + i] * x[t * dim + i];
+        double inv = 1 / sqrt(ss / dim + 1e-5);
+        for (int i = 0; i < dim; i++) CHECK_NEAR(out[t * dim + i], w[i] * x[t * dim + i] * inv, 1e-5);
+    }
+    float s[4] = {1, 2, 3, 1000};
+    softmax_forward(s, 4);
+    CHECK_NEAR(s[3], 1.0, 1e-6);
+    float s2[3] = {0, log(2), log(5)};
+    softmax_forward(s2, 3);
+    CHECK_NEAR(s2[0], 0.125, 1e-6);
+    CHECK_NEAR(s2[2], 0.625, 1e-6);
+    float g[3] = {0, 1, -2}, u[3] = {5, 2, 1}, o[3];
+    swiglu_forward(o, g, u, 3);
+    CHECK_NEAR(o[0], 0, 0);
+    CHECK_NEAR(o[1], 2 * 1 / (1 + exp(-1.0)), 1e-6);
+    CHECK_NEAR(o[2], -2 / (1 + exp(2.0)), 1e-6);
+    free(x), free(w);
+}
+
+static void test_rope_layouts(void) {
+    int hd = 16, heads = 3;
+    float inv[8];
+    rope_inv_freq(inv, hd, 10000.0, NULL);
+    CHECK_NEAR(inv[0], 1.0, 0);
+    CHECK_NEAR(inv[1], pow(10000.0, -2.0 / 16), 1e-7);
+    Rng r;
+    rng_seed(&r, 7);
+    float *x = rand_vec(&r, (long)heads * hd, 1), hf[48], il[48];
+    /* HF layout by hand: pairs (i, i + 8) rotate by pos * inv[i] */
+    memcpy(hf, x, sizeof hf);
+    rope_forward(hf, heads, hd, 5, inv, 0);
+    for (int h = 0; h < heads; h++)
+        for (int i = 0; i < 8; i++) {
+            double a = 5.0 * inv[i], x0 = x[h * hd + i], x1 = x[h * hd + i + 8];
+            CHECK_NEAR(hf[h * hd + i], x0 * cos(a) - x1 * sin(a), 1e-5);
+            CHECK_NEAR(hf[h * hd + i + 8], x1 * cos(a) + x0 * sin(a), 1e-5);
+        }
+    /* llama.cpp's converter permutes rows so that HF pair (i, i+8) becomes
+     * (2i, 2i+1): interleaved RoPE on permuted data = permuted HF RoPE. */
+    for (int h = 0; h < heads; h++)
+        for (int i = 0; i < 8; i++) il[h * hd + 2 * i] = x[h * hd + i], il[h * hd + 2 * i + 1] = x[h * hd + i + 8];
+    rope_forward(il, heads, hd, 5, inv, 1);
+    for (int h = 0; h < heads; h++)
+        for (int i = 0; i < 8; i++) {
+            CHECK_NEAR(il[h * hd + 2 * i], hf[h * hd + i], 1e-6);
+            CHECK_NEAR(il[h * hd + 2 * i + 1], hf[h * hd + i + 8], 1e-6);
+        }
+    /* Llama 3 scaling: highest frequencies kept, lowest divided by factor */
+    RopeScaling sc = {ROPE_SCALING_LLAMA3, 8.0f, 1.0f, 4.0f, 8192};
+    float scaled[64], base[64];
+    rope_inv_freq(base, 128, 500000.0, NULL);
+    rope_inv_freq(scaled, 128, 500000.0, &sc);
+    CHECK_NEAR(scaled[0], base[0], 0);
+    CHECK_NEAR(scaled[63], base[63] / 8, 1e-12);
+    for (int i = 1; i < 64; i++) CHECK(scaled[i] <= base[i] && scaled[i] >= base[i] / 8 && scaled[i] < scaled[i - 1]);
+    free(x);
+}
+
+typedef struct SumCtx {
+    long n;
+    long partial[8];
+} SumCtx;
+
+static void sum_task(void *ctx, int ith, int nth) {
+    SumCtx *c = ctx;
+    long a, b, s = 0;
+    tp_split(c->n, ith, nth, &a, &b);
+    for (long i = a; i < b; i++) s += i;
+    c->partial[ith] = s;
+}
+
+static void test_thread_pool(void) {
+    ThreadPool *tp = tp_create(2);
+    CHECK_EQ_INT(tp_size(tp), 2);
+    for (int round = 0; round < 5000; round++) {
+        SumCtx c = {.n = 1000 + round % 7};
+        tp_run(tp, sum_task, &c);
+        long s = c.partial[0] + c.partial[1];
+        CHECK_EQ_INT(s, c.n * (c.n - 1) / 2);
+        if (round % 1000 == 0) usleep(5000); /* let the workers fall asleep */
+    }
+    tp_free(tp);
+}
+
+int main(void) {
+    RUN(test_vec_dot_matches_reference);
+    RUN(test_matmul_matches_reference);
+    RUN(test_attention_matches_reference);
+    RUN(test_rmsnorm_softmax_swiglu);
+    RUN(test_rope_layouts);
+    RUN(test_thread_pool);
+    return test_summary();
+}
