@@ -47,8 +47,13 @@ read -r WALL USER SYS MAXRSS <"$TMP/time"
 REQ=$(curl -s "http://127.0.0.1:$PORT/stats" | sed 's/.*"requests": *\([0-9]*\).*/\1/')
 PEAK=$(curl -s "http://127.0.0.1:$PORT/stats" | sed 's/.*"peak": *\([0-9]*\).*/\1/')
 CONV=$(wc -l <"$TMP/run/dialogues.jsonl")
+# The fake server's own CPU (it shares the machine): utime + stime in ticks.
+TICKS=$(getconf CLK_TCK)
+FAKE_CPU=$(awk -v t="$TICKS" '{ printf "%.2f", ($14 + $15) / t }' "/proc/$FAKE/stat")
+LOAD=$(cut -d' ' -f1-3 /proc/loadavg)
 awk -v wall="$WALL" -v user="$USER" -v sys="$SYS" -v req="$REQ" -v j="$J" -v lat="$LAT" -v conv="$CONV" \
-    -v turns="$TURNS" -v peak="$PEAK" -v rss="$MAXRSS" 'BEGIN {
+    -v turns="$TURNS" -v peak="$PEAK" -v rss="$MAXRSS" -v fake="$FAKE_CPU" -v load="$LOAD" \
+    -v cpus="$(nproc)" 'BEGIN {
     l = lat / 1000
     ideal = req * l / j                         # the issue formula: requests x latency / j
     chain = req / conv * l                      # one conversation: its requests one after another
@@ -57,4 +62,5 @@ awk -v wall="$WALL" -v user="$USER" -v sys="$SYS" -v req="$REQ" -v j="$J" -v lat
     printf "conversations %d x %d turns, %d requests, -j %d, latency %d ms, peak in flight %d\n", conv, turns, req, j, lat, peak
     printf "wall %.2f s; ideal requests*latency/j = %.2f s (x%.2f); longest chain %.2f s; %d waves of whole conversations = %.2f s\n", wall, ideal, wall / ideal, chain, waves, waves * chain
     printf "aloe CPU: user %.2f s + sys %.2f s = %.3f ms per request; max RSS %.0f MB\n", user, sys, (user + sys) * 1000 / req, rss / 1024
+    printf "fake server CPU %.2f s; machine: %d CPUs, load average %s\n", fake, cpus, load
 }'

@@ -178,6 +178,9 @@ static char *ask(Convo *cv, int role, const Msgs *msgs, Err *e) {
         return NULL;
     }
     int rc = llm_chat(b, msgs->m, msgs->n, &p, &rep, e);
+    /* The backend already retried what was worth retrying: a failure stops
+     * the run, before the slot goes to a request that would fail alike. */
+    if (rc && e->code != ERR_CANCELLED) atomic_store(&cv->run->halt, 1);
     gate_leave(&cv->run->gate);
     if (rc) {
         err_wrap(e, "%s", role_labels[role]); /* the backend's message names model and endpoint */

@@ -19,7 +19,8 @@
 #include "llm/cache.h"
 #include "llm/open.h"
 
-/* Set by the first Ctrl-C; the second one kills the process (SA_RESETHAND). */
+/* Set by the first Ctrl-C: no new conversations, requests in flight are
+ * aborted. The second Ctrl-C kills the process (SA_RESETHAND). */
 static atomic_int interrupted;
 
 static void on_sigint(int sig) {
@@ -52,7 +53,7 @@ static LlmBackend *open_role(const char *role, const char *model, const char *ba
     if (key_env_given && !(key && *key))
         return err_set(e, ERR_ARG, "%s: the API key variable $%s is not set", role, key_env), NULL;
     LlmRoleConfig cfg = {.role = role, .model = model, .base_url = base, .api_key = key, .timeout_s = o->timeout,
-                         .max_retries = o->retries};
+                         .max_retries = o->retries, .cancel = &interrupted};
     return llm_open(&cfg, cache, e);
 }
 
