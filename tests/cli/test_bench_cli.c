@@ -301,6 +301,11 @@ static void test_resume_after_sigkill_body(FakeServer *fsp, FakeServer *refp) {
     CHECK_MSG(rc == 0, "exit %d: %s", rc, log);
     CHECK(fake_log_count(&fs, NULL) > requests_at_kill);
     CHECK_EQ_INT(count_lines(out, "dialogues.jsonl"), 18);
+    /* The resumed session got the killed one's answers from the cache. */
+    json_t *res = load_json(out, "results.json");
+    json_t *sess = json_object_get(json_object_get(res, "session"), "requests");
+    CHECK(json_integer_value(json_object_get(json_object_get(sess, "user"), "cache_hits")) > 0);
+    json_decref(res);
     /* The same numbers as the uninterrupted run. */
     json_t *a = load_json(ref_out, "results.json"), *b = load_json(out, "results.json");
     CHECK(a && b);
@@ -468,6 +473,14 @@ static void test_bad_inputs_body(FakeServer *fsp) {
     char *log;
     CHECK_EQ_INT(run_aloe(a, &log), 0);
     free(log);
+    /* Without --quiet, progress goes to stderr (plain lines when not a terminal). */
+    char *a3 = xasprintf("bench --model m --user-model u --judge-model j --profiles %s --personalities %s --out %s/u "
+                         "--personalities-per-profile 1 --turns 1 --base-url %s",
+                         d.profiles, d.personalities, out, fs.url);
+    CHECK_EQ_INT(run_aloe(a3, &log), 0);
+    CHECK_MSG(strstr(log, "bench 2/2 100%") && strstr(log, "req/s"), "%s", log);
+    free(log);
+    free(a3);
     char *a2 = xasprintf("%s --turns 2 --seed 3", a);
     EXPECT_FAIL(a2, 2, "other settings", "turns: was 1, now 2", "seed: was 0, now 3");
     free(a2);
