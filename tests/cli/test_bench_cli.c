@@ -127,7 +127,12 @@ static void test_full_run_concurrency_and_outputs_body(FakeServer *fsp) {
     Data d;
     data_init(&d, 8, 3);
     char *out = path_join(d.dir, "run");
-    char *args = bench_args(&d, &fs, out, "--personalities-per-profile 2 --turns 3 -j 8 --seed 5");
+    /* The judge's URL carries credentials, which no output may show. */
+    char *extra = xasprintf("--personalities-per-profile 2 --turns 3 -j 8 --seed 5 "
+                            "--judge-base-url http://bob:pw-secret@127.0.0.1:%d/v1",
+                            fs.port);
+    char *args = bench_args(&d, &fs, out, extra);
+    free(extra);
     char *log;
     int rc = run_aloe(args, &log);
     CHECK_MSG(rc == 0, "exit %d: %s", rc, log);
@@ -158,7 +163,11 @@ static void test_full_run_concurrency_and_outputs_body(FakeServer *fsp) {
     CHECK_EQ_STR(json_string_value(json_object_get(last, "authorization")), "Bearer sk-test-secret-123");
     json_decref(last);
     const char *files[] = {"results.json", "dialogues.jsonl", "report.md", "al.svg", "run.json", "requests.sqlite"};
-    for (int i = 0; i < 6; i++) CHECK_MSG(!file_contains(out, files[i], "sk-test-secret"), "key in %s", files[i]);
+    for (int i = 0; i < 6; i++) {
+        CHECK_MSG(!file_contains(out, files[i], "sk-test-secret"), "key in %s", files[i]);
+        CHECK_MSG(!file_contains(out, files[i], "pw-secret"), "URL password in %s", files[i]);
+    }
+    CHECK(file_contains(out, "results.json", "\"http://***@127.0.0.1:"));
     CHECK(file_contains(out, "al.svg", "</svg>"));
     CHECK(file_contains(out, "report.md", "| 3 |"));
     /* The seeds went out with the requests. */
