@@ -482,12 +482,24 @@ static void test_bad_inputs_body(FakeServer *fsp) {
     char *log;
     CHECK_EQ_INT(run_aloe(a, &log), 0);
     free(log);
-    /* Without --quiet, progress goes to stderr (plain lines when not a terminal). */
+    /* Without --quiet, progress goes to stderr (plain lines when not a terminal).
+     * --prompts: an empty evaluated-model prompt means no system message, and
+     * a custom judge prompt is the one sent. */
+    char *pf = path_join(d.dir, "prompts.json");
+    write_file(pf, "{\"evaluated\": \"\", \"judge_score\": \"Rate {reply} for {profile}. Score: N\"}");
     char *a3 = xasprintf("bench --model m --user-model u --judge-model j --profiles %s --personalities %s --out %s/u "
-                         "--personalities-per-profile 1 --turns 1 --base-url %s",
-                         d.profiles, d.personalities, out, fs.url);
+                         "--personalities-per-profile 1 --turns 1 --base-url %s --prompts %s",
+                         d.profiles, d.personalities, out, fs.url, pf);
     CHECK_EQ_INT(run_aloe(a3, &log), 0);
     CHECK_MSG(strstr(log, "bench 2/2 100%") && strstr(log, "req/s"), "%s", log);
+    json_t *lm = fake_log_last(&fs, "m"), *lj = fake_log_last(&fs, "j");
+    json_t *m0 = json_array_get(json_object_get(json_object_get(lm, "body"), "messages"), 0);
+    json_t *j0 = json_array_get(json_object_get(json_object_get(lj, "body"), "messages"), 0);
+    CHECK_EQ_STR(json_string_value(json_object_get(m0, "role")), "user");
+    CHECK(!strncmp(json_string_value(json_object_get(j0, "content")), "Rate echo: ", 11));
+    json_decref(lm);
+    json_decref(lj);
+    free(pf);
     free(log);
     free(a3);
     char *a2 = xasprintf("%s --turns 2 --seed 3", a);
