@@ -334,10 +334,9 @@ int bench_run(const BenchConfig *c, Journal *j, BenchOutcome *out, Err *e) {
     }
     out->total = n;
     out->done_before = n - ntodo;
-    if (c->progress) {
+    if (c->progress) { /* the caller started it with bench_progress_counts() */
         atomic_store(&c->progress->total, n * c->turns);
         atomic_store(&c->progress->done, out->done_before * c->turns);
-        c->progress->done_at_start = out->done_before * c->turns;
     }
     gate_init(&run.gate, c->threads);
     long conversations = 2L * c->threads; /* see the request gate */
@@ -356,6 +355,17 @@ int bench_run(const BenchConfig *c, Journal *j, BenchOutcome *out, Err *e) {
         return err_set(e, ERR_CANCELLED, "interrupted with %ld of %ld conversations unfinished", out->unfinished,
                        n);
     return 0;
+}
+
+void bench_progress_counts(const BenchConfig *c, Journal *j, long *total, long *done) {
+    long n = bench_persona_count(c), have = 0;
+    for (long i = 0; i < n; i++) {
+        char id[64];
+        bench_persona_id(c, i, id, sizeof id);
+        have += journal_get(j, id) != NULL;
+    }
+    *total = n * c->turns;
+    *done = have * c->turns;
 }
 
 /* ---- results ---- */

@@ -282,7 +282,9 @@ int cmd_bench(int argc, char **argv) {
     }
 
     Progress prog;
-    progress_start(&prog, "bench", bench_persona_count(&c) * c.turns, 0, o.quiet);
+    long total_turns, done_turns;
+    bench_progress_counts(&c, journal, &total_turns, &done_turns);
+    progress_start(&prog, "bench", total_turns, done_turns, o.quiet);
     LlmBackend *roles[3] = {model, user, judge};
     for (int i = 0; i < 3; i++) {
         roles[i]->live_requests = &prog.requests;
