@@ -48,6 +48,69 @@ void bench_persona_id(const BenchConfig *c, long i, char *buf, int size) {
     snprintf(buf, (size_t)size, "p%ld-k%ld", i / c->per_profile, i % c->per_profile);
 }
 
+/* ---- the request gate ----
+ *
+ * -j N bounds the requests in flight, not the conversations: a conversation's
+ * requests are sequential, so with one conversation per slot a slot idles
+ * while its conversation waits for nothing, and the last wave of
+ * conversations runs on few slots. Running up to 2N conversations through N
+ * slots handed out first come, first served keeps N requests in flight
+ * until the very end. Each waiter sleeps on its own condition variable, so a
+ * release wakes exactly one thread. */
+
+typedef struct GateWaiter {
+    pthread_cond_t cond;
+    int granted;
+    struct GateWaiter *next;
+} GateWaiter;
+
+typedef struct {
+    pthread_mutex_t lock;
+    int free;
+    GateWaiter *head, *tail;
+} Gate;
+
+static void gate_init(Gate *g, int slots) {
+    pthread_mutex_init(&g->lock, NULL);
+    g->free = slots;
+    g->head = g->tail = NULL;
+}
+
+static void gate_destroy(Gate *g) { pthread_mutex_destroy(&g->lock); }
+
+static void gate_enter(Gate *g) {
+    pthread_mutex_lock(&g->lock);
+    if (g->free > 0 && !g->head) {
+        g->free--;
+        pthread_mutex_unlock(&g->lock);
+        return;
+    }
+    GateWaiter w = {.granted = 0, .next = NULL};
+    pthread_cond_init(&w.cond, NULL);
+    if (g->tail)
+        g->tail->next = &w;
+    else
+        g->head = &w;
+    g->tail = &w;
+    while (!w.granted) pthread_cond_wait(&w.cond, &g->lock);
+    pthread_mutex_unlock(&g->lock);
+    pthread_cond_destroy(&w.cond);
+}
+
+static void gate_leave(Gate *g) {
+    pthread_mutex_lock(&g->lock);
+    GateWaiter *w = g->head;
+    if (w) { /* hand the slot straight to the longest waiter */
+        g->head = w->next;
+        if (!g->head) g->tail = NULL;
+        w->granted = 1;
+        pthread_cond_signal(&w->cond);
+    } else {
+        g->free++;
+    }
+    pthread_mutex_unlock(&g->lock);
+}
+
 /* ---- one conversation ---- */
 
 typedef struct {
@@ -56,6 +119,7 @@ typedef struct {
     long *todo; /* persona indices not yet in the journal */
     atomic_int halt; /* a failure or *stop: start nothing new */
     atomic_long done_now;
+    Gate gate;
     pthread_mutex_t lock;
     int failed;
     Err first;
@@ -107,7 +171,18 @@ static char *ask(Convo *cv, int role, const Msgs *msgs, Err *e) {
     p.has_seed = 1;
     p.seed = rng_u64(&cv->rng) >> 33; /* small positive: some servers take only 32-bit seeds */
     LlmReply rep = {0};
-    if (llm_chat(b, msgs->m, msgs->n, &p, &rep, e)) {
+    gate_enter(&cv->run->gate);
+    if (halted(cv->run)) { /* stopped while waiting for a slot */
+        gate_leave(&cv->run->gate);
+        err_set(e, ERR_CANCELLED, "interrupted");
+        return NULL;
+    }
+    int rc = llm_chat(b, msgs->m, msgs->n, &p, &rep, e);
+    /* The backend already retried what was worth retrying: a failure stops
+     * the run, before the slot goes to a request that would fail alike. */
+    if (rc && e->code != ERR_CANCELLED) atomic_store(&cv->run->halt, 1);
+    gate_leave(&cv->run->gate);
+    if (rc) {
         err_wrap(e, "%s", role_labels[role]); /* the backend's message names model and endpoint */
         return NULL;
     }
@@ -259,12 +334,14 @@ int bench_run(const BenchConfig *c, Journal *j, BenchOutcome *out, Err *e) {
     }
     out->total = n;
     out->done_before = n - ntodo;
-    if (c->progress) {
+    if (c->progress) { /* the caller started it with bench_progress_counts() */
         atomic_store(&c->progress->total, n * c->turns);
         atomic_store(&c->progress->done, out->done_before * c->turns);
-        c->progress->done_at_start = out->done_before * c->turns;
     }
-    pool_run(c->threads, ntodo, conversation_job, &run, &run.halt);
+    gate_init(&run.gate, c->threads);
+    long conversations = 2L * c->threads; /* see the request gate */
+    pool_run(conversations < ntodo ? (int)conversations : (int)ntodo, ntodo, conversation_job, &run, &run.halt);
+    gate_destroy(&run.gate);
     out->done_now = atomic_load(&run.done_now);
     out->unfinished = ntodo - out->done_now;
     out->cancelled = c->stop && atomic_load(c->stop);
@@ -278,6 +355,17 @@ int bench_run(const BenchConfig *c, Journal *j, BenchOutcome *out, Err *e) {
         return err_set(e, ERR_CANCELLED, "interrupted with %ld of %ld conversations unfinished", out->unfinished,
                        n);
     return 0;
+}
+
+void bench_progress_counts(const BenchConfig *c, Journal *j, long *total, long *done) {
+    long n = bench_persona_count(c), have = 0;
+    for (long i = 0; i < n; i++) {
+        char id[64];
+        bench_persona_id(c, i, id, sizeof id);
+        have += journal_get(j, id) != NULL;
+    }
+    *total = n * c->turns;
+    *done = have * c->turns;
 }
 
 /* ---- results ---- */

@@ -42,13 +42,13 @@ typedef struct BenchConfig {
     int n_personalities;
     int per_profile;    /* K: personalities per profile */
     int turns;
-    int threads;        /* conversations at once */
+    int threads;        /* requests in flight at most (-j); up to twice as many conversations run */
     uint64_t seed;
     double temperature; /* < 0: server default */
     int max_tokens;     /* <= 0: server default */
     int judge_attempts; /* judge requests per turn at most (3) */
     atomic_int *stop;   /* optional: set (Ctrl-C) to start nothing new and abandon running ones */
-    Progress *progress; /* optional: done/total counted in turns */
+    Progress *progress; /* optional: counted in turns (bench_progress_counts) */
 } BenchConfig;
 
 /* A config with the defaults (K 5, 10 turns, 16 threads, 3 judge attempts). */
@@ -59,6 +59,10 @@ int bench_config_check(const BenchConfig *c, Err *e);
 long bench_persona_count(const BenchConfig *c);
 /* The journal key of persona i: "p<profile>-k<personality>". */
 void bench_persona_id(const BenchConfig *c, long i, char *buf, int size);
+
+/* Progress is counted in turns: the total and the part already done (in the
+ * journal), for progress_start. */
+void bench_progress_counts(const BenchConfig *c, Journal *j, long *total, long *done);
 
 typedef struct BenchOutcome {
     long total;       /* conversations in the benchmark */

@@ -19,7 +19,8 @@
 #include "llm/cache.h"
 #include "llm/open.h"
 
-/* Set by the first Ctrl-C; the second one kills the process (SA_RESETHAND). */
+/* Set by the first Ctrl-C: no new conversations, requests in flight are
+ * aborted. The second Ctrl-C kills the process (SA_RESETHAND). */
 static atomic_int interrupted;
 
 static void on_sigint(int sig) {
@@ -45,6 +46,39 @@ static const char *resolve_base(const char *role_url, const char *url) {
     return env && *env ? env : LLM_DEFAULT_BASE_URL;
 }
 
+/* A URL as results.json may show it: user:password@ and a query string
+ * (where some gateways take keys) become "***". Caller frees. */
+static char *url_for_record(const char *url) {
+    const char *host = strstr(url, "://");
+    host = host ? host + 3 : url;
+    const char *end = host + strcspn(host, "/?#");
+    const char *at = NULL;
+    for (const char *p = host; p < end; p++)
+        if (*p == '@') at = p;
+    StrBuf b;
+    sb_init(&b);
+    sb_appendn(&b, url, (size_t)(host - url));
+    if (at) {
+        sb_append(&b, "***");
+        host = at;
+    }
+    const char *q = strchr(host, '?');
+    if (q) {
+        sb_appendn(&b, host, (size_t)(q - host));
+        sb_append(&b, "?***");
+    } else {
+        sb_append(&b, host);
+    }
+    return sb_take(&b);
+}
+
+static json_t *endpoint_json(const char *url, const char *key_env) {
+    char *shown = url_for_record(url);
+    json_t *j = json_pack("{s:s, s:s}", "base_url", shown, "api_key_env", key_env);
+    free(shown);
+    return j;
+}
+
 /* Opens one role's backend; the key comes only from the environment. */
 static LlmBackend *open_role(const char *role, const char *model, const char *base, const char *key_env,
                              int key_env_given, const Opts *o, LlmCache *cache, Err *e) {
@@ -52,7 +86,7 @@ static LlmBackend *open_role(const char *role, const char *model, const char *ba
     if (key_env_given && !(key && *key))
         return err_set(e, ERR_ARG, "%s: the API key variable $%s is not set", role, key_env), NULL;
     LlmRoleConfig cfg = {.role = role, .model = model, .base_url = base, .api_key = key, .timeout_s = o->timeout,
-                         .max_retries = o->retries};
+                         .max_retries = o->retries, .cancel = &interrupted};
     return llm_open(&cfg, cache, e);
 }
 
@@ -98,12 +132,12 @@ static void add_run_info(json_t *r, const Opts *o, const BenchConfig *c, json_t 
                         json_pack("{s:s, s:s, s:s}", "model", o->model, "user", o->user_model, "judge", o->judge_model));
     json_object_set_new(
         r, "endpoints",
-        json_pack("{s:{s:s, s:s}, s:{s:s, s:s}, s:{s:s, s:s}}", "model", "base_url",
-                  resolve_base(o->base_url, NULL), "api_key_env", o->key_env, "user", "base_url",
-                  resolve_base(o->user_base_url, o->base_url), "api_key_env",
-                  o->user_key_env ? o->user_key_env : o->key_env, "judge", "base_url",
-                  resolve_base(o->judge_base_url, o->base_url), "api_key_env",
-                  o->judge_key_env ? o->judge_key_env : o->key_env));
+        json_pack("{s:o, s:o, s:o}", "model", endpoint_json(resolve_base(o->base_url, NULL), o->key_env), "user",
+                  endpoint_json(resolve_base(o->user_base_url, o->base_url),
+                                o->user_key_env ? o->user_key_env : o->key_env),
+                  "judge",
+                  endpoint_json(resolve_base(o->judge_base_url, o->base_url),
+                                o->judge_key_env ? o->judge_key_env : o->key_env)));
     json_t *s = json_deep_copy(settings);
     json_object_set_new(s, "profiles", json_string(o->profiles));
     json_object_set_new(s, "personalities", json_string(o->personalities));
@@ -140,7 +174,7 @@ int cmd_bench(int argc, char **argv) {
         {"--personalities-per-profile", NULL, ARG_INT, &o.per_profile, "K",
          "pair each profile with the first K personalities", 0, 0},
         {"--turns", NULL, ARG_INT, &o.turns, "N", "turns per conversation", 0, 0},
-        {"--jobs", "-j", ARG_INT, &o.threads, "N", "conversations at once", 0, 0},
+        {"--jobs", "-j", ARG_INT, &o.threads, "N", "requests in flight at most (up to 2N conversations run at once)", 0, 0},
         {"--seed", NULL, ARG_LONG, &o.seed, "S", "seed of every request's sampling seed", 0, 0},
         {"--base-url", NULL, ARG_STR, &o.base_url, "URL", "endpoint of every role (default $OPENAI_BASE_URL)", 0, 0},
         {"--user-base-url", NULL, ARG_STR, &o.user_base_url, "URL", "endpoint of the user simulator", 0, 0},
@@ -248,7 +282,9 @@ int cmd_bench(int argc, char **argv) {
     }
 
     Progress prog;
-    progress_start(&prog, "bench", bench_persona_count(&c) * c.turns, 0, o.quiet);
+    long total_turns, done_turns;
+    bench_progress_counts(&c, journal, &total_turns, &done_turns);
+    progress_start(&prog, "bench", total_turns, done_turns, o.quiet);
     LlmBackend *roles[3] = {model, user, judge};
     for (int i = 0; i < 3; i++) {
         roles[i]->live_requests = &prog.requests;

@@ -122,19 +122,23 @@ static int file_contains(const char *dir, const char *name, const char *needle) 
     return found;
 }
 
-static void test_full_run_concurrency_and_outputs(void) {
-    FakeServer fs;
-    if (fake_start(&fs, script, 30)) SKIP("fake_openai did not start");
+static void test_full_run_concurrency_and_outputs_body(FakeServer *fsp) {
+    FakeServer fs = *fsp;
     Data d;
     data_init(&d, 8, 3);
     char *out = path_join(d.dir, "run");
-    char *args = bench_args(&d, &fs, out, "--personalities-per-profile 2 --turns 3 -j 8 --seed 5");
+    /* The judge's URL carries credentials, which no output may show. */
+    char *extra = xasprintf("--personalities-per-profile 2 --turns 3 -j 8 --seed 5 "
+                            "--judge-base-url http://bob:pw-secret@127.0.0.1:%d/v1",
+                            fs.port);
+    char *args = bench_args(&d, &fs, out, extra);
+    free(extra);
     char *log;
     int rc = run_aloe(args, &log);
     CHECK_MSG(rc == 0, "exit %d: %s", rc, log);
     CHECK(strstr(log, "AL(k):"));
-    /* 16 conversations on 8 threads: 8 requests in flight at once. */
-    CHECK_MSG(fake_stat(&fs, "peak") >= 8, "peak %ld", fake_stat(&fs, "peak"));
+    /* 16 conversations, -j 8: 8 requests in flight at once, and no more. */
+    CHECK_MSG(fake_stat(&fs, "peak") == 8, "peak %ld", fake_stat(&fs, "peak"));
     CHECK_EQ_INT(count_lines(out, "dialogues.jsonl"), 16);
     json_t *r = load_json(out, "results.json");
     CHECK(r);
@@ -159,7 +163,11 @@ static void test_full_run_concurrency_and_outputs(void) {
     CHECK_EQ_STR(json_string_value(json_object_get(last, "authorization")), "Bearer sk-test-secret-123");
     json_decref(last);
     const char *files[] = {"results.json", "dialogues.jsonl", "report.md", "al.svg", "run.json", "requests.sqlite"};
-    for (int i = 0; i < 6; i++) CHECK_MSG(!file_contains(out, files[i], "sk-test-secret"), "key in %s", files[i]);
+    for (int i = 0; i < 6; i++) {
+        CHECK_MSG(!file_contains(out, files[i], "sk-test-secret"), "key in %s", files[i]);
+        CHECK_MSG(!file_contains(out, files[i], "pw-secret"), "URL password in %s", files[i]);
+    }
+    CHECK(file_contains(out, "results.json", "\"http://***@127.0.0.1:"));
     CHECK(file_contains(out, "al.svg", "</svg>"));
     CHECK(file_contains(out, "report.md", "| 3 |"));
     /* The seeds went out with the requests. */
@@ -189,12 +197,19 @@ static void test_full_run_concurrency_and_outputs(void) {
     free(args);
     free(out);
     data_free(&d);
+}
+
+/* The server is stopped whatever the body's checks do: a server left running
+ * would hold the test runner's output pipe open. */
+static void test_full_run_concurrency_and_outputs(void) {
+    FakeServer fs;
+    if (fake_start(&fs, script, 30)) SKIP("fake_openai did not start");
+    test_full_run_concurrency_and_outputs_body(&fs);
     fake_stop(&fs);
 }
 
-static void test_invalid_judge_counted_never_scored(void) {
-    FakeServer fs;
-    if (fake_start(&fs, script, 0)) SKIP("fake_openai did not start");
+static void test_invalid_judge_counted_never_scored_body(FakeServer *fsp) {
+    FakeServer fs = *fsp;
     Data d;
     data_init(&d, 2, 2);
     char *out = path_join(d.dir, "run");
@@ -227,6 +242,14 @@ static void test_invalid_judge_counted_never_scored(void) {
     free(base);
     free(out);
     data_free(&d);
+}
+
+/* The server is stopped whatever the body's checks do: a server left running
+ * would hold the test runner's output pipe open. */
+static void test_invalid_judge_counted_never_scored(void) {
+    FakeServer fs;
+    if (fake_start(&fs, script, 0)) SKIP("fake_openai did not start");
+    test_invalid_judge_counted_never_scored_body(&fs);
     fake_stop(&fs);
 }
 
@@ -259,13 +282,8 @@ static long distinct(json_t *arr, char ***sorted_out) {
     return d;
 }
 
-static void test_resume_after_sigkill(void) {
-    FakeServer fs, ref;
-    if (fake_start(&fs, script, 15)) SKIP("fake_openai did not start");
-    if (fake_start(&ref, script, 0)) {
-        fake_stop(&fs);
-        SKIP("fake_openai did not start");
-    }
+static void test_resume_after_sigkill_body(FakeServer *fsp, FakeServer *refp) {
+    FakeServer fs = *fsp, ref = *refp;
     Data d;
     data_init(&d, 6, 3);
     const char *extra = "--personalities-per-profile 3 --turns 4 -j 4 --seed 11";
@@ -292,6 +310,11 @@ static void test_resume_after_sigkill(void) {
     CHECK_MSG(rc == 0, "exit %d: %s", rc, log);
     CHECK(fake_log_count(&fs, NULL) > requests_at_kill);
     CHECK_EQ_INT(count_lines(out, "dialogues.jsonl"), 18);
+    /* The resumed session got the killed one's answers from the cache. */
+    json_t *res = load_json(out, "results.json");
+    json_t *sess = json_object_get(json_object_get(res, "session"), "requests");
+    CHECK(json_integer_value(json_object_get(json_object_get(sess, "user"), "cache_hits")) > 0);
+    json_decref(res);
     /* The same numbers as the uninterrupted run. */
     json_t *a = load_json(ref_out, "results.json"), *b = load_json(out, "results.json");
     CHECK(a && b);
@@ -323,13 +346,22 @@ static void test_resume_after_sigkill(void) {
     free(ref_args);
     free(ref_out);
     data_free(&d);
+}
+
+static void test_resume_after_sigkill(void) {
+    FakeServer fs, ref;
+    if (fake_start(&fs, script, 15)) SKIP("fake_openai did not start");
+    if (fake_start(&ref, script, 0)) {
+        fake_stop(&fs);
+        SKIP("fake_openai did not start");
+    }
+    test_resume_after_sigkill_body(&fs, &ref);
     fake_stop(&fs);
     fake_stop(&ref);
 }
 
-static void test_ctrl_c_writes_partial_results(void) {
-    FakeServer fs;
-    if (fake_start(&fs, script, 20)) SKIP("fake_openai did not start");
+static void test_ctrl_c_writes_partial_results_body(FakeServer *fsp) {
+    FakeServer fs = *fsp;
     Data d;
     data_init(&d, 6, 2);
     char *out = path_join(d.dir, "run");
@@ -360,6 +392,14 @@ static void test_ctrl_c_writes_partial_results(void) {
     free(args);
     free(out);
     data_free(&d);
+}
+
+/* The server is stopped whatever the body's checks do: a server left running
+ * would hold the test runner's output pipe open. */
+static void test_ctrl_c_writes_partial_results(void) {
+    FakeServer fs;
+    if (fake_start(&fs, script, 20)) SKIP("fake_openai did not start");
+    test_ctrl_c_writes_partial_results_body(&fs);
     fake_stop(&fs);
 }
 
@@ -380,9 +420,8 @@ static void test_ctrl_c_writes_partial_results(void) {
         free(log_);                                                                         \
     } while (0)
 
-static void test_bad_inputs(void) {
-    FakeServer fs;
-    if (fake_start(&fs, script, 0)) SKIP("fake_openai did not start");
+static void test_bad_inputs_body(FakeServer *fsp) {
+    FakeServer fs = *fsp;
     Data d;
     data_init(&d, 2, 3);
     char *out = path_join(d.dir, "run");
@@ -443,6 +482,26 @@ static void test_bad_inputs(void) {
     char *log;
     CHECK_EQ_INT(run_aloe(a, &log), 0);
     free(log);
+    /* Without --quiet, progress goes to stderr (plain lines when not a terminal).
+     * --prompts: an empty evaluated-model prompt means no system message, and
+     * a custom judge prompt is the one sent. */
+    char *pf = path_join(d.dir, "prompts.json");
+    write_file(pf, "{\"evaluated\": \"\", \"judge_score\": \"Rate {reply} for {profile}. Score: N\"}");
+    char *a3 = xasprintf("bench --model m --user-model u --judge-model j --profiles %s --personalities %s --out %s/u "
+                         "--personalities-per-profile 1 --turns 1 --base-url %s --prompts %s",
+                         d.profiles, d.personalities, out, fs.url, pf);
+    CHECK_EQ_INT(run_aloe(a3, &log), 0);
+    CHECK_MSG(strstr(log, "bench 2/2 100%") && strstr(log, "req/s"), "%s", log);
+    json_t *lm = fake_log_last(&fs, "m"), *lj = fake_log_last(&fs, "j");
+    json_t *m0 = json_array_get(json_object_get(json_object_get(lm, "body"), "messages"), 0);
+    json_t *j0 = json_array_get(json_object_get(json_object_get(lj, "body"), "messages"), 0);
+    CHECK_EQ_STR(json_string_value(json_object_get(m0, "role")), "user");
+    CHECK(!strncmp(json_string_value(json_object_get(j0, "content")), "Rate echo: ", 11));
+    json_decref(lm);
+    json_decref(lj);
+    free(pf);
+    free(log);
+    free(a3);
     char *a2 = xasprintf("%s --turns 2 --seed 3", a);
     EXPECT_FAIL(a2, 2, "other settings", "turns: was 1, now 2", "seed: was 0, now 3");
     free(a2);
@@ -450,6 +509,14 @@ static void test_bad_inputs(void) {
     free(bad);
     free(out);
     data_free(&d);
+}
+
+/* The server is stopped whatever the body's checks do: a server left running
+ * would hold the test runner's output pipe open. */
+static void test_bad_inputs(void) {
+    FakeServer fs;
+    if (fake_start(&fs, script, 0)) SKIP("fake_openai did not start");
+    test_bad_inputs_body(&fs);
     fake_stop(&fs);
 }
 
