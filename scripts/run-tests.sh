@@ -2,31 +2,45 @@
 # Runs every test program under $BUILD/tests and prints one closing line:
 #   TOTAL: N passed, N failed, N skipped
 # Each program prints its own "result:" line; a program that crashes or
-# times out counts as one failure.
+# times out counts as one failure. Each runs in its own session so that
+# whatever it started (test servers) is killed with it, and its output goes
+# to a file, so a leftover child can never hold the runner up.
 BUILD=${BUILD:-build}
 ALOE_SHARED=${ALOE_SHARED:-$(cd "$(dirname "$0")/.." && pwd)/../shared}
 export BUILD ALOE_SHARED
-TIMEOUT=${TEST_TIMEOUT:-600}
+TIMEOUT=${TEST_TIMEOUT:-900}
 pass=0 fail=0 skip=0
 failed_progs=""
+log=$(mktemp)
 for t in $(find "$BUILD/tests" -type f -name 'test_*' -perm -u+x | sort); do
     echo "== $t"
-    out=$(timeout "$TIMEOUT" "$t" 2>&1)
+    start=$(date +%s)
+    setsid "$t" > "$log" 2>&1 &
+    pid=$!
+    ( sleep "$TIMEOUT"; kill -KILL -"$pid" ) >/dev/null 2>&1 </dev/null &
+    watchdog=$!
+    wait "$pid"
     rc=$?
-    echo "$out" | grep -v '^ok ' | grep -v '^result:' | sed 's/^/  /'
-    line=$(echo "$out" | grep '^result:' | tail -1)
+    kill -KILL -"$pid" 2>/dev/null
+    pkill -P "$watchdog" 2>/dev/null
+    kill "$watchdog" 2>/dev/null
+    wait "$watchdog" 2>/dev/null
+    secs=$(( $(date +%s) - start ))
+    grep -v '^ok ' "$log" | grep -v '^result:' | sed 's/^/  /'
+    line=$(grep '^result:' "$log" | tail -1)
     if [ -z "$line" ]; then
-        echo "  CRASHED or TIMED OUT (exit $rc)"
+        echo "  CRASHED or TIMED OUT (exit $rc, ${secs}s)"
         fail=$((fail + 1)); failed_progs="$failed_progs $t"; continue
     fi
     p=$(echo "$line" | sed 's/.* \([0-9]*\) passed.*/\1/')
     f=$(echo "$line" | sed 's/.* \([0-9]*\) failed.*/\1/')
     s=$(echo "$line" | sed 's/.* \([0-9]*\) skipped.*/\1/')
-    echo "  $p passed, $f failed, $s skipped"
+    echo "  $p passed, $f failed, $s skipped (${secs}s)"
     pass=$((pass + p)); fail=$((fail + f)); skip=$((skip + s))
     if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then fail=$((fail + 1)); echo "  exit status $rc"; fi
     [ "$rc" -ne 0 ] && failed_progs="$failed_progs $t"
 done
+rm -f "$log"
 [ -n "$failed_progs" ] && echo "failing programs:$failed_progs"
 echo "TOTAL: $pass passed, $fail failed, $skip skipped"
 [ "$fail" -eq 0 ]
