@@ -29,8 +29,10 @@ static void dot_task(void *ctx, int ith, int nth) {
     while (tp_next(&j->rows, w->rows, DOT_CHUNK, &r0, &r1))
         for (long r = r0; r < r1; r++) {
             const void *row = (const char *)w->data + r * rb;
-            for (int t = 0; t < j->n; t++)
-                j->y[(long)t * w->rows + r] = vec_dot(w->type, row, (const char *)j->act + t * j->act_stride, w->cols);
+            if (j->n == 1)
+                j->y[r] = vec_dot(w->type, row, j->act, w->cols);
+            else
+                vec_dot_multi(w->type, row, j->act, j->act_stride, j->n, w->cols, j->y + r, (size_t)w->rows);
         }
 }
 
@@ -78,7 +80,7 @@ static void gemm_task(void *ctx, int ith, int nth) {
         long nr = r1 - r0;
         const float *b = (const float *)w->data + r0 * w->cols;
         if (w->type != DT_F32) {
-            for (long r = 0; r < nr; r++) dequantize_row(w->type, qmat_row(w, r0 + r), tile + r * w->cols, w->cols);
+            for (long r = 0; r < nr; r++) kernel_dequantize_row(w->type, qmat_row(w, r0 + r), tile + r * w->cols, w->cols);
             b = tile;
         }
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, j->n, (int)nr, w->cols, 1.0f, j->x, w->cols, b,

@@ -51,6 +51,21 @@ static void test_vec_dot_matches_reference(void) {
     }
 }
 
+static void test_dequantize_matches_formats(void) {
+    Rng r;
+    rng_seed(&r, 9);
+    long n = 256 + 32;
+    float *x = rand_vec(&r, n, 1.0f), *a = xmalloc((size_t)n * 4), *b = xmalloc((size_t)n * 4);
+    void *row = xmalloc((size_t)n * 4);
+    for (int ti = 0; ti < N_TYPES; ti++) {
+        quantize_row(TYPES[ti], x, row, n);
+        dequantize_row(TYPES[ti], row, a, n);
+        kernel_dequantize_row(TYPES[ti], row, b, n);
+        CHECK_MSG(!memcmp(a, b, (size_t)n * 4), "%s: kernel_dequantize_row differs", dtype_name(TYPES[ti]));
+    }
+    free(x), free(a), free(b), free(row);
+}
+
 /* The matmul of one type and batch size against the double reference. For
  * quantised weights on the row-dot path, the activation is quantised too,
  * so the reference gets the same quantised activation. */
@@ -86,10 +101,10 @@ static int check_matmul(ThreadPool *tp, int t, int n, int rows, int cols, double
 
 static void test_matmul_matches_reference(void) {
     ThreadPool *tp = tp_create(2);
-    int batches[] = {1, 3, MATMUL_GEMM_MIN_ROWS + 4};
+    int batches[] = {1, 3, 6, MATMUL_GEMM_MIN_ROWS + 4};
     double worst = 0;
     for (int ti = 0; ti < N_TYPES; ti++)
-        for (int b = 0; b < 3; b++)
+        for (int b = 0; b < 4; b++)
             CHECK_MSG(check_matmul(tp, TYPES[ti], batches[b], 100, 256, &worst), "%s n=%d: relative error %g > 1e-5",
                       dtype_name(TYPES[ti]), batches[b], worst);
     tp_free(tp);
@@ -226,6 +241,7 @@ static void test_thread_pool(void) {
 
 int main(void) {
     RUN(test_vec_dot_matches_reference);
+    RUN(test_dequantize_matches_formats);
     RUN(test_matmul_matches_reference);
     RUN(test_attention_matches_reference);
     RUN(test_rmsnorm_softmax_swiglu);
