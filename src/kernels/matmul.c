@@ -46,7 +46,7 @@ static void matmul_dots(ThreadPool *tp, float *y, const float *x, int n, const Q
         j.act_stride = dtype_nbytes(vt, w->cols);
         void *q = tp_scratch(tp, j.act_stride * (size_t)n);
         for (int t = 0; t < n; t++)
-            quantize_row(vt, x + (long)t * w->cols, (char *)q + t * j.act_stride, w->cols);
+            kernel_quantize_q8_0(x + (long)t * w->cols, (char *)q + t * j.act_stride, w->cols);
         j.act = q;
     }
     tp_run(tp, dot_task, &j);

@@ -286,6 +286,37 @@ void kernel_dequantize_row(int t, const void *row, float *y, long n) {
     }
 }
 
+
+/* Activations to Q8_0 blocks, once per matmul in the decode path. The
+ * rounding is to nearest-even where ggml's scalar reference rounds halves
+ * away from zero: the two differ only on exact ties (as in llama.cpp's
+ * AVX2 code). */
+void kernel_quantize_q8_0(const float *x, void *out, long n) {
+    BlockQ8_0 *b = out;
+    const __m256 sign = _mm256_set1_ps(-0.0f);
+    for (long i = 0; i < n / QK8_0; i++, x += QK8_0) {
+        __m256 v[4], m = _mm256_setzero_ps();
+        for (int k = 0; k < 4; k++) {
+            v[k] = _mm256_loadu_ps(x + 8 * k);
+            m = _mm256_max_ps(m, _mm256_andnot_ps(sign, v[k]));
+        }
+        __m128 h = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
+        h = _mm_max_ps(h, _mm_movehl_ps(h, h));
+        h = _mm_max_ss(h, _mm_movehdup_ps(h));
+        float amax = _mm_cvtss_f32(h), d = amax / 127.0f, id = d != 0 ? 1.0f / d : 0.0f;
+        b[i].d = f32_to_f16(d);
+        __m256 vid = _mm256_set1_ps(id);
+        __m256i q[4];
+        for (int k = 0; k < 4; k++)
+            q[k] = _mm256_cvtps_epi32(_mm256_round_ps(_mm256_mul_ps(v[k], vid), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+        /* int32 -> int8 with the lane order packs scramble undone */
+        __m256i p16a = _mm256_packs_epi32(q[0], q[1]), p16b = _mm256_packs_epi32(q[2], q[3]);
+        __m256i p8 = _mm256_packs_epi16(p16a, p16b);
+        p8 = _mm256_permutevar8x32_epi32(p8, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+        _mm256_storeu_si256((__m256i *)b[i].qs, p8);
+    }
+}
+
 float vec_dot(int t, const void *row, const void *act, long n) {
     switch (t) {
     case DT_F32: return dot_f32_w(row, act, n);
@@ -328,6 +359,8 @@ void axpy_f32(float *y, float a, const float *x, long n) {
 }
 
 void kernel_dequantize_row(int t, const void *row, float *y, long n) { dequantize_row(t, row, y, n); }
+
+void kernel_quantize_q8_0(const float *x, void *out, long n) { quantize_row_q8_0(x, out, n); }
 
 void vec_dot_multi(int t, const void *row, const void *act, size_t stride, int n, long len, float *out,
                    size_t out_stride) {

@@ -44,6 +44,10 @@ void vec_dot_multi(int t, const void *row, const void *act, size_t stride, int n
  * dequantize_row). */
 void kernel_dequantize_row(int t, const void *row, float *y, long n);
 
+/* n floats (a multiple of 32) to Q8_0 blocks, as the activations of the
+ * quantised dots (SIMD; equal to quantize_row_q8_0 except on exact ties). */
+void kernel_quantize_q8_0(const float *x, void *out, long n);
+
 /* Plain f32 helpers used by the other kernels. */
 float dot_f32(const float *a, const float *b, long n);
 /* y += a * x */

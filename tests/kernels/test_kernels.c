@@ -66,6 +66,21 @@ static void test_dequantize_matches_formats(void) {
     free(x), free(a), free(b), free(row);
 }
 
+static void test_quantize_activations(void) {
+    Rng r;
+    rng_seed(&r, 10);
+    long n = 1024;
+    float *x = rand_vec(&r, n, 3.0f);
+    x[5] = 0, x[40] = -7.5f; /* a block whose extreme is negative */
+    for (int i = 64; i < 96; i++) x[i] = 0; /* an all-zero block */
+    size_t bytes = dtype_nbytes(DT_Q8_0, n);
+    char *a = xmalloc(bytes), *b = xmalloc(bytes);
+    quantize_row(DT_Q8_0, x, a, n);
+    kernel_quantize_q8_0(x, b, n);
+    CHECK(!memcmp(a, b, bytes)); /* random floats have no exact ties */
+    free(x), free(a), free(b);
+}
+
 /* The matmul of one type and batch size against the double reference. For
  * quantised weights on the row-dot path, the activation is quantised too,
  * so the reference gets the same quantised activation. */
@@ -242,6 +257,7 @@ static void test_thread_pool(void) {
 int main(void) {
     RUN(test_vec_dot_matches_reference);
     RUN(test_dequantize_matches_formats);
+    RUN(test_quantize_activations);
     RUN(test_matmul_matches_reference);
     RUN(test_attention_matches_reference);
     RUN(test_rmsnorm_softmax_swiglu);
