@@ -76,3 +76,58 @@ char *test_build_path(const char *rel) {
     const char *b = getenv("BUILD");
     return xasprintf("%s/%s", b && *b ? b : "build", rel);
 }
+
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <time.h>
+
+extern char **environ;
+
+int test_spawn_server(char *const argv[], const char *port_file, pid_t *pid) {
+    unlink(port_file);
+    if (posix_spawn(pid, argv[0], NULL, NULL, argv, environ)) {
+        printf("cannot start %s\n", argv[0]);
+        return -1;
+    }
+    for (int i = 0; i < 1000; i++) {
+        FILE *f = fopen(port_file, "r");
+        if (f) {
+            int port = -1;
+            int got = fscanf(f, "%d", &port);
+            fclose(f);
+            if (got == 1 && port > 0) return port;
+        }
+        int status;
+        if (waitpid(*pid, &status, WNOHANG) == *pid) {
+            printf("%s exited before writing its port\n", argv[0]);
+            return -1;
+        }
+        struct timespec ts = {0, 10 * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+    printf("%s did not write %s in 10 s\n", argv[0], port_file);
+    test_kill(*pid);
+    return -1;
+}
+
+void test_kill(pid_t pid) {
+    if (pid <= 0) return;
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+}
+
+int test_system(const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    char *cmd;
+    if (vasprintf(&cmd, fmt, ap) < 0) {
+        va_end(ap);
+        return -1;
+    }
+    va_end(ap);
+    int st = system(cmd);
+    free(cmd);
+    if (st == -1 || !WIFEXITED(st)) return -1;
+    return WEXITSTATUS(st);
+}

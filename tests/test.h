@@ -87,4 +87,13 @@ char *test_build_path(const char *rel);
         return;                \
     } while (0)
 
+#include <sys/types.h>
+/* Starts a test server (argv[0] = path of the binary) that writes its port to
+ * port_file; waits up to 10 s for it. Returns the port, or -1 (message printed). */
+int test_spawn_server(char *const argv[], const char *port_file, pid_t *pid);
+/* SIGKILLs and reaps a spawned process. */
+void test_kill(pid_t pid);
+/* Runs a command line through /bin/sh; returns its exit status (or -1). */
+int test_system(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
 #endif

@@ -46,7 +46,7 @@ int cmd_tokenize(int argc, char **argv) {
          "add the model's special tokens (BOS, or [CLS]/[SEP]) and read special-token text such as "
          "<|im_end|> as that token",
          0, 0},
-        {"--jsonl", NULL, ARG_STR, &jsonl, "FILE", "tokenize each JSON string of FILE; one array per line", 0, 0},
+        {"--jsonl", NULL, ARG_STR, &jsonl, "FILE", "tokenize each JSON string of FILE (- for stdin); one array per line", 0, 0},
         {NULL, NULL, 0, NULL, NULL, NULL, 0, 0},
     };
     const ArgCommand cmd = {
@@ -75,6 +75,7 @@ int cmd_tokenize(int argc, char **argv) {
     }
     TokenizeRun r = {t, special, {0}};
     sb_init(&r.line);
+    if (jsonl && !strcmp(jsonl, "-")) jsonl = "/dev/stdin";
     if (jsonl) rc = jsonl_foreach(jsonl, on_value, &r, &e) < 0 ? -1 : 0;
     else rc = print_ids(&r, pos[0], strlen(pos[0]), &e);
     if (!rc && fflush(stdout)) rc = err_set(&e, ERR_IO, "tokenize: writing to stdout failed");

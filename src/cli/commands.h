@@ -17,7 +17,8 @@
     X(complete, "complete a prompt with a model")                                          \
     X(tokenize, "print the token ids of a text")                                           \
     X(logits, "write the logits of a token sequence to safetensors")                       \
-    X(speed, "measure prefill and decode speed (like llama-bench)")
+    X(speed, "measure prefill and decode speed (like llama-bench)")                         \
+    X(embed, "print sentence embeddings of texts")
 
 #define ALOE_DECLARE(name, summary) int cmd_##name(int argc, char **argv) __attribute__((weak));
 ALOE_COMMANDS(ALOE_DECLARE)

@@ -190,7 +190,7 @@ static int parse_kvs(Gguf *g, Cur *c, uint64_t n) {
         GgufKV *kv = &g->kv[k];
         GgufStr key;
         uint32_t type;
-        if (rd_str(c, &key, "metadata key")) return err_wrap(c->e, "metadata item %llu", (unsigned long long)k);
+        if (rd_str(c, &key, "a metadata key")) return -1;
         kv->key = xstrndup(key.s, key.len);
         g->n_kv = (int)k + 1;
         if (strlen(kv->key) != key.len)
@@ -210,7 +210,7 @@ static int parse_tensor_info(Gguf *g, Cur *c, int k, uint64_t *offset) {
     TensorView *t = &g->tensors[k];
     GgufStr name;
     uint32_t nd, type;
-    if (rd_str(c, &name, "tensor name")) return err_wrap(c->e, "tensor info %d", k);
+    if (rd_str(c, &name, "a tensor name")) return -1;
     g->tensor_names[k] = xstrndup(name.s, name.len);
     t->name = g->tensor_names[k];
     if (rd_u32(c, &nd, t->name)) return -1;
@@ -559,6 +559,11 @@ static int permute(void *data, int64_t rows, size_t row_bytes, int n_head, int u
     }
     free(tmp);
     return 0;
+}
+
+int gguf_qk_permuted(const Gguf *g) {
+    const GgufKV *a = gguf_find_key(g, "general.architecture");
+    return a && a->type == GGUF_STRING && !strcmp(a->str, "llama");
 }
 
 int gguf_unpermute_qk(void *data, int64_t rows, size_t row_bytes, int n_head, Err *e) {

@@ -69,6 +69,8 @@ static void split_level(const Tokenizer *t, int level, const char *s, size_t n, 
     size_t at = 0, gap = 0;
     while (at <= n) {
         int rc = pcre2_match(re, (PCRE2_SPTR)s, n, at, 0, md, NULL);
+        /* a JIT resource limit: the interpreter (heap-based) has none */
+        if (rc < 0 && rc != PCRE2_ERROR_NOMATCH) rc = pcre2_match(re, (PCRE2_SPTR)s, n, at, PCRE2_NO_JIT, md, NULL);
         if (rc < 0) break;
         PCRE2_SIZE *ov = pcre2_get_ovector_pointer(md);
         size_t b = ov[0], en = ov[1];

@@ -16,6 +16,7 @@
 #ifndef ALOE_TOK_TOK_H
 #define ALOE_TOK_TOK_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "base/err.h"
@@ -63,6 +64,8 @@ void tok_set_add_space_prefix(Tokenizer *t, int on);
 /* From a directory holding tokenizer.json (and optionally
  * tokenizer_config.json), or a tokenizer.json path. */
 Tokenizer *tok_load_hf(const char *dir_or_tokenizer_json, Err *e);
+/* From tokenizer.json text in memory (name is used in messages). */
+Tokenizer *tok_load_hf_mem(const char *json, size_t len, const char *name, Err *e);
 /* From the tokenizer.ggml.* metadata of a GGUF file. */
 Tokenizer *tok_load_gguf(const char *path, Err *e);
 /* Either, by looking at the path: a .gguf file, a directory or a .json file. */

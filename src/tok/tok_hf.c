@@ -141,11 +141,8 @@ static int read_model(JScan *j, HfFile *h, Err *e) {
     return rc;
 }
 
-static int read_file(const char *path, HfFile *h, Err *e) {
-    FileMap m;
-    if (file_map(path, &m, e)) return -1;
-    const char *buf = m.data ? m.data : "";
-    JScan j = {buf, buf, buf + m.size, path};
+static int read_buf(const char *buf, size_t len, const char *path, HfFile *h, Err *e) {
+    JScan j = {buf, buf, buf + len, path};
     StrBuf key;
     sb_init(&key);
     h->rest = json_object();
@@ -155,6 +152,10 @@ static int read_file(const char *path, HfFile *h, Err *e) {
             if ((rc = js_string(&j, &key, e)) || (rc = js_expect(&j, ':', e))) break;
             js_ws(&j);
             if (!strcmp(key.s, "model")) {
+                if (seen_model) {
+                    rc = js_fail(&j, e, "one \"model\" section, not two");
+                    break;
+                }
                 rc = read_model(&j, h, e);
                 seen_model = 1;
             } else {
@@ -173,6 +174,13 @@ static int read_file(const char *path, HfFile *h, Err *e) {
     }
     if (!rc && !seen_model) rc = err_set(e, ERR_PARSE, "%s: no \"model\" section", path);
     sb_free(&key);
+    return rc;
+}
+
+static int read_file(const char *path, HfFile *h, Err *e) {
+    FileMap m;
+    if (file_map(path, &m, e)) return -1;
+    int rc = read_buf(m.data ? m.data : "", m.size, path, h, e);
     file_unmap(&m);
     return rc;
 }
@@ -464,6 +472,13 @@ Tokenizer *tok_load_hf(const char *p, Err *e) {
     hf_free(&h);
     free(path);
     free(dir);
+    return t;
+}
+
+Tokenizer *tok_load_hf_mem(const char *json, size_t len, const char *name, Err *e) {
+    HfFile h = {0};
+    Tokenizer *t = read_buf(json, len, name, &h, e) == 0 ? build(&h, name, NULL, e) : NULL;
+    hf_free(&h);
     return t;
 }
 

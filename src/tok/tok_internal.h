@@ -85,7 +85,8 @@ struct Tokenizer {
 uint32_t tok_hash(const char *s, size_t n);
 int strmap_get(const Tokenizer *t, const char *s, size_t n);
 int pairmap_get(const PairMap *m, int a, int b, int *merged);
-/* Makes the added-token table from token types and the given extra list. */
+/* Adds an added token; content (NULL: the vocabulary text) is a malloc'd
+ * string the tokenizer takes over. */
 void tok_add_added(Tokenizer *t, int id, const char *content, int special, int lstrip, int rstrip,
                    int normalized, int single_word);
 int tok_add_merges(Tokenizer *t, int n, const char *const *left, const char *const *right, Err *e);

@@ -82,12 +82,11 @@ int tok_add_merges(Tokenizer *t, int n, const char *const *left, const char *con
         if (a < 0 || b < 0)
             return err_set(e, ERR_PARSE, "merge %d (\"%s %s\"): %s part is not in the vocabulary", r,
                            left[r], right[r], a < 0 ? "left" : "right");
-        int c = -1;
-        if (la + lb < sizeof buf) {
-            memcpy(buf, left[r], la);
-            memcpy(buf + la, right[r], lb);
-            c = strmap_get(t, buf, la + lb);
-        }
+        char *cat = la + lb < sizeof buf ? buf : xmalloc(la + lb);
+        memcpy(cat, left[r], la);
+        memcpy(cat + la, right[r], lb);
+        int c = strmap_get(t, cat, la + lb);
+        if (cat != buf) free(cat);
         if (c < 0)
             return err_set(e, ERR_PARSE, "merge %d (\"%s %s\"): the merged token is not in the vocabulary",
                            r, left[r], right[r]);
@@ -105,7 +104,10 @@ int tok_add_merges(Tokenizer *t, int n, const char *const *left, const char *con
 void tok_add_added(Tokenizer *t, int id, const char *content, int special, int lstrip, int rstrip,
                    int normalized, int single_word) {
     for (int i = 0; i < t->n_added; i++)
-        if (t->added[i].id == id) return;
+        if (t->added[i].id == id) { /* listed twice: the first entry counts */
+            free((char *)content);
+            return;
+        }
     t->added = xrealloc(t->added, (t->n_added + 1) * sizeof(AddedTok));
     AddedTok *a = &t->added[t->n_added++];
     a->id = id;

@@ -57,6 +57,39 @@ static int run_cases(Tokenizer *t, const json_t *cases, const char *name, int *n
     return fails;
 }
 
+/* Rendered chat texts (special-token text parsed, nothing added) against
+ * their reference ids; entries the generator could not render ("error")
+ * are counted as skipped. Returns failures. */
+static int run_chats(Tokenizer *t, const json_t *chats, const char *name) {
+    int fails = 0, n = 0, skipped = 0;
+    size_t i;
+    json_t *c;
+    char msg[2048];
+    json_array_foreach(chats, i, c) {
+        const char *text = json_string_value(json_object_get(c, "text"));
+        json_t *want = json_object_get(c, "ids");
+        if (!text || !want) {
+            skipped++;
+            continue;
+        }
+        n++;
+        Err e;
+        int32_t *ids;
+        int k;
+        if (tok_encode(t, text, 0, 1, &ids, &k, &e)) {
+            fails++;
+            continue;
+        }
+        if (!ids_equal(ids, k, want, text, msg, sizeof msg)) {
+            printf("  %s chat %zu: %s\n", name, i, msg);
+            fails++;
+        }
+        free(ids);
+    }
+    printf("  %s chats: %d/%d pass (%d without reference ids)\n", name, n - fails, n, skipped);
+    return fails;
+}
+
 static json_t *load_json(const char *rel, char **path_out) {
     char *p = test_shared_path(rel);
     if (!p) return NULL;
@@ -78,6 +111,7 @@ static void fixture(const char *name) {
     CHECK_MSG(t != NULL, "%s", e.msg);
     int n = 0, fails = run_cases(t, json_object_get(x, "cases"), name, &n);
     printf("  fixtures/tokenizers/%s: %d/%d cases pass\n", name, n - fails, n);
+    fails += run_chats(t, json_object_get(x, "chats"), name);
     CHECK_EQ_INT(fails, 0);
     CHECK(n > 0);
     tok_free(t);
@@ -114,9 +148,9 @@ static void test_fixture_specials(void) {
     free(dir);
 }
 
-static double now(void) {
+static double now(clockid_t c) {
     struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
+    clock_gettime(c, &ts);
     return ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
@@ -128,13 +162,15 @@ static void realvocab(const char *name) {
     char *dir = test_shared_path(rel);
     if (!dir) SKIP("shared tokenizer-data/%s not found", name);
     Err e;
-    double t0 = now();
+    double w0 = now(CLOCK_MONOTONIC), c0 = now(CLOCK_PROCESS_CPUTIME_ID);
     Tokenizer *t = tok_load_hf(dir, &e);
-    double dt = now() - t0;
+    double wall = now(CLOCK_MONOTONIC) - w0, cpu = now(CLOCK_PROCESS_CPUTIME_ID) - c0;
     CHECK_MSG(t != NULL, "%s", e.msg);
-    printf("  %s tokenizer.json loaded in %.3f s (%d tokens)\n", name, dt, tok_vocab_size(t));
+    printf("  %s tokenizer.json loaded in %.3f s wall, %.3f s CPU (%d tokens)\n", name, wall, cpu,
+           tok_vocab_size(t));
     int n = 0, fails = run_cases(t, json_object_get(json_object_get(x, name), "cases"), name, &n);
     printf("  realvocab/%s: %d/%d cases pass\n", name, n - fails, n);
+    fails += run_chats(t, json_object_get(json_object_get(x, name), "chats"), name);
     CHECK_EQ_INT(fails, 0);
     CHECK(n > 0);
     tok_free(t);

@@ -219,6 +219,38 @@ static void test_bad_files(void) {
     tok_free(t);
 }
 
+/* lstrip / rstrip added tokens take the whitespace beside them, as in the
+ * tokenizers library (RoBERTa's <mask> is lstrip). */
+static void test_added_token_strip_flags(void) {
+    char *p = write_tmp("tokenizer.json",
+                        "{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0, \"\u0120\": 1, \"b\": 2}, \"merges\": []},"
+                        " \"pre_tokenizer\": {\"type\": \"ByteLevel\", \"add_prefix_space\": false},"
+                        " \"added_tokens\": ["
+                        "  {\"id\": 3, \"content\": \"<mask>\", \"lstrip\": true, \"rstrip\": false, \"special\": true, \"normalized\": false},"
+                        "  {\"id\": 4, \"content\": \"<r>\", \"lstrip\": false, \"rstrip\": true, \"special\": false, \"normalized\": false}]}");
+    Err e;
+    Tokenizer *t = tok_load_hf(p, &e);
+    CHECK_MSG(t != NULL, "%s", e.msg);
+    int32_t *ids;
+    int n;
+    CHECK_OK(tok_encode(t, "a  <mask> b", 0, 1, &ids, &n, &e), &e);
+    CHECK_EQ_INT(n, 4);
+    CHECK_EQ_INT(ids[0], 0);
+    CHECK_EQ_INT(ids[1], 3);
+    CHECK_EQ_INT(ids[2], 1);
+    CHECK_EQ_INT(ids[3], 2);
+    free(ids);
+    /* <r> is not special: matched even without parse_special */
+    CHECK_OK(tok_encode(t, "a<r>  b", 0, 0, &ids, &n, &e), &e);
+    CHECK_EQ_INT(n, 3);
+    CHECK_EQ_INT(ids[0], 0);
+    CHECK_EQ_INT(ids[1], 4);
+    CHECK_EQ_INT(ids[2], 2);
+    free(ids);
+    tok_free(t);
+    free(p);
+}
+
 static char *run(const char *cmd) {
     FILE *f = popen(cmd, "r");
     if (!f) return NULL;
@@ -259,6 +291,10 @@ static void test_tokenize_command(void) {
     CHECK_EQ_STR(out, want.s);
     CHECK(!strncmp(out, "[265, 893, 821]\n", 16)); /* fixtures/tokenizers/chatml expected ids */
     free(out);
+    snprintf(cmd, sizeof cmd, "printf '\"Hello world\"\\n' | %s tokenize --model %s --jsonl -", aloe, model);
+    out = run(cmd);
+    CHECK_EQ_STR(out, "[265, 893, 821]\n");
+    free(out);
     snprintf(cmd, sizeof cmd, "%s tokenize --model %s --special '<|im_end|>'", aloe, model);
     out = run(cmd);
     CHECK_EQ_STR(out, "[1026]\n");
@@ -286,6 +322,7 @@ int main(void) {
     RUN(test_stream_never_splits_utf8);
     RUN(test_bytes_round_trip);
     RUN(test_bad_files);
+    RUN(test_added_token_strip_flags);
     RUN(test_tokenize_command);
     return test_summary();
 }

@@ -1,0 +1,91 @@
+/* bench: the ALOE benchmark loop.
+ *
+ * Personas are every profile paired with each of the first K personalities
+ * (persona i = profile i / K with personality i % K). Each persona gets one
+ * conversation of `turns` turns:
+ *
+ *   user simulator  system = PROMPT_USER_SIMULATOR filled with the persona; it
+ *                   sees the conversation with roles swapped (its own lines as
+ *                   "assistant", the assistant's as "user"), opened by
+ *                   PROMPT_USER_FIRST_TURN as the first "user" message;
+ *   evaluated model system = PROMPT_EVALUATED (none if empty) and the whole
+ *                   history; only its new reply is kept;
+ *   judge           PROMPT_JUDGE_SCORE with the persona, the user's message
+ *                   and the reply; a reply without a valid score (score.h)
+ *                   gets its answer plus PROMPT_JUDGE_REMINDER and is asked
+ *                   again, up to judge_attempts in all, then the turn is
+ *                   recorded as invalid (score null) and left out of AL.
+ *
+ * Every request carries a seed drawn from a stream derived from (seed,
+ * persona index), so a rerun sends byte-identical requests and a request
+ * cache answers the ones already answered. Finished conversations go to a
+ * Journal (one record per persona, key "id"); unfinished ones are redone. */
+#ifndef ALOE_ALOE_BENCH_H
+#define ALOE_ALOE_BENCH_H
+
+#include <jansson.h>
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include "aloe/journal.h"
+#include "aloe/prompts.h"
+#include "base/err.h"
+#include "base/progress.h"
+#include "llm/llm.h"
+
+typedef struct BenchConfig {
+    LlmBackend *model, *user, *judge; /* the evaluated model, the user simulator, the judge */
+    const Prompts *prompts;
+    const char *const *profiles;
+    int n_profiles;
+    const char *const *personalities;
+    int n_personalities;
+    int per_profile;    /* K: personalities per profile */
+    int turns;
+    int threads;        /* conversations at once */
+    uint64_t seed;
+    double temperature; /* < 0: server default */
+    int max_tokens;     /* <= 0: server default */
+    int judge_attempts; /* judge requests per turn at most (3) */
+    atomic_int *stop;   /* optional: set (Ctrl-C) to start nothing new and abandon running ones */
+    Progress *progress; /* optional: done/total counted in turns */
+} BenchConfig;
+
+/* A config with the defaults (K 5, 10 turns, 16 threads, 3 judge attempts). */
+BenchConfig bench_config_default(void);
+/* Checks the counts (too few personalities for K, no profiles, turns < 1,
+ * ...); the backends are checked by bench_run. */
+int bench_config_check(const BenchConfig *c, Err *e);
+long bench_persona_count(const BenchConfig *c);
+/* The journal key of persona i: "p<profile>-k<personality>". */
+void bench_persona_id(const BenchConfig *c, long i, char *buf, int size);
+
+typedef struct BenchOutcome {
+    long total;       /* conversations in the benchmark */
+    long done_before; /* already in the journal at start */
+    long done_now;    /* finished by this run */
+    long unfinished;  /* left for a rerun (abandoned, failed or never started) */
+    int cancelled;    /* stopped by *stop */
+} BenchOutcome;
+
+/* Runs every conversation not yet in j. Returns 0 when all are done, or -1
+ * with e set: the first request that finally failed (the backends already
+ * retried what was worth retrying), which stops the run, or ERR_CANCELLED
+ * after *stop. Either way the finished conversations are in the journal. */
+int bench_run(const BenchConfig *c, Journal *j, BenchOutcome *out, Err *e);
+
+/* results.json's measured part from the journal's records: turns[] (turn,
+ * al, n, ci95, sd, invalid), avg, ir, r2, n_ir, n_r2, the normalisation and
+ * interval definitions, judge retried/invalid counts, token usage per role,
+ * conversations done/total and "complete". NAN values are null. */
+json_t *bench_results(const BenchConfig *c, Journal *j);
+
+/* Settings guard for an output directory: writes settings to path on the
+ * first run; afterwards a different value of any key is an error naming the
+ * keys (a run resumes only with the settings it started with). */
+int bench_check_settings(const char *path, json_t *settings, Err *e);
+
+/* Writes results.json (atomically), report.md and al.svg into dir. */
+int bench_write_outputs(const char *dir, json_t *results, Err *e);
+
+#endif

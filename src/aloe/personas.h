@@ -1,0 +1,74 @@
+/* personas: grow a pool of user profiles or personalities from seeds.
+ *
+ * Each round makes `calls` generator requests (run in parallel); each shows
+ * the generator `examples` random pool members and asks for `per_call` new
+ * ones, always from the template (the reference overwrote its prompt with
+ * the model's output after round 1; we rebuild it every time). The answers
+ * are split into candidates (listparse), embedded, and taken in a fixed
+ * order: a candidate joins if its cosine similarity to every pool member,
+ * earlier candidates of the same round included, is <= threshold. The run
+ * stops at `target` members, after `max_rounds`, or when the acceptance
+ * rate over the last `floor_rounds` rounds falls below `min_acceptance`.
+ *
+ * Files, for out = FILE.jsonl:
+ *   FILE.jsonl        the pool, one JSON string per line (seeds first)
+ *   FILE.meta.jsonl   per item: index, text, source, round, nearest
+ *                     (index and text) and similarity at acceptance
+ *   FILE.state.jsonl  the durable run state: one line per finished round
+ *                     with its accepted items and their embeddings (so
+ *                     nothing is embedded twice), appended with fdatasync.
+ * FILE.jsonl and FILE.meta.jsonl are rewritten atomically from the state
+ * after every round; a killed run continues from its last finished round,
+ * and every random choice derives from (seed, round, call), so the rerun
+ * makes the same requests (answered from the request cache). */
+#ifndef ALOE_ALOE_PERSONAS_H
+#define ALOE_ALOE_PERSONAS_H
+
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include "base/err.h"
+#include "formats/jsonl.h"
+#include "llm/llm.h"
+
+typedef struct PersonasConfig {
+    const char *template_text; /* generator prompt with {examples} and {n} */
+    int target;                /* pool size to reach, seeds included */
+    int examples;              /* pool members shown per request */
+    int per_call;              /* new items asked for per request */
+    int calls;                 /* requests per round (in parallel) */
+    int max_rounds;
+    int floor_rounds;          /* window of the acceptance floor */
+    double min_acceptance;     /* accepted/candidates over the window */
+    double threshold;          /* max cosine similarity to any member */
+    uint64_t seed;
+    LlmBackend *generator, *embedder;
+    LlmParams params;          /* generator sampling (seed is set per call) */
+    const char *out_path;
+    int quiet;                 /* no progress bar */
+    atomic_int *stop;          /* set (e.g. by SIGINT) to stop after the running requests */
+} PersonasConfig;
+
+/* Defaults: threshold 0.6, 5 examples, 20 per call, 1 call per round, 1000
+ * rounds, floor 0.02 over the last 3 rounds. */
+void personas_config_default(PersonasConfig *c);
+
+typedef enum { PERSONAS_TARGET, PERSONAS_FLOOR, PERSONAS_MAX_ROUNDS, PERSONAS_CANCELLED } PersonasStop;
+
+typedef struct PersonasResult {
+    int pool_size, seeds, rounds; /* rounds finished, resumed ones included */
+    long candidates, accepted;    /* over all rounds */
+    double window_acceptance;     /* over the last floor_rounds rounds */
+    PersonasStop why;
+} PersonasResult;
+
+const char *personas_stop_name(PersonasStop s);
+
+/* Runs (or resumes) a pool growth. Returns 0 when it stopped for a reason
+ * in PersonasResult.why (cancellation is -1 with ERR_CANCELLED). */
+int personas_run(const PersonasConfig *c, const StrList *seeds, PersonasResult *r, Err *e);
+
+/* "FILE.jsonl" -> "FILE<suffix>" (e.g. ".meta.jsonl"); caller frees. */
+char *personas_sidecar_path(const char *out_path, const char *suffix);
+
+#endif

@@ -1,0 +1,218 @@
+#include "aloe/prompts.h"
+
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/mem.h"
+
+typedef struct {
+    const char *key;
+    const char *placeholders;
+    const char *text;
+} PromptDef;
+
+/* Defaults. Design notes:
+ * - The user simulator reveals only a little of the persona per turn, so that
+ *   adapting over turns is measurable (the point of the benchmark).
+ * - The inducer is told to be conservative: inventing traits the user never
+ *   showed would make the "hinted" responder worse, not better.
+ * - Judges must end with a machine-readable line; replies without one are
+ *   re-asked with PROMPT_JUDGE_REMINDER, never guessed. */
+static const PromptDef defs[PROMPT__COUNT] = {
+    [PROMPT_USER_SIMULATOR] = {
+        "user_simulator", "{profile} {personality}",
+        "You are role-playing a real person chatting with an AI assistant. Stay in character for the "
+        "whole conversation.\n\n"
+        "Who you are (your profile):\n{profile}\n\n"
+        "How you are (your personality):\n{personality}\n\n"
+        "Rules:\n"
+        "- Talk the way this person would talk to a friend: natural, casual, in your own voice. Let your "
+        "personality show in how you write, not by describing it.\n"
+        "- Reveal only a small part of your profile in each message, and only when it fits the "
+        "conversation. Never list facts about yourself, and never state your personality traits.\n"
+        "- Keep each message short: one to three sentences.\n"
+        "- React to what the assistant just said: follow up, push back, or move the topic along as this "
+        "person would.\n"
+        "- Write only your next message, with no name, label or quotation marks, and never mention that "
+        "you are role-playing."},
+    [PROMPT_USER_FIRST_TURN] = {
+        "user_first_turn", "",
+        "Start the conversation: write your first message to the assistant, about something this person "
+        "would plausibly want to talk about or ask for help with."},
+    [PROMPT_INDUCER] = {
+        "inducer", "{conversation}",
+        "Below is a conversation between a user and an AI assistant.\n\n{conversation}\n\n"
+        "From the user's own words only, infer what can be known about the user. Be conservative: include "
+        "only what the user's messages state or clearly imply, and nothing you would have to guess. If "
+        "nothing is revealed yet for a part, write \"unknown\".\n\n"
+        "Answer in exactly this form:\n"
+        "Profile: <the user's background, circumstances, interests and facts about their life>\n"
+        "Personality: <the user's traits and communication style as shown by how they write>"},
+    [PROMPT_RESPONDER_HINTED] = {
+        "responder_hinted", "{inferred_profile} {inferred_personality}",
+        "You are a helpful assistant having a conversation with a user. From the conversation so far, "
+        "this is what is known about the user:\n"
+        "Profile: {inferred_profile}\n"
+        "Personality: {inferred_personality}\n\n"
+        "Tailor your reply to this user: choose content that fits their situation and interests, and a "
+        "tone and style that suit their personality. Do not mention that you have inferred anything "
+        "about them. Reply like a person would in a chat: natural, warm and concise, at most three "
+        "sentences."},
+    [PROMPT_RESPONDER_PLAIN] = {
+        "responder_plain", "",
+        "You are a helpful assistant having a conversation with a user. Reply like a person would in a "
+        "chat: natural, warm and concise, at most three sentences."},
+    [PROMPT_EVALUATED] = {
+        "evaluated", "",
+        "You are a helpful assistant having a conversation with a user. Reply like a person would in a "
+        "chat: natural and concise, at most three sentences."},
+    [PROMPT_JUDGE_PAIR] = {
+        "judge_pair", "{profile} {personality} {conversation} {reply_a} {reply_b}",
+        "You are judging which assistant reply a particular user would prefer.\n\n"
+        "The user's profile:\n{profile}\n\n"
+        "The user's personality:\n{personality}\n\n"
+        "The conversation so far:\n{conversation}\n\n"
+        "Reply A:\n{reply_a}\n\n"
+        "Reply B:\n{reply_b}\n\n"
+        "Which reply would this user prefer? Consider whether its style suits their personality, whether "
+        "its content suits their profile, and whether it sounds human and concise. Explain briefly, then "
+        "end with a last line of exactly \"Preferred: A\" or \"Preferred: B\"."},
+    [PROMPT_JUDGE_SCORE] = {
+        "judge_score", "{profile} {personality} {user_message} {reply}",
+        "You are judging how well an assistant's reply is tailored to a particular user.\n\n"
+        "The user's profile:\n{profile}\n\n"
+        "The user's personality:\n{personality}\n\n"
+        "The user's message:\n{user_message}\n\n"
+        "The assistant's reply:\n{reply}\n\n"
+        "Rate the reply from 1 to 5:\n"
+        "5 - its style clearly fits the personality, its content fits the profile, and it is human-like "
+        "and concise;\n"
+        "4 - well tailored with small lapses;\n"
+        "3 - partly tailored, or generic but appropriate;\n"
+        "2 - mostly generic, or a poor fit in style or content;\n"
+        "1 - not tailored at all, or unfit for this user.\n"
+        "Explain briefly, then end with a last line of exactly \"Score: N\" where N is 1, 2, 3, 4 or 5."},
+    [PROMPT_JUDGE_REMINDER] = {
+        "judge_reminder", "",
+        "Your answer did not end with the required last line. Answer again, ending with a last line of "
+        "exactly the required form."},
+    [PROMPT_GENERATE_PROFILE] = {
+        "generate_profile", "{examples} {n}",
+        "Here are some descriptions of people's profiles (objective facts: age, work, family, education, "
+        "hobbies, where and how they live):\n\n{examples}\n\n"
+        "Write {n} new profiles in the same style and length, each about a different person. Make them "
+        "diverse: vary age, gender, occupation, background, family situation and interests, and do not "
+        "repeat the people above. Write one profile per line, numbered \"1. \", \"2. \" and so on, with "
+        "nothing else."},
+    [PROMPT_GENERATE_PERSONALITY] = {
+        "generate_personality", "{examples} {n}",
+        "Here are some descriptions of people's personalities (traits and how they show in behaviour):"
+        "\n\n{examples}\n\n"
+        "Write {n} new personality descriptions in the same style and length. Make them diverse: combine "
+        "different traits, including less flattering ones, and do not repeat the ones above. Write one "
+        "description per line, numbered \"1. \", \"2. \" and so on, with nothing else."},
+};
+
+const char *prompt_key(PromptId id) { return defs[id].key; }
+const char *prompt_placeholders(PromptId id) { return defs[id].placeholders; }
+
+void prompts_init_default(Prompts *p) {
+    for (int i = 0; i < PROMPT__COUNT; i++) p->text[i] = xstrdup(defs[i].text);
+}
+
+void prompts_free(Prompts *p) {
+    for (int i = 0; i < PROMPT__COUNT; i++) {
+        free(p->text[i]);
+        p->text[i] = NULL;
+    }
+}
+
+/* Checks that every {name} in text is one of the prompt's placeholders. */
+static int check_placeholders(PromptId id, const char *text, const char *path, Err *e) {
+    const char *allowed = defs[id].placeholders;
+    for (const char *s = text; *s; s++) {
+        if (s[0] == '{' && s[1] == '{') {
+            s++;
+            continue;
+        }
+        if (*s != '{') continue;
+        const char *end = strchr(s, '}');
+        if (!end) break;
+        char name[64];
+        size_t n = (size_t)(end - s + 1);
+        if (n >= sizeof name) continue;
+        memcpy(name, s, n);
+        name[n] = 0;
+        if (!strstr(allowed, name))
+            return err_set(e, ERR_PARSE, "%s: prompt \"%s\" uses %s; it can use: %s", path, defs[id].key, name,
+                           *allowed ? allowed : "no placeholders");
+        s = end;
+    }
+    return 0;
+}
+
+int prompts_load(Prompts *p, const char *path, Err *e) {
+    json_error_t jerr;
+    json_t *root = json_load_file(path, 0, &jerr);
+    if (!root) return err_set(e, ERR_PARSE, "%s:%d:%d: %s", path, jerr.line, jerr.column, jerr.text);
+    if (!json_is_object(root)) {
+        json_decref(root);
+        return err_set(e, ERR_PARSE, "%s: expected a JSON object of prompt texts", path);
+    }
+    const char *key;
+    json_t *v;
+    json_object_foreach(root, key, v) {
+        int id = -1;
+        for (int i = 0; i < PROMPT__COUNT; i++)
+            if (!strcmp(defs[i].key, key)) id = i;
+        if (id < 0) {
+            StrBuf known;
+            sb_init(&known);
+            for (int i = 0; i < PROMPT__COUNT; i++) sb_printf(&known, "%s%s", i ? ", " : "", defs[i].key);
+            err_set(e, ERR_PARSE, "%s: unknown prompt \"%s\" (known: %s)", path, key, known.s);
+            sb_free(&known);
+            json_decref(root);
+            return -1;
+        }
+        if (!json_is_string(v)) {
+            json_decref(root);
+            return err_set(e, ERR_PARSE, "%s: prompt \"%s\": expected a string", path, key);
+        }
+        if (check_placeholders(id, json_string_value(v), path, e)) {
+            json_decref(root);
+            return -1;
+        }
+        free(p->text[id]);
+        p->text[id] = xstrdup(json_string_value(v));
+    }
+    json_decref(root);
+    return 0;
+}
+
+char *prompt_fill(const char *tmpl, const char *const *vars) {
+    StrBuf b;
+    sb_init(&b);
+    for (const char *s = tmpl; *s;) {
+        if ((s[0] == '{' && s[1] == '{') || (s[0] == '}' && s[1] == '}')) {
+            sb_appendc(&b, s[0]);
+            s += 2;
+            continue;
+        }
+        if (*s == '{') {
+            const char *end = strchr(s, '}');
+            const char *val = NULL;
+            if (end)
+                for (int i = 0; vars && vars[i]; i += 2)
+                    if (strlen(vars[i]) == (size_t)(end - s - 1) && !strncmp(vars[i], s + 1, (size_t)(end - s - 1)))
+                        val = vars[i + 1];
+            if (val) {
+                sb_append(&b, val);
+                s = end + 1;
+                continue;
+            }
+        }
+        sb_appendc(&b, *s++);
+    }
+    return sb_take(&b);
+}

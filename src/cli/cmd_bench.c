@@ -1,0 +1,327 @@
+/* aloe bench: wiring of the ALOE benchmark (aloe/bench.h) to flags, files,
+ * endpoints, the request cache, progress and Ctrl-C. */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "aloe/bench.h"
+#include "aloe/journal.h"
+#include "aloe/prompts.h"
+#include "base/fileio.h"
+#include "base/log.h"
+#include "base/mem.h"
+#include "base/progress.h"
+#include "base/sha256.h"
+#include "cli/args.h"
+#include "cli/commands.h"
+#include "formats/jsonl.h"
+#include "llm/cache.h"
+#include "llm/open.h"
+
+/* Set by the first Ctrl-C; the second one kills the process (SA_RESETHAND). */
+static atomic_int interrupted;
+
+static void on_sigint(int sig) {
+    (void)sig;
+    atomic_store(&interrupted, 1);
+}
+
+typedef struct {
+    const char *model, *user_model, *judge_model, *profiles, *personalities, *out;
+    const char *base_url, *user_base_url, *judge_base_url;
+    const char *key_env, *user_key_env, *judge_key_env;
+    const char *prompts_file;
+    int per_profile, turns, threads, max_tokens, retries, quiet, no_cache;
+    long seed;
+    double temperature, timeout;
+} Opts;
+
+/* The base URL a role will use, as llm_open resolves it (for the records). */
+static const char *resolve_base(const char *role_url, const char *url) {
+    if (role_url && *role_url) return role_url;
+    if (url && *url) return url;
+    const char *env = getenv("OPENAI_BASE_URL");
+    return env && *env ? env : LLM_DEFAULT_BASE_URL;
+}
+
+/* Opens one role's backend; the key comes only from the environment. */
+static LlmBackend *open_role(const char *role, const char *model, const char *base, const char *key_env,
+                             int key_env_given, const Opts *o, LlmCache *cache, Err *e) {
+    const char *key = getenv(key_env);
+    if (key_env_given && !(key && *key))
+        return err_set(e, ERR_ARG, "%s: the API key variable $%s is not set", role, key_env), NULL;
+    LlmRoleConfig cfg = {.role = role, .model = model, .base_url = base, .api_key = key, .timeout_s = o->timeout,
+                         .max_retries = o->retries};
+    return llm_open(&cfg, cache, e);
+}
+
+static int file_digest(const char *path, char hex[65], Err *e) {
+    char *data;
+    size_t len;
+    if (file_read_all(path, &data, &len, e)) return -1;
+    sha256_hex(data, len, hex);
+    free(data);
+    return 0;
+}
+
+/* The settings a run is resumed only with (run.json). Endpoints, -j, time-outs
+ * and the cache may change between sessions: they do not change the answers
+ * a benchmark asks for. */
+static json_t *run_settings(const Opts *o, const Prompts *prompts, Err *e) {
+    char hp[65], hq[65], hprompts[65];
+    if (file_digest(o->profiles, hp, e) || file_digest(o->personalities, hq, e)) return NULL;
+    Sha256 s;
+    sha256_init(&s);
+    for (int i = 0; i < PROMPT__COUNT; i++) sha256_update(&s, prompts->text[i], strlen(prompts->text[i]) + 1);
+    uint8_t d[32];
+    sha256_final(&s, d);
+    sha256_to_hex(d, hprompts);
+    return json_pack("{s:s, s:s, s:s, s:s, s:s, s:i, s:i, s:I, s:f, s:i, s:s, s:i}", "model", o->model,
+                     "user_model", o->user_model, "judge_model", o->judge_model, "profiles_sha256", hp,
+                     "personalities_sha256", hq, "personalities_per_profile", o->per_profile, "turns", o->turns,
+                     "seed", (json_int_t)o->seed, "temperature", o->temperature, "max_tokens", o->max_tokens,
+                     "prompts_sha256", hprompts, "judge_attempts", 3);
+}
+
+static json_t *stats_json(LlmBackend *b) {
+    return json_pack("{s:I, s:I, s:I, s:I, s:I, s:I}", "requests", (json_int_t)atomic_load(&b->stats.requests),
+                     "cache_hits", (json_int_t)atomic_load(&b->stats.cache_hits), "retries",
+                     (json_int_t)atomic_load(&b->stats.retries), "errors", (json_int_t)atomic_load(&b->stats.errors),
+                     "prompt_tokens", (json_int_t)atomic_load(&b->stats.prompt_tokens), "completion_tokens",
+                     (json_int_t)atomic_load(&b->stats.completion_tokens));
+}
+
+/* Everything results.json records beyond the measurements. */
+static void add_run_info(json_t *r, const Opts *o, const BenchConfig *c, json_t *settings, double wall) {
+    json_object_set_new(r, "models",
+                        json_pack("{s:s, s:s, s:s}", "model", o->model, "user", o->user_model, "judge", o->judge_model));
+    json_object_set_new(
+        r, "endpoints",
+        json_pack("{s:{s:s, s:s}, s:{s:s, s:s}, s:{s:s, s:s}}", "model", "base_url",
+                  resolve_base(o->base_url, NULL), "api_key_env", o->key_env, "user", "base_url",
+                  resolve_base(o->user_base_url, o->base_url), "api_key_env",
+                  o->user_key_env ? o->user_key_env : o->key_env, "judge", "base_url",
+                  resolve_base(o->judge_base_url, o->base_url), "api_key_env",
+                  o->judge_key_env ? o->judge_key_env : o->key_env));
+    json_t *s = json_deep_copy(settings);
+    json_object_set_new(s, "profiles", json_string(o->profiles));
+    json_object_set_new(s, "personalities", json_string(o->personalities));
+    json_object_set_new(s, "threads", json_integer(o->threads));
+    json_object_set_new(s, "timeout_s", json_real(o->timeout));
+    json_object_set_new(s, "retries", json_integer(o->retries));
+    json_object_set_new(s, "cache", json_boolean(!o->no_cache));
+    json_object_set_new(r, "settings", s);
+    json_t *pr = json_object();
+    static const PromptId used[] = {PROMPT_USER_SIMULATOR, PROMPT_USER_FIRST_TURN, PROMPT_EVALUATED,
+                                    PROMPT_JUDGE_SCORE, PROMPT_JUDGE_REMINDER};
+    for (size_t i = 0; i < sizeof used / sizeof *used; i++)
+        json_object_set_new(pr, prompt_key(used[i]), json_string(c->prompts->text[used[i]]));
+    json_object_set_new(r, "prompts", pr);
+    /* This session only: a resumed run's earlier sessions are not counted. */
+    json_object_set_new(r, "session",
+                        json_pack("{s:f, s:{s:o, s:o, s:o}}", "wall_s", wall, "requests", "model",
+                                  stats_json(c->model), "user", stats_json(c->user), "judge", stats_json(c->judge)));
+}
+
+static const char *flag_help_key =
+    "name of the environment variable holding the API key (keys are never read from flags or written out)";
+
+int cmd_bench(int argc, char **argv) {
+    Opts o = {.per_profile = 5, .turns = 10, .threads = 16, .seed = 0, .temperature = -1, .max_tokens = 0,
+              .timeout = 300, .retries = 8, .key_env = "OPENAI_API_KEY"};
+    ArgSpec specs[] = {
+        {"--model", NULL, ARG_STR, &o.model, "M", "the evaluated model", 1, 0},
+        {"--user-model", NULL, ARG_STR, &o.user_model, "U", "the user simulator", 1, 0},
+        {"--judge-model", NULL, ARG_STR, &o.judge_model, "J", "the judge", 1, 0},
+        {"--profiles", NULL, ARG_STR, &o.profiles, "F", "JSONL of profile strings", 1, 0},
+        {"--personalities", NULL, ARG_STR, &o.personalities, "F", "JSONL of personality strings", 1, 0},
+        {"--out", NULL, ARG_STR, &o.out, "DIR", "output directory (resumable)", 1, 0},
+        {"--personalities-per-profile", NULL, ARG_INT, &o.per_profile, "K",
+         "pair each profile with the first K personalities", 0, 0},
+        {"--turns", NULL, ARG_INT, &o.turns, "N", "turns per conversation", 0, 0},
+        {"--jobs", "-j", ARG_INT, &o.threads, "N", "conversations at once", 0, 0},
+        {"--seed", NULL, ARG_LONG, &o.seed, "S", "seed of every request's sampling seed", 0, 0},
+        {"--base-url", NULL, ARG_STR, &o.base_url, "URL", "endpoint of every role (default $OPENAI_BASE_URL)", 0, 0},
+        {"--user-base-url", NULL, ARG_STR, &o.user_base_url, "URL", "endpoint of the user simulator", 0, 0},
+        {"--judge-base-url", NULL, ARG_STR, &o.judge_base_url, "URL", "endpoint of the judge", 0, 0},
+        {"--api-key-env", NULL, ARG_STR, &o.key_env, "NAME", flag_help_key, 0, 0},
+        {"--user-api-key-env", NULL, ARG_STR, &o.user_key_env, "NAME", "the same for the user simulator", 0, 0},
+        {"--judge-api-key-env", NULL, ARG_STR, &o.judge_key_env, "NAME", "the same for the judge", 0, 0},
+        {"--temperature", NULL, ARG_DOUBLE, &o.temperature, "T", "sampling temperature (negative: server default)",
+         0, 0},
+        {"--max-tokens", NULL, ARG_INT, &o.max_tokens, "N", "reply length limit (0: server default)", 0, 0},
+        {"--prompts", NULL, ARG_STR, &o.prompts_file, "FILE", "JSON object overriding role prompts", 0, 0},
+        {"--timeout", NULL, ARG_DOUBLE, &o.timeout, "S", "per-request time-out in seconds", 0, 0},
+        {"--retries", NULL, ARG_INT, &o.retries, "N", "retries of a failed request (429, 5xx, time-outs)", 0, 0},
+        {"--quiet", "-q", ARG_FLAG, &o.quiet, NULL, "no progress output", 0, 0},
+        {"--no-cache", NULL, ARG_FLAG, &o.no_cache, NULL, "do not keep answers in DIR/requests.sqlite", 0, 0},
+        {NULL, NULL, 0, NULL, NULL, NULL, 0, 0}};
+    ArgCommand cmd = {
+        "bench", "--model M --user-model U --judge-model J --profiles F --personalities F --out DIR [options]",
+        "The ALOE benchmark: every profile paired with each of the first K personalities, one conversation of N "
+        "turns per persona with a user simulator; after each turn the judge scores the reply 1-5. Writes "
+        "DIR/results.json (AL(k) with 95% t-intervals, AVG, IR, R2, N-IR, N-R2), DIR/dialogues.jsonl, "
+        "DIR/report.md and DIR/al.svg. Interrupted or killed, the same command resumes where it stopped.",
+        "aloe bench --model my-model --user-model gpt-4o --judge-model gpt-4o --profiles profile_eval.jsonl "
+        "--personalities personality_eval.jsonl -j 64 --out runs/my-model",
+        0, 0};
+    Err e = {0};
+    char **pos = xcalloc((size_t)argc + 1, sizeof *pos);
+    int npos = 0;
+    int rc = args_parse(&cmd, specs, argc, argv, pos, &npos, &e);
+    free(pos);
+    if (rc) return rc > 0 ? 0 : cli_fail(&e);
+    if (o.quiet) log_set_level(LOG_WARN);
+
+    StrList profiles = {0}, personalities = {0};
+    Prompts prompts;
+    prompts_init_default(&prompts);
+    LlmCache *cache = NULL;
+    LlmBackend *model = NULL, *user = NULL, *judge = NULL;
+    Journal *journal = NULL;
+    json_t *settings = NULL;
+    char *path = NULL;
+    int status = 1;
+    if (jsonl_read_strings(o.profiles, &profiles, &e) || jsonl_read_strings(o.personalities, &personalities, &e) ||
+        (o.prompts_file && prompts_load(&prompts, o.prompts_file, &e))) {
+        status = cli_fail(&e);
+        goto done;
+    }
+    BenchConfig c = bench_config_default();
+    c.prompts = &prompts;
+    c.profiles = (const char *const *)profiles.items;
+    c.n_profiles = profiles.n;
+    c.personalities = (const char *const *)personalities.items;
+    c.n_personalities = personalities.n;
+    c.per_profile = o.per_profile;
+    c.turns = o.turns;
+    c.threads = o.threads;
+    c.seed = (uint64_t)o.seed;
+    c.temperature = o.temperature;
+    c.max_tokens = o.max_tokens;
+    c.stop = &interrupted;
+    if (bench_config_check(&c, &e)) {
+        if (strstr(e.msg, "too few personalities")) err_wrap(&e, "%s", o.personalities);
+        status = cli_fail(&e);
+        goto done;
+    }
+    if (!(settings = run_settings(&o, &prompts, &e)) || file_mkdirs(o.out, &e)) {
+        status = cli_fail(&e);
+        goto done;
+    }
+    path = path_join(o.out, "run.json");
+    if (bench_check_settings(path, settings, &e)) {
+        status = cli_fail(&e);
+        goto done;
+    }
+    free(path);
+    path = NULL;
+    if (!o.no_cache) {
+        path = path_join(o.out, "requests.sqlite");
+        if (llm_cache_open(path, &cache, &e)) {
+            status = cli_fail(&e);
+            goto done;
+        }
+        free(path);
+        path = NULL;
+    }
+    const ArgSpec *ue = args_find(specs, "--user-api-key-env"), *je = args_find(specs, "--judge-api-key-env");
+    model = open_role("model", o.model, o.base_url, o.key_env, args_find(specs, "--api-key-env")->seen, &o, cache, &e);
+    if (model)
+        user = open_role("user", o.user_model, o.user_base_url ? o.user_base_url : o.base_url,
+                         o.user_key_env ? o.user_key_env : o.key_env, ue->seen, &o, cache, &e);
+    if (user)
+        judge = open_role("judge", o.judge_model, o.judge_base_url ? o.judge_base_url : o.base_url,
+                          o.judge_key_env ? o.judge_key_env : o.key_env, je->seen, &o, cache, &e);
+    if (!judge) {
+        status = cli_fail(&e);
+        goto done;
+    }
+    c.model = model;
+    c.user = user;
+    c.judge = judge;
+    path = path_join(o.out, "dialogues.jsonl");
+    if (!(journal = journal_open(path, "id", &e))) {
+        status = cli_fail(&e);
+        goto done;
+    }
+
+    Progress prog;
+    progress_start(&prog, "bench", bench_persona_count(&c) * c.turns, 0, o.quiet);
+    LlmBackend *roles[3] = {model, user, judge};
+    for (int i = 0; i < 3; i++) {
+        roles[i]->live_requests = &prog.requests;
+        roles[i]->live_tokens = &prog.tokens;
+        roles[i]->live_retries = &prog.retries;
+        roles[i]->live_errors = &prog.errors;
+    }
+    c.progress = &prog;
+    struct sigaction sa = {0}, old_sa;
+    sa.sa_handler = on_sigint;
+    sa.sa_flags = SA_RESETHAND;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, &old_sa);
+    double t0 = now_seconds();
+    BenchOutcome out;
+    Err run_err = {0};
+    int run_rc = bench_run(&c, journal, &out, &run_err);
+    double wall = now_seconds() - t0;
+    sigaction(SIGINT, &old_sa, NULL);
+    progress_stop(&prog);
+    for (int i = 0; i < 3; i++)
+        roles[i]->live_requests = roles[i]->live_tokens = roles[i]->live_retries = roles[i]->live_errors = NULL;
+
+    /* Results for what is done, whatever happened. */
+    json_t *res = bench_results(&c, journal);
+    add_run_info(res, &o, &c, settings, wall);
+    if (bench_write_outputs(o.out, res, &e)) {
+        json_decref(res);
+        status = cli_fail(&e);
+        goto done;
+    }
+    long done_n = out.done_before + out.done_now;
+    if (run_rc) {
+        if (run_err.code == ERR_CANCELLED)
+            err_set(&run_err, ERR_CANCELLED, "interrupted");
+        fprintf(stderr,
+                "aloe: error: %s\naloe: %ld of %ld conversations done; partial results in %s/results.json. "
+                "Run the same command again to resume.\n",
+                run_err.msg, done_n, out.total, o.out);
+        status = run_err.code == ERR_CANCELLED ? 130 : 1;
+    } else {
+        printf("ALOE benchmark of %s: %ld conversations x %d turns\n", o.model, out.total, c.turns);
+        json_t *t;
+        size_t i;
+        printf("AL(k):");
+        json_array_foreach(json_object_get(res, "turns"), i, t) {
+            json_t *al = json_object_get(t, "al");
+            if (json_is_number(al))
+                printf(" %.2f", json_number_value(al));
+            else
+                printf(" -");
+        }
+        json_t *judge_counts = json_object_get(res, "judge");
+        printf("\nAVG %.3f  IR %.4f  R2 %.3f  N-IR %.4f  (judge: %lld retried, %lld invalid)\n",
+               json_number_value(json_object_get(res, "avg")), json_number_value(json_object_get(res, "ir")),
+               json_number_value(json_object_get(res, "r2")), json_number_value(json_object_get(res, "n_ir")),
+               (long long)json_integer_value(json_object_get(judge_counts, "retried")),
+               (long long)json_integer_value(json_object_get(judge_counts, "invalid")));
+        printf("results: %s/results.json  report: %s/report.md  chart: %s/al.svg\n", o.out, o.out, o.out);
+        status = 0;
+    }
+    json_decref(res);
+
+done:
+    journal_close(journal);
+    llm_free(model);
+    llm_free(user);
+    llm_free(judge);
+    llm_cache_close(cache);
+    json_decref(settings);
+    free(path);
+    prompts_free(&prompts);
+    strlist_free(&profiles);
+    strlist_free(&personalities);
+    return status;
+}

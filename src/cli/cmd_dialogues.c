@@ -1,0 +1,141 @@
+/* aloe dialogues: preference conversation trees (wiring only; see aloe/dialogues.h). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "aloe/dialogues.h"
+#include "aloe/personas.h"
+#include "base/log.h"
+#include "base/mem.h"
+#include "cli/commands.h"
+#include "cli/gen_roles.h"
+#include "llm/cache.h"
+
+static const ArgCommand CMD = {
+    "dialogues",
+    "--profiles F --personalities F --user-model M --inducer-model M --responder-model M --judge-model M "
+    "--out FILE.jsonl [options]",
+    "Generates multi-turn preference conversation trees. For each persona (each profile --passes times with a "
+    "random personality, or the first --num of that sequence) a user simulator role-plays the persona for "
+    "--turns turns; each turn an inducer infers what the user has revealed, a responder given that hint and "
+    "one without it reply, and a judge who knows the persona picks the preferred reply, asked in both orders "
+    "(A/B swapped). A disagreement is recorded in meta (and the pair dropped with --drop-disagreements). The "
+    "conversation goes on with one of the two replies at random (`chosen`). Output: one JSON tree per line "
+    "(profile, personality, conversations[] with user, assistant.preferred/rejected, chosen, inferred_profile, "
+    "inferred_personality; meta). Requests are cached in FILE.requests.sqlite; rerun the same command to "
+    "resume.",
+    "aloe dialogues --profiles profiles.jsonl --personalities personalities.jsonl --passes 10 "
+    "--user-model gpt-4o-mini --inducer-model gpt-4o-mini --responder-model llama3 --judge-model gpt-4o "
+    "-j 32 --out trees.jsonl",
+    0, 0};
+
+enum { R_USER, R_INDUCER, R_RESPONDER, R_HINTED, R_PLAIN, R_JUDGE, R__COUNT };
+
+int cmd_dialogues(int argc, char **argv) {
+    const char *profiles_path = NULL, *personalities_path = NULL, *out = NULL, *prompts_path = NULL,
+               *cache_path = NULL;
+    int passes = 0, quiet = 0, max_tokens = 0;
+    long num = 0, seed = 0;
+    double temperature = -1;
+    DialoguesConfig dc;
+    dialogues_config_default(&dc);
+    GenRole roles[R__COUNT] = {
+        {.name = "user", .help = "the user simulator"},
+        {.name = "inducer", .help = "the inducer (infers the revealed persona)"},
+        {.name = "responder", .help = "both responders"},
+        {.name = "hinted", .help = "the responder given the inferred persona (default: --responder-model)"},
+        {.name = "plain", .help = "the responder without it (default: --responder-model)"},
+        {.name = "judge", .help = "the pairwise judge"},
+    };
+    GenConn conn = {.timeout_s = 300, .retries = 8};
+    ArgSpec specs[64] = {
+        {"--profiles", NULL, ARG_STR, &profiles_path, "FILE", "profiles, JSONL of strings", 1, 0},
+        {"--personalities", NULL, ARG_STR, &personalities_path, "FILE", "personalities, JSONL of strings", 1, 0},
+        {"--turns", NULL, ARG_INT, &dc.turns, "N", "turns per conversation", 0, 0},
+        {"--passes", NULL, ARG_INT, &passes, "P", "each profile P times with a random personality (default 1)", 0,
+         0},
+        {"--num", NULL, ARG_LONG, &num, "N", "the first N conversations of that sequence instead", 0, 0},
+        {"--seed", NULL, ARG_LONG, &seed, "S", "seed of every random choice", 0, 0},
+        {"--jobs", "-j", ARG_INT, &dc.jobs, "N", "conversations in flight", 0, 0},
+        {"--drop-disagreements", NULL, ARG_FLAG, &dc.drop_disagreements, NULL,
+         "drop the pair of a turn whose two judge orders disagree", 0, 0},
+        {"--judge-retries", NULL, ARG_INT, &dc.judge_retries, "N", "reminders after a judge reply without a verdict",
+         0, 0},
+        {"--temperature", NULL, ARG_DOUBLE, &temperature, "T", "temperature of every role (< 0: server default)", 0,
+         0},
+        {"--max-tokens", NULL, ARG_INT, &max_tokens, "N", "max_tokens of every role (0: server default)", 0, 0},
+        {"--prompts", NULL, ARG_STR, &prompts_path, "FILE", "JSON object overriding role prompts", 0, 0},
+        {"--out", "-o", ARG_STR, &out, "FILE.jsonl", "the trees", 1, 0},
+        {"--cache", NULL, ARG_STR, &cache_path, "FILE", "request cache (default: FILE.requests.sqlite)", 0, 0},
+        {"--quiet", "-q", ARG_FLAG, &quiet, NULL, "no progress bar", 0, 0},
+    };
+    int k = 0;
+    while (specs[k].name) k++;
+    k += genrole_specs(roles, R__COUNT, specs + k, NULL);
+    k += genrole_conn_specs(&conn, specs + k);
+
+    char *pos[1];
+    int npos;
+    Err e = {0};
+    int rc = args_parse(&CMD, specs, argc, argv, pos, &npos, &e);
+    if (rc) return rc > 0 ? 0 : cli_fail(&e);
+    if (args_find(specs, "--passes")->seen && args_find(specs, "--num")->seen) {
+        err_set(&e, ERR_ARG, "aloe dialogues: give --passes P or --num N, not both");
+        return cli_fail(&e);
+    }
+    if (!passes && !num) passes = 1;
+    if (quiet) log_set_level(LOG_WARN);
+
+    StrList profiles = {0}, personalities = {0};
+    Prompts prompts;
+    prompts_init_default(&prompts);
+    char *cache_owned = cache_path ? NULL : personas_sidecar_path(out, ".requests.sqlite");
+    LlmCache *cache = NULL;
+    LlmBackend *b[R__COUNT] = {0};
+    DialoguePlan plan = {0};
+    rc = jsonl_read_strings(profiles_path, &profiles, &e);
+    if (!rc) rc = jsonl_read_strings(personalities_path, &personalities, &e);
+    if (!rc && prompts_path) rc = prompts_load(&prompts, prompts_path, &e);
+    if (!rc) rc = dialogues_plan(&plan, profiles.n, personalities.n, passes, num, (uint64_t)seed, &e);
+    if (!rc) rc = llm_cache_open(cache_path ? cache_path : cache_owned, &cache, &e);
+    for (int i = 0; !rc && i < R__COUNT; i++) {
+        if (i == R_RESPONDER) continue;
+        const GenRole *fallback = i == R_HINTED || i == R_PLAIN ? &roles[R_RESPONDER] : NULL;
+        if (!(b[i] = genrole_open(&roles[i], fallback, &conn, cache, &e))) rc = -1;
+    }
+    DialoguesResult res = {0};
+    if (!rc) {
+        dc.prompts = &prompts;
+        dc.seed = (uint64_t)seed;
+        dc.quiet = quiet;
+        dc.params.temperature = temperature;
+        dc.params.max_tokens = max_tokens;
+        dc.user = b[R_USER], dc.inducer = b[R_INDUCER], dc.hinted = b[R_HINTED], dc.plain = b[R_PLAIN],
+        dc.judge = b[R_JUDGE];
+        dc.out_path = out;
+        dc.stop = genrole_stop_on_signal();
+        rc = dialogues_run(&dc, &profiles, &personalities, &plan, &res, &e);
+    }
+    int status = 0;
+    if (rc && e.code == ERR_CANCELLED) {
+        fprintf(stderr, "aloe dialogues: %s\n", e.msg);
+        status = 130;
+    } else if (rc) {
+        status = cli_fail(&e);
+        if (res.done > res.done_before)
+            fprintf(stderr, "aloe dialogues: %ld of %ld conversations are saved in %s; rerun to resume\n", res.done,
+                    res.total, out);
+    } else {
+        printf("%s: %ld conversations of %d turns (%ld resumed from an earlier run); %ld judge disagreements%s\n",
+               out, res.total, dc.turns, res.done_before, res.disagreements,
+               dc.drop_disagreements ? " (pairs dropped)" : " (pairs kept, marked in meta)");
+    }
+    for (int i = 0; i < R__COUNT; i++) llm_free(b[i]);
+    llm_cache_close(cache);
+    dialogues_plan_free(&plan);
+    prompts_free(&prompts);
+    strlist_free(&profiles);
+    strlist_free(&personalities);
+    free(cache_owned);
+    return status;
+}

@@ -1,0 +1,47 @@
+/* gen_roles: flags and wiring shared by `aloe personas` and `aloe dialogues`:
+ * one model / base URL / key variable per LLM role, the request cache, and
+ * a Ctrl-C that stops a run cleanly (the run then resumes). */
+#ifndef ALOE_CLI_GEN_ROLES_H
+#define ALOE_CLI_GEN_ROLES_H
+
+#include <stdatomic.h>
+
+#include "cli/args.h"
+#include "llm/cache.h"
+#include "llm/llm.h"
+
+typedef struct GenRole {
+    const char *name;      /* "judge": flags --judge-model, --judge-base-url, --judge-api-key-env */
+    const char *help;      /* "the judge model" */
+    const char *model, *base_url, *key_env;
+    char flag_model[48], flag_url[48], flag_key[48];
+    char help_model[128], help_url[128], help_key[128];
+} GenRole;
+
+/* Common connection settings for every role. */
+typedef struct GenConn {
+    const char *base_url, *key_env;
+    double timeout_s;
+    int retries;
+} GenConn;
+
+/* Writes the three flags of each role into specs (3 per role) and returns
+ * how many were written. `model_flag` overrides the model flag's name for
+ * the first role (e.g. "--model"), NULL for the standard name. */
+int genrole_specs(GenRole *roles, int n, ArgSpec *specs, const char *model_flag);
+/* Writes --base-url, --api-key-env, --timeout, --retries. Returns 4. */
+int genrole_conn_specs(GenConn *c, ArgSpec *specs);
+
+/* Opens a role's backend (through the cache when given). A role without
+ * its own model takes fallback's (may be NULL). */
+LlmBackend *genrole_open(const GenRole *r, const GenRole *fallback, const GenConn *c, LlmCache *cache, Err *e);
+
+/* Installs a SIGINT/SIGTERM handler that sets the returned flag (a second
+ * Ctrl-C exits at once). */
+atomic_int *genrole_stop_on_signal(void);
+
+/* data/seeds/<kind>.jsonl next to the working directory or the binary;
+ * caller frees, NULL if not found. */
+char *genrole_default_seeds(const char *kind);
+
+#endif

@@ -1,0 +1,58 @@
+/* backward: the backward pass of each decoder operation, beside the forward
+ * it undoes (llm.c style). The forwards are the engine's kernels
+ * (kernels/ops.h, kernels/matmul.h) except causal attention, whose training
+ * forward here keeps the attention probabilities the backward needs.
+ *
+ * Convention (llm.c's): every backward ACCUMULATES (+=) into its input and
+ * parameter gradients, so a tensor used twice (a tied embedding, a residual
+ * stream) just receives two contributions; the caller zeroes gradients
+ * before a backward pass. Arrays are row-major float32; T rows = tokens. */
+#ifndef ALOE_TRAIN_BACKWARD_H
+#define ALOE_TRAIN_BACKWARD_H
+
+#include "kernels/ops.h"
+#include "kernels/threads.h"
+
+/* y[T][out] = x[T][in] · W[out][in]ᵀ (+ b). Forward: matmul_forward. */
+/* dx[T][in] += dy·W;  dW[out][in] += dyᵀ·x;  db[out] += Σ_t dy[t]. dx, dW
+ * and db may each be NULL (first layer; frozen weights under LoRA). Split
+ * over the pool's threads. */
+void linear_backward(ThreadPool *tp, float *dx, float *dW, float *db, const float *dy, const float *x,
+                     const float *W, int T, int in, int out);
+
+/* y = x / sqrt(mean(x²) + eps) * w per row (rmsnorm_forward).
+ * dx += ∂/∂x, dw += ∂/∂w (dw may be NULL: frozen), recomputing the row's
+ * scale from x. */
+void rmsnorm_backward(float *dx, float *dw, const float *dy, const float *x, const float *w, int n, int dim,
+                      float eps);
+
+/* RoPE is a rotation by angle pos·inv_freq; its backward rotates the
+ * gradient back by the same angle, in place (same pairing as rope_forward). */
+void rope_backward(float *dx, int n_heads, int head_dim, int pos, const float *inv_freq, int interleaved);
+
+/* out = silu(gate) * up (swiglu_forward). */
+void swiglu_backward(float *dgate, float *dup, const float *dout, const float *gate, const float *up, long n);
+
+/* Embedding lookup x[t] = E[ids[t]]: dE[ids[t]] += dx[t]. */
+void embedding_backward(float *dE, const float *dx, const int *ids, int T, int dim);
+
+/* Causal grouped-query self-attention over T tokens holding one or more
+ * packed sequences. q [T][H·D], k and v [T][KV·D] (after RoPE); head h reads
+ * kv head h / (H / KV). Token t attends to tokens seg_start[t]..t, where
+ * seg_start[t] is the index of the first token of t's sequence (NULL: one
+ * sequence, all 0). out [T][H·D]; att [H][T][T] keeps the softmax
+ * probabilities (zero outside the attended range) for the backward. */
+typedef struct AttnDims {
+    int T, n_heads, n_kv_heads, head_dim;
+    const int *seg_start;
+} AttnDims;
+
+void attn_train_forward(ThreadPool *tp, float *out, float *att, const float *q, const float *k, const float *v,
+                        const AttnDims *d);
+/* dq += ∂/∂q, dk += ∂/∂k, dv += ∂/∂v from dout, using att from the forward.
+ * Split over key/value heads (a group's query heads add into the same dk/dv
+ * rows), so it uses at most n_kv_heads threads. */
+void attn_train_backward(ThreadPool *tp, float *dq, float *dk, float *dv, const float *dout, const float *att,
+                         const float *q, const float *k, const float *v, const AttnDims *d);
+
+#endif

@@ -1,0 +1,516 @@
+#include "train/decoder_train.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/fileio.h"
+#include "base/mem.h"
+#include "formats/safetensors.h"
+#include "kernels/matmul.h"
+#include "kernels/ops.h"
+#include "train/backward.h"
+
+/* ---- parameter layout ---- */
+
+/* Walks the tensors in a fixed order. With record set it appends each to
+ * m->tensors (assigning offsets); otherwise it points each slot of w at
+ * base + the tensor's offset. One walk serves both, so the table and the
+ * pointer structs can never disagree. */
+typedef struct Walk {
+    TrainDecoder *m;
+    float *base;
+    int record, idx;
+} Walk;
+
+static void walk_add(Walk *k, float **slot, const char *name, int64_t rows, int64_t cols, int ndim) {
+    TrainDecoder *m = k->m;
+    if (k->record) {
+        m->tensors = xrealloc(m->tensors, (size_t)(m->n_tensors + 1) * sizeof *m->tensors);
+        TdTensor *t = &m->tensors[m->n_tensors++];
+        snprintf(t->name, sizeof t->name, "%s", name);
+        t->rows = rows, t->cols = cols, t->ndim = ndim;
+        t->offset = m->n_params;
+        t->numel = (size_t)(rows * cols);
+        m->n_params += t->numel;
+    } else {
+        *slot = k->base + m->tensors[k->idx].offset;
+    }
+    k->idx++;
+}
+
+static void walk_layer(Walk *k, TdLayer *L, int l) {
+    const ModelConfig *c = &k->m->cfg;
+    const int C = c->hidden_size, D = c->head_dim, HD = c->n_heads * D, KD = c->n_kv_heads * D, F = c->intermediate_size;
+    const int qkv_bias = c->attention_bias, o_bias = c->attention_bias && c->arch != ARCH_QWEN2;
+    char n[96];
+#define ADD(slot, suffix, rows, cols, ndim)                             \
+    do {                                                                \
+        snprintf(n, sizeof n, "model.layers.%d.%s", l, suffix);         \
+        walk_add(k, &L->slot, n, rows, cols, ndim);                     \
+    } while (0)
+    ADD(attn_norm, "input_layernorm.weight", 1, C, 1);
+    ADD(wq, "self_attn.q_proj.weight", HD, C, 2);
+    if (qkv_bias) ADD(bq, "self_attn.q_proj.bias", 1, HD, 1);
+    ADD(wk, "self_attn.k_proj.weight", KD, C, 2);
+    if (qkv_bias) ADD(bk, "self_attn.k_proj.bias", 1, KD, 1);
+    ADD(wv, "self_attn.v_proj.weight", KD, C, 2);
+    if (qkv_bias) ADD(bv, "self_attn.v_proj.bias", 1, KD, 1);
+    ADD(wo, "self_attn.o_proj.weight", C, HD, 2);
+    if (o_bias) ADD(bo, "self_attn.o_proj.bias", 1, C, 1);
+    if (c->qk_norm) {
+        ADD(q_norm, "self_attn.q_norm.weight", 1, D, 1);
+        ADD(k_norm, "self_attn.k_norm.weight", 1, D, 1);
+    }
+    ADD(mlp_norm, "post_attention_layernorm.weight", 1, C, 1);
+    ADD(wgate, "mlp.gate_proj.weight", F, C, 2);
+    ADD(wup, "mlp.up_proj.weight", F, C, 2);
+    ADD(wdown, "mlp.down_proj.weight", C, F, 2);
+#undef ADD
+}
+
+static void walk_all(TrainDecoder *m, TdWeights *w, float *base, int record) {
+    const ModelConfig *c = &m->cfg;
+    Walk k = {m, base, record, 0};
+    walk_add(&k, &w->embed, "model.embed_tokens.weight", c->vocab_size, c->hidden_size, 2);
+    for (int l = 0; l < c->n_layers; l++) walk_layer(&k, &w->layers[l], l);
+    walk_add(&k, &w->final_norm, "model.norm.weight", 1, c->hidden_size, 1);
+    if (!c->tie_word_embeddings) walk_add(&k, &w->lm_head, "lm_head.weight", c->vocab_size, c->hidden_size, 2);
+    else if (!record) w->lm_head = w->embed;
+}
+
+static void rope_scaling_of(const RopeConfig *r, RopeScaling *s) {
+    memset(s, 0, sizeof *s);
+    s->factor = r->factor;
+    if (r->type == ROPE_LLAMA3) {
+        s->type = ROPE_SCALING_LLAMA3;
+        s->low_freq_factor = r->low_freq_factor;
+        s->high_freq_factor = r->high_freq_factor;
+        s->original_max_pos = r->original_max_pos;
+    } else if (r->type == ROPE_LINEAR) {
+        s->type = ROPE_SCALING_LINEAR;
+    }
+}
+
+int td_init(TrainDecoder *m, const ModelConfig *cfg, Err *e) {
+    memset(m, 0, sizeof *m);
+    if (cfg->arch == ARCH_BERT || cfg->arch < 0 || cfg->arch >= ARCH_COUNT)
+        return err_set(e, ERR_UNSUPPORTED, "training: %s is not a decoder this trainer handles (Llama, Mistral, "
+                       "Qwen2, Qwen3)", model_arch_name(cfg->arch));
+    if (cfg->sliding_window > 0)
+        return err_set(e, ERR_UNSUPPORTED, "training: sliding-window attention (window %d) is not supported",
+                       cfg->sliding_window);
+    if (cfg->n_kv_heads <= 0 || cfg->n_heads % cfg->n_kv_heads || cfg->head_dim % 2 || cfg->hidden_size <= 0 ||
+        cfg->vocab_size <= 0 || cfg->n_layers <= 0 || cfg->intermediate_size <= 0)
+        return err_set(e, ERR_ARG, "training: inconsistent model shape (heads %d, kv heads %d, head_dim %d)",
+                       cfg->n_heads, cfg->n_kv_heads, cfg->head_dim);
+    m->cfg = *cfg;
+    m->w.layers = xcalloc((size_t)cfg->n_layers, sizeof *m->w.layers);
+    m->g.layers = xcalloc((size_t)cfg->n_layers, sizeof *m->g.layers);
+    walk_all(m, &m->w, NULL, 1);
+    m->params = xaligned_alloc(m->n_params * sizeof(float));
+    m->grads = xaligned_alloc(m->n_params * sizeof(float));
+    memset(m->params, 0, m->n_params * sizeof(float));
+    memset(m->grads, 0, m->n_params * sizeof(float));
+    walk_all(m, &m->w, m->params, 0);
+    walk_all(m, &m->g, m->grads, 0);
+    RopeScaling sc;
+    rope_scaling_of(&cfg->rope, &sc);
+    m->inv_freq = xmalloc((size_t)(cfg->head_dim / 2) * sizeof(float));
+    rope_inv_freq(m->inv_freq, cfg->head_dim, cfg->rope.theta, &sc);
+    return 0;
+}
+
+void td_free(TrainDecoder *m) {
+    free(m->tensors);
+    free(m->params);
+    free(m->grads);
+    free(m->w.layers);
+    free(m->g.layers);
+    free(m->inv_freq);
+    free(m->ids);
+    free(m->seg_start);
+    free(m->pos);
+    free(m->act_block);
+    free(m->acts);
+    free(m->scratch);
+    free(m->lora_tensors);
+    free(m->lora_params);
+    free(m->lora_grads);
+    free(m->la);
+    free(m->lg);
+    free(m->lora_u);
+    free(m->lora_du);
+    memset(m, 0, sizeof *m);
+}
+
+const TdTensor *td_find(const TrainDecoder *m, const char *name) {
+    for (int i = 0; i < m->n_tensors; i++)
+        if (!strcmp(m->tensors[i].name, name)) return &m->tensors[i];
+    return NULL;
+}
+
+int td_load(TrainDecoder *m, const char *path, Err *e) {
+    SafeTensors *st = st_open(path, e);
+    if (!st) return -1;
+    int rc = 0;
+    for (int i = 0; i < m->n_tensors && !rc; i++) {
+        const TdTensor *t = &m->tensors[i];
+        const TensorView *v = st_get(st, t->name, e);
+        int64_t shape[2] = {t->ndim == 2 ? t->rows : t->cols, t->cols};
+        rc = !v || tensor_check_shape(v, t->ndim, shape, e) || tensor_to_f32(v, m->params + t->offset, e);
+    }
+    st_close(st);
+    return rc ? -1 : 0;
+}
+
+/* ---- activations ---- */
+
+static void ensure_capacity(TrainDecoder *m, int T) {
+    if (T <= m->T_cap) return;
+    const ModelConfig *c = &m->cfg;
+    const long C = c->hidden_size, HD = (long)c->n_heads * c->head_dim, KD = (long)c->n_kv_heads * c->head_dim;
+    const long F = c->intermediate_size, H = c->n_heads;
+    long per_layer = T * (4 * C + 3 * HD + 3 * KD + 3 * F) + H * T * T;
+    free(m->act_block);
+    free(m->acts);
+    free(m->scratch);
+    free(m->ids);
+    free(m->seg_start);
+    free(m->pos);
+    m->act_block = xaligned_alloc((size_t)(per_layer * c->n_layers + 2 * T * C) * sizeof(float));
+    m->acts = xcalloc((size_t)c->n_layers, sizeof *m->acts);
+    float *p = m->act_block;
+#define TAKE(n) (p += (n), p - (n))
+    for (int l = 0; l < c->n_layers; l++) {
+        TdActs *a = &m->acts[l];
+        a->res0 = TAKE(T * C), a->xn = TAKE(T * C), a->q_lin = TAKE(T * HD), a->k_lin = TAKE(T * KD);
+        a->q = TAKE(T * HD), a->k = TAKE(T * KD), a->v = TAKE(T * KD), a->att = TAKE(H * T * T);
+        a->ctx = TAKE(T * HD), a->res1 = TAKE(T * C), a->xn2 = TAKE(T * C);
+        a->gate = TAKE(T * F), a->up = TAKE(T * F), a->h = TAKE(T * F);
+    }
+    m->res_final = TAKE(T * C);
+    m->xf = TAKE(T * C);
+#undef TAKE
+    /* backward: d_res, d_x (C), dctx, dq, dq_lin (HD), dk, dv, dk_lin (KD), dh, dgate, dup (F) */
+    m->scratch = xaligned_alloc((size_t)(T * (2 * C + 3 * HD + 3 * KD + 3 * F)) * sizeof(float));
+    m->ids = xmalloc((size_t)T * sizeof *m->ids);
+    m->seg_start = xmalloc((size_t)T * sizeof *m->seg_start);
+    m->pos = xmalloc((size_t)T * sizeof *m->pos);
+    if (m->lora_on) {
+        free(m->lora_u);
+        free(m->lora_du);
+        m->lora_u = xaligned_alloc((size_t)c->n_layers * LORA_N_TARGETS * T * m->lora.r * sizeof(float));
+        m->lora_du = xaligned_alloc((size_t)T * m->lora.r * sizeof(float));
+    }
+    m->T_cap = T;
+}
+
+/* ---- forward ---- */
+
+static void linear(ThreadPool *tp, float *y, const float *x, int T, const float *W, const float *b, int in, int out) {
+    QMat q = {DT_F32, W, out, in};
+    matmul_forward(tp, y, x, T, &q);
+    if (b) add_bias_forward(y, b, T, out);
+}
+
+/* Shapes (in, out) of each adaptable projection. */
+static void target_dims(const ModelConfig *c, int t, int *in, int *out) {
+    const int C = c->hidden_size, HD = c->n_heads * c->head_dim, KD = c->n_kv_heads * c->head_dim;
+    const int F = c->intermediate_size;
+    static const int sel[LORA_N_TARGETS][2] = {{0, 1}, {0, 2}, {0, 2}, {1, 0}, {0, 3}, {0, 3}, {3, 0}};
+    const int dims[4] = {C, HD, KD, F};
+    *in = dims[sel[t][0]];
+    *out = dims[sel[t][1]];
+}
+
+static float *lora_u_of(const TrainDecoder *m, int l, int t) {
+    return m->lora_u + ((size_t)l * LORA_N_TARGETS + t) * m->T_cap * m->lora.r;
+}
+
+/* A projection of layer l: the base linear, plus the adapter if it has one. */
+static void proj(TrainDecoder *m, ThreadPool *tp, int l, int t, float *y, const float *x, int T, const float *W,
+                 const float *b) {
+    int in, out;
+    target_dims(&m->cfg, t, &in, &out);
+    linear(tp, y, x, T, W, b, in, out);
+    if (m->lora_on && m->la[l].A[t])
+        lora_forward(y, lora_u_of(m, l, t), x, m->la[l].A[t], m->la[l].B[t], T, in, out, m->lora.r, m->lora_scale);
+}
+
+static void rope_rows(float *x, int T, int heads, int D, const int *pos, const float *inv_freq) {
+    for (int t = 0; t < T; t++) rope_forward(x + (long)t * heads * D, heads, D, pos[t], inv_freq, 0);
+}
+
+/* One layer: res_out = res0 + attn(norm(res0)) + mlp(norm(...)). */
+static void layer_forward(TrainDecoder *m, ThreadPool *tp, int l, float *res_out, int T) {
+    const TdLayer *L = &m->w.layers[l];
+    TdActs *a = &m->acts[l];
+    const ModelConfig *c = &m->cfg;
+    const int C = c->hidden_size, D = c->head_dim, H = c->n_heads, KV = c->n_kv_heads, F = c->intermediate_size;
+    const float eps = c->norm_eps;
+    rmsnorm_forward(a->xn, a->res0, L->attn_norm, T, C, eps);
+    proj(m, tp, l, LORA_Q, a->q_lin, a->xn, T, L->wq, L->bq);
+    proj(m, tp, l, LORA_K, a->k_lin, a->xn, T, L->wk, L->bk);
+    proj(m, tp, l, LORA_V, a->v, a->xn, T, L->wv, L->bv);
+    if (L->q_norm) {
+        rmsnorm_forward(a->q, a->q_lin, L->q_norm, T * H, D, eps);
+        rmsnorm_forward(a->k, a->k_lin, L->k_norm, T * KV, D, eps);
+    } else {
+        memcpy(a->q, a->q_lin, (size_t)T * H * D * sizeof(float));
+        memcpy(a->k, a->k_lin, (size_t)T * KV * D * sizeof(float));
+    }
+    rope_rows(a->q, T, H, D, m->pos, m->inv_freq);
+    rope_rows(a->k, T, KV, D, m->pos, m->inv_freq);
+    AttnDims d = {T, H, KV, D, m->seg_start};
+    attn_train_forward(tp, a->ctx, a->att, a->q, a->k, a->v, &d);
+    proj(m, tp, l, LORA_O, a->res1, a->ctx, T, L->wo, L->bo);
+    add_forward(a->res1, a->res0, (long)T * C);
+    rmsnorm_forward(a->xn2, a->res1, L->mlp_norm, T, C, eps);
+    proj(m, tp, l, LORA_GATE, a->gate, a->xn2, T, L->wgate, NULL);
+    proj(m, tp, l, LORA_UP, a->up, a->xn2, T, L->wup, NULL);
+    swiglu_forward(a->h, a->gate, a->up, (long)T * F);
+    proj(m, tp, l, LORA_DOWN, res_out, a->h, T, L->wdown, NULL);
+    add_forward(res_out, a->res1, (long)T * C);
+}
+
+void td_pack_segments(const int *lens, int n, int *seg_start) {
+    for (int i = 0, t = 0; i < n; t += lens[i], i++)
+        for (int j = 0; j < lens[i]; j++) seg_start[t + j] = t;
+}
+
+static int check_input(const TrainDecoder *m, const int32_t *ids, const int *seg_start, int T, Err *e) {
+    if (T <= 0) return err_set(e, ERR_ARG, "training forward: empty sequence");
+    for (int t = 0; t < T; t++) {
+        if (ids[t] < 0 || ids[t] >= m->cfg.vocab_size)
+            return err_set(e, ERR_ARG, "training forward: token %d at position %d is outside the vocabulary [0, %d)",
+                           ids[t], t, m->cfg.vocab_size);
+        /* A segment is a run of tokens sharing the index of its first token. */
+        if (seg_start && !(seg_start[t] == t || (t > 0 && seg_start[t] == seg_start[t - 1])))
+            return err_set(e, ERR_ARG, "training forward: segment start %d at position %d: expected %d or the "
+                           "previous token's start", seg_start[t], t, t);
+    }
+    return 0;
+}
+
+int td_forward(TrainDecoder *m, ThreadPool *tp, const int32_t *ids, int T, float *logits, Err *e) {
+    return td_forward_packed(m, tp, ids, NULL, T, logits, e);
+}
+
+int td_forward_packed(TrainDecoder *m, ThreadPool *tp, const int32_t *ids, const int *seg_start, int T,
+                      float *logits, Err *e) {
+    const ModelConfig *c = &m->cfg;
+    const int C = c->hidden_size;
+    if (check_input(m, ids, seg_start, T, e)) return -1;
+    ensure_capacity(m, T);
+    m->T = T;
+    memcpy(m->ids, ids, (size_t)T * sizeof *ids);
+    for (int t = 0; t < T; t++) {
+        m->seg_start[t] = seg_start ? seg_start[t] : 0;
+        m->pos[t] = t - m->seg_start[t];
+    }
+    float *res = c->n_layers ? m->acts[0].res0 : m->res_final;
+    for (int t = 0; t < T; t++) memcpy(res + (long)t * C, m->w.embed + (long)ids[t] * C, (size_t)C * sizeof(float));
+    for (int l = 0; l < c->n_layers; l++) {
+        float *out = l + 1 < c->n_layers ? m->acts[l + 1].res0 : m->res_final;
+        layer_forward(m, tp, l, out, T);
+    }
+    rmsnorm_forward(m->xf, m->res_final, m->w.final_norm, T, C, c->norm_eps);
+    linear(tp, logits, m->xf, T, m->w.lm_head, NULL, C, c->vocab_size);
+    return 0;
+}
+
+/* ---- backward ---- */
+
+typedef struct Scratch {
+    float *d_res, *d_x, *dctx, *dq, *dq_lin, *dk, *dv, *dk_lin, *dh, *dgate, *dup;
+} Scratch;
+
+static Scratch scratch_of(TrainDecoder *m) {
+    const ModelConfig *c = &m->cfg;
+    const long T = m->T_cap, C = c->hidden_size, HD = (long)c->n_heads * c->head_dim;
+    const long KD = (long)c->n_kv_heads * c->head_dim, F = c->intermediate_size;
+    float *p = m->scratch;
+    Scratch s;
+    s.d_res = p, p += T * C;
+    s.d_x = p, p += T * C;
+    s.dctx = p, p += T * HD;
+    s.dq = p, p += T * HD;
+    s.dq_lin = p, p += T * HD;
+    s.dk = p, p += T * KD;
+    s.dv = p, p += T * KD;
+    s.dk_lin = p, p += T * KD;
+    s.dh = p, p += T * F;
+    s.dgate = p, p += T * F;
+    s.dup = p;
+    return s;
+}
+
+static void zero(float *x, long n) { memset(x, 0, (size_t)n * sizeof *x); }
+
+/* A parameter's gradient, or NULL when the base is frozen under LoRA. */
+static float *base_grad(const TrainDecoder *m, float *g) { return m->lora_on ? NULL : g; }
+
+/* Backward of proj(): dx += ..., and the base's or the adapter's gradients. */
+static void proj_backward(TrainDecoder *m, ThreadPool *tp, int l, int t, float *dx, float *dW, float *db,
+                          const float *dy, const float *x, const float *W) {
+    int in, out;
+    target_dims(&m->cfg, t, &in, &out);
+    linear_backward(tp, dx, base_grad(m, dW), base_grad(m, db), dy, x, W, m->T, in, out);
+    if (m->lora_on && m->la[l].A[t])
+        lora_backward(dx, m->lg[l].A[t], m->lg[l].B[t], m->lora_du, dy, x, lora_u_of(m, l, t), m->la[l].A[t],
+                      m->la[l].B[t], m->T, in, out, m->lora.r, m->lora_scale);
+}
+
+/* On entry s->d_res holds dL/d(layer output); on exit dL/d(layer input). */
+static void layer_backward(TrainDecoder *m, ThreadPool *tp, int l, Scratch *s) {
+    const ModelConfig *c = &m->cfg;
+    const TdLayer *W = &m->w.layers[l];
+    TdLayer *G = &m->g.layers[l];
+    const TdActs *a = &m->acts[l];
+    const int T = m->T, C = c->hidden_size, D = c->head_dim, H = c->n_heads, KV = c->n_kv_heads;
+    const int F = c->intermediate_size;
+    const float eps = c->norm_eps;
+    /* MLP: the residual passes d_res through; the branch adds its part. */
+    zero(s->dh, (long)T * F);
+    proj_backward(m, tp, l, LORA_DOWN, s->dh, G->wdown, NULL, s->d_res, a->h, W->wdown);
+    zero(s->dgate, (long)T * F);
+    zero(s->dup, (long)T * F);
+    swiglu_backward(s->dgate, s->dup, s->dh, a->gate, a->up, (long)T * F);
+    zero(s->d_x, (long)T * C);
+    proj_backward(m, tp, l, LORA_GATE, s->d_x, G->wgate, NULL, s->dgate, a->xn2, W->wgate);
+    proj_backward(m, tp, l, LORA_UP, s->d_x, G->wup, NULL, s->dup, a->xn2, W->wup);
+    rmsnorm_backward(s->d_res, base_grad(m, G->mlp_norm), s->d_x, a->res1, W->mlp_norm, T, C, eps);
+    /* Attention. */
+    zero(s->dctx, (long)T * H * D);
+    proj_backward(m, tp, l, LORA_O, s->dctx, G->wo, G->bo, s->d_res, a->ctx, W->wo);
+    zero(s->dq, (long)T * H * D);
+    zero(s->dk, (long)T * KV * D);
+    zero(s->dv, (long)T * KV * D);
+    AttnDims d = {T, H, KV, D, m->seg_start};
+    attn_train_backward(tp, s->dq, s->dk, s->dv, s->dctx, a->att, a->q, a->k, a->v, &d);
+    for (int t = 0; t < T; t++) {
+        rope_backward(s->dq + (long)t * H * D, H, D, m->pos[t], m->inv_freq, 0);
+        rope_backward(s->dk + (long)t * KV * D, KV, D, m->pos[t], m->inv_freq, 0);
+    }
+    float *dq_lin = s->dq, *dk_lin = s->dk;
+    if (W->q_norm) {
+        zero(s->dq_lin, (long)T * H * D);
+        zero(s->dk_lin, (long)T * KV * D);
+        rmsnorm_backward(s->dq_lin, base_grad(m, G->q_norm), s->dq, a->q_lin, W->q_norm, T * H, D, eps);
+        rmsnorm_backward(s->dk_lin, base_grad(m, G->k_norm), s->dk, a->k_lin, W->k_norm, T * KV, D, eps);
+        dq_lin = s->dq_lin, dk_lin = s->dk_lin;
+    }
+    zero(s->d_x, (long)T * C);
+    proj_backward(m, tp, l, LORA_Q, s->d_x, G->wq, G->bq, dq_lin, a->xn, W->wq);
+    proj_backward(m, tp, l, LORA_K, s->d_x, G->wk, G->bk, dk_lin, a->xn, W->wk);
+    proj_backward(m, tp, l, LORA_V, s->d_x, G->wv, G->bv, s->dv, a->xn, W->wv);
+    rmsnorm_backward(s->d_res, base_grad(m, G->attn_norm), s->d_x, a->res0, W->attn_norm, T, C, eps);
+}
+
+void td_backward(TrainDecoder *m, ThreadPool *tp, const float *dlogits) {
+    const ModelConfig *c = &m->cfg;
+    const int T = m->T, C = c->hidden_size;
+    Scratch s = scratch_of(m);
+    /* The head (into the embedding's gradient when tied). */
+    zero(s.d_x, (long)T * C);
+    linear_backward(tp, s.d_x, base_grad(m, m->g.lm_head), NULL, dlogits, m->xf, m->w.lm_head, T, C, c->vocab_size);
+    zero(s.d_res, (long)T * C);
+    rmsnorm_backward(s.d_res, base_grad(m, m->g.final_norm), s.d_x, m->res_final, m->w.final_norm, T, C,
+                     c->norm_eps);
+    for (int l = c->n_layers - 1; l >= 0; l--) layer_backward(m, tp, l, &s);
+    if (!m->lora_on) embedding_backward(m->g.embed, s.d_res, m->ids, T, C);
+}
+
+void td_zero_grad(TrainDecoder *m) {
+    memset(m->grads, 0, m->n_params * sizeof(float));
+    if (m->lora_on) memset(m->lora_grads, 0, m->n_lora_params * sizeof(float));
+}
+
+/* ---- LoRA ---- */
+
+static void lora_add_tensor(TrainDecoder *m, const char *name, int64_t rows, int64_t cols) {
+    m->lora_tensors = xrealloc(m->lora_tensors, (size_t)(m->n_lora_tensors + 1) * sizeof *m->lora_tensors);
+    TdTensor *t = &m->lora_tensors[m->n_lora_tensors++];
+    snprintf(t->name, sizeof t->name, "%s", name);
+    t->rows = rows, t->cols = cols, t->ndim = 2;
+    t->offset = m->n_lora_params;
+    t->numel = (size_t)(rows * cols);
+    m->n_lora_params += t->numel;
+}
+
+int td_lora_attach(TrainDecoder *m, const LoraConfig *c, Err *e) {
+    if (m->lora_on) return err_set(e, ERR_ARG, "LoRA: the model already has adapters");
+    if (c->r <= 0 || !(c->alpha > 0) || !c->targets)
+        return err_set(e, ERR_ARG, "LoRA: need rank > 0, alpha > 0 and at least one target (got r %d, alpha %g)",
+                       c->r, c->alpha);
+    const ModelConfig *mc = &m->cfg;
+    for (int l = 0; l < mc->n_layers; l++)
+        for (int t = 0; t < LORA_N_TARGETS; t++) {
+            if (!(c->targets & (1u << t))) continue;
+            int in, out;
+            target_dims(mc, t, &in, &out);
+            const char *block = t <= LORA_O ? "self_attn" : "mlp";
+            char name[96];
+            snprintf(name, sizeof name, "base_model.model.model.layers.%d.%s.%s.lora_A.weight", l, block,
+                     lora_module_name(t));
+            lora_add_tensor(m, name, c->r, in);
+            snprintf(name, sizeof name, "base_model.model.model.layers.%d.%s.%s.lora_B.weight", l, block,
+                     lora_module_name(t));
+            lora_add_tensor(m, name, out, c->r);
+        }
+    m->lora_params = xcalloc(m->n_lora_params, sizeof(float));
+    m->lora_grads = xcalloc(m->n_lora_params, sizeof(float));
+    m->la = xcalloc((size_t)mc->n_layers, sizeof *m->la);
+    m->lg = xcalloc((size_t)mc->n_layers, sizeof *m->lg);
+    int k = 0; /* the tensors in the order just added: (A, B) per target per layer */
+    for (int l = 0; l < mc->n_layers; l++)
+        for (int t = 0; t < LORA_N_TARGETS; t++) {
+            if (!(c->targets & (1u << t))) continue;
+            m->la[l].A[t] = m->lora_params + m->lora_tensors[k].offset;
+            m->lg[l].A[t] = m->lora_grads + m->lora_tensors[k++].offset;
+            m->la[l].B[t] = m->lora_params + m->lora_tensors[k].offset;
+            m->lg[l].B[t] = m->lora_grads + m->lora_tensors[k++].offset;
+        }
+    m->lora = *c;
+    m->lora_scale = lora_scale(c);
+    m->lora_on = 1;
+    m->T_cap = 0; /* the next forward allocates the adapters' saved activations */
+    return 0;
+}
+
+void td_lora_init(TrainDecoder *m, uint64_t seed) {
+    Rng r;
+    rng_seed(&r, seed);
+    for (int l = 0; l < m->cfg.n_layers; l++)
+        for (int t = 0; t < LORA_N_TARGETS; t++) {
+            if (!m->la[l].A[t]) continue;
+            int in, out;
+            target_dims(&m->cfg, t, &in, &out);
+            lora_init_weights(m->la[l].A[t], m->la[l].B[t], in, out, m->lora.r, &r);
+        }
+}
+
+const TdTensor *td_lora_find(const TrainDecoder *m, const char *name) {
+    for (int i = 0; i < m->n_lora_tensors; i++)
+        if (!strcmp(m->lora_tensors[i].name, name)) return &m->lora_tensors[i];
+    return NULL;
+}
+
+int td_lora_load(TrainDecoder *m, const char *dir, Err *e) {
+    LoraConfig c;
+    if (lora_config_load(dir, &c, e) || td_lora_attach(m, &c, e)) return -1;
+    char *path = path_join(dir, "adapter_model.safetensors");
+    SafeTensors *st = st_open(path, e);
+    free(path);
+    if (!st) return -1;
+    int rc = 0;
+    for (int i = 0; i < m->n_lora_tensors && !rc; i++) {
+        const TdTensor *t = &m->lora_tensors[i];
+        const TensorView *v = st_get(st, t->name, e);
+        int64_t shape[2] = {t->rows, t->cols};
+        rc = !v || tensor_check_shape(v, 2, shape, e) || tensor_to_f32(v, m->lora_params + t->offset, e);
+    }
+    st_close(st);
+    return rc ? -1 : 0;
+}

@@ -1,0 +1,132 @@
+/* decoder_train: a Llama-family decoder (Llama 3, Mistral, Qwen2, Qwen3)
+ * that can be differentiated: a training forward that keeps its activations
+ * and the backward beside it, in llm.c's layout.
+ *
+ *  - parameters: ONE float32 block; `w` is a struct of pointers into it, one
+ *    per Hugging Face tensor (the table `tensors` names each span, so the
+ *    optimiser, checkpoints and the fixtures all address it by HF name);
+ *  - gradients: a second block of the same layout, `g` over it;
+ *  - activations: a third block, sized for the longest sequence seen.
+ *
+ * The forward reuses the engine's kernels (matmul_forward, rmsnorm_forward,
+ * rope_forward, swiglu_forward); attention is train/backward.h's, which
+ * keeps its probabilities. One call handles one sequence, or several packed
+ * end to end (td_forward_packed); gradients of successive calls accumulate.
+ *
+ * Why not the engine's model: the inference forward keeps a KV cache, not
+ * the per-layer activations a backward needs, and holds weights in their
+ * stored dtype (memory-mapped, possibly quantised) where training needs
+ * float32 it can update. Once both exist, the inference model could borrow
+ * `w` for evaluation during training. */
+#ifndef ALOE_TRAIN_DECODER_TRAIN_H
+#define ALOE_TRAIN_DECODER_TRAIN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base/err.h"
+#include "formats/hfdir.h"
+#include "kernels/threads.h"
+#include "train/lora.h"
+
+typedef struct TdTensor {
+    char name[96];    /* Hugging Face name, e.g. model.layers.0.self_attn.q_proj.weight */
+    int64_t rows, cols; /* [rows, cols]; vectors are [1, n] here but 1-D in files */
+    int ndim;
+    size_t offset, numel;
+} TdTensor;
+
+/* Pointers of one layer into a block (parameters or gradients). Absent
+ * tensors (biases, q/k norms) are NULL. */
+typedef struct TdLayer {
+    float *attn_norm, *wq, *bq, *wk, *bk, *wv, *bv, *wo, *bo, *q_norm, *k_norm;
+    float *mlp_norm, *wgate, *wup, *wdown;
+} TdLayer;
+
+typedef struct TdWeights {
+    float *embed, *final_norm, *lm_head; /* lm_head == embed when tied */
+    TdLayer *layers;
+} TdWeights;
+
+/* LoRA adapters of one layer (NULL where a module is not targeted). */
+typedef struct TdLoraLayer {
+    float *A[LORA_N_TARGETS], *B[LORA_N_TARGETS];
+} TdLoraLayer;
+
+/* Saved activations of one layer, T rows each. */
+typedef struct TdActs {
+    float *res0, *xn, *q_lin, *k_lin, *q, *k, *v, *att, *ctx, *res1, *xn2, *gate, *up, *h;
+} TdActs;
+
+typedef struct TrainDecoder {
+    ModelConfig cfg;
+    int n_tensors;
+    TdTensor *tensors;
+    size_t n_params;
+    float *params, *grads;
+    TdWeights w, g;
+    float *inv_freq; /* head_dim/2 RoPE frequencies, scaling applied */
+
+    /* activations of the last forward */
+    int T, T_cap;
+    int32_t *ids;
+    int *seg_start, *pos; /* packing: first token of each token's sequence; position in it */
+    float *act_block;
+    TdActs *acts;
+    float *res_final, *xf;
+    float *scratch; /* backward work buffers, T_cap rows */
+
+    /* LoRA (td_lora_attach). When on, the base parameters are frozen: the
+     * backward computes no gradient for them (m->grads stays zero) and only
+     * the adapter block (lora_params / lora_grads, peft file names in
+     * lora_tensors) trains. */
+    int lora_on;
+    LoraConfig lora;
+    float lora_scale;
+    int n_lora_tensors;
+    TdTensor *lora_tensors;
+    size_t n_lora_params;
+    float *lora_params, *lora_grads;
+    TdLoraLayer *la, *lg;
+    float *lora_u;  /* saved x·Aᵀ per layer and target, T_cap × r each */
+    float *lora_du; /* backward scratch, T_cap × r */
+} TrainDecoder;
+
+/* Lays out the parameters of cfg (all zero). Errors on an architecture this
+ * trainer does not handle (BERT) or a sliding-window model. */
+int td_init(TrainDecoder *m, const ModelConfig *cfg, Err *e);
+void td_free(TrainDecoder *m);
+/* Fills every parameter from a safetensors file or HF directory (converted
+ * to float32); a missing tensor or a wrong shape is an error naming it. */
+int td_load(TrainDecoder *m, const char *path, Err *e);
+/* The tensor called name, or NULL. */
+const TdTensor *td_find(const TrainDecoder *m, const char *name);
+
+/* logits[T][vocab] for ids[0..T), keeping the activations for td_backward.
+ * Errors on an id outside the vocabulary. */
+int td_forward(TrainDecoder *m, ThreadPool *tp, const int32_t *ids, int T, float *logits, Err *e);
+/* The same over several sequences packed into T rows: token t belongs to
+ * the sequence starting at seg_start[t] (attention stays inside it, RoPE
+ * positions restart at 0), so one call batches every matrix product. */
+int td_forward_packed(TrainDecoder *m, ThreadPool *tp, const int32_t *ids, const int *seg_start, int T,
+                      float *logits, Err *e);
+/* seg_start for n sequences of the given lengths laid end to end. */
+void td_pack_segments(const int *lens, int n, int *seg_start);
+/* Adds the gradient of the loss whose gradient w.r.t. the logits of the last
+ * forward is dlogits[T][vocab] into m->grads. */
+void td_backward(TrainDecoder *m, ThreadPool *tp, const float *dlogits);
+/* Zeroes the gradients (and the adapter's, with LoRA). */
+void td_zero_grad(TrainDecoder *m);
+
+/* Adds zero-initialised adapters for c's targets to every layer and freezes
+ * the base. Checks r, alpha and targets (not dropout: see lora_config_check). */
+int td_lora_attach(TrainDecoder *m, const LoraConfig *c, Err *e);
+/* peft's initialisation of every adapter (A uniform ±1/sqrt(in), B = 0). */
+void td_lora_init(TrainDecoder *m, uint64_t seed);
+/* Reads a peft adapter directory: its config, then attaches and fills the
+ * adapters; a missing tensor or a wrong shape is an error naming it. */
+int td_lora_load(TrainDecoder *m, const char *dir, Err *e);
+/* The adapter tensor with this peft file name, or NULL. */
+const TdTensor *td_lora_find(const TrainDecoder *m, const char *name);
+
+#endif
