@@ -49,7 +49,7 @@ static void matmul_dots(ThreadPool *tp, float *y, const float *x, int n, const Q
             kernel_quantize_q8_0(x + (long)t * w->cols, (char *)q + t * j.act_stride, w->cols);
         j.act = q;
     }
-    tp_run(tp, dot_task, &j);
+    tp_run_shared(tp, dot_task, &j);
 }
 
 /* ---- prefill path: GEMM ---- */
@@ -96,7 +96,7 @@ static void matmul_gemm(ThreadPool *tp, float *y, const float *x, int n, const Q
     long balanced = (w->rows + 4L * tp_size(tp) - 1) / (4L * tp_size(tp));
     if (balanced < j.tile_rows) j.tile_rows = balanced < 16 ? 16 : (balanced + 15) / 16 * 16;
     if (w->type != DT_F32) j.tiles = tp_scratch(tp, (size_t)j.tile_floats * sizeof(float) * (size_t)tp_size(tp));
-    tp_run(tp, gemm_task, &j);
+    tp_run_shared(tp, gemm_task, &j);
 }
 
 void matmul_forward(ThreadPool *tp, float *y, const float *x, int n, const QMat *w) {

@@ -241,6 +241,23 @@ static void sum_task(void *ctx, int ith, int nth) {
     c->partial[ith] = s;
 }
 
+typedef struct SharedCtx {
+    long n;
+    TpCounter next;
+    _Atomic long sum;
+} SharedCtx;
+
+static void shared_task(void *ctx, int ith, int nth) {
+    (void)ith, (void)nth;
+    SharedCtx *c = ctx;
+    long a, b;
+    while (tp_next(&c->next, c->n, 7, &a, &b)) {
+        long s = 0;
+        for (long i = a; i < b; i++) s += i;
+        atomic_fetch_add(&c->sum, s);
+    }
+}
+
 static void test_thread_pool(void) {
     ThreadPool *tp = tp_create(2);
     CHECK_EQ_INT(tp_size(tp), 2);
@@ -249,6 +266,9 @@ static void test_thread_pool(void) {
         tp_run(tp, sum_task, &c);
         long s = c.partial[0] + c.partial[1];
         CHECK_EQ_INT(s, c.n * (c.n - 1) / 2);
+        SharedCtx d = {.n = 500 + round % 11};
+        tp_run_shared(tp, shared_task, &d); /* static and shared tasks interleaved */
+        CHECK_EQ_INT(atomic_load(&d.sum), d.n * (d.n - 1) / 2);
         if (round % 1000 == 0) usleep(5000); /* let the workers fall asleep */
     }
     tp_free(tp);
