@@ -99,8 +99,17 @@ static void matmul_gemm(ThreadPool *tp, float *y, const float *x, int n, const Q
     tp_run_shared(tp, gemm_task, &j);
 }
 
+int matmul_gemm_min_rows(int type) {
+    switch (type) {
+    case DT_F32: return 8;
+    case DT_F16:
+    case DT_BF16: return 12;
+    default: return 40;
+    }
+}
+
 void matmul_forward(ThreadPool *tp, float *y, const float *x, int n, const QMat *w) {
-    if (n >= MATMUL_GEMM_MIN_ROWS)
+    if (n >= matmul_gemm_min_rows(w->type))
         matmul_gemm(tp, y, x, n, w);
     else
         matmul_dots(tp, y, x, n, w);

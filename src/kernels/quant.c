@@ -232,7 +232,10 @@ static void dot4_bf16(const uint16_t *w, const float *const x[4], long n, float 
 
 void vec_dot_multi(int t, const void *row, const void *act, size_t stride, int n, long len, float *out,
                    size_t out_stride) {
-    for (int a = 0; a < n; a += 4) {
+    int a = 0;
+    /* a remainder of one or two: single dots (the row is in L1 by then) */
+    for (; n - a == 1 || n - a == 2; a++) out[(size_t)a * out_stride] = vec_dot(t, row, (const char *)act + (size_t)a * stride, len);
+    for (; a < n; a += 4) {
         const void *x[4];
         for (int k = 0; k < 4; k++) x[k] = (const char *)act + (size_t)(a + k < n ? a + k : n - 1) * stride;
         float r[4];
