@@ -309,8 +309,8 @@ static char *convert_hf(const char *name, int dtype, Err *e) {
     return dir;
 }
 
-/* F16 and BF16 checkpoints load (converted to f32) and give the fixture's
- * logits within the rounding of their weights. */
+/* F16 and BF16 checkpoints load (matrices used in place, in their type) and
+ * give the fixture's logits within the rounding of their weights. */
 static void test_hf_half_precision(void) {
     static const int types[2] = {DT_F16, DT_BF16};
     static const double tols[2] = {1e-3, 1e-2};
@@ -325,11 +325,13 @@ static void test_hf_half_precision(void) {
         free(dir);
         Errors er = {0};
         rc = m ? compare_logits(m, &f, f.logits, &er, &e) : -1;
+        int kept = m && m->weight_type == types[i] && m->w.layers[0].wq.type == types[i]; /* used in place */
         model_free(m);
         fixture_free(&f);
         CHECK_OK(rc, &e);
         printf("  tiny-qwen3 as %-5s safetensors    max|err|/range %.2e, argmax agreement %.1f%%\n",
                dtype_name(types[i]), er.rel, 100 * er.argmax_ok);
+        CHECK(kept);
         CHECK(er.rel <= tols[i]);
         /* near-ties again (see the top): no flip where the margin is decisive */
         CHECK(er.decisive_flips == 0);
