@@ -11,6 +11,7 @@
 #include "formats/hfdir.h"
 #include "infer/generate.h"
 #include "infer/idlist.h"
+#include "llm/hub.h"
 #include "model/decoder.h"
 #include "tok/tok.h"
 
@@ -86,7 +87,7 @@ int cmd_complete(int argc, char **argv) {
     int max_tokens = 128, threads = 0, print_ids = 0, top_k = -1, seed = 0;
     double temperature = -1, top_p = -1, min_p = -1, repeat_penalty = -1;
     ArgSpec specs[] = {
-        {"--model", "-m", ARG_STR, &model, "M", "a Hugging Face model directory or a .gguf file", 1, 0},
+        {"--model", "-m", ARG_STR, &model, "M", "a Hugging Face model directory, a .gguf file or hf://ORG/REPO", 1, 0},
         {"--prompt", NULL, ARG_STR, &prompt, "TEXT", "the prompt text (BOS added as the tokenizer says)", 0, 0},
         {"--prompt-ids", NULL, ARG_STR, &prompt_ids, "1,2,3", "the prompt as token ids instead of text", 0, 0},
         {"--max-tokens", "-n", ARG_INT, &max_tokens, "N", "new tokens at most", 0, 0},
@@ -120,6 +121,9 @@ int cmd_complete(int argc, char **argv) {
         err_set(&e, ERR_ARG, "aloe complete: give either --prompt TEXT or --prompt-ids 1,2,3");
         return cli_fail(&e);
     }
+    char *local = NULL; /* hf://ORG/REPO specs are downloaded once into the cache */
+    if (hub_resolve(model, NULL, &local, &e)) return cli_fail(&e);
+    model = local;
     GenParams gp;
     gen_params_default(&gp);
     gp.max_tokens = max_tokens;
@@ -130,21 +134,29 @@ int cmd_complete(int argc, char **argv) {
     if (min_p >= 0) gp.sampling.min_p = (float)min_p;
     if (repeat_penalty >= 0) gp.sampling.repetition_penalty = (float)repeat_penalty;
     gp.sampling.seed = (uint64_t)seed;
-    if (sampler_params_check(&gp.sampling, &e)) return cli_fail(&e);
+    if (sampler_params_check(&gp.sampling, &e)) {
+        free(local);
+        return cli_fail(&e);
+    }
     /* the tokenizer is needed for text in or out; ids-only runs go on without one */
     Tokenizer *tok = tok_load(model, &e);
-    if (!tok && (prompt || !print_ids || stop)) return cli_fail(&e);
+    if (!tok && (prompt || !print_ids || stop)) {
+        free(local);
+        return cli_fail(&e);
+    }
     if (stop && !*stop) stop = NULL;
     int32_t *ids = NULL;
     int n = 0;
     if (prompt ? tok_encode(tok, prompt, 1, 1, &ids, &n, &e) : idlist_parse(prompt_ids, &ids, &n, &e)) {
         tok_free(tok);
+        free(local);
         return cli_fail(&e);
     }
     Model *m = model_load(model, threads, &e);
     if (!m) {
         free(ids);
         tok_free(tok);
+        free(local);
         return cli_fail(&e);
     }
     /* stop at the model's EOS ids and the tokenizer's end-of-turn ids */
@@ -178,5 +190,6 @@ int cmd_complete(int argc, char **argv) {
     model_free(m);
     tok_free(tok);
     free(ids);
+    free(local);
     return rc ? cli_fail(&e) : 0;
 }

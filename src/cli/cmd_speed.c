@@ -10,6 +10,7 @@
 #include "base/rng.h"
 #include "cli/args.h"
 #include "cli/commands.h"
+#include "llm/hub.h"
 #include "model/decoder.h"
 
 static double now_s(void) {
@@ -55,7 +56,7 @@ int cmd_speed(int argc, char **argv) {
     const char *model = NULL, *shape = NULL, *type = "q8_0";
     int p = 512, n = 128, threads = 0, reps = 1, json = 0, batch = 1;
     ArgSpec specs[] = {
-        {"--model", "-m", ARG_STR, &model, "M", "a Hugging Face model directory or a .gguf file", 0, 0},
+        {"--model", "-m", ARG_STR, &model, "M", "a Hugging Face model directory, a .gguf file or hf://ORG/REPO", 0, 0},
         {"--shape", NULL, ARG_STR, &shape, "NAME", "random weights of a known model's shape instead of --model", 0, 0},
         {"--type", NULL, ARG_STR, &type, "T", "weight type for --shape: f32, f16, bf16, q8_0, q4_0", 0, 0},
         {"--prompt", "-p", ARG_INT, &p, "N", "prefill tokens (0: skip)", 0, 0},
@@ -99,7 +100,9 @@ int cmd_speed(int argc, char **argv) {
         }
         m = model_init_random(&cfg, dt, 1, threads, &e);
     } else {
-        m = model_load(model, threads, &e);
+        char *local = NULL;
+        m = hub_resolve(model, NULL, &local, &e) ? NULL : model_load(local, threads, &e);
+        free(local);
     }
     if (!m) return cli_fail(&e);
     double load_s = now_s() - t0;
