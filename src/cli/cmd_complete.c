@@ -11,31 +11,56 @@
 #include "formats/hfdir.h"
 #include "infer/generate.h"
 #include "infer/idlist.h"
+#include "llm/hub.h"
 #include "model/decoder.h"
 #include "tok/tok.h"
 
 typedef struct Stream {
     TokStream ts;
-    StrBuf text;
-    int print;
+    StrBuf all;     /* the new text so far */
+    size_t printed; /* bytes of `all` already on stdout */
+    const char *stop;
+    int print, has_tok, stopped;
     Err err;
     int failed;
 } Stream;
 
-/* Streams each new token's text to stdout; the stop token prints nothing
- * (special tokens are skipped). */
+/* Prints what is safe to print: everything before a stop string, and
+ * otherwise all but the bytes that could still begin one. */
+static void flush_text(Stream *s, int final) {
+    size_t upto = s->all.len;
+    if (s->stop && !s->stopped && !final) {
+        size_t keep = strlen(s->stop) - 1;
+        upto = upto > keep ? upto - keep : 0;
+    }
+    if (upto > s->printed && s->print) fwrite(s->all.s + s->printed, 1, upto - s->printed, stdout);
+    if (upto > s->printed) s->printed = upto;
+    fflush(stdout);
+}
+
+/* Decodes each new token (special tokens such as the stop token print
+ * nothing), streams it, and stops at the stop string. */
 static int on_token(void *ctx, int seq, int32_t id) {
     (void)seq;
     Stream *s = ctx;
-    if (!s->print || s->failed) return 0;
-    sb_clear(&s->text);
-    if (tok_stream_push(&s->ts, id, &s->text, &s->err)) {
+    if (!s->has_tok || s->failed) return 0;
+    size_t before = s->all.len;
+    if (tok_stream_push(&s->ts, id, &s->all, &s->err)) {
         s->failed = 1;
         return 1;
     }
-    fwrite(s->text.s ? s->text.s : "", 1, s->text.len, stdout);
-    fflush(stdout);
-    return 0;
+    if (s->stop && s->all.len > before) {
+        /* only the new bytes (and a stop string's length before them) can complete it */
+        size_t from = before > strlen(s->stop) ? before - strlen(s->stop) : 0;
+        char *hit = strstr(s->all.s + from, s->stop);
+        if (hit) {
+            s->all.len = (size_t)(hit - s->all.s);
+            s->all.s[s->all.len] = 0;
+            s->stopped = 1;
+        }
+    }
+    flush_text(s, 0);
+    return s->stopped;
 }
 
 static int is_dir(const char *p) {
@@ -58,11 +83,11 @@ static void defaults_from_checkpoint(const char *model, SamplerParams *sp) {
 }
 
 int cmd_complete(int argc, char **argv) {
-    const char *model = NULL, *prompt = NULL, *prompt_ids = NULL;
+    const char *model = NULL, *prompt = NULL, *prompt_ids = NULL, *stop = NULL;
     int max_tokens = 128, threads = 0, print_ids = 0, top_k = -1, seed = 0;
     double temperature = -1, top_p = -1, min_p = -1, repeat_penalty = -1;
     ArgSpec specs[] = {
-        {"--model", "-m", ARG_STR, &model, "M", "a Hugging Face model directory or a .gguf file", 1, 0},
+        {"--model", "-m", ARG_STR, &model, "M", "a Hugging Face model directory, a .gguf file or hf://ORG/REPO", 1, 0},
         {"--prompt", NULL, ARG_STR, &prompt, "TEXT", "the prompt text (BOS added as the tokenizer says)", 0, 0},
         {"--prompt-ids", NULL, ARG_STR, &prompt_ids, "1,2,3", "the prompt as token ids instead of text", 0, 0},
         {"--max-tokens", "-n", ARG_INT, &max_tokens, "N", "new tokens at most", 0, 0},
@@ -73,6 +98,7 @@ int cmd_complete(int argc, char **argv) {
         {"--min-p", NULL, ARG_DOUBLE, &min_p, "P", "drop tokens below P times the most likely (0 = off)", 0, 0},
         {"--repeat-penalty", NULL, ARG_DOUBLE, &repeat_penalty, "R", "repetition penalty (1 = off)", 0, 0},
         {"--seed", NULL, ARG_INT, &seed, "S", "random seed for sampling", 0, 0},
+        {"--stop", NULL, ARG_STR, &stop, "TEXT", "also stop when the output contains TEXT (not printed)", 0, 0},
         {"--print-ids", NULL, ARG_FLAG, &print_ids, NULL, "print the new ids as a JSON array instead of text", 0, 0},
         {"--threads", "-t", ARG_INT, &threads, "N", "threads (0: one per CPU)", 0, 0},
         {NULL, NULL, 0, NULL, NULL, NULL, 0, 0},
@@ -95,6 +121,9 @@ int cmd_complete(int argc, char **argv) {
         err_set(&e, ERR_ARG, "aloe complete: give either --prompt TEXT or --prompt-ids 1,2,3");
         return cli_fail(&e);
     }
+    char *local = NULL; /* hf://ORG/REPO specs are downloaded once into the cache */
+    if (hub_resolve(model, NULL, &local, &e)) return cli_fail(&e);
+    model = local;
     GenParams gp;
     gen_params_default(&gp);
     gp.max_tokens = max_tokens;
@@ -105,20 +134,29 @@ int cmd_complete(int argc, char **argv) {
     if (min_p >= 0) gp.sampling.min_p = (float)min_p;
     if (repeat_penalty >= 0) gp.sampling.repetition_penalty = (float)repeat_penalty;
     gp.sampling.seed = (uint64_t)seed;
-    if (sampler_params_check(&gp.sampling, &e)) return cli_fail(&e);
+    if (sampler_params_check(&gp.sampling, &e)) {
+        free(local);
+        return cli_fail(&e);
+    }
     /* the tokenizer is needed for text in or out; ids-only runs go on without one */
     Tokenizer *tok = tok_load(model, &e);
-    if (!tok && (prompt || !print_ids)) return cli_fail(&e);
+    if (!tok && (prompt || !print_ids || stop)) {
+        free(local);
+        return cli_fail(&e);
+    }
+    if (stop && !*stop) stop = NULL;
     int32_t *ids = NULL;
     int n = 0;
     if (prompt ? tok_encode(tok, prompt, 1, 1, &ids, &n, &e) : idlist_parse(prompt_ids, &ids, &n, &e)) {
         tok_free(tok);
+        free(local);
         return cli_fail(&e);
     }
     Model *m = model_load(model, threads, &e);
     if (!m) {
         free(ids);
         tok_free(tok);
+        free(local);
         return cli_fail(&e);
     }
     /* stop at the model's EOS ids and the tokenizer's end-of-turn ids */
@@ -127,8 +165,8 @@ int cmd_complete(int argc, char **argv) {
     int n_eot = 0;
     const int32_t *eot = tok ? tok_eot(tok, &n_eot) : NULL;
     for (int i = 0; i < n_eot && gp.n_stop_ids < GEN_MAX_STOP_IDS; i++) gp.stop_ids[gp.n_stop_ids++] = eot[i];
-    Stream st = {.print = !print_ids};
-    sb_init(&st.text);
+    Stream st = {.print = !print_ids, .has_tok = tok != NULL, .stop = stop};
+    sb_init(&st.all);
     if (tok) tok_stream_init(&st.ts, tok, 1);
     gp.on_token = on_token;
     gp.ctx = &st;
@@ -143,14 +181,15 @@ int cmd_complete(int argc, char **argv) {
         printf("%s\n", b.s);
         sb_free(&b);
     } else if (!rc) {
-        sb_clear(&st.text);
-        tok_stream_flush(&st.ts, &st.text);
-        printf("%s\n", st.text.s ? st.text.s : "");
+        if (!st.stopped) tok_stream_flush(&st.ts, &st.all);
+        flush_text(&st, 1);
+        printf("\n");
     }
     gen_seq_free(&seq);
-    sb_free(&st.text);
+    sb_free(&st.all);
     model_free(m);
     tok_free(tok);
     free(ids);
+    free(local);
     return rc ? cli_fail(&e) : 0;
 }

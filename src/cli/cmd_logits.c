@@ -8,13 +8,14 @@
 #include "cli/commands.h"
 #include "formats/safetensors.h"
 #include "infer/idlist.h"
+#include "llm/hub.h"
 #include "model/decoder.h"
 
 int cmd_logits(int argc, char **argv) {
     const char *model = NULL, *ids_arg = NULL, *out = NULL;
     int threads = 0;
     ArgSpec specs[] = {
-        {"--model", "-m", ARG_STR, &model, "M", "a Hugging Face model directory or a .gguf file", 1, 0},
+        {"--model", "-m", ARG_STR, &model, "M", "a Hugging Face model directory, a .gguf file or hf://ORG/REPO", 1, 0},
         {"--ids", NULL, ARG_STR, &ids_arg, "1,2,3", "the token ids (comma-separated or a JSON array)", 1, 0},
         {"--out", "-o", ARG_STR, &out, "F.safetensors", "where to write the tensor `logits`", 1, 0},
         {"--threads", "-t", ARG_INT, &threads, "N", "threads (0: one per CPU)", 0, 0},
@@ -34,7 +35,9 @@ int cmd_logits(int argc, char **argv) {
     int32_t *ids;
     int n;
     if (idlist_parse(ids_arg, &ids, &n, &e)) return cli_fail(&e);
-    Model *m = model_load(model, threads, &e);
+    char *local = NULL; /* hf://ORG/REPO specs are downloaded once into the cache */
+    Model *m = hub_resolve(model, NULL, &local, &e) ? NULL : model_load(local, threads, &e);
+    free(local);
     if (!m) {
         free(ids);
         return cli_fail(&e);

@@ -10,6 +10,7 @@
 #include "base/rng.h"
 #include "cli/args.h"
 #include "cli/commands.h"
+#include "llm/hub.h"
 #include "model/decoder.h"
 
 static double now_s(void) {
@@ -33,34 +34,36 @@ static int time_prefill(Model *m, int n, Rng *r, double *secs, Err *e) {
     return rc;
 }
 
-/* Seconds for n decode steps of one token each. */
-static int time_decode(Model *m, int n, Rng *r, double *secs, Err *e) {
-    KvCache kv;
-    if (kv_cache_init(&kv, m, n, e)) return -1;
-    float *logits = xmalloc((size_t)m->cfg.vocab_size * sizeof(float));
-    int rc = 0;
+/* Seconds for n decode steps of one token for each of b sequences. */
+static int time_decode(Model *m, int n, int b, Rng *r, double *secs, Err *e) {
+    KvCache *kv = xcalloc((size_t)b, sizeof *kv), **caches = xmalloc((size_t)b * sizeof *caches);
+    int32_t *ids = xmalloc((size_t)b * sizeof *ids);
+    int *pos = xmalloc((size_t)b * sizeof *pos), rc = 0;
+    for (int s = 0; s < b && !rc; s++) rc = kv_cache_init(&kv[s], m, n, e), caches[s] = &kv[s];
+    float *logits = xmalloc((size_t)b * m->cfg.vocab_size * sizeof(float));
     double t0 = now_s();
     for (int i = 0; i < n && !rc; i++) {
-        int32_t id = (int32_t)rng_below(r, (uint64_t)m->cfg.vocab_size);
-        rc = model_forward(m, &kv, &id, 1, i, logits, 0, e);
+        for (int s = 0; s < b; s++) ids[s] = (int32_t)rng_below(r, (uint64_t)m->cfg.vocab_size), pos[s] = i;
+        rc = model_forward_batch(m, caches, ids, pos, b, NULL, b, logits, e);
     }
     *secs = now_s() - t0;
-    free(logits);
-    kv_cache_free(&kv);
+    for (int s = 0; s < b; s++) kv_cache_free(&kv[s]);
+    free(kv), free(caches), free(ids), free(pos), free(logits);
     return rc;
 }
 
 int cmd_speed(int argc, char **argv) {
     const char *model = NULL, *shape = NULL, *type = "q8_0";
-    int p = 512, n = 128, threads = 0, reps = 1, json = 0;
+    int p = 512, n = 128, threads = 0, reps = 1, json = 0, batch = 1;
     ArgSpec specs[] = {
-        {"--model", "-m", ARG_STR, &model, "M", "a Hugging Face model directory or a .gguf file", 0, 0},
+        {"--model", "-m", ARG_STR, &model, "M", "a Hugging Face model directory, a .gguf file or hf://ORG/REPO", 0, 0},
         {"--shape", NULL, ARG_STR, &shape, "NAME", "random weights of a known model's shape instead of --model", 0, 0},
         {"--type", NULL, ARG_STR, &type, "T", "weight type for --shape: f32, f16, bf16, q8_0, q4_0", 0, 0},
         {"--prompt", "-p", ARG_INT, &p, "N", "prefill tokens (0: skip)", 0, 0},
         {"--gen", "-n", ARG_INT, &n, "N", "decode tokens (0: skip)", 0, 0},
         {"--threads", "-t", ARG_INT, &threads, "N", "threads (0: one per CPU)", 0, 0},
         {"--reps", "-r", ARG_INT, &reps, "N", "repetitions; the mean is reported", 0, 0},
+        {"--batch", "-b", ARG_INT, &batch, "B", "decode B sequences together (tokens/s counts all of them)", 0, 0},
         {"--json", NULL, ARG_FLAG, &json, NULL, "end with one JSON line of the results", 0, 0},
         {NULL, NULL, 0, NULL, NULL, NULL, 0, 0},
     };
@@ -81,8 +84,8 @@ int cmd_speed(int argc, char **argv) {
         err_set(&e, ERR_ARG, "aloe speed: give either --model M or --shape NAME");
         return cli_fail(&e);
     }
-    if (p < 0 || n < 0 || reps < 1 || (p == 0 && n == 0)) {
-        err_set(&e, ERR_ARG, "aloe speed: -p and -n must be >= 0 (not both 0) and -r >= 1");
+    if (p < 0 || n < 0 || reps < 1 || batch < 1 || (p == 0 && n == 0)) {
+        err_set(&e, ERR_ARG, "aloe speed: -p and -n must be >= 0 (not both 0), -r and -b >= 1");
         return cli_fail(&e);
     }
     Model *m;
@@ -97,7 +100,9 @@ int cmd_speed(int argc, char **argv) {
         }
         m = model_init_random(&cfg, dt, 1, threads, &e);
     } else {
-        m = model_load(model, threads, &e);
+        char *local = NULL;
+        m = hub_resolve(model, NULL, &local, &e) ? NULL : model_load(local, threads, &e);
+        free(local);
     }
     if (!m) return cli_fail(&e);
     double load_s = now_s() - t0;
@@ -106,10 +111,10 @@ int cmd_speed(int argc, char **argv) {
     /* warm-up: touches every weight page (mapped files) and grows buffers */
     double pp = 0, tg = 0, s;
     rc = time_prefill(m, p > 0 ? (p < 16 ? p : 16) : 1, &r, &s, &e);
-    if (!rc) rc = time_decode(m, 2, &r, &s, &e);
+    if (!rc) rc = time_decode(m, 2, batch, &r, &s, &e);
     for (int i = 0; i < reps && !rc; i++) {
         if (p > 0 && !(rc = time_prefill(m, p, &r, &s, &e))) pp += p / s;
-        if (n > 0 && !rc && !(rc = time_decode(m, n, &r, &s, &e))) tg += n / s;
+        if (n > 0 && !rc && !(rc = time_decode(m, n, batch, &r, &s, &e))) tg += (double)n * batch / s;
     }
     if (rc) {
         model_free(m);
@@ -122,13 +127,16 @@ int cmd_speed(int argc, char **argv) {
     printf("| model | type | size | params | threads | test | t/s |\n|---|---|---|---|---|---|---|\n");
     if (p > 0)
         printf("| %s | %s | %.2f GiB | %.2f B | %d | pp%d | %.2f |\n", name, wtype, gib, params_b, tp_size(m->tp), p, pp);
+    char tag[32] = "";
+    if (batch > 1) snprintf(tag, sizeof tag, " x%d", batch);
     if (n > 0)
-        printf("| %s | %s | %.2f GiB | %.2f B | %d | tg%d | %.2f |\n", name, wtype, gib, params_b, tp_size(m->tp), n, tg);
+        printf("| %s | %s | %.2f GiB | %.2f B | %d | tg%d%s | %.2f |\n", name, wtype, gib, params_b, tp_size(m->tp), n,
+               tag, tg);
     if (json)
         printf("{\"model\": \"%s\", \"type\": \"%s\", \"source\": \"%s\", \"weights_bytes\": %zu, \"params\": %zu, "
-               "\"threads\": %d, \"prompt_tokens\": %d, \"gen_tokens\": %d, \"reps\": %d, \"load_s\": %.3f, "
+               "\"threads\": %d, \"prompt_tokens\": %d, \"gen_tokens\": %d, \"batch\": %d, \"reps\": %d, \"load_s\": %.3f, "
                "\"prefill_tps\": %.3f, \"decode_tps\": %.3f}\n",
-               name, wtype, m->source, model_weight_bytes(m), model_param_count(m), tp_size(m->tp), p, n, reps, load_s,
+               name, wtype, m->source, model_weight_bytes(m), model_param_count(m), tp_size(m->tp), p, n, batch, reps, load_s,
                pp, tg);
     model_free(m);
     return 0;

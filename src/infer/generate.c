@@ -27,14 +27,14 @@ void gen_seq_free(GenSeq *s) {
 }
 
 /* Samples the next token of s from logits and records it; sets finish. */
-static void take_token(GenSeq *s, int index, float *logits) {
+static void take_token(GenSeq *s, float *logits) {
     int n_hist = s->n_prompt + s->n_out;
     int32_t t = sampler_sample(&s->sampler, logits, s->history, n_hist);
     s->out[s->n_out++] = t;
     s->history[n_hist] = t;
     for (int i = 0; i < s->params.n_stop_ids; i++)
         if (t == s->params.stop_ids[i]) s->finish = GEN_STOP_TOKEN;
-    if (s->params.on_token && s->params.on_token(s->params.ctx, index, t) && !s->finish)
+    if (s->params.on_token && s->params.on_token(s->params.ctx, s->index, t) && !s->finish)
         s->finish = GEN_STOP_CALLBACK;
     if (!s->finish && s->n_out >= s->params.max_tokens) s->finish = GEN_LENGTH;
 }
@@ -50,67 +50,62 @@ static int setup(Model *m, GenSeq *s, int index, Err *e) {
     s->history = xmalloc((size_t)(s->n_prompt + s->params.max_tokens) * sizeof *s->history);
     memcpy(s->history, s->prompt, (size_t)s->n_prompt * sizeof *s->prompt);
     s->n_out = 0;
+    s->n_fed = 0;
+    s->index = index;
     s->finish = GEN_RUNNING;
     return 0;
 }
 
-/* Prefill: the prompts back to back in chunks; logits only for each
- * prompt's last token, from which its first new token is sampled. */
-static int prefill(Model *m, GenSeq *seqs, int n, Err *e) {
-    int V = m->cfg.vocab_size, chunk = GEN_PREFILL_CHUNK;
-    int32_t *ids = xmalloc((size_t)chunk * sizeof *ids);
-    int *pos = xmalloc((size_t)chunk * sizeof *pos), *rows = xmalloc((size_t)chunk * sizeof *rows);
-    int *owner = xmalloc((size_t)chunk * sizeof *owner);
-    KvCache **caches = xmalloc((size_t)chunk * sizeof *caches);
-    float *logits = xmalloc((size_t)(n < chunk ? n : chunk) * V * sizeof(float));
-    int rc = 0, s = 0, p = 0;
-    while (s < n && !rc) {
-        int k = 0, n_rows = 0;
-        for (; k < chunk && s < n; k++) {
-            ids[k] = seqs[s].prompt[p];
-            pos[k] = p;
-            caches[k] = &seqs[s].kv;
-            if (++p == seqs[s].n_prompt) {
-                owner[n_rows] = s;
-                rows[n_rows++] = k;
-                s++, p = 0;
-            }
-        }
-        rc = model_forward_batch(m, caches, ids, pos, k, rows, n_rows, logits, e);
-        for (int r = 0; r < n_rows && !rc; r++) take_token(&seqs[owner[r]], owner[r], logits + (size_t)r * V);
+/* One step over the unfinished sequences: every sequence past its prompt
+ * feeds its last token; sequences still in their prompt feed as much of it
+ * as fits in GEN_PREFILL_CHUNK tokens. All go through one forward pass;
+ * logits are taken for decode tokens and for prompts' last tokens. */
+int gen_step(Model *m, GenSeq *const *seqs, int n, Err *e) {
+    int V = m->cfg.vocab_size, cap = n + GEN_PREFILL_CHUNK;
+    int32_t *ids = xmalloc((size_t)cap * sizeof *ids);
+    int *pos = xmalloc((size_t)cap * sizeof *pos), *rows = xmalloc((size_t)cap * sizeof *rows);
+    int *owner = xmalloc((size_t)cap * sizeof *owner);
+    KvCache **caches = xmalloc((size_t)cap * sizeof *caches);
+    int k = 0, n_rows = 0, budget = GEN_PREFILL_CHUNK;
+    for (int i = 0; i < n; i++) { /* decode tokens first: they are never held back */
+        GenSeq *s = seqs[i];
+        if (s->finish || s->n_fed < s->n_prompt) continue;
+        ids[k] = s->out[s->n_out - 1], pos[k] = s->n_fed++, caches[k] = &s->kv;
+        owner[n_rows] = i, rows[n_rows++] = k++;
     }
-    free(ids), free(pos), free(rows), free(owner), free(caches), free(logits);
+    for (int i = 0; i < n && budget > 0; i++) {
+        GenSeq *s = seqs[i];
+        if (s->finish || s->n_fed >= s->n_prompt) continue;
+        while (s->n_fed < s->n_prompt && budget > 0) {
+            ids[k] = s->prompt[s->n_fed], pos[k] = s->n_fed, caches[k] = &s->kv;
+            budget--, k++;
+            if (++s->n_fed == s->n_prompt) owner[n_rows] = i, rows[n_rows++] = k - 1;
+        }
+    }
+    int rc = 0;
+    if (k > 0) {
+        float *logits = xmalloc((size_t)(n_rows ? n_rows : 1) * V * sizeof(float));
+        rc = model_forward_batch(m, caches, ids, pos, k, rows, n_rows, logits, e);
+        for (int r = 0; r < n_rows && !rc; r++) take_token(seqs[owner[r]], logits + (size_t)r * V);
+        free(logits);
+    }
+    free(ids), free(pos), free(rows), free(owner), free(caches);
     return rc;
 }
 
-static int decode(Model *m, GenSeq *seqs, int n, Err *e) {
-    int V = m->cfg.vocab_size;
-    int32_t *ids = xmalloc((size_t)n * sizeof *ids);
-    int *pos = xmalloc((size_t)n * sizeof *pos), *active = xmalloc((size_t)n * sizeof *active);
-    KvCache **caches = xmalloc((size_t)n * sizeof *caches);
-    float *logits = xmalloc((size_t)n * V * sizeof(float));
-    int rc = 0;
-    for (;;) {
-        int k = 0;
-        for (int i = 0; i < n; i++) {
-            GenSeq *s = &seqs[i];
-            if (s->finish) continue;
-            active[k] = i;
-            ids[k] = s->out[s->n_out - 1];
-            pos[k] = s->n_prompt + s->n_out - 1;
-            caches[k++] = &s->kv;
-        }
-        if (k == 0) break;
-        if ((rc = model_forward_batch(m, caches, ids, pos, k, NULL, k, logits, e))) break;
-        for (int j = 0; j < k; j++) take_token(&seqs[active[j]], active[j], logits + (size_t)j * V);
-    }
-    free(ids), free(pos), free(active), free(caches), free(logits);
-    return rc;
-}
+int gen_seq_start(Model *m, GenSeq *s, int index, Err *e) { return setup(m, s, index, e); }
 
 int generate(Model *m, GenSeq *seqs, int n, Err *e) {
     for (int i = 0; i < n; i++)
         if (setup(m, &seqs[i], i, e)) return -1;
-    if (prefill(m, seqs, n, e)) return -1;
-    return decode(m, seqs, n, e);
+    GenSeq **active = xmalloc((size_t)n * sizeof *active);
+    int rc = 0;
+    for (;;) {
+        int k = 0;
+        for (int i = 0; i < n; i++)
+            if (!seqs[i].finish) active[k++] = &seqs[i];
+        if (k == 0 || (rc = gen_step(m, active, k, e))) break;
+    }
+    free(active);
+    return rc;
 }

@@ -4,8 +4,8 @@
  * they share the model, and every decoding step runs one forward pass over
  * one new token of every unfinished sequence, so the weights are streamed
  * from memory once per step for the whole batch (decode is memory-bound:
- * a batch of 8 costs little more than one). Prompts are prefilled together
- * in chunks of up to GEN_PREFILL_CHUNK tokens.
+ * a batch of 8 costs little more than one). Prompts are fed in the same
+ * passes, up to GEN_PREFILL_CHUNK prompt tokens per pass.
  *
  * Stop strings need text, which this layer does not have: on_token is
  * called with every new token and returns nonzero to stop that sequence
@@ -51,6 +51,8 @@ typedef struct GenSeq {
     int n_out;
     GenFinish finish;
     /* internal */
+    int n_fed; /* tokens written to the cache so far */
+    int index; /* passed to on_token */
     KvCache kv;
     Sampler sampler;
     int32_t *history; /* prompt + out, for the repetition penalty */
@@ -64,5 +66,13 @@ void gen_seq_free(GenSeq *s);
 /* Decodes all n sequences to completion. Call gen_seq_free on every
  * sequence afterwards, whatever this returned. */
 int generate(Model *m, GenSeq *seqs, int n, Err *e);
+
+/* The pieces generate() is made of, for callers that admit sequences while
+ * others are running (the batcher): gen_seq_start allocates a sequence's
+ * cache and sampler (index: what on_token receives as seq); gen_step
+ * advances every unfinished sequence of seqs by one forward pass (a decode
+ * token each, or a chunk of prompt). */
+int gen_seq_start(Model *m, GenSeq *s, int index, Err *e);
+int gen_step(Model *m, GenSeq *const *seqs, int n, Err *e);
 
 #endif

@@ -30,26 +30,30 @@ void sampler_init(Sampler *s, const SamplerParams *p, int vocab) {
     rng_seed(&s->rng, p->seed);
     s->cand = xmalloc((size_t)vocab * sizeof(Cand));
     s->prob = xmalloc((size_t)vocab * sizeof *s->prob);
+    s->seen = xcalloc((size_t)vocab, 1);
 }
 
 void sampler_free(Sampler *s) {
     free(s->cand);
     free(s->prob);
+    free(s->seen);
+    s->seen = NULL;
     s->cand = NULL;
     s->prob = NULL;
 }
 
-static void apply_repetition_penalty(float *logits, int vocab, const int32_t *hist, int n, float penalty) {
+static void apply_repetition_penalty(Sampler *s, float *logits, const int32_t *hist, int n) {
+    float penalty = s->p.repetition_penalty;
     if (penalty == 1.0f) return;
     /* a token seen twice is penalised once, as in transformers (gather/scatter) */
     for (int i = 0; i < n; i++) {
         int32_t t = hist[i];
-        if (t < 0 || t >= vocab) continue;
-        int seen = 0;
-        for (int j = 0; j < i && !seen; j++) seen = hist[j] == t;
-        if (seen) continue;
+        if (t < 0 || t >= s->vocab || s->seen[t]) continue;
+        s->seen[t] = 1;
         logits[t] = logits[t] < 0 ? logits[t] * penalty : logits[t] / penalty;
     }
+    for (int i = 0; i < n; i++)
+        if (hist[i] >= 0 && hist[i] < s->vocab) s->seen[hist[i]] = 0;
 }
 
 static int argmax(const float *x, int n) {
@@ -68,7 +72,7 @@ static int cand_desc(const void *a, const void *b) {
 
 int32_t sampler_sample(Sampler *s, float *logits, const int32_t *history, int n_history) {
     int V = s->vocab;
-    apply_repetition_penalty(logits, V, history, n_history, s->p.repetition_penalty);
+    apply_repetition_penalty(s, logits, history, n_history);
     if (s->p.temperature == 0) return argmax(logits, V);
     /* Candidates sorted by logit, highest first. Tokens more than 30 below
      * the best (probability ratio < 1e-13) are left out before sorting: with

@@ -31,6 +31,7 @@ typedef struct Sampler {
     int vocab;
     void *cand;  /* vocab (logit, id) pairs: scratch */
     float *prob; /* vocab scratch */
+    unsigned char *seen; /* vocab marks for the repetition penalty (all 0 between calls) */
 } Sampler;
 
 /* Greedy defaults: temperature 0, no top-k/p, min-p, penalty; seed 0. */

@@ -17,6 +17,7 @@ typedef struct AttnJob {
     const int *pos;
     float *scores; /* max_len floats per thread */
     int max_len;
+    TpCounter items;
 } AttnJob;
 
 /* The first key position a query at pos sees. */
@@ -42,9 +43,10 @@ static void attn_one(const AttnJob *j, int t, int h, float *scores) {
 static void attn_task(void *ctx, int ith, int nth) {
     AttnJob *j = ctx;
     float *scores = j->scores + (long)ith * j->max_len;
-    long items = (long)j->n * j->s->n_heads;
-    /* strided so that early (short) and late (long) causal rows mix */
-    for (long i = ith; i < items; i += nth) attn_one(j, (int)(i / j->s->n_heads), (int)(i % j->s->n_heads), scores);
+    (void)nth;
+    long items = (long)j->n * j->s->n_heads, a, b;
+    while (tp_next(&j->items, items, 4, &a, &b))
+        for (long i = a; i < b; i++) attn_one(j, (int)(i / j->s->n_heads), (int)(i % j->s->n_heads), scores);
 }
 
 void attention_forward(ThreadPool *tp, float *out, const float *q, int n, const AttnShape *s,
@@ -52,9 +54,9 @@ void attention_forward(ThreadPool *tp, float *out, const float *q, int n, const 
     int max_len = 1;
     for (int t = 0; t < n; t++) max_len = pos[t] + 1 > max_len ? pos[t] + 1 : max_len;
     max_len = (max_len + 15) & ~15; /* keep each thread's scores on their own cache lines */
-    AttnJob j = {out, q, n, s, k_cache, v_cache, pos, NULL, max_len};
+    AttnJob j = {out, q, n, s, k_cache, v_cache, pos, NULL, max_len, {0}};
     j.scores = tp_scratch(tp, (size_t)max_len * sizeof(float) * (size_t)tp_size(tp));
-    tp_run(tp, attn_task, &j);
+    tp_run_shared(tp, attn_task, &j);
 }
 
 void attention_forward_ref(float *out, const float *q, int n, const AttnShape *s, const float *const *k_cache,

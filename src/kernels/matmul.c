@@ -29,8 +29,10 @@ static void dot_task(void *ctx, int ith, int nth) {
     while (tp_next(&j->rows, w->rows, DOT_CHUNK, &r0, &r1))
         for (long r = r0; r < r1; r++) {
             const void *row = (const char *)w->data + r * rb;
-            for (int t = 0; t < j->n; t++)
-                j->y[(long)t * w->rows + r] = vec_dot(w->type, row, (const char *)j->act + t * j->act_stride, w->cols);
+            if (j->n == 1)
+                j->y[r] = vec_dot(w->type, row, j->act, w->cols);
+            else
+                vec_dot_multi(w->type, row, j->act, j->act_stride, j->n, w->cols, j->y + r, (size_t)w->rows);
         }
 }
 
@@ -44,10 +46,10 @@ static void matmul_dots(ThreadPool *tp, float *y, const float *x, int n, const Q
         j.act_stride = dtype_nbytes(vt, w->cols);
         void *q = tp_scratch(tp, j.act_stride * (size_t)n);
         for (int t = 0; t < n; t++)
-            quantize_row(vt, x + (long)t * w->cols, (char *)q + t * j.act_stride, w->cols);
+            kernel_quantize_q8_0(x + (long)t * w->cols, (char *)q + t * j.act_stride, w->cols);
         j.act = q;
     }
-    tp_run(tp, dot_task, &j);
+    tp_run_shared(tp, dot_task, &j);
 }
 
 /* ---- prefill path: GEMM ---- */
@@ -78,7 +80,7 @@ static void gemm_task(void *ctx, int ith, int nth) {
         long nr = r1 - r0;
         const float *b = (const float *)w->data + r0 * w->cols;
         if (w->type != DT_F32) {
-            for (long r = 0; r < nr; r++) dequantize_row(w->type, qmat_row(w, r0 + r), tile + r * w->cols, w->cols);
+            for (long r = 0; r < nr; r++) kernel_dequantize_row(w->type, qmat_row(w, r0 + r), tile + r * w->cols, w->cols);
             b = tile;
         }
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, j->n, (int)nr, w->cols, 1.0f, j->x, w->cols, b,
@@ -94,11 +96,20 @@ static void matmul_gemm(ThreadPool *tp, float *y, const float *x, int n, const Q
     long balanced = (w->rows + 4L * tp_size(tp) - 1) / (4L * tp_size(tp));
     if (balanced < j.tile_rows) j.tile_rows = balanced < 16 ? 16 : (balanced + 15) / 16 * 16;
     if (w->type != DT_F32) j.tiles = tp_scratch(tp, (size_t)j.tile_floats * sizeof(float) * (size_t)tp_size(tp));
-    tp_run(tp, gemm_task, &j);
+    tp_run_shared(tp, gemm_task, &j);
+}
+
+int matmul_gemm_min_rows(int type) {
+    switch (type) {
+    case DT_F32: return 8;
+    case DT_F16:
+    case DT_BF16: return 12;
+    default: return 40;
+    }
 }
 
 void matmul_forward(ThreadPool *tp, float *y, const float *x, int n, const QMat *w) {
-    if (n >= MATMUL_GEMM_MIN_ROWS)
+    if (n >= matmul_gemm_min_rows(w->type))
         matmul_gemm(tp, y, x, n, w);
     else
         matmul_dots(tp, y, x, n, w);

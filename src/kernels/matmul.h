@@ -25,8 +25,11 @@ typedef struct QMat {
     int rows, cols;
 } QMat;
 
-/* The number of rows of x from which the GEMM path is used. */
-#define MATMUL_GEMM_MIN_ROWS 16
+/* The number of rows of x from which the GEMM path is used for weights of
+ * this type: measured crossovers on AVX2/AVX-512 (f32 ~8; f16/bf16 ~12;
+ * Q8_0/Q4_0 ~40, where the row dots are cheap integer work and the GEMM
+ * path must first dequantise). */
+int matmul_gemm_min_rows(int type);
 
 /* y[n][rows] = x[n][cols] · Wᵀ. y must not alias x. */
 void matmul_forward(ThreadPool *tp, float *y, const float *x, int n, const QMat *w);

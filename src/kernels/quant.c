@@ -162,6 +162,164 @@ static float dot_bf16(const uint16_t *w, const float *x, long n) { DOT_BODY(load
 
 float dot_f32(const float *a, const float *b, long n) { return dot_f32_w(a, b, n); }
 
+
+/* ---- one weight row against several activations ----
+ * The batched decode path: the row is loaded (and unpacked) once and dotted
+ * with four activations, so a batch costs little more memory traffic than
+ * one token. Fewer than four repeat the last activation. */
+
+static inline __m256i load_w_q(int q4, const void *row, long i, float *dw) {
+    if (q4) {
+        const BlockQ4_0 *b = (const BlockQ4_0 *)row + i;
+        *dw = half(b->d);
+        return unpack_q4(b->qs);
+    }
+    const BlockQ8_0 *b = (const BlockQ8_0 *)row + i;
+    *dw = half(b->d);
+    return _mm256_loadu_si256((const __m256i *)b->qs);
+}
+
+static inline __m256 mul_sum_signed(__m256i aw, __m256i w, __m256i y) {
+    __m256i sy = _mm256_sign_epi8(y, w);
+#if defined(__AVXVNNI__) || (defined(__AVX512VNNI__) && defined(__AVX512VL__))
+    __m256i s = _mm256_dpbusd_epi32(_mm256_setzero_si256(), aw, sy);
+#else
+    __m256i s = _mm256_madd_epi16(_mm256_maddubs_epi16(aw, sy), _mm256_set1_epi16(1));
+#endif
+    return _mm256_cvtepi32_ps(s);
+}
+
+static inline void dot4_q(int q4, const void *row, const BlockQ8_0 *const x[4], long nb, float out[4]) {
+    __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+    for (long i = 0; i < nb; i++) {
+        float dw;
+        __m256i w = load_w_q(q4, row, i, &dw), aw = _mm256_sign_epi8(w, w);
+#define ACC(k, acc)                                                                                  \
+    acc = _mm256_fmadd_ps(_mm256_set1_ps(dw * half(x[k][i].d)),                                       \
+                          mul_sum_signed(aw, w, _mm256_loadu_si256((const __m256i *)x[k][i].qs)), acc)
+        ACC(0, a0);
+        ACC(1, a1);
+        ACC(2, a2);
+        ACC(3, a3);
+#undef ACC
+    }
+    out[0] = hsum8(a0), out[1] = hsum8(a1), out[2] = hsum8(a2), out[3] = hsum8(a3);
+}
+
+#define DOT4_BODY(LOAD, SCALAR)                                                                   \
+    __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;                                   \
+    long i = 0;                                                                                   \
+    for (; i + 8 <= n; i += 8) {                                                                  \
+        __m256 wv = LOAD(w + i);                                                                  \
+        a0 = _mm256_fmadd_ps(wv, _mm256_loadu_ps(x[0] + i), a0);                                  \
+        a1 = _mm256_fmadd_ps(wv, _mm256_loadu_ps(x[1] + i), a1);                                  \
+        a2 = _mm256_fmadd_ps(wv, _mm256_loadu_ps(x[2] + i), a2);                                  \
+        a3 = _mm256_fmadd_ps(wv, _mm256_loadu_ps(x[3] + i), a3);                                  \
+    }                                                                                             \
+    out[0] = hsum8(a0), out[1] = hsum8(a1), out[2] = hsum8(a2), out[3] = hsum8(a3);               \
+    for (; i < n; i++)                                                                            \
+        for (int k = 0; k < 4; k++) out[k] += SCALAR(w[i]) * x[k][i];
+
+#define ID(v) (v)
+static void dot4_f32(const float *w, const float *const x[4], long n, float out[4]) { DOT4_BODY(_mm256_loadu_ps, ID) }
+static void dot4_f16(const uint16_t *w, const float *const x[4], long n, float out[4]) {
+    DOT4_BODY(load8_f16, f16_to_f32)
+}
+static void dot4_bf16(const uint16_t *w, const float *const x[4], long n, float out[4]) {
+    DOT4_BODY(load8_bf16, bf16_to_f32)
+}
+#undef ID
+
+void vec_dot_multi(int t, const void *row, const void *act, size_t stride, int n, long len, float *out,
+                   size_t out_stride) {
+    int a = 0;
+    /* a remainder of one or two: single dots (the row is in L1 by then) */
+    for (; n - a == 1 || n - a == 2; a++) out[(size_t)a * out_stride] = vec_dot(t, row, (const char *)act + (size_t)a * stride, len);
+    for (; a < n; a += 4) {
+        const void *x[4];
+        for (int k = 0; k < 4; k++) x[k] = (const char *)act + (size_t)(a + k < n ? a + k : n - 1) * stride;
+        float r[4];
+        switch (t) {
+        case DT_F32: dot4_f32(row, (const float *const *)x, len, r); break;
+        case DT_F16: dot4_f16(row, (const float *const *)x, len, r); break;
+        case DT_BF16: dot4_bf16(row, (const float *const *)x, len, r); break;
+        case DT_Q8_0: dot4_q(0, row, (const BlockQ8_0 *const *)x, len / QK8_0, r); break;
+        case DT_Q4_0: dot4_q(1, row, (const BlockQ8_0 *const *)x, len / QK8_0, r); break;
+        default: r[0] = r[1] = r[2] = r[3] = 0; break;
+        }
+        for (int k = 0; k < 4 && a + k < n; k++) out[(size_t)(a + k) * out_stride] = r[k];
+    }
+}
+
+
+/* ---- row conversion to f32 for the GEMM path ---- */
+
+void kernel_dequantize_row(int t, const void *row, float *y, long n) {
+    switch (t) {
+    case DT_F32: memcpy(y, row, (size_t)n * sizeof(float)); return;
+    case DT_F16: {
+        const uint16_t *h = row;
+        long i = 0;
+        for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, load8_f16(h + i));
+        for (; i < n; i++) y[i] = f16_to_f32(h[i]);
+        return;
+    }
+    case DT_BF16: {
+        const uint16_t *h = row;
+        long i = 0;
+        for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, load8_bf16(h + i));
+        for (; i < n; i++) y[i] = bf16_to_f32(h[i]);
+        return;
+    }
+    case DT_Q8_0:
+    case DT_Q4_0:
+        for (long b = 0; b < n / QK8_0; b++) {
+            float d;
+            __m256i q = load_w_q(t == DT_Q4_0, row, b, &d);
+            __m256 vd = _mm256_set1_ps(d);
+            for (int k = 0; k < 4; k++) {
+                __m128i part = k < 2 ? _mm256_castsi256_si128(q) : _mm256_extracti128_si256(q, 1);
+                if (k & 1) part = _mm_srli_si128(part, 8);
+                __m256 v = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(part));
+                _mm256_storeu_ps(y + b * QK8_0 + k * 8, _mm256_mul_ps(vd, v));
+            }
+        }
+        return;
+    default: dequantize_row(t, row, y, n); return;
+    }
+}
+
+
+/* Activations to Q8_0 blocks, once per matmul in the decode path. The
+ * rounding is to nearest-even where ggml's scalar reference rounds halves
+ * away from zero: the two differ only on exact ties (as in llama.cpp's
+ * AVX2 code). */
+void kernel_quantize_q8_0(const float *x, void *out, long n) {
+    BlockQ8_0 *b = out;
+    const __m256 sign = _mm256_set1_ps(-0.0f);
+    for (long i = 0; i < n / QK8_0; i++, x += QK8_0) {
+        __m256 v[4], m = _mm256_setzero_ps();
+        for (int k = 0; k < 4; k++) {
+            v[k] = _mm256_loadu_ps(x + 8 * k);
+            m = _mm256_max_ps(m, _mm256_andnot_ps(sign, v[k]));
+        }
+        __m128 h = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
+        h = _mm_max_ps(h, _mm_movehl_ps(h, h));
+        h = _mm_max_ss(h, _mm_movehdup_ps(h));
+        float amax = _mm_cvtss_f32(h), d = amax / 127.0f, id = d != 0 ? 1.0f / d : 0.0f;
+        b[i].d = f32_to_f16(d);
+        __m256 vid = _mm256_set1_ps(id);
+        __m256i q[4];
+        for (int k = 0; k < 4; k++)
+            q[k] = _mm256_cvtps_epi32(_mm256_round_ps(_mm256_mul_ps(v[k], vid), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+        /* int32 -> int8 with the lane order packs scramble undone */
+        __m256i p16a = _mm256_packs_epi32(q[0], q[1]), p16b = _mm256_packs_epi32(q[2], q[3]);
+        __m256i p8 = _mm256_packs_epi16(p16a, p16b);
+        p8 = _mm256_permutevar8x32_epi32(p8, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+        _mm256_storeu_si256((__m256i *)b[i].qs, p8);
+    }
+}
+
 float vec_dot(int t, const void *row, const void *act, long n) {
     switch (t) {
     case DT_F32: return dot_f32_w(row, act, n);
@@ -201,5 +359,14 @@ float vec_dot(int t, const void *row, const void *act, long n) {
 
 void axpy_f32(float *y, float a, const float *x, long n) {
     for (long i = 0; i < n; i++) y[i] += a * x[i];
+}
+
+void kernel_dequantize_row(int t, const void *row, float *y, long n) { dequantize_row(t, row, y, n); }
+
+void kernel_quantize_q8_0(const float *x, void *out, long n) { quantize_row_q8_0(x, out, n); }
+
+void vec_dot_multi(int t, const void *row, const void *act, size_t stride, int n, long len, float *out,
+                   size_t out_stride) {
+    for (int a = 0; a < n; a++) out[(size_t)a * out_stride] = vec_dot(t, row, (const char *)act + (size_t)a * stride, len);
 }
 #endif

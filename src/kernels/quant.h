@@ -34,6 +34,20 @@ int kernel_vec_type(int weight_dtype);
 float vec_dot(int t, const void *row, const void *act, long n);
 float vec_dot_ref(int t, const void *row, const void *act, long n);
 
+/* Dots of one weight row with n activations (each in kernel_vec_type(t)
+ * form, `stride` bytes apart): out[i * out_stride] for i < n. The row is
+ * read once for every four activations. */
+void vec_dot_multi(int t, const void *row, const void *act, size_t stride, int n, long len, float *out,
+                   size_t out_stride);
+
+/* A row of a kernel type to f32 (SIMD; same values as formats'
+ * dequantize_row). */
+void kernel_dequantize_row(int t, const void *row, float *y, long n);
+
+/* n floats (a multiple of 32) to Q8_0 blocks, as the activations of the
+ * quantised dots (SIMD; equal to quantize_row_q8_0 except on exact ties). */
+void kernel_quantize_q8_0(const float *x, void *out, long n);
+
 /* Plain f32 helpers used by the other kernels. */
 float dot_f32(const float *a, const float *b, long n);
 /* y += a * x */

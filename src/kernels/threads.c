@@ -27,13 +27,27 @@ typedef struct Worker {
     pthread_t thread;
 } Worker;
 
+/* Two kinds of task. A static task (tp_run) runs on every thread: each
+ * takes its fixed share, so the caller waits for all of them. A shared task
+ * (tp_run_shared) hands its work out dynamically (tp_next), so a worker
+ * that is not running yet (its core busy with another process) may simply
+ * not take part: the caller closes the task when the work is done and waits
+ * only for workers that are inside it. On a busy machine that is the
+ * difference between a time slice per call and none.
+ *
+ * The generation's low bit says which kind the current task is. For shared
+ * tasks a worker announces itself (running++) and only then checks that the
+ * task is still open and still the one it woke for, and only then reads
+ * fn/ctx; the caller rewrites fn/ctx only when closed with running == 0. */
 struct ThreadPool {
     int n;
     Worker *workers;        /* n - 1 of them; the caller is thread 0 */
     ThreadTask fn;
     void *ctx;
-    atomic_uint generation; /* bumped for every task (and for shutdown) */
-    atomic_int pending;     /* workers still running the current task */
+    atomic_uint generation; /* += 2 for every task (and for shutdown); bit 0: shared task */
+    atomic_int pending;     /* static task: workers still running it */
+    atomic_int open;        /* shared task: still accepting workers */
+    atomic_int running;     /* shared task: workers inside it */
     atomic_int quit;
     pthread_mutex_t mu;
     pthread_cond_t wake;
@@ -63,10 +77,17 @@ static void *worker_main(void *arg) {
     ThreadPool *tp = w->tp;
     unsigned seen = 0;
     for (;;) {
-        seen = wait_for_task(tp, seen);
+        unsigned g = seen = wait_for_task(tp, seen);
         if (atomic_load(&tp->quit)) break;
-        tp->fn(tp->ctx, w->ith, tp->n);
-        atomic_fetch_sub_explicit(&tp->pending, 1, memory_order_release);
+        if (g & 1) {
+            atomic_fetch_add(&tp->running, 1);
+            if (atomic_load(&tp->open) && atomic_load(&tp->generation) == g) tp->fn(tp->ctx, w->ith, tp->n);
+            atomic_fetch_sub(&tp->running, 1);
+        } else {
+            /* a static task cannot be replaced before this worker is done */
+            tp->fn(tp->ctx, w->ith, tp->n);
+            atomic_fetch_sub_explicit(&tp->pending, 1, memory_order_release);
+        }
     }
     return NULL;
 }
@@ -90,8 +111,9 @@ ThreadPool *tp_create(int n_threads) {
     return tp;
 }
 
-static void publish(ThreadPool *tp) {
-    atomic_fetch_add_explicit(&tp->generation, 1, memory_order_release);
+static void publish(ThreadPool *tp, int shared) {
+    unsigned g = atomic_load_explicit(&tp->generation, memory_order_relaxed);
+    atomic_store_explicit(&tp->generation, ((g + 2) & ~1u) | (shared ? 1u : 0u), memory_order_release);
     /* Taking the mutex orders this wake-up after any worker's check of the
      * generation under the same mutex, so no sleeper can miss it. */
     pthread_mutex_lock(&tp->mu);
@@ -102,7 +124,7 @@ static void publish(ThreadPool *tp) {
 void tp_free(ThreadPool *tp) {
     if (!tp) return;
     atomic_store(&tp->quit, 1);
-    publish(tp);
+    publish(tp, 0);
     for (int i = 1; i < tp->n; i++) pthread_join(tp->workers[i].thread, NULL);
     pthread_mutex_destroy(&tp->mu);
     pthread_cond_destroy(&tp->wake);
@@ -121,12 +143,29 @@ void tp_run(ThreadPool *tp, ThreadTask fn, void *ctx) {
     tp->fn = fn;
     tp->ctx = ctx;
     atomic_store_explicit(&tp->pending, tp->n - 1, memory_order_relaxed);
-    publish(tp);
+    publish(tp, 0);
     fn(ctx, 0, tp->n);
     /* When the machine is busier than the pool (other processes on the
      * cores), a worker may not be running: yield the CPU to it rather than
      * spin through its time slice. */
     for (int i = 0; atomic_load_explicit(&tp->pending, memory_order_acquire) > 0; i++) {
+        if (i < 4096) cpu_relax();
+        else sched_yield();
+    }
+}
+
+void tp_run_shared(ThreadPool *tp, ThreadTask fn, void *ctx) {
+    if (!tp || tp->n == 1) {
+        fn(ctx, 0, 1);
+        return;
+    }
+    tp->fn = fn;
+    tp->ctx = ctx;
+    atomic_store(&tp->open, 1);
+    publish(tp, 1);
+    fn(ctx, 0, tp->n); /* returns when all work is claimed and the caller's share done */
+    atomic_store(&tp->open, 0);
+    for (int i = 0; atomic_load(&tp->running) > 0; i++) {
         if (i < 4096) cpu_relax();
         else sched_yield();
     }

@@ -29,6 +29,12 @@ int tp_size(const ThreadPool *tp);
  * (then fn runs once as thread 0 of 1). Not reentrant: fn must not call
  * tp_run on the same pool. */
 void tp_run(ThreadPool *tp, ThreadTask fn, void *ctx);
+/* Runs fn as a shared task: fn must take its work with tp_next (never by
+ * ith), because any worker may not take part at all -- a worker whose core
+ * is busy with another process is not waited for. The caller always runs
+ * fn; it returns when every thread that entered fn has left it. ith is
+ * still unique per thread (for per-thread scratch). */
+void tp_run_shared(ThreadPool *tp, ThreadTask fn, void *ctx);
 /* A 64-byte aligned scratch buffer of at least `bytes`, owned by the pool
  * and reused by the kernels between calls (grown as needed; the contents
  * do not survive the next call that asks for scratch). */

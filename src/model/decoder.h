@@ -1,9 +1,9 @@
 /* decoder: the Llama-family decoder (Llama 2/3.x, Mistral, Qwen2/2.5,
  * Qwen3): weights, KV cache and the forward pass.
  *
- * Weights come from a Hugging Face directory (safetensors F32/F16/BF16,
- * converted to one contiguous f32 block, llm.c style, so that a trainer can
- * put gradients and optimiser state beside it in the same layout), from a
+ * Weights come from a Hugging Face directory (safetensors: F32 tensors and
+ * all vectors copied into one contiguous f32 block, llm.c style; F16/BF16
+ * matrices used in place from the memory map), from a
  * GGUF file (F32/F16/BF16/Q8_0/Q4_0 used in place from the memory map;
  * Q4_K/Q6_K re-quantised to Q8_0 at load), or are made up at random in
  * memory for benchmarks (model_init_random).

@@ -51,6 +51,55 @@ static int load_hf_kind(Model *m, ParamKind k, size_t size, Err *e) {
     return 0;
 }
 
+static int is_matrix_kind(ParamKind k) {
+    return k == PARAM_EMBED || k == PARAM_LM_HEAD || k == PARAM_WQ || k == PARAM_WK || k == PARAM_WV ||
+           k == PARAM_WO || k == PARAM_W_GATE || k == PARAM_W_UP || k == PARAM_W_DOWN;
+}
+
+/* The 16-bit type (F16/BF16) every tensor of kind k is stored in, or -1. */
+static int kind_half_type(const Model *m, ParamKind k) {
+    int n = k == PARAM_EMBED || k == PARAM_LM_HEAD ? 1 : m->cfg.n_layers, type = -1;
+    for (int l = 0; l < n; l++) {
+        char name[128];
+        model_param_hf_name(k, l, name, sizeof name);
+        const TensorView *t = st_find(m->st, name);
+        if (!t || (t->dtype != DT_F16 && t->dtype != DT_BF16) || (type >= 0 && t->dtype != type)) return -1;
+        type = t->dtype;
+    }
+    return type;
+}
+
+/* Points the views of kind k at the mapped 16-bit tensors (shapes are
+ * checked as load_hf_kind does). */
+static int map_hf_kind(Model *m, ParamKind k, Err *e) {
+    const ModelConfig *c = &m->cfg;
+    int64_t rows, cols;
+    kind_shape(c, k, &rows, &cols);
+    int64_t shape[2] = {rows, cols};
+    int n = k == PARAM_EMBED || k == PARAM_LM_HEAD ? 1 : c->n_layers;
+    for (int l = 0; l < n; l++) {
+        char name[128];
+        model_param_hf_name(k, l, name, sizeof name);
+        const TensorView *t = st_get(m->st, name, e);
+        if (!t || tensor_check_shape(t, 2, shape, e)) return -1;
+        QMat q = {t->dtype, t->data, (int)rows, (int)cols};
+        LayerWeights *w = &m->w.layers[l];
+        switch (k) {
+        case PARAM_EMBED: m->w.embed = q; break;
+        case PARAM_LM_HEAD: m->w.lm_head = q; break;
+        case PARAM_WQ: w->wq = q; break;
+        case PARAM_WK: w->wk = q; break;
+        case PARAM_WV: w->wv = q; break;
+        case PARAM_WO: w->wo = q; break;
+        case PARAM_W_GATE: w->w_gate = q; break;
+        case PARAM_W_UP: w->w_up = q; break;
+        case PARAM_W_DOWN: w->w_down = q; break;
+        default: break;
+        }
+    }
+    return 0;
+}
+
 Model *model_load_hf(const char *dir, int n_threads, Err *e) {
     ModelConfig cfg;
     if (hf_config_load(dir, &cfg, e) || model_check_config(&cfg, dir, e)) return NULL;
@@ -60,20 +109,39 @@ Model *model_load_hf(const char *dir, int n_threads, Err *e) {
     m->st = st;
     m->source = "safetensors";
     m->weight_type = DT_F32;
-    /* a checkpoint saved with tie_word_embeddings but an lm_head present:
-     * transformers ties them (uses the embedding), and so do we */
+    /* F16/BF16 matrices are used in place from the map (exactly the values
+     * an f32 copy would hold, at half the memory and memory traffic); f32
+     * ones and all vectors go into the f32 block. A checkpoint saved with
+     * tie_word_embeddings but an lm_head present: transformers ties them
+     * (uses the embedding), and so do we. */
     size_t sizes[PARAM_COUNT];
+    int half[PARAM_COUNT];
     model_param_sizes(&m->cfg, sizes);
+    for (int k = 0; k < PARAM_COUNT; k++) {
+        half[k] = sizes[k] && is_matrix_kind((ParamKind)k) ? kind_half_type(m, (ParamKind)k) : -1;
+        if (half[k] >= 0) sizes[k] = 0, m->weight_type = half[k];
+    }
     model_alloc_params(m, sizes);
     for (int k = 0; k < PARAM_COUNT; k++)
         if (sizes[k] && load_hf_kind(m, (ParamKind)k, sizes[k], e)) {
             model_free(m);
             return NULL;
         }
-    /* the f32 copy is all we use: release the map */
-    st_close(m->st);
-    m->st = NULL;
     model_views_from_params(m);
+    int mapped = 0;
+    for (int k = 0; k < PARAM_COUNT; k++)
+        if (half[k] >= 0) {
+            mapped = 1;
+            if (map_hf_kind(m, (ParamKind)k, e)) {
+                model_free(m);
+                return NULL;
+            }
+        }
+    if (m->cfg.tie_word_embeddings) m->w.lm_head = m->w.embed;
+    if (!mapped) { /* the f32 copy is all we use: release the map */
+        st_close(m->st);
+        m->st = NULL;
+    }
     model_init_rope(m, NULL);
     return m;
 }

@@ -56,6 +56,10 @@ void model_init_rope(Model *m, const float *freq_factors) {
         for (int i = 0; i < hd / 2; i++) m->inv_freq[i] /= freq_factors[i];
 }
 
+/* p[k] + off, or NULL for a kind not in the block (its views are set by
+ * the caller: matrices kept in their stored type). */
+static float *at(float *const *p, int k, size_t off) { return p[k] ? p[k] + off : NULL; }
+
 /* Points the weight views into the contiguous f32 block. */
 void model_views_from_params(Model *m) {
     const ModelConfig *c = &m->cfg;
@@ -66,20 +70,20 @@ void model_views_from_params(Model *m) {
     m->w.lm_head = c->tie_word_embeddings ? m->w.embed : (QMat){DT_F32, p[PARAM_LM_HEAD], c->vocab_size, D};
     for (int l = 0; l < c->n_layers; l++) {
         LayerWeights *w = &m->w.layers[l];
-        w->attn_norm = p[PARAM_ATTN_NORM] + (size_t)l * D;
-        w->ffn_norm = p[PARAM_FFN_NORM] + (size_t)l * D;
-        w->wq = (QMat){DT_F32, p[PARAM_WQ] + (size_t)l * Q * D, Q, D};
-        w->wk = (QMat){DT_F32, p[PARAM_WK] + (size_t)l * KV * D, KV, D};
-        w->wv = (QMat){DT_F32, p[PARAM_WV] + (size_t)l * KV * D, KV, D};
-        w->wo = (QMat){DT_F32, p[PARAM_WO] + (size_t)l * D * Q, D, Q};
-        w->w_gate = (QMat){DT_F32, p[PARAM_W_GATE] + (size_t)l * F * D, F, D};
-        w->w_up = (QMat){DT_F32, p[PARAM_W_UP] + (size_t)l * F * D, F, D};
-        w->w_down = (QMat){DT_F32, p[PARAM_W_DOWN] + (size_t)l * D * F, D, F};
-        w->bq = p[PARAM_BQ] ? p[PARAM_BQ] + (size_t)l * Q : NULL;
-        w->bk = p[PARAM_BK] ? p[PARAM_BK] + (size_t)l * KV : NULL;
-        w->bv = p[PARAM_BV] ? p[PARAM_BV] + (size_t)l * KV : NULL;
-        w->q_norm = p[PARAM_Q_NORM] ? p[PARAM_Q_NORM] + (size_t)l * c->head_dim : NULL;
-        w->k_norm = p[PARAM_K_NORM] ? p[PARAM_K_NORM] + (size_t)l * c->head_dim : NULL;
+        w->attn_norm = at(p, PARAM_ATTN_NORM, (size_t)l * D);
+        w->ffn_norm = at(p, PARAM_FFN_NORM, (size_t)l * D);
+        w->wq = (QMat){DT_F32, at(p, PARAM_WQ, (size_t)l * Q * D), Q, D};
+        w->wk = (QMat){DT_F32, at(p, PARAM_WK, (size_t)l * KV * D), KV, D};
+        w->wv = (QMat){DT_F32, at(p, PARAM_WV, (size_t)l * KV * D), KV, D};
+        w->wo = (QMat){DT_F32, at(p, PARAM_WO, (size_t)l * D * Q), D, Q};
+        w->w_gate = (QMat){DT_F32, at(p, PARAM_W_GATE, (size_t)l * F * D), F, D};
+        w->w_up = (QMat){DT_F32, at(p, PARAM_W_UP, (size_t)l * F * D), F, D};
+        w->w_down = (QMat){DT_F32, at(p, PARAM_W_DOWN, (size_t)l * D * F), D, F};
+        w->bq = at(p, PARAM_BQ, (size_t)l * Q);
+        w->bk = at(p, PARAM_BK, (size_t)l * KV);
+        w->bv = at(p, PARAM_BV, (size_t)l * KV);
+        w->q_norm = at(p, PARAM_Q_NORM, (size_t)l * c->head_dim);
+        w->k_norm = at(p, PARAM_K_NORM, (size_t)l * c->head_dim);
     }
 }
 

@@ -99,6 +99,26 @@ static void test_complete_print_ids(void) {
     sb_free(&ids), sb_free(&want);
 }
 
+/* --stop: the output ends right before the first occurrence of the stop
+ * string in the unstopped output. */
+static void test_complete_stop_string(void) {
+    char *dir = test_shared_path("fixtures/models/tiny-qwen2");
+    if (!dir) SKIP("fixtures/models/tiny-qwen2 not found");
+    char *aloe = test_build_path("aloe");
+    char *cmd = xasprintf("%s complete --model %s --prompt 'Hello, I am' --max-tokens 20", aloe, dir);
+    char *full = run(cmd);
+    CHECK_MSG(full, "aloe complete failed");
+    char *sp = strchr(full + 3, ' ');
+    CHECK_MSG(sp && sp[1] && sp[1] != '\n', "no stop string candidate in: %s", full);
+    char stop[3] = {sp[0], sp[1], 0};
+    size_t want = (size_t)(strstr(full, stop) - full);
+    char *cmd2 = xasprintf("%s complete --model %s --prompt 'Hello, I am' --max-tokens 20 --stop '%s'", aloe, dir, stop);
+    char *part = run(cmd2);
+    int ok = part && strlen(part) == want + 1 && !strncmp(part, full, want) && part[want] == '\n';
+    free(dir), free(aloe), free(cmd), free(cmd2), free(full), free(part);
+    CHECK_MSG(ok, "--stop output is not the text before the stop string");
+}
+
 static void test_speed_json(void) {
     char *aloe = test_build_path("aloe");
     char *cmd = xasprintf("%s speed --shape qwen2.5-0.5b --type q4_0 -p 16 -n 2 -t 2 --json", aloe);
@@ -117,6 +137,7 @@ static void test_speed_json(void) {
 int main(void) {
     RUN(test_logits_command);
     RUN(test_complete_print_ids);
+    RUN(test_complete_stop_string);
     RUN(test_speed_json);
     return test_summary();
 }

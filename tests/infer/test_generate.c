@@ -5,6 +5,9 @@
 #include <stdlib.h>
 
 #include "base/mem.h"
+#include <pthread.h>
+
+#include "infer/batcher.h"
 #include "infer/generate.h"
 #include "infer/sampler.h"
 #include "test.h"
@@ -166,9 +169,65 @@ static void test_generate_single_and_batched(void) {
     CHECK_MSG(cb_ok, "stop callback not honoured");
 }
 
+typedef struct Client {
+    Batcher *b;
+    const int32_t *prompt;
+    int n_prompt, rc;
+    int32_t *out;
+    int n_out;
+} Client;
+
+static void *client_main(void *arg) {
+    Client *c = arg;
+    GenParams gp;
+    gen_params_default(&gp);
+    gp.max_tokens = 12;
+    Err e;
+    GenFinish f;
+    c->rc = batcher_generate(c->b, c->prompt, c->n_prompt, &gp, &c->out, &c->n_out, &f, &e);
+    return NULL;
+}
+
+/* Four threads share one model through a batcher, with prompts of
+ * different lengths; each gets what it would get alone. */
+static void test_batcher_threads(void) {
+    int32_t *prompt = NULL, expect[12];
+    int np = 0;
+    Model *m = load_qwen2(&prompt, &np, expect);
+    if (!m) SKIP("fixtures/models/tiny-qwen2 not found");
+    Err e;
+    Batcher *b = batcher_start(m, 3, &e); /* fewer slots than clients: one waits */
+    Client c[4];
+    pthread_t th[4];
+    int lens[4] = {np, np / 2, np / 3, np - 7};
+    for (int i = 0; i < 4; i++) {
+        c[i] = (Client){.b = b, .prompt = prompt, .n_prompt = lens[i]};
+        pthread_create(&th[i], NULL, client_main, &c[i]);
+    }
+    for (int i = 0; i < 4; i++) pthread_join(th[i], NULL);
+    batcher_stop(b);
+    int ok = 1;
+    for (int i = 0; i < 4; i++) {
+        GenParams gp;
+        gen_params_default(&gp);
+        gp.max_tokens = 12;
+        GenSeq s;
+        gen_seq_init(&s, prompt, lens[i], &gp);
+        int rc = generate(m, &s, 1, &e);
+        ok &= !rc && !c[i].rc && c[i].n_out == s.n_out && !memcmp(c[i].out, s.out, (size_t)s.n_out * sizeof(int32_t));
+        if (i == 0) ok &= !memcmp(c[i].out, expect, sizeof expect);
+        gen_seq_free(&s);
+        free(c[i].out);
+    }
+    model_free(m);
+    free(prompt);
+    CHECK_MSG(ok, "batched requests from threads differ from decoding each alone");
+}
+
 int main(void) {
     RUN(test_sampling_rules);
     RUN(test_repetition_penalty);
     RUN(test_generate_single_and_batched);
+    RUN(test_batcher_threads);
     return test_summary();
 }

@@ -51,6 +51,36 @@ static void test_vec_dot_matches_reference(void) {
     }
 }
 
+static void test_dequantize_matches_formats(void) {
+    Rng r;
+    rng_seed(&r, 9);
+    long n = 256 + 32;
+    float *x = rand_vec(&r, n, 1.0f), *a = xmalloc((size_t)n * 4), *b = xmalloc((size_t)n * 4);
+    void *row = xmalloc((size_t)n * 4);
+    for (int ti = 0; ti < N_TYPES; ti++) {
+        quantize_row(TYPES[ti], x, row, n);
+        dequantize_row(TYPES[ti], row, a, n);
+        kernel_dequantize_row(TYPES[ti], row, b, n);
+        CHECK_MSG(!memcmp(a, b, (size_t)n * 4), "%s: kernel_dequantize_row differs", dtype_name(TYPES[ti]));
+    }
+    free(x), free(a), free(b), free(row);
+}
+
+static void test_quantize_activations(void) {
+    Rng r;
+    rng_seed(&r, 10);
+    long n = 1024;
+    float *x = rand_vec(&r, n, 3.0f);
+    x[5] = 0, x[40] = -7.5f; /* a block whose extreme is negative */
+    for (int i = 64; i < 96; i++) x[i] = 0; /* an all-zero block */
+    size_t bytes = dtype_nbytes(DT_Q8_0, n);
+    char *a = xmalloc(bytes), *b = xmalloc(bytes);
+    quantize_row(DT_Q8_0, x, a, n);
+    kernel_quantize_q8_0(x, b, n);
+    CHECK(!memcmp(a, b, bytes)); /* random floats have no exact ties */
+    free(x), free(a), free(b);
+}
+
 /* The matmul of one type and batch size against the double reference. For
  * quantised weights on the row-dot path, the activation is quantised too,
  * so the reference gets the same quantised activation. */
@@ -65,7 +95,7 @@ static int check_matmul(ThreadPool *tp, int t, int n, int rows, int cols, double
     float *xr = xmalloc((size_t)n * cols * 4), *y = xmalloc((size_t)n * rows * 4), *yr = xmalloc((size_t)n * rows * 4);
     void *tmp = xmalloc((size_t)cols * 4);
     for (int i = 0; i < n; i++) {
-        int vt = n < MATMUL_GEMM_MIN_ROWS ? kernel_vec_type(t) : DT_F32;
+        int vt = n < matmul_gemm_min_rows(t) ? kernel_vec_type(t) : DT_F32;
         quantize_row(vt, x + (long)i * cols, tmp, cols);
         dequantize_row(vt, tmp, xr + (long)i * cols, cols);
     }
@@ -86,12 +116,15 @@ static int check_matmul(ThreadPool *tp, int t, int n, int rows, int cols, double
 
 static void test_matmul_matches_reference(void) {
     ThreadPool *tp = tp_create(2);
-    int batches[] = {1, 3, MATMUL_GEMM_MIN_ROWS + 4};
+    int batches[] = {1, 3, 6, 0};
     double worst = 0;
     for (int ti = 0; ti < N_TYPES; ti++)
-        for (int b = 0; b < 3; b++)
-            CHECK_MSG(check_matmul(tp, TYPES[ti], batches[b], 100, 256, &worst), "%s n=%d: relative error %g > 1e-5",
-                      dtype_name(TYPES[ti]), batches[b], worst);
+        for (int b = 0; b < 4; b++) {
+            /* the last batch size takes the GEMM path */
+            int n = batches[b] ? batches[b] : matmul_gemm_min_rows(TYPES[ti]) + 1;
+            CHECK_MSG(check_matmul(tp, TYPES[ti], n, 100, 256, &worst), "%s n=%d: relative error %g > 1e-5",
+                      dtype_name(TYPES[ti]), n, worst);
+        }
     tp_free(tp);
 }
 
@@ -211,6 +244,23 @@ static void sum_task(void *ctx, int ith, int nth) {
     c->partial[ith] = s;
 }
 
+typedef struct SharedCtx {
+    long n;
+    TpCounter next;
+    _Atomic long sum;
+} SharedCtx;
+
+static void shared_task(void *ctx, int ith, int nth) {
+    (void)ith, (void)nth;
+    SharedCtx *c = ctx;
+    long a, b;
+    while (tp_next(&c->next, c->n, 7, &a, &b)) {
+        long s = 0;
+        for (long i = a; i < b; i++) s += i;
+        atomic_fetch_add(&c->sum, s);
+    }
+}
+
 static void test_thread_pool(void) {
     ThreadPool *tp = tp_create(2);
     CHECK_EQ_INT(tp_size(tp), 2);
@@ -219,6 +269,9 @@ static void test_thread_pool(void) {
         tp_run(tp, sum_task, &c);
         long s = c.partial[0] + c.partial[1];
         CHECK_EQ_INT(s, c.n * (c.n - 1) / 2);
+        SharedCtx d = {.n = 500 + round % 11};
+        tp_run_shared(tp, shared_task, &d); /* static and shared tasks interleaved */
+        CHECK_EQ_INT(atomic_load(&d.sum), d.n * (d.n - 1) / 2);
         if (round % 1000 == 0) usleep(5000); /* let the workers fall asleep */
     }
     tp_free(tp);
@@ -226,6 +279,8 @@ static void test_thread_pool(void) {
 
 int main(void) {
     RUN(test_vec_dot_matches_reference);
+    RUN(test_dequantize_matches_formats);
+    RUN(test_quantize_activations);
     RUN(test_matmul_matches_reference);
     RUN(test_attention_matches_reference);
     RUN(test_rmsnorm_softmax_swiglu);

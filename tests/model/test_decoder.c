@@ -29,6 +29,7 @@
 #include <jansson.h>
 #include <stdlib.h>
 
+#include "base/fileio.h"
 #include "base/mem.h"
 #include "formats/safetensors.h"
 #include "model/decoder.h"
@@ -271,8 +272,101 @@ static void test_gguf_models(void) {
         }
 }
 
+/* Writes the fixture model's weights as dtype (F16/BF16) safetensors into a
+ * fresh directory beside a copy of its config.json; returns the directory. */
+static char *convert_hf(const char *name, int dtype, Err *e) {
+    char rel[128];
+    snprintf(rel, sizeof rel, "fixtures/models/%s", name);
+    char *src = test_shared_path(rel);
+    if (!src) return NULL;
+    char *dir = test_tmpdir(), *cfg_in = xasprintf("%s/config.json", src), *cfg_out = xasprintf("%s/config.json", dir);
+    char *st_out = xasprintf("%s/model.safetensors", dir), *text = NULL;
+    size_t len;
+    SafeTensors *st = st_open(src, e);
+    int rc = !st || file_read_all(cfg_in, &text, &len, e) || file_write_atomic(cfg_out, text, len, e);
+    if (!rc) {
+        int n = st_count(st);
+        TensorView *tv = xcalloc((size_t)n, sizeof *tv);
+        for (int i = 0; i < n && !rc; i++) {
+            tv[i] = *st_tensor(st, i);
+            float *f = tensor_to_f32_alloc(&tv[i], e);
+            int64_t k = tensor_numel(&tv[i]);
+            uint16_t *h = xmalloc((size_t)k * 2);
+            quantize_row(dtype, f, h, k);
+            free(f);
+            tv[i].dtype = dtype, tv[i].data = h, tv[i].nbytes = (size_t)k * 2;
+        }
+        rc = rc || st_write(st_out, tv, n, NULL, e);
+        for (int i = 0; i < n; i++) free((void *)tv[i].data);
+        free(tv);
+    }
+    if (st) st_close(st);
+    free(src), free(cfg_in), free(cfg_out), free(st_out), free(text);
+    if (rc) {
+        free(dir);
+        return NULL;
+    }
+    return dir;
+}
+
+/* F16 and BF16 checkpoints load (matrices used in place, in their type) and
+ * give the fixture's logits within the rounding of their weights. */
+static void test_hf_half_precision(void) {
+    static const int types[2] = {DT_F16, DT_BF16};
+    static const double tols[2] = {1e-3, 1e-2};
+    for (int i = 0; i < 2; i++) {
+        Err e;
+        Fixture f;
+        int rc = fixture_load("tiny-qwen3", &f, &e);
+        if (rc == 0) SKIP("fixtures/models/tiny-qwen3 not found");
+        CHECK_OK(rc < 0, &e);
+        char *dir = convert_hf("tiny-qwen3", types[i], &e);
+        Model *m = dir ? model_load(dir, 2, &e) : NULL;
+        free(dir);
+        Errors er = {0};
+        rc = m ? compare_logits(m, &f, f.logits, &er, &e) : -1;
+        int kept = m && m->weight_type == types[i] && m->w.layers[0].wq.type == types[i]; /* used in place */
+        model_free(m);
+        fixture_free(&f);
+        CHECK_OK(rc, &e);
+        printf("  tiny-qwen3 as %-5s safetensors    max|err|/range %.2e, argmax agreement %.1f%%\n",
+               dtype_name(types[i]), er.rel, 100 * er.argmax_ok);
+        CHECK(kept);
+        CHECK(er.rel <= tols[i]);
+        /* near-ties again (see the top): no flip where the margin is decisive */
+        CHECK(er.decisive_flips == 0);
+        CHECK(er.argmax_ok >= 0.95);
+    }
+}
+
+/* Bad input gets an error naming the problem, not a crash. */
+static void test_load_errors(void) {
+    Err e;
+    Model *m = model_load("/nonexistent/model", 1, &e);
+    CHECK(m == NULL);
+    CHECK(strstr(e.msg, "/nonexistent/model") != NULL);
+    char *src = test_shared_path("fixtures/models/tiny-qwen2");
+    if (!src) SKIP("fixtures/models/tiny-qwen2 not found");
+    m = model_load(src, 1, &e);
+    free(src);
+    CHECK_MSG(m, "%s", e.msg);
+    KvCache kv;
+    CHECK_OK(kv_cache_init(&kv, m, 4, &e), &e);
+    float *logits = xmalloc((size_t)m->cfg.vocab_size * 4);
+    int32_t bad = m->cfg.vocab_size, ok = 1;
+    CHECK(model_forward(m, &kv, &bad, 1, 0, logits, 0, &e) == -1);
+    CHECK(strstr(e.msg, "outside the vocabulary") != NULL);
+    CHECK(model_forward(m, &kv, &ok, 1, 4, logits, 0, &e) == -1); /* past the cache */
+    CHECK(strstr(e.msg, "context") != NULL);
+    free(logits);
+    kv_cache_free(&kv);
+    model_free(m);
+}
+
 int main(void) {
     RUN(test_hf_models);
     RUN(test_gguf_models);
+    RUN(test_hf_half_precision);
+    RUN(test_load_errors);
     return test_summary();
 }
