@@ -6,6 +6,7 @@
 
 #include "base/fileio.h"
 #include "base/mem.h"
+#include "base/rng.h"
 #include "formats/safetensors.h"
 #include "kernels/matmul.h"
 #include "kernels/ops.h"
@@ -142,6 +143,18 @@ void td_free(TrainDecoder *m) {
     free(m->lora_u);
     free(m->lora_du);
     memset(m, 0, sizeof *m);
+}
+
+void td_init_random(TrainDecoder *m, uint64_t seed, float std) {
+    Rng r;
+    rng_seed(&r, seed);
+    for (int i = 0; i < m->n_tensors; i++) {
+        const TdTensor *t = &m->tensors[i];
+        float *p = m->params + t->offset;
+        int is_norm = strstr(t->name, "norm") != NULL;
+        for (size_t k = 0; k < t->numel; k++)
+            p[k] = t->ndim == 2 ? std * rng_normal(&r) : is_norm ? 1.0f : 0.0f;
+    }
 }
 
 const TdTensor *td_find(const TrainDecoder *m, const char *name) {

@@ -99,6 +99,9 @@ void td_free(TrainDecoder *m);
 /* Fills every parameter from a safetensors file or HF directory (converted
  * to float32); a missing tensor or a wrong shape is an error naming it. */
 int td_load(TrainDecoder *m, const char *path, Err *e);
+/* Random weights as transformers initialises them: matrices (embeddings
+ * included) normal(0, std), biases 0, norm weights 1. */
+void td_init_random(TrainDecoder *m, uint64_t seed, float std);
 /* The tensor called name, or NULL. */
 const TdTensor *td_find(const TrainDecoder *m, const char *name);
 
