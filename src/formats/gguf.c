@@ -561,6 +561,11 @@ static int permute(void *data, int64_t rows, size_t row_bytes, int n_head, int u
     return 0;
 }
 
+int gguf_qk_permuted(const Gguf *g) {
+    const GgufKV *a = gguf_find_key(g, "general.architecture");
+    return a && a->type == GGUF_STRING && !strcmp(a->str, "llama");
+}
+
 int gguf_unpermute_qk(void *data, int64_t rows, size_t row_bytes, int n_head, Err *e) {
     return permute(data, rows, row_bytes, n_head, 1, e);
 }

@@ -118,6 +118,9 @@ const TensorView *gguf_get_tensor(const Gguf *g, const char *name, Err *e);
  * (any dtype: whole rows move). For K use n_head = the number of KV heads.
  * gguf_permute_qk is the converter's direction (for writing GGUF).
  * Returns -1 if rows is not a multiple of 2*n_head. */
+/* 1 when the file's Q/K rows are in llama.cpp's permuted order: GGUF
+ * architecture "llama" (Llama, Mistral converted by llama.cpp). */
+int gguf_qk_permuted(const Gguf *g);
 int gguf_unpermute_qk(void *data, int64_t rows, size_t row_bytes, int n_head, Err *e);
 int gguf_permute_qk(void *data, int64_t rows, size_t row_bytes, int n_head, Err *e);
 

@@ -10,6 +10,7 @@
 #include "base/fileio.h"
 #include "base/mem.h"
 #include "formats/dtype.h"
+#include "formats/gguf_write.h"
 
 typedef struct ArchInfo {
     int arch;
@@ -307,6 +308,56 @@ int hf_genconfig_load(const char *dir, GenConfig *g, Err *e) {
     return rc;
 }
 
+/* ---- chat template ---- */
+
+static int template_from_config(json_t *ct, const char *path, const char *name, char **out, Err *e) {
+    if (json_is_string(ct)) {
+        *out = xstrdup(json_string_value(ct));
+        return 0;
+    }
+    if (!json_is_array(ct)) return err_set(e, ERR_PARSE, "%s: \"chat_template\" must be a string or a list", path);
+    size_t i;
+    json_t *item;
+    json_array_foreach(ct, i, item) {
+        const char *n = json_string_value(json_object_get(item, "name"));
+        const char *t = json_string_value(json_object_get(item, "template"));
+        if (!n || !t)
+            return err_set(e, ERR_PARSE, "%s: chat_template[%zu] must have string \"name\" and \"template\"", path, i);
+        if (!strcmp(n, name ? name : "default")) {
+            *out = xstrdup(t);
+            return 0;
+        }
+    }
+    return err_set(e, ERR_NOTFOUND, "%s: no chat template named %s", path, name ? name : "default");
+}
+
+int hf_chat_template_load(const char *dir, const char *name, char **out, Err *e) {
+    *out = NULL;
+    char *jinja = path_join(dir, "chat_template.jinja"), *text = NULL;
+    size_t len;
+    int rc = 0;
+    if (!name && file_exists(jinja)) {
+        rc = file_read_all(jinja, out, &len, e);
+        free(jinja);
+        return rc;
+    }
+    free(jinja);
+    char *cfg = path_join(dir, "tokenizer_config.json");
+    if (file_exists(cfg)) {
+        rc = file_read_all(cfg, &text, &len, e);
+        json_error_t je;
+        json_t *root = rc ? NULL : json_loadb(text, len, 0, &je);
+        if (!rc && !root) rc = err_set(e, ERR_PARSE, "%s:%d: %s", cfg, je.line, je.text);
+        json_t *ct = json_object_get(root, "chat_template");
+        if (!rc && ct && !json_is_null(ct)) rc = template_from_config(ct, cfg, name, out, e);
+        else if (!rc && name) rc = err_set(e, ERR_NOTFOUND, "%s: no chat template named %s", cfg, name);
+        json_decref(root);
+        free(text);
+    }
+    free(cfg);
+    return rc;
+}
+
 /* ---- GGUF ---- */
 
 static int g_u32(const Gguf *g, const char *arch, const char *key, int def, int required, int *out, Err *e) {
@@ -415,6 +466,64 @@ int gguf_model_config(const Gguf *g, ModelConfig *c, Err *e) {
     int eot;
     if (gguf_token_id(g, "tokenizer.ggml.eot_token_id", &eot, e)) return -1;
     if (eot >= 0 && eot != eos) c->eos_ids[c->n_eos++] = eot;
+    return 0;
+}
+
+/* ---- RoPE factors and GGUF metadata ---- */
+
+void rope_freq_factors(const RopeConfig *r, int head_dim, float *factors) {
+    int n = head_dim / 2;
+    for (int i = 0; i < n; i++) {
+        double f = 1.0;
+        if (r->type == ROPE_LINEAR) {
+            f = r->factor;
+        } else if (r->type == ROPE_LLAMA3) {
+            /* long wavelengths are slowed by `factor`, short ones kept,
+             * and the band between blended smoothly */
+            double inv = pow(r->theta, -2.0 * i / head_dim), wavelen = 2 * M_PI / inv;
+            double old = r->original_max_pos, lo = old / r->low_freq_factor, hi = old / r->high_freq_factor;
+            if (wavelen < hi) f = 1.0;
+            else if (wavelen > lo) f = r->factor;
+            else {
+                double smooth = (old / wavelen - r->low_freq_factor) / (r->high_freq_factor - r->low_freq_factor);
+                f = 1.0 / ((1 - smooth) / r->factor + smooth);
+            }
+        }
+        factors[i] = (float)f;
+    }
+}
+
+int gguf_set_model_config(GgufWriter *w, const ModelConfig *c, Err *e) {
+    const char *a = NULL;
+    for (int i = 0; i < NARCH; i++)
+        if (ARCHS[i].arch == (c->arch == ARCH_MISTRAL ? ARCH_LLAMA : c->arch)) a = ARCHS[i].gguf;
+    if (!a) return err_set(e, ERR_UNSUPPORTED, "no GGUF architecture for %s", model_arch_name(c->arch));
+    char k[128];
+#define KEY(s) (snprintf(k, sizeof k, "%s.%s", a, s), k)
+    gguf_set_str(w, "general.architecture", a);
+    gguf_set_u32(w, KEY("block_count"), (uint32_t)c->n_layers);
+    gguf_set_u32(w, KEY("context_length"), (uint32_t)c->max_pos);
+    gguf_set_u32(w, KEY("embedding_length"), (uint32_t)c->hidden_size);
+    gguf_set_u32(w, KEY("feed_forward_length"), (uint32_t)c->intermediate_size);
+    gguf_set_u32(w, KEY("attention.head_count"), (uint32_t)c->n_heads);
+    gguf_set_u32(w, KEY("attention.head_count_kv"), (uint32_t)c->n_kv_heads);
+    gguf_set_u32(w, KEY("attention.key_length"), (uint32_t)c->head_dim);
+    gguf_set_u32(w, KEY("attention.value_length"), (uint32_t)c->head_dim);
+    gguf_set_u32(w, KEY("vocab_size"), (uint32_t)c->vocab_size);
+    if (c->arch == ARCH_BERT) {
+        gguf_set_f32(w, KEY("attention.layer_norm_epsilon"), c->norm_eps);
+        gguf_set_u32(w, "tokenizer.ggml.token_type_count", (uint32_t)c->type_vocab_size);
+    } else {
+        gguf_set_f32(w, KEY("rope.freq_base"), c->rope.theta);
+        gguf_set_u32(w, KEY("rope.dimension_count"), (uint32_t)c->head_dim);
+        gguf_set_f32(w, KEY("attention.layer_norm_rms_epsilon"), c->norm_eps);
+    }
+    if (c->rope.type == ROPE_LINEAR) {
+        gguf_set_str(w, KEY("rope.scaling.type"), "linear");
+        gguf_set_f32(w, KEY("rope.scaling.factor"), c->rope.factor);
+    }
+    if (c->sliding_window) gguf_set_u32(w, KEY("attention.sliding_window"), (uint32_t)c->sliding_window);
+#undef KEY
     return 0;
 }
 

@@ -103,6 +103,13 @@ void gen_config_init(GenConfig *g);
 int hf_genconfig_load(const char *dir, GenConfig *g, Err *e);
 int hf_genconfig_parse(const char *text, const char *name, GenConfig *g, Err *e);
 
+/* The chat template a checkpoint ships: chat_template.jinja (transformers
+ * 5) or tokenizer_config.json's "chat_template" (a string, or a list of
+ * {name, template} of which `name` is chosen; NULL name = "default").
+ * *out is a new string (caller frees), or NULL when the directory has no
+ * template (not an error: the caller may ask for one by name). */
+int hf_chat_template_load(const char *dir, const char *name, char **out, Err *e);
+
 /* The ModelConfig of a GGUF model from its `<arch>.*` metadata, the
  * tokenizer's bos/eos ids, and the tensors present (output.weight absent =>
  * tied; blk.0.attn_q.bias => biases; blk.0.attn_q_norm.weight => qk_norm).
@@ -112,6 +119,20 @@ int hf_genconfig_parse(const char *text, const char *name, GenConfig *g, Err *e)
  * rope.type is ROPE_LLAMA3 only when rope.scaling.* keys say so; callers
  * should use rope_freqs.weight when present. */
 int gguf_model_config(const Gguf *g, ModelConfig *cfg, Err *e);
+
+/* Per-frequency divisors of RoPE's inverse frequencies (head_dim/2 of
+ * them): inv_freq[i] = theta^(-2i/head_dim) / factors[i]. All 1 for
+ * ROPE_DEFAULT, `factor` for ROPE_LINEAR, and for ROPE_LLAMA3 the
+ * wavelength-dependent blend transformers and llama.cpp use (the values
+ * llama.cpp stores as rope_freqs.weight). */
+void rope_freq_factors(const RopeConfig *r, int head_dim, float *factors);
+
+/* Writes the `<arch>.*` metadata llama.cpp reads for c (general.architecture,
+ * block_count, embedding_length, ..., rope.freq_base, key_length) into w:
+ * the inverse of gguf_model_config. Mistral is written as "llama". Token
+ * ids and the tokenizer are the caller's. */
+struct GgufWriter;
+int gguf_set_model_config(struct GgufWriter *w, const ModelConfig *c, Err *e);
 
 /* Tensor names: llama.cpp's GGUF names <-> Hugging Face names for the
  * decoder architectures ("blk.3.attn_q.weight" <->

@@ -6,6 +6,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "base/fileio.h"
 #include "base/mem.h"
@@ -72,7 +73,11 @@ static int parse_tensor(SafeTensors *st, const char *file, const char *name, jso
         return err_set(e, ERR_PARSE, "%s: tensor %s: data_offsets [%lld, %lld] outside the %zu data bytes", file, name,
                        (long long)b, (long long)end, data_size);
     int64_t numel = 1;
-    for (int i = 0; i < t.ndim; i++) numel *= t.shape[i]; /* each dim < 2^40, and bounded below */
+    for (int i = 0; i < t.ndim; i++) {
+        if (t.shape[i] && numel > INT64_MAX / t.shape[i])
+            return err_set(e, ERR_PARSE, "%s: tensor %s: shape overflows", file, name);
+        numel *= t.shape[i];
+    }
     size_t want = dtype_nbytes(dtype, numel);
     if ((numel && !want) || (uint64_t)(end - b) != want)
         return err_set(e, ERR_PARSE, "%s: tensor %s: %lld bytes for %lld elements of %s (expected %zu)", file, name,
@@ -88,18 +93,9 @@ static int parse_tensor(SafeTensors *st, const char *file, const char *name, jso
     return 0;
 }
 
-/* Maps one file and appends its tensors (and, if want_meta, its metadata). */
-static int load_file(SafeTensors *st, const char *path, int want_meta, Err *e) {
-    st->shards = xrealloc(st->shards, (size_t)(st->n_shards + 1) * sizeof(Shard));
-    Shard *sh = &st->shards[st->n_shards];
-    sh->path = xstrdup(path);
-    if (file_map(path, &sh->map, e)) {
-        free(sh->path);
-        return -1;
-    }
-    st->n_shards++;
-    const uint8_t *p = sh->map.data;
-    size_t size = sh->map.size;
+/* Parses one file's bytes (p, size) and appends its tensors (and, if
+ * want_meta, its metadata). */
+static int parse_buf(SafeTensors *st, const char *path, const uint8_t *p, size_t size, int want_meta, Err *e) {
     uint64_t hlen = 0;
     if (size < 8) return err_set(e, ERR_PARSE, "%s: too short for a safetensors file (%zu bytes)", path, size);
     for (int i = 7; i >= 0; i--) hlen = hlen << 8 | p[i];
@@ -135,6 +131,19 @@ static int load_file(SafeTensors *st, const char *path, int want_meta, Err *e) {
     }
     json_decref(h);
     return rc;
+}
+
+/* Maps one file and appends its tensors. */
+static int load_file(SafeTensors *st, const char *path, int want_meta, Err *e) {
+    st->shards = xrealloc(st->shards, (size_t)(st->n_shards + 1) * sizeof(Shard));
+    Shard *sh = &st->shards[st->n_shards];
+    sh->path = xstrdup(path);
+    if (file_map(path, &sh->map, e)) {
+        free(sh->path);
+        return -1;
+    }
+    st->n_shards++;
+    return parse_buf(st, path, sh->map.data, sh->map.size, want_meta, e);
 }
 
 static int cmp_view(const void *a, const void *b) {
@@ -242,6 +251,16 @@ SafeTensors *st_open(const char *path, Err *e) {
         rc = load_file(st, path, 1, e) || finish(st, e);
     }
     if (rc) {
+        st_close(st);
+        return NULL;
+    }
+    return st;
+}
+
+SafeTensors *st_open_mem(const void *data, size_t size, const char *name, Err *e) {
+    SafeTensors *st = xcalloc(1, sizeof *st);
+    st->path = xstrdup(name ? name : "(memory)");
+    if (parse_buf(st, st->path, data, size, 1, e) || finish(st, e)) {
         st_close(st);
         return NULL;
     }
@@ -376,5 +395,52 @@ int st_write_index(const char *path, const char *const *names, const char *const
     json_decref(root);
     int rc = file_write_atomic(path, s, strlen(s), e);
     free(s);
+    return rc;
+}
+
+int st_write_model(const char *dir, const TensorView *t, int n, const char *const *metadata, size_t max_shard_bytes,
+                   Err *e) {
+    if (check_tensors(dir, t, n, e)) return -1;
+    /* shard boundaries: shard_start[s] is the first tensor of shard s */
+    int *start = xmalloc((size_t)(n + 1) * sizeof(int)), n_shards = 0;
+    size_t total = 0, cur = 0;
+    for (int i = 0; i < n; i++) {
+        if (i == 0 || (max_shard_bytes && cur > 0 && cur + t[i].nbytes > max_shard_bytes)) {
+            start[n_shards++] = i;
+            cur = 0;
+        }
+        cur += t[i].nbytes;
+        total += t[i].nbytes;
+    }
+    if (n_shards == 0) start[n_shards++] = 0;
+    start[n_shards] = n;
+    char *single = path_join(dir, "model.safetensors"), *index = path_join(dir, "model.safetensors.index.json");
+    int rc = 0;
+    if (n_shards == 1) {
+        rc = st_write(single, t, n, metadata, e);
+        if (!rc) unlink(index);
+    } else {
+        const char **names = xmalloc((size_t)n * sizeof(char *)), **shard_of = xmalloc((size_t)n * sizeof(char *));
+        char **files = xcalloc((size_t)n_shards, sizeof(char *));
+        for (int s = 0; s < n_shards && !rc; s++) {
+            files[s] = xasprintf("model-%05d-of-%05d.safetensors", s + 1, n_shards);
+            char *p = path_join(dir, files[s]);
+            rc = st_write(p, t + start[s], start[s + 1] - start[s], metadata, e);
+            free(p);
+            for (int i = start[s]; i < start[s + 1]; i++) {
+                names[i] = t[i].name;
+                shard_of[i] = files[s];
+            }
+        }
+        if (!rc) rc = st_write_index(index, names, shard_of, n, total, e);
+        if (!rc) unlink(single);
+        for (int s = 0; s < n_shards; s++) free(files[s]);
+        free(files);
+        free(names);
+        free(shard_of);
+    }
+    free(single);
+    free(index);
+    free(start);
     return rc;
 }

@@ -28,6 +28,9 @@ typedef struct SafeTensors SafeTensors;
  * Tensors with more than TENSOR_MAX_DIMS dimensions or an unknown dtype are
  * an error. Returns NULL with e set on failure. */
 SafeTensors *st_open(const char *path, Err *e);
+/* Parses a single-file image in memory that stays alive and unchanged while
+ * the SafeTensors is open (fuzzing, tests); name appears in messages. */
+SafeTensors *st_open_mem(const void *data, size_t size, const char *name, Err *e);
 void st_close(SafeTensors *st);
 
 /* The tensor called name, or NULL. */
@@ -56,5 +59,15 @@ int st_write(const char *path, const TensorView *tensors, int n, const char *con
  * sum of tensor bytes (stored under "metadata"). Atomic. */
 int st_write_index(const char *path, const char *const *names, const char *const *shard_of, int n,
                    size_t total_size, Err *e);
+
+/* Writes a checkpoint's weights into directory dir the way transformers
+ * does: one model.safetensors when they total at most max_shard_bytes
+ * (0 = no limit), else model-0000i-of-0000N.safetensors shards (tensors in
+ * the order given, a new shard when the next tensor would overflow) plus
+ * model.safetensors.index.json. Each file is replaced atomically; a stale
+ * file of the other layout is removed afterwards so st_open(dir) sees
+ * the new weights. */
+int st_write_model(const char *dir, const TensorView *tensors, int n, const char *const *metadata,
+                   size_t max_shard_bytes, Err *e);
 
 #endif

@@ -47,6 +47,21 @@ static void test_f16_roundtrip_every_value(void) {
     }
 }
 
+/* the row converter (which may use F16C) agrees with the scalar one on
+ * every half value */
+static void test_f16_row_every_value(void) {
+    uint16_t *h = malloc(65536 * 2);
+    float *f = malloc(65536 * 4);
+    for (uint32_t i = 0; i < 65536; i++) h[i] = (uint16_t)i;
+    CHECK(dequantize_row(DT_F16, h, f, 65536) == 0);
+    for (uint32_t i = 0; i < 65536; i++) {
+        float s = f16_to_f32((uint16_t)i);
+        CHECK_MSG(isnan(s) ? isnan(f[i]) : memcmp(&s, &f[i], 4) == 0, "half %04x: %g vs %g", i, f[i], s);
+    }
+    free(h);
+    free(f);
+}
+
 static void test_bf16(void) {
     CHECK_EQ_INT(f32_to_bf16(1.0f), 0x3f80);
     CHECK_EQ_INT(f32_to_bf16(-3.0f), 0xc040);
@@ -188,6 +203,7 @@ int main(void) {
     RUN(test_type_table);
     RUN(test_f16_known_values);
     RUN(test_f16_roundtrip_every_value);
+    RUN(test_f16_row_every_value);
     RUN(test_bf16);
     RUN(test_q8_0_roundtrip);
     RUN(test_q4_0_known_and_roundtrip);

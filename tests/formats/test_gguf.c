@@ -5,6 +5,7 @@
 #include "base/mem.h"
 #include "base/rng.h"
 #include "formats/gguf.h"
+#include "formats/gguf_write.h"
 #include "formats/hfdir.h"
 #include "formats/safetensors.h"
 #include "test.h"
@@ -211,6 +212,7 @@ static void check_same_as_hf(const char *model, int permuted, int n_head, int n_
     CHECK_MSG(st != NULL, "%s", e.msg);
     Gguf *g = open_fixture(model, "f32", &e);
     CHECK_MSG(g != NULL, "%s", e.msg);
+    CHECK_EQ_INT(gguf_qk_permuted(g), permuted);
     int matched = 0;
     for (int i = 0; i < gguf_n_tensors(g); i++) {
         const TensorView *t = gguf_tensor(g, i);
@@ -358,6 +360,168 @@ static void test_unpermute_small_known(void) {
     CHECK_EQ_INT(rows[6], 5);
 }
 
+
+/* Copying every metadata item and tensor of a llama.cpp-written file
+ * through the writer reproduces that file byte for byte. */
+static void test_writer_reproduces_fixture(void) {
+    const char *files[] = {"fixtures/gguf/tiny-llama3-q8_0.gguf", "fixtures/gguf/tiny-qwen2-bf16.gguf",
+                           "tokenizer-data/llama.cpp-vocab/ggml-vocab-phi-3.gguf"};
+    for (int f = 0; f < 3; f++) {
+        char *p = test_shared_path(files[f]);
+        if (!p) SKIP("shared fixtures not found (set ALOE_SHARED)");
+        Err e;
+        Gguf *g = gguf_open(p, &e);
+        CHECK_MSG(g != NULL, "%s", e.msg);
+        GgufWriter *w = gguf_writer_new();
+        for (int i = 0; i < gguf_n_kv(g); i++) gguf_set_kv(w, gguf_kv(g, i));
+        for (int i = 0; i < gguf_n_tensors(g); i++) CHECK_OK(gguf_writer_add_tensor(w, gguf_tensor(g, i), &e), &e);
+        char *dir = test_tmpdir(), *out = path_join(dir, "copy.gguf");
+        CHECK_OK(gguf_writer_write(w, out, &e), &e);
+        gguf_writer_free(w);
+        char *a, *b;
+        size_t la, lb;
+        CHECK_OK(file_read_all(p, &a, &la, &e), &e);
+        CHECK_OK(file_read_all(out, &b, &lb, &e), &e);
+        CHECK_EQ_INT(lb, la);
+        CHECK_MSG(!memcmp(a, b, la), "%s: copy differs from the original", files[f]);
+        free(a);
+        free(b);
+        gguf_close(g);
+        free(out);
+        free(dir);
+        free(p);
+    }
+}
+
+static void test_writer_round_trip(void) {
+    GgufWriter *w = gguf_writer_new();
+    gguf_set_str(w, "general.architecture", "llama");
+    gguf_set_u32(w, "general.alignment", 64);
+    gguf_set_u32(w, "llama.block_count", 7);
+    gguf_set_u32(w, "llama.block_count", 8); /* replaces */
+    gguf_set_i32(w, "x.i32", -5);
+    gguf_set_u64(w, "x.u64", (uint64_t)1 << 40);
+    gguf_set_f32(w, "x.f32", 0.25f);
+    gguf_set_bool(w, "x.bool", 1);
+    double d = -1.5;
+    gguf_set_scalar(w, "x.f64", GGUF_F64, &d);
+    int16_t i16 = -300;
+    gguf_set_scalar(w, "x.i16", GGUF_I16, &i16);
+    const char *toks[] = {"a", "", "hello world"};
+    gguf_set_arr_str(w, "tokenizer.ggml.tokens", toks, 3);
+    float scores[3] = {0, -1, -2.5f};
+    gguf_set_arr(w, "tokenizer.ggml.scores", GGUF_F32, scores, 3);
+    int32_t types[3] = {1, 3, 1};
+    gguf_set_arr(w, "tokenizer.ggml.token_type", GGUF_I32, types, 3);
+    Rng r;
+    rng_seed(&r, 1);
+    float wf[4 * 64];
+    for (int i = 0; i < 4 * 64; i++) wf[i] = rng_normal(&r);
+    uint8_t q4[4 * 2 * 18], q8[4 * 2 * 34];
+    quantize_row_q4_0(wf, q4, 4 * 64);
+    quantize_row_q8_0(wf, q8, 4 * 64);
+    float bias[3] = {1, 2, 3};
+    TensorView t[3] = {
+        {.name = "w.q4", .dtype = DT_Q4_0, .ndim = 2, .shape = {4, 64, 1, 1}, .data = q4, .nbytes = sizeof q4},
+        {.name = "w.q8", .dtype = DT_Q8_0, .ndim = 2, .shape = {4, 64, 1, 1}, .data = q8, .nbytes = sizeof q8},
+        {.name = "b", .dtype = DT_F32, .ndim = 1, .shape = {3, 1, 1, 1}, .data = bias, .nbytes = 12},
+    };
+    Err e;
+    for (int i = 0; i < 3; i++) CHECK_OK(gguf_writer_add_tensor(w, &t[i], &e), &e);
+    CHECK(gguf_writer_add_tensor(w, &t[2], &e) == -1);
+    CHECK_MSG(strstr(e.msg, "tensor b added twice"), "%s", e.msg);
+    TensorView bad = t[1];
+    bad.shape[1] = 48; /* not whole Q8_0 blocks */
+    bad.name = "bad";
+    CHECK(gguf_writer_add_tensor(w, &bad, &e) == -1);
+    char *dir = test_tmpdir(), *out = path_join(dir, "rt.gguf");
+    CHECK_OK(gguf_writer_write(w, out, &e), &e);
+    gguf_writer_free(w);
+    Gguf *g = gguf_open(out, &e);
+    CHECK_MSG(g != NULL, "%s", e.msg);
+    CHECK_EQ_INT(gguf_alignment(g), 64);
+    CHECK_EQ_INT(gguf_n_kv(g), 12);
+    uint32_t u;
+    CHECK_OK(gguf_get_u32(g, "llama.block_count", &u, &e), &e);
+    CHECK_EQ_INT(u, 8);
+    CHECK_EQ_STR(gguf_kv(g, 2)->key, "llama.block_count"); /* kept its place */
+    int32_t i;
+    CHECK_OK(gguf_get_i32(g, "x.i32", &i, &e), &e);
+    CHECK_EQ_INT(i, -5);
+    CHECK_OK(gguf_get_i32(g, "x.i16", &i, &e), &e);
+    CHECK_EQ_INT(i, -300);
+    uint64_t u64;
+    CHECK_OK(gguf_get_u64(g, "x.u64", &u64, &e), &e);
+    CHECK(u64 == (uint64_t)1 << 40);
+    CHECK(gguf_get_u32(g, "x.u64", &u, &e) == -1);
+    CHECK_MSG(strstr(e.msg, "out of range"), "%s", e.msg);
+    CHECK(gguf_get_u32(g, "x.i32", &u, &e) == -1);
+    float f;
+    CHECK_OK(gguf_get_f32(g, "x.f32", &f, &e), &e);
+    CHECK(f == 0.25f);
+    CHECK_OK(gguf_get_f32(g, "x.f64", &f, &e), &e);
+    CHECK(f == -1.5f);
+    int b;
+    CHECK_OK(gguf_get_bool(g, "x.bool", &b, &e), &e);
+    CHECK(b == 1);
+    const GgufStr *ts;
+    uint64_t n;
+    CHECK_OK(gguf_get_arr_str(g, "tokenizer.ggml.tokens", &ts, &n, &e), &e);
+    CHECK(n == 3 && ts[1].len == 0 && ts[2].len == 11 && !memcmp(ts[2].s, "hello world", 11));
+    float *sc;
+    CHECK_OK(gguf_get_arr_f32(g, "tokenizer.ggml.scores", &sc, &n, &e), &e);
+    CHECK(n == 3 && sc[2] == -2.5f);
+    free(sc);
+    for (int k = 0; k < 3; k++) {
+        const TensorView *x = gguf_find_tensor(g, t[k].name);
+        CHECK(x != NULL);
+        CHECK_EQ_INT(x->dtype, t[k].dtype);
+        CHECK_EQ_INT(x->ndim, t[k].ndim);
+        CHECK_EQ_INT(x->shape[0], t[k].shape[0]);
+        CHECK_EQ_INT(x->nbytes, t[k].nbytes);
+        CHECK(!memcmp(x->data, t[k].data, x->nbytes));
+        CHECK_EQ_INT(((const char *)x->data - (const char *)gguf_tensor(g, 0)->data) % 64, 0);
+    }
+    /* the q4_0 weights dequantise close to the originals */
+    float back[4 * 64];
+    CHECK_OK(tensor_to_f32(gguf_find_tensor(g, "w.q4"), back, &e), &e);
+    double err = 0, ref = 0;
+    for (int k = 0; k < 4 * 64; k++) {
+        err += (back[k] - wf[k]) * (back[k] - wf[k]);
+        ref += wf[k] * wf[k];
+    }
+    CHECK_MSG(sqrt(err / ref) < 0.15, "q4_0 relative rms error %g", sqrt(err / ref));
+    gguf_close(g);
+    free(out);
+    free(dir);
+}
+
+/* Our f16 / bf16 / q8_0 conversions produce exactly the bytes llama.cpp's
+ * converter wrote from the same f32 weights. */
+static void test_quantizers_match_llama_cpp_bytes(void) {
+    const char *models[] = {"llama3", "qwen2", "mistral"};
+    const char *types[] = {"f16", "bf16", "q8_0"};
+    for (int m = 0; m < 3; m++) {
+        Err e;
+        Gguf *ref = open_fixture(models[m], "f32", &e);
+        if (!ref) SKIP("shared fixtures not found (set ALOE_SHARED)");
+        for (int t = 0; t < 3; t++) {
+            Gguf *g = open_fixture(models[m], types[t], &e);
+            CHECK(g != NULL);
+            for (int i = 0; i < gguf_n_tensors(g); i++) {
+                const TensorView *x = gguf_tensor(g, i), *r = gguf_find_tensor(ref, x->name);
+                CHECK(r && r->dtype == DT_F32);
+                uint8_t *buf = xmalloc(x->nbytes);
+                CHECK_EQ_INT(quantize_row(x->dtype, r->data, buf, tensor_numel(r)), 0);
+                CHECK_MSG(!memcmp(buf, x->data, x->nbytes), "%s %s: bytes differ from llama.cpp's", types[t], x->name);
+                free(buf);
+            }
+            gguf_close(g);
+        }
+        gguf_close(ref);
+    }
+}
+
 int main(void) {
     RUN(test_fixture_structure);
     RUN(test_metadata_getters);
@@ -368,6 +532,9 @@ int main(void) {
     RUN(test_qwen2_f32_equals_hf_unpermuted);
     RUN(test_unpermute_q8_0_rows);
     RUN(test_unpermute_small_known);
+    RUN(test_quantizers_match_llama_cpp_bytes);
     RUN(test_truncated_and_damaged);
+    RUN(test_writer_reproduces_fixture);
+    RUN(test_writer_round_trip);
     return test_summary();
 }

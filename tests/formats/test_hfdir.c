@@ -3,6 +3,8 @@
 #include "base/fileio.h"
 #include "base/mem.h"
 #include "formats/gguf.h"
+#include "formats/gguf_write.h"
+#include "formats/safetensors.h"
 #include "formats/hfdir.h"
 #include "test.h"
 
@@ -307,6 +309,162 @@ static void test_tensor_names(void) {
     CHECK(hf_name_from_gguf("blk.1.attn_q.weight", out, 10) == -1); /* too small */
 }
 
+static void write_text(const char *dir, const char *name, const char *text) {
+    char *p = path_join(dir, name);
+    Err e;
+    file_write_atomic(p, text, strlen(text), &e);
+    free(p);
+}
+
+static void test_chat_template(void) {
+    char *dir = test_shared_path("fixtures/models/tiny-llama3");
+    char *qwen = test_shared_path("tokenizer-data/qwen3");
+    if (!dir || !qwen) SKIP("shared fixtures not found (set ALOE_SHARED)");
+    char *t;
+    Err e;
+    CHECK_OK(hf_chat_template_load(dir, NULL, &t, &e), &e);
+    CHECK(t && strstr(t, "<|start_header_id|>"));
+    free(t);
+    CHECK_OK(hf_chat_template_load(qwen, NULL, &t, &e), &e); /* inside tokenizer_config.json */
+    CHECK(t && strstr(t, "<|im_start|>"));
+    free(t);
+    char *tmp = test_tmpdir();
+    CHECK_OK(hf_chat_template_load(tmp, NULL, &t, &e), &e);
+    CHECK(t == NULL);
+    write_text(tmp, "tokenizer_config.json",
+               "{\"chat_template\":[{\"name\":\"default\",\"template\":\"D\"},{\"name\":\"tool_use\",\"template\":\"T\"}]}");
+    CHECK_OK(hf_chat_template_load(tmp, NULL, &t, &e), &e);
+    CHECK_EQ_STR(t, "D");
+    free(t);
+    CHECK_OK(hf_chat_template_load(tmp, "tool_use", &t, &e), &e);
+    CHECK_EQ_STR(t, "T");
+    free(t);
+    CHECK(hf_chat_template_load(tmp, "rag", &t, &e) == -1);
+    CHECK_MSG(strstr(e.msg, "no chat template named rag"), "%s", e.msg);
+    write_text(tmp, "tokenizer_config.json", "{\"chat_template\":3}");
+    CHECK(hf_chat_template_load(tmp, NULL, &t, &e) == -1);
+    CHECK_MSG(strstr(e.msg, "\"chat_template\" must be a string or a list"), "%s", e.msg);
+    free(tmp);
+    free(dir);
+    free(qwen);
+}
+
+/* llama.cpp's converter wrote tiny-llama3's rope_freqs.weight with its
+ * default original_max_position_embeddings = 8192, not the config's 32
+ * (it did not find the key in the transformers-5 rope_parameters). With
+ * that value our formula reproduces the tensor; with the config's own
+ * value the factors differ, which a model loading the GGUF must know. */
+static void test_rope_factors_match_llama_cpp(void) {
+    Err e;
+    int rc;
+    ModelConfig c = load_fixture("tiny-llama3", &e, &rc);
+    char *p = test_shared_path("fixtures/gguf/tiny-llama3-f32.gguf");
+    if (rc == 1 || !p) SKIP("shared fixtures not found (set ALOE_SHARED)");
+    Gguf *g = gguf_open(p, &e);
+    CHECK(g != NULL);
+    const TensorView *t = gguf_find_tensor(g, "rope_freqs.weight");
+    CHECK(t && t->shape[0] == c.head_dim / 2);
+    float f[64];
+    RopeConfig r = c.rope;
+    r.original_max_pos = 8192;
+    rope_freq_factors(&r, c.head_dim, f);
+    const float *ref = t->data;
+    for (int i = 0; i < c.head_dim / 2; i++) CHECK_NEAR(f[i], ref[i], 1e-6 * ref[i]);
+    CHECK(ref[4] > 2.69f && ref[4] < 2.70f); /* one blended frequency */
+    rope_freq_factors(&c.rope, c.head_dim, f); /* the config's 32 */
+    CHECK(f[0] == 1.0f);
+    for (int i = 1; i < c.head_dim / 2; i++) CHECK(f[i] == 8.0f);
+    RopeConfig lin = {.type = ROPE_LINEAR, .theta = 1e4f, .factor = 4};
+    rope_freq_factors(&lin, 8, f);
+    CHECK(f[0] == 4.0f && f[3] == 4.0f);
+    RopeConfig def = {.type = ROPE_DEFAULT, .theta = 1e4f, .factor = 1};
+    rope_freq_factors(&def, 8, f);
+    CHECK(f[0] == 1.0f && f[3] == 1.0f);
+    gguf_close(g);
+    free(p);
+}
+
+/* HF directory -> GGUF through the writer: the metadata reads back as the
+ * same ModelConfig (Qwen3 included, which has no llama.cpp fixture), and
+ * for the models llama.cpp converted, every tensor equals its file's. */
+static void test_export_hf_to_gguf(void) {
+    for (int m = 0; m < 4; m++) {
+        char *rel = xasprintf("fixtures/models/%s", MODELS[m]);
+        char *dir = test_shared_path(rel);
+        free(rel);
+        if (!dir) SKIP("shared fixtures not found (set ALOE_SHARED)");
+        ModelConfig c;
+        Err e;
+        CHECK_OK(hf_config_load(dir, &c, &e), &e);
+        SafeTensors *st = st_open(dir, &e);
+        CHECK_MSG(st != NULL, "%s", e.msg);
+        GgufWriter *w = gguf_writer_new();
+        CHECK_OK(gguf_set_model_config(w, &c, &e), &e);
+        int permute = c.arch == ARCH_LLAMA || c.arch == ARCH_MISTRAL;
+        void **copies = calloc((size_t)st_count(st), sizeof(void *));
+        char **names = calloc((size_t)st_count(st), sizeof(char *));
+        float freqs[64];
+        if (c.rope.type == ROPE_LLAMA3) {
+            rope_freq_factors(&c.rope, c.head_dim, freqs);
+            TensorView rf = {.name = "rope_freqs.weight", .dtype = DT_F32, .ndim = 1, .shape = {c.head_dim / 2, 1, 1, 1},
+                             .data = freqs, .nbytes = (size_t)c.head_dim / 2 * 4};
+            CHECK_OK(gguf_writer_add_tensor(w, &rf, &e), &e);
+        }
+        for (int i = 0; i < st_count(st); i++) {
+            TensorView t = *st_tensor(st, i);
+            char gname[128];
+            CHECK_MSG(!gguf_name_from_hf(t.name, gname, sizeof gname), "no GGUF name for %s", t.name);
+            names[i] = xstrdup(gname);
+            t.name = names[i];
+            int is_q = strstr(gname, "attn_q.weight") != NULL, is_k = strstr(gname, "attn_k.weight") != NULL;
+            if (permute && (is_q || is_k)) {
+                copies[i] = xmalloc(t.nbytes);
+                memcpy(copies[i], t.data, t.nbytes);
+                CHECK_OK(gguf_permute_qk(copies[i], t.shape[0], tensor_row_bytes(&t), is_q ? c.n_heads : c.n_kv_heads, &e), &e);
+                t.data = copies[i];
+            }
+            CHECK_OK(gguf_writer_add_tensor(w, &t, &e), &e);
+        }
+        char *tmp = test_tmpdir(), *out = path_join(tmp, "x.gguf");
+        CHECK_OK(gguf_writer_write(w, out, &e), &e);
+        gguf_writer_free(w);
+        Gguf *g = gguf_open(out, &e);
+        CHECK_MSG(g != NULL, "%s", e.msg);
+        ModelConfig back;
+        CHECK_OK(gguf_model_config(g, &back, &e), &e);
+        char diff[256];
+        CHECK_MSG(!model_config_diff(&c, &back, diff, sizeof diff), "%s: %s", MODELS[m], diff);
+        if (c.arch == ARCH_QWEN3) CHECK(back.qk_norm && back.head_dim == 32);
+        rel = xasprintf("fixtures/gguf/%s-f32.gguf", MODELS[m]);
+        char *ref_path = test_shared_path(rel);
+        free(rel);
+        if (ref_path && file_exists(ref_path)) {
+            Gguf *ref = gguf_open(ref_path, &e);
+            CHECK(ref != NULL);
+            CHECK_EQ_INT(gguf_n_tensors(g), gguf_n_tensors(ref));
+            for (int i = 0; i < gguf_n_tensors(ref); i++) {
+                const TensorView *a = gguf_tensor(ref, i), *b = gguf_find_tensor(g, a->name);
+                CHECK_MSG(b != NULL, "%s missing", a->name);
+                if (!strcmp(a->name, "rope_freqs.weight")) continue; /* see test_rope_factors_match_llama_cpp */
+                CHECK_MSG(a->nbytes == b->nbytes && !memcmp(a->data, b->data, a->nbytes), "%s differs", a->name);
+            }
+            gguf_close(ref);
+        }
+        free(ref_path);
+        gguf_close(g);
+        for (int i = 0; i < st_count(st); i++) {
+            free(copies[i]);
+            free(names[i]);
+        }
+        free(copies);
+        free(names);
+        st_close(st);
+        free(out);
+        free(tmp);
+        free(dir);
+    }
+}
+
 int main(void) {
     RUN(test_config_and_legacy_config_agree);
     RUN(test_fixture_values);
@@ -316,5 +474,8 @@ int main(void) {
     RUN(test_gguf_config_matches_hf);
     RUN(test_gguf_vocab_files);
     RUN(test_tensor_names);
+    RUN(test_chat_template);
+    RUN(test_rope_factors_match_llama_cpp);
+    RUN(test_export_hf_to_gguf);
     return test_summary();
 }

@@ -5,6 +5,7 @@
 #include "base/fileio.h"
 #include "base/mem.h"
 #include "base/rng.h"
+#include "formats/hfdir.h"
 #include "formats/safetensors.h"
 #include "test.h"
 
@@ -48,6 +49,101 @@ static void test_fixture_models(void) {
         free(dir);
     }
     free(root);
+}
+
+/* Every decoder fixture (and its -ref copy) has exactly the tensors its
+ * config.json implies, with the implied shapes. */
+static int expect_shape(const SafeTensors *st, const char *name, int64_t d0, int64_t d1, int *count) {
+    const TensorView *t = st_find(st, name);
+    if (!t) {
+        test_fail(__FILE__, __LINE__, "%s: missing %s", st_path(st), name);
+        return -1;
+    }
+    int64_t want[2] = {d0, d1};
+    Err e;
+    if (tensor_check_shape(t, d1 ? 2 : 1, want, &e)) {
+        test_fail(__FILE__, __LINE__, "%s", e.msg);
+        return -1;
+    }
+    ++*count;
+    return 0;
+}
+
+static void test_fixture_shapes_follow_config(void) {
+    const char *models[] = {"tiny-llama3", "tiny-qwen2", "tiny-mistral", "tiny-qwen3",
+                            "tiny-llama3-ref", "tiny-qwen2-ref", "tiny-mistral-ref", "tiny-qwen3-ref"};
+    for (int m = 0; m < 8; m++) {
+        char *rel = xasprintf("fixtures/models/%s", models[m]);
+        char *dir = test_shared_path(rel);
+        free(rel);
+        if (!dir) SKIP("shared fixtures not found (set ALOE_SHARED)");
+        ModelConfig c;
+        Err e;
+        CHECK_OK(hf_config_load(dir, &c, &e), &e);
+        SafeTensors *st = st_open(dir, &e);
+        CHECK_MSG(st != NULL, "%s", e.msg);
+        int n = 0, H = c.hidden_size, hd = c.head_dim, I = c.intermediate_size;
+        if (expect_shape(st, "model.embed_tokens.weight", c.vocab_size, H, &n) ||
+            expect_shape(st, "model.norm.weight", H, 0, &n))
+            return;
+        if (!c.tie_word_embeddings && expect_shape(st, "lm_head.weight", c.vocab_size, H, &n)) return;
+        for (int l = 0; l < c.n_layers; l++) {
+            char b[128];
+#define L(s) (snprintf(b, sizeof b, "model.layers.%d.%s", l, s), b)
+            if (expect_shape(st, L("input_layernorm.weight"), H, 0, &n) ||
+                expect_shape(st, L("post_attention_layernorm.weight"), H, 0, &n) ||
+                expect_shape(st, L("self_attn.q_proj.weight"), c.n_heads * hd, H, &n) ||
+                expect_shape(st, L("self_attn.k_proj.weight"), c.n_kv_heads * hd, H, &n) ||
+                expect_shape(st, L("self_attn.v_proj.weight"), c.n_kv_heads * hd, H, &n) ||
+                expect_shape(st, L("self_attn.o_proj.weight"), H, c.n_heads * hd, &n) ||
+                expect_shape(st, L("mlp.gate_proj.weight"), I, H, &n) || expect_shape(st, L("mlp.up_proj.weight"), I, H, &n) ||
+                expect_shape(st, L("mlp.down_proj.weight"), H, I, &n))
+                return;
+            if (c.attention_bias &&
+                (expect_shape(st, L("self_attn.q_proj.bias"), c.n_heads * hd, 0, &n) ||
+                 expect_shape(st, L("self_attn.k_proj.bias"), c.n_kv_heads * hd, 0, &n) ||
+                 expect_shape(st, L("self_attn.v_proj.bias"), c.n_kv_heads * hd, 0, &n)))
+                return;
+            if (c.qk_norm && (expect_shape(st, L("self_attn.q_norm.weight"), hd, 0, &n) ||
+                              expect_shape(st, L("self_attn.k_norm.weight"), hd, 0, &n)))
+                return;
+#undef L
+        }
+        CHECK_MSG(n == st_count(st), "%s: %d tensors expected, %d present", models[m], n, st_count(st));
+        st_close(st);
+        free(dir);
+    }
+}
+
+/* The peft adapters are plain safetensors too. */
+static void test_fixture_lora_adapters(void) {
+    const char *models[] = {"tiny-llama3-lora", "tiny-qwen2-lora", "tiny-mistral-lora", "tiny-qwen3-lora"};
+    for (int m = 0; m < 4; m++) {
+        char *rel = xasprintf("fixtures/models/%s/adapter_model.safetensors", models[m]);
+        char *p = test_shared_path(rel);
+        free(rel);
+        if (!p) SKIP("shared fixtures not found (set ALOE_SHARED)");
+        Err e;
+        SafeTensors *st = st_open(p, &e);
+        CHECK_MSG(st != NULL, "%s", e.msg);
+        CHECK(st_count(st) > 0);
+        int a = 0, b = 0;
+        for (int i = 0; i < st_count(st); i++) {
+            const TensorView *t = st_tensor(st, i);
+            CHECK_EQ_INT(t->ndim, 2);
+            if (strstr(t->name, "lora_A")) {
+                a++;
+                CHECK_EQ_INT(t->shape[0], 4); /* r = 4 */
+            }
+            if (strstr(t->name, "lora_B")) {
+                b++;
+                CHECK_EQ_INT(t->shape[1], 4);
+            }
+        }
+        CHECK(a > 0 && a == b && a + b == st_count(st));
+        st_close(st);
+        free(p);
+    }
 }
 
 static void test_fixture_expected_files(void) {
@@ -173,6 +269,10 @@ static void test_corrupt_headers(void) {
     expect_error(dir, "{\"w\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[8,0]}}", 8, "tensor w: data_offsets");
     expect_error(dir, "{\"w\":{\"dtype\":\"F32\",\"shape\":[2]}}", 8, "tensor w: \"data_offsets\"");
     expect_error(dir, "{\"__metadata__\":{\"a\":1}}", 0, "__metadata__.a must be a string");
+    expect_error(dir,
+                 "{\"w\":{\"dtype\":\"F32\",\"shape\":[1099511627776,1099511627776,1099511627776,16],"
+                 "\"data_offsets\":[0,8]}}",
+                 8, "tensor w: shape overflows");
     expect_error(dir, "[]", 0, "header must be a JSON object");
     /* a length prefix larger than the file */
     char *p = path_join(dir, "short.safetensors");
@@ -286,6 +386,62 @@ static void test_sharded(void) {
     free(dir);
 }
 
+/* A fixture model rewritten with st_write_model in small shards reads back
+ * identically, and rewriting it whole replaces the sharded layout. */
+static void test_write_model_sharded_and_whole(void) {
+    char *src = test_shared_path("fixtures/models/tiny-qwen3");
+    if (!src) SKIP("shared fixtures not found (set ALOE_SHARED)");
+    Err e;
+    SafeTensors *a = st_open(src, &e);
+    CHECK_MSG(a != NULL, "%s", e.msg);
+    int n = st_count(a);
+    TensorView *t = xmalloc((size_t)n * sizeof(TensorView));
+    for (int i = 0; i < n; i++) t[i] = *st_tensor(a, i);
+    char *dir = test_tmpdir();
+    const char *meta[] = {"format", "pt", NULL};
+    CHECK_OK(st_write_model(dir, t, n, meta, 100000, &e), &e);
+    char *idx = path_join(dir, "model.safetensors.index.json"), *one = path_join(dir, "model.safetensors");
+    CHECK(file_exists(idx) && !file_exists(one));
+    /* several shards, each at most the limit unless one tensor is larger */
+    int shards = 0;
+    DIR *d = opendir(dir);
+    for (struct dirent *de; (de = readdir(d));) {
+        if (strncmp(de->d_name, "model-000", 9)) continue;
+        shards++;
+        char *p = path_join(dir, de->d_name);
+        SafeTensors *s1 = st_open(p, &e);
+        CHECK_MSG(s1 != NULL, "%s", e.msg);
+        size_t bytes = 0;
+        for (int i = 0; i < st_count(s1); i++) bytes += st_tensor(s1, i)->nbytes;
+        CHECK_MSG(bytes <= 100000 || st_count(s1) == 1, "%s holds %zu bytes", de->d_name, bytes);
+        st_close(s1);
+        free(p);
+    }
+    closedir(d);
+    CHECK_MSG(shards >= 5, "%d shards", shards);
+    for (int pass = 0; pass < 2; pass++) {
+        SafeTensors *b = st_open(dir, &e);
+        CHECK_MSG(b != NULL, "%s", e.msg);
+        CHECK_EQ_INT(st_count(b), n);
+        for (int i = 0; i < n; i++) {
+            const TensorView *x = st_find(b, t[i].name);
+            CHECK(x && x->nbytes == t[i].nbytes && !memcmp(x->data, t[i].data, x->nbytes));
+        }
+        CHECK_EQ_STR(st_metadata(b, "format"), "pt");
+        st_close(b);
+        if (pass == 0) {
+            CHECK_OK(st_write_model(dir, t, n, meta, 0, &e), &e);
+            CHECK(!file_exists(idx) && file_exists(one));
+        }
+    }
+    free(idx);
+    free(one);
+    free(t);
+    st_close(a);
+    free(dir);
+    free(src);
+}
+
 static void test_missing(void) {
     char *dir = test_tmpdir();
     Err e;
@@ -300,11 +456,14 @@ static void test_missing(void) {
 
 int main(void) {
     RUN(test_fixture_models);
+    RUN(test_fixture_shapes_follow_config);
+    RUN(test_fixture_lora_adapters);
     RUN(test_fixture_expected_files);
     RUN(test_write_read_back);
     RUN(test_corrupt_headers);
     RUN(test_truncation_and_damage_never_crash);
     RUN(test_sharded);
+    RUN(test_write_model_sharded_and_whole);
     RUN(test_missing);
     return test_summary();
 }
