@@ -19,6 +19,11 @@ typedef struct AttnJob {
     int max_len;
 } AttnJob;
 
+/* The first key position a query at pos sees. */
+static int attn_first(const AttnShape *s, int pos) {
+    return s->window > 0 && pos - s->window + 1 > 0 ? pos - s->window + 1 : 0;
+}
+
 static void attn_one(const AttnJob *j, int t, int h, float *scores) {
     const AttnShape *s = j->s;
     int hd = s->head_dim, kvh = h / (s->n_heads / s->n_kv_heads), row = s->n_kv_heads * hd;
@@ -26,7 +31,8 @@ static void attn_one(const AttnJob *j, int t, int h, float *scores) {
     const float *k = j->k[t] + (long)kvh * hd, *v = j->v[t] + (long)kvh * hd;
     float *out = j->out + ((long)t * s->n_heads + h) * hd;
     float scale = 1.0f / sqrtf((float)hd);
-    int len = j->pos[t] + 1;
+    int first = attn_first(s, j->pos[t]), len = j->pos[t] + 1 - first;
+    k += (long)first * row, v += (long)first * row;
     for (int p = 0; p < len; p++) scores[p] = dot_f32(q, k + (long)p * row, hd) * scale;
     softmax_forward(scores, len);
     memset(out, 0, (size_t)hd * sizeof(float));
@@ -61,13 +67,14 @@ void attention_forward_ref(float *out, const float *q, int n, const AttnShape *s
             const float *qh = q + ((long)t * s->n_heads + h) * hd;
             const float *k = k_cache[t] + (long)(h / group) * hd, *v = v_cache[t] + (long)(h / group) * hd;
             double max = -INFINITY, sum = 0;
-            for (int p = 0; p < len; p++) {
+            for (int p = 0; p < attn_first(s, pos[t]); p++) w[p] = -INFINITY;
+            for (int p = attn_first(s, pos[t]); p < len; p++) {
                 double d = 0;
                 for (int i = 0; i < hd; i++) d += (double)qh[i] * k[(long)p * row + i];
                 w[p] = d / sqrt((double)hd);
                 if (w[p] > max) max = w[p];
             }
-            for (int p = 0; p < len; p++) sum += (w[p] = exp(w[p] - max));
+            for (int p = 0; p < len; p++) sum += (w[p] = exp(w[p] - max)); /* exp(-inf) = 0 */
             for (int i = 0; i < hd; i++) {
                 double o = 0;
                 for (int p = 0; p < len; p++) o += w[p] / sum * v[(long)p * row + i];

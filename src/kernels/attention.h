@@ -3,7 +3,8 @@
  *
  * Each query token t has its own cache (so tokens of several independent
  * sequences can be processed in one call) and position pos[t]; it attends
- * to cache positions 0..pos[t], which the caller has already written
+ * to cache positions 0..pos[t] (the last `window` of them with a sliding
+ * window), which the caller has already written
  * (including the token's own key/value). Query head h reads key/value head
  * h / (n_heads / n_kv_heads), as in transformers' repeat_kv. A cache row
  * (one position) holds n_kv_heads × head_dim floats. */
@@ -14,6 +15,7 @@
 
 typedef struct AttnShape {
     int n_heads, n_kv_heads, head_dim;
+    int window; /* sliding window (Mistral): attend to the last `window` positions; 0 = all */
 } AttnShape;
 
 /* out[t] (n_heads × head_dim) = softmax(q[t]·Kᵀ / sqrt(head_dim)) · V. */

@@ -13,24 +13,25 @@ typedef struct DotJob {
     size_t act_stride;
     int n;
     const QMat *w;
+    TpCounter rows;
 } DotJob;
 
+/* Rows per chunk of the row-dot path: small enough to balance two threads
+ * when one starts late, large enough that the atomic is noise. */
+#define DOT_CHUNK 64
+
 static void dot_task(void *ctx, int ith, int nth) {
+    (void)ith, (void)nth;
     DotJob *j = ctx;
     const QMat *w = j->w;
-    long r0, r1;
-    /* split in multiples of 16 rows so threads do not share cache lines of y */
-    long blocks = (w->rows + 15) / 16;
-    tp_split(blocks, ith, nth, &r0, &r1);
-    r0 *= 16;
-    r1 = r1 * 16 < w->rows ? r1 * 16 : w->rows;
     size_t rb = dtype_nbytes(w->type, w->cols);
-    for (long r = r0; r < r1; r++) {
-        const void *row = (const char *)w->data + r * rb;
-        for (int t = 0; t < j->n; t++)
-            j->y[(long)t * w->rows + r] =
-                vec_dot(w->type, row, (const char *)j->act + t * j->act_stride, w->cols);
-    }
+    long r0, r1;
+    while (tp_next(&j->rows, w->rows, DOT_CHUNK, &r0, &r1))
+        for (long r = r0; r < r1; r++) {
+            const void *row = (const char *)w->data + r * rb;
+            for (int t = 0; t < j->n; t++)
+                j->y[(long)t * w->rows + r] = vec_dot(w->type, row, (const char *)j->act + t * j->act_stride, w->cols);
+        }
 }
 
 static void matmul_dots(ThreadPool *tp, float *y, const float *x, int n, const QMat *w) {
@@ -62,38 +63,37 @@ typedef struct GemmJob {
     const QMat *w;
     float *tiles; /* one tile of tile_floats per thread */
     long tile_floats, tile_rows;
+    TpCounter rows;
 } GemmJob;
 
+/* Chunks of tile_rows rows of W, handed out dynamically; f32 W is
+ * multiplied in place, other types dequantised into the thread's tile. */
 static void gemm_task(void *ctx, int ith, int nth) {
+    (void)nth;
     GemmJob *j = ctx;
     const QMat *w = j->w;
+    float *tile = j->tiles ? j->tiles + (long)ith * j->tile_floats : NULL;
     long r0, r1;
-    long blocks = (w->rows + 15) / 16;
-    tp_split(blocks, ith, nth, &r0, &r1);
-    r0 *= 16;
-    r1 = r1 * 16 < w->rows ? r1 * 16 : w->rows;
-    if (r0 >= r1) return;
-    if (w->type == DT_F32) {
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, j->n, (int)(r1 - r0), w->cols, 1.0f, j->x,
-                    w->cols, (const float *)w->data + r0 * w->cols, w->cols, 0.0f, j->y + r0, w->rows);
-        return;
-    }
-    float *tile = j->tiles + (long)ith * j->tile_floats;
-    for (long t0 = r0; t0 < r1; t0 += j->tile_rows) {
-        long nr = r1 - t0 < j->tile_rows ? r1 - t0 : j->tile_rows;
-        for (long r = 0; r < nr; r++) dequantize_row(w->type, qmat_row(w, t0 + r), tile + r * w->cols, w->cols);
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, j->n, (int)nr, w->cols, 1.0f, j->x, w->cols, tile,
-                    w->cols, 0.0f, j->y + t0, w->rows);
+    while (tp_next(&j->rows, w->rows, j->tile_rows, &r0, &r1)) {
+        long nr = r1 - r0;
+        const float *b = (const float *)w->data + r0 * w->cols;
+        if (w->type != DT_F32) {
+            for (long r = 0; r < nr; r++) dequantize_row(w->type, qmat_row(w, r0 + r), tile + r * w->cols, w->cols);
+            b = tile;
+        }
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, j->n, (int)nr, w->cols, 1.0f, j->x, w->cols, b,
+                    w->cols, 0.0f, j->y + r0, w->rows);
     }
 }
 
 static void matmul_gemm(ThreadPool *tp, float *y, const float *x, int n, const QMat *w) {
     GemmJob j = {.y = y, .x = x, .n = n, .w = w};
-    if (w->type != DT_F32) {
-        j.tile_floats = w->cols > TILE_FLOATS ? w->cols : TILE_FLOATS;
-        j.tile_rows = j.tile_floats / w->cols;
-        j.tiles = tp_scratch(tp, (size_t)j.tile_floats * sizeof(float) * (size_t)tp_size(tp));
-    }
+    j.tile_floats = w->cols > TILE_FLOATS ? w->cols : TILE_FLOATS;
+    j.tile_rows = j.tile_floats / w->cols;
+    /* at least 4 chunks per thread, so a late thread does not hold the rest up */
+    long balanced = (w->rows + 4L * tp_size(tp) - 1) / (4L * tp_size(tp));
+    if (balanced < j.tile_rows) j.tile_rows = balanced < 16 ? 16 : (balanced + 15) / 16 * 16;
+    if (w->type != DT_F32) j.tiles = tp_scratch(tp, (size_t)j.tile_floats * sizeof(float) * (size_t)tp_size(tp));
     tp_run(tp, gemm_task, &j);
 }
 

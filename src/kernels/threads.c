@@ -1,6 +1,7 @@
 #include "kernels/threads.h"
 
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 
@@ -122,7 +123,13 @@ void tp_run(ThreadPool *tp, ThreadTask fn, void *ctx) {
     atomic_store_explicit(&tp->pending, tp->n - 1, memory_order_relaxed);
     publish(tp);
     fn(ctx, 0, tp->n);
-    while (atomic_load_explicit(&tp->pending, memory_order_acquire) > 0) cpu_relax();
+    /* When the machine is busier than the pool (other processes on the
+     * cores), a worker may not be running: yield the CPU to it rather than
+     * spin through its time slice. */
+    for (int i = 0; atomic_load_explicit(&tp->pending, memory_order_acquire) > 0; i++) {
+        if (i < 4096) cpu_relax();
+        else sched_yield();
+    }
 }
 
 void *tp_scratch(ThreadPool *tp, size_t bytes) {

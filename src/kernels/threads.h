@@ -12,6 +12,7 @@
 #ifndef ALOE_KERNELS_THREADS_H
 #define ALOE_KERNELS_THREADS_H
 
+#include <stdatomic.h>
 #include <stddef.h>
 
 typedef void (*ThreadTask)(void *ctx, int ith, int nth);
@@ -32,6 +33,21 @@ void tp_run(ThreadPool *tp, ThreadTask fn, void *ctx);
  * and reused by the kernels between calls (grown as needed; the contents
  * do not survive the next call that asks for scratch). */
 void *tp_scratch(ThreadPool *tp, size_t bytes);
+
+/* Dynamic sharing of n items in chunks: every thread calls tp_next until it
+ * returns 0. A thread that starts late (descheduled on a busy machine)
+ * then finds the work already done instead of holding up the others. */
+typedef struct TpCounter {
+    _Atomic long next;
+} TpCounter;
+
+static inline int tp_next(TpCounter *c, long n, long chunk, long *start, long *end) {
+    long s = atomic_fetch_add_explicit(&c->next, chunk, memory_order_relaxed);
+    if (s >= n) return 0;
+    *start = s;
+    *end = s + chunk < n ? s + chunk : n;
+    return 1;
+}
 
 /* The [start, end) share of n items for thread ith of nth. */
 static inline void tp_split(long n, int ith, int nth, long *start, long *end) {

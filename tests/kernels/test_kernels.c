@@ -116,6 +116,18 @@ static void test_attention_matches_reference(void) {
     for (int h = 0; h < s.n_heads; h++)
         for (int i = 0; i < s.head_dim; i++)
             CHECK_NEAR(out[(4L * s.n_heads + h) * s.head_dim + i], vb[(h / 3) * s.head_dim + i], 1e-6);
+    /* a sliding window of 8 keeps the last 8 positions only */
+    s.window = 8;
+    attention_forward(tp, out, q, n, &s, k, v, pos);
+    attention_forward_ref(ref, q, n, &s, k, v, pos);
+    for (long i = 0; i < no; i++) CHECK_NEAR(out[i], ref[i], 1e-5);
+    float *k8[1] = {ka + 26L * row}, *v8[1] = {va + 26L * row};
+    int p8 = 7;
+    /* token 3 (pos 33) over positions 26..33 == a query at 7 over 8 keys */
+    attention_forward_ref(ref, q + 3L * s.n_heads * s.head_dim, 1, &(AttnShape){6, 2, 40, 0},
+                          (const float *const *)k8, (const float *const *)v8, &p8);
+    for (long i = 0; i < (long)s.n_heads * s.head_dim; i++)
+        CHECK_NEAR(out[3L * s.n_heads * s.head_dim + i], ref[i], 1e-5);
     free(ka), free(va), free(kb), free(vb), free(q), free(out), free(ref);
     tp_free(tp);
 }

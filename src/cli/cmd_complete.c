@@ -1,0 +1,156 @@
+/* aloe complete: continue a prompt with a local model, streaming the text
+ * (or, with --print-ids, printing the new ids as a JSON array). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "base/mem.h"
+#include "cli/args.h"
+#include "cli/commands.h"
+#include "formats/hfdir.h"
+#include "infer/generate.h"
+#include "infer/idlist.h"
+#include "model/decoder.h"
+#include "tok/tok.h"
+
+typedef struct Stream {
+    TokStream ts;
+    StrBuf text;
+    int print;
+    Err err;
+    int failed;
+} Stream;
+
+/* Streams each new token's text to stdout; the stop token prints nothing
+ * (special tokens are skipped). */
+static int on_token(void *ctx, int seq, int32_t id) {
+    (void)seq;
+    Stream *s = ctx;
+    if (!s->print || s->failed) return 0;
+    sb_clear(&s->text);
+    if (tok_stream_push(&s->ts, id, &s->text, &s->err)) {
+        s->failed = 1;
+        return 1;
+    }
+    fwrite(s->text.s ? s->text.s : "", 1, s->text.len, stdout);
+    fflush(stdout);
+    return 0;
+}
+
+static int is_dir(const char *p) {
+    struct stat st;
+    return stat(p, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+/* Sampling defaults from the checkpoint's generation_config.json where it
+ * asks for sampling (as transformers does); greedy otherwise. */
+static void defaults_from_checkpoint(const char *model, SamplerParams *sp) {
+    GenConfig g;
+    gen_config_init(&g);
+    Err e;
+    if (!is_dir(model) || hf_genconfig_load(model, &g, &e) || !g.do_sample) return;
+    sp->temperature = g.has_temperature ? g.temperature : 1.0f;
+    if (g.has_top_k) sp->top_k = g.top_k;
+    if (g.has_top_p) sp->top_p = g.top_p;
+    if (g.has_min_p) sp->min_p = g.min_p;
+    if (g.has_repetition_penalty) sp->repetition_penalty = g.repetition_penalty;
+}
+
+int cmd_complete(int argc, char **argv) {
+    const char *model = NULL, *prompt = NULL, *prompt_ids = NULL;
+    int max_tokens = 128, threads = 0, print_ids = 0, top_k = -1, seed = 0;
+    double temperature = -1, top_p = -1, min_p = -1, repeat_penalty = -1;
+    ArgSpec specs[] = {
+        {"--model", "-m", ARG_STR, &model, "M", "a Hugging Face model directory or a .gguf file", 1, 0},
+        {"--prompt", NULL, ARG_STR, &prompt, "TEXT", "the prompt text (BOS added as the tokenizer says)", 0, 0},
+        {"--prompt-ids", NULL, ARG_STR, &prompt_ids, "1,2,3", "the prompt as token ids instead of text", 0, 0},
+        {"--max-tokens", "-n", ARG_INT, &max_tokens, "N", "new tokens at most", 0, 0},
+        {"--temperature", NULL, ARG_DOUBLE, &temperature, "T",
+         "0 = greedy (default: the checkpoint's generation_config, else greedy)", 0, 0},
+        {"--top-k", NULL, ARG_INT, &top_k, "K", "sample from the K most likely tokens (0 = off)", 0, 0},
+        {"--top-p", NULL, ARG_DOUBLE, &top_p, "P", "nucleus sampling (1 = off)", 0, 0},
+        {"--min-p", NULL, ARG_DOUBLE, &min_p, "P", "drop tokens below P times the most likely (0 = off)", 0, 0},
+        {"--repeat-penalty", NULL, ARG_DOUBLE, &repeat_penalty, "R", "repetition penalty (1 = off)", 0, 0},
+        {"--seed", NULL, ARG_INT, &seed, "S", "random seed for sampling", 0, 0},
+        {"--print-ids", NULL, ARG_FLAG, &print_ids, NULL, "print the new ids as a JSON array instead of text", 0, 0},
+        {"--threads", "-t", ARG_INT, &threads, "N", "threads (0: one per CPU)", 0, 0},
+        {NULL, NULL, 0, NULL, NULL, NULL, 0, 0},
+    };
+    const ArgCommand cmd = {
+        "complete", "--model M (--prompt TEXT | --prompt-ids 1,2,3) [--max-tokens N] [--temperature T] [--seed S] "
+                    "[--print-ids]",
+        "Continues the prompt with the model and streams the new text to stdout, stopping at the end-of-sequence "
+        "or end-of-turn token or after --max-tokens. No chat template is applied (see aloe chat).",
+        "aloe complete --model ../shared/fixtures/models/tiny-qwen2 --prompt-ids 1025,82,287 --max-tokens 8 "
+        "--print-ids",
+        0, 0};
+    char *pos[1];
+    int npos;
+    Err e;
+    err_clear(&e);
+    int rc = args_parse(&cmd, specs, argc, argv, pos, &npos, &e);
+    if (rc) return rc > 0 ? 0 : cli_fail(&e);
+    if (!prompt == !prompt_ids) {
+        err_set(&e, ERR_ARG, "aloe complete: give either --prompt TEXT or --prompt-ids 1,2,3");
+        return cli_fail(&e);
+    }
+    GenParams gp;
+    gen_params_default(&gp);
+    gp.max_tokens = max_tokens;
+    defaults_from_checkpoint(model, &gp.sampling);
+    if (temperature >= 0) gp.sampling.temperature = (float)temperature;
+    if (top_k >= 0) gp.sampling.top_k = top_k;
+    if (top_p >= 0) gp.sampling.top_p = (float)top_p;
+    if (min_p >= 0) gp.sampling.min_p = (float)min_p;
+    if (repeat_penalty >= 0) gp.sampling.repetition_penalty = (float)repeat_penalty;
+    gp.sampling.seed = (uint64_t)seed;
+    if (sampler_params_check(&gp.sampling, &e)) return cli_fail(&e);
+    /* the tokenizer is needed for text in or out; ids-only runs go on without one */
+    Tokenizer *tok = tok_load(model, &e);
+    if (!tok && (prompt || !print_ids)) return cli_fail(&e);
+    int32_t *ids = NULL;
+    int n = 0;
+    if (prompt ? tok_encode(tok, prompt, 1, 1, &ids, &n, &e) : idlist_parse(prompt_ids, &ids, &n, &e)) {
+        tok_free(tok);
+        return cli_fail(&e);
+    }
+    Model *m = model_load(model, threads, &e);
+    if (!m) {
+        free(ids);
+        tok_free(tok);
+        return cli_fail(&e);
+    }
+    /* stop at the model's EOS ids and the tokenizer's end-of-turn ids */
+    for (int i = 0; i < m->cfg.n_eos && gp.n_stop_ids < GEN_MAX_STOP_IDS; i++)
+        gp.stop_ids[gp.n_stop_ids++] = m->cfg.eos_ids[i];
+    int n_eot = 0;
+    const int32_t *eot = tok ? tok_eot(tok, &n_eot) : NULL;
+    for (int i = 0; i < n_eot && gp.n_stop_ids < GEN_MAX_STOP_IDS; i++) gp.stop_ids[gp.n_stop_ids++] = eot[i];
+    Stream st = {.print = !print_ids};
+    sb_init(&st.text);
+    if (tok) tok_stream_init(&st.ts, tok, 1);
+    gp.on_token = on_token;
+    gp.ctx = &st;
+    GenSeq seq;
+    gen_seq_init(&seq, ids, n, &gp);
+    rc = generate(m, &seq, 1, &e);
+    if (!rc && st.failed) rc = -1, e = st.err;
+    if (!rc && print_ids) {
+        StrBuf b;
+        sb_init(&b);
+        idlist_format(&b, seq.out, seq.n_out);
+        printf("%s\n", b.s);
+        sb_free(&b);
+    } else if (!rc) {
+        sb_clear(&st.text);
+        tok_stream_flush(&st.ts, &st.text);
+        printf("%s\n", st.text.s ? st.text.s : "");
+    }
+    gen_seq_free(&seq);
+    sb_free(&st.text);
+    model_free(m);
+    tok_free(tok);
+    free(ids);
+    return rc ? cli_fail(&e) : 0;
+}

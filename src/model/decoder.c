@@ -1,0 +1,264 @@
+#include "model/decoder.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/mem.h"
+#include "kernels/attention.h"
+#include "kernels/ops.h"
+
+/* ---- parameter layout ---- */
+
+size_t model_param_sizes(const ModelConfig *c, size_t s[PARAM_COUNT]) {
+    size_t L = (size_t)c->n_layers, D = (size_t)c->hidden_size, F = (size_t)c->intermediate_size;
+    size_t q = (size_t)c->n_heads * c->head_dim, kv = (size_t)c->n_kv_heads * c->head_dim;
+    int bias = c->attention_bias || c->arch == ARCH_QWEN2;
+    s[PARAM_EMBED] = (size_t)c->vocab_size * D;
+    s[PARAM_ATTN_NORM] = L * D;
+    s[PARAM_WQ] = L * q * D;
+    s[PARAM_BQ] = bias ? L * q : 0;
+    s[PARAM_WK] = L * kv * D;
+    s[PARAM_BK] = bias ? L * kv : 0;
+    s[PARAM_WV] = L * kv * D;
+    s[PARAM_BV] = bias ? L * kv : 0;
+    s[PARAM_WO] = L * D * q;
+    s[PARAM_Q_NORM] = c->qk_norm ? L * c->head_dim : 0;
+    s[PARAM_K_NORM] = c->qk_norm ? L * c->head_dim : 0;
+    s[PARAM_FFN_NORM] = L * D;
+    s[PARAM_W_GATE] = L * F * D;
+    s[PARAM_W_UP] = L * F * D;
+    s[PARAM_W_DOWN] = L * D * F;
+    s[PARAM_OUT_NORM] = D;
+    s[PARAM_LM_HEAD] = c->tie_word_embeddings ? 0 : (size_t)c->vocab_size * D;
+    size_t total = 0;
+    for (int k = 0; k < PARAM_COUNT; k++) total += s[k];
+    return total;
+}
+
+void model_param_hf_name(ParamKind k, int l, char *buf, size_t size) {
+    static const char *const layer_names[PARAM_COUNT] = {
+        [PARAM_ATTN_NORM] = "input_layernorm.weight",     [PARAM_WQ] = "self_attn.q_proj.weight",
+        [PARAM_BQ] = "self_attn.q_proj.bias",             [PARAM_WK] = "self_attn.k_proj.weight",
+        [PARAM_BK] = "self_attn.k_proj.bias",             [PARAM_WV] = "self_attn.v_proj.weight",
+        [PARAM_BV] = "self_attn.v_proj.bias",             [PARAM_WO] = "self_attn.o_proj.weight",
+        [PARAM_Q_NORM] = "self_attn.q_norm.weight",       [PARAM_K_NORM] = "self_attn.k_norm.weight",
+        [PARAM_FFN_NORM] = "post_attention_layernorm.weight", [PARAM_W_GATE] = "mlp.gate_proj.weight",
+        [PARAM_W_UP] = "mlp.up_proj.weight",              [PARAM_W_DOWN] = "mlp.down_proj.weight",
+    };
+    if (k == PARAM_EMBED)
+        snprintf(buf, size, "model.embed_tokens.weight");
+    else if (k == PARAM_OUT_NORM)
+        snprintf(buf, size, "model.norm.weight");
+    else if (k == PARAM_LM_HEAD)
+        snprintf(buf, size, "lm_head.weight");
+    else
+        snprintf(buf, size, "model.layers.%d.%s", l, layer_names[k]);
+}
+
+/* ---- activations ---- */
+
+typedef struct RunState {
+    int cap; /* tokens */
+    float *x, *xb, *xb2, *q, *k, *v, *att, *hb, *hb2;
+    const float **kp, **vp;
+} RunState;
+
+static void run_state_free(RunState *rs) {
+    if (!rs) return;
+    free(rs->x), free(rs->xb), free(rs->xb2), free(rs->q), free(rs->k), free(rs->v);
+    free(rs->att), free(rs->hb), free(rs->hb2), free(rs->kp), free(rs->vp);
+    free(rs);
+}
+
+static RunState *run_state_get(Model *m, int n) {
+    if (m->rs && m->rs->cap >= n) return m->rs;
+    run_state_free(m->rs);
+    const ModelConfig *c = &m->cfg;
+    RunState *rs = xcalloc(1, sizeof *rs);
+    size_t N = (size_t)n, q = (size_t)c->n_heads * c->head_dim, kv = (size_t)c->n_kv_heads * c->head_dim;
+    size_t D = (size_t)c->hidden_size, F = (size_t)c->intermediate_size;
+    rs->cap = n;
+    rs->x = xaligned_alloc(N * D * 4);
+    rs->xb = xaligned_alloc(N * (D > q ? D : q) * 4);
+    rs->xb2 = xaligned_alloc(N * D * 4);
+    rs->q = xaligned_alloc(N * q * 4);
+    rs->k = xaligned_alloc(N * kv * 4);
+    rs->v = xaligned_alloc(N * kv * 4);
+    rs->att = xaligned_alloc(N * q * 4);
+    rs->hb = xaligned_alloc(N * F * 4);
+    rs->hb2 = xaligned_alloc(N * F * 4);
+    rs->kp = xmalloc(N * sizeof *rs->kp);
+    rs->vp = xmalloc(N * sizeof *rs->vp);
+    m->rs = rs;
+    return rs;
+}
+
+/* ---- KV cache ---- */
+
+size_t kv_cache_bytes(const Model *m, int max_seq) {
+    return 2 * (size_t)m->cfg.n_layers * (size_t)max_seq * (size_t)m->cfg.n_kv_heads * m->cfg.head_dim * 4;
+}
+
+int kv_cache_init(KvCache *kv, const Model *m, int max_seq, Err *e) {
+    memset(kv, 0, sizeof *kv);
+    if (max_seq <= 0) return err_set(e, ERR_ARG, "KV cache: context length must be positive, got %d", max_seq);
+    kv->n_layers = m->cfg.n_layers;
+    kv->max_seq = max_seq;
+    kv->row = m->cfg.n_kv_heads * m->cfg.head_dim;
+    size_t half = kv_cache_bytes(m, max_seq) / 2;
+    kv->k = xaligned_alloc(half);
+    kv->v = xaligned_alloc(half);
+    return 0;
+}
+
+void kv_cache_free(KvCache *kv) {
+    free(kv->k);
+    free(kv->v);
+    memset(kv, 0, sizeof *kv);
+}
+
+static float *kv_at(const KvCache *kv, float *base, int layer, int pos) {
+    return base + ((size_t)layer * kv->max_seq + (size_t)pos) * kv->row;
+}
+
+/* ---- forward ---- */
+
+static void embed_rows(const Model *m, float *x, const int32_t *ids, int n) {
+    int D = m->cfg.hidden_size;
+    for (int t = 0; t < n; t++) dequantize_row(m->w.embed.type, qmat_row(&m->w.embed, ids[t]), x + (long)t * D, D);
+}
+
+/* Per-head RMSNorm (Qwen3's q_norm / k_norm) then RoPE, for n tokens of
+ * n_heads heads. */
+static void qk_prepare(const Model *m, float *x, int n, int n_heads, const float *norm, const int *pos) {
+    int hd = m->cfg.head_dim;
+    for (int t = 0; t < n; t++) {
+        float *xt = x + (long)t * n_heads * hd;
+        if (norm) rmsnorm_forward(xt, xt, norm, n_heads, hd, m->cfg.norm_eps);
+        rope_forward(xt, n_heads, hd, pos[t], m->inv_freq, m->rope_interleaved);
+    }
+}
+
+static void attention_block(Model *m, RunState *rs, const LayerWeights *lw, int l, KvCache *const *caches,
+                            const int *pos, int n) {
+    const ModelConfig *c = &m->cfg;
+    int D = c->hidden_size, qd = c->n_heads * c->head_dim, kvd = c->n_kv_heads * c->head_dim;
+    rmsnorm_forward(rs->xb, rs->x, lw->attn_norm, n, D, c->norm_eps);
+    matmul_forward(m->tp, rs->q, rs->xb, n, &lw->wq);
+    matmul_forward(m->tp, rs->k, rs->xb, n, &lw->wk);
+    matmul_forward(m->tp, rs->v, rs->xb, n, &lw->wv);
+    if (lw->bq) add_bias_forward(rs->q, lw->bq, n, qd);
+    if (lw->bk) add_bias_forward(rs->k, lw->bk, n, kvd);
+    if (lw->bv) add_bias_forward(rs->v, lw->bv, n, kvd);
+    qk_prepare(m, rs->q, n, c->n_heads, lw->q_norm, pos);
+    qk_prepare(m, rs->k, n, c->n_kv_heads, lw->k_norm, pos);
+    for (int t = 0; t < n; t++) {
+        KvCache *kv = caches[t];
+        memcpy(kv_at(kv, kv->k, l, pos[t]), rs->k + (long)t * kvd, (size_t)kvd * 4);
+        memcpy(kv_at(kv, kv->v, l, pos[t]), rs->v + (long)t * kvd, (size_t)kvd * 4);
+        rs->kp[t] = kv_at(kv, kv->k, l, 0);
+        rs->vp[t] = kv_at(kv, kv->v, l, 0);
+    }
+    AttnShape shape = {c->n_heads, c->n_kv_heads, c->head_dim, c->sliding_window};
+    attention_forward(m->tp, rs->att, rs->q, n, &shape, rs->kp, rs->vp, pos);
+    matmul_forward(m->tp, rs->xb2, rs->att, n, &lw->wo);
+    add_forward(rs->x, rs->xb2, (long)n * D);
+}
+
+static void mlp_block(Model *m, RunState *rs, const LayerWeights *lw, int n) {
+    const ModelConfig *c = &m->cfg;
+    int D = c->hidden_size, F = c->intermediate_size;
+    rmsnorm_forward(rs->xb, rs->x, lw->ffn_norm, n, D, c->norm_eps);
+    matmul_forward(m->tp, rs->hb, rs->xb, n, &lw->w_gate);
+    matmul_forward(m->tp, rs->hb2, rs->xb, n, &lw->w_up);
+    swiglu_forward(rs->hb, rs->hb, rs->hb2, (long)n * F);
+    matmul_forward(m->tp, rs->xb2, rs->hb, n, &lw->w_down);
+    add_forward(rs->x, rs->xb2, (long)n * D);
+}
+
+int model_forward_batch(Model *m, KvCache *const *caches, const int32_t *ids, const int *pos, int n,
+                        const int *out_rows, int n_out, float *logits, Err *e) {
+    const ModelConfig *c = &m->cfg;
+    if (n <= 0) return err_set(e, ERR_ARG, "forward: no tokens");
+    for (int t = 0; t < n; t++) {
+        if (ids[t] < 0 || ids[t] >= c->vocab_size)
+            return err_set(e, ERR_ARG, "forward: token id %d at index %d is outside the vocabulary [0, %d)", ids[t],
+                           t, c->vocab_size);
+        if (pos[t] < 0 || pos[t] >= caches[t]->max_seq)
+            return err_set(e, ERR_ARG, "forward: position %d is outside the context of %d tokens", pos[t],
+                           caches[t]->max_seq);
+    }
+    if (!out_rows) n_out = n;
+    for (int i = 0; i < n_out; i++)
+        if (out_rows && (out_rows[i] < 0 || out_rows[i] >= n))
+            return err_set(e, ERR_ARG, "forward: logits row %d is outside the batch of %d", out_rows[i], n);
+    RunState *rs = run_state_get(m, n);
+    embed_rows(m, rs->x, ids, n);
+    for (int l = 0; l < c->n_layers; l++) {
+        attention_block(m, rs, &m->w.layers[l], l, caches, pos, n);
+        mlp_block(m, rs, &m->w.layers[l], n);
+    }
+    for (int t = 0; t < n; t++)
+        if (caches[t]->len < pos[t] + 1) caches[t]->len = pos[t] + 1;
+    /* final norm on the rows that need logits only */
+    int D = c->hidden_size;
+    for (int i = 0; i < n_out; i++) {
+        int r = out_rows ? out_rows[i] : i;
+        rmsnorm_forward(rs->xb + (long)i * D, rs->x + (long)r * D, m->w.out_norm, 1, D, c->norm_eps);
+    }
+    matmul_forward(m->tp, logits, rs->xb, n_out, &m->w.lm_head);
+    return 0;
+}
+
+int model_forward(Model *m, KvCache *kv, const int32_t *ids, int n, int pos, float *logits, int all_logits,
+                  Err *e) {
+    KvCache **caches = xmalloc((size_t)n * sizeof *caches);
+    int *p = xmalloc((size_t)n * sizeof *p);
+    for (int t = 0; t < n; t++) caches[t] = kv, p[t] = pos + t;
+    int last = n - 1;
+    int rc = model_forward_batch(m, caches, ids, p, n, all_logits ? NULL : &last, all_logits ? n : 1, logits, e);
+    free(caches);
+    free(p);
+    return rc;
+}
+
+void model_free(Model *m) {
+    if (!m) return;
+    tp_free(m->tp);
+    run_state_free(m->rs);
+    free(m->w.layers);
+    free(m->inv_freq);
+    free(m->params);
+    for (int i = 0; i < m->n_owned; i++) free(m->owned[i]);
+    free(m->owned);
+    if (m->st) st_close(m->st);
+    if (m->gguf) gguf_close(m->gguf);
+    free(m);
+}
+
+static size_t qmat_bytes(const QMat *q) { return dtype_nbytes(q->type, q->cols) * (size_t)q->rows; }
+
+size_t model_weight_bytes(const Model *m) {
+    size_t sizes[PARAM_COUNT], total = 0;
+    model_param_sizes(&m->cfg, sizes);
+    /* vectors: norms, biases */
+    for (int k = 0; k < PARAM_COUNT; k++)
+        if (k == PARAM_ATTN_NORM || k == PARAM_FFN_NORM || k == PARAM_OUT_NORM || k == PARAM_BQ || k == PARAM_BK ||
+            k == PARAM_BV || k == PARAM_Q_NORM || k == PARAM_K_NORM)
+            total += sizes[k] * sizeof(float);
+    total += qmat_bytes(&m->w.embed);
+    if (m->w.lm_head.data != m->w.embed.data) total += qmat_bytes(&m->w.lm_head);
+    for (int l = 0; l < m->cfg.n_layers; l++) {
+        const LayerWeights *w = &m->w.layers[l];
+        const QMat *q[7] = {&w->wq, &w->wk, &w->wv, &w->wo, &w->w_gate, &w->w_up, &w->w_down};
+        for (int i = 0; i < 7; i++) total += qmat_bytes(q[i]);
+    }
+    return total;
+}
+
+size_t model_param_count(const Model *m) {
+    size_t sizes[PARAM_COUNT];
+    return model_param_sizes(&m->cfg, sizes);
+}

@@ -1,0 +1,146 @@
+/* decoder: the Llama-family decoder (Llama 2/3.x, Mistral, Qwen2/2.5,
+ * Qwen3): weights, KV cache and the forward pass.
+ *
+ * Weights come from a Hugging Face directory (safetensors F32/F16/BF16,
+ * converted to one contiguous f32 block, llm.c style, so that a trainer can
+ * put gradients and optimiser state beside it in the same layout), from a
+ * GGUF file (F32/F16/BF16/Q8_0/Q4_0 used in place from the memory map;
+ * Q4_K/Q6_K re-quantised to Q8_0 at load), or are made up at random in
+ * memory for benchmarks (model_init_random).
+ *
+ * GGUF files of the `llama` architecture have their Q/K rows permuted by
+ * llama.cpp's converter; rather than copying those matrices back, the model
+ * applies RoPE to adjacent pairs (the permuted layout), which gives the same
+ * attention scores: q·k is unchanged when both are permuted alike.
+ *
+ * The forward pass takes a batch of tokens, each belonging to some sequence
+ * (its own KvCache) at some position: one sequence's prompt (prefill), one
+ * new token for each of several sequences (batched decode), or a mix. */
+#ifndef ALOE_MODEL_DECODER_H
+#define ALOE_MODEL_DECODER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base/err.h"
+#include "formats/gguf.h"
+#include "formats/hfdir.h"
+#include "formats/safetensors.h"
+#include "kernels/matmul.h"
+#include "kernels/threads.h"
+
+/* The parameter kinds, in the order of the contiguous f32 block. Each kind
+ * holds all layers: e.g. PARAM_WQ is [n_layers, n_heads*head_dim, hidden].
+ * Kinds a model does not have (biases, q/k norms, an untied head) are
+ * empty. */
+typedef enum ParamKind {
+    PARAM_EMBED = 0, /* [vocab, hidden] */
+    PARAM_ATTN_NORM, /* [L, hidden] */
+    PARAM_WQ,        /* [L, n_heads*head_dim, hidden] */
+    PARAM_BQ,        /* [L, n_heads*head_dim] */
+    PARAM_WK,        /* [L, n_kv_heads*head_dim, hidden] */
+    PARAM_BK,        /* [L, n_kv_heads*head_dim] */
+    PARAM_WV,        /* [L, n_kv_heads*head_dim, hidden] */
+    PARAM_BV,        /* [L, n_kv_heads*head_dim] */
+    PARAM_WO,        /* [L, hidden, n_heads*head_dim] */
+    PARAM_Q_NORM,    /* [L, head_dim] */
+    PARAM_K_NORM,    /* [L, head_dim] */
+    PARAM_FFN_NORM,  /* [L, hidden] */
+    PARAM_W_GATE,    /* [L, intermediate, hidden] */
+    PARAM_W_UP,      /* [L, intermediate, hidden] */
+    PARAM_W_DOWN,    /* [L, hidden, intermediate] */
+    PARAM_OUT_NORM,  /* [hidden] */
+    PARAM_LM_HEAD,   /* [vocab, hidden]; empty when tied */
+    PARAM_COUNT
+} ParamKind;
+
+/* Floats of each kind (all layers) for cfg; returns the total. */
+size_t model_param_sizes(const ModelConfig *cfg, size_t sizes[PARAM_COUNT]);
+/* The kind's Hugging Face tensor name for layer l ("model.layers.3.self_attn.q_proj.weight"). */
+void model_param_hf_name(ParamKind k, int layer, char *buf, size_t size);
+
+typedef struct LayerWeights {
+    const float *attn_norm, *ffn_norm;
+    QMat wq, wk, wv, wo;
+    const float *bq, *bk, *bv; /* NULL when absent */
+    const float *q_norm, *k_norm; /* Qwen3; NULL when absent */
+    QMat w_gate, w_up, w_down;
+} LayerWeights;
+
+typedef struct ModelWeights {
+    QMat embed;        /* [vocab, hidden]; rows are looked up */
+    LayerWeights *layers;
+    const float *out_norm;
+    QMat lm_head;      /* == embed when tied */
+} ModelWeights;
+
+typedef struct Model {
+    ModelConfig cfg;
+    ModelWeights w;
+    int rope_interleaved; /* 1: adjacent-pair RoPE (permuted GGUF llama Q/K) */
+    float *inv_freq;      /* head_dim/2 RoPE frequencies */
+    ThreadPool *tp;
+    const char *source;   /* "safetensors", "gguf" or "random" */
+    int weight_type;      /* DType of the big matrices (for reports) */
+    /* Storage. params: the contiguous f32 block (HF or random f32), with
+     * param[k] pointing at each kind inside it. */
+    float *params;
+    size_t n_params;
+    float *param[PARAM_COUNT];
+    SafeTensors *st;
+    Gguf *gguf;
+    void **owned; /* other buffers to free */
+    int n_owned;
+    /* activations, grown to the largest batch seen */
+    struct RunState *rs;
+} Model;
+
+/* A sequence's keys and values: per layer, max_seq positions of
+ * n_kv_heads*head_dim floats. len = positions filled so far. */
+typedef struct KvCache {
+    int n_layers, max_seq, row;
+    float *k, *v;
+    int len;
+} KvCache;
+
+/* Loads a model from a Hugging Face directory or a .gguf file, with a pool
+ * of n_threads (<= 0: one per CPU). NULL with e set on failure. */
+Model *model_load(const char *path, int n_threads, Err *e);
+Model *model_load_hf(const char *dir, int n_threads, Err *e);
+Model *model_load_gguf(const char *path, int n_threads, Err *e);
+/* A model of the given shape with random weights (normal, std 0.02; norms
+ * 1) stored as dtype (F32, F16, BF16, Q8_0 or Q4_0), for benchmarks. */
+Model *model_init_random(const ModelConfig *cfg, int dtype, uint64_t seed, int n_threads, Err *e);
+void model_free(Model *m);
+
+int kv_cache_init(KvCache *kv, const Model *m, int max_seq, Err *e);
+void kv_cache_free(KvCache *kv);
+/* Bytes of a cache of max_seq positions. */
+size_t kv_cache_bytes(const Model *m, int max_seq);
+
+/* The general forward pass: token t (id ids[t]) belongs to caches[t] at
+ * position pos[t]; its key/value are written there. Every position
+ * 0..pos[t] of its cache must have been written before or in this call.
+ * Logits are computed for the n_out tokens listed in out_rows (NULL: all n
+ * tokens, n_out = n) into logits [n_out, vocab]. Each cache's len becomes
+ * at least pos+1 of its tokens. */
+int model_forward_batch(Model *m, KvCache *const *caches, const int32_t *ids, const int *pos, int n,
+                        const int *out_rows, int n_out, float *logits, Err *e);
+
+/* One sequence: ids[0..n) at positions pos.. pos+n-1 of kv. logits gets
+ * [n, vocab] (all_logits) or [vocab] for the last token only. */
+int model_forward(Model *m, KvCache *kv, const int32_t *ids, int n, int pos, float *logits, int all_logits,
+                  Err *e);
+
+/* Bytes of the weights the forward pass reads (matrices in their stored
+ * type, vectors as f32; a tied head counted once), and the parameter count. */
+size_t model_weight_bytes(const Model *m);
+size_t model_param_count(const Model *m);
+
+/* Model shapes of known checkpoints for `aloe speed --shape`:
+ * "qwen2.5-0.5b", "qwen2.5-1.5b", "llama-3.2-1b", "llama-3.2-3b", "qwen3-0.6b",
+ * "mistral-7b" ... Returns -1 (e lists the names) if unknown. */
+int model_shape_config(const char *name, ModelConfig *cfg, Err *e);
+const char *model_shape_names(void);
+
+#endif

@@ -1,0 +1,190 @@
+/* Loading decoder weights from Hugging Face directories and GGUF files. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/mem.h"
+#include "kernels/ops.h"
+#include "model/decoder.h"
+#include "model/model_internal.h"
+
+/* ---- Hugging Face ---- */
+
+/* The shape of one layer's slice of kind k: rows × cols (cols 0: a vector). */
+static void kind_shape(const ModelConfig *c, ParamKind k, int64_t *rows, int64_t *cols) {
+    int64_t D = c->hidden_size, F = c->intermediate_size, Q = (int64_t)c->n_heads * c->head_dim,
+            KV = (int64_t)c->n_kv_heads * c->head_dim, V = c->vocab_size;
+    *cols = 0;
+    switch (k) {
+    case PARAM_EMBED: case PARAM_LM_HEAD: *rows = V, *cols = D; break;
+    case PARAM_ATTN_NORM: case PARAM_FFN_NORM: case PARAM_OUT_NORM: *rows = D; break;
+    case PARAM_WQ: *rows = Q, *cols = D; break;
+    case PARAM_WK: case PARAM_WV: *rows = KV, *cols = D; break;
+    case PARAM_BQ: *rows = Q; break;
+    case PARAM_BK: case PARAM_BV: *rows = KV; break;
+    case PARAM_WO: *rows = D, *cols = Q; break;
+    case PARAM_Q_NORM: case PARAM_K_NORM: *rows = c->head_dim; break;
+    case PARAM_W_GATE: case PARAM_W_UP: *rows = F, *cols = D; break;
+    case PARAM_W_DOWN: *rows = D, *cols = F; break;
+    default: *rows = 0; break;
+    }
+}
+
+static int load_hf_kind(Model *m, ParamKind k, size_t size, Err *e) {
+    const ModelConfig *c = &m->cfg;
+    int per_layer = k != PARAM_EMBED && k != PARAM_OUT_NORM && k != PARAM_LM_HEAD;
+    int n = per_layer ? c->n_layers : 1;
+    int64_t rows, cols;
+    kind_shape(c, k, &rows, &cols);
+    int64_t shape[2] = {rows, cols};
+    for (int l = 0; l < n; l++) {
+        char name[128];
+        model_param_hf_name(k, l, name, sizeof name);
+        const TensorView *t = st_get(m->st, name, e);
+        if (!t) return -1;
+        if (tensor_check_shape(t, cols ? 2 : 1, shape, e)) return -1;
+        if (t->dtype != DT_F32 && t->dtype != DT_F16 && t->dtype != DT_BF16)
+            return err_set(e, ERR_UNSUPPORTED, "%s: tensor %s has dtype %s; expected F32, F16 or BF16",
+                           st_path(m->st), name, dtype_name(t->dtype));
+        if (tensor_to_f32(t, m->param[k] + (size_t)l * (size_t)(size / (size_t)n), e)) return -1;
+    }
+    return 0;
+}
+
+Model *model_load_hf(const char *dir, int n_threads, Err *e) {
+    ModelConfig cfg;
+    if (hf_config_load(dir, &cfg, e) || model_check_config(&cfg, dir, e)) return NULL;
+    SafeTensors *st = st_open(dir, e);
+    if (!st) return NULL;
+    Model *m = model_new(&cfg, n_threads);
+    m->st = st;
+    m->source = "safetensors";
+    m->weight_type = DT_F32;
+    /* a checkpoint saved with tie_word_embeddings but an lm_head present:
+     * transformers ties them (uses the embedding), and so do we */
+    size_t sizes[PARAM_COUNT];
+    model_param_sizes(&m->cfg, sizes);
+    model_alloc_params(m, sizes);
+    for (int k = 0; k < PARAM_COUNT; k++)
+        if (sizes[k] && load_hf_kind(m, (ParamKind)k, sizes[k], e)) {
+            model_free(m);
+            return NULL;
+        }
+    /* the f32 copy is all we use: release the map */
+    st_close(m->st);
+    m->st = NULL;
+    model_views_from_params(m);
+    model_init_rope(m, NULL);
+    return m;
+}
+
+/* ---- GGUF ---- */
+
+/* A matrix view of a GGUF tensor: used in place when the kernels handle its
+ * type, otherwise converted once (to Q8_0 when rows are whole blocks). */
+static int gguf_qmat(Model *m, const char *name, int64_t rows, int64_t cols, QMat *out, Err *e) {
+    const TensorView *t = gguf_get_tensor(m->gguf, name, e);
+    if (!t) return -1;
+    int64_t shape[2] = {rows, cols};
+    if (tensor_check_shape(t, 2, shape, e)) return -1;
+    *out = (QMat){t->dtype, t->data, (int)rows, (int)cols};
+    if (kernel_type_ok(t->dtype)) return 0;
+    if (!dtype_can_dequantize(t->dtype))
+        return err_set(e, ERR_UNSUPPORTED, "%s: tensor %s has type %s, which this engine cannot read",
+                       gguf_path(m->gguf), name, dtype_name(t->dtype));
+    int to = cols % QK8_0 == 0 ? DT_Q8_0 : DT_F32;
+    size_t in_rb = tensor_row_bytes(t), out_rb = dtype_nbytes(to, cols);
+    char *dst = model_own(m, xmalloc(out_rb * (size_t)rows));
+    float *tmp = xmalloc((size_t)cols * sizeof(float));
+    for (int64_t r = 0; r < rows; r++) {
+        dequantize_row(t->dtype, (const char *)t->data + r * in_rb, tmp, cols);
+        quantize_row(to, tmp, dst + r * out_rb, cols);
+    }
+    free(tmp);
+    *out = (QMat){to, dst, (int)rows, (int)cols};
+    return 0;
+}
+
+/* A vector (norm weight, bias) of n floats: in place if F32, else converted. */
+static const float *gguf_vec(Model *m, const char *name, int64_t n, int required, Err *e) {
+    const TensorView *t = required ? gguf_get_tensor(m->gguf, name, e) : gguf_find_tensor(m->gguf, name);
+    if (!t) return NULL;
+    if (tensor_check_shape(t, 1, &n, e)) return NULL;
+    if (t->dtype == DT_F32) return t->data;
+    return model_own(m, tensor_to_f32_alloc(t, e));
+}
+
+static int load_gguf_layer(Model *m, int l, Err *e) {
+    const ModelConfig *c = &m->cfg;
+    int64_t D = c->hidden_size, F = c->intermediate_size, Q = (int64_t)c->n_heads * c->head_dim,
+            KV = (int64_t)c->n_kv_heads * c->head_dim;
+    LayerWeights *w = &m->w.layers[l];
+    char n[96];
+#define NAME(s) (snprintf(n, sizeof n, "blk.%d.%s", l, s), n)
+    if (!(w->attn_norm = gguf_vec(m, NAME("attn_norm.weight"), D, 1, e))) return -1;
+    if (!(w->ffn_norm = gguf_vec(m, NAME("ffn_norm.weight"), D, 1, e))) return -1;
+    if (gguf_qmat(m, NAME("attn_q.weight"), Q, D, &w->wq, e) || gguf_qmat(m, NAME("attn_k.weight"), KV, D, &w->wk, e) ||
+        gguf_qmat(m, NAME("attn_v.weight"), KV, D, &w->wv, e) ||
+        gguf_qmat(m, NAME("attn_output.weight"), D, Q, &w->wo, e) ||
+        gguf_qmat(m, NAME("ffn_gate.weight"), F, D, &w->w_gate, e) ||
+        gguf_qmat(m, NAME("ffn_up.weight"), F, D, &w->w_up, e) ||
+        gguf_qmat(m, NAME("ffn_down.weight"), D, F, &w->w_down, e))
+        return -1;
+    int bias = c->attention_bias || c->arch == ARCH_QWEN2;
+    if (bias) {
+        if (!(w->bq = gguf_vec(m, NAME("attn_q.bias"), Q, 1, e)) || !(w->bk = gguf_vec(m, NAME("attn_k.bias"), KV, 1, e)) ||
+            !(w->bv = gguf_vec(m, NAME("attn_v.bias"), KV, 1, e)))
+            return -1;
+    }
+    if (c->qk_norm) {
+        if (!(w->q_norm = gguf_vec(m, NAME("attn_q_norm.weight"), c->head_dim, 1, e)) ||
+            !(w->k_norm = gguf_vec(m, NAME("attn_k_norm.weight"), c->head_dim, 1, e)))
+            return -1;
+    }
+#undef NAME
+    return 0;
+}
+
+Model *model_load_gguf(const char *path, int n_threads, Err *e) {
+    Gguf *g = gguf_open(path, e);
+    if (!g) return NULL;
+    ModelConfig cfg;
+    const char *arch = NULL;
+    if (gguf_model_config(g, &cfg, e) || model_check_config(&cfg, path, e) ||
+        gguf_get_str(g, "general.architecture", &arch, e)) {
+        gguf_close(g);
+        return NULL;
+    }
+    Model *m = model_new(&cfg, n_threads);
+    m->gguf = g;
+    m->source = "gguf";
+    m->rope_interleaved = !strcmp(arch, "llama");
+    int64_t D = cfg.hidden_size;
+    if (gguf_qmat(m, "token_embd.weight", cfg.vocab_size, D, &m->w.embed, e)) goto fail;
+    m->weight_type = m->w.embed.type;
+    if (!(m->w.out_norm = gguf_vec(m, "output_norm.weight", D, 1, e))) goto fail;
+    if (gguf_find_tensor(g, "output.weight")) {
+        if (gguf_qmat(m, "output.weight", cfg.vocab_size, D, &m->w.lm_head, e)) goto fail;
+        m->cfg.tie_word_embeddings = 0;
+    } else {
+        m->w.lm_head = m->w.embed;
+        m->cfg.tie_word_embeddings = 1;
+    }
+    for (int l = 0; l < cfg.n_layers; l++)
+        if (load_gguf_layer(m, l, e)) goto fail;
+    if (cfg.n_layers > 0) m->weight_type = m->w.layers[0].w_up.type;
+    const float *factors = gguf_vec(m, "rope_freqs.weight", cfg.head_dim / 2, 0, e);
+    if (!factors && gguf_find_tensor(g, "rope_freqs.weight")) goto fail;
+    model_init_rope(m, factors);
+    return m;
+fail:
+    err_wrap(e, "%s", path);
+    model_free(m);
+    return NULL;
+}
+
+Model *model_load(const char *path, int n_threads, Err *e) {
+    size_t n = strlen(path);
+    if (n >= 5 && !strcmp(path + n - 5, ".gguf")) return model_load_gguf(path, n_threads, e);
+    return model_load_hf(path, n_threads, e);
+}

@@ -1,0 +1,98 @@
+/* Construction helpers shared by the loaders and the random initialiser:
+ * the Model struct, its parameter block and weight views, RoPE tables. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/mem.h"
+#include "kernels/ops.h"
+#include "model/decoder.h"
+#include "model/model_internal.h"
+
+Model *model_new(const ModelConfig *cfg, int n_threads) {
+    Model *m = xcalloc(1, sizeof *m);
+    m->cfg = *cfg;
+    m->tp = tp_create(n_threads);
+    m->w.layers = xcalloc((size_t)cfg->n_layers, sizeof *m->w.layers);
+    return m;
+}
+
+void *model_own(Model *m, void *p) {
+    m->owned = xrealloc(m->owned, (size_t)(m->n_owned + 1) * sizeof *m->owned);
+    m->owned[m->n_owned++] = p;
+    return p;
+}
+
+int model_check_config(const ModelConfig *c, const char *src, Err *e) {
+    if (c->arch != ARCH_LLAMA && c->arch != ARCH_QWEN2 && c->arch != ARCH_QWEN3 && c->arch != ARCH_MISTRAL)
+        return err_set(e, ERR_UNSUPPORTED, "%s: architecture %s is not a decoder this engine runs (expected one of %s)",
+                       src, model_arch_name(c->arch), "Llama, Mistral, Qwen2, Qwen3");
+    if (c->hidden_size <= 0 || c->n_layers <= 0 || c->n_heads <= 0 || c->n_kv_heads <= 0 || c->head_dim <= 0 ||
+        c->vocab_size <= 0 || c->intermediate_size <= 0)
+        return err_set(e, ERR_PARSE, "%s: model dimensions must be positive (hidden %d, layers %d, heads %d/%d, "
+                       "head_dim %d, vocab %d, intermediate %d)", src, c->hidden_size, c->n_layers, c->n_heads,
+                       c->n_kv_heads, c->head_dim, c->vocab_size, c->intermediate_size);
+    if (c->n_heads % c->n_kv_heads)
+        return err_set(e, ERR_PARSE, "%s: num_attention_heads %d is not a multiple of num_key_value_heads %d", src,
+                       c->n_heads, c->n_kv_heads);
+    if (c->head_dim % 2) return err_set(e, ERR_PARSE, "%s: head_dim %d must be even for RoPE", src, c->head_dim);
+    if (c->attention_bias && c->arch != ARCH_QWEN2)
+        return err_set(e, ERR_UNSUPPORTED, "%s: attention_bias (o_proj bias) is not supported for %s", src,
+                       model_arch_name(c->arch));
+    return 0;
+}
+
+/* RoPE frequencies from the config (optional per-frequency divisors: GGUF's
+ * rope_freqs.weight, which llama.cpp uses for Llama 3 scaling). */
+void model_init_rope(Model *m, const float *freq_factors) {
+    const RopeConfig *r = &m->cfg.rope;
+    RopeScaling s = {ROPE_SCALING_NONE, 1, 1, 1, 0};
+    if (!freq_factors && r->type == ROPE_LLAMA3)
+        s = (RopeScaling){ROPE_SCALING_LLAMA3, r->factor, r->low_freq_factor, r->high_freq_factor, r->original_max_pos};
+    if (!freq_factors && r->type == ROPE_LINEAR) s = (RopeScaling){ROPE_SCALING_LINEAR, r->factor, 1, 1, 0};
+    int hd = m->cfg.head_dim;
+    m->inv_freq = xmalloc((size_t)(hd / 2) * sizeof(float));
+    rope_inv_freq(m->inv_freq, hd, r->theta, &s);
+    if (freq_factors)
+        for (int i = 0; i < hd / 2; i++) m->inv_freq[i] /= freq_factors[i];
+}
+
+/* Points the weight views into the contiguous f32 block. */
+void model_views_from_params(Model *m) {
+    const ModelConfig *c = &m->cfg;
+    int D = c->hidden_size, F = c->intermediate_size, Q = c->n_heads * c->head_dim, KV = c->n_kv_heads * c->head_dim;
+    float **p = m->param;
+    m->w.embed = (QMat){DT_F32, p[PARAM_EMBED], c->vocab_size, D};
+    m->w.out_norm = p[PARAM_OUT_NORM];
+    m->w.lm_head = c->tie_word_embeddings ? m->w.embed : (QMat){DT_F32, p[PARAM_LM_HEAD], c->vocab_size, D};
+    for (int l = 0; l < c->n_layers; l++) {
+        LayerWeights *w = &m->w.layers[l];
+        w->attn_norm = p[PARAM_ATTN_NORM] + (size_t)l * D;
+        w->ffn_norm = p[PARAM_FFN_NORM] + (size_t)l * D;
+        w->wq = (QMat){DT_F32, p[PARAM_WQ] + (size_t)l * Q * D, Q, D};
+        w->wk = (QMat){DT_F32, p[PARAM_WK] + (size_t)l * KV * D, KV, D};
+        w->wv = (QMat){DT_F32, p[PARAM_WV] + (size_t)l * KV * D, KV, D};
+        w->wo = (QMat){DT_F32, p[PARAM_WO] + (size_t)l * D * Q, D, Q};
+        w->w_gate = (QMat){DT_F32, p[PARAM_W_GATE] + (size_t)l * F * D, F, D};
+        w->w_up = (QMat){DT_F32, p[PARAM_W_UP] + (size_t)l * F * D, F, D};
+        w->w_down = (QMat){DT_F32, p[PARAM_W_DOWN] + (size_t)l * D * F, D, F};
+        w->bq = p[PARAM_BQ] ? p[PARAM_BQ] + (size_t)l * Q : NULL;
+        w->bk = p[PARAM_BK] ? p[PARAM_BK] + (size_t)l * KV : NULL;
+        w->bv = p[PARAM_BV] ? p[PARAM_BV] + (size_t)l * KV : NULL;
+        w->q_norm = p[PARAM_Q_NORM] ? p[PARAM_Q_NORM] + (size_t)l * c->head_dim : NULL;
+        w->k_norm = p[PARAM_K_NORM] ? p[PARAM_K_NORM] + (size_t)l * c->head_dim : NULL;
+    }
+}
+
+/* Allocates the contiguous block and sets param[k] (NULL for empty kinds). */
+void model_alloc_params(Model *m, const size_t sizes[PARAM_COUNT]) {
+    size_t total = 0;
+    for (int k = 0; k < PARAM_COUNT; k++) total += sizes[k];
+    m->n_params = total;
+    m->params = xaligned_alloc(total * sizeof(float) + 64);
+    size_t off = 0;
+    for (int k = 0; k < PARAM_COUNT; k++) {
+        m->param[k] = sizes[k] ? m->params + off : NULL;
+        off += sizes[k];
+    }
+}
+

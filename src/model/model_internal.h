@@ -1,0 +1,15 @@
+/* Helpers shared by the model loaders (not part of the public API). */
+#ifndef ALOE_MODEL_INTERNAL_H
+#define ALOE_MODEL_INTERNAL_H
+
+#include "model/decoder.h"
+
+Model *model_new(const ModelConfig *cfg, int n_threads);
+/* Records p to be freed with the model; returns p. */
+void *model_own(Model *m, void *p);
+int model_check_config(const ModelConfig *c, const char *src, Err *e);
+void model_init_rope(Model *m, const float *freq_factors);
+void model_alloc_params(Model *m, const size_t sizes[PARAM_COUNT]);
+void model_views_from_params(Model *m);
+
+#endif

@@ -1,0 +1,122 @@
+/* The engine's commands, run as a user would: aloe logits (against the
+ * fixture logits), aloe complete --print-ids (against the fixture's greedy
+ * ids), aloe speed --json (its last line parses and is positive). */
+#include <jansson.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "base/mem.h"
+#include "formats/safetensors.h"
+#include "test.h"
+
+/* Runs cmd and returns its stdout (caller frees), or NULL if it failed. */
+static char *run(const char *cmd) {
+    FILE *f = popen(cmd, "r");
+    if (!f) return NULL;
+    StrBuf b;
+    sb_init(&b);
+    char buf[4096];
+    size_t n;
+    while ((n = fread(buf, 1, sizeof buf, f)) > 0) sb_appendn(&b, buf, n);
+    int rc = pclose(f);
+    if (rc != 0) {
+        sb_free(&b);
+        return NULL;
+    }
+    return b.s ? sb_take(&b) : xstrdup("");
+}
+
+static void test_logits_command(void) {
+    char *dir = test_shared_path("fixtures/models/tiny-qwen3");
+    char *exp = test_shared_path("fixtures/models/tiny-qwen3/expected.safetensors");
+    char *js = test_shared_path("fixtures/models/tiny-qwen3/expected.json");
+    if (!dir || !exp || !js) {
+        free(dir), free(exp), free(js);
+        SKIP("fixtures/models/tiny-qwen3 not found");
+    }
+    json_t *j = json_load_file(js, 0, NULL);
+    json_t *row = json_array_get(json_object_get(json_object_get(j, "forward"), "input_ids"), 1);
+    StrBuf ids;
+    sb_init(&ids);
+    for (size_t i = 0; i < json_array_size(row); i++)
+        sb_printf(&ids, "%s%lld", i ? "," : "", (long long)json_integer_value(json_array_get(row, i)));
+    int len = (int)json_array_size(row);
+    char *tmp = test_tmpdir(), *aloe = test_build_path("aloe");
+    char *cmd = xasprintf("%s logits --model %s --ids %s --out %s/l.safetensors -t 2", aloe, dir, ids.s, tmp);
+    char *out = run(cmd);
+    char *lpath = xasprintf("%s/l.safetensors", tmp);
+    Err e;
+    SafeTensors *got = out ? st_open(lpath, &e) : NULL, *ref = st_open(exp, &e);
+    int ok = got && ref;
+    double maxerr = 0, lo = 0, hi = 0;
+    if (ok) {
+        const TensorView *g = st_find(got, "logits"), *r = st_find(ref, "forward.logits");
+        ok = g && r && g->dtype == DT_F32 && g->ndim == 2 && g->shape[0] == len && g->shape[1] == r->shape[2];
+        for (long i = 0; ok && i < (long)len * r->shape[2]; i++) {
+            float rv = ((const float *)r->data)[(long)len * r->shape[2] + i]; /* row 1 */
+            float gv = ((const float *)g->data)[i];
+            lo = rv < lo ? rv : lo, hi = rv > hi ? rv : hi;
+            maxerr = fabs(gv - rv) > maxerr ? fabs(gv - rv) : maxerr;
+        }
+    }
+    if (got) st_close(got);
+    if (ref) st_close(ref);
+    json_decref(j);
+    sb_free(&ids);
+    free(dir), free(exp), free(js), free(tmp), free(aloe), free(cmd), free(out), free(lpath);
+    CHECK_MSG(ok, "aloe logits failed or wrote the wrong shape");
+    CHECK_MSG(maxerr <= 1e-4 * (hi - lo), "aloe logits: max error %g of range %g", maxerr, hi - lo);
+}
+
+static void test_complete_print_ids(void) {
+    char *dir = test_shared_path("fixtures/models/tiny-mistral");
+    char *js = test_shared_path("fixtures/models/tiny-mistral/expected.json");
+    if (!dir || !js) {
+        free(dir), free(js);
+        SKIP("fixtures/models/tiny-mistral not found");
+    }
+    json_t *j = json_load_file(js, 0, NULL), *g = json_object_get(j, "greedy");
+    json_t *pr = json_object_get(g, "prompt_ids");
+    StrBuf ids, want;
+    sb_init(&ids), sb_init(&want);
+    /* id-0 tokens left out, as transformers masked them (see tests/model) */
+    for (size_t i = 0; i < json_array_size(pr); i++) {
+        long long id = json_integer_value(json_array_get(pr, i));
+        if (id) sb_printf(&ids, "%s%lld", ids.len ? "," : "", id);
+    }
+    char *w = json_dumps(json_object_get(g, "new_ids"), JSON_COMPACT);
+    char *aloe = test_build_path("aloe");
+    /* the fixture's eos id (2) is not among the 12 expected ids */
+    char *cmd = xasprintf("%s complete --model %s --prompt-ids %s --max-tokens 12 --print-ids", aloe, dir, ids.s);
+    char *out = run(cmd);
+    json_t *got = out ? json_loads(out, 0, NULL) : NULL;
+    char *gs = got ? json_dumps(got, JSON_COMPACT) : NULL;
+    int ok = gs && !strcmp(gs, w);
+    CHECK_MSG(ok, "aloe complete --print-ids: got %s, expected %s", gs ? gs : "(failure)", w);
+    free(gs), free(w), free(aloe), free(cmd), free(out), free(dir), free(js);
+    json_decref(got);
+    json_decref(j);
+    sb_free(&ids), sb_free(&want);
+}
+
+static void test_speed_json(void) {
+    char *aloe = test_build_path("aloe");
+    char *cmd = xasprintf("%s speed --shape qwen2.5-0.5b --type q4_0 -p 16 -n 2 -t 2 --json", aloe);
+    char *out = run(cmd);
+    CHECK_MSG(out, "aloe speed failed");
+    char *last = strrchr(out, '{');
+    json_t *j = last ? json_loads(last, 0, NULL) : NULL;
+    double pp = json_real_value(json_object_get(j, "prefill_tps")), tg = json_real_value(json_object_get(j, "decode_tps"));
+    const char *type = json_string_value(json_object_get(j, "type"));
+    int ok = j && pp > 0 && tg > 0 && type && !strcmp(type, "q4_0");
+    json_decref(j);
+    free(aloe), free(cmd), free(out);
+    CHECK_MSG(ok, "aloe speed --json: last line lacks positive prefill_tps/decode_tps");
+}
+
+int main(void) {
+    RUN(test_logits_command);
+    RUN(test_complete_print_ids);
+    RUN(test_speed_json);
+    return test_summary();
+}
