@@ -98,9 +98,6 @@ int td_init(TrainDecoder *m, const ModelConfig *cfg, Err *e) {
     if (cfg->arch == ARCH_BERT || cfg->arch < 0 || cfg->arch >= ARCH_COUNT)
         return err_set(e, ERR_UNSUPPORTED, "training: %s is not a decoder this trainer handles (Llama, Mistral, "
                        "Qwen2, Qwen3)", model_arch_name(cfg->arch));
-    if (cfg->sliding_window > 0)
-        return err_set(e, ERR_UNSUPPORTED, "training: sliding-window attention (window %d) is not supported",
-                       cfg->sliding_window);
     if (cfg->n_kv_heads <= 0 || cfg->n_heads % cfg->n_kv_heads || cfg->head_dim % 2 || cfg->hidden_size <= 0 ||
         cfg->vocab_size <= 0 || cfg->n_layers <= 0 || cfg->intermediate_size <= 0)
         return err_set(e, ERR_ARG, "training: inconsistent model shape (heads %d, kv heads %d, head_dim %d)",
@@ -321,6 +318,10 @@ int td_forward_packed(TrainDecoder *m, ThreadPool *tp, const int32_t *ids, const
     for (int t = 0; t < T; t++) {
         m->seg_start[t] = seg_start ? seg_start[t] : 0;
         m->pos[t] = t - m->seg_start[t];
+        /* Within the window, sliding-window attention is full attention. */
+        if (c->sliding_window > 0 && m->pos[t] >= c->sliding_window)
+            return err_set(e, ERR_UNSUPPORTED, "training forward: a sequence of more than %d tokens, the model's "
+                           "sliding attention window, is not supported", c->sliding_window);
     }
     float *res = c->n_layers ? m->acts[0].res0 : m->res_final;
     for (int t = 0; t < T; t++) memcpy(res + (long)t * C, m->w.embed + (long)ids[t] * C, (size_t)C * sizeof(float));

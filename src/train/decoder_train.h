@@ -93,7 +93,8 @@ typedef struct TrainDecoder {
 } TrainDecoder;
 
 /* Lays out the parameters of cfg (all zero). Errors on an architecture this
- * trainer does not handle (BERT) or a sliding-window model. */
+ * trainer does not handle (BERT). A sliding-window model (Mistral v0.1)
+ * trains on sequences no longer than its window, where it is full attention. */
 int td_init(TrainDecoder *m, const ModelConfig *cfg, Err *e);
 void td_free(TrainDecoder *m);
 /* Fills every parameter from a safetensors file or HF directory (converted
