@@ -207,7 +207,7 @@ static void ensure_capacity(TrainDecoder *m, int T) {
     m->ids = xmalloc((size_t)T * sizeof *m->ids);
     m->seg_start = xmalloc((size_t)T * sizeof *m->seg_start);
     m->pos = xmalloc((size_t)T * sizeof *m->pos);
-    if (m->lora_on) {
+    if (m->la) { /* attached adapters, even while switched off */
         free(m->lora_u);
         free(m->lora_du);
         m->lora_u = xaligned_alloc((size_t)c->n_layers * LORA_N_TARGETS * T * m->lora.r * sizeof(float));
