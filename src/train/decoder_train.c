@@ -4,6 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <cblas.h>
+
 #include "base/fileio.h"
 #include "base/mem.h"
 #include "base/rng.h"
@@ -503,6 +505,30 @@ void td_lora_init(TrainDecoder *m, uint64_t seed) {
             target_dims(&m->cfg, t, &in, &out);
             lora_init_weights(m->la[l].A[t], m->la[l].B[t], in, out, m->lora.r, &r);
         }
+}
+
+/* The base weight a target adapts. */
+static float *target_weight(TdLayer *L, int t) {
+    float *w[LORA_N_TARGETS] = {L->wq, L->wk, L->wv, L->wo, L->wgate, L->wup, L->wdown};
+    return w[t];
+}
+
+void td_lora_merge(TrainDecoder *m) {
+    if (!m->la) return;
+    for (int l = 0; l < m->cfg.n_layers; l++)
+        for (int t = 0; t < LORA_N_TARGETS; t++) {
+            if (!m->la[l].A[t]) continue;
+            int in, out;
+            target_dims(&m->cfg, t, &in, &out);
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, out, in, m->lora.r, m->lora_scale, m->la[l].B[t],
+                        m->lora.r, m->la[l].A[t], in, 1.0f, target_weight(&m->w.layers[l], t), in);
+        }
+    free(m->lora_tensors), free(m->lora_params), free(m->lora_grads), free(m->la), free(m->lg);
+    free(m->lora_u), free(m->lora_du);
+    m->lora_tensors = NULL, m->lora_params = m->lora_grads = NULL, m->la = m->lg = NULL;
+    m->lora_u = m->lora_du = NULL;
+    m->n_lora_tensors = 0, m->n_lora_params = 0, m->lora_on = 0;
+    memset(&m->lora, 0, sizeof m->lora);
 }
 
 const TdTensor *td_lora_find(const TrainDecoder *m, const char *name) {

@@ -130,6 +130,9 @@ void td_lora_init(TrainDecoder *m, uint64_t seed);
 /* Reads a peft adapter directory: its config, then attaches and fills the
  * adapters; a missing tensor or a wrong shape is an error naming it. */
 int td_lora_load(TrainDecoder *m, const char *dir, Err *e);
+/* Folds the adapters into the base weights (W += scale·B·A) and removes
+ * them: the model then computes what base + adapter computed. */
+void td_lora_merge(TrainDecoder *m);
 /* The adapter tensor with this peft file name, or NULL. */
 const TdTensor *td_lora_find(const TrainDecoder *m, const char *name);
 

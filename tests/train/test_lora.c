@@ -265,6 +265,33 @@ static void check_fixture(const char *arch) {
     CHECK_MSG(!rc, "%s", e.msg);
 }
 
+/* Merged weights compute what base + adapter computed (1e-5 of max logit). */
+static void test_merge_keeps_logits(void) {
+    char *dir = test_shared_path("fixtures/models/tiny-llama3");
+    if (!dir) SKIP("fixtures not found (set ALOE_SHARED)");
+    char *lora = xasprintf("%s-lora", dir);
+    ModelConfig cfg;
+    TrainDecoder m;
+    memset(&m, 0, sizeof m);
+    Err e;
+    int rc = hf_config_load(dir, &cfg, &e) || td_init(&m, &cfg, &e) || td_load(&m, dir, &e) || td_lora_load(&m, lora, &e);
+    free(dir), free(lora);
+    CHECK_MSG(!rc, "%s", e.msg);
+    int32_t ids[9] = {1, 5, 9, 200, 7, 3, 88, 1000, 4};
+    const int V = cfg.vocab_size;
+    float *a = xmalloc(9 * V * sizeof(float)), *b = xmalloc(9 * V * sizeof(float));
+    rc = td_forward(&m, NULL, ids, 9, a, &e);
+    td_lora_merge(&m);
+    if (!rc) rc = td_forward(&m, NULL, ids, 9, b, &e);
+    double err = rc ? 0 : scaled_err(b, a, 9L * V);
+    int off = !m.lora_on && !m.la;
+    free(a), free(b);
+    td_free(&m);
+    CHECK_MSG(!rc, "%s", e.msg);
+    CHECK_MSG(err <= 1e-5, "merged logits off by %.3g of max", err);
+    CHECK(off);
+}
+
 static void test_fixture_llama3(void) { check_fixture("llama3"); }
 static void test_fixture_qwen2(void) { check_fixture("qwen2"); }
 static void test_fixture_mistral(void) { check_fixture("mistral"); }
@@ -275,6 +302,7 @@ int main(void) {
     RUN(test_config_load);
     RUN(test_adapter_backward_matches_finite_differences);
     RUN(test_fresh_adapter_starts_at_the_base_model);
+    RUN(test_merge_keeps_logits);
     RUN(test_fixture_llama3);
     RUN(test_fixture_qwen2);
     RUN(test_fixture_mistral);
