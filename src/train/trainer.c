@@ -174,11 +174,12 @@ int trainer_dpo_accumulate(Trainer *t, const DpoTokens *pairs, int n, const doub
 /* ---- the update ---- */
 
 void trainer_apply(Trainer *t, StepStats *st) {
-    st->grad_norm = grad_clip_global_norm(t->grads, t->n, t->cfg.max_grad_norm);
+    st->grad_norm = grad_clip_global_norm_tp(t->tp, t->grads, t->n, t->cfg.max_grad_norm);
     st->learning_rate = lr_at(&t->cfg.schedule, t->step);
-    adamw_step(&t->opt, t->params, t->grads, t->spans, t->n_spans, st->learning_rate);
+    adamw_step_tp(&t->opt, t->tp, t->params, t->grads, t->spans, t->n_spans, st->learning_rate);
     t->step++;
-    td_zero_grad(t->policy);
+    /* Only the trainable block has gradients (a frozen base stays zero). */
+    grad_zero_tp(t->tp, t->grads, t->n);
 }
 
 void trainer_metrics_line(const StepStats *st, long step, double epoch, double tokens_per_second, StrBuf *out) {
