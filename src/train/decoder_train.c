@@ -439,7 +439,7 @@ void td_backward(TrainDecoder *m, ThreadPool *tp, const float *dlogits) {
 }
 
 void td_zero_grad(TrainDecoder *m) {
-    memset(m->grads, 0, m->n_params * sizeof(float));
+    if (m->grads) memset(m->grads, 0, m->n_params * sizeof(float));
     if (m->lora_on) memset(m->lora_grads, 0, m->n_lora_params * sizeof(float));
 }
 
@@ -491,6 +491,13 @@ int td_lora_attach(TrainDecoder *m, const LoraConfig *c, Err *e) {
     m->lora = *c;
     m->lora_scale = lora_scale(c);
     m->lora_on = 1;
+    /* The base is frozen: its gradient block (as large as the model) goes. */
+    free(m->grads);
+    m->grads = NULL;
+    TdLayer *keep = m->g.layers;
+    memset(keep, 0, (size_t)mc->n_layers * sizeof *keep);
+    memset(&m->g, 0, sizeof m->g);
+    m->g.layers = keep;
     m->T_cap = 0; /* the next forward allocates the adapters' saved activations */
     return 0;
 }
@@ -529,6 +536,10 @@ void td_lora_merge(TrainDecoder *m) {
     m->lora_u = m->lora_du = NULL;
     m->n_lora_tensors = 0, m->n_lora_params = 0, m->lora_on = 0;
     memset(&m->lora, 0, sizeof m->lora);
+    /* Trainable again: a gradient block for the whole model. */
+    m->grads = xaligned_alloc(m->n_params * sizeof(float));
+    memset(m->grads, 0, m->n_params * sizeof(float));
+    walk_all(m, &m->g, m->grads, 0);
 }
 
 const TdTensor *td_lora_find(const TrainDecoder *m, const char *name) {
