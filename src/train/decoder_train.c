@@ -4,8 +4,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <cblas.h>
+
 #include "base/fileio.h"
 #include "base/mem.h"
+#include "base/rng.h"
 #include "formats/safetensors.h"
 #include "kernels/matmul.h"
 #include "kernels/ops.h"
@@ -97,9 +100,6 @@ int td_init(TrainDecoder *m, const ModelConfig *cfg, Err *e) {
     if (cfg->arch == ARCH_BERT || cfg->arch < 0 || cfg->arch >= ARCH_COUNT)
         return err_set(e, ERR_UNSUPPORTED, "training: %s is not a decoder this trainer handles (Llama, Mistral, "
                        "Qwen2, Qwen3)", model_arch_name(cfg->arch));
-    if (cfg->sliding_window > 0)
-        return err_set(e, ERR_UNSUPPORTED, "training: sliding-window attention (window %d) is not supported",
-                       cfg->sliding_window);
     if (cfg->n_kv_heads <= 0 || cfg->n_heads % cfg->n_kv_heads || cfg->head_dim % 2 || cfg->hidden_size <= 0 ||
         cfg->vocab_size <= 0 || cfg->n_layers <= 0 || cfg->intermediate_size <= 0)
         return err_set(e, ERR_ARG, "training: inconsistent model shape (heads %d, kv heads %d, head_dim %d)",
@@ -142,6 +142,18 @@ void td_free(TrainDecoder *m) {
     free(m->lora_u);
     free(m->lora_du);
     memset(m, 0, sizeof *m);
+}
+
+void td_init_random(TrainDecoder *m, uint64_t seed, float std) {
+    Rng r;
+    rng_seed(&r, seed);
+    for (int i = 0; i < m->n_tensors; i++) {
+        const TdTensor *t = &m->tensors[i];
+        float *p = m->params + t->offset;
+        int is_norm = strstr(t->name, "norm") != NULL;
+        for (size_t k = 0; k < t->numel; k++)
+            p[k] = t->ndim == 2 ? std * rng_normal(&r) : is_norm ? 1.0f : 0.0f;
+    }
 }
 
 const TdTensor *td_find(const TrainDecoder *m, const char *name) {
@@ -197,7 +209,7 @@ static void ensure_capacity(TrainDecoder *m, int T) {
     m->ids = xmalloc((size_t)T * sizeof *m->ids);
     m->seg_start = xmalloc((size_t)T * sizeof *m->seg_start);
     m->pos = xmalloc((size_t)T * sizeof *m->pos);
-    if (m->lora_on) {
+    if (m->la) { /* attached adapters, even while switched off */
         free(m->lora_u);
         free(m->lora_du);
         m->lora_u = xaligned_alloc((size_t)c->n_layers * LORA_N_TARGETS * T * m->lora.r * sizeof(float));
@@ -308,6 +320,10 @@ int td_forward_packed(TrainDecoder *m, ThreadPool *tp, const int32_t *ids, const
     for (int t = 0; t < T; t++) {
         m->seg_start[t] = seg_start ? seg_start[t] : 0;
         m->pos[t] = t - m->seg_start[t];
+        /* Within the window, sliding-window attention is full attention. */
+        if (c->sliding_window > 0 && m->pos[t] >= c->sliding_window)
+            return err_set(e, ERR_UNSUPPORTED, "training forward: a sequence of more than %d tokens, the model's "
+                           "sliding attention window, is not supported", c->sliding_window);
     }
     float *res = c->n_layers ? m->acts[0].res0 : m->res_final;
     for (int t = 0; t < T; t++) memcpy(res + (long)t * C, m->w.embed + (long)ids[t] * C, (size_t)C * sizeof(float));
@@ -423,7 +439,7 @@ void td_backward(TrainDecoder *m, ThreadPool *tp, const float *dlogits) {
 }
 
 void td_zero_grad(TrainDecoder *m) {
-    memset(m->grads, 0, m->n_params * sizeof(float));
+    if (m->grads) memset(m->grads, 0, m->n_params * sizeof(float));
     if (m->lora_on) memset(m->lora_grads, 0, m->n_lora_params * sizeof(float));
 }
 
@@ -475,6 +491,13 @@ int td_lora_attach(TrainDecoder *m, const LoraConfig *c, Err *e) {
     m->lora = *c;
     m->lora_scale = lora_scale(c);
     m->lora_on = 1;
+    /* The base is frozen: its gradient block (as large as the model) goes. */
+    free(m->grads);
+    m->grads = NULL;
+    TdLayer *keep = m->g.layers;
+    memset(keep, 0, (size_t)mc->n_layers * sizeof *keep);
+    memset(&m->g, 0, sizeof m->g);
+    m->g.layers = keep;
     m->T_cap = 0; /* the next forward allocates the adapters' saved activations */
     return 0;
 }
@@ -489,6 +512,34 @@ void td_lora_init(TrainDecoder *m, uint64_t seed) {
             target_dims(&m->cfg, t, &in, &out);
             lora_init_weights(m->la[l].A[t], m->la[l].B[t], in, out, m->lora.r, &r);
         }
+}
+
+/* The base weight a target adapts. */
+static float *target_weight(TdLayer *L, int t) {
+    float *w[LORA_N_TARGETS] = {L->wq, L->wk, L->wv, L->wo, L->wgate, L->wup, L->wdown};
+    return w[t];
+}
+
+void td_lora_merge(TrainDecoder *m) {
+    if (!m->la) return;
+    for (int l = 0; l < m->cfg.n_layers; l++)
+        for (int t = 0; t < LORA_N_TARGETS; t++) {
+            if (!m->la[l].A[t]) continue;
+            int in, out;
+            target_dims(&m->cfg, t, &in, &out);
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, out, in, m->lora.r, m->lora_scale, m->la[l].B[t],
+                        m->lora.r, m->la[l].A[t], in, 1.0f, target_weight(&m->w.layers[l], t), in);
+        }
+    free(m->lora_tensors), free(m->lora_params), free(m->lora_grads), free(m->la), free(m->lg);
+    free(m->lora_u), free(m->lora_du);
+    m->lora_tensors = NULL, m->lora_params = m->lora_grads = NULL, m->la = m->lg = NULL;
+    m->lora_u = m->lora_du = NULL;
+    m->n_lora_tensors = 0, m->n_lora_params = 0, m->lora_on = 0;
+    memset(&m->lora, 0, sizeof m->lora);
+    /* Trainable again: a gradient block for the whole model. */
+    m->grads = xaligned_alloc(m->n_params * sizeof(float));
+    memset(m->grads, 0, m->n_params * sizeof(float));
+    walk_all(m, &m->g, m->grads, 0);
 }
 
 const TdTensor *td_lora_find(const TrainDecoder *m, const char *name) {

@@ -77,8 +77,8 @@ typedef struct TrainDecoder {
     float *scratch; /* backward work buffers, T_cap rows */
 
     /* LoRA (td_lora_attach). When on, the base parameters are frozen: the
-     * backward computes no gradient for them (m->grads stays zero) and only
-     * the adapter block (lora_params / lora_grads, peft file names in
+     * base gradient block is freed (grads = NULL, g all NULL) and only the
+     * adapter block (lora_params / lora_grads, peft file names in
      * lora_tensors) trains. */
     int lora_on;
     LoraConfig lora;
@@ -93,12 +93,16 @@ typedef struct TrainDecoder {
 } TrainDecoder;
 
 /* Lays out the parameters of cfg (all zero). Errors on an architecture this
- * trainer does not handle (BERT) or a sliding-window model. */
+ * trainer does not handle (BERT). A sliding-window model (Mistral v0.1)
+ * trains on sequences no longer than its window, where it is full attention. */
 int td_init(TrainDecoder *m, const ModelConfig *cfg, Err *e);
 void td_free(TrainDecoder *m);
 /* Fills every parameter from a safetensors file or HF directory (converted
  * to float32); a missing tensor or a wrong shape is an error naming it. */
 int td_load(TrainDecoder *m, const char *path, Err *e);
+/* Random weights as transformers initialises them: matrices (embeddings
+ * included) normal(0, std), biases 0, norm weights 1. */
+void td_init_random(TrainDecoder *m, uint64_t seed, float std);
 /* The tensor called name, or NULL. */
 const TdTensor *td_find(const TrainDecoder *m, const char *name);
 
@@ -119,13 +123,18 @@ void td_backward(TrainDecoder *m, ThreadPool *tp, const float *dlogits);
 void td_zero_grad(TrainDecoder *m);
 
 /* Adds zero-initialised adapters for c's targets to every layer and freezes
- * the base. Checks r, alpha and targets (not dropout: see lora_config_check). */
+ * the base (freeing its gradient block). Checks r, alpha and targets (not
+ * dropout: see lora_config_check). */
 int td_lora_attach(TrainDecoder *m, const LoraConfig *c, Err *e);
 /* peft's initialisation of every adapter (A uniform ±1/sqrt(in), B = 0). */
 void td_lora_init(TrainDecoder *m, uint64_t seed);
 /* Reads a peft adapter directory: its config, then attaches and fills the
  * adapters; a missing tensor or a wrong shape is an error naming it. */
 int td_lora_load(TrainDecoder *m, const char *dir, Err *e);
+/* Folds the adapters into the base weights (W += scale·B·A) and removes
+ * them: the model then computes what base + adapter computed, and all of
+ * it trains again. */
+void td_lora_merge(TrainDecoder *m);
 /* The adapter tensor with this peft file name, or NULL. */
 const TdTensor *td_lora_find(const TrainDecoder *m, const char *name);
 

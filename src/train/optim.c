@@ -49,18 +49,39 @@ static void adamw_span(AdamW *o, float *p, const float *g, float *m, float *v, s
     }
 }
 
-void adamw_step(AdamW *o, float *params, const float *grads, const ParamSpan *spans, int n_spans,
-                double lr) {
+typedef struct AdamJob {
+    AdamW *o;
+    float *params;
+    const float *grads;
+    const ParamSpan *spans;
+    int n_spans;
+    double lr;
+    float step_size, bc2_sqrt;
+} AdamJob;
+
+static void adamw_task(void *ctx, int ith, int nth) {
+    const AdamJob *j = ctx;
+    for (int s = 0; s < j->n_spans; s++) {
+        long a, b;
+        tp_split((long)j->spans[s].numel, ith, nth, &a, &b);
+        size_t off = j->spans[s].offset + (size_t)a;
+        adamw_span(j->o, j->params + off, j->grads + off, j->o->m + off, j->o->v + off, (size_t)(b - a), j->lr,
+                   j->spans[s].decay, j->step_size, j->bc2_sqrt);
+    }
+}
+
+void adamw_step_tp(AdamW *o, ThreadPool *tp, float *params, const float *grads, const ParamSpan *spans,
+                   int n_spans, double lr) {
     o->step++;
     double bc1 = 1.0 - pow(o->cfg.beta1, (double)o->step);
     double bc2 = 1.0 - pow(o->cfg.beta2, (double)o->step);
-    float step_size = (float)(lr / bc1);
-    float bc2_sqrt = (float)sqrt(bc2);
-    for (int s = 0; s < n_spans; s++) {
-        size_t off = spans[s].offset;
-        adamw_span(o, params + off, grads + off, o->m + off, o->v + off, spans[s].numel, lr,
-                   spans[s].decay, step_size, bc2_sqrt);
-    }
+    AdamJob j = {o, params, grads, spans, n_spans, lr, (float)(lr / bc1), (float)sqrt(bc2)};
+    tp_run(tp, adamw_task, &j);
+}
+
+void adamw_step(AdamW *o, float *params, const float *grads, const ParamSpan *spans, int n_spans,
+                double lr) {
+    adamw_step_tp(o, NULL, params, grads, spans, n_spans, lr);
 }
 
 /* True when `name` has a dot-separated component equal to "norm" or ending
@@ -91,13 +112,64 @@ float grad_global_norm(const float *grads, size_t n) {
     return (float)sqrt(s);
 }
 
-float grad_clip_global_norm(float *grads, size_t n, float max_norm) {
-    float norm = grad_global_norm(grads, n);
+typedef struct NormJob {
+    float *g;
+    size_t n;
+    double *partial; /* one per thread */
+    float scale;     /* scale pass: multiply by this */
+    int scaling;
+} NormJob;
+
+static void norm_task(void *ctx, int ith, int nth) {
+    NormJob *j = ctx;
+    long a, b;
+    tp_split((long)j->n, ith, nth, &a, &b);
+    if (j->scaling) {
+        for (long i = a; i < b; i++) j->g[i] *= j->scale;
+        return;
+    }
+    double s = 0;
+    for (long i = a; i < b; i++) s += (double)j->g[i] * j->g[i];
+    j->partial[ith] = s;
+}
+
+float grad_clip_global_norm_tp(ThreadPool *tp, float *grads, size_t n, float max_norm) {
+    int nth = tp ? tp_size(tp) : 1;
+    double *partial = xcalloc((size_t)nth, sizeof *partial);
+    NormJob j = {grads, n, partial, 1.0f, 0};
+    tp_run(tp, norm_task, &j);
+    double s = 0;
+    for (int i = 0; i < nth; i++) s += partial[i];
+    free(partial);
+    float norm = (float)sqrt(s);
     if (max_norm <= 0) return norm;
     float coef = max_norm / (norm + 1e-6f);
-    if (coef < 1.0f)
-        for (size_t i = 0; i < n; i++) grads[i] *= coef;
+    if (coef < 1.0f) {
+        j.scaling = 1, j.scale = coef;
+        tp_run(tp, norm_task, &j);
+    }
     return norm;
+}
+
+float grad_clip_global_norm(float *grads, size_t n, float max_norm) {
+    return grad_clip_global_norm_tp(NULL, grads, n, max_norm);
+}
+
+typedef struct ZeroJob {
+    float *g;
+    size_t n;
+} ZeroJob;
+
+static void zero_task(void *ctx, int ith, int nth) {
+    const ZeroJob *j = ctx;
+    long a, b;
+    tp_split((long)j->n, ith, nth, &a, &b);
+    if (b > a) memset(j->g + a, 0, (size_t)(b - a) * sizeof *j->g);
+}
+
+void grad_zero_tp(ThreadPool *tp, float *grads, size_t n) {
+    ZeroJob j = {grads, n};
+    tp_run(tp, zero_task, &j);
 }
 
 static double warmup_factor(const LrSchedule *s, long step) {

@@ -24,6 +24,7 @@
 #include <stddef.h>
 
 #include "base/err.h"
+#include "kernels/threads.h"
 
 typedef struct ParamSpan {
     size_t offset; /* first element in the parameter block */
@@ -54,6 +55,10 @@ void adamw_free(AdamW *o);
  * block; elements outside every span are left alone (frozen). */
 void adamw_step(AdamW *o, float *params, const float *grads, const ParamSpan *spans, int n_spans,
                 double lr);
+/* The same split over the pool's threads (each takes a share of every span;
+ * elementwise, so the result does not depend on the thread count). */
+void adamw_step_tp(AdamW *o, ThreadPool *tp, float *params, const float *grads, const ParamSpan *spans,
+                   int n_spans, double lr);
 
 /* HF Trainer's rule: decay all but biases and normalisation weights (names
  * containing "bias", "layernorm", "rmsnorm", or a "norm"/"*_norm" component). */
@@ -64,6 +69,10 @@ float grad_global_norm(const float *grads, size_t n);
 /* torch.nn.utils.clip_grad_norm_: scales grads by min(1, max_norm/(norm+1e-6))
  * and returns the norm BEFORE clipping. max_norm <= 0 only measures. */
 float grad_clip_global_norm(float *grads, size_t n, float max_norm);
+/* The same over the pool's threads (per-thread double partial sums). */
+float grad_clip_global_norm_tp(ThreadPool *tp, float *grads, size_t n, float max_norm);
+/* Zeroes n floats over the pool's threads. */
+void grad_zero_tp(ThreadPool *tp, float *grads, size_t n);
 
 /* Learning-rate schedules as pure functions of the update index, matching
  * transformers' get_{constant,linear,cosine}_schedule_with_warmup: `step` is

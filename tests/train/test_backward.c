@@ -207,7 +207,7 @@ static void test_attention_forward_matches_engine_and_backward(void) {
     const float *kc[AT], *vc[AT];
     int pos[AT];
     for (int t = 0; t < AT; t++) kc[t] = c->k, vc[t] = c->v, pos[t] = t;
-    AttnShape s = {AH, AKV, AD, 0};
+    AttnShape s = {.n_heads = AH, .n_kv_heads = AKV, .head_dim = AD};
     float ref[AT * AH * AD];
     attention_forward_ref(ref, c->q, AT, &s, kc, vc, pos);
     int ok = 1;

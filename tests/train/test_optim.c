@@ -117,6 +117,37 @@ static void test_clip_returns_norm_before_clipping(void) {
     CHECK(h[0] == 3);
 }
 
+static void test_threaded_equals_single(void) {
+    enum { N = 1001 };
+    float p1[N], p2[N], g1[N], g2[N];
+    Rng r;
+    rng_seed(&r, 11);
+    for (int i = 0; i < N; i++) p1[i] = p2[i] = rng_normal(&r), g1[i] = g2[i] = rng_normal(&r);
+    ParamSpan spans[2] = {{0, 600, 1}, {600, 401, 0}};
+    AdamWConfig c = adamw_defaults();
+    c.weight_decay = 0.1;
+    AdamW a, b;
+    Err e;
+    CHECK_OK(adamw_init(&a, &c, N, &e), &e);
+    CHECK_OK(adamw_init(&b, &c, N, &e), &e);
+    ThreadPool *tp = tp_create(3);
+    float n1 = grad_clip_global_norm(g1, N, 1.0f), n2 = grad_clip_global_norm_tp(tp, g2, N, 1.0f);
+    for (int k = 0; k < 3; k++) {
+        adamw_step(&a, p1, g1, spans, 2, 1e-2);
+        adamw_step_tp(&b, tp, p2, g2, spans, 2, 1e-2);
+    }
+    int same = !memcmp(p1, p2, sizeof p1) && !memcmp(a.v, b.v, N * sizeof(float));
+    grad_zero_tp(tp, g2, N);
+    int zero = 1;
+    for (int i = 0; i < N; i++) zero = zero && g2[i] == 0;
+    tp_free(tp);
+    adamw_free(&a);
+    adamw_free(&b);
+    CHECK_NEAR(n1, n2, 1e-6 * n1);
+    CHECK(same);
+    CHECK(zero);
+}
+
 static void test_schedules(void) {
     LrSchedule s = {LR_LINEAR, 1.0, 10, 110};
     CHECK_NEAR(lr_at(&s, 0), 0.0, 1e-12);
@@ -243,6 +274,7 @@ int main(void) {
     RUN(test_hf_decay_rule);
     RUN(test_clip_returns_norm_before_clipping);
     RUN(test_schedules);
+    RUN(test_threaded_equals_single);
     RUN(test_fixture_adamw_llama3);
     RUN(test_fixture_adamw_qwen2);
     RUN(test_fixture_adamw_mistral);

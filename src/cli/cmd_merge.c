@@ -1,0 +1,44 @@
+/* aloe merge: fold a peft LoRA adapter into its base model and write a full
+ * Hugging Face model directory. */
+#include <stdio.h>
+
+#include "cli/args.h"
+#include "cli/commands.h"
+#include "train/checkpoint.h"
+
+int cmd_merge(int argc, char **argv) {
+    const char *model = NULL, *adapter = NULL, *out = NULL, *save_dtype = NULL;
+    ArgSpec specs[] = {
+        {"--model", "-m", ARG_STR, &model, "M", "the base model (Hugging Face directory)", 1, 0},
+        {"--adapter", NULL, ARG_STR, &adapter, "DIR", "the peft adapter directory", 1, 0},
+        {"--out", "-o", ARG_STR, &out, "DIR", "where to write the merged model", 1, 0},
+        {"--save-dtype", NULL, ARG_STR, &save_dtype, "T", "float32, bfloat16 or float16 (default: the model's)", 0, 0},
+        {NULL, NULL, 0, NULL, NULL, NULL, 0, 0},
+    };
+    const ArgCommand cmd = {"merge", "--model M --adapter DIR --out DIR",
+                            "Folds the adapter into the base weights (W += alpha/r * B A) and writes a Hugging Face "
+                            "model directory (model.safetensors, config, tokenizer files) that loads without peft.",
+                            "aloe merge --model Qwen2.5-0.5B-Instruct --adapter run1 --out run1-merged", 0, 0};
+    char *pos[1];
+    int npos;
+    Err e;
+    err_clear(&e);
+    int rc = args_parse(&cmd, specs, argc, argv, pos, &npos, &e);
+    if (rc) return rc > 0 ? 0 : cli_fail(&e);
+    ModelConfig cfg;
+    TrainDecoder m;
+    int dtype = -1;
+    if (save_dtype && ckpt_dtype_parse(save_dtype, &dtype, &e)) return cli_fail(&e);
+    rc = hf_config_load(model, &cfg, &e) || td_init(&m, &cfg, &e);
+    if (rc) return cli_fail(&e);
+    if (dtype < 0) dtype = cfg.dtype == DT_BF16 || cfg.dtype == DT_F16 ? cfg.dtype : DT_F32;
+    rc = td_load(&m, model, &e) || td_lora_load(&m, adapter, &e);
+    if (!rc) {
+        td_lora_merge(&m);
+        rc = ckpt_save_model(&m, model, out, dtype, &e);
+    }
+    td_free(&m);
+    if (rc) return cli_fail(&e);
+    fprintf(stderr, "aloe: merged %s into %s\n", adapter, out);
+    return 0;
+}

@@ -1,0 +1,36 @@
+/* checkpoint: writing what training produced, in the layouts the ecosystem
+ * loads, and the optimiser state a resumed run needs.
+ *
+ *  - full model: a Hugging Face directory: model.safetensors (HF names; the
+ *    tied lm_head is not written, as transformers does), config.json from
+ *    the base model with its dtype key set to what was written, and the
+ *    base's tokenizer / chat template / generation files copied over;
+ *  - LoRA: a peft adapter directory: adapter_config.json and
+ *    adapter_model.safetensors (peft's tensor names);
+ *  - optimiser: optimizer.safetensors with exp_avg and exp_avg_sq (torch's
+ *    names for AdamW's moments) as flat tensors and the step counts as
+ *    metadata.
+ * Every file is written atomically (temporary file, fsync, rename), so a
+ * crash leaves each file old or new, never torn. */
+#ifndef ALOE_TRAIN_CHECKPOINT_H
+#define ALOE_TRAIN_CHECKPOINT_H
+
+#include "base/err.h"
+#include "train/decoder_train.h"
+#include "train/trainer.h"
+
+/* dtype: DT_F32, DT_BF16 or DT_F16. base_dir (may be NULL) is where
+ * config.json and the tokenizer files come from. */
+int ckpt_save_model(const TrainDecoder *m, const char *base_dir, const char *out_dir, int dtype, Err *e);
+/* base_model is recorded as base_model_name_or_path. */
+int ckpt_save_adapter(const TrainDecoder *m, const char *base_model, const char *out_dir, int dtype, Err *e);
+
+int ckpt_save_optimizer(const Trainer *t, const char *path, Err *e);
+/* Restores the moments and step counts; the trainable block must have the
+ * size the file was written with. */
+int ckpt_load_optimizer(Trainer *t, const char *path, Err *e);
+
+/* Parses "float32", "bfloat16", "float16" (or f32, bf16, f16). */
+int ckpt_dtype_parse(const char *name, int *dtype, Err *e);
+
+#endif

@@ -1,0 +1,401 @@
+#include "train/run.h"
+
+#include <jansson.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/fileio.h"
+#include "base/log.h"
+#include "base/mem.h"
+#include "base/progress.h"
+#include "base/rng.h"
+#include "base/sha256.h"
+#include "formats/safetensors.h"
+#include "train/checkpoint.h"
+#include "train/encode.h"
+#include "train/trainer.h"
+
+void train_run_defaults(TrainRunOptions *o) {
+    memset(o, 0, sizeof *o);
+    o->lr = 0; /* 0: TRL's default for the kind (SFT 2e-5, DPO 1e-6) */
+    o->epochs = 1;
+    o->batch = 1;
+    o->grad_accum = 1;
+    o->max_len = 1024;
+    o->max_grad_norm = 1.0;
+    o->schedule = LR_LINEAR;
+    o->dpo = (DpoConfig){DPO_SIGMOID, 0.1, 0, 0};
+    o->branch = BRANCH_PREFERRED;
+    o->loss_on = LOSS_ON_LAST;
+    o->lora_targets = (1u << LORA_N_TARGETS) - 1;
+    o->seed = 42;
+    o->save_dtype = -1;
+}
+
+typedef struct Run {
+    const TrainRunOptions *o;
+    TrainDecoder policy;
+    ThreadPool *tp;
+    Tokenizer *tok;
+    ChatTemplate *tmpl;
+    int n; /* examples */
+    SftEncoded *sft;
+    DpoEncoded *dpo;
+    double *ref_lp; /* DPO: 2 per pair */
+    char data_hash[65];
+    Trainer tr;
+    int trainer_ready;
+    long total_steps;
+    int per_step;
+} Run;
+
+/* ---- setup ---- */
+
+static int load_model(Run *r, Err *e) {
+    ModelConfig cfg;
+    if (hf_config_load(r->o->model, &cfg, e) || td_init(&r->policy, &cfg, e) || td_load(&r->policy, r->o->model, e))
+        return -1;
+    if (!(r->tok = tok_load_hf(r->o->model, e))) return -1;
+    if (!(r->tmpl = chat_template_open_hf(r->o->model, r->o->chat_template, e))) return -1;
+    if (r->o->lora_r > 0) {
+        LoraConfig lc = {r->o->lora_r, r->o->lora_alpha > 0 ? r->o->lora_alpha : 2.0 * r->o->lora_r, 0,
+                         r->o->lora_targets, 0};
+        if (lora_config_check(&lc, e) || td_lora_attach(&r->policy, &lc, e)) return -1;
+        td_lora_init(&r->policy, r->o->seed);
+    }
+    return 0;
+}
+
+/* Hash of every encoded example: names the data a reference cache is for. */
+static void hash_ids(Sha256 *h, const int32_t *ids, int n) {
+    sha256_update(h, &n, sizeof n);
+    sha256_update(h, ids, (size_t)n * sizeof *ids);
+}
+
+static int load_data(Run *r, Err *e) {
+    const TrainRunOptions *o = r->o;
+    Encoder enc = {r->tok, r->tmpl, chat_render_opts_default(), o->max_len};
+    Sha256 h;
+    sha256_init(&h);
+    int skipped = 0, rc = 0;
+    if (o->kind == RUN_SFT) {
+        SftData d = {0};
+        SftOptions so = {o->branch, o->loss_on};
+        rc = sft_data_load(o->data, &so, &d, e);
+        r->sft = xcalloc((size_t)(d.n ? d.n : 1), sizeof *r->sft);
+        for (int i = 0; i < d.n && !rc; i++) {
+            if (sft_encode(&enc, &d.items[i], &r->sft[r->n], e)) {
+                if (e->code != ERR_ARG) rc = -1;
+                else if (skipped++ < 5) log_warn("skipped: %s", e->msg);
+                continue;
+            }
+            hash_ids(&h, r->sft[r->n].ids, r->sft[r->n].n);
+            r->n++;
+        }
+        sft_data_free(&d);
+    } else {
+        DpoData d = {0};
+        rc = dpo_data_load(o->data, &d, e);
+        r->dpo = xcalloc((size_t)(d.n ? d.n : 1), sizeof *r->dpo);
+        for (int i = 0; i < d.n && !rc; i++) {
+            if (dpo_encode(&enc, &d.items[i], &r->dpo[r->n], e)) {
+                if (e->code != ERR_ARG) rc = -1;
+                else if (skipped++ < 5) log_warn("skipped: %s", e->msg);
+                continue;
+            }
+            hash_ids(&h, r->dpo[r->n].chosen, r->dpo[r->n].n_chosen);
+            hash_ids(&h, r->dpo[r->n].rejected, r->dpo[r->n].n_rejected);
+            r->n++;
+        }
+        dpo_data_free(&d);
+    }
+    if (rc) return -1;
+    if (skipped) log_warn("%d examples skipped: longer than --max-len %d even without earlier turns", skipped, o->max_len);
+    if (r->n == 0) return err_set(e, ERR_ARG, "%s: no example fits --max-len %d", o->data, o->max_len);
+    uint8_t digest[32];
+    sha256_final(&h, digest);
+    sha256_to_hex(digest, r->data_hash);
+    return 0;
+}
+
+static DpoTokens pair_tokens(const DpoEncoded *d) {
+    return (DpoTokens){d->chosen, d->rejected, d->n_chosen, d->n_rejected, d->n_prompt};
+}
+
+/* Reference log-probs: from the cache in DIR when it was made for the same
+ * data and reference, else computed (and cached). */
+static int ref_logps(Run *r, Err *e) {
+    const TrainRunOptions *o = r->o;
+    char *path = path_join(o->out, "ref_logps.safetensors");
+    const char *ref_name = o->ref ? o->ref : o->model;
+    r->ref_lp = xcalloc((size_t)2 * r->n, sizeof *r->ref_lp);
+    int rc = 0, cached = 0;
+    if (file_exists(path)) {
+        Err ignore;
+        SafeTensors *st = st_open(path, &ignore);
+        const char *hsh = st ? st_metadata(st, "data_sha256") : NULL, *ref = st ? st_metadata(st, "reference") : NULL;
+        const TensorView *v = st ? st_find(st, "ref_logps") : NULL;
+        if (hsh && ref && v && !strcmp(hsh, r->data_hash) && !strcmp(ref, ref_name) && v->dtype == DT_F64 &&
+            tensor_numel(v) == 2 * r->n) {
+            memcpy(r->ref_lp, v->data, (size_t)2 * r->n * sizeof(double));
+            cached = 1;
+        }
+        if (st) st_close(st);
+    }
+    if (!cached) {
+        if (o->resume && !o->ref)
+            rc = err_set(e, ERR_NOTFOUND, "%s: no reference log-probs for this data to resume with; give --ref",
+                         path);
+        DpoTokens *pairs = xcalloc((size_t)r->n, sizeof *pairs);
+        for (int i = 0; i < r->n; i++) pairs[i] = pair_tokens(&r->dpo[i]);
+        TrainDecoder ref;
+        memset(&ref, 0, sizeof ref);
+        if (!rc && o->ref) {
+            ModelConfig cfg;
+            rc = hf_config_load(o->ref, &cfg, e) || td_init(&ref, &cfg, e) || td_load(&ref, o->ref, e) ? -1 : 0;
+            if (!rc && ref.cfg.vocab_size != r->policy.cfg.vocab_size)
+                rc = err_set(e, ERR_ARG, "--ref %s: vocabulary of %d tokens, the model's has %d", o->ref,
+                             ref.cfg.vocab_size, r->policy.cfg.vocab_size);
+        }
+        /* Without --ref the policy before its first step is the reference. */
+        if (!rc) rc = trainer_ref_logps(o->ref ? &ref : &r->policy, r->tp, pairs, r->n, r->ref_lp, e);
+        td_free(&ref);
+        free(pairs);
+        if (!rc) {
+            TensorView v = {.name = "ref_logps", .dtype = DT_F64, .ndim = 1, .shape = {2 * r->n, 1, 1, 1},
+                            .data = r->ref_lp, .nbytes = (size_t)2 * r->n * sizeof(double)};
+            const char *const meta[] = {"data_sha256", r->data_hash, "reference", ref_name, NULL};
+            rc = st_write(path, &v, 1, meta, e);
+        }
+    }
+    free(path);
+    return rc;
+}
+
+static int make_trainer(Run *r, Err *e) {
+    const TrainRunOptions *o = r->o;
+    r->per_step = o->batch * o->grad_accum;
+    long per_epoch = (r->n + r->per_step - 1) / r->per_step;
+    r->total_steps = o->steps > 0 ? o->steps : (long)ceil(o->epochs * per_epoch);
+    if (r->total_steps <= 0) return err_set(e, ERR_ARG, "nothing to train: 0 steps");
+    double lr = o->lr > 0 ? o->lr : o->kind == RUN_SFT ? 2e-5 : 1e-6;
+    TrainerConfig tc = {0};
+    tc.schedule = (LrSchedule){o->schedule, lr, o->warmup, r->total_steps};
+    tc.adamw = adamw_defaults();
+    tc.adamw.weight_decay = o->weight_decay;
+    tc.decay = TRAIN_DECAY_HF;
+    tc.max_grad_norm = (float)o->max_grad_norm;
+    tc.dpo = o->dpo;
+    if (trainer_init(&r->tr, &r->policy, r->tp, &tc, e)) return -1;
+    r->trainer_ready = 1;
+    return 0;
+}
+
+/* ---- checkpoints ---- */
+
+static int save_checkpoint(Run *r, double epoch, Err *e) {
+    const TrainRunOptions *o = r->o;
+    int dtype = o->save_dtype >= 0 ? o->save_dtype : r->policy.cfg.dtype;
+    if (dtype != DT_BF16 && dtype != DT_F16) dtype = DT_F32;
+    int rc = r->policy.lora_on ? ckpt_save_adapter(&r->policy, o->model, o->out, dtype, e)
+                               : ckpt_save_model(&r->policy, o->model, o->out, dtype, e);
+    char *op = path_join(o->out, "optimizer.safetensors");
+    if (!rc) rc = ckpt_save_optimizer(&r->tr, op, e);
+    free(op);
+    if (rc) return -1;
+    /* Written last: a checkpoint is complete when this names its step. */
+    json_t *s = json_object();
+    json_object_set_new(s, "global_step", json_integer(r->tr.step));
+    json_object_set_new(s, "epoch", json_real(epoch));
+    json_object_set_new(s, "max_steps", json_integer(r->total_steps));
+    json_object_set_new(s, "seed", json_integer((json_int_t)o->seed));
+    json_object_set_new(s, "data_sha256", json_string(r->data_hash));
+    json_object_set_new(s, "kind", json_string(o->kind == RUN_SFT ? "sft" : "dpo"));
+    char *text = json_dumps(s, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+    json_decref(s);
+    char *sp = path_join(o->out, "trainer_state.json");
+    rc = file_write_atomic(sp, text, strlen(text), e);
+    free(sp);
+    free(text);
+    return rc;
+}
+
+/* Keeps the metrics lines of steps <= step (a crash may have logged steps
+ * after the last checkpoint). */
+static int trim_metrics(const char *path, long step, Err *e) {
+    if (!file_exists(path)) return 0;
+    char *data;
+    size_t len;
+    if (file_read_all(path, &data, &len, e)) return -1;
+    StrBuf keep;
+    sb_init(&keep);
+    for (char *line = data, *nl; *line; line = nl + 1) {
+        nl = strchr(line, '\n');
+        if (!nl) break; /* a torn last line */
+        json_t *j = json_loadb(line, (size_t)(nl - line), 0, NULL);
+        if (j && json_integer_value(json_object_get(j, "step")) <= step) sb_appendn(&keep, line, (size_t)(nl - line + 1));
+        if (j) json_decref(j);
+    }
+    int rc = file_write_atomic(path, keep.s ? keep.s : "", keep.len, e);
+    sb_free(&keep);
+    free(data);
+    return rc;
+}
+
+static int resume(Run *r, Err *e) {
+    const TrainRunOptions *o = r->o;
+    char *sp = path_join(o->out, "trainer_state.json");
+    json_error_t je;
+    json_t *s = json_load_file(sp, 0, &je);
+    int rc = 0;
+    if (!s) rc = err_set(e, ERR_NOTFOUND, "--resume: %s: %s", sp, je.text);
+    else if (!json_string_value(json_object_get(s, "data_sha256")) ||
+             strcmp(json_string_value(json_object_get(s, "data_sha256")), r->data_hash))
+        rc = err_set(e, ERR_ARG, "--resume: %s was written for other data or settings (tokenised examples differ)", sp);
+    long step = s ? (long)json_integer_value(json_object_get(s, "global_step")) : 0;
+    if (s) json_decref(s);
+    free(sp);
+    if (rc) return -1;
+    if (r->policy.lora_on) {
+        char *ap = path_join(o->out, "adapter_model.safetensors");
+        SafeTensors *st = st_open(ap, e);
+        free(ap);
+        if (!st) return -1;
+        for (int i = 0; i < r->policy.n_lora_tensors && !rc; i++) {
+            const TdTensor *t = &r->policy.lora_tensors[i];
+            const TensorView *v = st_get(st, t->name, e);
+            rc = !v || (size_t)tensor_numel(v) != t->numel || tensor_to_f32(v, r->policy.lora_params + t->offset, e);
+            if (rc && v && (size_t)tensor_numel(v) != t->numel)
+                err_set(e, ERR_ARG, "--resume: %s has another shape (other LoRA settings?)", t->name);
+        }
+        st_close(st);
+    } else {
+        rc = td_load(&r->policy, o->out, e);
+    }
+    char *op = path_join(o->out, "optimizer.safetensors");
+    if (!rc) rc = ckpt_load_optimizer(&r->tr, op, e);
+    free(op);
+    if (!rc && r->tr.step != step)
+        rc = err_set(e, ERR_ARG, "--resume: optimizer state is at step %ld, trainer_state.json at %ld", r->tr.step, step);
+    char *mp = path_join(o->out, "metrics.jsonl");
+    if (!rc) rc = trim_metrics(mp, step, e);
+    free(mp);
+    if (!rc) log_info("resuming at step %ld of %ld", step, r->total_steps);
+    return rc ? -1 : 0;
+}
+
+/* ---- the loop ---- */
+
+/* The example at global position k: epochs are seeded shuffles. */
+static int example_at(Run *r, long k, int **order, long *order_epoch) {
+    long epoch = k / r->n;
+    if (epoch != *order_epoch) {
+        if (!*order) *order = xmalloc((size_t)r->n * sizeof **order);
+        for (int i = 0; i < r->n; i++) (*order)[i] = i;
+        Rng g;
+        rng_derive(&g, r->o->seed, 0x7261696e /* "rain" */, (uint64_t)epoch);
+        rng_shuffle_int(&g, *order, r->n);
+        *order_epoch = epoch;
+    }
+    return (*order)[k % r->n];
+}
+
+static int one_step(Run *r, long step, int **order, long *order_epoch, StepStats *st, Err *e) {
+    int m = r->per_step;
+    long first = step * (long)m;
+    int rc;
+    if (r->o->kind == RUN_SFT) {
+        SftTokens *b = xcalloc((size_t)m, sizeof *b);
+        for (int i = 0; i < m; i++) {
+            const SftEncoded *x = &r->sft[example_at(r, first + i, order, order_epoch)];
+            b[i] = (SftTokens){x->ids, x->is_target, x->n};
+        }
+        rc = trainer_sft_accumulate(&r->tr, b, m, st, e);
+        free(b);
+    } else {
+        DpoTokens *b = xcalloc((size_t)m, sizeof *b);
+        double *ref = xcalloc((size_t)2 * m, sizeof *ref);
+        for (int i = 0; i < m; i++) {
+            int k = example_at(r, first + i, order, order_epoch);
+            b[i] = pair_tokens(&r->dpo[k]);
+            ref[2 * i] = r->ref_lp[2 * k], ref[2 * i + 1] = r->ref_lp[2 * k + 1];
+        }
+        rc = trainer_dpo_accumulate(&r->tr, b, m, ref, st, e);
+        free(b), free(ref);
+    }
+    if (!rc) trainer_apply(&r->tr, st);
+    return rc;
+}
+
+static int loop(Run *r, volatile sig_atomic_t *stop, Err *e) {
+    const TrainRunOptions *o = r->o;
+    char *mp = path_join(o->out, "metrics.jsonl");
+    Appender metrics;
+    int rc = appender_repair(mp, e) < 0 || appender_open(&metrics, mp, e) ? -1 : 0;
+    free(mp);
+    if (rc) return -1;
+    Progress p;
+    progress_start(&p, o->kind == RUN_SFT ? "sft" : "dpo", r->total_steps, r->tr.step, o->quiet);
+    int *order = NULL;
+    long order_epoch = -1;
+    double t0 = now_seconds();
+    long tokens = 0, start = r->tr.step;
+    while (!rc && r->tr.step < r->total_steps && !(stop && *stop) &&
+           !(o->stop_after > 0 && r->tr.step - start >= o->stop_after)) {
+        StepStats st;
+        long step = r->tr.step;
+        if ((rc = one_step(r, step, &order, &order_epoch, &st, e))) break;
+        tokens += st.tokens;
+        double epoch = (double)(step + 1) * r->per_step / r->n;
+        StrBuf line;
+        sb_init(&line);
+        trainer_metrics_line(&st, step + 1, epoch, tokens / fmax(now_seconds() - t0, 1e-9), &line);
+        sb_appendc(&line, '\n');
+        rc = appender_write(&metrics, line.s, line.len, e);
+        sb_free(&line);
+        progress_add(&p, 1);
+        atomic_fetch_add(&p.tokens, st.tokens);
+        if (!rc && o->save_every > 0 && r->tr.step % o->save_every == 0 && r->tr.step < r->total_steps)
+            rc = save_checkpoint(r, epoch, e);
+    }
+    progress_stop(&p);
+    appender_close(&metrics);
+    free(order);
+    /* The end, or Ctrl-C: save what there is (not after a failed step). */
+    if (!rc) rc = save_checkpoint(r, (double)r->tr.step * r->per_step / r->n, e);
+    if (!rc && stop && *stop) rc = err_set(e, ERR_CANCELLED, "interrupted at step %ld; checkpoint saved in %s "
+                                          "(continue with --resume)", r->tr.step, o->out);
+    return rc;
+}
+
+static int check_options(const TrainRunOptions *o, Err *e) {
+    if (!o->model || !o->data || !o->out) return err_set(e, ERR_ARG, "--model, --data and --out are required");
+    if (o->batch < 1 || o->grad_accum < 1) return err_set(e, ERR_ARG, "--batch and --grad-accum must be >= 1");
+    if (o->max_len < 0) return err_set(e, ERR_ARG, "--max-len must be >= 0");
+    if (o->steps <= 0 && !(o->epochs > 0)) return err_set(e, ERR_ARG, "give --steps N or --epochs E > 0");
+    if (o->ref && o->kind != RUN_DPO) return err_set(e, ERR_ARG, "--ref is for DPO");
+    return o->kind == RUN_DPO ? dpo_config_check(&o->dpo, e) : 0;
+}
+
+int train_run(const TrainRunOptions *o, volatile sig_atomic_t *stop, Err *e) {
+    if (check_options(o, e) || file_mkdirs(o->out, e)) return -1;
+    Run r;
+    memset(&r, 0, sizeof r);
+    r.o = o;
+    r.tp = tp_create(o->threads);
+    int rc = load_model(&r, e) || load_data(&r, e) || (o->kind == RUN_DPO && ref_logps(&r, e)) ||
+             make_trainer(&r, e) || (o->resume && resume(&r, e)) || loop(&r, stop, e);
+    if (r.trainer_ready) trainer_free(&r.tr);
+    for (int i = 0; i < r.n; i++) {
+        if (r.sft) sft_encoded_free(&r.sft[i]);
+        if (r.dpo) dpo_encoded_free(&r.dpo[i]);
+    }
+    free(r.sft), free(r.dpo), free(r.ref_lp);
+    if (r.tmpl) chat_template_free(r.tmpl);
+    if (r.tok) tok_free(r.tok);
+    td_free(&r.policy);
+    tp_free(r.tp);
+    return rc ? -1 : 0;
+}

@@ -1,0 +1,207 @@
+#include "train/trainer.h"
+
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+
+int trainer_init(Trainer *t, TrainDecoder *policy, ThreadPool *tp, const TrainerConfig *cfg, Err *e) {
+    memset(t, 0, sizeof *t);
+    if (cfg->schedule.lr < 0) return err_set(e, ERR_ARG, "learning rate must be >= 0, got %g", cfg->schedule.lr);
+    if (dpo_config_check(&cfg->dpo, e)) return -1;
+    t->cfg = *cfg;
+    t->policy = policy;
+    t->tp = tp;
+    const TdTensor *tensors = policy->lora_on ? policy->lora_tensors : policy->tensors;
+    t->n_spans = policy->lora_on ? policy->n_lora_tensors : policy->n_tensors;
+    t->params = policy->lora_on ? policy->lora_params : policy->params;
+    t->grads = policy->lora_on ? policy->lora_grads : policy->grads;
+    t->n = policy->lora_on ? policy->n_lora_params : policy->n_params;
+    t->spans = xcalloc((size_t)t->n_spans, sizeof *t->spans);
+    for (int i = 0; i < t->n_spans; i++)
+        t->spans[i] = (ParamSpan){tensors[i].offset, tensors[i].numel,
+                                  cfg->decay == TRAIN_DECAY_ALL || optim_hf_decays(tensors[i].name)};
+    if (adamw_init(&t->opt, &cfg->adamw, t->n, e)) {
+        free(t->spans);
+        return -1;
+    }
+    return 0;
+}
+
+void trainer_free(Trainer *t) {
+    adamw_free(&t->opt);
+    free(t->spans);
+    free(t->logits);
+    memset(t, 0, sizeof *t);
+}
+
+static float *logits_for(Trainer *t, int T) {
+    size_t need = (size_t)T * t->policy->cfg.vocab_size;
+    if (need > t->logits_cap) {
+        free(t->logits);
+        t->logits = xaligned_alloc(need * sizeof(float));
+        t->logits_cap = need;
+    }
+    return t->logits;
+}
+
+/* ---- SFT ---- */
+
+int trainer_sft_accumulate(Trainer *t, const SftTokens *ex, int n, StepStats *st, Err *e) {
+    memset(st, 0, sizeof *st);
+    const int V = t->policy->cfg.vocab_size;
+    int32_t **labels = xcalloc((size_t)(n ? n : 1), sizeof *labels);
+    long total = 0;
+    int rc = 0;
+    for (int i = 0; i < n; i++) {
+        labels[i] = xmalloc((size_t)(ex[i].n ? ex[i].n : 1) * sizeof **labels);
+        loss_shift_labels(ex[i].ids, ex[i].is_target, ex[i].n, labels[i]);
+        for (int k = 0; k < ex[i].n; k++) total += labels[i][k] != LOSS_IGNORE;
+    }
+    if (total == 0) rc = err_set(e, ERR_ARG, "SFT batch of %d examples has no target tokens", n);
+    /* Normalised by the target tokens of the whole step, like the HF Trainer
+     * with gradient accumulation, so each token weighs the same. */
+    for (int i = 0; i < n && !rc; i++) {
+        float *logits = logits_for(t, ex[i].n);
+        if (td_forward(t->policy, t->tp, ex[i].ids, ex[i].n, logits, e)) {
+            rc = err_wrap(e, "SFT example %d", i);
+            break;
+        }
+        st->loss += token_nll_sum_forward(logits, labels[i], ex[i].n, V, NULL) / (double)total;
+        token_nll_sum_backward(logits, logits, labels[i], ex[i].n, V, (float)(1.0 / total));
+        td_backward(t->policy, t->tp, logits);
+        st->tokens += ex[i].n;
+    }
+    st->n_targets = total;
+    for (int i = 0; i < n; i++) free(labels[i]);
+    free(labels);
+    return rc;
+}
+
+/* ---- DPO ---- */
+
+/* Chosen and rejected packed as two sequences: ids, segment starts and
+ * labels over the completions. Checks the shared prompt. */
+static int pack_pair(const DpoTokens *p, int i, int32_t *ids, int *seg, int32_t *labels, Err *e) {
+    if (p->n_prompt < 1 || p->n_prompt >= p->n_chosen || p->n_prompt >= p->n_rejected)
+        return err_set(e, ERR_ARG, "DPO pair %d: prompt of %d tokens must be non-empty and shorter than chosen (%d) "
+                       "and rejected (%d)", i, p->n_prompt, p->n_chosen, p->n_rejected);
+    if (memcmp(p->chosen, p->rejected, (size_t)p->n_prompt * sizeof *p->chosen))
+        return err_set(e, ERR_ARG, "DPO pair %d: chosen and rejected do not start with the same %d prompt tokens", i,
+                       p->n_prompt);
+    const int Tc = p->n_chosen, Tr = p->n_rejected;
+    memcpy(ids, p->chosen, (size_t)Tc * sizeof *ids);
+    memcpy(ids + Tc, p->rejected, (size_t)Tr * sizeof *ids);
+    int lens[2] = {Tc, Tr};
+    td_pack_segments(lens, 2, seg);
+    uint8_t *target = xmalloc((size_t)(Tc + Tr));
+    for (int k = 0; k < Tc + Tr; k++) target[k] = (k < Tc ? k : k - Tc) >= p->n_prompt;
+    loss_shift_labels(ids, target, Tc, labels);
+    loss_shift_labels(ids + Tc, target + Tc, Tr, labels + Tc);
+    free(target);
+    return 0;
+}
+
+/* Forward of one packed pair through m; completion log-probs into lp[2]. */
+static int pair_forward(TrainDecoder *m, ThreadPool *tp, const DpoTokens *p, int i, float *logits, int32_t *ids,
+                        int *seg, int32_t *labels, double lp[2], Err *e) {
+    const int V = m->cfg.vocab_size, Tc = p->n_chosen, Tr = p->n_rejected;
+    if (pack_pair(p, i, ids, seg, labels, e) || td_forward_packed(m, tp, ids, seg, Tc + Tr, logits, e)) return -1;
+    lp[0] = seq_logprob_forward(logits, labels, Tc, V, NULL);
+    lp[1] = seq_logprob_forward(logits + (size_t)Tc * V, labels + Tc, Tr, V, NULL);
+    return 0;
+}
+
+static int max_pair_len(const DpoTokens *pairs, int n) {
+    int mx = 1;
+    for (int i = 0; i < n; i++)
+        if (pairs[i].n_chosen + pairs[i].n_rejected > mx) mx = pairs[i].n_chosen + pairs[i].n_rejected;
+    return mx;
+}
+
+int trainer_ref_logps(TrainDecoder *m, ThreadPool *tp, const DpoTokens *pairs, int n, double *out, Err *e) {
+    int T = max_pair_len(pairs, n);
+    int32_t *ids = xmalloc((size_t)T * sizeof *ids), *labels = xmalloc((size_t)T * sizeof *labels);
+    int *seg = xmalloc((size_t)T * sizeof *seg);
+    float *logits = xaligned_alloc((size_t)T * m->cfg.vocab_size * sizeof(float));
+    int rc = 0;
+    for (int i = 0; i < n && !rc; i++) rc = pair_forward(m, tp, &pairs[i], i, logits, ids, seg, labels, out + 2 * i, e);
+    free(ids), free(labels), free(seg), free(logits);
+    return rc;
+}
+
+int trainer_dpo_accumulate(Trainer *t, const DpoTokens *pairs, int n, const double *ref_logps, StepStats *st,
+                           Err *e) {
+    memset(st, 0, sizeof *st);
+    st->is_dpo = 1;
+    if (n <= 0) return err_set(e, ERR_ARG, "DPO batch is empty");
+    const int V = t->policy->cfg.vocab_size, T = max_pair_len(pairs, n);
+    long chosen_tokens = 0;
+    for (int i = 0; i < n; i++) chosen_tokens += pairs[i].n_chosen - pairs[i].n_prompt;
+    int32_t *ids = xmalloc((size_t)T * sizeof *ids), *labels = xmalloc((size_t)T * sizeof *labels);
+    int *seg = xmalloc((size_t)T * sizeof *seg);
+    DpoPair *dp = xcalloc((size_t)n, sizeof *dp);
+    int rc = 0;
+    /* A pair's loss depends only on its own log-probs (the batch mean scales
+     * it by 1/n; the NLL term by 1/chosen_tokens, both known up front), so
+     * each pair's backward runs right after its forward. */
+    for (int i = 0; i < n && !rc; i++) {
+        const DpoTokens *p = &pairs[i];
+        const int Tc = p->n_chosen, Tr = p->n_rejected;
+        float *logits = logits_for(t, Tc + Tr);
+        double lp[2];
+        if (pair_forward(t->policy, t->tp, p, i, logits, ids, seg, labels, lp, e)) {
+            rc = -1;
+            break;
+        }
+        dp[i] = (DpoPair){lp[0], lp[1], ref_logps[2 * i], ref_logps[2 * i + 1], Tc - p->n_prompt, Tr - p->n_prompt};
+        double dc, dr;
+        dpo_pair_backward(&t->cfg.dpo, &dp[i], 1.0 / n, &dc, &dr);
+        if (t->cfg.dpo.nll_alpha > 0) dc -= t->cfg.dpo.nll_alpha / (double)chosen_tokens;
+        seq_logprob_backward(logits, logits, labels, Tc, V, (float)dc);
+        seq_logprob_backward(logits + (size_t)Tc * V, logits + (size_t)Tc * V, labels + Tc, Tr, V, (float)dr);
+        td_backward(t->policy, t->tp, logits);
+        st->tokens += Tc + Tr;
+    }
+    if (!rc) {
+        DpoPairOut *outs = xcalloc((size_t)n, sizeof *outs);
+        st->loss = dpo_batch(&t->cfg.dpo, dp, n, outs, &st->dpo, NULL, NULL);
+        free(outs);
+    }
+    free(ids), free(labels), free(seg), free(dp);
+    return rc;
+}
+
+/* ---- the update ---- */
+
+void trainer_apply(Trainer *t, StepStats *st) {
+    st->grad_norm = grad_clip_global_norm_tp(t->tp, t->grads, t->n, t->cfg.max_grad_norm);
+    st->learning_rate = lr_at(&t->cfg.schedule, t->step);
+    adamw_step_tp(&t->opt, t->tp, t->params, t->grads, t->spans, t->n_spans, st->learning_rate);
+    t->step++;
+    /* Only the trainable block has gradients (a frozen base stays zero). */
+    grad_zero_tp(t->tp, t->grads, t->n);
+}
+
+void trainer_metrics_line(const StepStats *st, long step, double epoch, double tokens_per_second, StrBuf *out) {
+    json_t *o = json_object();
+    json_object_set_new(o, "step", json_integer(step));
+    json_object_set_new(o, "epoch", json_real(epoch));
+    json_object_set_new(o, "loss", json_real(st->loss));
+    json_object_set_new(o, "learning_rate", json_real(st->learning_rate));
+    json_object_set_new(o, "grad_norm", json_real(st->grad_norm));
+    if (st->is_dpo) {
+        const DpoStats *d = &st->dpo;
+        json_object_set_new(o, "rewards/chosen", json_real(d->rewards_chosen));
+        json_object_set_new(o, "rewards/rejected", json_real(d->rewards_rejected));
+        json_object_set_new(o, "rewards/margins", json_real(d->rewards_margins));
+        json_object_set_new(o, "rewards/accuracies", json_real(d->rewards_accuracies));
+        json_object_set_new(o, "logps/chosen", json_real(d->logps_chosen));
+        json_object_set_new(o, "logps/rejected", json_real(d->logps_rejected));
+    }
+    json_object_set_new(o, "num_tokens", json_integer(st->tokens));
+    if (tokens_per_second > 0) json_object_set_new(o, "tokens_per_second", json_real(tokens_per_second));
+    char *s = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(8));
+    sb_append(out, s);
+    free(s);
+    json_decref(o);
+}

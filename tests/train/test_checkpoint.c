@@ -1,0 +1,150 @@
+/* Checkpoints: a saved adapter reloads to the same logits, a saved model to
+ * the same parameters (exactly in float32, within rounding in bf16), and
+ * the optimiser state round-trips. */
+#include <jansson.h>
+#include <math.h>
+#include <stdlib.h>
+
+#include "base/fileio.h"
+#include "base/mem.h"
+#include "formats/safetensors.h"
+#include "test.h"
+#include "train/checkpoint.h"
+
+static int load_model(const char *dir, TrainDecoder *m, Err *e) {
+    ModelConfig cfg;
+    memset(m, 0, sizeof *m);
+    return hf_config_load(dir, &cfg, e) || td_init(m, &cfg, e) || td_load(m, dir, e) ? -1 : 0;
+}
+
+static void test_adapter_roundtrip_same_logits(void) {
+    char *base = test_shared_path("fixtures/models/tiny-qwen3");
+    if (!base) SKIP("fixtures not found (set ALOE_SHARED)");
+    char *lora = xasprintf("%s-lora", base), *tmp = test_tmpdir(), *out = path_join(tmp, "adapter");
+    TrainDecoder a, b;
+    Err e;
+    int rc = load_model(base, &a, &e) || td_lora_load(&a, lora, &e) ||
+             ckpt_save_adapter(&a, "../tiny-qwen3", out, DT_F32, &e) || load_model(base, &b, &e) ||
+             td_lora_load(&b, out, &e);
+    int32_t ids[7] = {1025, 82, 287, 435, 76, 198, 56};
+    const int V = a.cfg.vocab_size;
+    float *la = xmalloc(7 * V * sizeof(float)), *lb = xmalloc(7 * V * sizeof(float));
+    if (!rc) rc = td_forward(&a, NULL, ids, 7, la, &e) || td_forward(&b, NULL, ids, 7, lb, &e);
+    int same = !rc && memcmp(la, lb, 7 * V * sizeof(float)) == 0;
+    LoraConfig c;
+    if (!rc) rc = lora_config_load(out, &c, &e);
+    int cfg_ok = !rc && c.r == a.lora.r && c.alpha == a.lora.alpha && c.targets == a.lora.targets;
+    free(la), free(lb), free(base), free(lora), free(tmp), free(out);
+    td_free(&a);
+    td_free(&b);
+    CHECK_MSG(!rc, "%s", e.msg);
+    CHECK(same);
+    CHECK(cfg_ok);
+}
+
+static void test_model_roundtrip_f32_and_bf16(void) {
+    char *base = test_shared_path("fixtures/models/tiny-qwen2");
+    if (!base) SKIP("fixtures not found (set ALOE_SHARED)");
+    char *tmp = test_tmpdir(), *o32 = path_join(tmp, "f32"), *o16 = path_join(tmp, "bf16");
+    TrainDecoder a, b, c;
+    memset(&b, 0, sizeof b), memset(&c, 0, sizeof c);
+    Err e;
+    int rc = load_model(base, &a, &e);
+    if (!rc) {
+        for (size_t i = 0; i < a.n_params; i++) a.params[i] *= 1.0f + 1e-3f * (float)(i % 7); /* "trained" */
+        rc = ckpt_save_model(&a, base, o32, DT_F32, &e) || ckpt_save_model(&a, base, o16, DT_BF16, &e) ||
+             load_model(o32, &b, &e) || load_model(o16, &c, &e);
+    }
+    int exact = !rc && memcmp(a.params, b.params, a.n_params * sizeof(float)) == 0;
+    double worst = 0;
+    for (size_t i = 0; !rc && i < a.n_params; i++)
+        worst = fmax(worst, fabs(a.params[i] - c.params[i]) / fmax(fabs(a.params[i]), 1e-30));
+    /* Tied: no lm_head written; companions copied; dtype recorded. */
+    char *mp = path_join(o16, "model.safetensors"), *tk = path_join(o16, "tokenizer.json");
+    char *tpl = path_join(o16, "chat_template.jinja"), *cj = path_join(o16, "config.json");
+    SafeTensors *st = rc ? NULL : st_open(mp, &e);
+    int no_head = st && !st_find(st, "lm_head.weight") && st_find(st, "model.embed_tokens.weight");
+    if (st) st_close(st);
+    int copied = file_exists(tk) && file_exists(tpl);
+    json_error_t je;
+    json_t *cfg = json_load_file(cj, 0, &je);
+    const char *dt = cfg ? json_string_value(json_object_get(cfg, "dtype")) : NULL;
+    int dtype_ok = dt && !strcmp(dt, "bfloat16");
+    if (cfg) json_decref(cfg);
+    free(mp), free(tk), free(tpl), free(cj), free(base), free(tmp), free(o32), free(o16);
+    td_free(&a), td_free(&b), td_free(&c);
+    CHECK_MSG(!rc, "%s", e.msg);
+    CHECK(exact);
+    CHECK_MSG(worst <= 1.0 / 256, "bf16 round trip off by %.3g relative", worst);
+    CHECK(no_head);
+    CHECK(copied);
+    CHECK(dtype_ok);
+}
+
+static void tiny(TrainDecoder *m) {
+    ModelConfig c = {0};
+    c.arch = ARCH_QWEN2;
+    c.hidden_size = 16, c.intermediate_size = 32, c.n_layers = 1, c.n_heads = 2, c.n_kv_heads = 1;
+    c.head_dim = 8, c.vocab_size = 10, c.max_pos = 32, c.norm_eps = 1e-6f, c.attention_bias = 1;
+    c.tie_word_embeddings = 1, c.rope.theta = 10000, c.rope.factor = 1;
+    Err e;
+    if (td_init(m, &c, &e)) abort();
+    td_init_random(m, 4, 0.1f);
+}
+
+static void test_optimizer_roundtrip_and_mismatch(void) {
+    TrainDecoder m;
+    tiny(&m);
+    TrainerConfig cfg = {0};
+    cfg.schedule = (LrSchedule){LR_CONSTANT, 1e-2, 0, 1};
+    cfg.adamw = adamw_defaults();
+    cfg.dpo = (DpoConfig){DPO_SIGMOID, 0.1, 0, 0};
+    Trainer t, u;
+    Err e;
+    CHECK_OK(trainer_init(&t, &m, NULL, &cfg, &e), &e);
+    int32_t ids[5] = {1, 2, 3, 4, 5};
+    uint8_t tg[5] = {0, 0, 1, 1, 1};
+    SftTokens ex = {ids, tg, 5};
+    StepStats st;
+    for (int k = 0; k < 3; k++) {
+        CHECK_OK(trainer_sft_accumulate(&t, &ex, 1, &st, &e), &e);
+        trainer_apply(&t, &st);
+    }
+    char *tmp = test_tmpdir(), *path = path_join(tmp, "optimizer.safetensors");
+    CHECK_OK(ckpt_save_optimizer(&t, path, &e), &e);
+    CHECK_OK(trainer_init(&u, &m, NULL, &cfg, &e), &e);
+    CHECK_OK(ckpt_load_optimizer(&u, path, &e), &e);
+    int same = u.step == 3 && u.opt.step == 3 && !memcmp(u.opt.m, t.opt.m, t.n * sizeof(float)) &&
+               !memcmp(u.opt.v, t.opt.v, t.n * sizeof(float));
+    trainer_free(&u);
+    /* The same file for the adapters of the model: a different block. */
+    LoraConfig lc = {2, 4, 0, 1u << LORA_Q, 0};
+    CHECK_OK(td_lora_attach(&m, &lc, &e), &e);
+    CHECK_OK(trainer_init(&u, &m, NULL, &cfg, &e), &e);
+    int rc = ckpt_load_optimizer(&u, path, &e);
+    int msg_ok = rc == -1 && strstr(e.msg, "another model or adapter");
+    trainer_free(&u);
+    trainer_free(&t);
+    td_free(&m);
+    free(tmp), free(path);
+    CHECK(same);
+    CHECK_MSG(msg_ok, "%s", e.msg);
+}
+
+static void test_dtype_parse(void) {
+    int d;
+    Err e;
+    CHECK_OK(ckpt_dtype_parse("bfloat16", &d, &e), &e);
+    CHECK(d == DT_BF16);
+    CHECK_OK(ckpt_dtype_parse("f16", &d, &e), &e);
+    CHECK(d == DT_F16);
+    CHECK(ckpt_dtype_parse("q8_0", &d, &e) == -1 && strstr(e.msg, "float32, bfloat16 or float16"));
+}
+
+int main(void) {
+    RUN(test_adapter_roundtrip_same_logits);
+    RUN(test_model_roundtrip_f32_and_bf16);
+    RUN(test_optimizer_roundtrip_and_mismatch);
+    RUN(test_dtype_parse);
+    return test_summary();
+}

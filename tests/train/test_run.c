@@ -1,0 +1,117 @@
+/* Whole runs on the tiny fixture model: SFT and DPO from aloe trees, full
+ * and LoRA; a run stopped and resumed ends bit-identical to an
+ * uninterrupted one; bad data fails naming the line. */
+#include <stdlib.h>
+
+#include "base/fileio.h"
+#include "base/mem.h"
+#include "formats/safetensors.h"
+#include "test.h"
+#include "train/run.h"
+
+static const char *TREES =
+    "{\"profile\": \"P\", \"personality\": \"Q\", \"conversations\": ["
+    "{\"user\": \"Hi! I just finished my anthropology exam.\", \"assistant\": {\"preferred\": \"Congrats! How did it "
+    "go?\", \"rejected\": \"OK.\"}, \"chosen\": \"rejected\"},"
+    "{\"user\": \"It went well. Now I want to play guitar all summer.\", \"assistant\": {\"preferred\": \"Nice, what "
+    "songs are you learning?\", \"rejected\": \"Guitars have strings.\"}, \"chosen\": \"preferred\"}]}\n"
+    "{\"profile\": \"P2\", \"personality\": \"Q2\", \"conversations\": [{\"user\": \"I love indie films.\", "
+    "\"assistant\": {\"preferred\": \"Which one did you watch last?\", \"rejected\": \"Films are movies.\"}, "
+    "\"chosen\": \"preferred\"}]}\n";
+
+static char *write_file(const char *dir, const char *name, const char *content) {
+    char *p = path_join(dir, name);
+    Err e;
+    file_write_atomic(p, content, strlen(content), &e);
+    return p;
+}
+
+static int count_lines(const char *path) {
+    char *d;
+    size_t n;
+    Err e;
+    if (file_read_all(path, &d, &n, &e)) return -1;
+    int k = 0;
+    for (size_t i = 0; i < n; i++) k += d[i] == '\n';
+    free(d);
+    return k;
+}
+
+static void opts(TrainRunOptions *o, RunKind kind, const char *model, const char *data, const char *out) {
+    train_run_defaults(o);
+    o->kind = kind, o->model = model, o->data = data, o->out = out;
+    o->steps = 6, o->lr = 1e-3, o->quiet = 1, o->threads = 1;
+}
+
+static void test_sft_full_run(void) {
+    char *model = test_shared_path("fixtures/models/tiny-qwen2");
+    if (!model) SKIP("fixtures not found (set ALOE_SHARED)");
+    char *tmp = test_tmpdir(), *data = write_file(tmp, "trees.jsonl", TREES), *out = path_join(tmp, "out");
+    TrainRunOptions o;
+    opts(&o, RUN_SFT, model, data, out);
+    Err e;
+    int rc = train_run(&o, NULL, &e);
+    char *metrics = path_join(out, "metrics.jsonl"), *weights = path_join(out, "model.safetensors");
+    int lines = count_lines(metrics);
+    SafeTensors *st = rc ? NULL : st_open(weights, &e);
+    int has = st && st_find(st, "model.layers.1.mlp.down_proj.weight");
+    if (st) st_close(st);
+    free(model), free(tmp), free(data), free(out), free(metrics), free(weights);
+    CHECK_MSG(!rc, "%s", e.msg);
+    CHECK_EQ_INT(lines, 6);
+    CHECK(has);
+}
+
+/* A: 6 steps straight. B: 3 steps, stop, --resume to 6. Same adapter. */
+static void test_dpo_lora_resume_is_exact(void) {
+    char *model = test_shared_path("fixtures/models/tiny-qwen3");
+    if (!model) SKIP("fixtures not found (set ALOE_SHARED)");
+    char *tmp = test_tmpdir(), *data = write_file(tmp, "trees.jsonl", TREES);
+    char *a = path_join(tmp, "a"), *b = path_join(tmp, "b");
+    TrainRunOptions o;
+    Err e;
+    opts(&o, RUN_DPO, model, data, a);
+    o.lora_r = 4, o.dpo.beta = 0.9, o.batch = 2;
+    int rc = train_run(&o, NULL, &e);
+    o.out = b, o.stop_after = 3;
+    if (!rc) rc = train_run(&o, NULL, &e);
+    char *bm = path_join(b, "metrics.jsonl");
+    int mid_lines = count_lines(bm);
+    o.stop_after = 0, o.resume = 1;
+    if (!rc) rc = train_run(&o, NULL, &e);
+    int end_lines = count_lines(bm);
+    char *pa = path_join(a, "adapter_model.safetensors"), *pb = path_join(b, "adapter_model.safetensors");
+    char *da = NULL, *db = NULL;
+    size_t na = 0, nb = 0;
+    int same = !rc && !file_read_all(pa, &da, &na, &e) && !file_read_all(pb, &db, &nb, &e) && na == nb &&
+               !memcmp(da, db, na);
+    free(da), free(db), free(pa), free(pb), free(bm);
+    free(model), free(tmp), free(data), free(a), free(b);
+    CHECK_MSG(!rc, "%s", e.msg);
+    CHECK_EQ_INT(mid_lines, 3);
+    CHECK_EQ_INT(end_lines, 6);
+    CHECK(same);
+}
+
+static void test_bad_data_names_line(void) {
+    char *model = test_shared_path("fixtures/models/tiny-qwen2");
+    if (!model) SKIP("fixtures not found (set ALOE_SHARED)");
+    char *tmp = test_tmpdir();
+    char *data = write_file(tmp, "bad.jsonl", "{\"messages\": [{\"role\": \"user\", \"content\": \"a\"}, "
+                                              "{\"role\": \"assistant\", \"content\": \"b\"}]}\n{\"messages\": 3}\n");
+    char *out = path_join(tmp, "out");
+    TrainRunOptions o;
+    opts(&o, RUN_SFT, model, data, out);
+    Err e;
+    int rc = train_run(&o, NULL, &e);
+    free(model), free(tmp), free(data), free(out);
+    CHECK(rc == -1);
+    CHECK_MSG(strstr(e.msg, "bad.jsonl:2: messages: expected a list of messages, got an integer"), "%s", e.msg);
+}
+
+int main(void) {
+    RUN(test_sft_full_run);
+    RUN(test_dpo_lora_resume_is_exact);
+    RUN(test_bad_data_names_line);
+    return test_summary();
+}

@@ -1,0 +1,416 @@
+/* The trainer: one SFT step and one DPO accumulation against the PyTorch
+ * fixtures, then learning on synthetic tasks (a tiny random model learns to
+ * copy: SFT lowers held-out loss; DPO raises held-out reward accuracy well
+ * above chance), with full fine-tuning and with LoRA. */
+#include <jansson.h>
+#include <math.h>
+#include <stdlib.h>
+
+#include "base/fileio.h"
+#include "base/mem.h"
+#include "base/rng.h"
+#include "formats/safetensors.h"
+#include "test.h"
+#include "train/trainer.h"
+
+static int32_t *json_ids(json_t *arr, int *n) {
+    *n = (int)json_array_size(arr);
+    int32_t *ids = xmalloc((size_t)(*n ? *n : 1) * sizeof *ids);
+    for (int i = 0; i < *n; i++) ids[i] = (int32_t)json_integer_value(json_array_get(arr, i));
+    return ids;
+}
+
+static double scaled_err(const float *a, const float *b, long n) {
+    double d = 0, s = 0;
+    for (long i = 0; i < n; i++) {
+        d = fmax(d, fabs((double)a[i] - b[i]));
+        s = fmax(s, fabs((double)b[i]));
+    }
+    return s > 0 ? d / s : d;
+}
+
+typedef struct Fx {
+    char *dir;
+    json_t *root;
+    SafeTensors *want;
+    TrainDecoder m;
+    ThreadPool *tp;
+} Fx;
+
+static int fx_open(Fx *f, const char *arch, Err *e) {
+    memset(f, 0, sizeof *f);
+    char rel[96];
+    snprintf(rel, sizeof rel, "fixtures/models/tiny-%s", arch);
+    if (!(f->dir = test_shared_path(rel))) return 1;
+    char *jp = path_join(f->dir, "expected.json"), *sp = path_join(f->dir, "expected.safetensors");
+    json_error_t je;
+    f->root = json_load_file(jp, 0, &je);
+    f->want = st_open(sp, e);
+    free(jp), free(sp);
+    if (!f->root) return err_set(e, ERR_PARSE, "expected.json: %s", je.text);
+    ModelConfig cfg;
+    if (!f->want || hf_config_load(f->dir, &cfg, e) || td_init(&f->m, &cfg, e) || td_load(&f->m, f->dir, e)) return -1;
+    f->tp = tp_create(2);
+    return 0;
+}
+
+static void fx_close(Fx *f) {
+    if (f->root) json_decref(f->root);
+    if (f->want) st_close(f->want);
+    td_free(&f->m);
+    if (f->tp) tp_free(f->tp);
+    free(f->dir);
+}
+
+/* Worst per-tensor error of the model's block against <prefix><name>. */
+static double block_err(Fx *f, const float *block, const char *prefix, Err *e) {
+    double worst = 0;
+    for (int i = 0; i < f->m.n_tensors; i++) {
+        char name[160];
+        snprintf(name, sizeof name, "%s%s", prefix, f->m.tensors[i].name);
+        const TensorView *v = st_get(f->want, name, e);
+        float *w = v ? tensor_to_f32_alloc(v, e) : NULL;
+        if (!w) return INFINITY;
+        worst = fmax(worst, scaled_err(block + f->m.tensors[i].offset, w, (long)f->m.tensors[i].numel));
+        free(w);
+    }
+    return worst;
+}
+
+/* Parameters after one step vs adamw1.*. Adam's first step is about
+ * lr·sign(g), so where the fixture's gradient is at rounding level (|g| <
+ * 1e-4 of the largest gradient element of the model: e.g. all of k_proj.bias,
+ * whose true gradient is zero since softmax ignores a shift shared by all
+ * keys) the sign, and so the step, is noise on either side: there only
+ * |Δ| <= 2·lr is asked. Elsewhere 1e-6 of the tensor's max |value|. */
+static double step_err(Fx *f, double lr, Err *e) {
+    int n = f->m.n_tensors;
+    float **w = xcalloc((size_t)n, sizeof *w), **g = xcalloc((size_t)n, sizeof *g);
+    double worst = 0, gmax = 0;
+    for (int i = 0; i < n; i++) {
+        char pn[160], gn[160];
+        snprintf(pn, sizeof pn, "adamw1.%s", f->m.tensors[i].name);
+        snprintf(gn, sizeof gn, "sft.grad.%s", f->m.tensors[i].name);
+        const TensorView *pv = st_get(f->want, pn, e), *gv = pv ? st_get(f->want, gn, e) : NULL;
+        w[i] = gv ? tensor_to_f32_alloc(pv, e) : NULL;
+        g[i] = w[i] ? tensor_to_f32_alloc(gv, e) : NULL;
+        if (!g[i]) worst = INFINITY;
+        for (size_t k = 0; g[i] && k < f->m.tensors[i].numel; k++) gmax = fmax(gmax, fabs(g[i][k]));
+    }
+    for (int i = 0; i < n && isfinite(worst); i++) {
+        const TdTensor *t = &f->m.tensors[i];
+        double pmax = 0;
+        for (size_t k = 0; k < t->numel; k++) pmax = fmax(pmax, fabs(w[i][k]));
+        for (size_t k = 0; k < t->numel; k++) {
+            double d = fabs((double)f->m.params[t->offset + k] - w[i][k]);
+            if (fabs(g[i][k]) < 1e-4 * gmax) worst = fmax(worst, d > 2 * lr ? INFINITY : 0);
+            else worst = fmax(worst, d / pmax);
+        }
+    }
+    for (int i = 0; i < n; i++) free(w[i]), free(g[i]);
+    free(w), free(g);
+    return worst;
+}
+
+/* One full step as the fixture: SFT loss, clip to 1.0, AdamW (decay on every
+ * tensor) -> adamw1.*, within step_err's tolerance of 1e-6. */
+static void check_sft_step(const char *arch) {
+    Fx f;
+    Err e;
+    int rc = fx_open(&f, arch, &e);
+    if (rc == 1) SKIP("fixtures not found (set ALOE_SHARED)");
+    CHECK_MSG(rc == 0, "%s", e.msg);
+    json_t *sft = json_object_get(f.root, "sft"), *aw = json_object_get(f.root, "adamw");
+    json_t *betas = json_object_get(aw, "betas");
+    TrainerConfig cfg = {0};
+    cfg.schedule = (LrSchedule){LR_CONSTANT, json_number_value(json_object_get(aw, "lr")), 0, 1};
+    cfg.adamw = (AdamWConfig){json_number_value(json_array_get(betas, 0)), json_number_value(json_array_get(betas, 1)),
+                              json_number_value(json_object_get(aw, "eps")),
+                              json_number_value(json_object_get(aw, "weight_decay"))};
+    cfg.decay = TRAIN_DECAY_ALL;
+    cfg.max_grad_norm = (float)json_number_value(json_object_get(aw, "clip_grad_norm"));
+    cfg.dpo = (DpoConfig){DPO_SIGMOID, 0.1, 0, 0};
+    Trainer t;
+    CHECK_OK(trainer_init(&t, &f.m, f.tp, &cfg, &e), &e);
+    int T, n_prompt = (int)json_integer_value(json_object_get(sft, "n_prompt"));
+    int32_t *ids = json_ids(json_object_get(sft, "input_ids"), &T);
+    uint8_t *target = xmalloc((size_t)T);
+    for (int i = 0; i < T; i++) target[i] = i >= n_prompt;
+    SftTokens ex = {ids, target, T};
+    StepStats st;
+    rc = trainer_sft_accumulate(&t, &ex, 1, &st, &e);
+    double err = 0;
+    if (!rc) {
+        trainer_apply(&t, &st);
+        err = step_err(&f, cfg.schedule.lr, &e);
+    }
+    double want_loss = json_number_value(json_object_get(sft, "loss"));
+    double want_norm = json_number_value(json_object_get(sft, "grad_norm_before_clip"));
+    free(ids), free(target);
+    trainer_free(&t);
+    fx_close(&f);
+    CHECK_MSG(rc == 0, "%s", e.msg);
+    CHECK_NEAR(st.loss, want_loss, 1e-5 * want_loss);
+    CHECK_EQ_INT(st.n_targets, T - n_prompt);
+    CHECK_NEAR(st.grad_norm, want_norm, 1e-5 * want_norm);
+    CHECK_NEAR(st.learning_rate, 1e-3, 1e-12);
+    CHECK_MSG(err <= 1e-6, "%s: parameters after the step off by %.3g of max", arch, err);
+}
+
+/* DPO through the trainer's packed pairs: reference log-probs from the
+ * perturbed copy, then the policy's gradients vs dpo.grad.* (1e-5). */
+static void check_dpo_accumulate(const char *arch) {
+    Fx f;
+    Err e;
+    int rc = fx_open(&f, arch, &e);
+    if (rc == 1) SKIP("fixtures not found (set ALOE_SHARED)");
+    CHECK_MSG(rc == 0, "%s", e.msg);
+    TrainDecoder ref;
+    char *ref_dir = xasprintf("%s-ref", f.dir);
+    rc = td_init(&ref, &f.m.cfg, &e) || td_load(&ref, ref_dir, &e) ? -1 : 0;
+    free(ref_dir);
+    json_t *dpo = json_object_get(f.root, "dpo"), *jp = json_object_get(dpo, "pairs");
+    int n = (int)json_array_size(jp);
+    DpoTokens *pairs = xcalloc((size_t)n, sizeof *pairs);
+    for (int i = 0; i < n; i++) {
+        json_t *p = json_array_get(jp, i);
+        int np;
+        free(json_ids(json_object_get(p, "prompt_ids"), &np));
+        pairs[i].n_prompt = np;
+        pairs[i].chosen = json_ids(json_object_get(p, "chosen_ids"), &pairs[i].n_chosen);
+        pairs[i].rejected = json_ids(json_object_get(p, "rejected_ids"), &pairs[i].n_rejected);
+    }
+    double *ref_lp = xcalloc((size_t)2 * n, sizeof *ref_lp);
+    if (!rc) rc = trainer_ref_logps(&ref, f.tp, pairs, n, ref_lp, &e);
+    for (int i = 0; i < n && !rc; i++) {
+        json_t *p = json_array_get(jp, i);
+        double wc = json_number_value(json_object_get(p, "ref_chosen_logp"));
+        double wr = json_number_value(json_object_get(p, "ref_rejected_logp"));
+        if (fabs(ref_lp[2 * i] - wc) > 1e-5 * fabs(wc) || fabs(ref_lp[2 * i + 1] - wr) > 1e-5 * fabs(wr))
+            rc = err_set(&e, ERR_INTERNAL, "pair %d: reference logps %.9g %.9g vs %.9g %.9g", i, ref_lp[2 * i],
+                         ref_lp[2 * i + 1], wc, wr);
+    }
+    TrainerConfig cfg = {0};
+    cfg.schedule = (LrSchedule){LR_CONSTANT, 1e-3, 0, 1};
+    cfg.adamw = adamw_defaults();
+    cfg.dpo = (DpoConfig){DPO_SIGMOID, json_number_value(json_object_get(dpo, "beta")), 0, 0};
+    Trainer t;
+    StepStats st;
+    double err = 0;
+    if (!rc) rc = trainer_init(&t, &f.m, f.tp, &cfg, &e);
+    if (!rc) {
+        rc = trainer_dpo_accumulate(&t, pairs, n, ref_lp, &st, &e);
+        if (!rc) err = block_err(&f, f.m.grads, "dpo.grad.", &e);
+        trainer_free(&t);
+    }
+    double want = json_number_value(json_object_get(dpo, "mean_loss"));
+    for (int i = 0; i < n; i++) free((void *)pairs[i].chosen), free((void *)pairs[i].rejected);
+    free(pairs), free(ref_lp);
+    td_free(&ref);
+    fx_close(&f);
+    CHECK_MSG(rc == 0, "%s", e.msg);
+    CHECK_NEAR(st.loss, want, 1e-5 * want);
+    CHECK_MSG(err <= 1e-5, "%s: DPO gradients off by %.3g of max", arch, err);
+}
+
+static void test_sft_step_llama3(void) { check_sft_step("llama3"); }
+static void test_sft_step_qwen2(void) { check_sft_step("qwen2"); }
+static void test_sft_step_mistral(void) { check_sft_step("mistral"); }
+static void test_sft_step_qwen3(void) { check_sft_step("qwen3"); }
+static void test_dpo_accumulate_llama3(void) { check_dpo_accumulate("llama3"); }
+static void test_dpo_accumulate_qwen3(void) { check_dpo_accumulate("qwen3"); }
+
+/* ---- learning on a synthetic task ---- */
+
+/* A copy task over a 12-token vocabulary: prompt [0 x1 x2 x3 1], reply
+ * [x1 x2 x3 2]; tokens 3..11 are the payload. */
+enum { V = 12, NPROMPT = 5, TLEN = 9 };
+
+static void make_example(Rng *r, int32_t *ids) {
+    ids[0] = 0;
+    for (int k = 1; k <= 3; k++) ids[k] = 3 + (int32_t)rng_below(r, V - 3);
+    ids[4] = 1;
+    for (int k = 0; k < 3; k++) ids[5 + k] = ids[1 + k];
+    ids[8] = 2;
+}
+
+static void tiny_model(TrainDecoder *m, uint64_t seed) {
+    ModelConfig c = {0};
+    c.arch = ARCH_LLAMA;
+    c.hidden_size = 32, c.intermediate_size = 64, c.n_layers = 2, c.n_heads = 4, c.n_kv_heads = 2;
+    c.head_dim = 8, c.vocab_size = V, c.max_pos = 64, c.norm_eps = 1e-6f;
+    c.rope.type = ROPE_DEFAULT, c.rope.theta = 10000, c.rope.factor = 1;
+    Err e;
+    if (td_init(m, &c, &e)) abort();
+    td_init_random(m, seed, 0.1f);
+}
+
+static double heldout_sft_loss(TrainDecoder *m, int32_t (*ids)[TLEN], int n) {
+    uint8_t target[TLEN];
+    for (int k = 0; k < TLEN; k++) target[k] = k >= NPROMPT;
+    double s = 0;
+    float logits[TLEN * V];
+    int32_t labels[TLEN];
+    Err e;
+    for (int i = 0; i < n; i++) {
+        if (td_forward(m, NULL, ids[i], TLEN, logits, &e)) return INFINITY;
+        loss_shift_labels(ids[i], target, TLEN, labels);
+        s += xent_forward(logits, labels, TLEN, V, NULL) / n;
+    }
+    return s;
+}
+
+static void sft_learns(int lora) {
+    TrainDecoder m;
+    tiny_model(&m, 1);
+    Err e;
+    if (lora) {
+        LoraConfig lc = {8, 16, 0, 0x7f, 0};
+        CHECK_OK(td_lora_attach(&m, &lc, &e), &e);
+        td_lora_init(&m, 2);
+    }
+    Rng r;
+    rng_seed(&r, 3);
+    int32_t held[32][TLEN];
+    for (int i = 0; i < 32; i++) make_example(&r, held[i]);
+    double before = heldout_sft_loss(&m, held, 32);
+    TrainerConfig cfg = {0};
+    cfg.schedule = (LrSchedule){LR_COSINE, lora ? 2e-2 : 1e-2, 10, 300};
+    cfg.adamw = adamw_defaults();
+    cfg.max_grad_norm = 1.0f;
+    cfg.dpo = (DpoConfig){DPO_SIGMOID, 0.1, 0, 0};
+    Trainer t;
+    CHECK_OK(trainer_init(&t, &m, NULL, &cfg, &e), &e);
+    int32_t batch[8][TLEN];
+    uint8_t target[TLEN];
+    for (int k = 0; k < TLEN; k++) target[k] = k >= NPROMPT;
+    SftTokens ex[8];
+    for (int step = 0; step < 300; step++) {
+        for (int i = 0; i < 8; i++) {
+            make_example(&r, batch[i]);
+            ex[i] = (SftTokens){batch[i], target, TLEN};
+        }
+        StepStats st;
+        CHECK_OK(trainer_sft_accumulate(&t, ex, 8, &st, &e), &e);
+        trainer_apply(&t, &st);
+    }
+    double after = heldout_sft_loss(&m, held, 32);
+    trainer_free(&t);
+    td_free(&m);
+    /* Chance is log(12) = 2.48 per token; the reply's end token is certain
+     * once learnt, and copying the three payload tokens makes all of it so. */
+    CHECK_MSG(before > 2.0 && after < 0.5 * before && after < 1.0, "held-out loss %.3f -> %.3f", before, after);
+}
+
+static void test_sft_lowers_heldout_loss(void) { sft_learns(0); }
+static void test_sft_lowers_heldout_loss_lora(void) { sft_learns(1); }
+
+/* DPO: prompt [0 x1 x2 x3 1]; chosen copies the payload, rejected is random
+ * payload. Reference = the initial model. */
+static void make_pair(Rng *r, int32_t *c, int32_t *j) {
+    make_example(r, c);
+    memcpy(j, c, TLEN * sizeof *j);
+    for (int k = 5; k < 8; k++)
+        do j[k] = 3 + (int32_t)rng_below(r, V - 3);
+        while (j[k] == c[k]);
+}
+
+static void test_dpo_raises_heldout_reward_accuracy(void) {
+    TrainDecoder m, ref;
+    tiny_model(&m, 5);
+    tiny_model(&ref, 5);
+    Rng r;
+    rng_seed(&r, 6);
+    enum { NH = 64 };
+    static int32_t hc[NH][TLEN], hr[NH][TLEN];
+    DpoTokens held[NH];
+    for (int i = 0; i < NH; i++) {
+        make_pair(&r, hc[i], hr[i]);
+        held[i] = (DpoTokens){hc[i], hr[i], TLEN, TLEN, NPROMPT};
+    }
+    Err e;
+    double *held_ref = xmalloc(2 * NH * sizeof *held_ref), *held_pol = xmalloc(2 * NH * sizeof *held_pol);
+    CHECK_OK(trainer_ref_logps(&ref, NULL, held, NH, held_ref, &e), &e);
+    TrainerConfig cfg = {0};
+    cfg.schedule = (LrSchedule){LR_LINEAR, 5e-3, 5, 150};
+    cfg.adamw = adamw_defaults();
+    cfg.max_grad_norm = 1.0f;
+    cfg.dpo = (DpoConfig){DPO_SIGMOID, 0.1, 0, 0};
+    Trainer t;
+    CHECK_OK(trainer_init(&t, &m, NULL, &cfg, &e), &e);
+    int32_t bc[8][TLEN], br[8][TLEN];
+    DpoTokens batch[8];
+    double ref_lp[16];
+    StepStats st = {0};
+    for (int step = 0; step < 150; step++) {
+        for (int i = 0; i < 8; i++) {
+            make_pair(&r, bc[i], br[i]);
+            batch[i] = (DpoTokens){bc[i], br[i], TLEN, TLEN, NPROMPT};
+        }
+        CHECK_OK(trainer_ref_logps(&ref, NULL, batch, 8, ref_lp, &e), &e);
+        CHECK_OK(trainer_dpo_accumulate(&t, batch, 8, ref_lp, &st, &e), &e);
+        trainer_apply(&t, &st);
+    }
+    CHECK_OK(trainer_ref_logps(&m, NULL, held, NH, held_pol, &e), &e);
+    int correct = 0;
+    for (int i = 0; i < NH; i++)
+        correct += (held_pol[2 * i] - held_ref[2 * i]) > (held_pol[2 * i + 1] - held_ref[2 * i + 1]);
+    StrBuf line;
+    sb_init(&line);
+    trainer_metrics_line(&st, t.step, 1.0, 1234.5, &line);
+    int has_names = strstr(line.s, "\"rewards/accuracies\":") && strstr(line.s, "\"learning_rate\":") &&
+                    strstr(line.s, "\"logps/chosen\":") && strstr(line.s, "\"tokens_per_second\":");
+    sb_free(&line);
+    free(held_ref), free(held_pol);
+    trainer_free(&t);
+    td_free(&m);
+    td_free(&ref);
+    CHECK_MSG(correct >= NH * 9 / 10, "held-out reward accuracy %d/%d", correct, NH);
+    CHECK(has_names);
+}
+
+static void test_bad_batches_are_errors(void) {
+    TrainDecoder m;
+    tiny_model(&m, 9);
+    TrainerConfig cfg = {0};
+    cfg.schedule = (LrSchedule){LR_CONSTANT, 1e-3, 0, 1};
+    cfg.adamw = adamw_defaults();
+    cfg.dpo = (DpoConfig){DPO_SIGMOID, 0.1, 0, 0};
+    Trainer t;
+    Err e;
+    CHECK_OK(trainer_init(&t, &m, NULL, &cfg, &e), &e);
+    int32_t ids[4] = {0, 3, 4, 5}, other[4] = {0, 7, 4, 5};
+    uint8_t none[4] = {0};
+    SftTokens ex = {ids, none, 4};
+    StepStats st;
+    int rc1 = trainer_sft_accumulate(&t, &ex, 1, &st, &e);
+    int ok1 = rc1 == -1 && strstr(e.msg, "no target tokens");
+    DpoTokens p = {ids, other, 4, 4, 2};
+    double ref[2] = {0, 0};
+    int rc2 = trainer_dpo_accumulate(&t, &p, 1, ref, &st, &e);
+    int ok2 = rc2 == -1 && strstr(e.msg, "do not start with the same 2 prompt tokens");
+    int32_t big[4] = {0, 3, 99, 5};
+    uint8_t all[4] = {1, 1, 1, 1};
+    SftTokens bad = {big, all, 4};
+    int rc3 = trainer_sft_accumulate(&t, &bad, 1, &st, &e);
+    int ok3 = rc3 == -1 && strstr(e.msg, "SFT example 0") && strstr(e.msg, "outside the vocabulary");
+    trainer_free(&t);
+    td_free(&m);
+    CHECK(ok1);
+    CHECK(ok2);
+    CHECK_MSG(ok3, "%s", e.msg);
+}
+
+int main(void) {
+    RUN(test_sft_step_llama3);
+    RUN(test_sft_step_qwen2);
+    RUN(test_sft_step_mistral);
+    RUN(test_sft_step_qwen3);
+    RUN(test_dpo_accumulate_llama3);
+    RUN(test_dpo_accumulate_qwen3);
+    RUN(test_sft_lowers_heldout_loss);
+    RUN(test_sft_lowers_heldout_loss_lora);
+    RUN(test_dpo_raises_heldout_reward_accuracy);
+    RUN(test_bad_batches_are_errors);
+    return test_summary();
+}
