@@ -84,6 +84,7 @@ typedef struct LlmRoleConfig {
     const char *api_key;  /* NULL: $OPENAI_API_KEY (may be unset for local servers) */
     double timeout_s;     /* per request; <= 0: 300 */
     int max_retries;      /* < 0: 8 */
+    const char *chat_template; /* local models: template family by name; NULL: the model's own */
 } LlmRoleConfig;
 
 #endif
