@@ -90,7 +90,10 @@ static int chat_loop(LlmBackend *b, const char *system, const LlmParams *p, Err 
         free(line);
         if ((rc = reply_turn(b, &h, p, e))) {
             history_truncate(&h, h.n - 1); /* the turn that failed is not kept */
-            break;
+            if (!tty) break;
+            /* at a terminal the conversation goes on (e.g. /reset after a full context) */
+            fprintf(stderr, "aloe: error: %s\n", e->msg);
+            rc = 0;
         }
     }
     history_truncate(&h, 0);

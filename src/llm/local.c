@@ -26,6 +26,7 @@ typedef struct LocalImpl {
     atomic_ullong draws;    /* makes unseeded requests differ */
     /* ... or an encoder */
     Encoder *enc;
+    atomic_int refs; /* backends sharing this model (llm_local_share) */
 } LocalImpl;
 
 static void bump(atomic_long *c, long n) {
@@ -226,7 +227,8 @@ static int local_embed(LlmBackend *b, const char *const *texts, int n, float **v
 
 static void local_destroy(LlmBackend *b) {
     LocalImpl *L = b->impl;
-    if (!L) return;
+    b->impl = NULL;
+    if (!L || atomic_fetch_sub(&L->refs, 1) > 1) return;
     local_engine_stop(L->eng);
     chat_template_free(L->tpl);
     tok_free(L->tok);
@@ -234,7 +236,6 @@ static void local_destroy(LlmBackend *b) {
     encoder_free(L->enc);
     free(L->path);
     free(L);
-    b->impl = NULL;
 }
 
 int llm_is_local(const LlmBackend *b) { return b && b->destroy == local_destroy; }
@@ -258,6 +259,7 @@ LlmBackend *llm_local_open(const char *spec, const LocalOptions *o, Err *e) {
     HubOptions ho = {.quiet = o ? o->quiet : 0};
     LlmBackend *b = xcalloc(1, sizeof *b);
     LocalImpl *L = xcalloc(1, sizeof *L);
+    atomic_init(&L->refs, 1);
     b->impl = L;
     b->destroy = local_destroy;
     b->model = xstrdup(spec);
@@ -281,6 +283,20 @@ fail:
     err_wrap(e, "%s", role_of(o));
     llm_free(b);
     return NULL;
+}
+
+LlmBackend *llm_local_share(LlmBackend *b) {
+    if (!llm_is_local(b)) return NULL;
+    LocalImpl *L = b->impl;
+    atomic_fetch_add(&L->refs, 1);
+    LlmBackend *s = xcalloc(1, sizeof *s);
+    s->describe = xstrdup(b->describe);
+    s->model = xstrdup(b->model);
+    s->chat = b->chat;
+    s->embed = b->embed;
+    s->destroy = b->destroy;
+    s->impl = L;
+    return s;
 }
 
 /* The hook llm_open calls for local specs (open.h). */

@@ -42,6 +42,12 @@ LlmBackend *llm_local_open(const char *spec, const LocalOptions *o, Err *e);
 /* 1 if b was opened by llm_local_open (not wrapped by a cache). */
 int llm_is_local(const LlmBackend *b);
 
+/* A second backend over the same loaded model and engine (its own stats
+ * and live counters), so that several roles naming one model load it once
+ * and are batched together. NULL if b is not local. Free each with
+ * llm_free; the model goes with the last. */
+LlmBackend *llm_local_share(LlmBackend *b);
+
 /* chat() that also streams the reply's text to on_text as it is generated
  * (called on the engine thread). b must be a local chat backend. */
 int llm_local_chat_stream(LlmBackend *b, const LlmMessage *msgs, int n, const LlmParams *p, LocalTextFn on_text,

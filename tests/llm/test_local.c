@@ -223,6 +223,29 @@ static void test_concurrent_equals_single(void) {
     free(dir);
 }
 
+/* Two roles over one loaded model: the same replies, their own stats, and
+ * the model stays until the last is freed. */
+static void test_shared_model(void) {
+    char *dir = fixture("fixtures/models/tiny-qwen2");
+    NEED(dir);
+    Err e;
+    LlmBackend *a = open_local(dir, NULL, &e);
+    CHECK_OK(a == NULL, &e);
+    LlmBackend *b = llm_local_share(a);
+    CHECK(b != NULL && llm_is_local(b));
+    Job ja = {.b = a, .i = 3}, jb = {.b = b, .i = 3};
+    job_run(&ja);
+    CHECK_OK(ja.rc, &ja.e);
+    llm_free(a);
+    job_run(&jb);
+    CHECK_OK(jb.rc, &jb.e);
+    CHECK_EQ_STR(ja.text, jb.text);
+    CHECK_EQ_INT(b->stats.requests, 1);
+    free(ja.text), free(jb.text);
+    llm_free(b);
+    free(dir);
+}
+
 /* A seed repeats a sampled reply, batched or not. */
 static void test_seeded_sampling_repeats(void) {
     char *dir = fixture("fixtures/models/tiny-mistral");
@@ -450,6 +473,7 @@ int main(void) {
     RUN(test_greedy_equals_engine);
     RUN(test_max_tokens_length);
     RUN(test_concurrent_equals_single);
+    RUN(test_shared_model);
     RUN(test_seeded_sampling_repeats);
     RUN(test_stop_at_end_of_turn);
     RUN(test_gguf_with_named_template);
