@@ -87,6 +87,7 @@ typedef struct LlmRoleConfig {
     /* Optional: once *cancel is non-zero (Ctrl-C), requests in flight and
      * back-off waits end promptly with ERR_CANCELLED. */
     atomic_int *cancel;
+    const char *chat_template; /* local models: template family by name; NULL: the model's own */
 } LlmRoleConfig;
 
 #endif

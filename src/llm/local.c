@@ -1,0 +1,306 @@
+#include "llm/local.h"
+
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "base/fileio.h"
+#include "base/mem.h"
+#include "formats/dtype.h"
+#include "formats/hfdir.h"
+#include "llm/hub.h"
+#include "llm/open.h"
+#include "model/encoder.h"
+#include "tok/chat_template.h"
+
+typedef struct LocalImpl {
+    char *path; /* the resolved local path */
+    /* a decoder ... */
+    Model *m;
+    Tokenizer *tok;
+    ChatTemplate *tpl;
+    LocalEngine *eng;
+    SamplerParams defaults; /* the checkpoint's sampling settings, else greedy */
+    int n_ctx;
+    atomic_ullong draws;    /* makes unseeded requests differ */
+    /* ... or an encoder */
+    Encoder *enc;
+    atomic_int refs; /* backends sharing this model (llm_local_share) */
+} LocalImpl;
+
+static void bump(atomic_long *c, long n) {
+    if (c) atomic_fetch_add(c, n);
+}
+
+static const char *role_of(const LocalOptions *o) { return o && o->role ? o->role : "model"; }
+
+/* ---- loading ---- */
+
+/* A sentence-transformers directory, or a plain BertModel one. */
+static int is_encoder_dir(const char *path) {
+    if (!file_is_dir(path)) return 0;
+    char *modules = path_join(path, "modules.json");
+    int yes = file_exists(modules);
+    free(modules);
+    ModelConfig cfg;
+    Err ignored;
+    if (!yes && !hf_config_load(path, &cfg, &ignored)) yes = cfg.arch == ARCH_BERT;
+    return yes;
+}
+
+/* The chat template: by name, else the one the model ships (HF directory
+ * files, or GGUF tokenizer.chat_template). */
+static ChatTemplate *open_template(LocalImpl *L, const char *name, Err *e) {
+    if (file_is_dir(L->path)) return chat_template_open_hf(L->path, name, e);
+    int bos = tok_bos(L->tok), eos = tok_eos(L->tok);
+    const char *bos_text = bos >= 0 ? tok_token_str(L->tok, bos) : NULL;
+    const char *eos_text = eos >= 0 ? tok_token_str(L->tok, eos) : NULL;
+    if (name) return chat_template_by_name(name, bos_text, eos_text, e);
+    const char *text = NULL;
+    if (!L->m->gguf || !gguf_find_key(L->m->gguf, "tokenizer.chat_template")) {
+        char *names = chat_template_names_joined();
+        err_set(e, ERR_NOTFOUND,
+                "%s: no chat template in the file (GGUF key tokenizer.chat_template); name one with "
+                "--chat-template NAME (known: %s)",
+                L->path, names);
+        free(names);
+        return NULL;
+    }
+    if (gguf_get_str(L->m->gguf, "tokenizer.chat_template", &text, e)) return NULL;
+    ChatTemplate *t = chat_template_detect(text, bos_text, eos_text, e);
+    if (!t) err_wrap(e, "%s: tokenizer.chat_template", L->path);
+    return t;
+}
+
+/* Sampling defaults from generation_config.json where it asks for
+ * sampling; greedy otherwise. */
+static void checkpoint_sampling(const char *path, SamplerParams *sp) {
+    sampler_params_default(sp);
+    GenConfig g;
+    gen_config_init(&g);
+    Err ignored;
+    if (!file_is_dir(path) || hf_genconfig_load(path, &g, &ignored) || !g.do_sample) return;
+    sp->temperature = g.has_temperature ? g.temperature : 1.0f;
+    if (g.has_top_k) sp->top_k = g.top_k;
+    if (g.has_top_p) sp->top_p = g.top_p;
+    if (g.has_min_p) sp->min_p = g.min_p;
+    if (g.has_repetition_penalty) sp->repetition_penalty = g.repetition_penalty;
+}
+
+static void add_stop_id(int32_t *ids, int *n, int cap, int id) {
+    if (id < 0) return;
+    for (int i = 0; i < *n; i++)
+        if (ids[i] == id) return;
+    if (*n < cap) ids[(*n)++] = id;
+}
+
+/* Stops at the model's EOS ids, the tokenizer's end-of-turn ids and the
+ * template's end-of-turn markers (as ids where the vocabulary has them,
+ * as text in any case). */
+static int start_engine(LocalImpl *L, const LocalOptions *o, Err *e) {
+    int32_t ids[64];
+    int n = 0, n_eot = 0;
+    for (int i = 0; i < L->m->cfg.n_eos; i++) add_stop_id(ids, &n, 64, L->m->cfg.eos_ids[i]);
+    const int32_t *eot = tok_eot(L->tok, &n_eot);
+    for (int i = 0; i < n_eot; i++) add_stop_id(ids, &n, 64, eot[i]);
+    const char *const *stops = chat_template_stop_strings(L->tpl);
+    for (int i = 0; stops && stops[i]; i++) add_stop_id(ids, &n, 64, tok_find(L->tok, stops[i]));
+    LocalEngineConfig c = {.m = L->m, .tok = L->tok, .stop_ids = ids, .n_stop_ids = n, .stop_strings = stops,
+                           .max_active = o && o->max_active > 0 ? o->max_active : LOCAL_DEFAULT_MAX_ACTIVE};
+    L->eng = local_engine_start(&c, e);
+    return L->eng ? 0 : -1;
+}
+
+static int context_length(const LocalImpl *L, const LocalOptions *o, Err *e) {
+    if (o && o->n_ctx > 0) return o->n_ctx;
+    const char *env = getenv("ALOE_CTX");
+    if (env && *env) {
+        char *end;
+        long v = strtol(env, &end, 10);
+        if (*end || v <= 0 || v > (1L << 24))
+            return err_set(e, ERR_ARG, "ALOE_CTX: expected a positive number of tokens, got \"%s\"", env);
+        return (int)v;
+    }
+    return L->m->cfg.max_pos > 0 ? L->m->cfg.max_pos : 4096;
+}
+
+static int load_decoder(LocalImpl *L, const LocalOptions *o, Err *e) {
+    if (!(L->m = model_load(L->path, o ? o->n_threads : 0, e))) return -1;
+    if (!(L->tok = tok_load(L->path, e))) return -1;
+    if (!(L->tpl = open_template(L, o ? o->chat_template : NULL, e))) return -1;
+    checkpoint_sampling(L->path, &L->defaults);
+    if ((L->n_ctx = context_length(L, o, e)) < 0) return -1;
+    return start_engine(L, o, e);
+}
+
+/* ---- chat ---- */
+
+static int render_prompt(LocalImpl *L, const LlmMessage *msgs, int n, int32_t **ids, int *n_ids, Err *e) {
+    ChatMsg *cm = xmalloc((size_t)(n > 0 ? n : 1) * sizeof *cm);
+    for (int i = 0; i < n; i++) cm[i] = (ChatMsg){msgs[i].role, msgs[i].content ? msgs[i].content : ""};
+    char *text = NULL;
+    int rc = chat_template_render(L->tpl, cm, n, 1, NULL, &text, e);
+    free(cm);
+    /* the template writes any BOS text itself: no second one from the tokenizer */
+    if (!rc) rc = tok_encode(L->tok, text, 0, 1, ids, n_ids, e);
+    free(text);
+    return rc;
+}
+
+/* The request's sampling: LlmParams where set, else the checkpoint's. */
+static int request_sampling(LocalImpl *L, const LlmParams *p, SamplerParams *sp, Err *e) {
+    *sp = L->defaults;
+    if (p->temperature >= 0) sp->temperature = (float)p->temperature;
+    if (p->top_p >= 0) sp->top_p = (float)p->top_p;
+    if (p->has_seed) {
+        sp->seed = p->seed;
+    } else {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        sp->seed = ((uint64_t)ts.tv_sec * 1000000007ULL) ^ (uint64_t)ts.tv_nsec ^
+                   (atomic_fetch_add(&L->draws, 1) * 0x9E3779B97F4A7C15ULL);
+    }
+    return sampler_params_check(sp, e);
+}
+
+static int chat_stream(LlmBackend *b, const LlmMessage *msgs, int n, const LlmParams *p, LocalTextFn on_text,
+                       void *ctx, LlmReply *out, Err *e) {
+    LocalImpl *L = b->impl;
+    memset(out, 0, sizeof *out);
+    LlmParams defaults = llm_params_default();
+    if (!p) p = &defaults;
+    int32_t *ids = NULL;
+    int n_ids = 0, rc = -1;
+    LocalRequest rq = {.on_text = on_text, .ctx = ctx};
+    LocalResult res;
+    if (render_prompt(L, msgs, n, &ids, &n_ids, e) || request_sampling(L, p, &rq.sampling, e)) goto done;
+    if (n_ids >= L->n_ctx) {
+        err_set(e, ERR_ARG, "the prompt is %d tokens, more than the model's context of %d tokens%s", n_ids, L->n_ctx,
+                getenv("ALOE_CTX") ? " ($ALOE_CTX)" : " (set ALOE_CTX to allow a longer one)");
+        goto done;
+    }
+    rq.prompt = ids;
+    rq.n_prompt = n_ids;
+    rq.max_tokens = p->max_tokens > 0 ? p->max_tokens : LOCAL_DEFAULT_MAX_TOKENS;
+    if (rq.max_tokens > L->n_ctx - n_ids) rq.max_tokens = L->n_ctx - n_ids;
+    if (local_engine_run(L->eng, &rq, &res, e)) goto done;
+    out->text = res.text;
+    out->finish_reason = xstrdup(res.length_limited ? "length" : "stop");
+    out->usage.prompt_tokens = n_ids;
+    out->usage.completion_tokens = res.n_completion;
+    atomic_fetch_add(&b->stats.prompt_tokens, n_ids);
+    atomic_fetch_add(&b->stats.completion_tokens, res.n_completion);
+    atomic_fetch_add(&b->stats.requests, 1);
+    bump(b->live_tokens, n_ids + res.n_completion);
+    bump(b->live_requests, 1);
+    rc = 0;
+done:
+    if (rc) {
+        atomic_fetch_add(&b->stats.errors, 1);
+        bump(b->live_errors, 1);
+        err_wrap(e, "%s", b->describe);
+    }
+    free(ids);
+    return rc;
+}
+
+static int local_chat(LlmBackend *b, const LlmMessage *msgs, int n, const LlmParams *p, LlmReply *out, Err *e) {
+    return chat_stream(b, msgs, n, p, NULL, NULL, out, e);
+}
+
+/* ---- embeddings ---- */
+
+static int local_embed(LlmBackend *b, const char *const *texts, int n, float **vecs, int *dim, Err *e) {
+    LocalImpl *L = b->impl;
+    if (encoder_embed(L->enc, texts, n, vecs, dim, e)) {
+        atomic_fetch_add(&b->stats.errors, 1);
+        bump(b->live_errors, 1);
+        return err_wrap(e, "%s", b->describe);
+    }
+    atomic_fetch_add(&b->stats.requests, 1);
+    bump(b->live_requests, 1);
+    return 0;
+}
+
+/* ---- the backend ---- */
+
+static void local_destroy(LlmBackend *b) {
+    LocalImpl *L = b->impl;
+    b->impl = NULL;
+    if (!L || atomic_fetch_sub(&L->refs, 1) > 1) return;
+    local_engine_stop(L->eng);
+    chat_template_free(L->tpl);
+    tok_free(L->tok);
+    model_free(L->m);
+    encoder_free(L->enc);
+    free(L->path);
+    free(L);
+}
+
+int llm_is_local(const LlmBackend *b) { return b && b->destroy == local_destroy; }
+
+int llm_local_chat_stream(LlmBackend *b, const LlmMessage *msgs, int n, const LlmParams *p, LocalTextFn on_text,
+                          void *ctx, LlmReply *out, Err *e) {
+    if (!llm_is_local(b)) return err_set(e, ERR_UNSUPPORTED, "%s: not a local model", b->describe);
+    if (!b->chat) return err_set(e, ERR_UNSUPPORTED, "%s: a sentence-embedding model cannot chat", b->describe);
+    return chat_stream(b, msgs, n, p, on_text, ctx, out, e);
+}
+
+int llm_local_peak_batch(const LlmBackend *b) {
+    return llm_is_local(b) && b->chat ? local_engine_peak_active(((const LocalImpl *)b->impl)->eng) : 0;
+}
+
+int llm_local_n_ctx(const LlmBackend *b) {
+    return llm_is_local(b) && b->chat ? ((const LocalImpl *)b->impl)->n_ctx : 0;
+}
+
+LlmBackend *llm_local_open(const char *spec, const LocalOptions *o, Err *e) {
+    HubOptions ho = {.quiet = o ? o->quiet : 0};
+    LlmBackend *b = xcalloc(1, sizeof *b);
+    LocalImpl *L = xcalloc(1, sizeof *L);
+    atomic_init(&L->refs, 1);
+    b->impl = L;
+    b->destroy = local_destroy;
+    b->model = xstrdup(spec);
+    if (hub_resolve(spec, &ho, &L->path, e)) goto fail;
+    if (!file_exists(L->path)) {
+        err_set(e, ERR_NOTFOUND, "model path %s does not exist", L->path);
+        goto fail;
+    }
+    if (is_encoder_dir(L->path)) {
+        if (!(L->enc = encoder_load(L->path, e))) goto fail;
+        b->embed = local_embed;
+        b->describe = xasprintf("local %s (BertModel sentence embeddings, dim %d)", L->path, encoder_dim(L->enc));
+        return b;
+    }
+    if (load_decoder(L, o, e)) goto fail;
+    b->chat = local_chat;
+    b->describe = xasprintf("local %s (%s, %s)", L->path, model_arch_name(L->m->cfg.arch),
+                            dtype_name(L->m->weight_type));
+    return b;
+fail:
+    err_wrap(e, "%s", role_of(o));
+    llm_free(b);
+    return NULL;
+}
+
+LlmBackend *llm_local_share(LlmBackend *b) {
+    if (!llm_is_local(b)) return NULL;
+    LocalImpl *L = b->impl;
+    atomic_fetch_add(&L->refs, 1);
+    LlmBackend *s = xcalloc(1, sizeof *s);
+    s->describe = xstrdup(b->describe);
+    s->model = xstrdup(b->model);
+    s->chat = b->chat;
+    s->embed = b->embed;
+    s->destroy = b->destroy;
+    s->impl = L;
+    return s;
+}
+
+/* The hook llm_open calls for local specs (open.h). */
+LlmBackend *llm_open_local(const LlmRoleConfig *cfg, Err *e) {
+    LocalOptions o = {.role = cfg->role, .chat_template = cfg->chat_template};
+    return llm_local_open(cfg->model, &o, e);
+}

@@ -1,0 +1,483 @@
+/* The embedded engine as a role backend: chat() through llm_open against
+ * the engine's own greedy decoding, continuous batching from many threads,
+ * stops, limits, usage, embeddings, and errors. On the tiny fixture models
+ * (random weights: the texts are noise, but deterministic noise). */
+#include <pthread.h>
+#include <stdlib.h>
+
+#include "base/fileio.h"
+#include "base/mem.h"
+#include "infer/generate.h"
+#include "llm/local.h"
+#include "llm/open.h"
+#include "model/encoder.h"
+#include "test.h"
+#include "tok/chat_template.h"
+
+static char *fixture(const char *rel) { return test_shared_path(rel); }
+
+#define NEED(path)                                                \
+    if (!(path)) SKIP("fixture %s not found (set ALOE_SHARED)", #path)
+
+static LlmBackend *open_local(const char *model, const char *tmpl, Err *e) {
+    LlmRoleConfig cfg = {.role = "test", .model = model, .chat_template = tmpl};
+    return llm_open(&cfg, NULL, e);
+}
+
+static LlmParams greedy(int max_tokens) {
+    LlmParams p = llm_params_default();
+    p.temperature = 0;
+    p.max_tokens = max_tokens;
+    return p;
+}
+
+/* What the backend should answer, computed by hand: render, encode
+ * without added specials, greedy generate() until an end-of-turn id, decode
+ * the new ids, cut at a template stop string. */
+typedef struct {
+    char *text;
+    int n_prompt, n_out, stopped;
+} Expected;
+
+static int expected_greedy(const char *dir, const LlmMessage *msgs, int n, int max_tokens, Expected *x, Err *e) {
+    memset(x, 0, sizeof *x);
+    ChatTemplate *t = chat_template_open_hf(dir, NULL, e);
+    Tokenizer *tok = tok_load_hf(dir, e);
+    Model *m = model_load(dir, 0, e);
+    if (!t || !tok || !m) return -1;
+    ChatMsg cm[8];
+    for (int i = 0; i < n; i++) cm[i] = (ChatMsg){msgs[i].role, msgs[i].content};
+    char *text = NULL;
+    int32_t *ids = NULL;
+    int n_ids = 0;
+    if (chat_template_render(t, cm, n, 1, NULL, &text, e) || tok_encode(tok, text, 0, 1, &ids, &n_ids, e)) return -1;
+    GenParams gp;
+    gen_params_default(&gp);
+    gp.max_tokens = max_tokens;
+    for (int i = 0; i < m->cfg.n_eos; i++) gp.stop_ids[gp.n_stop_ids++] = m->cfg.eos_ids[i];
+    int n_eot;
+    const int32_t *eot = tok_eot(tok, &n_eot);
+    for (int i = 0; i < n_eot && gp.n_stop_ids < GEN_MAX_STOP_IDS; i++) gp.stop_ids[gp.n_stop_ids++] = eot[i];
+    const char *const *stops = chat_template_stop_strings(t);
+    for (int i = 0; stops[i] && gp.n_stop_ids < GEN_MAX_STOP_IDS; i++)
+        if (tok_find(tok, stops[i]) >= 0) gp.stop_ids[gp.n_stop_ids++] = tok_find(tok, stops[i]);
+    GenSeq s;
+    gen_seq_init(&s, ids, n_ids, &gp);
+    int rc = generate(m, &s, 1, e);
+    if (!rc) {
+        x->stopped = s.finish == GEN_STOP_TOKEN;
+        x->n_prompt = n_ids;
+        x->n_out = s.n_out;
+        /* decoded as a stream does it: invalid UTF-8 (common from random weights) becomes U+FFFD */
+        TokStream ts;
+        StrBuf sb;
+        sb_init(&sb);
+        tok_stream_init(&ts, tok, 1);
+        for (int i = 0; i < s.n_out - x->stopped && !rc; i++) rc = tok_stream_push(&ts, s.out[i], &sb, e);
+        tok_stream_flush(&ts, &sb);
+        x->text = sb.s ? sb_take(&sb) : xstrdup("");
+        for (int i = 0; stops[i] && x->text; i++) {
+            char *hit = strstr(x->text, stops[i]);
+            if (hit) *hit = 0, x->stopped = 1;
+        }
+        if (!x->text) rc = -1;
+    }
+    gen_seq_free(&s);
+    free(ids);
+    free(text);
+    model_free(m);
+    tok_free(tok);
+    chat_template_free(t);
+    return rc;
+}
+
+static void test_greedy_equals_engine(void) {
+    char *dir = fixture("fixtures/models/tiny-qwen2");
+    NEED(dir);
+    Err e;
+    LlmMessage msgs[2] = {{"system", "Be brief."}, {"user", "I just moved to a new city and want to find friends."}};
+    Expected x;
+    CHECK_OK(expected_greedy(dir, msgs, 2, 24, &x, &e), &e);
+    LlmBackend *b = open_local(dir, NULL, &e);
+    CHECK_OK(b == NULL, &e);
+    CHECK(strstr(b->describe, "local ") == b->describe);
+    CHECK(strstr(b->describe, "Qwen2ForCausalLM") && strstr(b->describe, "f32"));
+    LlmParams p = greedy(24);
+    LlmReply r = {0};
+    CHECK_OK(llm_chat(b, msgs, 2, &p, &r, &e), &e);
+    CHECK_EQ_STR(r.text, x.text);
+    CHECK_EQ_STR(r.finish_reason, x.stopped ? "stop" : "length");
+    CHECK_EQ_INT(r.usage.prompt_tokens, x.n_prompt);
+    CHECK_EQ_INT(r.usage.completion_tokens, x.n_out);
+    CHECK_EQ_INT(b->stats.requests, 1);
+    CHECK_EQ_INT(b->stats.prompt_tokens, x.n_prompt);
+    CHECK_EQ_INT(b->stats.completion_tokens, x.n_out);
+    llm_reply_free(&r);
+    llm_free(b);
+    free(x.text);
+    free(dir);
+}
+
+/* max_tokens ends a reply with "length" and exactly that many tokens; the
+ * default limit applies when unset. */
+static void test_max_tokens_length(void) {
+    char *dir = fixture("fixtures/models/tiny-llama3");
+    NEED(dir);
+    Err e;
+    LlmBackend *b = open_local(dir, NULL, &e);
+    CHECK_OK(b == NULL, &e);
+    LlmMessage msgs[1] = {{"user", "Tell me about your garden."}};
+    Expected x;
+    CHECK_OK(expected_greedy(dir, msgs, 1, 5, &x, &e), &e);
+    LlmParams p = greedy(5);
+    LlmReply r = {0};
+    CHECK_OK(llm_chat(b, msgs, 1, &p, &r, &e), &e);
+    CHECK_EQ_STR(r.text, x.text);
+    if (!x.stopped) {
+        CHECK_EQ_STR(r.finish_reason, "length");
+        CHECK_EQ_INT(r.usage.completion_tokens, 5);
+    }
+    llm_reply_free(&r);
+    free(x.text);
+    p.max_tokens = 0; /* unset: LOCAL_DEFAULT_MAX_TOKENS, cut to the 256-token context */
+    CHECK_OK(llm_chat(b, msgs, 1, &p, &r, &e), &e);
+    CHECK(r.usage.completion_tokens <= LOCAL_DEFAULT_MAX_TOKENS);
+    CHECK(r.usage.prompt_tokens + r.usage.completion_tokens <= llm_local_n_ctx(b));
+    if (!strcmp(r.finish_reason, "length"))
+        CHECK_EQ_INT(r.usage.prompt_tokens + r.usage.completion_tokens, llm_local_n_ctx(b));
+    llm_reply_free(&r);
+    llm_free(b);
+    free(dir);
+}
+
+/* ---- many threads ---- */
+
+#define N_THREADS 16
+
+typedef struct {
+    LlmBackend *b;
+    int i;
+    char *text;
+    long completion;
+    Err e;
+    int rc;
+} Job;
+
+static void job_messages(int i, char *buf, size_t size, LlmMessage msgs[2]) {
+    snprintf(buf, size, "Question %d: what should I cook tonight, given %d friends are coming?", i, i % 5 + 1);
+    msgs[0] = (LlmMessage){"system", "You are a helpful assistant."};
+    msgs[1] = (LlmMessage){"user", buf};
+}
+
+static void *job_run(void *arg) {
+    Job *j = arg;
+    char buf[160];
+    LlmMessage msgs[2];
+    job_messages(j->i, buf, sizeof buf, msgs);
+    LlmParams p = greedy(12 + 3 * (j->i % 7)); /* different lengths: sequences leave and join mid-flight */
+    LlmReply r = {0};
+    j->rc = llm_chat(j->b, msgs, 2, &p, &r, &j->e);
+    if (!j->rc) j->text = xstrdup(r.text), j->completion = r.usage.completion_tokens;
+    llm_reply_free(&r);
+    return NULL;
+}
+
+/* Greedy replies are the same alone and batched: a prompt is prefilled on
+ * its own either way, and decode rows of a batch are independent up to
+ * MATMUL_GEMM_MIN_ROWS - 1 rows (exact per-row dots). At 16 rows the decode
+ * matmuls switch to sgemm, whose rounding may differ in the last bits; on
+ * these models that has not changed an argmax, and texts are compared
+ * exactly. */
+static void test_concurrent_equals_single(void) {
+    char *dir = fixture("fixtures/models/tiny-qwen2");
+    NEED(dir);
+    Err e;
+    LlmBackend *b = open_local(dir, NULL, &e);
+    CHECK_OK(b == NULL, &e);
+    Job single[N_THREADS], many[N_THREADS];
+    for (int i = 0; i < N_THREADS; i++) {
+        single[i] = (Job){.b = b, .i = i};
+        job_run(&single[i]);
+        CHECK_OK(single[i].rc, &single[i].e);
+    }
+    CHECK_EQ_INT(llm_local_peak_batch(b), 1);
+    pthread_t th[N_THREADS];
+    for (int i = 0; i < N_THREADS; i++) {
+        many[i] = (Job){.b = b, .i = i};
+        pthread_create(&th[i], NULL, job_run, &many[i]);
+    }
+    for (int i = 0; i < N_THREADS; i++) pthread_join(th[i], NULL);
+    int failed = 0;
+    for (int i = 0; i < N_THREADS; i++) {
+        if (many[i].rc) fprintf(stderr, "thread %d: %s\n", i, many[i].e.msg), failed++;
+        else if (strcmp(many[i].text, single[i].text))
+            fprintf(stderr, "thread %d: \"%s\" != \"%s\"\n", i, many[i].text, single[i].text), failed++;
+        else if (many[i].completion != single[i].completion) failed++;
+    }
+    CHECK_EQ_INT(failed, 0);
+    int peak = llm_local_peak_batch(b);
+    CHECK_MSG(peak >= 4, "sequences decoded together at most: %d", peak);
+    CHECK_EQ_INT(b->stats.requests, 2 * N_THREADS);
+    for (int i = 0; i < N_THREADS; i++) free(single[i].text), free(many[i].text);
+    llm_free(b);
+    free(dir);
+}
+
+/* Two roles over one loaded model: the same replies, their own stats, and
+ * the model stays until the last is freed. */
+static void test_shared_model(void) {
+    char *dir = fixture("fixtures/models/tiny-qwen2");
+    NEED(dir);
+    Err e;
+    LlmBackend *a = open_local(dir, NULL, &e);
+    CHECK_OK(a == NULL, &e);
+    LlmBackend *b = llm_local_share(a);
+    CHECK(b != NULL && llm_is_local(b));
+    Job ja = {.b = a, .i = 3}, jb = {.b = b, .i = 3};
+    job_run(&ja);
+    CHECK_OK(ja.rc, &ja.e);
+    llm_free(a);
+    job_run(&jb);
+    CHECK_OK(jb.rc, &jb.e);
+    CHECK_EQ_STR(ja.text, jb.text);
+    CHECK_EQ_INT(b->stats.requests, 1);
+    free(ja.text), free(jb.text);
+    llm_free(b);
+    free(dir);
+}
+
+/* A seed repeats a sampled reply, batched or not. */
+static void test_seeded_sampling_repeats(void) {
+    char *dir = fixture("fixtures/models/tiny-mistral");
+    NEED(dir);
+    Err e;
+    LlmBackend *b = open_local(dir, NULL, &e);
+    CHECK_OK(b == NULL, &e);
+    LlmMessage msgs[1] = {{"user", "Any ideas for a weekend trip?"}};
+    LlmParams p = llm_params_default();
+    p.temperature = 0.9;
+    p.top_p = 0.95;
+    p.max_tokens = 16;
+    p.has_seed = 1;
+    p.seed = 1234;
+    LlmReply a = {0}, c = {0}, g = {0};
+    CHECK_OK(llm_chat(b, msgs, 1, &p, &a, &e), &e);
+    CHECK_OK(llm_chat(b, msgs, 1, &p, &c, &e), &e);
+    CHECK_EQ_STR(a.text, c.text);
+    LlmParams q = greedy(16);
+    CHECK_OK(llm_chat(b, msgs, 1, &q, &g, &e), &e);
+    CHECK_MSG(strcmp(a.text, g.text), "sampling at temperature 0.9 gave the greedy text: %s", a.text);
+    llm_reply_free(&a);
+    llm_reply_free(&c);
+    llm_reply_free(&g);
+    llm_free(b);
+    free(dir);
+}
+
+/* ---- stops, through the engine with stops chosen from a greedy run ---- */
+
+typedef struct {
+    Model *m;
+    Tokenizer *tok;
+    int32_t *prompt;
+    int n_prompt;
+} Raw;
+
+static int raw_open(Raw *r, const char *dir, Err *e) {
+    memset(r, 0, sizeof *r);
+    if (!(r->m = model_load(dir, 0, e)) || !(r->tok = tok_load_hf(dir, e))) return -1;
+    return tok_encode(r->tok, "<|im_start|>user\nhello there<|im_end|>\n<|im_start|>assistant\n", 0, 1, &r->prompt,
+                      &r->n_prompt, e);
+}
+
+static void raw_close(Raw *r) {
+    free(r->prompt);
+    tok_free(r->tok);
+    model_free(r->m);
+}
+
+static int engine_reply(Raw *r, const int32_t *stop_ids, int n_stop, const char *const *stop_strings, int max_tokens,
+                        LocalResult *out, Err *e) {
+    LocalEngineConfig c = {.m = r->m, .tok = r->tok, .stop_ids = stop_ids, .n_stop_ids = n_stop,
+                           .stop_strings = stop_strings, .max_active = 4};
+    LocalEngine *g = local_engine_start(&c, e);
+    if (!g) return -1;
+    LocalRequest rq = {.prompt = r->prompt, .n_prompt = r->n_prompt, .max_tokens = max_tokens};
+    sampler_params_default(&rq.sampling);
+    int rc = local_engine_run(g, &rq, out, e);
+    local_engine_stop(g);
+    return rc;
+}
+
+static void collect(void *ctx, const char *text, size_t len) { sb_appendn(ctx, text, len); }
+
+static void test_stop_at_end_of_turn(void) {
+    char *dir = fixture("fixtures/models/tiny-qwen2");
+    NEED(dir);
+    Err e;
+    Raw r;
+    CHECK_OK(raw_open(&r, dir, &e), &e);
+    LocalResult free_run, stopped;
+    CHECK_OK(engine_reply(&r, NULL, 0, NULL, 12, &free_run, &e), &e);
+    CHECK(free_run.length_limited && free_run.n_completion == 12);
+    /* the greedy ids again, to pick a stop token: the first one that is new at step k >= 2 */
+    GenParams gp;
+    gen_params_default(&gp);
+    gp.max_tokens = 12;
+    GenSeq s;
+    gen_seq_init(&s, r.prompt, r.n_prompt, &gp);
+    CHECK_OK(generate(r.m, &s, 1, &e), &e);
+    int k = 2;
+    for (; k < s.n_out; k++) {
+        int seen = 0;
+        for (int j = 0; j < k; j++) seen |= s.out[j] == s.out[k];
+        if (!seen) break;
+    }
+    CHECK(k < s.n_out);
+    char *before = tok_decode(r.tok, s.out, k, 1, &e);
+    CHECK(before != NULL);
+    /* as an end-of-turn id: the reply is the text before it, the stop token counted */
+    CHECK_OK(engine_reply(&r, &s.out[k], 1, NULL, 12, &stopped, &e), &e);
+    CHECK_EQ_STR(stopped.text, before);
+    CHECK_EQ_INT(stopped.length_limited, 0);
+    CHECK_EQ_INT(stopped.n_completion, k + 1);
+    free(stopped.text);
+    /* as a stop string: text cut where it starts (it may start inside a token) */
+    char *all = tok_decode(r.tok, s.out, s.n_out, 1, &e);
+    char *tail = tok_decode(r.tok, &s.out[k], 1, 1, &e);
+    CHECK(all && tail && *tail);
+    const char *stops[] = {tail, NULL};
+    size_t cut = (size_t)(strstr(all, tail) - all);
+    StrBuf streamed;
+    sb_init(&streamed);
+    LocalEngineConfig c = {.m = r.m, .tok = r.tok, .stop_strings = stops, .max_active = 2};
+    LocalEngine *g = local_engine_start(&c, &e);
+    CHECK(g != NULL);
+    LocalRequest rq = {.prompt = r.prompt, .n_prompt = r.n_prompt, .max_tokens = 12, .on_text = collect,
+                       .ctx = &streamed};
+    sampler_params_default(&rq.sampling);
+    CHECK_OK(local_engine_run(g, &rq, &stopped, &e), &e);
+    local_engine_stop(g);
+    CHECK_EQ_INT(strlen(stopped.text), cut);
+    CHECK(!strncmp(stopped.text, all, cut));
+    CHECK_EQ_INT(stopped.length_limited, 0);
+    /* what was streamed is the reply, and never the stop string */
+    CHECK_EQ_STR(streamed.s ? streamed.s : "", stopped.text);
+    sb_free(&streamed);
+    free(stopped.text);
+    free(all), free(tail), free(before), free(free_run.text);
+    gen_seq_free(&s);
+    raw_close(&r);
+    free(dir);
+}
+
+/* ---- GGUF ---- */
+
+static void test_gguf_with_named_template(void) {
+    char *gguf = fixture("fixtures/gguf/tiny-qwen2-f32.gguf");
+    char *dir = fixture("fixtures/models/tiny-qwen2");
+    NEED(gguf);
+    NEED(dir);
+    Err e;
+    CHECK(open_local(gguf, NULL, &e) == NULL);
+    CHECK_MSG(strstr(e.msg, "--chat-template") && strstr(e.msg, "qwen2.5"), "message: %s", e.msg);
+    LlmBackend *b = open_local(gguf, "qwen2.5", &e);
+    CHECK_OK(b == NULL, &e);
+    LlmBackend *h = open_local(dir, NULL, &e);
+    CHECK_OK(h == NULL, &e);
+    LlmMessage msgs[1] = {{"user", "What is a good book to read on a train?"}};
+    LlmParams p = greedy(16);
+    LlmReply a = {0}, c = {0};
+    CHECK_OK(llm_chat(b, msgs, 1, &p, &a, &e), &e);
+    CHECK_OK(llm_chat(h, msgs, 1, &p, &c, &e), &e);
+    /* the f32 GGUF gives the same greedy ids as the safetensors directory */
+    CHECK_EQ_STR(a.text, c.text);
+    CHECK_EQ_INT(a.usage.prompt_tokens, c.usage.prompt_tokens);
+    llm_reply_free(&a);
+    llm_reply_free(&c);
+    llm_free(b);
+    llm_free(h);
+    free(gguf);
+    free(dir);
+}
+
+/* ---- embeddings ---- */
+
+static void test_embed_equals_encoder(void) {
+    char *dir = fixture("fixtures/models/tiny-bert-st");
+    NEED(dir);
+    Err e;
+    LlmBackend *b = open_local(dir, NULL, &e);
+    CHECK_OK(b == NULL, &e);
+    const char *texts[] = {"She works night shifts as a nurse.", "He collects vintage cameras."};
+    float *v = NULL, *w = NULL;
+    int dim = 0, dim2 = 0;
+    CHECK_OK(llm_embed(b, texts, 2, &v, &dim, &e), &e);
+    Encoder *enc = encoder_load(dir, &e);
+    CHECK_OK(enc == NULL, &e);
+    CHECK_OK(encoder_embed(enc, texts, 2, &w, &dim2, &e), &e);
+    CHECK_EQ_INT(dim, dim2);
+    for (int i = 0; i < 2 * dim; i++) CHECK_NEAR(v[i], w[i], 1e-6);
+    CHECK_EQ_INT(b->stats.requests, 1);
+    LlmMessage m[1] = {{"user", "hi"}};
+    LlmParams p = greedy(4);
+    LlmReply r = {0};
+    CHECK(llm_chat(b, m, 1, &p, &r, &e) == -1);
+    CHECK_EQ_INT(e.code, ERR_UNSUPPORTED);
+    free(v), free(w);
+    encoder_free(enc);
+    llm_free(b);
+    free(dir);
+}
+
+/* ---- errors ---- */
+
+static void test_errors(void) {
+    char *dir = fixture("fixtures/models/tiny-qwen2");
+    NEED(dir);
+    Err e;
+    CHECK(open_local("./no/such/model", NULL, &e) == NULL);
+    CHECK_EQ_INT(e.code, ERR_NOTFOUND);
+    CHECK(strstr(e.msg, "./no/such/model") != NULL);
+    CHECK(open_local("/no/such/model.gguf", NULL, &e) == NULL);
+    CHECK(strstr(e.msg, "/no/such/model.gguf") != NULL);
+    CHECK(open_local(dir, "no-such-template", &e) == NULL);
+    CHECK_MSG(strstr(e.msg, "no-such-template") && strstr(e.msg, "chatml") && strstr(e.msg, "llama3.1"),
+              "message: %s", e.msg);
+    /* an empty directory is not a model */
+    char *tmp = test_tmpdir();
+    CHECK(open_local(tmp, NULL, &e) == NULL);
+    CHECK(strstr(e.msg, tmp) != NULL);
+    free(tmp);
+    /* a prompt longer than the context */
+    LocalOptions o = {.n_ctx = 16};
+    LlmBackend *b = llm_local_open(dir, &o, &e);
+    CHECK_OK(b == NULL, &e);
+    CHECK_EQ_INT(llm_local_n_ctx(b), 16);
+    LlmMessage m[1] = {{"user", "This message and the template around it are longer than sixteen tokens."}};
+    LlmParams p = greedy(4);
+    LlmReply r = {0};
+    CHECK(llm_chat(b, m, 1, &p, &r, &e) == -1);
+    CHECK_MSG(strstr(e.msg, "context of 16 tokens"), "message: %s", e.msg);
+    CHECK_EQ_INT(b->stats.errors, 1);
+    /* a decoder cannot embed */
+    const char *t[] = {"x"};
+    float *v;
+    int dim;
+    CHECK(llm_embed(b, t, 1, &v, &dim, &e) == -1);
+    llm_free(b);
+    free(dir);
+}
+
+int main(void) {
+    RUN(test_greedy_equals_engine);
+    RUN(test_max_tokens_length);
+    RUN(test_concurrent_equals_single);
+    RUN(test_shared_model);
+    RUN(test_seeded_sampling_repeats);
+    RUN(test_stop_at_end_of_turn);
+    RUN(test_gguf_with_named_template);
+    RUN(test_embed_equals_encoder);
+    RUN(test_errors);
+    return test_summary();
+}

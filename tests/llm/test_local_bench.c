@@ -1,0 +1,57 @@
+/* The pipeline on local models only: `aloe bench` with the evaluated
+ * model, the user simulator and the judge all the tiny Qwen2 fixture. The
+ * random model writes noise, so the judge's scores are mostly invalid: the
+ * run must count them and finish, not crash. The role prompts are longer
+ * than the fixture's 256-token context, hence ALOE_CTX. */
+#include <jansson.h>
+#include <stdlib.h>
+
+#include "base/fileio.h"
+#include "base/mem.h"
+#include "test.h"
+
+static void write_text(const char *path, const char *text) {
+    Err e;
+    if (file_write_atomic(path, text, strlen(text), &e)) fprintf(stderr, "%s\n", e.msg);
+}
+
+static void test_bench_all_local(void) {
+    char *model = test_shared_path("fixtures/models/tiny-qwen2");
+    if (!model) SKIP("fixtures/models/tiny-qwen2 not found (set ALOE_SHARED)");
+    char *dir = test_tmpdir(), *aloe = test_build_path("aloe");
+    char *prof = path_join(dir, "profiles.jsonl"), *pers = path_join(dir, "personalities.jsonl");
+    char *out = path_join(dir, "run"), *log = path_join(dir, "log.txt");
+    write_text(prof, "\"I am a nurse from Ohio who grows tomatoes.\"\n");
+    write_text(pers, "\"Cheerful and talkative.\"\n\"Reserved.\"\n");
+    int rc = test_system("ALOE_CTX=2048 %s bench --model %s --user-model %s --judge-model %s --profiles %s "
+                         "--personalities %s --personalities-per-profile 1 --turns 2 --max-tokens 16 -j 2 -q "
+                         "--out %s > %s 2>&1",
+                         aloe, model, model, model, prof, pers, out, log);
+    if (rc) test_system("cat %s >&2", log);
+    CHECK_EQ_INT(rc, 0);
+    char *results = path_join(out, "results.json");
+    json_error_t je;
+    json_t *r = json_load_file(results, 0, &je);
+    CHECK_MSG(r != NULL, "%s: %s", results, je.text);
+    CHECK(json_is_true(json_object_get(r, "complete")));
+    json_t *turns = json_object_get(r, "turns");
+    CHECK_EQ_INT(json_array_size(turns), 2);
+    /* every judged turn is either scored or counted invalid */
+    for (size_t k = 0; k < 2; k++) {
+        json_t *t = json_array_get(turns, k);
+        long n = (long)json_integer_value(json_object_get(t, "n"));
+        long invalid = (long)json_integer_value(json_object_get(t, "invalid"));
+        CHECK_EQ_INT(n + invalid, 1);
+    }
+    json_t *usage = json_object_get(r, "usage");
+    CHECK(json_integer_value(json_object_get(json_object_get(usage, "user"), "requests")) == 2);
+    CHECK(json_integer_value(json_object_get(json_object_get(usage, "user"), "prompt_tokens")) > 0);
+    json_decref(r);
+    free(results);
+    free(model), free(dir), free(aloe), free(prof), free(pers), free(out), free(log);
+}
+
+int main(void) {
+    RUN(test_bench_all_local);
+    return test_summary();
+}
