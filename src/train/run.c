@@ -145,9 +145,6 @@ static int ref_logps(Run *r, Err *e) {
         if (st) st_close(st);
     }
     if (!cached) {
-        if (o->resume && !o->ref)
-            rc = err_set(e, ERR_NOTFOUND, "%s: no reference log-probs for this data to resume with; give --ref",
-                         path);
         DpoTokens *pairs = xcalloc((size_t)r->n, sizeof *pairs);
         for (int i = 0; i < r->n; i++) pairs[i] = pair_tokens(&r->dpo[i]);
         TrainDecoder ref;
@@ -159,7 +156,8 @@ static int ref_logps(Run *r, Err *e) {
                 rc = err_set(e, ERR_ARG, "--ref %s: vocabulary of %d tokens, the model's has %d", o->ref,
                              ref.cfg.vocab_size, r->policy.cfg.vocab_size);
         }
-        /* Without --ref the policy before its first step is the reference. */
+        /* Without --ref the policy before its first step is the reference
+         * (also when resuming: the checkpoint is loaded after this). */
         if (!rc) rc = trainer_ref_logps(o->ref ? &ref : &r->policy, r->tp, pairs, r->n, r->ref_lp, e);
         td_free(&ref);
         free(pairs);
