@@ -1,34 +1,37 @@
 #!/bin/sh
 # Builds the libFuzzer harnesses in tests/fuzz/ with clang (ASan + UBSan)
 # and runs each for N seconds (default 60), seeding the corpora from the
-# shared fixtures when they are present. Usage: scripts/fuzz.sh [SECONDS]
-# Crashing inputs are written to build/fuzz/crash-<harness>-*.
+# repository's seeds and the shared fixtures when they are present.
+#   scripts/fuzz.sh [SECONDS] [HARNESS...]     (harnesses: gguf safetensors tokenizer_json jsonl)
+# Crashing inputs are written to build-fuzz/crash-<harness>-*.
 set -e
 cd "$(dirname "$0")/.."
 SECS=${1:-60}
-OUT=build/fuzz
+[ $# -gt 0 ] && shift
+HARNESSES=${*:-gguf safetensors tokenizer_json jsonl}
+OUT=build-fuzz
 SHARED=${ALOE_SHARED:-$(pwd)/../shared}
-CC=${FUZZ_CC:-clang}
-mkdir -p "$OUT"
-SRCS="src/base/err.c src/base/mem.c src/base/fileio.c src/base/log.c $(ls src/formats/*.c)"
-FLAGS="-std=c11 -g -O1 -D_GNU_SOURCE -Isrc -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined"
-LIBS="$(pkg-config --cflags --libs jansson) -lm -pthread"
+nproc=$(nproc)
+# The library, instrumented for coverage and sanitizers.
+make -s -j"$nproc" BUILD="$OUT" CC=clang SAN=1 CFLAGS="-fsanitize=fuzzer-no-link" "$OUT/libaloe.a"
+LIBS="$(pkg-config --libs libcurl jansson sqlite3 libpcre2-8 libutf8proc openblas) -lm -pthread"
+INC="$(pkg-config --cflags jansson libpcre2-8 libutf8proc openblas)"
 
-# seeds
-mkdir -p "$OUT/corpus-gguf" "$OUT/corpus-safetensors"
-for f in "$SHARED"/fixtures/gguf/tiny-qwen2-q8_0.gguf "$SHARED"/fixtures/gguf/tiny-llama3-f16.gguf; do
-    [ -f "$f" ] && cp "$f" "$OUT/corpus-gguf/" || true
-done
-for f in "$SHARED"/fixtures/models/tiny-bert-st/model.safetensors; do
-    [ -f "$f" ] && cp "$f" "$OUT/corpus-safetensors/" || true
-done
-printf '\020\000\000\000\000\000\000\000{"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}    \000\000\200\077' \
-    > "$OUT/corpus-safetensors/small.safetensors" 2>/dev/null || true
+seed() { # seed HARNESS FILE...
+    d="$OUT/corpus-$1"; shift
+    mkdir -p "$d"
+    for f in "$@"; do [ -f "$f" ] && cp "$f" "$d/" || true; done
+}
+seed gguf "$SHARED"/fixtures/gguf/tiny-qwen2-q8_0.gguf "$SHARED"/fixtures/gguf/tiny-llama3-f16.gguf
+seed safetensors "$SHARED"/fixtures/models/tiny-bert-st/model.safetensors
+seed tokenizer_json tests/data/tok/fuzz-seeds/*
+seed jsonl tests/data/fuzz/jsonl/* "$SHARED"/aloe-data/personality_eval.jsonl
 
 rc=0
-for h in gguf safetensors; do
+for h in $HARNESSES; do
     echo "== fuzz_$h: building"
-    $CC $FLAGS -o "$OUT/fuzz_$h" "tests/fuzz/fuzz_$h.c" $SRCS $LIBS
+    clang -std=c11 -g -O1 -D_GNU_SOURCE -Isrc $INC -fsanitize=fuzzer,address,undefined \
+        -fno-sanitize-recover=undefined -o "$OUT/fuzz_$h" "tests/fuzz/fuzz_$h.c" "$OUT/libaloe.a" $LIBS
     echo "== fuzz_$h: running for ${SECS}s"
     if ! "$OUT/fuzz_$h" -max_total_time="$SECS" -max_len=262144 -rss_limit_mb=2048 \
         -artifact_prefix="$OUT/crash-$h-" "$OUT/corpus-$h" 2>"$OUT/fuzz_$h.log"; then
@@ -36,7 +39,7 @@ for h in gguf safetensors; do
         tail -40 "$OUT/fuzz_$h.log"
         rc=1
     else
-        tail -2 "$OUT/fuzz_$h.log"
+        tail -1 "$OUT/fuzz_$h.log"
     fi
 done
 exit $rc

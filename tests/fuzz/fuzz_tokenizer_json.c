@@ -1,18 +1,9 @@
 /* libFuzzer harness: arbitrary bytes as tokenizer.json must load or fail
  * with an error, never crash; a tokenizer that loads must encode and
  * decode a few texts (including special-token text and invalid UTF-8).
- * Not part of `make test`; build and run:
- *
- *   make BUILD=build-fuzz CC=clang SAN=1 \
- *        CFLAGS="-fsanitize=fuzzer-no-link" build-fuzz/libaloe.a
- *   clang -g -O1 -fsanitize=fuzzer,address,undefined -Isrc \
- *        tests/fuzz/fuzz_tokenizer_json.c build-fuzz/libaloe.a \
- *        $(pkg-config --cflags --libs jansson libpcre2-8 libutf8proc) -lm \
- *        -o build-fuzz/fuzz_tokenizer_json
- *   mkdir -p /tmp/tokcorpus && cp tests/data/tok/fuzz-seeds/* /tmp/tokcorpus
- *   build-fuzz/fuzz_tokenizer_json -max_len=8192 -max_total_time=300 /tmp/tokcorpus
- *
- * (the corpus directory grows: keep it out of the repository). */
+ * Built and run by scripts/fuzz.sh (not by make test), seeded from
+ * tests/data/tok/fuzz-seeds.
+ * The corpus directory (build-fuzz/) grows: keep it out of the repository. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
