@@ -412,6 +412,48 @@ static void test_gguf_with_named_template(void) {
     free(dir);
 }
 
+/* ---- hf:// specs ---- */
+
+/* hf://ORG/REPO is downloaded once (from $HF_ENDPOINT into $ALOE_CACHE,
+ * here tests/tools/fake_hub serving the fixture) and then chats like the
+ * directory itself. */
+static void test_hf_spec(void) {
+    char *dir = fixture("fixtures/models/tiny-qwen2");
+    NEED(dir);
+    char *tmp = test_tmpdir(), *port_file = path_join(tmp, "port"), *bin = test_build_path("tests/tools/fake_hub");
+    char *argv[] = {bin, "--repo", "tiny/qwen2", "--root", dir, "--port-file", port_file, NULL};
+    pid_t pid;
+    int port = test_spawn_server(argv, port_file, &pid);
+    free(bin);
+    if (port < 0) SKIP("fake_hub did not start (build it with make tests)");
+    char *url = xasprintf("http://127.0.0.1:%d", port);
+    setenv("HF_ENDPOINT", url, 1);
+    setenv("ALOE_CACHE", tmp, 1);
+    Err e;
+    LocalOptions o = {.quiet = 1};
+    LlmBackend *b = llm_local_open("hf://tiny/qwen2", &o, &e);
+    test_kill(pid);
+    unsetenv("HF_ENDPOINT");
+    unsetenv("ALOE_CACHE");
+    CHECK_OK(b == NULL, &e);
+    CHECK_MSG(strstr(b->describe, tmp) != NULL, "describe: %s", b->describe);
+    CHECK_EQ_STR(b->model, "hf://tiny/qwen2");
+    LlmBackend *h = open_local(dir, NULL, &e);
+    CHECK_OK(h == NULL, &e);
+    LlmMessage msgs[1] = {{"user", "Do you like hiking?"}};
+    LlmParams p = greedy(10);
+    LlmReply a = {0}, c = {0};
+    CHECK_OK(llm_chat(b, msgs, 1, &p, &a, &e), &e);
+    CHECK_OK(llm_chat(h, msgs, 1, &p, &c, &e), &e);
+    CHECK_EQ_STR(a.text, c.text);
+    llm_reply_free(&a);
+    llm_reply_free(&c);
+    llm_free(b);
+    llm_free(h);
+    test_system("rm -rf '%s'", tmp);
+    free(url), free(tmp), free(port_file), free(dir);
+}
+
 /* ---- embeddings ---- */
 
 static void test_embed_equals_encoder(void) {
@@ -489,6 +531,7 @@ int main(void) {
     RUN(test_seeded_sampling_repeats);
     RUN(test_stop_at_end_of_turn);
     RUN(test_gguf_with_named_template);
+    RUN(test_hf_spec);
     RUN(test_embed_equals_encoder);
     RUN(test_errors);
     return test_summary();
