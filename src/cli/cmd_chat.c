@@ -104,7 +104,7 @@ static int chat_loop(LlmBackend *b, const char *system, const LlmParams *p, Err 
 int cmd_chat(int argc, char **argv) {
     const char *model = NULL, *system = NULL, *tmpl = NULL, *base_url = NULL;
     double temperature = -1, top_p = -1;
-    int max_tokens = 0, seed = -1;
+    int max_tokens = LOCAL_DEFAULT_MAX_TOKENS, seed = -1;
     ArgSpec specs[] = {
         {"--model", "-m", ARG_STR, &model, "M",
          "a Hugging Face directory, a .gguf file, hf://ORG/REPO[@REV][/FILE], or an endpoint's model name", 1, 0},
@@ -112,10 +112,10 @@ int cmd_chat(int argc, char **argv) {
         {"--chat-template", NULL, ARG_STR, &tmpl, "NAME",
          "chat template family, overriding the model's own (needed for a GGUF file without one)", 0, 0},
         {"--temperature", NULL, ARG_DOUBLE, &temperature, "T",
-         "0 = greedy (default: the checkpoint's generation_config, else greedy)", 0, 0},
-        {"--top-p", NULL, ARG_DOUBLE, &top_p, "P", "nucleus sampling (1 = off)", 0, 0},
-        {"--max-tokens", "-n", ARG_INT, &max_tokens, "N", "reply length limit in tokens (default 512)", 0, 0},
-        {"--seed", NULL, ARG_INT, &seed, "S", "random seed for sampling (default: a new one per reply)", 0, 0},
+         "0 = greedy; negative: the checkpoint's generation_config, else greedy", 0, 0},
+        {"--top-p", NULL, ARG_DOUBLE, &top_p, "P", "nucleus sampling (1 = off; negative: the checkpoint's)", 0, 0},
+        {"--max-tokens", "-n", ARG_INT, &max_tokens, "N", "reply length limit in tokens", 0, 0},
+        {"--seed", NULL, ARG_INT, &seed, "S", "random seed for sampling (negative: a new one per reply)", 0, 0},
         {"--base-url", NULL, ARG_STR, &base_url, "URL",
          "OpenAI-compatible endpoint for a model name (default: $OPENAI_BASE_URL)", 0, 0},
         {NULL, NULL, 0, NULL, NULL, NULL, 0, 0},

@@ -5,6 +5,7 @@
 
 #include "base/fileio.h"
 #include "base/mem.h"
+#include "llm/fake_server.h"
 #include "llm/local.h"
 #include "test.h"
 
@@ -94,8 +95,26 @@ static void test_errors(void) {
     free(model);
 }
 
+/* A model name goes to an OpenAI-compatible endpoint: the reply is printed
+ * whole, one request per turn. */
+static void test_endpoint_model(void) {
+    FakeServer fs;
+    if (fake_start(&fs, "{\"*\": {\"reply\": \"echo: {last_user}\"}}", 0))
+        SKIP("fake_openai did not start (build it with make tests)");
+    char args[512], *out = NULL;
+    snprintf(args, sizeof args, "--model some-model --base-url %s", fs.url);
+    int rc = chat("first\nsecond\n", args, &out);
+    long seen = fake_log_count(&fs, "some-model");
+    fake_stop(&fs);
+    CHECK_EQ_INT(rc, 0);
+    CHECK_EQ_STR(out, "echo: first\necho: second\n");
+    CHECK_EQ_INT(seen, 2);
+    free(out);
+}
+
 int main(void) {
     RUN(test_piped_turns);
     RUN(test_errors);
+    RUN(test_endpoint_model);
     return test_summary();
 }
