@@ -33,6 +33,7 @@ typedef struct {
     const char *base_url, *user_base_url, *judge_base_url;
     const char *key_env, *user_key_env, *judge_key_env;
     const char *prompts_file;
+    const char *chat_template, *user_chat_template, *judge_chat_template; /* local models */
     int per_profile, turns, threads, max_tokens, retries, quiet, no_cache;
     long seed;
     double temperature, timeout;
@@ -81,13 +82,14 @@ static json_t *endpoint_json(const char *url, const char *key_env) {
 
 /* Opens one role's backend; the key comes only from the environment. */
 static LlmBackend *open_role(const char *role, const char *model, const char *base, const char *key_env,
-                             int key_env_given, const Opts *o, LlmCache *cache, Err *e) {
+                             int key_env_given, const char *chat_template, const Opts *o, LlmOpener *opener,
+                             Err *e) {
     const char *key = getenv(key_env);
     if (key_env_given && !(key && *key))
         return err_set(e, ERR_ARG, "%s: the API key variable $%s is not set", role, key_env), NULL;
     LlmRoleConfig cfg = {.role = role, .model = model, .base_url = base, .api_key = key, .timeout_s = o->timeout,
-                         .max_retries = o->retries, .cancel = &interrupted};
-    return llm_open(&cfg, cache, e);
+                         .max_retries = o->retries, .cancel = &interrupted, .chat_template = chat_template};
+    return llm_opener_open(opener, &cfg, e);
 }
 
 static int file_digest(const char *path, char hex[65], Err *e) {
@@ -116,6 +118,14 @@ static json_t *run_settings(const Opts *o, const Prompts *prompts, Err *e) {
                      "personalities_sha256", hq, "personalities_per_profile", o->per_profile, "turns", o->turns,
                      "seed", (json_int_t)o->seed, "temperature", o->temperature, "max_tokens", o->max_tokens,
                      "prompts_sha256", hprompts, "judge_attempts", 3);
+}
+
+/* Chat templates change what local models see: part of the settings when given. */
+static void add_templates(json_t *settings, const Opts *o) {
+    if (o->chat_template) json_object_set_new(settings, "chat_template", json_string(o->chat_template));
+    if (o->user_chat_template) json_object_set_new(settings, "user_chat_template", json_string(o->user_chat_template));
+    if (o->judge_chat_template)
+        json_object_set_new(settings, "judge_chat_template", json_string(o->judge_chat_template));
 }
 
 static json_t *stats_json(LlmBackend *b) {
@@ -188,6 +198,11 @@ int cmd_bench(int argc, char **argv) {
         {"--prompts", NULL, ARG_STR, &o.prompts_file, "FILE", "JSON object overriding role prompts", 0, 0},
         {"--timeout", NULL, ARG_DOUBLE, &o.timeout, "S", "per-request time-out in seconds", 0, 0},
         {"--retries", NULL, ARG_INT, &o.retries, "N", "retries of a failed request (429, 5xx, time-outs)", 0, 0},
+        {"--chat-template", NULL, ARG_STR, &o.chat_template, "NAME",
+         "chat template of a local evaluated model, overriding its own", 0, 0},
+        {"--user-chat-template", NULL, ARG_STR, &o.user_chat_template, "NAME", "the same for the user simulator",
+         0, 0},
+        {"--judge-chat-template", NULL, ARG_STR, &o.judge_chat_template, "NAME", "the same for the judge", 0, 0},
         {"--quiet", "-q", ARG_FLAG, &o.quiet, NULL, "no progress output", 0, 0},
         {"--no-cache", NULL, ARG_FLAG, &o.no_cache, NULL, "do not keep answers in DIR/requests.sqlite", 0, 0},
         {NULL, NULL, 0, NULL, NULL, NULL, 0, 0}};
@@ -240,7 +255,8 @@ int cmd_bench(int argc, char **argv) {
         status = cli_fail(&e);
         goto done;
     }
-    if (!(settings = run_settings(&o, &prompts, &e)) || file_mkdirs(o.out, &e)) {
+    if ((settings = run_settings(&o, &prompts, &e))) add_templates(settings, &o);
+    if (!settings || file_mkdirs(o.out, &e)) {
         status = cli_fail(&e);
         goto done;
     }
@@ -261,13 +277,20 @@ int cmd_bench(int argc, char **argv) {
         path = NULL;
     }
     const ArgSpec *ue = args_find(specs, "--user-api-key-env"), *je = args_find(specs, "--judge-api-key-env");
-    model = open_role("model", o.model, o.base_url, o.key_env, args_find(specs, "--api-key-env")->seen, &o, cache, &e);
+    /* Roles naming the same local model share one loaded copy. */
+    LlmOpener opener;
+    llm_opener_init(&opener, cache);
+    model = open_role("model", o.model, o.base_url, o.key_env, args_find(specs, "--api-key-env")->seen,
+                      o.chat_template, &o, &opener, &e);
     if (model)
         user = open_role("user", o.user_model, o.user_base_url ? o.user_base_url : o.base_url,
-                         o.user_key_env ? o.user_key_env : o.key_env, ue->seen, &o, cache, &e);
+                         o.user_key_env ? o.user_key_env : o.key_env, ue->seen, o.user_chat_template, &o, &opener,
+                         &e);
     if (user)
         judge = open_role("judge", o.judge_model, o.judge_base_url ? o.judge_base_url : o.base_url,
-                          o.judge_key_env ? o.judge_key_env : o.key_env, je->seen, &o, cache, &e);
+                          o.judge_key_env ? o.judge_key_env : o.key_env, je->seen, o.judge_chat_template, &o,
+                          &opener, &e);
+    llm_opener_done(&opener);
     if (!judge) {
         status = cli_fail(&e);
         goto done;
@@ -338,9 +361,17 @@ int cmd_bench(int argc, char **argv) {
                 printf(" -");
         }
         json_t *judge_counts = json_object_get(res, "judge");
-        printf("\nAVG %.3f  IR %.4f  R2 %.3f  N-IR %.4f  (judge: %lld retried, %lld invalid)\n",
-               json_number_value(json_object_get(res, "avg")), json_number_value(json_object_get(res, "ir")),
-               json_number_value(json_object_get(res, "r2")), json_number_value(json_object_get(res, "n_ir")),
+        /* An undefined metric (no valid scores, one turn) shows as "n/a", never as 0. */
+        static const char *keys[] = {"avg", "ir", "r2", "n_ir"}, *labels[] = {"AVG", "IR", "R2", "N-IR"};
+        printf("\n");
+        for (int k = 0; k < 4; k++) {
+            json_t *v = json_object_get(res, keys[k]);
+            if (json_is_number(v))
+                printf("%s %.4f  ", labels[k], json_number_value(v));
+            else
+                printf("%s n/a  ", labels[k]);
+        }
+        printf("(judge: %lld retried, %lld invalid)\n",
                (long long)json_integer_value(json_object_get(judge_counts, "retried")),
                (long long)json_integer_value(json_object_get(judge_counts, "invalid")));
         printf("results: %s/results.json  report: %s/report.md  chart: %s/al.svg\n", o.out, o.out, o.out);

@@ -104,11 +104,17 @@ int cmd_dialogues(int argc, char **argv) {
     if (!rc && prompts_path) rc = prompts_load(&prompts, prompts_path, &e);
     if (!rc) rc = dialogues_plan(&plan, profiles.n, personalities.n, passes, num, (uint64_t)seed, &e);
     if (!rc) rc = llm_cache_open(cache_path ? cache_path : cache_owned, &cache, &e);
+    /* Roles naming the same local model share one loaded copy. */
+    LlmOpener opener;
+    llm_opener_init(&opener, cache);
+    conn.opener = &opener;
     for (int i = 0; !rc && i < R__COUNT; i++) {
         if (i == R_RESPONDER) continue;
         const GenRole *fallback = i == R_HINTED || i == R_PLAIN ? &roles[R_RESPONDER] : NULL;
         if (!(b[i] = genrole_open(&roles[i], fallback, &conn, cache, &e))) rc = -1;
     }
+    llm_opener_done(&opener);
+    conn.opener = NULL;
     DialoguesResult res = {0};
     if (!rc) {
         dc.prompts = &prompts;

@@ -98,8 +98,14 @@ int cmd_personas(int argc, char **argv) {
     if (!rc) rc = jsonl_read_strings(seeds_path, &seeds, &e);
     if (!rc && prompts_path) rc = prompts_load(&prompts, prompts_path, &e);
     if (!rc) rc = llm_cache_open(cache_path ? cache_path : cache_owned, &cache, &e);
+    /* Roles naming the same local model share one loaded copy. */
+    LlmOpener opener;
+    llm_opener_init(&opener, cache);
+    conn.opener = &opener;
     if (!rc && !(gen = genrole_open(&roles[0], NULL, &conn, cache, &e))) rc = -1;
     if (!rc && !(emb = genrole_open(&roles[1], NULL, &conn, cache, &e))) rc = -1;
+    llm_opener_done(&opener);
+    conn.opener = NULL;
     PersonasResult res;
     if (!rc) {
         pc.template_text = prompts.text[pid];

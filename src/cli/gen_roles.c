@@ -21,9 +21,12 @@ int genrole_specs(GenRole *roles, int n, ArgSpec *specs, const char *model_flag)
         snprintf(r->help_model, sizeof r->help_model, "%s (model spec or endpoint model name)", r->help);
         snprintf(r->help_url, sizeof r->help_url, "endpoint of the %s role (default: --base-url)", r->name);
         snprintf(r->help_key, sizeof r->help_key, "variable holding the %s role's API key", r->name);
+        snprintf(r->flag_tmpl, sizeof r->flag_tmpl, "--%s-chat-template", r->name);
+        snprintf(r->help_tmpl, sizeof r->help_tmpl, "chat template of a local %s model, overriding its own", r->name);
         specs[k++] = (ArgSpec){r->flag_model, NULL, ARG_STR, &r->model, "M", r->help_model, 0, 0};
         specs[k++] = (ArgSpec){r->flag_url, NULL, ARG_STR, &r->base_url, "URL", r->help_url, 0, 0};
         specs[k++] = (ArgSpec){r->flag_key, NULL, ARG_STR, &r->key_env, "VAR", r->help_key, 0, 0};
+        specs[k++] = (ArgSpec){r->flag_tmpl, NULL, ARG_STR, &r->chat_template, "NAME", r->help_tmpl, 0, 0};
     }
     return k;
 }
@@ -43,6 +46,7 @@ LlmBackend *genrole_open(const GenRole *r, const GenRole *fallback, const GenCon
     const char *model = r->model ? r->model : fallback ? fallback->model : NULL;
     const char *url = r->base_url ? r->base_url : fallback && fallback->base_url ? fallback->base_url : c->base_url;
     const char *key_env = r->key_env ? r->key_env : fallback && fallback->key_env ? fallback->key_env : c->key_env;
+    const char *tmpl = r->chat_template ? r->chat_template : fallback ? fallback->chat_template : NULL;
     if (!model) {
         err_set(e, ERR_ARG, "%s is required%s%s", r->flag_model, fallback ? " (or " : "",
                 fallback ? fallback->flag_model : "");
@@ -58,8 +62,9 @@ LlmBackend *genrole_open(const GenRole *r, const GenRole *fallback, const GenCon
         }
     }
     LlmRoleConfig cfg = {.role = r->name, .model = model, .base_url = url, .api_key = key,
-                         .timeout_s = c->timeout_s, .max_retries = c->retries, .cancel = c->cancel};
-    return llm_open(&cfg, cache, e);
+                         .timeout_s = c->timeout_s, .max_retries = c->retries, .cancel = c->cancel,
+                         .chat_template = tmpl};
+    return c->opener ? llm_opener_open(c->opener, &cfg, e) : llm_open(&cfg, cache, e);
 }
 
 static atomic_int stop_flag; /* CLI-only global: set from the signal handler */

@@ -9,13 +9,15 @@
 #include "cli/args.h"
 #include "llm/cache.h"
 #include "llm/llm.h"
+#include "llm/open.h"
 
 typedef struct GenRole {
-    const char *name;      /* "judge": flags --judge-model, --judge-base-url, --judge-api-key-env */
+    const char *name;      /* "judge": flags --judge-model, --judge-base-url, --judge-api-key-env,
+                            * --judge-chat-template */
     const char *help;      /* "the judge model" */
-    const char *model, *base_url, *key_env;
-    char flag_model[48], flag_url[48], flag_key[48];
-    char help_model[128], help_url[128], help_key[128];
+    const char *model, *base_url, *key_env, *chat_template;
+    char flag_model[48], flag_url[48], flag_key[48], flag_tmpl[48];
+    char help_model[128], help_url[128], help_key[128], help_tmpl[128];
 } GenRole;
 
 /* Common connection settings for every role. */
@@ -24,9 +26,10 @@ typedef struct GenConn {
     double timeout_s;
     int retries;
     atomic_int *cancel; /* Ctrl-C: aborts requests in flight (genrole_stop_on_signal) */
+    LlmOpener *opener;  /* when set, roles naming the same local model share one copy */
 } GenConn;
 
-/* Writes the three flags of each role into specs (3 per role) and returns
+/* Writes the four flags of each role into specs (4 per role) and returns
  * how many were written. `model_flag` overrides the model flag's name for
  * the first role (e.g. "--model"), NULL for the standard name. */
 int genrole_specs(GenRole *roles, int n, ArgSpec *specs, const char *model_flag);

@@ -4,6 +4,8 @@
 #include <string.h>
 
 #include "base/fileio.h"
+#include "base/mem.h"
+#include "llm/local.h"
 #include "llm/openai.h"
 
 static int ends_with(const char *s, const char *suffix) {
@@ -25,16 +27,24 @@ static const char *env(const char *name) {
     return v && *v ? v : NULL;
 }
 
-LlmBackend *llm_open(const LlmRoleConfig *cfg, LlmCache *cache, Err *e) {
+/* Opens a role; *local_out receives the unwrapped backend of a local model
+ * (to share it), and `share`, when not NULL, is an already loaded local
+ * backend of the same model to share instead of loading it again. */
+static LlmBackend *open_role(const LlmRoleConfig *cfg, LlmCache *cache, LlmBackend *share, LlmBackend **local_out,
+                             Err *e) {
     const char *role = cfg->role ? cfg->role : "model";
     if (!cfg->model || !*cfg->model) return err_set(e, ERR_ARG, "%s: no model given", role), NULL;
     LlmBackend *b;
     const char *endpoint;
+    char *local_endpoint = NULL;
     if (llm_spec_is_local(cfg->model)) {
         if (strncmp(cfg->model, "hf://", 5) && !file_exists(cfg->model))
             return err_set(e, ERR_NOTFOUND, "%s: model path %s does not exist", role, cfg->model), NULL;
-        b = llm_open_local(cfg, e);
-        endpoint = "local";
+        b = share ? llm_local_share(share) : llm_open_local(cfg, e);
+        if (b && local_out) *local_out = b;
+        /* The template changes the prompt the model sees, so it enters the
+         * request-cache key. */
+        endpoint = local_endpoint = xasprintf("local:%s", cfg->chat_template ? cfg->chat_template : "own");
     } else {
         const char *base = cfg->base_url && *cfg->base_url ? cfg->base_url : env("OPENAI_BASE_URL");
         if (!base) base = LLM_DEFAULT_BASE_URL;
@@ -44,6 +54,38 @@ LlmBackend *llm_open(const LlmRoleConfig *cfg, LlmCache *cache, Err *e) {
         endpoint = b ? llm_openai_base_url(b) : NULL;
         if (!b) err_wrap(e, "%s", role);
     }
-    if (!b || !cache) return b;
-    return llm_cache_wrap(b, cache, endpoint);
+    if (b && cache) b = llm_cache_wrap(b, cache, endpoint);
+    free(local_endpoint);
+    return b;
+}
+
+LlmBackend *llm_open(const LlmRoleConfig *cfg, LlmCache *cache, Err *e) { return open_role(cfg, cache, NULL, NULL, e); }
+
+void llm_opener_init(LlmOpener *o, LlmCache *cache) {
+    memset(o, 0, sizeof *o);
+    o->cache = cache;
+}
+
+LlmBackend *llm_opener_open(LlmOpener *o, const LlmRoleConfig *cfg, Err *e) {
+    if (!cfg->model || !llm_spec_is_local(cfg->model)) return open_role(cfg, o->cache, NULL, NULL, e);
+    char *key = xasprintf("%s|%s", cfg->model, cfg->chat_template ? cfg->chat_template : "");
+    for (int i = 0; i < o->n; i++)
+        if (!strcmp(o->keys[i], key)) {
+            free(key);
+            return open_role(cfg, o->cache, o->local[i], NULL, e);
+        }
+    LlmBackend *local = NULL;
+    LlmBackend *b = open_role(cfg, o->cache, NULL, &local, e);
+    if (b && local && o->n < LLM_OPENER_MAX) {
+        o->keys[o->n] = key;
+        o->local[o->n++] = local;
+    } else {
+        free(key);
+    }
+    return b;
+}
+
+void llm_opener_done(LlmOpener *o) {
+    for (int i = 0; i < o->n; i++) free(o->keys[i]);
+    memset(o, 0, sizeof *o);
 }

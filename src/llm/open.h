@@ -21,9 +21,25 @@ LlmBackend *llm_open(const LlmRoleConfig *cfg, LlmCache *cache /* may be NULL */
 /* 1 if a model spec names a local model (see above). */
 int llm_spec_is_local(const char *model);
 
-/* THE HOOK for the embedded engine, in its own file src/llm/local_hook.c:
- * opens a local model for a role. Until the engine lands it fails with
- * ERR_UNSUPPORTED; the engine replaces that file. */
+/* Opens a local model for a role with the embedded engine (src/llm/local.c). */
 LlmBackend *llm_open_local(const LlmRoleConfig *cfg, Err *e);
+
+/* Opens the several roles of one run so that roles naming the same local
+ * model (same spec, same chat template) share one loaded copy and one engine
+ * thread, whose continuous batching then serves all of them: three roles on
+ * hf://Qwen/Qwen2.5-0.5B-Instruct load it once, not three times. Endpoint
+ * roles are opened as llm_open does. Open every role before freeing any. */
+#define LLM_OPENER_MAX 16
+typedef struct LlmOpener {
+    LlmCache *cache; /* may be NULL */
+    int n;
+    char *keys[LLM_OPENER_MAX];
+    LlmBackend *local[LLM_OPENER_MAX]; /* the unwrapped local backends (borrowed) */
+} LlmOpener;
+
+void llm_opener_init(LlmOpener *o, LlmCache *cache);
+LlmBackend *llm_opener_open(LlmOpener *o, const LlmRoleConfig *cfg, Err *e);
+/* Frees the bookkeeping only; the backends stay with their owners. */
+void llm_opener_done(LlmOpener *o);
 
 #endif
