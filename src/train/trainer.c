@@ -4,6 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "train/par.h"
+
 int trainer_init(Trainer *t, TrainDecoder *policy, ThreadPool *tp, const TrainerConfig *cfg, Err *e) {
     memset(t, 0, sizeof *t);
     if (cfg->schedule.lr < 0) return err_set(e, ERR_ARG, "learning rate must be >= 0, got %g", cfg->schedule.lr);
@@ -66,8 +68,8 @@ int trainer_sft_accumulate(Trainer *t, const SftTokens *ex, int n, StepStats *st
             rc = err_wrap(e, "SFT example %d", i);
             break;
         }
-        st->loss += token_nll_sum_forward(logits, labels[i], ex[i].n, V, NULL) / (double)total;
-        token_nll_sum_backward(logits, logits, labels[i], ex[i].n, V, (float)(1.0 / total));
+        st->loss += par_token_nll_sum_forward(t->tp, logits, labels[i], ex[i].n, V, NULL) / (double)total;
+        par_token_nll_sum_backward(t->tp, logits, logits, labels[i], ex[i].n, V, (float)(1.0 / total));
         td_backward(t->policy, t->tp, logits);
         st->tokens += ex[i].n;
     }
@@ -106,8 +108,8 @@ static int pair_forward(TrainDecoder *m, ThreadPool *tp, const DpoTokens *p, int
                         int *seg, int32_t *labels, double lp[2], Err *e) {
     const int V = m->cfg.vocab_size, Tc = p->n_chosen, Tr = p->n_rejected;
     if (pack_pair(p, i, ids, seg, labels, e) || td_forward_packed(m, tp, ids, seg, Tc + Tr, logits, e)) return -1;
-    lp[0] = seq_logprob_forward(logits, labels, Tc, V, NULL);
-    lp[1] = seq_logprob_forward(logits + (size_t)Tc * V, labels + Tc, Tr, V, NULL);
+    lp[0] = -par_token_nll_sum_forward(tp, logits, labels, Tc, V, NULL); /* log-probability of the labels */
+    lp[1] = -par_token_nll_sum_forward(tp, logits + (size_t)Tc * V, labels + Tc, Tr, V, NULL);
     return 0;
 }
 
@@ -157,8 +159,9 @@ int trainer_dpo_accumulate(Trainer *t, const DpoTokens *pairs, int n, const doub
         double dc, dr;
         dpo_pair_backward(&t->cfg.dpo, &dp[i], 1.0 / n, &dc, &dr);
         if (t->cfg.dpo.nll_alpha > 0) dc -= t->cfg.dpo.nll_alpha / (double)chosen_tokens;
-        seq_logprob_backward(logits, logits, labels, Tc, V, (float)dc);
-        seq_logprob_backward(logits + (size_t)Tc * V, logits + (size_t)Tc * V, labels + Tc, Tr, V, (float)dr);
+        par_token_nll_sum_backward(t->tp, logits, logits, labels, Tc, V, (float)-dc);
+        par_token_nll_sum_backward(t->tp, logits + (size_t)Tc * V, logits + (size_t)Tc * V, labels + Tc, Tr, V,
+                                   (float)-dr);
         td_backward(t->policy, t->tp, logits);
         st->tokens += Tc + Tr;
     }
