@@ -248,7 +248,8 @@ static void proj(TrainDecoder *m, ThreadPool *tp, int l, int t, float *y, const 
     target_dims(&m->cfg, t, &in, &out);
     linear(tp, y, x, T, W, b, in, out);
     if (m->lora_on && m->la[l].A[t])
-        lora_forward(y, lora_u_of(m, l, t), x, m->la[l].A[t], m->la[l].B[t], T, in, out, m->lora.r, m->lora_scale);
+        par_lora_forward(tp, y, lora_u_of(m, l, t), x, m->la[l].A[t], m->la[l].B[t], T, in, out, m->lora.r,
+                         m->lora_scale);
 }
 
 /* One layer: res_out = res0 + attn(norm(res0)) + mlp(norm(...)). */
@@ -371,8 +372,8 @@ static void proj_backward(TrainDecoder *m, ThreadPool *tp, int l, int t, float *
     target_dims(&m->cfg, t, &in, &out);
     linear_backward(tp, dx, base_grad(m, dW), base_grad(m, db), dy, x, W, m->T, in, out);
     if (m->lora_on && m->la[l].A[t])
-        lora_backward(dx, m->lg[l].A[t], m->lg[l].B[t], m->lora_du, dy, x, lora_u_of(m, l, t), m->la[l].A[t],
-                      m->la[l].B[t], m->T, in, out, m->lora.r, m->lora_scale);
+        par_lora_backward(tp, dx, m->lg[l].A[t], m->lg[l].B[t], m->lora_du, dy, x, lora_u_of(m, l, t),
+                          m->la[l].A[t], m->la[l].B[t], m->T, in, out, m->lora.r, m->lora_scale);
 }
 
 /* On entry s->d_res holds dL/d(layer output); on exit dL/d(layer input). */

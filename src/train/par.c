@@ -1,11 +1,13 @@
 #include "train/par.h"
 
+#include <cblas.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "base/mem.h"
 #include "kernels/ops.h"
 #include "train/backward.h"
+#include "train/lora.h"
 #include "train/loss.h"
 
 typedef struct RowJob {
@@ -157,4 +159,62 @@ void par_token_nll_sum_backward(ThreadPool *tp, float *dlogits, const float *log
                                 int V, float scale) {
     RowJob j = {.dx = dlogits, .x = logits, .labels = labels, .n = T, .dim = V, .scale = scale};
     tp_run(tp, nll_bwd_task, &j);
+}
+
+/* ---- LoRA ---- */
+
+typedef struct LoraJob {
+    float *y, *u, *dx, *dA, *dB, *du;
+    const float *x, *dy, *A, *B, *u_saved;
+    int T, in, out, r, phase;
+    float scale;
+} LoraJob;
+
+static void lora_fwd_task(void *ctx, int ith, int nth) {
+    const LoraJob *j = ctx;
+    long t0, t1;
+    tp_split(j->T, ith, nth, &t0, &t1);
+    if (t1 > t0) lora_forward(j->y + t0 * j->out, j->u + t0 * j->r, j->x + t0 * j->in, j->A, j->B, (int)(t1 - t0),
+                              j->in, j->out, j->r, j->scale);
+}
+
+void par_lora_forward(ThreadPool *tp, float *y, float *u, const float *x, const float *A, const float *B, int T,
+                      int in, int out, int r, float scale) {
+    LoraJob j = {.y = y, .u = u, .x = x, .A = A, .B = B, .T = T, .in = in, .out = out, .r = r, .scale = scale};
+    tp_run(tp, lora_fwd_task, &j);
+}
+
+/* Phase 0: dB += scale·dyᵀ·u (rows of B) and du = scale·dy·B (rows of x);
+ * phase 1, once du is whole: dA += duᵀ·x (columns of A), dx += du·A (rows). */
+static void lora_bwd_task(void *ctx, int ith, int nth) {
+    const LoraJob *j = ctx;
+    const int T = j->T, in = j->in, out = j->out, r = j->r;
+    long t0, t1, a0, a1;
+    tp_split(T, ith, nth, &t0, &t1);
+    if (j->phase == 0) {
+        tp_split(out, ith, nth, &a0, &a1);
+        if (a1 > a0)
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)(a1 - a0), r, T, j->scale, j->dy + a0, out,
+                        j->u_saved, r, 1.0f, j->dB + a0 * r, r);
+        if (t1 > t0)
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)(t1 - t0), r, out, j->scale,
+                        j->dy + t0 * out, out, j->B, r, 0.0f, j->du + t0 * r, r);
+        return;
+    }
+    tp_split(in, ith, nth, &a0, &a1);
+    if (a1 > a0)
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, r, (int)(a1 - a0), T, 1.0f, j->du, r, j->x + a0, in,
+                    1.0f, j->dA + a0, in);
+    if (j->dx && t1 > t0)
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)(t1 - t0), in, r, 1.0f, j->du + t0 * r, r, j->A,
+                    in, 1.0f, j->dx + t0 * in, in);
+}
+
+void par_lora_backward(ThreadPool *tp, float *dx, float *dA, float *dB, float *du, const float *dy, const float *x,
+                       const float *u, const float *A, const float *B, int T, int in, int out, int r, float scale) {
+    LoraJob j = {.dx = dx, .dA = dA, .dB = dB, .du = du, .dy = dy, .x = x, .A = A, .B = B, .u_saved = u, .T = T,
+                 .in = in, .out = out, .r = r, .scale = scale};
+    tp_run(tp, lora_bwd_task, &j);
+    j.phase = 1;
+    tp_run(tp, lora_bwd_task, &j);
 }

@@ -30,5 +30,12 @@ double par_token_nll_sum_forward(ThreadPool *tp, const float *logits, const int3
                                  int *n_valid);
 void par_token_nll_sum_backward(ThreadPool *tp, float *dlogits, const float *logits, const int32_t *labels, int T,
                                 int V, float scale);
+/* lora_forward / lora_backward (train/lora.h) split over the threads: by
+ * rows of x for u, y, du and dx; by rows of B for dB and by columns of A for
+ * dA, so each thread's GEMMs write memory no other thread writes. */
+void par_lora_forward(ThreadPool *tp, float *y, float *u, const float *x, const float *A, const float *B, int T,
+                      int in, int out, int r, float scale);
+void par_lora_backward(ThreadPool *tp, float *dx, float *dA, float *dB, float *du, const float *dy, const float *x,
+                       const float *u, const float *A, const float *B, int T, int in, int out, int r, float scale);
 
 #endif
