@@ -67,7 +67,8 @@ static int run(const char *mode, int lora_r, int T, int steps, int threads, int 
         dts[s] = dt;
     }
     qsort(dts + 1, (size_t)steps, sizeof *dts, cmp_double);
-    double med = steps > 0 ? dts[1 + steps / 2] : dts[0]; /* the median of the steps after the warm-up */
+    /* the median of the steps after the warm-up (the mean of the middle two for an even count) */
+    double med = steps > 0 ? (dts[1 + (steps - 1) / 2] + dts[1 + steps / 2]) / 2 : dts[0];
     printf("%-5s seq %d threads %d: %.1f tokens/s (%.2f s/step), trainable %zu, peak RSS %.2f GiB\n", mode, T,
            tp_size(tp), T / med, med, t.n, peak_rss_gib());
     trainer_free(&t);

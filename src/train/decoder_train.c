@@ -307,8 +307,7 @@ int td_forward(TrainDecoder *m, ThreadPool *tp, const int32_t *ids, int T, float
     return td_forward_packed(m, tp, ids, NULL, T, logits, e);
 }
 
-int td_forward_packed(TrainDecoder *m, ThreadPool *tp, const int32_t *ids, const int *seg_start, int T,
-                      float *logits, Err *e) {
+int td_forward_hidden(TrainDecoder *m, ThreadPool *tp, const int32_t *ids, const int *seg_start, int T, Err *e) {
     const ModelConfig *c = &m->cfg;
     const int C = c->hidden_size;
     if (check_input(m, ids, seg_start, T, e)) return -1;
@@ -330,7 +329,18 @@ int td_forward_packed(TrainDecoder *m, ThreadPool *tp, const int32_t *ids, const
         layer_forward(m, tp, l, out, T);
     }
     par_rmsnorm_forward(tp, m->xf, m->res_final, m->w.final_norm, T, C, c->norm_eps);
-    linear(tp, logits, m->xf, T, m->w.lm_head, NULL, C, c->vocab_size);
+    return 0;
+}
+
+void td_head_forward(TrainDecoder *m, ThreadPool *tp, int t0, int t1, float *logits) {
+    const int C = m->cfg.hidden_size;
+    linear(tp, logits, m->xf + (long)t0 * C, t1 - t0, m->w.lm_head, NULL, C, m->cfg.vocab_size);
+}
+
+int td_forward_packed(TrainDecoder *m, ThreadPool *tp, const int32_t *ids, const int *seg_start, int T,
+                      float *logits, Err *e) {
+    if (td_forward_hidden(m, tp, ids, seg_start, T, e)) return -1;
+    td_head_forward(m, tp, 0, T, logits);
     return 0;
 }
 
@@ -420,18 +430,30 @@ static void layer_backward(TrainDecoder *m, ThreadPool *tp, int l, Scratch *s) {
     par_rmsnorm_backward(tp, s->d_res, base_grad(m, G->attn_norm), s->d_x, a->res0, W->attn_norm, T, C, eps);
 }
 
-void td_backward(TrainDecoder *m, ThreadPool *tp, const float *dlogits) {
+/* The head's gradients go to scratch d_x (rows t0..t1, which only this call
+ * writes) and to the head weight's gradient (accumulated). */
+void td_head_backward(TrainDecoder *m, ThreadPool *tp, int t0, int t1, const float *dlogits) {
+    const int C = m->cfg.hidden_size;
+    Scratch s = scratch_of(m);
+    zero(s.d_x + (long)t0 * C, (long)(t1 - t0) * C);
+    linear_backward(tp, s.d_x + (long)t0 * C, base_grad(m, m->g.lm_head), NULL, dlogits, m->xf + (long)t0 * C,
+                    m->w.lm_head, t1 - t0, C, m->cfg.vocab_size);
+}
+
+void td_backward_hidden(TrainDecoder *m, ThreadPool *tp) {
     const ModelConfig *c = &m->cfg;
     const int T = m->T, C = c->hidden_size;
     Scratch s = scratch_of(m);
-    /* The head (into the embedding's gradient when tied). */
-    zero(s.d_x, (long)T * C);
-    linear_backward(tp, s.d_x, base_grad(m, m->g.lm_head), NULL, dlogits, m->xf, m->w.lm_head, T, C, c->vocab_size);
     zero(s.d_res, (long)T * C);
     par_rmsnorm_backward(tp, s.d_res, base_grad(m, m->g.final_norm), s.d_x, m->res_final, m->w.final_norm, T, C,
-                     c->norm_eps);
+                         c->norm_eps);
     for (int l = c->n_layers - 1; l >= 0; l--) layer_backward(m, tp, l, &s);
     if (!m->lora_on) embedding_backward(m->g.embed, s.d_res, m->ids, T, C);
+}
+
+void td_backward(TrainDecoder *m, ThreadPool *tp, const float *dlogits) {
+    td_head_backward(m, tp, 0, m->T, dlogits);
+    td_backward_hidden(m, tp);
 }
 
 void td_zero_grad(TrainDecoder *m) {
