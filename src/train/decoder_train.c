@@ -110,9 +110,10 @@ int td_init(TrainDecoder *m, const ModelConfig *cfg, Err *e) {
     m->g.layers = xcalloc((size_t)cfg->n_layers, sizeof *m->g.layers);
     walk_all(m, &m->w, NULL, 1);
     m->params = xaligned_alloc(m->n_params * sizeof(float));
-    m->grads = xaligned_alloc(m->n_params * sizeof(float));
     memset(m->params, 0, m->n_params * sizeof(float));
-    memset(m->grads, 0, m->n_params * sizeof(float));
+    /* calloc, not memset: a block this size comes as untouched zero pages,
+     * so a model that attaches LoRA (and frees it) never holds it. */
+    m->grads = xcalloc(m->n_params, sizeof(float));
     walk_all(m, &m->w, m->params, 0);
     walk_all(m, &m->g, m->grads, 0);
     RopeScaling sc;
