@@ -1,7 +1,9 @@
 /* Training throughput of aloe's CPU trainer on a Qwen2.5-0.5B-shaped model
  * with random weights: SFT steps over one sequence of --seq tokens, full
  * fine-tuning and LoRA. Prints tokens/s per mode and the peak resident
- * memory. Built and run by bench/train_speed.sh. */
+ * memory (median step after a warm-up step).
+ * Usage: train_speed full|lora [SEQ] [STEPS] [THREADS] [LAYERS]; built and
+ * run by bench/train_speed.sh. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,9 +27,15 @@ static double peak_rss_gib(void) {
     return u.ru_maxrss / (1024.0 * 1024.0);
 }
 
-static int run(const char *mode, int lora_r, int T, int steps, int threads) {
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static int run(const char *mode, int lora_r, int T, int steps, int threads, int layers) {
     ModelConfig c;
     qwen25_05b(&c);
+    if (layers > 0) c.n_layers = layers; /* a shorter model for quick profiles */
     TrainDecoder m;
     Err e;
     if (td_init(&m, &c, &e)) return fprintf(stderr, "%s\n", e.msg), 1;
@@ -49,26 +57,30 @@ static int run(const char *mode, int lora_r, int T, int steps, int threads) {
     uint8_t *tg = malloc((size_t)T);
     for (int i = 0; i < T; i++) ids[i] = (int32_t)((i * 2654435761u) % (unsigned)c.vocab_size), tg[i] = i >= T / 4;
     SftTokens ex = {ids, tg, T};
-    double best = 1e30;
+    double *dts = malloc((size_t)(steps + 1) * sizeof *dts);
     for (int s = 0; s <= steps; s++) { /* step 0 warms up (allocations, page faults) */
         StepStats st;
         double t0 = now_seconds();
         if (trainer_sft_accumulate(&t, &ex, 1, &st, &e)) return fprintf(stderr, "%s\n", e.msg), 1;
         trainer_apply(&t, &st);
         double dt = now_seconds() - t0;
-        if (s > 0 && dt < best) best = dt;
+        dts[s] = dt;
     }
+    qsort(dts + 1, (size_t)steps, sizeof *dts, cmp_double);
+    /* the median of the steps after the warm-up (the mean of the middle two for an even count) */
+    double med = steps > 0 ? (dts[1 + (steps - 1) / 2] + dts[1 + steps / 2]) / 2 : dts[0];
     printf("%-5s seq %d threads %d: %.1f tokens/s (%.2f s/step), trainable %zu, peak RSS %.2f GiB\n", mode, T,
-           tp_size(tp), T / best, best, t.n, peak_rss_gib());
+           tp_size(tp), T / med, med, t.n, peak_rss_gib());
     trainer_free(&t);
     td_free(&m);
     tp_free(tp);
-    free(ids), free(tg);
+    free(ids), free(tg), free(dts);
     return 0;
 }
 
 int main(int argc, char **argv) {
     const char *mode = argc > 1 ? argv[1] : "full";
     int T = argc > 2 ? atoi(argv[2]) : 512, steps = argc > 3 ? atoi(argv[3]) : 2, threads = argc > 4 ? atoi(argv[4]) : 0;
-    return run(mode, strcmp(mode, "lora") ? 0 : 16, T, steps, threads);
+    int layers = argc > 5 ? atoi(argv[5]) : 0;
+    return run(mode, strcmp(mode, "lora") ? 0 : 16, T, steps, threads, layers);
 }

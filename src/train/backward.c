@@ -105,35 +105,50 @@ void embedding_backward(float *dE, const float *dx, const int *ids, int T, int d
     }
 }
 
-/* ---- causal GQA attention ---- */
+/* ---- causal GQA attention ----
+ *
+ * Both passes work on blocks of ATTN_BQ query rows of one head, so the
+ * products are GEMMs (QKᵀ, PV, dO·Vᵀ, dS·K, dSᵀ·Q, Pᵀ·dO) rather than rows of
+ * dots. A block [t0, t1) only sees keys [seg_start[t0], t1): seg_start never
+ * decreases, so that span holds every key any of its rows may attend to; the
+ * few entries outside a row's own [seg_start[t], t] are masked to 0. The
+ * (head, block) jobs are dealt round-robin over the threads, which evens out
+ * the causal triangle's uneven block costs. */
+
+enum { ATTN_BQ = 64 };
 
 typedef struct AttnJob {
     float *out, *att_out, *dq, *dk, *dv;
     const float *att, *q, *k, *v, *dout;
     const AttnDims *d;
+    float *dkv_part; /* backward: per thread, private dk then dv (T × KV·D each) */
 } AttnJob;
 
-/* Forward, split by query head: heads write disjoint parts of out and att. */
+static int attn_n_blocks(int T) { return (T + ATTN_BQ - 1) / ATTN_BQ; }
+
 static void attn_forward_task(void *ctx, int ith, int nth) {
     const AttnJob *j = ctx;
     const AttnDims *d = j->d;
     const int T = d->T, D = d->head_dim, H = d->n_heads, KV = d->n_kv_heads, group = H / KV;
+    const int nb = attn_n_blocks(T);
     const float scale = 1.0f / sqrtf((float)D);
-    long h0, h1;
-    tp_split(H, ith, nth, &h0, &h1);
-    for (long h = h0; h < h1; h++) {
-        long g = h / group;
-        for (int t = 0; t < T; t++) {
+    for (long job = ith; job < (long)H * nb; job += nth) {
+        const int h = (int)(job / nb), g = h / group, t0 = (int)(job % nb) * ATTN_BQ;
+        const int t1 = t0 + ATTN_BQ < T ? t0 + ATTN_BQ : T, lo = d->seg_start ? d->seg_start[t0] : 0;
+        const int m = t1 - t0, n = t1 - lo;
+        float *P = j->att_out + ((long)h * T + t0) * T; /* rows t0.., columns from 0 */
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, n, D, scale, j->q + (long)t0 * H * D + (long)h * D,
+                    H * D, j->k + (long)lo * KV * D + (long)g * D, KV * D, 0.0f, P + lo, T);
+        for (int t = t0; t < t1; t++) {
+            float *p = P + (long)(t - t0) * T;
             const int s0 = d->seg_start ? d->seg_start[t] : 0;
-            const float *qt = j->q + ((long)t * H + h) * D;
-            float *p = j->att_out + ((long)h * T + t) * T;
-            memset(p, 0, (size_t)T * sizeof *p);
-            for (int u = s0; u <= t; u++) p[u] = dot_f32(qt, j->k + ((long)u * KV + g) * D, D) * scale;
+            memset(p, 0, (size_t)s0 * sizeof *p);
+            memset(p + t + 1, 0, (size_t)(T - t - 1) * sizeof *p);
             softmax_forward(p + s0, t + 1 - s0);
-            float *o = j->out + ((long)t * H + h) * D;
-            memset(o, 0, (size_t)D * sizeof *o);
-            for (int u = s0; u <= t; u++) axpy_f32(o, p[u], j->v + ((long)u * KV + g) * D, D);
         }
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, D, n, 1.0f, P + lo, T,
+                    j->v + (long)lo * KV * D + (long)g * D, KV * D, 0.0f, j->out + (long)t0 * H * D + (long)h * D,
+                    H * D);
     }
 }
 
@@ -143,42 +158,74 @@ void attn_train_forward(ThreadPool *tp, float *out, float *att, const float *q, 
     tp_run(tp, attn_forward_task, &j);
 }
 
-/* Backward, split by key/value head: the query heads of one group all add
- * into the same rows of dk and dv, so a group belongs to one thread. */
+/* Backward: dq rows of a (head, block) belong to its job; dk and dv rows are
+ * shared by every head of a group and every later block, so each thread adds
+ * them into its own copy and the copies are summed afterwards. */
 static void attn_backward_task(void *ctx, int ith, int nth) {
     const AttnJob *j = ctx;
     const AttnDims *d = j->d;
     const int T = d->T, D = d->head_dim, H = d->n_heads, KV = d->n_kv_heads, group = H / KV;
+    const int nb = attn_n_blocks(T);
     const float scale = 1.0f / sqrtf((float)D);
-    long g0, g1;
-    tp_split(KV, ith, nth, &g0, &g1);
-    if (g0 >= g1) return;
-    float *ds = xmalloc((size_t)T * sizeof *ds);
-    for (long g = g0; g < g1; g++)
-        for (long h = g * group; h < (g + 1) * group; h++)
-            for (int t = 0; t < T; t++) {
-                const int s0 = d->seg_start ? d->seg_start[t] : 0;
-                const float *p = j->att + ((long)h * T + t) * T;
-                const float *go = j->dout + ((long)t * H + h) * D;
-                double sum = 0;
-                for (int u = s0; u <= t; u++) {
-                    ds[u] = dot_f32(go, j->v + ((long)u * KV + g) * D, D); /* dP */
-                    sum += (double)p[u] * ds[u];
-                    axpy_f32(j->dv + ((long)u * KV + g) * D, p[u], go, D);
-                }
-                const float *qt = j->q + ((long)t * H + h) * D;
-                float *dqt = j->dq + ((long)t * H + h) * D;
-                for (int u = s0; u <= t; u++) {
-                    float dsu = p[u] * (ds[u] - (float)sum) * scale; /* softmax backward, then the scale */
-                    axpy_f32(dqt, dsu, j->k + ((long)u * KV + g) * D, D);
-                    axpy_f32(j->dk + ((long)u * KV + g) * D, dsu, qt, D);
-                }
-            }
-    free(ds);
+    const long kvn = (long)T * KV * D;
+    float *dk = j->dkv_part + 2 * kvn * ith, *dv = dk + kvn;
+    memset(dk, 0, 2 * (size_t)kvn * sizeof *dk);
+    float *dS = xaligned_alloc((size_t)ATTN_BQ * T * sizeof *dS);
+    for (long job = ith; job < (long)H * nb; job += nth) {
+        const int h = (int)(job / nb), g = h / group, t0 = (int)(job % nb) * ATTN_BQ;
+        const int t1 = t0 + ATTN_BQ < T ? t0 + ATTN_BQ : T, lo = d->seg_start ? d->seg_start[t0] : 0;
+        const int m = t1 - t0, n = t1 - lo;
+        const float *P = j->att + ((long)h * T + t0) * T + lo;
+        const float *dO = j->dout + (long)t0 * H * D + (long)h * D;
+        const float *Q = j->q + (long)t0 * H * D + (long)h * D;
+        const float *K = j->k + (long)lo * KV * D + (long)g * D, *V = j->v + (long)lo * KV * D + (long)g * D;
+        /* dV += Pᵀ·dO;  dP = dO·Vᵀ */
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, n, D, m, 1.0f, P, T, dO, H * D, 1.0f,
+                    dv + (long)lo * KV * D + (long)g * D, KV * D);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, n, D, 1.0f, dO, H * D, V, KV * D, 0.0f, dS, n);
+        /* softmax backward: dS = P ⊙ (dP − Σ P·dP); P is 0 outside each row's span */
+        for (int i = 0; i < m; i++) {
+            const float *p = P + (long)i * T;
+            float *ds = dS + (long)i * n;
+            double sum = 0;
+            for (int u = 0; u < n; u++) sum += (double)p[u] * ds[u];
+            for (int u = 0; u < n; u++) ds[u] = p[u] * (ds[u] - (float)sum);
+        }
+        /* dQ += scale·dS·K;  dK += scale·dSᵀ·Q */
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, D, n, scale, dS, n, K, KV * D, 1.0f,
+                    j->dq + (long)t0 * H * D + (long)h * D, H * D);
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, n, D, m, scale, dS, n, Q, H * D, 1.0f,
+                    dk + (long)lo * KV * D + (long)g * D, KV * D);
+    }
+    free(dS);
+}
+
+typedef struct AttnSum {
+    float *dk, *dv;
+    const float *part;
+    long n;
+    int parts;
+} AttnSum;
+
+static void attn_sum_task(void *ctx, int ith, int nth) {
+    const AttnSum *s = ctx;
+    long i0, i1;
+    tp_split(s->n, ith, nth, &i0, &i1);
+    for (int p = 0; p < s->parts; p++) {
+        const float *dk = s->part + 2 * s->n * p, *dv = dk + s->n;
+        for (long i = i0; i < i1; i++) s->dk[i] += dk[i], s->dv[i] += dv[i];
+    }
 }
 
 void attn_train_backward(ThreadPool *tp, float *dq, float *dk, float *dv, const float *dout, const float *att,
                          const float *q, const float *k, const float *v, const AttnDims *d) {
-    AttnJob j = {.dq = dq, .dk = dk, .dv = dv, .dout = dout, .att = att, .q = q, .k = k, .v = v, .d = d};
+    const int nth = tp_size(tp);
+    const long kvn = (long)d->T * d->n_kv_heads * d->head_dim;
+    float *part = xaligned_alloc(2 * (size_t)kvn * (size_t)nth * sizeof *part);
+    AttnJob j = {.dq = dq, .dk = dk, .dv = dv, .dout = dout, .att = att, .q = q, .k = k, .v = v, .d = d,
+                 .dkv_part = part};
     tp_run(tp, attn_backward_task, &j);
+    AttnSum s = {dk, dv, part, kvn, nth};
+    tp_run(tp, attn_sum_task, &s);
+    free(part);
 }

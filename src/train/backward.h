@@ -50,8 +50,8 @@ typedef struct AttnDims {
 void attn_train_forward(ThreadPool *tp, float *out, float *att, const float *q, const float *k, const float *v,
                         const AttnDims *d);
 /* dq += ∂/∂q, dk += ∂/∂k, dv += ∂/∂v from dout, using att from the forward.
- * Split over key/value heads (a group's query heads add into the same dk/dv
- * rows), so it uses at most n_kv_heads threads. */
+ * Split over (head, query block) like the forward; each thread adds into its
+ * own dk/dv copy (a group's query heads share those rows), summed at the end. */
 void attn_train_backward(ThreadPool *tp, float *dq, float *dk, float *dv, const float *dout, const float *att,
                          const float *q, const float *k, const float *v, const AttnDims *d);
 

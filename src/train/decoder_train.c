@@ -13,6 +13,7 @@
 #include "kernels/matmul.h"
 #include "kernels/ops.h"
 #include "train/backward.h"
+#include "train/par.h"
 
 /* ---- parameter layout ---- */
 
@@ -109,9 +110,10 @@ int td_init(TrainDecoder *m, const ModelConfig *cfg, Err *e) {
     m->g.layers = xcalloc((size_t)cfg->n_layers, sizeof *m->g.layers);
     walk_all(m, &m->w, NULL, 1);
     m->params = xaligned_alloc(m->n_params * sizeof(float));
-    m->grads = xaligned_alloc(m->n_params * sizeof(float));
     memset(m->params, 0, m->n_params * sizeof(float));
-    memset(m->grads, 0, m->n_params * sizeof(float));
+    /* calloc, not memset: a block this size comes as untouched zero pages,
+     * so a model that attaches LoRA (and frees it) never holds it. */
+    m->grads = xcalloc(m->n_params, sizeof(float));
     walk_all(m, &m->w, m->params, 0);
     walk_all(m, &m->g, m->grads, 0);
     RopeScaling sc;
@@ -247,11 +249,8 @@ static void proj(TrainDecoder *m, ThreadPool *tp, int l, int t, float *y, const 
     target_dims(&m->cfg, t, &in, &out);
     linear(tp, y, x, T, W, b, in, out);
     if (m->lora_on && m->la[l].A[t])
-        lora_forward(y, lora_u_of(m, l, t), x, m->la[l].A[t], m->la[l].B[t], T, in, out, m->lora.r, m->lora_scale);
-}
-
-static void rope_rows(float *x, int T, int heads, int D, const int *pos, const float *inv_freq) {
-    for (int t = 0; t < T; t++) rope_forward(x + (long)t * heads * D, heads, D, pos[t], inv_freq, 0);
+        par_lora_forward(tp, y, lora_u_of(m, l, t), x, m->la[l].A[t], m->la[l].B[t], T, in, out, m->lora.r,
+                         m->lora_scale);
 }
 
 /* One layer: res_out = res0 + attn(norm(res0)) + mlp(norm(...)). */
@@ -261,29 +260,29 @@ static void layer_forward(TrainDecoder *m, ThreadPool *tp, int l, float *res_out
     const ModelConfig *c = &m->cfg;
     const int C = c->hidden_size, D = c->head_dim, H = c->n_heads, KV = c->n_kv_heads, F = c->intermediate_size;
     const float eps = c->norm_eps;
-    rmsnorm_forward(a->xn, a->res0, L->attn_norm, T, C, eps);
+    par_rmsnorm_forward(tp, a->xn, a->res0, L->attn_norm, T, C, eps);
     proj(m, tp, l, LORA_Q, a->q_lin, a->xn, T, L->wq, L->bq);
     proj(m, tp, l, LORA_K, a->k_lin, a->xn, T, L->wk, L->bk);
     proj(m, tp, l, LORA_V, a->v, a->xn, T, L->wv, L->bv);
     if (L->q_norm) {
-        rmsnorm_forward(a->q, a->q_lin, L->q_norm, T * H, D, eps);
-        rmsnorm_forward(a->k, a->k_lin, L->k_norm, T * KV, D, eps);
+        par_rmsnorm_forward(tp, a->q, a->q_lin, L->q_norm, T * H, D, eps);
+        par_rmsnorm_forward(tp, a->k, a->k_lin, L->k_norm, T * KV, D, eps);
     } else {
         memcpy(a->q, a->q_lin, (size_t)T * H * D * sizeof(float));
         memcpy(a->k, a->k_lin, (size_t)T * KV * D * sizeof(float));
     }
-    rope_rows(a->q, T, H, D, m->pos, m->inv_freq);
-    rope_rows(a->k, T, KV, D, m->pos, m->inv_freq);
+    par_rope_rows(tp, a->q, T, H, D, m->pos, m->inv_freq, 0);
+    par_rope_rows(tp, a->k, T, KV, D, m->pos, m->inv_freq, 0);
     AttnDims d = {T, H, KV, D, m->seg_start};
     attn_train_forward(tp, a->ctx, a->att, a->q, a->k, a->v, &d);
     proj(m, tp, l, LORA_O, a->res1, a->ctx, T, L->wo, L->bo);
-    add_forward(a->res1, a->res0, (long)T * C);
-    rmsnorm_forward(a->xn2, a->res1, L->mlp_norm, T, C, eps);
+    par_add(tp, a->res1, a->res0, (long)T * C);
+    par_rmsnorm_forward(tp, a->xn2, a->res1, L->mlp_norm, T, C, eps);
     proj(m, tp, l, LORA_GATE, a->gate, a->xn2, T, L->wgate, NULL);
     proj(m, tp, l, LORA_UP, a->up, a->xn2, T, L->wup, NULL);
-    swiglu_forward(a->h, a->gate, a->up, (long)T * F);
+    par_swiglu_forward(tp, a->h, a->gate, a->up, (long)T * F);
     proj(m, tp, l, LORA_DOWN, res_out, a->h, T, L->wdown, NULL);
-    add_forward(res_out, a->res1, (long)T * C);
+    par_add(tp, res_out, a->res1, (long)T * C);
 }
 
 void td_pack_segments(const int *lens, int n, int *seg_start) {
@@ -309,8 +308,7 @@ int td_forward(TrainDecoder *m, ThreadPool *tp, const int32_t *ids, int T, float
     return td_forward_packed(m, tp, ids, NULL, T, logits, e);
 }
 
-int td_forward_packed(TrainDecoder *m, ThreadPool *tp, const int32_t *ids, const int *seg_start, int T,
-                      float *logits, Err *e) {
+int td_forward_hidden(TrainDecoder *m, ThreadPool *tp, const int32_t *ids, const int *seg_start, int T, Err *e) {
     const ModelConfig *c = &m->cfg;
     const int C = c->hidden_size;
     if (check_input(m, ids, seg_start, T, e)) return -1;
@@ -331,8 +329,19 @@ int td_forward_packed(TrainDecoder *m, ThreadPool *tp, const int32_t *ids, const
         float *out = l + 1 < c->n_layers ? m->acts[l + 1].res0 : m->res_final;
         layer_forward(m, tp, l, out, T);
     }
-    rmsnorm_forward(m->xf, m->res_final, m->w.final_norm, T, C, c->norm_eps);
-    linear(tp, logits, m->xf, T, m->w.lm_head, NULL, C, c->vocab_size);
+    par_rmsnorm_forward(tp, m->xf, m->res_final, m->w.final_norm, T, C, c->norm_eps);
+    return 0;
+}
+
+void td_head_forward(TrainDecoder *m, ThreadPool *tp, int t0, int t1, float *logits) {
+    const int C = m->cfg.hidden_size;
+    linear(tp, logits, m->xf + (long)t0 * C, t1 - t0, m->w.lm_head, NULL, C, m->cfg.vocab_size);
+}
+
+int td_forward_packed(TrainDecoder *m, ThreadPool *tp, const int32_t *ids, const int *seg_start, int T,
+                      float *logits, Err *e) {
+    if (td_forward_hidden(m, tp, ids, seg_start, T, e)) return -1;
+    td_head_forward(m, tp, 0, T, logits);
     return 0;
 }
 
@@ -374,8 +383,8 @@ static void proj_backward(TrainDecoder *m, ThreadPool *tp, int l, int t, float *
     target_dims(&m->cfg, t, &in, &out);
     linear_backward(tp, dx, base_grad(m, dW), base_grad(m, db), dy, x, W, m->T, in, out);
     if (m->lora_on && m->la[l].A[t])
-        lora_backward(dx, m->lg[l].A[t], m->lg[l].B[t], m->lora_du, dy, x, lora_u_of(m, l, t), m->la[l].A[t],
-                      m->la[l].B[t], m->T, in, out, m->lora.r, m->lora_scale);
+        par_lora_backward(tp, dx, m->lg[l].A[t], m->lg[l].B[t], m->lora_du, dy, x, lora_u_of(m, l, t),
+                          m->la[l].A[t], m->la[l].B[t], m->T, in, out, m->lora.r, m->lora_scale);
 }
 
 /* On entry s->d_res holds dL/d(layer output); on exit dL/d(layer input). */
@@ -392,11 +401,11 @@ static void layer_backward(TrainDecoder *m, ThreadPool *tp, int l, Scratch *s) {
     proj_backward(m, tp, l, LORA_DOWN, s->dh, G->wdown, NULL, s->d_res, a->h, W->wdown);
     zero(s->dgate, (long)T * F);
     zero(s->dup, (long)T * F);
-    swiglu_backward(s->dgate, s->dup, s->dh, a->gate, a->up, (long)T * F);
+    par_swiglu_backward(tp, s->dgate, s->dup, s->dh, a->gate, a->up, (long)T * F);
     zero(s->d_x, (long)T * C);
     proj_backward(m, tp, l, LORA_GATE, s->d_x, G->wgate, NULL, s->dgate, a->xn2, W->wgate);
     proj_backward(m, tp, l, LORA_UP, s->d_x, G->wup, NULL, s->dup, a->xn2, W->wup);
-    rmsnorm_backward(s->d_res, base_grad(m, G->mlp_norm), s->d_x, a->res1, W->mlp_norm, T, C, eps);
+    par_rmsnorm_backward(tp, s->d_res, base_grad(m, G->mlp_norm), s->d_x, a->res1, W->mlp_norm, T, C, eps);
     /* Attention. */
     zero(s->dctx, (long)T * H * D);
     proj_backward(m, tp, l, LORA_O, s->dctx, G->wo, G->bo, s->d_res, a->ctx, W->wo);
@@ -405,37 +414,47 @@ static void layer_backward(TrainDecoder *m, ThreadPool *tp, int l, Scratch *s) {
     zero(s->dv, (long)T * KV * D);
     AttnDims d = {T, H, KV, D, m->seg_start};
     attn_train_backward(tp, s->dq, s->dk, s->dv, s->dctx, a->att, a->q, a->k, a->v, &d);
-    for (int t = 0; t < T; t++) {
-        rope_backward(s->dq + (long)t * H * D, H, D, m->pos[t], m->inv_freq, 0);
-        rope_backward(s->dk + (long)t * KV * D, KV, D, m->pos[t], m->inv_freq, 0);
-    }
+    par_rope_rows(tp, s->dq, T, H, D, m->pos, m->inv_freq, 1);
+    par_rope_rows(tp, s->dk, T, KV, D, m->pos, m->inv_freq, 1);
     float *dq_lin = s->dq, *dk_lin = s->dk;
     if (W->q_norm) {
         zero(s->dq_lin, (long)T * H * D);
         zero(s->dk_lin, (long)T * KV * D);
-        rmsnorm_backward(s->dq_lin, base_grad(m, G->q_norm), s->dq, a->q_lin, W->q_norm, T * H, D, eps);
-        rmsnorm_backward(s->dk_lin, base_grad(m, G->k_norm), s->dk, a->k_lin, W->k_norm, T * KV, D, eps);
+        par_rmsnorm_backward(tp, s->dq_lin, base_grad(m, G->q_norm), s->dq, a->q_lin, W->q_norm, T * H, D, eps);
+        par_rmsnorm_backward(tp, s->dk_lin, base_grad(m, G->k_norm), s->dk, a->k_lin, W->k_norm, T * KV, D, eps);
         dq_lin = s->dq_lin, dk_lin = s->dk_lin;
     }
     zero(s->d_x, (long)T * C);
     proj_backward(m, tp, l, LORA_Q, s->d_x, G->wq, G->bq, dq_lin, a->xn, W->wq);
     proj_backward(m, tp, l, LORA_K, s->d_x, G->wk, G->bk, dk_lin, a->xn, W->wk);
     proj_backward(m, tp, l, LORA_V, s->d_x, G->wv, G->bv, s->dv, a->xn, W->wv);
-    rmsnorm_backward(s->d_res, base_grad(m, G->attn_norm), s->d_x, a->res0, W->attn_norm, T, C, eps);
+    par_rmsnorm_backward(tp, s->d_res, base_grad(m, G->attn_norm), s->d_x, a->res0, W->attn_norm, T, C, eps);
 }
 
-void td_backward(TrainDecoder *m, ThreadPool *tp, const float *dlogits) {
+/* The head's gradients go to scratch d_x (rows t0..t1, which only this call
+ * writes) and to the head weight's gradient (accumulated). */
+void td_head_backward(TrainDecoder *m, ThreadPool *tp, int t0, int t1, const float *dlogits) {
+    const int C = m->cfg.hidden_size;
+    Scratch s = scratch_of(m);
+    zero(s.d_x + (long)t0 * C, (long)(t1 - t0) * C);
+    linear_backward(tp, s.d_x + (long)t0 * C, base_grad(m, m->g.lm_head), NULL, dlogits, m->xf + (long)t0 * C,
+                    m->w.lm_head, t1 - t0, C, m->cfg.vocab_size);
+}
+
+void td_backward_hidden(TrainDecoder *m, ThreadPool *tp) {
     const ModelConfig *c = &m->cfg;
     const int T = m->T, C = c->hidden_size;
     Scratch s = scratch_of(m);
-    /* The head (into the embedding's gradient when tied). */
-    zero(s.d_x, (long)T * C);
-    linear_backward(tp, s.d_x, base_grad(m, m->g.lm_head), NULL, dlogits, m->xf, m->w.lm_head, T, C, c->vocab_size);
     zero(s.d_res, (long)T * C);
-    rmsnorm_backward(s.d_res, base_grad(m, m->g.final_norm), s.d_x, m->res_final, m->w.final_norm, T, C,
-                     c->norm_eps);
+    par_rmsnorm_backward(tp, s.d_res, base_grad(m, m->g.final_norm), s.d_x, m->res_final, m->w.final_norm, T, C,
+                         c->norm_eps);
     for (int l = c->n_layers - 1; l >= 0; l--) layer_backward(m, tp, l, &s);
     if (!m->lora_on) embedding_backward(m->g.embed, s.d_res, m->ids, T, C);
+}
+
+void td_backward(TrainDecoder *m, ThreadPool *tp, const float *dlogits) {
+    td_head_backward(m, tp, 0, m->T, dlogits);
+    td_backward_hidden(m, tp);
 }
 
 void td_zero_grad(TrainDecoder *m) {

@@ -114,11 +114,22 @@ int td_forward(TrainDecoder *m, ThreadPool *tp, const int32_t *ids, int T, float
  * positions restart at 0), so one call batches every matrix product. */
 int td_forward_packed(TrainDecoder *m, ThreadPool *tp, const int32_t *ids, const int *seg_start, int T,
                       float *logits, Err *e);
+/* td_forward_packed in two parts, so a loss can take the logits a block of
+ * rows at a time and the T × vocab logits (and their gradient) never exist
+ * whole: the forward up to the final norm (seg_start NULL: one sequence),
+ * then logits[t1-t0][vocab] of rows [t0, t1). */
+int td_forward_hidden(TrainDecoder *m, ThreadPool *tp, const int32_t *ids, const int *seg_start, int T, Err *e);
+void td_head_forward(TrainDecoder *m, ThreadPool *tp, int t0, int t1, float *logits);
 /* seg_start for n sequences of the given lengths laid end to end. */
 void td_pack_segments(const int *lens, int n, int *seg_start);
 /* Adds the gradient of the loss whose gradient w.r.t. the logits of the last
  * forward is dlogits[T][vocab] into m->grads. */
 void td_backward(TrainDecoder *m, ThreadPool *tp, const float *dlogits);
+/* td_backward in parts, after td_forward_hidden: td_head_backward for
+ * every block of rows [t0, t1) (dlogits: that block's gradient w.r.t. its
+ * logits), each row exactly once, then td_backward_hidden. */
+void td_head_backward(TrainDecoder *m, ThreadPool *tp, int t0, int t1, const float *dlogits);
+void td_backward_hidden(TrainDecoder *m, ThreadPool *tp);
 /* Zeroes the gradients (and the adapter's, with LoRA). */
 void td_zero_grad(TrainDecoder *m);
 

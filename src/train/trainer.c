@@ -4,6 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "train/par.h"
+
 int trainer_init(Trainer *t, TrainDecoder *policy, ThreadPool *tp, const TrainerConfig *cfg, Err *e) {
     memset(t, 0, sizeof *t);
     if (cfg->schedule.lr < 0) return err_set(e, ERR_ARG, "learning rate must be >= 0, got %g", cfg->schedule.lr);
@@ -46,6 +48,10 @@ static float *logits_for(Trainer *t, int T) {
 
 /* ---- SFT ---- */
 
+/* Rows of logits an SFT step holds at once (× vocab floats: 78 MB for
+ * Qwen2.5's 151936) instead of the whole sequence's. */
+enum { SFT_HEAD_ROWS = 128 };
+
 int trainer_sft_accumulate(Trainer *t, const SftTokens *ex, int n, StepStats *st, Err *e) {
     memset(st, 0, sizeof *st);
     const int V = t->policy->cfg.vocab_size;
@@ -61,15 +67,23 @@ int trainer_sft_accumulate(Trainer *t, const SftTokens *ex, int n, StepStats *st
     /* Normalised by the target tokens of the whole step, like the HF Trainer
      * with gradient accumulation, so each token weighs the same. */
     for (int i = 0; i < n && !rc; i++) {
-        float *logits = logits_for(t, ex[i].n);
-        if (td_forward(t->policy, t->tp, ex[i].ids, ex[i].n, logits, e)) {
+        const int T = ex[i].n;
+        float *logits = logits_for(t, T < SFT_HEAD_ROWS ? T : SFT_HEAD_ROWS);
+        if (td_forward_hidden(t->policy, t->tp, ex[i].ids, NULL, T, e)) {
             rc = err_wrap(e, "SFT example %d", i);
             break;
         }
-        st->loss += token_nll_sum_forward(logits, labels[i], ex[i].n, V, NULL) / (double)total;
-        token_nll_sum_backward(logits, logits, labels[i], ex[i].n, V, (float)(1.0 / total));
-        td_backward(t->policy, t->tp, logits);
-        st->tokens += ex[i].n;
+        /* The head and the loss a block of rows at a time: logits, loss,
+         * their gradient in place, then the head's backward for the block. */
+        for (int t0 = 0; t0 < T; t0 += SFT_HEAD_ROWS) {
+            const int t1 = t0 + SFT_HEAD_ROWS < T ? t0 + SFT_HEAD_ROWS : T;
+            td_head_forward(t->policy, t->tp, t0, t1, logits);
+            st->loss += par_token_nll_sum_forward(t->tp, logits, labels[i] + t0, t1 - t0, V, NULL) / (double)total;
+            par_token_nll_sum_backward(t->tp, logits, logits, labels[i] + t0, t1 - t0, V, (float)(1.0 / total));
+            td_head_backward(t->policy, t->tp, t0, t1, logits);
+        }
+        td_backward_hidden(t->policy, t->tp);
+        st->tokens += T;
     }
     st->n_targets = total;
     for (int i = 0; i < n; i++) free(labels[i]);
@@ -106,8 +120,8 @@ static int pair_forward(TrainDecoder *m, ThreadPool *tp, const DpoTokens *p, int
                         int *seg, int32_t *labels, double lp[2], Err *e) {
     const int V = m->cfg.vocab_size, Tc = p->n_chosen, Tr = p->n_rejected;
     if (pack_pair(p, i, ids, seg, labels, e) || td_forward_packed(m, tp, ids, seg, Tc + Tr, logits, e)) return -1;
-    lp[0] = seq_logprob_forward(logits, labels, Tc, V, NULL);
-    lp[1] = seq_logprob_forward(logits + (size_t)Tc * V, labels + Tc, Tr, V, NULL);
+    lp[0] = -par_token_nll_sum_forward(tp, logits, labels, Tc, V, NULL); /* log-probability of the labels */
+    lp[1] = -par_token_nll_sum_forward(tp, logits + (size_t)Tc * V, labels + Tc, Tr, V, NULL);
     return 0;
 }
 
@@ -157,8 +171,9 @@ int trainer_dpo_accumulate(Trainer *t, const DpoTokens *pairs, int n, const doub
         double dc, dr;
         dpo_pair_backward(&t->cfg.dpo, &dp[i], 1.0 / n, &dc, &dr);
         if (t->cfg.dpo.nll_alpha > 0) dc -= t->cfg.dpo.nll_alpha / (double)chosen_tokens;
-        seq_logprob_backward(logits, logits, labels, Tc, V, (float)dc);
-        seq_logprob_backward(logits + (size_t)Tc * V, logits + (size_t)Tc * V, labels + Tc, Tr, V, (float)dr);
+        par_token_nll_sum_backward(t->tp, logits, logits, labels, Tc, V, (float)-dc);
+        par_token_nll_sum_backward(t->tp, logits + (size_t)Tc * V, logits + (size_t)Tc * V, labels + Tc, Tr, V,
+                                   (float)-dr);
         td_backward(t->policy, t->tp, logits);
         st->tokens += Tc + Tr;
     }

@@ -245,6 +245,49 @@ static void tiny_model(TrainDecoder *m, uint64_t seed) {
     td_init_random(m, seed, 0.1f);
 }
 
+/* A sequence longer than the rows of logits an SFT step holds at once
+ * (several head blocks, the last one short): the step's loss and gradients
+ * are those of the whole-sequence forward, loss and backward. */
+static void test_sft_blocked_head_matches_whole(void) {
+    enum { LONG_T = 300 };
+    TrainDecoder m;
+    tiny_model(&m, 7);
+    m.cfg.max_pos = LONG_T;
+    ThreadPool *tp = tp_create(2);
+    Rng r;
+    rng_seed(&r, 3);
+    int32_t ids[LONG_T], labels[LONG_T];
+    uint8_t target[LONG_T];
+    for (int k = 0; k < LONG_T; k++) ids[k] = (int32_t)rng_below(&r, V), target[k] = k >= 20;
+    loss_shift_labels(ids, target, LONG_T, labels);
+    float *logits = xmalloc((size_t)LONG_T * V * sizeof *logits);
+    Err e;
+    int n;
+    CHECK_OK(td_forward(&m, tp, ids, LONG_T, logits, &e), &e);
+    double want_loss = token_nll_sum_forward(logits, labels, LONG_T, V, &n) / n;
+    token_nll_sum_backward(logits, logits, labels, LONG_T, V, 1.0f / (float)n);
+    td_backward(&m, tp, logits);
+    float *want = xmalloc(m.n_params * sizeof *want);
+    memcpy(want, m.grads, m.n_params * sizeof *want);
+    td_zero_grad(&m);
+    TrainerConfig cfg = {0};
+    cfg.schedule = (LrSchedule){LR_CONSTANT, 1e-3, 0, 10};
+    cfg.adamw = adamw_defaults();
+    cfg.dpo = (DpoConfig){DPO_SIGMOID, 0.1, 0, 0};
+    Trainer t;
+    StepStats st;
+    CHECK_OK(trainer_init(&t, &m, tp, &cfg, &e), &e);
+    SftTokens ex = {ids, target, LONG_T};
+    CHECK_OK(trainer_sft_accumulate(&t, &ex, 1, &st, &e), &e);
+    CHECK_NEAR(st.loss, want_loss, 1e-6 * want_loss);
+    double err = scaled_err(m.grads, want, (long)m.n_params);
+    CHECK_MSG(err <= 1e-5, "blocked head: gradients off by %.3g of max", err);
+    trainer_free(&t);
+    free(logits), free(want);
+    td_free(&m);
+    tp_free(tp);
+}
+
 static double heldout_sft_loss(TrainDecoder *m, int32_t (*ids)[TLEN], int n) {
     uint8_t target[TLEN];
     for (int k = 0; k < TLEN; k++) target[k] = k >= NPROMPT;
@@ -402,6 +445,7 @@ static void test_bad_batches_are_errors(void) {
 }
 
 int main(void) {
+    RUN(test_sft_blocked_head_matches_whole);
     RUN(test_sft_step_llama3);
     RUN(test_sft_step_qwen2);
     RUN(test_sft_step_mistral);

@@ -1,0 +1,220 @@
+#include "train/par.h"
+
+#include <cblas.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/mem.h"
+#include "kernels/ops.h"
+#include "train/backward.h"
+#include "train/lora.h"
+#include "train/loss.h"
+
+typedef struct RowJob {
+    float *out, *dx, *dw, *part;
+    const float *x, *y, *w, *dy, *gate, *up;
+    const int32_t *labels;
+    const int *pos;
+    const float *inv_freq;
+    long n;
+    int dim, heads, flag;
+    float eps, scale;
+    double *sums;
+    int *counts;
+} RowJob;
+
+/* ---- RMSNorm ---- */
+
+static void rmsnorm_fwd_task(void *ctx, int ith, int nth) {
+    const RowJob *j = ctx;
+    long t0, t1;
+    tp_split(j->n, ith, nth, &t0, &t1);
+    if (t1 > t0) rmsnorm_forward(j->out + t0 * j->dim, j->x + t0 * j->dim, j->w, (int)(t1 - t0), j->dim, j->eps);
+}
+
+void par_rmsnorm_forward(ThreadPool *tp, float *out, const float *x, const float *w, int n, int dim, float eps) {
+    RowJob j = {.out = out, .x = x, .w = w, .n = n, .dim = dim, .eps = eps};
+    tp_run(tp, rmsnorm_fwd_task, &j);
+}
+
+/* Each thread adds its rows' weight gradient into its own zeroed part. */
+static void rmsnorm_bwd_task(void *ctx, int ith, int nth) {
+    const RowJob *j = ctx;
+    long t0, t1;
+    tp_split(j->n, ith, nth, &t0, &t1);
+    float *dw = j->dw ? j->part + (long)ith * j->dim : NULL;
+    if (dw) memset(dw, 0, (size_t)j->dim * sizeof *dw);
+    if (t1 > t0)
+        rmsnorm_backward(j->dx + t0 * j->dim, dw, j->dy + t0 * j->dim, j->x + t0 * j->dim, j->w, (int)(t1 - t0),
+                         j->dim, j->eps);
+}
+
+void par_rmsnorm_backward(ThreadPool *tp, float *dx, float *dw, const float *dy, const float *x, const float *w,
+                          int n, int dim, float eps) {
+    const int nth = tp_size(tp);
+    float *part = dw ? xmalloc((size_t)nth * dim * sizeof *part) : NULL;
+    RowJob j = {.dx = dx, .dw = dw, .part = part, .dy = dy, .x = x, .w = w, .n = n, .dim = dim, .eps = eps};
+    tp_run(tp, rmsnorm_bwd_task, &j);
+    if (dw)
+        for (int p = 0; p < nth; p++)
+            for (int i = 0; i < dim; i++) dw[i] += part[(long)p * dim + i];
+    free(part);
+}
+
+/* ---- SwiGLU and adds: elementwise ---- */
+
+static void swiglu_fwd_task(void *ctx, int ith, int nth) {
+    const RowJob *j = ctx;
+    long i0, i1;
+    tp_split(j->n, ith, nth, &i0, &i1);
+    if (i1 > i0) swiglu_forward(j->out + i0, j->gate + i0, j->up + i0, i1 - i0);
+}
+
+void par_swiglu_forward(ThreadPool *tp, float *out, const float *gate, const float *up, long n) {
+    RowJob j = {.out = out, .gate = gate, .up = up, .n = n};
+    tp_run(tp, swiglu_fwd_task, &j);
+}
+
+static void swiglu_bwd_task(void *ctx, int ith, int nth) {
+    const RowJob *j = ctx;
+    long i0, i1;
+    tp_split(j->n, ith, nth, &i0, &i1);
+    if (i1 > i0) swiglu_backward(j->dx + i0, j->out + i0, j->dy + i0, j->gate + i0, j->up + i0, i1 - i0);
+}
+
+void par_swiglu_backward(ThreadPool *tp, float *dgate, float *dup, const float *dout, const float *gate,
+                         const float *up, long n) {
+    RowJob j = {.dx = dgate, .out = dup, .dy = dout, .gate = gate, .up = up, .n = n};
+    tp_run(tp, swiglu_bwd_task, &j);
+}
+
+static void add_task(void *ctx, int ith, int nth) {
+    const RowJob *j = ctx;
+    long i0, i1;
+    tp_split(j->n, ith, nth, &i0, &i1);
+    if (i1 > i0) add_forward(j->out + i0, j->y + i0, i1 - i0);
+}
+
+void par_add(ThreadPool *tp, float *x, const float *y, long n) {
+    RowJob j = {.out = x, .y = y, .n = n};
+    tp_run(tp, add_task, &j);
+}
+
+/* ---- RoPE ---- */
+
+static void rope_task(void *ctx, int ith, int nth) {
+    const RowJob *j = ctx;
+    long t0, t1;
+    tp_split(j->n, ith, nth, &t0, &t1);
+    const long stride = (long)j->heads * j->dim;
+    for (long t = t0; t < t1; t++) {
+        if (j->flag) rope_backward(j->out + t * stride, j->heads, j->dim, j->pos[t], j->inv_freq, 0);
+        else rope_forward(j->out + t * stride, j->heads, j->dim, j->pos[t], j->inv_freq, 0);
+    }
+}
+
+void par_rope_rows(ThreadPool *tp, float *x, int T, int heads, int head_dim, const int *pos, const float *inv_freq,
+                   int backward) {
+    RowJob j = {.out = x, .n = T, .heads = heads, .dim = head_dim, .pos = pos, .inv_freq = inv_freq, .flag = backward};
+    tp_run(tp, rope_task, &j);
+}
+
+/* ---- token cross-entropy ---- */
+
+static void nll_fwd_task(void *ctx, int ith, int nth) {
+    const RowJob *j = ctx;
+    long t0, t1;
+    tp_split(j->n, ith, nth, &t0, &t1);
+    j->sums[ith] = 0, j->counts[ith] = 0;
+    if (t1 > t0)
+        j->sums[ith] = token_nll_sum_forward(j->x + t0 * j->dim, j->labels + t0, (int)(t1 - t0), j->dim,
+                                             &j->counts[ith]);
+}
+
+double par_token_nll_sum_forward(ThreadPool *tp, const float *logits, const int32_t *labels, int T, int V,
+                                 int *n_valid) {
+    const int nth = tp_size(tp);
+    double *sums = xmalloc((size_t)nth * sizeof *sums);
+    int *counts = xmalloc((size_t)nth * sizeof *counts);
+    RowJob j = {.x = logits, .labels = labels, .n = T, .dim = V, .sums = sums, .counts = counts};
+    tp_run(tp, nll_fwd_task, &j);
+    double total = 0;
+    int n = 0;
+    for (int p = 0; p < nth; p++) total += sums[p], n += counts[p];
+    free(sums), free(counts);
+    if (n_valid) *n_valid = n;
+    return total;
+}
+
+static void nll_bwd_task(void *ctx, int ith, int nth) {
+    const RowJob *j = ctx;
+    long t0, t1;
+    tp_split(j->n, ith, nth, &t0, &t1);
+    if (t1 > t0)
+        token_nll_sum_backward(j->dx + t0 * j->dim, j->x + t0 * j->dim, j->labels + t0, (int)(t1 - t0), j->dim,
+                               j->scale);
+}
+
+void par_token_nll_sum_backward(ThreadPool *tp, float *dlogits, const float *logits, const int32_t *labels, int T,
+                                int V, float scale) {
+    RowJob j = {.dx = dlogits, .x = logits, .labels = labels, .n = T, .dim = V, .scale = scale};
+    tp_run(tp, nll_bwd_task, &j);
+}
+
+/* ---- LoRA ---- */
+
+typedef struct LoraJob {
+    float *y, *u, *dx, *dA, *dB, *du;
+    const float *x, *dy, *A, *B, *u_saved;
+    int T, in, out, r, phase;
+    float scale;
+} LoraJob;
+
+static void lora_fwd_task(void *ctx, int ith, int nth) {
+    const LoraJob *j = ctx;
+    long t0, t1;
+    tp_split(j->T, ith, nth, &t0, &t1);
+    if (t1 > t0) lora_forward(j->y + t0 * j->out, j->u + t0 * j->r, j->x + t0 * j->in, j->A, j->B, (int)(t1 - t0),
+                              j->in, j->out, j->r, j->scale);
+}
+
+void par_lora_forward(ThreadPool *tp, float *y, float *u, const float *x, const float *A, const float *B, int T,
+                      int in, int out, int r, float scale) {
+    LoraJob j = {.y = y, .u = u, .x = x, .A = A, .B = B, .T = T, .in = in, .out = out, .r = r, .scale = scale};
+    tp_run(tp, lora_fwd_task, &j);
+}
+
+/* Phase 0: dB += scale·dyᵀ·u (rows of B) and du = scale·dy·B (rows of x);
+ * phase 1, once du is whole: dA += duᵀ·x (columns of A), dx += du·A (rows). */
+static void lora_bwd_task(void *ctx, int ith, int nth) {
+    const LoraJob *j = ctx;
+    const int T = j->T, in = j->in, out = j->out, r = j->r;
+    long t0, t1, a0, a1;
+    tp_split(T, ith, nth, &t0, &t1);
+    if (j->phase == 0) {
+        tp_split(out, ith, nth, &a0, &a1);
+        if (a1 > a0)
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)(a1 - a0), r, T, j->scale, j->dy + a0, out,
+                        j->u_saved, r, 1.0f, j->dB + a0 * r, r);
+        if (t1 > t0)
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)(t1 - t0), r, out, j->scale,
+                        j->dy + t0 * out, out, j->B, r, 0.0f, j->du + t0 * r, r);
+        return;
+    }
+    tp_split(in, ith, nth, &a0, &a1);
+    if (a1 > a0)
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, r, (int)(a1 - a0), T, 1.0f, j->du, r, j->x + a0, in,
+                    1.0f, j->dA + a0, in);
+    if (j->dx && t1 > t0)
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)(t1 - t0), in, r, 1.0f, j->du + t0 * r, r, j->A,
+                    in, 1.0f, j->dx + t0 * in, in);
+}
+
+void par_lora_backward(ThreadPool *tp, float *dx, float *dA, float *dB, float *du, const float *dy, const float *x,
+                       const float *u, const float *A, const float *B, int T, int in, int out, int r, float scale) {
+    LoraJob j = {.dx = dx, .dA = dA, .dB = dB, .du = du, .dy = dy, .x = x, .A = A, .B = B, .u_saved = u, .T = T,
+                 .in = in, .out = out, .r = r, .scale = scale};
+    tp_run(tp, lora_bwd_task, &j);
+    j.phase = 1;
+    tp_run(tp, lora_bwd_task, &j);
+}
