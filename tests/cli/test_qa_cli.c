@@ -1,5 +1,6 @@
 /* Regressions found by using aloe as a user would (the built binary, end to
  * end): help texts, summaries, error messages and exit statuses. */
+#include <ctype.h>
 #include <signal.h>
 #include <spawn.h>
 #include <stdlib.h>
@@ -190,11 +191,41 @@ static void test_train_sigint_status(void) {
     free(model);
 }
 
+/* aloe complete stops at the model's context (tiny-qwen2: 256 positions) and
+ * says so; it used to generate past max_position_embeddings silently. */
+static void test_complete_stops_at_context(void) {
+    char *model = test_shared_path("fixtures/models/tiny-qwen2");
+    if (!file_exists(model)) {
+        SKIP("no %s", model);
+        free(model);
+        return;
+    }
+    char *args = xasprintf("complete --model %s --prompt-ids 1025,82,287 --max-tokens 300 --print-ids -t 1", model),
+         *out = NULL;
+    CHECK_EQ_INT(run_aloe(args, &out), 0);
+    const char *open = out; /* the id list; the note on stderr may come first */
+    while ((open = strchr(open, '[')) && !isdigit((unsigned char)open[1])) open++;
+    CHECK_MSG(open, "%s", out);
+    int n_ids = 1;
+    for (const char *p = open; *p && *p != ']'; p++) n_ids += *p == ',';
+    CHECK_MSG(n_ids == 256 - 3 && strstr(out, "[cut at the model's context of 256 tokens]"), "%d ids: %.300s", n_ids,
+              out);
+    free(out);
+    free(args);
+    args = xasprintf("complete --model %s --prompt-ids 1025,82,287 --max-tokens 8 --print-ids -t 1", model);
+    CHECK_EQ_INT(run_aloe(args, &out), 0);
+    CHECK_MSG(!strstr(out, "[cut at"), "%s", out);
+    free(out);
+    free(args);
+    free(model);
+}
+
 int main(void) {
     RUN(test_dialogues_help_passes_default);
     RUN(test_prompts_missing_file);
     RUN(test_personas_summary_plural);
     RUN(test_dialogues_resume_summary);
     RUN(test_train_sigint_status);
+    RUN(test_complete_stops_at_context);
     return test_summary();
 }
