@@ -220,6 +220,39 @@ static void test_complete_stops_at_context(void) {
     free(model);
 }
 
+/* aloe speed --json writes valid JSON whatever the model path (it was
+ * printed with %s, unescaped), and the table gives tiny models in MiB / M
+ * instead of "0.00 GiB | 0.00 B". */
+static void test_speed_json_and_units(void) {
+    char *gguf = test_shared_path("fixtures/gguf/tiny-qwen2-q8_0.gguf");
+    if (!file_exists(gguf)) {
+        SKIP("no %s", gguf);
+        free(gguf);
+        return;
+    }
+    char *dir = test_tmpdir();
+    char *odd = path_join(dir, "a\"b\\c.gguf"), *data = NULL, *out = NULL;
+    size_t n;
+    Err e;
+    CHECK_OK(file_read_all(gguf, &data, &n, &e), &e);
+    CHECK_OK(file_write_atomic(odd, data, n, &e), &e);
+    char *args = xasprintf("speed --model '%s' -p 4 -n 2 -t 1 --json", odd);
+    CHECK_EQ_INT(run_aloe(args, &out), 0);
+    CHECK_MSG(strstr(out, " MiB | ") && strstr(out, " M | "), "%s", out);
+    const char *last = strrchr(out, '{');
+    json_t *j = last ? json_loads(last, 0, NULL) : NULL;
+    CHECK_MSG(j, "not JSON: %s", out);
+    CHECK_EQ_STR(json_string_value(json_object_get(j, "model")), odd);
+    CHECK(json_real_value(json_object_get(j, "decode_tps")) > 0);
+    json_decref(j);
+    free(args);
+    free(out);
+    free(data);
+    free(odd);
+    free(dir);
+    free(gguf);
+}
+
 int main(void) {
     RUN(test_dialogues_help_passes_default);
     RUN(test_prompts_missing_file);
@@ -227,5 +260,6 @@ int main(void) {
     RUN(test_dialogues_resume_summary);
     RUN(test_train_sigint_status);
     RUN(test_complete_stops_at_context);
+    RUN(test_speed_json_and_units);
     return test_summary();
 }
