@@ -70,7 +70,7 @@ static int reply_turn(LlmBackend *b, History *h, const LlmParams *p, Err *e) {
 static int chat_loop(LlmBackend *b, const char *system, const LlmParams *p, Err *e) {
     int tty = isatty(0) && isatty(1);
     History h = {0};
-    if (system) history_add(&h, "system", system);
+    if (system && *system) history_add(&h, "system", system);
     int keep = h.n, rc = 0;
     if (tty) fprintf(stderr, "%s\n(type /reset to start over, /exit or Ctrl-D to quit)\n", b->describe);
     for (;;) {
@@ -79,6 +79,10 @@ static int chat_loop(LlmBackend *b, const char *system, const LlmParams *p, Err 
         if (!line || !strcmp(line, "/exit")) {
             free(line);
             break;
+        }
+        if (!line[strspn(line, " \t")]) { /* a blank line is no turn (paragraph breaks in piped text) */
+            free(line);
+            continue;
         }
         if (!strcmp(line, "/reset")) {
             history_truncate(&h, keep);
