@@ -136,10 +136,14 @@ int cmd_chat(int argc, char **argv) {
     err_clear(&e);
     int rc = args_parse(&cmd, specs, argc, argv, pos, &npos, &e);
     if (rc) return rc > 0 ? 0 : cli_fail(&e);
+    if (max_tokens < 1) { /* -1 used to mean the default silently, and the cut note then named 512 */
+        err_set(&e, ERR_ARG, "--max-tokens: expected at least 1, got %d", max_tokens);
+        return cli_fail(&e);
+    }
     LlmParams p = llm_params_default();
     p.temperature = temperature;
     p.top_p = top_p;
-    p.max_tokens = max_tokens > 0 ? max_tokens : LOCAL_DEFAULT_MAX_TOKENS;
+    p.max_tokens = max_tokens;
     if (seed >= 0) p.has_seed = 1, p.seed = (uint64_t)seed;
     LlmRoleConfig cfg = {.role = "chat", .model = model, .base_url = base_url, .chat_template = tmpl};
     LlmBackend *b = llm_open(&cfg, NULL, &e);

@@ -121,6 +121,10 @@ int cmd_complete(int argc, char **argv) {
         err_set(&e, ERR_ARG, "aloe complete: give either --prompt TEXT or --prompt-ids 1,2,3");
         return cli_fail(&e);
     }
+    if (max_tokens < 1) {
+        err_set(&e, ERR_ARG, "--max-tokens: expected at least 1, got %d", max_tokens);
+        return cli_fail(&e);
+    }
     char *local = NULL; /* hf://ORG/REPO specs are downloaded once into the cache */
     if (hub_resolve(model, NULL, &local, &e)) return cli_fail(&e);
     model = local;

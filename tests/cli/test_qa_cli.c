@@ -253,6 +253,18 @@ static void test_speed_json_and_units(void) {
     free(gguf);
 }
 
+/* --max-tokens below 1 is a usage error naming the flag (complete said
+ * "sequence 0: max_tokens must be positive"; chat took -1 as 512). */
+static void test_max_tokens_checked(void) {
+    char *out = NULL;
+    CHECK_EQ_INT(run_aloe("complete --model /nonexistent --prompt hi --max-tokens 0", &out), 2);
+    CHECK_MSG(strstr(out, "--max-tokens: expected at least 1, got 0"), "%s", out);
+    free(out);
+    CHECK_EQ_INT(run_aloe("chat --model /nonexistent --max-tokens -1 </dev/null", &out), 2);
+    CHECK_MSG(strstr(out, "--max-tokens: expected at least 1, got -1"), "%s", out);
+    free(out);
+}
+
 int main(void) {
     RUN(test_dialogues_help_passes_default);
     RUN(test_prompts_missing_file);
@@ -261,5 +273,6 @@ int main(void) {
     RUN(test_train_sigint_status);
     RUN(test_complete_stops_at_context);
     RUN(test_speed_json_and_units);
+    RUN(test_max_tokens_checked);
     return test_summary();
 }
