@@ -525,6 +525,10 @@ int dialogues_run(const DialoguesConfig *c, const StrList *profiles, const StrLi
         free(id);
         if (!rec) r.todo[ntodo++] = k;
         else rc = check_existing(&r, rec, k, e);
+        /* The summary counts the whole file, resumed conversations included. */
+        if (rec && !rc)
+            atomic_fetch_add(&r.disagreements,
+                             json_integer_value(json_object_get(json_object_get(rec, "meta"), "disagreements")));
     }
     res->total = plan->n;
     res->done_before = plan->n - ntodo;

@@ -84,7 +84,7 @@ json_t *dialogue_generate(const DialoguesConfig *c, const char *profile, const c
 
 typedef struct DialoguesResult {
     long total, done_before, done; /* conversations */
-    long disagreements;              /* turns, in the conversations of this run */
+    long disagreements;              /* turns, in all conversations (resumed ones too) */
 } DialoguesResult;
 
 /* Runs (or resumes) every conversation of the plan into c->out_path, then

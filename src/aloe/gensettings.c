@@ -37,7 +37,7 @@ int gensettings_check_or_write(const char *path, json_t *settings, Err *e) {
     json_decref(old);
     int rc = 0;
     if (diff.len)
-        rc = err_set(e, ERR_ARG, "%s: the output was started with other settings (%s differ); rerun with the same "
+        rc = err_set(e, ERR_ARG, "%s: the output was started with other settings (changed: %s); rerun with the same "
                      "ones to resume, or use a new --out", path, diff.s);
     sb_free(&diff);
     return rc;

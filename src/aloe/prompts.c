@@ -1,9 +1,11 @@
 #include "aloe/prompts.h"
 
+#include <errno.h>
 #include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/fileio.h"
 #include "base/mem.h"
 
 typedef struct {
@@ -154,7 +156,12 @@ static int check_placeholders(PromptId id, const char *text, const char *path, E
 
 int prompts_load(Prompts *p, const char *path, Err *e) {
     json_error_t jerr;
+    errno = 0;
     json_t *root = json_load_file(path, 0, &jerr);
+    int open_errno = errno;
+    if (!root && jerr.line < 1) /* not a parse error: the file could not be opened */
+        return err_set(e, file_exists(path) ? ERR_IO : ERR_NOTFOUND, "%s: cannot read the prompts file (%s)", path,
+                       open_errno ? strerror(open_errno) : "unreadable");
     if (!root) return err_set(e, ERR_PARSE, "%s:%d:%d: %s", path, jerr.line, jerr.column, jerr.text);
     if (!json_is_object(root)) {
         json_decref(root);

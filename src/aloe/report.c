@@ -330,13 +330,18 @@ char *report_svg(const ReportSeries *runs, int n, const char *title) {
                   "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"3.5\" fill=\"%s\"/>"
                   "<text x=\"%.1f\" y=\"%.1f\" fill=\"#333333\">",
                   lx, y, lx + 24, y, palette[i % 10], lx + 12, y, palette[i % 10], lx + 32, y + 4);
-        /* Long names are cut so the legend stays inside the picture. */
+        /* Long names are cut so the legend stays inside the picture. The
+         * start goes: the end of a name tells runs apart (a model path's
+         * last directory, the "(run dir)" suffix of runs sharing a model). */
+        const char *full = runs[i].name ? runs[i].name : "run";
         char name[40];
-        snprintf(name, sizeof name, "%s", runs[i].name ? runs[i].name : "run");
-        if (strlen(runs[i].name ? runs[i].name : "") >= sizeof name - 1) {
-            size_t cut = sizeof name - 4;
-            while (cut > 0 && ((unsigned char)name[cut] & 0xC0) == 0x80) cut--; /* not inside a UTF-8 char */
-            strcpy(name + cut, "...");
+        size_t len = strlen(full);
+        if (len < sizeof name) {
+            snprintf(name, sizeof name, "%s", full);
+        } else {
+            const char *tail = full + len - (sizeof name - 4);
+            while (*tail && ((unsigned char)*tail & 0xC0) == 0x80) tail++; /* not inside a UTF-8 char */
+            snprintf(name, sizeof name, "...%s", tail);
         }
         put_xml(&b, name);
         sb_append(&b, "</text>\n");

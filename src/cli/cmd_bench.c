@@ -341,12 +341,12 @@ int cmd_bench(int argc, char **argv) {
     }
     long done_n = out.done_before + out.done_now;
     if (run_rc) {
-        if (run_err.code == ERR_CANCELLED)
-            err_set(&run_err, ERR_CANCELLED, "interrupted");
+        /* Ctrl-C is no error: the run stops as asked and resumes later */
         fprintf(stderr,
-                "aloe: error: %s\naloe: %ld of %ld conversations done; partial results in %s/results.json. "
+                "aloe: %s%s\naloe: %ld of %ld conversations done; partial results in %s/results.json. "
                 "Run the same command again to resume.\n",
-                run_err.msg, done_n, out.total, o.out);
+                run_err.code == ERR_CANCELLED ? "" : "error: ", run_err.code == ERR_CANCELLED ? "interrupted" : run_err.msg,
+                done_n, out.total, o.out);
         status = run_err.code == ERR_CANCELLED ? 130 : 1;
     } else {
         printf("ALOE benchmark of %s: %ld conversations x %d turns\n", o.model, out.total, c.turns);

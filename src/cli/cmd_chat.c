@@ -70,7 +70,7 @@ static int reply_turn(LlmBackend *b, History *h, const LlmParams *p, Err *e) {
 static int chat_loop(LlmBackend *b, const char *system, const LlmParams *p, Err *e) {
     int tty = isatty(0) && isatty(1);
     History h = {0};
-    if (system) history_add(&h, "system", system);
+    if (system && *system) history_add(&h, "system", system);
     int keep = h.n, rc = 0;
     if (tty) fprintf(stderr, "%s\n(type /reset to start over, /exit or Ctrl-D to quit)\n", b->describe);
     for (;;) {
@@ -79,6 +79,10 @@ static int chat_loop(LlmBackend *b, const char *system, const LlmParams *p, Err 
         if (!line || !strcmp(line, "/exit")) {
             free(line);
             break;
+        }
+        if (!line[strspn(line, " \t")]) { /* a blank line is no turn (paragraph breaks in piped text) */
+            free(line);
+            continue;
         }
         if (!strcmp(line, "/reset")) {
             history_truncate(&h, keep);
@@ -132,10 +136,14 @@ int cmd_chat(int argc, char **argv) {
     err_clear(&e);
     int rc = args_parse(&cmd, specs, argc, argv, pos, &npos, &e);
     if (rc) return rc > 0 ? 0 : cli_fail(&e);
+    if (max_tokens < 1) { /* -1 used to mean the default silently, and the cut note then named 512 */
+        err_set(&e, ERR_ARG, "--max-tokens: expected at least 1, got %d", max_tokens);
+        return cli_fail(&e);
+    }
     LlmParams p = llm_params_default();
     p.temperature = temperature;
     p.top_p = top_p;
-    p.max_tokens = max_tokens > 0 ? max_tokens : LOCAL_DEFAULT_MAX_TOKENS;
+    p.max_tokens = max_tokens;
     if (seed >= 0) p.has_seed = 1, p.seed = (uint64_t)seed;
     LlmRoleConfig cfg = {.role = "chat", .model = model, .base_url = base_url, .chat_template = tmpl};
     LlmBackend *b = llm_open(&cfg, NULL, &e);

@@ -121,6 +121,10 @@ int cmd_complete(int argc, char **argv) {
         err_set(&e, ERR_ARG, "aloe complete: give either --prompt TEXT or --prompt-ids 1,2,3");
         return cli_fail(&e);
     }
+    if (max_tokens < 1) {
+        err_set(&e, ERR_ARG, "--max-tokens: expected at least 1, got %d", max_tokens);
+        return cli_fail(&e);
+    }
     char *local = NULL; /* hf://ORG/REPO specs are downloaded once into the cache */
     if (hub_resolve(model, NULL, &local, &e)) return cli_fail(&e);
     model = local;
@@ -159,6 +163,25 @@ int cmd_complete(int argc, char **argv) {
         free(local);
         return cli_fail(&e);
     }
+    /* Positions past the model's context (max_position_embeddings, or
+     * $ALOE_CTX as for the local role backend) are not generated. */
+    int n_ctx = m->cfg.max_pos;
+    const char *env = getenv("ALOE_CTX");
+    if (env && *env) n_ctx = atoi(env);
+    int cut_at_ctx = 0;
+    if ((env && *env && n_ctx <= 0) || (n_ctx > 0 && n >= n_ctx)) {
+        if (n_ctx <= 0)
+            err_set(&e, ERR_ARG, "ALOE_CTX: expected a positive number of tokens, got \"%s\"", env);
+        else
+            err_set(&e, ERR_ARG, "the prompt is %d tokens, the model's context is %d%s", n, n_ctx,
+                    env && *env ? " ($ALOE_CTX)" : " (set ALOE_CTX to allow a longer one)");
+        model_free(m);
+        free(ids);
+        tok_free(tok);
+        free(local);
+        return cli_fail(&e);
+    }
+    if (n_ctx > 0 && gp.max_tokens > n_ctx - n) gp.max_tokens = n_ctx - n, cut_at_ctx = 1;
     /* stop at the model's EOS ids and the tokenizer's end-of-turn ids */
     for (int i = 0; i < m->cfg.n_eos && gp.n_stop_ids < GEN_MAX_STOP_IDS; i++)
         gp.stop_ids[gp.n_stop_ids++] = m->cfg.eos_ids[i];
@@ -185,6 +208,8 @@ int cmd_complete(int argc, char **argv) {
         flush_text(&st, 1);
         printf("\n");
     }
+    if (!rc && cut_at_ctx && seq.n_out >= gp.max_tokens)
+        fprintf(stderr, "[cut at the model's context of %d tokens]\n", n_ctx);
     gen_seq_free(&seq);
     sb_free(&st.all);
     model_free(m);

@@ -34,7 +34,7 @@ enum { R_USER, R_INDUCER, R_RESPONDER, R_HINTED, R_PLAIN, R_JUDGE, R__COUNT };
 int cmd_dialogues(int argc, char **argv) {
     const char *profiles_path = NULL, *personalities_path = NULL, *out = NULL, *prompts_path = NULL,
                *cache_path = NULL;
-    int passes = 0, quiet = 0, max_tokens = 0;
+    int passes = 1, quiet = 0, max_tokens = 0;
     long num = 0, seed = 0;
     double temperature = -1;
     DialoguesConfig dc;
@@ -52,8 +52,7 @@ int cmd_dialogues(int argc, char **argv) {
         {"--profiles", NULL, ARG_STR, &profiles_path, "FILE", "profiles, JSONL of strings", 1, 0},
         {"--personalities", NULL, ARG_STR, &personalities_path, "FILE", "personalities, JSONL of strings", 1, 0},
         {"--turns", NULL, ARG_INT, &dc.turns, "N", "turns per conversation", 0, 0},
-        {"--passes", NULL, ARG_INT, &passes, "P", "each profile P times with a random personality (default 1)", 0,
-         0},
+        {"--passes", NULL, ARG_INT, &passes, "P", "each profile P times with a random personality", 0, 0},
         {"--num", NULL, ARG_LONG, &num, "N", "the first N conversations of that sequence instead", 0, 0},
         {"--seed", NULL, ARG_LONG, &seed, "S", "seed of every random choice", 0, 0},
         {"--jobs", "-j", ARG_INT, &dc.jobs, "N", "conversations in flight", 0, 0},
@@ -87,7 +86,7 @@ int cmd_dialogues(int argc, char **argv) {
         err_set(&e, ERR_ARG, "aloe dialogues: --passes and --num expect a positive number");
         return cli_fail(&e);
     }
-    if (!passes && !num) passes = 1;
+    if (args_find(specs, "--num")->seen) passes = 0; /* --num instead of the default --passes 1 */
     if (quiet) log_set_level(LOG_WARN);
     atomic_int *stop = genrole_stop_on_signal();
     conn.cancel = stop;

@@ -129,8 +129,8 @@ int cmd_personas(int argc, char **argv) {
     } else if (rc) {
         status = cli_fail(&e);
     } else {
-        printf("%s: %d %ss (%d seeds + %d generated) after %d rounds; %ld of %ld candidates accepted\n", out,
-               res.pool_size, kind, res.seeds, res.pool_size - res.seeds, res.rounds, res.accepted, res.candidates);
+        printf("%s: %d %s (%d seeds + %d generated) after %d rounds; %ld of %ld candidates accepted\n", out,
+               res.pool_size, strcmp(kind, "personality") ? "profiles" : "personalities", res.seeds, res.pool_size - res.seeds, res.rounds, res.accepted, res.candidates);
         printf("stopped: %s", personas_stop_name(res.why));
         if (res.window_acceptance >= 0)
             printf(" (acceptance over the last %d rounds: %.1f%%, floor %.1f%%)", pc.floor_rounds,

@@ -1,6 +1,8 @@
 /* aloe speed: prefill and decode throughput, measured like llama-bench:
  * prefill = one batch of -p tokens into an empty cache (logits of the last
  * token only), decode = -n tokens one at a time from an empty cache. */
+#include <jansson.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -51,6 +53,9 @@ static int time_decode(Model *m, int n, int b, Rng *r, double *secs, Err *e) {
     free(kv), free(caches), free(ids), free(pos), free(logits);
     return rc;
 }
+
+/* Three decimals, as the JSON line always had. */
+static double round3(double x) { return round(x * 1000) / 1000; }
 
 int cmd_speed(int argc, char **argv) {
     const char *model = NULL, *shape = NULL, *type = "q8_0";
@@ -123,21 +128,31 @@ int cmd_speed(int argc, char **argv) {
     pp /= reps, tg /= reps;
     const char *name = shape ? shape : model;
     const char *wtype = dtype_name(m->weight_type);
-    double gib = (double)model_weight_bytes(m) / (1 << 30), params_b = (double)model_param_count(m) / 1e9;
+    /* llama-bench's units: MiB / M below a GiB / a billion, so tiny models
+     * do not read as 0.00 */
+    char size[32], params[32];
+    double bytes = (double)model_weight_bytes(m), count = (double)model_param_count(m);
+    if (bytes >= (1 << 30)) snprintf(size, sizeof size, "%.2f GiB", bytes / (1 << 30));
+    else snprintf(size, sizeof size, "%.2f MiB", bytes / (1 << 20));
+    if (count >= 1e9) snprintf(params, sizeof params, "%.2f B", count / 1e9);
+    else snprintf(params, sizeof params, "%.2f M", count / 1e6);
     printf("| model | type | size | params | threads | test | t/s |\n|---|---|---|---|---|---|---|\n");
-    if (p > 0)
-        printf("| %s | %s | %.2f GiB | %.2f B | %d | pp%d | %.2f |\n", name, wtype, gib, params_b, tp_size(m->tp), p, pp);
+    if (p > 0) printf("| %s | %s | %s | %s | %d | pp%d | %.2f |\n", name, wtype, size, params, tp_size(m->tp), p, pp);
     char tag[32] = "";
     if (batch > 1) snprintf(tag, sizeof tag, " x%d", batch);
     if (n > 0)
-        printf("| %s | %s | %.2f GiB | %.2f B | %d | tg%d%s | %.2f |\n", name, wtype, gib, params_b, tp_size(m->tp), n,
-               tag, tg);
-    if (json)
-        printf("{\"model\": \"%s\", \"type\": \"%s\", \"source\": \"%s\", \"weights_bytes\": %zu, \"params\": %zu, "
-               "\"threads\": %d, \"prompt_tokens\": %d, \"gen_tokens\": %d, \"batch\": %d, \"reps\": %d, \"load_s\": %.3f, "
-               "\"prefill_tps\": %.3f, \"decode_tps\": %.3f}\n",
-               name, wtype, m->source, model_weight_bytes(m), model_param_count(m), tp_size(m->tp), p, n, batch, reps, load_s,
-               pp, tg);
+        printf("| %s | %s | %s | %s | %d | tg%d%s | %.2f |\n", name, wtype, size, params, tp_size(m->tp), n, tag, tg);
+    if (json) { /* through jansson: a model path may hold quotes or backslashes */
+        json_t *j = json_pack("{s:s, s:s, s:s, s:I, s:I, s:i, s:i, s:i, s:i, s:i, s:f, s:f, s:f}", "model", name, "type",
+                              wtype, "source", m->source, "weights_bytes", (json_int_t)model_weight_bytes(m), "params",
+                              (json_int_t)model_param_count(m), "threads", tp_size(m->tp), "prompt_tokens", p,
+                              "gen_tokens", n, "batch", batch, "reps", reps, "load_s", round3(load_s), "prefill_tps",
+                              round3(pp), "decode_tps", round3(tg));
+        char *text = j ? json_dumps(j, JSON_REAL_PRECISION(10)) : NULL;
+        if (text) printf("%s\n", text);
+        free(text);
+        json_decref(j);
+    }
     model_free(m);
     return 0;
 }

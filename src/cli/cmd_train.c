@@ -94,6 +94,10 @@ int cmd_train(int argc, char **argv) {
     signal(SIGINT, on_sigint);
     rc = train_run(&o, &g_stop, &e);
     signal(SIGINT, SIG_DFL);
+    if (rc && e.code == ERR_CANCELLED) { /* Ctrl-C: the checkpoint is saved; the documented status is 130 */
+        fprintf(stderr, "aloe train: %s\n", e.msg);
+        return 130;
+    }
     if (rc) return cli_fail(&e);
     fprintf(stderr, "aloe: trained %s; checkpoint and metrics.jsonl in %s\n", o.kind == RUN_SFT ? "SFT" : "DPO", o.out);
     return 0;

@@ -274,7 +274,7 @@ static void test_same_seed_same_output_and_resume(void) {
     CHECK_EQ_STR(ta, tc);
     /* Another seed on the same file is refused, naming the record. */
     CHECK(run_to(c, 6, 2, 0, 2, &s, &e) == -1);
-    CHECK_MSG(strstr(e.msg, "c.settings.json") && strstr(e.msg, "(seed differ)"), "%s", e.msg);
+    CHECK_MSG(strstr(e.msg, "c.settings.json") && strstr(e.msg, "(changed: seed)"), "%s", e.msg);
     teardown(&s);
     /* A record that does not match its conversation is refused too (a
      * journal from elsewhere, with the settings file gone). */

@@ -99,7 +99,7 @@ static void test_pool_reaches_target(void) {
     /* Another generator on the same output is refused, not mixed in. */
     CHECK_EQ_INT(run_personas(dir, "dup", "20", "2"), 2);
     err = slurp_in(dir, "stderr.txt");
-    CHECK_MSG(strstr(err, "pool.settings.json: the output was started with other settings (generator differ)"), "%s",
+    CHECK_MSG(strstr(err, "pool.settings.json: the output was started with other settings (changed: generator)"), "%s",
               err);
     free(err);
     free(pool), free(pool2), free(pool3), free(meta), free(dir);

@@ -151,9 +151,26 @@ static void test_names_and_loading(void) {
     free(dir);
 }
 
+/* A long legend name keeps its end, which tells runs apart (it used to keep
+ * the start: every local model's path read "/work/shared/fixtures/mo..."). */
+static void test_svg_legend_keeps_name_end(void) {
+    double a[] = {2.5, 3.0};
+    const char *n1 = "/work/shared/fixtures/models/tiny-qwen2 (base-run)",
+               *n2 = "/work/shared/fixtures/models/tiny-qwen2 (aligned-run)";
+    json_t *r1 = fake_results(n1, a, 2, 1), *r2 = fake_results(n2, a, 2, 1);
+    ReportSeries s[] = {{n1, r1}, {n2, r2}};
+    char *svg = report_svg(s, 2, "AL(k)");
+    CHECK_MSG(strstr(svg, ">...ixtures/models/tiny-qwen2 (base-run)</text>"), "%s", svg);
+    CHECK_MSG(strstr(svg, ">...ures/models/tiny-qwen2 (aligned-run)</text>"), "%s", svg);
+    free(svg);
+    json_decref(r1);
+    json_decref(r2);
+}
+
 int main(void) {
     RUN(test_svg_is_well_formed);
     RUN(test_compare_table);
     RUN(test_names_and_loading);
+    RUN(test_svg_legend_keeps_name_end);
     return test_summary();
 }

@@ -377,6 +377,7 @@ static void test_ctrl_c_writes_partial_results_body(FakeServer *fsp) {
     file_read_all(logp, &log, &n, &e);
     CHECK_MSG(rc == 130, "exit %d: %s", rc, log);
     CHECK_MSG(strstr(log, "interrupted") && strstr(log, "Run the same command again to resume"), "%s", log);
+    CHECK_MSG(!strstr(log, "error: interrupted"), "Ctrl-C is no error: %s", log);
     json_t *r = load_json(out, "results.json");
     CHECK(r && json_is_false(json_object_get(r, "complete")));
     long done = (long)json_integer_value(json_object_get(json_object_get(r, "conversations"), "done"));

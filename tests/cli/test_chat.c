@@ -64,6 +64,11 @@ static void test_piped_turns(void) {
     want = xasprintf("%s\n%s\n", first, second);
     CHECK_EQ_STR(out, want);
     free(out), free(want);
+    /* blank lines are no turns: the same two replies */
+    CHECK_EQ_INT(chat("\nhello there\n  \n\nand you?\n\n", args, &out), 0);
+    want = xasprintf("%s\n%s\n", first, second);
+    CHECK_EQ_STR(out, want);
+    free(out), free(want);
     /* /reset forgets the first exchange (the system prompt stays); /exit ends */
     char *fresh = backend_reply(model, (LlmMessage[]){{"system", "Be kind."}, {"user", "and you?"}}, 2, 12);
     CHECK(fresh != NULL);
