@@ -7,6 +7,8 @@
 
 #include "base/mem.h"
 #include "base/pool.h"
+#include "formats/dtype.h"
+#include "kernels/matmul.h"
 
 void enc_layernorm(float *out, const float *x, const float *w, const float *b, int rows, int dim,
                    float eps) {
@@ -50,15 +52,15 @@ void enc_gelu(float *x, size_t n, int threads) {
     pool_run(threads, (long)((n + GELU_BLOCK - 1) / GELU_BLOCK), gelu_block, &g, NULL);
 }
 
-void enc_linear(float *out, const float *x, const float *w, const float *b, int rows, int n_in,
+void enc_linear(ThreadPool *tp, float *out, const float *x, const float *w, const float *b, int rows, int n_in,
                 int n_out) {
-    float beta = 0.0f;
-    if (b) {
-        for (int r = 0; r < rows; r++) memcpy(out + (size_t)r * n_out, b, (size_t)n_out * sizeof *b);
-        beta = 1.0f;
+    QMat W = {.type = DT_F32, .data = w, .rows = n_out, .cols = n_in};
+    matmul_forward(tp, out, x, rows, &W);
+    if (!b) return;
+    for (int r = 0; r < rows; r++) {
+        float *o = out + (size_t)r * n_out;
+        for (int i = 0; i < n_out; i++) o[i] += b[i];
     }
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, n_out, n_in, 1.0f, x, n_in, w, n_in,
-                beta, out, n_out);
 }
 
 typedef struct {
