@@ -183,8 +183,12 @@ static void *client_main(void *arg) {
     gen_params_default(&gp);
     gp.max_tokens = 12;
     Err e;
-    GenFinish f;
-    c->rc = batcher_generate(c->b, c->prompt, c->n_prompt, &gp, &c->out, &c->n_out, &f, &e);
+    GenSeq s;
+    gen_seq_init(&s, c->prompt, c->n_prompt, &gp);
+    c->rc = batcher_run(c->b, &s, &e);
+    c->out = s.out, c->n_out = s.n_out;
+    s.out = NULL;
+    gen_seq_free(&s);
     return NULL;
 }
 
