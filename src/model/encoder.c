@@ -2,8 +2,8 @@
  *
  * Texts are packed back to back (no padding) so every linear layer is one
  * matrix product over all tokens of a chunk of texts (split over the
- * encoder's kernel pool by rows of W, each share one single-threaded
- * OpenBLAS GEMM), and attention keeps each token within its own text.
+ * encoder's kernel pool by tokens, each share one single-threaded OpenBLAS
+ * GEMM), and attention keeps each token within its own text.
  * Activations live in one block per call; the pool is taken in turns. */
 #include <stdlib.h>
 #include <string.h>

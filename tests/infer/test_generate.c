@@ -209,6 +209,7 @@ static void test_batcher_threads(void) {
         pthread_create(&th[i], NULL, client_main, &c[i]);
     }
     for (int i = 0; i < 4; i++) pthread_join(th[i], NULL);
+    int peak = batcher_peak_active(b);
     batcher_stop(b);
     int ok = 1;
     for (int i = 0; i < 4; i++) {
@@ -226,6 +227,7 @@ static void test_batcher_threads(void) {
     model_free(m);
     free(prompt);
     CHECK_MSG(ok, "batched requests from threads differ from decoding each alone");
+    CHECK_MSG(peak >= 1 && peak <= 3, "sequences decoded together at most: %d (limit 3)", peak);
 }
 
 int main(void) {
