@@ -1,144 +1,150 @@
 #include "infer/batcher.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "base/mem.h"
 
+/* A request in flight. It lives on the submitting thread's stack; the
+ * batcher's thread owns it until it sets done. */
 typedef struct Request {
-    GenSeq seq;
-    int done, rc;
+    GenSeq *seq;
+    int done, rc; /* done: under the batcher's lock */
     Err err;
+    pthread_cond_t cv;
     struct Request *next;
 } Request;
 
 struct Batcher {
     Model *m;
-    int max_batch;
+    int max_active;
     pthread_t thread;
+    int started;
     pthread_mutex_t mu;
     pthread_cond_t work; /* a request arrived, or stop */
-    pthread_cond_t done; /* a request finished */
     Request *pending_head, *pending_tail;
     int stop;
+    atomic_int peak_active;
+    /* the batcher thread's own */
+    Request **active;
+    GenSeq **seqs;
+    int n_active;
 };
 
-/* Moves waiting requests into the batch (up to max_batch), starting each. */
-static int admit(Batcher *b, Request **active, int n) {
+/* Hands the request back to its caller, who owns it again once done is set:
+ * nothing touches r afterwards. */
+static void complete(Batcher *b, Request *r, int rc, const Err *e) {
+    gen_seq_release(r->seq);
     pthread_mutex_lock(&b->mu);
-    while (n < b->max_batch && b->pending_head) {
-        Request *r = b->pending_head;
-        b->pending_head = r->next;
-        if (!b->pending_head) b->pending_tail = NULL;
-        if (gen_seq_start(b->m, &r->seq, 0, &r->err)) {
-            r->rc = -1, r->done = 1;
-            pthread_cond_broadcast(&b->done);
-            continue;
-        }
-        active[n++] = r;
-    }
+    r->rc = rc;
+    if (rc && e != &r->err) r->err = *e;
+    r->done = 1;
+    pthread_cond_signal(&r->cv);
     pthread_mutex_unlock(&b->mu);
-    return n;
 }
 
-/* Marks finished requests (all of them when rc failed) and drops them from
- * the batch; returns the new count. */
-static int retire(Batcher *b, Request **active, int n, int rc, const Err *e) {
-    pthread_mutex_lock(&b->mu);
-    int k = 0;
-    for (int i = 0; i < n; i++) {
-        Request *r = active[i];
-        if (rc || r->seq.finish) {
-            r->rc = rc;
-            if (rc) r->err = *e;
-            r->done = 1;
-        } else {
-            active[k++] = r;
-        }
+/* Moves waiting requests into the batch (up to max_active), starting each;
+ * one that cannot start is completed with its error. */
+static void admit(Batcher *b) {
+    for (;;) {
+        pthread_mutex_lock(&b->mu);
+        Request *r = b->n_active < b->max_active ? b->pending_head : NULL;
+        if (r && !(b->pending_head = r->next)) b->pending_tail = NULL;
+        pthread_mutex_unlock(&b->mu);
+        if (!r) return;
+        if (gen_seq_start(b->m, r->seq, 0, &r->err)) complete(b, r, -1, &r->err);
+        else b->active[b->n_active++] = r;
     }
-    if (k < n) pthread_cond_broadcast(&b->done);
-    pthread_mutex_unlock(&b->mu);
-    return k;
+}
+
+/* One step over the batch; completes the finished requests (all of them
+ * when the step failed) and closes the gaps. */
+static void step(Batcher *b) {
+    Err e;
+    err_clear(&e);
+    for (int i = 0; i < b->n_active; i++) b->seqs[i] = b->active[i]->seq;
+    int decoded = gen_step(b->m, b->seqs, b->n_active, &e);
+    if (decoded > atomic_load(&b->peak_active)) atomic_store(&b->peak_active, decoded);
+    int k = 0;
+    for (int i = 0; i < b->n_active; i++) {
+        Request *r = b->active[i];
+        if (decoded < 0) complete(b, r, -1, &e);
+        else if (r->seq->finish) complete(b, r, 0, NULL);
+        else b->active[k++] = r;
+    }
+    b->n_active = k;
 }
 
 static void *batcher_main(void *arg) {
     Batcher *b = arg;
-    Request **active = xmalloc((size_t)b->max_batch * sizeof *active);
-    GenSeq **seqs = xmalloc((size_t)b->max_batch * sizeof *seqs);
-    int n = 0;
     for (;;) {
         pthread_mutex_lock(&b->mu);
-        while (n == 0 && !b->pending_head && !b->stop) pthread_cond_wait(&b->work, &b->mu);
-        int quit = n == 0 && !b->pending_head && b->stop;
+        while (b->n_active == 0 && !b->pending_head && !b->stop) pthread_cond_wait(&b->work, &b->mu);
+        int quit = b->n_active == 0 && !b->pending_head && b->stop;
         pthread_mutex_unlock(&b->mu);
         if (quit) break;
-        n = admit(b, active, n);
-        if (n == 0) continue;
-        for (int i = 0; i < n; i++) seqs[i] = &active[i]->seq;
-        Err e;
-        err_clear(&e);
-        int rc = gen_step(b->m, seqs, n, &e);
-        n = retire(b, active, n, rc, &e);
+        admit(b);
+        if (b->n_active) step(b);
     }
-    free(active);
-    free(seqs);
     return NULL;
 }
 
-Batcher *batcher_start(Model *m, int max_batch, Err *e) {
-    if (max_batch < 1) return err_set(e, ERR_ARG, "batcher: max_batch must be >= 1, got %d", max_batch), NULL;
+Batcher *batcher_start(Model *m, int max_active, Err *e) {
+    if (max_active < 1) return err_set(e, ERR_ARG, "batcher: max_active must be >= 1, got %d", max_active), NULL;
     Batcher *b = xcalloc(1, sizeof *b);
     b->m = m;
-    b->max_batch = max_batch;
+    b->max_active = max_active;
+    b->active = xcalloc((size_t)max_active, sizeof *b->active);
+    b->seqs = xcalloc((size_t)max_active, sizeof *b->seqs);
     pthread_mutex_init(&b->mu, NULL);
     pthread_cond_init(&b->work, NULL);
-    pthread_cond_init(&b->done, NULL);
     if (pthread_create(&b->thread, NULL, batcher_main, b)) {
-        free(b);
-        return err_set(e, ERR_INTERNAL, "batcher: cannot start its thread"), NULL;
+        err_set(e, ERR_INTERNAL, "batcher: cannot start its thread");
+        batcher_stop(b);
+        return NULL;
     }
+    b->started = 1;
     return b;
 }
 
 void batcher_stop(Batcher *b) {
     if (!b) return;
-    pthread_mutex_lock(&b->mu);
-    b->stop = 1;
-    pthread_cond_broadcast(&b->work);
-    pthread_mutex_unlock(&b->mu);
-    pthread_join(b->thread, NULL);
+    if (b->started) {
+        pthread_mutex_lock(&b->mu);
+        b->stop = 1;
+        pthread_cond_signal(&b->work);
+        pthread_mutex_unlock(&b->mu);
+        pthread_join(b->thread, NULL);
+    }
     pthread_mutex_destroy(&b->mu);
     pthread_cond_destroy(&b->work);
-    pthread_cond_destroy(&b->done);
+    free(b->active);
+    free(b->seqs);
     free(b);
 }
 
-int batcher_generate(Batcher *b, const int32_t *prompt, int n_prompt, const GenParams *p, int32_t **out,
-                     int *n_out, GenFinish *finish, Err *e) {
+int batcher_peak_active(Batcher *b) { return atomic_load(&b->peak_active); }
+
+int batcher_run(Batcher *b, GenSeq *s, Err *e) {
     Request r;
     memset(&r, 0, sizeof r);
-    gen_seq_init(&r.seq, prompt, n_prompt, p);
+    r.seq = s;
+    pthread_cond_init(&r.cv, NULL);
     pthread_mutex_lock(&b->mu);
     if (b->stop) {
         pthread_mutex_unlock(&b->mu);
+        pthread_cond_destroy(&r.cv);
         return err_set(e, ERR_INTERNAL, "batcher: stopped");
     }
     if (b->pending_tail) b->pending_tail->next = &r;
     else b->pending_head = &r;
     b->pending_tail = &r;
     pthread_cond_signal(&b->work);
-    while (!r.done) pthread_cond_wait(&b->done, &b->mu);
+    while (!r.done) pthread_cond_wait(&r.cv, &b->mu);
     pthread_mutex_unlock(&b->mu);
-    if (r.rc) {
-        if (e) *e = r.err;
-        gen_seq_free(&r.seq);
-        return -1;
-    }
-    *out = r.seq.out;
-    *n_out = r.seq.n_out;
-    if (finish) *finish = r.seq.finish;
-    r.seq.out = NULL;
-    gen_seq_free(&r.seq);
-    return 0;
+    pthread_cond_destroy(&r.cv);
+    if (r.rc && e) *e = r.err;
+    return r.rc;
 }

@@ -50,15 +50,42 @@ void enc_gelu(float *x, size_t n, int threads) {
     pool_run(threads, (long)((n + GELU_BLOCK - 1) / GELU_BLOCK), gelu_block, &g, NULL);
 }
 
-void enc_linear(float *out, const float *x, const float *w, const float *b, int rows, int n_in,
-                int n_out) {
-    float beta = 0.0f;
-    if (b) {
-        for (int r = 0; r < rows; r++) memcpy(out + (size_t)r * n_out, b, (size_t)n_out * sizeof *b);
-        beta = 1.0f;
+typedef struct LinearJob {
+    float *out;
+    const float *x, *w, *b;
+    int n_in, n_out;
+    long rows, chunk;
+    TpCounter next;
+} LinearJob;
+
+/* Chunks of rows of x, each one single-threaded sgemm against all of W
+ * (with the bias as its starting value). Splitting by tokens rather than by
+ * rows of W packs W once per chunk, which is cheap next to the chunk's
+ * product; x would be packed once per share of W. */
+static void linear_task(void *ctx, int ith, int nth) {
+    (void)ith, (void)nth;
+    LinearJob *j = ctx;
+    long r0, r1;
+    while (tp_next(&j->next, j->rows, j->chunk, &r0, &r1)) {
+        float *o = j->out + r0 * j->n_out;
+        float beta = 0.0f;
+        if (j->b) {
+            for (long r = r0; r < r1; r++) memcpy(o + (r - r0) * j->n_out, j->b, (size_t)j->n_out * sizeof *j->b);
+            beta = 1.0f;
+        }
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)(r1 - r0), j->n_out, j->n_in, 1.0f,
+                    j->x + r0 * j->n_in, j->n_in, j->w, j->n_in, beta, o, j->n_out);
     }
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, n_out, n_in, 1.0f, x, n_in, w, n_in,
-                beta, out, n_out);
+}
+
+void enc_linear(ThreadPool *tp, float *out, const float *x, const float *w, const float *b, int rows, int n_in,
+                int n_out) {
+    LinearJob j = {.out = out, .x = x, .w = w, .b = b, .n_in = n_in, .n_out = n_out, .rows = rows};
+    /* about 4 chunks per thread, so a late thread does not hold the rest up;
+     * 16 to 256 rows, whole multiples of 16 for the sgemm kernels */
+    long per = (rows + 4L * tp_size(tp) - 1) / (4L * tp_size(tp));
+    j.chunk = per < 16 ? 16 : per > 256 ? 256 : (per + 15) / 16 * 16;
+    tp_run_shared(tp, linear_task, &j);
 }
 
 typedef struct {

@@ -1,6 +1,7 @@
 /* encoder_ops: the CPU operations a BERT-family encoder needs beyond a
  * matrix product: LayerNorm with bias, the exact (erf) GELU, linear layers
- * through OpenBLAS, and bidirectional attention over packed sequences.
+ * (on the kernel thread pool), and bidirectional attention over packed
+ * sequences.
  *
  * Activations are row-major [tokens, features]. Several texts are packed
  * one after another with no padding; `seq_start[s] .. seq_start[s+1]` are
@@ -13,6 +14,8 @@
 
 #include <stddef.h>
 
+#include "kernels/threads.h"
+
 /* out[r] = (x[r] - mean) / sqrt(var + eps) * w + b for each of rows rows of
  * dim features (biased variance, as torch.nn.LayerNorm). out may be x. */
 void enc_layernorm(float *out, const float *x, const float *w, const float *b, int rows, int dim,
@@ -24,8 +27,12 @@ void enc_layernorm(float *out, const float *x, const float *w, const float *b, i
 void enc_gelu(float *x, size_t n, int threads);
 
 /* out[rows, n_out] = x[rows, n_in] W^T + b, W stored [n_out, n_in] as
- * PyTorch's nn.Linear keeps it; b may be NULL. out must not alias x. */
-void enc_linear(float *out, const float *x, const float *w, const float *b, int rows, int n_in,
+ * PyTorch's nn.Linear keeps it; b may be NULL. out must not alias x.
+ * Split by rows of x over tp's threads (NULL: the calling thread only),
+ * each share one single-threaded sgemm: the pool owns the parallelism,
+ * never OpenBLAS's own threads, which tp_create sets to one for the whole
+ * process. */
+void enc_linear(ThreadPool *tp, float *out, const float *x, const float *w, const float *b, int rows, int n_in,
                 int n_out);
 
 /* Multi-head self-attention without a causal mask. q, k, v, out are

@@ -20,8 +20,10 @@ typedef void (*ThreadTask)(void *ctx, int ith, int nth);
 typedef struct ThreadPool ThreadPool;
 
 /* n_threads <= 0 means one per online CPU. Never returns NULL. Also sets
- * OpenBLAS to one thread: the pool owns the parallelism, and each worker
- * calls sgemm on its own share of a matrix. */
+ * OpenBLAS to one thread, for the whole process: the pool owns the
+ * parallelism, and each worker calls sgemm on its own share of a matrix.
+ * So a large sgemm anywhere in a process that made a pool must be split
+ * over a pool too (matmul_forward, enc_linear), or it runs on one core. */
 ThreadPool *tp_create(int n_threads);
 void tp_free(ThreadPool *tp);
 int tp_size(const ThreadPool *tp);

@@ -20,7 +20,9 @@ typedef struct LocalImpl {
     Model *m;
     Tokenizer *tok;
     ChatTemplate *tpl;
-    LocalEngine *eng;
+    Batcher *batcher;
+    int32_t stop_ids[GEN_MAX_STOP_IDS]; /* every request's */
+    int n_stop_ids;
     SamplerParams defaults; /* the checkpoint's sampling settings, else greedy */
     int n_ctx;
     atomic_ullong draws;    /* makes unseeded requests differ */
@@ -95,21 +97,18 @@ static void add_stop_id(int32_t *ids, int *n, int cap, int id) {
     if (*n < cap) ids[(*n)++] = id;
 }
 
-/* Stops at the model's EOS ids, the tokenizer's end-of-turn ids and the
- * template's end-of-turn markers (as ids where the vocabulary has them,
- * as text in any case). */
-static int start_engine(LocalImpl *L, const LocalOptions *o, Err *e) {
-    int32_t ids[64];
-    int n = 0, n_eot = 0;
-    for (int i = 0; i < L->m->cfg.n_eos; i++) add_stop_id(ids, &n, 64, L->m->cfg.eos_ids[i]);
+/* Requests stop at the model's EOS ids, the tokenizer's end-of-turn ids and
+ * the template's end-of-turn markers (as ids where the vocabulary has them,
+ * as text in any case: see chat_stream). */
+static int start_batcher(LocalImpl *L, const LocalOptions *o, Err *e) {
+    int n_eot = 0, cap = GEN_MAX_STOP_IDS;
+    for (int i = 0; i < L->m->cfg.n_eos; i++) add_stop_id(L->stop_ids, &L->n_stop_ids, cap, L->m->cfg.eos_ids[i]);
     const int32_t *eot = tok_eot(L->tok, &n_eot);
-    for (int i = 0; i < n_eot; i++) add_stop_id(ids, &n, 64, eot[i]);
+    for (int i = 0; i < n_eot; i++) add_stop_id(L->stop_ids, &L->n_stop_ids, cap, eot[i]);
     const char *const *stops = chat_template_stop_strings(L->tpl);
-    for (int i = 0; stops && stops[i]; i++) add_stop_id(ids, &n, 64, tok_find(L->tok, stops[i]));
-    LocalEngineConfig c = {.m = L->m, .tok = L->tok, .stop_ids = ids, .n_stop_ids = n, .stop_strings = stops,
-                           .max_active = o && o->max_active > 0 ? o->max_active : LOCAL_DEFAULT_MAX_ACTIVE};
-    L->eng = local_engine_start(&c, e);
-    return L->eng ? 0 : -1;
+    for (int i = 0; stops && stops[i]; i++) add_stop_id(L->stop_ids, &L->n_stop_ids, cap, tok_find(L->tok, stops[i]));
+    L->batcher = batcher_start(L->m, o && o->max_active > 0 ? o->max_active : LOCAL_DEFAULT_MAX_ACTIVE, e);
+    return L->batcher ? 0 : -1;
 }
 
 static int context_length(const LocalImpl *L, const LocalOptions *o, Err *e) {
@@ -131,7 +130,7 @@ static int load_decoder(LocalImpl *L, const LocalOptions *o, Err *e) {
     if (!(L->tpl = open_template(L, o ? o->chat_template : NULL, e))) return -1;
     checkpoint_sampling(L->path, &L->defaults);
     if ((L->n_ctx = context_length(L, o, e)) < 0) return -1;
-    return start_engine(L, o, e);
+    return start_batcher(L, o, e);
 }
 
 /* ---- chat ---- */
@@ -164,35 +163,51 @@ static int request_sampling(LocalImpl *L, const LlmParams *p, SamplerParams *sp,
     return sampler_params_check(sp, e);
 }
 
-static int chat_stream(LlmBackend *b, const LlmMessage *msgs, int n, const LlmParams *p, LocalTextFn on_text,
+/* The request's generation settings: the backend's stops and tokenizer,
+ * the reply streamed to on_text. */
+static int request_params(LocalImpl *L, const LlmParams *p, int n_prompt, GenTextFn on_text, void *ctx,
+                          GenParams *gp, Err *e) {
+    gen_params_default(gp);
+    if (request_sampling(L, p, &gp->sampling, e)) return -1;
+    gp->max_tokens = p->max_tokens > 0 ? p->max_tokens : LOCAL_DEFAULT_MAX_TOKENS;
+    if (gp->max_tokens > L->n_ctx - n_prompt) gp->max_tokens = L->n_ctx - n_prompt;
+    memcpy(gp->stop_ids, L->stop_ids, sizeof gp->stop_ids);
+    gp->n_stop_ids = L->n_stop_ids;
+    gp->tok = L->tok;
+    gp->stop_strings = chat_template_stop_strings(L->tpl);
+    gp->on_text = on_text;
+    gp->text_ctx = ctx;
+    return 0;
+}
+
+static int chat_stream(LlmBackend *b, const LlmMessage *msgs, int n, const LlmParams *p, GenTextFn on_text,
                        void *ctx, LlmReply *out, Err *e) {
     LocalImpl *L = b->impl;
     memset(out, 0, sizeof *out);
     LlmParams defaults = llm_params_default();
     if (!p) p = &defaults;
     int32_t *ids = NULL;
-    int n_ids = 0, rc = -1;
-    LocalRequest rq = {.on_text = on_text, .ctx = ctx};
-    LocalResult res;
-    if (render_prompt(L, msgs, n, &ids, &n_ids, e) || request_sampling(L, p, &rq.sampling, e)) goto done;
+    int n_ids = 0, rc = -1, started = 0;
+    GenParams gp;
+    GenSeq s;
+    if (render_prompt(L, msgs, n, &ids, &n_ids, e)) goto done;
     if (n_ids >= L->n_ctx) {
         err_set(e, ERR_ARG, "the prompt is %d tokens, more than the model's context of %d tokens%s", n_ids, L->n_ctx,
                 getenv("ALOE_CTX") ? " ($ALOE_CTX)" : " (set ALOE_CTX to allow a longer one)");
         goto done;
     }
-    rq.prompt = ids;
-    rq.n_prompt = n_ids;
-    rq.max_tokens = p->max_tokens > 0 ? p->max_tokens : LOCAL_DEFAULT_MAX_TOKENS;
-    if (rq.max_tokens > L->n_ctx - n_ids) rq.max_tokens = L->n_ctx - n_ids;
-    if (local_engine_run(L->eng, &rq, &res, e)) goto done;
-    out->text = res.text;
-    out->finish_reason = xstrdup(res.length_limited ? "length" : "stop");
+    if (request_params(L, p, n_ids, on_text, ctx, &gp, e)) goto done;
+    gen_seq_init(&s, ids, n_ids, &gp);
+    started = 1;
+    if (batcher_run(L->batcher, &s, e)) goto done;
+    out->text = s.reply.text.s ? sb_take(&s.reply.text) : xstrdup("");
+    out->finish_reason = xstrdup(s.finish == GEN_LENGTH ? "length" : "stop");
     out->usage.prompt_tokens = n_ids;
-    out->usage.completion_tokens = res.n_completion;
+    out->usage.completion_tokens = s.n_out;
     atomic_fetch_add(&b->stats.prompt_tokens, n_ids);
-    atomic_fetch_add(&b->stats.completion_tokens, res.n_completion);
+    atomic_fetch_add(&b->stats.completion_tokens, s.n_out);
     atomic_fetch_add(&b->stats.requests, 1);
-    bump(b->live_tokens, n_ids + res.n_completion);
+    bump(b->live_tokens, n_ids + s.n_out);
     bump(b->live_requests, 1);
     rc = 0;
 done:
@@ -201,6 +216,7 @@ done:
         bump(b->live_errors, 1);
         err_wrap(e, "%s", b->describe);
     }
+    if (started) gen_seq_free(&s);
     free(ids);
     return rc;
 }
@@ -229,7 +245,7 @@ static void local_destroy(LlmBackend *b) {
     LocalImpl *L = b->impl;
     b->impl = NULL;
     if (!L || atomic_fetch_sub(&L->refs, 1) > 1) return;
-    local_engine_stop(L->eng);
+    batcher_stop(L->batcher);
     chat_template_free(L->tpl);
     tok_free(L->tok);
     model_free(L->m);
@@ -240,7 +256,7 @@ static void local_destroy(LlmBackend *b) {
 
 int llm_is_local(const LlmBackend *b) { return b && b->destroy == local_destroy; }
 
-int llm_local_chat_stream(LlmBackend *b, const LlmMessage *msgs, int n, const LlmParams *p, LocalTextFn on_text,
+int llm_local_chat_stream(LlmBackend *b, const LlmMessage *msgs, int n, const LlmParams *p, GenTextFn on_text,
                           void *ctx, LlmReply *out, Err *e) {
     if (!llm_is_local(b)) return err_set(e, ERR_UNSUPPORTED, "%s: not a local model", b->describe);
     if (!b->chat) return err_set(e, ERR_UNSUPPORTED, "%s: a sentence-embedding model cannot chat", b->describe);
@@ -248,7 +264,7 @@ int llm_local_chat_stream(LlmBackend *b, const LlmMessage *msgs, int n, const Ll
 }
 
 int llm_local_peak_batch(const LlmBackend *b) {
-    return llm_is_local(b) && b->chat ? local_engine_peak_active(((const LocalImpl *)b->impl)->eng) : 0;
+    return llm_is_local(b) && b->chat ? batcher_peak_active(((const LocalImpl *)b->impl)->batcher) : 0;
 }
 
 int llm_local_n_ctx(const LlmBackend *b) {

@@ -5,8 +5,8 @@
  * LlmBackend like any endpoint:
  *   - a decoder (Llama, Qwen2/3, Mistral) serves chat(): the messages are
  *     rendered with the model's chat template (or one named in the options),
- *     encoded, and decoded by a continuous-batching engine (local_engine.h)
- *     shared by every calling thread;
+ *     encoded, and decoded by the engine's continuous batcher
+ *     (infer/batcher.h) shared by every calling thread;
  *   - a sentence-transformers or BertModel directory serves embed().
  * Sampling follows LlmParams; what a request leaves unset comes from the
  * checkpoint's generation_config.json (as vLLM does), else greedy; max_tokens
@@ -20,7 +20,7 @@
 #include <stddef.h>
 
 #include "llm/llm.h"
-#include "llm/local_engine.h"
+#include "infer/batcher.h"
 
 #define LOCAL_DEFAULT_MAX_TOKENS 512
 /* Sequences decoded together by default. Decode batches below
@@ -55,8 +55,8 @@ int llm_is_local(const LlmBackend *b);
 LlmBackend *llm_local_share(LlmBackend *b);
 
 /* chat() that also streams the reply's text to on_text as it is generated
- * (called on the engine thread). b must be a local chat backend. */
-int llm_local_chat_stream(LlmBackend *b, const LlmMessage *msgs, int n, const LlmParams *p, LocalTextFn on_text,
+ * (called on the batcher's thread). b must be a local chat backend. */
+int llm_local_chat_stream(LlmBackend *b, const LlmMessage *msgs, int n, const LlmParams *p, GenTextFn on_text,
                           void *ctx, LlmReply *out, Err *e);
 
 /* The most sequences a local chat backend has decoded together (0 for others). */

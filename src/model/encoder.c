@@ -1,9 +1,10 @@
 /* encoder: the fast forward pass and the public embedding calls.
  *
  * Texts are packed back to back (no padding) so every linear layer is one
- * OpenBLAS GEMM over all tokens of a chunk of texts, and attention keeps
- * each token within its own text. Activations live in one block per call:
- * nothing in the Encoder changes, so concurrent calls are safe. */
+ * matrix product over all tokens of a chunk of texts (split over the
+ * encoder's kernel pool by tokens, each share one single-threaded OpenBLAS
+ * GEMM), and attention keeps each token within its own text.
+ * Activations live in one block per call; the pool is taken in turns. */
 #include <stdlib.h>
 #include <string.h>
 #include <utf8proc.h>
@@ -58,16 +59,16 @@ static void layer_forward(const Encoder *enc, const EncoderLayer *L, EncoderRun 
     const EncoderConfig *c = &enc->cfg;
     int h = c->hidden, m = c->intermediate;
     size_t th = (size_t)T * h;
-    enc_linear(r->q, r->x, L->wq, L->bq, T, h, h);
-    enc_linear(r->k, r->x, L->wk, L->bk, T, h, h);
-    enc_linear(r->v, r->x, L->wv, L->bv, T, h, h);
+    enc_linear(enc->tp, r->q, r->x, L->wq, L->bq, T, h, h);
+    enc_linear(enc->tp, r->k, r->x, L->wk, L->bk, T, h, h);
+    enc_linear(enc->tp, r->v, r->x, L->wv, L->bv, T, h, h);
     enc_attention(r->att, r->q, r->k, r->v, seq_start, n, c->n_heads, h / c->n_heads, enc->threads);
-    enc_linear(r->tmp, r->att, L->wo, L->bo, T, h, h);
+    enc_linear(enc->tp, r->tmp, r->att, L->wo, L->bo, T, h, h);
     add_inplace(r->tmp, r->x, th);
     enc_layernorm(r->x, r->tmp, L->ln1_w, L->ln1_b, T, h, c->eps);
-    enc_linear(r->ff, r->x, L->w1, L->b1, T, h, m);
+    enc_linear(enc->tp, r->ff, r->x, L->w1, L->b1, T, h, m);
     enc_gelu(r->ff, (size_t)T * m, enc->threads);
-    enc_linear(r->tmp, r->ff, L->w2, L->b2, T, m, h);
+    enc_linear(enc->tp, r->tmp, r->ff, L->w2, L->b2, T, m, h);
     add_inplace(r->tmp, r->x, th);
     enc_layernorm(r->x, r->tmp, L->ln2_w, L->ln2_b, T, h, c->eps);
 }
@@ -123,12 +124,14 @@ int encoder_embed_ids(const Encoder *enc, const int32_t *const *ids, const int *
     EncoderRun r;
     run_init(&r, &enc->cfg, total < room ? (int)total : room);
     float *out = xmalloc(((size_t)n * h + 1) * sizeof *out);
+    pthread_mutex_lock(enc->mu);
     for (int s0 = 0; s0 < n;) {
         int s1 = s0, tokens = 0;
         while (s1 < n && (s1 == s0 || tokens + lens[s1] <= ENC_CHUNK_TOKENS)) tokens += lens[s1++];
         forward_chunk(enc, &r, ids + s0, lens + s0, s1 - s0, out + (size_t)s0 * h);
         s0 = s1;
     }
+    pthread_mutex_unlock(enc->mu);
     free(r.block);
     *vecs = out;
     return 0;

@@ -15,8 +15,9 @@
  *
  * Forward: word + position + token-type-0 embeddings, LayerNorm, then per
  * layer post-LN self-attention and GELU MLP; pooling over the text's own
- * tokens; optional L2 normalisation. An Encoder is read-only after loading:
- * any number of threads may call encoder_embed on it at once. */
+ * tokens; optional L2 normalisation. Any number of threads may call
+ * encoder_embed on one Encoder at once: their forward passes take turns on
+ * the encoder's thread pool. */
 #ifndef ALOE_MODEL_ENCODER_H
 #define ALOE_MODEL_ENCODER_H
 
@@ -65,8 +66,9 @@ void encoder_free(Encoder *enc);
 const EncoderConfig *encoder_config(const Encoder *enc);
 /* Output dimension (hidden size). */
 int encoder_dim(const Encoder *enc);
-/* Threads for the attention part (matrix products use OpenBLAS's own
- * threads); default: the number of CPUs. */
+/* Threads for the forward pass (the linear layers on the encoder's own
+ * kernel pool, attention and GELU); default: the number of CPUs. Not to be
+ * called while another thread is embedding. */
 void encoder_set_threads(Encoder *enc, int threads);
 
 /* Embeds n texts: *vecs gets n * *dim floats (malloc'd, caller frees), row

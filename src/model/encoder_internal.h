@@ -3,7 +3,10 @@
 #ifndef ALOE_MODEL_ENCODER_INTERNAL_H
 #define ALOE_MODEL_ENCODER_INTERNAL_H
 
+#include <pthread.h>
+
 #include "formats/safetensors.h"
+#include "kernels/threads.h"
 #include "model/encoder.h"
 #include "tok/tok.h"
 
@@ -33,6 +36,11 @@ struct Encoder {
     int n_owned;
     Tokenizer *tok;   /* NULL for encoder_new_random */
     int threads;
+    /* The pool runs the linear layers. It serves one forward pass at a time
+     * (a pool is not reentrant): concurrent callers take turns under mu,
+     * each pass using every thread anyway. */
+    ThreadPool *tp;
+    pthread_mutex_t *mu; /* a pointer: const Encoder calls lock it */
 };
 
 /* Where a sentence-transformers directory keeps things and how it pools. */

@@ -170,6 +170,9 @@ static int config_from_hf(const EncoderStConfig *sc, EncoderConfig *c, Err *e) {
 static Encoder *encoder_alloc(void) {
     Encoder *enc = xcalloc(1, sizeof *enc);
     enc->threads = pool_cpu_count();
+    enc->tp = tp_create(enc->threads);
+    enc->mu = xmalloc(sizeof *enc->mu);
+    pthread_mutex_init(enc->mu, NULL);
     return enc;
 }
 
@@ -261,9 +264,18 @@ void encoder_free(Encoder *enc) {
     free(enc->w.layers);
     if (enc->st) st_close(enc->st);
     if (enc->tok) tok_free(enc->tok);
+    tp_free(enc->tp);
+    pthread_mutex_destroy(enc->mu);
+    free(enc->mu);
     free(enc);
 }
 
 const EncoderConfig *encoder_config(const Encoder *enc) { return &enc->cfg; }
 int encoder_dim(const Encoder *enc) { return enc->cfg.hidden; }
-void encoder_set_threads(Encoder *enc, int threads) { enc->threads = threads > 0 ? threads : 1; }
+void encoder_set_threads(Encoder *enc, int threads) {
+    pthread_mutex_lock(enc->mu);
+    enc->threads = threads > 0 ? threads : 1;
+    tp_free(enc->tp);
+    enc->tp = tp_create(enc->threads);
+    pthread_mutex_unlock(enc->mu);
+}

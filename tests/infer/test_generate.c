@@ -183,8 +183,12 @@ static void *client_main(void *arg) {
     gen_params_default(&gp);
     gp.max_tokens = 12;
     Err e;
-    GenFinish f;
-    c->rc = batcher_generate(c->b, c->prompt, c->n_prompt, &gp, &c->out, &c->n_out, &f, &e);
+    GenSeq s;
+    gen_seq_init(&s, c->prompt, c->n_prompt, &gp);
+    c->rc = batcher_run(c->b, &s, &e);
+    c->out = s.out, c->n_out = s.n_out;
+    s.out = NULL;
+    gen_seq_free(&s);
     return NULL;
 }
 
@@ -205,6 +209,7 @@ static void test_batcher_threads(void) {
         pthread_create(&th[i], NULL, client_main, &c[i]);
     }
     for (int i = 0; i < 4; i++) pthread_join(th[i], NULL);
+    int peak = batcher_peak_active(b);
     batcher_stop(b);
     int ok = 1;
     for (int i = 0; i < 4; i++) {
@@ -222,6 +227,7 @@ static void test_batcher_threads(void) {
     model_free(m);
     free(prompt);
     CHECK_MSG(ok, "batched requests from threads differ from decoding each alone");
+    CHECK_MSG(peak >= 1 && peak <= 3, "sequences decoded together at most: %d (limit 3)", peak);
 }
 
 int main(void) {

@@ -7,6 +7,7 @@
 
 #include "base/fileio.h"
 #include "base/mem.h"
+#include "infer/batcher.h"
 #include "infer/generate.h"
 #include "llm/local.h"
 #include "llm/open.h"
@@ -307,16 +308,35 @@ static void raw_close(Raw *r) {
     model_free(r->m);
 }
 
+/* What the engine replied: the text, "length" or not, new tokens. */
+typedef struct {
+    char *text;
+    int length_limited, n_completion;
+} EngineReply;
+
+static int engine_run(Batcher *g, GenSeq *s, EngineReply *out, Err *e) {
+    int rc = batcher_run(g, s, e);
+    if (!rc) {
+        out->text = s->reply.text.s ? sb_take(&s->reply.text) : xstrdup("");
+        out->length_limited = s->finish == GEN_LENGTH;
+        out->n_completion = s->n_out;
+    }
+    gen_seq_free(s);
+    return rc;
+}
+
 static int engine_reply(Raw *r, const int32_t *stop_ids, int n_stop, const char *const *stop_strings, int max_tokens,
-                        LocalResult *out, Err *e) {
-    LocalEngineConfig c = {.m = r->m, .tok = r->tok, .stop_ids = stop_ids, .n_stop_ids = n_stop,
-                           .stop_strings = stop_strings, .max_active = 4};
-    LocalEngine *g = local_engine_start(&c, e);
+                        EngineReply *out, Err *e) {
+    Batcher *g = batcher_start(r->m, 4, e);
     if (!g) return -1;
-    LocalRequest rq = {.prompt = r->prompt, .n_prompt = r->n_prompt, .max_tokens = max_tokens};
-    sampler_params_default(&rq.sampling);
-    int rc = local_engine_run(g, &rq, out, e);
-    local_engine_stop(g);
+    GenParams gp;
+    gen_params_default(&gp);
+    gp.max_tokens = max_tokens, gp.tok = r->tok, gp.stop_strings = stop_strings;
+    for (int i = 0; i < n_stop; i++) gp.stop_ids[gp.n_stop_ids++] = stop_ids[i];
+    GenSeq s;
+    gen_seq_init(&s, r->prompt, r->n_prompt, &gp);
+    int rc = engine_run(g, &s, out, e);
+    batcher_stop(g);
     return rc;
 }
 
@@ -328,7 +348,7 @@ static void test_stop_at_end_of_turn(void) {
     Err e;
     Raw r;
     CHECK_OK(raw_open(&r, dir, &e), &e);
-    LocalResult free_run, stopped;
+    EngineReply free_run, stopped;
     CHECK_OK(engine_reply(&r, NULL, 0, NULL, 12, &free_run, &e), &e);
     CHECK(free_run.length_limited && free_run.n_completion == 12);
     /* the greedy ids again, to pick a stop token: the first one that is new at step k >= 2 */
@@ -361,14 +381,15 @@ static void test_stop_at_end_of_turn(void) {
     size_t cut = (size_t)(strstr(all, tail) - all);
     StrBuf streamed;
     sb_init(&streamed);
-    LocalEngineConfig c = {.m = r.m, .tok = r.tok, .stop_strings = stops, .max_active = 2};
-    LocalEngine *g = local_engine_start(&c, &e);
+    Batcher *g = batcher_start(r.m, 2, &e);
     CHECK(g != NULL);
-    LocalRequest rq = {.prompt = r.prompt, .n_prompt = r.n_prompt, .max_tokens = 12, .on_text = collect,
-                       .ctx = &streamed};
-    sampler_params_default(&rq.sampling);
-    CHECK_OK(local_engine_run(g, &rq, &stopped, &e), &e);
-    local_engine_stop(g);
+    GenParams sp;
+    gen_params_default(&sp);
+    sp.max_tokens = 12, sp.tok = r.tok, sp.stop_strings = stops, sp.on_text = collect, sp.text_ctx = &streamed;
+    GenSeq q;
+    gen_seq_init(&q, r.prompt, r.n_prompt, &sp);
+    CHECK_OK(engine_run(g, &q, &stopped, &e), &e);
+    batcher_stop(g);
     CHECK_EQ_INT(strlen(stopped.text), cut);
     CHECK(!strncmp(stopped.text, all, cut));
     CHECK_EQ_INT(stopped.length_limited, 0);

@@ -309,7 +309,7 @@ static void test_encoder_ops(void) {
     CHECK_NEAR(o[2], 3, 1e-6);
     float lin[2];
     const float W[] = {1, 2, 3, 4, 5, 6}, B[] = {10, 20}, X[] = {1, 1, 1};
-    enc_linear(lin, X, W, B, 1, 3, 2);
+    enc_linear(NULL, lin, X, W, B, 1, 3, 2);
     CHECK_NEAR(lin[0], 16, 1e-6);
     CHECK_NEAR(lin[1], 35, 1e-6);
 }
