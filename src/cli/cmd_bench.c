@@ -374,6 +374,10 @@ int cmd_bench(int argc, char **argv) {
         printf("(judge: %lld retried, %lld invalid)\n",
                (long long)json_integer_value(json_object_get(judge_counts, "retried")),
                (long long)json_integer_value(json_object_get(judge_counts, "invalid")));
+        long long judged = (long long)json_integer_value(json_object_get(judge_counts, "judged_turns"));
+        if (judged > 0 && judged == (long long)json_integer_value(json_object_get(judge_counts, "invalid")))
+            log_warn("no judge reply carried a valid score (a last line \"Score: N\", N in 1-5): check the judge "
+                     "model and any --prompts override; the raw replies are in %s/dialogues.jsonl", o.out);
         printf("results: %s/results.json  report: %s/report.md  chart: %s/al.svg\n", o.out, o.out, o.out);
         status = 0;
     }

@@ -59,8 +59,12 @@ static int reply_turn(LlmBackend *b, History *h, const LlmParams *p, Err *e) {
     if (rc) return -1;
     if (!local) print_text(NULL, r.text ? r.text : "", r.text ? strlen(r.text) : 0);
     printf("\n");
-    if (r.finish_reason && !strcmp(r.finish_reason, "length"))
-        fprintf(stderr, "[reply cut at --max-tokens %d]\n", p->max_tokens);
+    if (r.finish_reason && !strcmp(r.finish_reason, "length")) {
+        if (r.usage.completion_tokens < p->max_tokens)
+            fprintf(stderr, "[reply cut at the model's context, after %ld tokens]\n", r.usage.completion_tokens);
+        else
+            fprintf(stderr, "[reply cut at --max-tokens %d]\n", p->max_tokens);
+    }
     fflush(stdout);
     history_add(h, "assistant", r.text ? r.text : "");
     llm_reply_free(&r);

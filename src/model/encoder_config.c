@@ -192,7 +192,11 @@ int encoder_st_config_load(const char *dir, EncoderStConfig *sc, Err *e) {
     char *path = path_join(dir, "modules.json");
     int rc = -1;
     if (!file_exists(path)) {
-        log_info("%s: no modules.json: a plain BERT model, using mean pooling and L2 normalisation", dir);
+        /* Say what we assume only about a directory that is a BERT model. */
+        ModelConfig mc;
+        Err ignored;
+        if (hf_config_load(dir, &mc, &ignored) == 0 && mc.arch == ARCH_BERT)
+            log_info("%s: no modules.json: a plain BERT model, using mean pooling and L2 normalisation", dir);
         sc->model_dir = xstrdup(dir);
         sc->pooling = ENC_POOL_MEAN;
         sc->normalize = 1;

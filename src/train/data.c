@@ -97,7 +97,26 @@ fail:
 typedef struct TreeTurn {
     const char *user, *preferred, *rejected;
     int took_preferred; /* 1/0: the branch taken; -1: not given (last turn only) */
+    int dropped;        /* the pair was dropped (judges disagreed): no example */
+    const char *taken;  /* the reply the conversation went on with (history) */
 } TreeTurn;
+
+/* A turn whose pair `aloe dialogues --drop-disagreements` dropped has null
+ * preferred/rejected and names the reply it went on with in "chosen"
+ * ("hinted" or "plain"): it gives no example but stays in the history. */
+static int parse_dropped_turn(const Rec *r, json_t *t, json_t *a, int k, int last, TreeTurn *out, Err *e) {
+    out->dropped = 1;
+    out->took_preferred = -1;
+    json_t *c = json_object_get(t, "chosen");
+    if (!c && last) return 0;
+    const char *s = json_string_value(c);
+    if (!s || !json_is_string(json_object_get(a, s)))
+        return err_set(e, ERR_PARSE, "%s:%d: conversations[%d].chosen: a dropped pair (null preferred and "
+                       "rejected) needs \"chosen\" naming the reply taken (\"hinted\" or \"plain\")", r->path,
+                       r->line, k);
+    out->taken = json_string_value(json_object_get(a, s));
+    return 0;
+}
 
 static int parse_turn(const Rec *r, json_t *t, int k, int last, TreeTurn *out, Err *e) {
     char f[96];
@@ -111,6 +130,8 @@ static int parse_turn(const Rec *r, json_t *t, int k, int last, TreeTurn *out, E
         return err_set(e, ERR_PARSE, "%s:%d: conversations[%d].assistant: expected an object with "
                        "\"preferred\" and \"rejected\", got %s", r->path, r->line, k,
                        a ? json_type_name(a) : "nothing");
+    if (json_is_null(json_object_get(a, "preferred")) && json_is_null(json_object_get(a, "rejected")))
+        return parse_dropped_turn(r, t, a, k, last, out, e);
     snprintf(f, sizeof f, "conversations[%d].assistant.preferred", k);
     if (get_text(r, a, "preferred", f, &out->preferred, e)) return -1;
     snprintf(f, sizeof f, "conversations[%d].assistant.rejected", k);
@@ -124,6 +145,7 @@ static int parse_turn(const Rec *r, json_t *t, int k, int last, TreeTurn *out, E
                        "\"rejected\", got %s%s%s", r->path, r->line, k, s ? "\"" : "",
                        s ? s : (c ? json_type_name(c) : "nothing"), s ? "\"" : "");
     out->took_preferred = !strcmp(s, "preferred");
+    out->taken = out->took_preferred ? out->preferred : out->rejected;
     return 0;
 }
 
@@ -151,10 +173,9 @@ static int walk_tree(const Rec *r, json_t *rec, TurnFn fn, void *ctx, Err *e) {
     if (parse_tree(r, rec, &turns, &n, e)) return -1;
     MsgList hist = {0};
     for (int k = 0; k < n; k++) {
-        fn(ctx, r, k, &hist, &turns[k]);
+        if (!turns[k].dropped) fn(ctx, r, k, &hist, &turns[k]);
         msgs_push(&hist, "user", turns[k].user);
-        if (k + 1 < n)
-            msgs_push(&hist, "assistant", turns[k].took_preferred ? turns[k].preferred : turns[k].rejected);
+        if (k + 1 < n) msgs_push(&hist, "assistant", turns[k].taken);
     }
     msgs_free(&hist);
     free(turns);

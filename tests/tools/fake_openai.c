@@ -34,7 +34,7 @@
  *     "models": {
  *       "user-sim":  {"reply": "Hi, I am turn {turns}. {last_user}"},
  *       "inducer":   {"replies": ["Likes hiking.", "Is a nurse."], "pick": "hash"},
- *       "judge":     {"reply": "Reasoning ... Score: {score}",
+ *       "judge":     {"reply": "Reasoning ...\\nScore: {score}",
  *                     "rules": [{"contains": "[tailored]", "reply": "Score: 5"}]},
  *       "pair-judge":{"reply": "Preferred: {ab}"},
  *       "flaky":     {"faults": [{"status": 429, "retry_after": 1}, {"status": 503},
@@ -83,7 +83,7 @@
  *     "ind":   {"reply": "The user seems to like the outdoors."},
  *     "resp":  {"reply": "Sounds great! ({hash})", "rules": [
  *                {"any_contains": "outdoors", "reply": "[tailored] Which trail did you take?"}]},
- *     "judge": {"reply": "The reply fits. Score: {score}", "rules": [
+ *     "judge": {"reply": "The reply fits.\\nScore: {score}", "rules": [
  *                {"contains": "[tailored]", "reply": "Preferred: A. Score: 5"},
  *                {"contains": "REMINDER", "reply": "Score: 3"}]},
  *     "vague": {"reply": "I cannot rate this."}}}      <- a judge with no valid score

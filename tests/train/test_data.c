@@ -75,6 +75,38 @@ static void test_dpo_from_tree(void) {
     free(p);
 }
 
+/* `aloe dialogues --drop-disagreements`: turn 1's pair was dropped (null
+ * preferred/rejected); the conversation went on with the plain reply. */
+static void test_dropped_pairs_give_no_example_but_stay_in_history(void) {
+    char *p = write_tmp(
+        "{\"profile\": \"P\", \"personality\": \"Q\", \"conversations\": ["
+        "{\"user\": \"u0\", \"assistant\": {\"preferred\": \"p0\", \"rejected\": \"r0\"}, \"chosen\": \"preferred\"},"
+        "{\"user\": \"u1\", \"assistant\": {\"preferred\": null, \"rejected\": null, \"hinted\": \"h1\", "
+        "\"plain\": \"n1\"}, \"chosen\": \"plain\"},"
+        "{\"user\": \"u2\", \"assistant\": {\"preferred\": \"p2\", \"rejected\": \"r2\"}}]}\n");
+    DpoData d = {0};
+    Err e;
+    CHECK_OK(dpo_data_load(p, &d, &e), &e);
+    CHECK_EQ_INT(d.n, 2);
+    CHECK_EQ_INT(d.items[1].prompt.n, 5);
+    CHECK(msg_is(&d.items[1].prompt.items[3], "assistant", "n1"));
+    CHECK(msg_is(&d.items[1].chosen.items[0], "assistant", "p2"));
+    dpo_data_free(&d);
+    SftData s = {0};
+    SftOptions o = {BRANCH_PREFERRED, LOSS_ON_LAST};
+    CHECK_OK(sft_data_load(p, &o, &s, &e), &e);
+    CHECK_EQ_INT(s.n, 2);
+    sft_data_free(&s);
+    free(p);
+    /* A dropped pair that does not say which reply was taken is an error. */
+    p = write_tmp("{\"conversations\": [{\"user\": \"u0\", \"assistant\": {\"preferred\": null, "
+                  "\"rejected\": null}, \"chosen\": \"preferred\"}, {\"user\": \"u1\", \"assistant\": "
+                  "{\"preferred\": \"a\", \"rejected\": \"b\"}}]}\n");
+    CHECK(dpo_data_load(p, &d, &e) == -1);
+    CHECK_MSG(strstr(e.msg, "data.jsonl:1: conversations[0].chosen: a dropped pair") != NULL, "%s", e.msg);
+    free(p);
+}
+
 static void test_sft_from_trl_messages(void) {
     char *p = write_tmp(
         "{\"messages\": [{\"role\": \"system\", \"content\": \"\"}, {\"role\": \"user\", \"content\": \"a\"},"
@@ -184,6 +216,7 @@ static void test_option_parsers(void) {
 int main(void) {
     RUN(test_sft_from_tree_follows_the_taken_branch);
     RUN(test_dpo_from_tree);
+    RUN(test_dropped_pairs_give_no_example_but_stay_in_history);
     RUN(test_sft_from_trl_messages);
     RUN(test_dpo_from_trl_lists_strings_and_implicit_prompt);
     RUN(test_bad_records_name_line_and_field);
