@@ -72,12 +72,25 @@ char *test_tmpdir(void) {
     return xstrdup(d);
 }
 
+char *test_write_file(const char *name, const char *content) {
+    char *dir = test_tmpdir();
+    char *p = xasprintf("%s/%s", dir, name);
+    FILE *f = fopen(p, "wb");
+    if (f) {
+        fputs(content, f);
+        fclose(f);
+    }
+    free(dir);
+    return p;
+}
+
 char *test_build_path(const char *rel) {
     const char *b = getenv("BUILD");
     return xasprintf("%s/%s", b && *b ? b : "build", rel);
 }
 
 #include <signal.h>
+#include <fcntl.h>
 #include <spawn.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -86,8 +99,16 @@ extern char **environ;
 
 int test_spawn_server(char *const argv[], const char *port_file, pid_t *pid) {
     unlink(port_file);
-    if (posix_spawn(pid, argv[0], NULL, NULL, argv, environ)) {
+    char *out = xasprintf("%s.out", port_file);
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, 1, out, O_WRONLY | O_CREAT | O_APPEND, 0644);
+    posix_spawn_file_actions_adddup2(&fa, 1, 2);
+    int rc = posix_spawn(pid, argv[0], &fa, NULL, argv, environ);
+    posix_spawn_file_actions_destroy(&fa);
+    if (rc) {
         printf("cannot start %s\n", argv[0]);
+        free(out);
         return -1;
     }
     for (int i = 0; i < 1000; i++) {
@@ -96,17 +117,22 @@ int test_spawn_server(char *const argv[], const char *port_file, pid_t *pid) {
             int port = -1;
             int got = fscanf(f, "%d", &port);
             fclose(f);
-            if (got == 1 && port > 0) return port;
+            if (got == 1 && port > 0) {
+                free(out);
+                return port;
+            }
         }
         int status;
         if (waitpid(*pid, &status, WNOHANG) == *pid) {
-            printf("%s exited before writing its port\n", argv[0]);
+            printf("%s exited before writing its port (its output: %s)\n", argv[0], out);
+            free(out);
             return -1;
         }
         struct timespec ts = {0, 10 * 1000000L};
         nanosleep(&ts, NULL);
     }
-    printf("%s did not write %s in 10 s\n", argv[0], port_file);
+    printf("%s did not write %s in 10 s (its output: %s)\n", argv[0], port_file, out);
+    free(out);
     test_kill(*pid);
     return -1;
 }

@@ -22,6 +22,9 @@ int test_summary(void);
 char *test_shared_path(const char *rel);
 /* A fresh empty directory under /tmp for this test (caller frees). */
 char *test_tmpdir(void);
+/* Writes content to a new file `name` in a fresh temporary directory and
+ * returns its path (caller frees). */
+char *test_write_file(const char *name, const char *content);
 /* Path of a built binary: build dir from $BUILD (default "build"). */
 char *test_build_path(const char *rel);
 
@@ -89,7 +92,9 @@ char *test_build_path(const char *rel);
 
 #include <sys/types.h>
 /* Starts a test server (argv[0] = path of the binary) that writes its port to
- * port_file; waits up to 10 s for it. Returns the port, or -1 (message printed). */
+ * port_file; waits up to 10 s for it. Returns the port, or -1 (message printed).
+ * The server's output goes to port_file + ".out": a server holding the test's
+ * stdout would keep the test runner waiting for end-of-file. */
 int test_spawn_server(char *const argv[], const char *port_file, pid_t *pid);
 /* SIGKILLs and reaps a spawned process. */
 void test_kill(pid_t pid);

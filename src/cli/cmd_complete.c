@@ -3,83 +3,21 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "base/mem.h"
 #include "cli/args.h"
 #include "cli/commands.h"
-#include "formats/hfdir.h"
 #include "infer/generate.h"
 #include "infer/idlist.h"
 #include "llm/hub.h"
 #include "model/decoder.h"
 #include "tok/tok.h"
 
-typedef struct Stream {
-    TokStream ts;
-    StrBuf all;     /* the new text so far */
-    size_t printed; /* bytes of `all` already on stdout */
-    const char *stop;
-    int print, has_tok, stopped;
-    Err err;
-    int failed;
-} Stream;
-
-/* Prints what is safe to print: everything before a stop string, and
- * otherwise all but the bytes that could still begin one. */
-static void flush_text(Stream *s, int final) {
-    size_t upto = s->all.len;
-    if (s->stop && !s->stopped && !final) {
-        size_t keep = strlen(s->stop) - 1;
-        upto = upto > keep ? upto - keep : 0;
-    }
-    if (upto > s->printed && s->print) fwrite(s->all.s + s->printed, 1, upto - s->printed, stdout);
-    if (upto > s->printed) s->printed = upto;
+/* Streams the reply text as generate() produces it (stop strings never shown). */
+static void print_text(void *ctx, const char *text, size_t len) {
+    (void)ctx;
+    fwrite(text, 1, len, stdout);
     fflush(stdout);
-}
-
-/* Decodes each new token (special tokens such as the stop token print
- * nothing), streams it, and stops at the stop string. */
-static int on_token(void *ctx, int seq, int32_t id) {
-    (void)seq;
-    Stream *s = ctx;
-    if (!s->has_tok || s->failed) return 0;
-    size_t before = s->all.len;
-    if (tok_stream_push(&s->ts, id, &s->all, &s->err)) {
-        s->failed = 1;
-        return 1;
-    }
-    if (s->stop && s->all.len > before) {
-        /* only the new bytes (and a stop string's length before them) can complete it */
-        size_t from = before > strlen(s->stop) ? before - strlen(s->stop) : 0;
-        char *hit = strstr(s->all.s + from, s->stop);
-        if (hit) {
-            s->all.len = (size_t)(hit - s->all.s);
-            s->all.s[s->all.len] = 0;
-            s->stopped = 1;
-        }
-    }
-    flush_text(s, 0);
-    return s->stopped;
-}
-
-static int is_dir(const char *p) {
-    struct stat st;
-    return stat(p, &st) == 0 && S_ISDIR(st.st_mode);
-}
-
-/* Sampling defaults from the checkpoint's generation_config.json where it
- * asks for sampling (as transformers does); greedy otherwise. */
-static void defaults_from_checkpoint(const char *model, SamplerParams *sp) {
-    GenConfig g;
-    gen_config_init(&g);
-    Err e;
-    if (!is_dir(model) || hf_genconfig_load(model, &g, &e) || !g.do_sample) return;
-    sp->temperature = g.has_temperature ? g.temperature : 1.0f;
-    if (g.has_top_k) sp->top_k = g.top_k;
-    if (g.has_top_p) sp->top_p = g.top_p;
-    if (g.has_min_p) sp->min_p = g.min_p;
-    if (g.has_repetition_penalty) sp->repetition_penalty = g.repetition_penalty;
 }
 
 int cmd_complete(int argc, char **argv) {
@@ -131,7 +69,7 @@ int cmd_complete(int argc, char **argv) {
     GenParams gp;
     gen_params_default(&gp);
     gp.max_tokens = max_tokens;
-    defaults_from_checkpoint(model, &gp.sampling);
+    gen_sampling_from_checkpoint(model, &gp.sampling);
     if (temperature >= 0) gp.sampling.temperature = (float)temperature;
     if (top_k >= 0) gp.sampling.top_k = top_k;
     if (top_p >= 0) gp.sampling.top_p = (float)top_p;
@@ -182,21 +120,15 @@ int cmd_complete(int argc, char **argv) {
         return cli_fail(&e);
     }
     if (n_ctx > 0 && gp.max_tokens > n_ctx - n) gp.max_tokens = n_ctx - n, cut_at_ctx = 1;
-    /* stop at the model's EOS ids and the tokenizer's end-of-turn ids */
-    for (int i = 0; i < m->cfg.n_eos && gp.n_stop_ids < GEN_MAX_STOP_IDS; i++)
-        gp.stop_ids[gp.n_stop_ids++] = m->cfg.eos_ids[i];
-    int n_eot = 0;
-    const int32_t *eot = tok ? tok_eot(tok, &n_eot) : NULL;
-    for (int i = 0; i < n_eot && gp.n_stop_ids < GEN_MAX_STOP_IDS; i++) gp.stop_ids[gp.n_stop_ids++] = eot[i];
-    Stream st = {.print = !print_ids, .has_tok = tok != NULL, .stop = stop};
-    sb_init(&st.all);
-    if (tok) tok_stream_init(&st.ts, tok, 1);
-    gp.on_token = on_token;
-    gp.ctx = &st;
+    /* stop at the model's EOS ids, the tokenizer's end-of-turn ids and --stop */
+    gen_params_add_model_stops(&gp, m, tok);
+    const char *stops[] = {stop, NULL};
+    gp.tok = tok;
+    gp.stop_strings = stops;
+    if (!print_ids) gp.on_text = print_text;
     GenSeq seq;
     gen_seq_init(&seq, ids, n, &gp);
     rc = generate(m, &seq, 1, &e);
-    if (!rc && st.failed) rc = -1, e = st.err;
     if (!rc && print_ids) {
         StrBuf b;
         sb_init(&b);
@@ -204,14 +136,11 @@ int cmd_complete(int argc, char **argv) {
         printf("%s\n", b.s);
         sb_free(&b);
     } else if (!rc) {
-        if (!st.stopped) tok_stream_flush(&st.ts, &st.all);
-        flush_text(&st, 1);
         printf("\n");
     }
     if (!rc && cut_at_ctx && seq.n_out >= gp.max_tokens)
         fprintf(stderr, "[cut at the model's context of %d tokens]\n", n_ctx);
     gen_seq_free(&seq);
-    sb_free(&st.all);
     model_free(m);
     tok_free(tok);
     free(ids);

@@ -76,6 +76,14 @@ typedef struct GenSeq {
 } GenSeq;
 
 void gen_params_default(GenParams *p);
+/* Sampler defaults, then what the checkpoint's generation_config.json asks
+ * for when it asks to sample (greedy otherwise). path: a model directory
+ * (other paths keep the defaults). */
+void gen_sampling_from_checkpoint(const char *path, SamplerParams *sp);
+/* Adds a stop id once (negative ids and overflow are ignored). */
+void gen_params_add_stop_id(GenParams *p, int32_t id);
+/* Adds the model's EOS ids and the tokenizer's end-of-turn ids (tok may be NULL). */
+void gen_params_add_model_stops(GenParams *p, const Model *m, const Tokenizer *tok);
 /* Sets up a sequence (the prompt is not copied: keep it alive). */
 void gen_seq_init(GenSeq *s, const int32_t *prompt, int n_prompt, const GenParams *p);
 /* Frees the sequence's buffers (its reply text included). */

@@ -75,38 +75,17 @@ static ChatTemplate *open_template(LocalImpl *L, const char *name, Err *e) {
     return t;
 }
 
-/* Sampling defaults from generation_config.json where it asks for
- * sampling; greedy otherwise. */
-static void checkpoint_sampling(const char *path, SamplerParams *sp) {
-    sampler_params_default(sp);
-    GenConfig g;
-    gen_config_init(&g);
-    Err ignored;
-    if (!file_is_dir(path) || hf_genconfig_load(path, &g, &ignored) || !g.do_sample) return;
-    sp->temperature = g.has_temperature ? g.temperature : 1.0f;
-    if (g.has_top_k) sp->top_k = g.top_k;
-    if (g.has_top_p) sp->top_p = g.top_p;
-    if (g.has_min_p) sp->min_p = g.min_p;
-    if (g.has_repetition_penalty) sp->repetition_penalty = g.repetition_penalty;
-}
-
-static void add_stop_id(int32_t *ids, int *n, int cap, int id) {
-    if (id < 0) return;
-    for (int i = 0; i < *n; i++)
-        if (ids[i] == id) return;
-    if (*n < cap) ids[(*n)++] = id;
-}
-
 /* Requests stop at the model's EOS ids, the tokenizer's end-of-turn ids and
  * the template's end-of-turn markers (as ids where the vocabulary has them,
  * as text in any case: see chat_stream). */
 static int start_batcher(LocalImpl *L, const LocalOptions *o, Err *e) {
-    int n_eot = 0, cap = GEN_MAX_STOP_IDS;
-    for (int i = 0; i < L->m->cfg.n_eos; i++) add_stop_id(L->stop_ids, &L->n_stop_ids, cap, L->m->cfg.eos_ids[i]);
-    const int32_t *eot = tok_eot(L->tok, &n_eot);
-    for (int i = 0; i < n_eot; i++) add_stop_id(L->stop_ids, &L->n_stop_ids, cap, eot[i]);
-    const char *const *stops = chat_template_stop_strings(L->tpl);
-    for (int i = 0; stops && stops[i]; i++) add_stop_id(L->stop_ids, &L->n_stop_ids, cap, tok_find(L->tok, stops[i]));
+    GenParams stops;
+    gen_params_default(&stops);
+    gen_params_add_model_stops(&stops, L->m, L->tok);
+    const char *const *marks = chat_template_stop_strings(L->tpl);
+    for (int i = 0; marks && marks[i]; i++) gen_params_add_stop_id(&stops, tok_find(L->tok, marks[i]));
+    memcpy(L->stop_ids, stops.stop_ids, sizeof L->stop_ids);
+    L->n_stop_ids = stops.n_stop_ids;
     L->batcher = batcher_start(L->m, o && o->max_active > 0 ? o->max_active : LOCAL_DEFAULT_MAX_ACTIVE, e);
     return L->batcher ? 0 : -1;
 }
@@ -128,7 +107,7 @@ static int load_decoder(LocalImpl *L, const LocalOptions *o, Err *e) {
     if (!(L->m = model_load(L->path, o ? o->n_threads : 0, e))) return -1;
     if (!(L->tok = tok_load(L->path, e))) return -1;
     if (!(L->tpl = open_template(L, o ? o->chat_template : NULL, e))) return -1;
-    checkpoint_sampling(L->path, &L->defaults);
+    gen_sampling_from_checkpoint(L->path, &L->defaults);
     if ((L->n_ctx = context_length(L, o, e)) < 0) return -1;
     return start_batcher(L, o, e);
 }

@@ -4,17 +4,8 @@
 #include "formats/jsonl.h"
 #include "test.h"
 
-static char *write_tmp(const char *content) {
-    char *dir = test_tmpdir();
-    char *p = path_join(dir, "in.jsonl");
-    Err e;
-    file_write_atomic(p, content, strlen(content), &e);
-    free(dir);
-    return p;
-}
-
 static void test_two_values_on_one_line_are_both_read(void) {
-    char *p = write_tmp("\"a\"\n\"b\" \"c\"\n\n\"d\"\n");
+    char *p = test_write_file("in.jsonl", "\"a\"\n\"b\" \"c\"\n\n\"d\"\n");
     StrList l;
     Err e;
     CHECK_OK(jsonl_read_strings(p, &l, &e), &e);
@@ -26,7 +17,7 @@ static void test_two_values_on_one_line_are_both_read(void) {
 }
 
 static void test_non_string_names_line(void) {
-    char *p = write_tmp("\"a\"\n{\"x\": 1}\n");
+    char *p = test_write_file("in.jsonl", "\"a\"\n{\"x\": 1}\n");
     StrList l;
     Err e;
     CHECK(jsonl_read_strings(p, &l, &e) == -1);
@@ -35,7 +26,7 @@ static void test_non_string_names_line(void) {
 }
 
 static void test_malformed_names_line_and_column(void) {
-    char *p = write_tmp("\"a\"\n\"b\"\n\"unterminated\n");
+    char *p = test_write_file("in.jsonl", "\"a\"\n\"b\"\n\"unterminated\n");
     StrList l;
     Err e;
     CHECK(jsonl_read_strings(p, &l, &e) == -1);
@@ -44,7 +35,7 @@ static void test_malformed_names_line_and_column(void) {
 }
 
 static void test_empty_file_is_an_error(void) {
-    char *p = write_tmp("\n\n");
+    char *p = test_write_file("in.jsonl", "\n\n");
     StrList l;
     Err e;
     CHECK(jsonl_read_strings(p, &l, &e) == -1);

@@ -54,34 +54,8 @@ static inline int fake_start(FakeServer *fs, const char *script, int latency_ms)
     snprintf(lat, sizeof lat, "%d", latency_ms);
     char *argv[] = {bin, "--port", "0", "--port-file", port_file, "--latency-ms", lat, "--log", fs->log_path,
                     "--exit-with-parent", "1", script ? "--script" : NULL, script_path, NULL};
-    /* Its output goes to a file: a server holding the test's stdout would
-     * keep the test runner waiting for end-of-file. */
-    char *out_path = path_join(fs->dir, "server.out");
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_addopen(&fa, 1, out_path, O_WRONLY | O_CREAT | O_APPEND, 0644);
-    posix_spawn_file_actions_adddup2(&fa, 1, 2);
-    int rc = posix_spawn(&fs->pid, bin, &fa, NULL, argv, environ);
-    posix_spawn_file_actions_destroy(&fa);
-    free(out_path);
-    if (rc) {
-        fprintf(stderr, "fake_start: cannot run %s: %s\n", bin, strerror(rc));
-        fs->pid = 0;
-    }
-    /* Wait up to 10 s for the port file (written atomically once listening). */
-    for (int i = 0; !rc && i < 1000 && !fs->port; i++) {
-        char *txt = NULL;
-        size_t len;
-        if (file_exists(port_file) && !file_read_all(port_file, &txt, &len, &e)) fs->port = atoi(txt);
-        free(txt);
-        int status;
-        if (!fs->port && waitpid(fs->pid, &status, WNOHANG) == fs->pid) {
-            fprintf(stderr, "fake_start: %s exited early (its output: %s/server.out)\n", bin, fs->dir);
-            fs->pid = 0;
-            break;
-        }
-        if (!fs->port) usleep(10000);
-    }
+    fs->port = test_spawn_server(argv, port_file, &fs->pid);
+    if (fs->port < 0) fs->port = 0, fs->pid = 0;
     free(bin);
     free(port_file);
     free(script_path);

@@ -176,42 +176,33 @@ static void test_bytes_round_trip(void) {
     tok_free(t);
 }
 
-static char *write_tmp(const char *name, const char *content) {
-    char *dir = test_tmpdir();
-    char *p = path_join(dir, name);
-    Err e;
-    file_write_atomic(p, content, strlen(content), &e);
-    free(dir);
-    return p;
-}
-
 static void test_bad_files(void) {
     Err e;
-    char *p = write_tmp("tokenizer.json", "{\"model\": {\"type\": \"BPE\",\n \"vocab\": {\"a\": 0,\n \"b\" 1}}}");
+    char *p = test_write_file("tokenizer.json", "{\"model\": {\"type\": \"BPE\",\n \"vocab\": {\"a\": 0,\n \"b\" 1}}}");
     CHECK(tok_load_hf(p, &e) == NULL);
     CHECK_MSG(strstr(e.msg, "tokenizer.json:3: expected ':'"), "%s", e.msg);
     free(p);
-    p = write_tmp("tokenizer.json", "{\"model\": {\"type\": \"Unigram\", \"vocab\": {\"a\": 0}}}");
+    p = test_write_file("tokenizer.json", "{\"model\": {\"type\": \"Unigram\", \"vocab\": {\"a\": 0}}}");
     CHECK(tok_load_hf(p, &e) == NULL);
     CHECK_MSG(strstr(e.msg, "\"Unigram\" is not supported"), "%s", e.msg);
     free(p);
-    p = write_tmp("tokenizer.json", "{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0, \"b\": 1}, \"merges\": [\"a b\"]},"
+    p = test_write_file("tokenizer.json", "{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0, \"b\": 1}, \"merges\": [\"a b\"]},"
                                     "\"pre_tokenizer\": {\"type\": \"ByteLevel\"}}");
     CHECK(tok_load_hf(p, &e) == NULL);
     CHECK_MSG(strstr(e.msg, "merged token is not in the vocabulary"), "%s", e.msg);
     free(p);
-    p = write_tmp("tokenizer.json", "{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}, \"merges\": []},"
+    p = test_write_file("tokenizer.json", "{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}, \"merges\": []},"
                                     "\"pre_tokenizer\": {\"type\": \"Split\", \"pattern\": {\"Regex\": \"(\"}, \"behavior\": \"Isolated\"}}");
     CHECK(tok_load_hf(p, &e) == NULL);
     CHECK_MSG(strstr(e.msg, "regex"), "%s", e.msg);
     free(p);
-    p = write_tmp("tokenizer.json", "{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0, \"b\": 99999}, \"merges\": []}}");
+    p = test_write_file("tokenizer.json", "{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0, \"b\": 99999}, \"merges\": []}}");
     CHECK(tok_load_hf(p, &e) == NULL);
     CHECK_MSG(strstr(e.msg, "without large gaps"), "%s", e.msg);
     free(p);
     CHECK(tok_load("/nonexistent/model", &e) == NULL);
     CHECK_EQ_INT(e.code, ERR_NOTFOUND);
-    p = write_tmp("x.gguf", "GGUF not really");
+    p = test_write_file("x.gguf", "GGUF not really");
     CHECK(tok_load(p, &e) == NULL);
     free(p);
 
@@ -226,7 +217,7 @@ static void test_bad_files(void) {
 /* lstrip / rstrip added tokens take the whitespace beside them, as in the
  * tokenizers library (RoBERTa's <mask> is lstrip). */
 static void test_added_token_strip_flags(void) {
-    char *p = write_tmp("tokenizer.json",
+    char *p = test_write_file("tokenizer.json",
                         "{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0, \"\u0120\": 1, \"b\": 2}, \"merges\": []},"
                         " \"pre_tokenizer\": {\"type\": \"ByteLevel\", \"add_prefix_space\": false},"
                         " \"added_tokens\": ["
@@ -307,7 +298,7 @@ static void test_tokenize_command(void) {
     char *model = test_shared_path("fixtures/tokenizers/chatml");
     if (!model) SKIP("shared fixtures not found");
     char *aloe = test_build_path("aloe");
-    char *in = write_tmp("in.jsonl", "\"Hello world\"\n\n\"<|im_end|>\"\n\"caf\\u00e9\"\n");
+    char *in = test_write_file("in.jsonl", "\"Hello world\"\n\n\"<|im_end|>\"\n\"caf\\u00e9\"\n");
     char cmd[2048];
     snprintf(cmd, sizeof cmd, "%s tokenize --model %s --jsonl %s", aloe, model, in);
     char *out = run(cmd);
@@ -342,7 +333,7 @@ static void test_tokenize_command(void) {
     out = run(cmd);
     CHECK_MSG(strstr(out, "give either a TEXT") && strstr(out, "[exit"), "%s", out);
     free(out);
-    char *bad = write_tmp("bad.jsonl", "\"ok\"\n{\"x\": 1}\n");
+    char *bad = test_write_file("bad.jsonl", "\"ok\"\n{\"x\": 1}\n");
     snprintf(cmd, sizeof cmd, "%s tokenize --model %s --jsonl %s 2>&1", aloe, model, bad);
     out = run(cmd);
     CHECK_MSG(strstr(out, "bad.jsonl:2: expected a JSON string"), "%s", out);

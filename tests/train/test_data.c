@@ -4,15 +4,6 @@
 #include "test.h"
 #include "train/data.h"
 
-static char *write_tmp(const char *content) {
-    char *dir = test_tmpdir();
-    char *p = path_join(dir, "data.jsonl");
-    Err e;
-    file_write_atomic(p, content, strlen(content), &e);
-    free(dir);
-    return p;
-}
-
 /* Three turns; the conversation continued with the rejected reply at turn 0
  * and the preferred one at turn 1. */
 static const char *TREE =
@@ -26,7 +17,7 @@ static int msg_is(const TrainMsg *m, const char *role, const char *content) {
 }
 
 static void test_sft_from_tree_follows_the_taken_branch(void) {
-    char *p = write_tmp(TREE);
+    char *p = test_write_file("data.jsonl", TREE);
     SftData d = {0};
     SftOptions o = {BRANCH_PREFERRED, LOSS_ON_LAST};
     Err e;
@@ -58,7 +49,7 @@ static void test_sft_from_tree_follows_the_taken_branch(void) {
 }
 
 static void test_dpo_from_tree(void) {
-    char *p = write_tmp(TREE);
+    char *p = test_write_file("data.jsonl", TREE);
     DpoData d = {0};
     Err e;
     CHECK_OK(dpo_data_load(p, &d, &e), &e);
@@ -78,7 +69,7 @@ static void test_dpo_from_tree(void) {
 /* `aloe dialogues --drop-disagreements`: turn 1's pair was dropped (null
  * preferred/rejected); the conversation went on with the plain reply. */
 static void test_dropped_pairs_give_no_example_but_stay_in_history(void) {
-    char *p = write_tmp(
+    char *p = test_write_file("data.jsonl", 
         "{\"profile\": \"P\", \"personality\": \"Q\", \"conversations\": ["
         "{\"user\": \"u0\", \"assistant\": {\"preferred\": \"p0\", \"rejected\": \"r0\"}, \"chosen\": \"preferred\"},"
         "{\"user\": \"u1\", \"assistant\": {\"preferred\": null, \"rejected\": null, \"hinted\": \"h1\", "
@@ -99,7 +90,7 @@ static void test_dropped_pairs_give_no_example_but_stay_in_history(void) {
     sft_data_free(&s);
     free(p);
     /* A dropped pair that does not say which reply was taken is an error. */
-    p = write_tmp("{\"conversations\": [{\"user\": \"u0\", \"assistant\": {\"preferred\": null, "
+    p = test_write_file("data.jsonl", "{\"conversations\": [{\"user\": \"u0\", \"assistant\": {\"preferred\": null, "
                   "\"rejected\": null}, \"chosen\": \"preferred\"}, {\"user\": \"u1\", \"assistant\": "
                   "{\"preferred\": \"a\", \"rejected\": \"b\"}}]}\n");
     CHECK(dpo_data_load(p, &d, &e) == -1);
@@ -108,7 +99,7 @@ static void test_dropped_pairs_give_no_example_but_stay_in_history(void) {
 }
 
 static void test_sft_from_trl_messages(void) {
-    char *p = write_tmp(
+    char *p = test_write_file("data.jsonl", 
         "{\"messages\": [{\"role\": \"system\", \"content\": \"\"}, {\"role\": \"user\", \"content\": \"a\"},"
         " {\"role\": \"assistant\", \"content\": \"b\"}, {\"role\": \"user\", \"content\": \"c\"},"
         " {\"role\": \"assistant\", \"content\": \"d\"}, {\"role\": \"user\", \"content\": \"dangling\"}]}\n");
@@ -129,7 +120,7 @@ static void test_sft_from_trl_messages(void) {
 }
 
 static void test_dpo_from_trl_lists_strings_and_implicit_prompt(void) {
-    char *p = write_tmp(
+    char *p = test_write_file("data.jsonl", 
         "{\"prompt\": [{\"role\": \"user\", \"content\": \"q\"}], \"chosen\": [{\"role\": \"assistant\", \"content\": \"good\"}],"
         " \"rejected\": [{\"role\": \"assistant\", \"content\": \"bad\"}]}\n"
         "{\"prompt\": \"The sky is\", \"chosen\": \" blue.\", \"rejected\": \" green.\"}\n"
@@ -154,7 +145,7 @@ static void test_dpo_from_trl_lists_strings_and_implicit_prompt(void) {
 
 /* Each bad record must name file, line and field. */
 static void expect_error(int dpo, const char *content, const char *want) {
-    char *p = write_tmp(content);
+    char *p = test_write_file("data.jsonl", content);
     Err e;
     int rc;
     if (dpo) {
