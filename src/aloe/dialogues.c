@@ -504,6 +504,7 @@ int dialogues_run(const DialoguesConfig *c, const StrList *profiles, const StrLi
     if (c->jobs < 1) return err_set(e, ERR_ARG, "-j: expected a positive number");
     char *settings_path = personas_sidecar_path(c->out_path, ".settings.json");
     json_t *settings = settings_json(c);
+    if (c->extra_settings) json_object_update(settings, c->extra_settings);
     int bad = gensettings_check_or_write(settings_path, settings, e);
     json_decref(settings);
     free(settings_path);

@@ -60,6 +60,8 @@ typedef struct DialoguesConfig {
     LlmParams params;       /* sampling for every role (seed is set per request) */
     const char *out_path;   /* the journal, JSONL of trees */
     atomic_int *stop;
+    json_t *extra_settings; /* borrowed, may be NULL: more settings the trees depend on (e.g. chat-template
+                             * overrides of local models), checked on resume like the rest */
 } DialoguesConfig;
 
 void dialogues_config_default(DialoguesConfig *c);

@@ -383,6 +383,7 @@ int personas_run(const PersonasConfig *c, const StrList *seeds, PersonasResult *
                                  c->embedder->model, "threshold", c->threshold, "examples", c->examples, "per_call",
                                  c->per_call, "calls", c->calls, "seed", (json_int_t)c->seed, "temperature",
                                  c->params.temperature, "max_tokens", c->params.max_tokens);
+    if (c->extra_settings) json_object_update(settings, c->extra_settings);
     int rc = gensettings_check_or_write(settings_path, settings, e);
     json_decref(settings);
     free(settings_path);

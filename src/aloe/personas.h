@@ -24,6 +24,7 @@
 #ifndef ALOE_ALOE_PERSONAS_H
 #define ALOE_ALOE_PERSONAS_H
 
+#include <jansson.h>
 #include <stdatomic.h>
 #include <stdint.h>
 
@@ -47,6 +48,8 @@ typedef struct PersonasConfig {
     const char *out_path;
     int quiet;                 /* no progress bar */
     atomic_int *stop;          /* set (e.g. by SIGINT) to stop after the running requests */
+    json_t *extra_settings;    /* borrowed, may be NULL: more settings the pool depends on (e.g.
+                                * chat-template overrides of local models), checked on resume */
 } PersonasConfig;
 
 /* Defaults: threshold 0.6, 5 examples, 20 per call, 1 call per round, 1000

@@ -115,6 +115,13 @@ int cmd_dialogues(int argc, char **argv) {
     llm_opener_done(&opener);
     conn.opener = NULL;
     DialoguesResult res = {0};
+    const GenRole *fallbacks[R__COUNT] = {[R_HINTED] = &roles[R_RESPONDER], [R_PLAIN] = &roles[R_RESPONDER]};
+    GenRole used[R__COUNT];
+    const GenRole *used_fb[R__COUNT];
+    int nused = 0;
+    for (int i = 0; i < R__COUNT; i++)
+        if (i != R_RESPONDER) used_fb[nused] = fallbacks[i], used[nused++] = roles[i];
+    json_t *templates = genrole_templates_json(used, used_fb, nused);
     if (!rc) {
         dc.prompts = &prompts;
         dc.seed = (uint64_t)seed;
@@ -125,6 +132,7 @@ int cmd_dialogues(int argc, char **argv) {
         dc.judge = b[R_JUDGE];
         dc.out_path = out;
         dc.stop = stop;
+        dc.extra_settings = templates;
         rc = dialogues_run(&dc, &profiles, &personalities, &plan, &res, &e);
     }
     int status = 0;
@@ -148,5 +156,6 @@ int cmd_dialogues(int argc, char **argv) {
     strlist_free(&profiles);
     strlist_free(&personalities);
     free(cache_owned);
+    json_decref(templates);
     return status;
 }

@@ -107,6 +107,7 @@ int cmd_personas(int argc, char **argv) {
     llm_opener_done(&opener);
     conn.opener = NULL;
     PersonasResult res;
+    json_t *templates = genrole_templates_json(roles, NULL, 2);
     if (!rc) {
         pc.template_text = prompts.text[pid];
         pc.target = target;
@@ -119,6 +120,7 @@ int cmd_personas(int argc, char **argv) {
         pc.out_path = out;
         pc.quiet = quiet;
         pc.stop = stop;
+        pc.extra_settings = templates;
         rc = personas_run(&pc, &seeds, &res, &e);
     }
     int status = 0;
@@ -147,5 +149,6 @@ int cmd_personas(int argc, char **argv) {
     strlist_free(&seeds);
     free(seeds_owned);
     free(cache_owned);
+    json_decref(templates);
     return status;
 }

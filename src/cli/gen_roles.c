@@ -67,6 +67,20 @@ LlmBackend *genrole_open(const GenRole *r, const GenRole *fallback, const GenCon
     return c->opener ? llm_opener_open(c->opener, &cfg, e) : llm_open(&cfg, cache, e);
 }
 
+json_t *genrole_templates_json(const GenRole *roles, const GenRole *const *fallback, int n) {
+    json_t *t = json_object();
+    for (int i = 0; i < n; i++) {
+        const GenRole *fb = fallback ? fallback[i] : NULL;
+        const char *tmpl = roles[i].chat_template ? roles[i].chat_template : fb ? fb->chat_template : NULL;
+        if (tmpl) json_object_set_new(t, roles[i].name, json_string(tmpl));
+    }
+    if (!json_object_size(t)) {
+        json_decref(t);
+        return NULL;
+    }
+    return json_pack("{s:o}", "chat_templates", t);
+}
+
 static atomic_int stop_flag; /* CLI-only global: set from the signal handler */
 
 static void on_signal(int sig) {

@@ -4,6 +4,7 @@
 #ifndef ALOE_CLI_GEN_ROLES_H
 #define ALOE_CLI_GEN_ROLES_H
 
+#include <jansson.h>
 #include <stdatomic.h>
 
 #include "cli/args.h"
@@ -39,6 +40,12 @@ int genrole_conn_specs(GenConn *c, ArgSpec *specs);
 /* Opens a role's backend (through the cache when given). A role without
  * its own model takes fallback's (may be NULL). */
 LlmBackend *genrole_open(const GenRole *r, const GenRole *fallback, const GenConn *c, LlmCache *cache, Err *e);
+
+/* The chat-template overrides in effect, as {"chat_templates": {role:
+ * NAME}} for the run's settings file (a role without its own override
+ * takes fallback[i]'s, fallback may be NULL or hold NULLs); NULL when there
+ * are none, so runs without overrides keep their old settings. */
+json_t *genrole_templates_json(const GenRole *roles, const GenRole *const *fallback, int n);
 
 /* Installs a SIGINT/SIGTERM handler that sets the returned flag (a second
  * Ctrl-C exits at once). */

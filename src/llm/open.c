@@ -45,6 +45,10 @@ static LlmBackend *open_role(const LlmRoleConfig *cfg, LlmCache *cache, LlmBacke
         /* The template changes the prompt the model sees, so it enters the
          * request-cache key. */
         endpoint = local_endpoint = xasprintf("local:%s", cfg->chat_template ? cfg->chat_template : "own");
+    } else if (cfg->chat_template) {
+        /* an endpoint applies its own template: accepting one here would be a silent no-op */
+        return err_set(e, ERR_ARG, "%s: a chat template applies to local models only; %s is an endpoint model",
+                       role, cfg->model), NULL;
     } else {
         const char *base = cfg->base_url && *cfg->base_url ? cfg->base_url : env("OPENAI_BASE_URL");
         if (!base) base = LLM_DEFAULT_BASE_URL;

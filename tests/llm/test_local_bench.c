@@ -5,6 +5,7 @@
  * than the fixture's 256-token context, hence ALOE_CTX. */
 #include <jansson.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "base/fileio.h"
 #include "base/mem.h"
@@ -51,7 +52,41 @@ static void test_bench_all_local(void) {
     free(model), free(dir), free(aloe), free(prof), free(pers), free(out), free(log);
 }
 
+/* `aloe dialogues` with every role the local fixture; the chat-template
+ * overrides enter the run's settings, so resuming with another template is
+ * refused rather than mixing trees made with two prompt formats. */
+static void test_dialogues_local_template_guard(void) {
+    char *model = test_shared_path("fixtures/models/tiny-qwen2");
+    if (!model) SKIP("fixtures/models/tiny-qwen2 not found (set ALOE_SHARED)");
+    char *dir = test_tmpdir(), *aloe = test_build_path("aloe");
+    char *prof = path_join(dir, "profiles.jsonl"), *pers = path_join(dir, "personalities.jsonl");
+    char *out = path_join(dir, "trees.jsonl"), *log = path_join(dir, "log.txt");
+    write_text(prof, "\"I am a nurse from Ohio.\"\n");
+    write_text(pers, "\"Reserved.\"\n");
+    const char *cmd = "ALOE_CTX=2048 %s dialogues --user-model %s --inducer-model %s --responder-model %s "
+                      "--judge-model %s --judge-chat-template %s --profiles %s --personalities %s --turns 1 "
+                      "--max-tokens 8 --judge-retries 0 -q --out %s > %s 2>&1";
+    int rc = test_system(cmd, aloe, model, model, model, model, "chatml", prof, pers, out, log);
+    if (rc) test_system("cat %s >&2", log);
+    CHECK_EQ_INT(rc, 0);
+    char *settings = path_join(dir, "trees.settings.json");
+    json_error_t je;
+    json_t *s = json_load_file(settings, 0, &je);
+    CHECK_MSG(s != NULL, "%s: %s", settings, je.text);
+    CHECK_EQ_STR(json_string_value(json_object_get(json_object_get(s, "chat_templates"), "judge")), "chatml");
+    json_decref(s);
+    rc = test_system(cmd, aloe, model, model, model, model, "qwen2.5", prof, pers, out, log);
+    CHECK_EQ_INT(rc, 2);
+    Err e;
+    char *msg = NULL;
+    if (file_read_all(log, &msg, NULL, &e)) fprintf(stderr, "%s\n", e.msg);
+    CHECK_MSG(msg && strstr(msg, "changed: chat_templates"), "%s", msg ? msg : e.msg);
+    free(msg), free(settings);
+    free(model), free(dir), free(aloe), free(prof), free(pers), free(out), free(log);
+}
+
 int main(void) {
     RUN(test_bench_all_local);
+    RUN(test_dialogues_local_template_guard);
     return test_summary();
 }

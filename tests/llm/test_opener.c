@@ -1,6 +1,7 @@
 /* llm_opener: roles naming the same local model share one loaded copy;
  * another template or model loads its own. */
 #include <stdlib.h>
+#include <string.h>
 
 #include "llm/local.h"
 #include "llm/open.h"
@@ -45,7 +46,19 @@ static void test_same_local_model_is_loaded_once(void) {
     free(other);
 }
 
+/* An endpoint model applies its own template: an override is refused, not ignored. */
+static void test_template_on_endpoint_model_is_an_error(void) {
+    LlmRoleConfig c = {.role = "judge", .model = "gpt-4o-mini", .base_url = "http://127.0.0.1:9/v1",
+                       .max_retries = -1, .chat_template = "chatml"};
+    Err e = {0};
+    LlmBackend *b = llm_open(&c, NULL, &e);
+    CHECK(b == NULL);
+    CHECK_MSG(strstr(e.msg, "judge") && strstr(e.msg, "local models only"), "%s", e.msg);
+    llm_free(b);
+}
+
 int main(void) {
     RUN(test_same_local_model_is_loaded_once);
+    RUN(test_template_on_endpoint_model_is_an_error);
     return test_summary();
 }
