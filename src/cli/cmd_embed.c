@@ -18,6 +18,7 @@ typedef struct {
     const Encoder *enc;
     StrList batch;
     StrBuf line;
+    int last_line; /* input line of the last text taken */
 } EmbedRun;
 
 static int print_vectors(EmbedRun *r, const char *const *texts, int n, Err *e) {
@@ -45,9 +46,10 @@ static int flush_batch(EmbedRun *r, Err *e) {
     return rc;
 }
 
+/* Output line N answers input line N. */
 static int on_value(void *ctx, json_t *v, const char *path, int line, int nth, Err *e) {
-    (void)nth;
     EmbedRun *r = ctx;
+    if (jsonl_expect_next_line(&r->last_line, path, line, nth, e)) return -1;
     if (!json_is_string(v))
         return err_set(e, ERR_PARSE, "%s:%d: expected a JSON string, got %s", path, line, json_type_name(v));
     strlist_push(&r->batch, json_string_value(v));
@@ -92,7 +94,7 @@ int cmd_embed(int argc, char **argv) {
         free(pos);
         return cli_fail(&e);
     }
-    EmbedRun r = {enc, {0}, {0}};
+    EmbedRun r = {.enc = enc};
     sb_init(&r.line);
     if (jsonl && !strcmp(jsonl, "-")) jsonl = "/dev/stdin";
     if (jsonl) rc = jsonl_foreach(jsonl, on_value, &r, &e) < 0 || flush_batch(&r, &e) ? -1 : 0;

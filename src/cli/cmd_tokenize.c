@@ -13,6 +13,7 @@ typedef struct {
     const Tokenizer *t;
     int special;
     StrBuf line;
+    int last_line; /* input line of the last array printed */
 } TokenizeRun;
 
 static int print_ids(TokenizeRun *r, const char *text, size_t len, Err *e) {
@@ -29,8 +30,10 @@ static int print_ids(TokenizeRun *r, const char *text, size_t len, Err *e) {
     return 0;
 }
 
+/* Output line N answers input line N. */
 static int on_value(void *ctx, json_t *v, const char *path, int line, int nth, Err *e) {
-    (void)nth;
+    TokenizeRun *r = ctx;
+    if (jsonl_expect_next_line(&r->last_line, path, line, nth, e)) return -1;
     if (!json_is_string(v))
         return err_set(e, ERR_PARSE, "%s:%d: expected a JSON string, got %s", path, line, json_type_name(v));
     return print_ids(ctx, json_string_value(v), json_string_length(v), e);
@@ -73,7 +76,7 @@ int cmd_tokenize(int argc, char **argv) {
         free(pos);
         return cli_fail(&e);
     }
-    TokenizeRun r = {t, special, {0}};
+    TokenizeRun r = {.t = t, .special = special};
     sb_init(&r.line);
     if (jsonl && !strcmp(jsonl, "-")) jsonl = "/dev/stdin";
     if (jsonl) rc = jsonl_foreach(jsonl, on_value, &r, &e) < 0 ? -1 : 0;

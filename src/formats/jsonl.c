@@ -50,6 +50,16 @@ static long parse_line(const char *name, const char *s, size_t n, int lineno, Js
     return count;
 }
 
+int jsonl_expect_next_line(int *last_line, const char *path, int line, int nth, Err *e) {
+    if (nth > 0)
+        return err_set(e, ERR_PARSE, "%s:%d: expected one JSON string per line, found a second value", path, line);
+    if (line != *last_line + 1)
+        return err_set(e, ERR_PARSE, "%s:%d: blank line: expected a JSON string (one output line per input line)",
+                       path, *last_line + 1);
+    *last_line = line;
+    return 0;
+}
+
 long jsonl_foreach_buf(const char *name, const char *buf, size_t len, JsonlFn fn, void *ctx, Err *e) {
     long total = 0;
     int lineno = 0;

@@ -20,6 +20,11 @@ long jsonl_foreach(const char *path, JsonlFn fn, void *ctx, Err *e);
 /* The same over an in-memory buffer; `name` is used in messages. */
 long jsonl_foreach_buf(const char *name, const char *buf, size_t len, JsonlFn fn, void *ctx, Err *e);
 
+/* For line-aligned outputs (one output line per input line): an error for a
+ * blank line before this value or for a second value on its line. Keeps the
+ * last line seen in *last_line (start at 0). Call from a JsonlFn. */
+int jsonl_expect_next_line(int *last_line, const char *path, int line, int nth, Err *e);
+
 /* A list of strings, one JSON string per value. Errors on a value that is not
  * a string and on a file with no values at all. */
 typedef struct StrList {

@@ -298,7 +298,7 @@ static void test_tokenize_command(void) {
     char *model = test_shared_path("fixtures/tokenizers/chatml");
     if (!model) SKIP("shared fixtures not found");
     char *aloe = test_build_path("aloe");
-    char *in = test_write_file("in.jsonl", "\"Hello world\"\n\n\"<|im_end|>\"\n\"caf\\u00e9\"\n");
+    char *in = test_write_file("in.jsonl", "\"Hello world\"\n\"<|im_end|>\"\n\"caf\\u00e9\"\n");
     char cmd[2048];
     snprintf(cmd, sizeof cmd, "%s tokenize --model %s --jsonl %s", aloe, model, in);
     char *out = run(cmd);
@@ -338,6 +338,18 @@ static void test_tokenize_command(void) {
     out = run(cmd);
     CHECK_MSG(strstr(out, "bad.jsonl:2: expected a JSON string"), "%s", out);
     free(out);
+    /* output line N answers input line N: a blank line or two values on a line are errors */
+    char *gap = test_write_file("gap.jsonl", "\"a\"\n\n\"b\"\n");
+    snprintf(cmd, sizeof cmd, "%s tokenize --model %s --jsonl %s 2>&1", aloe, model, gap);
+    out = run(cmd);
+    CHECK_MSG(strstr(out, "gap.jsonl:2: blank line") && strstr(out, "[exit"), "%s", out);
+    free(out);
+    char *two = test_write_file("two.jsonl", "\"a\" \"b\"\n");
+    snprintf(cmd, sizeof cmd, "%s tokenize --model %s --jsonl %s 2>&1", aloe, model, two);
+    out = run(cmd);
+    CHECK_MSG(strstr(out, "two.jsonl:1: expected one JSON string per line") && strstr(out, "[exit"), "%s", out);
+    free(out);
+    free(gap), free(two);
     sb_free(&want);
     tok_free(t);
     free(bad);
