@@ -63,11 +63,14 @@ static void put_cell(StrBuf *b, const char *s) {
     }
 }
 
-static void put_definitions(StrBuf *b) {
+/* `ci_label`: where the 95% interval appears ("±" for the run table's
+ * column, the chart's error bars in a comparison). */
+static void put_definitions(StrBuf *b, const char *ci_label) {
     sb_append(b,
               "AL(k): mean judge score (1–5) at turn k over valid scores (judge replies without a valid score "
-              "after all attempts are left out and counted). ±: half-width of the 95% t-interval, "
-              "t(0.975, n−1)·sd/√n. AVG: mean of AL(k). IR: least-squares slope of AL(k) on k; R²: of that line. "
+              "after all attempts are left out and counted). ");
+    sb_printf(b, "%s: half-width of the 95%% t-interval, t(0.975, n−1)·sd/√n. ", ci_label);
+    sb_append(b, "AVG: mean of AL(k). IR: least-squares slope of AL(k) on k; R²: of that line. "
               "N-IR: the slope of AL(k)/AL(1) on k (AL normalised by the first turn); N-R² equals R².\n");
 }
 
@@ -121,7 +124,7 @@ char *report_run_markdown(const json_t *r) {
               (long)json_integer_value(json_object_get(judge, "max_attempts")),
               (long)json_integer_value(json_object_get(judge, "replies_without_score")));
     sb_append(&b, "![AL(k)](al.svg)\n\n");
-    put_definitions(&b);
+    put_definitions(&b, "±");
     json_t *usage = json_object_get(r, "usage");
     if (usage) {
         sb_append(&b, "\n## Usage\n\n| role | requests | from cache | prompt tokens | completion tokens |\n"
@@ -193,7 +196,7 @@ char *report_compare_markdown(const ReportSeries *runs, int n) {
         sb_appendc(&b, '\n');
     }
     sb_appendc(&b, '\n');
-    put_definitions(&b);
+    put_definitions(&b, "Error bars in the chart");
     return sb_take(&b);
 }
 

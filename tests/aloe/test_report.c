@@ -119,6 +119,7 @@ static void test_compare_table(void) {
     CHECK(strstr(md, "| m\\|one | 2.50 | 3.00 | – | 3.50 | 3.25 | 0.125 | 0.062 | 0.50 | 3 |\n"));
     CHECK(strstr(md, "| two | 2.00 | 2.25 | 2.50 | – | 3.25 | 0.125 | 0.062 | 0.50 | 3 | (incomplete)\n"));
     CHECK(strstr(md, "AL(k)/AL(1)"));
+    CHECK(!strstr(md, "±") && strstr(md, "Error bars in the chart: half-width")); /* no ± column here */
     free(md);
     char *one = report_run_markdown(r2);
     CHECK(strstr(one, "# ALOE benchmark: two"));
