@@ -269,6 +269,8 @@ static int judge(Convo *cv, int turn, int req, const char *user_msg, const char 
 static int stop_requested(const DialoguesConfig *c) { return c->stop && atomic_load(c->stop); }
 
 /* One turn: appends its tree node to convs and its details to meta_turns. */
+/* *disagreed: 0 when both orders agree, 1 when they differ or one gave no
+ * verdict, 2 when neither gave one. */
 static int run_turn(Convo *cv, int turn, json_t *convs, json_t *meta_turns, int *disagreed, Err *e) {
     const DialoguesConfig *c = cv->c;
     char *user = NULL, *ind = NULL, *inf_pr = NULL, *inf_pe = NULL, *hinted = NULL, *plain = NULL;
@@ -286,7 +288,7 @@ static int run_turn(Convo *cv, int turn, json_t *convs, json_t *meta_turns, int 
         int w1 = vab ? vab == 'A' : -1, w2 = vba ? vba == 'B' : -1;
         int agree = w1 >= 0 && w1 == w2;
         int hinted_wins = w1 >= 0 ? w1 : w2 >= 0 ? w2 : 1;
-        *disagreed = !agree;
+        *disagreed = agree ? 0 : w1 < 0 && w2 < 0 ? 2 : 1;
         int dropped = !agree && c->drop_disagreements;
         Rng r;
         rng_derive(&r, c->seed, (uint64_t)cv->index, RNG_BRANCH + 16u * (uint64_t)turn);
@@ -351,12 +353,13 @@ json_t *dialogue_generate(const DialoguesConfig *c, const char *profile, const c
                           const DialoguePlan *plan, Err *e) {
     Convo cv = {.c = c, .profile = profile, .personality = personality, .index = index};
     json_t *convs = json_array(), *meta_turns = json_array();
-    int rc = 0, disagreements = 0;
+    int rc = 0, disagreements = 0, undecided = 0;
     for (int turn = 1; !rc && turn <= c->turns; turn++) {
         if (stop_requested(c)) rc = err_set(e, ERR_CANCELLED, "interrupted");
         int d = 0;
         if (!rc) rc = run_turn(&cv, turn, convs, meta_turns, &d, e);
-        disagreements += d;
+        disagreements += d > 0;
+        undecided += d == 2;
     }
     for (int i = 0; i < cv.n; i++) free(cv.users[i]), free(cv.taken[i]);
     free(cv.users);
@@ -375,6 +378,7 @@ json_t *dialogue_generate(const DialoguesConfig *c, const char *profile, const c
         json_object_set_new(meta, "profile_index", json_integer(plan->profile[index]));
         json_object_set_new(meta, "personality_index", json_integer(plan->personality[index]));
     }
+    json_object_set_new(meta, "undecided", json_integer(undecided));
     json_t *rec = json_pack("{s:s, s:o, s:o, s:o, s:o}", "id", id, "profile", jstr(profile), "personality",
                             jstr(personality), "conversations", convs, "meta", meta);
     free(id);
@@ -391,10 +395,16 @@ typedef struct RunCtx {
     long *todo;
     Progress *prog;
     atomic_int *stop;
-    atomic_long disagreements;
+    atomic_long disagreements, undecided;
     pthread_mutex_t lock;
     Err err; /* the first failure */
 } RunCtx;
+
+static void count_disagreements(RunCtx *r, const json_t *rec) {
+    json_t *meta = json_object_get(rec, "meta");
+    atomic_fetch_add(&r->disagreements, json_integer_value(json_object_get(meta, "disagreements")));
+    atomic_fetch_add(&r->undecided, json_integer_value(json_object_get(meta, "undecided")));
+}
 
 static void conv_job(void *ctx, long i, int thread) {
     (void)thread;
@@ -407,8 +417,7 @@ static void conv_job(void *ctx, long i, int thread) {
                                     r->personalities->items[r->plan->personality[k]], k, r->plan, &e);
     int rc = rec ? journal_append(r->j, rec, &e) : -1;
     if (rec) {
-        atomic_fetch_add(&r->disagreements,
-                         json_integer_value(json_object_get(json_object_get(rec, "meta"), "disagreements")));
+        count_disagreements(r, rec);
         progress_add(r->prog, 1);
     }
     json_decref(rec);
@@ -516,6 +525,7 @@ int dialogues_run(const DialoguesConfig *c, const StrList *profiles, const StrLi
     RunCtx r = {.c = c, .profiles = profiles, .personalities = personalities, .plan = plan, .j = j,
                 .stop = c->stop ? c->stop : &local_stop};
     atomic_init(&r.disagreements, 0);
+    atomic_init(&r.undecided, 0);
     pthread_mutex_init(&r.lock, NULL);
     r.todo = xmalloc(sizeof(long) * (size_t)(plan->n ? plan->n : 1));
     long ntodo = 0;
@@ -527,9 +537,7 @@ int dialogues_run(const DialoguesConfig *c, const StrList *profiles, const StrLi
         if (!rec) r.todo[ntodo++] = k;
         else rc = check_existing(&r, rec, k, e);
         /* The summary counts the whole file, resumed conversations included. */
-        if (rec && !rc)
-            atomic_fetch_add(&r.disagreements,
-                             json_integer_value(json_object_get(json_object_get(rec, "meta"), "disagreements")));
+        if (rec && !rc) count_disagreements(&r, rec);
     }
     res->total = plan->n;
     res->done_before = plan->n - ntodo;
@@ -543,6 +551,7 @@ int dialogues_run(const DialoguesConfig *c, const StrList *profiles, const StrLi
         progress_stop(&prog);
         res->done = atomic_load(&prog.done);
         res->disagreements = atomic_load(&r.disagreements);
+        res->undecided = atomic_load(&r.undecided);
         if (r.err.code) {
             *e = r.err;
             rc = -1;

@@ -25,7 +25,8 @@
  * [{"user", "assistant": {"preferred", "rejected"}, "chosen",
  * "inferred_profile", "inferred_personality"}...], "meta": {"index", "seed",
  * "pass", "turns", "profile_index", "personality_index", "models",
- * "disagreements", "usage": {role: {prompt_tokens, completion_tokens}},
+ * "disagreements", "undecided" (of those, turns with no verdict in either
+ * order: kept with the hinted reply marked preferred, unless dropped), "usage": {role: {prompt_tokens, completion_tokens}},
  * "turn_details": [{"turn", "judges": agree|disagree|one_invalid|none,
  * "hinted_is": preferred|rejected|dropped, "dropped", "inducer_parsed",
  * "inducer_raw", "judge_hinted_first"/"judge_hinted_second": {"raw": [every
@@ -87,6 +88,7 @@ json_t *dialogue_generate(const DialoguesConfig *c, const char *profile, const c
 typedef struct DialoguesResult {
     long total, done_before, done; /* conversations */
     long disagreements;              /* turns, in all conversations (resumed ones too) */
+    long undecided;                  /* of those, turns where neither order gave a verdict */
 } DialoguesResult;
 
 /* Runs (or resumes) every conversation of the plan into c->out_path, then

@@ -145,8 +145,9 @@ int cmd_dialogues(int argc, char **argv) {
             fprintf(stderr, "aloe dialogues: %ld of %ld conversations are saved in %s; rerun to resume\n", res.done,
                     res.total, out);
     } else {
-        printf("%s: %ld conversations of %d turns (%ld resumed from an earlier run); %ld judge disagreements%s\n",
-               out, res.total, dc.turns, res.done_before, res.disagreements,
+        printf("%s: %ld conversations of %d turns (%ld resumed from an earlier run); %ld judge disagreements "
+               "(%ld with no verdict in either order)%s\n",
+               out, res.total, dc.turns, res.done_before, res.disagreements, res.undecided,
                dc.drop_disagreements ? " (pairs dropped)" : " (pairs kept, marked in meta)");
     }
     for (int i = 0; i < R__COUNT; i++) llm_free(b[i]);

@@ -162,6 +162,7 @@ static void test_tree_schema_and_both_orders(void) {
     CHECK_EQ_INT(atomic_load(&s.roles.judge.chats), 6);
     json_t *meta = json_object_get(rec, "meta");
     CHECK_EQ_INT(json_integer_value(json_object_get(meta, "disagreements")), 0);
+    CHECK_EQ_INT(json_integer_value(json_object_get(meta, "undecided")), 0);
     json_t *t0 = json_array_get(json_object_get(meta, "turn_details"), 0);
     CHECK_EQ_STR(json_string_value(json_object_get(t0, "judges")), "agree");
     CHECK_EQ_STR(json_string_value(json_object_get(json_object_get(t0, "judge_hinted_first"), "verdict")), "A");
@@ -181,6 +182,7 @@ static void test_disagreements_kept_or_dropped(void) {
     CHECK_MSG(rec, "%s", e.msg);
     json_t *meta = json_object_get(rec, "meta");
     CHECK_EQ_INT(json_integer_value(json_object_get(meta, "disagreements")), 3);
+    CHECK_EQ_INT(json_integer_value(json_object_get(meta, "undecided")), 0);
     /* Kept, oriented by the first order (hinted shown as A). */
     CHECK_EQ_STR(turn_str(rec, 0, "assistant", "preferred"), "Reply hinted 1");
     CHECK_EQ_STR(json_string_value(json_object_get(json_array_get(json_object_get(meta, "turn_details"), 0),

@@ -216,10 +216,17 @@ static void test_verdictless_judge_and_errors(void) {
     CHECK(json_is_null(json_object_get(json_object_get(t0, "assistant"), "preferred")));
     json_t *d0 = json_array_get(json_object_get(json_object_get(rec, "meta"), "turn_details"), 0);
     CHECK_EQ_STR(json_string_value(json_object_get(d0, "judges")), "none");
+    json_t *meta = json_object_get(rec, "meta");
+    CHECK(json_integer_value(json_object_get(meta, "undecided")) >= 1);
+    CHECK_EQ_INT(json_integer_value(json_object_get(meta, "undecided")),
+                 json_integer_value(json_object_get(meta, "disagreements")));
     /* Asked once and reminded 3 times, in each order. */
     CHECK_EQ_INT(json_array_size(json_object_get(json_object_get(d0, "judge_hinted_first"), "raw")), 4);
     json_decref(rec);
     free(txt);
+    char *so = slurp_in(dir, "stdout.txt");
+    CHECK_MSG(strstr(so, "with no verdict in either order"), "stdout: %s", so);
+    free(so);
     /* A 401 stops the run with the server's message, not a retry loop. */
     char *out2 = path_join(dir, "locked.jsonl");
     CHECK_EQ_INT(run_dialogues(dir, out2, "locked", "2", NULL), 1);
