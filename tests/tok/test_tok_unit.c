@@ -333,26 +333,22 @@ static void test_tokenize_command(void) {
     out = run(cmd);
     CHECK_MSG(strstr(out, "give either a TEXT") && strstr(out, "[exit"), "%s", out);
     free(out);
-    char *bad = test_write_file("bad.jsonl", "\"ok\"\n{\"x\": 1}\n");
-    snprintf(cmd, sizeof cmd, "%s tokenize --model %s --jsonl %s 2>&1", aloe, model, bad);
-    out = run(cmd);
-    CHECK_MSG(strstr(out, "bad.jsonl:2: expected a JSON string"), "%s", out);
-    free(out);
-    /* output line N answers input line N: a blank line or two values on a line are errors */
-    char *gap = test_write_file("gap.jsonl", "\"a\"\n\n\"b\"\n");
-    snprintf(cmd, sizeof cmd, "%s tokenize --model %s --jsonl %s 2>&1", aloe, model, gap);
-    out = run(cmd);
-    CHECK_MSG(strstr(out, "gap.jsonl:2: blank line") && strstr(out, "[exit"), "%s", out);
-    free(out);
-    char *two = test_write_file("two.jsonl", "\"a\" \"b\"\n");
-    snprintf(cmd, sizeof cmd, "%s tokenize --model %s --jsonl %s 2>&1", aloe, model, two);
-    out = run(cmd);
-    CHECK_MSG(strstr(out, "two.jsonl:1: expected one JSON string per line") && strstr(out, "[exit"), "%s", out);
-    free(out);
-    free(gap), free(two);
+    /* Bad files fail naming the line; output line N answers input line N, so
+     * a blank line or two values on a line are errors too. */
+    static const char *const bad[][3] = {
+        {"bad.jsonl", "\"ok\"\n{\"x\": 1}\n", "bad.jsonl:2: expected a JSON string"},
+        {"gap.jsonl", "\"a\"\n\n\"b\"\n", "gap.jsonl:2: blank line"},
+        {"two.jsonl", "\"a\" \"b\"\n", "two.jsonl:1: expected one JSON string per line"},
+    };
+    for (int i = 0; i < 3; i++) {
+        char *f = test_write_file(bad[i][0], bad[i][1]);
+        snprintf(cmd, sizeof cmd, "%s tokenize --model %s --jsonl %s 2>&1", aloe, model, f);
+        out = run(cmd);
+        CHECK_MSG(strstr(out, bad[i][2]) && strstr(out, "[exit"), "%s", out);
+        free(out), free(f);
+    }
     sb_free(&want);
     tok_free(t);
-    free(bad);
     free(in);
     free(aloe);
     free(model);
