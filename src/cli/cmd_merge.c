@@ -7,12 +7,14 @@
 #include "train/checkpoint.h"
 
 int cmd_merge(int argc, char **argv) {
-    const char *model = NULL, *adapter = NULL, *out = NULL, *save_dtype = NULL;
+    const char *model = NULL, *adapter = NULL, *out = NULL, *save_dtype = NULL, *shard_size = NULL;
     ArgSpec specs[] = {
         {"--model", "-m", ARG_STR, &model, "M", "the base model (Hugging Face directory)", 1, 0},
         {"--adapter", NULL, ARG_STR, &adapter, "DIR", "the peft adapter directory", 1, 0},
         {"--out", "-o", ARG_STR, &out, "DIR", "where to write the merged model", 1, 0},
         {"--save-dtype", NULL, ARG_STR, &save_dtype, "T", "float32, bfloat16 or float16 (default: the model's)", 0, 0},
+        {"--max-shard-size", NULL, ARG_STR, &shard_size, "SIZE",
+         "split the weights into shards of at most SIZE (500MB, 2GB, 1GiB, bytes) as transformers does", 0, 0},
         {NULL, NULL, 0, NULL, NULL, NULL, 0, 0},
     };
     const ArgCommand cmd = {"merge", "--model M --adapter DIR --out DIR",
@@ -27,15 +29,19 @@ int cmd_merge(int argc, char **argv) {
     if (rc) return rc > 0 ? 0 : cli_fail(&e);
     ModelConfig cfg;
     TrainDecoder m;
-    int dtype = -1;
-    if (save_dtype && ckpt_dtype_parse(save_dtype, &dtype, &e)) return cli_fail(&e);
+    CkptSaveOpts opts = {-1, 0};
+    if (save_dtype && ckpt_dtype_parse(save_dtype, &opts.dtype, &e)) return cli_fail(&e);
+    if (shard_size && ckpt_size_parse(shard_size, &opts.max_shard_bytes, &e)) {
+        err_wrap(&e, "--max-shard-size");
+        return cli_fail(&e);
+    }
     rc = hf_config_load(model, &cfg, &e) || td_init(&m, &cfg, &e);
     if (rc) return cli_fail(&e);
-    if (dtype < 0) dtype = cfg.dtype == DT_BF16 || cfg.dtype == DT_F16 ? cfg.dtype : DT_F32;
+    if (opts.dtype < 0) opts.dtype = cfg.dtype == DT_BF16 || cfg.dtype == DT_F16 ? cfg.dtype : DT_F32;
     rc = td_load(&m, model, &e) || td_lora_load(&m, adapter, &e);
     if (!rc) {
         td_lora_merge(&m);
-        rc = ckpt_save_model(&m, model, out, dtype, &e);
+        rc = ckpt_save_model_opts(&m, model, out, &opts, &e);
     }
     td_free(&m);
     if (rc) return cli_fail(&e);

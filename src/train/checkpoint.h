@@ -15,6 +15,8 @@
 #ifndef ALOE_TRAIN_CHECKPOINT_H
 #define ALOE_TRAIN_CHECKPOINT_H
 
+#include <stdint.h>
+
 #include "base/err.h"
 #include "train/decoder_train.h"
 #include "train/trainer.h"
@@ -22,6 +24,25 @@
 /* dtype: DT_F32, DT_BF16 or DT_F16. base_dir (may be NULL) is where
  * config.json and the tokenizer files come from. */
 int ckpt_save_model(const TrainDecoder *m, const char *base_dir, const char *out_dir, int dtype, Err *e);
+/* How ckpt_save_model_opts writes a model. */
+typedef struct CkptSaveOpts {
+    int dtype;                /* DT_F32, DT_BF16 or DT_F16 */
+    uint64_t max_shard_bytes; /* 0: one model.safetensors; else transformers'
+                               * shards model-0000i-of-0000N.safetensors of at
+                               * most this size (a bigger tensor gets a shard
+                               * of its own) and model.safetensors.index.json */
+} CkptSaveOpts;
+
+/* ckpt_save_model with options. A save over an earlier one never leaves a
+ * mix: the old index is removed before shards of the same names are
+ * rewritten, the new index is written last, and shards it does not list
+ * (of a save with more shards) are removed. */
+int ckpt_save_model_opts(const TrainDecoder *m, const char *base_dir, const char *out_dir, const CkptSaveOpts *o,
+                         Err *e);
+/* Parses a shard size: bytes, or a number with a unit: KB, MB, GB, TB
+ * (powers of 1000, as transformers' max_shard_size) or KiB, MiB, GiB, TiB. */
+int ckpt_size_parse(const char *s, uint64_t *bytes, Err *e);
+
 /* base_model is recorded as base_model_name_or_path. */
 int ckpt_save_adapter(const TrainDecoder *m, const char *base_model, const char *out_dir, int dtype, Err *e);
 

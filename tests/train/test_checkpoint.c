@@ -141,10 +141,114 @@ static void test_dtype_parse(void) {
     CHECK(ckpt_dtype_parse("q8_0", &d, &e) == -1 && strstr(e.msg, "float32, bfloat16 or float16"));
 }
 
+/* Names of the shard files in dir, sorted, comma-separated. */
+static char *shard_list(const char *dir) {
+    char *out = xstrdup("");
+    for (int n = 1; n <= 99; n++)
+        for (int i = 1; i <= n; i++) {
+            char name[64];
+            snprintf(name, sizeof name, "model-%05d-of-%05d.safetensors", i, n);
+            char *p = path_join(dir, name);
+            if (file_exists(p)) {
+                char *t = xasprintf("%s%s%s", out, *out ? "," : "", name);
+                free(out);
+                out = t;
+            }
+            free(p);
+        }
+    return out;
+}
+
+/* max_shard_bytes splits the weights the way transformers does; the
+ * directory reloads to the same parameters and logits; saving again with
+ * bigger shards (or none) leaves only the new set. */
+static void test_sharded_save(void) {
+    char *base = test_shared_path("fixtures/models/tiny-llama3");
+    if (!base) SKIP("fixtures not found (set ALOE_SHARED)");
+    char *tmp = test_tmpdir(), *out = path_join(tmp, "sharded");
+    TrainDecoder a, b;
+    memset(&b, 0, sizeof b);
+    Err e;
+    CHECK_OK(load_model(base, &a, &e), &e);
+    for (size_t i = 0; i < a.n_params; i++) a.params[i] *= 1.0f + 1e-3f * (float)(i % 5);
+    /* the two 1029x64 f32 matrices are 263424 bytes each: 4 shards */
+    CkptSaveOpts o = {DT_F32, 300000};
+    int rc = ckpt_save_model_opts(&a, base, out, &o, &e);
+    char *got = rc ? NULL : shard_list(out);
+    char *idx = path_join(out, "model.safetensors.index.json"), *one = path_join(out, "model.safetensors");
+    json_t *index = json_load_file(idx, 0, NULL);
+    size_t total = 0, n_map = json_object_size(json_object_get(index, "weight_map"));
+    json_t *map = json_object_get(index, "weight_map");
+    const char *embed_file = json_string_value(json_object_get(map, "model.embed_tokens.weight"));
+    const char *head_file = json_string_value(json_object_get(map, "lm_head.weight"));
+    for (int i = 0; i < a.n_tensors; i++) total += a.tensors[i].numel * 4;
+    int index_ok = index && (size_t)json_integer_value(json_object_get(json_object_get(index, "metadata"), "total_size")) == total &&
+                   n_map == (size_t)a.n_tensors && embed_file && head_file &&
+                   !strcmp(embed_file, "model-00001-of-00004.safetensors") &&
+                   !strcmp(head_file, "model-00004-of-00004.safetensors"); /* the order of the model's tensors */
+    json_decref(index);
+    if (!rc) rc = load_model(out, &b, &e);
+    int same = !rc && !memcmp(a.params, b.params, a.n_params * sizeof(float));
+    int32_t ids[5] = {1024, 82, 287, 435, 76};
+    const int V = a.cfg.vocab_size;
+    float *la = xmalloc(5 * V * sizeof(float)), *lb = xmalloc(5 * V * sizeof(float));
+    if (!rc) rc = td_forward(&a, NULL, ids, 5, la, &e) || td_forward(&b, NULL, ids, 5, lb, &e);
+    int same_logits = !rc && !memcmp(la, lb, 5 * V * sizeof(float));
+    td_free(&b);
+    /* again with two shards: the four-shard files go */
+    o.max_shard_bytes = 600000;
+    if (!rc) rc = ckpt_save_model_opts(&a, base, out, &o, &e);
+    char *got2 = rc ? NULL : shard_list(out);
+    int two_ok = !rc && !file_exists(one) && file_exists(idx);
+    /* and as one file: no shards, no index */
+    o.max_shard_bytes = 0;
+    if (!rc) rc = ckpt_save_model_opts(&a, base, out, &o, &e);
+    char *got3 = rc ? NULL : shard_list(out);
+    int one_ok = !rc && file_exists(one) && !file_exists(idx);
+    if (!rc) rc = load_model(out, &b, &e);
+    int same1 = !rc && !memcmp(a.params, b.params, a.n_params * sizeof(float));
+    td_free(&a), td_free(&b);
+    free(la), free(lb), free(idx), free(one), free(base), free(tmp), free(out);
+    CHECK_MSG(!rc, "%s", e.msg);
+    CHECK_EQ_STR(got, "model-00001-of-00004.safetensors,model-00002-of-00004.safetensors,"
+                      "model-00003-of-00004.safetensors,model-00004-of-00004.safetensors");
+    CHECK(index_ok);
+    CHECK(same);
+    CHECK(same_logits);
+    CHECK_EQ_STR(got2, "model-00001-of-00002.safetensors,model-00002-of-00002.safetensors");
+    CHECK(two_ok);
+    CHECK_EQ_STR(got3, "");
+    CHECK(one_ok);
+    CHECK(same1);
+    free(got), free(got2), free(got3);
+}
+
+static void test_size_parse(void) {
+    uint64_t b;
+    Err e;
+    CHECK_OK(ckpt_size_parse("500MB", &b, &e), &e);
+    CHECK_EQ_INT(b, 500000000);
+    CHECK_OK(ckpt_size_parse("2GB", &b, &e), &e);
+    CHECK_EQ_INT(b, 2000000000);
+    CHECK_OK(ckpt_size_parse("1gib", &b, &e), &e);
+    CHECK_EQ_INT(b, 1073741824);
+    CHECK_OK(ckpt_size_parse("1.5KB", &b, &e), &e);
+    CHECK_EQ_INT(b, 1500);
+    CHECK_OK(ckpt_size_parse("123456", &b, &e), &e);
+    CHECK_EQ_INT(b, 123456);
+    const char *bad[] = {"", "MB", "-5MB", "0", "5XB", "5 GB extra"};
+    for (int i = 0; i < 6; i++) {
+        CHECK_MSG(ckpt_size_parse(bad[i], &b, &e) == -1, "%s accepted", bad[i]);
+        CHECK_MSG(strstr(e.msg, "expected a positive number of bytes"), "%s", e.msg);
+    }
+}
+
 int main(void) {
     RUN(test_adapter_roundtrip_same_logits);
     RUN(test_model_roundtrip_f32_and_bf16);
     RUN(test_optimizer_roundtrip_and_mismatch);
     RUN(test_dtype_parse);
+    RUN(test_sharded_save);
+    RUN(test_size_parse);
     return test_summary();
 }
