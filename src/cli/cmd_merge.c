@@ -4,10 +4,11 @@
 
 #include "cli/args.h"
 #include "cli/commands.h"
+#include "model/convert.h"
 #include "train/checkpoint.h"
 
 int cmd_merge(int argc, char **argv) {
-    const char *model = NULL, *adapter = NULL, *out = NULL, *save_dtype = NULL, *shard_size = NULL;
+    const char *model = NULL, *adapter = NULL, *out = NULL, *save_dtype = NULL, *shard_size = NULL, *gguf = NULL;
     ArgSpec specs[] = {
         {"--model", "-m", ARG_STR, &model, "M", "the base model (Hugging Face directory)", 1, 0},
         {"--adapter", NULL, ARG_STR, &adapter, "DIR", "the peft adapter directory", 1, 0},
@@ -15,6 +16,7 @@ int cmd_merge(int argc, char **argv) {
         {"--save-dtype", NULL, ARG_STR, &save_dtype, "T", "float32, bfloat16 or float16 (default: the model's)", 0, 0},
         {"--max-shard-size", NULL, ARG_STR, &shard_size, "SIZE",
          "split the weights into shards of at most SIZE (500MB, 2GB, 1GiB, bytes) as transformers does", 0, 0},
+        {"--gguf", NULL, ARG_STR, &gguf, "T", "also write DIR/model.gguf in type T (f32, f16, bf16, q8_0, q4_0)", 0, 0},
         {NULL, NULL, 0, NULL, NULL, NULL, 0, 0},
     };
     const ArgCommand cmd = {"merge", "--model M --adapter DIR --out DIR",
@@ -29,8 +31,13 @@ int cmd_merge(int argc, char **argv) {
     if (rc) return rc > 0 ? 0 : cli_fail(&e);
     ModelConfig cfg;
     TrainDecoder m;
-    CkptSaveOpts opts = {-1, 0};
+    CkptSaveOpts opts = {-1, 0, gguf};
     if (save_dtype && ckpt_dtype_parse(save_dtype, &opts.dtype, &e)) return cli_fail(&e);
+    int gguf_type;
+    if (gguf && convert_type_parse(gguf, &gguf_type, &e)) {
+        err_wrap(&e, "--gguf");
+        return cli_fail(&e);
+    }
     if (shard_size && ckpt_size_parse(shard_size, &opts.max_shard_bytes, &e)) {
         err_wrap(&e, "--max-shard-size");
         return cli_fail(&e);
@@ -38,7 +45,7 @@ int cmd_merge(int argc, char **argv) {
     rc = hf_config_load(model, &cfg, &e) || td_init(&m, &cfg, &e);
     if (rc) return cli_fail(&e);
     if (opts.dtype < 0) opts.dtype = cfg.dtype == DT_BF16 || cfg.dtype == DT_F16 ? cfg.dtype : DT_F32;
-    rc = td_load(&m, model, &e) || td_lora_load(&m, adapter, &e);
+    rc = td_load(&m, model, &e) || ckpt_adapter_load(&m, adapter, model, &e);
     if (!rc) {
         td_lora_merge(&m);
         rc = ckpt_save_model_opts(&m, model, out, &opts, &e);

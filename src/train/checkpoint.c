@@ -12,6 +12,7 @@
 #include "base/fileio.h"
 #include "base/mem.h"
 #include "formats/safetensors.h"
+#include "model/convert.h"
 
 int ckpt_dtype_parse(const char *name, int *dtype, Err *e) {
     if (!strcmp(name, "float32") || !strcmp(name, "f32")) *dtype = DT_F32;
@@ -191,15 +192,29 @@ static int write_weights(const TrainDecoder *m, const char *out_dir, int dtype, 
     return rc ? -1 : remove_stale_shards(out_dir, e);
 }
 
+/* The GGUF is made from the directory just written, so it holds exactly
+ * what the safetensors hold (in their dtype, then converted). */
+static int write_gguf(const char *out_dir, int type, Err *e) {
+    char *path = path_join(out_dir, "model.gguf");
+    int rc = convert_hf_to_gguf(out_dir, path, type, e);
+    free(path);
+    return rc;
+}
+
 int ckpt_save_model_opts(const TrainDecoder *m, const char *base_dir, const char *out_dir, const CkptSaveOpts *o,
                          Err *e) {
+    int gguf_type = -1;
+    if (o->gguf_type) {
+        if (convert_type_parse(o->gguf_type, &gguf_type, e)) return -1;
+        if (!base_dir) return err_set(e, ERR_ARG, "%s: a GGUF export needs the base model's config and tokenizer", out_dir);
+    }
     if (file_mkdirs(out_dir, e) || write_weights(m, out_dir, o->dtype, o->max_shard_bytes, e)) return -1;
     if (base_dir && (write_config(base_dir, out_dir, o->dtype, e) || copy_companions(base_dir, out_dir, e))) return -1;
-    return 0;
+    return gguf_type >= 0 ? write_gguf(out_dir, gguf_type, e) : 0;
 }
 
 int ckpt_save_model(const TrainDecoder *m, const char *base_dir, const char *out_dir, int dtype, Err *e) {
-    CkptSaveOpts o = {dtype, 0};
+    CkptSaveOpts o = {dtype, 0, NULL};
     return ckpt_save_model_opts(m, base_dir, out_dir, &o, e);
 }
 
@@ -265,6 +280,27 @@ int ckpt_save_adapter(const TrainDecoder *m, const char *base_model, const char 
     free(cp);
     json_decref(c);
     return rc;
+}
+
+int ckpt_adapter_load(TrainDecoder *m, const char *adapter_dir, const char *model_name, Err *e) {
+    if (!td_lora_load(m, adapter_dir, e)) return 0;
+    /* a shape mismatch means an adapter for another base model: say which */
+    char *shape = strstr(e->msg, ": shape ");
+    if (e->code != ERR_PARSE || !shape || strncmp(e->msg, "tensor ", 7)) return -1;
+    char detail[sizeof e->msg];
+    snprintf(detail, sizeof detail, "%s", e->msg);
+    char *any = strstr(detail, " (-1 = any)");
+    if (any && !strstr(detail, "-1,") && !strstr(detail, "-1]")) *any = 0;
+    char *cp = path_join(adapter_dir, "adapter_config.json");
+    json_t *c = json_load_file(cp, 0, NULL);
+    const char *base = json_string_value(json_object_get(c, "base_model_name_or_path"));
+    char *file = path_join(adapter_dir, "adapter_model.safetensors");
+    err_set(e, ERR_ARG, "%s: the adapter was made for base model \"%s\" (%s: base_model_name_or_path), not for %s: %s",
+            file, base ? base : "(not recorded)", cp, model_name, detail);
+    free(file);
+    free(cp);
+    json_decref(c);
+    return -1;
 }
 
 /* ---- optimiser state ---- */

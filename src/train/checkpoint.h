@@ -31,6 +31,9 @@ typedef struct CkptSaveOpts {
                                * shards model-0000i-of-0000N.safetensors of at
                                * most this size (a bigger tensor gets a shard
                                * of its own) and model.safetensors.index.json */
+    const char *gguf_type;    /* non-NULL: also write out_dir/model.gguf in
+                               * this type (f32, f16, bf16, q8_0, q4_0; see
+                               * model/convert.h); needs base_dir */
 } CkptSaveOpts;
 
 /* ckpt_save_model with options. A save over an earlier one never leaves a
@@ -45,6 +48,11 @@ int ckpt_size_parse(const char *s, uint64_t *bytes, Err *e);
 
 /* base_model is recorded as base_model_name_or_path. */
 int ckpt_save_adapter(const TrainDecoder *m, const char *base_model, const char *out_dir, int dtype, Err *e);
+
+/* td_lora_load for merging into model_name: an adapter whose tensors do not
+ * fit the model gets an error naming its adapter_model.safetensors, the base
+ * model adapter_config.json records, and the tensor and shapes at fault. */
+int ckpt_adapter_load(TrainDecoder *m, const char *adapter_dir, const char *model_name, Err *e);
 
 int ckpt_save_optimizer(const Trainer *t, const char *path, Err *e);
 /* Restores the moments and step counts; the trainable block must have the

@@ -7,6 +7,7 @@
 
 #include "base/fileio.h"
 #include "base/mem.h"
+#include "formats/gguf.h"
 #include "formats/safetensors.h"
 #include "test.h"
 #include "train/checkpoint.h"
@@ -172,7 +173,7 @@ static void test_sharded_save(void) {
     CHECK_OK(load_model(base, &a, &e), &e);
     for (size_t i = 0; i < a.n_params; i++) a.params[i] *= 1.0f + 1e-3f * (float)(i % 5);
     /* the two 1029x64 f32 matrices are 263424 bytes each: 4 shards */
-    CkptSaveOpts o = {DT_F32, 300000};
+    CkptSaveOpts o = {DT_F32, 300000, NULL};
     int rc = ckpt_save_model_opts(&a, base, out, &o, &e);
     char *got = rc ? NULL : shard_list(out);
     char *idx = path_join(out, "model.safetensors.index.json"), *one = path_join(out, "model.safetensors");
@@ -243,6 +244,59 @@ static void test_size_parse(void) {
     }
 }
 
+/* An adapter of another base model: the error names its file, the base
+ * model it records and the tensor that does not fit. */
+static void test_adapter_mismatch_message(void) {
+    char *base = test_shared_path("fixtures/models/tiny-qwen2"), *lora = test_shared_path("fixtures/models/tiny-llama3-lora");
+    if (!base || !lora) {
+        free(base), free(lora);
+        SKIP("fixtures not found (set ALOE_SHARED)");
+    }
+    TrainDecoder m;
+    Err e;
+    int rc = load_model(base, &m, &e);
+    if (!rc) rc = ckpt_adapter_load(&m, lora, "my-base", &e) == -1 ? 0 : 1;
+    td_free(&m);
+    free(base), free(lora);
+    CHECK_MSG(!rc, "%s", e.msg);
+    CHECK_MSG(strstr(e.msg, "tiny-llama3-lora/adapter_model.safetensors: the adapter was made for base model "
+                            "\"../tiny-llama3\""), "%s", e.msg);
+    CHECK_MSG(strstr(e.msg, "not for my-base: tensor base_model.model.model.layers.0."), "%s", e.msg);
+    CHECK_MSG(strstr(e.msg, "expected [") && !strstr(e.msg, "-1 = any"), "%s", e.msg);
+}
+
+/* gguf_type writes DIR/model.gguf from the saved directory: same weights. */
+static void test_save_with_gguf(void) {
+    char *base = test_shared_path("fixtures/models/tiny-qwen3");
+    if (!base) SKIP("fixtures not found (set ALOE_SHARED)");
+    char *tmp = test_tmpdir(), *out = path_join(tmp, "m"), *gguf = path_join(out, "model.gguf");
+    TrainDecoder a;
+    Err e;
+    CkptSaveOpts o = {DT_F32, 200000, "f32"};
+    int rc = load_model(base, &a, &e) || ckpt_save_model_opts(&a, base, out, &o, &e);
+    Gguf *g = rc ? NULL : gguf_open(gguf, &e);
+    int same = g != NULL;
+    for (int i = 0; same && i < a.n_tensors; i++) {
+        char gname[160];
+        same = !gguf_name_from_hf(a.tensors[i].name, gname, sizeof gname);
+        const TensorView *t = same ? gguf_find_tensor(g, gname) : NULL;
+        same = t && t->dtype == DT_F32 && !memcmp(t->data, a.params + a.tensors[i].offset, a.tensors[i].numel * 4);
+        if (!same) printf("  %s differs\n", a.tensors[i].name);
+    }
+    if (g) gguf_close(g);
+    o.gguf_type = "q3";
+    int bad = rc ? 0 : ckpt_save_model_opts(&a, base, out, &o, &e);
+    int bad_msg = bad == -1 && strstr(e.msg, "\"q3\": expected f32, f16, bf16, q8_0 or q4_0");
+    o.gguf_type = "f16";
+    int no_base = rc ? 0 : ckpt_save_model_opts(&a, NULL, out, &o, &e);
+    td_free(&a);
+    free(base), free(tmp), free(out), free(gguf);
+    CHECK_MSG(!rc, "%s", e.msg);
+    CHECK(same);
+    CHECK(bad_msg);
+    CHECK(no_base == -1 && strstr(e.msg, "needs the base model's config and tokenizer"));
+}
+
 int main(void) {
     RUN(test_adapter_roundtrip_same_logits);
     RUN(test_model_roundtrip_f32_and_bf16);
@@ -250,5 +304,7 @@ int main(void) {
     RUN(test_dtype_parse);
     RUN(test_sharded_save);
     RUN(test_size_parse);
+    RUN(test_adapter_mismatch_message);
+    RUN(test_save_with_gguf);
     return test_summary();
 }
