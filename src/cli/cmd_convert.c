@@ -15,7 +15,7 @@ int cmd_convert(int argc, char **argv) {
         {"--model", "-m", ARG_STR, &model, "M", "a Hugging Face model directory or hf://ORG/REPO", 1, 0},
         {"--out", "-o", ARG_STR, &out, "F.gguf", "the GGUF file to write (replaced atomically)", 1, 0},
         {"--type", NULL, ARG_STR, &type_name, "T",
-         "f32, f16, bf16, q8_0 or q4_0 for the matrices (default f16); vectors and norms stay f32", 0, 0},
+         "f32, f16, bf16, q8_0 or q4_0 for the matrices; vectors and norms stay f32", 0, 0},
         {NULL, NULL, 0, NULL, NULL, NULL, 0, 0},
     };
     const ArgCommand cmd = {"convert", "--model M --out F.gguf [--type T]",

@@ -112,7 +112,9 @@ static void set_general(GgufWriter *w, const char *hf_dir, int type) {
 static int check_dir(const char *hf_dir, ModelConfig *c, Err *e) {
     char *cj = path_join(hf_dir, "config.json");
     int rc = 0;
-    if (!file_is_dir(hf_dir))
+    if (!file_is_dir(hf_dir) && ends_with(hf_dir, ".gguf"))
+        rc = err_set(e, ERR_ARG, "%s: already a GGUF file (convert reads a Hugging Face model directory)", hf_dir);
+    else if (!file_is_dir(hf_dir))
         rc = err_set(e, ERR_NOTFOUND, "%s: not a Hugging Face model directory (expected a directory with config.json, "
                      "the weights and tokenizer.json)", hf_dir);
     else if (!file_exists(cj))
