@@ -10,6 +10,7 @@
 #include "base/fileio.h"
 #include "base/mem.h"
 #include "formats/gguf.h"
+#include "formats/gguf_write.h"
 #include "model/convert.h"
 #include "model/decoder.h"
 #include "test.h"
@@ -218,6 +219,187 @@ static void test_tokenizer_ids(void) {
     }
 }
 
+/* Real tokenizers (Llama 3's 128k BPE, Qwen3's 151k) as GGUF metadata: the
+ * pre-tokenizer is named as llama.cpp names it, and the GGUF tokenizer
+ * reproduces llama.cpp's own test vectors (tokenizer-data/llama.cpp-vocab,
+ * no specials) and the tokenizer.json's ids with specials. */
+static int check_vectors(const Tokenizer *t, const char *name, int *n_cases) {
+    char rel[160];
+    snprintf(rel, sizeof rel, "tokenizer-data/llama.cpp-vocab/ggml-vocab-%s.gguf.inp", name);
+    char *inp = test_shared_path(rel);
+    snprintf(rel, sizeof rel, "tokenizer-data/llama.cpp-vocab/ggml-vocab-%s.gguf.out", name);
+    char *outp = test_shared_path(rel), *in = NULL, *out = NULL;
+    size_t n;
+    Err e;
+    int fails = !inp || !outp || file_read_all(inp, &in, &n, &e) || file_read_all(outp, &out, &n, &e);
+    static const char SEP[] = "\n__ggml_vocab_test__\n";
+    for (char *p = in, *line = out, *next, *eol; !fails && (next = strstr(p, SEP)) && (eol = strchr(line, '\n'));
+         p = next + strlen(SEP), line = eol + 1) {
+        *next = 0, *eol = 0;
+        int32_t *ids;
+        int k;
+        if (tok_encode(t, p, 0, 0, &ids, &k, &e)) return 1;
+        StrBuf got;
+        sb_init(&got);
+        for (int i = 0; i < k; i++) sb_printf(&got, " %d", ids[i]);
+        if (strcmp(got.s ? got.s : "", line)) {
+            printf("  %s \"%s\": got \"%s\", want \"%s\"\n", name, p, got.s, line);
+            fails++;
+        }
+        (*n_cases)++;
+        sb_free(&got);
+        free(ids);
+    }
+    free(inp), free(outp), free(in), free(out);
+    return fails;
+}
+
+static void test_real_tokenizers(void) {
+    const char *dirs[] = {"tokenizer-data/llama3", "tokenizer-data/qwen3"}, *names[] = {"llama-bpe", "qwen2"};
+    for (int i = 0; i < 2; i++) {
+        char *dir = test_shared_path(dirs[i]);
+        if (!dir) SKIP("shared tokenizer-data not found (set ALOE_SHARED)");
+        char *tmp = test_tmpdir(), *out = path_join(tmp, "vocab.gguf");
+        Err e;
+        Tokenizer *hf = tok_load(dir, &e);
+        CHECK_MSG(hf, "%s", e.msg);
+        GgufWriter *w = gguf_writer_new();
+        int rc = convert_set_tokenizer(w, dir, tok_vocab_size(hf), &e) || gguf_writer_write(w, out, &e);
+        gguf_writer_free(w);
+        CHECK_OK(rc, &e);
+        Gguf *g = gguf_open(out, &e);
+        CHECK_MSG(g, "%s", e.msg);
+        const GgufKV *pre = gguf_find_key(g, "tokenizer.ggml.pre");
+        CHECK_MSG(pre && !strcmp(pre->str, names[i]), "%s: pre-tokenizer %s", dirs[i], pre ? pre->str : "(none)");
+        gguf_close(g);
+        Tokenizer *gt = tok_load(out, &e);
+        CHECK_MSG(gt, "%s", e.msg);
+        int n = 0, fails = check_vectors(gt, names[i], &n);
+        printf("  %s as GGUF: llama.cpp vectors %d/%d pass\n", dirs[i], n - fails, n);
+        CHECK_EQ_INT(fails, 0);
+        CHECK(n >= 40);
+        for (size_t k = 0; k < sizeof TEXTS / sizeof *TEXTS; k++) {
+            int32_t *x, *y;
+            int nx, ny;
+            CHECK_OK(tok_encode(hf, TEXTS[k], 1, 1, &x, &nx, &e), &e);
+            CHECK_OK(tok_encode(gt, TEXTS[k], 1, 1, &y, &ny, &e), &e);
+            int same = nx == ny && !memcmp(x, y, (size_t)nx * sizeof *x);
+            free(x), free(y);
+            CHECK_MSG(same, "%s: text %zu: %d ids from tokenizer.json, %d from the GGUF", dirs[i], k, nx, ny);
+        }
+        tok_free(hf);
+        tok_free(gt);
+        free(out), free(tmp), free(dir);
+    }
+}
+
+/* SentencePiece-style tokenizer.json (Llama 2 / Mistral 7B layout): none is
+ * in the shared data, so one is made from llama.cpp's llama-spm vocabulary
+ * the way transformers' converter does (a merge for every token that splits
+ * into two tokens, ordered by the merged token's score, then ids; "▁"
+ * prepended and spaces replaced by normalisers; <s> added by the
+ * post-processor). Its GGUF must have llama-spm's tokens and types, and
+ * reproduce llama.cpp's test vectors. */
+typedef struct {
+    int l, r, id;
+    float score;
+} SpmMerge;
+
+static int spm_merge_cmp(const void *a, const void *b) {
+    const SpmMerge *x = a, *y = b;
+    if (x->score != y->score) return x->score > y->score ? -1 : 1;
+    if (x->id != y->id) return x->id - y->id;
+    return x->l != y->l ? x->l - y->l : x->r - y->r;
+}
+
+static json_t *spm_tokenizer_json(const Tokenizer *g) {
+    int n = tok_vocab_size(g), nm = 0, cap = 4096;
+    SpmMerge *m = xmalloc((size_t)cap * sizeof *m);
+    json_t *vocab = json_object(), *added = json_array();
+    for (int id = 0; id < n; id++) {
+        const char *s = tok_token_str(g, id);
+        json_object_set_new(vocab, s, json_integer(id));
+        int ty = tok_token_type(g, id);
+        if (ty == TOK_TYPE_CONTROL || ty == TOK_TYPE_UNKNOWN)
+            json_array_append_new(added, json_pack("{s:i,s:s,s:b,s:b,s:b,s:b,s:b}", "id", id, "content", s, "special", 1,
+                                                   "lstrip", 0, "rstrip", 0, "normalized", 0, "single_word", 0));
+        if (ty != TOK_TYPE_NORMAL) continue;
+        size_t len = strlen(s);
+        char buf[256];
+        for (size_t k = 1; k < len && len < sizeof buf; k++) {
+            if (((unsigned char)s[k] & 0xC0) == 0x80) continue; /* split between characters */
+            memcpy(buf, s, k);
+            buf[k] = 0;
+            int l = tok_find(g, buf), r = tok_find(g, s + k);
+            if (l < 0 || r < 0) continue;
+            if (nm == cap) m = xrealloc(m, (size_t)(cap *= 2) * sizeof *m);
+            m[nm++] = (SpmMerge){l, r, id, tok_token_score(g, id)};
+        }
+    }
+    qsort(m, (size_t)nm, sizeof *m, spm_merge_cmp);
+    json_t *merges = json_array();
+    for (int i = 0; i < nm; i++)
+        json_array_append_new(merges, json_pack("[s,s]", tok_token_str(g, m[i].l), tok_token_str(g, m[i].r)));
+    free(m);
+    json_t *model = json_pack("{s:s,s:o,s:o,s:b,s:b,s:s}", "type", "BPE", "vocab", vocab, "merges", merges,
+                              "byte_fallback", 1, "fuse_unk", 1, "unk_token", "<unk>");
+    json_t *norm = json_pack("{s:s,s:[{s:s,s:s},{s:s,s:{s:s},s:s}]}", "type", "Sequence", "normalizers", "type",
+                             "Prepend", "prepend", "\u2581", "type", "Replace", "pattern", "String", " ", "content",
+                             "\u2581");
+    json_t *post = json_pack("{s:s,s:[{s:{s:s,s:i}},{s:{s:s,s:i}}],s:{s:{s:s,s:[i],s:[s]}}}", "type",
+                             "TemplateProcessing", "single", "SpecialToken", "id", "<s>", "type_id", 0, "Sequence", "id",
+                             "A", "type_id", 0, "special_tokens", "<s>", "id", "<s>", "ids", 1, "tokens", "<s>");
+    return json_pack("{s:o,s:o,s:o,s:n,s:o}", "model", model, "added_tokens", added, "normalizer", norm,
+                     "pre_tokenizer", "post_processor", post);
+}
+
+static void test_spm_tokenizer(void) {
+    char *ref_path = test_shared_path("tokenizer-data/llama.cpp-vocab/ggml-vocab-llama-spm.gguf");
+    if (!ref_path) SKIP("shared tokenizer-data not found (set ALOE_SHARED)");
+    Err e;
+    Tokenizer *g = tok_load_gguf(ref_path, &e);
+    CHECK_MSG(g, "%s", e.msg);
+    char *tmp = test_tmpdir(), *tj = path_join(tmp, "tokenizer.json"), *out = path_join(tmp, "vocab.gguf");
+    json_t *root = spm_tokenizer_json(g);
+    CHECK(json_dump_file(root, tj, 0) == 0);
+    json_decref(root);
+    const char *cfg = "{\"bos_token\": \"<s>\", \"eos_token\": \"</s>\", \"unk_token\": \"<unk>\"}";
+    char *tc = path_join(tmp, "tokenizer_config.json");
+    CHECK_OK(file_write_atomic(tc, cfg, strlen(cfg), &e), &e);
+    GgufWriter *w = gguf_writer_new();
+    int rc = convert_set_tokenizer(w, tmp, tok_vocab_size(g), &e) || gguf_writer_write(w, out, &e);
+    gguf_writer_free(w);
+    CHECK_OK(rc, &e);
+    Gguf *ref = gguf_open(ref_path, &e), *got = ref ? gguf_open(out, &e) : NULL;
+    CHECK_MSG(ref && got, "%s", e.msg);
+    const char *keys[] = {"tokenizer.ggml.model", "tokenizer.ggml.pre", "tokenizer.ggml.tokens",
+                          "tokenizer.ggml.token_type", "tokenizer.ggml.bos_token_id", "tokenizer.ggml.eos_token_id",
+                          "tokenizer.ggml.unknown_token_id", "tokenizer.ggml.add_bos_token", "tokenizer.ggml.add_eos_token"};
+    for (size_t k = 0; k < sizeof keys / sizeof *keys; k++) {
+        const GgufKV *a = gguf_find_key(ref, keys[k]), *b = gguf_find_key(got, keys[k]);
+        CHECK_MSG(a && b && kv_equal(a, b), "llama-spm: key %s differs", keys[k]);
+    }
+    gguf_close(ref);
+    gguf_close(got);
+    Tokenizer *t = tok_load(out, &e), *hf = t ? tok_load(tmp, &e) : NULL;
+    CHECK_MSG(t && hf, "%s", e.msg);
+    int n = 0, fails = check_vectors(t, "llama-spm", &n);
+    printf("  llama-spm via tokenizer.json as GGUF: llama.cpp vectors %d/%d pass\n", n - fails, n);
+    CHECK_EQ_INT(fails, 0);
+    CHECK(n >= 40);
+    for (size_t k = 0; k < sizeof TEXTS / sizeof *TEXTS; k++) {
+        int32_t *x, *y;
+        int nx, ny;
+        CHECK_OK(tok_encode(hf, TEXTS[k], 1, 1, &x, &nx, &e), &e);
+        CHECK_OK(tok_encode(t, TEXTS[k], 1, 1, &y, &ny, &e), &e);
+        int same = nx == ny && !memcmp(x, y, (size_t)nx * sizeof *x);
+        free(x), free(y);
+        CHECK_MSG(same, "llama-spm: text %zu: %d ids from tokenizer.json, %d from the GGUF", k, nx, ny);
+    }
+    tok_free(t), tok_free(hf), tok_free(g);
+    free(ref_path), free(tmp), free(tj), free(out), free(tc);
+}
+
 static void test_bad_input(void) {
     Err e;
     int type;
@@ -242,8 +424,8 @@ static void test_bad_input(void) {
     CHECK(convert_hf_to_gguf(dir, bad_out, DT_F16, &e) == -1);
     CHECK_MSG(strstr(e.msg, "no/such/dir/x.gguf"), "%s", e.msg);
     CHECK(!file_exists(out));
-    /* a SentencePiece-style tokenizer is refused with its reason */
-    char *spm = path_join(tmp, "spm");
+    /* a tokenizer model GGUF export does not handle is refused with its reason */
+    char *spm = path_join(tmp, "wp");
     Err e2;
     CHECK_OK(file_mkdirs(spm, &e2), &e2);
     char *cfg_src = path_join(dir, "config.json"), *cfg_dst = path_join(spm, "config.json"), *text;
@@ -255,12 +437,12 @@ static void test_bad_input(void) {
     CHECK_OK(file_read_all(st_src, &text, &len, &e2), &e2);
     CHECK_OK(file_write_atomic(st_dst, text, len, &e2), &e2);
     free(text);
-    const char *tj = "{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}, \"merges\": [], \"byte_fallback\": true},"
-                     " \"pre_tokenizer\": {\"type\": \"Metaspace\", \"replacement\": \"\\u2581\"}}";
+    const char *tj = "{\"model\": {\"type\": \"WordPiece\", \"vocab\": {\"a\": 0}}}";
     char *tj_path = path_join(spm, "tokenizer.json");
     CHECK_OK(file_write_atomic(tj_path, tj, strlen(tj), &e2), &e2);
     CHECK(convert_hf_to_gguf(spm, out, DT_F16, &e) == -1);
-    CHECK_MSG(strstr(e.msg, "spm/tokenizer.json: a SentencePiece-style tokenizer"), "%s", e.msg);
+    CHECK_MSG(strstr(e.msg, "wp/tokenizer.json: model type \"WordPiece\": GGUF export handles BPE tokenizers only"),
+              "%s", e.msg);
     free(cfg_src), free(cfg_dst), free(st_src), free(st_dst), free(tj_path), free(spm);
     free(bad_out), free(bert), free(dir), free(out), free(tmp);
 }
@@ -269,6 +451,8 @@ int main(void) {
     RUN(test_same_as_llama_cpp);
     RUN(test_engine_logits);
     RUN(test_tokenizer_ids);
+    RUN(test_real_tokenizers);
+    RUN(test_spm_tokenizer);
     RUN(test_bad_input);
     return test_summary();
 }
