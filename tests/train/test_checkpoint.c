@@ -9,6 +9,7 @@
 #include "base/mem.h"
 #include "formats/gguf.h"
 #include "formats/safetensors.h"
+#include "model/decoder.h"
 #include "test.h"
 #include "train/checkpoint.h"
 
@@ -297,6 +298,66 @@ static void test_save_with_gguf(void) {
     CHECK(no_base == -1 && strstr(e.msg, "needs the base model's config and tokenizer"));
 }
 
+/* Rows that are not a multiple of 32 cannot be q8_0: those matrices fall
+ * back to f16 (llama.cpp's rule), the rest are q8_0, and the engine runs
+ * the mixed file close to the saved directory. */
+static void test_gguf_q8_0_fallback(void) {
+    char *fix = test_shared_path("fixtures/models/tiny-llama3");
+    if (!fix) SKIP("fixtures not found (set ALOE_SHARED)");
+    char *tmp = test_tmpdir(), *base = path_join(tmp, "base"), *out = path_join(tmp, "out");
+    Err e;
+    CHECK_OK(file_mkdirs(base, &e), &e);
+    const char *files[] = {"tokenizer.json", "tokenizer_config.json"};
+    for (int i = 0; i < 2; i++) {
+        char *src = path_join(fix, files[i]), *dst = path_join(base, files[i]), *text;
+        size_t len;
+        CHECK_OK(file_read_all(src, &text, &len, &e) || file_write_atomic(dst, text, len, &e), &e);
+        free(text), free(src), free(dst);
+    }
+    const char *cfg = "{\"architectures\": [\"LlamaForCausalLM\"], \"hidden_size\": 64, \"intermediate_size\": 80, "
+                      "\"num_hidden_layers\": 1, \"num_attention_heads\": 4, \"num_key_value_heads\": 2, "
+                      "\"vocab_size\": 1029, \"max_position_embeddings\": 64, \"rms_norm_eps\": 1e-5, "
+                      "\"rope_theta\": 10000.0, \"torch_dtype\": \"float32\"}";
+    char *cp = path_join(base, "config.json");
+    CHECK_OK(file_write_atomic(cp, cfg, strlen(cfg), &e), &e);
+    free(cp);
+    ModelConfig c;
+    TrainDecoder m;
+    CHECK_OK(hf_config_load(base, &c, &e) || td_init(&m, &c, &e), &e);
+    td_init_random(&m, 7, 0.05f);
+    CkptSaveOpts o = {DT_F32, 0, "q8_0"};
+    int rc = ckpt_save_model_opts(&m, base, out, &o, &e);
+    td_free(&m);
+    CHECK_OK(rc, &e);
+    char *gp = path_join(out, "model.gguf");
+    Gguf *g = gguf_open(gp, &e);
+    CHECK_MSG(g, "%s", e.msg);
+    const TensorView *down = gguf_find_tensor(g, "blk.0.ffn_down.weight"), *up = gguf_find_tensor(g, "blk.0.ffn_up.weight");
+    const TensorView *norm = gguf_find_tensor(g, "blk.0.attn_norm.weight"), *q = gguf_find_tensor(g, "blk.0.attn_q.weight");
+    int types_ok = down && up && norm && q && down->dtype == DT_F16 && up->dtype == DT_Q8_0 && norm->dtype == DT_F32 &&
+                   q->dtype == DT_Q8_0;
+    gguf_close(g);
+    CHECK_MSG(types_ok, "expected ffn_down f16 (rows of 80), ffn_up and attn_q q8_0, norms f32");
+    /* the engine: GGUF vs the directory */
+    Model *a = model_load(out, 1, &e), *b = a ? model_load(gp, 1, &e) : NULL;
+    CHECK_MSG(a && b, "%s", e.msg);
+    int32_t ids[6] = {1024, 82, 287, 435, 76, 198};
+    float *la = xmalloc(6 * 1029 * sizeof(float)), *lb = xmalloc(6 * 1029 * sizeof(float));
+    KvCache ka, kb;
+    rc = kv_cache_init(&ka, a, 6, &e) || kv_cache_init(&kb, b, 6, &e) || model_forward(a, &ka, ids, 6, 0, la, 1, &e) ||
+         model_forward(b, &kb, ids, 6, 0, lb, 1, &e);
+    double lo = la[0], hi = la[0], worst = 0;
+    for (int i = 0; i < 6 * 1029; i++) {
+        lo = fmin(lo, la[i]), hi = fmax(hi, la[i]);
+        worst = fmax(worst, fabs(la[i] - lb[i]));
+    }
+    kv_cache_free(&ka), kv_cache_free(&kb);
+    model_free(a), model_free(b);
+    free(la), free(lb), free(gp), free(fix), free(tmp), free(base), free(out);
+    CHECK_OK(rc, &e);
+    CHECK_MSG(worst <= 3e-2 * (hi - lo), "q8_0/f16 GGUF logits off by %g of the range", worst / (hi - lo));
+}
+
 int main(void) {
     RUN(test_adapter_roundtrip_same_logits);
     RUN(test_model_roundtrip_f32_and_bf16);
@@ -306,5 +367,6 @@ int main(void) {
     RUN(test_size_parse);
     RUN(test_adapter_mismatch_message);
     RUN(test_save_with_gguf);
+    RUN(test_gguf_q8_0_fallback);
     return test_summary();
 }
