@@ -1,7 +1,11 @@
 #include "model/convert.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "base/fileio.h"
 #include "base/mem.h"
@@ -43,56 +47,91 @@ static int tensor_type(const TensorView *t, const char *gguf_name, int want) {
     return want;
 }
 
-/* What the output holds: names and converted data that must outlive the
- * writer. */
-typedef struct Outputs {
-    char **names;
-    void **bufs;
-    int n;
-} Outputs;
+/* Converted tensors go to an unlinked file beside the output, mapped
+ * shared: the kernel can write them back and drop them under memory
+ * pressure, so a conversion needs about one f32 tensor of RAM rather than
+ * the size of the output. The space is reserved up front, so a full disk is
+ * an error here and never a SIGBUS later. */
+typedef struct Scratch {
+    char *base;
+    size_t size;
+} Scratch;
 
-static void outputs_free(Outputs *o) {
-    for (int i = 0; i < o->n; i++) free(o->names[i]), free(o->bufs[i]);
-    free(o->names);
-    free(o->bufs);
+static int scratch_open(Scratch *s, const char *out_path, size_t size, Err *e) {
+    s->base = NULL, s->size = size;
+    if (size == 0) return 0;
+    char *tmpl = xasprintf("%s.scratch-XXXXXX", out_path);
+    int fd = mkstemp(tmpl), rc = 0;
+    if (fd < 0) {
+        rc = err_set(e, ERR_IO, "cannot create a scratch file beside %s: %s", out_path, strerror(errno));
+    } else {
+        unlink(tmpl);
+        int err = posix_fallocate(fd, 0, (off_t)size);
+        void *p = err ? MAP_FAILED : mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+        if (err) rc = err_set(e, ERR_IO, "%s: cannot reserve %zu bytes of scratch space: %s", tmpl, size, strerror(err));
+        else if (p == MAP_FAILED) rc = err_set(e, ERR_IO, "%s: cannot map the scratch file: %s", tmpl, strerror(errno));
+        else s->base = p;
+        close(fd);
+    }
+    free(tmpl);
+    return rc;
 }
 
-/* One HF tensor under its GGUF name in its GGUF type: used from the map
- * when nothing changes, else converted through f32 (with llama.cpp's Q/K
- * row permutation for the llama architecture). */
-static int add_tensor(GgufWriter *w, const ModelConfig *c, const TensorView *src, int want, Outputs *o, Err *e) {
-    char gname[160];
-    if (gguf_name_from_hf(src->name, gname, sizeof gname))
+static void scratch_close(Scratch *s) {
+    if (s->base) munmap(s->base, s->size);
+    s->base = NULL;
+}
+
+/* One output tensor: its GGUF name and type, and where its converted bytes
+ * go in the scratch (NO_COPY: used from the map as stored). */
+#define NO_COPY ((size_t)-1)
+
+typedef struct Planned {
+    char name[160];
+    int type, permute, n_head;
+    size_t offset;
+} Planned;
+
+/* llama.cpp's name, type and Q/K permutation of src; the bytes it needs
+ * in the scratch are added to *scratch_size. */
+static int plan_tensor(const ModelConfig *c, const TensorView *src, int want, Planned *p, size_t *scratch_size, Err *e) {
+    if (gguf_name_from_hf(src->name, p->name, sizeof p->name))
         return err_set(e, ERR_UNSUPPORTED, "tensor %s: no GGUF counterpart for %s", src->name, model_arch_name(c->arch));
-    int is_q = ends_with(gname, "attn_q.weight"), is_k = ends_with(gname, "attn_k.weight");
-    int permute = (c->arch == ARCH_LLAMA || c->arch == ARCH_MISTRAL) && (is_q || is_k);
-    int type = tensor_type(src, gname, want);
-    int i = o->n++;
-    o->names[i] = xstrdup(gname);
-    TensorView t = *src;
-    t.name = o->names[i];
-    if (type != src->dtype || permute) {
-        int64_t n = tensor_numel(src), rows = tensor_rows(src), cols = tensor_cols(src);
-        float *f = tensor_to_f32_alloc(src, e);
-        if (!f) return err_wrap(e, "tensor %s", src->name);
-        if (permute &&
-            gguf_permute_qk(f, rows, (size_t)cols * sizeof(float), is_q ? c->n_heads : c->n_kv_heads, e)) {
-            free(f);
-            return err_wrap(e, "tensor %s", src->name);
-        }
-        if (type == DT_F32) {
-            o->bufs[i] = f;
-        } else {
-            o->bufs[i] = xmalloc(dtype_nbytes(type, n) + 1);
-            int rc = quantize_row(type, f, o->bufs[i], n);
-            free(f);
-            if (rc) return err_set(e, ERR_UNSUPPORTED, "tensor %s: cannot convert to %s", src->name, dtype_name(type));
-        }
-        t.dtype = type;
-        t.data = o->bufs[i];
-        t.nbytes = dtype_nbytes(type, n);
+    int is_q = ends_with(p->name, "attn_q.weight"), is_k = ends_with(p->name, "attn_k.weight");
+    p->permute = (c->arch == ARCH_LLAMA || c->arch == ARCH_MISTRAL) && (is_q || is_k);
+    p->n_head = is_q ? c->n_heads : c->n_kv_heads;
+    p->type = tensor_type(src, p->name, want);
+    p->offset = NO_COPY;
+    if (p->type != src->dtype || p->permute) {
+        p->offset = *scratch_size;
+        *scratch_size += (dtype_nbytes(p->type, tensor_numel(src)) + 63) & ~(size_t)63;
     }
-    return gguf_writer_add_tensor(w, &t, e) ? err_wrap(e, "tensor %s", src->name) : 0;
+    return 0;
+}
+
+/* Adds src to the writer as planned: converted through f32 into the
+ * scratch (with llama.cpp's Q/K row permutation for the llama
+ * architecture), or straight from the map. */
+static int add_tensor(GgufWriter *w, const TensorView *src, const Planned *p, Scratch *s, Err *e) {
+    TensorView t = *src;
+    t.name = p->name;
+    if (p->offset != NO_COPY) {
+        int64_t n = tensor_numel(src);
+        float *f = tensor_to_f32_alloc(src, e);
+        if (!f) return -1;
+        if (p->permute &&
+            gguf_permute_qk(f, tensor_rows(src), (size_t)tensor_cols(src) * sizeof(float), p->n_head, e)) {
+            free(f);
+            return -1;
+        }
+        int rc = quantize_row(p->type, f, s->base + p->offset, n);
+        free(f);
+        if (rc) return err_set(e, ERR_UNSUPPORTED, "cannot convert to %s", dtype_name(p->type));
+        t.dtype = p->type;
+        t.data = s->base + p->offset;
+        t.nbytes = dtype_nbytes(p->type, n);
+    }
+    return gguf_writer_add_tensor(w, &t, e);
 }
 
 static void set_general(GgufWriter *w, const char *hf_dir, int type) {
@@ -142,7 +181,15 @@ int convert_hf_to_gguf(const char *hf_dir, const char *out_path, int type, Err *
         rc = convert_set_tokenizer(w, hf_dir, c.vocab_size, e);
     }
     int n = st_count(st);
-    Outputs o = {xcalloc((size_t)n + 1, sizeof(char *)), xcalloc((size_t)n + 1, sizeof(void *)), 0};
+    Planned *plan = xcalloc((size_t)n + 1, sizeof *plan);
+    size_t scratch_size = 0;
+    for (int i = 0; i < n && !rc; i++) {
+        const TensorView *t = st_tensor(st, i);
+        if (ends_with(t->name, "rotary_emb.inv_freq")) continue; /* recomputed from the config, as llama.cpp does */
+        if (plan_tensor(&c, t, type, &plan[i], &scratch_size, e)) rc = err_wrap(e, "%s", hf_dir);
+    }
+    Scratch s = {0};
+    if (!rc) rc = scratch_open(&s, out_path, scratch_size, e);
     float *freqs = NULL;
     if (!rc && c.rope.type == ROPE_LLAMA3) {
         /* llama.cpp keeps Llama-3 RoPE scaling as per-frequency divisors */
@@ -152,14 +199,13 @@ int convert_hf_to_gguf(const char *hf_dir, const char *out_path, int type, Err *
                          .data = freqs, .nbytes = (size_t)c.head_dim / 2 * sizeof(float)};
         rc = gguf_writer_add_tensor(w, &rf, e);
     }
-    for (int i = 0; i < n && !rc; i++) {
-        const TensorView *t = st_tensor(st, i);
-        if (ends_with(t->name, "rotary_emb.inv_freq")) continue; /* recomputed from the config, as llama.cpp does */
-        if (add_tensor(w, &c, t, type, &o, e)) rc = err_wrap(e, "%s", hf_dir);
-    }
+    for (int i = 0; i < n && !rc; i++)
+        if (plan[i].name[0] && add_tensor(w, st_tensor(st, i), &plan[i], &s, e))
+            rc = err_wrap(e, "%s: tensor %s", hf_dir, st_tensor(st, i)->name);
     if (!rc) rc = gguf_writer_write(w, out_path, e);
     gguf_writer_free(w);
-    outputs_free(&o);
+    scratch_close(&s);
+    free(plan);
     free(freqs);
     st_close(st);
     return rc;

@@ -13,8 +13,10 @@
  *    q4_0 is "pure" (every matrix q4_0, like llama-quantize --pure).
  *
  * The file is written atomically. Tensors whose stored type is already the
- * target are used from the memory map; the others are converted in memory
- * (about the size of the output). */
+ * target are used from the memory map; the others are converted into a
+ * scratch file beside the output (mapped, unlinked at once), so memory use
+ * stays near one f32 tensor while the disk briefly holds the converted
+ * tensors twice. */
 #ifndef ALOE_MODEL_CONVERT_H
 #define ALOE_MODEL_CONVERT_H
 
