@@ -1,7 +1,8 @@
 /* GGUF export end to end, as a user runs it: aloe train sft on a tiny
  * model, aloe convert of its output, and aloe logits from the GGUF equal to
  * those from the trained directory; aloe merge --gguf --max-shard-size the
- * same way; bad input exits with a message naming what is wrong. */
+ * same way; bad input (and an adapter of another model) exits with a
+ * message naming what is wrong. */
 #include <math.h>
 #include <stdlib.h>
 
@@ -139,9 +140,29 @@ static void test_bad_input(void) {
     free(model), free(bert), free(aloe), free(tmp);
 }
 
+/* aloe merge with an adapter of another base model names the adapter file,
+ * the base model it records and the tensor that does not fit. */
+static void test_merge_wrong_adapter(void) {
+    char *model = test_shared_path("fixtures/models/tiny-qwen2"), *lora = test_shared_path("fixtures/models/tiny-llama3-lora");
+    if (!model || !lora) {
+        free(model), free(lora);
+        SKIP("fixtures not found (set ALOE_SHARED)");
+    }
+    char *aloe = test_build_path("aloe"), *tmp = test_tmpdir(), *err;
+    char *cmd = xasprintf("%s merge --model %s --adapter %s --out %s/m", aloe, model, lora, tmp);
+    int rc = run_err(&err, cmd);
+    CHECK_MSG(rc == 2 && strstr(err, "tiny-llama3-lora/adapter_model.safetensors: the adapter was made for base model "
+                                     "\"../tiny-llama3\"") &&
+                  strstr(err, "not for ") && strstr(err, "tiny-qwen2: tensor base_model.model.model.layers.0.") &&
+                  strstr(err, "expected ["),
+              "%d %s", rc, err);
+    free(cmd), free(err), free(model), free(lora), free(aloe), free(tmp);
+}
+
 int main(void) {
     RUN(test_train_convert_logits);
     RUN(test_merge_gguf_sharded);
     RUN(test_bad_input);
+    RUN(test_merge_wrong_adapter);
     return test_summary();
 }
