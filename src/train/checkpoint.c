@@ -1,13 +1,18 @@
 #include "train/checkpoint.h"
 
+#include <dirent.h>
+#include <errno.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <unistd.h>
 
 #include "base/fileio.h"
 #include "base/mem.h"
 #include "formats/safetensors.h"
+#include "model/convert.h"
 
 int ckpt_dtype_parse(const char *name, int *dtype, Err *e) {
     if (!strcmp(name, "float32") || !strcmp(name, "f32")) *dtype = DT_F32;
@@ -33,11 +38,9 @@ static void *convert(const float *x, size_t n, int dtype) {
     return y;
 }
 
-/* Writes the tensors of a table over block to path in dtype. */
-static int write_tensors(const char *path, const TdTensor *tensors, int n, const float *block, int dtype,
-                         const char *const *metadata, Err *e) {
-    if (dtype != DT_F32 && dtype != DT_BF16 && dtype != DT_F16)
-        return err_set(e, ERR_ARG, "%s: can only save float32, bfloat16 or float16, not %s", path, dtype_name(dtype));
+/* Views of a table's tensors over block, converted to dtype (the data of
+ * each view is a new buffer: free with free_views). */
+static TensorView *make_views(const TdTensor *tensors, int n, const float *block, int dtype) {
     TensorView *views = xcalloc((size_t)(n ? n : 1), sizeof *views);
     for (int i = 0; i < n; i++) {
         const TdTensor *t = &tensors[i];
@@ -51,9 +54,27 @@ static int write_tensors(const char *path, const TdTensor *tensors, int n, const
         v->data = convert(block + t->offset, t->numel, dtype);
         v->nbytes = dtype_nbytes(dtype, (int64_t)t->numel);
     }
-    int rc = st_write(path, views, n, metadata, e);
+    return views;
+}
+
+static void free_views(TensorView *views, int n) {
     for (int i = 0; i < n; i++) free((void *)views[i].data);
     free(views);
+}
+
+static int check_save_dtype(const char *path, int dtype, Err *e) {
+    if (dtype != DT_F32 && dtype != DT_BF16 && dtype != DT_F16)
+        return err_set(e, ERR_ARG, "%s: can only save float32, bfloat16 or float16, not %s", path, dtype_name(dtype));
+    return 0;
+}
+
+/* Writes the tensors of a table over block to path in dtype. */
+static int write_tensors(const char *path, const TdTensor *tensors, int n, const float *block, int dtype,
+                         const char *const *metadata, Err *e) {
+    if (check_save_dtype(path, dtype, e)) return -1;
+    TensorView *views = make_views(tensors, n, block, dtype);
+    int rc = st_write(path, views, n, metadata, e);
+    free_views(views, n);
     return rc;
 }
 
@@ -108,15 +129,120 @@ static int copy_companions(const char *base_dir, const char *out_dir, Err *e) {
     return 0;
 }
 
-int ckpt_save_model(const TrainDecoder *m, const char *base_dir, const char *out_dir, int dtype, Err *e) {
-    if (file_mkdirs(out_dir, e)) return -1;
-    char *path = path_join(out_dir, "model.safetensors");
-    static const char *const meta[] = {"format", "pt", NULL};
-    int rc = write_tensors(path, m->tensors, m->n_tensors, m->params, dtype, meta, e);
-    free(path);
-    if (rc) return -1;
-    if (base_dir && (write_config(base_dir, out_dir, dtype, e) || copy_companions(base_dir, out_dir, e))) return -1;
+/* 1 for a shard file name of transformers' convention
+ * ("model-00001-of-00003.safetensors"). */
+static int is_shard_name(const char *name) {
+    int a, b, len = -1;
+    return strlen(name) == 32 && sscanf(name, "model-%5d-of-%5d.safetensors%n", &a, &b, &len) == 2 && len == 32;
+}
+
+/* 1 if the index's weight_map puts a tensor in file. */
+static int index_names(json_t *index, const char *file) {
+    const char *k;
+    json_t *v;
+    json_object_foreach(json_object_get(index, "weight_map"), k, v) {
+        if (json_is_string(v) && !strcmp(json_string_value(v), file)) return 1;
+    }
     return 0;
+}
+
+/* Removes shard files the directory's current weights do not use: those of
+ * an earlier save with another number of shards, or all of them when the
+ * weights are now one model.safetensors. */
+static int remove_stale_shards(const char *dir, Err *e) {
+    char *ip = path_join(dir, "model.safetensors.index.json");
+    json_t *index = file_exists(ip) ? json_load_file(ip, 0, NULL) : NULL;
+    free(ip);
+    DIR *d = opendir(dir);
+    if (!d) {
+        json_decref(index);
+        return err_set(e, ERR_IO, "%s: cannot list the directory: %s", dir, strerror(errno));
+    }
+    int rc = 0;
+    struct dirent *de;
+    while ((de = readdir(d)) && !rc) {
+        if (!is_shard_name(de->d_name) || (index && index_names(index, de->d_name))) continue;
+        char *p = path_join(dir, de->d_name);
+        if (unlink(p) && errno != ENOENT) rc = err_set(e, ERR_IO, "%s: cannot remove a stale shard: %s", p, strerror(errno));
+        free(p);
+    }
+    closedir(d);
+    json_decref(index);
+    return rc;
+}
+
+/* The weights as transformers lays them out (see st_write_model), such that
+ * a crash never leaves an index that mixes shards of two saves: new shards
+ * may overwrite old ones of the same names, so the old index goes first;
+ * the new index is written last, stale shards are removed after it. */
+static int write_weights(const TrainDecoder *m, const char *out_dir, int dtype, uint64_t max_shard_bytes, Err *e) {
+    if (check_save_dtype(out_dir, dtype, e)) return -1;
+    TensorView *views = make_views(m->tensors, m->n_tensors, m->params, dtype);
+    size_t total = 0;
+    for (int i = 0; i < m->n_tensors; i++) total += views[i].nbytes;
+    int rc = 0;
+    if (max_shard_bytes && total > max_shard_bytes) {
+        char *ip = path_join(out_dir, "model.safetensors.index.json");
+        if (unlink(ip) && errno != ENOENT) rc = err_set(e, ERR_IO, "%s: cannot remove: %s", ip, strerror(errno));
+        free(ip);
+    }
+    static const char *const meta[] = {"format", "pt", NULL};
+    if (!rc) rc = st_write_model(out_dir, views, m->n_tensors, meta, (size_t)max_shard_bytes, e);
+    free_views(views, m->n_tensors);
+    return rc ? -1 : remove_stale_shards(out_dir, e);
+}
+
+/* The GGUF is made from the directory just written, so it holds exactly
+ * what the safetensors hold (in their dtype, then converted). */
+static int write_gguf(const char *out_dir, int type, Err *e) {
+    char *path = path_join(out_dir, "model.gguf");
+    int rc = convert_hf_to_gguf(out_dir, path, type, e);
+    free(path);
+    return rc;
+}
+
+int ckpt_save_model_opts(const TrainDecoder *m, const char *base_dir, const char *out_dir, const CkptSaveOpts *o,
+                         Err *e) {
+    int gguf_type = -1;
+    if (o->gguf_type) {
+        if (convert_type_parse(o->gguf_type, &gguf_type, e)) return -1;
+        if (!base_dir) return err_set(e, ERR_ARG, "%s: a GGUF export needs the base model's config and tokenizer", out_dir);
+    }
+    if (file_mkdirs(out_dir, e) || write_weights(m, out_dir, o->dtype, o->max_shard_bytes, e)) return -1;
+    if (base_dir && (write_config(base_dir, out_dir, o->dtype, e) || copy_companions(base_dir, out_dir, e))) return -1;
+    return gguf_type >= 0 ? write_gguf(out_dir, gguf_type, e) : 0;
+}
+
+int ckpt_save_model(const TrainDecoder *m, const char *base_dir, const char *out_dir, int dtype, Err *e) {
+    CkptSaveOpts o = {dtype, 0, NULL};
+    return ckpt_save_model_opts(m, base_dir, out_dir, &o, e);
+}
+
+/* Decimal units as transformers' max_shard_size ("5GB" = 5e9), binary ones
+ * with "i" ("5GiB" = 5 * 2^30). */
+int ckpt_size_parse(const char *s, uint64_t *bytes, Err *e) {
+    static const struct {
+        const char *unit;
+        double mult;
+    } UNITS[] = {{"", 1},        {"b", 1},           {"kb", 1e3},           {"mb", 1e6},
+                 {"gb", 1e9},    {"tb", 1e12},       {"kib", 1024.0},       {"mib", 1048576.0},
+                 {"gib", 1073741824.0}, {"tib", 1099511627776.0}};
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (end != s && !errno && v > 0) {
+        while (*end == ' ') end++;
+        for (size_t i = 0; i < sizeof UNITS / sizeof *UNITS; i++) {
+            if (strcasecmp(end, UNITS[i].unit)) continue;
+            double b = v * UNITS[i].mult;
+            if (b >= 1 && b < 1.8e19) {
+                *bytes = (uint64_t)b;
+                return 0;
+            }
+        }
+    }
+    return err_set(e, ERR_ARG, "size \"%s\": expected a positive number of bytes with an optional unit "
+                   "(e.g. 500MB, 2GB, 1GiB, 1000000)", s);
 }
 
 int ckpt_save_adapter(const TrainDecoder *m, const char *base_model, const char *out_dir, int dtype, Err *e) {
@@ -154,6 +280,27 @@ int ckpt_save_adapter(const TrainDecoder *m, const char *base_model, const char 
     free(cp);
     json_decref(c);
     return rc;
+}
+
+int ckpt_adapter_load(TrainDecoder *m, const char *adapter_dir, const char *model_name, Err *e) {
+    if (!td_lora_load(m, adapter_dir, e)) return 0;
+    /* a shape mismatch means an adapter for another base model: say which */
+    char *shape = strstr(e->msg, ": shape ");
+    if (e->code != ERR_PARSE || !shape || strncmp(e->msg, "tensor ", 7)) return -1;
+    char detail[sizeof e->msg];
+    snprintf(detail, sizeof detail, "%s", e->msg);
+    char *any = strstr(detail, " (-1 = any)");
+    if (any && !strstr(detail, "-1,") && !strstr(detail, "-1]")) *any = 0;
+    char *cp = path_join(adapter_dir, "adapter_config.json");
+    json_t *c = json_load_file(cp, 0, NULL);
+    const char *base = json_string_value(json_object_get(c, "base_model_name_or_path"));
+    char *file = path_join(adapter_dir, "adapter_model.safetensors");
+    err_set(e, ERR_ARG, "%s: the adapter was made for base model \"%s\" (%s: base_model_name_or_path), not for %s: %s",
+            file, base ? base : "(not recorded)", cp, model_name, detail);
+    free(file);
+    free(cp);
+    json_decref(c);
+    return -1;
 }
 
 /* ---- optimiser state ---- */

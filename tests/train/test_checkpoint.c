@@ -7,7 +7,9 @@
 
 #include "base/fileio.h"
 #include "base/mem.h"
+#include "formats/gguf.h"
 #include "formats/safetensors.h"
+#include "model/decoder.h"
 #include "test.h"
 #include "train/checkpoint.h"
 
@@ -141,10 +143,230 @@ static void test_dtype_parse(void) {
     CHECK(ckpt_dtype_parse("q8_0", &d, &e) == -1 && strstr(e.msg, "float32, bfloat16 or float16"));
 }
 
+/* Names of the shard files in dir, sorted, comma-separated. */
+static char *shard_list(const char *dir) {
+    char *out = xstrdup("");
+    for (int n = 1; n <= 99; n++)
+        for (int i = 1; i <= n; i++) {
+            char name[64];
+            snprintf(name, sizeof name, "model-%05d-of-%05d.safetensors", i, n);
+            char *p = path_join(dir, name);
+            if (file_exists(p)) {
+                char *t = xasprintf("%s%s%s", out, *out ? "," : "", name);
+                free(out);
+                out = t;
+            }
+            free(p);
+        }
+    return out;
+}
+
+/* max_shard_bytes splits the weights the way transformers does; the
+ * directory reloads to the same parameters and logits; saving again with
+ * bigger shards (or none) leaves only the new set. */
+static void test_sharded_save(void) {
+    char *base = test_shared_path("fixtures/models/tiny-llama3");
+    if (!base) SKIP("fixtures not found (set ALOE_SHARED)");
+    char *tmp = test_tmpdir(), *out = path_join(tmp, "sharded");
+    TrainDecoder a, b;
+    memset(&b, 0, sizeof b);
+    Err e;
+    CHECK_OK(load_model(base, &a, &e), &e);
+    for (size_t i = 0; i < a.n_params; i++) a.params[i] *= 1.0f + 1e-3f * (float)(i % 5);
+    /* the two 1029x64 f32 matrices are 263424 bytes each: 4 shards */
+    CkptSaveOpts o = {DT_F32, 300000, NULL};
+    int rc = ckpt_save_model_opts(&a, base, out, &o, &e);
+    char *got = rc ? NULL : shard_list(out);
+    char *idx = path_join(out, "model.safetensors.index.json"), *one = path_join(out, "model.safetensors");
+    json_t *index = json_load_file(idx, 0, NULL);
+    size_t total = 0, n_map = json_object_size(json_object_get(index, "weight_map"));
+    json_t *map = json_object_get(index, "weight_map");
+    const char *embed_file = json_string_value(json_object_get(map, "model.embed_tokens.weight"));
+    const char *head_file = json_string_value(json_object_get(map, "lm_head.weight"));
+    for (int i = 0; i < a.n_tensors; i++) total += a.tensors[i].numel * 4;
+    int index_ok = index && (size_t)json_integer_value(json_object_get(json_object_get(index, "metadata"), "total_size")) == total &&
+                   n_map == (size_t)a.n_tensors && embed_file && head_file &&
+                   !strcmp(embed_file, "model-00001-of-00004.safetensors") &&
+                   !strcmp(head_file, "model-00004-of-00004.safetensors"); /* the order of the model's tensors */
+    json_decref(index);
+    if (!rc) rc = load_model(out, &b, &e);
+    int same = !rc && !memcmp(a.params, b.params, a.n_params * sizeof(float));
+    int32_t ids[5] = {1024, 82, 287, 435, 76};
+    const int V = a.cfg.vocab_size;
+    float *la = xmalloc(5 * V * sizeof(float)), *lb = xmalloc(5 * V * sizeof(float));
+    if (!rc) rc = td_forward(&a, NULL, ids, 5, la, &e) || td_forward(&b, NULL, ids, 5, lb, &e);
+    int same_logits = !rc && !memcmp(la, lb, 5 * V * sizeof(float));
+    td_free(&b);
+    /* again with two shards: the four-shard files go */
+    o.max_shard_bytes = 600000;
+    if (!rc) rc = ckpt_save_model_opts(&a, base, out, &o, &e);
+    char *got2 = rc ? NULL : shard_list(out);
+    int two_ok = !rc && !file_exists(one) && file_exists(idx);
+    /* and as one file: no shards, no index */
+    o.max_shard_bytes = 0;
+    if (!rc) rc = ckpt_save_model_opts(&a, base, out, &o, &e);
+    char *got3 = rc ? NULL : shard_list(out);
+    int one_ok = !rc && file_exists(one) && !file_exists(idx);
+    if (!rc) rc = load_model(out, &b, &e);
+    int same1 = !rc && !memcmp(a.params, b.params, a.n_params * sizeof(float));
+    td_free(&a), td_free(&b);
+    free(la), free(lb), free(idx), free(one), free(base), free(tmp), free(out);
+    CHECK_MSG(!rc, "%s", e.msg);
+    CHECK_EQ_STR(got, "model-00001-of-00004.safetensors,model-00002-of-00004.safetensors,"
+                      "model-00003-of-00004.safetensors,model-00004-of-00004.safetensors");
+    CHECK(index_ok);
+    CHECK(same);
+    CHECK(same_logits);
+    CHECK_EQ_STR(got2, "model-00001-of-00002.safetensors,model-00002-of-00002.safetensors");
+    CHECK(two_ok);
+    CHECK_EQ_STR(got3, "");
+    CHECK(one_ok);
+    CHECK(same1);
+    free(got), free(got2), free(got3);
+}
+
+static void test_size_parse(void) {
+    uint64_t b;
+    Err e;
+    CHECK_OK(ckpt_size_parse("500MB", &b, &e), &e);
+    CHECK_EQ_INT(b, 500000000);
+    CHECK_OK(ckpt_size_parse("2GB", &b, &e), &e);
+    CHECK_EQ_INT(b, 2000000000);
+    CHECK_OK(ckpt_size_parse("1gib", &b, &e), &e);
+    CHECK_EQ_INT(b, 1073741824);
+    CHECK_OK(ckpt_size_parse("1.5KB", &b, &e), &e);
+    CHECK_EQ_INT(b, 1500);
+    CHECK_OK(ckpt_size_parse("123456", &b, &e), &e);
+    CHECK_EQ_INT(b, 123456);
+    const char *bad[] = {"", "MB", "-5MB", "0", "5XB", "5 GB extra"};
+    for (int i = 0; i < 6; i++) {
+        CHECK_MSG(ckpt_size_parse(bad[i], &b, &e) == -1, "%s accepted", bad[i]);
+        CHECK_MSG(strstr(e.msg, "expected a positive number of bytes"), "%s", e.msg);
+    }
+}
+
+/* An adapter of another base model: the error names its file, the base
+ * model it records and the tensor that does not fit. */
+static void test_adapter_mismatch_message(void) {
+    char *base = test_shared_path("fixtures/models/tiny-qwen2"), *lora = test_shared_path("fixtures/models/tiny-llama3-lora");
+    if (!base || !lora) {
+        free(base), free(lora);
+        SKIP("fixtures not found (set ALOE_SHARED)");
+    }
+    TrainDecoder m;
+    Err e;
+    int rc = load_model(base, &m, &e);
+    if (!rc) rc = ckpt_adapter_load(&m, lora, "my-base", &e) == -1 ? 0 : 1;
+    td_free(&m);
+    free(base), free(lora);
+    CHECK_MSG(!rc, "%s", e.msg);
+    CHECK_MSG(strstr(e.msg, "tiny-llama3-lora/adapter_model.safetensors: the adapter was made for base model "
+                            "\"../tiny-llama3\""), "%s", e.msg);
+    CHECK_MSG(strstr(e.msg, "not for my-base: tensor base_model.model.model.layers.0."), "%s", e.msg);
+    CHECK_MSG(strstr(e.msg, "expected [") && !strstr(e.msg, "-1 = any"), "%s", e.msg);
+}
+
+/* gguf_type writes DIR/model.gguf from the saved directory: same weights. */
+static void test_save_with_gguf(void) {
+    char *base = test_shared_path("fixtures/models/tiny-qwen3");
+    if (!base) SKIP("fixtures not found (set ALOE_SHARED)");
+    char *tmp = test_tmpdir(), *out = path_join(tmp, "m"), *gguf = path_join(out, "model.gguf");
+    TrainDecoder a;
+    Err e;
+    CkptSaveOpts o = {DT_F32, 200000, "f32"};
+    int rc = load_model(base, &a, &e) || ckpt_save_model_opts(&a, base, out, &o, &e);
+    Gguf *g = rc ? NULL : gguf_open(gguf, &e);
+    int same = g != NULL;
+    for (int i = 0; same && i < a.n_tensors; i++) {
+        char gname[160];
+        same = !gguf_name_from_hf(a.tensors[i].name, gname, sizeof gname);
+        const TensorView *t = same ? gguf_find_tensor(g, gname) : NULL;
+        same = t && t->dtype == DT_F32 && !memcmp(t->data, a.params + a.tensors[i].offset, a.tensors[i].numel * 4);
+        if (!same) printf("  %s differs\n", a.tensors[i].name);
+    }
+    if (g) gguf_close(g);
+    o.gguf_type = "q3";
+    int bad = rc ? 0 : ckpt_save_model_opts(&a, base, out, &o, &e);
+    int bad_msg = bad == -1 && strstr(e.msg, "\"q3\": expected f32, f16, bf16, q8_0 or q4_0");
+    o.gguf_type = "f16";
+    int no_base = rc ? 0 : ckpt_save_model_opts(&a, NULL, out, &o, &e);
+    td_free(&a);
+    free(base), free(tmp), free(out), free(gguf);
+    CHECK_MSG(!rc, "%s", e.msg);
+    CHECK(same);
+    CHECK(bad_msg);
+    CHECK(no_base == -1 && strstr(e.msg, "needs the base model's config and tokenizer"));
+}
+
+/* Rows that are not a multiple of 32 cannot be q8_0: those matrices fall
+ * back to f16 (llama.cpp's rule), the rest are q8_0, and the engine runs
+ * the mixed file close to the saved directory. */
+static void test_gguf_q8_0_fallback(void) {
+    char *fix = test_shared_path("fixtures/models/tiny-llama3");
+    if (!fix) SKIP("fixtures not found (set ALOE_SHARED)");
+    char *tmp = test_tmpdir(), *base = path_join(tmp, "base"), *out = path_join(tmp, "out");
+    Err e;
+    CHECK_OK(file_mkdirs(base, &e), &e);
+    const char *files[] = {"tokenizer.json", "tokenizer_config.json"};
+    for (int i = 0; i < 2; i++) {
+        char *src = path_join(fix, files[i]), *dst = path_join(base, files[i]), *text;
+        size_t len;
+        CHECK_OK(file_read_all(src, &text, &len, &e) || file_write_atomic(dst, text, len, &e), &e);
+        free(text), free(src), free(dst);
+    }
+    const char *cfg = "{\"architectures\": [\"LlamaForCausalLM\"], \"hidden_size\": 64, \"intermediate_size\": 80, "
+                      "\"num_hidden_layers\": 1, \"num_attention_heads\": 4, \"num_key_value_heads\": 2, "
+                      "\"vocab_size\": 1029, \"max_position_embeddings\": 64, \"rms_norm_eps\": 1e-5, "
+                      "\"rope_theta\": 10000.0, \"torch_dtype\": \"float32\"}";
+    char *cp = path_join(base, "config.json");
+    CHECK_OK(file_write_atomic(cp, cfg, strlen(cfg), &e), &e);
+    free(cp);
+    ModelConfig c;
+    TrainDecoder m;
+    CHECK_OK(hf_config_load(base, &c, &e) || td_init(&m, &c, &e), &e);
+    td_init_random(&m, 7, 0.05f);
+    CkptSaveOpts o = {DT_F32, 0, "q8_0"};
+    int rc = ckpt_save_model_opts(&m, base, out, &o, &e);
+    td_free(&m);
+    CHECK_OK(rc, &e);
+    char *gp = path_join(out, "model.gguf");
+    Gguf *g = gguf_open(gp, &e);
+    CHECK_MSG(g, "%s", e.msg);
+    const TensorView *down = gguf_find_tensor(g, "blk.0.ffn_down.weight"), *up = gguf_find_tensor(g, "blk.0.ffn_up.weight");
+    const TensorView *norm = gguf_find_tensor(g, "blk.0.attn_norm.weight"), *q = gguf_find_tensor(g, "blk.0.attn_q.weight");
+    int types_ok = down && up && norm && q && down->dtype == DT_F16 && up->dtype == DT_Q8_0 && norm->dtype == DT_F32 &&
+                   q->dtype == DT_Q8_0;
+    gguf_close(g);
+    CHECK_MSG(types_ok, "expected ffn_down f16 (rows of 80), ffn_up and attn_q q8_0, norms f32");
+    /* the engine: GGUF vs the directory */
+    Model *a = model_load(out, 1, &e), *b = a ? model_load(gp, 1, &e) : NULL;
+    CHECK_MSG(a && b, "%s", e.msg);
+    int32_t ids[6] = {1024, 82, 287, 435, 76, 198};
+    float *la = xmalloc(6 * 1029 * sizeof(float)), *lb = xmalloc(6 * 1029 * sizeof(float));
+    KvCache ka, kb;
+    rc = kv_cache_init(&ka, a, 6, &e) || kv_cache_init(&kb, b, 6, &e) || model_forward(a, &ka, ids, 6, 0, la, 1, &e) ||
+         model_forward(b, &kb, ids, 6, 0, lb, 1, &e);
+    double lo = la[0], hi = la[0], worst = 0;
+    for (int i = 0; i < 6 * 1029; i++) {
+        lo = fmin(lo, la[i]), hi = fmax(hi, la[i]);
+        worst = fmax(worst, fabs(la[i] - lb[i]));
+    }
+    kv_cache_free(&ka), kv_cache_free(&kb);
+    model_free(a), model_free(b);
+    free(la), free(lb), free(gp), free(fix), free(tmp), free(base), free(out);
+    CHECK_OK(rc, &e);
+    CHECK_MSG(worst <= 3e-2 * (hi - lo), "q8_0/f16 GGUF logits off by %g of the range", worst / (hi - lo));
+}
+
 int main(void) {
     RUN(test_adapter_roundtrip_same_logits);
     RUN(test_model_roundtrip_f32_and_bf16);
     RUN(test_optimizer_roundtrip_and_mismatch);
     RUN(test_dtype_parse);
+    RUN(test_sharded_save);
+    RUN(test_size_parse);
+    RUN(test_adapter_mismatch_message);
+    RUN(test_save_with_gguf);
+    RUN(test_gguf_q8_0_fallback);
     return test_summary();
 }

@@ -1,0 +1,43 @@
+/* aloe convert: a Hugging Face model directory to a GGUF file for
+ * llama.cpp, Ollama and aloe itself. */
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "cli/args.h"
+#include "cli/commands.h"
+#include "formats/dtype.h"
+#include "llm/hub.h"
+#include "model/convert.h"
+
+int cmd_convert(int argc, char **argv) {
+    const char *model = NULL, *out = NULL, *type_name = "f16";
+    ArgSpec specs[] = {
+        {"--model", "-m", ARG_STR, &model, "M", "a Hugging Face model directory or hf://ORG/REPO", 1, 0},
+        {"--out", "-o", ARG_STR, &out, "F.gguf", "the GGUF file to write (replaced atomically)", 1, 0},
+        {"--type", NULL, ARG_STR, &type_name, "T",
+         "f32, f16, bf16, q8_0 or q4_0 for the matrices; vectors and norms stay f32", 0, 0},
+        {NULL, NULL, 0, NULL, NULL, NULL, 0, 0},
+    };
+    const ArgCommand cmd = {"convert", "--model M --out F.gguf [--type T]",
+                            "Writes the model as one GGUF file the way llama.cpp's convert_hf_to_gguf.py does: "
+                            "architecture and tokenizer metadata, the chat template, and the weights in the requested "
+                            "type (q8_0/q4_0 rows that are not a multiple of 32 fall back to f16).",
+                            "aloe convert --model run1-merged --out run1.q8_0.gguf --type q8_0", 0, 0};
+    char *pos[1];
+    int npos;
+    Err e;
+    err_clear(&e);
+    int rc = args_parse(&cmd, specs, argc, argv, pos, &npos, &e);
+    if (rc) return rc > 0 ? 0 : cli_fail(&e);
+    int type;
+    if (convert_type_parse(type_name, &type, &e)) {
+        err_wrap(&e, "--type");
+        return cli_fail(&e);
+    }
+    char *local = NULL; /* hf://ORG/REPO specs are downloaded once into the cache */
+    rc = hub_resolve(model, NULL, &local, &e) || convert_hf_to_gguf(local, out, type, &e);
+    free(local);
+    if (rc) return cli_fail(&e);
+    fprintf(stderr, "aloe: wrote %s (%s)\n", out, dtype_name(type));
+    return 0;
+}

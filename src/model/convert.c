@@ -1,0 +1,212 @@
+#include "model/convert.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "base/fileio.h"
+#include "base/mem.h"
+#include "formats/dtype.h"
+#include "formats/gguf_write.h"
+#include "formats/hfdir.h"
+#include "formats/safetensors.h"
+
+int convert_type_parse(const char *name, int *type, Err *e) {
+    static const int OK[] = {DT_F32, DT_F16, DT_BF16, DT_Q8_0, DT_Q4_0};
+    for (size_t i = 0; i < sizeof OK / sizeof *OK; i++)
+        if (!strcmp(name, dtype_name(OK[i]))) {
+            *type = OK[i];
+            return 0;
+        }
+    return err_set(e, ERR_ARG, "GGUF type \"%s\": expected f32, f16, bf16, q8_0 or q4_0", name);
+}
+
+int convert_file_type(int type) {
+    switch (type) {
+    case DT_F16: return 1;  /* LLAMA_FTYPE_MOSTLY_F16 */
+    case DT_Q4_0: return 2; /* MOSTLY_Q4_0 */
+    case DT_Q8_0: return 7; /* MOSTLY_Q8_0 */
+    case DT_BF16: return 32; /* MOSTLY_BF16 */
+    default: return 0;      /* ALL_F32 */
+    }
+}
+
+static int ends_with(const char *s, const char *suffix) {
+    size_t n = strlen(s), m = strlen(suffix);
+    return n >= m && !strcmp(s + n - m, suffix);
+}
+
+/* llama.cpp's choice: vectors, norms and biases stay f32; a quantised type
+ * needs whole blocks per row, else f16. */
+static int tensor_type(const TensorView *t, const char *gguf_name, int want) {
+    if (t->ndim <= 1 || ends_with(gguf_name, "_norm.weight") || !ends_with(gguf_name, ".weight")) return DT_F32;
+    if (dtype_is_quantized(want) && t->shape[t->ndim - 1] % dtype_block_size(want)) return DT_F16;
+    return want;
+}
+
+/* Converted tensors go to an unlinked file beside the output, mapped
+ * shared: the kernel can write them back and drop them under memory
+ * pressure, so a conversion needs about one f32 tensor of RAM rather than
+ * the size of the output. The space is reserved up front, so a full disk is
+ * an error here and never a SIGBUS later. */
+typedef struct Scratch {
+    char *base;
+    size_t size;
+} Scratch;
+
+static int scratch_open(Scratch *s, const char *out_path, size_t size, Err *e) {
+    s->base = NULL, s->size = size;
+    if (size == 0) return 0;
+    char *tmpl = xasprintf("%s.scratch-XXXXXX", out_path);
+    int fd = mkstemp(tmpl), rc = 0;
+    if (fd < 0) {
+        rc = err_set(e, ERR_IO, "cannot create a scratch file beside %s: %s", out_path, strerror(errno));
+    } else {
+        unlink(tmpl);
+        int err = posix_fallocate(fd, 0, (off_t)size);
+        void *p = err ? MAP_FAILED : mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+        if (err) rc = err_set(e, ERR_IO, "%s: cannot reserve %zu bytes of scratch space: %s", tmpl, size, strerror(err));
+        else if (p == MAP_FAILED) rc = err_set(e, ERR_IO, "%s: cannot map the scratch file: %s", tmpl, strerror(errno));
+        else s->base = p;
+        close(fd);
+    }
+    free(tmpl);
+    return rc;
+}
+
+static void scratch_close(Scratch *s) {
+    if (s->base) munmap(s->base, s->size);
+    s->base = NULL;
+}
+
+/* One output tensor: its GGUF name and type, and where its converted bytes
+ * go in the scratch (NO_COPY: used from the map as stored). */
+#define NO_COPY ((size_t)-1)
+
+typedef struct Planned {
+    char name[160];
+    int type, permute, n_head;
+    size_t offset;
+} Planned;
+
+/* llama.cpp's name, type and Q/K permutation of src; the bytes it needs
+ * in the scratch are added to *scratch_size. */
+static int plan_tensor(const ModelConfig *c, const TensorView *src, int want, Planned *p, size_t *scratch_size, Err *e) {
+    if (gguf_name_from_hf(src->name, p->name, sizeof p->name))
+        return err_set(e, ERR_UNSUPPORTED, "tensor %s: no GGUF counterpart for %s", src->name, model_arch_name(c->arch));
+    int is_q = ends_with(p->name, "attn_q.weight"), is_k = ends_with(p->name, "attn_k.weight");
+    p->permute = (c->arch == ARCH_LLAMA || c->arch == ARCH_MISTRAL) && (is_q || is_k);
+    p->n_head = is_q ? c->n_heads : c->n_kv_heads;
+    p->type = tensor_type(src, p->name, want);
+    p->offset = NO_COPY;
+    if (p->type != src->dtype || p->permute) {
+        p->offset = *scratch_size;
+        *scratch_size += (dtype_nbytes(p->type, tensor_numel(src)) + 63) & ~(size_t)63;
+    }
+    return 0;
+}
+
+/* Adds src to the writer as planned: converted through f32 into the
+ * scratch (with llama.cpp's Q/K row permutation for the llama
+ * architecture), or straight from the map. */
+static int add_tensor(GgufWriter *w, const TensorView *src, const Planned *p, Scratch *s, Err *e) {
+    TensorView t = *src;
+    t.name = p->name;
+    if (p->offset != NO_COPY) {
+        int64_t n = tensor_numel(src);
+        float *f = tensor_to_f32_alloc(src, e);
+        if (!f) return -1;
+        if (p->permute &&
+            gguf_permute_qk(f, tensor_rows(src), (size_t)tensor_cols(src) * sizeof(float), p->n_head, e)) {
+            free(f);
+            return -1;
+        }
+        int rc = quantize_row(p->type, f, s->base + p->offset, n);
+        free(f);
+        if (rc) return err_set(e, ERR_UNSUPPORTED, "cannot convert to %s", dtype_name(p->type));
+        t.dtype = p->type;
+        t.data = s->base + p->offset;
+        t.nbytes = dtype_nbytes(p->type, n);
+    }
+    return gguf_writer_add_tensor(w, &t, e);
+}
+
+static void set_general(GgufWriter *w, const char *hf_dir, int type) {
+    gguf_set_str(w, "general.type", "model");
+    /* llama.cpp derives a display name from the directory name; ours is
+     * the directory's base name as it is */
+    char *dir = xstrdup(hf_dir);
+    size_t n = strlen(dir);
+    while (n > 1 && dir[n - 1] == '/') dir[--n] = 0;
+    const char *base = strrchr(dir, '/') ? strrchr(dir, '/') + 1 : dir;
+    gguf_set_str(w, "general.name", base);
+    free(dir);
+    gguf_set_u32(w, "general.file_type", (uint32_t)convert_file_type(type));
+    gguf_set_u32(w, "general.quantization_version", 2);
+}
+
+static int check_dir(const char *hf_dir, ModelConfig *c, Err *e) {
+    char *cj = path_join(hf_dir, "config.json");
+    int rc = 0;
+    if (!file_is_dir(hf_dir) && ends_with(hf_dir, ".gguf"))
+        rc = err_set(e, ERR_ARG, "%s: already a GGUF file (convert reads a Hugging Face model directory)", hf_dir);
+    else if (!file_is_dir(hf_dir))
+        rc = err_set(e, ERR_NOTFOUND, "%s: not a Hugging Face model directory (expected a directory with config.json, "
+                     "the weights and tokenizer.json)", hf_dir);
+    else if (!file_exists(cj))
+        rc = err_set(e, ERR_NOTFOUND, "%s: not a Hugging Face model directory: no config.json", hf_dir);
+    else if (hf_config_load(hf_dir, c, e))
+        rc = -1;
+    else if (c->arch == ARCH_BERT)
+        rc = err_set(e, ERR_UNSUPPORTED, "%s: %s: GGUF export handles the decoder models (LlamaForCausalLM, "
+                     "Qwen2ForCausalLM, Qwen3ForCausalLM, MistralForCausalLM)", cj, model_arch_name(c->arch));
+    free(cj);
+    return rc;
+}
+
+int convert_hf_to_gguf(const char *hf_dir, const char *out_path, int type, Err *e) {
+    ModelConfig c;
+    if (type != DT_F32 && type != DT_F16 && type != DT_BF16 && type != DT_Q8_0 && type != DT_Q4_0)
+        return err_set(e, ERR_ARG, "GGUF type %s: expected f32, f16, bf16, q8_0 or q4_0", dtype_name(type));
+    if (check_dir(hf_dir, &c, e)) return -1;
+    SafeTensors *st = st_open(hf_dir, e);
+    if (!st) return -1;
+    GgufWriter *w = gguf_writer_new();
+    int rc = gguf_set_model_config(w, &c, e);
+    if (!rc) {
+        set_general(w, hf_dir, type);
+        rc = convert_set_tokenizer(w, hf_dir, c.vocab_size, e);
+    }
+    int n = st_count(st);
+    Planned *plan = xcalloc((size_t)n + 1, sizeof *plan);
+    size_t scratch_size = 0;
+    for (int i = 0; i < n && !rc; i++) {
+        const TensorView *t = st_tensor(st, i);
+        if (ends_with(t->name, "rotary_emb.inv_freq")) continue; /* recomputed from the config, as llama.cpp does */
+        if (plan_tensor(&c, t, type, &plan[i], &scratch_size, e)) rc = err_wrap(e, "%s", hf_dir);
+    }
+    Scratch s = {0};
+    if (!rc) rc = scratch_open(&s, out_path, scratch_size, e);
+    float *freqs = NULL;
+    if (!rc && c.rope.type == ROPE_LLAMA3) {
+        /* llama.cpp keeps Llama-3 RoPE scaling as per-frequency divisors */
+        freqs = xmalloc((size_t)c.head_dim / 2 * sizeof(float));
+        rope_freq_factors(&c.rope, c.head_dim, freqs);
+        TensorView rf = {.name = "rope_freqs.weight", .dtype = DT_F32, .ndim = 1, .shape = {c.head_dim / 2, 1, 1, 1},
+                         .data = freqs, .nbytes = (size_t)c.head_dim / 2 * sizeof(float)};
+        rc = gguf_writer_add_tensor(w, &rf, e);
+    }
+    for (int i = 0; i < n && !rc; i++)
+        if (plan[i].name[0] && add_tensor(w, st_tensor(st, i), &plan[i], &s, e))
+            rc = err_wrap(e, "%s: tensor %s", hf_dir, st_tensor(st, i)->name);
+    if (!rc) rc = gguf_writer_write(w, out_path, e);
+    gguf_writer_free(w);
+    scratch_close(&s);
+    free(plan);
+    free(freqs);
+    st_close(st);
+    return rc;
+}

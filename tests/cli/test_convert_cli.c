@@ -1,0 +1,168 @@
+/* GGUF export end to end, as a user runs it: aloe train sft on a tiny
+ * model, aloe convert of its output, and aloe logits from the GGUF equal to
+ * those from the trained directory; aloe merge --gguf --max-shard-size the
+ * same way; bad input (and an adapter of another model) exits with a
+ * message naming what is wrong. */
+#include <math.h>
+#include <stdlib.h>
+
+#include "base/fileio.h"
+#include "base/mem.h"
+#include "formats/safetensors.h"
+#include "test.h"
+
+static const char *TREES =
+    "{\"profile\": \"P\", \"personality\": \"Q\", \"conversations\": ["
+    "{\"user\": \"Hi! I just finished my anthropology exam.\", \"assistant\": {\"preferred\": \"Congrats! How did it "
+    "go?\", \"rejected\": \"OK.\"}, \"chosen\": \"preferred\"}]}\n";
+
+static const char *IDS = "1024,82,287,435,76,198,56,900,13,1000";
+
+/* Max |a-b| / range(b) of the `logits` tensors of two files; -1 if either
+ * is missing or their shapes differ. */
+static double logits_err(const char *a_path, const char *b_path) {
+    Err e;
+    SafeTensors *a = st_open(a_path, &e), *b = a ? st_open(b_path, &e) : NULL;
+    const TensorView *x = b ? st_find(a, "logits") : NULL, *y = b ? st_find(b, "logits") : NULL;
+    double err = -1;
+    if (x && y && x->nbytes == y->nbytes) {
+        const float *p = x->data, *q = y->data;
+        double lo = q[0], hi = q[0], worst = 0;
+        for (size_t i = 0; i < x->nbytes / 4; i++) {
+            lo = fmin(lo, q[i]), hi = fmax(hi, q[i]);
+            worst = fmax(worst, fabs((double)p[i] - q[i]));
+        }
+        err = worst / (hi - lo);
+    }
+    if (b) st_close(b);
+    if (a) st_close(a);
+    return err;
+}
+
+/* aloe logits of model into tmp/name.safetensors; returns the exit status. */
+static int logits(const char *aloe, const char *model, const char *tmp, const char *name) {
+    return test_system("%s logits --model %s --ids %s --out %s/%s.safetensors -t 1 2>>%s/log", aloe, model, IDS, tmp,
+                       name, tmp);
+}
+
+/* 1 when the binary has the convert command (its line in cli/commands.h). */
+static int have_convert(void) {
+    char *aloe = test_build_path("aloe");
+    int rc = test_system("%s convert --help >/dev/null 2>&1", aloe);
+    free(aloe);
+    return rc == 0;
+}
+
+static void test_train_convert_logits(void) {
+    if (!have_convert()) SKIP("aloe convert is not registered in src/cli/commands.h yet");
+    char *model = test_shared_path("fixtures/models/tiny-llama3");
+    if (!model) SKIP("fixtures not found (set ALOE_SHARED)");
+    char *tmp = test_tmpdir(), *aloe = test_build_path("aloe"), *data = path_join(tmp, "trees.jsonl");
+    Err e;
+    CHECK_OK(file_write_atomic(data, TREES, strlen(TREES), &e), &e);
+    int rc = test_system("%s train sft --model %s --data %s --out %s/run --steps 2 --lr 1e-2 --threads 1 --quiet "
+                         "2>>%s/log", aloe, model, data, tmp, tmp);
+    CHECK_MSG(rc == 0, "aloe train sft failed (see %s/log)", tmp);
+    rc = test_system("%s convert --model %s/run --out %s/run.gguf --type f32 2>>%s/log", aloe, tmp, tmp, tmp) ||
+         test_system("%s convert --model %s/run --out %s/run-f16.gguf 2>>%s/log", aloe, tmp, tmp, tmp);
+    CHECK_MSG(rc == 0, "aloe convert failed (see %s/log)", tmp);
+    char *run = path_join(tmp, "run"), *g32 = path_join(tmp, "run.gguf"), *g16 = path_join(tmp, "run-f16.gguf");
+    rc = logits(aloe, run, tmp, "hf") || logits(aloe, g32, tmp, "g32") || logits(aloe, g16, tmp, "g16") ||
+         logits(aloe, model, tmp, "base");
+    CHECK_MSG(rc == 0, "aloe logits failed (see %s/log)", tmp);
+    char *hf = path_join(tmp, "hf.safetensors"), *l32 = path_join(tmp, "g32.safetensors");
+    char *l16 = path_join(tmp, "g16.safetensors"), *lbase = path_join(tmp, "base.safetensors");
+    double e32 = logits_err(l32, hf), e16 = logits_err(l16, hf), moved = logits_err(lbase, hf);
+    printf("  trained -> GGUF f32 %.2e, f16 %.2e of the range; training moved the logits by %.2e\n", e32, e16, moved);
+    CHECK_MSG(e32 >= 0 && e32 <= 1e-4, "f32 GGUF logits off by %g of the range", e32);
+    CHECK_MSG(e16 >= 0 && e16 <= 1e-3, "f16 GGUF logits off by %g of the range", e16);
+    CHECK_MSG(moved > 1e-3, "training did not change the model (%g), so the test proves nothing", moved);
+    free(model), free(tmp), free(aloe), free(data), free(run), free(g32), free(g16), free(hf), free(l32), free(l16),
+        free(lbase);
+}
+
+static void test_merge_gguf_sharded(void) {
+    char *model = test_shared_path("fixtures/models/tiny-qwen2"), *lora = test_shared_path("fixtures/models/tiny-qwen2-lora");
+    if (!model || !lora) {
+        free(model), free(lora);
+        SKIP("fixtures not found (set ALOE_SHARED)");
+    }
+    char *tmp = test_tmpdir(), *aloe = test_build_path("aloe");
+    int rc = test_system("%s merge --model %s --adapter %s --out %s/m --max-shard-size 100KB --gguf f32 2>>%s/log", aloe,
+                         model, lora, tmp, tmp);
+    CHECK_MSG(rc == 0, "aloe merge failed (see %s/log)", tmp);
+    char *m = path_join(tmp, "m"), *g = path_join(m, "model.gguf"), *idx = path_join(m, "model.safetensors.index.json");
+    char *shard = path_join(m, "model-00001-of-00005.safetensors");
+    CHECK(file_exists(idx) && file_exists(shard));
+    rc = logits(aloe, m, tmp, "dir") || logits(aloe, g, tmp, "gguf");
+    CHECK_MSG(rc == 0, "aloe logits failed (see %s/log)", tmp);
+    char *ld = path_join(tmp, "dir.safetensors"), *lg = path_join(tmp, "gguf.safetensors");
+    double err = logits_err(lg, ld);
+    CHECK_MSG(err >= 0 && err <= 1e-4, "merged GGUF logits off by %g of the range", err);
+    free(model), free(lora), free(tmp), free(aloe), free(m), free(g), free(idx), free(shard), free(ld), free(lg);
+}
+
+/* Runs cmd, returns its exit status and its stderr in *err (caller frees). */
+static int run_err(char **err, const char *cmd) {
+    char *tmp = test_tmpdir(), *log = path_join(tmp, "err");
+    int rc = test_system("%s 2>%s", cmd, log);
+    size_t n;
+    Err e;
+    if (file_read_all(log, err, &n, &e)) *err = xstrdup("");
+    free(tmp), free(log);
+    return rc;
+}
+
+static void test_bad_input(void) {
+    if (!have_convert()) SKIP("aloe convert is not registered in src/cli/commands.h yet");
+    char *model = test_shared_path("fixtures/models/tiny-qwen2"), *bert = test_shared_path("fixtures/models/tiny-bert-st");
+    if (!model || !bert) {
+        free(model), free(bert);
+        SKIP("fixtures not found (set ALOE_SHARED)");
+    }
+    char *aloe = test_build_path("aloe"), *tmp = test_tmpdir(), *cmd, *err;
+    cmd = xasprintf("%s convert --model %s --out %s/x.gguf --type q5_k", aloe, model, tmp);
+    int rc = run_err(&err, cmd);
+    CHECK_MSG(rc == 2 && strstr(err, "--type: GGUF type \"q5_k\": expected f32, f16, bf16, q8_0 or q4_0"), "%d %s", rc, err);
+    free(cmd), free(err);
+    cmd = xasprintf("%s convert --model %s/none --out %s/x.gguf", aloe, tmp, tmp);
+    rc = run_err(&err, cmd);
+    CHECK_MSG(rc == 1 && strstr(err, "none: not a Hugging Face model directory"), "%d %s", rc, err);
+    free(cmd), free(err);
+    cmd = xasprintf("%s convert --model %s --out %s/x.gguf", aloe, bert, tmp);
+    rc = run_err(&err, cmd);
+    CHECK_MSG(rc != 0 && strstr(err, "BertModel: GGUF export handles the decoder models"), "%d %s", rc, err);
+    free(cmd), free(err);
+    cmd = xasprintf("%s convert --model %s --out %s/missing/x.gguf", aloe, model, tmp);
+    rc = run_err(&err, cmd);
+    CHECK_MSG(rc == 1 && strstr(err, "missing/x.gguf"), "%d %s", rc, err);
+    free(cmd), free(err);
+    free(model), free(bert), free(aloe), free(tmp);
+}
+
+/* aloe merge with an adapter of another base model names the adapter file,
+ * the base model it records and the tensor that does not fit. */
+static void test_merge_wrong_adapter(void) {
+    char *model = test_shared_path("fixtures/models/tiny-qwen2"), *lora = test_shared_path("fixtures/models/tiny-llama3-lora");
+    if (!model || !lora) {
+        free(model), free(lora);
+        SKIP("fixtures not found (set ALOE_SHARED)");
+    }
+    char *aloe = test_build_path("aloe"), *tmp = test_tmpdir(), *err;
+    char *cmd = xasprintf("%s merge --model %s --adapter %s --out %s/m", aloe, model, lora, tmp);
+    int rc = run_err(&err, cmd);
+    CHECK_MSG(rc == 2 && strstr(err, "tiny-llama3-lora/adapter_model.safetensors: the adapter was made for base model "
+                                     "\"../tiny-llama3\"") &&
+                  strstr(err, "not for ") && strstr(err, "tiny-qwen2: tensor base_model.model.model.layers.0.") &&
+                  strstr(err, "expected ["),
+              "%d %s", rc, err);
+    free(cmd), free(err), free(model), free(lora), free(aloe), free(tmp);
+}
+
+int main(void) {
+    RUN(test_train_convert_logits);
+    RUN(test_merge_gguf_sharded);
+    RUN(test_bad_input);
+    RUN(test_merge_wrong_adapter);
+    return test_summary();
+}

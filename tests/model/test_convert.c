@@ -1,0 +1,458 @@
+/* GGUF export: the converter's files against the ones llama.cpp's own
+ * converter made from the same fixture models (every tensor byte-identical,
+ * every metadata key llama.cpp writes equal), then loaded by the engine:
+ * logits equal to the HF directory's within the tolerances of
+ * test_decoder.c and the tokenizer giving identical ids. */
+#include <jansson.h>
+#include <math.h>
+#include <stdlib.h>
+
+#include "base/fileio.h"
+#include "base/mem.h"
+#include "formats/gguf.h"
+#include "formats/gguf_write.h"
+#include "model/convert.h"
+#include "model/decoder.h"
+#include "test.h"
+#include "tok/tok.h"
+
+static const char *const MODELS[] = {"tiny-llama3", "tiny-qwen2", "tiny-mistral", "tiny-qwen3"};
+static const char *const TYPES[] = {"f32", "f16", "bf16", "q8_0", "q4_0"};
+
+/* Keys llama.cpp writes that we deliberately do not reproduce:
+ *  - general.name: llama.cpp makes a display name from the directory name
+ *    ("Tiny Llama3"); we store the directory name as it is;
+ *  - general.size_label: llama.cpp's rounded parameter count ("230K"),
+ *    informational only.
+ * Everything else must be present with the same type and value. The one
+ * tensor that differs on purpose is rope_freqs.weight: llama.cpp's converter
+ * missed original_max_position_embeddings in the transformers-5
+ * rope_parameters and used its default 8192, so its tensor does not match
+ * the model (see test_hfdir.c); ours follows config.json. */
+static int skipped_key(const char *key) {
+    return !strcmp(key, "general.name") || !strcmp(key, "general.size_label");
+}
+
+static int kv_equal(const GgufKV *a, const GgufKV *b) {
+    if (a->type != b->type || a->n != b->n) return 0;
+    if (a->type == GGUF_STRING) return a->str_len == b->str_len && !memcmp(a->str, b->str, a->str_len);
+    if (a->type != GGUF_ARRAY) return a->u == b->u && a->i == b->i && (a->f == b->f || (isnan(a->f) && isnan(b->f)));
+    if (a->arr_type != b->arr_type) return 0;
+    for (uint64_t i = 0; i < a->n; i++) {
+        if (a->arr_type == GGUF_STRING) {
+            if (a->strs[i].len != b->strs[i].len || memcmp(a->strs[i].s, b->strs[i].s, a->strs[i].len)) return 0;
+        } else if (gguf_arr_f64(a, i) != gguf_arr_f64(b, i) || gguf_arr_i64(a, i) != gguf_arr_i64(b, i)) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+static char *fixture_dir(const char *model) {
+    char *rel = xasprintf("fixtures/models/%s", model), *dir = test_shared_path(rel);
+    free(rel);
+    return dir;
+}
+
+static void test_same_as_llama_cpp(void) {
+    for (int m = 0; m < 3; m++) {
+        char *dir = fixture_dir(MODELS[m]);
+        if (!dir) SKIP("shared fixtures not found (set ALOE_SHARED)");
+        char *tmp = test_tmpdir();
+        for (int t = 0; t < 4; t++) {
+            char *rel = xasprintf("fixtures/gguf/%s-%s.gguf", MODELS[m], TYPES[t]);
+            char *ref_path = test_shared_path(rel), *out = xasprintf("%s/%s.gguf", tmp, TYPES[t]);
+            free(rel);
+            CHECK_MSG(ref_path, "fixture GGUF %s-%s missing", MODELS[m], TYPES[t]);
+            int type;
+            Err e;
+            CHECK_OK(convert_type_parse(TYPES[t], &type, &e), &e);
+            CHECK_OK(convert_hf_to_gguf(dir, out, type, &e), &e);
+            Gguf *ref = gguf_open(ref_path, &e), *got = ref ? gguf_open(out, &e) : NULL;
+            CHECK_MSG(ref && got, "%s", e.msg);
+            for (int i = 0; i < gguf_n_kv(ref); i++) {
+                const GgufKV *a = gguf_kv(ref, i), *b = gguf_find_key(got, a->key);
+                if (skipped_key(a->key)) continue;
+                CHECK_MSG(b, "%s %s: key %s missing", MODELS[m], TYPES[t], a->key);
+                CHECK_MSG(kv_equal(a, b), "%s %s: key %s differs", MODELS[m], TYPES[t], a->key);
+            }
+            CHECK_EQ_INT(gguf_n_tensors(got), gguf_n_tensors(ref));
+            for (int i = 0; i < gguf_n_tensors(ref); i++) {
+                const TensorView *a = gguf_tensor(ref, i), *b = gguf_find_tensor(got, a->name);
+                CHECK_MSG(b, "%s %s: tensor %s missing", MODELS[m], TYPES[t], a->name);
+                CHECK_MSG(a->dtype == b->dtype && a->ndim == b->ndim && !memcmp(a->shape, b->shape, sizeof a->shape),
+                          "%s %s: tensor %s: type %s, expected %s", MODELS[m], TYPES[t], a->name, dtype_name(b->dtype),
+                          dtype_name(a->dtype));
+                if (!strcmp(a->name, "rope_freqs.weight")) continue; /* see above */
+                CHECK_MSG(a->nbytes == b->nbytes && !memcmp(a->data, b->data, a->nbytes), "%s %s: tensor %s differs",
+                          MODELS[m], TYPES[t], a->name);
+            }
+            gguf_close(ref);
+            gguf_close(got);
+            free(ref_path);
+            free(out);
+        }
+        free(tmp);
+        free(dir);
+    }
+}
+
+/* Max |a-b| over the range of b, over n values. */
+static double rel_err(const float *a, const float *b, size_t n) {
+    double lo = b[0], hi = b[0], worst = 0;
+    for (size_t i = 0; i < n; i++) {
+        lo = fmin(lo, b[i]), hi = fmax(hi, b[i]);
+        worst = fmax(worst, fabs((double)a[i] - b[i]));
+    }
+    return worst / (hi - lo);
+}
+
+static int logits_of(const char *path, const int32_t *ids, int n, float **out, Err *e) {
+    Model *m = model_load(path, 2, e);
+    if (!m) return -1;
+    KvCache kv;
+    *out = xmalloc((size_t)n * m->cfg.vocab_size * sizeof(float));
+    int rc = kv_cache_init(&kv, m, n, e) || model_forward(m, &kv, ids, n, 0, *out, 1, e) ? -1 : 0;
+    kv_cache_free(&kv);
+    model_free(m);
+    return rc;
+}
+
+/* test_decoder.c's bounds for the llama.cpp files, plus q4_0: its step is
+ * 127/7.5 ~ 17 times q8_0's, and these tiny models' wide random weights
+ * give 0.20-0.26 of the range (q8_0: 0.019-0.03); a wrong layout would
+ * be near 1. */
+static const double TOLS[] = {1e-4, 1e-3, 1e-2, 3e-2, 0.35};
+
+/* The fixture's second forward input (what test_decoder.c's bounds were
+ * measured on). */
+static int fixture_ids(const char *dir, int32_t *ids, int max) {
+    char *p = path_join(dir, "expected.json");
+    json_t *j = json_load_file(p, 0, NULL);
+    free(p);
+    json_t *row = json_array_get(json_object_get(json_object_get(j, "forward"), "input_ids"), 1);
+    int n = 0;
+    for (size_t i = 0; i < json_array_size(row) && n < max; i++) {
+        int id = (int)json_integer_value(json_array_get(row, i));
+        if (id != 0) ids[n++] = id; /* 0 = padding */
+    }
+    json_decref(j);
+    return n;
+}
+
+static void test_engine_logits(void) {
+    for (int m = 0; m < 4; m++) {
+        char *dir = fixture_dir(MODELS[m]);
+        if (!dir) SKIP("shared fixtures not found (set ALOE_SHARED)");
+        int32_t ids[64];
+        int n = fixture_ids(dir, ids, 64);
+        CHECK_MSG(n > 4, "%s: no forward.input_ids in expected.json", MODELS[m]);
+        char *tmp = test_tmpdir();
+        float *ref;
+        Err e;
+        CHECK_OK(logits_of(dir, ids, n, &ref, &e), &e);
+        for (int t = 0; t < 5; t++) {
+            char *out = xasprintf("%s/%s.gguf", tmp, TYPES[t]);
+            int type;
+            float *got = NULL;
+            int rc = convert_type_parse(TYPES[t], &type, &e) || convert_hf_to_gguf(dir, out, type, &e) ||
+                     logits_of(out, ids, n, &got, &e);
+            ModelConfig c;
+            if (!rc) rc = hf_config_load(dir, &c, &e);
+            double err = rc ? 1 : rel_err(got, ref, (size_t)n * c.vocab_size);
+            free(got);
+            free(out);
+            CHECK_OK(rc, &e);
+            printf("  %-13s %-5s max|err|/range %.2e\n", MODELS[m], TYPES[t], err);
+            CHECK_MSG(err <= TOLS[t], "%s %s: max error %.3g of the range > %.1g", MODELS[m], TYPES[t], err, TOLS[t]);
+        }
+        free(ref);
+        free(tmp);
+        free(dir);
+    }
+}
+
+static const char *const TEXTS[] = {
+    "Hello world! I just finished my anthropology exam.",
+    "<|im_start|>user\nHi there<|im_end|>\n<|im_start|>assistant\n",
+    "<|begin_of_text|><|start_header_id|>user<|end_header_id|>\n\nWhat's up?<|eot_id|>",
+    "Numbers 1234567 and   spaces\t\ttabs\n\n\nnewlines",
+    "Ünïcödé — 東京 🌸 can't won't I'LL",
+    "",
+};
+
+static void test_tokenizer_ids(void) {
+    for (int m = 0; m < 4; m++) {
+        char *dir = fixture_dir(MODELS[m]);
+        if (!dir) SKIP("shared fixtures not found (set ALOE_SHARED)");
+        char *tmp = test_tmpdir(), *out = path_join(tmp, "m.gguf");
+        Err e;
+        CHECK_OK(convert_hf_to_gguf(dir, out, DT_F16, &e), &e);
+        Tokenizer *a = tok_load(dir, &e), *b = a ? tok_load(out, &e) : NULL;
+        CHECK_MSG(a && b, "%s", e.msg);
+        CHECK_EQ_INT(tok_vocab_size(b), tok_vocab_size(a));
+        for (size_t i = 0; i < sizeof TEXTS / sizeof *TEXTS; i++)
+            for (int special = 0; special < 2; special++) {
+                int32_t *x, *y;
+                int nx, ny;
+                CHECK_OK(tok_encode(a, TEXTS[i], special, special, &x, &nx, &e), &e);
+                CHECK_OK(tok_encode(b, TEXTS[i], special, special, &y, &ny, &e), &e);
+                int same = nx == ny && !memcmp(x, y, (size_t)nx * sizeof *x);
+                free(x), free(y);
+                CHECK_MSG(same, "%s: text %zu (special %d): %d ids from the HF tokenizer, %d from the GGUF", MODELS[m],
+                          i, special, nx, ny);
+            }
+        tok_free(a);
+        tok_free(b);
+        /* the chat template travels with the file */
+        Gguf *g = gguf_open(out, &e);
+        CHECK(g != NULL);
+        const GgufKV *tpl = gguf_find_key(g, "tokenizer.chat_template");
+        char *want = NULL;
+        CHECK_OK(hf_chat_template_load(dir, NULL, &want, &e), &e);
+        CHECK_MSG(tpl && want && !strcmp(tpl->str, want), "%s: chat template not copied", MODELS[m]);
+        free(want);
+        gguf_close(g);
+        free(out);
+        free(tmp);
+        free(dir);
+    }
+}
+
+/* Real tokenizers (Llama 3's 128k BPE, Qwen3's 151k) as GGUF metadata: the
+ * pre-tokenizer is named as llama.cpp names it, and the GGUF tokenizer
+ * reproduces llama.cpp's own test vectors (tokenizer-data/llama.cpp-vocab,
+ * no specials) and the tokenizer.json's ids with specials. */
+static int check_vectors(const Tokenizer *t, const char *name, int *n_cases) {
+    char rel[160];
+    snprintf(rel, sizeof rel, "tokenizer-data/llama.cpp-vocab/ggml-vocab-%s.gguf.inp", name);
+    char *inp = test_shared_path(rel);
+    snprintf(rel, sizeof rel, "tokenizer-data/llama.cpp-vocab/ggml-vocab-%s.gguf.out", name);
+    char *outp = test_shared_path(rel), *in = NULL, *out = NULL;
+    size_t n;
+    Err e;
+    int fails = !inp || !outp || file_read_all(inp, &in, &n, &e) || file_read_all(outp, &out, &n, &e);
+    static const char SEP[] = "\n__ggml_vocab_test__\n";
+    for (char *p = in, *line = out, *next, *eol; !fails && (next = strstr(p, SEP)) && (eol = strchr(line, '\n'));
+         p = next + strlen(SEP), line = eol + 1) {
+        *next = 0, *eol = 0;
+        int32_t *ids;
+        int k;
+        if (tok_encode(t, p, 0, 0, &ids, &k, &e)) return 1;
+        StrBuf got;
+        sb_init(&got);
+        for (int i = 0; i < k; i++) sb_printf(&got, " %d", ids[i]);
+        if (strcmp(got.s ? got.s : "", line)) {
+            printf("  %s \"%s\": got \"%s\", want \"%s\"\n", name, p, got.s, line);
+            fails++;
+        }
+        (*n_cases)++;
+        sb_free(&got);
+        free(ids);
+    }
+    free(inp), free(outp), free(in), free(out);
+    return fails;
+}
+
+static void test_real_tokenizers(void) {
+    const char *dirs[] = {"tokenizer-data/llama3", "tokenizer-data/qwen3"}, *names[] = {"llama-bpe", "qwen2"};
+    for (int i = 0; i < 2; i++) {
+        char *dir = test_shared_path(dirs[i]);
+        if (!dir) SKIP("shared tokenizer-data not found (set ALOE_SHARED)");
+        char *tmp = test_tmpdir(), *out = path_join(tmp, "vocab.gguf");
+        Err e;
+        Tokenizer *hf = tok_load(dir, &e);
+        CHECK_MSG(hf, "%s", e.msg);
+        GgufWriter *w = gguf_writer_new();
+        int rc = convert_set_tokenizer(w, dir, tok_vocab_size(hf), &e) || gguf_writer_write(w, out, &e);
+        gguf_writer_free(w);
+        CHECK_OK(rc, &e);
+        Gguf *g = gguf_open(out, &e);
+        CHECK_MSG(g, "%s", e.msg);
+        const GgufKV *pre = gguf_find_key(g, "tokenizer.ggml.pre");
+        CHECK_MSG(pre && !strcmp(pre->str, names[i]), "%s: pre-tokenizer %s", dirs[i], pre ? pre->str : "(none)");
+        gguf_close(g);
+        Tokenizer *gt = tok_load(out, &e);
+        CHECK_MSG(gt, "%s", e.msg);
+        int n = 0, fails = check_vectors(gt, names[i], &n);
+        printf("  %s as GGUF: llama.cpp vectors %d/%d pass\n", dirs[i], n - fails, n);
+        CHECK_EQ_INT(fails, 0);
+        CHECK(n >= 40);
+        for (size_t k = 0; k < sizeof TEXTS / sizeof *TEXTS; k++) {
+            int32_t *x, *y;
+            int nx, ny;
+            CHECK_OK(tok_encode(hf, TEXTS[k], 1, 1, &x, &nx, &e), &e);
+            CHECK_OK(tok_encode(gt, TEXTS[k], 1, 1, &y, &ny, &e), &e);
+            int same = nx == ny && !memcmp(x, y, (size_t)nx * sizeof *x);
+            free(x), free(y);
+            CHECK_MSG(same, "%s: text %zu: %d ids from tokenizer.json, %d from the GGUF", dirs[i], k, nx, ny);
+        }
+        tok_free(hf);
+        tok_free(gt);
+        free(out), free(tmp), free(dir);
+    }
+}
+
+/* SentencePiece-style tokenizer.json (Llama 2 / Mistral 7B layout): none is
+ * in the shared data, so one is made from llama.cpp's llama-spm vocabulary
+ * the way transformers' converter does (a merge for every token that splits
+ * into two tokens, ordered by the merged token's score, then ids; "▁"
+ * prepended and spaces replaced by normalisers; <s> added by the
+ * post-processor). Its GGUF must have llama-spm's tokens and types, and
+ * reproduce llama.cpp's test vectors. */
+typedef struct {
+    int l, r, id;
+    float score;
+} SpmMerge;
+
+static int spm_merge_cmp(const void *a, const void *b) {
+    const SpmMerge *x = a, *y = b;
+    if (x->score != y->score) return x->score > y->score ? -1 : 1;
+    if (x->id != y->id) return x->id - y->id;
+    return x->l != y->l ? x->l - y->l : x->r - y->r;
+}
+
+static json_t *spm_tokenizer_json(const Tokenizer *g) {
+    int n = tok_vocab_size(g), nm = 0, cap = 4096;
+    SpmMerge *m = xmalloc((size_t)cap * sizeof *m);
+    json_t *vocab = json_object(), *added = json_array();
+    for (int id = 0; id < n; id++) {
+        const char *s = tok_token_str(g, id);
+        json_object_set_new(vocab, s, json_integer(id));
+        int ty = tok_token_type(g, id);
+        if (ty == TOK_TYPE_CONTROL || ty == TOK_TYPE_UNKNOWN)
+            json_array_append_new(added, json_pack("{s:i,s:s,s:b,s:b,s:b,s:b,s:b}", "id", id, "content", s, "special", 1,
+                                                   "lstrip", 0, "rstrip", 0, "normalized", 0, "single_word", 0));
+        if (ty != TOK_TYPE_NORMAL) continue;
+        size_t len = strlen(s);
+        char buf[256];
+        for (size_t k = 1; k < len && len < sizeof buf; k++) {
+            if (((unsigned char)s[k] & 0xC0) == 0x80) continue; /* split between characters */
+            memcpy(buf, s, k);
+            buf[k] = 0;
+            int l = tok_find(g, buf), r = tok_find(g, s + k);
+            if (l < 0 || r < 0) continue;
+            if (nm == cap) m = xrealloc(m, (size_t)(cap *= 2) * sizeof *m);
+            m[nm++] = (SpmMerge){l, r, id, tok_token_score(g, id)};
+        }
+    }
+    qsort(m, (size_t)nm, sizeof *m, spm_merge_cmp);
+    json_t *merges = json_array();
+    for (int i = 0; i < nm; i++)
+        json_array_append_new(merges, json_pack("[s,s]", tok_token_str(g, m[i].l), tok_token_str(g, m[i].r)));
+    free(m);
+    json_t *model = json_pack("{s:s,s:o,s:o,s:b,s:b,s:s}", "type", "BPE", "vocab", vocab, "merges", merges,
+                              "byte_fallback", 1, "fuse_unk", 1, "unk_token", "<unk>");
+    json_t *norm = json_pack("{s:s,s:[{s:s,s:s},{s:s,s:{s:s},s:s}]}", "type", "Sequence", "normalizers", "type",
+                             "Prepend", "prepend", "\u2581", "type", "Replace", "pattern", "String", " ", "content",
+                             "\u2581");
+    json_t *post = json_pack("{s:s,s:[{s:{s:s,s:i}},{s:{s:s,s:i}}],s:{s:{s:s,s:[i],s:[s]}}}", "type",
+                             "TemplateProcessing", "single", "SpecialToken", "id", "<s>", "type_id", 0, "Sequence", "id",
+                             "A", "type_id", 0, "special_tokens", "<s>", "id", "<s>", "ids", 1, "tokens", "<s>");
+    return json_pack("{s:o,s:o,s:o,s:n,s:o}", "model", model, "added_tokens", added, "normalizer", norm,
+                     "pre_tokenizer", "post_processor", post);
+}
+
+static void test_spm_tokenizer(void) {
+    char *ref_path = test_shared_path("tokenizer-data/llama.cpp-vocab/ggml-vocab-llama-spm.gguf");
+    if (!ref_path) SKIP("shared tokenizer-data not found (set ALOE_SHARED)");
+    Err e;
+    Tokenizer *g = tok_load_gguf(ref_path, &e);
+    CHECK_MSG(g, "%s", e.msg);
+    char *tmp = test_tmpdir(), *tj = path_join(tmp, "tokenizer.json"), *out = path_join(tmp, "vocab.gguf");
+    json_t *root = spm_tokenizer_json(g);
+    CHECK(json_dump_file(root, tj, 0) == 0);
+    json_decref(root);
+    const char *cfg = "{\"bos_token\": \"<s>\", \"eos_token\": \"</s>\", \"unk_token\": \"<unk>\"}";
+    char *tc = path_join(tmp, "tokenizer_config.json");
+    CHECK_OK(file_write_atomic(tc, cfg, strlen(cfg), &e), &e);
+    GgufWriter *w = gguf_writer_new();
+    int rc = convert_set_tokenizer(w, tmp, tok_vocab_size(g), &e) || gguf_writer_write(w, out, &e);
+    gguf_writer_free(w);
+    CHECK_OK(rc, &e);
+    Gguf *ref = gguf_open(ref_path, &e), *got = ref ? gguf_open(out, &e) : NULL;
+    CHECK_MSG(ref && got, "%s", e.msg);
+    const char *keys[] = {"tokenizer.ggml.model", "tokenizer.ggml.pre", "tokenizer.ggml.tokens",
+                          "tokenizer.ggml.token_type", "tokenizer.ggml.bos_token_id", "tokenizer.ggml.eos_token_id",
+                          "tokenizer.ggml.unknown_token_id", "tokenizer.ggml.add_bos_token", "tokenizer.ggml.add_eos_token"};
+    for (size_t k = 0; k < sizeof keys / sizeof *keys; k++) {
+        const GgufKV *a = gguf_find_key(ref, keys[k]), *b = gguf_find_key(got, keys[k]);
+        CHECK_MSG(a && b && kv_equal(a, b), "llama-spm: key %s differs", keys[k]);
+    }
+    gguf_close(ref);
+    gguf_close(got);
+    Tokenizer *t = tok_load(out, &e), *hf = t ? tok_load(tmp, &e) : NULL;
+    CHECK_MSG(t && hf, "%s", e.msg);
+    int n = 0, fails = check_vectors(t, "llama-spm", &n);
+    printf("  llama-spm via tokenizer.json as GGUF: llama.cpp vectors %d/%d pass\n", n - fails, n);
+    CHECK_EQ_INT(fails, 0);
+    CHECK(n >= 40);
+    for (size_t k = 0; k < sizeof TEXTS / sizeof *TEXTS; k++) {
+        int32_t *x, *y;
+        int nx, ny;
+        CHECK_OK(tok_encode(hf, TEXTS[k], 1, 1, &x, &nx, &e), &e);
+        CHECK_OK(tok_encode(t, TEXTS[k], 1, 1, &y, &ny, &e), &e);
+        int same = nx == ny && !memcmp(x, y, (size_t)nx * sizeof *x);
+        free(x), free(y);
+        CHECK_MSG(same, "llama-spm: text %zu: %d ids from tokenizer.json, %d from the GGUF", k, nx, ny);
+    }
+    tok_free(t), tok_free(hf), tok_free(g);
+    free(ref_path), free(tmp), free(tj), free(out), free(tc);
+}
+
+static void test_bad_input(void) {
+    Err e;
+    int type;
+    char *tmp = test_tmpdir(), *out = path_join(tmp, "x.gguf");
+    CHECK(convert_type_parse("q5_k", &type, &e) == -1);
+    CHECK_MSG(strstr(e.msg, "\"q5_k\": expected f32, f16, bf16, q8_0 or q4_0"), "%s", e.msg);
+    CHECK(convert_type_parse("F16", &type, &e) == -1);
+    char *missing = path_join(tmp, "nope");
+    CHECK(convert_hf_to_gguf(missing, out, DT_F16, &e) == -1);
+    CHECK_MSG(strstr(e.msg, "nope: not a Hugging Face model directory"), "%s", e.msg);
+    CHECK(convert_hf_to_gguf(tmp, out, DT_F16, &e) == -1);
+    CHECK_MSG(strstr(e.msg, "not a Hugging Face model directory: no config.json"), "%s", e.msg);
+    free(missing);
+    char *bert = test_shared_path("fixtures/models/tiny-bert-st"), *dir = fixture_dir("tiny-qwen2");
+    if (!bert || !dir) {
+        free(tmp), free(out), free(bert), free(dir);
+        SKIP("shared fixtures not found (set ALOE_SHARED)");
+    }
+    CHECK(convert_hf_to_gguf(bert, out, DT_F16, &e) == -1);
+    CHECK_MSG(strstr(e.msg, "BertModel: GGUF export handles the decoder models"), "%s", e.msg);
+    char *bad_out = path_join(tmp, "no/such/dir/x.gguf");
+    CHECK(convert_hf_to_gguf(dir, bad_out, DT_F16, &e) == -1);
+    CHECK_MSG(strstr(e.msg, "no/such/dir/x.gguf"), "%s", e.msg);
+    CHECK(!file_exists(out));
+    /* a tokenizer model GGUF export does not handle is refused with its reason */
+    char *spm = path_join(tmp, "wp");
+    Err e2;
+    CHECK_OK(file_mkdirs(spm, &e2), &e2);
+    char *cfg_src = path_join(dir, "config.json"), *cfg_dst = path_join(spm, "config.json"), *text;
+    size_t len;
+    CHECK_OK(file_read_all(cfg_src, &text, &len, &e2), &e2);
+    CHECK_OK(file_write_atomic(cfg_dst, text, len, &e2), &e2);
+    free(text);
+    char *st_src = path_join(dir, "model.safetensors"), *st_dst = path_join(spm, "model.safetensors");
+    CHECK_OK(file_read_all(st_src, &text, &len, &e2), &e2);
+    CHECK_OK(file_write_atomic(st_dst, text, len, &e2), &e2);
+    free(text);
+    const char *tj = "{\"model\": {\"type\": \"WordPiece\", \"vocab\": {\"a\": 0}}}";
+    char *tj_path = path_join(spm, "tokenizer.json");
+    CHECK_OK(file_write_atomic(tj_path, tj, strlen(tj), &e2), &e2);
+    CHECK(convert_hf_to_gguf(spm, out, DT_F16, &e) == -1);
+    CHECK_MSG(strstr(e.msg, "wp/tokenizer.json: model type \"WordPiece\": GGUF export handles BPE tokenizers only"),
+              "%s", e.msg);
+    free(cfg_src), free(cfg_dst), free(st_src), free(st_dst), free(tj_path), free(spm);
+    free(bad_out), free(bert), free(dir), free(out), free(tmp);
+}
+
+int main(void) {
+    RUN(test_same_as_llama_cpp);
+    RUN(test_engine_logits);
+    RUN(test_tokenizer_ids);
+    RUN(test_real_tokenizers);
+    RUN(test_spm_tokenizer);
+    RUN(test_bad_input);
+    return test_summary();
+}
