@@ -346,7 +346,8 @@ int hf_chat_template_load(const char *dir, const char *name, char **out, Err *e)
     if (file_exists(cfg)) {
         rc = file_read_all(cfg, &text, &len, e);
         json_error_t je;
-        json_t *root = rc ? NULL : json_loadb(text, len, 0, &je);
+        /* hub configs hold integers beyond int64 (model_max_length) */
+        json_t *root = rc ? NULL : json_loadb(text, len, JSON_DECODE_INT_AS_REAL, &je);
         if (!rc && !root) rc = err_set(e, ERR_PARSE, "%s:%d: %s", cfg, je.line, je.text);
         json_t *ct = json_object_get(root, "chat_template");
         if (!rc && ct && !json_is_null(ct)) rc = template_from_config(ct, cfg, name, out, e);

@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "base/fileio.h"
+#include "base/log.h"
 #include "tok/tok_internal.h"
 #include "tok/tok_json.h"
 
@@ -358,17 +359,31 @@ static int config_token(const Tokenizer *t, const json_t *cfg, const char *key) 
     return json_is_string(v) ? tok_find(t, json_string_value(v)) : -1;
 }
 
+/* A config file beside tokenizer.json, NULL when absent. Hub files often
+ * hold integers too big for JSON's int64 (model_max_length
+ * 1000000000000000019884624838656), so numbers are read as reals; a file
+ * that still does not parse is warned about, not silently ignored. */
+static json_t *load_config(const char *dir, const char *file) {
+    char *p = path_join(dir, file);
+    json_t *j = NULL;
+    if (file_exists(p)) {
+        json_error_t je;
+        j = json_load_file(p, JSON_DECODE_INT_AS_REAL, &je);
+        if (!j) log_warn("%s:%d: %s (its special tokens are not used)", p, je.line, je.text);
+    }
+    free(p);
+    return j;
+}
+
+static int json_id(const json_t *v) { return json_is_number(v) ? (int)json_number_value(v) : -1; }
+
 /* bos/eos/pad/unk and the end-of-turn list, from tokenizer_config.json and
  * generation_config.json when they are beside tokenizer.json. */
 static void set_specials_from_config(Tokenizer *t, const char *dir) {
     json_t *cfg = NULL, *gen = NULL;
     if (dir) {
-        char *p = path_join(dir, "tokenizer_config.json");
-        cfg = json_load_file(p, 0, NULL);
-        free(p);
-        p = path_join(dir, "generation_config.json");
-        gen = json_load_file(p, 0, NULL);
-        free(p);
+        cfg = load_config(dir, "tokenizer_config.json");
+        gen = load_config(dir, "generation_config.json");
     }
     int bos = config_token(t, cfg, "bos_token"), eos = config_token(t, cfg, "eos_token");
     int pad = config_token(t, cfg, "pad_token"), unk = config_token(t, cfg, "unk_token");
@@ -388,8 +403,8 @@ static void set_specials_from_config(Tokenizer *t, const char *dir) {
     if (eos >= 0) tok_add_eot(t, eos);
     json_t *ge = json_object_get(gen, "eos_token_id"), *x;
     size_t i;
-    if (json_is_integer(ge)) tok_add_eot(t, (int)json_integer_value(ge));
-    json_array_foreach(ge, i, x) tok_add_eot(t, (int)json_integer_value(x));
+    if (json_is_number(ge)) tok_add_eot(t, json_id(ge));
+    json_array_foreach(ge, i, x) if (json_id(x) >= 0) tok_add_eot(t, json_id(x));
     /* end-of-turn markers of the chat formats we know */
     static const char *const eot[] = {"<|im_end|>", "<|eot_id|>", "<|eom_id|>", "<|end|>", "<end_of_turn>"};
     for (size_t k = 0; k < sizeof eot / sizeof eot[0]; k++) {

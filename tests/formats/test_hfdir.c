@@ -336,6 +336,14 @@ static void test_chat_template(void) {
     CHECK_OK(hf_chat_template_load(tmp, NULL, &t, &e), &e);
     CHECK_EQ_STR(t, "D");
     free(t);
+    /* hub files hold integers beyond int64 (model_max_length) */
+    write_text(tmp, "tokenizer_config.json",
+               "{\"model_max_length\": 1000000000000000019884624838656, \"chat_template\": \"D\"}");
+    CHECK_OK(hf_chat_template_load(tmp, NULL, &t, &e), &e);
+    CHECK_EQ_STR(t, "D");
+    free(t);
+    write_text(tmp, "tokenizer_config.json",
+               "{\"chat_template\":[{\"name\":\"default\",\"template\":\"D\"},{\"name\":\"tool_use\",\"template\":\"T\"}]}");
     CHECK_OK(hf_chat_template_load(tmp, "tool_use", &t, &e), &e);
     CHECK_EQ_STR(t, "T");
     free(t);

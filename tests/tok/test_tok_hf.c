@@ -148,6 +148,21 @@ static void test_fixture_specials(void) {
     free(dir);
 }
 
+/* Hub tokenizer_config.json files hold model_max_length
+ * 1000000000000000019884624838656, beyond int64: the file must still be
+ * read, so eos is the configured <|eot_id|>, not a guess. */
+static void test_config_with_huge_integer(void) {
+    char *dir = test_shared_path("fixtures/models/tiny-llama3");
+    if (!dir) SKIP("shared fixtures not found");
+    Err e;
+    Tokenizer *t = tok_load_hf(dir, &e);
+    CHECK_MSG(t != NULL, "%s", e.msg);
+    CHECK_EQ_INT(tok_eos(t), tok_find(t, "<|eot_id|>"));
+    CHECK(tok_eos(t) >= 0);
+    tok_free(t);
+    free(dir);
+}
+
 static double now(clockid_t c) {
     struct timespec ts;
     clock_gettime(c, &ts);
@@ -208,6 +223,7 @@ int main(void) {
     RUN(test_fixture_chatml);
     RUN(test_fixture_llama3);
     RUN(test_fixture_specials);
+    RUN(test_config_with_huge_integer);
     RUN(test_realvocab_qwen3);
     RUN(test_realvocab_llama3);
     RUN(test_tiny_bert_wordpiece);
