@@ -143,6 +143,7 @@ void td_free(TrainDecoder *m) {
     free(m->lg);
     free(m->lora_u);
     free(m->lora_du);
+    free(m->lora_xd);
     memset(m, 0, sizeof *m);
 }
 
@@ -214,8 +215,12 @@ static void ensure_capacity(TrainDecoder *m, int T) {
     if (m->la) { /* attached adapters, even while switched off */
         free(m->lora_u);
         free(m->lora_du);
+        free(m->lora_xd);
         m->lora_u = xaligned_alloc((size_t)c->n_layers * LORA_N_TARGETS * T * m->lora.r * sizeof(float));
         m->lora_du = xaligned_alloc((size_t)T * m->lora.r * sizeof(float));
+        long widest = C > HD ? C : HD;
+        if (F > widest) widest = F;
+        m->lora_xd = m->lora.dropout > 0 ? xaligned_alloc((size_t)(T * widest) * sizeof(float)) : NULL;
     }
     m->T_cap = T;
 }
@@ -242,15 +247,24 @@ static float *lora_u_of(const TrainDecoder *m, int l, int t) {
     return m->lora_u + ((size_t)l * LORA_N_TARGETS + t) * m->T_cap * m->lora.r;
 }
 
+/* The dropout masks of target t of layer l in the last forward, or NULL. */
+static const LoraDropout *dropout_of(const TrainDecoder *m, int l, int t, LoraDropout *d) {
+    if (!m->fwd_drop) return NULL;
+    lora_dropout_init(d, m->lora.dropout, m->fwd_seed, m->fwd_pass, l, t);
+    return d;
+}
+
 /* A projection of layer l: the base linear, plus the adapter if it has one. */
 static void proj(TrainDecoder *m, ThreadPool *tp, int l, int t, float *y, const float *x, int T, const float *W,
                  const float *b) {
     int in, out;
     target_dims(&m->cfg, t, &in, &out);
     linear(tp, y, x, T, W, b, in, out);
-    if (m->lora_on && m->la[l].A[t])
+    if (m->lora_on && m->la[l].A[t]) {
+        LoraDropout d;
         par_lora_forward(tp, y, lora_u_of(m, l, t), x, m->la[l].A[t], m->la[l].B[t], T, in, out, m->lora.r,
-                         m->lora_scale);
+                         m->lora_scale, dropout_of(m, l, t, &d), m->lora_xd);
+    }
 }
 
 /* One layer: res_out = res0 + attn(norm(res0)) + mlp(norm(...)). */
@@ -314,6 +328,8 @@ int td_forward_hidden(TrainDecoder *m, ThreadPool *tp, const int32_t *ids, const
     if (check_input(m, ids, seg_start, T, e)) return -1;
     ensure_capacity(m, T);
     m->T = T;
+    m->fwd_drop = m->drop_on && m->lora_on && m->lora.dropout > 0;
+    m->fwd_seed = m->drop_seed, m->fwd_pass = m->drop_pass;
     memcpy(m->ids, ids, (size_t)T * sizeof *ids);
     for (int t = 0; t < T; t++) {
         m->seg_start[t] = seg_start ? seg_start[t] : 0;
@@ -382,9 +398,12 @@ static void proj_backward(TrainDecoder *m, ThreadPool *tp, int l, int t, float *
     int in, out;
     target_dims(&m->cfg, t, &in, &out);
     linear_backward(tp, dx, base_grad(m, dW), base_grad(m, db), dy, x, W, m->T, in, out);
-    if (m->lora_on && m->la[l].A[t])
+    if (m->lora_on && m->la[l].A[t]) {
+        LoraDropout d;
         par_lora_backward(tp, dx, m->lg[l].A[t], m->lg[l].B[t], m->lora_du, dy, x, lora_u_of(m, l, t),
-                          m->la[l].A[t], m->la[l].B[t], m->T, in, out, m->lora.r, m->lora_scale);
+                          m->la[l].A[t], m->la[l].B[t], m->T, in, out, m->lora.r, m->lora_scale,
+                          dropout_of(m, l, t, &d), m->lora_xd);
+    }
 }
 
 /* On entry s->d_res holds dL/d(layer output); on exit dL/d(layer input). */
@@ -476,9 +495,7 @@ static void lora_add_tensor(TrainDecoder *m, const char *name, int64_t rows, int
 
 int td_lora_attach(TrainDecoder *m, const LoraConfig *c, Err *e) {
     if (m->lora_on) return err_set(e, ERR_ARG, "LoRA: the model already has adapters");
-    if (c->r <= 0 || !(c->alpha > 0) || !c->targets)
-        return err_set(e, ERR_ARG, "LoRA: need rank > 0, alpha > 0 and at least one target (got r %d, alpha %g)",
-                       c->r, c->alpha);
+    if (lora_config_check(c, e)) return -1;
     const ModelConfig *mc = &m->cfg;
     for (int l = 0; l < mc->n_layers; l++)
         for (int t = 0; t < LORA_N_TARGETS; t++) {
@@ -521,6 +538,13 @@ int td_lora_attach(TrainDecoder *m, const LoraConfig *c, Err *e) {
     return 0;
 }
 
+void td_lora_dropout_on(TrainDecoder *m, uint64_t seed, uint64_t pass) {
+    m->drop_on = 1;
+    m->drop_seed = seed, m->drop_pass = pass;
+}
+
+void td_lora_dropout_off(TrainDecoder *m) { m->drop_on = 0; }
+
 void td_lora_init(TrainDecoder *m, uint64_t seed) {
     Rng r;
     rng_seed(&r, seed);
@@ -550,9 +574,9 @@ void td_lora_merge(TrainDecoder *m) {
                         m->lora.r, m->la[l].A[t], in, 1.0f, target_weight(&m->w.layers[l], t), in);
         }
     free(m->lora_tensors), free(m->lora_params), free(m->lora_grads), free(m->la), free(m->lg);
-    free(m->lora_u), free(m->lora_du);
+    free(m->lora_u), free(m->lora_du), free(m->lora_xd);
     m->lora_tensors = NULL, m->lora_params = m->lora_grads = NULL, m->la = m->lg = NULL;
-    m->lora_u = m->lora_du = NULL;
+    m->lora_u = m->lora_du = m->lora_xd = NULL;
     m->n_lora_tensors = 0, m->n_lora_params = 0, m->lora_on = 0;
     memset(&m->lora, 0, sizeof m->lora);
     /* Trainable again: a gradient block for the whole model. */

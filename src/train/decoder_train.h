@@ -90,6 +90,12 @@ typedef struct TrainDecoder {
     TdLoraLayer *la, *lg;
     float *lora_u;  /* saved x·Aᵀ per layer and target, T_cap × r each */
     float *lora_du; /* backward scratch, T_cap × r */
+    /* LoRA dropout (lora.dropout > 0, between td_lora_dropout_on and _off):
+     * the masks of pass drop_pass under drop_seed; fwd_* is what the last
+     * forward used, which its backward reuses. */
+    int drop_on, fwd_drop;
+    uint64_t drop_seed, drop_pass, fwd_seed, fwd_pass;
+    float *lora_xd; /* dropout(x), T_cap × the widest adapted input */
 } TrainDecoder;
 
 /* Lays out the parameters of cfg (all zero). Errors on an architecture this
@@ -134,9 +140,17 @@ void td_backward_hidden(TrainDecoder *m, ThreadPool *tp);
 void td_zero_grad(TrainDecoder *m);
 
 /* Adds zero-initialised adapters for c's targets to every layer and freezes
- * the base (freeing its gradient block). Checks r, alpha and targets (not
- * dropout: see lora_config_check). */
+ * the base (freeing its gradient block). Checks r, alpha, targets and
+ * dropout (lora_config_check). */
 int td_lora_attach(TrainDecoder *m, const LoraConfig *c, Err *e);
+/* LoRA dropout (train/lora.h) in the forwards that follow, and in their
+ * backwards, until td_lora_dropout_off: training forwards only (a
+ * reference or evaluation forward runs with it off, the default). Each
+ * forward pass needs its own pass number (the trainer derives it from the
+ * step and the example), or it would reuse the masks. No effect when
+ * lora.dropout is 0 or no adapters are on. */
+void td_lora_dropout_on(TrainDecoder *m, uint64_t seed, uint64_t pass);
+void td_lora_dropout_off(TrainDecoder *m);
 /* peft's initialisation of every adapter (A uniform ±1/sqrt(in), B = 0). */
 void td_lora_init(TrainDecoder *m, uint64_t seed);
 /* Reads a peft adapter directory: its config, then attaches and fills the

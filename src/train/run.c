@@ -60,8 +60,8 @@ static int load_model(Run *r, Err *e) {
     if (!(r->tok = tok_load_hf(r->o->model, e))) return -1;
     if (!(r->tmpl = chat_template_open_hf(r->o->model, r->o->chat_template, e))) return -1;
     if (r->o->lora_r > 0) {
-        LoraConfig lc = {r->o->lora_r, r->o->lora_alpha > 0 ? r->o->lora_alpha : 2.0 * r->o->lora_r, 0,
-                         r->o->lora_targets, 0};
+        LoraConfig lc = {r->o->lora_r, r->o->lora_alpha > 0 ? r->o->lora_alpha : 2.0 * r->o->lora_r,
+                         r->o->lora_dropout, r->o->lora_targets, 0};
         if (lora_config_check(&lc, e) || td_lora_attach(&r->policy, &lc, e)) return -1;
         td_lora_init(&r->policy, r->o->seed);
     }
@@ -186,6 +186,7 @@ static int make_trainer(Run *r, Err *e) {
     tc.decay = TRAIN_DECAY_HF;
     tc.max_grad_norm = (float)o->max_grad_norm;
     tc.dpo = o->dpo;
+    tc.seed = o->seed;
     if (trainer_init(&r->tr, &r->policy, r->tp, &tc, e)) return -1;
     r->trainer_ready = 1;
     return 0;
@@ -374,6 +375,7 @@ static int check_options(const TrainRunOptions *o, Err *e) {
     if (o->max_len < 0) return err_set(e, ERR_ARG, "--max-len must be >= 0");
     if (o->steps <= 0 && !(o->epochs > 0)) return err_set(e, ERR_ARG, "give --steps N or --epochs E > 0");
     if (o->ref && o->kind != RUN_DPO) return err_set(e, ERR_ARG, "--ref is for DPO");
+    if (o->lora_dropout != 0 && o->lora_r <= 0) return err_set(e, ERR_ARG, "--lora-dropout needs --lora-r");
     return o->kind == RUN_DPO ? dpo_config_check(&o->dpo, e) : 0;
 }
 

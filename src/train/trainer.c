@@ -36,6 +36,12 @@ void trainer_free(Trainer *t) {
     memset(t, 0, sizeof *t);
 }
 
+/* LoRA dropout (when configured) for the forward of example i of this
+ * step: a function of (seed, step, i), so a resumed run draws the same masks. */
+static void dropout_for(Trainer *t, int i) {
+    td_lora_dropout_on(t->policy, t->cfg.seed, ((uint64_t)t->step << 32) + (uint64_t)i);
+}
+
 static float *logits_for(Trainer *t, int T) {
     size_t need = (size_t)T * t->policy->cfg.vocab_size;
     if (need > t->logits_cap) {
@@ -69,6 +75,7 @@ int trainer_sft_accumulate(Trainer *t, const SftTokens *ex, int n, StepStats *st
     for (int i = 0; i < n && !rc; i++) {
         const int T = ex[i].n;
         float *logits = logits_for(t, T < SFT_HEAD_ROWS ? T : SFT_HEAD_ROWS);
+        dropout_for(t, i);
         if (td_forward_hidden(t->policy, t->tp, ex[i].ids, NULL, T, e)) {
             rc = err_wrap(e, "SFT example %d", i);
             break;
@@ -85,6 +92,7 @@ int trainer_sft_accumulate(Trainer *t, const SftTokens *ex, int n, StepStats *st
         td_backward_hidden(t->policy, t->tp);
         st->tokens += T;
     }
+    td_lora_dropout_off(t->policy);
     st->n_targets = total;
     for (int i = 0; i < n; i++) free(labels[i]);
     free(labels);
@@ -163,6 +171,7 @@ int trainer_dpo_accumulate(Trainer *t, const DpoTokens *pairs, int n, const doub
         const int Tc = p->n_chosen, Tr = p->n_rejected;
         float *logits = logits_for(t, Tc + Tr);
         double lp[2];
+        dropout_for(t, i);
         if (pair_forward(t->policy, t->tp, p, i, logits, ids, seg, labels, lp, e)) {
             rc = -1;
             break;
@@ -177,6 +186,7 @@ int trainer_dpo_accumulate(Trainer *t, const DpoTokens *pairs, int n, const doub
         td_backward(t->policy, t->tp, logits);
         st->tokens += Tc + Tr;
     }
+    td_lora_dropout_off(t->policy);
     if (!rc) {
         DpoPairOut *outs = xcalloc((size_t)n, sizeof *outs);
         st->loss = dpo_batch(&t->cfg.dpo, dp, n, outs, &st->dpo, NULL, NULL);

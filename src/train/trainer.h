@@ -53,6 +53,7 @@ typedef struct TrainerConfig {
     TrainDecay decay;
     float max_grad_norm; /* <= 0: measure only, no clipping */
     DpoConfig dpo;
+    uint64_t seed; /* LoRA dropout masks: the forward of example i of step s is pass (s << 32) + i */
 } TrainerConfig;
 
 typedef struct Trainer {

@@ -7,6 +7,7 @@
 #include "base/mem.h"
 #include "formats/safetensors.h"
 #include "test.h"
+#include "train/lora.h"
 #include "train/run.h"
 
 static const char *TREES =
@@ -62,16 +63,24 @@ static void test_sft_full_run(void) {
     CHECK(has);
 }
 
-/* A: 6 steps straight. B: 3 steps, stop, --resume to 6. Same adapter. */
-static void test_dpo_lora_resume_is_exact(void) {
-    char *model = test_shared_path("fixtures/models/tiny-qwen3");
-    if (!model) SKIP("fixtures not found (set ALOE_SHARED)");
+static char *read_adapter(const char *dir, size_t *n) {
+    char *p = path_join(dir, "adapter_model.safetensors"), *d = NULL;
+    Err e;
+    *n = 0;
+    if (file_read_all(p, &d, n, &e)) d = NULL;
+    free(p);
+    return d;
+}
+
+/* A: 6 steps straight. B: 3 steps, stop, --resume to 6. Same adapter, also
+ * with LoRA dropout (its masks follow from the seed and the step). */
+static void check_dpo_lora_resume(char *model, double dropout, char **adapter, size_t *size) {
     char *tmp = test_tmpdir(), *data = write_file(tmp, "trees.jsonl", TREES);
     char *a = path_join(tmp, "a"), *b = path_join(tmp, "b");
     TrainRunOptions o;
     Err e;
     opts(&o, RUN_DPO, model, data, a);
-    o.lora_r = 4, o.dpo.beta = 0.9, o.batch = 2;
+    o.lora_r = 4, o.dpo.beta = 0.9, o.batch = 2, o.lora_dropout = dropout;
     int rc = train_run(&o, NULL, &e);
     o.out = b, o.stop_after = 3;
     if (!rc) rc = train_run(&o, NULL, &e);
@@ -80,17 +89,32 @@ static void test_dpo_lora_resume_is_exact(void) {
     o.stop_after = 0, o.resume = 1;
     if (!rc) rc = train_run(&o, NULL, &e);
     int end_lines = count_lines(bm);
-    char *pa = path_join(a, "adapter_model.safetensors"), *pb = path_join(b, "adapter_model.safetensors");
-    char *da = NULL, *db = NULL;
     size_t na = 0, nb = 0;
-    int same = !rc && !file_read_all(pa, &da, &na, &e) && !file_read_all(pb, &db, &nb, &e) && na == nb &&
-               !memcmp(da, db, na);
-    free(da), free(db), free(pa), free(pb), free(bm);
-    free(model), free(tmp), free(data), free(a), free(b);
+    char *da = rc ? NULL : read_adapter(a, &na), *db = rc ? NULL : read_adapter(b, &nb);
+    int same = da && db && na == nb && !memcmp(da, db, na);
+    LoraConfig lc = {0};
+    int cfg_rc = rc ? -1 : lora_config_load(b, &lc, &e);
+    free(db), free(bm);
+    free(tmp), free(data), free(a), free(b);
+    *adapter = da, *size = na;
     CHECK_MSG(!rc, "%s", e.msg);
     CHECK_EQ_INT(mid_lines, 3);
     CHECK_EQ_INT(end_lines, 6);
     CHECK(same);
+    CHECK_MSG(!cfg_rc && lc.dropout == dropout, "adapter_config.json lora_dropout %g, want %g", lc.dropout, dropout);
+}
+
+static void test_dpo_lora_resume_is_exact(void) {
+    char *model = test_shared_path("fixtures/models/tiny-qwen3");
+    if (!model) SKIP("fixtures not found (set ALOE_SHARED)");
+    char *plain = NULL, *dropped = NULL;
+    size_t np, nd;
+    check_dpo_lora_resume(model, 0, &plain, &np);
+    check_dpo_lora_resume(model, 0.2, &dropped, &nd);
+    free(model);
+    /* dropout was in effect: the adapters differ (same layout, other values) */
+    CHECK(plain && dropped && np == nd && memcmp(plain, dropped, np) != 0);
+    free(plain), free(dropped);
 }
 
 static void test_bad_data_names_line(void) {
