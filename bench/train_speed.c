@@ -1,9 +1,11 @@
 /* Training throughput of aloe's CPU trainer on a Qwen2.5-0.5B-shaped model
  * with random weights: SFT steps over one sequence of --seq tokens, full
  * fine-tuning and LoRA. Prints tokens/s per mode and the peak resident
- * memory (median step after a warm-up step).
- * Usage: train_speed full|lora [SEQ] [STEPS] [THREADS] [LAYERS]; built and
- * run by bench/train_speed.sh. */
+ * memory (median step after a warm-up step). lora-bf16 is LoRA over a base
+ * frozen in bfloat16 (td_freeze_base), as `aloe train --lora-r` keeps a
+ * bf16 checkpoint; lora keeps the base in float32.
+ * Usage: train_speed full|lora|lora-bf16 [SEQ] [STEPS] [THREADS] [LAYERS];
+ * built and run by bench/train_speed.sh. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,13 +34,14 @@ static int cmp_double(const void *a, const void *b) {
     return (x > y) - (x < y);
 }
 
-static int run(const char *mode, int lora_r, int T, int steps, int threads, int layers) {
+static int run(const char *mode, int lora_r, int frozen_bf16, int T, int steps, int threads, int layers) {
     ModelConfig c;
     qwen25_05b(&c);
     if (layers > 0) c.n_layers = layers; /* a shorter model for quick profiles */
     TrainDecoder m;
     Err e;
-    if (td_init(&m, &c, &e)) return fprintf(stderr, "%s\n", e.msg), 1;
+    if (td_init(&m, &c, &e) || (frozen_bf16 && td_freeze_base(&m, DT_BF16, &e)))
+        return fprintf(stderr, "%s\n", e.msg), 1;
     td_init_random(&m, 1, 0.02f);
     if (lora_r > 0) {
         LoraConfig lc = {lora_r, 2.0 * lora_r, 0, 0x7f, 0};
@@ -82,5 +85,7 @@ int main(int argc, char **argv) {
     const char *mode = argc > 1 ? argv[1] : "full";
     int T = argc > 2 ? atoi(argv[2]) : 512, steps = argc > 3 ? atoi(argv[3]) : 2, threads = argc > 4 ? atoi(argv[4]) : 0;
     int layers = argc > 5 ? atoi(argv[5]) : 0;
-    return run(mode, strcmp(mode, "lora") ? 0 : 16, T, steps, threads, layers);
+    int lora = !strcmp(mode, "lora") || !strcmp(mode, "lora-bf16");
+    if (!lora && strcmp(mode, "full")) return fprintf(stderr, "mode: expected full, lora or lora-bf16\n"), 2;
+    return run(mode, lora ? 16 : 0, !strcmp(mode, "lora-bf16"), T, steps, threads, layers);
 }

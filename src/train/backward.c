@@ -44,6 +44,48 @@ void linear_backward(ThreadPool *tp, float *dx, float *dW, float *db, const floa
     tp_run(tp, linear_backward_task, &j);
 }
 
+typedef struct FrozenJob {
+    float *dx, *tile;
+    const float *dy;
+    const QMat *W;
+    int T, phase;
+    long r0, r1; /* the block of W's rows */
+} FrozenJob;
+
+/* Phase 0: rows [r0, r1) of W into the tile (split by rows); phase 1:
+ * dx[t] += dy[t][r0..r1) · tile (split by rows of dx). */
+static void frozen_task(void *ctx, int ith, int nth) {
+    const FrozenJob *j = ctx;
+    const int in = j->W->cols, out = j->W->rows;
+    long a, b;
+    if (j->phase == 0) {
+        tp_split(j->r1 - j->r0, ith, nth, &a, &b);
+        for (long r = a; r < b; r++)
+            kernel_dequantize_row(j->W->type, qmat_row(j->W, j->r0 + r), j->tile + r * in, in);
+        return;
+    }
+    tp_split(j->T, ith, nth, &a, &b);
+    if (b > a)
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)(b - a), in, (int)(j->r1 - j->r0), 1.0f,
+                    j->dy + a * out + j->r0, out, j->tile, in, 1.0f, j->dx + a * in, in);
+}
+
+void linear_backward_frozen(ThreadPool *tp, float *dx, const float *dy, const QMat *W, int T, float *tile,
+                            size_t tile_floats) {
+    if (W->type == DT_F32) {
+        linear_backward(tp, dx, NULL, NULL, dy, NULL, W->data, T, W->cols, W->rows);
+        return;
+    }
+    long block = (long)(tile_floats / (size_t)W->cols);
+    if (block < 1) block = 1;
+    for (long r0 = 0; r0 < W->rows; r0 += block) {
+        FrozenJob j = {dx, tile, dy, W, T, 0, r0, r0 + block < W->rows ? r0 + block : W->rows};
+        tp_run(tp, frozen_task, &j);
+        j.phase = 1;
+        tp_run(tp, frozen_task, &j);
+    }
+}
+
 /* ---- RMSNorm ---- */
 
 void rmsnorm_backward(float *dx, float *dw, const float *dy, const float *x, const float *w, int n, int dim,

@@ -10,6 +10,7 @@
 #ifndef ALOE_TRAIN_BACKWARD_H
 #define ALOE_TRAIN_BACKWARD_H
 
+#include "kernels/matmul.h"
 #include "kernels/ops.h"
 #include "kernels/threads.h"
 
@@ -19,6 +20,15 @@
  * over the pool's threads. */
 void linear_backward(ThreadPool *tp, float *dx, float *dW, float *db, const float *dy, const float *x,
                      const float *W, int T, int in, int out);
+
+/* dx[T][in] += dy·W for a frozen W of a kernel type (kernels/matmul.h's
+ * QMat: F32, F16, BF16). Float32 W is used in place (linear_backward);
+ * other types are converted into tile (tile_floats floats, at least one
+ * row) a block of rows at a time, all threads converting, then each adds
+ * the block's product to its rows of dx. A W that fits the tile is one
+ * block, so the sums are those of linear_backward on the float32 values. */
+void linear_backward_frozen(ThreadPool *tp, float *dx, const float *dy, const QMat *W, int T, float *tile,
+                            size_t tile_floats);
 
 /* y = x / sqrt(mean(x²) + eps) * w per row (rmsnorm_forward).
  * dx += ∂/∂x, dw += ∂/∂w (dw may be NULL: frozen), recomputing the row's

@@ -109,10 +109,10 @@ int td_init(TrainDecoder *m, const ModelConfig *cfg, Err *e) {
     m->w.layers = xcalloc((size_t)cfg->n_layers, sizeof *m->w.layers);
     m->g.layers = xcalloc((size_t)cfg->n_layers, sizeof *m->g.layers);
     walk_all(m, &m->w, NULL, 1);
-    m->params = xaligned_alloc(m->n_params * sizeof(float));
-    memset(m->params, 0, m->n_params * sizeof(float));
     /* calloc, not memset: a block this size comes as untouched zero pages,
-     * so a model that attaches LoRA (and frees it) never holds it. */
+     * so a frozen base never holds its matrices' float32 spans, and a model
+     * that attaches LoRA (and frees the gradients) never holds those. */
+    m->params = xcalloc(m->n_params, sizeof(float));
     m->grads = xcalloc(m->n_params, sizeof(float));
     walk_all(m, &m->w, m->params, 0);
     walk_all(m, &m->g, m->grads, 0);
@@ -144,7 +144,49 @@ void td_free(TrainDecoder *m) {
     free(m->lora_u);
     free(m->lora_du);
     free(m->lora_xd);
+    free(m->frozen);
+    free(m->wtile);
     memset(m, 0, sizeof *m);
+}
+
+/* Where a frozen matrix (the tensor at float offset `offset`) lives. */
+static void *frozen_at(const TrainDecoder *m, size_t offset) {
+    return (char *)m->frozen + dtype_nbytes(m->frozen_dtype, (int64_t)offset);
+}
+
+static int is_frozen_matrix(const TrainDecoder *m, const TdTensor *t) { return m->frozen && t->ndim == 2; }
+
+int td_freeze_base(TrainDecoder *m, int dtype, Err *e) {
+    if (dtype != DT_F32 && dtype != DT_BF16 && dtype != DT_F16)
+        return err_set(e, ERR_ARG, "frozen base: dtype %s: expected f32, bf16 or f16", dtype_name(dtype));
+    if (m->frozen || m->lora_on) return err_set(e, ERR_ARG, "frozen base: freeze right after td_init");
+    m->frozen_dtype = dtype;
+    m->frozen = xcalloc(dtype_nbytes(dtype, (int64_t)m->n_params), 1);
+    /* The tile holds the largest layer matrix whole (one block, the same
+     * sums as float32); the head goes through it a block of rows at a time. */
+    const ModelConfig *c = &m->cfg;
+    const size_t C = (size_t)c->hidden_size, HD = (size_t)c->n_heads * c->head_dim, F = (size_t)c->intermediate_size;
+    m->wtile_floats = C * (HD > F ? HD : F);
+    if (dtype != DT_F32) m->wtile = xaligned_alloc(m->wtile_floats * sizeof(float));
+    free(m->grads); /* nothing of a frozen base trains */
+    m->grads = NULL;
+    TdLayer *keep = m->g.layers;
+    memset(keep, 0, (size_t)c->n_layers * sizeof *keep);
+    memset(&m->g, 0, sizeof m->g);
+    m->g.layers = keep;
+    return 0;
+}
+
+/* Back to float32 matrices in params (the frozen values, exactly). */
+static void thaw_base(TrainDecoder *m) {
+    if (!m->frozen) return;
+    for (int i = 0; i < m->n_tensors; i++) {
+        const TdTensor *t = &m->tensors[i];
+        if (t->ndim == 2)
+            dequantize_row(m->frozen_dtype, frozen_at(m, t->offset), m->params + t->offset, (int64_t)t->numel);
+    }
+    free(m->frozen), free(m->wtile);
+    m->frozen = NULL, m->wtile = NULL, m->wtile_floats = 0;
 }
 
 void td_init_random(TrainDecoder *m, uint64_t seed, float std) {
@@ -152,10 +194,16 @@ void td_init_random(TrainDecoder *m, uint64_t seed, float std) {
     rng_seed(&r, seed);
     for (int i = 0; i < m->n_tensors; i++) {
         const TdTensor *t = &m->tensors[i];
-        float *p = m->params + t->offset;
+        int frozen = is_frozen_matrix(m, t);
+        /* a frozen matrix is drawn a row at a time into scratch, then stored */
+        float *p = frozen ? xmalloc((size_t)t->cols * sizeof *p) : m->params + t->offset;
         int is_norm = strstr(t->name, "norm") != NULL;
-        for (size_t k = 0; k < t->numel; k++)
-            p[k] = t->ndim == 2 ? std * rng_normal(&r) : is_norm ? 1.0f : 0.0f;
+        for (int64_t row = 0; row < (frozen ? t->rows : 1); row++) {
+            size_t n = frozen ? (size_t)t->cols : t->numel;
+            for (size_t k = 0; k < n; k++) p[k] = t->ndim == 2 ? std * rng_normal(&r) : is_norm ? 1.0f : 0.0f;
+            if (frozen) quantize_row(m->frozen_dtype, p, frozen_at(m, t->offset + (size_t)(row * t->cols)), t->cols);
+        }
+        if (frozen) free(p);
     }
 }
 
@@ -163,6 +211,26 @@ const TdTensor *td_find(const TrainDecoder *m, const char *name) {
     for (int i = 0; i < m->n_tensors; i++)
         if (!strcmp(m->tensors[i].name, name)) return &m->tensors[i];
     return NULL;
+}
+
+/* A frozen matrix as stored when the dtypes agree, else converted through
+ * float32 a row at a time. */
+static int load_frozen(TrainDecoder *m, const TdTensor *t, const TensorView *v, Err *e) {
+    void *dst = frozen_at(m, t->offset);
+    if (v->dtype == m->frozen_dtype) {
+        memcpy(dst, v->data, v->nbytes);
+        return 0;
+    }
+    float *row = xmalloc((size_t)t->cols * sizeof *row);
+    size_t src_rb = dtype_nbytes(v->dtype, t->cols), dst_rb = dtype_nbytes(m->frozen_dtype, t->cols);
+    int rc = 0;
+    for (int64_t r = 0; r < t->rows && !rc; r++)
+        if (dequantize_row(v->dtype, (const char *)v->data + r * src_rb, row, t->cols) ||
+            quantize_row(m->frozen_dtype, row, (char *)dst + r * dst_rb, t->cols))
+            rc = err_set(e, ERR_UNSUPPORTED, "%s: cannot convert %s to %s", t->name, dtype_name(v->dtype),
+                         dtype_name(m->frozen_dtype));
+    free(row);
+    return rc;
 }
 
 int td_load(TrainDecoder *m, const char *path, Err *e) {
@@ -173,7 +241,8 @@ int td_load(TrainDecoder *m, const char *path, Err *e) {
         const TdTensor *t = &m->tensors[i];
         const TensorView *v = st_get(st, t->name, e);
         int64_t shape[2] = {t->ndim == 2 ? t->rows : t->cols, t->cols};
-        rc = !v || tensor_check_shape(v, t->ndim, shape, e) || tensor_to_f32(v, m->params + t->offset, e);
+        rc = !v || tensor_check_shape(v, t->ndim, shape, e) ||
+             (is_frozen_matrix(m, t) ? load_frozen(m, t, v, e) : tensor_to_f32(v, m->params + t->offset, e));
     }
     st_close(st);
     return rc ? -1 : 0;
@@ -227,8 +296,16 @@ static void ensure_capacity(TrainDecoder *m, int T) {
 
 /* ---- forward ---- */
 
-static void linear(ThreadPool *tp, float *y, const float *x, int T, const float *W, const float *b, int in, int out) {
-    QMat q = {DT_F32, W, out, in};
+/* The weight matrix w points at (in params), [rows][cols], as the kernels
+ * take it: float32 in place, or the frozen copy. */
+static QMat mat_of(const TrainDecoder *m, const float *w, int rows, int cols) {
+    if (!m->frozen) return (QMat){DT_F32, w, rows, cols};
+    return (QMat){m->frozen_dtype, frozen_at(m, (size_t)(w - m->params)), rows, cols};
+}
+
+static void linear(const TrainDecoder *m, ThreadPool *tp, float *y, const float *x, int T, const float *W,
+                   const float *b, int in, int out) {
+    QMat q = mat_of(m, W, out, in);
     matmul_forward(tp, y, x, T, &q);
     if (b) add_bias_forward(y, b, T, out);
 }
@@ -259,7 +336,7 @@ static void proj(TrainDecoder *m, ThreadPool *tp, int l, int t, float *y, const 
                  const float *b) {
     int in, out;
     target_dims(&m->cfg, t, &in, &out);
-    linear(tp, y, x, T, W, b, in, out);
+    linear(m, tp, y, x, T, W, b, in, out);
     if (m->lora_on && m->la[l].A[t]) {
         LoraDropout d;
         par_lora_forward(tp, y, lora_u_of(m, l, t), x, m->la[l].A[t], m->la[l].B[t], T, in, out, m->lora.r,
@@ -340,7 +417,12 @@ int td_forward_hidden(TrainDecoder *m, ThreadPool *tp, const int32_t *ids, const
                            "sliding attention window, is not supported", c->sliding_window);
     }
     float *res = c->n_layers ? m->acts[0].res0 : m->res_final;
-    for (int t = 0; t < T; t++) memcpy(res + (long)t * C, m->w.embed + (long)ids[t] * C, (size_t)C * sizeof(float));
+    if (m->frozen) {
+        QMat E = mat_of(m, m->w.embed, c->vocab_size, C);
+        for (int t = 0; t < T; t++) kernel_dequantize_row(E.type, qmat_row(&E, ids[t]), res + (long)t * C, C);
+    } else {
+        for (int t = 0; t < T; t++) memcpy(res + (long)t * C, m->w.embed + (long)ids[t] * C, (size_t)C * sizeof(float));
+    }
     for (int l = 0; l < c->n_layers; l++) {
         float *out = l + 1 < c->n_layers ? m->acts[l + 1].res0 : m->res_final;
         layer_forward(m, tp, l, out, T);
@@ -351,7 +433,7 @@ int td_forward_hidden(TrainDecoder *m, ThreadPool *tp, const int32_t *ids, const
 
 void td_head_forward(TrainDecoder *m, ThreadPool *tp, int t0, int t1, float *logits) {
     const int C = m->cfg.hidden_size;
-    linear(tp, logits, m->xf + (long)t0 * C, t1 - t0, m->w.lm_head, NULL, C, m->cfg.vocab_size);
+    linear(m, tp, logits, m->xf + (long)t0 * C, t1 - t0, m->w.lm_head, NULL, C, m->cfg.vocab_size);
 }
 
 int td_forward_packed(TrainDecoder *m, ThreadPool *tp, const int32_t *ids, const int *seg_start, int T,
@@ -389,15 +471,27 @@ static Scratch scratch_of(TrainDecoder *m) {
 
 static void zero(float *x, long n) { memset(x, 0, (size_t)n * sizeof *x); }
 
-/* A parameter's gradient, or NULL when the base is frozen under LoRA. */
-static float *base_grad(const TrainDecoder *m, float *g) { return m->lora_on ? NULL : g; }
+/* A parameter's gradient, or NULL when the base is frozen (under LoRA, or
+ * held in its stored dtype). */
+static float *base_grad(const TrainDecoder *m, float *g) { return m->lora_on || m->frozen ? NULL : g; }
+
+/* dx += dy·W (and W's gradients when it trains) for W [out][in]. */
+static void base_linear_backward(TrainDecoder *m, ThreadPool *tp, float *dx, float *dW, float *db, const float *dy,
+                                 const float *x, const float *W, int T, int in, int out) {
+    if (m->frozen) {
+        QMat q = mat_of(m, W, out, in);
+        linear_backward_frozen(tp, dx, dy, &q, T, m->wtile, m->wtile_floats);
+    } else {
+        linear_backward(tp, dx, base_grad(m, dW), base_grad(m, db), dy, x, W, T, in, out);
+    }
+}
 
 /* Backward of proj(): dx += ..., and the base's or the adapter's gradients. */
 static void proj_backward(TrainDecoder *m, ThreadPool *tp, int l, int t, float *dx, float *dW, float *db,
                           const float *dy, const float *x, const float *W) {
     int in, out;
     target_dims(&m->cfg, t, &in, &out);
-    linear_backward(tp, dx, base_grad(m, dW), base_grad(m, db), dy, x, W, m->T, in, out);
+    base_linear_backward(m, tp, dx, dW, db, dy, x, W, m->T, in, out);
     if (m->lora_on && m->la[l].A[t]) {
         LoraDropout d;
         par_lora_backward(tp, dx, m->lg[l].A[t], m->lg[l].B[t], m->lora_du, dy, x, lora_u_of(m, l, t),
@@ -456,8 +550,8 @@ void td_head_backward(TrainDecoder *m, ThreadPool *tp, int t0, int t1, const flo
     const int C = m->cfg.hidden_size;
     Scratch s = scratch_of(m);
     zero(s.d_x + (long)t0 * C, (long)(t1 - t0) * C);
-    linear_backward(tp, s.d_x + (long)t0 * C, base_grad(m, m->g.lm_head), NULL, dlogits, m->xf + (long)t0 * C,
-                    m->w.lm_head, t1 - t0, C, m->cfg.vocab_size);
+    base_linear_backward(m, tp, s.d_x + (long)t0 * C, m->g.lm_head, NULL, dlogits, m->xf + (long)t0 * C,
+                         m->w.lm_head, t1 - t0, C, m->cfg.vocab_size);
 }
 
 void td_backward_hidden(TrainDecoder *m, ThreadPool *tp) {
@@ -468,7 +562,7 @@ void td_backward_hidden(TrainDecoder *m, ThreadPool *tp) {
     par_rmsnorm_backward(tp, s.d_res, base_grad(m, m->g.final_norm), s.d_x, m->res_final, m->w.final_norm, T, C,
                          c->norm_eps);
     for (int l = c->n_layers - 1; l >= 0; l--) layer_backward(m, tp, l, &s);
-    if (!m->lora_on) embedding_backward(m->g.embed, s.d_res, m->ids, T, C);
+    if (base_grad(m, m->g.embed)) embedding_backward(m->g.embed, s.d_res, m->ids, T, C);
 }
 
 void td_backward(TrainDecoder *m, ThreadPool *tp, const float *dlogits) {
@@ -565,6 +659,7 @@ static float *target_weight(TdLayer *L, int t) {
 
 void td_lora_merge(TrainDecoder *m) {
     if (!m->la) return;
+    thaw_base(m);
     for (int l = 0; l < m->cfg.n_layers; l++)
         for (int t = 0; t < LORA_N_TARGETS; t++) {
             if (!m->la[l].A[t]) continue;

@@ -96,6 +96,15 @@ typedef struct TrainDecoder {
     int drop_on, fwd_drop;
     uint64_t drop_seed, drop_pass, fwd_seed, fwd_pass;
     float *lora_xd; /* dropout(x), T_cap × the widest adapted input */
+
+    /* Frozen base (td_freeze_base): the weight matrices live in `frozen`, in
+     * frozen_dtype, laid out like params (the tensor at float offset o
+     * starts dtype_nbytes(frozen_dtype, o) bytes in); their spans of params
+     * stay untouched zero pages, though w still points at them. */
+    void *frozen;
+    int frozen_dtype;
+    float *wtile; /* one frozen matrix (or a block of the head's rows) in float32, for the backward */
+    size_t wtile_floats;
 } TrainDecoder;
 
 /* Lays out the parameters of cfg (all zero). Errors on an architecture this
@@ -103,8 +112,20 @@ typedef struct TrainDecoder {
  * trains on sequences no longer than its window, where it is full attention. */
 int td_init(TrainDecoder *m, const ModelConfig *cfg, Err *e);
 void td_free(TrainDecoder *m);
+/* Keeps the weight matrices (embeddings, projections, head) of a base that
+ * never trains -- under LoRA, or a DPO reference -- in dtype (DT_BF16 or
+ * DT_F16, a checkpoint's own, or DT_F32) instead of in the float32 block:
+ * half the memory for a bf16 checkpoint. Each use converts: the forward's
+ * GEMM a tile at a time (kernels/matmul.h), the backward into wtile. The
+ * values are the stored ones, so results match a float32 load of the same
+ * file. Call right after td_init, before td_load or td_init_random. Norm
+ * weights and biases stay float32. A frozen base has no gradients;
+ * trainer_init refuses it without LoRA, td_lora_merge converts it back to
+ * float32 first. */
+int td_freeze_base(TrainDecoder *m, int dtype, Err *e);
 /* Fills every parameter from a safetensors file or HF directory (converted
- * to float32); a missing tensor or a wrong shape is an error naming it. */
+ * to float32, or for a frozen base's matrices to its dtype); a missing
+ * tensor or a wrong shape is an error naming it. */
 int td_load(TrainDecoder *m, const char *path, Err *e);
 /* Random weights as transformers initialises them: matrices (embeddings
  * included) normal(0, std), biases 0, norm weights 1. */
@@ -158,7 +179,7 @@ void td_lora_init(TrainDecoder *m, uint64_t seed);
 int td_lora_load(TrainDecoder *m, const char *dir, Err *e);
 /* Folds the adapters into the base weights (W += scale·B·A) and removes
  * them: the model then computes what base + adapter computed, and all of
- * it trains again. */
+ * it trains again (a frozen base is first converted to float32). */
 void td_lora_merge(TrainDecoder *m);
 /* The adapter tensor with this peft file name, or NULL. */
 const TdTensor *td_lora_find(const TrainDecoder *m, const char *name);

@@ -53,10 +53,29 @@ typedef struct Run {
 
 /* ---- setup ---- */
 
-static int load_model(Run *r, Err *e) {
+/* The dtype the checkpoint stores its matrices in, when a frozen base can
+ * keep it (bf16, f16); else f32, where freezing would save nothing. */
+static int stored_dtype(const char *path) {
+    Err ignore;
+    SafeTensors *st = st_open(path, &ignore);
+    const TensorView *v = st ? st_find(st, "model.embed_tokens.weight") : NULL;
+    int dt = v && (v->dtype == DT_BF16 || v->dtype == DT_F16) ? v->dtype : DT_F32;
+    if (st) st_close(st);
+    return dt;
+}
+
+/* A model from an HF directory; frozen (never trained: LoRA's base, a DPO
+ * reference) it keeps a bf16/f16 checkpoint's matrices as stored. */
+static int load_decoder(TrainDecoder *m, const char *dir, int frozen, Err *e) {
     ModelConfig cfg;
-    if (hf_config_load(r->o->model, &cfg, e) || td_init(&r->policy, &cfg, e) || td_load(&r->policy, r->o->model, e))
-        return -1;
+    if (hf_config_load(dir, &cfg, e) || td_init(m, &cfg, e)) return -1;
+    int dt = frozen ? stored_dtype(dir) : DT_F32;
+    if (dt != DT_F32 && td_freeze_base(m, dt, e)) return -1;
+    return td_load(m, dir, e);
+}
+
+static int load_model(Run *r, Err *e) {
+    if (load_decoder(&r->policy, r->o->model, r->o->lora_r > 0, e)) return -1;
     if (!(r->tok = tok_load_hf(r->o->model, e))) return -1;
     if (!(r->tmpl = chat_template_open_hf(r->o->model, r->o->chat_template, e))) return -1;
     if (r->o->lora_r > 0) {
@@ -150,8 +169,7 @@ static int ref_logps(Run *r, Err *e) {
         TrainDecoder ref;
         memset(&ref, 0, sizeof ref);
         if (!rc && o->ref) {
-            ModelConfig cfg;
-            rc = hf_config_load(o->ref, &cfg, e) || td_init(&ref, &cfg, e) || td_load(&ref, o->ref, e) ? -1 : 0;
+            rc = load_decoder(&ref, o->ref, 1, e);
             if (!rc && ref.cfg.vocab_size != r->policy.cfg.vocab_size)
                 rc = err_set(e, ERR_ARG, "--ref %s: vocabulary of %d tokens, the model's has %d", o->ref,
                              ref.cfg.vocab_size, r->policy.cfg.vocab_size);

@@ -10,6 +10,9 @@ int trainer_init(Trainer *t, TrainDecoder *policy, ThreadPool *tp, const Trainer
     memset(t, 0, sizeof *t);
     if (cfg->schedule.lr < 0) return err_set(e, ERR_ARG, "learning rate must be >= 0, got %g", cfg->schedule.lr);
     if (dpo_config_check(&cfg->dpo, e)) return -1;
+    if (policy->frozen && !policy->lora_on)
+        return err_set(e, ERR_ARG, "training: the base is frozen in %s (td_freeze_base): attach LoRA adapters, or load "
+                       "it unfrozen for full fine-tuning", dtype_name(policy->frozen_dtype));
     t->cfg = *cfg;
     t->policy = policy;
     t->tp = tp;

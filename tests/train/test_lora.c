@@ -352,6 +352,111 @@ static void test_dropout_seeds(void) {
     free(a), free(b), free(c), free(d);
 }
 
+/* ---- a frozen base in its stored dtype ---- */
+
+/* A tiny tied Qwen2 (biases; a vocabulary whose head is several wtile
+ * blocks) with LoRA on all modules and B random; frozen in dtype, or
+ * float32 with the matrices rounded to dtype's values. */
+static void frozen_pair_model(TrainDecoder *m, int frozen_dtype, int round_dtype) {
+    ModelConfig c = {0};
+    c.arch = ARCH_QWEN2;
+    c.hidden_size = 32, c.intermediate_size = 48, c.n_layers = 2, c.n_heads = 4, c.n_kv_heads = 2;
+    c.head_dim = 8, c.vocab_size = 200, c.max_pos = 64, c.norm_eps = 1e-6f;
+    c.tie_word_embeddings = 1, c.attention_bias = 1;
+    c.rope.type = ROPE_DEFAULT, c.rope.theta = 10000, c.rope.factor = 1;
+    Err e;
+    if (td_init(m, &c, &e) || (frozen_dtype >= 0 && td_freeze_base(m, frozen_dtype, &e))) abort();
+    td_init_random(m, 21, 0.2f);
+    for (int i = 0; round_dtype >= 0 && i < m->n_tensors; i++) {
+        const TdTensor *t = &m->tensors[i];
+        if (t->ndim != 2) continue;
+        uint16_t *h = xmalloc(t->numel * sizeof *h);
+        quantize_row(round_dtype, m->params + t->offset, h, (int64_t)t->numel);
+        dequantize_row(round_dtype, h, m->params + t->offset, (int64_t)t->numel);
+        free(h);
+    }
+    /* biases are zero from td_init_random: give them values */
+    for (int i = 0; i < m->n_tensors; i++)
+        if (strstr(m->tensors[i].name, "bias"))
+            for (size_t k = 0; k < m->tensors[i].numel; k++) m->params[m->tensors[i].offset + k] = 0.01f * (float)(k % 5);
+    LoraConfig lc = {4, 8, 0, 0x7f, 0};
+    if (td_lora_attach(m, &lc, &e)) abort();
+    td_lora_init(m, 22);
+    for (size_t k = 0; k < m->n_lora_params; k++)
+        if (m->lora_params[k] == 0) m->lora_params[k] = 0.05f * (float)((k % 7) - 3);
+}
+
+/* Logits and adapter gradients of the frozen model against the float32
+ * one, for a short sequence (the row-dot path) and a longer one (GEMMs). */
+static void check_frozen(int dtype) {
+    TrainDecoder a, b;
+    frozen_pair_model(&a, -1, dtype);
+    frozen_pair_model(&b, dtype, -1);
+    CHECK(b.frozen && !b.grads && b.frozen_dtype == dtype);
+    ThreadPool *tp = tp_create(2);
+    const int V = a.cfg.vocab_size;
+    int32_t ids[40];
+    uint8_t target[40];
+    int32_t labels[40];
+    for (int t = 0; t < 40; t++) ids[t] = (int32_t)((t * 37 + 5) % V), target[t] = t >= 4;
+    float *la = xmalloc(40 * V * sizeof(float)), *lb = xmalloc(40 * V * sizeof(float));
+    Err e;
+    const int lens[2] = {6, 40};
+    for (int k = 0; k < 2; k++) {
+        int T = lens[k], n;
+        loss_shift_labels(ids, target, T, labels);
+        TrainDecoder *ms[2] = {&a, &b};
+        float *ls[2] = {la, lb};
+        for (int j = 0; j < 2; j++) {
+            CHECK_OK(td_forward(ms[j], tp, ids, T, ls[j], &e), &e);
+            xent_forward(ls[j], labels, T, V, &n);
+            td_zero_grad(ms[j]);
+        }
+        double lerr = scaled_err(lb, la, (long)T * V);
+        for (int j = 0; j < 2; j++) {
+            xent_backward(ls[j], ls[j], labels, T, V, n, 1.0f);
+            td_backward(ms[j], tp, ls[j]);
+        }
+        double gerr = scaled_err(b.lora_grads, a.lora_grads, (long)a.n_lora_params);
+        CHECK_MSG(lerr <= 1e-6, "%s T=%d: logits off by %.3g of max", dtype_name(dtype), T, lerr);
+        CHECK_MSG(gerr <= 1e-5, "%s T=%d: adapter gradients off by %.3g of max", dtype_name(dtype), T, gerr);
+    }
+    /* Merging converts the frozen base back: the same merged model. */
+    td_lora_merge(&a);
+    td_lora_merge(&b);
+    CHECK(!b.frozen && b.grads);
+    CHECK_OK(td_forward(&a, tp, ids, 40, la, &e), &e);
+    CHECK_OK(td_forward(&b, tp, ids, 40, lb, &e), &e);
+    CHECK(memcmp(a.params, b.params, a.n_params * sizeof(float)) == 0);
+    free(la), free(lb);
+    td_free(&a), td_free(&b);
+    tp_free(tp);
+}
+
+static void test_frozen_bf16_base(void) { check_frozen(DT_BF16); }
+static void test_frozen_f16_base(void) { check_frozen(DT_F16); }
+
+/* Nothing of a frozen base trains: the trainer wants adapters. */
+static void test_frozen_base_needs_lora(void) {
+    TrainDecoder m;
+    ModelConfig c = {0};
+    c.arch = ARCH_LLAMA;
+    c.hidden_size = 16, c.intermediate_size = 32, c.n_layers = 1, c.n_heads = 2, c.n_kv_heads = 1;
+    c.head_dim = 8, c.vocab_size = 20, c.max_pos = 32, c.norm_eps = 1e-6f;
+    c.rope.type = ROPE_DEFAULT, c.rope.theta = 10000, c.rope.factor = 1;
+    Err e;
+    CHECK_OK(td_init(&m, &c, &e), &e);
+    CHECK(td_freeze_base(&m, DT_Q8_0, &e) == -1 && strstr(e.msg, "expected f32, bf16 or f16"));
+    CHECK_OK(td_freeze_base(&m, DT_BF16, &e), &e);
+    TrainerConfig cfg = {0};
+    cfg.adamw = adamw_defaults();
+    cfg.dpo = (DpoConfig){DPO_SIGMOID, 0.1, 0, 0};
+    Trainer t;
+    CHECK(trainer_init(&t, &m, NULL, &cfg, &e) == -1);
+    CHECK_MSG(strstr(e.msg, "frozen in bf16"), "%s", e.msg);
+    td_free(&m);
+}
+
 static void test_fresh_adapter_starts_at_the_base_model(void) {
     /* B = 0: the adapted model's logits equal the base model's. */
     char *dir = test_shared_path("fixtures/models/tiny-qwen2");
@@ -531,6 +636,9 @@ int main(void) {
     RUN(test_dropout_backward_matches_finite_differences);
     RUN(test_dropout_in_model);
     RUN(test_dropout_seeds);
+    RUN(test_frozen_bf16_base);
+    RUN(test_frozen_f16_base);
+    RUN(test_frozen_base_needs_lora);
     RUN(test_fresh_adapter_starts_at_the_base_model);
     RUN(test_merge_keeps_logits);
     RUN(test_fixture_llama3);
