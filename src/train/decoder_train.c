@@ -554,6 +554,14 @@ void td_head_backward(TrainDecoder *m, ThreadPool *tp, int t0, int t1, const flo
                          m->w.lm_head, t1 - t0, C, m->cfg.vocab_size);
 }
 
+int td_head_trains(const TrainDecoder *m) { return base_grad(m, m->g.lm_head) != NULL; }
+
+void td_scale_head_grad(TrainDecoder *m, int t0, int t1, float f) {
+    const long C = m->cfg.hidden_size;
+    float *d = scratch_of(m).d_x + t0 * C;
+    for (long i = 0; i < (t1 - t0) * C; i++) d[i] *= f;
+}
+
 void td_backward_hidden(TrainDecoder *m, ThreadPool *tp) {
     const ModelConfig *c = &m->cfg;
     const int T = m->T, C = c->hidden_size;

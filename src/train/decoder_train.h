@@ -156,6 +156,14 @@ void td_backward(TrainDecoder *m, ThreadPool *tp, const float *dlogits);
  * every block of rows [t0, t1) (dlogits: that block's gradient w.r.t. its
  * logits), each row exactly once, then td_backward_hidden. */
 void td_head_backward(TrainDecoder *m, ThreadPool *tp, int t0, int t1, const float *dlogits);
+/* Whether the head has a gradient (not under LoRA or a frozen base). When
+ * it has none, td_head_backward is linear in dlogits with nothing else
+ * kept, so a loss may pass the gradient of a row before it knows the row's
+ * factor and apply the factor after with td_scale_head_grad. */
+int td_head_trains(const TrainDecoder *m);
+/* Multiplies the gradient td_head_backward left for rows [t0, t1) by f
+ * (before td_backward_hidden). Only for a head that does not train. */
+void td_scale_head_grad(TrainDecoder *m, int t0, int t1, float f);
 void td_backward_hidden(TrainDecoder *m, ThreadPool *tp);
 /* Zeroes the gradients (and the adapter's, with LoRA). */
 void td_zero_grad(TrainDecoder *m);
