@@ -29,6 +29,14 @@ static double peak_rss_gib(void) {
     return u.ru_maxrss / (1024.0 * 1024.0);
 }
 
+/* CPU seconds (user + system) of the process so far: on a shared machine a
+ * steadier measure of the work than wall time. */
+static double cpu_seconds(void) {
+    struct rusage u;
+    getrusage(RUSAGE_SELF, &u);
+    return u.ru_utime.tv_sec + u.ru_utime.tv_usec * 1e-6 + u.ru_stime.tv_sec + u.ru_stime.tv_usec * 1e-6;
+}
+
 static int cmp_double(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;
     return (x > y) - (x < y);
@@ -60,24 +68,27 @@ static int run(const char *mode, int lora_r, int frozen_bf16, int T, int steps, 
     uint8_t *tg = malloc((size_t)T);
     for (int i = 0; i < T; i++) ids[i] = (int32_t)((i * 2654435761u) % (unsigned)c.vocab_size), tg[i] = i >= T / 4;
     SftTokens ex = {ids, tg, T};
-    double *dts = malloc((size_t)(steps + 1) * sizeof *dts);
+    double *dts = malloc((size_t)(steps + 1) * sizeof *dts), *cpus = malloc((size_t)(steps + 1) * sizeof *cpus);
     for (int s = 0; s <= steps; s++) { /* step 0 warms up (allocations, page faults) */
         StepStats st;
-        double t0 = now_seconds();
+        double t0 = now_seconds(), c0 = cpu_seconds();
         if (trainer_sft_accumulate(&t, &ex, 1, &st, &e)) return fprintf(stderr, "%s\n", e.msg), 1;
         trainer_apply(&t, &st);
         double dt = now_seconds() - t0;
         dts[s] = dt;
+        cpus[s] = cpu_seconds() - c0;
     }
     qsort(dts + 1, (size_t)steps, sizeof *dts, cmp_double);
+    qsort(cpus + 1, (size_t)steps, sizeof *cpus, cmp_double);
     /* the median of the steps after the warm-up (the mean of the middle two for an even count) */
     double med = steps > 0 ? (dts[1 + (steps - 1) / 2] + dts[1 + steps / 2]) / 2 : dts[0];
-    printf("%-5s seq %d threads %d: %.1f tokens/s (%.2f s/step), trainable %zu, peak RSS %.2f GiB\n", mode, T,
-           tp_size(tp), T / med, med, t.n, peak_rss_gib());
+    double cpu = steps > 0 ? (cpus[1 + (steps - 1) / 2] + cpus[1 + steps / 2]) / 2 : cpus[0];
+    printf("%-5s seq %d threads %d: %.1f tokens/s (%.2f s/step, %.2f CPU-s/step), trainable %zu, peak RSS %.2f GiB\n",
+           mode, T, tp_size(tp), T / med, med, cpu, t.n, peak_rss_gib());
     trainer_free(&t);
     td_free(&m);
     tp_free(tp);
-    free(ids), free(tg), free(dts);
+    free(ids), free(tg), free(dts), free(cpus);
     return 0;
 }
 

@@ -51,7 +51,7 @@ int cmd_train(int argc, char **argv) {
         {"--nll", NULL, ARG_DOUBLE, &nll, "A", "DPO: add A x the NLL of the chosen replies (TRL rpo_alpha)", 0, 0},
         {"--loss-on", NULL, ARG_STR, &loss_on, "WHICH", "SFT on TRL messages: last or all-assistant", 0, 0},
         {"--branch", NULL, ARG_STR, &branch, "B", "SFT on trees: preferred or rejected replies", 0, 0},
-        {"--seed", NULL, ARG_LONG, &seed, "S", "seed for data order and LoRA init", 0, 0},
+        {"--seed", NULL, ARG_LONG, &seed, "S", "seed for data order, LoRA init and LoRA dropout", 0, 0},
         {"--save-every", NULL, ARG_LONG, &save_every, "N", "checkpoint every N steps (0: at the end only)", 0, 0},
         {"--save-dtype", NULL, ARG_STR, &save_dtype, "T", "float32, bfloat16 or float16 (default: the model's)", 0, 0},
         {"--resume", NULL, ARG_FLAG, &resume, NULL, "continue from the checkpoint in --out", 0, 0},

@@ -349,6 +349,9 @@ static void test_dropout_seeds(void) {
     CHECK(memcmp(a, b, n * sizeof *a) == 0);
     CHECK(memcmp(a, c, n * sizeof *a) != 0);
     CHECK(memcmp(a, d, n * sizeof *a) != 0);
+    /* p = 0: no masks at all, whatever the seed */
+    train_three_steps(0, 2, c);
+    CHECK(memcmp(c, d, n * sizeof *c) == 0);
     free(a), free(b), free(c), free(d);
 }
 
