@@ -255,7 +255,11 @@ static void ensure_capacity(TrainDecoder *m, int T) {
     const ModelConfig *c = &m->cfg;
     const long C = c->hidden_size, HD = (long)c->n_heads * c->head_dim, KD = (long)c->n_kv_heads * c->head_dim;
     const long F = c->intermediate_size, H = c->n_heads;
-    long per_layer = T * (4 * C + 3 * HD + 3 * KD + 3 * F) + H * T * T;
+    /* Not kept: q_lin and k_lin without q/k norms (the projections are q
+     * and k then), nor SwiGLU's output h (the backward recomputes it from
+     * gate and up: an elementwise pass, against T × F floats per layer). */
+    const long qk_lin = c->qk_norm ? HD + KD : 0;
+    long per_layer = T * (4 * C + 2 * HD + 2 * KD + qk_lin + 2 * F) + H * T * T;
     free(m->act_block);
     free(m->acts);
     free(m->scratch);
@@ -268,10 +272,11 @@ static void ensure_capacity(TrainDecoder *m, int T) {
 #define TAKE(n) (p += (n), p - (n))
     for (int l = 0; l < c->n_layers; l++) {
         TdActs *a = &m->acts[l];
-        a->res0 = TAKE(T * C), a->xn = TAKE(T * C), a->q_lin = TAKE(T * HD), a->k_lin = TAKE(T * KD);
+        a->res0 = TAKE(T * C), a->xn = TAKE(T * C);
         a->q = TAKE(T * HD), a->k = TAKE(T * KD), a->v = TAKE(T * KD), a->att = TAKE(H * T * T);
+        a->q_lin = c->qk_norm ? TAKE(T * HD) : a->q, a->k_lin = c->qk_norm ? TAKE(T * KD) : a->k;
         a->ctx = TAKE(T * HD), a->res1 = TAKE(T * C), a->xn2 = TAKE(T * C);
-        a->gate = TAKE(T * F), a->up = TAKE(T * F), a->h = TAKE(T * F);
+        a->gate = TAKE(T * F), a->up = TAKE(T * F);
     }
     m->res_final = TAKE(T * C);
     m->xf = TAKE(T * C);
@@ -344,6 +349,15 @@ static void proj(TrainDecoder *m, ThreadPool *tp, int l, int t, float *y, const 
     }
 }
 
+/* Where SwiGLU's output goes: the backward's dgate scratch, free during
+ * the forward, and where layer_backward recomputes it (see scratch_of). */
+static float *swiglu_out(TrainDecoder *m) {
+    const ModelConfig *c = &m->cfg;
+    const long T = m->T_cap, C = c->hidden_size, HD = (long)c->n_heads * c->head_dim;
+    const long KD = (long)c->n_kv_heads * c->head_dim, F = c->intermediate_size;
+    return m->scratch + T * (2 * C + 3 * HD + 3 * KD + F);
+}
+
 /* One layer: res_out = res0 + attn(norm(res0)) + mlp(norm(...)). */
 static void layer_forward(TrainDecoder *m, ThreadPool *tp, int l, float *res_out, int T) {
     const TdLayer *L = &m->w.layers[l];
@@ -355,12 +369,9 @@ static void layer_forward(TrainDecoder *m, ThreadPool *tp, int l, float *res_out
     proj(m, tp, l, LORA_Q, a->q_lin, a->xn, T, L->wq, L->bq);
     proj(m, tp, l, LORA_K, a->k_lin, a->xn, T, L->wk, L->bk);
     proj(m, tp, l, LORA_V, a->v, a->xn, T, L->wv, L->bv);
-    if (L->q_norm) {
+    if (L->q_norm) { /* else q_lin is q, k_lin is k */
         par_rmsnorm_forward(tp, a->q, a->q_lin, L->q_norm, T * H, D, eps);
         par_rmsnorm_forward(tp, a->k, a->k_lin, L->k_norm, T * KV, D, eps);
-    } else {
-        memcpy(a->q, a->q_lin, (size_t)T * H * D * sizeof(float));
-        memcpy(a->k, a->k_lin, (size_t)T * KV * D * sizeof(float));
     }
     par_rope_rows(tp, a->q, T, H, D, m->pos, m->inv_freq, 0);
     par_rope_rows(tp, a->k, T, KV, D, m->pos, m->inv_freq, 0);
@@ -371,8 +382,9 @@ static void layer_forward(TrainDecoder *m, ThreadPool *tp, int l, float *res_out
     par_rmsnorm_forward(tp, a->xn2, a->res1, L->mlp_norm, T, C, eps);
     proj(m, tp, l, LORA_GATE, a->gate, a->xn2, T, L->wgate, NULL);
     proj(m, tp, l, LORA_UP, a->up, a->xn2, T, L->wup, NULL);
-    par_swiglu_forward(tp, a->h, a->gate, a->up, (long)T * F);
-    proj(m, tp, l, LORA_DOWN, res_out, a->h, T, L->wdown, NULL);
+    float *h = swiglu_out(m); /* not kept: layer_backward recomputes it */
+    par_swiglu_forward(tp, h, a->gate, a->up, (long)T * F);
+    proj(m, tp, l, LORA_DOWN, res_out, h, T, L->wdown, NULL);
     par_add(tp, res_out, a->res1, (long)T * C);
 }
 
@@ -509,9 +521,12 @@ static void layer_backward(TrainDecoder *m, ThreadPool *tp, int l, Scratch *s) {
     const int T = m->T, C = c->hidden_size, D = c->head_dim, H = c->n_heads, KV = c->n_kv_heads;
     const int F = c->intermediate_size;
     const float eps = c->norm_eps;
-    /* MLP: the residual passes d_res through; the branch adds its part. */
+    /* MLP: the residual passes d_res through; the branch adds its part.
+     * SwiGLU's output h again (the forward's values), into dgate until
+     * the down projection's backward is done with it. */
+    par_swiglu_forward(tp, s->dgate, a->gate, a->up, (long)T * F);
     zero(s->dh, (long)T * F);
-    proj_backward(m, tp, l, LORA_DOWN, s->dh, G->wdown, NULL, s->d_res, a->h, W->wdown);
+    proj_backward(m, tp, l, LORA_DOWN, s->dh, G->wdown, NULL, s->d_res, s->dgate, W->wdown);
     zero(s->dgate, (long)T * F);
     zero(s->dup, (long)T * F);
     par_swiglu_backward(tp, s->dgate, s->dup, s->dh, a->gate, a->up, (long)T * F);

@@ -53,9 +53,11 @@ typedef struct TdLoraLayer {
     float *A[LORA_N_TARGETS], *B[LORA_N_TARGETS];
 } TdLoraLayer;
 
-/* Saved activations of one layer, T rows each. */
+/* Saved activations of one layer, T rows each. q_lin and k_lin (the
+ * projections before the q/k norms) are q and k in a model without those
+ * norms; SwiGLU's output is not kept (the backward recomputes it). */
 typedef struct TdActs {
-    float *res0, *xn, *q_lin, *k_lin, *q, *k, *v, *att, *ctx, *res1, *xn2, *gate, *up, *h;
+    float *res0, *xn, *q_lin, *k_lin, *q, *k, *v, *att, *ctx, *res1, *xn2, *gate, *up;
 } TdActs;
 
 typedef struct TrainDecoder {
