@@ -22,12 +22,12 @@ void linear_backward(ThreadPool *tp, float *dx, float *dW, float *db, const floa
                      const float *W, int T, int in, int out);
 
 /* dx[T][in] += dy·W for a frozen W of a kernel type (kernels/matmul.h's
- * QMat: F32, F16, BF16). Float32 W is used in place (linear_backward);
- * other types are converted into tile (tile_floats floats, at least one
- * row) a block of rows at a time, all threads converting, then each adds
- * the block's product to its rows of dx. A W that fits the tile is one
- * block, so the sums are those of linear_backward on the float32 values. */
-void linear_backward_frozen(ThreadPool *tp, float *dx, const float *dy, const QMat *W, int T, float *tile,
+ * QMat: F32, F16, BF16). Float32 W is used in place (linear_backward).
+ * Other types: each thread takes a slab of W's columns (those of dx it
+ * writes) and converts it into its own tile (tiles + ith · tile_floats) a
+ * block of rows at a time, adding each block's product: W is read once,
+ * in its stored size, rather than once per thread in float32. */
+void linear_backward_frozen(ThreadPool *tp, float *dx, const float *dy, const QMat *W, int T, float *tiles,
                             size_t tile_floats);
 
 /* y = x / sqrt(mean(x²) + eps) * w per row (rmsnorm_forward).

@@ -162,12 +162,7 @@ int td_freeze_base(TrainDecoder *m, int dtype, Err *e) {
     if (m->frozen || m->lora_on) return err_set(e, ERR_ARG, "frozen base: freeze right after td_init");
     m->frozen_dtype = dtype;
     m->frozen = xcalloc(dtype_nbytes(dtype, (int64_t)m->n_params), 1);
-    /* The tile holds the largest layer matrix whole (one block, the same
-     * sums as float32); the head goes through it a block of rows at a time. */
     const ModelConfig *c = &m->cfg;
-    const size_t C = (size_t)c->hidden_size, HD = (size_t)c->n_heads * c->head_dim, F = (size_t)c->intermediate_size;
-    m->wtile_floats = C * (HD > F ? HD : F);
-    if (dtype != DT_F32) m->wtile = xaligned_alloc(m->wtile_floats * sizeof(float));
     free(m->grads); /* nothing of a frozen base trains */
     m->grads = NULL;
     TdLayer *keep = m->g.layers;
@@ -415,6 +410,9 @@ int td_forward_hidden(TrainDecoder *m, ThreadPool *tp, const int32_t *ids, const
     const ModelConfig *c = &m->cfg;
     const int C = c->hidden_size;
     if (check_input(m, ids, seg_start, T, e)) return -1;
+    if (m->frozen && m->frozen_dtype != DT_F32 && !tp) /* the GEMM's conversion tiles are the pool's */
+        return err_set(e, ERR_ARG, "training forward: a base frozen in %s needs a thread pool",
+                       dtype_name(m->frozen_dtype));
     ensure_capacity(m, T);
     m->T = T;
     m->fwd_drop = m->drop_on && m->lora_on && m->lora.dropout > 0;
@@ -487,12 +485,22 @@ static void zero(float *x, long n) { memset(x, 0, (size_t)n * sizeof *x); }
  * held in its stored dtype). */
 static float *base_grad(const TrainDecoder *m, float *g) { return m->lora_on || m->frozen ? NULL : g; }
 
+/* Floats of each thread's tile for linear_backward_frozen: 4 MB, a block
+ * of rows of a column slab that stays in cache while its product runs. */
+#define WTILE_FLOATS (1L << 20)
+
 /* dx += dy·W (and W's gradients when it trains) for W [out][in]. */
 static void base_linear_backward(TrainDecoder *m, ThreadPool *tp, float *dx, float *dW, float *db, const float *dy,
                                  const float *x, const float *W, int T, int in, int out) {
     if (m->frozen) {
         QMat q = mat_of(m, W, out, in);
-        linear_backward_frozen(tp, dx, dy, &q, T, m->wtile, m->wtile_floats);
+        size_t need = (size_t)tp_size(tp) * WTILE_FLOATS;
+        if (q.type != DT_F32 && m->wtile_floats < need) {
+            free(m->wtile);
+            m->wtile = xaligned_alloc(need * sizeof(float));
+            m->wtile_floats = need;
+        }
+        linear_backward_frozen(tp, dx, dy, &q, T, m->wtile, WTILE_FLOATS);
     } else {
         linear_backward(tp, dx, base_grad(m, dW), base_grad(m, db), dy, x, W, T, in, out);
     }

@@ -105,7 +105,7 @@ typedef struct TrainDecoder {
      * stay untouched zero pages, though w still points at them. */
     void *frozen;
     int frozen_dtype;
-    float *wtile; /* one frozen matrix (or a block of the head's rows) in float32, for the backward */
+    float *wtile; /* the backward's float32 tiles of frozen matrices, one per thread */
     size_t wtile_floats;
 } TrainDecoder;
 
@@ -120,7 +120,8 @@ void td_free(TrainDecoder *m);
  * half the memory for a bf16 checkpoint. Each use converts: the forward's
  * GEMM a tile at a time (kernels/matmul.h), the backward into wtile. The
  * values are the stored ones, so results match a float32 load of the same
- * file. Call right after td_init, before td_load or td_init_random. Norm
+ * file. Call right after td_init, before td_load or td_init_random; its
+ * forwards need a thread pool (tp non-NULL; one thread is fine). Norm
  * weights and biases stay float32. A frozen base has no gradients;
  * trainer_init refuses it without LoRA, td_lora_merge converts it back to
  * float32 first. */

@@ -439,7 +439,8 @@ static void check_frozen(int dtype) {
 static void test_frozen_bf16_base(void) { check_frozen(DT_BF16); }
 static void test_frozen_f16_base(void) { check_frozen(DT_F16); }
 
-/* Nothing of a frozen base trains: the trainer wants adapters. */
+/* Nothing of a frozen base trains: the trainer wants adapters; its
+ * forward wants a thread pool. */
 static void test_frozen_base_needs_lora(void) {
     TrainDecoder m;
     ModelConfig c = {0};
@@ -451,6 +452,9 @@ static void test_frozen_base_needs_lora(void) {
     CHECK_OK(td_init(&m, &c, &e), &e);
     CHECK(td_freeze_base(&m, DT_Q8_0, &e) == -1 && strstr(e.msg, "expected f32, bf16 or f16"));
     CHECK_OK(td_freeze_base(&m, DT_BF16, &e), &e);
+    int32_t ids[16] = {0};
+    float logits[16 * 20];
+    CHECK(td_forward(&m, NULL, ids, 16, logits, &e) == -1 && strstr(e.msg, "needs a thread pool"));
     TrainerConfig cfg = {0};
     cfg.adamw = adamw_defaults();
     cfg.dpo = (DpoConfig){DPO_SIGMOID, 0.1, 0, 0};

@@ -142,7 +142,10 @@ static double adapter_diff(const char *dir_a, const char *dir_b, Err *e) {
 }
 
 /* A bf16 checkpoint under LoRA: the run keeps the base in bf16 and trains
- * the adapters a float32 copy of the same values trains. */
+ * the adapters a float32 copy of the same values trains (1e-4 of max after
+ * 6 AdamW steps: the backward adds the frozen products in blocks, so the
+ * float32 sums differ in the last bits, and AdamW's normalised updates
+ * carry that into the adapters). */
 static void test_lora_on_bf16_checkpoint(void) {
     char *model = test_shared_path("fixtures/models/tiny-qwen2");
     if (!model) SKIP("fixtures not found (set ALOE_SHARED)");
@@ -166,7 +169,7 @@ static void test_lora_on_bf16_checkpoint(void) {
     double d = rc ? 0 : adapter_diff(oa, ob, &e);
     free(model), free(tmp), free(data), free(bf), free(f32), free(oa), free(ob);
     CHECK_MSG(!rc, "%s", e.msg);
-    CHECK_MSG(d <= 1e-5, "adapters from the bf16 and the float32 base differ by %.3g of max", d);
+    CHECK_MSG(d <= 1e-4, "adapters from the bf16 and the float32 base differ by %.3g of max", d);
 }
 
 static void test_bad_data_names_line(void) {
