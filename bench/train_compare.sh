@@ -8,6 +8,7 @@
 # Needs Debian's python3-torch and libopenblas0-pthread (apt-get install -y
 # python3-torch libopenblas0-pthread), run with /usr/bin/python3.
 # Usage: bench/train_compare.sh [SEQ] [STEPS] [THREADS] [ROUNDS] [MODES]
+# (MODES: any of full, lora, lora-bf16 -- LoRA over aloe's base frozen in bf16)
 set -e
 cd "$(dirname "$0")/.."
 SEQ=${1:-512} STEPS=${2:-2} THREADS=${3:-2} ROUNDS=${4:-1} MODES=${5:-"full lora"}
@@ -22,7 +23,8 @@ for mode in $MODES; do
     while [ "$r" -lt "$ROUNDS" ]; do
         echo "# $mode round $((r + 1)), load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
         printf 'aloe    '; build/train_speed "$mode" "$SEQ" "$STEPS" "$THREADS"
-        printf 'pytorch '; /usr/bin/python3 bench/train_pytorch.py "$mode" "$SEQ" "$STEPS" "$THREADS"
+        # lora-bf16 (aloe's base frozen in bf16) runs against PyTorch's float32 LoRA
+        printf 'pytorch '; /usr/bin/python3 bench/train_pytorch.py "${mode%-bf16}" "$SEQ" "$STEPS" "$THREADS"
         r=$((r + 1))
     done
 done

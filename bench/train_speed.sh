@@ -1,6 +1,7 @@
 #!/bin/sh
 # Training tokens/s of aloe on a Qwen2.5-0.5B-shaped model (random weights),
-# sequence 512, full fine-tuning and LoRA r=16 (each mode in its own process,
+# sequence 512, full fine-tuning and LoRA r=16 over a float32 and over a
+# bf16-frozen base (each mode in its own process,
 # so the peak memory is that mode's). Usage: bench/train_speed.sh [SEQ] [STEPS] [THREADS]
 set -e
 cd "$(dirname "$0")/.."
@@ -8,4 +9,4 @@ make -j2 build/libaloe.a >/dev/null
 cc -std=c11 -O2 -march=native -D_GNU_SOURCE -Isrc bench/train_speed.c build/libaloe.a \
     $(pkg-config --cflags --libs libcurl jansson sqlite3 libpcre2-8 libutf8proc openblas) -lm -pthread \
     -o build/train_speed
-for mode in full lora; do build/train_speed "$mode" "${1:-512}" "${2:-2}" "${3:-0}"; done
+for mode in full lora lora-bf16; do build/train_speed "$mode" "${1:-512}" "${2:-2}" "${3:-0}"; done

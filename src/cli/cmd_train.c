@@ -22,7 +22,7 @@ int cmd_train(int argc, char **argv) {
     train_run_defaults(&o);
     const char *loss = "sigmoid", *schedule = "linear", *loss_on = "last", *branch = "preferred";
     const char *targets = "q,k,v,o,gate,up,down", *save_dtype = NULL;
-    double beta = o.dpo.beta, smoothing = 0, nll = 0, lr = 0, epochs = 1, wd = 0, clip = 1.0, alpha = 0;
+    double beta = o.dpo.beta, smoothing = 0, nll = 0, lr = 0, epochs = 1, wd = 0, clip = 1.0, alpha = 0, dropout = 0;
     long steps = 0, warmup = 0, seed = 42, save_every = 0;
     int batch = 1, accum = 1, max_len = 1024, rank = 0, resume = 0, threads = 0, quiet = 0;
     ArgSpec specs[] = {
@@ -33,6 +33,7 @@ int cmd_train(int argc, char **argv) {
         {"--chat-template", NULL, ARG_STR, &o.chat_template, "NAME", "chat template family instead of the model's", 0, 0},
         {"--lora-r", NULL, ARG_INT, &rank, "R", "LoRA rank (0: full fine-tuning)", 0, 0},
         {"--lora-alpha", NULL, ARG_DOUBLE, &alpha, "A", "LoRA alpha (0: 2R)", 0, 0},
+        {"--lora-dropout", NULL, ARG_DOUBLE, &dropout, "P", "LoRA dropout on the adapters' input, in [0, 1)", 0, 0},
         {"--lora-targets", NULL, ARG_STR, &targets, "LIST", "modules to adapt: q,k,v,o,gate,up,down", 0, 0},
         {"--lr", NULL, ARG_DOUBLE, &lr, "X", "peak learning rate (0: SFT 2e-5, DPO 1e-6, as TRL)", 0, 0},
         {"--steps", NULL, ARG_LONG, &steps, "N", "optimizer steps (instead of --epochs)", 0, 0},
@@ -50,7 +51,7 @@ int cmd_train(int argc, char **argv) {
         {"--nll", NULL, ARG_DOUBLE, &nll, "A", "DPO: add A x the NLL of the chosen replies (TRL rpo_alpha)", 0, 0},
         {"--loss-on", NULL, ARG_STR, &loss_on, "WHICH", "SFT on TRL messages: last or all-assistant", 0, 0},
         {"--branch", NULL, ARG_STR, &branch, "B", "SFT on trees: preferred or rejected replies", 0, 0},
-        {"--seed", NULL, ARG_LONG, &seed, "S", "seed for data order and LoRA init", 0, 0},
+        {"--seed", NULL, ARG_LONG, &seed, "S", "seed for data order, LoRA init and LoRA dropout", 0, 0},
         {"--save-every", NULL, ARG_LONG, &save_every, "N", "checkpoint every N steps (0: at the end only)", 0, 0},
         {"--save-dtype", NULL, ARG_STR, &save_dtype, "T", "float32, bfloat16 or float16 (default: the model's)", 0, 0},
         {"--resume", NULL, ARG_FLAG, &resume, NULL, "continue from the checkpoint in --out", 0, 0},
@@ -70,6 +71,12 @@ int cmd_train(int argc, char **argv) {
     int npos;
     Err e;
     err_clear(&e);
+    if (argc < 2) { /* no subcommand: say which there are, not which flag is missing */
+        fprintf(stderr, "usage: aloe train %s\n  sft: supervised fine-tuning on the preferred replies\n"
+                        "  dpo: direct preference optimisation on preferred/rejected pairs\n"
+                        "(aloe train --help for the options)\n", cmd.usage);
+        return 2;
+    }
     int rc = args_parse(&cmd, specs, argc, argv, pos, &npos, &e);
     if (rc) return rc > 0 ? 0 : cli_fail(&e);
     if (!strcmp(pos[0], "sft")) o.kind = RUN_SFT;
@@ -89,7 +96,7 @@ int cmd_train(int argc, char **argv) {
     o.dpo.beta = beta, o.dpo.label_smoothing = smoothing, o.dpo.nll_alpha = nll;
     o.lr = lr, o.steps = steps, o.epochs = epochs, o.batch = batch, o.grad_accum = accum, o.max_len = max_len;
     o.weight_decay = wd, o.max_grad_norm = clip, o.warmup = warmup, o.seed = (uint64_t)seed;
-    o.lora_r = rank, o.lora_alpha = alpha, o.resume = resume, o.save_every = save_every;
+    o.lora_r = rank, o.lora_alpha = alpha, o.lora_dropout = dropout, o.resume = resume, o.save_every = save_every;
     o.threads = threads, o.quiet = quiet;
     signal(SIGINT, on_sigint);
     rc = train_run(&o, &g_stop, &e);

@@ -44,6 +44,48 @@ void linear_backward(ThreadPool *tp, float *dx, float *dW, float *db, const floa
     tp_run(tp, linear_backward_task, &j);
 }
 
+typedef struct FrozenJob {
+    float *dx, *tiles;
+    const float *dy;
+    const QMat *W;
+    int T;
+    size_t tile_floats; /* per thread */
+} FrozenJob;
+
+/* Thread ith owns columns [c0, c1) of dx (and of W): it converts that slab
+ * of W a block of rows at a time into its tile and adds dy[:, rows] · tile
+ * to its columns. Each element of W is read and converted once, and no
+ * two threads write the same memory. */
+static void frozen_task(void *ctx, int ith, int nth) {
+    const FrozenJob *j = ctx;
+    const int in = j->W->cols, out = j->W->rows;
+    long c0, c1;
+    tp_split(in, ith, nth, &c0, &c1);
+    const long w = c1 - c0;
+    if (w <= 0) return;
+    float *tile = j->tiles + (size_t)ith * j->tile_floats;
+    long block = (long)(j->tile_floats / (size_t)w);
+    if (block < 1) block = 1;
+    const size_t col_off = dtype_nbytes(j->W->type, c0);
+    for (long r0 = 0; r0 < out; r0 += block) {
+        const long r1 = r0 + block < out ? r0 + block : out;
+        for (long r = r0; r < r1; r++)
+            kernel_dequantize_row(j->W->type, (const char *)qmat_row(j->W, r) + col_off, tile + (r - r0) * w, w);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, j->T, (int)w, (int)(r1 - r0), 1.0f, j->dy + r0, out,
+                    tile, (int)w, 1.0f, j->dx + c0, in);
+    }
+}
+
+void linear_backward_frozen(ThreadPool *tp, float *dx, const float *dy, const QMat *W, int T, float *tiles,
+                            size_t tile_floats) {
+    if (W->type == DT_F32) {
+        linear_backward(tp, dx, NULL, NULL, dy, NULL, W->data, T, W->cols, W->rows);
+        return;
+    }
+    FrozenJob j = {dx, tiles, dy, W, T, tile_floats};
+    tp_run(tp, frozen_task, &j);
+}
+
 /* ---- RMSNorm ---- */
 
 void rmsnorm_backward(float *dx, float *dw, const float *dy, const float *x, const float *w, int n, int dim,

@@ -10,6 +10,7 @@
 #ifndef ALOE_TRAIN_BACKWARD_H
 #define ALOE_TRAIN_BACKWARD_H
 
+#include "kernels/matmul.h"
 #include "kernels/ops.h"
 #include "kernels/threads.h"
 
@@ -19,6 +20,15 @@
  * over the pool's threads. */
 void linear_backward(ThreadPool *tp, float *dx, float *dW, float *db, const float *dy, const float *x,
                      const float *W, int T, int in, int out);
+
+/* dx[T][in] += dy·W for a frozen W of a kernel type (kernels/matmul.h's
+ * QMat: F32, F16, BF16). Float32 W is used in place (linear_backward).
+ * Other types: each thread takes a slab of W's columns (those of dx it
+ * writes) and converts it into its own tile (tiles + ith · tile_floats) a
+ * block of rows at a time, adding each block's product: W is read once,
+ * in its stored size, rather than once per thread in float32. */
+void linear_backward_frozen(ThreadPool *tp, float *dx, const float *dy, const QMat *W, int T, float *tiles,
+                            size_t tile_floats);
 
 /* y = x / sqrt(mean(x²) + eps) * w per row (rmsnorm_forward).
  * dx += ∂/∂x, dw += ∂/∂w (dw may be NULL: frozen), recomputing the row's

@@ -109,10 +109,10 @@ int td_init(TrainDecoder *m, const ModelConfig *cfg, Err *e) {
     m->w.layers = xcalloc((size_t)cfg->n_layers, sizeof *m->w.layers);
     m->g.layers = xcalloc((size_t)cfg->n_layers, sizeof *m->g.layers);
     walk_all(m, &m->w, NULL, 1);
-    m->params = xaligned_alloc(m->n_params * sizeof(float));
-    memset(m->params, 0, m->n_params * sizeof(float));
     /* calloc, not memset: a block this size comes as untouched zero pages,
-     * so a model that attaches LoRA (and frees it) never holds it. */
+     * so a frozen base never holds its matrices' float32 spans, and a model
+     * that attaches LoRA (and frees the gradients) never holds those. */
+    m->params = xcalloc(m->n_params, sizeof(float));
     m->grads = xcalloc(m->n_params, sizeof(float));
     walk_all(m, &m->w, m->params, 0);
     walk_all(m, &m->g, m->grads, 0);
@@ -143,7 +143,45 @@ void td_free(TrainDecoder *m) {
     free(m->lg);
     free(m->lora_u);
     free(m->lora_du);
+    free(m->lora_xd);
+    free(m->frozen);
+    free(m->wtile);
     memset(m, 0, sizeof *m);
+}
+
+/* Where a frozen matrix (the tensor at float offset `offset`) lives. */
+static void *frozen_at(const TrainDecoder *m, size_t offset) {
+    return (char *)m->frozen + dtype_nbytes(m->frozen_dtype, (int64_t)offset);
+}
+
+static int is_frozen_matrix(const TrainDecoder *m, const TdTensor *t) { return m->frozen && t->ndim == 2; }
+
+int td_freeze_base(TrainDecoder *m, int dtype, Err *e) {
+    if (dtype != DT_F32 && dtype != DT_BF16 && dtype != DT_F16)
+        return err_set(e, ERR_ARG, "frozen base: dtype %s: expected f32, bf16 or f16", dtype_name(dtype));
+    if (m->frozen || m->lora_on) return err_set(e, ERR_ARG, "frozen base: freeze right after td_init");
+    m->frozen_dtype = dtype;
+    m->frozen = xcalloc(dtype_nbytes(dtype, (int64_t)m->n_params), 1);
+    const ModelConfig *c = &m->cfg;
+    free(m->grads); /* nothing of a frozen base trains */
+    m->grads = NULL;
+    TdLayer *keep = m->g.layers;
+    memset(keep, 0, (size_t)c->n_layers * sizeof *keep);
+    memset(&m->g, 0, sizeof m->g);
+    m->g.layers = keep;
+    return 0;
+}
+
+/* Back to float32 matrices in params (the frozen values, exactly). */
+static void thaw_base(TrainDecoder *m) {
+    if (!m->frozen) return;
+    for (int i = 0; i < m->n_tensors; i++) {
+        const TdTensor *t = &m->tensors[i];
+        if (t->ndim == 2)
+            dequantize_row(m->frozen_dtype, frozen_at(m, t->offset), m->params + t->offset, (int64_t)t->numel);
+    }
+    free(m->frozen), free(m->wtile);
+    m->frozen = NULL, m->wtile = NULL, m->wtile_floats = 0;
 }
 
 void td_init_random(TrainDecoder *m, uint64_t seed, float std) {
@@ -151,10 +189,16 @@ void td_init_random(TrainDecoder *m, uint64_t seed, float std) {
     rng_seed(&r, seed);
     for (int i = 0; i < m->n_tensors; i++) {
         const TdTensor *t = &m->tensors[i];
-        float *p = m->params + t->offset;
+        int frozen = is_frozen_matrix(m, t);
+        /* a frozen matrix is drawn a row at a time into scratch, then stored */
+        float *p = frozen ? xmalloc((size_t)t->cols * sizeof *p) : m->params + t->offset;
         int is_norm = strstr(t->name, "norm") != NULL;
-        for (size_t k = 0; k < t->numel; k++)
-            p[k] = t->ndim == 2 ? std * rng_normal(&r) : is_norm ? 1.0f : 0.0f;
+        for (int64_t row = 0; row < (frozen ? t->rows : 1); row++) {
+            size_t n = frozen ? (size_t)t->cols : t->numel;
+            for (size_t k = 0; k < n; k++) p[k] = t->ndim == 2 ? std * rng_normal(&r) : is_norm ? 1.0f : 0.0f;
+            if (frozen) quantize_row(m->frozen_dtype, p, frozen_at(m, t->offset + (size_t)(row * t->cols)), t->cols);
+        }
+        if (frozen) free(p);
     }
 }
 
@@ -162,6 +206,26 @@ const TdTensor *td_find(const TrainDecoder *m, const char *name) {
     for (int i = 0; i < m->n_tensors; i++)
         if (!strcmp(m->tensors[i].name, name)) return &m->tensors[i];
     return NULL;
+}
+
+/* A frozen matrix as stored when the dtypes agree, else converted through
+ * float32 a row at a time. */
+static int load_frozen(TrainDecoder *m, const TdTensor *t, const TensorView *v, Err *e) {
+    void *dst = frozen_at(m, t->offset);
+    if (v->dtype == m->frozen_dtype) {
+        memcpy(dst, v->data, v->nbytes);
+        return 0;
+    }
+    float *row = xmalloc((size_t)t->cols * sizeof *row);
+    size_t src_rb = dtype_nbytes(v->dtype, t->cols), dst_rb = dtype_nbytes(m->frozen_dtype, t->cols);
+    int rc = 0;
+    for (int64_t r = 0; r < t->rows && !rc; r++)
+        if (dequantize_row(v->dtype, (const char *)v->data + r * src_rb, row, t->cols) ||
+            quantize_row(m->frozen_dtype, row, (char *)dst + r * dst_rb, t->cols))
+            rc = err_set(e, ERR_UNSUPPORTED, "%s: cannot convert %s to %s", t->name, dtype_name(v->dtype),
+                         dtype_name(m->frozen_dtype));
+    free(row);
+    return rc;
 }
 
 int td_load(TrainDecoder *m, const char *path, Err *e) {
@@ -172,7 +236,8 @@ int td_load(TrainDecoder *m, const char *path, Err *e) {
         const TdTensor *t = &m->tensors[i];
         const TensorView *v = st_get(st, t->name, e);
         int64_t shape[2] = {t->ndim == 2 ? t->rows : t->cols, t->cols};
-        rc = !v || tensor_check_shape(v, t->ndim, shape, e) || tensor_to_f32(v, m->params + t->offset, e);
+        rc = !v || tensor_check_shape(v, t->ndim, shape, e) ||
+             (is_frozen_matrix(m, t) ? load_frozen(m, t, v, e) : tensor_to_f32(v, m->params + t->offset, e));
     }
     st_close(st);
     return rc ? -1 : 0;
@@ -185,7 +250,11 @@ static void ensure_capacity(TrainDecoder *m, int T) {
     const ModelConfig *c = &m->cfg;
     const long C = c->hidden_size, HD = (long)c->n_heads * c->head_dim, KD = (long)c->n_kv_heads * c->head_dim;
     const long F = c->intermediate_size, H = c->n_heads;
-    long per_layer = T * (4 * C + 3 * HD + 3 * KD + 3 * F) + H * T * T;
+    /* Not kept: q_lin and k_lin without q/k norms (the projections are q
+     * and k then), nor SwiGLU's output h (the backward recomputes it from
+     * gate and up: an elementwise pass, against T × F floats per layer). */
+    const long qk_lin = c->qk_norm ? HD + KD : 0;
+    long per_layer = T * (4 * C + 2 * HD + 2 * KD + qk_lin + 2 * F) + H * T * T;
     free(m->act_block);
     free(m->acts);
     free(m->scratch);
@@ -198,10 +267,11 @@ static void ensure_capacity(TrainDecoder *m, int T) {
 #define TAKE(n) (p += (n), p - (n))
     for (int l = 0; l < c->n_layers; l++) {
         TdActs *a = &m->acts[l];
-        a->res0 = TAKE(T * C), a->xn = TAKE(T * C), a->q_lin = TAKE(T * HD), a->k_lin = TAKE(T * KD);
+        a->res0 = TAKE(T * C), a->xn = TAKE(T * C);
         a->q = TAKE(T * HD), a->k = TAKE(T * KD), a->v = TAKE(T * KD), a->att = TAKE(H * T * T);
+        a->q_lin = c->qk_norm ? TAKE(T * HD) : a->q, a->k_lin = c->qk_norm ? TAKE(T * KD) : a->k;
         a->ctx = TAKE(T * HD), a->res1 = TAKE(T * C), a->xn2 = TAKE(T * C);
-        a->gate = TAKE(T * F), a->up = TAKE(T * F), a->h = TAKE(T * F);
+        a->gate = TAKE(T * F), a->up = TAKE(T * F);
     }
     m->res_final = TAKE(T * C);
     m->xf = TAKE(T * C);
@@ -214,16 +284,28 @@ static void ensure_capacity(TrainDecoder *m, int T) {
     if (m->la) { /* attached adapters, even while switched off */
         free(m->lora_u);
         free(m->lora_du);
+        free(m->lora_xd);
         m->lora_u = xaligned_alloc((size_t)c->n_layers * LORA_N_TARGETS * T * m->lora.r * sizeof(float));
         m->lora_du = xaligned_alloc((size_t)T * m->lora.r * sizeof(float));
+        long widest = C > HD ? C : HD;
+        if (F > widest) widest = F;
+        m->lora_xd = m->lora.dropout > 0 ? xaligned_alloc((size_t)(T * widest) * sizeof(float)) : NULL;
     }
     m->T_cap = T;
 }
 
 /* ---- forward ---- */
 
-static void linear(ThreadPool *tp, float *y, const float *x, int T, const float *W, const float *b, int in, int out) {
-    QMat q = {DT_F32, W, out, in};
+/* The weight matrix w points at (in params), [rows][cols], as the kernels
+ * take it: float32 in place, or the frozen copy. */
+static QMat mat_of(const TrainDecoder *m, const float *w, int rows, int cols) {
+    if (!m->frozen) return (QMat){DT_F32, w, rows, cols};
+    return (QMat){m->frozen_dtype, frozen_at(m, (size_t)(w - m->params)), rows, cols};
+}
+
+static void linear(const TrainDecoder *m, ThreadPool *tp, float *y, const float *x, int T, const float *W,
+                   const float *b, int in, int out) {
+    QMat q = mat_of(m, W, out, in);
     matmul_forward(tp, y, x, T, &q);
     if (b) add_bias_forward(y, b, T, out);
 }
@@ -242,15 +324,33 @@ static float *lora_u_of(const TrainDecoder *m, int l, int t) {
     return m->lora_u + ((size_t)l * LORA_N_TARGETS + t) * m->T_cap * m->lora.r;
 }
 
+/* The dropout masks of target t of layer l in the last forward, or NULL. */
+static const LoraDropout *dropout_of(const TrainDecoder *m, int l, int t, LoraDropout *d) {
+    if (!m->fwd_drop) return NULL;
+    lora_dropout_init(d, m->lora.dropout, m->fwd_seed, m->fwd_pass, l, t);
+    return d;
+}
+
 /* A projection of layer l: the base linear, plus the adapter if it has one. */
 static void proj(TrainDecoder *m, ThreadPool *tp, int l, int t, float *y, const float *x, int T, const float *W,
                  const float *b) {
     int in, out;
     target_dims(&m->cfg, t, &in, &out);
-    linear(tp, y, x, T, W, b, in, out);
-    if (m->lora_on && m->la[l].A[t])
+    linear(m, tp, y, x, T, W, b, in, out);
+    if (m->lora_on && m->la[l].A[t]) {
+        LoraDropout d;
         par_lora_forward(tp, y, lora_u_of(m, l, t), x, m->la[l].A[t], m->la[l].B[t], T, in, out, m->lora.r,
-                         m->lora_scale);
+                         m->lora_scale, dropout_of(m, l, t, &d), m->lora_xd);
+    }
+}
+
+/* Where SwiGLU's output goes: the backward's dgate scratch, free during
+ * the forward, and where layer_backward recomputes it (see scratch_of). */
+static float *swiglu_out(TrainDecoder *m) {
+    const ModelConfig *c = &m->cfg;
+    const long T = m->T_cap, C = c->hidden_size, HD = (long)c->n_heads * c->head_dim;
+    const long KD = (long)c->n_kv_heads * c->head_dim, F = c->intermediate_size;
+    return m->scratch + T * (2 * C + 3 * HD + 3 * KD + F);
 }
 
 /* One layer: res_out = res0 + attn(norm(res0)) + mlp(norm(...)). */
@@ -264,12 +364,9 @@ static void layer_forward(TrainDecoder *m, ThreadPool *tp, int l, float *res_out
     proj(m, tp, l, LORA_Q, a->q_lin, a->xn, T, L->wq, L->bq);
     proj(m, tp, l, LORA_K, a->k_lin, a->xn, T, L->wk, L->bk);
     proj(m, tp, l, LORA_V, a->v, a->xn, T, L->wv, L->bv);
-    if (L->q_norm) {
+    if (L->q_norm) { /* else q_lin is q, k_lin is k */
         par_rmsnorm_forward(tp, a->q, a->q_lin, L->q_norm, T * H, D, eps);
         par_rmsnorm_forward(tp, a->k, a->k_lin, L->k_norm, T * KV, D, eps);
-    } else {
-        memcpy(a->q, a->q_lin, (size_t)T * H * D * sizeof(float));
-        memcpy(a->k, a->k_lin, (size_t)T * KV * D * sizeof(float));
     }
     par_rope_rows(tp, a->q, T, H, D, m->pos, m->inv_freq, 0);
     par_rope_rows(tp, a->k, T, KV, D, m->pos, m->inv_freq, 0);
@@ -280,8 +377,9 @@ static void layer_forward(TrainDecoder *m, ThreadPool *tp, int l, float *res_out
     par_rmsnorm_forward(tp, a->xn2, a->res1, L->mlp_norm, T, C, eps);
     proj(m, tp, l, LORA_GATE, a->gate, a->xn2, T, L->wgate, NULL);
     proj(m, tp, l, LORA_UP, a->up, a->xn2, T, L->wup, NULL);
-    par_swiglu_forward(tp, a->h, a->gate, a->up, (long)T * F);
-    proj(m, tp, l, LORA_DOWN, res_out, a->h, T, L->wdown, NULL);
+    float *h = swiglu_out(m); /* not kept: layer_backward recomputes it */
+    par_swiglu_forward(tp, h, a->gate, a->up, (long)T * F);
+    proj(m, tp, l, LORA_DOWN, res_out, h, T, L->wdown, NULL);
     par_add(tp, res_out, a->res1, (long)T * C);
 }
 
@@ -312,8 +410,13 @@ int td_forward_hidden(TrainDecoder *m, ThreadPool *tp, const int32_t *ids, const
     const ModelConfig *c = &m->cfg;
     const int C = c->hidden_size;
     if (check_input(m, ids, seg_start, T, e)) return -1;
+    if (m->frozen && m->frozen_dtype != DT_F32 && !tp) /* the GEMM's conversion tiles are the pool's */
+        return err_set(e, ERR_ARG, "training forward: a base frozen in %s needs a thread pool",
+                       dtype_name(m->frozen_dtype));
     ensure_capacity(m, T);
     m->T = T;
+    m->fwd_drop = m->drop_on && m->lora_on && m->lora.dropout > 0;
+    m->fwd_seed = m->drop_seed, m->fwd_pass = m->drop_pass;
     memcpy(m->ids, ids, (size_t)T * sizeof *ids);
     for (int t = 0; t < T; t++) {
         m->seg_start[t] = seg_start ? seg_start[t] : 0;
@@ -324,7 +427,12 @@ int td_forward_hidden(TrainDecoder *m, ThreadPool *tp, const int32_t *ids, const
                            "sliding attention window, is not supported", c->sliding_window);
     }
     float *res = c->n_layers ? m->acts[0].res0 : m->res_final;
-    for (int t = 0; t < T; t++) memcpy(res + (long)t * C, m->w.embed + (long)ids[t] * C, (size_t)C * sizeof(float));
+    if (m->frozen) {
+        QMat E = mat_of(m, m->w.embed, c->vocab_size, C);
+        for (int t = 0; t < T; t++) kernel_dequantize_row(E.type, qmat_row(&E, ids[t]), res + (long)t * C, C);
+    } else {
+        for (int t = 0; t < T; t++) memcpy(res + (long)t * C, m->w.embed + (long)ids[t] * C, (size_t)C * sizeof(float));
+    }
     for (int l = 0; l < c->n_layers; l++) {
         float *out = l + 1 < c->n_layers ? m->acts[l + 1].res0 : m->res_final;
         layer_forward(m, tp, l, out, T);
@@ -335,7 +443,7 @@ int td_forward_hidden(TrainDecoder *m, ThreadPool *tp, const int32_t *ids, const
 
 void td_head_forward(TrainDecoder *m, ThreadPool *tp, int t0, int t1, float *logits) {
     const int C = m->cfg.hidden_size;
-    linear(tp, logits, m->xf + (long)t0 * C, t1 - t0, m->w.lm_head, NULL, C, m->cfg.vocab_size);
+    linear(m, tp, logits, m->xf + (long)t0 * C, t1 - t0, m->w.lm_head, NULL, C, m->cfg.vocab_size);
 }
 
 int td_forward_packed(TrainDecoder *m, ThreadPool *tp, const int32_t *ids, const int *seg_start, int T,
@@ -373,18 +481,43 @@ static Scratch scratch_of(TrainDecoder *m) {
 
 static void zero(float *x, long n) { memset(x, 0, (size_t)n * sizeof *x); }
 
-/* A parameter's gradient, or NULL when the base is frozen under LoRA. */
-static float *base_grad(const TrainDecoder *m, float *g) { return m->lora_on ? NULL : g; }
+/* A parameter's gradient, or NULL when the base is frozen (under LoRA, or
+ * held in its stored dtype). */
+static float *base_grad(const TrainDecoder *m, float *g) { return m->lora_on || m->frozen ? NULL : g; }
+
+/* Floats of each thread's tile for linear_backward_frozen: 4 MB, a block
+ * of rows of a column slab that stays in cache while its product runs. */
+#define WTILE_FLOATS (1L << 20)
+
+/* dx += dy·W (and W's gradients when it trains) for W [out][in]. */
+static void base_linear_backward(TrainDecoder *m, ThreadPool *tp, float *dx, float *dW, float *db, const float *dy,
+                                 const float *x, const float *W, int T, int in, int out) {
+    if (m->frozen) {
+        QMat q = mat_of(m, W, out, in);
+        size_t need = (size_t)tp_size(tp) * WTILE_FLOATS;
+        if (q.type != DT_F32 && m->wtile_floats < need) {
+            free(m->wtile);
+            m->wtile = xaligned_alloc(need * sizeof(float));
+            m->wtile_floats = need;
+        }
+        linear_backward_frozen(tp, dx, dy, &q, T, m->wtile, WTILE_FLOATS);
+    } else {
+        linear_backward(tp, dx, base_grad(m, dW), base_grad(m, db), dy, x, W, T, in, out);
+    }
+}
 
 /* Backward of proj(): dx += ..., and the base's or the adapter's gradients. */
 static void proj_backward(TrainDecoder *m, ThreadPool *tp, int l, int t, float *dx, float *dW, float *db,
                           const float *dy, const float *x, const float *W) {
     int in, out;
     target_dims(&m->cfg, t, &in, &out);
-    linear_backward(tp, dx, base_grad(m, dW), base_grad(m, db), dy, x, W, m->T, in, out);
-    if (m->lora_on && m->la[l].A[t])
+    base_linear_backward(m, tp, dx, dW, db, dy, x, W, m->T, in, out);
+    if (m->lora_on && m->la[l].A[t]) {
+        LoraDropout d;
         par_lora_backward(tp, dx, m->lg[l].A[t], m->lg[l].B[t], m->lora_du, dy, x, lora_u_of(m, l, t),
-                          m->la[l].A[t], m->la[l].B[t], m->T, in, out, m->lora.r, m->lora_scale);
+                          m->la[l].A[t], m->la[l].B[t], m->T, in, out, m->lora.r, m->lora_scale,
+                          dropout_of(m, l, t, &d), m->lora_xd);
+    }
 }
 
 /* On entry s->d_res holds dL/d(layer output); on exit dL/d(layer input). */
@@ -396,9 +529,12 @@ static void layer_backward(TrainDecoder *m, ThreadPool *tp, int l, Scratch *s) {
     const int T = m->T, C = c->hidden_size, D = c->head_dim, H = c->n_heads, KV = c->n_kv_heads;
     const int F = c->intermediate_size;
     const float eps = c->norm_eps;
-    /* MLP: the residual passes d_res through; the branch adds its part. */
+    /* MLP: the residual passes d_res through; the branch adds its part.
+     * SwiGLU's output h again (the forward's values), into dgate until
+     * the down projection's backward is done with it. */
+    par_swiglu_forward(tp, s->dgate, a->gate, a->up, (long)T * F);
     zero(s->dh, (long)T * F);
-    proj_backward(m, tp, l, LORA_DOWN, s->dh, G->wdown, NULL, s->d_res, a->h, W->wdown);
+    proj_backward(m, tp, l, LORA_DOWN, s->dh, G->wdown, NULL, s->d_res, s->dgate, W->wdown);
     zero(s->dgate, (long)T * F);
     zero(s->dup, (long)T * F);
     par_swiglu_backward(tp, s->dgate, s->dup, s->dh, a->gate, a->up, (long)T * F);
@@ -437,8 +573,16 @@ void td_head_backward(TrainDecoder *m, ThreadPool *tp, int t0, int t1, const flo
     const int C = m->cfg.hidden_size;
     Scratch s = scratch_of(m);
     zero(s.d_x + (long)t0 * C, (long)(t1 - t0) * C);
-    linear_backward(tp, s.d_x + (long)t0 * C, base_grad(m, m->g.lm_head), NULL, dlogits, m->xf + (long)t0 * C,
-                    m->w.lm_head, t1 - t0, C, m->cfg.vocab_size);
+    base_linear_backward(m, tp, s.d_x + (long)t0 * C, m->g.lm_head, NULL, dlogits, m->xf + (long)t0 * C,
+                         m->w.lm_head, t1 - t0, C, m->cfg.vocab_size);
+}
+
+int td_head_trains(const TrainDecoder *m) { return base_grad(m, m->g.lm_head) != NULL; }
+
+void td_scale_head_grad(TrainDecoder *m, int t0, int t1, float f) {
+    const long C = m->cfg.hidden_size;
+    float *d = scratch_of(m).d_x + t0 * C;
+    for (long i = 0; i < (t1 - t0) * C; i++) d[i] *= f;
 }
 
 void td_backward_hidden(TrainDecoder *m, ThreadPool *tp) {
@@ -449,7 +593,7 @@ void td_backward_hidden(TrainDecoder *m, ThreadPool *tp) {
     par_rmsnorm_backward(tp, s.d_res, base_grad(m, m->g.final_norm), s.d_x, m->res_final, m->w.final_norm, T, C,
                          c->norm_eps);
     for (int l = c->n_layers - 1; l >= 0; l--) layer_backward(m, tp, l, &s);
-    if (!m->lora_on) embedding_backward(m->g.embed, s.d_res, m->ids, T, C);
+    if (base_grad(m, m->g.embed)) embedding_backward(m->g.embed, s.d_res, m->ids, T, C);
 }
 
 void td_backward(TrainDecoder *m, ThreadPool *tp, const float *dlogits) {
@@ -476,9 +620,7 @@ static void lora_add_tensor(TrainDecoder *m, const char *name, int64_t rows, int
 
 int td_lora_attach(TrainDecoder *m, const LoraConfig *c, Err *e) {
     if (m->lora_on) return err_set(e, ERR_ARG, "LoRA: the model already has adapters");
-    if (c->r <= 0 || !(c->alpha > 0) || !c->targets)
-        return err_set(e, ERR_ARG, "LoRA: need rank > 0, alpha > 0 and at least one target (got r %d, alpha %g)",
-                       c->r, c->alpha);
+    if (lora_config_check(c, e)) return -1;
     const ModelConfig *mc = &m->cfg;
     for (int l = 0; l < mc->n_layers; l++)
         for (int t = 0; t < LORA_N_TARGETS; t++) {
@@ -521,6 +663,13 @@ int td_lora_attach(TrainDecoder *m, const LoraConfig *c, Err *e) {
     return 0;
 }
 
+void td_lora_dropout_on(TrainDecoder *m, uint64_t seed, uint64_t pass) {
+    m->drop_on = 1;
+    m->drop_seed = seed, m->drop_pass = pass;
+}
+
+void td_lora_dropout_off(TrainDecoder *m) { m->drop_on = 0; }
+
 void td_lora_init(TrainDecoder *m, uint64_t seed) {
     Rng r;
     rng_seed(&r, seed);
@@ -541,6 +690,7 @@ static float *target_weight(TdLayer *L, int t) {
 
 void td_lora_merge(TrainDecoder *m) {
     if (!m->la) return;
+    thaw_base(m);
     for (int l = 0; l < m->cfg.n_layers; l++)
         for (int t = 0; t < LORA_N_TARGETS; t++) {
             if (!m->la[l].A[t]) continue;
@@ -550,9 +700,9 @@ void td_lora_merge(TrainDecoder *m) {
                         m->lora.r, m->la[l].A[t], in, 1.0f, target_weight(&m->w.layers[l], t), in);
         }
     free(m->lora_tensors), free(m->lora_params), free(m->lora_grads), free(m->la), free(m->lg);
-    free(m->lora_u), free(m->lora_du);
+    free(m->lora_u), free(m->lora_du), free(m->lora_xd);
     m->lora_tensors = NULL, m->lora_params = m->lora_grads = NULL, m->la = m->lg = NULL;
-    m->lora_u = m->lora_du = NULL;
+    m->lora_u = m->lora_du = m->lora_xd = NULL;
     m->n_lora_tensors = 0, m->n_lora_params = 0, m->lora_on = 0;
     memset(&m->lora, 0, sizeof m->lora);
     /* Trainable again: a gradient block for the whole model. */

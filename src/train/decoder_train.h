@@ -53,9 +53,11 @@ typedef struct TdLoraLayer {
     float *A[LORA_N_TARGETS], *B[LORA_N_TARGETS];
 } TdLoraLayer;
 
-/* Saved activations of one layer, T rows each. */
+/* Saved activations of one layer, T rows each. q_lin and k_lin (the
+ * projections before the q/k norms) are q and k in a model without those
+ * norms; SwiGLU's output is not kept (the backward recomputes it). */
 typedef struct TdActs {
-    float *res0, *xn, *q_lin, *k_lin, *q, *k, *v, *att, *ctx, *res1, *xn2, *gate, *up, *h;
+    float *res0, *xn, *q_lin, *k_lin, *q, *k, *v, *att, *ctx, *res1, *xn2, *gate, *up;
 } TdActs;
 
 typedef struct TrainDecoder {
@@ -90,6 +92,21 @@ typedef struct TrainDecoder {
     TdLoraLayer *la, *lg;
     float *lora_u;  /* saved x·Aᵀ per layer and target, T_cap × r each */
     float *lora_du; /* backward scratch, T_cap × r */
+    /* LoRA dropout (lora.dropout > 0, between td_lora_dropout_on and _off):
+     * the masks of pass drop_pass under drop_seed; fwd_* is what the last
+     * forward used, which its backward reuses. */
+    int drop_on, fwd_drop;
+    uint64_t drop_seed, drop_pass, fwd_seed, fwd_pass;
+    float *lora_xd; /* dropout(x), T_cap × the widest adapted input */
+
+    /* Frozen base (td_freeze_base): the weight matrices live in `frozen`, in
+     * frozen_dtype, laid out like params (the tensor at float offset o
+     * starts dtype_nbytes(frozen_dtype, o) bytes in); their spans of params
+     * stay untouched zero pages, though w still points at them. */
+    void *frozen;
+    int frozen_dtype;
+    float *wtile; /* the backward's float32 tiles of frozen matrices, one per thread */
+    size_t wtile_floats;
 } TrainDecoder;
 
 /* Lays out the parameters of cfg (all zero). Errors on an architecture this
@@ -97,8 +114,21 @@ typedef struct TrainDecoder {
  * trains on sequences no longer than its window, where it is full attention. */
 int td_init(TrainDecoder *m, const ModelConfig *cfg, Err *e);
 void td_free(TrainDecoder *m);
+/* Keeps the weight matrices (embeddings, projections, head) of a base that
+ * never trains -- under LoRA, or a DPO reference -- in dtype (DT_BF16 or
+ * DT_F16, a checkpoint's own, or DT_F32) instead of in the float32 block:
+ * half the memory for a bf16 checkpoint. Each use converts: the forward's
+ * GEMM a tile at a time (kernels/matmul.h), the backward into wtile. The
+ * values are the stored ones, so results match a float32 load of the same
+ * file. Call right after td_init, before td_load or td_init_random; its
+ * forwards need a thread pool (tp non-NULL; one thread is fine). Norm
+ * weights and biases stay float32. A frozen base has no gradients;
+ * trainer_init refuses it without LoRA, td_lora_merge converts it back to
+ * float32 first. */
+int td_freeze_base(TrainDecoder *m, int dtype, Err *e);
 /* Fills every parameter from a safetensors file or HF directory (converted
- * to float32); a missing tensor or a wrong shape is an error naming it. */
+ * to float32, or for a frozen base's matrices to its dtype); a missing
+ * tensor or a wrong shape is an error naming it. */
 int td_load(TrainDecoder *m, const char *path, Err *e);
 /* Random weights as transformers initialises them: matrices (embeddings
  * included) normal(0, std), biases 0, norm weights 1. */
@@ -129,14 +159,30 @@ void td_backward(TrainDecoder *m, ThreadPool *tp, const float *dlogits);
  * every block of rows [t0, t1) (dlogits: that block's gradient w.r.t. its
  * logits), each row exactly once, then td_backward_hidden. */
 void td_head_backward(TrainDecoder *m, ThreadPool *tp, int t0, int t1, const float *dlogits);
+/* Whether the head has a gradient (not under LoRA or a frozen base). When
+ * it has none, td_head_backward is linear in dlogits with nothing else
+ * kept, so a loss may pass the gradient of a row before it knows the row's
+ * factor and apply the factor after with td_scale_head_grad. */
+int td_head_trains(const TrainDecoder *m);
+/* Multiplies the gradient td_head_backward left for rows [t0, t1) by f
+ * (before td_backward_hidden). Only for a head that does not train. */
+void td_scale_head_grad(TrainDecoder *m, int t0, int t1, float f);
 void td_backward_hidden(TrainDecoder *m, ThreadPool *tp);
 /* Zeroes the gradients (and the adapter's, with LoRA). */
 void td_zero_grad(TrainDecoder *m);
 
 /* Adds zero-initialised adapters for c's targets to every layer and freezes
- * the base (freeing its gradient block). Checks r, alpha and targets (not
- * dropout: see lora_config_check). */
+ * the base (freeing its gradient block). Checks r, alpha, targets and
+ * dropout (lora_config_check). */
 int td_lora_attach(TrainDecoder *m, const LoraConfig *c, Err *e);
+/* LoRA dropout (train/lora.h) in the forwards that follow, and in their
+ * backwards, until td_lora_dropout_off: training forwards only (a
+ * reference or evaluation forward runs with it off, the default). Each
+ * forward pass needs its own pass number (the trainer derives it from the
+ * step and the example), or it would reuse the masks. No effect when
+ * lora.dropout is 0 or no adapters are on. */
+void td_lora_dropout_on(TrainDecoder *m, uint64_t seed, uint64_t pass);
+void td_lora_dropout_off(TrainDecoder *m);
 /* peft's initialisation of every adapter (A uniform ±1/sqrt(in), B = 0). */
 void td_lora_init(TrainDecoder *m, uint64_t seed);
 /* Reads a peft adapter directory: its config, then attaches and fills the
@@ -144,7 +190,7 @@ void td_lora_init(TrainDecoder *m, uint64_t seed);
 int td_lora_load(TrainDecoder *m, const char *dir, Err *e);
 /* Folds the adapters into the base weights (W += scale·B·A) and removes
  * them: the model then computes what base + adapter computed, and all of
- * it trains again. */
+ * it trains again (a frozen base is first converted to float32). */
 void td_lora_merge(TrainDecoder *m);
 /* The adapter tensor with this peft file name, or NULL. */
 const TdTensor *td_lora_find(const TrainDecoder *m, const char *name);

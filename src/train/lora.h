@@ -14,6 +14,8 @@
 #ifndef ALOE_TRAIN_LORA_H
 #define ALOE_TRAIN_LORA_H
 
+#include <stdint.h>
+
 #include "base/err.h"
 #include "base/rng.h"
 #include "kernels/threads.h"
@@ -24,7 +26,7 @@ enum { LORA_Q, LORA_K, LORA_V, LORA_O, LORA_GATE, LORA_UP, LORA_DOWN, LORA_N_TAR
 typedef struct LoraConfig {
     int r;
     double alpha;
-    double dropout;     /* only 0 is implemented so far */
+    double dropout;     /* p in [0, 1): peft's lora_dropout, training steps only */
     unsigned targets;   /* bit (1 << LORA_Q) ... */
     int use_rslora;
 } LoraConfig;
@@ -36,7 +38,7 @@ float lora_scale(const LoraConfig *c);
 /* A comma-separated list of q,k,v,o,gate,up,down (or the module names
  * q_proj, ...; "all" = all seven) into a bit set. */
 int lora_targets_parse(const char *list, unsigned *out, Err *e);
-/* Checks r > 0, alpha > 0, targets non-empty, dropout 0. */
+/* Checks r > 0, alpha > 0, targets non-empty, 0 <= dropout < 1. */
 int lora_config_check(const LoraConfig *c, Err *e);
 /* Reads dir/adapter_config.json. Variants this trainer does not implement
  * (DoRA, bias training, per-module rank/alpha patterns, fan_in_fan_out,
@@ -51,6 +53,30 @@ void lora_forward(float *y, float *u, const float *x, const float *A, const floa
  * NULL). du is T*r floats of scratch. */
 void lora_backward(float *dx, float *dA, float *dB, float *du, const float *dy, const float *x, const float *u,
                    const float *A, const float *B, int T, int in, int out, int r, float scale);
+/* LoRA dropout, as peft: y += scale·B·A·dropout(x), where dropout keeps an
+ * element with probability 1 - p and scales it by 1/(1 - p) (inverted
+ * dropout), on the adapter's input only; the base layer sees x whole.
+ *
+ * The masks are counter-based: element (t, i) of module `target`'s input in
+ * layer `layer` during forward pass `pass` is dropped when 32 bits of a
+ * hash of (seed, pass, layer, target, t·in + i) fall below p·2^32. A mask
+ * is thus a pure function of its coordinates: the backward recomputes it
+ * instead of storing it, a resumed run draws the same masks as an
+ * uninterrupted one (pass is derived from the step), and the thread count
+ * does not matter. */
+typedef struct LoraDropout {
+    uint64_t key;       /* hash of (seed, pass, layer, target) */
+    uint32_t threshold; /* dropped when an element's 32 bits < threshold */
+    float inv_keep;     /* 1 / (1 - p) */
+} LoraDropout;
+
+void lora_dropout_init(LoraDropout *d, double p, uint64_t seed, uint64_t pass, int layer, int target);
+/* xd = dropout(x) for rows [t0, t1) of width in (t counts rows of the whole
+ * pass; x and xd point at row t0). */
+void lora_dropout_rows(const LoraDropout *d, float *xd, const float *x, long t0, long t1, int in);
+/* dx += dropout'(g): g·1/(1-p) where kept, for the same rows. */
+void lora_dropout_backward_rows(const LoraDropout *d, float *dx, const float *g, long t0, long t1, int in);
+
 /* peft's initialisation: A uniform in ±1/sqrt(in), B zero. */
 void lora_init_weights(float *A, float *B, int in, int out, int r, Rng *rng);
 

@@ -164,57 +164,85 @@ void par_token_nll_sum_backward(ThreadPool *tp, float *dlogits, const float *log
 /* ---- LoRA ---- */
 
 typedef struct LoraJob {
-    float *y, *u, *dx, *dA, *dB, *du;
+    float *y, *u, *dx, *dA, *dB, *du, *xd;
     const float *x, *dy, *A, *B, *u_saved;
+    const LoraDropout *drop;
     int T, in, out, r, phase;
     float scale;
 } LoraJob;
 
+/* With dropout the adapter reads xd = dropout(x), made by the same thread
+ * from the same rows just before. */
 static void lora_fwd_task(void *ctx, int ith, int nth) {
     const LoraJob *j = ctx;
     long t0, t1;
     tp_split(j->T, ith, nth, &t0, &t1);
-    if (t1 > t0) lora_forward(j->y + t0 * j->out, j->u + t0 * j->r, j->x + t0 * j->in, j->A, j->B, (int)(t1 - t0),
-                              j->in, j->out, j->r, j->scale);
+    if (t1 <= t0) return;
+    const float *x = j->x + t0 * j->in;
+    if (j->drop) {
+        lora_dropout_rows(j->drop, j->xd + t0 * j->in, x, t0, t1, j->in);
+        x = j->xd + t0 * j->in;
+    }
+    lora_forward(j->y + t0 * j->out, j->u + t0 * j->r, x, j->A, j->B, (int)(t1 - t0), j->in, j->out, j->r, j->scale);
 }
 
 void par_lora_forward(ThreadPool *tp, float *y, float *u, const float *x, const float *A, const float *B, int T,
-                      int in, int out, int r, float scale) {
-    LoraJob j = {.y = y, .u = u, .x = x, .A = A, .B = B, .T = T, .in = in, .out = out, .r = r, .scale = scale};
+                      int in, int out, int r, float scale, const LoraDropout *drop, float *xd) {
+    LoraJob j = {.y = y, .u = u, .xd = xd, .x = x, .A = A, .B = B, .drop = drop, .T = T, .in = in, .out = out,
+                 .r = r, .scale = scale};
     tp_run(tp, lora_fwd_task, &j);
 }
 
-/* Phase 0: dB += scale·dyᵀ·u (rows of B) and du = scale·dy·B (rows of x);
- * phase 1, once du is whole: dA += duᵀ·x (columns of A), dx += du·A (rows). */
+/* Phase 0: dB += scale·dyᵀ·u (rows of B) and du = scale·dy·B (rows of x),
+ * and with dropout xd = dropout(x) (rows); phase 1, once du and xd are
+ * whole: dA += duᵀ·xd (columns of A), and without dropout dx += du·A
+ * (rows). With dropout, phase 2 (xd is free again): xd = du·A, then
+ * dx += dropout'(xd) (rows). */
 static void lora_bwd_task(void *ctx, int ith, int nth) {
     const LoraJob *j = ctx;
     const int T = j->T, in = j->in, out = j->out, r = j->r;
     long t0, t1, a0, a1;
     tp_split(T, ith, nth, &t0, &t1);
+    const float *x = j->drop ? j->xd : j->x;
     if (j->phase == 0) {
         tp_split(out, ith, nth, &a0, &a1);
         if (a1 > a0)
             cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)(a1 - a0), r, T, j->scale, j->dy + a0, out,
                         j->u_saved, r, 1.0f, j->dB + a0 * r, r);
-        if (t1 > t0)
+        if (t1 > t0) {
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)(t1 - t0), r, out, j->scale,
                         j->dy + t0 * out, out, j->B, r, 0.0f, j->du + t0 * r, r);
+            if (j->drop) lora_dropout_rows(j->drop, j->xd + t0 * in, j->x + t0 * in, t0, t1, in);
+        }
         return;
     }
-    tp_split(in, ith, nth, &a0, &a1);
-    if (a1 > a0)
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, r, (int)(a1 - a0), T, 1.0f, j->du, r, j->x + a0, in,
-                    1.0f, j->dA + a0, in);
-    if (j->dx && t1 > t0)
+    if (j->phase == 1) {
+        tp_split(in, ith, nth, &a0, &a1);
+        if (a1 > a0)
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, r, (int)(a1 - a0), T, 1.0f, j->du, r, x + a0, in,
+                        1.0f, j->dA + a0, in);
+        if (!j->drop && j->dx && t1 > t0)
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)(t1 - t0), in, r, 1.0f, j->du + t0 * r, r,
+                        j->A, in, 1.0f, j->dx + t0 * in, in);
+        return;
+    }
+    if (t1 > t0) {
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)(t1 - t0), in, r, 1.0f, j->du + t0 * r, r, j->A,
-                    in, 1.0f, j->dx + t0 * in, in);
+                    in, 0.0f, j->xd + t0 * in, in);
+        lora_dropout_backward_rows(j->drop, j->dx + t0 * in, j->xd + t0 * in, t0, t1, in);
+    }
 }
 
 void par_lora_backward(ThreadPool *tp, float *dx, float *dA, float *dB, float *du, const float *dy, const float *x,
-                       const float *u, const float *A, const float *B, int T, int in, int out, int r, float scale) {
-    LoraJob j = {.dx = dx, .dA = dA, .dB = dB, .du = du, .dy = dy, .x = x, .A = A, .B = B, .u_saved = u, .T = T,
-                 .in = in, .out = out, .r = r, .scale = scale};
+                       const float *u, const float *A, const float *B, int T, int in, int out, int r, float scale,
+                       const LoraDropout *drop, float *xd) {
+    LoraJob j = {.dx = dx, .dA = dA, .dB = dB, .du = du, .xd = xd, .dy = dy, .x = x, .A = A, .B = B, .u_saved = u,
+                 .drop = drop, .T = T, .in = in, .out = out, .r = r, .scale = scale};
     tp_run(tp, lora_bwd_task, &j);
     j.phase = 1;
     tp_run(tp, lora_bwd_task, &j);
+    if (drop && dx) {
+        j.phase = 2;
+        tp_run(tp, lora_bwd_task, &j);
+    }
 }

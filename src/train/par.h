@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "kernels/threads.h"
+#include "train/lora.h"
 
 void par_rmsnorm_forward(ThreadPool *tp, float *out, const float *x, const float *w, int n, int dim, float eps);
 /* dx += ..., dw += ... (dw may be NULL) as rmsnorm_backward. */
@@ -32,10 +33,14 @@ void par_token_nll_sum_backward(ThreadPool *tp, float *dlogits, const float *log
                                 int V, float scale);
 /* lora_forward / lora_backward (train/lora.h) split over the threads: by
  * rows of x for u, y, du and dx; by rows of B for dB and by columns of A for
- * dA, so each thread's GEMMs write memory no other thread writes. */
+ * dA, so each thread's GEMMs write memory no other thread writes. With drop
+ * (NULL: none) the adapter's input is dropout(x), rows 0..T of drop's pass,
+ * made in xd (T × in floats of scratch); the backward remakes the same mask
+ * there and passes dx only the kept elements' gradient. */
 void par_lora_forward(ThreadPool *tp, float *y, float *u, const float *x, const float *A, const float *B, int T,
-                      int in, int out, int r, float scale);
+                      int in, int out, int r, float scale, const LoraDropout *drop, float *xd);
 void par_lora_backward(ThreadPool *tp, float *dx, float *dA, float *dB, float *du, const float *dy, const float *x,
-                       const float *u, const float *A, const float *B, int T, int in, int out, int r, float scale);
+                       const float *u, const float *A, const float *B, int T, int in, int out, int r, float scale,
+                       const LoraDropout *drop, float *xd);
 
 #endif

@@ -53,15 +53,34 @@ typedef struct Run {
 
 /* ---- setup ---- */
 
-static int load_model(Run *r, Err *e) {
+/* The dtype the checkpoint stores its matrices in, when a frozen base can
+ * keep it (bf16, f16); else f32, where freezing would save nothing. */
+static int stored_dtype(const char *path) {
+    Err ignore;
+    SafeTensors *st = st_open(path, &ignore);
+    const TensorView *v = st ? st_find(st, "model.embed_tokens.weight") : NULL;
+    int dt = v && (v->dtype == DT_BF16 || v->dtype == DT_F16) ? v->dtype : DT_F32;
+    if (st) st_close(st);
+    return dt;
+}
+
+/* A model from an HF directory; frozen (never trained: LoRA's base, a DPO
+ * reference) it keeps a bf16/f16 checkpoint's matrices as stored. */
+static int load_decoder(TrainDecoder *m, const char *dir, int frozen, Err *e) {
     ModelConfig cfg;
-    if (hf_config_load(r->o->model, &cfg, e) || td_init(&r->policy, &cfg, e) || td_load(&r->policy, r->o->model, e))
-        return -1;
+    if (hf_config_load(dir, &cfg, e) || td_init(m, &cfg, e)) return -1;
+    int dt = frozen ? stored_dtype(dir) : DT_F32;
+    if (dt != DT_F32 && td_freeze_base(m, dt, e)) return -1;
+    return td_load(m, dir, e);
+}
+
+static int load_model(Run *r, Err *e) {
+    if (load_decoder(&r->policy, r->o->model, r->o->lora_r > 0, e)) return -1;
     if (!(r->tok = tok_load_hf(r->o->model, e))) return -1;
     if (!(r->tmpl = chat_template_open_hf(r->o->model, r->o->chat_template, e))) return -1;
     if (r->o->lora_r > 0) {
-        LoraConfig lc = {r->o->lora_r, r->o->lora_alpha > 0 ? r->o->lora_alpha : 2.0 * r->o->lora_r, 0,
-                         r->o->lora_targets, 0};
+        LoraConfig lc = {r->o->lora_r, r->o->lora_alpha > 0 ? r->o->lora_alpha : 2.0 * r->o->lora_r,
+                         r->o->lora_dropout, r->o->lora_targets, 0};
         if (lora_config_check(&lc, e) || td_lora_attach(&r->policy, &lc, e)) return -1;
         td_lora_init(&r->policy, r->o->seed);
     }
@@ -150,8 +169,7 @@ static int ref_logps(Run *r, Err *e) {
         TrainDecoder ref;
         memset(&ref, 0, sizeof ref);
         if (!rc && o->ref) {
-            ModelConfig cfg;
-            rc = hf_config_load(o->ref, &cfg, e) || td_init(&ref, &cfg, e) || td_load(&ref, o->ref, e) ? -1 : 0;
+            rc = load_decoder(&ref, o->ref, 1, e);
             if (!rc && ref.cfg.vocab_size != r->policy.cfg.vocab_size)
                 rc = err_set(e, ERR_ARG, "--ref %s: vocabulary of %d tokens, the model's has %d", o->ref,
                              ref.cfg.vocab_size, r->policy.cfg.vocab_size);
@@ -186,6 +204,7 @@ static int make_trainer(Run *r, Err *e) {
     tc.decay = TRAIN_DECAY_HF;
     tc.max_grad_norm = (float)o->max_grad_norm;
     tc.dpo = o->dpo;
+    tc.seed = o->seed;
     if (trainer_init(&r->tr, &r->policy, r->tp, &tc, e)) return -1;
     r->trainer_ready = 1;
     return 0;
@@ -374,6 +393,7 @@ static int check_options(const TrainRunOptions *o, Err *e) {
     if (o->max_len < 0) return err_set(e, ERR_ARG, "--max-len must be >= 0");
     if (o->steps <= 0 && !(o->epochs > 0)) return err_set(e, ERR_ARG, "give --steps N or --epochs E > 0");
     if (o->ref && o->kind != RUN_DPO) return err_set(e, ERR_ARG, "--ref is for DPO");
+    if (o->lora_dropout != 0 && o->lora_r <= 0) return err_set(e, ERR_ARG, "--lora-dropout needs --lora-r");
     return o->kind == RUN_DPO ? dpo_config_check(&o->dpo, e) : 0;
 }
 

@@ -36,6 +36,7 @@ typedef struct TrainRunOptions {
     const char *chat_template; /* a family name, or NULL: the model's own */
     int lora_r;                /* 0: full fine-tuning */
     double lora_alpha;
+    double lora_dropout; /* peft's lora_dropout, in [0, 1) */
     unsigned lora_targets;
     double lr;
     long steps;    /* > 0: this many optimizer steps ... */

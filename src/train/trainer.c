@@ -10,6 +10,9 @@ int trainer_init(Trainer *t, TrainDecoder *policy, ThreadPool *tp, const Trainer
     memset(t, 0, sizeof *t);
     if (cfg->schedule.lr < 0) return err_set(e, ERR_ARG, "learning rate must be >= 0, got %g", cfg->schedule.lr);
     if (dpo_config_check(&cfg->dpo, e)) return -1;
+    if (policy->frozen && !policy->lora_on)
+        return err_set(e, ERR_ARG, "training: the base is frozen in %s (td_freeze_base): attach LoRA adapters, or load "
+                       "it unfrozen for full fine-tuning", dtype_name(policy->frozen_dtype));
     t->cfg = *cfg;
     t->policy = policy;
     t->tp = tp;
@@ -36,6 +39,12 @@ void trainer_free(Trainer *t) {
     memset(t, 0, sizeof *t);
 }
 
+/* LoRA dropout (when configured) for the forward of example i of this
+ * step: a function of (seed, step, i), so a resumed run draws the same masks. */
+static void dropout_for(Trainer *t, int i) {
+    td_lora_dropout_on(t->policy, t->cfg.seed, ((uint64_t)t->step << 32) + (uint64_t)i);
+}
+
 static float *logits_for(Trainer *t, int T) {
     size_t need = (size_t)T * t->policy->cfg.vocab_size;
     if (need > t->logits_cap) {
@@ -48,9 +57,9 @@ static float *logits_for(Trainer *t, int T) {
 
 /* ---- SFT ---- */
 
-/* Rows of logits an SFT step holds at once (× vocab floats: 78 MB for
- * Qwen2.5's 151936) instead of the whole sequence's. */
-enum { SFT_HEAD_ROWS = 128 };
+/* Rows of logits a step holds at once (× vocab floats: 78 MB for Qwen2.5's
+ * 151936) instead of the whole sequence's. */
+enum { HEAD_ROWS = 128 };
 
 int trainer_sft_accumulate(Trainer *t, const SftTokens *ex, int n, StepStats *st, Err *e) {
     memset(st, 0, sizeof *st);
@@ -68,15 +77,16 @@ int trainer_sft_accumulate(Trainer *t, const SftTokens *ex, int n, StepStats *st
      * with gradient accumulation, so each token weighs the same. */
     for (int i = 0; i < n && !rc; i++) {
         const int T = ex[i].n;
-        float *logits = logits_for(t, T < SFT_HEAD_ROWS ? T : SFT_HEAD_ROWS);
+        float *logits = logits_for(t, T < HEAD_ROWS ? T : HEAD_ROWS);
+        dropout_for(t, i);
         if (td_forward_hidden(t->policy, t->tp, ex[i].ids, NULL, T, e)) {
             rc = err_wrap(e, "SFT example %d", i);
             break;
         }
         /* The head and the loss a block of rows at a time: logits, loss,
          * their gradient in place, then the head's backward for the block. */
-        for (int t0 = 0; t0 < T; t0 += SFT_HEAD_ROWS) {
-            const int t1 = t0 + SFT_HEAD_ROWS < T ? t0 + SFT_HEAD_ROWS : T;
+        for (int t0 = 0; t0 < T; t0 += HEAD_ROWS) {
+            const int t1 = t0 + HEAD_ROWS < T ? t0 + HEAD_ROWS : T;
             td_head_forward(t->policy, t->tp, t0, t1, logits);
             st->loss += par_token_nll_sum_forward(t->tp, logits, labels[i] + t0, t1 - t0, V, NULL) / (double)total;
             par_token_nll_sum_backward(t->tp, logits, logits, labels[i] + t0, t1 - t0, V, (float)(1.0 / total));
@@ -85,6 +95,7 @@ int trainer_sft_accumulate(Trainer *t, const SftTokens *ex, int n, StepStats *st
         td_backward_hidden(t->policy, t->tp);
         st->tokens += T;
     }
+    td_lora_dropout_off(t->policy);
     st->n_targets = total;
     for (int i = 0; i < n; i++) free(labels[i]);
     free(labels);
@@ -115,14 +126,63 @@ static int pack_pair(const DpoTokens *p, int i, int32_t *ids, int *seg, int32_t 
     return 0;
 }
 
-/* Forward of one packed pair through m; completion log-probs into lp[2]. */
+/* The rows [t0, t1) of a block split at Tc into the chosen part [t0, c1)
+ * and the rejected part [c1, t1). */
+static int chosen_end(int t0, int t1, int Tc) { return t1 < Tc ? t1 : t0 > Tc ? t0 : Tc; }
+
+/* Forward of one packed pair through m; completion log-probs (of the
+ * labels) into lp[2]. The head runs HEAD_ROWS rows at a time into logits
+ * (HEAD_ROWS × vocab floats), so the pair's logits never exist whole: the
+ * loss needs only each row's log-softmax at its label. With head_grad set
+ * (a head that does not train), each block's gradient of -log p also goes
+ * through the head's backward at once, unscaled: pair_backward scales it
+ * once the loss's factors are known. */
 static int pair_forward(TrainDecoder *m, ThreadPool *tp, const DpoTokens *p, int i, float *logits, int32_t *ids,
-                        int *seg, int32_t *labels, double lp[2], Err *e) {
-    const int V = m->cfg.vocab_size, Tc = p->n_chosen, Tr = p->n_rejected;
-    if (pack_pair(p, i, ids, seg, labels, e) || td_forward_packed(m, tp, ids, seg, Tc + Tr, logits, e)) return -1;
-    lp[0] = -par_token_nll_sum_forward(tp, logits, labels, Tc, V, NULL); /* log-probability of the labels */
-    lp[1] = -par_token_nll_sum_forward(tp, logits + (size_t)Tc * V, labels + Tc, Tr, V, NULL);
+                        int *seg, int32_t *labels, int head_grad, double lp[2], Err *e) {
+    const int V = m->cfg.vocab_size, Tc = p->n_chosen, T = p->n_chosen + p->n_rejected;
+    if (pack_pair(p, i, ids, seg, labels, e) || td_forward_hidden(m, tp, ids, seg, T, e)) return -1;
+    lp[0] = lp[1] = 0;
+    for (int t0 = 0; t0 < T; t0 += HEAD_ROWS) {
+        const int t1 = t0 + HEAD_ROWS < T ? t0 + HEAD_ROWS : T, c1 = chosen_end(t0, t1, Tc);
+        td_head_forward(m, tp, t0, t1, logits);
+        if (c1 > t0) lp[0] -= par_token_nll_sum_forward(tp, logits, labels + t0, c1 - t0, V, NULL);
+        if (t1 > c1)
+            lp[1] -= par_token_nll_sum_forward(tp, logits + (size_t)(c1 - t0) * V, labels + c1, t1 - c1, V, NULL);
+        if (head_grad) {
+            par_token_nll_sum_backward(tp, logits, logits, labels + t0, t1 - t0, V, 1.0f);
+            td_head_backward(m, tp, t0, t1, logits);
+        }
+    }
     return 0;
+}
+
+/* The backward of a pair after pair_forward, given d loss / d lp. A head
+ * that does not train already has each row's gradient of -log p: scale it
+ * (lp = -nll, so the factor is -d loss / d lp). A head that trains needs
+ * the factors inside its weight gradient: it runs again a block at a time
+ * (recomputing the logits), each row's gradient scaled by its sequence's
+ * factor. Then the rest of the model. */
+static void pair_backward(TrainDecoder *m, ThreadPool *tp, const DpoTokens *p, const int32_t *labels, float *logits,
+                          double d_chosen, double d_rejected) {
+    const int V = m->cfg.vocab_size, Tc = p->n_chosen, T = p->n_chosen + p->n_rejected;
+    if (!td_head_trains(m)) {
+        td_scale_head_grad(m, 0, Tc, (float)-d_chosen);
+        td_scale_head_grad(m, Tc, T, (float)-d_rejected);
+        td_backward_hidden(m, tp);
+        return;
+    }
+    for (int t0 = 0; t0 < T; t0 += HEAD_ROWS) {
+        const int t1 = t0 + HEAD_ROWS < T ? t0 + HEAD_ROWS : T, c1 = chosen_end(t0, t1, Tc);
+        td_head_forward(m, tp, t0, t1, logits);
+        /* lp = -nll, so d loss / d nll = -d loss / d lp */
+        if (c1 > t0) par_token_nll_sum_backward(tp, logits, logits, labels + t0, c1 - t0, V, (float)-d_chosen);
+        if (t1 > c1) {
+            float *lr = logits + (size_t)(c1 - t0) * V;
+            par_token_nll_sum_backward(tp, lr, lr, labels + c1, t1 - c1, V, (float)-d_rejected);
+        }
+        td_head_backward(m, tp, t0, t1, logits);
+    }
+    td_backward_hidden(m, tp);
 }
 
 static int max_pair_len(const DpoTokens *pairs, int n) {
@@ -136,9 +196,10 @@ int trainer_ref_logps(TrainDecoder *m, ThreadPool *tp, const DpoTokens *pairs, i
     int T = max_pair_len(pairs, n);
     int32_t *ids = xmalloc((size_t)T * sizeof *ids), *labels = xmalloc((size_t)T * sizeof *labels);
     int *seg = xmalloc((size_t)T * sizeof *seg);
-    float *logits = xaligned_alloc((size_t)T * m->cfg.vocab_size * sizeof(float));
+    float *logits = xaligned_alloc((size_t)(T < HEAD_ROWS ? T : HEAD_ROWS) * m->cfg.vocab_size * sizeof(float));
     int rc = 0;
-    for (int i = 0; i < n && !rc; i++) rc = pair_forward(m, tp, &pairs[i], i, logits, ids, seg, labels, out + 2 * i, e);
+    for (int i = 0; i < n && !rc; i++)
+        rc = pair_forward(m, tp, &pairs[i], i, logits, ids, seg, labels, 0, out + 2 * i, e);
     free(ids), free(labels), free(seg), free(logits);
     return rc;
 }
@@ -148,7 +209,7 @@ int trainer_dpo_accumulate(Trainer *t, const DpoTokens *pairs, int n, const doub
     memset(st, 0, sizeof *st);
     st->is_dpo = 1;
     if (n <= 0) return err_set(e, ERR_ARG, "DPO batch is empty");
-    const int V = t->policy->cfg.vocab_size, T = max_pair_len(pairs, n);
+    const int T = max_pair_len(pairs, n);
     long chosen_tokens = 0;
     for (int i = 0; i < n; i++) chosen_tokens += pairs[i].n_chosen - pairs[i].n_prompt;
     int32_t *ids = xmalloc((size_t)T * sizeof *ids), *labels = xmalloc((size_t)T * sizeof *labels);
@@ -161,9 +222,10 @@ int trainer_dpo_accumulate(Trainer *t, const DpoTokens *pairs, int n, const doub
     for (int i = 0; i < n && !rc; i++) {
         const DpoTokens *p = &pairs[i];
         const int Tc = p->n_chosen, Tr = p->n_rejected;
-        float *logits = logits_for(t, Tc + Tr);
+        float *logits = logits_for(t, Tc + Tr < HEAD_ROWS ? Tc + Tr : HEAD_ROWS);
         double lp[2];
-        if (pair_forward(t->policy, t->tp, p, i, logits, ids, seg, labels, lp, e)) {
+        dropout_for(t, i);
+        if (pair_forward(t->policy, t->tp, p, i, logits, ids, seg, labels, !td_head_trains(t->policy), lp, e)) {
             rc = -1;
             break;
         }
@@ -171,12 +233,10 @@ int trainer_dpo_accumulate(Trainer *t, const DpoTokens *pairs, int n, const doub
         double dc, dr;
         dpo_pair_backward(&t->cfg.dpo, &dp[i], 1.0 / n, &dc, &dr);
         if (t->cfg.dpo.nll_alpha > 0) dc -= t->cfg.dpo.nll_alpha / (double)chosen_tokens;
-        par_token_nll_sum_backward(t->tp, logits, logits, labels, Tc, V, (float)-dc);
-        par_token_nll_sum_backward(t->tp, logits + (size_t)Tc * V, logits + (size_t)Tc * V, labels + Tc, Tr, V,
-                                   (float)-dr);
-        td_backward(t->policy, t->tp, logits);
+        pair_backward(t->policy, t->tp, p, labels, logits, dc, dr);
         st->tokens += Tc + Tr;
     }
+    td_lora_dropout_off(t->policy);
     if (!rc) {
         DpoPairOut *outs = xcalloc((size_t)n, sizeof *outs);
         st->loss = dpo_batch(&t->cfg.dpo, dp, n, outs, &st->dpo, NULL, NULL);

@@ -18,7 +18,15 @@
  *  DPO: the pair's chosen and rejected sequences run as one packed forward
  *       (attention kept apart); their completion log-probs feed train/loss.h's
  *       DPO loss; the reference's log-probs come from a reference model or
- *       from a cache the caller computed once (trainer_ref_logps). */
+ *       from a cache the caller computed once (trainer_ref_logps).
+ * Both take the LM head a block of rows at a time, so the logits held are
+ * 128 × vocab floats whatever the sequence length. (DPO with a head that
+ * trains -- full fine-tuning -- computes the head's logits twice: once for
+ * the log-probs, once for the gradient scaled by the pair's loss.)
+ *
+ * LoRA dropout (a LoraConfig's dropout > 0) applies to the training
+ * forwards here, with masks from TrainerConfig.seed, the step and the
+ * example; never to trainer_ref_logps. */
 #ifndef ALOE_TRAIN_TRAINER_H
 #define ALOE_TRAIN_TRAINER_H
 
@@ -53,6 +61,7 @@ typedef struct TrainerConfig {
     TrainDecay decay;
     float max_grad_norm; /* <= 0: measure only, no clipping */
     DpoConfig dpo;
+    uint64_t seed; /* LoRA dropout masks: the forward of example i of step s is pass (s << 32) + i */
 } TrainerConfig;
 
 typedef struct Trainer {

@@ -13,6 +13,8 @@
 #include "train/decoder_train.h"
 #include "train/lora.h"
 #include "train/loss.h"
+#include "train/par.h"
+#include "train/trainer.h"
 
 static char *write_config(const char *json) {
     char *dir = test_tmpdir();
@@ -48,6 +50,10 @@ static void test_config_load(void) {
     CHECK_NEAR(c.dropout, 0.05, 1e-12);
     CHECK(c.targets == ((1u << LORA_Q) | (1u << LORA_V)));
     CHECK_NEAR(lora_scale(&c), 16 / sqrt(8.0), 1e-6);
+    CHECK_OK(lora_config_check(&c, &e), &e);
+    c.dropout = 1;
+    CHECK(lora_config_check(&c, &e) == -1 && strstr(e.msg, "dropout must be in [0, 1), got 1"));
+    c.dropout = -0.1;
     CHECK(lora_config_check(&c, &e) == -1 && strstr(e.msg, "dropout"));
     free(dir);
     const char *bad[][2] = {
@@ -70,12 +76,15 @@ static void test_config_load(void) {
 enum { T = 5, IN = 6, OUT = 7, R = 3 };
 
 typedef struct Ctx {
-    float x[T * IN], A[R * IN], B[OUT * R], r[T * OUT], y[T * OUT], u[T * R];
+    float x[T * IN], A[R * IN], B[OUT * R], r[T * OUT], y[T * OUT], u[T * R], xd[T * IN];
+    const LoraDropout *drop; /* NULL: the plain single-threaded kernel */
+    ThreadPool *tp;
 } Ctx;
 
 static double loss(Ctx *c) {
     memset(c->y, 0, sizeof c->y);
-    lora_forward(c->y, c->u, c->x, c->A, c->B, T, IN, OUT, R, 1.5f);
+    if (c->drop) par_lora_forward(c->tp, c->y, c->u, c->x, c->A, c->B, T, IN, OUT, R, 1.5f, c->drop, c->xd);
+    else lora_forward(c->y, c->u, c->x, c->A, c->B, T, IN, OUT, R, 1.5f);
     double s = 0;
     for (int i = 0; i < T * OUT; i++) s += (double)c->r[i] * c->y[i];
     return s;
@@ -101,7 +110,7 @@ static int fd_ok(Ctx *c, float *x, const float *g, int n, const char *what) {
 }
 
 static void test_adapter_backward_matches_finite_differences(void) {
-    Ctx c;
+    Ctx c = {0};
     Rng rng;
     rng_seed(&rng, 3);
     for (int i = 0; i < T * IN; i++) c.x[i] = rng_normal(&rng);
@@ -114,6 +123,345 @@ static void test_adapter_backward_matches_finite_differences(void) {
     CHECK(fd_ok(&c, c.x, dx, T * IN, "dx"));
     CHECK(fd_ok(&c, c.A, dA, R * IN, "dA"));
     CHECK(fd_ok(&c, c.B, dB, OUT * R, "dB"));
+}
+
+/* ---- dropout ---- */
+
+static double scaled_err(const float *a, const float *b, long n) {
+    double d = 0, s = 0;
+    for (long i = 0; i < n; i++) {
+        d = fmax(d, fabs((double)a[i] - b[i]));
+        s = fmax(s, fabs((double)b[i]));
+    }
+    return s > 0 ? d / s : d;
+}
+
+
+/* The masks: the fraction dropped is p, kept values are scaled by 1/(1-p),
+ * a mask is the same however its rows are split (threads), and another
+ * seed, pass, layer or module draws an independent one. */
+static void test_dropout_masks(void) {
+    enum { ROWS = 1024, W = 1023 }; /* odd width: rows start mid-pair */
+    const long n = (long)ROWS * W;
+    float *x = xmalloc((size_t)n * sizeof *x), *a = xmalloc((size_t)n * sizeof *a);
+    float *b = xmalloc((size_t)n * sizeof *b), *g = xcalloc((size_t)n, sizeof *g);
+    for (long i = 0; i < n; i++) x[i] = 1.0f + (float)(i % 7);
+    LoraDropout d, o;
+    lora_dropout_init(&d, 0.1, 42, 7, 3, LORA_V);
+    lora_dropout_rows(&d, a, x, 0, ROWS, W);
+    long dropped = 0, bad = 0;
+    for (long i = 0; i < n; i++) {
+        dropped += a[i] == 0;
+        bad += a[i] != 0 && a[i] != x[i] * (float)(1 / 0.9);
+    }
+    double frac = (double)dropped / n; /* sd 3e-4 */
+    CHECK_MSG(fabs(frac - 0.1) < 2e-3, "dropped %.5f, want 0.1", frac);
+    CHECK_EQ_INT(bad, 0);
+    lora_dropout_rows(&d, b, x, 0, 333, W);
+    lora_dropout_rows(&d, b + 333L * W, x + 333L * W, 333, ROWS, W);
+    CHECK(memcmp(a, b, (size_t)n * sizeof *a) == 0);
+    /* The backward passes the gradient of exactly the kept elements. */
+    lora_dropout_backward_rows(&d, g, x, 0, ROWS, W);
+    CHECK(memcmp(a, g, (size_t)n * sizeof *a) == 0);
+    const uint64_t other[4][4] = {{43, 7, 3, LORA_V}, {42, 8, 3, LORA_V}, {42, 7, 4, LORA_V}, {42, 7, 3, LORA_Q}};
+    for (int k = 0; k < 4; k++) {
+        lora_dropout_init(&o, 0.1, other[k][0], other[k][1], (int)other[k][2], (int)other[k][3]);
+        lora_dropout_rows(&o, b, x, 0, ROWS, W);
+        long both = 0;
+        for (long i = 0; i < n; i++) both += a[i] == 0 && b[i] == 0;
+        /* independent masks drop the same element with probability p² */
+        CHECK_MSG(fabs((double)both / n - 0.01) < 1e-3, "case %d: %.5f dropped by both", k, (double)both / n);
+    }
+    lora_dropout_init(&o, 0, 42, 7, 3, LORA_V);
+    lora_dropout_rows(&o, b, x, 0, ROWS, W);
+    CHECK(memcmp(x, b, (size_t)n * sizeof *x) == 0);
+    free(x), free(a), free(b), free(g);
+}
+
+/* With a fixed mask the adapter is a function of x, A and B like any other:
+ * its gradients (split over 3 threads) match finite differences through the
+ * same mask, and dropped inputs get no gradient from it. */
+static void test_dropout_backward_matches_finite_differences(void) {
+    Ctx c = {0};
+    Rng rng;
+    rng_seed(&rng, 5);
+    for (int i = 0; i < T * IN; i++) c.x[i] = rng_normal(&rng);
+    for (int i = 0; i < R * IN; i++) c.A[i] = rng_normal(&rng);
+    for (int i = 0; i < OUT * R; i++) c.B[i] = rng_normal(&rng);
+    for (int i = 0; i < T * OUT; i++) c.r[i] = rng_normal(&rng);
+    LoraDropout d;
+    lora_dropout_init(&d, 0.4, 1, 2, 0, LORA_UP);
+    c.drop = &d;
+    c.tp = tp_create(3);
+    loss(&c);
+    /* The forward is the plain adapter on the dropped-out input. */
+    Ctx m = c;
+    m.drop = NULL;
+    lora_dropout_rows(&d, m.x, c.x, 0, T, IN);
+    loss(&m);
+    double ydiff = 0;
+    for (int i = 0; i < T * OUT; i++) ydiff = fmax(ydiff, fabs(m.y[i] - c.y[i]));
+    CHECK_MSG(ydiff < 1e-5, "forward differs from the manual one by %.3g", ydiff);
+    float dx[T * IN] = {0}, dA[R * IN] = {0}, dB[OUT * R] = {0}, du[T * R];
+    par_lora_backward(c.tp, dx, dA, dB, du, c.r, c.x, c.u, c.A, c.B, T, IN, OUT, R, 1.5f, &d, c.xd);
+    int n_dropped = 0, leak = 0;
+    for (int i = 0; i < T * IN; i++)
+        if (m.x[i] == 0) n_dropped++, leak += dx[i] != 0;
+    CHECK(n_dropped > 0 && n_dropped < T * IN);
+    CHECK_EQ_INT(leak, 0);
+    CHECK(fd_ok(&c, c.x, dx, T * IN, "dx"));
+    CHECK(fd_ok(&c, c.A, dA, R * IN, "dA"));
+    CHECK(fd_ok(&c, c.B, dB, OUT * R, "dB"));
+    tp_free(c.tp);
+}
+
+/* A tiny random Llama with adapters on all seven modules, B random too (so
+ * every adapter gets a gradient). */
+static void tiny_lora_model(TrainDecoder *m, double dropout) {
+    ModelConfig c = {0};
+    c.arch = ARCH_LLAMA;
+    c.hidden_size = 32, c.intermediate_size = 48, c.n_layers = 2, c.n_heads = 4, c.n_kv_heads = 2;
+    c.head_dim = 8, c.vocab_size = 40, c.max_pos = 64, c.norm_eps = 1e-6f;
+    c.rope.type = ROPE_DEFAULT, c.rope.theta = 10000, c.rope.factor = 1;
+    Err e;
+    if (td_init(m, &c, &e)) abort();
+    td_init_random(m, 11, 0.2f);
+    LoraConfig lc = {4, 8, dropout, 0x7f, 0};
+    if (td_lora_attach(m, &lc, &e)) abort();
+    td_lora_init(m, 12);
+    Rng r;
+    rng_seed(&r, 13);
+    for (int i = 0; i < m->n_lora_tensors; i++)
+        if (strstr(m->lora_tensors[i].name, "lora_B"))
+            for (size_t k = 0; k < m->lora_tensors[i].numel; k++)
+                m->lora_params[m->lora_tensors[i].offset + k] = 0.3f * rng_normal(&r);
+}
+
+enum { DT = 11 };
+static const int32_t DIDS[DT] = {1, 5, 9, 20, 7, 3, 33, 2, 39, 0, 14};
+
+static double model_loss(TrainDecoder *m, ThreadPool *tp, float *logits, int backward) {
+    int32_t labels[DT];
+    uint8_t target[DT];
+    for (int t = 0; t < DT; t++) target[t] = t >= 3;
+    loss_shift_labels(DIDS, target, DT, labels);
+    Err e;
+    if (td_forward(m, tp, DIDS, DT, logits, &e)) return NAN;
+    int n;
+    double l = xent_forward(logits, labels, DT, m->cfg.vocab_size, &n);
+    if (backward) {
+        xent_backward(logits, logits, labels, DT, m->cfg.vocab_size, n, 1.0f);
+        td_zero_grad(m);
+        td_backward(m, tp, logits);
+    }
+    return l;
+}
+
+/* In a model: dropout only between td_lora_dropout_on and _off, the same
+ * pass gives the same logits (any thread count), another pass others, and
+ * every adapter gradient matches finite differences under the same masks. */
+static void test_dropout_in_model(void) {
+    TrainDecoder m;
+    tiny_lora_model(&m, 0.3);
+    ThreadPool *tp = tp_create(2);
+    const int V = m.cfg.vocab_size;
+    float *l0 = xmalloc(DT * V * sizeof(float)), *l1 = xmalloc(DT * V * sizeof(float));
+    float *l2 = xmalloc(DT * V * sizeof(float));
+    model_loss(&m, tp, l0, 0);
+    td_lora_dropout_on(&m, 9, 100);
+    model_loss(&m, tp, l1, 0);
+    model_loss(&m, NULL, l2, 0);
+    CHECK(memcmp(l0, l1, DT * V * sizeof(float)) != 0);
+    CHECK_MSG(scaled_err(l2, l1, DT * V) < 1e-6, "1 vs 2 threads: %.3g", scaled_err(l2, l1, DT * V));
+    td_lora_dropout_on(&m, 9, 101);
+    model_loss(&m, tp, l2, 0);
+    CHECK(memcmp(l2, l1, DT * V * sizeof(float)) != 0);
+    td_lora_dropout_off(&m);
+    model_loss(&m, tp, l2, 0);
+    CHECK(memcmp(l2, l0, DT * V * sizeof(float)) == 0);
+    /* Gradients under pass 100 against central differences of the loss. */
+    td_lora_dropout_on(&m, 9, 100);
+    model_loss(&m, tp, l1, 1);
+    float *g = xmalloc(m.n_lora_params * sizeof *g);
+    memcpy(g, m.lora_grads, m.n_lora_params * sizeof *g);
+    double gmax = 0, worst = 0;
+    for (size_t i = 0; i < m.n_lora_params; i++) gmax = fmax(gmax, fabs(g[i]));
+    Rng r;
+    rng_seed(&r, 4);
+    for (int k = 0; k < 60; k++) {
+        size_t i = (size_t)rng_below(&r, m.n_lora_params);
+        float keep = m.lora_params[i];
+        m.lora_params[i] = keep + 1e-2f;
+        double fp = model_loss(&m, tp, l1, 0);
+        m.lora_params[i] = keep - 1e-2f;
+        double fm = model_loss(&m, tp, l1, 0);
+        m.lora_params[i] = keep;
+        worst = fmax(worst, fabs((fp - fm) / 2e-2 - g[i]) / gmax);
+    }
+    CHECK_MSG(gmax > 0 && worst < 5e-3, "adapter gradients vs finite differences: %.3g of max", worst);
+    free(l0), free(l1), free(l2), free(g);
+    td_free(&m);
+    tp_free(tp);
+}
+
+/* Three SFT steps with dropout 0.3: the trainer's seed decides the masks,
+ * so the same seed trains the same adapters bit for bit, another seed (or
+ * no dropout) others. */
+static void train_three_steps(double dropout, uint64_t seed, float *out) {
+    TrainDecoder m;
+    tiny_lora_model(&m, dropout);
+    TrainerConfig cfg = {0};
+    cfg.schedule = (LrSchedule){LR_CONSTANT, 1e-2, 0, 3};
+    cfg.adamw = adamw_defaults();
+    cfg.dpo = (DpoConfig){DPO_SIGMOID, 0.1, 0, 0};
+    cfg.seed = seed;
+    Trainer t;
+    Err e;
+    ThreadPool *tp = tp_create(2);
+    uint8_t target[DT];
+    for (int k = 0; k < DT; k++) target[k] = k >= 3;
+    SftTokens ex[2] = {{DIDS, target, DT}, {DIDS + 2, target, DT - 2}};
+    int rc = trainer_init(&t, &m, tp, &cfg, &e);
+    for (int s = 0; s < 3 && !rc; s++) {
+        StepStats st;
+        rc = trainer_sft_accumulate(&t, ex, 2, &st, &e);
+        if (!rc) trainer_apply(&t, &st);
+    }
+    CHECK_MSG(!rc, "%s", e.msg);
+    CHECK(!m.drop_on); /* off again after the step */
+    memcpy(out, m.lora_params, m.n_lora_params * sizeof *out);
+    trainer_free(&t);
+    td_free(&m);
+    tp_free(tp);
+}
+
+static void test_dropout_seeds(void) {
+    TrainDecoder m;
+    tiny_lora_model(&m, 0);
+    size_t n = m.n_lora_params;
+    td_free(&m);
+    float *a = xmalloc(n * sizeof *a), *b = xmalloc(n * sizeof *b), *c = xmalloc(n * sizeof *c);
+    float *d = xmalloc(n * sizeof *d);
+    train_three_steps(0.3, 1, a);
+    train_three_steps(0.3, 1, b);
+    train_three_steps(0.3, 2, c);
+    train_three_steps(0, 1, d);
+    CHECK(memcmp(a, b, n * sizeof *a) == 0);
+    CHECK(memcmp(a, c, n * sizeof *a) != 0);
+    CHECK(memcmp(a, d, n * sizeof *a) != 0);
+    /* p = 0: no masks at all, whatever the seed */
+    train_three_steps(0, 2, c);
+    CHECK(memcmp(c, d, n * sizeof *c) == 0);
+    free(a), free(b), free(c), free(d);
+}
+
+/* ---- a frozen base in its stored dtype ---- */
+
+/* A tiny tied Qwen2 (biases; a vocabulary whose head is several wtile
+ * blocks) with LoRA on all modules and B random; frozen in dtype, or
+ * float32 with the matrices rounded to dtype's values. */
+static void frozen_pair_model(TrainDecoder *m, int frozen_dtype, int round_dtype) {
+    ModelConfig c = {0};
+    c.arch = ARCH_QWEN2;
+    c.hidden_size = 32, c.intermediate_size = 48, c.n_layers = 2, c.n_heads = 4, c.n_kv_heads = 2;
+    c.head_dim = 8, c.vocab_size = 200, c.max_pos = 64, c.norm_eps = 1e-6f;
+    c.tie_word_embeddings = 1, c.attention_bias = 1;
+    c.rope.type = ROPE_DEFAULT, c.rope.theta = 10000, c.rope.factor = 1;
+    Err e;
+    if (td_init(m, &c, &e) || (frozen_dtype >= 0 && td_freeze_base(m, frozen_dtype, &e))) abort();
+    td_init_random(m, 21, 0.2f);
+    for (int i = 0; round_dtype >= 0 && i < m->n_tensors; i++) {
+        const TdTensor *t = &m->tensors[i];
+        if (t->ndim != 2) continue;
+        uint16_t *h = xmalloc(t->numel * sizeof *h);
+        quantize_row(round_dtype, m->params + t->offset, h, (int64_t)t->numel);
+        dequantize_row(round_dtype, h, m->params + t->offset, (int64_t)t->numel);
+        free(h);
+    }
+    /* biases are zero from td_init_random: give them values */
+    for (int i = 0; i < m->n_tensors; i++)
+        if (strstr(m->tensors[i].name, "bias"))
+            for (size_t k = 0; k < m->tensors[i].numel; k++) m->params[m->tensors[i].offset + k] = 0.01f * (float)(k % 5);
+    LoraConfig lc = {4, 8, 0, 0x7f, 0};
+    if (td_lora_attach(m, &lc, &e)) abort();
+    td_lora_init(m, 22);
+    for (size_t k = 0; k < m->n_lora_params; k++)
+        if (m->lora_params[k] == 0) m->lora_params[k] = 0.05f * (float)((k % 7) - 3);
+}
+
+/* Logits and adapter gradients of the frozen model against the float32
+ * one, for a short sequence (the row-dot path) and a longer one (GEMMs). */
+static void check_frozen(int dtype) {
+    TrainDecoder a, b;
+    frozen_pair_model(&a, -1, dtype);
+    frozen_pair_model(&b, dtype, -1);
+    CHECK(b.frozen && !b.grads && b.frozen_dtype == dtype);
+    ThreadPool *tp = tp_create(2);
+    const int V = a.cfg.vocab_size;
+    int32_t ids[40];
+    uint8_t target[40];
+    int32_t labels[40];
+    for (int t = 0; t < 40; t++) ids[t] = (int32_t)((t * 37 + 5) % V), target[t] = t >= 4;
+    float *la = xmalloc(40 * V * sizeof(float)), *lb = xmalloc(40 * V * sizeof(float));
+    Err e;
+    const int lens[2] = {6, 40};
+    for (int k = 0; k < 2; k++) {
+        int T = lens[k], n;
+        loss_shift_labels(ids, target, T, labels);
+        TrainDecoder *ms[2] = {&a, &b};
+        float *ls[2] = {la, lb};
+        for (int j = 0; j < 2; j++) {
+            CHECK_OK(td_forward(ms[j], tp, ids, T, ls[j], &e), &e);
+            xent_forward(ls[j], labels, T, V, &n);
+            td_zero_grad(ms[j]);
+        }
+        double lerr = scaled_err(lb, la, (long)T * V);
+        for (int j = 0; j < 2; j++) {
+            xent_backward(ls[j], ls[j], labels, T, V, n, 1.0f);
+            td_backward(ms[j], tp, ls[j]);
+        }
+        double gerr = scaled_err(b.lora_grads, a.lora_grads, (long)a.n_lora_params);
+        CHECK_MSG(lerr <= 1e-6, "%s T=%d: logits off by %.3g of max", dtype_name(dtype), T, lerr);
+        CHECK_MSG(gerr <= 1e-5, "%s T=%d: adapter gradients off by %.3g of max", dtype_name(dtype), T, gerr);
+    }
+    /* Merging converts the frozen base back: the same merged model. */
+    td_lora_merge(&a);
+    td_lora_merge(&b);
+    CHECK(!b.frozen && b.grads);
+    CHECK_OK(td_forward(&a, tp, ids, 40, la, &e), &e);
+    CHECK_OK(td_forward(&b, tp, ids, 40, lb, &e), &e);
+    CHECK(memcmp(a.params, b.params, a.n_params * sizeof(float)) == 0);
+    free(la), free(lb);
+    td_free(&a), td_free(&b);
+    tp_free(tp);
+}
+
+static void test_frozen_bf16_base(void) { check_frozen(DT_BF16); }
+static void test_frozen_f16_base(void) { check_frozen(DT_F16); }
+
+/* Nothing of a frozen base trains: the trainer wants adapters; its
+ * forward wants a thread pool. */
+static void test_frozen_base_needs_lora(void) {
+    TrainDecoder m;
+    ModelConfig c = {0};
+    c.arch = ARCH_LLAMA;
+    c.hidden_size = 16, c.intermediate_size = 32, c.n_layers = 1, c.n_heads = 2, c.n_kv_heads = 1;
+    c.head_dim = 8, c.vocab_size = 20, c.max_pos = 32, c.norm_eps = 1e-6f;
+    c.rope.type = ROPE_DEFAULT, c.rope.theta = 10000, c.rope.factor = 1;
+    Err e;
+    CHECK_OK(td_init(&m, &c, &e), &e);
+    CHECK(td_freeze_base(&m, DT_Q8_0, &e) == -1 && strstr(e.msg, "expected f32, bf16 or f16"));
+    CHECK_OK(td_freeze_base(&m, DT_BF16, &e), &e);
+    int32_t ids[16] = {0};
+    float logits[16 * 20];
+    CHECK(td_forward(&m, NULL, ids, 16, logits, &e) == -1 && strstr(e.msg, "needs a thread pool"));
+    TrainerConfig cfg = {0};
+    cfg.adamw = adamw_defaults();
+    cfg.dpo = (DpoConfig){DPO_SIGMOID, 0.1, 0, 0};
+    Trainer t;
+    CHECK(trainer_init(&t, &m, NULL, &cfg, &e) == -1);
+    CHECK_MSG(strstr(e.msg, "frozen in bf16"), "%s", e.msg);
+    td_free(&m);
 }
 
 static void test_fresh_adapter_starts_at_the_base_model(void) {
@@ -149,15 +497,6 @@ static int32_t *json_ids(json_t *arr, int *n) {
     int32_t *ids = xmalloc((size_t)(*n ? *n : 1) * sizeof *ids);
     for (int i = 0; i < *n; i++) ids[i] = (int32_t)json_integer_value(json_array_get(arr, i));
     return ids;
-}
-
-static double scaled_err(const float *a, const float *b, long n) {
-    double d = 0, s = 0;
-    for (long i = 0; i < n; i++) {
-        d = fmax(d, fabs((double)a[i] - b[i]));
-        s = fmax(s, fabs((double)b[i]));
-    }
-    return s > 0 ? d / s : d;
 }
 
 /* "...lora_A.weight" -> "lora.grad....lora_A.default.weight" (PyTorch's name). */
@@ -300,6 +639,13 @@ int main(void) {
     RUN(test_targets_parse);
     RUN(test_config_load);
     RUN(test_adapter_backward_matches_finite_differences);
+    RUN(test_dropout_masks);
+    RUN(test_dropout_backward_matches_finite_differences);
+    RUN(test_dropout_in_model);
+    RUN(test_dropout_seeds);
+    RUN(test_frozen_bf16_base);
+    RUN(test_frozen_f16_base);
+    RUN(test_frozen_base_needs_lora);
     RUN(test_fresh_adapter_starts_at_the_base_model);
     RUN(test_merge_keeps_logits);
     RUN(test_fixture_llama3);

@@ -288,6 +288,76 @@ static void test_sft_blocked_head_matches_whole(void) {
     tp_free(tp);
 }
 
+/* DPO on a pair longer than a head block (the chosen/rejected boundary
+ * inside a block): the trainer's blocked log-probs and gradients are those
+ * of the whole packed forward with whole logits, for a head that trains
+ * (full) and one that does not (LoRA, where the rows' factors come after). */
+static void dpo_blocked_head(int lora) {
+    enum { NP = 20, NC = 150, NR = 140 };
+    TrainDecoder m;
+    tiny_model(&m, 8);
+    m.cfg.max_pos = NC + NR;
+    Err e;
+    if (lora) {
+        LoraConfig lc = {4, 8, 0, 0x7f, 0};
+        CHECK_OK(td_lora_attach(&m, &lc, &e), &e);
+        td_lora_init(&m, 3);
+        for (size_t k = 0; k < m.n_lora_params; k++)
+            if (m.lora_params[k] == 0) m.lora_params[k] = 0.02f * (float)((int)(k % 5) - 2);
+    }
+    ThreadPool *tp = tp_create(2);
+    Rng r;
+    rng_seed(&r, 6);
+    int32_t ids[NC + NR], labels[NC + NR];
+    uint8_t target[NC + NR];
+    for (int k = 0; k < NC + NR; k++) ids[k] = (int32_t)rng_below(&r, V);
+    memcpy(ids + NC, ids, NP * sizeof *ids); /* the shared prompt */
+    for (int k = 0; k < NC + NR; k++) target[k] = (k < NC ? k : k - NC) >= NP;
+    loss_shift_labels(ids, target, NC, labels);
+    loss_shift_labels(ids + NC, target + NC, NR, labels + NC);
+    int seg[NC + NR], lens[2] = {NC, NR};
+    td_pack_segments(lens, 2, seg);
+    /* whole logits, by hand */
+    float *logits = xmalloc((size_t)(NC + NR) * V * sizeof *logits);
+    CHECK_OK(td_forward_packed(&m, tp, ids, seg, NC + NR, logits, &e), &e);
+    DpoConfig dc = {DPO_SIGMOID, 0.5, 0, 0};
+    DpoPair dp = {-token_nll_sum_forward(logits, labels, NC, V, NULL),
+                  -token_nll_sum_forward(logits + NC * V, labels + NC, NR, V, NULL), -300, -310, NC - NP, NR - NP};
+    double d_c, d_r;
+    dpo_pair_backward(&dc, &dp, 1.0, &d_c, &d_r);
+    token_nll_sum_backward(logits, logits, labels, NC, V, (float)-d_c);
+    token_nll_sum_backward(logits + NC * V, logits + NC * V, labels + NC, NR, V, (float)-d_r);
+    td_backward(&m, tp, logits);
+    float *g = lora ? m.lora_grads : m.grads;
+    size_t n = lora ? m.n_lora_params : m.n_params;
+    float *want = xmalloc(n * sizeof *want);
+    memcpy(want, g, n * sizeof *want);
+    td_zero_grad(&m);
+    /* the trainer */
+    TrainerConfig cfg = {0};
+    cfg.schedule = (LrSchedule){LR_CONSTANT, 1e-3, 0, 10};
+    cfg.adamw = adamw_defaults();
+    cfg.dpo = dc;
+    Trainer t;
+    StepStats st;
+    CHECK_OK(trainer_init(&t, &m, tp, &cfg, &e), &e);
+    DpoTokens pair = {ids, ids + NC, NC, NR, NP};
+    double ref[2] = {-300, -310};
+    CHECK_OK(trainer_dpo_accumulate(&t, &pair, 1, ref, &st, &e), &e);
+    CHECK(t.logits_cap <= 128 * V); /* never the whole pair's logits */
+    CHECK_NEAR(st.dpo.logps_chosen, dp.policy_chosen, 1e-9 * fabs(dp.policy_chosen));
+    CHECK_NEAR(st.dpo.logps_rejected, dp.policy_rejected, 1e-9 * fabs(dp.policy_rejected));
+    double err = scaled_err(g, want, (long)n);
+    CHECK_MSG(err <= 1e-5, "%s: blocked DPO gradients off by %.3g of max", lora ? "LoRA" : "full", err);
+    trainer_free(&t);
+    free(logits), free(want);
+    td_free(&m);
+    tp_free(tp);
+}
+
+static void test_dpo_blocked_head_full(void) { dpo_blocked_head(0); }
+static void test_dpo_blocked_head_lora(void) { dpo_blocked_head(1); }
+
 static double heldout_sft_loss(TrainDecoder *m, int32_t (*ids)[TLEN], int n) {
     uint8_t target[TLEN];
     for (int k = 0; k < TLEN; k++) target[k] = k >= NPROMPT;
@@ -446,6 +516,8 @@ static void test_bad_batches_are_errors(void) {
 
 int main(void) {
     RUN(test_sft_blocked_head_matches_whole);
+    RUN(test_dpo_blocked_head_full);
+    RUN(test_dpo_blocked_head_lora);
     RUN(test_sft_step_llama3);
     RUN(test_sft_step_qwen2);
     RUN(test_sft_step_mistral);
