@@ -21,7 +21,7 @@ int cmd_train(int argc, char **argv) {
     TrainRunOptions o;
     train_run_defaults(&o);
     const char *loss = "sigmoid", *schedule = "linear", *loss_on = "last", *branch = "preferred";
-    const char *targets = "q,k,v,o,gate,up,down", *save_dtype = NULL;
+    const char *targets = "q,k,v,o,gate,up,down", *save_dtype = NULL, *shard_size = NULL;
     double beta = o.dpo.beta, smoothing = 0, nll = 0, lr = 0, epochs = 1, wd = 0, clip = 1.0, alpha = 0, dropout = 0;
     long steps = 0, warmup = 0, seed = 42, save_every = 0;
     int batch = 1, accum = 1, max_len = 1024, rank = 0, resume = 0, threads = 0, quiet = 0;
@@ -54,6 +54,10 @@ int cmd_train(int argc, char **argv) {
         {"--seed", NULL, ARG_LONG, &seed, "S", "seed for data order, LoRA init and LoRA dropout", 0, 0},
         {"--save-every", NULL, ARG_LONG, &save_every, "N", "checkpoint every N steps (0: at the end only)", 0, 0},
         {"--save-dtype", NULL, ARG_STR, &save_dtype, "T", "float32, bfloat16 or float16 (default: the model's)", 0, 0},
+        {"--max-shard-size", NULL, ARG_STR, &shard_size, "SIZE",
+         "full fine-tuning: split model.safetensors into shards of at most SIZE (500MB, 2GB, 1GiB)", 0, 0},
+        {"--gguf", NULL, ARG_STR, &o.gguf_type, "T",
+         "full fine-tuning: also write DIR/model.gguf at the end (f32, f16, bf16, q8_0, q4_0)", 0, 0},
         {"--resume", NULL, ARG_FLAG, &resume, NULL, "continue from the checkpoint in --out", 0, 0},
         {"--threads", "-t", ARG_INT, &threads, "N", "threads (0: one per CPU)", 0, 0},
         {"--quiet", "-q", ARG_FLAG, &quiet, NULL, "no progress bar", 0, 0},
@@ -87,7 +91,8 @@ int cmd_train(int argc, char **argv) {
     }
     if (lr_kind_parse(schedule, &o.schedule, &e) || dpo_kind_parse(loss, &o.dpo.kind, &e) ||
         loss_on_parse(loss_on, &o.loss_on, &e) || tree_branch_parse(branch, &o.branch, &e) ||
-        lora_targets_parse(targets, &o.lora_targets, &e) || (save_dtype && ckpt_dtype_parse(save_dtype, &o.save_dtype, &e)))
+        lora_targets_parse(targets, &o.lora_targets, &e) || (save_dtype && ckpt_dtype_parse(save_dtype, &o.save_dtype, &e)) ||
+        (shard_size && ckpt_size_parse(shard_size, &o.max_shard_bytes, &e)))
         return cli_fail(&e);
     if (steps < 0 || warmup < 0 || save_every < 0 || rank < 0) {
         err_set(&e, ERR_ARG, "--steps, --warmup, --save-every and --lora-r must be >= 0");

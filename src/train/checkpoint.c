@@ -203,6 +203,10 @@ static int write_gguf(const char *out_dir, int type, Err *e) {
 
 int ckpt_save_model_opts(const TrainDecoder *m, const char *base_dir, const char *out_dir, const CkptSaveOpts *o,
                          Err *e) {
+    /* a frozen base's matrices are not in params: saving them would write zeros */
+    if (m->frozen)
+        return err_set(e, ERR_ARG, "%s: the model's base is frozen in its stored dtype (LoRA); save the adapter, or "
+                                   "merge it (aloe merge)", out_dir);
     int gguf_type = -1;
     if (o->gguf_type) {
         if (convert_type_parse(o->gguf_type, &gguf_type, e)) return -1;

@@ -13,6 +13,7 @@
 #include "base/rng.h"
 #include "base/sha256.h"
 #include "formats/safetensors.h"
+#include "model/convert.h"
 #include "train/checkpoint.h"
 #include "train/encode.h"
 #include "train/trainer.h"
@@ -212,12 +213,15 @@ static int make_trainer(Run *r, Err *e) {
 
 /* ---- checkpoints ---- */
 
-static int save_checkpoint(Run *r, double epoch, Err *e) {
+/* `final`: the run's last save, which also writes the GGUF asked for (a
+ * conversion per intermediate checkpoint would cost time for nothing). */
+static int save_checkpoint(Run *r, double epoch, int final, Err *e) {
     const TrainRunOptions *o = r->o;
     int dtype = o->save_dtype >= 0 ? o->save_dtype : r->policy.cfg.dtype;
     if (dtype != DT_BF16 && dtype != DT_F16) dtype = DT_F32;
+    CkptSaveOpts so = {.dtype = dtype, .max_shard_bytes = o->max_shard_bytes, .gguf_type = final ? o->gguf_type : NULL};
     int rc = r->policy.lora_on ? ckpt_save_adapter(&r->policy, o->model, o->out, dtype, e)
-                               : ckpt_save_model(&r->policy, o->model, o->out, dtype, e);
+                               : ckpt_save_model_opts(&r->policy, o->model, o->out, &so, e);
     char *op = path_join(o->out, "optimizer.safetensors");
     if (!rc) rc = ckpt_save_optimizer(&r->tr, op, e);
     free(op);
@@ -375,13 +379,13 @@ static int loop(Run *r, volatile sig_atomic_t *stop, Err *e) {
         progress_add(&p, 1);
         atomic_fetch_add(&p.tokens, st.tokens);
         if (!rc && o->save_every > 0 && r->tr.step % o->save_every == 0 && r->tr.step < r->total_steps)
-            rc = save_checkpoint(r, epoch, e);
+            rc = save_checkpoint(r, epoch, 0, e);
     }
     progress_stop(&p);
     appender_close(&metrics);
     free(order);
     /* The end, or Ctrl-C: save what there is (not after a failed step). */
-    if (!rc) rc = save_checkpoint(r, (double)r->tr.step * r->per_step / r->n, e);
+    if (!rc) rc = save_checkpoint(r, (double)r->tr.step * r->per_step / r->n, r->tr.step >= r->total_steps, e);
     if (!rc && stop && *stop) rc = err_set(e, ERR_CANCELLED, "interrupted at step %ld; checkpoint saved in %s "
                                           "(continue with --resume)", r->tr.step, o->out);
     return rc;
@@ -394,6 +398,11 @@ static int check_options(const TrainRunOptions *o, Err *e) {
     if (o->steps <= 0 && !(o->epochs > 0)) return err_set(e, ERR_ARG, "give --steps N or --epochs E > 0");
     if (o->ref && o->kind != RUN_DPO) return err_set(e, ERR_ARG, "--ref is for DPO");
     if (o->lora_dropout != 0 && o->lora_r <= 0) return err_set(e, ERR_ARG, "--lora-dropout needs --lora-r");
+    if ((o->gguf_type || o->max_shard_bytes) && o->lora_r > 0)
+        return err_set(e, ERR_ARG, "--gguf and --max-shard-size apply to full fine-tuning; a LoRA run saves an "
+                                   "adapter (aloe merge --gguf T --max-shard-size S writes the merged model)");
+    int gt;
+    if (o->gguf_type && convert_type_parse(o->gguf_type, &gt, e)) return err_wrap(e, "--gguf");
     return o->kind == RUN_DPO ? dpo_config_check(&o->dpo, e) : 0;
 }
 

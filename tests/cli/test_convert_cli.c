@@ -102,6 +102,39 @@ static void test_merge_gguf_sharded(void) {
     free(model), free(lora), free(tmp), free(aloe), free(m), free(g), free(idx), free(shard), free(ld), free(lg);
 }
 
+/* aloe train's own --gguf and --max-shard-size: the same run saved as
+ * shards plus DIR/model.gguf; a LoRA run refuses them (it saves an adapter). */
+static void test_train_gguf_sharded(void) {
+    char *model = test_shared_path("fixtures/models/tiny-llama3");
+    if (!model) SKIP("fixtures not found (set ALOE_SHARED)");
+    char *tmp = test_tmpdir(), *aloe = test_build_path("aloe"), *data = path_join(tmp, "trees.jsonl");
+    Err e;
+    CHECK_OK(file_write_atomic(data, TREES, strlen(TREES), &e), &e);
+    int rc = test_system("%s train sft --model %s --data %s --out %s/run --steps 2 --lr 1e-2 --threads 1 --quiet "
+                         "--gguf f32 --max-shard-size 100KB 2>>%s/log", aloe, model, data, tmp, tmp);
+    CHECK_MSG(rc == 0, "aloe train sft --gguf failed (see %s/log)", tmp);
+    char *run = path_join(tmp, "run"), *g = path_join(run, "model.gguf");
+    char *idx = path_join(run, "model.safetensors.index.json"), *single = path_join(run, "model.safetensors");
+    CHECK(file_exists(g) && file_exists(idx) && !file_exists(single));
+    rc = logits(aloe, run, tmp, "dir") || logits(aloe, g, tmp, "gguf") || logits(aloe, model, tmp, "base");
+    CHECK_MSG(rc == 0, "aloe logits failed (see %s/log)", tmp);
+    char *ld = path_join(tmp, "dir.safetensors"), *lg = path_join(tmp, "gguf.safetensors");
+    char *lb = path_join(tmp, "base.safetensors");
+    double err = logits_err(lg, ld), moved = logits_err(lb, ld);
+    CHECK_MSG(err >= 0 && err <= 1e-4, "trained GGUF logits off by %g of the range", err);
+    CHECK_MSG(moved > 1e-3, "training did not change the model (%g)", moved);
+    rc = test_system("%s train sft --model %s --data %s --out %s/lora --steps 1 --lora-r 4 --gguf f16 --quiet "
+                     "2>%s/lora.err", aloe, model, data, tmp, tmp);
+    CHECK_EQ_INT(rc, 2);
+    char *lerr = path_join(tmp, "lora.err"), *msg = NULL;
+    size_t n;
+    CHECK_OK(file_read_all(lerr, &msg, &n, &e), &e);
+    CHECK_MSG(msg && strstr(msg, "apply to full fine-tuning"), "%s", msg ? msg : "");
+    free(msg), free(lerr);
+    free(model), free(tmp), free(aloe), free(data), free(run), free(g), free(idx), free(single), free(ld), free(lg),
+        free(lb);
+}
+
 /* Runs cmd, returns its exit status and its stderr in *err (caller frees). */
 static int run_err(char **err, const char *cmd) {
     char *tmp = test_tmpdir(), *log = path_join(tmp, "err");
@@ -161,6 +194,7 @@ static void test_merge_wrong_adapter(void) {
 
 int main(void) {
     RUN(test_train_convert_logits);
+    RUN(test_train_gguf_sharded);
     RUN(test_merge_gguf_sharded);
     RUN(test_bad_input);
     RUN(test_merge_wrong_adapter);

@@ -9,6 +9,7 @@
 #include "base/mem.h"
 #include "base/rng.h"
 #include "formats/safetensors.h"
+#include "train/checkpoint.h"
 #include "test.h"
 #include "train/decoder_train.h"
 #include "train/lora.h"
@@ -461,6 +462,9 @@ static void test_frozen_base_needs_lora(void) {
     Trainer t;
     CHECK(trainer_init(&t, &m, NULL, &cfg, &e) == -1);
     CHECK_MSG(strstr(e.msg, "frozen in bf16"), "%s", e.msg);
+    /* nor is it saved as a full model (its matrices are not in params) */
+    CHECK(ckpt_save_model(&m, NULL, "/nonexistent-out", DT_F32, &e) == -1);
+    CHECK_MSG(strstr(e.msg, "frozen"), "%s", e.msg);
     td_free(&m);
 }
 
