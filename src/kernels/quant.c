@@ -8,12 +8,15 @@
 #endif
 
 int kernel_type_ok(int t) {
-    return t == DT_F32 || t == DT_F16 || t == DT_BF16 || t == DT_Q8_0 || t == DT_Q4_0;
+    return t == DT_F32 || t == DT_F16 || t == DT_BF16 || t == DT_Q8_0 || t == DT_Q4_0 || t == DT_Q4_K ||
+           t == DT_Q6_K;
 }
 
 int kernel_row_ok(int t, long n) { return kernel_type_ok(t) && n > 0 && dtype_nbytes(t, n) > 0; }
 
-int kernel_vec_type(int weight) { return weight == DT_Q8_0 || weight == DT_Q4_0 ? DT_Q8_0 : DT_F32; }
+int kernel_vec_type(int weight) {
+    return weight == DT_Q8_0 || weight == DT_Q4_0 || weight == DT_Q4_K || weight == DT_Q6_K ? DT_Q8_0 : DT_F32;
+}
 
 /* The block scales are converted twice per 32 values in the dot loops: use
  * the F16C instruction where there is one rather than a function call. */
@@ -25,7 +28,67 @@ static inline float half(uint16_t h) {
 #endif
 }
 
+/* ---- K-quant block fields ---- */
+
+/* The 6-bit scale and min of Q4_K sub-block j from the 12 packed bytes (the
+ * layout formats/dtype.c documents). */
+static inline void q4k_scale_min(int j, const uint8_t *s, int *sc, int *mn) {
+    if (j < 4) {
+        *sc = s[j] & 63;
+        *mn = s[j + 4] & 63;
+    } else {
+        *sc = (s[j + 4] & 0xf) | ((s[j - 4] >> 6) << 4);
+        *mn = (s[j + 4] >> 4) | ((s[j] >> 6) << 4);
+    }
+}
+
+/* The 6-bit quant (0..63, stored q + 32) of element i of a Q6_K block. */
+static inline int q6k_quant(const BlockQ6_K *b, int i) {
+    int half = i / 128, k = (i % 128) / 32, l = i % 32;
+    const uint8_t *ql = b->ql + 64 * half + 32 * (k & 1), *qh = b->qh + 32 * half;
+    int lo = k < 2 ? ql[l] & 0xf : ql[l] >> 4;
+    return lo | (((qh[l] >> (2 * k)) & 3) << 4);
+}
+
 /* ---- reference dots: the plain definitions ---- */
+
+/* A K-quant row against Q8_0 activations: each Q4_K sub-block of 32 is one
+ * activation block, w = d*sc*q - dmin*m, so its dot is
+ * dx * (d*sc*sum(q*qx) - dmin*m*sum(qx)); a Q6_K block of 32 has two
+ * scales of 16, w = d*sc*(q - 32). */
+static float dot_q4_k_ref(const BlockQ4_K *w, const BlockQ8_0 *x, long nb) {
+    float sum = 0;
+    for (long i = 0; i < nb; i++) {
+        float d = half(w[i].d), dmin = half(w[i].dmin);
+        for (int j = 0; j < 8; j++) {
+            const BlockQ8_0 *a = &x[i * 8 + j];
+            int sc, mn, dot = 0, sx = 0;
+            q4k_scale_min(j, w[i].scales, &sc, &mn);
+            for (int l = 0; l < 32; l++) {
+                int q = j % 2 ? w[i].qs[32 * (j / 2) + l] >> 4 : w[i].qs[32 * (j / 2) + l] & 0xf;
+                dot += q * a->qs[l];
+                sx += a->qs[l];
+            }
+            sum += half(a->d) * (d * (float)sc * (float)dot - dmin * (float)mn * (float)sx);
+        }
+    }
+    return sum;
+}
+
+static float dot_q6_k_ref(const BlockQ6_K *w, const BlockQ8_0 *x, long nb) {
+    float sum = 0;
+    for (long i = 0; i < nb; i++) {
+        float d = half(w[i].d);
+        for (int j = 0; j < 8; j++) {
+            const BlockQ8_0 *a = &x[i * 8 + j];
+            int dot = 0;
+            for (int l = 0; l < 32; l++)
+                dot += w[i].scales[2 * j + l / 16] * (q6k_quant(&w[i], 32 * j + l) - 32) * a->qs[l];
+            sum += half(a->d) * d * (float)dot;
+        }
+    }
+    return sum;
+}
 
 float vec_dot_ref(int t, const void *row, const void *act, long n) {
     float sum = 0;
@@ -62,6 +125,8 @@ float vec_dot_ref(int t, const void *row, const void *act, long n) {
         }
         return sum;
     }
+    case DT_Q4_K: return dot_q4_k_ref(row, act, n / QK_K);
+    case DT_Q6_K: return dot_q6_k_ref(row, act, n / QK_K);
     default: return 0;
     }
 }
@@ -128,6 +193,99 @@ static float dot_q4_0(const BlockQ4_0 *w, const BlockQ8_0 *x, long nb) {
         acc0 = _mm256_fmadd_ps(_mm256_set1_ps(half(w[i].d) * half(x[i].d)), p, acc0);
     }
     return hsum8(_mm256_add_ps(acc0, acc1));
+}
+
+/* Sums of u[i]*s[i] (u unsigned, s signed bytes) over groups of four, as 8
+ * int32 lanes. Without VNNI the pairwise int16 sums of maddubs saturate
+ * only above 32767, which the K-quants' ranges (q <= 63) stay below. */
+static inline __m256i dot_u8s8(__m256i u, __m256i s) {
+#if defined(__AVXVNNI__) || (defined(__AVX512VNNI__) && defined(__AVX512VL__))
+    return _mm256_dpbusd_epi32(_mm256_setzero_si256(), u, s);
+#else
+    return _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1));
+#endif
+}
+
+/* ---- K-quants against Q8_0 activations ----
+ * One weight row against NX activations (1 or 4; a constant at every call,
+ * so the loops over k unroll): the weights of each 32 values are unpacked
+ * once and dotted with every activation's block. */
+
+#define ALWAYS_INLINE inline __attribute__((always_inline))
+
+static ALWAYS_INLINE void dot_q4_k_n(const BlockQ4_K *w, const BlockQ8_0 *const *x, int NX, long nb, float *out) {
+    const __m256i m4 = _mm256_set1_epi8(15), ones = _mm256_set1_epi8(1);
+    __m256 acc[4], accm[4];
+    for (int k = 0; k < NX; k++) acc[k] = accm[k] = _mm256_setzero_ps();
+    for (long i = 0; i < nb; i++) {
+        float d = half(w[i].d), dmin = half(w[i].dmin);
+        for (int j = 0; j < 8; j++) {
+            int sc, mn;
+            q4k_scale_min(j, w[i].scales, &sc, &mn);
+            __m256i b = _mm256_loadu_si256((const __m256i *)(w[i].qs + 32 * (j / 2)));
+            __m256i q = j % 2 ? _mm256_and_si256(_mm256_srli_epi16(b, 4), m4) : _mm256_and_si256(b, m4);
+            float ds = d * (float)sc, dm = dmin * (float)mn;
+            for (int k = 0; k < NX; k++) {
+                const BlockQ8_0 *a = &x[k][i * 8 + j];
+                __m256i y = _mm256_loadu_si256((const __m256i *)a->qs);
+                float dx = half(a->d);
+                acc[k] = _mm256_fmadd_ps(_mm256_set1_ps(dx * ds), _mm256_cvtepi32_ps(dot_u8s8(q, y)), acc[k]);
+                accm[k] = _mm256_fmadd_ps(_mm256_set1_ps(dx * dm), _mm256_cvtepi32_ps(dot_u8s8(ones, y)), accm[k]);
+            }
+        }
+    }
+    for (int k = 0; k < NX; k++) out[k] = hsum8(_mm256_sub_ps(acc[k], accm[k]));
+}
+
+/* Q6_K: the quants (0..63) are dotted unsigned and 32*sum(y) taken off in
+ * int16 (|p - o| <= 63*127*2 + 32*128*2 < 32768); the two scales of 16
+ * then multiply the int16 pair sums of each 128-bit half. */
+static ALWAYS_INLINE void dot_q6_k_n(const BlockQ6_K *w, const BlockQ8_0 *const *x, int NX, long nb, float *out) {
+    const __m256i m4 = _mm256_set1_epi8(15), m2 = _mm256_set1_epi8(3), c32 = _mm256_set1_epi8(32);
+    __m256 acc[4];
+    for (int k = 0; k < NX; k++) acc[k] = _mm256_setzero_ps();
+    for (long i = 0; i < nb; i++) {
+        float d = half(w[i].d);
+        for (int h = 0; h < 2; h++) {
+            __m256i ql0 = _mm256_loadu_si256((const __m256i *)(w[i].ql + 64 * h));
+            __m256i ql1 = _mm256_loadu_si256((const __m256i *)(w[i].ql + 64 * h + 32));
+            __m256i qh = _mm256_loadu_si256((const __m256i *)(w[i].qh + 32 * h));
+            __m256i q[4];
+            q[0] = _mm256_or_si256(_mm256_and_si256(ql0, m4), _mm256_slli_epi16(_mm256_and_si256(qh, m2), 4));
+            q[1] = _mm256_or_si256(_mm256_and_si256(ql1, m4),
+                                   _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2), m2), 4));
+            q[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql0, 4), m4),
+                                   _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 4), m2), 4));
+            q[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql1, 4), m4),
+                                   _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 6), m2), 4));
+            for (int j = 0; j < 4; j++) {
+                const int8_t *sc = w[i].scales + 8 * h + 2 * j;
+                __m256i scv = _mm256_set_m128i(_mm_set1_epi16(sc[1]), _mm_set1_epi16(sc[0]));
+                for (int k = 0; k < NX; k++) {
+                    const BlockQ8_0 *a = &x[k][i * 8 + 4 * h + j];
+                    __m256i y = _mm256_loadu_si256((const __m256i *)a->qs);
+                    __m256i p = _mm256_sub_epi16(_mm256_maddubs_epi16(q[j], y), _mm256_maddubs_epi16(c32, y));
+                    __m256 v = _mm256_cvtepi32_ps(_mm256_madd_epi16(p, scv));
+                    acc[k] = _mm256_fmadd_ps(_mm256_set1_ps(d * half(a->d)), v, acc[k]);
+                }
+            }
+        }
+    }
+    for (int k = 0; k < NX; k++) out[k] = hsum8(acc[k]);
+}
+
+static float dot_q4_k(const void *w, const void *x, long nb) {
+    const BlockQ8_0 *xs[1] = {x};
+    float r;
+    dot_q4_k_n(w, xs, 1, nb, &r);
+    return r;
+}
+
+static float dot_q6_k(const void *w, const void *x, long nb) {
+    const BlockQ8_0 *xs[1] = {x};
+    float r;
+    dot_q6_k_n(w, xs, 1, nb, &r);
+    return r;
 }
 
 static inline __m256 load8_f16(const uint16_t *p) {
@@ -245,6 +403,8 @@ void vec_dot_multi(int t, const void *row, const void *act, size_t stride, int n
         case DT_BF16: dot4_bf16(row, (const float *const *)x, len, r); break;
         case DT_Q8_0: dot4_q(0, row, (const BlockQ8_0 *const *)x, len / QK8_0, r); break;
         case DT_Q4_0: dot4_q(1, row, (const BlockQ8_0 *const *)x, len / QK8_0, r); break;
+        case DT_Q4_K: dot_q4_k_n(row, (const BlockQ8_0 *const *)x, 4, len / QK_K, r); break;
+        case DT_Q6_K: dot_q6_k_n(row, (const BlockQ8_0 *const *)x, 4, len / QK_K, r); break;
         default: r[0] = r[1] = r[2] = r[3] = 0; break;
         }
         for (int k = 0; k < 4 && a + k < n; k++) out[(size_t)(a + k) * out_stride] = r[k];
@@ -327,6 +487,8 @@ float vec_dot(int t, const void *row, const void *act, long n) {
     case DT_BF16: return dot_bf16(row, act, n);
     case DT_Q8_0: return dot_q8_0(row, act, n / QK8_0);
     case DT_Q4_0: return dot_q4_0(row, act, n / QK8_0);
+    case DT_Q4_K: return dot_q4_k(row, act, n / QK_K);
+    case DT_Q6_K: return dot_q6_k(row, act, n / QK_K);
     default: return 0;
     }
 }

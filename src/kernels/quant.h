@@ -3,9 +3,11 @@
  * are formats/dtype.h's (ggml's), so memory-mapped GGUF tensors are used in
  * place; conversions and quantisers live there too.
  *
- * Quantised rows (Q8_0, Q4_0) are dotted with activations quantised to
- * Q8_0 blocks, as llama.cpp does: integer multiply-adds are twice as wide
- * as float ones and the activation is quantised once per matmul, not once
+ * Quantised rows (Q8_0, Q4_0, Q4_K, Q6_K) are dotted with activations
+ * quantised to Q8_0 blocks, as llama.cpp does (it uses Q8_K, blocks of
+ * 256, for the K-quants; a K-quant sub-block of 32 lines up with one Q8_0
+ * block, so one activation form serves all four): integer multiply-adds
+ * are twice as wide as float ones and the activation is quantised once per matmul, not once
  * per row. F32/F16/BF16 rows are dotted with f32 activations.
  *
  * Every fast dot has a plain scalar reference (`*_ref`) beside it; the
@@ -20,7 +22,8 @@
 #include "formats/dtype.h"
 
 /* Whether the kernels compute with weights of this DType directly
- * (F32, F16, BF16, Q8_0, Q4_0); other types are converted at load. */
+ * (F32, F16, BF16, Q8_0, Q4_0, Q4_K, Q6_K); other types are converted at
+ * load. */
 int kernel_type_ok(int dtype);
 /* Whether a row of n values of dtype suits the kernels (whole blocks). */
 int kernel_row_ok(int dtype, long n);
