@@ -11,7 +11,13 @@
  * random-weight models have many near-ties (top-2 margins far below the
  * quantisation error), so the check there is that every position whose
  * reference margin exceeds twice the max error keeps its argmax, and that
- * >= 85% of all positions do.
+ * >= 85% of all positions do (seen 91-93%; the HF figures come from the
+ * batched pass, which is bit-identical to f32 over the file's dequantised
+ * weights, so the flips are the file's weight rounding).
+ * What the engine itself answers for is checked against the exact logits
+ * of the file's own weights (check_own_weights): the batched pass must
+ * match them to 1e-4 of the range and >= 99% argmax; decoding (Q8_0
+ * activations) within 3e-2 and no decisive flip (see there).
  *
  * Two fixture quirks are reproduced rather than hidden:
  *  - greedy.new_ids were made by transformers' generate(), which treated
@@ -107,6 +113,7 @@ typedef struct Errors {
     double range;     /* max - min of the reference logits */
     double argmax_ok; /* fraction of positions with the same argmax */
     int decisive_flips; /* argmax changes where the reference margin > 2 * max error */
+    int near_ties;      /* positions whose reference margin is <= 2 * max error */
 } Errors;
 
 static int argmax(const float *x, int n) {
@@ -139,6 +146,52 @@ static int run_logits(Model *m, const Fixture *f, float *logits, Err *e) {
     for (int r = 0; r < f->n_rows; r++) kv_cache_free(&kv[r]);
     free(kv), free(caches), free(pos);
     return rc;
+}
+
+/* Logits [n_rows * len, V] of the rows decoded together one position at a
+ * time (n_rows tokens per step: the row-dot path with Q8_0 activations,
+ * through vec_dot_multi), as decoding runs; the batched pass of all
+ * positions takes the GEMM path, where K-quant weights are dequantised
+ * and the result matches the dequantised file's to float rounding. */
+static int step_logits(Model *m, const Fixture *f, float *logits, Err *e) {
+    int V = m->cfg.vocab_size, rc = 0;
+    KvCache *kv = xcalloc((size_t)f->n_rows, sizeof *kv);
+    KvCache **caches = xmalloc((size_t)f->n_rows * sizeof *caches);
+    int32_t *ids = xmalloc((size_t)f->n_rows * sizeof *ids);
+    int *pos = xmalloc((size_t)f->n_rows * sizeof *pos);
+    float *step = xmalloc((size_t)f->n_rows * V * sizeof(float));
+    for (int r = 0; r < f->n_rows && !rc; r++) rc = kv_cache_init(&kv[r], m, f->len, e), caches[r] = &kv[r];
+    for (int t = 0; t < f->len && !rc; t++) {
+        for (int r = 0; r < f->n_rows; r++) ids[r] = f->ids[r * f->len + t], pos[r] = t;
+        rc = model_forward_batch(m, caches, ids, pos, f->n_rows, NULL, f->n_rows, step, e);
+        for (int r = 0; r < f->n_rows && !rc; r++)
+            memcpy(logits + ((size_t)r * f->len + t) * V, step + (size_t)r * V, (size_t)V * sizeof(float));
+    }
+    for (int r = 0; r < f->n_rows; r++) kv_cache_free(&kv[r]);
+    free(kv), free(caches), free(ids), free(pos), free(step);
+    return rc;
+}
+
+static void logit_errors(const float *got, const float *ref, int n, int V, Errors *out) {
+    float lo = ref[0], hi = ref[0];
+    double maxerr = 0;
+    for (long i = 0; i < (long)n * V; i++) {
+        lo = ref[i] < lo ? ref[i] : lo;
+        hi = ref[i] > hi ? ref[i] : hi;
+        maxerr = fmax(maxerr, fabs(got[i] - ref[i]));
+    }
+    int same = 0;
+    out->decisive_flips = out->near_ties = 0;
+    for (int t = 0; t < n; t++) {
+        int ok = argmax(got + (long)t * V, V) == argmax(ref + (long)t * V, V);
+        int near = top2_margin(ref + (long)t * V, V) <= 2 * maxerr;
+        same += ok;
+        out->near_ties += near;
+        if (!ok && !near) out->decisive_flips++;
+    }
+    out->rel = maxerr / (hi - lo);
+    out->range = hi - lo;
+    out->argmax_ok = (double)same / n;
 }
 
 /* The model's logits against ref [n_rows * len, vocab]. */
@@ -193,6 +246,76 @@ static int greedy(Model *m, const Fixture *f, int32_t *out, Err *e) {
     return rc;
 }
 
+/* A copy of a GGUF file in tmpdir with every tensor converted to F32: the
+ * exact values the file's quantised weights stand for. */
+static char *gguf_f32_copy(const char *path, Err *e) {
+    Gguf *g = gguf_open(path, e);
+    if (!g) return NULL;
+    GgufWriter *w = gguf_writer_new();
+    for (int i = 0; i < gguf_n_kv(g); i++) gguf_set_kv(w, gguf_kv(g, i));
+    int n = gguf_n_tensors(g), rc = 0;
+    float **bufs = xcalloc((size_t)n, sizeof *bufs);
+    for (int i = 0; i < n && !rc; i++) {
+        TensorView t = *gguf_tensor(g, i);
+        if (t.dtype != DT_F32) {
+            rc = !(bufs[i] = tensor_to_f32_alloc(&t, e));
+            t.dtype = DT_F32, t.data = bufs[i], t.nbytes = (size_t)tensor_numel(&t) * sizeof(float);
+        }
+        rc = rc || gguf_writer_add_tensor(w, &t, e);
+    }
+    char *dir = test_tmpdir(), *out = xasprintf("%s/f32-copy.gguf", dir);
+    rc = rc || gguf_writer_write(w, out, e);
+    gguf_writer_free(w);
+    for (int i = 0; i < n; i++) free(bufs[i]);
+    free(bufs), free(dir);
+    gguf_close(g);
+    if (rc) {
+        free(out);
+        return NULL;
+    }
+    return out;
+}
+
+/* A quantised GGUF against the exact logits of its own weights (its F32
+ * copy, batched: sgemm in f32): what the engine is responsible for, apart
+ * from the rounding already in the file. Both of the engine's paths are
+ * checked: the batched pass (GEMM over dequantised weights, f32
+ * activations) and decoding a position at a time (row dots against Q8_0
+ * activations, llama.cpp's scheme: the activations' rounding is a second
+ * error source). */
+static void check_own_weights(const char *path, const Fixture *f, const char *label) {
+    Err e;
+    char *copy = gguf_f32_copy(path, &e);
+    CHECK_MSG(copy, "%s: %s", label, e.msg);
+    Model *q = model_load(path, 2, &e), *x = q ? model_load(copy, 2, &e) : NULL;
+    free(copy);
+    CHECK_MSG(q && x, "%s: %s", label, e.msg);
+    int n = f->n_rows * f->len, V = q->cfg.vocab_size;
+    float *exact = xmalloc((size_t)n * V * sizeof(float)), *batch = xmalloc((size_t)n * V * sizeof(float)),
+          *step = xmalloc((size_t)n * V * sizeof(float));
+    int rc = run_logits(x, f, exact, &e) || run_logits(q, f, batch, &e) || step_logits(q, f, step, &e);
+    model_free(q), model_free(x);
+    Errors eb = {0}, es = {0};
+    if (!rc) logit_errors(batch, exact, n, V, &eb), logit_errors(step, exact, n, V, &es);
+    free(exact), free(batch), free(step);
+    CHECK_OK(rc, &e);
+    printf("  %-34s vs its own weights: batched %.2e, argmax %.1f%%; decode %.2e, argmax %.1f%% (%d of %d positions "
+           "within 2x that error of a tie)\n",
+           label, eb.rel, 100 * eb.argmax_ok, es.rel, 100 * es.argmax_ok, es.near_ties, n);
+    CHECK_MSG(eb.rel <= 1e-4 && eb.argmax_ok >= 0.99, "%s batched vs own weights: %.3g, argmax %.1f%%", label, eb.rel,
+              100 * eb.argmax_ok);
+    /* Decoding rounds every matmul's input to 8 bits, which moves these
+     * logits by up to ~1-1.5% of their range (as much as the weights' own
+     * rounding vs HF); 45-60% of the positions of these random models are
+     * within twice that of a tie (seen: 93.8-100%, tiny-mistral lowest).
+     * With f32 activations in the lm_head alone the figures stay; in every
+     * matmul they reach 100% (error 5e-7): the flips are the inner layers'
+     * activation rounding, so the check is that no decisive position flips. */
+    CHECK_MSG(es.rel <= 3e-2 && es.argmax_ok >= 0.90 && es.decisive_flips == 0,
+              "%s decode vs own weights: %.3g, argmax %.1f%%, %d decisive flips", label, es.rel, 100 * es.argmax_ok,
+              es.decisive_flips);
+}
+
 static const char *const MODELS[] = {"tiny-llama3", "tiny-qwen2", "tiny-mistral", "tiny-qwen3"};
 
 static void check_model(const char *name, const char *model_rel, double tol, int check_greedy) {
@@ -239,8 +362,13 @@ static void check_model(const char *name, const char *model_rel, double tol, int
     check_greedy = check_greedy && ref == f.logits;
     int32_t got[64];
     int grc = check_greedy && !rc ? greedy(m, &f, got, &e) : 0;
-    int m_type = m->weight_type;
+    int m_type = m->weight_type, own = dtype_is_quantized(m_type) && !strcmp(m->source, "gguf");
     model_free(m);
+    if (own && !rc) {
+        char *qpath = test_shared_path(model_rel);
+        check_own_weights(qpath, &f, model_rel);
+        free(qpath);
+    }
     fixture_free(&f);
     CHECK_OK(rc, &e);
     CHECK_OK(grc, &e);
@@ -468,30 +596,6 @@ static char *wide_write(const WideModel *w, const char *dir, const char *name, i
     return path;
 }
 
-/* Logits [n_rows * len, V] of the rows decoded together one position at a
- * time (n_rows tokens per step: the row-dot path with Q8_0 activations,
- * through vec_dot_multi), as decoding runs; the batched pass of all
- * positions takes the GEMM path, where K-quant weights are dequantised
- * and the result matches the dequantised file's to float rounding. */
-static int step_logits(Model *m, const Fixture *f, float *logits, Err *e) {
-    int V = m->cfg.vocab_size, rc = 0;
-    KvCache *kv = xcalloc((size_t)f->n_rows, sizeof *kv);
-    KvCache **caches = xmalloc((size_t)f->n_rows * sizeof *caches);
-    int32_t *ids = xmalloc((size_t)f->n_rows * sizeof *ids);
-    int *pos = xmalloc((size_t)f->n_rows * sizeof *pos);
-    float *step = xmalloc((size_t)f->n_rows * V * sizeof(float));
-    for (int r = 0; r < f->n_rows && !rc; r++) rc = kv_cache_init(&kv[r], m, f->len, e), caches[r] = &kv[r];
-    for (int t = 0; t < f->len && !rc; t++) {
-        for (int r = 0; r < f->n_rows; r++) ids[r] = f->ids[r * f->len + t], pos[r] = t;
-        rc = model_forward_batch(m, caches, ids, pos, f->n_rows, NULL, f->n_rows, step, e);
-        for (int r = 0; r < f->n_rows && !rc; r++)
-            memcpy(logits + ((size_t)r * f->len + t) * V, step + (size_t)r * V, (size_t)V * sizeof(float));
-    }
-    for (int r = 0; r < f->n_rows; r++) kv_cache_free(&kv[r]);
-    free(kv), free(caches), free(ids), free(pos), free(step);
-    return rc;
-}
-
 /* logits [n_rows * len, V] of a model loaded from path, by step_logits */
 static float *wide_logits(const char *path, const Fixture *f, Model **keep, Err *e) {
     Model *m = model_load(path, 2, e);
@@ -504,26 +608,6 @@ static float *wide_logits(const char *path, const Fixture *f, Model **keep, Err 
     if (keep && logits) *keep = m;
     else model_free(m);
     return logits;
-}
-
-static void logit_errors(const float *got, const float *ref, int n, int V, Errors *out) {
-    float lo = ref[0], hi = ref[0];
-    double maxerr = 0;
-    for (long i = 0; i < (long)n * V; i++) {
-        lo = ref[i] < lo ? ref[i] : lo;
-        hi = ref[i] > hi ? ref[i] : hi;
-        maxerr = fmax(maxerr, fabs(got[i] - ref[i]));
-    }
-    int same = 0;
-    out->decisive_flips = 0;
-    for (int t = 0; t < n; t++) {
-        int ok = argmax(got + (long)t * V, V) == argmax(ref + (long)t * V, V);
-        same += ok;
-        if (!ok && top2_margin(ref + (long)t * V, V) > 2 * maxerr) out->decisive_flips++;
-    }
-    out->rel = maxerr / (hi - lo);
-    out->range = hi - lo;
-    out->argmax_ok = (double)same / n;
 }
 
 /* Greedy continuation of prompt, one token per step (the single-row dot
