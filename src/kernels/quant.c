@@ -18,6 +18,41 @@ int kernel_vec_type(int weight) {
     return weight == DT_Q8_0 || weight == DT_Q4_0 || weight == DT_Q4_K || weight == DT_Q6_K ? DT_Q8_0 : DT_F32;
 }
 
+/* The activation of K-quant weights: the Q8_0 blocks, then (from the next
+ * 32-byte boundary) as floats: each block's scale dx[nb], its scale times
+ * the sum of its quants sx[nb], and the same for each half of 16 s16[2nb].
+ * The K-quant dots need them for every sub-block of every row (Q4_K's mins
+ * multiply the block sums, Q6_K's offset of 32 the half sums); computed
+ * once per matmul they cost nothing per row. */
+static int has_act_extras(int t) { return t == DT_Q4_K || t == DT_Q6_K; }
+
+static size_t act_extras_offset(long n) { return (dtype_nbytes(DT_Q8_0, n) + 31) & ~(size_t)31; }
+
+size_t kernel_act_bytes(int t, long n) {
+    if (kernel_vec_type(t) == DT_F32) return (size_t)n * sizeof(float);
+    if (!has_act_extras(t)) return dtype_nbytes(DT_Q8_0, n);
+    return act_extras_offset(n) + 4 * (size_t)(n / QK8_0) * sizeof(float);
+}
+
+void kernel_quantize_act(int t, const float *x, void *out, long n) {
+    if (kernel_vec_type(t) == DT_F32) {
+        memcpy(out, x, (size_t)n * sizeof(float));
+        return;
+    }
+    kernel_quantize_q8_0(x, out, n);
+    if (!has_act_extras(t)) return;
+    const BlockQ8_0 *b = out;
+    float *dx = (float *)((char *)out + act_extras_offset(n)), *sx = dx + n / QK8_0, *s16 = sx + n / QK8_0;
+    for (long i = 0; i < n / QK8_0; i++) {
+        int lo = 0, hi = 0;
+        for (int j = 0; j < QK8_0 / 2; j++) lo += b[i].qs[j], hi += b[i].qs[j + QK8_0 / 2];
+        dx[i] = f16_to_f32(b[i].d);
+        sx[i] = dx[i] * (float)(lo + hi);
+        s16[2 * i] = dx[i] * (float)lo;
+        s16[2 * i + 1] = dx[i] * (float)hi;
+    }
+}
+
 /* The block scales are converted twice per 32 values in the dot loops: use
  * the F16C instruction where there is one rather than a function call. */
 static inline float half(uint16_t h) {
@@ -213,39 +248,70 @@ static inline __m256i dot_u8s8(__m256i u, __m256i s) {
 
 #define ALWAYS_INLINE inline __attribute__((always_inline))
 
-static ALWAYS_INLINE void dot_q4_k_n(const BlockQ4_K *w, const BlockQ8_0 *const *x, int NX, long nb, float *out) {
-    const __m256i m4 = _mm256_set1_epi8(15), ones = _mm256_set1_epi8(1);
+/* The 6-bit scales (lanes 0-7 of *sc) and mins (*mn) of a Q4_K block as
+ * int32 lanes, unpacked four at a time from the 12 packed bytes (the
+ * layout q4k_scale_min reads one at a time). */
+static inline void q4k_scales8(const uint8_t *s, __m256i *sc, __m256i *mn) {
+    uint32_t u0, u1, u2;
+    memcpy(&u0, s, 4), memcpy(&u1, s + 4, 4), memcpy(&u2, s + 8, 4);
+    uint32_t sc_lo = u0 & 0x3f3f3f3fu, mn_lo = u1 & 0x3f3f3f3fu;
+    uint32_t sc_hi = (u2 & 0x0f0f0f0fu) | (((u0 >> 6) & 0x03030303u) << 4);
+    uint32_t mn_hi = ((u2 >> 4) & 0x0f0f0f0fu) | (((u1 >> 6) & 0x03030303u) << 4);
+    *sc = _mm256_cvtepu8_epi32(_mm_cvtsi64_si128((long long)((uint64_t)sc_hi << 32 | sc_lo)));
+    *mn = _mm256_cvtepu8_epi32(_mm_cvtsi64_si128((long long)((uint64_t)mn_hi << 32 | mn_lo)));
+}
+
+/* Per super-block and activation: the eight sub-block scales d*sc*dx as
+ * one vector (lane j broadcast for sub-block j), and the mins' part
+ * dmin * sum_j m_j * dx_j * sum(y_j) as one FMA over the precomputed
+ * block sums (kernel_quantize_act). */
+static ALWAYS_INLINE void dot_q4_k_n(const BlockQ4_K *w, const BlockQ8_0 *const *x, const float *const *dx,
+                                     const float *const *sx, int NX, long nb, float *out) {
+    const __m256i m4 = _mm256_set1_epi8(15);
     __m256 acc[4], accm[4];
     for (int k = 0; k < NX; k++) acc[k] = accm[k] = _mm256_setzero_ps();
     for (long i = 0; i < nb; i++) {
-        float d = half(w[i].d), dmin = half(w[i].dmin);
+        __m256i sci, mni;
+        q4k_scales8(w[i].scales, &sci, &mni);
+        __m256 scv = _mm256_mul_ps(_mm256_set1_ps(half(w[i].d)), _mm256_cvtepi32_ps(sci));
+        __m256 mnv = _mm256_mul_ps(_mm256_set1_ps(half(w[i].dmin)), _mm256_cvtepi32_ps(mni));
+        __m256 sv[4];
+        for (int k = 0; k < NX; k++) {
+            sv[k] = _mm256_mul_ps(scv, _mm256_loadu_ps(dx[k] + 8 * i));
+            accm[k] = _mm256_fmadd_ps(mnv, _mm256_loadu_ps(sx[k] + 8 * i), accm[k]);
+        }
         for (int j = 0; j < 8; j++) {
-            int sc, mn;
-            q4k_scale_min(j, w[i].scales, &sc, &mn);
             __m256i b = _mm256_loadu_si256((const __m256i *)(w[i].qs + 32 * (j / 2)));
             __m256i q = j % 2 ? _mm256_and_si256(_mm256_srli_epi16(b, 4), m4) : _mm256_and_si256(b, m4);
-            float ds = d * (float)sc, dm = dmin * (float)mn;
+            __m256i lane = _mm256_set1_epi32(j);
             for (int k = 0; k < NX; k++) {
-                const BlockQ8_0 *a = &x[k][i * 8 + j];
-                __m256i y = _mm256_loadu_si256((const __m256i *)a->qs);
-                float dx = half(a->d);
-                acc[k] = _mm256_fmadd_ps(_mm256_set1_ps(dx * ds), _mm256_cvtepi32_ps(dot_u8s8(q, y)), acc[k]);
-                accm[k] = _mm256_fmadd_ps(_mm256_set1_ps(dx * dm), _mm256_cvtepi32_ps(dot_u8s8(ones, y)), accm[k]);
+                __m256i y = _mm256_loadu_si256((const __m256i *)x[k][i * 8 + j].qs);
+                acc[k] = _mm256_fmadd_ps(_mm256_permutevar8x32_ps(sv[k], lane), _mm256_cvtepi32_ps(dot_u8s8(q, y)),
+                                         acc[k]);
             }
         }
     }
     for (int k = 0; k < NX; k++) out[k] = hsum8(_mm256_sub_ps(acc[k], accm[k]));
 }
 
-/* Q6_K: the quants (0..63) are dotted unsigned and 32*sum(y) taken off in
- * int16 (|p - o| <= 63*127*2 + 32*128*2 < 32768); the two scales of 16
- * then multiply the int16 pair sums of each 128-bit half. */
-static ALWAYS_INLINE void dot_q6_k_n(const BlockQ6_K *w, const BlockQ8_0 *const *x, int NX, long nb, float *out) {
-    const __m256i m4 = _mm256_set1_epi8(15), m2 = _mm256_set1_epi8(3), c32 = _mm256_set1_epi8(32);
-    __m256 acc[4];
-    for (int k = 0; k < NX; k++) acc[k] = _mm256_setzero_ps();
+/* Q6_K: the quants (0..63) are dotted unsigned, each sub-block of 32 as
+ * int32 lanes 0-3 (its first 16 values) and 4-7 (the other 16), which a
+ * vector of the two scales multiplies; the offset of 32 comes off once per
+ * super-block through the activation's half-block sums. */
+static ALWAYS_INLINE void dot_q6_k_n(const BlockQ6_K *w, const BlockQ8_0 *const *x, const float *const *dx,
+                                     const float *const *s16, int NX, long nb, float *out) {
+    const __m256i m4 = _mm256_set1_epi8(15), m2 = _mm256_set1_epi8(3);
+    __m256 acc[4], acco[4];
+    for (int k = 0; k < NX; k++) acc[k] = acco[k] = _mm256_setzero_ps();
     for (long i = 0; i < nb; i++) {
-        float d = half(w[i].d);
+        __m128i sc8 = _mm_loadu_si128((const __m128i *)w[i].scales);
+        __m256 d = _mm256_set1_ps(half(w[i].d));
+        __m256 sc[2] = {_mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(sc8))),
+                        _mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(sc8, 8))))};
+        for (int k = 0; k < NX; k++) {
+            acco[k] = _mm256_fmadd_ps(sc[0], _mm256_loadu_ps(s16[k] + 16 * i), acco[k]);
+            acco[k] = _mm256_fmadd_ps(sc[1], _mm256_loadu_ps(s16[k] + 16 * i + 8), acco[k]);
+        }
         for (int h = 0; h < 2; h++) {
             __m256i ql0 = _mm256_loadu_si256((const __m256i *)(w[i].ql + 64 * h));
             __m256i ql1 = _mm256_loadu_si256((const __m256i *)(w[i].ql + 64 * h + 32));
@@ -259,32 +325,39 @@ static ALWAYS_INLINE void dot_q6_k_n(const BlockQ6_K *w, const BlockQ8_0 *const 
             q[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql1, 4), m4),
                                    _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 6), m2), 4));
             for (int j = 0; j < 4; j++) {
-                const int8_t *sc = w[i].scales + 8 * h + 2 * j;
-                __m256i scv = _mm256_set_m128i(_mm_set1_epi16(sc[1]), _mm_set1_epi16(sc[0]));
+                /* lanes 0-3: scale 8h+2j, lanes 4-7: scale 8h+2j+1 */
+                __m256 sj = _mm256_permutevar8x32_ps(
+                    sc[h], _mm256_setr_epi32(2 * j, 2 * j, 2 * j, 2 * j, 2 * j + 1, 2 * j + 1, 2 * j + 1, 2 * j + 1));
                 for (int k = 0; k < NX; k++) {
-                    const BlockQ8_0 *a = &x[k][i * 8 + 4 * h + j];
-                    __m256i y = _mm256_loadu_si256((const __m256i *)a->qs);
-                    __m256i p = _mm256_sub_epi16(_mm256_maddubs_epi16(q[j], y), _mm256_maddubs_epi16(c32, y));
-                    __m256 v = _mm256_cvtepi32_ps(_mm256_madd_epi16(p, scv));
-                    acc[k] = _mm256_fmadd_ps(_mm256_set1_ps(d * half(a->d)), v, acc[k]);
+                    long b = i * 8 + 4 * h + j;
+                    __m256i y = _mm256_loadu_si256((const __m256i *)x[k][b].qs);
+                    __m256 v = _mm256_cvtepi32_ps(dot_u8s8(q[j], y));
+                    acc[k] = _mm256_fmadd_ps(_mm256_mul_ps(sj, _mm256_set1_ps(dx[k][b])), v, acc[k]);
                 }
             }
         }
     }
-    for (int k = 0; k < NX; k++) out[k] = hsum8(acc[k]);
+    for (int k = 0; k < NX; k++) out[k] = hsum8(acc[k]) - 32 * hsum8(acco[k]);
 }
 
-static float dot_q4_k(const void *w, const void *x, long nb) {
+/* The extras of an activation of n values (kernel_quantize_act). */
+static inline const float *act_dx(const void *x, long n) {
+    return (const float *)((const char *)x + act_extras_offset(n));
+}
+
+static float dot_q4_k(const void *w, const void *x, long n) {
     const BlockQ8_0 *xs[1] = {x};
+    const float *dx[1] = {act_dx(x, n)}, *sx[1] = {dx[0] + n / QK8_0};
     float r;
-    dot_q4_k_n(w, xs, 1, nb, &r);
+    dot_q4_k_n(w, xs, dx, sx, 1, n / QK_K, &r);
     return r;
 }
 
-static float dot_q6_k(const void *w, const void *x, long nb) {
+static float dot_q6_k(const void *w, const void *x, long n) {
     const BlockQ8_0 *xs[1] = {x};
+    const float *dx[1] = {act_dx(x, n)}, *s16[1] = {dx[0] + 2 * (n / QK8_0)};
     float r;
-    dot_q6_k_n(w, xs, 1, nb, &r);
+    dot_q6_k_n(w, xs, dx, s16, 1, n / QK_K, &r);
     return r;
 }
 
@@ -403,8 +476,15 @@ void vec_dot_multi(int t, const void *row, const void *act, size_t stride, int n
         case DT_BF16: dot4_bf16(row, (const float *const *)x, len, r); break;
         case DT_Q8_0: dot4_q(0, row, (const BlockQ8_0 *const *)x, len / QK8_0, r); break;
         case DT_Q4_0: dot4_q(1, row, (const BlockQ8_0 *const *)x, len / QK8_0, r); break;
-        case DT_Q4_K: dot_q4_k_n(row, (const BlockQ8_0 *const *)x, 4, len / QK_K, r); break;
-        case DT_Q6_K: dot_q6_k_n(row, (const BlockQ8_0 *const *)x, 4, len / QK_K, r); break;
+        case DT_Q4_K:
+        case DT_Q6_K: {
+            const float *dx[4], *sx[4], *s16[4];
+            for (int k = 0; k < 4; k++)
+                dx[k] = act_dx(x[k], len), sx[k] = dx[k] + len / QK8_0, s16[k] = dx[k] + 2 * (len / QK8_0);
+            if (t == DT_Q4_K) dot_q4_k_n(row, (const BlockQ8_0 *const *)x, dx, sx, 4, len / QK_K, r);
+            else dot_q6_k_n(row, (const BlockQ8_0 *const *)x, dx, s16, 4, len / QK_K, r);
+            break;
+        }
         default: r[0] = r[1] = r[2] = r[3] = 0; break;
         }
         for (int k = 0; k < 4 && a + k < n; k++) out[(size_t)(a + k) * out_stride] = r[k];
@@ -487,8 +567,8 @@ float vec_dot(int t, const void *row, const void *act, long n) {
     case DT_BF16: return dot_bf16(row, act, n);
     case DT_Q8_0: return dot_q8_0(row, act, n / QK8_0);
     case DT_Q4_0: return dot_q4_0(row, act, n / QK8_0);
-    case DT_Q4_K: return dot_q4_k(row, act, n / QK_K);
-    case DT_Q6_K: return dot_q6_k(row, act, n / QK_K);
+    case DT_Q4_K: return dot_q4_k(row, act, n);
+    case DT_Q6_K: return dot_q6_k(row, act, n);
     default: return 0;
     }
 }

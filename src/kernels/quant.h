@@ -32,13 +32,19 @@ int kernel_row_ok(int dtype, long n);
  * weights, DT_F32 otherwise. */
 int kernel_vec_type(int weight_dtype);
 
-/* Dot product of a weight row (type t, n values) with an activation in
- * kernel_vec_type(t) form. */
+/* An activation prepared for weights of type t: n floats as f32 (float
+ * weights) or Q8_0 blocks (quantised weights; for the K-quants followed by
+ * per-block scales and sums the dots use). kernel_act_bytes: its size. */
+size_t kernel_act_bytes(int t, long n);
+void kernel_quantize_act(int t, const float *x, void *out, long n);
+
+/* Dot product of a weight row (type t, n values) with an activation made
+ * by kernel_quantize_act(t) (vec_dot_ref reads only its Q8_0 blocks). */
 float vec_dot(int t, const void *row, const void *act, long n);
 float vec_dot_ref(int t, const void *row, const void *act, long n);
 
-/* Dots of one weight row with n activations (each in kernel_vec_type(t)
- * form, `stride` bytes apart): out[i * out_stride] for i < n. The row is
+/* Dots of one weight row with n activations (each made by
+ * kernel_quantize_act(t), `stride` bytes apart): out[i * out_stride] for i < n. The row is
  * read once for every four activations. */
 void vec_dot_multi(int t, const void *row, const void *act, size_t stride, int n, long len, float *out,
                    size_t out_stride);

@@ -31,15 +31,14 @@ static void test_vec_dot_matches_reference(void) {
     for (int si = 0; si < 4; si++) {
         long n = sizes[si];
         float *w = rand_vec(&r, n, 0.5f), *x = rand_vec(&r, n, 2.0f);
-        void *wq = xmalloc(dtype_nbytes(DT_F32, n)), *xq = xmalloc(dtype_nbytes(DT_F32, n));
+        void *wq = xmalloc(dtype_nbytes(DT_F32, n)), *xq = xmalloc(kernel_act_bytes(DT_Q4_K, n) + dtype_nbytes(DT_F32, n));
         double scale = 0;
         for (long i = 0; i < n; i++) scale += fabs(w[i] * x[i]);
         for (int ti = 0; ti < N_TYPES; ti++) {
             int t = TYPES[ti];
             if (!kernel_row_ok(t, n)) continue; /* K-quants: multiples of 256 */
             quantize_row(t, w, wq, n);
-            int vt = kernel_vec_type(t);
-            quantize_row(vt, x, xq, n);
+            kernel_quantize_act(t, x, xq, n);
             float fast = vec_dot(t, wq, xq, n), ref = vec_dot_ref(t, wq, xq, n);
             CHECK_MSG(fabs(fast - ref) <= 1e-5 * scale, "%s n=%ld: %g vs %g", dtype_name(t), n, fast, ref);
         }
@@ -77,18 +76,19 @@ static void test_k_quant_dots_match_dequantised(void) {
     long n = 256 * 6;
     float *w = rand_vec(&r, n, 0.05f), *wd = xmalloc((size_t)n * 4), *xd = xmalloc((size_t)n * 4 * 5);
     w[100] = 1.5f; /* an outlier sub-block */
-    size_t xb = dtype_nbytes(DT_Q8_0, n);
+    size_t xb = kernel_act_bytes(DT_Q4_K, n);
+    CHECK(xb == kernel_act_bytes(DT_Q6_K, n) && xb > dtype_nbytes(DT_Q8_0, n));
     char *xq = xmalloc(xb * 5);
-    for (int k = 0; k < 5; k++) {
-        float *x = rand_vec(&r, n, k + 1.0f);
-        quantize_row(DT_Q8_0, x, xq + k * xb, n);
-        dequantize_row(DT_Q8_0, xq + k * xb, xd + k * n, n);
-        free(x);
-    }
+    float *xs = rand_vec(&r, 5 * n, 1.0f);
     void *wq = xmalloc((size_t)n * 4);
     int types[2] = {DT_Q4_K, DT_Q6_K};
     for (int ti = 0; ti < 2; ti++) {
         int t = types[ti];
+        for (int k = 0; k < 5; k++) {
+            for (long i = 0; i < n; i++) xs[k * n + i] *= (float)(k + 1);
+            kernel_quantize_act(t, xs + k * n, xq + k * xb, n);
+            dequantize_row(DT_Q8_0, xq + k * xb, xd + k * n, n);
+        }
         quantize_row(t, w, wq, n);
         dequantize_row(t, wq, wd, n);
         float multi[5];
@@ -103,7 +103,7 @@ static void test_k_quant_dots_match_dequantised(void) {
                       multi[k], exact);
         }
     }
-    free(w), free(wd), free(xd), free(xq), free(wq);
+    free(w), free(wd), free(xd), free(xq), free(wq), free(xs);
 }
 
 static void test_quantize_activations(void) {
