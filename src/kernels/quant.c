@@ -24,7 +24,7 @@ int kernel_vec_type(int weight) {
  * The K-quant dots need them for every sub-block of every row (Q4_K's mins
  * multiply the block sums, Q6_K's offset of 32 the half sums); computed
  * once per matmul they cost nothing per row. */
-static int has_act_extras(int t) { return t == DT_Q4_K || t == DT_Q6_K; }
+static int has_act_extras(int t) { return t == DT_Q4_K || t == DT_Q6_K || t == DT_Q4_0; }
 
 static size_t act_extras_offset(long n) { return (dtype_nbytes(DT_Q8_0, n) + 31) & ~(size_t)31; }
 
@@ -214,20 +214,38 @@ static inline __m256i unpack_q4(const uint8_t *qs) {
     return _mm256_sub_epi8(_mm256_set_m128i(hi, lo), _mm256_set1_epi8(8));
 }
 
-static float dot_q4_0(const BlockQ4_0 *w, const BlockQ8_0 *x, long nb) {
+/* Q4_0 with the nibbles kept unsigned: sum((q - 8) * y) = sum(q * y) -
+ * 8 * sum(y), the block sums coming with the activation (sx = dx * sum(y),
+ * kernel_quantize_act), which saves the sign trick and the offset per
+ * block. Two scalar chains collect the offsets. */
+static inline __m256i unpack_q4_u(const uint8_t *qs) {
+    __m128i b = _mm_loadu_si128((const __m128i *)qs), m = _mm_set1_epi8(15);
+    return _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(b, 4), m), _mm_and_si128(b, m));
+}
+
+static inline __m256i dot_u8s8(__m256i u, __m256i s);
+
+static float dot_q4_0(const BlockQ4_0 *w, const BlockQ8_0 *x, const float *dx, const float *sx, long nb) {
     __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+    float off0 = 0, off1 = 0;
     long i = 0;
     for (; i + 1 < nb; i += 2) {
-        __m256 p0 = mul_sum_i8(unpack_q4(w[i].qs), _mm256_loadu_si256((const __m256i *)x[i].qs));
-        __m256 p1 = mul_sum_i8(unpack_q4(w[i + 1].qs), _mm256_loadu_si256((const __m256i *)x[i + 1].qs));
-        acc0 = _mm256_fmadd_ps(_mm256_set1_ps(half(w[i].d) * half(x[i].d)), p0, acc0);
-        acc1 = _mm256_fmadd_ps(_mm256_set1_ps(half(w[i + 1].d) * half(x[i + 1].d)), p1, acc1);
+        float d0 = half(w[i].d), d1 = half(w[i + 1].d);
+        __m256 p0 = _mm256_cvtepi32_ps(dot_u8s8(unpack_q4_u(w[i].qs), _mm256_loadu_si256((const __m256i *)x[i].qs)));
+        __m256 p1 =
+            _mm256_cvtepi32_ps(dot_u8s8(unpack_q4_u(w[i + 1].qs), _mm256_loadu_si256((const __m256i *)x[i + 1].qs)));
+        acc0 = _mm256_fmadd_ps(_mm256_set1_ps(d0 * dx[i]), p0, acc0);
+        acc1 = _mm256_fmadd_ps(_mm256_set1_ps(d1 * dx[i + 1]), p1, acc1);
+        off0 += d0 * sx[i];
+        off1 += d1 * sx[i + 1];
     }
     for (; i < nb; i++) {
-        __m256 p = mul_sum_i8(unpack_q4(w[i].qs), _mm256_loadu_si256((const __m256i *)x[i].qs));
-        acc0 = _mm256_fmadd_ps(_mm256_set1_ps(half(w[i].d) * half(x[i].d)), p, acc0);
+        float d = half(w[i].d);
+        __m256 p = _mm256_cvtepi32_ps(dot_u8s8(unpack_q4_u(w[i].qs), _mm256_loadu_si256((const __m256i *)x[i].qs)));
+        acc0 = _mm256_fmadd_ps(_mm256_set1_ps(d * dx[i]), p, acc0);
+        off0 += d * sx[i];
     }
-    return hsum8(_mm256_add_ps(acc0, acc1));
+    return hsum8(_mm256_add_ps(acc0, acc1)) - 8 * (off0 + off1);
 }
 
 /* Sums of u[i]*s[i] (u unsigned, s signed bytes) over groups of four, as 8
@@ -566,7 +584,10 @@ float vec_dot(int t, const void *row, const void *act, long n) {
     case DT_F16: return dot_f16(row, act, n);
     case DT_BF16: return dot_bf16(row, act, n);
     case DT_Q8_0: return dot_q8_0(row, act, n / QK8_0);
-    case DT_Q4_0: return dot_q4_0(row, act, n / QK8_0);
+    case DT_Q4_0: {
+        const float *dx = act_dx(act, n);
+        return dot_q4_0(row, act, dx, dx + n / QK8_0, n / QK8_0);
+    }
     case DT_Q4_K: return dot_q4_k(row, act, n);
     case DT_Q6_K: return dot_q6_k(row, act, n);
     default: return 0;
