@@ -512,6 +512,66 @@ void vec_dot_multi(int t, const void *row, const void *act, size_t stride, int n
 
 /* ---- row conversion to f32 for the GEMM path ---- */
 
+/* 32 bytes as four vectors of 8 floats. */
+static inline void u8x32_to_f32(__m256i q, __m256 out[4]) {
+    __m128i lo = _mm256_castsi256_si128(q), hi = _mm256_extracti128_si256(q, 1);
+    out[0] = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(lo));
+    out[1] = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_srli_si128(lo, 8)));
+    out[2] = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(hi));
+    out[3] = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_srli_si128(hi, 8)));
+}
+
+/* The same values as formats' deq_q4_k / deq_q6_k, in the same order of
+ * operations (multiply, then subtract; (d*sc)*q), so the results are
+ * bit-identical. */
+static void deq_q4_k_avx2(const BlockQ4_K *b, float *y, long nb) {
+    const __m256i m4 = _mm256_set1_epi8(15);
+    for (long i = 0; i < nb; i++, y += QK_K) {
+        float d = half(b[i].d), dmin = half(b[i].dmin);
+        for (int j = 0; j < 8; j++) {
+            int sc, mn;
+            q4k_scale_min(j, b[i].scales, &sc, &mn);
+            __m256i v = _mm256_loadu_si256((const __m256i *)(b[i].qs + 32 * (j / 2)));
+            __m256i q = j % 2 ? _mm256_and_si256(_mm256_srli_epi16(v, 4), m4) : _mm256_and_si256(v, m4);
+            __m256 f[4], ds = _mm256_set1_ps(d * (float)sc), o = _mm256_set1_ps(dmin * (float)mn);
+            u8x32_to_f32(q, f);
+            for (int k = 0; k < 4; k++) _mm256_storeu_ps(y + 32 * j + 8 * k, _mm256_sub_ps(_mm256_mul_ps(ds, f[k]), o));
+        }
+    }
+}
+
+static void deq_q6_k_avx2(const BlockQ6_K *b, float *y, long nb) {
+    const __m256i m4 = _mm256_set1_epi8(15), m2 = _mm256_set1_epi8(3);
+    const __m256 c32 = _mm256_set1_ps(32);
+    for (long i = 0; i < nb; i++, y += QK_K) {
+        float d = half(b[i].d);
+        for (int h = 0; h < 2; h++) {
+            __m256i ql0 = _mm256_loadu_si256((const __m256i *)(b[i].ql + 64 * h));
+            __m256i ql1 = _mm256_loadu_si256((const __m256i *)(b[i].ql + 64 * h + 32));
+            __m256i qh = _mm256_loadu_si256((const __m256i *)(b[i].qh + 32 * h));
+            __m256i q[4];
+            q[0] = _mm256_or_si256(_mm256_and_si256(ql0, m4), _mm256_slli_epi16(_mm256_and_si256(qh, m2), 4));
+            q[1] = _mm256_or_si256(_mm256_and_si256(ql1, m4),
+                                   _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2), m2), 4));
+            q[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql0, 4), m4),
+                                   _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 4), m2), 4));
+            q[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql1, 4), m4),
+                                   _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 6), m2), 4));
+            for (int j = 0; j < 4; j++) {
+                const int8_t *sc = b[i].scales + 8 * h + 2 * j;
+                __m256 f[4], s0 = _mm256_set1_ps(d * (float)sc[0]), s1 = _mm256_set1_ps(d * (float)sc[1]);
+                u8x32_to_f32(q[j], f);
+                float *o = y + 128 * h + 32 * j;
+                /* q - 32 is exact in float, as is the integer it replaces */
+                _mm256_storeu_ps(o, _mm256_mul_ps(s0, _mm256_sub_ps(f[0], c32)));
+                _mm256_storeu_ps(o + 8, _mm256_mul_ps(s0, _mm256_sub_ps(f[1], c32)));
+                _mm256_storeu_ps(o + 16, _mm256_mul_ps(s1, _mm256_sub_ps(f[2], c32)));
+                _mm256_storeu_ps(o + 24, _mm256_mul_ps(s1, _mm256_sub_ps(f[3], c32)));
+            }
+        }
+    }
+}
+
 void kernel_dequantize_row(int t, const void *row, float *y, long n) {
     switch (t) {
     case DT_F32: memcpy(y, row, (size_t)n * sizeof(float)); return;
@@ -543,6 +603,8 @@ void kernel_dequantize_row(int t, const void *row, float *y, long n) {
             }
         }
         return;
+    case DT_Q4_K: deq_q4_k_avx2(row, y, n / QK_K); return;
+    case DT_Q6_K: deq_q6_k_avx2(row, y, n / QK_K); return;
     default: dequantize_row(t, row, y, n); return;
     }
 }
