@@ -437,15 +437,28 @@ void quantize_row_q4_k(const float *src, void *dst_, int64_t n) {
 }
 
 /* The symmetric fit x ~ s*q (q in -32..31) of 16 Q6_K values: the largest
- * magnitude mapped to -32 (its sign kept, as ggml does) or to +-31,
- * whichever leaves the smaller squared error. */
+ * magnitude (its sign kept, as ggml does) mapped to -(32 + k/10) for
+ * k = -9..9, each grid's q refitted by least squares (s = sum(xq) /
+ * sum(qq)); keeps the least squared error. */
 static float q6k_fit(const float *x) {
     float amax = 0, max = 0;
     for (int i = 0; i < 16; i++)
         if (fabsf(x[i]) > amax) amax = fabsf(x[i]), max = x[i];
     if (amax == 0) return 0;
-    float s1 = max / -32, s2 = max / 31;
-    return fit_err(x, 16, s1, 0, -32, 31) <= fit_err(x, 16, s2, 0, -32, 31) ? s1 : s2;
+    float best_s = max / -32, best = fit_err(x, 16, best_s, 0, -32, 31);
+    for (int k = -9; k <= 9; k++) {
+        float s = max / -(32.0f + 0.1f * (float)k), is = 1 / s;
+        double sxq = 0, sqq = 0;
+        for (int i = 0; i < 16; i++) {
+            int q = (int)nearbyintf(x[i] * is);
+            q = q < -32 ? -32 : q > 31 ? 31 : q;
+            sxq += (double)x[i] * q, sqq += (double)q * q;
+        }
+        if (sqq <= 0) continue;
+        float ls = (float)(sxq / sqq), e = fit_err(x, 16, ls, 0, -32, 31);
+        if (e < best) best = e, best_s = ls;
+    }
+    return best_s;
 }
 
 void quantize_row_q6_k(const float *src, void *dst_, int64_t n) {

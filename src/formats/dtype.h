@@ -104,10 +104,11 @@ void quantize_row_q4_0(const float *src, void *dst, int64_t n);
  * ggml's (so llama.cpp reads the result); the fits are simpler than
  * ggml's: Q4_K fits each sub-block of 32 as x ~ s*q - o (q in 0..15,
  * o >= 0) from its min/max with a few shrunken ranges refined by least
- * squares, keeping the least squared error; Q6_K maps each 16 values'
- * largest magnitude to -32 or +-31, whichever errs less. The sub-block
- * scales are then coded in 6 (Q4_K) or 8 (Q6_K) bits against an f16
- * super-scale, and the quants are rounded with the coded scales. */
+ * squares, keeping the least squared error; Q6_K tries 19 scales around
+ * "largest magnitude -> -32" for each 16 values, each refined by least
+ * squares, likewise. The sub-block scales are then coded in 6 (Q4_K) or
+ * 8 (Q6_K) bits against an f16 super-scale, and the quants are rounded
+ * with the coded scales. */
 void quantize_row_q4_k(const float *src, void *dst, int64_t n);
 void quantize_row_q6_k(const float *src, void *dst, int64_t n);
 /* Converts n floats to F32/F16/BF16/Q8_0/Q4_0/Q4_K/Q6_K at dst; -1 for
