@@ -18,12 +18,12 @@ int kernel_vec_type(int weight) {
     return weight == DT_Q8_0 || weight == DT_Q4_0 || weight == DT_Q4_K || weight == DT_Q6_K ? DT_Q8_0 : DT_F32;
 }
 
-/* The activation of K-quant weights: the Q8_0 blocks, then (from the next
- * 32-byte boundary) as floats: each block's scale dx[nb], its scale times
+/* The activation of Q4_0 and K-quant weights: the Q8_0 blocks, then (from
+ * the next 32-byte boundary) as floats: each block's scale dx[nb], its scale times
  * the sum of its quants sx[nb], and the same for each half of 16 s16[2nb].
- * The K-quant dots need them for every sub-block of every row (Q4_K's mins
- * multiply the block sums, Q6_K's offset of 32 the half sums); computed
- * once per matmul they cost nothing per row. */
+ * The dots need them for every block of every row (Q4_0's offset of 8 and
+ * Q4_K's mins multiply the block sums, Q6_K's offset of 32 the half sums);
+ * computed once per matmul they cost nothing per row. */
 static int has_act_extras(int t) { return t == DT_Q4_K || t == DT_Q6_K || t == DT_Q4_0; }
 
 static size_t act_extras_offset(long n) { return (dtype_nbytes(DT_Q8_0, n) + 31) & ~(size_t)31; }
@@ -214,6 +214,18 @@ static inline __m256i unpack_q4(const uint8_t *qs) {
     return _mm256_sub_epi8(_mm256_set_m128i(hi, lo), _mm256_set1_epi8(8));
 }
 
+/* Sums of u[i]*s[i] (u unsigned, s signed bytes) over groups of four, as 8
+ * int32 lanes. Without VNNI the pairwise int16 sums of maddubs saturate
+ * only above 32767, which unsigned quants up to 63 (Q4_0, Q4_K, Q6_K) stay
+ * below. */
+static inline __m256i dot_u8s8(__m256i u, __m256i s) {
+#if defined(__AVXVNNI__) || (defined(__AVX512VNNI__) && defined(__AVX512VL__))
+    return _mm256_dpbusd_epi32(_mm256_setzero_si256(), u, s);
+#else
+    return _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1));
+#endif
+}
+
 /* Q4_0 with the nibbles kept unsigned: sum((q - 8) * y) = sum(q * y) -
  * 8 * sum(y), the block sums coming with the activation (sx = dx * sum(y),
  * kernel_quantize_act), which saves the sign trick and the offset per
@@ -222,8 +234,6 @@ static inline __m256i unpack_q4_u(const uint8_t *qs) {
     __m128i b = _mm_loadu_si128((const __m128i *)qs), m = _mm_set1_epi8(15);
     return _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(b, 4), m), _mm_and_si128(b, m));
 }
-
-static inline __m256i dot_u8s8(__m256i u, __m256i s);
 
 static float dot_q4_0(const BlockQ4_0 *w, const BlockQ8_0 *x, const float *dx, const float *sx, long nb) {
     __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
@@ -246,17 +256,6 @@ static float dot_q4_0(const BlockQ4_0 *w, const BlockQ8_0 *x, const float *dx, c
         off0 += d * sx[i];
     }
     return hsum8(_mm256_add_ps(acc0, acc1)) - 8 * (off0 + off1);
-}
-
-/* Sums of u[i]*s[i] (u unsigned, s signed bytes) over groups of four, as 8
- * int32 lanes. Without VNNI the pairwise int16 sums of maddubs saturate
- * only above 32767, which the K-quants' ranges (q <= 63) stay below. */
-static inline __m256i dot_u8s8(__m256i u, __m256i s) {
-#if defined(__AVXVNNI__) || (defined(__AVX512VNNI__) && defined(__AVX512VL__))
-    return _mm256_dpbusd_epi32(_mm256_setzero_si256(), u, s);
-#else
-    return _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1));
-#endif
 }
 
 /* ---- K-quants against Q8_0 activations ----

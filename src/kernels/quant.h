@@ -33,8 +33,9 @@ int kernel_row_ok(int dtype, long n);
 int kernel_vec_type(int weight_dtype);
 
 /* An activation prepared for weights of type t: n floats as f32 (float
- * weights) or Q8_0 blocks (quantised weights; for the K-quants followed by
- * per-block scales and sums the dots use). kernel_act_bytes: its size. */
+ * weights) or Q8_0 blocks (quantised weights; for Q4_0 and the K-quants
+ * followed by per-block float scales and block sums, which their dots
+ * would otherwise recompute for every row). kernel_act_bytes: its size. */
 size_t kernel_act_bytes(int t, long n);
 void kernel_quantize_act(int t, const float *x, void *out, long n);
 
