@@ -285,8 +285,10 @@ static inline void q4k_scales8(const uint8_t *s, __m256i *sc, __m256i *mn) {
 static ALWAYS_INLINE void dot_q4_k_n(const BlockQ4_K *w, const BlockQ8_0 *const *x, const float *const *dx,
                                      const float *const *sx, int NX, long nb, float *out) {
     const __m256i m4 = _mm256_set1_epi8(15);
-    __m256 acc[4], accm[4];
-    for (int k = 0; k < NX; k++) acc[k] = accm[k] = _mm256_setzero_ps();
+    /* one activation: two accumulators (even and odd sub-blocks), else the
+     * FMA latency, one per 16 bytes of weights, would bound the dot */
+    __m256 acc[2][4], accm[4];
+    for (int k = 0; k < NX; k++) acc[0][k] = acc[1][k] = accm[k] = _mm256_setzero_ps();
     for (long i = 0; i < nb; i++) {
         __m256i sci, mni;
         q4k_scales8(w[i].scales, &sci, &mni);
@@ -297,18 +299,21 @@ static ALWAYS_INLINE void dot_q4_k_n(const BlockQ4_K *w, const BlockQ8_0 *const 
             sv[k] = _mm256_mul_ps(scv, _mm256_loadu_ps(dx[k] + 8 * i));
             accm[k] = _mm256_fmadd_ps(mnv, _mm256_loadu_ps(sx[k] + 8 * i), accm[k]);
         }
-        for (int j = 0; j < 8; j++) {
-            __m256i b = _mm256_loadu_si256((const __m256i *)(w[i].qs + 32 * (j / 2)));
-            __m256i q = j % 2 ? _mm256_and_si256(_mm256_srli_epi16(b, 4), m4) : _mm256_and_si256(b, m4);
-            __m256i lane = _mm256_set1_epi32(j);
+        for (int j = 0; j < 8; j += 2) { /* sub-blocks j, j+1: low and high nibbles of 32 bytes */
+            __m256i b = _mm256_loadu_si256((const __m256i *)(w[i].qs + 16 * j));
+            __m256i q0 = _mm256_and_si256(b, m4), q1 = _mm256_and_si256(_mm256_srli_epi16(b, 4), m4);
+            __m256i l0 = _mm256_set1_epi32(j), l1 = _mm256_set1_epi32(j + 1);
             for (int k = 0; k < NX; k++) {
-                __m256i y = _mm256_loadu_si256((const __m256i *)x[k][i * 8 + j].qs);
-                acc[k] = _mm256_fmadd_ps(_mm256_permutevar8x32_ps(sv[k], lane), _mm256_cvtepi32_ps(dot_u8s8(q, y)),
-                                         acc[k]);
+                __m256i y0 = _mm256_loadu_si256((const __m256i *)x[k][i * 8 + j].qs);
+                __m256i y1 = _mm256_loadu_si256((const __m256i *)x[k][i * 8 + j + 1].qs);
+                acc[0][k] = _mm256_fmadd_ps(_mm256_permutevar8x32_ps(sv[k], l0), _mm256_cvtepi32_ps(dot_u8s8(q0, y0)),
+                                            acc[0][k]);
+                acc[1][k] = _mm256_fmadd_ps(_mm256_permutevar8x32_ps(sv[k], l1), _mm256_cvtepi32_ps(dot_u8s8(q1, y1)),
+                                            acc[1][k]);
             }
         }
     }
-    for (int k = 0; k < NX; k++) out[k] = hsum8(_mm256_sub_ps(acc[k], accm[k]));
+    for (int k = 0; k < NX; k++) out[k] = hsum8(_mm256_sub_ps(_mm256_add_ps(acc[0][k], acc[1][k]), accm[k]));
 }
 
 /* Q6_K: the quants (0..63) are dotted unsigned, each sub-block of 32 as
@@ -318,8 +323,8 @@ static ALWAYS_INLINE void dot_q4_k_n(const BlockQ4_K *w, const BlockQ8_0 *const 
 static ALWAYS_INLINE void dot_q6_k_n(const BlockQ6_K *w, const BlockQ8_0 *const *x, const float *const *dx,
                                      const float *const *s16, int NX, long nb, float *out) {
     const __m256i m4 = _mm256_set1_epi8(15), m2 = _mm256_set1_epi8(3);
-    __m256 acc[4], acco[4];
-    for (int k = 0; k < NX; k++) acc[k] = acco[k] = _mm256_setzero_ps();
+    __m256 acc[2][4], acco[4]; /* two accumulators for one activation, as in Q4_K */
+    for (int k = 0; k < NX; k++) acc[0][k] = acc[1][k] = acco[k] = _mm256_setzero_ps();
     for (long i = 0; i < nb; i++) {
         __m128i sc8 = _mm_loadu_si128((const __m128i *)w[i].scales);
         __m256 d = _mm256_set1_ps(half(w[i].d));
@@ -349,12 +354,15 @@ static ALWAYS_INLINE void dot_q6_k_n(const BlockQ6_K *w, const BlockQ8_0 *const 
                     long b = i * 8 + 4 * h + j;
                     __m256i y = _mm256_loadu_si256((const __m256i *)x[k][b].qs);
                     __m256 v = _mm256_cvtepi32_ps(dot_u8s8(q[j], y));
-                    acc[k] = _mm256_fmadd_ps(_mm256_mul_ps(sj, _mm256_set1_ps(dx[k][b])), v, acc[k]);
+                    if (NX == 1 && (j & 1))
+                        acc[1][k] = _mm256_fmadd_ps(_mm256_mul_ps(sj, _mm256_set1_ps(dx[k][b])), v, acc[1][k]);
+                    else
+                        acc[0][k] = _mm256_fmadd_ps(_mm256_mul_ps(sj, _mm256_set1_ps(dx[k][b])), v, acc[0][k]);
                 }
             }
         }
     }
-    for (int k = 0; k < NX; k++) out[k] = hsum8(acc[k]) - 32 * hsum8(acco[k]);
+    for (int k = 0; k < NX; k++) out[k] = hsum8(_mm256_add_ps(acc[0][k], acc[1][k])) - 32 * hsum8(acco[k]);
 }
 
 /* The extras of an activation of n values (kernel_quantize_act). */
