@@ -316,13 +316,28 @@ static ALWAYS_INLINE void dot_q4_k_n(const BlockQ4_K *w, const BlockQ8_0 *const 
     for (int k = 0; k < NX; k++) out[k] = hsum8(_mm256_sub_ps(_mm256_add_ps(acc[0][k], acc[1][k]), accm[k]));
 }
 
+/* The 6-bit quants (0..63) of half h of a Q6_K block: q[k] holds elements
+ * 128h + 32k .. +31 in order. Each high-bit pair is masked where it lies
+ * and shifted straight to bits 4-5 (16-bit shifts cannot carry across
+ * bytes once masked). */
+static inline void q6k_unpack(const BlockQ6_K *b, int h, __m256i q[4]) {
+    const __m256i m4 = _mm256_set1_epi8(15);
+    __m256i ql0 = _mm256_loadu_si256((const __m256i *)(b->ql + 64 * h));
+    __m256i ql1 = _mm256_loadu_si256((const __m256i *)(b->ql + 64 * h + 32));
+    __m256i qh = _mm256_loadu_si256((const __m256i *)(b->qh + 32 * h));
+    q[0] = _mm256_or_si256(_mm256_and_si256(ql0, m4), _mm256_slli_epi16(_mm256_and_si256(qh, _mm256_set1_epi8(0x03)), 4));
+    q[1] = _mm256_or_si256(_mm256_and_si256(ql1, m4), _mm256_slli_epi16(_mm256_and_si256(qh, _mm256_set1_epi8(0x0c)), 2));
+    q[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql0, 4), m4), _mm256_and_si256(qh, _mm256_set1_epi8(0x30)));
+    q[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql1, 4), m4),
+                           _mm256_srli_epi16(_mm256_and_si256(qh, _mm256_set1_epi8((char)0xc0)), 2));
+}
+
 /* Q6_K: the quants (0..63) are dotted unsigned, each sub-block of 32 as
  * int32 lanes 0-3 (its first 16 values) and 4-7 (the other 16), which a
  * vector of the two scales multiplies; the offset of 32 comes off once per
  * super-block through the activation's half-block sums. */
 static ALWAYS_INLINE void dot_q6_k_n(const BlockQ6_K *w, const BlockQ8_0 *const *x, const float *const *dx,
                                      const float *const *s16, int NX, long nb, float *out) {
-    const __m256i m4 = _mm256_set1_epi8(15), m2 = _mm256_set1_epi8(3);
     __m256 acc[2][4], acco[4]; /* two accumulators for one activation, as in Q4_K */
     for (int k = 0; k < NX; k++) acc[0][k] = acc[1][k] = acco[k] = _mm256_setzero_ps();
     for (long i = 0; i < nb; i++) {
@@ -335,17 +350,8 @@ static ALWAYS_INLINE void dot_q6_k_n(const BlockQ6_K *w, const BlockQ8_0 *const 
             acco[k] = _mm256_fmadd_ps(sc[1], _mm256_loadu_ps(s16[k] + 16 * i + 8), acco[k]);
         }
         for (int h = 0; h < 2; h++) {
-            __m256i ql0 = _mm256_loadu_si256((const __m256i *)(w[i].ql + 64 * h));
-            __m256i ql1 = _mm256_loadu_si256((const __m256i *)(w[i].ql + 64 * h + 32));
-            __m256i qh = _mm256_loadu_si256((const __m256i *)(w[i].qh + 32 * h));
             __m256i q[4];
-            q[0] = _mm256_or_si256(_mm256_and_si256(ql0, m4), _mm256_slli_epi16(_mm256_and_si256(qh, m2), 4));
-            q[1] = _mm256_or_si256(_mm256_and_si256(ql1, m4),
-                                   _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2), m2), 4));
-            q[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql0, 4), m4),
-                                   _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 4), m2), 4));
-            q[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql1, 4), m4),
-                                   _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 6), m2), 4));
+            q6k_unpack(&w[i], h, q);
             for (int j = 0; j < 4; j++) {
                 /* lanes 0-3: scale 8h+2j, lanes 4-7: scale 8h+2j+1 */
                 __m256 sj = _mm256_permutevar8x32_ps(
@@ -548,22 +554,12 @@ static void deq_q4_k_avx2(const BlockQ4_K *b, float *y, long nb) {
 }
 
 static void deq_q6_k_avx2(const BlockQ6_K *b, float *y, long nb) {
-    const __m256i m4 = _mm256_set1_epi8(15), m2 = _mm256_set1_epi8(3);
     const __m256 c32 = _mm256_set1_ps(32);
     for (long i = 0; i < nb; i++, y += QK_K) {
         float d = half(b[i].d);
         for (int h = 0; h < 2; h++) {
-            __m256i ql0 = _mm256_loadu_si256((const __m256i *)(b[i].ql + 64 * h));
-            __m256i ql1 = _mm256_loadu_si256((const __m256i *)(b[i].ql + 64 * h + 32));
-            __m256i qh = _mm256_loadu_si256((const __m256i *)(b[i].qh + 32 * h));
             __m256i q[4];
-            q[0] = _mm256_or_si256(_mm256_and_si256(ql0, m4), _mm256_slli_epi16(_mm256_and_si256(qh, m2), 4));
-            q[1] = _mm256_or_si256(_mm256_and_si256(ql1, m4),
-                                   _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2), m2), 4));
-            q[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql0, 4), m4),
-                                   _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 4), m2), 4));
-            q[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql1, 4), m4),
-                                   _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 6), m2), 4));
+            q6k_unpack(&b[i], h, q);
             for (int j = 0; j < 4; j++) {
                 const int8_t *sc = b[i].scales + 8 * h + 2 * j;
                 __m256 f[4], s0 = _mm256_set1_ps(d * (float)sc[0]), s1 = _mm256_set1_ps(d * (float)sc[1]);
