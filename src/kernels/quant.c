@@ -278,13 +278,29 @@ static inline void q4k_scales8(const uint8_t *s, __m256i *sc, __m256i *mn) {
     *mn = _mm256_cvtepu8_epi32(_mm_cvtsi64_si128((long long)((uint64_t)mn_hi << 32 | mn_lo)));
 }
 
+/* Q4_K sub-blocks j and j+1 (the low and high nibbles of 32 bytes)
+ * against activation blocks b0+j, b0+j+1, with their scales in lanes j,
+ * j+1 of sv[k]; into two accumulators. */
+static ALWAYS_INLINE void q4k_pair(const uint8_t *qs, const __m256 *sv, int j, const BlockQ8_0 *const *x, long b0,
+                                   int NX, __m256 acc[2][4]) {
+    const __m256i m4 = _mm256_set1_epi8(15);
+    __m256i b = _mm256_loadu_si256((const __m256i *)(qs + 16 * j));
+    __m256i q0 = _mm256_and_si256(b, m4), q1 = _mm256_and_si256(_mm256_srli_epi16(b, 4), m4);
+    __m256i l0 = _mm256_set1_epi32(j), l1 = _mm256_set1_epi32(j + 1);
+    for (int k = 0; k < NX; k++) {
+        __m256i y0 = _mm256_loadu_si256((const __m256i *)x[k][b0 + j].qs);
+        __m256i y1 = _mm256_loadu_si256((const __m256i *)x[k][b0 + j + 1].qs);
+        acc[0][k] = _mm256_fmadd_ps(_mm256_permutevar8x32_ps(sv[k], l0), _mm256_cvtepi32_ps(dot_u8s8(q0, y0)), acc[0][k]);
+        acc[1][k] = _mm256_fmadd_ps(_mm256_permutevar8x32_ps(sv[k], l1), _mm256_cvtepi32_ps(dot_u8s8(q1, y1)), acc[1][k]);
+    }
+}
+
 /* Per super-block and activation: the eight sub-block scales d*sc*dx as
  * one vector (lane j broadcast for sub-block j), and the mins' part
  * dmin * sum_j m_j * dx_j * sum(y_j) as one FMA over the precomputed
  * block sums (kernel_quantize_act). */
 static ALWAYS_INLINE void dot_q4_k_n(const BlockQ4_K *w, const BlockQ8_0 *const *x, const float *const *dx,
                                      const float *const *sx, int NX, long nb, float *out) {
-    const __m256i m4 = _mm256_set1_epi8(15);
     /* one activation: two accumulators (even and odd sub-blocks), else the
      * FMA latency, one per 16 bytes of weights, would bound the dot */
     __m256 acc[2][4], accm[4];
@@ -299,19 +315,11 @@ static ALWAYS_INLINE void dot_q4_k_n(const BlockQ4_K *w, const BlockQ8_0 *const 
             sv[k] = _mm256_mul_ps(scv, _mm256_loadu_ps(dx[k] + 8 * i));
             accm[k] = _mm256_fmadd_ps(mnv, _mm256_loadu_ps(sx[k] + 8 * i), accm[k]);
         }
-        for (int j = 0; j < 8; j += 2) { /* sub-blocks j, j+1: low and high nibbles of 32 bytes */
-            __m256i b = _mm256_loadu_si256((const __m256i *)(w[i].qs + 16 * j));
-            __m256i q0 = _mm256_and_si256(b, m4), q1 = _mm256_and_si256(_mm256_srli_epi16(b, 4), m4);
-            __m256i l0 = _mm256_set1_epi32(j), l1 = _mm256_set1_epi32(j + 1);
-            for (int k = 0; k < NX; k++) {
-                __m256i y0 = _mm256_loadu_si256((const __m256i *)x[k][i * 8 + j].qs);
-                __m256i y1 = _mm256_loadu_si256((const __m256i *)x[k][i * 8 + j + 1].qs);
-                acc[0][k] = _mm256_fmadd_ps(_mm256_permutevar8x32_ps(sv[k], l0), _mm256_cvtepi32_ps(dot_u8s8(q0, y0)),
-                                            acc[0][k]);
-                acc[1][k] = _mm256_fmadd_ps(_mm256_permutevar8x32_ps(sv[k], l1), _mm256_cvtepi32_ps(dot_u8s8(q1, y1)),
-                                            acc[1][k]);
-            }
-        }
+        /* spelled out so that j is a constant (see q6k_step) */
+        q4k_pair(w[i].qs, sv, 0, x, i * 8, NX, acc);
+        q4k_pair(w[i].qs, sv, 2, x, i * 8, NX, acc);
+        q4k_pair(w[i].qs, sv, 4, x, i * 8, NX, acc);
+        q4k_pair(w[i].qs, sv, 6, x, i * 8, NX, acc);
     }
     for (int k = 0; k < NX; k++) out[k] = hsum8(_mm256_sub_ps(_mm256_add_ps(acc[0][k], acc[1][k]), accm[k]));
 }
@@ -336,6 +344,20 @@ static inline void q6k_unpack(const BlockQ6_K *b, int h, __m256i q[4]) {
  * int32 lanes 0-3 (its first 16 values) and 4-7 (the other 16), which a
  * vector of the two scales multiplies; the offset of 32 comes off once per
  * super-block through the activation's half-block sums. */
+/* One Q6_K sub-block j (of 32) of half h against activation block b:
+ * lanes 0-3 take scale 8h+2j, lanes 4-7 scale 8h+2j+1 (from sch, the
+ * half's eight scales times d). */
+static ALWAYS_INLINE void q6k_step(__m256i q, __m256 sch, int j, const BlockQ8_0 *const *x, const float *const *dx,
+                                   long b, int NX, __m256 *acc) {
+    __m256 sj = _mm256_permutevar8x32_ps(
+        sch, _mm256_setr_epi32(2 * j, 2 * j, 2 * j, 2 * j, 2 * j + 1, 2 * j + 1, 2 * j + 1, 2 * j + 1));
+    for (int k = 0; k < NX; k++) {
+        __m256i y = _mm256_loadu_si256((const __m256i *)x[k][b].qs);
+        __m256 v = _mm256_cvtepi32_ps(dot_u8s8(q, y));
+        acc[k] = _mm256_fmadd_ps(_mm256_mul_ps(sj, _mm256_set1_ps(dx[k][b])), v, acc[k]);
+    }
+}
+
 static ALWAYS_INLINE void dot_q6_k_n(const BlockQ6_K *w, const BlockQ8_0 *const *x, const float *const *dx,
                                      const float *const *s16, int NX, long nb, float *out) {
     __m256 acc[2][4], acco[4]; /* two accumulators for one activation, as in Q4_K */
@@ -352,20 +374,12 @@ static ALWAYS_INLINE void dot_q6_k_n(const BlockQ6_K *w, const BlockQ8_0 *const 
         for (int h = 0; h < 2; h++) {
             __m256i q[4];
             q6k_unpack(&w[i], h, q);
-            for (int j = 0; j < 4; j++) {
-                /* lanes 0-3: scale 8h+2j, lanes 4-7: scale 8h+2j+1 */
-                __m256 sj = _mm256_permutevar8x32_ps(
-                    sc[h], _mm256_setr_epi32(2 * j, 2 * j, 2 * j, 2 * j, 2 * j + 1, 2 * j + 1, 2 * j + 1, 2 * j + 1));
-                for (int k = 0; k < NX; k++) {
-                    long b = i * 8 + 4 * h + j;
-                    __m256i y = _mm256_loadu_si256((const __m256i *)x[k][b].qs);
-                    __m256 v = _mm256_cvtepi32_ps(dot_u8s8(q[j], y));
-                    if (NX == 1 && (j & 1))
-                        acc[1][k] = _mm256_fmadd_ps(_mm256_mul_ps(sj, _mm256_set1_ps(dx[k][b])), v, acc[1][k]);
-                    else
-                        acc[0][k] = _mm256_fmadd_ps(_mm256_mul_ps(sj, _mm256_set1_ps(dx[k][b])), v, acc[0][k]);
-                }
-            }
+            /* spelled out so that j is a constant (compilers do not unroll
+             * this loop themselves, leaving q[] on the stack) */
+            q6k_step(q[0], sc[h], 0, x, dx, i * 8 + 4 * h, NX, acc[0]);
+            q6k_step(q[1], sc[h], 1, x, dx, i * 8 + 4 * h + 1, NX, acc[NX == 1]);
+            q6k_step(q[2], sc[h], 2, x, dx, i * 8 + 4 * h + 2, NX, acc[0]);
+            q6k_step(q[3], sc[h], 3, x, dx, i * 8 + 4 * h + 3, NX, acc[NX == 1]);
         }
     }
     for (int k = 0; k < NX; k++) out[k] = hsum8(_mm256_add_ps(acc[0][k], acc[1][k])) - 32 * hsum8(acco[k]);
