@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 
 #include "base/mem.h"
@@ -21,10 +22,21 @@ static double now_s(void) {
     return (double)t.tv_sec + t.tv_nsec * 1e-9;
 }
 
-/* Seconds for a prefill of n random tokens. */
-static int time_prefill(Model *m, int n, Rng *r, double *secs, Err *e) {
+/* Bytes of one KV cache (keys and values of every layer). */
+static size_t kv_bytes(const KvCache *kv) { return 2 * (size_t)kv->n_layers * (size_t)kv->max_seq * (size_t)kv->row * sizeof(float); }
+
+/* The process's peak resident set size in bytes (Linux reports KiB). */
+static size_t peak_rss(void) {
+    struct rusage u;
+    return getrusage(RUSAGE_SELF, &u) ? 0 : (size_t)u.ru_maxrss * 1024;
+}
+
+/* Seconds for a prefill of n random tokens; *kv_max grows to the bytes of
+ * its KV cache. */
+static int time_prefill(Model *m, int n, Rng *r, double *secs, size_t *kv_max, Err *e) {
     KvCache kv;
     if (kv_cache_init(&kv, m, n, e)) return -1;
+    if (kv_bytes(&kv) > *kv_max) *kv_max = kv_bytes(&kv);
     int32_t *ids = xmalloc((size_t)n * sizeof *ids);
     for (int i = 0; i < n; i++) ids[i] = (int32_t)rng_below(r, (uint64_t)m->cfg.vocab_size);
     float *logits = xmalloc((size_t)m->cfg.vocab_size * sizeof(float));
@@ -36,12 +48,15 @@ static int time_prefill(Model *m, int n, Rng *r, double *secs, Err *e) {
     return rc;
 }
 
-/* Seconds for n decode steps of one token for each of b sequences. */
-static int time_decode(Model *m, int n, int b, Rng *r, double *secs, Err *e) {
+/* Seconds for n decode steps of one token for each of b sequences; *kv_max
+ * grows to the bytes of their KV caches. */
+static int time_decode(Model *m, int n, int b, Rng *r, double *secs, size_t *kv_max, Err *e) {
     KvCache *kv = xcalloc((size_t)b, sizeof *kv), **caches = xmalloc((size_t)b * sizeof *caches);
     int32_t *ids = xmalloc((size_t)b * sizeof *ids);
     int *pos = xmalloc((size_t)b * sizeof *pos), rc = 0;
-    for (int s = 0; s < b && !rc; s++) rc = kv_cache_init(&kv[s], m, n, e), caches[s] = &kv[s];
+    size_t bytes = 0;
+    for (int s = 0; s < b && !rc; s++) rc = kv_cache_init(&kv[s], m, n, e), caches[s] = &kv[s], bytes += kv_bytes(&kv[s]);
+    if (bytes > *kv_max) *kv_max = bytes;
     float *logits = xmalloc((size_t)b * m->cfg.vocab_size * sizeof(float));
     double t0 = now_s();
     for (int i = 0; i < n && !rc; i++) {
@@ -63,7 +78,8 @@ int cmd_speed(int argc, char **argv) {
     ArgSpec specs[] = {
         {"--model", "-m", ARG_STR, &model, "M", "a Hugging Face model directory, a .gguf file or hf://ORG/REPO", 0, 0},
         {"--shape", NULL, ARG_STR, &shape, "NAME", "random weights of a known model's shape instead of --model", 0, 0},
-        {"--type", NULL, ARG_STR, &type, "T", "weight type for --shape: f32, f16, bf16, q8_0, q4_0", 0, 0},
+        {"--type", NULL, ARG_STR, &type, "T", "weight type for --shape: f32, f16, bf16, q8_0, q4_0, q4_k, q6_k (K-quant rows "
+                                                  "that are not multiples of 256 values fall back to q8_0, as llama.cpp's do)", 0, 0},
         {"--prompt", "-p", ARG_INT, &p, "N", "prefill tokens (0: skip)", 0, 0},
         {"--gen", "-n", ARG_INT, &n, "N", "decode tokens (0: skip)", 0, 0},
         {"--threads", "-t", ARG_INT, &threads, "N", "threads (0: one per CPU)", 0, 0},
@@ -100,7 +116,7 @@ int cmd_speed(int argc, char **argv) {
         int dt = dtype_from_name(type);
         if (model_shape_config(shape, &cfg, &e)) return cli_fail(&e);
         if (dt == DT_INVALID || !kernel_type_ok(dt)) {
-            err_set(&e, ERR_ARG, "aloe speed: --type %s is not one of f32, f16, bf16, q8_0, q4_0", type);
+            err_set(&e, ERR_ARG, "aloe speed: --type %s is not one of f32, f16, bf16, q8_0, q4_0, q4_k, q6_k", type);
             return cli_fail(&e);
         }
         m = model_init_random(&cfg, dt, 1, threads, &e);
@@ -115,12 +131,14 @@ int cmd_speed(int argc, char **argv) {
     rng_seed(&r, 42);
     /* warm-up: touches every weight page (mapped files) and grows buffers */
     double pp = 0, tg = 0, s;
-    rc = time_prefill(m, p > 0 ? (p < 16 ? p : 16) : 1, &r, &s, &e);
-    if (!rc) rc = time_decode(m, 2, batch, &r, &s, &e);
+    size_t kv_max = 0, kv_warm = 0;
+    rc = time_prefill(m, p > 0 ? (p < 16 ? p : 16) : 1, &r, &s, &kv_warm, &e);
+    if (!rc) rc = time_decode(m, 2, batch, &r, &s, &kv_warm, &e);
     for (int i = 0; i < reps && !rc; i++) {
-        if (p > 0 && !(rc = time_prefill(m, p, &r, &s, &e))) pp += p / s;
-        if (n > 0 && !rc && !(rc = time_decode(m, n, batch, &r, &s, &e))) tg += (double)n * batch / s;
+        if (p > 0 && !(rc = time_prefill(m, p, &r, &s, &kv_max, &e))) pp += p / s;
+        if (n > 0 && !rc && !(rc = time_decode(m, n, batch, &r, &s, &kv_max, &e))) tg += (double)n * batch / s;
     }
+    if (kv_warm > kv_max) kv_max = kv_warm;
     if (rc) {
         model_free(m);
         return cli_fail(&e);
@@ -142,12 +160,18 @@ int cmd_speed(int argc, char **argv) {
     if (batch > 1) snprintf(tag, sizeof tag, " x%d", batch);
     if (n > 0)
         printf("| %s | %s | %s | %s | %d | tg%d%s | %.2f |\n", name, wtype, size, params, tp_size(m->tp), n, tag, tg);
+    /* resident memory: the weights (mapped files count once touched, which
+     * the warm-up does) + the largest KV cache + buffers */
+    size_t rss = peak_rss();
+    printf("\nmemory: weights %.2f MiB, KV cache %.2f MiB (largest used), peak resident %.2f MiB\n", bytes / (1 << 20),
+           (double)kv_max / (1 << 20), (double)rss / (1 << 20));
     if (json) { /* through jansson: a model path may hold quotes or backslashes */
-        json_t *j = json_pack("{s:s, s:s, s:s, s:I, s:I, s:i, s:i, s:i, s:i, s:i, s:f, s:f, s:f}", "model", name, "type",
-                              wtype, "source", m->source, "weights_bytes", (json_int_t)model_weight_bytes(m), "params",
-                              (json_int_t)model_param_count(m), "threads", tp_size(m->tp), "prompt_tokens", p,
-                              "gen_tokens", n, "batch", batch, "reps", reps, "load_s", round3(load_s), "prefill_tps",
-                              round3(pp), "decode_tps", round3(tg));
+        json_t *j = json_pack("{s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:i, s:i, s:i, s:i, s:i, s:f, s:f, s:f}", "model",
+                              name, "type", wtype, "source", m->source, "weights_bytes",
+                              (json_int_t)model_weight_bytes(m), "kv_cache_bytes", (json_int_t)kv_max, "peak_rss_bytes",
+                              (json_int_t)rss, "params", (json_int_t)model_param_count(m), "threads", tp_size(m->tp),
+                              "prompt_tokens", p, "gen_tokens", n, "batch", batch, "reps", reps, "load_s",
+                              round3(load_s), "prefill_tps", round3(pp), "decode_tps", round3(tg));
         char *text = j ? json_dumps(j, JSON_REAL_PRECISION(10)) : NULL;
         if (text) printf("%s\n", text);
         free(text);

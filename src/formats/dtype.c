@@ -331,6 +331,169 @@ void quantize_row_q4_0(const float *src, void *dst_, int64_t n) {
     }
 }
 
+/* ---- K-quants ---- */
+
+/* Squared error of x ~ s*q - o over n values with q = round((x+o)/s)
+ * clamped to [qmin, qmax] (o = 0 for symmetric fits). */
+static float fit_err(const float *x, int n, float s, float o, int qmin, int qmax) {
+    float id = s != 0 ? 1.0f / s : 0.0f, err = 0;
+    for (int i = 0; i < n; i++) {
+        int q = (int)nearbyintf((x[i] + o) * id);
+        q = q < qmin ? qmin : q > qmax ? qmax : q;
+        float r = s * (float)q - o - x[i];
+        err += r * r;
+    }
+    return err;
+}
+
+/* The affine fit x ~ s*q - o of one Q4_K sub-block (q in 0..15, o >= 0 so
+ * that the stored min is non-negative, as ggml requires): starts from the
+ * min/max fit and tries shrunken ranges, each refined by least squares on
+ * the q it gives; keeps the least squared error. */
+static void q4k_fit(const float *x, int n, float *scale, float *offset) {
+    float lo = 0, hi = x[0];
+    for (int i = 0; i < n; i++) {
+        lo = x[i] < lo ? x[i] : lo;
+        hi = x[i] > hi ? x[i] : hi;
+    }
+    if (hi <= lo) {
+        *scale = 0, *offset = -lo;
+        return;
+    }
+    float best_s = (hi - lo) / 15, best_o = -lo, best = fit_err(x, n, best_s, best_o, 0, 15);
+    for (int k = 0; k < 8; k++) {
+        float s = (hi - lo) / (15.0f + 0.5f * (float)k), o = -lo;
+        /* least squares of x against q (with o >= 0) */
+        double sq = 0, sqq = 0, sx = 0, sxq = 0;
+        for (int i = 0; i < n; i++) {
+            int q = (int)nearbyintf((x[i] + o) / s);
+            q = q < 0 ? 0 : q > 15 ? 15 : q;
+            sq += q, sqq += (double)q * q, sx += x[i], sxq += (double)x[i] * q;
+        }
+        double det = n * sqq - sq * sq;
+        if (det > 0) {
+            double a = (n * sxq - sq * sx) / det, b = (sx - a * sq) / n; /* x ~ a*q + b */
+            if (b > 0) a = sqq > 0 ? sxq / sqq : 0, b = 0;
+            if (a > 0) {
+                float e = fit_err(x, n, (float)a, (float)-b, 0, 15);
+                if (e < best) best = e, best_s = (float)a, best_o = (float)-b;
+            }
+        }
+        float e = fit_err(x, n, s, o, 0, 15);
+        if (e < best) best = e, best_s = s, best_o = o;
+    }
+    *scale = best_s, *offset = best_o;
+}
+
+/* Packs 6-bit scale sc and min mn of sub-block j (the inverse of
+ * q4k_scale_min). */
+static void q4k_put_scale_min(int j, uint8_t *s, int sc, int mn) {
+    if (j < 4) {
+        s[j] = (uint8_t)((s[j] & 0xc0) | sc);
+        s[j + 4] = (uint8_t)((s[j + 4] & 0xc0) | mn);
+    } else {
+        s[j + 4] = (uint8_t)((sc & 0xf) | ((mn & 0xf) << 4));
+        s[j - 4] = (uint8_t)((s[j - 4] & 0x3f) | ((sc >> 4) << 6));
+        s[j] = (uint8_t)((s[j] & 0x3f) | ((mn >> 4) << 6));
+    }
+}
+
+static int clampi(int v, int lo, int hi) { return v < lo ? lo : v > hi ? hi : v; }
+
+void quantize_row_q4_k(const float *src, void *dst_, int64_t n) {
+    uint8_t *dst = dst_;
+    for (int64_t b = 0; b < n / QK_K; b++, src += QK_K, dst += sizeof(BlockQ4_K)) {
+        float scale[8], offset[8], max_s = 0, max_o = 0;
+        for (int j = 0; j < 8; j++) {
+            q4k_fit(src + 32 * j, 32, &scale[j], &offset[j]);
+            max_s = fmaxf(max_s, scale[j]);
+            max_o = fmaxf(max_o, offset[j]);
+        }
+        /* the super-scales map the largest sub-block scale/min to 63; the
+         * rounded halves are used for the 6-bit codes and the quants */
+        uint16_t hd = f32_to_f16(max_s / 63), hm = f32_to_f16(max_o / 63);
+        float d = f16_to_f32(hd), dmin = f16_to_f32(hm);
+        wr16(dst, hd);
+        wr16(dst + 2, hm);
+        uint8_t *scales = dst + 4, *qs = dst + 16;
+        memset(scales, 0, 12);
+        int sc[8], mn[8];
+        for (int j = 0; j < 8; j++) {
+            sc[j] = d > 0 ? clampi((int)nearbyintf(scale[j] / d), 0, 63) : 0;
+            mn[j] = dmin > 0 ? clampi((int)nearbyintf(offset[j] / dmin), 0, 63) : 0;
+            q4k_put_scale_min(j, scales, sc[j], mn[j]);
+        }
+        for (int j = 0; j < 8; j++) {
+            float s = d * (float)sc[j], o = dmin * (float)mn[j], is = s > 0 ? 1.0f / s : 0.0f;
+            const float *x = src + 32 * j;
+            uint8_t *q = qs + 32 * (j / 2);
+            for (int l = 0; l < 32; l++) {
+                int v = clampi((int)nearbyintf((x[l] + o) * is), 0, 15);
+                if (j % 2 == 0) q[l] = (uint8_t)v;
+                else q[l] = (uint8_t)(q[l] | (v << 4));
+            }
+        }
+    }
+}
+
+/* The symmetric fit x ~ s*q (q in -32..31) of 16 Q6_K values: the largest
+ * magnitude (its sign kept, as ggml does) mapped to -(32 + k/10) for
+ * k = -9..9, each grid's q refitted by least squares (s = sum(xq) /
+ * sum(qq)); keeps the least squared error. */
+static float q6k_fit(const float *x) {
+    float amax = 0, max = 0;
+    for (int i = 0; i < 16; i++)
+        if (fabsf(x[i]) > amax) amax = fabsf(x[i]), max = x[i];
+    if (amax == 0) return 0;
+    float best_s = max / -32, best = fit_err(x, 16, best_s, 0, -32, 31);
+    for (int k = -9; k <= 9; k++) {
+        float s = max / -(32.0f + 0.1f * (float)k), is = 1 / s;
+        double sxq = 0, sqq = 0;
+        for (int i = 0; i < 16; i++) {
+            int q = (int)nearbyintf(x[i] * is);
+            q = q < -32 ? -32 : q > 31 ? 31 : q;
+            sxq += (double)x[i] * q, sqq += (double)q * q;
+        }
+        if (sqq <= 0) continue;
+        float ls = (float)(sxq / sqq), e = fit_err(x, 16, ls, 0, -32, 31);
+        if (e < best) best = e, best_s = ls;
+    }
+    return best_s;
+}
+
+void quantize_row_q6_k(const float *src, void *dst_, int64_t n) {
+    uint8_t *dst = dst_;
+    for (int64_t b = 0; b < n / QK_K; b++, src += QK_K, dst += sizeof(BlockQ6_K)) {
+        float scale[16], amax = 0;
+        for (int j = 0; j < 16; j++) {
+            scale[j] = q6k_fit(src + 16 * j);
+            amax = fmaxf(amax, fabsf(scale[j]));
+        }
+        uint16_t hd = f32_to_f16(amax / 127);
+        float d = f16_to_f32(hd);
+        uint8_t *ql = dst, *qh = dst + 128;
+        int8_t *sc = (int8_t *)(dst + 192);
+        wr16(dst + 208, hd);
+        memset(dst, 0, 192);
+        int q[QK_K];
+        for (int j = 0; j < 16; j++) {
+            sc[j] = (int8_t)(d > 0 ? clampi((int)nearbyintf(scale[j] / d), -127, 127) : 0);
+            float s = d * (float)sc[j], is = s != 0 ? 1.0f / s : 0.0f;
+            for (int l = 0; l < 16; l++) q[16 * j + l] = clampi((int)nearbyintf(src[16 * j + l] * is), -32, 31) + 32;
+        }
+        /* the bit layout deq_q6_k reads */
+        for (int half = 0; half < 2; half++) {
+            const int *v = q + 128 * half;
+            uint8_t *L = ql + 64 * half, *H = qh + 32 * half;
+            for (int l = 0; l < 32; l++) {
+                L[l] = (uint8_t)((v[l] & 0xf) | ((v[l + 64] & 0xf) << 4));
+                L[l + 32] = (uint8_t)((v[l + 32] & 0xf) | ((v[l + 96] & 0xf) << 4));
+                H[l] = (uint8_t)((v[l] >> 4) | ((v[l + 32] >> 4) << 2) | ((v[l + 64] >> 4) << 4) | ((v[l + 96] >> 4) << 6));
+            }
+        }
+    }
+}
+
 int quantize_row(int t, const float *src, void *dst, int64_t n) {
     const TypeInfo *ti = info(t);
     if (!ti || n < 0 || n % ti->block) return -1;
@@ -345,6 +508,8 @@ int quantize_row(int t, const float *src, void *dst, int64_t n) {
         return 0;
     case DT_Q8_0: quantize_row_q8_0(src, dst, n); return 0;
     case DT_Q4_0: quantize_row_q4_0(src, dst, n); return 0;
+    case DT_Q4_K: quantize_row_q4_k(src, dst, n); return 0;
+    case DT_Q6_K: quantize_row_q6_k(src, dst, n); return 0;
     }
     return -1;
 }

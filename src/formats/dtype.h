@@ -100,8 +100,19 @@ int dequantize_row(int t, const void *src, float *dst, int64_t n);
  * (dtype_nbytes(type, n) bytes), the way ggml's reference quantiser does. */
 void quantize_row_q8_0(const float *src, void *dst, int64_t n);
 void quantize_row_q4_0(const float *src, void *dst, int64_t n);
-/* Converts n floats to F32/F16/BF16/Q8_0/Q4_0 at dst; -1 for other types or
- * a bad n. */
+/* n floats (a multiple of 256) into K-quant super-blocks. The layouts are
+ * ggml's (so llama.cpp reads the result); the fits are simpler than
+ * ggml's: Q4_K fits each sub-block of 32 as x ~ s*q - o (q in 0..15,
+ * o >= 0) from its min/max with a few shrunken ranges refined by least
+ * squares, keeping the least squared error; Q6_K tries 19 scales around
+ * "largest magnitude -> -32" for each 16 values, each refined by least
+ * squares, likewise. The sub-block scales are then coded in 6 (Q4_K) or
+ * 8 (Q6_K) bits against an f16 super-scale, and the quants are rounded
+ * with the coded scales. */
+void quantize_row_q4_k(const float *src, void *dst, int64_t n);
+void quantize_row_q6_k(const float *src, void *dst, int64_t n);
+/* Converts n floats to F32/F16/BF16/Q8_0/Q4_0/Q4_K/Q6_K at dst; -1 for
+ * other types or a bad n. */
 int quantize_row(int t, const float *src, void *dst, int64_t n);
 
 #endif

@@ -39,14 +39,13 @@ static void dot_task(void *ctx, int ith, int nth) {
 static void matmul_dots(ThreadPool *tp, float *y, const float *x, int n, const QMat *w) {
     int vt = kernel_vec_type(w->type);
     DotJob j = {.y = y, .n = n, .w = w};
+    j.act_stride = kernel_act_bytes(w->type, w->cols);
     if (vt == DT_F32) {
         j.act = x;
-        j.act_stride = (size_t)w->cols * sizeof(float);
     } else {
-        j.act_stride = dtype_nbytes(vt, w->cols);
         void *q = tp_scratch(tp, j.act_stride * (size_t)n);
         for (int t = 0; t < n; t++)
-            kernel_quantize_q8_0(x + (long)t * w->cols, (char *)q + t * j.act_stride, w->cols);
+            kernel_quantize_act(w->type, x + (long)t * w->cols, (char *)q + t * j.act_stride, w->cols);
         j.act = q;
     }
     tp_run_shared(tp, dot_task, &j);

@@ -8,12 +8,50 @@
 #endif
 
 int kernel_type_ok(int t) {
-    return t == DT_F32 || t == DT_F16 || t == DT_BF16 || t == DT_Q8_0 || t == DT_Q4_0;
+    return t == DT_F32 || t == DT_F16 || t == DT_BF16 || t == DT_Q8_0 || t == DT_Q4_0 || t == DT_Q4_K ||
+           t == DT_Q6_K;
 }
 
 int kernel_row_ok(int t, long n) { return kernel_type_ok(t) && n > 0 && dtype_nbytes(t, n) > 0; }
 
-int kernel_vec_type(int weight) { return weight == DT_Q8_0 || weight == DT_Q4_0 ? DT_Q8_0 : DT_F32; }
+int kernel_vec_type(int weight) {
+    return weight == DT_Q8_0 || weight == DT_Q4_0 || weight == DT_Q4_K || weight == DT_Q6_K ? DT_Q8_0 : DT_F32;
+}
+
+/* The activation of Q4_0 and K-quant weights: the Q8_0 blocks, then (from
+ * the next 32-byte boundary) as floats: each block's scale dx[nb], its scale times
+ * the sum of its quants sx[nb], and the same for each half of 16 s16[2nb].
+ * The dots need them for every block of every row (Q4_0's offset of 8 and
+ * Q4_K's mins multiply the block sums, Q6_K's offset of 32 the half sums);
+ * computed once per matmul they cost nothing per row. */
+static int has_act_extras(int t) { return t == DT_Q4_K || t == DT_Q6_K || t == DT_Q4_0; }
+
+static size_t act_extras_offset(long n) { return (dtype_nbytes(DT_Q8_0, n) + 31) & ~(size_t)31; }
+
+size_t kernel_act_bytes(int t, long n) {
+    if (kernel_vec_type(t) == DT_F32) return (size_t)n * sizeof(float);
+    if (!has_act_extras(t)) return dtype_nbytes(DT_Q8_0, n);
+    return act_extras_offset(n) + 4 * (size_t)(n / QK8_0) * sizeof(float);
+}
+
+void kernel_quantize_act(int t, const float *x, void *out, long n) {
+    if (kernel_vec_type(t) == DT_F32) {
+        memcpy(out, x, (size_t)n * sizeof(float));
+        return;
+    }
+    kernel_quantize_q8_0(x, out, n);
+    if (!has_act_extras(t)) return;
+    const BlockQ8_0 *b = out;
+    float *dx = (float *)((char *)out + act_extras_offset(n)), *sx = dx + n / QK8_0, *s16 = sx + n / QK8_0;
+    for (long i = 0; i < n / QK8_0; i++) {
+        int lo = 0, hi = 0;
+        for (int j = 0; j < QK8_0 / 2; j++) lo += b[i].qs[j], hi += b[i].qs[j + QK8_0 / 2];
+        dx[i] = f16_to_f32(b[i].d);
+        sx[i] = dx[i] * (float)(lo + hi);
+        s16[2 * i] = dx[i] * (float)lo;
+        s16[2 * i + 1] = dx[i] * (float)hi;
+    }
+}
 
 /* The block scales are converted twice per 32 values in the dot loops: use
  * the F16C instruction where there is one rather than a function call. */
@@ -25,7 +63,67 @@ static inline float half(uint16_t h) {
 #endif
 }
 
+/* ---- K-quant block fields ---- */
+
+/* The 6-bit scale and min of Q4_K sub-block j from the 12 packed bytes (the
+ * layout formats/dtype.c documents). */
+static inline void q4k_scale_min(int j, const uint8_t *s, int *sc, int *mn) {
+    if (j < 4) {
+        *sc = s[j] & 63;
+        *mn = s[j + 4] & 63;
+    } else {
+        *sc = (s[j + 4] & 0xf) | ((s[j - 4] >> 6) << 4);
+        *mn = (s[j + 4] >> 4) | ((s[j] >> 6) << 4);
+    }
+}
+
+/* The 6-bit quant (0..63, stored q + 32) of element i of a Q6_K block. */
+static inline int q6k_quant(const BlockQ6_K *b, int i) {
+    int half = i / 128, k = (i % 128) / 32, l = i % 32;
+    const uint8_t *ql = b->ql + 64 * half + 32 * (k & 1), *qh = b->qh + 32 * half;
+    int lo = k < 2 ? ql[l] & 0xf : ql[l] >> 4;
+    return lo | (((qh[l] >> (2 * k)) & 3) << 4);
+}
+
 /* ---- reference dots: the plain definitions ---- */
+
+/* A K-quant row against Q8_0 activations: each Q4_K sub-block of 32 is one
+ * activation block, w = d*sc*q - dmin*m, so its dot is
+ * dx * (d*sc*sum(q*qx) - dmin*m*sum(qx)); a Q6_K block of 32 has two
+ * scales of 16, w = d*sc*(q - 32). */
+static float dot_q4_k_ref(const BlockQ4_K *w, const BlockQ8_0 *x, long nb) {
+    float sum = 0;
+    for (long i = 0; i < nb; i++) {
+        float d = half(w[i].d), dmin = half(w[i].dmin);
+        for (int j = 0; j < 8; j++) {
+            const BlockQ8_0 *a = &x[i * 8 + j];
+            int sc, mn, dot = 0, sx = 0;
+            q4k_scale_min(j, w[i].scales, &sc, &mn);
+            for (int l = 0; l < 32; l++) {
+                int q = j % 2 ? w[i].qs[32 * (j / 2) + l] >> 4 : w[i].qs[32 * (j / 2) + l] & 0xf;
+                dot += q * a->qs[l];
+                sx += a->qs[l];
+            }
+            sum += half(a->d) * (d * (float)sc * (float)dot - dmin * (float)mn * (float)sx);
+        }
+    }
+    return sum;
+}
+
+static float dot_q6_k_ref(const BlockQ6_K *w, const BlockQ8_0 *x, long nb) {
+    float sum = 0;
+    for (long i = 0; i < nb; i++) {
+        float d = half(w[i].d);
+        for (int j = 0; j < 8; j++) {
+            const BlockQ8_0 *a = &x[i * 8 + j];
+            int dot = 0;
+            for (int l = 0; l < 32; l++)
+                dot += w[i].scales[2 * j + l / 16] * (q6k_quant(&w[i], 32 * j + l) - 32) * a->qs[l];
+            sum += half(a->d) * d * (float)dot;
+        }
+    }
+    return sum;
+}
 
 float vec_dot_ref(int t, const void *row, const void *act, long n) {
     float sum = 0;
@@ -62,6 +160,8 @@ float vec_dot_ref(int t, const void *row, const void *act, long n) {
         }
         return sum;
     }
+    case DT_Q4_K: return dot_q4_k_ref(row, act, n / QK_K);
+    case DT_Q6_K: return dot_q6_k_ref(row, act, n / QK_K);
     default: return 0;
     }
 }
@@ -114,20 +214,196 @@ static inline __m256i unpack_q4(const uint8_t *qs) {
     return _mm256_sub_epi8(_mm256_set_m128i(hi, lo), _mm256_set1_epi8(8));
 }
 
-static float dot_q4_0(const BlockQ4_0 *w, const BlockQ8_0 *x, long nb) {
+/* Sums of u[i]*s[i] (u unsigned, s signed bytes) over groups of four, as 8
+ * int32 lanes. Without VNNI the pairwise int16 sums of maddubs saturate
+ * only above 32767, which unsigned quants up to 63 (Q4_0, Q4_K, Q6_K) stay
+ * below. */
+static inline __m256i dot_u8s8(__m256i u, __m256i s) {
+#if defined(__AVXVNNI__) || (defined(__AVX512VNNI__) && defined(__AVX512VL__))
+    return _mm256_dpbusd_epi32(_mm256_setzero_si256(), u, s);
+#else
+    return _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1));
+#endif
+}
+
+/* Q4_0 with the nibbles kept unsigned: sum((q - 8) * y) = sum(q * y) -
+ * 8 * sum(y), the block sums coming with the activation (sx = dx * sum(y),
+ * kernel_quantize_act), which saves the sign trick and the offset per
+ * block. Two scalar chains collect the offsets. */
+static inline __m256i unpack_q4_u(const uint8_t *qs) {
+    __m128i b = _mm_loadu_si128((const __m128i *)qs), m = _mm_set1_epi8(15);
+    return _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(b, 4), m), _mm_and_si128(b, m));
+}
+
+static float dot_q4_0(const BlockQ4_0 *w, const BlockQ8_0 *x, const float *dx, const float *sx, long nb) {
     __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+    float off0 = 0, off1 = 0;
     long i = 0;
     for (; i + 1 < nb; i += 2) {
-        __m256 p0 = mul_sum_i8(unpack_q4(w[i].qs), _mm256_loadu_si256((const __m256i *)x[i].qs));
-        __m256 p1 = mul_sum_i8(unpack_q4(w[i + 1].qs), _mm256_loadu_si256((const __m256i *)x[i + 1].qs));
-        acc0 = _mm256_fmadd_ps(_mm256_set1_ps(half(w[i].d) * half(x[i].d)), p0, acc0);
-        acc1 = _mm256_fmadd_ps(_mm256_set1_ps(half(w[i + 1].d) * half(x[i + 1].d)), p1, acc1);
+        float d0 = half(w[i].d), d1 = half(w[i + 1].d);
+        __m256 p0 = _mm256_cvtepi32_ps(dot_u8s8(unpack_q4_u(w[i].qs), _mm256_loadu_si256((const __m256i *)x[i].qs)));
+        __m256 p1 =
+            _mm256_cvtepi32_ps(dot_u8s8(unpack_q4_u(w[i + 1].qs), _mm256_loadu_si256((const __m256i *)x[i + 1].qs)));
+        acc0 = _mm256_fmadd_ps(_mm256_set1_ps(d0 * dx[i]), p0, acc0);
+        acc1 = _mm256_fmadd_ps(_mm256_set1_ps(d1 * dx[i + 1]), p1, acc1);
+        off0 += d0 * sx[i];
+        off1 += d1 * sx[i + 1];
     }
     for (; i < nb; i++) {
-        __m256 p = mul_sum_i8(unpack_q4(w[i].qs), _mm256_loadu_si256((const __m256i *)x[i].qs));
-        acc0 = _mm256_fmadd_ps(_mm256_set1_ps(half(w[i].d) * half(x[i].d)), p, acc0);
+        float d = half(w[i].d);
+        __m256 p = _mm256_cvtepi32_ps(dot_u8s8(unpack_q4_u(w[i].qs), _mm256_loadu_si256((const __m256i *)x[i].qs)));
+        acc0 = _mm256_fmadd_ps(_mm256_set1_ps(d * dx[i]), p, acc0);
+        off0 += d * sx[i];
     }
-    return hsum8(_mm256_add_ps(acc0, acc1));
+    return hsum8(_mm256_add_ps(acc0, acc1)) - 8 * (off0 + off1);
+}
+
+/* ---- K-quants against Q8_0 activations ----
+ * One weight row against NX activations (1 or 4; a constant at every call,
+ * so the loops over k unroll): the weights of each 32 values are unpacked
+ * once and dotted with every activation's block. */
+
+#define ALWAYS_INLINE inline __attribute__((always_inline))
+
+/* The 6-bit scales (lanes 0-7 of *sc) and mins (*mn) of a Q4_K block as
+ * int32 lanes, unpacked four at a time from the 12 packed bytes (the
+ * layout q4k_scale_min reads one at a time). */
+static inline void q4k_scales8(const uint8_t *s, __m256i *sc, __m256i *mn) {
+    uint32_t u0, u1, u2;
+    memcpy(&u0, s, 4), memcpy(&u1, s + 4, 4), memcpy(&u2, s + 8, 4);
+    uint32_t sc_lo = u0 & 0x3f3f3f3fu, mn_lo = u1 & 0x3f3f3f3fu;
+    uint32_t sc_hi = (u2 & 0x0f0f0f0fu) | (((u0 >> 6) & 0x03030303u) << 4);
+    uint32_t mn_hi = ((u2 >> 4) & 0x0f0f0f0fu) | (((u1 >> 6) & 0x03030303u) << 4);
+    *sc = _mm256_cvtepu8_epi32(_mm_cvtsi64_si128((long long)((uint64_t)sc_hi << 32 | sc_lo)));
+    *mn = _mm256_cvtepu8_epi32(_mm_cvtsi64_si128((long long)((uint64_t)mn_hi << 32 | mn_lo)));
+}
+
+/* Q4_K sub-blocks j and j+1 (the low and high nibbles of 32 bytes)
+ * against activation blocks b0+j, b0+j+1, with their scales in lanes j,
+ * j+1 of sv[k]; into two accumulators. */
+static ALWAYS_INLINE void q4k_pair(const uint8_t *qs, const __m256 *sv, int j, const BlockQ8_0 *const *x, long b0,
+                                   int NX, __m256 acc[2][4]) {
+    const __m256i m4 = _mm256_set1_epi8(15);
+    __m256i b = _mm256_loadu_si256((const __m256i *)(qs + 16 * j));
+    __m256i q0 = _mm256_and_si256(b, m4), q1 = _mm256_and_si256(_mm256_srli_epi16(b, 4), m4);
+    __m256i l0 = _mm256_set1_epi32(j), l1 = _mm256_set1_epi32(j + 1);
+    for (int k = 0; k < NX; k++) {
+        __m256i y0 = _mm256_loadu_si256((const __m256i *)x[k][b0 + j].qs);
+        __m256i y1 = _mm256_loadu_si256((const __m256i *)x[k][b0 + j + 1].qs);
+        acc[0][k] = _mm256_fmadd_ps(_mm256_permutevar8x32_ps(sv[k], l0), _mm256_cvtepi32_ps(dot_u8s8(q0, y0)), acc[0][k]);
+        acc[1][k] = _mm256_fmadd_ps(_mm256_permutevar8x32_ps(sv[k], l1), _mm256_cvtepi32_ps(dot_u8s8(q1, y1)), acc[1][k]);
+    }
+}
+
+/* Per super-block and activation: the eight sub-block scales d*sc*dx as
+ * one vector (lane j broadcast for sub-block j), and the mins' part
+ * dmin * sum_j m_j * dx_j * sum(y_j) as one FMA over the precomputed
+ * block sums (kernel_quantize_act). */
+static ALWAYS_INLINE void dot_q4_k_n(const BlockQ4_K *w, const BlockQ8_0 *const *x, const float *const *dx,
+                                     const float *const *sx, int NX, long nb, float *out) {
+    /* one activation: two accumulators (even and odd sub-blocks), else the
+     * FMA latency, one per 16 bytes of weights, would bound the dot */
+    __m256 acc[2][4], accm[4];
+    for (int k = 0; k < NX; k++) acc[0][k] = acc[1][k] = accm[k] = _mm256_setzero_ps();
+    for (long i = 0; i < nb; i++) {
+        __m256i sci, mni;
+        q4k_scales8(w[i].scales, &sci, &mni);
+        __m256 scv = _mm256_mul_ps(_mm256_set1_ps(half(w[i].d)), _mm256_cvtepi32_ps(sci));
+        __m256 mnv = _mm256_mul_ps(_mm256_set1_ps(half(w[i].dmin)), _mm256_cvtepi32_ps(mni));
+        __m256 sv[4];
+        for (int k = 0; k < NX; k++) {
+            sv[k] = _mm256_mul_ps(scv, _mm256_loadu_ps(dx[k] + 8 * i));
+            accm[k] = _mm256_fmadd_ps(mnv, _mm256_loadu_ps(sx[k] + 8 * i), accm[k]);
+        }
+        /* spelled out so that j is a constant (see q6k_step) */
+        q4k_pair(w[i].qs, sv, 0, x, i * 8, NX, acc);
+        q4k_pair(w[i].qs, sv, 2, x, i * 8, NX, acc);
+        q4k_pair(w[i].qs, sv, 4, x, i * 8, NX, acc);
+        q4k_pair(w[i].qs, sv, 6, x, i * 8, NX, acc);
+    }
+    for (int k = 0; k < NX; k++) out[k] = hsum8(_mm256_sub_ps(_mm256_add_ps(acc[0][k], acc[1][k]), accm[k]));
+}
+
+/* The 6-bit quants (0..63) of half h of a Q6_K block: q[k] holds elements
+ * 128h + 32k .. +31 in order. Each high-bit pair is masked where it lies
+ * and shifted straight to bits 4-5 (16-bit shifts cannot carry across
+ * bytes once masked). */
+static inline void q6k_unpack(const BlockQ6_K *b, int h, __m256i q[4]) {
+    const __m256i m4 = _mm256_set1_epi8(15);
+    __m256i ql0 = _mm256_loadu_si256((const __m256i *)(b->ql + 64 * h));
+    __m256i ql1 = _mm256_loadu_si256((const __m256i *)(b->ql + 64 * h + 32));
+    __m256i qh = _mm256_loadu_si256((const __m256i *)(b->qh + 32 * h));
+    q[0] = _mm256_or_si256(_mm256_and_si256(ql0, m4), _mm256_slli_epi16(_mm256_and_si256(qh, _mm256_set1_epi8(0x03)), 4));
+    q[1] = _mm256_or_si256(_mm256_and_si256(ql1, m4), _mm256_slli_epi16(_mm256_and_si256(qh, _mm256_set1_epi8(0x0c)), 2));
+    q[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql0, 4), m4), _mm256_and_si256(qh, _mm256_set1_epi8(0x30)));
+    q[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql1, 4), m4),
+                           _mm256_srli_epi16(_mm256_and_si256(qh, _mm256_set1_epi8((char)0xc0)), 2));
+}
+
+/* Q6_K: the quants (0..63) are dotted unsigned, each sub-block of 32 as
+ * int32 lanes 0-3 (its first 16 values) and 4-7 (the other 16), which a
+ * vector of the two scales multiplies; the offset of 32 comes off once per
+ * super-block through the activation's half-block sums. */
+/* One Q6_K sub-block j (of 32) of half h against activation block b:
+ * lanes 0-3 take scale 8h+2j, lanes 4-7 scale 8h+2j+1 (from sch, the
+ * half's eight scales times d). */
+static ALWAYS_INLINE void q6k_step(__m256i q, __m256 sch, int j, const BlockQ8_0 *const *x, const float *const *dx,
+                                   long b, int NX, __m256 *acc) {
+    __m256 sj = _mm256_permutevar8x32_ps(
+        sch, _mm256_setr_epi32(2 * j, 2 * j, 2 * j, 2 * j, 2 * j + 1, 2 * j + 1, 2 * j + 1, 2 * j + 1));
+    for (int k = 0; k < NX; k++) {
+        __m256i y = _mm256_loadu_si256((const __m256i *)x[k][b].qs);
+        __m256 v = _mm256_cvtepi32_ps(dot_u8s8(q, y));
+        acc[k] = _mm256_fmadd_ps(_mm256_mul_ps(sj, _mm256_set1_ps(dx[k][b])), v, acc[k]);
+    }
+}
+
+static ALWAYS_INLINE void dot_q6_k_n(const BlockQ6_K *w, const BlockQ8_0 *const *x, const float *const *dx,
+                                     const float *const *s16, int NX, long nb, float *out) {
+    __m256 acc[2][4], acco[4]; /* two accumulators for one activation, as in Q4_K */
+    for (int k = 0; k < NX; k++) acc[0][k] = acc[1][k] = acco[k] = _mm256_setzero_ps();
+    for (long i = 0; i < nb; i++) {
+        __m128i sc8 = _mm_loadu_si128((const __m128i *)w[i].scales);
+        __m256 d = _mm256_set1_ps(half(w[i].d));
+        __m256 sc[2] = {_mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(sc8))),
+                        _mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(sc8, 8))))};
+        for (int k = 0; k < NX; k++) {
+            acco[k] = _mm256_fmadd_ps(sc[0], _mm256_loadu_ps(s16[k] + 16 * i), acco[k]);
+            acco[k] = _mm256_fmadd_ps(sc[1], _mm256_loadu_ps(s16[k] + 16 * i + 8), acco[k]);
+        }
+        for (int h = 0; h < 2; h++) {
+            __m256i q[4];
+            q6k_unpack(&w[i], h, q);
+            /* spelled out so that j is a constant (compilers do not unroll
+             * this loop themselves, leaving q[] on the stack) */
+            q6k_step(q[0], sc[h], 0, x, dx, i * 8 + 4 * h, NX, acc[0]);
+            q6k_step(q[1], sc[h], 1, x, dx, i * 8 + 4 * h + 1, NX, acc[NX == 1]);
+            q6k_step(q[2], sc[h], 2, x, dx, i * 8 + 4 * h + 2, NX, acc[0]);
+            q6k_step(q[3], sc[h], 3, x, dx, i * 8 + 4 * h + 3, NX, acc[NX == 1]);
+        }
+    }
+    for (int k = 0; k < NX; k++) out[k] = hsum8(_mm256_add_ps(acc[0][k], acc[1][k])) - 32 * hsum8(acco[k]);
+}
+
+/* The extras of an activation of n values (kernel_quantize_act). */
+static inline const float *act_dx(const void *x, long n) {
+    return (const float *)((const char *)x + act_extras_offset(n));
+}
+
+static float dot_q4_k(const void *w, const void *x, long n) {
+    const BlockQ8_0 *xs[1] = {x};
+    const float *dx[1] = {act_dx(x, n)}, *sx[1] = {dx[0] + n / QK8_0};
+    float r;
+    dot_q4_k_n(w, xs, dx, sx, 1, n / QK_K, &r);
+    return r;
+}
+
+static float dot_q6_k(const void *w, const void *x, long n) {
+    const BlockQ8_0 *xs[1] = {x};
+    const float *dx[1] = {act_dx(x, n)}, *s16[1] = {dx[0] + 2 * (n / QK8_0)};
+    float r;
+    dot_q6_k_n(w, xs, dx, s16, 1, n / QK_K, &r);
+    return r;
 }
 
 static inline __m256 load8_f16(const uint16_t *p) {
@@ -245,6 +521,15 @@ void vec_dot_multi(int t, const void *row, const void *act, size_t stride, int n
         case DT_BF16: dot4_bf16(row, (const float *const *)x, len, r); break;
         case DT_Q8_0: dot4_q(0, row, (const BlockQ8_0 *const *)x, len / QK8_0, r); break;
         case DT_Q4_0: dot4_q(1, row, (const BlockQ8_0 *const *)x, len / QK8_0, r); break;
+        case DT_Q4_K:
+        case DT_Q6_K: {
+            const float *dx[4], *sx[4], *s16[4];
+            for (int k = 0; k < 4; k++)
+                dx[k] = act_dx(x[k], len), sx[k] = dx[k] + len / QK8_0, s16[k] = dx[k] + 2 * (len / QK8_0);
+            if (t == DT_Q4_K) dot_q4_k_n(row, (const BlockQ8_0 *const *)x, dx, sx, 4, len / QK_K, r);
+            else dot_q6_k_n(row, (const BlockQ8_0 *const *)x, dx, s16, 4, len / QK_K, r);
+            break;
+        }
         default: r[0] = r[1] = r[2] = r[3] = 0; break;
         }
         for (int k = 0; k < 4 && a + k < n; k++) out[(size_t)(a + k) * out_stride] = r[k];
@@ -253,6 +538,56 @@ void vec_dot_multi(int t, const void *row, const void *act, size_t stride, int n
 
 
 /* ---- row conversion to f32 for the GEMM path ---- */
+
+/* 32 bytes as four vectors of 8 floats. */
+static inline void u8x32_to_f32(__m256i q, __m256 out[4]) {
+    __m128i lo = _mm256_castsi256_si128(q), hi = _mm256_extracti128_si256(q, 1);
+    out[0] = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(lo));
+    out[1] = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_srli_si128(lo, 8)));
+    out[2] = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(hi));
+    out[3] = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_srli_si128(hi, 8)));
+}
+
+/* The same values as formats' deq_q4_k / deq_q6_k, in the same order of
+ * operations (multiply, then subtract; (d*sc)*q), so the results are
+ * bit-identical. */
+static void deq_q4_k_avx2(const BlockQ4_K *b, float *y, long nb) {
+    const __m256i m4 = _mm256_set1_epi8(15);
+    for (long i = 0; i < nb; i++, y += QK_K) {
+        float d = half(b[i].d), dmin = half(b[i].dmin);
+        for (int j = 0; j < 8; j++) {
+            int sc, mn;
+            q4k_scale_min(j, b[i].scales, &sc, &mn);
+            __m256i v = _mm256_loadu_si256((const __m256i *)(b[i].qs + 32 * (j / 2)));
+            __m256i q = j % 2 ? _mm256_and_si256(_mm256_srli_epi16(v, 4), m4) : _mm256_and_si256(v, m4);
+            __m256 f[4], ds = _mm256_set1_ps(d * (float)sc), o = _mm256_set1_ps(dmin * (float)mn);
+            u8x32_to_f32(q, f);
+            for (int k = 0; k < 4; k++) _mm256_storeu_ps(y + 32 * j + 8 * k, _mm256_sub_ps(_mm256_mul_ps(ds, f[k]), o));
+        }
+    }
+}
+
+static void deq_q6_k_avx2(const BlockQ6_K *b, float *y, long nb) {
+    const __m256 c32 = _mm256_set1_ps(32);
+    for (long i = 0; i < nb; i++, y += QK_K) {
+        float d = half(b[i].d);
+        for (int h = 0; h < 2; h++) {
+            __m256i q[4];
+            q6k_unpack(&b[i], h, q);
+            for (int j = 0; j < 4; j++) {
+                const int8_t *sc = b[i].scales + 8 * h + 2 * j;
+                __m256 f[4], s0 = _mm256_set1_ps(d * (float)sc[0]), s1 = _mm256_set1_ps(d * (float)sc[1]);
+                u8x32_to_f32(q[j], f);
+                float *o = y + 128 * h + 32 * j;
+                /* q - 32 is exact in float, as is the integer it replaces */
+                _mm256_storeu_ps(o, _mm256_mul_ps(s0, _mm256_sub_ps(f[0], c32)));
+                _mm256_storeu_ps(o + 8, _mm256_mul_ps(s0, _mm256_sub_ps(f[1], c32)));
+                _mm256_storeu_ps(o + 16, _mm256_mul_ps(s1, _mm256_sub_ps(f[2], c32)));
+                _mm256_storeu_ps(o + 24, _mm256_mul_ps(s1, _mm256_sub_ps(f[3], c32)));
+            }
+        }
+    }
+}
 
 void kernel_dequantize_row(int t, const void *row, float *y, long n) {
     switch (t) {
@@ -285,6 +620,8 @@ void kernel_dequantize_row(int t, const void *row, float *y, long n) {
             }
         }
         return;
+    case DT_Q4_K: deq_q4_k_avx2(row, y, n / QK_K); return;
+    case DT_Q6_K: deq_q6_k_avx2(row, y, n / QK_K); return;
     default: dequantize_row(t, row, y, n); return;
     }
 }
@@ -326,7 +663,12 @@ float vec_dot(int t, const void *row, const void *act, long n) {
     case DT_F16: return dot_f16(row, act, n);
     case DT_BF16: return dot_bf16(row, act, n);
     case DT_Q8_0: return dot_q8_0(row, act, n / QK8_0);
-    case DT_Q4_0: return dot_q4_0(row, act, n / QK8_0);
+    case DT_Q4_0: {
+        const float *dx = act_dx(act, n);
+        return dot_q4_0(row, act, dx, dx + n / QK8_0, n / QK8_0);
+    }
+    case DT_Q4_K: return dot_q4_k(row, act, n);
+    case DT_Q6_K: return dot_q6_k(row, act, n);
     default: return 0;
     }
 }

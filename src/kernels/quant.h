@@ -3,9 +3,11 @@
  * are formats/dtype.h's (ggml's), so memory-mapped GGUF tensors are used in
  * place; conversions and quantisers live there too.
  *
- * Quantised rows (Q8_0, Q4_0) are dotted with activations quantised to
- * Q8_0 blocks, as llama.cpp does: integer multiply-adds are twice as wide
- * as float ones and the activation is quantised once per matmul, not once
+ * Quantised rows (Q8_0, Q4_0, Q4_K, Q6_K) are dotted with activations
+ * quantised to Q8_0 blocks, as llama.cpp does (it uses Q8_K, blocks of
+ * 256, for the K-quants; a K-quant sub-block of 32 lines up with one Q8_0
+ * block, so one activation form serves all four): integer multiply-adds
+ * are twice as wide as float ones and the activation is quantised once per matmul, not once
  * per row. F32/F16/BF16 rows are dotted with f32 activations.
  *
  * Every fast dot has a plain scalar reference (`*_ref`) beside it; the
@@ -20,7 +22,8 @@
 #include "formats/dtype.h"
 
 /* Whether the kernels compute with weights of this DType directly
- * (F32, F16, BF16, Q8_0, Q4_0); other types are converted at load. */
+ * (F32, F16, BF16, Q8_0, Q4_0, Q4_K, Q6_K); other types are converted at
+ * load. */
 int kernel_type_ok(int dtype);
 /* Whether a row of n values of dtype suits the kernels (whole blocks). */
 int kernel_row_ok(int dtype, long n);
@@ -29,13 +32,20 @@ int kernel_row_ok(int dtype, long n);
  * weights, DT_F32 otherwise. */
 int kernel_vec_type(int weight_dtype);
 
-/* Dot product of a weight row (type t, n values) with an activation in
- * kernel_vec_type(t) form. */
+/* An activation prepared for weights of type t: n floats as f32 (float
+ * weights) or Q8_0 blocks (quantised weights; for Q4_0 and the K-quants
+ * followed by per-block float scales and block sums, which their dots
+ * would otherwise recompute for every row). kernel_act_bytes: its size. */
+size_t kernel_act_bytes(int t, long n);
+void kernel_quantize_act(int t, const float *x, void *out, long n);
+
+/* Dot product of a weight row (type t, n values) with an activation made
+ * by kernel_quantize_act(t) (vec_dot_ref reads only its Q8_0 blocks). */
 float vec_dot(int t, const void *row, const void *act, long n);
 float vec_dot_ref(int t, const void *row, const void *act, long n);
 
-/* Dots of one weight row with n activations (each in kernel_vec_type(t)
- * form, `stride` bytes apart): out[i * out_stride] for i < n. The row is
+/* Dots of one weight row with n activations (each made by
+ * kernel_quantize_act(t), `stride` bytes apart): out[i * out_stride] for i < n. The row is
  * read once for every four activations. */
 void vec_dot_multi(int t, const void *row, const void *act, size_t stride, int n, long len, float *out,
                    size_t out_stride);

@@ -148,8 +148,10 @@ Model *model_load_hf(const char *dir, int n_threads, Err *e) {
 
 /* ---- GGUF ---- */
 
-/* A matrix view of a GGUF tensor: used in place when the kernels handle its
- * type, otherwise converted once (to Q8_0 when rows are whole blocks). */
+/* A matrix view of a GGUF tensor: used in place (memory-mapped) when the
+ * kernels handle its type -- every type this engine reads, K-quants
+ * included -- otherwise converted once (to Q8_0 when rows are whole
+ * blocks). */
 static int gguf_qmat(Model *m, const char *name, int64_t rows, int64_t cols, QMat *out, Err *e) {
     const TensorView *t = gguf_get_tensor(m->gguf, name, e);
     if (!t) return -1;

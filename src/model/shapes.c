@@ -91,10 +91,20 @@ static void fill_vec(float *v, size_t n, float value) {
     for (size_t i = 0; i < n; i++) v[i] = value;
 }
 
+/* The type a matrix of rows of `cols` values gets when `dtype` is asked
+ * for. K-quant rows must be whole super-blocks of 256: like llama.cpp's
+ * quantiser, other rows fall back to a 32-block type (llama.cpp takes Q5_0
+ * for Q4_K and Q8_0 for Q6_K; aloe has no Q5_0, so both take Q8_0). */
+static int matrix_type(int dtype, int cols) {
+    if ((dtype == DT_Q4_K || dtype == DT_Q6_K) && cols % QK_K) return DT_Q8_0;
+    return dtype;
+}
+
 Model *model_init_random(const ModelConfig *cfg, int dtype, uint64_t seed, int n_threads, Err *e) {
     if (model_check_config(cfg, "random model", e)) return NULL;
     if (!kernel_type_ok(dtype))
-        return err_set(e, ERR_ARG, "random model: weight type %s is not one of f32, f16, bf16, q8_0, q4_0",
+        return err_set(e, ERR_ARG,
+                       "random model: weight type %s is not one of f32, f16, bf16, q8_0, q4_0, q4_k, q6_k",
                        dtype_name(dtype)),
                NULL;
     if (dtype != DT_F32 && dtype != DT_F16 && dtype != DT_BF16 &&
@@ -126,9 +136,9 @@ Model *model_init_random(const ModelConfig *cfg, int dtype, uint64_t seed, int n
     model_views_from_params(m); /* f32 views; replaced below for other types */
     RowPool pool_d, pool_q, pool_f;
     int Q = c->n_heads * c->head_dim;
-    row_pool_init(&pool_d, dtype, c->hidden_size, &r);
-    row_pool_init(&pool_q, dtype, Q, &r);
-    row_pool_init(&pool_f, dtype, c->intermediate_size, &r);
+    row_pool_init(&pool_d, matrix_type(dtype, c->hidden_size), c->hidden_size, &r);
+    row_pool_init(&pool_q, matrix_type(dtype, Q), Q, &r);
+    row_pool_init(&pool_f, matrix_type(dtype, c->intermediate_size), c->intermediate_size, &r);
     QMat *mats[4096];
     int n_mats = 0;
     mats[n_mats++] = &m->w.embed;
@@ -139,7 +149,8 @@ Model *model_init_random(const ModelConfig *cfg, int dtype, uint64_t seed, int n
         for (int i = 0; i < 7; i++) mats[n_mats++] = lm[i];
     }
     size_t total = 0;
-    for (int i = 0; i < n_mats; i++) total += dtype_nbytes(dtype, mats[i]->cols) * (size_t)mats[i]->rows;
+    for (int i = 0; i < n_mats; i++)
+        total += dtype_nbytes(matrix_type(dtype, mats[i]->cols), mats[i]->cols) * (size_t)mats[i]->rows;
     char *block = dtype == DT_F32 ? NULL : model_own(m, xaligned_alloc(total + 64));
     size_t off = 0;
     for (int i = 0; i < n_mats; i++) {
@@ -147,7 +158,7 @@ Model *model_init_random(const ModelConfig *cfg, int dtype, uint64_t seed, int n
         const RowPool *p = q->cols == c->hidden_size ? &pool_d : q->cols == Q ? &pool_q : &pool_f;
         void *dst = dtype == DT_F32 ? (void *)q->data : block + off;
         fill_rows(p, dst, q->rows, (uint64_t)i);
-        q->type = dtype;
+        q->type = p->type;
         q->data = dst;
         off += p->rb * (size_t)q->rows;
     }

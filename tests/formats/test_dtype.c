@@ -179,6 +179,112 @@ static void test_k_quants_match_layout(void) {
     CHECK(dequantize_row(DT_Q6_K, b6, y, 100) == -1);
 }
 
+/* Blocks built byte by byte, with the values worked out by hand from
+ * ggml's documented layout (not from dtype.c's reading of it). */
+static void test_k_quants_hand_block(void) {
+    /* Q4_K: d = 0.5, dmin = 0.25; x = d*sc*q - dmin*m */
+    uint8_t b[144] = {0};
+    b[1] = 0x38, b[3] = 0x34;    /* f16 0.5, 0.25 */
+    uint8_t *s = b + 4, *qs = b + 16;
+    s[0] = 3, s[4] = 2;          /* sub-block 0: sc 3, m 2 (high bits of s[0], s[4]: 0) */
+    s[1] = 0x81, s[5] = 0x44;    /* sub-block 1: sc 1, m 4; top bits 2 and 1 go to sub-block 5 */
+    s[8] = 0x13;                 /* sub-block 4: sc 3 | 0<<4, m 1 | 0<<4 */
+    s[9] = 0xa5;                 /* sub-block 5: sc 5 | 2<<4 = 37, m 10 | 1<<4 = 26 */
+    qs[0] = 0x97;                /* element 0 (sub-block 0): 7; element 32 (sub-block 1): 9 */
+    qs[64 + 3] = 0xc1;           /* element 131 (sub-block 4): 1; element 163 (sub-block 5): 12 */
+    float y[256];
+    CHECK_OK(dequantize_row(DT_Q4_K, b, y, 256), &(Err){0});
+    CHECK(y[0] == 10.0f);        /* 0.5*3*7 - 0.25*2 */
+    CHECK(y[1] == -0.5f);        /* q = 0: -0.25*2 */
+    CHECK(y[32] == 3.5f);        /* 0.5*1*9 - 0.25*4 */
+    CHECK(y[131] == 1.25f);      /* 0.5*3*1 - 0.25*1 */
+    CHECK(y[163] == 215.5f);     /* 0.5*37*12 - 0.25*26 */
+    CHECK(y[255] == 0.0f);       /* sub-block 7: sc = m = 0 */
+
+    /* Q6_K: d = 0.5; x = d*sc*(q - 32), q = low 4 bits | high 2 bits << 4 */
+    uint8_t c[210] = {0};
+    uint8_t *ql = c, *qh = c + 128;
+    int8_t *sc = (int8_t *)(c + 192);
+    c[209] = 0x38;               /* f16 0.5 */
+    sc[0] = 2, sc[1] = -3, sc[2] = 4, sc[4] = 1, sc[15] = -7;
+    ql[0] = 0xe5;                /* element 0: low 5; element 64: low 14 */
+    qh[0] = 0x0b;                /* element 0: high 3; element 32: high 2; element 64: high 0 */
+    ql[32] = 0x01;               /* element 32: low 1 */
+    ql[64 + 32 + 20] = 0xf0;     /* element 128+96+20 = 244: low 15 */
+    qh[32 + 20] = 0xc0;          /* element 244: high 3 */
+    CHECK_OK(dequantize_row(DT_Q6_K, c, y, 256), &(Err){0});
+    CHECK(y[0] == 21.0f);        /* 0.5*2*(53-32) */
+    CHECK(y[17] == 48.0f);       /* q = 0, scale sc[1]: 0.5*-3*-32 */
+    CHECK(y[32] == 2.0f);        /* 0.5*4*(33-32) */
+    CHECK(y[64] == -9.0f);       /* 0.5*1*(14-32) */
+    CHECK(y[244] == -108.5f);    /* 0.5*-7*(63-32) */
+}
+
+/* RMS of x - dequantise(quantise(x)) over n values, relative to rms(x). */
+static double roundtrip_rel_rms(int t, const float *x, int n, double *max_err) {
+    void *q = malloc(dtype_nbytes(t, n));
+    float *y = malloc((size_t)n * sizeof *y);
+    *max_err = 0;
+    if (quantize_row(t, x, q, n) || dequantize_row(t, q, y, n)) *max_err = INFINITY;
+    double se = 0, sx = 0;
+    for (int i = 0; i < n; i++) {
+        double d = (double)y[i] - x[i];
+        se += d * d, sx += (double)x[i] * x[i];
+        *max_err = fabs(d) > *max_err ? fabs(d) : *max_err;
+    }
+    free(q), free(y);
+    return sqrt(se / sx);
+}
+
+/* The K-quant quantisers: error bounds on Gaussian rows (values a
+ * normal quantiser of these bit widths reaches: Q4_K ~ 4.5 bits/weight
+ * beats Q4_0's 4.5 bits, Q6_K ~ 6.6 bits is ~4x finer), and edge rows
+ * (constant, zero, one outlier) that must come back exactly or bounded. */
+static void test_k_quants_roundtrip(void) {
+    enum { N = 256 * 16 };
+    float *x = malloc(N * sizeof *x);
+    Rng r;
+    rng_seed(&r, 21);
+    for (int i = 0; i < N; i++) x[i] = (float)rng_normal(&r) * (i < N / 2 ? 1.0f : 0.01f);
+    double m4, m6, m0, m8;
+    double e4 = roundtrip_rel_rms(DT_Q4_K, x, N, &m4), e6 = roundtrip_rel_rms(DT_Q6_K, x, N, &m6);
+    double e0 = roundtrip_rel_rms(DT_Q4_0, x, N, &m0), e8 = roundtrip_rel_rms(DT_Q8_0, x, N, &m8);
+    printf("  relative rms error: q4_0 %.4f, q4_k %.4f, q6_k %.4f, q8_0 %.4f\n", e0, e4, e6, e8);
+    CHECK_MSG(e4 < 0.10, "q4_k relative rms error %.4f", e4);
+    CHECK_MSG(e4 < e0, "q4_k error %.4f not below q4_0's %.4f", e4, e0);
+    CHECK_MSG(e6 < 0.025, "q6_k relative rms error %.4f", e6);
+    CHECK_MSG(e6 < e4 / 3, "q6_k error %.4f not well below q4_k's %.4f", e6, e4);
+    /* the largest error: a few quantisation steps of the widest sub-block
+     * (|x| < ~4.5 here, 16 steps in Q4_K, 64 in Q6_K) */
+    CHECK_MSG(m4 < 0.6, "q4_k max error %.3f", m4);
+    CHECK_MSG(m6 < 0.12, "q6_k max error %.3f", m6);
+    /* edge rows */
+    float y[256];
+    uint8_t q[210];
+    for (int t = 0; t < 2; t++) {
+        int type = t ? DT_Q6_K : DT_Q4_K;
+        for (int i = 0; i < 256; i++) x[i] = 0;
+        CHECK(quantize_row(type, x, q, 256) == 0);
+        CHECK(dequantize_row(type, q, y, 256) == 0);
+        for (int i = 0; i < 256; i++) CHECK(y[i] == 0);
+        for (int i = 0; i < 256; i++) x[i] = i == 77 ? 100.0f : 0.001f * (float)(i % 7);
+        CHECK(quantize_row(type, x, q, 256) == 0);
+        CHECK(dequantize_row(type, q, y, 256) == 0);
+        CHECK_NEAR(y[77], 100.0f, 1.0f);
+        /* the sub-block scales are coded relative to the largest, so
+         * sub-blocks 10^4 times narrower than the outlier's lose their
+         * resolution; their error stays within their own range (0.006) */
+        for (int i = 0; i < 256; i++)
+            if (i / 32 != 77 / 32) CHECK_NEAR(y[i], x[i], 0.0061f);
+    }
+    /* constant: the min alone (m = 63 against an f16 dmin: 11 bits) */
+    for (int i = 0; i < 256; i++) x[i] = -0.75f;
+    quantize_row(DT_Q4_K, x, q, 256);
+    dequantize_row(DT_Q4_K, q, y, 256);
+    for (int i = 0; i < 256; i++) CHECK_NEAR(y[i], -0.75f, 0.75f / 2048);
+    free(x);
+}
+
 static void test_tensor_to_f32(void) {
     uint16_t h[6];
     for (int i = 0; i < 6; i++) h[i] = f32_to_f16((float)i - 2.5f);
@@ -208,6 +314,8 @@ int main(void) {
     RUN(test_q8_0_roundtrip);
     RUN(test_q4_0_known_and_roundtrip);
     RUN(test_k_quants_match_layout);
+    RUN(test_k_quants_hand_block);
+    RUN(test_k_quants_roundtrip);
     RUN(test_tensor_to_f32);
     return test_summary();
 }

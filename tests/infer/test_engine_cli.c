@@ -124,14 +124,40 @@ static void test_speed_json(void) {
     char *cmd = xasprintf("%s speed --shape qwen2.5-0.5b --type q4_0 -p 16 -n 2 -t 2 --json", aloe);
     char *out = run(cmd);
     CHECK_MSG(out, "aloe speed failed");
-    char *last = strrchr(out, '{');
+    char *last = out ? strrchr(out, '{') : NULL;
     json_t *j = last ? json_loads(last, 0, NULL) : NULL;
     double pp = json_real_value(json_object_get(j, "prefill_tps")), tg = json_real_value(json_object_get(j, "decode_tps"));
     const char *type = json_string_value(json_object_get(j, "type"));
     int ok = j && pp > 0 && tg > 0 && type && !strcmp(type, "q4_0");
+    /* memory: the largest KV cache is the prefill's (16 positions x 24
+     * layers x 2 KV heads x 64 x K and V x 4 bytes); resident memory holds
+     * the weights (random ones are in memory) plus a few buffers */
+    double wb = (double)json_integer_value(json_object_get(j, "weights_bytes"));
+    double kv = (double)json_integer_value(json_object_get(j, "kv_cache_bytes"));
+    double rss = (double)json_integer_value(json_object_get(j, "peak_rss_bytes"));
     json_decref(j);
-    free(aloe), free(cmd), free(out);
+    free(cmd), free(out);
     CHECK_MSG(ok, "aloe speed --json: last line lacks positive prefill_tps/decode_tps");
+    CHECK_MSG(kv == 16.0 * 24 * 2 * 64 * 2 * 4, "kv_cache_bytes %.0f", kv);
+    CHECK_MSG(wb > 0 && rss >= wb && rss <= wb + kv + 64.0 * (1 << 20), "weights %.0f, peak resident %.0f", wb, rss);
+    /* a GGUF file is mapped: its pages count once the warm-up touched them */
+    char *gguf = test_shared_path("fixtures/gguf/tiny-qwen2-q8_0.gguf");
+    if (!gguf) {
+        free(aloe);
+        SKIP("fixtures/gguf/tiny-qwen2-q8_0.gguf not found");
+    }
+    cmd = xasprintf("%s speed --model %s -p 8 -n 2 -t 1 --json", aloe, gguf);
+    out = run(cmd);
+    last = out ? strrchr(out, '{') : NULL;
+    j = last ? json_loads(last, 0, NULL) : NULL;
+    wb = (double)json_integer_value(json_object_get(j, "weights_bytes"));
+    rss = (double)json_integer_value(json_object_get(j, "peak_rss_bytes"));
+    kv = (double)json_integer_value(json_object_get(j, "kv_cache_bytes"));
+    const char *src = json_string_value(json_object_get(j, "source"));
+    ok = src && !strcmp(src, "gguf") && wb > 0 && rss >= wb && kv == 8.0 * 2 * 2 * 16 * 2 * 4;
+    json_decref(j);
+    free(aloe), free(gguf), free(cmd), free(out);
+    CHECK_MSG(ok, "aloe speed --model GGUF --json: weights %.0f, kv %.0f, peak resident %.0f", wb, kv, rss);
 }
 
 int main(void) {

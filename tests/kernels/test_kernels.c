@@ -21,8 +21,8 @@ static float *rand_vec(Rng *r, long n, float scale) {
 }
 
 /* The weight types the kernels compute with (formats/dtype.h numbers). */
-static const int TYPES[] = {DT_F32, DT_F16, DT_BF16, DT_Q8_0, DT_Q4_0};
-#define N_TYPES 5
+static const int TYPES[] = {DT_F32, DT_F16, DT_BF16, DT_Q8_0, DT_Q4_0, DT_Q4_K, DT_Q6_K};
+#define N_TYPES 7
 
 static void test_vec_dot_matches_reference(void) {
     Rng r;
@@ -31,14 +31,14 @@ static void test_vec_dot_matches_reference(void) {
     for (int si = 0; si < 4; si++) {
         long n = sizes[si];
         float *w = rand_vec(&r, n, 0.5f), *x = rand_vec(&r, n, 2.0f);
-        void *wq = xmalloc(dtype_nbytes(DT_F32, n)), *xq = xmalloc(dtype_nbytes(DT_F32, n));
+        void *wq = xmalloc(dtype_nbytes(DT_F32, n)), *xq = xmalloc(kernel_act_bytes(DT_Q4_K, n) + dtype_nbytes(DT_F32, n));
         double scale = 0;
         for (long i = 0; i < n; i++) scale += fabs(w[i] * x[i]);
         for (int ti = 0; ti < N_TYPES; ti++) {
             int t = TYPES[ti];
+            if (!kernel_row_ok(t, n)) continue; /* K-quants: multiples of 256 */
             quantize_row(t, w, wq, n);
-            int vt = kernel_vec_type(t);
-            quantize_row(vt, x, xq, n);
+            kernel_quantize_act(t, x, xq, n);
             float fast = vec_dot(t, wq, xq, n), ref = vec_dot_ref(t, wq, xq, n);
             CHECK_MSG(fabs(fast - ref) <= 1e-5 * scale, "%s n=%ld: %g vs %g", dtype_name(t), n, fast, ref);
         }
@@ -54,7 +54,7 @@ static void test_vec_dot_matches_reference(void) {
 static void test_dequantize_matches_formats(void) {
     Rng r;
     rng_seed(&r, 9);
-    long n = 256 + 32;
+    long n = 768;
     float *x = rand_vec(&r, n, 1.0f), *a = xmalloc((size_t)n * 4), *b = xmalloc((size_t)n * 4);
     void *row = xmalloc((size_t)n * 4);
     for (int ti = 0; ti < N_TYPES; ti++) {
@@ -64,6 +64,46 @@ static void test_dequantize_matches_formats(void) {
         CHECK_MSG(!memcmp(a, b, (size_t)n * 4), "%s: kernel_dequantize_row differs", dtype_name(TYPES[ti]));
     }
     free(x), free(a), free(b), free(row);
+}
+
+/* The K-quant dots (fast and reference) equal the dot of the dequantised
+ * weights with the dequantised activation, computed in double: the integer
+ * sums are exact, so only float rounding separates them (1e-5 of the sum
+ * of |terms|). The single-row and four-activation paths agree as well. */
+static void test_k_quant_dots_match_dequantised(void) {
+    Rng r;
+    rng_seed(&r, 12);
+    long n = 256 * 6;
+    float *w = rand_vec(&r, n, 0.05f), *wd = xmalloc((size_t)n * 4), *xd = xmalloc((size_t)n * 4 * 5);
+    w[100] = 1.5f; /* an outlier sub-block */
+    size_t xb = kernel_act_bytes(DT_Q4_K, n);
+    CHECK(xb == kernel_act_bytes(DT_Q6_K, n) && xb > dtype_nbytes(DT_Q8_0, n));
+    char *xq = xmalloc(xb * 5);
+    float *xs = rand_vec(&r, 5 * n, 1.0f);
+    void *wq = xmalloc((size_t)n * 4);
+    int types[2] = {DT_Q4_K, DT_Q6_K};
+    for (int ti = 0; ti < 2; ti++) {
+        int t = types[ti];
+        for (int k = 0; k < 5; k++) {
+            for (long i = 0; i < n; i++) xs[k * n + i] *= (float)(k + 1);
+            kernel_quantize_act(t, xs + k * n, xq + k * xb, n);
+            dequantize_row(DT_Q8_0, xq + k * xb, xd + k * n, n);
+        }
+        quantize_row(t, w, wq, n);
+        dequantize_row(t, wq, wd, n);
+        float multi[5];
+        vec_dot_multi(t, wq, xq, xb, 5, n, multi, 1);
+        for (int k = 0; k < 5; k++) {
+            double exact = 0, scale = 0;
+            for (long i = 0; i < n; i++) exact += (double)wd[i] * xd[k * n + i], scale += fabs((double)wd[i] * xd[k * n + i]);
+            float fast = vec_dot(t, wq, xq + k * xb, n), ref = vec_dot_ref(t, wq, xq + k * xb, n);
+            CHECK_MSG(fabs(fast - exact) <= 1e-5 * scale, "%s: fast %g vs exact %g", dtype_name(t), fast, exact);
+            CHECK_MSG(fabs(ref - exact) <= 1e-5 * scale, "%s: ref %g vs exact %g", dtype_name(t), ref, exact);
+            CHECK_MSG(fabs(multi[k] - exact) <= 1e-5 * scale, "%s: multi[%d] %g vs exact %g", dtype_name(t), k,
+                      multi[k], exact);
+        }
+    }
+    free(w), free(wd), free(xd), free(xq), free(wq), free(xs);
 }
 
 static void test_quantize_activations(void) {
@@ -280,6 +320,7 @@ static void test_thread_pool(void) {
 int main(void) {
     RUN(test_vec_dot_matches_reference);
     RUN(test_dequantize_matches_formats);
+    RUN(test_k_quant_dots_match_dequantised);
     RUN(test_quantize_activations);
     RUN(test_matmul_matches_reference);
     RUN(test_attention_matches_reference);

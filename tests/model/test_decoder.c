@@ -11,7 +11,13 @@
  * random-weight models have many near-ties (top-2 margins far below the
  * quantisation error), so the check there is that every position whose
  * reference margin exceeds twice the max error keeps its argmax, and that
- * >= 85% of all positions do.
+ * >= 85% of all positions do (seen 91-93%; the HF figures come from the
+ * batched pass, which is bit-identical to f32 over the file's dequantised
+ * weights, so the flips are the file's weight rounding).
+ * What the engine itself answers for is checked against the exact logits
+ * of the file's own weights (check_own_weights): the batched pass must
+ * match them to 1e-4 of the range and >= 99% argmax; decoding (Q8_0
+ * activations) within 3e-2 and no decisive flip (see there).
  *
  * Two fixture quirks are reproduced rather than hidden:
  *  - greedy.new_ids were made by transformers' generate(), which treated
@@ -31,6 +37,8 @@
 
 #include "base/fileio.h"
 #include "base/mem.h"
+#include "base/rng.h"
+#include "formats/gguf_write.h"
 #include "formats/safetensors.h"
 #include "model/decoder.h"
 #include "test.h"
@@ -102,8 +110,10 @@ static int fixture_load(const char *name, Fixture *f, Err *e) {
 
 typedef struct Errors {
     double rel;       /* max abs error / range */
+    double range;     /* max - min of the reference logits */
     double argmax_ok; /* fraction of positions with the same argmax */
     int decisive_flips; /* argmax changes where the reference margin > 2 * max error */
+    int near_ties;      /* positions whose reference margin is <= 2 * max error */
 } Errors;
 
 static int argmax(const float *x, int n) {
@@ -136,6 +146,52 @@ static int run_logits(Model *m, const Fixture *f, float *logits, Err *e) {
     for (int r = 0; r < f->n_rows; r++) kv_cache_free(&kv[r]);
     free(kv), free(caches), free(pos);
     return rc;
+}
+
+/* Logits [n_rows * len, V] of the rows decoded together one position at a
+ * time (n_rows tokens per step: the row-dot path with Q8_0 activations,
+ * through vec_dot_multi), as decoding runs; the batched pass of all
+ * positions takes the GEMM path, where K-quant weights are dequantised
+ * and the result matches the dequantised file's to float rounding. */
+static int step_logits(Model *m, const Fixture *f, float *logits, Err *e) {
+    int V = m->cfg.vocab_size, rc = 0;
+    KvCache *kv = xcalloc((size_t)f->n_rows, sizeof *kv);
+    KvCache **caches = xmalloc((size_t)f->n_rows * sizeof *caches);
+    int32_t *ids = xmalloc((size_t)f->n_rows * sizeof *ids);
+    int *pos = xmalloc((size_t)f->n_rows * sizeof *pos);
+    float *step = xmalloc((size_t)f->n_rows * V * sizeof(float));
+    for (int r = 0; r < f->n_rows && !rc; r++) rc = kv_cache_init(&kv[r], m, f->len, e), caches[r] = &kv[r];
+    for (int t = 0; t < f->len && !rc; t++) {
+        for (int r = 0; r < f->n_rows; r++) ids[r] = f->ids[r * f->len + t], pos[r] = t;
+        rc = model_forward_batch(m, caches, ids, pos, f->n_rows, NULL, f->n_rows, step, e);
+        for (int r = 0; r < f->n_rows && !rc; r++)
+            memcpy(logits + ((size_t)r * f->len + t) * V, step + (size_t)r * V, (size_t)V * sizeof(float));
+    }
+    for (int r = 0; r < f->n_rows; r++) kv_cache_free(&kv[r]);
+    free(kv), free(caches), free(ids), free(pos), free(step);
+    return rc;
+}
+
+static void logit_errors(const float *got, const float *ref, int n, int V, Errors *out) {
+    float lo = ref[0], hi = ref[0];
+    double maxerr = 0;
+    for (long i = 0; i < (long)n * V; i++) {
+        lo = ref[i] < lo ? ref[i] : lo;
+        hi = ref[i] > hi ? ref[i] : hi;
+        maxerr = fmax(maxerr, fabs(got[i] - ref[i]));
+    }
+    int same = 0;
+    out->decisive_flips = out->near_ties = 0;
+    for (int t = 0; t < n; t++) {
+        int ok = argmax(got + (long)t * V, V) == argmax(ref + (long)t * V, V);
+        int near = top2_margin(ref + (long)t * V, V) <= 2 * maxerr;
+        same += ok;
+        out->near_ties += near;
+        if (!ok && !near) out->decisive_flips++;
+    }
+    out->rel = maxerr / (hi - lo);
+    out->range = hi - lo;
+    out->argmax_ok = (double)same / n;
 }
 
 /* The model's logits against ref [n_rows * len, vocab]. */
@@ -190,6 +246,76 @@ static int greedy(Model *m, const Fixture *f, int32_t *out, Err *e) {
     return rc;
 }
 
+/* A copy of a GGUF file in tmpdir with every tensor converted to F32: the
+ * exact values the file's quantised weights stand for. */
+static char *gguf_f32_copy(const char *path, Err *e) {
+    Gguf *g = gguf_open(path, e);
+    if (!g) return NULL;
+    GgufWriter *w = gguf_writer_new();
+    for (int i = 0; i < gguf_n_kv(g); i++) gguf_set_kv(w, gguf_kv(g, i));
+    int n = gguf_n_tensors(g), rc = 0;
+    float **bufs = xcalloc((size_t)n, sizeof *bufs);
+    for (int i = 0; i < n && !rc; i++) {
+        TensorView t = *gguf_tensor(g, i);
+        if (t.dtype != DT_F32) {
+            rc = !(bufs[i] = tensor_to_f32_alloc(&t, e));
+            t.dtype = DT_F32, t.data = bufs[i], t.nbytes = (size_t)tensor_numel(&t) * sizeof(float);
+        }
+        rc = rc || gguf_writer_add_tensor(w, &t, e);
+    }
+    char *dir = test_tmpdir(), *out = xasprintf("%s/f32-copy.gguf", dir);
+    rc = rc || gguf_writer_write(w, out, e);
+    gguf_writer_free(w);
+    for (int i = 0; i < n; i++) free(bufs[i]);
+    free(bufs), free(dir);
+    gguf_close(g);
+    if (rc) {
+        free(out);
+        return NULL;
+    }
+    return out;
+}
+
+/* A quantised GGUF against the exact logits of its own weights (its F32
+ * copy, batched: sgemm in f32): what the engine is responsible for, apart
+ * from the rounding already in the file. Both of the engine's paths are
+ * checked: the batched pass (GEMM over dequantised weights, f32
+ * activations) and decoding a position at a time (row dots against Q8_0
+ * activations, llama.cpp's scheme: the activations' rounding is a second
+ * error source). */
+static void check_own_weights(const char *path, const Fixture *f, const char *label) {
+    Err e;
+    char *copy = gguf_f32_copy(path, &e);
+    CHECK_MSG(copy, "%s: %s", label, e.msg);
+    Model *q = model_load(path, 2, &e), *x = q ? model_load(copy, 2, &e) : NULL;
+    free(copy);
+    CHECK_MSG(q && x, "%s: %s", label, e.msg);
+    int n = f->n_rows * f->len, V = q->cfg.vocab_size;
+    float *exact = xmalloc((size_t)n * V * sizeof(float)), *batch = xmalloc((size_t)n * V * sizeof(float)),
+          *step = xmalloc((size_t)n * V * sizeof(float));
+    int rc = run_logits(x, f, exact, &e) || run_logits(q, f, batch, &e) || step_logits(q, f, step, &e);
+    model_free(q), model_free(x);
+    Errors eb = {0}, es = {0};
+    if (!rc) logit_errors(batch, exact, n, V, &eb), logit_errors(step, exact, n, V, &es);
+    free(exact), free(batch), free(step);
+    CHECK_OK(rc, &e);
+    printf("  %-34s vs its own weights: batched %.2e, argmax %.1f%%; decode %.2e, argmax %.1f%% (%d of %d positions "
+           "within 2x that error of a tie)\n",
+           label, eb.rel, 100 * eb.argmax_ok, es.rel, 100 * es.argmax_ok, es.near_ties, n);
+    CHECK_MSG(eb.rel <= 1e-4 && eb.argmax_ok >= 0.99, "%s batched vs own weights: %.3g, argmax %.1f%%", label, eb.rel,
+              100 * eb.argmax_ok);
+    /* Decoding rounds every matmul's input to 8 bits, which moves these
+     * logits by up to ~1-1.5% of their range (as much as the weights' own
+     * rounding vs HF); 45-60% of the positions of these random models are
+     * within twice that of a tie (seen: 93.8-100%, tiny-mistral lowest).
+     * With f32 activations in the lm_head alone the figures stay; in every
+     * matmul they reach 100% (error 5e-7): the flips are the inner layers'
+     * activation rounding, so the check is that no decisive position flips. */
+    CHECK_MSG(es.rel <= 3e-2 && es.argmax_ok >= 0.90 && es.decisive_flips == 0,
+              "%s decode vs own weights: %.3g, argmax %.1f%%, %d decisive flips", label, es.rel, 100 * es.argmax_ok,
+              es.decisive_flips);
+}
+
 static const char *const MODELS[] = {"tiny-llama3", "tiny-qwen2", "tiny-mistral", "tiny-qwen3"};
 
 static void check_model(const char *name, const char *model_rel, double tol, int check_greedy) {
@@ -236,8 +362,13 @@ static void check_model(const char *name, const char *model_rel, double tol, int
     check_greedy = check_greedy && ref == f.logits;
     int32_t got[64];
     int grc = check_greedy && !rc ? greedy(m, &f, got, &e) : 0;
-    int m_type = m->weight_type;
+    int m_type = m->weight_type, own = dtype_is_quantized(m_type) && !strcmp(m->source, "gguf");
     model_free(m);
+    if (own && !rc) {
+        char *qpath = test_shared_path(model_rel);
+        check_own_weights(qpath, &f, model_rel);
+        free(qpath);
+    }
     fixture_free(&f);
     CHECK_OK(rc, &e);
     CHECK_OK(grc, &e);
@@ -339,6 +470,244 @@ static void test_hf_half_precision(void) {
     }
 }
 
+/* ---- K-quants: a wider tiny-qwen2 ----
+ * ggml K-quantises only rows that are whole super-blocks of 256 values, and
+ * the fixture models are 64-96 wide, so the K-quant files are made here:
+ * tiny-qwen2's metadata (tokenizer, RoPE, norms) with hidden 256 and
+ * ffn 512 (head_dim 64) and seeded random weights, written three ways:
+ * f32; with the matrices in a K-quant type (vectors stay f32, as ggml
+ * leaves them); and f32 holding exactly that K-quant file's dequantised
+ * weights. The K-quant model is checked against the f32 model (weight
+ * rounding: a stated tolerance) and against the dequantised one (what the
+ * engine computes with the file's own weights: only the Q8_0 rounding of
+ * the activations separates them). */
+
+enum { WIDE_D = 256, WIDE_F = 512, WIDE_L = 2, WIDE_KV = 128 };
+
+typedef struct WideTensor {
+    char name[48];
+    int ndim;
+    int64_t shape[2];
+    float *data;
+} WideTensor;
+
+typedef struct WideModel {
+    WideTensor t[32];
+    int n;
+    Gguf *meta; /* tiny-qwen2-f32.gguf */
+} WideModel;
+
+static void wide_add(WideModel *w, Rng *r, const char *name, int64_t rows, int64_t cols, float scale, float mean) {
+    WideTensor *t = &w->t[w->n++];
+    snprintf(t->name, sizeof t->name, "%s", name);
+    t->ndim = cols ? 2 : 1;
+    t->shape[0] = rows, t->shape[1] = cols ? cols : 1;
+    int64_t n = rows * (cols ? cols : 1);
+    t->data = xmalloc((size_t)n * sizeof(float));
+    for (int64_t i = 0; i < n; i++) t->data[i] = mean + scale * rng_normal(r);
+}
+
+static int wide_init(WideModel *w, Err *e) {
+    memset(w, 0, sizeof *w);
+    char *path = test_shared_path("fixtures/gguf/tiny-qwen2-f32.gguf");
+    if (!path) return 0;
+    w->meta = gguf_open(path, e);
+    free(path);
+    if (!w->meta) return -1;
+    int64_t V = gguf_find_tensor(w->meta, "token_embd.weight")->shape[0];
+    Rng r;
+    rng_seed(&r, 2024);
+    wide_add(w, &r, "token_embd.weight", V, WIDE_D, 0.1f, 0);
+    wide_add(w, &r, "output_norm.weight", WIDE_D, 0, 0.1f, 1);
+    for (int l = 0; l < WIDE_L; l++) {
+        char n[48];
+#define ADD(s, rows, cols, scale, mean) (snprintf(n, sizeof n, "blk.%d.%s", l, s), wide_add(w, &r, n, rows, cols, scale, mean))
+        ADD("attn_norm.weight", WIDE_D, 0, 0.1f, 1);
+        ADD("ffn_norm.weight", WIDE_D, 0, 0.1f, 1);
+        ADD("attn_q.weight", WIDE_D, WIDE_D, 0.06f, 0);
+        ADD("attn_q.bias", WIDE_D, 0, 0.05f, 0);
+        ADD("attn_k.weight", WIDE_KV, WIDE_D, 0.06f, 0);
+        ADD("attn_k.bias", WIDE_KV, 0, 0.05f, 0);
+        ADD("attn_v.weight", WIDE_KV, WIDE_D, 0.06f, 0);
+        ADD("attn_v.bias", WIDE_KV, 0, 0.05f, 0);
+        ADD("attn_output.weight", WIDE_D, WIDE_D, 0.06f, 0);
+        ADD("ffn_gate.weight", WIDE_F, WIDE_D, 0.06f, 0);
+        ADD("ffn_up.weight", WIDE_F, WIDE_D, 0.06f, 0);
+        ADD("ffn_down.weight", WIDE_D, WIDE_F, 0.04f, 0);
+#undef ADD
+    }
+    return 1;
+}
+
+static void wide_free(WideModel *w) {
+    for (int i = 0; i < w->n; i++) free(w->t[i].data);
+    if (w->meta) gguf_close(w->meta);
+}
+
+/* The matrix type of a Q4_K_M-like mix: Q6_K for the embedding and the
+ * FFN down projections, Q4_K elsewhere; or one type for all. */
+static int wide_type(const WideTensor *t, int type) {
+    if (t->ndim != 2 || t->shape[1] % QK_K) return DT_F32;
+    if (type != -1) return type;
+    return strstr(t->name, "ffn_down") || strstr(t->name, "token_embd") ? DT_Q6_K : DT_Q4_K;
+}
+
+/* Writes the model with matrices in `type` (-1: the mix above; DT_F32:
+ * all f32) to dir/name; dequant: f32 holding the `type` file's values. */
+static char *wide_write(const WideModel *w, const char *dir, const char *name, int type, int dequant, Err *e) {
+    GgufWriter *gw = gguf_writer_new();
+    for (int i = 0; i < gguf_n_kv(w->meta); i++) gguf_set_kv(gw, gguf_kv(w->meta, i));
+    gguf_set_u32(gw, "qwen2.embedding_length", WIDE_D);
+    gguf_set_u32(gw, "qwen2.feed_forward_length", WIDE_F);
+    void *bufs[32] = {0};
+    TensorView tv[32];
+    int rc = 0;
+    for (int i = 0; i < w->n && !rc; i++) {
+        const WideTensor *t = &w->t[i];
+        int tt = wide_type(t, type);
+        int64_t n = t->shape[0] * t->shape[1];
+        tv[i] = (TensorView){.name = t->name, .dtype = tt, .ndim = t->ndim, .data = t->data};
+        tv[i].shape[0] = t->shape[0], tv[i].shape[1] = t->shape[1], tv[i].shape[2] = tv[i].shape[3] = 1;
+        if (tt != DT_F32) {
+            bufs[i] = xmalloc(dtype_nbytes(tt, n));
+            for (int64_t r = 0; r < t->shape[0]; r++)
+                quantize_row(tt, t->data + r * t->shape[1], (char *)bufs[i] + r * dtype_nbytes(tt, t->shape[1]),
+                             t->shape[1]);
+            if (dequant) {
+                float *f = xmalloc((size_t)n * sizeof(float));
+                dequantize_row(tt, bufs[i], f, n);
+                free(bufs[i]);
+                bufs[i] = f;
+                tt = tv[i].dtype = DT_F32;
+            }
+            tv[i].data = bufs[i];
+        }
+        tv[i].nbytes = dtype_nbytes(tt, n);
+        rc = gguf_writer_add_tensor(gw, &tv[i], e);
+    }
+    char *path = xasprintf("%s/%s", dir, name);
+    rc = rc || gguf_writer_write(gw, path, e);
+    gguf_writer_free(gw);
+    for (int i = 0; i < 32; i++) free(bufs[i]);
+    if (rc) {
+        free(path);
+        return NULL;
+    }
+    return path;
+}
+
+/* logits [n_rows * len, V] of a model loaded from path, by step_logits */
+static float *wide_logits(const char *path, const Fixture *f, Model **keep, Err *e) {
+    Model *m = model_load(path, 2, e);
+    if (!m) return NULL;
+    float *logits = xmalloc((size_t)f->n_rows * f->len * m->cfg.vocab_size * sizeof(float));
+    if (step_logits(m, f, logits, e)) {
+        free(logits);
+        logits = NULL;
+    }
+    if (keep && logits) *keep = m;
+    else model_free(m);
+    return logits;
+}
+
+/* Greedy continuation of prompt, one token per step (the single-row dot
+ * path); margin[i]: the top-2 logit margin behind out[i]. */
+static int greedy_ids(const char *path, const int32_t *prompt, int np, int n_new, int32_t *out, double *margin,
+                      Err *e) {
+    Model *m = model_load(path, 1, e);
+    if (!m) return -1;
+    KvCache kv = {0};
+    int V = m->cfg.vocab_size, rc = kv_cache_init(&kv, m, np + n_new, e);
+    float *logits = xmalloc((size_t)V * sizeof(float));
+    if (!rc) rc = model_forward(m, &kv, prompt, np, 0, logits, 0, e);
+    for (int i = 0; i < n_new && !rc; i++) {
+        out[i] = argmax(logits, V);
+        margin[i] = top2_margin(logits, V);
+        if (i + 1 < n_new) rc = model_forward(m, &kv, &out[i], 1, np + i, logits, 0, e);
+    }
+    kv_cache_free(&kv);
+    free(logits);
+    model_free(m);
+    return rc;
+}
+
+static void test_gguf_k_quants(void) {
+    Err e;
+    WideModel w;
+    int rc = wide_init(&w, &e);
+    if (rc == 0) SKIP("fixtures/gguf/tiny-qwen2-f32.gguf not found");
+    CHECK_OK(rc < 0, &e);
+    char *dir = test_tmpdir();
+    char *f32 = wide_write(&w, dir, "wide-f32.gguf", DT_F32, 0, &e);
+    CHECK_MSG(f32, "%s", e.msg);
+    /* inputs: three sequences of 40 seeded ids */
+    Fixture f = {.n_rows = 3, .len = 40, .n_prompt = 6};
+    int64_t V = gguf_find_tensor(w.meta, "token_embd.weight")->shape[0];
+    f.ids = xmalloc(120 * sizeof *f.ids);
+    f.prompt = xmalloc(6 * sizeof *f.prompt);
+    Rng r;
+    rng_seed(&r, 5);
+    for (int i = 0; i < 120; i++) f.ids[i] = (int32_t)rng_below(&r, (uint64_t)V);
+    for (int i = 0; i < 6; i++) f.prompt[i] = f.ids[i];
+    float *ref = wide_logits(f32, &f, NULL, &e);
+    CHECK_MSG(ref, "%s", e.msg);
+    int n = f.n_rows * f.len;
+    static const int types[] = {DT_Q4_K, DT_Q6_K, -1};
+    static const char *const names[] = {"q4_k", "q6_k", "q4_k_m"};
+    /* max|err|/range vs f32: the weights' rounding (seen: q4_k 0.154,
+     * q6_k 0.042, mix 0.129; argmax 52-83%: these random models are full
+     * of near-ties); vs the file's own weights: the activations' Q8_0
+     * rounding only (seen 0.99-1.10e-2, argmax 95.8-96.7%) */
+    static const double tol_f32[] = {0.25, 0.08, 0.25}, tol_own = 2e-2;
+    for (int ti = 0; ti < 3; ti++) {
+        char name[64], dname[64];
+        snprintf(name, sizeof name, "wide-%s.gguf", names[ti]);
+        snprintf(dname, sizeof dname, "wide-%s-dequant.gguf", names[ti]);
+        char *qp = wide_write(&w, dir, name, types[ti], 0, &e);
+        char *dp = qp ? wide_write(&w, dir, dname, types[ti], 1, &e) : NULL;
+        CHECK_MSG(qp && dp, "%s", e.msg);
+        Model *m = NULL;
+        float *got = wide_logits(qp, &f, &m, &e), *own = got ? wide_logits(dp, &f, NULL, &e) : NULL;
+        CHECK_MSG(got && own, "%s: %s", name, e.msg);
+        /* the matrices are used in their file type (memory-mapped), not converted */
+        int in_place = m->w.layers[0].w_up.type == (types[ti] == -1 ? DT_Q4_K : types[ti]) &&
+                       m->w.layers[1].w_down.type == (types[ti] == DT_Q4_K ? DT_Q4_K : DT_Q6_K);
+        model_free(m);
+        Errors vs_f32, vs_own;
+        logit_errors(got, ref, n, (int)V, &vs_f32);
+        logit_errors(got, own, n, (int)V, &vs_own);
+        printf("  %-6s vs f32: max|err|/range %.2e, argmax %.1f%%; vs its own weights: %.2e, argmax %.1f%%\n",
+               names[ti], vs_f32.rel, 100 * vs_f32.argmax_ok, vs_own.rel, 100 * vs_own.argmax_ok);
+        /* greedy ids: the same as with the file's own weights until a step
+         * whose margin there is within twice the max logit error (a
+         * near-tie the activations' rounding may flip); from a divergence
+         * on, the sequences differ legitimately */
+        int32_t g_q[16], g_own[16];
+        double mq[16], mown[16];
+        int grc = greedy_ids(qp, f.prompt, f.n_prompt, 16, g_q, mq, &e) ||
+                  greedy_ids(dp, f.prompt, f.n_prompt, 16, g_own, mown, &e);
+        int same = 0, flip_ok = 1;
+        while (same < 16 && g_q[same] == g_own[same]) same++;
+        if (same < 16) flip_ok = mown[same] <= 2 * vs_own.rel * vs_own.range;
+        free(got), free(own), free(qp), free(dp);
+        CHECK_OK(grc, &e);
+        CHECK(in_place);
+        CHECK_MSG(vs_f32.rel <= tol_f32[ti], "%s: %.3g of the range vs f32 > %.1g", names[ti], vs_f32.rel, tol_f32[ti]);
+        CHECK_MSG(vs_f32.decisive_flips == 0, "%s: %d decisive argmax flips vs f32", names[ti], vs_f32.decisive_flips);
+        CHECK_MSG(vs_own.rel <= tol_own, "%s: %.3g of the range vs its own weights > %.1g", names[ti], vs_own.rel, tol_own);
+        CHECK_MSG(vs_own.argmax_ok >= 0.93, "%s: argmax agrees with its own weights on %.1f%%", names[ti],
+                  100 * vs_own.argmax_ok);
+        CHECK_MSG(vs_own.decisive_flips == 0, "%s: %d decisive argmax flips vs its own weights", names[ti],
+                  vs_own.decisive_flips);
+        printf("  %-6s greedy: the first %d of 16 tokens as with its own weights\n", names[ti], same);
+        CHECK_MSG(flip_ok, "%s: greedy token %d is %d, expected %d (margin %.3g)", names[ti], same, g_q[same],
+                  g_own[same], mown[same]);
+        CHECK_MSG(same >= 4, "%s: greedy ids differ from token %d", names[ti], same);
+    }
+    free(ref), free(f32), free(dir), free(f.ids), free(f.prompt);
+    wide_free(&w);
+}
+
 /* Bad input gets an error naming the problem, not a crash. */
 static void test_load_errors(void) {
     Err e;
@@ -367,6 +736,7 @@ int main(void) {
     RUN(test_hf_models);
     RUN(test_gguf_models);
     RUN(test_hf_half_precision);
+    RUN(test_gguf_k_quants);
     RUN(test_load_errors);
     return test_summary();
 }
