@@ -36,19 +36,27 @@ static void dot_task(void *ctx, int ith, int nth) {
         }
 }
 
+/* The pool's scratch, or without a pool (tp NULL: run on the caller's
+ * thread) a buffer the caller frees through *owned. */
+static void *scratch(ThreadPool *tp, size_t bytes, void **owned) {
+    return tp ? tp_scratch(tp, bytes) : (*owned = xaligned_alloc(bytes));
+}
+
 static void matmul_dots(ThreadPool *tp, float *y, const float *x, int n, const QMat *w) {
     int vt = kernel_vec_type(w->type);
     DotJob j = {.y = y, .n = n, .w = w};
     j.act_stride = kernel_act_bytes(w->type, w->cols);
+    void *owned = NULL;
     if (vt == DT_F32) {
         j.act = x;
     } else {
-        void *q = tp_scratch(tp, j.act_stride * (size_t)n);
+        void *q = scratch(tp, j.act_stride * (size_t)n, &owned);
         for (int t = 0; t < n; t++)
             kernel_quantize_act(w->type, x + (long)t * w->cols, (char *)q + t * j.act_stride, w->cols);
         j.act = q;
     }
     tp_run_shared(tp, dot_task, &j);
+    free(owned);
 }
 
 /* ---- prefill path: GEMM ---- */
@@ -94,8 +102,10 @@ static void matmul_gemm(ThreadPool *tp, float *y, const float *x, int n, const Q
     /* at least 4 chunks per thread, so a late thread does not hold the rest up */
     long balanced = (w->rows + 4L * tp_size(tp) - 1) / (4L * tp_size(tp));
     if (balanced < j.tile_rows) j.tile_rows = balanced < 16 ? 16 : (balanced + 15) / 16 * 16;
-    if (w->type != DT_F32) j.tiles = tp_scratch(tp, (size_t)j.tile_floats * sizeof(float) * (size_t)tp_size(tp));
+    void *owned = NULL;
+    if (w->type != DT_F32) j.tiles = scratch(tp, (size_t)j.tile_floats * sizeof(float) * (size_t)tp_size(tp), &owned);
     tp_run_shared(tp, gemm_task, &j);
+    free(owned);
 }
 
 int matmul_gemm_min_rows(int type) {

@@ -164,6 +164,9 @@ static void test_matmul_matches_reference(void) {
             int n = batches[b] ? batches[b] : matmul_gemm_min_rows(TYPES[ti]) + 1;
             CHECK_MSG(check_matmul(tp, TYPES[ti], n, 100, 256, &worst), "%s n=%d: relative error %g > 1e-5",
                       dtype_name(TYPES[ti]), n, worst);
+            /* no pool: the caller's thread, scratch of its own */
+            CHECK_MSG(check_matmul(NULL, TYPES[ti], n, 100, 256, &worst), "%s n=%d without a pool: %g",
+                      dtype_name(TYPES[ti]), n, worst);
         }
     tp_free(tp);
 }
