@@ -15,13 +15,14 @@ int cmd_convert(int argc, char **argv) {
         {"--model", "-m", ARG_STR, &model, "M", "a Hugging Face model directory or hf://ORG/REPO", 1, 0},
         {"--out", "-o", ARG_STR, &out, "F.gguf", "the GGUF file to write (replaced atomically)", 1, 0},
         {"--type", NULL, ARG_STR, &type_name, "T",
-         "f32, f16, bf16, q8_0 or q4_0 for the matrices; vectors and norms stay f32", 0, 0},
+         "f32, f16, bf16, q8_0, q4_0, q4_k or q6_k for the matrices; vectors and norms stay f32", 0, 0},
         {NULL, NULL, 0, NULL, NULL, NULL, 0, 0},
     };
     const ArgCommand cmd = {"convert", "--model M --out F.gguf [--type T]",
                             "Writes the model as one GGUF file the way llama.cpp's convert_hf_to_gguf.py does: "
                             "architecture and tokenizer metadata, the chat template, and the weights in the requested "
-                            "type (q8_0/q4_0 rows that are not a multiple of 32 fall back to f16).",
+                            "type (q8_0/q4_0 rows that are not a multiple of 32 fall back to f16; q4_k/q6_k rows that are not a "
+                            "multiple of 256 to q8_0).",
                             "aloe convert --model run1-merged --out run1.q8_0.gguf --type q8_0", 0, 0};
     char *pos[1];
     int npos;

@@ -13,7 +13,7 @@
     X(export, "convert conversation trees to TRL SFT/DPO JSONL")                           \
     X(train, "fine-tune a model: aloe train sft|dpo")                                      \
     X(merge, "fold a LoRA adapter into a full model")                                     \
-    X(convert, "write a Hugging Face model as one GGUF file (f32/f16/bf16/q8_0/q4_0)")    \
+    X(convert, "write a Hugging Face model as one GGUF file (f32/f16/bf16/q8_0/q4_0/q4_k/q6_k)")\
     X(chat, "interactive chat with a model")                                               \
     X(complete, "complete a prompt with a model")                                          \
     X(tokenize, "print the token ids of a text")                                           \

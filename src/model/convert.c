@@ -15,13 +15,13 @@
 #include "formats/safetensors.h"
 
 int convert_type_parse(const char *name, int *type, Err *e) {
-    static const int OK[] = {DT_F32, DT_F16, DT_BF16, DT_Q8_0, DT_Q4_0};
+    static const int OK[] = {DT_F32, DT_F16, DT_BF16, DT_Q8_0, DT_Q4_0, DT_Q4_K, DT_Q6_K};
     for (size_t i = 0; i < sizeof OK / sizeof *OK; i++)
         if (!strcmp(name, dtype_name(OK[i]))) {
             *type = OK[i];
             return 0;
         }
-    return err_set(e, ERR_ARG, "GGUF type \"%s\": expected f32, f16, bf16, q8_0 or q4_0", name);
+    return err_set(e, ERR_ARG, "GGUF type \"%s\": expected f32, f16, bf16, q8_0, q4_0, q4_k or q6_k", name);
 }
 
 int convert_file_type(int type) {
@@ -30,6 +30,8 @@ int convert_file_type(int type) {
     case DT_Q4_0: return 2; /* MOSTLY_Q4_0 */
     case DT_Q8_0: return 7; /* MOSTLY_Q8_0 */
     case DT_BF16: return 32; /* MOSTLY_BF16 */
+    case DT_Q4_K: return 14; /* MOSTLY_Q4_K_S: every matrix Q4_K (no Q4_K_M mix) */
+    case DT_Q6_K: return 18; /* MOSTLY_Q6_K */
     default: return 0;      /* ALL_F32 */
     }
 }
@@ -40,10 +42,14 @@ static int ends_with(const char *s, const char *suffix) {
 }
 
 /* llama.cpp's choice: vectors, norms and biases stay f32; a quantised type
- * needs whole blocks per row, else f16. */
+ * needs whole blocks per row. A K-quant row that is not a multiple of 256
+ * falls back to Q8_0 (llama.cpp takes Q5_0/Q8_0; aloe has no Q5_0), and
+ * anything still without whole blocks to f16. */
 static int tensor_type(const TensorView *t, const char *gguf_name, int want) {
     if (t->ndim <= 1 || ends_with(gguf_name, "_norm.weight") || !ends_with(gguf_name, ".weight")) return DT_F32;
-    if (dtype_is_quantized(want) && t->shape[t->ndim - 1] % dtype_block_size(want)) return DT_F16;
+    int64_t row = t->shape[t->ndim - 1];
+    if ((want == DT_Q4_K || want == DT_Q6_K) && row % dtype_block_size(want)) want = DT_Q8_0;
+    if (dtype_is_quantized(want) && row % dtype_block_size(want)) return DT_F16;
     return want;
 }
 
@@ -169,8 +175,9 @@ static int check_dir(const char *hf_dir, ModelConfig *c, Err *e) {
 
 int convert_hf_to_gguf(const char *hf_dir, const char *out_path, int type, Err *e) {
     ModelConfig c;
-    if (type != DT_F32 && type != DT_F16 && type != DT_BF16 && type != DT_Q8_0 && type != DT_Q4_0)
-        return err_set(e, ERR_ARG, "GGUF type %s: expected f32, f16, bf16, q8_0 or q4_0", dtype_name(type));
+    if (type != DT_F32 && type != DT_F16 && type != DT_BF16 && type != DT_Q8_0 && type != DT_Q4_0 && type != DT_Q4_K &&
+        type != DT_Q6_K)
+        return err_set(e, ERR_ARG, "GGUF type %s: expected f32, f16, bf16, q8_0, q4_0, q4_k or q6_k", dtype_name(type));
     if (check_dir(hf_dir, &c, e)) return -1;
     SafeTensors *st = st_open(hf_dir, e);
     if (!st) return -1;

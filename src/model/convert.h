@@ -9,8 +9,10 @@
  *    architecture, Llama-3 RoPE scaling as rope_freqs.weight;
  *  - types: 1-D tensors, norms and biases stay f32; matrices take the
  *    requested type, except that q8_0/q4_0 need rows that are a multiple
- *    of 32 and fall back to f16 otherwise (as llama.cpp's converter does).
- *    q4_0 is "pure" (every matrix q4_0, like llama-quantize --pure).
+ *    of 32 and fall back to f16 otherwise (as llama.cpp's converter does);
+ *    q4_k/q6_k need multiples of 256 and fall back to q8_0 (llama.cpp's
+ *    quantiser takes q5_0/q8_0), then f16. q4_0/q4_k/q6_k are "pure"
+ *    (every matrix that type, like llama-quantize --pure).
  *
  * The file is written atomically. Tensors whose stored type is already the
  * target are used from the memory map; the others are converted into a
@@ -24,7 +26,7 @@
 
 struct GgufWriter;
 
-/* "f32", "f16", "bf16", "q8_0", "q4_0" -> DT_*. */
+/* "f32", "f16", "bf16", "q8_0", "q4_0", "q4_k", "q6_k" -> DT_*. */
 int convert_type_parse(const char *name, int *type, Err *e);
 /* llama.cpp's general.file_type (LLAMA_FTYPE_*) for a DT_* type. */
 int convert_file_type(int type);
