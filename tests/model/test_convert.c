@@ -14,6 +14,7 @@
 #include "model/convert.h"
 #include "model/decoder.h"
 #include "test.h"
+#include "tok/spm_tokenizer_json.h"
 #include "tok/tok.h"
 
 static const char *const MODELS[] = {"tiny-llama3", "tiny-qwen2", "tiny-mistral", "tiny-qwen3"};
@@ -301,57 +302,15 @@ static void test_real_tokenizers(void) {
  * prepended and spaces replaced by normalisers; <s> added by the
  * post-processor). Its GGUF must have llama-spm's tokens and types, and
  * reproduce llama.cpp's test vectors. */
-typedef struct {
-    int l, r, id;
-    float score;
-} SpmMerge;
-
-static int spm_merge_cmp(const void *a, const void *b) {
-    const SpmMerge *x = a, *y = b;
-    if (x->score != y->score) return x->score > y->score ? -1 : 1;
-    if (x->id != y->id) return x->id - y->id;
-    return x->l != y->l ? x->l - y->l : x->r - y->r;
-}
-
-static json_t *spm_tokenizer_json(const Tokenizer *g) {
-    int n = tok_vocab_size(g), nm = 0, cap = 4096;
-    SpmMerge *m = xmalloc((size_t)cap * sizeof *m);
-    json_t *vocab = json_object(), *added = json_array();
-    for (int id = 0; id < n; id++) {
-        const char *s = tok_token_str(g, id);
-        json_object_set_new(vocab, s, json_integer(id));
-        int ty = tok_token_type(g, id);
-        if (ty == TOK_TYPE_CONTROL || ty == TOK_TYPE_UNKNOWN)
-            json_array_append_new(added, json_pack("{s:i,s:s,s:b,s:b,s:b,s:b,s:b}", "id", id, "content", s, "special", 1,
-                                                   "lstrip", 0, "rstrip", 0, "normalized", 0, "single_word", 0));
-        if (ty != TOK_TYPE_NORMAL) continue;
-        size_t len = strlen(s);
-        char buf[256];
-        for (size_t k = 1; k < len && len < sizeof buf; k++) {
-            if (((unsigned char)s[k] & 0xC0) == 0x80) continue; /* split between characters */
-            memcpy(buf, s, k);
-            buf[k] = 0;
-            int l = tok_find(g, buf), r = tok_find(g, s + k);
-            if (l < 0 || r < 0) continue;
-            if (nm == cap) m = xrealloc(m, (size_t)(cap *= 2) * sizeof *m);
-            m[nm++] = (SpmMerge){l, r, id, tok_token_score(g, id)};
-        }
-    }
-    qsort(m, (size_t)nm, sizeof *m, spm_merge_cmp);
-    json_t *merges = json_array();
-    for (int i = 0; i < nm; i++)
-        json_array_append_new(merges, json_pack("[s,s]", tok_token_str(g, m[i].l), tok_token_str(g, m[i].r)));
-    free(m);
-    json_t *model = json_pack("{s:s,s:o,s:o,s:b,s:b,s:s}", "type", "BPE", "vocab", vocab, "merges", merges,
-                              "byte_fallback", 1, "fuse_unk", 1, "unk_token", "<unk>");
-    json_t *norm = json_pack("{s:s,s:[{s:s,s:s},{s:s,s:{s:s},s:s}]}", "type", "Sequence", "normalizers", "type",
-                             "Prepend", "prepend", "\u2581", "type", "Replace", "pattern", "String", " ", "content",
-                             "\u2581");
-    json_t *post = json_pack("{s:s,s:[{s:{s:s,s:i}},{s:{s:s,s:i}}],s:{s:{s:s,s:[i],s:[s]}}}", "type",
-                             "TemplateProcessing", "single", "SpecialToken", "id", "<s>", "type_id", 0, "Sequence", "id",
-                             "A", "type_id", 0, "special_tokens", "<s>", "id", "<s>", "ids", 1, "tokens", "<s>");
-    return json_pack("{s:o,s:o,s:o,s:n,s:o}", "model", model, "added_tokens", added, "normalizer", norm,
-                     "pre_tokenizer", "post_processor", post);
+/* spm_tokenizer_json plus the post-processor that adds <s>. */
+static json_t *spm_tokenizer_json_bos(const Tokenizer *g) {
+    json_t *root = spm_tokenizer_json(g, 0);
+    json_object_set_new(root, "post_processor",
+                        json_pack("{s:s,s:[{s:{s:s,s:i}},{s:{s:s,s:i}}],s:{s:{s:s,s:[i],s:[s]}}}", "type",
+                                  "TemplateProcessing", "single", "SpecialToken", "id", "<s>", "type_id", 0, "Sequence",
+                                  "id", "A", "type_id", 0, "special_tokens", "<s>", "id", "<s>", "ids", 1, "tokens",
+                                  "<s>"));
+    return root;
 }
 
 static void test_spm_tokenizer(void) {
@@ -361,7 +320,7 @@ static void test_spm_tokenizer(void) {
     Tokenizer *g = tok_load_gguf(ref_path, &e);
     CHECK_MSG(g, "%s", e.msg);
     char *tmp = test_tmpdir(), *tj = path_join(tmp, "tokenizer.json"), *out = path_join(tmp, "vocab.gguf");
-    json_t *root = spm_tokenizer_json(g);
+    json_t *root = spm_tokenizer_json_bos(g);
     CHECK(json_dump_file(root, tj, 0) == 0);
     json_decref(root);
     const char *cfg = "{\"bos_token\": \"<s>\", \"eos_token\": \"</s>\", \"unk_token\": \"<unk>\"}";

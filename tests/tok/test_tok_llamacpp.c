@@ -9,8 +9,9 @@
 #include <string.h>
 
 #include "base/fileio.h"
-#include "tok/tok.h"
 #include "test.h"
+#include "tok/spm_tokenizer_json.h"
+#include "tok/tok.h"
 
 static const char SEP[] = "\n__ggml_vocab_test__\n";
 
@@ -115,63 +116,8 @@ static void test_llama_bpe(void) { vectors("llama-bpe", "tokenizer-data/llama3",
  * into two tokens, ordered by the merged token's score, then by the parts'
  * ids), in both of the layouts the hub uses, and must reproduce llama.cpp's
  * vectors. */
-typedef struct {
-    int l, r;
-    float score;
-    int id;
-} Merge;
-
-static int merge_cmp(const void *a, const void *b) {
-    const Merge *x = a, *y = b;
-    if (x->score != y->score) return x->score > y->score ? -1 : 1;
-    if (x->id != y->id) return x->id - y->id;
-    if (x->l != y->l) return x->l - y->l;
-    return x->r - y->r;
-}
-
 static char *write_spm_json(const Tokenizer *g, int metaspace) {
-    int n = tok_vocab_size(g), nm = 0, cap = 1024;
-    Merge *m = malloc(cap * sizeof(Merge));
-    json_t *vocab = json_object(), *added = json_array();
-    for (int id = 0; id < n; id++) {
-        const char *s = tok_token_str(g, id);
-        json_object_set_new(vocab, s, json_integer(id));
-        int ty = tok_token_type(g, id);
-        if (ty == TOK_TYPE_CONTROL || ty == TOK_TYPE_UNKNOWN)
-            json_array_append_new(added, json_pack("{s:i,s:s,s:b,s:b,s:b,s:b,s:b}", "id", id, "content", s, "special", 1,
-                                                   "lstrip", 0, "rstrip", 0, "normalized", 0, "single_word", 0));
-        if (ty != TOK_TYPE_NORMAL) continue;
-        size_t len = strlen(s);
-        char buf[256];
-        for (size_t k = 1; k < len && len < sizeof buf; k++) {
-            if (((unsigned char)s[k] & 0xC0) == 0x80) continue; /* split at characters */
-            memcpy(buf, s, k);
-            buf[k] = 0;
-            int l = tok_find(g, buf), r = tok_find(g, s + k);
-            if (l < 0 || r < 0) continue;
-            if (nm == cap) m = realloc(m, (cap *= 2) * sizeof(Merge));
-            m[nm++] = (Merge){l, r, tok_token_score(g, id), id};
-        }
-    }
-    qsort(m, nm, sizeof(Merge), merge_cmp);
-    json_t *merges = json_array();
-    for (int i = 0; i < nm; i++)
-        json_array_append_new(merges, json_pack("[s,s]", tok_token_str(g, m[i].l), tok_token_str(g, m[i].r)));
-    free(m);
-    json_t *model = json_pack("{s:s,s:o,s:o,s:b,s:b,s:s}", "type", "BPE", "vocab", vocab, "merges", merges,
-                              "byte_fallback", 1, "fuse_unk", 1, "unk_token", "<unk>");
-    json_t *root = json_pack("{s:o,s:o}", "model", model, "added_tokens", added);
-    if (metaspace) {
-        json_object_set_new(root, "normalizer", json_null());
-        json_object_set_new(root, "pre_tokenizer", json_pack("{s:s,s:s,s:s,s:b}", "type", "Metaspace", "replacement",
-                                                             "\u2581", "prepend_scheme", "first", "split", 0));
-    } else {
-        json_object_set_new(root, "normalizer",
-                            json_pack("{s:s,s:[{s:s,s:s},{s:s,s:{s:s},s:s}]}", "type", "Sequence", "normalizers", "type",
-                                      "Prepend", "prepend", "\u2581", "type", "Replace", "pattern", "String", " ",
-                                      "content", "\u2581"));
-        json_object_set_new(root, "pre_tokenizer", json_null());
-    }
+    json_t *root = spm_tokenizer_json(g, metaspace);
     char *dir = test_tmpdir();
     char *path = path_join(dir, "tokenizer.json");
     json_dump_file(root, path, 0);
