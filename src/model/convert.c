@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "base/fileio.h"
+#include "base/log.h"
 #include "base/mem.h"
 #include "formats/dtype.h"
 #include "formats/gguf_write.h"
@@ -195,6 +196,18 @@ int convert_hf_to_gguf(const char *hf_dir, const char *out_path, int type, Err *
         if (ends_with(t->name, "rotary_emb.inv_freq")) continue; /* recomputed from the config, as llama.cpp does */
         if (plan_tensor(&c, t, type, &plan[i], &scratch_size, e)) rc = err_wrap(e, "%s", hf_dir);
     }
+    /* Say so when the requested type did not fit every matrix: a "q4_k" file
+     * whose matrices are mostly q8_0 should not come as a surprise. */
+    int fell_back = 0, matrices = 0;
+    for (int i = 0; i < n && !rc; i++)
+        if (plan[i].name[0] && st_tensor(st, i)->ndim >= 2 && plan[i].type != DT_F32) {
+            matrices++;
+            fell_back += plan[i].type != type;
+        }
+    if (fell_back)
+        log_warn("%s: %d of %d matrices are not %s: their rows are not a multiple of %d, so they are %s",
+                 out_path, fell_back, matrices, dtype_name(type), (int)dtype_block_size(type),
+                 type == DT_Q4_K || type == DT_Q6_K ? "q8_0 (or f16)" : "f16");
     Scratch s = {0};
     if (!rc) rc = scratch_open(&s, out_path, scratch_size, e);
     float *freqs = NULL;
