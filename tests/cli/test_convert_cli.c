@@ -156,7 +156,7 @@ static void test_bad_input(void) {
     char *aloe = test_build_path("aloe"), *tmp = test_tmpdir(), *cmd, *err;
     cmd = xasprintf("%s convert --model %s --out %s/x.gguf --type q5_k", aloe, model, tmp);
     int rc = run_err(&err, cmd);
-    CHECK_MSG(rc == 2 && strstr(err, "--type: GGUF type \"q5_k\": expected f32, f16, bf16, q8_0 or q4_0"), "%d %s", rc, err);
+    CHECK_MSG(rc == 2 && strstr(err, "--type: GGUF type \"q5_k\": expected f32, f16, bf16, q8_0, q4_0, q4_k or q6_k"), "%d %s", rc, err);
     free(cmd), free(err);
     cmd = xasprintf("%s convert --model %s/none --out %s/x.gguf", aloe, tmp, tmp);
     rc = run_err(&err, cmd);
