@@ -59,6 +59,78 @@ static void matmul_dots(ThreadPool *tp, float *y, const float *x, int n, const Q
     free(owned);
 }
 
+/* Several matrices on the same input (q/k/v; gate/up), one task: the rows
+ * of all of them are handed out as one range, so a token's decode pays one
+ * thread hand-off per group instead of one per matrix (the k and v
+ * matrices of a GQA model are small enough for the hand-off to dominate). */
+#define GROUP_MAX 4
+
+typedef struct GroupJob {
+    int k, n;
+    float *const *ys;
+    const QMat *const *ws;
+    const void *act[GROUP_MAX];
+    size_t act_stride[GROUP_MAX];
+    long first[GROUP_MAX + 1]; /* prefix sums of the rows */
+    TpCounter rows;
+} GroupJob;
+
+static void group_task(void *ctx, int ith, int nth) {
+    (void)ith, (void)nth;
+    GroupJob *j = ctx;
+    long r0, r1;
+    while (tp_next(&j->rows, j->first[j->k], DOT_CHUNK, &r0, &r1))
+        for (long g = r0; g < r1; g++) {
+            int m = 0;
+            while (g >= j->first[m + 1]) m++;
+            const QMat *w = j->ws[m];
+            long r = g - j->first[m];
+            const void *row = (const char *)w->data + r * dtype_nbytes(w->type, w->cols);
+            if (j->n == 1)
+                j->ys[m][r] = vec_dot(w->type, row, j->act[m], w->cols);
+            else
+                vec_dot_multi(w->type, row, j->act[m], j->act_stride[m], j->n, w->cols, j->ys[m] + r,
+                              (size_t)w->rows);
+        }
+}
+
+void matmul_forward_group(ThreadPool *tp, int k, float *const ys[], const float *x, int n, const QMat *const ws[]) {
+    int dots = k <= GROUP_MAX;
+    for (int m = 0; m < k && dots; m++) dots = n < matmul_gemm_min_rows(ws[m]->type) && ws[m]->cols == ws[0]->cols;
+    if (!dots) { /* prefill: each its own GEMM */
+        for (int m = 0; m < k; m++) matmul_forward(tp, ys[m], x, n, ws[m]);
+        return;
+    }
+    GroupJob j = {.k = k, .n = n, .ys = ys, .ws = ws};
+    /* one quantised copy of x per distinct weight type (a Q4_K_M file mixes them) */
+    size_t bytes = 0;
+    for (int m = 0; m < k; m++) {
+        j.act_stride[m] = kernel_act_bytes(ws[m]->type, ws[0]->cols);
+        if (kernel_vec_type(ws[m]->type) != DT_F32) bytes += j.act_stride[m] * (size_t)n;
+    }
+    void *owned = NULL;
+    char *q = bytes ? scratch(tp, bytes, &owned) : NULL;
+    for (int m = 0; m < k; m++) {
+        j.first[m + 1] = j.first[m] + ws[m]->rows;
+        if (kernel_vec_type(ws[m]->type) == DT_F32) {
+            j.act[m] = x;
+            continue;
+        }
+        int same = -1;
+        for (int p = 0; p < m && same < 0; p++)
+            if (ws[p]->type == ws[m]->type) same = p;
+        if (same >= 0) {
+            j.act[m] = j.act[same];
+            continue;
+        }
+        for (int t = 0; t < n; t++) kernel_quantize_act(ws[m]->type, x + (long)t * ws[0]->cols, q + t * j.act_stride[m], ws[0]->cols);
+        j.act[m] = q;
+        q += j.act_stride[m] * (size_t)n;
+    }
+    tp_run_shared(tp, group_task, &j);
+    free(owned);
+}
+
 /* ---- prefill path: GEMM ---- */
 
 /* f32 values per dequantised tile (4 MB): large enough that re-reading x

@@ -33,6 +33,10 @@ int matmul_gemm_min_rows(int type);
 
 /* y[n][rows] = x[n][cols] · Wᵀ. y must not alias x. */
 void matmul_forward(ThreadPool *tp, float *y, const float *x, int n, const QMat *w);
+/* ys[m] = x · ws[m]ᵀ for k matrices with the same cols: on the decode path
+ * (few rows) one task over all their rows, else each its own GEMM. The
+ * results equal k matmul_forward calls exactly. */
+void matmul_forward_group(ThreadPool *tp, int k, float *const ys[], const float *x, int n, const QMat *const ws[]);
 /* The same with plain loops over dequantised rows, in double: the reference
  * the tests compare against. */
 void matmul_forward_ref(float *y, const float *x, int n, const QMat *w);

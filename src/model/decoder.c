@@ -146,9 +146,9 @@ static void attention_block(Model *m, RunState *rs, const LayerWeights *lw, int 
     const ModelConfig *c = &m->cfg;
     int D = c->hidden_size, qd = c->n_heads * c->head_dim, kvd = c->n_kv_heads * c->head_dim;
     rmsnorm_forward(rs->xb, rs->x, lw->attn_norm, n, D, c->norm_eps);
-    matmul_forward(m->tp, rs->q, rs->xb, n, &lw->wq);
-    matmul_forward(m->tp, rs->k, rs->xb, n, &lw->wk);
-    matmul_forward(m->tp, rs->v, rs->xb, n, &lw->wv);
+    float *const qkv[] = {rs->q, rs->k, rs->v};
+    const QMat *const wqkv[] = {&lw->wq, &lw->wk, &lw->wv};
+    matmul_forward_group(m->tp, 3, qkv, rs->xb, n, wqkv);
     if (lw->bq) add_bias_forward(rs->q, lw->bq, n, qd);
     if (lw->bk) add_bias_forward(rs->k, lw->bk, n, kvd);
     if (lw->bv) add_bias_forward(rs->v, lw->bv, n, kvd);
@@ -171,8 +171,9 @@ static void mlp_block(Model *m, RunState *rs, const LayerWeights *lw, int n) {
     const ModelConfig *c = &m->cfg;
     int D = c->hidden_size, F = c->intermediate_size;
     rmsnorm_forward(rs->xb, rs->x, lw->ffn_norm, n, D, c->norm_eps);
-    matmul_forward(m->tp, rs->hb, rs->xb, n, &lw->w_gate);
-    matmul_forward(m->tp, rs->hb2, rs->xb, n, &lw->w_up);
+    float *const gu[] = {rs->hb, rs->hb2};
+    const QMat *const wgu[] = {&lw->w_gate, &lw->w_up};
+    matmul_forward_group(m->tp, 2, gu, rs->xb, n, wgu);
     swiglu_forward(rs->hb, rs->hb, rs->hb2, (long)n * F);
     matmul_forward(m->tp, rs->xb2, rs->hb, n, &lw->w_down);
     add_forward(rs->x, rs->xb2, (long)n * D);

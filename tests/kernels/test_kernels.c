@@ -171,6 +171,45 @@ static void test_matmul_matches_reference(void) {
     tp_free(tp);
 }
 
+/* A group of matrices on one input equals one matmul each, exactly, on the
+ * decode path (one task over all rows, mixed types as in a Q4_K_M file)
+ * and on the GEMM path. */
+static void test_matmul_group_equals_separate(void) {
+    ThreadPool *tp = tp_create(2);
+    const int cols = 512, rows[3] = {192, 64, 130};
+    const int types[][3] = {{DT_Q8_0, DT_Q8_0, DT_Q8_0}, {DT_Q4_K, DT_Q6_K, DT_Q4_K}, {DT_F32, DT_Q4_0, DT_BF16}};
+    Rng r;
+    rng_seed(&r, 77);
+    for (int ti = 0; ti < 3; ti++)
+        for (int ni = 0; ni < 3; ni++) {
+            const int n = ni == 0 ? 1 : ni == 1 ? 3 : 64; /* the last on the GEMM path */
+            QMat w[3];
+            float *ys[3], *want[3];
+            const QMat *ws[3];
+            float *x = rand_vec(&r, (long)n * cols, 1.0f);
+            for (int m = 0; m < 3; m++) {
+                float *wf = rand_vec(&r, (long)rows[m] * cols, 0.3f);
+                size_t rb = dtype_nbytes(types[ti][m], cols);
+                char *q = xmalloc(rb * (size_t)rows[m]);
+                for (int i = 0; i < rows[m]; i++) quantize_row(types[ti][m], wf + (long)i * cols, q + i * rb, cols);
+                free(wf);
+                w[m] = (QMat){types[ti][m], q, rows[m], cols};
+                ws[m] = &w[m];
+                ys[m] = xmalloc((size_t)n * rows[m] * sizeof(float));
+                want[m] = xmalloc((size_t)n * rows[m] * sizeof(float));
+                matmul_forward(tp, want[m], x, n, &w[m]);
+            }
+            matmul_forward_group(tp, 3, ys, x, n, ws);
+            for (int m = 0; m < 3; m++) {
+                CHECK_MSG(!memcmp(ys[m], want[m], (size_t)n * rows[m] * sizeof(float)), "types set %d, n=%d, matrix %d",
+                          ti, n, m);
+                free(ys[m]), free(want[m]), free((void *)w[m].data);
+            }
+            free(x);
+        }
+    tp_free(tp);
+}
+
 static void test_attention_matches_reference(void) {
     ThreadPool *tp = tp_create(2);
     Rng r;
@@ -326,6 +365,7 @@ int main(void) {
     RUN(test_k_quant_dots_match_dequantised);
     RUN(test_quantize_activations);
     RUN(test_matmul_matches_reference);
+    RUN(test_matmul_group_equals_separate);
     RUN(test_attention_matches_reference);
     RUN(test_rmsnorm_softmax_swiglu);
     RUN(test_rope_layouts);
