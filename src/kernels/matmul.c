@@ -5,14 +5,21 @@
 
 #include "base/mem.h"
 
-/* ---- decode path: row dots ---- */
+/* ---- decode path: row dots ----
+ * One task over the rows of one or several matrices on the same input
+ * (q/k/v; gate/up): a token's decode pays one thread hand-off per group
+ * rather than one per matrix (the k and v matrices of a GQA model are small
+ * enough for the hand-off to dominate). */
+
+#define GROUP_MAX 4
 
 typedef struct DotJob {
-    float *y;
-    const void *act; /* n activation rows in kernel_vec_type(w->type) */
-    size_t act_stride;
-    int n;
-    const QMat *w;
+    int k, n;
+    float *const *ys;
+    const QMat *const *ws;
+    const void *act[GROUP_MAX]; /* n activation rows of kernel_act_bytes(ws[m]->type) */
+    size_t act_stride[GROUP_MAX];
+    long first[GROUP_MAX + 1]; /* prefix sums of the rows */
     TpCounter rows;
 } DotJob;
 
@@ -23,17 +30,26 @@ typedef struct DotJob {
 static void dot_task(void *ctx, int ith, int nth) {
     (void)ith, (void)nth;
     DotJob *j = ctx;
-    const QMat *w = j->w;
-    size_t rb = dtype_nbytes(w->type, w->cols);
     long r0, r1;
-    while (tp_next(&j->rows, w->rows, DOT_CHUNK, &r0, &r1))
-        for (long r = r0; r < r1; r++) {
-            const void *row = (const char *)w->data + r * rb;
-            if (j->n == 1)
-                j->y[r] = vec_dot(w->type, row, j->act, w->cols);
-            else
-                vec_dot_multi(w->type, row, j->act, j->act_stride, j->n, w->cols, j->y + r, (size_t)w->rows);
+    while (tp_next(&j->rows, j->first[j->k], DOT_CHUNK, &r0, &r1)) {
+        int m = 0;
+        while (r0 >= j->first[m + 1]) m++;
+        /* a chunk may span matrices: one segment per matrix */
+        for (long g = r0; g < r1; m++) {
+            const QMat *w = j->ws[m];
+            size_t rb = dtype_nbytes(w->type, w->cols);
+            long end = r1 < j->first[m + 1] ? r1 : j->first[m + 1];
+            for (; g < end; g++) {
+                long r = g - j->first[m];
+                const void *row = (const char *)w->data + r * rb;
+                if (j->n == 1)
+                    j->ys[m][r] = vec_dot(w->type, row, j->act[m], w->cols);
+                else
+                    vec_dot_multi(w->type, row, j->act[m], j->act_stride[m], j->n, w->cols, j->ys[m] + r,
+                                  (size_t)w->rows);
+            }
         }
+    }
 }
 
 /* The pool's scratch, or without a pool (tp NULL: run on the caller's
@@ -42,93 +58,46 @@ static void *scratch(ThreadPool *tp, size_t bytes, void **owned) {
     return tp ? tp_scratch(tp, bytes) : (*owned = xaligned_alloc(bytes));
 }
 
-static void matmul_dots(ThreadPool *tp, float *y, const float *x, int n, const QMat *w) {
-    int vt = kernel_vec_type(w->type);
-    DotJob j = {.y = y, .n = n, .w = w};
-    j.act_stride = kernel_act_bytes(w->type, w->cols);
-    void *owned = NULL;
-    if (vt == DT_F32) {
-        j.act = x;
-    } else {
-        void *q = scratch(tp, j.act_stride * (size_t)n, &owned);
-        for (int t = 0; t < n; t++)
-            kernel_quantize_act(w->type, x + (long)t * w->cols, (char *)q + t * j.act_stride, w->cols);
-        j.act = q;
-    }
-    tp_run_shared(tp, dot_task, &j);
-    free(owned);
-}
-
-/* Several matrices on the same input (q/k/v; gate/up), one task: the rows
- * of all of them are handed out as one range, so a token's decode pays one
- * thread hand-off per group instead of one per matrix (the k and v
- * matrices of a GQA model are small enough for the hand-off to dominate). */
-#define GROUP_MAX 4
-
-typedef struct GroupJob {
-    int k, n;
-    float *const *ys;
-    const QMat *const *ws;
-    const void *act[GROUP_MAX];
-    size_t act_stride[GROUP_MAX];
-    long first[GROUP_MAX + 1]; /* prefix sums of the rows */
-    TpCounter rows;
-} GroupJob;
-
-static void group_task(void *ctx, int ith, int nth) {
-    (void)ith, (void)nth;
-    GroupJob *j = ctx;
-    long r0, r1;
-    while (tp_next(&j->rows, j->first[j->k], DOT_CHUNK, &r0, &r1))
-        for (long g = r0; g < r1; g++) {
-            int m = 0;
-            while (g >= j->first[m + 1]) m++;
-            const QMat *w = j->ws[m];
-            long r = g - j->first[m];
-            const void *row = (const char *)w->data + r * dtype_nbytes(w->type, w->cols);
-            if (j->n == 1)
-                j->ys[m][r] = vec_dot(w->type, row, j->act[m], w->cols);
-            else
-                vec_dot_multi(w->type, row, j->act[m], j->act_stride[m], j->n, w->cols, j->ys[m] + r,
-                              (size_t)w->rows);
-        }
-}
-
-void matmul_forward_group(ThreadPool *tp, int k, float *const ys[], const float *x, int n, const QMat *const ws[]) {
-    int dots = k <= GROUP_MAX;
-    for (int m = 0; m < k && dots; m++) dots = n < matmul_gemm_min_rows(ws[m]->type) && ws[m]->cols == ws[0]->cols;
-    if (!dots) { /* prefill: each its own GEMM */
-        for (int m = 0; m < k; m++) matmul_forward(tp, ys[m], x, n, ws[m]);
-        return;
-    }
-    GroupJob j = {.k = k, .n = n, .ys = ys, .ws = ws};
+/* k <= GROUP_MAX matrices with the same cols. */
+static void matmul_dots(ThreadPool *tp, int k, float *const ys[], const float *x, int n, const QMat *const ws[]) {
+    DotJob j = {.k = k, .n = n, .ys = ys, .ws = ws};
+    long cols = ws[0]->cols;
     /* one quantised copy of x per distinct weight type (a Q4_K_M file mixes them) */
     size_t bytes = 0;
     for (int m = 0; m < k; m++) {
-        j.act_stride[m] = kernel_act_bytes(ws[m]->type, ws[0]->cols);
+        j.act_stride[m] = kernel_act_bytes(ws[m]->type, cols);
         if (kernel_vec_type(ws[m]->type) != DT_F32) bytes += j.act_stride[m] * (size_t)n;
     }
     void *owned = NULL;
     char *q = bytes ? scratch(tp, bytes, &owned) : NULL;
     for (int m = 0; m < k; m++) {
         j.first[m + 1] = j.first[m] + ws[m]->rows;
-        if (kernel_vec_type(ws[m]->type) == DT_F32) {
-            j.act[m] = x;
-            continue;
-        }
         int same = -1;
         for (int p = 0; p < m && same < 0; p++)
             if (ws[p]->type == ws[m]->type) same = p;
-        if (same >= 0) {
+        if (kernel_vec_type(ws[m]->type) == DT_F32) {
+            j.act[m] = x;
+        } else if (same >= 0) {
             j.act[m] = j.act[same];
-            continue;
+        } else {
+            for (int t = 0; t < n; t++)
+                kernel_quantize_act(ws[m]->type, x + (long)t * cols, q + t * j.act_stride[m], cols);
+            j.act[m] = q;
+            q += j.act_stride[m] * (size_t)n;
         }
-        for (int t = 0; t < n; t++) kernel_quantize_act(ws[m]->type, x + (long)t * ws[0]->cols, q + t * j.act_stride[m], ws[0]->cols);
-        j.act[m] = q;
-        q += j.act_stride[m] * (size_t)n;
     }
-    tp_run_shared(tp, group_task, &j);
+    tp_run_shared(tp, dot_task, &j);
     free(owned);
+}
+
+void matmul_forward_group(ThreadPool *tp, int k, float *const ys[], const float *x, int n, const QMat *const ws[]) {
+    int dots = k <= GROUP_MAX;
+    for (int m = 0; m < k && dots; m++) dots = n < matmul_gemm_min_rows(ws[m]->type) && ws[m]->cols == ws[0]->cols;
+    if (dots) {
+        matmul_dots(tp, k, ys, x, n, ws);
+        return;
+    }
+    for (int m = 0; m < k; m++) matmul_forward(tp, ys[m], x, n, ws[m]); /* prefill: each its own GEMM */
 }
 
 /* ---- prefill path: GEMM ---- */
@@ -193,7 +162,7 @@ void matmul_forward(ThreadPool *tp, float *y, const float *x, int n, const QMat 
     if (n >= matmul_gemm_min_rows(w->type))
         matmul_gemm(tp, y, x, n, w);
     else
-        matmul_dots(tp, y, x, n, w);
+        matmul_dots(tp, 1, &y, x, n, &w);
 }
 
 void matmul_forward_ref(float *y, const float *x, int n, const QMat *w) {
