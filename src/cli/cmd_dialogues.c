@@ -107,21 +107,16 @@ int cmd_dialogues(int argc, char **argv) {
     LlmOpener opener;
     llm_opener_init(&opener, cache);
     conn.opener = &opener;
+    json_t *templates = NULL; /* overrides, for the settings file */
     for (int i = 0; !rc && i < R__COUNT; i++) {
         if (i == R_RESPONDER) continue;
         const GenRole *fallback = i == R_HINTED || i == R_PLAIN ? &roles[R_RESPONDER] : NULL;
         if (!(b[i] = genrole_open(&roles[i], fallback, &conn, cache, &e))) rc = -1;
+        genrole_note_template(&templates, &roles[i], fallback);
     }
     llm_opener_done(&opener);
     conn.opener = NULL;
     DialoguesResult res = {0};
-    const GenRole *fallbacks[R__COUNT] = {[R_HINTED] = &roles[R_RESPONDER], [R_PLAIN] = &roles[R_RESPONDER]};
-    GenRole used[R__COUNT];
-    const GenRole *used_fb[R__COUNT];
-    int nused = 0;
-    for (int i = 0; i < R__COUNT; i++)
-        if (i != R_RESPONDER) used_fb[nused] = fallbacks[i], used[nused++] = roles[i];
-    json_t *templates = genrole_templates_json(used, used_fb, nused);
     if (!rc) {
         dc.prompts = &prompts;
         dc.seed = (uint64_t)seed;

@@ -107,7 +107,8 @@ int cmd_personas(int argc, char **argv) {
     llm_opener_done(&opener);
     conn.opener = NULL;
     PersonasResult res;
-    json_t *templates = genrole_templates_json(roles, NULL, 2);
+    json_t *templates = NULL; /* overrides, for the settings file */
+    for (int i = 0; i < 2; i++) genrole_note_template(&templates, &roles[i], NULL);
     if (!rc) {
         pc.template_text = prompts.text[pid];
         pc.target = target;

@@ -46,7 +46,7 @@ LlmBackend *genrole_open(const GenRole *r, const GenRole *fallback, const GenCon
     const char *model = r->model ? r->model : fallback ? fallback->model : NULL;
     const char *url = r->base_url ? r->base_url : fallback && fallback->base_url ? fallback->base_url : c->base_url;
     const char *key_env = r->key_env ? r->key_env : fallback && fallback->key_env ? fallback->key_env : c->key_env;
-    const char *tmpl = r->chat_template ? r->chat_template : fallback ? fallback->chat_template : NULL;
+    const char *tmpl = genrole_template(r, fallback);
     if (!model) {
         err_set(e, ERR_ARG, "%s is required%s%s", r->flag_model, fallback ? " (or " : "",
                 fallback ? fallback->flag_model : "");
@@ -67,18 +67,15 @@ LlmBackend *genrole_open(const GenRole *r, const GenRole *fallback, const GenCon
     return c->opener ? llm_opener_open(c->opener, &cfg, e) : llm_open(&cfg, cache, e);
 }
 
-json_t *genrole_templates_json(const GenRole *roles, const GenRole *const *fallback, int n) {
-    json_t *t = json_object();
-    for (int i = 0; i < n; i++) {
-        const GenRole *fb = fallback ? fallback[i] : NULL;
-        const char *tmpl = roles[i].chat_template ? roles[i].chat_template : fb ? fb->chat_template : NULL;
-        if (tmpl) json_object_set_new(t, roles[i].name, json_string(tmpl));
-    }
-    if (!json_object_size(t)) {
-        json_decref(t);
-        return NULL;
-    }
-    return json_pack("{s:o}", "chat_templates", t);
+const char *genrole_template(const GenRole *r, const GenRole *fallback) {
+    return r->chat_template ? r->chat_template : fallback ? fallback->chat_template : NULL;
+}
+
+void genrole_note_template(json_t **settings, const GenRole *r, const GenRole *fallback) {
+    const char *tmpl = genrole_template(r, fallback);
+    if (!tmpl) return;
+    if (!*settings) *settings = json_pack("{s:{}}", "chat_templates");
+    json_object_set_new(json_object_get(*settings, "chat_templates"), r->name, json_string(tmpl));
 }
 
 static atomic_int stop_flag; /* CLI-only global: set from the signal handler */

@@ -41,11 +41,15 @@ int genrole_conn_specs(GenConn *c, ArgSpec *specs);
  * its own model takes fallback's (may be NULL). */
 LlmBackend *genrole_open(const GenRole *r, const GenRole *fallback, const GenConn *c, LlmCache *cache, Err *e);
 
-/* The chat-template overrides in effect, as {"chat_templates": {role:
- * NAME}} for the run's settings file (a role without its own override
- * takes fallback[i]'s, fallback may be NULL or hold NULLs); NULL when there
- * are none, so runs without overrides keep their old settings. */
-json_t *genrole_templates_json(const GenRole *roles, const GenRole *const *fallback, int n);
+/* The chat-template override in effect for a role (its own, else
+ * fallback's; fallback may be NULL), or NULL. */
+const char *genrole_template(const GenRole *r, const GenRole *fallback);
+
+/* Records the role's override, if any, in *settings as {"chat_templates":
+ * {role: NAME}} for the run's settings file, creating the object on the
+ * first one; a run without overrides keeps *settings NULL (and its old
+ * settings). */
+void genrole_note_template(json_t **settings, const GenRole *r, const GenRole *fallback);
 
 /* Installs a SIGINT/SIGTERM handler that sets the returned flag (a second
  * Ctrl-C exits at once). */
