@@ -191,20 +191,16 @@ int convert_hf_to_gguf(const char *hf_dir, const char *out_path, int type, Err *
     int n = st_count(st);
     Planned *plan = xcalloc((size_t)n + 1, sizeof *plan);
     size_t scratch_size = 0;
+    int fell_back = 0, matrices = 0;
     for (int i = 0; i < n && !rc; i++) {
         const TensorView *t = st_tensor(st, i);
         if (ends_with(t->name, "rotary_emb.inv_freq")) continue; /* recomputed from the config, as llama.cpp does */
         if (plan_tensor(&c, t, type, &plan[i], &scratch_size, e)) rc = err_wrap(e, "%s", hf_dir);
+        if (t->ndim >= 2 && plan[i].type != DT_F32) matrices++, fell_back += plan[i].type != type;
     }
     /* Say so when the requested type did not fit every matrix: a "q4_k" file
      * whose matrices are mostly q8_0 should not come as a surprise. */
-    int fell_back = 0, matrices = 0;
-    for (int i = 0; i < n && !rc; i++)
-        if (plan[i].name[0] && st_tensor(st, i)->ndim >= 2 && plan[i].type != DT_F32) {
-            matrices++;
-            fell_back += plan[i].type != type;
-        }
-    if (fell_back)
+    if (!rc && fell_back)
         log_warn("%s: %d of %d matrices are not %s: their rows are not a multiple of %d, so they are %s",
                  out_path, fell_back, matrices, dtype_name(type), (int)dtype_block_size(type),
                  type == DT_Q4_K || type == DT_Q6_K ? "q8_0 (or f16)" : "f16");
