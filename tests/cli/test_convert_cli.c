@@ -45,23 +45,24 @@ static int logits(const char *aloe, const char *model, const char *tmp, const ch
                        name, tmp);
 }
 
-/* 1 when the binary has the convert command (its line in cli/commands.h). */
-static int have_convert(void) {
-    char *aloe = test_build_path("aloe");
-    int rc = test_system("%s convert --help >/dev/null 2>&1", aloe);
-    free(aloe);
-    return rc == 0;
+/* aloe train sft for 2 steps of tiny-model on tmp/trees.jsonl (written
+ * here) into tmp/run, with extra flags; returns the exit status. */
+static int train_tiny(const char *aloe, const char *model, const char *tmp, const char *extra) {
+    char *data = path_join(tmp, "trees.jsonl");
+    Err e;
+    int rc = file_write_atomic(data, TREES, strlen(TREES), &e);
+    if (!rc)
+        rc = test_system("%s train sft --model %s --data %s --out %s/run --steps 2 --lr 1e-2 --threads 1 --quiet %s "
+                         "2>>%s/log", aloe, model, data, tmp, extra, tmp);
+    free(data);
+    return rc;
 }
 
 static void test_train_convert_logits(void) {
-    if (!have_convert()) SKIP("aloe convert is not registered in src/cli/commands.h yet");
     char *model = test_shared_path("fixtures/models/tiny-llama3");
     if (!model) SKIP("fixtures not found (set ALOE_SHARED)");
-    char *tmp = test_tmpdir(), *aloe = test_build_path("aloe"), *data = path_join(tmp, "trees.jsonl");
-    Err e;
-    CHECK_OK(file_write_atomic(data, TREES, strlen(TREES), &e), &e);
-    int rc = test_system("%s train sft --model %s --data %s --out %s/run --steps 2 --lr 1e-2 --threads 1 --quiet "
-                         "2>>%s/log", aloe, model, data, tmp, tmp);
+    char *tmp = test_tmpdir(), *aloe = test_build_path("aloe");
+    int rc = train_tiny(aloe, model, tmp, "");
     CHECK_MSG(rc == 0, "aloe train sft failed (see %s/log)", tmp);
     rc = test_system("%s convert --model %s/run --out %s/run.gguf --type f32 2>>%s/log", aloe, tmp, tmp, tmp) ||
          test_system("%s convert --model %s/run --out %s/run-f16.gguf 2>>%s/log", aloe, tmp, tmp, tmp);
@@ -77,7 +78,7 @@ static void test_train_convert_logits(void) {
     CHECK_MSG(e32 >= 0 && e32 <= 1e-4, "f32 GGUF logits off by %g of the range", e32);
     CHECK_MSG(e16 >= 0 && e16 <= 1e-3, "f16 GGUF logits off by %g of the range", e16);
     CHECK_MSG(moved > 1e-3, "training did not change the model (%g), so the test proves nothing", moved);
-    free(model), free(tmp), free(aloe), free(data), free(run), free(g32), free(g16), free(hf), free(l32), free(l16),
+    free(model), free(tmp), free(aloe), free(run), free(g32), free(g16), free(hf), free(l32), free(l16),
         free(lbase);
 }
 
@@ -108,10 +109,7 @@ static void test_train_gguf_sharded(void) {
     char *model = test_shared_path("fixtures/models/tiny-llama3");
     if (!model) SKIP("fixtures not found (set ALOE_SHARED)");
     char *tmp = test_tmpdir(), *aloe = test_build_path("aloe"), *data = path_join(tmp, "trees.jsonl");
-    Err e;
-    CHECK_OK(file_write_atomic(data, TREES, strlen(TREES), &e), &e);
-    int rc = test_system("%s train sft --model %s --data %s --out %s/run --steps 2 --lr 1e-2 --threads 1 --quiet "
-                         "--gguf f32 --max-shard-size 100KB 2>>%s/log", aloe, model, data, tmp, tmp);
+    int rc = train_tiny(aloe, model, tmp, "--gguf f32 --max-shard-size 100KB");
     CHECK_MSG(rc == 0, "aloe train sft --gguf failed (see %s/log)", tmp);
     char *run = path_join(tmp, "run"), *g = path_join(run, "model.gguf");
     char *idx = path_join(run, "model.safetensors.index.json"), *single = path_join(run, "model.safetensors");
@@ -128,6 +126,7 @@ static void test_train_gguf_sharded(void) {
     CHECK_EQ_INT(rc, 2);
     char *lerr = path_join(tmp, "lora.err"), *msg = NULL;
     size_t n;
+    Err e;
     CHECK_OK(file_read_all(lerr, &msg, &n, &e), &e);
     CHECK_MSG(msg && strstr(msg, "apply to full fine-tuning"), "%s", msg ? msg : "");
     free(msg), free(lerr);
@@ -147,7 +146,6 @@ static int run_err(char **err, const char *cmd) {
 }
 
 static void test_bad_input(void) {
-    if (!have_convert()) SKIP("aloe convert is not registered in src/cli/commands.h yet");
     char *model = test_shared_path("fixtures/models/tiny-qwen2"), *bert = test_shared_path("fixtures/models/tiny-bert-st");
     if (!model || !bert) {
         free(model), free(bert);

@@ -11,19 +11,13 @@
 #include "base/mem.h"
 #include "test.h"
 
-static void write_text(const char *path, const char *text) {
-    Err e;
-    if (file_write_atomic(path, text, strlen(text), &e)) fprintf(stderr, "%s\n", e.msg);
-}
-
 static void test_bench_all_local(void) {
     char *model = test_shared_path("fixtures/models/tiny-qwen2");
     if (!model) SKIP("fixtures/models/tiny-qwen2 not found (set ALOE_SHARED)");
     char *dir = test_tmpdir(), *aloe = test_build_path("aloe");
-    char *prof = path_join(dir, "profiles.jsonl"), *pers = path_join(dir, "personalities.jsonl");
+    char *prof = test_write_file("profiles.jsonl", "\"I am a nurse from Ohio who grows tomatoes.\"\n");
+    char *pers = test_write_file("personalities.jsonl", "\"Cheerful and talkative.\"\n\"Reserved.\"\n");
     char *out = path_join(dir, "run"), *log = path_join(dir, "log.txt");
-    write_text(prof, "\"I am a nurse from Ohio who grows tomatoes.\"\n");
-    write_text(pers, "\"Cheerful and talkative.\"\n\"Reserved.\"\n");
     int rc = test_system("ALOE_CTX=2048 %s bench --model %s --user-model %s --judge-model %s --profiles %s "
                          "--personalities %s --personalities-per-profile 1 --turns 2 --max-tokens 16 -j 2 -q "
                          "--out %s > %s 2>&1",
@@ -59,10 +53,9 @@ static void test_dialogues_local_template_guard(void) {
     char *model = test_shared_path("fixtures/models/tiny-qwen2");
     if (!model) SKIP("fixtures/models/tiny-qwen2 not found (set ALOE_SHARED)");
     char *dir = test_tmpdir(), *aloe = test_build_path("aloe");
-    char *prof = path_join(dir, "profiles.jsonl"), *pers = path_join(dir, "personalities.jsonl");
+    char *prof = test_write_file("profiles.jsonl", "\"I am a nurse from Ohio.\"\n");
+    char *pers = test_write_file("personalities.jsonl", "\"Reserved.\"\n");
     char *out = path_join(dir, "trees.jsonl"), *log = path_join(dir, "log.txt");
-    write_text(prof, "\"I am a nurse from Ohio.\"\n");
-    write_text(pers, "\"Reserved.\"\n");
     const char *cmd = "ALOE_CTX=2048 %s dialogues --user-model %s --inducer-model %s --responder-model %s "
                       "--judge-model %s --judge-chat-template %s --profiles %s --personalities %s --turns 1 "
                       "--max-tokens 8 --judge-retries 0 -q --out %s > %s 2>&1";

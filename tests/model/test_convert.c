@@ -183,6 +183,21 @@ static const char *const TEXTS[] = {
     "",
 };
 
+/* The HF tokenizer and its GGUF conversion give the same ids (with the
+ * specials) for every text of TEXTS. */
+static void same_ids(const Tokenizer *hf, const Tokenizer *gguf, const char *name) {
+    Err e;
+    for (size_t k = 0; k < sizeof TEXTS / sizeof *TEXTS; k++) {
+        int32_t *x, *y;
+        int nx, ny;
+        CHECK_OK(tok_encode(hf, TEXTS[k], 1, 1, &x, &nx, &e), &e);
+        CHECK_OK(tok_encode(gguf, TEXTS[k], 1, 1, &y, &ny, &e), &e);
+        int same = nx == ny && !memcmp(x, y, (size_t)nx * sizeof *x);
+        free(x), free(y);
+        CHECK_MSG(same, "%s: text %zu: %d ids from tokenizer.json, %d from the GGUF", name, k, nx, ny);
+    }
+}
+
 static void test_tokenizer_ids(void) {
     for (int m = 0; m < 4; m++) {
         char *dir = fixture_dir(MODELS[m]);
@@ -280,15 +295,7 @@ static void test_real_tokenizers(void) {
         printf("  %s as GGUF: llama.cpp vectors %d/%d pass\n", dirs[i], n - fails, n);
         CHECK_EQ_INT(fails, 0);
         CHECK(n >= 40);
-        for (size_t k = 0; k < sizeof TEXTS / sizeof *TEXTS; k++) {
-            int32_t *x, *y;
-            int nx, ny;
-            CHECK_OK(tok_encode(hf, TEXTS[k], 1, 1, &x, &nx, &e), &e);
-            CHECK_OK(tok_encode(gt, TEXTS[k], 1, 1, &y, &ny, &e), &e);
-            int same = nx == ny && !memcmp(x, y, (size_t)nx * sizeof *x);
-            free(x), free(y);
-            CHECK_MSG(same, "%s: text %zu: %d ids from tokenizer.json, %d from the GGUF", dirs[i], k, nx, ny);
-        }
+        same_ids(hf, gt, dirs[i]);
         tok_free(hf);
         tok_free(gt);
         free(out), free(tmp), free(dir);
@@ -347,15 +354,7 @@ static void test_spm_tokenizer(void) {
     printf("  llama-spm via tokenizer.json as GGUF: llama.cpp vectors %d/%d pass\n", n - fails, n);
     CHECK_EQ_INT(fails, 0);
     CHECK(n >= 40);
-    for (size_t k = 0; k < sizeof TEXTS / sizeof *TEXTS; k++) {
-        int32_t *x, *y;
-        int nx, ny;
-        CHECK_OK(tok_encode(hf, TEXTS[k], 1, 1, &x, &nx, &e), &e);
-        CHECK_OK(tok_encode(t, TEXTS[k], 1, 1, &y, &ny, &e), &e);
-        int same = nx == ny && !memcmp(x, y, (size_t)nx * sizeof *x);
-        free(x), free(y);
-        CHECK_MSG(same, "llama-spm: text %zu: %d ids from tokenizer.json, %d from the GGUF", k, nx, ny);
-    }
+    same_ids(hf, t, "llama-spm");
     tok_free(t), tok_free(hf), tok_free(g);
     free(ref_path), free(tmp), free(tj), free(out), free(tc);
 }
