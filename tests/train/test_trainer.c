@@ -13,6 +13,16 @@
 #include "test.h"
 #include "train/trainer.h"
 
+/* Constant learning rate 1e-3 over `steps`, AdamW defaults, the given DPO
+ * settings: the trainer tests' usual configuration. */
+static TrainerConfig plain_config(long steps, DpoConfig dpo) {
+    TrainerConfig cfg = {0};
+    cfg.schedule = (LrSchedule){LR_CONSTANT, 1e-3, 0, steps};
+    cfg.adamw = adamw_defaults();
+    cfg.dpo = dpo;
+    return cfg;
+}
+
 static int32_t *json_ids(json_t *arr, int *n) {
     *n = (int)json_array_size(arr);
     int32_t *ids = xmalloc((size_t)(*n ? *n : 1) * sizeof *ids);
@@ -190,10 +200,7 @@ static void check_dpo_accumulate(const char *arch) {
             rc = err_set(&e, ERR_INTERNAL, "pair %d: reference logps %.9g %.9g vs %.9g %.9g", i, ref_lp[2 * i],
                          ref_lp[2 * i + 1], wc, wr);
     }
-    TrainerConfig cfg = {0};
-    cfg.schedule = (LrSchedule){LR_CONSTANT, 1e-3, 0, 1};
-    cfg.adamw = adamw_defaults();
-    cfg.dpo = (DpoConfig){DPO_SIGMOID, json_number_value(json_object_get(dpo, "beta")), 0, 0};
+    TrainerConfig cfg = plain_config(1, (DpoConfig){DPO_SIGMOID, json_number_value(json_object_get(dpo, "beta")), 0, 0});
     Trainer t;
     StepStats st;
     double err = 0;
@@ -270,10 +277,7 @@ static void test_sft_blocked_head_matches_whole(void) {
     float *want = xmalloc(m.n_params * sizeof *want);
     memcpy(want, m.grads, m.n_params * sizeof *want);
     td_zero_grad(&m);
-    TrainerConfig cfg = {0};
-    cfg.schedule = (LrSchedule){LR_CONSTANT, 1e-3, 0, 10};
-    cfg.adamw = adamw_defaults();
-    cfg.dpo = (DpoConfig){DPO_SIGMOID, 0.1, 0, 0};
+    TrainerConfig cfg = plain_config(10, (DpoConfig){DPO_SIGMOID, 0.1, 0, 0});
     Trainer t;
     StepStats st;
     CHECK_OK(trainer_init(&t, &m, tp, &cfg, &e), &e);
@@ -334,10 +338,7 @@ static void dpo_blocked_head(int lora) {
     memcpy(want, g, n * sizeof *want);
     td_zero_grad(&m);
     /* the trainer */
-    TrainerConfig cfg = {0};
-    cfg.schedule = (LrSchedule){LR_CONSTANT, 1e-3, 0, 10};
-    cfg.adamw = adamw_defaults();
-    cfg.dpo = dc;
+    TrainerConfig cfg = plain_config(10, dc);
     Trainer t;
     StepStats st;
     CHECK_OK(trainer_init(&t, &m, tp, &cfg, &e), &e);
@@ -485,10 +486,7 @@ static void test_dpo_raises_heldout_reward_accuracy(void) {
 static void test_bad_batches_are_errors(void) {
     TrainDecoder m;
     tiny_model(&m, 9);
-    TrainerConfig cfg = {0};
-    cfg.schedule = (LrSchedule){LR_CONSTANT, 1e-3, 0, 1};
-    cfg.adamw = adamw_defaults();
-    cfg.dpo = (DpoConfig){DPO_SIGMOID, 0.1, 0, 0};
+    TrainerConfig cfg = plain_config(1, (DpoConfig){DPO_SIGMOID, 0.1, 0, 0});
     Trainer t;
     Err e;
     CHECK_OK(trainer_init(&t, &m, NULL, &cfg, &e), &e);
