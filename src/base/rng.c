@@ -5,12 +5,7 @@
 
 #include "base/mem.h"
 
-uint64_t splitmix64(uint64_t *state) {
-    uint64_t z = (*state += 0x9e3779b97f4a7c15ULL);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
-}
+uint64_t splitmix64(uint64_t *state) { return rng_mix(*state += 0x9e3779b97f4a7c15ULL); }
 
 void rng_seed(Rng *r, uint64_t seed) {
     uint64_t st = seed;

@@ -157,31 +157,23 @@ void lora_backward(float *dx, float *dA, float *dB, float *du, const float *dy, 
     if (dx) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, in, r, 1.0f, du, r, A, in, 1.0f, dx, in);
 }
 
-/* splitmix64's finaliser: a bijection of 64 bits that mixes every input bit
- * into every output bit. */
-static inline uint64_t mix64(uint64_t z) {
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
-
 #define GOLDEN 0x9e3779b97f4a7c15ull
 
 void lora_dropout_init(LoraDropout *d, double p, uint64_t seed, uint64_t pass, int layer, int target) {
-    uint64_t k = mix64(seed ^ 0x6c6f7261ull /* "lora" */);
-    k = mix64(k + GOLDEN * (pass + 1));
-    d->key = mix64(k + GOLDEN * ((uint64_t)layer * LORA_N_TARGETS + (uint64_t)target + 1));
+    uint64_t k = rng_mix(seed ^ 0x6c6f7261ull /* "lora" */);
+    k = rng_mix(k + GOLDEN * (pass + 1));
+    d->key = rng_mix(k + GOLDEN * ((uint64_t)layer * LORA_N_TARGETS + (uint64_t)target + 1));
     double thr = p * 4294967296.0;
     d->threshold = thr >= 4294967295.0 ? UINT32_MAX : (uint32_t)(thr + 0.5);
     d->inv_keep = (float)(1.0 / (1.0 - p));
 }
 
 /* One 64-bit hash per two elements: element e uses the low (even e) or
- * high (odd e) half of mix64(key + GOLDEN·(e/2 + 1)). With backward set,
+ * high (odd e) half of rng_mix(key + GOLDEN·(e/2 + 1)). With backward set,
  * out += in·inv_keep where kept; else out = in·inv_keep or 0. */
 static void dropout_span(const LoraDropout *d, float *out, const float *in, uint64_t e0, uint64_t e1, int backward) {
     for (uint64_t e = e0; e < e1;) {
-        uint64_t h = mix64(d->key + GOLDEN * ((e >> 1) + 1));
+        uint64_t h = rng_mix(d->key + GOLDEN * ((e >> 1) + 1));
         uint32_t bits[2] = {(uint32_t)h, (uint32_t)(h >> 32)};
         for (unsigned k = (unsigned)(e & 1); k < 2 && e < e1; k++, e++) {
             int kept = bits[k] >= d->threshold;
