@@ -2,7 +2,10 @@
  * atomic writer. */
 #include "formats/safetensors.h"
 
+#include <dirent.h>
+#include <errno.h>
 #include <jansson.h>
+#include <stdio.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -398,6 +401,32 @@ int st_write_index(const char *path, const char *const *names, const char *const
     return rc;
 }
 
+/* "model-00001-of-00003.safetensors": a shard name of st_write_model's layout. */
+static int is_shard_name(const char *name) {
+    int a, b, len = -1;
+    return strlen(name) == 32 && sscanf(name, "model-%5d-of-%5d.safetensors%n", &a, &b, &len) == 2 && len == 32;
+}
+
+/* Removes the shard files of dir that are not among keep (n_keep names):
+ * those of an earlier save with another number of shards, or all of them
+ * when the weights are now one model.safetensors. */
+static int remove_stale_shards(const char *dir, char *const *keep, int n_keep, Err *e) {
+    DIR *d = opendir(dir);
+    if (!d) return err_set(e, ERR_IO, "%s: cannot list the directory: %s", dir, strerror(errno));
+    int rc = 0;
+    struct dirent *de;
+    while ((de = readdir(d)) && !rc) {
+        int kept = 0;
+        for (int s = 0; s < n_keep && !kept; s++) kept = !strcmp(de->d_name, keep[s]);
+        if (kept || !is_shard_name(de->d_name)) continue;
+        char *p = path_join(dir, de->d_name);
+        if (unlink(p) && errno != ENOENT) rc = err_set(e, ERR_IO, "%s: cannot remove a stale shard: %s", p, strerror(errno));
+        free(p);
+    }
+    closedir(d);
+    return rc;
+}
+
 int st_write_model(const char *dir, const TensorView *t, int n, const char *const *metadata, size_t max_shard_bytes,
                    Err *e) {
     if (check_tensors(dir, t, n, e)) return -1;
@@ -419,9 +448,13 @@ int st_write_model(const char *dir, const TensorView *t, int n, const char *cons
     if (n_shards == 1) {
         rc = st_write(single, t, n, metadata, e);
         if (!rc) unlink(index);
+        if (!rc) rc = remove_stale_shards(dir, NULL, 0, e);
     } else {
         const char **names = xmalloc((size_t)n * sizeof(char *)), **shard_of = xmalloc((size_t)n * sizeof(char *));
         char **files = xcalloc((size_t)n_shards, sizeof(char *));
+        /* New shards may overwrite old ones of the same names: the old index
+         * goes first, so that a crash never leaves one that mixes two saves. */
+        if (unlink(index) && errno != ENOENT) rc = err_set(e, ERR_IO, "%s: cannot remove: %s", index, strerror(errno));
         for (int s = 0; s < n_shards && !rc; s++) {
             files[s] = xasprintf("model-%05d-of-%05d.safetensors", s + 1, n_shards);
             char *p = path_join(dir, files[s]);
@@ -434,6 +467,7 @@ int st_write_model(const char *dir, const TensorView *t, int n, const char *cons
         }
         if (!rc) rc = st_write_index(index, names, shard_of, n, total, e);
         if (!rc) unlink(single);
+        if (!rc) rc = remove_stale_shards(dir, files, n_shards, e);
         for (int s = 0; s < n_shards; s++) free(files[s]);
         free(files);
         free(names);

@@ -64,9 +64,11 @@ int st_write_index(const char *path, const char *const *names, const char *const
  * does: one model.safetensors when they total at most max_shard_bytes
  * (0 = no limit), else model-0000i-of-0000N.safetensors shards (tensors in
  * the order given, a new shard when the next tensor would overflow) plus
- * model.safetensors.index.json. Each file is replaced atomically; a stale
- * file of the other layout is removed afterwards so st_open(dir) sees
- * the new weights. */
+ * model.safetensors.index.json. Each file is replaced atomically, and a
+ * save over an earlier one never leaves a mix: an old index is removed
+ * before shards of the same names are rewritten, the new index is written
+ * last, and then files of the other layout and shards the new save does not
+ * list are removed, so st_open(dir) sees exactly the new weights. */
 int st_write_model(const char *dir, const TensorView *tensors, int n, const char *const *metadata,
                    size_t max_shard_bytes, Err *e);
 

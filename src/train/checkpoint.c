@@ -1,6 +1,5 @@
 #include "train/checkpoint.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <jansson.h>
 #include <stdio.h>
@@ -131,65 +130,15 @@ static int copy_companions(const char *base_dir, const char *out_dir, Err *e) {
 
 /* 1 for a shard file name of transformers' convention
  * ("model-00001-of-00003.safetensors"). */
-static int is_shard_name(const char *name) {
-    int a, b, len = -1;
-    return strlen(name) == 32 && sscanf(name, "model-%5d-of-%5d.safetensors%n", &a, &b, &len) == 2 && len == 32;
-}
-
-/* 1 if the index's weight_map puts a tensor in file. */
-static int index_names(json_t *index, const char *file) {
-    const char *k;
-    json_t *v;
-    json_object_foreach(json_object_get(index, "weight_map"), k, v) {
-        if (json_is_string(v) && !strcmp(json_string_value(v), file)) return 1;
-    }
-    return 0;
-}
-
-/* Removes shard files the directory's current weights do not use: those of
- * an earlier save with another number of shards, or all of them when the
- * weights are now one model.safetensors. */
-static int remove_stale_shards(const char *dir, Err *e) {
-    char *ip = path_join(dir, "model.safetensors.index.json");
-    json_t *index = file_exists(ip) ? json_load_file(ip, 0, NULL) : NULL;
-    free(ip);
-    DIR *d = opendir(dir);
-    if (!d) {
-        json_decref(index);
-        return err_set(e, ERR_IO, "%s: cannot list the directory: %s", dir, strerror(errno));
-    }
-    int rc = 0;
-    struct dirent *de;
-    while ((de = readdir(d)) && !rc) {
-        if (!is_shard_name(de->d_name) || (index && index_names(index, de->d_name))) continue;
-        char *p = path_join(dir, de->d_name);
-        if (unlink(p) && errno != ENOENT) rc = err_set(e, ERR_IO, "%s: cannot remove a stale shard: %s", p, strerror(errno));
-        free(p);
-    }
-    closedir(d);
-    json_decref(index);
-    return rc;
-}
-
-/* The weights as transformers lays them out (see st_write_model), such that
- * a crash never leaves an index that mixes shards of two saves: new shards
- * may overwrite old ones of the same names, so the old index goes first;
- * the new index is written last, stale shards are removed after it. */
+/* The weights as transformers lays them out (st_write_model: one file or
+ * shards, never a mix of two saves). */
 static int write_weights(const TrainDecoder *m, const char *out_dir, int dtype, uint64_t max_shard_bytes, Err *e) {
     if (check_save_dtype(out_dir, dtype, e)) return -1;
     TensorView *views = make_views(m->tensors, m->n_tensors, m->params, dtype);
-    size_t total = 0;
-    for (int i = 0; i < m->n_tensors; i++) total += views[i].nbytes;
-    int rc = 0;
-    if (max_shard_bytes && total > max_shard_bytes) {
-        char *ip = path_join(out_dir, "model.safetensors.index.json");
-        if (unlink(ip) && errno != ENOENT) rc = err_set(e, ERR_IO, "%s: cannot remove: %s", ip, strerror(errno));
-        free(ip);
-    }
     static const char *const meta[] = {"format", "pt", NULL};
-    if (!rc) rc = st_write_model(out_dir, views, m->n_tensors, meta, (size_t)max_shard_bytes, e);
+    int rc = st_write_model(out_dir, views, m->n_tensors, meta, (size_t)max_shard_bytes, e);
     free_views(views, m->n_tensors);
-    return rc ? -1 : remove_stale_shards(out_dir, e);
+    return rc;
 }
 
 /* The GGUF is made from the directory just written, so it holds exactly
