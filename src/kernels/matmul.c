@@ -20,18 +20,19 @@ typedef struct DotJob {
     const void *act[GROUP_MAX]; /* n activation rows of kernel_act_bytes(ws[m]->type) */
     size_t act_stride[GROUP_MAX];
     long first[GROUP_MAX + 1]; /* prefix sums of the rows */
-    TpCounter rows;
+    TpRanges rows;
 } DotJob;
 
-/* Rows per chunk of the row-dot path: small enough to balance two threads
- * when one starts late, large enough that the atomic is noise. */
-#define DOT_CHUNK 64
+/* Rows per chunk of the row-dot path: small enough to balance the threads
+ * at the end (and when one starts late), large enough that the atomic is
+ * noise. */
+#define DOT_CHUNK 16
 
 static void dot_task(void *ctx, int ith, int nth) {
-    (void)ith, (void)nth;
+    (void)nth;
     DotJob *j = ctx;
     long r0, r1;
-    while (tp_next(&j->rows, j->first[j->k], DOT_CHUNK, &r0, &r1)) {
+    while (tp_ranges_next(&j->rows, ith, DOT_CHUNK, &r0, &r1)) {
         int m = 0;
         while (r0 >= j->first[m + 1]) m++;
         /* a chunk may span matrices: one segment per matrix */
@@ -86,6 +87,7 @@ static void matmul_dots(ThreadPool *tp, int k, float *const ys[], const float *x
             q += j.act_stride[m] * (size_t)n;
         }
     }
+    tp_ranges_init(&j.rows, j.first[k], tp_size(tp));
     tp_run_shared(tp, dot_task, &j);
     free(owned);
 }

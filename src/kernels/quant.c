@@ -1,4 +1,5 @@
 #include "kernels/quant.h"
+#include "kernels/quant_internal.h"
 
 #include <math.h>
 #include <string.h>
@@ -18,49 +19,40 @@ int kernel_vec_type(int weight) {
     return weight == DT_Q8_0 || weight == DT_Q4_0 || weight == DT_Q4_K || weight == DT_Q6_K ? DT_Q8_0 : DT_F32;
 }
 
-/* The activation of Q4_0 and K-quant weights: the Q8_0 blocks, then (from
- * the next 32-byte boundary) as floats: each block's scale dx[nb], its scale times
- * the sum of its quants sx[nb], and the same for each half of 16 s16[2nb].
- * The dots need them for every block of every row (Q4_0's offset of 8 and
- * Q4_K's mins multiply the block sums, Q6_K's offset of 32 the half sums);
- * computed once per matmul they cost nothing per row. */
-static int has_act_extras(int t) { return t == DT_Q4_K || t == DT_Q6_K || t == DT_Q4_0; }
-
-static size_t act_extras_offset(long n) { return (dtype_nbytes(DT_Q8_0, n) + 31) & ~(size_t)31; }
-
 size_t kernel_act_bytes(int t, long n) {
-    if (kernel_vec_type(t) == DT_F32) return (size_t)n * sizeof(float);
-    if (!has_act_extras(t)) return dtype_nbytes(DT_Q8_0, n);
-    return act_extras_offset(n) + 4 * (size_t)(n / QK8_0) * sizeof(float);
+    return kernel_vec_type(t) == DT_F32 ? (size_t)n * sizeof(float) : act_total_bytes(n);
 }
+
+/* n floats (a multiple of 32) to the quants and f16-rounded scales of Q8_0
+ * blocks (SIMD below, else formats' scalar quantiser). */
+static void quantize_q8(const float *x, int8_t *q, float *d, long n);
 
 void kernel_quantize_act(int t, const float *x, void *out, long n) {
     if (kernel_vec_type(t) == DT_F32) {
         memcpy(out, x, (size_t)n * sizeof(float));
         return;
     }
-    kernel_quantize_q8_0(x, out, n);
-    if (!has_act_extras(t)) return;
-    const BlockQ8_0 *b = out;
-    float *dx = (float *)((char *)out + act_extras_offset(n)), *sx = dx + n / QK8_0, *s16 = sx + n / QK8_0;
+    int8_t *q = out;
+    float *dx = (float *)act_dx(out, n), *sx = dx + n / QK8_0, *s16 = sx + n / QK8_0;
+    quantize_q8(x, q, dx, n);
+    memset(q + n, 0, act_qbytes(n) - (size_t)n);
     for (long i = 0; i < n / QK8_0; i++) {
         int lo = 0, hi = 0;
-        for (int j = 0; j < QK8_0 / 2; j++) lo += b[i].qs[j], hi += b[i].qs[j + QK8_0 / 2];
-        dx[i] = f16_to_f32(b[i].d);
+        for (int j = 0; j < QK8_0 / 2; j++) lo += q[32 * i + j], hi += q[32 * i + j + QK8_0 / 2];
         sx[i] = dx[i] * (float)(lo + hi);
         s16[2 * i] = dx[i] * (float)lo;
         s16[2 * i + 1] = dx[i] * (float)hi;
     }
 }
 
-/* The block scales are converted twice per 32 values in the dot loops: use
- * the F16C instruction where there is one rather than a function call. */
-static inline float half(uint16_t h) {
-#ifdef __F16C__
-    return _cvtsh_ss(h);
-#else
-    return f16_to_f32(h);
-#endif
+void kernel_act_to_f32(int t, const void *act, float *y, long n) {
+    if (kernel_vec_type(t) == DT_F32) {
+        memcpy(y, act, (size_t)n * sizeof(float));
+        return;
+    }
+    const int8_t *q = act_q(act);
+    const float *dx = act_dx(act, n);
+    for (long i = 0; i < n; i++) y[i] = dx[i / QK8_0] * (float)q[i];
 }
 
 /* ---- K-quant block fields ---- */
@@ -87,39 +79,39 @@ static inline int q6k_quant(const BlockQ6_K *b, int i) {
 
 /* ---- reference dots: the plain definitions ---- */
 
-/* A K-quant row against Q8_0 activations: each Q4_K sub-block of 32 is one
- * activation block, w = d*sc*q - dmin*m, so its dot is
- * dx * (d*sc*sum(q*qx) - dmin*m*sum(qx)); a Q6_K block of 32 has two
+/* A K-quant row against the activation (quants xq, block scales dx): each
+ * Q4_K sub-block of 32 is one activation block, w = d*sc*q - dmin*m, so its
+ * dot is dx * (d*sc*sum(q*qx) - dmin*m*sum(qx)); a Q6_K block of 32 has two
  * scales of 16, w = d*sc*(q - 32). */
-static float dot_q4_k_ref(const BlockQ4_K *w, const BlockQ8_0 *x, long nb) {
+static float dot_q4_k_ref(const BlockQ4_K *w, const int8_t *xq, const float *dx, long nb) {
     float sum = 0;
     for (long i = 0; i < nb; i++) {
         float d = half(w[i].d), dmin = half(w[i].dmin);
         for (int j = 0; j < 8; j++) {
-            const BlockQ8_0 *a = &x[i * 8 + j];
+            const int8_t *a = xq + 32 * (i * 8 + j);
             int sc, mn, dot = 0, sx = 0;
             q4k_scale_min(j, w[i].scales, &sc, &mn);
             for (int l = 0; l < 32; l++) {
                 int q = j % 2 ? w[i].qs[32 * (j / 2) + l] >> 4 : w[i].qs[32 * (j / 2) + l] & 0xf;
-                dot += q * a->qs[l];
-                sx += a->qs[l];
+                dot += q * a[l];
+                sx += a[l];
             }
-            sum += half(a->d) * (d * (float)sc * (float)dot - dmin * (float)mn * (float)sx);
+            sum += dx[i * 8 + j] * (d * (float)sc * (float)dot - dmin * (float)mn * (float)sx);
         }
     }
     return sum;
 }
 
-static float dot_q6_k_ref(const BlockQ6_K *w, const BlockQ8_0 *x, long nb) {
+static float dot_q6_k_ref(const BlockQ6_K *w, const int8_t *xq, const float *dx, long nb) {
     float sum = 0;
     for (long i = 0; i < nb; i++) {
         float d = half(w[i].d);
         for (int j = 0; j < 8; j++) {
-            const BlockQ8_0 *a = &x[i * 8 + j];
+            const int8_t *a = xq + 32 * (i * 8 + j);
             int dot = 0;
             for (int l = 0; l < 32; l++)
-                dot += w[i].scales[2 * j + l / 16] * (q6k_quant(&w[i], 32 * j + l) - 32) * a->qs[l];
-            sum += half(a->d) * d * (float)dot;
+                dot += w[i].scales[2 * j + l / 16] * (q6k_quant(&w[i], 32 * j + l) - 32) * a[l];
+            sum += dx[i * 8 + j] * d * (float)dot;
         }
     }
     return sum;
@@ -141,27 +133,30 @@ float vec_dot_ref(int t, const void *row, const void *act, long n) {
         return sum;
     }
     case DT_Q8_0: {
-        const BlockQ8_0 *w = row, *x = act;
+        const BlockQ8_0 *w = row;
+        const int8_t *xq = act_q(act);
+        const float *dx = act_dx(act, n);
         for (long i = 0; i < n / QK8_0; i++) {
             int s = 0;
-            for (int j = 0; j < QK8_0; j++) s += w[i].qs[j] * x[i].qs[j];
-            sum += half(w[i].d) * half(x[i].d) * (float)s;
+            for (int j = 0; j < QK8_0; j++) s += w[i].qs[j] * xq[32 * i + j];
+            sum += half(w[i].d) * dx[i] * (float)s;
         }
         return sum;
     }
     case DT_Q4_0: {
         const BlockQ4_0 *w = row;
-        const BlockQ8_0 *x = act;
+        const int8_t *xq = act_q(act);
+        const float *dx = act_dx(act, n);
         for (long i = 0; i < n / QK8_0; i++) {
             int s = 0;
             for (int j = 0; j < QK8_0 / 2; j++)
-                s += ((w[i].qs[j] & 15) - 8) * x[i].qs[j] + ((w[i].qs[j] >> 4) - 8) * x[i].qs[j + QK8_0 / 2];
-            sum += half(w[i].d) * half(x[i].d) * (float)s;
+                s += ((w[i].qs[j] & 15) - 8) * xq[32 * i + j] + ((w[i].qs[j] >> 4) - 8) * xq[32 * i + j + QK8_0 / 2];
+            sum += half(w[i].d) * dx[i] * (float)s;
         }
         return sum;
     }
-    case DT_Q4_K: return dot_q4_k_ref(row, act, n / QK_K);
-    case DT_Q6_K: return dot_q6_k_ref(row, act, n / QK_K);
+    case DT_Q4_K: return dot_q4_k_ref(row, act_q(act), act_dx(act, n), n / QK_K);
+    case DT_Q6_K: return dot_q6_k_ref(row, act_q(act), act_dx(act, n), n / QK_K);
     default: return 0;
     }
 }
@@ -189,21 +184,20 @@ static inline __m256 mul_sum_i8(__m256i x, __m256i y) {
     return _mm256_cvtepi32_ps(s);
 }
 
-static float dot_q8_0(const BlockQ8_0 *w, const BlockQ8_0 *x, long nb) {
+static inline __m256i load_xq(const int8_t *xq, long i) { return _mm256_loadu_si256((const __m256i *)(xq + 32 * i)); }
+
+static float dot_q8_0(const BlockQ8_0 *w, const int8_t *xq, const float *dx, long nb) {
     __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
     long i = 0;
     for (; i + 1 < nb; i += 2) {
-        __m256 p0 = mul_sum_i8(_mm256_loadu_si256((const __m256i *)w[i].qs),
-                               _mm256_loadu_si256((const __m256i *)x[i].qs));
-        __m256 p1 = mul_sum_i8(_mm256_loadu_si256((const __m256i *)w[i + 1].qs),
-                               _mm256_loadu_si256((const __m256i *)x[i + 1].qs));
-        acc0 = _mm256_fmadd_ps(_mm256_set1_ps(half(w[i].d) * half(x[i].d)), p0, acc0);
-        acc1 = _mm256_fmadd_ps(_mm256_set1_ps(half(w[i + 1].d) * half(x[i + 1].d)), p1, acc1);
+        __m256 p0 = mul_sum_i8(_mm256_loadu_si256((const __m256i *)w[i].qs), load_xq(xq, i));
+        __m256 p1 = mul_sum_i8(_mm256_loadu_si256((const __m256i *)w[i + 1].qs), load_xq(xq, i + 1));
+        acc0 = _mm256_fmadd_ps(_mm256_set1_ps(half(w[i].d) * dx[i]), p0, acc0);
+        acc1 = _mm256_fmadd_ps(_mm256_set1_ps(half(w[i + 1].d) * dx[i + 1]), p1, acc1);
     }
     for (; i < nb; i++) {
-        __m256 p = mul_sum_i8(_mm256_loadu_si256((const __m256i *)w[i].qs),
-                              _mm256_loadu_si256((const __m256i *)x[i].qs));
-        acc0 = _mm256_fmadd_ps(_mm256_set1_ps(half(w[i].d) * half(x[i].d)), p, acc0);
+        __m256 p = mul_sum_i8(_mm256_loadu_si256((const __m256i *)w[i].qs), load_xq(xq, i));
+        acc0 = _mm256_fmadd_ps(_mm256_set1_ps(half(w[i].d) * dx[i]), p, acc0);
     }
     return hsum8(_mm256_add_ps(acc0, acc1));
 }
@@ -235,15 +229,14 @@ static inline __m256i unpack_q4_u(const uint8_t *qs) {
     return _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(b, 4), m), _mm_and_si128(b, m));
 }
 
-static float dot_q4_0(const BlockQ4_0 *w, const BlockQ8_0 *x, const float *dx, const float *sx, long nb) {
+static float dot_q4_0(const BlockQ4_0 *w, const int8_t *xq, const float *dx, const float *sx, long nb) {
     __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
     float off0 = 0, off1 = 0;
     long i = 0;
     for (; i + 1 < nb; i += 2) {
         float d0 = half(w[i].d), d1 = half(w[i + 1].d);
-        __m256 p0 = _mm256_cvtepi32_ps(dot_u8s8(unpack_q4_u(w[i].qs), _mm256_loadu_si256((const __m256i *)x[i].qs)));
-        __m256 p1 =
-            _mm256_cvtepi32_ps(dot_u8s8(unpack_q4_u(w[i + 1].qs), _mm256_loadu_si256((const __m256i *)x[i + 1].qs)));
+        __m256 p0 = _mm256_cvtepi32_ps(dot_u8s8(unpack_q4_u(w[i].qs), load_xq(xq, i)));
+        __m256 p1 = _mm256_cvtepi32_ps(dot_u8s8(unpack_q4_u(w[i + 1].qs), load_xq(xq, i + 1)));
         acc0 = _mm256_fmadd_ps(_mm256_set1_ps(d0 * dx[i]), p0, acc0);
         acc1 = _mm256_fmadd_ps(_mm256_set1_ps(d1 * dx[i + 1]), p1, acc1);
         off0 += d0 * sx[i];
@@ -251,7 +244,7 @@ static float dot_q4_0(const BlockQ4_0 *w, const BlockQ8_0 *x, const float *dx, c
     }
     for (; i < nb; i++) {
         float d = half(w[i].d);
-        __m256 p = _mm256_cvtepi32_ps(dot_u8s8(unpack_q4_u(w[i].qs), _mm256_loadu_si256((const __m256i *)x[i].qs)));
+        __m256 p = _mm256_cvtepi32_ps(dot_u8s8(unpack_q4_u(w[i].qs), load_xq(xq, i)));
         acc0 = _mm256_fmadd_ps(_mm256_set1_ps(d * dx[i]), p, acc0);
         off0 += d * sx[i];
     }
@@ -263,33 +256,17 @@ static float dot_q4_0(const BlockQ4_0 *w, const BlockQ8_0 *x, const float *dx, c
  * so the loops over k unroll): the weights of each 32 values are unpacked
  * once and dotted with every activation's block. */
 
-#define ALWAYS_INLINE inline __attribute__((always_inline))
-
-/* The 6-bit scales (lanes 0-7 of *sc) and mins (*mn) of a Q4_K block as
- * int32 lanes, unpacked four at a time from the 12 packed bytes (the
- * layout q4k_scale_min reads one at a time). */
-static inline void q4k_scales8(const uint8_t *s, __m256i *sc, __m256i *mn) {
-    uint32_t u0, u1, u2;
-    memcpy(&u0, s, 4), memcpy(&u1, s + 4, 4), memcpy(&u2, s + 8, 4);
-    uint32_t sc_lo = u0 & 0x3f3f3f3fu, mn_lo = u1 & 0x3f3f3f3fu;
-    uint32_t sc_hi = (u2 & 0x0f0f0f0fu) | (((u0 >> 6) & 0x03030303u) << 4);
-    uint32_t mn_hi = ((u2 >> 4) & 0x0f0f0f0fu) | (((u1 >> 6) & 0x03030303u) << 4);
-    *sc = _mm256_cvtepu8_epi32(_mm_cvtsi64_si128((long long)((uint64_t)sc_hi << 32 | sc_lo)));
-    *mn = _mm256_cvtepu8_epi32(_mm_cvtsi64_si128((long long)((uint64_t)mn_hi << 32 | mn_lo)));
-}
-
 /* Q4_K sub-blocks j and j+1 (the low and high nibbles of 32 bytes)
  * against activation blocks b0+j, b0+j+1, with their scales in lanes j,
  * j+1 of sv[k]; into two accumulators. */
-static ALWAYS_INLINE void q4k_pair(const uint8_t *qs, const __m256 *sv, int j, const BlockQ8_0 *const *x, long b0,
+static ALWAYS_INLINE void q4k_pair(const uint8_t *qs, const __m256 *sv, int j, const int8_t *const *x, long b0,
                                    int NX, __m256 acc[2][4]) {
     const __m256i m4 = _mm256_set1_epi8(15);
     __m256i b = _mm256_loadu_si256((const __m256i *)(qs + 16 * j));
     __m256i q0 = _mm256_and_si256(b, m4), q1 = _mm256_and_si256(_mm256_srli_epi16(b, 4), m4);
     __m256i l0 = _mm256_set1_epi32(j), l1 = _mm256_set1_epi32(j + 1);
     for (int k = 0; k < NX; k++) {
-        __m256i y0 = _mm256_loadu_si256((const __m256i *)x[k][b0 + j].qs);
-        __m256i y1 = _mm256_loadu_si256((const __m256i *)x[k][b0 + j + 1].qs);
+        __m256i y0 = load_xq(x[k], b0 + j), y1 = load_xq(x[k], b0 + j + 1);
         acc[0][k] = _mm256_fmadd_ps(_mm256_permutevar8x32_ps(sv[k], l0), _mm256_cvtepi32_ps(dot_u8s8(q0, y0)), acc[0][k]);
         acc[1][k] = _mm256_fmadd_ps(_mm256_permutevar8x32_ps(sv[k], l1), _mm256_cvtepi32_ps(dot_u8s8(q1, y1)), acc[1][k]);
     }
@@ -299,17 +276,15 @@ static ALWAYS_INLINE void q4k_pair(const uint8_t *qs, const __m256 *sv, int j, c
  * one vector (lane j broadcast for sub-block j), and the mins' part
  * dmin * sum_j m_j * dx_j * sum(y_j) as one FMA over the precomputed
  * block sums (kernel_quantize_act). */
-static ALWAYS_INLINE void dot_q4_k_n(const BlockQ4_K *w, const BlockQ8_0 *const *x, const float *const *dx,
+static ALWAYS_INLINE void dot_q4_k_n(const BlockQ4_K *w, const int8_t *const *x, const float *const *dx,
                                      const float *const *sx, int NX, long nb, float *out) {
     /* one activation: two accumulators (even and odd sub-blocks), else the
      * FMA latency, one per 16 bytes of weights, would bound the dot */
     __m256 acc[2][4], accm[4];
     for (int k = 0; k < NX; k++) acc[0][k] = acc[1][k] = accm[k] = _mm256_setzero_ps();
     for (long i = 0; i < nb; i++) {
-        __m256i sci, mni;
-        q4k_scales8(w[i].scales, &sci, &mni);
-        __m256 scv = _mm256_mul_ps(_mm256_set1_ps(half(w[i].d)), _mm256_cvtepi32_ps(sci));
-        __m256 mnv = _mm256_mul_ps(_mm256_set1_ps(half(w[i].dmin)), _mm256_cvtepi32_ps(mni));
+        __m256 scv, mnv;
+        q4k_scale_vectors(&w[i], &scv, &mnv);
         __m256 sv[4];
         for (int k = 0; k < NX; k++) {
             sv[k] = _mm256_mul_ps(scv, _mm256_loadu_ps(dx[k] + 8 * i));
@@ -347,18 +322,17 @@ static inline void q6k_unpack(const BlockQ6_K *b, int h, __m256i q[4]) {
 /* One Q6_K sub-block j (of 32) of half h against activation block b:
  * lanes 0-3 take scale 8h+2j, lanes 4-7 scale 8h+2j+1 (from sch, the
  * half's eight scales times d). */
-static ALWAYS_INLINE void q6k_step(__m256i q, __m256 sch, int j, const BlockQ8_0 *const *x, const float *const *dx,
+static ALWAYS_INLINE void q6k_step(__m256i q, __m256 sch, int j, const int8_t *const *x, const float *const *dx,
                                    long b, int NX, __m256 *acc) {
     __m256 sj = _mm256_permutevar8x32_ps(
         sch, _mm256_setr_epi32(2 * j, 2 * j, 2 * j, 2 * j, 2 * j + 1, 2 * j + 1, 2 * j + 1, 2 * j + 1));
     for (int k = 0; k < NX; k++) {
-        __m256i y = _mm256_loadu_si256((const __m256i *)x[k][b].qs);
-        __m256 v = _mm256_cvtepi32_ps(dot_u8s8(q, y));
+        __m256 v = _mm256_cvtepi32_ps(dot_u8s8(q, load_xq(x[k], b)));
         acc[k] = _mm256_fmadd_ps(_mm256_mul_ps(sj, _mm256_set1_ps(dx[k][b])), v, acc[k]);
     }
 }
 
-static ALWAYS_INLINE void dot_q6_k_n(const BlockQ6_K *w, const BlockQ8_0 *const *x, const float *const *dx,
+static ALWAYS_INLINE void dot_q6_k_n(const BlockQ6_K *w, const int8_t *const *x, const float *const *dx,
                                      const float *const *s16, int NX, long nb, float *out) {
     __m256 acc[2][4], acco[4]; /* two accumulators for one activation, as in Q4_K */
     for (int k = 0; k < NX; k++) acc[0][k] = acc[1][k] = acco[k] = _mm256_setzero_ps();
@@ -385,22 +359,17 @@ static ALWAYS_INLINE void dot_q6_k_n(const BlockQ6_K *w, const BlockQ8_0 *const 
     for (int k = 0; k < NX; k++) out[k] = hsum8(_mm256_add_ps(acc[0][k], acc[1][k])) - 32 * hsum8(acco[k]);
 }
 
-/* The extras of an activation of n values (kernel_quantize_act). */
-static inline const float *act_dx(const void *x, long n) {
-    return (const float *)((const char *)x + act_extras_offset(n));
-}
-
 static float dot_q4_k(const void *w, const void *x, long n) {
-    const BlockQ8_0 *xs[1] = {x};
-    const float *dx[1] = {act_dx(x, n)}, *sx[1] = {dx[0] + n / QK8_0};
+    const int8_t *xs[1] = {act_q(x)};
+    const float *dx[1] = {act_dx(x, n)}, *sx[1] = {act_sx(x, n)};
     float r;
     dot_q4_k_n(w, xs, dx, sx, 1, n / QK_K, &r);
     return r;
 }
 
 static float dot_q6_k(const void *w, const void *x, long n) {
-    const BlockQ8_0 *xs[1] = {x};
-    const float *dx[1] = {act_dx(x, n)}, *s16[1] = {dx[0] + 2 * (n / QK8_0)};
+    const int8_t *xs[1] = {act_q(x)};
+    const float *dx[1] = {act_dx(x, n)}, *s16[1] = {act_s16(x, n)};
     float r;
     dot_q6_k_n(w, xs, dx, s16, 1, n / QK_K, &r);
     return r;
@@ -465,14 +434,14 @@ static inline __m256 mul_sum_signed(__m256i aw, __m256i w, __m256i y) {
     return _mm256_cvtepi32_ps(s);
 }
 
-static inline void dot4_q(int q4, const void *row, const BlockQ8_0 *const x[4], long nb, float out[4]) {
+static inline void dot4_q(int q4, const void *row, const void *const x[4], long n, float out[4]) {
+    long nb = n / QK8_0;
     __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
     for (long i = 0; i < nb; i++) {
         float dw;
         __m256i w = load_w_q(q4, row, i, &dw), aw = _mm256_sign_epi8(w, w);
 #define ACC(k, acc)                                                                                  \
-    acc = _mm256_fmadd_ps(_mm256_set1_ps(dw * half(x[k][i].d)),                                       \
-                          mul_sum_signed(aw, w, _mm256_loadu_si256((const __m256i *)x[k][i].qs)), acc)
+    acc = _mm256_fmadd_ps(_mm256_set1_ps(dw * act_dx(x[k], n)[i]), mul_sum_signed(aw, w, load_xq(act_q(x[k]), i)), acc)
         ACC(0, a0);
         ACC(1, a1);
         ACC(2, a2);
@@ -506,6 +475,49 @@ static void dot4_bf16(const uint16_t *w, const float *const x[4], long n, float 
 }
 #undef ID
 
+/* The quantised dots: the AVX-512 ones (quant_avx512.c) where the build
+ * has them and they are on, else the AVX2 ones above. */
+static int avx512_on = KERNELS_AVX512;
+
+int kernel_use_avx512(int on) {
+    int was = avx512_on;
+    avx512_on = on && KERNELS_AVX512;
+    return was;
+}
+
+static void quant_dot(int t, const void *row, const void *act, long n, float *out) {
+#if KERNELS_AVX512
+    if (avx512_on) {
+        quant512_dot(t, row, act, n, out);
+        return;
+    }
+#endif
+    switch (t) {
+    case DT_Q8_0: *out = dot_q8_0(row, act_q(act), act_dx(act, n), n / QK8_0); break;
+    case DT_Q4_0: *out = dot_q4_0(row, act_q(act), act_dx(act, n), act_sx(act, n), n / QK8_0); break;
+    case DT_Q4_K: *out = dot_q4_k(row, act, n); break;
+    default: *out = dot_q6_k(row, act, n); break;
+    }
+}
+
+static void quant_dot4(int t, const void *row, const void *const x[4], long n, float r[4]) {
+#if KERNELS_AVX512
+    if (avx512_on) {
+        quant512_dot4(t, row, x, n, r);
+        return;
+    }
+#endif
+    if (t == DT_Q8_0 || t == DT_Q4_0) {
+        dot4_q(t == DT_Q4_0, row, x, n, r);
+        return;
+    }
+    const int8_t *xq[4];
+    const float *dx[4], *sx[4], *s16[4];
+    for (int k = 0; k < 4; k++) xq[k] = act_q(x[k]), dx[k] = act_dx(x[k], n), sx[k] = act_sx(x[k], n), s16[k] = act_s16(x[k], n);
+    if (t == DT_Q4_K) dot_q4_k_n(row, xq, dx, sx, 4, n / QK_K, r);
+    else dot_q6_k_n(row, xq, dx, s16, 4, n / QK_K, r);
+}
+
 void vec_dot_multi(int t, const void *row, const void *act, size_t stride, int n, long len, float *out,
                    size_t out_stride) {
     int a = 0;
@@ -519,17 +531,10 @@ void vec_dot_multi(int t, const void *row, const void *act, size_t stride, int n
         case DT_F32: dot4_f32(row, (const float *const *)x, len, r); break;
         case DT_F16: dot4_f16(row, (const float *const *)x, len, r); break;
         case DT_BF16: dot4_bf16(row, (const float *const *)x, len, r); break;
-        case DT_Q8_0: dot4_q(0, row, (const BlockQ8_0 *const *)x, len / QK8_0, r); break;
-        case DT_Q4_0: dot4_q(1, row, (const BlockQ8_0 *const *)x, len / QK8_0, r); break;
+        case DT_Q8_0:
+        case DT_Q4_0:
         case DT_Q4_K:
-        case DT_Q6_K: {
-            const float *dx[4], *sx[4], *s16[4];
-            for (int k = 0; k < 4; k++)
-                dx[k] = act_dx(x[k], len), sx[k] = dx[k] + len / QK8_0, s16[k] = dx[k] + 2 * (len / QK8_0);
-            if (t == DT_Q4_K) dot_q4_k_n(row, (const BlockQ8_0 *const *)x, dx, sx, 4, len / QK_K, r);
-            else dot_q6_k_n(row, (const BlockQ8_0 *const *)x, dx, s16, 4, len / QK_K, r);
-            break;
-        }
+        case DT_Q6_K: quant_dot4(t, row, x, len, r); break;
         default: r[0] = r[1] = r[2] = r[3] = 0; break;
         }
         for (int k = 0; k < 4 && a + k < n; k++) out[(size_t)(a + k) * out_stride] = r[k];
@@ -627,12 +632,11 @@ void kernel_dequantize_row(int t, const void *row, float *y, long n) {
 }
 
 
-/* Activations to Q8_0 blocks, once per matmul in the decode path. The
- * rounding is to nearest-even where ggml's scalar reference rounds halves
- * away from zero: the two differ only on exact ties (as in llama.cpp's
- * AVX2 code). */
-void kernel_quantize_q8_0(const float *x, void *out, long n) {
-    BlockQ8_0 *b = out;
+/* Activations to Q8_0 quants and scales, once per matmul in the decode
+ * path. The rounding is to nearest-even where ggml's scalar reference
+ * rounds halves away from zero: the two differ only on exact ties (as in
+ * llama.cpp's AVX2 code). */
+static void quantize_q8(const float *x, int8_t *q, float *dx, long n) {
     const __m256 sign = _mm256_set1_ps(-0.0f);
     for (long i = 0; i < n / QK8_0; i++, x += QK8_0) {
         __m256 v[4], m = _mm256_setzero_ps();
@@ -644,16 +648,16 @@ void kernel_quantize_q8_0(const float *x, void *out, long n) {
         h = _mm_max_ps(h, _mm_movehl_ps(h, h));
         h = _mm_max_ss(h, _mm_movehdup_ps(h));
         float amax = _mm_cvtss_f32(h), d = amax / 127.0f, id = d != 0 ? 1.0f / d : 0.0f;
-        b[i].d = f32_to_f16(d);
+        dx[i] = f16_to_f32(f32_to_f16(d));
         __m256 vid = _mm256_set1_ps(id);
-        __m256i q[4];
+        __m256i qi[4];
         for (int k = 0; k < 4; k++)
-            q[k] = _mm256_cvtps_epi32(_mm256_round_ps(_mm256_mul_ps(v[k], vid), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+            qi[k] = _mm256_cvtps_epi32(_mm256_round_ps(_mm256_mul_ps(v[k], vid), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
         /* int32 -> int8 with the lane order packs scramble undone */
-        __m256i p16a = _mm256_packs_epi32(q[0], q[1]), p16b = _mm256_packs_epi32(q[2], q[3]);
+        __m256i p16a = _mm256_packs_epi32(qi[0], qi[1]), p16b = _mm256_packs_epi32(qi[2], qi[3]);
         __m256i p8 = _mm256_packs_epi16(p16a, p16b);
         p8 = _mm256_permutevar8x32_epi32(p8, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
-        _mm256_storeu_si256((__m256i *)b[i].qs, p8);
+        _mm256_storeu_si256((__m256i *)(q + 32 * i), p8);
     }
 }
 
@@ -662,13 +666,14 @@ float vec_dot(int t, const void *row, const void *act, long n) {
     case DT_F32: return dot_f32_w(row, act, n);
     case DT_F16: return dot_f16(row, act, n);
     case DT_BF16: return dot_bf16(row, act, n);
-    case DT_Q8_0: return dot_q8_0(row, act, n / QK8_0);
-    case DT_Q4_0: {
-        const float *dx = act_dx(act, n);
-        return dot_q4_0(row, act, dx, dx + n / QK8_0, n / QK8_0);
+    case DT_Q8_0:
+    case DT_Q4_0:
+    case DT_Q4_K:
+    case DT_Q6_K: {
+        float r;
+        quant_dot(t, row, act, n, &r);
+        return r;
     }
-    case DT_Q4_K: return dot_q4_k(row, act, n);
-    case DT_Q6_K: return dot_q6_k(row, act, n);
     default: return 0;
     }
 }
@@ -705,7 +710,19 @@ void axpy_f32(float *y, float a, const float *x, long n) {
 
 void kernel_dequantize_row(int t, const void *row, float *y, long n) { dequantize_row(t, row, y, n); }
 
-void kernel_quantize_q8_0(const float *x, void *out, long n) { quantize_row_q8_0(x, out, n); }
+static void quantize_q8(const float *x, int8_t *q, float *dx, long n) {
+    BlockQ8_0 b;
+    for (long i = 0; i < n / QK8_0; i++) {
+        quantize_row_q8_0(x + 32 * i, &b, QK8_0);
+        memcpy(q + 32 * i, b.qs, QK8_0);
+        dx[i] = f16_to_f32(b.d);
+    }
+}
+
+int kernel_use_avx512(int on) {
+    (void)on;
+    return 0;
+}
 
 void vec_dot_multi(int t, const void *row, const void *act, size_t stride, int n, long len, float *out,
                    size_t out_stride) {

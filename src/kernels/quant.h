@@ -12,7 +12,8 @@
  *
  * Every fast dot has a plain scalar reference (`*_ref`) beside it; the
  * tests compare them. SIMD paths are chosen at compile time (#ifdef
- * __AVX2__ / __FMA__ / __F16C__; the build uses -march=native). */
+ * __AVX2__ / __FMA__ / __F16C__, and AVX-512 BW/VL/VNNI for the quantised
+ * dots, quant_avx512.c; the build uses -march=native). */
 #ifndef ALOE_KERNELS_QUANT_H
 #define ALOE_KERNELS_QUANT_H
 
@@ -33,16 +34,23 @@ int kernel_row_ok(int dtype, long n);
 int kernel_vec_type(int weight_dtype);
 
 /* An activation prepared for weights of type t: n floats as f32 (float
- * weights) or Q8_0 blocks (quantised weights; for Q4_0 and the K-quants
- * followed by per-block float scales and block sums, which their dots
- * would otherwise recompute for every row). kernel_act_bytes: its size. */
+ * weights), or for quantised weights Q8_0's quants and scales (laid out
+ * for the kernels, with block sums that the offsets of Q4_0 and the
+ * K-quants need; quant_internal.h). kernel_act_bytes: its size, a multiple
+ * of 64 for quantised weights. kernel_act_to_f32: its values back as floats. */
 size_t kernel_act_bytes(int t, long n);
 void kernel_quantize_act(int t, const float *x, void *out, long n);
+void kernel_act_to_f32(int t, const void *act, float *y, long n);
 
 /* Dot product of a weight row (type t, n values) with an activation made
  * by kernel_quantize_act(t) (vec_dot_ref reads only its Q8_0 blocks). */
 float vec_dot(int t, const void *row, const void *act, long n);
 float vec_dot_ref(int t, const void *row, const void *act, long n);
+
+/* Whether the quantised dots use their AVX-512 versions (default: yes
+ * where the build has them); returns the previous setting. For tests and
+ * benchmarks comparing the two; not to be changed while kernels run. */
+int kernel_use_avx512(int on);
 
 /* Dots of one weight row with n activations (each made by
  * kernel_quantize_act(t), `stride` bytes apart): out[i * out_stride] for i < n. The row is
@@ -53,10 +61,6 @@ void vec_dot_multi(int t, const void *row, const void *act, size_t stride, int n
 /* A row of a kernel type to f32 (SIMD; same values as formats'
  * dequantize_row). */
 void kernel_dequantize_row(int t, const void *row, float *y, long n);
-
-/* n floats (a multiple of 32) to Q8_0 blocks, as the activations of the
- * quantised dots (SIMD; equal to quantize_row_q8_0 except on exact ties). */
-void kernel_quantize_q8_0(const float *x, void *out, long n);
 
 /* Plain f32 helpers used by the other kernels. */
 float dot_f32(const float *a, const float *b, long n);

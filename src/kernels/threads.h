@@ -57,6 +57,46 @@ static inline int tp_next(TpCounter *c, long n, long chunk, long *start, long *e
     return 1;
 }
 
+/* Dynamic sharing that keeps each thread on one contiguous range: n items
+ * are cut into `parts` ranges (one per thread), each taken from its front
+ * in chunks; a thread whose own range is done takes chunks from the
+ * others' (so a thread that never starts holds nothing up, as with
+ * TpCounter). Reading its own range from start to end, each thread is one
+ * sequential stream for the hardware prefetcher, where interleaved chunks
+ * (TpCounter) jump every chunk: for the decode path's matrix-vector
+ * products that is the difference between ~37 and ~45 GB/s on two cores. */
+#define TP_RANGES_MAX 16
+typedef struct TpRanges {
+    int parts;
+    struct {
+        _Alignas(64) _Atomic long next; /* a cache line each: threads take chunks concurrently */
+        long end;
+    } r[TP_RANGES_MAX];
+} TpRanges;
+
+static inline void tp_ranges_init(TpRanges *t, long n, int parts) {
+    t->parts = parts < 1 ? 1 : parts > TP_RANGES_MAX ? TP_RANGES_MAX : parts;
+    for (int i = 0; i < t->parts; i++) {
+        atomic_init(&t->r[i].next, n * i / t->parts);
+        t->r[i].end = n * (i + 1) / t->parts;
+    }
+}
+
+/* The next chunk for thread ith: from its own range, else from the
+ * others' in turn. 0 when all is taken. */
+static inline int tp_ranges_next(TpRanges *t, int ith, long chunk, long *start, long *end) {
+    for (int k = 0; k < t->parts; k++) {
+        int i = (ith + k) % t->parts;
+        if (atomic_load_explicit(&t->r[i].next, memory_order_relaxed) >= t->r[i].end) continue;
+        long s = atomic_fetch_add_explicit(&t->r[i].next, chunk, memory_order_relaxed);
+        if (s >= t->r[i].end) continue;
+        *start = s;
+        *end = s + chunk < t->r[i].end ? s + chunk : t->r[i].end;
+        return 1;
+    }
+    return 0;
+}
+
 /* The [start, end) share of n items for thread ith of nth. */
 static inline void tp_split(long n, int ith, int nth, long *start, long *end) {
     long per = (n + nth - 1) / nth;

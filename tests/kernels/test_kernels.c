@@ -87,7 +87,7 @@ static void test_k_quant_dots_match_dequantised(void) {
         for (int k = 0; k < 5; k++) {
             for (long i = 0; i < n; i++) xs[k * n + i] *= (float)(k + 1);
             kernel_quantize_act(t, xs + k * n, xq + k * xb, n);
-            dequantize_row(DT_Q8_0, xq + k * xb, xd + k * n, n);
+            kernel_act_to_f32(t, xq + k * xb, xd + k * n, n);
         }
         quantize_row(t, w, wq, n);
         dequantize_row(t, wq, wd, n);
@@ -113,12 +113,17 @@ static void test_quantize_activations(void) {
     float *x = rand_vec(&r, n, 3.0f);
     x[5] = 0, x[40] = -7.5f; /* a block whose extreme is negative */
     for (int i = 64; i < 96; i++) x[i] = 0; /* an all-zero block */
-    size_t bytes = dtype_nbytes(DT_Q8_0, n);
-    char *a = xmalloc(bytes), *b = xmalloc(bytes);
+    /* the activation holds Q8_0's quants and scales: random floats have no
+     * exact ties, so they equal formats' scalar quantiser's */
+    char *a = xmalloc(dtype_nbytes(DT_Q8_0, n)), *b = xmalloc(kernel_act_bytes(DT_Q8_0, n));
+    float *ya = xmalloc((size_t)n * 4), *yb = xmalloc((size_t)n * 4);
     quantize_row(DT_Q8_0, x, a, n);
-    kernel_quantize_q8_0(x, b, n);
-    CHECK(!memcmp(a, b, bytes)); /* random floats have no exact ties */
-    free(x), free(a), free(b);
+    dequantize_row(DT_Q8_0, a, ya, n);
+    kernel_quantize_act(DT_Q8_0, x, b, n);
+    kernel_act_to_f32(DT_Q8_0, b, yb, n);
+    CHECK(!memcmp(ya, yb, (size_t)n * 4));
+    CHECK(kernel_act_bytes(DT_Q8_0, n) % 64 == 0 && kernel_act_bytes(DT_Q4_K, 4096 + 32) % 64 == 0);
+    free(x), free(a), free(b), free(ya), free(yb);
 }
 
 /* The matmul of one type and batch size against the double reference. For
@@ -359,6 +364,39 @@ static void test_thread_pool(void) {
     tp_free(tp);
 }
 
+/* Q8_0 weights of -128 (valid in a GGUF file, never written by the
+ * quantisers) and a row of an odd number of blocks: every path equals the
+ * reference exactly in its integer part. */
+static void test_q8_0_extreme_quants(void) {
+    long n = 32 * 19;
+    BlockQ8_0 *w = xmalloc(sizeof(BlockQ8_0) * 19);
+    float *x = xmalloc((size_t)n * 4);
+    void *xq = xmalloc(kernel_act_bytes(DT_Q8_0, n));
+    for (long i = 0; i < n; i++) x[i] = (float)((i * 37) % 255 - 127) / 16;
+    for (int b = 0; b < 19; b++) {
+        w[b].d = f32_to_f16(0.01f * (float)(b + 1));
+        for (int j = 0; j < 32; j++) w[b].qs[j] = (int8_t)(j % 3 == 0 ? -128 : (b * 7 + j * 13) % 255 - 127);
+    }
+    kernel_quantize_act(DT_Q8_0, x, xq, n);
+    for (int on = 0; on < 2; on++) {
+        int was = kernel_use_avx512(on);
+        float fast = vec_dot(DT_Q8_0, w, xq, n), ref = vec_dot_ref(DT_Q8_0, w, xq, n);
+        CHECK_MSG(fabs(fast - ref) <= 1e-5 * fabs(ref), "avx512 %d: %g vs %g", on, fast, ref);
+        kernel_use_avx512(was);
+    }
+    free(w), free(x), free(xq);
+}
+
+/* The same checks on the AVX2 dots when the build also has AVX-512 ones
+ * (which the other tests use), so that both stay right. */
+static void test_dots_without_avx512(void) {
+    int was = kernel_use_avx512(0);
+    test_vec_dot_matches_reference();
+    test_k_quant_dots_match_dequantised();
+    test_matmul_matches_reference();
+    kernel_use_avx512(was);
+}
+
 int main(void) {
     RUN(test_vec_dot_matches_reference);
     RUN(test_dequantize_matches_formats);
@@ -366,6 +404,8 @@ int main(void) {
     RUN(test_quantize_activations);
     RUN(test_matmul_matches_reference);
     RUN(test_matmul_group_equals_separate);
+    RUN(test_q8_0_extreme_quants);
+    RUN(test_dots_without_avx512);
     RUN(test_attention_matches_reference);
     RUN(test_rmsnorm_softmax_swiglu);
     RUN(test_rope_layouts);

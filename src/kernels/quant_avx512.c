@@ -1,0 +1,251 @@
+/* quant_avx512: the quantised dots (Q8_0, Q4_0, Q4_K, Q6_K weights against
+ * the Q8_0 activation of quant_internal.h) with AVX-512 BW/VL/VNNI.
+ *
+ * Why a second set beside the AVX2 one: on one core the AVX2 dots unpack
+ * 16-36 GB/s of weights (in cache), about what one core streams from
+ * memory, so decoding a quantised model on two cores was bound by the
+ * kernel, not by memory. Here every instruction covers two blocks of 32
+ * (one 512-bit register) and the integer products are one VPDPBUSD each;
+ * the weight scales of a pair of blocks come from one load and one word
+ * permute (a 16-block gather was tried: on Zen 5 it costs more than the
+ * dots it feeds), and the activation's scales are loaded 16 at a time.
+ * Figures: bench/matvec_speed.sh, docs/BENCHMARKS.md.
+ *
+ * The results equal the reference dots up to float reordering (the
+ * integer sums are exact); tests/kernels/test_kernels.c checks both
+ * against vec_dot_ref with this path on and off. */
+#include "kernels/quant_internal.h"
+
+#if KERNELS_AVX512
+#include <immintrin.h>
+
+static ALWAYS_INLINE __mmask16 first_lanes(int m) {
+    return m >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << m) - 1);
+}
+
+/* The f16 scales (first field of each block) of a pair of blocks of
+ * `stride` bytes as floats: lanes 0-7 the first, 8-15 the second (0 when
+ * there is only one: the load is masked to the first block, so it never
+ * reads past the row). One load and one word permute: gathering 16 scales
+ * at once is slower on the processors this was measured on. */
+static ALWAYS_INLINE __m512 pair_scales(const void *b, int stride, int both) {
+    int w1 = stride / 2;
+    __m512i v = both ? _mm512_maskz_loadu_epi16((__mmask32)((1ull << (w1 + 1)) - 1), b)
+                     : _mm512_maskz_loadu_epi16((__mmask32)1, b);
+    __m256i idx = _mm256_setr_epi16(0, 0, 0, 0, 0, 0, 0, 0, (short)w1, (short)w1, (short)w1, (short)w1, (short)w1,
+                                    (short)w1, (short)w1, (short)w1);
+    return _mm512_cvtph_ps(_mm512_castsi512_si256(_mm512_permutexvar_epi16(_mm512_castsi256_si512(idx), v)));
+}
+
+/* Permute indices that give lanes 0-7 the value of lane p and lanes 8-15
+ * that of lane p + 1: the scales of a pair of blocks. */
+static ALWAYS_INLINE __m512i pair_index(int p) {
+    return _mm512_add_epi32(_mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1), _mm512_set1_epi32(p));
+}
+
+/* ---- Q8_0 and Q4_0: 16 blocks at a time, two per register ---- */
+
+/* Two Q8_0 blocks' quants (the second 0 when only one is left). */
+static ALWAYS_INLINE __m512i load_q8_pair(const BlockQ8_0 *b, int both) {
+    __m256i lo = _mm256_loadu_si256((const __m256i *)b[0].qs);
+    if (!both) return _mm512_zextsi256_si512(lo);
+    return _mm512_inserti64x4(_mm512_castsi256_si512(lo), _mm256_loadu_si256((const __m256i *)b[1].qs), 1);
+}
+
+/* Two Q4_0 blocks' nibbles as unsigned bytes in element order: 128-bit
+ * lanes [low nibbles of b0, high of b0, low of b1, high of b1]. */
+static ALWAYS_INLINE __m512i load_q4_pair(const BlockQ4_0 *b, int both) {
+    __m128i lo = _mm_loadu_si128((const __m128i *)b[0].qs);
+    __m256i two = both ? _mm256_inserti128_si256(_mm256_castsi128_si256(lo), _mm_loadu_si128((const __m128i *)b[1].qs), 1)
+                       : _mm256_zextsi128_si256(lo);
+    __m512i v = _mm512_shuffle_i64x2(_mm512_castsi256_si512(two), _mm512_castsi256_si512(two), _MM_SHUFFLE(1, 1, 0, 0));
+    v = _mm512_srlv_epi64(v, _mm512_setr_epi64(0, 0, 4, 4, 0, 0, 4, 4));
+    return _mm512_and_si512(v, _mm512_set1_epi8(15));
+}
+
+/* One pair of blocks (p, p + 1 of the 16 whose scales are in d[]) of a
+ * Q8_0 or Q4_0 row against NX activations, into acc[k]. Q8_0: signed
+ * weights, so the sign moves onto the activation (VPDPBUSD multiplies
+ * unsigned by signed; |w| of -128 is 128, still exact). Q4_0: nibbles q in
+ * 0..15 stay unsigned; their offset (w = d (q - 8)) comes off at the end. */
+static ALWAYS_INLINE void q8q4_pair(int q4, const void *row, long b, int both, const __m512 *dx, const __m512 *sx,
+                                    int p, const int8_t *const *xq, int NX, __m512 *acc, __m512 *off) {
+    const int stride = q4 ? (int)sizeof(BlockQ4_0) : (int)sizeof(BlockQ8_0);
+    __m512i w, aw = _mm512_setzero_si512();
+    __mmask64 neg = 0;
+    if (q4) {
+        w = load_q4_pair((const BlockQ4_0 *)row + b, both);
+    } else {
+        w = load_q8_pair((const BlockQ8_0 *)row + b, both);
+        aw = _mm512_abs_epi8(w);
+        neg = _mm512_movepi8_mask(w);
+    }
+    __m512i idx = pair_index(p);
+    __m512 dw = pair_scales((const char *)row + b * stride, stride, both);
+    for (int k = 0; k < NX; k++) {
+        /* the activation is padded to 64 bytes: a lone last block reads
+         * zeros (and meets zero weights) in the upper half */
+        __m512i y = _mm512_loadu_si512(xq[k] + 32 * b);
+        __m512i s;
+        if (q4) {
+            s = _mm512_dpbusd_epi32(_mm512_setzero_si512(), w, y);
+        } else {
+            y = _mm512_mask_sub_epi8(y, neg, _mm512_setzero_si512(), y);
+            s = _mm512_dpbusd_epi32(_mm512_setzero_si512(), aw, y);
+        }
+        acc[k] = _mm512_fmadd_ps(_mm512_mul_ps(dw, _mm512_permutexvar_ps(idx, dx[k])), _mm512_cvtepi32_ps(s), acc[k]);
+        /* each of the pair's 8 lanes adds d * sx: 8 times the offset */
+        if (q4) off[k] = _mm512_fmadd_ps(dw, _mm512_permutexvar_ps(idx, sx[k]), off[k]);
+    }
+}
+
+/* A Q8_0 or Q4_0 row against NX activations, 16 blocks per step (the
+ * activation's scales and sums loaded once for them), four blocks at a
+ * time into two accumulators (the FMA latency). Q4_0's offset, 8 * sum(d *
+ * sx), collects in its own accumulator. */
+static ALWAYS_INLINE void dot_q8q4_n(int q4, const void *row, const void *const *x, int NX, long n, float *out) {
+    const long nb = n / QK8_0;
+    const int8_t *xq[4];
+    __m512 acc0[4], acc1[4], off[4];
+    for (int k = 0; k < NX; k++) xq[k] = act_q(x[k]), acc0[k] = acc1[k] = off[k] = _mm512_setzero_ps();
+    for (long i = 0; i < nb; i += 16) {
+        int m = nb - i < 16 ? (int)(nb - i) : 16;
+        __mmask16 km = first_lanes(m);
+        __m512 dx[4], sx[4];
+        for (int k = 0; k < NX; k++) {
+            dx[k] = _mm512_maskz_loadu_ps(km, act_dx(x[k], n) + i);
+            sx[k] = q4 ? _mm512_maskz_loadu_ps(km, act_sx(x[k], n) + i) : dx[k];
+        }
+        int p = 0;
+        if (m == 16) {
+            for (; p < 16; p += 4) {
+                q8q4_pair(q4, row, i + p, 1, dx, sx, p, xq, NX, acc0, off);
+                q8q4_pair(q4, row, i + p + 2, 1, dx, sx, p + 2, xq, NX, acc1, off);
+            }
+        } else {
+            for (; p + 1 < m; p += 2) q8q4_pair(q4, row, i + p, 1, dx, sx, p, xq, NX, acc0, off);
+            if (p < m) q8q4_pair(q4, row, i + p, 0, dx, sx, p, xq, NX, acc1, off);
+        }
+    }
+    for (int k = 0; k < NX; k++) {
+        float s = _mm512_reduce_add_ps(_mm512_add_ps(acc0[k], acc1[k]));
+        out[k] = q4 ? s - _mm512_reduce_add_ps(off[k]) : s;
+    }
+}
+
+/* ---- K-quants: a super-block of 256 values per step ---- */
+
+/* Permute indices: lanes 0-7 take lane a, lanes 8-15 lane b. */
+static ALWAYS_INLINE __m512i two_lanes(int a, int b) {
+    return _mm512_setr_epi32(a, a, a, a, a, a, a, a, b, b, b, b, b, b, b, b);
+}
+
+/* Q4_K: 32 bytes of quants hold sub-blocks 2j (low nibbles) and 2j+1
+ * (high): broadcast to both halves of a register and shifted by 0 and 4,
+ * they line up with 64 consecutive activation values. Sub-block j's weights are d*sc_j*q - dmin*m_j; the mins' part,
+ * dmin * sum_j m_j * sx_j, is one FMA per super-block. */
+static ALWAYS_INLINE void dot_q4_k_n(const BlockQ4_K *w, const void *const *x, int NX, long n, float *out) {
+    __m512 acc[4][2];
+    __m256 accm[4];
+    for (int k = 0; k < NX; k++) acc[k][0] = acc[k][1] = _mm512_setzero_ps(), accm[k] = _mm256_setzero_ps();
+    const __m512i m4 = _mm512_set1_epi8(15);
+    for (long i = 0; i < n / QK_K; i++) {
+        __m256 scv, mnv;
+        q4k_scale_vectors(&w[i], &scv, &mnv);
+        __m512 sv[4];
+        for (int k = 0; k < NX; k++) {
+            sv[k] = _mm512_castps256_ps512(_mm256_mul_ps(scv, _mm256_loadu_ps(act_dx(x[k], n) + 8 * i)));
+            accm[k] = _mm256_fmadd_ps(mnv, _mm256_loadu_ps(act_sx(x[k], n) + 8 * i), accm[k]);
+        }
+        for (int h = 0; h < 4; h += 2) {
+            /* 32 bytes of quants, both nibbles: sub-blocks h and h+1 */
+            __m512i b = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(w[i].qs + 16 * h)));
+            __m512i q = _mm512_and_si512(_mm512_srlv_epi64(b, _mm512_setr_epi64(0, 0, 0, 0, 4, 4, 4, 4)), m4);
+            __m512i b2 = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(w[i].qs + 16 * h + 64)));
+            __m512i q2 = _mm512_and_si512(_mm512_srlv_epi64(b2, _mm512_setr_epi64(0, 0, 0, 0, 4, 4, 4, 4)), m4);
+            for (int k = 0; k < NX; k++) {
+                const int8_t *y = act_q(x[k]) + QK_K * i + 32 * h;
+                __m512 p0 = _mm512_cvtepi32_ps(_mm512_dpbusd_epi32(_mm512_setzero_si512(), q, _mm512_loadu_si512(y)));
+                __m512 p1 = _mm512_cvtepi32_ps(_mm512_dpbusd_epi32(_mm512_setzero_si512(), q2, _mm512_loadu_si512(y + 128)));
+                acc[k][0] = _mm512_fmadd_ps(_mm512_permutexvar_ps(two_lanes(h, h + 1), sv[k]), p0, acc[k][0]);
+                acc[k][1] = _mm512_fmadd_ps(_mm512_permutexvar_ps(two_lanes(h + 4, h + 5), sv[k]), p1, acc[k][1]);
+            }
+        }
+    }
+    for (int k = 0; k < NX; k++) {
+        __m256 m = accm[k];
+        __m128 s = _mm_add_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
+        s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+        s = _mm_add_ss(s, _mm_movehdup_ps(s));
+        out[k] = _mm512_reduce_add_ps(_mm512_add_ps(acc[k][0], acc[k][1])) - _mm_cvtss_f32(s);
+    }
+}
+
+/* Q6_K: the low nibbles of ql[64h..64h+63] are elements 128h..128h+63 in
+ * order, the high nibbles elements 128h+64..127; the two high bits of each
+ * come from qh[32h..32h+31] (bits 0-1, 2-3 for the first 64, 4-5, 6-7 for
+ * the others), shifted within 64-bit lanes straight to bits 4-5 (the mask
+ * after the shift keeps each byte's own bits). The quants (0..63) are dotted
+ * unsigned; w = d*sc_g*(q - 32) per group g of 16, so the offset comes off
+ * once per super-block through the activation's half-block sums. Each
+ * int32 lane of a product covers 4 values: lane L of part p (64 values)
+ * belongs to group 4p + L/4. */
+static ALWAYS_INLINE void dot_q6_k_n(const BlockQ6_K *w, const void *const *x, int NX, long n, float *out) {
+    __m512 acc[4][2], acco[4];
+    for (int k = 0; k < NX; k++) acc[k][0] = acc[k][1] = acco[k] = _mm512_setzero_ps();
+    const __m512i m4 = _mm512_set1_epi8(15), m30 = _mm512_set1_epi8(0x30);
+    /* group g of 16 lies in activation block g / 2 */
+    const __m512i blk = _mm512_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7);
+    for (long i = 0; i < n / QK_K; i++) {
+        __m512 sc16 = _mm512_mul_ps(_mm512_set1_ps(half(w[i].d)),
+                                    _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)w[i].scales))));
+        __m512 s[4];
+        for (int k = 0; k < NX; k++) {
+            __m512 dx8 = _mm512_castps256_ps512(_mm256_loadu_ps(act_dx(x[k], n) + 8 * i));
+            s[k] = _mm512_mul_ps(sc16, _mm512_permutexvar_ps(blk, dx8)); /* lane g: d * sc_g * dx */
+            acco[k] = _mm512_fmadd_ps(sc16, _mm512_loadu_ps(act_s16(x[k], n) + 16 * i), acco[k]);
+        }
+        for (int h = 0; h < 2; h++) {
+            __m512i ql = _mm512_loadu_si512(w[i].ql + 64 * h);
+            __m512i qh = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(w[i].qh + 32 * h)));
+            __m512i hi01 = _mm512_and_si512(_mm512_sllv_epi64(qh, _mm512_setr_epi64(4, 4, 4, 4, 2, 2, 2, 2)), m30);
+            __m512i hi23 = _mm512_and_si512(_mm512_srlv_epi64(qh, _mm512_setr_epi64(0, 0, 0, 0, 2, 2, 2, 2)), m30);
+            __m512i q01 = _mm512_or_si512(_mm512_and_si512(ql, m4), hi01);
+            __m512i q23 = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(ql, 4), m4), hi23);
+            const __m512i g01 = _mm512_add_epi32(_mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3),
+                                                 _mm512_set1_epi32(8 * h));
+            const __m512i g23 = _mm512_add_epi32(g01, _mm512_set1_epi32(4));
+            for (int k = 0; k < NX; k++) {
+                const int8_t *y = act_q(x[k]) + QK_K * i + 128 * h;
+                __m512 p01 = _mm512_cvtepi32_ps(_mm512_dpbusd_epi32(_mm512_setzero_si512(), q01, _mm512_loadu_si512(y)));
+                __m512 p23 = _mm512_cvtepi32_ps(_mm512_dpbusd_epi32(_mm512_setzero_si512(), q23, _mm512_loadu_si512(y + 64)));
+                acc[k][0] = _mm512_fmadd_ps(_mm512_permutexvar_ps(g01, s[k]), p01, acc[k][0]);
+                acc[k][1] = _mm512_fmadd_ps(_mm512_permutexvar_ps(g23, s[k]), p23, acc[k][1]);
+            }
+        }
+    }
+    for (int k = 0; k < NX; k++)
+        out[k] = _mm512_reduce_add_ps(_mm512_add_ps(acc[k][0], acc[k][1])) - 32 * _mm512_reduce_add_ps(acco[k]);
+}
+
+void quant512_dot(int t, const void *row, const void *act, long n, float *out) {
+    const void *x[1] = {act};
+    switch (t) {
+    case DT_Q8_0: dot_q8q4_n(0, row, x, 1, n, out); break;
+    case DT_Q4_0: dot_q8q4_n(1, row, x, 1, n, out); break;
+    case DT_Q4_K: dot_q4_k_n(row, x, 1, n, out); break;
+    case DT_Q6_K: dot_q6_k_n(row, x, 1, n, out); break;
+    default: *out = 0; break;
+    }
+}
+
+void quant512_dot4(int t, const void *row, const void *const act[4], long n, float out[4]) {
+    switch (t) {
+    case DT_Q8_0: dot_q8q4_n(0, row, act, 4, n, out); break;
+    case DT_Q4_0: dot_q8q4_n(1, row, act, 4, n, out); break;
+    case DT_Q4_K: dot_q4_k_n(row, act, 4, n, out); break;
+    case DT_Q6_K: dot_q6_k_n(row, act, 4, n, out); break;
+    default: out[0] = out[1] = out[2] = out[3] = 0; break;
+    }
+}
+#endif

@@ -1,0 +1,89 @@
+/* quant_internal: what quant.c (dispatch, references, AVX2) and
+ * quant_avx512.c share: the layout of a quantised activation and the
+ * AVX-512 entry points. Not part of the kernels' interface. */
+#ifndef ALOE_KERNELS_QUANT_INTERNAL_H
+#define ALOE_KERNELS_QUANT_INTERNAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "formats/dtype.h"
+
+/* The activation of quantised weights (kernel_quantize_act), for n values
+ * in nb = n/32 blocks:
+ *   int8 q[n]          the quants, Q8_0's blocks of 32 one after another,
+ *                      zero-padded to a multiple of 64 bytes (so that the
+ *                      wide kernels load two blocks with one instruction);
+ *   float dx[nb]       each block's scale (rounded to f16, as Q8_0 stores it);
+ *   float sx[nb]       dx * the sum of the block's quants;
+ *   float s16[2 nb]    the same for each half of 16.
+ * The sums serve the dots whose weights carry an offset (Q4_0's 8, Q4_K's
+ * mins, Q6_K's 32): computed once per matmul, they cost nothing per row.
+ * The whole is a multiple of 64 bytes, so a batch of activations stays
+ * aligned. */
+static inline size_t act_qbytes(long n) { return ((size_t)n + 63) & ~(size_t)63; }
+static inline size_t act_total_bytes(long n) {
+    return act_qbytes(n) + ((4 * (size_t)(n / QK8_0) * sizeof(float) + 63) & ~(size_t)63);
+}
+static inline const int8_t *act_q(const void *a) { return (const int8_t *)a; }
+static inline const float *act_dx(const void *a, long n) {
+    return (const float *)((const char *)a + act_qbytes(n));
+}
+static inline const float *act_sx(const void *a, long n) { return act_dx(a, n) + n / QK8_0; }
+static inline const float *act_s16(const void *a, long n) { return act_dx(a, n) + 2 * (n / QK8_0); }
+
+#define ALWAYS_INLINE inline __attribute__((always_inline))
+
+#if defined(__AVX2__) || defined(__F16C__)
+#include <immintrin.h>
+#endif
+
+/* The block scales are converted twice per 32 values in the dot loops: use
+ * the F16C instruction where there is one rather than a function call. */
+static inline float half(uint16_t h) {
+#ifdef __F16C__
+    return _cvtsh_ss(h);
+#else
+    return f16_to_f32(h);
+#endif
+}
+
+#if defined(__AVX2__)
+#include <string.h>
+
+/* The 6-bit scales (lanes 0-7 of *sc) and mins (*mn) of a Q4_K block as
+ * int32 lanes, unpacked four at a time from the 12 packed bytes (the
+ * layout q4k_scale_min reads one at a time). */
+static ALWAYS_INLINE void q4k_scales8(const uint8_t *s, __m256i *sc, __m256i *mn) {
+    uint32_t u0, u1, u2;
+    memcpy(&u0, s, 4), memcpy(&u1, s + 4, 4), memcpy(&u2, s + 8, 4);
+    uint32_t sc_lo = u0 & 0x3f3f3f3fu, mn_lo = u1 & 0x3f3f3f3fu;
+    uint32_t sc_hi = (u2 & 0x0f0f0f0fu) | (((u0 >> 6) & 0x03030303u) << 4);
+    uint32_t mn_hi = ((u2 >> 4) & 0x0f0f0f0fu) | (((u1 >> 6) & 0x03030303u) << 4);
+    *sc = _mm256_cvtepu8_epi32(_mm_cvtsi64_si128((long long)((uint64_t)sc_hi << 32 | sc_lo)));
+    *mn = _mm256_cvtepu8_epi32(_mm_cvtsi64_si128((long long)((uint64_t)mn_hi << 32 | mn_lo)));
+}
+
+
+/* The sub-block scales d*sc_j (lane j of *scv) and mins dmin*m_j (*mnv) of
+ * a Q4_K block as floats. */
+static ALWAYS_INLINE void q4k_scale_vectors(const BlockQ4_K *b, __m256 *scv, __m256 *mnv) {
+    __m256i sci, mni;
+    q4k_scales8(b->scales, &sci, &mni);
+    *scv = _mm256_mul_ps(_mm256_set1_ps(half(b->d)), _mm256_cvtepi32_ps(sci));
+    *mnv = _mm256_mul_ps(_mm256_set1_ps(half(b->dmin)), _mm256_cvtepi32_ps(mni));
+}
+#endif
+
+#if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__) && defined(__AVX512VNNI__) && \
+    defined(__F16C__)
+#define KERNELS_AVX512 1
+/* Dots of a row of quantised type t (Q8_0, Q4_0, Q4_K, Q6_K) with nx = 1
+ * or 4 activations: out[k] for act[k]. */
+void quant512_dot(int t, const void *row, const void *act, long n, float *out);
+void quant512_dot4(int t, const void *row, const void *const act[4], long n, float out[4]);
+#else
+#define KERNELS_AVX512 0
+#endif
+
+#endif
