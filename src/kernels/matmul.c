@@ -40,14 +40,15 @@ static void dot_task(void *ctx, int ith, int nth) {
             const QMat *w = j->ws[m];
             size_t rb = dtype_nbytes(w->type, w->cols);
             long end = r1 < j->first[m + 1] ? r1 : j->first[m + 1];
+            if (j->n == 1) {
+                long r = g - j->first[m];
+                vec_dot_rows(w->type, (const char *)w->data + r * rb, rb, (int)(end - g), j->act[m], w->cols, j->ys[m] + r);
+                g = end;
+            }
             for (; g < end; g++) {
                 long r = g - j->first[m];
-                const void *row = (const char *)w->data + r * rb;
-                if (j->n == 1)
-                    j->ys[m][r] = vec_dot(w->type, row, j->act[m], w->cols);
-                else
-                    vec_dot_multi(w->type, row, j->act[m], j->act_stride[m], j->n, w->cols, j->ys[m] + r,
-                                  (size_t)w->rows);
+                vec_dot_multi(w->type, (const char *)w->data + r * rb, j->act[m], j->act_stride[m], j->n, w->cols,
+                              j->ys[m] + r, (size_t)w->rows);
             }
         }
     }

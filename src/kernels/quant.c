@@ -518,6 +518,16 @@ static void quant_dot4(int t, const void *row, const void *const x[4], long n, f
     else dot_q6_k_n(row, xq, dx, s16, 4, n / QK_K, r);
 }
 
+void vec_dot_rows(int t, const void *rows, size_t rb, int nrows, const void *act, long n, float *out) {
+#if KERNELS_AVX512
+    if (avx512_on && kernel_vec_type(t) == DT_Q8_0) {
+        quant512_rows(t, rows, rb, nrows, act, n, out);
+        return;
+    }
+#endif
+    for (int r = 0; r < nrows; r++) out[r] = vec_dot(t, (const char *)rows + r * rb, act, n);
+}
+
 void vec_dot_multi(int t, const void *row, const void *act, size_t stride, int n, long len, float *out,
                    size_t out_stride) {
     int a = 0;
@@ -722,6 +732,10 @@ static void quantize_q8(const float *x, int8_t *q, float *dx, long n) {
 int kernel_use_avx512(int on) {
     (void)on;
     return 0;
+}
+
+void vec_dot_rows(int t, const void *rows, size_t rb, int nrows, const void *act, long n, float *out) {
+    for (int r = 0; r < nrows; r++) out[r] = vec_dot(t, (const char *)rows + r * rb, act, n);
 }
 
 void vec_dot_multi(int t, const void *row, const void *act, size_t stride, int n, long len, float *out,

@@ -248,4 +248,16 @@ void quant512_dot4(int t, const void *row, const void *const act[4], long n, flo
     default: out[0] = out[1] = out[2] = out[3] = 0; break;
     }
 }
+
+void quant512_rows(int t, const void *rows, size_t rb, int nrows, const void *act, long n, float *out) {
+    const char *w = rows;
+    const void *x[1] = {act};
+    switch (t) {
+    case DT_Q8_0: for (int r = 0; r < nrows; r++) dot_q8q4_n(0, w + r * rb, x, 1, n, out + r); break;
+    case DT_Q4_0: for (int r = 0; r < nrows; r++) dot_q8q4_n(1, w + r * rb, x, 1, n, out + r); break;
+    case DT_Q4_K: for (int r = 0; r < nrows; r++) dot_q4_k_n((const BlockQ4_K *)(w + r * rb), x, 1, n, out + r); break;
+    case DT_Q6_K: for (int r = 0; r < nrows; r++) dot_q6_k_n((const BlockQ6_K *)(w + r * rb), x, 1, n, out + r); break;
+    default: for (int r = 0; r < nrows; r++) out[r] = 0; break;
+    }
+}
 #endif

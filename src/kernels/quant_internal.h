@@ -82,6 +82,8 @@ static ALWAYS_INLINE void q4k_scale_vectors(const BlockQ4_K *b, __m256 *scv, __m
  * or 4 activations: out[k] for act[k]. */
 void quant512_dot(int t, const void *row, const void *act, long n, float *out);
 void quant512_dot4(int t, const void *row, const void *const act[4], long n, float out[4]);
+/* vec_dot_rows for the quantised types. */
+void quant512_rows(int t, const void *rows, size_t rb, int nrows, const void *act, long n, float *out);
 #else
 #define KERNELS_AVX512 0
 #endif
