@@ -43,6 +43,8 @@ void kernel_quantize_act(int t, const float *x, void *out, long n) {
         s16[2 * i] = dx[i] * (float)lo;
         s16[2 * i + 1] = dx[i] * (float)hi;
     }
+    float *dxx = (float *)act_dxx(out, n), *sxx = (float *)act_sxx(out, n);
+    for (long i = 0; i < 8 * (n / QK8_0); i++) dxx[i] = dx[i / 8], sxx[i] = sx[i / 8];
 }
 
 void kernel_act_to_f32(int t, const void *act, float *y, long n) {

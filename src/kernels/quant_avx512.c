@@ -63,14 +63,17 @@ static ALWAYS_INLINE __m512i load_q4_pair(const BlockQ4_0 *b, int both) {
     return _mm512_and_si512(v, _mm512_set1_epi8(15));
 }
 
-/* One pair of blocks (p, p + 1 of the 16 whose scales are in d[]) of a
- * Q8_0 or Q4_0 row against NX activations, into acc[k]. Q8_0: signed
- * weights, so the sign moves onto the activation (VPDPBUSD multiplies
- * unsigned by signed; |w| of -128 is 128, still exact). Q4_0: nibbles q in
- * 0..15 stay unsigned; their offset (w = d (q - 8)) comes off at the end. */
-static ALWAYS_INLINE void q8q4_pair(int q4, const void *row, long b, int both, const __m512 *dx, const __m512 *sx,
-                                    int p, const int8_t *const *xq, int NX, __m512 *acc, __m512 *off) {
+/* One pair of blocks (b, b + 1; b alone when `both` is 0) of a Q8_0 or
+ * Q4_0 row against NX activations, into acc[k]. Q8_0: signed weights, so
+ * the sign moves onto the activation (VPDPBUSD multiplies unsigned by
+ * signed; |w| of -128 is 128, still exact). Q4_0: nibbles q in 0..15 stay
+ * unsigned, w = d (q - 8): the offset collects in off[k], where each of the
+ * pair's 8 lanes adds d * sx, 8 times the offset in all. The activation's
+ * scales come pre-expanded to the lanes (act_dxx, act_sxx). */
+static ALWAYS_INLINE void q8q4_pair(int q4, const void *row, long b, int both, const void *const *x, long n, int NX,
+                                    __m512 *acc, __m512 *off) {
     const int stride = q4 ? (int)sizeof(BlockQ4_0) : (int)sizeof(BlockQ8_0);
+    const __mmask16 lanes = both ? (__mmask16)0xffff : (__mmask16)0x00ff;
     __m512i w, aw = _mm512_setzero_si512();
     __mmask64 neg = 0;
     if (q4) {
@@ -80,12 +83,11 @@ static ALWAYS_INLINE void q8q4_pair(int q4, const void *row, long b, int both, c
         aw = _mm512_abs_epi8(w);
         neg = _mm512_movepi8_mask(w);
     }
-    __m512i idx = pair_index(p);
     __m512 dw = pair_scales((const char *)row + b * stride, stride, both);
     for (int k = 0; k < NX; k++) {
         /* the activation is padded to 64 bytes: a lone last block reads
          * zeros (and meets zero weights) in the upper half */
-        __m512i y = _mm512_loadu_si512(xq[k] + 32 * b);
+        __m512i y = _mm512_loadu_si512(act_q(x[k]) + 32 * b);
         __m512i s;
         if (q4) {
             s = _mm512_dpbusd_epi32(_mm512_setzero_si512(), w, y);
@@ -93,40 +95,25 @@ static ALWAYS_INLINE void q8q4_pair(int q4, const void *row, long b, int both, c
             y = _mm512_mask_sub_epi8(y, neg, _mm512_setzero_si512(), y);
             s = _mm512_dpbusd_epi32(_mm512_setzero_si512(), aw, y);
         }
-        acc[k] = _mm512_fmadd_ps(_mm512_mul_ps(dw, _mm512_permutexvar_ps(idx, dx[k])), _mm512_cvtepi32_ps(s), acc[k]);
-        /* each of the pair's 8 lanes adds d * sx: 8 times the offset */
-        if (q4) off[k] = _mm512_fmadd_ps(dw, _mm512_permutexvar_ps(idx, sx[k]), off[k]);
+        __m512 dx = _mm512_maskz_loadu_ps(lanes, act_dxx(x[k], n) + 8 * b);
+        acc[k] = _mm512_fmadd_ps(_mm512_mul_ps(dw, dx), _mm512_cvtepi32_ps(s), acc[k]);
+        if (q4) off[k] = _mm512_fmadd_ps(dw, _mm512_maskz_loadu_ps(lanes, act_sxx(x[k], n) + 8 * b), off[k]);
     }
 }
 
-/* A Q8_0 or Q4_0 row against NX activations, 16 blocks per step (the
- * activation's scales and sums loaded once for them), four blocks at a
- * time into two accumulators (the FMA latency). Q4_0's offset, 8 * sum(d *
- * sx), collects in its own accumulator. */
+/* A Q8_0 or Q4_0 row against NX activations, four blocks at a time into
+ * two accumulators (the FMA latency). */
 static ALWAYS_INLINE void dot_q8q4_n(int q4, const void *row, const void *const *x, int NX, long n, float *out) {
     const long nb = n / QK8_0;
-    const int8_t *xq[4];
     __m512 acc0[4], acc1[4], off[4];
-    for (int k = 0; k < NX; k++) xq[k] = act_q(x[k]), acc0[k] = acc1[k] = off[k] = _mm512_setzero_ps();
-    for (long i = 0; i < nb; i += 16) {
-        int m = nb - i < 16 ? (int)(nb - i) : 16;
-        __mmask16 km = first_lanes(m);
-        __m512 dx[4], sx[4];
-        for (int k = 0; k < NX; k++) {
-            dx[k] = _mm512_maskz_loadu_ps(km, act_dx(x[k], n) + i);
-            sx[k] = q4 ? _mm512_maskz_loadu_ps(km, act_sx(x[k], n) + i) : dx[k];
-        }
-        int p = 0;
-        if (m == 16) {
-            for (; p < 16; p += 4) {
-                q8q4_pair(q4, row, i + p, 1, dx, sx, p, xq, NX, acc0, off);
-                q8q4_pair(q4, row, i + p + 2, 1, dx, sx, p + 2, xq, NX, acc1, off);
-            }
-        } else {
-            for (; p + 1 < m; p += 2) q8q4_pair(q4, row, i + p, 1, dx, sx, p, xq, NX, acc0, off);
-            if (p < m) q8q4_pair(q4, row, i + p, 0, dx, sx, p, xq, NX, acc1, off);
-        }
+    for (int k = 0; k < NX; k++) acc0[k] = acc1[k] = off[k] = _mm512_setzero_ps();
+    long b = 0;
+    for (; b + 4 <= nb; b += 4) {
+        q8q4_pair(q4, row, b, 1, x, n, NX, acc0, off);
+        q8q4_pair(q4, row, b + 2, 1, x, n, NX, acc1, off);
     }
+    if (b + 2 <= nb) q8q4_pair(q4, row, b, 1, x, n, NX, acc0, off), b += 2;
+    if (b < nb) q8q4_pair(q4, row, b, 0, x, n, NX, acc1, off);
     for (int k = 0; k < NX; k++) {
         float s = _mm512_reduce_add_ps(_mm512_add_ps(acc0[k], acc1[k]));
         out[k] = q4 ? s - _mm512_reduce_add_ps(off[k]) : s;

@@ -16,14 +16,19 @@
  *                      wide kernels load two blocks with one instruction);
  *   float dx[nb]       each block's scale (rounded to f16, as Q8_0 stores it);
  *   float sx[nb]       dx * the sum of the block's quants;
- *   float s16[2 nb]    the same for each half of 16.
+ *   float s16[2 nb]    the same for each half of 16;
+ *   float dxx[8 nb]    dx, each repeated 8 times, and
+ *   float sxx[8 nb]    sx the same way: a pair of blocks' values as one
+ *                      16-lane vector (lanes 0-7 block b, 8-15 block b+1),
+ *                      as the wide kernels' products come, with one load
+ *                      instead of a permute.
  * The sums serve the dots whose weights carry an offset (Q4_0's 8, Q4_K's
  * mins, Q6_K's 32): computed once per matmul, they cost nothing per row.
  * The whole is a multiple of 64 bytes, so a batch of activations stays
  * aligned. */
 static inline size_t act_qbytes(long n) { return ((size_t)n + 63) & ~(size_t)63; }
 static inline size_t act_total_bytes(long n) {
-    return act_qbytes(n) + ((4 * (size_t)(n / QK8_0) * sizeof(float) + 63) & ~(size_t)63);
+    return act_qbytes(n) + ((20 * (size_t)(n / QK8_0) * sizeof(float) + 63) & ~(size_t)63);
 }
 static inline const int8_t *act_q(const void *a) { return (const int8_t *)a; }
 static inline const float *act_dx(const void *a, long n) {
@@ -31,6 +36,8 @@ static inline const float *act_dx(const void *a, long n) {
 }
 static inline const float *act_sx(const void *a, long n) { return act_dx(a, n) + n / QK8_0; }
 static inline const float *act_s16(const void *a, long n) { return act_dx(a, n) + 2 * (n / QK8_0); }
+static inline const float *act_dxx(const void *a, long n) { return act_dx(a, n) + 4 * (n / QK8_0); }
+static inline const float *act_sxx(const void *a, long n) { return act_dx(a, n) + 12 * (n / QK8_0); }
 
 #define ALWAYS_INLINE inline __attribute__((always_inline))
 
