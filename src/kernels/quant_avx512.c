@@ -55,10 +55,9 @@ static ALWAYS_INLINE __m512i load_q8_pair(const BlockQ8_0 *b, int both) {
 /* Two Q4_0 blocks' nibbles as unsigned bytes in element order: 128-bit
  * lanes [low nibbles of b0, high of b0, low of b1, high of b1]. */
 static ALWAYS_INLINE __m512i load_q4_pair(const BlockQ4_0 *b, int both) {
-    __m128i lo = _mm_loadu_si128((const __m128i *)b[0].qs);
-    __m256i two = both ? _mm256_inserti128_si256(_mm256_castsi128_si256(lo), _mm_loadu_si128((const __m128i *)b[1].qs), 1)
-                       : _mm256_zextsi128_si256(lo);
-    __m512i v = _mm512_shuffle_i64x2(_mm512_castsi256_si512(two), _mm512_castsi256_si512(two), _MM_SHUFFLE(1, 1, 0, 0));
+    __m512i v = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)b[0].qs));
+    v = both ? _mm512_mask_broadcast_i32x4(v, (__mmask16)0xff00, _mm_loadu_si128((const __m128i *)b[1].qs))
+             : _mm512_maskz_mov_epi32((__mmask16)0x00ff, v);
     v = _mm512_srlv_epi64(v, _mm512_setr_epi64(0, 0, 4, 4, 0, 0, 4, 4));
     return _mm512_and_si512(v, _mm512_set1_epi8(15));
 }
