@@ -24,8 +24,16 @@ size_t kernel_act_bytes(int t, long n) {
 }
 
 /* n floats (a multiple of 32) to the quants and f16-rounded scales of Q8_0
- * blocks (SIMD below, else formats' scalar quantiser). */
-static void quantize_q8(const float *x, int8_t *q, float *d, long n);
+ * blocks (SIMD below, else formats' scalar quantiser), with each block's
+ * scaled sum sx and half sums s16 (quant_internal.h). */
+static void quantize_q8(const float *x, int8_t *q, float *dx, float *sx, float *s16, long n);
+
+/* The block sums of quants q of block i, scaled by its dx. */
+static inline void block_sums(int lo, int hi, float dx, float *sx, float *s16) {
+    *sx = dx * (float)(lo + hi);
+    s16[0] = dx * (float)lo;
+    s16[1] = dx * (float)hi;
+}
 
 void kernel_quantize_act(int t, const float *x, void *out, long n) {
     if (kernel_vec_type(t) == DT_F32) {
@@ -34,17 +42,11 @@ void kernel_quantize_act(int t, const float *x, void *out, long n) {
     }
     int8_t *q = out;
     float *dx = (float *)act_dx(out, n), *sx = dx + n / QK8_0, *s16 = sx + n / QK8_0;
-    quantize_q8(x, q, dx, n);
+    quantize_q8(x, q, dx, sx, s16, n);
     memset(q + n, 0, act_qbytes(n) - (size_t)n);
-    for (long i = 0; i < n / QK8_0; i++) {
-        int lo = 0, hi = 0;
-        for (int j = 0; j < QK8_0 / 2; j++) lo += q[32 * i + j], hi += q[32 * i + j + QK8_0 / 2];
-        sx[i] = dx[i] * (float)(lo + hi);
-        s16[2 * i] = dx[i] * (float)lo;
-        s16[2 * i + 1] = dx[i] * (float)hi;
-    }
     float *dxx = (float *)act_dxx(out, n), *sxx = (float *)act_sxx(out, n);
-    for (long i = 0; i < 8 * (n / QK8_0); i++) dxx[i] = dx[i / 8], sxx[i] = sx[i / 8];
+    for (long i = 0; i < n / QK8_0; i++)
+        for (int j = 0; j < 8; j++) dxx[8 * i + j] = dx[i], sxx[8 * i + j] = sx[i];
 }
 
 void kernel_act_to_f32(int t, const void *act, float *y, long n) {
@@ -165,7 +167,7 @@ float vec_dot_ref(int t, const void *row, const void *act, long n) {
 
 /* ---- fast dots ---- */
 
-#if defined(__AVX2__) && defined(__FMA__)
+#if defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
 static inline float hsum8(__m256 v) {
     __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
     s = _mm_add_ps(s, _mm_movehl_ps(s, s));
@@ -648,7 +650,14 @@ void kernel_dequantize_row(int t, const void *row, float *y, long n) {
  * path. The rounding is to nearest-even where ggml's scalar reference
  * rounds halves away from zero: the two differ only on exact ties (as in
  * llama.cpp's AVX2 code). */
-static void quantize_q8(const float *x, int8_t *q, float *dx, long n) {
+static inline int hsum8_i32(__m256i v) {
+    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, _MM_SHUFFLE(1, 0, 3, 2)));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, _MM_SHUFFLE(2, 3, 0, 1)));
+    return _mm_cvtsi128_si32(s);
+}
+
+static void quantize_q8(const float *x, int8_t *q, float *dx, float *sx, float *s16, long n) {
     const __m256 sign = _mm256_set1_ps(-0.0f);
     for (long i = 0; i < n / QK8_0; i++, x += QK8_0) {
         __m256 v[4], m = _mm256_setzero_ps();
@@ -660,7 +669,7 @@ static void quantize_q8(const float *x, int8_t *q, float *dx, long n) {
         h = _mm_max_ps(h, _mm_movehl_ps(h, h));
         h = _mm_max_ss(h, _mm_movehdup_ps(h));
         float amax = _mm_cvtss_f32(h), d = amax / 127.0f, id = d != 0 ? 1.0f / d : 0.0f;
-        dx[i] = f16_to_f32(f32_to_f16(d));
+        dx[i] = _cvtsh_ss(_cvtss_sh(d, _MM_FROUND_TO_NEAREST_INT));
         __m256 vid = _mm256_set1_ps(id);
         __m256i qi[4];
         for (int k = 0; k < 4; k++)
@@ -670,6 +679,8 @@ static void quantize_q8(const float *x, int8_t *q, float *dx, long n) {
         __m256i p8 = _mm256_packs_epi16(p16a, p16b);
         p8 = _mm256_permutevar8x32_epi32(p8, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
         _mm256_storeu_si256((__m256i *)(q + 32 * i), p8);
+        block_sums(hsum8_i32(_mm256_add_epi32(qi[0], qi[1])), hsum8_i32(_mm256_add_epi32(qi[2], qi[3])), dx[i], &sx[i],
+                   &s16[2 * i]);
     }
 }
 
@@ -722,12 +733,15 @@ void axpy_f32(float *y, float a, const float *x, long n) {
 
 void kernel_dequantize_row(int t, const void *row, float *y, long n) { dequantize_row(t, row, y, n); }
 
-static void quantize_q8(const float *x, int8_t *q, float *dx, long n) {
+static void quantize_q8(const float *x, int8_t *q, float *dx, float *sx, float *s16, long n) {
     BlockQ8_0 b;
     for (long i = 0; i < n / QK8_0; i++) {
         quantize_row_q8_0(x + 32 * i, &b, QK8_0);
         memcpy(q + 32 * i, b.qs, QK8_0);
         dx[i] = f16_to_f32(b.d);
+        int lo = 0, hi = 0;
+        for (int j = 0; j < QK8_0 / 2; j++) lo += b.qs[j], hi += b.qs[j + QK8_0 / 2];
+        block_sums(lo, hi, dx[i], &sx[i], &s16[2 * i]);
     }
 }
 
