@@ -14,6 +14,7 @@
 #include "cli/args.h"
 #include "cli/commands.h"
 #include "llm/hub.h"
+#include "kernels/stream.h"
 #include "model/decoder.h"
 
 static double now_s(void) {
@@ -139,6 +140,14 @@ int cmd_speed(int argc, char **argv) {
         if (n > 0 && !rc && !(rc = time_decode(m, n, batch, &r, &s, &kv_max, &e))) tg += (double)n * batch / s;
     }
     if (kv_warm > kv_max) kv_max = kv_warm;
+    /* the memory bound of decoding: the time to read, once, the weights a
+     * decode step reads (its tokens/s cannot exceed one over it) */
+    int n_mats = model_decode_mats(m, NULL, 0);
+    const QMat **mats = xmalloc((size_t)n_mats * sizeof *mats);
+    model_decode_mats(m, mats, n_mats);
+    double stream_s = stream_read_seconds(m->tp, mats, n_mats, 5), stream_bytes = 0;
+    for (int i = 0; i < n_mats; i++) stream_bytes += (double)dtype_nbytes(mats[i]->type, mats[i]->cols) * mats[i]->rows;
+    free(mats);
     if (rc) {
         model_free(m);
         return cli_fail(&e);
@@ -163,7 +172,13 @@ int cmd_speed(int argc, char **argv) {
     /* resident memory: the weights (mapped files count once touched, which
      * the warm-up does) + the largest KV cache + buffers */
     size_t rss = peak_rss();
-    printf("\nmemory: weights %.2f MiB, KV cache %.2f MiB (largest used), peak resident %.2f MiB\n", bytes / (1 << 20),
+    if (n > 0 && batch == 1)
+        printf("\nbandwidth: reading the %.2f MiB a decode step reads takes %.2f ms (%.1f GB/s): decode bound %.1f "
+               "tokens/s, reached %.0f%%\n",
+               stream_bytes / (1 << 20), stream_s * 1e3, stream_bytes / stream_s / 1e9, 1 / stream_s,
+               100 * tg * stream_s);
+    printf("%smemory: weights %.2f MiB, KV cache %.2f MiB (largest used), peak resident %.2f MiB\n",
+           n > 0 && batch == 1 ? "" : "\n", bytes / (1 << 20),
            (double)kv_max / (1 << 20), (double)rss / (1 << 20));
     if (json) { /* through jansson: a model path may hold quotes or backslashes */
         json_t *j = json_pack("{s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:i, s:i, s:i, s:i, s:i, s:f, s:f, s:f}", "model",
@@ -172,6 +187,9 @@ int cmd_speed(int argc, char **argv) {
                               (json_int_t)rss, "params", (json_int_t)model_param_count(m), "threads", tp_size(m->tp),
                               "prompt_tokens", p, "gen_tokens", n, "batch", batch, "reps", reps, "load_s",
                               round3(load_s), "prefill_tps", round3(pp), "decode_tps", round3(tg));
+        /* the memory bound (bandwidth line above) */
+        if (j) json_object_set_new(j, "stream_gbps", json_real(round3(stream_bytes / stream_s / 1e9)));
+        if (j) json_object_set_new(j, "decode_bound_tps", json_real(round3(1 / stream_s)));
         char *text = j ? json_dumps(j, JSON_REAL_PRECISION(10)) : NULL;
         if (text) printf("%s\n", text);
         free(text);

@@ -259,6 +259,19 @@ size_t model_weight_bytes(const Model *m) {
     return total;
 }
 
+int model_decode_mats(const Model *m, const QMat **mats, int max) {
+    int n = 0;
+    if (n < max) mats[n] = &m->w.lm_head;
+    n++;
+    for (int l = 0; l < m->cfg.n_layers; l++) {
+        const LayerWeights *w = &m->w.layers[l];
+        const QMat *q[7] = {&w->wq, &w->wk, &w->wv, &w->wo, &w->w_gate, &w->w_up, &w->w_down};
+        for (int i = 0; i < 7; i++, n++)
+            if (n < max) mats[n] = q[i];
+    }
+    return n;
+}
+
 size_t model_param_count(const Model *m) {
     size_t sizes[PARAM_COUNT];
     return model_param_sizes(&m->cfg, sizes);

@@ -138,6 +138,10 @@ int model_forward(Model *m, KvCache *kv, const int32_t *ids, int n, int pos, flo
  * type, vectors as f32; a tied head counted once), and the parameter count. */
 size_t model_weight_bytes(const Model *m);
 size_t model_param_count(const Model *m);
+/* The matrices one decode step reads whole: the head, then each layer's
+ * seven (the embedding only a row, so not it unless it is the tied head).
+ * Up to max of them into mats; returns how many there are. */
+int model_decode_mats(const Model *m, const QMat **mats, int max);
 
 /* Model shapes of known checkpoints for `aloe speed --shape`:
  * "qwen2.5-0.5b", "qwen2.5-1.5b", "llama-3.2-1b", "llama-3.2-3b", "qwen3-0.6b",

@@ -1,0 +1,96 @@
+#include "kernels/stream.h"
+
+#include <stdint.h>
+#include <stdlib.h>
+#include <time.h>
+
+#include "base/mem.h"
+
+#if defined(__AVX512F__) || defined(__AVX2__)
+#include <immintrin.h>
+#endif
+
+/* Bytes handed out per claim: large enough that the atomic is noise. */
+#define STREAM_CHUNK (64L << 10)
+
+typedef struct StreamJob {
+    const QMat *const *mats;
+    int n;
+    long *first; /* n + 1 prefix sums of the matrices' bytes */
+    TpRanges bytes;
+    _Atomic uint64_t sink; /* what was read, so that reading it is not optimised away */
+} StreamJob;
+
+/* OR of the 64-byte lines of [p, p + len); len a multiple of 64, or the
+ * tail is read a word at a time. */
+static uint64_t read_bytes(const char *p, long len) {
+    uint64_t r = 0;
+    long i = 0;
+#if defined(__AVX512F__)
+    __m512i a = _mm512_setzero_si512(), b = a, c = a, d = a;
+    for (; i + 256 <= len; i += 256) {
+        a = _mm512_or_si512(a, _mm512_loadu_si512(p + i));
+        b = _mm512_or_si512(b, _mm512_loadu_si512(p + i + 64));
+        c = _mm512_or_si512(c, _mm512_loadu_si512(p + i + 128));
+        d = _mm512_or_si512(d, _mm512_loadu_si512(p + i + 192));
+    }
+    r = (uint64_t)_mm512_reduce_or_epi64(_mm512_or_si512(_mm512_or_si512(a, b), _mm512_or_si512(c, d)));
+#elif defined(__AVX2__)
+    __m256i a = _mm256_setzero_si256(), b = a;
+    for (; i + 64 <= len; i += 64) {
+        a = _mm256_or_si256(a, _mm256_loadu_si256((const __m256i *)(p + i)));
+        b = _mm256_or_si256(b, _mm256_loadu_si256((const __m256i *)(p + i + 32)));
+    }
+    a = _mm256_or_si256(a, b);
+    r = (uint64_t)_mm256_extract_epi64(a, 0) | (uint64_t)_mm256_extract_epi64(a, 1) |
+        (uint64_t)_mm256_extract_epi64(a, 2) | (uint64_t)_mm256_extract_epi64(a, 3);
+#endif
+    for (; i + 8 <= len; i += 8) {
+        uint64_t w;
+        __builtin_memcpy(&w, p + i, 8);
+        r |= w;
+    }
+    for (; i < len; i++) r |= (unsigned char)p[i];
+    return r;
+}
+
+static void stream_task(void *ctx, int ith, int nth) {
+    (void)nth;
+    StreamJob *j = ctx;
+    uint64_t r = 0;
+    long b0, b1;
+    while (tp_ranges_next(&j->bytes, ith, STREAM_CHUNK, &b0, &b1)) {
+        int m = 0;
+        while (b0 >= j->first[m + 1]) m++;
+        for (long g = b0; g < b1; m++) { /* a chunk may span matrices */
+            long end = b1 < j->first[m + 1] ? b1 : j->first[m + 1];
+            r |= read_bytes((const char *)j->mats[m]->data + (g - j->first[m]), end - g);
+            g = end;
+        }
+    }
+    atomic_fetch_or_explicit(&j->sink, r, memory_order_relaxed);
+}
+
+static double now_s(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + t.tv_nsec * 1e-9;
+}
+
+double stream_read_seconds(ThreadPool *tp, const QMat *const *mats, int n, int reps) {
+    StreamJob j = {.mats = mats, .n = n};
+    j.first = xmalloc(((size_t)n + 1) * sizeof *j.first);
+    j.first[0] = 0;
+    for (int m = 0; m < n; m++)
+        j.first[m + 1] = j.first[m] + (long)dtype_nbytes(mats[m]->type, mats[m]->cols) * mats[m]->rows;
+    double best = 0;
+    for (int r = 0; r < reps; r++) {
+        tp_ranges_init(&j.bytes, j.first[n], tp_size(tp));
+        double t0 = now_s();
+        tp_run_shared(tp, stream_task, &j);
+        double s = now_s() - t0;
+        if (r == 0 || s < best) best = s;
+    }
+    free(j.first);
+    return best;
+}
