@@ -77,7 +77,7 @@ static double now_s(void) {
     return (double)t.tv_sec + t.tv_nsec * 1e-9;
 }
 
-double stream_read_seconds(ThreadPool *tp, const QMat *const *mats, int n, int reps) {
+double stream_read_seconds(ThreadPool *tp, const QMat *const *mats, int n, int reps, uint64_t *bits) {
     StreamJob j = {.mats = mats, .n = n};
     j.first = xmalloc(((size_t)n + 1) * sizeof *j.first);
     j.first[0] = 0;
@@ -92,5 +92,6 @@ double stream_read_seconds(ThreadPool *tp, const QMat *const *mats, int n, int r
         if (r == 0 || s < best) best = s;
     }
     free(j.first);
+    if (bits) *bits = atomic_load(&j.sink);
     return best;
 }

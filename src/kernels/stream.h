@@ -8,10 +8,14 @@
 #ifndef ALOE_KERNELS_STREAM_H
 #define ALOE_KERNELS_STREAM_H
 
+#include <stdint.h>
+
 #include "kernels/matmul.h"
 
 /* Seconds to read every byte of the n matrices once (the best of `reps`
- * passes), on the pool's threads. */
-double stream_read_seconds(ThreadPool *tp, const QMat *const *mats, int n, int reps);
+ * passes), on the pool's threads. *bits (may be NULL) gets the OR of all
+ * the bytes read, as 64-bit words: what the tests check to see that every
+ * byte was read. */
+double stream_read_seconds(ThreadPool *tp, const QMat *const *mats, int n, int reps, uint64_t *bits);
 
 #endif

@@ -1,6 +1,7 @@
 /* The engine's commands, run as a user would: aloe logits (against the
  * fixture logits), aloe complete --print-ids (against the fixture's greedy
- * ids), aloe speed --json (its last line parses and is positive). */
+ * ids), aloe speed --json (its last line parses and is positive; the
+ * memory bound it reports is the time to read the weights a step reads). */
 #include <jansson.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -135,9 +136,17 @@ static void test_speed_json(void) {
     double wb = (double)json_integer_value(json_object_get(j, "weights_bytes"));
     double kv = (double)json_integer_value(json_object_get(j, "kv_cache_bytes"));
     double rss = (double)json_integer_value(json_object_get(j, "peak_rss_bytes"));
+    /* the memory bound: GB/s over tokens/s is the bytes a step reads, all
+     * the weights but the norms and biases (the head is the tied embedding) */
+    double gbps = json_real_value(json_object_get(j, "stream_gbps"));
+    double bound = json_real_value(json_object_get(j, "decode_bound_tps"));
+    double step_bytes = bound > 0 ? gbps * 1e9 / bound : 0;
+    int line = out && strstr(out, "\nbandwidth: reading the ") && strstr(out, "decode bound");
     json_decref(j);
     free(cmd), free(out);
     CHECK_MSG(ok, "aloe speed --json: last line lacks positive prefill_tps/decode_tps");
+    CHECK_MSG(line && gbps > 0 && step_bytes > 0.99 * wb && step_bytes < 1.001 * wb,
+              "bandwidth line %d, stream %g GB/s, bound %g tokens/s: %g bytes a step of %g", line, gbps, bound, step_bytes, wb);
     CHECK_MSG(kv == 16.0 * 24 * 2 * 64 * 2 * 4, "kv_cache_bytes %.0f", kv);
     CHECK_MSG(wb > 0 && rss >= wb && rss <= wb + kv + 64.0 * (1 << 20), "weights %.0f, peak resident %.0f", wb, rss);
     /* a GGUF file is mapped: its pages count once the warm-up touched them */
