@@ -4,6 +4,46 @@
 
 #include "kernels/quant.h"
 
+#if defined(__AVX2__) && defined(__FMA__)
+#include <immintrin.h>
+
+/* exp of 8 floats, Cephes' expf: x = n ln2 + r with ln 2 split in two
+ * parts (r exact to float precision), exp(r) from a degree-6 polynomial,
+ * 2^n put into the exponent. Within 2 ulp of libm's expf down to -87.3
+ * (below: 0, where expf gives denormals); above 88.37 clamped to about
+ * 2.4e38. The callers pass arguments <= 0. A decode step calls exp ~10^5
+ * times (SwiGLU's gates, attention scores): one at a time through libm
+ * that was a few percent of it. */
+static inline __m256 exp8(__m256 x) {
+    __m256 tiny = _mm256_cmp_ps(x, _mm256_set1_ps(-87.3365f), _CMP_LT_OQ);
+    x = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(-87.3365f)), _mm256_set1_ps(88.3762626647949f));
+    __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
+                               _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
+    r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
+    __m256 p = _mm256_set1_ps(1.9875691500e-4f);
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507e-3f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073e-3f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894e-2f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
+    p = _mm256_fmadd_ps(p, _mm256_mul_ps(r, r), _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
+    __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
+    return _mm256_andnot_ps(tiny, _mm256_mul_ps(p, _mm256_castsi256_ps(e)));
+}
+
+/* The same steps on one float, for the tails: every element gets the same
+ * value wherever a loop splits its array (threads take different shares). */
+static inline float exp1(float x) {
+    float v[8] = {x};
+    __m256 r = exp8(_mm256_loadu_ps(v));
+    return _mm256_cvtss_f32(r);
+}
+#define EXP(x) exp1(x)
+#else
+#define EXP(x) expf(x)
+#endif
+
 void rmsnorm_forward(float *out, const float *x, const float *w, int n, int dim, float eps) {
     for (int t = 0; t < n; t++) {
         const float *xt = x + (long)t * dim;
@@ -23,9 +63,26 @@ void add_bias_forward(float *x, const float *b, int n, int dim) {
 }
 
 void swiglu_forward(float *out, const float *gate, const float *up, long n) {
-    for (long i = 0; i < n; i++) {
+    long i = 0;
+#if defined(__AVX2__) && defined(__FMA__)
+    for (; i + 8 <= n; i += 8) {
+        /* sigmoid(g) = 1 / (1 + e) for g >= 0, e / (1 + e) below, with
+         * e = exp(-|g|) <= 1: no overflow at either end */
+        __m256 g = _mm256_loadu_ps(gate + i), one = _mm256_set1_ps(1.0f);
+        __m256 neg = _mm256_cmp_ps(g, _mm256_setzero_ps(), _CMP_LT_OQ);
+        __m256 e = exp8(_mm256_or_ps(g, _mm256_set1_ps(-0.0f))); /* exp(-|g|) */
+        __m256 sig = _mm256_div_ps(_mm256_blendv_ps(one, e, neg), _mm256_add_ps(one, e));
+        _mm256_storeu_ps(out + i, _mm256_mul_ps(_mm256_mul_ps(g, sig), _mm256_loadu_ps(up + i)));
+    }
+#endif
+    for (; i < n; i++) {
         float g = gate[i];
-        out[i] = g / (1.0f + expf(-g)) * up[i];
+#if defined(__AVX2__) && defined(__FMA__)
+        float e = EXP(-fabsf(g));
+        out[i] = g * ((g < 0 ? e : 1.0f) / (1.0f + e)) * up[i];
+#else
+        out[i] = g / (1.0f + EXP(-g)) * up[i];
+#endif
     }
 }
 
@@ -33,8 +90,20 @@ void softmax_forward(float *x, int n) {
     float max = x[0];
     for (int i = 1; i < n; i++) max = x[i] > max ? x[i] : max;
     float sum = 0;
-    for (int i = 0; i < n; i++) {
-        x[i] = expf(x[i] - max);
+    int i = 0;
+#if defined(__AVX2__) && defined(__FMA__)
+    __m256 vs = _mm256_setzero_ps(), vm = _mm256_set1_ps(max);
+    for (; i + 8 <= n; i += 8) {
+        __m256 e = exp8(_mm256_sub_ps(_mm256_loadu_ps(x + i), vm));
+        _mm256_storeu_ps(x + i, e);
+        vs = _mm256_add_ps(vs, e);
+    }
+    float part[8];
+    _mm256_storeu_ps(part, vs);
+    sum = ((part[0] + part[1]) + (part[2] + part[3])) + ((part[4] + part[5]) + (part[6] + part[7]));
+#endif
+    for (; i < n; i++) {
+        x[i] = EXP(x[i] - max);
         sum += x[i];
     }
     float inv = 1.0f / sum;

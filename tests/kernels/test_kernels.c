@@ -279,6 +279,34 @@ static void test_rmsnorm_softmax_swiglu(void) {
     free(x), free(w);
 }
 
+/* SwiGLU and softmax take their exp from a polynomial where SIMD is
+ * compiled (ops.c): within a few float ulps of the double values over the
+ * whole range, extremes included (no NaN, no infinity). */
+static void test_exp_accuracy(void) {
+    enum { N = 2003 };
+    float g[N], u[N], o[N];
+    for (int i = 0; i < N; i++) g[i] = -100.0f + 200.0f * (float)i / (N - 1), u[i] = 1.0f;
+    g[0] = -1e30f, g[1] = 1e30f, g[2] = -88.5f, g[3] = 88.5f, g[4] = 0;
+    swiglu_forward(o, g, u, N);
+    double worst = 0;
+    for (int i = 0; i < N; i++) {
+        double want = (double)g[i] / (1 + exp(-(double)g[i]));
+        double err = fabs(o[i] - want) / fmax(fabs(want), 1e-30);
+        if (fabs(want) > 1e-30 && err > worst) worst = err;
+        CHECK_MSG(isfinite(o[i]) && (fabs(want) > 1e-30 ? err < 1e-6 : fabs(o[i]) < 1e-20), "silu(%g) = %g, want %g",
+                  g[i], o[i], want);
+    }
+    printf("  silu: worst relative error %.2e\n", worst);
+    float s[N];
+    double sum = 0;
+    for (int i = 0; i < N; i++) s[i] = (float)(i % 97) * -1.3f, sum += exp((double)s[i]);
+    softmax_forward(s, N);
+    for (int i = 0; i < N; i++) {
+        double want = exp((double)((float)(i % 97) * -1.3f)) / sum;
+        CHECK_MSG(fabs(s[i] - want) <= 1e-6 * want + 1e-38, "softmax[%d] %g, want %g", i, s[i], want);
+    }
+}
+
 static void test_rope_layouts(void) {
     int hd = 16, heads = 3;
     float inv[8];
@@ -408,6 +436,7 @@ int main(void) {
     RUN(test_dots_without_avx512);
     RUN(test_attention_matches_reference);
     RUN(test_rmsnorm_softmax_swiglu);
+    RUN(test_exp_accuracy);
     RUN(test_rope_layouts);
     RUN(test_thread_pool);
     return test_summary();
