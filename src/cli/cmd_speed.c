@@ -145,7 +145,7 @@ int cmd_speed(int argc, char **argv) {
     int n_mats = model_decode_mats(m, NULL, 0);
     const QMat **mats = xmalloc((size_t)n_mats * sizeof *mats);
     model_decode_mats(m, mats, n_mats);
-    double stream_s = stream_read_seconds(m->tp, mats, n_mats, 5, NULL), stream_bytes = 0;
+    double stream_s = stream_read_seconds(m->tp, mats, n_mats, 9, NULL), stream_bytes = 0;
     for (int i = 0; i < n_mats; i++) stream_bytes += (double)dtype_nbytes(mats[i]->type, mats[i]->cols) * mats[i]->rows;
     free(mats);
     if (rc) {

@@ -71,6 +71,11 @@ static void stream_task(void *ctx, int ith, int nth) {
     atomic_fetch_or_explicit(&j->sink, r, memory_order_relaxed);
 }
 
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
 static double now_s(void) {
     struct timespec t;
     clock_gettime(CLOCK_MONOTONIC, &t);
@@ -83,15 +88,17 @@ double stream_read_seconds(ThreadPool *tp, const QMat *const *mats, int n, int r
     j.first[0] = 0;
     for (int m = 0; m < n; m++)
         j.first[m + 1] = j.first[m] + (long)dtype_nbytes(mats[m]->type, mats[m]->cols) * mats[m]->rows;
-    double best = 0;
+    double *t = xmalloc((size_t)(reps > 0 ? reps : 1) * sizeof *t);
     for (int r = 0; r < reps; r++) {
         tp_ranges_init(&j.bytes, j.first[n], tp_size(tp));
         double t0 = now_s();
         tp_run_shared(tp, stream_task, &j);
-        double s = now_s() - t0;
-        if (r == 0 || s < best) best = s;
+        t[r] = now_s() - t0;
     }
+    qsort(t, (size_t)reps, sizeof *t, cmp_double);
+    double median = reps > 0 ? t[reps / 2] : 0;
+    free(t);
     free(j.first);
     if (bits) *bits = atomic_load(&j.sink);
-    return best;
+    return median;
 }
