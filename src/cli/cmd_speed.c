@@ -49,9 +49,50 @@ static int time_prefill(Model *m, int n, Rng *r, double *secs, size_t *kv_max, E
     return rc;
 }
 
+/* The memory bound of decoding, measured during the decode: every
+ * PROBE_EVERY steps one pass reading the weights a step reads (the time
+ * of the passes is not the decode's). On a shared host the bandwidth
+ * changes from minute to minute, so a bound measured before or after the
+ * decode can be off by half. */
+#define PROBE_EVERY 8
+
+typedef struct Probe {
+    const QMat **mats;
+    int n_mats;
+    double bytes; /* read per pass */
+    double *secs;
+    int len, cap;
+} Probe;
+
+static void probe_init(Probe *p, const Model *m) {
+    memset(p, 0, sizeof *p);
+    p->n_mats = model_decode_mats(m, NULL, 0);
+    p->mats = xmalloc((size_t)p->n_mats * sizeof *p->mats);
+    model_decode_mats(m, p->mats, p->n_mats);
+    for (int i = 0; i < p->n_mats; i++) p->bytes += (double)dtype_nbytes(p->mats[i]->type, p->mats[i]->cols) * p->mats[i]->rows;
+}
+
+static void probe_pass(Probe *p, Model *m) {
+    if (p->len == p->cap) p->secs = xrealloc(p->secs, (size_t)(p->cap = p->cap ? 2 * p->cap : 32) * sizeof *p->secs);
+    p->secs[p->len++] = stream_read_seconds(m->tp, p->mats, p->n_mats, 1, NULL);
+}
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* The median pass, in seconds (0 without passes). */
+static double probe_median(Probe *p) {
+    if (!p->len) return 0;
+    qsort(p->secs, (size_t)p->len, sizeof *p->secs, cmp_double);
+    return p->secs[p->len / 2];
+}
+
 /* Seconds for n decode steps of one token for each of b sequences; *kv_max
- * grows to the bytes of their KV caches. */
-static int time_decode(Model *m, int n, int b, Rng *r, double *secs, size_t *kv_max, Err *e) {
+ * grows to the bytes of their KV caches. With a probe, its passes run
+ * between steps, outside the time. */
+static int time_decode(Model *m, int n, int b, Rng *r, double *secs, size_t *kv_max, Probe *probe, Err *e) {
     KvCache *kv = xcalloc((size_t)b, sizeof *kv), **caches = xmalloc((size_t)b * sizeof *caches);
     int32_t *ids = xmalloc((size_t)b * sizeof *ids);
     int *pos = xmalloc((size_t)b * sizeof *pos), rc = 0;
@@ -59,12 +100,14 @@ static int time_decode(Model *m, int n, int b, Rng *r, double *secs, size_t *kv_
     for (int s = 0; s < b && !rc; s++) rc = kv_cache_init(&kv[s], m, n, e), caches[s] = &kv[s], bytes += kv_bytes(&kv[s]);
     if (bytes > *kv_max) *kv_max = bytes;
     float *logits = xmalloc((size_t)b * m->cfg.vocab_size * sizeof(float));
-    double t0 = now_s();
+    *secs = 0;
     for (int i = 0; i < n && !rc; i++) {
+        if (probe && i % PROBE_EVERY == 0) probe_pass(probe, m);
         for (int s = 0; s < b; s++) ids[s] = (int32_t)rng_below(r, (uint64_t)m->cfg.vocab_size), pos[s] = i;
+        double t0 = now_s();
         rc = model_forward_batch(m, caches, ids, pos, b, NULL, b, logits, e);
+        *secs += now_s() - t0;
     }
-    *secs = now_s() - t0;
     for (int s = 0; s < b; s++) kv_cache_free(&kv[s]);
     free(kv), free(caches), free(ids), free(pos), free(logits);
     return rc;
@@ -134,20 +177,19 @@ int cmd_speed(int argc, char **argv) {
     double pp = 0, tg = 0, s;
     size_t kv_max = 0, kv_warm = 0;
     rc = time_prefill(m, p > 0 ? (p < 16 ? p : 16) : 1, &r, &s, &kv_warm, &e);
-    if (!rc) rc = time_decode(m, 2, batch, &r, &s, &kv_warm, &e);
+    if (!rc) rc = time_decode(m, 2, batch, &r, &s, &kv_warm, NULL, &e);
+    Probe probe;
+    probe_init(&probe, m);
     for (int i = 0; i < reps && !rc; i++) {
         if (p > 0 && !(rc = time_prefill(m, p, &r, &s, &kv_max, &e))) pp += p / s;
-        if (n > 0 && !rc && !(rc = time_decode(m, n, batch, &r, &s, &kv_max, &e))) tg += (double)n * batch / s;
+        if (n > 0 && !rc && !(rc = time_decode(m, n, batch, &r, &s, &kv_max, batch == 1 ? &probe : NULL, &e)))
+            tg += (double)n * batch / s;
     }
     if (kv_warm > kv_max) kv_max = kv_warm;
     /* the memory bound of decoding: the time to read, once, the weights a
      * decode step reads (its tokens/s cannot exceed one over it) */
-    int n_mats = model_decode_mats(m, NULL, 0);
-    const QMat **mats = xmalloc((size_t)n_mats * sizeof *mats);
-    model_decode_mats(m, mats, n_mats);
-    double stream_s = stream_read_seconds(m->tp, mats, n_mats, 9, NULL), stream_bytes = 0;
-    for (int i = 0; i < n_mats; i++) stream_bytes += (double)dtype_nbytes(mats[i]->type, mats[i]->cols) * mats[i]->rows;
-    free(mats);
+    double stream_s = probe_median(&probe), stream_bytes = probe.bytes;
+    free(probe.mats), free(probe.secs);
     if (rc) {
         model_free(m);
         return cli_fail(&e);
@@ -172,13 +214,13 @@ int cmd_speed(int argc, char **argv) {
     /* resident memory: the weights (mapped files count once touched, which
      * the warm-up does) + the largest KV cache + buffers */
     size_t rss = peak_rss();
-    if (n > 0 && batch == 1)
+    if (stream_s > 0)
         printf("\nbandwidth: reading the %.2f MiB a decode step reads takes %.2f ms (%.1f GB/s): decode bound %.1f "
                "tokens/s, reached %.0f%%\n",
                stream_bytes / (1 << 20), stream_s * 1e3, stream_bytes / stream_s / 1e9, 1 / stream_s,
                100 * tg * stream_s);
     printf("%smemory: weights %.2f MiB, KV cache %.2f MiB (largest used), peak resident %.2f MiB\n",
-           n > 0 && batch == 1 ? "" : "\n", bytes / (1 << 20),
+           stream_s > 0 ? "" : "\n", bytes / (1 << 20),
            (double)kv_max / (1 << 20), (double)rss / (1 << 20));
     if (json) { /* through jansson: a model path may hold quotes or backslashes */
         json_t *j = json_pack("{s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:i, s:i, s:i, s:i, s:i, s:f, s:f, s:f}", "model",
@@ -188,8 +230,8 @@ int cmd_speed(int argc, char **argv) {
                               "prompt_tokens", p, "gen_tokens", n, "batch", batch, "reps", reps, "load_s",
                               round3(load_s), "prefill_tps", round3(pp), "decode_tps", round3(tg));
         /* the memory bound (bandwidth line above) */
-        if (j) json_object_set_new(j, "stream_gbps", json_real(round3(stream_bytes / stream_s / 1e9)));
-        if (j) json_object_set_new(j, "decode_bound_tps", json_real(round3(1 / stream_s)));
+        if (j && stream_s > 0) json_object_set_new(j, "stream_gbps", json_real(round3(stream_bytes / stream_s / 1e9)));
+        if (j && stream_s > 0) json_object_set_new(j, "decode_bound_tps", json_real(round3(1 / stream_s)));
         char *text = j ? json_dumps(j, JSON_REAL_PRECISION(10)) : NULL;
         if (text) printf("%s\n", text);
         free(text);
