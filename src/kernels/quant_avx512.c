@@ -66,11 +66,11 @@ static ALWAYS_INLINE __m512i load_q4_pair(const BlockQ4_0 *b, int both) {
  * Q4_0 row against NX activations, into acc[k]. Q8_0: signed weights, so
  * the sign moves onto the activation (VPDPBUSD multiplies unsigned by
  * signed; |w| of -128 is 128, still exact). Q4_0: nibbles q in 0..15 stay
- * unsigned, w = d (q - 8): the offset collects in off[k], where each of the
- * pair's 8 lanes adds d * sx, 8 times the offset in all. The activation's
- * scales come pre-expanded to the lanes (act_dxx, act_sxx). */
+ * unsigned, w = d (q - 8), so sum(w y) = d (dx sum(q y) - 8 sx): each of
+ * a block's 8 lanes takes d (dx S - sx), 8 times the offset in all. The
+ * activation's scales come pre-expanded to the lanes (act_dxx, act_sxx). */
 static ALWAYS_INLINE void q8q4_pair(int q4, const void *row, long b, int both, const void *const *x, long n, int NX,
-                                    __m512 *acc, __m512 *off) {
+                                    __m512 *acc) {
     const int stride = q4 ? (int)sizeof(BlockQ4_0) : (int)sizeof(BlockQ8_0);
     const __mmask16 lanes = both ? (__mmask16)0xffff : (__mmask16)0x00ff;
     __m512i w, aw = _mm512_setzero_si512();
@@ -95,8 +95,12 @@ static ALWAYS_INLINE void q8q4_pair(int q4, const void *row, long b, int both, c
             s = _mm512_dpbusd_epi32(_mm512_setzero_si512(), aw, y);
         }
         __m512 dx = _mm512_maskz_loadu_ps(lanes, act_dxx(x[k], n) + 8 * b);
-        acc[k] = _mm512_fmadd_ps(_mm512_mul_ps(dw, dx), _mm512_cvtepi32_ps(s), acc[k]);
-        if (q4) off[k] = _mm512_fmadd_ps(dw, _mm512_maskz_loadu_ps(lanes, act_sxx(x[k], n) + 8 * b), off[k]);
+        if (q4) /* dw * (dx * S - sx): the 8 lanes of a block take 8 times its offset */
+            acc[k] = _mm512_fmadd_ps(
+                dw, _mm512_fmsub_ps(dx, _mm512_cvtepi32_ps(s), _mm512_maskz_loadu_ps(lanes, act_sxx(x[k], n) + 8 * b)),
+                acc[k]);
+        else
+            acc[k] = _mm512_fmadd_ps(_mm512_mul_ps(dw, dx), _mm512_cvtepi32_ps(s), acc[k]);
     }
 }
 
@@ -104,19 +108,16 @@ static ALWAYS_INLINE void q8q4_pair(int q4, const void *row, long b, int both, c
  * two accumulators (the FMA latency). */
 static ALWAYS_INLINE void dot_q8q4_n(int q4, const void *row, const void *const *x, int NX, long n, float *out) {
     const long nb = n / QK8_0;
-    __m512 acc0[4], acc1[4], off[4];
-    for (int k = 0; k < NX; k++) acc0[k] = acc1[k] = off[k] = _mm512_setzero_ps();
+    __m512 acc0[4], acc1[4];
+    for (int k = 0; k < NX; k++) acc0[k] = acc1[k] = _mm512_setzero_ps();
     long b = 0;
     for (; b + 4 <= nb; b += 4) {
-        q8q4_pair(q4, row, b, 1, x, n, NX, acc0, off);
-        q8q4_pair(q4, row, b + 2, 1, x, n, NX, acc1, off);
+        q8q4_pair(q4, row, b, 1, x, n, NX, acc0);
+        q8q4_pair(q4, row, b + 2, 1, x, n, NX, acc1);
     }
-    if (b + 2 <= nb) q8q4_pair(q4, row, b, 1, x, n, NX, acc0, off), b += 2;
-    if (b < nb) q8q4_pair(q4, row, b, 0, x, n, NX, acc1, off);
-    for (int k = 0; k < NX; k++) {
-        float s = _mm512_reduce_add_ps(_mm512_add_ps(acc0[k], acc1[k]));
-        out[k] = q4 ? s - _mm512_reduce_add_ps(off[k]) : s;
-    }
+    if (b + 2 <= nb) q8q4_pair(q4, row, b, 1, x, n, NX, acc0), b += 2;
+    if (b < nb) q8q4_pair(q4, row, b, 0, x, n, NX, acc1);
+    for (int k = 0; k < NX; k++) out[k] = _mm512_reduce_add_ps(_mm512_add_ps(acc0[k], acc1[k]));
 }
 
 /* ---- K-quants: a super-block of 256 values per step ---- */
