@@ -215,6 +215,33 @@ static void test_matmul_group_equals_separate(void) {
     tp_free(tp);
 }
 
+/* The head sizes with their own SIMD path (64, 128) and one without (40),
+ * a prefill of several tokens and a decode token of another sequence, with
+ * and without a sliding window, against the double reference. */
+static void test_attention_head_sizes(void) {
+    ThreadPool *tp = tp_create(2);
+    Rng r;
+    rng_seed(&r, 15);
+    const int dims[3] = {40, 64, 128};
+    for (int di = 0; di < 3; di++)
+        for (int window = 0; window <= 9; window += 9) {
+            AttnShape s = {.n_heads = 8, .n_kv_heads = 2, .head_dim = dims[di], .window = window};
+            int row = s.n_kv_heads * s.head_dim, len = 70;
+            float *ka = rand_vec(&r, (long)len * row, 1), *va = rand_vec(&r, (long)len * row, 1);
+            int n = 4, pos[4] = {66, 67, 68, 20};
+            const float *k[4] = {ka, ka, ka, ka + 3L * row}, *v[4] = {va, va, va, va + 3L * row};
+            long no = (long)n * s.n_heads * s.head_dim;
+            float *q = rand_vec(&r, no, 2), *out = xmalloc((size_t)no * 4), *ref = xmalloc((size_t)no * 4);
+            attention_forward(tp, out, q, n, &s, k, v, pos);
+            attention_forward_ref(ref, q, n, &s, k, v, pos);
+            double worst = 0;
+            for (long i = 0; i < no; i++) worst = fmax(worst, fabs(out[i] - ref[i]));
+            CHECK_MSG(worst <= 1e-5, "head_dim %d, window %d: max error %g", dims[di], window, worst);
+            free(ka), free(va), free(q), free(out), free(ref);
+        }
+    tp_free(tp);
+}
+
 static void test_attention_matches_reference(void) {
     ThreadPool *tp = tp_create(2);
     Rng r;
@@ -435,6 +462,7 @@ int main(void) {
     RUN(test_q8_0_extreme_quants);
     RUN(test_dots_without_avx512);
     RUN(test_attention_matches_reference);
+    RUN(test_attention_head_sizes);
     RUN(test_rmsnorm_softmax_swiglu);
     RUN(test_exp_accuracy);
     RUN(test_rope_layouts);
