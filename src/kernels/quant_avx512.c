@@ -8,7 +8,7 @@
  * (one 512-bit register) and the integer products are one VPDPBUSD each;
  * the weight scales of a pair of blocks come from one load and one word
  * permute (a 16-block gather was tried: on Zen 5 it costs more than the
- * dots it feeds), and the activation's scales are loaded 16 at a time.
+ * dots it feeds), and the activation's come pre-expanded to the lanes.
  * Figures: bench/matvec_speed.sh, docs/BENCHMARKS.md.
  *
  * The results equal the reference dots up to float reordering (the
@@ -18,10 +18,6 @@
 
 #if KERNELS_AVX512
 #include <immintrin.h>
-
-static ALWAYS_INLINE __mmask16 first_lanes(int m) {
-    return m >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << m) - 1);
-}
 
 /* The f16 scales (first field of each block) of a pair of blocks of
  * `stride` bytes as floats: lanes 0-7 the first, 8-15 the second (0 when
@@ -37,13 +33,7 @@ static ALWAYS_INLINE __m512 pair_scales(const void *b, int stride, int both) {
     return _mm512_cvtph_ps(_mm512_castsi512_si256(_mm512_permutexvar_epi16(_mm512_castsi256_si512(idx), v)));
 }
 
-/* Permute indices that give lanes 0-7 the value of lane p and lanes 8-15
- * that of lane p + 1: the scales of a pair of blocks. */
-static ALWAYS_INLINE __m512i pair_index(int p) {
-    return _mm512_add_epi32(_mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1), _mm512_set1_epi32(p));
-}
-
-/* ---- Q8_0 and Q4_0: 16 blocks at a time, two per register ---- */
+/* ---- Q8_0 and Q4_0: two blocks per register ---- */
 
 /* Two Q8_0 blocks' quants (the second 0 when only one is left). */
 static ALWAYS_INLINE __m512i load_q8_pair(const BlockQ8_0 *b, int both) {
