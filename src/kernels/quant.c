@@ -44,6 +44,8 @@ void kernel_quantize_act(int t, const float *x, void *out, long n) {
     float *dx = (float *)act_dx(out, n), *sx = dx + n / QK8_0, *s16 = sx + n / QK8_0;
     quantize_q8(x, q, dx, sx, s16, n);
     memset(q + n, 0, act_qbytes(n) - (size_t)n);
+    if (t == DT_Q8_0) /* stored + 128 (quant_internal.h) */
+        for (size_t i = 0; i < act_qbytes(n); i++) q[i] = (int8_t)((uint8_t)q[i] ^ 0x80);
     float *dxx = (float *)act_dxx(out, n), *sxx = (float *)act_sxx(out, n);
     for (long i = 0; i < n / QK8_0; i++)
         for (int j = 0; j < 8; j++) dxx[8 * i + j] = dx[i], sxx[8 * i + j] = sx[i];
@@ -56,7 +58,7 @@ void kernel_act_to_f32(int t, const void *act, float *y, long n) {
     }
     const int8_t *q = act_q(act);
     const float *dx = act_dx(act, n);
-    for (long i = 0; i < n; i++) y[i] = dx[i / QK8_0] * (float)q[i];
+    for (long i = 0; i < n; i++) y[i] = dx[i / QK8_0] * (float)act_quant(t, q, i);
 }
 
 /* ---- K-quant block fields ---- */
@@ -142,7 +144,7 @@ float vec_dot_ref(int t, const void *row, const void *act, long n) {
         const float *dx = act_dx(act, n);
         for (long i = 0; i < n / QK8_0; i++) {
             int s = 0;
-            for (int j = 0; j < QK8_0; j++) s += w[i].qs[j] * xq[32 * i + j];
+            for (int j = 0; j < QK8_0; j++) s += w[i].qs[j] * act_quant(DT_Q8_0, xq, 32 * i + j);
             sum += half(w[i].d) * dx[i] * (float)s;
         }
         return sum;
@@ -189,18 +191,22 @@ static inline __m256 mul_sum_i8(__m256i x, __m256i y) {
 }
 
 static inline __m256i load_xq(const int8_t *xq, long i) { return _mm256_loadu_si256((const __m256i *)(xq + 32 * i)); }
+/* A block of a Q8_0 weight's activation, stored + 128, back to signed. */
+static inline __m256i load_xq_q8(const int8_t *xq, long i) {
+    return _mm256_xor_si256(load_xq(xq, i), _mm256_set1_epi8((char)0x80));
+}
 
 static float dot_q8_0(const BlockQ8_0 *w, const int8_t *xq, const float *dx, long nb) {
     __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
     long i = 0;
     for (; i + 1 < nb; i += 2) {
-        __m256 p0 = mul_sum_i8(_mm256_loadu_si256((const __m256i *)w[i].qs), load_xq(xq, i));
-        __m256 p1 = mul_sum_i8(_mm256_loadu_si256((const __m256i *)w[i + 1].qs), load_xq(xq, i + 1));
+        __m256 p0 = mul_sum_i8(_mm256_loadu_si256((const __m256i *)w[i].qs), load_xq_q8(xq, i));
+        __m256 p1 = mul_sum_i8(_mm256_loadu_si256((const __m256i *)w[i + 1].qs), load_xq_q8(xq, i + 1));
         acc0 = _mm256_fmadd_ps(_mm256_set1_ps(half(w[i].d) * dx[i]), p0, acc0);
         acc1 = _mm256_fmadd_ps(_mm256_set1_ps(half(w[i + 1].d) * dx[i + 1]), p1, acc1);
     }
     for (; i < nb; i++) {
-        __m256 p = mul_sum_i8(_mm256_loadu_si256((const __m256i *)w[i].qs), load_xq(xq, i));
+        __m256 p = mul_sum_i8(_mm256_loadu_si256((const __m256i *)w[i].qs), load_xq_q8(xq, i));
         acc0 = _mm256_fmadd_ps(_mm256_set1_ps(half(w[i].d) * dx[i]), p, acc0);
     }
     return hsum8(_mm256_add_ps(acc0, acc1));
@@ -445,7 +451,8 @@ static inline void dot4_q(int q4, const void *row, const void *const x[4], long 
         float dw;
         __m256i w = load_w_q(q4, row, i, &dw), aw = _mm256_sign_epi8(w, w);
 #define ACC(k, acc)                                                                                  \
-    acc = _mm256_fmadd_ps(_mm256_set1_ps(dw * act_dx(x[k], n)[i]), mul_sum_signed(aw, w, load_xq(act_q(x[k]), i)), acc)
+    acc = _mm256_fmadd_ps(_mm256_set1_ps(dw * act_dx(x[k], n)[i]),                                   \
+                          mul_sum_signed(aw, w, q4 ? load_xq(act_q(x[k]), i) : load_xq_q8(act_q(x[k]), i)), acc)
         ACC(0, a0);
         ACC(1, a1);
         ACC(2, a2);

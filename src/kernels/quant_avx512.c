@@ -53,9 +53,10 @@ static ALWAYS_INLINE __m512i load_q4_pair(const BlockQ4_0 *b, int both) {
 }
 
 /* One pair of blocks (b, b + 1; b alone when `both` is 0) of a Q8_0 or
- * Q4_0 row against NX activations, into acc[k]. Q8_0: signed weights, so
- * the sign moves onto the activation (VPDPBUSD multiplies unsigned by
- * signed; |w| of -128 is 128, still exact). Q4_0: nibbles q in 0..15 stay
+ * Q4_0 row against NX activations, into acc[k]. Q8_0: VPDPBUSD multiplies
+ * unsigned by signed, so the activation comes stored + 128 (unsigned) and
+ * the signed weights are used as they are, each sum starting from -128
+ * times the weights' sum (exact, -128 weights included). Q4_0: nibbles q in 0..15 stay
  * unsigned, w = d (q - 8), so sum(w y) = d (dx sum(q y) - 8 sx): each of
  * a block's 8 lanes takes d (dx S - sx), 8 times the offset in all. The
  * activation's scales come pre-expanded to the lanes (act_dxx, act_sxx). */
@@ -63,27 +64,24 @@ static ALWAYS_INLINE void q8q4_pair(int q4, const void *row, long b, int both, c
                                     __m512 *acc) {
     const int stride = q4 ? (int)sizeof(BlockQ4_0) : (int)sizeof(BlockQ8_0);
     const __mmask16 lanes = both ? (__mmask16)0xffff : (__mmask16)0x00ff;
-    __m512i w, aw = _mm512_setzero_si512();
-    __mmask64 neg = 0;
+    __m512i w, base = _mm512_setzero_si512();
     if (q4) {
         w = load_q4_pair((const BlockQ4_0 *)row + b, both);
     } else {
+        /* the activation is stored + 128: each sum starts at -128 * the
+         * weights' sum, once for all the activations */
         w = load_q8_pair((const BlockQ8_0 *)row + b, both);
-        aw = _mm512_abs_epi8(w);
-        neg = _mm512_movepi8_mask(w);
+        base = _mm512_sub_epi32(_mm512_setzero_si512(),
+                                _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_set1_epi8((char)0x80), w));
     }
     __m512 dw = pair_scales((const char *)row + b * stride, stride, both);
     for (int k = 0; k < NX; k++) {
         /* the activation is padded to 64 bytes: a lone last block reads
          * zeros (and meets zero weights) in the upper half */
         __m512i y = _mm512_loadu_si512(act_q(x[k]) + 32 * b);
-        __m512i s;
-        if (q4) {
-            s = _mm512_dpbusd_epi32(_mm512_setzero_si512(), w, y);
-        } else {
-            y = _mm512_mask_sub_epi8(y, neg, _mm512_setzero_si512(), y);
-            s = _mm512_dpbusd_epi32(_mm512_setzero_si512(), aw, y);
-        }
+        /* unsigned times signed: Q4_0's nibbles times the activation, or
+         * the biased activation times Q8_0's weights */
+        __m512i s = q4 ? _mm512_dpbusd_epi32(base, w, y) : _mm512_dpbusd_epi32(base, y, w);
         __m512 dx = _mm512_maskz_loadu_ps(lanes, act_dxx(x[k], n) + 8 * b);
         if (q4) /* dw * (dx * S - sx): the 8 lanes of a block take 8 times its offset */
             acc[k] = _mm512_fmadd_ps(

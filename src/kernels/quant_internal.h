@@ -12,8 +12,12 @@
 /* The activation of quantised weights (kernel_quantize_act), for n values
  * in nb = n/32 blocks:
  *   int8 q[n]          the quants, Q8_0's blocks of 32 one after another,
- *                      zero-padded to a multiple of 64 bytes (so that the
- *                      wide kernels load two blocks with one instruction);
+ *                      padded to a multiple of 64 bytes (so that the wide
+ *                      kernels load two blocks with one instruction); for
+ *                      Q8_0 weights stored + 128 as unsigned bytes, so that
+ *                      VPDPBUSD multiplies them (unsigned) by the signed
+ *                      weights directly, less 128 times the weights' sum
+ *                      (act_quant reads them back);
  *   float dx[nb]       each block's scale (rounded to f16, as Q8_0 stores it);
  *   float sx[nb]       dx * the sum of the block's quants;
  *   float s16[2 nb]    the same for each half of 16;
@@ -36,6 +40,12 @@ static inline const float *act_dx(const void *a, long n) {
 }
 static inline const float *act_sx(const void *a, long n) { return act_dx(a, n) + n / QK8_0; }
 static inline const float *act_s16(const void *a, long n) { return act_dx(a, n) + 2 * (n / QK8_0); }
+/* Quant i of an activation for weights of weight_type, as a signed value.
+ * (Written as an XOR back to int8, not as (uint8) - 128: gcc 12 at -O2
+ * -march=native vectorises a dot with the latter into wrong results.) */
+static inline int act_quant(int weight_type, const int8_t *q, long i) {
+    return weight_type == DT_Q8_0 ? (int8_t)((uint8_t)q[i] ^ 0x80) : q[i];
+}
 static inline const float *act_dxx(const void *a, long n) { return act_dx(a, n) + 4 * (n / QK8_0); }
 static inline const float *act_sxx(const void *a, long n) { return act_dx(a, n) + 12 * (n / QK8_0); }
 
