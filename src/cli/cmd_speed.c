@@ -137,7 +137,8 @@ int cmd_speed(int argc, char **argv) {
         "Measures prefill and decode speed in tokens/s, like llama-bench (pp = one batch of -p tokens, "
         "tg = -n tokens one at a time). --shape builds random weights in memory, so no download is needed; "
         "shapes: qwen2.5-0.5b, qwen2.5-1.5b, qwen2.5-3b, qwen3-0.6b, qwen3-1.7b, llama-3.2-1b, llama-3.2-3b, "
-        "llama-3.1-8b, mistral-7b.",
+        "llama-3.1-8b, mistral-7b. With one sequence it also measures, during the decode, the time to read "
+        "the weights a decode step reads, and prints the decode bound this gives and the share of it reached.",
         "aloe speed --shape qwen2.5-0.5b --type q8_0 -p 512 -n 128 --json", 0, 0};
     char *pos[1];
     int npos;
