@@ -130,8 +130,12 @@ void attention_forward(ThreadPool *tp, float *out, const float *q, int n, const 
     for (int t = 0; t < n; t++) max_len = pos[t] + 1 > max_len ? pos[t] + 1 : max_len;
     max_len = (max_len + 15) & ~15; /* keep each thread's scores on their own cache lines */
     AttnJob j = {out, q, n, s, k_cache, v_cache, pos, NULL, max_len, {0}};
-    j.scores = tp_scratch(tp, (size_t)max_len * (size_t)(s->n_heads / s->n_kv_heads) * sizeof(float) * (size_t)tp_size(tp));
+    size_t bytes = (size_t)max_len * (size_t)(s->n_heads / s->n_kv_heads) * sizeof(float) * (size_t)tp_size(tp);
+    /* without a pool (tp NULL: the caller's thread) a buffer of its own */
+    float *owned = tp ? NULL : xaligned_alloc(bytes);
+    j.scores = tp ? tp_scratch(tp, bytes) : owned;
     tp_run_shared(tp, attn_task, &j);
+    free(owned);
 }
 
 void attention_forward_ref(float *out, const float *q, int n, const AttnShape *s, const float *const *k_cache,

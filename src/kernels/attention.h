@@ -18,7 +18,8 @@ typedef struct AttnShape {
     int window; /* sliding window (Mistral): attend to the last `window` positions; 0 = all */
 } AttnShape;
 
-/* out[t] (n_heads × head_dim) = softmax(q[t]·Kᵀ / sqrt(head_dim)) · V. */
+/* out[t] (n_heads × head_dim) = softmax(q[t]·Kᵀ / sqrt(head_dim)) · V.
+ * tp may be NULL (the caller's thread alone). */
 void attention_forward(ThreadPool *tp, float *out, const float *q, int n, const AttnShape *s,
                        const float *const *k_cache, const float *const *v_cache, const int *pos);
 /* Plain loops in double: the reference for the tests. */

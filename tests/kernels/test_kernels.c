@@ -232,11 +232,14 @@ static void test_attention_head_sizes(void) {
             const float *k[4] = {ka, ka, ka, ka + 3L * row}, *v[4] = {va, va, va, va + 3L * row};
             long no = (long)n * s.n_heads * s.head_dim;
             float *q = rand_vec(&r, no, 2), *out = xmalloc((size_t)no * 4), *ref = xmalloc((size_t)no * 4);
-            attention_forward(tp, out, q, n, &s, k, v, pos);
             attention_forward_ref(ref, q, n, &s, k, v, pos);
-            double worst = 0;
-            for (long i = 0; i < no; i++) worst = fmax(worst, fabs(out[i] - ref[i]));
-            CHECK_MSG(worst <= 1e-5, "head_dim %d, window %d: max error %g", dims[di], window, worst);
+            for (int pool = 0; pool < 2; pool++) { /* also without a pool, on the caller's thread */
+                attention_forward(pool ? tp : NULL, out, q, n, &s, k, v, pos);
+                double worst = 0;
+                for (long i = 0; i < no; i++) worst = fmax(worst, fabs(out[i] - ref[i]));
+                CHECK_MSG(worst <= 1e-5, "head_dim %d, window %d, %s: max error %g", dims[di], window,
+                          pool ? "2 threads" : "no pool", worst);
+            }
             free(ka), free(va), free(q), free(out), free(ref);
         }
     tp_free(tp);
