@@ -1,5 +1,7 @@
 #include "cli/args.h"
 
+#include "base/mem.h"
+
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -92,6 +94,13 @@ int args_parse(const ArgCommand *cmd, ArgSpec *specs, int argc, char **argv, cha
         return err_set(e, ERR_ARG, "aloe %s: unexpected argument '%s'; usage: aloe %s %s", cmd->name,
                        pos[cmd->max_positional], cmd->name, cmd->usage);
     return 0;
+}
+
+int args_parse_flags(const ArgCommand *cmd, ArgSpec *specs, int argc, char **argv, Err *e) {
+    char **pos = xmalloc((size_t)(argc > 0 ? argc : 1) * sizeof *pos); /* room for every stray argument */
+    int npos, rc = args_parse(cmd, specs, argc, argv, pos, &npos, e);
+    free(pos);
+    return rc;
 }
 
 void args_print_help(const ArgCommand *cmd, const ArgSpec *specs) {

@@ -30,6 +30,9 @@ typedef struct ArgCommand {
  * collected into pos (array of argc pointers, caller provides) / *npos.
  * Returns 0 to run, 1 when --help was printed, -1 on a usage error (e set). */
 int args_parse(const ArgCommand *cmd, ArgSpec *specs, int argc, char **argv, char **pos, int *npos, Err *e);
+/* args_parse for a command that takes no positional arguments (a stray
+ * one is a usage error). */
+int args_parse_flags(const ArgCommand *cmd, ArgSpec *specs, int argc, char **argv, Err *e);
 void args_print_help(const ArgCommand *cmd, const ArgSpec *specs);
 /* Finds a spec by name, to test ->seen after parsing. */
 const ArgSpec *args_find(const ArgSpec *specs, const char *name);

@@ -216,10 +216,7 @@ int cmd_bench(int argc, char **argv) {
         "--personalities personality_eval.jsonl -j 64 --out runs/my-model",
         0, 0};
     Err e = {0};
-    char **pos = xcalloc((size_t)argc + 1, sizeof *pos);
-    int npos = 0;
-    int rc = args_parse(&cmd, specs, argc, argv, pos, &npos, &e);
-    free(pos);
+    int rc = args_parse_flags(&cmd, specs, argc, argv, &e);
     if (rc) return rc > 0 ? 0 : cli_fail(&e);
     if (o.quiet) log_set_level(LOG_WARN);
 

@@ -134,11 +134,9 @@ int cmd_chat(int argc, char **argv) {
         "reply as it is generated. The whole conversation is the context of every reply. /reset forgets it "
         "(the system prompt stays), /exit or end of input quits.",
         "aloe chat --model hf://Qwen/Qwen2.5-0.5B-Instruct --system 'Answer in one sentence.'", 0, 0};
-    char *pos[1];
-    int npos;
     Err e;
     err_clear(&e);
-    int rc = args_parse(&cmd, specs, argc, argv, pos, &npos, &e);
+    int rc = args_parse_flags(&cmd, specs, argc, argv, &e);
     if (rc) return rc > 0 ? 0 : cli_fail(&e);
     if (max_tokens < 1) { /* -1 used to mean the default silently, and the cut note then named 512 */
         err_set(&e, ERR_ARG, "--max-tokens: expected at least 1, got %d", max_tokens);

@@ -49,11 +49,9 @@ int cmd_complete(int argc, char **argv) {
         "aloe complete --model ../shared/fixtures/models/tiny-qwen2 --prompt-ids 1025,82,287 --max-tokens 8 "
         "--print-ids",
         0, 0};
-    char *pos[1];
-    int npos;
     Err e;
     err_clear(&e);
-    int rc = args_parse(&cmd, specs, argc, argv, pos, &npos, &e);
+    int rc = args_parse_flags(&cmd, specs, argc, argv, &e);
     if (rc) return rc > 0 ? 0 : cli_fail(&e);
     if (!prompt == !prompt_ids) {
         err_set(&e, ERR_ARG, "aloe complete: give either --prompt TEXT or --prompt-ids 1,2,3");

@@ -24,11 +24,9 @@ int cmd_convert(int argc, char **argv) {
                             "type (q8_0/q4_0 rows that are not a multiple of 32 fall back to f16; q4_k/q6_k rows that are not a "
                             "multiple of 256 to q8_0).",
                             "aloe convert --model run1-merged --out run1.q8_0.gguf --type q8_0", 0, 0};
-    char *pos[1];
-    int npos;
     Err e;
     err_clear(&e);
-    int rc = args_parse(&cmd, specs, argc, argv, pos, &npos, &e);
+    int rc = args_parse_flags(&cmd, specs, argc, argv, &e);
     if (rc) return rc > 0 ? 0 : cli_fail(&e);
     int type;
     if (convert_type_parse(type_name, &type, &e)) {

@@ -73,10 +73,8 @@ int cmd_dialogues(int argc, char **argv) {
     k += genrole_specs(roles, R__COUNT, specs + k, NULL);
     k += genrole_conn_specs(&conn, specs + k);
 
-    char *pos[1];
-    int npos;
     Err e = {0};
-    int rc = args_parse(&CMD, specs, argc, argv, pos, &npos, &e);
+    int rc = args_parse_flags(&CMD, specs, argc, argv, &e);
     if (rc) return rc > 0 ? 0 : cli_fail(&e);
     if (args_find(specs, "--passes")->seen && args_find(specs, "--num")->seen) {
         err_set(&e, ERR_ARG, "aloe dialogues: give --passes P or --num N, not both");

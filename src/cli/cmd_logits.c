@@ -26,11 +26,9 @@ int cmd_logits(int argc, char **argv) {
                             "[n_ids, vocab], as the tensor `logits` of a safetensors file.",
                             "aloe logits --model ../shared/fixtures/models/tiny-qwen2 --ids 1025,82,287 --out l.safetensors",
                             0, 0};
-    char *pos[1];
-    int npos;
     Err e;
     err_clear(&e);
-    int rc = args_parse(&cmd, specs, argc, argv, pos, &npos, &e);
+    int rc = args_parse_flags(&cmd, specs, argc, argv, &e);
     if (rc) return rc > 0 ? 0 : cli_fail(&e);
     int32_t *ids;
     int n;

@@ -27,11 +27,9 @@ int cmd_merge(int argc, char **argv) {
                             "that loads without peft, and with --gguf a GGUF file of it as well.",
                             "aloe merge --model Qwen2.5-0.5B-Instruct --adapter run1 --out run1-merged "
                             "--max-shard-size 2GB --gguf q8_0", 0, 0};
-    char *pos[1];
-    int npos;
     Err e;
     err_clear(&e);
-    int rc = args_parse(&cmd, specs, argc, argv, pos, &npos, &e);
+    int rc = args_parse_flags(&cmd, specs, argc, argv, &e);
     if (rc) return rc > 0 ? 0 : cli_fail(&e);
     ModelConfig cfg;
     TrainDecoder m;

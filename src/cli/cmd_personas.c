@@ -61,10 +61,8 @@ int cmd_personas(int argc, char **argv) {
     /* The embedder's model flag is --embed-model; its endpoint flags keep the role name. */
     k += genrole_conn_specs(&conn, specs + k);
 
-    char *pos[1];
-    int npos;
     Err e = {0};
-    int rc = args_parse(&CMD, specs, argc, argv, pos, &npos, &e);
+    int rc = args_parse_flags(&CMD, specs, argc, argv, &e);
     if (rc) return rc > 0 ? 0 : cli_fail(&e);
     PromptId pid;
     if (!strcmp(kind, "profile")) pid = PROMPT_GENERATE_PROFILE;

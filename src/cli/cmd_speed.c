@@ -74,7 +74,7 @@ static void probe_init(Probe *p, const Model *m) {
 
 static void probe_pass(Probe *p, Model *m) {
     if (p->len == p->cap) p->secs = xrealloc(p->secs, (size_t)(p->cap = p->cap ? 2 * p->cap : 32) * sizeof *p->secs);
-    p->secs[p->len++] = stream_read_seconds(m->tp, p->mats, p->n_mats, 1, NULL);
+    p->secs[p->len++] = stream_read_seconds(m->tp, p->mats, p->n_mats, NULL);
 }
 
 static int cmp_double(const void *a, const void *b) {
@@ -140,11 +140,9 @@ int cmd_speed(int argc, char **argv) {
         "llama-3.1-8b, mistral-7b. With one sequence it also measures, during the decode, the time to read "
         "the weights a decode step reads, and prints the decode bound this gives and the share of it reached.",
         "aloe speed --shape qwen2.5-0.5b --type q8_0 -p 512 -n 128 --json", 0, 0};
-    char *pos[1];
-    int npos;
     Err e;
     err_clear(&e);
-    int rc = args_parse(&cmd, specs, argc, argv, pos, &npos, &e);
+    int rc = args_parse_flags(&cmd, specs, argc, argv, &e);
     if (rc) return rc > 0 ? 0 : cli_fail(&e);
     if (!model == !shape) {
         err_set(&e, ERR_ARG, "aloe speed: give either --model M or --shape NAME");

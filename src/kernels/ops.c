@@ -75,14 +75,9 @@ void swiglu_forward(float *out, const float *gate, const float *up, long n) {
         _mm256_storeu_ps(out + i, _mm256_mul_ps(_mm256_mul_ps(g, sig), _mm256_loadu_ps(up + i)));
     }
 #endif
-    for (; i < n; i++) {
-        float g = gate[i];
-#if defined(__AVX2__) && defined(__FMA__)
-        float e = EXP(-fabsf(g));
+    for (; i < n; i++) { /* the same formula as the vector body */
+        float g = gate[i], e = EXP(-fabsf(g));
         out[i] = g * ((g < 0 ? e : 1.0f) / (1.0f + e)) * up[i];
-#else
-        out[i] = g / (1.0f + EXP(-g)) * up[i];
-#endif
     }
 }
 

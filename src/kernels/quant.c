@@ -25,8 +25,9 @@ size_t kernel_act_bytes(int t, long n) {
 
 /* n floats (a multiple of 32) to the quants and f16-rounded scales of Q8_0
  * blocks (SIMD below, else formats' scalar quantiser), with each block's
- * scaled sum sx and half sums s16 (quant_internal.h). */
-static void quantize_q8(const float *x, int8_t *q, float *dx, float *sx, float *s16, long n);
+ * scaled sum sx and half sums s16 (quant_internal.h). The quants are
+ * stored XOR bias (0x80: + 128, for Q8_0 weights; else 0). */
+static void quantize_q8(const float *x, int8_t *q, float *dx, float *sx, float *s16, long n, uint8_t bias);
 
 /* The block sums of quants q of block i, scaled by its dx. */
 static inline void block_sums(int lo, int hi, float dx, float *sx, float *s16) {
@@ -42,10 +43,9 @@ void kernel_quantize_act(int t, const float *x, void *out, long n) {
     }
     int8_t *q = out;
     float *dx = (float *)act_dx(out, n), *sx = dx + n / QK8_0, *s16 = sx + n / QK8_0;
-    quantize_q8(x, q, dx, sx, s16, n);
-    memset(q + n, 0, act_qbytes(n) - (size_t)n);
-    if (t == DT_Q8_0) /* stored + 128 (quant_internal.h) */
-        for (size_t i = 0; i < act_qbytes(n); i++) q[i] = (int8_t)((uint8_t)q[i] ^ 0x80);
+    uint8_t bias = t == DT_Q8_0 ? 0x80 : 0; /* Q8_0's stored + 128 (quant_internal.h) */
+    quantize_q8(x, q, dx, sx, s16, n, bias);
+    memset(q + n, bias, act_qbytes(n) - (size_t)n); /* zeros */
     float *dxx = (float *)act_dxx(out, n), *sxx = (float *)act_sxx(out, n);
     for (long i = 0; i < n / QK8_0; i++)
         for (int j = 0; j < 8; j++) dxx[8 * i + j] = dx[i], sxx[8 * i + j] = sx[i];
@@ -286,8 +286,11 @@ static ALWAYS_INLINE void q4k_pair(const uint8_t *qs, const __m256 *sv, int j, c
  * one vector (lane j broadcast for sub-block j), and the mins' part
  * dmin * sum_j m_j * dx_j * sum(y_j) as one FMA over the precomputed
  * block sums (kernel_quantize_act). */
-static ALWAYS_INLINE void dot_q4_k_n(const BlockQ4_K *w, const int8_t *const *x, const float *const *dx,
-                                     const float *const *sx, int NX, long nb, float *out) {
+static ALWAYS_INLINE void dot_q4_k_n(const BlockQ4_K *w, const void *const *act, int NX, long n, float *out) {
+    const int8_t *x[4];
+    const float *dx[4], *sx[4];
+    for (int k = 0; k < NX; k++) x[k] = act_q(act[k]), dx[k] = act_dx(act[k], n), sx[k] = act_sx(act[k], n);
+    const long nb = n / QK_K;
     /* one activation: two accumulators (even and odd sub-blocks), else the
      * FMA latency, one per 16 bytes of weights, would bound the dot */
     __m256 acc[2][4], accm[4];
@@ -342,8 +345,11 @@ static ALWAYS_INLINE void q6k_step(__m256i q, __m256 sch, int j, const int8_t *c
     }
 }
 
-static ALWAYS_INLINE void dot_q6_k_n(const BlockQ6_K *w, const int8_t *const *x, const float *const *dx,
-                                     const float *const *s16, int NX, long nb, float *out) {
+static ALWAYS_INLINE void dot_q6_k_n(const BlockQ6_K *w, const void *const *act, int NX, long n, float *out) {
+    const int8_t *x[4];
+    const float *dx[4], *s16[4];
+    for (int k = 0; k < NX; k++) x[k] = act_q(act[k]), dx[k] = act_dx(act[k], n), s16[k] = act_s16(act[k], n);
+    const long nb = n / QK_K;
     __m256 acc[2][4], acco[4]; /* two accumulators for one activation, as in Q4_K */
     for (int k = 0; k < NX; k++) acc[0][k] = acc[1][k] = acco[k] = _mm256_setzero_ps();
     for (long i = 0; i < nb; i++) {
@@ -367,22 +373,6 @@ static ALWAYS_INLINE void dot_q6_k_n(const BlockQ6_K *w, const int8_t *const *x,
         }
     }
     for (int k = 0; k < NX; k++) out[k] = hsum8(_mm256_add_ps(acc[0][k], acc[1][k])) - 32 * hsum8(acco[k]);
-}
-
-static float dot_q4_k(const void *w, const void *x, long n) {
-    const int8_t *xs[1] = {act_q(x)};
-    const float *dx[1] = {act_dx(x, n)}, *sx[1] = {act_sx(x, n)};
-    float r;
-    dot_q4_k_n(w, xs, dx, sx, 1, n / QK_K, &r);
-    return r;
-}
-
-static float dot_q6_k(const void *w, const void *x, long n) {
-    const int8_t *xs[1] = {act_q(x)};
-    const float *dx[1] = {act_dx(x, n)}, *s16[1] = {act_s16(x, n)};
-    float r;
-    dot_q6_k_n(w, xs, dx, s16, 1, n / QK_K, &r);
-    return r;
 }
 
 static inline __m256 load8_f16(const uint16_t *p) {
@@ -499,15 +489,15 @@ int kernel_use_avx512(int on) {
 static void quant_dot(int t, const void *row, const void *act, long n, float *out) {
 #if KERNELS_AVX512
     if (avx512_on) {
-        quant512_dot(t, row, act, n, out);
+        quant512_rows(t, row, 0, 1, act, n, out);
         return;
     }
 #endif
     switch (t) {
     case DT_Q8_0: *out = dot_q8_0(row, act_q(act), act_dx(act, n), n / QK8_0); break;
     case DT_Q4_0: *out = dot_q4_0(row, act_q(act), act_dx(act, n), act_sx(act, n), n / QK8_0); break;
-    case DT_Q4_K: *out = dot_q4_k(row, act, n); break;
-    default: *out = dot_q6_k(row, act, n); break;
+    case DT_Q4_K: dot_q4_k_n(row, &act, 1, n, out); break;
+    default: dot_q6_k_n(row, &act, 1, n, out); break;
     }
 }
 
@@ -522,11 +512,8 @@ static void quant_dot4(int t, const void *row, const void *const x[4], long n, f
         dot4_q(t == DT_Q4_0, row, x, n, r);
         return;
     }
-    const int8_t *xq[4];
-    const float *dx[4], *sx[4], *s16[4];
-    for (int k = 0; k < 4; k++) xq[k] = act_q(x[k]), dx[k] = act_dx(x[k], n), sx[k] = act_sx(x[k], n), s16[k] = act_s16(x[k], n);
-    if (t == DT_Q4_K) dot_q4_k_n(row, xq, dx, sx, 4, n / QK_K, r);
-    else dot_q6_k_n(row, xq, dx, s16, 4, n / QK_K, r);
+    if (t == DT_Q4_K) dot_q4_k_n(row, x, 4, n, r);
+    else dot_q6_k_n(row, x, 4, n, r);
 }
 
 void vec_dot_rows(int t, const void *rows, size_t rb, int nrows, const void *act, long n, float *out) {
@@ -664,7 +651,7 @@ static inline int hsum8_i32(__m256i v) {
     return _mm_cvtsi128_si32(s);
 }
 
-static void quantize_q8(const float *x, int8_t *q, float *dx, float *sx, float *s16, long n) {
+static void quantize_q8(const float *x, int8_t *q, float *dx, float *sx, float *s16, long n, uint8_t bias) {
     const __m256 sign = _mm256_set1_ps(-0.0f);
     for (long i = 0; i < n / QK8_0; i++, x += QK8_0) {
         __m256 v[4], m = _mm256_setzero_ps();
@@ -685,7 +672,7 @@ static void quantize_q8(const float *x, int8_t *q, float *dx, float *sx, float *
         __m256i p16a = _mm256_packs_epi32(qi[0], qi[1]), p16b = _mm256_packs_epi32(qi[2], qi[3]);
         __m256i p8 = _mm256_packs_epi16(p16a, p16b);
         p8 = _mm256_permutevar8x32_epi32(p8, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
-        _mm256_storeu_si256((__m256i *)(q + 32 * i), p8);
+        _mm256_storeu_si256((__m256i *)(q + 32 * i), _mm256_xor_si256(p8, _mm256_set1_epi8((char)bias)));
         block_sums(hsum8_i32(_mm256_add_epi32(qi[0], qi[1])), hsum8_i32(_mm256_add_epi32(qi[2], qi[3])), dx[i], &sx[i],
                    &s16[2 * i]);
     }
@@ -740,11 +727,11 @@ void axpy_f32(float *y, float a, const float *x, long n) {
 
 void kernel_dequantize_row(int t, const void *row, float *y, long n) { dequantize_row(t, row, y, n); }
 
-static void quantize_q8(const float *x, int8_t *q, float *dx, float *sx, float *s16, long n) {
+static void quantize_q8(const float *x, int8_t *q, float *dx, float *sx, float *s16, long n, uint8_t bias) {
     BlockQ8_0 b;
     for (long i = 0; i < n / QK8_0; i++) {
         quantize_row_q8_0(x + 32 * i, &b, QK8_0);
-        memcpy(q + 32 * i, b.qs, QK8_0);
+        for (int j = 0; j < QK8_0; j++) q[32 * i + j] = (int8_t)((uint8_t)b.qs[j] ^ bias);
         dx[i] = f16_to_f32(b.d);
         int lo = 0, hi = 0;
         for (int j = 0; j < QK8_0 / 2; j++) lo += b.qs[j], hi += b.qs[j + QK8_0 / 2];

@@ -203,17 +203,6 @@ static ALWAYS_INLINE void dot_q6_k_n(const BlockQ6_K *w, const void *const *x, i
         out[k] = _mm512_reduce_add_ps(_mm512_add_ps(acc[k][0], acc[k][1])) - 32 * _mm512_reduce_add_ps(acco[k]);
 }
 
-void quant512_dot(int t, const void *row, const void *act, long n, float *out) {
-    const void *x[1] = {act};
-    switch (t) {
-    case DT_Q8_0: dot_q8q4_n(0, row, x, 1, n, out); break;
-    case DT_Q4_0: dot_q8q4_n(1, row, x, 1, n, out); break;
-    case DT_Q4_K: dot_q4_k_n(row, x, 1, n, out); break;
-    case DT_Q6_K: dot_q6_k_n(row, x, 1, n, out); break;
-    default: *out = 0; break;
-    }
-}
-
 void quant512_dot4(int t, const void *row, const void *const act[4], long n, float out[4]) {
     switch (t) {
     case DT_Q8_0: dot_q8q4_n(0, row, act, 4, n, out); break;

@@ -95,11 +95,11 @@ static ALWAYS_INLINE void q4k_scale_vectors(const BlockQ4_K *b, __m256 *scv, __m
 #if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__) && defined(__AVX512VNNI__) && \
     defined(__F16C__)
 #define KERNELS_AVX512 1
-/* Dots of a row of quantised type t (Q8_0, Q4_0, Q4_K, Q6_K) with nx = 1
- * or 4 activations: out[k] for act[k]. */
-void quant512_dot(int t, const void *row, const void *act, long n, float *out);
+/* Dots of a row of quantised type t (Q8_0, Q4_0, Q4_K, Q6_K) with four
+ * activations (out[k] for act[k]), and of nrows consecutive rows (rb bytes
+ * apart; one row: rb unused) with one activation: vec_dot_multi and
+ * vec_dot_rows for these types. */
 void quant512_dot4(int t, const void *row, const void *const act[4], long n, float out[4]);
-/* vec_dot_rows for the quantised types. */
 void quant512_rows(int t, const void *rows, size_t rb, int nrows, const void *act, long n, float *out);
 #else
 #define KERNELS_AVX512 0

@@ -71,34 +71,23 @@ static void stream_task(void *ctx, int ith, int nth) {
     atomic_fetch_or_explicit(&j->sink, r, memory_order_relaxed);
 }
 
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
 static double now_s(void) {
     struct timespec t;
     clock_gettime(CLOCK_MONOTONIC, &t);
     return (double)t.tv_sec + t.tv_nsec * 1e-9;
 }
 
-double stream_read_seconds(ThreadPool *tp, const QMat *const *mats, int n, int reps, uint64_t *bits) {
+double stream_read_seconds(ThreadPool *tp, const QMat *const *mats, int n, uint64_t *bits) {
     StreamJob j = {.mats = mats, .n = n};
     j.first = xmalloc(((size_t)n + 1) * sizeof *j.first);
     j.first[0] = 0;
     for (int m = 0; m < n; m++)
         j.first[m + 1] = j.first[m] + (long)dtype_nbytes(mats[m]->type, mats[m]->cols) * mats[m]->rows;
-    double *t = xmalloc((size_t)(reps > 0 ? reps : 1) * sizeof *t);
-    for (int r = 0; r < reps; r++) {
-        tp_ranges_init(&j.bytes, j.first[n], tp_size(tp));
-        double t0 = now_s();
-        tp_run_shared(tp, stream_task, &j);
-        t[r] = now_s() - t0;
-    }
-    qsort(t, (size_t)reps, sizeof *t, cmp_double);
-    double median = reps > 0 ? t[reps / 2] : 0;
-    free(t);
+    tp_ranges_init(&j.bytes, j.first[n], tp_size(tp));
+    double t0 = now_s();
+    tp_run_shared(tp, stream_task, &j);
+    double s = now_s() - t0;
     free(j.first);
     if (bits) *bits = atomic_load(&j.sink);
-    return median;
+    return s;
 }

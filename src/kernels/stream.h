@@ -12,11 +12,11 @@
 
 #include "kernels/matmul.h"
 
-/* Seconds to read every byte of the n matrices once (the median of `reps`
- * passes: on a shared host the best pass catches moments the decode, over
- * seconds, does not see), on the pool's threads. *bits (may be NULL) gets the OR of all
- * the bytes read, as 64-bit words: what the tests check to see that every
- * byte was read. */
-double stream_read_seconds(ThreadPool *tp, const QMat *const *mats, int n, int reps, uint64_t *bits);
+/* Seconds to read every byte of the n matrices once, on the pool's
+ * threads (tp may be NULL). *bits (may be NULL) gets the OR of all the
+ * bytes read, as 64-bit words: what the tests check to see that every byte
+ * was read. The caller repeats it and takes the median (aloe speed does,
+ * between decode steps): on a shared host single passes vary. */
+double stream_read_seconds(ThreadPool *tp, const QMat *const *mats, int n, uint64_t *bits);
 
 #endif

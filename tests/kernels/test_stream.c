@@ -31,13 +31,13 @@ static void test_every_byte_is_read(void) {
         data[mi][off] = (char)0x80;
         for (int pool = 0; pool < 2; pool++) {
             uint64_t bits = 0;
-            double s = stream_read_seconds(pool ? tp : NULL, mats, 3, 2, &bits);
+            double s = stream_read_seconds(pool ? tp : NULL, mats, 3, &bits);
             CHECK_MSG(bits != 0, "byte %zu of matrix %zu not read (%s)", off, mi, pool ? "2 threads" : "no pool");
             CHECK(s > 0);
         }
         data[mi][off] = 0;
         uint64_t none = 1;
-        stream_read_seconds(tp, mats, 3, 1, &none);
+        stream_read_seconds(tp, mats, 3, &none);
         CHECK(none == 0);
     }
     tp_free(tp);
