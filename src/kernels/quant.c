@@ -20,7 +20,8 @@ int kernel_vec_type(int weight) {
 }
 
 size_t kernel_act_bytes(int t, long n) {
-    return kernel_vec_type(t) == DT_F32 ? (size_t)n * sizeof(float) : act_total_bytes(n);
+    if (kernel_vec_type(t) == DT_F32) return (size_t)n * sizeof(float);
+    return act_total_bytes(n) + (t == DT_Q4_0 ? act_q4_bytes(n) : 0);
 }
 
 /* n floats (a multiple of 32) to the quants and f16-rounded scales of Q8_0
@@ -49,6 +50,17 @@ void kernel_quantize_act(int t, const float *x, void *out, long n) {
     float *dxx = (float *)act_dxx(out, n), *sxx = (float *)act_sxx(out, n);
     for (long i = 0; i < n / QK8_0; i++)
         for (int j = 0; j < 8; j++) dxx[8 * i + j] = dx[i], sxx[8 * i + j] = sx[i];
+    if (t != DT_Q4_0) return;
+    /* the quads of blocks of the wide Q4_0 dot (quant_internal.h) */
+    int8_t *q4 = (int8_t *)act_q4(out, n);
+    float *dx4 = (float *)act_dx4(out, n), *sx4 = (float *)act_sx4(out, n);
+    for (long qd = 0; qd < act_nquads(n); qd++)
+        for (int j = 0; j < 4; j++) {
+            long b = 4 * qd + j;
+            memcpy(q4 + 128 * qd + 16 * j, q + 32 * b, 16);
+            memcpy(q4 + 128 * qd + 64 + 16 * j, q + 32 * b + 16, 16);
+            for (int l = 0; l < 4; l++) dx4[16 * qd + 4 * j + l] = dx[b], sx4[16 * qd + 4 * j + l] = 2 * sx[b];
+        }
 }
 
 void kernel_act_to_f32(int t, const void *act, float *y, long n) {

@@ -49,6 +49,26 @@ static inline int act_quant(int weight_type, const int8_t *q, long i) {
 static inline const float *act_dxx(const void *a, long n) { return act_dx(a, n) + 4 * (n / QK8_0); }
 static inline const float *act_sxx(const void *a, long n) { return act_dx(a, n) + 12 * (n / QK8_0); }
 
+/* For Q4_0 weights the activation goes on (after act_total_bytes) with the
+ * first 4 nq blocks (nq = nb / 4 quads) once more, in the order of the wide
+ * Q4_0 dot, which takes four blocks per register, one per 128-bit lane:
+ *   int8 q4[128 nq]    per quad of blocks: the first 16 quants of each of
+ *                      its 4 blocks, then the last 16 of each (a Q4_0
+ *                      block's low nibbles are elements 0-15, its high ones
+ *                      16-31, so one AND and one shift line 64 bytes of
+ *                      weights up with each half);
+ *   float dx4[16 nq]   each block's dx repeated 4 times (its 4 lanes), and
+ *   float sx4[16 nq]   2 sx the same way (the 4 lanes take 8 sx in all).
+ * The last nb % 4 blocks are read from the common layout. Written in every
+ * build (one layout), read only by the AVX-512 dot. */
+static inline long act_nquads(long n) { return n / QK8_0 / 4; }
+static inline size_t act_q4_bytes(long n) { return 256 * (size_t)act_nquads(n); }
+static inline const int8_t *act_q4(const void *a, long n) { return (const int8_t *)a + act_total_bytes(n); }
+static inline const float *act_dx4(const void *a, long n) {
+    return (const float *)(act_q4(a, n) + 128 * act_nquads(n));
+}
+static inline const float *act_sx4(const void *a, long n) { return act_dx4(a, n) + 16 * act_nquads(n); }
+
 #define ALWAYS_INLINE inline __attribute__((always_inline))
 
 #if defined(__AVX2__) || defined(__F16C__)

@@ -27,11 +27,12 @@ static const int TYPES[] = {DT_F32, DT_F16, DT_BF16, DT_Q8_0, DT_Q4_0, DT_Q4_K, 
 static void test_vec_dot_matches_reference(void) {
     Rng r;
     rng_seed(&r, 3);
-    long sizes[] = {32, 96, 1024 + 32, 4096};
-    for (int si = 0; si < 4; si++) {
+    /* 1 to 7 blocks past whole quads of blocks (the wide Q4_0 dot's step) */
+    long sizes[] = {32, 96, 128, 192, 224, 1024 + 32, 4096};
+    for (int si = 0; si < 7; si++) {
         long n = sizes[si];
         float *w = rand_vec(&r, n, 0.5f), *x = rand_vec(&r, n, 2.0f);
-        void *wq = xmalloc(dtype_nbytes(DT_F32, n)), *xq = xmalloc(kernel_act_bytes(DT_Q4_K, n) + dtype_nbytes(DT_F32, n));
+        void *wq = xmalloc(dtype_nbytes(DT_F32, n)), *xq = xmalloc(kernel_act_bytes(DT_Q4_0, n) + dtype_nbytes(DT_F32, n));
         double scale = 0;
         for (long i = 0; i < n; i++) scale += fabs(w[i] * x[i]);
         for (int ti = 0; ti < N_TYPES; ti++) {
@@ -104,6 +105,32 @@ static void test_k_quant_dots_match_dequantised(void) {
         }
     }
     free(w), free(wd), free(xd), free(xq), free(wq), free(xs);
+}
+
+/* Q4_0 rows against several activations at once (the batched decode's
+ * dot): each equals the reference, for rows of whole quads of blocks and
+ * of 1-3 blocks more. */
+static void test_q4_0_multi(void) {
+    Rng r;
+    rng_seed(&r, 13);
+    long sizes[] = {128, 160, 192, 224, 32 * 37};
+    for (int si = 0; si < 5; si++) {
+        long n = sizes[si];
+        size_t xb = kernel_act_bytes(DT_Q4_0, n);
+        CHECK(xb % 64 == 0 && xb >= kernel_act_bytes(DT_Q8_0, n));
+        float *w = rand_vec(&r, n, 0.5f), *x = rand_vec(&r, 5 * n, 2.0f), got[5];
+        char *xq = xmalloc(5 * xb), *wq = xmalloc(dtype_nbytes(DT_Q4_0, n));
+        quantize_row(DT_Q4_0, w, wq, n);
+        for (int k = 0; k < 5; k++) kernel_quantize_act(DT_Q4_0, x + k * n, xq + k * xb, n);
+        vec_dot_multi(DT_Q4_0, wq, xq, xb, 5, n, got, 1);
+        for (int k = 0; k < 5; k++) {
+            double scale = 0;
+            for (long i = 0; i < n; i++) scale += fabs(w[i] * x[k * n + i]);
+            float ref = vec_dot_ref(DT_Q4_0, wq, xq + k * xb, n);
+            CHECK_MSG(fabs(got[k] - ref) <= 1e-5 * scale, "n=%ld act %d: %g vs %g", n, k, got[k], ref);
+        }
+        free(w), free(x), free(xq), free(wq);
+    }
 }
 
 static void test_quantize_activations(void) {
@@ -451,6 +478,7 @@ static void test_dots_without_avx512(void) {
     int was = kernel_use_avx512(0);
     test_vec_dot_matches_reference();
     test_k_quant_dots_match_dequantised();
+    test_q4_0_multi();
     test_matmul_matches_reference();
     kernel_use_avx512(was);
 }
@@ -459,6 +487,7 @@ int main(void) {
     RUN(test_vec_dot_matches_reference);
     RUN(test_dequantize_matches_formats);
     RUN(test_k_quant_dots_match_dequantised);
+    RUN(test_q4_0_multi);
     RUN(test_quantize_activations);
     RUN(test_matmul_matches_reference);
     RUN(test_matmul_group_equals_separate);
