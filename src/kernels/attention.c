@@ -29,9 +29,48 @@ static int attn_first(const AttnShape *s, int pos) {
 #include <immintrin.h>
 
 #define ALWAYS_INLINE inline __attribute__((always_inline))
+/* the loops over a head's registers: unrolled, so that the query and the
+ * accumulators stay in registers (gcc 12 kept them on the stack otherwise:
+ * a store-to-load chain per position) */
+#define UNROLL _Pragma("GCC unroll 16")
+
+/* One vector of W floats: 512-bit with AVX-512 (twice the FMAs per
+ * instruction, and 32 registers for a head of 128), else 256-bit. */
+#ifdef __AVX512F__
+#define W 16
+typedef __m512 Vec;
+#define v_load _mm512_loadu_ps
+#define v_store _mm512_storeu_ps
+#define v_set1 _mm512_set1_ps
+#define v_mul _mm512_mul_ps
+#define v_fmadd _mm512_fmadd_ps
+/* lanes 0-7 plus lanes 8-15 */
+static ALWAYS_INLINE __m256 v_fold(Vec a) {
+    return _mm256_add_ps(_mm512_castps512_ps256(a), _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(a), 1)));
+}
+#else
+#define W 8
+typedef __m256 Vec;
+#define v_load _mm256_loadu_ps
+#define v_store _mm256_storeu_ps
+#define v_set1 _mm256_set1_ps
+#define v_mul _mm256_mul_ps
+#define v_fmadd _mm256_fmadd_ps
+static ALWAYS_INLINE __m256 v_fold(Vec a) { return a; }
+#endif
+
+/* The sum of each of d[0..7]'s lanes, as one vector in that order: a
+ * transpose by horizontal adds, for eight positions at once. */
+static ALWAYS_INLINE __m256 sum8(const __m256 d[8]) {
+    __m256 t0 = _mm256_hadd_ps(d[0], d[1]), t1 = _mm256_hadd_ps(d[2], d[3]);
+    __m256 t2 = _mm256_hadd_ps(d[4], d[5]), t3 = _mm256_hadd_ps(d[6], d[7]);
+    __m256 u0 = _mm256_hadd_ps(t0, t1), u1 = _mm256_hadd_ps(t2, t3);
+    /* u0: lanes 0-3 the first 128 bits' sums of d[0..3], 4-7 the second's; u1 for d[4..7] */
+    return _mm256_add_ps(_mm256_permute2f128_ps(u0, u1, 0x20), _mm256_permute2f128_ps(u0, u1, 0x31));
+}
 
 /* The G query heads that share one key/value head (G = n_heads /
- * n_kv_heads, consecutive in q and out), of HD values (a multiple of 8,
+ * n_kv_heads, consecutive in q and out), of HD values (a multiple of W,
  * a constant at each use, so that a head's query and output stay in
  * registers), over len cache rows `row` floats apart. Positions go in
  * blocks of 16 KB of keys (or values): a block is read from the cache once
@@ -44,18 +83,30 @@ static ALWAYS_INLINE void attn_group_simd(int HD, int G, const float *q, const f
     for (int p0 = 0; p0 < len; p0 += block) {
         int p1 = p0 + block < len ? p0 + block : len;
         for (int g = 0; g < G; g++) {
-            __m256 qv[16];
-            for (int i = 0; i < HD / 8; i++) qv[i] = _mm256_loadu_ps(q + (long)g * HD + 8 * i);
+            Vec qv[128 / W];
+            UNROLL
+            for (int i = 0; i < HD / W; i++) qv[i] = v_load(q + (long)g * HD + W * i);
             float *sc = scores + g * sstride;
-            for (int p = p0; p < p1; p++) {
-                const float *kp = k + (long)p * row;
-                __m256 a = _mm256_mul_ps(qv[0], _mm256_loadu_ps(kp)), b = _mm256_mul_ps(qv[1], _mm256_loadu_ps(kp + 8));
-                for (int i = 2; i < HD / 8; i += 2) {
-                    a = _mm256_fmadd_ps(qv[i], _mm256_loadu_ps(kp + 8 * i), a);
-                    b = _mm256_fmadd_ps(qv[i + 1], _mm256_loadu_ps(kp + 8 * i + 8), b);
+            int p = p0;
+            for (; p + 8 <= p1; p += 8) { /* eight positions' sums reduced together */
+                __m256 d[8];
+                UNROLL
+                for (int j = 0; j < 8; j++) {
+                    const float *kp = k + (long)(p + j) * row;
+                    Vec a = v_mul(qv[0], v_load(kp));
+                    UNROLL
+                    for (int i = 1; i < HD / W; i++) a = v_fmadd(qv[i], v_load(kp + W * i), a);
+                    d[j] = v_fold(a);
                 }
-                a = _mm256_add_ps(a, b);
-                __m128 h = _mm_add_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
+                _mm256_storeu_ps(sc + p, _mm256_mul_ps(sum8(d), _mm256_set1_ps(scale)));
+            }
+            for (; p < p1; p++) {
+                const float *kp = k + (long)p * row;
+                Vec a = v_mul(qv[0], v_load(kp));
+                UNROLL
+                for (int i = 1; i < HD / W; i++) a = v_fmadd(qv[i], v_load(kp + W * i), a);
+                __m256 f = v_fold(a);
+                __m128 h = _mm_add_ps(_mm256_castps256_ps128(f), _mm256_extractf128_ps(f, 1));
                 h = _mm_add_ps(h, _mm_movehl_ps(h, h));
                 h = _mm_add_ss(h, _mm_movehdup_ps(h));
                 sc[p] = _mm_cvtss_f32(h) * scale;
@@ -67,16 +118,19 @@ static ALWAYS_INLINE void attn_group_simd(int HD, int G, const float *q, const f
     for (int p0 = 0; p0 < len; p0 += block) {
         int p1 = p0 + block < len ? p0 + block : len;
         for (int g = 0; g < G; g++) {
-            __m256 acc[16];
+            Vec acc[128 / W];
             float *o = out + (long)g * HD;
             const float *sc = scores + g * sstride;
-            for (int i = 0; i < HD / 8; i++) acc[i] = _mm256_loadu_ps(o + 8 * i);
+            UNROLL
+            for (int i = 0; i < HD / W; i++) acc[i] = v_load(o + W * i);
             for (int p = p0; p < p1; p++) {
                 const float *vp = v + (long)p * row;
-                __m256 w = _mm256_set1_ps(sc[p]);
-                for (int i = 0; i < HD / 8; i++) acc[i] = _mm256_fmadd_ps(w, _mm256_loadu_ps(vp + 8 * i), acc[i]);
+                Vec w = v_set1(sc[p]);
+                UNROLL
+                for (int i = 0; i < HD / W; i++) acc[i] = v_fmadd(w, v_load(vp + W * i), acc[i]);
             }
-            for (int i = 0; i < HD / 8; i++) _mm256_storeu_ps(o + 8 * i, acc[i]);
+            UNROLL
+            for (int i = 0; i < HD / W; i++) v_store(o + W * i, acc[i]);
         }
     }
 }

@@ -83,9 +83,20 @@ void swiglu_forward(float *out, const float *gate, const float *up, long n) {
 
 void softmax_forward(float *x, int n) {
     float max = x[0];
-    for (int i = 1; i < n; i++) max = x[i] > max ? x[i] : max;
-    float sum = 0;
     int i = 0;
+#if defined(__AVX2__) && defined(__FMA__)
+    /* (the compiler leaves a ternary max scalar: NaN rules) */
+    if (n >= 8) {
+        __m256 m = _mm256_loadu_ps(x);
+        for (i = 8; i + 8 <= n; i += 8) m = _mm256_max_ps(m, _mm256_loadu_ps(x + i));
+        float part[8];
+        _mm256_storeu_ps(part, m);
+        for (int l = 0; l < 8; l++) max = part[l] > max ? part[l] : max;
+    }
+#endif
+    for (; i < n; i++) max = x[i] > max ? x[i] : max;
+    float sum = 0;
+    i = 0;
 #if defined(__AVX2__) && defined(__FMA__)
     __m256 vs = _mm256_setzero_ps(), vm = _mm256_set1_ps(max);
     for (; i + 8 <= n; i += 8) {

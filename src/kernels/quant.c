@@ -21,7 +21,7 @@ int kernel_vec_type(int weight) {
 
 size_t kernel_act_bytes(int t, long n) {
     if (kernel_vec_type(t) == DT_F32) return (size_t)n * sizeof(float);
-    return act_total_bytes(n) + (t == DT_Q4_0 ? act_q4_bytes(n) : 0);
+    return act_total_bytes(n) + (t == DT_Q4_0 ? act_q4_bytes(n) : t == DT_Q4_K ? act_qk_bytes(n) : 0);
 }
 
 /* n floats (a multiple of 32) to the quants and f16-rounded scales of Q8_0
@@ -50,6 +50,15 @@ void kernel_quantize_act(int t, const float *x, void *out, long n) {
     float *dxx = (float *)act_dxx(out, n), *sxx = (float *)act_sxx(out, n);
     for (long i = 0; i < n / QK8_0; i++)
         for (int j = 0; j < 8; j++) dxx[8 * i + j] = dx[i], sxx[8 * i + j] = sx[i];
+    if (t == DT_Q4_K && act_qk_bytes(n)) { /* the wide Q4_K dot's order (quant_internal.h) */
+        int8_t *qk = (int8_t *)act_qk(out, n);
+        for (long i = 0; i < n / QK_K; i++)
+            for (int part = 0; part < 4; part++)
+                for (int j = 0; j < 4; j++) {
+                    int sub = 2 * j + part / 2, half = part % 2;
+                    memcpy(qk + QK_K * i + 64 * part + 16 * j, q + QK_K * i + 32 * sub + 16 * half, 16);
+                }
+    }
     if (t != DT_Q4_0) return;
     /* the quads of blocks of the wide Q4_0 dot (quant_internal.h) */
     int8_t *q4 = (int8_t *)act_q4(out, n);

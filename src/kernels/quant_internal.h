@@ -69,6 +69,17 @@ static inline const float *act_dx4(const void *a, long n) {
 }
 static inline const float *act_sx4(const void *a, long n) { return act_dx4(a, n) + 16 * act_nquads(n); }
 
+/* For Q4_K weights (n a multiple of 256) the activation goes on instead
+ * with its quants once more, each super-block of 256 in the order of the
+ * wide Q4_K dot: the first 16 of sub-blocks 0, 2, 4, 6, then their last 16,
+ * then the same for sub-blocks 1, 3, 5, 7. (A Q4_K super-block's 128 bytes
+ * of quants hold sub-block 2j in the low nibbles of bytes 32j..32j+31 and
+ * 2j+1 in the high ones: two 128-bit lane shuffles of its two 64-byte
+ * halves give registers whose nibbles, masked or shifted, line up with
+ * these 64-byte parts, four lanes per sub-block.) */
+static inline size_t act_qk_bytes(long n) { return n % QK_K ? 0 : (size_t)n; }
+static inline const int8_t *act_qk(const void *a, long n) { return (const int8_t *)a + act_total_bytes(n); }
+
 #define ALWAYS_INLINE inline __attribute__((always_inline))
 
 #if defined(__AVX2__) || defined(__F16C__)

@@ -77,14 +77,15 @@ static void test_k_quant_dots_match_dequantised(void) {
     long n = 256 * 6;
     float *w = rand_vec(&r, n, 0.05f), *wd = xmalloc((size_t)n * 4), *xd = xmalloc((size_t)n * 4 * 5);
     w[100] = 1.5f; /* an outlier sub-block */
-    size_t xb = kernel_act_bytes(DT_Q4_K, n);
-    CHECK(xb == kernel_act_bytes(DT_Q6_K, n) && xb > dtype_nbytes(DT_Q8_0, n));
-    char *xq = xmalloc(xb * 5);
+    size_t xbs[2] = {kernel_act_bytes(DT_Q4_K, n), kernel_act_bytes(DT_Q6_K, n)};
+    CHECK(xbs[0] % 64 == 0 && xbs[1] % 64 == 0 && xbs[1] > dtype_nbytes(DT_Q8_0, n) && xbs[0] > xbs[1]);
+    char *xq = xmalloc(xbs[0] * 5);
     float *xs = rand_vec(&r, 5 * n, 1.0f);
     void *wq = xmalloc((size_t)n * 4);
     int types[2] = {DT_Q4_K, DT_Q6_K};
     for (int ti = 0; ti < 2; ti++) {
         int t = types[ti];
+        size_t xb = xbs[ti];
         for (int k = 0; k < 5; k++) {
             for (long i = 0; i < n; i++) xs[k * n + i] *= (float)(k + 1);
             kernel_quantize_act(t, xs + k * n, xq + k * xb, n);
