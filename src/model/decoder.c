@@ -119,6 +119,12 @@ void kv_cache_free(KvCache *kv) {
     memset(kv, 0, sizeof *kv);
 }
 
+void kv_cache_touch(KvCache *kv) {
+    size_t half = (size_t)kv->n_layers * (size_t)kv->max_seq * (size_t)kv->row * sizeof(float);
+    memset(kv->k, 0, half);
+    memset(kv->v, 0, half);
+}
+
 static float *kv_at(const KvCache *kv, float *base, int layer, int pos) {
     return base + ((size_t)layer * kv->max_seq + (size_t)pos) * kv->row;
 }

@@ -117,6 +117,11 @@ void model_free(Model *m);
 
 int kv_cache_init(KvCache *kv, const Model *m, int max_seq, Err *e);
 void kv_cache_free(KvCache *kv);
+/* Writes zeros through the whole cache, making its pages resident now (the
+ * cache's memory is otherwise mapped page by page as positions fill it,
+ * ~12 us per 4 KB page on a virtual machine). Benchmarks call it before
+ * timing, as llama-bench clears its KV buffer when it creates a context. */
+void kv_cache_touch(KvCache *kv);
 /* Bytes of a cache of max_seq positions. */
 size_t kv_cache_bytes(const Model *m, int max_seq);
 
