@@ -296,6 +296,7 @@ static ALWAYS_INLINE void q4k_pair(const uint8_t *qs, const __m256 *sv, int j, c
     __m256i b = _mm256_loadu_si256((const __m256i *)(qs + 16 * j));
     __m256i q0 = _mm256_and_si256(b, m4), q1 = _mm256_and_si256(_mm256_srli_epi16(b, 4), m4);
     __m256i l0 = _mm256_set1_epi32(j), l1 = _mm256_set1_epi32(j + 1);
+    UNROLL_NX
     for (int k = 0; k < NX; k++) {
         __m256i y0 = load_xq(x[k], b0 + j), y1 = load_xq(x[k], b0 + j + 1);
         acc[0][k] = _mm256_fmadd_ps(_mm256_permutevar8x32_ps(sv[k], l0), _mm256_cvtepi32_ps(dot_u8s8(q0, y0)), acc[0][k]);
@@ -310,16 +311,19 @@ static ALWAYS_INLINE void q4k_pair(const uint8_t *qs, const __m256 *sv, int j, c
 static ALWAYS_INLINE void dot_q4_k_n(const BlockQ4_K *w, const void *const *act, int NX, long n, float *out) {
     const int8_t *x[4];
     const float *dx[4], *sx[4];
+    UNROLL_NX
     for (int k = 0; k < NX; k++) x[k] = act_q(act[k]), dx[k] = act_dx(act[k], n), sx[k] = act_sx(act[k], n);
     const long nb = n / QK_K;
     /* one activation: two accumulators (even and odd sub-blocks), else the
      * FMA latency, one per 16 bytes of weights, would bound the dot */
     __m256 acc[2][4], accm[4];
+    UNROLL_NX
     for (int k = 0; k < NX; k++) acc[0][k] = acc[1][k] = accm[k] = _mm256_setzero_ps();
     for (long i = 0; i < nb; i++) {
         __m256 scv, mnv;
         q4k_scale_vectors(&w[i], &scv, &mnv);
         __m256 sv[4];
+        UNROLL_NX
         for (int k = 0; k < NX; k++) {
             sv[k] = _mm256_mul_ps(scv, _mm256_loadu_ps(dx[k] + 8 * i));
             accm[k] = _mm256_fmadd_ps(mnv, _mm256_loadu_ps(sx[k] + 8 * i), accm[k]);
@@ -330,6 +334,7 @@ static ALWAYS_INLINE void dot_q4_k_n(const BlockQ4_K *w, const void *const *act,
         q4k_pair(w[i].qs, sv, 4, x, i * 8, NX, acc);
         q4k_pair(w[i].qs, sv, 6, x, i * 8, NX, acc);
     }
+    UNROLL_NX
     for (int k = 0; k < NX; k++) out[k] = hsum8(_mm256_sub_ps(_mm256_add_ps(acc[0][k], acc[1][k]), accm[k]));
 }
 
@@ -360,6 +365,7 @@ static ALWAYS_INLINE void q6k_step(__m256i q, __m256 sch, int j, const int8_t *c
                                    long b, int NX, __m256 *acc) {
     __m256 sj = _mm256_permutevar8x32_ps(
         sch, _mm256_setr_epi32(2 * j, 2 * j, 2 * j, 2 * j, 2 * j + 1, 2 * j + 1, 2 * j + 1, 2 * j + 1));
+    UNROLL_NX
     for (int k = 0; k < NX; k++) {
         __m256 v = _mm256_cvtepi32_ps(dot_u8s8(q, load_xq(x[k], b)));
         acc[k] = _mm256_fmadd_ps(_mm256_mul_ps(sj, _mm256_set1_ps(dx[k][b])), v, acc[k]);
@@ -369,15 +375,18 @@ static ALWAYS_INLINE void q6k_step(__m256i q, __m256 sch, int j, const int8_t *c
 static ALWAYS_INLINE void dot_q6_k_n(const BlockQ6_K *w, const void *const *act, int NX, long n, float *out) {
     const int8_t *x[4];
     const float *dx[4], *s16[4];
+    UNROLL_NX
     for (int k = 0; k < NX; k++) x[k] = act_q(act[k]), dx[k] = act_dx(act[k], n), s16[k] = act_s16(act[k], n);
     const long nb = n / QK_K;
     __m256 acc[2][4], acco[4]; /* two accumulators for one activation, as in Q4_K */
+    UNROLL_NX
     for (int k = 0; k < NX; k++) acc[0][k] = acc[1][k] = acco[k] = _mm256_setzero_ps();
     for (long i = 0; i < nb; i++) {
         __m128i sc8 = _mm_loadu_si128((const __m128i *)w[i].scales);
         __m256 d = _mm256_set1_ps(half(w[i].d));
         __m256 sc[2] = {_mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(sc8))),
                         _mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(sc8, 8))))};
+        UNROLL_NX
         for (int k = 0; k < NX; k++) {
             acco[k] = _mm256_fmadd_ps(sc[0], _mm256_loadu_ps(s16[k] + 16 * i), acco[k]);
             acco[k] = _mm256_fmadd_ps(sc[1], _mm256_loadu_ps(s16[k] + 16 * i + 8), acco[k]);
@@ -393,6 +402,7 @@ static ALWAYS_INLINE void dot_q6_k_n(const BlockQ6_K *w, const void *const *act,
             q6k_step(q[3], sc[h], 3, x, dx, i * 8 + 4 * h + 3, NX, acc[NX == 1]);
         }
     }
+    UNROLL_NX
     for (int k = 0; k < NX; k++) out[k] = hsum8(_mm256_add_ps(acc[0][k], acc[1][k])) - 32 * hsum8(acco[k]);
 }
 

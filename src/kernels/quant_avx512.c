@@ -75,6 +75,7 @@ static ALWAYS_INLINE void q8q4_pair(int q4, const void *row, long b, int both, c
                                 _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_set1_epi8((char)0x80), w));
     }
     __m512 dw = pair_scales((const char *)row + b * stride, stride, both);
+    UNROLL_NX
     for (int k = 0; k < NX; k++) {
         /* the activation is padded to 64 bytes: a lone last block reads
          * zeros (and meets zero weights) in the upper half */
@@ -123,6 +124,7 @@ static ALWAYS_INLINE void q4_quad(const BlockQ4_0 *row, long b, const void *cons
     const __m512i words = _mm512_castsi256_si512(_mm256_setr_epi16(0, 0, 0, 0, 9, 9, 9, 9, 18, 18, 18, 18, 27, 27, 27, 27));
     __m512 dw = _mm512_cvtph_ps(_mm512_castsi512_si256(_mm512_permutexvar_epi16(words, head)));
     const long at = 32 * b, at4 = 4 * b; /* b is a multiple of 4 */
+    UNROLL_NX
     for (int k = 0; k < NX; k++) {
         const int8_t *y = act_q4(x[k], n) + at;
         __m512i s = _mm512_dpbusd_epi32(_mm512_setzero_si512(), lo, _mm512_loadu_si512(y));
@@ -141,6 +143,7 @@ static ALWAYS_INLINE void q4_quad(const BlockQ4_0 *row, long b, const void *cons
 static ALWAYS_INLINE void dot_q8q4_n(int q4, const void *row, const void *const *x, int NX, long n, float *out) {
     const long nb = n / QK8_0;
     __m512 acc0[4], acc1[4];
+    UNROLL_NX
     for (int k = 0; k < NX; k++) acc0[k] = acc1[k] = _mm512_setzero_ps();
     long b = 0;
     if (q4) {
@@ -157,6 +160,7 @@ static ALWAYS_INLINE void dot_q8q4_n(int q4, const void *row, const void *const 
     }
     if (b + 2 <= nb) q8q4_pair(q4, row, b, 1, x, n, NX, acc0), b += 2;
     if (b < nb) q8q4_pair(q4, row, b, 0, x, n, NX, acc1);
+    UNROLL_NX
     for (int k = 0; k < NX; k++) out[k] = _mm512_reduce_add_ps(_mm512_add_ps(acc0[k], acc1[k]));
 }
 
@@ -199,6 +203,7 @@ static ALWAYS_INLINE void q4k_scales16(const BlockQ4_K *b, __m256 *scv, __m256 *
 static ALWAYS_INLINE void dot_q4_k_n(const BlockQ4_K *w, const void *const *x, int NX, long n, float *out) {
     __m512 acc[4][2];
     __m256 accm[4];
+    UNROLL_NX
     for (int k = 0; k < NX; k++) acc[k][0] = acc[k][1] = _mm512_setzero_ps(), accm[k] = _mm256_setzero_ps();
     const __m512i m4 = _mm512_set1_epi8(15);
     const __m512i even = _mm512_setr_epi32(0, 0, 0, 0, 2, 2, 2, 2, 4, 4, 4, 4, 6, 6, 6, 6);
@@ -211,6 +216,7 @@ static ALWAYS_INLINE void dot_q4_k_n(const BlockQ4_K *w, const void *const *x, i
         __m512i b = _mm512_shuffle_i64x2(h0, h1, _MM_SHUFFLE(3, 1, 3, 1));
         __m512i alo = _mm512_and_si512(a, m4), blo = _mm512_and_si512(b, m4);
         __m512i ahi = _mm512_and_si512(_mm512_srli_epi16(a, 4), m4), bhi = _mm512_and_si512(_mm512_srli_epi16(b, 4), m4);
+        UNROLL_NX
         for (int k = 0; k < NX; k++) {
             __m512 sv = _mm512_castps256_ps512(_mm256_mul_ps(scv, _mm256_loadu_ps(act_dx(x[k], n) + 8 * i)));
             accm[k] = _mm256_fmadd_ps(mnv, _mm256_loadu_ps(act_sx(x[k], n) + 8 * i), accm[k]);
@@ -223,6 +229,7 @@ static ALWAYS_INLINE void dot_q4_k_n(const BlockQ4_K *w, const void *const *x, i
             acc[k][1] = _mm512_fmadd_ps(_mm512_permutexvar_ps(odd, sv), _mm512_cvtepi32_ps(so), acc[k][1]);
         }
     }
+    UNROLL_NX
     for (int k = 0; k < NX; k++) {
         __m256 m = accm[k];
         __m128 s = _mm_add_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
@@ -243,6 +250,7 @@ static ALWAYS_INLINE void dot_q4_k_n(const BlockQ4_K *w, const void *const *x, i
  * belongs to group 4p + L/4. */
 static ALWAYS_INLINE void dot_q6_k_n(const BlockQ6_K *w, const void *const *x, int NX, long n, float *out) {
     __m512 acc[4][2], acco[4];
+    UNROLL_NX
     for (int k = 0; k < NX; k++) acc[k][0] = acc[k][1] = acco[k] = _mm512_setzero_ps();
     const __m512i m4 = _mm512_set1_epi8(15), m30 = _mm512_set1_epi8(0x30);
     /* group g of 16 lies in activation block g / 2 */
@@ -251,6 +259,7 @@ static ALWAYS_INLINE void dot_q6_k_n(const BlockQ6_K *w, const void *const *x, i
         __m512 sc16 = _mm512_mul_ps(_mm512_set1_ps(half(w[i].d)),
                                     _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)w[i].scales))));
         __m512 s[4];
+        UNROLL_NX
         for (int k = 0; k < NX; k++) {
             __m512 dx8 = _mm512_castps256_ps512(_mm256_loadu_ps(act_dx(x[k], n) + 8 * i));
             s[k] = _mm512_mul_ps(sc16, _mm512_permutexvar_ps(blk, dx8)); /* lane g: d * sc_g * dx */
@@ -266,6 +275,7 @@ static ALWAYS_INLINE void dot_q6_k_n(const BlockQ6_K *w, const void *const *x, i
             const __m512i g01 = _mm512_add_epi32(_mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3),
                                                  _mm512_set1_epi32(8 * h));
             const __m512i g23 = _mm512_add_epi32(g01, _mm512_set1_epi32(4));
+            UNROLL_NX
             for (int k = 0; k < NX; k++) {
                 const int8_t *y = act_q(x[k]) + QK_K * i + 128 * h;
                 __m512 p01 = _mm512_cvtepi32_ps(_mm512_dpbusd_epi32(_mm512_setzero_si512(), q01, _mm512_loadu_si512(y)));
@@ -275,6 +285,7 @@ static ALWAYS_INLINE void dot_q6_k_n(const BlockQ6_K *w, const void *const *x, i
             }
         }
     }
+    UNROLL_NX
     for (int k = 0; k < NX; k++)
         out[k] = _mm512_reduce_add_ps(_mm512_add_ps(acc[k][0], acc[k][1])) - 32 * _mm512_reduce_add_ps(acco[k]);
 }

@@ -81,6 +81,11 @@ static inline size_t act_qk_bytes(long n) { return n % QK_K ? 0 : (size_t)n; }
 static inline const int8_t *act_qk(const void *a, long n) { return (const int8_t *)a + act_total_bytes(n); }
 
 #define ALWAYS_INLINE inline __attribute__((always_inline))
+/* Loops over the NX activations of the quantised dots: unrolled, so that
+ * their accumulators stay in registers (gcc 12 otherwise kept them on the
+ * stack for NX = 4: a store-to-load chain per block, four activations
+ * costing ~5x one). */
+#define UNROLL_NX _Pragma("GCC unroll 4")
 
 #if defined(__AVX2__) || defined(__F16C__)
 #include <immintrin.h>
