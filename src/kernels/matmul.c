@@ -39,17 +39,14 @@ static void dot_task(void *ctx, int ith, int nth) {
         for (long g = r0; g < r1; m++) {
             const QMat *w = j->ws[m];
             size_t rb = dtype_nbytes(w->type, w->cols);
-            long end = r1 < j->first[m + 1] ? r1 : j->first[m + 1];
-            if (j->n == 1) {
-                long r = g - j->first[m];
-                vec_dot_rows(w->type, (const char *)w->data + r * rb, rb, (int)(end - g), j->act[m], w->cols, j->ys[m] + r);
-                g = end;
-            }
-            for (; g < end; g++) {
-                long r = g - j->first[m];
-                vec_dot_multi(w->type, (const char *)w->data + r * rb, j->act[m], j->act_stride[m], j->n, w->cols,
-                              j->ys[m] + r, (size_t)w->rows);
-            }
+            long end = r1 < j->first[m + 1] ? r1 : j->first[m + 1], r = g - j->first[m];
+            const char *rows = (const char *)w->data + r * rb;
+            if (j->n == 1)
+                vec_dot_rows(w->type, rows, rb, (int)(end - g), j->act[m], w->cols, j->ys[m] + r);
+            else
+                vec_dot_multi_rows(w->type, rows, rb, (int)(end - g), j->act[m], j->act_stride[m], j->n, w->cols,
+                                   j->ys[m] + r, (size_t)w->rows);
+            g = end;
         }
     }
 }

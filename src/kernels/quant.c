@@ -580,6 +580,24 @@ void vec_dot_multi(int t, const void *row, const void *act, size_t stride, int n
     }
 }
 
+void vec_dot_multi_rows(int t, const void *rows, size_t rb, int nrows, const void *act, size_t stride, int n,
+                        long len, float *out, size_t out_stride) {
+#if KERNELS_AVX512
+    if (avx512_on && kernel_vec_type(t) == DT_Q8_0) {
+        int a = 0;
+        for (; a + 4 <= n; a += 4) {
+            const void *x[4];
+            for (int k = 0; k < 4; k++) x[k] = (const char *)act + (size_t)(a + k) * stride;
+            quant512_rows4(t, rows, rb, nrows, x, len, out + (size_t)a * out_stride, out_stride);
+        }
+        /* the last one to three: one activation at a time (the rows are in L1 by then) */
+        for (; a < n; a++)
+            quant512_rows(t, rows, rb, nrows, (const char *)act + (size_t)a * stride, len, out + (size_t)a * out_stride);
+        return;
+    }
+#endif
+    for (int r = 0; r < nrows; r++) vec_dot_multi(t, (const char *)rows + r * rb, act, stride, n, len, out + r, out_stride);
+}
 
 /* ---- row conversion to f32 for the GEMM path ---- */
 
@@ -782,5 +800,10 @@ void vec_dot_rows(int t, const void *rows, size_t rb, int nrows, const void *act
 void vec_dot_multi(int t, const void *row, const void *act, size_t stride, int n, long len, float *out,
                    size_t out_stride) {
     for (int a = 0; a < n; a++) out[(size_t)a * out_stride] = vec_dot(t, row, (const char *)act + (size_t)a * stride, len);
+}
+
+void vec_dot_multi_rows(int t, const void *rows, size_t rb, int nrows, const void *act, size_t stride, int n,
+                        long len, float *out, size_t out_stride) {
+    for (int r = 0; r < nrows; r++) vec_dot_multi(t, (const char *)rows + r * rb, act, stride, n, len, out + r, out_stride);
 }
 #endif

@@ -300,6 +300,30 @@ void quant512_dot4(int t, const void *row, const void *const act[4], long n, flo
     }
 }
 
+/* The type's dot of one row with four activations, for each of nrows rows. */
+#define ROWS4(call)                                                                                                    \
+    for (int r = 0; r < nrows; r++) {                                                                                  \
+        float o[4];                                                                                                    \
+        const char *row = w + r * rb;                                                                                  \
+        call;                                                                                                          \
+        for (int k = 0; k < 4; k++) out[k * out_stride + r] = o[k];                                                    \
+    }
+
+void quant512_rows4(int t, const void *rows, size_t rb, int nrows, const void *const act[4], long n, float *out,
+                    size_t out_stride) {
+    const char *w = rows;
+    switch (t) {
+    case DT_Q8_0: ROWS4(dot_q8q4_n(0, row, act, 4, n, o)) break;
+    case DT_Q4_0: ROWS4(dot_q8q4_n(1, row, act, 4, n, o)) break;
+    case DT_Q4_K: ROWS4(dot_q4_k_n((const BlockQ4_K *)row, act, 4, n, o)) break;
+    case DT_Q6_K: ROWS4(dot_q6_k_n((const BlockQ6_K *)row, act, 4, n, o)) break;
+    default:
+        for (int k = 0; k < 4; k++)
+            for (int r = 0; r < nrows; r++) out[k * out_stride + r] = 0;
+        break;
+    }
+}
+
 void quant512_rows(int t, const void *rows, size_t rb, int nrows, const void *act, long n, float *out) {
     const char *w = rows;
     const void *x[1] = {act};

@@ -189,10 +189,11 @@ static int check_matmul(ThreadPool *tp, int t, int n, int rows, int cols, double
 
 static void test_matmul_matches_reference(void) {
     ThreadPool *tp = tp_create(2);
-    int batches[] = {1, 3, 6, 0};
+    /* one to three activations left after groups of four (the batched dots' remainders) */
+    int batches[] = {1, 3, 4, 5, 6, 0};
     double worst = 0;
     for (int ti = 0; ti < N_TYPES; ti++)
-        for (int b = 0; b < 4; b++) {
+        for (int b = 0; b < 6; b++) {
             /* the last batch size takes the GEMM path */
             int n = batches[b] ? batches[b] : matmul_gemm_min_rows(TYPES[ti]) + 1;
             CHECK_MSG(check_matmul(tp, TYPES[ti], n, 100, 256, &worst), "%s n=%d: relative error %g > 1e-5",
