@@ -5,8 +5,9 @@
  * prompt, each alone, in chunks of GEN_PREFILL_CHUNK tokens at fixed
  * offsets (bounding the activations), then runs one forward pass over one
  * new token of every sequence past its prompt, so the weights are streamed
- * from memory once per step for the whole batch (decode is memory-bound: a
- * batch of 8 costs little more than one). Prefilling alone keeps a
+ * from memory once per step for the whole batch (a step of 4 sequences
+ * costs 1.5-2.2x a step of one on two cores, docs/BENCHMARKS.md: the
+ * arithmetic, not the memory, then sets the pace). Prefilling alone keeps a
  * sequence's arithmetic the same whatever else runs: only the decode
  * matrix products see other sequences' rows, and below
  * matmul_gemm_min_rows those rows are independent dot products.
