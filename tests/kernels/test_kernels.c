@@ -27,9 +27,10 @@ static const int TYPES[] = {DT_F32, DT_F16, DT_BF16, DT_Q8_0, DT_Q4_0, DT_Q4_K, 
 static void test_vec_dot_matches_reference(void) {
     Rng r;
     rng_seed(&r, 3);
-    /* 1 to 7 blocks past whole quads of blocks (the wide Q4_0 dot's step) */
-    long sizes[] = {32, 96, 128, 192, 224, 1024 + 32, 4096};
-    for (int si = 0; si < 7; si++) {
+    /* 1 to 7 blocks past whole quads of blocks (the wide Q4_0 dot's step);
+     * for the float types also tails of 8 and of 1-7 values (77, 4123) */
+    long sizes[] = {32, 77, 96, 128, 192, 224, 1024 + 32, 4096, 4096 + 27};
+    for (int si = 0; si < 9; si++) {
         long n = sizes[si];
         float *w = rand_vec(&r, n, 0.5f), *x = rand_vec(&r, n, 2.0f);
         void *wq = xmalloc(dtype_nbytes(DT_F32, n)), *xq = xmalloc(kernel_act_bytes(DT_Q4_0, n) + dtype_nbytes(DT_F32, n));
