@@ -11,7 +11,7 @@ pp=${1:-512} tg=${2:-128} reps=${3:-1}
 echo "$(date -u '+%Y-%m-%d %H:%M UTC'), $(git rev-parse --short HEAD), load $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "| shape | type | pp$pp tok/s | tg$tg tok/s | read GB/s (during tg) | decode bound tok/s | reached |"
 echo "|---|---|---:|---:|---:|---:|---:|"
-for cfg in "qwen2.5-0.5b q8_0" "qwen2.5-0.5b q4_0" "qwen2.5-0.5b f32" "llama-3.2-1b q8_0" "llama-3.2-1b q4_0" \
+for cfg in "qwen2.5-0.5b q8_0" "qwen2.5-0.5b q4_0" "qwen2.5-0.5b bf16" "qwen2.5-0.5b f32" "llama-3.2-1b q8_0" "llama-3.2-1b q4_0" \
     "llama-3.2-1b q4_k" "llama-3.2-1b q6_k"; do
     set -- $cfg
     build/aloe speed --shape "$1" --type "$2" -p "$pp" -n "$tg" -r "$reps" -t 2 --json | tail -1 |
