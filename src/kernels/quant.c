@@ -532,6 +532,41 @@ static inline void dot4_q(int q4, const void *row, const void *const x[4], long 
         for (int k = 0; k < 4; k++) out[k] += SCALAR(w[i]) * x[k][i];
 
 #define ID(v) (v)
+#ifdef __AVX512F__
+/* As ROW_DOT_BODY, for four activations: 16 values a step (the weights
+ * converted once for all four), then 8, then one at a time. */
+#define ROW_DOT4_BODY(LOAD16, LOAD8, SCALAR)                                                      \
+    __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;                                   \
+    long i = 0;                                                                                   \
+    for (; i + 16 <= n; i += 16) {                                                                \
+        __m512 wv = LOAD16(w + i);                                                                \
+        a0 = _mm512_fmadd_ps(wv, _mm512_loadu_ps(x[0] + i), a0);                                  \
+        a1 = _mm512_fmadd_ps(wv, _mm512_loadu_ps(x[1] + i), a1);                                  \
+        a2 = _mm512_fmadd_ps(wv, _mm512_loadu_ps(x[2] + i), a2);                                  \
+        a3 = _mm512_fmadd_ps(wv, _mm512_loadu_ps(x[3] + i), a3);                                  \
+    }                                                                                             \
+    __m256 b0 = _mm256_setzero_ps(), b1 = b0, b2 = b0, b3 = b0;                                   \
+    for (; i + 8 <= n; i += 8) {                                                                  \
+        __m256 wv = LOAD8(w + i);                                                                 \
+        b0 = _mm256_fmadd_ps(wv, _mm256_loadu_ps(x[0] + i), b0);                                  \
+        b1 = _mm256_fmadd_ps(wv, _mm256_loadu_ps(x[1] + i), b1);                                  \
+        b2 = _mm256_fmadd_ps(wv, _mm256_loadu_ps(x[2] + i), b2);                                  \
+        b3 = _mm256_fmadd_ps(wv, _mm256_loadu_ps(x[3] + i), b3);                                  \
+    }                                                                                             \
+    out[0] = _mm512_reduce_add_ps(a0) + hsum8(b0), out[1] = _mm512_reduce_add_ps(a1) + hsum8(b1); \
+    out[2] = _mm512_reduce_add_ps(a2) + hsum8(b2), out[3] = _mm512_reduce_add_ps(a3) + hsum8(b3); \
+    for (; i < n; i++)                                                                            \
+        for (int k = 0; k < 4; k++) out[k] += SCALAR(w[i]) * x[k][i];
+static void dot4_f32(const float *w, const float *const x[4], long n, float out[4]) {
+    ROW_DOT4_BODY(load16_f32, _mm256_loadu_ps, ID)
+}
+static void dot4_f16(const uint16_t *w, const float *const x[4], long n, float out[4]) {
+    ROW_DOT4_BODY(load16_f16, load8_f16, f16_to_f32)
+}
+static void dot4_bf16(const uint16_t *w, const float *const x[4], long n, float out[4]) {
+    ROW_DOT4_BODY(load16_bf16, load8_bf16, bf16_to_f32)
+}
+#else
 static void dot4_f32(const float *w, const float *const x[4], long n, float out[4]) { DOT4_BODY(_mm256_loadu_ps, ID) }
 static void dot4_f16(const uint16_t *w, const float *const x[4], long n, float out[4]) {
     DOT4_BODY(load8_f16, f16_to_f32)
@@ -539,6 +574,7 @@ static void dot4_f16(const uint16_t *w, const float *const x[4], long n, float o
 static void dot4_bf16(const uint16_t *w, const float *const x[4], long n, float out[4]) {
     DOT4_BODY(load8_bf16, bf16_to_f32)
 }
+#endif
 #undef ID
 
 /* The quantised dots: the AVX-512 ones (quant_avx512.c) where the build

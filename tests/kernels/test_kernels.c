@@ -43,6 +43,18 @@ static void test_vec_dot_matches_reference(void) {
             kernel_quantize_act(t, x, xq, n);
             float fast = vec_dot(t, wq, xq, n), ref = vec_dot_ref(t, wq, xq, n);
             CHECK_MSG(fabs(fast - ref) <= 1e-5 * scale, "%s n=%ld: %g vs %g", dtype_name(t), n, fast, ref);
+            if (kernel_vec_type(t) == DT_F32) { /* the four-activation dot, its tails too */
+                size_t xs = (size_t)n * sizeof(float);
+                float *x4 = xmalloc(4 * xs), multi[4];
+                for (long i = 0; i < 4 * n; i++) x4[i] = x[i % n] * (float)(1 + (i * 7919 % 13)) / 7; /* four different */
+                vec_dot_multi(t, wq, x4, xs, 4, n, multi, 1);
+                for (int k = 0; k < 4; k++) {
+                    float r4 = vec_dot_ref(t, wq, x4 + k * n, n);
+                    CHECK_MSG(fabs(multi[k] - r4) <= 1e-5 * 2 * scale, "%s n=%ld multi[%d]: %g vs %g", dtype_name(t), n,
+                              k, multi[k], r4);
+                }
+                free(x4);
+            }
         }
         /* odd lengths for the float types exercise the scalar tails */
         float fast = dot_f32(w, x, n - 5);
