@@ -1,5 +1,5 @@
 # aloe's GGUF logits against the reference stack on the same file's weights.
-# For each tiny fixture model and each of its f32 / q8_0 GGUF files: load the
+# For each tiny fixture model and each of its f32 / f16 / bf16 / q8_0 GGUF files: load the
 # HF model with transformers, replace its weights with the file's
 # (dequantised here; llama.cpp's Q/K row permutation undone; the file's
 # rope_freqs applied where it has them), run the forward pass, and compare
@@ -10,7 +10,7 @@
 # present). Usage: scripts/reference/gguf_prepare.sh DIR here, then
 # python3 DIR/gguf_vs_transformers.py wherever PyTorch is; the report goes to
 # stdout and to $OUT/gguf_reference.json (OUT: DIR by default).
-# The GGUF reader below handles the F32 and Q8_0 tensors these files hold.
+# The GGUF reader below handles the F32, F16, BF16 and Q8_0 tensors these files hold.
 import json, os, struct, sys
 import numpy as np
 import torch
@@ -73,6 +73,10 @@ def read_gguf(path):
         p = base + off
         if typ == 0:  # F32
             a = np.frombuffer(buf, np.float32, count, p)
+        elif typ == 1:  # F16
+            a = np.frombuffer(buf, np.float16, count, p).astype(np.float32)
+        elif typ == 30:  # BF16: the high half of an f32
+            a = (np.frombuffer(buf, np.uint16, count, p).astype(np.uint32) << 16).view(np.float32)
         elif typ == 8:  # Q8_0: f16 scale + 32 int8 per block
             nb = count // 32
             raw = np.frombuffer(buf, np.uint8, nb * 34, p).reshape(nb, 34)
@@ -128,7 +132,7 @@ for arch in ["llama3", "qwen2", "mistral"]:
     exp = load_file(os.path.join(d, "expected.safetensors"))["forward.logits"]
     ids = json.load(open(os.path.join(d, "expected.json")))["forward"]["input_ids"]
     r = {}
-    for q in ["f32", "q8_0"]:
+    for q in ["f32", "f16", "bf16", "q8_0"]:
         model = AutoModelForCausalLM.from_pretrained(d, dtype=torch.float32)
         meta, t = read_gguf(os.path.join(d, "tiny-%s-%s.gguf" % (arch, q)))
         sd = hf_state(meta, t, model.config)
