@@ -1,4 +1,5 @@
-/* stream_read_seconds reads every byte of every matrix exactly as given:
+/* stream_read_seconds reads every byte of every matrix exactly as given,
+ * in both orders:
  * all bytes zero but one, whose bit must come back in the OR, for marked
  * bytes at the edges of matrices, of the 64 KB chunks and of the vector
  * loads' tails; with two threads and without a pool. */
@@ -29,16 +30,20 @@ static void test_every_byte_is_read(void) {
         size_t mi = marks[k][0], off = marks[k][1];
         CHECK(off < bytes[mi]);
         data[mi][off] = (char)0x80;
-        for (int pool = 0; pool < 2; pool++) {
-            uint64_t bits = 0;
-            double s = stream_read_seconds(pool ? tp : NULL, mats, 3, &bits);
-            CHECK_MSG(bits != 0, "byte %zu of matrix %zu not read (%s)", off, mi, pool ? "2 threads" : "no pool");
-            CHECK(s > 0);
-        }
+        for (int order = 0; order < 2; order++)
+            for (int pool = 0; pool < 2; pool++) {
+                uint64_t bits = 0;
+                double s = stream_read_seconds(pool ? tp : NULL, mats, 3, (StreamOrder)order, &bits);
+                CHECK_MSG(bits != 0, "byte %zu of matrix %zu not read (%s, %s)", off, mi, pool ? "2 threads" : "no pool",
+                          order == STREAM_WHOLE ? "whole" : "per matrix");
+                CHECK(s > 0);
+            }
         data[mi][off] = 0;
-        uint64_t none = 1;
-        stream_read_seconds(tp, mats, 3, &none);
-        CHECK(none == 0);
+        for (int order = 0; order < 2; order++) {
+            uint64_t none = 1;
+            stream_read_seconds(tp, mats, 3, (StreamOrder)order, &none);
+            CHECK(none == 0);
+        }
     }
     tp_free(tp);
     for (int i = 0; i < 3; i++) free(data[i]);
