@@ -432,21 +432,25 @@ static inline __m256 load8_bf16(const uint16_t *p) {
 
 #define ID(v) (v)
 static float dot_f32_w(const float *w, const float *x, long n) { DOT_BODY(_mm256_loadu_ps, ID) }
+static float dot8_f16(const uint16_t *w, const float *x, long n) { DOT_BODY(load8_f16, f16_to_f32) }
+static float dot8_bf16(const uint16_t *w, const float *x, long n) { DOT_BODY(load8_bf16, bf16_to_f32) }
+#undef ID
 float dot_f32(const float *a, const float *b, long n) { return dot_f32_w(a, b, n); }
 
 #ifdef __AVX512F__
 /* Weight rows of float types under AVX-512: 64 values a step in four
- * 512-bit accumulators. Converting 16-bit floats costs an instruction per
- * vector, and at 256 bits one core converted bf16/f16 rows at ~24 G
- * values/s, about what it streams from memory, so two cores decoding a
- * bf16 model (Hugging Face's usual) fell short of the memory bound; at 512
- * bits the conversion costs half as much per value. */
+ * 512-bit accumulators, the last < 16 values by the 256-bit dot (TAIL).
+ * Converting 16-bit floats costs an instruction per vector, and at 256
+ * bits one core converted bf16/f16 rows at ~24 G values/s, about what it
+ * streams from memory, so two cores decoding a bf16 model (Hugging Face's
+ * usual) fell short of the memory bound; at 512 bits the conversion costs
+ * half as much per value. */
 static inline __m512 load16_f32(const float *p) { return _mm512_loadu_ps(p); }
 static inline __m512 load16_f16(const uint16_t *p) { return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)p)); }
 static inline __m512 load16_bf16(const uint16_t *p) {
     return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)p)), 16));
 }
-#define ROW_DOT_BODY(LOAD16, LOAD8, SCALAR)                                                      \
+#define ROW_DOT_BODY(LOAD16, TAIL)                                                               \
     __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;                                  \
     long i = 0;                                                                                  \
     for (; i + 64 <= n; i += 64) {                                                               \
@@ -456,21 +460,15 @@ static inline __m512 load16_bf16(const uint16_t *p) {
         a3 = _mm512_fmadd_ps(LOAD16(w + i + 48), _mm512_loadu_ps(x + i + 48), a3);              \
     }                                                                                            \
     for (; i + 16 <= n; i += 16) a0 = _mm512_fmadd_ps(LOAD16(w + i), _mm512_loadu_ps(x + i), a0); \
-    float s = _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3))); \
-    __m256 b = _mm256_setzero_ps();                                                              \
-    for (; i + 8 <= n; i += 8) b = _mm256_fmadd_ps(LOAD8(w + i), _mm256_loadu_ps(x + i), b);    \
-    s += hsum8(b);                                                                               \
-    for (; i < n; i++) s += SCALAR(w[i]) * x[i];                                                 \
-    return s;
-static float dot_row_f32(const float *w, const float *x, long n) { ROW_DOT_BODY(load16_f32, _mm256_loadu_ps, ID) }
-static float dot_f16(const uint16_t *w, const float *x, long n) { ROW_DOT_BODY(load16_f16, load8_f16, f16_to_f32) }
-static float dot_bf16(const uint16_t *w, const float *x, long n) { ROW_DOT_BODY(load16_bf16, load8_bf16, bf16_to_f32) }
+    return _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3))) + TAIL(w + i, x + i, n - i);
+static float dot_row_f32(const float *w, const float *x, long n) { ROW_DOT_BODY(load16_f32, dot_f32_w) }
+static float dot_f16(const uint16_t *w, const float *x, long n) { ROW_DOT_BODY(load16_f16, dot8_f16) }
+static float dot_bf16(const uint16_t *w, const float *x, long n) { ROW_DOT_BODY(load16_bf16, dot8_bf16) }
 #else
 static float dot_row_f32(const float *w, const float *x, long n) { return dot_f32_w(w, x, n); }
-static float dot_f16(const uint16_t *w, const float *x, long n) { DOT_BODY(load8_f16, f16_to_f32) }
-static float dot_bf16(const uint16_t *w, const float *x, long n) { DOT_BODY(load8_bf16, bf16_to_f32) }
+static float dot_f16(const uint16_t *w, const float *x, long n) { return dot8_f16(w, x, n); }
+static float dot_bf16(const uint16_t *w, const float *x, long n) { return dot8_bf16(w, x, n); }
 #endif
-#undef ID
 
 
 /* ---- one weight row against several activations ----
@@ -532,50 +530,43 @@ static inline void dot4_q(int q4, const void *row, const void *const x[4], long 
         for (int k = 0; k < 4; k++) out[k] += SCALAR(w[i]) * x[k][i];
 
 #define ID(v) (v)
+static void dot4_8_f32(const float *w, const float *const x[4], long n, float out[4]) { DOT4_BODY(_mm256_loadu_ps, ID) }
+static void dot4_8_f16(const uint16_t *w, const float *const x[4], long n, float out[4]) {
+    DOT4_BODY(load8_f16, f16_to_f32)
+}
+static void dot4_8_bf16(const uint16_t *w, const float *const x[4], long n, float out[4]) {
+    DOT4_BODY(load8_bf16, bf16_to_f32)
+}
+#undef ID
+
 #ifdef __AVX512F__
 /* As ROW_DOT_BODY, for four activations: 16 values a step (the weights
- * converted once for all four), then 8, then one at a time. */
-#define ROW_DOT4_BODY(LOAD16, LOAD8, SCALAR)                                                      \
-    __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;                                   \
+ * converted once for all four), the last < 16 by the 256-bit dot. */
+#define ROW_DOT4_BODY(LOAD16, TAIL)                                                               \
+    __m512 a[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()}; \
     long i = 0;                                                                                   \
     for (; i + 16 <= n; i += 16) {                                                                \
         __m512 wv = LOAD16(w + i);                                                                \
-        a0 = _mm512_fmadd_ps(wv, _mm512_loadu_ps(x[0] + i), a0);                                  \
-        a1 = _mm512_fmadd_ps(wv, _mm512_loadu_ps(x[1] + i), a1);                                  \
-        a2 = _mm512_fmadd_ps(wv, _mm512_loadu_ps(x[2] + i), a2);                                  \
-        a3 = _mm512_fmadd_ps(wv, _mm512_loadu_ps(x[3] + i), a3);                                  \
+        UNROLL_NX                                                                                 \
+        for (int k = 0; k < 4; k++) a[k] = _mm512_fmadd_ps(wv, _mm512_loadu_ps(x[k] + i), a[k]);  \
     }                                                                                             \
-    __m256 b0 = _mm256_setzero_ps(), b1 = b0, b2 = b0, b3 = b0;                                   \
-    for (; i + 8 <= n; i += 8) {                                                                  \
-        __m256 wv = LOAD8(w + i);                                                                 \
-        b0 = _mm256_fmadd_ps(wv, _mm256_loadu_ps(x[0] + i), b0);                                  \
-        b1 = _mm256_fmadd_ps(wv, _mm256_loadu_ps(x[1] + i), b1);                                  \
-        b2 = _mm256_fmadd_ps(wv, _mm256_loadu_ps(x[2] + i), b2);                                  \
-        b3 = _mm256_fmadd_ps(wv, _mm256_loadu_ps(x[3] + i), b3);                                  \
-    }                                                                                             \
-    out[0] = _mm512_reduce_add_ps(a0) + hsum8(b0), out[1] = _mm512_reduce_add_ps(a1) + hsum8(b1); \
-    out[2] = _mm512_reduce_add_ps(a2) + hsum8(b2), out[3] = _mm512_reduce_add_ps(a3) + hsum8(b3); \
-    for (; i < n; i++)                                                                            \
-        for (int k = 0; k < 4; k++) out[k] += SCALAR(w[i]) * x[k][i];
+    const float *xt[4] = {x[0] + i, x[1] + i, x[2] + i, x[3] + i};                                \
+    TAIL(w + i, xt, n - i, out);                                                                  \
+    for (int k = 0; k < 4; k++) out[k] += _mm512_reduce_add_ps(a[k]);
 static void dot4_f32(const float *w, const float *const x[4], long n, float out[4]) {
-    ROW_DOT4_BODY(load16_f32, _mm256_loadu_ps, ID)
+    ROW_DOT4_BODY(load16_f32, dot4_8_f32)
 }
 static void dot4_f16(const uint16_t *w, const float *const x[4], long n, float out[4]) {
-    ROW_DOT4_BODY(load16_f16, load8_f16, f16_to_f32)
+    ROW_DOT4_BODY(load16_f16, dot4_8_f16)
 }
 static void dot4_bf16(const uint16_t *w, const float *const x[4], long n, float out[4]) {
-    ROW_DOT4_BODY(load16_bf16, load8_bf16, bf16_to_f32)
+    ROW_DOT4_BODY(load16_bf16, dot4_8_bf16)
 }
 #else
-static void dot4_f32(const float *w, const float *const x[4], long n, float out[4]) { DOT4_BODY(_mm256_loadu_ps, ID) }
-static void dot4_f16(const uint16_t *w, const float *const x[4], long n, float out[4]) {
-    DOT4_BODY(load8_f16, f16_to_f32)
-}
-static void dot4_bf16(const uint16_t *w, const float *const x[4], long n, float out[4]) {
-    DOT4_BODY(load8_bf16, bf16_to_f32)
-}
+static void dot4_f32(const float *w, const float *const x[4], long n, float out[4]) { dot4_8_f32(w, x, n, out); }
+static void dot4_f16(const uint16_t *w, const float *const x[4], long n, float out[4]) { dot4_8_f16(w, x, n, out); }
+static void dot4_bf16(const uint16_t *w, const float *const x[4], long n, float out[4]) { dot4_8_bf16(w, x, n, out); }
 #endif
-#undef ID
 
 /* The quantised dots: the AVX-512 ones (quant_avx512.c) where the build
  * has them and they are on, else the AVX2 ones above. */
@@ -617,16 +608,6 @@ static void quant_dot4(int t, const void *row, const void *const x[4], long n, f
     else dot_q6_k_n(row, x, 4, n, r);
 }
 
-void vec_dot_rows(int t, const void *rows, size_t rb, int nrows, const void *act, long n, float *out) {
-#if KERNELS_AVX512
-    if (avx512_on && kernel_vec_type(t) == DT_Q8_0) {
-        quant512_rows(t, rows, rb, nrows, act, n, out);
-        return;
-    }
-#endif
-    for (int r = 0; r < nrows; r++) out[r] = vec_dot(t, (const char *)rows + r * rb, act, n);
-}
-
 void vec_dot_multi(int t, const void *row, const void *act, size_t stride, int n, long len, float *out,
                    size_t out_stride) {
     int a = 0;
@@ -648,25 +629,6 @@ void vec_dot_multi(int t, const void *row, const void *act, size_t stride, int n
         }
         for (int k = 0; k < 4 && a + k < n; k++) out[(size_t)(a + k) * out_stride] = r[k];
     }
-}
-
-void vec_dot_multi_rows(int t, const void *rows, size_t rb, int nrows, const void *act, size_t stride, int n,
-                        long len, float *out, size_t out_stride) {
-#if KERNELS_AVX512
-    if (avx512_on && kernel_vec_type(t) == DT_Q8_0) {
-        int a = 0;
-        for (; a + 4 <= n; a += 4) {
-            const void *x[4];
-            for (int k = 0; k < 4; k++) x[k] = (const char *)act + (size_t)(a + k) * stride;
-            quant512_rows4(t, rows, rb, nrows, x, len, out + (size_t)a * out_stride, out_stride);
-        }
-        /* the last one to three: one activation at a time (the rows are in L1 by then) */
-        for (; a < n; a++)
-            quant512_rows(t, rows, rb, nrows, (const char *)act + (size_t)a * stride, len, out + (size_t)a * out_stride);
-        return;
-    }
-#endif
-    for (int r = 0; r < nrows; r++) vec_dot_multi(t, (const char *)rows + r * rb, act, stride, n, len, out + r, out_stride);
 }
 
 /* ---- row conversion to f32 for the GEMM path ---- */
@@ -863,17 +825,41 @@ int kernel_use_avx512(int on) {
     return 0;
 }
 
-void vec_dot_rows(int t, const void *rows, size_t rb, int nrows, const void *act, long n, float *out) {
-    for (int r = 0; r < nrows; r++) out[r] = vec_dot(t, (const char *)rows + r * rb, act, n);
-}
-
 void vec_dot_multi(int t, const void *row, const void *act, size_t stride, int n, long len, float *out,
                    size_t out_stride) {
     for (int a = 0; a < n; a++) out[(size_t)a * out_stride] = vec_dot(t, row, (const char *)act + (size_t)a * stride, len);
 }
 
+#endif
+
+/* ---- rows of a matrix: the wide kernels where this build has them ---- */
+
+void vec_dot_rows(int t, const void *rows, size_t rb, int nrows, const void *act, long n, float *out) {
+#if KERNELS_AVX512
+    if (avx512_on && kernel_vec_type(t) == DT_Q8_0) {
+        quant512_rows(t, rows, rb, nrows, act, n, out);
+        return;
+    }
+#endif
+    for (int r = 0; r < nrows; r++) out[r] = vec_dot(t, (const char *)rows + r * rb, act, n);
+}
+
 void vec_dot_multi_rows(int t, const void *rows, size_t rb, int nrows, const void *act, size_t stride, int n,
                         long len, float *out, size_t out_stride) {
+#if KERNELS_AVX512
+    if (avx512_on && kernel_vec_type(t) == DT_Q8_0) {
+        int a = 0;
+        for (; a + 4 <= n; a += 4) {
+            const void *x[4];
+            for (int k = 0; k < 4; k++) x[k] = (const char *)act + (size_t)(a + k) * stride;
+            quant512_rows4(t, rows, rb, nrows, x, len, out + (size_t)a * out_stride, out_stride);
+        }
+        /* the last one to three: one activation at a time (the rows are in L1 by then) */
+        for (; a < n; a++)
+            quant512_rows(t, rows, rb, nrows, (const char *)act + (size_t)a * stride, len, out + (size_t)a * out_stride);
+        return;
+    }
+#endif
     for (int r = 0; r < nrows; r++) vec_dot_multi(t, (const char *)rows + r * rb, act, stride, n, len, out + r, out_stride);
 }
-#endif
+

@@ -71,17 +71,18 @@ static void stream_task(void *ctx, int ith, int nth) {
     atomic_fetch_or_explicit(&j->sink, r, memory_order_relaxed);
 }
 
-/* STREAM_PER_MATRIX: thread ith's part of every matrix (parts cut at
- * 64-byte boundaries), matrix after matrix. A static task: every thread
- * takes its parts (a thread that starts late makes the pass slow, and the
- * caller keeps the faster order). */
+/* STREAM_PER_MATRIX: thread ith's share of every matrix's 64-byte lines,
+ * matrix after matrix. A static task: every thread takes its parts (a
+ * thread that starts late makes the pass slow, and the caller keeps the
+ * faster order). */
 static void stream_task_per_matrix(void *ctx, int ith, int nth) {
     StreamJob *j = ctx;
     uint64_t r = 0;
     for (int m = 0; m < j->n; m++) {
-        long len = j->first[m + 1] - j->first[m];
-        long a = len * ith / nth / 64 * 64, b = ith == nth - 1 ? len : len * (ith + 1) / nth / 64 * 64;
-        r |= read_bytes((const char *)j->mats[m]->data + a, b - a);
+        long len = j->first[m + 1] - j->first[m], a, b;
+        tp_split((len + 63) / 64, ith, nth, &a, &b);
+        a *= 64, b = b * 64 < len ? b * 64 : len;
+        if (a < b) r |= read_bytes((const char *)j->mats[m]->data + a, b - a);
     }
     atomic_fetch_or_explicit(&j->sink, r, memory_order_relaxed);
 }

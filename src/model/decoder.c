@@ -101,15 +101,19 @@ size_t kv_cache_bytes(const Model *m, int max_seq) {
     return 2 * (size_t)m->cfg.n_layers * (size_t)max_seq * (size_t)m->cfg.n_kv_heads * m->cfg.head_dim * 4;
 }
 
+/* The bytes of the keys (or of the values) of every layer. */
+static size_t kv_half_bytes(const KvCache *kv) {
+    return (size_t)kv->n_layers * (size_t)kv->max_seq * (size_t)kv->row * sizeof(float);
+}
+
 int kv_cache_init(KvCache *kv, const Model *m, int max_seq, Err *e) {
     memset(kv, 0, sizeof *kv);
     if (max_seq <= 0) return err_set(e, ERR_ARG, "KV cache: context length must be positive, got %d", max_seq);
     kv->n_layers = m->cfg.n_layers;
     kv->max_seq = max_seq;
     kv->row = m->cfg.n_kv_heads * m->cfg.head_dim;
-    size_t half = kv_cache_bytes(m, max_seq) / 2;
-    kv->k = xaligned_alloc(half);
-    kv->v = xaligned_alloc(half);
+    kv->k = xaligned_alloc(kv_half_bytes(kv));
+    kv->v = xaligned_alloc(kv_half_bytes(kv));
     return 0;
 }
 
@@ -120,9 +124,8 @@ void kv_cache_free(KvCache *kv) {
 }
 
 void kv_cache_touch(KvCache *kv) {
-    size_t half = (size_t)kv->n_layers * (size_t)kv->max_seq * (size_t)kv->row * sizeof(float);
-    memset(kv->k, 0, half);
-    memset(kv->v, 0, half);
+    memset(kv->k, 0, kv_half_bytes(kv));
+    memset(kv->v, 0, kv_half_bytes(kv));
 }
 
 static float *kv_at(const KvCache *kv, float *base, int layer, int pos) {
