@@ -1,6 +1,7 @@
 /* aloe speed: prefill and decode throughput, measured like llama-bench:
  * prefill = one batch of -p tokens into an empty cache (logits of the last
- * token only), decode = -n tokens one at a time from an empty cache. */
+ * token only), decode = -n tokens one at a time after -d tokens of context
+ * (0: from an empty cache), the context's prefill not timed. */
 #include <jansson.h>
 #include <math.h>
 #include <stdio.h>
@@ -23,8 +24,6 @@ static double now_s(void) {
     return (double)t.tv_sec + t.tv_nsec * 1e-9;
 }
 
-/* Bytes of one KV cache (keys and values of every layer). */
-static size_t kv_bytes(const KvCache *kv) { return 2 * (size_t)kv->n_layers * (size_t)kv->max_seq * (size_t)kv->row * sizeof(float); }
 
 /* The process's peak resident set size in bytes (Linux reports KiB). */
 static size_t peak_rss(void) {
@@ -38,7 +37,7 @@ static int time_prefill(Model *m, int n, Rng *r, double *secs, size_t *kv_max, E
     KvCache kv;
     if (kv_cache_init(&kv, m, n, e)) return -1;
     kv_cache_touch(&kv); /* resident before timing, as in llama-bench */
-    if (kv_bytes(&kv) > *kv_max) *kv_max = kv_bytes(&kv);
+    if (kv_cache_bytes(m, n) > *kv_max) *kv_max = kv_cache_bytes(m, n);
     int32_t *ids = xmalloc((size_t)n * sizeof *ids);
     for (int i = 0; i < n; i++) ids[i] = (int32_t)rng_below(r, (uint64_t)m->cfg.vocab_size);
     float *logits = xmalloc((size_t)m->cfg.vocab_size * sizeof(float));
@@ -93,24 +92,28 @@ static double probe_median(Probe *p) {
     return p->secs[p->len / 2];
 }
 
-/* Seconds for n decode steps of one token for each of b sequences; *kv_max
- * grows to the bytes of their KV caches. With a probe, its passes run
- * between steps, outside the time. */
-static int time_decode(Model *m, int n, int b, Rng *r, double *secs, size_t *kv_max, Probe *probe, Err *e) {
+/* Seconds for n decode steps of one token for each of b sequences, after
+ * `depth` tokens of context in each (prefilled, not timed); *kv_max grows
+ * to the bytes of their KV caches. With a probe, its passes run between
+ * steps, outside the time. */
+static int time_decode(Model *m, int n, int depth, int b, Rng *r, double *secs, size_t *kv_max, Probe *probe,
+                       Err *e) {
     KvCache *kv = xcalloc((size_t)b, sizeof *kv), **caches = xmalloc((size_t)b * sizeof *caches);
-    int32_t *ids = xmalloc((size_t)b * sizeof *ids);
+    int32_t *ids = xmalloc((size_t)(depth > b ? depth : b) * sizeof *ids);
     int *pos = xmalloc((size_t)b * sizeof *pos), rc = 0;
-    size_t bytes = 0;
-    for (int s = 0; s < b && !rc; s++) {
-        rc = kv_cache_init(&kv[s], m, n, e), caches[s] = &kv[s], bytes += kv_bytes(&kv[s]);
-        if (!rc) kv_cache_touch(&kv[s]); /* resident before timing, as in llama-bench */
-    }
-    if (bytes > *kv_max) *kv_max = bytes;
     float *logits = xmalloc((size_t)b * m->cfg.vocab_size * sizeof(float));
+    for (int s = 0; s < b && !rc; s++) {
+        rc = kv_cache_init(&kv[s], m, depth + n, e), caches[s] = &kv[s];
+        if (rc) break;
+        kv_cache_touch(&kv[s]); /* resident before timing, as in llama-bench */
+        for (int i = 0; i < depth; i++) ids[i] = (int32_t)rng_below(r, (uint64_t)m->cfg.vocab_size);
+        if (depth > 0) rc = model_forward(m, &kv[s], ids, depth, 0, logits, 0, e);
+    }
+    if ((size_t)b * kv_cache_bytes(m, depth + n) > *kv_max) *kv_max = (size_t)b * kv_cache_bytes(m, depth + n);
     *secs = 0;
     for (int i = 0; i < n && !rc; i++) {
         if (probe && i % PROBE_EVERY == 0) probe_pass(probe, m);
-        for (int s = 0; s < b; s++) ids[s] = (int32_t)rng_below(r, (uint64_t)m->cfg.vocab_size), pos[s] = i;
+        for (int s = 0; s < b; s++) ids[s] = (int32_t)rng_below(r, (uint64_t)m->cfg.vocab_size), pos[s] = depth + i;
         double t0 = now_s();
         rc = model_forward_batch(m, caches, ids, pos, b, NULL, b, logits, e);
         *secs += now_s() - t0;
@@ -125,7 +128,7 @@ static double round3(double x) { return round(x * 1000) / 1000; }
 
 int cmd_speed(int argc, char **argv) {
     const char *model = NULL, *shape = NULL, *type = "q8_0";
-    int p = 512, n = 128, threads = 0, reps = 1, json = 0, batch = 1;
+    int p = 512, n = 128, depth = 0, threads = 0, reps = 1, json = 0, batch = 1;
     ArgSpec specs[] = {
         {"--model", "-m", ARG_STR, &model, "M", "a Hugging Face model directory, a .gguf file or hf://ORG/REPO", 0, 0},
         {"--shape", NULL, ARG_STR, &shape, "NAME", "random weights of a known model's shape instead of --model", 0, 0},
@@ -133,6 +136,7 @@ int cmd_speed(int argc, char **argv) {
                                                   "that are not multiples of 256 values fall back to q8_0, as llama.cpp's do)", 0, 0},
         {"--prompt", "-p", ARG_INT, &p, "N", "prefill tokens (0: skip)", 0, 0},
         {"--gen", "-n", ARG_INT, &n, "N", "decode tokens (0: skip)", 0, 0},
+        {"--depth", "-d", ARG_INT, &depth, "N", "decode after N tokens of context (prefilled, not timed)", 0, 0},
         {"--threads", "-t", ARG_INT, &threads, "N", "threads (0: one per CPU)", 0, 0},
         {"--reps", "-r", ARG_INT, &reps, "N", "repetitions; the mean is reported", 0, 0},
         {"--batch", "-b", ARG_INT, &batch, "B", "decode B sequences together (tokens/s counts all of them)", 0, 0},
@@ -140,13 +144,13 @@ int cmd_speed(int argc, char **argv) {
         {NULL, NULL, 0, NULL, NULL, NULL, 0, 0},
     };
     const ArgCommand cmd = {
-        "speed", "(--model M | --shape NAME) [-p 512] [-n 128] [-t N] [--type T] [--json]",
+        "speed", "(--model M | --shape NAME) [-p 512] [-n 128] [-d 0] [-t N] [--type T] [--json]",
         "Measures prefill and decode speed in tokens/s, like llama-bench (pp = one batch of -p tokens, "
-        "tg = -n tokens one at a time). --shape builds random weights in memory, so no download is needed; "
+        "tg = -n tokens one at a time, after -d tokens of context). --shape builds random weights in memory, so no download is needed; "
         "shapes: qwen2.5-0.5b, qwen2.5-1.5b, qwen2.5-3b, qwen3-0.6b, qwen3-1.7b, llama-3.2-1b, llama-3.2-3b, "
         "llama-3.1-8b, mistral-7b. With one sequence it also measures, during the decode, the time to read "
         "the weights a decode step reads (the faster of two read orders, no arithmetic), and prints the decode "
-        "bound this gives and the share of it reached.",
+        "bound this gives for the weights and the KV cache a step reads, and the share of it reached.",
         "aloe speed --shape qwen2.5-0.5b --type q8_0 -p 512 -n 128 --json", 0, 0};
     Err e;
     err_clear(&e);
@@ -156,8 +160,8 @@ int cmd_speed(int argc, char **argv) {
         err_set(&e, ERR_ARG, "aloe speed: give either --model M or --shape NAME");
         return cli_fail(&e);
     }
-    if (p < 0 || n < 0 || reps < 1 || batch < 1 || (p == 0 && n == 0)) {
-        err_set(&e, ERR_ARG, "aloe speed: -p and -n must be >= 0 (not both 0), -r and -b >= 1");
+    if (p < 0 || n < 0 || depth < 0 || reps < 1 || batch < 1 || (p == 0 && n == 0)) {
+        err_set(&e, ERR_ARG, "aloe speed: -p, -n and -d must be >= 0 (-p and -n not both 0), -r and -b >= 1");
         return cli_fail(&e);
     }
     Model *m;
@@ -184,18 +188,22 @@ int cmd_speed(int argc, char **argv) {
     double pp = 0, tg = 0, s;
     size_t kv_max = 0, kv_warm = 0;
     rc = time_prefill(m, p > 0 ? (p < 16 ? p : 16) : 1, &r, &s, &kv_warm, &e);
-    if (!rc) rc = time_decode(m, 2, batch, &r, &s, &kv_warm, NULL, &e);
+    if (!rc) rc = time_decode(m, 2, 0, batch, &r, &s, &kv_warm, NULL, &e);
     Probe probe;
     probe_init(&probe, m);
     for (int i = 0; i < reps && !rc; i++) {
         if (p > 0 && !(rc = time_prefill(m, p, &r, &s, &kv_max, &e))) pp += p / s;
-        if (n > 0 && !rc && !(rc = time_decode(m, n, batch, &r, &s, &kv_max, batch == 1 ? &probe : NULL, &e)))
+        if (n > 0 && !rc && !(rc = time_decode(m, n, depth, batch, &r, &s, &kv_max, batch == 1 ? &probe : NULL, &e)))
             tg += (double)n * batch / s;
     }
     if (kv_warm > kv_max) kv_max = kv_warm;
-    /* the memory bound of decoding: the time to read, once, the weights a
-     * decode step reads (its tokens/s cannot exceed one over it) */
-    double stream_s = probe_median(&probe), stream_bytes = probe.bytes;
+    /* the memory bound of decoding: the time to read, once, what a decode
+     * step reads -- the weights (timed by the probe) and, at the probe's
+     * rate, the keys and values of every position before it (on average
+     * over the steps; negligible unless the context is long) */
+    double weight_s = probe_median(&probe), stream_bytes = probe.bytes;
+    double kv_step = n > 0 ? (double)kv_cache_bytes(m, 1) * (depth + (n + 1) / 2.0) : 0;
+    double stream_s = weight_s * (1 + kv_step / stream_bytes);
     free(probe.mats), free(probe.secs);
     if (rc) {
         model_free(m);
@@ -216,28 +224,29 @@ int cmd_speed(int argc, char **argv) {
     if (p > 0) printf("| %s | %s | %s | %s | %d | pp%d | %.2f |\n", name, wtype, size, params, tp_size(m->tp), p, pp);
     char tag[32] = "";
     if (batch > 1) snprintf(tag, sizeof tag, " x%d", batch);
+    if (depth > 0) snprintf(tag + strlen(tag), sizeof tag - strlen(tag), " @ d%d", depth); /* llama-bench's label */
     if (n > 0)
         printf("| %s | %s | %s | %s | %d | tg%d%s | %.2f |\n", name, wtype, size, params, tp_size(m->tp), n, tag, tg);
     /* resident memory: the weights (mapped files count once touched, which
      * the warm-up does) + the largest KV cache + buffers */
     size_t rss = peak_rss();
     if (stream_s > 0)
-        printf("\nbandwidth: reading the %.2f MiB a decode step reads takes %.2f ms (%.1f GB/s): decode bound %.1f "
-               "tokens/s, reached %.0f%%\n",
-               stream_bytes / (1 << 20), stream_s * 1e3, stream_bytes / stream_s / 1e9, 1 / stream_s,
-               100 * tg * stream_s);
+        printf("\nbandwidth: reading the %.2f MiB of weights a decode step reads takes %.2f ms (%.1f GB/s); with "
+               "%.2f MiB of KV cache per step: decode bound %.1f tokens/s, reached %.0f%%\n",
+               stream_bytes / (1 << 20), weight_s * 1e3, stream_bytes / weight_s / 1e9, kv_step / (1 << 20),
+               1 / stream_s, 100 * tg * stream_s);
     printf("%smemory: weights %.2f MiB, KV cache %.2f MiB (largest used), peak resident %.2f MiB\n",
            stream_s > 0 ? "" : "\n", bytes / (1 << 20),
            (double)kv_max / (1 << 20), (double)rss / (1 << 20));
     if (json) { /* through jansson: a model path may hold quotes or backslashes */
-        json_t *j = json_pack("{s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:i, s:i, s:i, s:i, s:i, s:f, s:f, s:f}", "model",
+        json_t *j = json_pack("{s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:i, s:i, s:i, s:i, s:i, s:i, s:f, s:f, s:f}", "model",
                               name, "type", wtype, "source", m->source, "weights_bytes",
                               (json_int_t)model_weight_bytes(m), "kv_cache_bytes", (json_int_t)kv_max, "peak_rss_bytes",
                               (json_int_t)rss, "params", (json_int_t)model_param_count(m), "threads", tp_size(m->tp),
-                              "prompt_tokens", p, "gen_tokens", n, "batch", batch, "reps", reps, "load_s",
+                              "prompt_tokens", p, "gen_tokens", n, "depth", depth, "batch", batch, "reps", reps, "load_s",
                               round3(load_s), "prefill_tps", round3(pp), "decode_tps", round3(tg));
         /* the memory bound (bandwidth line above) */
-        if (j && stream_s > 0) json_object_set_new(j, "stream_gbps", json_real(round3(stream_bytes / stream_s / 1e9)));
+        if (j && stream_s > 0) json_object_set_new(j, "stream_gbps", json_real(round3(stream_bytes / weight_s / 1e9)));
         if (j && stream_s > 0) json_object_set_new(j, "decode_bound_tps", json_real(round3(1 / stream_s)));
         char *text = j ? json_dumps(j, JSON_REAL_PRECISION(10)) : NULL;
         if (text) printf("%s\n", text);

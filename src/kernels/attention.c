@@ -13,7 +13,7 @@ typedef struct AttnJob {
     const float *q;
     int n;
     const AttnShape *s;
-    const float *const *k, *const *v;
+    const AttnCache *caches;
     const int *pos;
     float *scores; /* max_len floats per thread */
     int max_len;
@@ -24,6 +24,11 @@ typedef struct AttnJob {
 static int attn_first(const AttnShape *s, int pos) {
     return s->window > 0 && pos - s->window + 1 > 0 ? pos - s->window + 1 : 0;
 }
+
+static long attn_pos_stride(const AttnShape *s, const AttnCache *c) {
+    return c->pos_stride ? c->pos_stride : (long)s->n_kv_heads * s->head_dim;
+}
+static long attn_head_stride(const AttnShape *s, const AttnCache *c) { return c->head_stride ? c->head_stride : s->head_dim; }
 
 #if defined(__AVX2__) && defined(__FMA__)
 #include <immintrin.h>
@@ -67,6 +72,46 @@ static ALWAYS_INLINE __m256 sum8(const __m256 d[8]) {
     __m256 u0 = _mm256_hadd_ps(t0, t1), u1 = _mm256_hadd_ps(t2, t3);
     /* u0: lanes 0-3 the first 128 bits' sums of d[0..3], 4-7 the second's; u1 for d[4..7] */
     return _mm256_add_ps(_mm256_permute2f128_ps(u0, u1, 0x20), _mm256_permute2f128_ps(u0, u1, 0x31));
+}
+
+/* Heads of a group weighted together over the values: how many, for a
+ * head of HD floats. One head alone is a chain of dependent FMAs per
+ * accumulator (a position's FMA waits for the previous one's, ~4 cycles);
+ * several heads sharing each value load give as many independent chains,
+ * up to ~16 accumulator registers. */
+#ifdef __AVX512F__
+#define V_HEADS(HD) ((HD) == 64 ? 4 : 2)
+#else
+#define V_HEADS(HD) 1
+#endif
+
+/* out[g] += sum over positions p0..p1 of sc[g * sstride + p] * v[p], for GB
+ * heads (GB, HD constants at each use: accumulators in registers). */
+static ALWAYS_INLINE void attn_v_heads(int HD, int GB, const float *v, long row, int p0, int p1, const float *sc,
+                                       long sstride, float *out) {
+    Vec acc[4][128 / W];
+    UNROLL
+    for (int g = 0; g < GB; g++) {
+        UNROLL
+        for (int i = 0; i < HD / W; i++) acc[g][i] = v_load(out + (long)g * HD + W * i);
+    }
+    for (int p = p0; p < p1; p++) {
+        const float *vp = v + (long)p * row;
+        Vec x[128 / W];
+        UNROLL
+        for (int i = 0; i < HD / W; i++) x[i] = v_load(vp + W * i);
+        UNROLL
+        for (int g = 0; g < GB; g++) {
+            Vec w = v_set1(sc[g * sstride + p]);
+            UNROLL
+            for (int i = 0; i < HD / W; i++) acc[g][i] = v_fmadd(w, x[i], acc[g][i]);
+        }
+    }
+    UNROLL
+    for (int g = 0; g < GB; g++) {
+        UNROLL
+        for (int i = 0; i < HD / W; i++) v_store(out + (long)g * HD + W * i, acc[g][i]);
+    }
 }
 
 /* The G query heads that share one key/value head (G = n_heads /
@@ -117,20 +162,15 @@ static ALWAYS_INLINE void attn_group_simd(int HD, int G, const float *q, const f
     memset(out, 0, (size_t)G * HD * sizeof(float));
     for (int p0 = 0; p0 < len; p0 += block) {
         int p1 = p0 + block < len ? p0 + block : len;
-        for (int g = 0; g < G; g++) {
-            Vec acc[128 / W];
+        for (int g = 0; g < G; g += V_HEADS(HD)) {
             float *o = out + (long)g * HD;
             const float *sc = scores + g * sstride;
-            UNROLL
-            for (int i = 0; i < HD / W; i++) acc[i] = v_load(o + W * i);
-            for (int p = p0; p < p1; p++) {
-                const float *vp = v + (long)p * row;
-                Vec w = v_set1(sc[p]);
-                UNROLL
-                for (int i = 0; i < HD / W; i++) acc[i] = v_fmadd(w, v_load(vp + W * i), acc[i]);
+            switch (G - g < V_HEADS(HD) ? G - g : V_HEADS(HD)) {
+            case 1: attn_v_heads(HD, 1, v, row, p0, p1, sc, sstride, o); break;
+            case 2: attn_v_heads(HD, 2, v, row, p0, p1, sc, sstride, o); break;
+            case 3: attn_v_heads(HD, 3, v, row, p0, p1, sc, sstride, o); break;
+            default: attn_v_heads(HD, 4, v, row, p0, p1, sc, sstride, o); break;
             }
-            UNROLL
-            for (int i = 0; i < HD / W; i++) v_store(o + W * i, acc[i]);
         }
     }
 }
@@ -139,9 +179,11 @@ static ALWAYS_INLINE void attn_group_simd(int HD, int G, const float *q, const f
 /* Query token t's heads of key/value head kvh; scores: G rows of max_len. */
 static void attn_group(const AttnJob *j, int t, int kvh, float *scores) {
     const AttnShape *s = j->s;
-    int hd = s->head_dim, G = s->n_heads / s->n_kv_heads, row = s->n_kv_heads * hd;
+    int hd = s->head_dim, G = s->n_heads / s->n_kv_heads;
+    const AttnCache *c = &j->caches[t];
+    long row = attn_pos_stride(s, c);
     const float *q = j->q + ((long)t * s->n_heads + (long)kvh * G) * hd;
-    const float *k = j->k[t] + (long)kvh * hd, *v = j->v[t] + (long)kvh * hd;
+    const float *k = c->k + kvh * attn_head_stride(s, c), *v = c->v + kvh * attn_head_stride(s, c);
     float *out = j->out + ((long)t * s->n_heads + (long)kvh * G) * hd;
     float scale = 1.0f / sqrtf((float)hd);
     int first = attn_first(s, j->pos[t]), len = j->pos[t] + 1 - first;
@@ -178,12 +220,12 @@ static void attn_task(void *ctx, int ith, int nth) {
         for (long i = a; i < b; i++) attn_group(j, (int)(i / s->n_kv_heads), (int)(i % s->n_kv_heads), scores);
 }
 
-void attention_forward(ThreadPool *tp, float *out, const float *q, int n, const AttnShape *s,
-                       const float *const *k_cache, const float *const *v_cache, const int *pos) {
+void attention_forward(ThreadPool *tp, float *out, const float *q, int n, const AttnShape *s, const AttnCache *caches,
+                       const int *pos) {
     int max_len = 1;
     for (int t = 0; t < n; t++) max_len = pos[t] + 1 > max_len ? pos[t] + 1 : max_len;
     max_len = (max_len + 15) & ~15; /* keep each thread's scores on their own cache lines */
-    AttnJob j = {out, q, n, s, k_cache, v_cache, pos, NULL, max_len, {0}};
+    AttnJob j = {out, q, n, s, caches, pos, NULL, max_len, {0}};
     size_t bytes = (size_t)max_len * (size_t)(s->n_heads / s->n_kv_heads) * sizeof(float) * (size_t)tp_size(tp);
     /* without a pool (tp NULL: the caller's thread) a buffer of its own */
     float *owned = tp ? NULL : xaligned_alloc(bytes);
@@ -192,15 +234,16 @@ void attention_forward(ThreadPool *tp, float *out, const float *q, int n, const 
     free(owned);
 }
 
-void attention_forward_ref(float *out, const float *q, int n, const AttnShape *s, const float *const *k_cache,
-                           const float *const *v_cache, const int *pos) {
-    int hd = s->head_dim, row = s->n_kv_heads * hd, group = s->n_heads / s->n_kv_heads;
+void attention_forward_ref(float *out, const float *q, int n, const AttnShape *s, const AttnCache *caches,
+                           const int *pos) {
+    int hd = s->head_dim, group = s->n_heads / s->n_kv_heads;
     for (int t = 0; t < n; t++) {
+        long row = attn_pos_stride(s, &caches[t]), hs = attn_head_stride(s, &caches[t]);
         int len = pos[t] + 1;
         double *w = xmalloc((size_t)len * sizeof(double));
         for (int h = 0; h < s->n_heads; h++) {
             const float *qh = q + ((long)t * s->n_heads + h) * hd;
-            const float *k = k_cache[t] + (long)(h / group) * hd, *v = v_cache[t] + (long)(h / group) * hd;
+            const float *k = caches[t].k + (h / group) * hs, *v = caches[t].v + (h / group) * hs;
             double max = -INFINITY, sum = 0;
             for (int p = 0; p < attn_first(s, pos[t]); p++) w[p] = -INFINITY;
             for (int p = attn_first(s, pos[t]); p < len; p++) {

@@ -6,8 +6,9 @@
  * to cache positions 0..pos[t] (the last `window` of them with a sliding
  * window), which the caller has already written
  * (including the token's own key/value). Query head h reads key/value head
- * h / (n_heads / n_kv_heads), as in transformers' repeat_kv. A cache row
- * (one position) holds n_kv_heads × head_dim floats. */
+ * h / (n_heads / n_kv_heads), as in transformers' repeat_kv. A cache holds
+ * head_dim floats per (position, key/value head) at its own strides (see
+ * AttnCache). */
 #ifndef ALOE_KERNELS_ATTENTION_H
 #define ALOE_KERNELS_ATTENTION_H
 
@@ -18,12 +19,24 @@ typedef struct AttnShape {
     int window; /* sliding window (Mistral): attend to the last `window` positions; 0 = all */
 } AttnShape;
 
+/* One query token's cache: key/value head h at position p is at
+ * k + h * head_stride + p * pos_stride (v likewise). Strides 0: one row of
+ * n_kv_heads * head_dim floats per position, as the projections write them
+ * (head_stride head_dim). The decoder's caches are head-major (pos_stride
+ * head_dim): one head's keys over the whole context are contiguous, so each
+ * attention thread streams a region of its own, where interleaved heads had
+ * both threads' prefetchers pull each other's bytes too. */
+typedef struct AttnCache {
+    const float *k, *v;
+    long pos_stride, head_stride;
+} AttnCache;
+
 /* out[t] (n_heads × head_dim) = softmax(q[t]·Kᵀ / sqrt(head_dim)) · V.
  * tp may be NULL (the caller's thread alone). */
-void attention_forward(ThreadPool *tp, float *out, const float *q, int n, const AttnShape *s,
-                       const float *const *k_cache, const float *const *v_cache, const int *pos);
+void attention_forward(ThreadPool *tp, float *out, const float *q, int n, const AttnShape *s, const AttnCache *caches,
+                       const int *pos);
 /* Plain loops in double: the reference for the tests. */
-void attention_forward_ref(float *out, const float *q, int n, const AttnShape *s, const float *const *k_cache,
-                           const float *const *v_cache, const int *pos);
+void attention_forward_ref(float *out, const float *q, int n, const AttnShape *s, const AttnCache *caches,
+                           const int *pos);
 
 #endif

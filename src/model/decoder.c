@@ -62,13 +62,13 @@ void model_param_hf_name(ParamKind k, int l, char *buf, size_t size) {
 typedef struct RunState {
     int cap; /* tokens */
     float *x, *xb, *xb2, *q, *k, *v, *att, *hb, *hb2;
-    const float **kp, **vp;
+    AttnCache *ac; /* each token's cache, for the attention */
 } RunState;
 
 static void run_state_free(RunState *rs) {
     if (!rs) return;
     free(rs->x), free(rs->xb), free(rs->xb2), free(rs->q), free(rs->k), free(rs->v);
-    free(rs->att), free(rs->hb), free(rs->hb2), free(rs->kp), free(rs->vp);
+    free(rs->att), free(rs->hb), free(rs->hb2), free(rs->ac);
     free(rs);
 }
 
@@ -89,8 +89,7 @@ static RunState *run_state_get(Model *m, int n) {
     rs->att = xaligned_alloc(N * q * 4);
     rs->hb = xaligned_alloc(N * F * 4);
     rs->hb2 = xaligned_alloc(N * F * 4);
-    rs->kp = xmalloc(N * sizeof *rs->kp);
-    rs->vp = xmalloc(N * sizeof *rs->vp);
+    rs->ac = xmalloc(N * sizeof *rs->ac);
     m->rs = rs;
     return rs;
 }
@@ -103,7 +102,7 @@ size_t kv_cache_bytes(const Model *m, int max_seq) {
 
 /* The bytes of the keys (or of the values) of every layer. */
 static size_t kv_half_bytes(const KvCache *kv) {
-    return (size_t)kv->n_layers * (size_t)kv->max_seq * (size_t)kv->row * sizeof(float);
+    return (size_t)kv->n_layers * (size_t)kv->max_seq * (size_t)kv->n_heads * (size_t)kv->head_dim * sizeof(float);
 }
 
 int kv_cache_init(KvCache *kv, const Model *m, int max_seq, Err *e) {
@@ -111,7 +110,8 @@ int kv_cache_init(KvCache *kv, const Model *m, int max_seq, Err *e) {
     if (max_seq <= 0) return err_set(e, ERR_ARG, "KV cache: context length must be positive, got %d", max_seq);
     kv->n_layers = m->cfg.n_layers;
     kv->max_seq = max_seq;
-    kv->row = m->cfg.n_kv_heads * m->cfg.head_dim;
+    kv->n_heads = m->cfg.n_kv_heads;
+    kv->head_dim = m->cfg.head_dim;
     kv->k = xaligned_alloc(kv_half_bytes(kv));
     kv->v = xaligned_alloc(kv_half_bytes(kv));
     return 0;
@@ -128,8 +128,17 @@ void kv_cache_touch(KvCache *kv) {
     memset(kv->v, 0, kv_half_bytes(kv));
 }
 
-static float *kv_at(const KvCache *kv, float *base, int layer, int pos) {
-    return base + ((size_t)layer * kv->max_seq + (size_t)pos) * kv->row;
+/* Layer `layer`'s first head's plane (the others follow, max_seq * head_dim
+ * floats apart). */
+static float *kv_layer(const KvCache *kv, float *base, int layer) {
+    return base + (size_t)layer * kv->n_heads * kv->max_seq * kv->head_dim;
+}
+
+/* Stores n_heads heads of head_dim floats (one projected token) at pos. */
+static void kv_store(const KvCache *kv, float *layer_base, int pos, const float *heads) {
+    for (int h = 0; h < kv->n_heads; h++)
+        memcpy(layer_base + ((size_t)h * kv->max_seq + (size_t)pos) * kv->head_dim, heads + (size_t)h * kv->head_dim,
+               (size_t)kv->head_dim * sizeof(float));
 }
 
 /* ---- forward ---- */
@@ -165,13 +174,13 @@ static void attention_block(Model *m, RunState *rs, const LayerWeights *lw, int 
     qk_prepare(m, rs->k, n, c->n_kv_heads, lw->k_norm, pos);
     for (int t = 0; t < n; t++) {
         KvCache *kv = caches[t];
-        memcpy(kv_at(kv, kv->k, l, pos[t]), rs->k + (long)t * kvd, (size_t)kvd * 4);
-        memcpy(kv_at(kv, kv->v, l, pos[t]), rs->v + (long)t * kvd, (size_t)kvd * 4);
-        rs->kp[t] = kv_at(kv, kv->k, l, 0);
-        rs->vp[t] = kv_at(kv, kv->v, l, 0);
+        float *k = kv_layer(kv, kv->k, l), *v = kv_layer(kv, kv->v, l);
+        kv_store(kv, k, pos[t], rs->k + (long)t * kvd);
+        kv_store(kv, v, pos[t], rs->v + (long)t * kvd);
+        rs->ac[t] = (AttnCache){k, v, kv->head_dim, (long)kv->max_seq * kv->head_dim};
     }
     AttnShape shape = {c->n_heads, c->n_kv_heads, c->head_dim, c->sliding_window};
-    attention_forward(m->tp, rs->att, rs->q, n, &shape, rs->kp, rs->vp, pos);
+    attention_forward(m->tp, rs->att, rs->q, n, &shape, rs->ac, pos);
     matmul_forward(m->tp, rs->xb2, rs->att, n, &lw->wo);
     add_forward(rs->x, rs->xb2, (long)n * D);
 }

@@ -95,10 +95,12 @@ typedef struct Model {
     struct RunState *rs;
 } Model;
 
-/* A sequence's keys and values: per layer, max_seq positions of
- * n_kv_heads*head_dim floats. len = positions filled so far. */
+/* A sequence's keys and values, head-major: per layer, per key/value head,
+ * max_seq positions of head_dim floats (one head's keys over the whole
+ * context are contiguous, what one attention thread reads). len = positions
+ * filled so far. */
 typedef struct KvCache {
-    int n_layers, max_seq, row;
+    int n_layers, max_seq, n_heads, head_dim;
     float *k, *v;
     int len;
 } KvCache;

@@ -271,17 +271,39 @@ static void test_attention_head_sizes(void) {
             int row = s.n_kv_heads * s.head_dim, len = 70;
             float *ka = rand_vec(&r, (long)len * row, 1), *va = rand_vec(&r, (long)len * row, 1);
             int n = 4, pos[4] = {66, 67, 68, 20};
-            const float *k[4] = {ka, ka, ka, ka + 3L * row}, *v[4] = {va, va, va, va + 3L * row};
+            AttnCache c[4] = {{ka, va, 0, 0}, {ka, va, 0, 0}, {ka, va, 0, 0}, {ka + 3L * row, va + 3L * row, 0, 0}};
             long no = (long)n * s.n_heads * s.head_dim;
             float *q = rand_vec(&r, no, 2), *out = xmalloc((size_t)no * 4), *ref = xmalloc((size_t)no * 4);
-            attention_forward_ref(ref, q, n, &s, k, v, pos);
+            attention_forward_ref(ref, q, n, &s, c, pos);
             for (int pool = 0; pool < 2; pool++) { /* also without a pool, on the caller's thread */
-                attention_forward(pool ? tp : NULL, out, q, n, &s, k, v, pos);
+                attention_forward(pool ? tp : NULL, out, q, n, &s, c, pos);
                 double worst = 0;
                 for (long i = 0; i < no; i++) worst = fmax(worst, fabs(out[i] - ref[i]));
                 CHECK_MSG(worst <= 1e-5, "head_dim %d, window %d, %s: max error %g", dims[di], window,
                           pool ? "2 threads" : "no pool", worst);
             }
+            /* the same keys and values head-major (the decoder's layout):
+             * head h's position p at h * len * head_dim + p * head_dim */
+            int hd = s.head_dim;
+            float *kh = xmalloc((size_t)len * row * 4), *vh = xmalloc((size_t)len * row * 4);
+            for (int p = 0; p < len; p++)
+                for (int h = 0; h < s.n_kv_heads; h++)
+                    for (int i = 0; i < hd; i++) {
+                        kh[((long)h * len + p) * hd + i] = ka[(long)p * row + h * hd + i];
+                        vh[((long)h * len + p) * hd + i] = va[(long)p * row + h * hd + i];
+                    }
+            AttnCache ch[4];
+            for (int t = 0; t < n; t++) ch[t] = (AttnCache){kh, vh, hd, (long)len * hd};
+            ch[3].k += 3L * hd, ch[3].v += 3L * hd; /* the other sequence: starts 3 positions on */
+            attention_forward(tp, out, q, n, &s, ch, pos);
+            double worst = 0;
+            for (long i = 0; i < no; i++) worst = fmax(worst, fabs(out[i] - ref[i]));
+            CHECK_MSG(worst <= 1e-5, "head-major cache, head_dim %d, window %d: max error %g", hd, window, worst);
+            attention_forward_ref(out, q, n, &s, ch, pos);
+            worst = 0;
+            for (long i = 0; i < no; i++) worst = fmax(worst, fabs(out[i] - ref[i]));
+            CHECK_MSG(worst <= 1e-9, "head-major cache, reference: max error %g", worst);
+            free(kh), free(vh);
             free(ka), free(va), free(q), free(out), free(ref);
         }
     tp_free(tp);
@@ -297,12 +319,12 @@ static void test_attention_matches_reference(void) {
     float *kb = rand_vec(&r, (long)len * row, 1), *vb = rand_vec(&r, (long)len * row, 1);
     /* a prefill of 4 tokens of sequence a, then one decode token of b */
     int n = 5, pos[5] = {30, 31, 32, 33, 0};
-    const float *k[5] = {ka, ka, ka, ka, kb}, *v[5] = {va, va, va, va, vb};
+    AttnCache c[5] = {{ka, va, 0, 0}, {ka, va, 0, 0}, {ka, va, 0, 0}, {ka, va, 0, 0}, {kb, vb, 0, 0}};
     float *q = rand_vec(&r, (long)n * s.n_heads * s.head_dim, 1);
     long no = (long)n * s.n_heads * s.head_dim;
     float *out = xmalloc((size_t)no * 4), *ref = xmalloc((size_t)no * 4);
-    attention_forward(tp, out, q, n, &s, k, v, pos);
-    attention_forward_ref(ref, q, n, &s, k, v, pos);
+    attention_forward(tp, out, q, n, &s, c, pos);
+    attention_forward_ref(ref, q, n, &s, c, pos);
     for (long i = 0; i < no; i++) CHECK_NEAR(out[i], ref[i], 1e-5);
     /* position 0 attends to itself only: the output is its value vector */
     for (int h = 0; h < s.n_heads; h++)
@@ -310,14 +332,13 @@ static void test_attention_matches_reference(void) {
             CHECK_NEAR(out[(4L * s.n_heads + h) * s.head_dim + i], vb[(h / 3) * s.head_dim + i], 1e-6);
     /* a sliding window of 8 keeps the last 8 positions only */
     s.window = 8;
-    attention_forward(tp, out, q, n, &s, k, v, pos);
-    attention_forward_ref(ref, q, n, &s, k, v, pos);
+    attention_forward(tp, out, q, n, &s, c, pos);
+    attention_forward_ref(ref, q, n, &s, c, pos);
     for (long i = 0; i < no; i++) CHECK_NEAR(out[i], ref[i], 1e-5);
-    float *k8[1] = {ka + 26L * row}, *v8[1] = {va + 26L * row};
+    AttnCache c8 = {ka + 26L * row, va + 26L * row, 0, 0};
     int p8 = 7;
     /* token 3 (pos 33) over positions 26..33 == a query at 7 over 8 keys */
-    attention_forward_ref(ref, q + 3L * s.n_heads * s.head_dim, 1, &(AttnShape){6, 2, 40, 0},
-                          (const float *const *)k8, (const float *const *)v8, &p8);
+    attention_forward_ref(ref, q + 3L * s.n_heads * s.head_dim, 1, &(AttnShape){6, 2, 40, 0}, &c8, &p8);
     for (long i = 0; i < (long)s.n_heads * s.head_dim; i++)
         CHECK_NEAR(out[3L * s.n_heads * s.head_dim + i], ref[i], 1e-5);
     free(ka), free(va), free(kb), free(vb), free(q), free(out), free(ref);

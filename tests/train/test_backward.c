@@ -204,12 +204,12 @@ static void test_attention_forward_matches_engine_and_backward(void) {
     fill(c->r, AT * AH * AD, 16);
     att_loss(c);
     /* The engine's reference attention over a cache holding the same k/v. */
-    const float *kc[AT], *vc[AT];
+    AttnCache kv[AT];
     int pos[AT];
-    for (int t = 0; t < AT; t++) kc[t] = c->k, vc[t] = c->v, pos[t] = t;
+    for (int t = 0; t < AT; t++) kv[t] = (AttnCache){c->k, c->v, 0, 0}, pos[t] = t;
     AttnShape s = {.n_heads = AH, .n_kv_heads = AKV, .head_dim = AD};
     float ref[AT * AH * AD];
-    attention_forward_ref(ref, c->q, AT, &s, kc, vc, pos);
+    attention_forward_ref(ref, c->q, AT, &s, kv, pos);
     int ok = 1;
     for (int i = 0; i < AT * AH * AD && ok; i++) ok = fabsf(ref[i] - c->y[i]) <= 1e-5f;
     float dq[AT * AH * AD] = {0}, dk[AT * AKV * AD] = {0}, dv[AT * AKV * AD] = {0};
