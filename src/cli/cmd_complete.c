@@ -21,7 +21,7 @@ static void print_text(void *ctx, const char *text, size_t len) {
 }
 
 int cmd_complete(int argc, char **argv) {
-    const char *model = NULL, *prompt = NULL, *prompt_ids = NULL, *stop = NULL;
+    const char *model = NULL, *prompt = NULL, *prompt_ids = NULL, *stop = NULL, *kv_type = getenv("ALOE_KV_TYPE");
     int max_tokens = 128, threads = 0, print_ids = 0, top_k = -1, seed = 0;
     double temperature = -1, top_p = -1, min_p = -1, repeat_penalty = -1;
     ArgSpec specs[] = {
@@ -39,6 +39,8 @@ int cmd_complete(int argc, char **argv) {
         {"--stop", NULL, ARG_STR, &stop, "TEXT", "also stop when the output contains TEXT (not printed)", 0, 0},
         {"--print-ids", NULL, ARG_FLAG, &print_ids, NULL, "print the new ids as a JSON array instead of text", 0, 0},
         {"--threads", "-t", ARG_INT, &threads, "N", "threads (0: one per CPU)", 0, 0},
+        {"--kv-type", NULL, ARG_STR, &kv_type, "T",
+         "KV cache type: f32 (default) or f16 (half the memory; default $ALOE_KV_TYPE)", 0, 0},
         {NULL, NULL, 0, NULL, NULL, NULL, 0, 0},
     };
     const ArgCommand cmd = {
@@ -93,6 +95,8 @@ int cmd_complete(int argc, char **argv) {
         return cli_fail(&e);
     }
     Model *m = model_load(model, threads, &e);
+    if (m && model_set_kv_type_name(m, kv_type, kv_type == getenv("ALOE_KV_TYPE") ? "ALOE_KV_TYPE" : "--kv-type", &e))
+        model_free(m), m = NULL;
     if (!m) {
         free(ids);
         tok_free(tok);

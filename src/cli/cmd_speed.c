@@ -127,7 +127,7 @@ static int time_decode(Model *m, int n, int depth, int b, Rng *r, double *secs, 
 static double round3(double x) { return round(x * 1000) / 1000; }
 
 int cmd_speed(int argc, char **argv) {
-    const char *model = NULL, *shape = NULL, *type = "q8_0";
+    const char *model = NULL, *shape = NULL, *type = "q8_0", *kv_type = getenv("ALOE_KV_TYPE");
     int p = 512, n = 128, depth = 0, threads = 0, reps = 1, json = 0, batch = 1;
     ArgSpec specs[] = {
         {"--model", "-m", ARG_STR, &model, "M", "a Hugging Face model directory, a .gguf file or hf://ORG/REPO", 0, 0},
@@ -139,12 +139,13 @@ int cmd_speed(int argc, char **argv) {
         {"--depth", "-d", ARG_INT, &depth, "N", "decode after N tokens of context (prefilled, not timed)", 0, 0},
         {"--threads", "-t", ARG_INT, &threads, "N", "threads (0: one per CPU)", 0, 0},
         {"--reps", "-r", ARG_INT, &reps, "N", "repetitions; the mean is reported", 0, 0},
+        {"--kv-type", NULL, ARG_STR, &kv_type, "T", "KV cache type: f32 (default) or f16 (default $ALOE_KV_TYPE)", 0, 0},
         {"--batch", "-b", ARG_INT, &batch, "B", "decode B sequences together (tokens/s counts all of them)", 0, 0},
         {"--json", NULL, ARG_FLAG, &json, NULL, "end with one JSON line of the results", 0, 0},
         {NULL, NULL, 0, NULL, NULL, NULL, 0, 0},
     };
     const ArgCommand cmd = {
-        "speed", "(--model M | --shape NAME) [-p 512] [-n 128] [-d 0] [-t N] [--type T] [--json]",
+        "speed", "(--model M | --shape NAME) [-p 512] [-n 128] [-d 0] [-t N] [--type T] [--kv-type f32|f16] [--json]",
         "Measures prefill and decode speed in tokens/s, like llama-bench (pp = one batch of -p tokens, "
         "tg = -n tokens one at a time, after -d tokens of context). --shape builds random weights in memory, so no download is needed; "
         "shapes: qwen2.5-0.5b, qwen2.5-1.5b, qwen2.5-3b, qwen3-0.6b, qwen3-1.7b, llama-3.2-1b, llama-3.2-3b, "
@@ -180,6 +181,8 @@ int cmd_speed(int argc, char **argv) {
         m = hub_resolve(model, NULL, &local, &e) ? NULL : model_load(local, threads, &e);
         free(local);
     }
+    if (m && model_set_kv_type_name(m, kv_type, kv_type == getenv("ALOE_KV_TYPE") ? "ALOE_KV_TYPE" : "--kv-type", &e))
+        model_free(m), m = NULL;
     if (!m) return cli_fail(&e);
     double load_s = now_s() - t0;
     Rng r;
@@ -235,9 +238,9 @@ int cmd_speed(int argc, char **argv) {
                "%.2f MiB of KV cache per step: decode bound %.1f tokens/s, reached %.0f%%\n",
                stream_bytes / (1 << 20), weight_s * 1e3, stream_bytes / weight_s / 1e9, kv_step / (1 << 20),
                1 / stream_s, 100 * tg * stream_s);
-    printf("%smemory: weights %.2f MiB, KV cache %.2f MiB (largest used), peak resident %.2f MiB\n",
-           stream_s > 0 ? "" : "\n", bytes / (1 << 20),
-           (double)kv_max / (1 << 20), (double)rss / (1 << 20));
+    printf("%smemory: weights %.2f MiB, KV cache %.2f MiB (%s, largest used), peak resident %.2f MiB\n",
+           stream_s > 0 ? "" : "\n", bytes / (1 << 20), (double)kv_max / (1 << 20), dtype_name(m->kv_type),
+           (double)rss / (1 << 20));
     if (json) { /* through jansson: a model path may hold quotes or backslashes */
         json_t *j = json_pack("{s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:i, s:i, s:i, s:i, s:i, s:i, s:f, s:f, s:f}", "model",
                               name, "type", wtype, "source", m->source, "weights_bytes",
@@ -248,6 +251,7 @@ int cmd_speed(int argc, char **argv) {
         /* the memory bound (bandwidth line above) */
         if (j && stream_s > 0) json_object_set_new(j, "stream_gbps", json_real(round3(stream_bytes / weight_s / 1e9)));
         if (j && stream_s > 0) json_object_set_new(j, "decode_bound_tps", json_real(round3(1 / stream_s)));
+        if (j) json_object_set_new(j, "kv_type", json_string(dtype_name(m->kv_type)));
         char *text = j ? json_dumps(j, JSON_REAL_PRECISION(10)) : NULL;
         if (text) printf("%s\n", text);
         free(text);

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "base/mem.h"
+#include "formats/dtype.h"
 #include "kernels/ops.h"
 #include "kernels/quant.h"
 
@@ -30,7 +31,12 @@ static long attn_pos_stride(const AttnShape *s, const AttnCache *c) {
 }
 static long attn_head_stride(const AttnShape *s, const AttnCache *c) { return c->head_stride ? c->head_stride : s->head_dim; }
 
-#if defined(__AVX2__) && defined(__FMA__)
+/* Element i of a cache row or plane of the given type. */
+static float kv_at(const void *p, long i, int type) {
+    return type == DT_F16 ? f16_to_f32(((const uint16_t *)p)[i]) : ((const float *)p)[i];
+}
+
+#if defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
 #include <immintrin.h>
 
 #define ALWAYS_INLINE inline __attribute__((always_inline))
@@ -53,6 +59,7 @@ typedef __m512 Vec;
 static ALWAYS_INLINE __m256 v_fold(Vec a) {
     return _mm256_add_ps(_mm512_castps512_ps256(a), _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(a), 1)));
 }
+static ALWAYS_INLINE Vec v_load_half(const void *p) { return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)p)); }
 #else
 #define W 8
 typedef __m256 Vec;
@@ -62,6 +69,7 @@ typedef __m256 Vec;
 #define v_mul _mm256_mul_ps
 #define v_fmadd _mm256_fmadd_ps
 static ALWAYS_INLINE __m256 v_fold(Vec a) { return a; }
+static ALWAYS_INLINE Vec v_load_half(const void *p) { return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)p)); }
 #endif
 
 /* The sum of each of d[0..7]'s lanes, as one vector in that order: a
@@ -72,6 +80,25 @@ static ALWAYS_INLINE __m256 sum8(const __m256 d[8]) {
     __m256 u0 = _mm256_hadd_ps(t0, t1), u1 = _mm256_hadd_ps(t2, t3);
     /* u0: lanes 0-3 the first 128 bits' sums of d[0..3], 4-7 the second's; u1 for d[4..7] */
     return _mm256_add_ps(_mm256_permute2f128_ps(u0, u1, 0x20), _mm256_permute2f128_ps(u0, u1, 0x31));
+}
+
+/* Positions p0..p1 of a cache whose rows are `row` elements apart, as f32
+ * rows: the cache itself when it is f32 (*stride = row), else (F16, a
+ * constant at each use) converted into buf, HD floats apart -- once per
+ * block, then read from L1 by every head of the group. Position p0's row. */
+static ALWAYS_INLINE const float *kv_block(int HD, int F16, const void *src, long row, int p0, int p1, float *buf,
+                                           long *stride) {
+    if (!F16) {
+        *stride = row;
+        return (const float *)src + (long)p0 * row;
+    }
+    for (int p = p0; p < p1; p++) {
+        const uint16_t *h = (const uint16_t *)src + (long)p * row;
+        UNROLL
+        for (int i = 0; i < HD / W; i++) v_store(buf + (long)(p - p0) * HD + W * i, v_load_half(h + W * i));
+    }
+    *stride = HD;
+    return buf;
 }
 
 /* Heads of a group weighted together over the values: how many, for a
@@ -85,9 +112,10 @@ static ALWAYS_INLINE __m256 sum8(const __m256 d[8]) {
 #define V_HEADS(HD) 1
 #endif
 
-/* out[g] += sum over positions p0..p1 of sc[g * sstride + p] * v[p], for GB
- * heads (GB, HD constants at each use: accumulators in registers). */
-static ALWAYS_INLINE void attn_v_heads(int HD, int GB, const float *v, long row, int p0, int p1, const float *sc,
+/* out[g] += sum over the n positions of sc[g * sstride + p] * v[p] (rows
+ * `stride` floats apart), for GB heads (GB, HD constants at each use:
+ * accumulators in registers). */
+static ALWAYS_INLINE void attn_v_heads(int HD, int GB, const float *v, long stride, int n, const float *sc,
                                        long sstride, float *out) {
     Vec acc[4][128 / W];
     UNROLL
@@ -95,11 +123,10 @@ static ALWAYS_INLINE void attn_v_heads(int HD, int GB, const float *v, long row,
         UNROLL
         for (int i = 0; i < HD / W; i++) acc[g][i] = v_load(out + (long)g * HD + W * i);
     }
-    for (int p = p0; p < p1; p++) {
-        const float *vp = v + (long)p * row;
+    for (int p = 0; p < n; p++) {
         Vec x[128 / W];
         UNROLL
-        for (int i = 0; i < HD / W; i++) x[i] = v_load(vp + W * i);
+        for (int i = 0; i < HD / W; i++) x[i] = v_load(v + (long)p * stride + W * i);
         UNROLL
         for (int g = 0; g < GB; g++) {
             Vec w = v_set1(sc[g * sstride + p]);
@@ -117,27 +144,31 @@ static ALWAYS_INLINE void attn_v_heads(int HD, int GB, const float *v, long row,
 /* The G query heads that share one key/value head (G = n_heads /
  * n_kv_heads, consecutive in q and out), of HD values (a multiple of W,
  * a constant at each use, so that a head's query and output stay in
- * registers), over len cache rows `row` floats apart. Positions go in
- * blocks of 16 KB of keys (or values): a block is read from the cache once
- * and then from L1 by every head of the group, where one head at a time
- * read the whole cache G times (7 for Qwen2.5-0.5B). The scores of head g
- * go to scores + g * sstride. */
-static ALWAYS_INLINE void attn_group_simd(int HD, int G, const float *q, const float *k, const float *v, long row,
+ * registers), over len cache rows `row` elements apart (f32, or f16 with
+ * F16). Positions go in blocks of 16 KB of f32 keys (or values): a block
+ * is read from the cache once and then from L1 by every head of the group,
+ * where one head at a time read the whole cache G times (7 for
+ * Qwen2.5-0.5B). The scores of head g go to scores + g * sstride. */
+static ALWAYS_INLINE void attn_group_simd(int HD, int G, int F16, const float *q, const void *k, const void *v, long row,
                                           int len, float scale, float *scores, long sstride, float *out) {
-    const int block = 4096 / HD;
+    enum { BLOCK_FLOATS = 4096 };
+    const int block = BLOCK_FLOATS / HD;
+    _Alignas(64) float buf[BLOCK_FLOATS]; /* the converted block of an f16 cache */
     for (int p0 = 0; p0 < len; p0 += block) {
         int p1 = p0 + block < len ? p0 + block : len;
+        long ks;
+        const float *kb = kv_block(HD, F16, k, row, p0, p1, buf, &ks);
         for (int g = 0; g < G; g++) {
             Vec qv[128 / W];
             UNROLL
             for (int i = 0; i < HD / W; i++) qv[i] = v_load(q + (long)g * HD + W * i);
-            float *sc = scores + g * sstride;
-            int p = p0;
-            for (; p + 8 <= p1; p += 8) { /* eight positions' sums reduced together */
+            float *sc = scores + g * sstride + p0;
+            int p = 0, n = p1 - p0;
+            for (; p + 8 <= n; p += 8) { /* eight positions' sums reduced together */
                 __m256 d[8];
                 UNROLL
                 for (int j = 0; j < 8; j++) {
-                    const float *kp = k + (long)(p + j) * row;
+                    const float *kp = kb + (long)(p + j) * ks;
                     Vec a = v_mul(qv[0], v_load(kp));
                     UNROLL
                     for (int i = 1; i < HD / W; i++) a = v_fmadd(qv[i], v_load(kp + W * i), a);
@@ -145,8 +176,8 @@ static ALWAYS_INLINE void attn_group_simd(int HD, int G, const float *q, const f
                 }
                 _mm256_storeu_ps(sc + p, _mm256_mul_ps(sum8(d), _mm256_set1_ps(scale)));
             }
-            for (; p < p1; p++) {
-                const float *kp = k + (long)p * row;
+            for (; p < n; p++) {
+                const float *kp = kb + (long)p * ks;
                 Vec a = v_mul(qv[0], v_load(kp));
                 UNROLL
                 for (int i = 1; i < HD / W; i++) a = v_fmadd(qv[i], v_load(kp + W * i), a);
@@ -162,14 +193,16 @@ static ALWAYS_INLINE void attn_group_simd(int HD, int G, const float *q, const f
     memset(out, 0, (size_t)G * HD * sizeof(float));
     for (int p0 = 0; p0 < len; p0 += block) {
         int p1 = p0 + block < len ? p0 + block : len;
+        long vs;
+        const float *vb = kv_block(HD, F16, v, row, p0, p1, buf, &vs);
         for (int g = 0; g < G; g += V_HEADS(HD)) {
             float *o = out + (long)g * HD;
-            const float *sc = scores + g * sstride;
+            const float *sc = scores + g * sstride + p0;
             switch (G - g < V_HEADS(HD) ? G - g : V_HEADS(HD)) {
-            case 1: attn_v_heads(HD, 1, v, row, p0, p1, sc, sstride, o); break;
-            case 2: attn_v_heads(HD, 2, v, row, p0, p1, sc, sstride, o); break;
-            case 3: attn_v_heads(HD, 3, v, row, p0, p1, sc, sstride, o); break;
-            default: attn_v_heads(HD, 4, v, row, p0, p1, sc, sstride, o); break;
+            case 1: attn_v_heads(HD, 1, vb, vs, p1 - p0, sc, sstride, o); break;
+            case 2: attn_v_heads(HD, 2, vb, vs, p1 - p0, sc, sstride, o); break;
+            case 3: attn_v_heads(HD, 3, vb, vs, p1 - p0, sc, sstride, o); break;
+            default: attn_v_heads(HD, 4, vb, vs, p1 - p0, sc, sstride, o); break;
             }
         }
     }
@@ -183,28 +216,52 @@ static void attn_group(const AttnJob *j, int t, int kvh, float *scores) {
     const AttnCache *c = &j->caches[t];
     long row = attn_pos_stride(s, c);
     const float *q = j->q + ((long)t * s->n_heads + (long)kvh * G) * hd;
-    const float *k = c->k + kvh * attn_head_stride(s, c), *v = c->v + kvh * attn_head_stride(s, c);
+    int f16 = c->type == DT_F16, es = f16 ? 2 : 4; /* element bytes */
+    int first = attn_first(s, j->pos[t]), len = j->pos[t] + 1 - first;
+    long start = kvh * attn_head_stride(s, c) + (long)first * row; /* elements */
+    const void *k = (const char *)c->k + start * es, *v = (const char *)c->v + start * es;
     float *out = j->out + ((long)t * s->n_heads + (long)kvh * G) * hd;
     float scale = 1.0f / sqrtf((float)hd);
-    int first = attn_first(s, j->pos[t]), len = j->pos[t] + 1 - first;
-    k += (long)first * row, v += (long)first * row;
-#if defined(__AVX2__) && defined(__FMA__)
-    if (hd == 64) { /* the usual head sizes */
-        attn_group_simd(64, G, q, k, v, row, len, scale, scores, j->max_len, out);
+#if defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
+    /* the usual head sizes; each a constant in its own copy */
+    if (hd == 64 && !f16) {
+        attn_group_simd(64, G, 0, q, k, v, row, len, scale, scores, j->max_len, out);
         return;
     }
-    if (hd == 128) {
-        attn_group_simd(128, G, q, k, v, row, len, scale, scores, j->max_len, out);
+    if (hd == 64 && f16) {
+        attn_group_simd(64, G, 1, q, k, v, row, len, scale, scores, j->max_len, out);
+        return;
+    }
+    if (hd == 128 && !f16) {
+        attn_group_simd(128, G, 0, q, k, v, row, len, scale, scores, j->max_len, out);
+        return;
+    }
+    if (hd == 128 && f16) {
+        attn_group_simd(128, G, 1, q, k, v, row, len, scale, scores, j->max_len, out);
         return;
     }
 #endif
     for (int g = 0; g < G; g++) {
         const float *qg = q + (long)g * hd;
         float *og = out + (long)g * hd;
-        for (int p = 0; p < len; p++) scores[p] = dot_f32(qg, k + (long)p * row, hd) * scale;
+        if (!f16) {
+            for (int p = 0; p < len; p++) scores[p] = dot_f32(qg, (const float *)k + (long)p * row, hd) * scale;
+        } else {
+            for (int p = 0; p < len; p++) {
+                float d = 0;
+                for (int i = 0; i < hd; i++) d += qg[i] * kv_at(k, (long)p * row + i, DT_F16);
+                scores[p] = d * scale;
+            }
+        }
         softmax_forward(scores, len);
         memset(og, 0, (size_t)hd * sizeof(float));
-        for (int p = 0; p < len; p++) axpy_f32(og, scores[p], v + (long)p * row, hd);
+        for (int p = 0; p < len; p++) {
+            if (!f16) {
+                axpy_f32(og, scores[p], (const float *)v + (long)p * row, hd);
+            } else {
+                for (int i = 0; i < hd; i++) og[i] += scores[p] * kv_at(v, (long)p * row + i, DT_F16);
+            }
+        }
     }
 }
 
@@ -243,19 +300,20 @@ void attention_forward_ref(float *out, const float *q, int n, const AttnShape *s
         double *w = xmalloc((size_t)len * sizeof(double));
         for (int h = 0; h < s->n_heads; h++) {
             const float *qh = q + ((long)t * s->n_heads + h) * hd;
-            const float *k = caches[t].k + (h / group) * hs, *v = caches[t].v + (h / group) * hs;
+            const AttnCache *c = &caches[t];
+            long base = (h / group) * hs;
             double max = -INFINITY, sum = 0;
             for (int p = 0; p < attn_first(s, pos[t]); p++) w[p] = -INFINITY;
             for (int p = attn_first(s, pos[t]); p < len; p++) {
                 double d = 0;
-                for (int i = 0; i < hd; i++) d += (double)qh[i] * k[(long)p * row + i];
+                for (int i = 0; i < hd; i++) d += (double)qh[i] * kv_at(c->k, base + (long)p * row + i, c->type);
                 w[p] = d / sqrt((double)hd);
                 if (w[p] > max) max = w[p];
             }
             for (int p = 0; p < len; p++) sum += (w[p] = exp(w[p] - max)); /* exp(-inf) = 0 */
             for (int i = 0; i < hd; i++) {
                 double o = 0;
-                for (int p = 0; p < len; p++) o += w[p] / sum * v[(long)p * row + i];
+                for (int p = 0; p < len; p++) o += w[p] / sum * kv_at(c->v, base + (long)p * row + i, c->type);
                 out[((long)t * s->n_heads + h) * hd + i] = (float)o;
             }
         }

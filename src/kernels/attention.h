@@ -25,10 +25,12 @@ typedef struct AttnShape {
  * (head_stride head_dim). The decoder's caches are head-major (pos_stride
  * head_dim): one head's keys over the whole context are contiguous, so each
  * attention thread streams a region of its own, where interleaved heads had
- * both threads' prefetchers pull each other's bytes too. */
+ * both threads' prefetchers pull each other's bytes too. An F16 cache holds
+ * half floats (converted as they are read; the arithmetic stays f32). */
 typedef struct AttnCache {
-    const float *k, *v;
-    long pos_stride, head_stride;
+    const void *k, *v;
+    long pos_stride, head_stride; /* in elements */
+    int type;                     /* DT_F32 (0) or DT_F16 */
 } AttnCache;
 
 /* out[t] (n_heads × head_dim) = softmax(q[t]·Kᵀ / sqrt(head_dim)) · V.

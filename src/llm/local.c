@@ -105,6 +105,7 @@ static int context_length(const LocalImpl *L, const LocalOptions *o, Err *e) {
 
 static int load_decoder(LocalImpl *L, const LocalOptions *o, Err *e) {
     if (!(L->m = model_load(L->path, o ? o->n_threads : 0, e))) return -1;
+    if (model_set_kv_type_name(L->m, getenv("ALOE_KV_TYPE"), "ALOE_KV_TYPE", e)) return -1;
     if (!(L->tok = tok_load(L->path, e))) return -1;
     if (!(L->tpl = open_template(L, o ? o->chat_template : NULL, e))) return -1;
     gen_sampling_from_checkpoint(L->path, &L->defaults);

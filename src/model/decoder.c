@@ -96,13 +96,30 @@ static RunState *run_state_get(Model *m, int n) {
 
 /* ---- KV cache ---- */
 
+int model_set_kv_type(Model *m, int type) {
+    if (type != DT_F32 && type != DT_F16) return -1;
+    m->kv_type = type;
+    return 0;
+}
+
+int model_set_kv_type_name(Model *m, const char *name, const char *source, Err *e) {
+    if (!name || !*name) return 0;
+    int type = strcmp(name, "f32") == 0 ? DT_F32 : strcmp(name, "f16") == 0 ? DT_F16 : -1;
+    if (type < 0) return err_set(e, ERR_ARG, "%s: expected a KV cache type f32 or f16, got \"%s\"", source, name);
+    return model_set_kv_type(m, type);
+}
+
+static size_t kv_elem_bytes(int type) { return type == DT_F16 ? 2 : 4; }
+
 size_t kv_cache_bytes(const Model *m, int max_seq) {
-    return 2 * (size_t)m->cfg.n_layers * (size_t)max_seq * (size_t)m->cfg.n_kv_heads * m->cfg.head_dim * 4;
+    return 2 * (size_t)m->cfg.n_layers * (size_t)max_seq * (size_t)m->cfg.n_kv_heads * m->cfg.head_dim *
+           kv_elem_bytes(m->kv_type);
 }
 
 /* The bytes of the keys (or of the values) of every layer. */
 static size_t kv_half_bytes(const KvCache *kv) {
-    return (size_t)kv->n_layers * (size_t)kv->max_seq * (size_t)kv->n_heads * (size_t)kv->head_dim * sizeof(float);
+    return (size_t)kv->n_layers * (size_t)kv->max_seq * (size_t)kv->n_heads * (size_t)kv->head_dim *
+           kv_elem_bytes(kv->type);
 }
 
 int kv_cache_init(KvCache *kv, const Model *m, int max_seq, Err *e) {
@@ -112,6 +129,7 @@ int kv_cache_init(KvCache *kv, const Model *m, int max_seq, Err *e) {
     kv->max_seq = max_seq;
     kv->n_heads = m->cfg.n_kv_heads;
     kv->head_dim = m->cfg.head_dim;
+    kv->type = m->kv_type;
     kv->k = xaligned_alloc(kv_half_bytes(kv));
     kv->v = xaligned_alloc(kv_half_bytes(kv));
     return 0;
@@ -129,16 +147,21 @@ void kv_cache_touch(KvCache *kv) {
 }
 
 /* Layer `layer`'s first head's plane (the others follow, max_seq * head_dim
- * floats apart). */
-static float *kv_layer(const KvCache *kv, float *base, int layer) {
-    return base + (size_t)layer * kv->n_heads * kv->max_seq * kv->head_dim;
+ * elements apart). */
+static char *kv_layer(const KvCache *kv, void *base, int layer) {
+    return (char *)base + (size_t)layer * kv->n_heads * kv->max_seq * kv->head_dim * kv_elem_bytes(kv->type);
 }
 
-/* Stores n_heads heads of head_dim floats (one projected token) at pos. */
-static void kv_store(const KvCache *kv, float *layer_base, int pos, const float *heads) {
-    for (int h = 0; h < kv->n_heads; h++)
-        memcpy(layer_base + ((size_t)h * kv->max_seq + (size_t)pos) * kv->head_dim, heads + (size_t)h * kv->head_dim,
-               (size_t)kv->head_dim * sizeof(float));
+/* Stores n_heads heads of head_dim floats (one projected token) at pos, in
+ * the cache's type. */
+static void kv_store(const KvCache *kv, char *layer_base, int pos, const float *heads) {
+    size_t es = kv_elem_bytes(kv->type);
+    for (int h = 0; h < kv->n_heads; h++) {
+        char *dst = layer_base + ((size_t)h * kv->max_seq + (size_t)pos) * kv->head_dim * es;
+        const float *src = heads + (size_t)h * kv->head_dim;
+        if (kv->type == DT_F16) quantize_row(DT_F16, src, dst, kv->head_dim);
+        else memcpy(dst, src, (size_t)kv->head_dim * sizeof(float));
+    }
 }
 
 /* ---- forward ---- */
@@ -174,10 +197,10 @@ static void attention_block(Model *m, RunState *rs, const LayerWeights *lw, int 
     qk_prepare(m, rs->k, n, c->n_kv_heads, lw->k_norm, pos);
     for (int t = 0; t < n; t++) {
         KvCache *kv = caches[t];
-        float *k = kv_layer(kv, kv->k, l), *v = kv_layer(kv, kv->v, l);
+        char *k = kv_layer(kv, kv->k, l), *v = kv_layer(kv, kv->v, l);
         kv_store(kv, k, pos[t], rs->k + (long)t * kvd);
         kv_store(kv, v, pos[t], rs->v + (long)t * kvd);
-        rs->ac[t] = (AttnCache){k, v, kv->head_dim, (long)kv->max_seq * kv->head_dim};
+        rs->ac[t] = (AttnCache){k, v, kv->head_dim, (long)kv->max_seq * kv->head_dim, kv->type};
     }
     AttnShape shape = {c->n_heads, c->n_kv_heads, c->head_dim, c->sliding_window};
     attention_forward(m->tp, rs->att, rs->q, n, &shape, rs->ac, pos);

@@ -82,6 +82,7 @@ typedef struct Model {
     ThreadPool *tp;
     const char *source;   /* "safetensors", "gguf" or "random" */
     int weight_type;      /* DType of the big matrices (for reports) */
+    int kv_type;          /* element type of the KV caches made for it (model_set_kv_type) */
     /* Storage. params: the contiguous f32 block (HF or random f32), with
      * param[k] pointing at each kind inside it. */
     float *params;
@@ -101,7 +102,8 @@ typedef struct Model {
  * filled so far. */
 typedef struct KvCache {
     int n_layers, max_seq, n_heads, head_dim;
-    float *k, *v;
+    int type; /* DT_F32 or DT_F16: the model's kv_type when made */
+    void *k, *v;
     int len;
 } KvCache;
 
@@ -117,6 +119,15 @@ Model *model_load_gguf(const char *path, int n_threads, Err *e);
 Model *model_init_random(const ModelConfig *cfg, int dtype, uint64_t seed, int n_threads, Err *e);
 void model_free(Model *m);
 
+/* The element type of the KV caches kv_cache_init makes for m from now on:
+ * DT_F32 (the default: attention as the reference computes it) or DT_F16
+ * (half the memory, and half the bytes a decode step reads at a long
+ * context; keys and values rounded to half, as llama.cpp's default cache).
+ * -1 for another type. */
+int model_set_kv_type(Model *m, int type);
+/* The same by name, "f32" or "f16" (NULL or "": unchanged); `source` names
+ * where the name came from ("--kv-type", "ALOE_KV_TYPE") for the error. */
+int model_set_kv_type_name(Model *m, const char *name, const char *source, Err *e);
 int kv_cache_init(KvCache *kv, const Model *m, int max_seq, Err *e);
 void kv_cache_free(KvCache *kv);
 /* Writes zeros through the whole cache, making its pages resident now (the
@@ -124,7 +135,7 @@ void kv_cache_free(KvCache *kv);
  * ~12 us per 4 KB page on a virtual machine). Benchmarks call it before
  * timing, as llama-bench clears its KV buffer when it creates a context. */
 void kv_cache_touch(KvCache *kv);
-/* Bytes of a cache of max_seq positions. */
+/* Bytes of a cache of max_seq positions (of the model's kv_type). */
 size_t kv_cache_bytes(const Model *m, int max_seq);
 
 /* The general forward pass: token t (id ids[t]) belongs to caches[t] at

@@ -169,10 +169,62 @@ static void test_speed_json(void) {
     CHECK_MSG(ok, "aloe speed --model GGUF --json: weights %.0f, kv %.0f, peak resident %.0f", wb, kv, rss);
 }
 
+/* Decoding after -d tokens of context with an f16 KV cache: the cache is
+ * (depth + n) positions of half floats, the bound counts the keys and
+ * values each step reads, the table row says the depth; a bad type fails
+ * with the flag and the accepted types in the message. */
+static void test_speed_depth_f16_cache(void) {
+    char *aloe = test_build_path("aloe");
+    char *cmd = xasprintf("%s speed --shape qwen2.5-0.5b --type q4_0 -p 0 -n 2 -d 8 --kv-type f16 -t 2 --json", aloe);
+    char *out = run(cmd);
+    CHECK_MSG(out, "aloe speed -d 8 --kv-type f16 failed");
+    char *last = out ? strrchr(out, '{') : NULL;
+    json_t *j = last ? json_loads(last, 0, NULL) : NULL;
+    double kv = (double)json_integer_value(json_object_get(j, "kv_cache_bytes"));
+    double wb = (double)json_integer_value(json_object_get(j, "weights_bytes"));
+    double gbps = json_real_value(json_object_get(j, "stream_gbps"));
+    double bound = json_real_value(json_object_get(j, "decode_bound_tps"));
+    const char *kt = json_string_value(json_object_get(j, "kv_type"));
+    int depth = (int)json_integer_value(json_object_get(j, "depth"));
+    int label = out && strstr(out, "| tg2 @ d8 |") != NULL;
+    int f16 = kt && !strcmp(kt, "f16");
+    json_decref(j);
+    free(cmd), free(out);
+    double per_pos = 24.0 * 2 * 64 * 2 * 2; /* layers x KV heads x head_dim x (K, V) x 2 bytes */
+    CHECK_MSG(kv == 10 * per_pos && f16 && depth == 8 && label, "kv_cache_bytes %.0f, kv_type %s, depth %d, label %d",
+              kv, f16 ? "f16" : "?", depth, label);
+    /* a step reads the weights and, on average over the two steps, 9.5
+     * positions of keys and values: 8 more than without the depth (1.5);
+     * the JSON's three decimals leave a few KB of rounding */
+    double step8 = bound > 0 ? gbps * 1e9 / bound : 0;
+    cmd = xasprintf("%s speed --shape qwen2.5-0.5b --type q4_0 -p 0 -n 2 --kv-type f16 -t 2 --json", aloe);
+    out = run(cmd);
+    last = out ? strrchr(out, '{') : NULL;
+    j = last ? json_loads(last, 0, NULL) : NULL;
+    gbps = json_real_value(json_object_get(j, "stream_gbps"));
+    bound = json_real_value(json_object_get(j, "decode_bound_tps"));
+    double step0 = bound > 0 ? gbps * 1e9 / bound : 0;
+    json_decref(j);
+    free(cmd), free(out);
+    CHECK_MSG(step0 > 0.99 * wb && fabs(step8 - step0 - 8 * per_pos) < 2 * per_pos,
+              "bound: %.0f bytes a step at depth 8, %.0f at 0 (weights %.0f): %.0f more, expected %.0f", step8, step0,
+              wb, step8 - step0, 8 * per_pos);
+    cmd = xasprintf("%s speed --shape qwen2.5-0.5b -p 0 -n 2 --kv-type q8_0 2>&1", aloe);
+    FILE *f = popen(cmd, "r");
+    char msg[512] = "";
+    size_t n = f ? fread(msg, 1, sizeof msg - 1, f) : 0;
+    msg[n] = 0;
+    int rc = f ? pclose(f) : 0;
+    free(cmd), free(aloe);
+    CHECK_MSG(rc != 0 && strstr(msg, "--kv-type") && strstr(msg, "f16") && strstr(msg, "q8_0"),
+              "bad --kv-type: exit %d, message %s", rc, msg);
+}
+
 int main(void) {
     RUN(test_logits_command);
     RUN(test_complete_print_ids);
     RUN(test_complete_stop_string);
     RUN(test_speed_json);
+    RUN(test_speed_depth_f16_cache);
     return test_summary();
 }

@@ -271,7 +271,7 @@ static void test_attention_head_sizes(void) {
             int row = s.n_kv_heads * s.head_dim, len = 70;
             float *ka = rand_vec(&r, (long)len * row, 1), *va = rand_vec(&r, (long)len * row, 1);
             int n = 4, pos[4] = {66, 67, 68, 20};
-            AttnCache c[4] = {{ka, va, 0, 0}, {ka, va, 0, 0}, {ka, va, 0, 0}, {ka + 3L * row, va + 3L * row, 0, 0}};
+            AttnCache c[4] = {{ka, va, 0, 0, DT_F32}, {ka, va, 0, 0, DT_F32}, {ka, va, 0, 0, DT_F32}, {ka + 3L * row, va + 3L * row, 0, 0, DT_F32}};
             long no = (long)n * s.n_heads * s.head_dim;
             float *q = rand_vec(&r, no, 2), *out = xmalloc((size_t)no * 4), *ref = xmalloc((size_t)no * 4);
             attention_forward_ref(ref, q, n, &s, c, pos);
@@ -293,8 +293,8 @@ static void test_attention_head_sizes(void) {
                         vh[((long)h * len + p) * hd + i] = va[(long)p * row + h * hd + i];
                     }
             AttnCache ch[4];
-            for (int t = 0; t < n; t++) ch[t] = (AttnCache){kh, vh, hd, (long)len * hd};
-            ch[3].k += 3L * hd, ch[3].v += 3L * hd; /* the other sequence: starts 3 positions on */
+            for (int t = 0; t < n; t++) ch[t] = (AttnCache){kh, vh, hd, (long)len * hd, DT_F32};
+            ch[3].k = kh + 3L * hd, ch[3].v = vh + 3L * hd; /* the other sequence: starts 3 positions on */
             attention_forward(tp, out, q, n, &s, ch, pos);
             double worst = 0;
             for (long i = 0; i < no; i++) worst = fmax(worst, fabs(out[i] - ref[i]));
@@ -303,6 +303,24 @@ static void test_attention_head_sizes(void) {
             worst = 0;
             for (long i = 0; i < no; i++) worst = fmax(worst, fabs(out[i] - ref[i]));
             CHECK_MSG(worst <= 1e-9, "head-major cache, reference: max error %g", worst);
+            /* the same cache in f16: the kernel against the reference on
+             * the same half values, and near the f32 result */
+            uint16_t *k16 = xmalloc((size_t)len * row * 2), *v16 = xmalloc((size_t)len * row * 2);
+            quantize_row(DT_F16, kh, k16, (long)len * row);
+            quantize_row(DT_F16, vh, v16, (long)len * row);
+            for (int t = 0; t < n; t++) ch[t] = (AttnCache){k16, v16, hd, (long)len * hd, DT_F16};
+            ch[3].k = k16 + 3L * hd, ch[3].v = v16 + 3L * hd;
+            float *ref16 = xmalloc((size_t)no * 4);
+            attention_forward_ref(ref16, q, n, &s, ch, pos);
+            for (int pool = 0; pool < 2; pool++) {
+                attention_forward(pool ? tp : NULL, out, q, n, &s, ch, pos);
+                double w16 = 0, w32 = 0;
+                for (long i = 0; i < no; i++) w16 = fmax(w16, fabs(out[i] - ref16[i]));
+                for (long i = 0; i < no; i++) w32 = fmax(w32, fabs(out[i] - ref[i]));
+                CHECK_MSG(w16 <= 1e-5 && w32 <= 5e-3, "f16 cache, head_dim %d, window %d, %s: %g from the reference "
+                          "on the same values, %g from f32", hd, window, pool ? "2 threads" : "no pool", w16, w32);
+            }
+            free(k16), free(v16), free(ref16);
             free(kh), free(vh);
             free(ka), free(va), free(q), free(out), free(ref);
         }
@@ -319,7 +337,7 @@ static void test_attention_matches_reference(void) {
     float *kb = rand_vec(&r, (long)len * row, 1), *vb = rand_vec(&r, (long)len * row, 1);
     /* a prefill of 4 tokens of sequence a, then one decode token of b */
     int n = 5, pos[5] = {30, 31, 32, 33, 0};
-    AttnCache c[5] = {{ka, va, 0, 0}, {ka, va, 0, 0}, {ka, va, 0, 0}, {ka, va, 0, 0}, {kb, vb, 0, 0}};
+    AttnCache c[5] = {{ka, va, 0, 0, DT_F32}, {ka, va, 0, 0, DT_F32}, {ka, va, 0, 0, DT_F32}, {ka, va, 0, 0, DT_F32}, {kb, vb, 0, 0, DT_F32}};
     float *q = rand_vec(&r, (long)n * s.n_heads * s.head_dim, 1);
     long no = (long)n * s.n_heads * s.head_dim;
     float *out = xmalloc((size_t)no * 4), *ref = xmalloc((size_t)no * 4);
@@ -335,7 +353,7 @@ static void test_attention_matches_reference(void) {
     attention_forward(tp, out, q, n, &s, c, pos);
     attention_forward_ref(ref, q, n, &s, c, pos);
     for (long i = 0; i < no; i++) CHECK_NEAR(out[i], ref[i], 1e-5);
-    AttnCache c8 = {ka + 26L * row, va + 26L * row, 0, 0};
+    AttnCache c8 = {ka + 26L * row, va + 26L * row, 0, 0, DT_F32};
     int p8 = 7;
     /* token 3 (pos 33) over positions 26..33 == a query at 7 over 8 keys */
     attention_forward_ref(ref, q + 3L * s.n_heads * s.head_dim, 1, &(AttnShape){6, 2, 40, 0}, &c8, &p8);

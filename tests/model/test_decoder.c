@@ -392,6 +392,55 @@ static void test_hf_models(void) {
     }
 }
 
+/* An f16 KV cache: keys and values rounded to half as they are stored.
+ * Logits of every fixture model stay within 1e-3 of the range of the
+ * reference's (seen: ~1e-4) and greedy decoding gives the same ids. */
+static void test_f16_kv_cache(void) {
+    for (int i = 0; i < 4; i++) {
+        Err e;
+        Fixture f;
+        int rc = fixture_load(MODELS[i], &f, &e);
+        if (rc == 0) SKIP("fixtures/models/%s not found (set ALOE_SHARED)", MODELS[i]);
+        CHECK_OK(rc < 0, &e);
+        char rel[128];
+        snprintf(rel, sizeof rel, "fixtures/models/%s", MODELS[i]);
+        char *path = test_shared_path(rel);
+        Model *m = path ? model_load(path, 2, &e) : NULL;
+        free(path);
+        if (!m) fixture_free(&f);
+        CHECK_MSG(m, "%s: %s", rel, e.msg);
+        CHECK(model_set_kv_type(m, DT_F16) == 0);
+        Errors er = {0};
+        rc = compare_logits(m, &f, f.logits, &er, &e);
+        int32_t got[64];
+        int grc = rc ? 0 : greedy(m, &f, got, &e);
+        size_t half = kv_cache_bytes(m, 8);
+        model_set_kv_type(m, DT_F32);
+        size_t full = kv_cache_bytes(m, 8);
+        model_free(m);
+        if (rc || grc) fixture_free(&f);
+        CHECK_OK(rc, &e);
+        CHECK_OK(grc, &e);
+        printf("  %-34s f16 KV cache: max|err|/range %.2e, argmax agreement %.1f%%\n", rel, er.rel,
+               100 * er.argmax_ok);
+        CHECK_MSG(er.rel <= 1e-3 && er.decisive_flips == 0, "%s with an f16 KV cache: error %.3g of the range, %d "
+                  "decisive argmax flips", rel, er.rel, er.decisive_flips);
+        for (int t = 0; t < f.n_new; t++)
+            CHECK_MSG(got[t] == f.new_ids[t], "%s with an f16 KV cache: greedy token %d is %d, expected %d", rel, t,
+                      got[t], f.new_ids[t]);
+        fixture_free(&f);
+        CHECK_MSG(2 * half == full, "f16 cache %zu bytes, f32 %zu", half, full);
+    }
+    Model dummy = {0};
+    Err e;
+    err_clear(&e);
+    CHECK(model_set_kv_type(&dummy, DT_Q8_0) == -1);
+    CHECK(model_set_kv_type_name(&dummy, "bf16", "--kv-type", &e) != 0);
+    CHECK_MSG(strstr(e.msg, "--kv-type") && strstr(e.msg, "f16") && strstr(e.msg, "bf16"), "message: %s", e.msg);
+    CHECK(model_set_kv_type_name(&dummy, NULL, "--kv-type", &e) == 0 && dummy.kv_type == DT_F32);
+    CHECK(model_set_kv_type_name(&dummy, "f16", "--kv-type", &e) == 0 && dummy.kv_type == DT_F16);
+}
+
 static void test_gguf_models(void) {
     static const char *const types[] = {"f32", "f16", "bf16", "q8_0"};
     static const double tols[] = {1e-4, 1e-3, 1e-2, 3e-2};
@@ -736,6 +785,7 @@ int main(void) {
     RUN(test_hf_models);
     RUN(test_gguf_models);
     RUN(test_hf_half_precision);
+    RUN(test_f16_kv_cache);
     RUN(test_gguf_k_quants);
     RUN(test_load_errors);
     return test_summary();

@@ -206,7 +206,7 @@ static void test_attention_forward_matches_engine_and_backward(void) {
     /* The engine's reference attention over a cache holding the same k/v. */
     AttnCache kv[AT];
     int pos[AT];
-    for (int t = 0; t < AT; t++) kv[t] = (AttnCache){c->k, c->v, 0, 0}, pos[t] = t;
+    for (int t = 0; t < AT; t++) kv[t] = (AttnCache){c->k, c->v, 0, 0, DT_F32}, pos[t] = t;
     AttnShape s = {.n_heads = AH, .n_kv_heads = AKV, .head_dim = AD};
     float ref[AT * AH * AD];
     attention_forward_ref(ref, c->q, AT, &s, kv, pos);
