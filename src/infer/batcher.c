@@ -27,7 +27,9 @@ struct Batcher {
     Request *pending_head, *pending_tail;
     int stop;
     atomic_int peak_active;
+    PrefixCacheStats pstats; /* a copy of pc's, under mu */
     /* the batcher thread's own */
+    PrefixCache *pc;         /* NULL: none */
     Request **active;
     GenSeq **seqs;
     int n_active;
@@ -36,8 +38,12 @@ struct Batcher {
 /* Hands the request back to its caller, who owns it again once done is set:
  * nothing touches r afterwards. */
 static void complete(Batcher *b, Request *r, int rc, const Err *e) {
-    gen_seq_release(r->seq);
+    GenSeq *s = r->seq;
+    /* a finished prompt's keys and values stay for the next one that begins alike */
+    if (b->pc && rc == 0 && s->n_fed >= s->n_prompt) prefix_cache_put(b->pc, s->prompt, s->n_prompt, &s->kv);
+    gen_seq_release(s);
     pthread_mutex_lock(&b->mu);
+    if (b->pc) b->pstats = prefix_cache_stats(b->pc);
     r->rc = rc;
     if (rc && e != &r->err) r->err = *e;
     r->done = 1;
@@ -54,8 +60,17 @@ static void admit(Batcher *b) {
         if (r && !(b->pending_head = r->next)) b->pending_tail = NULL;
         pthread_mutex_unlock(&b->mu);
         if (!r) return;
-        if (gen_seq_start(b->m, r->seq, 0, &r->err)) complete(b, r, -1, &r->err);
-        else b->active[b->n_active++] = r;
+        if (gen_seq_start(b->m, r->seq, 0, &r->err)) {
+            complete(b, r, -1, &r->err);
+            continue;
+        }
+        if (b->pc) {
+            r->seq->n_fed = prefix_cache_reuse(b->pc, r->seq->prompt, r->seq->n_prompt, &r->seq->kv);
+            pthread_mutex_lock(&b->mu);
+            b->pstats = prefix_cache_stats(b->pc);
+            pthread_mutex_unlock(&b->mu);
+        }
+        b->active[b->n_active++] = r;
     }
 }
 
@@ -91,10 +106,11 @@ static void *batcher_main(void *arg) {
     return NULL;
 }
 
-Batcher *batcher_start(Model *m, int max_active, Err *e) {
+Batcher *batcher_start(Model *m, int max_active, size_t prefix_cache_bytes, Err *e) {
     if (max_active < 1) return err_set(e, ERR_ARG, "batcher: max_active must be >= 1, got %d", max_active), NULL;
     Batcher *b = xcalloc(1, sizeof *b);
     b->m = m;
+    b->pc = prefix_cache_bytes ? prefix_cache_new(prefix_cache_bytes) : NULL;
     b->max_active = max_active;
     b->active = xcalloc((size_t)max_active, sizeof *b->active);
     b->seqs = xcalloc((size_t)max_active, sizeof *b->seqs);
@@ -122,10 +138,18 @@ void batcher_stop(Batcher *b) {
     pthread_cond_destroy(&b->work);
     free(b->active);
     free(b->seqs);
+    prefix_cache_free(b->pc);
     free(b);
 }
 
 int batcher_peak_active(Batcher *b) { return atomic_load(&b->peak_active); }
+
+PrefixCacheStats batcher_prefix_stats(Batcher *b) {
+    pthread_mutex_lock(&b->mu);
+    PrefixCacheStats s = b->pstats;
+    pthread_mutex_unlock(&b->mu);
+    return s;
+}
 
 int batcher_run(Batcher *b, GenSeq *s, Err *e) {
     Request r;

@@ -16,14 +16,19 @@
 
 #include "base/err.h"
 #include "infer/generate.h"
+#include "infer/prefix_cache.h"
 #include "model/decoder.h"
 
 typedef struct Batcher Batcher;
 
 /* Starts the decoding thread; at most max_active sequences are decoded
- * together (more wait their turn). The model must outlive the batcher and
- * must not be used by anyone else meanwhile. NULL with e set on failure. */
-Batcher *batcher_start(Model *m, int max_active, Err *e);
+ * together (more wait their turn). With prefix_cache_bytes > 0 finished
+ * prompts' keys and values are kept up to that many bytes, and a new
+ * prompt that begins like one of them is prefilled from where they part
+ * (infer/prefix_cache.h); 0 prefills every prompt whole. The model must
+ * outlive the batcher and must not be used by anyone else meanwhile. NULL
+ * with e set on failure. */
+Batcher *batcher_start(Model *m, int max_active, size_t prefix_cache_bytes, Err *e);
 /* Finishes the requests already submitted, then stops the thread and frees
  * the batcher. NULL is ignored. */
 void batcher_stop(Batcher *b);
@@ -37,5 +42,7 @@ int batcher_run(Batcher *b, GenSeq *s, Err *e);
 
 /* The most sequences one decode pass has covered so far. */
 int batcher_peak_active(Batcher *b);
+/* The prefix cache's counters so far (zeros without one). Thread-safe. */
+PrefixCacheStats batcher_prefix_stats(Batcher *b);
 
 #endif

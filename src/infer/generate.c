@@ -68,6 +68,7 @@ int gen_seq_start(Model *m, GenSeq *s, int index, Err *e) {
     memcpy(s->history, s->prompt, (size_t)s->n_prompt * sizeof *s->prompt);
     s->n_out = 0;
     s->n_fed = 0;
+    s->n_prefilled = 0;
     s->index = index;
     s->finish = GEN_RUNNING;
     return 0;
@@ -84,6 +85,7 @@ static int prefill(Model *m, GenSeq *const *seqs, int n, float *logits, Err *e) 
         int k = s->n_prompt - s->n_fed < GEN_PREFILL_CHUNK ? s->n_prompt - s->n_fed : GEN_PREFILL_CHUNK;
         if (model_forward(m, &s->kv, s->prompt + s->n_fed, k, s->n_fed, logits, 0, e)) return -1;
         s->n_fed += k;
+        s->n_prefilled += k;
         budget -= k;
         if (s->n_fed == s->n_prompt && take_token(s, logits, e)) return -1;
     }

@@ -68,6 +68,7 @@ typedef struct GenSeq {
     int n_out;
     ReplyText reply;
     GenFinish finish;
+    int n_prefilled; /* prompt tokens run through the model (the rest came from a prefix cache) */
     /* internal */
     int n_fed; /* tokens written to the cache so far */
     int index; /* passed to on_token */

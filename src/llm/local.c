@@ -86,7 +86,17 @@ static int start_batcher(LocalImpl *L, const LocalOptions *o, Err *e) {
     for (int i = 0; marks && marks[i]; i++) gen_params_add_stop_id(&stops, tok_find(L->tok, marks[i]));
     memcpy(L->stop_ids, stops.stop_ids, sizeof L->stop_ids);
     L->n_stop_ids = stops.n_stop_ids;
-    L->batcher = batcher_start(L->m, o && o->max_active > 0 ? o->max_active : LOCAL_DEFAULT_MAX_ACTIVE, e);
+    long mib = LOCAL_DEFAULT_PREFIX_CACHE_MIB;
+    const char *env = getenv("ALOE_PREFIX_CACHE");
+    if (env && *env) {
+        char *end;
+        mib = strtol(env, &end, 10);
+        if (*end || mib < 0 || mib > (1L << 30))
+            return err_set(e, ERR_ARG, "ALOE_PREFIX_CACHE: expected MiB of prompt keys and values to keep (0: none), "
+                                       "got \"%s\"", env);
+    }
+    L->batcher = batcher_start(L->m, o && o->max_active > 0 ? o->max_active : LOCAL_DEFAULT_MAX_ACTIVE,
+                               (size_t)mib << 20, e);
     return L->batcher ? 0 : -1;
 }
 
@@ -241,6 +251,11 @@ int llm_local_chat_stream(LlmBackend *b, const LlmMessage *msgs, int n, const Ll
     if (!llm_is_local(b)) return err_set(e, ERR_UNSUPPORTED, "%s: not a local model", b->describe);
     if (!b->chat) return err_set(e, ERR_UNSUPPORTED, "%s: a sentence-embedding model cannot chat", b->describe);
     return chat_stream(b, msgs, n, p, on_text, ctx, out, e);
+}
+
+PrefixCacheStats llm_local_prefix_stats(const LlmBackend *b) {
+    PrefixCacheStats none = {0};
+    return llm_is_local(b) && b->chat ? batcher_prefix_stats(((const LocalImpl *)b->impl)->batcher) : none;
 }
 
 int llm_local_peak_batch(const LlmBackend *b) {

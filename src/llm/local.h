@@ -30,6 +30,11 @@
  * throughput: ~50 new tokens/s against ~18 for one and ~30 for 16. More
  * requests than this wait in line and join as others finish. */
 #define LOCAL_DEFAULT_MAX_ACTIVE 8
+/* MiB of finished prompts' keys and values kept for prompts that begin
+ * alike (a conversation's next turn, every request of a role sharing its
+ * role prompt: infer/prefix_cache.h); $ALOE_PREFIX_CACHE sets another, 0
+ * turns it off. */
+#define LOCAL_DEFAULT_PREFIX_CACHE_MIB 1024
 
 typedef struct LocalOptions {
     const char *role;          /* for messages; may be NULL */
@@ -64,5 +69,8 @@ int llm_local_peak_batch(const LlmBackend *b);
 
 /* The context length in tokens a local chat backend allows (0 for others). */
 int llm_local_n_ctx(const LlmBackend *b);
+
+/* A local chat backend's prefix cache counters (zeros for others). */
+PrefixCacheStats llm_local_prefix_stats(const LlmBackend *b);
 
 #endif

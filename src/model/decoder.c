@@ -152,6 +152,28 @@ static char *kv_layer(const KvCache *kv, void *base, int layer) {
     return (char *)base + (size_t)layer * kv->n_heads * kv->max_seq * kv->head_dim * kv_elem_bytes(kv->type);
 }
 
+size_t kv_cache_position_bytes(const KvCache *kv) {
+    return 2 * (size_t)kv->n_layers * (size_t)kv->n_heads * (size_t)kv->head_dim * kv_elem_bytes(kv->type);
+}
+
+int kv_cache_copy_prefix(KvCache *dst, const KvCache *src, int n, Err *e) {
+    if (dst->n_layers != src->n_layers || dst->n_heads != src->n_heads || dst->head_dim != src->head_dim ||
+        dst->type != src->type)
+        return err_set(e, ERR_ARG, "KV cache copy: the caches were made for different models or types");
+    if (n < 0 || n > src->max_seq || n > dst->max_seq)
+        return err_set(e, ERR_ARG, "KV cache copy: %d positions do not fit caches of %d and %d", n, src->max_seq,
+                       dst->max_seq);
+    size_t es = kv_elem_bytes(src->type), row = (size_t)src->head_dim * es;
+    for (int l = 0; l < src->n_layers; l++)
+        for (int h = 0; h < src->n_heads; h++) {
+            size_t so = (size_t)h * src->max_seq * row, d = (size_t)h * dst->max_seq * row;
+            memcpy(kv_layer(dst, dst->k, l) + d, kv_layer(src, src->k, l) + so, (size_t)n * row);
+            memcpy(kv_layer(dst, dst->v, l) + d, kv_layer(src, src->v, l) + so, (size_t)n * row);
+        }
+    dst->len = n;
+    return 0;
+}
+
 /* Stores n_heads heads of head_dim floats (one projected token) at pos, in
  * the cache's type. */
 static void kv_store(const KvCache *kv, char *layer_base, int pos, const float *heads) {

@@ -200,7 +200,7 @@ static void test_batcher_threads(void) {
     Model *m = load_qwen2(&prompt, &np, expect);
     if (!m) SKIP("fixtures/models/tiny-qwen2 not found");
     Err e;
-    Batcher *b = batcher_start(m, 3, &e); /* fewer slots than clients: one waits */
+    Batcher *b = batcher_start(m, 3, 0, &e); /* fewer slots than clients: one waits */
     Client c[4];
     pthread_t th[4];
     int lens[4] = {np, np / 2, np / 3, np - 7};

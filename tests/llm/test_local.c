@@ -327,7 +327,7 @@ static int engine_run(Batcher *g, GenSeq *s, EngineReply *out, Err *e) {
 
 static int engine_reply(Raw *r, const int32_t *stop_ids, int n_stop, const char *const *stop_strings, int max_tokens,
                         EngineReply *out, Err *e) {
-    Batcher *g = batcher_start(r->m, 4, e);
+    Batcher *g = batcher_start(r->m, 4, 0, e);
     if (!g) return -1;
     GenParams gp;
     gen_params_default(&gp);
@@ -381,7 +381,7 @@ static void test_stop_at_end_of_turn(void) {
     size_t cut = (size_t)(strstr(all, tail) - all);
     StrBuf streamed;
     sb_init(&streamed);
-    Batcher *g = batcher_start(r.m, 2, &e);
+    Batcher *g = batcher_start(r.m, 2, 0, &e);
     CHECK(g != NULL);
     GenParams sp;
     gen_params_default(&sp);
