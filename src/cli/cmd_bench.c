@@ -129,11 +129,12 @@ static void add_templates(json_t *settings, const Opts *o) {
 }
 
 static json_t *stats_json(LlmBackend *b) {
-    return json_pack("{s:I, s:I, s:I, s:I, s:I, s:I}", "requests", (json_int_t)atomic_load(&b->stats.requests),
+    return json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "requests", (json_int_t)atomic_load(&b->stats.requests),
                      "cache_hits", (json_int_t)atomic_load(&b->stats.cache_hits), "retries",
                      (json_int_t)atomic_load(&b->stats.retries), "errors", (json_int_t)atomic_load(&b->stats.errors),
                      "prompt_tokens", (json_int_t)atomic_load(&b->stats.prompt_tokens), "completion_tokens",
-                     (json_int_t)atomic_load(&b->stats.completion_tokens));
+                     (json_int_t)atomic_load(&b->stats.completion_tokens), "cached_prompt_tokens",
+                     (json_int_t)atomic_load(&b->stats.cached_prompt_tokens));
 }
 
 /* Everything results.json records beyond the measurements. */

@@ -248,6 +248,7 @@ static void mirror_stats(LlmBackend *b) {
     raise_to(&b->stats.errors, atomic_load(&in->errors));
     raise_to(&b->stats.prompt_tokens, atomic_load(&in->prompt_tokens));
     raise_to(&b->stats.completion_tokens, atomic_load(&in->completion_tokens));
+    raise_to(&b->stats.cached_prompt_tokens, atomic_load(&in->cached_prompt_tokens));
 }
 
 /* Callers set live counters on the wrapper (after llm_open); the inner

@@ -37,6 +37,8 @@ LlmParams llm_params_default(void);
 
 typedef struct LlmUsage {
     long prompt_tokens, completion_tokens;
+    long cached_tokens; /* of the prompt's, not computed again: a local model's prefix cache, or the
+                         * endpoint's usage.prompt_tokens_details.cached_tokens */
 } LlmUsage;
 
 typedef struct LlmReply {
@@ -56,6 +58,7 @@ typedef struct LlmStats {
     atomic_long retries;    /* transport retries (429, 5xx, time-outs) */
     atomic_long errors;     /* requests that finally failed */
     atomic_long prompt_tokens, completion_tokens;
+    atomic_long cached_prompt_tokens; /* LlmUsage.cached_tokens, summed */
 } LlmStats;
 
 typedef struct LlmBackend LlmBackend;

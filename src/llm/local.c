@@ -194,7 +194,9 @@ static int chat_stream(LlmBackend *b, const LlmMessage *msgs, int n, const LlmPa
     out->finish_reason = xstrdup(s.finish == GEN_LENGTH ? "length" : "stop");
     out->usage.prompt_tokens = n_ids;
     out->usage.completion_tokens = s.n_out;
+    out->usage.cached_tokens = n_ids - s.n_prefilled;
     atomic_fetch_add(&b->stats.prompt_tokens, n_ids);
+    atomic_fetch_add(&b->stats.cached_prompt_tokens, n_ids - s.n_prefilled);
     atomic_fetch_add(&b->stats.completion_tokens, s.n_out);
     atomic_fetch_add(&b->stats.requests, 1);
     bump(b->live_tokens, n_ids + s.n_out);

@@ -337,7 +337,10 @@ static void count_usage(LlmBackend *b, json_t *j, LlmUsage *u) {
     json_t *usage = json_object_get(j, "usage");
     u->prompt_tokens = (long)json_integer_value(json_object_get(usage, "prompt_tokens"));
     u->completion_tokens = (long)json_integer_value(json_object_get(usage, "completion_tokens"));
+    u->cached_tokens = (long)json_integer_value(
+        json_object_get(json_object_get(usage, "prompt_tokens_details"), "cached_tokens"));
     atomic_fetch_add(&b->stats.prompt_tokens, u->prompt_tokens);
+    atomic_fetch_add(&b->stats.cached_prompt_tokens, u->cached_tokens);
     atomic_fetch_add(&b->stats.completion_tokens, u->completion_tokens);
     atomic_fetch_add(&b->stats.requests, 1);
     bump(b->live_tokens, u->prompt_tokens + u->completion_tokens);

@@ -113,9 +113,25 @@ static void test_greedy_equals_engine(void) {
     CHECK_EQ_INT(b->stats.requests, 1);
     CHECK_EQ_INT(b->stats.prompt_tokens, x.n_prompt);
     CHECK_EQ_INT(b->stats.completion_tokens, x.n_out);
+    CHECK_EQ_INT(r.usage.cached_tokens, 0);
+    llm_reply_free(&r);
+    /* the same conversation one turn on: its prompt begins with the first
+     * one's, which the prefix cache holds; the reply is what the engine
+     * gives the whole prompt */
+    LlmMessage more[4] = {msgs[0], msgs[1], {"assistant", x.text}, {"user", "Any tips for a shy person?"}};
+    Expected y;
+    CHECK_OK(expected_greedy(dir, more, 4, 24, &y, &e), &e);
+    CHECK_OK(llm_chat(b, more, 4, &p, &r, &e), &e);
+    CHECK_EQ_STR(r.text, y.text);
+    CHECK_MSG(r.usage.cached_tokens > 10 && r.usage.cached_tokens < y.n_prompt, "%ld of %d prompt tokens from the cache",
+              r.usage.cached_tokens, y.n_prompt);
+    CHECK_EQ_INT(b->stats.cached_prompt_tokens, r.usage.cached_tokens);
+    PrefixCacheStats st = llm_local_prefix_stats(b);
+    CHECK_MSG(st.hits == 1 && st.tokens_reused == r.usage.cached_tokens, "%ld hits, %ld reused", st.hits,
+              st.tokens_reused);
     llm_reply_free(&r);
     llm_free(b);
-    free(x.text);
+    free(x.text), free(y.text);
     free(dir);
 }
 

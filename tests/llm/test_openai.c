@@ -14,7 +14,7 @@ static int fs_up;
 
 static const char *SCRIPT =
     "{\"models\": {"
-    " \"fixed\": {\"reply\": \"hello there\", \"usage\": {\"prompt_tokens\": 11, \"completion_tokens\": 7}},"
+    " \"fixed\": {\"reply\": \"hello there\", \"usage\": {\"prompt_tokens\": 11, \"completion_tokens\": 7, \"cached_tokens\": 4}},"
     " \"rate\": {\"faults\": [{\"status\": 429, \"retry_after\": 1}], \"reply\": \"after wait\"},"
     " \"five\": {\"faults\": [{\"status\": 500}, {\"status\": 503}], \"reply\": \"recovered\"},"
     " \"down\": {\"always\": {\"status\": 503}},"
@@ -62,6 +62,8 @@ static void test_chat_answers_and_counts_usage(void) {
     CHECK_EQ_STR(r.finish_reason, "stop");
     CHECK_EQ_INT(r.usage.prompt_tokens, 11);
     CHECK_EQ_INT(r.usage.completion_tokens, 7);
+    CHECK_EQ_INT(r.usage.cached_tokens, 4);
+    CHECK_EQ_INT(b->stats.cached_prompt_tokens, 8);
     CHECK_EQ_INT(r.retries, 0);
     CHECK_EQ_INT(r.cached, 0);
     CHECK_EQ_INT(b->stats.requests, 2);

@@ -510,6 +510,10 @@ static json_t *chat_answer(Server *s, json_t *ms, json_t *msgs, const char *mode
                           "choices", "index", 0, "message", "role", "assistant", "content", text,
                           "finish_reason", fr ? fr : "stop", "usage", "prompt_tokens", (json_int_t)pt,
                           "completion_tokens", (json_int_t)ct, "total_tokens", (json_int_t)(pt + ct));
+    /* an endpoint with prompt caching reports the cached part (OpenAI's usage.prompt_tokens_details) */
+    if (json_object_get(u, "cached_tokens"))
+        json_object_set_new(json_object_get(j, "usage"), "prompt_tokens_details",
+                            json_pack("{s:I}", "cached_tokens", json_integer_value(json_object_get(u, "cached_tokens"))));
     (void)s;
     free(text);
     return j;
