@@ -30,8 +30,7 @@
  * 178-188 to 223-226 tokens/s, -b 4 Q4_0 +7-12%, llama-3.2-1b -b 4 Q4_K
  * +19-27% (interleaved runs). Prefetches past a matrix's end are harmless. */
 #define PREFETCH_AHEAD 8192
-static ALWAYS_INLINE void prefetch_ahead(int NX, const void *p, int lines) {
-    (void)NX;
+static ALWAYS_INLINE void prefetch_ahead(const void *p, int lines) {
     for (int i = 0; i < lines; i++) _mm_prefetch((const char *)p + PREFETCH_AHEAD + 64 * i, _MM_HINT_T0);
 }
 
@@ -165,14 +164,14 @@ static ALWAYS_INLINE void dot_q8q4_n(int q4, const void *row, const void *const 
     if (q4) {
         const long end = 4 * act_nquads(n);
         for (; b + 8 <= end; b += 8) {
-            prefetch_ahead(NX, (const BlockQ4_0 *)row + b, 3); /* 144 bytes a step */
+            prefetch_ahead((const BlockQ4_0 *)row + b, 3); /* 144 bytes a step */
             q4_quad((const BlockQ4_0 *)row, b, x, n, NX, acc0);
             q4_quad((const BlockQ4_0 *)row, b + 4, x, n, NX, acc1);
         }
         if (b < end) q4_quad((const BlockQ4_0 *)row, b, x, n, NX, acc0), b += 4;
     }
     for (; b + 4 <= nb; b += 4) {
-        prefetch_ahead(NX, (const char *)row + b * (q4 ? sizeof(BlockQ4_0) : sizeof(BlockQ8_0)), 3); /* <= 136 bytes */
+        prefetch_ahead((const char *)row + b * (q4 ? sizeof(BlockQ4_0) : sizeof(BlockQ8_0)), 3); /* <= 136 bytes */
         q8q4_pair(q4, row, b, 1, x, n, NX, acc0);
         q8q4_pair(q4, row, b + 2, 1, x, n, NX, acc1);
     }
@@ -227,7 +226,7 @@ static ALWAYS_INLINE void dot_q4_k_n(const BlockQ4_K *w, const void *const *x, i
     const __m512i even = _mm512_setr_epi32(0, 0, 0, 0, 2, 2, 2, 2, 4, 4, 4, 4, 6, 6, 6, 6);
     const __m512i odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
     for (long i = 0; i < n / QK_K; i++) {
-        prefetch_ahead(NX, &w[i], 3); /* 144 bytes a super-block */
+        prefetch_ahead(&w[i], 3); /* 144 bytes a super-block */
         __m256 scv, mnv;
         q4k_scales16(&w[i], &scv, &mnv);
         __m512i h0 = _mm512_loadu_si512(w[i].qs), h1 = _mm512_loadu_si512(w[i].qs + 64);
@@ -275,7 +274,7 @@ static ALWAYS_INLINE void dot_q6_k_n(const BlockQ6_K *w, const void *const *x, i
     /* group g of 16 lies in activation block g / 2 */
     const __m512i blk = _mm512_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7);
     for (long i = 0; i < n / QK_K; i++) {
-        prefetch_ahead(NX, &w[i], 4); /* 210 bytes a super-block */
+        prefetch_ahead(&w[i], 4); /* 210 bytes a super-block */
         __m512 sc16 = _mm512_mul_ps(_mm512_set1_ps(half(w[i].d)),
                                     _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)w[i].scales))));
         __m512 s[4];
