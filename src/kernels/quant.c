@@ -541,11 +541,14 @@ static void dot4_8_bf16(const uint16_t *w, const float *const x[4], long n, floa
 
 #ifdef __AVX512F__
 /* As ROW_DOT_BODY, for four activations: 16 values a step (the weights
- * converted once for all four), the last < 16 by the 256-bit dot. */
+ * converted once for all four), the last < 16 by the 256-bit dot. Each
+ * step asks for the weights 8 KB on, as the quantised dots do: batched bf16
+ * decode (qwen2.5-0.5b -b 4) 115-116 -> 124 tok/s, f32 unchanged. */
 #define ROW_DOT4_BODY(LOAD16, TAIL)                                                               \
     __m512 a[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()}; \
     long i = 0;                                                                                   \
     for (; i + 16 <= n; i += 16) {                                                                \
+        _mm_prefetch((const char *)(w + i) + 8192, _MM_HINT_T0);                                  \
         __m512 wv = LOAD16(w + i);                                                                \
         UNROLL_NX                                                                                 \
         for (int k = 0; k < 4; k++) a[k] = _mm512_fmadd_ps(wv, _mm512_loadu_ps(x[k] + i), a[k]);  \
