@@ -21,7 +21,7 @@ static void print_text(void *ctx, const char *text, size_t len) {
 }
 
 int cmd_complete(int argc, char **argv) {
-    const char *model = NULL, *prompt = NULL, *prompt_ids = NULL, *stop = NULL, *kv_type = getenv("ALOE_KV_TYPE");
+    const char *model = NULL, *prompt = NULL, *prompt_ids = NULL, *stop = NULL, *kv_type = NULL;
     int max_tokens = 128, threads = 0, print_ids = 0, top_k = -1, seed = 0;
     double temperature = -1, top_p = -1, min_p = -1, repeat_penalty = -1;
     ArgSpec specs[] = {
@@ -95,7 +95,8 @@ int cmd_complete(int argc, char **argv) {
         return cli_fail(&e);
     }
     Model *m = model_load(model, threads, &e);
-    if (m && model_set_kv_type_name(m, kv_type, kv_type == getenv("ALOE_KV_TYPE") ? "ALOE_KV_TYPE" : "--kv-type", &e))
+    const char *kv_from = kv_type ? "--kv-type" : "ALOE_KV_TYPE";
+    if (m && model_set_kv_type_name(m, kv_type ? kv_type : getenv("ALOE_KV_TYPE"), kv_from, &e))
         model_free(m), m = NULL;
     if (!m) {
         free(ids);

@@ -127,7 +127,7 @@ static int time_decode(Model *m, int n, int depth, int b, Rng *r, double *secs, 
 static double round3(double x) { return round(x * 1000) / 1000; }
 
 int cmd_speed(int argc, char **argv) {
-    const char *model = NULL, *shape = NULL, *type = "q8_0", *kv_type = getenv("ALOE_KV_TYPE");
+    const char *model = NULL, *shape = NULL, *type = "q8_0", *kv_type = NULL;
     int p = 512, n = 128, depth = 0, threads = 0, reps = 1, json = 0, batch = 1;
     ArgSpec specs[] = {
         {"--model", "-m", ARG_STR, &model, "M", "a Hugging Face model directory, a .gguf file or hf://ORG/REPO", 0, 0},
@@ -181,7 +181,8 @@ int cmd_speed(int argc, char **argv) {
         m = hub_resolve(model, NULL, &local, &e) ? NULL : model_load(local, threads, &e);
         free(local);
     }
-    if (m && model_set_kv_type_name(m, kv_type, kv_type == getenv("ALOE_KV_TYPE") ? "ALOE_KV_TYPE" : "--kv-type", &e))
+    const char *kv_from = kv_type ? "--kv-type" : "ALOE_KV_TYPE";
+    if (m && model_set_kv_type_name(m, kv_type ? kv_type : getenv("ALOE_KV_TYPE"), kv_from, &e))
         model_free(m), m = NULL;
     if (!m) return cli_fail(&e);
     double load_s = now_s() - t0;
