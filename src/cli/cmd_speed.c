@@ -18,6 +18,9 @@
 #include "kernels/stream.h"
 #include "model/decoder.h"
 
+/* The most tokens -p, -n and -d may ask for (sums stay far from int's limit). */
+#define SPEED_MAX_TOKENS (1 << 20)
+
 static double now_s(void) {
     struct timespec t;
     clock_gettime(CLOCK_MONOTONIC, &t);
@@ -161,8 +164,10 @@ int cmd_speed(int argc, char **argv) {
         err_set(&e, ERR_ARG, "aloe speed: give either --model M or --shape NAME");
         return cli_fail(&e);
     }
-    if (p < 0 || n < 0 || depth < 0 || reps < 1 || batch < 1 || (p == 0 && n == 0)) {
-        err_set(&e, ERR_ARG, "aloe speed: -p, -n and -d must be >= 0 (-p and -n not both 0), -r and -b >= 1");
+    if (p < 0 || n < 0 || depth < 0 || reps < 1 || batch < 1 || (p == 0 && n == 0) || p > SPEED_MAX_TOKENS ||
+        n > SPEED_MAX_TOKENS || depth > SPEED_MAX_TOKENS) {
+        err_set(&e, ERR_ARG, "aloe speed: -p, -n and -d must be 0 to %d (-p and -n not both 0), -r and -b >= 1",
+                SPEED_MAX_TOKENS);
         return cli_fail(&e);
     }
     Model *m;
@@ -206,7 +211,11 @@ int cmd_speed(int argc, char **argv) {
      * rate, the keys and values of every position before it (on average
      * over the steps; negligible unless the context is long) */
     double weight_s = probe_median(&probe), stream_bytes = probe.bytes;
-    double kv_step = n > 0 ? (double)kv_cache_bytes(m, 1) * (depth + (n + 1) / 2.0) : 0;
+    double kv_step = 0; /* mean over the steps; a sliding window caps the positions read */
+    for (int i = 0; i < n; i++) {
+        int seen = depth + i + 1, w = m->cfg.sliding_window;
+        kv_step += (double)kv_cache_bytes(m, 1) * (w > 0 && seen > w ? w : seen) / n;
+    }
     double stream_s = weight_s * (1 + kv_step / stream_bytes);
     free(probe.mats), free(probe.secs);
     if (rc) {
@@ -252,6 +261,8 @@ int cmd_speed(int argc, char **argv) {
         /* the memory bound (bandwidth line above) */
         if (j && stream_s > 0) json_object_set_new(j, "stream_gbps", json_real(round3(stream_bytes / weight_s / 1e9)));
         if (j && stream_s > 0) json_object_set_new(j, "decode_bound_tps", json_real(round3(1 / stream_s)));
+        /* what the bound counts a step to read: the weights and the mean KV cache */
+        if (j && stream_s > 0) json_object_set_new(j, "decode_step_bytes", json_real(round(stream_bytes + kv_step)));
         if (j) json_object_set_new(j, "kv_type", json_string(dtype_name(m->kv_type)));
         char *text = j ? json_dumps(j, JSON_REAL_PRECISION(10)) : NULL;
         if (text) printf("%s\n", text);

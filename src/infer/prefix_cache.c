@@ -26,9 +26,7 @@ PrefixCache *prefix_cache_new(size_t max_bytes) {
     return pc;
 }
 
-static size_t entry_bytes(const Entry *x) {
-    return (size_t)(x->kv.len > x->n ? x->kv.len : x->n) * kv_cache_position_bytes(&x->kv);
-}
+static size_t entry_bytes(const Entry *x) { return (size_t)x->kv.len * kv_cache_position_bytes(&x->kv); }
 
 static void drop(PrefixCache *pc, int i) {
     pc->bytes -= entry_bytes(&pc->e[i]);
@@ -50,10 +48,16 @@ static int common_prefix(const int32_t *a, int na, const int32_t *b, int nb) {
     return i;
 }
 
+/* 1 if entries of src can fill dst (same model's shape and element type). */
+static int same_shape(const KvCache *a, const KvCache *b) {
+    return a->n_layers == b->n_layers && a->n_heads == b->n_heads && a->head_dim == b->head_dim && a->type == b->type;
+}
+
 int prefix_cache_reuse(PrefixCache *pc, const int32_t *ids, int n, KvCache *dst) {
     pc->stats.lookups++;
     int best = -1, len = 0;
     for (int i = 0; i < pc->n; i++) {
+        if (!same_shape(&pc->e[i].kv, dst)) continue;
         int c = common_prefix(pc->e[i].ids, pc->e[i].n, ids, n);
         if (c > len) best = i, len = c;
     }
@@ -70,21 +74,24 @@ int prefix_cache_reuse(PrefixCache *pc, const int32_t *ids, int n, KvCache *dst)
 void prefix_cache_put(PrefixCache *pc, const int32_t *ids, int n, KvCache *kv) {
     KvCache mine = *kv;
     memset(kv, 0, sizeof *kv);
-    if (n > mine.max_seq) n = mine.max_seq;
-    /* what the entry keeps resident: every position written (a reply's too) */
-    size_t bytes = (size_t)(mine.len > n ? mine.len : n) * kv_cache_position_bytes(&mine);
+    if (n > mine.len) n = mine.len; /* only positions that were written */
+    /* What the entry keeps resident: every position written, a reply's
+     * too (the cache is a fresh mapping, its untouched pages never
+     * resident; copying the prompt's part out instead costs a page fault
+     * per 4 KB, ~12 us each on a virtual machine, on the decoding thread). */
+    size_t bytes = (size_t)mine.len * kv_cache_position_bytes(&mine);
+    if (n <= 0 || bytes > pc->max_bytes) { /* nothing to keep; what is held stays */
+        kv_cache_free(&mine);
+        return;
+    }
     for (int i = 0; i < pc->n; i++) {
         int c = common_prefix(pc->e[i].ids, pc->e[i].n, ids, n);
-        if (c == n) { /* an entry already holds all of these */
+        if (c == n && same_shape(&pc->e[i].kv, &mine)) { /* an entry already holds all of these */
             pc->e[i].used = ++pc->clock;
             kv_cache_free(&mine);
             return;
         }
         if (c == pc->e[i].n) drop(pc, i--); /* these extend that entry */
-    }
-    if (n <= 0 || bytes > pc->max_bytes) {
-        kv_cache_free(&mine);
-        return;
     }
     while (pc->n && pc->bytes + bytes > pc->max_bytes) { /* least recently used first */
         int lru = 0;

@@ -38,10 +38,11 @@ void prefix_cache_free(PrefixCache *pc);
  * how many positions were copied (0: none matched). */
 int prefix_cache_reuse(PrefixCache *pc, const int32_t *ids, int n, KvCache *dst);
 
-/* Takes kv (its first n positions are the keys and values of ids[0..n)):
- * the cache owns it afterwards and *kv is left empty. An entry whose ids
- * are a prefix of these is replaced; if these are a prefix of an entry's,
- * that entry is kept and kv freed. */
+/* Takes kv (its first n positions are the keys and values of ids[0..n);
+ * only positions below kv->len count): the cache owns it afterwards and
+ * *kv is left empty. An entry whose ids are a prefix of these is replaced;
+ * if these are a prefix of an entry's, that entry is kept and kv freed, as
+ * it is when kv alone exceeds the budget (what is held then stays). */
 void prefix_cache_put(PrefixCache *pc, const int32_t *ids, int n, KvCache *kv);
 
 typedef struct PrefixCacheStats {

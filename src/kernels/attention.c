@@ -36,7 +36,7 @@ static float kv_at(const void *p, long i, int type) {
     return type == DT_F16 ? f16_to_f32(((const uint16_t *)p)[i]) : ((const float *)p)[i];
 }
 
-#if defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
+#if defined(__AVX2__) && defined(__FMA__)
 #include <immintrin.h>
 
 #define ALWAYS_INLINE inline __attribute__((always_inline))
@@ -59,7 +59,9 @@ typedef __m512 Vec;
 static ALWAYS_INLINE __m256 v_fold(Vec a) {
     return _mm256_add_ps(_mm512_castps512_ps256(a), _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(a), 1)));
 }
+#ifdef __F16C__ /* f16 caches in vectors (else they take the generic path) */
 static ALWAYS_INLINE Vec v_load_half(const void *p) { return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)p)); }
+#endif
 #else
 #define W 8
 typedef __m256 Vec;
@@ -69,7 +71,9 @@ typedef __m256 Vec;
 #define v_mul _mm256_mul_ps
 #define v_fmadd _mm256_fmadd_ps
 static ALWAYS_INLINE __m256 v_fold(Vec a) { return a; }
+#ifdef __F16C__
 static ALWAYS_INLINE Vec v_load_half(const void *p) { return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)p)); }
+#endif
 #endif
 
 /* The sum of each of d[0..7]'s lanes, as one vector in that order: a
@@ -92,11 +96,15 @@ static ALWAYS_INLINE const float *kv_block(int HD, int F16, const void *src, lon
         *stride = row;
         return (const float *)src + (long)p0 * row;
     }
+#ifndef __F16C__
+    (void)p1; /* never reached: f16 caches take the generic path without F16C */
+#else
     for (int p = p0; p < p1; p++) {
         const uint16_t *h = (const uint16_t *)src + (long)p * row;
         UNROLL
         for (int i = 0; i < HD / W; i++) v_store(buf + (long)(p - p0) * HD + W * i, v_load_half(h + W * i));
     }
+#endif
     *stride = HD;
     return buf;
 }
@@ -222,24 +230,26 @@ static void attn_group(const AttnJob *j, int t, int kvh, float *scores) {
     const void *k = (const char *)c->k + start * es, *v = (const char *)c->v + start * es;
     float *out = j->out + ((long)t * s->n_heads + (long)kvh * G) * hd;
     float scale = 1.0f / sqrtf((float)hd);
-#if defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
+#if defined(__AVX2__) && defined(__FMA__)
     /* the usual head sizes; each a constant in its own copy */
     if (hd == 64 && !f16) {
         attn_group_simd(64, G, 0, q, k, v, row, len, scale, scores, j->max_len, out);
-        return;
-    }
-    if (hd == 64 && f16) {
-        attn_group_simd(64, G, 1, q, k, v, row, len, scale, scores, j->max_len, out);
         return;
     }
     if (hd == 128 && !f16) {
         attn_group_simd(128, G, 0, q, k, v, row, len, scale, scores, j->max_len, out);
         return;
     }
+#ifdef __F16C__
+    if (hd == 64 && f16) {
+        attn_group_simd(64, G, 1, q, k, v, row, len, scale, scores, j->max_len, out);
+        return;
+    }
     if (hd == 128 && f16) {
         attn_group_simd(128, G, 1, q, k, v, row, len, scale, scores, j->max_len, out);
         return;
     }
+#endif
 #endif
     for (int g = 0; g < G; g++) {
         const float *qg = q + (long)g * hd;

@@ -160,9 +160,9 @@ int kv_cache_copy_prefix(KvCache *dst, const KvCache *src, int n, Err *e) {
     if (dst->n_layers != src->n_layers || dst->n_heads != src->n_heads || dst->head_dim != src->head_dim ||
         dst->type != src->type)
         return err_set(e, ERR_ARG, "KV cache copy: the caches were made for different models or types");
-    if (n < 0 || n > src->max_seq || n > dst->max_seq)
-        return err_set(e, ERR_ARG, "KV cache copy: %d positions do not fit caches of %d and %d", n, src->max_seq,
-                       dst->max_seq);
+    if (n < 0 || n > src->len || n > dst->max_seq)
+        return err_set(e, ERR_ARG, "KV cache copy: %d positions, the source holds %d and the destination fits %d", n,
+                       src->len, dst->max_seq);
     size_t es = kv_elem_bytes(src->type), row = (size_t)src->head_dim * es;
     for (int l = 0; l < src->n_layers; l++)
         for (int h = 0; h < src->n_heads; h++) {

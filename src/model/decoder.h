@@ -136,8 +136,9 @@ void kv_cache_free(KvCache *kv);
  * timing, as llama-bench clears its KV buffer when it creates a context. */
 void kv_cache_touch(KvCache *kv);
 /* Copies positions 0..n-1 of src's keys and values into dst (made for the
- * same model: same layers, heads and type; both at least n positions) and
- * sets dst->len to n. -1 with e set when they do not match. */
+ * same model: same layers, heads and type; src has written at least n
+ * positions, dst fits them) and sets dst->len to n. -1 with e set when
+ * they do not match. */
 int kv_cache_copy_prefix(KvCache *dst, const KvCache *src, int n, Err *e);
 /* Bytes of the keys and values of one position of kv. */
 size_t kv_cache_position_bytes(const KvCache *kv);

@@ -14,13 +14,15 @@
 #include "model/decoder.h"
 #include "test.h"
 
-/* Two layers, head_dim 64 (the attention's SIMD path), GQA 2:1. */
+/* Two layers, head_dim 64 (the attention's SIMD path), two key/value heads
+ * (planes max_seq * head_dim apart: caches of different lengths differ in
+ * that stride), GQA 2:1. */
 static Model *tiny_model(void) {
     ModelConfig c;
     memset(&c, 0, sizeof c);
     c.arch = ARCH_QWEN2;
-    c.hidden_size = 128, c.intermediate_size = 256, c.n_layers = 2;
-    c.n_heads = 2, c.n_kv_heads = 1, c.head_dim = 64;
+    c.hidden_size = 256, c.intermediate_size = 512, c.n_layers = 2;
+    c.n_heads = 4, c.n_kv_heads = 2, c.head_dim = 64;
     c.vocab_size = 300, c.max_pos = 1024, c.norm_eps = 1e-6f;
     c.tie_word_embeddings = 1, c.attention_bias = 1;
     c.rope.theta = 10000, c.rope.factor = 1;
@@ -140,6 +142,20 @@ static void test_dedupe_and_eviction(void) {
     }
     CHECK_MSG(held[0] && !held[1] && held[2], "held after eviction: %d %d %d (expected 1 0 1)", held[0], held[1],
               held[2]);
+    prefix_cache_free(pc);
+    /* a prompt too long for the budget is not kept, and the shorter entry
+     * it extends stays */
+    int32_t longer[100];
+    memcpy(longer, ids[3], 40 * sizeof *longer);
+    random_ids(longer + 40, 60, 77);
+    pc = prefix_cache_new(50 * pos_bytes);
+    filled_cache(m, longer, 40, &kv);
+    prefix_cache_put(pc, longer, 40, &kv);
+    filled_cache(m, longer, 100, &kv);
+    prefix_cache_put(pc, longer, 100, &kv);
+    CHECK_OK(kv_cache_init(&dst, m, 100, &e), &e);
+    CHECK_EQ_INT(prefix_cache_reuse(pc, longer, 100, &dst), 40);
+    kv_cache_free(&dst);
     prefix_cache_free(pc);
     /* a budget of 0 keeps nothing */
     pc = prefix_cache_new(0);

@@ -396,6 +396,15 @@ static void test_hf_models(void) {
  * Logits of every fixture model stay within 1e-3 of the range of the
  * reference's (seen: ~1e-4) and greedy decoding gives the same ids. */
 static void test_f16_kv_cache(void) {
+    /* the type by name: only f32 and f16, the error naming the source and the value */
+    Model dummy = {0};
+    Err name_err;
+    err_clear(&name_err);
+    CHECK(model_set_kv_type(&dummy, DT_Q8_0) == -1);
+    CHECK(model_set_kv_type_name(&dummy, "bf16", "--kv-type", &name_err) != 0);
+    CHECK_MSG(strstr(name_err.msg, "--kv-type") && strstr(name_err.msg, "f16") && strstr(name_err.msg, "bf16"), "message: %s", name_err.msg);
+    CHECK(model_set_kv_type_name(&dummy, NULL, "--kv-type", &name_err) == 0 && dummy.kv_type == DT_F32);
+    CHECK(model_set_kv_type_name(&dummy, "f16", "--kv-type", &name_err) == 0 && dummy.kv_type == DT_F16);
     for (int i = 0; i < 4; i++) {
         Err e;
         Fixture f;
@@ -431,14 +440,6 @@ static void test_f16_kv_cache(void) {
         fixture_free(&f);
         CHECK_MSG(2 * half == full, "f16 cache %zu bytes, f32 %zu", half, full);
     }
-    Model dummy = {0};
-    Err e;
-    err_clear(&e);
-    CHECK(model_set_kv_type(&dummy, DT_Q8_0) == -1);
-    CHECK(model_set_kv_type_name(&dummy, "bf16", "--kv-type", &e) != 0);
-    CHECK_MSG(strstr(e.msg, "--kv-type") && strstr(e.msg, "f16") && strstr(e.msg, "bf16"), "message: %s", e.msg);
-    CHECK(model_set_kv_type_name(&dummy, NULL, "--kv-type", &e) == 0 && dummy.kv_type == DT_F32);
-    CHECK(model_set_kv_type_name(&dummy, "f16", "--kv-type", &e) == 0 && dummy.kv_type == DT_F16);
 }
 
 static void test_gguf_models(void) {
