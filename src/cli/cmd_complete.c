@@ -40,7 +40,7 @@ int cmd_complete(int argc, char **argv) {
         {"--print-ids", NULL, ARG_FLAG, &print_ids, NULL, "print the new ids as a JSON array instead of text", 0, 0},
         {"--threads", "-t", ARG_INT, &threads, "N", "threads (0: one per CPU)", 0, 0},
         {"--kv-type", NULL, ARG_STR, &kv_type, "T",
-         "KV cache type: f32 (default) or f16 (half the memory; default $ALOE_KV_TYPE)", 0, 0},
+         "KV cache type, f32 or f16 (half the memory; default: $ALOE_KV_TYPE, else f32)", 0, 0},
         {NULL, NULL, 0, NULL, NULL, NULL, 0, 0},
     };
     const ArgCommand cmd = {

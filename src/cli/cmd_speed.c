@@ -142,7 +142,7 @@ int cmd_speed(int argc, char **argv) {
         {"--depth", "-d", ARG_INT, &depth, "N", "decode after N tokens of context (prefilled, not timed)", 0, 0},
         {"--threads", "-t", ARG_INT, &threads, "N", "threads (0: one per CPU)", 0, 0},
         {"--reps", "-r", ARG_INT, &reps, "N", "repetitions; the mean is reported", 0, 0},
-        {"--kv-type", NULL, ARG_STR, &kv_type, "T", "KV cache type: f32 (default) or f16 (default $ALOE_KV_TYPE)", 0, 0},
+        {"--kv-type", NULL, ARG_STR, &kv_type, "T", "KV cache type, f32 or f16 (default: $ALOE_KV_TYPE, else f32)", 0, 0},
         {"--batch", "-b", ARG_INT, &batch, "B", "decode B sequences together (tokens/s counts all of them)", 0, 0},
         {"--json", NULL, ARG_FLAG, &json, NULL, "end with one JSON line of the results", 0, 0},
         {NULL, NULL, 0, NULL, NULL, NULL, 0, 0},
