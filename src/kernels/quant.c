@@ -859,15 +859,15 @@ void vec_dot_multi_rows(int t, const void *rows, size_t rb, int nrows, const voi
                         long len, float *out, size_t out_stride) {
 #if KERNELS_AVX512
     if (avx512_on && kernel_vec_type(t) == DT_Q8_0) {
-        int a = 0;
-        for (; a + 4 <= n; a += 4) {
+        /* up to four activations a pass (two or three together too: one at a
+         * time, as before, made two sequences cost two passes of the
+         * arithmetic, as much as four) */
+        for (int a = 0; a < n; a += 4) {
             const void *x[4];
-            for (int k = 0; k < 4; k++) x[k] = (const char *)act + (size_t)(a + k) * stride;
-            quant512_rows4(t, rows, rb, nrows, x, len, out + (size_t)a * out_stride, out_stride);
+            int nx = n - a < 4 ? n - a : 4;
+            for (int k = 0; k < nx; k++) x[k] = (const char *)act + (size_t)(a + k) * stride;
+            quant512_rows_n(t, rows, rb, nrows, x, nx, len, out + (size_t)a * out_stride, out_stride);
         }
-        /* the last one to three: one activation at a time (the rows are in L1 by then) */
-        for (; a < n; a++)
-            quant512_rows(t, rows, rb, nrows, (const char *)act + (size_t)a * stride, len, out + (size_t)a * out_stride);
         return;
     }
 #endif

@@ -319,27 +319,30 @@ void quant512_dot4(int t, const void *row, const void *const act[4], long n, flo
     }
 }
 
-/* The type's dot of one row with four activations, for each of nrows rows. */
-#define ROWS4(call)                                                                                                    \
+/* The type's dot of one row with NX activations (a constant: the kernels
+ * keep NX accumulators in registers), for each of nrows rows. */
+#define ROWS_NX(NX)                                                                                                    \
     for (int r = 0; r < nrows; r++) {                                                                                  \
         float o[4];                                                                                                    \
         const char *row = w + r * rb;                                                                                  \
-        call;                                                                                                          \
-        for (int k = 0; k < 4; k++) out[k * out_stride + r] = o[k];                                                    \
+        switch (t) {                                                                                                   \
+        case DT_Q8_0: dot_q8q4_n(0, row, act, NX, n, o); break;                                                        \
+        case DT_Q4_0: dot_q8q4_n(1, row, act, NX, n, o); break;                                                        \
+        case DT_Q4_K: dot_q4_k_n((const BlockQ4_K *)row, act, NX, n, o); break;                                        \
+        case DT_Q6_K: dot_q6_k_n((const BlockQ6_K *)row, act, NX, n, o); break;                                        \
+        default: o[0] = o[1] = o[2] = o[3] = 0; break;                                                                 \
+        }                                                                                                              \
+        for (int k = 0; k < NX; k++) out[k * out_stride + r] = o[k];                                                   \
     }
 
-void quant512_rows4(int t, const void *rows, size_t rb, int nrows, const void *const act[4], long n, float *out,
-                    size_t out_stride) {
+void quant512_rows_n(int t, const void *rows, size_t rb, int nrows, const void *const *act, int nx, long n, float *out,
+                     size_t out_stride) {
     const char *w = rows;
-    switch (t) {
-    case DT_Q8_0: ROWS4(dot_q8q4_n(0, row, act, 4, n, o)) break;
-    case DT_Q4_0: ROWS4(dot_q8q4_n(1, row, act, 4, n, o)) break;
-    case DT_Q4_K: ROWS4(dot_q4_k_n((const BlockQ4_K *)row, act, 4, n, o)) break;
-    case DT_Q6_K: ROWS4(dot_q6_k_n((const BlockQ6_K *)row, act, 4, n, o)) break;
-    default:
-        for (int k = 0; k < 4; k++)
-            for (int r = 0; r < nrows; r++) out[k * out_stride + r] = 0;
-        break;
+    switch (nx) {
+    case 1: ROWS_NX(1) break;
+    case 2: ROWS_NX(2) break;
+    case 3: ROWS_NX(3) break;
+    default: ROWS_NX(4) break;
     }
 }
 

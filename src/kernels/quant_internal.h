@@ -137,9 +137,9 @@ static ALWAYS_INLINE void q4k_scale_vectors(const BlockQ4_K *b, __m256 *scv, __m
  * vec_dot_rows for these types. */
 void quant512_dot4(int t, const void *row, const void *const act[4], long n, float out[4]);
 void quant512_rows(int t, const void *rows, size_t rb, int nrows, const void *act, long n, float *out);
-/* nrows rows against four activations: out[k * out_stride + r]. */
-void quant512_rows4(int t, const void *rows, size_t rb, int nrows, const void *const act[4], long n, float *out,
-                    size_t out_stride);
+/* nrows rows against nx (1 to 4) activations: out[k * out_stride + r]. */
+void quant512_rows_n(int t, const void *rows, size_t rb, int nrows, const void *const *act, int nx, long n, float *out,
+                     size_t out_stride);
 #else
 #define KERNELS_AVX512 0
 #endif

@@ -147,6 +147,36 @@ static void test_q4_0_multi(void) {
     }
 }
 
+/* Several rows against 1 to 7 activations at once (the batched decode's
+ * chunk of rows; activations go four, three, two or one at a time): each
+ * result equals the single dot of that row and activation. */
+static void test_multi_rows_any_batch(void) {
+    Rng r;
+    rng_seed(&r, 17);
+    const long n = 512;
+    const int types[4] = {DT_Q8_0, DT_Q4_0, DT_Q4_K, DT_Q6_K}, nrows = 5;
+    for (int ti = 0; ti < 4; ti++) {
+        int t = types[ti];
+        size_t rb = dtype_nbytes(t, n), xb = kernel_act_bytes(t, n);
+        float *w = rand_vec(&r, nrows * n, 0.5f), *x = rand_vec(&r, 7 * n, 2.0f), got[7 * 5];
+        char *wq = xmalloc(rb * nrows), *xq = xmalloc(7 * xb);
+        for (int i = 0; i < nrows; i++) quantize_row(t, w + i * n, wq + i * rb, n);
+        for (int k = 0; k < 7; k++) kernel_quantize_act(t, x + k * n, xq + k * xb, n);
+        for (int na = 1; na <= 7; na++) {
+            vec_dot_multi_rows(t, wq, rb, nrows, xq, xb, na, n, got, nrows);
+            for (int k = 0; k < na; k++)
+                for (int i = 0; i < nrows; i++) {
+                    float one = vec_dot(t, wq + i * rb, xq + k * xb, n);
+                    double scale = 0;
+                    for (long j = 0; j < n; j++) scale += fabs(w[i * n + j] * x[k * n + j]);
+                    CHECK_MSG(fabs(got[k * nrows + i] - one) <= 1e-5 * scale, "%s, %d activations: row %d act %d: %g vs %g",
+                              dtype_name(t), na, i, k, got[k * nrows + i], one);
+                }
+        }
+        free(w), free(x), free(wq), free(xq);
+    }
+}
+
 static void test_quantize_activations(void) {
     Rng r;
     rng_seed(&r, 10);
@@ -542,6 +572,7 @@ int main(void) {
     RUN(test_dequantize_matches_formats);
     RUN(test_k_quant_dots_match_dequantised);
     RUN(test_q4_0_multi);
+    RUN(test_multi_rows_any_batch);
     RUN(test_quantize_activations);
     RUN(test_matmul_matches_reference);
     RUN(test_matmul_group_equals_separate);
