@@ -1,7 +1,7 @@
 /* aloe speed: prefill and decode throughput, measured like llama-bench:
- * prefill = one batch of -p tokens into an empty cache (logits of the last
- * token only), decode = -n tokens one at a time after -d tokens of context
- * (0: from an empty cache), the context's prefill not timed. */
+ * prefill = one batch of -p tokens (logits of the last token only), decode
+ * = -n tokens one at a time, each after -d tokens of context (0: from an
+ * empty cache), the context's prefill not timed. */
 #include <jansson.h>
 #include <math.h>
 #include <stdio.h>
@@ -34,18 +34,20 @@ static size_t peak_rss(void) {
     return getrusage(RUSAGE_SELF, &u) ? 0 : (size_t)u.ru_maxrss * 1024;
 }
 
-/* Seconds for a prefill of n random tokens; *kv_max grows to the bytes of
- * its KV cache. */
-static int time_prefill(Model *m, int n, Rng *r, double *secs, size_t *kv_max, Err *e) {
+/* Seconds for a prefill of n random tokens after `depth` tokens of context
+ * (prefilled first, not timed); *kv_max grows to the bytes of its KV cache. */
+static int time_prefill(Model *m, int n, int depth, Rng *r, double *secs, size_t *kv_max, Err *e) {
     KvCache kv;
-    if (kv_cache_init(&kv, m, n, e)) return -1;
+    if (kv_cache_init(&kv, m, depth + n, e)) return -1;
     kv_cache_touch(&kv); /* resident before timing, as in llama-bench */
-    if (kv_cache_bytes(m, n) > *kv_max) *kv_max = kv_cache_bytes(m, n);
-    int32_t *ids = xmalloc((size_t)n * sizeof *ids);
-    for (int i = 0; i < n; i++) ids[i] = (int32_t)rng_below(r, (uint64_t)m->cfg.vocab_size);
+    if (kv_cache_bytes(m, depth + n) > *kv_max) *kv_max = kv_cache_bytes(m, depth + n);
+    int32_t *ids = xmalloc((size_t)(depth + n) * sizeof *ids);
+    for (int i = 0; i < depth + n; i++) ids[i] = (int32_t)rng_below(r, (uint64_t)m->cfg.vocab_size);
     float *logits = xmalloc((size_t)m->cfg.vocab_size * sizeof(float));
+    /* the context first, not timed (a prompt whose beginning a prefix cache held) */
+    int rc = depth > 0 ? model_forward(m, &kv, ids, depth, 0, logits, 0, e) : 0;
     double t0 = now_s();
-    int rc = model_forward(m, &kv, ids, n, 0, logits, 0, e);
+    if (!rc) rc = model_forward(m, &kv, ids + depth, n, depth, logits, 0, e);
     *secs = now_s() - t0;
     free(ids), free(logits);
     kv_cache_free(&kv);
@@ -139,7 +141,7 @@ int cmd_speed(int argc, char **argv) {
                                                   "that are not multiples of 256 values fall back to q8_0, as llama.cpp's do)", 0, 0},
         {"--prompt", "-p", ARG_INT, &p, "N", "prefill tokens (0: skip)", 0, 0},
         {"--gen", "-n", ARG_INT, &n, "N", "decode tokens (0: skip)", 0, 0},
-        {"--depth", "-d", ARG_INT, &depth, "N", "decode after N tokens of context (prefilled, not timed)", 0, 0},
+        {"--depth", "-d", ARG_INT, &depth, "N", "prefill and decode after N tokens of context (prefilled, not timed)", 0, 0},
         {"--threads", "-t", ARG_INT, &threads, "N", "threads (0: one per CPU)", 0, 0},
         {"--reps", "-r", ARG_INT, &reps, "N", "repetitions; the mean is reported", 0, 0},
         {"--kv-type", NULL, ARG_STR, &kv_type, "T", "KV cache type, f32 or f16 (default: $ALOE_KV_TYPE, else f32)", 0, 0},
@@ -150,7 +152,7 @@ int cmd_speed(int argc, char **argv) {
     const ArgCommand cmd = {
         "speed", "(--model M | --shape NAME) [-p 512] [-n 128] [-d 0] [-t N] [--type T] [--kv-type f32|f16] [--json]",
         "Measures prefill and decode speed in tokens/s, like llama-bench (pp = one batch of -p tokens, "
-        "tg = -n tokens one at a time, after -d tokens of context). --shape builds random weights in memory, so no download is needed; "
+        "tg = -n tokens one at a time; both after -d tokens of context). --shape builds random weights in memory, so no download is needed; "
         "shapes: qwen2.5-0.5b, qwen2.5-1.5b, qwen2.5-3b, qwen3-0.6b, qwen3-1.7b, llama-3.2-1b, llama-3.2-3b, "
         "llama-3.1-8b, mistral-7b. With one sequence it also measures, during the decode, the time to read "
         "the weights a decode step reads (the faster of two read orders, no arithmetic), and prints the decode "
@@ -196,12 +198,12 @@ int cmd_speed(int argc, char **argv) {
     /* warm-up: touches every weight page (mapped files) and grows buffers */
     double pp = 0, tg = 0, s;
     size_t kv_max = 0, kv_warm = 0;
-    rc = time_prefill(m, p > 0 ? (p < 16 ? p : 16) : 1, &r, &s, &kv_warm, &e);
+    rc = time_prefill(m, p > 0 ? (p < 16 ? p : 16) : 1, 0, &r, &s, &kv_warm, &e);
     if (!rc) rc = time_decode(m, 2, 0, batch, &r, &s, &kv_warm, NULL, &e);
     Probe probe;
     probe_init(&probe, m);
     for (int i = 0; i < reps && !rc; i++) {
-        if (p > 0 && !(rc = time_prefill(m, p, &r, &s, &kv_max, &e))) pp += p / s;
+        if (p > 0 && !(rc = time_prefill(m, p, depth, &r, &s, &kv_max, &e))) pp += p / s;
         if (n > 0 && !rc && !(rc = time_decode(m, n, depth, batch, &r, &s, &kv_max, batch == 1 ? &probe : NULL, &e)))
             tg += (double)n * batch / s;
     }
@@ -234,10 +236,11 @@ int cmd_speed(int argc, char **argv) {
     if (count >= 1e9) snprintf(params, sizeof params, "%.2f B", count / 1e9);
     else snprintf(params, sizeof params, "%.2f M", count / 1e6);
     printf("| model | type | size | params | threads | test | t/s |\n|---|---|---|---|---|---|---|\n");
-    if (p > 0) printf("| %s | %s | %s | %s | %d | pp%d | %.2f |\n", name, wtype, size, params, tp_size(m->tp), p, pp);
-    char tag[32] = "";
+    char at[24] = "", tag[40] = "";
+    if (depth > 0) snprintf(at, sizeof at, " @ d%d", depth); /* llama-bench's label */
+    if (p > 0) printf("| %s | %s | %s | %s | %d | pp%d%s | %.2f |\n", name, wtype, size, params, tp_size(m->tp), p, at, pp);
     if (batch > 1) snprintf(tag, sizeof tag, " x%d", batch);
-    if (depth > 0) snprintf(tag + strlen(tag), sizeof tag - strlen(tag), " @ d%d", depth); /* llama-bench's label */
+    snprintf(tag + strlen(tag), sizeof tag - strlen(tag), "%s", at);
     if (n > 0)
         printf("| %s | %s | %s | %s | %d | tg%d%s | %.2f |\n", name, wtype, size, params, tp_size(m->tp), n, tag, tg);
     /* resident memory: the weights (mapped files count once touched, which

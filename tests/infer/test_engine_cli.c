@@ -204,6 +204,17 @@ static void test_speed_depth_f16_cache(void) {
     CHECK_MSG(step0 > 0.99 * wb && step0 < 1.001 * wb && fabs(step8 - step0 - 8 * per_pos) < 1,
               "bound: %.0f bytes a step at depth 8, %.0f at 0 (weights %.0f): %.0f more, expected %.0f", step8, step0,
               wb, step8 - step0, 8 * per_pos);
+    /* a prefill after the context too: its cache holds both */
+    cmd = xasprintf("%s speed --shape qwen2.5-0.5b --type q4_0 -p 4 -n 0 -d 8 --kv-type f16 -t 2 --json", aloe);
+    out = run(cmd);
+    last = out ? strrchr(out, '{') : NULL;
+    j = last ? json_loads(last, 0, NULL) : NULL;
+    kv = (double)json_integer_value(json_object_get(j, "kv_cache_bytes"));
+    double pp = json_real_value(json_object_get(j, "prefill_tps"));
+    label = out && strstr(out, "| pp4 @ d8 |") != NULL;
+    json_decref(j);
+    free(cmd), free(out);
+    CHECK_MSG(label && pp > 0 && kv == 12 * per_pos, "pp4 @ d8: label %d, %g tok/s, kv_cache_bytes %.0f", label, pp, kv);
     cmd = xasprintf("%s speed --shape qwen2.5-0.5b -p 0 -n 2 --kv-type q8_0 2>&1", aloe);
     FILE *f = popen(cmd, "r");
     char msg[512] = "";
