@@ -60,6 +60,13 @@ $(BUILD)/tests/tools/%: tests/tools/%.c $(BUILD)/libaloe.a
 	@$(CC) $(CFLAGS_ALL) $(shell pkg-config --cflags libmicrohttpd) -o $@ $< $(BUILD)/libaloe.a \
 	    $(shell pkg-config --libs libmicrohttpd) $(LDLIBS_ALL)
 
+# Benchmark harnesses (bench/*.c), built by their bench/*.sh scripts:
+# `make build/bench/matvec_speed`.
+$(BUILD)/bench/%: bench/%.c $(BUILD)/libaloe.a
+	@mkdir -p $(dir $@)
+	@echo "  LINK $@"
+	@$(CC) $(CFLAGS_ALL) -o $@ $< $(BUILD)/libaloe.a $(LDLIBS_ALL)
+
 tests: $(BUILD)/aloe $(TEST_BIN) $(TOOL_BIN)
 
 test: tests

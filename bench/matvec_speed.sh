@@ -4,10 +4,8 @@
 # Usage: bench/matvec_speed.sh [ROWS COLS]
 set -e
 cd "$(dirname "$0")/.."
-make -j2 build/libaloe.a >/dev/null
-cc -std=c11 -O2 -march=native -D_GNU_SOURCE -Isrc bench/matvec_speed.c build/libaloe.a \
-    $(pkg-config --cflags --libs openblas) -lm -pthread -o build/matvec_speed
+make -j2 build/bench/matvec_speed >/dev/null
 uptime
-for t in 1 2; do build/matvec_speed "$t" "${1:-8192}" "${2:-2048}"; done
+for t in 1 2; do build/bench/matvec_speed "$t" "${1:-8192}" "${2:-2048}"; done
 echo "in cache:"
-build/matvec_speed 1 256 "${2:-2048}" 1
+build/bench/matvec_speed 1 256 "${2:-2048}" 1

@@ -4,9 +4,6 @@
 # Usage: bench/prefix_cache.sh [SHAPE TYPE CONVERSATIONS TURNS SYSTEM USER REPLY]
 set -e
 cd "$(dirname "$0")/.."
-make -j2 build/libaloe.a >/dev/null
-cc -std=c11 -O2 -march=native -D_GNU_SOURCE -Isrc bench/prefix_cache.c build/libaloe.a \
-    $(pkg-config --cflags --libs libcurl jansson sqlite3 libpcre2-8 libutf8proc openblas) -lm -pthread \
-    -o build/prefix_cache
+make -j2 build/bench/prefix_cache >/dev/null
 uptime
-build/prefix_cache "${1:-qwen2.5-0.5b}" "${2:-q8_0}" "${3:-4}" "${4:-4}" "${5:-600}" "${6:-60}" "${7:-80}"
+build/bench/prefix_cache "${1:-qwen2.5-0.5b}" "${2:-q8_0}" "${3:-4}" "${4:-4}" "${5:-600}" "${6:-60}" "${7:-80}"

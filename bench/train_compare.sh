@@ -12,17 +12,14 @@
 set -e
 cd "$(dirname "$0")/.."
 SEQ=${1:-512} STEPS=${2:-2} THREADS=${3:-2} ROUNDS=${4:-1} MODES=${5:-"full lora"}
-make -j2 build/libaloe.a >/dev/null
-cc -std=c11 -O2 -march=native -D_GNU_SOURCE -Isrc bench/train_speed.c build/libaloe.a \
-    $(pkg-config --cflags --libs libcurl jansson sqlite3 libpcre2-8 libutf8proc openblas) -lm -pthread \
-    -o build/train_speed
+make -j2 build/bench/train_speed >/dev/null
 echo "# $(date -u '+%Y-%m-%d %H:%M UTC') $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(nproc) cores;" \
      "OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-unset} OPENBLAS_L2_SIZE=${OPENBLAS_L2_SIZE:-unset}"
 for mode in $MODES; do
     r=0
     while [ "$r" -lt "$ROUNDS" ]; do
         echo "# $mode round $((r + 1)), load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
-        printf 'aloe    '; build/train_speed "$mode" "$SEQ" "$STEPS" "$THREADS"
+        printf 'aloe    '; build/bench/train_speed "$mode" "$SEQ" "$STEPS" "$THREADS"
         # lora-bf16 (aloe's base frozen in bf16) runs against PyTorch's float32 LoRA
         printf 'pytorch '; /usr/bin/python3 bench/train_pytorch.py "${mode%-bf16}" "$SEQ" "$STEPS" "$THREADS"
         r=$((r + 1))

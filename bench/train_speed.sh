@@ -5,8 +5,5 @@
 # so the peak memory is that mode's). Usage: bench/train_speed.sh [SEQ] [STEPS] [THREADS]
 set -e
 cd "$(dirname "$0")/.."
-make -j2 build/libaloe.a >/dev/null
-cc -std=c11 -O2 -march=native -D_GNU_SOURCE -Isrc bench/train_speed.c build/libaloe.a \
-    $(pkg-config --cflags --libs libcurl jansson sqlite3 libpcre2-8 libutf8proc openblas) -lm -pthread \
-    -o build/train_speed
-for mode in full lora lora-bf16; do build/train_speed "$mode" "${1:-512}" "${2:-2}" "${3:-0}"; done
+make -j2 build/bench/train_speed >/dev/null
+for mode in full lora lora-bf16; do build/bench/train_speed "$mode" "${1:-512}" "${2:-2}" "${3:-0}"; done

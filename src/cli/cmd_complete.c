@@ -95,9 +95,7 @@ int cmd_complete(int argc, char **argv) {
         return cli_fail(&e);
     }
     Model *m = model_load(model, threads, &e);
-    const char *kv_from = kv_type ? "--kv-type" : "ALOE_KV_TYPE";
-    if (m && model_set_kv_type_name(m, kv_type ? kv_type : getenv("ALOE_KV_TYPE"), kv_from, &e))
-        model_free(m), m = NULL;
+    if (m && model_set_kv_type_name(m, kv_type, &e)) model_free(m), m = NULL;
     if (!m) {
         free(ids);
         tok_free(tok);

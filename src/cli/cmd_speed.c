@@ -34,20 +34,37 @@ static size_t peak_rss(void) {
     return getrusage(RUSAGE_SELF, &u) ? 0 : (size_t)u.ru_maxrss * 1024;
 }
 
-/* Seconds for a prefill of n random tokens after `depth` tokens of context
- * (prefilled first, not timed); *kv_max grows to the bytes of its KV cache. */
+/* n random token ids. */
+static int32_t *random_ids(const Model *m, int n, Rng *r) {
+    int32_t *ids = xmalloc((size_t)(n > 0 ? n : 1) * sizeof *ids);
+    for (int i = 0; i < n; i++) ids[i] = (int32_t)rng_below(r, (uint64_t)m->cfg.vocab_size);
+    return ids;
+}
+
+/* A cache of depth + room positions, resident (as llama-bench clears its
+ * KV buffer before timing), holding `depth` random tokens of context
+ * (prefilled, not timed: a prompt whose beginning a prefix cache held). */
+static int context_cache(Model *m, KvCache *kv, int depth, int room, Rng *r, Err *e) {
+    if (kv_cache_init(kv, m, depth + room, e)) return -1;
+    kv_cache_touch(kv);
+    if (depth == 0) return 0;
+    int32_t *ids = random_ids(m, depth, r);
+    float *logits = xmalloc((size_t)m->cfg.vocab_size * sizeof(float));
+    int rc = model_forward(m, kv, ids, depth, 0, logits, 0, e);
+    free(ids), free(logits);
+    return rc;
+}
+
+/* Seconds for a prefill of n random tokens after `depth` tokens of context;
+ * *kv_max grows to the bytes of its KV cache. */
 static int time_prefill(Model *m, int n, int depth, Rng *r, double *secs, size_t *kv_max, Err *e) {
     KvCache kv;
-    if (kv_cache_init(&kv, m, depth + n, e)) return -1;
-    kv_cache_touch(&kv); /* resident before timing, as in llama-bench */
+    int rc = context_cache(m, &kv, depth, n, r, e);
     if (kv_cache_bytes(m, depth + n) > *kv_max) *kv_max = kv_cache_bytes(m, depth + n);
-    int32_t *ids = xmalloc((size_t)(depth + n) * sizeof *ids);
-    for (int i = 0; i < depth + n; i++) ids[i] = (int32_t)rng_below(r, (uint64_t)m->cfg.vocab_size);
+    int32_t *ids = random_ids(m, n, r);
     float *logits = xmalloc((size_t)m->cfg.vocab_size * sizeof(float));
-    /* the context first, not timed (a prompt whose beginning a prefix cache held) */
-    int rc = depth > 0 ? model_forward(m, &kv, ids, depth, 0, logits, 0, e) : 0;
     double t0 = now_s();
-    if (!rc) rc = model_forward(m, &kv, ids + depth, n, depth, logits, 0, e);
+    if (!rc) rc = model_forward(m, &kv, ids, n, depth, logits, 0, e);
     *secs = now_s() - t0;
     free(ids), free(logits);
     kv_cache_free(&kv);
@@ -104,16 +121,10 @@ static double probe_median(Probe *p) {
 static int time_decode(Model *m, int n, int depth, int b, Rng *r, double *secs, size_t *kv_max, Probe *probe,
                        Err *e) {
     KvCache *kv = xcalloc((size_t)b, sizeof *kv), **caches = xmalloc((size_t)b * sizeof *caches);
-    int32_t *ids = xmalloc((size_t)(depth > b ? depth : b) * sizeof *ids);
+    int32_t *ids = xmalloc((size_t)b * sizeof *ids);
     int *pos = xmalloc((size_t)b * sizeof *pos), rc = 0;
     float *logits = xmalloc((size_t)b * m->cfg.vocab_size * sizeof(float));
-    for (int s = 0; s < b && !rc; s++) {
-        rc = kv_cache_init(&kv[s], m, depth + n, e), caches[s] = &kv[s];
-        if (rc) break;
-        kv_cache_touch(&kv[s]); /* resident before timing, as in llama-bench */
-        for (int i = 0; i < depth; i++) ids[i] = (int32_t)rng_below(r, (uint64_t)m->cfg.vocab_size);
-        if (depth > 0) rc = model_forward(m, &kv[s], ids, depth, 0, logits, 0, e);
-    }
+    for (int s = 0; s < b && !rc; s++) rc = context_cache(m, &kv[s], depth, n, r, e), caches[s] = &kv[s];
     if ((size_t)b * kv_cache_bytes(m, depth + n) > *kv_max) *kv_max = (size_t)b * kv_cache_bytes(m, depth + n);
     *secs = 0;
     for (int i = 0; i < n && !rc; i++) {
@@ -188,9 +199,7 @@ int cmd_speed(int argc, char **argv) {
         m = hub_resolve(model, NULL, &local, &e) ? NULL : model_load(local, threads, &e);
         free(local);
     }
-    const char *kv_from = kv_type ? "--kv-type" : "ALOE_KV_TYPE";
-    if (m && model_set_kv_type_name(m, kv_type ? kv_type : getenv("ALOE_KV_TYPE"), kv_from, &e))
-        model_free(m), m = NULL;
+    if (m && model_set_kv_type_name(m, kv_type, &e)) model_free(m), m = NULL;
     if (!m) return cli_fail(&e);
     double load_s = now_s() - t0;
     Rng r;

@@ -35,15 +35,24 @@ struct Batcher {
     int n_active;
 };
 
+/* Copies the prefix cache's counters where other threads read them. */
+static void publish_prefix_stats(Batcher *b) {
+    pthread_mutex_lock(&b->mu);
+    b->pstats = prefix_cache_stats(b->pc);
+    pthread_mutex_unlock(&b->mu);
+}
+
 /* Hands the request back to its caller, who owns it again once done is set:
  * nothing touches r afterwards. */
 static void complete(Batcher *b, Request *r, int rc, const Err *e) {
     GenSeq *s = r->seq;
     /* a finished prompt's keys and values stay for the next one that begins alike */
-    if (b->pc && rc == 0 && s->n_fed >= s->n_prompt) prefix_cache_put(b->pc, s->prompt, s->n_prompt, &s->kv);
+    if (b->pc && rc == 0 && s->n_fed >= s->n_prompt) {
+        prefix_cache_put(b->pc, s->prompt, s->n_prompt, &s->kv);
+        publish_prefix_stats(b);
+    }
     gen_seq_release(s);
     pthread_mutex_lock(&b->mu);
-    if (b->pc) b->pstats = prefix_cache_stats(b->pc);
     r->rc = rc;
     if (rc && e != &r->err) r->err = *e;
     r->done = 1;
@@ -66,9 +75,7 @@ static void admit(Batcher *b) {
         }
         if (b->pc) {
             r->seq->n_fed = prefix_cache_reuse(b->pc, r->seq->prompt, r->seq->n_prompt, &r->seq->kv);
-            pthread_mutex_lock(&b->mu);
-            b->pstats = prefix_cache_stats(b->pc);
-            pthread_mutex_unlock(&b->mu);
+            publish_prefix_stats(b);
         }
         b->active[b->n_active++] = r;
     }

@@ -48,16 +48,11 @@ static int common_prefix(const int32_t *a, int na, const int32_t *b, int nb) {
     return i;
 }
 
-/* 1 if entries of src can fill dst (same model's shape and element type). */
-static int same_shape(const KvCache *a, const KvCache *b) {
-    return a->n_layers == b->n_layers && a->n_heads == b->n_heads && a->head_dim == b->head_dim && a->type == b->type;
-}
-
 int prefix_cache_reuse(PrefixCache *pc, const int32_t *ids, int n, KvCache *dst) {
     pc->stats.lookups++;
     int best = -1, len = 0;
     for (int i = 0; i < pc->n; i++) {
-        if (!same_shape(&pc->e[i].kv, dst)) continue;
+        if (!kv_cache_compatible(&pc->e[i].kv, dst)) continue;
         int c = common_prefix(pc->e[i].ids, pc->e[i].n, ids, n);
         if (c > len) best = i, len = c;
     }
@@ -86,7 +81,7 @@ void prefix_cache_put(PrefixCache *pc, const int32_t *ids, int n, KvCache *kv) {
     }
     for (int i = 0; i < pc->n; i++) {
         int c = common_prefix(pc->e[i].ids, pc->e[i].n, ids, n);
-        if (c == n && same_shape(&pc->e[i].kv, &mine)) { /* an entry already holds all of these */
+        if (c == n && kv_cache_compatible(&pc->e[i].kv, &mine)) { /* an entry already holds all of these */
             pc->e[i].used = ++pc->clock;
             kv_cache_free(&mine);
             return;

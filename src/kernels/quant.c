@@ -217,16 +217,11 @@ static inline __m256i load_xq_q8(const int8_t *xq, long i) {
     return _mm256_xor_si256(load_xq(xq, i), _mm256_set1_epi8((char)0x80));
 }
 
-/* Asks for the weights 8 KB on into L1, as the AVX-512 dots do
- * (quant_avx512.c: the hardware prefetcher alone leaves the dots waiting
- * on their weight loads). */
-static inline void prefetch_w(const void *p) { _mm_prefetch((const char *)p + 8192, _MM_HINT_T0); }
-
 static float dot_q8_0(const BlockQ8_0 *w, const int8_t *xq, const float *dx, long nb) {
     __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
     long i = 0;
     for (; i + 1 < nb; i += 2) {
-        prefetch_w(&w[i]);
+        prefetch_ahead(&w[i], 1);
         __m256 p0 = mul_sum_i8(_mm256_loadu_si256((const __m256i *)w[i].qs), load_xq_q8(xq, i));
         __m256 p1 = mul_sum_i8(_mm256_loadu_si256((const __m256i *)w[i + 1].qs), load_xq_q8(xq, i + 1));
         acc0 = _mm256_fmadd_ps(_mm256_set1_ps(half(w[i].d) * dx[i]), p0, acc0);
@@ -271,7 +266,7 @@ static float dot_q4_0(const BlockQ4_0 *w, const int8_t *xq, const float *dx, con
     float off0 = 0, off1 = 0;
     long i = 0;
     for (; i + 1 < nb; i += 2) {
-        if (!(i & 3)) prefetch_w(&w[i]); /* 72 bytes every other step */
+        if (!(i & 3)) prefetch_ahead(&w[i], 1); /* 72 bytes every other step */
         float d0 = half(w[i].d), d1 = half(w[i + 1].d);
         __m256 p0 = _mm256_cvtepi32_ps(dot_u8s8(unpack_q4_u(w[i].qs), load_xq(xq, i)));
         __m256 p1 = _mm256_cvtepi32_ps(dot_u8s8(unpack_q4_u(w[i + 1].qs), load_xq(xq, i + 1)));
@@ -509,7 +504,7 @@ static inline void dot4_q(int q4, const void *row, const void *const x[4], long 
     __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
     for (long i = 0; i < nb; i++) {
         float dw;
-        if (!(i & 1)) prefetch_w((const char *)row + i * (q4 ? sizeof(BlockQ4_0) : sizeof(BlockQ8_0)));
+        if (!(i & 1)) prefetch_ahead((const char *)row + i * (q4 ? sizeof(BlockQ4_0) : sizeof(BlockQ8_0)), 1);
         __m256i w = load_w_q(q4, row, i, &dw), aw = _mm256_sign_epi8(w, w);
 #define ACC(k, acc)                                                                                  \
     acc = _mm256_fmadd_ps(_mm256_set1_ps(dw * act_dx(x[k], n)[i]),                                   \
@@ -556,7 +551,7 @@ static void dot4_8_bf16(const uint16_t *w, const float *const x[4], long n, floa
     __m512 a[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()}; \
     long i = 0;                                                                                   \
     for (; i + 16 <= n; i += 16) {                                                                \
-        _mm_prefetch((const char *)(w + i) + 8192, _MM_HINT_T0);                                  \
+        prefetch_ahead(w + i, 1);                                                                 \
         __m512 wv = LOAD16(w + i);                                                                \
         UNROLL_NX                                                                                 \
         for (int k = 0; k < 4; k++) a[k] = _mm512_fmadd_ps(wv, _mm512_loadu_ps(x[k] + i), a[k]);  \

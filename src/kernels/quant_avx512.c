@@ -19,20 +19,6 @@
 #if KERNELS_AVX512
 #include <immintrin.h>
 
-/* Each loop step first asks for the bytes PREFETCH_AHEAD further on
- * (`lines` cache lines, covering what a step reads). On two cores streaming
- * from memory the hardware prefetcher alone left the quantised dots ~10%
- * short of what they reach with it (Q4_0, bench/matvec_speed.sh-style runs
- * interleaved: 39 -> 44 GB/s median at 8 KB; 4 and 16 KB gave less; one
- * prefetch burst per row, tried before, gave nothing). Against several
- * activations (batched decode) too: the loads of the weights were where
- * the time stalled, and prefetching took qwen2.5-0.5b -b 8 Q8_0 from
- * 178-188 to 223-226 tokens/s, -b 4 Q4_0 +7-12%, llama-3.2-1b -b 4 Q4_K
- * +19-27% (interleaved runs). Prefetches past a matrix's end are harmless. */
-#define PREFETCH_AHEAD 8192
-static ALWAYS_INLINE void prefetch_ahead(const void *p, int lines) {
-    for (int i = 0; i < lines; i++) _mm_prefetch((const char *)p + PREFETCH_AHEAD + 64 * i, _MM_HINT_T0);
-}
 
 /* The f16 scales (first field of each block) of a pair of blocks of
  * `stride` bytes as floats: lanes 0-7 the first, 8-15 the second (0 when

@@ -78,6 +78,19 @@ static ChatTemplate *open_template(LocalImpl *L, const char *name, Err *e) {
 /* Requests stop at the model's EOS ids, the tokenizer's end-of-turn ids and
  * the template's end-of-turn markers (as ids where the vocabulary has them,
  * as text in any case: see chat_stream). */
+/* $name as a whole number in [lo, hi] into *out: 1 when set, 0 when unset
+ * or empty (*out unchanged), -1 with e naming the variable and what it
+ * expects (`expected`) otherwise. */
+static int env_number(const char *name, long lo, long hi, const char *expected, long *out, Err *e) {
+    const char *env = getenv(name);
+    if (!env || !*env) return 0;
+    char *end;
+    long v = strtol(env, &end, 10);
+    if (*end || v < lo || v > hi) return err_set(e, ERR_ARG, "%s: expected %s, got \"%s\"", name, expected, env);
+    *out = v;
+    return 1;
+}
+
 static int start_batcher(LocalImpl *L, const LocalOptions *o, Err *e) {
     GenParams stops;
     gen_params_default(&stops);
@@ -87,14 +100,8 @@ static int start_batcher(LocalImpl *L, const LocalOptions *o, Err *e) {
     memcpy(L->stop_ids, stops.stop_ids, sizeof L->stop_ids);
     L->n_stop_ids = stops.n_stop_ids;
     long mib = LOCAL_DEFAULT_PREFIX_CACHE_MIB;
-    const char *env = getenv("ALOE_PREFIX_CACHE");
-    if (env && *env) {
-        char *end;
-        mib = strtol(env, &end, 10);
-        if (*end || mib < 0 || mib > (1L << 30))
-            return err_set(e, ERR_ARG, "ALOE_PREFIX_CACHE: expected MiB of prompt keys and values to keep (0: none), "
-                                       "got \"%s\"", env);
-    }
+    if (env_number("ALOE_PREFIX_CACHE", 0, 1L << 30, "MiB of prompt keys and values to keep (0: none)", &mib, e) < 0)
+        return -1;
     L->batcher = batcher_start(L->m, o && o->max_active > 0 ? o->max_active : LOCAL_DEFAULT_MAX_ACTIVE,
                                (size_t)mib << 20, e);
     return L->batcher ? 0 : -1;
@@ -102,20 +109,15 @@ static int start_batcher(LocalImpl *L, const LocalOptions *o, Err *e) {
 
 static int context_length(const LocalImpl *L, const LocalOptions *o, Err *e) {
     if (o && o->n_ctx > 0) return o->n_ctx;
-    const char *env = getenv("ALOE_CTX");
-    if (env && *env) {
-        char *end;
-        long v = strtol(env, &end, 10);
-        if (*end || v <= 0 || v > (1L << 24))
-            return err_set(e, ERR_ARG, "ALOE_CTX: expected a positive number of tokens, got \"%s\"", env);
-        return (int)v;
-    }
+    long v;
+    int set = env_number("ALOE_CTX", 1, 1L << 24, "a positive number of tokens", &v, e);
+    if (set) return set < 0 ? -1 : (int)v;
     return L->m->cfg.max_pos > 0 ? L->m->cfg.max_pos : 4096;
 }
 
 static int load_decoder(LocalImpl *L, const LocalOptions *o, Err *e) {
     if (!(L->m = model_load(L->path, o ? o->n_threads : 0, e))) return -1;
-    if (model_set_kv_type_name(L->m, getenv("ALOE_KV_TYPE"), "ALOE_KV_TYPE", e)) return -1;
+    if (model_set_kv_type_name(L->m, NULL, e)) return -1; /* $ALOE_KV_TYPE */
     if (!(L->tok = tok_load(L->path, e))) return -1;
     if (!(L->tpl = open_template(L, o ? o->chat_template : NULL, e))) return -1;
     gen_sampling_from_checkpoint(L->path, &L->defaults);

@@ -102,25 +102,31 @@ int model_set_kv_type(Model *m, int type) {
     return 0;
 }
 
-int model_set_kv_type_name(Model *m, const char *name, const char *source, Err *e) {
+int model_set_kv_type_name(Model *m, const char *name, Err *e) {
+    const char *source = name ? "--kv-type" : "ALOE_KV_TYPE";
+    if (!name) name = getenv("ALOE_KV_TYPE");
     if (!name || !*name) return 0;
     int type = strcmp(name, "f32") == 0 ? DT_F32 : strcmp(name, "f16") == 0 ? DT_F16 : -1;
     if (type < 0) return err_set(e, ERR_ARG, "%s: expected a KV cache type f32 or f16, got \"%s\"", source, name);
     return model_set_kv_type(m, type);
 }
 
-static size_t kv_elem_bytes(int type) { return type == DT_F16 ? 2 : 4; }
+static size_t kv_elem_bytes(int type) { return dtype_block_bytes(type); } /* F32 or F16 */
+
+static size_t kv_position_bytes(int n_layers, int n_heads, int head_dim, int type) {
+    return 2 * (size_t)n_layers * (size_t)n_heads * (size_t)head_dim * kv_elem_bytes(type);
+}
 
 size_t kv_cache_bytes(const Model *m, int max_seq) {
-    return 2 * (size_t)m->cfg.n_layers * (size_t)max_seq * (size_t)m->cfg.n_kv_heads * m->cfg.head_dim *
-           kv_elem_bytes(m->kv_type);
+    return (size_t)max_seq * kv_position_bytes(m->cfg.n_layers, m->cfg.n_kv_heads, m->cfg.head_dim, m->kv_type);
+}
+
+size_t kv_cache_position_bytes(const KvCache *kv) {
+    return kv_position_bytes(kv->n_layers, kv->n_heads, kv->head_dim, kv->type);
 }
 
 /* The bytes of the keys (or of the values) of every layer. */
-static size_t kv_half_bytes(const KvCache *kv) {
-    return (size_t)kv->n_layers * (size_t)kv->max_seq * (size_t)kv->n_heads * (size_t)kv->head_dim *
-           kv_elem_bytes(kv->type);
-}
+static size_t kv_half_bytes(const KvCache *kv) { return (size_t)kv->max_seq * kv_cache_position_bytes(kv) / 2; }
 
 int kv_cache_init(KvCache *kv, const Model *m, int max_seq, Err *e) {
     memset(kv, 0, sizeof *kv);
@@ -152,13 +158,12 @@ static char *kv_layer(const KvCache *kv, void *base, int layer) {
     return (char *)base + (size_t)layer * kv->n_heads * kv->max_seq * kv->head_dim * kv_elem_bytes(kv->type);
 }
 
-size_t kv_cache_position_bytes(const KvCache *kv) {
-    return 2 * (size_t)kv->n_layers * (size_t)kv->n_heads * (size_t)kv->head_dim * kv_elem_bytes(kv->type);
+int kv_cache_compatible(const KvCache *a, const KvCache *b) {
+    return a->n_layers == b->n_layers && a->n_heads == b->n_heads && a->head_dim == b->head_dim && a->type == b->type;
 }
 
 int kv_cache_copy_prefix(KvCache *dst, const KvCache *src, int n, Err *e) {
-    if (dst->n_layers != src->n_layers || dst->n_heads != src->n_heads || dst->head_dim != src->head_dim ||
-        dst->type != src->type)
+    if (!kv_cache_compatible(dst, src))
         return err_set(e, ERR_ARG, "KV cache copy: the caches were made for different models or types");
     if (n < 0 || n > src->len || n > dst->max_seq)
         return err_set(e, ERR_ARG, "KV cache copy: %d positions, the source holds %d and the destination fits %d", n,

@@ -125,9 +125,10 @@ void model_free(Model *m);
  * context; keys and values rounded to half, as llama.cpp's default cache).
  * -1 for another type. */
 int model_set_kv_type(Model *m, int type);
-/* The same by name, "f32" or "f16" (NULL or "": unchanged); `source` names
- * where the name came from ("--kv-type", "ALOE_KV_TYPE") for the error. */
-int model_set_kv_type_name(Model *m, const char *name, const char *source, Err *e);
+/* The same by name, "f32" or "f16" ("": unchanged): a --kv-type value, or
+ * with NULL the one $ALOE_KV_TYPE gives (unset: unchanged); the error names
+ * which of the two it was. */
+int model_set_kv_type_name(Model *m, const char *name, Err *e);
 int kv_cache_init(KvCache *kv, const Model *m, int max_seq, Err *e);
 void kv_cache_free(KvCache *kv);
 /* Writes zeros through the whole cache, making its pages resident now (the
@@ -135,6 +136,9 @@ void kv_cache_free(KvCache *kv);
  * ~12 us per 4 KB page on a virtual machine). Benchmarks call it before
  * timing, as llama-bench clears its KV buffer when it creates a context. */
 void kv_cache_touch(KvCache *kv);
+/* 1 if a and b hold the same layers, heads and element type (made for one
+ * model, so that positions copy between them). */
+int kv_cache_compatible(const KvCache *a, const KvCache *b);
 /* Copies positions 0..n-1 of src's keys and values into dst (made for the
  * same model: same layers, heads and type; src has written at least n
  * positions, dst fits them) and sets dst->len to n. -1 with e set when

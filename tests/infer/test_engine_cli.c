@@ -120,13 +120,21 @@ static void test_complete_stop_string(void) {
     CHECK_MSG(ok, "--stop output is not the text before the stop string");
 }
 
+/* Runs `aloe speed ARGS --json` and returns its last line's JSON (NULL if
+ * it failed), with the whole output in *out (caller frees). */
+static json_t *speed_json(const char *aloe, const char *args, char **out) {
+    char *cmd = xasprintf("%s speed %s --json", aloe, args);
+    *out = run(cmd);
+    free(cmd);
+    char *last = *out ? strrchr(*out, '{') : NULL;
+    return last ? json_loads(last, 0, NULL) : NULL;
+}
+
 static void test_speed_json(void) {
     char *aloe = test_build_path("aloe");
-    char *cmd = xasprintf("%s speed --shape qwen2.5-0.5b --type q4_0 -p 16 -n 2 -t 2 --json", aloe);
-    char *out = run(cmd);
+    char *out;
+    json_t *j = speed_json(aloe, "--shape qwen2.5-0.5b --type q4_0 -p 16 -n 2 -t 2", &out);
     CHECK_MSG(out, "aloe speed failed");
-    char *last = out ? strrchr(out, '{') : NULL;
-    json_t *j = last ? json_loads(last, 0, NULL) : NULL;
     double pp = json_real_value(json_object_get(j, "prefill_tps")), tg = json_real_value(json_object_get(j, "decode_tps"));
     const char *type = json_string_value(json_object_get(j, "type"));
     int ok = j && pp > 0 && tg > 0 && type && !strcmp(type, "q4_0");
@@ -143,7 +151,7 @@ static void test_speed_json(void) {
     double step_bytes = bound > 0 ? gbps * 1e9 / bound : 0;
     int line = out && strstr(out, "\nbandwidth: reading the ") && strstr(out, "decode bound");
     json_decref(j);
-    free(cmd), free(out);
+    free(out);
     CHECK_MSG(ok, "aloe speed --json: last line lacks positive prefill_tps/decode_tps");
     CHECK_MSG(line && gbps > 0 && step_bytes > 0.99 * wb && step_bytes < 1.001 * wb,
               "bandwidth line %d, stream %g GB/s, bound %g tokens/s: %g bytes a step of %g", line, gbps, bound, step_bytes, wb);
@@ -155,17 +163,15 @@ static void test_speed_json(void) {
         free(aloe);
         SKIP("fixtures/gguf/tiny-qwen2-q8_0.gguf not found");
     }
-    cmd = xasprintf("%s speed --model %s -p 8 -n 2 -t 1 --json", aloe, gguf);
-    out = run(cmd);
-    last = out ? strrchr(out, '{') : NULL;
-    j = last ? json_loads(last, 0, NULL) : NULL;
+    char *args = xasprintf("--model %s -p 8 -n 2 -t 1", gguf);
+    j = speed_json(aloe, args, &out);
     wb = (double)json_integer_value(json_object_get(j, "weights_bytes"));
     rss = (double)json_integer_value(json_object_get(j, "peak_rss_bytes"));
     kv = (double)json_integer_value(json_object_get(j, "kv_cache_bytes"));
     const char *src = json_string_value(json_object_get(j, "source"));
     ok = src && !strcmp(src, "gguf") && wb > 0 && rss >= wb && kv == 8.0 * 2 * 2 * 16 * 2 * 4;
     json_decref(j);
-    free(aloe), free(gguf), free(cmd), free(out);
+    free(aloe), free(gguf), free(args), free(out);
     CHECK_MSG(ok, "aloe speed --model GGUF --json: weights %.0f, kv %.0f, peak resident %.0f", wb, kv, rss);
 }
 
@@ -175,11 +181,9 @@ static void test_speed_json(void) {
  * with the flag and the accepted types in the message. */
 static void test_speed_depth_f16_cache(void) {
     char *aloe = test_build_path("aloe");
-    char *cmd = xasprintf("%s speed --shape qwen2.5-0.5b --type q4_0 -p 0 -n 2 -d 8 --kv-type f16 -t 2 --json", aloe);
-    char *out = run(cmd);
+    char *out;
+    json_t *j = speed_json(aloe, "--shape qwen2.5-0.5b --type q4_0 -p 0 -n 2 -d 8 --kv-type f16 -t 2", &out);
     CHECK_MSG(out, "aloe speed -d 8 --kv-type f16 failed");
-    char *last = out ? strrchr(out, '{') : NULL;
-    json_t *j = last ? json_loads(last, 0, NULL) : NULL;
     double kv = (double)json_integer_value(json_object_get(j, "kv_cache_bytes"));
     double wb = (double)json_integer_value(json_object_get(j, "weights_bytes"));
     double step8 = json_real_value(json_object_get(j, "decode_step_bytes"));
@@ -188,34 +192,28 @@ static void test_speed_depth_f16_cache(void) {
     int label = out && strstr(out, "| tg2 @ d8 |") != NULL;
     int f16 = kt && !strcmp(kt, "f16");
     json_decref(j);
-    free(cmd), free(out);
+    free(out);
     double per_pos = 24.0 * 2 * 64 * 2 * 2; /* layers x KV heads x head_dim x (K, V) x 2 bytes */
     CHECK_MSG(kv == 10 * per_pos && f16 && depth == 8 && label, "kv_cache_bytes %.0f, kv_type %s, depth %d, label %d",
               kv, f16 ? "f16" : "?", depth, label);
     /* a step reads the weights and, on average over the two steps, 9.5
      * positions of keys and values: 8 more than without the depth (1.5) */
-    cmd = xasprintf("%s speed --shape qwen2.5-0.5b --type q4_0 -p 0 -n 2 --kv-type f16 -t 2 --json", aloe);
-    out = run(cmd);
-    last = out ? strrchr(out, '{') : NULL;
-    j = last ? json_loads(last, 0, NULL) : NULL;
+    j = speed_json(aloe, "--shape qwen2.5-0.5b --type q4_0 -p 0 -n 2 --kv-type f16 -t 2", &out);
     double step0 = json_real_value(json_object_get(j, "decode_step_bytes"));
     json_decref(j);
-    free(cmd), free(out);
+    free(out);
     CHECK_MSG(step0 > 0.99 * wb && step0 < 1.001 * wb && fabs(step8 - step0 - 8 * per_pos) < 1,
               "bound: %.0f bytes a step at depth 8, %.0f at 0 (weights %.0f): %.0f more, expected %.0f", step8, step0,
               wb, step8 - step0, 8 * per_pos);
     /* a prefill after the context too: its cache holds both */
-    cmd = xasprintf("%s speed --shape qwen2.5-0.5b --type q4_0 -p 4 -n 0 -d 8 --kv-type f16 -t 2 --json", aloe);
-    out = run(cmd);
-    last = out ? strrchr(out, '{') : NULL;
-    j = last ? json_loads(last, 0, NULL) : NULL;
+    j = speed_json(aloe, "--shape qwen2.5-0.5b --type q4_0 -p 4 -n 0 -d 8 --kv-type f16 -t 2", &out);
     kv = (double)json_integer_value(json_object_get(j, "kv_cache_bytes"));
     double pp = json_real_value(json_object_get(j, "prefill_tps"));
     label = out && strstr(out, "| pp4 @ d8 |") != NULL;
     json_decref(j);
-    free(cmd), free(out);
+    free(out);
     CHECK_MSG(label && pp > 0 && kv == 12 * per_pos, "pp4 @ d8: label %d, %g tok/s, kv_cache_bytes %.0f", label, pp, kv);
-    cmd = xasprintf("%s speed --shape qwen2.5-0.5b -p 0 -n 2 --kv-type q8_0 2>&1", aloe);
+    char *cmd = xasprintf("%s speed --shape qwen2.5-0.5b -p 0 -n 2 --kv-type q8_0 2>&1", aloe);
     FILE *f = popen(cmd, "r");
     char msg[512] = "";
     size_t n = f ? fread(msg, 1, sizeof msg - 1, f) : 0;

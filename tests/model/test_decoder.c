@@ -401,10 +401,10 @@ static void test_f16_kv_cache(void) {
     Err name_err;
     err_clear(&name_err);
     CHECK(model_set_kv_type(&dummy, DT_Q8_0) == -1);
-    CHECK(model_set_kv_type_name(&dummy, "bf16", "--kv-type", &name_err) != 0);
+    CHECK(model_set_kv_type_name(&dummy, "bf16", &name_err) != 0);
     CHECK_MSG(strstr(name_err.msg, "--kv-type") && strstr(name_err.msg, "f16") && strstr(name_err.msg, "bf16"), "message: %s", name_err.msg);
-    CHECK(model_set_kv_type_name(&dummy, NULL, "--kv-type", &name_err) == 0 && dummy.kv_type == DT_F32);
-    CHECK(model_set_kv_type_name(&dummy, "f16", "--kv-type", &name_err) == 0 && dummy.kv_type == DT_F16);
+    CHECK(model_set_kv_type_name(&dummy, NULL, &name_err) == 0 && dummy.kv_type == DT_F32);
+    CHECK(model_set_kv_type_name(&dummy, "f16", &name_err) == 0 && dummy.kv_type == DT_F16);
     for (int i = 0; i < 4; i++) {
         Err e;
         Fixture f;
