@@ -23,11 +23,24 @@
 #define MAX_RETRY_AFTER_S 600.0
 /* How much of an error body goes into a message. */
 #define BODY_SNIPPET 300
+/* Replies larger than this (after decompression) are abandoned: a runaway or
+ * hostile server must not take the machine's memory. $ALOE_MAX_REPLY_MB
+ * changes it, up to MAX_REPLY_MB_CEILING, which keeps every reply under
+ * 4 GiB so that a parse-error offset fits the 32 bits jansson reports it in. */
+#define DEFAULT_MAX_REPLY_MB 64
+#define MAX_REPLY_MB_CEILING 4095
+/* What replaces the API key where a server echoes it back. */
+#define REDACTED "[REDACTED]"
+/* Shorter keys are placeholders ("EMPTY", "none", "x" for servers without
+ * auth), not secrets; replacing them would rewrite ordinary words. */
+#define MIN_REDACTED_KEY 8
 
 typedef struct OpenAi {
     char *base;  /* without a trailing slash */
     char *shown; /* base for messages: any user:password@ replaced by ***@ */
-    char *key;   /* NULL when none; only used to scrub messages and build auth */
+    char *key;   /* NULL when none; only used to redact replies and messages, and build auth */
+    size_t max_reply; /* bytes, after decompression */
+    char max_reply_shown[32]; /* "64 MiB" */
     struct curl_slist *headers; /* shared read-only by all handles */
     double timeout_s;
     int max_retries;
@@ -41,6 +54,8 @@ typedef struct OpenAi {
 /* One HTTP exchange. */
 typedef struct Exchange {
     StrBuf body;
+    size_t max_body; /* the reply cap */
+    int too_big;     /* the transfer was stopped at the cap */
     long status;
     double retry_after; /* seconds; 0 when absent */
     CURLcode cc;
@@ -53,9 +68,19 @@ static void curl_init_once(void) { curl_init_rc = curl_global_init(CURL_GLOBAL_D
 
 /* ---- curl handle pool ---- */
 
+/* curl hands over the body after decoding any Content-Encoding, so counting
+ * here bounds the decompressed size (CURLOPT_MAXFILESIZE sees only the bytes
+ * on the wire, which a gzip bomb keeps tiny). Returning short makes curl stop
+ * the transfer with CURLE_WRITE_ERROR. */
 static size_t on_body(char *p, size_t size, size_t n, void *ctx) {
-    sb_appendn(ctx, p, size * n);
-    return size * n;
+    Exchange *x = ctx;
+    size_t len = size * n;
+    if (len > x->max_body - x->body.len) {
+        x->too_big = 1;
+        return 0;
+    }
+    sb_appendn(&x->body, p, len);
+    return len;
 }
 
 static size_t on_header(char *p, size_t size, size_t n, void *ctx) {
@@ -125,6 +150,8 @@ static void exchange_post(OpenAi *o, const char *url, const char *json, Exchange
     x->status = 0;
     x->retry_after = 0;
     x->errbuf[0] = 0;
+    x->max_body = o->max_reply;
+    x->too_big = 0;
     CURL *h = handle_get(o);
     if (!h) {
         x->cc = CURLE_FAILED_INIT;
@@ -133,7 +160,7 @@ static void exchange_post(OpenAi *o, const char *url, const char *json, Exchange
     curl_easy_setopt(h, CURLOPT_URL, url);
     curl_easy_setopt(h, CURLOPT_POSTFIELDS, json);
     curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE, (long)strlen(json));
-    curl_easy_setopt(h, CURLOPT_WRITEDATA, &x->body);
+    curl_easy_setopt(h, CURLOPT_WRITEDATA, x);
     curl_easy_setopt(h, CURLOPT_HEADERDATA, x);
     curl_easy_setopt(h, CURLOPT_ERRORBUFFER, x->errbuf);
     x->cc = curl_easy_perform(h);
@@ -142,42 +169,96 @@ static void exchange_post(OpenAi *o, const char *url, const char *json, Exchange
     handle_put(o, h);
 }
 
-/* ---- error text ---- */
+/* ---- reply text ---- */
+
+/* Copies len bytes of s, with every occurrence of key replaced by
+ * [REDACTED] (key NULL or short: a plain copy). */
+static char *redact_copy(const char *s, size_t len, const char *key) {
+    size_t kl = key ? strlen(key) : 0;
+    StrBuf b;
+    sb_init(&b);
+    const char *p = s, *end = s + len;
+    if (kl >= MIN_REDACTED_KEY) {
+        const char *hit;
+        while ((hit = memmem(p, (size_t)(end - p), key, kl))) {
+            sb_appendn(&b, p, (size_t)(hit - p));
+            sb_append(&b, REDACTED);
+            p = hit + kl;
+        }
+    }
+    sb_appendn(&b, p, (size_t)(end - p));
+    return sb_take(&b);
+}
+
+/* A JSON string as a C string. JSON may carry U+0000 ("\u0000", which
+ * llama.cpp's server has produced) and a C string cannot, so each one becomes
+ * U+FFFD, the Unicode replacement character: the text after it survives
+ * instead of being cut off at the NUL, and the mark shows where something
+ * unrepresentable was. The key, should the server echo it, is redacted. */
+static char *json_text(json_t *str, const char *key) {
+    const char *s = json_string_value(str);
+    size_t len = json_string_length(str);
+    if (!memchr(s, 0, len)) return redact_copy(s, len, key);
+    StrBuf b;
+    sb_init(&b);
+    for (size_t i = 0; i < len; i++) {
+        if (s[i]) sb_appendc(&b, s[i]);
+        else sb_append(&b, "\xEF\xBF\xBD");
+    }
+    char *out = redact_copy(b.s, b.len, key);
+    sb_free(&b);
+    return out;
+}
 
 /* Replaces every occurrence of the key in e->msg: servers sometimes echo
  * part or all of a bad key back. */
 static void scrub_key(const OpenAi *o, Err *e) {
-    if (!e || !o->key || strlen(o->key) < 4) return;
-    char *p;
-    size_t kl = strlen(o->key);
-    while ((p = strstr(e->msg, o->key))) {
-        memcpy(p, "***", 3);
-        memmove(p + 3, p + kl, strlen(p + kl) + 1);
-    }
+    if (!e || !o->key) return;
+    char *clean = redact_copy(e->msg, strlen(e->msg), o->key);
+    snprintf(e->msg, sizeof e->msg, "%s", clean);
+    free(clean);
 }
 
-/* The server's error text: error.message from an OpenAI-style body, else the
- * start of the body itself. */
-static char *body_snippet(const StrBuf *body) {
-    const char *s = body->s ? body->s : "";
-    json_t *j = json_loads(s, 0, NULL);
-    const char *m = json_string_value(json_object_get(json_object_get(j, "error"), "message"));
-    if (!m) m = json_string_value(json_object_get(j, "error"));
-    if (!m) m = json_string_value(json_object_get(j, "detail"));
-    char *out;
-    if (m)
-        out = xstrndup(m, strnlen(m, 4 * BODY_SNIPPET));
-    else if (!*s)
-        out = xstrdup("(empty body)");
-    else if (strlen(s) > BODY_SNIPPET)
-        out = xasprintf("%.*s... (%zu bytes)", BODY_SNIPPET, s, strlen(s));
-    else
-        out = xstrdup(s);
-    for (char *p = out; *p; p++)
-        if (*p == '\n' || *p == '\r') *p = ' ';
-    json_decref(j);
-    return out;
+/* Parses a reply body. jansson reports where parsing stopped in an int,
+ * which wraps past 2 GiB ("at byte -2147483642"); replies stay under 4 GiB
+ * (MAX_REPLY_MB_CEILING), so the offset read as unsigned is exact. */
+static json_t *load_reply(const char *body, size_t len, size_t *err_at, json_error_t *je) {
+    json_t *j = json_loadb(body ? body : "", len, JSON_ALLOW_NUL, je);
+    if (!j) *err_at = llm_openai_error_offset(je->position);
+    return j;
 }
+
+size_t llm_openai_error_offset(int position) { return (size_t)(unsigned int)position; }
+
+/* The server's error text: error.message from an OpenAI-style body, else the
+ * start of the body itself; on one line, without control characters. */
+static char *body_snippet(const char *body, size_t len) {
+    json_error_t je;
+    size_t at;
+    json_t *j = load_reply(body, len, &at, &je);
+    json_t *m = json_object_get(json_object_get(j, "error"), "message");
+    if (!json_is_string(m)) m = json_object_get(j, "error");
+    if (!json_is_string(m)) m = json_object_get(j, "detail");
+    StrBuf b;
+    sb_init(&b);
+    if (json_is_string(m)) {
+        char *t = json_text(m, NULL);
+        sb_appendn(&b, t, strnlen(t, 4 * BODY_SNIPPET));
+        free(t);
+    } else if (!len) {
+        sb_append(&b, "(empty body)");
+    } else {
+        sb_appendn(&b, body, len < BODY_SNIPPET ? len : BODY_SNIPPET);
+    }
+    /* NULs (which strlen would stop at) and line breaks become spaces */
+    for (size_t i = 0; i < b.len; i++)
+        if ((unsigned char)b.s[i] < 0x20 || b.s[i] == 0x7f) b.s[i] = ' ';
+    if (!json_is_string(m) && len > BODY_SNIPPET) sb_printf(&b, "... (%zu bytes)", len);
+    json_decref(j);
+    return sb_take(&b);
+}
+
+char *llm_openai_error_text(const char *body, size_t len) { return body_snippet(body, len); }
 
 /* ---- the retry loop ---- */
 
@@ -189,6 +270,12 @@ typedef enum { FAIL_NONE, FAIL_RETRY, FAIL_MALFORMED, FAIL_CONNECT, FAIL_FINAL }
 
 static FailKind classify(const OpenAi *o, const Exchange *x, const char *url, const char *model, ExtractFn extract,
                          void *ctx, Err *e) {
+    if (x->too_big) {
+        /* The same request would get the same oversized answer: no retry. */
+        err_set(e, ERR_HTTP, "%s: the reply exceeds the limit of %s and was abandoned (set ALOE_MAX_REPLY_MB to "
+                "raise it if the endpoint's replies really are this large)", url, o->max_reply_shown);
+        return FAIL_FINAL;
+    }
     if (x->cc != CURLE_OK) {
         const char *why = x->errbuf[0] ? x->errbuf : curl_easy_strerror(x->cc);
         if (x->cc == CURLE_ABORTED_BY_CALLBACK) {
@@ -214,12 +301,11 @@ static FailKind classify(const OpenAi *o, const Exchange *x, const char *url, co
     long st = x->status;
     if (st == 200) {
         json_error_t je;
-        const char *s = x->body.s ? x->body.s : "";
-        json_t *j = json_loadb(s, x->body.len, 0, &je);
+        size_t at = 0;
+        json_t *j = load_reply(x->body.s, x->body.len, &at, &je);
         if (!j) {
-            char *snip = body_snippet(&x->body);
-            err_set(e, ERR_PARSE, "%s: the answer is not valid JSON (%s at byte %d): %s", url, je.text, je.position,
-                    snip);
+            char *snip = body_snippet(x->body.s, x->body.len);
+            err_set(e, ERR_PARSE, "%s: the answer is not valid JSON (%s at byte %zu): %s", url, je.text, at, snip);
             free(snip);
             return FAIL_MALFORMED;
         }
@@ -231,7 +317,7 @@ static FailKind classify(const OpenAi *o, const Exchange *x, const char *url, co
         }
         return FAIL_NONE;
     }
-    char *snip = body_snippet(&x->body);
+    char *snip = body_snippet(x->body.s, x->body.len);
     FailKind k = FAIL_FINAL;
     if (st == 401 || st == 403) {
         err_set(e, ERR_AUTH, "%s: HTTP %ld (not authorised; check the API key: OPENAI_API_KEY or the role's key): %s",
@@ -333,12 +419,15 @@ static int post_with_retries(LlmBackend *b, const char *path, const char *json, 
     return rc;
 }
 
-static void count_usage(LlmBackend *b, json_t *j, LlmUsage *u) {
+static void read_usage(json_t *j, LlmUsage *u) {
     json_t *usage = json_object_get(j, "usage");
     u->prompt_tokens = (long)json_integer_value(json_object_get(usage, "prompt_tokens"));
     u->completion_tokens = (long)json_integer_value(json_object_get(usage, "completion_tokens"));
     u->cached_tokens = (long)json_integer_value(
         json_object_get(json_object_get(usage, "prompt_tokens_details"), "cached_tokens"));
+}
+
+static void count_usage(LlmBackend *b, const LlmUsage *u) {
     atomic_fetch_add(&b->stats.prompt_tokens, u->prompt_tokens);
     atomic_fetch_add(&b->stats.cached_prompt_tokens, u->cached_tokens);
     atomic_fetch_add(&b->stats.completion_tokens, u->completion_tokens);
@@ -349,6 +438,27 @@ static void count_usage(LlmBackend *b, json_t *j, LlmUsage *u) {
 
 /* ---- chat ---- */
 
+/* Fills out from a chat completion; key (may be NULL) is redacted from
+ * the text. */
+static int chat_parse(json_t *j, const char *key, LlmReply *out, Err *e) {
+    json_t *choice = json_array_get(json_object_get(j, "choices"), 0);
+    json_t *content = json_object_get(json_object_get(choice, "message"), "content");
+    if (!json_is_string(content)) {
+        /* Some servers answer 200 with an error object. */
+        json_t *m = json_object_get(json_object_get(j, "error"), "message");
+        char *t = json_is_string(m) ? json_text(m, key) : NULL;
+        err_set(e, ERR_PARSE, "no choices[0].message.content string in the JSON answer%s%.300s", t ? ": " : "",
+                t ? t : "");
+        free(t);
+        return -1;
+    }
+    out->text = json_text(content, key);
+    json_t *fr = json_object_get(choice, "finish_reason");
+    out->finish_reason = json_is_string(fr) ? json_text(fr, key) : NULL;
+    read_usage(j, &out->usage);
+    return 0;
+}
+
 typedef struct ChatCtx {
     LlmBackend *b;
     LlmReply *out;
@@ -356,19 +466,21 @@ typedef struct ChatCtx {
 
 static int chat_extract(json_t *j, void *ctx, Err *e) {
     ChatCtx *c = ctx;
-    json_t *choice = json_array_get(json_object_get(j, "choices"), 0);
-    json_t *content = json_object_get(json_object_get(choice, "message"), "content");
-    if (!json_is_string(content)) {
-        /* Some servers answer 200 with an error object. */
-        const char *m = json_string_value(json_object_get(json_object_get(j, "error"), "message"));
-        return err_set(e, ERR_PARSE, "no choices[0].message.content string in the JSON answer%s%s", m ? ": " : "",
-                       m ? m : "");
-    }
-    c->out->text = xstrndup(json_string_value(content), json_string_length(content));
-    const char *fr = json_string_value(json_object_get(choice, "finish_reason"));
-    c->out->finish_reason = fr ? xstrdup(fr) : NULL;
-    count_usage(c->b, j, &c->out->usage);
+    const OpenAi *o = c->b->impl;
+    if (chat_parse(j, o->key, c->out, e)) return -1;
+    count_usage(c->b, &c->out->usage);
     return 0;
+}
+
+int llm_openai_parse_chat(const char *body, size_t len, LlmReply *out, Err *e) {
+    memset(out, 0, sizeof *out);
+    json_error_t je;
+    size_t at;
+    json_t *j = load_reply(body, len, &at, &je);
+    if (!j) return err_set(e, ERR_PARSE, "chat reply: not valid JSON (%s at byte %zu)", je.text, at);
+    int rc = chat_parse(j, NULL, out, e);
+    json_decref(j);
+    return rc;
 }
 
 static char *chat_body(const char *model, const LlmMessage *msgs, int n, const LlmParams *p) {
@@ -399,7 +511,7 @@ static int openai_chat(LlmBackend *b, const LlmMessage *msgs, int n, const LlmPa
 /* ---- embeddings ---- */
 
 typedef struct EmbedCtx {
-    LlmBackend *b;
+    LlmBackend *b; /* NULL: count nothing */
     int n;      /* texts in this batch */
     float *out; /* n * dim, allocated on the first answer */
     int dim;    /* 0 until known */
@@ -407,30 +519,68 @@ typedef struct EmbedCtx {
 
 static int embed_extract(json_t *j, void *ctx, Err *e) {
     EmbedCtx *c = ctx;
+    /* a retried request starts afresh */
+    free(c->out);
+    c->out = NULL;
+    c->dim = 0;
     json_t *data = json_object_get(j, "data");
-    if ((int)json_array_size(data) != c->n)
+    if (json_array_size(data) != (size_t)c->n)
         return err_set(e, ERR_PARSE, "expected %d embeddings in \"data\", got %zu", c->n, json_array_size(data));
-    for (int i = 0; i < c->n; i++) {
+    /* Each index once: a repeated one would leave another text without a
+     * vector (zeros) and no error. */
+    char *seen = xcalloc((size_t)(c->n ? c->n : 1), 1);
+    int rc = 0;
+    for (int i = 0; i < c->n && !rc; i++) {
         json_t *item = json_array_get(data, i);
         json_t *vec = json_object_get(item, "embedding");
         json_t *ix = json_object_get(item, "index");
-        int at = json_is_integer(ix) ? (int)json_integer_value(ix) : i;
-        int dim = (int)json_array_size(vec);
-        if (at < 0 || at >= c->n || dim == 0 || (c->dim && dim != c->dim))
-            return err_set(e, ERR_PARSE, "data[%d]: expected an index in [0,%d) and a non-empty embedding%s", i, c->n,
-                           c->dim ? " of the same length as the others" : "");
+        json_int_t at = json_is_integer(ix) ? json_integer_value(ix) : i;
+        size_t dim = json_array_size(vec);
+        if (at < 0 || at >= c->n || seen[at] || dim == 0 || dim > INT32_MAX || (c->dim && dim != (size_t)c->dim)) {
+            rc = err_set(e, ERR_PARSE, "data[%d]: expected a distinct index in [0,%d) and a non-empty embedding%s", i,
+                         c->n, c->dim ? " of the same length as the others" : "");
+            break;
+        }
+        seen[at] = 1;
         if (!c->dim) {
-            c->dim = dim;
+            c->dim = (int)dim;
             c->out = xcalloc((size_t)c->n * dim, sizeof(float));
         }
-        for (int k = 0; k < dim; k++) {
+        for (size_t k = 0; k < dim; k++) {
             json_t *v = json_array_get(vec, k);
-            if (!json_is_number(v)) return err_set(e, ERR_PARSE, "data[%d].embedding[%d]: expected a number", i, k);
+            if (!json_is_number(v)) {
+                rc = err_set(e, ERR_PARSE, "data[%d].embedding[%zu]: expected a number", i, k);
+                break;
+            }
             c->out[(size_t)at * dim + k] = (float)json_number_value(v);
         }
     }
-    LlmUsage u;
-    count_usage(c->b, j, &u);
+    free(seen);
+    if (rc) return -1;
+    if (c->b) {
+        LlmUsage u;
+        read_usage(j, &u);
+        count_usage(c->b, &u);
+    }
+    return 0;
+}
+
+int llm_openai_parse_embeddings(const char *body, size_t len, int n, float **vecs, int *dim, Err *e) {
+    *vecs = NULL;
+    *dim = 0;
+    json_error_t je;
+    size_t at;
+    json_t *j = load_reply(body, len, &at, &je);
+    if (!j) return err_set(e, ERR_PARSE, "embeddings reply: not valid JSON (%s at byte %zu)", je.text, at);
+    EmbedCtx ctx = {NULL, n, NULL, 0};
+    int rc = embed_extract(j, &ctx, e);
+    json_decref(j);
+    if (rc) {
+        free(ctx.out);
+        return -1;
+    }
+    *vecs = ctx.out;
+    *dim = ctx.dim;
     return 0;
 }
 
@@ -493,9 +643,51 @@ static void openai_destroy(LlmBackend *b) {
     b->impl = NULL;
 }
 
+int llm_openai_check_key(const char *api_key, Err *e) {
+    for (size_t i = 0; api_key && api_key[i]; i++) {
+        unsigned char c = (unsigned char)api_key[i];
+        /* CR or LF would end the Authorization header and start another of
+         * the key's choosing; no control character belongs in a key. The key
+         * itself is never shown. */
+        if (c < 0x20 || c == 0x7f)
+            return err_set(e, ERR_ARG, "the API key contains a control character (byte 0x%02x at position %zu of %zu; "
+                           "%s) and cannot be sent in an HTTP header", c, i + 1, strlen(api_key),
+                           c == '\n' || c == '\r' ? "a line break: was it read from a file with its newline?"
+                                                   : "check how the variable was set");
+    }
+    return 0;
+}
+
+int llm_openai_max_reply_env(size_t *bytes, Err *e) {
+    *bytes = (size_t)DEFAULT_MAX_REPLY_MB << 20;
+    const char *v = getenv("ALOE_MAX_REPLY_MB");
+    if (!v || !*v) return 0;
+    char *end;
+    errno = 0;
+    long mb = strtol(v, &end, 10);
+    if (errno || end == v || *end || mb < 1 || mb > MAX_REPLY_MB_CEILING)
+        return err_set(e, ERR_ARG, "ALOE_MAX_REPLY_MB=\"%s\": expected a whole number of MiB from 1 to %d", v,
+                       MAX_REPLY_MB_CEILING);
+    *bytes = (size_t)mb << 20;
+    return 0;
+}
+
+void llm_openai_set_max_reply(LlmBackend *b, size_t bytes) {
+    OpenAi *o = b->impl;
+    size_t ceiling = (size_t)MAX_REPLY_MB_CEILING << 20;
+    o->max_reply = bytes < 1 ? 1 : bytes > ceiling ? ceiling : bytes;
+    if (o->max_reply % (1u << 20) == 0)
+        snprintf(o->max_reply_shown, sizeof o->max_reply_shown, "%zu MiB", o->max_reply >> 20);
+    else
+        snprintf(o->max_reply_shown, sizeof o->max_reply_shown, "%zu bytes", o->max_reply);
+}
+
 LlmBackend *llm_openai_new(const char *base_url, const char *api_key, const char *model, double timeout_s,
                            int max_retries, Err *e) {
     if (!base_url || !*base_url) return err_set(e, ERR_ARG, "no endpoint base URL given"), NULL;
+    if (llm_openai_check_key(api_key, e)) return NULL;
+    size_t max_reply;
+    if (llm_openai_max_reply_env(&max_reply, e)) return NULL;
     if (strncmp(base_url, "http://", 7) && strncmp(base_url, "https://", 8))
         return err_set(e, ERR_ARG, "endpoint base URL \"%s\": expected http://... or https://...", base_url), NULL;
     if (!model || !*model) return err_set(e, ERR_ARG, "endpoint %s: no model name given", base_url), NULL;
@@ -530,6 +722,7 @@ LlmBackend *llm_openai_new(const char *base_url, const char *api_key, const char
     b->chat = openai_chat;
     b->embed = openai_embed;
     b->destroy = openai_destroy;
+    llm_openai_set_max_reply(b, max_reply);
     return b;
 }
 
