@@ -18,7 +18,8 @@ int genrole_specs(GenRole *roles, int n, ArgSpec *specs, const char *model_flag)
         if (!r->flag_model[0]) snprintf(r->flag_model, sizeof r->flag_model, "--%s-model", r->name);
         snprintf(r->flag_url, sizeof r->flag_url, "--%s-base-url", r->name);
         snprintf(r->flag_key, sizeof r->flag_key, "--%s-api-key-env", r->name);
-        snprintf(r->help_model, sizeof r->help_model, "%s (model spec or endpoint model name)", r->help);
+        snprintf(r->help_model, sizeof r->help_model, "%s (model spec or endpoint model name; openai:NAME or "
+                 "local:PATH to be explicit)", r->help);
         snprintf(r->help_url, sizeof r->help_url, "endpoint of the %s role (default: --base-url)", r->name);
         snprintf(r->help_key, sizeof r->help_key, "variable holding the %s role's API key", r->name);
         snprintf(r->flag_tmpl, sizeof r->flag_tmpl, "--%s-chat-template", r->name);
@@ -61,7 +62,7 @@ LlmBackend *genrole_open(const GenRole *r, const GenRole *fallback, const GenCon
             return NULL;
         }
     }
-    LlmRoleConfig cfg = {.role = r->name, .model = model, .base_url = url, .api_key = key,
+    LlmRoleConfig cfg = {.role = r->name, .model = model, .base_url = url, .api_key = key, .api_key_env = key_env,
                          .timeout_s = c->timeout_s, .max_retries = c->retries, .cancel = c->cancel,
                          .chat_template = tmpl};
     return c->opener ? llm_opener_open(c->opener, &cfg, e) : llm_open(&cfg, cache, e);

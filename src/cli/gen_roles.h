@@ -18,7 +18,7 @@ typedef struct GenRole {
     const char *help;      /* "the judge model" */
     const char *model, *base_url, *key_env, *chat_template;
     char flag_model[48], flag_url[48], flag_key[48], flag_tmpl[48];
-    char help_model[128], help_url[128], help_key[128], help_tmpl[128];
+    char help_model[192], help_url[128], help_key[128], help_tmpl[128];
 } GenRole;
 
 /* Common connection settings for every role. */

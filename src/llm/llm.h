@@ -82,9 +82,11 @@ void llm_free(LlmBackend *b);
 /* Where a role's model lives. */
 typedef struct LlmRoleConfig {
     const char *role;     /* "judge", "user", ... (for messages) */
-    const char *model;    /* model spec: local path, hf://..., or endpoint model name */
+    const char *model;    /* model spec: local path, hf://..., endpoint model name, or one of
+                           * those made explicit: openai:NAME, local:PATH (llm/open.h) */
     const char *base_url; /* NULL: $OPENAI_BASE_URL, then https://api.openai.com/v1 */
     const char *api_key;  /* NULL: $OPENAI_API_KEY (may be unset for local servers) */
+    const char *api_key_env; /* the variable api_key came from, named in errors (may be NULL) */
     double timeout_s;     /* per request; <= 0: 300 */
     int max_retries;      /* < 0: 8 */
     /* Optional: once *cancel is non-zero (Ctrl-C), requests in flight and

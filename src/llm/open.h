@@ -7,7 +7,16 @@
  * comes from the role's config, else $OPENAI_BASE_URL, else
  * https://api.openai.com/v1; the key from the config, else $OPENAI_API_KEY
  * (none is fine for local servers). With a cache, answers are served from and
- * stored in it (llm_cache_wrap). */
+ * stored in it (llm_cache_wrap).
+ *
+ * Explicit forms settle what a spec means: openai:NAME is always the model
+ * NAME at the endpoint (even when NAME is also a path, as llama.cpp's server
+ * reports its -m path as the model id), local:PATH always the embedded engine
+ * (local:hf://ORG/REPO too). When a bare spec is read as a local path while
+ * an endpoint was set (the role's base URL or $OPENAI_BASE_URL), a one-line
+ * notice on stderr (log_info) says the local engine was chosen and how to
+ * pick the endpoint instead. A key holding a control character is refused
+ * with an error naming its variable (api_key_env, or OPENAI_API_KEY). */
 #ifndef ALOE_LLM_OPEN_H
 #define ALOE_LLM_OPEN_H
 
@@ -20,6 +29,8 @@ LlmBackend *llm_open(const LlmRoleConfig *cfg, LlmCache *cache /* may be NULL */
 
 /* 1 if a model spec names a local model (see above). */
 int llm_spec_is_local(const char *model);
+/* The spec without an openai: or local: prefix (a pointer into it). */
+const char *llm_spec_name(const char *model);
 
 /* Opens a local model for a role with the embedded engine (src/llm/local.c). */
 LlmBackend *llm_open_local(const LlmRoleConfig *cfg, Err *e);

@@ -618,7 +618,7 @@ static int openai_embed(LlmBackend *b, const char *const *texts, int n, float **
 /* ---- lifetime ---- */
 
 /* The URL with credentials in it (https://user:secret@host/v1) hidden. */
-static char *hide_userinfo(const char *url) {
+char *llm_openai_shown_url(const char *url) {
     const char *host = strstr(url, "://");
     host = host ? host + 3 : url;
     const char *end = host + strcspn(host, "/?#");
@@ -699,7 +699,7 @@ LlmBackend *llm_openai_new(const char *base_url, const char *api_key, const char
     size_t bl = strlen(base_url);
     while (bl > 0 && base_url[bl - 1] == '/') bl--;
     o->base = xstrndup(base_url, bl);
-    o->shown = hide_userinfo(o->base);
+    o->shown = llm_openai_shown_url(o->base);
     o->timeout_s = timeout_s > 0 ? timeout_s : 300;
     o->max_retries = max_retries >= 0 ? max_retries : 8;
     o->backoff_base_s = 0.5;

@@ -78,6 +78,9 @@ char *llm_openai_error_text(const char *body, size_t len);
  * unsigned it is exact. */
 size_t llm_openai_error_offset(int position);
 
+/* url with any user:password@ in it shown as ***@ (caller frees). */
+char *llm_openai_shown_url(const char *url);
+
 /* The base URL without a trailing slash, and with any user:password@ in it
  * shown as ***@ (for cache keys, messages and run metadata). */
 const char *llm_openai_base_url(const LlmBackend *b);

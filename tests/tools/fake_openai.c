@@ -75,6 +75,17 @@
  *   "drop"        the connection closes with no response at all
  *   "no_content"  200 with valid JSON that lacks choices[0].message.content
  *   "hang"        waits 1 hour (use a client time-out)
+ *   "nul"         200 with the normal answer whose content has "\u0000 after
+ *                 NUL" appended (valid JSON; llama.cpp's server has sent such)
+ *   "huge"        200 with a valid chat answer whose content is size_mb MiB of
+ *                 'a' (streamed, never held in memory)
+ *   "gzip_bomb"   200 with "Content-Encoding: gzip" and a body of about
+ *                 size_mb/160 MiB that inflates to a valid chat answer of
+ *                 size_mb MiB (a deflate stream written here, no zlib)
+ * size_mb is a per-model key (default 80).
+ *
+ * Templates and fault bodies may hold {key}: the bearer token the client sent
+ * in its Authorization header (a server that echoes secrets back).
  *
  * A realistic pipeline (each role its own model name; "hash" picks keep reruns
  * and resumes identical whatever the concurrency):
@@ -211,7 +222,7 @@ static uint64_t messages_hash(json_t *msgs) {
 }
 
 /* Expands {placeholders} in a template. */
-static char *expand(const char *tpl, json_t *msgs, const char *model, long n) {
+static char *expand(const char *tpl, json_t *msgs, const char *model, long n, const char *key) {
     uint64_t h = messages_hash(msgs);
     const char *system = "";
     int turns = 0;
@@ -238,6 +249,7 @@ static char *expand(const char *tpl, json_t *msgs, const char *model, long n) {
         else if (IS("score")) sb_printf(&b, "%d", (int)(1 + (h >> 8) % 5));
         else if (IS("ab")) sb_append(&b, (h >> 20) & 1 ? "B" : "A");
         else if (IS("hash")) sb_printf(&b, "%08x", (unsigned)(h >> 32));
+        else if (IS("key")) sb_append(&b, key ? key : "");
         else {
             sb_appendc(&b, *p);
             continue;
@@ -299,11 +311,13 @@ static int bad(char *err, size_t n, const char *where, const char *what) {
 }
 
 static int check_fault(json_t *f, const char *where, char *err, size_t n) {
-    static const char *kinds[] = {"garbage", "truncated", "cut", "drop", "no_content", "hang"};
+    static const char *kinds[] = {"garbage", "truncated", "cut", "drop", "no_content", "hang", "nul", "huge",
+                                  "gzip_bomb"};
     if (json_is_string(f)) {
         for (size_t i = 0; i < sizeof kinds / sizeof *kinds; i++)
             if (!strcmp(json_string_value(f), kinds[i])) return 0;
-        return bad(err, n, where, "unknown fault (expected garbage, truncated, cut, drop, no_content or hang)");
+        return bad(err, n, where, "unknown fault (expected garbage, truncated, cut, drop, no_content, hang, nul, huge "
+                                  "or gzip_bomb)");
     }
     if (!json_is_object(f) || !json_is_integer(json_object_get(f, "status")))
         return bad(err, n, where, "a fault is a string or an object with an integer \"status\"");
@@ -331,6 +345,7 @@ static int check_model(const char *name, json_t *m, char *err, size_t n) {
         else if (!strcmp(k, "pick")) ok = json_is_string(v) && (!strcmp(json_string_value(v), "cycle") ||
                                                                 !strcmp(json_string_value(v), "hash"));
         else if (!strcmp(k, "latency_ms")) ok = json_is_integer(v);
+        else if (!strcmp(k, "size_mb")) ok = json_is_integer(v) && json_integer_value(v) >= 1 && json_integer_value(v) <= 4096;
         else if (!strcmp(k, "usage")) ok = json_is_object(v);
         else if (!strcmp(k, "replies")) {
             ok = json_is_array(v) && json_array_size(v) > 0;
@@ -425,13 +440,137 @@ static void cut_free(void *cls) {
     free(cb);
 }
 
+/* ---- oversized answers ---- */
+
+/* A valid chat answer whose content is `n` bytes of 'a', as the text
+ * before and after those bytes. */
+static const char HUGE_HEAD[] = "{\"id\":\"chatcmpl-huge\",\"object\":\"chat.completion\",\"choices\":[{\"index\":0,"
+                                "\"message\":{\"role\":\"assistant\",\"content\":\"";
+static const char HUGE_TAIL[] = "\"},\"finish_reason\":\"stop\"}]}";
+
+typedef struct HugeBody {
+    uint64_t n; /* bytes of 'a' */
+} HugeBody;
+
+static ssize_t huge_reader(void *cls, uint64_t pos, char *buf, size_t max) {
+    HugeBody *hb = cls;
+    uint64_t head = sizeof HUGE_HEAD - 1, tail = sizeof HUGE_TAIL - 1, total = head + hb->n + tail;
+    if (pos >= total) return MHD_CONTENT_READER_END_OF_STREAM;
+    size_t k = 0;
+    while (k < max && pos < total) {
+        if (pos < head) buf[k++] = HUGE_HEAD[pos++];
+        else if (pos < head + hb->n) {
+            uint64_t run = head + hb->n - pos;
+            size_t m = run < max - k ? (size_t)run : max - k;
+            memset(buf + k, 'a', m);
+            k += m;
+            pos += m;
+        } else buf[k++] = HUGE_TAIL[pos++ - head - hb->n];
+    }
+    return (ssize_t)k;
+}
+
+static uint64_t size_mb(json_t *ms) {
+    json_t *v = json_object_get(ms, "size_mb");
+    return (uint64_t)(v ? json_integer_value(v) : 80) << 20;
+}
+
+/* Deflate (RFC 1951) bits go out least significant first; Huffman codes
+ * most significant first. */
+typedef struct Bits {
+    StrBuf *out;
+    uint32_t acc;
+    int n;
+} Bits;
+
+static void put_bits(Bits *b, uint32_t v, int n) {
+    b->acc |= v << b->n;
+    b->n += n;
+    while (b->n >= 8) {
+        sb_appendc(b->out, (char)(b->acc & 0xff));
+        b->acc >>= 8;
+        b->n -= 8;
+    }
+}
+
+static void put_code(Bits *b, uint32_t code, int len) {
+    uint32_t r = 0;
+    for (int i = 0; i < len; i++) r |= ((code >> i) & 1u) << (len - 1 - i);
+    put_bits(b, r, len);
+}
+
+/* A literal byte in the fixed Huffman code (the answer is ASCII: < 144). */
+static void put_literal(Bits *b, unsigned char c) { put_code(b, 0x30u + c, 8); }
+
+static uint32_t crc32_update(uint32_t crc, const char *p, size_t n, uint64_t repeat_a) {
+    static uint32_t table[256];
+    if (!table[1])
+        for (uint32_t i = 0; i < 256; i++) {
+            uint32_t c = i;
+            for (int k = 0; k < 8; k++) c = c & 1 ? 0xEDB88320u ^ (c >> 1) : c >> 1;
+            table[i] = c;
+        }
+    crc = ~crc;
+    for (size_t i = 0; i < n; i++) crc = table[(crc ^ (unsigned char)p[i]) & 0xff] ^ (crc >> 8);
+    for (uint64_t i = 0; i < repeat_a; i++) crc = table[(crc ^ 'a') & 0xff] ^ (crc >> 8);
+    return ~crc;
+}
+
+/* A gzip member whose inflated text is HUGE_HEAD, n times 'a', HUGE_TAIL:
+ * one fixed-Huffman block where every further 258 'a's cost one 13-bit
+ * back-reference (length 258, distance 1), about 160:1. */
+static void gzip_bomb(uint64_t n, StrBuf *out) {
+    static const unsigned char hdr[10] = {0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3};
+    sb_appendn(out, (const char *)hdr, sizeof hdr);
+    Bits b = {out, 0, 0};
+    put_bits(&b, 1, 1); /* BFINAL */
+    put_bits(&b, 1, 2); /* BTYPE 01: fixed Huffman */
+    for (const char *p = HUGE_HEAD; *p; p++) put_literal(&b, (unsigned char)*p);
+    uint64_t left = n;
+    if (left) put_literal(&b, 'a'), left--;
+    for (; left >= 258; left -= 258) {
+        put_code(&b, 0xC5, 8); /* length code 285: 258 bytes */
+        put_code(&b, 0, 5);    /* distance code 0: 1 byte back */
+    }
+    for (; left; left--) put_literal(&b, 'a');
+    for (const char *p = HUGE_TAIL; *p; p++) put_literal(&b, (unsigned char)*p);
+    put_code(&b, 0, 7); /* end of block (256) */
+    if (b.n) put_bits(&b, 0, 8 - b.n);
+    uint32_t crc = crc32_update(0, HUGE_HEAD, sizeof HUGE_HEAD - 1, 0);
+    crc = crc32_update(crc, "", 0, n);
+    crc = crc32_update(crc, HUGE_TAIL, sizeof HUGE_TAIL - 1, 0);
+    uint32_t isize = (uint32_t)(sizeof HUGE_HEAD - 1 + n + sizeof HUGE_TAIL - 1);
+    unsigned char trailer[8];
+    for (int i = 0; i < 4; i++) trailer[i] = (unsigned char)(crc >> (8 * i)), trailer[4 + i] = (unsigned char)(isize >> (8 * i));
+    sb_appendn(out, (const char *)trailer, sizeof trailer);
+}
+
+/* {key} in a fault body replaced by the client's bearer token. */
+static char *with_key(const char *body, const char *key) {
+    StrBuf b;
+    sb_init(&b);
+    const char *p = body, *hit;
+    while ((hit = strstr(p, "{key}"))) {
+        sb_appendn(&b, p, (size_t)(hit - p));
+        sb_append(&b, key ? key : "");
+        p = hit + 5;
+    }
+    sb_append(&b, p);
+    return sb_take(&b);
+}
+
 /* Answers with a fault. Returns MHD_NO to drop the connection. */
-static enum MHD_Result send_fault(struct MHD_Connection *c, json_t *f, const char *model,
-                                  const char *good_body) {
+static enum MHD_Result send_fault(struct MHD_Connection *c, json_t *f, json_t *ms, const char *model,
+                                  const char *good_body, const char *key) {
     if (json_is_object(f)) {
         int status = (int)json_integer_value(json_object_get(f, "status"));
         const char *body = json_string_value(json_object_get(f, "body"));
-        if (body) return send_text(c, status, body, "application/json", f);
+        if (body) {
+            char *b = with_key(body, key);
+            enum MHD_Result ok = send_text(c, status, b, "application/json", f);
+            free(b);
+            return ok;
+        }
         char *msg = status == 404 ? xasprintf("The model `%s` does not exist or you do not have access to it.", model)
                     : status == 401 ? xstrdup("Incorrect API key provided.")
                     : status == 429 ? xstrdup("Rate limit reached. Please try again later.")
@@ -469,6 +608,44 @@ static enum MHD_Result send_fault(struct MHD_Connection *c, json_t *f, const cha
         MHD_destroy_response(r);
         return ok;
     }
+    if (!strcmp(kind, "nul")) {
+        json_t *j = json_loads(good_body, 0, NULL);
+        json_t *msg = json_object_get(json_array_get(json_object_get(j, "choices"), 0), "message");
+        const char *t = json_string_value(json_object_get(msg, "content"));
+        StrBuf b;
+        sb_init(&b);
+        sb_append(&b, t ? t : "");
+        sb_appendn(&b, "\0 after NUL", 11);
+        json_object_set_new(msg, "content", json_stringn(b.s, b.len));
+        char *out = json_dumps(j, JSON_COMPACT);
+        enum MHD_Result ok = send_text(c, 200, out, "application/json", NULL);
+        free(out);
+        sb_free(&b);
+        json_decref(j);
+        return ok;
+    }
+    if (!strcmp(kind, "huge")) {
+        HugeBody *hb = xmalloc(sizeof *hb);
+        hb->n = size_mb(ms);
+        struct MHD_Response *r = MHD_create_response_from_callback(sizeof HUGE_HEAD - 1 + hb->n + sizeof HUGE_TAIL - 1,
+                                                                   64 * 1024, huge_reader, hb, free);
+        MHD_add_response_header(r, "Content-Type", "application/json");
+        enum MHD_Result ok = MHD_queue_response(c, 200, r);
+        MHD_destroy_response(r);
+        return ok;
+    }
+    if (!strcmp(kind, "gzip_bomb")) {
+        StrBuf gz;
+        sb_init(&gz);
+        gzip_bomb(size_mb(ms), &gz);
+        struct MHD_Response *r = MHD_create_response_from_buffer(gz.len, gz.s, MHD_RESPMEM_MUST_COPY);
+        MHD_add_response_header(r, "Content-Type", "application/json");
+        MHD_add_response_header(r, "Content-Encoding", "gzip");
+        enum MHD_Result ok = MHD_queue_response(c, 200, r);
+        MHD_destroy_response(r);
+        sb_free(&gz);
+        return ok;
+    }
     if (!strcmp(kind, "no_content"))
         return send_text(c, 200, "{\"id\":\"x\",\"object\":\"chat.completion\",\"choices\":[]}",
                          "application/json", NULL);
@@ -496,8 +673,8 @@ static void log_request(Server *s, struct MHD_Connection *c, const char *path, c
     json_decref(rec);
 }
 
-static json_t *chat_answer(Server *s, json_t *ms, json_t *msgs, const char *model, long n) {
-    char *text = expand(choose_template(ms, msgs, n), msgs, model, n);
+static json_t *chat_answer(Server *s, json_t *ms, json_t *msgs, const char *model, long n, const char *key) {
+    char *text = expand(choose_template(ms, msgs, n), msgs, model, n, key);
     json_t *u = json_object_get(ms, "usage");
     long pt = 0;
     for (size_t i = 0; i < json_array_size(msgs); i++) pt += count_words(msg_field(json_array_get(msgs, i), "content"));
@@ -590,12 +767,14 @@ static enum MHD_Result handle_post(Server *s, struct MHD_Connection *c, const ch
     json_t *lat = json_object_get(ms, "latency_ms");
     sleep_ms(lat ? (long)json_integer_value(lat) : s->latency_ms);
 
-    json_t *ans = is_chat ? chat_answer(s, ms, json_object_get(req, "messages"), model, n)
+    const char *auth = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization");
+    const char *key = auth && !strncmp(auth, "Bearer ", 7) ? auth + 7 : NULL;
+    json_t *ans = is_chat ? chat_answer(s, ms, json_object_get(req, "messages"), model, n, key)
                           : embed_answer(s, json_object_get(req, "input"), model);
     enum MHD_Result ok;
     if (fault) {
         char *good = json_dumps(ans, JSON_COMPACT);
-        ok = send_fault(c, fault, model, good);
+        ok = send_fault(c, fault, ms, model, good, key);
         free(good);
     } else {
         ok = send_json(c, 200, ans);
