@@ -2,13 +2,13 @@
 # Builds the libFuzzer harnesses in tests/fuzz/ with clang (ASan + UBSan)
 # and runs each for N seconds (default 60), seeding the corpora from the
 # repository's seeds and the shared fixtures when they are present.
-#   scripts/fuzz.sh [SECONDS] [HARNESS...]     (harnesses: gguf safetensors tokenizer_json jsonl)
+#   scripts/fuzz.sh [SECONDS] [HARNESS...]     (harnesses: gguf safetensors tokenizer_json jsonl openai_reply)
 # Crashing inputs are written to build-fuzz/crash-<harness>-*.
 set -e
 cd "$(dirname "$0")/.."
 SECS=${1:-60}
 [ $# -gt 0 ] && shift
-HARNESSES=${*:-gguf safetensors tokenizer_json jsonl}
+HARNESSES=${*:-gguf safetensors tokenizer_json jsonl openai_reply}
 OUT=build-fuzz
 SHARED=${ALOE_SHARED:-$(pwd)/../shared}
 nproc=$(nproc)
@@ -26,6 +26,7 @@ seed gguf "$SHARED"/fixtures/gguf/tiny-qwen2-q8_0.gguf "$SHARED"/fixtures/gguf/t
 seed safetensors "$SHARED"/fixtures/models/tiny-bert-st/model.safetensors
 seed tokenizer_json tests/data/tok/fuzz-seeds/*
 seed jsonl tests/data/fuzz/jsonl/* "$SHARED"/aloe-data/personality_eval.jsonl
+seed openai_reply tests/data/fuzz/openai_reply/*
 
 rc=0
 for h in $HARNESSES; do

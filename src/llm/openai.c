@@ -2,6 +2,8 @@
 
 #include <curl/curl.h>
 #include <errno.h>
+#include <float.h>
+#include <math.h>
 #include <jansson.h>
 #include <pthread.h>
 #include <stdint.h>
@@ -548,11 +550,14 @@ static int embed_extract(json_t *j, void *ctx, Err *e) {
         }
         for (size_t k = 0; k < dim; k++) {
             json_t *v = json_array_get(vec, k);
-            if (!json_is_number(v)) {
-                rc = err_set(e, ERR_PARSE, "data[%d].embedding[%zu]: expected a number", i, k);
+            double x = json_number_value(v);
+            /* a double beyond float's range would become inf and every
+             * cosine similarity with it NaN */
+            if (!json_is_number(v) || !(fabs(x) <= FLT_MAX)) {
+                rc = err_set(e, ERR_PARSE, "data[%d].embedding[%zu]: expected a number within float range", i, k);
                 break;
             }
-            c->out[(size_t)at * dim + k] = (float)json_number_value(v);
+            c->out[(size_t)at * dim + k] = (float)x;
         }
     }
     free(seen);

@@ -207,6 +207,10 @@ static void test_embedding_indices_must_be_distinct(void) {
     /* an index past 2^32 does not wrap onto a valid one */
     static const char wrap[] = "{\"data\":[{\"index\":4294967296,\"embedding\":[1,2]}]}";
     CHECK(llm_openai_parse_embeddings(wrap, sizeof wrap - 1, 1, &v, &dim, &e) == -1);
+    /* beyond float's range: inf would make every cosine NaN */
+    static const char big[] = "{\"data\":[{\"index\":0,\"embedding\":[1e300]}]}";
+    CHECK(llm_openai_parse_embeddings(big, sizeof big - 1, 1, &v, &dim, &e) == -1);
+    CHECK_MSG(strstr(e.msg, "float range"), "%s", e.msg);
     static const char ok[] = "{\"data\":[{\"index\":1,\"embedding\":[1,2]},{\"index\":0,\"embedding\":[3,4]}]}";
     CHECK_OK(llm_openai_parse_embeddings(ok, sizeof ok - 1, 2, &v, &dim, &e), &e);
     CHECK(dim == 2 && v[0] == 3 && v[3] == 2);
