@@ -87,7 +87,8 @@ static LlmBackend *open_role(const char *role, const char *model, const char *ba
     const char *key = getenv(key_env);
     if (key_env_given && !(key && *key))
         return err_set(e, ERR_ARG, "%s: the API key variable $%s is not set", role, key_env), NULL;
-    LlmRoleConfig cfg = {.role = role, .model = model, .base_url = base, .api_key = key, .timeout_s = o->timeout,
+    LlmRoleConfig cfg = {.role = role, .model = model, .base_url = base, .api_key = key, .api_key_env = key_env,
+                         .timeout_s = o->timeout,
                          .max_retries = o->retries, .cancel = &interrupted, .chat_template = chat_template};
     return llm_opener_open(opener, &cfg, e);
 }
