@@ -577,6 +577,7 @@ static void test_partial_downloads(void) {
     int rc2 = hub_resolve("hf://tiny/qwen2", &o, &dir, &e);
     int model_done = same_file(want, model) && !file_exists(model_part);
     free(dir);
+    dir = NULL;
     test_kill(h.pid);
     h.pid = 0;
     CHECK(rc1 == -1 && model_ok && parts);
@@ -606,6 +607,8 @@ static void test_partial_downloads(void) {
     tdata[0] ^= 1;
     file_write_atomic(tok_part, tdata, tn, &me);
     rc1 = hub_resolve("hf://tiny/qwen2", &o, &dir, &e);
+    free(dir);
+    dir = NULL;
     Err e1 = e;
     int tok_gone = !file_exists(tok) && !file_exists(tok_part);
     rc2 = hub_resolve("hf://tiny/qwen2", &o, &dir, &e);
