@@ -311,8 +311,14 @@ static CURL *new_handle(const Opts *o, const char *url, struct curl_slist **hdrs
     return c;
 }
 
+/* The largest listing read: the biggest repositories' listings with blob
+ * ids are a few MB; an endless answer must not exhaust memory. */
+#define HUB_MAX_LISTING (64L << 20)
+
 static size_t to_strbuf(char *p, size_t size, size_t n, void *ud) {
-    sb_appendn(ud, p, size * n);
+    StrBuf *b = ud;
+    if (b->len + size * n > (size_t)HUB_MAX_LISTING) return 0; /* ends the transfer: CURLE_WRITE_ERROR */
+    sb_appendn(b, p, size * n);
     return size * n;
 }
 
@@ -338,6 +344,8 @@ static int get_text(const Opts *o, const char *url, StrBuf *body, Err *e) {
     curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
     curl_easy_cleanup(c);
     curl_slist_free_all(hdrs);
+    if (rc == CURLE_WRITE_ERROR)
+        return err_set(e, ERR_PARSE, "%s: answer longer than %ld MB; refusing it", url, HUB_MAX_LISTING >> 20);
     if (rc != CURLE_OK) return err_set(e, ERR_HTTP, "%s: %s", url, curl_easy_strerror(rc));
     if (status != 200) return status_error(status, url, body->s, e);
     return 0;
@@ -358,14 +366,20 @@ typedef struct {
 typedef struct {
     FILE *f;
     const char *name;
-    long long offset, total;
+    long long offset, total, written;
     double start, last_draw;
-    int quiet, tty;
+    int quiet, tty, too_long;
     Etags *tags;
 } Transfer;
 
 static size_t to_file(char *p, size_t size, size_t n, void *ud) {
     Transfer *t = ud;
+    /* More than the listed size cannot verify: stop before it fills the disk. */
+    if (t->total >= 0 && t->offset + t->written + (long long)(size * n) > t->total) {
+        t->too_long = 1;
+        return 0;
+    }
+    t->written += (long long)(size * n);
     return fwrite(p, size, n, t->f) * size;
 }
 
@@ -470,6 +484,12 @@ static int download_attempt(const Opts *o, const char *url, const char *part, co
         /* The server ignored or refused the range: start over. */
         unlink(part);
         return err_set(e, ERR_HTTP, "%s: server did not resume the download; restarting", url);
+    }
+    if (t.too_long) {
+        unlink(part);
+        *retryable = 0;
+        return err_set(e, ERR_HTTP, "%s: size mismatch: the server sent more than the listed %lld bytes; the download "
+                       "was deleted", url, size);
     }
     if (rc == CURLE_HTTP_RETURNED_ERROR) {
         *retryable = status == 429 || status >= 500;

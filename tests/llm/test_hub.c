@@ -480,6 +480,13 @@ static void test_size_mismatch_is_refused(void) {
     CHECK_MSG(strstr(r.e.msg, "tiny/qwen2/tokenizer.json: size mismatch"), "%s", r.e.msg);
     CHECK(!r.final_left && !r.part_left);
     free(r.log);
+    /* Listed shorter than served: the transfer stops at the listed size. */
+    const char *shorter[] = {"--short-size", "model.safetensors", NULL};
+    run_faulty(root, shorter, "model.safetensors", &r);
+    CHECK(r.rc == -1);
+    CHECK_MSG(strstr(r.e.msg, "size mismatch: the server sent more than the listed 4999 bytes"), "%s", r.e.msg);
+    CHECK(!r.final_left && !r.part_left);
+    free(r.log);
     test_system("rm -rf '%s'", root);
     free(root);
 }

@@ -2,7 +2,7 @@
  *
  *   fake_hub --repo ORG/REPO --root DIR [--port 0] --port-file F [--log F]
  *            [--token T] [--drop-after BYTES] [--corrupt NAME] [--no-hash NAME]
- *            [--wrong-size NAME] [--listing-hashes 0] [--redirect-lfs 1]
+ *            [--wrong-size NAME] [--short-size NAME] [--listing-hashes 0] [--redirect-lfs 1]
  *            [--extra JSON] [--serve-any TEXT]
  *
  * Serves DIR as the repository ORG/REPO at one fixed commit, as the hub does:
@@ -18,7 +18,8 @@
  * transfer of every file after that many bytes (the client must resume);
  * --corrupt serves NAME with one byte flipped (its hashes no longer match);
  * --no-hash gives NAME no hash in the listing nor in its answer's headers;
- * --wrong-size lists NAME one byte longer than it is; --listing-hashes 0
+ * --wrong-size lists NAME one byte longer than it is, --short-size one
+ * byte shorter; --listing-hashes 0
  * lists no hashes at all (only the answers' headers carry them);
  * --redirect-lfs 1 answers LFS files with a 302 to /cdn/PATH (carrying
  * X-Linked-Etag), whose answer has an unrelated ETag and no X-Repo-Commit, as
@@ -48,7 +49,7 @@
 static const char *g_repo, *g_root, *g_token, *g_corrupt, *g_log, *g_serve_any;
 static long g_drop_after = -1;
 static int g_listing_hashes = 1, g_redirect_lfs;
-static json_t *g_no_hash, *g_wrong_size, *g_extra; /* names (object keys); sibling objects */
+static json_t *g_no_hash, *g_wrong_size, *g_short_size, *g_extra; /* names (object keys); sibling objects */
 static json_t *g_dropped; /* names already cut once */
 static pthread_mutex_t g_lock = PTHREAD_MUTEX_INITIALIZER;
 
@@ -102,7 +103,8 @@ static void list_files(const char *dir, const char *rel, int blobs, json_t *out)
             list_files(full, r, blobs, out);
         } else if (file_read_all(full, &data, &n, &e) == 0) {
             json_t *f = json_pack("{s:s}", "rfilename", r);
-            json_int_t size = (json_int_t)n + (json_object_get(g_wrong_size, r) ? 1 : 0);
+            json_int_t size = (json_int_t)n + (json_object_get(g_wrong_size, r) ? 1 : 0) -
+                              (json_object_get(g_short_size, r) ? 1 : 0);
             int hashes = g_listing_hashes && !json_object_get(g_no_hash, r);
             if (blobs) json_object_set_new(f, "size", json_integer(size));
             if (blobs && hashes && is_lfs(r)) {
@@ -291,6 +293,7 @@ int main(int argc, char **argv) {
     const char *port_file = NULL;
     g_no_hash = json_object();
     g_wrong_size = json_object();
+    g_short_size = json_object();
     g_extra = json_array();
     for (int i = 1; i + 1 < argc; i += 2) {
         if (!strcmp(argv[i], "--repo")) g_repo = argv[i + 1];
@@ -303,6 +306,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "--corrupt")) g_corrupt = argv[i + 1];
         else if (!strcmp(argv[i], "--no-hash")) json_object_set_new(g_no_hash, argv[i + 1], json_true());
         else if (!strcmp(argv[i], "--wrong-size")) json_object_set_new(g_wrong_size, argv[i + 1], json_true());
+        else if (!strcmp(argv[i], "--short-size")) json_object_set_new(g_short_size, argv[i + 1], json_true());
         else if (!strcmp(argv[i], "--listing-hashes")) g_listing_hashes = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--redirect-lfs")) g_redirect_lfs = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--serve-any")) g_serve_any = argv[i + 1];
