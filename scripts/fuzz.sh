@@ -2,13 +2,15 @@
 # Builds the libFuzzer harnesses in tests/fuzz/ with clang (ASan + UBSan)
 # and runs each for N seconds (default 60), seeding the corpora from the
 # repository's seeds and the shared fixtures when they are present.
-#   scripts/fuzz.sh [SECONDS] [HARNESS...]     (harnesses: gguf safetensors tokenizer_json jsonl openai_reply)
-# Crashing inputs are written to build-fuzz/crash-<harness>-*.
+#   scripts/fuzz.sh [SECONDS] [HARNESS...]
+# The harnesses are tests/fuzz/fuzz_NAME.c (all of them by default); each
+# one's corpus starts from tests/data/fuzz/NAME/* plus the shared fixtures
+# named below. Crashing inputs are written to build-fuzz/crash-<harness>-*.
 set -e
 cd "$(dirname "$0")/.."
 SECS=${1:-60}
 [ $# -gt 0 ] && shift
-HARNESSES=${*:-gguf safetensors tokenizer_json jsonl openai_reply}
+HARNESSES=${*:-$(for f in tests/fuzz/fuzz_*.c; do n=${f#tests/fuzz/fuzz_}; echo "${n%.c}"; done)}
 OUT=build-fuzz
 SHARED=${ALOE_SHARED:-$(pwd)/../shared}
 nproc=$(nproc)
@@ -25,8 +27,9 @@ seed() { # seed HARNESS FILE...
 seed gguf "$SHARED"/fixtures/gguf/tiny-qwen2-q8_0.gguf "$SHARED"/fixtures/gguf/tiny-llama3-f16.gguf
 seed safetensors "$SHARED"/fixtures/models/tiny-bert-st/model.safetensors
 seed tokenizer_json tests/data/tok/fuzz-seeds/*
-seed jsonl tests/data/fuzz/jsonl/* "$SHARED"/aloe-data/personality_eval.jsonl
-seed openai_reply tests/data/fuzz/openai_reply/*
+seed jsonl "$SHARED"/aloe-data/personality_eval.jsonl
+# Every harness: its own seeds in the repository.
+for h in $HARNESSES; do seed "$h" tests/data/fuzz/"$h"/*; done
 
 rc=0
 for h in $HARNESSES; do

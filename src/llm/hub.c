@@ -2,11 +2,13 @@
 
 #include <curl/curl.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <jansson.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -14,6 +16,7 @@
 #include "base/log.h"
 #include "base/mem.h"
 #include "base/progress.h"
+#include "base/sha1.h"
 #include "base/sha256.h"
 
 /* ---- specs ---- */
@@ -93,6 +96,186 @@ int hub_wanted_file(const char *f) {
     return !strcmp(dot, ".json") || !strcmp(dot, ".safetensors") || !strcmp(dot, ".jinja");
 }
 
+/* ---- the listing ---- */
+
+/* A listed name as a message may show it: printable ASCII kept, every other
+ * byte (control characters, NUL, non-ASCII) as \xNN, long names cut. */
+static void show_name(const char *s, size_t n, char *out, size_t cap) {
+    size_t o = 0, shown = n > 120 ? 120 : n;
+    for (size_t i = 0; i < shown && o + 5 < cap; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c >= 0x20 && c < 0x7f && c != '"' && c != '\\')
+            out[o++] = (char)c;
+        else
+            o += (size_t)snprintf(out + o, cap - o, "\\x%02x", c);
+    }
+    if (shown < n && o + 4 < cap) {
+        memcpy(out + o, "...", 3);
+        o += 3;
+    }
+    out[o] = 0;
+}
+
+int hub_check_filename(const char *name, size_t len, Err *e) {
+    static const char partial[] = ".incomplete";
+    const size_t np = sizeof partial - 1;
+    if (len == 0) return err_set(e, ERR_PARSE, "empty name");
+    if (len > HUB_MAX_NAME) return err_set(e, ERR_PARSE, "name of %zu bytes, more than %d", len, HUB_MAX_NAME);
+    if (name[0] == '/') return err_set(e, ERR_PARSE, "absolute path; expected one relative to the repository");
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)name[i];
+        if (c == 0) return err_set(e, ERR_PARSE, "NUL byte at offset %zu", i);
+        if (c < 0x20 || c == 0x7f) return err_set(e, ERR_PARSE, "control character 0x%02x at offset %zu", c, i);
+        /* Not a separator here, but one on Windows and in some tools. */
+        if (c == '\\') return err_set(e, ERR_PARSE, "backslash at offset %zu; expected '/' as the only separator", i);
+    }
+    for (size_t start = 0, i = 0; i <= len; i++) {
+        if (i < len && name[i] != '/') continue;
+        const char *comp = name + start;
+        size_t cl = i - start;
+        if (cl == 0) return err_set(e, ERR_PARSE, "empty path component at offset %zu (\"//\" or a trailing '/')", i);
+        if ((cl == 1 && comp[0] == '.') || (cl == 2 && comp[0] == '.' && comp[1] == '.'))
+            return err_set(e, ERR_PARSE, "\"%.*s\" path component at offset %zu; expected plain names", (int)cl, comp,
+                           start);
+        if (cl > HUB_MAX_COMPONENT)
+            return err_set(e, ERR_PARSE, "path component of %zu bytes at offset %zu, more than %d", cl, start,
+                           HUB_MAX_COMPONENT);
+        /* A listed "x.incomplete" would be written where the download of
+         * "x" keeps its partial data (or be taken for it). */
+        if (cl >= np && !memcmp(comp + cl - np, partial, np))
+            return err_set(e, ERR_PARSE, "ends in \"%s\", the cache's suffix for partial downloads", partial);
+        start = i + 1;
+    }
+    return 0;
+}
+
+static int is_hex(const char *s, size_t n, size_t want) {
+    if (n != want) return 0;
+    for (size_t i = 0; i < n; i++)
+        if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f') || (s[i] >= 'A' && s[i] <= 'F'))) return 0;
+    return 1;
+}
+
+static void copy_lower(char *dst, const char *src, size_t n) {
+    for (size_t i = 0; i < n; i++) dst[i] = (char)(src[i] >= 'A' && src[i] <= 'F' ? src[i] - 'A' + 'a' : src[i]);
+    dst[n] = 0;
+}
+
+/* A "size" member: absent or null gives -1; anything but a non-negative
+ * integer is an error. */
+static int listed_size(json_t *v, long long *out) {
+    *out = -1;
+    if (!v || json_is_null(v)) return 0;
+    if (!json_is_integer(v) || json_integer_value(v) < 0) return -1;
+    *out = (long long)json_integer_value(v);
+    return 0;
+}
+
+/* A hash member: absent or null gives ""; otherwise `digits` hex digits. */
+static int listed_hash(json_t *v, size_t digits, char *out) {
+    out[0] = 0;
+    if (!v || json_is_null(v)) return 0;
+    if (!json_is_string(v) || !is_hex(json_string_value(v), json_string_length(v), digits)) return -1;
+    copy_lower(out, json_string_value(v), digits);
+    return 0;
+}
+
+static int parse_entry(json_t *f, size_t i, const char *origin, HubFile *out, Err *e) {
+    char shown[512];
+    json_t *rn = json_object_get(f, "rfilename");
+    if (!json_is_object(f) || !json_is_string(rn))
+        return err_set(e, ERR_PARSE, "%s: siblings[%zu]: expected an object with a string \"rfilename\"", origin, i);
+    const char *name = json_string_value(rn);
+    size_t nlen = json_string_length(rn);
+    show_name(name, nlen, shown, sizeof shown);
+    if (hub_check_filename(name, nlen, e))
+        return err_wrap(e, "%s: siblings[%zu].rfilename \"%s\": refusing the repository", origin, i, shown);
+    out->name = xstrndup(name, nlen);
+    json_t *lfs = json_object_get(f, "lfs");
+    long long lfs_size = -1;
+    if (listed_size(json_object_get(f, "size"), &out->size))
+        return err_set(e, ERR_PARSE, "%s: siblings[%zu] \"%s\": \"size\": expected a non-negative integer", origin, i,
+                       shown);
+    if (lfs && !json_is_null(lfs)) {
+        if (!json_is_object(lfs) || listed_hash(json_object_get(lfs, "sha256"), 64, out->sha256) || !out->sha256[0])
+            return err_set(e, ERR_PARSE, "%s: siblings[%zu] \"%s\": \"lfs\": expected {\"sha256\": 64 hex digits}",
+                           origin, i, shown);
+        if (listed_size(json_object_get(lfs, "size"), &lfs_size))
+            return err_set(e, ERR_PARSE, "%s: siblings[%zu] \"%s\": \"lfs.size\": expected a non-negative integer",
+                           origin, i, shown);
+        if (lfs_size >= 0 && out->size >= 0 && lfs_size != out->size)
+            return err_set(e, ERR_PARSE, "%s: siblings[%zu] \"%s\": \"lfs.size\" %lld differs from \"size\" %lld",
+                           origin, i, shown, lfs_size, out->size);
+        if (out->size < 0) out->size = lfs_size;
+    }
+    char blob[41];
+    if (listed_hash(json_object_get(f, "blobId"), 40, blob))
+        return err_set(e, ERR_PARSE, "%s: siblings[%zu] \"%s\": \"blobId\": expected 40 hex digits", origin, i, shown);
+    /* An LFS file's blobId is that of its pointer file, not of the content. */
+    if (!out->sha256[0]) memcpy(out->blob_id, blob, sizeof blob);
+    return 0;
+}
+
+static int parse_listing(json_t *root, const char *origin, HubListing *out, Err *e) {
+    if (!json_is_object(root)) return err_set(e, ERR_PARSE, "%s: answer is not a JSON object", origin);
+    json_t *sha = json_object_get(root, "sha");
+    if (!json_is_string(sha) || json_string_length(sha) > HUB_MAX_COMPONENT ||
+        !valid_name(json_string_value(sha), json_string_length(sha)))
+        return err_set(e, ERR_PARSE, "%s: answer has no valid commit \"sha\"", origin);
+    out->commit = xstrdup(json_string_value(sha));
+    json_t *sib = json_object_get(root, "siblings");
+    if (!json_is_array(sib)) return err_set(e, ERR_PARSE, "%s: answer has no file list (\"siblings\")", origin);
+    size_t n = json_array_size(sib);
+    out->files = xcalloc(n ? n : 1, sizeof *out->files);
+    json_t *seen = json_object(); /* name -> index */
+    int rc = 0;
+    for (size_t i = 0; i < n && !rc; i++) {
+        HubFile *hf = &out->files[out->n_files++];
+        if ((rc = parse_entry(json_array_get(sib, i), i, origin, hf, e))) break;
+        json_t *dup = json_object_get(seen, hf->name);
+        if (dup)
+            rc = err_set(e, ERR_PARSE, "%s: siblings[%zu] \"%s\": listed twice (also siblings[%lld])", origin, i,
+                         hf->name, (long long)json_integer_value(dup));
+        else
+            json_object_set_new(seen, hf->name, json_integer((json_int_t)i));
+    }
+    /* A name that is also the directory of another cannot be both. */
+    for (size_t i = 0; i < out->n_files && !rc; i++) {
+        const char *name = out->files[i].name;
+        for (const char *sl = strchr(name, '/'); sl && !rc; sl = strchr(sl + 1, '/')) {
+            json_t *other = json_object_getn(seen, name, (size_t)(sl - name));
+            if (other)
+                rc = err_set(e, ERR_PARSE, "%s: siblings[%zu] \"%s\": its directory \"%.*s\" is listed as a file "
+                             "(siblings[%lld])", origin, i, name, (int)(sl - name), name,
+                             (long long)json_integer_value(other));
+        }
+    }
+    json_decref(seen);
+    return rc;
+}
+
+void hub_listing_free(HubListing *l) {
+    for (size_t i = 0; i < l->n_files; i++) free(l->files[i].name);
+    free(l->files);
+    free(l->commit);
+    memset(l, 0, sizeof *l);
+}
+
+int hub_parse_listing(const char *json, size_t len, const char *origin, HubListing *out, Err *e) {
+    memset(out, 0, sizeof *out);
+    json_error_t jerr;
+    /* NULs are let through the decoder so that a name holding one is
+     * refused by hub_check_filename, naming the entry. */
+    json_t *root = json_loadb(json, len, JSON_ALLOW_NUL, &jerr);
+    if (!root)
+        return err_set(e, ERR_PARSE, "%s: answer is not JSON (line %d, column %d): %s", origin, jerr.line,
+                       jerr.column, jerr.text);
+    int rc = parse_listing(root, origin, out, e);
+    json_decref(root);
+    if (rc) hub_listing_free(out);
+    return rc;
+}
+
 /* ---- HTTP ---- */
 
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
@@ -128,8 +311,14 @@ static CURL *new_handle(const Opts *o, const char *url, struct curl_slist **hdrs
     return c;
 }
 
+/* The largest listing read: the biggest repositories' listings with blob
+ * ids are a few MB; an endless answer must not exhaust memory. */
+#define HUB_MAX_LISTING (64L << 20)
+
 static size_t to_strbuf(char *p, size_t size, size_t n, void *ud) {
-    sb_appendn(ud, p, size * n);
+    StrBuf *b = ud;
+    if (b->len + size * n > (size_t)HUB_MAX_LISTING) return 0; /* ends the transfer: CURLE_WRITE_ERROR */
+    sb_appendn(b, p, size * n);
     return size * n;
 }
 
@@ -142,47 +331,80 @@ static int status_error(long status, const char *url, const char *body, Err *e) 
     return err_set(e, ERR_HTTP, "%s: HTTP %ld: %.300s", url, status, body ? body : "");
 }
 
-static int get_json(const Opts *o, const char *url, json_t **out, Err *e) {
+/* GETs a small answer (the listing) into *body. */
+static int get_text(const Opts *o, const char *url, StrBuf *body, Err *e) {
     struct curl_slist *hdrs;
     CURL *c = new_handle(o, url, &hdrs);
     if (!c) return err_set(e, ERR_INTERNAL, "cannot create an HTTP handle");
-    StrBuf body;
-    sb_init(&body);
     curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, to_strbuf);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, &body);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, body);
     curl_easy_setopt(c, CURLOPT_TIMEOUT, 60L);
     CURLcode rc = curl_easy_perform(c);
     long status = 0;
     curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
     curl_easy_cleanup(c);
     curl_slist_free_all(hdrs);
-    int ret = 0;
-    if (rc != CURLE_OK) {
-        ret = err_set(e, ERR_HTTP, "%s: %s", url, curl_easy_strerror(rc));
-    } else if (status != 200) {
-        ret = status_error(status, url, body.s, e);
-    } else {
-        json_error_t jerr;
-        *out = json_loadb(body.s, body.len, 0, &jerr);
-        if (!*out) ret = err_set(e, ERR_PARSE, "%s: response is not JSON: %s", url, jerr.text);
-    }
-    sb_free(&body);
-    return ret;
+    if (rc == CURLE_WRITE_ERROR)
+        return err_set(e, ERR_PARSE, "%s: answer longer than %ld MB; refusing it", url, HUB_MAX_LISTING >> 20);
+    if (rc != CURLE_OK) return err_set(e, ERR_HTTP, "%s: %s", url, curl_easy_strerror(rc));
+    if (status != 200) return status_error(status, url, body->s, e);
+    return 0;
 }
 
 /* ---- downloads ---- */
 
+/* Hashes the hub's download answers carry: for an LFS file the redirect
+ * answer's X-Linked-Etag is the content's SHA-256; a file the hub serves
+ * itself (its answer carries X-Repo-Commit) has its git blob id, or for LFS
+ * its SHA-256, as ETag. Used only when the listing names no hash. */
+typedef struct {
+    char linked[65]; /* X-Linked-Etag of any answer in the transfer */
+    char etag[65];   /* ETag of the last answer */
+    int from_hub;    /* the last answer carried X-Repo-Commit */
+} Etags;
+
 typedef struct {
     FILE *f;
     const char *name;
-    long long offset, total;
+    long long offset, total, written;
     double start, last_draw;
-    int quiet, tty;
+    int quiet, tty, too_long;
+    Etags *tags;
 } Transfer;
 
 static size_t to_file(char *p, size_t size, size_t n, void *ud) {
     Transfer *t = ud;
+    /* More than the listed size cannot verify: stop before it fills the disk. */
+    if (t->total >= 0 && t->offset + t->written + (long long)(size * n) > t->total) {
+        t->too_long = 1;
+        return 0;
+    }
+    t->written += (long long)(size * n);
     return fwrite(p, size, n, t->f) * size;
+}
+
+/* Copies a header's value when it is a strong tag of 40 or 64 hex digits. */
+static void take_hex_tag(const char *v, size_t n, char out[65]) {
+    while (n && (*v == ' ' || *v == '\t')) v++, n--;
+    while (n && (v[n - 1] == '\r' || v[n - 1] == '\n' || v[n - 1] == ' ')) n--;
+    if (n >= 2 && v[0] == '"' && v[n - 1] == '"') v++, n -= 2;
+    if (is_hex(v, n, 40) || is_hex(v, n, 64)) copy_lower(out, v, n);
+}
+
+static size_t on_header(char *p, size_t size, size_t n, void *ud) {
+    Etags *t = ud;
+    size_t len = size * n;
+    if (len >= 5 && !strncmp(p, "HTTP/", 5)) { /* a new answer (after a redirect) */
+        t->etag[0] = 0;
+        t->from_hub = 0;
+    } else if (len > 14 && !strncasecmp(p, "x-linked-etag:", 14)) {
+        take_hex_tag(p + 14, len - 14, t->linked);
+    } else if (len > 5 && !strncasecmp(p, "etag:", 5)) {
+        take_hex_tag(p + 5, len - 5, t->etag);
+    } else if (len > 14 && !strncasecmp(p, "x-repo-commit:", 14)) {
+        t->from_hub = 1;
+    }
+    return len;
 }
 
 static int on_progress(void *ud, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ult, curl_off_t uln) {
@@ -202,46 +424,47 @@ static int on_progress(void *ud, curl_off_t dltotal, curl_off_t dlnow, curl_off_
     return 0;
 }
 
+/* Size of path itself (a symbolic link is not followed), or dflt. */
 static long long file_size_or(const char *path, long long dflt) {
     struct stat st;
-    return stat(path, &st) == 0 ? (long long)st.st_size : dflt;
+    return lstat(path, &st) == 0 ? (long long)st.st_size : dflt;
 }
 
-static int file_sha256_hex(const char *path, char hex[65], Err *e) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return err_set(e, ERR_IO, "%s: %s", path, strerror(errno));
-    Sha256 c;
-    sha256_init(&c);
-    static __thread unsigned char buf[1 << 16];
-    size_t n;
-    while ((n = fread(buf, 1, sizeof buf, f)) > 0) sha256_update(&c, buf, n);
-    fclose(f);
-    uint8_t d[32];
-    sha256_final(&c, d);
-    sha256_to_hex(d, hex);
-    return 0;
+/* Opens the partial download for appending (or afresh), never through a
+ * symbolic link someone left in its place. */
+static FILE *open_part(const char *part, int append, Err *e) {
+    int fd = open(part, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW | (append ? O_APPEND : O_TRUNC), 0644);
+    if (fd < 0 && errno == ELOOP)
+        return err_set(e, ERR_IO, "%s: is a symbolic link; refusing to write through it", part), NULL;
+    if (fd < 0) return err_set(e, ERR_IO, "%s: %s", part, strerror(errno)), NULL;
+    FILE *f = fdopen(fd, append ? "ab" : "wb");
+    if (!f) {
+        close(fd);
+        err_set(e, ERR_IO, "%s: %s", part, strerror(errno));
+    }
+    return f;
 }
 
 /* One attempt: continue dest.incomplete from its current size. Returns 0,
  * or -1 with e set; *retryable tells whether another attempt may help. */
 static int download_attempt(const Opts *o, const char *url, const char *part, const char *name, long long size,
-                            int *retryable, Err *e) {
+                            Etags *tags, int *retryable, Err *e) {
     long long have = file_size_or(part, 0);
     if (size >= 0 && have > size) {
         unlink(part);
         have = 0;
     }
-    FILE *f = fopen(part, have ? "ab" : "wb");
-    if (!f) {
-        *retryable = 0;
-        return err_set(e, ERR_IO, "%s: %s", part, strerror(errno));
-    }
+    *retryable = 0;
+    FILE *f = open_part(part, have > 0, e);
+    if (!f) return -1;
     struct curl_slist *hdrs;
     CURL *c = new_handle(o, url, &hdrs);
     Transfer t = {.f = f, .name = name, .offset = have, .total = size, .start = now_seconds(),
-                  .quiet = o->quiet, .tty = isatty(2)};
+                  .quiet = o->quiet, .tty = isatty(2), .tags = tags};
     curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, to_file);
     curl_easy_setopt(c, CURLOPT_WRITEDATA, &t);
+    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
+    curl_easy_setopt(c, CURLOPT_HEADERDATA, tags);
     curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, on_progress);
     curl_easy_setopt(c, CURLOPT_XFERINFODATA, &t);
     curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
@@ -252,13 +475,21 @@ static int download_attempt(const Opts *o, const char *url, const char *part, co
     curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
     curl_easy_cleanup(c);
     curl_slist_free_all(hdrs);
-    int bad_close = fclose(f);
+    /* Flushed to disk before it can be verified and renamed into place. */
+    int bad_close = fflush(f) || fsync(fileno(f));
+    bad_close |= fclose(f);
     if (t.tty && !o->quiet) fputs("\r\033[K", stderr);
     *retryable = 1;
-    if (rc == CURLE_RANGE_ERROR || (have > 0 && status == 200)) {
+    if (rc == CURLE_RANGE_ERROR || (have > 0 && (status == 200 || status == 416))) {
         /* The server ignored or refused the range: start over. */
         unlink(part);
         return err_set(e, ERR_HTTP, "%s: server did not resume the download; restarting", url);
+    }
+    if (t.too_long) {
+        unlink(part);
+        *retryable = 0;
+        return err_set(e, ERR_HTTP, "%s: size mismatch: the server sent more than the listed %lld bytes; the download "
+                       "was deleted", url, size);
     }
     if (rc == CURLE_HTTP_RETURNED_ERROR) {
         *retryable = status == 429 || status >= 500;
@@ -292,52 +523,161 @@ static char *file_url(const Opts *o, const char *repo, const char *rev, const ch
     return sb_take(&b);
 }
 
-/* Downloads one file into the snapshot unless it is already there whole. */
-static int fetch_file(const Opts *o, const char *repo, const char *commit, const char *snap,
-                      const char *rfilename, long long size, const char *sha, Err *e) {
-    char *dest = path_join(snap, rfilename);
-    if (file_size_or(dest, -1) >= 0 && (size < 0 || file_size_or(dest, -1) == size)) {
+/* Creates the directories of rfilename below the snapshot directory, one
+ * at a time, refusing to go through a symbolic link or a non-directory: the
+ * listing never creates links, so one there was put by someone else. */
+static int make_dirs_below(const char *snap, const char *rfilename, Err *e) {
+    if (file_mkdirs(snap, e)) return -1;
+    char *path = path_join(snap, rfilename);
+    size_t base = strlen(path) - strlen(rfilename);
+    int rc = 0;
+    for (char *sl = strchr(path + base, '/'); sl && !rc; sl = strchr(sl + 1, '/')) {
+        *sl = 0;
+        struct stat st;
+        if (lstat(path, &st) != 0 && errno == ENOENT && mkdir(path, 0755) != 0 && errno != EEXIST)
+            rc = err_set(e, ERR_IO, "%s: %s", path, strerror(errno));
+        else if (lstat(path, &st) != 0)
+            rc = err_set(e, ERR_IO, "%s: %s", path, strerror(errno));
+        else if (S_ISLNK(st.st_mode))
+            rc = err_set(e, ERR_IO, "%s: is a symbolic link; refusing to write through it", path);
+        else if (!S_ISDIR(st.st_mode))
+            rc = err_set(e, ERR_IO, "%s: exists and is not a directory", path);
+        *sl = '/';
+    }
+    free(path);
+    return rc;
+}
+
+/* Hashes the file once for the digests wanted (NULL: not wanted). */
+static int hash_file(const char *path, char sha256_hex[65], char blob_hex[41], Err *e) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return err_set(e, ERR_IO, "%s: %s", path, strerror(errno));
+    Sha256 c2;
+    Sha1 c1;
+    sha256_init(&c2);
+    sha1_init_git_blob(&c1, (unsigned long long)file_size_or(path, 0));
+    static __thread unsigned char buf[1 << 16];
+    size_t n;
+    while ((n = fread(buf, 1, sizeof buf, f)) > 0) {
+        if (sha256_hex) sha256_update(&c2, buf, n);
+        if (blob_hex) sha1_update(&c1, buf, n);
+    }
+    int bad = ferror(f);
+    fclose(f);
+    if (bad) return err_set(e, ERR_IO, "%s: read error", path);
+    if (sha256_hex) {
+        uint8_t d[32];
+        sha256_final(&c2, d);
+        sha256_to_hex(d, sha256_hex);
+    }
+    if (blob_hex) {
+        uint8_t d[20];
+        sha1_final(&c1, d);
+        sha1_to_hex(d, blob_hex);
+    }
+    return 0;
+}
+
+/* Checks the finished partial download against its size and hash, deleting
+ * it when they differ. The listing's hash is used, else one the hub's
+ * answer carried; a file with neither is reported as unverified. */
+static int verify_part(const char *repo, const HubFile *hf, const char *part, const Etags *tags, Err *e) {
+    long long got = file_size_or(part, -1);
+    if (hf->size >= 0 && got != hf->size) {
+        unlink(part);
+        return err_set(e, ERR_HTTP,
+                       "%s/%s: size mismatch: the listing says %lld bytes, the download has %lld; it was deleted",
+                       repo, hf->name, hf->size, got);
+    }
+    const char *sha = hf->sha256, *blob = hf->blob_id, *source = "the listing's";
+    if (!sha[0] && !blob[0]) {
+        source = "the hub's ETag";
+        if (strlen(tags->linked) == 64) {
+            sha = tags->linked;
+            source = "the hub's X-Linked-Etag";
+        } else if (tags->from_hub && strlen(tags->etag) == 64) {
+            sha = tags->etag;
+        } else if (tags->from_hub && strlen(tags->etag) == 40) {
+            blob = tags->etag;
+        }
+    }
+    if (!sha[0] && !blob[0]) {
+        log_warn("%s/%s: not verified: the hub gave no hash for it%s", repo, hf->name,
+                 hf->size >= 0 ? " (its size matches)" : " nor its size");
+        return 0;
+    }
+    char got256[65], got1[41];
+    if (hash_file(part, sha[0] ? got256 : NULL, sha[0] ? NULL : got1, e)) return -1;
+    const char *want = sha[0] ? sha : blob, *have = sha[0] ? got256 : got1;
+    if (strcmp(want, have)) {
+        unlink(part);
+        return err_set(e, ERR_HTTP, "%s/%s: %s mismatch: expected %s (%s), got %s; the download was deleted", repo,
+                       hf->name, sha[0] ? "SHA-256" : "git blob id", want, source, have);
+    }
+    return 0;
+}
+
+static void fsync_dir_of(const char *path) {
+    char *dir = xstrdup(path);
+    char *sl = strrchr(dir, '/');
+    if (sl) *sl = 0;
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd >= 0) {
+        fsync(fd);
+        close(fd);
+    }
+    free(dir);
+}
+
+/* Downloads one file into the snapshot unless it is already there whole.
+ * The data goes to NAME.incomplete (kept between runs to resume) and is
+ * renamed to NAME only once verified, so a kill at any moment leaves no
+ * partial file under the name a reader looks for. */
+static int fetch_file(const Opts *o, const char *repo, const char *commit, const char *snap, const HubFile *hf,
+                      Err *e) {
+    char *dest = path_join(snap, hf->name);
+    struct stat st;
+    /* Present from an earlier run (renamed only after verification), or
+     * laid out by the hub's own tools (a link into blobs/). */
+    if (stat(dest, &st) == 0 && S_ISREG(st.st_mode) && (hf->size < 0 || st.st_size == hf->size)) {
         free(dest);
         return 0;
     }
-    char *dir = xstrdup(dest);
-    *strrchr(dir, '/') = 0;
-    int rc = file_mkdirs(dir, e);
-    free(dir);
-    if (rc) {
+    if (make_dirs_below(snap, hf->name, e)) {
         free(dest);
         return -1;
     }
     char *part = xasprintf("%s.incomplete", dest);
-    char *url = file_url(o, repo, commit, rfilename);
-    if (!o->quiet) log_info("downloading %s/%s (%.1f MB)", repo, rfilename, size >= 0 ? (double)size / 1e6 : 0.0);
-    rc = -1;
-    for (int attempt = 1; attempt <= o->attempts; attempt++) {
-        int retryable = 0;
-        Err ae = {0};
-        if (download_attempt(o, url, part, rfilename, size, &retryable, &ae) == 0) {
-            rc = 0;
-            break;
+    char *url = file_url(o, repo, commit, hf->name);
+    Etags tags = {{0}, {0}, 0};
+    int rc = 0;
+    struct stat pst;
+    if (lstat(part, &pst) == 0 && S_ISLNK(pst.st_mode)) {
+        rc = err_set(e, ERR_IO, "%s: is a symbolic link; refusing to write through it", part);
+    } else if (hf->size >= 0 && file_size_or(part, -1) == hf->size) {
+        /* A run killed between the last byte and the rename: verify it. */
+    } else {
+        if (!o->quiet)
+            log_info("downloading %s/%s (%.1f MB)", repo, hf->name, hf->size >= 0 ? (double)hf->size / 1e6 : 0.0);
+        rc = -1;
+        for (int attempt = 1; attempt <= o->attempts; attempt++) {
+            int retryable = 0;
+            Err ae = {0};
+            if (download_attempt(o, url, part, hf->name, hf->size, &tags, &retryable, &ae) == 0) {
+                rc = 0;
+                break;
+            }
+            if (!retryable || attempt == o->attempts) {
+                *e = ae;
+                break;
+            }
+            log_warn("%s (attempt %d of %d); resuming", ae.msg, attempt, o->attempts);
+            usleep((useconds_t)(200000 * attempt));
         }
-        if (!retryable || attempt == o->attempts) {
-            *e = ae;
-            break;
-        }
-        log_warn("%s (attempt %d of %d); resuming", ae.msg, attempt, o->attempts);
-        usleep((useconds_t)(200000 * attempt));
     }
-    if (rc == 0 && size >= 0 && file_size_or(part, -1) != size)
-        rc = err_set(e, ERR_HTTP, "%s: downloaded %lld bytes, expected %lld", url, file_size_or(part, -1), size);
-    if (rc == 0 && sha && *sha) {
-        char hex[65];
-        rc = file_sha256_hex(part, hex, e);
-        if (rc == 0 && strcmp(hex, sha)) {
-            unlink(part);
-            rc = err_set(e, ERR_HTTP, "%s: SHA-256 mismatch (got %s, expected %s); the partial file was removed",
-                         url, hex, sha);
-        }
-    }
+    if (rc == 0) rc = verify_part(repo, hf, part, &tags, e);
     if (rc == 0 && rename(part, dest)) rc = err_set(e, ERR_IO, "%s: %s", dest, strerror(errno));
+    if (rc == 0) fsync_dir_of(dest);
     free(part);
     free(url);
     free(dest);
@@ -398,32 +738,19 @@ static void resolve_opts(const HubOptions *in, Opts *o, char **cache_alloc) {
     }
 }
 
-/* Lists the files to fetch from the API answer and fetches them. */
-static int fetch_snapshot(const Opts *o, const HubSpec *s, json_t *info, const char *snap, Err *e) {
-    const char *commit = json_string_value(json_object_get(info, "sha"));
-    json_t *sib = json_object_get(info, "siblings");
-    if (!json_is_array(sib)) return err_set(e, ERR_PARSE, "hub answer for %s has no file list", s->repo);
-    int found = 0, n_gguf = 0;
+/* Fetches the wanted files of a listing every name of which was checked. */
+static int fetch_snapshot(const Opts *o, const HubSpec *s, const HubListing *l, const char *snap, Err *e) {
+    int found = 0, n_gguf = 0, rc = 0;
     StrBuf ggufs;
     sb_init(&ggufs);
-    size_t i;
-    json_t *f;
-    int rc = 0;
-    json_array_foreach(sib, i, f) {
-        const char *name = json_string_value(json_object_get(f, "rfilename"));
-        if (!name) continue;
-        const char *dot = strrchr(name, '.');
-        if (dot && !strcmp(dot, ".gguf") && n_gguf++ < 8) sb_printf(&ggufs, "\n  hf://%s/%s", s->repo, name);
-        int want = s->path ? !strcmp(name, s->path) : hub_wanted_file(name);
+    for (size_t i = 0; i < l->n_files && !rc; i++) {
+        const HubFile *hf = &l->files[i];
+        const char *dot = strrchr(hf->name, '.');
+        if (dot && !strcmp(dot, ".gguf") && n_gguf++ < 8) sb_printf(&ggufs, "\n  hf://%s/%s", s->repo, hf->name);
+        int want = s->path ? !strcmp(hf->name, s->path) : hub_wanted_file(hf->name);
         if (!want) continue;
         found++;
-        json_t *sz = json_object_get(f, "size");
-        json_t *lfs = json_object_get(f, "lfs");
-        long long size = json_is_integer(sz) ? json_integer_value(sz) : -1;
-        const char *sha = lfs ? json_string_value(json_object_get(lfs, "sha256")) : NULL;
-        if (lfs && size < 0 && json_is_integer(json_object_get(lfs, "size")))
-            size = json_integer_value(json_object_get(lfs, "size"));
-        if ((rc = fetch_file(o, s->repo, commit, snap, name, size, sha, e))) break;
+        rc = fetch_file(o, s->repo, l->commit, snap, hf, e);
     }
     if (!rc && s->path && !found)
         rc = err_set(e, ERR_NOTFOUND, "hf://%s@%s has no file %s", s->repo, s->revision, s->path);
@@ -446,20 +773,28 @@ int hub_resolve(const char *spec, const HubOptions *opts, char **local_path, Err
     resolve_opts(opts, &o, &cache_alloc);
     char *rdir = repo_dir(&o, s.repo);
     char *url = xasprintf("%s/api/models/%s/revision/%s?blobs=true", o.endpoint, s.repo, s.revision);
-    json_t *info = NULL;
+    StrBuf body;
+    sb_init(&body);
+    HubListing l = {0};
+    int listed = 0;
     Err api_err = {0};
-    int rc = get_json(&o, url, &info, &api_err);
+    int rc = get_text(&o, url, &body, &api_err);
     char *commit = NULL;
     if (rc == 0) {
-        const char *sha = json_string_value(json_object_get(info, "sha"));
-        if (!sha || !valid_name(sha, strlen(sha)))
-            rc = err_set(e, ERR_PARSE, "%s: answer has no valid commit \"sha\"", url);
-        else
-            commit = xstrdup(sha);
+        /* Every name is checked here, before anything is written. */
+        rc = hub_parse_listing(body.s ? body.s : "", body.len, url, &l, e);
+        if (rc == 0) {
+            listed = 1;
+            commit = xstrdup(l.commit);
+        }
     } else if (api_err.code == ERR_HTTP && read_ref(rdir, s.revision, &commit) == 0) {
         /* Offline, or the hub is down: a snapshot fetched before still serves. */
-        log_warn("%s; using the cached snapshot %.12s", api_err.msg, commit);
-        rc = 0;
+        if (!valid_name(commit, strlen(commit))) {
+            rc = err_set(e, ERR_PARSE, "%s/refs/%s: not a commit name", rdir, s.revision);
+        } else {
+            log_warn("%s; using the cached snapshot %.12s", api_err.msg, commit);
+            rc = 0;
+        }
     } else {
         *e = api_err;
     }
@@ -468,8 +803,8 @@ int hub_resolve(const char *spec, const HubOptions *opts, char **local_path, Err
         char *snaps = path_join(rdir, "snapshots");
         snapdir = path_join(snaps, commit);
         free(snaps);
-        if (info) rc = fetch_snapshot(&o, &s, info, snapdir, e);
-        if (rc == 0 && info) rc = write_ref(rdir, s.revision, commit, e);
+        if (listed) rc = fetch_snapshot(&o, &s, &l, snapdir, e);
+        if (rc == 0 && listed) rc = write_ref(rdir, s.revision, commit, e);
     }
     if (rc == 0) {
         *local_path = s.path ? path_join(snapdir, s.path) : xstrdup(snapdir);
@@ -480,7 +815,8 @@ int hub_resolve(const char *spec, const HubOptions *opts, char **local_path, Err
         }
     }
     if (rc) err_wrap(e, "%s", spec);
-    json_decref(info);
+    hub_listing_free(&l);
+    sb_free(&body);
     free(snapdir);
     free(commit);
     free(url);
