@@ -391,7 +391,10 @@ int personas_run(const PersonasConfig *c, const StrList *seeds, PersonasResult *
     if (cut < 0) rc = -1;
     else if (cut > 0) log_warn("%s: dropped a torn last round left by an interrupted run", r.state_path);
     LoadCtx lc = {&r, seeds};
-    if (!rc && file_exists(r.state_path) && jsonl_foreach(r.state_path, load_round, &lc, e) < 0) rc = -1;
+    /* A round's line holds every item it added with its embedding; round 0
+     * holds all the seeds (about 12 bytes per dimension per item). */
+    JsonlOptions so = {.max_line = PERSONAS_STATE_MAX_LINE, .limit_hint = "the limit for a resume-state round"};
+    if (!rc && file_exists(r.state_path) && jsonl_foreach_opt(r.state_path, &so, load_round, &lc, e) < 0) rc = -1;
     if (!rc) rc = appender_open(&r.state, r.state_path, e);
     if (!rc && r.n == 0) rc = add_seeds(&r, seeds, e);
     if (!rc) rc = write_outputs(&r, e);
