@@ -304,8 +304,10 @@ static void conversation_job(void *ctx, long t, int thread) {
     if (halted(run)) return;
     Err e = {0};
     json_t *rec = converse(run, run->todo[t], &e);
-    if (rec && journal_append(run->journal, rec, &e) == 0) atomic_fetch_add(&run->done_now, 1);
-    else if (e.code != ERR_CANCELLED) {
+    if (rec && journal_append(run->journal, rec, &e) == 0) {
+        long done = atomic_fetch_add(&run->done_now, 1) + 1;
+        if (run->c->on_saved) run->c->on_saved(run->c->on_saved_ctx, done);
+    } else if (e.code != ERR_CANCELLED) {
         pthread_mutex_lock(&run->lock);
         if (!run->failed) {
             run->failed = 1;

@@ -49,6 +49,10 @@ typedef struct BenchConfig {
     int judge_attempts; /* judge requests per turn at most (3) */
     atomic_int *stop;   /* optional: set (Ctrl-C) to start nothing new and abandon running ones */
     Progress *progress; /* optional: counted in turns (bench_progress_counts) */
+    /* optional: called (from a worker thread) after each conversation is in
+     * the journal, with the number finished by this run so far */
+    void (*on_saved)(void *ctx, long done_now);
+    void *on_saved_ctx;
 } BenchConfig;
 
 /* A config with the defaults (K 5, 10 turns, 16 threads, 3 judge attempts). */

@@ -1,5 +1,6 @@
 #include "aloe/report.h"
 
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -78,6 +79,20 @@ static int check_results(const char *file, const json_t *r, Err *e) {
         if (!json_is_object(u))
             return err_set(e, ERR_PARSE, "%s: %s: expected an object, got %s", file, uw, json_type_name(u));
         static const char *const counts[] = {"requests", "cached", "prompt_tokens", "completion_tokens"};
+        for (int k = 0; k < 4; k++)
+            if (check_field(file, uw, u, counts[k], COUNT, 0, e)) return -1;
+    }
+    json_t *tot = json_object_get(r, "totals");
+    if (check_field(file, "", r, "totals", OBJECT, 0, e) || check_field(file, "totals", tot, "invocations", COUNT, 0, e) ||
+        check_field(file, "totals", tot, "wall_s", NUM_OR_NULL, 0, e) ||
+        check_field(file, "totals", tot, "requests", OBJECT, 0, e))
+        return -1;
+    json_object_foreach(json_object_get(tot, "requests"), role, u) {
+        char uw[160];
+        snprintf(uw, sizeof uw, "totals.requests.%.100s", role);
+        if (!json_is_object(u))
+            return err_set(e, ERR_PARSE, "%s: %s: expected an object, got %s", file, uw, json_type_name(u));
+        static const char *const counts[] = {"requests", "cache_hits", "retries", "errors"};
         for (int k = 0; k < 4; k++)
             if (check_field(file, uw, u, counts[k], COUNT, 0, e)) return -1;
     }
@@ -160,6 +175,9 @@ static void put_definitions(StrBuf *b, const char *ci_label) {
               "N-IR: the slope of AL(k)/AL(1) on k (AL normalised by the first turn); N-R² equals R².\n");
 }
 
+/* Counts are checked non-negative; a hand-edited file must not overflow a sum. */
+static long long add_sat(long long a, long long b) { return b > 0 && a > LLONG_MAX - b ? LLONG_MAX : a + b; }
+
 char *report_run_markdown(const json_t *r) {
     StrBuf b;
     sb_init(&b);
@@ -224,6 +242,24 @@ char *report_run_markdown(const json_t *r) {
                       (long long)json_integer_value(json_object_get(u, "prompt_tokens")),
                       (long long)json_integer_value(json_object_get(u, "completion_tokens")));
         }
+    }
+    json_t *tot = json_object_get(r, "totals");
+    if (tot) { /* a resumed run took several invocations: what all of them cost */
+        long long req = 0, hits = 0, retries = 0, errors = 0;
+        const char *role;
+        json_t *u;
+        json_object_foreach(json_object_get(tot, "requests"), role, u) {
+            req = add_sat(req, json_integer_value(json_object_get(u, "requests")));
+            hits = add_sat(hits, json_integer_value(json_object_get(u, "cache_hits")));
+            retries = add_sat(retries, json_integer_value(json_object_get(u, "retries")));
+            errors = add_sat(errors, json_integer_value(json_object_get(u, "errors")));
+        }
+        long long n_inv = (long long)json_integer_value(json_object_get(tot, "invocations"));
+        sb_printf(&b,
+                  "\nOver %lld invocation%s: %.1f s of wall time; %lld requests answered (%lld from the request "
+                  "cache), %lld retries, %lld failed requests.\n",
+                  n_inv, n_inv == 1 ? "" : "s", json_number_value(json_object_get(tot, "wall_s")), req, hits, retries,
+                  errors);
     }
     json_t *settings = json_object_get(r, "settings");
     if (json_is_object(settings)) {
