@@ -82,6 +82,12 @@ typedef struct BenchOutcome {
  * after *stop. Either way the finished conversations are in the journal. */
 int bench_run(const BenchConfig *c, Journal *j, BenchOutcome *out, Err *e);
 
+/* Checks the journal's records of this run's personas (a damaged or
+ * hand-edited dialogues.jsonl): turns (as many as c->turns, each with a
+ * score 1-5 or null and attempts 1..judge_attempts) and usage counts. An
+ * error names the file (name), the record's id and the field. */
+int bench_check_journal(const BenchConfig *c, Journal *j, const char *name, Err *e);
+
 /* results.json's measured part from the journal's records: turns[] (turn,
  * al, n, ci95, sd, invalid), avg, ir, r2, n_ir, n_r2, the normalisation and
  * interval definitions, judge retried/invalid counts, token usage per role,

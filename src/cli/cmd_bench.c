@@ -330,7 +330,7 @@ int cmd_bench(int argc, char **argv) {
     c.user = user;
     c.judge = judge;
     path = path_join(o.out, "dialogues.jsonl");
-    if (!(journal = journal_open(path, "id", &e))) {
+    if (!(journal = journal_open(path, "id", &e)) || bench_check_journal(&c, journal, path, &e)) {
         status = cli_fail(&e);
         goto done;
     }
