@@ -10,6 +10,7 @@
 #include "base/mem.h"
 
 const char *json_type_name(const json_t *v) {
+    if (!v) return "nothing"; /* a missing field: callers pass json_object_get's NULL */
     switch (json_typeof(v)) {
     case JSON_OBJECT: return "an object";
     case JSON_ARRAY: return "an array";

@@ -60,6 +60,7 @@ int jsonl_read_strings_buf(const char *name, const char *buf, size_t len, StrLis
 void strlist_push(StrList *l, const char *s);
 void strlist_free(StrList *l);
 
+/* "an object", "a string", ...; "nothing" for NULL (a missing field). */
 const char *json_type_name(const json_t *v);
 
 #endif

@@ -159,7 +159,20 @@ static void test_tree_expansion_limited(void) {
     sb_free(&b);
 }
 
+/* Found by fuzz_train_data: a preference record without "rejected" passed
+ * NULL to json_type_name (undefined behaviour) while building its error. */
+static void test_dpo_missing_field_named(void) {
+    const char *rec = "{\"prompt\": [{\"role\": \"user\", \"content\": \"q\"}], "
+                      "\"chosen\": [{\"role\": \"assistant\", \"content\": \"a\"}]}\n";
+    DpoData d = {0};
+    Err e = {0};
+    CHECK(dpo_data_load_buf("dpo.jsonl", rec, strlen(rec), &d, &e) == -1);
+    CHECK_MSG(strstr(e.msg, "dpo.jsonl:1: rejected: expected a list of messages, got nothing"), "%s", e.msg);
+    dpo_data_free(&d);
+}
+
 int main(void) {
+    RUN(test_dpo_missing_field_named);
     RUN(test_bench_journal_records_checked);
     RUN(test_personas_state_checked);
     RUN(test_tree_expansion_limited);
