@@ -28,6 +28,7 @@ seed gguf "$SHARED"/fixtures/gguf/tiny-qwen2-q8_0.gguf "$SHARED"/fixtures/gguf/t
 seed safetensors "$SHARED"/fixtures/models/tiny-bert-st/model.safetensors
 seed tokenizer_json tests/data/tok/fuzz-seeds/*
 seed jsonl "$SHARED"/aloe-data/personality_eval.jsonl
+seed train_data tests/data/fuzz/jsonl/*
 # Every harness: its own seeds in the repository.
 for h in $HARNESSES; do seed "$h" tests/data/fuzz/"$h"/*; done
 

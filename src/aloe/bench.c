@@ -13,6 +13,7 @@
 #include "base/mem.h"
 #include "base/pool.h"
 #include "base/rng.h"
+#include "formats/jsonl.h"
 
 enum { ROLE_USER, ROLE_MODEL, ROLE_JUDGE, ROLE__COUNT };
 static const char *const role_names[ROLE__COUNT] = {"user", "model", "judge"};
@@ -304,8 +305,10 @@ static void conversation_job(void *ctx, long t, int thread) {
     if (halted(run)) return;
     Err e = {0};
     json_t *rec = converse(run, run->todo[t], &e);
-    if (rec && journal_append(run->journal, rec, &e) == 0) atomic_fetch_add(&run->done_now, 1);
-    else if (e.code != ERR_CANCELLED) {
+    if (rec && journal_append(run->journal, rec, &e) == 0) {
+        long done = atomic_fetch_add(&run->done_now, 1) + 1;
+        if (run->c->on_saved) run->c->on_saved(run->c->on_saved_ctx, done);
+    } else if (e.code != ERR_CANCELLED) {
         pthread_mutex_lock(&run->lock);
         if (!run->failed) {
             run->failed = 1;
@@ -366,6 +369,65 @@ void bench_progress_counts(const BenchConfig *c, Journal *j, long *total, long *
     }
     *total = n * c->turns;
     *done = have * c->turns;
+}
+
+/* ---- the journal's records, checked on resume ---- */
+
+/* Counts above 2^50 are no real run's: refusing them keeps the sums exact. */
+#define BENCH_MAX_COUNT ((json_int_t)1 << 50)
+
+static int check_count(const json_t *o, const char *key, json_int_t lo, json_int_t hi, const char *where,
+                       const char *id, const char *name, Err *e) {
+    json_t *v = json_object_get(o, key);
+    if (json_is_integer(v) && json_integer_value(v) >= lo && json_integer_value(v) <= hi) return 0;
+    return err_set(e, ERR_PARSE, "%s: record \"%s\": %s%s: expected an integer from %lld to %lld, %s%s", name, id,
+                   where, key, (long long)lo, (long long)hi, v ? "got " : "", v ? json_type_name(v) : "it is missing");
+}
+
+int bench_check_journal(const BenchConfig *c, Journal *j, const char *name, Err *e) {
+    long n = bench_persona_count(c);
+    for (long i = 0; i < n; i++) {
+        char id[64], where[64];
+        bench_persona_id(c, i, id, sizeof id);
+        json_t *rec = journal_get(j, id);
+        if (!rec) continue;
+        json_t *turns = json_object_get(rec, "turns");
+        if (!json_is_array(turns) || (int)json_array_size(turns) != c->turns)
+            return err_set(e, ERR_PARSE, "%s: record \"%s\": turns: expected a list of %d turns (the run's --turns), "
+                           "got %s", name, id, c->turns, json_is_array(turns) ? "another number" :
+                           turns ? json_type_name(turns) : "nothing");
+        size_t k;
+        json_t *t;
+        json_array_foreach(turns, k, t) {
+            snprintf(where, sizeof where, "turns[%zu].", k);
+            if (!json_is_object(t))
+                return err_set(e, ERR_PARSE, "%s: record \"%s\": turns[%zu]: expected an object, got %s", name, id,
+                               k, json_type_name(t));
+            json_t *s = json_object_get(t, "score");
+            if (!json_is_null(s) && !(json_is_integer(s) && json_integer_value(s) >= 1 && json_integer_value(s) <= 5))
+                return err_set(e, ERR_PARSE, "%s: record \"%s\": turns[%zu].score: expected an integer from 1 to 5 "
+                               "or null (no valid score), %s%s", name, id, k, s ? "got " : "",
+                               s ? json_type_name(s) : "it is missing");
+            if (check_count(t, "attempts", 1, c->judge_attempts, where, id, name, e)) return -1;
+        }
+        json_t *u = json_object_get(rec, "usage");
+        if (!json_is_object(u))
+            return err_set(e, ERR_PARSE, "%s: record \"%s\": usage: expected an object, got %s", name, id,
+                           u ? json_type_name(u) : "nothing");
+        static const char *const ukeys[4] = {"requests", "cached", "prompt_tokens", "completion_tokens"};
+        for (int r = 0; r < ROLE__COUNT; r++) {
+            json_t *ru = json_object_get(u, role_names[r]);
+            if (!ru) continue;
+            snprintf(where, sizeof where, "usage.%s.", role_names[r]);
+            if (!json_is_object(ru))
+                return err_set(e, ERR_PARSE, "%s: record \"%s\": usage.%s: expected an object, got %s", name, id,
+                               role_names[r], json_type_name(ru));
+            for (int f = 0; f < 4; f++)
+                if (json_object_get(ru, ukeys[f]) && check_count(ru, ukeys[f], 0, BENCH_MAX_COUNT, where, id, name, e))
+                    return -1;
+        }
+    }
+    return 0;
 }
 
 /* ---- results ---- */

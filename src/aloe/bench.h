@@ -49,6 +49,10 @@ typedef struct BenchConfig {
     int judge_attempts; /* judge requests per turn at most (3) */
     atomic_int *stop;   /* optional: set (Ctrl-C) to start nothing new and abandon running ones */
     Progress *progress; /* optional: counted in turns (bench_progress_counts) */
+    /* optional: called (from a worker thread) after each conversation is in
+     * the journal, with the number finished by this run so far */
+    void (*on_saved)(void *ctx, long done_now);
+    void *on_saved_ctx;
 } BenchConfig;
 
 /* A config with the defaults (K 5, 10 turns, 16 threads, 3 judge attempts). */
@@ -77,6 +81,12 @@ typedef struct BenchOutcome {
  * retried what was worth retrying), which stops the run, or ERR_CANCELLED
  * after *stop. Either way the finished conversations are in the journal. */
 int bench_run(const BenchConfig *c, Journal *j, BenchOutcome *out, Err *e);
+
+/* Checks the journal's records of this run's personas (a damaged or
+ * hand-edited dialogues.jsonl): turns (as many as c->turns, each with a
+ * score 1-5 or null and attempts 1..judge_attempts) and usage counts. An
+ * error names the file (name), the record's id and the field. */
+int bench_check_journal(const BenchConfig *c, Journal *j, const char *name, Err *e);
 
 /* results.json's measured part from the journal's records: turns[] (turn,
  * al, n, ci95, sd, invalid), avg, ir, r2, n_ir, n_r2, the normalisation and

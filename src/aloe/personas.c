@@ -1,6 +1,8 @@
 #include "aloe/personas.h"
 
+#include <float.h>
 #include <jansson.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -126,18 +128,44 @@ static int load_round(void *ctx, json_t *v, const char *path, int line, int nth,
         if (round == 0 && strcmp(json_string_value(t), lc->seeds->items[i]))
             return err_set(e, ERR_PARSE, "%s:%d: seed %zu differs from the seed file: remove the state or use the "
                            "seeds it was made from", path, line, i + 1);
+        /* "nearest" indexes an earlier member (the meta file prints its text). */
+        json_t *jn = json_object_get(it, "nearest"), *js = json_object_get(it, "similarity");
+        if (round > 0 && !(json_is_integer(jn) && json_integer_value(jn) >= 0 && json_integer_value(jn) < r->n))
+            return err_set(e, ERR_PARSE, "%s:%d: item %zu: nearest: expected the index of an earlier item (0 to %d)",
+                           path, line, i, r->n - 1);
         int dim = (int)json_array_size(emb);
         float *vec = xmalloc(sizeof(float) * (size_t)dim);
-        for (int k = 0; k < dim; k++) vec[k] = (float)json_number_value(json_array_get(emb, (size_t)k));
+        for (int k = 0; k < dim; k++) {
+            json_t *x = json_array_get(emb, (size_t)k);
+            double d = json_number_value(x);
+            if (!json_is_number(x) || !(fabs(d) <= FLT_MAX)) {
+                free(vec);
+                return err_set(e, ERR_PARSE, "%s:%d: item %zu: embedding[%d]: expected a number (a float), got %s",
+                               path, line, i, k, json_is_number(x) ? "one out of range" : json_type_name(x));
+            }
+            vec[k] = (float)d;
+        }
         int rc = simpool_add(&r->pool, vec, dim, e);
         free(vec);
         if (rc) return err_wrap(e, "%s:%d", path, line);
-        json_t *jn = json_object_get(it, "nearest"), *js = json_object_get(it, "similarity");
-        run_push_member(r, json_string_value(t), round, json_is_integer(jn) ? (int)json_integer_value(jn) : -1,
+        run_push_member(r, json_string_value(t), round, round > 0 ? (int)json_integer_value(jn) : -1,
                         json_is_number(js) ? json_number_value(js) : -1);
     }
     run_note_round(r, round, (int)json_integer_value(jc), round ? (int)json_array_size(items) : 0);
     return 0;
+}
+
+int personas_state_load_buf(const char *name, const char *buf, size_t len, const StrList *seeds, int *rounds,
+                            int *items, Err *e) {
+    Run r = {0};
+    r.state.fd = -1;
+    LoadCtx lc = {&r, seeds};
+    JsonlOptions so = {.max_line = PERSONAS_STATE_MAX_LINE, .limit_hint = "the limit for a resume-state round"};
+    long n = jsonl_foreach_buf_opt(name, buf, len, &so, load_round, &lc, e);
+    *rounds = r.rounds;
+    *items = r.n;
+    run_free(&r);
+    return n < 0 ? -1 : 0;
 }
 
 static json_t *vec_json(const float *v, int dim) {
@@ -391,7 +419,10 @@ int personas_run(const PersonasConfig *c, const StrList *seeds, PersonasResult *
     if (cut < 0) rc = -1;
     else if (cut > 0) log_warn("%s: dropped a torn last round left by an interrupted run", r.state_path);
     LoadCtx lc = {&r, seeds};
-    if (!rc && file_exists(r.state_path) && jsonl_foreach(r.state_path, load_round, &lc, e) < 0) rc = -1;
+    /* A round's line holds every item it added with its embedding; round 0
+     * holds all the seeds (about 12 bytes per dimension per item). */
+    JsonlOptions so = {.max_line = PERSONAS_STATE_MAX_LINE, .limit_hint = "the limit for a resume-state round"};
+    if (!rc && file_exists(r.state_path) && jsonl_foreach_opt(r.state_path, &so, load_round, &lc, e) < 0) rc = -1;
     if (!rc) rc = appender_open(&r.state, r.state_path, e);
     if (!rc && r.n == 0) rc = add_seeds(&r, seeds, e);
     if (!rc) rc = write_outputs(&r, e);

@@ -58,6 +58,16 @@ void personas_config_default(PersonasConfig *c);
 
 typedef enum { PERSONAS_TARGET, PERSONAS_FLOOR, PERSONAS_MAX_ROUNDS, PERSONAS_CANCELLED } PersonasStop;
 
+/* A line of FILE.state.jsonl at most (256 MiB: ~7,000 seeds of 3,072
+ * dimensions in round 0); a longer one is refused naming file:line. */
+#define PERSONAS_STATE_MAX_LINE ((size_t)256 << 20)
+
+/* Reads resume state from a buffer as a resumed run would (checks only: for
+ * tests and fuzzing): the rounds and items it holds, or -1 with e naming
+ * name:line and the field. */
+int personas_state_load_buf(const char *name, const char *buf, size_t len, const StrList *seeds, int *rounds,
+                            int *items, Err *e);
+
 typedef struct PersonasResult {
     int pool_size, seeds, rounds; /* rounds finished, resumed ones included */
     long candidates, accepted;    /* over all rounds */

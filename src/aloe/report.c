@@ -1,5 +1,6 @@
 #include "aloe/report.h"
 
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -7,21 +8,121 @@
 
 #include "base/fileio.h"
 #include "base/mem.h"
+#include "formats/jsonl.h"
+
+/* ---- reading results.json: every field the reports use is checked, so a
+ * damaged or hand-edited file is an error naming the field, not a table of
+ * zeros. ---- */
+
+enum { NUM_OR_NULL, INTEGER, COUNT, BOOLEAN, STRING, OBJECT };
+
+static const char *const kind_names[] = {"a number or null", "an integer", "a non-negative integer", "true or false",
+                                         "a string", "an object"};
+
+static int kind_ok(const json_t *v, int kind) {
+    switch (kind) {
+    case NUM_OR_NULL: return json_is_number(v) || json_is_null(v);
+    case INTEGER: return json_is_integer(v);
+    case COUNT: return json_is_integer(v) && json_integer_value(v) >= 0;
+    case BOOLEAN: return json_is_boolean(v);
+    case STRING: return json_is_string(v);
+    default: return json_is_object(v);
+    }
+}
+
+/* Checks o[key] (absent is fine unless required); `where` prefixes the field. */
+static int check_field(const char *file, const char *where, const json_t *o, const char *key, int kind, int required,
+                       Err *e) {
+    json_t *v = json_object_get(o, key);
+    if (!v && !required) return 0;
+    if (v && kind_ok(v, kind)) return 0;
+    return err_set(e, ERR_PARSE, "%s: %s%s%s: expected %s, %s%s", file, where, *where ? "." : "", key,
+                   kind_names[kind], v ? "got " : "", v ? json_type_name(v) : "it is missing");
+}
+
+static int check_results(const char *file, const json_t *r, Err *e) {
+    if (!json_is_object(r) || !json_is_array(json_object_get(r, "turns")))
+        return err_set(e, ERR_PARSE, "%s: not a benchmark results file (expected an object with \"turns\")", file);
+    json_t *turns = json_object_get(r, "turns"), *t;
+    size_t i;
+    char where[48];
+    json_array_foreach(turns, i, t) {
+        snprintf(where, sizeof where, "turns[%zu]", i);
+        if (!json_is_object(t))
+            return err_set(e, ERR_PARSE, "%s: %s: expected an object, got %s", file, where, json_type_name(t));
+        if (check_field(file, where, t, "turn", INTEGER, 1, e) || check_field(file, where, t, "al", NUM_OR_NULL, 1, e) ||
+            check_field(file, where, t, "n", COUNT, 1, e) || check_field(file, where, t, "ci95", NUM_OR_NULL, 0, e) ||
+            check_field(file, where, t, "sd", NUM_OR_NULL, 0, e) || check_field(file, where, t, "invalid", COUNT, 0, e))
+            return -1;
+    }
+    static const char *const metrics[] = {"avg", "ir", "r2", "n_ir", "n_r2"};
+    for (int k = 0; k < 5; k++)
+        if (check_field(file, "", r, metrics[k], NUM_OR_NULL, 0, e)) return -1;
+    static const char *const objects[] = {"models", "conversations", "judge", "usage", "settings"};
+    for (int k = 0; k < 5; k++)
+        if (check_field(file, "", r, objects[k], OBJECT, 0, e)) return -1;
+    if (check_field(file, "", r, "complete", BOOLEAN, 0, e)) return -1;
+    static const char *const roles[] = {"model", "user", "judge"};
+    for (int k = 0; k < 3; k++)
+        if (check_field(file, "models", json_object_get(r, "models"), roles[k], STRING, 0, e)) return -1;
+    static const char *const conv[] = {"done", "total"};
+    for (int k = 0; k < 2; k++)
+        if (check_field(file, "conversations", json_object_get(r, "conversations"), conv[k], COUNT, 0, e)) return -1;
+    static const char *const judge[] = {"judged_turns", "retried", "invalid", "replies_without_score", "max_attempts"};
+    for (int k = 0; k < 5; k++)
+        if (check_field(file, "judge", json_object_get(r, "judge"), judge[k], COUNT, 0, e)) return -1;
+    const char *role;
+    json_t *u;
+    json_object_foreach(json_object_get(r, "usage"), role, u) {
+        char uw[160];
+        snprintf(uw, sizeof uw, "usage.%.100s", role);
+        if (!json_is_object(u))
+            return err_set(e, ERR_PARSE, "%s: %s: expected an object, got %s", file, uw, json_type_name(u));
+        static const char *const counts[] = {"requests", "cached", "prompt_tokens", "completion_tokens"};
+        for (int k = 0; k < 4; k++)
+            if (check_field(file, uw, u, counts[k], COUNT, 0, e)) return -1;
+    }
+    json_t *tot = json_object_get(r, "totals");
+    if (check_field(file, "", r, "totals", OBJECT, 0, e) || check_field(file, "totals", tot, "invocations", COUNT, 0, e) ||
+        check_field(file, "totals", tot, "wall_s", NUM_OR_NULL, 0, e) ||
+        check_field(file, "totals", tot, "requests", OBJECT, 0, e))
+        return -1;
+    json_object_foreach(json_object_get(tot, "requests"), role, u) {
+        char uw[160];
+        snprintf(uw, sizeof uw, "totals.requests.%.100s", role);
+        if (!json_is_object(u))
+            return err_set(e, ERR_PARSE, "%s: %s: expected an object, got %s", file, uw, json_type_name(u));
+        static const char *const counts[] = {"requests", "cache_hits", "retries", "errors"};
+        for (int k = 0; k < 4; k++)
+            if (check_field(file, uw, u, counts[k], COUNT, 0, e)) return -1;
+    }
+    return 0;
+}
+
+json_t *report_parse_results(const char *name, const char *buf, size_t len, Err *e) {
+    json_error_t jerr;
+    json_t *r = json_loadb(buf, len, 0, &jerr);
+    if (!r) {
+        err_set(e, ERR_PARSE, "%s:%d:%d: %s", name, jerr.line, jerr.column, jerr.text);
+        return NULL;
+    }
+    if (check_results(name, r, e)) {
+        json_decref(r);
+        return NULL;
+    }
+    return r;
+}
 
 json_t *report_load_results(const char *path, Err *e) {
     char *file = file_is_dir(path) ? path_join(path, "results.json") : xstrdup(path);
-    json_error_t jerr;
-    json_t *r = json_load_file(file, 0, &jerr);
-    if (!r) {
-        if (!file_exists(file))
-            err_set(e, ERR_NOTFOUND, "%s: not found (is %s a benchmark output directory?)", file, path);
-        else
-            err_set(e, ERR_PARSE, "%s:%d:%d: %s", file, jerr.line, jerr.column, jerr.text);
-    } else if (!json_is_object(r) || !json_is_array(json_object_get(r, "turns"))) {
-        err_set(e, ERR_PARSE, "%s: not a benchmark results file (expected an object with \"turns\")", file);
-        json_decref(r);
-        r = NULL;
-    }
+    char *buf = NULL;
+    size_t len = 0;
+    json_t *r = NULL;
+    if (!file_exists(file))
+        err_set(e, ERR_NOTFOUND, "%s: not found (is %s a benchmark output directory?)", file, path);
+    else if (!file_read_all(file, &buf, &len, e))
+        r = report_parse_results(file, buf, len, e);
+    free(buf);
     free(file);
     return r;
 }
@@ -73,6 +174,9 @@ static void put_definitions(StrBuf *b, const char *ci_label) {
     sb_append(b, "AVG: mean of AL(k). IR: least-squares slope of AL(k) on k; R²: of that line. "
               "N-IR: the slope of AL(k)/AL(1) on k (AL normalised by the first turn); N-R² equals R².\n");
 }
+
+/* Counts are checked non-negative; a hand-edited file must not overflow a sum. */
+static long long add_sat(long long a, long long b) { return b > 0 && a > LLONG_MAX - b ? LLONG_MAX : a + b; }
 
 char *report_run_markdown(const json_t *r) {
     StrBuf b;
@@ -138,6 +242,24 @@ char *report_run_markdown(const json_t *r) {
                       (long long)json_integer_value(json_object_get(u, "prompt_tokens")),
                       (long long)json_integer_value(json_object_get(u, "completion_tokens")));
         }
+    }
+    json_t *tot = json_object_get(r, "totals");
+    if (tot) { /* a resumed run took several invocations: what all of them cost */
+        long long req = 0, hits = 0, retries = 0, errors = 0;
+        const char *role;
+        json_t *u;
+        json_object_foreach(json_object_get(tot, "requests"), role, u) {
+            req = add_sat(req, json_integer_value(json_object_get(u, "requests")));
+            hits = add_sat(hits, json_integer_value(json_object_get(u, "cache_hits")));
+            retries = add_sat(retries, json_integer_value(json_object_get(u, "retries")));
+            errors = add_sat(errors, json_integer_value(json_object_get(u, "errors")));
+        }
+        long long n_inv = (long long)json_integer_value(json_object_get(tot, "invocations"));
+        sb_printf(&b,
+                  "\nOver %lld invocation%s: %.1f s of wall time; %lld requests answered (%lld from the request "
+                  "cache), %lld retries, %lld failed requests.\n",
+                  n_inv, n_inv == 1 ? "" : "s", json_number_value(json_object_get(tot, "wall_s")), req, hits, retries,
+                  errors);
     }
     json_t *settings = json_object_get(r, "settings");
     if (json_is_object(settings)) {

@@ -16,8 +16,13 @@ typedef struct ReportSeries {
     const json_t *results; /* a results.json object */
 } ReportSeries;
 
-/* Reads DIR/results.json (or the file itself when path is not a directory). */
+/* Reads DIR/results.json (or the file itself when path is not a directory).
+ * Every field the reports read is checked: a wrong type is an error naming
+ * the file and the field ("runs/x/results.json: turns[3].al: expected a
+ * number or null, got a string"). */
 json_t *report_load_results(const char *path, Err *e);
+/* The same over a buffer; `name` is used in messages. */
+json_t *report_parse_results(const char *name, const char *buf, size_t len, Err *e);
 /* The label of a run: its evaluated model's name, else the directory's base
  * name (caller frees). */
 char *report_run_name(const json_t *results, const char *dir);

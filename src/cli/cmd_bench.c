@@ -1,11 +1,13 @@
 /* aloe bench: wiring of the ALOE benchmark (aloe/bench.h) to flags, files,
  * endpoints, the request cache, progress and Ctrl-C. */
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "aloe/bench.h"
+#include "aloe/invocations.h"
 #include "aloe/journal.h"
 #include "aloe/prompts.h"
 #include "base/fileio.h"
@@ -138,8 +140,34 @@ static json_t *stats_json(LlmBackend *b) {
                      (json_int_t)atomic_load(&b->stats.cached_prompt_tokens));
 }
 
+static json_t *requests_json(const BenchConfig *c) {
+    return json_pack("{s:o, s:o, s:o}", "model", stats_json(c->model), "user", stats_json(c->user), "judge",
+                     stats_json(c->judge));
+}
+
+/* This invocation's line of DIR/invocations.json, rewritten after every
+ * finished conversation so that a killed invocation is still counted. */
+typedef struct {
+    Invocations inv;
+    const BenchConfig *c;
+    double t0;
+    long saved; /* conversations in the last save: saves may arrive out of order */
+    pthread_mutex_t lock;
+} Accounting;
+
+static void on_saved(void *ctx, long done_now) {
+    Accounting *a = ctx;
+    pthread_mutex_lock(&a->lock);
+    if (done_now > a->saved) a->saved = done_now;
+    Err e = {0};
+    if (invocations_save(&a->inv, now_seconds() - a->t0, a->saved, requests_json(a->c), NULL, &e))
+        log_warn("%s", e.msg); /* the benchmark goes on; the end of the run writes it again */
+    pthread_mutex_unlock(&a->lock);
+}
+
 /* Everything results.json records beyond the measurements. */
-static void add_run_info(json_t *r, const Opts *o, const BenchConfig *c, json_t *settings, double wall) {
+static void add_run_info(json_t *r, const Opts *o, const BenchConfig *c, json_t *settings, double wall,
+                         const Invocations *inv) {
     json_object_set_new(r, "models",
                         json_pack("{s:s, s:s, s:s}", "model", o->model, "user", o->user_model, "judge", o->judge_model));
     json_object_set_new(
@@ -164,10 +192,13 @@ static void add_run_info(json_t *r, const Opts *o, const BenchConfig *c, json_t 
     for (size_t i = 0; i < sizeof used / sizeof *used; i++)
         json_object_set_new(pr, prompt_key(used[i]), json_string(c->prompts->text[used[i]]));
     json_object_set_new(r, "prompts", pr);
-    /* This session only: a resumed run's earlier sessions are not counted. */
+    /* This invocation; "invocations" lists every one (a resumed run's
+     * earlier ones too) and "totals" sums them. */
     json_object_set_new(r, "session",
-                        json_pack("{s:f, s:{s:o, s:o, s:o}}", "wall_s", wall, "requests", "model",
-                                  stats_json(c->model), "user", stats_json(c->user), "judge", stats_json(c->judge)));
+                        json_pack("{s:O, s:f, s:o}", "started", json_object_get(inv->current, "started"), "wall_s",
+                                  wall, "requests", requests_json(c)));
+    json_object_set_new(r, "invocations", json_deep_copy(inv->list));
+    json_object_set_new(r, "totals", invocations_totals(inv->list));
 }
 
 static const char *flag_help_key =
@@ -229,6 +260,8 @@ int cmd_bench(int argc, char **argv) {
     LlmBackend *model = NULL, *user = NULL, *judge = NULL;
     Journal *journal = NULL;
     json_t *settings = NULL;
+    Accounting acc = {0};
+    pthread_mutex_init(&acc.lock, NULL);
     char *path = NULL;
     int status = 1;
     if (jsonl_read_strings(o.profiles, &profiles, &e) || jsonl_read_strings(o.personalities, &personalities, &e) ||
@@ -298,10 +331,19 @@ int cmd_bench(int argc, char **argv) {
     c.user = user;
     c.judge = judge;
     path = path_join(o.out, "dialogues.jsonl");
-    if (!(journal = journal_open(path, "id", &e))) {
+    if (!(journal = journal_open(path, "id", &e)) || bench_check_journal(&c, journal, path, &e)) {
         status = cli_fail(&e);
         goto done;
     }
+    free(path);
+    path = path_join(o.out, "invocations.json");
+    if (invocations_open(&acc.inv, path, &e)) {
+        status = cli_fail(&e);
+        goto done;
+    }
+    acc.c = &c;
+    c.on_saved = on_saved;
+    c.on_saved_ctx = &acc;
 
     Progress prog;
     long total_turns, done_turns;
@@ -321,10 +363,18 @@ int cmd_bench(int argc, char **argv) {
     sigemptyset(&sa.sa_mask);
     sigaction(SIGINT, &sa, &old_sa);
     double t0 = now_seconds();
+    acc.t0 = t0;
     BenchOutcome out;
     Err run_err = {0};
     int run_rc = bench_run(&c, journal, &out, &run_err);
     double wall = now_seconds() - t0;
+    char *exit_reason = run_rc == 0                       ? xstrdup("complete")
+                        : run_err.code == ERR_CANCELLED ? xstrdup("interrupted")
+                                                        : xasprintf("error: %s", run_err.msg);
+    pthread_mutex_lock(&acc.lock);
+    int inv_rc = invocations_save(&acc.inv, wall, out.done_now, requests_json(&c), exit_reason, &e);
+    pthread_mutex_unlock(&acc.lock);
+    free(exit_reason);
     sigaction(SIGINT, &old_sa, NULL);
     progress_stop(&prog);
     for (int i = 0; i < 3; i++)
@@ -332,8 +382,8 @@ int cmd_bench(int argc, char **argv) {
 
     /* Results for what is done, whatever happened. */
     json_t *res = bench_results(&c, journal);
-    add_run_info(res, &o, &c, settings, wall);
-    if (bench_write_outputs(o.out, res, &e)) {
+    add_run_info(res, &o, &c, settings, wall, &acc.inv);
+    if (inv_rc || bench_write_outputs(o.out, res, &e)) {
         json_decref(res);
         status = cli_fail(&e);
         goto done;
@@ -383,6 +433,8 @@ int cmd_bench(int argc, char **argv) {
     json_decref(res);
 
 done:
+    invocations_close(&acc.inv);
+    pthread_mutex_destroy(&acc.lock);
     journal_close(journal);
     llm_free(model);
     llm_free(user);

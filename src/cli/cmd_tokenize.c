@@ -42,6 +42,7 @@ static int on_value(void *ctx, json_t *v, const char *path, int line, int nth, E
 int cmd_tokenize(int argc, char **argv) {
     const char *model = NULL, *jsonl = NULL;
     int special = 0;
+    long max_line = (long)JSONL_MAX_LINE;
     ArgSpec specs[] = {
         {"--model", "-m", ARG_STR, &model, "M",
          "a directory with tokenizer.json, a tokenizer.json file, or a .gguf file", 1, 0},
@@ -50,6 +51,9 @@ int cmd_tokenize(int argc, char **argv) {
          "<|im_end|> as that token",
          0, 0},
         {"--jsonl", NULL, ARG_STR, &jsonl, "FILE", "tokenize each JSON string of FILE (- for stdin); one array per line", 0, 0},
+        {"--max-line-bytes", NULL, ARG_LONG, &max_line, "N",
+         "with --jsonl, refuse a line longer than N bytes (default 16 MiB; tokenizing takes ~20x a line's size)", 0,
+         0},
         {NULL, NULL, 0, NULL, NULL, NULL, 0, 0},
     };
     const ArgCommand cmd = {
@@ -79,8 +83,24 @@ int cmd_tokenize(int argc, char **argv) {
     TokenizeRun r = {.t = t, .special = special};
     sb_init(&r.line);
     if (jsonl && !strcmp(jsonl, "-")) jsonl = "/dev/stdin";
-    if (jsonl) rc = jsonl_foreach(jsonl, on_value, &r, &e) < 0 ? -1 : 0;
-    else rc = print_ids(&r, pos[0], strlen(pos[0]), &e);
+    if (jsonl) {
+        long lines = 0;
+        JsonlOptions jo = {.max_line = (size_t)max_line, .lines = &lines,
+                           .limit_hint = "the --max-line-bytes limit"};
+        long n = max_line < 1 ? err_set(&e, ERR_ARG, "--max-line-bytes: expected a positive number of bytes, got %ld",
+                                        max_line)
+                              : jsonl_foreach_opt(jsonl, &jo, on_value, &r, &e);
+        rc = n < 0 ? -1 : 0;
+        /* Output line N answers input line N: nothing to answer is no success,
+         * and a blank line after the last string would go unanswered. */
+        if (!rc && n == 0)
+            rc = err_set(&e, ERR_PARSE, "%s: no records (expected one JSON string per line)", jsonl);
+        else if (!rc && lines > r.last_line)
+            rc = err_set(&e, ERR_PARSE, "%s:%d: blank line: expected a JSON string (one output line per input line)",
+                         jsonl, r.last_line + 1);
+    } else {
+        rc = print_ids(&r, pos[0], strlen(pos[0]), &e);
+    }
     if (!rc && fflush(stdout)) rc = err_set(&e, ERR_IO, "tokenize: writing to stdout failed");
     sb_free(&r.line);
     tok_free(t);

@@ -167,10 +167,34 @@ static int parse_tree(const Rec *r, json_t *rec, TreeTurn **turns, int *n, Err *
 /* Calls fn for every turn with the history before it (taken branch). */
 typedef void (*TurnFn)(void *ctx, const Rec *r, int k, const MsgList *history, const TreeTurn *t);
 
+/* Each turn's example repeats the history before it, so a tree of n turns
+ * expands quadratically: 1000 turns of 16 KiB would take 8 GB. The bytes of
+ * every example's messages (with a malloc's worth per message) are summed
+ * before anything is built, and a tree over the limit is refused. */
+static int check_expansion(const Rec *r, const TreeTurn *turns, int n, Err *e) {
+    enum { PER_MESSAGE = 64 };
+    double hist = 0, total = 0;
+    for (int k = 0; k < n; k++) {
+        double reply = turns[k].dropped ? 0 : (double)strlen(turns[k].preferred) + (double)strlen(turns[k].rejected);
+        if (!turns[k].dropped) total += hist + (double)strlen(turns[k].user) + reply + 3 * PER_MESSAGE;
+        hist += (double)strlen(turns[k].user) + PER_MESSAGE;
+        if (k + 1 < n) hist += (double)strlen(turns[k].taken) + PER_MESSAGE;
+    }
+    if (total > (double)TRAIN_MAX_TREE_BYTES)
+        return err_set(e, ERR_PARSE, "%s:%d: conversations: the %d turns' examples would hold %.0f MiB (each repeats "
+                       "the history before it); a tree's examples may hold at most %zu MiB", r->path, r->line, n,
+                       total / (1 << 20), TRAIN_MAX_TREE_BYTES >> 20);
+    return 0;
+}
+
 static int walk_tree(const Rec *r, json_t *rec, TurnFn fn, void *ctx, Err *e) {
     TreeTurn *turns = NULL;
     int n = 0;
     if (parse_tree(r, rec, &turns, &n, e)) return -1;
+    if (check_expansion(r, turns, n, e)) {
+        free(turns);
+        return -1;
+    }
     MsgList hist = {0};
     for (int k = 0; k < n; k++) {
         if (!turns[k].dropped) fn(ctx, r, k, &hist, &turns[k]);
@@ -285,6 +309,13 @@ int sft_data_load(const char *path, const SftOptions *o, SftData *out, Err *e) {
     return check_nonempty(path, rc, out->n - before, e);
 }
 
+int sft_data_load_buf(const char *name, const char *buf, size_t len, const SftOptions *o, SftData *out, Err *e) {
+    SftCtx c = {o, out};
+    int before = out->n;
+    long rc = jsonl_foreach_buf(name, buf, len, sft_record, &c, e);
+    return check_nonempty(name, rc, out->n - before, e);
+}
+
 void sft_data_free(SftData *d) {
     for (int i = 0; i < d->n; i++) {
         msgs_free(&d->items[i].msgs);
@@ -395,6 +426,12 @@ int dpo_data_load(const char *path, DpoData *out, Err *e) {
     int before = out->n;
     long rc = jsonl_foreach(path, dpo_record, out, e);
     return check_nonempty(path, rc, out->n - before, e);
+}
+
+int dpo_data_load_buf(const char *name, const char *buf, size_t len, DpoData *out, Err *e) {
+    int before = out->n;
+    long rc = jsonl_foreach_buf(name, buf, len, dpo_record, out, e);
+    return check_nonempty(name, rc, out->n - before, e);
 }
 
 void dpo_data_free(DpoData *d) {

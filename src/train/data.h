@@ -26,6 +26,7 @@
 #ifndef ALOE_TRAIN_DATA_H
 #define ALOE_TRAIN_DATA_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "base/err.h"
@@ -62,8 +63,15 @@ typedef struct SftOptions {
     LossOn loss_on;    /* for TRL "messages" records */
 } SftOptions;
 
+/* The examples one tree expands to may hold at most this many bytes (each
+ * turn's example repeats the history before it); a larger tree is an error
+ * naming the file and line. Lines are at most JSONL_MAX_LINE (16 MiB). */
+#define TRAIN_MAX_TREE_BYTES ((size_t)256 << 20)
+
 /* Appends every example of a JSONL file (trees or TRL messages, mixed). */
 int sft_data_load(const char *path, const SftOptions *o, SftData *out, Err *e);
+/* The same over a buffer; `name` is used in messages. */
+int sft_data_load_buf(const char *name, const char *buf, size_t len, const SftOptions *o, SftData *out, Err *e);
 void sft_data_free(SftData *d);
 
 typedef struct DpoExample {
@@ -79,6 +87,7 @@ typedef struct DpoData {
 
 /* Appends every pair of a JSONL file (trees or TRL preference records). */
 int dpo_data_load(const char *path, DpoData *out, Err *e);
+int dpo_data_load_buf(const char *name, const char *buf, size_t len, DpoData *out, Err *e);
 void dpo_data_free(DpoData *d);
 
 int tree_branch_parse(const char *name, TreeBranch *out, Err *e);
