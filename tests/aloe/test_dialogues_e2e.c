@@ -21,7 +21,7 @@ static const char *SCRIPT =
     "}}";
 
 #define NEED_SERVER() \
-    if (!fs_up) SKIP("fake_openai did not start (build it with make tests)")
+    NEED_STARTED(fs_up, "fake_openai")
 
 /* The common arguments; out and extra flags appended by the caller. */
 static void args_for(const char **a, int *n, const char *dir, const char *out, const char *judge, const char *jobs) {
@@ -108,7 +108,7 @@ static void test_trees_through_the_server(void) {
 
 static void test_same_seed_same_trees(void) {
     NEED_SERVER();
-    if (!reference) SKIP("needs the first run");
+    CHECK_MSG(reference, "needs the reference run of the first test, which failed");
     char *dir = setup_dir(), *out = path_join(dir, "again.jsonl");
     CHECK_EQ_INT(run_dialogues(dir, out, "pair-judge", "2", NULL), 0);
     char *txt = slurp_in(out, NULL);
@@ -120,7 +120,7 @@ static void test_same_seed_same_trees(void) {
 
 static void test_resume_after_sigkill(void) {
     NEED_SERVER();
-    if (!reference) SKIP("needs the first run");
+    CHECK_MSG(reference, "needs the reference run of the first test, which failed");
     char *dir = setup_dir(), *out = path_join(dir, "killed.jsonl");
     int before = fake_log_count(&fs, NULL);
     const char *a[64];
@@ -173,7 +173,7 @@ static void test_concurrency_reached(void) {
 
 static void test_ctrl_c_stops_cleanly(void) {
     NEED_SERVER();
-    if (!reference) SKIP("needs the first run");
+    CHECK_MSG(reference, "needs the reference run of the first test, which failed");
     char *dir = setup_dir(), *out = path_join(dir, "int.jsonl");
     const char *a[64];
     int n;

@@ -19,7 +19,7 @@ static const char *SCRIPT =
     "}}";
 
 #define NEED_SERVER() \
-    if (!fs_up) SKIP("fake_openai did not start (build it with make tests)")
+    NEED_STARTED(fs_up, "fake_openai")
 
 static char *setup_dir(void) {
     char *dir = test_tmpdir(), *p = path_join(dir, "seeds.jsonl");

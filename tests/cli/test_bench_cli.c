@@ -203,7 +203,7 @@ static void test_full_run_concurrency_and_outputs_body(FakeServer *fsp) {
  * would hold the test runner's output pipe open. */
 static void test_full_run_concurrency_and_outputs(void) {
     FakeServer fs;
-    if (fake_start(&fs, script, 30)) SKIP("fake_openai did not start");
+    NEED_STARTED(fake_start(&fs, script, 30) == 0, "fake_openai");
     test_full_run_concurrency_and_outputs_body(&fs);
     fake_stop(&fs);
 }
@@ -248,7 +248,7 @@ static void test_invalid_judge_counted_never_scored_body(FakeServer *fsp) {
  * would hold the test runner's output pipe open. */
 static void test_invalid_judge_counted_never_scored(void) {
     FakeServer fs;
-    if (fake_start(&fs, script, 0)) SKIP("fake_openai did not start");
+    NEED_STARTED(fake_start(&fs, script, 0) == 0, "fake_openai");
     test_invalid_judge_counted_never_scored_body(&fs);
     fake_stop(&fs);
 }
@@ -350,10 +350,10 @@ static void test_resume_after_sigkill_body(FakeServer *fsp, FakeServer *refp) {
 
 static void test_resume_after_sigkill(void) {
     FakeServer fs, ref;
-    if (fake_start(&fs, script, 15)) SKIP("fake_openai did not start");
+    NEED_STARTED(fake_start(&fs, script, 15) == 0, "fake_openai");
     if (fake_start(&ref, script, 0)) {
         fake_stop(&fs);
-        SKIP("fake_openai did not start");
+        NEED_STARTED(0, "fake_openai (a second one)");
     }
     test_resume_after_sigkill_body(&fs, &ref);
     fake_stop(&fs);
@@ -399,7 +399,7 @@ static void test_ctrl_c_writes_partial_results_body(FakeServer *fsp) {
  * would hold the test runner's output pipe open. */
 static void test_ctrl_c_writes_partial_results(void) {
     FakeServer fs;
-    if (fake_start(&fs, script, 20)) SKIP("fake_openai did not start");
+    NEED_STARTED(fake_start(&fs, script, 20) == 0, "fake_openai");
     test_ctrl_c_writes_partial_results_body(&fs);
     fake_stop(&fs);
 }
@@ -516,7 +516,7 @@ static void test_bad_inputs_body(FakeServer *fsp) {
  * would hold the test runner's output pipe open. */
 static void test_bad_inputs(void) {
     FakeServer fs;
-    if (fake_start(&fs, script, 0)) SKIP("fake_openai did not start");
+    NEED_STARTED(fake_start(&fs, script, 0) == 0, "fake_openai");
     test_bad_inputs_body(&fs);
     fake_stop(&fs);
 }

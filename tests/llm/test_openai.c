@@ -47,7 +47,7 @@ static int ask(LlmBackend *b, const char *text, LlmReply *r, Err *e) {
 }
 
 #define NEED_SERVER() \
-    if (!fs_up) SKIP("fake_openai did not start (build it with make tests)")
+    NEED_STARTED(fs_up, "fake_openai")
 
 static void test_chat_answers_and_counts_usage(void) {
     NEED_SERVER();
