@@ -163,10 +163,16 @@ static void test_concurrency_reached(void) {
     NEED_SERVER();
     char *dir = setup_dir(), *out = path_join(dir, "par.jsonl");
     json_decref(fake_call(&fs, "/stats/reset", 1));
+    /* requests an earlier test abandoned (its aloe was killed) may still sit
+     * in the server's latency: they only add to the peak */
+    long lingering = fake_stat(&fs, "active");
+    /* The server holds the first 6 requests until all 6 have arrived: the
+     * peak is reached by events, whatever the machine's load. */
+    json_decref(fake_call(&fs, "/gate/6", 1));
     CHECK_EQ_INT(run_dialogues(dir, out, "pair-judge", "6", NULL), 0);
     /* 6 conversations in flight at once, each one request at a time. */
     long peak = fake_stat(&fs, "peak");
-    CHECK_MSG(peak >= 4 && peak <= 6, "peak %ld requests in flight", peak);
+    CHECK_MSG(peak >= 6 && peak <= 6 + lingering, "peak %ld requests in flight (%ld left over)", peak, lingering);
     free(out);
     free(dir);
 }
