@@ -131,7 +131,7 @@ static void interrupt_and_resume(int sig) {
                        "--max-rounds", "40", "--min-acceptance", "0.05", "--seed", "3", "-q", "--out", out, NULL};
     pid_t pid = aloe_spawn(dir, a);
     CHECK(pid > 0);
-    for (int i = 0; i < 3000; i++) {
+    for (int i = 0; i < 30000; i++) { /* the event; 60 s only bounds a broken run */
         char *t = slurp_in(dir, "pool.state.jsonl");
         int lines = count_lines(t);
         free(t);

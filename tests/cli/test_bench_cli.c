@@ -303,7 +303,7 @@ static void test_resume_after_sigkill_body(FakeServer *fsp, FakeServer *refp) {
     char *logp = path_join(d.dir, "killed.log");
     pid_t pid = spawn_aloe(args, logp);
     CHECK(pid > 0);
-    for (int i = 0; i < 2000 && count_lines(out, "dialogues.jsonl") < 3; i++) usleep(2000);
+    for (int i = 0; i < 30000 && count_lines(out, "dialogues.jsonl") < 3; i++) usleep(2000);
     kill(pid, SIGKILL);
     CHECK_EQ_INT(wait_exit(pid), 128 + SIGKILL);
     long at_kill = count_lines(out, "dialogues.jsonl");
@@ -371,7 +371,7 @@ static void test_ctrl_c_writes_partial_results_body(FakeServer *fsp) {
     char *args = bench_args(&d, &fs, out, "--personalities-per-profile 2 --turns 4 -j 2");
     char *logp = path_join(d.dir, "int.log");
     pid_t pid = spawn_aloe(args, logp);
-    for (int i = 0; i < 2000 && count_lines(out, "dialogues.jsonl") < 2; i++) usleep(2000);
+    for (int i = 0; i < 30000 && count_lines(out, "dialogues.jsonl") < 2; i++) usleep(2000);
     kill(pid, SIGINT);
     int rc = wait_exit(pid);
     char *log = NULL;

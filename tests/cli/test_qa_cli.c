@@ -159,7 +159,7 @@ static void test_train_sigint_status(void) {
     pid_t pid = spawn_aloe(args, log);
     CHECK(pid > 0);
     /* Interrupt once training is under way (a metrics line is written). */
-    for (int i = 0; i < 600; i++) {
+    for (int i = 0; i < 1200; i++) { /* the event; 60 s only bounds a broken run */
         char *m = read_text(metrics);
         int started = m[0] != 0;
         free(m);
