@@ -5,6 +5,11 @@
 # times out counts as one failure. Each runs in its own session so that
 # whatever it started (test servers) is killed with it, and its output goes
 # to a file, so a leftover child can never hold the runner up.
+#
+# A test skips only when an input it needs is absent (the shared reference
+# data: $ALOE_SHARED, default ../shared). Every skipped test is named at the
+# end; with ALOE_REQUIRE_ALL=1 (CI) any skip fails the run, so a missing or
+# misplaced shared/ cannot pass for a green run.
 BUILD=${BUILD:-build}
 ALOE_SHARED=${ALOE_SHARED:-$(cd "$(dirname "$0")/.." && pwd)/../shared}
 export BUILD ALOE_SHARED
@@ -12,6 +17,7 @@ TIMEOUT=${TEST_TIMEOUT:-900}
 pass=0 fail=0 skip=0
 failed_progs=""
 log=$(mktemp)
+skipped=$(mktemp)
 for t in $(find "$BUILD/tests" -type f -name 'test_*' -perm -u+x | sort); do
     echo "== $t"
     start=$(date +%s)
@@ -27,6 +33,7 @@ for t in $(find "$BUILD/tests" -type f -name 'test_*' -perm -u+x | sort); do
     wait "$watchdog" 2>/dev/null
     secs=$(( $(date +%s) - start ))
     grep -v '^ok ' "$log" | grep -v '^result:' | sed 's/^/  /'
+    grep '^SKIPPED ' "$log" | sed "s|^SKIPPED |  $t: |" >> "$skipped"
     line=$(grep '^result:' "$log" | tail -1)
     if [ -z "$line" ]; then
         echo "  CRASHED or TIMED OUT (exit $rc, ${secs}s)"
@@ -41,6 +48,17 @@ for t in $(find "$BUILD/tests" -type f -name 'test_*' -perm -u+x | sort); do
     [ "$rc" -ne 0 ] && failed_progs="$failed_progs $t"
 done
 rm -f "$log"
+if [ -s "$skipped" ]; then
+    echo "skipped tests (ALOE_SHARED=$ALOE_SHARED):"
+    cat "$skipped"
+fi
+rm -f "$skipped"
+status=0
+[ "$fail" -eq 0 ] || status=1
+if [ "$skip" -ne 0 ] && [ "${ALOE_REQUIRE_ALL:-0}" = 1 ]; then
+    echo "ALOE_REQUIRE_ALL=1: $skip skipped tests count as failures"
+    status=1
+fi
 [ -n "$failed_progs" ] && echo "failing programs:$failed_progs"
 echo "TOTAL: $pass passed, $fail failed, $skip skipped"
-[ "$fail" -eq 0 ]
+exit $status

@@ -53,15 +53,26 @@ int test_summary(void) {
     return n_fail ? 1 : 0;
 }
 
-char *test_shared_path(const char *rel) {
+const char *test_shared_root(void) {
     const char *root = getenv("ALOE_SHARED");
-    if (!root || !*root) root = "../shared";
-    char *p = xasprintf("%s/%s", root, rel);
+    return root && *root ? root : "../shared";
+}
+
+int test_stopped(void) { return cur_failed || cur_skipped; }
+
+char *test_shared_path(const char *rel) {
+    char *p = xasprintf("%s/%s", test_shared_root(), rel);
     struct stat st;
     if (stat(p, &st)) {
         free(p);
         return NULL;
     }
+    return p;
+}
+
+char *test_need_shared(const char *rel) {
+    char *p = test_shared_path(rel);
+    if (!p) test_skip("%s not found in %s (set ALOE_SHARED)", rel, test_shared_root());
     return p;
 }
 
@@ -107,11 +118,13 @@ int test_spawn_server(char *const argv[], const char *port_file, pid_t *pid) {
     int rc = posix_spawn(pid, argv[0], &fa, NULL, argv, environ);
     posix_spawn_file_actions_destroy(&fa);
     if (rc) {
-        printf("cannot start %s\n", argv[0]);
+        printf("cannot start %s: %s\n", argv[0], strerror(rc));
         free(out);
         return -1;
     }
-    for (int i = 0; i < 1000; i++) {
+    /* Polls for the port file: the wait ends on an event (the file, or the
+     * server's exit); 60 s only bounds a server that hangs. */
+    for (int i = 0; i < 6000; i++) {
         FILE *f = fopen(port_file, "r");
         if (f) {
             int port = -1;
@@ -131,7 +144,7 @@ int test_spawn_server(char *const argv[], const char *port_file, pid_t *pid) {
         struct timespec ts = {0, 10 * 1000000L};
         nanosleep(&ts, NULL);
     }
-    printf("%s did not write %s in 10 s (its output: %s)\n", argv[0], port_file, out);
+    printf("%s did not write %s in 60 s (its output: %s)\n", argv[0], port_file, out);
     free(out);
     test_kill(*pid);
     return -1;

@@ -4,8 +4,11 @@
  *   int main(void) { RUN(test_thing); return test_summary(); }
  *
  * A failing CHECK ends the current test. Tests run from the repository root;
- * shared reference data is found through $ALOE_SHARED (default ../shared),
- * and a test that needs it and cannot find it says SKIPPED. */
+ * shared reference data is found through $ALOE_SHARED (default ../shared).
+ * Only a missing input may skip a test: NEED_SHARED says SKIPPED when the
+ * file is absent, and scripts/run-tests.sh names every skipped test (and
+ * fails the run under ALOE_REQUIRE_ALL=1). Data that is there but does not
+ * load or parse, and a test double that does not start, are failures. */
 #ifndef ALOE_TEST_H
 #define ALOE_TEST_H
 
@@ -20,6 +23,15 @@ int test_summary(void);
 /* Path of a file under the shared data folder, or NULL if it is absent
  * (caller frees). */
 char *test_shared_path(const char *rel);
+/* The same, but an absent file also marks the current test SKIPPED (naming
+ * the file and the folder searched): the caller returns on NULL. Use
+ * NEED_SHARED in a test body, this in helpers that return a value. */
+char *test_need_shared(const char *rel);
+/* The shared data folder searched ($ALOE_SHARED or ../shared). */
+const char *test_shared_root(void);
+/* 1 once the current test has failed or skipped: a helper that returned
+ * NULL after test_fail/test_skip lets its caller just return. */
+int test_stopped(void);
 /* A fresh empty directory under /tmp for this test (caller frees). */
 char *test_tmpdir(void);
 /* Writes content to a new file `name` in a fresh temporary directory and
@@ -90,9 +102,21 @@ char *test_build_path(const char *rel);
         return;                \
     } while (0)
 
+/* char *var = path of rel under the shared folder (caller frees); the test
+ * is SKIPPED, and returns, only when that path does not exist. */
+#define NEED_SHARED(var, rel)               \
+    char *var = test_need_shared(rel);      \
+    if (!var) return
+
+/* Ends the test as failed when a test double (fake server, fake hub) did not
+ * start: a broken test tool must not look like a missing input. */
+#define NEED_STARTED(up, what) CHECK_MSG(up, "%s did not start (see the lines above; build it with make tests)", what)
+
 #include <sys/types.h>
 /* Starts a test server (argv[0] = path of the binary) that writes its port to
- * port_file; waits up to 10 s for it. Returns the port, or -1 (message printed).
+ * port_file; waits up to 60 s for it (a liveness cap, only reached when it is
+ * broken). Returns the port, or -1 (message printed): the caller then FAILs
+ * (NEED_STARTED), never skips.
  * The server's output goes to port_file + ".out": a server holding the test's
  * stdout would keep the test runner waiting for end-of-file. */
 int test_spawn_server(char *const argv[], const char *port_file, pid_t *pid);

@@ -43,8 +43,7 @@ static char *backend_reply(const char *model, const LlmMessage *msgs, int n, int
 }
 
 static void test_piped_turns(void) {
-    char *model = test_shared_path("fixtures/models/tiny-qwen2");
-    if (!model) SKIP("fixtures/models/tiny-qwen2 not found (set ALOE_SHARED)");
+    NEED_SHARED(model, "fixtures/models/tiny-qwen2");
     char args[1024];
     snprintf(args, sizeof args, "--model %s --temperature 0 --max-tokens 12 --system 'Be kind.'", model);
     /* one turn: the streamed text is the backend's reply */
@@ -80,8 +79,7 @@ static void test_piped_turns(void) {
 }
 
 static void test_errors(void) {
-    char *model = test_shared_path("fixtures/gguf/tiny-llama3-f32.gguf");
-    if (!model) SKIP("fixtures/gguf/tiny-llama3-f32.gguf not found (set ALOE_SHARED)");
+    NEED_SHARED(model, "fixtures/gguf/tiny-llama3-f32.gguf");
     char args[1024];
     char *out = NULL;
     /* a GGUF without a template needs one by name */
@@ -104,8 +102,7 @@ static void test_errors(void) {
  * whole, one request per turn. */
 static void test_endpoint_model(void) {
     FakeServer fs;
-    if (fake_start(&fs, "{\"*\": {\"reply\": \"echo: {last_user}\"}}", 0))
-        SKIP("fake_openai did not start (build it with make tests)");
+    NEED_STARTED(fake_start(&fs, "{\"*\": {\"reply\": \"echo: {last_user}\"}}", 0) == 0, "fake_openai");
     char args[512], *out = NULL;
     snprintf(args, sizeof args, "--model some-model --base-url %s", fs.url);
     int rc = chat("first\nsecond\n", args, &out);

@@ -10,12 +10,15 @@
 #include "formats/safetensors.h"
 #include "test.h"
 
+/* A GGUF fixture, or NULL with the test ended: SKIPPED when the file is
+ * absent, FAIL when it is there but does not open. */
 static Gguf *open_fixture(const char *model, const char *type, Err *e) {
     char *rel = xasprintf("fixtures/gguf/tiny-%s-%s.gguf", model, type);
-    char *p = test_shared_path(rel);
+    char *p = test_need_shared(rel);
     free(rel);
     if (!p) return NULL;
     Gguf *g = gguf_open(p, e);
+    if (!g) test_fail(__FILE__, __LINE__, "%s does not open: %s", p, e->msg);
     free(p);
     return g;
 }
@@ -29,8 +32,7 @@ static void test_fixture_structure(void) {
     for (int m = 0; m < 3; m++)
         for (int t = 0; t < 4; t++) {
             Gguf *g = open_fixture(models[m], types[t], &e);
-            if (!g && !test_shared_path("fixtures/gguf")) SKIP("shared fixtures not found (set ALOE_SHARED)");
-            CHECK_MSG(g != NULL, "%s", e.msg);
+            if (!g) return; /* open_fixture said SKIPPED or FAIL */
             CHECK_EQ_INT(gguf_version(g), 3);
             CHECK_EQ_INT(gguf_alignment(g), 32);
             CHECK_EQ_INT(gguf_n_tensors(g), n_tensors[m]);
@@ -58,7 +60,7 @@ static void test_fixture_structure(void) {
 static void test_metadata_getters(void) {
     Err e;
     Gguf *g = open_fixture("llama3", "q8_0", &e);
-    if (!g) SKIP("shared fixtures not found (set ALOE_SHARED)");
+    if (!g) return; /* open_fixture said SKIPPED or FAIL */
     const char *s;
     uint32_t u;
     float f;
@@ -114,9 +116,9 @@ static void test_vocab_only_files(void) {
     const char *model[] = {"bert", "gpt2", "llama", "llama"};
     for (int i = 0; i < 4; i++) {
         char *rel = xasprintf("tokenizer-data/llama.cpp-vocab/ggml-vocab-%s.gguf", files[i]);
-        char *p = test_shared_path(rel);
+        char *p = test_need_shared(rel);
         free(rel);
-        if (!p) SKIP("shared tokenizer data not found (set ALOE_SHARED)");
+        if (!p) return;
         Err e;
         Gguf *g = gguf_open(p, &e);
         CHECK_MSG(g != NULL, "%s", e.msg);
@@ -159,10 +161,10 @@ static void test_dequantised_match_f32(void) {
     for (int m = 0; m < 3; m++) {
         Err e;
         Gguf *ref = open_fixture(models[m], "f32", &e);
-        if (!ref) SKIP("shared fixtures not found (set ALOE_SHARED)");
+        if (!ref) return; /* open_fixture said SKIPPED or FAIL */
         for (int t = 0; t < 3; t++) {
             Gguf *g = open_fixture(models[m], types[t], &e);
-            CHECK_MSG(g != NULL, "%s", e.msg);
+            if (!g) return;
             CHECK_EQ_INT(gguf_n_tensors(g), gguf_n_tensors(ref));
             for (int i = 0; i < gguf_n_tensors(ref); i++) {
                 const TensorView *r = gguf_tensor(ref, i), *x = gguf_find_tensor(g, r->name);
@@ -204,14 +206,14 @@ static void test_dequantised_match_f32(void) {
  * them bit for bit. */
 static void check_same_as_hf(const char *model, int permuted, int n_head, int n_kv) {
     char *rel = xasprintf("fixtures/models/tiny-%s", model);
-    char *dir = test_shared_path(rel);
+    char *dir = test_need_shared(rel);
     free(rel);
-    if (!dir) SKIP("shared fixtures not found (set ALOE_SHARED)");
+    if (!dir) return;
     Err e;
     SafeTensors *st = st_open(dir, &e);
     CHECK_MSG(st != NULL, "%s", e.msg);
     Gguf *g = open_fixture(model, "f32", &e);
-    CHECK_MSG(g != NULL, "%s", e.msg);
+    if (!g) return;
     CHECK_EQ_INT(gguf_qk_permuted(g), permuted);
     int matched = 0;
     for (int i = 0; i < gguf_n_tensors(g); i++) {
@@ -252,10 +254,10 @@ static void test_qwen2_f32_equals_hf_unpermuted(void) { check_same_as_hf("qwen2"
 static void test_unpermute_q8_0_rows(void) {
     Err e;
     Gguf *g = open_fixture("llama3", "q8_0", &e);
-    char *p = test_shared_path("fixtures/models/tiny-llama3/model.safetensors");
-    if (!g || !p) SKIP("shared fixtures not found (set ALOE_SHARED)");
+    if (!g) return;
+    NEED_SHARED(p, "fixtures/models/tiny-llama3/model.safetensors");
     SafeTensors *st = st_open(p, &e);
-    CHECK(st != NULL);
+    CHECK_MSG(st != NULL, "%s", e.msg);
     const TensorView *q = gguf_find_tensor(g, "blk.1.attn_k.weight");
     const TensorView *h = st_find(st, "model.layers.1.self_attn.k_proj.weight");
     CHECK(q && h);
@@ -279,8 +281,7 @@ static void test_unpermute_q8_0_rows(void) {
 /* Truncations and random damage of a real file: an error or a consistent
  * result, never a crash (ASan runs this under `make SAN=1 test`). */
 static void test_truncated_and_damaged(void) {
-    char *p = test_shared_path("fixtures/gguf/tiny-qwen2-q8_0.gguf");
-    if (!p) SKIP("shared fixtures not found (set ALOE_SHARED)");
+    NEED_SHARED(p, "fixtures/gguf/tiny-qwen2-q8_0.gguf");
     char *buf;
     size_t len;
     Err e;
@@ -367,8 +368,8 @@ static void test_writer_reproduces_fixture(void) {
     const char *files[] = {"fixtures/gguf/tiny-llama3-q8_0.gguf", "fixtures/gguf/tiny-qwen2-bf16.gguf",
                            "tokenizer-data/llama.cpp-vocab/ggml-vocab-phi-3.gguf"};
     for (int f = 0; f < 3; f++) {
-        char *p = test_shared_path(files[f]);
-        if (!p) SKIP("shared fixtures not found (set ALOE_SHARED)");
+        char *p = test_need_shared(files[f]);
+        if (!p) return;
         Err e;
         Gguf *g = gguf_open(p, &e);
         CHECK_MSG(g != NULL, "%s", e.msg);
@@ -504,10 +505,10 @@ static void test_quantizers_match_llama_cpp_bytes(void) {
     for (int m = 0; m < 3; m++) {
         Err e;
         Gguf *ref = open_fixture(models[m], "f32", &e);
-        if (!ref) SKIP("shared fixtures not found (set ALOE_SHARED)");
+        if (!ref) return; /* open_fixture said SKIPPED or FAIL */
         for (int t = 0; t < 3; t++) {
             Gguf *g = open_fixture(models[m], types[t], &e);
-            CHECK(g != NULL);
+            if (!g) return;
             for (int i = 0; i < gguf_n_tensors(g); i++) {
                 const TensorView *x = gguf_tensor(g, i), *r = gguf_find_tensor(ref, x->name);
                 CHECK(r && r->dtype == DT_F32);

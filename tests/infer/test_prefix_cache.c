@@ -10,6 +10,7 @@
 #include "base/mem.h"
 #include "base/rng.h"
 #include "infer/batcher.h"
+#include "infer/greedy_margin.h"
 #include "infer/prefix_cache.h"
 #include "model/decoder.h"
 #include "test.h"
@@ -82,7 +83,9 @@ static void test_reuse_matches_fresh_prefill(void) {
     }
     CHECK_MSG(worst <= 1e-5 * (hi - lo), "last logits after reuse differ from a fresh prefill by %g (range %g)", worst,
               hi - lo);
-    CHECK_EQ_INT(best_got, best_want);
+    /* the same choice wherever another summation order cannot flip it
+     * (greedy_margin.h); a near-tie may rightly go either way */
+    if (gm_robust(m, NB, want, V)) CHECK(gm_same_choice(m, best_got, best_want));
     /* the whole prompt again: all but its last token come from the cache */
     KvCache again;
     CHECK_OK(kv_cache_init(&again, m, NA, &e), &e);
@@ -169,7 +172,10 @@ static void test_dedupe_and_eviction(void) {
 /* Sequential requests through a batcher with a prefix cache, each prompt
  * extending the one before (a conversation's turns): every one after the
  * first reuses its predecessor's prompt, and all get the replies generate()
- * gives each alone. */
+ * gives each alone, as far as another summation order cannot change them:
+ * a prefill continued from the cache forms its sums over other rows than a
+ * fresh one, so tokens are compared while the reference's greedy margin
+ * exceeds the rounding bound (greedy_margin.h), and not after. */
 static void test_batcher_reuses_turns(void) {
     Model *m = tiny_model();
     CHECK(m);
@@ -179,7 +185,7 @@ static void test_batcher_reuses_turns(void) {
     Err e;
     Batcher *b = batcher_start(m, 2, 16 << 20, &e);
     CHECK_OK(!b, &e);
-    int ok = 1;
+    int ok = 1, compared = 0;
     for (int i = 0; i < 4; i++) {
         GenParams gp;
         gen_params_default(&gp);
@@ -189,7 +195,14 @@ static void test_batcher_reuses_turns(void) {
         int rc = batcher_run(b, &s, &e);
         gen_seq_init(&alone, prompt, lens[i], &gp);
         int rc2 = generate(m, &alone, 1, &e);
-        ok &= !rc && !rc2 && s.n_out == alone.n_out && !memcmp(s.out, alone.out, (size_t)s.n_out * sizeof *s.out);
+        int32_t ref[6];
+        int n_ref = 0, n_robust = 0;
+        CHECK_OK(gm_greedy(m, prompt, lens[i], gp.max_tokens, NULL, 0, ref, &n_ref, &n_robust, &e), &e);
+        ok &= !rc && !rc2;
+        for (int t = 0; ok && t < n_robust; t++, compared++)
+            ok &= t < s.n_out && t < alone.n_out && gm_same_choice(m, s.out[t], ref[t]) &&
+                  gm_same_choice(m, alone.out[t], ref[t]);
+        if (ok && n_robust == n_ref) ok &= s.n_out == n_ref && alone.n_out == n_ref;
         /* only the new part of each prompt went through the model */
         CHECK_MSG(s.n_prefilled == lens[i] - (i ? lens[i - 1] : 0) && alone.n_prefilled == lens[i],
                   "request %d: %d prompt tokens prefilled (alone %d)", i, s.n_prefilled, alone.n_prefilled);
@@ -199,6 +212,7 @@ static void test_batcher_reuses_turns(void) {
     batcher_stop(b);
     model_free(m);
     CHECK_MSG(ok, "replies with the prefix cache differ from each request decoded alone");
+    CHECK_MSG(compared >= 12, "only %d of 24 tokens had a greedy margin above the rounding bound", compared);
     CHECK_MSG(st.hits == 3 && st.tokens_reused == 60 + 110 + 150 && st.entries == 1,
               "%ld hits, %ld positions reused, %d entries (expected 3, 320, 1)", st.hits, st.tokens_reused, st.entries);
 }

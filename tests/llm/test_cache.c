@@ -15,7 +15,7 @@ static FakeServer fs;
 static int fs_up;
 
 #define NEED_SERVER() \
-    if (!fs_up) SKIP("fake_openai did not start (build it with make tests)")
+    NEED_STARTED(fs_up, "fake_openai")
 
 static char *cache_path(void) {
     char *d = test_tmpdir();

@@ -12,8 +12,7 @@
 #include "test.h"
 
 static void test_bench_all_local(void) {
-    char *model = test_shared_path("fixtures/models/tiny-qwen2");
-    if (!model) SKIP("fixtures/models/tiny-qwen2 not found (set ALOE_SHARED)");
+    NEED_SHARED(model, "fixtures/models/tiny-qwen2");
     char *dir = test_tmpdir(), *aloe = test_build_path("aloe");
     char *prof = test_write_file("profiles.jsonl", "\"I am a nurse from Ohio who grows tomatoes.\"\n");
     char *pers = test_write_file("personalities.jsonl", "\"Cheerful and talkative.\"\n\"Reserved.\"\n");
@@ -50,8 +49,7 @@ static void test_bench_all_local(void) {
  * overrides enter the run's settings, so resuming with another template is
  * refused rather than mixing trees made with two prompt formats. */
 static void test_dialogues_local_template_guard(void) {
-    char *model = test_shared_path("fixtures/models/tiny-qwen2");
-    if (!model) SKIP("fixtures/models/tiny-qwen2 not found (set ALOE_SHARED)");
+    NEED_SHARED(model, "fixtures/models/tiny-qwen2");
     char *dir = test_tmpdir(), *aloe = test_build_path("aloe");
     char *prof = test_write_file("profiles.jsonl", "\"I am a nurse from Ohio.\"\n");
     char *pers = test_write_file("personalities.jsonl", "\"Reserved.\"\n");

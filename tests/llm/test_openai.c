@@ -29,7 +29,8 @@ static const char *SCRIPT =
     " \"empty\": {\"always\": \"no_content\"},"
     " \"drop\": {\"faults\": [\"drop\", \"drop\"], \"reply\": \"still here\"},"
     " \"slow\": {\"latency_ms\": 2000, \"reply\": \"late\"},"
-    " \"throttled\": {\"always\": {\"status\": 429, \"retry_after\": 30}},"
+    " \"throttled\": {\"always\": {\"status\": 429, \"retry_after\": 600}},"
+    " \"hangs\": {\"always\": \"hang\"},"
     " \"busy\": {\"latency_ms\": 400, \"reply\": \"ok {n}\"}"
     "}}";
 
@@ -47,7 +48,7 @@ static int ask(LlmBackend *b, const char *text, LlmReply *r, Err *e) {
 }
 
 #define NEED_SERVER() \
-    if (!fs_up) SKIP("fake_openai did not start (build it with make tests)")
+    NEED_STARTED(fs_up, "fake_openai")
 
 static void test_chat_answers_and_counts_usage(void) {
     NEED_SERVER();
@@ -143,8 +144,10 @@ static void test_429_waits_for_retry_after(void) {
     double t0 = fake_now();
     CHECK_OK(ask(b, "hi", &r, &e), &e);
     double dt = fake_now() - t0;
+    /* A lower bound only: a sleep never ends early, and with back-off capped
+     * at 0.05 s only the Retry-After makes the wait reach 1 s (how much
+     * longer a loaded machine takes says nothing). */
     CHECK_MSG(dt >= 1.0, "Retry-After: 1 honoured, waited only %.3f s", dt);
-    CHECK_MSG(dt < 3.0, "waited %.3f s for a 1 s Retry-After", dt);
     CHECK_EQ_STR(r.text, "after wait");
     CHECK_EQ_INT(r.retries, 1);
     CHECK_EQ_INT(b->stats.retries, 1);
@@ -288,35 +291,53 @@ static void test_timeout(void) {
     double dt = fake_now() - t0;
     CHECK_EQ_INT(e.code, ERR_TIMEOUT);
     CHECK_MSG(strstr(e.msg, "no answer within 0.3 s"), "message: %s", e.msg);
-    CHECK_MSG(dt >= 0.6 && dt < 1.5, "two 0.3 s attempts took %.3f s", dt);
+    /* The time-out is shown by the error (the reply would come after 2 s and
+     * succeed) and by the two attempts; dt only has a lower bound, which no
+     * load can break: each attempt waited its 0.3 s. */
+    CHECK_MSG(dt >= 0.6, "two 0.3 s attempts took %.3f s", dt);
     CHECK_EQ_INT(fake_log_count(&fs, "slow"), 2);
     llm_free(b);
 }
 
 typedef struct Canceller {
     atomic_int *flag;
-    double after_s;
+    atomic_long *live_retries; /* cancel once a retry wait has begun, or */
+    const char *model;         /* once the server has the request in hand */
+    int logged_before;
 } Canceller;
 
+/* Cancels on an event, not after a delay: the request has reached the server
+ * (it hangs there for an hour) or the client is waiting out a 600 s
+ * Retry-After. The poll's 60 s bound is reached only if that never happens. */
 static void *cancel_later(void *arg) {
     Canceller *c = arg;
-    usleep((useconds_t)(c->after_s * 1e6));
+    for (int i = 0; i < 60000; i++) {
+        if (c->live_retries ? atomic_load(c->live_retries) > 0 : fake_log_count(&fs, c->model) > c->logged_before)
+            break;
+        usleep(1000);
+    }
     atomic_store(c->flag, 1);
     return NULL;
 }
 
-/* Cancelling ends a request in flight, and a long Retry-After wait, promptly. */
+/* Cancelling ends a request in flight, and a long Retry-After wait, promptly:
+ * without the cancel the first would wait out its 600 s time-out and the
+ * second a 600 s Retry-After, so the cancel must come back in well under
+ * 300 s, a threshold halfway between the outcomes that no machine load
+ * crosses (it is not a speed bound). */
 static void test_cancel(void) {
-    NEED_SERVER();
-    const char *models[2] = {"slow", "throttled"};
+    NEED_STARTED(fs_up, "fake_openai");
+    const char *models[2] = {"hangs", "throttled"};
     for (int i = 0; i < 2; i++) {
         atomic_int flag = 0;
-        LlmRoleConfig cfg = {.role = "t", .model = models[i], .base_url = fs.url, .timeout_s = 60, .max_retries = 8,
+        atomic_long live = 0;
+        LlmRoleConfig cfg = {.role = "t", .model = models[i], .base_url = fs.url, .timeout_s = 600, .max_retries = 8,
                              .cancel = &flag};
         Err e;
         LlmBackend *b = llm_open(&cfg, NULL, &e);
         CHECK(b);
-        Canceller c = {&flag, 0.2};
+        b->live_retries = &live;
+        Canceller c = {&flag, i ? &live : NULL, models[i], fake_log_count(&fs, models[i])};
         pthread_t th;
         pthread_create(&th, NULL, cancel_later, &c);
         LlmReply r;
@@ -326,7 +347,8 @@ static void test_cancel(void) {
         pthread_join(th, NULL);
         CHECK(rc == -1);
         CHECK_EQ_INT(e.code, ERR_CANCELLED);
-        CHECK_MSG(dt < 1.6, "%s: cancel took %.3f s", models[i], dt);
+        CHECK_MSG(dt < 300, "%s: cancel took %.3f s", models[i], dt);
+        CHECK_MSG(!i || strstr(e.msg, "while waiting to retry"), "%s: %s", models[i], e.msg);
         CHECK_EQ_INT(b->stats.errors, 0);
         CHECK_OK(ask(b, "hi", &r, &e) == -1 && e.code == ERR_CANCELLED ? 0 : -1, &e); /* stays cancelled */
         llm_free(b);
@@ -341,11 +363,14 @@ static void test_unreachable_endpoint_names_url(void) {
     CHECK_OK(b ? 0 : -1, &e);
     llm_openai_set_backoff(b, 0.01, 0.05);
     LlmReply r;
-    double t0 = fake_now();
     CHECK(ask(b, "hi", &r, &e) == -1);
     CHECK_EQ_INT(e.code, ERR_HTTP);
     CHECK_MSG(strstr(e.msg, "cannot reach http://127.0.0.1:1/v1/chat/completions"), "message: %s", e.msg);
-    CHECK_MSG(fake_now() - t0 < 5, "a refused connection should fail fast");
+    /* Fails fast, counted in attempts rather than seconds: a refused
+     * connection is retried twice (MAX_CONNECT_RETRIES), not max_retries 8
+     * times. */
+    CHECK_EQ_INT(b->stats.retries, 2);
+    CHECK_MSG(strstr(e.msg, "gave up after 3 attempts"), "message: %s", e.msg);
     llm_free(b);
 }
 
@@ -431,14 +456,20 @@ static void *crowd_worker(void *arg) {
 
 static void test_64_threads_reach_the_server_at_once(void) {
     NEED_SERVER();
-    Crowd c = {open_fake("busy", NULL, 30, 2), 0};
+    Crowd c = {open_fake("busy", NULL, 600, 2), 0};
     json_decref(fake_call(&fs, "/stats/reset", 1));
+    /* The server holds the first 64 requests until all 64 have arrived: the
+     * peak is reached by events, whatever the load (a client that cannot
+     * have 64 in flight leaves them waiting 60 s and the peak short). */
+    json_decref(fake_call(&fs, "/gate/64", 1));
     pthread_t th[64];
     for (int i = 0; i < 64; i++) pthread_create(&th[i], NULL, crowd_worker, &c);
     for (int i = 0; i < 64; i++) pthread_join(th[i], NULL);
     CHECK_EQ_INT(c.failures, 0);
     long peak = fake_stat(&fs, "peak");
-    CHECK_MSG(peak >= 48, "peak concurrent requests at the server: %ld", peak);
+    /* >= : requests that earlier tests abandoned (time-outs, cancels) may
+     * still sit in the server's latency */
+    CHECK_MSG(peak >= 64, "peak concurrent requests at the server: %ld", peak);
     CHECK_EQ_INT(c.b->stats.requests, 128);
     llm_free(c.b);
 }

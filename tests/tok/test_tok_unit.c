@@ -79,14 +79,16 @@ static void test_bpe_from_arrays(void) {
     CHECK_MSG(strstr(e.msg, "merge 0") && strstr(e.msg, "not in the vocabulary"), "%s", e.msg);
 }
 
+/* A shared tokenizer fixture, or NULL with the test ended: SKIPPED when the
+ * folder is absent, FAIL when it is there but does not load. */
 static Tokenizer *fixture(const char *name) {
     char rel[128];
     snprintf(rel, sizeof rel, "fixtures/tokenizers/%s", name);
-    char *p = test_shared_path(rel);
+    char *p = test_need_shared(rel);
     if (!p) return NULL;
     Err e;
     Tokenizer *t = tok_load_hf(p, &e);
-    if (!t) printf("  %s\n", e.msg);
+    if (!t) test_fail(__FILE__, __LINE__, "%s does not load: %s", p, e.msg);
     free(p);
     return t;
 }
@@ -105,7 +107,7 @@ static int valid_utf8(const char *s, size_t n) {
 
 static void test_stream_never_splits_utf8(void) {
     Tokenizer *t = fixture("llama3");
-    if (!t) SKIP("shared fixtures not found");
+    if (!t) return; /* fixture() said SKIPPED or FAIL */
     const char *text = "émoji 🤗🎉 café 中文测试 naïve";
     int32_t *ids;
     int n;
@@ -152,7 +154,7 @@ static void test_stream_never_splits_utf8(void) {
 
 static void test_bytes_round_trip(void) {
     Tokenizer *t = fixture("llama3"); /* no normaliser: every byte string is lossless */
-    if (!t) SKIP("shared fixtures not found");
+    if (!t) return; /* fixture() said SKIPPED or FAIL */
     Rng r;
     rng_seed(&r, 42);
     char buf[200];
@@ -207,7 +209,7 @@ static void test_bad_files(void) {
     free(p);
 
     Tokenizer *t = fixture("chatml");
-    if (!t) return;
+    if (!t) return; /* fixture() said SKIPPED or FAIL */
     int32_t bad = 5000;
     CHECK(tok_decode(t, &bad, 1, 0, &e) == NULL);
     CHECK_MSG(strstr(e.msg, "5000"), "%s", e.msg);
@@ -295,8 +297,7 @@ static char *run(const char *cmd) {
 }
 
 static void test_tokenize_command(void) {
-    char *model = test_shared_path("fixtures/tokenizers/chatml");
-    if (!model) SKIP("shared fixtures not found");
+    NEED_SHARED(model, "fixtures/tokenizers/chatml");
     char *aloe = test_build_path("aloe");
     char *in = test_write_file("in.jsonl", "\"Hello world\"\n\"<|im_end|>\"\n\"caf\\u00e9\"\n");
     char cmd[2048];

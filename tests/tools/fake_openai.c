@@ -26,6 +26,12 @@
  *   GET  /stats                 {"requests":N, "active":N, "peak":N} where peak
  *                               is the most requests in flight at once
  *   POST /stats/reset           zeroes requests and peak
+ *   POST /gate/N                the next N chat or embedding requests each wait
+ *                               (before their latency) until all N have arrived:
+ *                               a test sees N requests in flight at once by
+ *                               events, not timing. A client that never has N
+ *                               in flight releases them after 60 s (the test then
+ *                               sees a lower peak).
  *
  * Script (--script FILE, JSON). Roles of a pipeline are told apart by model
  * name, so each role can be scripted on its own:
@@ -138,7 +144,12 @@ typedef struct Server {
     ModelState *models;
     int n_models, cap_models;
     atomic_long seq, requests, active, peak;
+    pthread_mutex_t gate_mu; /* POST /gate/N */
+    pthread_cond_t gate_cv;
+    long gate_left, gate_round;
 } Server;
+
+#define GATE_MAX_S 60
 
 typedef struct Upload {
     StrBuf body;
@@ -745,11 +756,44 @@ static json_t *embed_answer(Server *s, json_t *input, const char *model) {
                      "prompt_tokens", (json_int_t)words, "total_tokens", (json_int_t)words);
 }
 
+/* Holds a request while a gate is armed, until the gate's last request
+ * arrives (or GATE_MAX_S passes: then the gate opens for all). */
+static void gate_pass(Server *s) {
+    pthread_mutex_lock(&s->gate_mu);
+    if (s->gate_left > 0) {
+        long round = s->gate_round;
+        if (--s->gate_left == 0) {
+            s->gate_round++;
+            pthread_cond_broadcast(&s->gate_cv);
+        }
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_sec += GATE_MAX_S;
+        while (s->gate_round == round)
+            if (pthread_cond_timedwait(&s->gate_cv, &s->gate_mu, &until) == ETIMEDOUT) {
+                s->gate_left = 0;
+                s->gate_round++;
+                pthread_cond_broadcast(&s->gate_cv);
+            }
+    }
+    pthread_mutex_unlock(&s->gate_mu);
+}
+
 static enum MHD_Result handle_post(Server *s, struct MHD_Connection *c, const char *path, const char *body) {
     int is_chat = !strcmp(path, "/chat/completions"), is_embed = !strcmp(path, "/embeddings");
     if (!strcmp(path, "/stats/reset")) {
         atomic_store(&s->requests, 0);
         atomic_store(&s->peak, atomic_load(&s->active) - 1); /* less this request */
+        return send_text(c, 200, "{}", "application/json", NULL);
+    }
+    if (!strncmp(path, "/gate/", 6)) {
+        char *end;
+        long n = strtol(path + 6, &end, 10);
+        if (*end || n < 1) return send_text(c, 400, "{\"error\":{\"message\":\"/gate/N wants N >= 1\"}}", "application/json", NULL);
+        pthread_mutex_lock(&s->gate_mu);
+        s->gate_left = n;
+        s->gate_round++;
+        pthread_mutex_unlock(&s->gate_mu);
         return send_text(c, 200, "{}", "application/json", NULL);
     }
     if (!is_chat && !is_embed) return send_text(c, 404, "{\"error\":{\"message\":\"no such path\"}}", "application/json", NULL);
@@ -764,6 +808,7 @@ static enum MHD_Result handle_post(Server *s, struct MHD_Connection *c, const ch
     json_t *ms = model_script(s, model);
     json_t *fault = choose_fault(ms, n);
     log_request(s, c, is_chat ? "/v1/chat/completions" : "/v1/embeddings", model, n, fault, req);
+    gate_pass(s);
     json_t *lat = json_object_get(ms, "latency_ms");
     sleep_ms(lat ? (long)json_integer_value(lat) : s->latency_ms);
 
@@ -893,6 +938,8 @@ int main(int argc, char **argv) {
     s.fallback = json_pack("{s:s}", "reply", "echo: {last_user}");
     pthread_mutex_init(&s.log_mu, NULL);
     pthread_mutex_init(&s.models_mu, NULL);
+    pthread_mutex_init(&s.gate_mu, NULL);
+    pthread_cond_init(&s.gate_cv, NULL);
 
     /* Block the stop signals in every thread; main waits for them. */
     sigset_t stop;
