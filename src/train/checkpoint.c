@@ -361,7 +361,7 @@ static int add_file_sizes(json_t *state, const char *dir, Err *e) {
 }
 
 /* Removes out's checkpoints other than keep. */
-static int remove_other_checkpoints(const char *out, long keep, Err *e) {
+int ckpt_remove_others(const char *out, long keep, Err *e) {
     char **names;
     int n, rc = 0;
     if (file_list_dir(out, &names, &n, e)) return -1;
@@ -391,7 +391,7 @@ int ckpt_commit(const char *out, const char *staging, long step, json_t *state, 
     if (!rc) rc = file_rename(staging, final, e);
     if (!rc && aside) rc = file_remove_tree(aside, e);
     /* the new one is durable under its name: the earlier ones can go */
-    if (!rc) rc = remove_other_checkpoints(out, step, e);
+    if (!rc) rc = ckpt_remove_others(out, step, e);
     free(final), free(aside);
     return rc ? -1 : 0;
 }

@@ -90,6 +90,9 @@ int ckpt_verify(const char *dir, long step, json_t **state, Err *e);
  * are skipped with a warning naming what is wrong. ERR_NOTFOUND when out
  * has no checkpoint at all. */
 int ckpt_latest(const char *out, char **dir, long *step, json_t **state, Err *e);
+/* Removes out's checkpoint directories other than that of step keep: what
+ * ckpt_commit does last, for a run resumed from a commit killed before it. */
+int ckpt_remove_others(const char *out, long keep, Err *e);
 /* The name of out's newest checkpoint-N directory, complete or not, or
  * NULL (caller frees). */
 char *ckpt_newest_name(const char *out);

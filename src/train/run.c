@@ -505,7 +505,8 @@ static int resume(Run *r, Err *e) {
         free(legacy);
         return err_wrap(e, "--resume");
     }
-    int rc = check_settings(r, state, dir, e) || load_checkpoint(r, dir, e) ? -1 : 0;
+    /* the others go, as the commit of this one would have done had it ended */
+    int rc = check_settings(r, state, dir, e) || load_checkpoint(r, dir, e) || ckpt_remove_others(o->out, step, e) ? -1 : 0;
     json_decref(state);
     if (!rc && r->tr.step != step)
         rc = err_set(e, ERR_ARG, "--resume: %s: optimizer state is at step %ld, the checkpoint's trainer_state.json at %ld",
