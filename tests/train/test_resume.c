@@ -316,8 +316,11 @@ static int copy_dir(const char *from, const char *to, Err *e) {
     for (int i = 0; !rc && i < n; i++) {
         char *a = path_join(from, names[i]), *b = path_join(to, names[i]), *d;
         size_t len;
-        rc = file_read_all(a, &d, &len, e) || file_write_atomic(b, d, len, e) ? -1 : 0;
-        if (!file_read_all(a, &d, &len, e)) free(d);
+        rc = file_read_all(a, &d, &len, e);
+        if (!rc) {
+            rc = file_write_atomic(b, d, len, e);
+            free(d);
+        }
         free(a), free(b);
     }
     if (n) file_list_free(names, n);
