@@ -8,7 +8,7 @@ set -e
 cd "$(dirname "$0")/.."
 SECS=${1:-60}
 [ $# -gt 0 ] && shift
-HARNESSES=${*:-gguf safetensors tokenizer_json jsonl}
+HARNESSES=${*:-gguf safetensors tokenizer_json jsonl ckpt_state}
 OUT=build-fuzz
 SHARED=${ALOE_SHARED:-$(pwd)/../shared}
 nproc=$(nproc)
@@ -26,6 +26,7 @@ seed gguf "$SHARED"/fixtures/gguf/tiny-qwen2-q8_0.gguf "$SHARED"/fixtures/gguf/t
 seed safetensors "$SHARED"/fixtures/models/tiny-bert-st/model.safetensors
 seed tokenizer_json tests/data/tok/fuzz-seeds/*
 seed jsonl tests/data/fuzz/jsonl/* "$SHARED"/aloe-data/personality_eval.jsonl
+seed ckpt_state tests/data/fuzz/ckpt_state/*
 
 rc=0
 for h in $HARNESSES; do

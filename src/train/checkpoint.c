@@ -418,6 +418,11 @@ int ckpt_verify(const char *dir, long step, json_t **state, Err *e) {
     const char *name;
     json_t *size;
     if (!rc) json_object_foreach(files, name, size) {
+        /* plain names in the directory: never a path that leads out of it */
+        if (!name[0] || strchr(name, '/') || !strcmp(name, ".") || !strcmp(name, "..")) {
+            rc = err_set(e, ERR_PARSE, "%s: files: \"%s\" is not a file name", sp, name);
+            break;
+        }
         char *p = path_join(dir, name);
         long long have = file_size(p);
         if (!json_is_integer(size) || have != json_integer_value(size))
