@@ -322,7 +322,7 @@ char *ckpt_dir_path(const char *out, long step) {
 
 /* The step of a name "checkpoint-N" (digits only), else -1. */
 static long checkpoint_step(const char *name) {
-    if (strncmp(name, "checkpoint-", 11) || !name[11]) return -1;
+    if (strncmp(name, "checkpoint-", 11) || !name[11] || (name[11] == '0' && name[12])) return -1;
     long v = 0;
     for (const char *p = name + 11; *p; p++) {
         if (*p < '0' || *p > '9' || v > 100000000000L) return -1;

@@ -622,7 +622,7 @@ static int loop(Run *r, volatile sig_atomic_t *stop, Err *e) {
      * (not after a failed step; none when the last one is of this step). */
     if (!rc && r->tr.step > r->saved_step) rc = save_checkpoint(r, e);
     if (!rc && r->tr.step >= r->total_steps) rc = publish_final(r, e);
-    if (!rc && stop && *stop) {
+    if (!rc && stop && *stop && r->tr.step < r->total_steps) {
         if (r->saved_step == 0) return err_set(e, ERR_CANCELLED, "interrupted before the first step; nothing saved");
         rc = err_set(e, ERR_CANCELLED, "interrupted at step %ld; checkpoint saved in %s/checkpoint-%ld (continue with "
                      "--resume)", r->tr.step, o->out, r->tr.step);
