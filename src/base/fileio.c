@@ -1,5 +1,6 @@
 #include "base/fileio.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
@@ -10,6 +11,12 @@
 #include <unistd.h>
 
 #include "base/mem.h"
+
+FileFaultHook file_fault_hook = NULL;
+
+void file_fault_point(const char *op, const char *path) {
+    if (file_fault_hook) file_fault_hook(op, path);
+}
 
 int file_read_all(const char *path, char **out, size_t *len, Err *e) {
     FILE *f = fopen(path, "rb");
@@ -53,6 +60,7 @@ int file_mkdirs(const char *path, Err *e) {
         *s = '/';
     }
     int rc = 0;
+    if (!file_is_dir(p)) file_fault_point("mkdir", p);
     if (mkdir(p, 0777) && errno != EEXIST)
         rc = err_set(e, ERR_IO, "cannot create directory %s: %s", p, strerror(errno));
     free(p);
@@ -67,12 +75,19 @@ char *path_join(const char *a, const char *b) {
 
 static void fsync_parent_dir(const char *path) {
     char *copy = xstrdup(path);
-    int fd = open(dirname(copy), O_RDONLY | O_DIRECTORY);
-    if (fd >= 0) {
-        fsync(fd);
-        close(fd);
-    }
+    Err ignore; /* best effort: the rename itself has been done */
+    file_fsync_dir(dirname(copy), &ignore);
     free(copy);
+}
+
+int file_fsync_dir(const char *dir, Err *e) {
+    file_fault_point("fsync-dir", dir);
+    int fd = open(dir, O_RDONLY | O_DIRECTORY);
+    if (fd < 0) return err_set(e, ERR_IO, "cannot open directory %s: %s", dir, strerror(errno));
+    /* some file systems refuse fsync on a directory (EINVAL): nothing to do there */
+    int rc = fsync(fd) && errno != EINVAL ? err_set(e, ERR_IO, "cannot sync directory %s: %s", dir, strerror(errno)) : 0;
+    close(fd);
+    return rc;
 }
 
 static int write_fully(int fd, const void *data, size_t len) {
@@ -91,13 +106,17 @@ static int write_fully(int fd, const void *data, size_t len) {
 
 int file_write_atomic(const char *path, const void *data, size_t len, Err *e) {
     char *tmp = xasprintf("%s.tmp.%d", path, (int)getpid());
+    file_fault_point("create", tmp);
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
     if (fd < 0) {
         err_set(e, ERR_IO, "cannot write %s: %s", tmp, strerror(errno));
         free(tmp);
         return -1;
     }
-    if (write_fully(fd, data, len) || fsync(fd)) {
+    file_fault_point("write", tmp);
+    int bad = write_fully(fd, data, len);
+    if (!bad) file_fault_point("fsync", tmp);
+    if (bad || fsync(fd)) {
         err_set(e, ERR_IO, "cannot write %s: %s", tmp, strerror(errno));
         close(fd);
         unlink(tmp);
@@ -105,6 +124,7 @@ int file_write_atomic(const char *path, const void *data, size_t len, Err *e) {
         return -1;
     }
     close(fd);
+    file_fault_point("rename", path);
     if (rename(tmp, path)) {
         err_set(e, ERR_IO, "cannot rename %s to %s: %s", tmp, path, strerror(errno));
         unlink(tmp);
@@ -161,6 +181,7 @@ long appender_repair(const char *path, Err *e) {
         keep--;
     }
     long cut = (long)(size - keep);
+    if (cut > 0) file_fault_point("truncate", path);
     if (cut > 0 && (ftruncate(fd, keep) || fsync(fd))) {
         close(fd);
         return err_set(e, ERR_IO, "%s: cannot truncate torn line: %s", path, strerror(errno));
@@ -170,6 +191,7 @@ long appender_repair(const char *path, Err *e) {
 }
 
 int appender_open(Appender *a, const char *path, Err *e) {
+    if (!file_exists(path)) file_fault_point("create", path);
     a->fd = open(path, O_WRONLY | O_CREAT | O_APPEND, 0644);
     a->path = NULL;
     if (a->fd < 0) return err_set(e, ERR_IO, "cannot open %s for appending: %s", path, strerror(errno));
@@ -178,7 +200,10 @@ int appender_open(Appender *a, const char *path, Err *e) {
 }
 
 int appender_write(Appender *a, const char *data, size_t len, Err *e) {
-    if (write_fully(a->fd, data, len) || fdatasync(a->fd))
+    file_fault_point("append", a->path);
+    if (write_fully(a->fd, data, len)) return err_set(e, ERR_IO, "cannot append to %s: %s", a->path, strerror(errno));
+    file_fault_point("fsync", a->path);
+    if (fdatasync(a->fd))
         return err_set(e, ERR_IO, "cannot append to %s: %s", a->path, strerror(errno));
     return 0;
 }
@@ -188,4 +213,122 @@ void appender_close(Appender *a) {
     a->fd = -1;
     free(a->path);
     a->path = NULL;
+}
+
+int file_rename(const char *from, const char *to, Err *e) {
+    file_fault_point("rename", to);
+    if (rename(from, to)) return err_set(e, ERR_IO, "cannot rename %s to %s: %s", from, to, strerror(errno));
+    char *a = xstrdup(from), *b = xstrdup(to);
+    const char *da = dirname(a), *db = dirname(b);
+    int rc = file_fsync_dir(db, e) || (strcmp(da, db) && file_fsync_dir(da, e)) ? -1 : 0;
+    free(a), free(b);
+    return rc;
+}
+
+int file_unlink(const char *path, Err *e) {
+    file_fault_point("unlink", path);
+    if (unlink(path) && errno != ENOENT) return err_set(e, ERR_IO, "cannot remove %s: %s", path, strerror(errno));
+    return 0;
+}
+
+int file_remove_tree(const char *path, Err *e) {
+    struct stat st;
+    if (lstat(path, &st)) return errno == ENOENT ? 0 : err_set(e, ERR_IO, "%s: %s", path, strerror(errno));
+    if (!S_ISDIR(st.st_mode)) return file_unlink(path, e);
+    char **names;
+    int n;
+    if (file_list_dir(path, &names, &n, e)) return -1;
+    int rc = 0;
+    for (int i = 0; i < n && !rc; i++) {
+        char *p = path_join(path, names[i]);
+        rc = file_remove_tree(p, e);
+        free(p);
+    }
+    file_list_free(names, n);
+    if (rc) return -1;
+    file_fault_point("rmdir", path);
+    if (rmdir(path) && errno != ENOENT) return err_set(e, ERR_IO, "cannot remove directory %s: %s", path, strerror(errno));
+    return 0;
+}
+
+/* Streams src into the open fd. */
+static int copy_into(const char *src, int fd, const char *tmp, Err *e) {
+    int in = open(src, O_RDONLY);
+    if (in < 0) return err_set(e, errno == ENOENT ? ERR_NOTFOUND : ERR_IO, "%s: %s", src, strerror(errno));
+    char *buf = xmalloc(1 << 20);
+    int rc = 0;
+    for (;;) {
+        ssize_t r = read(in, buf, 1 << 20);
+        if (r < 0 && errno == EINTR) continue;
+        if (r < 0) rc = err_set(e, ERR_IO, "cannot read %s: %s", src, strerror(errno));
+        if (r <= 0) break;
+        file_fault_point("write", tmp);
+        if (write_fully(fd, buf, (size_t)r)) {
+            rc = err_set(e, ERR_IO, "cannot write %s: %s", tmp, strerror(errno));
+            break;
+        }
+    }
+    free(buf);
+    close(in);
+    if (!rc) file_fault_point("fsync", tmp);
+    if (!rc && fsync(fd)) rc = err_set(e, ERR_IO, "cannot sync %s: %s", tmp, strerror(errno));
+    return rc;
+}
+
+int file_link_atomic(const char *src, const char *dst, Err *e) {
+    char *tmp = xasprintf("%s.tmp.%d", dst, (int)getpid());
+    unlink(tmp); /* a leftover of this pid's earlier try */
+    file_fault_point("link", tmp);
+    int rc = 0;
+    if (link(src, tmp)) {
+        /* no hard links here (another file system, FAT, some network ones): copy */
+        if (errno != EXDEV && errno != EPERM && errno != ENOTSUP && errno != EMLINK && errno != ENOSYS) {
+            rc = err_set(e, ERR_IO, "cannot link %s to %s: %s", src, tmp, strerror(errno));
+        } else {
+            file_fault_point("create", tmp);
+            int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+            if (fd < 0) rc = err_set(e, ERR_IO, "cannot write %s: %s", tmp, strerror(errno));
+            else {
+                rc = copy_into(src, fd, tmp, e);
+                close(fd);
+            }
+        }
+    }
+    if (!rc) rc = file_rename(tmp, dst, e);
+    if (rc) unlink(tmp);
+    free(tmp);
+    return rc;
+}
+
+static int cmp_names(const void *a, const void *b) {
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+int file_list_dir(const char *dir, char ***names, int *n, Err *e) {
+    *names = NULL;
+    *n = 0;
+    DIR *d = opendir(dir);
+    if (!d) return err_set(e, errno == ENOENT ? ERR_NOTFOUND : ERR_IO, "cannot list %s: %s", dir, strerror(errno));
+    int cap = 0;
+    for (struct dirent *de; (de = readdir(d));) {
+        if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, "..")) continue;
+        if (*n == cap) {
+            cap = cap ? 2 * cap : 16;
+            *names = xrealloc(*names, (size_t)cap * sizeof **names);
+        }
+        (*names)[(*n)++] = xstrdup(de->d_name);
+    }
+    closedir(d);
+    if (*n) qsort(*names, (size_t)*n, sizeof **names, cmp_names);
+    return 0;
+}
+
+void file_list_free(char **names, int n) {
+    for (int i = 0; i < n; i++) free(names[i]);
+    free(names);
+}
+
+long long file_size(const char *path) {
+    struct stat st;
+    return stat(path, &st) ? -1 : (long long)st.st_size;
 }

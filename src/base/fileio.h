@@ -12,6 +12,17 @@
 
 #include "base/err.h"
 
+/* Fault injection, for tests only: when set, every operation below that
+ * changes the file system (create, write, fsync, rename, link, unlink,
+ * mkdir, rmdir, truncate; formats/outfile too) first calls the hook with
+ * its name and path, so a test can end the process (_exit) before the Nth
+ * one and check what a kill at that moment leaves. NULL (the default) in
+ * every real run. */
+typedef void (*FileFaultHook)(const char *op, const char *path);
+extern FileFaultHook file_fault_hook;
+/* Calls file_fault_hook, if set. */
+void file_fault_point(const char *op, const char *path);
+
 /* Reads a whole file; *out is NUL-terminated (caller frees). */
 int file_read_all(const char *path, char **out, size_t *len, Err *e);
 /* Replaces path with data atomically. */
@@ -22,6 +33,26 @@ int file_is_dir(const char *path);
 int file_mkdirs(const char *path, Err *e);
 /* Joins two path parts with one '/' (caller frees). */
 char *path_join(const char *a, const char *b);
+
+/* Makes the entries of a directory (creations, renames, removals) durable. */
+int file_fsync_dir(const char *dir, Err *e);
+/* rename(2) (atomic: a file or an empty-or-absent directory target), then
+ * the target's directory is synced. */
+int file_rename(const char *from, const char *to, Err *e);
+/* Removes a file; an absent one is not an error. */
+int file_unlink(const char *path, Err *e);
+/* rm -r: a file, or a directory and everything under it; absent is fine. */
+int file_remove_tree(const char *path, Err *e);
+/* Puts the content of src at dst atomically: a hard link (no copy of a
+ * checkpoint's gigabytes) where the file system allows one, else a copy,
+ * made under a temporary name, synced and renamed over dst. */
+int file_link_atomic(const char *src, const char *dst, Err *e);
+/* The names in a directory (not "." or ".."), sorted (caller frees each
+ * and the array). */
+int file_list_dir(const char *dir, char ***names, int *n, Err *e);
+void file_list_free(char **names, int n);
+/* Size of a file in bytes, or -1 when it cannot be stat'ed. */
+long long file_size(const char *path);
 
 typedef struct FileMap {
     void *data;

@@ -1,5 +1,6 @@
 /* aloe merge: fold a peft LoRA adapter into its base model and write a full
- * Hugging Face model directory. */
+ * Hugging Face model directory (whole beside --out, then published into it:
+ * a kill leaves --out without config.json or complete). */
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -55,7 +56,7 @@ int cmd_merge(int argc, char **argv) {
     rc = td_load(&m, local, &e) || ckpt_adapter_load(&m, adapter, model, &e);
     if (!rc) {
         td_lora_merge(&m);
-        rc = ckpt_save_model_opts(&m, local, out, &opts, &e);
+        rc = ckpt_save_model_atomic(&m, local, out, &opts, &e); /* complete or absent, never a mix */
     }
     td_free(&m);
     free(local);

@@ -58,7 +58,7 @@ int cmd_train(int argc, char **argv) {
          "full fine-tuning: split model.safetensors into shards of at most SIZE (500MB, 2GB, 1GiB)", 0, 0},
         {"--gguf", NULL, ARG_STR, &o.gguf_type, "T",
          "full fine-tuning: also write DIR/model.gguf at the end (f32, f16, bf16, q8_0, q4_0, q4_k, q6_k)", 0, 0},
-        {"--resume", NULL, ARG_FLAG, &resume, NULL, "continue from the checkpoint in --out", 0, 0},
+        {"--resume", NULL, ARG_FLAG, &resume, NULL, "continue from the newest complete DIR/checkpoint-N", 0, 0},
         {"--threads", "-t", ARG_INT, &threads, "N", "threads (0: one per CPU)", 0, 0},
         {"--quiet", "-q", ARG_FLAG, &quiet, NULL, "no progress bar", 0, 0},
         {NULL, NULL, 0, NULL, NULL, NULL, 0, 0},
@@ -67,8 +67,9 @@ int cmd_train(int argc, char **argv) {
         "train", "sft|dpo --model M --data F --out DIR [options]",
         "Fine-tunes a model with SFT or DPO, fully or with LoRA, on the CPU. Data: the trees of `aloe dialogues` "
         "(SFT: one example per turn, the history along the branch taken, loss on the preferred reply; DPO: per turn, "
-        "preferred vs rejected) or TRL JSONL. Writes DIR/metrics.jsonl (TRL's names) and the checkpoint in DIR "
-        "(model.safetensors + config/tokenizer, or a peft adapter); Ctrl-C saves before exiting.",
+        "preferred vs rejected) or TRL JSONL. Writes DIR/metrics.jsonl (TRL's names), checkpoints DIR/checkpoint-N "
+        "(only the newest kept) and at the end the trained model in DIR (model.safetensors + config/tokenizer, or a "
+        "peft adapter); Ctrl-C saves a checkpoint before exiting.",
         "aloe train dpo --model Qwen2.5-0.5B-Instruct --data trees.jsonl --out run1 --lora-r 16 --beta 0.9 --lr 5e-6",
         1, 1};
     char *pos[2];

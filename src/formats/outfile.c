@@ -10,12 +10,14 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "base/fileio.h"
 #include "base/mem.h"
 
 int outfile_open(OutFile *o, const char *path, Err *e) {
     o->path = xstrdup(path);
     o->tmp = xasprintf("%s.tmp.XXXXXX", path);
     o->written = 0;
+    file_fault_point("create", o->tmp);
     o->fd = mkstemp(o->tmp);
     if (o->fd < 0) {
         err_set(e, ERR_IO, "cannot create a temporary file for %s: %s", path, strerror(errno));
@@ -30,6 +32,7 @@ int outfile_open(OutFile *o, const char *path, Err *e) {
 
 int outfile_write(OutFile *o, const void *data, size_t len, Err *e) {
     const char *p = data;
+    if (len > 0) file_fault_point("write", o->tmp);
     while (len > 0) {
         ssize_t w = write(o->fd, p, len);
         if (w < 0 && errno == EINTR) continue;
@@ -53,19 +56,18 @@ int outfile_pad(OutFile *o, size_t n, Err *e) {
 
 static void fsync_dir_of(const char *path) {
     char *copy = xstrdup(path);
-    int fd = open(dirname(copy), O_RDONLY | O_DIRECTORY);
-    if (fd >= 0) {
-        fsync(fd);
-        close(fd);
-    }
+    Err ignore; /* best effort: the rename itself has been done */
+    file_fsync_dir(dirname(copy), &ignore);
     free(copy);
 }
 
 int outfile_commit(OutFile *o, Err *e) {
     int rc = 0;
+    file_fault_point("fsync", o->tmp);
     if (fsync(o->fd)) rc = err_set(e, ERR_IO, "cannot sync %s: %s", o->tmp, strerror(errno));
     if (close(o->fd) && !rc) rc = err_set(e, ERR_IO, "cannot close %s: %s", o->tmp, strerror(errno));
     o->fd = -1;
+    if (!rc) file_fault_point("rename", o->path);
     if (!rc && rename(o->tmp, o->path))
         rc = err_set(e, ERR_IO, "cannot rename %s to %s: %s", o->tmp, o->path, strerror(errno));
     if (rc) unlink(o->tmp);

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "base/fileio.h"
+#include "base/log.h"
 #include "base/mem.h"
 #include "formats/safetensors.h"
 #include "model/convert.h"
@@ -305,5 +306,314 @@ int ckpt_load_optimizer(Trainer *t, const char *path, Err *e) {
     }
     if (!rc) t->step = step, t->opt.step = adam_step;
     st_close(st);
+    return rc;
+}
+
+/* ---- training checkpoints ---- */
+
+#define STATE_FILE "trainer_state.json"
+#define OPTIMIZER_FILE "optimizer.safetensors"
+
+char *ckpt_dir_path(const char *out, long step) {
+    char name[48];
+    snprintf(name, sizeof name, "checkpoint-%ld", step);
+    return path_join(out, name);
+}
+
+/* The step of a name "checkpoint-N" (digits only), else -1. */
+static long checkpoint_step(const char *name) {
+    if (strncmp(name, "checkpoint-", 11) || !name[11] || (name[11] == '0' && name[12])) return -1;
+    long v = 0;
+    for (const char *p = name + 11; *p; p++) {
+        if (*p < '0' || *p > '9' || v > 100000000000L) return -1;
+        v = v * 10 + (*p - '0');
+    }
+    return v;
+}
+
+int ckpt_stage(const char *out, const char *name, char **staging, Err *e) {
+    char *leaf = xasprintf("%s.tmp.%d", name, (int)getpid());
+    *staging = path_join(out, leaf);
+    free(leaf);
+    if (file_remove_tree(*staging, e) || file_mkdirs(*staging, e)) {
+        free(*staging);
+        *staging = NULL;
+        return -1;
+    }
+    return 0;
+}
+
+/* "files": the size of every file in dir (trainer_state.json aside). */
+static int add_file_sizes(json_t *state, const char *dir, Err *e) {
+    char **names;
+    int n;
+    if (file_list_dir(dir, &names, &n, e)) return -1;
+    json_t *files = json_object();
+    for (int i = 0; i < n; i++) {
+        if (!strcmp(names[i], STATE_FILE)) continue;
+        char *p = path_join(dir, names[i]);
+        json_object_set_new(files, names[i], json_integer(file_size(p)));
+        free(p);
+    }
+    file_list_free(names, n);
+    json_object_set_new(state, "files", files);
+    return 0;
+}
+
+/* Removes out's checkpoints other than keep. */
+int ckpt_remove_others(const char *out, long keep, Err *e) {
+    char **names;
+    int n, rc = 0;
+    if (file_list_dir(out, &names, &n, e)) return -1;
+    for (int i = 0; i < n && !rc; i++) {
+        long s = checkpoint_step(names[i]);
+        if (s < 0 || s == keep) continue;
+        char *p = path_join(out, names[i]);
+        rc = file_remove_tree(p, e);
+        free(p);
+    }
+    file_list_free(names, n);
+    return rc;
+}
+
+int ckpt_commit(const char *out, const char *staging, long step, json_t *state, Err *e) {
+    char *sp = path_join(staging, STATE_FILE);
+    int rc = add_file_sizes(state, staging, e) || write_json(sp, state, e) || file_fsync_dir(staging, e) ? -1 : 0;
+    free(sp);
+    if (rc) return -1;
+    char *final = ckpt_dir_path(out, step), *aside = NULL;
+    /* A directory of the same step (one resuming skipped as incomplete)
+     * goes out of the way first: rename cannot replace a full directory. */
+    if (file_exists(final)) {
+        aside = xasprintf("%s.tmp.%d.old", final, (int)getpid());
+        rc = file_remove_tree(aside, e) || file_rename(final, aside, e);
+    }
+    if (!rc) rc = file_rename(staging, final, e);
+    if (!rc && aside) rc = file_remove_tree(aside, e);
+    /* the new one is durable under its name: the earlier ones can go */
+    if (!rc) rc = ckpt_remove_others(out, step, e);
+    free(final), free(aside);
+    return rc ? -1 : 0;
+}
+
+static int check_safetensors(const char *path, Err *e) {
+    SafeTensors *st = st_open(path, e);
+    if (!st) return -1;
+    st_close(st);
+    return 0;
+}
+
+int ckpt_verify(const char *dir, long step, json_t **state, Err *e) {
+    if (state) *state = NULL;
+    char *sp = path_join(dir, STATE_FILE);
+    json_error_t je;
+    json_t *s = json_load_file(sp, 0, &je);
+    int rc = 0;
+    json_t *gs = json_object_get(s, "global_step"), *files = json_object_get(s, "files");
+    if (!s) rc = err_set(e, file_exists(sp) ? ERR_PARSE : ERR_NOTFOUND, "%s: %s", sp, je.text);
+    else if (!json_is_integer(gs) || json_integer_value(gs) < 0 || (step >= 0 && json_integer_value(gs) != step))
+        rc = err_set(e, ERR_PARSE, "%s: global_step: expected %ld (the directory's step)", sp, step);
+    else if (!json_is_object(files) || !json_object_get(files, OPTIMIZER_FILE))
+        rc = err_set(e, ERR_PARSE, "%s: files: expected the size of every file, %s included", sp, OPTIMIZER_FILE);
+    const char *name;
+    json_t *size;
+    if (!rc) json_object_foreach(files, name, size) {
+        /* plain names in the directory: never a path that leads out of it */
+        if (!name[0] || strchr(name, '/') || !strcmp(name, ".") || !strcmp(name, "..")) {
+            rc = err_set(e, ERR_PARSE, "%s: files: \"%s\" is not a file name", sp, name);
+            break;
+        }
+        char *p = path_join(dir, name);
+        long long have = file_size(p);
+        if (!json_is_integer(size) || have != json_integer_value(size))
+            rc = err_set(e, ERR_PARSE, "%s: %lld bytes, %s says %lld", p, have, sp, (long long)json_integer_value(size));
+        size_t len = strlen(name);
+        if (!rc && len > 12 && !strcmp(name + len - 12, ".safetensors")) rc = check_safetensors(p, e);
+        free(p);
+        if (rc) break;
+    }
+    if (!rc) {
+        char *op = path_join(dir, OPTIMIZER_FILE);
+        SafeTensors *st = st_open(op, e);
+        long ostep = -1;
+        rc = st ? meta_long(st, "step", &ostep, e) : -1;
+        if (!rc && ostep != json_integer_value(gs))
+            rc = err_set(e, ERR_PARSE, "%s: step %ld, %s: global_step %lld", op, ostep, sp, (long long)json_integer_value(gs));
+        if (st) st_close(st);
+        free(op);
+    }
+    free(sp);
+    if (!rc && state) *state = s;
+    else if (s) json_decref(s);
+    return rc;
+}
+
+/* Steps of out's checkpoint-N directories, newest first. */
+static long *checkpoint_steps(const char *out, int *count) {
+    char **names;
+    int n;
+    Err ignore;
+    *count = 0;
+    if (file_list_dir(out, &names, &n, &ignore)) return NULL;
+    long *steps = xmalloc((size_t)(n ? n : 1) * sizeof *steps);
+    for (int i = 0; i < n; i++) {
+        char *p = path_join(out, names[i]);
+        long s = checkpoint_step(names[i]);
+        if (s >= 0 && file_is_dir(p)) steps[(*count)++] = s;
+        free(p);
+    }
+    file_list_free(names, n);
+    for (int i = 1; i < *count; i++) /* insertion sort, descending: a handful of entries */
+        for (int j = i; j > 0 && steps[j] > steps[j - 1]; j--) {
+            long t = steps[j];
+            steps[j] = steps[j - 1], steps[j - 1] = t;
+        }
+    return steps;
+}
+
+char *ckpt_newest_name(const char *out) {
+    int n;
+    long *steps = checkpoint_steps(out, &n);
+    char *name = n ? xasprintf("checkpoint-%ld", steps[0]) : NULL;
+    free(steps);
+    return name;
+}
+
+int ckpt_latest(const char *out, char **dir, long *step, json_t **state, Err *e) {
+    int n;
+    long *steps = checkpoint_steps(out, &n);
+    *dir = NULL;
+    char first_problem[sizeof e->msg] = "";
+    for (int i = 0; i < n && !*dir; i++) {
+        char *d = ckpt_dir_path(out, steps[i]);
+        if (!ckpt_verify(d, steps[i], state, e)) {
+            *dir = d;
+            *step = steps[i];
+            break;
+        }
+        log_warn("%s is not a complete checkpoint (%s); trying an earlier one", d, e->msg);
+        if (!first_problem[0]) snprintf(first_problem, sizeof first_problem, "%s", e->msg);
+        free(d);
+    }
+    free(steps);
+    if (*dir) return 0;
+    if (n) return err_set(e, ERR_PARSE, "%s: none of its %d checkpoint directories is complete (%s)", out, n, first_problem);
+    return err_set(e, ERR_NOTFOUND, "%s: no checkpoint (checkpoint-N directory) to resume from", out);
+}
+
+int ckpt_clean_tmp(const char *out, Err *e) {
+    char **names;
+    int n, rc = 0;
+    if (file_list_dir(out, &names, &n, e)) return e->code == ERR_NOTFOUND ? 0 : -1;
+    for (int i = 0; i < n && !rc; i++) {
+        if (!strstr(names[i], ".tmp.")) continue;
+        char *p = path_join(out, names[i]);
+        rc = file_remove_tree(p, e);
+        free(p);
+    }
+    file_list_free(names, n);
+    return rc;
+}
+
+/* Names a model or adapter directory's save owns (what ckpt_publish may
+ * replace or remove in out); the last two are where earlier versions kept
+ * a checkpoint's optimiser state beside the model. */
+static int model_file(const char *name) {
+    static const char *const OWN[] = {"config.json",         "adapter_config.json",  "model.safetensors",
+                                      "model.safetensors.index.json", "adapter_model.safetensors", "model.gguf",
+                                      OPTIMIZER_FILE,        STATE_FILE};
+    for (size_t i = 0; i < sizeof OWN / sizeof *OWN; i++)
+        if (!strcmp(name, OWN[i])) return 1;
+    for (size_t i = 0; i < sizeof COMPANIONS / sizeof *COMPANIONS; i++)
+        if (!strcmp(name, COMPANIONS[i])) return 1;
+    int a, b, end = 0;
+    return sscanf(name, "model-%5d-of-%5d.safetensors%n", &a, &b, &end) == 2 && end && !name[end];
+}
+
+static int is_marker(const char *name) {
+    return !strcmp(name, "config.json") || !strcmp(name, "adapter_config.json");
+}
+
+/* Links src's files of one kind (markers or the others) into out. */
+static int link_files(const char *src, const char *out, char **names, int n, int markers, Err *e) {
+    for (int i = 0; i < n; i++) {
+        if (is_marker(names[i]) != markers || !strcmp(names[i], OPTIMIZER_FILE) || !strcmp(names[i], STATE_FILE))
+            continue;
+        char *a = path_join(src, names[i]), *b = path_join(out, names[i]);
+        int rc = file_is_dir(a) ? 0 : file_link_atomic(a, b, e);
+        free(a), free(b);
+        if (rc) return -1;
+    }
+    return 0;
+}
+
+int ckpt_publish(const char *src, const char *out, Err *e) {
+    char **have = NULL, **names = NULL;
+    int n_have = 0, n = 0, rc = file_mkdirs(out, e) || file_list_dir(src, &names, &n, e) ||
+                                     file_list_dir(out, &have, &n_have, e) ? -1 : 0;
+    /* 1. out stops being a model: its config goes first */
+    for (int i = 0; i < n_have && !rc; i++) {
+        if (!is_marker(have[i])) continue;
+        char *p = path_join(out, have[i]);
+        rc = file_unlink(p, e);
+        free(p);
+    }
+    if (!rc) rc = file_fsync_dir(out, e);
+    /* 2. files of the earlier save that this one does not have */
+    for (int i = 0; i < n_have && !rc; i++) {
+        if (!model_file(have[i]) || is_marker(have[i])) continue;
+        int kept = 0;
+        for (int j = 0; j < n && !kept; j++)
+            kept = !strcmp(have[i], names[j]) && strcmp(names[j], OPTIMIZER_FILE) && strcmp(names[j], STATE_FILE);
+        char *p = path_join(out, have[i]);
+        if (!kept) rc = file_unlink(p, e);
+        free(p);
+    }
+    /* 3. the new files, then 4. the config that makes out a model again */
+    if (!rc) rc = link_files(src, out, names, n, 0, e) || link_files(src, out, names, n, 1, e) ? -1 : 0;
+    file_list_free(names, n);
+    file_list_free(have, n_have);
+    return rc;
+}
+
+/* Removes <out>.tmp.* beside out: what killed saves into it left. */
+static int clean_siblings(const char *out, Err *e) {
+    char *copy = xstrdup(out);
+    size_t len = strlen(copy);
+    while (len > 1 && copy[len - 1] == '/') copy[--len] = 0;
+    char *slash = strrchr(copy, '/');
+    const char *parent = slash ? (slash == copy ? "/" : copy) : ".", *base = slash ? slash + 1 : copy;
+    if (slash && slash != copy) *slash = 0;
+    char *prefix = xasprintf("%s.tmp.", base);
+    char **names;
+    int n, rc = 0;
+    if (!file_list_dir(parent, &names, &n, e)) {
+        for (int i = 0; i < n && !rc; i++) {
+            if (strncmp(names[i], prefix, strlen(prefix))) continue;
+            char *p = path_join(parent, names[i]);
+            rc = file_remove_tree(p, e);
+            free(p);
+        }
+        file_list_free(names, n);
+    } else {
+        rc = e->code == ERR_NOTFOUND ? 0 : -1;
+    }
+    free(prefix), free(copy);
+    return rc;
+}
+
+int ckpt_save_model_atomic(const TrainDecoder *m, const char *base_dir, const char *out, const CkptSaveOpts *o,
+                           Err *e) {
+    char *copy = xstrdup(out);
+    size_t len = strlen(copy);
+    while (len > 1 && copy[len - 1] == '/') copy[--len] = 0;
+    char *stage = xasprintf("%s.tmp.%d", copy, (int)getpid());
+    int rc = clean_siblings(copy, e) || ckpt_save_model_opts(m, base_dir, stage, o, e) || ckpt_publish(stage, copy, e) ||
+                     file_remove_tree(stage, e) ? -1 : 0;
+    if (rc) {
+        Err ignore;
+        file_remove_tree(stage, &ignore);
+    }
+    free(stage), free(copy);
     return rc;
 }

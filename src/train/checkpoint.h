@@ -15,6 +15,7 @@
 #ifndef ALOE_TRAIN_CHECKPOINT_H
 #define ALOE_TRAIN_CHECKPOINT_H
 
+#include <jansson.h>
 #include <stdint.h>
 
 #include "base/err.h"
@@ -58,6 +59,60 @@ int ckpt_save_optimizer(const Trainer *t, const char *path, Err *e);
 /* Restores the moments and step counts; the trainable block must have the
  * size the file was written with. */
 int ckpt_load_optimizer(Trainer *t, const char *path, Err *e);
+
+/* ---- training checkpoints: DIR/checkpoint-N, one atomic unit ----
+ *
+ * A checkpoint of step N is the directory DIR/checkpoint-N holding the
+ * model (Hugging Face layout) or adapter (peft), optimizer.safetensors and
+ * trainer_state.json, which lists every other file with its size. It is
+ * written whole under DIR/checkpoint-N.tmp.<pid> (every file synced), the
+ * directory synced, then renamed to its name in one step and DIR synced;
+ * only then are the earlier checkpoints removed. A kill at any moment
+ * leaves the previous checkpoint or the new one complete under its name,
+ * and leftovers named *.tmp.* that ckpt_clean_tmp removes. */
+
+/* DIR/checkpoint-<step> (caller frees). */
+char *ckpt_dir_path(const char *out, long step);
+/* A fresh empty DIR/<name>.tmp.<pid> to write a checkpoint into (caller
+ * frees *staging). */
+int ckpt_stage(const char *out, const char *name, char **staging, Err *e);
+/* Completes a staged checkpoint: adds "files" (every file's size) to state,
+ * writes it as trainer_state.json, syncs, renames staging to
+ * DIR/checkpoint-<step> and removes every other checkpoint. */
+int ckpt_commit(const char *out, const char *staging, long step, json_t *state, Err *e);
+/* Checks that dir is a complete checkpoint of step (-1: any): its
+ * trainer_state.json parses and names the step, every file it lists is
+ * there with its size, each safetensors file's header fits its size, and
+ * optimizer.safetensors is of the same step. *state (may be NULL) gets the
+ * parsed trainer_state.json (caller json_decrefs). */
+int ckpt_verify(const char *dir, long step, json_t **state, Err *e);
+/* The newest complete checkpoint in out; newer ones that fail ckpt_verify
+ * are skipped with a warning naming what is wrong. ERR_NOTFOUND when out
+ * has no checkpoint at all. */
+int ckpt_latest(const char *out, char **dir, long *step, json_t **state, Err *e);
+/* Removes out's checkpoint directories other than that of step keep: what
+ * ckpt_commit does last, for a run resumed from a commit killed before it. */
+int ckpt_remove_others(const char *out, long keep, Err *e);
+/* The name of out's newest checkpoint-N directory, complete or not, or
+ * NULL (caller frees). */
+char *ckpt_newest_name(const char *out);
+/* Removes what an interrupted save left in out (entries named *.tmp.*).
+ * Only one run may use a directory at a time. */
+int ckpt_clean_tmp(const char *out, Err *e);
+
+/* Puts the model or adapter files of directory src (not its optimiser
+ * state or trainer_state.json) into out, so that out is a loadable model
+ * only when complete: its config.json / adapter_config.json (which every
+ * loader needs) is removed first, files of an earlier save that src does
+ * not have are removed, src's files are hard-linked (or copied) in
+ * atomically one by one, and the config last. A kill at any moment leaves
+ * out without a config (absent) or with all of one save (complete). */
+int ckpt_publish(const char *src, const char *out, Err *e);
+/* ckpt_save_model_opts into out through ckpt_publish: written whole in
+ * <out>.tmp.<pid> beside it (leftovers of killed saves there are removed
+ * first), then published. */
+int ckpt_save_model_atomic(const TrainDecoder *m, const char *base_dir, const char *out, const CkptSaveOpts *o,
+                           Err *e);
 
 /* Parses "float32", "bfloat16", "float16" (or f32, bf16, f16). */
 int ckpt_dtype_parse(const char *name, int *dtype, Err *e);

@@ -50,6 +50,8 @@ typedef struct Run {
     int trainer_ready;
     long total_steps;
     int per_step;
+    long saved_step; /* step of the newest checkpoint in DIR (0: none) */
+    char model_fp[65], ref_fp[65], data_file_fp[65];
 } Run;
 
 /* ---- setup ---- */
@@ -213,33 +215,233 @@ static int make_trainer(Run *r, Err *e) {
 
 /* ---- checkpoints ---- */
 
-/* `final`: the run's last save, which also writes the GGUF asked for (a
- * conversion per intermediate checkpoint would cost time for nothing). */
-static int save_checkpoint(Run *r, double epoch, int final, Err *e) {
+/* A cheap fingerprint of a model directory, to refuse resuming from
+ * another model: config.json whole, and the name, size, first and last MiB
+ * of each safetensors file (another model, or the same one trained on,
+ * differs there; hashing every weight of a 7B model at each start would
+ * cost a minute). */
+static void model_fingerprint(const char *dir, char hex[65]) {
+    enum { MIB = 1 << 20 };
+    Sha256 h;
+    sha256_init(&h);
+    char **names = NULL;
+    int n = 0;
+    Err ignore;
+    if (file_list_dir(dir, &names, &n, &ignore)) n = 0;
+    char *buf = xmalloc(MIB);
+    for (int i = 0; i < n; i++) {
+        size_t len = strlen(names[i]);
+        int whole = !strcmp(names[i], "config.json");
+        if (!whole && (len < 12 || strcmp(names[i] + len - 12, ".safetensors"))) continue;
+        char *p = path_join(dir, names[i]);
+        FILE *f = fopen(p, "rb");
+        free(p);
+        if (!f) continue;
+        long long size = -1;
+        if (!fseek(f, 0, SEEK_END)) size = ftell(f);
+        sha256_update(&h, names[i], len + 1);
+        sha256_update(&h, &size, sizeof size);
+        rewind(f);
+        size_t got;
+        for (long long at = 0; (got = fread(buf, 1, MIB, f)) > 0; at += (long long)got) {
+            sha256_update(&h, buf, got);
+            if (!whole && at + (long long)got < size - MIB) { /* skip to the last MiB */
+                if (fseek(f, (long)(size - MIB), SEEK_SET)) break;
+                at = size - MIB - (long long)got;
+            }
+        }
+        fclose(f);
+    }
+    free(buf);
+    file_list_free(names, n);
+    uint8_t d[32];
+    sha256_final(&h, d);
+    sha256_to_hex(d, hex);
+}
+
+static void file_fingerprint(const char *path, char hex[65]) {
+    char *data;
+    size_t len;
+    Err ignore;
+    if (file_read_all(path, &data, &len, &ignore)) {
+        snprintf(hex, 65, "unreadable");
+        return;
+    }
+    sha256_hex(data, len, hex);
+    free(data);
+}
+
+/* What decides a run's trajectory, recorded in each checkpoint so that
+ * --resume refuses other settings instead of continuing into a run that no
+ * uninterrupted one would give. (Threads, --save-every, --save-dtype and
+ * the exports do not change the weights and may differ.) */
+static json_t *run_settings(const Run *r) {
     const TrainRunOptions *o = r->o;
-    int dtype = o->save_dtype >= 0 ? o->save_dtype : r->policy.cfg.dtype;
-    if (dtype != DT_BF16 && dtype != DT_F16) dtype = DT_F32;
-    CkptSaveOpts so = {.dtype = dtype, .max_shard_bytes = o->max_shard_bytes, .gguf_type = final ? o->gguf_type : NULL};
-    int rc = r->policy.lora_on ? ckpt_save_adapter(&r->policy, o->model, o->out, dtype, e)
-                               : ckpt_save_model_opts(&r->policy, o->model, o->out, &so, e);
-    char *op = path_join(o->out, "optimizer.safetensors");
-    if (!rc) rc = ckpt_save_optimizer(&r->tr, op, e);
-    free(op);
-    if (rc) return -1;
-    /* Written last: a checkpoint is complete when this names its step. */
+    const TrainerConfig *tc = &r->tr.cfg;
+    json_t *s = json_object();
+    json_object_set_new(s, "kind", json_string(o->kind == RUN_SFT ? "sft" : "dpo"));
+    json_object_set_new(s, "model", json_string(o->model));
+    json_object_set_new(s, "model_sha256", json_string(r->model_fp));
+    json_object_set_new(s, "ref", o->ref ? json_string(o->ref) : json_null());
+    json_object_set_new(s, "ref_sha256", o->ref ? json_string(r->ref_fp) : json_null());
+    json_object_set_new(s, "data", json_string(o->data));
+    json_object_set_new(s, "data_file_sha256", json_string(r->data_file_fp));
+    json_object_set_new(s, "chat_template", o->chat_template ? json_string(o->chat_template) : json_null());
+    json_object_set_new(s, "max_len", json_integer(o->max_len));
+    json_object_set_new(s, "branch", json_string(o->branch == BRANCH_PREFERRED ? "preferred" : "rejected"));
+    json_object_set_new(s, "loss_on", json_string(o->loss_on == LOSS_ON_LAST ? "last" : "all-assistant"));
+    int lora = r->policy.lora_on;
+    json_object_set_new(s, "lora_r", json_integer(lora ? r->policy.lora.r : 0));
+    json_object_set_new(s, "lora_alpha", lora ? json_real(r->policy.lora.alpha) : json_null());
+    json_object_set_new(s, "lora_dropout", lora ? json_real(r->policy.lora.dropout) : json_null());
+    StrBuf t;
+    sb_init(&t);
+    for (int k = 0; lora && k < LORA_N_TARGETS; k++)
+        if (r->policy.lora.targets & (1u << k)) sb_printf(&t, "%s%s", t.len ? "," : "", lora_module_name(k));
+    json_object_set_new(s, "lora_targets", lora ? json_string(t.s ? t.s : "") : json_null());
+    sb_free(&t);
+    json_object_set_new(s, "lr", json_real(tc->schedule.lr));
+    json_object_set_new(s, "max_steps", json_integer(r->total_steps));
+    json_object_set_new(s, "batch", json_integer(o->batch));
+    json_object_set_new(s, "grad_accum", json_integer(o->grad_accum));
+    json_object_set_new(s, "weight_decay", json_real(o->weight_decay));
+    json_object_set_new(s, "max_grad_norm", json_real(o->max_grad_norm));
+    json_object_set_new(s, "warmup", json_integer(o->warmup));
+    json_object_set_new(s, "schedule", json_string(lr_kind_name(o->schedule)));
+    json_object_set_new(s, "seed", json_integer((json_int_t)o->seed));
+    int dpo = o->kind == RUN_DPO;
+    json_object_set_new(s, "dpo_loss", dpo ? json_string(dpo_kind_name(o->dpo.kind)) : json_null());
+    json_object_set_new(s, "beta", dpo ? json_real(o->dpo.beta) : json_null());
+    json_object_set_new(s, "label_smoothing", dpo ? json_real(o->dpo.label_smoothing) : json_null());
+    json_object_set_new(s, "nll", dpo ? json_real(o->dpo.nll_alpha) : json_null());
+    json_object_set_new(s, "data_sha256", json_string(r->data_hash));
+    return s;
+}
+
+/* The settings --resume compares, with the flag each comes from; for the
+ * fingerprints, the key of the path to show. data_sha256 (the tokenised
+ * examples) comes last: it differs whenever the data or its settings do. */
+static const struct {
+    const char *key, *flag, *shown;
+} CHECKED[] = {
+    {"kind", "the command (train sft|dpo)", NULL}, {"model_sha256", "--model", "model"}, {"ref_sha256", "--ref", "ref"},
+    {"data_file_sha256", "--data", "data"},        {"chat_template", "--chat-template", NULL},
+    {"max_len", "--max-len", NULL},                {"branch", "--branch", NULL},
+    {"loss_on", "--loss-on", NULL},                {"lora_r", "--lora-r", NULL},
+    {"lora_alpha", "--lora-alpha", NULL},          {"lora_dropout", "--lora-dropout", NULL},
+    {"lora_targets", "--lora-targets", NULL},      {"lr", "--lr", NULL},
+    {"max_steps", "--steps/--epochs (steps in all)", NULL}, {"batch", "--batch", NULL},
+    {"grad_accum", "--grad-accum", NULL},          {"weight_decay", "--weight-decay", NULL},
+    {"max_grad_norm", "--max-grad-norm", NULL},    {"warmup", "--warmup", NULL},
+    {"schedule", "--schedule", NULL},              {"seed", "--seed", NULL},
+    {"dpo_loss", "--loss", NULL},                  {"beta", "--beta", NULL},
+    {"label_smoothing", "--label-smoothing", NULL}, {"nll", "--nll", NULL},
+    {"data_sha256", "the tokenised examples (another tokenizer or chat template?)", NULL},
+};
+
+/* A setting's value as a user wrote it (reals in their shortest exact form). */
+static void show_value(const json_t *v, char *buf, size_t cap) {
+    if (!v || json_is_null(v)) snprintf(buf, cap, "(none)");
+    else if (json_is_string(v)) snprintf(buf, cap, "%s", json_string_value(v));
+    else if (json_is_integer(v)) snprintf(buf, cap, "%lld", (long long)json_integer_value(v));
+    else if (json_is_real(v)) {
+        for (int prec = 6; prec <= 17; prec++) {
+            snprintf(buf, cap, "%.*g", prec, json_real_value(v));
+            if (strtod(buf, NULL) == json_real_value(v)) break;
+        }
+    } else snprintf(buf, cap, "?");
+}
+
+static int check_settings(const Run *r, json_t *state, const char *dir, Err *e) {
+    json_t *old = json_object_get(state, "settings");
+    if (!json_is_object(old))
+        return err_set(e, ERR_PARSE, "%s/trainer_state.json: settings: expected the run's settings", dir);
+    json_t *cur = run_settings(r);
+    StrBuf diff;
+    sb_init(&diff);
+    size_t n = sizeof CHECKED / sizeof *CHECKED;
+    for (size_t i = 0; i < n; i++) {
+        json_t *a = json_object_get(cur, CHECKED[i].key), *b = json_object_get(old, CHECKED[i].key);
+        int a_null = !a || json_is_null(a), b_null = !b || json_is_null(b);
+        if ((a_null && b_null) || (!a_null && !b_null && json_equal(a, b))) continue;
+        if (i == n - 1 && diff.len) break; /* already explained */
+        const char *key = CHECKED[i].shown ? CHECKED[i].shown : CHECKED[i].key;
+        char here[256], there[256];
+        show_value(json_object_get(cur, key), here, sizeof here);
+        show_value(json_object_get(old, key), there, sizeof there);
+        if (i == n - 1) sb_printf(&diff, "%s differ", CHECKED[i].flag);
+        else if (CHECKED[i].shown && !strcmp(here, there))
+            sb_printf(&diff, "%s%s %s has changed since (its content differs)", diff.len ? "; " : "", CHECKED[i].flag, here);
+        else sb_printf(&diff, "%s%s %s here, %s in the checkpoint", diff.len ? "; " : "", CHECKED[i].flag, here, there);
+    }
+    json_decref(cur);
+    int rc = diff.len ? err_set(e, ERR_ARG, "--resume: %s was trained with other settings: %s (resume with the same "
+                                "settings, or train into another --out)", dir, diff.s)
+                      : 0;
+    sb_free(&diff);
+    return rc;
+}
+
+/* The model (or adapter) as a checkpoint or the final output keeps it. */
+static int save_model_into(Run *r, const char *dir, int dtype, const char *gguf, Err *e) {
+    const TrainRunOptions *o = r->o;
+    CkptSaveOpts so = {.dtype = dtype, .max_shard_bytes = o->max_shard_bytes, .gguf_type = gguf};
+    return r->policy.lora_on ? ckpt_save_adapter(&r->policy, o->model, dir, dtype, e)
+                             : ckpt_save_model_opts(&r->policy, o->model, dir, &so, e);
+}
+
+/* DIR/checkpoint-<step>, made whole and then switched in (checkpoint.h).
+ * It keeps the weights in float32 whatever --save-dtype says: a resumed run
+ * goes on from exactly the values an uninterrupted one has, where bf16
+ * would have rounded them. */
+static int save_checkpoint(Run *r, Err *e) {
+    const TrainRunOptions *o = r->o;
+    char name[48], *stage;
+    snprintf(name, sizeof name, "checkpoint-%ld", r->tr.step);
+    if (ckpt_stage(o->out, name, &stage, e)) return -1;
     json_t *s = json_object();
     json_object_set_new(s, "global_step", json_integer(r->tr.step));
-    json_object_set_new(s, "epoch", json_real(epoch));
+    json_object_set_new(s, "epoch", json_real((double)r->tr.step * r->per_step / r->n));
     json_object_set_new(s, "max_steps", json_integer(r->total_steps));
     json_object_set_new(s, "seed", json_integer((json_int_t)o->seed));
     json_object_set_new(s, "data_sha256", json_string(r->data_hash));
     json_object_set_new(s, "kind", json_string(o->kind == RUN_SFT ? "sft" : "dpo"));
-    char *text = json_dumps(s, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+    json_object_set_new(s, "settings", run_settings(r));
+    char *op = path_join(stage, "optimizer.safetensors");
+    int rc = save_model_into(r, stage, DT_F32, NULL, e) || ckpt_save_optimizer(&r->tr, op, e) ||
+                     ckpt_commit(o->out, stage, r->tr.step, s, e) ? -1 : 0;
     json_decref(s);
-    char *sp = path_join(o->out, "trainer_state.json");
-    rc = file_write_atomic(sp, text, strlen(text), e);
-    free(sp);
-    free(text);
+    free(op);
+    if (rc) {
+        Err ignore;
+        file_remove_tree(stage, &ignore);
+    } else {
+        r->saved_step = r->tr.step;
+    }
+    free(stage);
+    return rc;
+}
+
+/* The trained model in DIR itself, in --save-dtype (with --gguf): linked
+ * from the last checkpoint when that holds what was asked for, else written
+ * anew; published (checkpoint.h) so DIR is a loadable model only once
+ * complete. */
+static int publish_final(Run *r, Err *e) {
+    const TrainRunOptions *o = r->o;
+    int dtype = o->save_dtype >= 0 ? o->save_dtype : r->policy.cfg.dtype;
+    if (dtype != DT_BF16 && dtype != DT_F16) dtype = DT_F32;
+    if (dtype == DT_F32 && !o->gguf_type) {
+        char *ck = ckpt_dir_path(o->out, r->tr.step);
+        int rc = ckpt_publish(ck, o->out, e);
+        free(ck);
+        return rc;
+    }
+    char *stage;
+    if (ckpt_stage(o->out, "final", &stage, e)) return -1;
+    int rc = save_model_into(r, stage, dtype, o->gguf_type, e) || ckpt_publish(stage, o->out, e) ? -1 : 0;
+    Err ignore;
+    if (file_remove_tree(stage, rc ? &ignore : e)) rc = -1;
+    free(stage);
     return rc;
 }
 
@@ -259,28 +461,17 @@ static int trim_metrics(const char *path, long step, Err *e) {
         if (j && json_integer_value(json_object_get(j, "step")) <= step) sb_appendn(&keep, line, (size_t)(nl - line + 1));
         if (j) json_decref(j);
     }
-    int rc = file_write_atomic(path, keep.s ? keep.s : "", keep.len, e);
+    int rc = keep.len == len ? 0 : file_write_atomic(path, keep.s ? keep.s : "", keep.len, e);
     sb_free(&keep);
     free(data);
     return rc;
 }
 
-static int resume(Run *r, Err *e) {
-    const TrainRunOptions *o = r->o;
-    char *sp = path_join(o->out, "trainer_state.json");
-    json_error_t je;
-    json_t *s = json_load_file(sp, 0, &je);
+/* Weights and optimiser state from a verified checkpoint directory. */
+static int load_checkpoint(Run *r, const char *dir, Err *e) {
     int rc = 0;
-    if (!s) rc = err_set(e, ERR_NOTFOUND, "--resume: %s: %s", sp, je.text);
-    else if (!json_string_value(json_object_get(s, "data_sha256")) ||
-             strcmp(json_string_value(json_object_get(s, "data_sha256")), r->data_hash))
-        rc = err_set(e, ERR_ARG, "--resume: %s was written for other data or settings (tokenised examples differ)", sp);
-    long step = s ? (long)json_integer_value(json_object_get(s, "global_step")) : 0;
-    if (s) json_decref(s);
-    free(sp);
-    if (rc) return -1;
     if (r->policy.lora_on) {
-        char *ap = path_join(o->out, "adapter_model.safetensors");
+        char *ap = path_join(dir, "adapter_model.safetensors");
         SafeTensors *st = st_open(ap, e);
         free(ap);
         if (!st) return -1;
@@ -293,18 +484,61 @@ static int resume(Run *r, Err *e) {
         }
         st_close(st);
     } else {
-        rc = td_load(&r->policy, o->out, e);
+        rc = td_load(&r->policy, dir, e);
     }
-    char *op = path_join(o->out, "optimizer.safetensors");
+    char *op = path_join(dir, "optimizer.safetensors");
     if (!rc) rc = ckpt_load_optimizer(&r->tr, op, e);
     free(op);
+    return rc ? -1 : 0;
+}
+
+static int resume(Run *r, Err *e) {
+    const TrainRunOptions *o = r->o;
+    char *dir;
+    long step;
+    json_t *state;
+    if (ckpt_latest(o->out, &dir, &step, &state, e)) {
+        char *legacy = path_join(o->out, "trainer_state.json");
+        if (e->code == ERR_NOTFOUND && file_exists(legacy))
+            err_wrap(e, "(%s is of an earlier aloe that kept the checkpoint beside the model, where a torn save cannot "
+                     "be told apart: it cannot be resumed)", legacy);
+        free(legacy);
+        return err_wrap(e, "--resume");
+    }
+    /* the others go, as the commit of this one would have done had it ended */
+    int rc = check_settings(r, state, dir, e) || load_checkpoint(r, dir, e) || ckpt_remove_others(o->out, step, e) ? -1 : 0;
+    json_decref(state);
     if (!rc && r->tr.step != step)
-        rc = err_set(e, ERR_ARG, "--resume: optimizer state is at step %ld, trainer_state.json at %ld", r->tr.step, step);
+        rc = err_set(e, ERR_ARG, "--resume: %s: optimizer state is at step %ld, the checkpoint's trainer_state.json at %ld",
+                     dir, r->tr.step, step);
     char *mp = path_join(o->out, "metrics.jsonl");
     if (!rc) rc = trim_metrics(mp, step, e);
     free(mp);
-    if (!rc) log_info("resuming at step %ld of %ld", step, r->total_steps);
+    if (!rc) {
+        r->saved_step = step;
+        log_info("resuming at step %ld of %ld from %s", step, r->total_steps, dir);
+    }
+    free(dir);
     return rc ? -1 : 0;
+}
+
+/* DIR before a run: leftovers of an interrupted save removed; a fresh run
+ * refuses a DIR holding an earlier run's checkpoint (--resume continues
+ * it) and drops metrics an attempt logged before its first checkpoint. */
+static int prepare_out(const TrainRunOptions *o, Err *e) {
+    if (file_mkdirs(o->out, e) || ckpt_clean_tmp(o->out, e)) return -1;
+    if (o->resume) return 0;
+    char *name = ckpt_newest_name(o->out);
+    if (name) {
+        err_set(e, ERR_ARG, "%s holds %s of an earlier run: add --resume to continue it, or train into another --out "
+                "(or remove it)", o->out, name);
+        free(name);
+        return -1;
+    }
+    char *mp = path_join(o->out, "metrics.jsonl");
+    int rc = trim_metrics(mp, 0, e);
+    free(mp);
+    return rc;
 }
 
 /* ---- the loop ---- */
@@ -379,15 +613,20 @@ static int loop(Run *r, volatile sig_atomic_t *stop, Err *e) {
         progress_add(&p, 1);
         atomic_fetch_add(&p.tokens, st.tokens);
         if (!rc && o->save_every > 0 && r->tr.step % o->save_every == 0 && r->tr.step < r->total_steps)
-            rc = save_checkpoint(r, epoch, 0, e);
+            rc = save_checkpoint(r, e);
     }
     progress_stop(&p);
     appender_close(&metrics);
     free(order);
-    /* The end, or Ctrl-C: save what there is (not after a failed step). */
-    if (!rc) rc = save_checkpoint(r, (double)r->tr.step * r->per_step / r->n, r->tr.step >= r->total_steps, e);
-    if (!rc && stop && *stop) rc = err_set(e, ERR_CANCELLED, "interrupted at step %ld; checkpoint saved in %s "
-                                          "(continue with --resume)", r->tr.step, o->out);
+    /* The end, Ctrl-C or stop_after: a checkpoint of where the run is
+     * (not after a failed step; none when the last one is of this step). */
+    if (!rc && r->tr.step > r->saved_step) rc = save_checkpoint(r, e);
+    if (!rc && r->tr.step >= r->total_steps) rc = publish_final(r, e);
+    if (!rc && stop && *stop && r->tr.step < r->total_steps) {
+        if (r->saved_step == 0) return err_set(e, ERR_CANCELLED, "interrupted before the first step; nothing saved");
+        rc = err_set(e, ERR_CANCELLED, "interrupted at step %ld; checkpoint saved in %s/checkpoint-%ld (continue with "
+                     "--resume)", r->tr.step, o->out, r->tr.step);
+    }
     return rc;
 }
 
@@ -407,10 +646,13 @@ static int check_options(const TrainRunOptions *o, Err *e) {
 }
 
 int train_run(const TrainRunOptions *o, volatile sig_atomic_t *stop, Err *e) {
-    if (check_options(o, e) || file_mkdirs(o->out, e)) return -1;
+    if (check_options(o, e) || prepare_out(o, e)) return -1;
     Run r;
     memset(&r, 0, sizeof r);
     r.o = o;
+    model_fingerprint(o->model, r.model_fp);
+    if (o->ref) model_fingerprint(o->ref, r.ref_fp);
+    file_fingerprint(o->data, r.data_file_fp);
     r.tp = tp_create(o->threads);
     int rc = load_model(&r, e) || load_data(&r, e) || (o->kind == RUN_DPO && ref_logps(&r, e)) ||
              make_trainer(&r, e) || (o->resume && resume(&r, e)) || loop(&r, stop, e);

@@ -7,13 +7,17 @@
  * starting policy itself: with LoRA the adapters start at B = 0, so the
  * policy before step 1 is the base) and cache them in DIR/ref_logps.safetensors;
  * then steps of batch × grad_accum examples in a seeded shuffled order,
- * writing DIR/metrics.jsonl (TRL names) every step and a checkpoint every
- * save_every steps, at the end and when *stop is set (Ctrl-C):
- *   DIR/model.safetensors + config and tokenizer files (full), or
- *   DIR/adapter_config.json + adapter_model.safetensors (LoRA),
- *   DIR/optimizer.safetensors and DIR/trainer_state.json (written last).
- * resume restarts from DIR's checkpoint: weights, optimiser, schedule and
- * the data position (the order is a function of the seed and the epoch). */
+ * writing DIR/metrics.jsonl (TRL names) every step, a checkpoint
+ * DIR/checkpoint-N (train/checkpoint.h: weights in float32 -- the model or
+ * the adapter --, optimizer.safetensors, trainer_state.json with the
+ * settings; switched in whole, only the newest kept) every save_every
+ * steps, at the end and when *stop is set (Ctrl-C), and at the end the
+ * trained model in DIR itself (in save_dtype, with the GGUF asked for),
+ * published so that DIR is a complete model or none.
+ * resume restarts from the newest complete checkpoint: weights, optimiser,
+ * schedule and the data position (the order is a function of the seed and
+ * the epoch); other settings are refused, naming each. A run without
+ * resume refuses a DIR that holds a checkpoint. */
 #ifndef ALOE_TRAIN_RUN_H
 #define ALOE_TRAIN_RUN_H
 
@@ -49,8 +53,8 @@ typedef struct TrainRunOptions {
     TreeBranch branch;
     LossOn loss_on;
     uint64_t seed;
-    int resume;
-    long save_every; /* 0: only at the end */
+    int resume;      /* continue from DIR's newest complete checkpoint */
+    long save_every; /* 0: only at the end (and on *stop) */
     int save_dtype;  /* DT_F32 / DT_BF16 / DT_F16, or -1: the model's */
     uint64_t max_shard_bytes; /* full fine-tuning: 0 = one model.safetensors, else shards of at most this */
     const char *gguf_type;    /* full fine-tuning: also DIR/model.gguf of this type at the end, or NULL */

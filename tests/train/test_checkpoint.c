@@ -4,6 +4,8 @@
 #include <jansson.h>
 #include <math.h>
 #include <stdlib.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "base/fileio.h"
 #include "base/mem.h"
@@ -358,6 +360,120 @@ static void test_gguf_q8_0_fallback(void) {
     CHECK_MSG(worst <= 3e-2 * (hi - lo), "q8_0/f16 GGUF logits off by %g of the range", worst / (hi - lo));
 }
 
+/* ---- a model directory written at the end: complete or absent ---- */
+
+static const char *g_dir;       /* the directory watched */
+static const float *g_a, *g_b; /* the parameters of the two saves */
+static size_t g_n;
+static long g_ops, g_complete, g_absent, g_bad;
+static char g_why[1400];
+
+/* Files every complete save here has. */
+static const char *const NEEDED[] = {"config.json", "tokenizer.json", "tokenizer_config.json", "chat_template.jinja",
+                                     "generation_config.json"};
+
+/* Called before every file operation: what a kill here would leave must
+ * be no model (no config.json) or a whole one, all of A or all of B. */
+static void publish_hook(const char *op, const char *path) {
+    g_ops++;
+    char *cfg_path = path_join(g_dir, "config.json");
+    int has_cfg = file_exists(cfg_path);
+    free(cfg_path);
+    if (!has_cfg) {
+        g_absent++;
+        return;
+    }
+    for (size_t i = 0; i < sizeof NEEDED / sizeof *NEEDED; i++) {
+        char *p = path_join(g_dir, NEEDED[i]);
+        int there = file_exists(p);
+        free(p);
+        if (!there && !g_bad++) snprintf(g_why, sizeof g_why, "before %s %s: config.json but no %s", op, path, NEEDED[i]);
+        if (!there) return;
+    }
+    TrainDecoder m;
+    Err e;
+    if (load_model(g_dir, &m, &e)) {
+        if (!g_bad++) snprintf(g_why, sizeof g_why, "before %s %s: %s", op, path, e.msg);
+        return;
+    }
+    int a = !memcmp(m.params, g_a, g_n * sizeof(float)), b = g_b && !memcmp(m.params, g_b, g_n * sizeof(float));
+    td_free(&m);
+    if (!a && !b && !g_bad++) snprintf(g_why, sizeof g_why, "before %s %s: weights of neither save", op, path);
+    g_complete++;
+}
+
+static void kill_at_20(const char *op, const char *path) {
+    (void)op, (void)path;
+    if (++g_ops == 20) _exit(137);
+}
+
+/* aloe merge's write (ckpt_save_model_atomic): into an empty directory,
+ * then over it with other weights in shards; at every file operation the
+ * directory is absent or complete. (Written straight into the directory,
+ * as it was, config.json stood before the tokenizer files were there.) A
+ * save killed midway leaves <out>.tmp.<pid> beside it, which the next save
+ * removes. */
+static void test_model_save_is_complete_or_absent(void) {
+    char *base = test_shared_path("fixtures/models/tiny-qwen2");
+    if (!base) SKIP("fixtures not found (set ALOE_SHARED)");
+    char *tmp = test_tmpdir(), *out = path_join(tmp, "merged");
+    TrainDecoder a;
+    Err e;
+    CHECK_OK(load_model(base, &a, &e), &e);
+    float *first = xmalloc(a.n_params * sizeof(float));
+    memcpy(first, a.params, a.n_params * sizeof(float));
+    g_dir = out, g_a = first, g_b = NULL, g_n = a.n_params;
+    g_ops = g_complete = g_absent = g_bad = 0;
+    CkptSaveOpts one = {DT_F32, 0, NULL}, sharded = {DT_F32, 100000, NULL};
+    file_fault_hook = publish_hook;
+    int rc = ckpt_save_model_atomic(&a, base, out, &one, &e);
+    file_fault_hook = NULL;
+    CHECK_OK(rc, &e);
+    CHECK_MSG(!g_bad, "%s", g_why);
+    for (size_t i = 0; i < a.n_params; i++) a.params[i] *= 1.0f + 1e-3f * (float)(i % 7);
+    g_b = a.params;
+    file_fault_hook = publish_hook;
+    rc = ckpt_save_model_atomic(&a, base, out, &sharded, &e);
+    file_fault_hook = NULL;
+    CHECK_OK(rc, &e);
+    CHECK_MSG(!g_bad, "%s", g_why);
+    CHECK(g_complete > 0 && g_absent > 0);
+    printf("  %ld file operations: the directory was absent before %ld, complete before %ld\n", g_ops, g_absent,
+           g_complete);
+    char *single = path_join(out, "model.safetensors");
+    CHECK(!file_exists(single)); /* the earlier layout's file went */
+    free(single);
+    /* a save killed midway, then another */
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid == 0) {
+        g_ops = 0;
+        file_fault_hook = kill_at_20;
+        _exit(ckpt_save_model_atomic(&a, base, out, &one, &e) ? 1 : 0);
+    }
+    int status = 0;
+    waitpid(pid, &status, 0);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 137);
+    char **names;
+    int n;
+    CHECK_OK(file_list_dir(tmp, &names, &n, &e), &e);
+    int leftovers = 0;
+    for (int i = 0; i < n; i++) leftovers += strstr(names[i], "merged.tmp.") != NULL;
+    file_list_free(names, n);
+    CHECK_EQ_INT(leftovers, 1);
+    CHECK_OK(ckpt_save_model_atomic(&a, base, out, &one, &e), &e);
+    CHECK_OK(file_list_dir(tmp, &names, &n, &e), &e);
+    CHECK_EQ_INT(n, 1); /* merged alone */
+    file_list_free(names, n);
+    TrainDecoder c;
+    CHECK_OK(load_model(out, &c, &e), &e);
+    int same = !memcmp(c.params, a.params, a.n_params * sizeof(float));
+    td_free(&c);
+    CHECK(same);
+    td_free(&a);
+    free(first), free(base), free(tmp), free(out);
+}
+
 int main(void) {
     RUN(test_adapter_roundtrip_same_logits);
     RUN(test_model_roundtrip_f32_and_bf16);
@@ -368,5 +484,6 @@ int main(void) {
     RUN(test_adapter_mismatch_message);
     RUN(test_save_with_gguf);
     RUN(test_gguf_q8_0_fallback);
+    RUN(test_model_save_is_complete_or_absent);
     return test_summary();
 }
