@@ -20,6 +20,14 @@ if [ "${1:-}" = "--fast" ]; then fast=1; shift; fi
 work=$(mktemp -d "${TMPDIR:-/tmp}/aloe-mutate.XXXXXX")
 trap 'rm -rf "$work"' EXIT INT TERM
 jobs=${JOBS:-2}
+# the copy's tests must find the same shared fixtures as this tree's
+# (a test that skips for want of them would let every bug survive)
+if [ -z "${ALOE_SHARED:-}" ]; then
+    if [ -d "$root/../shared" ]; then ALOE_SHARED=$(cd "$root/../shared" && pwd); else
+        echo "mutate.sh: no ../shared beside the tree; set ALOE_SHARED" >&2; exit 2
+    fi
+fi
+export ALOE_SHARED
 
 # The copy: tracked and untracked-but-not-ignored files as they are now,
 # mtimes kept, plus the warm build directory if there is one (so the first
@@ -106,6 +114,12 @@ while IFS= read -r m; do
             if ! timeout 300 "build/tests/$t" >"$work/.test.log" 2>&1 </dev/null; then
                 verdict="killed by $t"
                 break
+            fi
+            # a skipped check catches nothing
+            if grep -q " [1-9][0-9]* skipped$" "$work/.test.log"; then
+                echo "mutate.sh: $t skipped checks (fixtures?): see its output" >&2
+                cat "$work/.test.log" >&2
+                exit 2
             fi
         done
     fi
