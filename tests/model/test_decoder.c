@@ -49,6 +49,7 @@
 #include "formats/safetensors.h"
 #include "model/decoder.h"
 #include "test.h"
+#include "train/decoder_train.h"
 
 typedef struct Fixture {
     int n_rows, len;
@@ -815,6 +816,69 @@ static void test_gguf_k_quants(void) {
     wide_free(&w);
 }
 
+/* The fixtures' attention biases are all zero (transformers initialises
+ * them so), so the gold logits cannot tell an added bias from a skipped
+ * one. tiny-qwen2 with seeded random q/k/v biases, run by the inference
+ * engine and by the training decoder (a second implementation, whose bias
+ * path is checked against PyTorch's gradients in tests/train): the logits
+ * agree to the f32 gold budget (two float32 evaluations), while a skipped
+ * bias moves them by the bias's effect (the q and v biases are 0.5 rms). */
+static void test_qwen2_biases_two_engines(void) {
+    char *src = test_shared_path("fixtures/models/tiny-qwen2");
+    if (!src) SKIP("fixtures/models/tiny-qwen2 not found");
+    Err e;
+    char *dir = test_tmpdir(), *cfg_in = xasprintf("%s/config.json", src), *cfg_out = xasprintf("%s/config.json", dir);
+    char *st_out = xasprintf("%s/model.safetensors", dir), *text = NULL;
+    size_t len;
+    SafeTensors *st = st_open(src, &e);
+    int rc = !st || file_read_all(cfg_in, &text, &len, &e) || file_write_atomic(cfg_out, text, len, &e);
+    int n = rc ? 0 : st_count(st);
+    TensorView *tv = xcalloc((size_t)n + 1, sizeof *tv);
+    float **bufs = xcalloc((size_t)n + 1, sizeof *bufs);
+    Rng r;
+    rng_seed(&r, 17);
+    for (int i = 0; i < n && !rc; i++) {
+        tv[i] = *st_tensor(st, i);
+        if (!strstr(tv[i].name, "_proj.bias")) continue;
+        int64_t k = tensor_numel(&tv[i]);
+        bufs[i] = xmalloc((size_t)k * sizeof(float));
+        for (int64_t j = 0; j < k; j++) bufs[i][j] = 0.5f * (float)rng_normal(&r);
+        tv[i].dtype = DT_F32, tv[i].data = bufs[i], tv[i].nbytes = (size_t)k * sizeof(float);
+    }
+    rc = rc || st_write(st_out, tv, n, NULL, &e);
+    if (st) st_close(st);
+    for (int i = 0; i < n; i++) free(bufs[i]);
+    free(bufs), free(tv), free(src), free(cfg_in), free(cfg_out), free(st_out), free(text);
+    CHECK_OK(rc, &e);
+    Fixture f;
+    rc = fixture_load("tiny-qwen2", &f, &e);
+    CHECK_OK(rc < 0, &e);
+    Model *m = model_load(dir, 2, &e);
+    CHECK_MSG(m, "%s", e.msg);
+    int N = f.n_rows * f.len, V = f.vocab;
+    float *inf = xmalloc((size_t)N * V * sizeof(float)), *trn = xmalloc((size_t)N * V * sizeof(float));
+    rc = run_logits(m, &f, inf, &e);
+    ModelConfig cfg = m->cfg;
+    model_free(m);
+    TrainDecoder td;
+    ThreadPool *tp = tp_create(2);
+    rc = rc || td_init(&td, &cfg, &e) || td_load(&td, dir, &e);
+    for (int row = 0; row < f.n_rows && !rc; row++)
+        rc = td_forward(&td, tp, f.ids + (size_t)row * f.len, f.len, trn + (size_t)row * f.len * V, &e);
+    td_free(&td);
+    tp_free(tp);
+    free(dir);
+    Errors er = {0};
+    double tol = rc ? 0 : gold_tol(&cfg, f.len, logit_rho(trn, (long)N * V));
+    if (!rc) logit_errors(inf, trn, N, V, tol, &er);
+    free(inf), free(trn);
+    fixture_free(&f);
+    CHECK_OK(rc, &e);
+    printf("  tiny-qwen2 with random biases: inference vs training decoder %.2e of the range (budget %.2e)\n", er.rel,
+           tol);
+    CHECK_MSG(er.rel <= tol, "inference vs training decoder with biases: %.3g of the range > %.3g", er.rel, tol);
+}
+
 /* Bad input gets an error naming the problem, not a crash. */
 static void test_load_errors(void) {
     Err e;
@@ -845,6 +909,7 @@ int main(void) {
     RUN(test_hf_half_precision);
     RUN(test_f16_kv_cache);
     RUN(test_gguf_k_quants);
+    RUN(test_qwen2_biases_two_engines);
     RUN(test_load_errors);
     return test_summary();
 }
