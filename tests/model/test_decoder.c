@@ -4,24 +4,9 @@
  *
  * Tolerances: max abs error over all logits, relative to the range
  * max-min of the reference logits, each an error budget computed from the
- * model's shape and the reference logits (not from measured errors; the
- * derivation and the resulting numbers are in docs/TESTING.md):
- *   tol = LAMBDA · gain · sigma · sqrt(stages) · rho
- *  - sigma: the relative error one rounding stage adds to its result
- *    (float32 reduction of length K: u·sqrt(K/6), the recursive sum's
- *    rounding errors as independent uniform ones; a value stored in
- *    f16/bf16: 2^-11/√3, 2^-8/√3; Q8_0 blocks of 32: step max/127,
- *    uniform error step/√12, a normal block's max ~2.1 rms: SIGMA_Q8);
- *  - stages: how many such stages a logit passes through, errors summed
- *    in quadrature (a relative error carries through a matmul unchanged);
- *  - rho: the reference logits' rms over their range (the errors scale
- *    with the logits' rms, the tolerance is relative to the range);
- *  - LAMBDA = 6: the largest of <= 1e5 independent normal errors stays
- *    below 6 standard deviations (probability of exceeding ~2e-4);
- *  - gain 1 for round-to-nearest formats (errors relative to each value);
- *    2 for block quantisation (the error is absolute within a block, so
- *    values far below their block's max, frequent in heavy-tailed
- *    activations, carry relative errors above the block average).
+ * model's shape and the reference logits (not from measured errors):
+ * tests/model/logit_budget.h states the rounding model, docs/TESTING.md
+ * the resulting numbers.
  * The argmax must agree wherever the reference's top-2 margin exceeds
  * twice the budget (a flip there means some logit moved by more than the
  * budget: checked independently of the measured error).
@@ -49,6 +34,7 @@
 #include "formats/safetensors.h"
 #include "model/decoder.h"
 #include "test.h"
+#include "logit_budget.h"
 #include "train/decoder_train.h"
 
 typedef struct Fixture {
@@ -123,61 +109,6 @@ typedef struct Errors {
     int decisive_flips; /* argmax changes where the reference margin > 2 * budget * range */
     int near_ties;      /* positions whose reference margin is <= 2 * budget * range */
 } Errors;
-
-/* ---- error budgets (see the top of the file) ---- */
-
-#define LAMBDA 6.0
-#define U32 0x1p-24
-#define SIGMA_Q8 (2.1 / (127 * 3.4641)) /* max/127 step, /sqrt(12), max ~2.1 rms */
-
-static double budget(double sigma, double stages, double gain, double rho) {
-    return LAMBDA * gain * sigma * sqrt(stages) * rho;
-}
-
-/* rms / range of the reference logits */
-static double logit_rho(const float *ref, long n) {
-    double s = 0, lo = ref[0], hi = ref[0];
-    for (long i = 0; i < n; i++) s += (double)ref[i] * ref[i], lo = fmin(lo, ref[i]), hi = fmax(hi, ref[i]);
-    return sqrt(s / n) / (hi - lo);
-}
-
-/* Two float32 evaluations of the forward (aloe's and PyTorch's, or two
- * of aloe's paths): the reductions a logit passes through per layer are
- * RMSNorm (D), q/k/v (D), scores (head_dim), the weighted sum of values
- * (T positions), o (heads·head_dim), RMSNorm (D), gate/up (D), down (F);
- * then the final norm and the head (D each). Each contributes u·sqrt(K/6)
- * in quadrature: sigma u, stages ΣK/6; two evaluations: √2. */
-static double gold_tol(const ModelConfig *c, int T, double rho) {
-    double K = c->n_layers * (4.0 * c->hidden_size + c->head_dim + T + (double)c->n_heads * c->head_dim +
-                              c->intermediate_size) + 2.0 * c->hidden_size;
-    return budget(U32 * sqrt(2), K / 6, 1, rho);
-}
-
-/* Matrices stored in `type`, against the f32 model: one rounding stage per
- * matrix a logit passes through (embedding; q/k/v, o, gate, up, down per
- * layer; head: 7L + 2), on top of the float32 arithmetic. */
-static double weight_tol(int type, const ModelConfig *c, int T, double rho) {
-    double g = gold_tol(c, T, rho), stages = 7.0 * c->n_layers + 2;
-    switch (type) {
-    case DT_F16: return g + budget(0x1p-11 / sqrt(3), stages, 1, rho);
-    case DT_BF16: return g + budget(0x1p-8 / sqrt(3), stages, 1, rho);
-    case DT_Q8_0: return g + budget(SIGMA_Q8, stages, 2, rho);
-    default: return g;
-    }
-}
-
-/* Decoding with Q8_0 activations against the same weights in f32: each
- * matmul input is quantised once (q/k/v share one, gate/up share one:
- * 4 per layer, and the head's: 4L + 1). */
-static double act_q8_tol(const ModelConfig *c, double rho) {
-    return budget(SIGMA_Q8, 4.0 * c->n_layers + 1, 2, rho);
-}
-
-/* An f16 KV cache: every key and value rounded once to f16 (2L stages),
- * round-to-nearest, on top of the float32 arithmetic. */
-static double kv_f16_tol(const ModelConfig *c, int T, double rho) {
-    return gold_tol(c, T, rho) + budget(0x1p-11 / sqrt(3), 2.0 * c->n_layers, 1, rho);
-}
 
 static int argmax(const float *x, int n) {
     int best = 0;
@@ -291,36 +222,6 @@ static int greedy(Model *m, const Fixture *f, int32_t *out, Err *e) {
     free(logits);
     kv_cache_free(&kv);
     return rc;
-}
-
-/* A copy of a GGUF file in tmpdir with every tensor converted to F32: the
- * exact values the file's quantised weights stand for. */
-static char *gguf_f32_copy(const char *path, Err *e) {
-    Gguf *g = gguf_open(path, e);
-    if (!g) return NULL;
-    GgufWriter *w = gguf_writer_new();
-    for (int i = 0; i < gguf_n_kv(g); i++) gguf_set_kv(w, gguf_kv(g, i));
-    int n = gguf_n_tensors(g), rc = 0;
-    float **bufs = xcalloc((size_t)n, sizeof *bufs);
-    for (int i = 0; i < n && !rc; i++) {
-        TensorView t = *gguf_tensor(g, i);
-        if (t.dtype != DT_F32) {
-            rc = !(bufs[i] = tensor_to_f32_alloc(&t, e));
-            t.dtype = DT_F32, t.data = bufs[i], t.nbytes = (size_t)tensor_numel(&t) * sizeof(float);
-        }
-        rc = rc || gguf_writer_add_tensor(w, &t, e);
-    }
-    char *dir = test_tmpdir(), *out = xasprintf("%s/f32-copy.gguf", dir);
-    rc = rc || gguf_writer_write(w, out, e);
-    gguf_writer_free(w);
-    for (int i = 0; i < n; i++) free(bufs[i]);
-    free(bufs), free(dir);
-    gguf_close(g);
-    if (rc) {
-        free(out);
-        return NULL;
-    }
-    return out;
 }
 
 /* A quantised GGUF against the exact logits of its own weights (its F32
