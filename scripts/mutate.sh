@@ -112,7 +112,8 @@ while IFS= read -r m; do
     else
         for t in $tests; do
             if ! timeout 300 "build/tests/$t" >"$work/.test.log" 2>&1 </dev/null; then
-                verdict="killed by $t"
+                why=$(grep -m1 "^FAIL" "$work/.test.log" | cut -c1-150 || true)
+                verdict="killed by $t${why:+: $why}"
                 break
             fi
             # a skipped check catches nothing

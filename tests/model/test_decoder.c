@@ -393,6 +393,47 @@ static void test_f16_kv_cache(void) {
     }
 }
 
+/* The f16 cache holds each key and value rounded to nearest: layer 0's
+ * keys and values are computed from the embeddings alone, so they are the
+ * same floats with either cache type, and the f16 cache must hold exactly
+ * f32_to_f16 of the f32 cache's (a truncating or otherwise different
+ * conversion shows here at once, where the logits' budget sees it only
+ * through its effect on the whole forward). */
+static void test_f16_kv_cache_rounds_to_nearest(void) {
+    Err e;
+    Fixture f;
+    int rc = fixture_load("tiny-llama3", &f, &e);
+    if (rc == 0) SKIP("fixtures/models/tiny-llama3 not found (set ALOE_SHARED)");
+    CHECK_OK(rc < 0, &e);
+    char *path = test_shared_path("fixtures/models/tiny-llama3");
+    Model *m = path ? model_load(path, 2, &e) : NULL;
+    free(path);
+    CHECK_MSG(m, "%s", e.msg);
+    KvCache c32 = {0}, c16 = {0};
+    float *logits = xmalloc((size_t)m->cfg.vocab_size * sizeof(float));
+    rc = kv_cache_init(&c32, m, f.len, &e) || model_forward(m, &c32, f.ids, f.len, 0, logits, 0, &e);
+    model_set_kv_type(m, DT_F16);
+    rc = rc || kv_cache_init(&c16, m, f.len, &e) || model_forward(m, &c16, f.ids, f.len, 0, logits, 0, &e);
+    long bad = 0, total = 0;
+    for (int kv = 0; kv < 2 && !rc; kv++) {
+        const float *a = kv ? c32.v : c32.k;
+        const uint16_t *b = kv ? c16.v : c16.k;
+        for (long h = 0; h < c32.n_heads; h++)
+            for (long p = 0; p < f.len; p++)
+                for (long i = 0; i < c32.head_dim; i++, total++) {
+                    long at = (h * c32.max_seq + p) * c32.head_dim + i;
+                    bad += b[at] != f32_to_f16(a[at]);
+                }
+    }
+    kv_cache_free(&c32), kv_cache_free(&c16);
+    free(logits);
+    model_free(m);
+    fixture_free(&f);
+    CHECK_OK(rc, &e);
+    CHECK_MSG(total > 0 && bad == 0, "f16 KV cache: %ld of %ld layer-0 values are not the f32 ones rounded to nearest",
+              bad, total);
+}
+
 static void test_gguf_models(void) {
     static const char *const types[] = {"f32", "f16", "bf16", "q8_0"};
     static const int dts[] = {DT_F32, DT_F16, DT_BF16, DT_Q8_0};
@@ -809,6 +850,7 @@ int main(void) {
     RUN(test_gguf_models);
     RUN(test_hf_half_precision);
     RUN(test_f16_kv_cache);
+    RUN(test_f16_kv_cache_rounds_to_nearest);
     RUN(test_gguf_k_quants);
     RUN(test_qwen2_biases_two_engines);
     RUN(test_load_errors);
