@@ -1,7 +1,19 @@
 /* Every backward against central finite differences of its forward, on a
  * scalar loss L = Σ r·y with a fixed random r (so dy = r). The forwards are
  * float32, so differences use h = 1e-2 and the tolerance is 2e-3 of the
- * gradient's largest magnitude: a wrong formula is off by O(1). */
+ * gradient's largest magnitude (plus 1e-6). The budget behind it, for one
+ * element x_i with these sizes (K <= 16 terms per output, <= 24 outputs
+ * touched by x_i, unit-normal inputs and weights r):
+ *  - truncation: h²/6 times L's third derivative in x_i, <~ 10 here
+ *    (smooth functions of unit-scale inputs; 0 for linear): <= 1.7e-4;
+ *  - the touched outputs' float rounding (the others are the same floats
+ *    in both calls and cancel): u·sqrt(K/6)·|y| per output (the rounding
+ *    model of tests/model/logit_budget.h), |y| <~ 4, summed in quadrature
+ *    over 24 outputs with |r| <~ 4, 6 standard deviations, over 2h:
+ *    6 · 6e-8 · 1.6 · 4 · sqrt(24) · 4 / 0.02 ~ 2.3e-3 absolute;
+ *  - x_i ± h rounded in float: relative 2u·|x_i|/h ~ 5e-5 of the gradient.
+ * The gradients' largest magnitudes here are >= 2, so that is <= 1.3e-3
+ * of gmax, under 2e-3·gmax; a wrong formula is off by O(gmax). */
 #include <math.h>
 #include <stdlib.h>
 
@@ -81,6 +93,9 @@ static void test_linear_backward(void) {
     memcpy(dW2, dW, sizeof dW);
     linear_backward(c->tp, NULL, dW2, NULL, c->r, c->x, c->W, LT, LIN, LOUT);
     tp_free(c->tp);
+    /* dW2 = dW + dW: one float rounding of the sum (u·2|dW|) on top of the
+     * second call's own (the same floats as the first): 1e-5·(1 + |dW|)
+     * is far above it and far below any doubling error */
     for (int i = 0; i < LOUT * LIN && ok; i++) ok = fabsf(dW2[i] - 2 * dW[i]) <= 1e-5f * (1 + fabsf(dW[i]));
     free(c);
     CHECK(ok);
@@ -211,6 +226,9 @@ static void test_attention_forward_matches_engine_and_backward(void) {
     float ref[AT * AH * AD];
     attention_forward_ref(ref, c->q, AT, &s, kv, pos);
     int ok = 1;
+    /* the reference accumulates in double: the float path's rounding over
+     * AD-term scores and AT-term sums of unit-scale values is ~u·(AD + AT)
+     * ~ 1e-6 worst case: 1e-5 absolute */
     for (int i = 0; i < AT * AH * AD && ok; i++) ok = fabsf(ref[i] - c->y[i]) <= 1e-5f;
     float dq[AT * AH * AD] = {0}, dk[AT * AKV * AD] = {0}, dv[AT * AKV * AD] = {0};
     attn_train_backward(c->tp, dq, dk, dv, c->r, c->att, c->q, c->k, c->v, &c->d);
@@ -233,7 +251,8 @@ static void test_packed_attention(void) {
     fill(c->v, AT * AKV * AD, 23);
     fill(c->r, AT * AH * AD, 24);
     att_loss(c);
-    /* Token 3 starts a sequence: it sees only itself, so its output is v[3]. */
+    /* Token 3 starts a sequence: it sees only itself, so its output is v[3]
+     * (softmax weight exactly 1: exp(0)/exp(0); only a float product) */
     int ok = 1;
     for (int h = 0; h < AH && ok; h++)
         for (int i = 0; i < AD; i++) ok = ok && fabsf(c->y[(3 * AH + h) * AD + i] - c->v[(3 * AKV + h / 2) * AD + i]) < 1e-6f;
