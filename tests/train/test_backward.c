@@ -2,18 +2,21 @@
  * scalar loss L = Σ r·y with a fixed random r (so dy = r). The forwards are
  * float32, so differences use h = 1e-2 and the tolerance is 2e-3 of the
  * gradient's largest magnitude (plus 1e-6). The budget behind it, for one
- * element x_i with these sizes (K <= 16 terms per output, <= 24 outputs
- * touched by x_i, unit-normal inputs and weights r):
+ * element x_i:
  *  - truncation: h²/6 times L's third derivative in x_i, <~ 10 here
  *    (smooth functions of unit-scale inputs; 0 for linear): <= 1.7e-4;
- *  - the touched outputs' float rounding (the others are the same floats
- *    in both calls and cancel): u·sqrt(K/6)·|y| per output (the rounding
- *    model of tests/model/logit_budget.h), |y| <~ 4, summed in quadrature
- *    over 24 outputs with |r| <~ 4, 6 standard deviations, over 2h:
- *    6 · 6e-8 · 1.6 · 4 · sqrt(24) · 4 / 0.02 ~ 2.3e-3 absolute;
+ *  - the float rounding of the outputs x_i touches (the others are the
+ *    same floats in both calls and cancel): u·sqrt(K/6)·|y| per output
+ *    (the rounding model of tests/model/logit_budget.h), summed in
+ *    quadrature over the n touched outputs with weights |r| <~ 4, 6
+ *    standard deviations, over 2h. The largest case relative to its gmax
+ *    is attention's dk (n = 48 outputs of <= 6-term sums, |y| <~ 2 as
+ *    averages of values, gmax 1.2): 6·6e-8·1·2·sqrt(48)·4/0.02 ~ 1e-3
+ *    absolute, 8e-4 of gmax; linear (n = 6, K = 7, |y| <~ 8, gmax 2.4):
+ *    6e-4 of gmax; SwiGLU is elementwise (n = 1, K = 1, gmax 0.7): 4e-4;
  *  - x_i ± h rounded in float: relative 2u·|x_i|/h ~ 5e-5 of the gradient.
- * The gradients' largest magnitudes here are >= 2, so that is <= 1.3e-3
- * of gmax, under 2e-3·gmax; a wrong formula is off by O(gmax). */
+ * Together <= 1e-3 of gmax, under 2e-3·gmax; a wrong formula is off by
+ * O(gmax). */
 #include <math.h>
 #include <stdlib.h>
 
