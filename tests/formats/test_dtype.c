@@ -103,16 +103,31 @@ static void test_q8_0_roundtrip(void) {
 }
 
 static void test_q4_0_known_and_roundtrip(void) {
-    /* values -8..7 times 0.5: the most negative sets d = 0.5 exactly */
+    /* A known block, asymmetric between its halves (ggml: element j in
+     * byte j's low nibble, element j + 16 in its high one), so swapped
+     * nibbles or halves show. Values 0.5·(k - 8) with k the intended
+     * nibble; x[0] = -4 has the largest magnitude, so d = -4/-8 = 0.5
+     * exactly, and x/d + 8.5 = k + 0.5 truncates to k. First half
+     * k = j, second half k = (3j + 5) mod 16. */
     float x[32], y[32];
-    for (int j = 0; j < 32; j++) x[j] = 0.5f * (float)((j % 16) - 8);
+    for (int j = 0; j < 16; j++) {
+        x[j] = 0.5f * (float)(j - 8);
+        x[j + 16] = 0.5f * (float)((3 * j + 5) % 16 - 8);
+    }
     uint8_t q[18];
     quantize_row_q4_0(x, q, 32);
-    CHECK_EQ_INT(q[0] | (q[1] << 8), f32_to_f16(0.5f));
-    CHECK_EQ_INT(q[2], 0x00);        /* elements 0 and 16: q = 0 */
-    CHECK_EQ_INT(q[2 + 15], 0xff);   /* elements 15 and 31: q = 15 */
+    CHECK_EQ_INT(q[0] | (q[1] << 8), 0x3800); /* d = 0.5 in f16 */
+    CHECK_EQ_INT(q[2 + 0], 0x50);  /* element 0: k 0; element 16: k 5 */
+    CHECK_EQ_INT(q[2 + 1], 0x81);  /* element 1: 1; element 17: 8 */
+    CHECK_EQ_INT(q[2 + 2], 0xb2);  /* element 2: 2; element 18: 11 */
+    CHECK_EQ_INT(q[2 + 15], 0x2f); /* element 15: 15; element 31: 50 mod 16 = 2 */
     CHECK_OK(dequantize_row(DT_Q4_0, q, y, 32), &(Err){0});
-    for (int j = 0; j < 32; j++) CHECK(y[j] == x[j]);
+    for (int j = 0; j < 32; j++) CHECK_MSG(y[j] == x[j], "element %d: %g, expected %g", j, y[j], x[j]);
+    /* the same bytes read back by hand: d·(nibble - 8) */
+    uint8_t hand[18] = {0x00, 0x38, 0x50, 0x81, 0xb2};
+    for (int j = 3; j < 16; j++) hand[2 + j] = (uint8_t)(j | ((3 * j + 5) % 16) << 4);
+    CHECK_OK(dequantize_row(DT_Q4_0, hand, y, 32), &(Err){0});
+    CHECK(y[0] == -4.0f && y[16] == -1.5f && y[1] == -3.5f && y[17] == 0.0f && y[18] == 1.5f && y[31] == -3.0f);
     Rng r;
     rng_seed(&r, 9);
     float a[64], b[64];

@@ -1,7 +1,7 @@
 /* The engine's commands, run as a user would: aloe logits (against the
  * fixture logits), aloe complete --print-ids (against the fixture's greedy
- * ids), aloe speed --json (its last line parses and is positive; the
- * memory bound it reports is the time to read the weights a step reads). */
+ * ids), aloe speed --json (its last line parses; the memory bound counts
+ * the bytes a step reads; timings are printed, never asserted). */
 #include <jansson.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -66,7 +66,11 @@ static void test_logits_command(void) {
     sb_free(&ids);
     free(dir), free(exp), free(js), free(tmp), free(aloe), free(cmd), free(out), free(lpath);
     CHECK_MSG(ok, "aloe logits failed or wrote the wrong shape");
-    CHECK_MSG(maxerr <= 1e-4 * (hi - lo), "aloe logits: max error %g of range %g", maxerr, hi - lo);
+    /* tiny-qwen3's f32 gold budget from tests/model/test_decoder.c
+     * (gold_tol: two float32 evaluations, 6 standard deviations of the
+     * rounding model; docs/TESTING.md): 8.9e-7 of the range for both rows
+     * there; one row of 40 here has fewer logits, so it holds too. */
+    CHECK_MSG(maxerr <= 8.9e-7 * (hi - lo), "aloe logits: max error %g of range %g", maxerr, hi - lo);
 }
 
 static void test_complete_print_ids(void) {
@@ -135,26 +139,25 @@ static void test_speed_json(void) {
     char *out;
     json_t *j = speed_json(aloe, "--shape qwen2.5-0.5b --type q4_0 -p 16 -n 2 -t 2", &out);
     CHECK_MSG(out, "aloe speed failed");
-    double pp = json_real_value(json_object_get(j, "prefill_tps")), tg = json_real_value(json_object_get(j, "decode_tps"));
+    /* timings are reported, never asserted: only that they are numbers */
+    int timed = json_is_number(json_object_get(j, "prefill_tps")) && json_is_number(json_object_get(j, "decode_tps"));
     const char *type = json_string_value(json_object_get(j, "type"));
-    int ok = j && pp > 0 && tg > 0 && type && !strcmp(type, "q4_0");
+    int ok = j && timed && type && !strcmp(type, "q4_0");
     /* memory: the largest KV cache is the prefill's (16 positions x 24
      * layers x 2 KV heads x 64 x K and V x 4 bytes); resident memory holds
      * the weights (random ones are in memory) plus a few buffers */
     double wb = (double)json_integer_value(json_object_get(j, "weights_bytes"));
     double kv = (double)json_integer_value(json_object_get(j, "kv_cache_bytes"));
     double rss = (double)json_integer_value(json_object_get(j, "peak_rss_bytes"));
-    /* the memory bound: GB/s over tokens/s is the bytes a step reads, all
-     * the weights but the norms and biases (the head is the tied embedding) */
-    double gbps = json_real_value(json_object_get(j, "stream_gbps"));
-    double bound = json_real_value(json_object_get(j, "decode_bound_tps"));
-    double step_bytes = bound > 0 ? gbps * 1e9 / bound : 0;
+    /* the memory bound counts the bytes a decode step reads: all the
+     * weights but the norms and biases (the head is the tied embedding) */
+    double step_bytes = json_real_value(json_object_get(j, "decode_step_bytes"));
     int line = out && strstr(out, "\nbandwidth: reading the ") && strstr(out, "decode bound");
     json_decref(j);
     free(out);
-    CHECK_MSG(ok, "aloe speed --json: last line lacks positive prefill_tps/decode_tps");
-    CHECK_MSG(line && gbps > 0 && step_bytes > 0.99 * wb && step_bytes < 1.001 * wb,
-              "bandwidth line %d, stream %g GB/s, bound %g tokens/s: %g bytes a step of %g", line, gbps, bound, step_bytes, wb);
+    CHECK_MSG(ok, "aloe speed --json: last line lacks prefill_tps/decode_tps numbers or the type");
+    CHECK_MSG(line && step_bytes > 0.99 * wb && step_bytes <= wb + kv, "bandwidth line %d: %g bytes a step of %g + %g",
+              line, step_bytes, wb, kv);
     CHECK_MSG(kv == 16.0 * 24 * 2 * 64 * 2 * 4, "kv_cache_bytes %.0f", kv);
     CHECK_MSG(wb > 0 && rss >= wb && rss <= wb + kv + 64.0 * (1 << 20), "weights %.0f, peak resident %.0f", wb, rss);
     /* a GGUF file is mapped: its pages count once the warm-up touched them */

@@ -1,6 +1,13 @@
 /* Kernels: each fast path against its plain reference on random data.
- * Tolerances are relative to the scale of the terms summed (sum of |w·x|),
- * so they hold for any size: float reordering costs ~n·eps of that scale. */
+ * Dot tolerances are relative to the scale of the terms summed, S = sum of
+ * |w·x|, so they hold for any size. A float32 sum of n terms is within
+ * γ_n·S of the exact one (γ_n = n·u, u = 2^-24) in the worst case; with
+ * terms of random sign the partial sums grow as sqrt(k), and the error's
+ * standard deviation is ~u·S (the rounding model of
+ * tests/model/logit_budget.h). Two evaluations in different orders:
+ * √2·u·S; 1e-5·S is 120 of those standard deviations, and above the worst
+ * case too wherever n <= 167. (The quantised dots' integer block sums are
+ * exact; only their float scaling and accumulation round.) */
 #include <math.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -309,6 +316,12 @@ static void test_attention_head_sizes(void) {
                 attention_forward(pool ? tp : NULL, out, q, n, &s, c, pos);
                 double worst = 0;
                 for (long i = 0; i < no; i++) worst = fmax(worst, fabs(out[i] - ref[i]));
+                /* vs the double reference: outputs are softmax-weighted
+                 * means of values (|v| <~ 4); the scores q·k/sqrt(hd) (q
+                 * of sd 2, k of sd 1: |s| <~ 12) carry the float dot's
+                 * error ~u·|s| ~ 7e-7, which moves a weight by that
+                 * relative, the output by ~u·|s|·|v| ~ 3e-6 at the worst
+                 * position; the mean itself ~u·|v|: 1e-5 absolute */
                 CHECK_MSG(worst <= 1e-5, "head_dim %d, window %d, %s: max error %g", dims[di], window,
                           pool ? "2 threads" : "no pool", worst);
             }
@@ -347,6 +360,16 @@ static void test_attention_head_sizes(void) {
                 double w16 = 0, w32 = 0;
                 for (long i = 0; i < no; i++) w16 = fmax(w16, fabs(out[i] - ref16[i]));
                 for (long i = 0; i < no; i++) w32 = fmax(w32, fabs(out[i] - ref[i]));
+                /* w16: the same budget as above (same values); w32: the
+                 * keys and values rounded to f16, relative sd 2^-11/√3 =
+                 * 2.8e-4 each. A score q·k/sqrt(hd) moves by sd 2.8e-4
+                 * times rms(q)·rms(k) = 2 (the sum's sqrt(hd) cancels),
+                 * 5.6e-4, and the output by the weights' change times
+                 * (v - out) (|v - out| <~ 2), averaged over positions by
+                 * sqrt(Σp²) <= 0.7 (attention split over two or more
+                 * positions; concentrated on one it moves nothing): sd
+                 * <= 7.8e-4; the values' own rounding adds sd <= 2.8e-4 ·
+                 * 2 · 0.7 = 4e-4; together 8.8e-4, 6 sd: 5.3e-3 ~ 5e-3 */
                 CHECK_MSG(w16 <= 1e-5 && w32 <= 5e-3, "f16 cache, head_dim %d, window %d, %s: %g from the reference "
                           "on the same values, %g from f32", hd, window, pool ? "2 threads" : "no pool", w16, w32);
             }

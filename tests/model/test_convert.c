@@ -9,11 +9,14 @@
 
 #include "base/fileio.h"
 #include "base/mem.h"
+#include "base/rng.h"
+#include "formats/safetensors.h"
 #include "formats/gguf.h"
 #include "formats/gguf_write.h"
 #include "model/convert.h"
 #include "model/decoder.h"
 #include "test.h"
+#include "logit_budget.h"
 #include "tok/spm_tokenizer_json.h"
 #include "tok/tok.h"
 
@@ -119,13 +122,6 @@ static int logits_of(const char *path, const int32_t *ids, int n, float **out, E
     return rc;
 }
 
-/* test_decoder.c's bounds for the llama.cpp files, plus q4_0: its step is
- * 127/7.5 ~ 17 times q8_0's, and these tiny models' wide random weights
- * give 0.20-0.26 of the range (q8_0: 0.019-0.03); a wrong layout would
- * be near 1. */
-static const double TOLS[] = {1e-4, 1e-3, 1e-2, 3e-2, 0.35, 3e-2}; /* q6_k: the fixtures' rows (64-96)
-                                                                     * are below 256, so q8_0 */
-
 /* The fixture's second forward input (what test_decoder.c's bounds were
  * measured on). */
 static int fixture_ids(const char *dir, int32_t *ids, int max) {
@@ -142,7 +138,19 @@ static int fixture_ids(const char *dir, int32_t *ids, int max) {
     return n;
 }
 
+/* The engine on each converted file, two ways:
+ *  - against the same file's weights dequantised into an F32 file: the
+ *    batched pass computes with exactly those weights, so this is two
+ *    float32 evaluations: the f32 gold budget (logit_budget.h), whatever
+ *    the type. A wrong layout, scale or block order fails it;
+ *  - against the HF directory's logits: the weights' rounding, budgeted
+ *    by weight_tol for the file's matrix type (q4_0: step max/8 of a block
+ *    of 32; "q6_k" on these 64-96-wide fixtures is the q8_0 fallback,
+ *    checked to be that below, real Q6_K in test_q6_k_wide).
+ * The rows (only the second, without its padding id 0) are fewer than
+ * test_decoder.c's, so its budgets hold a fortiori. */
 static void test_engine_logits(void) {
+    static const int dts[] = {DT_F32, DT_F16, DT_BF16, DT_Q8_0, DT_Q4_0, DT_Q8_0};
     for (int m = 0; m < 4; m++) {
         char *dir = fixture_dir(MODELS[m]);
         if (!dir) SKIP("shared fixtures not found (set ALOE_SHARED)");
@@ -153,25 +161,135 @@ static void test_engine_logits(void) {
         float *ref;
         Err e;
         CHECK_OK(logits_of(dir, ids, n, &ref, &e), &e);
+        ModelConfig c;
+        CHECK_OK(hf_config_load(dir, &c, &e), &e);
+        double rho = logit_rho(ref, (long)n * c.vocab_size);
         for (int t = 0; t < 6; t++) {
-            char *out = xasprintf("%s/%s.gguf", tmp, TYPES[t]);
+            char *out = xasprintf("%s/%s.gguf", tmp, TYPES[t]), *copy = NULL;
             int type;
-            float *got = NULL;
+            float *got = NULL, *own = NULL;
             int rc = convert_type_parse(TYPES[t], &type, &e) || convert_hf_to_gguf(dir, out, type, &e) ||
-                     logits_of(out, ids, n, &got, &e);
-            ModelConfig c;
-            if (!rc) rc = hf_config_load(dir, &c, &e);
+                     logits_of(out, ids, n, &got, &e) || !(copy = gguf_f32_copy(out, &e)) ||
+                     logits_of(copy, ids, n, &own, &e);
             double err = rc ? 1 : rel_err(got, ref, (size_t)n * c.vocab_size);
-            free(got);
-            free(out);
+            double err_own = rc ? 1 : rel_err(got, own, (size_t)n * c.vocab_size);
+            double tol = weight_tol(dts[t], &c, n, rho);
+            double tol_own = rc ? 0 : gold_tol(&c, n, logit_rho(own, (long)n * c.vocab_size));
+            free(got), free(own), free(out), free(copy);
             CHECK_OK(rc, &e);
-            printf("  %-13s %-5s max|err|/range %.2e\n", MODELS[m], TYPES[t], err);
-            CHECK_MSG(err <= TOLS[t], "%s %s: max error %.3g of the range > %.1g", MODELS[m], TYPES[t], err, TOLS[t]);
+            printf("  %-13s %-5s max|err|/range %.2e (budget %.2e); vs its own weights %.2e (budget %.2e)\n",
+                   MODELS[m], TYPES[t], err, tol, err_own, tol_own);
+            CHECK_MSG(err <= tol, "%s %s: max error %.3g of the range > %.3g", MODELS[m], TYPES[t], err, tol);
+            CHECK_MSG(err_own <= tol_own, "%s %s: max error %.3g of the range vs its own weights > %.3g", MODELS[m],
+                      TYPES[t], err_own, tol_own);
         }
-        free(ref);
-        free(tmp);
-        free(dir);
+        /* q6_k on rows narrower than 256: every matrix is the q8_0 file's,
+         * byte for byte (llama.cpp's quantiser falls back the same way) */
+        char *q6 = xasprintf("%s/%s.gguf", tmp, "q6_k"), *q8 = xasprintf("%s/%s.gguf", tmp, "q8_0");
+        Gguf *a = gguf_open(q6, &e), *b = a ? gguf_open(q8, &e) : NULL; /* written above */
+        CHECK_MSG(a && b, "%s", e.msg);
+        for (int i = 0; i < gguf_n_tensors(a); i++) {
+            const TensorView *x = gguf_tensor(a, i), *y = gguf_find_tensor(b, x->name);
+            CHECK_MSG(y && x->dtype != DT_Q6_K && x->dtype == y->dtype && x->nbytes == y->nbytes &&
+                          !memcmp(x->data, y->data, x->nbytes),
+                      "%s q6_k: tensor %s (%s) is not the q8_0 fallback", MODELS[m], x->name, dtype_name(x->dtype));
+        }
+        gguf_close(a), gguf_close(b);
+        free(q6), free(q8), free(ref), free(tmp), free(dir);
     }
+}
+
+/* Real Q6_K output: tiny-qwen2's layout widened so that every matrix row
+ * is 256 wide (hidden 256, ffn 512, kv 128: each dimension of the fixture
+ * scaled), seeded random weights, written as an HF directory and converted
+ * with q6_k. Every 2-D tensor whose rows are multiples of 256 must be
+ * Q6_K with the quantiser's bytes; the engine on it must match the
+ * dequantised file (f32 gold budget) and the f32 directory (Q6_K budget). */
+static int64_t widen(int64_t d) { return d == 64 ? 256 : d == 160 ? 512 : d == 32 ? 128 : d; }
+
+static void test_q6_k_wide(void) {
+    char *src = fixture_dir("tiny-qwen2");
+    if (!src) SKIP("shared fixtures not found (set ALOE_SHARED)");
+    Err e;
+    char *tmp = test_tmpdir(), *hf = xasprintf("%s/wide", tmp), *cfg_in = path_join(src, "config.json");
+    CHECK_OK(file_mkdirs(hf, &e), &e);
+    json_t *cfg = json_load_file(cfg_in, 0, NULL);
+    CHECK_MSG(cfg, "%s", cfg_in);
+    json_object_set_new(cfg, "hidden_size", json_integer(256));
+    json_object_set_new(cfg, "intermediate_size", json_integer(512));
+    char *cfg_out = path_join(hf, "config.json");
+    CHECK(json_dump_file(cfg, cfg_out, 0) == 0);
+    json_decref(cfg);
+    static const char *const keep[] = {"tokenizer.json", "tokenizer_config.json", "generation_config.json",
+                                       "chat_template.jinja"};
+    for (size_t i = 0; i < sizeof keep / sizeof *keep; i++) {
+        char *from = path_join(src, keep[i]), *to = path_join(hf, keep[i]), *text = NULL;
+        size_t len;
+        if (!file_read_all(from, &text, &len, &e)) CHECK_OK(file_write_atomic(to, text, len, &e), &e);
+        free(from), free(to), free(text);
+    }
+    SafeTensors *st = st_open(src, &e);
+    CHECK_MSG(st, "%s", e.msg);
+    int n = st_count(st);
+    TensorView *tv = xcalloc((size_t)n, sizeof *tv);
+    Rng r;
+    rng_seed(&r, 23);
+    for (int i = 0; i < n; i++) {
+        tv[i] = *st_tensor(st, i);
+        int64_t k = 1;
+        for (int d = 0; d < tv[i].ndim; d++) k *= (tv[i].shape[d] = widen(tv[i].shape[d]));
+        float *w = xmalloc((size_t)k * sizeof(float));
+        int norm = strstr(tv[i].name, "norm") != NULL;
+        for (int64_t j = 0; j < k; j++) w[j] = norm ? 1 + 0.1f * (float)rng_normal(&r) : 0.05f * (float)rng_normal(&r);
+        tv[i].dtype = DT_F32, tv[i].data = w, tv[i].nbytes = (size_t)k * sizeof(float);
+    }
+    char *st_out = path_join(hf, "model.safetensors"), *gg = xasprintf("%s/wide-q6_k.gguf", tmp), *copy = NULL;
+    int rc = st_write(st_out, tv, n, NULL, &e) || convert_hf_to_gguf(hf, gg, DT_Q6_K, &e);
+    CHECK_OK(rc, &e);
+    /* the matrices: Q6_K, the quantiser's bytes of the f32 rows */
+    Gguf *g = gguf_open(gg, &e);
+    CHECK_MSG(g, "%s", e.msg);
+    int n_q6 = 0;
+    for (int i = 0; i < n; i++) {
+        if (tv[i].ndim != 2) continue;
+        const TensorView *x = NULL;
+        for (int k = 0; k < gguf_n_tensors(g) && !x; k++) {
+            const TensorView *y = gguf_tensor(g, k);
+            if (y->ndim == 2 && y->shape[0] * y->shape[1] == tv[i].shape[0] * tv[i].shape[1] &&
+                y->dtype == DT_Q6_K && tv[i].shape[1] % 256 == 0) {
+                /* the same values quantised here: the bytes must agree */
+                size_t nb = dtype_nbytes(DT_Q6_K, tensor_numel(&tv[i]));
+                void *q = xmalloc(nb);
+                quantize_row(DT_Q6_K, tv[i].data, q, tensor_numel(&tv[i]));
+                if (nb == y->nbytes && !memcmp(q, y->data, nb)) x = y;
+                free(q);
+            }
+        }
+        /* q and k rows are permuted by the converter (llama.cpp's Q/K
+         * order) only for llama: qwen2 keeps them, so every matrix is found */
+        CHECK_MSG(x, "wide q6_k: %s is not the Q6_K of its rows", tv[i].name);
+        n_q6++;
+    }
+    gguf_close(g);
+    int32_t ids[40];
+    for (int i = 0; i < 40; i++) ids[i] = 1 + (int32_t)rng_below(&r, 1000);
+    float *ref = NULL, *got = NULL, *own = NULL;
+    rc = logits_of(hf, ids, 40, &ref, &e) || logits_of(gg, ids, 40, &got, &e) || !(copy = gguf_f32_copy(gg, &e)) ||
+         logits_of(copy, ids, 40, &own, &e);
+    CHECK_OK(rc, &e);
+    ModelConfig c;
+    CHECK_OK(hf_config_load(hf, &c, &e), &e);
+    long nl = 40L * c.vocab_size;
+    double tol = weight_tol(DT_Q6_K, &c, 40, logit_rho(ref, nl)), tol_own = gold_tol(&c, 40, logit_rho(own, nl));
+    double err = rel_err(got, ref, (size_t)nl), err_own = rel_err(got, own, (size_t)nl);
+    printf("  wide tiny-qwen2 q6_k: %d Q6_K matrices; max|err|/range %.2e (budget %.2e); vs its own weights %.2e "
+           "(budget %.2e)\n", n_q6, err, tol, err_own, tol_own);
+    CHECK_MSG(err <= tol, "wide q6_k: %.3g of the range > %.3g", err, tol);
+    CHECK_MSG(err_own <= tol_own, "wide q6_k vs its own weights: %.3g of the range > %.3g", err_own, tol_own);
+    for (int i = 0; i < n; i++) free((void *)tv[i].data);
+    free(tv), free(ref), free(got), free(own), free(copy), free(st_out), free(gg), free(cfg_out), free(cfg_in), free(hf);
+    free(tmp), free(src);
+    st_close(st);
 }
 
 static const char *const TEXTS[] = {
@@ -409,6 +527,7 @@ static void test_bad_input(void) {
 int main(void) {
     RUN(test_same_as_llama_cpp);
     RUN(test_engine_logits);
+    RUN(test_q6_k_wide);
     RUN(test_tokenizer_ids);
     RUN(test_real_tokenizers);
     RUN(test_spm_tokenizer);

@@ -1,7 +1,22 @@
 /* Every backward against central finite differences of its forward, on a
  * scalar loss L = Σ r·y with a fixed random r (so dy = r). The forwards are
  * float32, so differences use h = 1e-2 and the tolerance is 2e-3 of the
- * gradient's largest magnitude: a wrong formula is off by O(1). */
+ * gradient's largest magnitude (plus 1e-6). The budget behind it, for one
+ * element x_i:
+ *  - truncation: h²/6 times L's third derivative in x_i, <~ 10 here
+ *    (smooth functions of unit-scale inputs; 0 for linear): <= 1.7e-4;
+ *  - the float rounding of the outputs x_i touches (the others are the
+ *    same floats in both calls and cancel): u·sqrt(K/6)·|y| per output
+ *    (the rounding model of tests/model/logit_budget.h), summed in
+ *    quadrature over the n touched outputs with weights |r| <~ 4, 6
+ *    standard deviations, over 2h. The largest case relative to its gmax
+ *    is attention's dk (n = 48 outputs of <= 6-term sums, |y| <~ 2 as
+ *    averages of values, gmax 1.2): 6·6e-8·1·2·sqrt(48)·4/0.02 ~ 1e-3
+ *    absolute, 8e-4 of gmax; linear (n = 6, K = 7, |y| <~ 8, gmax 2.4):
+ *    6e-4 of gmax; SwiGLU is elementwise (n = 1, K = 1, gmax 0.7): 4e-4;
+ *  - x_i ± h rounded in float: relative 2u·|x_i|/h ~ 5e-5 of the gradient.
+ * Together <= 1e-3 of gmax, under 2e-3·gmax; a wrong formula is off by
+ * O(gmax). */
 #include <math.h>
 #include <stdlib.h>
 
@@ -81,6 +96,9 @@ static void test_linear_backward(void) {
     memcpy(dW2, dW, sizeof dW);
     linear_backward(c->tp, NULL, dW2, NULL, c->r, c->x, c->W, LT, LIN, LOUT);
     tp_free(c->tp);
+    /* dW2 = dW + dW: one float rounding of the sum (u·2|dW|) on top of the
+     * second call's own (the same floats as the first): 1e-5·(1 + |dW|)
+     * is far above it and far below any doubling error */
     for (int i = 0; i < LOUT * LIN && ok; i++) ok = fabsf(dW2[i] - 2 * dW[i]) <= 1e-5f * (1 + fabsf(dW[i]));
     free(c);
     CHECK(ok);
@@ -211,6 +229,9 @@ static void test_attention_forward_matches_engine_and_backward(void) {
     float ref[AT * AH * AD];
     attention_forward_ref(ref, c->q, AT, &s, kv, pos);
     int ok = 1;
+    /* the reference accumulates in double: the float path's rounding over
+     * AD-term scores and AT-term sums of unit-scale values is ~u·(AD + AT)
+     * ~ 1e-6 worst case: 1e-5 absolute */
     for (int i = 0; i < AT * AH * AD && ok; i++) ok = fabsf(ref[i] - c->y[i]) <= 1e-5f;
     float dq[AT * AH * AD] = {0}, dk[AT * AKV * AD] = {0}, dv[AT * AKV * AD] = {0};
     attn_train_backward(c->tp, dq, dk, dv, c->r, c->att, c->q, c->k, c->v, &c->d);
@@ -233,7 +254,8 @@ static void test_packed_attention(void) {
     fill(c->v, AT * AKV * AD, 23);
     fill(c->r, AT * AH * AD, 24);
     att_loss(c);
-    /* Token 3 starts a sequence: it sees only itself, so its output is v[3]. */
+    /* Token 3 starts a sequence: it sees only itself, so its output is v[3]
+     * (softmax weight exactly 1: exp(0)/exp(0); only a float product) */
     int ok = 1;
     for (int h = 0; h < AH && ok; h++)
         for (int i = 0; i < AD; i++) ok = ok && fabsf(c->y[(3 * AH + h) * AD + i] - c->v[(3 * AKV + h / 2) * AD + i]) < 1e-6f;

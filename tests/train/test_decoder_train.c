@@ -2,10 +2,25 @@
  * architectures: logits, the SFT loss and the gradient of every parameter,
  * and DPO log-probs and gradients with the perturbed reference model.
  *
- * Tolerances (float32 on both sides, different summation orders): logits
- * within 1e-5 of the largest |logit|; losses 1e-5 relative; each gradient
- * tensor within GRAD_TOL of its largest |element| (a per-tensor scale,
- * because single elements near zero carry only absolute rounding). */
+ * Tolerances (float32 on both sides, different summation orders):
+ *  - logits within LOGIT_TOL of the reference logits' range: the budget of
+ *    tests/model/test_decoder.c (GOLD_TOL there; derivation in
+ *    docs/TESTING.md): each float32 evaluation's rounding is modelled as
+ *    independent errors of u·sqrt(K/6) per length-K reduction relative to
+ *    its result, summed in quadrature over the reductions a logit passes
+ *    through (ΣK <= 2472 for these models), two evaluations (√2), 6
+ *    standard deviations for the largest of <= 1e5 logits, the logits'
+ *    rms <= 0.125 of their range: 1.25e-6, rounded up to 2e-6. It holds
+ *    for any two float32 evaluations of the same forward, so also for the
+ *    packed and the separate pass (check_packed).
+ *  - losses 1e-5 relative; each gradient tensor within GRAD_TOL of its
+ *    largest |element| (a per-tensor scale, because single elements near
+ *    zero carry only absolute rounding): the backward passes through about
+ *    three times the forward's reductions (the recomputed forward, dX and
+ *    dW over T), so the same model gives u·sqrt(3·2472/6)·√2·6 = 1.8e-5
+ *    of a tensor's rms; a gradient tensor's largest element is >= 2 times
+ *    its rms on these fixtures (random weights: near-Gaussian entries,
+ *    whose max over >= 64 elements is ~2.4 rms), so 1e-5 of the max. */
 #include <jansson.h>
 #include <math.h>
 #include <stdlib.h>
@@ -18,6 +33,7 @@
 #include "train/loss.h"
 
 #define GRAD_TOL 1e-5
+#define LOGIT_TOL 2e-6
 
 typedef struct Fixture {
     char *dir;
@@ -73,6 +89,16 @@ static double scaled_err(const float *a, const float *b, long n) {
     return s > 0 ? d / s : d;
 }
 
+/* max |a - b| / (max b - min b) over n values. */
+static double range_err(const float *a, const float *b, long n) {
+    double d = 0, lo = b[0], hi = b[0];
+    for (long i = 0; i < n; i++) {
+        d = fmax(d, fabs((double)a[i] - b[i]));
+        lo = fmin(lo, b[i]), hi = fmax(hi, b[i]);
+    }
+    return hi > lo ? d / (hi - lo) : d;
+}
+
 /* Compares every gradient with `<prefix><name>` in expected.safetensors. */
 static int check_grads(Fixture *f, const char *prefix, const char *arch, Err *e) {
     double worst = 0;
@@ -112,8 +138,10 @@ static void check_logits(const char *arch) {
         int32_t *ids = json_ids(json_array_get(rows, r), &T);
         float *logits = xmalloc((size_t)T * V * sizeof(float));
         ok = !td_forward(&f.m, f.tp, ids, T, logits, &e);
-        double err = ok ? scaled_err(logits, want + r * (size_t)T * V, (long)T * V) : 0;
-        if (ok && err > 1e-5) ok = 0, err_set(&e, ERR_INTERNAL, "%s row %zu: logits off by %.3g of max", arch, r, err);
+        double err = ok ? range_err(logits, want + r * (size_t)T * V, (long)T * V) : 0;
+        printf("  %s row %zu: logits within %.2e of the range\n", arch, r, err);
+        if (ok && err > LOGIT_TOL)
+            ok = 0, err_set(&e, ERR_INTERNAL, "%s row %zu: logits off by %.3g of the range", arch, r, err);
         free(ids);
         free(logits);
     }
@@ -287,7 +315,7 @@ static void check_packed(const char *arch) {
     td_zero_grad(&f.m);
     if (!rc) rc = td_forward_packed(&f.m, f.tp, ids, seg, T, packed, &e);
     if (!rc) td_backward(&f.m, f.tp, r);
-    double el = rc ? 0 : scaled_err(packed, sep, (long)T * V);
+    double el = rc ? 0 : range_err(packed, sep, (long)T * V);
     double eg = rc ? 0 : scaled_err(f.m.grads, g_sep, (long)f.m.n_params);
     free(a), free(b), free(sep), free(g_sep), free(r);
     if (rc) {
@@ -300,7 +328,8 @@ static void check_packed(const char *arch) {
     int bad = td_forward_packed(&f.m, f.tp, ids, seg, T, packed, &e);
     free(ids), free(seg), free(packed);
     fixture_free(&f);
-    CHECK_MSG(el <= 1e-6 && eg <= 1e-5, "%s: packed vs separate: logits %.3g, gradients %.3g", arch, el, eg);
+    printf("  %s packed vs separate: logits %.2e of the range, gradients %.2e of the max\n", arch, el, eg);
+    CHECK_MSG(el <= LOGIT_TOL && eg <= GRAD_TOL, "%s: packed vs separate: logits %.3g, gradients %.3g", arch, el, eg);
     CHECK(bad == -1 && strstr(e.msg, "position 5"));
 }
 

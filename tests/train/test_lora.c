@@ -102,6 +102,8 @@ static int fd_ok(Ctx *c, float *x, const float *g, int n, const char *what) {
         double fm = loss(c);
         x[i] = keep;
         double num = (fp - fm) / 2e-2;
+        /* the budget of tests/train/test_backward.c (truncation, the
+         * touched outputs' rounding at 6 sigma, the float step) */
         if (fabs(num - g[i]) > 2e-3 * gmax + 1e-6) {
             test_fail(__FILE__, __LINE__, "%s[%d]: %.7g vs numeric %.7g", what, i, g[i], num);
             return 0;
@@ -127,6 +129,22 @@ static void test_adapter_backward_matches_finite_differences(void) {
 }
 
 /* ---- dropout ---- */
+
+/* Logits of two float32 evaluations of the same model (aloe vs peft, one
+ * thread vs two, merged vs adapter, a frozen f16/bf16 base vs float32
+ * holding the same values): LOGIT_TOL of the reference's range, the
+ * budget derived in test_decoder_train.c (the adapter adds reductions of
+ * r <= 16 terms: below the budget's ΣK/6 resolution). */
+#define LOGIT_TOL 2e-6
+
+static double range_err(const float *a, const float *b, long n) {
+    double d = 0, lo = b[0], hi = b[0];
+    for (long i = 0; i < n; i++) {
+        d = fmax(d, fabs((double)a[i] - b[i]));
+        lo = fmin(lo, b[i]), hi = fmax(hi, b[i]);
+    }
+    return hi > lo ? d / (hi - lo) : d;
+}
 
 static double scaled_err(const float *a, const float *b, long n) {
     double d = 0, s = 0;
@@ -202,6 +220,10 @@ static void test_dropout_backward_matches_finite_differences(void) {
     loss(&m);
     double ydiff = 0;
     for (int i = 0; i < T * OUT; i++) ydiff = fmax(ydiff, fabs(m.y[i] - c.y[i]));
+    /* the threaded path and the manual one are float32 evaluations of
+     * the same IN- and R-term sums of unit-scale values: at most
+     * u·(IN + R)·(sum of |terms| <~ 20) ~ 3e-5 apart in the worst case,
+     * ~1e-6 at 6 sigma: 1e-5 */
     CHECK_MSG(ydiff < 1e-5, "forward differs from the manual one by %.3g", ydiff);
     float dx[T * IN] = {0}, dA[R * IN] = {0}, dB[OUT * R] = {0}, du[T * R];
     par_lora_backward(c.tp, dx, dA, dB, du, c.r, c.x, c.u, c.A, c.B, T, IN, OUT, R, 1.5f, &d, c.xd);
@@ -273,7 +295,7 @@ static void test_dropout_in_model(void) {
     model_loss(&m, tp, l1, 0);
     model_loss(&m, NULL, l2, 0);
     CHECK(memcmp(l0, l1, DT * V * sizeof(float)) != 0);
-    CHECK_MSG(scaled_err(l2, l1, DT * V) < 1e-6, "1 vs 2 threads: %.3g", scaled_err(l2, l1, DT * V));
+    CHECK_MSG(range_err(l2, l1, DT * V) <= LOGIT_TOL, "1 vs 2 threads: %.3g", range_err(l2, l1, DT * V));
     td_lora_dropout_on(&m, 9, 101);
     model_loss(&m, tp, l2, 0);
     CHECK(memcmp(l2, l1, DT * V * sizeof(float)) != 0);
@@ -299,6 +321,11 @@ static void test_dropout_in_model(void) {
         m.lora_params[i] = keep;
         worst = fmax(worst, fabs((fp - fm) / 2e-2 - g[i]) / gmax);
     }
+    /* central differences of the whole model's mean loss (a float32
+     * forward): test_backward.c's budget, with the loss's rounding over
+     * the whole forward (the f32 gold budget, ~1e-6 of the logits' range,
+     * through a loss of slope <= 2 per logit, over 2h = 0.02: ~1e-4 of
+     * these unit-scale gradients) on top: 5e-3 of gmax */
     CHECK_MSG(gmax > 0 && worst < 5e-3, "adapter gradients vs finite differences: %.3g of max", worst);
     free(l0), free(l1), free(l2), free(g);
     td_free(&m);
@@ -416,13 +443,13 @@ static void check_frozen(int dtype) {
             xent_forward(ls[j], labels, T, V, &n);
             td_zero_grad(ms[j]);
         }
-        double lerr = scaled_err(lb, la, (long)T * V);
+        double lerr = range_err(lb, la, (long)T * V);
         for (int j = 0; j < 2; j++) {
             xent_backward(ls[j], ls[j], labels, T, V, n, 1.0f);
             td_backward(ms[j], tp, ls[j]);
         }
         double gerr = scaled_err(b.lora_grads, a.lora_grads, (long)a.n_lora_params);
-        CHECK_MSG(lerr <= 1e-6, "%s T=%d: logits off by %.3g of max", dtype_name(dtype), T, lerr);
+        CHECK_MSG(lerr <= LOGIT_TOL, "%s T=%d: logits off by %.3g of the range", dtype_name(dtype), T, lerr);
         CHECK_MSG(gerr <= 1e-5, "%s T=%d: adapter gradients off by %.3g of max", dtype_name(dtype), T, gerr);
     }
     /* Merging converts the frozen base back: the same merged model. */
@@ -522,8 +549,9 @@ static int check_arch(const char *arch, TrainDecoder *m, ThreadPool *tp, json_t 
         int32_t *ids = json_ids(json_array_get(rows, r), &T);
         float *logits = xmalloc((size_t)T * V * sizeof(float));
         rc = td_forward(m, tp, ids, T, logits, e);
-        double err = rc ? 0 : scaled_err(logits, wl + r * (size_t)T * V, (long)T * V);
-        if (err > 1e-5) rc = err_set(e, ERR_INTERNAL, "%s row %zu: LoRA logits off by %.3g of max", arch, r, err);
+        double err = rc ? 0 : range_err(logits, wl + r * (size_t)T * V, (long)T * V);
+        if (err > LOGIT_TOL)
+            rc = err_set(e, ERR_INTERNAL, "%s row %zu: LoRA logits off by %.3g of the range", arch, r, err);
         free(ids);
         free(logits);
     }
@@ -607,7 +635,9 @@ static void check_fixture(const char *arch) {
     CHECK_MSG(!rc, "%s", e.msg);
 }
 
-/* Merged weights compute what base + adapter computed (1e-5 of max logit). */
+/* Merged weights compute what base + adapter computed: W + s·BA rounded
+ * once per weight (u relative: a stored-weight stage far below the
+ * budget) and the two float32 evaluations: LOGIT_TOL of the range. */
 static void test_merge_keeps_logits(void) {
     char *dir = test_shared_path("fixtures/models/tiny-llama3");
     if (!dir) SKIP("fixtures not found (set ALOE_SHARED)");
@@ -625,12 +655,12 @@ static void test_merge_keeps_logits(void) {
     rc = td_forward(&m, NULL, ids, 9, a, &e);
     td_lora_merge(&m);
     if (!rc) rc = td_forward(&m, NULL, ids, 9, b, &e);
-    double err = rc ? 0 : scaled_err(b, a, 9L * V);
+    double err = rc ? 0 : range_err(b, a, 9L * V);
     int off = !m.lora_on && !m.la && m.grads && m.g.layers[0].wq == m.grads + td_find(&m, "model.layers.0.self_attn.q_proj.weight")->offset;
     free(a), free(b);
     td_free(&m);
     CHECK_MSG(!rc, "%s", e.msg);
-    CHECK_MSG(err <= 1e-5, "merged logits off by %.3g of max", err);
+    CHECK_MSG(err <= LOGIT_TOL, "merged logits off by %.3g of the range", err);
     CHECK(off);
 }
 

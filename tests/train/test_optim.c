@@ -225,15 +225,27 @@ static void check_fixture_adamw(const char *arch) {
              !tensor_to_f32(g, grads + spans[i].offset, &e);
     }
     CHECK_MSG(ok, "%s", e.msg);
+    /* The global norm: torch reduces each tensor in float32, then the
+     * norms; the float32 sum of K squares carries a relative error of about
+     * u·sqrt(K/6) (the rounding model of tests/model/logit_budget.h), so
+     * the norm half that, for the largest tensor; 6 standard deviations. */
+    size_t kmax = 0;
+    for (int i = 0; i < n; i++) kmax = spans[i].numel > kmax ? spans[i].numel : kmax;
+    const double u = 0x1p-24, eps_n = 6 * u * sqrt((double)kmax / 6) / 2 + 2 * u;
     float norm = grad_clip_global_norm(grads, total, max_norm);
-    /* torch reduces in float32; the exact (double) norm of the very gradients
-     * it stored differs from its figure by up to 3e-6 relative (qwen3). */
-    CHECK_NEAR(norm, want_norm, 5e-6 * want_norm);
+    printf("  %s: grad norm %.9g vs %.9g (%.2g relative; bound %.2g)\n", arch, norm, want_norm,
+           fabs(norm - want_norm) / want_norm, eps_n);
+    CHECK_NEAR(norm, want_norm, eps_n * want_norm);
     AdamW o;
     CHECK_OK(adamw_init(&o, &cfg, total, &e), &e);
     adamw_step(&o, params, grads, spans, n, lr);
-    /* float32 throughout on both sides: 1e-6 relative, with an absolute floor
-     * of 1e-9 for parameters that are (nearly) zero. */
+    /* Both sides run the same float32 formula on the same gradients, scaled
+     * by clipping factors that differ by the norms' difference (<= eps_n
+     * relative). Adam's first step is lr·f(c·g), f(x) = x/(|x|+eps), and
+     * |d f(cx)/dc · c| = |x|·eps/(|x|+eps)^2 <= 1/4: the factors move a
+     * parameter by <= lr·eps_n/4. Each side's rounding: the decay product
+     * and subtraction (<= u·(|p0| + |p1|) <= u·(2|p1| + lr)), f and the step
+     * (<= 8u·lr, as in tests/train/test_trainer.c's step_err). */
     double worst = 0;
     const char *worst_name = "";
     for (int i = 0; i < n; i++) {
@@ -246,12 +258,14 @@ static void check_fixture_adamw(const char *arch) {
         CHECK_MSG(wv, "%s", e.msg);
         for (size_t j = 0; j < spans[i].numel; j++) {
             double got = params[spans[i].offset + j], exp = wv[j];
-            double rel = fabs(got - exp) / (fabs(exp) + 1e-9 / 1e-6);
-            if (rel > worst) worst = rel, worst_name = t->name;
+            double bound = lr * eps_n / 4 + 2 * (2 * u * fabs(exp) + 9 * u * lr);
+            double r = fabs(got - exp) / bound;
+            if (r > worst) worst = r, worst_name = t->name;
         }
         free(wv);
     }
-    CHECK_MSG(worst <= 1e-6, "%s: worst relative error %.3g in %s", arch, worst, worst_name);
+    printf("  %s: worst parameter %.3g of its bound (%s)\n", arch, worst, worst_name);
+    CHECK_MSG(worst <= 1, "%s: a parameter is %.3g times its bound, in %s", arch, worst, worst_name);
     adamw_free(&o);
     free(params);
     free(grads);

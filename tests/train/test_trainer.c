@@ -87,43 +87,62 @@ static double block_err(Fx *f, const float *block, const char *prefix, Err *e) {
     return worst;
 }
 
-/* Parameters after one step vs adamw1.*. Adam's first step is about
- * lr·sign(g), so where the fixture's gradient is at rounding level (|g| <
- * 1e-4 of the largest gradient element of the model: e.g. all of k_proj.bias,
- * whose true gradient is zero since softmax ignores a shift shared by all
- * keys) the sign, and so the step, is noise on either side: there only
- * |Δ| <= 2·lr is asked. Elsewhere 1e-6 of the tensor's max |value|. */
-static double step_err(Fx *f, double lr, Err *e) {
-    int n = f->m.n_tensors;
-    float **w = xcalloc((size_t)n, sizeof *w), **g = xcalloc((size_t)n, sizeof *g);
-    double worst = 0, gmax = 0;
-    for (int i = 0; i < n; i++) {
-        char pn[160], gn[160];
-        snprintf(pn, sizeof pn, "adamw1.%s", f->m.tensors[i].name);
-        snprintf(gn, sizeof gn, "sft.grad.%s", f->m.tensors[i].name);
-        const TensorView *pv = st_get(f->want, pn, e), *gv = pv ? st_get(f->want, gn, e) : NULL;
-        w[i] = gv ? tensor_to_f32_alloc(pv, e) : NULL;
-        g[i] = w[i] ? tensor_to_f32_alloc(gv, e) : NULL;
-        if (!g[i]) worst = INFINITY;
-        for (size_t k = 0; g[i] && k < f->m.tensors[i].numel; k++) gmax = fmax(gmax, fabs(g[i][k]));
-    }
-    for (int i = 0; i < n && isfinite(worst); i++) {
+/* Parameters after one step vs adamw1.*, every parameter, with a bound
+ * derived per element. Adam's first step (m̂ = g, sqrt(v̂) = |g| after the
+ * bias corrections) moves p to p·(1 - lr·wd) - lr·f(c·g), f(x) = x/(|x|+eps),
+ * c the clipping factor. Both sides run that formula on their own
+ * gradient (ours: gmine, saved before the step; PyTorch's: sft.grad.*), so:
+ *  - the gradients' difference moves f by at most
+ *    |f(a) - f(b)| <= min(2, |a - b| / (eps + min(|a|, |b|)))
+ *    (f's slope is eps/(|x|+eps)^2; through zero, f's two halves each
+ *    change by at most |x|/eps). This is what makes |g| ~ eps parameters
+ *    (e.g. all of k_proj.bias, whose true gradient is zero since softmax
+ *    ignores a shift shared by all keys) sit anywhere in [-lr, lr] only
+ *    when their gradients disagree at that scale, and pins the others;
+ *  - each side's float32 rounding: the decay product and the subtraction
+ *    (u·|p0| + u·|p1|), f's evaluation (g², sqrt, the bias-correction
+ *    divisions, + eps, the quotient, the step-size product: <= 6u·lr),
+ *    and the clipping factor and product (2u relative to g, so <= 2u·lr
+ *    through f): per side u·(|p0| + |p1|) + 8u·lr, both sides twice that.
+ * Where |g| << eps, f is linear (x/eps) and the bound is attained up to
+ * the rounding terms: ratios near 1 there are the bound being tight, not
+ * loose; where |g| >> eps, f is flat and the bound is the rounding.
+ * Returns the worst |Δ| / bound over all parameters (<= 1 passes). */
+static double step_err(Fx *f, const float *p0, const float *gmine, double mine_norm, double lr, const AdamWConfig *aw,
+                       double clip, double fx_norm, Err *e) {
+    const double u = 0x1p-24, eps = aw->eps;
+    /* clipping factors as each side computes them: torch's
+     * max_norm / (norm + 1e-6), clamped to 1; ours the same in float */
+    float cm = (float)clip / ((float)mine_norm + 1e-6f);
+    double c_mine = cm < 1 ? cm : 1, c_fx = fmin(1, clip / (fx_norm + 1e-6));
+    double worst = 0;
+    for (int i = 0; i < f->m.n_tensors && isfinite(worst); i++) {
         const TdTensor *t = &f->m.tensors[i];
-        double pmax = 0;
-        for (size_t k = 0; k < t->numel; k++) pmax = fmax(pmax, fabs(w[i][k]));
-        for (size_t k = 0; k < t->numel; k++) {
-            double d = fabs((double)f->m.params[t->offset + k] - w[i][k]);
-            if (fabs(g[i][k]) < 1e-4 * gmax) worst = fmax(worst, d > 2 * lr ? INFINITY : 0);
-            else worst = fmax(worst, d / pmax);
+        char pn[160], gn[160];
+        snprintf(pn, sizeof pn, "adamw1.%s", t->name);
+        snprintf(gn, sizeof gn, "sft.grad.%s", t->name);
+        const TensorView *pv = st_get(f->want, pn, e), *gv = pv ? st_get(f->want, gn, e) : NULL;
+        float *w = gv ? tensor_to_f32_alloc(pv, e) : NULL, *g = w ? tensor_to_f32_alloc(gv, e) : NULL;
+        if (!g) worst = INFINITY;
+        /* the bound takes both gradients as given: they must agree to
+         * test_decoder_train.c's 1e-5 of the tensor's largest element */
+        else if (scaled_err(gmine + t->offset, g, (long)t->numel) > 1e-5)
+            worst = INFINITY, err_set(e, ERR_INTERNAL, "%s: gradient off by %.3g of max", t->name,
+                                      scaled_err(gmine + t->offset, g, (long)t->numel));
+        for (size_t k = 0; g && k < t->numel; k++) {
+            double a = c_mine * gmine[t->offset + k], b = c_fx * g[k];
+            double df = fmin(2, fabs(a - b) / (eps + fmin(fabs(a), fabs(b))));
+            double p1 = f->m.params[t->offset + k];
+            double bound = lr * df + 2 * (u * (fabs(p0[t->offset + k]) + fabs(p1)) + 8 * u * lr);
+            worst = fmax(worst, fabs(p1 - w[k]) / bound);
         }
+        free(w), free(g);
     }
-    for (int i = 0; i < n; i++) free(w[i]), free(g[i]);
-    free(w), free(g);
     return worst;
 }
 
 /* One full step as the fixture: SFT loss, clip to 1.0, AdamW (decay on every
- * tensor) -> adamw1.*, within step_err's tolerance of 1e-6. */
+ * tensor) -> adamw1.*, every parameter within step_err's bound. */
 static void check_sft_step(const char *arch) {
     Fx f;
     Err e;
@@ -150,21 +169,33 @@ static void check_sft_step(const char *arch) {
     StepStats st;
     rc = trainer_sft_accumulate(&t, &ex, 1, &st, &e);
     double err = 0;
-    if (!rc) {
-        trainer_apply(&t, &st);
-        err = step_err(&f, cfg.schedule.lr, &e);
-    }
     double want_loss = json_number_value(json_object_get(sft, "loss"));
     double want_norm = json_number_value(json_object_get(sft, "grad_norm_before_clip"));
+    float *p0 = xmalloc(f.m.n_params * sizeof *p0), *g0 = xmalloc(f.m.n_params * sizeof *g0);
+    memcpy(p0, f.m.params, f.m.n_params * sizeof *p0);
+    memcpy(g0, f.m.grads, f.m.n_params * sizeof *g0);
+    if (!rc) {
+        trainer_apply(&t, &st);
+        err = step_err(&f, p0, g0, st.grad_norm, cfg.schedule.lr, &cfg.adamw, cfg.max_grad_norm, want_norm, &e);
+    }
+    free(p0), free(g0);
     free(ids), free(target);
     trainer_free(&t);
     fx_close(&f);
     CHECK_MSG(rc == 0, "%s", e.msg);
+    /* the loss: a mean of -log p over the targets, each moved by <= 2 x
+     * the logits' error (gradient of l1 norm <= 2), the logits within the
+     * f32 gold budget (<= 1.25e-6 of a range of 6.5-8.2 here): <= 2.1e-5
+     * absolute on a loss of 7.3-7.8: 2.9e-6 relative, within 1e-5 */
     CHECK_NEAR(st.loss, want_loss, 1e-5 * want_loss);
     CHECK_EQ_INT(st.n_targets, T - n_prompt);
-    CHECK_NEAR(st.grad_norm, want_norm, 1e-5 * want_norm);
+    /* the norm: every gradient element carries sd u·sqrt(3ΣK/6)·√2 ~ 3e-6
+     * of its tensor's rms (test_decoder_train.c's GRAD_TOL model, ΣK <=
+     * 2472), so the norm moves by ~3e-6 relative (sd): 6 sd, 1.8e-5 */
+    CHECK_NEAR(st.grad_norm, want_norm, 2e-5 * want_norm);
     CHECK_NEAR(st.learning_rate, 1e-3, 1e-12);
-    CHECK_MSG(err <= 1e-6, "%s: parameters after the step off by %.3g of max", arch, err);
+    printf("  %s: worst parameter after the step: %.3g of its bound\n", arch, err);
+    CHECK_MSG(err <= 1, "%s: a parameter after the step is %.3g times its bound from adamw1.*", arch, err);
 }
 
 /* DPO through the trainer's packed pairs: reference log-probs from the
@@ -252,6 +283,40 @@ static void tiny_model(TrainDecoder *m, uint64_t seed) {
     td_init_random(m, seed, 0.1f);
 }
 
+/* A bound on |Δ log p| between two evaluations of a completion's summed
+ * log-prob that differ only in how the head's rows are blocked (the hidden
+ * states are the same computation: same rows, same calls): each logit
+ * z_tj = Σ_k x_tk W_jk (K = hidden size) is a float32 dot whose blocking
+ * may change its summation order, and each order is within
+ * γ_K·S_tj of the exact value (γ_K = K·u/(1 - K·u), S_tj = Σ_k |x_tk W_jk|),
+ * so the two differ by <= 2γ_K·S_t (S_t = max_j S_tj). -log p_t =
+ * m + log Σ exp(z - m) - z_label has gradient (p - onehot), of l1 norm <= 2,
+ * so it moves by <= 2·2γ_K·S_t; its own float evaluation (x - m rounded,
+ * expf to ~1 ulp) has relative error <= u·(R_t + 2) in the sum (R_t = the
+ * row's range), i.e. <= u·(R_t + 2) in log Σ, on each side. The double
+ * sums over rows and threads add ~1e-16 relative: nothing. Over the rows:
+ *   B = Σ_t [4γ_K·S_t + 2u·(R_t + 2)]   (rows t in [t0, t1) with a label).
+ * A blocking bug (a row's logits from the wrong row, a block boundary
+ * counted twice or not at all) moves log p by a whole token's -log p
+ * (~log V): far outside B. */
+static double blocked_logp_bound(const TrainDecoder *m, const float *logits, const int32_t *labels, int t0, int t1) {
+    const int K = m->cfg.hidden_size, V = m->cfg.vocab_size;
+    const double u = 0x1p-24, gamma = K * u / (1 - K * u);
+    double B = 0;
+    for (int t = t0; t < t1; t++) {
+        if (labels[t] == LOSS_IGNORE) continue;
+        const float *x = m->xf + (size_t)t * K, *z = logits + (size_t)t * V;
+        double S = 0, lo = z[0], hi = z[0];
+        for (int j = 0; j < V; j++) {
+            double s = 0;
+            for (int k = 0; k < K; k++) s += fabs((double)x[k] * m->w.lm_head[(size_t)j * K + k]);
+            S = fmax(S, s), lo = fmin(lo, z[j]), hi = fmax(hi, z[j]);
+        }
+        B += 4 * gamma * S + 2 * u * (hi - lo + 2);
+    }
+    return B;
+}
+
 /* A sequence longer than the rows of logits an SFT step holds at once
  * (several head blocks, the last one short): the step's loss and gradients
  * are those of the whole-sequence forward, loss and backward. */
@@ -272,6 +337,8 @@ static void test_sft_blocked_head_matches_whole(void) {
     int n;
     CHECK_OK(td_forward(&m, tp, ids, LONG_T, logits, &e), &e);
     double want_loss = token_nll_sum_forward(logits, labels, LONG_T, V, &n) / n;
+    /* the mean of the per-row -log p: blocked_logp_bound over n */
+    double loss_bound = blocked_logp_bound(&m, logits, labels, 0, LONG_T) / n;
     token_nll_sum_backward(logits, logits, labels, LONG_T, V, 1.0f / (float)n);
     td_backward(&m, tp, logits);
     float *want = xmalloc(m.n_params * sizeof *want);
@@ -283,7 +350,9 @@ static void test_sft_blocked_head_matches_whole(void) {
     CHECK_OK(trainer_init(&t, &m, tp, &cfg, &e), &e);
     SftTokens ex = {ids, target, LONG_T};
     CHECK_OK(trainer_sft_accumulate(&t, &ex, 1, &st, &e), &e);
-    CHECK_NEAR(st.loss, want_loss, 1e-6 * want_loss);
+    CHECK_NEAR(st.loss, want_loss, loss_bound);
+    /* gradients: the head's backward in blocks sums dW over blocks of rows
+     * in another order: test_decoder_train.c's GRAD_TOL model */
     double err = scaled_err(m.grads, want, (long)m.n_params);
     CHECK_MSG(err <= 1e-5, "blocked head: gradients off by %.3g of max", err);
     trainer_free(&t);
@@ -327,6 +396,8 @@ static void dpo_blocked_head(int lora) {
     DpoConfig dc = {DPO_SIGMOID, 0.5, 0, 0};
     DpoPair dp = {-token_nll_sum_forward(logits, labels, NC, V, NULL),
                   -token_nll_sum_forward(logits + NC * V, labels + NC, NR, V, NULL), -300, -310, NC - NP, NR - NP};
+    /* rows of the whole packed pass: chosen [0, NC), rejected [NC, NC + NR) */
+    double bound_c = blocked_logp_bound(&m, logits, labels, 0, NC), bound_r = blocked_logp_bound(&m, logits, labels, NC, NC + NR);
     double d_c, d_r;
     dpo_pair_backward(&dc, &dp, 1.0, &d_c, &d_r);
     token_nll_sum_backward(logits, logits, labels, NC, V, (float)-d_c);
@@ -346,8 +417,11 @@ static void dpo_blocked_head(int lora) {
     double ref[2] = {-300, -310};
     CHECK_OK(trainer_dpo_accumulate(&t, &pair, 1, ref, &st, &e), &e);
     CHECK(t.logits_cap <= 128 * V); /* never the whole pair's logits */
-    CHECK_NEAR(st.dpo.logps_chosen, dp.policy_chosen, 1e-9 * fabs(dp.policy_chosen));
-    CHECK_NEAR(st.dpo.logps_rejected, dp.policy_rejected, 1e-9 * fabs(dp.policy_rejected));
+    printf("  %s: log-prob differences %.2g, %.2g; bounds %.2g, %.2g\n", lora ? "LoRA" : "full",
+           fabs(st.dpo.logps_chosen - dp.policy_chosen), fabs(st.dpo.logps_rejected - dp.policy_rejected), bound_c,
+           bound_r);
+    CHECK_NEAR(st.dpo.logps_chosen, dp.policy_chosen, bound_c);
+    CHECK_NEAR(st.dpo.logps_rejected, dp.policy_rejected, bound_r);
     double err = scaled_err(g, want, (long)n);
     CHECK_MSG(err <= 1e-5, "%s: blocked DPO gradients off by %.3g of max", lora ? "LoRA" : "full", err);
     trainer_free(&t);
