@@ -338,6 +338,14 @@ const TensorView *st_get(const SafeTensors *st, const char *name, Err *e) {
     return t;
 }
 
+const char *st_file_of(const SafeTensors *st, const TensorView *t) {
+    for (int i = 0; t && i < st->n_shards; i++) {
+        const uint8_t *b = st->shards[i].map.data, *d = t->data;
+        if (b && d >= b && d <= b + st->shards[i].map.size) return st->shards[i].path;
+    }
+    return st->path;
+}
+
 int st_count(const SafeTensors *st) { return st->n; }
 const TensorView *st_tensor(const SafeTensors *st, int i) { return i >= 0 && i < st->n ? &st->t[i] : NULL; }
 const char *st_path(const SafeTensors *st) { return st->path; }

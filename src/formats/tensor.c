@@ -60,9 +60,10 @@ int tensor_check_shape(const TensorView *t, int ndim, const int64_t *shape, Err 
     if (ok) return 0;
     char got[96], want[96];
     TensorView w = {.ndim = ndim};
-    for (int i = 0; i < ndim && i < TENSOR_MAX_DIMS; i++) w.shape[i] = shape[i];
-    return err_set(e, ERR_PARSE, "tensor %s: shape %s, expected %s (-1 = any)", t->name,
-                   tensor_shape_str(t, got, sizeof got), tensor_shape_str(&w, want, sizeof want));
+    int any = 0;
+    for (int i = 0; i < ndim && i < TENSOR_MAX_DIMS; i++) w.shape[i] = shape[i], any |= shape[i] < 0;
+    return err_set(e, ERR_PARSE, "tensor %s: shape %s, expected %s%s", t->name, tensor_shape_str(t, got, sizeof got),
+                   tensor_shape_str(&w, want, sizeof want), any ? " (-1 = any)" : "");
 }
 
 int tensor_to_f32(const TensorView *t, float *dst, Err *e) {
