@@ -77,10 +77,17 @@ static Tokenizer *from_gguf(const Gguf *g, const char *path, Err *e) {
         goto fail;
     }
     if (kind == TOK_BPE && gguf_get_arr_str(g, "tokenizer.ggml.merges", &merges, &n_merges, e)) goto fail;
+    if (n_merges > 0x7fffffff) {
+        err_set(e, ERR_PARSE, "%s: tokenizer.ggml.merges: %llu merges is too many", path, (unsigned long long)n_merges);
+        goto fail;
+    }
     if (!(text = copy_strs(toks, n, path, "tokenizer.ggml.tokens", e))) goto fail;
     if (merges && !(mtext = copy_strs(merges, n_merges, path, "tokenizer.ggml.merges", e))) goto fail;
     TokVocab v = {kind, (int)n, (const char *const *)text, scores, types, (int)n_merges, (const char *const *)mtext};
-    if (!(t = tok_new(&v, e))) goto fail;
+    if (!(t = tok_new(&v, e))) { /* the arrays are checked above: what is left to fail is a merge */
+        err_wrap(e, "%s: tokenizer.ggml.merges", path);
+        goto fail;
+    }
 
     int add_bos = kind != TOK_BPE, add_eos = kind == TOK_WPM;
     int bos = opt_id(g, "tokenizer.ggml.bos_token_id"), eos = opt_id(g, "tokenizer.ggml.eos_token_id");

@@ -80,8 +80,8 @@ int tok_add_merges(Tokenizer *t, int n, const char *const *left, const char *con
         size_t la = strlen(left[r]), lb = strlen(right[r]);
         int a = strmap_get(t, left[r], la), b = strmap_get(t, right[r], lb);
         if (a < 0 || b < 0)
-            return err_set(e, ERR_PARSE, "merge %d (\"%s %s\"): %s part is not in the vocabulary", r,
-                           left[r], right[r], a < 0 ? "left" : "right");
+            return err_set(e, ERR_PARSE, "merge %d (\"%s %s\"): %s part \"%s\" is not in the vocabulary", r,
+                           left[r], right[r], a < 0 ? "left" : "right", a < 0 ? left[r] : right[r]);
         char *cat = la + lb < sizeof buf ? buf : xmalloc(la + lb);
         memcpy(cat, left[r], la);
         memcpy(cat + la, right[r], lb);
