@@ -6,6 +6,7 @@
  *   model "bert"  -> WordPiece with "▁" marking word starts.
  * bos/eos/unk/pad ids and add_bos/add_eos/add_space_prefix come from their
  * keys, with llama.cpp's defaults when absent. */
+#include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -44,6 +45,33 @@ static void free_strs(char **s, uint64_t n) {
     if (!s) return;
     for (uint64_t i = 0; i < n; i++) free(s[i]);
     free(s);
+}
+
+static void set_rstrip(Tokenizer *t, const char *text, int on) {
+    int id = tok_find(t, text);
+    for (int i = 0; id >= 0 && i < t->n_added; i++)
+        if (t->added[i].id == id) t->added[i].rstrip = (uint8_t)on;
+}
+
+/* GGUF stores no lstrip/rstrip flags. llama.cpp's vocabulary loader sets
+ * them itself for the models whose tokenizer.json has them, keyed on
+ * general.name: for Phi-3 every special (control / user-defined) token
+ * takes the whitespace after it -- as Phi-3's own tokenizer.json says with
+ * "rstrip": true -- except <unk>, <s> and <|endoftext|>. Without this,
+ * "<|user|>\nHello" keeps the newline and the next word loses its "▁". */
+static void apply_name_quirks(Tokenizer *t, const Gguf *g) {
+    const GgufKV *kv = gguf_find_key(g, "general.name");
+    if (!kv || kv->type != GGUF_STRING) return;
+    char *name = xstrdup(kv->str);
+    for (char *c = name; *c; c++) *c = (char)tolower((unsigned char)*c);
+    if (strstr(name, "phi-3") || strstr(name, "phi3")) {
+        for (int i = 0; i < t->n_added; i++) t->added[i].rstrip = 1;
+        set_rstrip(t, "</s>", 1);
+        set_rstrip(t, "<unk>", 0);
+        set_rstrip(t, "<s>", 0);
+        set_rstrip(t, "<|endoftext|>", 0);
+    }
+    free(name);
 }
 
 static Tokenizer *from_gguf(const Gguf *g, const char *path, Err *e) {
@@ -112,6 +140,7 @@ static Tokenizer *from_gguf(const Gguf *g, const char *path, Err *e) {
     tok_set_specials(t, bos, eos, opt_id(g, "tokenizer.ggml.unknown_token_id"),
                      opt_id(g, "tokenizer.ggml.padding_token_id"), add_bos, add_eos);
     if (kind == TOK_SPM) tok_set_add_space_prefix(t, opt_bool(g, "tokenizer.ggml.add_space_prefix", 1));
+    apply_name_quirks(t, g);
     tok_add_eot(t, opt_id(g, "tokenizer.ggml.eot_token_id"));
     tok_add_eot(t, opt_id(g, "tokenizer.ggml.eom_token_id"));
     static const char *const eot[] = {"<|im_end|>", "<|eot_id|>", "<|eom_id|>", "<|end|>", "<end_of_turn>"};

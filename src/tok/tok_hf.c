@@ -504,6 +504,7 @@ static Tokenizer *build(HfFile *h, const char *path, const char *dir, Err *e) {
     free(text);
     if (!t) return err_wrap(e, "%s", path), NULL;
     apply_added(t, h);
+    t->strip_unicode_ws = 1;
     if (model == TOK_BPE) {
         const char **l = xmalloc((h->n_merges + 1) * sizeof(char *)), **r = xmalloc((h->n_merges + 1) * sizeof(char *));
         for (int i = 0; i < h->n_merges; i++) {
