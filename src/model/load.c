@@ -313,7 +313,7 @@ Model *model_load_gguf(const char *path, int n_threads, Err *e) {
     if (!g) return NULL;
     ModelConfig cfg;
     const char *arch = NULL;
-    if (gguf_model_config(g, &cfg, e) || model_check_config(&cfg, path, e) ||
+    if (gguf_model_config(g, &cfg, e) || model_check_dims(&cfg, path, e) ||
         gguf_get_str(g, "general.architecture", &arch, e) || check_gguf_layer_count(g, &cfg, arch, e)) {
         gguf_close(g);
         return NULL;
@@ -336,12 +336,16 @@ Model *model_load_gguf(const char *path, int n_threads, Err *e) {
     for (int l = 0; l < cfg.n_layers; l++)
         if (load_gguf_layer(m, l, e)) goto fail;
     if (cfg.n_layers > 0) m->weight_type = m->w.layers[0].w_up.type;
+    /* every tensor matched the config's shapes: its sizes describe data
+     * that exists; check the products anyway before sizing from them */
+    if (model_check_config(&cfg, path, e)) goto fail_bare;
     const float *factors = gguf_vec(m, "rope_freqs.weight", cfg.head_dim / 2, 0, e);
     if (!factors && gguf_find_tensor(g, "rope_freqs.weight")) goto fail;
     model_init_rope(m, factors);
     return m;
 fail:
     err_wrap(e, "%s", path);
+fail_bare:
     model_free(m);
     return NULL;
 }
