@@ -2,13 +2,14 @@
 # Builds the libFuzzer harnesses in tests/fuzz/ with clang (ASan + UBSan)
 # and runs each for N seconds (default 60), seeding the corpora from the
 # repository's seeds and the shared fixtures when they are present.
-#   scripts/fuzz.sh [SECONDS] [HARNESS...]     (harnesses: gguf safetensors tokenizer_json jsonl)
+#   scripts/fuzz.sh [SECONDS] [HARNESS...]     (harnesses: gguf safetensors tokenizer_json jsonl config
+#                                               gguf_model st_index tok_config)
 # Crashing inputs are written to build-fuzz/crash-<harness>-*.
 set -e
 cd "$(dirname "$0")/.."
 SECS=${1:-60}
 [ $# -gt 0 ] && shift
-HARNESSES=${*:-gguf safetensors tokenizer_json jsonl}
+HARNESSES=${*:-gguf safetensors tokenizer_json jsonl config gguf_model st_index tok_config}
 OUT=build-fuzz
 SHARED=${ALOE_SHARED:-$(pwd)/../shared}
 nproc=$(nproc)
@@ -22,10 +23,15 @@ seed() { # seed HARNESS FILE...
     mkdir -p "$d"
     for f in "$@"; do [ -f "$f" ] && cp "$f" "$d/" || true; done
 }
-seed gguf "$SHARED"/fixtures/gguf/tiny-qwen2-q8_0.gguf "$SHARED"/fixtures/gguf/tiny-llama3-f16.gguf
+seed gguf tests/data/formats/gguf-numel-overflow.gguf "$SHARED"/fixtures/gguf/tiny-qwen2-q8_0.gguf "$SHARED"/fixtures/gguf/tiny-llama3-f16.gguf
 seed safetensors "$SHARED"/fixtures/models/tiny-bert-st/model.safetensors
 seed tokenizer_json tests/data/tok/fuzz-seeds/*
 seed jsonl tests/data/fuzz/jsonl/* "$SHARED"/aloe-data/personality_eval.jsonl
+seed config tests/data/fuzz/config/*
+seed gguf_model tests/data/fuzz/gguf_model/*
+seed st_index tests/data/fuzz/st_index/*
+seed tok_config tests/data/fuzz/tok_config/* "$SHARED"/tokenizer-data/chat-templates/* \
+    "$SHARED"/fixtures/models/tiny-qwen2/chat_template.jinja "$SHARED"/tokenizer-data/llama3/tokenizer_config.json
 
 rc=0
 for h in $HARNESSES; do

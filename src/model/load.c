@@ -310,7 +310,11 @@ static int check_gguf_layer_count(const Gguf *g, const ModelConfig *c, const cha
 
 Model *model_load_gguf(const char *path, int n_threads, Err *e) {
     Gguf *g = gguf_open(path, e);
-    if (!g) return NULL;
+    return g ? model_from_gguf(g, n_threads, e) : NULL;
+}
+
+Model *model_from_gguf(Gguf *g, int n_threads, Err *e) {
+    const char *path = gguf_path(g);
     ModelConfig cfg;
     const char *arch = NULL;
     if (gguf_model_config(g, &cfg, e) || model_check_dims(&cfg, path, e) ||

@@ -172,3 +172,5 @@ Tokenizer *tok_load_gguf(const char *path, Err *e) {
     gguf_close(g);
     return t;
 }
+
+Tokenizer *tok_from_gguf(const Gguf *g, Err *e) { return from_gguf(g, gguf_path(g), e); }
