@@ -348,7 +348,8 @@ Model *model_from_gguf(Gguf *g, int n_threads, Err *e) {
     model_init_rope(m, factors);
     return m;
 fail:
-    err_wrap(e, "%s", path);
+    /* name the file once: the reader's own messages already start with it */
+    if (e && strncmp(e->msg, path, strlen(path))) err_wrap(e, "%s", path);
 fail_bare:
     model_free(m);
     return NULL;

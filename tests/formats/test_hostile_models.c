@@ -321,6 +321,8 @@ static void test_config_values_checked(void) {
 
 /* ---- GGUF metadata ---- */
 
+static const char *skip_tensor; /* gguf_with leaves this tensor out */
+
 /* A GGUF decoder model from the tiny-qwen2 f32 fixture's tensors and keys,
  * with `key` replaced by an f32 or u32 value. */
 static char *gguf_with(const char *key, int is_float, double value) {
@@ -335,7 +337,9 @@ static char *gguf_with(const char *key, int is_float, double value) {
     if (is_float) gguf_set_f32(w, key, (float)value);
     else gguf_set_u32(w, key, (uint32_t)value);
     for (int i = 0; i < gguf_n_tensors(g); i++)
-        if (gguf_writer_add_tensor(w, gguf_tensor(g, i), &e)) abort();
+        if ((!skip_tensor || strcmp(gguf_tensor(g, i)->name, skip_tensor)) &&
+            gguf_writer_add_tensor(w, gguf_tensor(g, i), &e))
+            abort();
     char *dir = test_tmpdir(), *out = path_join(dir, "m.gguf");
     if (gguf_writer_write(w, out, &e)) abort();
     gguf_writer_free(w);
@@ -379,6 +383,21 @@ static void test_gguf_metadata_checked(void) {
     }
 }
 
+/* A tensor the config implies is missing: named once with the file (the
+ * loader used to put the path in front of the reader's message again). */
+static void test_gguf_missing_tensor(void) {
+    skip_tensor = "blk.1.ffn_up.weight";
+    char *path = gguf_with("qwen2.context_length", 0, 256);
+    skip_tensor = NULL;
+    if (!path) SKIP("shared fixtures not found (set ALOE_SHARED)");
+    char want[512];
+    snprintf(want, sizeof want, "%s: no tensor blk.1.ffn_up.weight", path);
+    Err e;
+    CHECK(model_load(path, 1, &e) == NULL);
+    CHECK_EQ_STR(e.msg, want);
+    free(path);
+}
+
 /* A GGUF string holding a NUL would be cut short silently by the
  * NUL-terminated copy every reader gets. */
 static void test_gguf_string_with_nul(void) {
@@ -406,6 +425,7 @@ int main(void) {
     RUN(test_config_sizes_checked_before_allocation);
     RUN(test_config_values_checked);
     RUN(test_gguf_metadata_checked);
+    RUN(test_gguf_missing_tensor);
     RUN(test_gguf_string_with_nul);
     return test_summary();
 }
