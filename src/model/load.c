@@ -113,11 +113,12 @@ static int load_hf_kind(Model *m, ParamKind k, size_t size, Err *e) {
         model_param_hf_name(k, l, name, sizeof name);
         const TensorView *t = st_get(m->st, name, e);
         if (!t) return -1;
-        if (tensor_check_shape(t, cols ? 2 : 1, shape, e)) return -1;
+        if (tensor_check_shape(t, cols ? 2 : 1, shape, e)) return err_wrap(e, "%s", st_file_of(m->st, t));
         if (t->dtype != DT_F32 && t->dtype != DT_F16 && t->dtype != DT_BF16)
             return err_set(e, ERR_UNSUPPORTED, "%s: tensor %s has dtype %s; expected F32, F16 or BF16",
                            st_path(m->st), name, dtype_name(t->dtype));
-        if (tensor_to_f32(t, m->param[k] + (size_t)l * (size_t)(size / (size_t)n), e)) return -1;
+        if (tensor_to_f32(t, m->param[k] + (size_t)l * (size_t)(size / (size_t)n), e))
+            return err_wrap(e, "%s", st_file_of(m->st, t));
     }
     return 0;
 }
@@ -152,7 +153,8 @@ static int map_hf_kind(Model *m, ParamKind k, Err *e) {
         char name[128];
         model_param_hf_name(k, l, name, sizeof name);
         const TensorView *t = st_get(m->st, name, e);
-        if (!t || tensor_check_shape(t, 2, shape, e)) return -1;
+        if (!t) return -1;
+        if (tensor_check_shape(t, 2, shape, e)) return err_wrap(e, "%s", st_file_of(m->st, t));
         QMat q = {t->dtype, t->data, (int)rows, (int)cols};
         LayerWeights *w = &m->w.layers[l];
         switch (k) {

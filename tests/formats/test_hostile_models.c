@@ -185,17 +185,23 @@ static void test_safetensors_layout(void) {
  * is the fixture's with `edit` applied: "key=json" pairs separated by ';',
  * key "rope_parameters.rope_theta" reaching one level down, json "DELETE"
  * removing the key. NULL when the fixtures are absent. */
-static char *model_with_config(const char *edit) {
-    char *rel = test_shared_path("fixtures/models/tiny-qwen2");
+static char *fixture_with_config(const char *fixture, const char *edit);
+static char *model_with_config(const char *edit) { return fixture_with_config("tiny-qwen2", edit); }
+
+static char *fixture_with_config(const char *fixture, const char *edit) {
+    char rel_name[128];
+    snprintf(rel_name, sizeof rel_name, "fixtures/models/%s", fixture);
+    char *rel = test_shared_path(rel_name);
     if (!rel) return NULL;
     char *src = realpath(rel, NULL); /* the symlinks must not depend on the working directory */
     free(rel);
     char *dir = test_tmpdir();
     static const char *const files[] = {"model.safetensors", "tokenizer.json", "tokenizer_config.json",
-                                        "generation_config.json", "chat_template.jinja"};
+                                        "generation_config.json", "chat_template.jinja", "modules.json",
+                                        "1_Pooling", "2_Normalize", "sentence_bert_config.json", "vocab.txt"};
     for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
         char *a = path_join(src, files[i]), *b = path_join(dir, files[i]);
-        if (symlink(a, b)) abort();
+        if (file_exists(a) && symlink(a, b)) abort();
         free(a), free(b);
     }
     char *cfg_src = path_join(src, "config.json"), *cfg = path_join(dir, "config.json");
@@ -319,6 +325,40 @@ static void test_config_values_checked(void) {
     free(dir);
 }
 
+/* The BERT encoder: the same checks through `aloe embed`. */
+static void test_bert_config_checked(void) {
+    static const struct {
+        const char *edit, *want;
+    } cases[] = {
+        {"num_hidden_layers=1000000",
+         "DIR/config.json: num_hidden_layers = 1000000, but DIR/model.safetensors has no tensor "
+         "encoder.layer.999999.output.LayerNorm.bias"},
+        {"layer_norm_eps=0", "DIR/config.json: field \"layer_norm_eps\" = 0 must be a positive finite number"},
+        {"intermediate_size=1073741824",
+         "DIR/model.safetensors: tensor encoder.layer.0.intermediate.dense.weight: shape [128, 64], expected "
+         "[1073741824, 64]"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char *dir = fixture_with_config("tiny-bert-st", cases[i].edit);
+        if (!dir) SKIP("shared fixtures not found (set ALOE_SHARED)");
+        char want[1024];
+        size_t k = 0;
+        for (const char *p = cases[i].want; *p && k + strlen(dir) + 2 < sizeof want;) {
+            if (!strncmp(p, "DIR", 3)) k += (size_t)snprintf(want + k, sizeof want - k, "%s", dir), p += 3;
+            else want[k++] = *p++;
+        }
+        want[k] = 0;
+        char *aloe = test_build_path("aloe"), *err = path_join(dir, "err"), *text = NULL;
+        int rc = test_system("%s embed -m %s hello >/dev/null 2>%s", aloe, dir, err);
+        size_t len;
+        Err e;
+        CHECK_EQ_INT(rc, 1);
+        CHECK_OK(file_read_all(err, &text, &len, &e), &e);
+        CHECK_MSG(strstr(text, want), "case %s: \"%s\" lacks \"%s\"", cases[i].edit, text, want);
+        free(text), free(err), free(aloe), free(dir);
+    }
+}
+
 /* ---- GGUF metadata ---- */
 
 static const char *skip_tensor; /* gguf_with leaves this tensor out */
@@ -424,6 +464,7 @@ int main(void) {
     RUN(test_safetensors_layout);
     RUN(test_config_sizes_checked_before_allocation);
     RUN(test_config_values_checked);
+    RUN(test_bert_config_checked);
     RUN(test_gguf_metadata_checked);
     RUN(test_gguf_missing_tensor);
     RUN(test_gguf_string_with_nul);
