@@ -252,9 +252,12 @@ Tokenizer *tok_new(const TokVocab *v, Err *e) {
         t->spm_byte[b] = strmap_get(t, hx, 6);
     }
     t->byte_fallback = v->model == TOK_SPM && t->spm_byte['A'] >= 0;
+    /* as llama.cpp's special-token cache: control and unknown tokens match
+     * their text only with parse_special, user-defined ones always */
     for (int i = 0; i < v->n; i++) {
-        if (t->type[i] == TOK_TYPE_CONTROL || t->type[i] == TOK_TYPE_USER_DEFINED)
-            tok_add_added(t, i, NULL, t->type[i] == TOK_TYPE_CONTROL, 0, 0, 0, 0);
+        int ty = t->type[i];
+        if (ty == TOK_TYPE_CONTROL || ty == TOK_TYPE_USER_DEFINED || ty == TOK_TYPE_UNKNOWN)
+            tok_add_added(t, i, NULL, ty != TOK_TYPE_USER_DEFINED, 0, 0, 0, 0);
     }
     if (v->n_merges > 0) {
         const char **l = xmalloc(v->n_merges * sizeof(char *)), **r = xmalloc(v->n_merges * sizeof(char *));

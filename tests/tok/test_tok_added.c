@@ -130,6 +130,10 @@ static void test_phi3_gguf_rstrip(void) {
     Ids w7 = {{2}, 1};
     ids_text(&w7, t, "Hi");
     CHECK(ids_equal(t, "</s>\n\nHi", 0, &w7));
+    /* unknown-type tokens ([PAD32011]) are special text too, and strip */
+    Ids w9 = {{32011}, 1};
+    ids_text(&w9, t, "x");
+    CHECK(ids_equal(t, "[PAD32011]\n x", 0, &w9));
     /* no lstrip: the whitespace before a token stays with the text */
     Ids w8 = {{0}, 0};
     ids_text(&w8, t, "Hi\n");
