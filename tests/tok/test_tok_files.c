@@ -82,6 +82,37 @@ static void test_bad_escapes_name_their_position(void) {
     CHECK_HAS(e.msg, "(column 60)");
 }
 
+/* The scanner's other refusals: each names the line and what it wanted. */
+static void test_scanner_errors(void) {
+    char deep[400];
+    int k = snprintf(deep, sizeof deep, "{\"x\": ");
+    for (int i = 0; i < 70; i++) deep[k++] = '[';
+    for (int i = 0; i < 70; i++) deep[k++] = ']';
+    snprintf(deep + k, sizeof deep - k, ", \"model\": {\"type\": \"BPE\", \"vocab\": {}, \"merges\": []}}");
+    const struct {
+        const char *json, *want;
+    } cases[] = {
+        {"{\"model\": {\"vocab\": {\"a\": 1.5}}}", "t.json:1: expected an integer (column 27)"},
+        {"{\"model\": {\"vocab\": {\"a\": 123456789012345}}}", "t.json:1: expected an integer of sensible size"},
+        {"{\"model\": {\"vocab\": {\"a\": -1}}}", "t.json:1: expected a token id between 0 and 4000000"},
+        {"{\"model\": {\"vocab\": {\"a\tb\": 0}}}", "t.json:1: expected no control character inside a string"},
+        {"{\"model\": {\"vocab\": {\"ab", "t.json:1: expected the end of a string"},
+        {"{\"model\": {\"vocab\": {}, \"merges\": [\"ab\"]}}", "t.json:1: expected a merge of the form \"left right\""},
+        {"{\"model\": {\"vocab\": {}}, \"model\": {}}", "t.json:1: expected one \"model\" section, not two"},
+        {"{\"model\": {\"vocab\": {}}} x", "t.json:1: expected the end of the file after the top-level object"},
+        {"{\"x\": \"unterminated", "t.json:1: expected the end of a string"},
+        {"{\"x\": }", "t.json:1: expected a value"},
+        {deep, "t.json:1: expected nesting under 64 levels"},
+        {"{\"x\": 1}", "t.json: no \"model\" section"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        Err e;
+        Tokenizer *t = load_json(cases[i].json, &e);
+        CHECK_MSG(t == NULL, "case %zu accepted", i);
+        CHECK_MSG(strstr(e.msg, cases[i].want), "case %zu: \"%s\" lacks \"%s\"", i, e.msg, cases[i].want);
+    }
+}
+
 /* ---- model sections ---- */
 
 static void test_merges_errors_name_the_file(void) {
@@ -199,6 +230,7 @@ static void test_chat_template_with_nul(void) {
 int main(void) {
     RUN(test_escapes_in_vocab_merges_and_added);
     RUN(test_bad_escapes_name_their_position);
+    RUN(test_scanner_errors);
     RUN(test_merges_errors_name_the_file);
     RUN(test_decoders);
     RUN(test_empty_split_pattern);
