@@ -24,11 +24,13 @@ seed() { # seed HARNESS FILE...
     mkdir -p "$d"
     for f in "$@"; do [ -f "$f" ] && cp "$f" "$d/" || true; done
 }
-seed gguf "$SHARED"/fixtures/gguf/tiny-qwen2-q8_0.gguf "$SHARED"/fixtures/gguf/tiny-llama3-f16.gguf
+seed gguf tests/data/formats/gguf-numel-overflow.gguf "$SHARED"/fixtures/gguf/tiny-qwen2-q8_0.gguf "$SHARED"/fixtures/gguf/tiny-llama3-f16.gguf
 seed safetensors "$SHARED"/fixtures/models/tiny-bert-st/model.safetensors
 seed tokenizer_json tests/data/tok/fuzz-seeds/*
 seed jsonl "$SHARED"/aloe-data/personality_eval.jsonl
 seed train_data tests/data/fuzz/jsonl/*
+seed tok_config "$SHARED"/tokenizer-data/chat-templates/* \
+    "$SHARED"/fixtures/models/tiny-qwen2/chat_template.jinja "$SHARED"/tokenizer-data/llama3/tokenizer_config.json
 # Every harness: its own seeds in the repository.
 for h in $HARNESSES; do seed "$h" tests/data/fuzz/"$h"/*; done
 

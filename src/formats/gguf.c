@@ -219,15 +219,21 @@ static int parse_tensor_info(Gguf *g, Cur *c, int k, uint64_t *offset) {
                        TENSOR_MAX_DIMS);
     t->ndim = (int)nd;
     for (int i = 0; i < TENSOR_MAX_DIMS; i++) t->shape[i] = 1;
-    uint64_t numel = 1;
     for (uint32_t i = 0; i < nd; i++) {
         uint64_t d;
         if (rd_u64(c, &d, t->name)) return -1;
-        if (d > INT64_MAX || (d && numel > INT64_MAX / d))
-            return err_set(c->e, ERR_PARSE, "%s: tensor %s: dimension %u = %llu overflows", c->file, t->name, i,
-                           (unsigned long long)d);
-        numel *= d;
+        if (d > INT64_MAX)
+            return err_set(c->e, ERR_PARSE, "%s: tensor \"%s\": dimension %u = %llu is larger than INT64_MAX", c->file,
+                           t->name, i, (unsigned long long)d);
         t->shape[nd - 1 - i] = (int64_t)d; /* GGUF lists the innermost dimension first */
+    }
+    int64_t numel;
+    if (tensor_shape_numel(t->shape, t->ndim, &numel)) {
+        char shape[160];
+        return err_set(c->e, ERR_PARSE,
+                       "%s: tensor \"%s\": shape %s has more than INT64_MAX elements (its non-zero dimensions "
+                       "must multiply to a size that fits)",
+                       c->file, t->name, tensor_shape_str(t, shape, sizeof shape));
     }
     if (rd_u32(c, &type, t->name) || rd_u64(c, offset, t->name)) return -1;
     t->dtype = (int)type;
@@ -236,10 +242,40 @@ static int parse_tensor_info(Gguf *g, Cur *c, int k, uint64_t *offset) {
     if (t->shape[nd - 1] % dtype_block_size(t->dtype))
         return err_set(c->e, ERR_PARSE, "%s: tensor %s: row of %lld elements is not a whole number of %s blocks",
                        c->file, t->name, (long long)t->shape[nd - 1], dtype_name(t->dtype));
-    t->nbytes = dtype_nbytes(t->dtype, (int64_t)numel);
+    t->nbytes = dtype_nbytes(t->dtype, numel);
     if (numel && !t->nbytes)
         return err_set(c->e, ERR_PARSE, "%s: tensor %s: size overflows", c->file, t->name);
     return 0;
+}
+
+typedef struct Extent {
+    uint64_t begin, end;
+    int idx;
+} Extent;
+
+static int cmp_extent(const void *a, const void *b) {
+    const Extent *x = a, *y = b;
+    return x->begin < y->begin ? -1 : x->begin > y->begin ? 1 : x->idx - y->idx;
+}
+
+/* Two tensors sharing bytes would alias: writing one (a LoRA merge, a
+ * conversion in place) would change the other, and no converter writes
+ * such a file. Empty tensors occupy nothing and may sit anywhere. */
+static int check_overlaps(const Gguf *g, Cur *c, const uint64_t *offsets, uint64_t n) {
+    Extent *x = xmalloc((size_t)(n ? n : 1) * sizeof *x);
+    int m = 0, rc = 0;
+    for (uint64_t k = 0; k < n; k++)
+        if (g->tensors[k].nbytes) x[m++] = (Extent){offsets[k], offsets[k] + g->tensors[k].nbytes, (int)k};
+    qsort(x, (size_t)m, sizeof *x, cmp_extent);
+    for (int k = 1; k < m && !rc; k++)
+        if (x[k].begin < x[k - 1].end)
+            rc = err_set(c->e, ERR_PARSE,
+                         "%s: tensor %s: data [%llu, %llu) overlaps tensor %s [%llu, %llu) (tensors must not share bytes)",
+                         c->file, g->tensors[x[k].idx].name, (unsigned long long)x[k].begin,
+                         (unsigned long long)x[k].end, g->tensors[x[k - 1].idx].name,
+                         (unsigned long long)x[k - 1].begin, (unsigned long long)x[k - 1].end);
+    free(x);
+    return rc;
 }
 
 static int parse_tensors(Gguf *g, Cur *c, uint64_t n) {
@@ -275,6 +311,7 @@ static int parse_tensors(Gguf *g, Cur *c, uint64_t n) {
         else
             t->data = g->base + g->data_offset + offsets[k];
     }
+    if (!rc) rc = check_overlaps(g, c, offsets, n);
     free(offsets);
     if (rc) return -1;
     g->by_name = sorted_index(g, g->n_tensors, cmp_tensor);
@@ -473,6 +510,10 @@ int gguf_get_str(const Gguf *g, const char *key, const char **out, Err *e) {
     const GgufKV *kv = want(g, key, e);
     if (!kv) return -1;
     if (kv->type != GGUF_STRING) return wrong_type(g, kv, "string", e);
+    /* the copy is NUL-terminated: a NUL inside would silently cut it short */
+    size_t len = strlen(kv->str);
+    if (len != kv->str_len)
+        return err_set(e, ERR_PARSE, "%s: metadata %s holds a NUL byte at offset %zu (expected text)", g->path, key, len);
     *out = kv->str;
     return 0;
 }

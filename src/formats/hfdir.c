@@ -70,6 +70,20 @@ static int j_num(Json *j, json_t *obj, const char *key, double def, double *out)
     return 0;
 }
 
+/* A number that must be positive and finite as a float (RoPE bases, norm
+ * epsilons, scaling factors): zero, a negative or a NaN would turn every
+ * activation into NaN without an error. field names it in messages
+ * ("rope_parameters.rope_theta"). */
+static int j_posf(Json *j, json_t *obj, const char *key, const char *field, double def, float *out) {
+    double d = def;
+    if (j_num(j, obj, key, def, &d)) return -1;
+    float f = (float)d;
+    if (!(f > 0) || !isfinite(f))
+        return err_set(j->e, ERR_PARSE, "%s: field \"%s\" = %g must be a positive finite number", j->name, field, d);
+    *out = f;
+    return 0;
+}
+
 static int j_numf(Json *j, json_t *obj, const char *key, double def, float *out) {
     double d = def;
     if (j_num(j, obj, key, def, &d)) return -1;
@@ -116,9 +130,15 @@ static int j_one_id(Json *j, json_t *obj, const char *key, int *out) {
 }
 
 static int find_arch(Json *j, int *arch) {
-    json_t *archs = json_object_get(j->root, "architectures");
+    json_t *archs = json_object_get(j->root, "architectures"), *mt = json_object_get(j->root, "model_type");
+    if (archs && !json_is_null(archs) &&
+        (!json_is_array(archs) || (json_array_size(archs) > 0 && !json_is_string(json_array_get(archs, 0)))))
+        return err_set(j->e, ERR_PARSE, "%s: field \"architectures\" must be a list of class names (strings)", j->name);
+    if (mt && !json_is_null(mt) && !json_is_string(mt))
+        return err_set(j->e, ERR_PARSE, "%s: field \"model_type\" must be a string, got %s", j->name,
+                       json_is_number(mt) ? "a number" : json_is_boolean(mt) ? "a boolean" : json_is_array(mt) ? "a list" : "an object");
     const char *hf = json_is_array(archs) ? json_string_value(json_array_get(archs, 0)) : NULL;
-    const char *type = json_string_value(json_object_get(j->root, "model_type"));
+    const char *type = json_string_value(mt);
     for (int i = 0; i < NARCH; i++)
         if ((hf && !strcmp(hf, ARCHS[i].hf)) || (!hf && type && !strcmp(type, ARCHS[i].type))) {
             *arch = ARCHS[i].arch;
@@ -129,15 +149,18 @@ static int find_arch(Json *j, int *arch) {
 }
 
 static int parse_dtype(Json *j, int *out) {
-    json_t *v = json_object_get(j->root, "dtype");
-    if (!v || json_is_null(v)) v = json_object_get(j->root, "torch_dtype");
+    const char *key = "dtype";
+    json_t *v = json_object_get(j->root, key);
+    if (!v || json_is_null(v)) v = json_object_get(j->root, key = "torch_dtype");
     *out = DT_F32;
     if (!v || json_is_null(v)) return 0;
     const char *s = json_string_value(v);
-    if (s && !strcmp(s, "float32")) *out = DT_F32;
-    else if (s && !strcmp(s, "float16")) *out = DT_F16;
-    else if (s && !strcmp(s, "bfloat16")) *out = DT_BF16;
-    else return err_set(j->e, ERR_UNSUPPORTED, "%s: dtype %s (expected float32, float16 or bfloat16)", j->name, s ? s : "(not a string)");
+    if (!s)
+        return err_set(j->e, ERR_PARSE, "%s: field \"%s\" must be a string (float32, float16 or bfloat16)", j->name, key);
+    if (!strcmp(s, "float32")) *out = DT_F32;
+    else if (!strcmp(s, "float16")) *out = DT_F16;
+    else if (!strcmp(s, "bfloat16")) *out = DT_BF16;
+    else return err_set(j->e, ERR_UNSUPPORTED, "%s: field \"%s\" = \"%s\" (expected float32, float16 or bfloat16)", j->name, key, s);
     return 0;
 }
 
@@ -146,36 +169,47 @@ static int parse_dtype(Json *j, int *out) {
 static int parse_rope(Json *j, RopeConfig *r) {
     json_t *params = json_object_get(j->root, "rope_parameters");
     json_t *scaling = json_object_get(j->root, "rope_scaling");
-    double theta;
     memset(r, 0, sizeof *r);
-    if (j_num(j, j->root, "rope_theta", 10000.0, &theta)) return -1;
+    if (j_posf(j, j->root, "rope_theta", "rope_theta", 10000.0, &r->theta)) return -1;
     json_t *src = NULL;
+    if (params && !json_is_null(params) && !json_is_object(params))
+        return err_set(j->e, ERR_PARSE, "%s: \"rope_parameters\" must be an object or null", j->name);
     if (json_is_object(params)) {
-        if (j_num(j, params, "rope_theta", theta, &theta)) return -1;
+        if (j_posf(j, params, "rope_theta", "rope_parameters.rope_theta", r->theta, &r->theta)) return -1;
         src = params;
     } else if (json_is_object(scaling)) {
         src = scaling;
     } else if (scaling && !json_is_null(scaling)) {
         return err_set(j->e, ERR_PARSE, "%s: \"rope_scaling\" must be an object or null", j->name);
     }
-    r->theta = (float)theta;
     r->type = ROPE_DEFAULT;
     r->factor = 1;
     if (!src) return 0;
     json_t *t = json_object_get(src, "rope_type");
     if (!t) t = json_object_get(src, "type");
     const char *type = json_string_value(t);
+    const char *sec = src == params ? "rope_parameters" : "rope_scaling";
+    char f1[64], f2[64], f3[64];
+    if (t && !json_is_null(t) && !type)
+        return err_set(j->e, ERR_PARSE, "%s: field \"%s.rope_type\" must be a string", j->name, sec);
     if (!type || !strcmp(type, "default")) return 0;
+    snprintf(f1, sizeof f1, "%s.factor", sec);
     if (!strcmp(type, "linear")) {
         r->type = ROPE_LINEAR;
-        return j_numf(j, src, "factor", 1.0, &r->factor);
+        return j_posf(j, src, "factor", f1, 1.0, &r->factor);
     }
     if (!strcmp(type, "llama3")) {
         r->type = ROPE_LLAMA3;
-        if (j_numf(j, src, "factor", 8.0, &r->factor) || j_numf(j, src, "low_freq_factor", 1.0, &r->low_freq_factor) ||
-            j_numf(j, src, "high_freq_factor", 4.0, &r->high_freq_factor) ||
+        snprintf(f2, sizeof f2, "%s.low_freq_factor", sec);
+        snprintf(f3, sizeof f3, "%s.high_freq_factor", sec);
+        if (j_posf(j, src, "factor", f1, 8.0, &r->factor) || j_posf(j, src, "low_freq_factor", f2, 1.0, &r->low_freq_factor) ||
+            j_posf(j, src, "high_freq_factor", f3, 4.0, &r->high_freq_factor) ||
             j_int(j, src, "original_max_position_embeddings", 8192, 0, &r->original_max_pos))
             return -1;
+        /* the blend divides by their difference */
+        if (r->high_freq_factor <= r->low_freq_factor)
+            return err_set(j->e, ERR_PARSE, "%s: %s (%g) must be larger than %s (%g)", j->name, f3,
+                           (double)r->high_freq_factor, f2, (double)r->low_freq_factor);
         return 0;
     }
     return err_set(j->e, ERR_UNSUPPORTED, "%s: rope type %s is not supported (default, linear, llama3)", j->name, type);
@@ -206,7 +240,8 @@ int hf_config_parse(const char *text, const char *name, ModelConfig *c, Err *e) 
     if (j_int(&j, root, "num_key_value_heads", c->n_heads, 0, &c->n_kv_heads) ||
         j_int(&j, root, "head_dim", c->hidden_size / c->n_heads, 0, &c->head_dim) ||
         j_int(&j, root, "max_position_embeddings", 2048, 0, &c->max_pos) ||
-        j_numf(&j, root, bert ? "layer_norm_eps" : "rms_norm_eps", bert ? 1e-12 : 1e-6, &c->norm_eps) ||
+        j_posf(&j, root, bert ? "layer_norm_eps" : "rms_norm_eps", bert ? "layer_norm_eps" : "rms_norm_eps",
+               bert ? 1e-12 : 1e-6, &c->norm_eps) ||
         j_bool(&j, root, "tie_word_embeddings", bert, &c->tie_word_embeddings) ||
         j_bool(&j, root, "attention_bias", c->arch == ARCH_QWEN2, &c->attention_bias) || parse_rope(&j, &c->rope) ||
         j_one_id(&j, root, "bos_token_id", &c->bos_id) ||
@@ -338,6 +373,13 @@ int hf_chat_template_load(const char *dir, const char *name, char **out, Err *e)
     int rc = 0;
     if (!name && file_exists(jinja)) {
         rc = file_read_all(jinja, out, &len, e);
+        const char *nul = rc ? NULL : memchr(*out, 0, len);
+        if (nul) { /* a NUL would cut the template short without a word */
+            rc = err_set(e, ERR_PARSE, "%s: a NUL byte at offset %zu (a chat template must be text)", jinja,
+                         (size_t)(nul - *out));
+            free(*out);
+            *out = NULL;
+        }
         free(jinja);
         return rc;
     }
@@ -385,6 +427,15 @@ static int g_f32(const Gguf *g, const char *arch, const char *key, float def, fl
     return gguf_get_f32(g, k, out, e);
 }
 
+/* g_f32 for values that must be positive and finite (see j_posf). */
+static int g_posf(const Gguf *g, const char *arch, const char *key, float def, float *out, Err *e) {
+    if (g_f32(g, arch, key, def, out, e)) return -1;
+    if (!(*out > 0) || !isfinite(*out))
+        return err_set(e, ERR_PARSE, "%s: metadata %s.%s = %g must be a positive finite number", gguf_path(g), arch, key,
+                       (double)*out);
+    return 0;
+}
+
 static int gguf_token_id(const Gguf *g, const char *key, int *out, Err *e) {
     *out = -1;
     if (!gguf_find_key(g, key)) return 0;
@@ -397,14 +448,14 @@ static int gguf_token_id(const Gguf *g, const char *key, int *out, Err *e) {
 static int gguf_rope(const Gguf *g, const char *a, RopeConfig *r, Err *e) {
     memset(r, 0, sizeof *r);
     r->factor = 1;
-    if (g_f32(g, a, "rope.freq_base", 10000.0f, &r->theta, e)) return -1;
+    if (g_posf(g, a, "rope.freq_base", 10000.0f, &r->theta, e)) return -1;
     char k[128];
     snprintf(k, sizeof k, "%s.rope.scaling.type", a);
     const char *type = NULL;
     if (gguf_find_key(g, k) && gguf_get_str(g, k, &type, e)) return -1;
     if (type && !strcmp(type, "linear")) {
         r->type = ROPE_LINEAR;
-        if (g_f32(g, a, "rope.scaling.factor", 1.0f, &r->factor, e)) return -1;
+        if (g_posf(g, a, "rope.scaling.factor", 1.0f, &r->factor, e)) return -1;
     } else if (type && strcmp(type, "none")) {
         return err_set(e, ERR_UNSUPPORTED, "%s: rope scaling %s is not supported (none, linear, or rope_freqs.weight)",
                        gguf_path(g), type);
@@ -439,8 +490,8 @@ int gguf_model_config(const Gguf *g, ModelConfig *c, Err *e) {
     if (c->n_heads <= 0) return err_set(e, ERR_PARSE, "%s: %s.attention.head_count must be positive", gguf_path(g), a);
     if (g_u32(g, a, "attention.head_count_kv", c->n_heads, 0, &c->n_kv_heads, e) ||
         g_u32(g, a, "attention.key_length", c->hidden_size / c->n_heads, 0, &c->head_dim, e) ||
-        g_f32(g, a, bert ? "attention.layer_norm_epsilon" : "attention.layer_norm_rms_epsilon", bert ? 1e-12f : 1e-6f,
-              &c->norm_eps, e) ||
+        g_posf(g, a, bert ? "attention.layer_norm_epsilon" : "attention.layer_norm_rms_epsilon", bert ? 1e-12f : 1e-6f,
+               &c->norm_eps, e) ||
         g_u32(g, a, "attention.sliding_window", 0, 0, &c->sliding_window, e) || gguf_rope(g, a, &c->rope, e))
         return -1;
     if (c->n_kv_heads <= 0 || c->n_heads % c->n_kv_heads)
@@ -449,8 +500,12 @@ int gguf_model_config(const Gguf *g, ModelConfig *c, Err *e) {
     const TensorView *emb = gguf_find_tensor(g, "token_embd.weight");
     const GgufKV *tokens = gguf_find_key(g, "tokenizer.ggml.tokens");
     if (g_u32(g, a, "vocab_size", 0, 0, &c->vocab_size, e)) return -1;
+    /* the vocabulary size is an int everywhere after this */
+    if (!c->vocab_size && emb && emb->shape[0] > 0x7fffffff)
+        return err_set(e, ERR_PARSE, "%s: tensor token_embd.weight: %lld rows is too many for a vocabulary", gguf_path(g),
+                       (long long)emb->shape[0]);
     if (!c->vocab_size && emb) c->vocab_size = (int)emb->shape[0];
-    if (!c->vocab_size && tokens) c->vocab_size = (int)tokens->n;
+    if (!c->vocab_size && tokens && tokens->type == GGUF_ARRAY && tokens->n <= 0x7fffffff) c->vocab_size = (int)tokens->n;
     if (!c->vocab_size) return err_set(e, ERR_PARSE, "%s: cannot tell the vocabulary size", gguf_path(g));
     c->tie_word_embeddings = emb && !gguf_find_tensor(g, "output.weight");
     c->attention_bias = gguf_find_tensor(g, "blk.0.attn_q.bias") != NULL;

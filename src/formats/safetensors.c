@@ -75,12 +75,9 @@ static int parse_tensor(SafeTensors *st, const char *file, const char *name, jso
     if (b < 0 || end < b || (uint64_t)end > data_size)
         return err_set(e, ERR_PARSE, "%s: tensor %s: data_offsets [%lld, %lld] outside the %zu data bytes", file, name,
                        (long long)b, (long long)end, data_size);
-    int64_t numel = 1;
-    for (int i = 0; i < t.ndim; i++) {
-        if (t.shape[i] && numel > INT64_MAX / t.shape[i])
-            return err_set(e, ERR_PARSE, "%s: tensor %s: shape overflows", file, name);
-        numel *= t.shape[i];
-    }
+    int64_t numel;
+    if (tensor_shape_numel(t.shape, t.ndim, &numel))
+        return err_set(e, ERR_PARSE, "%s: tensor %s: shape overflows (its non-zero dimensions multiply past INT64_MAX)", file, name);
     size_t want = dtype_nbytes(dtype, numel);
     if ((numel && !want) || (uint64_t)(end - b) != want)
         return err_set(e, ERR_PARSE, "%s: tensor %s: %lld bytes for %lld elements of %s (expected %zu)", file, name,
@@ -94,6 +91,48 @@ static int parse_tensor(SafeTensors *st, const char *file, const char *name, jso
     }
     st->t[st->n++] = t;
     return 0;
+}
+
+typedef struct Extent {
+    size_t begin, end;
+    const char *name;
+} Extent;
+
+static int cmp_extent(const void *a, const void *b) {
+    const Extent *x = a, *y = b;
+    if (x->begin != y->begin) return x->begin < y->begin ? -1 : 1;
+    return strcmp(x->name, y->name);
+}
+
+/* The format (and the reference reader) wants the data section covered
+ * exactly: tensors may not share bytes (writing one would change
+ * another), leave holes, or be followed by bytes no tensor claims (room
+ * for a second file hidden behind the first). Empty tensors cover nothing. */
+static int check_extents(const SafeTensors *st, int first, const char *path, const uint8_t *data, size_t data_size,
+                         Err *e) {
+    Extent *x = xmalloc((size_t)(st->n - first + 1) * sizeof *x);
+    int m = 0, rc = 0;
+    for (int i = first; i < st->n; i++)
+        if (st->t[i].nbytes) {
+            size_t b = (size_t)((const uint8_t *)st->t[i].data - data);
+            x[m++] = (Extent){b, b + st->t[i].nbytes, st->t[i].name};
+        }
+    qsort(x, (size_t)m, sizeof *x, cmp_extent);
+    size_t at = 0;
+    for (int k = 0; k < m && !rc; k++) {
+        if (k > 0 && x[k].begin < x[k - 1].end)
+            rc = err_set(e, ERR_PARSE, "%s: tensor %s: data_offsets [%zu, %zu] overlap tensor %s [%zu, %zu] (tensors must not share bytes)",
+                         path, x[k].name, x[k].begin, x[k].end, x[k - 1].name, x[k - 1].begin, x[k - 1].end);
+        else if (x[k].begin > at)
+            rc = err_set(e, ERR_PARSE, "%s: data bytes [%zu, %zu) before tensor %s belong to no tensor (the format allows no holes)",
+                         path, at, x[k].begin, x[k].name);
+        at = x[k].end;
+    }
+    if (!rc && at != data_size)
+        rc = err_set(e, ERR_PARSE, "%s: %zu trailing bytes after the tensor data (the tensors end at data byte %zu of %zu)",
+                     path, data_size - at, at, data_size);
+    free(x);
+    return rc;
 }
 
 /* Parses one file's bytes (p, size) and appends its tensors (and, if
@@ -112,6 +151,7 @@ static int parse_buf(SafeTensors *st, const char *path, const uint8_t *p, size_t
     if (!json_is_object(h)) rc = err_set(e, ERR_PARSE, "%s: header must be a JSON object", path);
     const char *k;
     json_t *v;
+    int first = st->n;
     json_object_foreach(h, k, v) {
         if (rc) break;
         if (!strcmp(k, "__metadata__")) {
@@ -132,6 +172,7 @@ static int parse_buf(SafeTensors *st, const char *path, const uint8_t *p, size_t
         }
         rc = parse_tensor(st, path, k, v, p + 8 + hlen, size - 8 - (size_t)hlen, e);
     }
+    if (!rc) rc = check_extents(st, first, path, p + 8 + hlen, size - 8 - (size_t)hlen, e);
     json_decref(h);
     return rc;
 }
@@ -295,6 +336,14 @@ const TensorView *st_get(const SafeTensors *st, const char *name, Err *e) {
     const TensorView *t = st_find(st, name);
     if (!t) err_set(e, ERR_NOTFOUND, "%s: no tensor %s", st->path, name);
     return t;
+}
+
+const char *st_file_of(const SafeTensors *st, const TensorView *t) {
+    for (int i = 0; t && i < st->n_shards; i++) {
+        const uint8_t *b = st->shards[i].map.data, *d = t->data;
+        if (b && d >= b && d <= b + st->shards[i].map.size) return st->shards[i].path;
+    }
+    return st->path;
 }
 
 int st_count(const SafeTensors *st) { return st->n; }

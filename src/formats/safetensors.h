@@ -45,6 +45,9 @@ const TensorView *st_tensor(const SafeTensors *st, int i);
 const char *st_metadata(const SafeTensors *st, const char *key);
 /* The path st_open was given. */
 const char *st_path(const SafeTensors *st);
+/* The file (shard) holding t, for messages; st_path when t is not one of
+ * st's mapped tensors. */
+const char *st_file_of(const SafeTensors *st, const TensorView *t);
 
 /* Writes tensors (data copied as-is; dtype must have a safetensors name:
  * F32, F16, BF16, F64, I8..I64, U8, BOOL) with optional string metadata

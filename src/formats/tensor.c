@@ -1,25 +1,44 @@
 /* tensor: helpers over TensorView. */
 #include "formats/tensor.h"
 
+#include <stdint.h>
 #include <stdio.h>
-
 #include <stdlib.h>
 
 #include "base/mem.h"
 
-int64_t tensor_numel(const TensorView *t) {
+int tensor_shape_numel(const int64_t *shape, int ndim, int64_t *numel) {
+    /* The product of the non-zero dimensions must fit: then every partial
+     * product, in any order, fits too, and a zero dimension cannot hide an
+     * overflow that a caller multiplying in another order would hit. */
     int64_t n = 1;
-    for (int i = 0; i < t->ndim; i++) n *= t->shape[i];
+    int zero = 0;
+    for (int i = 0; i < ndim; i++) {
+        if (shape[i] < 0) return -1;
+        if (shape[i] == 0) zero = 1;
+        else if (__builtin_mul_overflow(n, shape[i], &n)) return -1;
+    }
+    *numel = zero ? 0 : n;
+    return 0;
+}
+
+/* Saturates instead of overflowing: a view the readers built always fits
+ * (they check with tensor_shape_numel); a hand-built one must not be
+ * undefined behaviour. */
+static int64_t product(const int64_t *shape, int ndim) {
+    int64_t n = 1;
+    for (int i = 0; i < ndim; i++) {
+        if (shape[i] <= 0) return shape[i] == 0 ? 0 : -1;
+        if (__builtin_mul_overflow(n, shape[i], &n)) n = INT64_MAX;
+    }
     return n;
 }
 
+int64_t tensor_numel(const TensorView *t) { return product(t->shape, t->ndim); }
+
 int64_t tensor_cols(const TensorView *t) { return t->ndim ? t->shape[t->ndim - 1] : 1; }
 
-int64_t tensor_rows(const TensorView *t) {
-    int64_t r = 1;
-    for (int i = 0; i + 1 < t->ndim; i++) r *= t->shape[i];
-    return r;
-}
+int64_t tensor_rows(const TensorView *t) { return t->ndim > 1 ? product(t->shape, t->ndim - 1) : 1; }
 
 size_t tensor_row_bytes(const TensorView *t) { return dtype_nbytes(t->dtype, tensor_cols(t)); }
 
@@ -41,9 +60,10 @@ int tensor_check_shape(const TensorView *t, int ndim, const int64_t *shape, Err 
     if (ok) return 0;
     char got[96], want[96];
     TensorView w = {.ndim = ndim};
-    for (int i = 0; i < ndim && i < TENSOR_MAX_DIMS; i++) w.shape[i] = shape[i];
-    return err_set(e, ERR_PARSE, "tensor %s: shape %s, expected %s (-1 = any)", t->name,
-                   tensor_shape_str(t, got, sizeof got), tensor_shape_str(&w, want, sizeof want));
+    int any = 0;
+    for (int i = 0; i < ndim && i < TENSOR_MAX_DIMS; i++) w.shape[i] = shape[i], any |= shape[i] < 0;
+    return err_set(e, ERR_PARSE, "tensor %s: shape %s, expected %s%s", t->name, tensor_shape_str(t, got, sizeof got),
+                   tensor_shape_str(&w, want, sizeof want), any ? " (-1 = any)" : "");
 }
 
 int tensor_to_f32(const TensorView *t, float *dst, Err *e) {

@@ -29,7 +29,12 @@ typedef struct TensorView {
     size_t nbytes;
 } TensorView;
 
+/* Elements of t: the product of its dims (saturating at INT64_MAX; -1 when
+ * a dim is negative, which no reader produces). */
 int64_t tensor_numel(const TensorView *t);
+/* Checks a shape read from a file: 0 with *numel set, or -1 when a dim is
+ * negative or the product of the non-zero dims exceeds INT64_MAX. */
+int tensor_shape_numel(const int64_t *shape, int ndim, int64_t *numel);
 /* Rows = product of all dims but the last; cols = the last dim. */
 int64_t tensor_rows(const TensorView *t);
 int64_t tensor_cols(const TensorView *t);

@@ -30,7 +30,7 @@ static int bind(Encoder *enc, const char *prefix, const char *name, int64_t rows
     const TensorView *t = st_find(enc->st, full);
     if (!t) return err_set(e, ERR_NOTFOUND, "%s: no tensor %s (a BertModel weight)", st_path(enc->st), full);
     int64_t shape[2] = {rows, cols};
-    if (tensor_check_shape(t, cols ? 2 : 1, shape, e)) return -1;
+    if (tensor_check_shape(t, cols ? 2 : 1, shape, e)) return err_wrap(e, "%s", st_file_of(enc->st, t));
     if (t->dtype == DT_F32 && (uintptr_t)t->data % sizeof(float) == 0) {
         *dst = t->data;
         return 0;
@@ -63,7 +63,7 @@ static int bind_layer(Encoder *enc, const char *prefix, int l, EncoderLayer *L, 
            bind(enc, p, "output.LayerNorm.bias", h, 0, &L->ln2_b, e);
 }
 
-static int bind_weights(Encoder *enc, Err *e) {
+static int bind_weights(Encoder *enc, const char *model_dir, Err *e) {
     const EncoderConfig *c = &enc->cfg;
     /* BertModel saves bare names; BertForMaskedLM and friends nest them under "bert." */
     const char *prefix = st_find(enc->st, "embeddings.word_embeddings.weight") ? "" : "bert.";
@@ -76,6 +76,12 @@ static int bind_weights(Encoder *enc, Err *e) {
     if (c->type_vocab > 0 &&
         bind(enc, prefix, "embeddings.token_type_embeddings.weight", c->type_vocab, c->hidden, &w->type0, e))
         return -1;
+    /* num_hidden_layers against the weights before the layer table is sized by it */
+    char last[160];
+    snprintf(last, sizeof last, "%sencoder.layer.%d.output.LayerNorm.bias", prefix, c->n_layers - 1);
+    if (!st_find(enc->st, last))
+        return err_set(e, ERR_PARSE, "%s/config.json: num_hidden_layers = %d, but %s has no tensor %s", model_dir,
+                       c->n_layers, st_path(enc->st), last);
     w->layers = xcalloc((size_t)c->n_layers, sizeof *w->layers);
     for (int l = 0; l < c->n_layers; l++)
         if (bind_layer(enc, prefix, l, &w->layers[l], e)) return -1;
@@ -195,7 +201,7 @@ Encoder *encoder_load(const char *dir, Err *e) {
     enc->st = st_open(file_exists(weights) ? weights : sc.model_dir, e);
     free(weights);
     if (!enc->st) goto fail;
-    if (bind_weights(enc, e)) goto fail;
+    if (bind_weights(enc, sc.model_dir, e)) goto fail;
     log_debug("%s: BERT %d layers, hidden %d, %s pooling%s, max %d tokens", dir, enc->cfg.n_layers,
               enc->cfg.hidden, encoder_pooling_name(enc->cfg.pooling), enc->cfg.normalize ? ", normalised" : "",
               enc->cfg.max_seq_len);

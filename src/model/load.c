@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/fileio.h"
 #include "base/mem.h"
 #include "kernels/ops.h"
 #include "model/decoder.h"
@@ -30,6 +31,76 @@ static void kind_shape(const ModelConfig *c, ParamKind k, int64_t *rows, int64_t
     }
 }
 
+/* Where kind k's shape comes from in config.json, for messages. */
+static const char *kind_fields(ParamKind k) {
+    switch (k) {
+    case PARAM_EMBED: case PARAM_LM_HEAD: return "[vocab_size, hidden_size]";
+    case PARAM_ATTN_NORM: case PARAM_FFN_NORM: case PARAM_OUT_NORM: return "[hidden_size]";
+    case PARAM_WQ: return "[num_attention_heads * head_dim, hidden_size]";
+    case PARAM_WK: case PARAM_WV: return "[num_key_value_heads * head_dim, hidden_size]";
+    case PARAM_BQ: return "[num_attention_heads * head_dim]";
+    case PARAM_BK: case PARAM_BV: return "[num_key_value_heads * head_dim]";
+    case PARAM_WO: return "[hidden_size, num_attention_heads * head_dim]";
+    case PARAM_Q_NORM: case PARAM_K_NORM: return "[head_dim]";
+    case PARAM_W_GATE: case PARAM_W_UP: return "[intermediate_size, hidden_size]";
+    case PARAM_W_DOWN: return "[hidden_size, intermediate_size]";
+    default: return "?";
+    }
+}
+
+/* config.json's num_hidden_layers against the layers the weights hold:
+ * checked from the last layer down before anything is sized by it, so a
+ * config claiming a million layers costs one lookup, not a million-layer
+ * allocation. */
+static int check_hf_layer_count(const SafeTensors *st, const ModelConfig *c, const char *cfg_path, Err *e) {
+    char name[128];
+    model_param_hf_name(PARAM_ATTN_NORM, c->n_layers - 1, name, sizeof name);
+    if (st_find(st, name)) return 0;
+    int have = 0;
+    for (; have < c->n_layers; have++) {
+        model_param_hf_name(PARAM_ATTN_NORM, have, name, sizeof name);
+        if (!st_find(st, name)) break;
+    }
+    model_param_hf_name(PARAM_ATTN_NORM, c->n_layers - 1, name, sizeof name);
+    return err_set(e, ERR_PARSE, "%s: num_hidden_layers = %d, but %s has no tensor %s (it holds %d layer%s)", cfg_path,
+                   c->n_layers, st_path(st), name, have, have == 1 ? "" : "s");
+}
+
+/* Every tensor the config implies, with the shape and a dtype it implies,
+ * before the parameter block is sized from the config: the sizes then
+ * describe data that exists, and a hostile config.json (a 2^30
+ * hidden_size) is an error naming the tensor and the fields, not an
+ * allocation of terabytes. */
+static int check_hf_tensors(const SafeTensors *st, const ModelConfig *c, const char *cfg_path, Err *e) {
+    if (check_hf_layer_count(st, c, cfg_path, e)) return -1;
+    size_t sizes[PARAM_COUNT];
+    model_param_sizes(c, sizes);
+    for (int k = 0; k < PARAM_COUNT; k++) {
+        if (!sizes[k]) continue;
+        int per_layer = k != PARAM_EMBED && k != PARAM_OUT_NORM && k != PARAM_LM_HEAD;
+        int64_t rows, cols;
+        kind_shape(c, (ParamKind)k, &rows, &cols);
+        int64_t shape[2] = {rows, cols};
+        for (int l = 0; l < (per_layer ? c->n_layers : 1); l++) {
+            char name[128];
+            model_param_hf_name((ParamKind)k, l, name, sizeof name);
+            const TensorView *t = st_find(st, name);
+            if (!t)
+                return err_set(e, ERR_NOTFOUND, "%s: no tensor %s (%s implies it)", st_path(st), name, cfg_path);
+            if (tensor_check_shape(t, cols ? 2 : 1, shape, e)) {
+                char msg[sizeof e->msg];
+                snprintf(msg, sizeof msg, "%s", e->msg);
+                return err_set(e, ERR_PARSE, "%s: %s = %s from %s", st_file_of(st, t), msg, kind_fields((ParamKind)k),
+                               cfg_path);
+            }
+            if (t->dtype != DT_F32 && t->dtype != DT_F16 && t->dtype != DT_BF16)
+                return err_set(e, ERR_UNSUPPORTED, "%s: tensor %s has dtype %s; expected F32, F16 or BF16",
+                               st_file_of(st, t), name, dtype_name(t->dtype));
+        }
+    }
+    return 0;
+}
+
 static int load_hf_kind(Model *m, ParamKind k, size_t size, Err *e) {
     const ModelConfig *c = &m->cfg;
     int per_layer = k != PARAM_EMBED && k != PARAM_OUT_NORM && k != PARAM_LM_HEAD;
@@ -42,11 +113,12 @@ static int load_hf_kind(Model *m, ParamKind k, size_t size, Err *e) {
         model_param_hf_name(k, l, name, sizeof name);
         const TensorView *t = st_get(m->st, name, e);
         if (!t) return -1;
-        if (tensor_check_shape(t, cols ? 2 : 1, shape, e)) return -1;
+        if (tensor_check_shape(t, cols ? 2 : 1, shape, e)) return err_wrap(e, "%s", st_file_of(m->st, t));
         if (t->dtype != DT_F32 && t->dtype != DT_F16 && t->dtype != DT_BF16)
             return err_set(e, ERR_UNSUPPORTED, "%s: tensor %s has dtype %s; expected F32, F16 or BF16",
                            st_path(m->st), name, dtype_name(t->dtype));
-        if (tensor_to_f32(t, m->param[k] + (size_t)l * (size_t)(size / (size_t)n), e)) return -1;
+        if (tensor_to_f32(t, m->param[k] + (size_t)l * (size_t)(size / (size_t)n), e))
+            return err_wrap(e, "%s", st_file_of(m->st, t));
     }
     return 0;
 }
@@ -81,7 +153,8 @@ static int map_hf_kind(Model *m, ParamKind k, Err *e) {
         char name[128];
         model_param_hf_name(k, l, name, sizeof name);
         const TensorView *t = st_get(m->st, name, e);
-        if (!t || tensor_check_shape(t, 2, shape, e)) return -1;
+        if (!t) return -1;
+        if (tensor_check_shape(t, 2, shape, e)) return err_wrap(e, "%s", st_file_of(m->st, t));
         QMat q = {t->dtype, t->data, (int)rows, (int)cols};
         LayerWeights *w = &m->w.layers[l];
         switch (k) {
@@ -102,9 +175,15 @@ static int map_hf_kind(Model *m, ParamKind k, Err *e) {
 
 Model *model_load_hf(const char *dir, int n_threads, Err *e) {
     ModelConfig cfg;
-    if (hf_config_load(dir, &cfg, e) || model_check_config(&cfg, dir, e)) return NULL;
-    SafeTensors *st = st_open(dir, e);
-    if (!st) return NULL;
+    char *cfg_path = path_join(dir, "config.json");
+    SafeTensors *st = NULL;
+    if (hf_config_load(dir, &cfg, e) || model_check_dims(&cfg, cfg_path, e) || !(st = st_open(dir, e)) ||
+        check_hf_tensors(st, &cfg, cfg_path, e) || model_check_config(&cfg, cfg_path, e)) {
+        st_close(st);
+        free(cfg_path);
+        return NULL;
+    }
+    free(cfg_path);
     Model *m = model_new(&cfg, n_threads);
     m->st = st;
     m->source = "safetensors";
@@ -215,13 +294,33 @@ static int load_gguf_layer(Model *m, int l, Err *e) {
     return 0;
 }
 
+/* <arch>.block_count against the blocks present, before the layer table
+ * is sized by it (see check_hf_layer_count). Shapes are checked per tensor
+ * before any conversion buffer is sized from them. */
+static int check_gguf_layer_count(const Gguf *g, const ModelConfig *c, const char *arch, Err *e) {
+    char name[64];
+    snprintf(name, sizeof name, "blk.%d.attn_norm.weight", c->n_layers - 1);
+    if (gguf_find_tensor(g, name)) return 0;
+    int have = 0;
+    for (; have < c->n_layers; have++) {
+        snprintf(name, sizeof name, "blk.%d.attn_norm.weight", have);
+        if (!gguf_find_tensor(g, name)) break;
+    }
+    return err_set(e, ERR_PARSE, "%s: metadata %s.block_count = %d, but there is no tensor blk.%d.attn_norm.weight (the "
+                   "file holds %d block%s)", gguf_path(g), arch, c->n_layers, c->n_layers - 1, have, have == 1 ? "" : "s");
+}
+
 Model *model_load_gguf(const char *path, int n_threads, Err *e) {
     Gguf *g = gguf_open(path, e);
-    if (!g) return NULL;
+    return g ? model_from_gguf(g, n_threads, e) : NULL;
+}
+
+Model *model_from_gguf(Gguf *g, int n_threads, Err *e) {
+    const char *path = gguf_path(g);
     ModelConfig cfg;
     const char *arch = NULL;
-    if (gguf_model_config(g, &cfg, e) || model_check_config(&cfg, path, e) ||
-        gguf_get_str(g, "general.architecture", &arch, e)) {
+    if (gguf_model_config(g, &cfg, e) || model_check_dims(&cfg, path, e) ||
+        gguf_get_str(g, "general.architecture", &arch, e) || check_gguf_layer_count(g, &cfg, arch, e)) {
         gguf_close(g);
         return NULL;
     }
@@ -243,12 +342,17 @@ Model *model_load_gguf(const char *path, int n_threads, Err *e) {
     for (int l = 0; l < cfg.n_layers; l++)
         if (load_gguf_layer(m, l, e)) goto fail;
     if (cfg.n_layers > 0) m->weight_type = m->w.layers[0].w_up.type;
+    /* every tensor matched the config's shapes: its sizes describe data
+     * that exists; check the products anyway before sizing from them */
+    if (model_check_config(&cfg, path, e)) goto fail_bare;
     const float *factors = gguf_vec(m, "rope_freqs.weight", cfg.head_dim / 2, 0, e);
     if (!factors && gguf_find_tensor(g, "rope_freqs.weight")) goto fail;
     model_init_rope(m, factors);
     return m;
 fail:
-    err_wrap(e, "%s", path);
+    /* name the file once: the reader's own messages already start with it */
+    if (e && strncmp(e->msg, path, strlen(path))) err_wrap(e, "%s", path);
+fail_bare:
     model_free(m);
     return NULL;
 }

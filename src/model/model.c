@@ -1,5 +1,6 @@
 /* Construction helpers shared by the loaders and the random initialiser:
  * the Model struct, its parameter block and weight views, RoPE tables. */
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -22,7 +23,7 @@ void *model_own(Model *m, void *p) {
     return p;
 }
 
-int model_check_config(const ModelConfig *c, const char *src, Err *e) {
+int model_check_dims(const ModelConfig *c, const char *src, Err *e) {
     if (c->arch != ARCH_LLAMA && c->arch != ARCH_QWEN2 && c->arch != ARCH_QWEN3 && c->arch != ARCH_MISTRAL)
         return err_set(e, ERR_UNSUPPORTED, "%s: architecture %s is not a decoder this engine runs (expected one of %s)",
                        src, model_arch_name(c->arch), "Llama, Mistral, Qwen2, Qwen3");
@@ -38,6 +39,30 @@ int model_check_config(const ModelConfig *c, const char *src, Err *e) {
     if (c->attention_bias && c->arch != ARCH_QWEN2)
         return err_set(e, ERR_UNSUPPORTED, "%s: attention_bias (o_proj bias) is not supported for %s", src,
                        model_arch_name(c->arch));
+    return 0;
+}
+
+int model_check_config(const ModelConfig *c, const char *src, Err *e) {
+    if (model_check_dims(c, src, e)) return -1;
+    /* Rows of Q and K/V projections are ints in the weight views, and every
+     * parameter block's byte size must be representable: checked here, with
+     * overflow-safe products, before any size derived from them is used. */
+    int64_t q, kv;
+    if (__builtin_mul_overflow((int64_t)c->n_heads, (int64_t)c->head_dim, &q) || q > INT32_MAX ||
+        __builtin_mul_overflow((int64_t)c->n_kv_heads, (int64_t)c->head_dim, &kv) || kv > INT32_MAX)
+        return err_set(e, ERR_PARSE, "%s: num_attention_heads %d x head_dim %d is too large (at most %d rows)", src,
+                       c->n_heads, c->head_dim, INT32_MAX);
+    const int64_t L = c->n_layers, D = c->hidden_size, F = c->intermediate_size, V = c->vocab_size;
+    const int64_t terms[][3] = {{V, D, 2}, {L, q, D}, {L, kv, 2 * D}, {L, D, q}, {L, F, 3 * D}};
+    uint64_t total = 0, x;
+    for (size_t i = 0; i < sizeof terms / sizeof terms[0]; i++) {
+        if (__builtin_mul_overflow((uint64_t)terms[i][0], (uint64_t)terms[i][1], &x) ||
+            __builtin_mul_overflow(x, (uint64_t)terms[i][2], &x) || __builtin_add_overflow(total, x, &total) ||
+            total > SIZE_MAX / sizeof(float) / 2)
+            return err_set(e, ERR_PARSE, "%s: the weights of %d layers of hidden_size %d, intermediate_size %d and "
+                           "vocab_size %d do not fit in memory's address space", src, c->n_layers, c->hidden_size,
+                           c->intermediate_size, c->vocab_size);
+    }
     return 0;
 }
 

@@ -7,9 +7,17 @@
 Model *model_new(const ModelConfig *cfg, int n_threads);
 /* Records p to be freed with the model; returns p. */
 void *model_own(Model *m, void *p);
+/* The architecture and dimensions are ones this engine runs (positive,
+ * heads divide, even head_dim). */
+int model_check_dims(const ModelConfig *c, const char *src, Err *e);
+/* model_check_dims, and every size derived from the dimensions fits
+ * (overflow-checked): call before allocating from them. */
 int model_check_config(const ModelConfig *c, const char *src, Err *e);
 void model_init_rope(Model *m, const float *freq_factors);
 void model_alloc_params(Model *m, const size_t sizes[PARAM_COUNT]);
 void model_views_from_params(Model *m);
+/* A decoder from an open GGUF (a file or gguf_open_mem: the fuzzer), which
+ * the model takes over (closed by model_free, or here on failure). */
+Model *model_from_gguf(Gguf *g, int n_threads, Err *e);
 
 #endif

@@ -21,6 +21,34 @@ typedef struct {
 static int is_ws(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f'; }
 static int is_word(unsigned char c) { return isalnum(c) || c == '_' || c >= 0x80; }
 
+/* Unicode White_Space (Rust's char::is_whitespace, which the tokenizers
+ * library strips for lstrip/rstrip): ASCII's six, NEL, NBSP, OGHAM SPACE
+ * MARK, the U+2000 block's spaces, LS, PS, NNBSP, MMSP, IDEOGRAPHIC SPACE. */
+static int is_unicode_ws(uint32_t c) {
+    return (c >= 0x09 && c <= 0x0D) || c == 0x20 || c == 0x85 || c == 0xA0 || c == 0x1680 ||
+           (c >= 0x2000 && c <= 0x200A) || c == 0x2028 || c == 0x2029 || c == 0x202F || c == 0x205F || c == 0x3000;
+}
+
+/* Bytes of the whitespace character starting at s[at] (< n), 0 if none.
+ * GGUF tokenizers strip what llama.cpp's isspace() does (ASCII). */
+static size_t ws_after(const Tokenizer *t, const char *s, size_t n, size_t at) {
+    if (!t->strip_unicode_ws) return is_ws(s[at]) ? 1 : 0;
+    uint32_t cp;
+    int k = utf8_decode((const unsigned char *)s + at, n - at, &cp);
+    return cp != 0xFFFD && is_unicode_ws(cp) ? (size_t)k : 0;
+}
+
+/* Bytes of the whitespace character ending at s[end] (exclusive), not
+ * reaching before lo; 0 if none. */
+static size_t ws_before(const Tokenizer *t, const char *s, size_t lo, size_t end) {
+    if (!t->strip_unicode_ws) return is_ws(s[end - 1]) ? 1 : 0;
+    size_t b = end - 1;
+    while (b > lo && end - b < 4 && ((unsigned char)s[b] & 0xC0) == 0x80) b--;
+    uint32_t cp;
+    int k = utf8_decode((const unsigned char *)s + b, end - b, &cp);
+    return (size_t)k == end - b && cp != 0xFFFD && is_unicode_ws(cp) ? (size_t)k : 0;
+}
+
 /* The longest added token at s[at], or NULL. `normalized` picks the tokens
  * matched on normalised text (1) or on raw text (0). */
 static const AddedTok *added_at(const Enc *en, const char *s, size_t n, size_t at, int normalized) {
@@ -107,16 +135,16 @@ static void split_added(Enc *en, const char *s, size_t n, int normalized, void (
             at++;
             continue;
         }
-        size_t end = at;
-        if (a->lstrip)
-            while (end > seg && is_ws(s[end - 1])) end--;
+        size_t end = at, k;
+        if (a->lstrip) /* never into the previous token: only back to seg */
+            while (end > seg && (k = ws_before(en->t, s, seg, end))) end -= k;
         text_fn(en, s + seg, end - seg);
         idvec_push(&en->out, a->id);
         en->prev_token = 1;
         en->first = 0;
         at += a->len;
         if (a->rstrip)
-            while (at < n && is_ws(s[at])) at++;
+            while (at < n && (k = ws_after(en->t, s, n, at))) at += k;
         seg = at;
     }
     text_fn(en, s + seg, n - seg);

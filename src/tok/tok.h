@@ -68,6 +68,10 @@ Tokenizer *tok_load_hf(const char *dir_or_tokenizer_json, Err *e);
 Tokenizer *tok_load_hf_mem(const char *json, size_t len, const char *name, Err *e);
 /* From the tokenizer.ggml.* metadata of a GGUF file. */
 Tokenizer *tok_load_gguf(const char *path, Err *e);
+/* The same from an open GGUF (gguf_open or gguf_open_mem; messages name
+ * its path). */
+struct Gguf;
+Tokenizer *tok_from_gguf(const struct Gguf *g, Err *e);
 /* Either, by looking at the path: a .gguf file, a directory or a .json file. */
 Tokenizer *tok_load(const char *path, Err *e);
 void tok_free(Tokenizer *t);

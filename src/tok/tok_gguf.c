@@ -6,6 +6,7 @@
  *   model "bert"  -> WordPiece with "▁" marking word starts.
  * bos/eos/unk/pad ids and add_bos/add_eos/add_space_prefix come from their
  * keys, with llama.cpp's defaults when absent. */
+#include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -46,6 +47,33 @@ static void free_strs(char **s, uint64_t n) {
     free(s);
 }
 
+static void set_rstrip(Tokenizer *t, const char *text, int on) {
+    int id = tok_find(t, text);
+    for (int i = 0; id >= 0 && i < t->n_added; i++)
+        if (t->added[i].id == id) t->added[i].rstrip = (uint8_t)on;
+}
+
+/* GGUF stores no lstrip/rstrip flags. llama.cpp's vocabulary loader sets
+ * them itself for the models whose tokenizer.json has them, keyed on
+ * general.name: for Phi-3 every special (control / user-defined) token
+ * takes the whitespace after it -- as Phi-3's own tokenizer.json says with
+ * "rstrip": true -- except <unk>, <s> and <|endoftext|>. Without this,
+ * "<|user|>\nHello" keeps the newline and the next word loses its "▁". */
+static void apply_name_quirks(Tokenizer *t, const Gguf *g) {
+    const GgufKV *kv = gguf_find_key(g, "general.name");
+    if (!kv || kv->type != GGUF_STRING) return;
+    char *name = xstrdup(kv->str);
+    for (char *c = name; *c; c++) *c = (char)tolower((unsigned char)*c);
+    if (strstr(name, "phi-3") || strstr(name, "phi3")) {
+        for (int i = 0; i < t->n_added; i++) t->added[i].rstrip = 1;
+        set_rstrip(t, "</s>", 1);
+        set_rstrip(t, "<unk>", 0);
+        set_rstrip(t, "<s>", 0);
+        set_rstrip(t, "<|endoftext|>", 0);
+    }
+    free(name);
+}
+
 static Tokenizer *from_gguf(const Gguf *g, const char *path, Err *e) {
     const char *model;
     if (gguf_get_str(g, "tokenizer.ggml.model", &model, e)) return err_wrap(e, "%s", path), NULL;
@@ -77,10 +105,17 @@ static Tokenizer *from_gguf(const Gguf *g, const char *path, Err *e) {
         goto fail;
     }
     if (kind == TOK_BPE && gguf_get_arr_str(g, "tokenizer.ggml.merges", &merges, &n_merges, e)) goto fail;
+    if (n_merges > 0x7fffffff) {
+        err_set(e, ERR_PARSE, "%s: tokenizer.ggml.merges: %llu merges is too many", path, (unsigned long long)n_merges);
+        goto fail;
+    }
     if (!(text = copy_strs(toks, n, path, "tokenizer.ggml.tokens", e))) goto fail;
     if (merges && !(mtext = copy_strs(merges, n_merges, path, "tokenizer.ggml.merges", e))) goto fail;
     TokVocab v = {kind, (int)n, (const char *const *)text, scores, types, (int)n_merges, (const char *const *)mtext};
-    if (!(t = tok_new(&v, e))) goto fail;
+    if (!(t = tok_new(&v, e))) { /* the arrays are checked above: what is left to fail is a merge */
+        err_wrap(e, "%s: tokenizer.ggml.merges", path);
+        goto fail;
+    }
 
     int add_bos = kind != TOK_BPE, add_eos = kind == TOK_WPM;
     int bos = opt_id(g, "tokenizer.ggml.bos_token_id"), eos = opt_id(g, "tokenizer.ggml.eos_token_id");
@@ -105,6 +140,7 @@ static Tokenizer *from_gguf(const Gguf *g, const char *path, Err *e) {
     tok_set_specials(t, bos, eos, opt_id(g, "tokenizer.ggml.unknown_token_id"),
                      opt_id(g, "tokenizer.ggml.padding_token_id"), add_bos, add_eos);
     if (kind == TOK_SPM) tok_set_add_space_prefix(t, opt_bool(g, "tokenizer.ggml.add_space_prefix", 1));
+    apply_name_quirks(t, g);
     tok_add_eot(t, opt_id(g, "tokenizer.ggml.eot_token_id"));
     tok_add_eot(t, opt_id(g, "tokenizer.ggml.eom_token_id"));
     static const char *const eot[] = {"<|im_end|>", "<|eot_id|>", "<|eom_id|>", "<|end|>", "<end_of_turn>"};
@@ -136,3 +172,5 @@ Tokenizer *tok_load_gguf(const char *path, Err *e) {
     gguf_close(g);
     return t;
 }
+
+Tokenizer *tok_from_gguf(const Gguf *g, Err *e) { return from_gguf(g, gguf_path(g), e); }

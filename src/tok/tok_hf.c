@@ -29,6 +29,7 @@ typedef struct {
     int n, cap;
     size_t *merge; /* [2 * n_merges] offsets of left and right */
     int n_merges, cap_merges;
+    int has_merges; /* the model section had a "merges" key */
     json_t *rest;  /* top-level keys but "model" */
     json_t *model; /* model keys but "vocab" and "merges" */
 } HfFile;
@@ -135,6 +136,7 @@ static int read_model(JScan *j, HfFile *h, Err *e) {
                 rc = read_vocab(j, h, &a, e);
             } else if (!strcmp(key.s, "merges")) {
                 rc = read_merges(j, h, &a, &b, e);
+                h->has_merges = 1;
             } else {
                 const char *from = j->p;
                 rc = js_skip(j, 0, e) || put_json(j, h->model, key.s, from, e) ? -1 : 0;
@@ -274,6 +276,10 @@ static int set_pre_tokenizer(Tokenizer *t, const json_t *p, const char *path, in
         if (jbool(p, "invert", 0) || !beh || strcmp(beh, "Isolated"))
             return err_set(e, ERR_UNSUPPORTED, "%s: Split pre-tokenizer: only behavior Isolated without invert is supported", path);
         const char *re = jstr(pat, "Regex"), *lit = jstr(pat, "String");
+        /* an empty pattern matches everywhere and splits nothing off: a broken file, not a choice */
+        if ((re && !*re) || (!re && lit && !*lit))
+            return err_set(e, ERR_PARSE, "%s: pre_tokenizer Split: pattern.%s is empty (expected a pattern that "
+                           "splits the text)", path, re ? "Regex" : "String");
         if (re) return pretok_compile(t, re, e) ? err_wrap(e, "%s", path) : 0;
         if (lit) {
             char *q = xasprintf("\\Q%s\\E", lit);
@@ -295,6 +301,31 @@ static int set_pre_tokenizer(Tokenizer *t, const json_t *p, const char *path, in
         return 0;
     }
     return err_set(e, ERR_UNSUPPORTED, "%s: pre_tokenizer type \"%s\" is not supported for this model", path, type);
+}
+
+/* The decoder section: aloe decodes from each token's bytes (byte-level
+ * BPE, "▁" -> space with <0xNN> fallback, WordPiece's "##" joining), which
+ * is what these decoder types do. Another type would turn ids into text in
+ * a way we do not, so it is refused by name rather than decoded wrongly. */
+static int check_decoder(const json_t *d, const char *path, int depth, Err *e) {
+    if (!d || json_is_null(d)) return 0;
+    const char *type = jstr(d, "type");
+    if (!type) return err_set(e, ERR_PARSE, "%s: decoder: expected an object with a string \"type\"", path);
+    if (!strcmp(type, "Sequence")) {
+        json_t *list = json_object_get(d, "decoders"), *x;
+        size_t i;
+        if (!json_is_array(list))
+            return err_set(e, ERR_PARSE, "%s: decoder Sequence: expected a \"decoders\" array", path);
+        if (depth > 8) return err_set(e, ERR_PARSE, "%s: decoder: Sequences nested too deeply", path);
+        json_array_foreach(list, i, x) if (check_decoder(x, path, depth + 1, e)) return -1;
+        return 0;
+    }
+    static const char *const known[] = {"ByteLevel", "Metaspace", "WordPiece", "Replace", "ByteFallback", "Fuse", "Strip"};
+    for (size_t i = 0; i < sizeof known / sizeof known[0]; i++)
+        if (!strcmp(type, known[i])) return 0;
+    return err_set(e, ERR_UNSUPPORTED,
+                   "%s: decoder type \"%s\" is not supported (ByteLevel, Metaspace, WordPiece, Replace, ByteFallback, "
+                   "Fuse, Strip and Sequences of them)", path, type);
 }
 
 static int special_id(const Tokenizer *t, const json_t *v) {
@@ -456,8 +487,16 @@ static Tokenizer *build(HfFile *h, const char *path, const char *dir, Err *e) {
     if (!strcmp(mtype, "BPE")) model = TOK_BPE;
     else if (!strcmp(mtype, "WordPiece")) model = TOK_WPM;
     else return err_set(e, ERR_UNSUPPORTED, "%s: model type \"%s\" is not supported (BPE, WordPiece)", path, mtype), NULL;
+    /* the model's own vocabulary: added tokens alone cannot tokenise text
+     * (every prompt would come out empty) */
+    if (h->n == 0)
+        return err_set(e, ERR_PARSE, "%s: model.vocab is empty (a %s model needs its vocabulary)", path, mtype), NULL;
+    /* required, as the tokenizers library requires it: a BPE file that
+     * lost its merges would tokenise every word into single characters */
+    if (model == TOK_BPE && !h->has_merges)
+        return err_set(e, ERR_PARSE, "%s: model.merges is missing (a BPE model needs its list of merges)", path), NULL;
+    if (check_decoder(json_object_get(h->rest, "decoder"), path, 0, e)) return NULL;
     if (read_added(h, path, e)) return NULL;
-    if (h->n == 0) return err_set(e, ERR_PARSE, "%s: model.vocab is empty", path), NULL;
     const char **text = xmalloc(h->n * sizeof(char *));
     for (int i = 0; i < h->n; i++) text[i] = h->text[i] == NONE ? "" : h->pool.s + h->text[i]; /* "": a hole */
     TokVocab v = {model, h->n, text, NULL, NULL, 0, NULL};
@@ -465,6 +504,7 @@ static Tokenizer *build(HfFile *h, const char *path, const char *dir, Err *e) {
     free(text);
     if (!t) return err_wrap(e, "%s", path), NULL;
     apply_added(t, h);
+    t->strip_unicode_ws = 1;
     if (model == TOK_BPE) {
         const char **l = xmalloc((h->n_merges + 1) * sizeof(char *)), **r = xmalloc((h->n_merges + 1) * sizeof(char *));
         for (int i = 0; i < h->n_merges; i++) {
@@ -474,7 +514,10 @@ static Tokenizer *build(HfFile *h, const char *path, const char *dir, Err *e) {
         int rc = tok_add_merges(t, h->n_merges, l, r, e);
         free(l);
         free(r);
-        if (rc) goto fail;
+        if (rc) {
+            err_wrap(e, "%s: model.merges", path);
+            goto fail;
+        }
         t->ignore_merges = jbool(h->model, "ignore_merges", 0);
         t->byte_fallback = jbool(h->model, "byte_fallback", 0);
         t->fuse_unk = jbool(h->model, "fuse_unk", 0);

@@ -77,6 +77,7 @@ struct Tokenizer {
     AddedTok *added;
     int n_added;
     uint8_t added_first[256]; /* first bytes of added tokens, to skip the search */
+    int strip_unicode_ws;     /* lstrip/rstrip take Unicode whitespace (tokenizer.json), else ASCII (llama.cpp) */
 
     /* post-processor: ids around the sequence when add_special */
     int32_t pre_ids[4], post_ids[4];

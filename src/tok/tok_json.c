@@ -13,10 +13,13 @@ void js_ws(JScan *j) {
 }
 
 int js_fail(JScan *j, Err *e, const char *what) {
-    /* report a line number: count newlines up to the failure point */
+    /* report a line and column (in bytes, from 1): count newlines up to the
+     * failure point */
     int line = 1;
-    for (const char *q = j->start; q < j->p && q < j->end; q++) line += *q == '\n';
-    return err_set(e, ERR_PARSE, "%s:%d: expected %s", j->name, line, what);
+    const char *bol = j->start;
+    for (const char *q = j->start; q < j->p && q < j->end; q++)
+        if (*q == '\n') line++, bol = q + 1;
+    return err_set(e, ERR_PARSE, "%s:%d: expected %s (column %ld)", j->name, line, what, (long)(j->p - bol) + 1);
 }
 
 int js_expect(JScan *j, char c, Err *e) {
@@ -73,7 +76,8 @@ int js_string(JScan *j, StrBuf *out, Err *e) {
             return 0;
         }
         if ((unsigned char)*q < 0x20) return js_fail(j, e, "no control character inside a string");
-        j->p++; /* backslash */
+        const char *esc = j->p; /* errors in an escape point at its backslash */
+        j->p++;
         if (j->p >= j->end) return js_fail(j, e, "an escape");
         char c = *j->p++;
         switch (c) {
@@ -87,20 +91,22 @@ int js_string(JScan *j, StrBuf *out, Err *e) {
         case 't': sb_appendc(out, '\t'); break;
         case 'u': {
             unsigned u, lo;
-            if (read_u4(j, &u)) return js_fail(j, e, "4 hex digits after \\u");
+            if (read_u4(j, &u)) return j->p = esc, js_fail(j, e, "4 hex digits after \\u");
             if (u >= 0xD800 && u <= 0xDBFF) {
+                /* UTF-16 in JSON: a high surrogate must be followed by a low one */
+                const char *lo_esc = j->p;
                 if (j->end - j->p >= 6 && j->p[0] == '\\' && j->p[1] == 'u') {
                     j->p += 2;
                     if (read_u4(j, &lo) || lo < 0xDC00 || lo > 0xDFFF)
-                        return js_fail(j, e, "a low surrogate after a high surrogate");
+                        return j->p = lo_esc, js_fail(j, e, "a low surrogate (\\uDC00-\\uDFFF) after a high surrogate");
                     u = 0x10000 + ((u - 0xD800) << 10) + (lo - 0xDC00);
                 } else {
-                    return js_fail(j, e, "a low surrogate after a high surrogate");
+                    return j->p = esc, js_fail(j, e, "a low surrogate escape after the high surrogate (a lone high surrogate is not a character)");
                 }
             } else if (u >= 0xDC00 && u <= 0xDFFF) {
-                return js_fail(j, e, "no lone low surrogate");
+                return j->p = esc, js_fail(j, e, "no lone low surrogate (\\uDC00-\\uDFFF without a high one before it)");
             }
-            if (u == 0) return js_fail(j, e, "no NUL character (\\u0000) in a token");
+            if (u == 0) return j->p = esc, js_fail(j, e, "no NUL character (\\u0000) in a token");
             char buf[4];
             int k;
             if (u < 0x80) buf[0] = (char)u, k = 1;
@@ -114,7 +120,7 @@ int js_string(JScan *j, StrBuf *out, Err *e) {
             sb_appendn(out, buf, k);
             break;
         }
-        default: return js_fail(j, e, "a valid escape");
+        default: return j->p = esc, js_fail(j, e, "a valid escape (\\\" \\\\ \\/ \\b \\f \\n \\r \\t \\uXXXX)");
         }
     }
 }

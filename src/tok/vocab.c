@@ -80,8 +80,8 @@ int tok_add_merges(Tokenizer *t, int n, const char *const *left, const char *con
         size_t la = strlen(left[r]), lb = strlen(right[r]);
         int a = strmap_get(t, left[r], la), b = strmap_get(t, right[r], lb);
         if (a < 0 || b < 0)
-            return err_set(e, ERR_PARSE, "merge %d (\"%s %s\"): %s part is not in the vocabulary", r,
-                           left[r], right[r], a < 0 ? "left" : "right");
+            return err_set(e, ERR_PARSE, "merge %d (\"%s %s\"): %s part \"%s\" is not in the vocabulary", r,
+                           left[r], right[r], a < 0 ? "left" : "right", a < 0 ? left[r] : right[r]);
         char *cat = la + lb < sizeof buf ? buf : xmalloc(la + lb);
         memcpy(cat, left[r], la);
         memcpy(cat + la, right[r], lb);
@@ -252,9 +252,12 @@ Tokenizer *tok_new(const TokVocab *v, Err *e) {
         t->spm_byte[b] = strmap_get(t, hx, 6);
     }
     t->byte_fallback = v->model == TOK_SPM && t->spm_byte['A'] >= 0;
+    /* as llama.cpp's special-token cache: control and unknown tokens match
+     * their text only with parse_special, user-defined ones always */
     for (int i = 0; i < v->n; i++) {
-        if (t->type[i] == TOK_TYPE_CONTROL || t->type[i] == TOK_TYPE_USER_DEFINED)
-            tok_add_added(t, i, NULL, t->type[i] == TOK_TYPE_CONTROL, 0, 0, 0, 0);
+        int ty = t->type[i];
+        if (ty == TOK_TYPE_CONTROL || ty == TOK_TYPE_USER_DEFINED || ty == TOK_TYPE_UNKNOWN)
+            tok_add_added(t, i, NULL, ty != TOK_TYPE_USER_DEFINED, 0, 0, 0, 0);
     }
     if (v->n_merges > 0) {
         const char **l = xmalloc(v->n_merges * sizeof(char *)), **r = xmalloc(v->n_merges * sizeof(char *));
