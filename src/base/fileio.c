@@ -73,7 +73,7 @@ char *path_join(const char *a, const char *b) {
     return xasprintf("%s/%s", a, b);
 }
 
-static void fsync_parent_dir(const char *path) {
+void file_fsync_parent(const char *path) {
     char *copy = xstrdup(path);
     Err ignore; /* best effort: the rename itself has been done */
     file_fsync_dir(dirname(copy), &ignore);
@@ -132,7 +132,7 @@ int file_write_atomic(const char *path, const void *data, size_t len, Err *e) {
         return -1;
     }
     free(tmp);
-    fsync_parent_dir(path);
+    file_fsync_parent(path);
     return 0;
 }
 

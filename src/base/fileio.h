@@ -36,6 +36,9 @@ char *path_join(const char *a, const char *b);
 
 /* Makes the entries of a directory (creations, renames, removals) durable. */
 int file_fsync_dir(const char *dir, Err *e);
+/* file_fsync_dir of path's directory, best effort: for after a rename that
+ * has been done (an error there changes nothing the caller could act on). */
+void file_fsync_parent(const char *path);
 /* rename(2) (atomic: a file or an empty-or-absent directory target), then
  * the target's directory is synced. */
 int file_rename(const char *from, const char *to, Err *e);
