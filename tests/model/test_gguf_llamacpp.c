@@ -34,24 +34,12 @@
 #include "formats/gguf_write.h"
 #include "model/decoder.h"
 #include "test.h"
+#include "model_logits.h"
 #include "wide_hf.h"
 
 static const WideSpec WIDE = {.n_layers = 1, .ffn = 512, .seed = 7};
 
 static char *data_path(const char *name) { return xasprintf("tests/data/gguf-llamacpp/%s", name); }
-
-/* Logits [n, V] of the batched pass over ids. */
-static int logits_of(const char *path, const int32_t *ids, int n, float **out, int *vocab, Err *e) {
-    Model *m = model_load(path, 2, e);
-    if (!m) return -1;
-    KvCache kv;
-    *vocab = m->cfg.vocab_size;
-    *out = xmalloc((size_t)n * m->cfg.vocab_size * sizeof(float));
-    int rc = kv_cache_init(&kv, m, n, e) || model_forward(m, &kv, ids, n, 0, *out, 1, e) ? -1 : 0;
-    kv_cache_free(&kv);
-    model_free(m);
-    return rc;
-}
 
 /* Logits [n, V] decoding one token at a time (after a prompt of 1): the
  * quantised dot-product path, activations rounded to Q8_0 (llama.cpp's
