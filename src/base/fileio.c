@@ -47,6 +47,20 @@ int file_is_dir(const char *path) {
     return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
 }
 
+int file_read_text(const char *path, const char *what, char **out, size_t *len, Err *e) {
+    size_t n;
+    if (file_read_all(path, out, &n, e)) return -1;
+    const char *nul = memchr(*out, 0, n);
+    if (nul) {
+        err_set(e, ERR_PARSE, "%s: a NUL byte at offset %zu (%s must be text)", path, (size_t)(nul - *out), what);
+        free(*out);
+        *out = NULL;
+        return -1;
+    }
+    if (len) *len = n;
+    return 0;
+}
+
 int file_mkdirs(const char *path, Err *e) {
     char *p = xstrdup(path);
     for (char *s = p + 1; *s; s++) {
