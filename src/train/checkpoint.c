@@ -584,11 +584,10 @@ int ckpt_publish(const char *src, const char *out, Err *e) {
     return rc;
 }
 
-/* Removes <out>.tmp.* beside out: what killed saves into it left. */
+/* Removes <out>.tmp.* beside out (no trailing '/'): what killed saves into
+ * it left. */
 static int clean_siblings(const char *out, Err *e) {
     char *copy = xstrdup(out);
-    size_t len = strlen(copy);
-    while (len > 1 && copy[len - 1] == '/') copy[--len] = 0;
     char *slash = strrchr(copy, '/');
     const char *parent = slash ? (slash == copy ? "/" : copy) : ".", *base = slash ? slash + 1 : copy;
     if (slash && slash != copy) *slash = 0;
