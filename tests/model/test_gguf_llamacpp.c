@@ -29,6 +29,7 @@
 
 #include "base/fileio.h"
 #include "base/mem.h"
+#include "cli/aloe_sh.h"
 #include "formats/dtype.h"
 #include "formats/gguf.h"
 #include "formats/gguf_write.h"
@@ -338,13 +339,9 @@ static void test_unsupported_type_message(void) {
                   (strstr(e.msg, "type 6") || strstr(e.msg, "q5_0") || strstr(e.msg, "Q5_0")),
               "message does not name the file, the tensor and the type: %s", e.msg);
     CHECK_EQ_INT(e.code, ERR_UNSUPPORTED);
-    char *bin = test_build_path("aloe"), *tmp = test_tmpdir(), *log = path_join(tmp, "log");
-    int rc = test_system("%s complete --model %s --prompt-ids 1,2,3 --max-tokens 1 >'%s' 2>&1", bin, p, log);
-    char *out = NULL;
-    size_t n;
-    if (file_read_all(log, &out, &n, &e)) out = xstrdup("");
-    test_system("rm -rf '%s'", tmp);
-    free(bin), free(tmp), free(log);
+    char *args = xasprintf("complete --model %s --prompt-ids 1,2,3 --max-tokens 1", p), *out = NULL;
+    int rc = aloe_sh_run(NULL, args, &out);
+    free(args);
     CHECK_MSG(rc == 1 && strstr(out, "blk.0.attn_k.weight"), "aloe complete: exit %d: %s", rc, out);
     free(out);
     free(p);
