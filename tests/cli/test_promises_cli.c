@@ -254,7 +254,7 @@ static const char *script = "{\"models\": {\"user-sim\": {\"reply\": \"turn {tur
 
 static void test_bench_no_cache(void) {
     FakeServer fs;
-    if (fake_start(&fs, script, 0)) SKIP("fake_openai did not start");
+    NEED_STARTED(fake_start(&fs, script, 0) == 0, "fake_openai");
     char *with = test_tmpdir(), *without = test_tmpdir();
     int cache_with = 0, cache_without = 1;
     /* With the cache the redone conversations come from DIR/requests.sqlite:

@@ -170,10 +170,10 @@ static void test_totals_over_failed_invocations_equal_an_uninterrupted_run_body(
 
 static void test_totals_over_failed_invocations_equal_an_uninterrupted_run(void) {
     FakeServer ok, flaky;
-    if (fake_start(&ok, script_ok, 0)) SKIP("fake_openai did not start");
+    NEED_STARTED(fake_start(&ok, script_ok, 0) == 0, "fake_openai");
     if (fake_start(&flaky, script_flaky, 0)) {
         fake_stop(&ok);
-        SKIP("fake_openai did not start");
+        NEED_STARTED(0, "fake_openai (flaky)");
     }
     test_totals_over_failed_invocations_equal_an_uninterrupted_run_body(&ok, &flaky);
     fake_stop(&ok);
@@ -218,7 +218,7 @@ static void test_killed_invocation_is_counted_body(FakeServer *fs) {
 
 static void test_killed_invocation_is_counted(void) {
     FakeServer fs;
-    if (fake_start(&fs, script_ok, 20)) SKIP("fake_openai did not start");
+    NEED_STARTED(fake_start(&fs, script_ok, 20) == 0, "fake_openai");
     test_killed_invocation_is_counted_body(&fs);
     fake_stop(&fs);
 }

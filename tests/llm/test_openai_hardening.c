@@ -44,8 +44,7 @@ static const char *SCRIPT =
     " \"pair-judge\": {\"reply\": \"Key {key}.\\nPreferred: {ab}\"}"
     "}}";
 
-#define NEED_SERVER() \
-    if (!fs_up) SKIP("fake_openai did not start (build it with make tests)")
+#define NEED_SERVER() NEED_STARTED(fs_up, "fake_openai")
 
 static LlmBackend *open_fake(const char *model, const char *key, Err *e) {
     LlmBackend *b = llm_openai_new(fs.url, key, model, 20, 1, e);
