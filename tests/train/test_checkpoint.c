@@ -497,7 +497,7 @@ static void test_verify_messages(void) {
         long step;
     } cases[] = {
         {"{\"global_step\": 3,\n \"files\": {]}\n", "trainer_state.json:2:", NULL, 3},
-        {"{\"global_step\": \"3\", \"files\": {}}", "global_step: expected a non-negative integer", "-1", -1},
+        {"{\"global_step\": \"3\", \"files\": {}}", "global_step: expected a non-negative integer", "expected -1", -1},
         {"{\"global_step\": 2, \"files\": {}}", "global_step: expected 3 (the directory's step), got 2", NULL, 3},
         {"{\"global_step\": 3, \"files\": {\"optimizer.safetensors\": \"%lld\"}}",
          "files.optimizer.safetensors: expected its size in bytes (an integer)", "says 0", 3},
