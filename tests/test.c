@@ -2,9 +2,11 @@
 
 #include <stdarg.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "base/fileio.h"
 #include "base/mem.h"
 
 static int n_pass, n_fail, n_skip;
@@ -93,6 +95,19 @@ char *test_write_file(const char *name, const char *content) {
     }
     free(dir);
     return p;
+}
+
+char *test_read_text(const char *path) {
+    char *s = NULL;
+    size_t n;
+    Err e;
+    if (file_read_all(path, &s, &n, &e)) s = xstrdup("");
+    return s;
+}
+
+void test_put_text(const char *path, const char *text) {
+    Err e;
+    if (file_write_atomic(path, text, strlen(text), &e)) fprintf(stderr, "%s\n", e.msg);
 }
 
 char *test_build_path(const char *rel) {

@@ -37,6 +37,12 @@ char *test_tmpdir(void);
 /* Writes content to a new file `name` in a fresh temporary directory and
  * returns its path (caller frees). */
 char *test_write_file(const char *name, const char *content);
+/* Contents of a file, NUL-terminated ("" when it cannot be read; caller
+ * frees). */
+char *test_read_text(const char *path);
+/* Replaces path with text (atomically); a failure is said on stderr and
+ * shows in what the test then reads. */
+void test_put_text(const char *path, const char *text);
 /* Path of a built binary: build dir from $BUILD (default "build"). */
 char *test_build_path(const char *rel);
 

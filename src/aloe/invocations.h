@@ -14,10 +14,12 @@
  * "killed": an entry still marked "running" when the next invocation starts
  * (the process ended without a clean exit). The running invocation's entry is
  * rewritten (atomically) after every finished conversation, so a killed
- * invocation keeps its counts up to its last finished conversation; requests
- * of its unfinished conversations that were answered after that are not
- * counted (their answers are in the request cache, so the next invocation
- * counts them as cache hits). Totals are sums over the entries. */
+ * invocation keeps its counts up to its last saved conversation (those
+ * journaled while a save was under way, at most one per worker, are missing
+ * from them); requests of its unfinished conversations that were answered
+ * after that are not counted (their answers are in the request cache, so the
+ * next invocation counts them as cache hits). Totals are sums over the
+ * entries. */
 #ifndef ALOE_ALOE_INVOCATIONS_H
 #define ALOE_ALOE_INVOCATIONS_H
 

@@ -47,6 +47,20 @@ int file_is_dir(const char *path) {
     return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
 }
 
+int file_read_text(const char *path, const char *what, char **out, size_t *len, Err *e) {
+    size_t n;
+    if (file_read_all(path, out, &n, e)) return -1;
+    const char *nul = memchr(*out, 0, n);
+    if (nul) {
+        err_set(e, ERR_PARSE, "%s: a NUL byte at offset %zu (%s must be text)", path, (size_t)(nul - *out), what);
+        free(*out);
+        *out = NULL;
+        return -1;
+    }
+    if (len) *len = n;
+    return 0;
+}
+
 int file_mkdirs(const char *path, Err *e) {
     char *p = xstrdup(path);
     for (char *s = p + 1; *s; s++) {
@@ -73,7 +87,7 @@ char *path_join(const char *a, const char *b) {
     return xasprintf("%s/%s", a, b);
 }
 
-static void fsync_parent_dir(const char *path) {
+void file_fsync_parent(const char *path) {
     char *copy = xstrdup(path);
     Err ignore; /* best effort: the rename itself has been done */
     file_fsync_dir(dirname(copy), &ignore);
@@ -132,7 +146,7 @@ int file_write_atomic(const char *path, const void *data, size_t len, Err *e) {
         return -1;
     }
     free(tmp);
-    fsync_parent_dir(path);
+    file_fsync_parent(path);
     return 0;
 }
 

@@ -25,6 +25,10 @@ void file_fault_point(const char *op, const char *path);
 
 /* Reads a whole file; *out is NUL-terminated (caller frees). */
 int file_read_all(const char *path, char **out, size_t *len, Err *e);
+/* file_read_all for a text that goes on as a C string: a NUL byte in it
+ * (which would end it early, unseen) is an error naming its offset and
+ * saying that `what` ("a chat template") must be text. */
+int file_read_text(const char *path, const char *what, char **out, size_t *len, Err *e);
 /* Replaces path with data atomically. */
 int file_write_atomic(const char *path, const void *data, size_t len, Err *e);
 int file_exists(const char *path);
@@ -36,6 +40,9 @@ char *path_join(const char *a, const char *b);
 
 /* Makes the entries of a directory (creations, renames, removals) durable. */
 int file_fsync_dir(const char *dir, Err *e);
+/* file_fsync_dir of path's directory, best effort: for after a rename that
+ * has been done (an error there changes nothing the caller could act on). */
+void file_fsync_parent(const char *path);
 /* rename(2) (atomic: a file or an empty-or-absent directory target), then
  * the target's directory is synced. */
 int file_rename(const char *from, const char *to, Err *e);

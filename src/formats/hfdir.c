@@ -372,14 +372,7 @@ int hf_chat_template_load(const char *dir, const char *name, char **out, Err *e)
     size_t len;
     int rc = 0;
     if (!name && file_exists(jinja)) {
-        rc = file_read_all(jinja, out, &len, e);
-        const char *nul = rc ? NULL : memchr(*out, 0, len);
-        if (nul) { /* a NUL would cut the template short without a word */
-            rc = err_set(e, ERR_PARSE, "%s: a NUL byte at offset %zu (a chat template must be text)", jinja,
-                         (size_t)(nul - *out));
-            free(*out);
-            *out = NULL;
-        }
+        rc = file_read_text(jinja, "a chat template", out, NULL, e);
         free(jinja);
         return rc;
     }

@@ -3,7 +3,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <libgen.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -54,13 +53,6 @@ int outfile_pad(OutFile *o, size_t n, Err *e) {
     return 0;
 }
 
-static void fsync_dir_of(const char *path) {
-    char *copy = xstrdup(path);
-    Err ignore; /* best effort: the rename itself has been done */
-    file_fsync_dir(dirname(copy), &ignore);
-    free(copy);
-}
-
 int outfile_commit(OutFile *o, Err *e) {
     int rc = 0;
     file_fault_point("fsync", o->tmp);
@@ -71,7 +63,7 @@ int outfile_commit(OutFile *o, Err *e) {
     if (!rc && rename(o->tmp, o->path))
         rc = err_set(e, ERR_IO, "cannot rename %s to %s: %s", o->tmp, o->path, strerror(errno));
     if (rc) unlink(o->tmp);
-    else fsync_dir_of(o->path);
+    else file_fsync_parent(o->path);
     free(o->path);
     free(o->tmp);
     o->path = o->tmp = NULL;

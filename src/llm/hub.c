@@ -617,18 +617,6 @@ static int verify_part(const char *repo, const HubFile *hf, const char *part, co
     return 0;
 }
 
-static void fsync_dir_of(const char *path) {
-    char *dir = xstrdup(path);
-    char *sl = strrchr(dir, '/');
-    if (sl) *sl = 0;
-    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd >= 0) {
-        fsync(fd);
-        close(fd);
-    }
-    free(dir);
-}
-
 /* Downloads one file into the snapshot unless it is already there whole.
  * The data goes to NAME.incomplete (kept between runs to resume) and is
  * renamed to NAME only once verified, so a kill at any moment leaves no
@@ -677,7 +665,7 @@ static int fetch_file(const Opts *o, const char *repo, const char *commit, const
     }
     if (rc == 0) rc = verify_part(repo, hf, part, &tags, e);
     if (rc == 0 && rename(part, dest)) rc = err_set(e, ERR_IO, "%s: %s", dest, strerror(errno));
-    if (rc == 0) fsync_dir_of(dest);
+    if (rc == 0) file_fsync_parent(dest);
     free(part);
     free(url);
     free(dest);

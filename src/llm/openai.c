@@ -174,8 +174,9 @@ static void exchange_post(OpenAi *o, const char *url, const char *json, Exchange
 /* ---- reply text ---- */
 
 /* Copies len bytes of s, with every occurrence of key replaced by
- * [REDACTED] (key NULL or short: a plain copy). */
-static char *redact_copy(const char *s, size_t len, const char *key) {
+ * [REDACTED] (key NULL or short: a plain copy); *out_len (may be NULL) gets
+ * the copy's length, which s holding NULs keeps strlen from telling. */
+static char *redact_copy_n(const char *s, size_t len, const char *key, size_t *out_len) {
     size_t kl = key ? strlen(key) : 0;
     StrBuf b;
     sb_init(&b);
@@ -189,8 +190,11 @@ static char *redact_copy(const char *s, size_t len, const char *key) {
         }
     }
     sb_appendn(&b, p, (size_t)(end - p));
+    if (out_len) *out_len = b.len;
     return sb_take(&b);
 }
+
+static char *redact_copy(const char *s, size_t len, const char *key) { return redact_copy_n(s, len, key, NULL); }
 
 /* A JSON string as a C string. JSON may carry U+0000 ("\u0000", which
  * llama.cpp's server has produced) and a C string cannot, so each one becomes
@@ -233,8 +237,10 @@ static json_t *load_reply(const char *body, size_t len, size_t *err_at, json_err
 size_t llm_openai_error_offset(int position) { return (size_t)(unsigned int)position; }
 
 /* The server's error text: error.message from an OpenAI-style body, else the
- * start of the body itself; on one line, without control characters. */
-static char *body_snippet(const char *body, size_t len) {
+ * start of the body itself; on one line, without control characters. The
+ * key (may be NULL) is redacted before the text is cut: a cut through the
+ * key would leave a piece of it that no later scrub recognises. */
+static char *body_snippet(const char *body, size_t len, const char *key) {
     json_error_t je;
     size_t at;
     json_t *j = load_reply(body, len, &at, &je);
@@ -244,13 +250,16 @@ static char *body_snippet(const char *body, size_t len) {
     StrBuf b;
     sb_init(&b);
     if (json_is_string(m)) {
-        char *t = json_text(m, NULL);
+        char *t = json_text(m, key);
         sb_appendn(&b, t, strnlen(t, 4 * BODY_SNIPPET));
         free(t);
     } else if (!len) {
         sb_append(&b, "(empty body)");
     } else {
-        sb_appendn(&b, body, len < BODY_SNIPPET ? len : BODY_SNIPPET);
+        size_t tl;
+        char *t = redact_copy_n(body, len, key, &tl);
+        sb_appendn(&b, t, tl < BODY_SNIPPET ? tl : BODY_SNIPPET);
+        free(t);
     }
     /* NULs (which strlen would stop at) and line breaks become spaces */
     for (size_t i = 0; i < b.len; i++)
@@ -260,7 +269,7 @@ static char *body_snippet(const char *body, size_t len) {
     return sb_take(&b);
 }
 
-char *llm_openai_error_text(const char *body, size_t len) { return body_snippet(body, len); }
+char *llm_openai_error_text(const char *body, size_t len) { return body_snippet(body, len, NULL); }
 
 /* ---- the retry loop ---- */
 
@@ -306,7 +315,7 @@ static FailKind classify(const OpenAi *o, const Exchange *x, const char *url, co
         size_t at = 0;
         json_t *j = load_reply(x->body.s, x->body.len, &at, &je);
         if (!j) {
-            char *snip = body_snippet(x->body.s, x->body.len);
+            char *snip = body_snippet(x->body.s, x->body.len, o->key);
             err_set(e, ERR_PARSE, "%s: the answer is not valid JSON (%s at byte %zu): %s", url, je.text, at, snip);
             free(snip);
             return FAIL_MALFORMED;
@@ -319,7 +328,7 @@ static FailKind classify(const OpenAi *o, const Exchange *x, const char *url, co
         }
         return FAIL_NONE;
     }
-    char *snip = body_snippet(x->body.s, x->body.len);
+    char *snip = body_snippet(x->body.s, x->body.len, o->key);
     FailKind k = FAIL_FINAL;
     if (st == 401 || st == 403) {
         err_set(e, ERR_AUTH, "%s: HTTP %ld (not authorised; check the API key: OPENAI_API_KEY or the role's key): %s",

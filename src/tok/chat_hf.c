@@ -81,17 +81,8 @@ static int template_file(const char *dir, char **out, Err *e) {
     char *p = path_join(dir, "chat_template.jinja");
     int rc = 0;
     if (file_exists(p)) {
-        size_t len;
-        rc = file_read_all(p, out, &len, e) ? -1 : 1;
-        /* a template is text: a NUL would end it early (at offset 0, it
-         * would look empty) and hide the rest of the file */
-        const char *nul = rc > 0 ? memchr(*out, 0, len) : NULL;
-        if (nul) {
-            rc = err_set(e, ERR_PARSE, "%s: a NUL byte at offset %zu (a chat template must be text)", p,
-                         (size_t)(nul - *out));
-            free(*out);
-            *out = NULL;
-        }
+        /* a NUL would end it early (at offset 0, it would look empty) */
+        rc = file_read_text(p, "a chat template", out, NULL, e) ? -1 : 1;
     } else {
         free(p);
         p = path_join(dir, "chat_template.json");

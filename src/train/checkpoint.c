@@ -11,6 +11,7 @@
 #include "base/fileio.h"
 #include "base/log.h"
 #include "base/mem.h"
+#include "formats/jsonl.h"
 #include "formats/safetensors.h"
 #include "model/convert.h"
 
@@ -410,9 +411,13 @@ int ckpt_verify(const char *dir, long step, json_t **state, Err *e) {
     json_t *s = json_load_file(sp, 0, &je);
     int rc = 0;
     json_t *gs = json_object_get(s, "global_step"), *files = json_object_get(s, "files");
-    if (!s) rc = err_set(e, file_exists(sp) ? ERR_PARSE : ERR_NOTFOUND, "%s: %s", sp, je.text);
-    else if (!json_is_integer(gs) || json_integer_value(gs) < 0 || (step >= 0 && json_integer_value(gs) != step))
-        rc = err_set(e, ERR_PARSE, "%s: global_step: expected %ld (the directory's step)", sp, step);
+    if (!s && !file_exists(sp)) rc = err_set(e, ERR_NOTFOUND, "%s: %s", sp, je.text);
+    else if (!s) rc = err_set(e, ERR_PARSE, "%s:%d:%d: %s", sp, je.line, je.column, je.text);
+    else if (!json_is_integer(gs) || json_integer_value(gs) < 0)
+        rc = err_set(e, ERR_PARSE, "%s: global_step: expected a non-negative integer, got %s", sp, json_type_name(gs));
+    else if (step >= 0 && json_integer_value(gs) != step)
+        rc = err_set(e, ERR_PARSE, "%s: global_step: expected %ld (the directory's step), got %lld", sp, step,
+                     (long long)json_integer_value(gs));
     else if (!json_is_object(files) || !json_object_get(files, OPTIMIZER_FILE))
         rc = err_set(e, ERR_PARSE, "%s: files: expected the size of every file, %s included", sp, OPTIMIZER_FILE);
     const char *name;
@@ -425,7 +430,10 @@ int ckpt_verify(const char *dir, long step, json_t **state, Err *e) {
         }
         char *p = path_join(dir, name);
         long long have = file_size(p);
-        if (!json_is_integer(size) || have != json_integer_value(size))
+        if (!json_is_integer(size))
+            rc = err_set(e, ERR_PARSE, "%s: files.%s: expected its size in bytes (an integer), got %s", sp, name,
+                         json_type_name(size));
+        else if (have != json_integer_value(size))
             rc = err_set(e, ERR_PARSE, "%s: %lld bytes, %s says %lld", p, have, sp, (long long)json_integer_value(size));
         size_t len = strlen(name);
         if (!rc && len > 12 && !strcmp(name + len - 12, ".safetensors")) rc = check_safetensors(p, e);
@@ -576,11 +584,10 @@ int ckpt_publish(const char *src, const char *out, Err *e) {
     return rc;
 }
 
-/* Removes <out>.tmp.* beside out: what killed saves into it left. */
+/* Removes <out>.tmp.* beside out (no trailing '/'): what killed saves into
+ * it left. */
 static int clean_siblings(const char *out, Err *e) {
     char *copy = xstrdup(out);
-    size_t len = strlen(copy);
-    while (len > 1 && copy[len - 1] == '/') copy[--len] = 0;
     char *slash = strrchr(copy, '/');
     const char *parent = slash ? (slash == copy ? "/" : copy) : ".", *base = slash ? slash + 1 : copy;
     if (slash && slash != copy) *slash = 0;

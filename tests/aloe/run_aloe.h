@@ -50,10 +50,7 @@ static inline int aloe_run(const char *dir, const char *const *args) {
 
 /* Contents of dir/name (caller frees; "" if absent). */
 __attribute__((noinline, unused)) static char *slurp_in(const char *dir, const char *name) {
-    char *p = name ? path_join(dir, name) : xstrdup(dir), *s = NULL;
-    size_t n;
-    Err e;
-    if (file_read_all(p, &s, &n, &e)) s = xstrdup("");
+    char *p = name ? path_join(dir, name) : xstrdup(dir), *s = test_read_text(p);
     free(p);
     return s;
 }

@@ -7,6 +7,7 @@
 #include "aloe/report.h"
 #include "base/fileio.h"
 #include "base/mem.h"
+#include "cli/aloe_sh.h"
 #include "test.h"
 
 static const char *good =
@@ -73,19 +74,14 @@ static void test_report_command_exits_1_naming_field(void) {
     const char *bad = "{\"turns\": [{\"turn\": 1, \"al\": 3, \"n\": 1}, {\"turn\": 2, \"al\": 3, \"n\": 1},"
                       " {\"turn\": 3, \"al\": 3, \"n\": 1}, {\"turn\": 4, \"al\": \"x\", \"n\": 1}]}";
     CHECK_OK(file_write_atomic(res, bad, strlen(bad), &e), &e);
-    char *log = path_join(dir, "log");
-    char *bin = test_build_path("aloe");
-    int rc = test_system("%s report %s >'%s' 2>&1", bin, run, log);
-    char *out = NULL;
-    size_t n;
-    if (file_read_all(log, &out, &n, &e)) out = xstrdup("");
+    char *args = xasprintf("report %s", run), *out = NULL;
+    int rc = aloe_sh_run(NULL, args, &out);
+    free(args);
     CHECK_EQ_INT(rc, 1);
     char *want = xasprintf("%s: turns[3].al: expected a number or null, got a string", res);
     CHECK_MSG(strstr(out, want), "%s", out);
     free(want);
     free(out);
-    free(bin);
-    free(log);
     free(res);
     free(run);
     free(dir);

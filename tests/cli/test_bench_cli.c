@@ -3,15 +3,17 @@
  * keys kept out of outputs, resume after SIGKILL with no answered request
  * repeated, Ctrl-C, bad inputs and endpoint failures. */
 #include <signal.h>
-#include <spawn.h>
 #include <stdlib.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "base/fileio.h"
 #include "base/mem.h"
+#include "cli/aloe_sh.h"
 #include "llm/fake_server.h"
 #include "test.h"
+
+/* the environment every aloe run here gets */
+#define ALOE_ENV "OPENAI_API_KEY=sk-test-secret-123"
 
 /* The judge scores by a hash of its messages, and now and then needs
  * reminding; "[noscore]" in a reply makes it never score that turn. */
@@ -30,11 +32,6 @@ typedef struct {
     char *dir, *profiles, *personalities;
 } Data;
 
-static void write_file(const char *path, const char *text) {
-    Err e;
-    if (file_write_atomic(path, text, strlen(text), &e)) fprintf(stderr, "%s\n", e.msg);
-}
-
 static void data_init(Data *d, int n_profiles, int n_personalities) {
     d->dir = test_tmpdir();
     d->profiles = path_join(d->dir, "profiles.jsonl");
@@ -42,10 +39,10 @@ static void data_init(Data *d, int n_profiles, int n_personalities) {
     StrBuf b;
     sb_init(&b);
     for (int i = 0; i < n_profiles; i++) sb_printf(&b, "\"profile number %d\"\n", i);
-    write_file(d->profiles, b.s);
+    test_put_text(d->profiles, b.s);
     sb_clear(&b);
     for (int i = 0; i < n_personalities; i++) sb_printf(&b, "\"personality number %d\"\n", i);
-    write_file(d->personalities, b.s);
+    test_put_text(d->personalities, b.s);
     sb_free(&b);
 }
 
@@ -55,61 +52,10 @@ static void data_free(Data *d) {
     free(d->personalities);
 }
 
-/* Starts `build/aloe ARGS` under sh with stdout+stderr to log; returns the pid
- * of aloe itself (exec). */
-static pid_t spawn_aloe(const char *args, const char *log) {
-    char *bin = test_build_path("aloe");
-    char *cmd = xasprintf("exec env OPENAI_API_KEY=sk-test-secret-123 %s %s >'%s' 2>&1", bin, args, log);
-    char *argv[] = {"sh", "-c", cmd, NULL};
-    pid_t pid = 0;
-    if (posix_spawn(&pid, "/bin/sh", NULL, NULL, argv, environ)) pid = 0;
-    free(cmd);
-    free(bin);
-    return pid;
-}
-
-static int wait_exit(pid_t pid) {
-    int st = 0;
-    waitpid(pid, &st, 0);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-}
-
-/* Runs aloe to the end; its output is returned in *out (caller frees). */
-static int run_aloe(const char *args, char **out) {
-    char *dir = test_tmpdir();
-    char *log = path_join(dir, "log");
-    int rc = wait_exit(spawn_aloe(args, log));
-    size_t n;
-    Err e;
-    if (file_read_all(log, out, &n, &e)) *out = xstrdup("");
-    free(log);
-    free(dir);
-    return rc;
-}
-
 static char *bench_args(const Data *d, const FakeServer *fs, const char *out, const char *extra) {
     return xasprintf("bench --model m --user-model user-sim --judge-model judge --profiles %s --personalities %s "
                      "--base-url %s --out %s --quiet --timeout 20 %s",
                      d->profiles, d->personalities, fs->url, out, extra);
-}
-
-static json_t *load_json(const char *dir, const char *name) {
-    char *p = path_join(dir, name);
-    json_t *j = json_load_file(p, 0, NULL);
-    free(p);
-    return j;
-}
-
-static long count_lines(const char *dir, const char *name) {
-    char *p = path_join(dir, name), *s = NULL;
-    size_t n;
-    Err e;
-    long lines = 0;
-    if (!file_read_all(p, &s, &n, &e))
-        for (size_t i = 0; i < n; i++) lines += s[i] == '\n';
-    free(s);
-    free(p);
-    return lines;
 }
 
 static int file_contains(const char *dir, const char *name, const char *needle) {
@@ -137,13 +83,13 @@ static void test_full_run_concurrency_and_outputs_body(FakeServer *fsp) {
      * peak is reached by events, whatever the machine's load. */
     json_decref(fake_call(&fs, "/gate/8", 1));
     char *log;
-    int rc = run_aloe(args, &log);
+    int rc = aloe_sh_run(ALOE_ENV, args, &log);
     CHECK_MSG(rc == 0, "exit %d: %s", rc, log);
     CHECK(strstr(log, "AL(k):"));
     /* 16 conversations, -j 8: 8 requests in flight at once, and no more. */
     CHECK_MSG(fake_stat(&fs, "peak") == 8, "peak %ld", fake_stat(&fs, "peak"));
-    CHECK_EQ_INT(count_lines(out, "dialogues.jsonl"), 16);
-    json_t *r = load_json(out, "results.json");
+    CHECK_EQ_INT(aloe_sh_lines(out, "dialogues.jsonl"), 16);
+    json_t *r = aloe_sh_json(out, "results.json");
     CHECK(r);
     CHECK(json_is_true(json_object_get(r, "complete")));
     json_t *turns = json_object_get(r, "turns");
@@ -178,17 +124,17 @@ static void test_full_run_concurrency_and_outputs_body(FakeServer *fsp) {
     /* A rerun finds everything done and asks nothing. */
     long before = fake_log_count(&fs, NULL);
     free(log);
-    rc = run_aloe(args, &log);
+    rc = aloe_sh_run(ALOE_ENV, args, &log);
     CHECK_MSG(rc == 0, "exit %d: %s", rc, log);
     CHECK_EQ_INT(fake_log_count(&fs, NULL), before);
-    json_t *r2 = load_json(out, "results.json");
+    json_t *r2 = aloe_sh_json(out, "results.json");
     CHECK(json_equal(json_object_get(r, "turns"), json_object_get(r2, "turns")));
     json_decref(r2);
     /* aloe report over the run twice. */
     char *svg = path_join(d.dir, "cmp.svg");
     char *rargs = xasprintf("report %s %s --svg %s", out, out, svg);
     free(log);
-    rc = run_aloe(rargs, &log);
+    rc = aloe_sh_run(ALOE_ENV, rargs, &log);
     CHECK_MSG(rc == 0, "exit %d: %s", rc, log);
     CHECK(strstr(log, "| run | AL(1) | AL(2) | AL(3) | AVG | IR | N-IR | R² | invalid |"));
     CHECK(strstr(log, "| m (run) |"));
@@ -219,9 +165,9 @@ static void test_invalid_judge_counted_never_scored_body(FakeServer *fsp) {
     char *base = bench_args(&d, &fs, out, "--personalities-per-profile 2 --turns 3 -j 2");
     char *args = xasprintf("%s --judge-model judge-strict", base); /* the last flag wins */
     char *log;
-    int rc = run_aloe(args, &log);
+    int rc = aloe_sh_run(ALOE_ENV, args, &log);
     CHECK_MSG(rc == 0, "exit %d: %s", rc, log);
-    json_t *r = load_json(out, "results.json");
+    json_t *r = aloe_sh_json(out, "results.json");
     json_t *t2 = json_array_get(json_object_get(r, "turns"), 1);
     CHECK(json_is_null(json_object_get(t2, "al")));
     CHECK_EQ_INT(json_integer_value(json_object_get(t2, "n")), 0);
@@ -294,32 +240,32 @@ static void test_resume_after_sigkill_body(FakeServer *fsp, FakeServer *refp) {
     char *ref_out = path_join(d.dir, "ref");
     char *ref_args = bench_args(&d, &ref, ref_out, extra);
     char *log;
-    int rc = run_aloe(ref_args, &log);
+    int rc = aloe_sh_run(ALOE_ENV, ref_args, &log);
     CHECK_MSG(rc == 0, "exit %d: %s", rc, log);
     free(log);
     /* Killed with SIGKILL once a few conversations are in, then rerun. */
     char *out = path_join(d.dir, "run");
     char *args = bench_args(&d, &fs, out, extra);
     char *logp = path_join(d.dir, "killed.log");
-    pid_t pid = spawn_aloe(args, logp);
+    pid_t pid = aloe_sh_spawn(ALOE_ENV, args, logp);
     CHECK(pid > 0);
-    for (int i = 0; i < 30000 && count_lines(out, "dialogues.jsonl") < 3; i++) usleep(2000);
+    for (int i = 0; i < 30000 && aloe_sh_lines(out, "dialogues.jsonl") < 3; i++) usleep(2000);
     kill(pid, SIGKILL);
-    CHECK_EQ_INT(wait_exit(pid), 128 + SIGKILL);
-    long at_kill = count_lines(out, "dialogues.jsonl");
+    CHECK_EQ_INT(aloe_sh_wait(pid), 128 + SIGKILL);
+    long at_kill = aloe_sh_lines(out, "dialogues.jsonl");
     CHECK_MSG(at_kill >= 3 && at_kill < 18, "killed with %ld of 18 done", at_kill);
     long requests_at_kill = fake_log_count(&fs, NULL);
-    rc = run_aloe(args, &log);
+    rc = aloe_sh_run(ALOE_ENV, args, &log);
     CHECK_MSG(rc == 0, "exit %d: %s", rc, log);
     CHECK(fake_log_count(&fs, NULL) > requests_at_kill);
-    CHECK_EQ_INT(count_lines(out, "dialogues.jsonl"), 18);
+    CHECK_EQ_INT(aloe_sh_lines(out, "dialogues.jsonl"), 18);
     /* The resumed session got the killed one's answers from the cache. */
-    json_t *res = load_json(out, "results.json");
+    json_t *res = aloe_sh_json(out, "results.json");
     json_t *sess = json_object_get(json_object_get(res, "session"), "requests");
     CHECK(json_integer_value(json_object_get(json_object_get(sess, "user"), "cache_hits")) > 0);
     json_decref(res);
     /* The same numbers as the uninterrupted run. */
-    json_t *a = load_json(ref_out, "results.json"), *b = load_json(out, "results.json");
+    json_t *a = aloe_sh_json(ref_out, "results.json"), *b = aloe_sh_json(out, "results.json");
     CHECK(a && b);
     const char *keys[] = {"turns", "avg", "ir", "r2", "n_ir", "n_r2", "judge", "conversations"};
     for (int i = 0; i < 8; i++)
@@ -370,10 +316,10 @@ static void test_ctrl_c_writes_partial_results_body(FakeServer *fsp) {
     char *out = path_join(d.dir, "run");
     char *args = bench_args(&d, &fs, out, "--personalities-per-profile 2 --turns 4 -j 2");
     char *logp = path_join(d.dir, "int.log");
-    pid_t pid = spawn_aloe(args, logp);
-    for (int i = 0; i < 30000 && count_lines(out, "dialogues.jsonl") < 2; i++) usleep(2000);
+    pid_t pid = aloe_sh_spawn(ALOE_ENV, args, logp);
+    for (int i = 0; i < 30000 && aloe_sh_lines(out, "dialogues.jsonl") < 2; i++) usleep(2000);
     kill(pid, SIGINT);
-    int rc = wait_exit(pid);
+    int rc = aloe_sh_wait(pid);
     char *log = NULL;
     size_t n;
     Err e;
@@ -381,16 +327,16 @@ static void test_ctrl_c_writes_partial_results_body(FakeServer *fsp) {
     CHECK_MSG(rc == 130, "exit %d: %s", rc, log);
     CHECK_MSG(strstr(log, "interrupted") && strstr(log, "Run the same command again to resume"), "%s", log);
     CHECK_MSG(!strstr(log, "error: interrupted"), "Ctrl-C is no error: %s", log);
-    json_t *r = load_json(out, "results.json");
+    json_t *r = aloe_sh_json(out, "results.json");
     CHECK(r && json_is_false(json_object_get(r, "complete")));
     long done = (long)json_integer_value(json_object_get(json_object_get(r, "conversations"), "done"));
     CHECK(done >= 2 && done < 12);
-    CHECK_EQ_INT(done, count_lines(out, "dialogues.jsonl"));
+    CHECK_EQ_INT(done, aloe_sh_lines(out, "dialogues.jsonl"));
     json_decref(r);
     free(log);
-    rc = run_aloe(args, &log);
+    rc = aloe_sh_run(ALOE_ENV, args, &log);
     CHECK_MSG(rc == 0, "exit %d: %s", rc, log);
-    CHECK_EQ_INT(count_lines(out, "dialogues.jsonl"), 12);
+    CHECK_EQ_INT(aloe_sh_lines(out, "dialogues.jsonl"), 12);
     free(log);
     free(logp);
     free(args);
@@ -412,7 +358,7 @@ static void test_ctrl_c_writes_partial_results(void) {
 #define EXPECT_FAIL(args, want_rc, ...)                                                     \
     do {                                                                                    \
         char *log_;                                                                         \
-        int rc_ = run_aloe(args, &log_);                                                    \
+        int rc_ = aloe_sh_run(ALOE_ENV, args, &log_);                                                    \
         const char *needles_[] = {__VA_ARGS__, NULL};                                       \
         int ok_ = rc_ == (want_rc);                                                         \
         for (int i_ = 0; ok_ && needles_[i_]; i_++) ok_ = strstr(log_, needles_[i_]) != NULL; \
@@ -432,17 +378,17 @@ static void test_bad_inputs_body(FakeServer *fsp) {
     char *a;
     /* Malformed JSON, non-string values and empty files name file and line. */
     char *bad = path_join(d.dir, "bad.jsonl");
-    write_file(bad, "\"fine\"\n{\"oops\": \n");
+    test_put_text(bad, "\"fine\"\n{\"oops\": \n");
     a = xasprintf("bench --model m --user-model u --judge-model j --profiles %s --personalities %s --out %s", bad,
                   d.personalities, out);
     EXPECT_FAIL(a, 1, "bad.jsonl:2:", "invalid JSON");
     free(a);
-    write_file(bad, "\"fine\"\n42\n");
+    test_put_text(bad, "\"fine\"\n42\n");
     a = xasprintf("bench --model m --user-model u --judge-model j --profiles %s --personalities %s --out %s", d.profiles,
                   bad, out);
     EXPECT_FAIL(a, 1, "bad.jsonl:2: expected a JSON string, got");
     free(a);
-    write_file(bad, "\n");
+    test_put_text(bad, "\n");
     a = xasprintf("bench --model m --user-model u --judge-model j --profiles %s --personalities %s --out %s", bad,
                   d.personalities, out);
     EXPECT_FAIL(a, 1, "bad.jsonl: empty file");
@@ -484,17 +430,17 @@ static void test_bad_inputs_body(FakeServer *fsp) {
                   "--personalities-per-profile 1 --turns 1 --base-url %s --quiet",
                   d.profiles, d.personalities, out, fs.url);
     char *log;
-    CHECK_EQ_INT(run_aloe(a, &log), 0);
+    CHECK_EQ_INT(aloe_sh_run(ALOE_ENV, a, &log), 0);
     free(log);
     /* Without --quiet, progress goes to stderr (plain lines when not a terminal).
      * --prompts: an empty evaluated-model prompt means no system message, and
      * a custom judge prompt is the one sent. */
     char *pf = path_join(d.dir, "prompts.json");
-    write_file(pf, "{\"evaluated\": \"\", \"judge_score\": \"Rate {reply} for {profile}. Score: N\"}");
+    test_put_text(pf, "{\"evaluated\": \"\", \"judge_score\": \"Rate {reply} for {profile}. Score: N\"}");
     char *a3 = xasprintf("bench --model m --user-model u --judge-model j --profiles %s --personalities %s --out %s/u "
                          "--personalities-per-profile 1 --turns 1 --base-url %s --prompts %s",
                          d.profiles, d.personalities, out, fs.url, pf);
-    CHECK_EQ_INT(run_aloe(a3, &log), 0);
+    CHECK_EQ_INT(aloe_sh_run(ALOE_ENV, a3, &log), 0);
     CHECK_MSG(strstr(log, "bench 2/2 100%") && strstr(log, "req/s"), "%s", log);
     json_t *lm = fake_log_last(&fs, "m"), *lj = fake_log_last(&fs, "j");
     json_t *m0 = json_array_get(json_object_get(json_object_get(lm, "body"), "messages"), 0);

@@ -20,10 +20,8 @@ static int aloe(const char *args, char **out, char **err) {
     char *o = path_join(dir, "out"), *er = path_join(dir, "err");
     char *bin = test_build_path("aloe");
     int rc = test_system("env OPENAI_API_KEY=sk-test %s %s >'%s' 2>'%s' </dev/null", bin, args, o, er);
-    size_t n;
-    Err e;
-    if (file_read_all(o, out, &n, &e)) *out = xstrdup("");
-    if (file_read_all(er, err, &n, &e)) *err = xstrdup("");
+    *out = test_read_text(o);
+    *err = test_read_text(er);
     test_system("rm -rf '%s'", dir);
     free(o);
     free(er);
@@ -197,11 +195,6 @@ static void test_no_arguments(void) {
 
 /* ---- aloe bench --no-cache ---- */
 
-static void write_text(const char *path, const char *text) {
-    Err e;
-    if (file_write_atomic(path, text, strlen(text), &e)) fprintf(stderr, "%s\n", e.msg);
-}
-
 static int exists(const char *dir, const char *name) {
     char *p = path_join(dir, name);
     struct stat st;
@@ -217,8 +210,8 @@ static int exists(const char *dir, const char *name) {
 static long rerun_requests(FakeServer *fs, const char *dir, const char *extra, int *had_cache) {
     char *profiles = path_join(dir, "profiles.jsonl"), *pers = path_join(dir, "personalities.jsonl");
     char *out = path_join(dir, "run");
-    write_text(profiles, "\"a nurse in Oslo\"\n\"a retired chess coach\"\n");
-    write_text(pers, "\"terse\"\n\"cheerful\"\n");
+    test_put_text(profiles, "\"a nurse in Oslo\"\n\"a retired chess coach\"\n");
+    test_put_text(pers, "\"terse\"\n\"cheerful\"\n");
     char *args = xasprintf("bench --model m --user-model user-sim --judge-model judge --profiles %s "
                            "--personalities %s --personalities-per-profile 2 --turns 2 -j 2 --seed 3 "
                            "--base-url %s --out %s --quiet --timeout 20 %s",
@@ -261,7 +254,7 @@ static const char *script = "{\"models\": {\"user-sim\": {\"reply\": \"turn {tur
 
 static void test_bench_no_cache(void) {
     FakeServer fs;
-    if (fake_start(&fs, script, 0)) SKIP("fake_openai did not start");
+    NEED_STARTED(fake_start(&fs, script, 0) == 0, "fake_openai");
     char *with = test_tmpdir(), *without = test_tmpdir();
     int cache_with = 0, cache_without = 1;
     /* With the cache the redone conversations come from DIR/requests.sqlite:

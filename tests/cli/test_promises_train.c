@@ -32,10 +32,10 @@ static int train(const char *args, const char *dir, Step1 *s, char **log) {
     char *out = path_join(dir, "run");
     int rc = test_system("%s train dpo %s --out %s --steps 1 --lr 1e-6 --beta 0.5 -t 1 -q >'%s' 2>&1", bin, args,
                          out, lp);
+    *log = test_read_text(lp);
+    memset(s, 0, sizeof *s);
     size_t n;
     Err e;
-    if (file_read_all(lp, log, &n, &e)) *log = xstrdup("");
-    memset(s, 0, sizeof *s);
     char *mp = path_join(out, "metrics.jsonl"), *txt = NULL;
     if (!rc && !file_read_all(mp, &txt, &n, &e)) {
         char *nl = strchr(txt, '\n');

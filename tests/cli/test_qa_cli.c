@@ -2,15 +2,17 @@
  * end): help texts, summaries, error messages and exit statuses. */
 #include <ctype.h>
 #include <signal.h>
-#include <spawn.h>
 #include <stdlib.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "base/fileio.h"
 #include "base/mem.h"
+#include "cli/aloe_sh.h"
 #include "llm/fake_server.h"
 #include "test.h"
+
+/* the environment every aloe run here gets */
+#define ALOE_ENV NULL
 
 static const char *script =
     "{\"models\": {"
@@ -20,53 +22,10 @@ static const char *script =
     "\"resp\": {\"reply\": \"Sounds great! ({hash})\"},"
     "\"judge\": {\"reply\": \"Preferred: {ab}\"}}}";
 
-static void write_file(const char *path, const char *text) {
-    Err e;
-    if (file_write_atomic(path, text, strlen(text), &e)) fprintf(stderr, "%s\n", e.msg);
-}
-
-/* Starts `build/aloe ARGS` (via sh) with stdout+stderr to log; returns the pid
- * of aloe itself (exec). */
-static pid_t spawn_aloe(const char *args, const char *log) {
-    char *bin = test_build_path("aloe");
-    char *cmd = xasprintf("exec %s %s >'%s' 2>&1", bin, args, log);
-    char *argv[] = {"sh", "-c", cmd, NULL};
-    pid_t pid = 0;
-    if (posix_spawn(&pid, "/bin/sh", NULL, NULL, argv, environ)) pid = 0;
-    free(cmd);
-    free(bin);
-    return pid;
-}
-
-static int wait_exit(pid_t pid) {
-    int st = 0;
-    waitpid(pid, &st, 0);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-}
-
-static char *read_text(const char *path) {
-    char *s = NULL;
-    size_t n;
-    Err e;
-    if (file_read_all(path, &s, &n, &e)) s = xstrdup("");
-    return s;
-}
-
-/* Runs aloe to the end; stdout+stderr in *out (caller frees). */
-static int run_aloe(const char *args, char **out) {
-    char *dir = test_tmpdir();
-    char *log = path_join(dir, "log");
-    int rc = wait_exit(spawn_aloe(args, log));
-    *out = read_text(log);
-    free(log);
-    free(dir);
-    return rc;
-}
-
 /* --passes defaults to 1: the help said "(default 1) (default: 0)". */
 static void test_dialogues_help_passes_default(void) {
     char *out;
-    CHECK_EQ_INT(run_aloe("dialogues --help", &out), 0);
+    CHECK_EQ_INT(aloe_sh_run(ALOE_ENV, "dialogues --help", &out), 0);
     const char *line = strstr(out, "--passes P");
     CHECK_MSG(line, "%s", out);
     char *eol = strchr(line, '\n');
@@ -80,13 +39,13 @@ static void test_dialogues_help_passes_default(void) {
 static void test_prompts_missing_file(void) {
     char *dir = test_tmpdir();
     char *prof = path_join(dir, "p.jsonl"), *pers = path_join(dir, "q.jsonl"), *out = NULL;
-    write_file(prof, "\"a profile\"\n");
-    write_file(pers, "\"a personality\"\n");
+    test_put_text(prof, "\"a profile\"\n");
+    test_put_text(pers, "\"a personality\"\n");
     char *args = xasprintf("bench --model m --user-model u --judge-model j --profiles %s --personalities %s "
                            "--personalities-per-profile 1 --base-url http://127.0.0.1:1/v1 --out %s/run "
                            "--prompts %s/nope.json -q",
                            prof, pers, dir, dir);
-    CHECK_EQ_INT(run_aloe(args, &out), 1);
+    CHECK_EQ_INT(aloe_sh_run(ALOE_ENV, args, &out), 1);
     CHECK_MSG(strstr(out, "nope.json: cannot read the prompts file (No such file or directory)"), "%s", out);
     CHECK_MSG(!strstr(out, ":-1:-1"), "%s", out);
     free(args);
@@ -103,11 +62,11 @@ static void test_personas_summary_plural(void) {
     NEED_STARTED(fake_start(&fs, script, 0) == 0, "fake_openai");
     char *dir = test_tmpdir();
     char *seeds = path_join(dir, "seeds.jsonl"), *out = NULL;
-    write_file(seeds, "\"Shy and careful.\"\n\"Bold and curious.\"\n");
+    test_put_text(seeds, "\"Shy and careful.\"\n\"Bold and curious.\"\n");
     char *args = xasprintf("personas --kind personality --seeds %s --target 4 --model gen --embed-model emb "
                            "--base-url %s --threshold 0.99 --out %s/pool.jsonl -q",
                            seeds, fs.url, dir);
-    int rc = run_aloe(args, &out);
+    int rc = aloe_sh_run(ALOE_ENV, args, &out);
     fake_stop(&fs);
     CHECK_MSG(rc == 0, "rc %d: %s", rc, out);
     CHECK_MSG(strstr(out, "4 personalities (2 seeds + 2 generated)"), "%s", out);
@@ -125,14 +84,14 @@ static void test_dialogues_resume_summary(void) {
     NEED_STARTED(fake_start(&fs, script, 0) == 0, "fake_openai");
     char *dir = test_tmpdir();
     char *prof = path_join(dir, "p.jsonl"), *pers = path_join(dir, "q.jsonl"), *out1 = NULL, *out2 = NULL;
-    write_file(prof, "\"profile one\"\n\"profile two\"\n\"profile three\"\n");
-    write_file(pers, "\"personality one\"\n\"personality two\"\n");
+    test_put_text(prof, "\"profile one\"\n\"profile two\"\n\"profile three\"\n");
+    test_put_text(pers, "\"personality one\"\n\"personality two\"\n");
     char *args = xasprintf("dialogues --profiles %s --personalities %s --num 6 --turns 2 --user-model sim "
                            "--inducer-model ind --responder-model resp --judge-model judge --base-url %s "
                            "--seed 3 -j 3 --out %s/trees.jsonl -q",
                            prof, pers, fs.url, dir);
-    int rc1 = run_aloe(args, &out1);
-    int rc2 = run_aloe(args, &out2);
+    int rc1 = aloe_sh_run(ALOE_ENV, args, &out1);
+    int rc2 = aloe_sh_run(ALOE_ENV, args, &out2);
     fake_stop(&fs);
     CHECK_MSG(rc1 == 0 && rc2 == 0, "%s\n%s", out1, out2);
     CHECK_MSG(strstr(out2, "(6 resumed from an earlier run)"), "%s", out2);
@@ -153,22 +112,22 @@ static void test_train_sigint_status(void) {
     NEED_SHARED(model, "fixtures/models/tiny-qwen2");
     char *dir = test_tmpdir();
     char *data = path_join(dir, "sft.jsonl"), *log = path_join(dir, "log"), *metrics = path_join(dir, "run/metrics.jsonl");
-    write_file(data, "{\"messages\": [{\"role\": \"user\", \"content\": \"Hello there, how are you?\"}, "
+    test_put_text(data, "{\"messages\": [{\"role\": \"user\", \"content\": \"Hello there, how are you?\"}, "
                      "{\"role\": \"assistant\", \"content\": \"Fine, thanks. And you?\"}]}\n");
     char *args = xasprintf("train sft --model %s --data %s --out %s/run --steps 100000 -t 1 -q", model, data, dir);
-    pid_t pid = spawn_aloe(args, log);
+    pid_t pid = aloe_sh_spawn(ALOE_ENV, args, log);
     CHECK(pid > 0);
     /* Interrupt once training is under way (a metrics line is written). */
     for (int i = 0; i < 1200; i++) { /* the event; 60 s only bounds a broken run */
-        char *m = read_text(metrics);
+        char *m = test_read_text(metrics);
         int started = m[0] != 0;
         free(m);
         if (started) break;
         usleep(50 * 1000);
     }
     kill(pid, SIGINT);
-    int rc = wait_exit(pid);
-    char *out = read_text(log);
+    int rc = aloe_sh_wait(pid);
+    char *out = test_read_text(log);
     CHECK_MSG(rc == 130, "rc %d: %s", rc, out);
     CHECK_MSG(strstr(out, "interrupted at step") && strstr(out, "--resume"), "%s", out);
     free(out);
@@ -186,7 +145,7 @@ static void test_complete_stops_at_context(void) {
     NEED_SHARED(model, "fixtures/models/tiny-qwen2");
     char *args = xasprintf("complete --model %s --prompt-ids 1025,82,287 --max-tokens 300 --print-ids -t 1", model),
          *out = NULL;
-    CHECK_EQ_INT(run_aloe(args, &out), 0);
+    CHECK_EQ_INT(aloe_sh_run(ALOE_ENV, args, &out), 0);
     const char *open = out; /* the id list; the note on stderr may come first */
     while ((open = strchr(open, '[')) && !isdigit((unsigned char)open[1])) open++;
     CHECK_MSG(open, "%s", out);
@@ -197,7 +156,7 @@ static void test_complete_stops_at_context(void) {
     free(out);
     free(args);
     args = xasprintf("complete --model %s --prompt-ids 1025,82,287 --max-tokens 8 --print-ids -t 1", model);
-    CHECK_EQ_INT(run_aloe(args, &out), 0);
+    CHECK_EQ_INT(aloe_sh_run(ALOE_ENV, args, &out), 0);
     CHECK_MSG(!strstr(out, "[cut at"), "%s", out);
     free(out);
     free(args);
@@ -216,7 +175,7 @@ static void test_speed_json_and_units(void) {
     CHECK_OK(file_read_all(gguf, &data, &n, &e), &e);
     CHECK_OK(file_write_atomic(odd, data, n, &e), &e);
     char *args = xasprintf("speed --model '%s' -p 4 -n 2 -t 1 --json", odd);
-    CHECK_EQ_INT(run_aloe(args, &out), 0);
+    CHECK_EQ_INT(aloe_sh_run(ALOE_ENV, args, &out), 0);
     CHECK_MSG(strstr(out, " MiB | ") && strstr(out, " M | "), "%s", out);
     const char *last = strrchr(out, '{');
     json_t *j = last ? json_loads(last, 0, NULL) : NULL;
@@ -236,10 +195,10 @@ static void test_speed_json_and_units(void) {
  * "sequence 0: max_tokens must be positive"; chat took -1 as 512). */
 static void test_max_tokens_checked(void) {
     char *out = NULL;
-    CHECK_EQ_INT(run_aloe("complete --model /nonexistent --prompt hi --max-tokens 0", &out), 2);
+    CHECK_EQ_INT(aloe_sh_run(ALOE_ENV, "complete --model /nonexistent --prompt hi --max-tokens 0", &out), 2);
     CHECK_MSG(strstr(out, "--max-tokens: expected at least 1, got 0"), "%s", out);
     free(out);
-    CHECK_EQ_INT(run_aloe("chat --model /nonexistent --max-tokens -1 </dev/null", &out), 2);
+    CHECK_EQ_INT(aloe_sh_run(ALOE_ENV, "chat --model /nonexistent --max-tokens -1 </dev/null", &out), 2);
     CHECK_MSG(strstr(out, "--max-tokens: expected at least 1, got -1"), "%s", out);
     free(out);
 }

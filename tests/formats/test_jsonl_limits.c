@@ -8,6 +8,7 @@
 
 #include "base/fileio.h"
 #include "base/mem.h"
+#include "cli/aloe_sh.h"
 #include "formats/jsonl.h"
 #include "test.h"
 
@@ -109,16 +110,9 @@ static void test_profile_over_64k_refused(void) {
 
 /* Runs `aloe tokenize` with a shell tail (input redirection); output in *out. */
 static int tokenize(const char *model, const char *tail, char **out) {
-    char *dir = test_tmpdir();
-    char *log = path_join(dir, "log");
-    char *bin = test_build_path("aloe");
-    int rc = test_system("%s tokenize --model %s %s >'%s' 2>&1", bin, model, tail, log);
-    size_t n;
-    Err e;
-    if (file_read_all(log, out, &n, &e)) *out = xstrdup("");
-    free(bin);
-    free(log);
-    free(dir);
+    char *args = xasprintf("tokenize --model %s %s", model, tail);
+    int rc = aloe_sh_run(NULL, args, out);
+    free(args);
     return rc;
 }
 

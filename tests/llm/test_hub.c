@@ -278,8 +278,7 @@ static int resolve_logged(const char *spec, const HubOptions *o, char **out, Err
     fflush(stderr);
     dup2(saved, 2);
     close(saved);
-    Err ignore;
-    if (file_read_all(path, log, NULL, &ignore)) *log = xstrdup("");
+    *log = test_read_text(path);
     test_system("rm -rf '%s'", tmp);
     free(path);
     free(tmp);

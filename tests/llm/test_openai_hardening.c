@@ -21,6 +21,9 @@ static int fs_up;
 
 #define KEY "sk-echo-SECRET-0123456789abcdef"
 #define REPL "\xEF\xBF\xBD" /* U+FFFD, what a U+0000 in a reply becomes */
+#define FILLER_10 "xxxxxxxxxx"
+#define FILLER_40 FILLER_10 FILLER_10 FILLER_10 FILLER_10
+#define FILLER_280 FILLER_40 FILLER_40 FILLER_40 FILLER_40 FILLER_40 FILLER_40 FILLER_40
 
 static const char *SCRIPT =
     "{\"models\": {"
@@ -32,6 +35,8 @@ static const char *SCRIPT =
     " \"echo\": {\"reply\": \"you sent {key}, twice: {key}\"},"
     " \"echo-error\": {\"always\": {\"status\": 400, \"body\": \"{\\\"error\\\": {\\\"message\\\": \\\"bad key {key}\\\"}}\"}},"
     " \"echo-garbage\": {\"always\": {\"status\": 502, \"body\": \"<html>proxy saw {key}</html>\"}},"
+    /* the key straddles the 300 bytes of a non-JSON body quoted in a message */
+    " \"echo-cut\": {\"always\": {\"status\": 502, \"body\": \"<html>" FILLER_280 "{key}</html>\"}},"
     " \"user-sim\": {\"reply\": \"Hi ({hash}), my key is {key}\"},"
     " \"inducer\": {\"reply\": \"Profile: holds {key}\\nPersonality: calm\"},"
     " \"hinted\": {\"reply\": \"hinted {key} {hash}\"},"
@@ -39,8 +44,7 @@ static const char *SCRIPT =
     " \"pair-judge\": {\"reply\": \"Key {key}.\\nPreferred: {ab}\"}"
     "}}";
 
-#define NEED_SERVER() \
-    if (!fs_up) SKIP("fake_openai did not start (build it with make tests)")
+#define NEED_SERVER() NEED_STARTED(fs_up, "fake_openai")
 
 static LlmBackend *open_fake(const char *model, const char *key, Err *e) {
     LlmBackend *b = llm_openai_new(fs.url, key, model, 20, 1, e);
@@ -219,6 +223,38 @@ static void test_embedding_indices_must_be_distinct(void) {
 
 /* ---- secrets ---- */
 
+/* A JSON error message holding the key near where the error message (1024
+ * bytes) is cut: the message's prefix (endpoint, URL) has a length this test
+ * does not know, so the key is put at every 16th offset over the range where
+ * it could straddle the cut. No piece of the key may remain. */
+static void echoed_key_at_the_message_end(void) {
+    StrBuf sc;
+    sb_init(&sc);
+    sb_append(&sc, "{\"models\": {");
+    for (int fill = 640; fill <= 1020; fill += 16) {
+        sb_printf(&sc, "%s\"cut-%d\": {\"always\": {\"status\": 400, \"body\": "
+                  "\"{\\\"error\\\": {\\\"message\\\": \\\"%*s{key}\\\"}}\"}}",
+                  fill > 640 ? ", " : "", fill, fill, "");
+    }
+    sb_append(&sc, "}}");
+    FakeServer cut;
+    int up = fake_start(&cut, sc.s, 0) == 0;
+    sb_free(&sc);
+    NEED_STARTED(up, "fake_openai");
+    for (int fill = 640; up && fill <= 1020; fill += 16) {
+        char model[32];
+        snprintf(model, sizeof model, "cut-%d", fill);
+        Err e;
+        LlmBackend *b = llm_openai_new(cut.url, KEY, model, 20, 0, &e);
+        CHECK(b);
+        LlmReply r = {0};
+        CHECK(llm_chat(b, &hello, 1, NULL, &r, &e) == -1);
+        CHECK_MSG(!strstr(e.msg, "sk-echo"), "%s: message: %s", model, e.msg);
+        llm_free(b);
+    }
+    fake_stop(&cut);
+}
+
 static void test_echoed_key_is_redacted(void) {
     NEED_SERVER();
     Err e;
@@ -240,6 +276,13 @@ static void test_echoed_key_is_redacted(void) {
         CHECK_MSG(!strstr(e.msg, KEY) && strstr(e.msg, "[REDACTED]"), "message: %s", e.msg);
         llm_free(b);
     }
+    /* a body cut for the message where the key stands: no piece of it
+     * either (the first 14 characters, "sk-echo-SECRET", were shown) */
+    b = open_fake("echo-cut", KEY, &e);
+    CHECK(llm_chat(b, &hello, 1, NULL, &r, &e) == -1);
+    CHECK_MSG(!strstr(e.msg, "sk-echo") && strstr(e.msg, FILLER_10), "message: %s", e.msg);
+    llm_free(b);
+    echoed_key_at_the_message_end();
     /* a placeholder key of a server without auth is not a secret: the
      * word stays as it was */
     b = open_fake("echo", "EMPTY", &e);

@@ -234,9 +234,7 @@ static void test_prefix_cache_invalid(void) {
 static int aloe_out(const char *env_args, char **out) {
     char *dir = test_tmpdir(), *o = path_join(dir, "out");
     int rc = test_system("env %s >'%s' 2>&1 </dev/null", env_args, o);
-    size_t n;
-    Err e;
-    if (file_read_all(o, out, &n, &e)) *out = xstrdup("");
+    *out = test_read_text(o);
     test_system("rm -rf '%s'", dir);
     free(o), free(dir);
     return rc;

@@ -16,6 +16,7 @@
 #include "model/convert.h"
 #include "model/decoder.h"
 #include "test.h"
+#include "model_logits.h"
 #include "logit_budget.h"
 #include "tok/spm_tokenizer_json.h"
 #include "tok/tok.h"
@@ -101,27 +102,6 @@ static void test_same_as_llama_cpp(void) {
     }
 }
 
-/* Max |a-b| over the range of b, over n values. */
-static double rel_err(const float *a, const float *b, size_t n) {
-    double lo = b[0], hi = b[0], worst = 0;
-    for (size_t i = 0; i < n; i++) {
-        lo = fmin(lo, b[i]), hi = fmax(hi, b[i]);
-        worst = fmax(worst, fabs((double)a[i] - b[i]));
-    }
-    return worst / (hi - lo);
-}
-
-static int logits_of(const char *path, const int32_t *ids, int n, float **out, Err *e) {
-    Model *m = model_load(path, 2, e);
-    if (!m) return -1;
-    KvCache kv;
-    *out = xmalloc((size_t)n * m->cfg.vocab_size * sizeof(float));
-    int rc = kv_cache_init(&kv, m, n, e) || model_forward(m, &kv, ids, n, 0, *out, 1, e) ? -1 : 0;
-    kv_cache_free(&kv);
-    model_free(m);
-    return rc;
-}
-
 /* The fixture's second forward input (what test_decoder.c's bounds were
  * measured on). */
 static int fixture_ids(const char *dir, int32_t *ids, int max) {
@@ -160,7 +140,7 @@ static void test_engine_logits(void) {
         char *tmp = test_tmpdir();
         float *ref;
         Err e;
-        CHECK_OK(logits_of(dir, ids, n, &ref, &e), &e);
+        CHECK_OK(logits_of(dir, ids, n, &ref, NULL, &e), &e);
         ModelConfig c;
         CHECK_OK(hf_config_load(dir, &c, &e), &e);
         double rho = logit_rho(ref, (long)n * c.vocab_size);
@@ -169,8 +149,8 @@ static void test_engine_logits(void) {
             int type;
             float *got = NULL, *own = NULL;
             int rc = convert_type_parse(TYPES[t], &type, &e) || convert_hf_to_gguf(dir, out, type, &e) ||
-                     logits_of(out, ids, n, &got, &e) || !(copy = gguf_f32_copy(out, &e)) ||
-                     logits_of(copy, ids, n, &own, &e);
+                     logits_of(out, ids, n, &got, NULL, &e) || !(copy = gguf_f32_copy(out, &e)) ||
+                     logits_of(copy, ids, n, &own, NULL, &e);
             double err = rc ? 1 : rel_err(got, ref, (size_t)n * c.vocab_size);
             double err_own = rc ? 1 : rel_err(got, own, (size_t)n * c.vocab_size);
             double tol = weight_tol(dts[t], &c, n, rho);
@@ -274,8 +254,8 @@ static void test_q6_k_wide(void) {
     int32_t ids[40];
     for (int i = 0; i < 40; i++) ids[i] = 1 + (int32_t)rng_below(&r, 1000);
     float *ref = NULL, *got = NULL, *own = NULL;
-    rc = logits_of(hf, ids, 40, &ref, &e) || logits_of(gg, ids, 40, &got, &e) || !(copy = gguf_f32_copy(gg, &e)) ||
-         logits_of(copy, ids, 40, &own, &e);
+    rc = logits_of(hf, ids, 40, &ref, NULL, &e) || logits_of(gg, ids, 40, &got, NULL, &e) ||
+         !(copy = gguf_f32_copy(gg, &e)) || logits_of(copy, ids, 40, &own, NULL, &e);
     CHECK_OK(rc, &e);
     ModelConfig c;
     CHECK_OK(hf_config_load(hf, &c, &e), &e);

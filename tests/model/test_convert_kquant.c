@@ -34,6 +34,7 @@
 #include "formats/gguf.h"
 #include "model/decoder.h"
 #include "test.h"
+#include "model_logits.h"
 #include "wide_hf.h"
 
 #define KQ_BOUND_STEPS 1.5
@@ -144,27 +145,6 @@ static void fit_tensor(const TensorView *t, const float *x, Fit *f, float *decod
     }
 }
 
-/* max|a-b| / range(b) */
-static double rel_err(const float *a, const float *b, size_t n) {
-    double lo = b[0], hi = b[0], worst = 0;
-    for (size_t i = 0; i < n; i++) {
-        lo = fmin(lo, b[i]), hi = fmax(hi, b[i]);
-        worst = fmax(worst, fabs((double)a[i] - b[i]));
-    }
-    return worst / (hi - lo);
-}
-
-static int logits_of(const char *path, const int32_t *ids, int n, float **out, Err *e) {
-    Model *m = model_load(path, 2, e);
-    if (!m) return -1;
-    KvCache kv;
-    *out = xmalloc((size_t)n * m->cfg.vocab_size * sizeof(float));
-    int rc = kv_cache_init(&kv, m, n, e) || model_forward(m, &kv, ids, n, 0, *out, 1, e) ? -1 : 0;
-    kv_cache_free(&kv);
-    model_free(m);
-    return rc;
-}
-
 static void test_convert_kquants(void) {
     /* 2 layers; ffn 320: gate/up rows are 256 wide (K-quant), down rows 320
      * (not a multiple of 256: Q8_0, as llama.cpp falls back) */
@@ -183,7 +163,7 @@ static void test_convert_kquants(void) {
     uint64_t s = 99;
     for (int i = 0; i < 48; i++) ids[i] = (int32_t)(wide_mix(&s) % WIDE_VOCAB);
     float *ref = NULL;
-    CHECK_OK(logits_of(hf, ids, 48, &ref, &e), &e);
+    CHECK_OK(logits_of(hf, ids, 48, &ref, NULL, &e), &e);
     char *bin = test_build_path("aloe");
     static const char *const names[] = {"q4_k", "q6_k"};
     static const int types[] = {DT_Q4_K, DT_Q6_K};
@@ -234,7 +214,7 @@ static void test_convert_kquants(void) {
         CHECK_EQ_INT(n_kq, 1 + 2 * 6); /* embedding + q,k,v,o,gate,up per layer */
         CHECK_EQ_INT(n_q8, 2);          /* ffn_down, 320 wide */
         float *got = NULL;
-        CHECK_OK(logits_of(out, ids, 48, &got, &e), &e);
+        CHECK_OK(logits_of(out, ids, 48, &got, NULL, &e), &e);
         double err = rel_err(got, ref, (size_t)48 * WIDE_VOCAB);
         printf("  %s: worst value error %.2f steps; logits max|err|/range %.3f\n", names[k], worst, err);
         free(got);

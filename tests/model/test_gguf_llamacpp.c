@@ -29,29 +29,18 @@
 
 #include "base/fileio.h"
 #include "base/mem.h"
+#include "cli/aloe_sh.h"
 #include "formats/dtype.h"
 #include "formats/gguf.h"
 #include "formats/gguf_write.h"
 #include "model/decoder.h"
 #include "test.h"
+#include "model_logits.h"
 #include "wide_hf.h"
 
 static const WideSpec WIDE = {.n_layers = 1, .ffn = 512, .seed = 7};
 
 static char *data_path(const char *name) { return xasprintf("tests/data/gguf-llamacpp/%s", name); }
-
-/* Logits [n, V] of the batched pass over ids. */
-static int logits_of(const char *path, const int32_t *ids, int n, float **out, int *vocab, Err *e) {
-    Model *m = model_load(path, 2, e);
-    if (!m) return -1;
-    KvCache kv;
-    *vocab = m->cfg.vocab_size;
-    *out = xmalloc((size_t)n * m->cfg.vocab_size * sizeof(float));
-    int rc = kv_cache_init(&kv, m, n, e) || model_forward(m, &kv, ids, n, 0, *out, 1, e) ? -1 : 0;
-    kv_cache_free(&kv);
-    model_free(m);
-    return rc;
-}
 
 /* Logits [n, V] decoding one token at a time (after a prompt of 1): the
  * quantised dot-product path, activations rounded to Q8_0 (llama.cpp's
@@ -350,13 +339,9 @@ static void test_unsupported_type_message(void) {
                   (strstr(e.msg, "type 6") || strstr(e.msg, "q5_0") || strstr(e.msg, "Q5_0")),
               "message does not name the file, the tensor and the type: %s", e.msg);
     CHECK_EQ_INT(e.code, ERR_UNSUPPORTED);
-    char *bin = test_build_path("aloe"), *tmp = test_tmpdir(), *log = path_join(tmp, "log");
-    int rc = test_system("%s complete --model %s --prompt-ids 1,2,3 --max-tokens 1 >'%s' 2>&1", bin, p, log);
-    char *out = NULL;
-    size_t n;
-    if (file_read_all(log, &out, &n, &e)) out = xstrdup("");
-    test_system("rm -rf '%s'", tmp);
-    free(bin), free(tmp), free(log);
+    char *args = xasprintf("complete --model %s --prompt-ids 1,2,3 --max-tokens 1", p), *out = NULL;
+    int rc = aloe_sh_run(NULL, args, &out);
+    free(args);
     CHECK_MSG(rc == 1 && strstr(out, "blk.0.attn_k.weight"), "aloe complete: exit %d: %s", rc, out);
     free(out);
     free(p);

@@ -44,7 +44,11 @@ static void ids_text(Ids *x, const Tokenizer *t, const char *s) {
     int32_t *v;
     int n;
     Err e;
-    if (tok_encode(t, s, 0, 0, &v, &n, &e)) return;
+    if (tok_encode(t, s, 0, 0, &v, &n, &e)) {
+        /* the expected ids would miss this fragment: say why */
+        test_fail(__FILE__, __LINE__, "encoding \"%s\": %s", s, e.msg);
+        return;
+    }
     ids_add(x, v, n);
     free(v);
 }

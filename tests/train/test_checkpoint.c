@@ -474,6 +474,47 @@ static void test_model_save_is_complete_or_absent(void) {
     free(first), free(base), free(tmp), free(out);
 }
 
+/* ckpt_verify's refusals name the file with the line and column of a JSON
+ * error, and say what was expected of a field without inventing a step or a
+ * size the file does not hold. */
+static void test_verify_messages(void) {
+    char *dir = test_tmpdir(), *sp = path_join(dir, "trainer_state.json"), *op = path_join(dir, "optimizer.safetensors");
+    static const float m[4] = {1, 2, 3, 4};
+    TensorView v[2];
+    memset(v, 0, sizeof v);
+    const char *names[2] = {"exp_avg", "exp_avg_sq"};
+    for (int i = 0; i < 2; i++) {
+        v[i].name = names[i], v[i].dtype = DT_F32, v[i].ndim = 1, v[i].data = m, v[i].nbytes = sizeof m;
+        for (int d = 0; d < TENSOR_MAX_DIMS; d++) v[i].shape[d] = 1;
+        v[i].shape[0] = 4;
+    }
+    const char *const meta[] = {"format", "pt", "step", "3", "adamw_step", "3", "numel", "4", NULL};
+    Err e;
+    CHECK_OK(st_write(op, v, 2, meta, &e), &e);
+    long long osize = file_size(op);
+    static const struct {
+        const char *json, *want, *never;
+        long step;
+    } cases[] = {
+        {"{\"global_step\": 3,\n \"files\": {]}\n", "trainer_state.json:2:", NULL, 3},
+        {"{\"global_step\": \"3\", \"files\": {}}", "global_step: expected a non-negative integer", "expected -1", -1},
+        {"{\"global_step\": 2, \"files\": {}}", "global_step: expected 3 (the directory's step), got 2", NULL, 3},
+        {"{\"global_step\": 3, \"files\": {\"optimizer.safetensors\": \"%lld\"}}",
+         "files.optimizer.safetensors: expected its size in bytes (an integer)", "says 0", 3},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        char *text = xasprintf(cases[i].json, osize);
+        CHECK_OK(file_write_atomic(sp, text, strlen(text), &e), &e);
+        free(text);
+        e.msg[0] = 0;
+        CHECK(ckpt_verify(dir, cases[i].step, NULL, &e) == -1);
+        CHECK_MSG(e.code == ERR_PARSE && strstr(e.msg, cases[i].want) &&
+                      (!cases[i].never || !strstr(e.msg, cases[i].never)),
+                  "case %zu: %s", i, e.msg);
+    }
+    free(op), free(sp), free(dir);
+}
+
 int main(void) {
     RUN(test_adapter_roundtrip_same_logits);
     RUN(test_model_roundtrip_f32_and_bf16);
@@ -485,5 +526,6 @@ int main(void) {
     RUN(test_save_with_gguf);
     RUN(test_gguf_q8_0_fallback);
     RUN(test_model_save_is_complete_or_absent);
+    RUN(test_verify_messages);
     return test_summary();
 }

@@ -9,18 +9,9 @@
 #include "formats/safetensors.h"
 #include "test.h"
 #include "train/checkpoint.h"
+#include "train/fixture_trees.h"
 #include "train/lora.h"
 #include "train/run.h"
-
-static const char *TREES =
-    "{\"profile\": \"P\", \"personality\": \"Q\", \"conversations\": ["
-    "{\"user\": \"Hi! I just finished my anthropology exam.\", \"assistant\": {\"preferred\": \"Congrats! How did it "
-    "go?\", \"rejected\": \"OK.\"}, \"chosen\": \"rejected\"},"
-    "{\"user\": \"It went well. Now I want to play guitar all summer.\", \"assistant\": {\"preferred\": \"Nice, what "
-    "songs are you learning?\", \"rejected\": \"Guitars have strings.\"}, \"chosen\": \"preferred\"}]}\n"
-    "{\"profile\": \"P2\", \"personality\": \"Q2\", \"conversations\": [{\"user\": \"I love indie films.\", "
-    "\"assistant\": {\"preferred\": \"Which one did you watch last?\", \"rejected\": \"Films are movies.\"}, "
-    "\"chosen\": \"preferred\"}]}\n";
 
 static char *write_file(const char *dir, const char *name, const char *content) {
     char *p = path_join(dir, name);
