@@ -2,10 +2,12 @@
  * JSONL (train/run.h does the work; this file is flags and Ctrl-C). */
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cli/args.h"
 #include "cli/commands.h"
+#include "llm/hub.h"
 #include "train/checkpoint.h"
 #include "train/run.h"
 
@@ -26,7 +28,7 @@ int cmd_train(int argc, char **argv) {
     long steps = 0, warmup = 0, seed = 42, save_every = 0;
     int batch = 1, accum = 1, max_len = 1024, rank = 0, resume = 0, threads = 0, quiet = 0;
     ArgSpec specs[] = {
-        {"--model", "-m", ARG_STR, &o.model, "M", "the model to start from (Hugging Face directory)", 1, 0},
+        {"--model", "-m", ARG_STR, &o.model, "M", "the model to start from (Hugging Face directory, hf://ORG/REPO or local:SPEC)", 1, 0},
         {"--data", NULL, ARG_STR, &o.data, "F", "JSONL: aloe conversation trees or TRL messages / prompt-chosen-rejected", 1, 0},
         {"--out", "-o", ARG_STR, &o.out, "DIR", "output directory (checkpoint, metrics.jsonl)", 1, 0},
         {"--ref", NULL, ARG_STR, &o.ref, "M", "DPO reference model (default: the starting model)", 0, 0},
@@ -104,8 +106,20 @@ int cmd_train(int argc, char **argv) {
     o.weight_decay = wd, o.max_grad_norm = clip, o.warmup = warmup, o.seed = (uint64_t)seed;
     o.lora_r = rank, o.lora_alpha = alpha, o.lora_dropout = dropout, o.resume = resume, o.save_every = save_every;
     o.threads = threads, o.quiet = quiet;
+    /* Model flags take every model spec with weights: a directory, hf://
+     * (downloaded once into the cache) or local:SPEC. */
+    char *model_dir = NULL, *ref_dir = NULL;
+    if (o.model && hub_resolve(o.model, NULL, &model_dir, &e)) return cli_fail(&e);
+    if (o.ref && hub_resolve(o.ref, NULL, &ref_dir, &e)) {
+        free(model_dir);
+        return cli_fail(&e);
+    }
+    if (model_dir) o.model = model_dir;
+    if (ref_dir) o.ref = ref_dir;
     signal(SIGINT, on_sigint);
     rc = train_run(&o, &g_stop, &e);
+    free(model_dir);
+    free(ref_dir);
     signal(SIGINT, SIG_DFL);
     if (rc && e.code == ERR_CANCELLED) { /* Ctrl-C: the checkpoint is saved; the documented status is 130 */
         fprintf(stderr, "aloe train: %s\n", e.msg);

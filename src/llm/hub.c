@@ -750,6 +750,13 @@ static int fetch_snapshot(const Opts *o, const HubSpec *s, const HubListing *l, 
 }
 
 int hub_resolve(const char *spec, const HubOptions *opts, char **local_path, Err *e) {
+    /* The explicit forms of a model spec (llm/open.c): local:SPEC is the
+     * local model SPEC names; openai:NAME is an endpoint's model, whose
+     * weights a command that reads them cannot have. */
+    if (!strncmp(spec, "local:", 6)) spec += 6;
+    else if (!strncmp(spec, "openai:", 7))
+        return err_set(e, ERR_ARG, "%s: a model served by an endpoint; this needs the weights (a Hugging Face "
+                       "directory, a .gguf file or hf://ORG/REPO)", spec);
     if (!hub_is_spec(spec)) {
         *local_path = xstrdup(spec);
         return 0;

@@ -190,11 +190,49 @@ static void test_merge_wrong_adapter(void) {
     free(cmd), free(err), free(model), free(lora), free(aloe), free(tmp);
 }
 
+/* Byte equality of two files. */
+static int same_bytes(const char *a, const char *b) {
+    char *x = NULL, *y = NULL;
+    size_t nx = 0, ny = 0;
+    Err e;
+    int same = !file_read_all(a, &x, &nx, &e) && !file_read_all(b, &y, &ny, &e) && nx == ny && !memcmp(x, y, nx);
+    free(x);
+    free(y);
+    return same;
+}
+
+/* The explicit model specs on the commands that read weights: local:SPEC is
+ * the model SPEC names (train, logits), openai:NAME is refused with a reason
+ * (an endpoint's model has no weights here) instead of "no such file". */
+static void test_explicit_model_specs(void) {
+    NEED_SHARED(model, "fixtures/models/tiny-llama3");
+    char *tmp = test_tmpdir(), *aloe = test_build_path("aloe");
+    char *local = xasprintf("local:%s", model);
+    CHECK_MSG(train_tiny(aloe, local, tmp, "") == 0, "aloe train sft --model local:DIR failed (see %s/log)", tmp);
+    char *run = path_join(tmp, "run"), *local_run = xasprintf("local:%s", run);
+    CHECK_MSG(logits(aloe, run, tmp, "plain") == 0 && logits(aloe, local_run, tmp, "explicit") == 0,
+              "aloe logits failed (see %s/log)", tmp);
+    char *a = path_join(tmp, "plain.safetensors"), *b = path_join(tmp, "explicit.safetensors");
+    CHECK_MSG(same_bytes(a, b), "logits of local:%s differ from those of %s", run, run);
+    int rc = test_system("%s logits --model openai:gpt-4o --ids 1,2 --out %s/x.safetensors >%s/openai.log 2>&1", aloe,
+                         tmp, tmp);
+    CHECK_EQ_INT(rc, 2); /* a bad value for --model: usage */
+    rc = test_system("%s train sft --model openai:gpt-4o --data %s/trees.jsonl --out %s/r2 --quiet >>%s/openai.log 2>&1",
+                     aloe, tmp, tmp, tmp);
+    CHECK_EQ_INT(rc, 2); /* a bad value for --model: usage */
+    char *lp = path_join(tmp, "openai.log"), *log = test_read_text(lp);
+    CHECK_MSG(log && strstr(log, "openai:gpt-4o: a model served by an endpoint") &&
+                  strstr(strstr(log, "served by an endpoint") + 1, "openai:gpt-4o: a model served by an endpoint"),
+              "expected the endpoint-model error twice, got: %s", log ? log : "(no log)");
+    free(log), free(lp), free(a), free(b), free(local_run), free(run), free(local), free(aloe), free(tmp), free(model);
+}
+
 int main(void) {
     RUN(test_train_convert_logits);
     RUN(test_train_gguf_sharded);
     RUN(test_merge_gguf_sharded);
     RUN(test_bad_input);
     RUN(test_merge_wrong_adapter);
+    RUN(test_explicit_model_specs);
     return test_summary();
 }
