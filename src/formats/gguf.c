@@ -46,6 +46,20 @@ static int rd_bytes(Cur *c, void *out, size_t n, const char *what) {
     return 0;
 }
 
+/* ggml's names for its tensor types, for errors about the ones aloe does not
+ * read (the numbers are the GGUF format's, ggml_type). */
+static const char *ggml_type_name(uint32_t type) {
+    static const char *const names[] = {
+        [0] = "F32",      [1] = "F16",      [2] = "Q4_0",    [3] = "Q4_1",     [6] = "Q5_0",     [7] = "Q5_1",
+        [8] = "Q8_0",     [9] = "Q8_1",     [10] = "Q2_K",   [11] = "Q3_K",    [12] = "Q4_K",    [13] = "Q5_K",
+        [14] = "Q6_K",    [15] = "Q8_K",    [16] = "IQ2_XXS", [17] = "IQ2_XS", [18] = "IQ3_XXS", [19] = "IQ1_S",
+        [20] = "IQ4_NL",  [21] = "IQ3_S",   [22] = "IQ2_S",  [23] = "IQ4_XS",  [24] = "I8",      [25] = "I16",
+        [26] = "I32",     [27] = "I64",     [28] = "F64",    [29] = "IQ1_M",   [30] = "BF16",    [34] = "TQ1_0",
+        [35] = "TQ2_0",
+    };
+    return type < sizeof names / sizeof *names && names[type] ? names[type] : "unknown";
+}
+
 static int rd_u32(Cur *c, uint32_t *v, const char *what) { return rd_bytes(c, v, 4, what); }
 static int rd_u64(Cur *c, uint64_t *v, const char *what) { return rd_bytes(c, v, 8, what); }
 
@@ -238,7 +252,9 @@ static int parse_tensor_info(Gguf *g, Cur *c, int k, uint64_t *offset) {
     if (rd_u32(c, &type, t->name) || rd_u64(c, offset, t->name)) return -1;
     t->dtype = (int)type;
     if (!dtype_valid(t->dtype) || t->dtype >= DT_U8)
-        return err_set(c->e, ERR_UNSUPPORTED, "%s: tensor %s: unsupported type %u", c->file, t->name, type);
+        return err_set(c->e, ERR_UNSUPPORTED,
+                       "%s: tensor %s: type %s (%u) is not supported (aloe reads F32, F16, BF16, Q8_0, Q4_0, Q4_K "
+                       "and Q6_K)", c->file, t->name, ggml_type_name(type), type);
     if (t->shape[nd - 1] % dtype_block_size(t->dtype))
         return err_set(c->e, ERR_PARSE, "%s: tensor %s: row of %lld elements is not a whole number of %s blocks",
                        c->file, t->name, (long long)t->shape[nd - 1], dtype_name(t->dtype));
