@@ -11,6 +11,7 @@
 #include "base/fileio.h"
 #include "formats/safetensors.h"
 #include "train/checkpoint.h"
+#include "fuzz_tmp.h"
 
 static char *g_dir, *g_state;
 
@@ -20,9 +21,7 @@ static void cleanup(void) {
 }
 
 static void setup(void) {
-    char tpl[] = "/tmp/aloe-fuzz-ckpt-XXXXXX";
-    if (!mkdtemp(tpl)) abort();
-    g_dir = strdup(tpl);
+    g_dir = fuzz_tmpdir("ckpt");
     g_state = path_join(g_dir, "trainer_state.json");
     atexit(cleanup);
     static const float m[4] = {1, 2, 3, 4};

@@ -14,6 +14,7 @@
 
 #include "base/fileio.h"
 #include "base/mem.h"
+#include "fuzz_tmp.h"
 #include "formats/hfdir.h"
 #include "model/decoder.h"
 
@@ -34,12 +35,8 @@ static void setup(void) {
     char *src = xasprintf("%s/fixtures/models/tiny-qwen2/model.safetensors", shared ? shared : "../shared");
     char *abs = realpath(src, NULL);
     free(src);
-    char tmpl[] = "/tmp/aloe-fuzz-config-XXXXXX";
-    if (!abs || !mkdtemp(tmpl)) {
-        free(abs);
-        return;
-    }
-    dir = xstrdup(tmpl);
+    if (!abs) return;
+    dir = fuzz_tmpdir("config");
     char *w = path_join(dir, "model.safetensors");
     if (symlink(abs, w)) abort();
     free(w), free(abs);

@@ -18,8 +18,9 @@
 #include "aloe/report.h"
 #include "base/fileio.h"
 #include "base/log.h"
+#include "fuzz_tmp.h"
 
-static char dir[64];
+static char *dir;
 
 static char *write_tmp(const char *name, const uint8_t *data, size_t size) {
     char *p = path_join(dir, name);
@@ -35,10 +36,8 @@ static void must_name(const Err *e, const char *name) {
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-    if (!dir[0]) {
-        snprintf(dir, sizeof dir, "/tmp/aloe-fuzz-journal-%d", (int)getpid());
-        Err e;
-        if (file_mkdirs(dir, &e)) abort();
+    if (!dir) {
+        dir = fuzz_tmpdir("journal");
         log_set_level(LOG_SILENT);
     }
     /* the bench journal */

@@ -12,6 +12,7 @@
 
 #include "base/fileio.h"
 #include "base/mem.h"
+#include "fuzz_tmp.h"
 #include "formats/safetensors.h"
 
 static char *dir, *index_path, *shard[2];
@@ -24,9 +25,7 @@ static void cleanup(void) {
 
 static void setup(void) {
     if (dir) return;
-    char tmpl[] = "/tmp/aloe-fuzz-st-index-XXXXXX";
-    if (!mkdtemp(tmpl)) abort();
-    dir = xstrdup(tmpl);
+    dir = fuzz_tmpdir("st-index");
     static const float a[4] = {1, 2, 3, 4}, b[2] = {5, 6}, c[6] = {7, 8, 9, 10, 11, 12};
     TensorView s1[] = {{.name = "a", .dtype = DT_F32, .ndim = 2, .shape = {2, 2, 1, 1}, .data = a, .nbytes = 16},
                        {.name = "b", .dtype = DT_F32, .ndim = 1, .shape = {2, 1, 1, 1}, .data = b, .nbytes = 8}};
