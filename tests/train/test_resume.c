@@ -64,8 +64,7 @@ static void commit_hook(const char *op, const char *path) {
 }
 
 static void test_save_every(void) {
-    char *model = test_shared_path("fixtures/models/tiny-qwen2");
-    if (!model) SKIP("fixtures not found (set ALOE_SHARED)");
+    NEED_SHARED(model, "fixtures/models/tiny-qwen2");
     char *tmp = test_tmpdir(), *data = path_join(tmp, "trees.jsonl"), *out = path_join(tmp, "out");
     Err e;
     CHECK_OK(file_write_atomic(data, TREES, strlen(TREES), &e), &e);
@@ -126,8 +125,7 @@ static void check_full_resume(const char *model, const char *tmp, const char *da
 }
 
 static void test_full_resume_is_exact(void) {
-    char *model = test_shared_path("fixtures/models/tiny-qwen2");
-    if (!model) SKIP("fixtures not found (set ALOE_SHARED)");
+    NEED_SHARED(model, "fixtures/models/tiny-qwen2");
     char *tmp = test_tmpdir(), *data = path_join(tmp, "trees.jsonl");
     Err e;
     CHECK_OK(file_write_atomic(data, TREES, strlen(TREES), &e), &e);
@@ -266,8 +264,7 @@ static void other_beta(TrainRunOptions *o) { o->dpo.beta = 0.5, o->dpo.kind = DP
 static void other_ref(TrainRunOptions *o) { o->ref = g_str; }
 
 static void test_resume_refuses_other_lora_dpo_settings(void) {
-    char *model = test_shared_path("fixtures/models/tiny-qwen3");
-    if (!model) SKIP("fixtures not found (set ALOE_SHARED)");
+    NEED_SHARED(model, "fixtures/models/tiny-qwen3");
     char *tmp = test_tmpdir(), *data = path_join(tmp, "trees.jsonl"), *out = path_join(tmp, "out");
     Err e;
     CHECK_OK(file_write_atomic(data, TREES, strlen(TREES), &e), &e);
@@ -321,8 +318,7 @@ static int copy_dir(const char *from, const char *to, Err *e) {
 /* checkpoint-4's optimizer state cut short (a disk that lost a block): the
  * resume says so, goes back to checkpoint-2 and still ends exact. */
 static void test_resume_falls_back_from_damaged_checkpoint(void) {
-    char *model = test_shared_path("fixtures/models/tiny-qwen2");
-    if (!model) SKIP("fixtures not found (set ALOE_SHARED)");
+    NEED_SHARED(model, "fixtures/models/tiny-qwen2");
     char *tmp = test_tmpdir(), *data = path_join(tmp, "trees.jsonl"), *a = path_join(tmp, "a"), *b = path_join(tmp, "b");
     char *keep = path_join(tmp, "keep");
     Err e;
@@ -364,8 +360,7 @@ static void test_resume_falls_back_from_damaged_checkpoint(void) {
 }
 
 static void test_fresh_run_keeps_earlier_checkpoint(void) {
-    char *model = test_shared_path("fixtures/models/tiny-qwen2");
-    if (!model) SKIP("fixtures not found (set ALOE_SHARED)");
+    NEED_SHARED(model, "fixtures/models/tiny-qwen2");
     char *tmp = test_tmpdir(), *data = path_join(tmp, "trees.jsonl"), *out = path_join(tmp, "out");
     Err e;
     CHECK_OK(file_write_atomic(data, TREES, strlen(TREES), &e), &e);
