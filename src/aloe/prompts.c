@@ -21,7 +21,7 @@ typedef struct {
  *   showed would make the "hinted" responder worse, not better.
  * - Judges must end with a machine-readable line; replies without one are
  *   re-asked with PROMPT_JUDGE_REMINDER, never guessed. */
-static const PromptDef defs[PROMPT__COUNT] = {
+static const PromptDef defs[PROMPT__COUNT] = { /* the rubric protocol */
     [PROMPT_USER_SIMULATOR] = {
         "user_simulator", "{profile} {personality}",
         "You are role-playing a real person chatting with an AI assistant. Stay in character for the "
@@ -42,6 +42,7 @@ static const PromptDef defs[PROMPT__COUNT] = {
         "user_first_turn", "",
         "Start the conversation: write your first message to the assistant, about something this person "
         "would plausibly want to talk about or ask for help with."},
+    [PROMPT_USER_REPLY_SUFFIX] = {"user_reply_suffix", "", ""},
     [PROMPT_INDUCER] = {
         "inducer", "{conversation}",
         "Below is a conversation between a user and an AI assistant.\n\n{conversation}\n\n"
@@ -65,6 +66,8 @@ static const PromptDef defs[PROMPT__COUNT] = {
         "responder_plain", "",
         "You are a helpful assistant having a conversation with a user. Reply like a person would in a "
         "chat: natural, warm and concise, at most three sentences."},
+    [PROMPT_RESPONDER_HINT] = {"responder_hint", "{inferred_profile} {inferred_personality}", ""},
+    [PROMPT_RESPONDER_SUFFIX] = {"responder_suffix", "", ""},
     [PROMPT_EVALUATED] = {
         "evaluated", "",
         "You are a helpful assistant having a conversation with a user. Reply like a person would in a "
@@ -116,12 +119,32 @@ static const PromptDef defs[PROMPT__COUNT] = {
         "description per line, numbered \"1. \", \"2. \" and so on, with nothing else."},
 };
 
+/* The paper protocol's texts, where they differ from the rubric's.
+ * TODO(protocol helper): the paper's texts; until then the rubric's. */
+static const char *const paper_text[PROMPT__COUNT] = {0};
+
+static const char *const protocol_names[PROTOCOL__COUNT] = {"paper", "rubric"};
+
+const char *protocol_name(Protocol p) { return p >= 0 && p < PROTOCOL__COUNT ? protocol_names[p] : "?"; }
+
+int protocol_parse(const char *s, Protocol *p, Err *e) {
+    for (int i = 0; i < PROTOCOL__COUNT; i++)
+        if (s && !strcmp(s, protocol_names[i])) {
+            *p = (Protocol)i;
+            return 0;
+        }
+    return err_set(e, ERR_ARG, "--protocol: expected paper or rubric, got \"%s\"", s ? s : "");
+}
+
 const char *prompt_key(PromptId id) { return defs[id].key; }
 const char *prompt_placeholders(PromptId id) { return defs[id].placeholders; }
 
-void prompts_init_default(Prompts *p) {
-    for (int i = 0; i < PROMPT__COUNT; i++) p->text[i] = xstrdup(defs[i].text);
+void prompts_init(Prompts *p, Protocol proto) {
+    for (int i = 0; i < PROMPT__COUNT; i++)
+        p->text[i] = xstrdup(proto == PROTOCOL_PAPER && paper_text[i] ? paper_text[i] : defs[i].text);
 }
+
+void prompts_init_default(Prompts *p) { prompts_init(p, PROTOCOL_RUBRIC); }
 
 void prompts_free(Prompts *p) {
     for (int i = 0; i < PROMPT__COUNT; i++) {

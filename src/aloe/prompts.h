@@ -9,12 +9,35 @@
 
 #include "base/err.h"
 
+/* Which protocol the default texts follow (recorded with every run):
+ *   paper   the ALOE paper's reference run: the user simulator's instructions
+ *           are its first user message and every reply it sees carries a
+ *           "within three sentences" reminder; the inducer is given the true
+ *           persona and extracts what the user revealed; the hint is appended
+ *           to the hinted responder's user message; the pairwise judge sees
+ *           the persona and the two replies; the evaluated model gets no
+ *           system prompt; the scoring judge answers with the score only;
+ *   rubric  aloe's earlier variant: system prompts for every role, an inducer
+ *           that guesses from the transcript alone, judges that explain and
+ *           end with "Preferred: A|B" / "Score: N". */
+typedef enum { PROTOCOL_PAPER, PROTOCOL_RUBRIC, PROTOCOL__COUNT } Protocol;
+
+/* "paper" / "rubric". */
+const char *protocol_name(Protocol p);
+/* Parses a --protocol value; an unknown one is an error naming both choices. */
+int protocol_parse(const char *s, Protocol *p, Err *e);
+
+/* A prompt whose text is "" is not sent (see each role's rule below). */
 typedef enum {
-    PROMPT_USER_SIMULATOR,     /* system prompt of the user role-playing a persona */
-    PROMPT_USER_FIRST_TURN,    /* instruction for the user's opening message */
+    PROMPT_USER_SIMULATOR,     /* the user role-playing a persona: system prompt, or (when
+                                * PROMPT_USER_FIRST_TURN is "") its first user message (usersim.h) */
+    PROMPT_USER_FIRST_TURN,    /* instruction for the user's opening message ("" = none) */
+    PROMPT_USER_REPLY_SUFFIX,  /* appended, after a newline, to every reply the user simulator sees */
     PROMPT_INDUCER,            /* extract what the user has revealed so far */
-    PROMPT_RESPONDER_HINTED,   /* assistant system prompt given the inferred persona */
-    PROMPT_RESPONDER_PLAIN,    /* assistant system prompt without it */
+    PROMPT_RESPONDER_HINTED,   /* system prompt of the responder given the inferred persona ("" = none) */
+    PROMPT_RESPONDER_PLAIN,    /* system prompt of the responder without it ("" = none) */
+    PROMPT_RESPONDER_HINT,     /* appended, after a newline, to the hinted responder's user message */
+    PROMPT_RESPONDER_SUFFIX,   /* appended, after a newline, to both responders' user messages */
     PROMPT_EVALUATED,          /* system prompt of the model under benchmark ("" = none) */
     PROMPT_JUDGE_PAIR,         /* which of two replies this user prefers */
     PROMPT_JUDGE_SCORE,        /* 1-5 tailoring score of one reply */
@@ -33,6 +56,9 @@ const char *prompt_key(PromptId id);
 /* The placeholders a prompt may use, space separated, e.g. "{profile} {personality}". */
 const char *prompt_placeholders(PromptId id);
 
+/* The default texts of a protocol. */
+void prompts_init(Prompts *p, Protocol proto);
+/* The rubric texts (kept while callers move to prompts_init). */
 void prompts_init_default(Prompts *p);
 /* Overrides the defaults with the entries of a JSON object file. Unknown keys
  * and placeholders a prompt cannot use are errors naming the key. */

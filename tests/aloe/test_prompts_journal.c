@@ -15,7 +15,10 @@ static void test_fill_placeholders(void) {
 static void test_defaults_use_only_their_placeholders(void) {
     Prompts p;
     prompts_init_default(&p);
-    for (int i = 0; i < PROMPT__COUNT; i++) CHECK(p.text[i] && p.text[i][0]);
+    /* Every text is set; only the optional additions may be "" (not sent). */
+    for (int i = 0; i < PROMPT__COUNT; i++)
+        CHECK(p.text[i] && (p.text[i][0] || i == PROMPT_USER_REPLY_SUFFIX || i == PROMPT_RESPONDER_HINT ||
+                            i == PROMPT_RESPONDER_SUFFIX));
     CHECK(strstr(p.text[PROMPT_JUDGE_SCORE], "Score: N") != NULL);
     prompts_free(&p);
 }
