@@ -119,9 +119,31 @@ static const PromptDef defs[PROMPT__COUNT] = { /* the rubric protocol */
         "description per line, numbered \"1. \", \"2. \" and so on, with nothing else."},
 };
 
-/* The paper protocol's texts, where they differ from the rubric's.
- * TODO(protocol helper): the paper's texts; until then the rubric's. */
-static const char *const paper_text[PROMPT__COUNT] = {0};
+/* The paper protocol's texts; NULL: the rubric's text.
+ * TODO: the paper's texts (being written). */
+static const char *const paper_text[PROMPT__COUNT] = {
+    /* ---- conversation roles ---- */
+    [PROMPT_USER_SIMULATOR] = NULL,
+    [PROMPT_USER_FIRST_TURN] = NULL,
+    [PROMPT_USER_REPLY_SUFFIX] = NULL,
+    [PROMPT_INDUCER] = NULL,
+    [PROMPT_RESPONDER_HINTED] = NULL,
+    [PROMPT_RESPONDER_PLAIN] = NULL,
+    [PROMPT_RESPONDER_HINT] = NULL,
+    [PROMPT_RESPONDER_SUFFIX] = NULL,
+    [PROMPT_EVALUATED] = NULL,
+    [PROMPT_JUDGE_PAIR] = NULL,
+    [PROMPT_JUDGE_SCORE] = NULL,
+    [PROMPT_JUDGE_REMINDER] = NULL,
+
+    /* ---- persona pool growth (aloe personas) ---- */
+
+
+    [PROMPT_GENERATE_PROFILE] = NULL,
+
+
+    [PROMPT_GENERATE_PERSONALITY] = NULL,
+};
 
 static const char *const protocol_names[PROTOCOL__COUNT] = {"paper", "rubric"};
 
