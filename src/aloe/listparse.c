@@ -81,6 +81,7 @@ static size_t label_len(const char *s) {
         if (*p == '#') p++;
         while (isdigit((unsigned char)*p)) p++;
         if (p[0] == '*' && p[1] == '*') p += 2;
+        if (!*p) return (size_t)(p - s); /* a heading alone ("Profile 3") */
         if (*p != ':' && !(p[0] == ' ' && p[1] == '-')) continue;
         p += (*p == ':') ? 1 : 2;
         if (p[0] == '*' && p[1] == '*') p += 2;
@@ -152,6 +153,33 @@ static int is_chatter(const char *line) {
     return (n && line[n - 1] == ':') || is_chatter_opener(line, 0);
 }
 
+/* A line that is only a heading ("Profile 3", "**Personality 2:**"): cleaned, nothing is left. */
+static int is_heading(const char *line) {
+    char *c = listparse_clean_item(line);
+    int empty = strlen(c) < 2;
+    free(c);
+    return empty;
+}
+
+/* Unmarked text whose blank-line separated blocks mostly span several lines
+ * holds one item per block (a paragraph with a line per sentence, or
+ * hard-wrapped); otherwise a block is a run of one-line items, and a stray
+ * blank line in such a list does not glue two items together. Only lines
+ * that can be items count (not preambles, remarks or headings). */
+static int paragraph_mode(const StrList *lines) {
+    int blocks = 0, multi = 0, cur = 0;
+    for (int i = 0; i <= lines->n; i++) {
+        const char *l = i < lines->n ? lines->items[i] : "";
+        if (*l) {
+            if (!is_chatter(l) && !is_heading(l)) cur++;
+            continue;
+        }
+        if (cur) blocks++, multi += cur > 1;
+        cur = 0;
+    }
+    return blocks >= 2 && 2 * multi > blocks;
+}
+
 static void push_clean(StrList *out, const char *raw, int *added) {
     char *c = listparse_clean_item(raw);
     size_t n = strlen(c);
@@ -207,6 +235,8 @@ int listparse_split(const char *text, StrList *out) {
     for (int i = 0; i < lines.n; i++)
         if (marker_len(lines.items[i])) any_marker = 1;
 
+    int paragraphs = !any_marker && paragraph_mode(&lines);
+
     StrBuf cur;
     sb_init(&cur);
     int open = 0;        /* cur holds an item that may continue on the next line */
@@ -244,6 +274,13 @@ int listparse_split(const char *text, StrList *out) {
             if (open) push_clean(out, cur.s, &added);
             sb_clear(&cur);
             open = 0;
+            continue;
+        }
+        if (paragraphs) {
+            if (is_chatter(l) || is_heading(l)) continue;
+            if (open) sb_appendc(&cur, ' ');
+            sb_append(&cur, l);
+            open = 1;
             continue;
         }
         if (open) {

@@ -291,7 +291,10 @@ static char *examples_text(Run *r, int round, int call) {
     rng_sample(&rng, r->n, k, idx);
     StrBuf b;
     sb_init(&b);
-    for (int i = 0; i < k; i++) sb_printf(&b, "%s%d. %s", i ? "\n" : "", i + 1, r->m[idx[i]].text);
+    for (int i = 0; i < k; i++) {
+        if (c->plain_examples) sb_printf(&b, "%s%s", i ? "\n\n" : "", r->m[idx[i]].text);
+        else sb_printf(&b, "%s%d. %s", i ? "\n" : "", i + 1, r->m[idx[i]].text);
+    }
     free(idx);
     return sb_take(&b);
 }
@@ -411,6 +414,7 @@ int personas_run(const PersonasConfig *c, const StrList *seeds, PersonasResult *
                                  c->embedder->model, "threshold", c->threshold, "examples", c->examples, "per_call",
                                  c->per_call, "calls", c->calls, "seed", (json_int_t)c->seed, "temperature",
                                  c->params.temperature, "max_tokens", c->params.max_tokens);
+    if (c->protocol) json_object_set_new(settings, "protocol", json_string(c->protocol));
     if (c->extra_settings) json_object_update(settings, c->extra_settings);
     int rc = gensettings_check_or_write(settings_path, settings, e);
     json_decref(settings);

@@ -34,6 +34,10 @@
 
 typedef struct PersonasConfig {
     const char *template_text; /* generator prompt with {examples} and {n} */
+    int plain_examples;        /* {examples} as paragraphs split by blank lines, the form the paper's
+                                * prompt asks back; 0: one per line numbered "1. " (the rubric's) */
+    const char *protocol;      /* recorded in the settings (a resume under another is refused);
+                                * NULL: not recorded */
     int target;                /* pool size to reach, seeds included */
     int examples;              /* pool members shown per request */
     int per_call;              /* new items asked for per request */
@@ -51,6 +55,14 @@ typedef struct PersonasConfig {
     json_t *extra_settings;    /* borrowed, may be NULL: more settings the pool depends on (e.g.
                                 * chat-template overrides of local models), checked on resume */
 } PersonasConfig;
+
+/* The paper's sentence embedder (its reference filters candidates with
+ * sentence-transformers' paraphrase-MiniLM-L6-v2: mean pooling, no
+ * normalisation, which the cosine does not need), run by the local BERT
+ * engine: the default of `aloe personas --embed-model`. */
+#define PERSONAS_DEFAULT_EMBEDDER "hf://sentence-transformers/paraphrase-MiniLM-L6-v2"
+/* The paper's generator temperature (the rubric protocol sends none). */
+#define PERSONAS_PAPER_TEMPERATURE 0.8
 
 /* Defaults: threshold 0.6, 5 examples, 20 per call, 1 call per round, 1000
  * rounds, floor 0.02 over the last 3 rounds. */

@@ -139,10 +139,30 @@ static const char *const paper_text[PROMPT__COUNT] = {
     /* ---- persona pool growth (aloe personas) ---- */
 
 
-    [PROMPT_GENERATE_PROFILE] = NULL,
+    [PROMPT_GENERATE_PROFILE] =
+        "Write {n} new user profiles. Each profile describes one person, in the third person (\"He is ...\" "
+        "or \"She is ...\"), through about 8 to 10 distinct facts about their everyday life. Possible facts "
+        "include their age range, family, where and how they live, education, hobbies, habits and fun "
+        "facts; use any combination (no profile needs all of these) and think of other kinds of facts "
+        "too. Choose facts that could come up naturally in a casual, everyday conversation. Keep to "
+        "objective facts about the person: say little about the content of their work, and nothing at "
+        "all about their personality or character traits.\n\n"
+        "Some example profiles:\n\n{examples}\n\n"
+        "Make the {n} profiles diverse and different from each other and from the examples: vary the "
+        "people and the kinds of facts, rather than describing the same topics every time. Answer in "
+        "plain text with the profiles only, separated by a blank line, without numbers, titles or any "
+        "other text.",
 
 
-    [PROMPT_GENERATE_PERSONALITY] = NULL,
+    [PROMPT_GENERATE_PERSONALITY] =
+        "Write {n} new descriptions of a person's personality. Each description is about one person, in "
+        "the third person (\"He is ...\" or \"She is ...\"), and names about 8 to 10 personality traits "
+        "that would show in a casual, everyday conversation with them. Describe traits only: nothing "
+        "beyond them, such as occupation, age, family, hobbies or where they live.\n\n"
+        "Some example descriptions:\n\n{examples}\n\n"
+        "Make the {n} descriptions diverse and different from each other and from the examples: avoid "
+        "similar combinations of traits. Answer in plain text with the descriptions only, separated by a "
+        "blank line, without numbers, titles or any other text.",
 };
 
 static const char *const protocol_names[PROTOCOL__COUNT] = {"paper", "rubric"};

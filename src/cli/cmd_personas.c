@@ -12,30 +12,37 @@
 #include "llm/cache.h"
 
 static const ArgCommand CMD = {
-    "personas", "--kind profile|personality --target N --model M --embed-model E --out FILE.jsonl [options]",
+    "personas", "--kind profile|personality --target N --model M --out FILE.jsonl [options]",
     "Grows a pool of user profiles (objective facts) or personalities (traits) from seed examples. Each round "
     "shows the generator --examples random pool members and asks for --per-call new ones (-j requests per "
     "round, in parallel); a candidate joins only if its embedding's cosine similarity to every pool member is "
     "<= --threshold. Stops at --target members, after --max-rounds, or when the acceptance rate over the last "
     "--floor-rounds rounds falls below --min-acceptance. Writes FILE.jsonl (the pool, seeds first), "
     "FILE.meta.jsonl (round, nearest neighbour and similarity per item) and FILE.state.jsonl (resume state with "
-    "the embeddings); requests are cached in FILE.requests.sqlite. Rerun the same command to resume.",
-    "aloe personas --kind profile --target 300 --model gpt-4o-mini --embed-model text-embedding-3-small "
-    "--out profiles.jsonl",
+    "the embeddings); requests are cached in FILE.requests.sqlite. Rerun the same command to resume. "
+    "--protocol paper (the default) follows the ALOE paper: its generation rules in the prompt, temperature "
+    "0.8, the paraphrase-MiniLM-L6-v2 embedder run locally, threshold 0.6; --protocol rubric keeps aloe's "
+    "earlier prompt (numbered lists) and sends no temperature unless given.",
+    "aloe personas --kind profile --target 331 --model gpt-4o --out profiles.jsonl",
     0, 0};
 
 int cmd_personas(int argc, char **argv) {
     const char *kind = NULL, *seeds_path = NULL, *out = NULL, *prompts_path = NULL, *cache_path = NULL;
     int target = 0, jobs = 1, quiet = 0, max_tokens = 0;
     long seed = 0;
-    double temperature = 1.0;
+    double temperature = PERSONAS_PAPER_TEMPERATURE; /* rubric: none unless given */
+    const char *protocol_arg = "paper";
     PersonasConfig pc;
     personas_config_default(&pc);
     GenRole roles[2] = {{.name = "generator", .help = "the generator model"},
-                        {.name = "embed", .help = "the sentence-embedding model (/v1/embeddings)"}};
+                        {.name = "embed", .help = "the sentence-embedding model (by default the paper's, run by the local "
+                                                  "engine)",
+                         .model = PERSONAS_DEFAULT_EMBEDDER}};
     GenConn conn = {.timeout_s = 300, .retries = 8};
     ArgSpec specs[40] = {
         {"--kind", NULL, ARG_STR, &kind, "KIND", "profile or personality", 1, 0},
+        {"--protocol", NULL, ARG_STR, &protocol_arg, "P",
+         "paper (the paper's prompt and temperature) or rubric (aloe's earlier prompt)", 0, 0},
         {"--seeds", NULL, ARG_STR, &seeds_path, "FILE", "seed examples, JSONL of strings (default: "
                                                           "data/seeds/KIND.jsonl)", 0, 0},
         {"--target", NULL, ARG_INT, &target, "N", "pool size to reach, seeds included", 1, 0},
@@ -48,7 +55,8 @@ int cmd_personas(int argc, char **argv) {
         {"--max-rounds", NULL, ARG_INT, &pc.max_rounds, "R", "stop after R rounds", 0, 0},
         {"--seed", NULL, ARG_LONG, &seed, "S", "seed of every random choice", 0, 0},
         {"--jobs", "-j", ARG_INT, &jobs, "N", "generator requests per round, in parallel", 0, 0},
-        {"--temperature", NULL, ARG_DOUBLE, &temperature, "T", "generator temperature (< 0: server default)", 0, 0},
+        {"--temperature", NULL, ARG_DOUBLE, &temperature, "T", "generator temperature (< 0: server default; under "
+         "--protocol rubric the server's unless given)", 0, 0},
         {"--max-tokens", NULL, ARG_INT, &max_tokens, "N", "generator max_tokens (0: server default)", 0, 0},
         {"--prompts", NULL, ARG_STR, &prompts_path, "FILE", "JSON object overriding role prompts", 0, 0},
         {"--out", "-o", ARG_STR, &out, "FILE.jsonl", "the pool", 1, 0},
@@ -64,15 +72,16 @@ int cmd_personas(int argc, char **argv) {
     Err e = {0};
     int rc = args_parse_flags(&CMD, specs, argc, argv, &e);
     if (rc) return rc > 0 ? 0 : cli_fail(&e);
+    Protocol proto;
+    if (protocol_parse(protocol_arg, &proto, &e)) return cli_fail(&e);
+    /* The paper's reference samples at 0.8; the rubric protocol left it to the server. */
+    for (int i = 0; specs[i].name; i++)
+        if (!strcmp(specs[i].name, "--temperature") && !specs[i].seen && proto == PROTOCOL_RUBRIC) temperature = -1;
     PromptId pid;
     if (!strcmp(kind, "profile")) pid = PROMPT_GENERATE_PROFILE;
     else if (!strcmp(kind, "personality")) pid = PROMPT_GENERATE_PERSONALITY;
     else {
         err_set(&e, ERR_ARG, "--kind: expected profile or personality, got \"%s\"", kind);
-        return cli_fail(&e);
-    }
-    if (!roles[1].model) {
-        err_set(&e, ERR_ARG, "aloe personas: --embed-model M is required (see 'aloe personas --help')");
         return cli_fail(&e);
     }
     if (!roles[0].model) {
@@ -87,7 +96,7 @@ int cmd_personas(int argc, char **argv) {
     if (!seeds_path) seeds_path = seeds_owned;
     StrList seeds = {0};
     Prompts prompts;
-    prompts_init_default(&prompts);
+    prompts_init(&prompts, proto);
     char *cache_owned = cache_path ? NULL : personas_sidecar_path(out, ".requests.sqlite");
     LlmCache *cache = NULL;
     LlmBackend *gen = NULL, *emb = NULL;
@@ -109,6 +118,8 @@ int cmd_personas(int argc, char **argv) {
     for (int i = 0; i < 2; i++) genrole_note_template(&templates, &roles[i], NULL);
     if (!rc) {
         pc.template_text = prompts.text[pid];
+        pc.plain_examples = proto == PROTOCOL_PAPER;
+        pc.protocol = protocol_name(proto);
         pc.target = target;
         pc.calls = jobs;
         pc.seed = (uint64_t)seed;

@@ -85,6 +85,43 @@ static void test_nothing_usable(void) {
     CHECK_EQ_INT(l.n, 0);
 }
 
+
+/* ---- what the paper's prompt gets back: items separated by blank lines, no
+ * numbering asked for; each form below is one a model writes anyway ---- */
+
+#define P1 "She is a 41-year-old mother of twins who lives on a sheep farm. She sings in the village choir."
+#define P2 "He is a 62-year-old taxi driver in Athens. He plays backgammon every evening."
+#define P3 "She is 22 and studies marine biology in Honolulu. She free-dives on weekends."
+
+static void test_paper_blank_line_separated_with_preamble(void) {
+    CHECK_SPLIT("Here are 3 new profiles:\n\n" P1 "\n\n" P2 "\n\n" P3 "\n", P1, P2, P3);
+    CHECK_SPLIT("Sure! Here are three profiles.\n\n" P1 "\n\n" P2 "\n\n" P3 "\n\nI hope these help!", P1, P2, P3);
+}
+
+static void test_paper_single_newlines(void) {
+    CHECK_SPLIT(P1 "\n" P2 "\n" P3, P1, P2, P3);
+    CHECK_SPLIT("Here are 3 profiles:\n" P1 "\n" P2 "\n" P3 "\n", P1, P2, P3);
+    /* a stray blank line in a one-per-line list glues nothing together */
+    CHECK_SPLIT(P1 "\n" P2 "\n\n" P3, P1, P2, P3);
+}
+
+static void test_paper_numbered_or_bulleted_anyway(void) {
+    CHECK_SPLIT("Here are 3 profiles:\n\n1. " P1 "\n\n2. " P2 "\n\n3. " P3, P1, P2, P3);
+    CHECK_SPLIT("1) " P1 "\n2) " P2 "\n3) " P3, P1, P2, P3);
+    CHECK_SPLIT("- " P1 "\n- " P2 "\n- " P3 "\n\nLet me know if you need more.", P1, P2, P3);
+}
+
+/* A paragraph written a sentence per line, blank lines between items. */
+static void test_paper_paragraphs_with_a_line_per_sentence(void) {
+    CHECK_SPLIT("Here are 3 profiles:\n\n"
+                "She is a 41-year-old mother of twins who lives on a sheep farm.\nShe sings in the village choir.\n\n"
+                "He is a 62-year-old taxi driver in Athens.\nHe plays backgammon every evening.\n\n"
+                "She is 22 and studies marine biology in Honolulu.\nShe free-dives on weekends.\n",
+                P1, P2, P3);
+    /* headings on their own line are not items, nor part of one */
+    CHECK_SPLIT("**Profile 1**\n" P1 "\n\nProfile 2\n" P2 "\n\n**Profile 3:**\n" P3, P1, P2, P3);
+}
+
 int main(void) {
     RUN(test_numbered_with_preamble);
     RUN(test_parenthesis_numbers_and_quotes);
@@ -97,5 +134,9 @@ int main(void) {
     RUN(test_trailing_commas_and_empty_items);
     RUN(test_bullets_under_numbers_are_details);
     RUN(test_nothing_usable);
+    RUN(test_paper_blank_line_separated_with_preamble);
+    RUN(test_paper_single_newlines);
+    RUN(test_paper_numbered_or_bulleted_anyway);
+    RUN(test_paper_paragraphs_with_a_line_per_sentence);
     return test_summary();
 }
