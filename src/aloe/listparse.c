@@ -81,7 +81,6 @@ static size_t label_len(const char *s) {
         if (*p == '#') p++;
         while (isdigit((unsigned char)*p)) p++;
         if (p[0] == '*' && p[1] == '*') p += 2;
-        if (!*p) return (size_t)(p - s); /* a heading alone ("Profile 3") */
         if (*p != ':' && !(p[0] == ' ' && p[1] == '-')) continue;
         p += (*p == ':') ? 1 : 2;
         if (p[0] == '*' && p[1] == '*') p += 2;
@@ -153,25 +152,28 @@ static int is_chatter(const char *line) {
     return (n && line[n - 1] == ':') || is_chatter_opener(line, 0);
 }
 
-/* A line that is only a heading ("Profile 3", "**Personality 2:**"): cleaned, nothing is left. */
+/* A line that is only a heading ("Profile 3", "**Personality 2:**"): a
+ * label with nothing after it. (Only paragraph mode drops these: there a
+ * heading would otherwise be glued to its item.) */
 static int is_heading(const char *line) {
-    char *c = listparse_clean_item(line);
-    int empty = strlen(c) < 2;
+    char *c = listparse_clean_item(line), *colon = xasprintf("%s:", c);
+    int heading = strlen(c) < 2 || label_len(colon) == strlen(colon);
     free(c);
-    return empty;
+    free(colon);
+    return heading;
 }
 
 /* Unmarked text whose blank-line separated blocks mostly span several lines
  * holds one item per block (a paragraph with a line per sentence, or
  * hard-wrapped); otherwise a block is a run of one-line items, and a stray
- * blank line in such a list does not glue two items together. Only lines
- * that can be items count (not preambles, remarks or headings). */
+ * blank line in such a list does not glue two items together. Preambles
+ * and remarks do not count as lines. */
 static int paragraph_mode(const StrList *lines) {
     int blocks = 0, multi = 0, cur = 0;
     for (int i = 0; i <= lines->n; i++) {
         const char *l = i < lines->n ? lines->items[i] : "";
         if (*l) {
-            if (!is_chatter(l) && !is_heading(l)) cur++;
+            if (!is_chatter(l)) cur++; /* a heading counts: it is glued to its item otherwise */
             continue;
         }
         if (cur) blocks++, multi += cur > 1;
