@@ -595,7 +595,7 @@ typedef struct RunCtx {
     long *todo;
     Progress *prog;
     atomic_int *stop;
-    atomic_long disagreements, undecided, succeeded;
+    atomic_long disagreements, undecided;
     pthread_mutex_t lock;
     JudgeOrderCounts judges; /* under lock */
     json_t *skipped;         /* [{id, index, error}], under lock */
@@ -637,7 +637,6 @@ static void conv_job(void *ctx, long i, int thread) {
     int rc = rec ? journal_append(r->j, rec, &e) : -1;
     if (rec && !rc) {
         count_disagreements(r, rec);
-        atomic_fetch_add(&r->succeeded, 1);
         progress_add(r->prog, 1);
     }
     json_decref(rec);
@@ -790,7 +789,6 @@ int dialogues_run(const DialoguesConfig *c, const StrList *profiles, const StrLi
                 .stop = c->stop ? c->stop : &local_stop, .skipped = json_array()};
     atomic_init(&r.disagreements, 0);
     atomic_init(&r.undecided, 0);
-    atomic_init(&r.succeeded, 0);
     pthread_mutex_init(&r.lock, NULL);
     r.todo = xmalloc(sizeof(long) * (size_t)(plan->n ? plan->n : 1));
     long ntodo = 0;
@@ -822,9 +820,9 @@ int dialogues_run(const DialoguesConfig *c, const StrList *profiles, const StrLi
         if (r.err.code) {
             *e = r.err;
             rc = -1;
-        } else if (res->skipped && !atomic_load(&r.succeeded) && res->skipped == ntodo) {
-            /* skipping is for the odd conversation; all of them failing is
-             * the endpoint or the setup, and says so */
+        } else if (res->skipped && res->done == 0) {
+            /* skipping is for the odd conversation; an output with none made
+             * at all points at the endpoint or the setup, and says so */
             const char *first = json_string_value(json_object_get(json_array_get(r.skipped, 0), "error"));
             rc = err_set(e, ERR_HTTP, "every conversation failed (%ld); the first: %s", res->skipped, first);
         } else if (res->done + res->skipped < plan->n) {
