@@ -38,10 +38,12 @@ static const ArgCommand CMD = {
 /* The run's summary on stdout; the skipped conversations also on stderr,
  * so that they are seen even when stdout goes to a file. */
 static void print_summary(const char *out, const DialoguesConfig *dc, const DialoguesResult *res) {
-    printf("%s: %ld conversations of %d turns (%ld resumed from an earlier run, %ld skipped); protocol %s; %ld judge "
-           "disagreements (%ld with no verdict in either order)%s\n",
-           out, res->done, dc->turns, res->done_before, res->skipped, protocol_name(dc->protocol), res->disagreements,
-           res->undecided, dc->drop_disagreements ? " (pairs dropped)" : " (pairs kept, marked in meta)");
+    printf("%s: %ld of %ld conversations of %d turns (%ld resumed from an earlier run); %ld judge disagreements "
+           "(%ld with no verdict in either order)%s\n",
+           out, res->done, res->total, dc->turns, res->done_before, res->disagreements, res->undecided,
+           dc->drop_disagreements ? " (pairs dropped)" : " (pairs kept, marked in meta)");
+    printf("protocol %s, max_tokens %d; %ld conversation(s) skipped after failing%s\n", protocol_name(dc->protocol),
+           dc->params.max_tokens, res->skipped, res->skipped ? " (listed below; a rerun tries them again)" : "");
     const JudgeOrderCounts *j = &res->judges;
     if (j->both_verdicts)
         printf("judge across the two orders, over %ld turns with a verdict in both: agreement %.3f (%ld turns chose "

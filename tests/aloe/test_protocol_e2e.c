@@ -152,7 +152,7 @@ static void test_paper_placeholders_reach_each_prompt(void) {
     check_filled(u), check_filled(ind), check_filled(h), check_filled(p), check_filled(j);
     /* "first" in both orders: a judge biased to position, counted as such */
     char *so = slurp_in(dir, "stdout.txt");
-    CHECK_MSG(strstr(so, "protocol paper") && strstr(so, "agreement 0.000") && strstr(so, "position bias 1.000"),
+    CHECK_MSG(strstr(so, "protocol paper, max_tokens 300") && strstr(so, "agreement 0.000") && strstr(so, "position bias 1.000"),
               "%s", so);
     free(so);
     char *set = slurp_in(dir, "p.settings.json");
@@ -255,7 +255,7 @@ static void test_skip_failed(void) {
     CHECK(!strstr(txt, "BLOCKED"));
     free(txt);
     char *so = slurp_in(dir, "stdout.txt"), *se = slurp_in(dir, "stderr.txt");
-    CHECK_MSG(strstr(so, "1 skipped") && strstr(so, "skipped conv-000001: ") && strstr(so, "HTTP 400"), "%s", so);
+    CHECK_MSG(strstr(so, "1 conversation(s) skipped") && strstr(so, "skipped conv-000001: ") && strstr(so, "HTTP 400"), "%s", so);
     CHECK_MSG(strstr(se, "conv-000001"), "%s", se);
     free(so);
     free(se);
@@ -286,7 +286,9 @@ static void test_skip_failed(void) {
     CHECK(strstr(text_of(msgs(u, 0), 0), "BLOCKED"));
     json_decref(u);
     so = slurp_in(dir, "stdout.txt");
-    CHECK_MSG(strstr(so, "2 resumed from an earlier run, 1 skipped"), "%s", so);
+    CHECK_MSG(strstr(so, "2 of 3 conversations") && strstr(so, "(2 resumed from an earlier run)") &&
+                  strstr(so, "1 conversation(s) skipped"),
+              "%s", so);
     free(so);
     /* When every conversation fails, skipping is no answer: an error. */
     char *dir2 = setup_dir("\"PROFILE-BLOCKED only\"\n"), *out2 = path_join(dir2, "all.jsonl");
