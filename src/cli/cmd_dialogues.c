@@ -181,6 +181,10 @@ int cmd_dialogues(int argc, char **argv) {
         status = 130;
     } else if (rc) {
         status = cli_fail(&e);
+        if (!dc.skip_failed && (e.code == ERR_HTTP || e.code == ERR_TIMEOUT || e.code == ERR_PARSE) &&
+            !strstr(e.msg, "every conversation failed"))
+            fprintf(stderr, "aloe dialogues: if this conversation fails the same way every time (e.g. a content "
+                    "filter's HTTP 400), --skip-failed skips it, lists it and goes on\n");
         if (res.done > res.done_before)
             fprintf(stderr, "aloe dialogues: %ld of %ld conversations are saved in %s; rerun to resume\n", res.done,
                     res.total, out);

@@ -241,7 +241,9 @@ static void test_skip_failed(void) {
     /* By default the 400 stops the run, with the server's message. */
     CHECK_EQ_INT(run(dir, out, NULL), 1);
     char *err = slurp_in(dir, "stderr.txt");
-    CHECK_MSG(strstr(err, "HTTP 400") && strstr(err, "content filter") && strstr(err, "conversation 2"), "%s", err);
+    CHECK_MSG(strstr(err, "HTTP 400") && strstr(err, "content filter") && strstr(err, "conversation 2") &&
+                  strstr(err, "--skip-failed skips it"),
+              "%s", err);
     free(err);
     /* With --skip-failed the other two are made; the third is listed. */
     const char *skip[] = {"--skip-failed", NULL};
