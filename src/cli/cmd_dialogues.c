@@ -73,7 +73,7 @@ enum { R_USER, R_INDUCER, R_RESPONDER, R_HINTED, R_PLAIN, R_JUDGE, R__COUNT };
 int cmd_dialogues(int argc, char **argv) {
     const char *profiles_path = NULL, *personalities_path = NULL, *out = NULL, *prompts_path = NULL,
                *cache_path = NULL, *protocol_str = "paper";
-    int passes = 1, quiet = 0, max_tokens = 0;
+    int passes = 1, quiet = 0, max_tokens = dialogues_default_max_tokens(PROTOCOL_PAPER); /* shown by --help */
     long num = 0, seed = 0;
     double temperature = -1;
     DialoguesConfig dc;
@@ -107,7 +107,7 @@ int cmd_dialogues(int argc, char **argv) {
         {"--temperature", NULL, ARG_DOUBLE, &temperature, "T", "temperature of every role (< 0: server default)", 0,
          0},
         {"--max-tokens", NULL, ARG_INT, &max_tokens, "N",
-         "max_tokens of every role (default: 300 under paper, the server's under rubric; 0: the server's)", 0, 0},
+         "max_tokens of every role (0: the server's; under --protocol rubric the default is 0)", 0, 0},
         {"--prompts", NULL, ARG_STR, &prompts_path, "FILE", "JSON object overriding role prompts", 0, 0},
         {"--out", "-o", ARG_STR, &out, "FILE.jsonl", "the trees", 1, 0},
         {"--cache", NULL, ARG_STR, &cache_path, "FILE", "request cache (default: FILE.requests.sqlite)", 0, 0},
