@@ -44,7 +44,7 @@ static const PromptDef defs[PROMPT__COUNT] = { /* the rubric protocol */
         "would plausibly want to talk about or ask for help with."},
     [PROMPT_USER_REPLY_SUFFIX] = {"user_reply_suffix", "", ""},
     [PROMPT_INDUCER] = {
-        "inducer", "{conversation}",
+        "inducer", "{profile} {personality} {conversation}",
         "Below is a conversation between a user and an AI assistant.\n\n{conversation}\n\n"
         "From the user's own words only, infer what can be known about the user. Be conservative: include "
         "only what the user's messages state or clearly imply, and nothing you would have to guess. If "
@@ -119,22 +119,127 @@ static const PromptDef defs[PROMPT__COUNT] = { /* the rubric protocol */
         "description per line, numbered \"1. \", \"2. \" and so on, with nothing else."},
 };
 
-/* The paper protocol's texts; NULL: the rubric's text.
- * TODO: the paper's texts (being written). */
+/* The paper protocol's texts (NULL: the rubric's text): the instructions
+ * of the reference run (data_generation.py, eval_own.py) in our own words.
+ * "" marks a message the paper does not send (no system prompts; the user
+ * simulator's instructions are its first user message). The inducer's two
+ * worked examples are written for aloe: one reveals no personality trait,
+ * so that "None" is shown as an answer. */
 static const char *const paper_text[PROMPT__COUNT] = {
     /* ---- conversation roles ---- */
-    [PROMPT_USER_SIMULATOR] = NULL,
-    [PROMPT_USER_FIRST_TURN] = NULL,
-    [PROMPT_USER_REPLY_SUFFIX] = NULL,
-    [PROMPT_INDUCER] = NULL,
-    [PROMPT_RESPONDER_HINTED] = NULL,
-    [PROMPT_RESPONDER_PLAIN] = NULL,
-    [PROMPT_RESPONDER_HINT] = NULL,
-    [PROMPT_RESPONDER_SUFFIX] = NULL,
-    [PROMPT_EVALUATED] = NULL,
-    [PROMPT_JUDGE_PAIR] = NULL,
-    [PROMPT_JUDGE_SCORE] = NULL,
-    [PROMPT_JUDGE_REMINDER] = NULL,
+    [PROMPT_USER_SIMULATOR] =
+        "You are going to play a person chatting with a chatbot. This is the person:\n"
+        "Profile: {profile}\n"
+        "Personality: {personality}\n"
+        "Refer to yourself with the pronouns the profile uses, and ignore any pronouns in the "
+        "personality description.\n"
+        "Follow these rules:\n"
+        "1. Choose what to talk about from the profile, and let the personality decide how you talk.\n"
+        "2. Important: reveal only a small part of your profile in each message, never everything at "
+        "once.\n"
+        "3. You are chatting with a friend, not a robot or an assistant, so do not keep asking for "
+        "advice or recommendations.\n"
+        "4. Write only your message itself, with no analysis or comment on how you are playing the "
+        "person.\n"
+        "Now start the conversation with the chatbot however you like. Keep every message short, and "
+        "write the way a real person writes, since that is who you are playing.",
+    [PROMPT_USER_FIRST_TURN] = "",
+    [PROMPT_USER_REPLY_SUFFIX] =
+        "(Answer me in very concise, human-like language, within 3 sentences.)",
+    [PROMPT_INDUCER] =
+        "You will read a conversation in which A is the user and B is the one A is talking to, together "
+        "with the user's full profile and personality. Find out which parts of that profile and "
+        "personality A has revealed in the conversation so far.\n"
+        "Rules:\n"
+        "- Use only what A says; B's messages reveal nothing about A.\n"
+        "- Be conservative: keep only what A's own words make obvious.\n"
+        "- Copy the revealed parts in the words of the profile and personality given, without rephrasing "
+        "them, and add nothing that is not in them.\n"
+        "- Write None for a part of which nothing has been revealed.\n"
+        "- If A's gender is not clear from the conversation, write He/She.\n"
+        "- Give no analysis. Answer with exactly these two lines:\n"
+        "Profile: <the revealed parts of the profile>\n"
+        "Personalities: <the revealed personality traits>\n"
+        "\n"
+        "Example 1\n"
+        "The user's profile: She is a 34-year-old veterinary nurse in Bristol. She keeps two rescue "
+        "greyhounds, runs half-marathons and is saving up to buy a narrowboat. She grew up on a farm in "
+        "Devon.\n"
+        "The user's personality: She is practical and plain-spoken and gets straight to the point. She "
+        "has little patience for small talk. She is fiercely loyal to her friends and has a dry sense of "
+        "humour.\n"
+        "The conversation:\n"
+        "A: Just home from my shift. Being a veterinary nurse means three dogs in surgery before lunch, "
+        "and my feet have had it.\n"
+        "Answer:\n"
+        "Profile: He/She is a veterinary nurse.\n"
+        "Personalities: None\n"
+        "\n"
+        "Example 2\n"
+        "The user's profile: He is a 61-year-old retired bus driver from Glasgow. He restores old radios "
+        "in his shed, sings in a church choir and looks after his granddaughter on weekdays. He is "
+        "learning Italian for a trip to Naples.\n"
+        "The user's personality: He is warm and talkative and loves telling long stories. He is a bit "
+        "stubborn and set in his ways. He is patient with children and quick to laugh at himself.\n"
+        "The conversation:\n"
+        "A: Thirty years I drove buses round Glasgow, and now my wee granddaughter runs me more ragged "
+        "than any rush hour! Serves me right for thinking retirement meant a rest, ha.\n"
+        "B: Ha, sounds like a busy retirement! Do you have her often?\n"
+        "A: Every weekday while her mum's at work. Cannae complain, mind, though I still say a nap at "
+        "two o'clock should be the law.\n"
+        "Answer:\n"
+        "Profile: He/She is a retired bus driver from Glasgow. He/She looks after his/her granddaughter "
+        "on weekdays.\n"
+        "Personalities: He/She is quick to laugh at himself/herself.\n"
+        "\n"
+        "Now the real one.\n"
+        "The user's profile: {profile}\n"
+        "The user's personality: {personality}\n"
+        "The conversation:\n"
+        "{conversation}\n"
+        "Answer:",
+    [PROMPT_RESPONDER_HINTED] = "",
+    [PROMPT_RESPONDER_PLAIN] = "",
+    [PROMPT_RESPONDER_HINT] =
+        "(Hint: from the conversation so far, this is what is known about the user:\n"
+        "Profile: {inferred_profile}\n"
+        "Personalities: {inferred_personality}\n"
+        "From it, work out for yourself what the user is likely to prefer: the topics to talk about, the "
+        "conversational style, and the way they like to be answered. Reply directly with a message "
+        "tailored to those preferences, without mentioning their profile or that you inferred anything.)",
+    [PROMPT_RESPONDER_SUFFIX] =
+        "(We are role-playing, so answer me in very concise, human-like language, within 3 sentences.)",
+    [PROMPT_EVALUATED] = "",
+    [PROMPT_JUDGE_PAIR] =
+        "You will see a user's profile and personality and two messages sent to this user. Decide which "
+        "of the two messages this user would prefer, given their profile and personality.\n"
+        "The user's profile: {profile}\n"
+        "The user's personality: {personality}\n"
+        "\n"
+        "The two messages:\n"
+        "Message 1: {reply_a}\n"
+        "Message 2: {reply_b}\n"
+        "\n"
+        "Do not explain your choice. If the user would prefer Message 1, answer with only the word "
+        "first; if Message 2, answer with only the word second.",
+    [PROMPT_JUDGE_SCORE] =
+        "You will see a user's profile and personality, a message the user sent to a chatbot, and the "
+        "chatbot's response. Judge how well the response is tailored to what this user is likely to "
+        "prefer, given their profile and personality.\n"
+        "The user's profile: {profile}\n"
+        "The user's personality: {personality}\n"
+        "The user's message: {user_message}\n"
+        "The chatbot's response: {reply}\n"
+        "\n"
+        "Judge by these criteria:\n"
+        "1. Does the conversational style of the response suit the user's personality?\n"
+        "2. Are its content and topic relevant to the user's profile?\n"
+        "3. Is it human-like, engaging and concise?\n"
+        "Score the response from 1 to 5, where 1 means the least tailored to this user and 5 the most. "
+        "Do not explain how you scored it: answer with only the score, a single number from 1 to 5.",
+    [PROMPT_JUDGE_REMINDER] =
+        "Your answer could not be read. Answer again with only what was asked for above (the single word "
+        "or the single number) and nothing else.",
 
     /* ---- persona pool growth (aloe personas) ---- */
 

@@ -37,7 +37,8 @@ void usersim_view(UsersimView *v, const Prompts *P, const char *profile, const c
 void usersim_view_free(UsersimView *v);
 
 /* The message without stage directions: every *...* span on one line is
- * removed (the reference's rule; Markdown bold goes with it), runs of white
+ * removed (the reference's rule; "**bold**" keeps its word, as each "**" is
+ * an empty span), runs of white
  * space become one space, and the ends are trimmed. A message that is
  * nothing but stage directions keeps its words with the asterisks removed
  * (an empty turn would stall the conversation). Returns a new string. */

@@ -9,7 +9,8 @@ static void test_judge_verdict_parsing(void) {
     CHECK_EQ_INT(judge_parse_preference("Reply A is warmer.\nPreferred: A"), 'A');
     CHECK_EQ_INT(judge_parse_preference("**Preferred:** B"), 'B');
     CHECK_EQ_INT(judge_parse_preference("preferred: reply B."), 'B');
-    CHECK_EQ_INT(judge_parse_preference("Preferred: A\n...on reflection\nPreferred: B"), 'B');
+    /* a judge that names both replies is re-asked, not read by position */
+    CHECK_EQ_INT(judge_parse_preference("Preferred: A\n...on reflection\nPreferred: B"), 0);
     CHECK_EQ_INT(judge_parse_preference("The preferred answer is unclear"), 0);
     CHECK_EQ_INT(judge_parse_preference("Preferred: Both"), 0);
     CHECK_EQ_INT(judge_parse_preference(""), 0);
@@ -112,8 +113,11 @@ static void setup(Setup *s, int judge_mode, const char *out) {
         d[i]->ctx = &s->roles;
         s->b[i] = double_backend(names[i], d[i]);
     }
-    prompts_init_default(&s->prompts);
+    /* these tests pin the rubric protocol's message layout; the paper's is
+     * in test_protocol.c */
+    prompts_init(&s->prompts, PROTOCOL_RUBRIC);
     dialogues_config_default(&s->c);
+    s->c.protocol = PROTOCOL_RUBRIC;
     s->c.prompts = &s->prompts;
     s->c.turns = 3;
     s->c.seed = 11;
@@ -243,8 +247,9 @@ static int run_to(const char *out, uint64_t seed, int passes, long num, int jobs
     StrList pr = list3("P-PROFILE"), pe = list3("personality");
     DialoguePlan plan;
     int rc = dialogues_plan(&plan, pr.n, pe.n, passes, num, seed, e);
-    DialoguesResult r;
+    DialoguesResult r = {0};
     if (!rc) rc = dialogues_run(&s->c, &pr, &pe, &plan, &r, e);
+    dialogues_result_free(&r);
     dialogues_plan_free(&plan);
     strlist_free(&pr);
     strlist_free(&pe);

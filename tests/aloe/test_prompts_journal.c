@@ -14,7 +14,7 @@ static void test_fill_placeholders(void) {
 
 static void test_defaults_use_only_their_placeholders(void) {
     Prompts p;
-    prompts_init_default(&p);
+    prompts_init(&p, PROTOCOL_RUBRIC);
     /* Every text is set; only the optional additions may be "" (not sent). */
     for (int i = 0; i < PROMPT__COUNT; i++)
         CHECK(p.text[i] && (p.text[i][0] || i == PROMPT_USER_REPLY_SUFFIX || i == PROMPT_RESPONDER_HINT ||
@@ -30,7 +30,7 @@ static void test_override_file_errors_name_key(void) {
     const char *bad = "{\"judge_scor\": \"x\"}";
     file_write_atomic(path, bad, strlen(bad), &e);
     Prompts p;
-    prompts_init_default(&p);
+    prompts_init(&p, PROTOCOL_RUBRIC);
     CHECK(prompts_load(&p, path, &e) == -1);
     CHECK_MSG(strstr(e.msg, "unknown prompt \"judge_scor\"") != NULL, "%s", e.msg);
     const char *bad2 = "{\"judge_score\": \"rate {reply} for {nobody}\"}";

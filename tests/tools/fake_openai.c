@@ -63,7 +63,8 @@
  *               the concurrency, so reruns and resumes see the same answers)
  *   rules       [{"contains": S, "reply": T}, {"any_contains": S, ...}]: the
  *               first rule whose S occurs in the last user message (contains) or
- *               in any message (any_contains) gives the template
+ *               in any message (any_contains) gives the template; a rule
+ *               with "fault": F instead of "reply" answers with that fault
  *   latency_ms  overrides --latency-ms for this model
  *   usage       {"prompt_tokens": P, "completion_tokens": C}; default: word counts
  *               of the messages and of the reply
@@ -272,7 +273,8 @@ static char *expand(const char *tpl, json_t *msgs, const char *model, long n, co
     return sb_take(&b);
 }
 
-static const char *choose_template(json_t *ms, json_t *msgs, long n) {
+/* The first rule that matches the messages, or NULL. */
+static json_t *matching_rule(json_t *ms, json_t *msgs) {
     json_t *rules = json_object_get(ms, "rules");
     for (size_t i = 0; i < json_array_size(rules); i++) {
         json_t *r = json_array_get(rules, i);
@@ -282,8 +284,14 @@ static const char *choose_template(json_t *ms, json_t *msgs, long n) {
         if (c && strstr(last_user(msgs), c)) hit = 1;
         for (size_t j = 0; a && !hit && j < json_array_size(msgs); j++)
             if (strstr(msg_field(json_array_get(msgs, j), "content"), a)) hit = 1;
-        if (hit) return msg_field(r, "reply");
+        if (hit) return r;
     }
+    return NULL;
+}
+
+static const char *choose_template(json_t *ms, json_t *msgs, long n) {
+    json_t *rule = matching_rule(ms, msgs);
+    if (rule) return msg_field(rule, "reply");
     json_t *list = json_object_get(ms, "replies");
     if (json_array_size(list) > 0) {
         const char *pick = json_string_value(json_object_get(ms, "pick"));
@@ -297,7 +305,9 @@ static const char *choose_template(json_t *ms, json_t *msgs, long n) {
 }
 
 /* The fault (or NULL) for the n-th request to a model. */
-static json_t *choose_fault(json_t *ms, long n) {
+static json_t *choose_fault(json_t *ms, json_t *msgs, long n) {
+    json_t *rule = matching_rule(ms, msgs);
+    if (rule && json_object_get(rule, "fault")) return json_object_get(rule, "fault");
     json_t *always = json_object_get(ms, "always");
     if (always) return always;
     json_t *faults = json_object_get(ms, "faults");
@@ -365,7 +375,8 @@ static int check_model(const char *name, json_t *m, char *err, size_t n) {
             ok = json_is_array(v);
             for (size_t i = 0; ok && i < json_array_size(v); i++) {
                 json_t *r = json_array_get(v, i);
-                ok = json_is_string(json_object_get(r, "reply")) &&
+                ok = (json_is_string(json_object_get(r, "reply")) ||
+                      (json_object_get(r, "fault") && !check_fault(json_object_get(r, "fault"), where, err, n))) &&
                      (json_is_string(json_object_get(r, "contains")) || json_is_string(json_object_get(r, "any_contains")));
             }
         } else if (!strcmp(k, "faults")) {
@@ -806,7 +817,7 @@ static enum MHD_Result handle_post(Server *s, struct MHD_Connection *c, const ch
     }
     long n = model_next(s, model);
     json_t *ms = model_script(s, model);
-    json_t *fault = choose_fault(ms, n);
+    json_t *fault = choose_fault(ms, is_chat ? json_object_get(req, "messages") : NULL, n);
     log_request(s, c, is_chat ? "/v1/chat/completions" : "/v1/embeddings", model, n, fault, req);
     gate_pass(s);
     json_t *lat = json_object_get(ms, "latency_ms");
