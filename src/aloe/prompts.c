@@ -124,14 +124,14 @@ static const PromptDef defs[PROMPT__COUNT] = { /* the rubric protocol */
 static const char *const paper_text[PROMPT__COUNT] = {
     /* ---- conversation roles ---- */
     [PROMPT_USER_SIMULATOR] = NULL,
-    [PROMPT_USER_FIRST_TURN] = NULL,
+    [PROMPT_USER_FIRST_TURN] = "",
     [PROMPT_USER_REPLY_SUFFIX] = NULL,
     [PROMPT_INDUCER] = NULL,
     [PROMPT_RESPONDER_HINTED] = NULL,
     [PROMPT_RESPONDER_PLAIN] = NULL,
     [PROMPT_RESPONDER_HINT] = NULL,
     [PROMPT_RESPONDER_SUFFIX] = NULL,
-    [PROMPT_EVALUATED] = NULL,
+    [PROMPT_EVALUATED] = "",
     [PROMPT_JUDGE_PAIR] = NULL,
     [PROMPT_JUDGE_SCORE] = NULL,
     [PROMPT_JUDGE_REMINDER] = NULL,

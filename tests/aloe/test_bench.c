@@ -108,7 +108,7 @@ typedef struct {
 
 static void fixture_init(Fixture *f) {
     memset(f, 0, sizeof *f);
-    prompts_init_default(&f->prompts);
+    prompts_init(&f->prompts, PROTOCOL_RUBRIC);
     f->c = bench_config_default();
     f->c.model = scripted("model", &f->sc);
     f->c.user = scripted("user", &f->sc);
