@@ -114,7 +114,13 @@ static json_t *run_settings(const Opts *o, const BenchConfig *c, Protocol proto,
     if (file_digest(o->profiles, hp, e) || file_digest(o->personalities, hq, e)) return NULL;
     Sha256 s;
     sha256_init(&s);
-    for (int i = 0; i < PROMPT__COUNT; i++) sha256_update(&s, prompts->text[i], strlen(prompts->text[i]) + 1);
+    for (int i = 0; i < PROMPT__COUNT; i++) {
+        /* Prompts added with the protocols are left out while empty (not
+         * sent), so a run made before them keeps its digest and resumes. */
+        int added = i == PROMPT_USER_REPLY_SUFFIX || i == PROMPT_RESPONDER_HINT || i == PROMPT_RESPONDER_SUFFIX;
+        if (added && !prompts->text[i][0]) continue;
+        sha256_update(&s, prompts->text[i], strlen(prompts->text[i]) + 1);
+    }
     uint8_t d[32];
     sha256_final(&s, d);
     sha256_to_hex(d, hprompts);

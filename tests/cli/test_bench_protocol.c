@@ -304,6 +304,10 @@ static void test_protocol_guard_on_resume_body(FakeServer *fs) {
     char *rp = path_join(out, "run.json");
     json_t *old = json_load_file(rp, 0, NULL);
     CHECK(old);
+    /* the rubric texts' digest is the one aloe wrote before the protocols
+     * (commit d0d016b): its runs resume */
+    CHECK_EQ_STR(json_string_value(json_object_get(old, "prompts_sha256")),
+                 "2ea4c16ad27f6323bb1ecc9728d51c61ea8d6a2a4170c9453db9f14acd499d9e");
     json_object_del(old, "protocol");
     json_object_del(old, "user_max_tokens");
     json_object_del(old, "judge_max_tokens");
