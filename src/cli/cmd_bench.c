@@ -263,11 +263,11 @@ int cmd_bench(int argc, char **argv) {
          "system prompt of the evaluated model (paper: none; rubric: a three-sentence chat prompt)", 0, 0},
         {"--system-prompt-file", NULL, ARG_STR, &o.system_prompt_file, "FILE", "the same, read from a file", 0, 0},
         {"--max-tokens", NULL, ARG_INT, &o.max_tokens, "N",
-         "the evaluated model's reply limit (0: server default; rubric: 0, and it limits every role)", 0, 0},
+         "the evaluated model's reply limit, 0 = server default (rubric: default 0, and it limits every role)", 0, 0},
         {"--user-max-tokens", NULL, ARG_INT, &o.user_max_tokens, "N",
-         "the user simulator's reply limit (0: server default; rubric: --max-tokens)", 0, 0},
+         "the user simulator's reply limit, 0 = server default (rubric: default --max-tokens)", 0, 0},
         {"--judge-max-tokens", NULL, ARG_INT, &o.judge_max_tokens, "N",
-         "the judge's reply limit (0: server default; rubric: --max-tokens)", 0, 0},
+         "the judge's reply limit, 0 = server default (rubric: default --max-tokens)", 0, 0},
         {"--skip-failed", NULL, ARG_FLAG, &o.skip_failed, NULL,
          "skip (and list) a conversation whose request fails for good, e.g. HTTP 400 content filter, instead of "
          "stopping; a rerun tries it again",
@@ -288,7 +288,9 @@ int cmd_bench(int argc, char **argv) {
         "The ALOE benchmark: every profile paired with each of the first K personalities, one conversation of N "
         "turns per persona with a user simulator; after each turn the judge scores the reply 1-5. Writes "
         "DIR/results.json (AL(k) with 95% t-intervals, AVG, IR, R2, N-IR, N-R2), DIR/dialogues.jsonl, "
-        "DIR/report.md and DIR/al.svg. Interrupted or killed, the same command resumes where it stopped.",
+        "DIR/report.md and DIR/al.svg. Interrupted or killed, the same command resumes where it stopped. "
+        "--protocol paper (the default) runs the paper's evaluation: no system prompt for the evaluated model, "
+        "the simulator's instructions as its first message, a judge asked for the score only.",
         "aloe bench --model my-model --user-model gpt-4o --judge-model gpt-4o --profiles profile_eval.jsonl "
         "--personalities personality_eval.jsonl -j 64 --out runs/my-model",
         0, 0};
