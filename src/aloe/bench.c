@@ -164,7 +164,10 @@ typedef struct {
 /* Whether a final failure belongs to this conversation's content (see the
  * failure policy in bench.h): only such failures are skipped. */
 int bench_failure_skippable(const Err *e) {
-    return e->code == ERR_HTTP || e->code == ERR_PARSE || e->code == ERR_TIMEOUT;
+    /* An endpoint that cannot be reached at all fails every conversation
+     * alike; the OpenAI backend reports it as ERR_HTTP "cannot reach URL". */
+    if (e->code == ERR_HTTP) return !strstr(e->msg, "cannot reach ");
+    return e->code == ERR_PARSE || e->code == ERR_TIMEOUT;
 }
 
 /* Sends one request of a role; the reply text is trimmed and returned owned. */

@@ -32,8 +32,10 @@
  * read (ERR_PARSE), or a time-out (ERR_TIMEOUT) — skips that conversation
  * instead: it is listed in the outcome, not journaled (a rerun tries it
  * again) and left out of AL. Failures that would hit every conversation
- * alike (a refused key, an unknown model, a bad argument, a journal that
- * cannot be written) still stop the run. */
+ * alike (a refused key, an unknown model, an endpoint that cannot be
+ * reached, a bad argument, a journal that cannot be written) still stop the
+ * run. An endpoint that answers every request with an error status gets
+ * every conversation skipped: all listed, all retried by a rerun. */
 #ifndef ALOE_ALOE_BENCH_H
 #define ALOE_ALOE_BENCH_H
 

@@ -407,6 +407,15 @@ static void test_skip_failed_body(FakeServer *fs) {
     free(log);
     CHECK_EQ_INT(fake_log_count(fs, "locked"), 1);
     free(locked);
+    /* So does an endpoint nobody listens on (port 9). */
+    locked = xasprintf("bench --model m --user-model user-sim --judge-model judge --profiles %s --personalities %s "
+                       "--personalities-per-profile 2 --turns 1 -j 1 --base-url http://127.0.0.1:9/v1 --out %s/x "
+                       "--quiet --retries 0 --skip-failed",
+                       d.profiles, d.personalities, out2);
+    rc = aloe_sh_run(ALOE_ENV, locked, &log);
+    CHECK_MSG(rc == 1 && strstr(log, "cannot reach") && !strstr(log, "skipped"), "exit %d: %s", rc, log);
+    free(log);
+    free(locked);
     free(out2);
     free(skip);
     free(stop);
