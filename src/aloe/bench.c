@@ -9,6 +9,7 @@
 #include "aloe/metrics.h"
 #include "aloe/report.h"
 #include "aloe/score.h"
+#include "aloe/usersim.h"
 #include "base/fileio.h"
 #include "base/mem.h"
 #include "base/pool.h"
@@ -124,6 +125,8 @@ typedef struct {
     pthread_mutex_t lock;
     int failed;
     Err first;
+    char **skip_error; /* per persona index: why its conversation was skipped, or NULL */
+    atomic_long skipped;
 } Run;
 
 static int halted(Run *r) { return atomic_load(&r->halt) || (r->c->stop && atomic_load(r->c->stop)); }
@@ -158,8 +161,17 @@ typedef struct {
     RoleUsage usage[ROLE__COUNT];
 } Convo;
 
+/* Whether a final failure belongs to this conversation's content (see the
+ * failure policy in bench.h): only such failures are skipped. */
+int bench_failure_skippable(const Err *e) {
+    /* An endpoint that cannot be reached at all fails every conversation
+     * alike; the OpenAI backend reports it as ERR_HTTP "cannot reach URL". */
+    if (e->code == ERR_HTTP) return !strstr(e->msg, "cannot reach ");
+    return e->code == ERR_PARSE || e->code == ERR_TIMEOUT;
+}
+
 /* Sends one request of a role; the reply text is trimmed and returned owned. */
-static char *ask(Convo *cv, int role, const Msgs *msgs, Err *e) {
+static char *ask(Convo *cv, int role, const LlmMessage *m, int nm, Err *e) {
     const BenchConfig *c = cv->run->c;
     LlmBackend *b = role == ROLE_USER ? c->user : role == ROLE_MODEL ? c->model : c->judge;
     if (halted(cv->run)) {
@@ -168,7 +180,7 @@ static char *ask(Convo *cv, int role, const Msgs *msgs, Err *e) {
     }
     LlmParams p = llm_params_default();
     p.temperature = c->temperature;
-    p.max_tokens = c->max_tokens;
+    p.max_tokens = role == ROLE_USER ? c->user_max_tokens : role == ROLE_MODEL ? c->max_tokens : c->judge_max_tokens;
     p.has_seed = 1;
     p.seed = rng_u64(&cv->rng) >> 33; /* small positive: some servers take only 32-bit seeds */
     LlmReply rep = {0};
@@ -178,10 +190,11 @@ static char *ask(Convo *cv, int role, const Msgs *msgs, Err *e) {
         err_set(e, ERR_CANCELLED, "interrupted");
         return NULL;
     }
-    int rc = llm_chat(b, msgs->m, msgs->n, &p, &rep, e);
+    int rc = llm_chat(b, m, nm, &p, &rep, e);
     /* The backend already retried what was worth retrying: a failure stops
-     * the run, before the slot goes to a request that would fail alike. */
-    if (rc && e->code != ERR_CANCELLED) atomic_store(&cv->run->halt, 1);
+     * the run, before the slot goes to a request that would fail alike,
+     * unless it is one conversation's own and skip_failed skips it. */
+    if (rc && e->code != ERR_CANCELLED && !(c->skip_failed && bench_failure_skippable(e))) atomic_store(&cv->run->halt, 1);
     gate_leave(&cv->run->gate);
     if (rc) {
         err_wrap(e, "%s", role_labels[role]); /* the backend's message names model and endpoint */
@@ -215,7 +228,7 @@ static int judge_turn(Convo *cv, const char *profile, const char *personality, c
     *score = 0;
     for (int a = 0; a < cv->run->c->judge_attempts; a++) {
         if (a > 0) msgs_add(&m, "user", P->text[PROMPT_JUDGE_REMINDER]);
-        char *raw = ask(cv, ROLE_JUDGE, &m, e);
+        char *raw = ask(cv, ROLE_JUDGE, m.m, m.n, e);
         if (!raw) {
             msgs_free(&m);
             return -1;
@@ -249,22 +262,24 @@ static json_t *converse(Run *run, long i, Err *e) {
     Convo cv = {.run = run};
     rng_derive(&cv.rng, c->seed, (uint64_t)i, 0x62656e6368ULL /* "bench" */);
 
-    const char *pvars[] = {"profile", profile, "personality", personality, NULL};
-    char *sys = prompt_fill(P->text[PROMPT_USER_SIMULATOR], pvars);
-    Msgs um = {0}, mm = {0}; /* the user simulator's view, the evaluated model's view */
-    msgs_add(&um, "system", sys);
-    msgs_add(&um, "user", P->text[PROMPT_USER_FIRST_TURN]);
-    free(sys);
+    /* what the user said (stage directions removed) and the replies, turn by turn */
+    char **users = xcalloc((size_t)c->turns, sizeof *users), **replies = xcalloc((size_t)c->turns, sizeof *replies);
+    Msgs mm = {0}; /* the evaluated model's view */
     if (P->text[PROMPT_EVALUATED][0]) msgs_add(&mm, "system", P->text[PROMPT_EVALUATED]);
 
     json_t *turns = json_array();
     int ok = 1;
     for (int k = 1; k <= c->turns && ok; k++) {
-        char *user_msg = ask(&cv, ROLE_USER, &um, e);
-        if (!user_msg) break;
+        UsersimView uv;
+        usersim_view(&uv, P, profile, personality, (const char *const *)users, (const char *const *)replies, k - 1);
+        char *raw = ask(&cv, ROLE_USER, uv.m, uv.n, e);
+        usersim_view_free(&uv);
+        if (!raw) break;
+        char *user_msg = usersim_strip_stage_directions(raw);
         msgs_add(&mm, "user", user_msg);
-        char *reply = ask(&cv, ROLE_MODEL, &mm, e);
+        char *reply = ask(&cv, ROLE_MODEL, mm.m, mm.n, e);
         if (!reply) {
+            free(raw);
             free(user_msg);
             break;
         }
@@ -272,21 +287,31 @@ static json_t *converse(Run *run, long i, Err *e) {
         int score = 0;
         ok = judge_turn(&cv, profile, personality, user_msg, reply, raws, &score, e) == 0;
         if (ok) {
-            json_array_append_new(
-                turns, json_pack("{s:i, s:s, s:s, s:o, s:o, s:i}", "turn", k, "user", user_msg, "assistant", reply,
-                                 "judge", raws, "score", score ? json_integer(score) : json_null(), "attempts",
-                                 (int)json_array_size(raws)));
-            msgs_add(&um, "assistant", user_msg); /* roles swapped for the simulator */
-            msgs_add(&um, "user", reply);
+            json_t *t = json_pack("{s:i, s:s}", "turn", k, "user", user_msg);
+            if (strcmp(raw, user_msg)) json_object_set_new(t, "user_raw", json_string(raw));
+            json_object_set_new(t, "assistant", json_string(reply));
+            json_object_set_new(t, "judge", raws);
+            json_object_set_new(t, "score", score ? json_integer(score) : json_null());
+            json_object_set_new(t, "attempts", json_integer((json_int_t)json_array_size(raws)));
+            json_array_append_new(turns, t);
             msgs_add(&mm, "assistant", reply);
+            users[k - 1] = user_msg;
+            replies[k - 1] = reply;
+            user_msg = reply = NULL;
             if (c->progress) progress_add(c->progress, 1);
         } else {
             json_decref(raws);
         }
+        free(raw);
         free(user_msg);
         free(reply);
     }
-    msgs_free(&um);
+    for (int k = 0; k < c->turns; k++) {
+        free(users[k]);
+        free(replies[k]);
+    }
+    free(users);
+    free(replies);
     msgs_free(&mm);
     if ((int)json_array_size(turns) < c->turns) {
         json_decref(turns);
@@ -304,10 +329,14 @@ static void conversation_job(void *ctx, long t, int thread) {
     Run *run = ctx;
     if (halted(run)) return;
     Err e = {0};
-    json_t *rec = converse(run, run->todo[t], &e);
+    long i = run->todo[t];
+    json_t *rec = converse(run, i, &e);
     if (rec && journal_append(run->journal, rec, &e) == 0) {
         long done = atomic_fetch_add(&run->done_now, 1) + 1;
         if (run->c->on_saved) run->c->on_saved(run->c->on_saved_ctx, done);
+    } else if (!rec && run->c->skip_failed && e.code != ERR_CANCELLED && bench_failure_skippable(&e)) {
+        run->skip_error[i] = xstrdup(e.msg); /* each persona has one job: no lock needed */
+        atomic_fetch_add(&run->skipped, 1);
     } else if (e.code != ERR_CANCELLED) {
         pthread_mutex_lock(&run->lock);
         if (!run->failed) {
@@ -329,6 +358,7 @@ int bench_run(const BenchConfig *c, Journal *j, BenchOutcome *out, Err *e) {
     Run run = {.c = c, .journal = j};
     pthread_mutex_init(&run.lock, NULL);
     run.todo = xmalloc((size_t)n * sizeof *run.todo);
+    run.skip_error = xcalloc((size_t)n, sizeof *run.skip_error);
     long ntodo = 0;
     for (long i = 0; i < n; i++) {
         char id[64];
@@ -348,16 +378,40 @@ int bench_run(const BenchConfig *c, Journal *j, BenchOutcome *out, Err *e) {
     out->done_now = atomic_load(&run.done_now);
     out->unfinished = ntodo - out->done_now;
     out->cancelled = c->stop && atomic_load(c->stop);
+    out->skipped = atomic_load(&run.skipped);
+    if (c->skip_failed) {
+        out->skipped_list = json_array();
+        for (long i = 0; i < n; i++) {
+            if (!run.skip_error[i]) continue;
+            char id[64];
+            bench_persona_id(c, i, id, sizeof id);
+            json_array_append_new(out->skipped_list, json_pack("{s:s, s:s}", "id", id, "error", run.skip_error[i]));
+        }
+    }
+    for (long i = 0; i < n; i++) free(run.skip_error[i]);
+    free(run.skip_error);
     free(run.todo);
     pthread_mutex_destroy(&run.lock);
     if (run.failed) {
         *e = run.first;
         return -1;
     }
-    if (out->unfinished > 0)
+    if (out->unfinished > out->skipped)
         return err_set(e, ERR_CANCELLED, "interrupted with %ld of %ld conversations unfinished", out->unfinished,
                        n);
     return 0;
+}
+
+void bench_outcome_free(BenchOutcome *o) {
+    json_decref(o->skipped_list);
+    o->skipped_list = NULL;
+}
+
+void bench_results_add_skipped(json_t *results, const BenchOutcome *o) {
+    json_t *list = o->skipped_list ? json_deep_copy(o->skipped_list) : json_array();
+    json_t *conv = json_object_get(results, "conversations");
+    if (json_is_object(conv)) json_object_set_new(conv, "skipped", json_integer((json_int_t)json_array_size(list)));
+    json_object_set_new(results, "skipped", list);
 }
 
 void bench_progress_counts(const BenchConfig *c, Journal *j, long *total, long *done) {
@@ -515,6 +569,10 @@ json_t *bench_results(const BenchConfig *c, Journal *j) {
 /* ---- the output directory ---- */
 
 int bench_check_settings(const char *path, json_t *settings, Err *e) {
+    return bench_check_settings_compat(path, settings, NULL, NULL, e);
+}
+
+int bench_check_settings_compat(const char *path, json_t *settings, json_t *implied, json_t *implied_why, Err *e) {
     if (!file_exists(path)) {
         char *s = json_dumps(settings, JSON_INDENT(2) | JSON_SORT_KEYS);
         StrBuf b;
@@ -538,12 +596,15 @@ int bench_check_settings(const char *path, json_t *settings, Err *e) {
     json_t *v;
     json_object_foreach(settings, key, v) {
         json_t *o = json_object_get(old, key);
+        const char *why = NULL;
+        if (!o && (o = json_object_get(implied, key))) why = json_string_value(json_object_get(implied_why, key));
         if (o && json_equal(o, v)) continue;
         char *was = o ? json_dumps(o, JSON_ENCODE_ANY | JSON_COMPACT) : xstrdup("(absent)");
         char *now = json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT);
         if (strlen(was) > 80) strcpy(was + 77, "...");
         if (strlen(now) > 80) strcpy(now + 77, "...");
-        sb_printf(&diff, "%s  %s: was %s, now %s", diff.len ? "\n" : "", key, was, now);
+        sb_printf(&diff, "%s  %s: was %s%s%s%s, now %s", diff.len ? "\n" : "", key, was, why ? " (" : "",
+                  why ? why : "", why ? ")" : "", now);
         free(was);
         free(now);
     }
@@ -578,6 +639,25 @@ int bench_write_outputs(const char *dir, json_t *results, Err *e) {
     sb_free(&b);
     if (rc) return -1;
     char *md = report_run_markdown(results);
+    json_t *skipped = json_object_get(results, "skipped");
+    if (json_array_size(skipped) > 0) { /* never silent: the report says what AL leaves out */
+        StrBuf r;
+        sb_init(&r);
+        sb_printf(&r, "%s\n**Skipped:** %zu conversation%s failed permanently (--skip-failed) and %s left out of AL; "
+                  "a rerun tries %s again:\n\n", md, json_array_size(skipped), json_array_size(skipped) == 1 ? "" : "s",
+                  json_array_size(skipped) == 1 ? "is" : "are", json_array_size(skipped) == 1 ? "it" : "them");
+        size_t k;
+        json_t *s;
+        json_array_foreach(skipped, k, s) {
+            char *err = xstrdup(json_string_value(json_object_get(s, "error")) ? json_string_value(json_object_get(s, "error")) : "");
+            for (char *c = err; *c; c++)
+                if (*c == '\n' || *c == '|' || *c == '`') *c = ' ';
+            sb_printf(&r, "- `%s`: %s\n", json_string_value(json_object_get(s, "id")), err);
+            free(err);
+        }
+        free(md);
+        md = sb_take(&r);
+    }
     rc = write_text(dir, "report.md", md, e);
     free(md);
     if (rc) return -1;

@@ -36,7 +36,9 @@ typedef struct {
     const char *key_env, *user_key_env, *judge_key_env;
     const char *prompts_file;
     const char *chat_template, *user_chat_template, *judge_chat_template; /* local models */
-    int per_profile, turns, threads, max_tokens, retries, quiet, no_cache;
+    const char *protocol, *system_prompt, *system_prompt_file;
+    int per_profile, turns, threads, max_tokens, user_max_tokens, judge_max_tokens, retries, quiet, no_cache;
+    int skip_failed;
     long seed;
     double temperature, timeout;
 } Opts;
@@ -104,23 +106,48 @@ static int file_digest(const char *path, char hex[65], Err *e) {
     return 0;
 }
 
-/* The settings a run is resumed only with (run.json). Endpoints, -j, time-outs
- * and the cache may change between sessions: they do not change the answers
- * a benchmark asks for. */
-static json_t *run_settings(const Opts *o, const Prompts *prompts, Err *e) {
+/* The settings a run is resumed only with (run.json). Endpoints, -j, time-outs,
+ * the cache and --skip-failed may change between sessions: they do not change
+ * the answers a benchmark asks for. c holds the token limits in effect. */
+static json_t *run_settings(const Opts *o, const BenchConfig *c, Protocol proto, const Prompts *prompts, Err *e) {
     char hp[65], hq[65], hprompts[65];
     if (file_digest(o->profiles, hp, e) || file_digest(o->personalities, hq, e)) return NULL;
     Sha256 s;
     sha256_init(&s);
-    for (int i = 0; i < PROMPT__COUNT; i++) sha256_update(&s, prompts->text[i], strlen(prompts->text[i]) + 1);
+    for (int i = 0; i < PROMPT__COUNT; i++) {
+        /* Prompts added with the protocols are left out while empty (not
+         * sent), so a run made before them keeps its digest and resumes. */
+        int added = i == PROMPT_USER_REPLY_SUFFIX || i == PROMPT_RESPONDER_HINT || i == PROMPT_RESPONDER_SUFFIX;
+        if (added && !prompts->text[i][0]) continue;
+        sha256_update(&s, prompts->text[i], strlen(prompts->text[i]) + 1);
+    }
     uint8_t d[32];
     sha256_final(&s, d);
     sha256_to_hex(d, hprompts);
-    return json_pack("{s:s, s:s, s:s, s:s, s:s, s:i, s:i, s:I, s:f, s:i, s:s, s:i}", "model", o->model,
-                     "user_model", o->user_model, "judge_model", o->judge_model, "profiles_sha256", hp,
-                     "personalities_sha256", hq, "personalities_per_profile", o->per_profile, "turns", o->turns,
-                     "seed", (json_int_t)o->seed, "temperature", o->temperature, "max_tokens", o->max_tokens,
-                     "prompts_sha256", hprompts, "judge_attempts", 3);
+    json_t *j = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:i, s:i, s:I, s:f, s:i, s:i, s:i, s:s, s:i}", "protocol",
+                          protocol_name(proto), "model", o->model, "user_model", o->user_model, "judge_model",
+                          o->judge_model, "profiles_sha256", hp, "personalities_sha256", hq,
+                          "personalities_per_profile", o->per_profile, "turns", o->turns, "seed", (json_int_t)o->seed,
+                          "temperature", o->temperature, "max_tokens", c->max_tokens, "user_max_tokens",
+                          c->user_max_tokens, "judge_max_tokens", c->judge_max_tokens, "prompts_sha256", hprompts,
+                          "judge_attempts", 3);
+    /* the evaluated model's system prompt when a flag set it (prompts_sha256 covers it too) */
+    if (o->system_prompt || o->system_prompt_file)
+        json_object_set_new(j, "system_prompt", json_string(prompts->text[PROMPT_EVALUATED]));
+    return j;
+}
+
+/* What a run.json written before a setting existed implies for it: runs
+ * before --protocol used the rubric protocol, and their one --max-tokens
+ * limited every role. */
+static void settings_implied(const json_t *settings, json_t **implied, json_t **why) {
+    json_t *mt = json_object_get(settings, "max_tokens");
+    *implied = json_pack("{s:s, s:O, s:O}", "protocol", "rubric", "user_max_tokens", mt, "judge_max_tokens", mt);
+    const char *tok = "not recorded: before the per-role limits, --max-tokens limited every role";
+    *why = json_pack("{s:s, s:s, s:s}", "protocol",
+                     "not recorded: runs made before --protocol used the rubric protocol; resume such a run with "
+                     "--protocol rubric",
+                     "user_max_tokens", tok, "judge_max_tokens", tok);
 }
 
 /* Chat templates change what local models see: part of the settings when given. */
@@ -185,10 +212,11 @@ static void add_run_info(json_t *r, const Opts *o, const BenchConfig *c, json_t 
     json_object_set_new(s, "timeout_s", json_real(o->timeout));
     json_object_set_new(s, "retries", json_integer(o->retries));
     json_object_set_new(s, "cache", json_boolean(!o->no_cache));
+    json_object_set_new(s, "skip_failed", json_boolean(o->skip_failed));
     json_object_set_new(r, "settings", s);
     json_t *pr = json_object();
-    static const PromptId used[] = {PROMPT_USER_SIMULATOR, PROMPT_USER_FIRST_TURN, PROMPT_EVALUATED,
-                                    PROMPT_JUDGE_SCORE, PROMPT_JUDGE_REMINDER};
+    static const PromptId used[] = {PROMPT_USER_SIMULATOR, PROMPT_USER_FIRST_TURN, PROMPT_USER_REPLY_SUFFIX,
+                                    PROMPT_EVALUATED, PROMPT_JUDGE_SCORE, PROMPT_JUDGE_REMINDER};
     for (size_t i = 0; i < sizeof used / sizeof *used; i++)
         json_object_set_new(pr, prompt_key(used[i]), json_string(c->prompts->text[used[i]]));
     json_object_set_new(r, "prompts", pr);
@@ -205,8 +233,10 @@ static const char *flag_help_key =
     "name of the environment variable holding the API key (keys are never read from flags or written out)";
 
 int cmd_bench(int argc, char **argv) {
-    Opts o = {.per_profile = 5, .turns = 10, .threads = 16, .seed = 0, .temperature = -1, .max_tokens = 0,
-              .timeout = 300, .retries = 8, .key_env = "OPENAI_API_KEY"};
+    /* The token limits start at the paper's (the default protocol's), so --help shows them. */
+    Opts o = {.per_profile = 5, .turns = 10, .threads = 16, .seed = 0, .temperature = -1, .max_tokens = 2048,
+              .user_max_tokens = 300, .judge_max_tokens = 300, .timeout = 300, .retries = 8,
+              .key_env = "OPENAI_API_KEY", .protocol = "paper"};
     ArgSpec specs[] = {
         {"--model", NULL, ARG_STR, &o.model, "M", "the evaluated model", 1, 0},
         {"--user-model", NULL, ARG_STR, &o.user_model, "U", "the user simulator", 1, 0},
@@ -227,7 +257,21 @@ int cmd_bench(int argc, char **argv) {
         {"--judge-api-key-env", NULL, ARG_STR, &o.judge_key_env, "NAME", "the same for the judge", 0, 0},
         {"--temperature", NULL, ARG_DOUBLE, &o.temperature, "T", "sampling temperature (negative: server default)",
          0, 0},
-        {"--max-tokens", NULL, ARG_INT, &o.max_tokens, "N", "reply length limit (0: server default)", 0, 0},
+        {"--protocol", NULL, ARG_STR, &o.protocol, "P",
+         "paper (the ALOE paper's reference run) or rubric (aloe's earlier prompts and limits)", 0, 0},
+        {"--system-prompt", NULL, ARG_STR, &o.system_prompt, "TEXT",
+         "system prompt of the evaluated model (paper: none; rubric: a three-sentence chat prompt)", 0, 0},
+        {"--system-prompt-file", NULL, ARG_STR, &o.system_prompt_file, "FILE", "the same, read from a file", 0, 0},
+        {"--max-tokens", NULL, ARG_INT, &o.max_tokens, "N",
+         "the evaluated model's reply limit, 0 = server default (rubric: default 0, and it limits every role)", 0, 0},
+        {"--user-max-tokens", NULL, ARG_INT, &o.user_max_tokens, "N",
+         "the user simulator's reply limit, 0 = server default (rubric: default --max-tokens)", 0, 0},
+        {"--judge-max-tokens", NULL, ARG_INT, &o.judge_max_tokens, "N",
+         "the judge's reply limit, 0 = server default (rubric: default --max-tokens)", 0, 0},
+        {"--skip-failed", NULL, ARG_FLAG, &o.skip_failed, NULL,
+         "skip (and list) a conversation whose request fails for good, e.g. HTTP 400 content filter, instead of "
+         "stopping; a rerun tries it again",
+         0, 0},
         {"--prompts", NULL, ARG_STR, &o.prompts_file, "FILE", "JSON object overriding role prompts", 0, 0},
         {"--timeout", NULL, ARG_DOUBLE, &o.timeout, "S", "per-request time-out in seconds", 0, 0},
         {"--retries", NULL, ARG_INT, &o.retries, "N", "retries of a failed request (429, 5xx, time-outs)", 0, 0},
@@ -244,7 +288,9 @@ int cmd_bench(int argc, char **argv) {
         "The ALOE benchmark: every profile paired with each of the first K personalities, one conversation of N "
         "turns per persona with a user simulator; after each turn the judge scores the reply 1-5. Writes "
         "DIR/results.json (AL(k) with 95% t-intervals, AVG, IR, R2, N-IR, N-R2), DIR/dialogues.jsonl, "
-        "DIR/report.md and DIR/al.svg. Interrupted or killed, the same command resumes where it stopped.",
+        "DIR/report.md and DIR/al.svg. Interrupted or killed, the same command resumes where it stopped. "
+        "--protocol paper (the default) runs the paper's evaluation: no system prompt for the evaluated model, "
+        "the simulator's instructions as its first message, a judge asked for the score only.",
         "aloe bench --model my-model --user-model gpt-4o --judge-model gpt-4o --profiles profile_eval.jsonl "
         "--personalities personality_eval.jsonl -j 64 --out runs/my-model",
         0, 0};
@@ -253,9 +299,28 @@ int cmd_bench(int argc, char **argv) {
     if (rc) return rc > 0 ? 0 : cli_fail(&e);
     if (o.quiet) log_set_level(LOG_WARN);
 
+    Protocol proto;
+    if (protocol_parse(o.protocol, &proto, &e)) return cli_fail(&e);
+    if (o.system_prompt && o.system_prompt_file) {
+        err_set(&e, ERR_ARG, "--system-prompt and --system-prompt-file: give one of them, not both");
+        return cli_fail(&e);
+    }
+    static const char *const token_flags[] = {"--max-tokens", "--user-max-tokens", "--judge-max-tokens"};
+    for (int i = 0; i < 3; i++) {
+        int v = *(int *)args_find(specs, token_flags[i])->dest;
+        if (v < 0) {
+            err_set(&e, ERR_ARG, "%s: expected 0 (server default) or more, got %d", token_flags[i], v);
+            return cli_fail(&e);
+        }
+    }
+    if (proto == PROTOCOL_RUBRIC) { /* today's defaults: one limit, the server's unless given, for every role */
+        if (!args_find(specs, "--max-tokens")->seen) o.max_tokens = 0;
+        if (!args_find(specs, "--user-max-tokens")->seen) o.user_max_tokens = o.max_tokens;
+        if (!args_find(specs, "--judge-max-tokens")->seen) o.judge_max_tokens = o.max_tokens;
+    }
     StrList profiles = {0}, personalities = {0};
     Prompts prompts;
-    prompts_init_default(&prompts);
+    prompts_init(&prompts, proto);
     LlmCache *cache = NULL;
     LlmBackend *model = NULL, *user = NULL, *judge = NULL;
     Journal *journal = NULL;
@@ -269,6 +334,20 @@ int cmd_bench(int argc, char **argv) {
         status = cli_fail(&e);
         goto done;
     }
+    if (o.system_prompt) {
+        free(prompts.text[PROMPT_EVALUATED]);
+        prompts.text[PROMPT_EVALUATED] = xstrdup(o.system_prompt);
+    } else if (o.system_prompt_file) {
+        char *text;
+        size_t len;
+        if (file_read_text(o.system_prompt_file, "a system prompt", &text, &len, &e)) {
+            status = cli_fail(&e);
+            goto done;
+        }
+        while (len && (text[len - 1] == '\n' || text[len - 1] == '\r')) text[--len] = 0; /* the editor's last newline */
+        free(prompts.text[PROMPT_EVALUATED]);
+        prompts.text[PROMPT_EVALUATED] = text;
+    }
     BenchConfig c = bench_config_default();
     c.prompts = &prompts;
     c.profiles = (const char *const *)profiles.items;
@@ -281,19 +360,27 @@ int cmd_bench(int argc, char **argv) {
     c.seed = (uint64_t)o.seed;
     c.temperature = o.temperature;
     c.max_tokens = o.max_tokens;
+    c.user_max_tokens = o.user_max_tokens;
+    c.judge_max_tokens = o.judge_max_tokens;
+    c.skip_failed = o.skip_failed;
     c.stop = &interrupted;
     if (bench_config_check(&c, &e)) {
         if (strstr(e.msg, "too few personalities")) err_wrap(&e, "%s", o.personalities);
         status = cli_fail(&e);
         goto done;
     }
-    if ((settings = run_settings(&o, &prompts, &e))) add_templates(settings, &o);
+    if ((settings = run_settings(&o, &c, proto, &prompts, &e))) add_templates(settings, &o);
     if (!settings || file_mkdirs(o.out, &e)) {
         status = cli_fail(&e);
         goto done;
     }
     path = path_join(o.out, "run.json");
-    if (bench_check_settings(path, settings, &e)) {
+    json_t *implied, *implied_why;
+    settings_implied(settings, &implied, &implied_why);
+    rc = bench_check_settings_compat(path, settings, implied, implied_why, &e);
+    json_decref(implied);
+    json_decref(implied_why);
+    if (rc) {
         status = cli_fail(&e);
         goto done;
     }
@@ -382,9 +469,11 @@ int cmd_bench(int argc, char **argv) {
 
     /* Results for what is done, whatever happened. */
     json_t *res = bench_results(&c, journal);
+    bench_results_add_skipped(res, &out);
     add_run_info(res, &o, &c, settings, wall, &acc.inv);
     if (inv_rc || bench_write_outputs(o.out, res, &e)) {
         json_decref(res);
+        bench_outcome_free(&out);
         status = cli_fail(&e);
         goto done;
     }
@@ -396,9 +485,14 @@ int cmd_bench(int argc, char **argv) {
                 "Run the same command again to resume.\n",
                 run_err.code == ERR_CANCELLED ? "" : "error: ", run_err.code == ERR_CANCELLED ? "interrupted" : run_err.msg,
                 done_n, out.total, o.out);
+        if (!o.skip_failed && bench_failure_skippable(&run_err))
+            fprintf(stderr, "aloe: if this request fails the same way every time (e.g. HTTP 400 from a content "
+                            "filter), --skip-failed skips its conversation, lists it in results.json and goes on.\n");
         status = run_err.code == ERR_CANCELLED ? 130 : 1;
     } else {
-        printf("ALOE benchmark of %s: %ld conversations x %d turns\n", o.model, out.total, c.turns);
+        printf("ALOE benchmark of %s: %ld conversations x %d turns", o.model, out.total, c.turns);
+        if (out.skipped) printf(", %ld skipped", out.skipped);
+        printf("\n");
         json_t *t;
         size_t i;
         printf("AL(k):");
@@ -425,12 +519,25 @@ int cmd_bench(int argc, char **argv) {
                (long long)json_integer_value(json_object_get(judge_counts, "invalid")));
         long long judged = (long long)json_integer_value(json_object_get(judge_counts, "judged_turns"));
         if (judged > 0 && judged == (long long)json_integer_value(json_object_get(judge_counts, "invalid")))
-            log_warn("no judge reply carried a valid score (a last line \"Score: N\", N in 1-5): check the judge "
-                     "model and any --prompts override; the raw replies are in %s/dialogues.jsonl", o.out);
+            log_warn("no judge reply carried a valid score (a reply that is just the score 1-5, or a line \"Score: N\"; "
+                     "see aloe/score.h): check the judge model and any --prompts override; the raw replies are in "
+                     "%s/dialogues.jsonl", o.out);
+        if (out.skipped) {
+            printf("skipped: %ld conversation%s failed for good and %s left out of AL (results.json \"skipped\"); "
+                   "run the same command again to retry %s\n",
+                   out.skipped, out.skipped == 1 ? "" : "s", out.skipped == 1 ? "is" : "are",
+                   out.skipped == 1 ? "it" : "them");
+            size_t k;
+            json_t *sk;
+            json_array_foreach(out.skipped_list, k, sk)
+                fprintf(stderr, "aloe: skipped %s: %s\n", json_string_value(json_object_get(sk, "id")),
+                        json_string_value(json_object_get(sk, "error")));
+        }
         printf("results: %s/results.json  report: %s/report.md  chart: %s/al.svg\n", o.out, o.out, o.out);
         status = 0;
     }
     json_decref(res);
+    bench_outcome_free(&out);
 
 done:
     invocations_close(&acc.inv);

@@ -22,6 +22,7 @@ typedef struct {
     long stop_after_judge; /* > 0: set *stop after this many judge requests */
     atomic_int *stop;
     const char *fail_profile; /* the model fails for this profile */
+    int fail_code;            /* with this Err code (0: ERR_HTTP) */
     const char *bad_structure; /* first structural problem seen */
 } Script;
 
@@ -67,7 +68,7 @@ static int scripted_chat(LlmBackend *b, const LlmMessage *m, int n, const LlmPar
     } else if (!strcmp(b->model, "model")) {
         if (strcmp(m[0].role, "system") || strcmp(m[n - 1].role, "user")) sc->bad_structure = "model messages";
         if (sc->fail_profile && strstr(m[n - 1].content, sc->fail_profile))
-            return err_set(e, ERR_HTTP, "HTTP 500: scripted failure");
+            return err_set(e, sc->fail_code ? sc->fail_code : ERR_HTTP, "HTTP 500: scripted failure");
         out->text = xasprintf("reply to [%s]", m[n - 1].content);
     } else {
         long jr = atomic_fetch_add(&sc->judge_requests, 1) + 1;
@@ -108,7 +109,7 @@ typedef struct {
 
 static void fixture_init(Fixture *f) {
     memset(f, 0, sizeof *f);
-    prompts_init_default(&f->prompts);
+    prompts_init(&f->prompts, PROTOCOL_RUBRIC);
     f->c = bench_config_default();
     f->c.model = scripted("model", &f->sc);
     f->c.user = scripted("user", &f->sc);
@@ -316,6 +317,119 @@ static void test_failure_stops_and_keeps_finished(void) {
     free(dir);
 }
 
+/* skip_failed: the failing profile's conversations are skipped and listed,
+ * the others finish, nothing of the skipped ones is journaled; a failure of
+ * another kind (a refused key) still stops the run. */
+static void test_skip_failed_lists_and_goes_on(void) {
+    Fixture f;
+    fixture_init(&f);
+    f.c.skip_failed = 1;
+    f.sc.fail_profile = "PROF1";
+    char *dir = test_tmpdir();
+    char *p = path_join(dir, "d.jsonl");
+    Err e = {0};
+    Journal *j = journal_open(p, "id", &e);
+    BenchOutcome o;
+    CHECK_OK(bench_run(&f.c, j, &o, &e), &e);
+    CHECK_EQ_INT(o.skipped, 2);
+    CHECK_EQ_INT(o.done_now, 4);
+    CHECK_EQ_INT(o.unfinished, 2);
+    CHECK_EQ_INT(journal_count(j), 4);
+    CHECK(!journal_get(j, "p1-k0") && !journal_get(j, "p1-k1"));
+    CHECK_EQ_INT(json_array_size(o.skipped_list), 2);
+    json_t *s0 = json_array_get(o.skipped_list, 0);
+    CHECK_EQ_STR(json_string_value(json_object_get(s0, "id")), "p1-k0");
+    CHECK_MSG(strstr(json_string_value(json_object_get(s0, "error")), "evaluated model: HTTP 500: scripted failure"),
+              "%s", json_string_value(json_object_get(s0, "error")));
+    json_t *r = bench_results(&f.c, j);
+    bench_results_add_skipped(r, &o);
+    CHECK_EQ_INT(json_array_size(json_object_get(r, "skipped")), 2);
+    CHECK_EQ_INT(json_integer_value(json_object_get(json_object_get(r, "conversations"), "skipped")), 2);
+    CHECK_EQ_INT(json_integer_value(json_object_get(json_array_get(json_object_get(r, "turns"), 0), "n")), 4);
+    CHECK(json_is_false(json_object_get(r, "complete")));
+    /* the report says so */
+    CHECK_OK(bench_write_outputs(dir, r, &e), &e);
+    char *md = path_join(dir, "report.md"), *mdt = test_read_text(md);
+    CHECK_MSG(strstr(mdt, "**Skipped:** 2 conversations") && strstr(mdt, "- `p1-k1`: evaluated model"), "%s", mdt);
+    free(mdt);
+    free(md);
+    json_decref(r);
+    bench_outcome_free(&o);
+    journal_close(j);
+    /* a rerun retries them; a refused key is no conversation's own: it stops */
+    f.sc.fail_code = ERR_AUTH;
+    j = journal_open(p, "id", &e);
+    CHECK(bench_run(&f.c, j, &o, &e) == -1);
+    CHECK_EQ_INT(e.code, ERR_AUTH);
+    CHECK_EQ_INT(o.skipped, 0);
+    CHECK_EQ_INT(o.done_before, 4);
+    bench_outcome_free(&o);
+    /* without skip_failed no list is made */
+    f.c.skip_failed = 0;
+    f.sc.fail_profile = NULL;
+    CHECK_OK(bench_run(&f.c, j, &o, &e), &e);
+    CHECK(!o.skipped_list);
+    CHECK_EQ_INT(journal_count(j), 6);
+    journal_close(j);
+    fixture_free(&f);
+    free(p);
+    free(dir);
+}
+
+/* Paper-form prompts (no evaluated system prompt, the simulator's
+ * instructions as its first user message): the views have that shape and a
+ * stage direction reaches neither the model nor the judge; the record keeps
+ * the raw message. */
+static int paper_chat(LlmBackend *b, const LlmMessage *m, int n, const LlmParams *p, LlmReply *out, Err *e) {
+    (void)e;
+    Script *sc = b->impl;
+    memset(out, 0, sizeof *out);
+    if (!strcmp(b->model, "user")) {
+        if (strcmp(m[0].role, "user") || n % 2 != 1 || p->max_tokens != 300) sc->bad_structure = "user simulator view";
+        for (int i = 1; i < n; i += 2)
+            if (strcmp(m[i].role, "assistant") || strchr(m[i].content, '*')) sc->bad_structure = "simulator's own lines";
+        out->text = xstrdup("*sighs* long day at work");
+    } else if (!strcmp(b->model, "model")) {
+        if (strcmp(m[0].role, "user") || p->max_tokens != 2048) sc->bad_structure = "model view";
+        for (int i = 0; i < n; i++)
+            if (strchr(m[i].content, '*')) sc->bad_structure = "stage direction to the model";
+        out->text = xstrdup("Oh no, what happened?");
+    } else {
+        if (strstr(m[0].content, "*sighs*") || p->max_tokens != 300) sc->bad_structure = "judge request";
+        out->text = xstrdup("3");
+    }
+    return 0;
+}
+
+static void test_paper_views(void) {
+    Fixture f;
+    fixture_init(&f);
+    f.c.model->chat = f.c.user->chat = f.c.judge->chat = paper_chat;
+    prompts_free(&f.prompts);
+    prompts_init(&f.prompts, PROTOCOL_RUBRIC);
+    /* the paper's forms, whatever its texts */
+    f.prompts.text[PROMPT_EVALUATED][0] = 0;
+    f.prompts.text[PROMPT_USER_FIRST_TURN][0] = 0;
+    f.c.max_tokens = 2048;
+    f.c.user_max_tokens = f.c.judge_max_tokens = 300;
+    f.c.turns = 3;
+    char *dir = test_tmpdir();
+    char *p = path_join(dir, "d.jsonl");
+    Err e = {0};
+    Journal *j = journal_open(p, "id", &e);
+    BenchOutcome o;
+    CHECK_OK(bench_run(&f.c, j, &o, &e), &e);
+    CHECK_MSG(!f.sc.bad_structure, "bad: %s", f.sc.bad_structure);
+    json_t *t = json_array_get(json_object_get(journal_get(j, "p0-k0"), "turns"), 2);
+    CHECK_EQ_STR(json_string_value(json_object_get(t, "user")), "long day at work");
+    CHECK_EQ_STR(json_string_value(json_object_get(t, "user_raw")), "*sighs* long day at work");
+    CHECK_EQ_INT(json_integer_value(json_object_get(t, "score")), 3);
+    journal_close(j);
+    fixture_free(&f);
+    free(p);
+    free(dir);
+}
+
 static void test_config_errors(void) {
     Fixture f;
     fixture_init(&f);
@@ -351,6 +465,8 @@ int main(void) {
     RUN(test_full_run_scores_and_counts);
     RUN(test_stop_then_resume_matches_uninterrupted);
     RUN(test_failure_stops_and_keeps_finished);
+    RUN(test_skip_failed_lists_and_goes_on);
+    RUN(test_paper_views);
     RUN(test_config_errors);
     RUN(test_settings_guard);
     return test_summary();

@@ -1,8 +1,7 @@
-/* Metric maths on hand-checked numbers, and judge-score parsing. */
+/* Metric maths on hand-checked numbers (judge-score parsing: test_score.c). */
 #include <math.h>
 
 #include "aloe/metrics.h"
-#include "aloe/score.h"
 #include "test.h"
 
 static void test_t_quantiles_match_tables(void) {
@@ -76,41 +75,9 @@ static void test_summary_by_hand(void) {
     CHECK(isnan(m.ir) && isnan(m.n_ir));
 }
 
-static void test_score_parsing(void) {
-    CHECK_EQ_INT(score_parse("Good reply.\nScore: 4"), 4);
-    CHECK_EQ_INT(score_parse("Good reply.\n**Score:** 4"), 4);
-    CHECK_EQ_INT(score_parse("**Score: 5**"), 5);
-    CHECK_EQ_INT(score_parse("Score: 4/5"), 4);
-    CHECK_EQ_INT(score_parse("Score: 3 / 5\n"), 3);
-    CHECK_EQ_INT(score_parse("score = 2 out of 5"), 2);
-    CHECK_EQ_INT(score_parse("## Final score: 1"), 1);
-    CHECK_EQ_INT(score_parse("Score: [4]"), 4);
-    CHECK_EQ_INT(score_parse("- Score: 4 (well tailored)"), 4);
-    CHECK_EQ_INT(score_parse("Score:\t5.\r\n"), 5);
-    /* The last score line decides. */
-    CHECK_EQ_INT(score_parse("Score: 2\nOn reflection...\nScore: 5"), 5);
-    CHECK_EQ_INT(score_parse("Score: 4\nScore: 9"), 0);
-    /* Invalid: no line, placeholder, out of range, fractions, other scales. */
-    CHECK_EQ_INT(score_parse(""), 0);
-    CHECK_EQ_INT(score_parse(NULL), 0);
-    CHECK_EQ_INT(score_parse("I would rate this a 4."), 0);
-    CHECK_EQ_INT(score_parse("Score: N"), 0);
-    CHECK_EQ_INT(score_parse("Score: 0"), 0);
-    CHECK_EQ_INT(score_parse("Score: 6"), 0);
-    CHECK_EQ_INT(score_parse("Score: -3"), 0);
-    CHECK_EQ_INT(score_parse("Score: 4.5"), 0);
-    CHECK_EQ_INT(score_parse("Score: 8/10"), 0);
-    CHECK_EQ_INT(score_parse("Score: 4/50"), 0);
-    CHECK_EQ_INT(score_parse("Score: 45"), 0);
-    CHECK_EQ_INT(score_parse("The score is 4"), 0);
-    /* A score word mid-sentence is not a score line. */
-    CHECK_EQ_INT(score_parse("Score: 3\nMy overall feeling about the score: it is fine"), 3);
-}
-
 int main(void) {
     RUN(test_t_quantiles_match_tables);
     RUN(test_turn_stats_by_hand);
     RUN(test_summary_by_hand);
-    RUN(test_score_parsing);
     return test_summary();
 }

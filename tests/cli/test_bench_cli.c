@@ -433,12 +433,13 @@ static void test_bad_inputs_body(FakeServer *fsp) {
     CHECK_EQ_INT(aloe_sh_run(ALOE_ENV, a, &log), 0);
     free(log);
     /* Without --quiet, progress goes to stderr (plain lines when not a terminal).
-     * --prompts: an empty evaluated-model prompt means no system message, and
-     * a custom judge prompt is the one sent. */
+     * --prompts: an empty evaluated-model prompt means no system message (the
+     * rubric protocol has one by default), and a custom judge prompt is the
+     * one sent. */
     char *pf = path_join(d.dir, "prompts.json");
     test_put_text(pf, "{\"evaluated\": \"\", \"judge_score\": \"Rate {reply} for {profile}. Score: N\"}");
     char *a3 = xasprintf("bench --model m --user-model u --judge-model j --profiles %s --personalities %s --out %s/u "
-                         "--personalities-per-profile 1 --turns 1 --base-url %s --prompts %s",
+                         "--personalities-per-profile 1 --turns 1 --base-url %s --prompts %s --protocol rubric",
                          d.profiles, d.personalities, out, fs.url, pf);
     CHECK_EQ_INT(aloe_sh_run(ALOE_ENV, a3, &log), 0);
     CHECK_MSG(strstr(log, "bench 2/2 100%") && strstr(log, "req/s"), "%s", log);

@@ -18,7 +18,8 @@ static void test_bench_all_local(void) {
     char *pers = test_write_file("personalities.jsonl", "\"Cheerful and talkative.\"\n\"Reserved.\"\n");
     char *out = path_join(dir, "run"), *log = path_join(dir, "log.txt");
     int rc = test_system("ALOE_CTX=2048 %s bench --model %s --user-model %s --judge-model %s --profiles %s "
-                         "--personalities %s --personalities-per-profile 1 --turns 2 --max-tokens 16 -j 2 -q "
+                         "--personalities %s --personalities-per-profile 1 --turns 2 --max-tokens 16 --user-max-tokens 16 "
+                         "--judge-max-tokens 16 -j 2 -q "
                          "--out %s > %s 2>&1",
                          aloe, model, model, model, prof, pers, out, log);
     if (rc) test_system("cat %s >&2", log);

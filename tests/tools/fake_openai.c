@@ -63,8 +63,9 @@
  *               the concurrency, so reruns and resumes see the same answers)
  *   rules       [{"contains": S, "reply": T}, {"any_contains": S, ...}]: the
  *               first rule whose S occurs in the last user message (contains) or
- *               in any message (any_contains) gives the template; a rule
- *               with "fault": F instead of "reply" answers with that fault
+ *               in any message (any_contains) gives the template; a rule with
+ *               "fault": F instead of "reply" answers every request it matches
+ *               with that fault (a content filter that refuses one persona)
  *   latency_ms  overrides --latency-ms for this model
  *   usage       {"prompt_tokens": P, "completion_tokens": C}; default: word counts
  *               of the messages and of the reply
@@ -273,25 +274,22 @@ static char *expand(const char *tpl, json_t *msgs, const char *model, long n, co
     return sb_take(&b);
 }
 
-/* The first rule that matches the messages, or NULL. */
-static json_t *matching_rule(json_t *ms, json_t *msgs) {
-    json_t *rules = json_object_get(ms, "rules");
-    for (size_t i = 0; i < json_array_size(rules); i++) {
-        json_t *r = json_array_get(rules, i);
-        const char *c = json_string_value(json_object_get(r, "contains"));
-        const char *a = json_string_value(json_object_get(r, "any_contains"));
-        int hit = 0;
-        if (c && strstr(last_user(msgs), c)) hit = 1;
-        for (size_t j = 0; a && !hit && j < json_array_size(msgs); j++)
-            if (strstr(msg_field(json_array_get(msgs, j), "content"), a)) hit = 1;
-        if (hit) return r;
-    }
-    return NULL;
+static int rule_hit(json_t *r, json_t *msgs) {
+    const char *c = json_string_value(json_object_get(r, "contains"));
+    const char *a = json_string_value(json_object_get(r, "any_contains"));
+    if (c && strstr(last_user(msgs), c)) return 1;
+    for (size_t j = 0; a && j < json_array_size(msgs); j++)
+        if (strstr(msg_field(json_array_get(msgs, j), "content"), a)) return 1;
+    return 0;
 }
 
 static const char *choose_template(json_t *ms, json_t *msgs, long n) {
-    json_t *rule = matching_rule(ms, msgs);
-    if (rule) return msg_field(rule, "reply");
+    json_t *rules = json_object_get(ms, "rules");
+    for (size_t i = 0; i < json_array_size(rules); i++) {
+        json_t *r = json_array_get(rules, i);
+        if (json_object_get(r, "fault")) continue; /* choose_fault's */
+        if (rule_hit(r, msgs)) return msg_field(r, "reply");
+    }
     json_t *list = json_object_get(ms, "replies");
     if (json_array_size(list) > 0) {
         const char *pick = json_string_value(json_object_get(ms, "pick"));
@@ -305,9 +303,12 @@ static const char *choose_template(json_t *ms, json_t *msgs, long n) {
 }
 
 /* The fault (or NULL) for the n-th request to a model. */
-static json_t *choose_fault(json_t *ms, json_t *msgs, long n) {
-    json_t *rule = matching_rule(ms, msgs);
-    if (rule && json_object_get(rule, "fault")) return json_object_get(rule, "fault");
+static json_t *choose_fault(json_t *ms, long n, json_t *msgs) {
+    json_t *rules = json_object_get(ms, "rules");
+    for (size_t i = 0; i < json_array_size(rules); i++) {
+        json_t *r = json_array_get(rules, i);
+        if (json_object_get(r, "fault") && rule_hit(r, msgs)) return json_object_get(r, "fault");
+    }
     json_t *always = json_object_get(ms, "always");
     if (always) return always;
     json_t *faults = json_object_get(ms, "faults");
@@ -375,8 +376,9 @@ static int check_model(const char *name, json_t *m, char *err, size_t n) {
             ok = json_is_array(v);
             for (size_t i = 0; ok && i < json_array_size(v); i++) {
                 json_t *r = json_array_get(v, i);
-                ok = (json_is_string(json_object_get(r, "reply")) ||
-                      (json_object_get(r, "fault") && !check_fault(json_object_get(r, "fault"), where, err, n))) &&
+                json_t *f = json_object_get(r, "fault");
+                if (f && check_fault(f, where, err, n)) return -1;
+                ok = (json_is_string(json_object_get(r, "reply")) || f) &&
                      (json_is_string(json_object_get(r, "contains")) || json_is_string(json_object_get(r, "any_contains")));
             }
         } else if (!strcmp(k, "faults")) {
@@ -817,7 +819,7 @@ static enum MHD_Result handle_post(Server *s, struct MHD_Connection *c, const ch
     }
     long n = model_next(s, model);
     json_t *ms = model_script(s, model);
-    json_t *fault = choose_fault(ms, is_chat ? json_object_get(req, "messages") : NULL, n);
+    json_t *fault = is_chat ? choose_fault(ms, n, json_object_get(req, "messages")) : choose_fault(ms, n, NULL);
     log_request(s, c, is_chat ? "/v1/chat/completions" : "/v1/embeddings", model, n, fault, req);
     gate_pass(s);
     json_t *lat = json_object_get(ms, "latency_ms");
