@@ -291,8 +291,6 @@ void prompts_init(Prompts *p, Protocol proto) {
         p->text[i] = xstrdup(proto == PROTOCOL_PAPER && paper_text[i] ? paper_text[i] : defs[i].text);
 }
 
-void prompts_init_default(Prompts *p) { prompts_init(p, PROTOCOL_RUBRIC); }
-
 void prompts_free(Prompts *p) {
     for (int i = 0; i < PROMPT__COUNT; i++) {
         free(p->text[i]);

@@ -58,8 +58,6 @@ const char *prompt_placeholders(PromptId id);
 
 /* The default texts of a protocol. */
 void prompts_init(Prompts *p, Protocol proto);
-/* The rubric texts (kept while callers move to prompts_init). */
-void prompts_init_default(Prompts *p);
 /* Overrides the defaults with the entries of a JSON object file. Unknown keys
  * and placeholders a prompt cannot use are errors naming the key. */
 int prompts_load(Prompts *p, const char *path, Err *e);
