@@ -96,7 +96,7 @@ static int pair(const ReportSeries *runs, int nr, int common, json_t **ps, json_
     long ndiff = 0;
     for (int i = 1; i < nr; i++) ndiff += describe_difference(&diff, runs, i, ps, idx);
     if (ndiff && !common) {
-        err_set(e, ERR_ARG,
+        err_set(e, ERR_UNSUPPORTED,
                 "the runs' personas differ, so they cannot be paired: %s (finish the runs, or compare over the "
                 "personas every run has with --common)",
                 diff.s);
@@ -120,7 +120,7 @@ static int pair(const ReportSeries *runs, int nr, int common, json_t **ps, json_
             row[i] = (long)json_integer_value(json_object_get(idx[i], id));
             json_int_t pi = json_integer_value(json_object_get(json_array_get(ps[i], (size_t)row[i]), "profile_index"));
             if (pi != prof)
-                rc = err_set(e, ERR_ARG,
+                rc = err_set(e, ERR_UNSUPPORTED,
                              "persona %s has profile_index %lld in run \"%s\" and %lld in run \"%s\": the runs did "
                              "not use the same persona pool",
                              id, (long long)prof, runs[0].name, (long long)pi, runs[i].name);
@@ -132,7 +132,7 @@ static int pair(const ReportSeries *runs, int nr, int common, json_t **ps, json_
         pg->cluster[pg->n++] = (int)json_integer_value(c);
     }
     json_decref(clusters);
-    if (!rc && pg->n == 0) rc = err_set(e, ERR_ARG, "the runs have no persona in common");
+    if (!rc && pg->n == 0) rc = err_set(e, ERR_UNSUPPORTED, "the runs have no persona in common");
     if (!rc && ndiff) {
         char *w = xasprintf("compared over the %d personas every run has, as asked (--common): %s", pg->n, diff.s);
         json_array_append_new(warnings, json_string(w));
@@ -197,7 +197,7 @@ json_t *compare_runs(const ReportSeries *runs, int n, const CompareOptions *o, E
     int T = (int)json_array_size(json_object_get(runs[0].results, "turns"));
     for (int i = 0; i < n; i++) {
         if (!compare_has_personas(runs[i].results)) {
-            err_set(e, ERR_ARG,
+            err_set(e, ERR_UNSUPPORTED,
                     "run \"%s\": its results.json has no per-persona scores (personas[]; written before aloe kept "
                     "them): rerun `aloe bench` with the same --out to rewrite it",
                     runs[i].name);
@@ -205,13 +205,13 @@ json_t *compare_runs(const ReportSeries *runs, int n, const CompareOptions *o, E
         }
         int Ti = (int)json_array_size(json_object_get(runs[i].results, "turns"));
         if (Ti != T) {
-            err_set(e, ERR_ARG, "run \"%s\" has %d turns and run \"%s\" %d: paired differences need the same turns",
+            err_set(e, ERR_UNSUPPORTED, "run \"%s\" has %d turns and run \"%s\" %d: paired differences need the same turns",
                     runs[i].name, Ti, runs[0].name, T);
             return NULL;
         }
     }
     if (T < 1) {
-        err_set(e, ERR_ARG, "run \"%s\": no turns", runs[0].name);
+        err_set(e, ERR_UNSUPPORTED, "run \"%s\": no turns", runs[0].name);
         return NULL;
     }
     json_t **ps = xcalloc((size_t)n, sizeof *ps), **idx = xcalloc((size_t)n, sizeof *idx);
