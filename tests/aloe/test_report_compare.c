@@ -26,7 +26,7 @@ static json_t *results(const char *model, int sign, int drop, int T) {
         json_array_append_new(turns, json_pack("{s:i, s:f, s:i}", "turn", k + 1, "al", 2.0, "n", 6));
     for (int i = 0; i < 6; i++) {
         if (i == drop) continue;
-        char id[16];
+        char id[32];
         snprintf(id, sizeof id, "p%d-k%d", i / 2, i % 2);
         json_t *sc = json_array();
         for (int k = 0; k < T; k++) json_array_append_new(sc, json_integer(2 + sign * d_example[i][k % 3]));
