@@ -325,6 +325,12 @@ char *report_run_markdown(const json_t *r) {
     put_num(&b, num(r, "n_r2"), 3);
     sb_append(&b, " |\n");
     put_intervals(&b, json_object_get(r, "intervals"));
+    json_t *ps = json_object_get(r, "personas");
+    if (json_is_array(ps))
+        sb_printf(&b,
+                  "\nPer-persona scores: `personas` in results.json (%zu finished personas), so `aloe report` can "
+                  "pair this run with another over the same personas.\n",
+                  json_array_size(ps));
     sb_appendc(&b, '\n');
     json_t *judge = json_object_get(r, "judge");
     sb_printf(&b,

@@ -101,6 +101,7 @@ static void test_results_carry_personas_and_intervals(void) {
     char *md = report_run_markdown(back);
     CHECK_MSG(strstr(md, "| 95% interval | [2.000, 4.000] | [0.0000, 1.0000] |"), "%s", md);
     CHECK(strstr(md, "clustered by profile"));
+    CHECK(strstr(md, "`personas` in results.json (6 finished personas)"));
     free(md);
     json_decref(back);
     free(text);
