@@ -178,7 +178,11 @@ static int bootstrap(Sums *s, const StatsOptions *o, StatsInterval *out, StatsMe
     if (!(o->level > 0 && o->level < 1))
         return err_set(e, ERR_ARG, "bootstrap: interval level %g: expected between 0 and 1", o->level);
     int C = s->C, m = sums_nstats(s);
-    long all = pow_upto(C, C, o->bootstrap == STATS_EXACT ? STATS_EXACT_MAX : o->replicates);
+    if (o->replicates > STATS_MAX_REPLICATES)
+        return err_set(e, ERR_ARG, "bootstrap: replicates: expected at most %ld, got %ld", STATS_MAX_REPLICATES,
+                       o->replicates);
+    long all = pow_upto(C, C,
+                        o->bootstrap == STATS_EXACT || o->replicates > STATS_EXACT_MAX ? STATS_EXACT_MAX : o->replicates);
     int exact = o->bootstrap == STATS_EXACT || (o->bootstrap == STATS_AUTO && all > 0);
     if (exact && all < 0)
         return err_set(e, ERR_ARG, "bootstrap: exact enumeration of %d^%d draws is more than %ld", C, C,

@@ -47,8 +47,11 @@ typedef enum { STATS_AUTO, STATS_EXACT, STATS_MONTE_CARLO } StatsMode;
 #define STATS_REPLICATES 10000L
 #define STATS_PERMUTATIONS 100000L
 #define STATS_SEED 20241205u
-/* Exact enumeration at most this many draws when asked for (C^C, 2^C). */
+/* Exact enumeration at most this many draws (C^C, 2^C). */
 #define STATS_EXACT_MAX (1L << 20)
+/* Bootstrap replicates are kept (to sort), so they are bounded: 10^6 x
+ * (T + 3) doubles is 104 MB for 10 turns. */
+#define STATS_MAX_REPLICATES 1000000L
 
 typedef struct StatsMatrix {
     int n;               /* personas (rows) */
@@ -63,7 +66,8 @@ typedef struct StatsOptions {
     long permutations; /* Monte Carlo exchanges */
     uint64_t seed;
     double level;      /* interval coverage, 0 < level < 1 */
-    /* AUTO: the bootstrap is exact when C^C <= replicates, the permutation
+    /* AUTO: the bootstrap is exact when C^C <= replicates (and
+     * STATS_EXACT_MAX), the permutation
      * test when 2^C <= STATS_EXACT_MAX (C <= 20); EXACT fails beyond
      * STATS_EXACT_MAX draws. */
     StatsMode bootstrap, permutation;

@@ -337,6 +337,10 @@ static void test_modes_and_errors(void) {
     StatsInterval iv[STATS__SUMMARY];
     CHECK(stats_bootstrap_run(&m, &o, iv, &boot, &e) < 0);
     CHECK_MSG(strstr(e.msg, "22^22"), "%s", e.msg);
+    o.bootstrap = STATS_AUTO;
+    o.replicates = STATS_MAX_REPLICATES + 1;
+    CHECK(stats_bootstrap_run(&m, &o, iv, &boot, &e) < 0);
+    CHECK_MSG(strstr(e.msg, "replicates: expected at most 1000000"), "%s", e.msg);
     cl[3] = 30;
     o = stats_options_default();
     CHECK(stats_bootstrap_run(&m, &o, iv, &boot, &e) < 0);
