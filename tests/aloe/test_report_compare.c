@@ -132,6 +132,11 @@ static void test_compare_by_hand_and_json_fields(void) {
     CHECK_MSG(rc == 0 && strstr(log, "20 Monte Carlo draws, seed 9"), "exit %d: %s", rc, log);
     free(args);
     free(log);
+    args = xasprintf("report %s %s --permutations 0", a, b);
+    rc = aloe_sh_run(NULL, args, &log);
+    CHECK_MSG(rc == 2 && strstr(log, "--permutations: expected at least 1"), "exit %d: %s", rc, log);
+    free(args);
+    free(log);
     free(js);
     free(md);
     free(a);
