@@ -1,4 +1,5 @@
 #include "aloe/bench.h"
+#include "aloe/bench_stats.h"
 
 #include <math.h>
 #include <pthread.h>
@@ -563,6 +564,7 @@ json_t *bench_results(const BenchConfig *c, Journal *j) {
     free(ns);
     free(invalid);
     free(ts);
+    bench_stats_attach(res, c, j);
     return res;
 }
 

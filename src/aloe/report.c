@@ -40,6 +40,80 @@ static int check_field(const char *file, const char *where, const json_t *o, con
                    kind_names[kind], v ? "got " : "", v ? json_type_name(v) : "it is missing");
 }
 
+/* personas[]: what `aloe report` pairs runs by. Each id once, scores as
+ * many as turns[], each 1-5 or null. */
+static int check_personas(const char *file, const json_t *r, Err *e) {
+    json_t *ps = json_object_get(r, "personas");
+    if (!ps) return 0;
+    if (!json_is_array(ps))
+        return err_set(e, ERR_PARSE, "%s: personas: expected a list, got %s", file, json_type_name(ps));
+    size_t T = json_array_size(json_object_get(r, "turns")), i;
+    json_t *p, *seen = json_object();
+    char where[48];
+    int rc = 0;
+    json_array_foreach(ps, i, p) {
+        snprintf(where, sizeof where, "personas[%zu]", i);
+        if (!json_is_object(p)) {
+            rc = err_set(e, ERR_PARSE, "%s: %s: expected an object, got %s", file, where, json_type_name(p));
+            break;
+        }
+        if (check_field(file, where, p, "id", STRING, 1, e) || check_field(file, where, p, "profile_index", COUNT, 1, e) ||
+            check_field(file, where, p, "personality_index", COUNT, 1, e)) {
+            rc = -1;
+            break;
+        }
+        const char *id = json_string_value(json_object_get(p, "id"));
+        if (json_object_get(seen, id)) {
+            rc = err_set(e, ERR_PARSE, "%s: %s.id: \"%.100s\" appears twice", file, where, id);
+            break;
+        }
+        json_object_set_new(seen, id, json_true());
+        json_t *sc = json_object_get(p, "scores");
+        if (!json_is_array(sc) || json_array_size(sc) != T) {
+            rc = err_set(e, ERR_PARSE, "%s: %s.scores: expected a list of %zu scores (one per turn), got %s", file,
+                         where, T, json_is_array(sc) ? "another length" : sc ? json_type_name(sc) : "nothing");
+            break;
+        }
+        size_t k;
+        json_t *v;
+        json_array_foreach(sc, k, v) {
+            if (json_is_null(v) || (json_is_integer(v) && json_integer_value(v) >= 1 && json_integer_value(v) <= 5))
+                continue;
+            rc = err_set(e, ERR_PARSE, "%s: %s.scores[%zu]: expected an integer from 1 to 5 or null, got %s", file,
+                         where, k, json_type_name(v));
+            break;
+        }
+        if (rc) break;
+    }
+    json_decref(seen);
+    return rc;
+}
+
+/* intervals: {avg, ir, n_ir: {lo, hi, defined}, method, exact, replicates,
+ * seed, level, clusters}. */
+static int check_intervals(const char *file, const json_t *r, Err *e) {
+    json_t *iv = json_object_get(r, "intervals");
+    if (!iv) return 0;
+    if (check_field(file, "", r, "intervals", OBJECT, 0, e)) return -1;
+    static const char *const stats[] = {"avg", "ir", "n_ir"};
+    for (int k = 0; k < 3; k++) {
+        char where[32];
+        snprintf(where, sizeof where, "intervals.%s", stats[k]);
+        json_t *o = json_object_get(iv, stats[k]);
+        if (check_field(file, "intervals", iv, stats[k], OBJECT, 1, e) ||
+            check_field(file, where, o, "lo", NUM_OR_NULL, 1, e) || check_field(file, where, o, "hi", NUM_OR_NULL, 1, e) ||
+            check_field(file, where, o, "defined", COUNT, 0, e))
+            return -1;
+    }
+    if (check_field(file, "intervals", iv, "method", STRING, 1, e) ||
+        check_field(file, "intervals", iv, "replicates", COUNT, 1, e) ||
+        check_field(file, "intervals", iv, "seed", COUNT, 1, e) || check_field(file, "intervals", iv, "exact", BOOLEAN, 0, e) ||
+        check_field(file, "intervals", iv, "level", NUM_OR_NULL, 0, e) ||
+        check_field(file, "intervals", iv, "clusters", COUNT, 0, e))
+        return -1;
+    return 0;
+}
+
 static int check_results(const char *file, const json_t *r, Err *e) {
     if (!json_is_object(r) || !json_is_array(json_object_get(r, "turns")))
         return err_set(e, ERR_PARSE, "%s: not a benchmark results file (expected an object with \"turns\")", file);
@@ -96,7 +170,7 @@ static int check_results(const char *file, const json_t *r, Err *e) {
         for (int k = 0; k < 4; k++)
             if (check_field(file, uw, u, counts[k], COUNT, 0, e)) return -1;
     }
-    return 0;
+    return check_personas(file, r, e) || check_intervals(file, r, e) ? -1 : 0;
 }
 
 json_t *report_parse_results(const char *name, const char *buf, size_t len, Err *e) {
@@ -164,6 +238,38 @@ static void put_cell(StrBuf *b, const char *s) {
     }
 }
 
+/* A bootstrap interval "[lo, hi]" (– for an undefined bound). */
+static void put_interval(StrBuf *b, const json_t *iv, int prec) {
+    sb_appendc(b, '[');
+    put_num(b, num(iv, "lo"), prec);
+    sb_append(b, ", ");
+    put_num(b, num(iv, "hi"), prec);
+    sb_appendc(b, ']');
+}
+
+/* The run's bootstrap intervals under the summary table, and what they are. */
+static void put_intervals(StrBuf *b, const json_t *iv) {
+    if (!iv) return;
+    sb_append(b, "| 95% interval | ");
+    put_interval(b, json_object_get(iv, "avg"), 3);
+    sb_append(b, " | ");
+    put_interval(b, json_object_get(iv, "ir"), 4);
+    sb_append(b, " | | ");
+    put_interval(b, json_object_get(iv, "n_ir"), 4);
+    sb_append(b, " | |\n\n");
+    long long reps = (long long)json_integer_value(json_object_get(iv, "replicates"));
+    sb_printf(b,
+              "95%% intervals: percentile bootstrap clustered by profile — the %lld profiles are drawn with "
+              "replacement, each bringing all its personas, AL(k) recomputed over the drawn personas' valid scores, "
+              "then AVG, IR and N-IR; ",
+              (long long)json_integer_value(json_object_get(iv, "clusters")));
+    if (json_is_true(json_object_get(iv, "exact")))
+        sb_printf(b, "all %lld equally likely draws enumerated (exact).\n", reps);
+    else
+        sb_printf(b, "%lld Monte Carlo draws, seed %lld.\n", reps,
+                  (long long)json_integer_value(json_object_get(iv, "seed")));
+}
+
 /* `ci_label`: where the 95% interval appears ("±" for the run table's
  * column, the chart's error bars in a comparison). */
 static void put_definitions(StrBuf *b, const char *ci_label) {
@@ -207,7 +313,7 @@ char *report_run_markdown(const json_t *r) {
         sb_printf(&b, " | %ld | %ld |\n", (long)json_integer_value(json_object_get(t, "n")),
                   (long)json_integer_value(json_object_get(t, "invalid")));
     }
-    sb_append(&b, "\n| AVG | IR | R² | N-IR | N-R² |\n|---:|---:|---:|---:|---:|\n| ");
+    sb_append(&b, "\n| | AVG | IR | R² | N-IR | N-R² |\n|---|---:|---:|---:|---:|---:|\n| value | ");
     put_num(&b, num(r, "avg"), 3);
     sb_append(&b, " | ");
     put_num(&b, num(r, "ir"), 4);
@@ -217,7 +323,15 @@ char *report_run_markdown(const json_t *r) {
     put_num(&b, num(r, "n_ir"), 4);
     sb_append(&b, " | ");
     put_num(&b, num(r, "n_r2"), 3);
-    sb_append(&b, " |\n\n");
+    sb_append(&b, " |\n");
+    put_intervals(&b, json_object_get(r, "intervals"));
+    json_t *ps = json_object_get(r, "personas");
+    if (json_is_array(ps))
+        sb_printf(&b,
+                  "\nPer-persona scores: `personas` in results.json (%zu finished personas), so `aloe report` can "
+                  "pair this run with another over the same personas.\n",
+                  json_array_size(ps));
+    sb_appendc(&b, '\n');
     json_t *judge = json_object_get(r, "judge");
     sb_printf(&b,
               "Judge: %ld turns judged; %ld needed more than one request; %ld left without a valid score after "

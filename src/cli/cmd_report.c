@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "aloe/compare.h"
 #include "aloe/report.h"
 #include "base/fileio.h"
 #include "base/mem.h"
@@ -10,18 +11,33 @@
 #include "cli/commands.h"
 
 int cmd_report(int argc, char **argv) {
-    const char *out = NULL, *svg = NULL, *title = "ALOE benchmark: AL(k) with 95% confidence intervals";
+    const char *out = NULL, *svg = NULL, *json_out = NULL, *title = "ALOE benchmark: AL(k) with 95% confidence intervals";
+    long replicates = STATS_REPLICATES, permutations = STATS_PERMUTATIONS, seed = STATS_SEED;
+    int common = 0;
     ArgSpec specs[] = {
         {"--out", "-o", ARG_STR, &out, "FILE.md", "write the Markdown table here instead of stdout", 0, 0},
         {"--svg", NULL, ARG_STR, &svg, "FILE.svg", "also write one chart with every run's AL(k) curve", 0, 0},
         {"--title", NULL, ARG_STR, &title, "TEXT", "the chart's title", 0, 0},
+        {"--json", NULL, ARG_STR, &json_out, "FILE",
+         "also write the paired comparison (differences, intervals, p-values, definitions) as JSON", 0, 0},
+        {"--common", NULL, ARG_FLAG, &common, NULL,
+         "runs whose personas differ: pair over the personas every run has (with a warning) instead of refusing", 0,
+         0},
+        {"--replicates", NULL, ARG_LONG, &replicates, "B",
+         "paired bootstrap draws (exact enumeration instead when profiles^profiles <= B)", 0, 0},
+        {"--permutations", NULL, ARG_LONG, &permutations, "N",
+         "Monte Carlo sign flips when 2^profiles > 2^20 (else all are enumerated)", 0, 0},
+        {"--seed", NULL, ARG_LONG, &seed, "S", "seed of the bootstrap and Monte Carlo draws", 0, 0},
         {NULL, NULL, 0, NULL, NULL, NULL, 0, 0}};
-    ArgCommand cmd = {"report", "DIR... [--out FILE.md] [--svg FILE.svg]",
+    ArgCommand cmd = {"report", "DIR... [--out FILE.md] [--svg FILE.svg] [--json FILE.json]",
                       "Compares benchmark runs (output directories of aloe bench, or their results.json): a "
                       "Markdown table of AL(1..N), AVG, IR, N-IR, R2 and invalid judge scores, and optionally an SVG "
-                      "chart of all AL(k) curves. Runs are named by their evaluated model (by directory when two "
-                      "runs share a model).",
-                      "aloe report runs/llama runs/qwen --out compare.md --svg compare.svg", 1, -1};
+                      "chart of all AL(k) curves. With two or more runs over the same personas, each later run is "
+                      "paired with the first: per turn and for AVG, IR and N-IR the difference B - A, a 95% "
+                      "paired bootstrap interval clustered by profile and a sign-flip permutation p-value. Runs "
+                      "whose personas differ are refused (see --common). Runs are named by their evaluated model "
+                      "(by directory when two runs share a model).",
+                      "aloe report runs/base runs/dpo --out compare.md --svg compare.svg --json compare.json", 1, -1};
     char **dirs = xcalloc((size_t)argc + 1, sizeof *dirs);
     int n = 0;
     Err e = {0};
@@ -57,7 +73,48 @@ int cmd_report(int argc, char **argv) {
         }
         runs[i] = (ReportSeries){name, res[i]};
     }
+    if (replicates < 1 || permutations < 1 || seed < 0) {
+        err_set(&e, ERR_ARG, "--replicates and --permutations: expected at least 1; --seed: expected a "
+                             "non-negative integer");
+        status = cli_fail(&e);
+        goto done;
+    }
+    /* The paired comparison: refused (exit 1) when it cannot be made and was
+     * asked for (--json) or the persona sets differ; runs from before
+     * personas[] get the table and a note. */
+    json_t *cmp = NULL;
+    int paired = n >= 2 || json_out;
+    for (int i = 0; i < n; i++) paired &= json_out || compare_has_personas(res[i]);
+    if (paired) {
+        CompareOptions co = compare_options_default();
+        co.common = common;
+        co.stats.replicates = replicates;
+        co.stats.permutations = permutations;
+        co.stats.seed = (uint64_t)seed;
+        if (!(cmp = compare_runs(runs, n, &co, &e))) {
+            status = cli_fail(&e);
+            goto done;
+        }
+        size_t wi;
+        json_t *w;
+        json_array_foreach(json_object_get(cmp, "warnings"), wi, w) fprintf(stderr, "warning: %s\n",
+                                                                             json_string_value(w));
+    }
     char *md = report_compare_markdown(runs, n);
+    if (cmp) {
+        char *pm = compare_markdown(cmp);
+        char *both = xasprintf("%s%s", md, pm);
+        free(pm);
+        free(md);
+        md = both;
+    } else if (n >= 2) {
+        char *both = xasprintf("%s\nPaired differences: not computed; a run's results.json has no per-persona "
+                               "scores (written before aloe kept them; rerun `aloe bench` with the same --out to "
+                               "rewrite it).\n",
+                               md);
+        free(md);
+        md = both;
+    }
     if (out) {
         rc = file_write_atomic(out, md, strlen(md), &e);
     } else {
@@ -65,6 +122,14 @@ int cmd_report(int argc, char **argv) {
         rc = fflush(stdout) ? err_set(&e, ERR_IO, "stdout: write failed") : 0;
     }
     free(md);
+    if (!rc && json_out) {
+        char *js = json_dumps(cmp, JSON_INDENT(2) | JSON_REAL_PRECISION(10));
+        char *text = xasprintf("%s\n", js);
+        rc = file_write_atomic(json_out, text, strlen(text), &e);
+        free(text);
+        free(js);
+    }
+    json_decref(cmp);
     if (!rc && svg) {
         char *s = report_svg(runs, n, title);
         rc = file_write_atomic(svg, s, strlen(s), &e);

@@ -18,7 +18,12 @@ static const char *good =
     " \"models\": {\"model\": \"m\", \"user\": \"u\", \"judge\": \"j\"},"
     " \"judge\": {\"judged_turns\": 4, \"retried\": 1, \"invalid\": 2, \"replies_without_score\": 3,"
     "            \"max_attempts\": 3},"
-    " \"usage\": {\"model\": {\"requests\": 4, \"cached\": 0, \"prompt_tokens\": 10, \"completion_tokens\": 5}}}";
+    " \"usage\": {\"model\": {\"requests\": 4, \"cached\": 0, \"prompt_tokens\": 10, \"completion_tokens\": 5}},"
+    " \"personas\": [{\"id\": \"p0-k0\", \"profile_index\": 0, \"personality_index\": 0, \"scores\": [4, null]},"
+    "              {\"id\": \"p0-k1\", \"profile_index\": 0, \"personality_index\": 1, \"scores\": [3, null]}],"
+    " \"intervals\": {\"avg\": {\"lo\": 3.5, \"hi\": 3.5, \"defined\": 1}, \"ir\": {\"lo\": null, \"hi\": null},"
+    "               \"n_ir\": {\"lo\": null, \"hi\": null, \"defined\": 0}, \"method\": \"cluster bootstrap\","
+    "               \"exact\": true, \"replicates\": 1, \"seed\": 7, \"level\": 0.95, \"clusters\": 1}}";
 
 /* good with `from` replaced by `to`; the parse error message or "" */
 static char *parse_with(const char *from, const char *to) {
@@ -51,6 +56,30 @@ static void test_fields_checked(void) {
         {"\"usage\": {\"model\": {", "\"usage\": {\"model\": [], \"x\": {", "usage.model: expected an object, got an array"},
         {"\"judge\": {\"judged", "\"judge\": [], \"j\": {\"judged", "judge: expected an object, got an array"},
         {"\"turns\": [", "\"turns\": {}, \"t\": [", "not a benchmark results file"},
+        /* personas[] and intervals (what aloe report pairs runs by) */
+        {"\"personas\": [", "\"personas\": {}, \"x\": [", "runs/x/results.json: personas: expected a list, got an object"},
+        {"[{\"id\": \"p0-k0\"", "[7, {\"id\": \"p0-k0\"", "personas[0]: expected an object, got an integer"},
+        {"\"id\": \"p0-k1\"", "\"id\": 3", "personas[1].id: expected a string, got an integer"},
+        {"\"id\": \"p0-k1\"", "\"id\": \"p0-k0\"", "personas[1].id: \"p0-k0\" appears twice"},
+        {"\"profile_index\": 0, \"personality_index\": 1", "\"profile_index\": -1, \"personality_index\": 1",
+         "personas[1].profile_index: expected a non-negative integer"},
+        {"\"personality_index\": 1, ", "", "personas[1].personality_index: expected a non-negative integer, it is missing"},
+        {"\"scores\": [3, null]", "\"scores\": [3]",
+         "personas[1].scores: expected a list of 2 scores (one per turn), got another length"},
+        {"\"scores\": [3, null]", "\"scores\": \"3\"", "personas[1].scores: expected a list of 2 scores (one per turn), got a string"},
+        {"\"scores\": [4, null]", "\"scores\": [4, 6]", "personas[0].scores[1]: expected an integer from 1 to 5 or null, got an integer"},
+        {"\"scores\": [4, null]", "\"scores\": [4.5, null]", "personas[0].scores[0]: expected an integer from 1 to 5 or null, got a number"},
+        {"\"intervals\": {", "\"intervals\": [], \"y\": {", "runs/x/results.json: intervals: expected an object, got an array"},
+        {"\"ir\": {\"lo\": null, \"hi\": null}", "\"ir\": 0.1", "intervals.ir: expected an object, got a number"},
+        {"\"ir\": {\"lo\": null, \"hi\": null}, ", "", "intervals.ir: expected an object, it is missing"},
+        {"\"avg\": {\"lo\": 3.5", "\"avg\": {\"lo\": \"3.5\"", "intervals.avg.lo: expected a number or null, got a string"},
+        {"\"hi\": null, \"defined\": 0", "\"defined\": 0", "intervals.n_ir.hi: expected a number or null, it is missing"},
+        {"\"defined\": 1", "\"defined\": -1", "intervals.avg.defined: expected a non-negative integer"},
+        {"\"replicates\": 1", "\"replicates\": 1.5", "intervals.replicates: expected a non-negative integer, got a number"},
+        {"\"seed\": 7", "\"seed\": \"7\"", "intervals.seed: expected a non-negative integer, got a string"},
+        {"\"method\": \"cluster bootstrap\"", "\"method\": null", "intervals.method: expected a string, got null"},
+        {"\"exact\": true", "\"exact\": 1", "intervals.exact: expected true or false, got an integer"},
+        {"\"clusters\": 1", "\"clusters\": -2", "intervals.clusters: expected a non-negative integer"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         char *msg = parse_with(cases[i][0], cases[i][1]);
