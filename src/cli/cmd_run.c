@@ -347,6 +347,7 @@ static int run_step(const RecipeStage *s, int k, int quiet, Err *e) {
     char **argv = st->argv;
     char **with = NULL;
     if (st->train_resume && has_checkpoint(st->train_out)) {
+        fprintf(stderr, "aloe run: %s: resuming from the newest checkpoint in %s (--resume)\n", s->name, st->train_out);
         with = xcalloc((size_t)st->argc + 2, sizeof *with);
         for (int i = 0; i < st->argc; i++) with[i] = st->argv[i];
         with[st->argc] = "--resume";
