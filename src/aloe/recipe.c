@@ -424,7 +424,7 @@ static void est_dialogues(RecipeEstimate *x, double convs, double turns) {
         double prompt = (EST_INSTR + EST_PERSONA + h) +                      /* user simulator */
                         (EST_INSTR + EST_PERSONA + h + EST_USER) +           /* inducer */
                         (h + EST_USER + EST_HINT) + (h + EST_USER) +         /* the two responders */
-                        2 * (EST_INSTR + EST_PERSONA + h + EST_USER + 2 * EST_REPLY); /* judge, both orders */
+                        2 * (EST_INSTR + EST_PERSONA + EST_USER + 2 * EST_REPLY); /* judge, both orders */
         double completion = EST_USER + EST_HINT + 2 * EST_REPLY + 2 * EST_VERDICT;
         x->prompt_tokens += convs * prompt;
         x->completion_tokens += convs * completion;
@@ -454,7 +454,9 @@ static void est_pool(RecipeEstimate *x, double target, double per_call, double e
 const char *recipe_estimate_help(void) {
     return "Estimates (requests to every role, local models included; tokens from typical lengths: role\n"
            "instructions 150, persona 150, user message 40, reply 60, inducer extract 80, judge answer 20,\n"
-           "persona item 60 tokens; history = (t-1) x (40 + 60) tokens at turn t):\n"
+           "persona item 60 tokens; history = (t-1) x (40 + 60) tokens at turn t, seen by the user simulator,\n"
+           "the inducer, the responders and the evaluated model; the judges see the persona, the user's\n"
+           "message and the reply or replies):\n"
            "  personas (generated)  2 x target / per_call generator requests (half the candidates accepted)\n"
            "                        + as many embedding requests\n"
            "  dialogues             conversations x turns x 6 (1 user + 1 inducer + 2 responders + 2 judge\n"

@@ -1,5 +1,7 @@
-/* recipe presets: the recipes `aloe run --preset NAME` writes. Kept as C
- * text so that the binary carries them wherever it is installed. */
+/* recipe presets: the recipes `aloe run --preset NAME` writes, kept as C
+ * text so that the binary carries them wherever it is installed. Each is a
+ * copy of data/recipes/NAME.yaml, where they are edited (test_recipe checks
+ * that the two are equal). */
 #include <string.h>
 
 #include "aloe/recipe.h"
@@ -222,7 +224,8 @@ static const char PAPER[] =
     "  judge: gpt-4o-mini       # scores every reply 1-5\n"
     "  personalities_per_profile: 5   # K: each eval profile with the first 5 eval personalities (20 x 5 = 100 personas)\n"
     "  turns: 10\n"
-    "  max_tokens: 2048         # the paper's reference run: the evaluated model's new tokens\n"
+    "  # max_tokens: N          # every role's reply limit (default: the protocol's: the paper's run gave the\n"
+    "                           # evaluated model 2048 new tokens, the user and the judge 300)\n"
     "  jobs: 32\n"
     "\n"
     "report:                    # one comparison of every arm: out/report/report.md and al.svg\n"

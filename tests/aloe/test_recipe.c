@@ -143,9 +143,10 @@ static void test_estimates_follow_the_documented_formulas(void) {
     CHECK_NEAR(pl.stages[1].est.requests, 60 * 2 * 6, 0);
     /* tokens, by hand from the constants (instructions 150, persona 150,
      * user 40, reply 60, hint 80, verdict 20; history (t-1) x 100):
-     * turn 1 prompt 300 + 340 + 120 + 40 + 2 x 460 = 1720, turn 2 = 1720 +
-     * 6 x 100 = 2320; completion 40 + 80 + 120 + 40 = 280 per turn. */
-    CHECK_NEAR(pl.stages[1].est.prompt_tokens, 60.0 * (1720 + 2320), 1e-6);
+     * turn 1 prompt 300 + 340 + 120 + 40 + 2 x 460 = 1720; turn 2 adds the
+     * 100-token history to the user, the inducer and both responders (not
+     * the judges): 2120; completion 40 + 80 + 120 + 40 = 280 per turn. */
+    CHECK_NEAR(pl.stages[1].est.prompt_tokens, 60.0 * (1720 + 2120), 1e-6);
     CHECK_NEAR(pl.stages[1].est.completion_tokens, 60.0 * 2 * 280, 1e-6);
     /* train: steps as given; the DPO arm: 1 epoch of 60 x 2 records at batch 1 */
     CHECK_NEAR(pl.stages[3].est.train_steps, 7, 0);
@@ -234,6 +235,11 @@ static void test_presets_are_valid_recipes(void) {
     CHECK(argv_has(&pl.stages[1].steps[0], "--passes", "10"));
     CHECK(argv_has(&pl.stages[1].steps[0], "--user-model", "gpt-4o-mini"));
     recipe_plan_free(&pl);
+    /* the shipped copies in data/recipes are the same text */
+    char *t = test_read_text("data/recipes/tiny.yaml"), *p = test_read_text("data/recipes/paper.yaml");
+    CHECK_MSG(t && !strcmp(t, tiny), "data/recipes/tiny.yaml differs from recipe_preset(\"tiny\")");
+    CHECK_MSG(p && !strcmp(p, paper), "data/recipes/paper.yaml differs from recipe_preset(\"paper\")");
+    free(t), free(p);
 }
 
 /* Each bad recipe: the file:line:column, the key, what was expected. */
