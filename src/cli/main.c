@@ -33,14 +33,25 @@ int cli_fail(const Err *e) {
  * rename, append, ...; see base/fileio.h) on a path containing TEXT, so a
  * test can kill a run at an exact event instead of after a guessed time.
  * Under `aloe run` (ALOE_RUN_PID set) the study's process is killed first:
- * the whole study dies inside that stage, as with kill -9 of aloe run. */
+ * the whole study dies inside that stage, as with kill -9 of aloe run.
+ * ALOE_TEST_KILL_SIGNAL=15 sends SIGTERM to the study's process instead (as
+ * `kill PID` would) and 2 sends SIGINT to both (as Ctrl-C in a terminal
+ * does), once, and the process goes on. */
 static char kill_op[32], kill_text[256];
 static long kill_left;
+static int kill_sig = SIGKILL;
 
 static void kill_hook(const char *op, const char *path) {
     if (strcmp(op, kill_op) || !strstr(path, kill_text) || --kill_left > 0) return;
     const char *run = getenv("ALOE_RUN_PID");
-    if (run && atoi(run) > 0) kill((pid_t)atoi(run), SIGKILL);
+    pid_t study = run && atoi(run) > 0 ? (pid_t)atoi(run) : 0;
+    if (kill_sig != SIGKILL) {
+        file_fault_hook = NULL; /* once */
+        if (study) kill(study, kill_sig);
+        if (!study || kill_sig == SIGINT) raise(kill_sig);
+        return;
+    }
+    if (study) kill(study, SIGKILL);
     raise(SIGKILL);
 }
 
@@ -52,6 +63,8 @@ static void kill_hook_install(void) {
     snprintf(kill_op, sizeof kill_op, "%.*s", (int)(a - spec), spec);
     snprintf(kill_text, sizeof kill_text, "%.*s", (int)(b - a - 1), a + 1);
     kill_left = atol(b + 1);
+    const char *sig = getenv("ALOE_TEST_KILL_SIGNAL");
+    if (sig && (atoi(sig) == SIGTERM || atoi(sig) == SIGINT)) kill_sig = atoi(sig);
     if (kill_left > 0) file_fault_hook = kill_hook;
 }
 

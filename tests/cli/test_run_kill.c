@@ -7,7 +7,9 @@
  * TEXT — a pool round journaled, a conversation journaled, an export file
  * published, a checkpoint committed, a report written. Each killed run
  * leaves the stage started but not done; the next run resumes it and is
- * killed in the next stage; a last run finishes. */
+ * killed in the next stage; a last run finishes. Two of the stops are
+ * Ctrl-C and a plain kill (SIGTERM) instead of kill -9. */
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -51,14 +53,19 @@ static int same_records(const char *a_out, const char *b_out, const char *rel) {
 
 static const struct {
     const char *stage, *kill_at, *left; /* left: a file the stage had written when killed */
+    int sig;                            /* 0: SIGKILL; SIGTERM to aloe run, or SIGINT to both */
 } KILLS[] = {
-    {"personas", "append:profile.state.jsonl:2", "personas/profile.state.jsonl"},
-    {"dialogues", "append:dialogues/trees.jsonl:2", "dialogues/trees.jsonl"},
-    {"export", "rename:sft_rejected.jsonl:1", "export/sft_preferred.jsonl"},
-    {"train/sft", "rename:train/sft/model/checkpoint-2:1", "train/sft/model/checkpoint-1"},
-    {"train/sft-dpo", "rename:train/sft-dpo/model/checkpoint-2:1", "train/sft-dpo/model/checkpoint-1"},
-    {"bench/dpo", "append:bench/dpo/dialogues.jsonl:3", "bench/dpo/dialogues.jsonl"},
-    {"report", "rename:report/al.svg:1", "report/report.md"},
+    {"personas", "append:profile.state.jsonl:2", "personas/profile.state.jsonl", 0},
+    {"dialogues", "append:dialogues/trees.jsonl:2", "dialogues/trees.jsonl", 0},
+    {"export", "rename:sft_rejected.jsonl:1", "export/sft_preferred.jsonl", 0},
+    {"train/sft", "rename:train/sft/model/checkpoint-2:1", "train/sft/model/checkpoint-1", 0},
+    {"train/sft-dpo", "rename:train/sft-dpo/model/checkpoint-2:1", "train/sft-dpo/model/checkpoint-1", 0},
+    {"bench/dpo", "append:bench/dpo/dialogues.jsonl:3", "bench/dpo/dialogues.jsonl", 0},
+    /* Ctrl-C (SIGINT to the process group) and kill PID (SIGTERM to aloe
+     * run, passed on to the stage): the stage stops cleanly, exit 130 */
+    {"bench/elsewhere", "append:bench/elsewhere/dialogues.jsonl:2", "bench/elsewhere/dialogues.jsonl", SIGINT},
+    {"bench/served", "append:bench/served/dialogues.jsonl:2", "bench/served/dialogues.jsonl", SIGTERM},
+    {"report", "rename:report/al.svg:1", "report/report.md", 0},
 };
 
 static void test_kill_inside_every_stage_then_resume(void) {
@@ -72,12 +79,16 @@ static void test_kill_inside_every_stage_then_resume(void) {
     CHECK_MSG(rc == 0, "reference run: exit %d:\n%s", rc, log);
     free(log);
     for (size_t i = 0; i < sizeof KILLS / sizeof *KILLS; i++) {
-        char *env = xasprintf("ALOE_TEST_KILL_AT=%s", KILLS[i].kill_at);
+        char *env = xasprintf("ALOE_TEST_KILL_AT=%s ALOE_TEST_KILL_SIGNAL=%d", KILLS[i].kill_at, KILLS[i].sig);
         rc = study_run(&s, env, NULL, &log);
         free(env);
-        /* killed (128 + SIGKILL), inside the stage: started, not done, its
-         * partial output there */
-        CHECK_MSG(rc == 137, "%s: exit %d:\n%s", KILLS[i].stage, rc, log);
+        /* killed (128 + SIGKILL) or interrupted (130), inside the stage:
+         * started, not done, its partial output there */
+        if (KILLS[i].sig)
+            CHECK_MSG(rc == 130 && strstr(log, "interrupted; rerun the same command to resume"), "%s: exit %d:\n%s",
+                      KILLS[i].stage, rc, log);
+        else
+            CHECK_MSG(rc == 137, "%s: exit %d:\n%s", KILLS[i].stage, rc, log);
         char *started = xasprintf("%s/.started.json", KILLS[i].stage), *done = xasprintf("%s/.done.json", KILLS[i].stage);
         CHECK_MSG(study_has(&s, started) && !study_has(&s, done) && study_has(&s, KILLS[i].left),
                   "%s: not killed inside the stage:\n%s", KILLS[i].stage, log);
