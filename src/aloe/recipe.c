@@ -680,6 +680,7 @@ typedef struct Arm {
     char *start;   /* the start model (arm.model or the study's) */
     char *model;   /* what bench evaluates: a path, a spec or an endpoint model name */
     Role endpoint; /* ARM_ENDPOINT */
+    char *adapter;  /* ARM_CHECKPOINT given as {adapter: DIR} */
     int train_stage;
 } Arm;
 
@@ -748,8 +749,8 @@ static int parse_arm(Builder *b, yaml_node_t *n, int i, Arm *arms) {
     for (int k = 0; k < 5; k++)
         if (get(p, n, kinds[k])) a->kind = (ArmKind)k, a->body = get(p, n, kinds[k]), found++;
     if (found != 1)
-        return fail(p, n, where, "expected exactly one of base: true, sft: {...}, dpo: {...}, checkpoint: PATH, "
-                                 "endpoint: {...} (found %d)", found);
+        return fail(p, n, where, "expected exactly one of base: true, sft: {...}, dpo: {...}, checkpoint: PATH "
+                                 "(or {adapter: DIR}), endpoint: {...} (found %d)", found);
     if (get_str(p, n, where, "model", 0, &a->start)) return -1;
     if (!a->start && b->st.model) a->start = xstrdup(b->st.model);
     char *kw = xasprintf("%s.%s", where, kinds[a->kind]);
@@ -760,6 +761,12 @@ static int parse_arm(Builder *b, yaml_node_t *n, int i, Arm *arms) {
         else if (check_value(p, a->body, kw, V_BOOL, scalar(a->body), &yes) == 0 && !yes)
             rc = fail(p, a->body, kw, "expected true (leave the arm out instead)");
         else if (!yes) rc = -1;
+    } else if (a->kind == ARM_CHECKPOINT && a->body->type == YAML_MAPPING_NODE) {
+        static const char *const ckeys[] = {"adapter", NULL};
+        rc = check_map(p, a->body, kw, ckeys) || get_str(p, a->body, kw, "adapter", 1, &a->adapter) ? -1 : 0;
+        if (!rc && !a->start)
+            rc = fail(p, a->body, kw, "missing model: an adapter is merged into the arm's model: SPEC (or the "
+                                      "study's model: SPEC), the model it was trained from");
     } else if (a->kind == ARM_CHECKPOINT) {
         rc = get_str(p, n, where, "checkpoint", 1, &a->model);
     } else if (a->kind == ARM_ENDPOINT) {
@@ -873,6 +880,26 @@ static int plan_train(Builder *b, Arm *arms, int i) {
     free(steps), free(epochs), free(batch), free(accum), free(r);
     free(model_dir), free(from), free(branch);
     return rc;
+}
+
+/* A checkpoint given as a peft adapter: merged into its base model, since
+ * the benchmark runs whole models. */
+static void plan_merge(Builder *b, Arm *a) {
+    char *name = xasprintf("train/%s", a->name);
+    a->train_stage = b->plan->n;
+    RecipeStage *s = add_stage(b, STAGE_MERGE, name);
+    free(name);
+    s->unit = xstrdup("steps");
+    s->total = 1;
+    json_object_set_new(s->settings, "model", json_string(a->start));
+    json_object_set_new(s->settings, "adapter", json_string(a->adapter));
+    a->model = path_join(s->dir, "merged");
+    Argv av = {0};
+    av_add(&av, "merge");
+    av_add2(&av, "--model", a->start);
+    av_add2(&av, "--adapter", a->adapter);
+    av_add2(&av, "--out", a->model);
+    add_cmd(s, &av);
 }
 
 static const Opt BENCH_OPTS[] = {
@@ -1033,11 +1060,12 @@ static int build(Builder *b, yaml_node_t *root) {
     if (!rc && trains) rc = plan_export(b, get(p, root, "export"));
     for (int i = 0; !rc && i < narms; i++)
         if (arms[i].kind == ARM_SFT || arms[i].kind == ARM_DPO) rc = plan_train(b, arms, i);
+        else if (arms[i].adapter) plan_merge(b, &arms[i]);
     int first_bench = pl->n;
     for (int i = 0; !rc && i < narms; i++) rc = plan_bench(b, bn, &arms[i]);
     if (!rc) rc = plan_report(b, get(p, root, "report"), arms, narms, first_bench);
     for (int i = 0; i < narms; i++) {
-        free(arms[i].name), free(arms[i].start), free(arms[i].model);
+        free(arms[i].name), free(arms[i].start), free(arms[i].model), free(arms[i].adapter);
         role_free(&arms[i].endpoint);
     }
     free(arms);

@@ -23,12 +23,13 @@
  *               api_key_env}
  *   export: {system}
  *   arms: [{name, model?, ONE OF base: true | sft: {branch, TRAIN...} |
- *           dpo: {from, TRAIN...} | checkpoint: PATH | endpoint: {model, ...}}]
+ *           dpo: {from, TRAIN...} | checkpoint: PATH | checkpoint: {adapter: DIR}
+ *           | endpoint: {model, ...}}]
  *   bench: {user, judge, personalities_per_profile, turns, jobs, ...}
  *   report: {title}
  *
  * The stages, in order: personas, dialogues, export, train/ARM (one per
- * trained arm), bench/ARM (one per arm), report. A stage that the recipe
+ * trained arm, and per adapter checkpoint to merge), bench/ARM (one per arm), report. A stage that the recipe
  * does not need (dialogues and export when no arm trains) is left out. */
 #ifndef ALOE_ALOE_RECIPE_H
 #define ALOE_ALOE_RECIPE_H
@@ -48,7 +49,9 @@ typedef struct RecipeEnv {
     void *ctx;
 } RecipeEnv;
 
-typedef enum { STAGE_PERSONAS, STAGE_DIALOGUES, STAGE_EXPORT, STAGE_TRAIN, STAGE_BENCH, STAGE_REPORT } StageKind;
+/* STAGE_MERGE: a checkpoint arm given as a peft adapter, merged into its
+ * base model for the benchmark (stage "train/ARM", one `aloe merge`). */
+typedef enum { STAGE_PERSONAS, STAGE_DIALOGUES, STAGE_EXPORT, STAGE_TRAIN, STAGE_MERGE, STAGE_BENCH, STAGE_REPORT } StageKind;
 
 /* One step of a stage: an `aloe` command line (argv[0] is the subcommand),
  * or a file copy (published pools). */

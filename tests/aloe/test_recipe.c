@@ -219,8 +219,15 @@ static void test_presets_are_valid_recipes(void) {
     const char *tiny = recipe_preset("tiny"), *paper = recipe_preset("paper");
     CHECK(tiny && paper && !recipe_preset("huge"));
     CHECK_OK(plan(tiny, &pl, &e), &e);
-    /* personas, dialogues, export, 4 trained arms, 7 benches, report */
-    CHECK_EQ_INT(pl.n, 15);
+    /* personas, dialogues, export, 4 trained arms and an adapter to merge, 8
+     * benches, report */
+    CHECK_EQ_INT(pl.n, 17);
+    int m = recipe_stage_find(&pl, "train/elsewhere-lora");
+    CHECK(m > 0 && pl.stages[m].kind == STAGE_MERGE);
+    CHECK(argv_has(&pl.stages[m].steps[0], "--adapter", "/shared/fixtures/models/tiny-qwen2-lora"));
+    CHECK(argv_has(&pl.stages[m].steps[0], "--model", "/shared/fixtures/models/tiny-qwen2"));
+    CHECK(argv_has(&pl.stages[recipe_stage_find(&pl, "bench/elsewhere-lora")].steps[0], "--model",
+                   "study-tiny/train/elsewhere-lora/merged"));
     recipe_plan_free(&pl);
     CHECK_OK(plan(paper, &pl, &e), &e);
     /* personas, dialogues, export, 12 trained arms, 16 benches, report */
@@ -265,6 +272,10 @@ static void test_errors_name_place_and_key(void) {
         {"out: o\narms: [{name: a, checkpoint: /c, base: true}]\n",
          {"study.yaml:2:", "arms[0]: expected exactly one of", NULL}},
         {"out: o\narms: [{name: a/b, checkpoint: /c}]\n", {"arms[0].name: \"a/b\"", NULL, NULL}},
+        {"out: o\narms: [{name: a, checkpoint: {adapter: /a}}]\n", {"study.yaml:2:", "arms[0].checkpoint: missing model",
+                                                                    NULL}},
+        {"out: o\narms: [{name: a, checkpoint: {adaptor: /a}}]\n", {"arms[0].checkpoint.adaptor: unknown key", NULL,
+                                                                     NULL}},
         {"out: o\n  bad: [\n", {"study.yaml:", "not valid YAML", NULL}},
         {"out: o\nprotocol: papr\n", {"study.yaml:2:11: protocol: expected paper or rubric", NULL, NULL}},
         {MINI_HEAD MINI_DIALOGUES "arms: [{name: a, sft: {branch: best}}]\n" MINI_BENCH,

@@ -1,6 +1,6 @@
 /* aloe run: the tiny preset end to end on the fake endpoint and the tiny
  * fixture model (pools generated with the fake generator and embedder,
- * dialogues, export, seven arms of every kind, seven benchmarks, one
+ * dialogues, export, eight arms of every kind, eight benchmarks, one
  * report); a rerun that does nothing; a changed setting of a finished stage
  * refused and redone with --from; --dry-run; the command's own errors. */
 #include <stdlib.h>
@@ -9,11 +9,15 @@
 
 #include "cli/run_study.h"
 
-static const char *const STAGES[] = {"personas",      "dialogues", "export",        "train/sft",
-                                     "train/sft-rejected", "train/dpo", "train/sft-dpo", "bench/base",
-                                     "bench/sft",     "bench/sft-rejected", "bench/dpo", "bench/sft-dpo",
-                                     "bench/elsewhere", "bench/served", "report"};
-static const char *const ARMS[] = {"base", "sft", "sft-rejected", "dpo", "sft-dpo", "elsewhere", "served"};
+static const char *const STAGES[] = {"personas",           "dialogues",       "export",
+                                     "train/sft",          "train/sft-rejected", "train/dpo",
+                                     "train/sft-dpo",      "train/elsewhere-lora", "bench/base",
+                                     "bench/sft",          "bench/sft-rejected", "bench/dpo",
+                                     "bench/sft-dpo",      "bench/elsewhere", "bench/elsewhere-lora",
+                                     "bench/served",       "report"};
+enum { NSTAGES = sizeof STAGES / sizeof *STAGES, NARMS = 8 };
+static const char *const ARMS[] = {"base", "sft", "sft-rejected", "dpo", "sft-dpo", "elsewhere", "elsewhere-lora",
+                                   "served"};
 
 static long mtime_of(const Study *s, const char *rel) {
     char *p = path_join(s->out, rel);
@@ -24,7 +28,7 @@ static long mtime_of(const Study *s, const char *rel) {
 }
 
 static void check_finished(Study *s, const char *log) {
-    for (int i = 0; i < 15; i++) {
+    for (int i = 0; i < NSTAGES; i++) {
         char *m = xasprintf("%s/.done.json", STAGES[i]);
         CHECK_MSG(study_has(s, m), "%s: no marker\n%s", STAGES[i], log);
         free(m);
@@ -41,7 +45,8 @@ static void check_finished(Study *s, const char *log) {
     CHECK(study_has(s, "train/sft/merged/model.safetensors"));
     CHECK(study_has(s, "train/sft-rejected/model/model.safetensors"));
     CHECK(study_has(s, "train/sft-dpo/model/model.safetensors"));
-    for (int i = 0; i < 7; i++) {
+    CHECK(study_has(s, "train/elsewhere-lora/merged/model.safetensors"));
+    for (int i = 0; i < NARMS; i++) {
         char *d = xasprintf("%s/bench/%s", s->out, ARMS[i]);
         json_t *r = aloe_sh_json(d, "results.json");
         CHECK_MSG(r, "%s: no results.json", ARMS[i]);
@@ -55,8 +60,8 @@ static void check_finished(Study *s, const char *log) {
     char *md_path = path_join(s->out, "report/report.md"), *md = test_read_text(md_path);
     const char *at = md;
     const char *rows[] = {"tiny-qwen2 |", "sft/merged", "sft-rejected/model", "train/dpo/model", "sft-dpo/model",
-                          "tiny-qwen2-ref", "fake-served"};
-    for (int i = 0; i < 7; i++) {
+                          "tiny-qwen2-ref", "elsewhere-lora/merged", "fake-served"};
+    for (int i = 0; i < NARMS; i++) {
         const char *next = strstr(at, rows[i]);
         CHECK_MSG(next, "report: row %s missing or out of order:\n%s", rows[i], md);
         at = next;
@@ -75,9 +80,9 @@ static void test_tiny_study_end_to_end_then_resume_does_nothing(void) {
     CHECK_MSG(rc == 0, "exit %d:\n%s", rc, log);
     check_finished(&s, log);
     /* a status line per stage with its count and cost */
-    CHECK_MSG(strstr(log, "[2/15] dialogues") && strstr(log, "done     2/2 conversations; 24 requests"), "%s", log);
-    CHECK_MSG(strstr(log, "[8/15] bench/base") && strstr(log, "20/20 conversations; 120 requests"), "%s", log);
-    CHECK_MSG(strstr(log, "[4/15] train/sft") && strstr(log, "2/2 steps"), "%s", log);
+    CHECK_MSG(strstr(log, "[2/17] dialogues") && strstr(log, "done     2/2 conversations; 24 requests"), "%s", log);
+    CHECK_MSG(strstr(log, "[9/17] bench/base") && strstr(log, "20/20 conversations; 120 requests"), "%s", log);
+    CHECK_MSG(strstr(log, "[4/17] train/sft") && strstr(log, "2/2 steps"), "%s", log);
     CHECK_MSG(strstr(log, "study done: "), "%s", log);
     free(log);
     /* The same command again: every stage is done, nothing is asked of the
@@ -104,8 +109,8 @@ static void test_tiny_study_end_to_end_then_resume_does_nothing(void) {
      * what is done already. */
     rc = study_run(&s, NULL, "--dry-run", &log);
     CHECK_MSG(rc == 0, "exit %d:\n%s", rc, log);
-    for (int i = 0; i < 15; i++) {
-        char *h = xasprintf("[%d/15] %s -> ", i + 1, STAGES[i]);
+    for (int i = 0; i < NSTAGES; i++) {
+        char *h = xasprintf("[%d/%d] %s -> ", i + 1, (int)NSTAGES, STAGES[i]);
         CHECK_MSG(strstr(log, h), "no %s in:\n%s", h, log);
         free(h);
     }

@@ -96,6 +96,14 @@ static void test_kill_inside_every_stage_then_resume(void) {
         /* the stages before it finished */
         CHECK_MSG(i == 0 || strstr(log, "done"), "%s", log);
         free(log);
+        if (!strcmp(KILLS[i].stage, "dialogues")) {
+            /* a started stage's settings are as binding as a finished one's */
+            CHECK(study_edit(&s, "num: 2", "num: 1") == 0);
+            rc = study_run(&s, NULL, NULL, &log);
+            CHECK_MSG(rc == 2 && strstr(log, "dialogues (started): dialogues.num (2 -> 1)"), "exit %d:\n%s", rc, log);
+            free(log);
+            CHECK(study_edit(&s, "num: 1", "num: 2") == 0);
+        }
     }
     rc = study_run(&s, NULL, NULL, &log);
     CHECK_MSG(rc == 0, "last run: exit %d:\n%s", rc, log);
@@ -110,8 +118,8 @@ static void test_kill_inside_every_stage_then_resume(void) {
     const char *lines[] = {"dialogues/trees.jsonl", "bench/dpo/dialogues.jsonl", "bench/sft-dpo/dialogues.jsonl",
                            "bench/base/dialogues.jsonl"};
     for (int i = 0; i < 4; i++) CHECK_MSG(same_records(ref.out, s.out, lines[i]), "%s differs", lines[i]);
-    const char *arms[] = {"base", "sft", "sft-rejected", "dpo", "sft-dpo", "elsewhere", "served"};
-    for (int i = 0; i < 7; i++) {
+    const char *arms[] = {"base", "sft", "sft-rejected", "dpo", "sft-dpo", "elsewhere", "elsewhere-lora", "served"};
+    for (int i = 0; i < 8; i++) {
         char *a = xasprintf("%s/bench/%s", ref.out, arms[i]), *b = xasprintf("%s/bench/%s", s.out, arms[i]);
         json_t *ra = aloe_sh_json(a, "results.json"), *rb = aloe_sh_json(b, "results.json");
         const char *keys[] = {"turns", "avg", "ir", "conversations"};
