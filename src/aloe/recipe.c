@@ -60,6 +60,13 @@ static int check_map(P *p, yaml_node_t *n, const char *where, const char *const 
         if (k->type != YAML_SCALAR_NODE) return fail(p, k, where, "a key must be a plain word, got %s", kind_name(k));
         int ok = 0;
         for (int i = 0; allowed[i] && !ok; i++) ok = !strcmp(allowed[i], scalar(k));
+        if (!ok && (!strcmp(scalar(k), "api_key") || !strcmp(scalar(k), "key"))) {
+            char *full = dotted(where, scalar(k));
+            int rc = fail(p, k, full, "keys never go into a recipe: export the key in a variable and name the "
+                                      "variable with api_key_env: NAME");
+            free(full);
+            return rc;
+        }
         if (!ok) {
             StrBuf b;
             sb_init(&b);
@@ -837,7 +844,9 @@ static int plan_train(Builder *b, Arm *arms, int i) {
     av_add2(&av, "--data", data);
     free(data);
     json_object_set_new(s->settings, "kind", json_string(a->kind == ARM_SFT ? "sft" : "dpo"));
-    json_object_set_new(s->settings, "model", json_string(start));
+    /* an earlier arm's model is named by the arm ("from"), not by its path
+     * under out: (which may move) */
+    if (start == a->start) json_object_set_new(s->settings, "model", json_string(start));
     if (a->kind == ARM_SFT) json_object_set_new(s->settings, "branch", json_string(branch ? branch : "preferred"));
     if (from) json_object_set_new(s->settings, "from", json_string(from));
     if (!rc && body) rc = opts_apply(p, body, where, both, &av, s->settings);
@@ -923,7 +932,10 @@ static int plan_bench(Builder *b, yaml_node_t *n, Arm *a) {
     Argv av = {0};
     av_add(&av, "bench");
     av_add2(&av, "--model", a->model);
-    json_object_set_new(s->settings, "model", json_string(a->model));
+    /* a model trained or merged here is named by its arm (train/ARM's own
+     * settings say what it is), not by its path under out: */
+    json_object_set_new(s->settings, "model",
+                        a->train_stage >= 0 ? json_string(b->plan->stages[a->train_stage].name) : json_string(a->model));
     av_add2(&av, "--profiles", b->eval_profiles);
     av_add2(&av, "--personalities", b->eval_personalities);
     Role user = {0}, judge = {0};

@@ -449,6 +449,10 @@ static int move_aside(const RecipePlan *pl, const int *redo, Err *e) {
     gmtime_r(&now, &tm);
     strftime(stamp, sizeof stamp, "%Y%m%dT%H%M%SZ", &tm);
     char *old = xasprintf("%s/.old/%s", pl->out, stamp);
+    for (int k = 2; file_exists(old); k++) { /* two --from within a second */
+        free(old);
+        old = xasprintf("%s/.old/%s-%d", pl->out, stamp, k);
+    }
     int rc = 0;
     for (int i = 0; !rc && i < pl->n; i++) {
         const RecipeStage *s = &pl->stages[i];

@@ -175,6 +175,14 @@ static void test_digest_tracks_results_not_jobs_or_endpoints(void) {
     CHECK_EQ_STR(a.stages[1].digest, b.stages[1].digest);
     CHECK(strcmp(a.stages[1].digest, c.stages[1].digest) != 0);
     CHECK_EQ_STR(a.stages[0].digest, c.stages[0].digest);
+    /* out: is not a setting: a study folder may move */
+    char *moved = xstrdup(MINI);
+    memcpy(strstr(moved, "out: o"), "out: p", 6);
+    RecipePlan d;
+    CHECK_OK(plan(moved, &d, &e), &e);
+    for (int i = 0; i < d.n; i++) CHECK_MSG(!strcmp(a.stages[i].digest, d.stages[i].digest), "%s", d.stages[i].name);
+    recipe_plan_free(&d);
+    free(moved);
     char *diff = recipe_settings_diff(a.stages[1].settings, c.stages[1].settings);
     CHECK_EQ_STR(diff, "dialogues.turns (2 -> 5)");
     free(diff);
@@ -285,6 +293,8 @@ static void test_errors_name_place_and_key(void) {
         {MINI_HEAD MINI_DIALOGUES "arms: [{name: a, sft: {beta: 0.1}}]\n" MINI_BENCH,
          {"arms[0].sft.beta: unknown key", NULL, NULL}},
         {"", {"study.yaml: the recipe is empty", NULL, NULL}},
+        {"out: o\nendpoint: {base_url: u, api_key: sk-123}\n",
+         {"study.yaml:2:25: endpoint.api_key: keys never go into a recipe", NULL, NULL}},
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         const char *msg = error_of(cases[i].text);
