@@ -1210,7 +1210,6 @@ char *recipe_step_line(const RecipeStep *st) {
         sb_appendc(&b, ' ');
         quote(&b, st->argv[i]);
     }
-    if (st->train_resume) sb_append(&b, "  [+ --resume when a checkpoint is there]");
     return sb_take(&b);
 }
 
@@ -1231,7 +1230,7 @@ char *recipe_plan_text_summary(const RecipePlan *plan) {
         sb_printf(&b, "\n[%d/%d] %s -> %s/\n", i + 1, plan->n, s->name, s->dir);
         for (int k = 0; k < s->nsteps; k++) {
             char *line = recipe_step_line(&s->steps[k]);
-            sb_printf(&b, "  $ %s\n", line);
+            sb_printf(&b, "  $ %s%s\n", line, s->steps[k].train_resume ? "  [+ --resume once a checkpoint is there]" : "");
             free(line);
         }
         sb_append(&b, "  estimate: ");

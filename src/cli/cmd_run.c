@@ -336,7 +336,12 @@ static int has_checkpoint(const char *dir) {
     int n = 0, found = 0;
     Err e;
     if (!file_is_dir(dir) || file_list_dir(dir, &names, &n, &e)) return 0;
-    for (int i = 0; i < n; i++) found |= !strncmp(names[i], "checkpoint-", 11);
+    /* checkpoint-N only: checkpoint-N.tmp.PID is a save that was cut short
+     * (a checkpoint appears whole, by rename, or not at all) */
+    for (int i = 0; i < n; i++)
+        if (!strncmp(names[i], "checkpoint-", 11) && names[i][11] &&
+            strspn(names[i] + 11, "0123456789") == strlen(names[i] + 11))
+            found = 1;
     file_list_free(names, n);
     return found;
 }

@@ -59,6 +59,8 @@ static const struct {
     {"dialogues", "append:dialogues/trees.jsonl:2", "dialogues/trees.jsonl", 0},
     {"export", "rename:sft_rejected.jsonl:1", "export/sft_preferred.jsonl", 0},
     {"train/sft", "rename:train/sft/model/checkpoint-2:1", "train/sft/model/checkpoint-1", 0},
+    /* before the first checkpoint is whole: only its staging folder is there */
+    {"train/sft-rejected", "rename:train/sft-rejected/model/checkpoint-1.tmp:1", "train/sft-rejected/model", 0},
     {"train/sft-dpo", "rename:train/sft-dpo/model/checkpoint-2:1", "train/sft-dpo/model/checkpoint-1", 0},
     {"bench/dpo", "append:bench/dpo/dialogues.jsonl:3", "bench/dpo/dialogues.jsonl", 0},
     /* Ctrl-C (SIGINT to the process group) and kill PID (SIGTERM to aloe
@@ -113,8 +115,8 @@ static void test_kill_inside_every_stage_then_resume(void) {
                            "export/sft_rejected.jsonl", "export/dpo.jsonl",
                            /* training resumed from checkpoint-1 ends where an uninterrupted run does */
                            "train/sft/model/adapter_model.safetensors", "train/sft/merged/model.safetensors",
-                           "train/sft-dpo/model/model.safetensors"};
-    for (int i = 0; i < 8; i++) CHECK_MSG(same_bytes(ref.out, s.out, bytes[i]), "%s differs", bytes[i]);
+                           "train/sft-dpo/model/model.safetensors", "train/sft-rejected/model/model.safetensors"};
+    for (int i = 0; i < 9; i++) CHECK_MSG(same_bytes(ref.out, s.out, bytes[i]), "%s differs", bytes[i]);
     const char *lines[] = {"dialogues/trees.jsonl", "bench/dpo/dialogues.jsonl", "bench/sft-dpo/dialogues.jsonl",
                            "bench/base/dialogues.jsonl"};
     for (int i = 0; i < 4; i++) CHECK_MSG(same_records(ref.out, s.out, lines[i]), "%s differs", lines[i]);
