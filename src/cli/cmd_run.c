@@ -561,6 +561,9 @@ int cmd_run(int argc, char **argv) {
         free(s);
         for (int i = 0; i < pl.n; i++)
             if (is_done(&pl.stages[i]) && !redo[i]) printf("(%s is already done and will be skipped)\n", pl.stages[i].name);
+        for (int i = 0; from && i < pl.n; i++)
+            if (redo[i] && file_exists(pl.stages[i].dir))
+                printf("(--from %s: %s would be moved aside to %s/.old/ and redone)\n", from, pl.stages[i].dir, pl.out);
         goto done;
     }
     if (file_mkdirs(pl.out, &e) || lock_out(pl.out, &lock, &e) || check_settings(&pl, redo, &e) ||

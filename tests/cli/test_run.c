@@ -118,6 +118,11 @@ static void test_tiny_study_end_to_end_then_resume_does_nothing(void) {
                   strstr(log, "total: ") && strstr(log, "(bench/served is already done"),
               "%s", log);
     free(log);
+    rc = study_run(&s, NULL, "--dry-run --from train/sft", &log);
+    CHECK_MSG(rc == 0 && strstr(log, "/study/train/sft would be moved aside") &&
+                  strstr(log, "/study/bench/sft-dpo would be moved aside") && !strstr(log, "train/dpo would be"),
+              "exit %d:\n%s", rc, log);
+    free(log);
     /* --from dialogues redoes it and what depends on it, moving their folders
      * aside; the pools and the arms that do not train are kept. */
     long t_pool = mtime_of(&s, "personas/profile.jsonl"), t_served = mtime_of(&s, "bench/served/results.json");
