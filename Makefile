@@ -17,7 +17,7 @@ PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 CFLAGS_ALL = -std=c11 -g $(OPT) $(ARCH) -pthread -Wall -Wextra -D_GNU_SOURCE -Isrc -Itests \
              $(PKG_CFLAGS) $(SANFLAGS) -MMD -MP $(CFLAGS)
-LDLIBS_ALL = $(PKG_LIBS) -lm -pthread $(SANFLAGS) $(LDFLAGS)
+LDLIBS_ALL = $(PKG_LIBS) -lyaml -lm -pthread $(SANFLAGS) $(LDFLAGS)
 
 LAYERS = base formats tok kernels model infer train llm aloe
 LIB_SRC := $(foreach l,$(LAYERS),$(wildcard src/$(l)/*.c))

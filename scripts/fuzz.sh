@@ -16,7 +16,7 @@ SHARED=${ALOE_SHARED:-$(pwd)/../shared}
 nproc=$(nproc)
 # The library, instrumented for coverage and sanitizers.
 make -s -j"$nproc" BUILD="$OUT" CC=clang SAN=1 CFLAGS="-fsanitize=fuzzer-no-link" "$OUT/libaloe.a"
-LIBS="$(pkg-config --libs libcurl jansson sqlite3 libpcre2-8 libutf8proc openblas) -lm -pthread"
+LIBS="$(pkg-config --libs libcurl jansson sqlite3 libpcre2-8 libutf8proc openblas) -lyaml -lm -pthread"
 INC="$(pkg-config --cflags jansson libpcre2-8 libutf8proc openblas)"
 
 seed() { # seed HARNESS FILE...

@@ -4,7 +4,7 @@
 set -e
 PKGS="build-essential pkg-config clang libclang-rt-14-dev
       libcurl4-openssl-dev libjansson-dev libsqlite3-dev libpcre2-dev libutf8proc-dev
-      libopenblas-dev libopenblas0-pthread libmicrohttpd-dev
+      libopenblas-dev libopenblas0-pthread libmicrohttpd-dev libyaml-dev
       python3 util-linux"
 missing=""
 for p in $PKGS; do

@@ -6,6 +6,7 @@
 /* Declared weak so the binary links while a command is still being built;
  * main.c reports a missing one clearly instead of failing to link. */
 #define ALOE_COMMANDS(X)                                                                  \
+    X(run, "run a whole study from one recipe: pools, dialogues, training arms, bench, report") \
     X(bench, "run the ALOE benchmark: AL(k), AVG, IR, N-IR per turn")                     \
     X(personas, "grow a pool of user profiles or personalities from seed examples")       \
     X(dialogues, "generate multi-turn preference conversation trees")                      \
