@@ -67,6 +67,9 @@ $(BUILD)/bench/%: bench/%.c $(BUILD)/libaloe.a
 	@echo "  LINK $@"
 	@$(CC) $(CFLAGS_ALL) -o $@ $< $(BUILD)/libaloe.a $(LDLIBS_ALL)
 
+# The preset recipes are embedded with .incbin (src/aloe/recipe_presets.c).
+$(BUILD)/src/aloe/recipe_presets.o: data/recipes/tiny.yaml data/recipes/paper.yaml
+
 tests: $(BUILD)/aloe $(TEST_BIN) $(TOOL_BIN)
 
 test: tests

@@ -588,7 +588,9 @@ static const Opt DLG_OPTS[] = {
     {"num", "--num", V_POS, 1},              {"jobs", "--jobs", V_POS, 0},
     {"temperature", "--temperature", V_NUM, 1}, {"max_tokens", "--max-tokens", V_INT, 1},
     {"drop_disagreements", "--drop-disagreements", V_BOOL, 1},
-    {"judge_retries", "--judge-retries", V_INT, 1}, {NULL, NULL, 0, 0}};
+    {"judge_retries", "--judge-retries", V_INT, 1},
+    /* not in the digest: a rerun retries skipped conversations either way */
+    {"skip_failed", "--skip-failed", V_BOOL, 0}, {NULL, NULL, 0, 0}};
 
 static int plan_dialogues(Builder *b, yaml_node_t *n) {
     P *p = b->p;
@@ -916,8 +918,11 @@ static const Opt BENCH_OPTS[] = {
     {"turns", "--turns", V_POS, 1},
     {"jobs", "--jobs", V_POS, 0},
     {"temperature", "--temperature", V_NUM, 1},
-    {"max_tokens", "--max-tokens", V_INT, 1},
+    {"max_tokens", "--max-tokens", V_INT, 1},           /* the evaluated model's */
+    {"user_max_tokens", "--user-max-tokens", V_INT, 1},
+    {"judge_max_tokens", "--judge-max-tokens", V_INT, 1},
     {"system_prompt", "--system-prompt", V_STR, 1},
+    {"skip_failed", "--skip-failed", V_BOOL, 0},
     {NULL, NULL, 0, 0}};
 
 static int plan_bench(Builder *b, yaml_node_t *n, Arm *a) {

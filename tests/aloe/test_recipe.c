@@ -252,8 +252,8 @@ static void test_presets_are_valid_recipes(void) {
     recipe_plan_free(&pl);
     /* the shipped copies in data/recipes are the same text */
     char *t = test_read_text("data/recipes/tiny.yaml"), *p = test_read_text("data/recipes/paper.yaml");
-    CHECK_MSG(t && !strcmp(t, tiny), "data/recipes/tiny.yaml differs from recipe_preset(\"tiny\")");
-    CHECK_MSG(p && !strcmp(p, paper), "data/recipes/paper.yaml differs from recipe_preset(\"paper\")");
+    CHECK_MSG(t && !strcmp(t, tiny), "data/recipes/tiny.yaml is not what recipe_preset(\"tiny\") embeds");
+    CHECK_MSG(p && !strcmp(p, paper), "data/recipes/paper.yaml is not what recipe_preset(\"paper\") embeds");
     free(t), free(p);
 }
 
@@ -304,8 +304,29 @@ static void test_errors_name_place_and_key(void) {
     }
 }
 
+/* The per-role token limits and the failure policy reach the stage commands. */
+static void test_role_limits_and_skip_failed_pass_through(void) {
+    RecipePlan pl;
+    Err e = {0};
+    const char *text = MINI_HEAD MINI_DIALOGUES "  skip_failed: true\n"
+        "arms:\n  - name: base\n    base: true\n  - name: sft\n    sft: {steps: 1}\n" MINI_BENCH
+        "  max_tokens: 2000\n  user_max_tokens: 111\n  judge_max_tokens: 222\n  skip_failed: true\n";
+    CHECK_OK(plan(text, &pl, &e), &e);
+    const RecipeStep *dlg = &pl.stages[1].steps[0], *bench = &pl.stages[4].steps[0];
+    CHECK_EQ_STR(bench->argv[0], "bench");
+    CHECK(argv_has(dlg, "--skip-failed", NULL) || !strcmp(dlg->argv[dlg->argc - 1], "--skip-failed"));
+    CHECK(argv_has(bench, "--max-tokens", "2000"));
+    CHECK(argv_has(bench, "--user-max-tokens", "111"));
+    CHECK(argv_has(bench, "--judge-max-tokens", "222"));
+    int skip = 0;
+    for (int i = 0; i < bench->argc; i++) skip += !strcmp(bench->argv[i], "--skip-failed");
+    CHECK_EQ_INT(skip, 1);
+    recipe_plan_free(&pl);
+}
+
 int main(void) {
     RUN(test_plan_stages_and_commands);
+    RUN(test_role_limits_and_skip_failed_pass_through);
     RUN(test_estimates_follow_the_documented_formulas);
     RUN(test_digest_tracks_results_not_jobs_or_endpoints);
     RUN(test_from_redoes_the_stage_and_its_dependents);
