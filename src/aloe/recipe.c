@@ -503,6 +503,14 @@ static int plan_pool(Builder *b, RecipeStage *s, yaml_node_t *src, const char *w
         char *key = dotted(where, "published");
         json_object_set_new(s->settings, key, json_string(dir));
         free(key);
+        const RecipeEnv *env = b->p->env;
+        char h1[65], h2[65];
+        if (env && env->file_sha256 && env->file_sha256(env->ctx, f1, h1) == 0 &&
+            env->file_sha256(env->ctx, f2, h2) == 0) {
+            key = dotted(where, "published_sha256"); /* the pools' contents, not only their folder */
+            json_object_set_new(s->settings, key, json_pack("{s:s, s:s}", "profile", h1, "personality", h2));
+            free(key);
+        }
         *count = b->p->env && b->p->env->count_lines ? b->p->env->count_lines(b->p->env->ctx, f1) : -1;
         long n2 = b->p->env && b->p->env->count_lines ? b->p->env->count_lines(b->p->env->ctx, f2) : -1;
         s->total += (*count > 0 ? *count : 0) + (n2 > 0 ? n2 : 0);
@@ -936,7 +944,11 @@ static int plan_bench(Builder *b, yaml_node_t *n, Arm *a) {
     s->out_file = path_join(s->dir, "dialogues.jsonl");
     Argv av = {0};
     av_add(&av, "bench");
-    av_add2(&av, "--model", a->model);
+    /* local: a model made here is a path even before it exists (no notice,
+     * never taken for an endpoint's model name) */
+    char *spec = a->train_stage >= 0 ? xasprintf("local:%s", a->model) : xstrdup(a->model);
+    av_add2(&av, "--model", spec);
+    free(spec);
     /* a model trained or merged here is named by its arm (train/ARM's own
      * settings say what it is), not by its path under out: */
     json_object_set_new(s->settings, "model",
@@ -1006,8 +1018,16 @@ static int plan_report(Builder *b, yaml_node_t *n, Arm *arms, int narms, int fir
     }
     json_object_set_new(s->settings, "arms", names);
     char *md = path_join(s->dir, "report.md"), *svg = path_join(s->dir, "al.svg");
+    char *js = path_join(s->dir, "compare.json");
+    StrBuf labels; /* the runs are labelled by arm, not by model path */
+    sb_init(&labels);
+    for (int i = 0; i < narms; i++) sb_printf(&labels, "%s%s", i ? "," : "", arms[i].name);
+    av_add2(&av, "--names", labels.s);
+    sb_free(&labels);
     av_add2(&av, "--out", md);
     av_add2(&av, "--svg", svg);
+    av_add2(&av, "--json", js);
+    free(js);
     av_add2(&av, "--title", title);
     if (title) json_object_set_new(s->settings, "report.title", json_string(title));
     add_cmd(s, &av);
@@ -1110,7 +1130,25 @@ int recipe_plan_text(const char *name, const char *text, size_t len, const Recip
         yaml_parser_delete(&parser);
         return rc;
     }
+    /* A recipe is one document: a second one ("---") would be ignored
+     * silently, so it is refused. */
+    yaml_document_t extra;
+    if (yaml_parser_load(&parser, &extra)) {
+        yaml_node_t *r2 = yaml_document_get_root_node(&extra);
+        if (r2)
+            rc = err_set(e, ERR_PARSE, "%s:%zu:%zu: a second YAML document: a recipe is one document (remove the "
+                         "'---' and merge the two)", name, r2->start_mark.line + 1, r2->start_mark.column + 1);
+        yaml_document_delete(&extra);
+    } else {
+        rc = err_set(e, ERR_PARSE, "%s:%zu:%zu: not valid YAML after the recipe: %s", name,
+                     parser.problem_mark.line + 1, parser.problem_mark.column + 1,
+                     parser.problem ? parser.problem : "syntax error");
+    }
     yaml_parser_delete(&parser);
+    if (rc) {
+        yaml_document_delete(&p.doc);
+        return rc;
+    }
     yaml_node_t *root = yaml_document_get_root_node(&p.doc);
     Builder b = {.p = &p, .plan = plan};
     plan->path = xstrdup(name);

@@ -47,6 +47,10 @@ typedef struct RecipeEnv {
     const char *(*lookup)(void *ctx, const char *name);
     long (*count_lines)(void *ctx, const char *path);
     void *ctx;
+    /* The SHA-256 of a file as hex (the published pools: part of the
+     * personas stage's settings, so an edited pool is a changed setting);
+     * returns -1 when it cannot be read. May be NULL. */
+    int (*file_sha256)(void *ctx, const char *path, char hex[65]);
 } RecipeEnv;
 
 /* STAGE_MERGE: a checkpoint arm given as a peft adapter, merged into its

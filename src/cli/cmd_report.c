@@ -10,10 +10,41 @@
 #include "cli/args.h"
 #include "cli/commands.h"
 
+/* --names A,B,C: one non-empty, distinct label per run (the labels are
+ * returned owned; the runs free them). */
+static int split_names(const char *list, int n, char ***out, Err *e) {
+    char **v = xcalloc((size_t)n, sizeof *v);
+    int k = 0;
+    for (const char *s = list;; k++) {
+        const char *end = strchr(s, ',');
+        size_t len = end ? (size_t)(end - s) : strlen(s);
+        if (k < n) v[k] = xstrndup(s, len);
+        if (!len) {
+            err_set(e, ERR_ARG, "--names: label %d is empty", k + 1);
+            break;
+        }
+        if (!end) break;
+        s = end + 1;
+    }
+    int rc = e->code ? -1 : 0;
+    if (!rc && k + 1 != n) rc = err_set(e, ERR_ARG, "--names: %d labels for %d runs", k + 1, n);
+    for (int i = 0; !rc && i < n; i++)
+        for (int j = 0; j < i; j++)
+            if (!strcmp(v[i], v[j])) rc = err_set(e, ERR_ARG, "--names: \"%s\" is given twice", v[i]);
+    if (rc) {
+        for (int i = 0; i < n; i++) free(v[i]);
+        free(v);
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
 int cmd_report(int argc, char **argv) {
-    const char *out = NULL, *svg = NULL, *json_out = NULL, *title = "ALOE benchmark: AL(k) with 95% confidence intervals";
+    const char *out = NULL, *svg = NULL, *json_out = NULL, *names = NULL, *title = "ALOE benchmark: AL(k) with 95% confidence intervals";
     long replicates = STATS_REPLICATES, permutations = STATS_PERMUTATIONS, seed = STATS_SEED;
     int common = 0;
+    char **labels = NULL; /* --names, owned by runs[] once set */
     ArgSpec specs[] = {
         {"--out", "-o", ARG_STR, &out, "FILE.md", "write the Markdown table here instead of stdout", 0, 0},
         {"--svg", NULL, ARG_STR, &svg, "FILE.svg", "also write one chart with every run's AL(k) curve", 0, 0},
@@ -28,6 +59,8 @@ int cmd_report(int argc, char **argv) {
         {"--permutations", NULL, ARG_LONG, &permutations, "N",
          "Monte Carlo sign flips when 2^profiles > 2^20 (else all are enumerated)", 0, 0},
         {"--seed", NULL, ARG_LONG, &seed, "S", "seed of the bootstrap and Monte Carlo draws", 0, 0},
+        {"--names", NULL, ARG_STR, &names, "A,B,...",
+         "the runs' labels, in order, one per run (default: each run's evaluated model)", 0, 0},
         {NULL, NULL, 0, NULL, NULL, NULL, 0, 0}};
     ArgCommand cmd = {"report", "DIR... [--out FILE.md] [--svg FILE.svg] [--json FILE.json]",
                       "Compares benchmark runs (output directories of aloe bench, or their results.json): a "
@@ -36,7 +69,7 @@ int cmd_report(int argc, char **argv) {
                       "paired with the first: per turn and for AVG, IR and N-IR the difference B - A, a 95% "
                       "paired bootstrap interval clustered by profile and a sign-flip permutation p-value. Runs "
                       "whose personas differ are refused (see --common). Runs are named by their evaluated model "
-                      "(by directory when two runs share a model).",
+                      "(by directory when two runs share a model), or by --names.",
                       "aloe report runs/base runs/dpo --out compare.md --svg compare.svg --json compare.json", 1, -1};
     char **dirs = xcalloc((size_t)argc + 1, sizeof *dirs);
     int n = 0;
@@ -54,7 +87,12 @@ int cmd_report(int argc, char **argv) {
             status = cli_fail(&e);
             goto done;
         }
-    for (int i = 0; i < n; i++) {
+    if (names && split_names(names, n, &labels, &e)) {
+        status = cli_fail(&e);
+        goto done;
+    }
+    for (int i = 0; labels && i < n; i++) runs[i] = (ReportSeries){labels[i], res[i]};
+    for (int i = 0; !labels && i < n; i++) {
         char *name = report_run_name(res[i], dirs[i]);
         int dup = 0;
         for (int k = 0; k < n; k++) {
@@ -141,6 +179,7 @@ done:
         free((char *)runs[i].name);
         json_decref(res[i]);
     }
+    free(labels);
     free(runs);
     free(res);
     free(dirs);

@@ -33,6 +33,7 @@
 #include "aloe/recipe.h"
 #include "base/fileio.h"
 #include "base/mem.h"
+#include "base/sha256.h"
 #include "cli/args.h"
 #include "cli/commands.h"
 
@@ -59,6 +60,17 @@ static long count_lines(const char *path) {
 static long env_count(void *ctx, const char *path) {
     (void)ctx;
     return count_lines(path);
+}
+
+static int env_sha256(void *ctx, const char *path, char hex[65]) {
+    (void)ctx;
+    char *data;
+    size_t len;
+    Err e = {0};
+    if (file_read_all(path, &data, &len, &e)) return -1; /* a missing pool is the copy step's error to report */
+    sha256_hex(data, len, hex);
+    free(data);
+    return 0;
 }
 
 /* ---- cost and progress, read from what each stage already records ---- */
@@ -544,7 +556,7 @@ int cmd_run(int argc, char **argv) {
     char *text;
     size_t len;
     if (file_read_text(pos[0], "a recipe", &text, &len, &e)) return cli_fail(&e);
-    RecipeEnv env = {env_lookup, env_count, NULL};
+    RecipeEnv env = {env_lookup, env_count, NULL, env_sha256};
     RecipePlan pl;
     rc = recipe_plan_text(pos[0], text, len, &env, &pl, &e);
     free(text);

@@ -24,7 +24,17 @@ static long lines(void *ctx, const char *path) {
     return 20;
 }
 
-static const RecipeEnv ENV = {vars, lines, NULL};
+/* The pools' contents: a digest that a test may change (an edited pool). */
+static char pool_version = 'a';
+static int sha(void *ctx, const char *path, char hex[65]) {
+    (void)ctx;
+    (void)path;
+    memset(hex, pool_version, 64);
+    hex[64] = 0;
+    return 0;
+}
+
+static const RecipeEnv ENV = {vars, lines, NULL, sha};
 
 static int plan(const char *text, RecipePlan *pl, Err *e) {
     return recipe_plan_text("study.yaml", text, strlen(text), &ENV, pl, e);
@@ -112,8 +122,8 @@ static void test_plan_stages_and_commands(void) {
     CHECK(dpo->ndeps == 2);
     /* every arm is benched: its own model */
     CHECK(argv_has(&pl.stages[5].steps[0], "--model", "m0"));
-    CHECK(argv_has(&pl.stages[6].steps[0], "--model", "o/train/sft/merged"));
-    CHECK(argv_has(&pl.stages[7].steps[0], "--model", "o/train/dpo/model"));
+    CHECK(argv_has(&pl.stages[6].steps[0], "--model", "local:o/train/sft/merged"));
+    CHECK(argv_has(&pl.stages[7].steps[0], "--model", "local:o/train/dpo/model"));
     CHECK(argv_has(&pl.stages[8].steps[0], "--model", "/ck"));
     /* the endpoint arm: its URL and key for the model; user and judge pinned
      * to the default endpoint ($OPENAI_BASE_URL here) */
@@ -127,6 +137,9 @@ static void test_plan_stages_and_commands(void) {
     const RecipeStep *rep = &pl.stages[10].steps[0];
     CHECK_EQ_STR(rep->argv[1], "o/bench/base");
     CHECK_EQ_STR(rep->argv[5], "o/bench/ep");
+    /* labelled by arm, with the paired comparison as JSON */
+    CHECK(argv_has(rep, "--names", "base,sft,dpo,ck,ep"));
+    CHECK(argv_has(rep, "--json", "o/report/compare.json"));
     /* no protocol in the recipe: none passed on */
     for (int i = 0; i < pl.n; i++)
         for (int k = 0; k < pl.stages[i].nsteps; k++)
@@ -186,6 +199,16 @@ static void test_digest_tracks_results_not_jobs_or_endpoints(void) {
     char *diff = recipe_settings_diff(a.stages[1].settings, c.stages[1].settings);
     CHECK_EQ_STR(diff, "dialogues.turns (2 -> 5)");
     free(diff);
+    /* an edited published pool changes the personas stage's settings */
+    pool_version = 'b';
+    CHECK_OK(plan(MINI, &d, &e), &e);
+    pool_version = 'a';
+    CHECK(strcmp(a.stages[0].digest, d.stages[0].digest) != 0);
+    diff = recipe_settings_diff(a.stages[0].settings, d.stages[0].settings);
+    CHECK_MSG(strstr(diff, "personas.train.published_sha256") && strstr(diff, "personas.eval.published_sha256"), "%s",
+              diff);
+    free(diff);
+    recipe_plan_free(&d);
     recipe_plan_free(&a), recipe_plan_free(&b), recipe_plan_free(&c);
     free(t);
 }
@@ -235,7 +258,7 @@ static void test_presets_are_valid_recipes(void) {
     CHECK(argv_has(&pl.stages[m].steps[0], "--adapter", "/shared/fixtures/models/tiny-qwen2-lora"));
     CHECK(argv_has(&pl.stages[m].steps[0], "--model", "/shared/fixtures/models/tiny-qwen2"));
     CHECK(argv_has(&pl.stages[recipe_stage_find(&pl, "bench/elsewhere-lora")].steps[0], "--model",
-                   "study-tiny/train/elsewhere-lora/merged"));
+                   "local:study-tiny/train/elsewhere-lora/merged"));
     recipe_plan_free(&pl);
     CHECK_OK(plan(paper, &pl, &e), &e);
     /* personas, dialogues, export, 12 trained arms, 16 benches, report */
@@ -263,6 +286,8 @@ static void test_errors_name_place_and_key(void) {
         const char *text, *want[3];
     } cases[] = {
         {MINI_HEAD "colour: red\n", {"study.yaml:6:1: colour: unknown key", "expected one of: out, seed", NULL}},
+        {MINI_HEAD "arms: [{name: a, checkpoint: /c}]\n" MINI_BENCH "---\nout: other\n",
+         {"study.yaml:13:1: a second YAML document", NULL, NULL}},
         {MINI_HEAD MINI_DIALOGUES "  turnz: 3\narms: [{name: a, sft: {}}]\n" MINI_BENCH, {"study.yaml:14:3: dialogues.turnz: unknown key", NULL, NULL}},
         {MINI_HEAD MINI_DIALOGUES "arms: [{name: a, base: true}]\n" MINI_BENCH "  turns: ten\n",
          {"study.yaml:", "bench.turns", "given twice"}},

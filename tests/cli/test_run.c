@@ -59,14 +59,21 @@ static void check_finished(Study *s, const char *log) {
     /* the report: one row per arm, in the recipe's order */
     char *md_path = path_join(s->out, "report/report.md"), *md = test_read_text(md_path);
     const char *at = md;
-    const char *rows[] = {"tiny-qwen2 |", "sft/merged", "sft-rejected/model", "train/dpo/model", "sft-dpo/model",
-                          "tiny-qwen2-ref", "elsewhere-lora/merged", "fake-served"};
+    const char *rows[NARMS];
+    char row_text[NARMS][64];
+    for (int i = 0; i < NARMS; i++) { /* labelled by arm */
+        snprintf(row_text[i], sizeof row_text[i], "\n| %s |", ARMS[i]);
+        rows[i] = row_text[i];
+    }
     for (int i = 0; i < NARMS; i++) {
         const char *next = strstr(at, rows[i]);
         CHECK_MSG(next, "report: row %s missing or out of order:\n%s", rows[i], md);
         at = next;
     }
     CHECK(study_has(s, "report/al.svg"));
+    json_t *cmp = aloe_sh_json(s->out, "report/compare.json"); /* every arm paired with the first */
+    CHECK(cmp && json_array_size(json_object_get(cmp, "comparisons")) == NARMS - 1);
+    json_decref(cmp);
     free(md), free(md_path);
 }
 
