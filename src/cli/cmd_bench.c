@@ -321,6 +321,10 @@ int cmd_bench(int argc, char **argv) {
     StrList profiles = {0}, personalities = {0};
     Prompts prompts;
     prompts_init(&prompts, proto);
+    /* The paper's reminder after each reply is its data generation's; its
+     * evaluation (eval_own.py) shows the simulator the evaluated model's
+     * reply as written. --prompts may still set one. */
+    prompts.text[PROMPT_USER_REPLY_SUFFIX][0] = 0;
     LlmCache *cache = NULL;
     LlmBackend *model = NULL, *user = NULL, *judge = NULL;
     Journal *journal = NULL;

@@ -122,6 +122,10 @@ static void test_paper_default_body(FakeServer *fs) {
             CHECK_EQ_STR(role_of(json_array_get(m, 1)), "assistant");
             CHECK_EQ_STR(content_of(json_array_get(m, 1)), "hello, turn 1");
             CHECK_EQ_STR(role_of(json_array_get(m, 2)), "user");
+            /* the evaluated model's reply as it wrote it: the authors'
+             * evaluation (eval_own.py) adds no "within 3 sentences"
+             * reminder, unlike their data generation */
+            CHECK_EQ_STR(content_of(json_array_get(m, 2)), "echo: hello, turn 1");
         }
     }
     CHECK_EQ_INT(firsts, 4);
