@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "aloe/bench.h"
 #include "aloe/dialogues.h"
 #include "aloe/personas.h"
 #include "base/log.h"
@@ -181,7 +182,7 @@ int cmd_dialogues(int argc, char **argv) {
         status = 130;
     } else if (rc) {
         status = cli_fail(&e);
-        if (!dc.skip_failed && (e.code == ERR_HTTP || e.code == ERR_TIMEOUT || e.code == ERR_PARSE) &&
+        if (!dc.skip_failed && bench_failure_skippable(&e) &&
             !strstr(e.msg, "every conversation failed"))
             fprintf(stderr, "aloe dialogues: if this conversation fails the same way every time (e.g. a content "
                     "filter's HTTP 400), --skip-failed skips it, lists it and goes on\n");
