@@ -74,8 +74,9 @@ int cmd_report(int argc, char **argv) {
         runs[i] = (ReportSeries){name, res[i]};
     }
     if (replicates < 1 || permutations < 1 || seed < 0) {
-        err_set(&e, ERR_ARG, "--replicates and --permutations: expected at least 1; --seed: expected a "
-                             "non-negative integer");
+        if (replicates < 1) err_set(&e, ERR_ARG, "--replicates: expected at least 1, got %ld", replicates);
+        else if (permutations < 1) err_set(&e, ERR_ARG, "--permutations: expected at least 1, got %ld", permutations);
+        else err_set(&e, ERR_ARG, "--seed: expected 0 or more, got %ld", seed);
         status = cli_fail(&e);
         goto done;
     }
