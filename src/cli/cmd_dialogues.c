@@ -133,6 +133,10 @@ int cmd_dialogues(int argc, char **argv) {
     if (args_find(specs, "--num")->seen) passes = 0; /* --num instead of the default --passes 1 */
     if (protocol_parse(protocol_str, &dc.protocol, &e)) return cli_fail(&e);
     if (!args_find(specs, "--max-tokens")->seen) max_tokens = dialogues_default_max_tokens(dc.protocol);
+    if (max_tokens < 0) {
+        err_set(&e, ERR_ARG, "--max-tokens: expected 0 (the server's) or more, got %d", max_tokens);
+        return cli_fail(&e);
+    }
     if (quiet) log_set_level(LOG_WARN);
     atomic_int *stop = genrole_stop_on_signal();
     conn.cancel = stop;

@@ -230,6 +230,16 @@ static void test_max_tokens_and_protocol_flags(void) {
     err = slurp_in(dir, "stderr.txt");
     CHECK_MSG(strstr(err, "--protocol: expected paper or rubric, got \"papers\""), "%s", err);
     free(err);
+    /* a negative limit is a usage error (as in aloe bench), not sent */
+    from = log_size();
+    const char *neg[] = {"--num", "1", "--max-tokens", "-5", NULL};
+    char *out_neg = path_join(dir, "neg.jsonl");
+    CHECK_EQ_INT(run(dir, out_neg, neg), 2);
+    free(out_neg);
+    err = slurp_in(dir, "stderr.txt");
+    CHECK_MSG(strstr(err, "--max-tokens: expected 0 (the server's) or more, got -5"), "%s", err);
+    free(err);
+    CHECK_EQ_INT(log_size(), from);
     free(out);
     free(dir);
 }
