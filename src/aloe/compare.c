@@ -281,18 +281,6 @@ static void put(StrBuf *b, double v, const char *fmt) {
         sb_printf(b, fmt, v);
 }
 
-/* Markdown table cells must not hold '|' or newlines. */
-static void put_cell(StrBuf *b, const char *s) {
-    for (; s && *s; s++) {
-        if (*s == '|')
-            sb_append(b, "\\|");
-        else if (*s == '\n' || *s == '\r')
-            sb_appendc(b, ' ');
-        else
-            sb_appendc(b, *s);
-    }
-}
-
 static void put_row(StrBuf *b, const char *label, const json_t *d, int prec) {
     char f[8], fs[8];
     snprintf(f, sizeof f, "%%.%df", prec);
@@ -318,7 +306,7 @@ char *compare_markdown(const json_t *cmp) {
     const char *base = json_string_value(json_object_get(cmp, "baseline"));
     double level = num(cmp, "level");
     sb_append(&b, "\n## Paired differences against ");
-    put_cell(&b, base);
+    report_md_cell(&b, base);
     sb_printf(&b, "\n\nOver the %lld personas (%lld profiles) every run has; at each turn over the personas with a "
                   "valid score in both runs.\n",
               (long long)json_integer_value(json_object_get(cmp, "personas")),
@@ -331,13 +319,13 @@ char *compare_markdown(const json_t *cmp) {
     json_array_foreach(json_object_get(cmp, "comparisons"), i, c) {
         const char *run = json_string_value(json_object_get(c, "run"));
         sb_append(&b, "\n### ");
-        put_cell(&b, run);
+        report_md_cell(&b, run);
         sb_append(&b, " − ");
-        put_cell(&b, base);
+        report_md_cell(&b, base);
         sb_append(&b, "\n\n| | n | ");
-        put_cell(&b, base);
+        report_md_cell(&b, base);
         sb_append(&b, " | ");
-        put_cell(&b, run);
+        report_md_cell(&b, run);
         sb_printf(&b, " | B − A | %g%% interval | p |\n|---|---:|---:|---:|---:|---|---:|\n", 100 * level);
         size_t k;
         json_t *t;

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "aloe/bench.h"
 #include "aloe/gensettings.h"
 #include "aloe/journal.h"
 #include "aloe/personas.h"
@@ -613,8 +614,9 @@ static void count_disagreements(RunCtx *r, const json_t *rec) {
 
 /* Failures that belong to one conversation (what it sent, what came back)
  * and that the backend's retries did not cure. Others — a wrong key, a
- * missing model, the disk — would fail every conversation: they stop. */
-static int skippable(int code) { return code == ERR_HTTP || code == ERR_TIMEOUT || code == ERR_PARSE; }
+ * missing model, an endpoint that cannot be reached, the disk — would fail
+ * every conversation: they stop. The same policy as aloe bench's. */
+static int skippable(const Err *e) { return bench_failure_skippable(e); }
 
 static void conv_job(void *ctx, long i, int thread) {
     (void)thread;
@@ -625,7 +627,7 @@ static void conv_job(void *ctx, long i, int thread) {
     c.stop = r->stop;
     json_t *rec = dialogue_generate(&c, r->profiles->items[r->plan->profile[k]],
                                     r->personalities->items[r->plan->personality[k]], k, r->plan, &e);
-    if (!rec && c.skip_failed && skippable(e.code) && !atomic_load(r->stop)) {
+    if (!rec && c.skip_failed && skippable(&e) && !atomic_load(r->stop)) {
         char *id = conv_id(k);
         pthread_mutex_lock(&r->lock);
         json_array_append_new(r->skipped, json_pack("{s:s, s:I, s:o}", "id", id, "index", (json_int_t)k, "error",

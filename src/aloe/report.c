@@ -227,7 +227,7 @@ static void put_num(StrBuf *b, double v, int prec) {
 }
 
 /* Markdown table cells must not hold '|' or newlines. */
-static void put_cell(StrBuf *b, const char *s) {
+void report_md_cell(StrBuf *b, const char *s) {
     for (; s && *s; s++) {
         if (*s == '|')
             sb_append(b, "\\|");
@@ -410,7 +410,7 @@ char *report_compare_markdown(const ReportSeries *runs, int n) {
     for (int i = 0; i < n; i++) {
         const json_t *r = runs[i].results;
         sb_append(&b, "| ");
-        put_cell(&b, runs[i].name);
+        report_md_cell(&b, runs[i].name);
         sb_append(&b, " |");
         json_t *turns = json_object_get(r, "turns");
         for (int k = 0; k < T; k++) {

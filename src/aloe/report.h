@@ -10,6 +10,7 @@
 #include <jansson.h>
 
 #include "base/err.h"
+#include "base/mem.h"
 
 typedef struct ReportSeries {
     const char *name;      /* legend / table label */
@@ -33,6 +34,9 @@ char *report_run_markdown(const json_t *results);
 /* Several runs side by side: AL(1..T), AVG, IR, N-IR, R2, invalid judge
  * replies, then the definitions. Caller frees. */
 char *report_compare_markdown(const ReportSeries *runs, int n);
+/* Appends s as one Markdown table cell: '|' escaped, line breaks as spaces
+ * (a run's name comes from the user). */
+void report_md_cell(StrBuf *b, const char *s);
 /* One chart with every run's AL(k) curve. Caller frees. */
 char *report_svg(const ReportSeries *runs, int n, const char *title);
 

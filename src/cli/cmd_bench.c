@@ -321,6 +321,10 @@ int cmd_bench(int argc, char **argv) {
     StrList profiles = {0}, personalities = {0};
     Prompts prompts;
     prompts_init(&prompts, proto);
+    /* The paper's reminder after each reply is its data generation's; its
+     * evaluation (eval_own.py) shows the simulator the evaluated model's
+     * reply as written. --prompts may still set one. */
+    prompts.text[PROMPT_USER_REPLY_SUFFIX][0] = 0;
     LlmCache *cache = NULL;
     LlmBackend *model = NULL, *user = NULL, *judge = NULL;
     Journal *journal = NULL;
@@ -489,6 +493,16 @@ int cmd_bench(int argc, char **argv) {
             fprintf(stderr, "aloe: if this request fails the same way every time (e.g. HTTP 400 from a content "
                             "filter), --skip-failed skips its conversation, lists it in results.json and goes on.\n");
         status = run_err.code == ERR_CANCELLED ? 130 : 1;
+    } else if (out.skipped > 0 && done_n == 0) {
+        /* Skipping is for the odd conversation: with none finished the run
+         * measured nothing, which points at the endpoint or the settings
+         * (e.g. a --max-tokens the server refuses). As aloe dialogues. */
+        const char *first = json_string_value(json_object_get(json_array_get(out.skipped_list, 0), "error"));
+        fprintf(stderr,
+                "aloe: error: every conversation failed (%ld skipped); the first: %s\naloe: they are listed in "
+                "%s/results.json; run the same command again to retry them.\n",
+                out.skipped, first ? first : "(no message)", o.out);
+        status = 1;
     } else {
         printf("ALOE benchmark of %s: %ld conversations x %d turns", o.model, out.total, c.turns);
         if (out.skipped) printf(", %ld skipped", out.skipped);

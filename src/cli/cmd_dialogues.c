@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "aloe/bench.h"
 #include "aloe/dialogues.h"
 #include "aloe/personas.h"
 #include "base/log.h"
@@ -132,6 +133,10 @@ int cmd_dialogues(int argc, char **argv) {
     if (args_find(specs, "--num")->seen) passes = 0; /* --num instead of the default --passes 1 */
     if (protocol_parse(protocol_str, &dc.protocol, &e)) return cli_fail(&e);
     if (!args_find(specs, "--max-tokens")->seen) max_tokens = dialogues_default_max_tokens(dc.protocol);
+    if (max_tokens < 0) {
+        err_set(&e, ERR_ARG, "--max-tokens: expected 0 (the server's) or more, got %d", max_tokens);
+        return cli_fail(&e);
+    }
     if (quiet) log_set_level(LOG_WARN);
     atomic_int *stop = genrole_stop_on_signal();
     conn.cancel = stop;
@@ -181,7 +186,7 @@ int cmd_dialogues(int argc, char **argv) {
         status = 130;
     } else if (rc) {
         status = cli_fail(&e);
-        if (!dc.skip_failed && (e.code == ERR_HTTP || e.code == ERR_TIMEOUT || e.code == ERR_PARSE) &&
+        if (!dc.skip_failed && bench_failure_skippable(&e) &&
             !strstr(e.msg, "every conversation failed"))
             fprintf(stderr, "aloe dialogues: if this conversation fails the same way every time (e.g. a content "
                     "filter's HTTP 400), --skip-failed skips it, lists it and goes on\n");

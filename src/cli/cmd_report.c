@@ -111,9 +111,12 @@ int cmd_report(int argc, char **argv) {
         }
         runs[i] = (ReportSeries){name, res[i]};
     }
-    if (replicates < 1 || permutations < 1 || seed < 0) {
-        err_set(&e, ERR_ARG, "--replicates and --permutations: expected at least 1; --seed: expected a "
-                             "non-negative integer");
+    if (replicates < 1 || replicates > STATS_MAX_REPLICATES || permutations < 1 || seed < 0) {
+        if (replicates < 1 || replicates > STATS_MAX_REPLICATES)
+            err_set(&e, ERR_ARG, "--replicates: expected 1 to %ld (the draws are kept to be sorted), got %ld",
+                    STATS_MAX_REPLICATES, replicates);
+        else if (permutations < 1) err_set(&e, ERR_ARG, "--permutations: expected at least 1, got %ld", permutations);
+        else err_set(&e, ERR_ARG, "--seed: expected 0 or more, got %ld", seed);
         status = cli_fail(&e);
         goto done;
     }

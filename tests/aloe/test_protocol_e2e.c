@@ -230,6 +230,16 @@ static void test_max_tokens_and_protocol_flags(void) {
     err = slurp_in(dir, "stderr.txt");
     CHECK_MSG(strstr(err, "--protocol: expected paper or rubric, got \"papers\""), "%s", err);
     free(err);
+    /* a negative limit is a usage error (as in aloe bench), not sent */
+    from = log_size();
+    const char *neg[] = {"--num", "1", "--max-tokens", "-5", NULL};
+    char *out_neg = path_join(dir, "neg.jsonl");
+    CHECK_EQ_INT(run(dir, out_neg, neg), 2);
+    free(out_neg);
+    err = slurp_in(dir, "stderr.txt");
+    CHECK_MSG(strstr(err, "--max-tokens: expected 0 (the server's) or more, got -5"), "%s", err);
+    free(err);
+    CHECK_EQ_INT(log_size(), from);
     free(out);
     free(dir);
 }
@@ -300,6 +310,30 @@ static void test_skip_failed(void) {
     free(err);
     free(out2);
     free(dir2);
+    /* An endpoint that cannot be reached would fail every conversation
+     * alike: it stops the run even with --skip-failed (as in aloe bench),
+     * also when earlier conversations were made. */
+    char *dir3 = setup_dir("\"PROFILE-ZETA A\"\n\"PROFILE-ZETA C\"\n"), *out3 = path_join(dir3, "down.jsonl");
+    const char *one[] = {"--num", "1", NULL};
+    CHECK_EQ_INT(run(dir3, out3, one), 0);
+    const char *down[] = {"--skip-failed", "--judge-base-url", "http://127.0.0.1:1/v1", NULL};
+    CHECK_EQ_INT(run(dir3, out3, down), 1);
+    err = slurp_in(dir3, "stderr.txt");
+    CHECK_MSG(strstr(err, "cannot reach") && !strstr(err, "skipped"), "%s", err);
+    free(err);
+    /* and without it, --skip-failed is not offered as the cure */
+    const char *down_only[] = {"--judge-base-url", "http://127.0.0.1:1/v1", NULL};
+    CHECK_EQ_INT(run(dir3, out3, down_only), 1);
+    err = slurp_in(dir3, "stderr.txt");
+    CHECK_MSG(strstr(err, "cannot reach") && !strstr(err, "--skip-failed"), "%s", err);
+    free(err);
+    char *sp3 = path_join(dir3, "down.summary.json");
+    sum = json_load_file(sp3, 0, NULL);
+    CHECK(sum && json_array_size(json_object_get(sum, "skipped")) == 0);
+    json_decref(sum);
+    free(sp3);
+    free(out3);
+    free(dir3);
     free(sp);
     free(out);
     free(dir);

@@ -134,7 +134,25 @@ static void test_compare_by_hand_and_json_fields(void) {
     free(log);
     args = xasprintf("report %s %s --permutations 0", a, b);
     rc = aloe_sh_run(NULL, args, &log);
-    CHECK_MSG(rc == 2 && strstr(log, "--permutations: expected at least 1"), "exit %d: %s", rc, log);
+    CHECK_MSG(rc == 2 && strstr(log, "--permutations: expected at least 1, got 0"), "exit %d: %s", rc, log);
+    free(args);
+    free(log);
+    /* each bad flag is named with its value, and only it */
+    args = xasprintf("report %s %s --replicates -5", a, b);
+    rc = aloe_sh_run(NULL, args, &log);
+    CHECK_MSG(rc == 2 && strstr(log, "--replicates: expected 1 to 1000000 (the draws are kept to be sorted), got -5") && !strstr(log, "--permutations"),
+              "exit %d: %s", rc, log);
+    free(args);
+    free(log);
+    args = xasprintf("report %s %s --replicates 1000001", a, b);
+    rc = aloe_sh_run(NULL, args, &log);
+    CHECK_MSG(rc == 2 && strstr(log, "--replicates: expected 1 to 1000000"), "exit %d: %s", rc, log);
+    free(args);
+    free(log);
+    args = xasprintf("report %s %s --seed -1", a, b);
+    rc = aloe_sh_run(NULL, args, &log);
+    CHECK_MSG(rc == 2 && strstr(log, "--seed: expected 0 or more, got -1") && !strstr(log, "--replicates"),
+              "exit %d: %s", rc, log);
     free(args);
     free(log);
     free(js);

@@ -26,7 +26,8 @@ static const char *script =
     "                  \"fault\": {\"status\": 400, \"body\": \"{\\\"error\\\": {\\\"message\\\": \\\"content filter: "
     "flagged\\\"}}\"}}]},"
     "\"judge\": {\"reply\": \"4\"},"
-    "\"locked\": {\"always\": {\"status\": 401}}"
+    "\"locked\": {\"always\": {\"status\": 401}},"
+    "\"refuse-all\": {\"always\": {\"status\": 400}}"
     "}, \"*\": {\"reply\": \"echo: {last_user}\"}}";
 
 typedef struct {
@@ -122,6 +123,10 @@ static void test_paper_default_body(FakeServer *fs) {
             CHECK_EQ_STR(role_of(json_array_get(m, 1)), "assistant");
             CHECK_EQ_STR(content_of(json_array_get(m, 1)), "hello, turn 1");
             CHECK_EQ_STR(role_of(json_array_get(m, 2)), "user");
+            /* the evaluated model's reply as it wrote it: the authors'
+             * evaluation (eval_own.py) adds no "within 3 sentences"
+             * reminder, unlike their data generation */
+            CHECK_EQ_STR(content_of(json_array_get(m, 2)), "echo: hello, turn 1");
         }
     }
     CHECK_EQ_INT(firsts, 4);
@@ -415,6 +420,22 @@ static void test_skip_failed_body(FakeServer *fs) {
     rc = aloe_sh_run(ALOE_ENV, locked, &log);
     CHECK_MSG(rc == 1 && strstr(log, "cannot reach") && !strstr(log, "skipped"), "exit %d: %s", rc, log);
     free(log);
+    free(locked);
+    /* Every conversation skipped: nothing was measured, and the run says so
+     * (exit 1, as aloe dialogues), still listing them in results.json. */
+    locked = xasprintf("bench --model refuse-all --user-model user-sim --judge-model judge --profiles %s "
+                       "--personalities %s --personalities-per-profile 2 --turns 1 -j 1 --base-url %s --out %s/all "
+                       "--quiet --skip-failed",
+                       d.profiles, d.personalities, fs->url, out2);
+    rc = aloe_sh_run(ALOE_ENV, locked, &log);
+    CHECK_MSG(rc == 1 && strstr(log, "every conversation failed (4 skipped)") && strstr(log, "HTTP 400"),
+              "exit %d: %s", rc, log);
+    free(log);
+    char *all = path_join(out2, "all");
+    r = aloe_sh_json(all, "results.json");
+    CHECK_EQ_INT(json_array_size(json_object_get(r, "skipped")), 4);
+    json_decref(r);
+    free(all);
     free(locked);
     free(out2);
     free(skip);
