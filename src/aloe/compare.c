@@ -289,9 +289,12 @@ static void put_row(StrBuf *b, const char *label, const json_t *d, int prec) {
     put(b, num(d, "a"), f);
     sb_append(b, " | ");
     put(b, num(d, "b"), f);
-    sb_append(b, " | **");
+    /* bold marks a difference whose interval excludes 0, nothing else */
+    double lo = num(d, "lo"), hi = num(d, "hi");
+    const char *mark = (lo > 0 && hi > 0) || (lo < 0 && hi < 0) ? "**" : "";
+    sb_printf(b, " | %s", mark);
     put(b, num(d, "diff"), fs);
-    sb_append(b, "** | [");
+    sb_printf(b, "%s | [", mark);
     put(b, num(d, "lo"), fs);
     sb_append(b, ", ");
     put(b, num(d, "hi"), fs);
@@ -347,7 +350,7 @@ char *compare_markdown(const json_t *cmp) {
         sb_printf(&b, "%lld Monte Carlo draws, seed %lld. ",
                   (long long)json_integer_value(json_object_get(bs, "replicates")),
                   (long long)json_integer_value(json_object_get(bs, "seed")));
-    sb_append(&b, "p: two-sided sign-flip permutation test, ");
+    sb_append(&b, "Bold: the interval excludes 0. p: two-sided sign-flip permutation test, ");
     if (json_is_true(json_object_get(pm, "exact")))
         sb_printf(&b, "all %lld exchanges enumerated (exact).\n",
                   (long long)json_integer_value(json_object_get(pm, "draws")));

@@ -119,7 +119,9 @@ static void test_compare_by_hand_and_json_fields(void) {
     CHECK_MSG(strstr(text, "## Paired differences against A"), "%s", text);
     CHECK_MSG(strstr(text, "| AL(1) | 6 | 2.000 | 3.167 | **+1.167** | [+0.500, +2.000] | 0.25 |"), "%s", text);
     CHECK_MSG(strstr(text, "| AVG | 7 | 2.000 | 2.611 | **+0.611** |"), "%s", text);
-    CHECK_MSG(strstr(text, "| IR | 7 | 0.0000 | -0.5000 | **-0.5000** |"), "%s", text);
+    /* bold only where the interval excludes 0: IR's reaches 0 */
+    CHECK_MSG(strstr(text, "| IR | 7 | 0.0000 | -0.5000 | -0.5000 | [-1.2500, +0.0000] |"), "%s", text);
+    CHECK(strstr(text, "Bold: the interval excludes 0."));
     CHECK(strstr(text, "all 27 draws enumerated (exact)") && strstr(text, "all 8 exchanges enumerated (exact)"));
     CHECK(strstr(text, "Definitions. Pairing: runs are paired by persona id"));
     free(text);
