@@ -22,6 +22,10 @@ static const TypeInfo TYPES[] = {
     {DT_BF16, "bf16", "BF16", 1, 2},
     {DT_Q8_0, "q8_0", NULL, QK8_0, sizeof(BlockQ8_0)},
     {DT_Q4_0, "q4_0", NULL, QK4_0, sizeof(BlockQ4_0)},
+    {DT_Q4_1, "q4_1", NULL, QK4_1, sizeof(BlockQ4_1)},
+    {DT_Q5_0, "q5_0", NULL, QK5_0, sizeof(BlockQ5_0)},
+    {DT_Q5_1, "q5_1", NULL, QK5_1, sizeof(BlockQ5_1)},
+    {DT_IQ4_NL, "iq4_nl", NULL, QK4_NL, sizeof(BlockIQ4_NL)},
     {DT_Q4_K, "q4_k", NULL, QK_K, sizeof(BlockQ4_K)},
     {DT_Q6_K, "q6_k", NULL, QK_K, sizeof(BlockQ6_K)},
     {DT_I8, "i8", "I8", 1, 1},
@@ -252,6 +256,10 @@ int dequantize_row(int t, const void *src_, float *dst, int64_t n) {
         return 0;
     case DT_Q8_0: deq_q8_0(src, dst, nb); return 0;
     case DT_Q4_0: deq_q4_0(src, dst, nb); return 0;
+    case DT_Q4_1:
+    case DT_Q5_0:
+    case DT_Q5_1:
+    case DT_IQ4_NL: return dequantize_blocks_legacy(t, src, dst, nb);
     case DT_Q4_K: deq_q4_k(src, dst, nb); return 0;
     case DT_Q6_K: deq_q6_k(src, dst, nb); return 0;
     case DT_F64:
@@ -508,6 +516,10 @@ int quantize_row(int t, const float *src, void *dst, int64_t n) {
         return 0;
     case DT_Q8_0: quantize_row_q8_0(src, dst, n); return 0;
     case DT_Q4_0: quantize_row_q4_0(src, dst, n); return 0;
+    case DT_Q4_1: quantize_row_q4_1(src, dst, n); return 0;
+    case DT_Q5_0: quantize_row_q5_0(src, dst, n); return 0;
+    case DT_Q5_1: quantize_row_q5_1(src, dst, n); return 0;
+    case DT_IQ4_NL: quantize_row_iq4_nl(src, dst, n); return 0;
     case DT_Q4_K: quantize_row_q4_k(src, dst, n); return 0;
     case DT_Q6_K: quantize_row_q6_k(src, dst, n); return 0;
     }

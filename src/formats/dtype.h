@@ -9,6 +9,7 @@
  *   Q8_0: f16 scale d, 32 int8 q             -> x = d*q
  *   Q4_0: f16 scale d, 16 bytes of nibbles   -> x = d*(q-8); byte j holds
  *         element j (low nibble) and element j+16 (high nibble)
+ *   Q4_1, Q5_0, Q5_1, IQ4_NL: see the block at the end
  *   Q4_K: super-block of 256 = 8 sub-blocks of 32 with 6-bit scales/mins
  *   Q6_K: super-block of 256 = 16 sub-blocks of 16 with int8 scales */
 #ifndef ALOE_FORMATS_DTYPE_H
@@ -21,6 +22,10 @@ typedef enum DType {
     DT_F32 = 0,
     DT_F16 = 1,
     DT_Q4_0 = 2,
+    DT_Q4_1 = 3, /* Q4_1, Q5_0, Q5_1, IQ4_NL: dtype_legacy.c */
+    DT_Q5_0 = 6,
+    DT_Q5_1 = 7,
+    DT_IQ4_NL = 20,
     DT_Q8_0 = 8,
     DT_Q4_K = 12,
     DT_Q6_K = 14,
@@ -114,5 +119,62 @@ void quantize_row_q6_k(const float *src, void *dst, int64_t n);
 /* Converts n floats to F32/F16/BF16/Q8_0/Q4_0/Q4_K/Q6_K at dst; -1 for
  * other types or a bad n. */
 int quantize_row(int t, const float *src, void *dst, int64_t n);
+
+/* ---- the 32-element types llama.cpp falls back to (dtype_legacy.c) ----
+ * Its K-quant presets need rows that are multiples of 256; other rows
+ * (Qwen2.5-0.5B's 896) take Q5_0 (for Q4_K), Q5_1 (Q5_K), IQ4_NL (IQ4_XS,
+ * Q2_K, Q3_K). Layouts are ggml's; in every one byte j of qs holds element
+ * j (low nibble) and element j+16 (high nibble), and in the 5-bit types
+ * bit j of the little-endian 32-bit qh is element j's fifth bit:
+ *   Q4_1:   f16 d, f16 m, 16 bytes of nibbles      -> x = d*q + m
+ *   Q5_0:   f16 d, 4 bytes qh, 16 bytes of nibbles -> x = d*(q - 16)
+ *   Q5_1:   f16 d, f16 m, 4 bytes qh, 16 bytes     -> x = d*q + m
+ *   IQ4_NL: f16 d, 16 bytes of nibbles             -> x = d*IQ4_NL_VALUES[q]
+ *           (a non-linear grid, denser near 0 where weights cluster) */
+#define QK4_1 32
+#define QK5_0 32
+#define QK5_1 32
+#define QK4_NL 32
+
+typedef struct BlockQ4_1 {
+    uint16_t d, m; /* f16 */
+    uint8_t qs[QK4_1 / 2];
+} BlockQ4_1;
+
+typedef struct BlockQ5_0 {
+    uint16_t d; /* f16 */
+    uint8_t qh[4];
+    uint8_t qs[QK5_0 / 2];
+} BlockQ5_0;
+
+typedef struct BlockQ5_1 {
+    uint16_t d, m; /* f16 */
+    uint8_t qh[4];
+    uint8_t qs[QK5_1 / 2];
+} BlockQ5_1;
+
+typedef struct BlockIQ4_NL {
+    uint16_t d; /* f16 */
+    uint8_t qs[QK4_NL / 2];
+} BlockIQ4_NL;
+
+/* IQ4_NL's 16 grid values (ggml's kvalues_iq4nl). */
+extern const int8_t IQ4_NL_VALUES[16];
+
+/* nb blocks of type t (one of the four above) at src to 32*nb floats; -1
+ * for another type. dequantize_row calls this. */
+int dequantize_blocks_legacy(int t, const uint8_t *src, float *dst, int64_t nb);
+/* n floats (a multiple of 32) to blocks at dst. Q4_1/Q5_1 map each block's
+ * min/max to 0 and 15/31, Q5_0 its largest magnitude (sign kept) to -16,
+ * each value rounded to the nearest step, as ggml's reference quantisers
+ * do. IQ4_NL searches the scale as llama-quantize does (without an
+ * importance matrix): candidates map the largest magnitude to grid values
+ * near the end of the grid, each refitted by x^2-weighted least squares,
+ * keeping the best fit; the values are then re-rounded to the grid with
+ * that scale. */
+void quantize_row_q4_1(const float *src, void *dst, int64_t n);
+void quantize_row_q5_0(const float *src, void *dst, int64_t n);
+void quantize_row_q5_1(const float *src, void *dst, int64_t n);
+void quantize_row_iq4_nl(const float *src, void *dst, int64_t n);
 
 #endif

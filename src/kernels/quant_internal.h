@@ -160,4 +160,16 @@ void quant512_rows_n(int t, const void *rows, size_t rb, int nrows, const void *
 #define KERNELS_AVX512 0
 #endif
 
+/* ---- Q4_1, Q5_0, Q5_1, IQ4_NL weights (quant_legacy.c; AVX-512:
+ * quant_legacy_avx512.c): blocks of 32 against the Q8_0 activation, one
+ * activation block each; Q4_1/Q5_1's min and Q5_0's offset of 16 through
+ * the block sums sx. ---- */
+static inline int quant_legacy_type(int t) { return t == DT_Q4_1 || t == DT_Q5_0 || t == DT_Q5_1 || t == DT_IQ4_NL; }
+float legacy_dot_ref(int t, const void *row, const void *act, long n);
+/* One row of type t against nx (1 to 4) activations: out[k] for act[k]. */
+void legacy_dot_n(int t, const void *row, const void *const *act, int nx, long n, float *out);
+#if KERNELS_AVX512
+void legacy512_dot_n(int t, const void *row, const void *const *act, int nx, long n, float *out);
+#endif
+
 #endif

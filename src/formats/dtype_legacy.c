@@ -1,0 +1,198 @@
+/* dtype_legacy: the 32-element block types Q4_1, Q5_0, Q5_1 and IQ4_NL
+ * (layouts in dtype.h): dequantisation, and quantisers that round as ggml's
+ * reference code does, so a block aloe writes is one llama.cpp reads and
+ * (for the same floats) the block llama-quantize writes. */
+#include <float.h>
+#include <math.h>
+#include <string.h>
+
+#include "formats/dtype.h"
+
+/* The on-disk structs must have ggml's exact sizes. */
+_Static_assert(sizeof(BlockQ4_1) == 20, "BlockQ4_1 size");
+_Static_assert(sizeof(BlockQ5_0) == 22, "BlockQ5_0 size");
+_Static_assert(sizeof(BlockQ5_1) == 24, "BlockQ5_1 size");
+_Static_assert(sizeof(BlockIQ4_NL) == 18, "BlockIQ4_NL size");
+
+const int8_t IQ4_NL_VALUES[16] = {-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113};
+
+static uint16_t rd16(const uint8_t *p) { return (uint16_t)(p[0] | (p[1] << 8)); }
+static uint32_t rd32(const uint8_t *p) { return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24; }
+static void wr16(uint8_t *p, uint16_t v) {
+    p[0] = (uint8_t)v;
+    p[1] = (uint8_t)(v >> 8);
+}
+static void wr32(uint8_t *p, uint32_t v) {
+    for (int i = 0; i < 4; i++) p[i] = (uint8_t)(v >> (8 * i));
+}
+
+/* The 32 quants of a block: nibbles from qs (element j low, j+16 high),
+ * plus bit j of qh as 16 for the 5-bit types (qh = 0 otherwise). */
+static void unpack32(const uint8_t *qs, uint32_t qh, int q[32]) {
+    for (int j = 0; j < 16; j++) {
+        q[j] = (qs[j] & 0xf) | (int)((qh >> j) & 1) << 4;
+        q[j + 16] = (qs[j] >> 4) | (int)((qh >> (j + 16)) & 1) << 4;
+    }
+}
+
+/* Each value is computed as ggml's dequantize_row_* does (q*d + m, d*(q -
+ * 16), d*value: one product, then the sum), so the floats are the same. */
+int dequantize_blocks_legacy(int t, const uint8_t *src, float *dst, int64_t nb) {
+    size_t bytes = dtype_block_bytes(t);
+    int q[32];
+    for (int64_t b = 0; b < nb; b++, src += bytes, dst += 32) {
+        float d = f16_to_f32(rd16(src));
+        switch (t) {
+        case DT_Q4_1: {
+            float m = f16_to_f32(rd16(src + 2));
+            unpack32(src + 4, 0, q);
+            for (int j = 0; j < 32; j++) dst[j] = (float)q[j] * d + m;
+            break;
+        }
+        case DT_Q5_0:
+            unpack32(src + 6, rd32(src + 2), q);
+            for (int j = 0; j < 32; j++) dst[j] = (float)(q[j] - 16) * d;
+            break;
+        case DT_Q5_1: {
+            float m = f16_to_f32(rd16(src + 2));
+            unpack32(src + 8, rd32(src + 4), q);
+            for (int j = 0; j < 32; j++) dst[j] = (float)q[j] * d + m;
+            break;
+        }
+        case DT_IQ4_NL:
+            unpack32(src + 2, 0, q);
+            for (int j = 0; j < 32; j++) dst[j] = d * (float)IQ4_NL_VALUES[q[j]];
+            break;
+        default: return -1;
+        }
+    }
+    return 0;
+}
+
+/* Packs 32 quants (0..31) into nibbles and the fifth bits. */
+static uint32_t pack32(const int q[32], uint8_t *qs) {
+    uint32_t qh = 0;
+    for (int j = 0; j < 16; j++) {
+        qs[j] = (uint8_t)((q[j] & 0xf) | (q[j + 16] & 0xf) << 4);
+        qh |= (uint32_t)(q[j] >> 4 & 1) << j | (uint32_t)(q[j + 16] >> 4 & 1) << (j + 16);
+    }
+    return qh;
+}
+
+static int clampi(int v, int lo, int hi) { return v < lo ? lo : v > hi ? hi : v; }
+
+/* Q4_1 and Q5_1 (top = 15 or 31): the block's min to 0 and max to top,
+ * each value to (x - min)/d + 0.5 truncated (ggml's rounding, halves up;
+ * the clamp only guards float rounding at the top). The quants come from
+ * the exact d and min, the stored ones are their f16 roundings (as ggml). */
+static void affine_block(const float *x, int top, uint16_t *hd, uint16_t *hm, int q[32]) {
+    float min = FLT_MAX, max = -FLT_MAX;
+    for (int j = 0; j < 32; j++) {
+        min = x[j] < min ? x[j] : min;
+        max = x[j] > max ? x[j] : max;
+    }
+    float d = (max - min) / (float)top, id = d != 0 ? 1.0f / d : 0.0f;
+    *hd = f32_to_f16(d), *hm = f32_to_f16(min);
+    for (int j = 0; j < 32; j++) {
+        float v = (x[j] - min) * id + 0.5f;
+        q[j] = clampi(v > 0 ? (int)v : 0, 0, top);
+    }
+}
+
+void quantize_row_q4_1(const float *src, void *dst_, int64_t n) {
+    uint8_t *dst = dst_;
+    int q[32];
+    for (int64_t b = 0; b < n / QK4_1; b++, src += QK4_1, dst += sizeof(BlockQ4_1)) {
+        uint16_t hd, hm;
+        affine_block(src, 15, &hd, &hm, q);
+        wr16(dst, hd), wr16(dst + 2, hm);
+        pack32(q, dst + 4);
+    }
+}
+
+void quantize_row_q5_1(const float *src, void *dst_, int64_t n) {
+    uint8_t *dst = dst_;
+    int q[32];
+    for (int64_t b = 0; b < n / QK5_1; b++, src += QK5_1, dst += sizeof(BlockQ5_1)) {
+        uint16_t hd, hm;
+        affine_block(src, 31, &hd, &hm, q);
+        wr16(dst, hd), wr16(dst + 2, hm);
+        wr32(dst + 4, pack32(q, dst + 8));
+    }
+}
+
+/* Q5_0, as Q4_0: the largest magnitude (its sign kept) to -16, so the
+ * whole range 0..31 is used on that value's side; the other side ends at
+ * 15 (a value at +16 steps is clamped to 15, one step off). */
+void quantize_row_q5_0(const float *src, void *dst_, int64_t n) {
+    uint8_t *dst = dst_;
+    int q[32];
+    for (int64_t b = 0; b < n / QK5_0; b++, src += QK5_0, dst += sizeof(BlockQ5_0)) {
+        float amax = 0, max = 0;
+        for (int j = 0; j < 32; j++)
+            if (fabsf(src[j]) > amax) amax = fabsf(src[j]), max = src[j];
+        float d = max / -16.0f, id = d != 0 ? 1.0f / d : 0.0f;
+        wr16(dst, f32_to_f16(d));
+        for (int j = 0; j < 32; j++) {
+            float v = src[j] * id + 16.5f;
+            q[j] = clampi(v > 0 ? (int)v : 0, 0, 31);
+        }
+        wr32(dst + 2, pack32(q, dst + 6));
+    }
+}
+
+/* The grid index nearest v (grid values, v scaled to the grid); a tie goes
+ * to the upper value, as ggml's search does. */
+static int iq4nl_nearest(float v) {
+    if (v <= IQ4_NL_VALUES[0]) return 0;
+    if (v >= IQ4_NL_VALUES[15]) return 15;
+    int hi = 1;
+    while (v >= IQ4_NL_VALUES[hi]) hi++; /* IQ4_NL_VALUES[hi-1] <= v < IQ4_NL_VALUES[hi] */
+    return v - IQ4_NL_VALUES[hi - 1] < IQ4_NL_VALUES[hi] - v ? hi - 1 : hi;
+}
+
+/* For the grid scale 1/id: rounds each value to the grid and fits the
+ * scale d by least squares weighted by x^2 (weights of large magnitude
+ * matter most to a layer's output): d = sum(w q x) / sum(w q^2). The fit's
+ * weighted squared error is sum(w x^2) - d*sum(w q x), so the largest
+ * sum(w q x)^2 / sum(w q^2) is the best fit. */
+static void iq4nl_fit(const float *x, float id, float *sumqx, float *sumq2) {
+    *sumqx = *sumq2 = 0;
+    for (int j = 0; j < 32; j++) {
+        float q = IQ4_NL_VALUES[iq4nl_nearest(id * x[j])], w = x[j] * x[j];
+        *sumqx += w * q * x[j];
+        *sumq2 += w * q * q;
+    }
+}
+
+/* The scale: the largest magnitude `max` mapped to +127 (clamped to the
+ * grid's 113), then to -127 + k for k = -7..7 (the grid's long negative
+ * end, where a small shift changes which values round where), each
+ * refitted; the best weighted fit is kept (ggml's search with ntry = 7,
+ * what llama-quantize runs without an importance matrix). The values are
+ * then rounded to the grid with the kept scale. */
+void quantize_row_iq4_nl(const float *src, void *dst_, int64_t n) {
+    uint8_t *dst = dst_;
+    int q[32];
+    for (int64_t b = 0; b < n / QK4_NL; b++, src += QK4_NL, dst += sizeof(BlockIQ4_NL)) {
+        float amax = 0, max = 0;
+        for (int j = 0; j < 32; j++)
+            if (fabsf(src[j]) > amax) amax = fabsf(src[j]), max = src[j];
+        float d = 0;
+        if (amax >= 1e-15f) {
+            float sumqx, sumq2;
+            d = max / 127.0f;
+            iq4nl_fit(src, 1 / d, &sumqx, &sumq2);
+            if (sumq2 > 0) d = sumqx / sumq2;
+            float best = d * sumqx;
+            for (int k = -7; k <= 7; k++) {
+                iq4nl_fit(src, (float)(k + IQ4_NL_VALUES[0]) / max, &sumqx, &sumq2);
+                if (sumq2 > 0 && sumqx * sumqx > best * sumq2) d = sumqx / sumq2, best = d * sumqx;
+            }
+        }
+        wr16(dst, f32_to_f16(d));
+        float id = d != 0 ? 1 / d : 0;
+        for (int j = 0; j < 32; j++) q[j] = iq4nl_nearest(id * src[j]);
+        pack32(q, dst + 2);
+    }
+}

@@ -1,0 +1,155 @@
+/* quant_legacy: dots of Q4_1, Q5_0, Q5_1 and IQ4_NL weight rows (layouts:
+ * formats/dtype.h) with the Q8_0 activation of quant_internal.h: the plain
+ * reference, and the AVX2 dot (AVX-512: quant_legacy_avx512.c).
+ *
+ * Every type has blocks of 32, one activation block each. With q the
+ * block's quants and y the activation's (scale dx, block sum sx = dx *
+ * sum(y)), a block's share of the dot is
+ *   Q4_1, Q5_1: dx * (d * sum(q y) + m * sum(y)) = d dx sum(q y) + m sx
+ *   Q5_0:       d dx (sum(q y) - 16 sum(y))      = d (dx sum(q y) - 16 sx)
+ *   IQ4_NL:     d dx sum(v[q] y)                 (v: the grid, signed)
+ * so the unsigned quants (0..31) meet the activation in one unsigned x
+ * signed byte product, and the mins and offsets cost one scalar FMA per
+ * block from the sums that come with the activation. */
+#include <string.h>
+
+#include "kernels/quant.h"
+#include "kernels/quant_internal.h"
+
+/* A block's layout: bytes, where qs and qh lie (qh < 0: none), whether it
+ * has a min m (at byte 2). */
+typedef struct Legacy {
+    int bytes, qs, qh, has_m;
+} Legacy;
+
+static ALWAYS_INLINE Legacy legacy_layout(int t) {
+    switch (t) {
+    case DT_Q4_1: return (Legacy){sizeof(BlockQ4_1), 4, -1, 1};
+    case DT_Q5_0: return (Legacy){sizeof(BlockQ5_0), 6, 2, 0};
+    case DT_Q5_1: return (Legacy){sizeof(BlockQ5_1), 8, 4, 1};
+    default: return (Legacy){sizeof(BlockIQ4_NL), 2, -1, 0};
+    }
+}
+
+static inline uint16_t ld16(const uint8_t *p) { return (uint16_t)(p[0] | p[1] << 8); }
+static inline uint32_t ld32(const uint8_t *p) {
+    uint32_t v;
+    memcpy(&v, p, 4); /* little-endian, as GGUF */
+    return v;
+}
+
+float legacy_dot_ref(int t, const void *row, const void *act, long n) {
+    const Legacy L = legacy_layout(t);
+    const int8_t *y = act_q(act);
+    const float *dx = act_dx(act, n);
+    float sum = 0;
+    for (long b = 0; b < n / 32; b++) {
+        const uint8_t *blk = (const uint8_t *)row + b * L.bytes;
+        const int8_t *a = y + 32 * b;
+        uint32_t qh = L.qh >= 0 ? ld32(blk + L.qh) : 0;
+        float d = f16_to_f32(ld16(blk)), m = L.has_m ? f16_to_f32(ld16(blk + 2)) : 0;
+        int s = 0, sy = 0;
+        for (int j = 0; j < 32; j++) {
+            int byte = blk[L.qs + j % 16];
+            int q = (j < 16 ? byte & 0xf : byte >> 4) | (int)((qh >> j) & 1) << 4;
+            s += (t == DT_IQ4_NL ? IQ4_NL_VALUES[q] : q) * a[j];
+            sy += a[j];
+        }
+        if (t == DT_Q5_0) sum += dx[b] * d * (float)(s - 16 * sy);
+        else if (L.has_m) sum += dx[b] * (d * (float)s + m * (float)sy);
+        else sum += dx[b] * d * (float)s;
+    }
+    return sum;
+}
+
+#if defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
+static inline float hsum8(__m256 v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+/* Sums of u*s over groups of four bytes (u unsigned, s signed) as 8 int32
+ * lanes. Without VNNI maddubs's pairwise int16 sums stay below its
+ * saturation: u <= 127 (quants <= 31, |grid values| <= 127) and |s| <= 127
+ * give at most 2 * 127 * 127 = 32258 < 32767. */
+static inline __m256i dot_u8s8(__m256i u, __m256i s) {
+#if defined(__AVXVNNI__) || (defined(__AVX512VNNI__) && defined(__AVX512VL__))
+    return _mm256_dpbusd_epi32(_mm256_setzero_si256(), u, s);
+#else
+    return _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1));
+#endif
+}
+
+/* The 32 bits of qh as bytes 0x10 (bit set) or 0: byte j from bit j. Each
+ * 128-bit lane of the broadcast holds all four bytes of qh; the shuffle
+ * puts byte j/8 in byte j, the AND and compare test bit j%8. */
+static inline __m256i fifth_bits(uint32_t qh) {
+    const __m256i pick = _mm256_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3,
+                                          3, 3, 3, 3, 3);
+    const __m256i bit = _mm256_set1_epi64x((long long)0x8040201008040201ull);
+    __m256i v = _mm256_shuffle_epi8(_mm256_set1_epi32((int)qh), pick);
+    return _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(v, bit), bit), _mm256_set1_epi8(0x10));
+}
+
+/* One row against NX activations; T and NX are constants at each call
+ * (legacy_dot_n), so the type's branches fold away. The block's weights
+ * are unpacked once for all the activations. */
+static ALWAYS_INLINE void dot_legacy(int T, const uint8_t *row, const void *const *act, int NX, long n, float *out) {
+    const Legacy L = legacy_layout(T);
+    const int8_t *x[4];
+    const float *dx[4], *sx[4];
+    __m256 acc[4];
+    float off[4];
+    UNROLL_NX
+    for (int k = 0; k < NX; k++)
+        x[k] = act_q(act[k]), dx[k] = act_dx(act[k], n), sx[k] = act_sx(act[k], n), acc[k] = _mm256_setzero_ps(), off[k] = 0;
+    const __m128i m4 = _mm_set1_epi8(15);
+    const __m256i grid = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)IQ4_NL_VALUES));
+    for (long b = 0; b < n / 32; b++) {
+        const uint8_t *blk = row + b * L.bytes;
+        if (!(b & 3)) prefetch_ahead(blk, 2);
+        float d = half(ld16(blk)), m = L.has_m ? half(ld16(blk + 2)) : 0;
+        __m128i raw = _mm_loadu_si128((const __m128i *)(blk + L.qs));
+        /* elements 0-15 (low nibbles), then 16-31 (high) */
+        __m256i q = _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(raw, 4), m4), _mm_and_si128(raw, m4));
+        if (L.qh >= 0) q = _mm256_or_si256(q, fifth_bits(ld32(blk + L.qh)));
+        __m256i w = q;
+        if (T == DT_IQ4_NL) w = _mm256_shuffle_epi8(grid, q); /* the grid values, signed */
+        __m256i aw = T == DT_IQ4_NL ? _mm256_sign_epi8(w, w) : q;
+        UNROLL_NX
+        for (int k = 0; k < NX; k++) {
+            __m256i y = _mm256_loadu_si256((const __m256i *)(x[k] + 32 * b));
+            /* IQ4_NL's signed values: |w| times y with w's sign moved onto y */
+            if (T == DT_IQ4_NL) y = _mm256_sign_epi8(y, w);
+            acc[k] = _mm256_fmadd_ps(_mm256_set1_ps(d * dx[k][b]), _mm256_cvtepi32_ps(dot_u8s8(aw, y)), acc[k]);
+            if (L.has_m) off[k] += m * sx[k][b];
+            else if (T == DT_Q5_0) off[k] += d * sx[k][b];
+        }
+    }
+    UNROLL_NX
+    for (int k = 0; k < NX; k++) out[k] = hsum8(acc[k]) + (T == DT_Q5_0 ? -16 * off[k] : off[k]);
+}
+
+#define LEGACY_NX(T)                                                                                                   \
+    switch (nx) {                                                                                                      \
+    case 1: dot_legacy(T, row, act, 1, n, out); return;                                                                \
+    case 2: dot_legacy(T, row, act, 2, n, out); return;                                                                \
+    case 3: dot_legacy(T, row, act, 3, n, out); return;                                                                \
+    default: dot_legacy(T, row, act, 4, n, out); return;                                                               \
+    }
+
+void legacy_dot_n(int t, const void *row, const void *const *act, int nx, long n, float *out) {
+    switch (t) {
+    case DT_Q4_1: LEGACY_NX(DT_Q4_1)
+    case DT_Q5_0: LEGACY_NX(DT_Q5_0)
+    case DT_Q5_1: LEGACY_NX(DT_Q5_1)
+    default: LEGACY_NX(DT_IQ4_NL)
+    }
+}
+#else
+void legacy_dot_n(int t, const void *row, const void *const *act, int nx, long n, float *out) {
+    for (int k = 0; k < nx; k++) out[k] = legacy_dot_ref(t, row, act[k], n);
+}
+#endif
