@@ -11,9 +11,9 @@
  *     fixtures; llama.cpp keeps the embedding/output in Q8_0 there (its
  *     Q6_K needs 256-wide rows) — a file of mixed types, as users' are;
  *     tiny-llama3 also has llama.cpp's Q/K row permutation;
- *   tiny-qwen2-q4_k_m.gguf: the 64-wide fixture as Q4_K_M, where llama.cpp
- *     falls back to Q5_0 (and Q8_0) for the narrow rows: aloe does not read
- *     Q5_0 yet, and must say so clearly (a test of the message, for now).
+ *   (tiny-qwen2-q4_k_m.gguf, where llama.cpp falls back to Q5_0 and Q8_0
+ *     for the narrow rows, and the other 32-block types: test_gguf_legacy.c,
+ *     with the message for a type aloe does not read.)
  *
  * Checked for each loadable file: the tensor types are exactly what
  * llama.cpp wrote (read back here from the GGUF header, and the expected
@@ -320,33 +320,6 @@ static void test_mixes(void) {
     CHECK_MSG(n40 >= 6 && n80 == 1, "tiny-qwen2-q4_0.gguf: %d Q4_0 and %d Q8_0 matrices", n40, n80);
 }
 
-/* llama.cpp's Q4_K_M of 64-wide rows holds Q5_0 (its fallback for Q4_K;
- * the first, in file order, is blk.0.attn_k.weight: see the README of
- * tests/data/gguf-llamacpp), a type aloe does not read yet: opening it
- * fails with a message naming the file, the tensor and the type (GGML type
- * 6 is Q5_0; either spelling passes), the CLI exits 1 with it — no crash,
- * no garbage. When Q5_0 support lands this file becomes a case of CASES. */
-static void test_unsupported_type_message(void) {
-    char *p = data_path("tiny-qwen2-q4_k_m.gguf");
-    Err e;
-    Gguf *g = gguf_open(p, &e);
-    if (g) gguf_close(g);
-    Model *m = g ? model_load(p, 1, &e) : NULL;
-    if (m) model_free(m);
-    CHECK_MSG(!g || !m, "a file with Q5_0 tensors loaded");
-    printf("  message: %s\n", e.msg);
-    CHECK_MSG(strstr(e.msg, "tiny-qwen2-q4_k_m.gguf") && strstr(e.msg, "blk.0.attn_k.weight") &&
-                  strstr(e.msg, "type Q5_0 (6) is not supported") && strstr(e.msg, "reads F32"),
-              "message does not name the file, the tensor, the type and what is read: %s", e.msg);
-    CHECK_EQ_INT(e.code, ERR_UNSUPPORTED);
-    char *args = xasprintf("complete --model %s --prompt-ids 1,2,3 --max-tokens 1", p), *out = NULL;
-    int rc = aloe_sh_run(NULL, args, &out);
-    free(args);
-    CHECK_MSG(rc == 1 && strstr(out, "blk.0.attn_k.weight"), "aloe complete: exit %d: %s", rc, out);
-    free(out);
-    free(p);
-}
-
 int main(int argc, char **argv) {
     if (argc == 3 && !strcmp(argv[1], "--write-wide")) {
         WideHF w;
@@ -359,6 +332,5 @@ int main(int argc, char **argv) {
     }
     RUN(test_llamacpp_files);
     RUN(test_mixes);
-    RUN(test_unsupported_type_message);
     return test_summary();
 }
