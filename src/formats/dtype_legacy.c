@@ -8,6 +8,14 @@
 
 #include "formats/dtype.h"
 
+/* Products and sums are rounded one at a time, as ggml's reference code
+ * (built without FMA contraction) computes them: clang would otherwise fuse
+ * the scale search's w*q*x into FMAs and pick other scales for a few blocks
+ * than llama-quantize does (gcc in ISO C mode does not fuse). */
+#ifdef __clang__
+#pragma STDC FP_CONTRACT OFF
+#endif
+
 /* The on-disk structs must have ggml's exact sizes. */
 _Static_assert(sizeof(BlockQ4_1) == 20, "BlockQ4_1 size");
 _Static_assert(sizeof(BlockQ5_0) == 22, "BlockQ5_0 size");
