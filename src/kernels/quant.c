@@ -738,6 +738,10 @@ void kernel_dequantize_row(int t, const void *row, float *y, long n) {
             }
         }
         return;
+    case DT_Q4_1:
+    case DT_Q5_0:
+    case DT_Q5_1:
+    case DT_IQ4_NL: legacy_dequantize_row(t, row, y, n); return;
     case DT_Q4_K: deq_q4_k_avx2(row, y, n / QK_K); return;
     case DT_Q6_K: deq_q6_k_avx2(row, y, n / QK_K); return;
     default: dequantize_row(t, row, y, n); return;

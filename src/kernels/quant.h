@@ -23,8 +23,8 @@
 #include "formats/dtype.h"
 
 /* Whether the kernels compute with weights of this DType directly
- * (F32, F16, BF16, Q8_0, Q4_0, Q4_K, Q6_K); other types are converted at
- * load. */
+ * (F32, F16, BF16, Q8_0, Q4_0, Q4_K, Q6_K; and Q4_1, Q5_0, Q5_1, IQ4_NL:
+ * quant_legacy.c); other types are converted at load. */
 int kernel_type_ok(int dtype);
 /* Whether a row of n values of dtype suits the kernels (whole blocks). */
 int kernel_row_ok(int dtype, long n);

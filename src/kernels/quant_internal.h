@@ -168,6 +168,8 @@ static inline int quant_legacy_type(int t) { return t == DT_Q4_1 || t == DT_Q5_0
 float legacy_dot_ref(int t, const void *row, const void *act, long n);
 /* One row of type t against nx (1 to 4) activations: out[k] for act[k]. */
 void legacy_dot_n(int t, const void *row, const void *const *act, int nx, long n, float *out);
+/* A row to f32 (kernel_dequantize_row; formats' values exactly). */
+void legacy_dequantize_row(int t, const void *row, float *y, long n);
 #if KERNELS_AVX512
 void legacy512_dot_n(int t, const void *row, const void *const *act, int nx, long n, float *out);
 #endif

@@ -132,6 +132,39 @@ static ALWAYS_INLINE void dot_legacy(int T, const uint8_t *row, const void *cons
     for (int k = 0; k < NX; k++) out[k] = hsum8(acc[k]) + (T == DT_Q5_0 ? -16 * off[k] : off[k]);
 }
 
+/* A row to f32 for the GEMM path: the values of formats' scalar
+ * dequantisation exactly (the same operations in the same order: q*d + m,
+ * (q - 16)*d, d*value, each product rounded before the sum). */
+static ALWAYS_INLINE void deq_legacy(int T, const uint8_t *row, float *y, long n) {
+    const Legacy L = legacy_layout(T);
+    const __m128i m4 = _mm_set1_epi8(15);
+    const __m256i grid = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)IQ4_NL_VALUES));
+    for (long b = 0; b < n / 32; b++, y += 32) {
+        const uint8_t *blk = row + b * L.bytes;
+        __m256 d = _mm256_set1_ps(half(ld16(blk))), m = _mm256_set1_ps(L.has_m ? half(ld16(blk + 2)) : 0);
+        __m128i raw = _mm_loadu_si128((const __m128i *)(blk + L.qs));
+        __m256i q = _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(raw, 4), m4), _mm_and_si128(raw, m4));
+        if (L.qh >= 0) q = _mm256_or_si256(q, fifth_bits(ld32(blk + L.qh)));
+        if (T == DT_IQ4_NL) q = _mm256_shuffle_epi8(grid, q);
+        for (int k = 0; k < 4; k++) {
+            __m128i part = k < 2 ? _mm256_castsi256_si128(q) : _mm256_extracti128_si256(q, 1);
+            __m256i v = _mm256_cvtepi8_epi32(k & 1 ? _mm_srli_si128(part, 8) : part);
+            if (T == DT_Q5_0) v = _mm256_sub_epi32(v, _mm256_set1_epi32(16));
+            __m256 f = _mm256_cvtepi32_ps(v), r = _mm256_mul_ps(f, d);
+            _mm256_storeu_ps(y + 8 * k, L.has_m ? _mm256_add_ps(r, m) : r);
+        }
+    }
+}
+
+void legacy_dequantize_row(int t, const void *row, float *y, long n) {
+    switch (t) {
+    case DT_Q4_1: deq_legacy(DT_Q4_1, row, y, n); return;
+    case DT_Q5_0: deq_legacy(DT_Q5_0, row, y, n); return;
+    case DT_Q5_1: deq_legacy(DT_Q5_1, row, y, n); return;
+    default: deq_legacy(DT_IQ4_NL, row, y, n); return;
+    }
+}
+
 #define LEGACY_NX(T)                                                                                                   \
     switch (nx) {                                                                                                      \
     case 1: dot_legacy(T, row, act, 1, n, out); return;                                                                \
@@ -149,6 +182,8 @@ void legacy_dot_n(int t, const void *row, const void *const *act, int nx, long n
     }
 }
 #else
+void legacy_dequantize_row(int t, const void *row, float *y, long n) { dequantize_row(t, row, y, n); }
+
 void legacy_dot_n(int t, const void *row, const void *const *act, int nx, long n, float *out) {
     for (int k = 0; k < nx; k++) out[k] = legacy_dot_ref(t, row, act[k], n);
 }
