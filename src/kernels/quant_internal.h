@@ -164,6 +164,8 @@ void quant512_rows(int t, const void *rows, size_t rb, int nrows, const void *ac
 /* nrows rows against nx (1 to 4) activations: out[k * out_stride + r]. */
 void quant512_rows_n(int t, const void *rows, size_t rb, int nrows, const void *const *act, int nx, long n, float *out,
                      size_t out_stride);
+/* kquant_dot_n's AVX-512 version (quant_kquant.c). */
+void kquant512_dot_n(int t, const void *row, const void *const *act, int nx, long n, float *out);
 #else
 #define KERNELS_AVX512 0
 #endif

@@ -8,8 +8,8 @@
  *
  * Every type has a plain reference (kquant_dot_ref) and an AVX2 dot
  * (VPDPBUSD on 256 bits where the build has AVX-512 VNNI or AVX-VNNI, else
- * maddubs); the AVX-512 dispatch of quant.c / quant_avx512.c uses the same
- * 256-bit dots for these types. */
+ * maddubs) and an AVX-512 one (kquant512_dot_n, 64 weights a step), which
+ * quant_avx512.c's dispatch calls. */
 #include "kernels/quant_internal.h"
 
 #include <string.h>
@@ -250,6 +250,187 @@ void kquant_dot_n(int t, const void *row, const void *const *act, int nx, long n
     default: dot_n(t, row, act, 4, n, out); break;
     }
 }
+
+#if KERNELS_AVX512
+/* ---- AVX-512: 64 weights (two activation blocks) per instruction ----
+ * Each step makes 64 unsigned quants lined up with 64 consecutive
+ * activation quants (two blocks: their dx come as one 16-lane vector from
+ * act_dxx), dots them with VPDPBUSD into 16 int32 lanes, and scales the
+ * lanes by a 16-lane vector of sub-block scales. */
+
+/* 16 lanes: lanes 0-7 a, 8-15 b. */
+static inline __m512 halves_ps(__m256 a, __m256 b) {
+    return _mm512_castpd_ps(_mm512_insertf64x4(_mm512_castps_pd(_mm512_castps256_ps512(a)), _mm256_castps_pd(b), 1));
+}
+static inline __m512i bcast32(const uint8_t *p) { return _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)p)); }
+static inline __m512i dpbusd512(__m512i u, __m512i s) { return _mm512_dpbusd_epi32(_mm512_setzero_si512(), u, s); }
+
+/* Q2_K / Q3_K: fields f and f+1 of a half's 32 bytes are the two blocks
+ * 8i + 4h + f, f+1 (64 consecutive activation quants); the int32 lanes
+ * take sub-blocks 8h+2f .. 8h+2f+3, four lanes each, so the scales are one
+ * permute of the super-block's sixteen. */
+static ALWAYS_INLINE void dot512_q23_n(int q3, const void *row, const void *const *act, int NX, long n, float *out) {
+    const int8_t *x[4];
+    const float *dxx[4], *s16[4];
+    UNROLL_NX
+    for (int k = 0; k < NX; k++) x[k] = act_q(act[k]), dxx[k] = act_dxx(act[k], n), s16[k] = act_s16(act[k], n);
+    __m512 acc[4], acco[4];
+    UNROLL_NX
+    for (int k = 0; k < NX; k++) acc[k] = acco[k] = _mm512_setzero_ps();
+    const __m512i m3 = _mm512_set1_epi8(3), m1 = _mm512_set1_epi8(1);
+    const __m512i quarter = _mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3);
+    for (long i = 0; i < n / QK_K; i++) {
+        float sc[16], off[16];
+        const uint8_t *qs, *hmask = NULL;
+        if (q3) {
+            const BlockQ3_K *b = (const BlockQ3_K *)row + i;
+            float d = half(b->d);
+            for (int j = 0; j < 16; j++) sc[j] = d * (float)q3k_scale(b->scales, j), off[j] = 4 * sc[j];
+            qs = b->qs, hmask = b->hmask;
+            prefetch_ahead(b, 2);
+        } else {
+            const BlockQ2_K *b = (const BlockQ2_K *)row + i;
+            float d = half(b->d), dmin = half(b->dmin);
+            for (int j = 0; j < 16; j++) sc[j] = d * (float)(b->scales[j] & 0xf), off[j] = dmin * (float)(b->scales[j] >> 4);
+            qs = b->qs;
+            prefetch_ahead(b, 2);
+        }
+        __m512 scv = _mm512_loadu_ps(sc), offv = _mm512_loadu_ps(off);
+        UNROLL_NX
+        for (int k = 0; k < NX; k++) acco[k] = _mm512_fmadd_ps(offv, _mm512_loadu_ps(s16[k] + 16 * i), acco[k]);
+        __m512i hm = q3 ? bcast32(hmask) : _mm512_setzero_si512();
+        for (int h = 0; h < 2; h++) {
+            __m512i v = bcast32(qs + 32 * h);
+            for (int f = 0; f < 4; f += 2) {
+                /* per-half 16-bit shifts: the masks keep each byte's own bits */
+                __m512i cnt = _mm512_inserti64x4(_mm512_set1_epi16((short)(2 * f)), _mm256_set1_epi16((short)(2 * f + 2)), 1);
+                __m512i q = _mm512_and_si512(_mm512_srlv_epi16(v, cnt), m3);
+                if (q3) {
+                    __m512i hc = _mm512_inserti64x4(_mm512_set1_epi16((short)(4 * h + f)), _mm256_set1_epi16((short)(4 * h + f + 1)), 1);
+                    q = _mm512_or_si512(q, _mm512_slli_epi16(_mm512_and_si512(_mm512_srlv_epi16(hm, hc), m1), 2));
+                }
+                __m512 s = _mm512_permutexvar_ps(_mm512_add_epi32(quarter, _mm512_set1_epi32(8 * h + 2 * f)), scv);
+                long blk = 8 * i + 4 * h + f;
+                UNROLL_NX
+                for (int k = 0; k < NX; k++) {
+                    __m512i y = _mm512_loadu_si512((const void *)(x[k] + 32 * blk));
+                    __m512 p = _mm512_cvtepi32_ps(dpbusd512(q, y));
+                    acc[k] = _mm512_fmadd_ps(_mm512_mul_ps(s, _mm512_loadu_ps(dxx[k] + 8 * blk)), p, acc[k]);
+                }
+            }
+        }
+    }
+    UNROLL_NX
+    for (int k = 0; k < NX; k++) out[k] = _mm512_reduce_add_ps(acc[k]) - _mm512_reduce_add_ps(acco[k]);
+}
+
+/* Q5_K: the low and high nibbles of 32 bytes are sub-blocks 2g and 2g+1,
+ * blocks 8i+2g and 8i+2g+1: consecutive. */
+static ALWAYS_INLINE void dot512_q5_k_n(const BlockQ5_K *w, const void *const *act, int NX, long n, float *out) {
+    const int8_t *x[4];
+    const float *dxx[4], *sx[4];
+    UNROLL_NX
+    for (int k = 0; k < NX; k++) x[k] = act_q(act[k]), dxx[k] = act_dxx(act[k], n), sx[k] = act_sx(act[k], n);
+    __m512 acc[4];
+    __m256 accm[4];
+    UNROLL_NX
+    for (int k = 0; k < NX; k++) acc[k] = _mm512_setzero_ps(), accm[k] = _mm256_setzero_ps();
+    const __m512i m4 = _mm512_set1_epi8(15), m1 = _mm512_set1_epi8(1);
+    const __m512i nib = _mm512_inserti64x4(_mm512_setzero_si512(), _mm256_set1_epi16(4), 1);
+    for (long i = 0; i < n / QK_K; i++) {
+        prefetch_ahead(&w[i], 3);
+        float d = half(w[i].d), dmin = half(w[i].dmin), sc[8], mn[8];
+        for (int j = 0; j < 8; j++) {
+            int s, m;
+            q5k_scale_min(j, w[i].scales, &s, &m);
+            sc[j] = d * (float)s, mn[j] = dmin * (float)m;
+        }
+        __m256 mnv = _mm256_loadu_ps(mn);
+        UNROLL_NX
+        for (int k = 0; k < NX; k++) accm[k] = _mm256_fmadd_ps(mnv, _mm256_loadu_ps(sx[k] + 8 * i), accm[k]);
+        __m512i qh = bcast32(w[i].qh);
+        for (int g = 0; g < 4; g++) {
+            __m512i q = _mm512_and_si512(_mm512_srlv_epi16(bcast32(w[i].qs + 32 * g), nib), m4);
+            __m512i hc = _mm512_inserti64x4(_mm512_set1_epi16((short)(2 * g)), _mm256_set1_epi16((short)(2 * g + 1)), 1);
+            q = _mm512_or_si512(q, _mm512_slli_epi16(_mm512_and_si512(_mm512_srlv_epi16(qh, hc), m1), 4));
+            __m512 s = halves_ps(_mm256_set1_ps(sc[2 * g]), _mm256_set1_ps(sc[2 * g + 1]));
+            long blk = 8 * i + 2 * g;
+            UNROLL_NX
+            for (int k = 0; k < NX; k++) {
+                __m512i y = _mm512_loadu_si512((const void *)(x[k] + 32 * blk));
+                __m512 p = _mm512_cvtepi32_ps(dpbusd512(q, y));
+                acc[k] = _mm512_fmadd_ps(_mm512_mul_ps(s, _mm512_loadu_ps(dxx[k] + 8 * blk)), p, acc[k]);
+            }
+        }
+    }
+    UNROLL_NX
+    for (int k = 0; k < NX; k++) out[k] = _mm512_reduce_add_ps(acc[k]) - hsum8k(accm[k]);
+}
+
+/* IQ4_XS: the levels + 128 (1..241, unsigned) looked up by a byte shuffle
+ * and dotted unsigned (VPDPBUSD sums into int32 without saturating); the
+ * 128 comes off per block through sx. Sub-blocks j, j+1 are 32 bytes of
+ * qs and blocks 8i+j, 8i+j+1; the nibbles go to 128-bit lanes lo(j),
+ * hi(j), lo(j+1), hi(j+1), the order of the 64 activation quants. */
+static ALWAYS_INLINE void dot512_iq4_xs_n(const BlockIQ4_XS *w, const void *const *act, int NX, long n, float *out) {
+    const int8_t *x[4];
+    const float *dxx[4], *sx[4];
+    UNROLL_NX
+    for (int k = 0; k < NX; k++) x[k] = act_q(act[k]), dxx[k] = act_dxx(act[k], n), sx[k] = act_sx(act[k], n);
+    __m512 acc[4];
+    __m256 acco[4];
+    UNROLL_NX
+    for (int k = 0; k < NX; k++) acc[k] = _mm512_setzero_ps(), acco[k] = _mm256_setzero_ps();
+    const __m128i lut128 = _mm_xor_si128(_mm_loadu_si128((const __m128i *)IQ4_LEVELS), _mm_set1_epi8((char)0x80));
+    const __m512i lut = _mm512_broadcast_i32x4(lut128), m4 = _mm512_set1_epi8(15);
+    for (long i = 0; i < n / QK_K; i++) {
+        prefetch_ahead(&w[i], 3);
+        float d = half(w[i].d), sc[8];
+        for (int j = 0; j < 8; j++) sc[j] = d * (float)iq4xs_scale(&w[i], j);
+        __m256 scv = _mm256_loadu_ps(sc);
+        UNROLL_NX
+        for (int k = 0; k < NX; k++) acco[k] = _mm256_fmadd_ps(scv, _mm256_loadu_ps(sx[k] + 8 * i), acco[k]);
+        for (int j = 0; j < 8; j += 2) {
+            __m256i b = _mm256_loadu_si256((const __m256i *)(w[i].qs + 16 * j));
+            __m256i lo = _mm256_and_si256(b, _mm256_set1_epi8(15)), hi = _mm256_and_si256(_mm256_srli_epi16(b, 4), _mm256_set1_epi8(15));
+            __m512i idx = _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1); /* lo j, lo j+1, hi j, hi j+1 */
+            idx = _mm512_shuffle_i64x2(idx, idx, _MM_SHUFFLE(3, 1, 2, 0));
+            __m512i q = _mm512_shuffle_epi8(lut, _mm512_and_si512(idx, m4));
+            __m512 s = halves_ps(_mm256_set1_ps(sc[j]), _mm256_set1_ps(sc[j + 1]));
+            long blk = 8 * i + j;
+            UNROLL_NX
+            for (int k = 0; k < NX; k++) {
+                __m512i y = _mm512_loadu_si512((const void *)(x[k] + 32 * blk));
+                __m512 p = _mm512_cvtepi32_ps(dpbusd512(q, y));
+                acc[k] = _mm512_fmadd_ps(_mm512_mul_ps(s, _mm512_loadu_ps(dxx[k] + 8 * blk)), p, acc[k]);
+            }
+        }
+    }
+    UNROLL_NX
+    for (int k = 0; k < NX; k++) out[k] = _mm512_reduce_add_ps(acc[k]) - 128 * hsum8k(acco[k]);
+}
+
+static ALWAYS_INLINE void dot512_n(int t, const void *row, const void *const *act, int NX, long n, float *out) {
+    switch (t) {
+    case DT_Q2_K: dot512_q23_n(0, row, act, NX, n, out); break;
+    case DT_Q3_K: dot512_q23_n(1, row, act, NX, n, out); break;
+    case DT_Q5_K: dot512_q5_k_n(row, act, NX, n, out); break;
+    case DT_IQ4_XS: dot512_iq4_xs_n(row, act, NX, n, out); break;
+    default:
+        for (int k = 0; k < NX; k++) out[k] = 0;
+        break;
+    }
+}
+
+void kquant512_dot_n(int t, const void *row, const void *const *act, int nx, long n, float *out) {
+    switch (nx) {
+    case 1: dot512_n(t, row, act, 1, n, out); break;
+    case 2: dot512_n(t, row, act, 2, n, out); break;
+    case 3: dot512_n(t, row, act, 3, n, out); break;
+    default: dot512_n(t, row, act, 4, n, out); break;
+    }
+}
+#endif
 
 #else /* no AVX2: the references */
 
