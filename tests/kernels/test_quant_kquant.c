@@ -19,36 +19,36 @@ static float rnd(uint64_t *s) {
     return (float)((*s >> 40) & 0xffffff) / 8388608.0f - 1.0f;
 }
 
-/* Float-summation bound between two evaluations of the same dot. Each is
- * sum over sub-blocks of integer dots (exact in int32 and in float: |dot| <
- * 2^24) times a product of at most 3 rounded factors (d*sc, dx, and for
- * the mins dmin*m*sum): each term carries a relative error <= 4u; the
- * terms are added in some order, a recursive sum of m terms erring by <=
- * (m-1)u sum|terms| (Higham, 4.2), whatever the order. Two evaluations:
- * |a - b| <= 2 (m + 4) u sum|terms|, m = the number of terms (2 per
- * sub-block: scale and min parts), terms taken from the dequantised
- * weights and the activation's values (sum |w_i x_i| per sub-block bounds
- * each term's magnitude, and the min part's). */
+/* Float-summation bound between two evaluations of the same dot (or one
+ * and the exact value of its terms). Each evaluation sums m terms c_t,
+ * m = 2 per sub-block of 16 (a scale part and an offset part), each an
+ * exact integer (|sum| < 2^24) times at most 3 rounded float factors (d*sc
+ * or dmin*m, dx): relative error <= 3u + O(u^2) <= 4u; any order of
+ * addition errs by <= (m-1)u sum|c_t| (Higham, 4.2). So one evaluation is
+ * within (m+3)u sum|c_t| of the exact terms' sum, two within 2(m+4)u
+ * sum|c_t|. sum|c_t|: with w = d*sc*q - o (o the sub-block's offset: Q2_K,
+ * Q5_K mins, Q3_K's 4*d*sc; 0 for IQ4_XS), the scale part is <= sum (|w| +
+ * o)|y| and the offset part <= o sum|y|: sum|c_t| <= sum|w y| + 2 sum_j o_j
+ * sum_{l in j} |y_l|. The fits keep o within the sub-block's values plus
+ * one step (o <= max|w| + step <= 2 max|w| per sub-block), so offset_mass
+ * takes o_j = 2 max|w|, i.e. sum|c_t| <= sum|w y| + offset_mass. The
+ * factor 4 on sum|w y| below is slack for the Q2_K/Q3_K pairs of
+ * half-blocks sharing one dx (a third rounded factor on both parts). */
 static double sum_bound(const float *w, const float *x, long n) {
     double s = 0;
     for (long i = 0; i < n; i++) s += fabs((double)w[i] * x[i]);
     double m = 2.0 * n / 16;
-    /* the min/offset terms d*m*sum(y) and the scale terms can each be as
-     * large as sum|w x| over their sub-block plus the offset times sum|x|;
-     * bounded by twice sum|w||x| with |w| + offset <= 2 max|w| in a
-     * sub-block: a factor 4 on sum |w x| for the affine types */
     return 2 * (m + 4) * 0x1p-24 * 4 * s + 1e-30;
 }
 
-/* The offset part of Q2_K/Q3_K/Q5_K (mins, the stored +4) makes terms
- * larger than |w x|: add offset*|x| per value, bounded here by the max of
- * |w| per 16 values times sum |x|. */
+/* 2 sum_j o_j sum|y| over sub-blocks of 16 with o_j = 2 max|w| (above);
+ * the caller scales it by 2(m+4)u. */
 static double offset_mass(const float *w, const float *x, long n) {
     double s = 0;
     for (long b = 0; b < n / 16; b++) {
         double mw = 0, sx = 0;
         for (int i = 0; i < 16; i++) mw = fmax(mw, fabs(w[16 * b + i])), sx += fabs(x[16 * b + i]);
-        s += 2 * mw * sx;
+        s += 2 * (2 * mw) * sx;
     }
     return s;
 }
@@ -144,7 +144,7 @@ static void test_extremes(void) {
         double exact = 0;
         for (int i = 0; i < N; i++) exact += (double)wd[i] * xd[i];
         float ref = vec_dot_ref(t, wq, xq, N), fast = vec_dot(t, wq, xq, N);
-        double tol = 1e-5 * fabs(exact) + 1e-3;
+        double tol = sum_bound(wd, xd, N) + 2 * (2.0 * N / 16 + 4) * 0x1p-24 * offset_mass(wd, xd, N); /* as above */
         CHECK_MSG(fabs(ref - exact) <= tol && fabs(fast - exact) <= tol, "%s: ref %g fast %g exact %g", dtype_name(t), ref, fast, exact);
         free(wq), free(xq);
     }
