@@ -67,16 +67,24 @@ int iq4xs_index(const BlockIQ4_XS *b, int i) {
     return l < 16 ? q[l] & 0xf : q[l - 16] >> 4;
 }
 
-/* ---- dequantisation: x = (d*scale) * q - (dmin*min), in that order ---- */
+/* ---- dequantisation: x = (d*scale) * q - (dmin*min), in that order ----
+ * Written per field group (not through the readers above, which the
+ * kernels' references use) so that the compiler vectorises the inner
+ * loops: the GEMM path converts whole matrices with these. */
 
 void deq_q2_k(const void *src, float *dst, int64_t nb) {
     const BlockQ2_K *b = src;
     for (int64_t i = 0; i < nb; i++, dst += QK_K) {
         float d = f16_to_f32(b[i].d), dmin = f16_to_f32(b[i].dmin);
-        for (int e = 0; e < QK_K; e++) {
-            uint8_t sc = b[i].scales[e / 16];
-            dst[e] = d * (float)(sc & 0xf) * (float)q2k_quant(&b[i], e) - dmin * (float)(sc >> 4);
-        }
+        for (int h = 0; h < 2; h++)
+            for (int k = 0; k < 4; k++)
+                for (int half16 = 0; half16 < 2; half16++) {
+                    int j = 8 * h + 2 * k + half16;
+                    float s = d * (float)(b[i].scales[j] & 0xf), o = dmin * (float)(b[i].scales[j] >> 4);
+                    const uint8_t *q = b[i].qs + 32 * h + 16 * half16;
+                    float *y = dst + 16 * j;
+                    for (int l = 0; l < 16; l++) y[l] = s * (float)((q[l] >> (2 * k)) & 3) - o;
+                }
     }
 }
 
@@ -84,7 +92,16 @@ void deq_q3_k(const void *src, float *dst, int64_t nb) {
     const BlockQ3_K *b = src;
     for (int64_t i = 0; i < nb; i++, dst += QK_K) {
         float d = f16_to_f32(b[i].d);
-        for (int e = 0; e < QK_K; e++) dst[e] = d * (float)q3k_scale(b[i].scales, e / 16) * (float)q3k_quant(&b[i], e);
+        for (int h = 0; h < 2; h++)
+            for (int k = 0; k < 4; k++)
+                for (int half16 = 0; half16 < 2; half16++) {
+                    int j = 8 * h + 2 * k + half16;
+                    float s = d * (float)q3k_scale(b[i].scales, j);
+                    const uint8_t *q = b[i].qs + 32 * h + 16 * half16, *hm = b[i].hmask + 16 * half16;
+                    float *y = dst + 16 * j;
+                    for (int l = 0; l < 16; l++)
+                        y[l] = s * (float)((int)((q[l] >> (2 * k)) & 3) + 4 * ((hm[l] >> (4 * h + k)) & 1) - 4);
+                }
     }
 }
 
@@ -96,7 +113,10 @@ void deq_q5_k(const void *src, float *dst, int64_t nb) {
             int sc, mn;
             q5k_scale_min(j, b[i].scales, &sc, &mn);
             float s = d * (float)sc, o = dmin * (float)mn;
-            for (int l = 0; l < 32; l++) dst[32 * j + l] = s * (float)q5k_quant(&b[i], 32 * j + l) - o;
+            const uint8_t *q = b[i].qs + 32 * (j / 2);
+            int sh = 4 * (j % 2);
+            float *y = dst + 32 * j;
+            for (int l = 0; l < 32; l++) y[l] = s * (float)(((q[l] >> sh) & 0xf) | (((b[i].qh[l] >> j) & 1) << 4)) - o;
         }
     }
 }
@@ -107,7 +127,12 @@ void deq_iq4_xs(const void *src, float *dst, int64_t nb) {
         float d = f16_to_f32(b[i].d);
         for (int j = 0; j < 8; j++) {
             float s = d * (float)iq4xs_scale(&b[i], j);
-            for (int l = 0; l < 32; l++) dst[32 * j + l] = s * (float)IQ4_LEVELS[iq4xs_index(&b[i], 32 * j + l)];
+            const uint8_t *q = b[i].qs + 16 * j;
+            float *y = dst + 32 * j;
+            for (int l = 0; l < 16; l++) {
+                y[l] = s * (float)IQ4_LEVELS[q[l] & 0xf];
+                y[l + 16] = s * (float)IQ4_LEVELS[q[l] >> 4];
+            }
         }
     }
 }

@@ -226,12 +226,60 @@ static void test_quantise_error(void) {
     }
 }
 
+/* Random blocks (every bit pattern of the quants and scales; the f16
+ * scales finite): dequantize_row equals the definition through the field
+ * readers, (d*scale)*q - dmin*min, bit for bit. */
+static void test_random_blocks_match_readers(void) {
+    uint64_t s = 5;
+    unsigned char raw[4 * 176];
+    float y[4 * 256];
+    for (int ti = 0; ti < 4; ti++) {
+        int t = (int[]){DT_Q2_K, DT_Q3_K, DT_Q5_K, DT_IQ4_XS}[ti];
+        for (int rep = 0; rep < 8; rep++) {
+            for (size_t i = 0; i < sizeof raw; i++) s = s * 6364136223846793005ull + 1442695040888963407ull, raw[i] = (unsigned char)(s >> 56);
+            size_t bb = dtype_block_bytes(t);
+            for (int b = 0; b < 4; b++) {
+                unsigned char *blk = raw + b * bb;
+                /* finite halves in [2^-15, 2): exponent field < 16 */
+                size_t dpos = t == DT_Q2_K ? 80 : t == DT_Q3_K ? 108 : 0;
+                blk[dpos + 1] &= 0x3f;
+                if (t == DT_Q2_K || t == DT_Q5_K) blk[dpos + 3] &= 0x3f;
+            }
+            CHECK(dequantize_row(t, raw, y, 4 * 256) == 0);
+            for (int b = 0; b < 4; b++)
+                for (int e = 0; e < 256; e++) {
+                    const void *blk = raw + b * bb;
+                    float want;
+                    if (t == DT_Q2_K) {
+                        const BlockQ2_K *q = blk;
+                        int sc = q->scales[e / 16] & 0xf, mn = q->scales[e / 16] >> 4;
+                        want = f16_to_f32(q->d) * (float)sc * (float)q2k_quant(q, e) - f16_to_f32(q->dmin) * (float)mn;
+                    } else if (t == DT_Q3_K) {
+                        const BlockQ3_K *q = blk;
+                        want = f16_to_f32(q->d) * (float)q3k_scale(q->scales, e / 16) * (float)q3k_quant(q, e);
+                    } else if (t == DT_Q5_K) {
+                        const BlockQ5_K *q = blk;
+                        int sc, mn;
+                        q5k_scale_min(e / 32, q->scales, &sc, &mn);
+                        want = f16_to_f32(q->d) * (float)sc * (float)q5k_quant(q, e) - f16_to_f32(q->dmin) * (float)mn;
+                    } else {
+                        const BlockIQ4_XS *q = blk;
+                        want = f16_to_f32(q->d) * (float)iq4xs_scale(q, e / 32) * (float)IQ4_LEVELS[iq4xs_index(q, e)];
+                    }
+                    CHECK_MSG(y[256 * b + e] == want, "%s: block %d element %d: %g, want %g", dtype_name(t), b, e,
+                              y[256 * b + e], want);
+                }
+        }
+    }
+}
+
 int main(void) {
     RUN(test_table);
     RUN(test_q2_k_block);
     RUN(test_q3_k_block);
     RUN(test_q5_k_block);
     RUN(test_iq4_xs_block);
+    RUN(test_random_blocks_match_readers);
     RUN(test_quantise_error);
     return test_summary();
 }
