@@ -28,6 +28,10 @@ static const TypeInfo TYPES[] = {
     {DT_IQ4_NL, "iq4_nl", NULL, QK4_NL, sizeof(BlockIQ4_NL)},
     {DT_Q4_K, "q4_k", NULL, QK_K, sizeof(BlockQ4_K)},
     {DT_Q6_K, "q6_k", NULL, QK_K, sizeof(BlockQ6_K)},
+    {DT_Q2_K, "q2_k", NULL, QK_K, sizeof(BlockQ2_K)}, /* dtype_kquant.c */
+    {DT_Q3_K, "q3_k", NULL, QK_K, sizeof(BlockQ3_K)},
+    {DT_Q5_K, "q5_k", NULL, QK_K, sizeof(BlockQ5_K)},
+    {DT_IQ4_XS, "iq4_xs", NULL, QK_K, sizeof(BlockIQ4_XS)},
     {DT_I8, "i8", "I8", 1, 1},
     {DT_I16, "i16", "I16", 1, 2},
     {DT_I32, "i32", "I32", 1, 4},
@@ -262,6 +266,10 @@ int dequantize_row(int t, const void *src_, float *dst, int64_t n) {
     case DT_IQ4_NL: return dequantize_blocks_legacy(t, src, dst, nb);
     case DT_Q4_K: deq_q4_k(src, dst, nb); return 0;
     case DT_Q6_K: deq_q6_k(src, dst, nb); return 0;
+    case DT_Q2_K: deq_q2_k(src, dst, nb); return 0; /* dtype_kquant.c */
+    case DT_Q3_K: deq_q3_k(src, dst, nb); return 0;
+    case DT_Q5_K: deq_q5_k(src, dst, nb); return 0;
+    case DT_IQ4_XS: deq_iq4_xs(src, dst, nb); return 0;
     case DT_F64:
         for (int64_t i = 0; i < n; i++) {
             double v;
@@ -522,6 +530,10 @@ int quantize_row(int t, const float *src, void *dst, int64_t n) {
     case DT_IQ4_NL: quantize_row_iq4_nl(src, dst, n); return 0;
     case DT_Q4_K: quantize_row_q4_k(src, dst, n); return 0;
     case DT_Q6_K: quantize_row_q6_k(src, dst, n); return 0;
+    case DT_Q2_K: quantize_row_q2_k(src, dst, n); return 0; /* dtype_kquant.c */
+    case DT_Q3_K: quantize_row_q3_k(src, dst, n); return 0;
+    case DT_Q5_K: quantize_row_q5_k(src, dst, n); return 0;
+    case DT_IQ4_XS: quantize_row_iq4_xs(src, dst, n); return 0;
     }
     return -1;
 }

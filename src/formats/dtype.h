@@ -29,6 +29,10 @@ typedef enum DType {
     DT_Q8_0 = 8,
     DT_Q4_K = 12,
     DT_Q6_K = 14,
+    DT_Q2_K = 10, /* dtype_kquant.c */
+    DT_Q3_K = 11,
+    DT_Q5_K = 13,
+    DT_IQ4_XS = 23,
     DT_I8 = 24,
     DT_I16 = 25,
     DT_I32 = 26,
@@ -68,6 +72,78 @@ typedef struct BlockQ6_K {
     int8_t scales[QK_K / 16]; /* one per 16 elements */
     uint16_t d;               /* f16 */
 } BlockQ6_K;
+
+/* ---- Q2_K, Q3_K, Q5_K, IQ4_XS (dtype_kquant.c) ----
+ * Super-blocks of 256, ggml's layouts (ggml-common.h):
+ *   Q2_K: 16 sub-blocks of 16, x = d*sc*q - dmin*m, q 2 bits (0..3), sc and
+ *         m 4 bits each (scales[j] = sc | m << 4). Element e = 128h + 32k + l
+ *         (l < 32) is bits 2k..2k+1 of qs[32h + l].
+ *   Q3_K: 16 sub-blocks of 16, x = d*sc*q, q 3 bits signed (-4..3): the low
+ *         2 bits as Q2_K's qs, the third bit (set: +4, stored q + 4) bit
+ *         4h + k of hmask[l]; sc 6 bits (stored sc + 32): low 4 bits in the
+ *         nibbles of scales[0..7] (j < 8 low nibble of byte j, else high of
+ *         byte j-8), top 2 bits in bits 2(j/4).. of scales[8 + j%4].
+ *   Q5_K: Q4_K's 8 sub-blocks of 32 and scale/min packing, q 5 bits: the
+ *         low 4 as Q4_K's, the fifth bit j of qh[l] (sub-block j, l < 32).
+ *   IQ4_XS: 8 sub-blocks of 32, x = d*sc*L[q], L the 16 IQ4 levels, q 4 bits
+ *         (Q4_0's order within a sub-block: byte l low nibble element l,
+ *         high nibble l + 16), sc 6 bits (stored sc + 32): low 4 bits in
+ *         nibble j%2 of scales_l[j/2], top 2 bits at bits 2j of scales_h. */
+typedef struct BlockQ2_K {
+    uint8_t scales[QK_K / 16];
+    uint8_t qs[QK_K / 4];
+    uint16_t d, dmin; /* f16 */
+} BlockQ2_K;
+
+typedef struct BlockQ3_K {
+    uint8_t hmask[QK_K / 8];
+    uint8_t qs[QK_K / 4];
+    uint8_t scales[12];
+    uint16_t d; /* f16 */
+} BlockQ3_K;
+
+typedef struct BlockQ5_K {
+    uint16_t d, dmin; /* f16 */
+    uint8_t scales[12];
+    uint8_t qh[QK_K / 8];
+    uint8_t qs[QK_K / 2];
+} BlockQ5_K;
+
+typedef struct BlockIQ4_XS {
+    uint16_t d; /* f16 */
+    uint16_t scales_h;
+    uint8_t scales_l[QK_K / 64];
+    uint8_t qs[QK_K / 2];
+} BlockIQ4_XS;
+
+/* IQ4_XS's levels are IQ4_NL's: IQ4_NL_VALUES, declared below. */
+
+/* Field readers: quant of element e (0..255) as the value it multiplies
+ * (Q3_K: -4..3; Q5_K: 0..31; IQ4_XS: the level index 0..15), sub-block
+ * scales (Q3_K, IQ4_XS: signed, -32..31; Q5_K: Q4_K's 6-bit scale/min). */
+int q2k_quant(const BlockQ2_K *b, int e);
+int q3k_scale(const uint8_t *scales, int j);
+int q3k_quant(const BlockQ3_K *b, int e);
+void q5k_scale_min(int j, const uint8_t *scales, int *sc, int *mn);
+int q5k_quant(const BlockQ5_K *b, int e);
+int iq4xs_scale(const BlockIQ4_XS *b, int j);
+int iq4xs_index(const BlockIQ4_XS *b, int e);
+/* nb super-blocks at src to f32 (dequantize_row's cases). */
+void deq_q2_k(const void *src, float *dst, int64_t nb);
+void deq_q3_k(const void *src, float *dst, int64_t nb);
+void deq_q5_k(const void *src, float *dst, int64_t nb);
+void deq_iq4_xs(const void *src, float *dst, int64_t nb);
+/* n floats (a multiple of 256) into super-blocks: per sub-block an affine
+ * (Q2_K, Q5_K: min/max, then shrunk ranges refined by least squares) or
+ * symmetric fit (Q3_K: largest magnitude -> -4 on a grid of 17 scales;
+ * IQ4_XS: -> the level -127, 15 scales; each refined by least squares),
+ * keeping the least squared error; the sub-block scales coded against f16
+ * super-scales, the quants rounded with the coded scales. */
+void quantize_row_q2_k(const float *src, void *dst, int64_t n);
+void quantize_row_q3_k(const float *src, void *dst, int64_t n);
+void quantize_row_q5_k(const float *src, void *dst, int64_t n);
+void quantize_row_iq4_xs(const float *src, void *dst, int64_t n);
+/* ---- end of dtype_kquant.c ---- */
 
 /* Lower-case ggml name ("f32", "q8_0", "bf16"), or "?" for unknown. */
 const char *dtype_name(int t);

@@ -254,7 +254,7 @@ static int parse_tensor_info(Gguf *g, Cur *c, int k, uint64_t *offset) {
     if (!dtype_valid(t->dtype) || t->dtype >= DT_U8)
         return err_set(c->e, ERR_UNSUPPORTED,
                        "%s: tensor %s: type %s (%u) is not supported (aloe reads F32, F16, BF16, Q8_0, Q4_0, Q4_1, "
-                       "Q5_0, Q5_1, IQ4_NL, Q4_K and Q6_K)", c->file, t->name, ggml_type_name(type), type);
+                       "Q5_0, Q5_1, IQ4_NL, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K and IQ4_XS)", c->file, t->name, ggml_type_name(type), type);
     if (t->shape[nd - 1] % dtype_block_size(t->dtype))
         return err_set(c->e, ERR_PARSE, "%s: tensor %s: row of %lld elements is not a whole number of %s blocks",
                        c->file, t->name, (long long)t->shape[nd - 1], dtype_name(t->dtype));

@@ -10,13 +10,14 @@
 
 int kernel_type_ok(int t) {
     return t == DT_F32 || t == DT_F16 || t == DT_BF16 || t == DT_Q8_0 || t == DT_Q4_0 || t == DT_Q4_K ||
-           t == DT_Q6_K || quant_legacy_type(t);
+           t == DT_Q6_K || quant_legacy_type(t) || kquant_is(t); /* quant_legacy.c, quant_kquant.c */
 }
 
 int kernel_row_ok(int t, long n) { return kernel_type_ok(t) && n > 0 && dtype_nbytes(t, n) > 0; }
 
 int kernel_vec_type(int weight) {
-    return weight == DT_Q8_0 || weight == DT_Q4_0 || weight == DT_Q4_K || weight == DT_Q6_K || quant_legacy_type(weight)
+    return weight == DT_Q8_0 || weight == DT_Q4_0 || weight == DT_Q4_K || weight == DT_Q6_K ||
+                   quant_legacy_type(weight) || kquant_is(weight)
                ? DT_Q8_0
                : DT_F32;
 }
@@ -190,6 +191,7 @@ float vec_dot_ref(int t, const void *row, const void *act, long n) {
     case DT_IQ4_NL: return legacy_dot_ref(t, row, act, n);
     case DT_Q4_K: return dot_q4_k_ref(row, act_q(act), act_dx(act, n), n / QK_K);
     case DT_Q6_K: return dot_q6_k_ref(row, act_q(act), act_dx(act, n), n / QK_K);
+    case DT_Q2_K: case DT_Q3_K: case DT_Q5_K: case DT_IQ4_XS: return kquant_dot_ref(t, row, act, n);
     default: return 0;
     }
 }
@@ -605,6 +607,7 @@ static void quant_dot(int t, const void *row, const void *act, long n, float *ou
     case DT_Q5_1:
     case DT_IQ4_NL: legacy_dot_n(t, row, &act, 1, n, out); break;
     case DT_Q4_K: dot_q4_k_n(row, &act, 1, n, out); break;
+    case DT_Q2_K: case DT_Q3_K: case DT_Q5_K: case DT_IQ4_XS: kquant_dot_n(t, row, &act, 1, n, out); break;
     default: dot_q6_k_n(row, &act, 1, n, out); break;
     }
 }
@@ -625,6 +628,7 @@ static void quant_dot4(int t, const void *row, const void *const x[4], long n, f
         return;
     }
     if (t == DT_Q4_K) dot_q4_k_n(row, x, 4, n, r);
+    else if (kquant_is(t)) kquant_dot_n(t, row, x, 4, n, r);
     else dot_q6_k_n(row, x, 4, n, r);
 }
 
@@ -648,7 +652,8 @@ void vec_dot_multi(int t, const void *row, const void *act, size_t stride, int n
         case DT_Q5_1:
         case DT_IQ4_NL:
         case DT_Q4_K:
-        case DT_Q6_K: quant_dot4(t, row, x, len, r); break;
+        case DT_Q6_K:
+        case DT_Q2_K: case DT_Q3_K: case DT_Q5_K: case DT_IQ4_XS: quant_dot4(t, row, x, len, r); break;
         default: r[0] = r[1] = r[2] = r[3] = 0; break;
         }
         for (int k = 0; k < 4 && a + k < n; k++) out[(size_t)(a + k) * out_stride] = r[k];
@@ -799,7 +804,8 @@ float vec_dot(int t, const void *row, const void *act, long n) {
     case DT_Q5_1:
     case DT_IQ4_NL:
     case DT_Q4_K:
-    case DT_Q6_K: {
+    case DT_Q6_K:
+    case DT_Q2_K: case DT_Q3_K: case DT_Q5_K: case DT_IQ4_XS: {
         float r;
         quant_dot(t, row, act, n, &r);
         return r;

@@ -305,6 +305,7 @@ void quant512_dot4(int t, const void *row, const void *const act[4], long n, flo
     case DT_IQ4_NL: legacy512_dot_n(t, row, act, 4, n, out); break;
     case DT_Q4_K: dot_q4_k_n(row, act, 4, n, out); break;
     case DT_Q6_K: dot_q6_k_n(row, act, 4, n, out); break;
+    case DT_Q2_K: case DT_Q3_K: case DT_Q5_K: case DT_IQ4_XS: kquant512_dot_n(t, row, act, 4, n, out); break;
     default: out[0] = out[1] = out[2] = out[3] = 0; break;
     }
 }
@@ -324,6 +325,7 @@ void quant512_dot4(int t, const void *row, const void *const act[4], long n, flo
         case DT_IQ4_NL: legacy512_dot_n(t, row, act, NX, n, o); break;                                                 \
         case DT_Q4_K: dot_q4_k_n((const BlockQ4_K *)row, act, NX, n, o); break;                                        \
         case DT_Q6_K: dot_q6_k_n((const BlockQ6_K *)row, act, NX, n, o); break;                                        \
+        case DT_Q2_K: case DT_Q3_K: case DT_Q5_K: case DT_IQ4_XS: kquant512_dot_n(t, row, act, NX, n, o); break;          \
         default: o[0] = o[1] = o[2] = o[3] = 0; break;                                                                 \
         }                                                                                                              \
         for (int k = 0; k < NX; k++) out[k * out_stride + r] = o[k];                                                   \
@@ -352,6 +354,9 @@ void quant512_rows(int t, const void *rows, size_t rb, int nrows, const void *ac
     case DT_IQ4_NL: for (int r = 0; r < nrows; r++) legacy512_dot_n(t, w + r * rb, x, 1, n, out + r); break;
     case DT_Q4_K: for (int r = 0; r < nrows; r++) dot_q4_k_n((const BlockQ4_K *)(w + r * rb), x, 1, n, out + r); break;
     case DT_Q6_K: for (int r = 0; r < nrows; r++) dot_q6_k_n((const BlockQ6_K *)(w + r * rb), x, 1, n, out + r); break;
+    case DT_Q2_K: case DT_Q3_K: case DT_Q5_K: case DT_IQ4_XS:
+        for (int r = 0; r < nrows; r++) kquant512_dot_n(t, w + r * rb, x, 1, n, out + r);
+        break;
     default: for (int r = 0; r < nrows; r++) out[r] = 0; break;
     }
 }

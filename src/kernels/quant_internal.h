@@ -144,6 +144,14 @@ static ALWAYS_INLINE void q4k_scale_vectors(const BlockQ4_K *b, __m256 *scv, __m
 }
 #endif
 
+/* quant_kquant.c: Q2_K, Q3_K, Q5_K, IQ4_XS rows against this activation.
+ * kquant_is: one of those types; kquant_dot_ref: the plain dot (reads the
+ * Q8_0 blocks only); kquant_dot_n: the fast dot of one row with nx (1 to
+ * 4) activations, out[k] for act[k]. */
+int kquant_is(int t);
+float kquant_dot_ref(int t, const void *row, const void *act, long n);
+void kquant_dot_n(int t, const void *row, const void *const *act, int nx, long n, float *out);
+
 #if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__) && defined(__AVX512VNNI__) && \
     defined(__F16C__)
 #define KERNELS_AVX512 1
@@ -156,6 +164,8 @@ void quant512_rows(int t, const void *rows, size_t rb, int nrows, const void *ac
 /* nrows rows against nx (1 to 4) activations: out[k * out_stride + r]. */
 void quant512_rows_n(int t, const void *rows, size_t rb, int nrows, const void *const *act, int nx, long n, float *out,
                      size_t out_stride);
+/* kquant_dot_n's AVX-512 version (quant_kquant.c). */
+void kquant512_dot_n(int t, const void *row, const void *const *act, int nx, long n, float *out);
 #else
 #define KERNELS_AVX512 0
 #endif

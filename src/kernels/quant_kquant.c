@@ -1,0 +1,441 @@
+/* quant_kquant: dots of Q2_K, Q3_K, Q5_K and IQ4_XS rows (formats/
+ * dtype_kquant.c's layouts) with the quantised activation of
+ * quant_internal.h: Q8_0 blocks of 32 with their scaled sums per 32 (sx)
+ * and per 16 (s16). Q2_K and Q3_K have a scale per 16 values, so one
+ * activation block meets two weight scales; their offsets (Q2_K's mins,
+ * Q3_K's stored q + 4) come off through s16, Q5_K's mins through sx, as
+ * for Q4_K. IQ4_XS's levels are signed: dotted with the sign trick.
+ *
+ * Every type has a plain reference (kquant_dot_ref) and an AVX2 dot
+ * (VPDPBUSD on 256 bits where the build has AVX-512 VNNI or AVX-VNNI, else
+ * maddubs) and an AVX-512 one (kquant512_dot_n, 64 weights a step), which
+ * quant_avx512.c's dispatch calls. */
+#include "kernels/quant_internal.h"
+
+#include <string.h>
+
+int kquant_is(int t) { return t == DT_Q2_K || t == DT_Q3_K || t == DT_Q5_K || t == DT_IQ4_XS; }
+
+/* ---- references: the plain definitions ---- */
+
+float kquant_dot_ref(int t, const void *row, const void *act, long n) {
+    const int8_t *xq = act_q(act);
+    const float *dx = act_dx(act, n);
+    float sum = 0;
+    for (long i = 0; i < n / QK_K; i++) {
+        const int8_t *y = xq + QK_K * i;
+        const float *dxi = dx + 8 * i;
+        switch (t) {
+        case DT_Q2_K: { /* w = d*sc*q - dmin*m per 16 */
+            const BlockQ2_K *b = (const BlockQ2_K *)row + i;
+            float d = half(b->d), dmin = half(b->dmin);
+            for (int j = 0; j < 16; j++) {
+                int dot = 0, sy = 0;
+                for (int l = 0; l < 16; l++) dot += q2k_quant(b, 16 * j + l) * y[16 * j + l], sy += y[16 * j + l];
+                sum += dxi[j / 2] * (d * (float)(b->scales[j] & 0xf) * (float)dot - dmin * (float)(b->scales[j] >> 4) * (float)sy);
+            }
+            break;
+        }
+        case DT_Q3_K: { /* w = d*sc*q per 16 */
+            const BlockQ3_K *b = (const BlockQ3_K *)row + i;
+            float d = half(b->d);
+            for (int j = 0; j < 16; j++) {
+                int dot = 0;
+                for (int l = 0; l < 16; l++) dot += q3k_quant(b, 16 * j + l) * y[16 * j + l];
+                sum += dxi[j / 2] * d * (float)q3k_scale(b->scales, j) * (float)dot;
+            }
+            break;
+        }
+        case DT_Q5_K: { /* w = d*sc*q - dmin*m per 32 */
+            const BlockQ5_K *b = (const BlockQ5_K *)row + i;
+            float d = half(b->d), dmin = half(b->dmin);
+            for (int j = 0; j < 8; j++) {
+                int sc, mn, dot = 0, sy = 0;
+                q5k_scale_min(j, b->scales, &sc, &mn);
+                for (int l = 0; l < 32; l++) dot += q5k_quant(b, 32 * j + l) * y[32 * j + l], sy += y[32 * j + l];
+                sum += dxi[j] * (d * (float)sc * (float)dot - dmin * (float)mn * (float)sy);
+            }
+            break;
+        }
+        case DT_IQ4_XS: { /* w = d*sc*L[q] per 32 */
+            const BlockIQ4_XS *b = (const BlockIQ4_XS *)row + i;
+            float d = half(b->d);
+            for (int j = 0; j < 8; j++) {
+                int dot = 0;
+                for (int l = 0; l < 32; l++) dot += IQ4_NL_VALUES[iq4xs_index(b, 32 * j + l)] * y[32 * j + l];
+                sum += dxi[j] * d * (float)iq4xs_scale(b, j) * (float)dot;
+            }
+            break;
+        }
+        default: return 0;
+        }
+    }
+    return sum;
+}
+
+#if defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
+
+static inline float hsum8k(__m256 v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+/* Sums of u*s (u unsigned <= 63 here, s signed bytes) over groups of four
+ * as 8 int32 lanes: lanes 0-3 the first 16 bytes, 4-7 the last 16. Without
+ * VNNI, maddubs' pairwise int16 sums stay below 2*63*128 < 32767. */
+static inline __m256i dot_u8s8k(__m256i u, __m256i s) {
+#if defined(__AVXVNNI__) || (defined(__AVX512VNNI__) && defined(__AVX512VL__))
+    return _mm256_dpbusd_epi32(_mm256_setzero_si256(), u, s);
+#else
+    return _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1));
+#endif
+}
+
+static inline __m256i load_y(const int8_t *xq, long b) { return _mm256_loadu_si256((const __m256i *)(xq + 32 * b)); }
+
+/* Two scales of 16 as one vector: lanes 0-3 s0, lanes 4-7 s1. */
+static inline __m256 two_scales(float s0, float s1) { return _mm256_set_m128(_mm_set1_ps(s1), _mm_set1_ps(s0)); }
+
+/* Q2_K and Q3_K share a walk: for each half h of 128 and k = 0..3, the 2-bit
+ * field k of the half's 32 bytes of qs is elements 128h + 32k + 0..31, one
+ * activation block; Q3_K adds its high bit from hmask. The sixteen scales
+ * (d*sc, and Q2_K's dmin*m) are made once per super-block; the offsets go
+ * through s16 in one FMA per 8 sub-blocks. */
+static ALWAYS_INLINE void dot_q23_n(int q3, const void *row, const void *const *act, int NX, long n, float *out) {
+    const int8_t *x[4];
+    const float *dx[4], *s16[4];
+    UNROLL_NX
+    for (int k = 0; k < NX; k++) x[k] = act_q(act[k]), dx[k] = act_dx(act[k], n), s16[k] = act_s16(act[k], n);
+    __m256 acc[4], acco[4];
+    UNROLL_NX
+    for (int k = 0; k < NX; k++) acc[k] = acco[k] = _mm256_setzero_ps();
+    const __m256i m3 = _mm256_set1_epi8(3), m1 = _mm256_set1_epi8(1);
+    for (long i = 0; i < n / QK_K; i++) {
+        float sc[16], off[16];
+        const uint8_t *qs;
+        __m256i hm = _mm256_setzero_si256();
+        if (q3) {
+            const BlockQ3_K *b = (const BlockQ3_K *)row + i;
+            float d = half(b->d);
+            for (int j = 0; j < 16; j++) sc[j] = d * (float)q3k_scale(b->scales, j), off[j] = 4 * sc[j];
+            qs = b->qs;
+            hm = _mm256_loadu_si256((const __m256i *)b->hmask);
+            prefetch_ahead(b, 2);
+        } else {
+            const BlockQ2_K *b = (const BlockQ2_K *)row + i;
+            float d = half(b->d), dmin = half(b->dmin);
+            for (int j = 0; j < 16; j++) sc[j] = d * (float)(b->scales[j] & 0xf), off[j] = dmin * (float)(b->scales[j] >> 4);
+            qs = b->qs;
+            prefetch_ahead(b, 2);
+        }
+        __m256 o0 = _mm256_loadu_ps(off), o1 = _mm256_loadu_ps(off + 8);
+        UNROLL_NX
+        for (int k = 0; k < NX; k++) {
+            acco[k] = _mm256_fmadd_ps(o0, _mm256_loadu_ps(s16[k] + 16 * i), acco[k]);
+            acco[k] = _mm256_fmadd_ps(o1, _mm256_loadu_ps(s16[k] + 16 * i + 8), acco[k]);
+        }
+        for (int h = 0; h < 2; h++) {
+            __m256i v = _mm256_loadu_si256((const __m256i *)(qs + 32 * h));
+            for (int f = 0; f < 4; f++) {
+                /* 16-bit shifts: the masks keep each byte's own bits */
+                __m256i q = _mm256_and_si256(_mm256_srli_epi16(v, 2 * f), m3);
+                if (q3) q = _mm256_or_si256(q, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hm, 4 * h + f), m1), 2));
+                int j = 8 * h + 2 * f;
+                long blk = 8 * i + 4 * h + f;
+                __m256 s = two_scales(sc[j], sc[j + 1]);
+                UNROLL_NX
+                for (int k = 0; k < NX; k++) {
+                    __m256 p = _mm256_cvtepi32_ps(dot_u8s8k(q, load_y(x[k], blk)));
+                    acc[k] = _mm256_fmadd_ps(_mm256_mul_ps(s, _mm256_set1_ps(dx[k][blk])), p, acc[k]);
+                }
+            }
+        }
+    }
+    UNROLL_NX
+    for (int k = 0; k < NX; k++) out[k] = hsum8k(acc[k]) - hsum8k(acco[k]);
+}
+
+/* Q5_K: Q4_K's nibbles plus the fifth bit, one activation block per
+ * sub-block of 32; the mins through sx. */
+static ALWAYS_INLINE void dot_q5_k_n(const BlockQ5_K *w, const void *const *act, int NX, long n, float *out) {
+    const int8_t *x[4];
+    const float *dx[4], *sx[4];
+    UNROLL_NX
+    for (int k = 0; k < NX; k++) x[k] = act_q(act[k]), dx[k] = act_dx(act[k], n), sx[k] = act_sx(act[k], n);
+    __m256 acc[4], accm[4];
+    UNROLL_NX
+    for (int k = 0; k < NX; k++) acc[k] = accm[k] = _mm256_setzero_ps();
+    const __m256i m4 = _mm256_set1_epi8(15), m1 = _mm256_set1_epi8(1);
+    for (long i = 0; i < n / QK_K; i++) {
+        prefetch_ahead(&w[i], 3);
+        float d = half(w[i].d), dmin = half(w[i].dmin), sc[8], mn[8];
+        for (int j = 0; j < 8; j++) {
+            int s, m;
+            q5k_scale_min(j, w[i].scales, &s, &m);
+            sc[j] = d * (float)s, mn[j] = dmin * (float)m;
+        }
+        __m256 mnv = _mm256_loadu_ps(mn);
+        UNROLL_NX
+        for (int k = 0; k < NX; k++) accm[k] = _mm256_fmadd_ps(mnv, _mm256_loadu_ps(sx[k] + 8 * i), accm[k]);
+        __m256i qh = _mm256_loadu_si256((const __m256i *)w[i].qh);
+        for (int j = 0; j < 8; j++) {
+            __m256i v = _mm256_loadu_si256((const __m256i *)(w[i].qs + 32 * (j / 2)));
+            __m256i q = j % 2 ? _mm256_and_si256(_mm256_srli_epi16(v, 4), m4) : _mm256_and_si256(v, m4);
+            q = _mm256_or_si256(q, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, j), m1), 4));
+            long blk = 8 * i + j;
+            UNROLL_NX
+            for (int k = 0; k < NX; k++) {
+                __m256 p = _mm256_cvtepi32_ps(dot_u8s8k(q, load_y(x[k], blk)));
+                acc[k] = _mm256_fmadd_ps(_mm256_set1_ps(sc[j] * dx[k][blk]), p, acc[k]);
+            }
+        }
+    }
+    UNROLL_NX
+    for (int k = 0; k < NX; k++) out[k] = hsum8k(acc[k]) - hsum8k(accm[k]);
+}
+
+/* IQ4_XS: the levels looked up by a byte shuffle; they are signed, so
+ * their sign moves onto the activation (|L| <= 127, and |y| <= 127 keeps
+ * maddubs' pairwise sums from saturating). */
+static ALWAYS_INLINE void dot_iq4_xs_n(const BlockIQ4_XS *w, const void *const *act, int NX, long n, float *out) {
+    const int8_t *x[4];
+    const float *dx[4];
+    UNROLL_NX
+    for (int k = 0; k < NX; k++) x[k] = act_q(act[k]), dx[k] = act_dx(act[k], n);
+    __m256 acc[4];
+    UNROLL_NX
+    for (int k = 0; k < NX; k++) acc[k] = _mm256_setzero_ps();
+    const __m128i lut = _mm_loadu_si128((const __m128i *)IQ4_NL_VALUES), m4 = _mm_set1_epi8(15);
+    for (long i = 0; i < n / QK_K; i++) {
+        prefetch_ahead(&w[i], 3);
+        float d = half(w[i].d);
+        for (int j = 0; j < 8; j++) {
+            __m128i b = _mm_loadu_si128((const __m128i *)(w[i].qs + 16 * j));
+            __m128i lo = _mm_shuffle_epi8(lut, _mm_and_si128(b, m4));
+            __m128i hi = _mm_shuffle_epi8(lut, _mm_and_si128(_mm_srli_epi16(b, 4), m4));
+            __m256i L = _mm256_set_m128i(hi, lo), aL = _mm256_sign_epi8(L, L);
+            float s = d * (float)iq4xs_scale(&w[i], j);
+            long blk = 8 * i + j;
+            UNROLL_NX
+            for (int k = 0; k < NX; k++) {
+                __m256i sy = _mm256_sign_epi8(load_y(x[k], blk), L);
+                __m256 p = _mm256_cvtepi32_ps(dot_u8s8k(aL, sy));
+                acc[k] = _mm256_fmadd_ps(_mm256_set1_ps(s * dx[k][blk]), p, acc[k]);
+            }
+        }
+    }
+    UNROLL_NX
+    for (int k = 0; k < NX; k++) out[k] = hsum8k(acc[k]);
+}
+
+static ALWAYS_INLINE void dot_n(int t, const void *row, const void *const *act, int NX, long n, float *out) {
+    switch (t) {
+    case DT_Q2_K: dot_q23_n(0, row, act, NX, n, out); break;
+    case DT_Q3_K: dot_q23_n(1, row, act, NX, n, out); break;
+    case DT_Q5_K: dot_q5_k_n(row, act, NX, n, out); break;
+    case DT_IQ4_XS: dot_iq4_xs_n(row, act, NX, n, out); break;
+    default:
+        for (int k = 0; k < NX; k++) out[k] = 0;
+        break;
+    }
+}
+
+void kquant_dot_n(int t, const void *row, const void *const *act, int nx, long n, float *out) {
+    switch (nx) {
+    case 1: dot_n(t, row, act, 1, n, out); break;
+    case 2: dot_n(t, row, act, 2, n, out); break;
+    case 3: dot_n(t, row, act, 3, n, out); break;
+    default: dot_n(t, row, act, 4, n, out); break;
+    }
+}
+
+#if KERNELS_AVX512
+/* ---- AVX-512: 64 weights (two activation blocks) per instruction ----
+ * Each step makes 64 unsigned quants lined up with 64 consecutive
+ * activation quants (two blocks: their dx come as one 16-lane vector from
+ * act_dxx), dots them with VPDPBUSD into 16 int32 lanes, and scales the
+ * lanes by a 16-lane vector of sub-block scales. */
+
+/* 16 lanes: lanes 0-7 a, 8-15 b. */
+static inline __m512 halves_ps(__m256 a, __m256 b) {
+    return _mm512_castpd_ps(_mm512_insertf64x4(_mm512_castps_pd(_mm512_castps256_ps512(a)), _mm256_castps_pd(b), 1));
+}
+static inline __m512i bcast32(const uint8_t *p) { return _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)p)); }
+static inline __m512i dpbusd512(__m512i u, __m512i s) { return _mm512_dpbusd_epi32(_mm512_setzero_si512(), u, s); }
+
+/* Q2_K / Q3_K: fields f and f+1 of a half's 32 bytes are the two blocks
+ * 8i + 4h + f, f+1 (64 consecutive activation quants); the int32 lanes
+ * take sub-blocks 8h+2f .. 8h+2f+3, four lanes each, so the scales are one
+ * permute of the super-block's sixteen. */
+static ALWAYS_INLINE void dot512_q23_n(int q3, const void *row, const void *const *act, int NX, long n, float *out) {
+    const int8_t *x[4];
+    const float *dxx[4], *s16[4];
+    UNROLL_NX
+    for (int k = 0; k < NX; k++) x[k] = act_q(act[k]), dxx[k] = act_dxx(act[k], n), s16[k] = act_s16(act[k], n);
+    __m512 acc[4], acco[4];
+    UNROLL_NX
+    for (int k = 0; k < NX; k++) acc[k] = acco[k] = _mm512_setzero_ps();
+    const __m512i m3 = _mm512_set1_epi8(3), m1 = _mm512_set1_epi8(1);
+    const __m512i quarter = _mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3);
+    for (long i = 0; i < n / QK_K; i++) {
+        float sc[16], off[16];
+        const uint8_t *qs, *hmask = NULL;
+        if (q3) {
+            const BlockQ3_K *b = (const BlockQ3_K *)row + i;
+            float d = half(b->d);
+            for (int j = 0; j < 16; j++) sc[j] = d * (float)q3k_scale(b->scales, j), off[j] = 4 * sc[j];
+            qs = b->qs, hmask = b->hmask;
+            prefetch_ahead(b, 2);
+        } else {
+            const BlockQ2_K *b = (const BlockQ2_K *)row + i;
+            float d = half(b->d), dmin = half(b->dmin);
+            for (int j = 0; j < 16; j++) sc[j] = d * (float)(b->scales[j] & 0xf), off[j] = dmin * (float)(b->scales[j] >> 4);
+            qs = b->qs;
+            prefetch_ahead(b, 2);
+        }
+        __m512 scv = _mm512_loadu_ps(sc), offv = _mm512_loadu_ps(off);
+        UNROLL_NX
+        for (int k = 0; k < NX; k++) acco[k] = _mm512_fmadd_ps(offv, _mm512_loadu_ps(s16[k] + 16 * i), acco[k]);
+        __m512i hm = q3 ? bcast32(hmask) : _mm512_setzero_si512();
+        for (int h = 0; h < 2; h++) {
+            __m512i v = bcast32(qs + 32 * h);
+            for (int f = 0; f < 4; f += 2) {
+                /* per-half 16-bit shifts: the masks keep each byte's own bits */
+                __m512i cnt = _mm512_inserti64x4(_mm512_set1_epi16((short)(2 * f)), _mm256_set1_epi16((short)(2 * f + 2)), 1);
+                __m512i q = _mm512_and_si512(_mm512_srlv_epi16(v, cnt), m3);
+                if (q3) {
+                    __m512i hc = _mm512_inserti64x4(_mm512_set1_epi16((short)(4 * h + f)), _mm256_set1_epi16((short)(4 * h + f + 1)), 1);
+                    q = _mm512_or_si512(q, _mm512_slli_epi16(_mm512_and_si512(_mm512_srlv_epi16(hm, hc), m1), 2));
+                }
+                __m512 s = _mm512_permutexvar_ps(_mm512_add_epi32(quarter, _mm512_set1_epi32(8 * h + 2 * f)), scv);
+                long blk = 8 * i + 4 * h + f;
+                UNROLL_NX
+                for (int k = 0; k < NX; k++) {
+                    __m512i y = _mm512_loadu_si512((const void *)(x[k] + 32 * blk));
+                    __m512 p = _mm512_cvtepi32_ps(dpbusd512(q, y));
+                    acc[k] = _mm512_fmadd_ps(_mm512_mul_ps(s, _mm512_loadu_ps(dxx[k] + 8 * blk)), p, acc[k]);
+                }
+            }
+        }
+    }
+    UNROLL_NX
+    for (int k = 0; k < NX; k++) out[k] = _mm512_reduce_add_ps(acc[k]) - _mm512_reduce_add_ps(acco[k]);
+}
+
+/* Q5_K: the low and high nibbles of 32 bytes are sub-blocks 2g and 2g+1,
+ * blocks 8i+2g and 8i+2g+1: consecutive. */
+static ALWAYS_INLINE void dot512_q5_k_n(const BlockQ5_K *w, const void *const *act, int NX, long n, float *out) {
+    const int8_t *x[4];
+    const float *dxx[4], *sx[4];
+    UNROLL_NX
+    for (int k = 0; k < NX; k++) x[k] = act_q(act[k]), dxx[k] = act_dxx(act[k], n), sx[k] = act_sx(act[k], n);
+    __m512 acc[4];
+    __m256 accm[4];
+    UNROLL_NX
+    for (int k = 0; k < NX; k++) acc[k] = _mm512_setzero_ps(), accm[k] = _mm256_setzero_ps();
+    const __m512i m4 = _mm512_set1_epi8(15), m1 = _mm512_set1_epi8(1);
+    const __m512i nib = _mm512_inserti64x4(_mm512_setzero_si512(), _mm256_set1_epi16(4), 1);
+    for (long i = 0; i < n / QK_K; i++) {
+        prefetch_ahead(&w[i], 3);
+        float d = half(w[i].d), dmin = half(w[i].dmin), sc[8], mn[8];
+        for (int j = 0; j < 8; j++) {
+            int s, m;
+            q5k_scale_min(j, w[i].scales, &s, &m);
+            sc[j] = d * (float)s, mn[j] = dmin * (float)m;
+        }
+        __m256 mnv = _mm256_loadu_ps(mn);
+        UNROLL_NX
+        for (int k = 0; k < NX; k++) accm[k] = _mm256_fmadd_ps(mnv, _mm256_loadu_ps(sx[k] + 8 * i), accm[k]);
+        __m512i qh = bcast32(w[i].qh);
+        for (int g = 0; g < 4; g++) {
+            __m512i q = _mm512_and_si512(_mm512_srlv_epi16(bcast32(w[i].qs + 32 * g), nib), m4);
+            __m512i hc = _mm512_inserti64x4(_mm512_set1_epi16((short)(2 * g)), _mm256_set1_epi16((short)(2 * g + 1)), 1);
+            q = _mm512_or_si512(q, _mm512_slli_epi16(_mm512_and_si512(_mm512_srlv_epi16(qh, hc), m1), 4));
+            __m512 s = halves_ps(_mm256_set1_ps(sc[2 * g]), _mm256_set1_ps(sc[2 * g + 1]));
+            long blk = 8 * i + 2 * g;
+            UNROLL_NX
+            for (int k = 0; k < NX; k++) {
+                __m512i y = _mm512_loadu_si512((const void *)(x[k] + 32 * blk));
+                __m512 p = _mm512_cvtepi32_ps(dpbusd512(q, y));
+                acc[k] = _mm512_fmadd_ps(_mm512_mul_ps(s, _mm512_loadu_ps(dxx[k] + 8 * blk)), p, acc[k]);
+            }
+        }
+    }
+    UNROLL_NX
+    for (int k = 0; k < NX; k++) out[k] = _mm512_reduce_add_ps(acc[k]) - hsum8k(accm[k]);
+}
+
+/* IQ4_XS: the levels + 128 (1..241, unsigned) looked up by a byte shuffle
+ * and dotted unsigned (VPDPBUSD sums into int32 without saturating); the
+ * 128 comes off per block through sx. Sub-blocks j, j+1 are 32 bytes of
+ * qs and blocks 8i+j, 8i+j+1; the nibbles go to 128-bit lanes lo(j),
+ * hi(j), lo(j+1), hi(j+1), the order of the 64 activation quants. */
+static ALWAYS_INLINE void dot512_iq4_xs_n(const BlockIQ4_XS *w, const void *const *act, int NX, long n, float *out) {
+    const int8_t *x[4];
+    const float *dxx[4], *sx[4];
+    UNROLL_NX
+    for (int k = 0; k < NX; k++) x[k] = act_q(act[k]), dxx[k] = act_dxx(act[k], n), sx[k] = act_sx(act[k], n);
+    __m512 acc[4];
+    __m256 acco[4];
+    UNROLL_NX
+    for (int k = 0; k < NX; k++) acc[k] = _mm512_setzero_ps(), acco[k] = _mm256_setzero_ps();
+    const __m128i lut128 = _mm_xor_si128(_mm_loadu_si128((const __m128i *)IQ4_NL_VALUES), _mm_set1_epi8((char)0x80));
+    const __m512i lut = _mm512_broadcast_i32x4(lut128), m4 = _mm512_set1_epi8(15);
+    for (long i = 0; i < n / QK_K; i++) {
+        prefetch_ahead(&w[i], 3);
+        float d = half(w[i].d), sc[8];
+        for (int j = 0; j < 8; j++) sc[j] = d * (float)iq4xs_scale(&w[i], j);
+        __m256 scv = _mm256_loadu_ps(sc);
+        UNROLL_NX
+        for (int k = 0; k < NX; k++) acco[k] = _mm256_fmadd_ps(scv, _mm256_loadu_ps(sx[k] + 8 * i), acco[k]);
+        for (int j = 0; j < 8; j += 2) {
+            __m256i b = _mm256_loadu_si256((const __m256i *)(w[i].qs + 16 * j));
+            __m256i lo = _mm256_and_si256(b, _mm256_set1_epi8(15)), hi = _mm256_and_si256(_mm256_srli_epi16(b, 4), _mm256_set1_epi8(15));
+            __m512i idx = _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1); /* lo j, lo j+1, hi j, hi j+1 */
+            idx = _mm512_shuffle_i64x2(idx, idx, _MM_SHUFFLE(3, 1, 2, 0));
+            __m512i q = _mm512_shuffle_epi8(lut, _mm512_and_si512(idx, m4));
+            __m512 s = halves_ps(_mm256_set1_ps(sc[j]), _mm256_set1_ps(sc[j + 1]));
+            long blk = 8 * i + j;
+            UNROLL_NX
+            for (int k = 0; k < NX; k++) {
+                __m512i y = _mm512_loadu_si512((const void *)(x[k] + 32 * blk));
+                __m512 p = _mm512_cvtepi32_ps(dpbusd512(q, y));
+                acc[k] = _mm512_fmadd_ps(_mm512_mul_ps(s, _mm512_loadu_ps(dxx[k] + 8 * blk)), p, acc[k]);
+            }
+        }
+    }
+    UNROLL_NX
+    for (int k = 0; k < NX; k++) out[k] = _mm512_reduce_add_ps(acc[k]) - 128 * hsum8k(acco[k]);
+}
+
+static ALWAYS_INLINE void dot512_n(int t, const void *row, const void *const *act, int NX, long n, float *out) {
+    switch (t) {
+    case DT_Q2_K: dot512_q23_n(0, row, act, NX, n, out); break;
+    case DT_Q3_K: dot512_q23_n(1, row, act, NX, n, out); break;
+    case DT_Q5_K: dot512_q5_k_n(row, act, NX, n, out); break;
+    case DT_IQ4_XS: dot512_iq4_xs_n(row, act, NX, n, out); break;
+    default:
+        for (int k = 0; k < NX; k++) out[k] = 0;
+        break;
+    }
+}
+
+void kquant512_dot_n(int t, const void *row, const void *const *act, int nx, long n, float *out) {
+    switch (nx) {
+    case 1: dot512_n(t, row, act, 1, n, out); break;
+    case 2: dot512_n(t, row, act, 2, n, out); break;
+    case 3: dot512_n(t, row, act, 3, n, out); break;
+    default: dot512_n(t, row, act, 4, n, out); break;
+    }
+}
+#endif
+
+#else /* no AVX2: the references */
+
+void kquant_dot_n(int t, const void *row, const void *const *act, int nx, long n, float *out) {
+    for (int k = 0; k < nx; k++) out[k] = kquant_dot_ref(t, row, act[k], n);
+}
+
+#endif
