@@ -98,6 +98,7 @@ static JVal *u_case(JCtx *c, JVal *v, char mode) {
         u_put(&b, r);
     }
     JVal *r = jv_str(c, b.s ? b.s : "", b.len);
+    r->b = v->b; /* Markup methods return Markup */
     sb_free(&b);
     return r;
 }
@@ -139,7 +140,9 @@ static JVal *u_strip(JCtx *c, JVal *v, JVal *chars, int which) {
             e = st;
         }
     }
-    return jv_str_nocopy(c, v->s + a, e - a);
+    JVal *r = jv_str_nocopy(c, v->s + a, e - a);
+    r->b = v->b;
+    return r;
 }
 
 static JVal *str_replace(JCtx *c, const JNode *at, JVal *s, JVal *old, JVal *new_, int64_t count) {
@@ -756,6 +759,7 @@ static JVal *py_int_of(JCtx *c, JVal *x, JVal *def) {
 }
 
 static JVal *html_escape(JCtx *c, JVal *s) {
+    if (s->b) return s; /* already Markup */
     StrBuf b;
     sb_init(&b);
     for (size_t i = 0; i < s->n; i++) {
@@ -769,6 +773,7 @@ static JVal *html_escape(JCtx *c, JVal *s) {
         }
     }
     JVal *r = jv_str(c, b.s ? b.s : "", b.len);
+    r->b = 1;
     sb_free(&b);
     return r;
 }
@@ -816,6 +821,11 @@ static JVal *f_indent(JCtx *c, const JNode *at, JVal *x, const Args *A) {
 static JVal *select_common(JCtx *c, const JNode *at, JVal *x, const Args *A, int by_attr, int keep,
                            JScope *s) {
     (void)s;
+    if (!jv_truthy(x)) { /* jinja2: `if value:` before iterating */
+        JVal *r = jv_list(c);
+        r->b = 1;
+        return r;
+    }
     JVal *l = jiterate(c, at, x);
     if (!l) return NULL;
     int k = 0;
@@ -841,6 +851,7 @@ static JVal *select_common(JCtx *c, const JNode *at, JVal *x, const Args *A, int
         }
         if (ok == keep) jl_push(c, r->l, item);
     }
+    r->b = 1;
     return r;
 }
 
@@ -863,13 +874,21 @@ JVal *jfilter(JCtx *c, const JNode *at, const char *name, JVal *x, JVal **args, 
         if (x->t == JV_UNDEF || (boolean && !jv_truthy(x))) return def;
         return x;
     }
-    if (IS("safe")) return x;
+    if (IS("safe")) {
+        if (x->t != JV_STR) x = jv_to_str(c, x);
+        if (x->b) return x;
+        JVal *r = jv_str_nocopy(c, x->s, x->n);
+        r->b = 1;
+        return r;
+    }
     if (IS("string")) return jv_to_str(c, x);
     if (IS("length") || IS("count")) {
         switch (x->t) {
         case JV_UNDEF: return jv_int(c, 0);
         case JV_STR: return jv_int(c, (int64_t)ju_len(x->s, x->n));
-        case JV_LIST: return jv_int(c, x->l->n);
+        case JV_LIST:
+            if (x->b) return jerr(c, at, ERR_PARSE, "object of type 'generator' has no len() (add |list)");
+            return jv_int(c, x->l->n);
         case JV_DICT: case JV_NS: return jv_int(c, x->d->n);
         default: return jerr(c, at, ERR_PARSE, "object of type '%s' has no len()", jv_type_name(x));
         }
@@ -902,6 +921,7 @@ JVal *jfilter(JCtx *c, const JNode *at, const char *name, JVal *x, JVal **args, 
             jl_push(c, p->l, x->d->v[i]);
             jl_push(c, r->l, p);
         }
+        r->b = 1; /* jinja2's items is a generator */
         return r;
     }
     if (IS("list")) {
@@ -932,10 +952,12 @@ JVal *jfilter(JCtx *c, const JNode *at, const char *name, JVal *x, JVal **args, 
     if (IS("select")) return select_common(c, at, x, &A, 0, 1, s);
     if (IS("reject")) return select_common(c, at, x, &A, 0, 0, s);
     if (IS("map")) {
+        JVal *r = jv_list(c);
+        r->b = 1; /* a generator, as jinja2's */
+        if (!jv_truthy(x)) return r;
         JVal *l = jiterate(c, at, x);
         if (!l) return NULL;
         JVal *attr = arg(&A, -1, "attribute");
-        JVal *r = jv_list(c);
         if (attr) {
             JVal *def = arg(&A, -1, "default");
             for (int i = 0; i < l->l->n; i++) {
@@ -970,6 +992,7 @@ JVal *jfilter(JCtx *c, const JNode *at, const char *name, JVal *x, JVal **args, 
         if (!l) return NULL;
         JVal *r = jv_list(c);
         for (int i = l->l->n - 1; i >= 0; i--) jl_push(c, r->l, l->l->v[i]);
+        r->b = 1; /* reversed(): an iterator */
         return r;
     }
     if (IS("sort") || IS("unique") || IS("min") || IS("max")) {
@@ -999,6 +1022,7 @@ JVal *jfilter(JCtx *c, const JNode *at, const char *name, JVal *x, JVal **args, 
                     jl_push(c, r->l, v[i]);
                 }
             }
+            r->b = 1;
             return r;
         }
         if (!is_sort) {

@@ -89,7 +89,7 @@ JVal *jgetitem(JCtx *c, const JNode *at, JVal *obj, JVal *key) {
         return jv_undef_named(c, "a missing dict key");
     }
     if (obj->t == JV_LIST) {
-        if (key->t == JV_STR) return jv_undef_named(c, "a list attribute");
+        if (key->t == JV_STR || obj->b) return jv_undef_named(c, "an item of a list attribute or generator");
         int64_t i;
         int r = py_index(c, at, key, obj->l->n, &i);
         if (r < 0) return NULL;
@@ -179,7 +179,14 @@ static JVal *do_slice(JCtx *c, const JNode *at, JVal *obj, JVal *a, JVal *b, JVa
 JVal *jiterate(JCtx *c, const JNode *at, JVal *v) {
     switch (v->t) {
     case JV_UNDEF: return jv_list(c);
-    case JV_LIST: return v;
+    case JV_LIST:
+        if (v->b) { /* a generator: the first pass consumes it */
+            JVal *r = jv_list(c);
+            *r->l = *v->l;
+            v->l = ja_alloc(c->ar, sizeof *v->l);
+            return r;
+        }
+        return v;
     case JV_DICT: {
         JVal *r = jv_list(c);
         for (int i = 0; i < v->d->n; i++) jl_push(c, r->l, v->d->k[i]);
@@ -247,11 +254,18 @@ static JVal *arith(JCtx *c, const JNode *at, int op, JVal *a, JVal *b) {
         }
     }
     if (op == JOP_ADD && a->t == JV_STR && b->t == JV_STR) {
+        if (a->b != b->b) { /* Markup + str: markupsafe escapes the plain side */
+            if (!a->b) a = jfilter(c, at, "e", a, NULL, 0, NULL, NULL, 0, NULL);
+            else b = jfilter(c, at, "e", b, NULL, 0, NULL, NULL, 0, NULL);
+            if (!a || !b) return NULL;
+        }
         if (out_check(c, at, a->n + b->n)) return NULL;
         char *s = ja_alloc(c->ar, a->n + b->n + 1);
         memcpy(s, a->s, a->n);
         memcpy(s + a->n, b->s, b->n);
-        return jv_str_nocopy(c, s, a->n + b->n);
+        JVal *r = jv_str_nocopy(c, s, a->n + b->n);
+        r->b = a->b;
+        return r;
     }
     if (op == JOP_ADD && a->t == JV_LIST && b->t == JV_LIST) {
         JVal *r = jv_list(c);
@@ -629,6 +643,10 @@ static int exec(JCtx *c, const JNode *n, JScope *s) {
     case JN_OUTPUT: {
         JVal *v = jeval(c, n->a, s);
         if (!v) return -1;
+        if (v->t == JV_LIST && v->b) {
+            jerr(c, n, ERR_UNSUPPORTED, "printing a generator object (jinja2 prints its address; add |list)");
+            return -1;
+        }
         jv_str_append(c->out, v);
         return out_check(c, n, c->out->len);
     }

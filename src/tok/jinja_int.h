@@ -112,7 +112,8 @@ typedef JVal *(*JFn)(struct JCtx *c, const JNode *at, JVal *fn, JVal **args, int
 
 struct JVal {
     JType t;
-    int b;
+    int b; /* BOOL: the value; STR: a Markup (safe) string; LIST: a generator
+            * (what map/select/... return in jinja2: one pass, no len, no JSON) */
     int64_t i;
     double f;
     const char *s; /* STR (not NUL-terminated necessarily); UNDEF: its description; FUNC: method name */

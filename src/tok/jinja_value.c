@@ -195,7 +195,7 @@ int jv_truthy(const JVal *v) {
     case JV_INT: return v->i != 0;
     case JV_FLOAT: return v->f != 0;
     case JV_STR: return v->n != 0;
-    case JV_LIST: return v->l->n != 0;
+    case JV_LIST: return v->b || v->l->n != 0; /* a generator object is always true */
     case JV_DICT: return v->d->n != 0;
     default: return 1;
     }
@@ -459,6 +459,8 @@ int jv_json_append(JCtx *c, const JNode *at, StrBuf *b, const JVal *v, int inden
         return 0;
     case JV_STR: json_str(b, v->s, v->n); return 0;
     case JV_LIST:
+        if (v->b)
+            return jerr(c, at, ERR_PARSE, "tojson: Object of type generator is not JSON serializable (add |list)"), -1;
         if (!v->l->n) {
             sb_append(b, "[]");
             return 0;
