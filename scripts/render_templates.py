@@ -144,6 +144,76 @@ def tokens_for(name):
     return best
 
 
+# Small templates, one or two features each, rendered into features.json
+# (tests/tok/test_jinja.c). Vars are shared: see FEATURE_VARS.
+FEATURE_VARS = {
+    "messages": [SYSTEM, U1, A1, U2],
+    "xs": [3, 1, 2], "names": ["bob", "Alice", "carol", "alice"],
+    "d": {"b": 2, "a": 1, "C": 3}, "s": "  Hello, World  ", "n": 7, "f": 2.5, "neg": -4,
+    "items": [{"name": "x", "v": 1, "on": True}, {"name": "y", "v": 2, "on": False},
+              {"name": "z", "v": 3, "on": True}],
+    "t": True, "none": None, "empty": [], "u": "ünïcødé ✓",
+}
+FEATURES = [
+    ("output", "{{ 'a' }}{{ 1 }}{{ 2.5 }}{{ none }}{{ t }}{{ xs }}{{ d }}{{ undefined_var }}|"),
+    ("literals", "{{ [1, 'two', 3.0, true, False, None] }} {{ {'k': 'v', 2: [1]} }} {{ (1, 2)|list }} {{ 1e3 }} {{ 1_000 }}"),
+    ("string_escapes", "{{ 'a\\tb\\nc\\'d\\\\e\\x41\\u00e9' }}|{{ \"dq'\" }}|{{ 'adj' 'acent' }}"),
+    ("comments_ws", "a {# comment #} b\n  {# own line #}\nc {%- if t %} d {% endif -%} e\n{{- ' f ' -}}\n g"),
+    ("trim_lstrip", "<ul>\n    {% for x in xs %}\n    <li>{{ x }}</li>\n    {% endfor %}\n</ul>\n  {%+ if t %}kept{% endif %}\n{% if t +%}\nnl{% endif %}"),
+    ("raw", "{% raw %}{{ not evaluated }}{% endraw %}"),
+    ("arith", "{{ 7 // 2 }} {{ -7 // 2 }} {{ 7 % 3 }} {{ -7 % 3 }} {{ 7 / 2 }} {{ 2 ** 10 }} {{ 2 ** -1 }} {{ 1 + 2 * 3 - 4 }} {{ 'ab' * 3 }} {{ [1] + [2] }} {{ n ~ '!' ~ f }} {{ -n }} {{ 0.1 + 0.2 }} {{ 1e20 }} {{ 1.5e-7 }} {{ 10 / 4 }}"),
+    ("compare_logic", "{{ 1 < 2 }} {{ 'a' < 'b' }} {{ 1 == 1.0 }} {{ 1 == true }} {{ [1,2] == [1,2] }} {{ 2 in xs }} {{ 'ell' in s }} {{ 'a' in d }} {{ 9 not in xs }} {{ not t }} {{ none or 'x' }} {{ 0 and 1 }} {{ 'y' if t else 'n' }} {{ 'y' if none }}|"),
+    ("if_elif", "{% for x in [0, 1, 2, 3] %}{% if x == 0 %}zero{% elif x == 1 %}one{% elif x == 2 %}two{% else %}many{% endif %} {% endfor %}"),
+    ("loop_vars", "{% for x in names %}{{ loop.index }}/{{ loop.index0 }}/{{ loop.revindex }}/{{ loop.revindex0 }}/{{ loop.length }}/{{ loop.first }}/{{ loop.last }}/{{ loop.previtem }}/{{ loop.nextitem }};{% endfor %}"),
+    ("for_if_else", "{% for x in xs if x > 1 %}{{ x }}:{{ loop.length }} {% endfor %}|{% for x in empty %}never{% else %}else{% endfor %}|{% for k, v in d.items() %}{{ k }}={{ v }},{% endfor %}|{% for c in 'héllo' %}{{ c }}.{% endfor %}|{% for k in d %}{{ k }}{% endfor %}"),
+    ("loopcontrols", "{% for x in range(10) %}{% if x == 2 %}{% continue %}{% endif %}{% if x == 5 %}{% break %}{% endif %}{{ x }}{% endfor %}"),
+    ("scoping", "{% set a = 1 %}{% for x in xs %}{% set a = x %}{% endfor %}{{ a }} {% set ns = namespace(total=0, hit=false) %}{% for x in xs %}{% set ns.total = ns.total + x %}{% endfor %}{{ ns.total }} {{ ns.hit }}"),
+    ("set_block", "{% set greeting %}Hi {{ names[0] }}!{% endset %}[{{ greeting }}]{% set shout | upper %}quiet{% endset %}{{ shout }}{% set a, b = [1, 2] %}{{ a }}{{ b }}"),
+    ("macro_call", "{% macro tag(name, cls='x') %}<{{ name }} class={{ cls }}>{{ caller() if caller is defined else '' }}</{{ name }}>{% endmacro %}{{ tag('a') }}{{ tag('b', cls='y') }}{% call tag('div') %}inner {{ n }}{% endcall %}{% macro rec(k) %}{{ k }}{% if k > 0 %}{{ rec(k - 1) }}{% endif %}{% endmacro %}{{ rec(3) }}"),
+    ("call_args", "{% macro m(a, b) %}{{ a }}-{{ b }}{{ caller(10, 20) if caller is defined }}{% endmacro %}{% call(x, y) m(1, 2) %}[{{ x }},{{ y }}]{% endcall %}{{ m(b=2, a=1) }}"),
+    ("filter_block", "{% filter upper %}hello {{ names[0] }}{% endfilter %}|{% filter replace('l', 'L') | trim %}  hello  {% endfilter %}"),
+    ("attr_item", "{{ messages[0].role }} {{ messages[0]['content'] }} {{ messages[-1].role }} {{ d.a }} {{ d['b'] }} {{ items[1].name }} {{ xs.0 }} {{ messages[99] is defined }} {{ d.zz is defined }} {{ d.keys()|list }} {{ d.values()|list }} {{ d.get('a') }} {{ d.get('q', 'dflt') }} {{ d.get('q') }}"),
+    ("slicing", "{{ xs[::-1] }} {{ xs[1:] }} {{ xs[:-1] }} {{ xs[::2] }} {{ 'abcdef'[1:4] }} {{ 'abcdef'[::-1] }} {{ u[::-1] }} {{ u[2:5] }} {{ xs[10:] }} {{ 'abc'[-1] }}"),
+    ("str_methods", "{{ s.strip() }}|{{ s.lstrip() }}|{{ s.rstrip() }}|{{ 'xxhixx'.strip('x') }}|{{ 'a,b,,c'.split(',') }}|{{ ' a  b '.split() }}|{{ 'a b c'.split(' ', 1) }}|{{ 'a-b-c'.rsplit('-', 1) }}|{{ 'Hi'.upper() }}{{ 'Hi'.lower() }}|{{ 'hello world'.title() }}|{{ 'hELLO'.capitalize() }}|{{ 'aaa'.replace('a', 'b', 2) }}|{{ 'abc'.startswith('ab') }}{{ 'abc'.endswith(('x', 'c')) }}|{{ '{} and {}'.format(1, 'two') }}|{{ '-'.join(['a', 'b']) }}|{{ 'banana'.count('a') }}{{ 'banana'.find('n') }}|{{ 'l1\\nl2'.splitlines() }}|{{ '42'.isdigit() }}"),
+    ("filters_str", "{{ s|trim }}|{{ s|upper }}|{{ s|lower }}|{{ 'hello wORLD-foo'|title }}|{{ 'hELLO'|capitalize }}|{{ 'aXbX'|replace('X', '_') }}|{{ '<a href=\"x\">&\\'</a>'|e }}|{{ '<b>'|escape }}|{{ 'x'|safe }}|{{ 'one two  three'|wordcount }}|{{ 42|string ~ 'x' }}|{{ 'line1\\nline2\\n\\nline3'|indent(2) }}|{{ 'a\\nb'|indent(4, true) }}|{{ 'a\\n\\nb'|indent(2, blank=true) }}"),
+    ("filters_seq", "{{ xs|length }} {{ names|count }} {{ xs|first }} {{ xs|last }} {{ xs|sort }} {{ xs|sort(reverse=true) }} {{ names|sort }} {{ names|sort(case_sensitive=true) }} {{ names|unique|list }} {{ xs|reverse|list }} {{ 'abc'|reverse }} {{ xs|min }} {{ xs|max }} {{ names|max }} {{ xs|sum }} {{ items|sum(attribute='v') }} {{ xs|join(', ') }} {{ items|join('|', attribute='name') }} {{ xs|batch(2)|list }} {{ xs|batch(2, 0)|list }} {{ d|dictsort }} {{ d|dictsort(by='value', reverse=true) }} {{ d|items|list }} {{ 'abc'|list }} {{ items|sort(attribute='v', reverse=true)|map(attribute='name')|list }}"),
+    ("filters_select", "{{ items|selectattr('on')|map(attribute='name')|list }} {{ items|rejectattr('on')|map(attribute='name')|list }} {{ items|selectattr('v', 'gt', 1)|map(attribute='name')|join }} {{ items|selectattr('name', 'equalto', 'y')|list|length }} {{ xs|select('odd')|list }} {{ xs|reject('odd')|list }} {{ names|map('upper')|list }} {{ items|map(attribute='missing', default='-')|list }} {{ none|selectattr('x')|list }} {{ messages|selectattr('role', 'eq', 'user')|list|length }}"),
+    ("filters_num", "{{ neg|abs }} {{ f|abs }} {{ '42'|int + 1 }} {{ 'x'|int }} {{ 'x'|int(7) }} {{ 3.9|int }} {{ '2.5'|float }} {{ 2.5|round }} {{ 3.5|round }} {{ 2.567|round(2) }} {{ 2.1|round(0, 'ceil') }} {{ 2.9|round(method='floor') }} {{ n|float }} {{ 5|round }}"),
+    ("filters_default", "{{ missing|default('dflt') }} {{ missing|d('d2') }} {{ ''|default('e', true) }} {{ ''|default('e') }}| {{ none|default('n') }} {{ 0|default(5, boolean=true) }}"),
+    ("tojson", "{{ d|tojson }} {{ items[0]|tojson }} {{ xs|tojson(indent=2) }} {{ d|tojson(sort_keys=true) }} {{ u|tojson }} {{ 'q\"\\\\\\n'|tojson }} {{ [none, t, f, 1e100]|tojson }} {{ {'a': {'b': [1, {}]}, 'e': []}|tojson(indent=4) }}"),
+    ("tests", "{{ n is number }}{{ n is integer }}{{ f is float }}{{ s is string }}{{ d is mapping }}{{ xs is iterable }}{{ xs is sequence }}{{ t is boolean }}{{ t is true }}{{ t is false }}{{ none is none }}{{ missing is undefined }}{{ missing is not defined }}{{ n is odd }}{{ n is even }}{{ 'abc' is lower }}{{ 'ABC' is upper }}{{ n is divisibleby 7 }}{{ n is eq 7 }}{{ n is ne 7 }}{{ 2 is in xs }}{{ range is callable }}{{ n is gt 3 }}{{ n is le 3 }}{{ d is sameas d }}{{ n is equalto(7) }}"),
+    ("undefined", "[{{ missing }}]{{ missing|length }}{% for x in missing %}no{% endfor %}{{ missing is defined }}{{ d.nope }}{{ messages[0].nope }}{{ (missing or 'dflt') }}{{ missing ~ 'x' }}"),
+    ("globals", "{{ range(3)|list }} {{ range(1, 7, 2)|list }} {{ range(5, 0, -2)|list }} {{ strftime_now('%Y-%m-%d %d %b %Y') }} {% set ns = namespace(a=1) %}{{ ns.a }} {{ dict(x=1, y='z') }}"),
+    ("markup", "{{ 'a'|safe + '<b>' }} {{ '<b>' + '<i>'|safe }} {{ ('x'|safe + '&')|length }} {{ '<'|safe ~ '<' }}"),
+    ("generation", "{% for m in messages %}{% if m.role == 'assistant' %}{% generation %}{{ m.content }}{% endgeneration %}{% endif %}{% endfor %}"),
+    ("unicode", "{{ u|length }} {{ u|upper }} {{ u[0] }} {{ u|reverse }} {{ '\u00a0x\u3000'|trim }}|{{ 'straße'|title }}"),
+    ("raise", "{% if messages|length > 2 %}{{ raise_exception('too many: ' ~ messages|length) }}{% endif %}ok"),
+    ("error_iterate_none", "{% for x in none %}{% endfor %}"),
+    ("error_call_undefined", "{{ missing() }}"),
+    ("error_attr_of_undefined", "{{ missing.attr }}"),
+    ("error_add_types", "{{ 1 + 'a' }}"),
+    ("error_append", "{% set l = [] %}{{ l.append(1) }}"),
+]
+
+
+def render_features(d, env):
+    out = []
+    for name, text in FEATURES:
+        case = {"name": name, "template": text}
+        try:
+            case["output"] = env.from_string(text).render(**json.loads(json.dumps(FEATURE_VARS)))
+        except jinja2.exceptions.TemplateError as e:
+            case["error"] = str(e)
+        except Exception as e:
+            case["error"] = "%s: %s" % (type(e).__name__, e)
+        out.append(case)
+    with open(os.path.join(d, "features.json"), "w", encoding="utf-8") as f:
+        json.dump({"vars": FEATURE_VARS, "cases": out}, f, ensure_ascii=False, indent=1)
+        f.write("\n")
+    for c in out:
+        print("feature %-25s %s" % (c["name"], ("ERROR " + c["error"]) if "error" in c else "ok"))
+
+
 def main():
     d = sys.argv[1] if len(sys.argv) > 1 else os.path.join(os.path.dirname(__file__), "..", "tests",
                                                            "data", "templates")
@@ -176,6 +246,7 @@ def main():
             json.dump(rec, f, ensure_ascii=False, indent=1)
             f.write("\n")
         print("%-55s %s" % (name, " ".join(c["name"] + ("!" if "error" in c else "") for c in rec["cases"])))
+    render_features(d, env)
 
 
 if __name__ == "__main__":

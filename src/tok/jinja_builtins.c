@@ -463,6 +463,7 @@ static JVal *call_method(JCtx *c, const JNode *at, JVal *fn, JVal **args, int na
             else if (!strcmp(name, "values")) jl_push(c, r->l, self->d->v[i]);
             else {
                 JVal *p = jv_list(c);
+                p->i = 1; /* a (key, value) tuple */
                 jl_push(c, p->l, self->d->k[i]);
                 jl_push(c, p->l, self->d->v[i]);
                 jl_push(c, r->l, p);
@@ -917,6 +918,7 @@ JVal *jfilter(JCtx *c, const JNode *at, const char *name, JVal *x, JVal **args, 
         JVal *r = jv_list(c);
         for (int i = 0; i < x->d->n; i++) {
             JVal *p = jv_list(c);
+            p->i = 1; /* a (key, value) tuple */
             jl_push(c, p->l, x->d->k[i]);
             jl_push(c, p->l, x->d->v[i]);
             jl_push(c, r->l, p);
@@ -1050,6 +1052,7 @@ JVal *jfilter(JCtx *c, const JNode *at, const char *name, JVal *x, JVal **args, 
         JVal **v = ja_alloc(c->ar, (size_t)(n + 1) * sizeof *v), **k = ja_alloc(c->ar, (size_t)(n + 1) * sizeof *k);
         for (int i = 0; i < n; i++) {
             JVal *p = jv_list(c);
+            p->i = 1; /* a (key, value) tuple */
             jl_push(c, p->l, x->d->k[i]);
             jl_push(c, p->l, x->d->v[i]);
             v[i] = p;

@@ -532,6 +532,7 @@ JVal *jeval(JCtx *c, const JNode *n, JScope *s) {
     }
     case JN_LIST: case JN_TUPLE: {
         JVal *l = jv_list(c);
+        l->i = n->k == JN_TUPLE;
         for (int i = 0; i < n->n; i++) {
             JVal *x = jeval(c, n->v[i], s);
             if (!x) return NULL;

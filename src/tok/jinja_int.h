@@ -114,7 +114,7 @@ struct JVal {
     JType t;
     int b; /* BOOL: the value; STR: a Markup (safe) string; LIST: a generator
             * (what map/select/... return in jinja2: one pass, no len, no JSON) */
-    int64_t i;
+    int64_t i; /* INT: the value; LIST: 1 for a tuple (prints as (a, b)) */
     double f;
     const char *s; /* STR (not NUL-terminated necessarily); UNDEF: its description; FUNC: method name */
     size_t n;

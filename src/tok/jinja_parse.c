@@ -321,6 +321,8 @@ static JNode *postfix(P *p, JNode *x) {
             if (!(x = subscript(p, x))) return NULL;
         } else if (tok_is(t, JT_OP, "(")) {
             JNode *n = mk(p, JN_CALL, t);
+            n->line = x->line; /* errors point at the function's name */
+            n->col = x->col;
             n->a = x;
             if (call_args(p, n)) return NULL;
             x = n;

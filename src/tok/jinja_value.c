@@ -375,12 +375,13 @@ void jv_str_append(StrBuf *b, const JVal *v) {
     case JV_FLOAT: float_append(b, v->f); break;
     case JV_STR: sb_appendn(b, v->s, v->n); break;
     case JV_LIST:
-        sb_appendc(b, '[');
+        sb_appendc(b, v->i ? '(' : '[');
         for (int i = 0; i < v->l->n; i++) {
             if (i) sb_append(b, ", ");
             jv_repr_append(b, v->l->v[i]);
         }
-        sb_appendc(b, ']');
+        if (v->i && v->l->n == 1) sb_appendc(b, ',');
+        sb_appendc(b, v->i ? ')' : ']');
         break;
     case JV_DICT:
         sb_appendc(b, '{');
