@@ -8,8 +8,8 @@
  * with a set of variables given as a JSON object (messages, tools,
  * add_generation_prompt, bos_token, ... : everything transformers passes is
  * JSON-shaped). Hostile templates are bounded: parsing nests at most
- * max_depth deep, a render runs at most max_steps evaluation steps, calls
- * macros at most max_depth deep and writes at most max_output bytes; going
+ * max_depth deep, a render runs at most max_steps evaluation steps, nests
+ * macro calls at most max_calls deep and writes at most max_output bytes; going
  * past a limit is an error, never a hang or a stack overflow.
  *
  * Errors name the template line and column: "template line 3, column 12:
@@ -25,11 +25,12 @@
 
 typedef struct JinjaLimits {
     long max_steps;    /* evaluation steps per render */
-    int max_depth;     /* parser nesting and macro/call nesting */
+    int max_depth;     /* parser nesting (blocks, elif chains, expressions) */
+    int max_calls;     /* macro calls in progress (each nests a body's depth); <= 0: 40 */
     size_t max_output; /* bytes a render may write (also bounds string building) */
 } JinjaLimits;
 
-/* 10M steps, depth 64, 16 MiB. */
+/* 10M steps, depth 100, 40 nested macro calls, 16 MiB. */
 JinjaLimits jinja_limits_default(void);
 
 typedef struct JinjaTemplate JinjaTemplate;

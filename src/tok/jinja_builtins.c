@@ -812,6 +812,11 @@ static JVal *f_indent(JCtx *c, const JNode *at, JVal *x, const Args *A) {
             if (blank || ln->n) sb_appendn(&b, ind.s ? ind.s : "", ind.len);
         }
         sb_appendn(&b, ln->s, ln->n);
+        if (b.len > c->max_output) {
+            sb_free(&b);
+            sb_free(&ind);
+            return jerr(c, at, ERR_PARSE, "indent: result past %zu bytes", c->max_output);
+        }
     }
     sb_free(&ind);
     JVal *r = jv_str(c, b.s ? b.s : "", b.len);
@@ -1127,7 +1132,10 @@ JVal *jfilter(JCtx *c, const JNode *at, const char *name, JVal *x, JVal **args, 
             jl_push(c, cur->l, l->l->v[i]);
         }
         if (cur && fill && fill->t != JV_NONE)
-            while (cur->l->n < size) jl_push(c, cur->l, fill);
+            while (cur->l->n < size) {
+                if (jstep(c, at)) return NULL;
+                jl_push(c, cur->l, fill);
+            }
         return r;
     }
     if (IS("attr")) {

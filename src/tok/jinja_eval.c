@@ -289,8 +289,10 @@ static JVal *arith(JCtx *c, const JNode *at, int op, JVal *a, JVal *b) {
         JVal *r = jv_list(c);
         if (a->l->n && (uint64_t)b->i > (uint64_t)c->max_output / (uint64_t)a->l->n)
             return jerr(c, at, ERR_PARSE, "list repetition too large");
-        for (int64_t i = 0; i < b->i; i++)
+        for (int64_t i = 0; i < b->i; i++) {
+            if (jstep(c, at)) return NULL;
             for (int j = 0; j < a->l->n; j++) jl_push(c, r->l, a->l->v[j]);
+        }
         return r;
     }
     static const char *const NAMES[] = {"", "+", "-", "*", "/", "//", "%", "**"};
@@ -359,13 +361,13 @@ static JVal *binop(JCtx *c, const JNode *n, JVal *a, JVal *b) {
 static JVal *call_macro(JCtx *c, const JNode *at, JVal *m, JVal **args, int nargs,
                         const char **kwn, JVal **kwv, int nkw) {
     const JNode *def = m->macro;
-    if (++c->depth > c->max_depth) {
-        c->depth--;
-        return jerr(c, at, ERR_PARSE, "macro calls nest deeper than %d", c->max_depth);
+    if (++c->calls > c->max_calls) {
+        c->calls--;
+        return jerr(c, at, ERR_PARSE, "macro calls nest deeper than %d", c->max_calls);
     }
     JScope *s = scope_new(c, m->closure);
     if (nargs > def->nnames) {
-        c->depth--;
+        c->calls--;
         return jerr(c, at, ERR_PARSE, "macro '%s' takes at most %d arguments, %d given",
                     def->name ? def->name : "caller", def->nnames, nargs);
     }
@@ -375,7 +377,7 @@ static JVal *call_macro(JCtx *c, const JNode *at, JVal *m, JVal **args, int narg
             if (!strcmp(kwn[k], def->names[i])) v = kwv[k];
         if (!v) {
             if (def->w[i]) {
-                if (!(v = jeval(c, def->w[i], s))) return c->depth--, NULL;
+                if (!(v = jeval(c, def->w[i], s))) return c->calls--, NULL;
             } else {
                 v = jv_undef_named(c, def->names[i]);
             }
@@ -387,7 +389,7 @@ static JVal *call_macro(JCtx *c, const JNode *at, JVal *m, JVal **args, int narg
         for (int i = 0; i < def->nnames; i++)
             if (!strcmp(kwn[k], def->names[i])) known = 1;
         if (!known) {
-            c->depth--;
+            c->calls--;
             return jerr(c, at, ERR_PARSE, "macro '%s' takes no keyword argument '%s'",
                         def->name ? def->name : "caller", kwn[k]);
         }
@@ -398,7 +400,7 @@ static JVal *call_macro(JCtx *c, const JNode *at, JVal *m, JVal **args, int narg
     c->out = &buf;
     int rc = exec(c, def->b, s);
     c->out = saved;
-    c->depth--;
+    c->calls--;
     if (rc) {
         sb_free(&buf);
         return NULL;
@@ -725,7 +727,7 @@ static int exec(JCtx *c, const JNode *n, JScope *s) {
 /* ---- Public entry points -------------------------------------------------- */
 
 JinjaLimits jinja_limits_default(void) {
-    JinjaLimits l = {.max_steps = 10000000, .max_depth = 64, .max_output = 16u << 20};
+    JinjaLimits l = {.max_steps = 10000000, .max_depth = 100, .max_calls = 40, .max_output = 16u << 20};
     return l;
 }
 
@@ -761,7 +763,8 @@ int jinja_render(const JinjaTemplate *t, const json_t *vars, time_t now, char **
     sb_init(&buf);
     err_clear(e);
     JCtx c = {.ar = &ar, .out = &buf, .e = e, .max_steps = t->lim.max_steps,
-              .max_depth = t->lim.max_depth, .max_output = t->lim.max_output,
+              .max_depth = t->lim.max_depth, .max_calls = t->lim.max_calls > 0 ? t->lim.max_calls : 40,
+              .max_output = t->lim.max_output,
               .now = now ? now : time(NULL), .now_utc = now != 0};
     c.globals = scope_new(&c, NULL);
     if (vars && json_is_object(vars)) {

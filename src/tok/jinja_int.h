@@ -137,7 +137,8 @@ typedef struct JCtx {
     StrBuf *out;
     Err *e;
     long steps, max_steps;
-    int depth, max_depth;
+    int depth, max_depth; /* nesting of values being compared or serialised */
+    int calls, max_calls; /* macro calls in progress */
     size_t max_output;
     JScope *globals;
     time_t now;

@@ -616,8 +616,10 @@ static JNode *stmt_if(P *p, JTok *t) {
     int w;
     if (!(n->b = body(p, ENDS, &w, t, "if"))) return NULL;
     p->i += 2; /* {% elif/else/endif */
-    if (w == 0) {
+    if (w == 0) { /* an elif is a nested if: it counts as nesting */
+        if (enter(p)) return NULL;
         if (!(n->c = stmt_if(p, peek(p, -1)))) return NULL;
+        p->depth--;
         return n;
     }
     if (end_block(p)) return NULL;

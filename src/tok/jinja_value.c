@@ -206,7 +206,17 @@ double jv_num(const JVal *v) {
     return v->t == JV_FLOAT ? v->f : v->t == JV_INT ? (double)v->i : (double)v->b;
 }
 
-int jv_equal(const JVal *a, const JVal *b) {
+/* Values a template builds can nest without bound ({% set ns.x = [ns.x] %}
+ * in a loop): comparing and printing stop at this depth instead of
+ * overflowing the C stack (Python would raise RecursionError). */
+#define JV_MAX_NEST 200
+
+static int equal_at(const JVal *a, const JVal *b, int depth);
+
+int jv_equal(const JVal *a, const JVal *b) { return equal_at(a, b, 0); }
+
+static int equal_at(const JVal *a, const JVal *b, int depth) {
+    if (depth > JV_MAX_NEST) return a == b;
     if (jv_is_num(a) && jv_is_num(b)) {
         if (a->t != JV_FLOAT && b->t != JV_FLOAT) {
             int64_t x = a->t == JV_INT ? a->i : a->b, y = b->t == JV_INT ? b->i : b->b;
@@ -221,13 +231,13 @@ int jv_equal(const JVal *a, const JVal *b) {
     case JV_LIST:
         if (a->l->n != b->l->n) return 0;
         for (int i = 0; i < a->l->n; i++)
-            if (!jv_equal(a->l->v[i], b->l->v[i])) return 0;
+            if (!equal_at(a->l->v[i], b->l->v[i], depth + 1)) return 0;
         return 1;
     case JV_DICT:
         if (a->d->n != b->d->n) return 0;
         for (int i = 0; i < a->d->n; i++) {
             JVal *o = jd_getv(b->d, a->d->k[i]);
-            if (!o || !jv_equal(a->d->v[i], o)) return 0;
+            if (!o || !equal_at(a->d->v[i], o, depth + 1)) return 0;
         }
         return 1;
     default: return a == b;
@@ -247,9 +257,16 @@ int jv_compare(JCtx *c, const JNode *at, const JVal *a, const JVal *b, int *cmp)
         return 0;
     }
     if (a->t == JV_LIST && b->t == JV_LIST) {
+        if (c->depth > JV_MAX_NEST) {
+            jerr(c, at, ERR_PARSE, "cannot compare lists nested this deeply");
+            return -2;
+        }
         for (int i = 0; i < a->l->n && i < b->l->n; i++) {
             if (jv_equal(a->l->v[i], b->l->v[i])) continue;
-            return jv_compare(c, at, a->l->v[i], b->l->v[i], cmp);
+            c->depth++;
+            int r = jv_compare(c, at, a->l->v[i], b->l->v[i], cmp);
+            c->depth--;
+            return r;
         }
         *cmp = a->l->n < b->l->n ? -1 : a->l->n > b->l->n ? 1 : 0;
         return 0;
@@ -361,12 +378,22 @@ static void repr_str(StrBuf *b, const char *s, size_t n) {
     sb_appendc(b, q);
 }
 
-void jv_repr_append(StrBuf *b, const JVal *v) {
+static void str_at(StrBuf *b, const JVal *v, int depth);
+
+static void repr_at(StrBuf *b, const JVal *v, int depth) {
     if (v->t == JV_STR) repr_str(b, v->s, v->n);
-    else jv_str_append(b, v);
+    else str_at(b, v, depth);
 }
 
-void jv_str_append(StrBuf *b, const JVal *v) {
+void jv_repr_append(StrBuf *b, const JVal *v) { repr_at(b, v, 0); }
+
+void jv_str_append(StrBuf *b, const JVal *v) { str_at(b, v, 0); }
+
+static void str_at(StrBuf *b, const JVal *v, int depth) {
+    if (depth > JV_MAX_NEST && (v->t == JV_LIST || v->t == JV_DICT)) {
+        sb_append(b, "...");
+        return;
+    }
     switch (v->t) {
     case JV_UNDEF: break;
     case JV_NONE: sb_append(b, "None"); break;
@@ -378,7 +405,7 @@ void jv_str_append(StrBuf *b, const JVal *v) {
         sb_appendc(b, v->i ? '(' : '[');
         for (int i = 0; i < v->l->n; i++) {
             if (i) sb_append(b, ", ");
-            jv_repr_append(b, v->l->v[i]);
+            repr_at(b, v->l->v[i], depth + 1);
         }
         if (v->i && v->l->n == 1) sb_appendc(b, ',');
         sb_appendc(b, v->i ? ')' : ']');
@@ -387,9 +414,9 @@ void jv_str_append(StrBuf *b, const JVal *v) {
         sb_appendc(b, '{');
         for (int i = 0; i < v->d->n; i++) {
             if (i) sb_append(b, ", ");
-            jv_repr_append(b, v->d->k[i]);
+            repr_at(b, v->d->k[i], depth + 1);
             sb_append(b, ": ");
-            jv_repr_append(b, v->d->v[i]);
+            repr_at(b, v->d->v[i], depth + 1);
         }
         sb_appendc(b, '}');
         break;

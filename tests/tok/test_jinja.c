@@ -122,6 +122,13 @@ static void test_limits_stop_hostile_templates(void) {
     CHECK(out == NULL);
     CHECK_MSG(strstr(e.msg, "nests too deeply") != NULL, "%s", e.msg);
     sb_clear(&b);
+    sb_append(&b, "{% if a %}");
+    for (int i = 0; i < 100000; i++) sb_append(&b, "{% elif a %}");
+    sb_append(&b, "{% endif %}");
+    out = render(b.s, NULL, &lim, &e);
+    CHECK(out == NULL);
+    CHECK_MSG(strstr(e.msg, "nests too deeply") != NULL, "%s", e.msg);
+    sb_clear(&b);
     sb_append(&b, "{{ ");
     for (int i = 0; i < 100000; i++) sb_append(&b, "not ");
     sb_append(&b, "x }}");
@@ -137,6 +144,21 @@ static void test_limits_stop_hostile_templates(void) {
     CHECK_MSG(strstr(e.msg, "bytes") != NULL, "%s", e.msg);
     out = render("{{ 'x' * 100000000000 }}", NULL, &lim, &e);
     CHECK(out == NULL);
+    /* values nested without bound print, compare and serialise without
+     * overflowing the stack */
+    lim.max_output = 16u << 20;
+    lim.max_steps = 10000000;
+    out = render("{% set ns = namespace(x=1, y=1) %}{% for i in range(20000) %}{% set ns.x = [ns.x] %}"
+                 "{% set ns.y = [ns.y] %}{% endfor %}{{ (ns.x|string)[:3] }}{{ ns.x == ns.y }}"
+                 "{{ ns.x|tojson }}",
+                 NULL, &lim, &e);
+    CHECK(out == NULL);
+    CHECK_MSG(strstr(e.msg, "tojson: value nests too deeply") != NULL, "%s", e.msg);
+    out = render("{% set ns = namespace(x=1, y=1) %}{% for i in range(20000) %}{% set ns.x = [ns.x] %}"
+                 "{% set ns.y = [ns.y] %}{% endfor %}{{ (ns.x|string)[:3] }}{{ ns.x < ns.y }}",
+                 NULL, &lim, &e);
+    CHECK(out == NULL);
+    CHECK_MSG(strstr(e.msg, "nested this deeply") != NULL, "%s", e.msg);
     /* within the limits, the same constructs work */
     out = render("{% for a in range(3) %}{% for b in range(2) %}{{ a }}{{ b }} {% endfor %}{% endfor %}",
                  NULL, &lim, &e);
