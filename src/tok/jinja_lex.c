@@ -241,9 +241,10 @@ static int is_raw_tag(const char *s, size_t p, size_t *after) {
     return 1;
 }
 
-/* Appends data text s[a..b) with the pending whitespace rules. */
+/* Appends data text src[a..b) as a token. */
 static void push_data(Lexer *L, size_t a, size_t b) {
-    if (b > a) push(L, JT_DATA, L->src + a, b - a, a);
+    /* copied: the template outlives the caller's source text */
+    if (b > a) push(L, JT_DATA, ja_strndup(L->a, L->src + a, b - a), b - a, a);
 }
 
 int jinja_lex(const char *src, JArena *a, JTok **toks, int *ntoks, Err *e) {

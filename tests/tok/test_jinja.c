@@ -167,6 +167,21 @@ static void test_limits_stop_hostile_templates(void) {
     free(out);
 }
 
+/* The parsed template keeps no pointer into the source text. */
+static void test_template_outlives_its_source(void) {
+    char *src = xstrdup("text {{ 'lit' }} more {% if true %}in{% endif %}");
+    Err e = {0};
+    JinjaTemplate *t = jinja_parse(src, NULL, &e);
+    CHECK_MSG(t != NULL, "%s", e.msg);
+    memset(src, '#', strlen(src));
+    free(src);
+    char *out;
+    CHECK_OK(jinja_render(t, NULL, NOW, &out, &e), &e);
+    CHECK_EQ_STR(out, "text lit more in");
+    free(out);
+    jinja_free(t);
+}
+
 static void test_vars_and_rerender(void) {
     Err e = {0};
     JinjaTemplate *t = jinja_parse("{{ bos_token }}{% for m in messages %}{{ m.role }}:{{ m.content }};"
@@ -198,5 +213,6 @@ int main(void) {
     RUN(test_errors_name_line_and_column);
     RUN(test_limits_stop_hostile_templates);
     RUN(test_vars_and_rerender);
+    RUN(test_template_outlives_its_source);
     return test_summary();
 }
