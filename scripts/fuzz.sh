@@ -29,6 +29,7 @@ seed safetensors "$SHARED"/fixtures/models/tiny-bert-st/model.safetensors
 seed tokenizer_json tests/data/tok/fuzz-seeds/*
 seed jsonl "$SHARED"/aloe-data/personality_eval.jsonl
 seed train_data tests/data/fuzz/jsonl/*
+seed jinja tests/data/templates/*.jinja
 seed tok_config "$SHARED"/tokenizer-data/chat-templates/* \
     "$SHARED"/fixtures/models/tiny-qwen2/chat_template.jinja "$SHARED"/tokenizer-data/llama3/tokenizer_config.json
 # Every harness: its own seeds in the repository.

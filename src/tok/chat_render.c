@@ -326,6 +326,7 @@ int chat_render(const ChatTemplate *t, const ChatMsg *msgs, int n, int agp,
     case CHAT_GEMMA: return render_gemma(t, msgs, n, agp, b, e);
     case CHAT_PHI3: return render_phi3(t, msgs, n, agp, b, e);
     case CHAT_MISTRAL: return render_mistral(t, msgs, n, b, e);
+    case CHAT_JINJA: break; /* rendered by the interpreter (chat_template_render) */
     }
     return err_set(e, ERR_INTERNAL, "chat template: unknown family %d", (int)t->family);
 }

@@ -7,6 +7,7 @@
 #include "base/err.h"
 #include "base/mem.h"
 #include "tok/chat_template.h"
+#include "tok/jinja.h"
 
 typedef enum ChatFamily {
     CHAT_CHATML,  /* <|im_start|>role\n...<|im_end|>\n (Qwen2/2.5 and others) */
@@ -15,11 +16,14 @@ typedef enum ChatFamily {
     CHAT_LLAMA31, /* Llama 3.1/3.2/3.3: Llama 3 plus the dated system block */
     CHAT_GEMMA,   /* <start_of_turn>user|model ... <end_of_turn> */
     CHAT_PHI3,    /* <|user|>\n...<|end|>\n */
-    CHAT_MISTRAL  /* Mistral Nemo: [INST]...[/INST]reply</s> */
+    CHAT_MISTRAL, /* Mistral Nemo: [INST]...[/INST]reply</s> */
+    CHAT_JINJA    /* any other template: only the interpreter renders it */
 } ChatFamily;
 
 struct ChatTemplate {
-    ChatFamily family;
+    ChatFamily family;     /* the recognised family (names it, gives its stop strings) */
+    JinjaTemplate *jinja;  /* the template text, interpreted: renders when set */
+    char **stops;          /* interpreted: end-of-turn markers found in the text (NULL-ended) */
     const char *name;     /* static: "qwen2.5", "llama3.1", ... */
     char *bos, *eos;      /* token texts (owned, may be NULL) */
     int uses_bos;         /* the template writes {{ bos_token }} */

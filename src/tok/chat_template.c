@@ -1,5 +1,12 @@
-/* chat_template: recognition of a template's family from its Jinja text,
- * the named families, and the checks every render goes through.
+/* chat_template: a model's chat template, rendered by the Jinja interpreter
+ * (jinja.h), and the named built-in families (`--chat-template NAME`).
+ *
+ * Any template text (tokenizer_config.json `chat_template`,
+ * chat_template.jinja, GGUF `tokenizer.chat_template`, or a .jinja file named
+ * on the command line) is parsed and interpreted. The family of a known
+ * template is still recognised, to name it and to know its end-of-turn
+ * markers; an unknown one is named "jinja" and its markers are the known
+ * end-of-turn texts the template writes.
  *
  * Recognition works on a normalised form of the template, so that the same
  * template reformatted (indentation, {%- vs {%, "..." vs '...', '\n' written
@@ -9,15 +16,16 @@
  *   - string literals are decoded and re-quoted with '...';
  *   - whitespace-control marks ({%- -%}) are dropped;
  *   - x['name'] becomes x.name.
- * A family is recognised when the expressions that define its output are
- * all present in that form; the literals are then read for the settings that
- * differ between the family's variants. */
+ * The named families without a template text are rendered natively
+ * (chat_render.c). */
 #include "tok/chat_template.h"
 
 #include <ctype.h>
+#include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/fileio.h"
 #include "base/mem.h"
 #include "tok/chat_render.h"
 
@@ -217,6 +225,9 @@ ChatRenderOpts chat_render_opts_default(void) {
 
 void chat_template_free(ChatTemplate *t) {
     if (!t) return;
+    jinja_free(t->jinja);
+    for (int i = 0; t->stops && t->stops[i]; i++) free(t->stops[i]);
+    free(t->stops);
     free(t->bos);
     free(t->eos);
     free(t->default_system);
@@ -336,11 +347,27 @@ static ChatTemplate *detect_mistral(const TplText *tt, const char **why) {
     return tpl_new(CHAT_MISTRAL, "mistral-nemo");
 }
 
-ChatTemplate *chat_template_detect(const char *text, const char *bos, const char *eos, Err *e) {
-    if (!text || !*text) {
-        err_set(e, ERR_ARG, "empty chat template text");
-        return NULL;
+/* End-of-turn texts a template may write; those it does write, and its EOS
+ * text, end generation. */
+static const char *const TURN_ENDS[] = {
+    "<|im_end|>", "<|eot_id|>", "<|eom_id|>", "<end_of_turn>", "<|end|>", "<|END_OF_TURN_TOKEN|>",
+    "<|end_of_text|>", "<|endoftext|>", "<|EOT|>", "<|end_of_turn|>", "<｜end▁of▁sentence｜>",
+    "<|user|>", "<|observation|>", "</s>", NULL};
+
+static void find_stops(ChatTemplate *t, const char *text, const char *eos) {
+    int n = 0;
+    t->stops = xcalloc(sizeof TURN_ENDS / sizeof *TURN_ENDS + 2, sizeof *t->stops);
+    for (int i = 0; TURN_ENDS[i]; i++)
+        if (strstr(text, TURN_ENDS[i])) t->stops[n++] = xstrdup(TURN_ENDS[i]);
+    if (eos && *eos) {
+        int dup = 0;
+        for (int i = 0; i < n; i++) dup |= !strcmp(t->stops[i], eos);
+        if (!dup) t->stops[n++] = xstrdup(eos);
     }
+}
+
+/* The family of a known template (for its name and stop strings), or NULL. */
+static ChatTemplate *recognise(const char *text) {
     TplText tt;
     tpl_normalise(text, &tt);
     const char *why = NULL;
@@ -350,19 +377,41 @@ ChatTemplate *chat_template_detect(const char *text, const char *bos, const char
     else if (has(&tt, "<start_of_turn>")) t = detect_gemma(&tt, &why);
     else if (has(&tt, "<|user|>")) t = detect_phi3(&tt, &why);
     else if (has(&tt, "[INST]")) t = detect_mistral(&tt, &why);
-    else why = "no known family's markers";
     if (t) t->uses_bos = has(&tt, "bos_token");
     tpl_free(&tt);
-    if (!t) {
-        char *names = chat_template_names_joined();
-        err_set(e, ERR_UNSUPPORTED,
-                "chat template not recognised (%s); known templates: %s; name one with "
-                "--chat-template NAME",
-                why, names);
-        free(names);
+    return t;
+}
+
+ChatTemplate *chat_template_detect(const char *text, const char *bos, const char *eos, Err *e) {
+    if (!text || !*text) {
+        err_set(e, ERR_ARG, "empty chat template text");
         return NULL;
     }
-    return tpl_finish(t, bos, eos, e);
+    JinjaTemplate *j = jinja_parse(text, NULL, e);
+    if (!j) {
+        err_wrap(e, "chat template");
+        return NULL;
+    }
+    ChatTemplate *t = recognise(text);
+    if (!t) t = tpl_new(CHAT_JINJA, "jinja");
+    t->jinja = j;
+    find_stops(t, text, eos);
+    /* A template may write bos_token without the tokenizer having one: as in
+     * transformers, it is then undefined and prints as "". */
+    t->bos = bos ? xstrdup(bos) : NULL;
+    t->eos = eos ? xstrdup(eos) : NULL;
+    return t;
+}
+
+/* --chat-template PATH: a .jinja file (any name with a '/' or ending in
+ * .jinja is taken as a path). */
+static ChatTemplate *from_file(const char *path, const char *bos, const char *eos, Err *e) {
+    char *text = NULL;
+    if (file_read_text(path, "a chat template", &text, NULL, e)) return NULL;
+    ChatTemplate *t = chat_template_detect(text, bos, eos, e);
+    if (!t) err_wrap(e, "%s", path);
+    free(text);
+    return t;
 }
 
 ChatTemplate *chat_template_by_name(const char *name, const char *bos, const char *eos, Err *e) {
@@ -396,9 +445,13 @@ ChatTemplate *chat_template_by_name(const char *name, const char *bos, const cha
     } else if (!strcmp(name, "mistral-nemo")) {
         t = tpl_new(CHAT_MISTRAL, "mistral-nemo");
         t->uses_bos = 1;
+    } else if (strchr(name, '/') || (strlen(name) > 6 && !strcmp(name + strlen(name) - 6, ".jinja"))) {
+        return from_file(name, bos, eos, e);
     } else {
         char *names = chat_template_names_joined();
-        err_set(e, ERR_ARG, "unknown chat template '%s'; known templates: %s", name, names);
+        err_set(e, ERR_ARG,
+                "unknown chat template '%s'; known templates: %s, or the path of a .jinja file",
+                name, names);
         free(names);
         return NULL;
     }
@@ -413,7 +466,7 @@ static int check_messages(const ChatTemplate *t, const ChatMsg *m, int n, Err *e
         if (!m[i].role) return err_set(e, ERR_ARG, "chat message %d: missing role", i);
         if (!m[i].content)
             return err_set(e, ERR_ARG, "chat message %d (%s): missing content", i, m[i].role);
-        if (strcmp(m[i].role, "system") && strcmp(m[i].role, "user") &&
+        if (!t->jinja && strcmp(m[i].role, "system") && strcmp(m[i].role, "user") &&
             strcmp(m[i].role, "assistant"))
             return err_set(e, ERR_UNSUPPORTED,
                            "chat message %d: role '%s' is not supported by chat template %s "
@@ -423,6 +476,27 @@ static int check_messages(const ChatTemplate *t, const ChatMsg *m, int n, Err *e
     return 0;
 }
 
+/* The variables transformers' apply_chat_template passes: messages, tools
+ * and documents (None), add_generation_prompt, the special tokens, and the
+ * extra keyword arguments (enable_thinking=False only when asked, so a
+ * template's default applies otherwise; date_string when given). */
+static json_t *render_vars(const ChatTemplate *t, const ChatMsg *msgs, int n, int agp,
+                           const ChatRenderOpts *opts) {
+    json_t *v = json_object(), *m = json_array();
+    for (int i = 0; i < n; i++)
+        json_array_append_new(m, json_pack("{s:s,s:s}", "role", msgs[i].role, "content",
+                                           msgs[i].content));
+    json_object_set_new(v, "messages", m);
+    json_object_set_new(v, "tools", json_null());
+    json_object_set_new(v, "documents", json_null());
+    json_object_set_new(v, "add_generation_prompt", json_boolean(agp));
+    if (t->bos) json_object_set_new(v, "bos_token", json_string(t->bos));
+    if (t->eos) json_object_set_new(v, "eos_token", json_string(t->eos));
+    if (!opts->enable_thinking) json_object_set_new(v, "enable_thinking", json_false());
+    if (opts->date) json_object_set_new(v, "date_string", json_string(opts->date));
+    return v;
+}
+
 int chat_template_render(const ChatTemplate *t, const ChatMsg *msgs, int n,
                          int add_generation_prompt, const ChatRenderOpts *opts, char **out,
                          Err *e) {
@@ -430,6 +504,13 @@ int chat_template_render(const ChatTemplate *t, const ChatMsg *msgs, int n,
     ChatRenderOpts def = chat_render_opts_default();
     if (!opts) opts = &def;
     if (check_messages(t, msgs, n, e)) return -1;
+    if (t->jinja) {
+        json_t *v = render_vars(t, msgs, n, add_generation_prompt != 0, opts);
+        int rc = jinja_render(t->jinja, v, 0, out, e);
+        json_decref(v);
+        if (rc) err_wrap(e, "chat template %s", t->name);
+        return rc;
+    }
     StrBuf b;
     sb_init(&b);
     if (chat_render(t, msgs, n, add_generation_prompt != 0, opts, &b, e)) {
@@ -448,12 +529,14 @@ const char *const *chat_template_stop_strings(const ChatTemplate *t) {
     static const char *const phi[] = {"<|end|>", "<|endoftext|>", NULL};
     static const char *const mistral[] = {"</s>", NULL};
     static const char *const none[] = {NULL};
+    if (t->family == CHAT_JINJA) return (const char *const *)t->stops;
     switch (t->family) {
     case CHAT_CHATML: case CHAT_QWEN3: return chatml;
     case CHAT_LLAMA3: case CHAT_LLAMA31: return llama;
     case CHAT_GEMMA: return gemma;
     case CHAT_PHI3: return phi;
     case CHAT_MISTRAL: return mistral;
+    case CHAT_JINJA: break;
     }
     return none;
 }

@@ -2,20 +2,20 @@
  * was trained on, byte for byte what transformers' apply_chat_template
  * renders for the same template.
  *
- * Not a Jinja interpreter: each known template family has a native renderer
- * (chat_render.c), and the family is *recognised* from the template text the
- * model ships (tokenizer_config.json `chat_template`, chat_template.jinja, or
- * GGUF `tokenizer.chat_template`) by its distinctive content, ignoring
- * whitespace and quoting style. Where templates of one family differ (a
- * default system prompt, a date, whether the BOS text is part of the
- * template), the differences are read from the template text. A template
- * that is not recognised is an error naming the known families, never a
- * guess; a caller may name the family instead (`--chat-template NAME`).
+ * The template text the model ships (tokenizer_config.json `chat_template`,
+ * chat_template.jinja, or GGUF `tokenizer.chat_template`) is interpreted by
+ * aloe's Jinja interpreter (jinja.h) with the variables transformers passes.
+ * Its family is also recognised where it is a known one (chat_template_name
+ * then says "qwen2.5", "llama3.1", ...; otherwise "jinja"), which gives the
+ * end-of-turn markers generation stops at. A caller may name a built-in
+ * family instead (`--chat-template NAME`), rendered natively, or the path of
+ * a .jinja file.
  *
  * The output is TEXT: the BOS text appears when the template writes
  * `{{ bos_token }}`, so the tokenizer must then encode it without adding a
- * second BOS. Tool calls and tool roles are out of scope: a message whose
- * role the family does not render is an error naming the role. */
+ * second BOS. Messages carry a role and text content; an interpreted
+ * template decides which roles it accepts (its raise_exception fails the
+ * render with the template's message). */
 #ifndef ALOE_TOK_CHAT_TEMPLATE_H
 #define ALOE_TOK_CHAT_TEMPLATE_H
 
@@ -27,14 +27,14 @@ typedef struct ChatMsg {
 } ChatMsg;
 
 typedef struct ChatRenderOpts {
-    /* Qwen3: 0 renders the generation prompt with an empty think block, as
-     * apply_chat_template(..., enable_thinking=False) does; 1 is the
-     * template's default. Ignored by other families. */
+    /* 0: apply_chat_template(..., enable_thinking=False) (Qwen3 renders an
+     * empty think block); 1: the variable is left undefined, the template's
+     * default. */
     int enable_thinking;
-    /* Llama 3.1/3.2: the "Today Date: " text (e.g. "26 Jul 2024"), as the
-     * `date_string` template variable. NULL: the template's default (a fixed
-     * date for 3.1, today's local date for 3.2, as transformers'
-     * strftime_now gives it). Ignored by other families. */
+    /* The `date_string` template variable (Llama 3.1/3.2's "Today Date: "
+     * text, e.g. "26 Jul 2024"). NULL: undefined, the template's default (a
+     * fixed date for 3.1, today's local date for 3.2, as transformers'
+     * strftime_now gives it). */
     const char *date;
 } ChatRenderOpts;
 
@@ -43,13 +43,15 @@ ChatRenderOpts chat_render_opts_default(void);
 
 typedef struct ChatTemplate ChatTemplate;
 
-/* Recognises the family of template_text and reads its variant settings.
- * bos_text / eos_text are the tokenizer's BOS / EOS token texts (NULL when it
- * has none); a template that writes one of them needs it. */
+/* Parses template_text for the interpreter (an error names the template
+ * line and column) and recognises its family if known. bos_text / eos_text
+ * are the tokenizer's BOS / EOS token texts (NULL when it has none: the
+ * template then sees them undefined, as transformers leaves them). */
 ChatTemplate *chat_template_detect(const char *template_text, const char *bos_text,
                                    const char *eos_text, Err *e);
 /* A family by name (one of chat_template_names()), with the settings of the
- * reference template of that name. */
+ * reference template of that name; or, for a name with a '/' or ending in
+ * ".jinja", the template in that file (interpreted). */
 ChatTemplate *chat_template_by_name(const char *name, const char *bos_text,
                                     const char *eos_text, Err *e);
 void chat_template_free(ChatTemplate *t);
@@ -58,7 +60,8 @@ void chat_template_free(ChatTemplate *t);
 const char *const *chat_template_names(void);
 /* The names joined with ", " (for error messages and --help; caller frees). */
 char *chat_template_names_joined(void);
-/* The family name of t ("qwen2.5", "llama3.1", ...). */
+/* The family name of t ("qwen2.5", "llama3.1", ...; "jinja" for a template
+ * of no known family). */
 const char *chat_template_name(const ChatTemplate *t);
 
 /* Renders msgs[0..n) into *out (caller frees). add_generation_prompt appends
@@ -79,8 +82,8 @@ const char *const *chat_template_stop_strings(const ChatTemplate *t);
  * Outputs are caller-freed; *bos_text / *eos_text may be set to NULL. */
 int chat_template_load_hf(const char *dir, char **template_text, char **bos_text,
                           char **eos_text, Err *e);
-/* Loads and recognises the template of an HF directory; with name non-NULL
- * the family is taken by name instead (the directory still supplies the
+/* Loads the template of an HF directory (chat_template_detect); with name
+ * non-NULL it is taken by name instead (the directory still supplies the
  * BOS/EOS texts, and need not hold a template). */
 ChatTemplate *chat_template_open_hf(const char *dir, const char *name, Err *e);
 
