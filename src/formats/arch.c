@@ -154,3 +154,31 @@ int arch_gguf_name(ParamKind k, int layer, char *buf, size_t size) {
     const ArchTensor *t = arch_tensor(k);
     return t ? expand(t->gguf, layer, buf, size) : -1;
 }
+
+/* name against a pattern with at most one '#' (a decimal layer number of
+ * at most 9 digits); the number in *layer. */
+static int match(const char *name, const char *pat, int *layer) {
+    const char *h = strchr(pat, '#');
+    *layer = 0;
+    if (!h) return !strcmp(name, pat);
+    size_t pre = (size_t)(h - pat);
+    if (strncmp(name, pat, pre)) return 0;
+    const char *num = name + pre, *p = num;
+    long v = 0;
+    while (*p >= '0' && *p <= '9' && p - num < 10) v = v * 10 + (*p++ - '0');
+    if (p == num || p - num > 9 || strcmp(p, h + 1)) return 0;
+    *layer = (int)v;
+    return 1;
+}
+
+int arch_kind_of_hf(const char *name, int *layer) {
+    for (int k = 0; k < PARAM_COUNT; k++)
+        if (match(name, LLAMA_TENSORS[k].hf, layer)) return k;
+    return -1;
+}
+
+int arch_kind_of_gguf(const char *name, int *layer) {
+    for (int k = 0; k < PARAM_COUNT; k++)
+        if (match(name, LLAMA_TENSORS[k].gguf, layer)) return k;
+    return -1;
+}

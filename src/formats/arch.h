@@ -126,5 +126,9 @@ void arch_shape_fields(ParamKind k, char *buf, size_t size);
  * buf is too small. */
 int arch_hf_name(ParamKind k, int layer, char *buf, size_t size);
 int arch_gguf_name(ParamKind k, int layer, char *buf, size_t size);
+/* The kind (and layer, 0 for whole-model kinds) a HF / GGUF tensor name
+ * is, or -1 for a name the table does not hold (rope_freqs.weight). */
+int arch_kind_of_hf(const char *name, int *layer);
+int arch_kind_of_gguf(const char *name, int *layer);
 
 #endif

@@ -560,34 +560,14 @@ int gguf_set_model_config(GgufWriter *w, const ModelConfig *c, Err *e) {
 
 /* ---- tensor names: the architecture table's two columns ---- */
 
-/* Matches name against a pattern with one '#' = a decimal number; on a
- * match writes the other pattern with the same number into out. */
-static int translate(const char *name, const char *from, const char *to, char *out, size_t size) {
-    const char *hash = strchr(from, '#');
-    if (!hash) {
-        if (strcmp(name, from)) return -1;
-        return (size_t)snprintf(out, size, "%s", to) < size ? 0 : -1;
-    }
-    size_t pre = (size_t)(hash - from);
-    if (strncmp(name, from, pre)) return -1;
-    const char *num = name + pre, *p = num;
-    while (*p >= '0' && *p <= '9') p++;
-    if (p == num || p - num > 9 || strcmp(p, hash + 1)) return -1;
-    const char *th = strchr(to, '#');
-    int n = snprintf(out, size, "%.*s%.*s%s", (int)(th - to), to, (int)(p - num), num, th + 1);
-    return n >= 0 && (size_t)n < size ? 0 : -1;
-}
-
 int hf_name_from_gguf(const char *name, char *out, size_t size) {
-    for (int k = 0; k < PARAM_COUNT; k++)
-        if (!translate(name, arch_tensor((ParamKind)k)->gguf, arch_tensor((ParamKind)k)->hf, out, size)) return 0;
-    return -1;
+    int l, k = arch_kind_of_gguf(name, &l);
+    return k < 0 ? -1 : arch_hf_name((ParamKind)k, l, out, size);
 }
 
 int gguf_name_from_hf(const char *name, char *out, size_t size) {
-    for (int k = 0; k < PARAM_COUNT; k++)
-        if (!translate(name, arch_tensor((ParamKind)k)->hf, arch_tensor((ParamKind)k)->gguf, out, size)) return 0;
-    return -1;
+    int l, k = arch_kind_of_hf(name, &l);
+    return k < 0 ? -1 : arch_gguf_name((ParamKind)k, l, out, size);
 }
 
 /* ---- comparison ---- */

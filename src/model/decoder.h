@@ -32,6 +32,12 @@
 
 /* The parameter kinds (ParamKind, PARAM_*) and their names and shapes are
  * the architecture table's: formats/arch.h. */
+/* The head_dim/2 RoPE inverse frequencies of c (its RopeConfig: default,
+ * linear, llama3), each divided by freq_factors[i] when given (GGUF's
+ * rope_freqs.weight, which then replaces the config's scaling). The one
+ * conversion of RoPE settings: inference and training both call it. */
+void model_rope_inv_freq(const ModelConfig *c, const float *freq_factors, float *inv_freq);
+
 /* Floats of each kind (all layers) for cfg; returns the total. */
 size_t model_param_sizes(const ModelConfig *cfg, size_t sizes[PARAM_COUNT]);
 /* The kind's Hugging Face tensor name for layer l ("model.layers.3.self_attn.q_proj.weight"). */

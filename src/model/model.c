@@ -65,19 +65,23 @@ int model_check_config(const ModelConfig *c, const char *src, Err *e) {
     return 0;
 }
 
-/* RoPE frequencies from the config (optional per-frequency divisors: GGUF's
- * rope_freqs.weight, which llama.cpp uses for Llama 3 scaling). */
-void model_init_rope(Model *m, const float *freq_factors) {
-    const RopeConfig *r = &m->cfg.rope;
+void model_rope_inv_freq(const ModelConfig *c, const float *freq_factors, float *inv_freq) {
+    const RopeConfig *r = &c->rope;
     RopeScaling s = {ROPE_SCALING_NONE, 1, 1, 1, 0};
     if (!freq_factors && r->type == ROPE_LLAMA3)
         s = (RopeScaling){ROPE_SCALING_LLAMA3, r->factor, r->low_freq_factor, r->high_freq_factor, r->original_max_pos};
     if (!freq_factors && r->type == ROPE_LINEAR) s = (RopeScaling){ROPE_SCALING_LINEAR, r->factor, 1, 1, 0};
-    int hd = m->cfg.head_dim;
-    m->inv_freq = xmalloc((size_t)(hd / 2) * sizeof(float));
-    rope_inv_freq(m->inv_freq, hd, r->theta, &s);
+    int hd = c->head_dim;
+    rope_inv_freq(inv_freq, hd, r->theta, &s);
     if (freq_factors)
-        for (int i = 0; i < hd / 2; i++) m->inv_freq[i] /= freq_factors[i];
+        for (int i = 0; i < hd / 2; i++) inv_freq[i] /= freq_factors[i];
+}
+
+/* RoPE frequencies from the config (optional per-frequency divisors: GGUF's
+ * rope_freqs.weight, which llama.cpp uses for Llama 3 scaling). */
+void model_init_rope(Model *m, const float *freq_factors) {
+    m->inv_freq = xmalloc((size_t)(m->cfg.head_dim / 2) * sizeof(float));
+    model_rope_inv_freq(&m->cfg, freq_factors, m->inv_freq);
 }
 
 /* p[k] + off, or NULL for a kind not in the block (its views are set by
