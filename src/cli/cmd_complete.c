@@ -9,7 +9,7 @@
 #include "cli/commands.h"
 #include "infer/generate.h"
 #include "infer/idlist.h"
-#include "llm/hub.h"
+#include "model/hub.h"
 #include "model/decoder.h"
 #include "tok/tok.h"
 

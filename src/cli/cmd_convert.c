@@ -6,7 +6,7 @@
 #include "cli/args.h"
 #include "cli/commands.h"
 #include "formats/dtype.h"
-#include "llm/hub.h"
+#include "model/hub.h"
 #include "model/convert.h"
 
 int cmd_convert(int argc, char **argv) {

@@ -8,7 +8,7 @@
 #include "cli/args.h"
 #include "cli/commands.h"
 #include "formats/jsonl.h"
-#include "llm/hub.h"
+#include "model/hub.h"
 #include "model/encoder.h"
 
 /* texts are embedded this many at a time: one batch keeps both cores busy */

@@ -8,7 +8,7 @@
 #include "cli/commands.h"
 #include "formats/safetensors.h"
 #include "infer/idlist.h"
-#include "llm/hub.h"
+#include "model/hub.h"
 #include "model/decoder.h"
 
 int cmd_logits(int argc, char **argv) {

@@ -6,7 +6,7 @@
 
 #include "cli/args.h"
 #include "cli/commands.h"
-#include "llm/hub.h"
+#include "model/hub.h"
 #include "model/convert.h"
 #include "train/checkpoint.h"
 

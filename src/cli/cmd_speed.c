@@ -14,7 +14,7 @@
 #include "base/rng.h"
 #include "cli/args.h"
 #include "cli/commands.h"
-#include "llm/hub.h"
+#include "model/hub.h"
 #include "kernels/stream.h"
 #include "model/decoder.h"
 
