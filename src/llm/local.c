@@ -257,6 +257,10 @@ LlmBackend *llm_local_open(const char *spec, const LocalOptions *o, Err *e) {
     b->destroy = local_destroy;
     b->model = xstrdup(spec);
     if (model_spec_resolve(spec, o ? o->quiet : 0, &L->path, e)) goto fail;
+    if (!file_exists(L->path)) {
+        err_set(e, ERR_NOTFOUND, "model path %s does not exist", L->path);
+        goto fail;
+    }
     if (is_encoder_dir(L->path)) {
         if (!(L->enc = encoder_load(L->path, e))) goto fail;
         b->embed = local_embed;

@@ -12,14 +12,7 @@
 int model_spec_resolve(const char *spec, int quiet, char **path, Err *e) {
     *path = NULL;
     HubOptions ho = {.quiet = quiet};
-    if (hub_resolve(spec, &ho, path, e)) return -1;
-    if (!file_exists(*path)) {
-        err_set(e, ERR_NOTFOUND, "model path %s does not exist", *path);
-        free(*path);
-        *path = NULL;
-        return -1;
-    }
-    return 0;
+    return hub_resolve(spec, &ho, path, e);
 }
 
 /* The chat template: by name, else the one the model ships (HF directory
@@ -57,6 +50,10 @@ int model_open(const char *spec, const ModelOpenOptions *o, ModelBundle *b, Err 
     ModelOpenOptions none = {0};
     if (!o) o = &none;
     if (model_spec_resolve(spec, o->quiet, &b->path, e)) return -1;
+    if (!file_exists(b->path)) {
+        err_set(e, ERR_NOTFOUND, "model path %s does not exist", b->path);
+        goto fail;
+    }
     if (o->weights && !(b->model = model_load(b->path, o->n_threads, e))) goto fail;
     if (o->tokenizer && (!(b->tok = tok_load(b->path, e)) || !(b->tpl = open_template(b, o->chat_template, e))))
         goto fail;

@@ -41,8 +41,9 @@ typedef struct ModelBundle {
 } ModelBundle;
 
 /* The local path a spec names (caller frees): local: stripped, hf://
- * downloaded into the cache, and the path checked to exist. openai:NAME is
- * refused (an endpoint's model has no weights here). */
+ * downloaded into the cache. openai:NAME is refused (an endpoint's model
+ * has no weights here). Whether a local path exists is left to the caller,
+ * whose loader says best what it expected there; model_open checks it. */
 int model_spec_resolve(const char *spec, int quiet, char **path, Err *e);
 
 /* Opens spec into *b (zeroed first); on failure b holds nothing and e says
