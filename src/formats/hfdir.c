@@ -467,7 +467,7 @@ int gguf_model_config(const Gguf *g, ModelConfig *c, Err *e) {
     if (c->n_kv_heads <= 0 || c->n_heads % c->n_kv_heads)
         return err_set(e, ERR_PARSE, "%s: head_count %d is not a multiple of head_count_kv %d", gguf_path(g),
                        c->n_heads, c->n_kv_heads);
-    const TensorView *emb = gguf_find_tensor(g, "token_embd.weight");
+    const TensorView *emb = gguf_find_tensor(g, arch_tensor(PARAM_EMBED)->gguf);
     const GgufKV *tokens = gguf_find_key(g, "tokenizer.ggml.tokens");
     if (g_u32(g, a, "vocab_size", 0, 0, &c->vocab_size, e)) return -1;
     /* the vocabulary size is an int everywhere after this */
@@ -477,7 +477,7 @@ int gguf_model_config(const Gguf *g, ModelConfig *c, Err *e) {
     if (!c->vocab_size && emb) c->vocab_size = (int)emb->shape[0];
     if (!c->vocab_size && tokens && tokens->type == GGUF_ARRAY && tokens->n <= 0x7fffffff) c->vocab_size = (int)tokens->n;
     if (!c->vocab_size) return err_set(e, ERR_PARSE, "%s: cannot tell the vocabulary size", gguf_path(g));
-    c->tie_word_embeddings = emb && !gguf_find_tensor(g, "output.weight");
+    c->tie_word_embeddings = emb && !gguf_find_tensor(g, arch_tensor(PARAM_LM_HEAD)->gguf);
     /* presence as the architecture's quirks imply it, then as the file shows
      * it: a llama file with q biases has an o_proj bias too (arch_config_quirks) */
     char name[64];
@@ -486,7 +486,8 @@ int gguf_model_config(const Gguf *g, ModelConfig *c, Err *e) {
     arch_gguf_name(PARAM_Q_NORM, 0, name, sizeof name);
     c->qk_norm = gguf_find_tensor(g, name) != NULL;
     if (ad->flags & ARCHF_DECODER) arch_config_quirks(c);
-    const TensorView *q = gguf_find_tensor(g, "blk.0.attn_q.weight");
+    arch_gguf_name(PARAM_WQ, 0, name, sizeof name);
+    const TensorView *q = gguf_find_tensor(g, name);
     c->dtype = q ? q->dtype : DT_F32;
     if (bert && g_u32(g, "tokenizer.ggml", "token_type_count", 2, 0, &c->type_vocab_size, e)) return -1;
     if (gguf_token_id(g, "tokenizer.ggml.bos_token_id", &c->bos_id, e) ||

@@ -62,7 +62,7 @@ typedef struct Run {
 static int stored_dtype(const char *path) {
     Err ignore;
     SafeTensors *st = st_open(path, &ignore);
-    const TensorView *v = st ? st_find(st, "model.embed_tokens.weight") : NULL;
+    const TensorView *v = st ? st_find(st, arch_tensor(PARAM_EMBED)->hf) : NULL;
     int dt = v && (v->dtype == DT_BF16 || v->dtype == DT_F16) ? v->dtype : DT_F32;
     if (st) st_close(st);
     return dt;
