@@ -156,7 +156,7 @@ int arch_gguf_name(ParamKind k, int layer, char *buf, size_t size) {
 }
 
 /* name against a pattern with at most one '#' (a decimal layer number of
- * at most 9 digits); the number in *layer. */
+ * at most 9 digits, no leading zero); the number in *layer. */
 static int match(const char *name, const char *pat, int *layer) {
     const char *h = strchr(pat, '#');
     *layer = 0;
@@ -166,7 +166,9 @@ static int match(const char *name, const char *pat, int *layer) {
     const char *num = name + pre, *p = num;
     long v = 0;
     while (*p >= '0' && *p <= '9' && p - num < 10) v = v * 10 + (*p++ - '0');
-    if (p == num || p - num > 9 || strcmp(p, h + 1)) return 0;
+    /* "01" is not layer 1's name: it would translate to another name than
+     * it came from, and collide with layer 1 in a converted file */
+    if (p == num || p - num > 9 || (num[0] == '0' && p - num > 1) || strcmp(p, h + 1)) return 0;
     *layer = (int)v;
     return 1;
 }

@@ -177,6 +177,14 @@ static void test_names_translate(void) {
             ok &= !hf_name_from_gguf(gg, back, sizeof back) && !strcmp(back, hf);
         }
     CHECK(ok);
+    /* a layer number is written one way: "01" is no layer's name (it would
+     * become blk.1 and collide with layer 1 in a converted file) */
+    char out[128];
+    CHECK(gguf_name_from_hf("model.layers.01.mlp.up_proj.weight", out, sizeof out) == -1);
+    CHECK(hf_name_from_gguf("blk.007.attn_q.weight", out, sizeof out) == -1);
+    CHECK(gguf_name_from_hf("model.layers.0.mlp.up_proj.weight", out, sizeof out) == 0 &&
+          !strcmp(out, "blk.0.ffn_up.weight"));
+    CHECK(gguf_name_from_hf("model.layers.1234567890.mlp.up_proj.weight", out, sizeof out) == -1);
     for (int a = 0; a < ARCH_COUNT; a++) {
         const ArchDesc *d = arch_desc(a);
         CHECK(d && strstr(arch_hf_names(), d->hf));
