@@ -9,7 +9,7 @@
 #include "cli/commands.h"
 #include "infer/generate.h"
 #include "infer/idlist.h"
-#include "llm/hub.h"
+#include "model/open.h"
 #include "model/decoder.h"
 #include "tok/tok.h"
 
@@ -64,7 +64,7 @@ int cmd_complete(int argc, char **argv) {
         return cli_fail(&e);
     }
     char *local = NULL; /* hf://ORG/REPO specs are downloaded once into the cache */
-    if (hub_resolve(model, NULL, &local, &e)) return cli_fail(&e);
+    if (model_spec_resolve(model, 0, &local, &e)) return cli_fail(&e);
     model = local;
     GenParams gp;
     gen_params_default(&gp);

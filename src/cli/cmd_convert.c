@@ -6,7 +6,7 @@
 #include "cli/args.h"
 #include "cli/commands.h"
 #include "formats/dtype.h"
-#include "llm/hub.h"
+#include "model/open.h"
 #include "model/convert.h"
 
 int cmd_convert(int argc, char **argv) {
@@ -34,7 +34,7 @@ int cmd_convert(int argc, char **argv) {
         return cli_fail(&e);
     }
     char *local = NULL; /* hf://ORG/REPO specs are downloaded once into the cache */
-    rc = hub_resolve(model, NULL, &local, &e) || convert_hf_to_gguf(local, out, type, &e);
+    rc = model_spec_resolve(model, 0, &local, &e) || convert_hf_to_gguf(local, out, type, &e);
     free(local);
     if (rc) return cli_fail(&e);
     fprintf(stderr, "aloe: wrote %s (%s)\n", out, dtype_name(type));

@@ -8,7 +8,7 @@
 #include "cli/args.h"
 #include "cli/commands.h"
 #include "formats/jsonl.h"
-#include "llm/hub.h"
+#include "model/open.h"
 #include "model/encoder.h"
 
 /* texts are embedded this many at a time: one batch keeps both cores busy */
@@ -89,7 +89,7 @@ int cmd_embed(int argc, char **argv) {
     }
     char *dir = NULL;
     Encoder *enc = NULL;
-    if (hub_resolve(model, NULL, &dir, &e) || !(enc = encoder_load(dir, &e))) {
+    if (model_spec_resolve(model, 0, &dir, &e) || !(enc = encoder_load(dir, &e))) {
         free(dir);
         free(pos);
         return cli_fail(&e);

@@ -8,7 +8,7 @@
 #include "cli/commands.h"
 #include "formats/safetensors.h"
 #include "infer/idlist.h"
-#include "llm/hub.h"
+#include "model/open.h"
 #include "model/decoder.h"
 
 int cmd_logits(int argc, char **argv) {
@@ -33,9 +33,10 @@ int cmd_logits(int argc, char **argv) {
     int32_t *ids;
     int n;
     if (idlist_parse(ids_arg, &ids, &n, &e)) return cli_fail(&e);
-    char *local = NULL; /* hf://ORG/REPO specs are downloaded once into the cache */
-    Model *m = hub_resolve(model, NULL, &local, &e) ? NULL : model_load(local, threads, &e);
-    free(local);
+    ModelOpenOptions mo = {.weights = 1, .n_threads = threads};
+    ModelBundle mb;
+    Model *m = model_open(model, &mo, &mb, &e) ? NULL : mb.model;
+    free(mb.path); /* the model is ours now */
     if (!m) {
         free(ids);
         return cli_fail(&e);

@@ -6,7 +6,7 @@
 
 #include "cli/args.h"
 #include "cli/commands.h"
-#include "llm/hub.h"
+#include "model/open.h"
 #include "model/convert.h"
 #include "train/checkpoint.h"
 
@@ -46,7 +46,7 @@ int cmd_merge(int argc, char **argv) {
         return cli_fail(&e);
     }
     char *local = NULL; /* hf://ORG/REPO specs are downloaded once into the cache */
-    if (hub_resolve(model, NULL, &local, &e)) return cli_fail(&e);
+    if (model_spec_resolve(model, 0, &local, &e)) return cli_fail(&e);
     rc = hf_config_load(local, &cfg, &e) || td_init(&m, &cfg, &e);
     if (rc) {
         free(local);

@@ -14,7 +14,7 @@
 #include "base/rng.h"
 #include "cli/args.h"
 #include "cli/commands.h"
-#include "llm/hub.h"
+#include "model/open.h"
 #include "kernels/stream.h"
 #include "model/decoder.h"
 
@@ -195,9 +195,10 @@ int cmd_speed(int argc, char **argv) {
         }
         m = model_init_random(&cfg, dt, 1, threads, &e);
     } else {
-        char *local = NULL;
-        m = hub_resolve(model, NULL, &local, &e) ? NULL : model_load(local, threads, &e);
-        free(local);
+        ModelOpenOptions mo = {.weights = 1, .n_threads = threads};
+        ModelBundle mb;
+        m = model_open(model, &mo, &mb, &e) ? NULL : mb.model;
+        free(mb.path); /* the model is ours now */
     }
     if (m && model_set_kv_type_name(m, kv_type, &e)) model_free(m), m = NULL;
     if (!m) return cli_fail(&e);

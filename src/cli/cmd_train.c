@@ -7,7 +7,6 @@
 
 #include "cli/args.h"
 #include "cli/commands.h"
-#include "llm/hub.h"
 #include "train/checkpoint.h"
 #include "train/run.h"
 
@@ -106,20 +105,8 @@ int cmd_train(int argc, char **argv) {
     o.weight_decay = wd, o.max_grad_norm = clip, o.warmup = warmup, o.seed = (uint64_t)seed;
     o.lora_r = rank, o.lora_alpha = alpha, o.lora_dropout = dropout, o.resume = resume, o.save_every = save_every;
     o.threads = threads, o.quiet = quiet;
-    /* Model flags take every model spec with weights: a directory, hf://
-     * (downloaded once into the cache) or local:SPEC. */
-    char *model_dir = NULL, *ref_dir = NULL;
-    if (o.model && hub_resolve(o.model, NULL, &model_dir, &e)) return cli_fail(&e);
-    if (o.ref && hub_resolve(o.ref, NULL, &ref_dir, &e)) {
-        free(model_dir);
-        return cli_fail(&e);
-    }
-    if (model_dir) o.model = model_dir;
-    if (ref_dir) o.ref = ref_dir;
     signal(SIGINT, on_sigint);
     rc = train_run(&o, &g_stop, &e);
-    free(model_dir);
-    free(ref_dir);
     signal(SIGINT, SIG_DFL);
     if (rc && e.code == ERR_CANCELLED) { /* Ctrl-C: the checkpoint is saved; the documented status is 130 */
         fprintf(stderr, "aloe train: %s\n", e.msg);

@@ -9,34 +9,16 @@
 
 #include "base/fileio.h"
 #include "base/mem.h"
+#include "formats/arch.h"
 #include "formats/dtype.h"
 #include "formats/gguf_write.h"
 
-typedef struct ArchInfo {
-    int arch;
-    const char *hf;    /* architectures[0] */
-    const char *type;  /* model_type */
-    const char *gguf;  /* general.architecture */
-} ArchInfo;
-
-static const ArchInfo ARCHS[] = {
-    {ARCH_LLAMA, "LlamaForCausalLM", "llama", "llama"},
-    {ARCH_QWEN2, "Qwen2ForCausalLM", "qwen2", "qwen2"},
-    {ARCH_QWEN3, "Qwen3ForCausalLM", "qwen3", "qwen3"},
-    {ARCH_MISTRAL, "MistralForCausalLM", "mistral", NULL},
-    {ARCH_BERT, "BertModel", "bert", "bert"},
-};
-#define NARCH (int)(sizeof ARCHS / sizeof ARCHS[0])
-
 const char *model_arch_name(int arch) {
-    for (int i = 0; i < NARCH; i++)
-        if (ARCHS[i].arch == arch) return ARCHS[i].hf;
-    return "?";
+    const ArchDesc *a = arch_desc(arch);
+    return a ? a->hf : "?";
 }
 
-const char *model_arch_supported(void) {
-    return "LlamaForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM, MistralForCausalLM, BertModel";
-}
+const char *model_arch_supported(void) { return arch_hf_names(); }
 
 /* ---- JSON field helpers: each names the file and field on error ---- */
 
@@ -139,11 +121,11 @@ static int find_arch(Json *j, int *arch) {
                        json_is_number(mt) ? "a number" : json_is_boolean(mt) ? "a boolean" : json_is_array(mt) ? "a list" : "an object");
     const char *hf = json_is_array(archs) ? json_string_value(json_array_get(archs, 0)) : NULL;
     const char *type = json_string_value(mt);
-    for (int i = 0; i < NARCH; i++)
-        if ((hf && !strcmp(hf, ARCHS[i].hf)) || (!hf && type && !strcmp(type, ARCHS[i].type))) {
-            *arch = ARCHS[i].arch;
-            return 0;
-        }
+    const ArchDesc *a = arch_by_hf(hf, type);
+    if (a) {
+        *arch = a->arch;
+        return 0;
+    }
     return err_set(j->e, ERR_UNSUPPORTED, "%s: unsupported architecture %s (supported: %s)", j->name,
                    hf ? hf : type ? type : "(none given)", model_arch_supported());
 }
@@ -243,7 +225,7 @@ int hf_config_parse(const char *text, const char *name, ModelConfig *c, Err *e) 
         j_posf(&j, root, bert ? "layer_norm_eps" : "rms_norm_eps", bert ? "layer_norm_eps" : "rms_norm_eps",
                bert ? 1e-12 : 1e-6, &c->norm_eps) ||
         j_bool(&j, root, "tie_word_embeddings", bert, &c->tie_word_embeddings) ||
-        j_bool(&j, root, "attention_bias", c->arch == ARCH_QWEN2, &c->attention_bias) || parse_rope(&j, &c->rope) ||
+        j_bool(&j, root, "attention_bias", 0, &c->attention_bias) || parse_rope(&j, &c->rope) ||
         j_one_id(&j, root, "bos_token_id", &c->bos_id) ||
         j_ids(&j, root, "eos_token_id", c->eos_ids, MODEL_MAX_EOS, &c->n_eos) ||
         j_one_id(&j, root, "pad_token_id", &c->pad_id) || parse_dtype(&j, &c->dtype) ||
@@ -255,12 +237,11 @@ int hf_config_parse(const char *text, const char *name, ModelConfig *c, Err *e) 
                 c->n_heads, c->n_kv_heads);
         goto done;
     }
-    if (c->arch == ARCH_QWEN2) c->attention_bias = 1; /* Qwen2 has q/k/v biases, key or not */
-    if (c->arch == ARCH_QWEN3) c->qk_norm = 1;
+    arch_config_quirks(c);
     if (!bert) c->type_vocab_size = 0;
     /* Qwen2/3 write a sliding_window size but only use it when asked */
     json_t *use_sw = json_object_get(root, "use_sliding_window");
-    if ((c->arch == ARCH_QWEN2 || c->arch == ARCH_QWEN3) && !json_is_true(use_sw)) c->sliding_window = 0;
+    if ((arch_desc(c->arch)->flags & ARCHF_SW_OPT_IN) && !json_is_true(use_sw)) c->sliding_window = 0;
     rc = 0;
 done:
     json_decref(root);
@@ -465,15 +446,11 @@ int gguf_model_config(const Gguf *g, ModelConfig *c, Err *e) {
     const char *a;
     memset(c, 0, sizeof *c);
     if (gguf_get_str(g, "general.architecture", &a, e)) return -1;
-    int found = 0;
-    for (int i = 0; i < NARCH && !found; i++)
-        if (ARCHS[i].gguf && !strcmp(a, ARCHS[i].gguf)) {
-            c->arch = ARCHS[i].arch;
-            found = 1;
-        }
-    if (!found)
-        return err_set(e, ERR_UNSUPPORTED, "%s: unsupported GGUF architecture %s (supported: llama, qwen2, qwen3, bert)",
-                       gguf_path(g), a);
+    const ArchDesc *ad = arch_by_gguf(a);
+    if (!ad)
+        return err_set(e, ERR_UNSUPPORTED, "%s: unsupported GGUF architecture %s (supported: %s)", gguf_path(g), a,
+                       arch_gguf_names());
+    c->arch = ad->arch;
     int bert = c->arch == ARCH_BERT;
     if (g_u32(g, a, "block_count", 0, 1, &c->n_layers, e) || g_u32(g, a, "embedding_length", 0, 1, &c->hidden_size, e) ||
         g_u32(g, a, "feed_forward_length", 0, 1, &c->intermediate_size, e) ||
@@ -490,7 +467,7 @@ int gguf_model_config(const Gguf *g, ModelConfig *c, Err *e) {
     if (c->n_kv_heads <= 0 || c->n_heads % c->n_kv_heads)
         return err_set(e, ERR_PARSE, "%s: head_count %d is not a multiple of head_count_kv %d", gguf_path(g),
                        c->n_heads, c->n_kv_heads);
-    const TensorView *emb = gguf_find_tensor(g, "token_embd.weight");
+    const TensorView *emb = gguf_find_tensor(g, arch_tensor(PARAM_EMBED)->gguf);
     const GgufKV *tokens = gguf_find_key(g, "tokenizer.ggml.tokens");
     if (g_u32(g, a, "vocab_size", 0, 0, &c->vocab_size, e)) return -1;
     /* the vocabulary size is an int everywhere after this */
@@ -500,10 +477,17 @@ int gguf_model_config(const Gguf *g, ModelConfig *c, Err *e) {
     if (!c->vocab_size && emb) c->vocab_size = (int)emb->shape[0];
     if (!c->vocab_size && tokens && tokens->type == GGUF_ARRAY && tokens->n <= 0x7fffffff) c->vocab_size = (int)tokens->n;
     if (!c->vocab_size) return err_set(e, ERR_PARSE, "%s: cannot tell the vocabulary size", gguf_path(g));
-    c->tie_word_embeddings = emb && !gguf_find_tensor(g, "output.weight");
-    c->attention_bias = gguf_find_tensor(g, "blk.0.attn_q.bias") != NULL;
-    c->qk_norm = gguf_find_tensor(g, "blk.0.attn_q_norm.weight") != NULL;
-    const TensorView *q = gguf_find_tensor(g, "blk.0.attn_q.weight");
+    c->tie_word_embeddings = emb && !gguf_find_tensor(g, arch_tensor(PARAM_LM_HEAD)->gguf);
+    /* presence as the architecture's quirks imply it, then as the file shows
+     * it: a llama file with q biases has an o_proj bias too (arch_config_quirks) */
+    char name[64];
+    arch_gguf_name(PARAM_BQ, 0, name, sizeof name);
+    c->attention_bias = gguf_find_tensor(g, name) != NULL;
+    arch_gguf_name(PARAM_Q_NORM, 0, name, sizeof name);
+    c->qk_norm = gguf_find_tensor(g, name) != NULL;
+    if (ad->flags & ARCHF_DECODER) arch_config_quirks(c);
+    arch_gguf_name(PARAM_WQ, 0, name, sizeof name);
+    const TensorView *q = gguf_find_tensor(g, name);
     c->dtype = q ? q->dtype : DT_F32;
     if (bert && g_u32(g, "tokenizer.ggml", "token_type_count", 2, 0, &c->type_vocab_size, e)) return -1;
     if (gguf_token_id(g, "tokenizer.ggml.bos_token_id", &c->bos_id, e) ||
@@ -543,9 +527,8 @@ void rope_freq_factors(const RopeConfig *r, int head_dim, float *factors) {
 }
 
 int gguf_set_model_config(GgufWriter *w, const ModelConfig *c, Err *e) {
-    const char *a = NULL;
-    for (int i = 0; i < NARCH; i++)
-        if (ARCHS[i].arch == (c->arch == ARCH_MISTRAL ? ARCH_LLAMA : c->arch)) a = ARCHS[i].gguf;
+    const ArchDesc *ad = arch_desc(c->arch);
+    const char *a = ad ? ad->gguf : NULL;
     if (!a) return err_set(e, ERR_UNSUPPORTED, "no GGUF architecture for %s", model_arch_name(c->arch));
     char k[128];
 #define KEY(s) (snprintf(k, sizeof k, "%s.%s", a, s), k)
@@ -576,61 +559,16 @@ int gguf_set_model_config(GgufWriter *w, const ModelConfig *c, Err *e) {
     return 0;
 }
 
-/* ---- tensor names ---- */
-
-typedef struct NamePair {
-    const char *gguf, *hf; /* '#' stands for the layer number */
-} NamePair;
-
-static const NamePair NAMES[] = {
-    {"token_embd.weight", "model.embed_tokens.weight"},
-    {"output.weight", "lm_head.weight"},
-    {"output_norm.weight", "model.norm.weight"},
-    {"blk.#.attn_norm.weight", "model.layers.#.input_layernorm.weight"},
-    {"blk.#.ffn_norm.weight", "model.layers.#.post_attention_layernorm.weight"},
-    {"blk.#.attn_q.weight", "model.layers.#.self_attn.q_proj.weight"},
-    {"blk.#.attn_k.weight", "model.layers.#.self_attn.k_proj.weight"},
-    {"blk.#.attn_v.weight", "model.layers.#.self_attn.v_proj.weight"},
-    {"blk.#.attn_output.weight", "model.layers.#.self_attn.o_proj.weight"},
-    {"blk.#.attn_q.bias", "model.layers.#.self_attn.q_proj.bias"},
-    {"blk.#.attn_k.bias", "model.layers.#.self_attn.k_proj.bias"},
-    {"blk.#.attn_v.bias", "model.layers.#.self_attn.v_proj.bias"},
-    {"blk.#.attn_output.bias", "model.layers.#.self_attn.o_proj.bias"},
-    {"blk.#.attn_q_norm.weight", "model.layers.#.self_attn.q_norm.weight"},
-    {"blk.#.attn_k_norm.weight", "model.layers.#.self_attn.k_norm.weight"},
-    {"blk.#.ffn_gate.weight", "model.layers.#.mlp.gate_proj.weight"},
-    {"blk.#.ffn_up.weight", "model.layers.#.mlp.up_proj.weight"},
-    {"blk.#.ffn_down.weight", "model.layers.#.mlp.down_proj.weight"},
-};
-
-/* Matches name against a pattern with one '#' = a decimal number; on a
- * match writes the other pattern with the same number into out. */
-static int translate(const char *name, const char *from, const char *to, char *out, size_t size) {
-    const char *hash = strchr(from, '#');
-    if (!hash) {
-        if (strcmp(name, from)) return -1;
-        return (size_t)snprintf(out, size, "%s", to) < size ? 0 : -1;
-    }
-    size_t pre = (size_t)(hash - from);
-    if (strncmp(name, from, pre)) return -1;
-    const char *num = name + pre, *p = num;
-    while (*p >= '0' && *p <= '9') p++;
-    if (p == num || p - num > 9 || strcmp(p, hash + 1)) return -1;
-    const char *th = strchr(to, '#');
-    int n = snprintf(out, size, "%.*s%.*s%s", (int)(th - to), to, (int)(p - num), num, th + 1);
-    return n >= 0 && (size_t)n < size ? 0 : -1;
-}
+/* ---- tensor names: the architecture table's two columns ---- */
 
 int hf_name_from_gguf(const char *name, char *out, size_t size) {
-    for (size_t i = 0; i < sizeof NAMES / sizeof NAMES[0]; i++)
-        if (!translate(name, NAMES[i].gguf, NAMES[i].hf, out, size)) return 0;
-    return -1;
+    int l, k = arch_kind_of_gguf(name, &l);
+    return k < 0 ? -1 : arch_hf_name((ParamKind)k, l, out, size);
 }
 
 int gguf_name_from_hf(const char *name, char *out, size_t size) {
-    for (size_t i = 0; i < sizeof NAMES / sizeof NAMES[0]; i++)
-        if (!translate(name, NAMES[i].hf, NAMES[i].gguf, out, size)) return 0;
-    return -1;
+    int l, k = arch_kind_of_hf(name, &l);
+    return k < 0 ? -1 : arch_gguf_name((ParamKind)k, l, out, size);
 }
 
 /* ---- comparison ---- */
@@ -656,7 +594,7 @@ int model_config_diff(const ModelConfig *a, const ModelConfig *b, char *buf, siz
     }
     DIFF_INT(hidden_size) DIFF_INT(intermediate_size) DIFF_INT(n_layers) DIFF_INT(n_heads) DIFF_INT(n_kv_heads)
     DIFF_INT(head_dim) DIFF_INT(vocab_size) DIFF_INT(max_pos) DIFF_F(norm_eps) DIFF_INT(tie_word_embeddings)
-    DIFF_INT(attention_bias) DIFF_INT(qk_norm) DIFF_INT(sliding_window) DIFF_INT(type_vocab_size)
+    DIFF_INT(attention_bias) DIFF_INT(o_bias) DIFF_INT(qk_norm) DIFF_INT(sliding_window) DIFF_INT(type_vocab_size)
     DIFF_INT(rope.type) DIFF_F(rope.theta)
     /* factors are only comparable when both sides store them as numbers */
     if (!a->rope.freqs_from_tensor && !b->rope.freqs_from_tensor) {

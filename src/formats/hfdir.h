@@ -59,7 +59,8 @@ typedef struct ModelConfig {
     int max_pos;             /* max_position_embeddings / context_length */
     float norm_eps;          /* rms_norm_eps (layer_norm_eps for BERT) */
     int tie_word_embeddings;
-    int attention_bias;      /* q/k/v (and for Llama o) projections have biases */
+    int attention_bias;      /* q/k/v projections have biases (always for Qwen2) */
+    int o_bias;              /* o_proj has a bias (Llama's attention_bias; never Qwen2): arch_config_quirks */
     int qk_norm;             /* per-head RMSNorm on q and k (Qwen3) */
     RopeConfig rope;
     int bos_id;              /* -1 when unset */

@@ -9,7 +9,7 @@
 #include "base/mem.h"
 #include "formats/dtype.h"
 #include "formats/hfdir.h"
-#include "llm/hub.h"
+#include "model/open.h"
 #include "llm/open.h"
 #include "model/encoder.h"
 #include "tok/chat_template.h"
@@ -49,30 +49,6 @@ static int is_encoder_dir(const char *path) {
     Err ignored;
     if (!yes && !hf_config_load(path, &cfg, &ignored)) yes = cfg.arch == ARCH_BERT;
     return yes;
-}
-
-/* The chat template: by name, else the one the model ships (HF directory
- * files, or GGUF tokenizer.chat_template). */
-static ChatTemplate *open_template(LocalImpl *L, const char *name, Err *e) {
-    if (file_is_dir(L->path)) return chat_template_open_hf(L->path, name, e);
-    int bos = tok_bos(L->tok), eos = tok_eos(L->tok);
-    const char *bos_text = bos >= 0 ? tok_token_str(L->tok, bos) : NULL;
-    const char *eos_text = eos >= 0 ? tok_token_str(L->tok, eos) : NULL;
-    if (name) return chat_template_by_name(name, bos_text, eos_text, e);
-    const char *text = NULL;
-    if (!L->m->gguf || !gguf_find_key(L->m->gguf, "tokenizer.chat_template")) {
-        char *names = chat_template_names_joined();
-        err_set(e, ERR_NOTFOUND,
-                "%s: no chat template in the file (GGUF key tokenizer.chat_template); name one with "
-                "--chat-template NAME (known: %s)",
-                L->path, names);
-        free(names);
-        return NULL;
-    }
-    if (gguf_get_str(L->m->gguf, "tokenizer.chat_template", &text, e)) return NULL;
-    ChatTemplate *t = chat_template_detect(text, bos_text, eos_text, e);
-    if (!t) err_wrap(e, "%s: tokenizer.chat_template", L->path);
-    return t;
 }
 
 /* Requests stop at the model's EOS ids, the tokenizer's end-of-turn ids and
@@ -116,10 +92,13 @@ static int context_length(const LocalImpl *L, const LocalOptions *o, Err *e) {
 }
 
 static int load_decoder(LocalImpl *L, const LocalOptions *o, Err *e) {
-    if (!(L->m = model_load(L->path, o ? o->n_threads : 0, e))) return -1;
+    ModelOpenOptions mo = {.weights = 1, .tokenizer = 1, .chat_template = o ? o->chat_template : NULL,
+                           .n_threads = o ? o->n_threads : 0, .quiet = o ? o->quiet : 0};
+    ModelBundle mb;
+    if (model_open(L->path, &mo, &mb, e)) return -1;
+    L->m = mb.model, L->tok = mb.tok, L->tpl = mb.tpl; /* the backend owns them now */
+    free(mb.path);
     if (model_set_kv_type_name(L->m, NULL, e)) return -1; /* $ALOE_KV_TYPE */
-    if (!(L->tok = tok_load(L->path, e))) return -1;
-    if (!(L->tpl = open_template(L, o ? o->chat_template : NULL, e))) return -1;
     gen_sampling_from_checkpoint(L->path, &L->defaults);
     if ((L->n_ctx = context_length(L, o, e)) < 0) return -1;
     return start_batcher(L, o, e);
@@ -271,14 +250,13 @@ int llm_local_n_ctx(const LlmBackend *b) {
 }
 
 LlmBackend *llm_local_open(const char *spec, const LocalOptions *o, Err *e) {
-    HubOptions ho = {.quiet = o ? o->quiet : 0};
     LlmBackend *b = xcalloc(1, sizeof *b);
     LocalImpl *L = xcalloc(1, sizeof *L);
     atomic_init(&L->refs, 1);
     b->impl = L;
     b->destroy = local_destroy;
     b->model = xstrdup(spec);
-    if (hub_resolve(spec, &ho, &L->path, e)) goto fail;
+    if (model_spec_resolve(spec, o ? o->quiet : 0, &L->path, e)) goto fail;
     if (!file_exists(L->path)) {
         err_set(e, ERR_NOTFOUND, "model path %s does not exist", L->path);
         goto fail;

@@ -1,4 +1,5 @@
-/* open: turns a role's configuration into a backend (GUIDE.md §4, model spec).
+/* open: turns a role's configuration into a backend (docs/DESIGN.md §2, model
+ * spec; a local model's files are opened by model/open.h).
  *
  * A model that is a path to an existing directory or .gguf file, a path
  * written as one (starting with /, ./ or ../, or ending in .gguf), or an

@@ -12,6 +12,7 @@
 #include "base/mem.h"
 #include "formats/dtype.h"
 #include "formats/gguf_write.h"
+#include "formats/arch.h"
 #include "formats/hfdir.h"
 #include "formats/safetensors.h"
 
@@ -102,10 +103,14 @@ typedef struct Planned {
 /* llama.cpp's name, type and Q/K permutation of src; the bytes it needs
  * in the scratch are added to *scratch_size. */
 static int plan_tensor(const ModelConfig *c, const TensorView *src, int want, Planned *p, size_t *scratch_size, Err *e) {
-    if (gguf_name_from_hf(src->name, p->name, sizeof p->name))
+    int layer, kind = arch_kind_of_hf(src->name, &layer);
+    if (kind < 0 || arch_gguf_name((ParamKind)kind, layer, p->name, sizeof p->name))
         return err_set(e, ERR_UNSUPPORTED, "tensor %s: no GGUF counterpart for %s", src->name, model_arch_name(c->arch));
-    int is_q = ends_with(p->name, "attn_q.weight"), is_k = ends_with(p->name, "attn_k.weight");
-    p->permute = (c->arch == ARCH_LLAMA || c->arch == ARCH_MISTRAL) && (is_q || is_k);
+    /* llama.cpp permutes the Q and K rows of the llama architecture, the
+     * biases' too (convert_hf_to_gguf.py: q_proj.weight and q_proj.bias) */
+    int is_q = kind == PARAM_WQ || kind == PARAM_BQ, is_k = kind == PARAM_WK || kind == PARAM_BK;
+    const ArchDesc *ad = arch_desc(c->arch);
+    p->permute = ad && (ad->flags & ARCHF_GGUF_PERMUTED) && (is_q || is_k);
     p->n_head = is_q ? c->n_heads : c->n_kv_heads;
     p->type = tensor_type(src, p->name, want);
     p->offset = NO_COPY;
@@ -127,7 +132,9 @@ static int add_tensor(GgufWriter *w, const TensorView *src, const Planned *p, Sc
         float *f = tensor_to_f32_alloc(src, e);
         if (!f) return -1;
         if (p->permute &&
-            gguf_permute_qk(f, tensor_rows(src), (size_t)tensor_cols(src) * sizeof(float), p->n_head, e)) {
+            /* a bias is one column of rows */
+            gguf_permute_qk(f, src->ndim == 1 ? n : tensor_rows(src),
+                            (src->ndim == 1 ? 1 : (size_t)tensor_cols(src)) * sizeof(float), p->n_head, e)) {
             free(f);
             return -1;
         }

@@ -12,50 +12,19 @@
 /* ---- parameter layout ---- */
 
 size_t model_param_sizes(const ModelConfig *c, size_t s[PARAM_COUNT]) {
-    size_t L = (size_t)c->n_layers, D = (size_t)c->hidden_size, F = (size_t)c->intermediate_size;
-    size_t q = (size_t)c->n_heads * c->head_dim, kv = (size_t)c->n_kv_heads * c->head_dim;
-    int bias = c->attention_bias || c->arch == ARCH_QWEN2;
-    s[PARAM_EMBED] = (size_t)c->vocab_size * D;
-    s[PARAM_ATTN_NORM] = L * D;
-    s[PARAM_WQ] = L * q * D;
-    s[PARAM_BQ] = bias ? L * q : 0;
-    s[PARAM_WK] = L * kv * D;
-    s[PARAM_BK] = bias ? L * kv : 0;
-    s[PARAM_WV] = L * kv * D;
-    s[PARAM_BV] = bias ? L * kv : 0;
-    s[PARAM_WO] = L * D * q;
-    s[PARAM_Q_NORM] = c->qk_norm ? L * c->head_dim : 0;
-    s[PARAM_K_NORM] = c->qk_norm ? L * c->head_dim : 0;
-    s[PARAM_FFN_NORM] = L * D;
-    s[PARAM_W_GATE] = L * F * D;
-    s[PARAM_W_UP] = L * F * D;
-    s[PARAM_W_DOWN] = L * D * F;
-    s[PARAM_OUT_NORM] = D;
-    s[PARAM_LM_HEAD] = c->tie_word_embeddings ? 0 : (size_t)c->vocab_size * D;
     size_t total = 0;
-    for (int k = 0; k < PARAM_COUNT; k++) total += s[k];
+    for (int k = 0; k < PARAM_COUNT; k++) {
+        long long rows, cols;
+        arch_shape(c, (ParamKind)k, &rows, &cols);
+        size_t n = (size_t)rows * (size_t)(cols ? cols : 1);
+        if (arch_tensor((ParamKind)k)->flags & TK_LAYER) n *= (size_t)c->n_layers;
+        s[k] = arch_has(c, (ParamKind)k) ? n : 0;
+        total += s[k];
+    }
     return total;
 }
 
-void model_param_hf_name(ParamKind k, int l, char *buf, size_t size) {
-    static const char *const layer_names[PARAM_COUNT] = {
-        [PARAM_ATTN_NORM] = "input_layernorm.weight",     [PARAM_WQ] = "self_attn.q_proj.weight",
-        [PARAM_BQ] = "self_attn.q_proj.bias",             [PARAM_WK] = "self_attn.k_proj.weight",
-        [PARAM_BK] = "self_attn.k_proj.bias",             [PARAM_WV] = "self_attn.v_proj.weight",
-        [PARAM_BV] = "self_attn.v_proj.bias",             [PARAM_WO] = "self_attn.o_proj.weight",
-        [PARAM_Q_NORM] = "self_attn.q_norm.weight",       [PARAM_K_NORM] = "self_attn.k_norm.weight",
-        [PARAM_FFN_NORM] = "post_attention_layernorm.weight", [PARAM_W_GATE] = "mlp.gate_proj.weight",
-        [PARAM_W_UP] = "mlp.up_proj.weight",              [PARAM_W_DOWN] = "mlp.down_proj.weight",
-    };
-    if (k == PARAM_EMBED)
-        snprintf(buf, size, "model.embed_tokens.weight");
-    else if (k == PARAM_OUT_NORM)
-        snprintf(buf, size, "model.norm.weight");
-    else if (k == PARAM_LM_HEAD)
-        snprintf(buf, size, "lm_head.weight");
-    else
-        snprintf(buf, size, "model.layers.%d.%s", l, layer_names[k]);
-}
+void model_param_hf_name(ParamKind k, int l, char *buf, size_t size) { arch_hf_name(k, l, buf, size); }
 
 /* ---- activations ---- */
 
@@ -232,6 +201,7 @@ static void attention_block(Model *m, RunState *rs, const LayerWeights *lw, int 
     AttnShape shape = {c->n_heads, c->n_kv_heads, c->head_dim, c->sliding_window};
     attention_forward(m->tp, rs->att, rs->q, n, &shape, rs->ac, pos);
     matmul_forward(m->tp, rs->xb2, rs->att, n, &lw->wo);
+    if (lw->bo) add_bias_forward(rs->xb2, lw->bo, n, D);
     add_forward(rs->x, rs->xb2, (long)n * D);
 }
 
@@ -314,8 +284,7 @@ size_t model_weight_bytes(const Model *m) {
     model_param_sizes(&m->cfg, sizes);
     /* vectors: norms, biases */
     for (int k = 0; k < PARAM_COUNT; k++)
-        if (k == PARAM_ATTN_NORM || k == PARAM_FFN_NORM || k == PARAM_OUT_NORM || k == PARAM_BQ || k == PARAM_BK ||
-            k == PARAM_BV || k == PARAM_Q_NORM || k == PARAM_K_NORM)
+        if (!(arch_tensor((ParamKind)k)->flags & TK_MATRIX))
             total += sizes[k] * sizeof(float);
     total += qmat_bytes(&m->w.embed);
     if (m->w.lm_head.data != m->w.embed.data) total += qmat_bytes(&m->w.lm_head);

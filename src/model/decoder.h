@@ -23,36 +23,20 @@
 #include <stdint.h>
 
 #include "base/err.h"
+#include "formats/arch.h"
 #include "formats/gguf.h"
 #include "formats/hfdir.h"
 #include "formats/safetensors.h"
 #include "kernels/matmul.h"
 #include "kernels/threads.h"
 
-/* The parameter kinds, in the order of the contiguous f32 block. Each kind
- * holds all layers: e.g. PARAM_WQ is [n_layers, n_heads*head_dim, hidden].
- * Kinds a model does not have (biases, q/k norms, an untied head) are
- * empty. */
-typedef enum ParamKind {
-    PARAM_EMBED = 0, /* [vocab, hidden] */
-    PARAM_ATTN_NORM, /* [L, hidden] */
-    PARAM_WQ,        /* [L, n_heads*head_dim, hidden] */
-    PARAM_BQ,        /* [L, n_heads*head_dim] */
-    PARAM_WK,        /* [L, n_kv_heads*head_dim, hidden] */
-    PARAM_BK,        /* [L, n_kv_heads*head_dim] */
-    PARAM_WV,        /* [L, n_kv_heads*head_dim, hidden] */
-    PARAM_BV,        /* [L, n_kv_heads*head_dim] */
-    PARAM_WO,        /* [L, hidden, n_heads*head_dim] */
-    PARAM_Q_NORM,    /* [L, head_dim] */
-    PARAM_K_NORM,    /* [L, head_dim] */
-    PARAM_FFN_NORM,  /* [L, hidden] */
-    PARAM_W_GATE,    /* [L, intermediate, hidden] */
-    PARAM_W_UP,      /* [L, intermediate, hidden] */
-    PARAM_W_DOWN,    /* [L, hidden, intermediate] */
-    PARAM_OUT_NORM,  /* [hidden] */
-    PARAM_LM_HEAD,   /* [vocab, hidden]; empty when tied */
-    PARAM_COUNT
-} ParamKind;
+/* The parameter kinds (ParamKind, PARAM_*) and their names and shapes are
+ * the architecture table's: formats/arch.h. */
+/* The head_dim/2 RoPE inverse frequencies of c (its RopeConfig: default,
+ * linear, llama3), each divided by freq_factors[i] when given (GGUF's
+ * rope_freqs.weight, which then replaces the config's scaling). The one
+ * conversion of RoPE settings: inference and training both call it. */
+void model_rope_inv_freq(const ModelConfig *c, const float *freq_factors, float *inv_freq);
 
 /* Floats of each kind (all layers) for cfg; returns the total. */
 size_t model_param_sizes(const ModelConfig *cfg, size_t sizes[PARAM_COUNT]);
@@ -62,7 +46,7 @@ void model_param_hf_name(ParamKind k, int layer, char *buf, size_t size);
 typedef struct LayerWeights {
     const float *attn_norm, *ffn_norm;
     QMat wq, wk, wv, wo;
-    const float *bq, *bk, *bv; /* NULL when absent */
+    const float *bq, *bk, *bv, *bo; /* NULL when absent */
     const float *q_norm, *k_norm; /* Qwen3; NULL when absent */
     QMat w_gate, w_up, w_down;
 } LayerWeights;

@@ -11,41 +11,14 @@
 
 /* ---- Hugging Face ---- */
 
+static int per_layer(ParamKind k) { return (arch_tensor(k)->flags & TK_LAYER) != 0; }
+static int is_matrix_kind(ParamKind k) { return (arch_tensor(k)->flags & TK_MATRIX) != 0; }
+
 /* The shape of one layer's slice of kind k: rows × cols (cols 0: a vector). */
 static void kind_shape(const ModelConfig *c, ParamKind k, int64_t *rows, int64_t *cols) {
-    int64_t D = c->hidden_size, F = c->intermediate_size, Q = (int64_t)c->n_heads * c->head_dim,
-            KV = (int64_t)c->n_kv_heads * c->head_dim, V = c->vocab_size;
-    *cols = 0;
-    switch (k) {
-    case PARAM_EMBED: case PARAM_LM_HEAD: *rows = V, *cols = D; break;
-    case PARAM_ATTN_NORM: case PARAM_FFN_NORM: case PARAM_OUT_NORM: *rows = D; break;
-    case PARAM_WQ: *rows = Q, *cols = D; break;
-    case PARAM_WK: case PARAM_WV: *rows = KV, *cols = D; break;
-    case PARAM_BQ: *rows = Q; break;
-    case PARAM_BK: case PARAM_BV: *rows = KV; break;
-    case PARAM_WO: *rows = D, *cols = Q; break;
-    case PARAM_Q_NORM: case PARAM_K_NORM: *rows = c->head_dim; break;
-    case PARAM_W_GATE: case PARAM_W_UP: *rows = F, *cols = D; break;
-    case PARAM_W_DOWN: *rows = D, *cols = F; break;
-    default: *rows = 0; break;
-    }
-}
-
-/* Where kind k's shape comes from in config.json, for messages. */
-static const char *kind_fields(ParamKind k) {
-    switch (k) {
-    case PARAM_EMBED: case PARAM_LM_HEAD: return "[vocab_size, hidden_size]";
-    case PARAM_ATTN_NORM: case PARAM_FFN_NORM: case PARAM_OUT_NORM: return "[hidden_size]";
-    case PARAM_WQ: return "[num_attention_heads * head_dim, hidden_size]";
-    case PARAM_WK: case PARAM_WV: return "[num_key_value_heads * head_dim, hidden_size]";
-    case PARAM_BQ: return "[num_attention_heads * head_dim]";
-    case PARAM_BK: case PARAM_BV: return "[num_key_value_heads * head_dim]";
-    case PARAM_WO: return "[hidden_size, num_attention_heads * head_dim]";
-    case PARAM_Q_NORM: case PARAM_K_NORM: return "[head_dim]";
-    case PARAM_W_GATE: case PARAM_W_UP: return "[intermediate_size, hidden_size]";
-    case PARAM_W_DOWN: return "[hidden_size, intermediate_size]";
-    default: return "?";
-    }
+    long long r, cl;
+    arch_shape(c, k, &r, &cl);
+    *rows = r, *cols = cl;
 }
 
 /* config.json's num_hidden_layers against the layers the weights hold:
@@ -77,11 +50,10 @@ static int check_hf_tensors(const SafeTensors *st, const ModelConfig *c, const c
     model_param_sizes(c, sizes);
     for (int k = 0; k < PARAM_COUNT; k++) {
         if (!sizes[k]) continue;
-        int per_layer = k != PARAM_EMBED && k != PARAM_OUT_NORM && k != PARAM_LM_HEAD;
         int64_t rows, cols;
         kind_shape(c, (ParamKind)k, &rows, &cols);
         int64_t shape[2] = {rows, cols};
-        for (int l = 0; l < (per_layer ? c->n_layers : 1); l++) {
+        for (int l = 0; l < (per_layer((ParamKind)k) ? c->n_layers : 1); l++) {
             char name[128];
             model_param_hf_name((ParamKind)k, l, name, sizeof name);
             const TensorView *t = st_find(st, name);
@@ -90,8 +62,9 @@ static int check_hf_tensors(const SafeTensors *st, const ModelConfig *c, const c
             if (tensor_check_shape(t, cols ? 2 : 1, shape, e)) {
                 char msg[sizeof e->msg];
                 snprintf(msg, sizeof msg, "%s", e->msg);
-                return err_set(e, ERR_PARSE, "%s: %s = %s from %s", st_file_of(st, t), msg, kind_fields((ParamKind)k),
-                               cfg_path);
+                char fields[128];
+                arch_shape_fields((ParamKind)k, fields, sizeof fields);
+                return err_set(e, ERR_PARSE, "%s: %s = %s from %s", st_file_of(st, t), msg, fields, cfg_path);
             }
             if (t->dtype != DT_F32 && t->dtype != DT_F16 && t->dtype != DT_BF16)
                 return err_set(e, ERR_UNSUPPORTED, "%s: tensor %s has dtype %s; expected F32, F16 or BF16",
@@ -103,8 +76,7 @@ static int check_hf_tensors(const SafeTensors *st, const ModelConfig *c, const c
 
 static int load_hf_kind(Model *m, ParamKind k, size_t size, Err *e) {
     const ModelConfig *c = &m->cfg;
-    int per_layer = k != PARAM_EMBED && k != PARAM_OUT_NORM && k != PARAM_LM_HEAD;
-    int n = per_layer ? c->n_layers : 1;
+    int n = per_layer(k) ? c->n_layers : 1;
     int64_t rows, cols;
     kind_shape(c, k, &rows, &cols);
     int64_t shape[2] = {rows, cols};
@@ -123,14 +95,9 @@ static int load_hf_kind(Model *m, ParamKind k, size_t size, Err *e) {
     return 0;
 }
 
-static int is_matrix_kind(ParamKind k) {
-    return k == PARAM_EMBED || k == PARAM_LM_HEAD || k == PARAM_WQ || k == PARAM_WK || k == PARAM_WV ||
-           k == PARAM_WO || k == PARAM_W_GATE || k == PARAM_W_UP || k == PARAM_W_DOWN;
-}
-
 /* The 16-bit type (F16/BF16) every tensor of kind k is stored in, or -1. */
 static int kind_half_type(const Model *m, ParamKind k) {
-    int n = k == PARAM_EMBED || k == PARAM_LM_HEAD ? 1 : m->cfg.n_layers, type = -1;
+    int n = per_layer(k) ? m->cfg.n_layers : 1, type = -1;
     for (int l = 0; l < n; l++) {
         char name[128];
         model_param_hf_name(k, l, name, sizeof name);
@@ -148,27 +115,14 @@ static int map_hf_kind(Model *m, ParamKind k, Err *e) {
     int64_t rows, cols;
     kind_shape(c, k, &rows, &cols);
     int64_t shape[2] = {rows, cols};
-    int n = k == PARAM_EMBED || k == PARAM_LM_HEAD ? 1 : c->n_layers;
+    int n = per_layer(k) ? c->n_layers : 1;
     for (int l = 0; l < n; l++) {
         char name[128];
         model_param_hf_name(k, l, name, sizeof name);
         const TensorView *t = st_get(m->st, name, e);
         if (!t) return -1;
         if (tensor_check_shape(t, 2, shape, e)) return err_wrap(e, "%s", st_file_of(m->st, t));
-        QMat q = {t->dtype, t->data, (int)rows, (int)cols};
-        LayerWeights *w = &m->w.layers[l];
-        switch (k) {
-        case PARAM_EMBED: m->w.embed = q; break;
-        case PARAM_LM_HEAD: m->w.lm_head = q; break;
-        case PARAM_WQ: w->wq = q; break;
-        case PARAM_WK: w->wk = q; break;
-        case PARAM_WV: w->wv = q; break;
-        case PARAM_WO: w->wo = q; break;
-        case PARAM_W_GATE: w->w_gate = q; break;
-        case PARAM_W_UP: w->w_up = q; break;
-        case PARAM_W_DOWN: w->w_down = q; break;
-        default: break;
-        }
+        *model_mat_slot(m, k, l) = (QMat){t->dtype, t->data, (int)rows, (int)cols};
     }
     return 0;
 }
@@ -263,34 +217,21 @@ static const float *gguf_vec(Model *m, const char *name, int64_t n, int required
     return model_own(m, tensor_to_f32_alloc(t, e));
 }
 
+/* Every per-layer tensor the config implies, from the table. */
 static int load_gguf_layer(Model *m, int l, Err *e) {
     const ModelConfig *c = &m->cfg;
-    int64_t D = c->hidden_size, F = c->intermediate_size, Q = (int64_t)c->n_heads * c->head_dim,
-            KV = (int64_t)c->n_kv_heads * c->head_dim;
-    LayerWeights *w = &m->w.layers[l];
-    char n[96];
-#define NAME(s) (snprintf(n, sizeof n, "blk.%d.%s", l, s), n)
-    if (!(w->attn_norm = gguf_vec(m, NAME("attn_norm.weight"), D, 1, e))) return -1;
-    if (!(w->ffn_norm = gguf_vec(m, NAME("ffn_norm.weight"), D, 1, e))) return -1;
-    if (gguf_qmat(m, NAME("attn_q.weight"), Q, D, &w->wq, e) || gguf_qmat(m, NAME("attn_k.weight"), KV, D, &w->wk, e) ||
-        gguf_qmat(m, NAME("attn_v.weight"), KV, D, &w->wv, e) ||
-        gguf_qmat(m, NAME("attn_output.weight"), D, Q, &w->wo, e) ||
-        gguf_qmat(m, NAME("ffn_gate.weight"), F, D, &w->w_gate, e) ||
-        gguf_qmat(m, NAME("ffn_up.weight"), F, D, &w->w_up, e) ||
-        gguf_qmat(m, NAME("ffn_down.weight"), D, F, &w->w_down, e))
-        return -1;
-    int bias = c->attention_bias || c->arch == ARCH_QWEN2;
-    if (bias) {
-        if (!(w->bq = gguf_vec(m, NAME("attn_q.bias"), Q, 1, e)) || !(w->bk = gguf_vec(m, NAME("attn_k.bias"), KV, 1, e)) ||
-            !(w->bv = gguf_vec(m, NAME("attn_v.bias"), KV, 1, e)))
+    for (int k = 0; k < PARAM_COUNT; k++) {
+        if (!per_layer((ParamKind)k) || !arch_has(c, (ParamKind)k)) continue;
+        char n[96];
+        int64_t rows, cols;
+        kind_shape(c, (ParamKind)k, &rows, &cols);
+        arch_gguf_name((ParamKind)k, l, n, sizeof n);
+        if (is_matrix_kind((ParamKind)k)) {
+            if (gguf_qmat(m, n, rows, cols, model_mat_slot(m, (ParamKind)k, l), e)) return -1;
+        } else if (!(*model_vec_slot(m, (ParamKind)k, l) = gguf_vec(m, n, rows, 1, e))) {
             return -1;
+        }
     }
-    if (c->qk_norm) {
-        if (!(w->q_norm = gguf_vec(m, NAME("attn_q_norm.weight"), c->head_dim, 1, e)) ||
-            !(w->k_norm = gguf_vec(m, NAME("attn_k_norm.weight"), c->head_dim, 1, e)))
-            return -1;
-    }
-#undef NAME
     return 0;
 }
 
@@ -299,15 +240,16 @@ static int load_gguf_layer(Model *m, int l, Err *e) {
  * before any conversion buffer is sized from them. */
 static int check_gguf_layer_count(const Gguf *g, const ModelConfig *c, const char *arch, Err *e) {
     char name[64];
-    snprintf(name, sizeof name, "blk.%d.attn_norm.weight", c->n_layers - 1);
+    arch_gguf_name(PARAM_ATTN_NORM, c->n_layers - 1, name, sizeof name);
     if (gguf_find_tensor(g, name)) return 0;
     int have = 0;
     for (; have < c->n_layers; have++) {
-        snprintf(name, sizeof name, "blk.%d.attn_norm.weight", have);
+        arch_gguf_name(PARAM_ATTN_NORM, have, name, sizeof name);
         if (!gguf_find_tensor(g, name)) break;
     }
-    return err_set(e, ERR_PARSE, "%s: metadata %s.block_count = %d, but there is no tensor blk.%d.attn_norm.weight (the "
-                   "file holds %d block%s)", gguf_path(g), arch, c->n_layers, c->n_layers - 1, have, have == 1 ? "" : "s");
+    arch_gguf_name(PARAM_ATTN_NORM, c->n_layers - 1, name, sizeof name);
+    return err_set(e, ERR_PARSE, "%s: metadata %s.block_count = %d, but there is no tensor %s (the file holds %d "
+                   "block%s)", gguf_path(g), arch, c->n_layers, name, have, have == 1 ? "" : "s");
 }
 
 Model *model_load_gguf(const char *path, int n_threads, Err *e) {
@@ -327,13 +269,14 @@ Model *model_from_gguf(Gguf *g, int n_threads, Err *e) {
     Model *m = model_new(&cfg, n_threads);
     m->gguf = g;
     m->source = "gguf";
-    m->rope_interleaved = !strcmp(arch, "llama");
+    m->rope_interleaved = (arch_desc(cfg.arch)->flags & ARCHF_GGUF_PERMUTED) != 0;
     int64_t D = cfg.hidden_size;
-    if (gguf_qmat(m, "token_embd.weight", cfg.vocab_size, D, &m->w.embed, e)) goto fail;
+    const char *embed = arch_tensor(PARAM_EMBED)->gguf, *head = arch_tensor(PARAM_LM_HEAD)->gguf;
+    if (gguf_qmat(m, embed, cfg.vocab_size, D, &m->w.embed, e)) goto fail;
     m->weight_type = m->w.embed.type;
-    if (!(m->w.out_norm = gguf_vec(m, "output_norm.weight", D, 1, e))) goto fail;
-    if (gguf_find_tensor(g, "output.weight")) {
-        if (gguf_qmat(m, "output.weight", cfg.vocab_size, D, &m->w.lm_head, e)) goto fail;
+    if (!(m->w.out_norm = gguf_vec(m, arch_tensor(PARAM_OUT_NORM)->gguf, D, 1, e))) goto fail;
+    if (gguf_find_tensor(g, head)) {
+        if (gguf_qmat(m, head, cfg.vocab_size, D, &m->w.lm_head, e)) goto fail;
         m->cfg.tie_word_embeddings = 0;
     } else {
         m->w.lm_head = m->w.embed;

@@ -12,6 +12,7 @@
 Model *model_new(const ModelConfig *cfg, int n_threads) {
     Model *m = xcalloc(1, sizeof *m);
     m->cfg = *cfg;
+    arch_config_quirks(&m->cfg); /* for configs made by hand (tests, shapes) */
     m->tp = tp_create(n_threads);
     m->w.layers = xcalloc((size_t)cfg->n_layers, sizeof *m->w.layers);
     return m;
@@ -24,7 +25,8 @@ void *model_own(Model *m, void *p) {
 }
 
 int model_check_dims(const ModelConfig *c, const char *src, Err *e) {
-    if (c->arch != ARCH_LLAMA && c->arch != ARCH_QWEN2 && c->arch != ARCH_QWEN3 && c->arch != ARCH_MISTRAL)
+    const ArchDesc *a = arch_desc(c->arch);
+    if (!a || !(a->flags & ARCHF_DECODER))
         return err_set(e, ERR_UNSUPPORTED, "%s: architecture %s is not a decoder this engine runs (expected one of %s)",
                        src, model_arch_name(c->arch), "Llama, Mistral, Qwen2, Qwen3");
     if (c->hidden_size <= 0 || c->n_layers <= 0 || c->n_heads <= 0 || c->n_kv_heads <= 0 || c->head_dim <= 0 ||
@@ -36,9 +38,6 @@ int model_check_dims(const ModelConfig *c, const char *src, Err *e) {
         return err_set(e, ERR_PARSE, "%s: num_attention_heads %d is not a multiple of num_key_value_heads %d", src,
                        c->n_heads, c->n_kv_heads);
     if (c->head_dim % 2) return err_set(e, ERR_PARSE, "%s: head_dim %d must be even for RoPE", src, c->head_dim);
-    if (c->attention_bias && c->arch != ARCH_QWEN2)
-        return err_set(e, ERR_UNSUPPORTED, "%s: attention_bias (o_proj bias) is not supported for %s", src,
-                       model_arch_name(c->arch));
     return 0;
 }
 
@@ -66,19 +65,23 @@ int model_check_config(const ModelConfig *c, const char *src, Err *e) {
     return 0;
 }
 
-/* RoPE frequencies from the config (optional per-frequency divisors: GGUF's
- * rope_freqs.weight, which llama.cpp uses for Llama 3 scaling). */
-void model_init_rope(Model *m, const float *freq_factors) {
-    const RopeConfig *r = &m->cfg.rope;
+void model_rope_inv_freq(const ModelConfig *c, const float *freq_factors, float *inv_freq) {
+    const RopeConfig *r = &c->rope;
     RopeScaling s = {ROPE_SCALING_NONE, 1, 1, 1, 0};
     if (!freq_factors && r->type == ROPE_LLAMA3)
         s = (RopeScaling){ROPE_SCALING_LLAMA3, r->factor, r->low_freq_factor, r->high_freq_factor, r->original_max_pos};
     if (!freq_factors && r->type == ROPE_LINEAR) s = (RopeScaling){ROPE_SCALING_LINEAR, r->factor, 1, 1, 0};
-    int hd = m->cfg.head_dim;
-    m->inv_freq = xmalloc((size_t)(hd / 2) * sizeof(float));
-    rope_inv_freq(m->inv_freq, hd, r->theta, &s);
+    int hd = c->head_dim;
+    rope_inv_freq(inv_freq, hd, r->theta, &s);
     if (freq_factors)
-        for (int i = 0; i < hd / 2; i++) m->inv_freq[i] /= freq_factors[i];
+        for (int i = 0; i < hd / 2; i++) inv_freq[i] /= freq_factors[i];
+}
+
+/* RoPE frequencies from the config (optional per-frequency divisors: GGUF's
+ * rope_freqs.weight, which llama.cpp uses for Llama 3 scaling). */
+void model_init_rope(Model *m, const float *freq_factors) {
+    m->inv_freq = xmalloc((size_t)(m->cfg.head_dim / 2) * sizeof(float));
+    model_rope_inv_freq(&m->cfg, freq_factors, m->inv_freq);
 }
 
 /* p[k] + off, or NULL for a kind not in the block (its views are set by
@@ -107,6 +110,7 @@ void model_views_from_params(Model *m) {
         w->bq = at(p, PARAM_BQ, (size_t)l * Q);
         w->bk = at(p, PARAM_BK, (size_t)l * KV);
         w->bv = at(p, PARAM_BV, (size_t)l * KV);
+        w->bo = at(p, PARAM_BO, (size_t)l * D);
         w->q_norm = at(p, PARAM_Q_NORM, (size_t)l * c->head_dim);
         w->k_norm = at(p, PARAM_K_NORM, (size_t)l * c->head_dim);
     }
@@ -125,3 +129,35 @@ void model_alloc_params(Model *m, const size_t sizes[PARAM_COUNT]) {
     }
 }
 
+
+QMat *model_mat_slot(Model *m, ParamKind k, int l) {
+    LayerWeights *w = &m->w.layers[l];
+    switch (k) {
+    case PARAM_EMBED: return &m->w.embed;
+    case PARAM_LM_HEAD: return &m->w.lm_head;
+    case PARAM_WQ: return &w->wq;
+    case PARAM_WK: return &w->wk;
+    case PARAM_WV: return &w->wv;
+    case PARAM_WO: return &w->wo;
+    case PARAM_W_GATE: return &w->w_gate;
+    case PARAM_W_UP: return &w->w_up;
+    case PARAM_W_DOWN: return &w->w_down;
+    default: return NULL;
+    }
+}
+
+const float **model_vec_slot(Model *m, ParamKind k, int l) {
+    LayerWeights *w = &m->w.layers[l];
+    switch (k) {
+    case PARAM_OUT_NORM: return &m->w.out_norm;
+    case PARAM_ATTN_NORM: return &w->attn_norm;
+    case PARAM_FFN_NORM: return &w->ffn_norm;
+    case PARAM_BQ: return &w->bq;
+    case PARAM_BK: return &w->bk;
+    case PARAM_BV: return &w->bv;
+    case PARAM_BO: return &w->bo;
+    case PARAM_Q_NORM: return &w->q_norm;
+    case PARAM_K_NORM: return &w->k_norm;
+    default: return NULL;
+    }
+}

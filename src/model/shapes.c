@@ -43,7 +43,6 @@ int model_shape_config(const char *name, ModelConfig *c, Err *e) {
         c->hidden_size = s->D, c->intermediate_size = s->F, c->n_layers = s->L;
         c->n_heads = s->H, c->n_kv_heads = s->KV, c->head_dim = s->hd, c->vocab_size = s->V;
         c->tie_word_embeddings = s->tied;
-        c->qk_norm = s->arch == ARCH_QWEN3;
         c->max_pos = 32768;
         c->norm_eps = 1e-6f;
         c->rope.type = s->llama3 ? ROPE_LLAMA3 : ROPE_DEFAULT;
@@ -53,6 +52,7 @@ int model_shape_config(const char *name, ModelConfig *c, Err *e) {
         c->rope.original_max_pos = s->llama3 ? 8192 : 0;
         c->bos_id = c->pad_id = -1;
         c->dtype = DT_F32;
+        arch_config_quirks(c); /* Qwen2's biases, Qwen3's q/k norms */
         return 0;
     }
     return err_set(e, ERR_ARG, "unknown model shape '%s' (known: %s)", name, model_shape_names());
@@ -122,17 +122,17 @@ Model *model_init_random(const ModelConfig *cfg, int dtype, uint64_t seed, int n
     model_param_sizes(c, sizes);
     /* f32 models keep everything in the parameter block; others keep the
      * vectors there and the matrices in one block of dtype rows. */
-    static const ParamKind matrices[] = {PARAM_EMBED, PARAM_WQ, PARAM_WK, PARAM_WV, PARAM_WO,
-                                         PARAM_W_GATE, PARAM_W_UP, PARAM_W_DOWN, PARAM_LM_HEAD};
     size_t vec_sizes[PARAM_COUNT];
     memcpy(vec_sizes, sizes, sizeof sizes);
     if (dtype != DT_F32)
-        for (int i = 0; i < 9; i++) vec_sizes[matrices[i]] = 0;
+        for (int k = 0; k < PARAM_COUNT; k++)
+            if (arch_tensor((ParamKind)k)->flags & TK_MATRIX) vec_sizes[k] = 0;
     model_alloc_params(m, vec_sizes);
     for (int k = 0; k < PARAM_COUNT; k++)
         if (m->param[k]) fill_vec(m->param[k], vec_sizes[k], 1.0f);
-    for (int k = PARAM_BQ; k <= PARAM_BV; k++)
-        if (m->param[k]) fill_vec(m->param[k], vec_sizes[k], 0.01f);
+    for (int k = 0; k < PARAM_COUNT; k++)
+        if (m->param[k] && (arch_tensor((ParamKind)k)->flags & (TK_QKV_BIAS | TK_O_BIAS)))
+            fill_vec(m->param[k], vec_sizes[k], 0.01f);
     model_views_from_params(m); /* f32 views; replaced below for other types */
     RowPool pool_d, pool_q, pool_f;
     int Q = c->n_heads * c->head_dim;

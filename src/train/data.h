@@ -3,7 +3,7 @@
  * layer; here an example is only messages and which of them carry the loss.
  *
  * Inputs, detected per record:
- *  - aloe tree (GUIDE.md §4): {"profile", "personality", "conversations": [
+ *  - aloe tree (docs/DESIGN.md §2): {"profile", "personality", "conversations": [
  *      {"user", "assistant": {"preferred", "rejected"}, "chosen": "preferred"|
  *      "rejected", ...}, ...]}. "chosen" says which reply the conversation
  *    actually continued with. For turn k the history is, for every earlier

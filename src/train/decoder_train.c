@@ -12,6 +12,7 @@
 #include "formats/safetensors.h"
 #include "kernels/matmul.h"
 #include "kernels/ops.h"
+#include "model/decoder.h"
 #include "train/backward.h"
 #include "train/par.h"
 
@@ -43,62 +44,64 @@ static void walk_add(Walk *k, float **slot, const char *name, int64_t rows, int6
     k->idx++;
 }
 
-static void walk_layer(Walk *k, TdLayer *L, int l) {
-    const ModelConfig *c = &k->m->cfg;
-    const int C = c->hidden_size, D = c->head_dim, HD = c->n_heads * D, KD = c->n_kv_heads * D, F = c->intermediate_size;
-    const int qkv_bias = c->attention_bias, o_bias = c->attention_bias && c->arch != ARCH_QWEN2;
-    char n[96];
-#define ADD(slot, suffix, rows, cols, ndim)                             \
-    do {                                                                \
-        snprintf(n, sizeof n, "model.layers.%d.%s", l, suffix);         \
-        walk_add(k, &L->slot, n, rows, cols, ndim);                     \
-    } while (0)
-    ADD(attn_norm, "input_layernorm.weight", 1, C, 1);
-    ADD(wq, "self_attn.q_proj.weight", HD, C, 2);
-    if (qkv_bias) ADD(bq, "self_attn.q_proj.bias", 1, HD, 1);
-    ADD(wk, "self_attn.k_proj.weight", KD, C, 2);
-    if (qkv_bias) ADD(bk, "self_attn.k_proj.bias", 1, KD, 1);
-    ADD(wv, "self_attn.v_proj.weight", KD, C, 2);
-    if (qkv_bias) ADD(bv, "self_attn.v_proj.bias", 1, KD, 1);
-    ADD(wo, "self_attn.o_proj.weight", C, HD, 2);
-    if (o_bias) ADD(bo, "self_attn.o_proj.bias", 1, C, 1);
-    if (c->qk_norm) {
-        ADD(q_norm, "self_attn.q_norm.weight", 1, D, 1);
-        ADD(k_norm, "self_attn.k_norm.weight", 1, D, 1);
+/* The TdLayer / TdWeights field of kind k (NULL for a kind this struct
+ * does not hold): the one map from the table's kinds to the fields. */
+static float **td_slot(TdWeights *w, ParamKind k, int l) {
+    TdLayer *L = &w->layers[l];
+    switch (k) {
+    case PARAM_EMBED: return &w->embed;
+    case PARAM_OUT_NORM: return &w->out_norm;
+    case PARAM_LM_HEAD: return &w->lm_head;
+    case PARAM_ATTN_NORM: return &L->attn_norm;
+    case PARAM_WQ: return &L->wq;
+    case PARAM_BQ: return &L->bq;
+    case PARAM_WK: return &L->wk;
+    case PARAM_BK: return &L->bk;
+    case PARAM_WV: return &L->wv;
+    case PARAM_BV: return &L->bv;
+    case PARAM_WO: return &L->wo;
+    case PARAM_BO: return &L->bo;
+    case PARAM_Q_NORM: return &L->q_norm;
+    case PARAM_K_NORM: return &L->k_norm;
+    case PARAM_FFN_NORM: return &L->ffn_norm;
+    case PARAM_W_GATE: return &L->w_gate;
+    case PARAM_W_UP: return &L->w_up;
+    case PARAM_W_DOWN: return &L->w_down;
+    default: return NULL;
     }
-    ADD(mlp_norm, "post_attention_layernorm.weight", 1, C, 1);
-    ADD(wgate, "mlp.gate_proj.weight", F, C, 2);
-    ADD(wup, "mlp.up_proj.weight", F, C, 2);
-    ADD(wdown, "mlp.down_proj.weight", C, F, 2);
-#undef ADD
 }
 
+/* One tensor of kind k (layer l) from the architecture table: its HF name
+ * and shape; vectors are [1, n] here. */
+static void walk_kind(Walk *k, TdWeights *w, ParamKind kind, int l) {
+    const ModelConfig *c = &k->m->cfg;
+    if (!arch_has(c, kind)) return;
+    char n[96];
+    long long rows, cols;
+    arch_hf_name(kind, l, n, sizeof n);
+    arch_shape(c, kind, &rows, &cols);
+    if (cols) walk_add(k, td_slot(w, kind, l), n, rows, cols, 2);
+    else walk_add(k, td_slot(w, kind, l), n, 1, rows, 1);
+}
+
+/* The table's order: the embedding, each layer's kinds, then the rest
+ * (final norm, an untied head). */
 static void walk_all(TrainDecoder *m, TdWeights *w, float *base, int record) {
     const ModelConfig *c = &m->cfg;
     Walk k = {m, base, record, 0};
-    walk_add(&k, &w->embed, "model.embed_tokens.weight", c->vocab_size, c->hidden_size, 2);
-    for (int l = 0; l < c->n_layers; l++) walk_layer(&k, &w->layers[l], l);
-    walk_add(&k, &w->final_norm, "model.norm.weight", 1, c->hidden_size, 1);
-    if (!c->tie_word_embeddings) walk_add(&k, &w->lm_head, "lm_head.weight", c->vocab_size, c->hidden_size, 2);
-    else if (!record) w->lm_head = w->embed;
-}
-
-static void rope_scaling_of(const RopeConfig *r, RopeScaling *s) {
-    memset(s, 0, sizeof *s);
-    s->factor = r->factor;
-    if (r->type == ROPE_LLAMA3) {
-        s->type = ROPE_SCALING_LLAMA3;
-        s->low_freq_factor = r->low_freq_factor;
-        s->high_freq_factor = r->high_freq_factor;
-        s->original_max_pos = r->original_max_pos;
-    } else if (r->type == ROPE_LINEAR) {
-        s->type = ROPE_SCALING_LINEAR;
-    }
+    walk_kind(&k, w, PARAM_EMBED, 0);
+    for (int l = 0; l < c->n_layers; l++)
+        for (int t = 0; t < PARAM_COUNT; t++)
+            if (arch_tensor((ParamKind)t)->flags & TK_LAYER) walk_kind(&k, w, (ParamKind)t, l);
+    for (int t = PARAM_EMBED + 1; t < PARAM_COUNT; t++)
+        if (!(arch_tensor((ParamKind)t)->flags & TK_LAYER)) walk_kind(&k, w, (ParamKind)t, 0);
+    if (!record && c->tie_word_embeddings) w->lm_head = w->embed;
 }
 
 int td_init(TrainDecoder *m, const ModelConfig *cfg, Err *e) {
     memset(m, 0, sizeof *m);
-    if (cfg->arch == ARCH_BERT || cfg->arch < 0 || cfg->arch >= ARCH_COUNT)
+    const ArchDesc *ad = arch_desc(cfg->arch);
+    if (!ad || !(ad->flags & ARCHF_DECODER))
         return err_set(e, ERR_UNSUPPORTED, "training: %s is not a decoder this trainer handles (Llama, Mistral, "
                        "Qwen2, Qwen3)", model_arch_name(cfg->arch));
     if (cfg->n_kv_heads <= 0 || cfg->n_heads % cfg->n_kv_heads || cfg->head_dim % 2 || cfg->hidden_size <= 0 ||
@@ -106,6 +109,8 @@ int td_init(TrainDecoder *m, const ModelConfig *cfg, Err *e) {
         return err_set(e, ERR_ARG, "training: inconsistent model shape (heads %d, kv heads %d, head_dim %d)",
                        cfg->n_heads, cfg->n_kv_heads, cfg->head_dim);
     m->cfg = *cfg;
+    arch_config_quirks(&m->cfg); /* configs made by hand get the architecture's biases and norms too */
+    cfg = &m->cfg;
     m->w.layers = xcalloc((size_t)cfg->n_layers, sizeof *m->w.layers);
     m->g.layers = xcalloc((size_t)cfg->n_layers, sizeof *m->g.layers);
     walk_all(m, &m->w, NULL, 1);
@@ -116,10 +121,8 @@ int td_init(TrainDecoder *m, const ModelConfig *cfg, Err *e) {
     m->grads = xcalloc(m->n_params, sizeof(float));
     walk_all(m, &m->w, m->params, 0);
     walk_all(m, &m->g, m->grads, 0);
-    RopeScaling sc;
-    rope_scaling_of(&cfg->rope, &sc);
     m->inv_freq = xmalloc((size_t)(cfg->head_dim / 2) * sizeof(float));
-    rope_inv_freq(m->inv_freq, cfg->head_dim, cfg->rope.theta, &sc);
+    model_rope_inv_freq(cfg, NULL, m->inv_freq);
     return 0;
 }
 
@@ -374,12 +377,12 @@ static void layer_forward(TrainDecoder *m, ThreadPool *tp, int l, float *res_out
     attn_train_forward(tp, a->ctx, a->att, a->q, a->k, a->v, &d);
     proj(m, tp, l, LORA_O, a->res1, a->ctx, T, L->wo, L->bo);
     par_add(tp, a->res1, a->res0, (long)T * C);
-    par_rmsnorm_forward(tp, a->xn2, a->res1, L->mlp_norm, T, C, eps);
-    proj(m, tp, l, LORA_GATE, a->gate, a->xn2, T, L->wgate, NULL);
-    proj(m, tp, l, LORA_UP, a->up, a->xn2, T, L->wup, NULL);
+    par_rmsnorm_forward(tp, a->xn2, a->res1, L->ffn_norm, T, C, eps);
+    proj(m, tp, l, LORA_GATE, a->gate, a->xn2, T, L->w_gate, NULL);
+    proj(m, tp, l, LORA_UP, a->up, a->xn2, T, L->w_up, NULL);
     float *h = swiglu_out(m); /* not kept: layer_backward recomputes it */
     par_swiglu_forward(tp, h, a->gate, a->up, (long)T * F);
-    proj(m, tp, l, LORA_DOWN, res_out, h, T, L->wdown, NULL);
+    proj(m, tp, l, LORA_DOWN, res_out, h, T, L->w_down, NULL);
     par_add(tp, res_out, a->res1, (long)T * C);
 }
 
@@ -437,7 +440,7 @@ int td_forward_hidden(TrainDecoder *m, ThreadPool *tp, const int32_t *ids, const
         float *out = l + 1 < c->n_layers ? m->acts[l + 1].res0 : m->res_final;
         layer_forward(m, tp, l, out, T);
     }
-    par_rmsnorm_forward(tp, m->xf, m->res_final, m->w.final_norm, T, C, c->norm_eps);
+    par_rmsnorm_forward(tp, m->xf, m->res_final, m->w.out_norm, T, C, c->norm_eps);
     return 0;
 }
 
@@ -534,14 +537,14 @@ static void layer_backward(TrainDecoder *m, ThreadPool *tp, int l, Scratch *s) {
      * the down projection's backward is done with it. */
     par_swiglu_forward(tp, s->dgate, a->gate, a->up, (long)T * F);
     zero(s->dh, (long)T * F);
-    proj_backward(m, tp, l, LORA_DOWN, s->dh, G->wdown, NULL, s->d_res, s->dgate, W->wdown);
+    proj_backward(m, tp, l, LORA_DOWN, s->dh, G->w_down, NULL, s->d_res, s->dgate, W->w_down);
     zero(s->dgate, (long)T * F);
     zero(s->dup, (long)T * F);
     par_swiglu_backward(tp, s->dgate, s->dup, s->dh, a->gate, a->up, (long)T * F);
     zero(s->d_x, (long)T * C);
-    proj_backward(m, tp, l, LORA_GATE, s->d_x, G->wgate, NULL, s->dgate, a->xn2, W->wgate);
-    proj_backward(m, tp, l, LORA_UP, s->d_x, G->wup, NULL, s->dup, a->xn2, W->wup);
-    par_rmsnorm_backward(tp, s->d_res, base_grad(m, G->mlp_norm), s->d_x, a->res1, W->mlp_norm, T, C, eps);
+    proj_backward(m, tp, l, LORA_GATE, s->d_x, G->w_gate, NULL, s->dgate, a->xn2, W->w_gate);
+    proj_backward(m, tp, l, LORA_UP, s->d_x, G->w_up, NULL, s->dup, a->xn2, W->w_up);
+    par_rmsnorm_backward(tp, s->d_res, base_grad(m, G->ffn_norm), s->d_x, a->res1, W->ffn_norm, T, C, eps);
     /* Attention. */
     zero(s->dctx, (long)T * H * D);
     proj_backward(m, tp, l, LORA_O, s->dctx, G->wo, G->bo, s->d_res, a->ctx, W->wo);
@@ -590,7 +593,7 @@ void td_backward_hidden(TrainDecoder *m, ThreadPool *tp) {
     const int T = m->T, C = c->hidden_size;
     Scratch s = scratch_of(m);
     zero(s.d_res, (long)T * C);
-    par_rmsnorm_backward(tp, s.d_res, base_grad(m, m->g.final_norm), s.d_x, m->res_final, m->w.final_norm, T, C,
+    par_rmsnorm_backward(tp, s.d_res, base_grad(m, m->g.out_norm), s.d_x, m->res_final, m->w.out_norm, T, C,
                          c->norm_eps);
     for (int l = c->n_layers - 1; l >= 0; l--) layer_backward(m, tp, l, &s);
     if (base_grad(m, m->g.embed)) embedding_backward(m->g.embed, s.d_res, m->ids, T, C);
@@ -684,7 +687,7 @@ void td_lora_init(TrainDecoder *m, uint64_t seed) {
 
 /* The base weight a target adapts. */
 static float *target_weight(TdLayer *L, int t) {
-    float *w[LORA_N_TARGETS] = {L->wq, L->wk, L->wv, L->wo, L->wgate, L->wup, L->wdown};
+    float *w[LORA_N_TARGETS] = {L->wq, L->wk, L->wv, L->wo, L->w_gate, L->w_up, L->w_down};
     return w[t];
 }
 

@@ -25,6 +25,7 @@
 #include <stdint.h>
 
 #include "base/err.h"
+#include "formats/arch.h"
 #include "formats/hfdir.h"
 #include "kernels/threads.h"
 #include "train/lora.h"
@@ -37,14 +38,16 @@ typedef struct TdTensor {
 } TdTensor;
 
 /* Pointers of one layer into a block (parameters or gradients). Absent
- * tensors (biases, q/k norms) are NULL. */
+ * tensors (biases, q/k norms) are NULL. The fields are the architecture
+ * table's kinds (formats/arch.h), named as inference's LayerWeights names
+ * them (model/decoder.h), so one name means one tensor everywhere. */
 typedef struct TdLayer {
     float *attn_norm, *wq, *bq, *wk, *bk, *wv, *bv, *wo, *bo, *q_norm, *k_norm;
-    float *mlp_norm, *wgate, *wup, *wdown;
+    float *ffn_norm, *w_gate, *w_up, *w_down;
 } TdLayer;
 
 typedef struct TdWeights {
-    float *embed, *final_norm, *lm_head; /* lm_head == embed when tied */
+    float *embed, *out_norm, *lm_head; /* lm_head == embed when tied */
     TdLayer *layers;
 } TdWeights;
 

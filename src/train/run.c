@@ -14,6 +14,7 @@
 #include "base/sha256.h"
 #include "formats/safetensors.h"
 #include "model/convert.h"
+#include "model/open.h"
 #include "train/checkpoint.h"
 #include "train/encode.h"
 #include "train/trainer.h"
@@ -61,7 +62,7 @@ typedef struct Run {
 static int stored_dtype(const char *path) {
     Err ignore;
     SafeTensors *st = st_open(path, &ignore);
-    const TensorView *v = st ? st_find(st, "model.embed_tokens.weight") : NULL;
+    const TensorView *v = st ? st_find(st, arch_tensor(PARAM_EMBED)->hf) : NULL;
     int dt = v && (v->dtype == DT_BF16 || v->dtype == DT_F16) ? v->dtype : DT_F32;
     if (st) st_close(st);
     return dt;
@@ -79,8 +80,12 @@ static int load_decoder(TrainDecoder *m, const char *dir, int frozen, Err *e) {
 
 static int load_model(Run *r, Err *e) {
     if (load_decoder(&r->policy, r->o->model, r->o->lora_r > 0, e)) return -1;
-    if (!(r->tok = tok_load_hf(r->o->model, e))) return -1;
-    if (!(r->tmpl = chat_template_open_hf(r->o->model, r->o->chat_template, e))) return -1;
+    /* the tokenizer and chat template as every command opens them */
+    ModelOpenOptions mo = {.tokenizer = 1, .chat_template = r->o->chat_template, .quiet = r->o->quiet};
+    ModelBundle mb;
+    if (model_open(r->o->model, &mo, &mb, e)) return -1;
+    r->tok = mb.tok, r->tmpl = mb.tpl; /* the run frees them */
+    free(mb.path);
     if (r->o->lora_r > 0) {
         LoraConfig lc = {r->o->lora_r, r->o->lora_alpha > 0 ? r->o->lora_alpha : 2.0 * r->o->lora_r,
                          r->o->lora_dropout, r->o->lora_targets, 0};
@@ -645,8 +650,31 @@ static int check_options(const TrainRunOptions *o, Err *e) {
     return o->kind == RUN_DPO ? dpo_config_check(&o->dpo, e) : 0;
 }
 
-int train_run(const TrainRunOptions *o, volatile sig_atomic_t *stop, Err *e) {
-    if (check_options(o, e) || prepare_out(o, e)) return -1;
+static int train_run_local(const TrainRunOptions *o, volatile sig_atomic_t *stop, Err *e);
+
+int train_run(const TrainRunOptions *opts, volatile sig_atomic_t *stop, Err *e) {
+    if (check_options(opts, e)) return -1;
+    /* --model and --ref take every model spec with weights: a directory,
+     * hf://ORG/REPO[@REV] (downloaded once into the cache) or local:SPEC;
+     * the run sees the local paths they resolve to */
+    TrainRunOptions resolved = *opts;
+    char *model_path = NULL, *ref_path = NULL;
+    if (model_spec_resolve(opts->model, opts->quiet, &model_path, e) ||
+        (opts->ref && model_spec_resolve(opts->ref, opts->quiet, &ref_path, e))) {
+        const char *flag = model_path ? "--ref" : "--model";
+        free(model_path);
+        return err_wrap(e, "%s", flag);
+    }
+    resolved.model = model_path;
+    if (ref_path) resolved.ref = ref_path;
+    int rc = train_run_local(&resolved, stop, e);
+    free(model_path), free(ref_path);
+    return rc;
+}
+
+/* train_run once the model specs are local paths. */
+static int train_run_local(const TrainRunOptions *o, volatile sig_atomic_t *stop, Err *e) {
+    if (prepare_out(o, e)) return -1;
     Run r;
     memset(&r, 0, sizeof r);
     r.o = o;

@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "llm/hub.h"
+#include "model/hub.h"
 
 /* Whether name (n bytes) is a plain relative path: no NUL, control byte or
  * backslash, not absolute, no empty, "." or ".." component, not too long. */

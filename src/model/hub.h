@@ -13,8 +13,8 @@
  * be reused: CACHE/models--ORG--REPO/{refs/REV, snapshots/COMMIT/...}.
  * HF_ENDPOINT and HF_TOKEN are honoured as the hub's own tools honour them;
  * the token is sent only to the endpoint and never logged. */
-#ifndef ALOE_LLM_HUB_H
-#define ALOE_LLM_HUB_H
+#ifndef ALOE_MODEL_HUB_H
+#define ALOE_MODEL_HUB_H
 
 #include <stddef.h>
 

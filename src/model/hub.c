@@ -1,4 +1,4 @@
-#include "llm/hub.h"
+#include "model/hub.h"
 
 #include <curl/curl.h>
 #include <errno.h>
@@ -324,8 +324,9 @@ static size_t to_strbuf(char *p, size_t size, size_t n, void *ud) {
 
 static int status_error(long status, const char *url, const char *body, Err *e) {
     if (status == 401 || status == 403)
-        return err_set(e, ERR_AUTH, "%s: HTTP %ld: access denied (gated or private repository? set HF_TOKEN)",
-                       url, status);
+        return err_set(e, ERR_AUTH, "%s: HTTP %ld: access denied (a gated or private repository: accept its terms on "
+                       "the repository's page, make a read token at https://huggingface.co/settings/tokens and "
+                       "export HF_TOKEN=hf_...)", url, status);
     if (status == 404)
         return err_set(e, ERR_NOTFOUND, "%s: HTTP 404: no such repository, revision or file", url);
     return err_set(e, ERR_HTTP, "%s: HTTP %ld: %.300s", url, status, body ? body : "");

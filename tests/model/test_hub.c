@@ -11,7 +11,7 @@
 #include "base/fileio.h"
 #include "base/mem.h"
 #include "base/sha1.h"
-#include "llm/hub.h"
+#include "model/hub.h"
 #include "test.h"
 
 static void test_parse_specs(void) {
