@@ -15,7 +15,7 @@ int cmd_convert(int argc, char **argv) {
         {"--model", "-m", ARG_STR, &model, "M", "a Hugging Face model directory or hf://ORG/REPO", 1, 0},
         {"--out", "-o", ARG_STR, &out, "F.gguf", "the GGUF file to write (replaced atomically)", 1, 0},
         {"--type", NULL, ARG_STR, &type_name, "T",
-         "f32, f16, bf16, q8_0, q4_0, q4_k or q6_k for the matrices; vectors and norms stay f32", 0, 0},
+         "f32, f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1, iq4_nl, q2_k, q3_k, q4_k, q5_k, q6_k, iq4_xs for the matrices (rows that are not whole blocks fall back as llama.cpp's do); vectors and norms stay f32", 0, 0},
         {NULL, NULL, 0, NULL, NULL, NULL, 0, 0},
     };
     const ArgCommand cmd = {"convert", "--model M --out F.gguf [--type T]",

@@ -19,7 +19,7 @@ int cmd_merge(int argc, char **argv) {
         {"--save-dtype", NULL, ARG_STR, &save_dtype, "T", "float32, bfloat16 or float16 (default: the model's)", 0, 0},
         {"--max-shard-size", NULL, ARG_STR, &shard_size, "SIZE",
          "split the weights into shards of at most SIZE (500MB, 2GB, 1GiB, bytes) as transformers does", 0, 0},
-        {"--gguf", NULL, ARG_STR, &gguf, "T", "also write DIR/model.gguf in type T (f32, f16, bf16, q8_0, q4_0, q4_k, q6_k)", 0, 0},
+        {"--gguf", NULL, ARG_STR, &gguf, "T", "also write DIR/model.gguf in type T (f32, f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1, iq4_nl, q2_k, q3_k, q4_k, q5_k, q6_k, iq4_xs)", 0, 0},
         {NULL, NULL, 0, NULL, NULL, NULL, 0, 0},
     };
     const ArgCommand cmd = {"merge", "--model M --adapter DIR --out DIR",

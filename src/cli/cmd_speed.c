@@ -148,8 +148,8 @@ int cmd_speed(int argc, char **argv) {
     ArgSpec specs[] = {
         {"--model", "-m", ARG_STR, &model, "M", "a Hugging Face model directory, a .gguf file or hf://ORG/REPO", 0, 0},
         {"--shape", NULL, ARG_STR, &shape, "NAME", "random weights of a known model's shape instead of --model", 0, 0},
-        {"--type", NULL, ARG_STR, &type, "T", "weight type for --shape: f32, f16, bf16, q8_0, q4_0, q4_k, q6_k (K-quant rows "
-                                                  "that are not multiples of 256 values fall back to q8_0, as llama.cpp's do)", 0, 0},
+        {"--type", NULL, ARG_STR, &type, "T", "weight type for --shape: f32, f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1, iq4_nl, q2_k, q3_k, q4_k, q5_k, q6_k, iq4_xs (K-quant rows "
+                                                  "that are not multiples of 256 values fall back as llama.cpp's do: q4_k to q5_0, q6_k to q8_0, ...)", 0, 0},
         {"--prompt", "-p", ARG_INT, &p, "N", "prefill tokens (0: skip)", 0, 0},
         {"--gen", "-n", ARG_INT, &n, "N", "decode tokens (0: skip)", 0, 0},
         {"--depth", "-d", ARG_INT, &depth, "N", "prefill and decode after N tokens of context (prefilled, not timed)", 0, 0},
@@ -190,7 +190,7 @@ int cmd_speed(int argc, char **argv) {
         int dt = dtype_from_name(type);
         if (model_shape_config(shape, &cfg, &e)) return cli_fail(&e);
         if (dt == DT_INVALID || !kernel_type_ok(dt)) {
-            err_set(&e, ERR_ARG, "aloe speed: --type %s is not one of f32, f16, bf16, q8_0, q4_0, q4_k, q6_k", type);
+            err_set(&e, ERR_ARG, "aloe speed: --type %s is not one of f32, f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1, iq4_nl, q2_k, q3_k, q4_k, q5_k, q6_k, iq4_xs", type);
             return cli_fail(&e);
         }
         m = model_init_random(&cfg, dt, 1, threads, &e);

@@ -58,7 +58,7 @@ int cmd_train(int argc, char **argv) {
         {"--max-shard-size", NULL, ARG_STR, &shard_size, "SIZE",
          "full fine-tuning: split model.safetensors into shards of at most SIZE (500MB, 2GB, 1GiB)", 0, 0},
         {"--gguf", NULL, ARG_STR, &o.gguf_type, "T",
-         "full fine-tuning: also write DIR/model.gguf at the end (f32, f16, bf16, q8_0, q4_0, q4_k, q6_k)", 0, 0},
+         "full fine-tuning: also write DIR/model.gguf at the end (f32, f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1, iq4_nl, q2_k, q3_k, q4_k, q5_k, q6_k, iq4_xs)", 0, 0},
         {"--resume", NULL, ARG_FLAG, &resume, NULL, "continue from the newest complete DIR/checkpoint-N", 0, 0},
         {"--threads", "-t", ARG_INT, &threads, "N", "threads (0: one per CPU)", 0, 0},
         {"--quiet", "-q", ARG_FLAG, &quiet, NULL, "no progress bar", 0, 0},

@@ -510,6 +510,21 @@ void quantize_row_q6_k(const float *src, void *dst_, int64_t n) {
     }
 }
 
+int dtype_row_fallback(int t, int64_t cols) {
+    if (!dtype_is_quantized(t) || cols % dtype_block_size(t) == 0) return t;
+    int f;
+    switch (t) {
+    case DT_Q2_K:
+    case DT_Q3_K:
+    case DT_IQ4_XS: f = DT_IQ4_NL; break;
+    case DT_Q4_K: f = DT_Q5_0; break;
+    case DT_Q5_K: f = DT_Q5_1; break;
+    case DT_Q6_K: f = DT_Q8_0; break;
+    default: return DT_F16;
+    }
+    return cols % dtype_block_size(f) == 0 ? f : DT_F16;
+}
+
 int quantize_row(int t, const float *src, void *dst, int64_t n) {
     const TypeInfo *ti = info(t);
     if (!ti || n < 0 || n % ti->block) return -1;

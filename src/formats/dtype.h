@@ -155,6 +155,12 @@ const char *dtype_st_name(int t);
 /* 1 for a type this code knows (size and block layout). */
 int dtype_valid(int t);
 int dtype_is_quantized(int t);
+/* The type llama.cpp's quantiser gives a matrix whose rows of `cols`
+ * values are not whole blocks of `t` (llama-quant.cpp's fallbacks): Q2_K,
+ * Q3_K and IQ4_XS take IQ4_NL, Q4_K takes Q5_0, Q5_K Q5_1, Q6_K Q8_0;
+ * F16 when even that does not fit (or t has no fallback); t itself when
+ * the rows fit. Vectors and float types are the caller's business. */
+int dtype_row_fallback(int t, int64_t cols);
 /* Elements per block (1 for plain types); 0 for unknown types. */
 int dtype_block_size(int t);
 /* Bytes per block (element size for plain types); 0 for unknown types. */

@@ -16,14 +16,24 @@
 #include "formats/hfdir.h"
 #include "formats/safetensors.h"
 
+/* Every type a GGUF conversion writes: llama.cpp's common presets' types. */
+static const int CONVERT_TYPES[] = {DT_F32,  DT_F16,  DT_BF16, DT_Q8_0, DT_Q4_0, DT_Q4_1,   DT_Q5_0, DT_Q5_1,
+                                    DT_IQ4_NL, DT_Q2_K, DT_Q3_K, DT_Q4_K, DT_Q5_K, DT_Q6_K, DT_IQ4_XS};
+#define CONVERT_TYPES_TEXT "f32, f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1, iq4_nl, q2_k, q3_k, q4_k, q5_k, q6_k or iq4_xs"
+
+static int convert_type_ok(int type) {
+    for (size_t i = 0; i < sizeof CONVERT_TYPES / sizeof *CONVERT_TYPES; i++)
+        if (CONVERT_TYPES[i] == type) return 1;
+    return 0;
+}
+
 int convert_type_parse(const char *name, int *type, Err *e) {
-    static const int OK[] = {DT_F32, DT_F16, DT_BF16, DT_Q8_0, DT_Q4_0, DT_Q4_K, DT_Q6_K};
-    for (size_t i = 0; i < sizeof OK / sizeof *OK; i++)
-        if (!strcmp(name, dtype_name(OK[i]))) {
-            *type = OK[i];
+    for (size_t i = 0; i < sizeof CONVERT_TYPES / sizeof *CONVERT_TYPES; i++)
+        if (!strcmp(name, dtype_name(CONVERT_TYPES[i]))) {
+            *type = CONVERT_TYPES[i];
             return 0;
         }
-    return err_set(e, ERR_ARG, "GGUF type \"%s\": expected f32, f16, bf16, q8_0, q4_0, q4_k or q6_k", name);
+    return err_set(e, ERR_ARG, "GGUF type \"%s\": expected " CONVERT_TYPES_TEXT, name);
 }
 
 int convert_file_type(int type) {
@@ -34,6 +44,14 @@ int convert_file_type(int type) {
     case DT_BF16: return 32; /* MOSTLY_BF16 */
     case DT_Q4_K: return 14; /* MOSTLY_Q4_K_S: every matrix Q4_K (no Q4_K_M mix) */
     case DT_Q6_K: return 18; /* MOSTLY_Q6_K */
+    case DT_Q4_1: return 3;   /* MOSTLY_Q4_1 */
+    case DT_Q5_0: return 8;   /* MOSTLY_Q5_0 */
+    case DT_Q5_1: return 9;   /* MOSTLY_Q5_1 */
+    case DT_Q2_K: return 10;  /* MOSTLY_Q2_K */
+    case DT_Q3_K: return 11;  /* MOSTLY_Q3_K_S: every matrix Q3_K */
+    case DT_Q5_K: return 16;  /* MOSTLY_Q5_K_S: every matrix Q5_K */
+    case DT_IQ4_NL: return 25; /* MOSTLY_IQ4_NL */
+    case DT_IQ4_XS: return 30; /* MOSTLY_IQ4_XS */
     default: return 0;      /* ALL_F32 */
     }
 }
@@ -44,15 +62,13 @@ static int ends_with(const char *s, const char *suffix) {
 }
 
 /* llama.cpp's choice: vectors, norms and biases stay f32; a quantised type
- * needs whole blocks per row. A K-quant row that is not a multiple of 256
- * falls back to Q8_0 (llama.cpp takes Q5_0/Q8_0; aloe has no Q5_0), and
- * anything still without whole blocks to f16. */
+ * needs whole blocks per row, and a row that is not falls back as
+ * llama.cpp's quantiser does (dtype_row_fallback: a K-quant row that is not
+ * a multiple of 256 takes Q5_0, Q5_1, Q8_0 or IQ4_NL; anything still
+ * without whole blocks f16). */
 static int tensor_type(const TensorView *t, const char *gguf_name, int want) {
     if (t->ndim <= 1 || ends_with(gguf_name, "_norm.weight") || !ends_with(gguf_name, ".weight")) return DT_F32;
-    int64_t row = t->shape[t->ndim - 1];
-    if ((want == DT_Q4_K || want == DT_Q6_K) && row % dtype_block_size(want)) want = DT_Q8_0;
-    if (dtype_is_quantized(want) && row % dtype_block_size(want)) return DT_F16;
-    return want;
+    return dtype_row_fallback(want, t->shape[t->ndim - 1]);
 }
 
 /* Converted tensors go to an unlinked file beside the output, mapped
@@ -183,9 +199,8 @@ static int check_dir(const char *hf_dir, ModelConfig *c, Err *e) {
 
 int convert_hf_to_gguf(const char *hf_dir, const char *out_path, int type, Err *e) {
     ModelConfig c;
-    if (type != DT_F32 && type != DT_F16 && type != DT_BF16 && type != DT_Q8_0 && type != DT_Q4_0 && type != DT_Q4_K &&
-        type != DT_Q6_K)
-        return err_set(e, ERR_ARG, "GGUF type %s: expected f32, f16, bf16, q8_0, q4_0, q4_k or q6_k", dtype_name(type));
+    if (!convert_type_ok(type))
+        return err_set(e, ERR_ARG, "GGUF type %s: expected " CONVERT_TYPES_TEXT, dtype_name(type));
     if (check_dir(hf_dir, &c, e)) return -1;
     SafeTensors *st = st_open(hf_dir, e);
     if (!st) return -1;
@@ -208,9 +223,9 @@ int convert_hf_to_gguf(const char *hf_dir, const char *out_path, int type, Err *
     /* Say so when the requested type did not fit every matrix: a "q4_k" file
      * whose matrices are mostly q8_0 should not come as a surprise. */
     if (!rc && fell_back)
-        log_warn("%s: %d of %d matrices are not %s: their rows are not a multiple of %d, so they are %s",
+        log_warn("%s: %d of %d matrices are not %s: their rows are not a multiple of %d, so they are %s (or f16)",
                  out_path, fell_back, matrices, dtype_name(type), (int)dtype_block_size(type),
-                 type == DT_Q4_K || type == DT_Q6_K ? "q8_0 (or f16)" : "f16");
+                 dtype_row_fallback(type, 32) != type ? dtype_name(dtype_row_fallback(type, 32)) : "f16");
     Scratch s = {0};
     if (!rc) rc = scratch_open(&s, out_path, scratch_size, e);
     float *freqs = NULL;

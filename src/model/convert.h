@@ -8,11 +8,13 @@
  *  - tensors under llama.cpp's names, Q/K rows permuted for the `llama`
  *    architecture, Llama-3 RoPE scaling as rope_freqs.weight;
  *  - types: 1-D tensors, norms and biases stay f32; matrices take the
- *    requested type, except that q8_0/q4_0 need rows that are a multiple
- *    of 32 and fall back to f16 otherwise (as llama.cpp's converter does);
- *    q4_k/q6_k need multiples of 256 and fall back to q8_0 (llama.cpp's
- *    quantiser takes q5_0/q8_0), then f16. q4_0/q4_k/q6_k are "pure"
- *    (every matrix that type, like llama-quantize --pure).
+ *    requested type, except that the 32-block types need rows that are a
+ *    multiple of 32 and fall back to f16 otherwise (as llama.cpp's
+ *    converter does); the K-quants and IQ4_XS need multiples of 256 and
+ *    fall back as llama.cpp's quantiser does (dtype_row_fallback: q4_k to
+ *    q5_0, q5_k to q5_1, q6_k to q8_0, q2_k/q3_k/iq4_xs to iq4_nl), then
+ *    f16. Every type is "pure" (every matrix that type, like
+ *    llama-quantize --pure); the Q4_K_M/Q5_K_M mixes are not written yet.
  *
  * The file is written atomically. Tensors whose stored type is already the
  * target are used from the memory map; the others are converted into a

@@ -97,7 +97,7 @@ Model *model_load(const char *path, int n_threads, Err *e);
 Model *model_load_hf(const char *dir, int n_threads, Err *e);
 Model *model_load_gguf(const char *path, int n_threads, Err *e);
 /* A model of the given shape with random weights (normal, std 0.02; norms
- * 1) stored as dtype (F32, F16, BF16, Q8_0, Q4_0, Q4_K or Q6_K; K-quant
+ * 1) stored as dtype (any kernel type, kernel_type_ok; K-quant
  * matrices whose rows are not multiples of 256 fall back to Q8_0, as
  * llama.cpp's quantiser falls back), for benchmarks. */
 Model *model_init_random(const ModelConfig *cfg, int dtype, uint64_t seed, int n_threads, Err *e);

@@ -92,19 +92,16 @@ static void fill_vec(float *v, size_t n, float value) {
 }
 
 /* The type a matrix of rows of `cols` values gets when `dtype` is asked
- * for. K-quant rows must be whole super-blocks of 256: like llama.cpp's
- * quantiser, other rows fall back to a 32-block type (llama.cpp takes Q5_0
- * for Q4_K and Q8_0 for Q6_K; aloe has no Q5_0, so both take Q8_0). */
-static int matrix_type(int dtype, int cols) {
-    if ((dtype == DT_Q4_K || dtype == DT_Q6_K) && cols % QK_K) return DT_Q8_0;
-    return dtype;
-}
+ * for: K-quant rows must be whole super-blocks of 256, and other rows fall
+ * back to a 32-block type as llama.cpp's quantiser does (Q4_K -> Q5_0,
+ * Q6_K -> Q8_0, ...: dtype_row_fallback). */
+static int matrix_type(int dtype, int cols) { return dtype_row_fallback(dtype, cols); }
 
 Model *model_init_random(const ModelConfig *cfg, int dtype, uint64_t seed, int n_threads, Err *e) {
     if (model_check_config(cfg, "random model", e)) return NULL;
     if (!kernel_type_ok(dtype))
         return err_set(e, ERR_ARG,
-                       "random model: weight type %s is not one of f32, f16, bf16, q8_0, q4_0, q4_k, q6_k",
+                       "random model: weight type %s is not one of f32, f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1, iq4_nl, q2_k, q3_k, q4_k, q5_k, q6_k, iq4_xs",
                        dtype_name(dtype)),
                NULL;
     if (dtype != DT_F32 && dtype != DT_F16 && dtype != DT_BF16 &&

@@ -152,9 +152,9 @@ static void test_bad_input(void) {
         SKIP("fixtures not found (set ALOE_SHARED)");
     }
     char *aloe = test_build_path("aloe"), *tmp = test_tmpdir(), *cmd, *err;
-    cmd = xasprintf("%s convert --model %s --out %s/x.gguf --type q5_k", aloe, model, tmp);
+    cmd = xasprintf("%s convert --model %s --out %s/x.gguf --type iq3_s", aloe, model, tmp);
     int rc = run_err(&err, cmd);
-    CHECK_MSG(rc == 2 && strstr(err, "--type: GGUF type \"q5_k\": expected f32, f16, bf16, q8_0, q4_0, q4_k or q6_k"), "%d %s", rc, err);
+    CHECK_MSG(rc == 2 && strstr(err, "--type: GGUF type \"iq3_s\": expected f32, f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1, iq4_nl, q2_k, q3_k, q4_k, q5_k, q6_k or iq4_xs"), "%d %s", rc, err);
     free(cmd), free(err);
     cmd = xasprintf("%s convert --model %s/none --out %s/x.gguf", aloe, tmp, tmp);
     rc = run_err(&err, cmd);

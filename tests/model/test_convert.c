@@ -461,8 +461,8 @@ static void test_bad_input(void) {
     Err e;
     int type;
     char *tmp = test_tmpdir(), *out = path_join(tmp, "x.gguf");
-    CHECK(convert_type_parse("q5_k", &type, &e) == -1);
-    CHECK_MSG(strstr(e.msg, "\"q5_k\": expected f32, f16, bf16, q8_0, q4_0, q4_k or q6_k"), "%s", e.msg);
+    CHECK(convert_type_parse("iq3_s", &type, &e) == -1);
+    CHECK_MSG(strstr(e.msg, "\"iq3_s\": expected f32, f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1, iq4_nl, q2_k, q3_k, q4_k, q5_k, q6_k or iq4_xs"), "%s", e.msg);
     CHECK(convert_type_parse("F16", &type, &e) == -1);
     char *missing = path_join(tmp, "nope");
     CHECK(convert_hf_to_gguf(missing, out, DT_F16, &e) == -1);

@@ -39,6 +39,12 @@
 
 #define KQ_BOUND_STEPS 1.5
 #define Q8_0_BOUND_STEPS (0.5 + 127.0 / 2048)
+/* Q5_0 (ggml's rule): d = m / -16 with m the value of largest magnitude,
+ * so m itself is q = 0 and a value of the other sign up to |m| would need
+ * q - 16 = +16, one past the largest code 15: the clamp costs up to one
+ * step there (half a step elsewhere), plus the f16 rounding of d (2^-11
+ * relative) times the largest |q - 16|, 16. */
+#define Q5_0_BOUND_STEPS (1.0 + 16.0 / 2048)
 
 /* ---- independent block decoders: grid step and values ---- */
 
@@ -133,6 +139,18 @@ static void fit_tensor(const TensorView *t, const float *x, Fit *f, float *decod
                 for (int j = 0; j < 16; j++) fit_sub(xr + c + 16 * j, y + 16 * j, 16, step[j], 0, -32, 31, f);
                 memcpy(decoded + r * cols + c, y, 256 * sizeof(float));
                 p += sizeof(BlockQ6_K), c += 256;
+            } else if (t->dtype == DT_Q5_0) { /* Q4_K's fallback: x = d*(q - 16), q of 5 bits */
+                const BlockQ5_0 *b = (const BlockQ5_0 *)p;
+                float d = f16_to_f32(b->d);
+                uint32_t qh;
+                memcpy(&qh, b->qh, 4);
+                for (int l = 0; l < 16; l++) {
+                    y[l] = d * (float)((int)((b->qs[l] & 15) | ((qh >> l) & 1) << 4) - 16);
+                    y[l + 16] = d * (float)((int)((b->qs[l] >> 4) | ((qh >> (l + 16)) & 1) << 4) - 16);
+                }
+                fit_sub(xr + c, y, 32, d, 0, -16, 15, f);
+                memcpy(decoded + r * cols + c, y, 32 * sizeof(float));
+                p += sizeof(BlockQ5_0), c += 32;
             } else { /* Q8_0 */
                 const BlockQ8_0 *b = (const BlockQ8_0 *)p;
                 float d = f16_to_f32(b->d);
@@ -147,7 +165,7 @@ static void fit_tensor(const TensorView *t, const float *x, Fit *f, float *decod
 
 static void test_convert_kquants(void) {
     /* 2 layers; ffn 320: gate/up rows are 256 wide (K-quant), down rows 320
-     * (not a multiple of 256: Q8_0, as llama.cpp falls back) */
+     * (not a multiple of 256: Q5_0 for Q4_K, Q8_0 for Q6_K, as llama.cpp falls back) */
     WideSpec sp = {.n_layers = 2, .ffn = 320, .seed = 11};
     WideHF w;
     wide_hf_build(&w, &sp);
@@ -183,7 +201,8 @@ static void test_convert_kquants(void) {
             const TensorView *t = gguf_tensor(g, i);
             const WideTensorHF *src = wide_hf_find_gguf(&w, t->name);
             CHECK_MSG(src, "unexpected tensor %s", t->name);
-            int want = src->ndim == 1 ? DT_F32 : src->cols % 256 == 0 ? types[k] : DT_Q8_0;
+            /* rows not a multiple of 256 fall back as llama.cpp's do: Q4_K -> Q5_0, Q6_K -> Q8_0 */
+            int want = src->ndim == 1 ? DT_F32 : src->cols % 256 == 0 ? types[k] : types[k] == DT_Q4_K ? DT_Q5_0 : DT_Q8_0;
             CHECK_MSG(t->dtype == want, "%s %s: type %s, expected %s", names[k], t->name, dtype_name(t->dtype),
                       dtype_name(want));
             if (want == DT_F32) {
@@ -192,7 +211,7 @@ static void test_convert_kquants(void) {
             }
             CHECK_EQ_INT(tensor_rows(t), src->rows);
             CHECK_EQ_INT(tensor_cols(t), src->cols);
-            n_kq += want == types[k], n_q8 += want == DT_Q8_0;
+            n_kq += want == types[k], n_q8 += want != types[k]; /* the fallback type */
             Fit f;
             size_t nv = (size_t)(src->rows * src->cols);
             float *decoded = xmalloc(nv * sizeof(float)), *mine = xmalloc(nv * sizeof(float));
@@ -202,17 +221,17 @@ static void test_convert_kquants(void) {
                        !memcmp(mine, decoded, nv * sizeof(float));
             free(mine), free(decoded);
             CHECK_MSG(same, "%s %s: dequantize_row differs from the format's decoding", names[k], t->name);
-            /* Q8_0 rounds with the unrounded scale (as llama.cpp): not checked */
-            CHECK_MSG(want == DT_Q8_0 || f.not_nearest == 0, "%s %s: %ld of %ld values not at their nearest grid point", names[k],
+            /* Q8_0 and Q5_0 round with the unrounded scale (as llama.cpp): not checked */
+            CHECK_MSG(want == DT_Q8_0 || want == DT_Q5_0 || f.not_nearest == 0, "%s %s: %ld of %ld values not at their nearest grid point", names[k],
                       t->name, f.not_nearest, f.n);
-            double bound = want == DT_Q8_0 ? Q8_0_BOUND_STEPS : KQ_BOUND_STEPS;
+            double bound = want == DT_Q8_0 ? Q8_0_BOUND_STEPS : want == DT_Q5_0 ? Q5_0_BOUND_STEPS : KQ_BOUND_STEPS;
             CHECK_MSG(f.worst_steps <= bound, "%s %s: an error of %.3f steps (bound %.3f)", names[k], t->name,
                       f.worst_steps, bound);
-            if (want != DT_Q8_0) worst = fmax(worst, f.worst_steps);
+            if (want == types[k]) worst = fmax(worst, f.worst_steps);
         }
         gguf_close(g);
         CHECK_EQ_INT(n_kq, 1 + 2 * 6); /* embedding + q,k,v,o,gate,up per layer */
-        CHECK_EQ_INT(n_q8, 2);          /* ffn_down, 320 wide */
+        CHECK_EQ_INT(n_q8, 2);          /* ffn_down, 320 wide: Q5_0 (q4_k) or Q8_0 (q6_k) */
         float *got = NULL;
         CHECK_OK(logits_of(out, ids, 48, &got, NULL, &e), &e);
         double err = rel_err(got, ref, (size_t)48 * WIDE_VOCAB);
@@ -228,7 +247,63 @@ static void test_convert_kquants(void) {
     wide_hf_free(&w);
 }
 
+/* Every other type aloe convert writes: each matrix gets the type asked for
+ * or, where its rows are not whole blocks, llama.cpp's fallback
+ * (dtype_row_fallback), and the file computes. The quantisers' accuracy is
+ * tested per format (test_dtype_legacy, test_dtype_kquant) and against
+ * llama.cpp's files (test_gguf_legacy, test_gguf_kquant); this checks the
+ * conversion path only: a tensor written in the wrong place, order or type
+ * gives logits off by the order of their range, so 0.5 of the range
+ * separates the two (measured here: Q2_K, the coarsest format, 0.35; the
+ * 4- and 5-bit types 0.05-0.15). */
+static void test_convert_other_types(void) {
+    WideSpec sp = {.n_layers = 1, .ffn = 320, .seed = 5};
+    WideHF w;
+    wide_hf_build(&w, &sp);
+    char *tmp = test_tmpdir(), *hf = path_join(tmp, "wide");
+    Err e;
+    int wrc = wide_hf_write(&w, &sp, hf, &e);
+    if (wrc == 1) {
+        wide_hf_free(&w);
+        SKIP("shared fixtures absent (ALOE_SHARED)");
+    }
+    CHECK_OK(wrc, &e);
+    int32_t ids[16];
+    uint64_t s = 7;
+    for (int i = 0; i < 16; i++) ids[i] = (int32_t)(wide_mix(&s) % WIDE_VOCAB);
+    float *ref = NULL;
+    CHECK_OK(logits_of(hf, ids, 16, &ref, NULL, &e), &e);
+    char *bin = test_build_path("aloe");
+    const int types[] = {DT_Q4_1, DT_Q5_0, DT_Q5_1, DT_IQ4_NL, DT_Q2_K, DT_Q3_K, DT_Q5_K, DT_IQ4_XS};
+    for (size_t k = 0; k < sizeof types / sizeof *types; k++) {
+        char *out = xasprintf("%s/x-%s.gguf", tmp, dtype_name(types[k]));
+        int rc = test_system("%s convert --model %s --out %s --type %s >/dev/null 2>&1", bin, hf, out,
+                             dtype_name(types[k]));
+        CHECK_MSG(rc == 0, "aloe convert --type %s: exit %d", dtype_name(types[k]), rc);
+        Gguf *g = gguf_open(out, &e);
+        CHECK_OK(g == NULL, &e);
+        for (int i = 0; g && i < gguf_n_tensors(g); i++) {
+            const TensorView *t = gguf_tensor(g, i);
+            int want = t->ndim == 1 ? DT_F32 : dtype_row_fallback(types[k], tensor_cols(t));
+            CHECK_MSG(t->dtype == want, "%s %s: type %s, expected %s", dtype_name(types[k]), t->name,
+                      dtype_name(t->dtype), dtype_name(want));
+        }
+        if (g) gguf_close(g);
+        float *got = NULL;
+        CHECK_OK(logits_of(out, ids, 16, &got, NULL, &e), &e);
+        double err = got ? rel_err(got, ref, (size_t)16 * WIDE_VOCAB) : 1;
+        printf("  %s: logits max|err|/range %.3f\n", dtype_name(types[k]), err);
+        CHECK_MSG(err <= 0.5, "%s: logits %.3g of the range from the f32 model's", dtype_name(types[k]), err);
+        free(got), free(out);
+    }
+    free(bin), free(ref), free(hf);
+    test_system("rm -rf '%s'", tmp);
+    free(tmp);
+    wide_hf_free(&w);
+}
+
 int main(void) {
     RUN(test_convert_kquants);
+    RUN(test_convert_other_types);
     return test_summary();
 }

@@ -289,7 +289,7 @@ static void test_save_with_gguf(void) {
     if (g) gguf_close(g);
     o.gguf_type = "q3";
     int bad = rc ? 0 : ckpt_save_model_opts(&a, base, out, &o, &e);
-    int bad_msg = bad == -1 && strstr(e.msg, "\"q3\": expected f32, f16, bf16, q8_0, q4_0, q4_k or q6_k");
+    int bad_msg = bad == -1 && strstr(e.msg, "\"q3\": expected f32, f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1, iq4_nl, q2_k, q3_k, q4_k, q5_k, q6_k or iq4_xs");
     o.gguf_type = "f16";
     int no_base = rc ? 0 : ckpt_save_model_opts(&a, NULL, out, &o, &e);
     td_free(&a);
