@@ -607,16 +607,34 @@ static JNode *stmt_for(P *p, JTok *t) {
     return n;
 }
 
-/* A chain `name(args) | name2 ...` for filter blocks and block sets. */
-static int filter_chain(P *p, NVec *chain) {
+/* A chain `name(args) | name2 ...` for filter blocks and block sets, into
+ * n->w. */
+static int filter_chain(P *p, JNode *n) {
+    NVec chain = {0};
     for (;;) {
         JNode *f = mk(p, JN_FILTER, cur(p));
-        if (!(f->name = expect_name(p))) return -1;
-        if (is_op(p, "(") && call_args(p, f)) return -1;
-        nv_push(chain, f, NULL);
-        if (!is_op(p, "|")) return 0;
+        if (!(f->name = expect_name(p))) return nv_free(&chain), -1;
+        if (is_op(p, "(") && call_args(p, f)) return nv_free(&chain), -1;
+        nv_push(&chain, f, NULL);
+        if (!is_op(p, "|")) break;
         p->i++;
     }
+    n->w = nv_nodes(p, &chain);
+    n->nw = chain.n;
+    nv_free(&chain);
+    return 0;
+}
+
+/* The body of a block with the one closing tag {% END %} (END named),
+ * after which {% endmacro %} may repeat the macro's name; NULL on error. */
+static JNode *block_body(P *p, const JTok *t, const char *end, const char *what) {
+    const char *const ends[] = {end, NULL};
+    int w;
+    JNode *b = body(p, ends, &w, t, what);
+    if (!b) return NULL;
+    p->i += 2;
+    if (!strcmp(end, "endmacro") && cur(p)->t == JT_NAME) p->i++; /* {% endmacro name %} */
+    return end_block(p) ? NULL : b;
 }
 
 static JNode *stmt_set(P *p, JTok *t) {
@@ -638,19 +656,10 @@ static JNode *stmt_set(P *p, JTok *t) {
     if (attr) return perr(p, t, "a block set cannot assign an attribute%s", "");
     if (is_op(p, "|")) {
         p->i++;
-        NVec chain = {0};
-        if (filter_chain(p, &chain)) return nv_free(&chain), NULL;
-        n->w = nv_nodes(p, &chain);
-        n->nw = chain.n;
-        nv_free(&chain);
+        if (filter_chain(p, n)) return NULL;
     }
     if (end_block(p)) return NULL;
-    static const char *const ENDS[] = {"endset", NULL};
-    int w;
-    if (!(n->b = body(p, ENDS, &w, t, "set"))) return NULL;
-    p->i += 2;
-    if (end_block(p)) return NULL;
-    return n;
+    return (n->b = block_body(p, t, "endset", "set")) ? n : NULL;
 }
 
 /* (a, b=default, ...) of a macro or a call block. */
@@ -681,13 +690,7 @@ static JNode *stmt_macro(P *p, JTok *t) {
     JNode *n = mk(p, JN_MACRO, t);
     if (!(n->name = expect_name(p))) return NULL;
     if (params(p, n) || end_block(p)) return NULL;
-    static const char *const ENDS[] = {"endmacro", NULL};
-    int w;
-    if (!(n->b = body(p, ENDS, &w, t, "macro"))) return NULL;
-    p->i += 2;
-    if (cur(p)->t == JT_NAME) p->i++; /* {% endmacro name %} */
-    if (end_block(p)) return NULL;
-    return n;
+    return (n->b = block_body(p, t, "endmacro", "macro")) ? n : NULL;
 }
 
 static JNode *stmt_call(P *p, JTok *t) {
@@ -696,28 +699,13 @@ static JNode *stmt_call(P *p, JTok *t) {
     if (!(n->a = expr(p))) return NULL;
     if (n->a->k != JN_CALL) return perr(p, t, "{%% call %%} needs a macro call%s", "");
     if (end_block(p)) return NULL;
-    static const char *const ENDS[] = {"endcall", NULL};
-    int w;
-    if (!(n->b = body(p, ENDS, &w, t, "call"))) return NULL;
-    p->i += 2;
-    if (end_block(p)) return NULL;
-    return n;
+    return (n->b = block_body(p, t, "endcall", "call")) ? n : NULL;
 }
 
 static JNode *stmt_filter(P *p, JTok *t) {
     JNode *n = mk(p, JN_FILTERBLOCK, t);
-    NVec chain = {0};
-    if (filter_chain(p, &chain)) return nv_free(&chain), NULL;
-    n->w = nv_nodes(p, &chain);
-    n->nw = chain.n;
-    nv_free(&chain);
-    if (end_block(p)) return NULL;
-    static const char *const ENDS[] = {"endfilter", NULL};
-    int w;
-    if (!(n->b = body(p, ENDS, &w, t, "filter"))) return NULL;
-    p->i += 2;
-    if (end_block(p)) return NULL;
-    return n;
+    if (filter_chain(p, n) || end_block(p)) return NULL;
+    return (n->b = block_body(p, t, "endfilter", "filter")) ? n : NULL;
 }
 
 static JNode *statement(P *p) {
