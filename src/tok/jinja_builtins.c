@@ -103,6 +103,14 @@ static JVal *u_case(JCtx *c, JVal *v, char mode) {
     return r;
 }
 
+/* Whether strip removes cp: one of chars, or (chars NULL) whitespace. */
+static int strip_has(const JVal *chars, int32_t cp) {
+    if (!chars) return py_space(cp);
+    for (size_t j = 0; j < chars->n;)
+        if (u_next(chars->s, chars->n, &j) == cp) return 1;
+    return 0;
+}
+
 /* strip: which 1 left, 2 right, 3 both; chars NULL: whitespace. */
 static JVal *u_strip(JCtx *c, JVal *v, JVal *chars, int which) {
     size_t a = 0, e = v->n;
@@ -110,15 +118,7 @@ static JVal *u_strip(JCtx *c, JVal *v, JVal *chars, int which) {
         while (a < e) {
             size_t i = a;
             int32_t cp = u_next(v->s, e, &i);
-            int in = 0;
-            if (chars) {
-                size_t j = 0;
-                while (j < chars->n)
-                    if (u_next(chars->s, chars->n, &j) == cp) in = 1;
-            } else {
-                in = py_space(cp);
-            }
-            if (!in) break;
+            if (!strip_has(chars, cp)) break;
             a = i;
         }
     }
@@ -128,15 +128,7 @@ static JVal *u_strip(JCtx *c, JVal *v, JVal *chars, int which) {
             while (st > a && ((unsigned char)v->s[st] & 0xC0) == 0x80) st--;
             size_t i = st;
             int32_t cp = u_next(v->s, e, &i);
-            int in = 0;
-            if (chars) {
-                size_t j = 0;
-                while (j < chars->n)
-                    if (u_next(chars->s, chars->n, &j) == cp) in = 1;
-            } else {
-                in = py_space(cp);
-            }
-            if (!in) break;
+            if (!strip_has(chars, cp)) break;
             e = st;
         }
     }

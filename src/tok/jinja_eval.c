@@ -599,6 +599,18 @@ static JVal *loop_var(JCtx *c, JVal *items, int i) {
     return d;
 }
 
+/* A block set's or filter block's body, rendered, through its filters
+ * (n->w); NULL on error. */
+static JVal *render_filtered(JCtx *c, const JNode *n, JScope *s) {
+    StrBuf buf;
+    sb_init(&buf);
+    if (render_to(c, n->b, s, &buf)) return sb_free(&buf), NULL;
+    JVal *v = jv_str(c, buf.s ? buf.s : "", buf.len);
+    sb_free(&buf);
+    for (int i = 0; i < n->nw && v; i++) v = apply_filter(c, n->w[i], v, s);
+    return v;
+}
+
 static int exec_for(JCtx *c, const JNode *n, JScope *s) {
     JVal *it = jeval(c, n->a, s);
     if (!it) return -1;
@@ -676,13 +688,8 @@ static int exec(JCtx *c, const JNode *n, JScope *s) {
         return assign(c, n, s, n->names, n->nnames, v);
     }
     case JN_SETBLOCK: {
-        StrBuf buf;
-        sb_init(&buf);
-        if (render_to(c, n->b, s, &buf)) return sb_free(&buf), -1;
-        JVal *v = jv_str(c, buf.s ? buf.s : "", buf.len);
-        sb_free(&buf);
-        for (int i = 0; i < n->nw; i++)
-            if (!(v = apply_filter(c, n->w[i], v, s))) return -1;
+        JVal *v = render_filtered(c, n, s);
+        if (!v) return -1;
         jd_setz(c, s->vars, n->names[0], v);
         return 0;
     }
@@ -708,13 +715,8 @@ static int exec(JCtx *c, const JNode *n, JScope *s) {
         return out_check(c, n, c->out->len);
     }
     case JN_FILTERBLOCK: {
-        StrBuf buf;
-        sb_init(&buf);
-        if (render_to(c, n->b, s, &buf)) return sb_free(&buf), -1;
-        JVal *v = jv_str(c, buf.s ? buf.s : "", buf.len);
-        sb_free(&buf);
-        for (int i = 0; i < n->nw; i++)
-            if (!(v = apply_filter(c, n->w[i], v, s))) return -1;
+        JVal *v = render_filtered(c, n, s);
+        if (!v) return -1;
         jv_str_append(c->out, v);
         return out_check(c, n, c->out->len);
     }

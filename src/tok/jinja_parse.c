@@ -408,88 +408,62 @@ static JNode *unary(P *p) {
     return r;
 }
 
-static JNode *binop(P *p, int op, const JTok *t, JNode *a, JNode *b) {
-    JNode *n = mk(p, JN_BINOP, t);
-    n->op = op;
-    n->a = a;
-    n->b = b;
-    return n;
+/* The binary operators, one row per precedence level, loosest first
+ * (jinja2's parser: or, and, [not], comparisons, ~, + -, * / // %, **);
+ * every level is left-associative. */
+typedef struct {
+    JTokType ty;
+    const char *s;
+    JNodeKind k;
+    int op; /* JN_BINOP's operator */
+} BinOp;
+
+enum { LV_OR, LV_AND, LV_CMP, LV_CAT, LV_ARITH, LV_TERM, LV_POW, N_LEVELS };
+
+static const BinOp LEVELS[N_LEVELS][7] = {
+    [LV_OR] = {{JT_NAME, "or", JN_OR, 0}},
+    [LV_AND] = {{JT_NAME, "and", JN_AND, 0}},
+    [LV_CMP] = {{JT_OP, "==", JN_BINOP, JOP_EQ}, {JT_OP, "!=", JN_BINOP, JOP_NE}, {JT_OP, "<", JN_BINOP, JOP_LT},
+                {JT_OP, "<=", JN_BINOP, JOP_LE}, {JT_OP, ">", JN_BINOP, JOP_GT}, {JT_OP, ">=", JN_BINOP, JOP_GE},
+                {JT_NAME, "in", JN_BINOP, JOP_IN}}, /* and `not in`: binary() */
+    [LV_CAT] = {{JT_OP, "~", JN_BINOP, JOP_CAT}},
+    [LV_ARITH] = {{JT_OP, "+", JN_BINOP, JOP_ADD}, {JT_OP, "-", JN_BINOP, JOP_SUB}},
+    [LV_TERM] = {{JT_OP, "*", JN_BINOP, JOP_MUL}, {JT_OP, "/", JN_BINOP, JOP_DIV}, {JT_OP, "//", JN_BINOP, JOP_FDIV},
+                 {JT_OP, "%", JN_BINOP, JOP_MOD}},
+    [LV_POW] = {{JT_OP, "**", JN_BINOP, JOP_POW}},
+};
+
+static JNode *not_expr(P *p);
+
+/* An operand of level lv's operators: the next level, where the prefix
+ * `not` sits between `and` and the comparisons, and unary below `**`. */
+static JNode *binary(P *p, int lv);
+static JNode *operand(P *p, int lv) {
+    return lv == LV_AND ? not_expr(p) : lv == LV_POW ? unary(p) : binary(p, lv + 1);
 }
 
-static JNode *power(P *p) {
-    JNode *x = unary(p);
-    while (x && is_op(p, "**")) {
-        JTok *t = cur(p);
-        p->i++;
-        JNode *y = unary(p);
-        if (!y) return NULL;
-        x = binop(p, JOP_POW, t, x, y);
-    }
-    return x;
-}
-
-static JNode *term(P *p) {
-    JNode *x = power(p);
+static JNode *binary(P *p, int lv) {
+    JNode *x = operand(p, lv);
     for (;;) {
         if (!x) return NULL;
         JTok *t = cur(p);
-        int op = tok_is(t, JT_OP, "*") ? JOP_MUL : tok_is(t, JT_OP, "/") ? JOP_DIV
-               : tok_is(t, JT_OP, "//") ? JOP_FDIV : tok_is(t, JT_OP, "%") ? JOP_MOD : 0;
-        if (!op) return x;
-        p->i++;
-        JNode *y = power(p);
-        if (!y) return NULL;
-        x = binop(p, op, t, x, y);
-    }
-}
-
-static JNode *arith(P *p) {
-    JNode *x = term(p);
-    for (;;) {
-        if (!x) return NULL;
-        JTok *t = cur(p);
-        int op = tok_is(t, JT_OP, "+") ? JOP_ADD : tok_is(t, JT_OP, "-") ? JOP_SUB : 0;
-        if (!op) return x;
-        p->i++;
-        JNode *y = term(p);
-        if (!y) return NULL;
-        x = binop(p, op, t, x, y);
-    }
-}
-
-static JNode *concat(P *p) {
-    JNode *x = arith(p);
-    while (x && is_op(p, "~")) {
-        JTok *t = cur(p);
-        p->i++;
-        JNode *y = arith(p);
-        if (!y) return NULL;
-        x = binop(p, JOP_CAT, t, x, y);
-    }
-    return x;
-}
-
-static JNode *compare(P *p) {
-    JNode *x = concat(p);
-    for (;;) {
-        if (!x) return NULL;
-        JTok *t = cur(p);
-        int op = 0;
-        static const struct { const char *s; int op; } CMP[] = {
-            {"==", JOP_EQ}, {"!=", JOP_NE}, {"<", JOP_LT}, {"<=", JOP_LE}, {">", JOP_GT},
-            {">=", JOP_GE}};
-        for (size_t k = 0; k < sizeof CMP / sizeof *CMP; k++)
-            if (tok_is(t, JT_OP, CMP[k].s)) op = CMP[k].op;
-        if (!op && tok_is(t, JT_NAME, "in")) op = JOP_IN;
-        if (!op && tok_is(t, JT_NAME, "not") && tok_is(peek(p, 1), JT_NAME, "in")) {
-            op = JOP_NOTIN;
+        const BinOp *o = NULL;
+        for (const BinOp *r = LEVELS[lv]; r->s && !o; r++)
+            if (tok_is(t, r->ty, r->s)) o = r;
+        static const BinOp NOT_IN = {JT_NAME, "not", JN_BINOP, JOP_NOTIN};
+        if (!o && lv == LV_CMP && tok_is(t, JT_NAME, "not") && tok_is(peek(p, 1), JT_NAME, "in")) {
+            o = &NOT_IN;
             p->i++;
         }
-        if (!op) return x;
+        if (!o) return x;
         p->i++;
-        JNode *y = concat(p);
+        JNode *y = operand(p, lv);
         if (!y) return NULL;
-        x = binop(p, op, t, x, y);
+        JNode *n = mk(p, o->k, t);
+        n->op = o->op;
+        n->a = x;
+        n->b = y;
+        x = n;
     }
 }
 
@@ -505,47 +479,17 @@ static JNode *not_expr(P *p) {
         n->a = x;
         return n;
     }
-    return compare(p);
-}
-
-static JNode *and_expr(P *p) {
-    JNode *x = not_expr(p);
-    while (x && is_name(p, "and")) {
-        JTok *t = cur(p);
-        p->i++;
-        JNode *y = not_expr(p);
-        if (!y) return NULL;
-        JNode *n = mk(p, JN_AND, t);
-        n->a = x;
-        n->b = y;
-        x = n;
-    }
-    return x;
-}
-
-static JNode *or_expr(P *p) {
-    JNode *x = and_expr(p);
-    while (x && is_name(p, "or")) {
-        JTok *t = cur(p);
-        p->i++;
-        JNode *y = and_expr(p);
-        if (!y) return NULL;
-        JNode *n = mk(p, JN_OR, t);
-        n->a = x;
-        n->b = y;
-        x = n;
-    }
-    return x;
+    return binary(p, LV_CMP);
 }
 
 /* Full expression: `a if cond else b` (else optional: undefined). */
 static JNode *expr_cond(P *p, int allow_cond) {
     if (enter(p)) return NULL;
-    JNode *x = or_expr(p);
+    JNode *x = binary(p, LV_OR);
     while (x && allow_cond && is_name(p, "if")) {
         JTok *t = cur(p);
         p->i++;
-        JNode *c = or_expr(p);
+        JNode *c = binary(p, LV_OR);
         if (!c) return NULL;
         JNode *n = mk(p, JN_COND, t);
         n->a = c;
@@ -663,16 +607,34 @@ static JNode *stmt_for(P *p, JTok *t) {
     return n;
 }
 
-/* A chain `name(args) | name2 ...` for filter blocks and block sets. */
-static int filter_chain(P *p, NVec *chain) {
+/* A chain `name(args) | name2 ...` for filter blocks and block sets, into
+ * n->w. */
+static int filter_chain(P *p, JNode *n) {
+    NVec chain = {0};
     for (;;) {
         JNode *f = mk(p, JN_FILTER, cur(p));
-        if (!(f->name = expect_name(p))) return -1;
-        if (is_op(p, "(") && call_args(p, f)) return -1;
-        nv_push(chain, f, NULL);
-        if (!is_op(p, "|")) return 0;
+        if (!(f->name = expect_name(p))) return nv_free(&chain), -1;
+        if (is_op(p, "(") && call_args(p, f)) return nv_free(&chain), -1;
+        nv_push(&chain, f, NULL);
+        if (!is_op(p, "|")) break;
         p->i++;
     }
+    n->w = nv_nodes(p, &chain);
+    n->nw = chain.n;
+    nv_free(&chain);
+    return 0;
+}
+
+/* The body of a block with the one closing tag {% END %} (END named),
+ * after which {% endmacro %} may repeat the macro's name; NULL on error. */
+static JNode *block_body(P *p, const JTok *t, const char *end, const char *what) {
+    const char *const ends[] = {end, NULL};
+    int w;
+    JNode *b = body(p, ends, &w, t, what);
+    if (!b) return NULL;
+    p->i += 2;
+    if (!strcmp(end, "endmacro") && cur(p)->t == JT_NAME) p->i++; /* {% endmacro name %} */
+    return end_block(p) ? NULL : b;
 }
 
 static JNode *stmt_set(P *p, JTok *t) {
@@ -694,19 +656,10 @@ static JNode *stmt_set(P *p, JTok *t) {
     if (attr) return perr(p, t, "a block set cannot assign an attribute%s", "");
     if (is_op(p, "|")) {
         p->i++;
-        NVec chain = {0};
-        if (filter_chain(p, &chain)) return nv_free(&chain), NULL;
-        n->w = nv_nodes(p, &chain);
-        n->nw = chain.n;
-        nv_free(&chain);
+        if (filter_chain(p, n)) return NULL;
     }
     if (end_block(p)) return NULL;
-    static const char *const ENDS[] = {"endset", NULL};
-    int w;
-    if (!(n->b = body(p, ENDS, &w, t, "set"))) return NULL;
-    p->i += 2;
-    if (end_block(p)) return NULL;
-    return n;
+    return (n->b = block_body(p, t, "endset", "set")) ? n : NULL;
 }
 
 /* (a, b=default, ...) of a macro or a call block. */
@@ -737,13 +690,7 @@ static JNode *stmt_macro(P *p, JTok *t) {
     JNode *n = mk(p, JN_MACRO, t);
     if (!(n->name = expect_name(p))) return NULL;
     if (params(p, n) || end_block(p)) return NULL;
-    static const char *const ENDS[] = {"endmacro", NULL};
-    int w;
-    if (!(n->b = body(p, ENDS, &w, t, "macro"))) return NULL;
-    p->i += 2;
-    if (cur(p)->t == JT_NAME) p->i++; /* {% endmacro name %} */
-    if (end_block(p)) return NULL;
-    return n;
+    return (n->b = block_body(p, t, "endmacro", "macro")) ? n : NULL;
 }
 
 static JNode *stmt_call(P *p, JTok *t) {
@@ -752,28 +699,13 @@ static JNode *stmt_call(P *p, JTok *t) {
     if (!(n->a = expr(p))) return NULL;
     if (n->a->k != JN_CALL) return perr(p, t, "{%% call %%} needs a macro call%s", "");
     if (end_block(p)) return NULL;
-    static const char *const ENDS[] = {"endcall", NULL};
-    int w;
-    if (!(n->b = body(p, ENDS, &w, t, "call"))) return NULL;
-    p->i += 2;
-    if (end_block(p)) return NULL;
-    return n;
+    return (n->b = block_body(p, t, "endcall", "call")) ? n : NULL;
 }
 
 static JNode *stmt_filter(P *p, JTok *t) {
     JNode *n = mk(p, JN_FILTERBLOCK, t);
-    NVec chain = {0};
-    if (filter_chain(p, &chain)) return nv_free(&chain), NULL;
-    n->w = nv_nodes(p, &chain);
-    n->nw = chain.n;
-    nv_free(&chain);
-    if (end_block(p)) return NULL;
-    static const char *const ENDS[] = {"endfilter", NULL};
-    int w;
-    if (!(n->b = body(p, ENDS, &w, t, "filter"))) return NULL;
-    p->i += 2;
-    if (end_block(p)) return NULL;
-    return n;
+    if (filter_chain(p, n) || end_block(p)) return NULL;
+    return (n->b = block_body(p, t, "endfilter", "filter")) ? n : NULL;
 }
 
 static JNode *statement(P *p) {

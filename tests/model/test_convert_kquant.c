@@ -163,43 +163,66 @@ static void fit_tensor(const TensorView *t, const float *x, Fit *f, float *decod
     }
 }
 
+/* The random wide model both tests convert: its HF directory in a fresh
+ * temporary folder, n (at most 48) token ids drawn from seed, and the f32
+ * logits. */
+typedef struct {
+    WideHF w;
+    char *tmp, *hf, *bin;
+    int32_t ids[48];
+    float *ref;
+} WideRun;
+
+/* 1 when the shared fixtures are absent (nothing left to free), -1 on an
+ * error (in *e), else 0. */
+static int wide_run_init(WideRun *x, WideSpec sp, int n, uint64_t seed, Err *e) {
+    *x = (WideRun){0};
+    wide_hf_build(&x->w, &sp);
+    x->tmp = test_tmpdir(), x->hf = path_join(x->tmp, "wide");
+    int rc = wide_hf_write(&x->w, &sp, x->hf, e);
+    if (rc == 1) {
+        wide_hf_free(&x->w);
+        test_system("rm -rf '%s'", x->tmp);
+        free(x->hf), free(x->tmp);
+        return 1;
+    }
+    for (int i = 0; i < n; i++) x->ids[i] = (int32_t)(wide_mix(&seed) % WIDE_VOCAB);
+    x->bin = test_build_path("aloe");
+    return rc ? -1 : logits_of(x->hf, x->ids, n, &x->ref, NULL, e);
+}
+
+static void wide_run_free(WideRun *x) {
+    free(x->bin), free(x->ref), free(x->hf);
+    test_system("rm -rf '%s'", x->tmp);
+    free(x->tmp);
+    wide_hf_free(&x->w);
+}
+
 static void test_convert_kquants(void) {
     /* 2 layers; ffn 320: gate/up rows are 256 wide (K-quant), down rows 320
      * (not a multiple of 256: Q5_0 for Q4_K, Q8_0 for Q6_K, as llama.cpp falls back) */
-    WideSpec sp = {.n_layers = 2, .ffn = 320, .seed = 11};
-    WideHF w;
-    wide_hf_build(&w, &sp);
-    char *tmp = test_tmpdir(), *hf = path_join(tmp, "wide");
+    WideRun x;
     Err e;
-    int wrc = wide_hf_write(&w, &sp, hf, &e);
-    if (wrc == 1) {
-        wide_hf_free(&w);
-        SKIP("shared fixtures absent (ALOE_SHARED)");
-    }
+    int wrc = wide_run_init(&x, (WideSpec){.n_layers = 2, .ffn = 320, .seed = 11}, 48, 99, &e);
+    if (wrc == 1) SKIP("shared fixtures absent (ALOE_SHARED)");
     CHECK_OK(wrc, &e);
-    int32_t ids[48];
-    uint64_t s = 99;
-    for (int i = 0; i < 48; i++) ids[i] = (int32_t)(wide_mix(&s) % WIDE_VOCAB);
-    float *ref = NULL;
-    CHECK_OK(logits_of(hf, ids, 48, &ref, NULL, &e), &e);
-    char *bin = test_build_path("aloe");
     static const char *const names[] = {"q4_k", "q6_k"};
     static const int types[] = {DT_Q4_K, DT_Q6_K};
     /* README: "Q4_K / Q6_K files: within 0.25 / 0.08 of the f32 model's
      * logit range on a 256-wide random test model" */
     static const double tol_logits[] = {0.25, 0.08};
     for (int k = 0; k < 2; k++) {
-        char *out = xasprintf("%s/wide-%s.gguf", tmp, names[k]);
-        int rc = test_system("%s convert --model %s --out %s --type %s >/dev/null 2>&1", bin, hf, out, names[k]);
+        char *out = xasprintf("%s/wide-%s.gguf", x.tmp, names[k]);
+        int rc = test_system("%s convert --model %s --out %s --type %s >/dev/null 2>&1", x.bin, x.hf, out, names[k]);
         CHECK_MSG(rc == 0, "aloe convert --type %s: exit %d", names[k], rc);
         Gguf *g = gguf_open(out, &e);
         CHECK_OK(g == NULL, &e);
-        CHECK_EQ_INT(gguf_n_tensors(g), w.n);
+        CHECK_EQ_INT(gguf_n_tensors(g), x.w.n);
         int n_kq = 0, n_q8 = 0;
         double worst = 0;
         for (int i = 0; i < gguf_n_tensors(g); i++) {
             const TensorView *t = gguf_tensor(g, i);
-            const WideTensorHF *src = wide_hf_find_gguf(&w, t->name);
+            const WideTensorHF *src = wide_hf_find_gguf(&x.w, t->name);
             CHECK_MSG(src, "unexpected tensor %s", t->name);
             /* rows not a multiple of 256 fall back as llama.cpp's do: Q4_K -> Q5_0, Q6_K -> Q8_0 */
             int want = src->ndim == 1 ? DT_F32 : src->cols % 256 == 0 ? types[k] : types[k] == DT_Q4_K ? DT_Q5_0 : DT_Q8_0;
@@ -233,18 +256,15 @@ static void test_convert_kquants(void) {
         CHECK_EQ_INT(n_kq, 1 + 2 * 6); /* embedding + q,k,v,o,gate,up per layer */
         CHECK_EQ_INT(n_q8, 2);          /* ffn_down, 320 wide: Q5_0 (q4_k) or Q8_0 (q6_k) */
         float *got = NULL;
-        CHECK_OK(logits_of(out, ids, 48, &got, NULL, &e), &e);
-        double err = rel_err(got, ref, (size_t)48 * WIDE_VOCAB);
+        CHECK_OK(logits_of(out, x.ids, 48, &got, NULL, &e), &e);
+        double err = rel_err(got, x.ref, (size_t)48 * WIDE_VOCAB);
         printf("  %s: worst value error %.2f steps; logits max|err|/range %.3f\n", names[k], worst, err);
         free(got);
         CHECK_MSG(err <= tol_logits[k], "%s: logits %.3g of the range from the f32 model's (bound %.2g)", names[k],
                   err, tol_logits[k]);
         free(out);
     }
-    free(bin), free(ref), free(hf);
-    test_system("rm -rf '%s'", tmp);
-    free(tmp);
-    wide_hf_free(&w);
+    wide_run_free(&x);
 }
 
 /* Every other type aloe convert writes: each matrix gets the type asked for
@@ -257,27 +277,15 @@ static void test_convert_kquants(void) {
  * separates the two (measured here: Q2_K, the coarsest format, 0.35; the
  * 4- and 5-bit types 0.05-0.15). */
 static void test_convert_other_types(void) {
-    WideSpec sp = {.n_layers = 1, .ffn = 320, .seed = 5};
-    WideHF w;
-    wide_hf_build(&w, &sp);
-    char *tmp = test_tmpdir(), *hf = path_join(tmp, "wide");
+    WideRun x;
     Err e;
-    int wrc = wide_hf_write(&w, &sp, hf, &e);
-    if (wrc == 1) {
-        wide_hf_free(&w);
-        SKIP("shared fixtures absent (ALOE_SHARED)");
-    }
+    int wrc = wide_run_init(&x, (WideSpec){.n_layers = 1, .ffn = 320, .seed = 5}, 16, 7, &e);
+    if (wrc == 1) SKIP("shared fixtures absent (ALOE_SHARED)");
     CHECK_OK(wrc, &e);
-    int32_t ids[16];
-    uint64_t s = 7;
-    for (int i = 0; i < 16; i++) ids[i] = (int32_t)(wide_mix(&s) % WIDE_VOCAB);
-    float *ref = NULL;
-    CHECK_OK(logits_of(hf, ids, 16, &ref, NULL, &e), &e);
-    char *bin = test_build_path("aloe");
     const int types[] = {DT_Q4_1, DT_Q5_0, DT_Q5_1, DT_IQ4_NL, DT_Q2_K, DT_Q3_K, DT_Q5_K, DT_IQ4_XS};
     for (size_t k = 0; k < sizeof types / sizeof *types; k++) {
-        char *out = xasprintf("%s/x-%s.gguf", tmp, dtype_name(types[k]));
-        int rc = test_system("%s convert --model %s --out %s --type %s >/dev/null 2>&1", bin, hf, out,
+        char *out = xasprintf("%s/x-%s.gguf", x.tmp, dtype_name(types[k]));
+        int rc = test_system("%s convert --model %s --out %s --type %s >/dev/null 2>&1", x.bin, x.hf, out,
                              dtype_name(types[k]));
         CHECK_MSG(rc == 0, "aloe convert --type %s: exit %d", dtype_name(types[k]), rc);
         Gguf *g = gguf_open(out, &e);
@@ -290,16 +298,13 @@ static void test_convert_other_types(void) {
         }
         if (g) gguf_close(g);
         float *got = NULL;
-        CHECK_OK(logits_of(out, ids, 16, &got, NULL, &e), &e);
-        double err = got ? rel_err(got, ref, (size_t)16 * WIDE_VOCAB) : 1;
+        CHECK_OK(logits_of(out, x.ids, 16, &got, NULL, &e), &e);
+        double err = got ? rel_err(got, x.ref, (size_t)16 * WIDE_VOCAB) : 1;
         printf("  %s: logits max|err|/range %.3f\n", dtype_name(types[k]), err);
         CHECK_MSG(err <= 0.5, "%s: logits %.3g of the range from the f32 model's", dtype_name(types[k]), err);
         free(got), free(out);
     }
-    free(bin), free(ref), free(hf);
-    test_system("rm -rf '%s'", tmp);
-    free(tmp);
-    wide_hf_free(&w);
+    wide_run_free(&x);
 }
 
 int main(void) {

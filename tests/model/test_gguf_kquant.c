@@ -26,38 +26,11 @@
 #include "kernels/quant.h"
 #include "model/decoder.h"
 #include "test.h"
+#include "gguf_fixture.h"
 #include "model_logits.h"
 #include "wide_hf.h"
 
 static const WideSpec WIDE = {.n_layers = 1, .ffn = 256, .seed = 7};
-
-static char *data_path(const char *name) { return xasprintf("tests/data/gguf-llamacpp/%s", name); }
-
-static int step_logits_of(const char *path, const int32_t *ids, int n, float **out, Err *e) {
-    Model *m = model_load(path, 1, e);
-    if (!m) return -1;
-    KvCache kv;
-    int V = m->cfg.vocab_size;
-    *out = xmalloc((size_t)n * V * sizeof(float));
-    int rc = kv_cache_init(&kv, m, n, e);
-    for (int i = 0; i < n && !rc; i++) rc = model_forward(m, &kv, &ids[i], 1, i, *out + (size_t)i * V, 0, e);
-    kv_cache_free(&kv);
-    model_free(m);
-    return rc ? -1 : 0;
-}
-
-/* rms(a-b) / rms(b - mean(b)), and max|a-b| / range(b) */
-static void diff(const float *a, const float *b, size_t n, double *rms, double *rel) {
-    double lo = b[0], hi = b[0], worst = 0, se = 0, sb = 0, sbb = 0;
-    for (size_t i = 0; i < n; i++) {
-        double d = (double)a[i] - b[i];
-        lo = fmin(lo, b[i]), hi = fmax(hi, b[i]), worst = fmax(worst, fabs(d));
-        se += d * d, sb += b[i], sbb += (double)b[i] * b[i];
-    }
-    double var = sbb / n - (sb / n) * (sb / n);
-    *rms = var > 0 ? sqrt(se / n / var) : INFINITY;
-    *rel = worst / (hi - lo);
-}
 
 /* The relative rms error a type's rounding gives weights of this model
  * (each a sum of four uniforms: bell-shaped, |x| < 2 sigma * sqrt(3)),
@@ -199,8 +172,8 @@ static void check_file(const char *path, const char *ref_path, const char *tmp, 
     CHECK_OK(logits_of(dq, IDS, 40, &own, NULL, &e), &e);
     CHECK(V == V2);
     double rms, rel, rms_own, rel_own;
-    diff(got, ref, (size_t)40 * V, &rms, &rel);
-    diff(got, own, (size_t)40 * V, &rms_own, &rel_own);
+    logit_diff(got, ref, (size_t)40 * V, &rel, &rms);
+    logit_diff(got, own, (size_t)40 * V, &rel_own, &rms_own);
     int n_kq = 0;
     double E = weights_error(path, &n_kq, &e);
     CHECK_MSG(E > 0, "%s: %s", path, e.msg);
@@ -210,7 +183,7 @@ static void check_file(const char *path, const char *ref_path, const char *tmp, 
     CHECK_MSG(rel_own == 0, "%s: %.3g from its own dequantised weights", path, rel_own);
     CHECK_OK(step_logits_of(path, IDS, 12, &step, &e), &e);
     CHECK_OK(step_logits_of(dq, IDS, 12, &step_own, &e), &e);
-    diff(step, step_own, (size_t)12 * V, &rms, &rel);
+    logit_diff(step, step_own, (size_t)12 * V, &rel, &rms);
     printf("  %-26s decoding vs its own weights: %.2e of the range\n", strrchr(path, '/') + 1, rel);
     CHECK_MSG(rel <= 2e-2, "%s: decoding %.3g of the range from its own weights", path, rel);
     (void)ref_path;

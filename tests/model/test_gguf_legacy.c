@@ -27,6 +27,7 @@
 #include "formats/gguf.h"
 #include "model/decoder.h"
 #include "test.h"
+#include "gguf_fixture.h"
 #include "logit_budget.h"
 #include "model_logits.h"
 
@@ -50,36 +51,6 @@ static const Case CASES[] = {
      * attn_output and ffn_down), the tied embedding's Q6_K -> Q8_0 */
     {"tiny-qwen2-q3_k_m.gguf", -1, {[DT_IQ4_NL] = 8, [DT_Q5_0] = 4, [DT_Q5_1] = 2, [DT_Q8_0] = 1}},
 };
-
-static char *data_path(const char *name) { return xasprintf("tests/data/gguf-llamacpp/%s", name); }
-
-/* max|a-b| / range(b), and rms(a-b) / rms(b - mean b) */
-static void diff(const float *a, const float *b, size_t n, double *rel, double *rms) {
-    double lo = b[0], hi = b[0], worst = 0, se = 0, sb = 0, sbb = 0;
-    for (size_t i = 0; i < n; i++) {
-        double x = a[i], y = b[i];
-        lo = fmin(lo, y), hi = fmax(hi, y), worst = fmax(worst, fabs(x - y));
-        se += (x - y) * (x - y), sb += y, sbb += y * y;
-    }
-    *rel = worst / (hi - lo);
-    double var = sbb / n - (sb / n) * (sb / n);
-    *rms = var > 0 ? sqrt(se / n / var) : INFINITY;
-}
-
-/* Logits decoding one token at a time (the quantised dots in place, the
- * activation rounded to Q8_0). */
-static int step_logits_of(const char *path, const int32_t *ids, int n, float **out, Err *e) {
-    Model *m = model_load(path, 1, e);
-    if (!m) return -1;
-    KvCache kv;
-    int V = m->cfg.vocab_size;
-    *out = xmalloc((size_t)n * V * sizeof(float));
-    int rc = kv_cache_init(&kv, m, n, e);
-    for (int i = 0; i < n && !rc; i++) rc = model_forward(m, &kv, &ids[i], 1, i, *out + (size_t)i * V, 0, e);
-    kv_cache_free(&kv);
-    model_free(m);
-    return rc ? -1 : 0;
-}
 
 /* The types, the raw blocks, and llama.cpp's rounding against aloe's.
  * Sets *E = sqrt(sum over quantised matrices of (|W_q - W| / |W|)^2)
@@ -178,8 +149,8 @@ static void check_case(const Case *c) {
     CHECK_OK(logits_of(own, ids, 40, &lown, NULL, &e), &e);
     CHECK(V == V2);
     double rel, rms, orel, orms;
-    diff(lq, lf, (size_t)40 * V, &rel, &rms);
-    diff(lq, lown, (size_t)40 * V, &orel, &orms);
+    logit_diff(lq, lf, (size_t)40 * V, &rel, &rms);
+    logit_diff(lq, lown, (size_t)40 * V, &orel, &orms);
     printf("  %-24s vs f32: rms %.3f of the spread = %.2f E (E = %.3f, bound 1.6 E); vs its own weights %.1e\n", c->file,
            rms, rms / E, E, orel);
     CHECK_MSG(E > 0 && rms <= 1.6 * E, "%s: logits' rms error %.3g, weights' E %.3g", c->file, rms, E);
@@ -190,7 +161,7 @@ static void check_case(const Case *c) {
      * README's "within ~1.5% of the range" of the weights' exact logits) */
     CHECK_OK(step_logits_of(path, ids, 12, &step, &e), &e);
     CHECK_OK(step_logits_of(own, ids, 12, &step_own, &e), &e);
-    diff(step, step_own, (size_t)12 * V, &orel, &orms);
+    logit_diff(step, step_own, (size_t)12 * V, &orel, &orms);
     printf("  %-24s decoding vs its own weights: %.2e of the range\n", c->file, orel);
     CHECK_MSG(orel <= 2e-2, "%s: decoding %.3g of the range from its own weights", c->file, orel);
     test_system("rm -f '%s'", own);

@@ -35,28 +35,11 @@
 #include "formats/gguf_write.h"
 #include "model/decoder.h"
 #include "test.h"
+#include "gguf_fixture.h"
 #include "model_logits.h"
 #include "wide_hf.h"
 
 static const WideSpec WIDE = {.n_layers = 1, .ffn = 512, .seed = 7};
-
-static char *data_path(const char *name) { return xasprintf("tests/data/gguf-llamacpp/%s", name); }
-
-/* Logits [n, V] decoding one token at a time (after a prompt of 1): the
- * quantised dot-product path, activations rounded to Q8_0 (llama.cpp's
- * way), not the batched pass. */
-static int step_logits_of(const char *path, const int32_t *ids, int n, float **out, Err *e) {
-    Model *m = model_load(path, 1, e);
-    if (!m) return -1;
-    KvCache kv;
-    int V = m->cfg.vocab_size;
-    *out = xmalloc((size_t)n * V * sizeof(float));
-    int rc = kv_cache_init(&kv, m, n, e);
-    for (int i = 0; i < n && !rc; i++) rc = model_forward(m, &kv, &ids[i], 1, i, *out + (size_t)i * V, 0, e);
-    kv_cache_free(&kv);
-    model_free(m);
-    return rc ? -1 : 0;
-}
 
 typedef struct {
     double rel;  /* max|a-b| / range(b) */
