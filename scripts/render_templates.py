@@ -192,6 +192,8 @@ FEATURES = [
     ("error_call_undefined", "{{ missing() }}"),
     ("error_attr_of_undefined", "{{ missing.attr }}"),
     ("error_add_types", "{{ 1 + 'a' }}"),
+    ("precedence", "{{ 2 * 3 ~ 4 }} {{ 'a' ~ 2 ** 2 }} {{ (1 + 2) ~ 'x' }}|"),
+    ("error_cat_binds_tighter_than_add", "{{ 1 ~ 2 + 3 }}"),
     ("error_append", "{% set l = [] %}{{ l.append(1) }}"),
 ]
 

@@ -418,7 +418,8 @@ typedef struct {
     int op; /* JN_BINOP's operator */
 } BinOp;
 
-enum { LV_OR, LV_AND, LV_CMP, LV_CAT, LV_ARITH, LV_TERM, LV_POW, N_LEVELS };
+/* loosest first, as jinja2 nests them: `~` binds tighter than + and -, looser than * */
+enum { LV_OR, LV_AND, LV_CMP, LV_ARITH, LV_CAT, LV_TERM, LV_POW, N_LEVELS };
 
 static const BinOp LEVELS[N_LEVELS][7] = {
     [LV_OR] = {{JT_NAME, "or", JN_OR, 0}},
