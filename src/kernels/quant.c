@@ -199,12 +199,6 @@ float vec_dot_ref(int t, const void *row, const void *act, long n) {
 /* ---- fast dots ---- */
 
 #if defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
-static inline float hsum8(__m256 v) {
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_add_ss(s, _mm_movehdup_ps(s));
-    return _mm_cvtss_f32(s);
-}
 
 /* Sum of products of signed bytes, as 8 int32 lanes: the sign of x moves
  * onto y so that maddubs (unsigned x signed) can be used; |x| <= 127 keeps
@@ -248,17 +242,8 @@ static inline __m256i unpack_q4(const uint8_t *qs) {
     return _mm256_sub_epi8(_mm256_set_m128i(hi, lo), _mm256_set1_epi8(8));
 }
 
-/* Sums of u[i]*s[i] (u unsigned, s signed bytes) over groups of four, as 8
- * int32 lanes. Without VNNI the pairwise int16 sums of maddubs saturate
- * only above 32767, which unsigned quants up to 63 (Q4_0, Q4_K, Q6_K) stay
- * below. */
-static inline __m256i dot_u8s8(__m256i u, __m256i s) {
-#if defined(__AVXVNNI__) || (defined(__AVX512VNNI__) && defined(__AVX512VL__))
-    return _mm256_dpbusd_epi32(_mm256_setzero_si256(), u, s);
-#else
-    return _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1));
-#endif
-}
+/* dot_u8s8 (quant_internal.h): unsigned quants up to 63 (Q4_0, Q4_K, Q6_K)
+ * keep maddubs' pairwise int16 sums below 32767. */
 
 /* Q4_0 with the nibbles kept unsigned: sum((q - 8) * y) = sum(q * y) -
  * 8 * sum(y), the block sums coming with the activation (sx = dx * sum(y),

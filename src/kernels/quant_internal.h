@@ -107,6 +107,27 @@ static ALWAYS_INLINE void prefetch_ahead(const void *p, int lines) {
 }
 #endif
 
+#if defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
+/* The sum of the 8 floats of v (every AVX2 dot ends with it). */
+static inline float hsum8(__m256 v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+/* Sums of u*s over groups of four bytes (u unsigned, s signed) as 8 int32
+ * lanes. Without VNNI, maddubs adds pairs into int16 with saturation: the
+ * caller keeps 2*max(u)*max|s| below 32767 (its bound is written there). */
+static inline __m256i dot_u8s8(__m256i u, __m256i s) {
+#if defined(__AVXVNNI__) || (defined(__AVX512VNNI__) && defined(__AVX512VL__))
+    return _mm256_dpbusd_epi32(_mm256_setzero_si256(), u, s);
+#else
+    return _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1));
+#endif
+}
+#endif
+
 /* The block scales are converted twice per 32 values in the dot loops: use
  * the F16C instruction where there is one rather than a function call. */
 static inline float half(uint16_t h) {

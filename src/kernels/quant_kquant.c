@@ -75,23 +75,10 @@ float kquant_dot_ref(int t, const void *row, const void *act, long n) {
 
 #if defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
 
-static inline float hsum8k(__m256 v) {
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_add_ss(s, _mm_movehdup_ps(s));
-    return _mm_cvtss_f32(s);
-}
 
-/* Sums of u*s (u unsigned <= 63 here, s signed bytes) over groups of four
- * as 8 int32 lanes: lanes 0-3 the first 16 bytes, 4-7 the last 16. Without
- * VNNI, maddubs' pairwise int16 sums stay below 2*63*128 < 32767. */
-static inline __m256i dot_u8s8k(__m256i u, __m256i s) {
-#if defined(__AVXVNNI__) || (defined(__AVX512VNNI__) && defined(__AVX512VL__))
-    return _mm256_dpbusd_epi32(_mm256_setzero_si256(), u, s);
-#else
-    return _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1));
-#endif
-}
+/* dot_u8s8 (quant_internal.h): u <= 63 here, so maddubs' pairwise sums
+ * stay below 2*63*128 < 32767. Lanes 0-3 are the first 16 bytes, 4-7 the
+ * last 16. */
 
 static inline __m256i load_y(const int8_t *xq, long b) { return _mm256_loadu_si256((const __m256i *)(xq + 32 * b)); }
 
@@ -147,14 +134,14 @@ static ALWAYS_INLINE void dot_q23_n(int q3, const void *row, const void *const *
                 __m256 s = two_scales(sc[j], sc[j + 1]);
                 UNROLL_NX
                 for (int k = 0; k < NX; k++) {
-                    __m256 p = _mm256_cvtepi32_ps(dot_u8s8k(q, load_y(x[k], blk)));
+                    __m256 p = _mm256_cvtepi32_ps(dot_u8s8(q, load_y(x[k], blk)));
                     acc[k] = _mm256_fmadd_ps(_mm256_mul_ps(s, _mm256_set1_ps(dx[k][blk])), p, acc[k]);
                 }
             }
         }
     }
     UNROLL_NX
-    for (int k = 0; k < NX; k++) out[k] = hsum8k(acc[k]) - hsum8k(acco[k]);
+    for (int k = 0; k < NX; k++) out[k] = hsum8(acc[k]) - hsum8(acco[k]);
 }
 
 /* Q5_K: Q4_K's nibbles plus the fifth bit, one activation block per
@@ -187,13 +174,13 @@ static ALWAYS_INLINE void dot_q5_k_n(const BlockQ5_K *w, const void *const *act,
             long blk = 8 * i + j;
             UNROLL_NX
             for (int k = 0; k < NX; k++) {
-                __m256 p = _mm256_cvtepi32_ps(dot_u8s8k(q, load_y(x[k], blk)));
+                __m256 p = _mm256_cvtepi32_ps(dot_u8s8(q, load_y(x[k], blk)));
                 acc[k] = _mm256_fmadd_ps(_mm256_set1_ps(sc[j] * dx[k][blk]), p, acc[k]);
             }
         }
     }
     UNROLL_NX
-    for (int k = 0; k < NX; k++) out[k] = hsum8k(acc[k]) - hsum8k(accm[k]);
+    for (int k = 0; k < NX; k++) out[k] = hsum8(acc[k]) - hsum8(accm[k]);
 }
 
 /* IQ4_XS: the levels looked up by a byte shuffle; they are signed, so
@@ -221,13 +208,13 @@ static ALWAYS_INLINE void dot_iq4_xs_n(const BlockIQ4_XS *w, const void *const *
             UNROLL_NX
             for (int k = 0; k < NX; k++) {
                 __m256i sy = _mm256_sign_epi8(load_y(x[k], blk), L);
-                __m256 p = _mm256_cvtepi32_ps(dot_u8s8k(aL, sy));
+                __m256 p = _mm256_cvtepi32_ps(dot_u8s8(aL, sy));
                 acc[k] = _mm256_fmadd_ps(_mm256_set1_ps(s * dx[k][blk]), p, acc[k]);
             }
         }
     }
     UNROLL_NX
-    for (int k = 0; k < NX; k++) out[k] = hsum8k(acc[k]);
+    for (int k = 0; k < NX; k++) out[k] = hsum8(acc[k]);
 }
 
 static ALWAYS_INLINE void dot_n(int t, const void *row, const void *const *act, int NX, long n, float *out) {
@@ -364,7 +351,7 @@ static ALWAYS_INLINE void dot512_q5_k_n(const BlockQ5_K *w, const void *const *a
         }
     }
     UNROLL_NX
-    for (int k = 0; k < NX; k++) out[k] = _mm512_reduce_add_ps(acc[k]) - hsum8k(accm[k]);
+    for (int k = 0; k < NX; k++) out[k] = _mm512_reduce_add_ps(acc[k]) - hsum8(accm[k]);
 }
 
 /* IQ4_XS: the levels + 128 (1..241, unsigned) looked up by a byte shuffle
@@ -407,7 +394,7 @@ static ALWAYS_INLINE void dot512_iq4_xs_n(const BlockIQ4_XS *w, const void *cons
         }
     }
     UNROLL_NX
-    for (int k = 0; k < NX; k++) out[k] = _mm512_reduce_add_ps(acc[k]) - 128 * hsum8k(acco[k]);
+    for (int k = 0; k < NX; k++) out[k] = _mm512_reduce_add_ps(acc[k]) - 128 * hsum8(acco[k]);
 }
 
 static ALWAYS_INLINE void dot512_n(int t, const void *row, const void *const *act, int NX, long n, float *out) {

@@ -63,24 +63,9 @@ float legacy_dot_ref(int t, const void *row, const void *act, long n) {
 }
 
 #if defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
-static inline float hsum8(__m256 v) {
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_add_ss(s, _mm_movehdup_ps(s));
-    return _mm_cvtss_f32(s);
-}
 
-/* Sums of u*s over groups of four bytes (u unsigned, s signed) as 8 int32
- * lanes. Without VNNI maddubs's pairwise int16 sums stay below its
- * saturation: u <= 127 (quants <= 31, |grid values| <= 127) and |s| <= 127
- * give at most 2 * 127 * 127 = 32258 < 32767. */
-static inline __m256i dot_u8s8(__m256i u, __m256i s) {
-#if defined(__AVXVNNI__) || (defined(__AVX512VNNI__) && defined(__AVX512VL__))
-    return _mm256_dpbusd_epi32(_mm256_setzero_si256(), u, s);
-#else
-    return _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1));
-#endif
-}
+/* dot_u8s8 (quant_internal.h): u <= 127 (quants <= 31, |grid values| <=
+ * 127) and |s| <= 127 give pairwise sums of at most 2*127*127 = 32258. */
 
 /* The 32 bits of qh as bytes 0x10 (bit set) or 0: byte j from bit j. Each
  * 128-bit lane of the broadcast holds all four bytes of qh; the shuffle
