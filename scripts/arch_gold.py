@@ -94,7 +94,7 @@ def make_config(arch):
         c = base_config("Gemma2ForCausalLM", "gemma2")
         c.update(head_dim=16, hidden_act="gelu_pytorch_tanh", hidden_activation="gelu_pytorch_tanh",
                  rms_norm_eps=1e-6, rope_theta=10000.0, query_pre_attn_scalar=64,
-                 attn_logit_softcapping=2.0, final_logit_softcapping=3.0, sliding_window=16,
+                 attn_logit_softcapping=2.0, final_logit_softcapping=8.0, sliding_window=16,
                  cache_implementation="hybrid", tie_word_embeddings=True)
     elif arch == "gemma3":
         c = base_config("Gemma3ForCausalLM", "gemma3_text")
