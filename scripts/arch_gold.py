@@ -697,6 +697,11 @@ def self_check(c, arch, W, inp, E, T):
         pass  # the LongRoPE regime differs between the steps and the single pass
     else:
         assert am == new, ("greedy vs one forward", arch, am, new)
+    top2 = torch.topk(lg[len(pr) - 1:], 2, dim=-1).values
+    margin = (top2[:, 0] - top2[:, 1]).min().item()
+    # a near-tie would let float32 rounding in another engine pick a different id
+    assert margin > 1e-3, ("greedy near-tie", arch, margin)
+    report["greedy_min_top2_margin"] = margin
     # 4. finite differences in float64 of a few SFT-loss gradients
     names = sorted(P64)
     picks = []
