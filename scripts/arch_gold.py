@@ -84,7 +84,7 @@ def make_config(arch):
     if arch == "olmo":
         c = base_config("OlmoForCausalLM", "olmo")
         # clip_qkv low enough that a good share of q/k/v entries are clamped
-        c.update(hidden_act="silu", clip_qkv=1.0, rope_theta=10000.0, rope_scaling=None,
+        c.update(hidden_act="silu", clip_qkv=1.5, rope_theta=10000.0, rope_scaling=None,
                  tie_word_embeddings=False, pretraining_tp=1)
     elif arch == "olmo2":
         c = base_config("Olmo2ForCausalLM", "olmo2")
