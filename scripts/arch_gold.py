@@ -190,7 +190,7 @@ def make_weights(c, arch, seed):
             else:
                 a = 1.0 + rng.normal(0.0, 0.3, shape)
         elif name == "model.embed_tokens.weight":
-            a = rng.normal(0.0, 0.5 if gemma else 1.0, shape)
+            a = rng.normal(0.0, {"gemma2": 0.5, "gemma3": 0.3}.get(arch, 1.0), shape)
         elif name == "lm_head.weight":
             a = rng.normal(0.0, 0.3, shape)
         else:
