@@ -333,11 +333,15 @@ class OwnModel:
     """Forward of one architecture as a function of a dict of HF-named tensors.
     `off` is a set of quirk names to remove (for quirks.json); empty for the gold data."""
 
-    def __init__(self, c, arch, P, lora=None, off=frozenset(), slow=False):
+    def __init__(self, c, arch, P, lora=None, off=frozenset(), slow=False, modules=None):
         self.c, self.arch, self.P, self.lora, self.off, self.slow = c, arch, P, lora, set(off), slow
+        self.modules = modules or {}  # nn.Linear per projection (only --fake-transformers)
 
     def lin(self, x, mod):
-        y = x @ self.P[mod + ".weight"].t()
+        if mod in self.modules:
+            y = self.modules[mod](x)
+        else:
+            y = x @ self.P[mod + ".weight"].t()
         if self.lora is not None and ("base_model.model." + mod + ".lora_A.weight") in self.lora:
             A = self.lora["base_model.model." + mod + ".lora_A.weight"]
             B = self.lora["base_model.model." + mod + ".lora_B.weight"]
@@ -839,6 +843,84 @@ def build(arch):
     return c, W, Wref, LA
 
 
+def install_fake_transformers():
+    """--fake-transformers: exercises the --impl transformers plumbing on a machine without
+    transformers (loading the directories, named_parameters, LoRA forward hooks on nn.Linear
+    modules) with a stand-in module whose models wrap OwnModel. Its numbers must equal --impl own's
+    to float32 rounding; it says nothing about transformers itself."""
+    import types
+    arch_of = {"olmo": "olmo", "olmo2": "olmo2", "gemma2": "gemma2", "gemma3_text": "gemma3", "phi3": "phi3"}
+
+    class Out:
+        def __init__(self, logits):
+            self.logits = logits
+
+    class Fake(torch.nn.Module):
+        def __init__(self, d):
+            super().__init__()
+            with open(os.path.join(d, "config.json")) as f:
+                self.c = json.load(f)
+            self.arch = arch_of[self.c["model_type"]]
+            self.lins = {}
+            for name, a in sorted(st_read(os.path.join(d, "model.safetensors")).items()):
+                parts = name[: -len(".weight")].split(".")
+                parent = self
+                for q in parts[:-1]:
+                    if q not in parent._modules:
+                        parent.add_module(q, torch.nn.Module())
+                    parent = parent._modules[q]
+                if a.ndim == 2 and name not in ("model.embed_tokens.weight", "lm_head.weight"):
+                    m = torch.nn.Linear(a.shape[1], a.shape[0], bias=False)
+                    self.lins[name[: -len(".weight")]] = m
+                else:
+                    m = torch.nn.Module()
+                m.weight = torch.nn.Parameter(torch.tensor(a))
+                parent.add_module(parts[-1], m)
+
+        def forward(self, input_ids):
+            P = dict(self.named_parameters())
+            return Out(OwnModel(self.c, self.arch, P, modules=self.lins).logits(input_ids.tolist()))
+
+    class Auto:
+        @staticmethod
+        def from_pretrained(d, dtype=None, attn_implementation=None):
+            return Fake(d)
+
+    mod = types.ModuleType("transformers")
+    mod.__version__ = "fake (OwnModel behind nn.Modules)"
+    mod.AutoModelForCausalLM = Auto
+    sys.modules["transformers"] = mod
+
+
+def compare_with_previous(mdir, E, T):
+    """Before the transformers run overwrites the own-reference gold: how far apart they are."""
+    try:
+        with open(os.path.join(mdir, "expected.json")) as f:
+            E0 = json.load(f)
+        T0 = st_read(os.path.join(mdir, "expected.safetensors"))
+    except OSError:
+        return None
+    rep = {"previous_impl": E0.get("generator", {}).get("impl"),
+           "greedy_same": E0["greedy"]["new_ids"] == E["greedy"]["new_ids"],
+           "scalars": {k: [E0[k0][k1], E[k0][k1]] for k, (k0, k1) in {
+               "sft.loss": ("sft", "loss"), "sft.grad_norm": ("sft", "grad_norm_before_clip"),
+               "dpo.mean_loss": ("dpo", "mean_loss"), "lora.loss": ("lora", "loss")}.items()}}
+    groups = {}
+    for k, v in T.items():
+        g = k.split(".")[0] + ("." + k.split(".")[1] if k.split(".")[1] in ("grad", "forward") else "")
+        if k not in T0 or T0[k].shape != v.shape:
+            groups.setdefault(g, {"missing_or_reshaped": []})["missing_or_reshaped"].append(k)
+            continue
+        d = float(np.abs(T0[k] - v).max())
+        ref = float(np.abs(v).max()) or 1.0
+        cur = groups.setdefault(g, {"max_abs": 0.0, "max_rel_to_max": 0.0})
+        if "max_abs" in cur:
+            cur["max_abs"] = max(cur["max_abs"], d)
+            cur["max_rel_to_max"] = max(cur["max_rel_to_max"], d / ref)
+    rep["tensors"] = groups
+    return rep
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--impl", choices=["own", "transformers"], required=True)
@@ -847,7 +929,11 @@ def main():
     ap.add_argument("--tokenizer", default="/work/shared/fixtures/tokenizers/chatml")
     ap.add_argument("--inputs", default=os.path.join(DATA, "inputs.json"))
     ap.add_argument("--no-check", action="store_true")
+    ap.add_argument("--fake-transformers", action="store_true",
+                    help="plumbing check of --impl transformers without transformers (see install_fake_transformers)")
     a = ap.parse_args()
+    if a.fake_transformers:
+        install_fake_transformers()
     torch.manual_seed(0)
     torch.set_num_threads(1)
     with open(a.inputs) as f:
@@ -878,6 +964,11 @@ def main():
         E, T = compute_all(run, inp)
         out = {"arch": arch, "config": c, "generator": gen}
         out.update(E)
+        if a.impl == "transformers":
+            vs = compare_with_previous(mdir, E, T)
+            if vs is not None:
+                out["vs_previous"] = vs
+                print(json.dumps({arch: vs}, indent=1), flush=True)
         if a.impl == "own" and not a.no_check:
             out["self_check"] = self_check(c, arch, W, inp, E, T)
             quirks[arch] = {"rows": quirk_bite(c, arch, W, inp)}
