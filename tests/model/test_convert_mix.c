@@ -1,15 +1,221 @@
-/* aloe convert's llama.cpp presets (convert_mix.c).
+/* aloe convert's llama.cpp presets (model/convert_mix.c): Q4_K_M, Q5_K_M,
+ * Q2_K, Q3_K_S/M/L, Q4_K_S, Q5_K_S, Q6_K, Q4_0 ... written with the type
+ * llama.cpp's llama-quantize gives each tensor.
+ *
+ *  - The gold: tests/data/gguf-mix/llama-quantize-types.txt, the types
+ *    llama-quantize (the commit its header names) chose for every tensor
+ *    of three shapes (mix_models.h: 16 layers with GQA 4 and a tied head;
+ *    9 layers, GQA 3, an untied head; 80 layers of Qwen2, llama.cpp's
+ *    "70B") under each of 16 presets. aloe's rule (convert_mix_tensor_type
+ *    on the model aloe converts) must give the same type for every tensor,
+ *    and `aloe convert --type q4_k_m` / `Q5_K_M` must write them.
+ *  - Interop: llama-quantize's file of each preset (the shared tiny-qwen2
+ *    fixture; Q6_K: the 256-wide model of tests/data/gguf-llamacpp) loads
+ *    in aloe, computes logits within its weights' quantisation error of
+ *    the f32 model's, and `aloe complete` continues a prompt; the file aloe
+ *    writes with the same preset from the same model has the same type for
+ *    every tensor, the same general.file_type, loads and computes likewise.
  *
  *   test_convert_mix --write-model NAME DIR   writes mix_models.h's shape NAME
- *                                             (scripts/gen-mix-gold.sh uses it) */
+ *                                             (scripts/gen-gguf-mix.sh uses it) */
 #include <stdlib.h>
 
 #include "base/fileio.h"
 #include "base/mem.h"
+#include "cli/aloe_sh.h"
 #include "formats/dtype.h"
 #include "formats/gguf.h"
+#include "formats/safetensors.h"
+#include "model/convert.h"
+#include "model/convert_mix.h"
 #include "test.h"
+#include "gguf_fixture.h"
 #include "mix_models.h"
+#include "model_logits.h"
+
+#define GOLD "tests/data/gguf-mix/llama-quantize-types.txt"
+#define MAX_LAYERS 80
+
+/* One gold line: a whole-model tensor's type, or a layer kind's types by layer. */
+typedef struct GoldLine {
+    char shape[32], preset[16], name[64];
+    int n, types[MAX_LAYERS]; /* n 1 for a whole-model tensor */
+} GoldLine;
+
+typedef struct Gold {
+    GoldLine *l;
+    int n;
+} Gold;
+
+static int gold_load(Gold *g) {
+    char *txt = NULL;
+    size_t len;
+    Err e;
+    memset(g, 0, sizeof *g);
+    if (file_read_all(GOLD, &txt, &len, &e)) return -1;
+    g->l = xcalloc(len / 16 + 1, sizeof *g->l);
+    for (char *save = NULL, *line = strtok_r(txt, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+        if (line[0] == '#') continue;
+        GoldLine *l = &g->l[g->n++];
+        char *s2 = NULL, *tok[4] = {strtok_r(line, " ", &s2), strtok_r(NULL, " ", &s2), strtok_r(NULL, " ", &s2)};
+        snprintf(l->shape, sizeof l->shape, "%s", tok[0]);
+        snprintf(l->preset, sizeof l->preset, "%s", tok[1]);
+        snprintf(l->name, sizeof l->name, "%s", tok[2]);
+        for (char *run; (run = strtok_r(NULL, " ", &s2));) {
+            char *star = strchr(run, '*');
+            int count = star ? atoi(star + 1) : 1;
+            if (star) *star = 0;
+            for (int k = 0; k < count && l->n < MAX_LAYERS; k++) l->types[l->n++] = dtype_from_name(run);
+        }
+    }
+    free(txt);
+    return 0;
+}
+
+/* llama-quantize's type for a tensor, or DT_INVALID when the gold lacks it. */
+static int gold_type(const Gold *g, const char *shape, const char *preset, const char *tensor) {
+    int layer = -1, off = 0;
+    char key[64];
+    if (sscanf(tensor, "blk.%d.%n", &layer, &off) == 1 && off > 0) snprintf(key, sizeof key, "blk.%s", tensor + off);
+    else snprintf(key, sizeof key, "%s", tensor), layer = 0;
+    for (int i = 0; i < g->n; i++) {
+        const GoldLine *l = &g->l[i];
+        if (!strcmp(l->shape, shape) && !strcmp(l->preset, preset) && !strcmp(l->name, key))
+            return layer < l->n ? l->types[layer] : DT_INVALID;
+    }
+    return DT_INVALID;
+}
+
+/* The gold lines of a shape and preset, counted as tensors. */
+static int gold_count(const Gold *g, const char *shape, const char *preset) {
+    int n = 0;
+    for (int i = 0; i < g->n; i++)
+        if (!strcmp(g->l[i].shape, shape) && !strcmp(g->l[i].preset, preset)) n += g->l[i].n;
+    return n;
+}
+
+static const char *const PRESETS[] = {"Q2_K", "Q3_K_S", "Q3_K_M", "Q3_K_L", "Q4_K_S", "Q4_K_M", "Q5_K_S", "Q5_K_M",
+                                      "Q6_K", "Q4_0",   "Q4_1",   "Q5_0",   "Q5_1",   "Q8_0",   "IQ4_NL", "IQ4_XS"};
+#define N_PRESETS ((int)(sizeof PRESETS / sizeof *PRESETS))
+
+/* The model of a shape as Hugging Face directory and as aloe's f32 GGUF
+ * (the tensors' names and shapes as a conversion plans them). */
+typedef struct ShapeRun {
+    char *dir, *f32, *bin;
+    Gguf *g;
+} ShapeRun;
+
+/* 0; 1 when the shared fixtures are absent; -1 with e set. */
+static int shape_run_init(ShapeRun *r, const char *tmp, const MixShape *sp, Err *e) {
+    memset(r, 0, sizeof *r);
+    r->dir = xasprintf("%s/%s", tmp, sp->name);
+    r->f32 = xasprintf("%s/%s-f32.gguf", tmp, sp->name);
+    r->bin = test_build_path("aloe");
+    int rc = mix_model_write(sp, r->dir, e);
+    if (rc) return rc;
+    if (test_system("%s convert --model %s --out %s --type f32 2>/dev/null", r->bin, r->dir, r->f32))
+        return err_set(e, ERR_IO, "aloe convert --model %s --type f32 failed", r->dir);
+    r->g = gguf_open(r->f32, e);
+    return r->g ? 0 : -1;
+}
+
+static void shape_run_free(ShapeRun *r) {
+    if (r->g) gguf_close(r->g);
+    free(r->dir), free(r->f32), free(r->bin);
+}
+
+/* Every tensor of every shape under every preset: aloe's rule gives
+ * llama-quantize's type. */
+static void test_rules_match_llamacpp(void) {
+    Gold gold;
+    CHECK_MSG(gold_load(&gold) == 0, "%s: cannot read", GOLD);
+    char *tmp = test_tmpdir();
+    for (int s = 0; s < N_MIX_SHAPES; s++) {
+        const MixShape *sp = &MIX_SHAPES[s];
+        ShapeRun r;
+        Err e;
+        int rc = shape_run_init(&r, tmp, sp, &e);
+        if (rc == 1) SKIP("shared fixtures absent (ALOE_SHARED)");
+        CHECK_OK(rc, &e);
+        ModelConfig c;
+        CHECK_OK(hf_config_load(r.dir, &c, &e), &e);
+        SafeTensors *st = st_open(r.dir, &e);
+        CHECK_OK(st == NULL, &e);
+        int checked = 0, wrong = 0;
+        for (int p = 0; p < N_PRESETS && st; p++) {
+            int type;
+            ConvertMix m;
+            CHECK_OK(convert_mix_parse(PRESETS[p], &type, &e), &e);
+            CHECK_OK(convert_mix_init(&m, type, &c, st, &e), &e);
+            CHECK_MSG(gguf_n_tensors(r.g) == gold_count(&gold, sp->name, PRESETS[p]),
+                      "%s %s: %d tensors, the gold has %d", sp->name, PRESETS[p], gguf_n_tensors(r.g),
+                      gold_count(&gold, sp->name, PRESETS[p]));
+            for (int i = 0; i < gguf_n_tensors(r.g); i++) {
+                const TensorView *t = gguf_tensor(r.g, i);
+                int want = gold_type(&gold, sp->name, PRESETS[p], t->name);
+                int got = convert_mix_tensor_type(&m, t->name, t->ndim, tensor_cols(t));
+                checked++;
+                if (got != want && wrong++ < 10)
+                    CHECK_MSG(0, "%s %s %s (rows of %lld): aloe chooses %s, llama-quantize %s", sp->name, PRESETS[p],
+                              t->name, (long long)tensor_cols(t), dtype_name(got), dtype_name(want));
+            }
+        }
+        printf("  %-10s %d tensor choices over %d presets, %d differ from llama-quantize's\n", sp->name, checked,
+               N_PRESETS, wrong);
+        CHECK_EQ_INT(wrong, 0);
+        if (st) st_close(st);
+        shape_run_free(&r);
+    }
+    test_system("rm -rf '%s'", tmp);
+    free(tmp), free(gold.l);
+}
+
+/* `aloe convert --type q4_k_m` (and Q5_K_M, and the smaller shapes'
+ * every preset) writes those types, and llama.cpp's general.file_type. */
+static void test_cli_writes_the_mix(void) {
+    Gold gold;
+    CHECK_MSG(gold_load(&gold) == 0, "%s: cannot read", GOLD);
+    char *tmp = test_tmpdir();
+    for (int s = 0; s < N_MIX_SHAPES; s++) {
+        const MixShape *sp = &MIX_SHAPES[s];
+        ShapeRun r;
+        Err e;
+        int rc = shape_run_init(&r, tmp, sp, &e);
+        if (rc == 1) SKIP("shared fixtures absent (ALOE_SHARED)");
+        CHECK_OK(rc, &e);
+        /* the spellings users type: llama.cpp's, lower case, mixed */
+        static const char *const asked[] = {"q4_k_m", "Q5_K_M", "q3_k_m"};
+        for (int p = 0; p < 3; p++) {
+            char *out = xasprintf("%s/%s-%s.gguf", tmp, sp->name, asked[p]), *up = xstrdup(asked[p]);
+            for (char *q = up; *q; q++) *q = (char)(*q >= 'a' && *q <= 'z' ? *q - 32 : *q);
+            rc = test_system("%s convert --model %s --out %s --type %s 2>/dev/null", r.bin, r.dir, out, asked[p]);
+            CHECK_MSG(rc == 0, "aloe convert --type %s: exit %d", asked[p], rc);
+            Gguf *g = rc ? NULL : gguf_open(out, &e);
+            int wrong = 0, type = 0;
+            uint32_t ft = 0;
+            for (int i = 0; g && i < gguf_n_tensors(g); i++) {
+                const TensorView *t = gguf_tensor(g, i);
+                int want = gold_type(&gold, sp->name, up, t->name);
+                if (t->dtype != want && wrong++ < 5)
+                    CHECK_MSG(0, "%s --type %s: %s is %s, llama-quantize wrote %s", sp->name, asked[p], t->name,
+                              dtype_name(t->dtype), dtype_name(want));
+            }
+            if (g) {
+                CHECK_EQ_INT(gguf_n_tensors(g), gold_count(&gold, sp->name, up));
+                CHECK_OK(convert_mix_parse(up, &type, &e), &e);
+                CHECK_OK(gguf_get_u32(g, "general.file_type", &ft, &e), &e);
+                CHECK_EQ_INT((int)ft, convert_mix_file_type(type));
+                gguf_close(g);
+            }
+            CHECK_EQ_INT(wrong, 0);
+            test_system("rm -f '%s'", out);
+            free(out), free(up);
+        }
+        shape_run_free(&r);
+    }
+    test_system("rm -rf '%s'", tmp);
+    free(tmp), free(gold.l);
+}
 
 int main(int argc, char **argv) {
     if (argc == 4 && !strcmp(argv[1], "--write-model")) {
@@ -20,5 +226,7 @@ int main(int argc, char **argv) {
         if (rc) fprintf(stderr, "%s\n", rc == 1 ? "shared fixtures absent" : e.msg);
         return rc ? 1 : 0;
     }
+    RUN(test_rules_match_llamacpp);
+    RUN(test_cli_writes_the_mix);
     return test_summary();
 }
