@@ -17,7 +17,8 @@
  *    every tensor, the same general.file_type, loads and computes likewise.
  *
  *   test_convert_mix --write-model NAME DIR   writes mix_models.h's shape NAME
- *                                             (scripts/gen-gguf-mix.sh uses it) */
+ *                                             (scripts/gen-gguf-mix.sh uses it)
+ *   test_convert_mix --same-values A B        scripts/check-mix-llamacpp.sh's check */
 #include <stdlib.h>
 
 #include "base/fileio.h"
@@ -217,7 +218,34 @@ static void test_cli_writes_the_mix(void) {
     free(tmp), free(gold.l);
 }
 
+/* --same-values A.gguf B.gguf: every quantised tensor of A, dequantised
+ * by aloe, equals B's F32 tensor of that name bit for bit (B: llama.cpp's
+ * dequantisation of A, `llama-quantize --allow-requantize A B F32`). */
+static int same_values(const char *pa, const char *pb) {
+    Err e;
+    Gguf *a = gguf_open(pa, &e), *b = a ? gguf_open(pb, &e) : NULL;
+    if (!b) {
+        fprintf(stderr, "%s\n", e.msg);
+        if (a) gguf_close(a);
+        return 1;
+    }
+    int n = 0, same = 0;
+    for (int i = 0; i < gguf_n_tensors(a); i++) {
+        const TensorView *t = gguf_tensor(a, i), *r = gguf_find_tensor(b, t->name);
+        if (!dtype_is_quantized(t->dtype)) continue;
+        float *x = tensor_to_f32_alloc(t, &e);
+        n++;
+        same += x && r && r->dtype == DT_F32 && tensor_numel(r) == tensor_numel(t) &&
+                !memcmp(x, r->data, (size_t)tensor_numel(t) * sizeof(float));
+        free(x);
+    }
+    printf("%s: %d of %d quantised tensors dequantise to the same floats in llama.cpp and aloe\n", pa, same, n);
+    gguf_close(a), gguf_close(b);
+    return same == n ? 0 : 1;
+}
+
 int main(int argc, char **argv) {
+    if (argc == 4 && !strcmp(argv[1], "--same-values")) return same_values(argv[2], argv[3]);
     if (argc == 4 && !strcmp(argv[1], "--write-model")) {
         const MixShape *sp = mix_shape(argv[2]);
         Err e;
