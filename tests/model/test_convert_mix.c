@@ -19,6 +19,7 @@
  *   test_convert_mix --write-model NAME DIR   writes mix_models.h's shape NAME
  *                                             (scripts/gen-gguf-mix.sh uses it)
  *   test_convert_mix --same-values A B        scripts/check-mix-llamacpp.sh's check */
+#include <math.h>
 #include <stdlib.h>
 
 #include "base/fileio.h"
@@ -218,6 +219,151 @@ static void test_cli_writes_the_mix(void) {
     free(tmp), free(gold.l);
 }
 
+/* llama-quantize's file of each preset (tests/data/; commands in the
+ * READMEs there): tiny-qwen2 (64-wide rows, so its K-quants fall back to
+ * the 32-block types) for all but Q6_K, the 256-wide model (real Q6_K
+ * blocks) for Q6_K. */
+typedef struct Interop {
+    const char *preset, *file;
+    int wide;
+} Interop;
+
+static const Interop INTEROP[] = {
+    {"Q2_K", "gguf-mix/tiny-qwen2-q2_k.gguf", 0},       {"Q3_K_S", "gguf-mix/tiny-qwen2-q3_k_s.gguf", 0},
+    {"Q3_K_M", "gguf-llamacpp/tiny-qwen2-q3_k_m.gguf", 0}, {"Q3_K_L", "gguf-mix/tiny-qwen2-q3_k_l.gguf", 0},
+    {"Q4_K_S", "gguf-mix/tiny-qwen2-q4_k_s.gguf", 0},   {"Q4_K_M", "gguf-llamacpp/tiny-qwen2-q4_k_m.gguf", 0},
+    {"Q5_K_S", "gguf-mix/tiny-qwen2-q5_k_s.gguf", 0},   {"Q5_K_M", "gguf-llamacpp/tiny-qwen2-q5_k_m.gguf", 0},
+    {"Q6_K", "gguf-llamacpp/wide-q6_k.gguf", 1},        {"Q8_0", "gguf-mix/tiny-qwen2-q8_0.gguf", 0},
+    {"Q4_0", "gguf-llamacpp/tiny-qwen2-q4_0.gguf", 0},  {"Q4_1", "gguf-mix/tiny-qwen2-q4_1.gguf", 0},
+    {"Q5_0", "gguf-mix/tiny-qwen2-q5_0.gguf", 0},       {"Q5_1", "gguf-mix/tiny-qwen2-q5_1.gguf", 0},
+    {"IQ4_NL", "gguf-mix/tiny-qwen2-iq4_nl.gguf", 0},   {"IQ4_XS", "gguf-mix/tiny-qwen2-iq4_xs.gguf", 0},
+};
+
+/* E = sqrt(sum over the quantised matrices of (|W_q - W| / |W|)^2), W_q
+ * the file's weights as aloe dequantises them, W the f32 file's. */
+static void weights_error(const char *path, const char *f32path, double *E) {
+    Err e;
+    *E = -1;
+    Gguf *q = gguf_open(path, &e), *f = q ? gguf_open(f32path, &e) : NULL;
+    CHECK_MSG(q && f, "%s", e.msg);
+    double sum = 0;
+    for (int i = 0; f && i < gguf_n_tensors(q); i++) {
+        const TensorView *t = gguf_tensor(q, i), *r = gguf_find_tensor(f, t->name);
+        if (!dtype_is_quantized(t->dtype)) continue;
+        CHECK_MSG(r && r->dtype == DT_F32 && tensor_numel(r) == tensor_numel(t), "%s: %s not in %s", path, t->name,
+                  f32path);
+        float *a = tensor_to_f32_alloc(t, &e);
+        CHECK_OK(a == NULL, &e);
+        const float *w = r->data;
+        double d2 = 0, w2 = 0;
+        for (int64_t k = 0; k < tensor_numel(t); k++)
+            d2 += ((double)a[k] - w[k]) * ((double)a[k] - w[k]), w2 += (double)w[k] * w[k];
+        sum += d2 / w2;
+        free(a);
+    }
+    if (q) gguf_close(q);
+    if (f) gguf_close(f);
+    *E = sqrt(sum);
+}
+
+/* The file loads, its logits over ids are within 1.6 E of the f32
+ * model's, and `aloe complete` continues a prompt. The bound is
+ * test_gguf_llamacpp.c's (also test_gguf_legacy.c's), derived there: each
+ * matrix's relative rounding error e_i carries into the activations it
+ * produces, independent errors add in variance, so the logits' rms error
+ * relative to their spread is about E = sqrt(sum e_i^2); 1.6 E leaves room
+ * for the softmax and SiLU gains the first-order estimate ignores
+ * (measured there 0.85-1.22 E). */
+static void check_runs(const char *what, const char *path, const char *f32, const float *ref, const int32_t *ids,
+                       int n) {
+    Err e;
+    float *got = NULL;
+    int V = 0;
+    CHECK_OK(logits_of(path, ids, n, &got, &V, &e), &e);
+    double E, rel, rms;
+    weights_error(path, f32, &E);
+    logit_diff(got, ref, (size_t)n * V, &rel, &rms);
+    printf("  %-28s logits vs f32: rms %.3f of the spread = %.2f E (E = %.3f, bound 1.6 E)\n", what, rms, rms / E, E);
+    CHECK_MSG(E > 0 && rms <= 1.6 * E, "%s: logits' rms error %.3g, weights' E %.3g", what, rms, E);
+    free(got);
+    char *args = xasprintf("complete --model %s --prompt-ids 1,2,3 --max-tokens 3 --temperature 0 --print-ids", path),
+         *out = NULL;
+    int rc = aloe_sh_run(NULL, args, &out);
+    /* three ids printed as [a, b, c] */
+    CHECK_MSG(rc == 0 && out && strchr(out, '[') && strchr(strchr(out, '['), ',') &&
+                  strchr(strchr(strchr(out, '['), ',') + 1, ','),
+              "%s: aloe complete: exit %d: %s", what, rc, out ? out : "");
+    free(args), free(out);
+}
+
+/* llama-quantize's file of each preset loads in aloe and runs; aloe's file
+ * of the same preset from the same model has the same type for every
+ * tensor and general.file_type, and runs too. */
+static void test_llamacpp_presets_interop(void) {
+    NEED_SHARED(tiny, "fixtures/models/tiny-qwen2");
+    NEED_SHARED(tiny_f32, "fixtures/gguf/tiny-qwen2-f32.gguf");
+    Err e;
+    char *tmp = test_tmpdir(), *bin = test_build_path("aloe"), *wide = path_join(tmp, "wide"),
+         *wide_f32 = path_join(tmp, "wide-f32.gguf");
+    /* the 256-wide model tests/data/gguf-llamacpp/wide-*.gguf were made from */
+    WideSpec ws = {.n_layers = 1, .ffn = 512, .seed = 7};
+    WideHF w;
+    wide_hf_build(&w, &ws);
+    CHECK_OK(wide_hf_write(&w, &ws, wide, &e), &e);
+    wide_hf_free(&w);
+    CHECK(test_system("%s convert --model %s --out %s --type f32 2>/dev/null", bin, wide, wide_f32) == 0);
+    int32_t ids[40];
+    for (int i = 0; i < 40; i++) ids[i] = (int32_t)((i * 7919 + 13) % 1024);
+    float *ref_tiny = NULL, *ref_wide = NULL;
+    CHECK_OK(logits_of(tiny, ids, 40, &ref_tiny, NULL, &e), &e);
+    CHECK_OK(logits_of(wide, ids, 40, &ref_wide, NULL, &e), &e);
+    for (size_t k = 0; k < sizeof INTEROP / sizeof *INTEROP; k++) {
+        const Interop *c = &INTEROP[k];
+        const char *hf = c->wide ? wide : tiny, *f32 = c->wide ? wide_f32 : tiny_f32;
+        const float *ref = c->wide ? ref_wide : ref_tiny;
+        char *theirs = xasprintf("tests/data/%s", c->file), *mine = xasprintf("%s/aloe-%s.gguf", tmp, c->preset);
+        int type;
+        CHECK_OK(convert_mix_parse(c->preset, &type, &e), &e);
+        int rc = test_system("%s convert --model %s --out %s --type %s 2>/dev/null", bin, hf, mine, c->preset);
+        CHECK_MSG(rc == 0, "aloe convert --type %s: exit %d", c->preset, rc);
+        Gguf *a = gguf_open(mine, &e), *b = a ? gguf_open(theirs, &e) : NULL;
+        CHECK_MSG(a && b, "%s", e.msg);
+        uint32_t fa = 0, fb = 0;
+        CHECK_OK(gguf_get_u32(b, "general.file_type", &fb, &e), &e);
+        CHECK_OK(gguf_get_u32(a, "general.file_type", &fa, &e), &e);
+        CHECK_EQ_INT((int)fb, convert_mix_file_type(type)); /* the data are the preset they claim */
+        CHECK_EQ_INT((int)fa, (int)fb);
+        CHECK_EQ_INT(gguf_n_tensors(a), gguf_n_tensors(b));
+        int wrong = 0;
+        for (int i = 0; i < gguf_n_tensors(b); i++) {
+            const TensorView *t = gguf_tensor(b, i), *u = gguf_find_tensor(a, t->name);
+            if ((!u || u->dtype != t->dtype) && wrong++ < 5)
+                printf("  %s: %s: aloe wrote %s, llama-quantize %s\n", c->preset, t->name, u ? dtype_name(u->dtype) : "nothing",
+                       dtype_name(t->dtype));
+        }
+        CHECK_MSG(wrong == 0, "%s: %d tensors' types differ from llama-quantize's file", c->preset, wrong);
+        gguf_close(a), gguf_close(b);
+        char *what = xasprintf("%s llama-quantize", c->preset);
+        check_runs(what, theirs, f32, ref, ids, 40);
+        free(what), what = xasprintf("%s aloe convert", c->preset);
+        check_runs(what, mine, f32, ref, ids, 40);
+        test_system("rm -f '%s'", mine);
+        free(what), free(theirs), free(mine);
+    }
+    /* and a user chats with one (the chat template comes with the file) */
+    char *q4 = xasprintf("%s/chat-q4_k_m.gguf", tmp), *log = xasprintf("%s/chat.out", tmp), *out = NULL;
+    size_t len = 0;
+    int rc = test_system("%s convert --model %s --out %s --type q4_k_m 2>/dev/null && printf 'hello there\n' | "
+                         "%s chat --model %s --max-tokens 4 --temperature 0 >%s 2>&1",
+                         bin, tiny, q4, bin, q4, log);
+    CHECK_OK(file_read_all(log, &out, &len, &e), &e);
+    printf("  aloe chat on aloe's Q4_K_M file: %s", out);
+    CHECK_MSG(rc == 0 && strstr(out, "[reply cut at --max-tokens 4]"), "aloe chat: exit %d: %s", rc, out);
+    test_system("rm -rf '%s'", tmp);
+    free(out), free(q4), free(log), free(ref_tiny), free(ref_wide), free(tmp), free(bin), free(wide), free(wide_f32),
+        free(tiny), free(tiny_f32);
+}
+
 /* --same-values A.gguf B.gguf: every quantised tensor of A, dequantised
  * by aloe, equals B's F32 tensor of that name bit for bit (B: llama.cpp's
  * dequantisation of A, `llama-quantize --allow-requantize A B F32`). */
@@ -256,5 +402,6 @@ int main(int argc, char **argv) {
     }
     RUN(test_rules_match_llamacpp);
     RUN(test_cli_writes_the_mix);
+    RUN(test_llamacpp_presets_interop);
     return test_summary();
 }
