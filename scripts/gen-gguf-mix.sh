@@ -28,7 +28,8 @@ trap 'rm -rf "$T"' EXIT
 {
     echo "# llama-quantize F32.gguf OUT.gguf PRESET 1 (llama.cpp $LLAMA_COMMIT), no imatrix:"
     echo "# the type of every tensor. F32.gguf: build/tests/model/test_convert_mix --write-model SHAPE DIR,"
-    echo "# then build/aloe convert --model DIR --out F32.gguf --type f32. Made by scripts/gen-gguf-mix.sh."
+    echo "# then build/aloe convert --model DIR --out F32.gguf --type f32 (moe-l8: test_convert_mix --write-moe F32.gguf)."
+    echo "# Made by scripts/gen-gguf-mix.sh."
     echo "# Lines: SHAPE PRESET TENSOR TYPE, or SHAPE PRESET blk.KIND TYPE*LAYERS... (layer 0 up)."
     for m in $SHAPES; do
         build/tests/model/test_convert_mix --write-model "$m" "$T/$m"
@@ -38,6 +39,12 @@ trap 'rm -rf "$T"' EXIT
             python3 scripts/gguf-types.py "$T/q.gguf" "$m" "$p"
         done
         rm -rf "$T/$m" "$T/$m-f32.gguf" "$T/q.gguf"
+    done
+    # the 8-expert shape: written as an F32 GGUF directly (mix_models.h)
+    build/tests/model/test_convert_mix --write-moe "$T/moe-f32.gguf"
+    for p in $PRESETS; do
+        "$Q" "$T/moe-f32.gguf" "$T/q.gguf" "$p" 1 >"$T/log" 2>&1 || { cat "$T/log" >&2; exit 1; }
+        python3 scripts/gguf-types.py "$T/q.gguf" moe-l8 "$p"
     done
 } >"$T/types.txt"
 mv "$T/types.txt" "$OUT"

@@ -12,6 +12,7 @@
 #ifndef ALOE_TESTS_MIX_MODELS_H
 #define ALOE_TESTS_MIX_MODELS_H
 
+#include "formats/gguf_write.h"
 #include "wide_hf.h"
 
 typedef struct MixShape {
@@ -104,6 +105,78 @@ static inline int mix_model_write(const MixShape *sp, const char *dir, Err *e) {
     if (!rc) rc = st_write(st, tv, n, meta, e);
     for (int i = 0; i < n; i++) free((char *)tv[i].name), free((void *)tv[i].data);
     free(st), free(tv), free(cfg_path), free(out_cfg), free(src);
+    return rc ? -1 : 0;
+}
+
+/* An 8-expert llama (Mixtral's layout, llama.cpp's names) whose choices
+ * differ: attn_v and attn_k Q8_0, attn_output Q5_K, ffn_down per layer by
+ * the number in its name. aloe converts no MoE architecture, so this is
+ * written as an F32 GGUF directly (no tokenizer: llama-quantize reads only
+ * the hyper-parameters and the tensors) and the rule is checked on its
+ * tensor list. 8 layers, hidden 256, 4 heads, 1 KV head, 8 experts of
+ * ffn 32 (ffn_down rows of 32: fallbacks), vocab 64, untied head. */
+enum { MOE_LAYERS = 8, MOE_HIDDEN = 256, MOE_HEADS = 4, MOE_KV_HEADS = 1, MOE_FF = 32, MOE_EXPERTS = 8, MOE_VOCAB = 64 };
+
+/* The tensors (name, dims outermost first) in tv[0..*n), data NULL. */
+static inline void moe_tensors(TensorView *tv, int *n) {
+    const int D = MOE_HIDDEN, KV = MOE_KV_HEADS * (MOE_HIDDEN / MOE_HEADS), F = MOE_FF, X = MOE_EXPERTS;
+    *n = 0;
+#define MT(nm, d0, d1, d2)                                                                               \
+    (tv[*n] = (TensorView){.name = xstrdup(nm), .dtype = DT_F32, .ndim = (d2) ? 3 : (d1) ? 2 : 1,         \
+                           .shape = {(d0), (d1) ? (d1) : 1, (d2) ? (d2) : 1, 1}},                          \
+     (*n)++)
+    MT("token_embd.weight", MOE_VOCAB, D, 0);
+    MT("output_norm.weight", D, 0, 0);
+    MT("output.weight", MOE_VOCAB, D, 0);
+    for (int l = 0; l < MOE_LAYERS; l++) {
+        char nm[64];
+#define ML(kind, d0, d1, d2) (snprintf(nm, sizeof nm, "blk.%d.%s", l, kind), MT(nm, d0, d1, d2))
+        ML("attn_norm.weight", D, 0, 0);
+        ML("attn_q.weight", D, D, 0);
+        ML("attn_k.weight", KV, D, 0);
+        ML("attn_v.weight", KV, D, 0);
+        ML("attn_output.weight", D, D, 0);
+        ML("ffn_norm.weight", D, 0, 0);
+        ML("ffn_gate_inp.weight", X, D, 0);
+        ML("ffn_gate_exps.weight", X, F, D);
+        ML("ffn_up_exps.weight", X, F, D);
+        ML("ffn_down_exps.weight", X, D, F);
+#undef ML
+    }
+#undef MT
+}
+
+/* The F32 GGUF of that model (seeded values). 0, or -1 with e set. */
+static inline int moe_gguf_write(const char *path, Err *e) {
+    TensorView tv[3 + 10 * MOE_LAYERS];
+    int n;
+    uint64_t s = 23;
+    moe_tensors(tv, &n);
+    GgufWriter *w = gguf_writer_new();
+    gguf_set_str(w, "general.architecture", "llama");
+    gguf_set_str(w, "general.name", "moe-l8");
+    gguf_set_u32(w, "llama.context_length", 256);
+    gguf_set_u32(w, "llama.embedding_length", MOE_HIDDEN);
+    gguf_set_u32(w, "llama.block_count", MOE_LAYERS);
+    gguf_set_u32(w, "llama.feed_forward_length", MOE_FF);
+    gguf_set_u32(w, "llama.attention.head_count", MOE_HEADS);
+    gguf_set_u32(w, "llama.attention.head_count_kv", MOE_KV_HEADS);
+    gguf_set_u32(w, "llama.expert_count", MOE_EXPERTS);
+    gguf_set_u32(w, "llama.expert_used_count", 2);
+    gguf_set_u32(w, "llama.vocab_size", MOE_VOCAB);
+    gguf_set_f32(w, "llama.attention.layer_norm_rms_epsilon", 1e-5f);
+    gguf_set_u32(w, "general.file_type", 0);
+    int rc = 0;
+    for (int i = 0; i < n; i++) {
+        int64_t count = tv[i].shape[0] * tv[i].shape[1] * tv[i].shape[2];
+        float *d = xmalloc((size_t)count * sizeof(float));
+        for (int64_t k = 0; k < count; k++) d[k] = 0.1f * wide_value(&s);
+        tv[i].data = d, tv[i].nbytes = (size_t)count * sizeof(float);
+        if (!rc) rc = gguf_writer_add_tensor(w, &tv[i], e);
+    }
+    if (!rc) rc = gguf_writer_write(w, path, e);
+    gguf_writer_free(w);
+    for (int i = 0; i < n; i++) free((char *)tv[i].name), free((void *)tv[i].data);
     return rc ? -1 : 0;
 }
 

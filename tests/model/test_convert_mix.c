@@ -8,7 +8,9 @@
  *    9 layers, GQA 3, an untied head; 80 layers of Qwen2, llama.cpp's
  *    "70B") under each of 16 presets. aloe's rule (convert_mix_tensor_type
  *    on the model aloe converts) must give the same type for every tensor,
- *    and `aloe convert --type q4_k_m` / `Q5_K_M` must write them.
+ *    and `aloe convert --type q4_k_m` / `Q5_K_M` must write them. A fourth
+ *    shape, an 8-expert llama, checks the MoE rules on the rule alone (aloe
+ *    converts no MoE architecture).
  *  - Interop: llama-quantize's file of each preset (the shared tiny-qwen2
  *    fixture; Q6_K: the 256-wide model of tests/data/gguf-llamacpp) loads
  *    in aloe, computes logits within its weights' quantisation error of
@@ -170,6 +172,39 @@ static void test_rules_match_llamacpp(void) {
     }
     test_system("rm -rf '%s'", tmp);
     free(tmp), free(gold.l);
+}
+
+/* The 8-expert shape (mix_models.h): aloe's rule, told what llama.cpp
+ * reads from that file (8 layers, GQA 4, 8 experts, an untied head),
+ * gives llama-quantize's type for every tensor under every preset. */
+static void test_moe_rules_match_llamacpp(void) {
+    Gold gold;
+    CHECK_MSG(gold_load(&gold) == 0, "%s: cannot read", GOLD);
+    TensorView tv[3 + 10 * MOE_LAYERS];
+    int n, checked = 0, wrong = 0;
+    moe_tensors(tv, &n);
+    for (int p = 0; p < N_PRESETS; p++) {
+        Err e;
+        int type;
+        CHECK_OK(convert_mix_parse(PRESETS[p], &type, &e), &e);
+        ConvertMix m = {.ftype = convert_mix_file_type(type), .base = convert_mix_default_type(type),
+                        .n_layer = MOE_LAYERS, .n_gqa = MOE_HEADS / MOE_KV_HEADS, .n_expert = MOE_EXPERTS,
+                        .has_output = 1};
+        CHECK_EQ_INT(n, gold_count(&gold, "moe-l8", PRESETS[p]));
+        for (int i = 0; i < n; i++) {
+            int want = gold_type(&gold, "moe-l8", PRESETS[p], tv[i].name);
+            int got = convert_mix_tensor_type(&m, tv[i].name, tv[i].ndim, tensor_cols(&tv[i]));
+            checked++;
+            if (got != want && wrong++ < 10)
+                printf("  moe-l8 %s %s: aloe chooses %s, llama-quantize %s\n", PRESETS[p], tv[i].name, dtype_name(got),
+                       dtype_name(want));
+        }
+    }
+    printf("  moe-l8     %d tensor choices over %d presets, %d differ from llama-quantize's\n", checked, N_PRESETS,
+           wrong);
+    CHECK_EQ_INT(wrong, 0);
+    for (int i = 0; i < n; i++) free((char *)tv[i].name);
+    free(gold.l);
 }
 
 /* `aloe convert --type q4_k_m` (and Q5_K_M, and the smaller shapes'
@@ -391,6 +426,12 @@ static int same_values(const char *pa, const char *pb) {
 }
 
 int main(int argc, char **argv) {
+    if (argc == 3 && !strcmp(argv[1], "--write-moe")) {
+        Err e;
+        int rc = moe_gguf_write(argv[2], &e);
+        if (rc) fprintf(stderr, "%s\n", e.msg);
+        return rc ? 1 : 0;
+    }
     if (argc == 4 && !strcmp(argv[1], "--same-values")) return same_values(argv[2], argv[3]);
     if (argc == 4 && !strcmp(argv[1], "--write-model")) {
         const MixShape *sp = mix_shape(argv[2]);
@@ -401,6 +442,7 @@ int main(int argc, char **argv) {
         return rc ? 1 : 0;
     }
     RUN(test_rules_match_llamacpp);
+    RUN(test_moe_rules_match_llamacpp);
     RUN(test_cli_writes_the_mix);
     RUN(test_llamacpp_presets_interop);
     return test_summary();
