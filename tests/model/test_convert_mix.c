@@ -174,6 +174,42 @@ static void test_rules_match_llamacpp(void) {
     free(tmp), free(gold.l);
 }
 
+/* --type names: llama.cpp's preset names in any case; a lower-case type
+ * name keeps meaning that one type (as before the presets); a bad name
+ * lists both. */
+static void test_type_names(void) {
+    Err e;
+    int t;
+    CHECK_OK(convert_mix_parse_type("q4_k_m", &t, &e), &e);
+    CHECK_EQ_STR(convert_mix_name(t), "Q4_K_M");
+    CHECK_EQ_INT(convert_file_type(t), 15); /* LLAMA_FTYPE_MOSTLY_Q4_K_M */
+    CHECK_OK(convert_mix_parse_type("Q5_k_M", &t, &e), &e);
+    CHECK_EQ_STR(convert_mix_name(t), "Q5_K_M");
+    CHECK_EQ_INT(convert_file_type(t), 17);
+    CHECK_OK(convert_mix_parse_type("Q4_K", &t, &e), &e); /* llama-quantize's alias */
+    CHECK_EQ_STR(convert_mix_name(t), "Q4_K_M");
+    CHECK_OK(convert_mix_parse_type("q4_k", &t, &e), &e); /* the type: every matrix Q4_K */
+    CHECK_EQ_INT(t, DT_Q4_K);
+    CHECK_OK(convert_mix_parse_type("q4_0", &t, &e), &e);
+    CHECK_EQ_INT(t, DT_Q4_0);
+    CHECK_OK(convert_mix_parse_type("Q4_0", &t, &e), &e);
+    CHECK(convert_mix_is_preset(t) && convert_mix_default_type(t) == DT_Q4_0 && convert_file_type(t) == 2);
+    CHECK(convert_mix_parse_type("q4_k_x", &t, &e) == -1);
+    CHECK_EQ_INT(e.code, ERR_ARG);
+    CHECK_MSG(strstr(e.msg, "\"q4_k_x\"") && strstr(e.msg, "q6_k or iq4_xs") && strstr(e.msg, "Q4_K_M") &&
+                  strstr(e.msg, "Q3_K_L") && strstr(e.msg, "IQ4_XS"),
+              "%s", e.msg);
+    CHECK(convert_mix_parse("q8_1", &t, &e) == -1);
+    /* the CLI: exit 2 with the names */
+    char *out = NULL;
+    int rc = aloe_sh_run(NULL, "convert --model nowhere --out x.gguf --type Q4_K_X", &out);
+    CHECK_MSG(rc == 2 && strstr(out, "--type") && strstr(out, "Q5_K_M") && strstr(out, "q4_k"), "exit %d: %s", rc, out);
+    free(out), out = NULL;
+    rc = aloe_sh_run(NULL, "convert --help", &out);
+    CHECK_MSG(rc == 0 && strstr(out, "Q4_K_M") && strstr(out, "Q2_K") && strstr(out, "q4_k_m"), "exit %d: %s", rc, out);
+    free(out);
+}
+
 /* The 8-expert shape (mix_models.h): aloe's rule, told what llama.cpp
  * reads from that file (8 layers, GQA 4, 8 experts, an untied head),
  * gives llama-quantize's type for every tensor under every preset. */
@@ -441,6 +477,7 @@ int main(int argc, char **argv) {
         if (rc) fprintf(stderr, "%s\n", rc == 1 ? "shared fixtures absent" : e.msg);
         return rc ? 1 : 0;
     }
+    RUN(test_type_names);
     RUN(test_rules_match_llamacpp);
     RUN(test_moe_rules_match_llamacpp);
     RUN(test_cli_writes_the_mix);
