@@ -1,4 +1,5 @@
 #include "model/convert.h"
+#include "model/convert_mix.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -24,7 +25,7 @@ static const int CONVERT_TYPES[] = {DT_F32,  DT_F16,  DT_BF16, DT_Q8_0, DT_Q4_0,
 static int convert_type_ok(int type) {
     for (size_t i = 0; i < sizeof CONVERT_TYPES / sizeof *CONVERT_TYPES; i++)
         if (CONVERT_TYPES[i] == type) return 1;
-    return 0;
+    return convert_mix_is_preset(type); /* llama.cpp's presets: convert_mix.c */
 }
 
 int convert_type_parse(const char *name, int *type, Err *e) {
@@ -37,6 +38,7 @@ int convert_type_parse(const char *name, int *type, Err *e) {
 }
 
 int convert_file_type(int type) {
+    if (convert_mix_is_preset(type)) return convert_mix_file_type(type);
     switch (type) {
     case DT_F16: return 1;  /* LLAMA_FTYPE_MOSTLY_F16 */
     case DT_Q4_0: return 2; /* MOSTLY_Q4_0 */
@@ -66,7 +68,8 @@ static int ends_with(const char *s, const char *suffix) {
  * llama.cpp's quantiser does (dtype_row_fallback: a K-quant row that is not
  * a multiple of 256 takes Q5_0, Q5_1, Q8_0 or IQ4_NL; anything still
  * without whole blocks f16). */
-static int tensor_type(const TensorView *t, const char *gguf_name, int want) {
+static int tensor_type(const TensorView *t, const char *gguf_name, int want, const ConvertMix *mix) {
+    if (mix) return convert_mix_tensor_type(mix, gguf_name, t->ndim, t->shape[t->ndim - 1]);
     if (t->ndim <= 1 || ends_with(gguf_name, "_norm.weight") || !ends_with(gguf_name, ".weight")) return DT_F32;
     return dtype_row_fallback(want, t->shape[t->ndim - 1]);
 }
@@ -118,7 +121,8 @@ typedef struct Planned {
 
 /* llama.cpp's name, type and Q/K permutation of src; the bytes it needs
  * in the scratch are added to *scratch_size. */
-static int plan_tensor(const ModelConfig *c, const TensorView *src, int want, Planned *p, size_t *scratch_size, Err *e) {
+static int plan_tensor(const ModelConfig *c, const TensorView *src, int want, const ConvertMix *mix, Planned *p,
+                       size_t *scratch_size, Err *e) {
     int layer, kind = arch_kind_of_hf(src->name, &layer);
     if (kind < 0 || arch_gguf_name((ParamKind)kind, layer, p->name, sizeof p->name))
         return err_set(e, ERR_UNSUPPORTED, "tensor %s: no GGUF counterpart for %s", src->name, model_arch_name(c->arch));
@@ -128,7 +132,7 @@ static int plan_tensor(const ModelConfig *c, const TensorView *src, int want, Pl
     const ArchDesc *ad = arch_desc(c->arch);
     p->permute = ad && (ad->flags & ARCHF_GGUF_PERMUTED) && (is_q || is_k);
     p->n_head = is_q ? c->n_heads : c->n_kv_heads;
-    p->type = tensor_type(src, p->name, want);
+    p->type = tensor_type(src, p->name, want, mix);
     p->offset = NO_COPY;
     if (p->type != src->dtype || p->permute) {
         p->offset = *scratch_size;
@@ -211,14 +215,16 @@ int convert_hf_to_gguf(const char *hf_dir, const char *out_path, int type, Err *
         rc = convert_set_tokenizer(w, hf_dir, c.vocab_size, e);
     }
     int n = st_count(st);
+    ConvertMix mix_, *mix = convert_mix_is_preset(type) ? &mix_ : NULL; /* a llama.cpp preset: per-tensor types */
+    if (!rc && mix) rc = convert_mix_init(mix, type, &c, st, e);
     Planned *plan = xcalloc((size_t)n + 1, sizeof *plan);
     size_t scratch_size = 0;
     int fell_back = 0, matrices = 0;
     for (int i = 0; i < n && !rc; i++) {
         const TensorView *t = st_tensor(st, i);
         if (ends_with(t->name, "rotary_emb.inv_freq")) continue; /* recomputed from the config, as llama.cpp does */
-        if (plan_tensor(&c, t, type, &plan[i], &scratch_size, e)) rc = err_wrap(e, "%s", hf_dir);
-        if (t->ndim >= 2 && plan[i].type != DT_F32) matrices++, fell_back += plan[i].type != type;
+        if (plan_tensor(&c, t, type, mix, &plan[i], &scratch_size, e)) rc = err_wrap(e, "%s", hf_dir);
+        if (t->ndim >= 2 && plan[i].type != DT_F32) matrices++, fell_back += !mix && plan[i].type != type;
     }
     /* Say so when the requested type did not fit every matrix: a "q4_k" file
      * whose matrices are mostly q8_0 should not come as a surprise. */

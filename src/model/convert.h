@@ -14,7 +14,8 @@
  *    fall back as llama.cpp's quantiser does (dtype_row_fallback: q4_k to
  *    q5_0, q5_k to q5_1, q6_k to q8_0, q2_k/q3_k/iq4_xs to iq4_nl), then
  *    f16. Every type is "pure" (every matrix that type, like
- *    llama-quantize --pure); the Q4_K_M/Q5_K_M mixes are not written yet.
+ *    llama-quantize --pure); llama.cpp's presets (Q4_K_M ...) choose per
+ *    tensor: convert_mix.h.
  *
  * The file is written atomically. Tensors whose stored type is already the
  * target are used from the memory map; the others are converted into a
