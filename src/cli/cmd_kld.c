@@ -144,7 +144,7 @@ int cmd_kld(int argc, char **argv) {
         return cli_fail(&e);
     }
     KldOptions ko = {.n_ctx = n_ctx, .n_chunks = n_chunks, .bos = -1, .ubatch = ubatch, .on_chunk = on_chunk};
-    if (kld_n_chunks(1L << 40, &ko, &e) < 0) return cli_fail(&e); /* --ctx alone, before loading anything */
+    if (kld_n_chunks(2L * n_ctx, &ko, &e) < 0) return cli_fail(&e); /* --ctx alone, before loading anything */
     ModelOpenOptions bo = {.weights = 1, .tokenizer = text != NULL, .n_threads = threads};
     ModelOpenOptions mo = {.weights = 1, .n_threads = threads};
     ModelBundle b, m;
@@ -158,7 +158,7 @@ int cmd_kld(int argc, char **argv) {
     KldStats st;
     kld_stats_init(&st);
     rc = read_ids(text, ids_path, b.tok, &ids, &n_ids, &ko.bos, &e);
-    if (!rc) rc = kld_n_chunks(n_ids, &ko, &e) < 0;
+    if (!rc && (rc = kld_n_chunks(n_ids, &ko, &e) < 0)) err_wrap(&e, "%s %s", text ? "--text" : "--ids", text ? text : ids_path);
     if (!rc && (rc = model_open(model_spec, &mo, &m, &e))) err_wrap(&e, "--model");
     if (!rc) {
         fprintf(stderr, "aloe kld: %d tokens, %d chunks of %d, %d positions scored per chunk\n", n_ids,

@@ -1,5 +1,6 @@
 #include "infer/kld.h"
 
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -38,6 +39,7 @@ int kld_n_chunks(long n_ids, const KldOptions *o, Err *e) {
                        "llama-perplexity requires)",
                        n_ids, o->n_ctx, 2L * o->n_ctx);
     long max = n_ids / o->n_ctx;
+    if (max > INT_MAX) max = INT_MAX;
     return (int)(o->n_chunks > 0 && o->n_chunks < max ? o->n_chunks : max);
 }
 
