@@ -105,6 +105,6 @@ for T in $TYPES; do
 import sys
 t, lk, lke, lt, lte, ak, ake, bk, bke, bt, bte = sys.argv[1], *map(float, sys.argv[2:])
 r = lambda a, b: "%.3f" % (a / b) if b > 0 else "-"
-print("| %s | %.6f ± %.6f | %.6f ± %.6f | %.6f ± %.6f | %s | %s | %.2f ± %.2f %% | %.2f ± %.2f %% |"
+print("| %s | %.4g ± %.2g | %.4g ± %.2g | %.4g ± %.2g | %s | %s | %.2f ± %.2f %% | %.2f ± %.2f %% |"
       % (t, ak, ake, bk, bke, lk, lke, r(bk, lk), r(ak, lk), 100 * bt, 100 * bte, lt, lte))' "$T" "$@"
 done
