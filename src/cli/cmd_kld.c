@@ -145,7 +145,10 @@ int cmd_kld(int argc, char **argv) {
     }
     KldOptions ko = {.n_ctx = n_ctx, .n_chunks = n_chunks, .bos = -1, .ubatch = ubatch, .on_chunk = on_chunk};
     if (kld_n_chunks(2L * n_ctx, &ko, &e) < 0) return cli_fail(&e); /* --ctx alone, before loading anything */
-    ModelOpenOptions bo = {.weights = 1, .tokenizer = text != NULL, .n_threads = threads};
+    /* The tokenizer is loaded alone: a chat template (which model_open's
+     * tokenizer option also reads) is not needed here, and a base model's
+     * file often has none. */
+    ModelOpenOptions bo = {.weights = 1, .n_threads = threads};
     ModelOpenOptions mo = {.weights = 1, .n_threads = threads};
     ModelBundle b, m;
     memset(&m, 0, sizeof m);
@@ -157,7 +160,9 @@ int cmd_kld(int argc, char **argv) {
     int n_ids = 0;
     KldStats st;
     kld_stats_init(&st);
-    rc = read_ids(text, ids_path, b.tok, &ids, &n_ids, &ko.bos, &e);
+    rc = 0;
+    if (text && !(b.tok = tok_load(b.path, &e))) rc = err_wrap(&e, "--base %s: the tokenizer", base_spec);
+    if (!rc) rc = read_ids(text, ids_path, b.tok, &ids, &n_ids, &ko.bos, &e);
     if (!rc && (rc = kld_n_chunks(n_ids, &ko, &e) < 0)) err_wrap(&e, "%s %s", text ? "--text" : "--ids", text ? text : ids_path);
     if (!rc && (rc = model_open(model_spec, &mo, &m, &e))) err_wrap(&e, "--model");
     if (!rc) {

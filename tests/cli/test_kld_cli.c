@@ -141,8 +141,32 @@ static void test_bad_input(void) {
     free(llama);
 }
 
+/* A base model file with no chat template (as llama.cpp's converter writes
+ * for base models) is scored: kld needs the tokenizer, not a template. */
+static void test_base_without_template(void) {
+    NEED_SHARED(model, "fixtures/models/tiny-qwen2");
+    char *tmp = test_tmpdir(), *aloe = test_build_path("aloe"), *text = path_join(tmp, "text.txt");
+    test_put_text(text, TEXT);
+    int rc = test_system("mkdir -p %s/nt && cp %s/config.json %s/model.safetensors %s/tokenizer.json %s/nt/ && "
+                         "echo '{\"eos_token\": \"<|im_end|>\"}' > %s/nt/tokenizer_config.json && "
+                         "%s convert --model %s/nt --out %s/nt.gguf --type f32 2>>%s/log",
+                         tmp, model, model, model, tmp, tmp, aloe, tmp, tmp, tmp);
+    CHECK_MSG(rc == 0, "making a GGUF without a chat template failed (see %s/log)", tmp);
+    char *out = NULL;
+    char *args = xasprintf("kld --base %s/nt.gguf --model %s/nt.gguf --text %s --ctx 32 -t 1", tmp, tmp, text);
+    rc = aloe_sh_run(NULL, args, &out);
+    CHECK_MSG(rc == 0 && strstr(out, "Same top p: 100.000"), "aloe %s: exit %d:\n%s", args, rc, out);
+    free(args);
+    free(out);
+    free(text);
+    free(aloe);
+    free(tmp);
+    free(model);
+}
+
 int main(void) {
     RUN(test_self_and_quantised);
     RUN(test_bad_input);
+    RUN(test_base_without_template);
     return test_summary();
 }
