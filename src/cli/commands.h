@@ -19,6 +19,7 @@
     X(complete, "complete a prompt with a model")                                          \
     X(tokenize, "print the token ids of a text")                                           \
     X(logits, "write the logits of a token sequence to safetensors")                       \
+    X(kld, "KL divergence of a model from a base model on a text (like llama-perplexity)")  \
     X(speed, "measure prefill and decode speed (like llama-bench)")                         \
     X(embed, "print sentence embeddings of texts")
 
