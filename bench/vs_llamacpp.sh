@@ -203,6 +203,9 @@ self_test() {
     expect "llama-bench jsonl, tg only (-p 0)" "$(parse_llama $dir/llama-bench-tg-only.jsonl)" "- 1.180700"
     expect "aloe speed --json" "$(parse_aloe $dir/aloe-speed.txt)" "51.963 13.146"
     expect "aloe speed --json, -p 0" "$(parse_aloe $dir/aloe-speed-tg-only.txt)" "- 9.128"
+    # a combined test (llama-bench -pg: prompt and generation in one) is neither
+    { cat $dir/llama-bench.jsonl; sed -n 1p $dir/llama-bench.jsonl | sed 's/"n_gen": 0/"n_gen": 4/; s/"avg_ts": [0-9.]*/"avg_ts": 99.5/'; } > "$tmp/pg"
+    expect "llama-bench jsonl with a pg test" "$(parse_llama "$tmp/pg")" "5.681898 1.180700"
     printf 'llama_model_load: error loading model\n' > "$tmp/bad"
     expect "llama-bench failed" "$(parse_llama "$tmp/bad")" "- -"
     expect "aloe speed failed" "$(parse_aloe "$tmp/bad")" "- -"
@@ -234,6 +237,38 @@ self_test() {
     expect "JSON string escaping" "$(json_str 'a "q" \ b')" '"a \"q\" \\ b"'
     if [ "$fails" -gt 0 ]; then echo "self-test: $fails failed"; return 1; fi
     echo "self-test: all passed"
+}
+
+# ---------------------------------------------------------------- shapes and types
+
+# shape -> the widths of its matrices' rows (hidden, intermediate, heads x head_dim)
+shape_widths() {
+    case $1 in
+    qwen2.5-0.5b) echo "896 4864 896" ;;
+    llama-3.2-1b) echo "2048 8192 2048" ;;
+    llama-3.1-8b) echo "4096 14336 4096" ;;
+    *) die "unknown shape $1 (qwen2.5-0.5b, llama-3.2-1b, llama-3.1-8b)" ;;
+    esac
+}
+
+# type -> llama-quantize's name for it with --pure ("" for the 16/32-bit types)
+quant_name() {
+    case $1 in
+    f32 | f16 | bf16) echo "" ;;
+    q8_0 | q4_0 | q4_1 | q5_0 | q5_1 | iq4_nl | iq4_xs | q6_k | q2_k) echo "$1" | tr a-z A-Z ;;
+    q3_k) echo Q3_K_S ;; # --pure: every matrix the preset's base type
+    q4_k) echo Q4_K_S ;;
+    q5_k) echo Q5_K_S ;;
+    q4_k_m) echo Q4_K_M ;;
+    *) die "unknown type $1 (known: $all_types)" ;;
+    esac
+}
+
+# Whether every matrix row of the shape is whole blocks of the type.
+fits() {
+    local block=32 w
+    case $1 in q2_k | q3_k | q4_k | q5_k | q6_k | iq4_xs) block=256 ;; esac
+    for w in $(shape_widths "$2"); do [ $((w % block)) -eq 0 ] || return 1; done
 }
 
 # ---------------------------------------------------------------- options
@@ -269,6 +304,10 @@ done
 [ "$pp" -gt 0 ] || [ "$tg" -gt 0 ] || die "-p and -n are both 0: nothing to measure"
 [ "$threads" -gt 0 ] && [ "$rounds" -gt 0 ] || die "-t and -r must be at least 1"
 case $kv in f16 | f32) ;; *) die "--kv takes f16 or f32 (got '$kv')" ;; esac
+IFS=, read -r -a shape_list <<< "$shapes"
+IFS=, read -r -a type_list <<< "$types"
+for shape in "${shape_list[@]}"; do (shape_widths "$shape" > /dev/null) || exit 1; done
+for type in "${type_list[@]}"; do (quant_name "$type" > /dev/null) || exit 1; done
 [ -n "${LLAMACPP_BUILD:-}" ] || die "set LLAMACPP_BUILD to a llama.cpp build directory (see the head of $0)"
 lbin=$LLAMACPP_BUILD/bin
 for tool in llama-bench llama-quantize; do
@@ -285,36 +324,6 @@ make -s -j2 build/bench/random_hf || die "cannot build build/bench/random_hf"
     echo "vs_llamacpp: warning: $rounds round(s): a figure to quote needs at least 3" >&2
 
 # ---------------------------------------------------------------- the files
-
-# shape -> the widths of its matrices' rows (hidden, intermediate, heads x head_dim)
-shape_widths() {
-    case $1 in
-    qwen2.5-0.5b) echo "896 4864 896" ;;
-    llama-3.2-1b) echo "2048 8192 2048" ;;
-    llama-3.1-8b) echo "4096 14336 4096" ;;
-    *) die "unknown shape $1 (qwen2.5-0.5b, llama-3.2-1b, llama-3.1-8b)" ;;
-    esac
-}
-
-# type -> llama-quantize's name for it with --pure ("" for the 16/32-bit types)
-quant_name() {
-    case $1 in
-    f32 | f16 | bf16) echo "" ;;
-    q8_0 | q4_0 | q4_1 | q5_0 | q5_1 | iq4_nl | iq4_xs | q6_k | q2_k) echo "$1" | tr a-z A-Z ;;
-    q3_k) echo Q3_K_S ;; # --pure: every matrix the preset's base type
-    q4_k) echo Q4_K_S ;;
-    q5_k) echo Q5_K_S ;;
-    q4_k_m) echo Q4_K_M ;;
-    *) die "unknown type $1 (known: $all_types)" ;;
-    esac
-}
-
-# Whether every matrix row of the shape is whole blocks of the type.
-fits() {
-    local block=32 w
-    case $1 in q2_k | q3_k | q4_k | q5_k | q6_k | iq4_xs) block=256 ;; esac
-    for w in $(shape_widths "$2"); do [ $((w % block)) -eq 0 ] || return 1; done
-}
 
 # make_file SHAPE TYPE: the GGUF, made once and cached; FILE.how says how.
 make_file() {
@@ -345,13 +354,7 @@ make_file() {
     echo "$how" > "$f.how"
 }
 
-IFS=, read -r -a shape_list <<< "$shapes"
-IFS=, read -r -a type_list <<< "$types"
 files=()
-for shape in "${shape_list[@]}"; do
-    shape_widths "$shape" > /dev/null
-    for type in "${type_list[@]}"; do quant_name "$type" > /dev/null; done
-done
 for shape in "${shape_list[@]}"; do
     echo "files of $shape in $bench_dir/$shape" >&2
     for type in "${type_list[@]}"; do
@@ -466,7 +469,12 @@ date_utc=$(date -u '+%Y-%m-%d %H:%M UTC')
     echo "  \"llamacpp\": {\"commit\": $(json_str "$lcommit"), \"build\": $(json_str "$LLAMACPP_BUILD"), \"cmake\": $(json_str "$lcfg")},"
     echo "  \"command\": $(json_str "$command_line"),"
     echo "  \"prompt_tokens\": $pp, \"gen_tokens\": $tg, \"threads\": $threads, \"rounds\": $rounds, \"kv_type\": \"$kv\","
-    echo "  \"warnings\": $(json_str "$(cat "$raw/warnings" 2>/dev/null || true)"),"
+    printf '  "warnings": ['
+    sep=""
+    if [ -s "$raw/warnings" ]; then
+        while IFS= read -r w; do printf '%s%s' "$sep" "$(json_str "${w#vs_llamacpp: }")"; sep=", "; done < "$raw/warnings"
+    fi
+    echo "],"
     echo "  \"made_by\": {"
     sep=""
     for f in "${files[@]}"; do
