@@ -14,13 +14,14 @@
 # and point LLAMACPP_BUILD at the build directory:
 #
 #   git clone https://github.com/ggml-org/llama.cpp ~/llama.cpp   # or a tarball of a given commit
-#   cmake -S ~/llama.cpp -B ~/llama.cpp/build -DCMAKE_BUILD_TYPE=Release   # GGML_NATIVE is on by default
+#   cmake -S ~/llama.cpp -B ~/llama.cpp/build -DCMAKE_BUILD_TYPE=Release -DGGML_NATIVE=ON
 #   cmake --build ~/llama.cpp/build --target llama-bench llama-quantize -j
 #   LLAMACPP_BUILD=~/llama.cpp/build bench/vs_llamacpp.sh
 #
-# Build llama.cpp for the machine (GGML_NATIVE=ON, the default), as aloe is
-# (-march=native): the script reads the build's CMakeCache.txt and warns when
-# llama.cpp was built without instructions this CPU has. A source tree that
+# Build llama.cpp for the machine (GGML_NATIVE=ON: its default, except when
+# SOURCE_DATE_EPOCH is set), as aloe is (-march=native): the script reads the
+# build's CMakeCache.txt and warns when llama.cpp was built without
+# instructions this CPU has. A source tree that
 # is not a git checkout makes llama-bench report the commit as "unknown":
 # then set LLAMACPP_COMMIT to the commit of the snapshot.
 #
@@ -332,7 +333,7 @@ make_file() {
     [ -s "$f" ] && [ -s "$f.how" ] && return 0
     mkdir -p "$dir"
     q=$(quant_name "$type")
-    if [ -z "$q" ] || { [ "$type" != q4_k_m ] && ! fits "$type" "$shape"; }; then
+    if needs_hf "$shape" "$type"; then
         if [ ! -s "$dir/hf/model.safetensors" ]; then
             echo "  random weights: build/bench/random_hf $shape $dir/hf" >&2
             build/bench/random_hf "$shape" "$dir/hf" || die "random_hf $shape failed"
@@ -355,13 +356,26 @@ make_file() {
 }
 
 files=()
+# needs_hf SHAPE TYPE: whether the file is made from the Hugging Face
+# directory (aloe convert) rather than from the BF16 GGUF (llama-quantize).
+needs_hf() {
+    [ -z "$(quant_name "$2")" ] || { [ "$2" != q4_k_m ] && ! fits "$2" "$1"; }
+}
+
 for shape in "${shape_list[@]}"; do
     echo "files of $shape in $bench_dir/$shape" >&2
+    # first what needs the random Hugging Face directory (2 bytes a weight:
+    # 16 GB for the 8B shape), which then goes, then what llama-quantize
+    # makes from the BF16 file
+    for type in "${type_list[@]}"; do
+        if needs_hf "$shape" "$type" || [ "$type" = bf16 ]; then make_file "$shape" "$type"; fi
+    done
+    for type in "${type_list[@]}"; do needs_hf "$shape" "$type" || make_file "$shape" bf16; done
+    rm -rf "$bench_dir/$shape/hf" # made again (the same: a fixed seed) if ever needed
     for type in "${type_list[@]}"; do
         make_file "$shape" "$type"
         files+=("$shape.$type")
     done
-    rm -rf "$bench_dir/$shape/hf" # 2 bytes a weight; made again (the same) when needed
 done
 [ "$make_only" = 1 ] && { echo "files ready in $bench_dir"; exit 0; }
 
@@ -423,8 +437,11 @@ run_aloe() {
     "$aloe" speed --model "$(gguf_of "$1")" -p "$pp" -n "$tg" -t "$threads" --kv-type "$kv" --json \
         > "$raw/$1.r$2.aloe.txt" 2> "$raw/$1.r$2.aloe.err" || echo "  aloe speed failed on $1 (round $2)" >&2
 }
+round_loads=""
 for ((r = 1; r <= rounds; r++)); do
-    echo "round $r of $rounds ($(date -u +%H:%M:%S) UTC, load $(cut -d' ' -f1 /proc/loadavg))" >&2
+    load=$(cut -d' ' -f1 /proc/loadavg)
+    round_loads="$round_loads${round_loads:+, }$load"
+    echo "round $r of $rounds ($(date -u +%H:%M:%S) UTC, load $load)" >&2
     for f in "${files[@]}"; do
         if [ $((r % 2)) -eq 1 ]; then run_llama "$f" "$r"; run_aloe "$f" "$r"; else run_aloe "$f" "$r"; run_llama "$f" "$r"; fi
         l=$(parse_llama "$raw/$f.r$r.llama.jsonl") a=$(parse_aloe "$raw/$f.r$r.aloe.txt")
@@ -447,11 +464,11 @@ date_utc=$(date -u '+%Y-%m-%d %H:%M UTC')
 {
     echo "## aloe vs llama.cpp, same machine, same run"
     echo
-    echo "- date: $date_utc; load average at the start $load_start, at the end $load_end"
+    echo "- date: $date_utc; load average at the start $load_start, at each round's start $round_loads, at the end $load_end"
     echo "- machine: $cpu_model (family/model $cpu_family), $(nproc) CPUs; flags: $flags"
     echo "- aloe: commit $aloe_commit, $("$aloe" --version 2>/dev/null | head -1)"
     echo "- llama.cpp: commit $lcommit, build $LLAMACPP_BUILD ($lcfg)"
-    echo "- command: \`$command_line\` (-p $pp -n $tg -t $threads, $rounds rounds, KV cache $kv on both sides)"
+    echo "- command: \`$command_line\` (-p $pp -n $tg -t $threads, rounds: $rounds, KV cache $kv on both sides)"
     [ -s "$raw/warnings" ] && sed 's/^vs_llamacpp: /- /' "$raw/warnings"
     echo
     table_head "$pp" "$tg"
@@ -459,11 +476,13 @@ date_utc=$(date -u '+%Y-%m-%d %H:%M UTC')
     echo
     echo "How each file was made:"
     echo
-    for f in "${files[@]}"; do echo "- $f: \`$(cat "$bench_dir/${f%.*}/$f.gguf.how")\`"; done
+    for f in "${files[@]}"; do
+        echo "- $f ($(awk -v b="$(stat -c %s "$(gguf_of "$f")")" 'BEGIN { printf "%.2f GB", b / 1e9 }')): \`$(cat "$(gguf_of "$f").how")\`"
+    done
 } > "$md"
 {
     echo "{"
-    echo "  \"date\": $(json_str "$date_utc"), \"load_start\": $(json_str "$load_start"), \"load_end\": $(json_str "$load_end"),"
+    echo "  \"date\": $(json_str "$date_utc"), \"load_start\": $(json_str "$load_start"), \"load_end\": $(json_str "$load_end"), \"load_rounds\": $(json_str "$round_loads"),"
     echo "  \"machine\": {\"cpu\": $(json_str "$cpu_model"), \"family_model\": $(json_str "$cpu_family"), \"cpus\": $(nproc), \"flags\": $(json_str "$flags")},"
     echo "  \"aloe\": {\"commit\": $(json_str "$aloe_commit"), \"binary\": $(json_str "$aloe")},"
     echo "  \"llamacpp\": {\"commit\": $(json_str "$lcommit"), \"build\": $(json_str "$LLAMACPP_BUILD"), \"cmake\": $(json_str "$lcfg")},"
