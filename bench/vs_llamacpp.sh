@@ -362,6 +362,36 @@ needs_hf() {
     [ -z "$(quant_name "$2")" ] || { [ "$2" != q4_k_m ] && ! fits "$2" "$1"; }
 }
 
+# Bytes a weight, roughly, per type; the parameters of each shape. Enough to
+# see whether the files fit on the disk before making them: filling a shared
+# /tmp halfway through hurts more than stopping here.
+type_bytes() {
+    case $1 in
+    f32) echo 4 ;; f16 | bf16) echo 2 ;; q8_0) echo 1.07 ;; q6_k) echo 0.83 ;; q5_0 | q5_1 | q5_k) echo 0.7 ;;
+    q4_1) echo 0.63 ;; q4_k_m) echo 0.61 ;; *) echo 0.57 ;;
+    esac
+}
+shape_params() {
+    case $1 in qwen2.5-0.5b) echo 0.494e9 ;; llama-3.2-1b) echo 1.236e9 ;; llama-3.1-8b) echo 8.03e9 ;; esac
+}
+need=0 source=0
+for shape in "${shape_list[@]}"; do
+    n=$(shape_params "$shape") missing=0
+    for type in $(printf '%s\n' "${type_list[@]}" bf16 | sort -u); do # bf16: the source of llama-quantize
+        [ -s "$bench_dir/$shape/$shape.$type.gguf" ] && continue
+        missing=1
+        need=$(awk -v a="$need" -v n="$n" -v b="$(type_bytes "$type")" 'BEGIN { printf "%.0f", a + n * b }')
+    done
+    # the random source directory (2 bytes a weight) lives while its shape is made
+    [ "$missing" = 1 ] && source=$(awk -v a="$source" -v n="$n" 'BEGIN { printf "%.0f", (2 * n > a) ? 2 * n : a }')
+done
+peak=$(awk -v a="$need" -v b="$source" 'BEGIN { printf "%.0f", a + b }')
+mkdir -p "$bench_dir"
+avail=$(df -P -B1 "$bench_dir" | awk 'NR == 2 { print $4 }')
+if [ "$peak" -gt "$avail" ]; then
+    die "the files need about $(awk -v b="$peak" 'BEGIN { printf "%.1f", b / 1e9 }') GB in $bench_dir, which has $(awk -v b="$avail" 'BEGIN { printf "%.1f", b / 1e9 }') GB free: fewer --types or --shapes, or another ALOE_BENCH_DIR"
+fi
+
 for shape in "${shape_list[@]}"; do
     echo "files of $shape in $bench_dir/$shape" >&2
     # first what needs the random Hugging Face directory (2 bytes a weight:
