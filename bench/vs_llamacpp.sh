@@ -281,6 +281,9 @@ pp=512 tg=128 rounds=3 kv=f16 out="" make_only=0
 threads=$(lscpu -p=CORE,SOCKET 2>/dev/null | grep -v '^#' | sort -u | wc -l)
 [ "$threads" -gt 0 ] || threads=$(nproc)
 command_line="bench/vs_llamacpp.sh $*"
+for v in ALOE_BENCH_DIR LLAMACPP_COMMIT LLAMACPP_BUILD; do # the environment that shapes the run, first
+    [ -n "${!v:-}" ] && command_line="$v=${!v} $command_line"
+done
 while [ $# -gt 0 ]; do
     case $1 in
     --self-test) self_test; exit ;;
