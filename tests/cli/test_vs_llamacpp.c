@@ -1,0 +1,64 @@
+/* bench/vs_llamacpp.sh, the same-run comparison with llama.cpp: its parsers
+ * of llama-bench's and `aloe speed`'s outputs and its ratio statistics
+ * (min, median, max over rounds) through the script's --self-test, on
+ * canned outputs (bench/testdata/vs_llamacpp/); and its refusals of bad
+ * options before it builds or runs anything. No llama.cpp, no timing. */
+#include <stdlib.h>
+
+#include "base/mem.h"
+#include "test.h"
+
+/* Runs the script with args (and env before it); its exit status, and its
+ * stdout+stderr in *out (caller frees). */
+static int script(const char *env, const char *args, char **out) {
+    char *dir = test_tmpdir(), *log = xasprintf("%s/log", dir);
+    int rc = test_system("%s bench/vs_llamacpp.sh %s > %s 2>&1", env, args, log);
+    *out = test_read_text(log);
+    test_system("rm -rf '%s'", dir);
+    free(log), free(dir);
+    return rc;
+}
+
+static void test_self_test(void) {
+    char *out;
+    int rc = script("", "--self-test", &out);
+    CHECK_MSG(rc == 0 && strstr(out, "self-test: all passed") && !strstr(out, "FAIL"), "rc %d:\n%s", rc, out);
+    /* the checks the statistics rest on ran */
+    CHECK_MSG(strstr(out, "ok   row a: | a | 100.0 | 120.0 | 1.00 (0.80–1.20) |"), "%s", out);
+    CHECK_MSG(strstr(out, "ok   row b: | b | 45.0 | 70.0 | 1.50 (1.00–2.00) |"), "%s", out);
+    free(out);
+}
+
+static void test_refuses_bad_options(void) {
+    char *out;
+    int rc = script("LLAMACPP_BUILD=", "-p 16", &out);
+    CHECK_MSG(rc != 0 && strstr(out, "set LLAMACPP_BUILD"), "rc %d: %s", rc, out);
+    free(out);
+    rc = script("LLAMACPP_BUILD=/nonexistent", "-p 16", &out);
+    CHECK_MSG(rc != 0 && strstr(out, "/nonexistent/bin/llama-bench not found"), "rc %d: %s", rc, out);
+    free(out);
+    rc = script("LLAMACPP_BUILD=/nonexistent", "-p x", &out);
+    CHECK_MSG(rc != 0 && strstr(out, "whole numbers (got 'x')"), "rc %d: %s", rc, out);
+    free(out);
+    rc = script("LLAMACPP_BUILD=/nonexistent", "-p 0 -n 0", &out);
+    CHECK_MSG(rc != 0 && strstr(out, "nothing to measure"), "rc %d: %s", rc, out);
+    free(out);
+    rc = script("LLAMACPP_BUILD=/nonexistent", "--kv q8_0", &out);
+    CHECK_MSG(rc != 0 && strstr(out, "--kv takes f16 or f32"), "rc %d: %s", rc, out);
+    free(out);
+    rc = script("LLAMACPP_BUILD=/nonexistent", "--types q8_0,q9_9", &out);
+    CHECK_MSG(rc != 0 && strstr(out, "unknown type q9_9"), "rc %d: %s", rc, out);
+    free(out);
+    rc = script("LLAMACPP_BUILD=/nonexistent", "--shapes gpt-5", &out);
+    CHECK_MSG(rc != 0 && strstr(out, "unknown shape gpt-5"), "rc %d: %s", rc, out);
+    free(out);
+    rc = script("LLAMACPP_BUILD=/nonexistent", "--frobnicate", &out);
+    CHECK_MSG(rc != 0 && strstr(out, "unknown option --frobnicate"), "rc %d: %s", rc, out);
+    free(out);
+}
+
+int main(void) {
+    RUN(test_self_test);
+    RUN(test_refuses_bad_options);
+    return test_summary();
+}
