@@ -81,6 +81,9 @@ TOKENS = {
     "CohereForAI": ("<BOS_TOKEN>", "<|END_OF_TURN_TOKEN|>"),
     "ibm-granite": ("<|end_of_text|>", "<|end_of_text|>"),
     "THUDM": ("[gMASK]<sop>", "<|endoftext|>"),
+    "allenai-OLMo-2": ("<|endoftext|>", "<|endoftext|>"),
+    "HuggingFaceTB-SmolLM2": ("<|im_start|>", "<|im_end|>"),
+    "microsoft-Phi-4-mini": ("<|endoftext|>", "<|endoftext|>"),
 }
 
 TOOLS = [{
@@ -98,6 +101,9 @@ TOOLS = [{
         },
     },
 }]
+
+DOCUMENTS = [{"doc_id": 1, "title": "Paris", "text": "Paris is the capital of France."},
+             {"doc_id": 2, "title": "Lyon", "text": "Lyon is known for its cuisine."}]
 
 SYSTEM = {"role": "system", "content": "You are a helpful assistant."}
 U1 = {"role": "user", "content": "Hello! What's 2+2?"}
@@ -126,6 +132,28 @@ def cases(text):
         out.append(("tool_call", {"messages": [{"role": "user", "content": "Weather in Paris?"}, call,
                                                result],
                                   "tools": TOOLS, "add_generation_prompt": True}))
+    if "documents" in text:
+        out.append(("documents", {"messages": [{"role": "user", "content": "What is the capital of France?"}],
+                                  "documents": DOCUMENTS, "add_generation_prompt": True}))
+        out.append(("documents_controls", {"messages": [{"role": "user", "content": "Capital?"}],
+                                           "documents": DOCUMENTS, "controls": {"citations": True,
+                                                                                "length": "short"},
+                                           "add_generation_prompt": True}))
+    if "thinking" in text and "enable_thinking" not in text:  # Granite 3.2/3.3's thinking flag
+        out.append(("thinking", {"messages": [U1], "add_generation_prompt": True, "thinking": True}))
+    if "is string" in text or "['text']" in text or ".text" in text:
+        # content as a list of parts (multimodal templates, Gemma 3)
+        parts = [{"role": "system", "content": [{"type": "text", "text": "Be brief."}]},
+                 {"role": "user", "content": [{"type": "text", "text": "Describe: "},
+                                              {"type": "text", "text": " two parts "}]},
+                 {"role": "assistant", "content": [{"type": "text", "text": "Done."}]},
+                 {"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "And this?"}]}]
+        out.append(("content_parts", {"messages": parts, "add_generation_prompt": True}))
+    if "message['tools']" in text or "message.tools" in text:
+        # Phi-4-mini: the tools as a JSON string on the system message
+        out.append(("system_tools", {"messages": [dict(SYSTEM, tools=json.dumps(TOOLS)),
+                                                  {"role": "user", "content": "Weather in Paris?"}],
+                                     "add_generation_prompt": True}))
     if "enable_thinking" in text:
         out.append(("no_thinking", {"messages": [U1], "add_generation_prompt": True,
                                     "enable_thinking": False}))
@@ -227,7 +255,7 @@ def main():
         bos, eos = tokens_for(name)
         rec = {"template": name + ".jinja", "cases": []}
         for cname, kw in cases(text):
-            v = {"messages": kw["messages"], "tools": kw.get("tools"), "documents": None,
+            v = {"messages": kw["messages"], "tools": kw.get("tools"), "documents": kw.get("documents"),
                  "add_generation_prompt": kw["add_generation_prompt"]}
             if bos is not None:
                 v["bos_token"] = bos

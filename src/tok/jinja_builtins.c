@@ -880,6 +880,22 @@ JVal *jfilter(JCtx *c, const JNode *at, const char *name, JVal *x, JVal **args, 
         return r;
     }
     if (IS("string")) return jv_to_str(c, x);
+    if (IS("format")) { /* jinja2: str(x) % (kwargs or args) */
+        if (nargs && nkw) return jerr(c, at, ERR_PARSE, "format: positional and keyword arguments at once");
+        JVal *fa;
+        if (nkw) {
+            fa = jv_dict(c);
+            for (int k = 0; k < nkw; k++) jd_setz(c, fa->d, kwn[k], kwv[k]);
+        } else {
+            fa = jv_list(c);
+            fa->i = 1; /* a tuple */
+            for (int k = 0; k < nargs; k++) jl_push(c, fa->l, args[k]);
+        }
+        JVal *fs = x->t == JV_STR ? jv_str_nocopy(c, x->s, x->n) : jv_to_str(c, x);
+        if (!fs) return NULL;
+        fs->b = 0;
+        return jformat_percent(c, at, fs, fa);
+    }
     if (IS("length") || IS("count")) {
         switch (x->t) {
         case JV_UNDEF: return jv_int(c, 0);
@@ -892,19 +908,29 @@ JVal *jfilter(JCtx *c, const JNode *at, const char *name, JVal *x, JVal **args, 
         }
     }
     if (IS("tojson")) {
-        JVal *ind = arg(&A, 0, "indent");
-        int64_t indent = -1;
+        /* transformers' tojson(x, ensure_ascii=False, indent=None,
+         * separators=None, sort_keys=False): json.dumps with those */
+        JJsonOpt o = {.indent = -1};
+        JVal *ind = arg(&A, 1, "indent");
         if (ind && ind->t != JV_NONE) {
             if (ind->t != JV_INT) return jerr(c, at, ERR_PARSE, "tojson: indent must be an integer");
-            indent = ind->i < 0 ? 0 : ind->i > 64 ? 64 : ind->i;
+            o.indent = ind->i < 0 ? 0 : ind->i > 64 ? 64 : (int)ind->i;
         }
-        JVal *ea = arg(&A, 1, "ensure_ascii");
-        if (ea && jv_truthy(ea)) return jerr(c, at, ERR_UNSUPPORTED, "tojson: ensure_ascii=True is not supported");
-        if (arg(&A, 2, "separators")) return jerr(c, at, ERR_UNSUPPORTED, "tojson: separators are not supported");
+        o.ascii = arg_bool(&A, 0, "ensure_ascii", 0);
+        JVal *sep = arg(&A, 2, "separators");
+        if (sep && sep->t != JV_NONE) {
+            if (sep->t != JV_LIST || sep->b || sep->l->n != 2 || sep->l->v[0]->t != JV_STR ||
+                sep->l->v[1]->t != JV_STR)
+                return jerr(c, at, ERR_PARSE, "tojson: separators must be two strings (item, key)");
+            o.item_sep = sep->l->v[0]->s;
+            o.item_sep_n = sep->l->v[0]->n;
+            o.key_sep = sep->l->v[1]->s;
+            o.key_sep_n = sep->l->v[1]->n;
+        }
+        o.sort_keys = arg_bool(&A, 3, "sort_keys", 0);
         StrBuf b;
         sb_init(&b);
-        if (jv_json_append(c, at, &b, x, (int)indent, arg_bool(&A, 3, "sort_keys", 0), 0))
-            return sb_free(&b), NULL;
+        if (jv_json_append(c, at, &b, x, &o, 0)) return sb_free(&b), NULL;
         JVal *r = jv_str(c, b.s ? b.s : "", b.len);
         sb_free(&b);
         return r;

@@ -212,6 +212,7 @@ JVal *jiterate(JCtx *c, const JNode *at, JVal *v) {
 /* ---- Operators ------------------------------------------------------------ */
 
 static JVal *arith(JCtx *c, const JNode *at, int op, JVal *a, JVal *b) {
+    if (op == JOP_MOD && a->t == JV_STR) return jformat_percent(c, at, a, b);
     if (a->t == JV_UNDEF) return undef_err(c, at, a);
     if (b->t == JV_UNDEF) return undef_err(c, at, b);
     if (jv_is_num(a) && jv_is_num(b)) {
@@ -503,6 +504,17 @@ JVal *jeval(JCtx *c, const JNode *n, JScope *s) {
         JVal *a = jeval(c, n->a, s), *b = a ? jeval(c, n->b, s) : NULL;
         return b ? binop(c, n, a, b) : NULL;
     }
+    case JN_COMPARE: {
+        /* Python's chain: stops at the first false link, each operand once */
+        JVal *a = jeval(c, n->a, s), *r = NULL;
+        for (int i = 0; a && i < n->n; i++) {
+            JVal *b = jeval(c, n->v[i]->b, s);
+            if (!b || !(r = binop(c, n->v[i], a, b))) return NULL;
+            if (!jv_truthy(r)) return r;
+            a = b;
+        }
+        return a ? r : NULL;
+    }
     case JN_NEG: case JN_POS: {
         JVal *a = jeval(c, n->a, s);
         if (!a) return NULL;
@@ -582,7 +594,31 @@ static int render_to(JCtx *c, const JNode *body, JScope *s, StrBuf *buf) {
     return rc;
 }
 
-static JVal *loop_var(JCtx *c, JVal *items, int i) {
+/* loop.cycle(a, b, ...): the argument at this iteration's index, round. */
+static JVal *loop_cycle(JCtx *c, const JNode *at, JVal *fn, JVal **args, int nargs,
+                        const char **kwn, JVal **kwv, int nkw) {
+    (void)kwn, (void)kwv;
+    if (nkw) return jerr(c, at, ERR_PARSE, "loop.cycle takes no keyword arguments");
+    if (!nargs) return jerr(c, at, ERR_PARSE, "loop.cycle: no items for cycling given");
+    return args[fn->self->i % nargs];
+}
+
+/* loop.changed(*values): true when the values differ from those of the
+ * last call in this loop (the first call: true). fn->self is the loop's
+ * state, a dict holding the last values under "last". */
+static JVal *loop_changed(JCtx *c, const JNode *at, JVal *fn, JVal **args, int nargs,
+                          const char **kwn, JVal **kwv, int nkw) {
+    (void)at, (void)kwn, (void)kwv, (void)nkw;
+    JVal *now = jv_list(c);
+    now->i = 1;
+    for (int k = 0; k < nargs; k++) jl_push(c, now->l, args[k]);
+    JVal *last = jd_get(fn->self->d, "last", 4);
+    if (last && jv_equal(last, now)) return JV_BOOLV(0);
+    jd_setz(c, fn->self->d, "last", now);
+    return JV_BOOLV(1);
+}
+
+static JVal *loop_var(JCtx *c, JVal *items, int i, JVal *state) {
     JVal *d = jv_dict(c);
     int n = items->l->n;
     jd_setz(c, d->d, "index", jv_int(c, i + 1));
@@ -596,6 +632,8 @@ static JVal *loop_var(JCtx *c, JVal *items, int i) {
     jd_setz(c, d->d, "depth0", jv_int(c, 0));
     if (i > 0) jd_setz(c, d->d, "previtem", items->l->v[i - 1]);
     if (i + 1 < n) jd_setz(c, d->d, "nextitem", items->l->v[i + 1]);
+    jd_setz(c, d->d, "cycle", jv_func(c, loop_cycle, jv_int(c, i)));
+    jd_setz(c, d->d, "changed", jv_func(c, loop_changed, state));
     return d;
 }
 
@@ -629,10 +667,11 @@ static int exec_for(JCtx *c, const JNode *n, JScope *s) {
         ls = scope_new(c, s);
     }
     if (!items->l->n) return n->c ? exec(c, n->c, s) : 0;
+    JVal *state = jv_dict(c); /* loop.changed's memory */
     for (int i = 0; i < items->l->n; i++) {
         if (jstep(c, n)) return -1;
         if (assign(c, n, ls, n->names, n->nnames, items->l->v[i])) return -1;
-        jd_setz(c, ls->vars, "loop", loop_var(c, items, i));
+        jd_setz(c, ls->vars, "loop", loop_var(c, items, i, state));
         if (exec(c, n->b, ls)) return -1;
         if (c->cont) c->cont = 0;
         if (c->brk) {

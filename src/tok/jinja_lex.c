@@ -7,7 +7,8 @@
  *     "{%" or "{#" are dropped ("{%+" keeps them);
  *   - trim_blocks: one newline right after "%}" or "#}" is dropped ("+%}"
  *     keeps it).
- * {% raw %}...{% endraw %} becomes one data token. */
+ * {% raw %}...{% endraw %} becomes one data token. Newlines are normalised
+ * first (normalize_source). */
 #include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
@@ -247,7 +248,28 @@ static void push_data(Lexer *L, size_t a, size_t b) {
     if (b > a) push(L, JT_DATA, ja_strndup(L->a, L->src + a, b - a), b - a, a);
 }
 
+/* The source as jinja2's lexer reads it: "\r\n" and "\r" become "\n", and
+ * one newline that ends the template is dropped (keep_trailing_newline is
+ * off in transformers' environment), so a template file's final newline
+ * does not reach the prompt. In the arena: tokens point into it. */
+static const char *normalize_source(const char *src, JArena *a) {
+    size_t n = strlen(src), k = 0;
+    char *s = ja_alloc(a, n + 1);
+    for (size_t i = 0; i < n; i++) {
+        if (src[i] == '\r') {
+            s[k++] = '\n';
+            if (src[i + 1] == '\n') i++;
+        } else {
+            s[k++] = src[i];
+        }
+    }
+    if (k && s[k - 1] == '\n') k--;
+    s[k] = 0;
+    return s;
+}
+
 int jinja_lex(const char *src, JArena *a, JTok **toks, int *ntoks, Err *e) {
+    src = normalize_source(src, a);
     Lexer L = {.src = src, .a = a, .e = e, .last_line = 1, .last_col = 1};
     size_t p = 0;
     int strip_next = 0, trim_nl = 0;
