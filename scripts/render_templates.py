@@ -84,6 +84,9 @@ TOKENS = {
     "allenai-OLMo-2": ("<|endoftext|>", "<|endoftext|>"),
     "HuggingFaceTB-SmolLM2": ("<|im_start|>", "<|im_end|>"),
     "microsoft-Phi-4-mini": ("<|endoftext|>", "<|endoftext|>"),
+    "meta-llama-Llama-2": ("<s>", "</s>"),
+    "TheBloke-deepseek": ("<｜begin▁of▁sentence｜>", "<|EOT|>"),
+    "moonshotai": ("[BOS]", "[EOS]"),
 }
 
 TOOLS = [{
@@ -223,6 +226,25 @@ FEATURES = [
     ("precedence", "{{ 2 * 3 ~ 4 }} {{ 'a' ~ 2 ** 2 }} {{ (1 + 2) ~ 'x' }}|"),
     ("error_cat_binds_tighter_than_add", "{{ 1 ~ 2 + 3 }}"),
     ("error_append", "{% set l = [] %}{{ l.append(1) }}"),
+    # comparisons chain as in Python: a < b < c is a < b and b < c, b evaluated once
+    ("chained_compare", "{{ 1 < 2 == true }} {{ 1 < 2 < 3 }} {{ 3 > 2 > 1 }} {{ 1 < 3 < 2 }} {{ xs[0] > xs[1] < xs[2] }} {{ 1 == 1 == 1 }} {{ 1 < 2 != false }} {{ 2 in xs in [xs] }} {{ 0 < n <= 7 }} {{ not 1 < 2 < 3 }} {{ 1 < 2 < 3 and 'x' }}"),
+    ("chained_compare_once", "{% set ns = namespace(c=0) %}{% macro m() %}{% set ns.c = ns.c + 1 %}2{% endmacro %}{{ 1 < m()|int < 3 }} {{ ns.c }} {{ 3 < 2 < m()|int }} {{ ns.c }} {{ 1 < 2 < m()|int < 4 }} {{ ns.c }}"),
+    ("error_chained_compare_types", "{{ 1 < 2 < 'a' }}"),
+    # the lexer's view of the source: one final newline dropped, \r\n and \r read as \n
+    ("trailing_newline", "{% if t %}x{% endif %}\n\n"),
+    ("trailing_newline_one", "a\n"),
+    ("crlf", "a\r\nb {{ 'c\r\nd'|length }}\r\n{% if t %}\r\ny{% endif %}\r\nz\rw\r\n"),
+    ("tojson_options", "{{ d|tojson(separators=(',', ':')) }} {{ xs|tojson(separators=(', ', ': '), indent=1) }} {{ u|tojson(ensure_ascii=true) }} {{ '\U0001F600'|tojson(true) }} {{ {'k': [1, 2]}|tojson(indent=2, separators=(',', ' = ')) }}"),
+    ("loop_cycle", "{% for x in xs %}{{ loop.cycle('odd', 'even') }} {% endfor %}{% for x in names %}{{ loop.cycle(1, 2, 3) }}{% endfor %}"),
+    ("loop_changed", "{% for x in [1, 1, 2, 2, 3, 1] %}{% if loop.changed(x) %}{{ x }}{% endif %}{% endfor %}|{% for m in messages %}{{ loop.changed(m.role) }} {% endfor %}"),
+    ("percent_format", "{{ '%s and %d' % ('a', 3) }}|{{ '%05.2f' % 3.14159 }}|{{ '%s' % 'x' }}|{{ '%(a)s-%(b)r' % {'a': 1, 'b': 'q'} }}|{{ '%x %X %o %e %g %%' % (255, 255, 8, 12345.678, 0.00001) }}|{{ '%-5s|%5s|%.2s' % ('ab', 'cd', 'xyz') }}|{{ '%5d|%-4d|%+d|% d|%03d' % (42, 7, 5, 6, -4) }}|{{ '%s %s' % ([1, 2], none) }}|{{ '%i %d' % (3.7, true) }}|{{ '%r' % 'x' }}|{{ '%#o %#x' % (8, 255) }}|{{ '%c%c' % ('a', 'é') }}|{{ '%s' % d }}|{{ 'no args' % {} }}|{{ '%5s|' % 'ü' }}"),
+    ("format_filter", "{{ '%s-%s'|format(1, 'b') }} {{ '%(x)s!'|format(x=2) }} {{ '%.1f'|format(2.25) }} {{ n|format }}"),
+    ("error_percent_too_few", "{{ '%s %s' % ('a',) }}"),
+    ("error_percent_too_many", "{{ '%s' % ('a', 'b') }}"),
+    ("error_percent_int_of_float", "{{ '%x' % 2.5 }}"),
+    ("str_methods_more", "{{ 'abc'.center(7, '*') }}|{{ 'abc'.center(6) }}|{{ 'ab'.center(5) }}|{{ 'ab'.ljust(4, '.') }}|{{ 'ab'.rjust(4) }}|{{ '7'.zfill(3) }}{{ '-7'.zfill(4) }}|{{ 'a=b=c'.partition('=') }}|{{ 'a=b=c'.rpartition('=') }}|{{ 'abc'.partition('x') }}|{{ 'abc'.rpartition('x') }}|{{ 'abcb'.rfind('b') }}{{ 'abc'.rfind('x') }}{{ 'abc'.index('c') }}|{{ 'prefix_x'.removeprefix('prefix_') }}{{ 'x.py'.removesuffix('.py') }}{{ 'x'.removeprefix('y') }}|{{ 'ünï'.center(5, '·') }}"),
+    ("dict_copy", "{% set e = d.copy() %}{{ e }} {{ e is mapping }}"),
+    ("int_edges", "{{ 2 ** 62 }} {{ 9223372036854775807 }} {{ -9223372036854775807 - 1 }} {{ (-2) ** 63 }}"),
 ]
 
 

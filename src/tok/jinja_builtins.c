@@ -317,8 +317,10 @@ JVal *jmethod(JCtx *c, const JNode *at, JVal *obj, const char *name) {
                                       "split", "rsplit", "upper", "lower", "replace", "title",
                                       "capitalize", "format", "join", "count", "find",
                                       "splitlines", "isdigit", "isalpha", "isspace", "isalnum",
-                                      "islower", "isupper", NULL};
-    static const char *const DICT[] = {"get", "items", "keys", "values", NULL};
+                                      "islower", "isupper", "removeprefix", "removesuffix",
+                                      "partition", "rpartition", "rfind", "index", "center",
+                                      "ljust", "rjust", "zfill", NULL};
+    static const char *const DICT[] = {"get", "items", "keys", "values", "copy", NULL};
     static const char *const LIST[] = {"index", "count", NULL};
     static const char *const UNSAFE_DICT[] = {"update", "pop", "popitem", "setdefault", "clear", NULL};
     static const char *const UNSAFE_LIST[] = {"append", "extend", "insert", "pop", "remove", "sort",
@@ -400,6 +402,81 @@ static JVal *call_method(JCtx *c, const JNode *at, JVal *fn, JVal **args, int na
             }
             return jv_int(c, name[0] == 'f' ? -1 : cnt);
         }
+        if (!strcmp(name, "removeprefix") || !strcmp(name, "removesuffix")) {
+            JVal *x = need_str(c, at, arg(&A, 0, NULL), name);
+            if (!x) return NULL;
+            int end = name[6] == 's';
+            if (!starts_ends(self, x, end)) return self;
+            return jv_str_nocopy(c, self->s + (end ? 0 : x->n), self->n - x->n);
+        }
+        if (!strcmp(name, "partition") || !strcmp(name, "rpartition")) {
+            JVal *x = need_str(c, at, arg(&A, 0, NULL), name);
+            if (!x) return NULL;
+            if (!x->n) return jerr(c, at, ERR_PARSE, "%s: empty separator", name);
+            int rev = name[0] == 'r';
+            size_t at_i = self->n + 1;
+            for (size_t i = 0; i + x->n <= self->n; i++) {
+                size_t k = rev ? self->n - x->n - i : i;
+                if (!memcmp(self->s + k, x->s, x->n)) {
+                    at_i = k;
+                    break;
+                }
+            }
+            JVal *r = jv_list(c), *e = jv_str(c, "", 0);
+            r->i = 1; /* a tuple */
+            if (at_i > self->n) { /* not found: (s, '', '') or ('', '', s) */
+                jl_push(c, r->l, rev ? e : self);
+                jl_push(c, r->l, e);
+                jl_push(c, r->l, rev ? self : e);
+            } else {
+                jl_push(c, r->l, jv_str_nocopy(c, self->s, at_i));
+                jl_push(c, r->l, x);
+                jl_push(c, r->l, jv_str_nocopy(c, self->s + at_i + x->n, self->n - at_i - x->n));
+            }
+            return r;
+        }
+        if (!strcmp(name, "rfind") || !strcmp(name, "index")) {
+            JVal *x = need_str(c, at, arg(&A, 0, NULL), name);
+            if (!x) return NULL;
+            int rev = name[0] == 'r';
+            for (size_t i = 0; i + x->n <= self->n; i++) {
+                size_t k = rev ? self->n - x->n - i : i;
+                if (!memcmp(self->s + k, x->s, x->n)) return jv_int(c, (int64_t)ju_len(self->s, k));
+            }
+            if (rev) return jv_int(c, -1);
+            return jerr(c, at, ERR_PARSE, "index(): substring not found");
+        }
+        if (!strcmp(name, "center") || !strcmp(name, "ljust") || !strcmp(name, "rjust") ||
+            !strcmp(name, "zfill")) {
+            int64_t w;
+            if (arg_int(c, at, &A, 0, "width", 0, &w)) return NULL;
+            JVal *fillv = name[0] == 'z' ? NULL : arg(&A, 1, "fillchar");
+            if (fillv && (fillv->t != JV_STR || ju_len(fillv->s, fillv->n) != 1))
+                return jerr(c, at, ERR_PARSE, "%s: the fill character must be exactly one character", name);
+            const char *fill = fillv ? fillv->s : name[0] == 'z' ? "0" : " ";
+            size_t fn = fillv ? fillv->n : 1;
+            int64_t len = (int64_t)ju_len(self->s, self->n);
+            if (w <= len) return self;
+            if ((uint64_t)(w - len) * fn > c->max_output)
+                return jerr(c, at, ERR_PARSE, "%s: width past the output limit", name);
+            int64_t pad = w - len, left;
+            if (name[0] == 'l') left = 0;
+            else if (name[0] == 'r' || name[0] == 'z') left = pad;
+            else left = pad / 2 + (pad & w & 1); /* CPython's center: the odd space by the width's parity */
+            StrBuf b;
+            sb_init(&b);
+            size_t body = 0;
+            if (name[0] == 'z' && self->n && (self->s[0] == '-' || self->s[0] == '+')) {
+                sb_appendc(&b, self->s[0]); /* zfill pads after the sign */
+                body = 1;
+            }
+            for (int64_t i = 0; i < left; i++) sb_appendn(&b, fill, fn);
+            sb_appendn(&b, self->s + body, self->n - body);
+            for (int64_t i = left; i < pad; i++) sb_appendn(&b, fill, fn);
+            JVal *r = jv_str(c, b.s, b.len);
+            sb_free(&b);
+            return r;
+        }
         if (!strcmp(name, "splitlines")) {
             JVal *r = jv_list(c);
             size_t a = 0, i = 0;
@@ -448,6 +525,11 @@ static JVal *call_method(JCtx *c, const JNode *at, JVal *fn, JVal **args, int na
             if (v) return v;
             JVal *d = arg(&A, 1, NULL);
             return d ? d : JV_NONEV;
+        }
+        if (!strcmp(name, "copy")) {
+            JVal *r = jv_dict(c);
+            for (int i = 0; i < self->d->n; i++) jd_set(c, r->d, self->d->k[i], self->d->v[i]);
+            return r;
         }
         JVal *r = jv_list(c);
         for (int i = 0; i < self->d->n; i++) {

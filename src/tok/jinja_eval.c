@@ -211,6 +211,12 @@ JVal *jiterate(JCtx *c, const JNode *at, JVal *v) {
 
 /* ---- Operators ------------------------------------------------------------ */
 
+/* Python's ints grow without bound; this interpreter's are 64-bit, so a
+ * result past them is an error rather than a wrapped number. */
+static JVal *int_overflow(JCtx *c, const JNode *at) {
+    return jerr(c, at, ERR_UNSUPPORTED, "integer result past 64 bits (Python's big integers are not supported)");
+}
+
 static JVal *arith(JCtx *c, const JNode *at, int op, JVal *a, JVal *b) {
     if (op == JOP_MOD && a->t == JV_STR) return jformat_percent(c, at, a, b);
     if (a->t == JV_UNDEF) return undef_err(c, at, a);
@@ -220,9 +226,14 @@ static JVal *arith(JCtx *c, const JNode *at, int op, JVal *a, JVal *b) {
         int64_t x = a->t == JV_INT ? a->i : a->b, y = b->t == JV_INT ? b->i : b->b;
         double fx = jv_num(a), fy = jv_num(b);
         switch (op) {
-        case JOP_ADD: return ints ? jv_int(c, (int64_t)((uint64_t)x + (uint64_t)y)) : jv_float(c, fx + fy);
-        case JOP_SUB: return ints ? jv_int(c, (int64_t)((uint64_t)x - (uint64_t)y)) : jv_float(c, fx - fy);
-        case JOP_MUL: return ints ? jv_int(c, (int64_t)((uint64_t)x * (uint64_t)y)) : jv_float(c, fx * fy);
+        case JOP_ADD: case JOP_SUB: case JOP_MUL: {
+            if (!ints) return jv_float(c, op == JOP_ADD ? fx + fy : op == JOP_SUB ? fx - fy : fx * fy);
+            int64_t r;
+            int ovf = op == JOP_ADD ? __builtin_add_overflow(x, y, &r)
+                    : op == JOP_SUB ? __builtin_sub_overflow(x, y, &r) : __builtin_mul_overflow(x, y, &r);
+            if (ovf) return int_overflow(c, at);
+            return jv_int(c, r);
+        }
         case JOP_DIV:
             if (fy == 0) return jerr(c, at, ERR_PARSE, "division by zero");
             return jv_float(c, fx / fy);
@@ -230,7 +241,7 @@ static JVal *arith(JCtx *c, const JNode *at, int op, JVal *a, JVal *b) {
         case JOP_MOD:
             if (ints ? y == 0 : fy == 0) return jerr(c, at, ERR_PARSE, "division by zero");
             if (ints) {
-                if (x == INT64_MIN && y == -1) return jv_int(c, op == JOP_FDIV ? x : 0);
+                if (x == INT64_MIN && y == -1) return op == JOP_FDIV ? int_overflow(c, at) : jv_int(c, 0);
                 int64_t q = x / y, r = x % y;
                 if (r && ((r < 0) != (y < 0))) {
                     q--;
@@ -244,11 +255,11 @@ static JVal *arith(JCtx *c, const JNode *at, int op, JVal *a, JVal *b) {
             }
         case JOP_POW:
             if (ints && y >= 0) {
+                if (x == 0 || x == 1) return jv_int(c, y == 0 ? 1 : x);
+                if (x == -1) return jv_int(c, (y % 2) ? -1 : 1);
                 int64_t r = 1;
-                for (int64_t i = 0; i < y && i < 64; i++) r = (int64_t)((uint64_t)r * (uint64_t)x);
-                if (y >= 64 && x != 0 && x != 1 && x != -1)
-                    return jerr(c, at, ERR_PARSE, "integer power too large");
-                if (y >= 64 && x == -1) r = (y % 2) ? -1 : 1;
+                for (int64_t i = 0; i < y; i++)
+                    if (__builtin_mul_overflow(r, x, &r)) return int_overflow(c, at);
                 return jv_int(c, r);
             }
             return jv_float(c, pow(fx, fy));
@@ -522,7 +533,8 @@ JVal *jeval(JCtx *c, const JNode *n, JScope *s) {
                                        n->k == JN_NEG ? '-' : '+', jv_type_name(a));
         if (n->k == JN_POS) return a->t == JV_BOOL ? jv_int(c, a->b) : a;
         if (a->t == JV_FLOAT) return jv_float(c, -a->f);
-        return jv_int(c, (int64_t)(0 - (uint64_t)(a->t == JV_INT ? a->i : a->b)));
+        if (a->t == JV_INT && a->i == INT64_MIN) return int_overflow(c, n);
+        return jv_int(c, a->t == JV_INT ? -a->i : -(int64_t)a->b);
     }
     case JN_NOT: {
         JVal *a = jeval(c, n->a, s);

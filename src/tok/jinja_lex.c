@@ -10,6 +10,7 @@
  * {% raw %}...{% endraw %} becomes one data token. Newlines are normalised
  * first (normalize_source). */
 #include <ctype.h>
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -201,9 +202,13 @@ static int lex_tag(Lexer *L, int block, int *strip_after, int *keep_nl) {
             for (size_t i = a; i < p && k < sizeof buf - 1; i++)
                 if (s[i] != '_') buf[k++] = s[i];
             buf[k] = 0;
+            errno = 0;
+            int64_t iv = is_float ? 0 : strtoll(buf, NULL, 10);
+            if (!is_float && (errno == ERANGE || k == sizeof buf - 1))
+                return lerr(L, a, "integer literal past 64 bits (Python's big integers are not supported)");
             JTok *t = push(L, is_float ? JT_FLOAT : JT_INT, s + a, p - a, a);
             if (is_float) t->f = strtod(buf, NULL);
-            else t->i = strtoll(buf, NULL, 10);
+            else t->i = iv;
         } else if (isalpha((unsigned char)c) || c == '_') {
             size_t a = p;
             while (isalnum((unsigned char)s[p]) || s[p] == '_') p++;
