@@ -244,6 +244,13 @@ FEATURES = [
     ("error_percent_int_of_float", "{{ '%x' % 2.5 }}"),
     ("str_methods_more", "{{ 'abc'.center(7, '*') }}|{{ 'abc'.center(6) }}|{{ 'ab'.center(5) }}|{{ 'ab'.ljust(4, '.') }}|{{ 'ab'.rjust(4) }}|{{ '7'.zfill(3) }}{{ '-7'.zfill(4) }}|{{ 'a=b=c'.partition('=') }}|{{ 'a=b=c'.rpartition('=') }}|{{ 'abc'.partition('x') }}|{{ 'abc'.rpartition('x') }}|{{ 'abcb'.rfind('b') }}{{ 'abc'.rfind('x') }}{{ 'abc'.index('c') }}|{{ 'prefix_x'.removeprefix('prefix_') }}{{ 'x.py'.removesuffix('.py') }}{{ 'x'.removeprefix('y') }}|{{ 'ünï'.center(5, '·') }}"),
     ("dict_copy", "{% set e = d.copy() %}{{ e }} {{ e is mapping }}"),
+    ("namespace_repr", "{% set ns = namespace(items=[]) %}{% for x in xs %}{% set ns.items = ns.items + [x] %}{% endfor %}{{ ns.items }} {{ ns }} {{ [ns] }}"),
+    ("round_exact", "{{ 2.675|round(2) }} {{ 0.5|round }} {{ 1.5|round }} {{ -2.5|round }} {{ 1234.5678|round(-2) }} {{ 7|round(1) }} {{ 0.125|round(2) }} {{ 1e300|round(2) }}"),
+    ("split_maxsplit_blanks", "{{ ' a b '.split(None, 1) }} {{ ' a '.split(None, 1) }} {{ ' a b c '.split(None, 1) }} {{ ' a b '.rsplit(None, 1) }} {{ ' a '.rsplit(None, 1) }} {{ ' a b c '.rsplit(None, 1) }} {{ ' a b '.split(None, 0) }} {{ ' a b '.rsplit(None, 0) }} {{ 'a  b'.split(' ') }} {{ ''.split() }} {{ ''.split(',') }}"),
+    ("filtered_loop_len", "{% for m in messages if m.role != 'system' %}{{ loop.index }}/{{ loop.length }}{{ loop.last }} {% endfor %}"),
+    ("macro_in_loop", "{% for x in xs %}{% macro show(v) %}[{{ v }}{{ x }}]{% endmacro %}{{ show(x * 2) }}{% endfor %}"),
+    ("map_tojson_string", "{{ items|map('tojson')|join(', ') }} {{ items|map('tojson', indent=1)|first }} {{ [{'type': 'text', 'text': 'hi'}]|string }} {{ {'a': [1, 'x', none, 2.0]}|string }}"),
+    ("title_words", "{{ \"they're bill's friends\"|title }} {{ 'hello-world_foo bar2baz'|title }} {{ 'ÉCOLE élève'|title }} {{ \"o'neil\".title() }}"),
     ("int_edges", "{{ 2 ** 62 }} {{ 9223372036854775807 }} {{ -9223372036854775807 - 1 }} {{ (-2) ** 63 }}"),
 ]
 

@@ -202,21 +202,21 @@ static JVal *str_split(JCtx *c, const JNode *at, JVal *s, JVal *sep, int64_t max
             jl_push(c, l->l, jv_str_nocopy(c, s->s + j, w - j));
             i = w;
         }
-        if (maxsplit < 0 || l->l->n <= maxsplit + 1) return l;
-        /* rejoin the tail as Python keeps it */
-        (void)right;
+        /* past maxsplit words, CPython keeps the rest whole: split's from the next
+         * word to the end (trailing blanks kept), rsplit's from the start (leading
+         * blanks kept) to the word before the last maxsplit ones */
+        if (maxsplit < 0 || l->l->n <= maxsplit) return l;
+        if (right) {
+            int h = l->l->n - (int)maxsplit - 1;
+            JVal *last = l->l->v[h];
+            jl_push(c, r->l, jv_str_nocopy(c, s->s, (size_t)(last->s - s->s) + last->n));
+            for (int k = h + 1; k < l->l->n; k++) jl_push(c, r->l, l->l->v[k]);
+            return r;
+        }
         for (int k = 0; k < maxsplit; k++) jl_push(c, r->l, l->l->v[k]);
         JVal *rest = l->l->v[maxsplit];
         size_t off = (size_t)(rest->s - s->s);
-        size_t e = s->n;
-        while (e > off) {
-            size_t st = e - 1;
-            while (st > off && ((unsigned char)s->s[st] & 0xC0) == 0x80) st--;
-            size_t k = st;
-            if (!py_space(u_next(s->s, e, &k))) break;
-            e = st;
-        }
-        jl_push(c, r->l, jv_str_nocopy(c, s->s + off, e - off));
+        jl_push(c, r->l, jv_str_nocopy(c, s->s + off, s->n - off));
         return r;
     }
     if (!need_str(c, at, sep, "split")) return NULL;
@@ -1214,7 +1214,13 @@ JVal *jfilter(JCtx *c, const JNode *at, const char *name, JVal *x, JVal **args, 
         if (m && m->t == JV_STR && m->n == 4 && !memcmp(m->s, "ceil", 4)) return jv_float(c, ceil(f * p) / p);
         if (m && m->t == JV_STR && m->n == 5 && !memcmp(m->s, "floor", 5)) return jv_float(c, floor(f * p) / p);
         if (x->t != JV_FLOAT) return x->t == JV_BOOL ? jv_int(c, x->b) : x; /* round(int, n) is the int */
-        return jv_float(c, nearbyint(f * p) / p); /* Python rounds half to even */
+        if (prec < 0) return jv_float(c, nearbyint(f * p) / p); /* half to even */
+        if (prec > 300 || !isfinite(f)) return x;
+        /* Python rounds the exact binary value (2.675 is 2.67499…, so 2.67), half to
+         * even; printf's %.*f rounds the same exact value the same way */
+        char buf[400];
+        snprintf(buf, sizeof buf, "%.*f", (int)prec, f);
+        return jv_float(c, strtod(buf, NULL));
     }
     if (IS("batch")) {
         int64_t size;

@@ -410,7 +410,8 @@ static void str_at(StrBuf *b, const JVal *v, int depth) {
         if (v->i && v->l->n == 1) sb_appendc(b, ',');
         sb_appendc(b, v->i ? ')' : ']');
         break;
-    case JV_DICT:
+    case JV_DICT: case JV_NS: /* jinja2 3.1's Namespace repr: <Namespace {attrs}> */
+        if (v->t == JV_NS) sb_append(b, "<Namespace ");
         sb_appendc(b, '{');
         for (int i = 0; i < v->d->n; i++) {
             if (i) sb_append(b, ", ");
@@ -419,8 +420,8 @@ static void str_at(StrBuf *b, const JVal *v, int depth) {
             repr_at(b, v->d->v[i], depth + 1);
         }
         sb_appendc(b, '}');
+        if (v->t == JV_NS) sb_appendc(b, '>');
         break;
-    case JV_NS: sb_append(b, "<Namespace>"); break;
     case JV_FUNC: sb_append(b, "<function>"); break;
     case JV_MACRO: sb_append(b, "<Macro>"); break;
     }
