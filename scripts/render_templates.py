@@ -87,6 +87,10 @@ TOKENS = {
     "meta-llama-Llama-2": ("<s>", "</s>"),
     "TheBloke-deepseek": ("<｜begin▁of▁sentence｜>", "<|EOT|>"),
     "moonshotai": ("[BOS]", "[EOS]"),
+    "deepseek-ai-DeepSeek-V3": ("<｜begin▁of▁sentence｜>", "<｜end▁of▁sentence｜>"),
+    "LGAI-EXAONE": ("[BOS]", "[|endofturn|]"),
+    "meta-llama-Llama-4": ("<|begin_of_text|>", "<|eot|>"),
+    "zai-org": (None, "<|endoftext|>"),
 }
 
 TOOLS = [{
