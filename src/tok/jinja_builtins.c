@@ -861,7 +861,7 @@ static JVal *f_indent(JCtx *c, const JNode *at, JVal *x, const Args *A) {
     if (w && w->t == JV_STR) sb_appendn(&ind, w->s, w->n);
     else {
         int64_t n;
-        if (arg_int(c, at, A, 0, "width", 4, &n)) return NULL;
+        if (arg_int(c, at, A, 0, "width", 4, &n)) return sb_free(&ind), NULL;
         for (int64_t i = 0; i < n && i < 1024; i++) sb_appendc(&ind, ' ');
     }
     int first = arg_bool(A, 1, "first", 0), blank = arg_bool(A, 2, "blank", 0);

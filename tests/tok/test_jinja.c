@@ -107,6 +107,8 @@ static void test_errors_name_line_and_column(void) {
     expect_error("{{ 'x'|truncate(3) }}", "filter 'truncate' is not supported");
     expect_error("{{ [1]|tojson(separators=(',',)) }}", "separators must be two strings");
     expect_error("{% for x in [1] %}{{ loop.cycle() }}{% endfor %}", "no items for cycling");
+    /* an argument error after a buffer was started (leaked before; SAN=1 catches it) */
+    expect_error("{{ 'a\nb'|indent([1]) }}", "argument 'width' must be an integer");
 }
 
 static void test_limits_stop_hostile_templates(void) {
