@@ -255,6 +255,8 @@ FEATURES = [
     ("macro_in_loop", "{% for x in xs %}{% macro show(v) %}[{{ v }}{{ x }}]{% endmacro %}{{ show(x * 2) }}{% endfor %}"),
     ("map_tojson_string", "{{ items|map('tojson')|join(', ') }} {{ items|map('tojson', indent=1)|first }} {{ [{'type': 'text', 'text': 'hi'}]|string }} {{ {'a': [1, 'x', none, 2.0]}|string }}"),
     ("title_words", "{{ \"they're bill's friends\"|title }} {{ 'hello-world_foo bar2baz'|title }} {{ 'ÉCOLE élève'|title }} {{ \"o'neil\".title() }}"),
+    ("strftime_formats", "{{ strftime_now('%d %B %Y') }}|{{ strftime_now('%A %H:%M:%S %j %p %y %a %b %m %I %e %%') }}|{{ strftime_now('%b %d, %Y') }}"),
+    ("in_mapping", "{{ 'a' in d }} {{ 'z' in d }} {{ 'a' not in d }} {{ 1 in d.values() }} {{ 'b' in d.keys() }} {{ 'role' in messages[0] }} {{ 'tool_calls' in messages[0] }} {{ 'x' in none|default({}, true) }}"),
     ("int_edges", "{{ 2 ** 62 }} {{ 9223372036854775807 }} {{ -9223372036854775807 - 1 }} {{ (-2) ** 63 }}"),
 ]
 
