@@ -81,6 +81,16 @@ TOKENS = {
     "CohereForAI": ("<BOS_TOKEN>", "<|END_OF_TURN_TOKEN|>"),
     "ibm-granite": ("<|end_of_text|>", "<|end_of_text|>"),
     "THUDM": ("[gMASK]<sop>", "<|endoftext|>"),
+    "allenai-OLMo-2": ("<|endoftext|>", "<|endoftext|>"),
+    "HuggingFaceTB-SmolLM2": ("<|im_start|>", "<|im_end|>"),
+    "microsoft-Phi-4-mini": ("<|endoftext|>", "<|endoftext|>"),
+    "meta-llama-Llama-2": ("<s>", "</s>"),
+    "TheBloke-deepseek": ("<｜begin▁of▁sentence｜>", "<|EOT|>"),
+    "moonshotai": ("[BOS]", "[EOS]"),
+    "deepseek-ai-DeepSeek-V3": ("<｜begin▁of▁sentence｜>", "<｜end▁of▁sentence｜>"),
+    "LGAI-EXAONE": ("[BOS]", "[|endofturn|]"),
+    "meta-llama-Llama-4": ("<|begin_of_text|>", "<|eot|>"),
+    "zai-org": (None, "<|endoftext|>"),
 }
 
 TOOLS = [{
@@ -98,6 +108,9 @@ TOOLS = [{
         },
     },
 }]
+
+DOCUMENTS = [{"doc_id": 1, "title": "Paris", "text": "Paris is the capital of France."},
+             {"doc_id": 2, "title": "Lyon", "text": "Lyon is known for its cuisine."}]
 
 SYSTEM = {"role": "system", "content": "You are a helpful assistant."}
 U1 = {"role": "user", "content": "Hello! What's 2+2?"}
@@ -126,6 +139,28 @@ def cases(text):
         out.append(("tool_call", {"messages": [{"role": "user", "content": "Weather in Paris?"}, call,
                                                result],
                                   "tools": TOOLS, "add_generation_prompt": True}))
+    if "documents" in text:
+        out.append(("documents", {"messages": [{"role": "user", "content": "What is the capital of France?"}],
+                                  "documents": DOCUMENTS, "add_generation_prompt": True}))
+        out.append(("documents_controls", {"messages": [{"role": "user", "content": "Capital?"}],
+                                           "documents": DOCUMENTS, "controls": {"citations": True,
+                                                                                "length": "short"},
+                                           "add_generation_prompt": True}))
+    if "thinking" in text and "enable_thinking" not in text:  # Granite 3.2/3.3's thinking flag
+        out.append(("thinking", {"messages": [U1], "add_generation_prompt": True, "thinking": True}))
+    if "is string" in text or "['text']" in text or ".text" in text:
+        # content as a list of parts (multimodal templates, Gemma 3)
+        parts = [{"role": "system", "content": [{"type": "text", "text": "Be brief."}]},
+                 {"role": "user", "content": [{"type": "text", "text": "Describe: "},
+                                              {"type": "text", "text": " two parts "}]},
+                 {"role": "assistant", "content": [{"type": "text", "text": "Done."}]},
+                 {"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "And this?"}]}]
+        out.append(("content_parts", {"messages": parts, "add_generation_prompt": True}))
+    if "message['tools']" in text or "message.tools" in text:
+        # Phi-4-mini: the tools as a JSON string on the system message
+        out.append(("system_tools", {"messages": [dict(SYSTEM, tools=json.dumps(TOOLS)),
+                                                  {"role": "user", "content": "Weather in Paris?"}],
+                                     "add_generation_prompt": True}))
     if "enable_thinking" in text:
         out.append(("no_thinking", {"messages": [U1], "add_generation_prompt": True,
                                     "enable_thinking": False}))
@@ -195,6 +230,34 @@ FEATURES = [
     ("precedence", "{{ 2 * 3 ~ 4 }} {{ 'a' ~ 2 ** 2 }} {{ (1 + 2) ~ 'x' }}|"),
     ("error_cat_binds_tighter_than_add", "{{ 1 ~ 2 + 3 }}"),
     ("error_append", "{% set l = [] %}{{ l.append(1) }}"),
+    # comparisons chain as in Python: a < b < c is a < b and b < c, b evaluated once
+    ("chained_compare", "{{ 1 < 2 == true }} {{ 1 < 2 < 3 }} {{ 3 > 2 > 1 }} {{ 1 < 3 < 2 }} {{ xs[0] > xs[1] < xs[2] }} {{ 1 == 1 == 1 }} {{ 1 < 2 != false }} {{ 2 in xs in [xs] }} {{ 0 < n <= 7 }} {{ not 1 < 2 < 3 }} {{ 1 < 2 < 3 and 'x' }}"),
+    ("chained_compare_once", "{% set ns = namespace(c=0) %}{% macro m() %}{% set ns.c = ns.c + 1 %}2{% endmacro %}{{ 1 < m()|int < 3 }} {{ ns.c }} {{ 3 < 2 < m()|int }} {{ ns.c }} {{ 1 < 2 < m()|int < 4 }} {{ ns.c }}"),
+    ("error_chained_compare_types", "{{ 1 < 2 < 'a' }}"),
+    # the lexer's view of the source: one final newline dropped, \r\n and \r read as \n
+    ("trailing_newline", "{% if t %}x{% endif %}\n\n"),
+    ("trailing_newline_one", "a\n"),
+    ("crlf", "a\r\nb {{ 'c\r\nd'|length }}\r\n{% if t %}\r\ny{% endif %}\r\nz\rw\r\n"),
+    ("tojson_options", "{{ d|tojson(separators=(',', ':')) }} {{ xs|tojson(separators=(', ', ': '), indent=1) }} {{ u|tojson(ensure_ascii=true) }} {{ '\U0001F600'|tojson(true) }} {{ {'k': [1, 2]}|tojson(indent=2, separators=(',', ' = ')) }}"),
+    ("loop_cycle", "{% for x in xs %}{{ loop.cycle('odd', 'even') }} {% endfor %}{% for x in names %}{{ loop.cycle(1, 2, 3) }}{% endfor %}"),
+    ("loop_changed", "{% for x in [1, 1, 2, 2, 3, 1] %}{% if loop.changed(x) %}{{ x }}{% endif %}{% endfor %}|{% for m in messages %}{{ loop.changed(m.role) }} {% endfor %}"),
+    ("percent_format", "{{ '%s and %d' % ('a', 3) }}|{{ '%05.2f' % 3.14159 }}|{{ '%s' % 'x' }}|{{ '%(a)s-%(b)r' % {'a': 1, 'b': 'q'} }}|{{ '%x %X %o %e %g %%' % (255, 255, 8, 12345.678, 0.00001) }}|{{ '%-5s|%5s|%.2s' % ('ab', 'cd', 'xyz') }}|{{ '%5d|%-4d|%+d|% d|%03d' % (42, 7, 5, 6, -4) }}|{{ '%s %s' % ([1, 2], none) }}|{{ '%i %d' % (3.7, true) }}|{{ '%r' % 'x' }}|{{ '%#o %#x' % (8, 255) }}|{{ '%c%c' % ('a', 'é') }}|{{ '%s' % d }}|{{ 'no args' % {} }}|{{ '%5s|' % 'ü' }}"),
+    ("format_filter", "{{ '%s-%s'|format(1, 'b') }} {{ '%(x)s!'|format(x=2) }} {{ '%.1f'|format(2.25) }} {{ n|format }}"),
+    ("error_percent_too_few", "{{ '%s %s' % ('a',) }}"),
+    ("error_percent_too_many", "{{ '%s' % ('a', 'b') }}"),
+    ("error_percent_int_of_float", "{{ '%x' % 2.5 }}"),
+    ("str_methods_more", "{{ 'abc'.center(7, '*') }}|{{ 'abc'.center(6) }}|{{ 'ab'.center(5) }}|{{ 'ab'.ljust(4, '.') }}|{{ 'ab'.rjust(4) }}|{{ '7'.zfill(3) }}{{ '-7'.zfill(4) }}|{{ 'a=b=c'.partition('=') }}|{{ 'a=b=c'.rpartition('=') }}|{{ 'abc'.partition('x') }}|{{ 'abc'.rpartition('x') }}|{{ 'abcb'.rfind('b') }}{{ 'abc'.rfind('x') }}{{ 'abc'.index('c') }}|{{ 'prefix_x'.removeprefix('prefix_') }}{{ 'x.py'.removesuffix('.py') }}{{ 'x'.removeprefix('y') }}|{{ 'ünï'.center(5, '·') }}"),
+    ("dict_copy", "{% set e = d.copy() %}{{ e }} {{ e is mapping }}"),
+    ("namespace_repr", "{% set ns = namespace(items=[]) %}{% for x in xs %}{% set ns.items = ns.items + [x] %}{% endfor %}{{ ns.items }} {{ ns }} {{ [ns] }}"),
+    ("round_exact", "{{ 2.675|round(2) }} {{ 0.5|round }} {{ 1.5|round }} {{ -2.5|round }} {{ 1234.5678|round(-2) }} {{ 7|round(1) }} {{ 0.125|round(2) }} {{ 1e300|round(2) }}"),
+    ("split_maxsplit_blanks", "{{ ' a b '.split(None, 1) }} {{ ' a '.split(None, 1) }} {{ ' a b c '.split(None, 1) }} {{ ' a b '.rsplit(None, 1) }} {{ ' a '.rsplit(None, 1) }} {{ ' a b c '.rsplit(None, 1) }} {{ ' a b '.split(None, 0) }} {{ ' a b '.rsplit(None, 0) }} {{ 'a  b'.split(' ') }} {{ ''.split() }} {{ ''.split(',') }}"),
+    ("filtered_loop_len", "{% for m in messages if m.role != 'system' %}{{ loop.index }}/{{ loop.length }}{{ loop.last }} {% endfor %}"),
+    ("macro_in_loop", "{% for x in xs %}{% macro show(v) %}[{{ v }}{{ x }}]{% endmacro %}{{ show(x * 2) }}{% endfor %}"),
+    ("map_tojson_string", "{{ items|map('tojson')|join(', ') }} {{ items|map('tojson', indent=1)|first }} {{ [{'type': 'text', 'text': 'hi'}]|string }} {{ {'a': [1, 'x', none, 2.0]}|string }}"),
+    ("title_words", "{{ \"they're bill's friends\"|title }} {{ 'hello-world_foo bar2baz'|title }} {{ 'ÉCOLE élève'|title }} {{ \"o'neil\".title() }}"),
+    ("strftime_formats", "{{ strftime_now('%d %B %Y') }}|{{ strftime_now('%A %H:%M:%S %j %p %y %a %b %m %I %e %%') }}|{{ strftime_now('%b %d, %Y') }}"),
+    ("in_mapping", "{{ 'a' in d }} {{ 'z' in d }} {{ 'a' not in d }} {{ 1 in d.values() }} {{ 'b' in d.keys() }} {{ 'role' in messages[0] }} {{ 'tool_calls' in messages[0] }} {{ 'x' in none|default({}, true) }}"),
+    ("int_edges", "{{ 2 ** 62 }} {{ 9223372036854775807 }} {{ -9223372036854775807 - 1 }} {{ (-2) ** 63 }}"),
 ]
 
 
@@ -227,7 +290,7 @@ def main():
         bos, eos = tokens_for(name)
         rec = {"template": name + ".jinja", "cases": []}
         for cname, kw in cases(text):
-            v = {"messages": kw["messages"], "tools": kw.get("tools"), "documents": None,
+            v = {"messages": kw["messages"], "tools": kw.get("tools"), "documents": kw.get("documents"),
                  "add_generation_prompt": kw["add_generation_prompt"]}
             if bos is not None:
                 v["bos_token"] = bos

@@ -202,21 +202,21 @@ static JVal *str_split(JCtx *c, const JNode *at, JVal *s, JVal *sep, int64_t max
             jl_push(c, l->l, jv_str_nocopy(c, s->s + j, w - j));
             i = w;
         }
-        if (maxsplit < 0 || l->l->n <= maxsplit + 1) return l;
-        /* rejoin the tail as Python keeps it */
-        (void)right;
+        /* past maxsplit words, CPython keeps the rest whole: split's from the next
+         * word to the end (trailing blanks kept), rsplit's from the start (leading
+         * blanks kept) to the word before the last maxsplit ones */
+        if (maxsplit < 0 || l->l->n <= maxsplit) return l;
+        if (right) {
+            int h = l->l->n - (int)maxsplit - 1;
+            JVal *last = l->l->v[h];
+            jl_push(c, r->l, jv_str_nocopy(c, s->s, (size_t)(last->s - s->s) + last->n));
+            for (int k = h + 1; k < l->l->n; k++) jl_push(c, r->l, l->l->v[k]);
+            return r;
+        }
         for (int k = 0; k < maxsplit; k++) jl_push(c, r->l, l->l->v[k]);
         JVal *rest = l->l->v[maxsplit];
         size_t off = (size_t)(rest->s - s->s);
-        size_t e = s->n;
-        while (e > off) {
-            size_t st = e - 1;
-            while (st > off && ((unsigned char)s->s[st] & 0xC0) == 0x80) st--;
-            size_t k = st;
-            if (!py_space(u_next(s->s, e, &k))) break;
-            e = st;
-        }
-        jl_push(c, r->l, jv_str_nocopy(c, s->s + off, e - off));
+        jl_push(c, r->l, jv_str_nocopy(c, s->s + off, s->n - off));
         return r;
     }
     if (!need_str(c, at, sep, "split")) return NULL;
@@ -317,8 +317,10 @@ JVal *jmethod(JCtx *c, const JNode *at, JVal *obj, const char *name) {
                                       "split", "rsplit", "upper", "lower", "replace", "title",
                                       "capitalize", "format", "join", "count", "find",
                                       "splitlines", "isdigit", "isalpha", "isspace", "isalnum",
-                                      "islower", "isupper", NULL};
-    static const char *const DICT[] = {"get", "items", "keys", "values", NULL};
+                                      "islower", "isupper", "removeprefix", "removesuffix",
+                                      "partition", "rpartition", "rfind", "index", "center",
+                                      "ljust", "rjust", "zfill", NULL};
+    static const char *const DICT[] = {"get", "items", "keys", "values", "copy", NULL};
     static const char *const LIST[] = {"index", "count", NULL};
     static const char *const UNSAFE_DICT[] = {"update", "pop", "popitem", "setdefault", "clear", NULL};
     static const char *const UNSAFE_LIST[] = {"append", "extend", "insert", "pop", "remove", "sort",
@@ -400,6 +402,81 @@ static JVal *call_method(JCtx *c, const JNode *at, JVal *fn, JVal **args, int na
             }
             return jv_int(c, name[0] == 'f' ? -1 : cnt);
         }
+        if (!strcmp(name, "removeprefix") || !strcmp(name, "removesuffix")) {
+            JVal *x = need_str(c, at, arg(&A, 0, NULL), name);
+            if (!x) return NULL;
+            int end = name[6] == 's';
+            if (!starts_ends(self, x, end)) return self;
+            return jv_str_nocopy(c, self->s + (end ? 0 : x->n), self->n - x->n);
+        }
+        if (!strcmp(name, "partition") || !strcmp(name, "rpartition")) {
+            JVal *x = need_str(c, at, arg(&A, 0, NULL), name);
+            if (!x) return NULL;
+            if (!x->n) return jerr(c, at, ERR_PARSE, "%s: empty separator", name);
+            int rev = name[0] == 'r';
+            size_t at_i = self->n + 1;
+            for (size_t i = 0; i + x->n <= self->n; i++) {
+                size_t k = rev ? self->n - x->n - i : i;
+                if (!memcmp(self->s + k, x->s, x->n)) {
+                    at_i = k;
+                    break;
+                }
+            }
+            JVal *r = jv_list(c), *e = jv_str(c, "", 0);
+            r->i = 1; /* a tuple */
+            if (at_i > self->n) { /* not found: (s, '', '') or ('', '', s) */
+                jl_push(c, r->l, rev ? e : self);
+                jl_push(c, r->l, e);
+                jl_push(c, r->l, rev ? self : e);
+            } else {
+                jl_push(c, r->l, jv_str_nocopy(c, self->s, at_i));
+                jl_push(c, r->l, x);
+                jl_push(c, r->l, jv_str_nocopy(c, self->s + at_i + x->n, self->n - at_i - x->n));
+            }
+            return r;
+        }
+        if (!strcmp(name, "rfind") || !strcmp(name, "index")) {
+            JVal *x = need_str(c, at, arg(&A, 0, NULL), name);
+            if (!x) return NULL;
+            int rev = name[0] == 'r';
+            for (size_t i = 0; i + x->n <= self->n; i++) {
+                size_t k = rev ? self->n - x->n - i : i;
+                if (!memcmp(self->s + k, x->s, x->n)) return jv_int(c, (int64_t)ju_len(self->s, k));
+            }
+            if (rev) return jv_int(c, -1);
+            return jerr(c, at, ERR_PARSE, "index(): substring not found");
+        }
+        if (!strcmp(name, "center") || !strcmp(name, "ljust") || !strcmp(name, "rjust") ||
+            !strcmp(name, "zfill")) {
+            int64_t w;
+            if (arg_int(c, at, &A, 0, "width", 0, &w)) return NULL;
+            JVal *fillv = name[0] == 'z' ? NULL : arg(&A, 1, "fillchar");
+            if (fillv && (fillv->t != JV_STR || ju_len(fillv->s, fillv->n) != 1))
+                return jerr(c, at, ERR_PARSE, "%s: the fill character must be exactly one character", name);
+            const char *fill = fillv ? fillv->s : name[0] == 'z' ? "0" : " ";
+            size_t fn = fillv ? fillv->n : 1;
+            int64_t len = (int64_t)ju_len(self->s, self->n);
+            if (w <= len) return self;
+            if ((uint64_t)(w - len) * fn > c->max_output)
+                return jerr(c, at, ERR_PARSE, "%s: width past the output limit", name);
+            int64_t pad = w - len, left;
+            if (name[0] == 'l') left = 0;
+            else if (name[0] == 'r' || name[0] == 'z') left = pad;
+            else left = pad / 2 + (pad & w & 1); /* CPython's center: the odd space by the width's parity */
+            StrBuf b;
+            sb_init(&b);
+            size_t body = 0;
+            if (name[0] == 'z' && self->n && (self->s[0] == '-' || self->s[0] == '+')) {
+                sb_appendc(&b, self->s[0]); /* zfill pads after the sign */
+                body = 1;
+            }
+            for (int64_t i = 0; i < left; i++) sb_appendn(&b, fill, fn);
+            sb_appendn(&b, self->s + body, self->n - body);
+            for (int64_t i = left; i < pad; i++) sb_appendn(&b, fill, fn);
+            JVal *r = jv_str(c, b.s, b.len);
+            sb_free(&b);
+            return r;
+        }
         if (!strcmp(name, "splitlines")) {
             JVal *r = jv_list(c);
             size_t a = 0, i = 0;
@@ -448,6 +525,11 @@ static JVal *call_method(JCtx *c, const JNode *at, JVal *fn, JVal **args, int na
             if (v) return v;
             JVal *d = arg(&A, 1, NULL);
             return d ? d : JV_NONEV;
+        }
+        if (!strcmp(name, "copy")) {
+            JVal *r = jv_dict(c);
+            for (int i = 0; i < self->d->n; i++) jd_set(c, r->d, self->d->k[i], self->d->v[i]);
+            return r;
         }
         JVal *r = jv_list(c);
         for (int i = 0; i < self->d->n; i++) {
@@ -779,7 +861,7 @@ static JVal *f_indent(JCtx *c, const JNode *at, JVal *x, const Args *A) {
     if (w && w->t == JV_STR) sb_appendn(&ind, w->s, w->n);
     else {
         int64_t n;
-        if (arg_int(c, at, A, 0, "width", 4, &n)) return NULL;
+        if (arg_int(c, at, A, 0, "width", 4, &n)) return sb_free(&ind), NULL;
         for (int64_t i = 0; i < n && i < 1024; i++) sb_appendc(&ind, ' ');
     }
     int first = arg_bool(A, 1, "first", 0), blank = arg_bool(A, 2, "blank", 0);
@@ -880,6 +962,22 @@ JVal *jfilter(JCtx *c, const JNode *at, const char *name, JVal *x, JVal **args, 
         return r;
     }
     if (IS("string")) return jv_to_str(c, x);
+    if (IS("format")) { /* jinja2: str(x) % (kwargs or args) */
+        if (nargs && nkw) return jerr(c, at, ERR_PARSE, "format: positional and keyword arguments at once");
+        JVal *fa;
+        if (nkw) {
+            fa = jv_dict(c);
+            for (int k = 0; k < nkw; k++) jd_setz(c, fa->d, kwn[k], kwv[k]);
+        } else {
+            fa = jv_list(c);
+            fa->i = 1; /* a tuple */
+            for (int k = 0; k < nargs; k++) jl_push(c, fa->l, args[k]);
+        }
+        JVal *fs = x->t == JV_STR ? jv_str_nocopy(c, x->s, x->n) : jv_to_str(c, x);
+        if (!fs) return NULL;
+        fs->b = 0;
+        return jformat_percent(c, at, fs, fa);
+    }
     if (IS("length") || IS("count")) {
         switch (x->t) {
         case JV_UNDEF: return jv_int(c, 0);
@@ -892,19 +990,29 @@ JVal *jfilter(JCtx *c, const JNode *at, const char *name, JVal *x, JVal **args, 
         }
     }
     if (IS("tojson")) {
-        JVal *ind = arg(&A, 0, "indent");
-        int64_t indent = -1;
+        /* transformers' tojson(x, ensure_ascii=False, indent=None,
+         * separators=None, sort_keys=False): json.dumps with those */
+        JJsonOpt o = {.indent = -1};
+        JVal *ind = arg(&A, 1, "indent");
         if (ind && ind->t != JV_NONE) {
             if (ind->t != JV_INT) return jerr(c, at, ERR_PARSE, "tojson: indent must be an integer");
-            indent = ind->i < 0 ? 0 : ind->i > 64 ? 64 : ind->i;
+            o.indent = ind->i < 0 ? 0 : ind->i > 64 ? 64 : (int)ind->i;
         }
-        JVal *ea = arg(&A, 1, "ensure_ascii");
-        if (ea && jv_truthy(ea)) return jerr(c, at, ERR_UNSUPPORTED, "tojson: ensure_ascii=True is not supported");
-        if (arg(&A, 2, "separators")) return jerr(c, at, ERR_UNSUPPORTED, "tojson: separators are not supported");
+        o.ascii = arg_bool(&A, 0, "ensure_ascii", 0);
+        JVal *sep = arg(&A, 2, "separators");
+        if (sep && sep->t != JV_NONE) {
+            if (sep->t != JV_LIST || sep->b || sep->l->n != 2 || sep->l->v[0]->t != JV_STR ||
+                sep->l->v[1]->t != JV_STR)
+                return jerr(c, at, ERR_PARSE, "tojson: separators must be two strings (item, key)");
+            o.item_sep = sep->l->v[0]->s;
+            o.item_sep_n = sep->l->v[0]->n;
+            o.key_sep = sep->l->v[1]->s;
+            o.key_sep_n = sep->l->v[1]->n;
+        }
+        o.sort_keys = arg_bool(&A, 3, "sort_keys", 0);
         StrBuf b;
         sb_init(&b);
-        if (jv_json_append(c, at, &b, x, (int)indent, arg_bool(&A, 3, "sort_keys", 0), 0))
-            return sb_free(&b), NULL;
+        if (jv_json_append(c, at, &b, x, &o, 0)) return sb_free(&b), NULL;
         JVal *r = jv_str(c, b.s ? b.s : "", b.len);
         sb_free(&b);
         return r;
@@ -1106,7 +1214,13 @@ JVal *jfilter(JCtx *c, const JNode *at, const char *name, JVal *x, JVal **args, 
         if (m && m->t == JV_STR && m->n == 4 && !memcmp(m->s, "ceil", 4)) return jv_float(c, ceil(f * p) / p);
         if (m && m->t == JV_STR && m->n == 5 && !memcmp(m->s, "floor", 5)) return jv_float(c, floor(f * p) / p);
         if (x->t != JV_FLOAT) return x->t == JV_BOOL ? jv_int(c, x->b) : x; /* round(int, n) is the int */
-        return jv_float(c, nearbyint(f * p) / p); /* Python rounds half to even */
+        if (prec < 0) return jv_float(c, nearbyint(f * p) / p); /* half to even */
+        if (prec > 300 || !isfinite(f)) return x;
+        /* Python rounds the exact binary value (2.675 is 2.67499…, so 2.67), half to
+         * even; printf's %.*f rounds the same exact value the same way */
+        char buf[400];
+        snprintf(buf, sizeof buf, "%.*f", (int)prec, f);
+        return jv_float(c, strtod(buf, NULL));
     }
     if (IS("batch")) {
         int64_t size;

@@ -211,7 +211,14 @@ JVal *jiterate(JCtx *c, const JNode *at, JVal *v) {
 
 /* ---- Operators ------------------------------------------------------------ */
 
+/* Python's ints grow without bound; this interpreter's are 64-bit, so a
+ * result past them is an error rather than a wrapped number. */
+static JVal *int_overflow(JCtx *c, const JNode *at) {
+    return jerr(c, at, ERR_UNSUPPORTED, "integer result past 64 bits (Python's big integers are not supported)");
+}
+
 static JVal *arith(JCtx *c, const JNode *at, int op, JVal *a, JVal *b) {
+    if (op == JOP_MOD && a->t == JV_STR) return jformat_percent(c, at, a, b);
     if (a->t == JV_UNDEF) return undef_err(c, at, a);
     if (b->t == JV_UNDEF) return undef_err(c, at, b);
     if (jv_is_num(a) && jv_is_num(b)) {
@@ -219,9 +226,14 @@ static JVal *arith(JCtx *c, const JNode *at, int op, JVal *a, JVal *b) {
         int64_t x = a->t == JV_INT ? a->i : a->b, y = b->t == JV_INT ? b->i : b->b;
         double fx = jv_num(a), fy = jv_num(b);
         switch (op) {
-        case JOP_ADD: return ints ? jv_int(c, (int64_t)((uint64_t)x + (uint64_t)y)) : jv_float(c, fx + fy);
-        case JOP_SUB: return ints ? jv_int(c, (int64_t)((uint64_t)x - (uint64_t)y)) : jv_float(c, fx - fy);
-        case JOP_MUL: return ints ? jv_int(c, (int64_t)((uint64_t)x * (uint64_t)y)) : jv_float(c, fx * fy);
+        case JOP_ADD: case JOP_SUB: case JOP_MUL: {
+            if (!ints) return jv_float(c, op == JOP_ADD ? fx + fy : op == JOP_SUB ? fx - fy : fx * fy);
+            int64_t r;
+            int ovf = op == JOP_ADD ? __builtin_add_overflow(x, y, &r)
+                    : op == JOP_SUB ? __builtin_sub_overflow(x, y, &r) : __builtin_mul_overflow(x, y, &r);
+            if (ovf) return int_overflow(c, at);
+            return jv_int(c, r);
+        }
         case JOP_DIV:
             if (fy == 0) return jerr(c, at, ERR_PARSE, "division by zero");
             return jv_float(c, fx / fy);
@@ -229,7 +241,7 @@ static JVal *arith(JCtx *c, const JNode *at, int op, JVal *a, JVal *b) {
         case JOP_MOD:
             if (ints ? y == 0 : fy == 0) return jerr(c, at, ERR_PARSE, "division by zero");
             if (ints) {
-                if (x == INT64_MIN && y == -1) return jv_int(c, op == JOP_FDIV ? x : 0);
+                if (x == INT64_MIN && y == -1) return op == JOP_FDIV ? int_overflow(c, at) : jv_int(c, 0);
                 int64_t q = x / y, r = x % y;
                 if (r && ((r < 0) != (y < 0))) {
                     q--;
@@ -243,11 +255,11 @@ static JVal *arith(JCtx *c, const JNode *at, int op, JVal *a, JVal *b) {
             }
         case JOP_POW:
             if (ints && y >= 0) {
+                if (x == 0 || x == 1) return jv_int(c, y == 0 ? 1 : x);
+                if (x == -1) return jv_int(c, (y % 2) ? -1 : 1);
                 int64_t r = 1;
-                for (int64_t i = 0; i < y && i < 64; i++) r = (int64_t)((uint64_t)r * (uint64_t)x);
-                if (y >= 64 && x != 0 && x != 1 && x != -1)
-                    return jerr(c, at, ERR_PARSE, "integer power too large");
-                if (y >= 64 && x == -1) r = (y % 2) ? -1 : 1;
+                for (int64_t i = 0; i < y; i++)
+                    if (__builtin_mul_overflow(r, x, &r)) return int_overflow(c, at);
                 return jv_int(c, r);
             }
             return jv_float(c, pow(fx, fy));
@@ -503,6 +515,17 @@ JVal *jeval(JCtx *c, const JNode *n, JScope *s) {
         JVal *a = jeval(c, n->a, s), *b = a ? jeval(c, n->b, s) : NULL;
         return b ? binop(c, n, a, b) : NULL;
     }
+    case JN_COMPARE: {
+        /* Python's chain: stops at the first false link, each operand once */
+        JVal *a = jeval(c, n->a, s), *r = NULL;
+        for (int i = 0; a && i < n->n; i++) {
+            JVal *b = jeval(c, n->v[i]->b, s);
+            if (!b || !(r = binop(c, n->v[i], a, b))) return NULL;
+            if (!jv_truthy(r)) return r;
+            a = b;
+        }
+        return a ? r : NULL;
+    }
     case JN_NEG: case JN_POS: {
         JVal *a = jeval(c, n->a, s);
         if (!a) return NULL;
@@ -510,7 +533,8 @@ JVal *jeval(JCtx *c, const JNode *n, JScope *s) {
                                        n->k == JN_NEG ? '-' : '+', jv_type_name(a));
         if (n->k == JN_POS) return a->t == JV_BOOL ? jv_int(c, a->b) : a;
         if (a->t == JV_FLOAT) return jv_float(c, -a->f);
-        return jv_int(c, (int64_t)(0 - (uint64_t)(a->t == JV_INT ? a->i : a->b)));
+        if (a->t == JV_INT && a->i == INT64_MIN) return int_overflow(c, n);
+        return jv_int(c, a->t == JV_INT ? -a->i : -(int64_t)a->b);
     }
     case JN_NOT: {
         JVal *a = jeval(c, n->a, s);
@@ -582,7 +606,31 @@ static int render_to(JCtx *c, const JNode *body, JScope *s, StrBuf *buf) {
     return rc;
 }
 
-static JVal *loop_var(JCtx *c, JVal *items, int i) {
+/* loop.cycle(a, b, ...): the argument at this iteration's index, round. */
+static JVal *loop_cycle(JCtx *c, const JNode *at, JVal *fn, JVal **args, int nargs,
+                        const char **kwn, JVal **kwv, int nkw) {
+    (void)kwn, (void)kwv;
+    if (nkw) return jerr(c, at, ERR_PARSE, "loop.cycle takes no keyword arguments");
+    if (!nargs) return jerr(c, at, ERR_PARSE, "loop.cycle: no items for cycling given");
+    return args[fn->self->i % nargs];
+}
+
+/* loop.changed(*values): true when the values differ from those of the
+ * last call in this loop (the first call: true). fn->self is the loop's
+ * state, a dict holding the last values under "last". */
+static JVal *loop_changed(JCtx *c, const JNode *at, JVal *fn, JVal **args, int nargs,
+                          const char **kwn, JVal **kwv, int nkw) {
+    (void)at, (void)kwn, (void)kwv, (void)nkw;
+    JVal *now = jv_list(c);
+    now->i = 1;
+    for (int k = 0; k < nargs; k++) jl_push(c, now->l, args[k]);
+    JVal *last = jd_get(fn->self->d, "last", 4);
+    if (last && jv_equal(last, now)) return JV_BOOLV(0);
+    jd_setz(c, fn->self->d, "last", now);
+    return JV_BOOLV(1);
+}
+
+static JVal *loop_var(JCtx *c, JVal *items, int i, JVal *state) {
     JVal *d = jv_dict(c);
     int n = items->l->n;
     jd_setz(c, d->d, "index", jv_int(c, i + 1));
@@ -596,6 +644,8 @@ static JVal *loop_var(JCtx *c, JVal *items, int i) {
     jd_setz(c, d->d, "depth0", jv_int(c, 0));
     if (i > 0) jd_setz(c, d->d, "previtem", items->l->v[i - 1]);
     if (i + 1 < n) jd_setz(c, d->d, "nextitem", items->l->v[i + 1]);
+    jd_setz(c, d->d, "cycle", jv_func(c, loop_cycle, jv_int(c, i)));
+    jd_setz(c, d->d, "changed", jv_func(c, loop_changed, state));
     return d;
 }
 
@@ -629,10 +679,11 @@ static int exec_for(JCtx *c, const JNode *n, JScope *s) {
         ls = scope_new(c, s);
     }
     if (!items->l->n) return n->c ? exec(c, n->c, s) : 0;
+    JVal *state = jv_dict(c); /* loop.changed's memory */
     for (int i = 0; i < items->l->n; i++) {
         if (jstep(c, n)) return -1;
         if (assign(c, n, ls, n->names, n->nnames, items->l->v[i])) return -1;
-        jd_setz(c, ls->vars, "loop", loop_var(c, items, i));
+        jd_setz(c, ls->vars, "loop", loop_var(c, items, i, state));
         if (exec(c, n->b, ls)) return -1;
         if (c->cont) c->cont = 0;
         if (c->brk) {

@@ -57,7 +57,8 @@ typedef enum {
     JN_FILTERBLOCK, JN_BREAK, JN_CONTINUE,
     /* expressions */
     JN_LIT, JN_NAME, JN_ATTR, JN_ITEM, JN_SLICE, JN_CALL, JN_FILTER, JN_TEST, JN_BINOP, JN_NEG,
-    JN_POS, JN_NOT, JN_AND, JN_OR, JN_COND, JN_LIST, JN_DICT, JN_TUPLE
+    JN_POS, JN_NOT, JN_AND, JN_OR, JN_COND, JN_LIST, JN_DICT, JN_TUPLE,
+    JN_COMPARE /* a < b < c: a, then v[i] = JN_BINOP (op, right operand b) */
 } JNodeKind;
 
 typedef struct JVal JVal;
@@ -175,10 +176,16 @@ int jv_compare(JCtx *c, const JNode *at, const JVal *a, const JVal *b, int *cmp)
 void jv_str_append(StrBuf *b, const JVal *v);
 void jv_repr_append(StrBuf *b, const JVal *v);
 JVal *jv_to_str(JCtx *c, JVal *v);
-/* json.dumps(v, ensure_ascii=False, indent, sort_keys) into b; -1 (error
- * set) for a value JSON cannot hold. indent < 0: none. */
-int jv_json_append(JCtx *c, const JNode *at, StrBuf *b, const JVal *v, int indent,
-                   int sort_keys, int level);
+/* json.dumps's options: indent < 0 is none; item_sep/key_sep NULL are
+ * Python's defaults ("," with an indent, else ", "; ": "). */
+typedef struct JJsonOpt {
+    int indent, sort_keys, ascii;
+    const char *item_sep, *key_sep;
+    size_t item_sep_n, key_sep_n;
+} JJsonOpt;
+/* json.dumps(v, ...) into b; -1 (error set) for a value JSON cannot hold. */
+int jv_json_append(JCtx *c, const JNode *at, StrBuf *b, const JVal *v, const JJsonOpt *o,
+                   int level);
 const char *jv_type_name(const JVal *v);
 int jv_is_num(const JVal *v); /* int, float or bool */
 double jv_num(const JVal *v);
@@ -208,5 +215,8 @@ int jtest(JCtx *c, const JNode *at, const char *name, JVal *x, JVal **args, int 
 int jtest_exists(const char *name);
 JVal *jmethod(JCtx *c, const JNode *at, JVal *obj, const char *name); /* NULL: no such method */
 JVal *jglobal(JCtx *c, const char *name);                            /* NULL: none */
+/* fmt % args as Python formats it (jinja_format.c); args a tuple (a LIST
+ * with i == 1), a mapping for %(key)s, or any single value. */
+JVal *jformat_percent(JCtx *c, const JNode *at, JVal *fmt, JVal *args);
 
 #endif

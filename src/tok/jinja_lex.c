@@ -7,8 +7,10 @@
  *     "{%" or "{#" are dropped ("{%+" keeps them);
  *   - trim_blocks: one newline right after "%}" or "#}" is dropped ("+%}"
  *     keeps it).
- * {% raw %}...{% endraw %} becomes one data token. */
+ * {% raw %}...{% endraw %} becomes one data token. Newlines are normalised
+ * first (normalize_source). */
 #include <ctype.h>
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -200,9 +202,13 @@ static int lex_tag(Lexer *L, int block, int *strip_after, int *keep_nl) {
             for (size_t i = a; i < p && k < sizeof buf - 1; i++)
                 if (s[i] != '_') buf[k++] = s[i];
             buf[k] = 0;
+            errno = 0;
+            int64_t iv = is_float ? 0 : strtoll(buf, NULL, 10);
+            if (!is_float && (errno == ERANGE || k == sizeof buf - 1))
+                return lerr(L, a, "integer literal past 64 bits (Python's big integers are not supported)");
             JTok *t = push(L, is_float ? JT_FLOAT : JT_INT, s + a, p - a, a);
             if (is_float) t->f = strtod(buf, NULL);
-            else t->i = strtoll(buf, NULL, 10);
+            else t->i = iv;
         } else if (isalpha((unsigned char)c) || c == '_') {
             size_t a = p;
             while (isalnum((unsigned char)s[p]) || s[p] == '_') p++;
@@ -247,7 +253,28 @@ static void push_data(Lexer *L, size_t a, size_t b) {
     if (b > a) push(L, JT_DATA, ja_strndup(L->a, L->src + a, b - a), b - a, a);
 }
 
+/* The source as jinja2's lexer reads it: "\r\n" and "\r" become "\n", and
+ * one newline that ends the template is dropped (keep_trailing_newline is
+ * off in transformers' environment), so a template file's final newline
+ * does not reach the prompt. In the arena: tokens point into it. */
+static const char *normalize_source(const char *src, JArena *a) {
+    size_t n = strlen(src), k = 0;
+    char *s = ja_alloc(a, n + 1);
+    for (size_t i = 0; i < n; i++) {
+        if (src[i] == '\r') {
+            s[k++] = '\n';
+            if (src[i + 1] == '\n') i++;
+        } else {
+            s[k++] = src[i];
+        }
+    }
+    if (k && s[k - 1] == '\n') k--;
+    s[k] = 0;
+    return s;
+}
+
 int jinja_lex(const char *src, JArena *a, JTok **toks, int *ntoks, Err *e) {
+    src = normalize_source(src, a);
     Lexer L = {.src = src, .a = a, .e = e, .last_line = 1, .last_col = 1};
     size_t p = 0;
     int strip_next = 0, trim_nl = 0;

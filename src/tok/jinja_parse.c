@@ -410,7 +410,7 @@ static JNode *unary(P *p) {
 
 /* The binary operators, one row per precedence level, loosest first
  * (jinja2's parser: or, and, [not], comparisons, ~, + -, * / // %, **);
- * every level is left-associative. */
+ * every level is left-associative but the comparisons, which chain. */
 typedef struct {
     JTokType ty;
     const char *s;
@@ -443,19 +443,53 @@ static JNode *operand(P *p, int lv) {
     return lv == LV_AND ? not_expr(p) : lv == LV_POW ? unary(p) : binary(p, lv + 1);
 }
 
+/* Comparisons chain as in Python: `a < b < c` is `a < b and b < c` with b
+ * evaluated once. Two or more of them become one JN_COMPARE: a is the first
+ * operand, v the JN_BINOPs (operator and right operand in b, a unused). */
+static JNode *comparisons(P *p, JNode *x) {
+    NVec ops = {0};
+    for (;;) {
+        JTok *t = cur(p);
+        const BinOp *o = NULL;
+        for (const BinOp *r = LEVELS[LV_CMP]; r->s && !o; r++)
+            if (tok_is(t, r->ty, r->s)) o = r;
+        static const BinOp NOT_IN = {JT_NAME, "not", JN_BINOP, JOP_NOTIN};
+        if (!o && tok_is(t, JT_NAME, "not") && tok_is(peek(p, 1), JT_NAME, "in")) {
+            o = &NOT_IN;
+            p->i++;
+        }
+        if (!o) break;
+        p->i++;
+        JNode *y = operand(p, LV_CMP);
+        if (!y) return nv_free(&ops), NULL;
+        JNode *n = mk(p, JN_BINOP, t);
+        n->op = o->op;
+        n->b = y;
+        nv_push(&ops, n, NULL);
+    }
+    JNode *r = x;
+    if (ops.n == 1) {
+        r = ops.v[0];
+        r->a = x;
+    } else if (ops.n > 1) {
+        r = mk(p, JN_COMPARE, &(JTok){.line = ops.v[0]->line, .col = ops.v[0]->col});
+        r->a = x;
+        r->v = nv_nodes(p, &ops);
+        r->n = ops.n;
+    }
+    nv_free(&ops);
+    return r;
+}
+
 static JNode *binary(P *p, int lv) {
     JNode *x = operand(p, lv);
+    if (x && lv == LV_CMP) return comparisons(p, x);
     for (;;) {
         if (!x) return NULL;
         JTok *t = cur(p);
         const BinOp *o = NULL;
         for (const BinOp *r = LEVELS[lv]; r->s && !o; r++)
             if (tok_is(t, r->ty, r->s)) o = r;
-        static const BinOp NOT_IN = {JT_NAME, "not", JN_BINOP, JOP_NOTIN};
-        if (!o && lv == LV_CMP && tok_is(t, JT_NAME, "not") && tok_is(peek(p, 1), JT_NAME, "in")) {
-            o = &NOT_IN;
-            p->i++;
-        }
         if (!o) return x;
         p->i++;
         JNode *y = operand(p, lv);

@@ -410,7 +410,8 @@ static void str_at(StrBuf *b, const JVal *v, int depth) {
         if (v->i && v->l->n == 1) sb_appendc(b, ',');
         sb_appendc(b, v->i ? ')' : ']');
         break;
-    case JV_DICT:
+    case JV_DICT: case JV_NS: /* jinja2 3.1's Namespace repr: <Namespace {attrs}> */
+        if (v->t == JV_NS) sb_append(b, "<Namespace ");
         sb_appendc(b, '{');
         for (int i = 0; i < v->d->n; i++) {
             if (i) sb_append(b, ", ");
@@ -419,8 +420,8 @@ static void str_at(StrBuf *b, const JVal *v, int depth) {
             repr_at(b, v->d->v[i], depth + 1);
         }
         sb_appendc(b, '}');
+        if (v->t == JV_NS) sb_appendc(b, '>');
         break;
-    case JV_NS: sb_append(b, "<Namespace>"); break;
     case JV_FUNC: sb_append(b, "<function>"); break;
     case JV_MACRO: sb_append(b, "<Macro>"); break;
     }
@@ -436,7 +437,9 @@ JVal *jv_to_str(JCtx *c, JVal *v) {
     return r;
 }
 
-static void json_str(StrBuf *b, const char *s, size_t n) {
+/* ascii: ensure_ascii, every code point past 0x7F as \\uXXXX (a surrogate
+ * pair past 0xFFFF), as Python's json does. */
+static void json_str(StrBuf *b, const char *s, size_t n, int ascii) {
     sb_appendc(b, '"');
     for (size_t i = 0; i < n; i++) {
         unsigned char ch = (unsigned char)s[i];
@@ -449,11 +452,29 @@ static void json_str(StrBuf *b, const char *s, size_t n) {
         case '\b': sb_append(b, "\\b"); break;
         case '\f': sb_append(b, "\\f"); break;
         default:
-            if (ch < 0x20) sb_printf(b, "\\u%04x", ch);
-            else sb_appendc(b, (char)ch);
+            if (ch < 0x20 || (ascii && ch == 0x7F)) {
+                sb_printf(b, "\\u%04x", ch);
+            } else if (ascii && ch >= 0x80) {
+                int len = ch >= 0xF0 ? 4 : ch >= 0xE0 ? 3 : 2;
+                unsigned long cp = ch & (len == 4 ? 0x07 : len == 3 ? 0x0F : 0x1F);
+                for (int k = 1; k < len && i + 1 < n; k++) cp = (cp << 6) | ((unsigned char)s[++i] & 0x3F);
+                if (cp >= 0x10000) {
+                    cp -= 0x10000;
+                    sb_printf(b, "\\u%04lx\\u%04lx", 0xD800 + (cp >> 10), 0xDC00 + (cp & 0x3FF));
+                } else {
+                    sb_printf(b, "\\u%04lx", cp);
+                }
+            } else {
+                sb_appendc(b, (char)ch);
+            }
         }
     }
     sb_appendc(b, '"');
+}
+
+static void item_sep(StrBuf *b, const JJsonOpt *o) {
+    if (o->item_sep) sb_appendn(b, o->item_sep, o->item_sep_n);
+    else sb_append(b, o->indent >= 0 ? "," : ", ");
 }
 
 static void json_nl(StrBuf *b, int indent, int level) {
@@ -471,8 +492,9 @@ static int key_cmp(const void *x, const void *y) {
     return 0;
 }
 
-int jv_json_append(JCtx *c, const JNode *at, StrBuf *b, const JVal *v, int indent,
-                   int sort_keys, int level) {
+int jv_json_append(JCtx *c, const JNode *at, StrBuf *b, const JVal *v, const JJsonOpt *o,
+                   int level) {
+    int indent = o->indent;
     if (level > c->max_depth) return jerr(c, at, ERR_PARSE, "tojson: value nests too deeply"), -1;
     if (b->len > c->max_output)
         return jerr(c, at, ERR_PARSE, "tojson: output past %zu bytes", c->max_output), -1;
@@ -485,7 +507,7 @@ int jv_json_append(JCtx *c, const JNode *at, StrBuf *b, const JVal *v, int inden
         else if (isinf(v->f)) sb_append(b, v->f < 0 ? "-Infinity" : "Infinity");
         else float_append(b, v->f);
         return 0;
-    case JV_STR: json_str(b, v->s, v->n); return 0;
+    case JV_STR: json_str(b, v->s, v->n, o->ascii); return 0;
     case JV_LIST:
         if (v->b)
             return jerr(c, at, ERR_PARSE, "tojson: Object of type generator is not JSON serializable (add |list)"), -1;
@@ -495,9 +517,9 @@ int jv_json_append(JCtx *c, const JNode *at, StrBuf *b, const JVal *v, int inden
         }
         sb_appendc(b, '[');
         for (int i = 0; i < v->l->n; i++) {
-            if (i) sb_append(b, indent >= 0 ? "," : ", ");
+            if (i) item_sep(b, o);
             if (indent >= 0) json_nl(b, indent, level + 1);
-            if (jv_json_append(c, at, b, v->l->v[i], indent, sort_keys, level + 1)) return -1;
+            if (jv_json_append(c, at, b, v->l->v[i], o, level + 1)) return -1;
         }
         if (indent >= 0) json_nl(b, indent, level);
         sb_appendc(b, ']');
@@ -510,7 +532,7 @@ int jv_json_append(JCtx *c, const JNode *at, StrBuf *b, const JVal *v, int inden
         }
         int *order = xmalloc((size_t)d->n * sizeof *order);
         for (int i = 0; i < d->n; i++) order[i] = i;
-        if (sort_keys) { /* stable insertion sort by key */
+        if (o->sort_keys) { /* stable insertion sort by key */
             for (int i = 1; i < d->n; i++) {
                 int x = order[i], j = i;
                 while (j > 0 && key_cmp(&d->k[order[j - 1]], &d->k[x]) > 0) {
@@ -523,27 +545,29 @@ int jv_json_append(JCtx *c, const JNode *at, StrBuf *b, const JVal *v, int inden
         sb_appendc(b, '{');
         for (int i = 0; i < d->n; i++) {
             JVal *k = d->k[order[i]];
-            if (i) sb_append(b, indent >= 0 ? "," : ", ");
+            if (i) item_sep(b, o);
             if (indent >= 0) json_nl(b, indent, level + 1);
             if (k->t == JV_STR) {
-                json_str(b, k->s, k->n);
+                json_str(b, k->s, k->n, o->ascii);
             } else if (k->t == JV_INT || k->t == JV_FLOAT || k->t == JV_BOOL || k->t == JV_NONE) {
                 StrBuf t;
                 sb_init(&t);
-                if (jv_json_append(c, at, &t, k, -1, 0, level)) {
+                JJsonOpt ko = {.indent = -1};
+                if (jv_json_append(c, at, &t, k, &ko, level)) {
                     sb_free(&t);
                     free(order);
                     return -1;
                 }
-                json_str(b, t.s, t.len);
+                json_str(b, t.s, t.len, 0);
                 sb_free(&t);
             } else {
                 free(order);
                 return jerr(c, at, ERR_PARSE, "tojson: keys must be str, int, float, bool or None, not %s",
                             jv_type_name(k)), -1;
             }
-            sb_append(b, ": ");
-            if (jv_json_append(c, at, b, d->v[order[i]], indent, sort_keys, level + 1)) {
+            if (o->key_sep) sb_appendn(b, o->key_sep, o->key_sep_n);
+            else sb_append(b, ": ");
+            if (jv_json_append(c, at, b, d->v[order[i]], o, level + 1)) {
                 free(order);
                 return -1;
             }

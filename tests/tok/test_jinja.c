@@ -90,6 +90,25 @@ static void test_errors_name_line_and_column(void) {
     expect_error("{{ 1 / 0 }}", "division by zero");
     expect_error("{{ 'a' < 1 }}", "cannot compare string with int");
     expect_error("{% set d = {} %}{{ d.update({'a': 1}) }}", "unsafe");
+    /* what jinja2 renders but this interpreter refuses, naming the line */
+    expect_error("a\n{{ 2 ** 63 }}", "line 2, column 6: integer result past 64 bits");
+    expect_error("{{ 9223372036854775807 + 1 }}", "integer result past 64 bits");
+    expect_error("{{ -(-9223372036854775807 - 1) }}", "integer result past 64 bits");
+    expect_error("\n\n{{ 99999999999999999999 }}", "line 3, column 4: integer literal past 64 bits");
+    expect_error("x\n {% with a = 1 %}{{ a }}{% endwith %}", "line 2, column 5: unsupported tag 'with'");
+    expect_error("{% extends 'base.jinja' %}", "line 1, column 4: unsupported tag 'extends'");
+    expect_error("{% import 'm.jinja' as m %}", "unsupported tag 'import'");
+    expect_error("{% macro m(a) %}{{ varargs }}{% endmacro %}\n{{ m(1, 2) }}", "line 2, column 4: macro 'm' takes at most 1");
+    expect_error("{{ '{:>5}'.format('r') }}", "format spec, which is not supported");
+    expect_error("\n{{ '%*d' % (3, 4) }}", "line 2, column 10: % format: '*' widths are not supported");
+    expect_error("{{ '%q' % 1 }}", "unsupported format character 'q'");
+    expect_error("{{ '%(a)s' % 1 }}", "a mapping is required");
+    expect_error("{{ '%5000d' % 1 }}", "width or precision past 4096");
+    expect_error("{{ 'x'|truncate(3) }}", "filter 'truncate' is not supported");
+    expect_error("{{ [1]|tojson(separators=(',',)) }}", "separators must be two strings");
+    expect_error("{% for x in [1] %}{{ loop.cycle() }}{% endfor %}", "no items for cycling");
+    /* an argument error after a buffer was started (leaked before; SAN=1 catches it) */
+    expect_error("{{ 'a\nb'|indent([1]) }}", "argument 'width' must be an integer");
 }
 
 static void test_limits_stop_hostile_templates(void) {
