@@ -46,6 +46,7 @@
 #include "formats/gguf.h"
 #include "formats/safetensors.h"
 #include "logit_budget.h"
+#include "model_logits.h"
 #include "model/convert.h"
 #include "model/decoder.h"
 #include "test.h"
@@ -141,7 +142,8 @@ static void check_forward(Model *m, const Gold *g, const char *label) {
     }
     double e_g = json_number_value(
         json_object_get(json_object_get(g->json, "self_check"), "forward_f32_vs_f64_max_abs_diff"));
-    double rel = worst / (hi - lo), tol = fmax(arch_tol(&m->cfg, T, logit_rho(g->logits, n)), 3 * e_g / (hi - lo));
+    double rel = worst / (hi - lo),
+           tol = fmax(arch_tol(&m->cfg, T, logit_rho(g->logits, n)), 3 * e_g / (hi - lo));
     int flips = 0;
     for (long t = 0; t < (long)g->n_rows * T; t++) {
         const float *a = got + t * V, *b = g->logits + t * V;
@@ -325,8 +327,58 @@ static void test_gguf(void) {
     free(tmp);
 }
 
+/* Logits [rows, T, V] of every gold row through m (caller frees). */
+static float *forward_rows(Model *m, const Gold *g, Err *e) {
+    int V = g->vocab, T = g->len, rc = 0;
+    float *out = xmalloc((size_t)g->n_rows * T * V * sizeof(float));
+    for (int r = 0; r < g->n_rows && !rc; r++) {
+        KvCache kv;
+        rc = kv_cache_init(&kv, m, T, e) || model_forward(m, &kv, g->ids + (long)r * T, T, 0, out + (long)r * T * V, 1, e);
+        kv_cache_free(&kv);
+    }
+    if (rc) free(out);
+    return rc ? NULL : out;
+}
+
+/* Q8_0 files llama.cpp's llama-quantize made from aloe's f32 GGUF of each
+ * (tests/data/arch/gguf-llamacpp/README.md): llama.cpp accepted the layout,
+ * and aloe computes what the quantised weights say: its logits against
+ * those of an F32 copy of the same file (the exact values the Q8_0 blocks
+ * stand for, gguf_f32_copy). Budget: the float32 one (arch_tol) plus the
+ * Q8_0 rounding of each matmul's input (act_q8_tol: the kernels multiply
+ * Q8_0 weights with Q8_0 activations). */
+static void test_llamacpp_quantized(void) {
+    static const char *files[] = {"olmo", "olmo2", "gemma2", "phi3"};
+    for (size_t i = 0; i < sizeof files / sizeof *files; i++) {
+        char name[64];
+        snprintf(name, sizeof name, "tiny-%s", files[i]);
+        Gold g;
+        Err e = {0};
+        CHECK_OK(gold_load(name, &g, &e), &e);
+        char *path = xasprintf("tests/data/arch/gguf-llamacpp/%s-q8_0.gguf", name), *copy = gguf_f32_copy(path, &e);
+        CHECK_MSG(copy != NULL, "%s: %s", path, e.msg);
+        Model *q = model_load(path, 2, &e), *f = copy ? model_load(copy, 2, &e) : NULL;
+        CHECK_MSG(q && f, "%s: %s", path, e.msg);
+        float *lq = q ? forward_rows(q, &g, &e) : NULL, *lf = f ? forward_rows(f, &g, &e) : NULL;
+        CHECK_MSG(lq && lf, "%s: %s", path, e.msg);
+        if (lq && lf) {
+            CHECK_EQ_INT(q->w.layers[0].wo.type, DT_Q8_0);
+            long n = (long)g.n_rows * g.len * g.vocab;
+            double rho = logit_rho(lf, n), rel = rel_err(lq, lf, (size_t)n);
+            double tol = arch_tol(&q->cfg, g.len, rho) + act_q8_tol(&q->cfg, rho);
+            printf("  %-28s vs its weights in f32: max|err|/range %.2e (budget %.2e)\n", name, rel, tol);
+            CHECK_MSG(rel <= tol, "%s q8_0: %.3g of the range from its f32 copy (budget %.3g)", name, rel, tol);
+        }
+        free(lq), free(lf);
+        model_free(q), model_free(f);
+        free(path), free(copy);
+        gold_free(&g);
+    }
+}
+
 int main(void) {
     RUN(test_hf_dirs);
     RUN(test_gguf);
+    RUN(test_llamacpp_quantized);
     return test_summary();
 }
