@@ -29,7 +29,7 @@ int model_check_dims(const ModelConfig *c, const char *src, Err *e) {
     const ArchDesc *a = arch_desc(c->arch);
     if (!a || !(a->flags & ARCHF_DECODER))
         return err_set(e, ERR_UNSUPPORTED, "%s: architecture %s is not a decoder this engine runs (expected one of %s)",
-                       src, model_arch_name(c->arch), "Llama, Mistral, Qwen2, Qwen3");
+                       src, model_arch_name(c->arch), "Llama, Mistral, Qwen2, Qwen3, OLMo, OLMo 2, Gemma 2, Gemma 3, Phi-3");
     if (c->hidden_size <= 0 || c->n_layers <= 0 || c->n_heads <= 0 || c->n_kv_heads <= 0 || c->head_dim <= 0 ||
         c->vocab_size <= 0 || c->intermediate_size <= 0)
         return err_set(e, ERR_PARSE, "%s: model dimensions must be positive (hidden %d, layers %d, heads %d/%d, "
