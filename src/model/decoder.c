@@ -188,22 +188,23 @@ static void norm_rows(const ModelConfig *c, float *out, const float *x, const fl
 }
 
 /* q/k norm (Qwen3 and Gemma 3 per head; OLMo 2 over the whole
- * projection), then RoPE from table inv_freq, for n tokens of n_heads
- * heads. */
+ * projection), then RoPE, for n tokens of n_heads heads: table inv_freq,
+ * or for a token flagged in long_tok (LongRoPE) the long table. */
 static void qk_prepare(const Model *m, float *x, int n, int n_heads, const float *norm, const int *pos,
-                       const float *inv_freq) {
+                       const float *inv_freq, const unsigned char *long_tok) {
     const ModelConfig *c = &m->cfg;
     int hd = c->head_dim;
     for (int t = 0; t < n; t++) {
         float *xt = x + (long)t * n_heads * hd;
         if (norm && c->qk_norm_full) rms_rows(c, xt, xt, norm, 1, n_heads * hd);
         else if (norm) rms_rows(c, xt, xt, norm, n_heads, hd);
-        rope_forward_scaled(xt, n_heads, hd, pos[t], inv_freq, m->rope_interleaved, m->rope_mscale);
+        const float *f = long_tok && long_tok[t] ? m->inv_freq_long : inv_freq;
+        rope_forward_scaled(xt, n_heads, hd, pos[t], f, m->rope_interleaved, m->rope_mscale);
     }
 }
 
 static void attention_block(Model *m, RunState *rs, const LayerWeights *lw, int l, KvCache *const *caches,
-                            const int *pos, int n, int long_rope) {
+                            const int *pos, int n, const unsigned char *long_tok) {
     const ModelConfig *c = &m->cfg;
     int D = c->hidden_size, qd = c->n_heads * c->head_dim, kvd = c->n_kv_heads * c->head_dim;
     /* OLMo 2 feeds the residual stream in as it is */
@@ -221,11 +222,11 @@ static void attention_block(Model *m, RunState *rs, const LayerWeights *lw, int 
         clamp_forward(rs->v, (long)n * kvd, c->clip_qkv);
     }
     int sliding = arch_layer_sliding(c, l);
-    const float *inv_freq = sliding && m->inv_freq_local ? m->inv_freq_local
-                            : long_rope && m->inv_freq_long ? m->inv_freq_long
-                                                            : m->inv_freq;
-    qk_prepare(m, rs->q, n, c->n_heads, lw->q_norm, pos, inv_freq);
-    qk_prepare(m, rs->k, n, c->n_kv_heads, lw->k_norm, pos, inv_freq);
+    /* Gemma 3's local layers have their own table; LongRoPE's long one is per token */
+    const float *inv_freq = sliding && m->inv_freq_local ? m->inv_freq_local : m->inv_freq;
+    const unsigned char *lt = m->inv_freq_long ? long_tok : NULL;
+    qk_prepare(m, rs->q, n, c->n_heads, lw->q_norm, pos, inv_freq, lt);
+    qk_prepare(m, rs->k, n, c->n_kv_heads, lw->k_norm, pos, inv_freq, lt);
     for (int t = 0; t < n; t++) {
         KvCache *kv = caches[t];
         char *k = kv_layer(kv, kv->k, l), *v = kv_layer(kv, kv->v, l);
@@ -279,14 +280,25 @@ int model_forward_batch(Model *m, KvCache *const *caches, const int32_t *ids, co
             return err_set(e, ERR_ARG, "forward: logits row %d is outside the batch of %d", out_rows[i], n);
     RunState *rs = run_state_get(m, n);
     embed_rows(m, rs->x, ids, n);
-    /* LongRoPE: the long factors once the call reaches past the original
-     * context (transformers: the longest position of the call decides) */
-    int long_rope = 0;
-    for (int t = 0; t < n; t++) long_rope |= c->rope.type == ROPE_LONGROPE && pos[t] + 1 > c->rope.original_max_pos;
+    /* LongRoPE: a sequence takes the long factors for all its tokens of
+     * this call once its last one here is past the original context
+     * (transformers: the sequence length, max position + 1, decides for the
+     * whole forward). Per sequence, so sequences batched together do not
+     * change each other's factors. A sequence that crosses the switch while
+     * decoding keeps its earlier keys, made with the short factors, where
+     * transformers' Phi-3 drops its cache and recomputes them. */
+    unsigned char *long_tok = NULL;
+    if (c->rope.type == ROPE_LONGROPE && m->inv_freq_long) {
+        long_tok = xcalloc((size_t)n, 1);
+        for (int t = 0; t < n; t++)
+            for (int u = 0; u < n && !long_tok[t]; u++)
+                long_tok[t] = caches[u] == caches[t] && pos[u] + 1 > c->rope.original_max_pos;
+    }
     for (int l = 0; l < c->n_layers; l++) {
-        attention_block(m, rs, &m->w.layers[l], l, caches, pos, n, long_rope);
+        attention_block(m, rs, &m->w.layers[l], l, caches, pos, n, long_tok);
         mlp_block(m, rs, &m->w.layers[l], n);
     }
+    free(long_tok);
     for (int t = 0; t < n; t++)
         if (caches[t]->len < pos[t] + 1) caches[t]->len = pos[t] + 1;
     /* final norm on the rows that need logits only */

@@ -376,9 +376,56 @@ static void test_llamacpp_quantized(void) {
     }
 }
 
+/* LongRoPE per sequence: Phi-3's short gold row (40 tokens, short
+ * factors) and its greedy prompt (104 tokens, past the original 64: long
+ * factors) in one batched call; each sequence gets its own factors, so the
+ * short row still matches the gold forward, and the long prompt's last
+ * logits are those of its own call (within the float32 budget: the
+ * batch's matmuls may group rows otherwise). Fails when the longest
+ * position of the call decides for all. */
+static void test_longrope_per_sequence(void) {
+    Gold g;
+    Err e = {0};
+    CHECK_OK(gold_load("tiny-phi3", &g, &e), &e);
+    Model *m = model_load(DIR "tiny-phi3", 2, &e);
+    CHECK_MSG(m != NULL, "%s", e.msg);
+    if (!m) return gold_free(&g);
+    int T = g.len, P = g.n_prompt, V = g.vocab, n = T + P;
+    KvCache a, b;
+    CHECK_OK(kv_cache_init(&a, m, T, &e) || kv_cache_init(&b, m, P, &e), &e);
+    KvCache **caches = xmalloc((size_t)n * sizeof *caches);
+    int32_t *ids = xmalloc((size_t)n * sizeof *ids);
+    int *pos = xmalloc((size_t)n * sizeof *pos), *rows = xmalloc((size_t)(T + 1) * sizeof *rows);
+    for (int t = 0; t < T; t++) caches[t] = &a, ids[t] = g.ids[t], pos[t] = t, rows[t] = t;
+    for (int t = 0; t < P; t++) caches[T + t] = &b, ids[T + t] = g.prompt[t], pos[T + t] = t;
+    rows[T] = n - 1;
+    float *lg = xmalloc((size_t)(T + 1) * V * sizeof(float)), *alone = xmalloc((size_t)V * sizeof(float));
+    CHECK_OK(model_forward_batch(m, caches, ids, pos, n, rows, T + 1, lg, &e), &e);
+    double worst = 0, lo = g.logits[0], hi = lo;
+    for (long i = 0; i < (long)T * V; i++) {
+        worst = fmax(worst, fabs((double)lg[i] - g.logits[i]));
+        lo = fmin(lo, g.logits[i]), hi = fmax(hi, g.logits[i]);
+    }
+    double e_g = json_number_value(
+        json_object_get(json_object_get(g.json, "self_check"), "forward_f32_vs_f64_max_abs_diff"));
+    double tol = fmax(arch_tol(&m->cfg, T, logit_rho(g.logits, (long)T * V)), 3 * e_g / (hi - lo));
+    CHECK_MSG(worst / (hi - lo) <= tol, "short row batched with a long one: %.3g of the range (budget %.3g)",
+              worst / (hi - lo), tol);
+    KvCache c;
+    CHECK_OK(kv_cache_init(&c, m, P, &e) || model_forward(m, &c, g.prompt, P, 0, alone, 0, &e), &e);
+    /* the batch's matmuls may block rows differently: rounding only */
+    double d = rel_err(lg + (long)T * V, alone, (size_t)V);
+    CHECK_MSG(d <= tol, "the long prompt's logits moved by %.3g of their range in the batch (budget %.3g)", d, tol);
+    kv_cache_free(&a), kv_cache_free(&b), kv_cache_free(&c);
+    free(caches), free(ids), free(pos), free(rows), free(lg), free(alone);
+    model_free(m);
+    gold_free(&g);
+}
+
 int main(void) {
     RUN(test_hf_dirs);
     RUN(test_gguf);
     RUN(test_llamacpp_quantized);
+    RUN(test_longrope_per_sequence);
     return test_summary();
 }
