@@ -305,7 +305,17 @@ void arch_shape_fields(ParamKind k, char *buf, size_t size) { shape_fields(arch_
 
 void arch_shape_fields_of(int arch, ParamKind k, char *buf, size_t size) {
     const ArchTensor *t = arch_tensor_of(arch, k);
-    shape_fields(t ? t : arch_tensor(k), buf, size);
+    if (!t || !(t->flags & TK_FUSED)) {
+        shape_fields(t ? t : arch_tensor(k), buf, size);
+        return;
+    }
+    /* the stored tensor: its kinds' rows summed */
+    const ArchDesc *a = arch_desc(arch);
+    size_t n = 0;
+    for (int i = 0; i < a->n_tensors && n < size; i++)
+        if (!strcmp(a->tensors[i].hf, t->hf))
+            n += (size_t)snprintf(buf + n, size - n, "%s%s", n ? " + " : "[", dim_field(a->tensors[i].rows));
+    if (n < size) snprintf(buf + n, size - n, ", %s]", dim_field(t->cols));
 }
 
 /* pattern with '#' replaced by layer */

@@ -169,7 +169,9 @@ int arch_layer_sliding(const ModelConfig *c, int l);
 long long arch_dim(const ModelConfig *c, ArchDim d);
 /* One layer's (or the model's) rows × cols of kind k (cols 0: a vector). */
 void arch_shape(const ModelConfig *c, ParamKind k, long long *rows, long long *cols);
-/* The config fields of kind k's shape, "[hidden_size, intermediate_size]", for messages. */
+/* The config fields of kind k's shape, "[hidden_size, intermediate_size]", for messages
+ * (arch_shape_fields_of: of its stored tensor in arch's list, a fused one's rows summed:
+ * "[intermediate_size + intermediate_size, hidden_size]"). */
 void arch_shape_fields(ParamKind k, char *buf, size_t size);
 void arch_shape_fields_of(int arch, ParamKind k, char *buf, size_t size);
 /* Kind k's name for layer l in a HF directory / a GGUF file, in

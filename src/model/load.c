@@ -85,11 +85,9 @@ static int check_hf_tensors(const SafeTensors *st, const ModelConfig *c, const c
             if (tensor_check_shape(t, s.shape[1] ? 2 : 1, s.shape, e)) {
                 char msg[sizeof e->msg];
                 snprintf(msg, sizeof msg, "%s", e->msg);
-                char fields[128];
+                char fields[256];
                 arch_shape_fields_of(c->arch, (ParamKind)k, fields, sizeof fields);
-                return err_set(e, ERR_PARSE, "%s: %s = %s%s from %s", st_file_of(st, t), msg, fields,
-                               arch_tensor_of(c->arch, (ParamKind)k)->flags & TK_FUSED ? " (one part of the fused tensor)" : "",
-                               cfg_path);
+                return err_set(e, ERR_PARSE, "%s: %s = %s from %s", st_file_of(st, t), msg, fields, cfg_path);
             }
             if (t->dtype != DT_F32 && t->dtype != DT_F16 && t->dtype != DT_BF16)
                 return err_set(e, ERR_UNSUPPORTED, "%s: tensor %s has dtype %s; expected F32, F16 or BF16",

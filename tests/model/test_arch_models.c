@@ -422,10 +422,33 @@ static void test_longrope_per_sequence(void) {
     gold_free(&g);
 }
 
+/* A config whose heads do not match the fused tensor's rows: the error
+ * names the tensor, both shapes and every field of the fused rows. */
+static void test_fused_shape_error(void) {
+    char *tmp = test_tmpdir(), *text = NULL, *cfg = xasprintf("%s/config.json", tmp);
+    char *src = xasprintf(DIR "tiny-phi3/model.safetensors"), *dst = xasprintf("%s/model.safetensors", tmp);
+    size_t len;
+    Err e = {0};
+    CHECK_OK(file_read_all(DIR "tiny-phi3/config.json", &text, &len, &e), &e);
+    char *kv = text ? strstr(text, "\"num_key_value_heads\": 2") : NULL;
+    CHECK(kv != NULL);
+    if (kv) kv[strlen("\"num_key_value_heads\": ")] = '4';
+    CHECK_OK(file_write_atomic(cfg, text, len, &e) || file_link_atomic(src, dst, &e), &e);
+    Model *m = model_load(tmp, 1, &e);
+    CHECK(m == NULL);
+    CHECK_MSG(strstr(e.msg, "tensor model.layers.0.self_attn.qkv_proj.weight: shape [64, 32], expected [96, 32] = "
+                            "[num_attention_heads * head_dim + num_key_value_heads * head_dim + num_key_value_heads * "
+                            "head_dim, hidden_size] from"),
+              "%s", e.msg);
+    model_free(m);
+    free(text), free(cfg), free(src), free(dst), free(tmp);
+}
+
 int main(void) {
     RUN(test_hf_dirs);
     RUN(test_gguf);
     RUN(test_llamacpp_quantized);
     RUN(test_longrope_per_sequence);
+    RUN(test_fused_shape_error);
     return test_summary();
 }
