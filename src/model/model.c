@@ -1,5 +1,6 @@
 /* Construction helpers shared by the loaders and the random initialiser:
  * the Model struct, its parameter block and weight views, RoPE tables. */
+#include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,7 +29,7 @@ int model_check_dims(const ModelConfig *c, const char *src, Err *e) {
     const ArchDesc *a = arch_desc(c->arch);
     if (!a || !(a->flags & ARCHF_DECODER))
         return err_set(e, ERR_UNSUPPORTED, "%s: architecture %s is not a decoder this engine runs (expected one of %s)",
-                       src, model_arch_name(c->arch), "Llama, Mistral, Qwen2, Qwen3");
+                       src, model_arch_name(c->arch), "Llama, Mistral, Qwen2, Qwen3, OLMo, OLMo 2, Gemma 2, Gemma 3, Phi-3");
     if (c->hidden_size <= 0 || c->n_layers <= 0 || c->n_heads <= 0 || c->n_kv_heads <= 0 || c->head_dim <= 0 ||
         c->vocab_size <= 0 || c->intermediate_size <= 0)
         return err_set(e, ERR_PARSE, "%s: model dimensions must be positive (hidden %d, layers %d, heads %d/%d, "
@@ -65,23 +66,56 @@ int model_check_config(const ModelConfig *c, const char *src, Err *e) {
     return 0;
 }
 
-void model_rope_inv_freq(const ModelConfig *c, const float *freq_factors, float *inv_freq) {
+void model_rope_inv_freq_for(const ModelConfig *c, const float *freq_factors, int table, float *inv_freq) {
     const RopeConfig *r = &c->rope;
+    int hd = c->head_dim;
+    if (table == ROPE_TAB_LOCAL && r->local_theta > 0) {
+        /* Gemma 3's sliding layers: their own base, no scaling */
+        rope_inv_freq(inv_freq, hd, r->local_theta, NULL);
+        return;
+    }
     RopeScaling s = {ROPE_SCALING_NONE, 1, 1, 1, 0};
     if (!freq_factors && r->type == ROPE_LLAMA3)
         s = (RopeScaling){ROPE_SCALING_LLAMA3, r->factor, r->low_freq_factor, r->high_freq_factor, r->original_max_pos};
     if (!freq_factors && r->type == ROPE_LINEAR) s = (RopeScaling){ROPE_SCALING_LINEAR, r->factor, 1, 1, 0};
-    int hd = c->head_dim;
     rope_inv_freq(inv_freq, hd, r->theta, &s);
+    if (r->type == ROPE_LONGROPE && r->n_factors == hd / 2) {
+        /* transformers: 1 / (ext_factors * base^(arange(0, dim, 2) / dim)),
+         * each step a float32 tensor op */
+        const float *f = table == ROPE_TAB_LONG ? r->long_factor : r->short_factor;
+        for (int i = 0; i < hd / 2; i++) {
+            float ex = (float)(2 * i) / (float)hd, b = (float)pow(r->theta, (double)ex);
+            inv_freq[i] = 1.0f / (f[i] * b);
+        }
+    }
     if (freq_factors)
         for (int i = 0; i < hd / 2; i++) inv_freq[i] /= freq_factors[i];
 }
 
+void model_rope_inv_freq(const ModelConfig *c, const float *freq_factors, float *inv_freq) {
+    model_rope_inv_freq_for(c, freq_factors, ROPE_TAB_GLOBAL, inv_freq);
+}
+
+float model_rope_mscale(const ModelConfig *c) {
+    return c->rope.type == ROPE_LONGROPE && c->rope.attn_factor > 0 ? c->rope.attn_factor : 1.0f;
+}
+
 /* RoPE frequencies from the config (optional per-frequency divisors: GGUF's
- * rope_freqs.weight, which llama.cpp uses for Llama 3 scaling). */
+ * rope_freqs.weight, which llama.cpp uses for Llama 3 scaling); the local
+ * and long tables only where they differ from the global one. */
 void model_init_rope(Model *m, const float *freq_factors) {
-    m->inv_freq = xmalloc((size_t)(m->cfg.head_dim / 2) * sizeof(float));
+    size_t bytes = (size_t)(m->cfg.head_dim / 2) * sizeof(float);
+    m->inv_freq = xmalloc(bytes);
     model_rope_inv_freq(&m->cfg, freq_factors, m->inv_freq);
+    if (m->cfg.rope.local_theta > 0 && m->cfg.sliding_window > 0) {
+        m->inv_freq_local = model_own(m, xmalloc(bytes));
+        model_rope_inv_freq_for(&m->cfg, freq_factors, ROPE_TAB_LOCAL, m->inv_freq_local);
+    }
+    if (m->cfg.rope.type == ROPE_LONGROPE) {
+        m->inv_freq_long = model_own(m, xmalloc(bytes));
+        model_rope_inv_freq_for(&m->cfg, freq_factors, ROPE_TAB_LONG, m->inv_freq_long);
+    }
+    m->rope_mscale = model_rope_mscale(&m->cfg);
 }
 
 /* p[k] + off, or NULL for a kind not in the block (its views are set by
@@ -107,12 +141,15 @@ void model_views_from_params(Model *m) {
         w->w_gate = (QMat){DT_F32, at(p, PARAM_W_GATE, (size_t)l * F * D), F, D};
         w->w_up = (QMat){DT_F32, at(p, PARAM_W_UP, (size_t)l * F * D), F, D};
         w->w_down = (QMat){DT_F32, at(p, PARAM_W_DOWN, (size_t)l * D * F), D, F};
-        w->bq = at(p, PARAM_BQ, (size_t)l * Q);
-        w->bk = at(p, PARAM_BK, (size_t)l * KV);
-        w->bv = at(p, PARAM_BV, (size_t)l * KV);
-        w->bo = at(p, PARAM_BO, (size_t)l * D);
-        w->q_norm = at(p, PARAM_Q_NORM, (size_t)l * c->head_dim);
-        w->k_norm = at(p, PARAM_K_NORM, (size_t)l * c->head_dim);
+        /* vectors: each kind's per-layer length from the table (OLMo 2's
+         * q/k norms are the projection's width, Qwen3's a head's) */
+        static const ParamKind vec_kinds[] = {PARAM_BQ, PARAM_BK, PARAM_BV, PARAM_BO, PARAM_Q_NORM, PARAM_K_NORM,
+                                              PARAM_POST_ATTN_NORM, PARAM_POST_FFN_NORM};
+        for (size_t i = 0; i < sizeof vec_kinds / sizeof vec_kinds[0]; i++) {
+            long long rows, cols;
+            arch_shape(c, vec_kinds[i], &rows, &cols);
+            *model_vec_slot(m, vec_kinds[i], l) = at(p, vec_kinds[i], (size_t)l * (size_t)rows);
+        }
     }
 }
 
@@ -152,6 +189,8 @@ const float **model_vec_slot(Model *m, ParamKind k, int l) {
     case PARAM_OUT_NORM: return &m->w.out_norm;
     case PARAM_ATTN_NORM: return &w->attn_norm;
     case PARAM_FFN_NORM: return &w->ffn_norm;
+    case PARAM_POST_ATTN_NORM: return &w->post_attn_norm;
+    case PARAM_POST_FFN_NORM: return &w->post_ffn_norm;
     case PARAM_BQ: return &w->bq;
     case PARAM_BK: return &w->bk;
     case PARAM_BV: return &w->bv;

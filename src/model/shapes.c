@@ -111,6 +111,9 @@ Model *model_init_random(const ModelConfig *cfg, int dtype, uint64_t seed, int n
                NULL;
     Model *m = model_new(cfg, n_threads);
     m->source = "random";
+    /* the norms made below (1) are the weights the forward multiplies by,
+     * Gemma's (1 + w) included */
+    m->cfg.norms_folded = 1;
     m->weight_type = dtype;
     Rng r;
     rng_seed(&r, seed);
