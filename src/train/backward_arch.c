@@ -129,6 +129,11 @@ void clamp_forward(float *x, long n, float c) {
 }
 
 void clamp_backward(float *dx, const float *dy, const float *y, long n, float c) {
+    if (dx == dy) {
+        for (long i = 0; i < n; i++)
+            if (!(y[i] > -c && y[i] < c)) dx[i] = 0;
+        return;
+    }
     for (long i = 0; i < n; i++)
         if (y[i] > -c && y[i] < c) dx[i] += dy[i];
 }

@@ -43,7 +43,8 @@ void clamp_forward(float *x, long n, float c);
 /* dx += dy where y (the clamped value) is strictly inside (−c, c); zero
  * where it was clamped. PyTorch also passes the gradient of an x exactly
  * at ±c, which y cannot tell from one beyond it: a float landing exactly
- * on the bound, a measure-zero event for continuous activations. */
+ * on the bound, a measure-zero event for continuous activations. dx may
+ * be dy: then the masked gradient replaces dy. */
 void clamp_backward(float *dx, const float *dy, const float *y, long n, float c);
 
 /* The embedding lookup times a scale (Gemma: sqrt(hidden_size), rounded

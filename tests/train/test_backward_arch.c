@@ -227,6 +227,10 @@ static void test_clamp(void) {
     CHECK(clamped > 5 && clamped < EN - 5); /* both sides of the kink are exercised */
     CHECK(fwd_ok(elt_ref, &c, c.a, EN, y, EN, "clamp"));
     CHECK(fd_ok(elt_ref, &c, c.a, EN, EN, r, dx, "clamp dx"));
+    float dd[EN]; /* in place (dx == dy): the same values */
+    memcpy(dd, r, sizeof dd);
+    clamp_backward(dd, dd, y, EN, c.cap);
+    for (int i = 0; i < EN; i++) CHECK(dd[i] == dx[i]);
 }
 
 /* ---- scaled embedding ---- */
