@@ -146,32 +146,97 @@ static int parse_dtype(Json *j, int *out) {
     return 0;
 }
 
-/* transformers 5 keeps everything under rope_parameters; transformers 4
- * has top-level rope_theta and an optional rope_scaling object. */
-static int parse_rope(Json *j, RopeConfig *r) {
+/* A list of head_dim/2 positive factors (LongRoPE's long_factor / short_factor). */
+static int j_factors(Json *j, json_t *src, const char *key, const char *sec, int n, float *out) {
+    json_t *v = json_object_get(src, key);
+    if (!json_is_array(v) || (int)json_array_size(v) != n)
+        return err_set(j->e, ERR_PARSE, "%s: field \"%s.%s\" must be a list of %d numbers (head_dim / 2)", j->name, sec,
+                       key, n);
+    for (int i = 0; i < n; i++) {
+        json_t *x = json_array_get(v, (size_t)i);
+        double d = json_is_number(x) ? json_number_value(x) : -1;
+        if (!(d > 0) || !isfinite((float)d))
+            return err_set(j->e, ERR_PARSE, "%s: field \"%s.%s\"[%d] must be a positive number", j->name, sec, key, i);
+        out[i] = (float)d;
+    }
+    return 0;
+}
+
+/* LongRoPE (Phi-3): the factors, original_max_position_embeddings (in the
+ * section or at the top level; max_position_embeddings when neither) and
+ * the cos/sin factor transformers' _compute_longrope_parameters derives. */
+static int parse_longrope(Json *j, json_t *src, const char *sec, const ModelConfig *c, RopeConfig *r) {
+    int n = c->head_dim / 2;
+    if (n > ROPE_MAX_FACTORS || n <= 0)
+        return err_set(j->e, ERR_UNSUPPORTED, "%s: longrope with head_dim %d (at most %d)", j->name, c->head_dim,
+                       2 * ROPE_MAX_FACTORS);
+    r->type = ROPE_LONGROPE;
+    r->n_factors = n;
+    if (j_factors(j, src, "long_factor", sec, n, r->long_factor) || j_factors(j, src, "short_factor", sec, n, r->short_factor))
+        return -1;
+    int orig = 0;
+    if (j_int(j, src, "original_max_position_embeddings", 0, 0, &orig)) return -1;
+    if (!orig && j_int(j, j->root, "original_max_position_embeddings", 0, 0, &orig)) return -1;
+    double factor;
+    if (orig) {
+        factor = (double)c->max_pos / orig;
+    } else {
+        orig = c->max_pos;
+        if (j_num(j, src, "factor", 1.0, &factor)) return -1;
+    }
+    r->original_max_pos = orig;
+    double af;
+    if (j_num(j, src, "attention_factor", -1, &af)) return -1;
+    if (af < 0) af = factor <= 1.0 || orig <= 1 ? 1.0 : sqrt(1 + log(factor) / log((double)orig));
+    r->attn_factor = (float)af;
+    if (!(r->attn_factor > 0) || !isfinite(r->attn_factor))
+        return err_set(j->e, ERR_PARSE, "%s: field \"%s.attention_factor\" must be a positive number", j->name, sec);
+    return 0;
+}
+
+/* transformers 5 keeps everything under rope_parameters (per layer type
+ * for Gemma 3: {"full_attention": {...}, "sliding_attention": {...}});
+ * transformers 4 has top-level rope_theta and an optional rope_scaling
+ * object (Gemma 3: rope_local_base_freq beside them). */
+static int parse_rope(Json *j, const ModelConfig *c, RopeConfig *r) {
     json_t *params = json_object_get(j->root, "rope_parameters");
     json_t *scaling = json_object_get(j->root, "rope_scaling");
     memset(r, 0, sizeof *r);
     if (j_posf(j, j->root, "rope_theta", "rope_theta", 10000.0, &r->theta)) return -1;
+    if (json_object_get(j->root, "rope_local_base_freq") &&
+        j_posf(j, j->root, "rope_local_base_freq", "rope_local_base_freq", 10000.0, &r->local_theta))
+        return -1;
     json_t *src = NULL;
+    const char *sec = "rope_parameters";
     if (params && !json_is_null(params) && !json_is_object(params))
         return err_set(j->e, ERR_PARSE, "%s: \"rope_parameters\" must be an object or null", j->name);
+    if (json_is_object(params) && json_is_object(json_object_get(params, "full_attention"))) {
+        json_t *local = json_object_get(params, "sliding_attention");
+        if (json_is_object(local) &&
+            j_posf(j, local, "rope_theta", "rope_parameters.sliding_attention.rope_theta", 10000.0, &r->local_theta))
+            return -1;
+        params = json_object_get(params, "full_attention");
+        sec = "rope_parameters.full_attention";
+    }
     if (json_is_object(params)) {
-        if (j_posf(j, params, "rope_theta", "rope_parameters.rope_theta", r->theta, &r->theta)) return -1;
+        char f[96];
+        snprintf(f, sizeof f, "%s.rope_theta", sec);
+        if (j_posf(j, params, "rope_theta", f, r->theta, &r->theta)) return -1;
         src = params;
     } else if (json_is_object(scaling)) {
         src = scaling;
+        sec = "rope_scaling";
     } else if (scaling && !json_is_null(scaling)) {
         return err_set(j->e, ERR_PARSE, "%s: \"rope_scaling\" must be an object or null", j->name);
     }
     r->type = ROPE_DEFAULT;
     r->factor = 1;
+    r->attn_factor = 1;
     if (!src) return 0;
     json_t *t = json_object_get(src, "rope_type");
     if (!t) t = json_object_get(src, "type");
     const char *type = json_string_value(t);
-    const char *sec = src == params ? "rope_parameters" : "rope_scaling";
-    char f1[64], f2[64], f3[64];
+    char f1[96], f2[96], f3[96];
     if (t && !json_is_null(t) && !type)
         return err_set(j->e, ERR_PARSE, "%s: field \"%s.rope_type\" must be a string", j->name, sec);
     if (!type || !strcmp(type, "default")) return 0;
@@ -180,6 +245,8 @@ static int parse_rope(Json *j, RopeConfig *r) {
         r->type = ROPE_LINEAR;
         return j_posf(j, src, "factor", f1, 1.0, &r->factor);
     }
+    /* "su" is LongRoPE's first name (Phi-3 configs of 2024) */
+    if (!strcmp(type, "longrope") || !strcmp(type, "su")) return parse_longrope(j, src, sec, c, r);
     if (!strcmp(type, "llama3")) {
         r->type = ROPE_LLAMA3;
         snprintf(f2, sizeof f2, "%s.low_freq_factor", sec);
@@ -194,7 +261,74 @@ static int parse_rope(Json *j, RopeConfig *r) {
                            (double)r->high_freq_factor, f2, (double)r->low_freq_factor);
         return 0;
     }
-    return err_set(j->e, ERR_UNSUPPORTED, "%s: rope type %s is not supported (default, linear, llama3)", j->name, type);
+    return err_set(j->e, ERR_UNSUPPORTED, "%s: rope type %s is not supported (default, linear, llama3, longrope)",
+                   j->name, type);
+}
+
+/* A positive number or null/absent (0): soft-caps, clip_qkv. */
+static int j_opt_pos(Json *j, const char *key, float *out) {
+    json_t *v = json_object_get(j->root, key);
+    *out = 0;
+    if (!v || json_is_null(v)) return 0;
+    return j_posf(j, j->root, key, key, 0, out);
+}
+
+/* Which layers attend within sliding_window: transformers 5's layer_types
+ * list, or sliding_window_pattern (Gemma 3 in transformers 4), as a period
+ * (ModelConfig.swa_pattern); a list that is not periodic that way is
+ * refused rather than run differently. */
+static int parse_layer_types(Json *j, ModelConfig *c) {
+    /* only the architectures with local and global layers (Gemma): the
+     * others' layer_types (transformers 5 writes it for Llama and Qwen too)
+     * say what sliding_window and use_sliding_window already say */
+    if (!arch_desc(c->arch)->swa_pattern) return 0;
+    json_t *lt = json_object_get(j->root, "layer_types");
+    if (!lt || json_is_null(lt)) {
+        if (j_int(j, j->root, "sliding_window_pattern", 0, 0, &c->swa_pattern)) return -1;
+        return 0;
+    }
+    if (!json_is_array(lt) || (int)json_array_size(lt) != c->n_layers)
+        return err_set(j->e, ERR_PARSE, "%s: field \"layer_types\" must be a list of %d strings (num_hidden_layers)",
+                       j->name, c->n_layers);
+    int first_full = -1, any_sliding = 0;
+    for (int l = 0; l < c->n_layers; l++) {
+        const char *s = json_string_value(json_array_get(lt, (size_t)l));
+        int sliding = s && !strcmp(s, "sliding_attention");
+        if (!s || (!sliding && strcmp(s, "full_attention")))
+            return err_set(j->e, ERR_PARSE, "%s: layer_types[%d] must be \"sliding_attention\" or \"full_attention\"",
+                           j->name, l);
+        any_sliding |= sliding;
+        if (!sliding && first_full < 0) first_full = l;
+    }
+    if (!any_sliding) {
+        c->sliding_window = 0; /* every layer global */
+        return 0;
+    }
+    c->swa_pattern = first_full < 0 ? -1 : first_full + 1; /* -1: every layer local */
+    for (int l = 0; l < c->n_layers && c->swa_pattern > 0; l++) {
+        const char *s = json_string_value(json_array_get(lt, (size_t)l));
+        if (!strcmp(s, "sliding_attention") != ((l + 1) % c->swa_pattern != 0))
+            return err_set(j->e, ERR_UNSUPPORTED, "%s: layer_types[%d] = %s breaks the period %d of full-attention layers "
+                           "(only periodic patterns are supported)", j->name, l, s, c->swa_pattern);
+    }
+    return 0;
+}
+
+/* The MLP activation config.json names must be the one the architecture
+ * runs (arch_config_quirks' act). */
+static int check_act(Json *j, const ModelConfig *c) {
+    const char *key = "hidden_activation";
+    json_t *v = json_object_get(j->root, key);
+    if (!v || json_is_null(v)) v = json_object_get(j->root, key = "hidden_act");
+    if (!v || json_is_null(v)) return 0;
+    const char *s = json_string_value(v);
+    int act = !s ? -1 : !strcmp(s, "silu") || !strcmp(s, "swish") ? ACT_SILU
+              : !strcmp(s, "gelu_pytorch_tanh") || !strcmp(s, "gelu_new") || !strcmp(s, "gelu_fast") ? ACT_GELU_TANH
+              : -1;
+    if (act != c->act)
+        return err_set(j->e, ERR_UNSUPPORTED, "%s: field \"%s\" = %s: %s runs with %s", j->name, key, s ? s : "(not a string)",
+                       model_arch_name(c->arch), c->act == ACT_SILU ? "silu" : "gelu_pytorch_tanh");
+    return 0;
 }
 
 int hf_config_parse(const char *text, const char *name, ModelConfig *c, Err *e) {
@@ -224,8 +358,9 @@ int hf_config_parse(const char *text, const char *name, ModelConfig *c, Err *e) 
         j_int(&j, root, "max_position_embeddings", 2048, 0, &c->max_pos) ||
         j_posf(&j, root, bert ? "layer_norm_eps" : "rms_norm_eps", bert ? "layer_norm_eps" : "rms_norm_eps",
                bert ? 1e-12 : 1e-6, &c->norm_eps) ||
-        j_bool(&j, root, "tie_word_embeddings", bert, &c->tie_word_embeddings) ||
-        j_bool(&j, root, "attention_bias", 0, &c->attention_bias) || parse_rope(&j, &c->rope) ||
+        j_bool(&j, root, "tie_word_embeddings", bert || (arch_desc(c->arch)->flags & ARCHF_TIED_DEFAULT),
+               &c->tie_word_embeddings) ||
+        j_bool(&j, root, "attention_bias", 0, &c->attention_bias) || parse_rope(&j, c, &c->rope) ||
         j_one_id(&j, root, "bos_token_id", &c->bos_id) ||
         j_ids(&j, root, "eos_token_id", c->eos_ids, MODEL_MAX_EOS, &c->n_eos) ||
         j_one_id(&j, root, "pad_token_id", &c->pad_id) || parse_dtype(&j, &c->dtype) ||
@@ -237,7 +372,22 @@ int hf_config_parse(const char *text, const char *name, ModelConfig *c, Err *e) 
                 c->n_heads, c->n_kv_heads);
         goto done;
     }
+    if (j_opt_pos(&j, "attn_logit_softcapping", &c->attn_softcap) ||
+        j_opt_pos(&j, "final_logit_softcapping", &c->final_softcap) || j_opt_pos(&j, "clip_qkv", &c->clip_qkv) ||
+        parse_layer_types(&j, c))
+        goto done;
+    float qpas = 0;
+    if (j_opt_pos(&j, "query_pre_attn_scalar", &qpas)) goto done;
+    if (qpas > 0) c->attn_scale = (float)pow(qpas, -0.5);
+    double prf = 1;
+    if (j_num(&j, root, "partial_rotary_factor", 1.0, &prf)) goto done;
+    if (prf != 1.0) {
+        err_set(e, ERR_UNSUPPORTED, "%s: partial_rotary_factor = %g (only 1, RoPE on the whole head, is supported)",
+                name, prf);
+        goto done;
+    }
     arch_config_quirks(c);
+    if ((arch_desc(c->arch)->flags & ARCHF_DECODER) && check_act(&j, c)) goto done;
     if (!bert) c->type_vocab_size = 0;
     /* Qwen2/3 write a sliding_window size but only use it when asked */
     json_t *use_sw = json_object_get(root, "use_sliding_window");
@@ -419,11 +569,31 @@ static int gguf_token_id(const Gguf *g, const char *key, int *out, Err *e) {
     return 0;
 }
 
-static int gguf_rope(const Gguf *g, const char *a, RopeConfig *r, Err *e) {
+/* A LongRoPE factor tensor (rope_factors_long/short.weight) of n floats into out. */
+static int gguf_factors(const Gguf *g, const char *name, int n, float *out, Err *e) {
+    const TensorView *t = gguf_get_tensor(g, name, e);
+    if (!t) return -1;
+    int64_t shape = n;
+    if (tensor_check_shape(t, 1, &shape, e)) return -1;
+    float *f = tensor_to_f32_alloc(t, e);
+    if (!f) return -1;
+    memcpy(out, f, (size_t)n * sizeof(float));
+    free(f);
+    for (int i = 0; i < n; i++)
+        if (!(out[i] > 0) || !isfinite(out[i]))
+            return err_set(e, ERR_PARSE, "%s: tensor %s[%d] = %g must be a positive number", gguf_path(g), name, i,
+                           (double)out[i]);
+    return 0;
+}
+
+static int gguf_rope(const Gguf *g, const char *a, int head_dim, RopeConfig *r, Err *e) {
     memset(r, 0, sizeof *r);
     r->factor = 1;
+    r->attn_factor = 1;
     if (g_posf(g, a, "rope.freq_base", 10000.0f, &r->theta, e)) return -1;
     char k[128];
+    snprintf(k, sizeof k, "%s.rope.freq_base_swa", a);
+    if (gguf_find_key(g, k) && g_posf(g, a, "rope.freq_base_swa", 10000.0f, &r->local_theta, e)) return -1;
     snprintf(k, sizeof k, "%s.rope.scaling.type", a);
     const char *type = NULL;
     if (gguf_find_key(g, k) && gguf_get_str(g, k, &type, e)) return -1;
@@ -439,7 +609,29 @@ static int gguf_rope(const Gguf *g, const char *a, RopeConfig *r, Err *e) {
         r->freqs_from_tensor = 1;
         if (g_u32(g, a, "rope.scaling.original_context_length", 0, 0, &r->original_max_pos, e)) return -1;
     }
+    /* LongRoPE: llama.cpp keeps the factors as tensors */
+    if (gguf_find_tensor(g, "rope_factors_long.weight") || gguf_find_tensor(g, "rope_factors_short.weight")) {
+        int n = head_dim / 2;
+        if (n <= 0 || n > ROPE_MAX_FACTORS)
+            return err_set(e, ERR_UNSUPPORTED, "%s: LongRoPE with key_length %d (at most %d)", gguf_path(g), head_dim,
+                           2 * ROPE_MAX_FACTORS);
+        r->type = ROPE_LONGROPE;
+        r->n_factors = n;
+        if (gguf_factors(g, "rope_factors_long.weight", n, r->long_factor, e) ||
+            gguf_factors(g, "rope_factors_short.weight", n, r->short_factor, e) ||
+            g_u32(g, a, "rope.scaling.original_context_length", 0, 0, &r->original_max_pos, e) ||
+            g_posf(g, a, "rope.scaling.attn_factor", 1.0f, &r->attn_factor, e))
+            return -1;
+    }
     return 0;
+}
+
+/* g_f32 for optional positive values, 0 when absent (soft-caps, clamp_kqv). */
+static int g_opt_pos(const Gguf *g, const char *arch, const char *key, float *out, Err *e) {
+    char k[128];
+    snprintf(k, sizeof k, "%s.%s", arch, key);
+    *out = 0;
+    return gguf_find_key(g, k) ? g_posf(g, arch, key, 0, out, e) : 0;
 }
 
 int gguf_model_config(const Gguf *g, ModelConfig *c, Err *e) {
@@ -462,12 +654,17 @@ int gguf_model_config(const Gguf *g, ModelConfig *c, Err *e) {
         g_u32(g, a, "attention.key_length", c->hidden_size / c->n_heads, 0, &c->head_dim, e) ||
         g_posf(g, a, bert ? "attention.layer_norm_epsilon" : "attention.layer_norm_rms_epsilon", bert ? 1e-12f : 1e-6f,
                &c->norm_eps, e) ||
-        g_u32(g, a, "attention.sliding_window", 0, 0, &c->sliding_window, e) || gguf_rope(g, a, &c->rope, e))
+        g_u32(g, a, "attention.sliding_window", 0, 0, &c->sliding_window, e) ||
+        g_u32(g, a, "attention.sliding_window_pattern", 0, 0, &c->swa_pattern, e) ||
+        gguf_rope(g, a, c->head_dim, &c->rope, e) || g_opt_pos(g, a, "attn_logit_softcapping", &c->attn_softcap, e) ||
+        g_opt_pos(g, a, "final_logit_softcapping", &c->final_softcap, e) ||
+        g_opt_pos(g, a, "attention.clamp_kqv", &c->clip_qkv, e) || g_opt_pos(g, a, "attention.scale", &c->attn_scale, e))
         return -1;
     if (c->n_kv_heads <= 0 || c->n_heads % c->n_kv_heads)
         return err_set(e, ERR_PARSE, "%s: head_count %d is not a multiple of head_count_kv %d", gguf_path(g),
                        c->n_heads, c->n_kv_heads);
-    const TensorView *emb = gguf_find_tensor(g, arch_tensor(PARAM_EMBED)->gguf);
+    const ArchTensor *emb_t = arch_tensor_of(c->arch, PARAM_EMBED), *head_t = arch_tensor_of(c->arch, PARAM_LM_HEAD);
+    const TensorView *emb = emb_t ? gguf_find_tensor(g, emb_t->gguf) : NULL;
     const GgufKV *tokens = gguf_find_key(g, "tokenizer.ggml.tokens");
     if (g_u32(g, a, "vocab_size", 0, 0, &c->vocab_size, e)) return -1;
     /* the vocabulary size is an int everywhere after this */
@@ -477,17 +674,21 @@ int gguf_model_config(const Gguf *g, ModelConfig *c, Err *e) {
     if (!c->vocab_size && emb) c->vocab_size = (int)emb->shape[0];
     if (!c->vocab_size && tokens && tokens->type == GGUF_ARRAY && tokens->n <= 0x7fffffff) c->vocab_size = (int)tokens->n;
     if (!c->vocab_size) return err_set(e, ERR_PARSE, "%s: cannot tell the vocabulary size", gguf_path(g));
-    c->tie_word_embeddings = emb && !gguf_find_tensor(g, arch_tensor(PARAM_LM_HEAD)->gguf);
+    c->tie_word_embeddings = emb && !(head_t && gguf_find_tensor(g, head_t->gguf));
     /* presence as the architecture's quirks imply it, then as the file shows
      * it: a llama file with q biases has an o_proj bias too (arch_config_quirks) */
     char name[64];
-    arch_gguf_name(PARAM_BQ, 0, name, sizeof name);
-    c->attention_bias = gguf_find_tensor(g, name) != NULL;
-    arch_gguf_name(PARAM_Q_NORM, 0, name, sizeof name);
-    c->qk_norm = gguf_find_tensor(g, name) != NULL;
+    c->attention_bias =
+        !arch_gguf_name_of(c->arch, PARAM_BQ, 0, name, sizeof name) && gguf_find_tensor(g, name) != NULL;
+    c->qk_norm = !arch_gguf_name_of(c->arch, PARAM_Q_NORM, 0, name, sizeof name) && gguf_find_tensor(g, name) != NULL;
+    /* llama.cpp's converter stores Gemma's norms as w + 1 */
+    c->norms_folded = 1;
+    /* attention.scale is the score scale itself (aloe writes it for a
+     * query_pre_attn_scalar other than head_dim; llama.cpp's default is
+     * 1/sqrt(head_dim)) */
     if (ad->flags & ARCHF_DECODER) arch_config_quirks(c);
-    arch_gguf_name(PARAM_WQ, 0, name, sizeof name);
-    const TensorView *q = gguf_find_tensor(g, name);
+    const TensorView *q =
+        arch_gguf_name_of(c->arch, PARAM_WQ, 0, name, sizeof name) ? NULL : gguf_find_tensor(g, name);
     c->dtype = q ? q->dtype : DT_F32;
     if (bert && g_u32(g, "tokenizer.ggml", "token_type_count", 2, 0, &c->type_vocab_size, e)) return -1;
     if (gguf_token_id(g, "tokenizer.ggml.bos_token_id", &c->bos_id, e) ||
@@ -569,6 +770,16 @@ int hf_name_from_gguf(const char *name, char *out, size_t size) {
 int gguf_name_from_hf(const char *name, char *out, size_t size) {
     int l, k = arch_kind_of_hf(name, &l);
     return k < 0 ? -1 : arch_gguf_name((ParamKind)k, l, out, size);
+}
+
+int hf_name_from_gguf_arch(int arch, const char *name, char *out, size_t size) {
+    int l, k = arch_kind_of_gguf_in(arch, name, &l);
+    return k < 0 ? -1 : arch_hf_name_of(arch, (ParamKind)k, l, out, size);
+}
+
+int gguf_name_from_hf_arch(int arch, const char *name, char *out, size_t size) {
+    int l, k = arch_kind_of_hf_in(arch, name, &l);
+    return k < 0 ? -1 : arch_gguf_name_of(arch, (ParamKind)k, l, out, size);
 }
 
 /* ---- comparison ---- */

@@ -23,6 +23,11 @@ typedef enum ModelArch {
     ARCH_QWEN3,     /* Qwen3ForCausalLM; GGUF "qwen3" */
     ARCH_MISTRAL,   /* MistralForCausalLM; GGUF "llama" (llama.cpp has no separate arch) */
     ARCH_BERT,      /* BertModel; GGUF "bert" */
+    ARCH_OLMO,      /* OlmoForCausalLM; GGUF "olmo" */
+    ARCH_OLMO2,     /* Olmo2ForCausalLM; GGUF "olmo2" */
+    ARCH_GEMMA2,    /* Gemma2ForCausalLM; GGUF "gemma2" */
+    ARCH_GEMMA3,    /* Gemma3ForCausalLM (text); GGUF "gemma3" */
+    ARCH_PHI3,      /* Phi3ForCausalLM (Phi-3, Phi-3.5); GGUF "phi3" */
     ARCH_COUNT
 } ModelArch;
 
@@ -30,9 +35,24 @@ typedef enum RopeType {
     ROPE_DEFAULT = 0,
     ROPE_LLAMA3,  /* Llama 3.1+ frequency-dependent scaling */
     ROPE_LINEAR,  /* positions divided by factor */
+    ROPE_LONGROPE, /* Phi-3 LongRoPE: per-frequency short/long divisors, cos/sin scaled by attn_factor */
 } RopeType;
 
 #define MODEL_MAX_EOS 8
+/* LongRoPE factors: one per rotated pair (head_dim/2); head_dim <= 512 */
+#define ROPE_MAX_FACTORS 256
+
+/* Norm kinds (ModelConfig.norm_type). */
+enum {
+    NORM_RMS = 0,      /* x / sqrt(mean(x^2) + eps) * w */
+    NORM_LAYER_NOPARAM, /* (x - mean) / sqrt(var + eps), no weight or bias (OLMo) */
+};
+
+/* MLP activations (ModelConfig.act): out = act(gate) * up. */
+enum {
+    ACT_SILU = 0,  /* SwiGLU */
+    ACT_GELU_TANH, /* GeGLU with gelu's tanh approximation (gelu_pytorch_tanh: Gemma) */
+};
 
 typedef struct RopeConfig {
     int type;            /* RopeType */
@@ -45,6 +65,19 @@ typedef struct RopeConfig {
      * the inverse frequencies in the tensor rope_freqs.weight instead of the
      * factors above; 1 when that tensor is present (type is then LLAMA3). */
     int freqs_from_tensor;
+    /* Gemma 3: the sliding (local) layers' base, rope_local_base_freq,
+     * unscaled; 0 = the local layers use theta and the scaling above too. */
+    float local_theta;
+    /* LongRoPE (Phi-3): inv_freq[i] = theta^(-2i/head_dim) / factor[i], the
+     * long factors when the positions reach past original_max_pos (the
+     * short ones otherwise), cos and sin multiplied by attn_factor (1 when
+     * unused; from rope_scaling.attention_factor or
+     * sqrt(1 + ln(max_pos/original_max_pos) / ln(original_max_pos))). GGUF:
+     * the tensors rope_factors_long/short.weight, rope.scaling.attn_factor and
+     * rope.scaling.original_context_length. */
+    float attn_factor;
+    int n_factors; /* head_dim/2 with LONGROPE, else 0 */
+    float long_factor[ROPE_MAX_FACTORS], short_factor[ROPE_MAX_FACTORS];
 } RopeConfig;
 
 typedef struct ModelConfig {
@@ -70,6 +103,33 @@ typedef struct ModelConfig {
     int dtype;               /* DType of the stored weights (torch_dtype / dtype), DT_F32 if unset */
     int type_vocab_size;     /* BERT token types; 0 otherwise */
     int sliding_window;      /* attention window (Mistral); 0 = full attention */
+    /* Architecture quirks (arch_config_quirks sets them from the
+     * architecture; the readers from config.json / GGUF metadata). The
+     * forward and training read these, never the architecture. */
+    int norm_type;           /* NORM_RMS or NORM_LAYER_NOPARAM (OLMo: every norm, weightless) */
+    float norm_offset;       /* the architecture's norms scale by (norm_offset + w): 1 for
+                              * Gemma's (1+w), else 0 */
+    int norms_folded;        /* 1: the stored norm weights already include norm_offset (GGUF,
+                              * whose converter adds it; inference's f32 copy after load). The
+                              * offset to apply is norms_folded ? 0 : norm_offset. Not a quirk:
+                              * arch_config_quirks leaves it alone. */
+    int pre_norm;            /* 1: each sublayer's input is normed (attn_norm / ffn_norm;
+                              * OLMo 1 weightless); 0 for OLMo 2 */
+    int post_norm;           /* 1: each sublayer's output is normed before the residual add
+                              * (post_attn_norm / post_ffn_norm: Gemma 2/3, OLMo 2) */
+    int act;                 /* ACT_SILU or ACT_GELU_TANH */
+    float embed_scale;       /* embeddings multiplied by it (Gemma: float(sqrt(hidden))); 0 = 1 */
+    float attn_scale;        /* attention score scale; 0 = 1/sqrt(head_dim). Gemma:
+                              * query_pre_attn_scalar^-0.5 */
+    float attn_softcap;      /* scores -> c*tanh(scores/c) before the mask (Gemma 2); 0 = none */
+    float final_softcap;     /* logits -> c*tanh(logits/c) (Gemma 2); 0 = none */
+    float clip_qkv;          /* q, k, v clamped to [-c, c] after projection (OLMo); 0 = none */
+    int qk_norm_full;        /* 1: q_norm/k_norm over the whole projection before the split into
+                              * heads (OLMo 2); 0: per head (Qwen3, Gemma 3) */
+    int swa_pattern;         /* P > 0: layer l is local (windowed) iff (l + 1) % P != 0
+                              * (Gemma 2: 2, Gemma 3: 6); 0 or -1: sliding_window on every
+                              * layer (0 before arch_config_quirks: the architecture's default;
+                              * -1: layer_types said every layer). arch_layer_sliding reads it. */
 } ModelConfig;
 
 /* Sampling defaults a checkpoint ships with; fields not in the file keep
@@ -143,6 +203,10 @@ int gguf_set_model_config(struct GgufWriter *w, const ModelConfig *c, Err *e);
  * (rope_freqs.weight). */
 int hf_name_from_gguf(const char *gguf_name, char *out, size_t size);
 int gguf_name_from_hf(const char *hf_name, char *out, size_t size);
+/* The same in architecture arch's list (Phi-3's "blk.3.attn_qkv.weight"
+ * <-> "model.layers.3.self_attn.qkv_proj.weight", Gemma's post norms). */
+int hf_name_from_gguf_arch(int arch, const char *gguf_name, char *out, size_t size);
+int gguf_name_from_hf_arch(int arch, const char *hf_name, char *out, size_t size);
 
 /* Compares the fields that define the network (not dtype or token ids);
  * returns 0 if equal, else 1 with the first difference described in buf. */

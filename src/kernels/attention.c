@@ -158,7 +158,8 @@ static ALWAYS_INLINE void attn_v_heads(int HD, int GB, const float *v, long stri
  * where one head at a time read the whole cache G times (7 for
  * Qwen2.5-0.5B). The scores of head g go to scores + g * sstride. */
 static ALWAYS_INLINE void attn_group_simd(int HD, int G, int F16, const float *q, const void *k, const void *v, long row,
-                                          int len, float scale, float *scores, long sstride, float *out) {
+                                          int len, float scale, float softcap, float *scores, long sstride,
+                                          float *out) {
     enum { BLOCK_FLOATS = 4096 };
     const int block = BLOCK_FLOATS / HD;
     _Alignas(64) float buf[BLOCK_FLOATS]; /* the converted block of an f16 cache */
@@ -197,7 +198,10 @@ static ALWAYS_INLINE void attn_group_simd(int HD, int G, int F16, const float *q
             }
         }
     }
-    for (int g = 0; g < G; g++) softmax_forward(scores + g * sstride, len);
+    for (int g = 0; g < G; g++) {
+        if (softcap > 0) softcap_forward(scores + g * sstride, len, softcap);
+        softmax_forward(scores + g * sstride, len);
+    }
     memset(out, 0, (size_t)G * HD * sizeof(float));
     for (int p0 = 0; p0 < len; p0 += block) {
         int p1 = p0 + block < len ? p0 + block : len;
@@ -229,24 +233,24 @@ static void attn_group(const AttnJob *j, int t, int kvh, float *scores) {
     long start = kvh * attn_head_stride(s, c) + (long)first * row; /* elements */
     const void *k = (const char *)c->k + start * es, *v = (const char *)c->v + start * es;
     float *out = j->out + ((long)t * s->n_heads + (long)kvh * G) * hd;
-    float scale = 1.0f / sqrtf((float)hd);
+    float scale = s->scale > 0 ? s->scale : 1.0f / sqrtf((float)hd);
 #if defined(__AVX2__) && defined(__FMA__)
     /* the usual head sizes; each a constant in its own copy */
     if (hd == 64 && !f16) {
-        attn_group_simd(64, G, 0, q, k, v, row, len, scale, scores, j->max_len, out);
+        attn_group_simd(64, G, 0, q, k, v, row, len, scale, s->softcap, scores, j->max_len, out);
         return;
     }
     if (hd == 128 && !f16) {
-        attn_group_simd(128, G, 0, q, k, v, row, len, scale, scores, j->max_len, out);
+        attn_group_simd(128, G, 0, q, k, v, row, len, scale, s->softcap, scores, j->max_len, out);
         return;
     }
 #ifdef __F16C__
     if (hd == 64 && f16) {
-        attn_group_simd(64, G, 1, q, k, v, row, len, scale, scores, j->max_len, out);
+        attn_group_simd(64, G, 1, q, k, v, row, len, scale, s->softcap, scores, j->max_len, out);
         return;
     }
     if (hd == 128 && f16) {
-        attn_group_simd(128, G, 1, q, k, v, row, len, scale, scores, j->max_len, out);
+        attn_group_simd(128, G, 1, q, k, v, row, len, scale, s->softcap, scores, j->max_len, out);
         return;
     }
 #endif
@@ -263,6 +267,7 @@ static void attn_group(const AttnJob *j, int t, int kvh, float *scores) {
                 scores[p] = d * scale;
             }
         }
+        if (s->softcap > 0) softcap_forward(scores, len, s->softcap);
         softmax_forward(scores, len);
         memset(og, 0, (size_t)hd * sizeof(float));
         for (int p = 0; p < len; p++) {
@@ -317,7 +322,8 @@ void attention_forward_ref(float *out, const float *q, int n, const AttnShape *s
             for (int p = attn_first(s, pos[t]); p < len; p++) {
                 double d = 0;
                 for (int i = 0; i < hd; i++) d += (double)qh[i] * kv_at(c->k, base + (long)p * row + i, c->type);
-                w[p] = d / sqrt((double)hd);
+                w[p] = s->scale > 0 ? d * s->scale : d / sqrt((double)hd);
+                if (s->softcap > 0) w[p] = s->softcap * tanh(w[p] / s->softcap);
                 if (w[p] > max) max = w[p];
             }
             for (int p = 0; p < len; p++) sum += (w[p] = exp(w[p] - max)); /* exp(-inf) = 0 */

@@ -17,6 +17,8 @@
 typedef struct AttnShape {
     int n_heads, n_kv_heads, head_dim;
     int window; /* sliding window (Mistral): attend to the last `window` positions; 0 = all */
+    float scale;   /* score scale; 0 = 1/sqrt(head_dim) (Gemma: query_pre_attn_scalar^-0.5) */
+    float softcap; /* scores -> softcap * tanh(scores / softcap) before softmax (Gemma 2); 0 = none */
 } AttnShape;
 
 /* One query token's cache: key/value head h at position p is at
@@ -33,7 +35,8 @@ typedef struct AttnCache {
     int type;                     /* DT_F32 (0) or DT_F16 */
 } AttnCache;
 
-/* out[t] (n_heads × head_dim) = softmax(q[t]·Kᵀ / sqrt(head_dim)) · V.
+/* out[t] (n_heads × head_dim) = softmax(cap(q[t]·Kᵀ · scale)) · V, scale
+ * 1/sqrt(head_dim) unless the shape gives one, cap the soft-cap if any.
  * tp may be NULL (the caller's thread alone). */
 void attention_forward(ThreadPool *tp, float *out, const float *q, int n, const AttnShape *s, const AttnCache *caches,
                        const int *pos);

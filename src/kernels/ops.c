@@ -54,6 +54,45 @@ void rmsnorm_forward(float *out, const float *x, const float *w, int n, int dim,
     }
 }
 
+void rmsnorm_offset_forward(float *out, const float *x, const float *w, float offset, int n, int dim, float eps) {
+    for (int t = 0; t < n; t++) {
+        const float *xt = x + (long)t * dim;
+        float *ot = out + (long)t * dim;
+        float ss = dot_f32(xt, xt, dim);
+        float scale = 1.0f / sqrtf(ss / (float)dim + eps);
+        /* Gemma: (x * rsqrt(...)) * (1 + w), both factors in float */
+        for (int i = 0; i < dim; i++) ot[i] = (xt[i] * scale) * (offset + w[i]);
+    }
+}
+
+void layernorm_noparam_forward(float *out, const float *x, int n, int dim, float eps) {
+    for (int t = 0; t < n; t++) {
+        const float *xt = x + (long)t * dim;
+        float *ot = out + (long)t * dim;
+        /* two passes in double: the mean first, so the variance has no
+         * cancellation however large the mean */
+        double mean = 0, var = 0;
+        for (int i = 0; i < dim; i++) mean += xt[i];
+        mean /= dim;
+        for (int i = 0; i < dim; i++) var += (xt[i] - mean) * (xt[i] - mean);
+        var /= dim;
+        float m = (float)mean, r = (float)(1.0 / sqrt(var + eps));
+        for (int i = 0; i < dim; i++) ot[i] = (xt[i] - m) * r;
+    }
+}
+
+void clamp_forward(float *x, long n, float c) {
+    for (long i = 0; i < n; i++) x[i] = x[i] < -c ? -c : x[i] > c ? c : x[i];
+}
+
+void softcap_forward(float *x, long n, float cap) {
+    for (long i = 0; i < n; i++) x[i] = tanhf(x[i] / cap) * cap;
+}
+
+void scale_forward(float *x, long n, float s) {
+    for (long i = 0; i < n; i++) x[i] *= s;
+}
+
 void add_forward(float *x, const float *y, long n) {
     for (long i = 0; i < n; i++) x[i] += y[i];
 }
@@ -79,6 +118,17 @@ void swiglu_forward(float *out, const float *gate, const float *up, long n) {
         float g = gate[i], e = EXP(-fabsf(g));
         out[i] = g * ((g < 0 ? e : 1.0f) / (1.0f + e)) * up[i];
     }
+}
+
+float gelu_tanh(float x) {
+    /* sqrt(2/pi), as PyTorch's kBeta = M_SQRT2 * M_2_SQRTPI * 0.5 */
+    const float beta = (float)(M_SQRT2 * M_2_SQRTPI * 0.5), kappa = 0.044715f;
+    float inner = beta * (x + kappa * x * x * x);
+    return 0.5f * x * (1.0f + tanhf(inner));
+}
+
+void geglu_tanh_forward(float *out, const float *gate, const float *up, long n) {
+    for (long i = 0; i < n; i++) out[i] = gelu_tanh(gate[i]) * up[i];
 }
 
 void softmax_forward(float *x, int n) {
@@ -138,12 +188,17 @@ void rope_inv_freq(float *inv_freq, int rot_dim, double theta, const RopeScaling
 }
 
 void rope_forward(float *x, int n_heads, int head_dim, int pos, const float *inv_freq, int interleaved) {
+    rope_forward_scaled(x, n_heads, head_dim, pos, inv_freq, interleaved, 1.0f);
+}
+
+void rope_forward_scaled(float *x, int n_heads, int head_dim, int pos, const float *inv_freq, int interleaved,
+                         float mscale) {
     int half = head_dim / 2;
     float c[half], s[half]; /* head_dim is small (<= 256) */
     for (int i = 0; i < half; i++) {
         float angle = (float)pos * inv_freq[i];
-        c[i] = (float)cos(angle);
-        s[i] = (float)sin(angle);
+        c[i] = (float)cos(angle) * mscale;
+        s[i] = (float)sin(angle) * mscale;
     }
     for (int h = 0; h < n_heads; h++) {
         float *v = x + (long)h * head_dim;

@@ -198,7 +198,7 @@ static void attention_block(Model *m, RunState *rs, const LayerWeights *lw, int 
         kv_store(kv, v, pos[t], rs->v + (long)t * kvd);
         rs->ac[t] = (AttnCache){k, v, kv->head_dim, (long)kv->max_seq * kv->head_dim, kv->type};
     }
-    AttnShape shape = {c->n_heads, c->n_kv_heads, c->head_dim, c->sliding_window};
+    AttnShape shape = {.n_heads = c->n_heads, .n_kv_heads = c->n_kv_heads, .head_dim = c->head_dim, .window = c->sliding_window};
     attention_forward(m->tp, rs->att, rs->q, n, &shape, rs->ac, pos);
     matmul_forward(m->tp, rs->xb2, rs->att, n, &lw->wo);
     if (lw->bo) add_bias_forward(rs->xb2, lw->bo, n, D);

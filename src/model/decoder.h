@@ -37,6 +37,18 @@
  * rope_freqs.weight, which then replaces the config's scaling). The one
  * conversion of RoPE settings: inference and training both call it. */
 void model_rope_inv_freq(const ModelConfig *c, const float *freq_factors, float *inv_freq);
+/* RoPE tables by kind of layer and context: ROPE_TAB_GLOBAL is
+ * model_rope_inv_freq's (LongRoPE: the short factors); ROPE_TAB_LOCAL the
+ * sliding layers' (Gemma 3: rope.local_theta, unscaled; the global table
+ * when local_theta is 0); ROPE_TAB_LONG LongRoPE's long factors (the global
+ * table otherwise). A layer's table: arch_layer_sliding(c, l) && local_theta
+ * ? LOCAL : GLOBAL, and with LongRoPE LONG for a forward whose last position
+ * + 1 exceeds rope.original_max_pos (transformers' rule: the longest
+ * sequence of the call decides). cos/sin are scaled by model_rope_mscale. */
+enum { ROPE_TAB_GLOBAL = 0, ROPE_TAB_LOCAL = 1, ROPE_TAB_LONG = 2 };
+void model_rope_inv_freq_for(const ModelConfig *c, const float *freq_factors, int table, float *inv_freq);
+/* The factor cos and sin are multiplied by: rope.attn_factor with LongRoPE, else 1. */
+float model_rope_mscale(const ModelConfig *c);
 
 /* Floats of each kind (all layers) for cfg; returns the total. */
 size_t model_param_sizes(const ModelConfig *cfg, size_t sizes[PARAM_COUNT]);
@@ -44,10 +56,13 @@ size_t model_param_sizes(const ModelConfig *cfg, size_t sizes[PARAM_COUNT]);
 void model_param_hf_name(ParamKind k, int layer, char *buf, size_t size);
 
 typedef struct LayerWeights {
-    const float *attn_norm, *ffn_norm;
+    const float *attn_norm, *ffn_norm; /* NULL when absent (OLMo: weightless; OLMo 2: no pre-norm) */
+    const float *post_attn_norm, *post_ffn_norm; /* Gemma 2/3, OLMo 2; NULL when absent */
     QMat wq, wk, wv, wo;
     const float *bq, *bk, *bv, *bo; /* NULL when absent */
-    const float *q_norm, *k_norm; /* Qwen3; NULL when absent */
+    const float *q_norm, *k_norm; /* Qwen3, Gemma 3 (per head), OLMo 2 (whole width); NULL when absent */
+    /* Phi-3's fused qkv_proj / gate_up_proj: wq, wk, wv (w_gate, w_up) are
+     * row slices of the one stored tensor (its data at qmat_row(stored, offset)). */
     QMat w_gate, w_up, w_down;
 } LayerWeights;
 
@@ -63,6 +78,9 @@ typedef struct Model {
     ModelWeights w;
     int rope_interleaved; /* 1: adjacent-pair RoPE (permuted GGUF llama Q/K) */
     float *inv_freq;      /* head_dim/2 RoPE frequencies */
+    float *inv_freq_local; /* ROPE_TAB_LOCAL (Gemma 3's sliding layers); NULL: inv_freq */
+    float *inv_freq_long;  /* ROPE_TAB_LONG (LongRoPE's long factors); NULL: inv_freq */
+    float rope_mscale;     /* model_rope_mscale */
     ThreadPool *tp;
     const char *source;   /* "safetensors", "gguf" or "random" */
     int weight_type;      /* DType of the big matrices (for reports) */

@@ -1,5 +1,6 @@
 /* Construction helpers shared by the loaders and the random initialiser:
  * the Model struct, its parameter block and weight views, RoPE tables. */
+#include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -65,23 +66,53 @@ int model_check_config(const ModelConfig *c, const char *src, Err *e) {
     return 0;
 }
 
-void model_rope_inv_freq(const ModelConfig *c, const float *freq_factors, float *inv_freq) {
+void model_rope_inv_freq_for(const ModelConfig *c, const float *freq_factors, int table, float *inv_freq) {
     const RopeConfig *r = &c->rope;
+    int hd = c->head_dim;
+    if (table == ROPE_TAB_LOCAL && r->local_theta > 0) {
+        /* Gemma 3's sliding layers: their own base, no scaling */
+        rope_inv_freq(inv_freq, hd, r->local_theta, NULL);
+        return;
+    }
     RopeScaling s = {ROPE_SCALING_NONE, 1, 1, 1, 0};
     if (!freq_factors && r->type == ROPE_LLAMA3)
         s = (RopeScaling){ROPE_SCALING_LLAMA3, r->factor, r->low_freq_factor, r->high_freq_factor, r->original_max_pos};
     if (!freq_factors && r->type == ROPE_LINEAR) s = (RopeScaling){ROPE_SCALING_LINEAR, r->factor, 1, 1, 0};
-    int hd = c->head_dim;
     rope_inv_freq(inv_freq, hd, r->theta, &s);
+    if (r->type == ROPE_LONGROPE && r->n_factors == hd / 2) {
+        /* transformers: 1 / (ext_factors * base^(2i/dim)), in float */
+        const float *f = table == ROPE_TAB_LONG ? r->long_factor : r->short_factor;
+        for (int i = 0; i < hd / 2; i++)
+            inv_freq[i] = (float)(1.0 / ((double)f[i] * pow(r->theta, (double)(2 * i) / hd)));
+    }
     if (freq_factors)
         for (int i = 0; i < hd / 2; i++) inv_freq[i] /= freq_factors[i];
 }
 
+void model_rope_inv_freq(const ModelConfig *c, const float *freq_factors, float *inv_freq) {
+    model_rope_inv_freq_for(c, freq_factors, ROPE_TAB_GLOBAL, inv_freq);
+}
+
+float model_rope_mscale(const ModelConfig *c) {
+    return c->rope.type == ROPE_LONGROPE && c->rope.attn_factor > 0 ? c->rope.attn_factor : 1.0f;
+}
+
 /* RoPE frequencies from the config (optional per-frequency divisors: GGUF's
- * rope_freqs.weight, which llama.cpp uses for Llama 3 scaling). */
+ * rope_freqs.weight, which llama.cpp uses for Llama 3 scaling); the local
+ * and long tables only where they differ from the global one. */
 void model_init_rope(Model *m, const float *freq_factors) {
-    m->inv_freq = xmalloc((size_t)(m->cfg.head_dim / 2) * sizeof(float));
+    size_t bytes = (size_t)(m->cfg.head_dim / 2) * sizeof(float);
+    m->inv_freq = xmalloc(bytes);
     model_rope_inv_freq(&m->cfg, freq_factors, m->inv_freq);
+    if (m->cfg.rope.local_theta > 0 && m->cfg.sliding_window > 0) {
+        m->inv_freq_local = model_own(m, xmalloc(bytes));
+        model_rope_inv_freq_for(&m->cfg, freq_factors, ROPE_TAB_LOCAL, m->inv_freq_local);
+    }
+    if (m->cfg.rope.type == ROPE_LONGROPE) {
+        m->inv_freq_long = model_own(m, xmalloc(bytes));
+        model_rope_inv_freq_for(&m->cfg, freq_factors, ROPE_TAB_LONG, m->inv_freq_long);
+    }
+    m->rope_mscale = model_rope_mscale(&m->cfg);
 }
 
 /* p[k] + off, or NULL for a kind not in the block (its views are set by
@@ -152,6 +183,8 @@ const float **model_vec_slot(Model *m, ParamKind k, int l) {
     case PARAM_OUT_NORM: return &m->w.out_norm;
     case PARAM_ATTN_NORM: return &w->attn_norm;
     case PARAM_FFN_NORM: return &w->ffn_norm;
+    case PARAM_POST_ATTN_NORM: return &w->post_attn_norm;
+    case PARAM_POST_FFN_NORM: return &w->post_ffn_norm;
     case PARAM_BQ: return &w->bq;
     case PARAM_BK: return &w->bk;
     case PARAM_BV: return &w->bv;

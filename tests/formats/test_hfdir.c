@@ -152,7 +152,8 @@ static void test_config_errors(void) {
     Err e;
     CHECK(hf_config_parse("{\"architectures\":[\"GPT2LMHeadModel\"]}", "x/config.json", &c, &e) == -1);
     CHECK_MSG(strstr(e.msg, "x/config.json: unsupported architecture GPT2LMHeadModel (supported: LlamaForCausalLM, "
-                            "Qwen2ForCausalLM, Qwen3ForCausalLM, MistralForCausalLM, BertModel)"),
+                            "Qwen2ForCausalLM, Qwen3ForCausalLM, MistralForCausalLM, OlmoForCausalLM, "
+                            "Olmo2ForCausalLM, Gemma2ForCausalLM, Gemma3ForCausalLM, Phi3ForCausalLM, BertModel)"),
               "%s", e.msg);
     CHECK_EQ_INT(e.code, ERR_UNSUPPORTED);
     CHECK(hf_config_parse("{\"architectures\":[\"LlamaForCausalLM\"],\"hidden_size\":64}", "c.json", &c, &e) == -1);
@@ -278,7 +279,8 @@ static void test_gguf_vocab_files(void) {
     g = gguf_open(p, &e);
     CHECK_MSG(g != NULL, "%s", e.msg);
     CHECK(gguf_model_config(g, &c, &e) == -1);
-    CHECK_MSG(strstr(e.msg, "unsupported GGUF architecture gpt2 (supported: llama, qwen2, qwen3, bert)"), "%s", e.msg);
+    CHECK_MSG(strstr(e.msg, "unsupported GGUF architecture gpt2 (supported: llama, qwen2, qwen3, olmo, olmo2, gemma2, gemma3, "
+                                "phi3, bert)"), "%s", e.msg);
     gguf_close(g);
     free(p);
     p = test_shared_path("tokenizer-data/llama.cpp-vocab/ggml-vocab-bert-bge.gguf");

@@ -409,7 +409,7 @@ static void test_attention_matches_reference(void) {
     AttnCache c8 = {ka + 26L * row, va + 26L * row, 0, 0, DT_F32};
     int p8 = 7;
     /* token 3 (pos 33) over positions 26..33 == a query at 7 over 8 keys */
-    attention_forward_ref(ref, q + 3L * s.n_heads * s.head_dim, 1, &(AttnShape){6, 2, 40, 0}, &c8, &p8);
+    attention_forward_ref(ref, q + 3L * s.n_heads * s.head_dim, 1, &(AttnShape){.n_heads = 6, .n_kv_heads = 2, .head_dim = 40}, &c8, &p8);
     for (long i = 0; i < (long)s.n_heads * s.head_dim; i++)
         CHECK_NEAR(out[3L * s.n_heads * s.head_dim + i], ref[i], 1e-5);
     free(ka), free(va), free(kb), free(vb), free(q), free(out), free(ref);
