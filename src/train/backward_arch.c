@@ -7,28 +7,8 @@
 /* ---- norms ---- */
 
 void norm_forward(TrainNorm kind, float *out, const float *x, const float *w, int n, int dim, float eps) {
-    if (kind == TNORM_RMS) {
-        rmsnorm_forward(out, x, w, n, dim, eps);
-        return;
-    }
-    for (int t = 0; t < n; t++) {
-        const float *xt = x + (long)t * dim;
-        float *ot = out + (long)t * dim;
-        if (kind == TNORM_RMS_1P) {
-            double ss = 0;
-            for (int i = 0; i < dim; i++) ss += (double)xt[i] * xt[i];
-            float r = (float)(1.0 / sqrt(ss / dim + eps));
-            /* transformers' Gemma RMSNorm: (x · r) · (1 + w), in float */
-            for (int i = 0; i < dim; i++) ot[i] = (xt[i] * r) * (1.0f + w[i]);
-        } else {
-            double mu = 0, var = 0;
-            for (int i = 0; i < dim; i++) mu += xt[i];
-            mu /= dim;
-            for (int i = 0; i < dim; i++) var += (xt[i] - mu) * (xt[i] - mu);
-            double r = 1.0 / sqrt(var / dim + eps); /* the biased variance, as torch's layer_norm */
-            for (int i = 0; i < dim; i++) ot[i] = (float)((xt[i] - mu) * r);
-        }
-    }
+    if (kind == TNORM_LAYER) layernorm_noparam_forward(out, x, n, dim, eps);
+    else rmsnorm_offset_forward(out, x, w, kind == TNORM_RMS_1P ? 1.0f : 0.0f, n, dim, eps);
 }
 
 /* RMSNorm with weight w_i (+1 for TNORM_RMS_1P): y = w x r,
@@ -80,10 +60,6 @@ void norm_backward(TrainNorm kind, float *dx, float *dw, const float *dy, const 
 
 /* ---- soft-capping ---- */
 
-void softcap_forward(float *x, long n, float cap) {
-    for (long i = 0; i < n; i++) x[i] = cap * tanhf(x[i] / cap);
-}
-
 void softcap_backward(float *dx, const float *dy, const float *y, long n, float cap) {
     /* d/dx cap·tanh(x/cap) = 1 − tanh²(x/cap) = 1 − (y/cap)² */
     if (dx == dy)
@@ -103,14 +79,6 @@ void softcap_backward(float *dx, const float *dy, const float *y, long n, float 
 #define GELU_K 0.7978845608028654f /* sqrt(2/π) */
 #define GELU_C 0.044715f
 
-void geglu_forward(float *out, const float *gate, const float *up, long n) {
-    for (long i = 0; i < n; i++) {
-        float x = gate[i];
-        float g = 0.5f * x * (1.0f + tanhf(GELU_K * (x + GELU_C * x * x * x)));
-        out[i] = g * up[i];
-    }
-}
-
 void geglu_backward(float *dgate, float *dup, const float *dout, const float *gate, const float *up, long n) {
     for (long i = 0; i < n; i++) {
         float x = gate[i], th = tanhf(GELU_K * (x + GELU_C * x * x * x));
@@ -123,10 +91,6 @@ void geglu_backward(float *dgate, float *dup, const float *dout, const float *ga
 }
 
 /* ---- clamp ---- */
-
-void clamp_forward(float *x, long n, float c) {
-    for (long i = 0; i < n; i++) x[i] = x[i] < -c ? -c : x[i] > c ? c : x[i];
-}
 
 void clamp_backward(float *dx, const float *dy, const float *y, long n, float c) {
     if (dx == dy) {
@@ -158,29 +122,20 @@ void embedding_scaled_backward(float *dE, const float *dx, const int32_t *ids, i
 
 /* ---- RoPE with a cos/sin scale ---- */
 
-static void rope_scaled(float *x, int n_heads, int head_dim, int pos, const float *inv_freq, int interleaved,
-                        float scale, int backward) {
+void rope_scaled_backward(float *dx, int n_heads, int head_dim, int pos, const float *inv_freq, int interleaved,
+                          float scale) {
+    /* Rᵀ: the rotation by −angle with the same scale; the forward's float
+     * angle and its rounded cos and sin */
     const int half = head_dim / 2;
     for (int i = 0; i < half; i++) {
         float angle = (float)pos * inv_freq[i];
         float c = (float)cos(angle) * scale, s = (float)sin(angle) * scale;
-        if (backward) s = -s; /* Rᵀ: the rotation by −angle, same scale */
         for (int h = 0; h < n_heads; h++) {
-            float *v = x + (long)h * head_dim;
+            float *v = dx + (long)h * head_dim;
             int i0 = interleaved ? 2 * i : i, i1 = interleaved ? 2 * i + 1 : i + half;
-            float x0 = v[i0], x1 = v[i1];
-            v[i0] = x0 * c - x1 * s;
-            v[i1] = x1 * c + x0 * s;
+            float g0 = v[i0], g1 = v[i1];
+            v[i0] = g0 * c + g1 * s;
+            v[i1] = g1 * c - g0 * s;
         }
     }
-}
-
-void rope_scaled_forward(float *x, int n_heads, int head_dim, int pos, const float *inv_freq, int interleaved,
-                         float scale) {
-    rope_scaled(x, n_heads, head_dim, pos, inv_freq, interleaved, scale, 0);
-}
-
-void rope_scaled_backward(float *dx, int n_heads, int head_dim, int pos, const float *inv_freq, int interleaved,
-                          float scale) {
-    rope_scaled(dx, n_heads, head_dim, pos, inv_freq, interleaved, scale, 1);
 }

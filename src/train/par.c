@@ -118,7 +118,7 @@ static void geglu_fwd_task(void *ctx, int ith, int nth) {
     const RowJob *j = ctx;
     long i0, i1;
     tp_split(j->n, ith, nth, &i0, &i1);
-    if (i1 > i0) geglu_forward(j->out + i0, j->gate + i0, j->up + i0, i1 - i0);
+    if (i1 > i0) geglu_tanh_forward(j->out + i0, j->gate + i0, j->up + i0, i1 - i0);
 }
 
 static void geglu_bwd_task(void *ctx, int ith, int nth) {
@@ -212,7 +212,7 @@ static void rope_scaled_task(void *ctx, int ith, int nth) {
     const long stride = (long)j->heads * j->dim;
     for (long t = t0; t < t1; t++) {
         if (j->flag) rope_scaled_backward(j->out + t * stride, j->heads, j->dim, j->pos[t], j->inv_freq, 0, j->scale);
-        else rope_scaled_forward(j->out + t * stride, j->heads, j->dim, j->pos[t], j->inv_freq, 0, j->scale);
+        else rope_forward_scaled(j->out + t * stride, j->heads, j->dim, j->pos[t], j->inv_freq, 0, j->scale);
     }
 }
 

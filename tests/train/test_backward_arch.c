@@ -168,14 +168,14 @@ typedef struct EltCtx {
     int which; /* 0 softcap, 1 geglu wrt gate, 2 geglu wrt up, 3 clamp */
 } EltCtx;
 
-static double gelu_tanh(double x) { return 0.5 * x * (1 + tanh(sqrt(2 / M_PI) * (x + 0.044715 * x * x * x))); }
+static double gelu_tanh_ref(double x) { return 0.5 * x * (1 + tanh(sqrt(2 / M_PI) * (x + 0.044715 * x * x * x))); }
 
 static void elt_ref(void *p, const double *v, double *y) {
     EltCtx *c = p;
     for (int i = 0; i < EN; i++) switch (c->which) {
         case 0: y[i] = c->cap * tanh(v[i] / c->cap); break;
-        case 1: y[i] = gelu_tanh(v[i]) * c->b[i]; break;
-        case 2: y[i] = gelu_tanh(c->a[i]) * v[i]; break;
+        case 1: y[i] = gelu_tanh_ref(v[i]) * c->b[i]; break;
+        case 2: y[i] = gelu_tanh_ref(c->a[i]) * v[i]; break;
         default: y[i] = v[i] < -c->cap ? -c->cap : v[i] > c->cap ? c->cap : v[i];
         }
 }
@@ -202,7 +202,7 @@ static void test_geglu(void) {
     fill(c.a, EN, 31, 2.0f);
     fill(c.b, EN, 32, 1.0f);
     fill(r, EN, 33, 1.0f);
-    geglu_forward(y, c.a, c.b, EN);
+    geglu_tanh_forward(y, c.a, c.b, EN);
     geglu_backward(dg, du, r, c.a, c.b, EN);
     CHECK(fwd_ok(elt_ref, &c, c.a, EN, y, EN, "geglu"));
     CHECK(fd_ok(elt_ref, &c, c.a, EN, EN, r, dg, "geglu dgate"));
@@ -293,7 +293,7 @@ static void test_rope_scaled(void) {
         fill(x, RH * RD, 61, 1.0f);
         fill(r, RH * RD, 62, 1.0f);
         memcpy(y, x, sizeof y);
-        rope_scaled_forward(y, RH, RD, c.pos, c.inv_freq, il, c.scale);
+        rope_forward_scaled(y, RH, RD, c.pos, c.inv_freq, il, c.scale);
         memcpy(dx, r, sizeof dx);
         rope_scaled_backward(dx, RH, RD, c.pos, c.inv_freq, il, c.scale);
         CHECK(fwd_ok(rope_ref, &c, x, RH * RD, y, RH * RD, "scaled rope"));
@@ -301,7 +301,7 @@ static void test_rope_scaled(void) {
         /* scale 1 is the engine's rope_forward, bit for bit */
         float a[RH * RD], b[RH * RD];
         memcpy(a, x, sizeof a), memcpy(b, x, sizeof b);
-        rope_scaled_forward(a, RH, RD, c.pos, c.inv_freq, il, 1.0f);
+        rope_forward_scaled(a, RH, RD, c.pos, c.inv_freq, il, 1.0f);
         rope_forward(b, RH, RD, c.pos, c.inv_freq, il);
         CHECK(!memcmp(a, b, sizeof a));
     }
