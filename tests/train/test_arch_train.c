@@ -663,6 +663,78 @@ static void test_softcap_head_blocks(void) {
     fixture_free(&f);
 }
 
+/* LoRA dropout on Phi-3's fused modules: peft drops the module's input
+ * once, so q, k and v (gate and up) see the same mask; the backward must
+ * remake those masks. The adapter gradient of L = Σ r·logits against
+ * central differences of the float32 forward under the same masks (one
+ * dropout pass) for elements of layer 1's qkv_proj and gate_up_proj A,
+ * which all the parts share. h = 1e-2; truncation h²/6·|L'''| with
+ * |L'''| <~ 10·|L'| (unit-scale inputs, one layer and the head after) is
+ * <= 1.7e-4 of the gradient; rounding: L sums T·V = 10270 logits with
+ * |r| <= 0.5, each rounded at u·|logit| (|logit| <~ 4), independent, so
+ * 6 standard deviations of the difference are u·4·0.5·sqrt(10270)·6/(2h)
+ * = 3.6e-3 absolute. Tolerance 2e-3 of the largest checked gradient plus
+ * 1e-2. A mask that differed
+ * between forward and backward (or between the parts) changes the
+ * gradient by O(its size). */
+static void test_fused_lora_dropout(void) {
+    Fixture f;
+    Err e;
+    CHECK_MSG(fixture_open(&f, "phi3", &e) == 0, "%s", e.msg);
+    char *lora_dir = xasprintf("%s-lora", f.dir);
+    CHECK_OK(td_lora_load(&f.m, lora_dir, &e), &e);
+    free(lora_dir);
+    f.m.lora.dropout = 0.3; /* before the first forward, which sizes the dropout buffer */
+    int32_t ids[10] = {1025, 82, 287, 435, 76, 198, 56, 900, 13, 1026};
+    const int T = 10, V = f.m.cfg.vocab_size;
+    float *logits = xmalloc((size_t)T * V * sizeof(float)), *r = xmalloc((size_t)T * V * sizeof(float));
+    for (long i = 0; i < (long)T * V; i++) r[i] = (float)((i * 7919) % 13) / 13.0f - 0.5f;
+    td_lora_dropout_on(&f.m, 7, 3);
+    td_zero_grad(&f.m);
+    CHECK_OK(td_forward(&f.m, f.tp, ids, T, logits, &e), &e);
+    td_backward(&f.m, f.tp, r);
+    /* one mask per fused module: the parts' saved x·Aᵀ (lora_u: per layer
+     * and target, T_cap × r each) are the same numbers */
+    for (int l = 0; l < f.m.cfg.n_layers; l++) {
+        const size_t span = (size_t)f.m.T_cap * f.m.lora.r;
+        const float *u = f.m.lora_u + (size_t)l * LORA_N_TARGETS * span;
+        CHECK(!memcmp(u + LORA_K * span, u + LORA_Q * span, (size_t)T * f.m.lora.r * sizeof(float)));
+        CHECK(!memcmp(u + LORA_V * span, u + LORA_Q * span, (size_t)T * f.m.lora.r * sizeof(float)));
+        CHECK(!memcmp(u + LORA_UP * span, u + LORA_GATE * span, (size_t)T * f.m.lora.r * sizeof(float)));
+    }
+    const char *names[2] = {"base_model.model.model.layers.1.self_attn.qkv_proj.lora_A.weight",
+                            "base_model.model.model.layers.1.mlp.gate_up_proj.lora_A.weight"};
+    double num[2][12], ana[2][12], gmax = 0;
+    for (int k = 0; k < 2; k++) {
+        const TdTensor *t = td_lora_find(&f.m, names[k]);
+        CHECK_MSG(t, "no adapter tensor %s", names[k]);
+        for (int j = 0; j < 12; j++) {
+            float *a = f.m.lora_params + t->offset + (size_t)j * 11 % t->numel;
+            const float keep = *a, h = 1e-2f;
+            double l[2];
+            for (int sgn = 0; sgn < 2; sgn++) {
+                *a = keep + (sgn ? -h : h);
+                CHECK_OK(td_forward(&f.m, f.tp, ids, T, logits, &e), &e);
+                l[sgn] = 0;
+                for (long i = 0; i < (long)T * V; i++) l[sgn] += (double)r[i] * logits[i];
+            }
+            *a = keep;
+            num[k][j] = (l[0] - l[1]) / (2 * h);
+            ana[k][j] = f.m.lora_grads[t->offset + (size_t)j * 11 % t->numel];
+            gmax = fmax(gmax, fabs(ana[k][j]));
+        }
+    }
+    td_lora_dropout_off(&f.m);
+    double worst = 0;
+    for (int k = 0; k < 2; k++)
+        for (int j = 0; j < 12; j++) worst = fmax(worst, fabs(num[k][j] - ana[k][j]));
+    printf("  phi3 fused LoRA with dropout: analytic vs numeric %.2e (max |grad| %.3g)\n", worst, gmax);
+    CHECK(gmax > 1e-3);
+    CHECK_MSG(worst <= 2e-3 * gmax + 1e-2, "fused LoRA dropout gradient off by %.3g (max %.3g)", worst, gmax);
+    free(logits), free(r);
+    fixture_free(&f);
+}
+
 /* As a user runs it: aloe train sft (2 steps, a high learning rate) of a
  * tiny model of arch, then aloe logits of the saved checkpoint, which must
  * be what training computes for the saved weights (td_load of the same
@@ -739,6 +811,7 @@ int main(void) {
     RUN(test_dpo_trainer);
     RUN(test_dpo_lora_trainer);
     RUN(test_softcap_head_blocks);
+    RUN(test_fused_lora_dropout);
     RUN(test_checkpoint);
     RUN(test_fused_targets_whole);
     RUN(test_cli_sft_phi3);
