@@ -165,32 +165,67 @@ static void kv_store(const KvCache *kv, char *layer_base, int pos, const float *
 static void embed_rows(const Model *m, float *x, const int32_t *ids, int n) {
     int D = m->cfg.hidden_size;
     for (int t = 0; t < n; t++) dequantize_row(m->w.embed.type, qmat_row(&m->w.embed, ids[t]), x + (long)t * D, D);
+    /* Gemma: times sqrt(hidden_size) as a float */
+    if (m->cfg.embed_scale > 0) scale_forward(x, (long)n * D, m->cfg.embed_scale);
 }
 
-/* Per-head RMSNorm (Qwen3's q_norm / k_norm) then RoPE, for n tokens of
- * n_heads heads. */
-static void qk_prepare(const Model *m, float *x, int n, int n_heads, const float *norm, const int *pos) {
-    int hd = m->cfg.head_dim;
+/* The offset norm weights take: Gemma's (1 + w) unless the stored weights
+ * already hold it (GGUF). */
+static float norm_offset(const ModelConfig *c) { return c->norms_folded ? 0.0f : c->norm_offset; }
+
+/* RMSNorm with the config's weight offset, n rows of dim. */
+static void rms_rows(const ModelConfig *c, float *out, const float *x, const float *w, int n, int dim) {
+    float off = norm_offset(c);
+    if (off == 0) rmsnorm_forward(out, x, w, n, dim, c->norm_eps);
+    else rmsnorm_offset_forward(out, x, w, off, n, dim, c->norm_eps);
+}
+
+/* A sublayer's norm, as the config says: RMSNorm with its weight, or
+ * OLMo's LayerNorm without one. */
+static void norm_rows(const ModelConfig *c, float *out, const float *x, const float *w, int n, int dim) {
+    if (c->norm_type == NORM_LAYER_NOPARAM) layernorm_noparam_forward(out, x, n, dim, c->norm_eps);
+    else rms_rows(c, out, x, w, n, dim);
+}
+
+/* q/k norm (Qwen3 and Gemma 3 per head; OLMo 2 over the whole
+ * projection), then RoPE from table inv_freq, for n tokens of n_heads
+ * heads. */
+static void qk_prepare(const Model *m, float *x, int n, int n_heads, const float *norm, const int *pos,
+                       const float *inv_freq) {
+    const ModelConfig *c = &m->cfg;
+    int hd = c->head_dim;
     for (int t = 0; t < n; t++) {
         float *xt = x + (long)t * n_heads * hd;
-        if (norm) rmsnorm_forward(xt, xt, norm, n_heads, hd, m->cfg.norm_eps);
-        rope_forward(xt, n_heads, hd, pos[t], m->inv_freq, m->rope_interleaved);
+        if (norm && c->qk_norm_full) rms_rows(c, xt, xt, norm, 1, n_heads * hd);
+        else if (norm) rms_rows(c, xt, xt, norm, n_heads, hd);
+        rope_forward_scaled(xt, n_heads, hd, pos[t], inv_freq, m->rope_interleaved, m->rope_mscale);
     }
 }
 
 static void attention_block(Model *m, RunState *rs, const LayerWeights *lw, int l, KvCache *const *caches,
-                            const int *pos, int n) {
+                            const int *pos, int n, int long_rope) {
     const ModelConfig *c = &m->cfg;
     int D = c->hidden_size, qd = c->n_heads * c->head_dim, kvd = c->n_kv_heads * c->head_dim;
-    rmsnorm_forward(rs->xb, rs->x, lw->attn_norm, n, D, c->norm_eps);
+    /* OLMo 2 feeds the residual stream in as it is */
+    const float *in = rs->x;
+    if (c->pre_norm) norm_rows(c, rs->xb, rs->x, lw->attn_norm, n, D), in = rs->xb;
     float *const qkv[] = {rs->q, rs->k, rs->v};
     const QMat *const wqkv[] = {&lw->wq, &lw->wk, &lw->wv};
-    matmul_forward_group(m->tp, 3, qkv, rs->xb, n, wqkv);
+    matmul_forward_group(m->tp, 3, qkv, in, n, wqkv);
     if (lw->bq) add_bias_forward(rs->q, lw->bq, n, qd);
     if (lw->bk) add_bias_forward(rs->k, lw->bk, n, kvd);
     if (lw->bv) add_bias_forward(rs->v, lw->bv, n, kvd);
-    qk_prepare(m, rs->q, n, c->n_heads, lw->q_norm, pos);
-    qk_prepare(m, rs->k, n, c->n_kv_heads, lw->k_norm, pos);
+    if (c->clip_qkv > 0) { /* OLMo */
+        clamp_forward(rs->q, (long)n * qd, c->clip_qkv);
+        clamp_forward(rs->k, (long)n * kvd, c->clip_qkv);
+        clamp_forward(rs->v, (long)n * kvd, c->clip_qkv);
+    }
+    int sliding = arch_layer_sliding(c, l);
+    const float *inv_freq = sliding && m->inv_freq_local ? m->inv_freq_local
+                            : long_rope && m->inv_freq_long ? m->inv_freq_long
+                                                            : m->inv_freq;
+    qk_prepare(m, rs->q, n, c->n_heads, lw->q_norm, pos, inv_freq);
+    qk_prepare(m, rs->k, n, c->n_kv_heads, lw->k_norm, pos, inv_freq);
     for (int t = 0; t < n; t++) {
         KvCache *kv = caches[t];
         char *k = kv_layer(kv, kv->k, l), *v = kv_layer(kv, kv->v, l);
@@ -198,22 +233,31 @@ static void attention_block(Model *m, RunState *rs, const LayerWeights *lw, int 
         kv_store(kv, v, pos[t], rs->v + (long)t * kvd);
         rs->ac[t] = (AttnCache){k, v, kv->head_dim, (long)kv->max_seq * kv->head_dim, kv->type};
     }
-    AttnShape shape = {.n_heads = c->n_heads, .n_kv_heads = c->n_kv_heads, .head_dim = c->head_dim, .window = c->sliding_window};
+    AttnShape shape = {.n_heads = c->n_heads,
+                       .n_kv_heads = c->n_kv_heads,
+                       .head_dim = c->head_dim,
+                       .window = sliding ? c->sliding_window : 0,
+                       .scale = c->attn_scale,
+                       .softcap = c->attn_softcap};
     attention_forward(m->tp, rs->att, rs->q, n, &shape, rs->ac, pos);
     matmul_forward(m->tp, rs->xb2, rs->att, n, &lw->wo);
     if (lw->bo) add_bias_forward(rs->xb2, lw->bo, n, D);
+    if (c->post_norm) norm_rows(c, rs->xb2, rs->xb2, lw->post_attn_norm, n, D);
     add_forward(rs->x, rs->xb2, (long)n * D);
 }
 
 static void mlp_block(Model *m, RunState *rs, const LayerWeights *lw, int n) {
     const ModelConfig *c = &m->cfg;
     int D = c->hidden_size, F = c->intermediate_size;
-    rmsnorm_forward(rs->xb, rs->x, lw->ffn_norm, n, D, c->norm_eps);
+    const float *in = rs->x;
+    if (c->pre_norm) norm_rows(c, rs->xb, rs->x, lw->ffn_norm, n, D), in = rs->xb;
     float *const gu[] = {rs->hb, rs->hb2};
     const QMat *const wgu[] = {&lw->w_gate, &lw->w_up};
-    matmul_forward_group(m->tp, 2, gu, rs->xb, n, wgu);
-    swiglu_forward(rs->hb, rs->hb, rs->hb2, (long)n * F);
+    matmul_forward_group(m->tp, 2, gu, in, n, wgu);
+    if (c->act == ACT_GELU_TANH) geglu_tanh_forward(rs->hb, rs->hb, rs->hb2, (long)n * F);
+    else swiglu_forward(rs->hb, rs->hb, rs->hb2, (long)n * F);
     matmul_forward(m->tp, rs->xb2, rs->hb, n, &lw->w_down);
+    if (c->post_norm) norm_rows(c, rs->xb2, rs->xb2, lw->post_ffn_norm, n, D);
     add_forward(rs->x, rs->xb2, (long)n * D);
 }
 
@@ -235,8 +279,12 @@ int model_forward_batch(Model *m, KvCache *const *caches, const int32_t *ids, co
             return err_set(e, ERR_ARG, "forward: logits row %d is outside the batch of %d", out_rows[i], n);
     RunState *rs = run_state_get(m, n);
     embed_rows(m, rs->x, ids, n);
+    /* LongRoPE: the long factors once the call reaches past the original
+     * context (transformers: the longest position of the call decides) */
+    int long_rope = 0;
+    for (int t = 0; t < n; t++) long_rope |= c->rope.type == ROPE_LONGROPE && pos[t] + 1 > c->rope.original_max_pos;
     for (int l = 0; l < c->n_layers; l++) {
-        attention_block(m, rs, &m->w.layers[l], l, caches, pos, n);
+        attention_block(m, rs, &m->w.layers[l], l, caches, pos, n, long_rope);
         mlp_block(m, rs, &m->w.layers[l], n);
     }
     for (int t = 0; t < n; t++)
@@ -245,9 +293,10 @@ int model_forward_batch(Model *m, KvCache *const *caches, const int32_t *ids, co
     int D = c->hidden_size;
     for (int i = 0; i < n_out; i++) {
         int r = out_rows ? out_rows[i] : i;
-        rmsnorm_forward(rs->xb + (long)i * D, rs->x + (long)r * D, m->w.out_norm, 1, D, c->norm_eps);
+        norm_rows(c, rs->xb + (long)i * D, rs->x + (long)r * D, m->w.out_norm, 1, D);
     }
     matmul_forward(m->tp, logits, rs->xb, n_out, &m->w.lm_head);
+    if (c->final_softcap > 0) softcap_forward(logits, (long)n_out * c->vocab_size, c->final_softcap);
     return 0;
 }
 

@@ -21,20 +21,46 @@ static void kind_shape(const ModelConfig *c, ParamKind k, int64_t *rows, int64_t
     *rows = r, *cols = cl;
 }
 
+/* Kind k's stored tensor for layer l: its name in c's architecture, its
+ * shape (a fused tensor: the rows of every kind in it) and where k's rows
+ * start in it. */
+typedef struct Stored {
+    char name[128];
+    int64_t shape[2]; /* rows, cols (0: a vector) */
+    int64_t row_off;
+} Stored;
+
+static void stored_of(const ModelConfig *c, ParamKind k, int l, int gguf, Stored *s) {
+    long long off, rows, r, cl;
+    arch_shape(c, k, &r, &cl);
+    arch_fused_rows(c, k, &off, &rows);
+    if (gguf) arch_gguf_name_of(c->arch, k, l, s->name, sizeof s->name);
+    else arch_hf_name_of(c->arch, k, l, s->name, sizeof s->name);
+    s->shape[0] = rows, s->shape[1] = cl, s->row_off = off;
+}
+
+/* rows × cols values of t from row row_off on, to f32 (F32, F16, BF16). */
+static void slice_to_f32(const TensorView *t, int64_t row_off, int64_t rows, int64_t cols, float *dst) {
+    int64_t per = cols ? cols : 1;
+    dequantize_row(t->dtype, (const char *)t->data + dtype_nbytes(t->dtype, row_off * per), dst, rows * per);
+}
+
 /* config.json's num_hidden_layers against the layers the weights hold:
  * checked from the last layer down before anything is sized by it, so a
  * config claiming a million layers costs one lookup, not a million-layer
  * allocation. */
 static int check_hf_layer_count(const SafeTensors *st, const ModelConfig *c, const char *cfg_path, Err *e) {
     char name[128];
-    model_param_hf_name(PARAM_ATTN_NORM, c->n_layers - 1, name, sizeof name);
+    /* the first per-layer tensor every architecture has (OLMo has no norms) */
+    ParamKind probe = arch_has(c, PARAM_ATTN_NORM) ? PARAM_ATTN_NORM : PARAM_WO;
+    arch_hf_name_of(c->arch, probe, c->n_layers - 1, name, sizeof name);
     if (st_find(st, name)) return 0;
     int have = 0;
     for (; have < c->n_layers; have++) {
-        model_param_hf_name(PARAM_ATTN_NORM, have, name, sizeof name);
+        arch_hf_name_of(c->arch, probe, have, name, sizeof name);
         if (!st_find(st, name)) break;
     }
-    model_param_hf_name(PARAM_ATTN_NORM, c->n_layers - 1, name, sizeof name);
+    arch_hf_name_of(c->arch, probe, c->n_layers - 1, name, sizeof name);
     return err_set(e, ERR_PARSE, "%s: num_hidden_layers = %d, but %s has no tensor %s (it holds %d layer%s)", cfg_path,
                    c->n_layers, st_path(st), name, have, have == 1 ? "" : "s");
 }
@@ -50,25 +76,24 @@ static int check_hf_tensors(const SafeTensors *st, const ModelConfig *c, const c
     model_param_sizes(c, sizes);
     for (int k = 0; k < PARAM_COUNT; k++) {
         if (!sizes[k]) continue;
-        int64_t rows, cols;
-        kind_shape(c, (ParamKind)k, &rows, &cols);
-        int64_t shape[2] = {rows, cols};
         for (int l = 0; l < (per_layer((ParamKind)k) ? c->n_layers : 1); l++) {
-            char name[128];
-            model_param_hf_name((ParamKind)k, l, name, sizeof name);
-            const TensorView *t = st_find(st, name);
+            Stored s;
+            stored_of(c, (ParamKind)k, l, 0, &s);
+            const TensorView *t = st_find(st, s.name);
             if (!t)
-                return err_set(e, ERR_NOTFOUND, "%s: no tensor %s (%s implies it)", st_path(st), name, cfg_path);
-            if (tensor_check_shape(t, cols ? 2 : 1, shape, e)) {
+                return err_set(e, ERR_NOTFOUND, "%s: no tensor %s (%s implies it)", st_path(st), s.name, cfg_path);
+            if (tensor_check_shape(t, s.shape[1] ? 2 : 1, s.shape, e)) {
                 char msg[sizeof e->msg];
                 snprintf(msg, sizeof msg, "%s", e->msg);
                 char fields[128];
-                arch_shape_fields((ParamKind)k, fields, sizeof fields);
-                return err_set(e, ERR_PARSE, "%s: %s = %s from %s", st_file_of(st, t), msg, fields, cfg_path);
+                arch_shape_fields_of(c->arch, (ParamKind)k, fields, sizeof fields);
+                return err_set(e, ERR_PARSE, "%s: %s = %s%s from %s", st_file_of(st, t), msg, fields,
+                               arch_tensor_of(c->arch, (ParamKind)k)->flags & TK_FUSED ? " (one part of the fused tensor)" : "",
+                               cfg_path);
             }
             if (t->dtype != DT_F32 && t->dtype != DT_F16 && t->dtype != DT_BF16)
                 return err_set(e, ERR_UNSUPPORTED, "%s: tensor %s has dtype %s; expected F32, F16 or BF16",
-                               st_file_of(st, t), name, dtype_name(t->dtype));
+                               st_file_of(st, t), s.name, dtype_name(t->dtype));
         }
     }
     return 0;
@@ -79,18 +104,16 @@ static int load_hf_kind(Model *m, ParamKind k, size_t size, Err *e) {
     int n = per_layer(k) ? c->n_layers : 1;
     int64_t rows, cols;
     kind_shape(c, k, &rows, &cols);
-    int64_t shape[2] = {rows, cols};
     for (int l = 0; l < n; l++) {
-        char name[128];
-        model_param_hf_name(k, l, name, sizeof name);
-        const TensorView *t = st_get(m->st, name, e);
+        Stored s;
+        stored_of(c, k, l, 0, &s);
+        const TensorView *t = st_get(m->st, s.name, e);
         if (!t) return -1;
-        if (tensor_check_shape(t, cols ? 2 : 1, shape, e)) return err_wrap(e, "%s", st_file_of(m->st, t));
+        if (tensor_check_shape(t, cols ? 2 : 1, s.shape, e)) return err_wrap(e, "%s", st_file_of(m->st, t));
         if (t->dtype != DT_F32 && t->dtype != DT_F16 && t->dtype != DT_BF16)
             return err_set(e, ERR_UNSUPPORTED, "%s: tensor %s has dtype %s; expected F32, F16 or BF16",
-                           st_path(m->st), name, dtype_name(t->dtype));
-        if (tensor_to_f32(t, m->param[k] + (size_t)l * (size_t)(size / (size_t)n), e))
-            return err_wrap(e, "%s", st_file_of(m->st, t));
+                           st_path(m->st), s.name, dtype_name(t->dtype));
+        slice_to_f32(t, s.row_off, rows, cols, m->param[k] + (size_t)l * (size_t)(size / (size_t)n));
     }
     return 0;
 }
@@ -100,7 +123,7 @@ static int kind_half_type(const Model *m, ParamKind k) {
     int n = per_layer(k) ? m->cfg.n_layers : 1, type = -1;
     for (int l = 0; l < n; l++) {
         char name[128];
-        model_param_hf_name(k, l, name, sizeof name);
+        arch_hf_name_of(m->cfg.arch, k, l, name, sizeof name);
         const TensorView *t = st_find(m->st, name);
         if (!t || (t->dtype != DT_F16 && t->dtype != DT_BF16) || (type >= 0 && t->dtype != type)) return -1;
         type = t->dtype;
@@ -109,20 +132,21 @@ static int kind_half_type(const Model *m, ParamKind k) {
 }
 
 /* Points the views of kind k at the mapped 16-bit tensors (shapes are
- * checked as load_hf_kind does). */
+ * checked as load_hf_kind does; a fused kind views its rows of the stored
+ * tensor). */
 static int map_hf_kind(Model *m, ParamKind k, Err *e) {
     const ModelConfig *c = &m->cfg;
     int64_t rows, cols;
     kind_shape(c, k, &rows, &cols);
-    int64_t shape[2] = {rows, cols};
     int n = per_layer(k) ? c->n_layers : 1;
     for (int l = 0; l < n; l++) {
-        char name[128];
-        model_param_hf_name(k, l, name, sizeof name);
-        const TensorView *t = st_get(m->st, name, e);
+        Stored s;
+        stored_of(c, k, l, 0, &s);
+        const TensorView *t = st_get(m->st, s.name, e);
         if (!t) return -1;
-        if (tensor_check_shape(t, 2, shape, e)) return err_wrap(e, "%s", st_file_of(m->st, t));
-        *model_mat_slot(m, k, l) = (QMat){t->dtype, t->data, (int)rows, (int)cols};
+        if (tensor_check_shape(t, 2, s.shape, e)) return err_wrap(e, "%s", st_file_of(m->st, t));
+        QMat whole = {t->dtype, t->data, (int)s.shape[0], (int)cols};
+        *model_mat_slot(m, k, l) = (QMat){t->dtype, qmat_row(&whole, s.row_off), (int)rows, (int)cols};
     }
     return 0;
 }
@@ -181,31 +205,40 @@ Model *model_load_hf(const char *dir, int n_threads, Err *e) {
 
 /* ---- GGUF ---- */
 
-/* A matrix view of a GGUF tensor: used in place (memory-mapped) when the
+/* A matrix view of rows [row_off, row_off + rows) of a GGUF tensor of
+ * stored_rows × cols (a fused tensor's part; the whole tensor when row_off
+ * is 0 and rows == stored_rows): used in place (memory-mapped) when the
  * kernels handle its type -- every type this engine reads, K-quants
- * included -- otherwise converted once (to Q8_0 when rows are whole
- * blocks). */
-static int gguf_qmat(Model *m, const char *name, int64_t rows, int64_t cols, QMat *out, Err *e) {
+ * included; a row is whole blocks, so a slice of rows is too -- otherwise
+ * converted once (to Q8_0 when rows are whole blocks). */
+static int gguf_qmat_rows(Model *m, const char *name, int64_t stored_rows, int64_t cols, int64_t row_off,
+                          int64_t rows, QMat *out, Err *e) {
     const TensorView *t = gguf_get_tensor(m->gguf, name, e);
     if (!t) return -1;
-    int64_t shape[2] = {rows, cols};
+    int64_t shape[2] = {stored_rows, cols};
     if (tensor_check_shape(t, 2, shape, e)) return -1;
-    *out = (QMat){t->dtype, t->data, (int)rows, (int)cols};
+    size_t in_rb = tensor_row_bytes(t);
+    const char *base = (const char *)t->data + (size_t)row_off * in_rb;
+    *out = (QMat){t->dtype, base, (int)rows, (int)cols};
     if (kernel_type_ok(t->dtype)) return 0;
     if (!dtype_can_dequantize(t->dtype))
         return err_set(e, ERR_UNSUPPORTED, "%s: tensor %s has type %s, which this engine cannot read",
                        gguf_path(m->gguf), name, dtype_name(t->dtype));
     int to = cols % QK8_0 == 0 ? DT_Q8_0 : DT_F32;
-    size_t in_rb = tensor_row_bytes(t), out_rb = dtype_nbytes(to, cols);
+    size_t out_rb = dtype_nbytes(to, cols);
     char *dst = model_own(m, xmalloc(out_rb * (size_t)rows));
     float *tmp = xmalloc((size_t)cols * sizeof(float));
     for (int64_t r = 0; r < rows; r++) {
-        dequantize_row(t->dtype, (const char *)t->data + r * in_rb, tmp, cols);
+        dequantize_row(t->dtype, base + r * in_rb, tmp, cols);
         quantize_row(to, tmp, dst + r * out_rb, cols);
     }
     free(tmp);
     *out = (QMat){to, dst, (int)rows, (int)cols};
     return 0;
+}
+
+static int gguf_qmat(Model *m, const char *name, int64_t rows, int64_t cols, QMat *out, Err *e) {
+    return gguf_qmat_rows(m, name, rows, cols, 0, rows, out, e);
 }
 
 /* A vector (norm weight, bias) of n floats: in place if F32, else converted. */
@@ -222,13 +255,14 @@ static int load_gguf_layer(Model *m, int l, Err *e) {
     const ModelConfig *c = &m->cfg;
     for (int k = 0; k < PARAM_COUNT; k++) {
         if (!per_layer((ParamKind)k) || !arch_has(c, (ParamKind)k)) continue;
-        char n[96];
         int64_t rows, cols;
         kind_shape(c, (ParamKind)k, &rows, &cols);
-        arch_gguf_name((ParamKind)k, l, n, sizeof n);
+        Stored s;
+        stored_of(c, (ParamKind)k, l, 1, &s);
         if (is_matrix_kind((ParamKind)k)) {
-            if (gguf_qmat(m, n, rows, cols, model_mat_slot(m, (ParamKind)k, l), e)) return -1;
-        } else if (!(*model_vec_slot(m, (ParamKind)k, l) = gguf_vec(m, n, rows, 1, e))) {
+            if (gguf_qmat_rows(m, s.name, s.shape[0], cols, s.row_off, rows, model_mat_slot(m, (ParamKind)k, l), e))
+                return -1;
+        } else if (!(*model_vec_slot(m, (ParamKind)k, l) = gguf_vec(m, s.name, rows, 1, e))) {
             return -1;
         }
     }
@@ -240,14 +274,15 @@ static int load_gguf_layer(Model *m, int l, Err *e) {
  * before any conversion buffer is sized from them. */
 static int check_gguf_layer_count(const Gguf *g, const ModelConfig *c, const char *arch, Err *e) {
     char name[64];
-    arch_gguf_name(PARAM_ATTN_NORM, c->n_layers - 1, name, sizeof name);
+    ParamKind probe = arch_has(c, PARAM_ATTN_NORM) ? PARAM_ATTN_NORM : PARAM_WO;
+    arch_gguf_name_of(c->arch, probe, c->n_layers - 1, name, sizeof name);
     if (gguf_find_tensor(g, name)) return 0;
     int have = 0;
     for (; have < c->n_layers; have++) {
-        arch_gguf_name(PARAM_ATTN_NORM, have, name, sizeof name);
+        arch_gguf_name_of(c->arch, probe, have, name, sizeof name);
         if (!gguf_find_tensor(g, name)) break;
     }
-    arch_gguf_name(PARAM_ATTN_NORM, c->n_layers - 1, name, sizeof name);
+    arch_gguf_name_of(c->arch, probe, c->n_layers - 1, name, sizeof name);
     return err_set(e, ERR_PARSE, "%s: metadata %s.block_count = %d, but there is no tensor %s (the file holds %d "
                    "block%s)", gguf_path(g), arch, c->n_layers, name, have, have == 1 ? "" : "s");
 }
@@ -271,10 +306,13 @@ Model *model_from_gguf(Gguf *g, int n_threads, Err *e) {
     m->source = "gguf";
     m->rope_interleaved = (arch_desc(cfg.arch)->flags & ARCHF_GGUF_PERMUTED) != 0;
     int64_t D = cfg.hidden_size;
-    const char *embed = arch_tensor(PARAM_EMBED)->gguf, *head = arch_tensor(PARAM_LM_HEAD)->gguf;
+    const char *embed = arch_tensor_of(cfg.arch, PARAM_EMBED)->gguf, *head = arch_tensor_of(cfg.arch, PARAM_LM_HEAD)->gguf;
     if (gguf_qmat(m, embed, cfg.vocab_size, D, &m->w.embed, e)) goto fail;
     m->weight_type = m->w.embed.type;
-    if (!(m->w.out_norm = gguf_vec(m, arch_tensor(PARAM_OUT_NORM)->gguf, D, 1, e))) goto fail;
+    /* OLMo's final norm has no weight */
+    if (arch_has(&cfg, PARAM_OUT_NORM) &&
+        !(m->w.out_norm = gguf_vec(m, arch_tensor_of(cfg.arch, PARAM_OUT_NORM)->gguf, D, 1, e)))
+        goto fail;
     if (gguf_find_tensor(g, head)) {
         if (gguf_qmat(m, head, cfg.vocab_size, D, &m->w.lm_head, e)) goto fail;
         m->cfg.tie_word_embeddings = 0;

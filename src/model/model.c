@@ -80,10 +80,13 @@ void model_rope_inv_freq_for(const ModelConfig *c, const float *freq_factors, in
     if (!freq_factors && r->type == ROPE_LINEAR) s = (RopeScaling){ROPE_SCALING_LINEAR, r->factor, 1, 1, 0};
     rope_inv_freq(inv_freq, hd, r->theta, &s);
     if (r->type == ROPE_LONGROPE && r->n_factors == hd / 2) {
-        /* transformers: 1 / (ext_factors * base^(2i/dim)), in float */
+        /* transformers: 1 / (ext_factors * base^(arange(0, dim, 2) / dim)),
+         * each step a float32 tensor op */
         const float *f = table == ROPE_TAB_LONG ? r->long_factor : r->short_factor;
-        for (int i = 0; i < hd / 2; i++)
-            inv_freq[i] = (float)(1.0 / ((double)f[i] * pow(r->theta, (double)(2 * i) / hd)));
+        for (int i = 0; i < hd / 2; i++) {
+            float ex = (float)(2 * i) / (float)hd, b = (float)pow(r->theta, (double)ex);
+            inv_freq[i] = 1.0f / (f[i] * b);
+        }
     }
     if (freq_factors)
         for (int i = 0; i < hd / 2; i++) inv_freq[i] /= freq_factors[i];
@@ -138,12 +141,15 @@ void model_views_from_params(Model *m) {
         w->w_gate = (QMat){DT_F32, at(p, PARAM_W_GATE, (size_t)l * F * D), F, D};
         w->w_up = (QMat){DT_F32, at(p, PARAM_W_UP, (size_t)l * F * D), F, D};
         w->w_down = (QMat){DT_F32, at(p, PARAM_W_DOWN, (size_t)l * D * F), D, F};
-        w->bq = at(p, PARAM_BQ, (size_t)l * Q);
-        w->bk = at(p, PARAM_BK, (size_t)l * KV);
-        w->bv = at(p, PARAM_BV, (size_t)l * KV);
-        w->bo = at(p, PARAM_BO, (size_t)l * D);
-        w->q_norm = at(p, PARAM_Q_NORM, (size_t)l * c->head_dim);
-        w->k_norm = at(p, PARAM_K_NORM, (size_t)l * c->head_dim);
+        /* vectors: each kind's per-layer length from the table (OLMo 2's
+         * q/k norms are the projection's width, Qwen3's a head's) */
+        static const ParamKind vec_kinds[] = {PARAM_BQ, PARAM_BK, PARAM_BV, PARAM_BO, PARAM_Q_NORM, PARAM_K_NORM,
+                                              PARAM_POST_ATTN_NORM, PARAM_POST_FFN_NORM};
+        for (size_t i = 0; i < sizeof vec_kinds / sizeof vec_kinds[0]; i++) {
+            long long rows, cols;
+            arch_shape(c, vec_kinds[i], &rows, &cols);
+            *model_vec_slot(m, vec_kinds[i], l) = at(p, vec_kinds[i], (size_t)l * (size_t)rows);
+        }
     }
 }
 

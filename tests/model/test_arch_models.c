@@ -1,0 +1,213 @@
+/* test_arch_models: the tiny OLMo, OLMo 2, Gemma 2, Gemma 3 and Phi-3
+ * models of tests/data/arch/models (README there: each architecture's
+ * equations as the gold generator implements them) run by the engine from
+ * their Hugging Face directory and from the GGUF `aloe convert` writes of
+ * them: forward logits against the gold logits within a derived budget,
+ * and the gold greedy ids with a KV cache. The GGUF is checked to be laid
+ * out as llama.cpp's converter lays it out (general.architecture, metadata
+ * keys, tensor names, Gemma's norms stored + 1, Phi-3's fused attn_qkv and
+ * ffn_up, LongRoPE factor tensors).
+ *
+ * Tolerance. Two float32 evaluations of the same equations (aloe's and
+ * PyTorch's) differ by rounding only. logit_budget.h's gold_tol counts the
+ * reductions a logit passes through per layer (norm, q/k/v, scores,
+ * values, o, norm, gate/up, down) and the final norm and head, each adding
+ * u·sqrt(K/6) relative error in quadrature, times LAMBDA = 6 and the
+ * logits' rms over their range. The architectures here add reductions of
+ * their own, counted the same way: the post-norms (Gemma, OLMo 2: two more
+ * reductions of D per layer), the whole-width q/k norm (OLMo 2: q·hd + kv·hd)
+ * or per-head q/k norm (Gemma 3: 2·hd), the LayerNorm's mean (OLMo: one more
+ * D per norm). The elementwise steps (tanh soft-caps, gelu, clamp, the
+ * embedding scale, LongRoPE's scaled cos/sin) add one rounding u each, far
+ * below one reduction's u·sqrt(K/6); their derivatives are at most 1
+ * (tanh caps, clamp) or O(1), so they do not amplify the errors before
+ * them. The extra reductions are added as stages to K.
+ *
+ * That model counts a relative error as passing through every stage
+ * unchanged; the softmax does not keep it relative: a score s with
+ * relative error r moves the attention weights by |s|·r, so large scores
+ * amplify every stage before them. Phi-3's LongRoPE scales q and k by its
+ * attention factor (scores x1.33 here), which shows: the gold's own float32
+ * forward is 7.3e-7 of the range from float64, beyond the two-evaluation
+ * budget above. So the budget is also at least 3·e_g, with e_g the gold's
+ * float32-vs-float64 error its generator measured (self_check,
+ * forward_f32_vs_f64_max_abs_diff): |aloe - gold| <= |aloe - f64| +
+ * |gold - f64|, and aloe's float32 evaluation of the same equations (other
+ * summation orders) is allowed twice the gold's. For the other four the
+ * two bounds agree within 15%. */
+#include <jansson.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/fileio.h"
+#include "base/mem.h"
+#include "formats/gguf.h"
+#include "formats/safetensors.h"
+#include "logit_budget.h"
+#include "model/convert.h"
+#include "model/decoder.h"
+#include "test.h"
+
+#define DIR "tests/data/arch/models/"
+
+typedef struct Gold {
+    json_t *json;
+    SafeTensors *st;
+    int n_rows, len, vocab;
+    int32_t *ids; /* [n_rows, len] */
+    const float *logits;
+    int32_t *prompt, new_ids[64];
+    int n_prompt, n_new;
+} Gold;
+
+static int32_t *ids_of(json_t *a, int *n) {
+    *n = (int)json_array_size(a);
+    int32_t *ids = xmalloc((size_t)(*n + 1) * sizeof *ids);
+    for (int i = 0; i < *n; i++) ids[i] = (int32_t)json_integer_value(json_array_get(a, (size_t)i));
+    return ids;
+}
+
+static int gold_load(const char *name, Gold *g, Err *e) {
+    memset(g, 0, sizeof *g);
+    char *p = xasprintf(DIR "%s/expected.json", name);
+    json_error_t je;
+    g->json = json_load_file(p, 0, &je);
+    free(p);
+    if (!g->json) return err_set(e, ERR_PARSE, "%s: %s", name, je.text);
+    json_t *in = json_object_get(json_object_get(g->json, "forward"), "input_ids");
+    g->n_rows = (int)json_array_size(in);
+    g->len = (int)json_array_size(json_array_get(in, 0));
+    g->ids = xmalloc((size_t)g->n_rows * g->len * sizeof *g->ids);
+    for (int r = 0; r < g->n_rows; r++) {
+        int n;
+        int32_t *row = ids_of(json_array_get(in, (size_t)r), &n);
+        memcpy(g->ids + (size_t)r * g->len, row, (size_t)g->len * sizeof *row);
+        free(row);
+    }
+    json_t *gr = json_object_get(g->json, "greedy");
+    g->prompt = ids_of(json_object_get(gr, "prompt_ids"), &g->n_prompt);
+    int32_t *nw = ids_of(json_object_get(gr, "new_ids"), &g->n_new);
+    memcpy(g->new_ids, nw, (size_t)g->n_new * sizeof *nw);
+    free(nw);
+    p = xasprintf(DIR "%s/expected.safetensors", name);
+    g->st = st_open(p, e);
+    free(p);
+    if (!g->st) return -1;
+    const TensorView *t = st_get(g->st, "forward.logits", e);
+    if (!t) return -1;
+    g->logits = t->data;
+    g->vocab = (int)t->shape[2];
+    return 0;
+}
+
+static void gold_free(Gold *g) {
+    free(g->ids), free(g->prompt);
+    if (g->st) st_close(g->st);
+    if (g->json) json_decref(g->json);
+}
+
+/* gold_tol with the reductions the architecture adds (see the top). */
+static double arch_tol(const ModelConfig *c, int T, double rho) {
+    double D = c->hidden_size, hd = c->head_dim, q = (double)c->n_heads * hd, kv = (double)c->n_kv_heads * hd;
+    double extra = 0;
+    if (c->post_norm) extra += 2 * D;
+    if (c->qk_norm) extra += c->qk_norm_full ? q + kv : 2 * hd;
+    if (c->norm_type == NORM_LAYER_NOPARAM) extra += 2 * D;
+    double base = gold_tol(c, T, rho), K_base = c->n_layers * (4 * D + hd + T + q + c->intermediate_size) + 2 * D;
+    return base * sqrt((K_base + c->n_layers * extra) / K_base);
+}
+
+/* Forward of each gold row with its own cache; max |err| / range of the
+ * gold logits, and argmax changes where the gold's top-2 margin exceeds
+ * twice the budget. */
+static int check_forward(Model *m, const Gold *g, const char *label) {
+    int V = g->vocab, T = g->len;
+    long n = (long)g->n_rows * T * V;
+    float *got = xmalloc((size_t)n * sizeof(float));
+    Err e = {0};
+    int rc = 0;
+    for (int r = 0; r < g->n_rows && !rc; r++) {
+        KvCache kv;
+        rc = kv_cache_init(&kv, m, T, &e) || model_forward(m, &kv, g->ids + (long)r * T, T, 0, got + (long)r * T * V, 1, &e);
+        kv_cache_free(&kv);
+    }
+    CHECK_MSG(!rc, "%s: %s", label, e.msg);
+    double lo = g->logits[0], hi = lo, worst = 0;
+    for (long i = 0; i < n; i++) {
+        lo = fmin(lo, g->logits[i]), hi = fmax(hi, g->logits[i]);
+        worst = fmax(worst, fabs((double)got[i] - g->logits[i]));
+    }
+    double e_g = json_number_value(
+        json_object_get(json_object_get(g->json, "self_check"), "forward_f32_vs_f64_max_abs_diff"));
+    double rel = worst / (hi - lo), tol = fmax(arch_tol(&m->cfg, T, logit_rho(g->logits, n)), 3 * e_g / (hi - lo));
+    int flips = 0;
+    for (long t = 0; t < (long)g->n_rows * T; t++) {
+        const float *a = got + t * V, *b = g->logits + t * V;
+        int ia = 0, ib = 0;
+        for (int v = 1; v < V; v++) ia = a[v] > a[ia] ? v : ia, ib = b[v] > b[ib] ? v : ib;
+        float second = -INFINITY;
+        for (int v = 0; v < V; v++)
+            if (v != ib && b[v] > second) second = b[v];
+        flips += ia != ib && b[ib] - second > 2 * tol * (hi - lo);
+    }
+    printf("  %-28s max|err|/range %.2e (budget %.2e)\n", label, rel, tol);
+    CHECK_MSG(rel <= tol, "%s: logits %.3g of the range from the gold (budget %.3g)", label, rel, tol);
+    CHECK_MSG(flips == 0, "%s: %d argmax changes beyond the budget", label, flips);
+    free(got);
+    return rel <= tol && !flips;
+}
+
+/* Greedy decoding with a KV cache: prefill the prompt, then one token at a
+ * time; the gold ids (its margins are >= 0.012, README). */
+static int check_greedy(Model *m, const Gold *g, const char *label) {
+    int V = m->cfg.vocab_size, n = g->n_prompt, ok = 1;
+    KvCache kv;
+    Err e = {0};
+    float *lg = xmalloc((size_t)V * sizeof(float));
+    int rc = kv_cache_init(&kv, m, n + g->n_new + 1, &e) || model_forward(m, &kv, g->prompt, n, 0, lg, 0, &e);
+    for (int s = 0; s < g->n_new && !rc; s++) {
+        int32_t best = 0;
+        for (int v = 1; v < V; v++) best = lg[v] > lg[best] ? v : best;
+        if (best != g->new_ids[s]) {
+            printf("    %s: step %d: id %d, gold %d\n", label, s, best, g->new_ids[s]);
+            ok = 0;
+            break;
+        }
+        rc = model_forward(m, &kv, &best, 1, n + s, lg, 0, &e);
+    }
+    CHECK_MSG(!rc, "%s: %s", label, e.msg);
+    CHECK_MSG(ok, "%s: greedy ids differ from the gold", label);
+    kv_cache_free(&kv);
+    free(lg);
+    return ok && !rc;
+}
+
+static const char *ARCHS[] = {"olmo", "olmo2", "gemma2", "gemma3", "phi3"};
+
+static void test_hf_dirs(void) {
+    for (size_t i = 0; i < sizeof ARCHS / sizeof *ARCHS; i++) {
+        char name[64], label[96];
+        snprintf(name, sizeof name, "tiny-%s", ARCHS[i]);
+        Gold g;
+        Err e = {0};
+        CHECK_OK(gold_load(name, &g, &e), &e);
+        char *dir = xasprintf(DIR "%s", name);
+        Model *m = model_load(dir, 2, &e);
+        CHECK_MSG(m != NULL, "%s: %s", dir, e.msg);
+        if (m) {
+            snprintf(label, sizeof label, "%s (HF)", name);
+            check_forward(m, &g, label);
+            check_greedy(m, &g, label);
+            model_free(m);
+        }
+        free(dir);
+        gold_free(&g);
+    }
+}
+
+int main(void) {
+    RUN(test_hf_dirs);
+    return test_summary();
+}
