@@ -735,6 +735,37 @@ static void test_fused_lora_dropout(void) {
     fixture_free(&f);
 }
 
+/* A frozen base (LoRA keeps it in its stored dtype, here float32 in the
+ * frozen copy) addresses the fused tensors' row slices there: logits and
+ * adapter gradients are those of the float32 block, bit for bit (the same
+ * kernels on the same numbers). */
+static void test_fused_frozen_base(void) {
+    Err e;
+    const char *dir = "tests/data/arch/models/tiny-phi3", *lora_dir = "tests/data/arch/models/tiny-phi3-lora";
+    ModelConfig cfg;
+    TrainDecoder a, b;
+    CHECK_OK(hf_config_load(dir, &cfg, &e) || td_init(&a, &cfg, &e) || td_load(&a, dir, &e) ||
+                 td_lora_load(&a, lora_dir, &e),
+             &e);
+    CHECK_OK(td_init(&b, &cfg, &e) || td_freeze_base(&b, DT_F32, &e) || td_load(&b, dir, &e) ||
+                 td_lora_load(&b, lora_dir, &e),
+             &e);
+    int32_t ids[10] = {1025, 82, 287, 435, 76, 198, 56, 900, 13, 1026};
+    const int T = 10, V = cfg.vocab_size;
+    float *la = xmalloc((size_t)T * V * sizeof(float)), *lb = xmalloc((size_t)T * V * sizeof(float));
+    ThreadPool *tp = tp_create(2);
+    td_zero_grad(&a), td_zero_grad(&b);
+    CHECK_OK(td_forward(&a, tp, ids, T, la, &e) || td_forward(&b, tp, ids, T, lb, &e), &e);
+    CHECK(!memcmp(la, lb, (size_t)T * V * sizeof(float)));
+    for (long i = 0; i < (long)T * V; i++) la[i] = (float)((i * 7919) % 13) / 13.0f - 0.5f;
+    td_backward(&a, tp, la);
+    td_backward(&b, tp, la);
+    CHECK(a.n_lora_params == b.n_lora_params && !memcmp(a.lora_grads, b.lora_grads, a.n_lora_params * sizeof(float)));
+    tp_free(tp);
+    free(la), free(lb);
+    td_free(&a), td_free(&b);
+}
+
 /* As a user runs it: aloe train sft (2 steps, a high learning rate) of a
  * tiny model of arch, then aloe logits of the saved checkpoint, which must
  * be what training computes for the saved weights (td_load of the same
@@ -812,6 +843,7 @@ int main(void) {
     RUN(test_dpo_lora_trainer);
     RUN(test_softcap_head_blocks);
     RUN(test_fused_lora_dropout);
+    RUN(test_fused_frozen_base);
     RUN(test_checkpoint);
     RUN(test_fused_targets_whole);
     RUN(test_cli_sft_phi3);
