@@ -766,6 +766,34 @@ static void test_fused_frozen_base(void) {
     td_free(&a), td_free(&b);
 }
 
+/* aloe merge on each architecture: the merged weights compute what base +
+ * adapter computed (W + s·B·A rounded once per weight, then two float32
+ * evaluations: LOGIT_TOL of the range, as test_lora's merge check); for
+ * Phi-3 each part's rows of B meet the shared A in its rows of the fused
+ * tensor. */
+static void test_merge(void) {
+    for (int i = 0; i < N_ARCHS; i++) {
+        Fixture f;
+        Err e;
+        CHECK_MSG(fixture_open(&f, ARCHS[i], &e) == 0, "%s", e.msg);
+        char *lora_dir = xasprintf("%s-lora", f.dir);
+        CHECK_OK(td_lora_load(&f.m, lora_dir, &e), &e);
+        free(lora_dir);
+        int32_t ids[10] = {1025, 82, 287, 435, 76, 198, 56, 900, 13, 1026};
+        const int T = 10, V = f.m.cfg.vocab_size;
+        float *la = xmalloc((size_t)T * V * sizeof(float)), *lb = xmalloc((size_t)T * V * sizeof(float));
+        CHECK_OK(td_forward(&f.m, f.tp, ids, T, la, &e), &e);
+        td_lora_merge(&f.m);
+        CHECK(!f.m.lora_on);
+        CHECK_OK(td_forward(&f.m, f.tp, ids, T, lb, &e), &e);
+        double err = range_err(lb, la, (long)T * V);
+        printf("  %s merged vs adapter: %.2e of the range\n", ARCHS[i], err);
+        CHECK_MSG(err <= LOGIT_TOL, "%s: merged logits off by %.3g of the range", ARCHS[i], err);
+        free(la), free(lb);
+        fixture_free(&f);
+    }
+}
+
 /* As a user runs it: aloe train sft (2 steps, a high learning rate) of a
  * tiny model of arch, then aloe logits of the saved checkpoint, which must
  * be what training computes for the saved weights (td_load of the same
@@ -844,6 +872,7 @@ int main(void) {
     RUN(test_softcap_head_blocks);
     RUN(test_fused_lora_dropout);
     RUN(test_fused_frozen_base);
+    RUN(test_merge);
     RUN(test_checkpoint);
     RUN(test_fused_targets_whole);
     RUN(test_cli_sft_phi3);
