@@ -123,6 +123,8 @@ int td_init(TrainDecoder *m, const ModelConfig *cfg, Err *e) {
         cfg->vocab_size <= 0 || cfg->n_layers <= 0 || cfg->intermediate_size <= 0)
         return err_set(e, ERR_ARG, "training: inconsistent model shape (heads %d, kv heads %d, head_dim %d)",
                        cfg->n_heads, cfg->n_kv_heads, cfg->head_dim);
+    if (cfg->norm_offset != 0 && cfg->norm_offset != 1.0f)
+        return err_set(e, ERR_UNSUPPORTED, "training: norm offset %g: expected 0 or 1", cfg->norm_offset);
     m->cfg = *cfg;
     arch_config_quirks(&m->cfg); /* configs made by hand get the architecture's biases and norms too */
     cfg = &m->cfg;
@@ -152,10 +154,7 @@ int td_init(TrainDecoder *m, const ModelConfig *cfg, Err *e) {
     /* Gemma's (1+w) unless the stored weights already hold the 1 */
     m->norm_kind = cfg->norm_type == NORM_LAYER_NOPARAM                    ? TNORM_LAYER
                    : cfg->norm_offset == 1.0f && !cfg->norms_folded ? TNORM_RMS_1P
-                                                                           : TNORM_RMS;
-    if (cfg->norm_offset != 0 && cfg->norm_offset != 1.0f)
-        return err_set(e, ERR_UNSUPPORTED, "training: norm offset %g: expected 0 or 1", cfg->norm_offset);
-    return 0;
+                                                                           : TNORM_RMS;    return 0;
 }
 
 void td_free(TrainDecoder *m) {
@@ -290,9 +289,11 @@ static void ensure_capacity(TrainDecoder *m, int T) {
     const ModelConfig *c = &m->cfg;
     const long C = c->hidden_size, HD = (long)c->n_heads * c->head_dim, KD = (long)c->n_kv_heads * c->head_dim;
     const long F = c->intermediate_size, H = c->n_heads;
-    /* Not kept: q_lin and k_lin without q/k norms (the projections are q
-     * and k then), nor SwiGLU's output h (the backward recomputes it from
-     * gate and up: an elementwise pass, against T × F floats per layer). */
+    /* Not kept: q_lin and k_lin without q/k norms or clip_qkv (the
+     * projections are q and k then), xn and xn2 without pre-norms (res0 and
+     * res1 are), ao and fo without post-norms, nor the activation's
+     * output h (the backward recomputes it from gate and up: an
+     * elementwise pass, against T × F floats per layer). */
     const int sep_lin = c->qk_norm || c->clip_qkv > 0; /* q_lin, k_lin kept apart from q, k */
     const long qk_lin = sep_lin ? HD + KD : 0;
     const long xns = c->pre_norm ? 2 * C : 0, posts = c->post_norm ? 2 * C : 0;
