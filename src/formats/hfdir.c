@@ -749,7 +749,26 @@ int gguf_set_model_config(GgufWriter *w, const ModelConfig *c, Err *e) {
     } else {
         gguf_set_f32(w, KEY("rope.freq_base"), c->rope.theta);
         gguf_set_u32(w, KEY("rope.dimension_count"), (uint32_t)c->head_dim);
-        gguf_set_f32(w, KEY("attention.layer_norm_rms_epsilon"), c->norm_eps);
+        /* OLMo's LayerNorm: the key llama.cpp reads for it */
+        gguf_set_f32(w, KEY(c->norm_type == NORM_LAYER_NOPARAM ? "attention.layer_norm_epsilon"
+                                                               : "attention.layer_norm_rms_epsilon"),
+                     c->norm_eps);
+    }
+    /* the quirks llama.cpp keeps as keys (llama-arch.cpp's names) */
+    if (c->attn_softcap > 0) gguf_set_f32(w, KEY("attn_logit_softcapping"), c->attn_softcap);
+    if (c->final_softcap > 0) gguf_set_f32(w, KEY("final_logit_softcapping"), c->final_softcap);
+    if (c->clip_qkv > 0) gguf_set_f32(w, KEY("attention.clamp_kqv"), c->clip_qkv);
+    /* llama.cpp scores with 1/sqrt(key_length) for Gemma; another
+     * query_pre_attn_scalar is kept as the scale itself */
+    if (c->attn_scale > 0 && fabsf(c->attn_scale - 1.0f / sqrtf((float)c->head_dim)) > 1e-7f * c->attn_scale)
+        gguf_set_f32(w, KEY("attention.scale"), c->attn_scale);
+    if (c->sliding_window && c->swa_pattern > 0)
+        gguf_set_u32(w, KEY("attention.sliding_window_pattern"), (uint32_t)c->swa_pattern);
+    if (c->rope.local_theta > 0) gguf_set_f32(w, KEY("rope.freq_base_swa"), c->rope.local_theta);
+    if (c->rope.type == ROPE_LONGROPE) {
+        /* the factors are tensors (rope_factors_long/short.weight: the converter's) */
+        gguf_set_f32(w, KEY("rope.scaling.attn_factor"), c->rope.attn_factor);
+        gguf_set_u32(w, KEY("rope.scaling.original_context_length"), (uint32_t)c->rope.original_max_pos);
     }
     if (c->rope.type == ROPE_LINEAR) {
         gguf_set_str(w, KEY("rope.scaling.type"), "linear");
@@ -807,6 +826,15 @@ int model_config_diff(const ModelConfig *a, const ModelConfig *b, char *buf, siz
     DIFF_INT(head_dim) DIFF_INT(vocab_size) DIFF_INT(max_pos) DIFF_F(norm_eps) DIFF_INT(tie_word_embeddings)
     DIFF_INT(attention_bias) DIFF_INT(o_bias) DIFF_INT(qk_norm) DIFF_INT(sliding_window) DIFF_INT(type_vocab_size)
     DIFF_INT(rope.type) DIFF_F(rope.theta)
+    DIFF_INT(norm_type) DIFF_F(norm_offset) DIFF_INT(pre_norm) DIFF_INT(post_norm) DIFF_INT(act) DIFF_F(embed_scale)
+    DIFF_F(attn_scale) DIFF_F(attn_softcap) DIFF_F(final_softcap) DIFF_F(clip_qkv) DIFF_INT(qk_norm_full)
+    DIFF_F(rope.local_theta) DIFF_F(rope.attn_factor) DIFF_INT(rope.n_factors)
+    if (a->sliding_window || b->sliding_window) {
+        DIFF_INT(swa_pattern)
+    }
+    for (int i = 0; i < a->rope.n_factors && i < ROPE_MAX_FACTORS; i++) {
+        DIFF_F(rope.long_factor[i]) DIFF_F(rope.short_factor[i])
+    }
     /* factors are only comparable when both sides store them as numbers */
     if (!a->rope.freqs_from_tensor && !b->rope.freqs_from_tensor) {
         DIFF_F(rope.factor) DIFF_F(rope.low_freq_factor) DIFF_F(rope.high_freq_factor) DIFF_INT(rope.original_max_pos)

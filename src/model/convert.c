@@ -113,14 +113,15 @@ static void scratch_close(Scratch *s) {
 typedef struct Planned {
     char name[160];
     int type, permute, n_head;
+    int plus_one; /* llama.cpp's converter stores Gemma's norm weights as w + 1 */
     size_t offset;
 } Planned;
 
 /* llama.cpp's name, type and Q/K permutation of src; the bytes it needs
  * in the scratch are added to *scratch_size. */
 static int plan_tensor(const ModelConfig *c, const TensorView *src, int want, Planned *p, size_t *scratch_size, Err *e) {
-    int layer, kind = arch_kind_of_hf(src->name, &layer);
-    if (kind < 0 || arch_gguf_name((ParamKind)kind, layer, p->name, sizeof p->name))
+    int layer, kind = arch_kind_of_hf_in(c->arch, src->name, &layer);
+    if (kind < 0 || arch_gguf_name_of(c->arch, (ParamKind)kind, layer, p->name, sizeof p->name))
         return err_set(e, ERR_UNSUPPORTED, "tensor %s: no GGUF counterpart for %s", src->name, model_arch_name(c->arch));
     /* llama.cpp permutes the Q and K rows of the llama architecture, the
      * biases' too (convert_hf_to_gguf.py: q_proj.weight and q_proj.bias) */
@@ -128,9 +129,10 @@ static int plan_tensor(const ModelConfig *c, const TensorView *src, int want, Pl
     const ArchDesc *ad = arch_desc(c->arch);
     p->permute = ad && (ad->flags & ARCHF_GGUF_PERMUTED) && (is_q || is_k);
     p->n_head = is_q ? c->n_heads : c->n_kv_heads;
+    p->plus_one = ad && (ad->flags & ARCHF_NORM_PLUS1) && (arch_tensor_of(c->arch, (ParamKind)kind)->flags & TK_NORM);
     p->type = tensor_type(src, p->name, want);
     p->offset = NO_COPY;
-    if (p->type != src->dtype || p->permute) {
+    if (p->type != src->dtype || p->permute || p->plus_one) {
         p->offset = *scratch_size;
         *scratch_size += (dtype_nbytes(p->type, tensor_numel(src)) + 63) & ~(size_t)63;
     }
@@ -154,6 +156,7 @@ static int add_tensor(GgufWriter *w, const TensorView *src, const Planned *p, Sc
             free(f);
             return -1;
         }
+        for (int64_t i = 0; p->plus_one && i < n; i++) f[i] += 1.0f;
         int rc = quantize_row(p->type, f, s->base + p->offset, n);
         free(f);
         if (rc) return err_set(e, ERR_UNSUPPORTED, "cannot convert to %s", dtype_name(p->type));
@@ -192,7 +195,8 @@ static int check_dir(const char *hf_dir, ModelConfig *c, Err *e) {
         rc = -1;
     else if (c->arch == ARCH_BERT)
         rc = err_set(e, ERR_UNSUPPORTED, "%s: %s: GGUF export handles the decoder models (LlamaForCausalLM, "
-                     "Qwen2ForCausalLM, Qwen3ForCausalLM, MistralForCausalLM)", cj, model_arch_name(c->arch));
+                     "Qwen2ForCausalLM, Qwen3ForCausalLM, MistralForCausalLM, OlmoForCausalLM, Olmo2ForCausalLM, "
+                     "Gemma2ForCausalLM, Gemma3ForCausalLM, Phi3ForCausalLM)", cj, model_arch_name(c->arch));
     free(cj);
     return rc;
 }
@@ -236,6 +240,16 @@ int convert_hf_to_gguf(const char *hf_dir, const char *out_path, int type, Err *
         TensorView rf = {.name = "rope_freqs.weight", .dtype = DT_F32, .ndim = 1, .shape = {c.head_dim / 2, 1, 1, 1},
                          .data = freqs, .nbytes = (size_t)c.head_dim / 2 * sizeof(float)};
         rc = gguf_writer_add_tensor(w, &rf, e);
+    }
+    /* LongRoPE: llama.cpp keeps the factors as two tensors */
+    if (!rc && c.rope.type == ROPE_LONGROPE) {
+        const char *names[2] = {"rope_factors_long.weight", "rope_factors_short.weight"};
+        float *vals[2] = {c.rope.long_factor, c.rope.short_factor};
+        for (int i = 0; i < 2 && !rc; i++) {
+            TensorView rf = {.name = names[i], .dtype = DT_F32, .ndim = 1, .shape = {c.rope.n_factors, 1, 1, 1},
+                             .data = vals[i], .nbytes = (size_t)c.rope.n_factors * sizeof(float)};
+            rc = gguf_writer_add_tensor(w, &rf, e);
+        }
     }
     for (int i = 0; i < n && !rc; i++)
         if (plan[i].name[0] && add_tensor(w, st_tensor(st, i), &plan[i], &s, e))

@@ -46,6 +46,7 @@
 #include "formats/gguf.h"
 #include "formats/safetensors.h"
 #include "logit_budget.h"
+#include "model_logits.h"
 #include "model/convert.h"
 #include "model/decoder.h"
 #include "test.h"
@@ -122,7 +123,7 @@ static double arch_tol(const ModelConfig *c, int T, double rho) {
 /* Forward of each gold row with its own cache; max |err| / range of the
  * gold logits, and argmax changes where the gold's top-2 margin exceeds
  * twice the budget. */
-static int check_forward(Model *m, const Gold *g, const char *label) {
+static void check_forward(Model *m, const Gold *g, const char *label) {
     int V = g->vocab, T = g->len;
     long n = (long)g->n_rows * T * V;
     float *got = xmalloc((size_t)n * sizeof(float));
@@ -141,7 +142,8 @@ static int check_forward(Model *m, const Gold *g, const char *label) {
     }
     double e_g = json_number_value(
         json_object_get(json_object_get(g->json, "self_check"), "forward_f32_vs_f64_max_abs_diff"));
-    double rel = worst / (hi - lo), tol = fmax(arch_tol(&m->cfg, T, logit_rho(g->logits, n)), 3 * e_g / (hi - lo));
+    double rel = worst / (hi - lo),
+           tol = fmax(arch_tol(&m->cfg, T, logit_rho(g->logits, n)), 3 * e_g / (hi - lo));
     int flips = 0;
     for (long t = 0; t < (long)g->n_rows * T; t++) {
         const float *a = got + t * V, *b = g->logits + t * V;
@@ -156,12 +158,11 @@ static int check_forward(Model *m, const Gold *g, const char *label) {
     CHECK_MSG(rel <= tol, "%s: logits %.3g of the range from the gold (budget %.3g)", label, rel, tol);
     CHECK_MSG(flips == 0, "%s: %d argmax changes beyond the budget", label, flips);
     free(got);
-    return rel <= tol && !flips;
 }
 
 /* Greedy decoding with a KV cache: prefill the prompt, then one token at a
  * time; the gold ids (its margins are >= 0.012, README). */
-static int check_greedy(Model *m, const Gold *g, const char *label) {
+static void check_greedy(Model *m, const Gold *g, const char *label) {
     int V = m->cfg.vocab_size, n = g->n_prompt, ok = 1;
     KvCache kv;
     Err e = {0};
@@ -181,7 +182,6 @@ static int check_greedy(Model *m, const Gold *g, const char *label) {
     CHECK_MSG(ok, "%s: greedy ids differ from the gold", label);
     kv_cache_free(&kv);
     free(lg);
-    return ok && !rc;
 }
 
 static const char *ARCHS[] = {"olmo", "olmo2", "gemma2", "gemma3", "phi3"};
@@ -207,7 +207,178 @@ static void test_hf_dirs(void) {
     }
 }
 
+/* Tensor name of the HF file as F32 values (caller frees), or NULL. */
+static float *hf_f32(const char *dir, const char *name, int64_t *n) {
+    Err e = {0};
+    SafeTensors *st = st_open(dir, &e);
+    const TensorView *t = st ? st_find(st, name) : NULL;
+    float *f = t ? tensor_to_f32_alloc(t, &e) : NULL;
+    if (t) *n = tensor_numel(t);
+    if (st) st_close(st);
+    return f;
+}
+
+static float key_f32(const Gguf *g, const char *key) {
+    float v = -1;
+    Err e = {0};
+    return gguf_get_f32(g, key, &v, &e) ? -1 : v;
+}
+
+/* The layout llama.cpp's converter gives each architecture (its
+ * llama-arch.cpp names, convert_hf_to_gguf.py's transforms). */
+static void check_layout(const char *arch, const char *dir, const Gguf *g) {
+    Err e = {0};
+    const char *a = NULL;
+    CHECK_OK(gguf_get_str(g, "general.architecture", &a, &e), &e);
+    CHECK_MSG(a && !strcmp(a, arch), "%s: general.architecture %s", arch, a ? a : "?");
+    char key[96];
+    if (!strcmp(arch, "phi3")) {
+        /* fused q|k|v (4·8 + 2·2·8 rows) and gate|up as ffn_up (2·64 rows), no ffn_gate */
+        const TensorView *qkv = gguf_find_tensor(g, "blk.0.attn_qkv.weight"), *up = gguf_find_tensor(g, "blk.1.ffn_up.weight");
+        CHECK(qkv && qkv->shape[0] == 64 && qkv->shape[1] == 32);
+        CHECK(up && up->shape[0] == 128 && up->shape[1] == 32);
+        CHECK(!gguf_find_tensor(g, "blk.0.ffn_gate.weight") && !gguf_find_tensor(g, "blk.0.attn_q.weight"));
+        const TensorView *lf = gguf_find_tensor(g, "rope_factors_long.weight");
+        CHECK(lf && lf->shape[0] == 4 && ((const float *)lf->data)[3] == 40.0f);
+        CHECK(gguf_find_tensor(g, "rope_factors_short.weight") != NULL);
+        CHECK(fabsf(key_f32(g, "phi3.rope.scaling.attn_factor") - 1.1547005f) < 1e-6f);
+    }
+    if (!strcmp(arch, "gemma2") || !strcmp(arch, "gemma3")) {
+        /* norms stored as w + 1; tied: no output.weight */
+        static const char *pairs[][2] = {{"model.layers.0.input_layernorm.weight", "blk.0.attn_norm.weight"},
+                                         {"model.layers.1.post_attention_layernorm.weight", "blk.1.post_attention_norm.weight"},
+                                         {"model.layers.0.pre_feedforward_layernorm.weight", "blk.0.ffn_norm.weight"},
+                                         {"model.layers.0.post_feedforward_layernorm.weight", "blk.0.post_ffw_norm.weight"},
+                                         {"model.norm.weight", "output_norm.weight"},
+                                         {"model.layers.0.self_attn.q_norm.weight", "blk.0.attn_q_norm.weight"}};
+        for (size_t i = 0; i < sizeof pairs / sizeof *pairs; i++) {
+            int64_t n = 0;
+            float *w = hf_f32(dir, pairs[i][0], &n);
+            if (!w) { /* Gemma 2 has no q_norm */
+                CHECK(!strcmp(arch, "gemma2") && i == 5);
+                continue;
+            }
+            const TensorView *t = gguf_find_tensor(g, pairs[i][1]);
+            int same = t && tensor_numel(t) == n;
+            for (int64_t j = 0; same && j < n; j++) same = ((const float *)t->data)[j] == w[j] + 1.0f;
+            CHECK_MSG(same, "%s: %s is not %s + 1", arch, pairs[i][1], pairs[i][0]);
+            free(w);
+        }
+        CHECK(!gguf_find_tensor(g, "output.weight"));
+        snprintf(key, sizeof key, "%s.attention.sliding_window", arch);
+        uint32_t sw = 0;
+        CHECK(!gguf_get_u32(g, key, &sw, &e) && sw == 16);
+    }
+    if (!strcmp(arch, "gemma2")) {
+        CHECK(key_f32(g, "gemma2.attn_logit_softcapping") == 2.0f);
+        CHECK(key_f32(g, "gemma2.final_logit_softcapping") == 8.0f);
+    }
+    if (!strcmp(arch, "gemma3")) CHECK(key_f32(g, "gemma3.rope.freq_base_swa") == 10000.0f);
+    if (!strcmp(arch, "olmo")) {
+        /* no norm tensors; Q/K rows permuted as Llama's (rope type NORM):
+         * GGUF row 2i of a head is HF row i, row 2i+1 HF row head_dim/2 + i */
+        CHECK(!gguf_find_tensor(g, "blk.0.attn_norm.weight") && !gguf_find_tensor(g, "output_norm.weight"));
+        CHECK(key_f32(g, "olmo.attention.clamp_kqv") == 1.5f);
+        CHECK(key_f32(g, "olmo.attention.layer_norm_epsilon") == 1e-5f);
+        int64_t n = 0;
+        float *q = hf_f32(dir, "model.layers.0.self_attn.q_proj.weight", &n);
+        const TensorView *t = gguf_find_tensor(g, "blk.0.attn_q.weight");
+        CHECK(q && t && !memcmp((const float *)t->data + 32, q + 4 * 32, 32 * sizeof(float)));
+        free(q);
+    }
+    if (!strcmp(arch, "olmo2")) {
+        const TensorView *qn = gguf_find_tensor(g, "blk.0.attn_q_norm.weight");
+        CHECK(qn && qn->shape[0] == 32); /* the whole projection */
+        CHECK(gguf_find_tensor(g, "blk.0.post_attention_norm.weight") && gguf_find_tensor(g, "blk.0.post_ffw_norm.weight"));
+        CHECK(!gguf_find_tensor(g, "blk.0.attn_norm.weight"));
+    }
+}
+
+/* HF -> GGUF by aloe convert (f32: the same values, so the gold budget
+ * holds), laid out as llama.cpp's converter does, loaded back. */
+static void test_gguf(void) {
+    char *tmp = test_tmpdir();
+    for (size_t i = 0; i < sizeof ARCHS / sizeof *ARCHS; i++) {
+        char name[64], label[96];
+        snprintf(name, sizeof name, "tiny-%s", ARCHS[i]);
+        Gold g;
+        Err e = {0};
+        CHECK_OK(gold_load(name, &g, &e), &e);
+        char *dir = xasprintf(DIR "%s", name), *out = xasprintf("%s/%s.gguf", tmp, name);
+        CHECK_OK(convert_hf_to_gguf(dir, out, DT_F32, &e), &e);
+        Gguf *gg = gguf_open(out, &e);
+        CHECK_MSG(gg != NULL, "%s: %s", out, e.msg);
+        if (gg) check_layout(ARCHS[i], dir, gg), gguf_close(gg);
+        Model *m = model_load(out, 2, &e);
+        CHECK_MSG(m != NULL, "%s: %s", out, e.msg);
+        if (m) {
+            ModelConfig hf;
+            char diff[256];
+            CHECK_OK(hf_config_load(dir, &hf, &e), &e);
+            CHECK_MSG(!model_config_diff(&hf, &m->cfg, diff, sizeof diff), "%s: GGUF config differs: %s", name, diff);
+            snprintf(label, sizeof label, "%s (GGUF f32)", name);
+            check_forward(m, &g, label);
+            check_greedy(m, &g, label);
+            model_free(m);
+        }
+        free(dir), free(out);
+        gold_free(&g);
+    }
+    free(tmp);
+}
+
+/* Logits [rows, T, V] of every gold row through m (caller frees). */
+static float *forward_rows(Model *m, const Gold *g, Err *e) {
+    int V = g->vocab, T = g->len, rc = 0;
+    float *out = xmalloc((size_t)g->n_rows * T * V * sizeof(float));
+    for (int r = 0; r < g->n_rows && !rc; r++) {
+        KvCache kv;
+        rc = kv_cache_init(&kv, m, T, e) || model_forward(m, &kv, g->ids + (long)r * T, T, 0, out + (long)r * T * V, 1, e);
+        kv_cache_free(&kv);
+    }
+    if (rc) free(out);
+    return rc ? NULL : out;
+}
+
+/* Q8_0 files llama.cpp's llama-quantize made from aloe's f32 GGUF of each
+ * (tests/data/arch/gguf-llamacpp/README.md): llama.cpp accepted the layout,
+ * and aloe computes what the quantised weights say: its logits against
+ * those of an F32 copy of the same file (the exact values the Q8_0 blocks
+ * stand for, gguf_f32_copy). Budget: the float32 one (arch_tol) plus the
+ * Q8_0 rounding of each matmul's input (act_q8_tol: the kernels multiply
+ * Q8_0 weights with Q8_0 activations). */
+static void test_llamacpp_quantized(void) {
+    static const char *files[] = {"olmo", "olmo2", "gemma2", "phi3"};
+    for (size_t i = 0; i < sizeof files / sizeof *files; i++) {
+        char name[64];
+        snprintf(name, sizeof name, "tiny-%s", files[i]);
+        Gold g;
+        Err e = {0};
+        CHECK_OK(gold_load(name, &g, &e), &e);
+        char *path = xasprintf("tests/data/arch/gguf-llamacpp/%s-q8_0.gguf", name), *copy = gguf_f32_copy(path, &e);
+        CHECK_MSG(copy != NULL, "%s: %s", path, e.msg);
+        Model *q = model_load(path, 2, &e), *f = copy ? model_load(copy, 2, &e) : NULL;
+        CHECK_MSG(q && f, "%s: %s", path, e.msg);
+        float *lq = q ? forward_rows(q, &g, &e) : NULL, *lf = f ? forward_rows(f, &g, &e) : NULL;
+        CHECK_MSG(lq && lf, "%s: %s", path, e.msg);
+        if (lq && lf) {
+            CHECK_EQ_INT(q->w.layers[0].wo.type, DT_Q8_0);
+            long n = (long)g.n_rows * g.len * g.vocab;
+            double rho = logit_rho(lf, n), rel = rel_err(lq, lf, (size_t)n);
+            double tol = arch_tol(&q->cfg, g.len, rho) + act_q8_tol(&q->cfg, rho);
+            printf("  %-28s vs its weights in f32: max|err|/range %.2e (budget %.2e)\n", name, rel, tol);
+            CHECK_MSG(rel <= tol, "%s q8_0: %.3g of the range from its f32 copy (budget %.3g)", name, rel, tol);
+        }
+        free(lq), free(lf);
+        model_free(q), model_free(f);
+        free(path), free(copy);
+        gold_free(&g);
+    }
+}
+
 int main(void) {
     RUN(test_hf_dirs);
+    RUN(test_gguf);
+    RUN(test_llamacpp_quantized);
     return test_summary();
 }
