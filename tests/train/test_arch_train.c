@@ -416,7 +416,8 @@ static double inference_gap(TrainDecoder *td, ThreadPool *tp, const char *path, 
 
 /* A trained model of each architecture saved as a checkpoint (after one
  * SGD-like nudge so it is not the fixture's weights) loads back in
- * training bit for bit (f32) and in inference to training's logits; an
+ * training bit for bit (f32) and in inference to training's logits, from
+ * its safetensors and from the GGUF written beside them; an
  * adapter saved loads back to the same adapter, under the model's module
  * names (Phi-3: qkv_proj, gate_up_proj). Inference vs training: f32, the
  * forward passes differ in summation order only: LOGIT_TOL·10 (the
@@ -429,7 +430,8 @@ static void check_checkpoint(const char *arch) {
     CHECK_MSG(fixture_open(&f, arch, &e) == 0, "%s", e.msg);
     for (size_t i = 0; i < f.m.n_params; i++) f.m.params[i] += 1e-3f * (float)((i * 2654435761u) % 17) / 17.0f;
     char *tmp = test_tmpdir(), *out = path_join(tmp, "full"), *ad = path_join(tmp, "adapter");
-    CHECK_OK(ckpt_save_model(&f.m, f.dir, out, DT_F32, &e), &e);
+    CkptSaveOpts so = {DT_F32, 0, "f32"}; /* and DIR/model.gguf, as --gguf f32 */
+    CHECK_OK(ckpt_save_model_opts(&f.m, f.dir, out, &so, &e), &e);
     TrainDecoder back;
     ModelConfig cfg;
     CHECK_OK(hf_config_load(out, &cfg, &e) || td_init(&back, &cfg, &e) || td_load(&back, out, &e), &e);
@@ -439,6 +441,14 @@ static void check_checkpoint(const char *arch) {
     printf("  %s checkpoint: inference off training by %.2e of the range\n", arch, gap);
     CHECK_MSG(gap >= 0, "%s", e.msg);
     CHECK_MSG(gap <= 2e-5, "%s: inference of the saved checkpoint off training by %.3g of the range", arch, gap);
+    /* its GGUF: the same weights (Gemma's norms stored as w + 1, one more
+     * rounding of a weight, u relative): the same bound */
+    char *gp = path_join(out, "model.gguf");
+    double ggap = inference_gap(&f.m, f.tp, gp, f.root, &e);
+    free(gp);
+    printf("  %s checkpoint GGUF: inference off training by %.2e of the range\n", arch, ggap);
+    CHECK_MSG(ggap >= 0, "%s", e.msg);
+    CHECK_MSG(ggap <= 2e-5, "%s: inference of the saved GGUF off training by %.3g of the range", arch, ggap);
     /* the adapter */
     char *lora_dir = xasprintf("%s-lora", f.dir);
     CHECK_OK(td_lora_load(&f.m, lora_dir, &e), &e);
