@@ -7,6 +7,7 @@
 
 #include "base/mem.h"
 #include "kernels/quant.h"
+#include "train/backward_arch.h"
 
 /* ---- linear ---- */
 
@@ -163,29 +164,43 @@ typedef struct AttnJob {
     float *out, *att_out, *dq, *dk, *dv;
     const float *att, *q, *k, *v, *dout;
     const AttnDims *d;
+    AttnOpts o;
     float *dkv_part; /* backward: per thread, private dk then dv (T × KV·D each) */
 } AttnJob;
 
 static int attn_n_blocks(int T) { return (T + ATTN_BQ - 1) / ATTN_BQ; }
+
+/* The first key token t attends to: its sequence's first token, or the
+ * window's, whichever is later. Never decreases with t. */
+static int attn_row_lo(const AttnJob *j, int t) {
+    int lo = j->d->seg_start ? j->d->seg_start[t] : 0;
+    if (j->o.window > 0 && t - j->o.window + 1 > lo) lo = t - j->o.window + 1;
+    return lo;
+}
+
+static float attn_scale(const AttnJob *j) {
+    return j->o.scale > 0 ? j->o.scale : 1.0f / sqrtf((float)j->d->head_dim);
+}
 
 static void attn_forward_task(void *ctx, int ith, int nth) {
     const AttnJob *j = ctx;
     const AttnDims *d = j->d;
     const int T = d->T, D = d->head_dim, H = d->n_heads, KV = d->n_kv_heads, group = H / KV;
     const int nb = attn_n_blocks(T);
-    const float scale = 1.0f / sqrtf((float)D);
+    const float scale = attn_scale(j), cap = j->o.softcap;
     for (long job = ith; job < (long)H * nb; job += nth) {
         const int h = (int)(job / nb), g = h / group, t0 = (int)(job % nb) * ATTN_BQ;
-        const int t1 = t0 + ATTN_BQ < T ? t0 + ATTN_BQ : T, lo = d->seg_start ? d->seg_start[t0] : 0;
+        const int t1 = t0 + ATTN_BQ < T ? t0 + ATTN_BQ : T, lo = attn_row_lo(j, t0);
         const int m = t1 - t0, n = t1 - lo;
         float *P = j->att_out + ((long)h * T + t0) * T; /* rows t0.., columns from 0 */
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, n, D, scale, j->q + (long)t0 * H * D + (long)h * D,
                     H * D, j->k + (long)lo * KV * D + (long)g * D, KV * D, 0.0f, P + lo, T);
         for (int t = t0; t < t1; t++) {
             float *p = P + (long)(t - t0) * T;
-            const int s0 = d->seg_start ? d->seg_start[t] : 0;
+            const int s0 = attn_row_lo(j, t);
             memset(p, 0, (size_t)s0 * sizeof *p);
             memset(p + t + 1, 0, (size_t)(T - t - 1) * sizeof *p);
+            if (cap > 0) softcap_forward(p + s0, t + 1 - s0, cap);
             softmax_forward(p + s0, t + 1 - s0);
         }
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, D, n, 1.0f, P + lo, T,
@@ -194,10 +209,16 @@ static void attn_forward_task(void *ctx, int ith, int nth) {
     }
 }
 
+void attn_train_forward_opts(ThreadPool *tp, float *out, float *att, const float *q, const float *k, const float *v,
+                             const AttnDims *d, const AttnOpts *o) {
+    AttnJob j = {.out = out, .att_out = att, .q = q, .k = k, .v = v, .d = d};
+    if (o) j.o = *o;
+    tp_run(tp, attn_forward_task, &j);
+}
+
 void attn_train_forward(ThreadPool *tp, float *out, float *att, const float *q, const float *k, const float *v,
                         const AttnDims *d) {
-    AttnJob j = {.out = out, .att_out = att, .q = q, .k = k, .v = v, .d = d};
-    tp_run(tp, attn_forward_task, &j);
+    attn_train_forward_opts(tp, out, att, q, k, v, d, NULL);
 }
 
 /* Backward: dq rows of a (head, block) belong to its job; dk and dv rows are
@@ -208,14 +229,15 @@ static void attn_backward_task(void *ctx, int ith, int nth) {
     const AttnDims *d = j->d;
     const int T = d->T, D = d->head_dim, H = d->n_heads, KV = d->n_kv_heads, group = H / KV;
     const int nb = attn_n_blocks(T);
-    const float scale = 1.0f / sqrtf((float)D);
+    const float scale = attn_scale(j), cap = j->o.softcap;
     const long kvn = (long)T * KV * D;
     float *dk = j->dkv_part + 2 * kvn * ith, *dv = dk + kvn;
     memset(dk, 0, 2 * (size_t)kvn * sizeof *dk);
     float *dS = xaligned_alloc((size_t)ATTN_BQ * T * sizeof *dS);
+    float *Z = cap > 0 ? xaligned_alloc((size_t)ATTN_BQ * T * sizeof *Z) : NULL;
     for (long job = ith; job < (long)H * nb; job += nth) {
         const int h = (int)(job / nb), g = h / group, t0 = (int)(job % nb) * ATTN_BQ;
-        const int t1 = t0 + ATTN_BQ < T ? t0 + ATTN_BQ : T, lo = d->seg_start ? d->seg_start[t0] : 0;
+        const int t1 = t0 + ATTN_BQ < T ? t0 + ATTN_BQ : T, lo = attn_row_lo(j, t0);
         const int m = t1 - t0, n = t1 - lo;
         const float *P = j->att + ((long)h * T + t0) * T + lo;
         const float *dO = j->dout + (long)t0 * H * D + (long)h * D;
@@ -233,6 +255,13 @@ static void attn_backward_task(void *ctx, int ith, int nth) {
             for (int u = 0; u < n; u++) sum += (double)p[u] * ds[u];
             for (int u = 0; u < n; u++) ds[u] = p[u] * (ds[u] - (float)sum);
         }
+        /* soft-capping: the capped scores again (not kept by the forward),
+         * then dS ·= 1 − (z/cap)² (softcap_backward in place) */
+        if (Z) {
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, n, D, scale, Q, H * D, K, KV * D, 0.0f, Z, n);
+            softcap_forward(Z, (long)m * n, cap);
+            softcap_backward(dS, dS, Z, (long)m * n, cap);
+        }
         /* dQ += scale·dS·K;  dK += scale·dSᵀ·Q */
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, D, n, scale, dS, n, K, KV * D, 1.0f,
                     j->dq + (long)t0 * H * D + (long)h * D, H * D);
@@ -240,6 +269,7 @@ static void attn_backward_task(void *ctx, int ith, int nth) {
                     dk + (long)lo * KV * D + (long)g * D, KV * D);
     }
     free(dS);
+    free(Z);
 }
 
 typedef struct AttnSum {
@@ -261,11 +291,17 @@ static void attn_sum_task(void *ctx, int ith, int nth) {
 
 void attn_train_backward(ThreadPool *tp, float *dq, float *dk, float *dv, const float *dout, const float *att,
                          const float *q, const float *k, const float *v, const AttnDims *d) {
+    attn_train_backward_opts(tp, dq, dk, dv, dout, att, q, k, v, d, NULL);
+}
+
+void attn_train_backward_opts(ThreadPool *tp, float *dq, float *dk, float *dv, const float *dout, const float *att,
+                              const float *q, const float *k, const float *v, const AttnDims *d, const AttnOpts *o) {
     const int nth = tp_size(tp);
     const long kvn = (long)d->T * d->n_kv_heads * d->head_dim;
     float *part = xaligned_alloc(2 * (size_t)kvn * (size_t)nth * sizeof *part);
     AttnJob j = {.dq = dq, .dk = dk, .dv = dv, .dout = dout, .att = att, .q = q, .k = k, .v = v, .d = d,
                  .dkv_part = part};
+    if (o) j.o = *o;
     tp_run(tp, attn_backward_task, &j);
     AttnSum s = {dk, dv, part, kvn, nth};
     tp_run(tp, attn_sum_task, &s);

@@ -50,12 +50,23 @@ void embedding_backward(float *dE, const float *dx, const int *ids, int T, int d
  * packed sequences. q [T][H·D], k and v [T][KV·D] (after RoPE); head h reads
  * kv head h / (H / KV). Token t attends to tokens seg_start[t]..t, where
  * seg_start[t] is the index of the first token of t's sequence (NULL: one
- * sequence, all 0). out [T][H·D]; att [H][T][T] keeps the softmax
+ * sequence, all 0), and with AttnOpts.window no key before t-window+1. out
+ * [T][H·D]; att [H][T][T] keeps the softmax
  * probabilities (zero outside the attended range) for the backward. */
 typedef struct AttnDims {
     int T, n_heads, n_kv_heads, head_dim;
     const int *seg_start;
 } AttnDims;
+
+/* Architecture quirks of the attention; zero leaves each off. scale: the
+ * scores' factor (0: 1/sqrt(head_dim); Gemma: query_pre_attn_scalar^-1/2).
+ * softcap: scores become softcap·tanh(s/softcap) before the mask (Gemma 2).
+ * window: token t sees only keys t-window+1..t as well (sliding-window
+ * layers; transformers' mask `q - kv < window`). */
+typedef struct AttnOpts {
+    float scale, softcap;
+    int window;
+} AttnOpts;
 
 void attn_train_forward(ThreadPool *tp, float *out, float *att, const float *q, const float *k, const float *v,
                         const AttnDims *d);
@@ -64,5 +75,10 @@ void attn_train_forward(ThreadPool *tp, float *out, float *att, const float *q, 
  * own dk/dv copy (a group's query heads share those rows), summed at the end. */
 void attn_train_backward(ThreadPool *tp, float *dq, float *dk, float *dv, const float *dout, const float *att,
                          const float *q, const float *k, const float *v, const AttnDims *d);
+/* The same with the quirks o (NULL: none). */
+void attn_train_forward_opts(ThreadPool *tp, float *out, float *att, const float *q, const float *k, const float *v,
+                             const AttnDims *d, const AttnOpts *o);
+void attn_train_backward_opts(ThreadPool *tp, float *dq, float *dk, float *dv, const float *dout, const float *att,
+                              const float *q, const float *k, const float *v, const AttnDims *d, const AttnOpts *o);
 
 #endif

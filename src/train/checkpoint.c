@@ -217,8 +217,11 @@ int ckpt_save_adapter(const TrainDecoder *m, const char *base_model, const char 
     json_object_set_new(c, "lora_alpha", json_real(m->lora.alpha));
     json_object_set_new(c, "lora_dropout", json_real(m->lora.dropout));
     json_t *targets = json_array();
-    for (int t = 0; t < LORA_N_TARGETS; t++)
-        if (m->lora.targets & (1u << t)) json_array_append_new(targets, json_string(lora_module_name(t)));
+    for (int t = 0; t < LORA_N_TARGETS; t++) {
+        char mod[64]; /* the model's module names (Phi-3: qkv_proj once for q, k, v) */
+        if ((m->lora.targets & (1u << t)) && td_lora_module(m, t, mod, sizeof mod))
+            json_array_append_new(targets, json_string(mod));
+    }
     json_object_set_new(c, "target_modules", targets);
     json_object_set_new(c, "bias", json_string("none"));
     json_object_set_new(c, "use_rslora", json_boolean(m->lora.use_rslora));

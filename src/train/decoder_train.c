@@ -14,6 +14,7 @@
 #include "kernels/ops.h"
 #include "model/decoder.h"
 #include "train/backward.h"
+#include "train/backward_arch.h"
 #include "train/par.h"
 
 /* ---- parameter layout ---- */
@@ -63,23 +64,37 @@ static float **td_slot(TdWeights *w, ParamKind k, int l) {
     case PARAM_BO: return &L->bo;
     case PARAM_Q_NORM: return &L->q_norm;
     case PARAM_K_NORM: return &L->k_norm;
+    case PARAM_POST_ATTN_NORM: return &L->post_attn_norm;
     case PARAM_FFN_NORM: return &L->ffn_norm;
     case PARAM_W_GATE: return &L->w_gate;
     case PARAM_W_UP: return &L->w_up;
     case PARAM_W_DOWN: return &L->w_down;
+    case PARAM_POST_FFN_NORM: return &L->post_ffn_norm;
     default: return NULL;
     }
 }
 
-/* One tensor of kind k (layer l) from the architecture table: its HF name
- * and shape; vectors are [1, n] here. */
+/* One tensor of kind k (layer l) from the model's architecture table: its
+ * HF name and shape; vectors are [1, n] here. A fused tensor is recorded
+ * once, at its first kind, with all its rows; its later kinds only point
+ * at their rows of it. */
 static void walk_kind(Walk *k, TdWeights *w, ParamKind kind, int l) {
-    const ModelConfig *c = &k->m->cfg;
+    TrainDecoder *m = k->m;
+    const ModelConfig *c = &m->cfg;
     if (!arch_has(c, kind)) return;
     char n[96];
-    long long rows, cols;
-    arch_hf_name(kind, l, n, sizeof n);
+    long long rows, cols, off = 0, stored = 0;
+    arch_hf_name_of(c->arch, kind, l, n, sizeof n);
     arch_shape(c, kind, &rows, &cols);
+    ParamKind first = arch_fused_rows(c, kind, &off, &stored);
+    if (first != kind) {
+        if (!k->record) {
+            const TdTensor *t = td_find(m, n);
+            *td_slot(w, kind, l) = k->base + t->offset + (size_t)(off * cols);
+        }
+        return;
+    }
+    if (stored > rows) rows = stored;
     if (cols) walk_add(k, td_slot(w, kind, l), n, rows, cols, 2);
     else walk_add(k, td_slot(w, kind, l), n, 1, rows, 1);
 }
@@ -103,11 +118,13 @@ int td_init(TrainDecoder *m, const ModelConfig *cfg, Err *e) {
     const ArchDesc *ad = arch_desc(cfg->arch);
     if (!ad || !(ad->flags & ARCHF_DECODER))
         return err_set(e, ERR_UNSUPPORTED, "training: %s is not a decoder this trainer handles (Llama, Mistral, "
-                       "Qwen2, Qwen3)", model_arch_name(cfg->arch));
+                       "Qwen2, Qwen3, OLMo, OLMo 2, Gemma 2, Gemma 3, Phi-3)", model_arch_name(cfg->arch));
     if (cfg->n_kv_heads <= 0 || cfg->n_heads % cfg->n_kv_heads || cfg->head_dim % 2 || cfg->hidden_size <= 0 ||
         cfg->vocab_size <= 0 || cfg->n_layers <= 0 || cfg->intermediate_size <= 0)
         return err_set(e, ERR_ARG, "training: inconsistent model shape (heads %d, kv heads %d, head_dim %d)",
                        cfg->n_heads, cfg->n_kv_heads, cfg->head_dim);
+    if (cfg->norm_offset != 0 && cfg->norm_offset != 1.0f)
+        return err_set(e, ERR_UNSUPPORTED, "training: norm offset %g: expected 0 or 1", cfg->norm_offset);
     m->cfg = *cfg;
     arch_config_quirks(&m->cfg); /* configs made by hand get the architecture's biases and norms too */
     cfg = &m->cfg;
@@ -121,9 +138,23 @@ int td_init(TrainDecoder *m, const ModelConfig *cfg, Err *e) {
     m->grads = xcalloc(m->n_params, sizeof(float));
     walk_all(m, &m->w, m->params, 0);
     walk_all(m, &m->g, m->grads, 0);
-    m->inv_freq = xmalloc((size_t)(cfg->head_dim / 2) * sizeof(float));
-    model_rope_inv_freq(cfg, NULL, m->inv_freq);
-    return 0;
+    const size_t half = (size_t)(cfg->head_dim / 2);
+    m->inv_freq = xmalloc(half * sizeof(float));
+    model_rope_inv_freq_for(cfg, NULL, ROPE_TAB_GLOBAL, m->inv_freq);
+    /* the other tables only where they differ from the global one */
+    m->inv_freq_local = xmalloc(half * sizeof(float));
+    model_rope_inv_freq_for(cfg, NULL, ROPE_TAB_LOCAL, m->inv_freq_local);
+    if (!memcmp(m->inv_freq_local, m->inv_freq, half * sizeof(float))) free(m->inv_freq_local), m->inv_freq_local = NULL;
+    m->inv_freq_long = xmalloc(half * sizeof(float));
+    model_rope_inv_freq_for(cfg, NULL, ROPE_TAB_LONG, m->inv_freq_long);
+    if (cfg->rope.type != ROPE_LONGROPE || !memcmp(m->inv_freq_long, m->inv_freq, half * sizeof(float)))
+        free(m->inv_freq_long), m->inv_freq_long = NULL;
+    m->rope_mscale = model_rope_mscale(cfg);
+    m->fwd_inv_freq = m->inv_freq;
+    /* Gemma's (1+w) unless the stored weights already hold the 1 */
+    m->norm_kind = cfg->norm_type == NORM_LAYER_NOPARAM                    ? TNORM_LAYER
+                   : cfg->norm_offset == 1.0f && !cfg->norms_folded ? TNORM_RMS_1P
+                                                                           : TNORM_RMS;    return 0;
 }
 
 void td_free(TrainDecoder *m) {
@@ -133,6 +164,9 @@ void td_free(TrainDecoder *m) {
     free(m->w.layers);
     free(m->g.layers);
     free(m->inv_freq);
+    free(m->inv_freq_local);
+    free(m->inv_freq_long);
+    free(m->cap_logits);
     free(m->ids);
     free(m->seg_start);
     free(m->pos);
@@ -196,9 +230,11 @@ void td_init_random(TrainDecoder *m, uint64_t seed, float std) {
         /* a frozen matrix is drawn a row at a time into scratch, then stored */
         float *p = frozen ? xmalloc((size_t)t->cols * sizeof *p) : m->params + t->offset;
         int is_norm = strstr(t->name, "norm") != NULL;
+        /* a norm computes with 1: w = 1 (Gemma's (1+w): w = 0, as transformers initialises it) */
+        const float norm_init = m->norm_kind == TNORM_RMS_1P ? 0.0f : 1.0f;
         for (int64_t row = 0; row < (frozen ? t->rows : 1); row++) {
             size_t n = frozen ? (size_t)t->cols : t->numel;
-            for (size_t k = 0; k < n; k++) p[k] = t->ndim == 2 ? std * rng_normal(&r) : is_norm ? 1.0f : 0.0f;
+            for (size_t k = 0; k < n; k++) p[k] = t->ndim == 2 ? std * rng_normal(&r) : is_norm ? norm_init : 0.0f;
             if (frozen) quantize_row(m->frozen_dtype, p, frozen_at(m, t->offset + (size_t)(row * t->cols)), t->cols);
         }
         if (frozen) free(p);
@@ -253,11 +289,15 @@ static void ensure_capacity(TrainDecoder *m, int T) {
     const ModelConfig *c = &m->cfg;
     const long C = c->hidden_size, HD = (long)c->n_heads * c->head_dim, KD = (long)c->n_kv_heads * c->head_dim;
     const long F = c->intermediate_size, H = c->n_heads;
-    /* Not kept: q_lin and k_lin without q/k norms (the projections are q
-     * and k then), nor SwiGLU's output h (the backward recomputes it from
-     * gate and up: an elementwise pass, against T × F floats per layer). */
-    const long qk_lin = c->qk_norm ? HD + KD : 0;
-    long per_layer = T * (4 * C + 2 * HD + 2 * KD + qk_lin + 2 * F) + H * T * T;
+    /* Not kept: q_lin and k_lin without q/k norms or clip_qkv (the
+     * projections are q and k then), xn and xn2 without pre-norms (res0 and
+     * res1 are), ao and fo without post-norms, nor the activation's
+     * output h (the backward recomputes it from gate and up: an
+     * elementwise pass, against T × F floats per layer). */
+    const int sep_lin = c->qk_norm || c->clip_qkv > 0; /* q_lin, k_lin kept apart from q, k */
+    const long qk_lin = sep_lin ? HD + KD : 0;
+    const long xns = c->pre_norm ? 2 * C : 0, posts = c->post_norm ? 2 * C : 0;
+    long per_layer = T * (2 * C + xns + posts + 2 * HD + 2 * KD + qk_lin + 2 * F) + H * T * T;
     free(m->act_block);
     free(m->acts);
     free(m->scratch);
@@ -270,11 +310,12 @@ static void ensure_capacity(TrainDecoder *m, int T) {
 #define TAKE(n) (p += (n), p - (n))
     for (int l = 0; l < c->n_layers; l++) {
         TdActs *a = &m->acts[l];
-        a->res0 = TAKE(T * C), a->xn = TAKE(T * C);
+        a->res0 = TAKE(T * C), a->xn = c->pre_norm ? TAKE(T * C) : a->res0;
         a->q = TAKE(T * HD), a->k = TAKE(T * KD), a->v = TAKE(T * KD), a->att = TAKE(H * T * T);
-        a->q_lin = c->qk_norm ? TAKE(T * HD) : a->q, a->k_lin = c->qk_norm ? TAKE(T * KD) : a->k;
-        a->ctx = TAKE(T * HD), a->res1 = TAKE(T * C), a->xn2 = TAKE(T * C);
-        a->gate = TAKE(T * F), a->up = TAKE(T * F);
+        a->q_lin = sep_lin ? TAKE(T * HD) : a->q, a->k_lin = sep_lin ? TAKE(T * KD) : a->k;
+        a->ctx = TAKE(T * HD), a->ao = c->post_norm ? TAKE(T * C) : NULL;
+        a->res1 = TAKE(T * C), a->xn2 = c->pre_norm ? TAKE(T * C) : a->res1;
+        a->gate = TAKE(T * F), a->up = TAKE(T * F), a->fo = c->post_norm ? TAKE(T * C) : NULL;
     }
     m->res_final = TAKE(T * C);
     m->xf = TAKE(T * C);
@@ -330,7 +371,8 @@ static float *lora_u_of(const TrainDecoder *m, int l, int t) {
 /* The dropout masks of target t of layer l in the last forward, or NULL. */
 static const LoraDropout *dropout_of(const TrainDecoder *m, int l, int t, LoraDropout *d) {
     if (!m->fwd_drop) return NULL;
-    lora_dropout_init(d, m->lora.dropout, m->fwd_seed, m->fwd_pass, l, t);
+    /* a fused module's parts (Phi-3's q, k, v) see one dropout of their input, as in peft */
+    lora_dropout_init(d, m->lora.dropout, m->fwd_seed, m->fwd_pass, l, m->lora_group[t]);
     return d;
 }
 
@@ -356,33 +398,76 @@ static float *swiglu_out(TrainDecoder *m) {
     return m->scratch + T * (2 * C + 3 * HD + 3 * KD + F);
 }
 
-/* One layer: res_out = res0 + attn(norm(res0)) + mlp(norm(...)). */
+/* The RoPE table of layer l in the current forward: a sliding layer's own
+ * (Gemma 3), else the global one the forward chose (LongRoPE: short/long). */
+static const float *layer_inv_freq(const TrainDecoder *m, int l) {
+    if (m->inv_freq_local && arch_layer_sliding(&m->cfg, l)) return m->inv_freq_local;
+    return m->fwd_inv_freq;
+}
+
+static AttnOpts layer_attn_opts(const TrainDecoder *m, int l) {
+    const ModelConfig *c = &m->cfg;
+    AttnOpts o = {c->attn_scale, c->attn_softcap, arch_layer_sliding(c, l) ? c->sliding_window : 0};
+    return o;
+}
+
+/* One layer, each step as the config's quirks say:
+ *   xn = pre_norm ? norm(res0) : res0
+ *   q, k, v = proj(xn), clamped with clip_qkv, q/k normed (per head or
+ *   over the whole projection), RoPE (the layer's table, LongRoPE's scale)
+ *   ao = o(attn(q, k, v))  (the layer's window, score scale, soft-cap)
+ *   res1 = res0 + (post_norm ? norm(ao) : ao)
+ *   the MLP the same way around res1, act SiLU or tanh-GELU. */
 static void layer_forward(TrainDecoder *m, ThreadPool *tp, int l, float *res_out, int T) {
     const TdLayer *L = &m->w.layers[l];
     TdActs *a = &m->acts[l];
     const ModelConfig *c = &m->cfg;
     const int C = c->hidden_size, D = c->head_dim, H = c->n_heads, KV = c->n_kv_heads, F = c->intermediate_size;
     const float eps = c->norm_eps;
-    par_rmsnorm_forward(tp, a->xn, a->res0, L->attn_norm, T, C, eps);
+    const int nk = m->norm_kind;
+    if (c->pre_norm) par_norm_forward(tp, nk, a->xn, a->res0, L->attn_norm, T, C, eps);
     proj(m, tp, l, LORA_Q, a->q_lin, a->xn, T, L->wq, L->bq);
     proj(m, tp, l, LORA_K, a->k_lin, a->xn, T, L->wk, L->bk);
     proj(m, tp, l, LORA_V, a->v, a->xn, T, L->wv, L->bv);
-    if (L->q_norm) { /* else q_lin is q, k_lin is k */
-        par_rmsnorm_forward(tp, a->q, a->q_lin, L->q_norm, T * H, D, eps);
-        par_rmsnorm_forward(tp, a->k, a->k_lin, L->k_norm, T * KV, D, eps);
+    if (c->clip_qkv > 0) {
+        clamp_forward(a->q_lin, (long)T * H * D, c->clip_qkv);
+        clamp_forward(a->k_lin, (long)T * KV * D, c->clip_qkv);
+        clamp_forward(a->v, (long)T * KV * D, c->clip_qkv);
     }
-    par_rope_rows(tp, a->q, T, H, D, m->pos, m->inv_freq, 0);
-    par_rope_rows(tp, a->k, T, KV, D, m->pos, m->inv_freq, 0);
+    if (L->q_norm) {
+        /* per head (Qwen3, Gemma 3: rows of head_dim) or over the whole
+         * projection (OLMo 2: one row of heads·head_dim per token) */
+        const int qr = c->qk_norm_full ? T : T * H, kr = c->qk_norm_full ? T : T * KV;
+        par_norm_forward(tp, nk, a->q, a->q_lin, L->q_norm, qr, (int)((long)T * H * D / qr), eps);
+        par_norm_forward(tp, nk, a->k, a->k_lin, L->k_norm, kr, (int)((long)T * KV * D / kr), eps);
+    } else if (a->q != a->q_lin) { /* clamped only: RoPE must not overwrite the clamp's values */
+        memcpy(a->q, a->q_lin, (size_t)T * H * D * sizeof(float));
+        memcpy(a->k, a->k_lin, (size_t)T * KV * D * sizeof(float));
+    }
+    const float *inv = layer_inv_freq(m, l);
+    par_rope_rows_scaled(tp, a->q, T, H, D, m->pos, inv, 0, m->rope_mscale);
+    par_rope_rows_scaled(tp, a->k, T, KV, D, m->pos, inv, 0, m->rope_mscale);
     AttnDims d = {T, H, KV, D, m->seg_start};
-    attn_train_forward(tp, a->ctx, a->att, a->q, a->k, a->v, &d);
-    proj(m, tp, l, LORA_O, a->res1, a->ctx, T, L->wo, L->bo);
+    AttnOpts o = layer_attn_opts(m, l);
+    attn_train_forward_opts(tp, a->ctx, a->att, a->q, a->k, a->v, &d, &o);
+    if (c->post_norm) {
+        proj(m, tp, l, LORA_O, a->ao, a->ctx, T, L->wo, L->bo);
+        par_norm_forward(tp, nk, a->res1, a->ao, L->post_attn_norm, T, C, eps);
+    } else {
+        proj(m, tp, l, LORA_O, a->res1, a->ctx, T, L->wo, L->bo);
+    }
     par_add(tp, a->res1, a->res0, (long)T * C);
-    par_rmsnorm_forward(tp, a->xn2, a->res1, L->ffn_norm, T, C, eps);
+    if (c->pre_norm) par_norm_forward(tp, nk, a->xn2, a->res1, L->ffn_norm, T, C, eps);
     proj(m, tp, l, LORA_GATE, a->gate, a->xn2, T, L->w_gate, NULL);
     proj(m, tp, l, LORA_UP, a->up, a->xn2, T, L->w_up, NULL);
     float *h = swiglu_out(m); /* not kept: layer_backward recomputes it */
-    par_swiglu_forward(tp, h, a->gate, a->up, (long)T * F);
-    proj(m, tp, l, LORA_DOWN, res_out, h, T, L->w_down, NULL);
+    par_act_forward(tp, c->act == ACT_GELU_TANH, h, a->gate, a->up, (long)T * F);
+    if (c->post_norm) {
+        proj(m, tp, l, LORA_DOWN, a->fo, h, T, L->w_down, NULL);
+        par_norm_forward(tp, nk, res_out, a->fo, L->post_ffn_norm, T, C, eps);
+    } else {
+        proj(m, tp, l, LORA_DOWN, res_out, h, T, L->w_down, NULL);
+    }
     par_add(tp, res_out, a->res1, (long)T * C);
 }
 
@@ -421,14 +506,17 @@ int td_forward_hidden(TrainDecoder *m, ThreadPool *tp, const int32_t *ids, const
     m->fwd_drop = m->drop_on && m->lora_on && m->lora.dropout > 0;
     m->fwd_seed = m->drop_seed, m->fwd_pass = m->drop_pass;
     memcpy(m->ids, ids, (size_t)T * sizeof *ids);
+    int max_pos = 0;
     for (int t = 0; t < T; t++) {
         m->seg_start[t] = seg_start ? seg_start[t] : 0;
         m->pos[t] = t - m->seg_start[t];
-        /* Within the window, sliding-window attention is full attention. */
-        if (c->sliding_window > 0 && m->pos[t] >= c->sliding_window)
-            return err_set(e, ERR_UNSUPPORTED, "training forward: a sequence of more than %d tokens, the model's "
-                           "sliding attention window, is not supported", c->sliding_window);
+        if (m->pos[t] > max_pos) max_pos = m->pos[t];
     }
+    /* LongRoPE: the long factors when the call's longest sequence passes
+     * original_max_position_embeddings (transformers decides per call on
+     * its longest sequence too, so a packed DPO pair is one choice) */
+    m->fwd_inv_freq = m->inv_freq_long && max_pos + 1 > c->rope.original_max_pos ? m->inv_freq_long : m->inv_freq;
+    m->cap_t1 = m->cap_t0 = 0; /* the head's saved block is stale */
     float *res = c->n_layers ? m->acts[0].res0 : m->res_final;
     if (m->frozen) {
         QMat E = mat_of(m, m->w.embed, c->vocab_size, C);
@@ -436,17 +524,32 @@ int td_forward_hidden(TrainDecoder *m, ThreadPool *tp, const int32_t *ids, const
     } else {
         for (int t = 0; t < T; t++) memcpy(res + (long)t * C, m->w.embed + (long)ids[t] * C, (size_t)C * sizeof(float));
     }
+    /* Gemma: times float(sqrt(hidden)), the reader's embed_scale (0: none) */
+    if (c->embed_scale != 0 && c->embed_scale != 1.0f)
+        for (long i = 0; i < (long)T * C; i++) res[i] *= c->embed_scale;
     for (int l = 0; l < c->n_layers; l++) {
         float *out = l + 1 < c->n_layers ? m->acts[l + 1].res0 : m->res_final;
         layer_forward(m, tp, l, out, T);
     }
-    par_rmsnorm_forward(tp, m->xf, m->res_final, m->w.out_norm, T, C, c->norm_eps);
+    par_norm_forward(tp, m->norm_kind, m->xf, m->res_final, m->w.out_norm, T, C, c->norm_eps);
     return 0;
 }
 
 void td_head_forward(TrainDecoder *m, ThreadPool *tp, int t0, int t1, float *logits) {
-    const int C = m->cfg.hidden_size;
-    linear(m, tp, logits, m->xf + (long)t0 * C, t1 - t0, m->w.lm_head, NULL, C, m->cfg.vocab_size);
+    const int C = m->cfg.hidden_size, V = m->cfg.vocab_size;
+    linear(m, tp, logits, m->xf + (long)t0 * C, t1 - t0, m->w.lm_head, NULL, C, V);
+    const float cap = m->cfg.final_softcap;
+    if (cap > 0) { /* Gemma 2: the loss sees capped logits; the backward needs them */
+        const long n = (long)(t1 - t0) * V;
+        softcap_forward(logits, n, cap);
+        if (m->cap_floats < n) {
+            free(m->cap_logits);
+            m->cap_logits = xaligned_alloc((size_t)n * sizeof(float));
+            m->cap_floats = n;
+        }
+        memcpy(m->cap_logits, logits, (size_t)n * sizeof(float));
+        m->cap_t0 = t0, m->cap_t1 = t1;
+    }
 }
 
 int td_forward_packed(TrainDecoder *m, ThreadPool *tp, const int32_t *ids, const int *seg_start, int T,
@@ -523,6 +626,28 @@ static void proj_backward(TrainDecoder *m, ThreadPool *tp, int l, int t, float *
     }
 }
 
+/* d_res += the gradient through a sub-layer's input norm: norm backward
+ * with pre_norm, else d_x itself (the sub-layer read res directly). */
+static void pre_norm_backward(TrainDecoder *m, ThreadPool *tp, float *d_res, float *dw, const float *d_x,
+                              const float *x, const float *w, int T) {
+    const ModelConfig *c = &m->cfg;
+    if (c->pre_norm)
+        par_norm_backward(tp, m->norm_kind, d_res, base_grad(m, dw), d_x, x, w, T, c->hidden_size, c->norm_eps);
+    else
+        par_add(tp, d_res, d_x, (long)T * c->hidden_size);
+}
+
+/* The gradient a sub-layer's output projection receives: d_res, or with
+ * post_norm the post-norm's backward of it (into out, zeroed here). */
+static const float *post_norm_backward(TrainDecoder *m, ThreadPool *tp, float *out, float *dw, const float *d_res,
+                                       const float *x, const float *w, int T) {
+    const ModelConfig *c = &m->cfg;
+    if (!c->post_norm) return d_res;
+    zero(out, (long)T * c->hidden_size);
+    par_norm_backward(tp, m->norm_kind, out, base_grad(m, dw), d_res, x, w, T, c->hidden_size, c->norm_eps);
+    return out;
+}
+
 /* On entry s->d_res holds dL/d(layer output); on exit dL/d(layer input). */
 static void layer_backward(TrainDecoder *m, ThreadPool *tp, int l, Scratch *s) {
     const ModelConfig *c = &m->cfg;
@@ -530,51 +655,80 @@ static void layer_backward(TrainDecoder *m, ThreadPool *tp, int l, Scratch *s) {
     TdLayer *G = &m->g.layers[l];
     const TdActs *a = &m->acts[l];
     const int T = m->T, C = c->hidden_size, D = c->head_dim, H = c->n_heads, KV = c->n_kv_heads;
-    const int F = c->intermediate_size;
+    const int F = c->intermediate_size, gelu = c->act == ACT_GELU_TANH;
     const float eps = c->norm_eps;
     /* MLP: the residual passes d_res through; the branch adds its part.
-     * SwiGLU's output h again (the forward's values), into dgate until
-     * the down projection's backward is done with it. */
-    par_swiglu_forward(tp, s->dgate, a->gate, a->up, (long)T * F);
+     * The activation's output h again (the forward's values), into dgate
+     * until the down projection's backward is done with it. The post-norm's
+     * gradient goes to d_x, free until the gate/up backward. */
+    par_act_forward(tp, gelu, s->dgate, a->gate, a->up, (long)T * F);
+    const float *d_down = post_norm_backward(m, tp, s->d_x, G->post_ffn_norm, s->d_res, a->fo, W->post_ffn_norm, T);
     zero(s->dh, (long)T * F);
-    proj_backward(m, tp, l, LORA_DOWN, s->dh, G->w_down, NULL, s->d_res, s->dgate, W->w_down);
+    proj_backward(m, tp, l, LORA_DOWN, s->dh, G->w_down, NULL, d_down, s->dgate, W->w_down);
     zero(s->dgate, (long)T * F);
     zero(s->dup, (long)T * F);
-    par_swiglu_backward(tp, s->dgate, s->dup, s->dh, a->gate, a->up, (long)T * F);
+    par_act_backward(tp, gelu, s->dgate, s->dup, s->dh, a->gate, a->up, (long)T * F);
     zero(s->d_x, (long)T * C);
     proj_backward(m, tp, l, LORA_GATE, s->d_x, G->w_gate, NULL, s->dgate, a->xn2, W->w_gate);
     proj_backward(m, tp, l, LORA_UP, s->d_x, G->w_up, NULL, s->dup, a->xn2, W->w_up);
-    par_rmsnorm_backward(tp, s->d_res, base_grad(m, G->ffn_norm), s->d_x, a->res1, W->ffn_norm, T, C, eps);
+    pre_norm_backward(m, tp, s->d_res, G->ffn_norm, s->d_x, a->res1, W->ffn_norm, T);
     /* Attention. */
+    const float *d_o = post_norm_backward(m, tp, s->d_x, G->post_attn_norm, s->d_res, a->ao, W->post_attn_norm, T);
     zero(s->dctx, (long)T * H * D);
-    proj_backward(m, tp, l, LORA_O, s->dctx, G->wo, G->bo, s->d_res, a->ctx, W->wo);
+    proj_backward(m, tp, l, LORA_O, s->dctx, G->wo, G->bo, d_o, a->ctx, W->wo);
     zero(s->dq, (long)T * H * D);
     zero(s->dk, (long)T * KV * D);
     zero(s->dv, (long)T * KV * D);
     AttnDims d = {T, H, KV, D, m->seg_start};
-    attn_train_backward(tp, s->dq, s->dk, s->dv, s->dctx, a->att, a->q, a->k, a->v, &d);
-    par_rope_rows(tp, s->dq, T, H, D, m->pos, m->inv_freq, 1);
-    par_rope_rows(tp, s->dk, T, KV, D, m->pos, m->inv_freq, 1);
+    AttnOpts o = layer_attn_opts(m, l);
+    attn_train_backward_opts(tp, s->dq, s->dk, s->dv, s->dctx, a->att, a->q, a->k, a->v, &d, &o);
+    const float *inv = layer_inv_freq(m, l);
+    par_rope_rows_scaled(tp, s->dq, T, H, D, m->pos, inv, 1, m->rope_mscale);
+    par_rope_rows_scaled(tp, s->dk, T, KV, D, m->pos, inv, 1, m->rope_mscale);
     float *dq_lin = s->dq, *dk_lin = s->dk;
     if (W->q_norm) {
+        const int qr = c->qk_norm_full ? T : T * H, kr = c->qk_norm_full ? T : T * KV;
         zero(s->dq_lin, (long)T * H * D);
         zero(s->dk_lin, (long)T * KV * D);
-        par_rmsnorm_backward(tp, s->dq_lin, base_grad(m, G->q_norm), s->dq, a->q_lin, W->q_norm, T * H, D, eps);
-        par_rmsnorm_backward(tp, s->dk_lin, base_grad(m, G->k_norm), s->dk, a->k_lin, W->k_norm, T * KV, D, eps);
+        par_norm_backward(tp, m->norm_kind, s->dq_lin, base_grad(m, G->q_norm), s->dq, a->q_lin, W->q_norm, qr,
+                          (int)((long)T * H * D / qr), eps);
+        par_norm_backward(tp, m->norm_kind, s->dk_lin, base_grad(m, G->k_norm), s->dk, a->k_lin, W->k_norm, kr,
+                          (int)((long)T * KV * D / kr), eps);
         dq_lin = s->dq_lin, dk_lin = s->dk_lin;
+    }
+    if (c->clip_qkv > 0) { /* no gradient where the projection was clamped */
+        clamp_backward(dq_lin, dq_lin, a->q_lin, (long)T * H * D, c->clip_qkv);
+        clamp_backward(dk_lin, dk_lin, a->k_lin, (long)T * KV * D, c->clip_qkv);
+        clamp_backward(s->dv, s->dv, a->v, (long)T * KV * D, c->clip_qkv);
     }
     zero(s->d_x, (long)T * C);
     proj_backward(m, tp, l, LORA_Q, s->d_x, G->wq, G->bq, dq_lin, a->xn, W->wq);
     proj_backward(m, tp, l, LORA_K, s->d_x, G->wk, G->bk, dk_lin, a->xn, W->wk);
     proj_backward(m, tp, l, LORA_V, s->d_x, G->wv, G->bv, s->dv, a->xn, W->wv);
-    par_rmsnorm_backward(tp, s->d_res, base_grad(m, G->attn_norm), s->d_x, a->res0, W->attn_norm, T, C, eps);
+    pre_norm_backward(m, tp, s->d_res, G->attn_norm, s->d_x, a->res0, W->attn_norm, T);
 }
 
 /* The head's gradients go to scratch d_x (rows t0..t1, which only this call
  * writes) and to the head weight's gradient (accumulated). */
 void td_head_backward(TrainDecoder *m, ThreadPool *tp, int t0, int t1, const float *dlogits) {
-    const int C = m->cfg.hidden_size;
+    const int C = m->cfg.hidden_size, V = m->cfg.vocab_size;
     Scratch s = scratch_of(m);
+    const float cap = m->cfg.final_softcap;
+    if (cap > 0) { /* through the soft-cap: the block's capped logits, kept by td_head_forward */
+        if (m->cap_t0 != t0 || m->cap_t1 != t1) {
+            float *tmp = xaligned_alloc((size_t)(t1 - t0) * V * sizeof(float));
+            td_head_forward(m, tp, t0, t1, tmp);
+            free(tmp);
+        }
+        /* d(pre-cap) = d(capped) · (1 − (capped/cap)²), over the saved values */
+        float *g = m->cap_logits;
+        for (long i = 0; i < (long)(t1 - t0) * V; i++) {
+            const float u = g[i] / cap;
+            g[i] = dlogits[i] * (1.0f - u * u);
+        }
+        dlogits = g;
+        m->cap_t0 = m->cap_t1 = 0;
+    }
     zero(s.d_x + (long)t0 * C, (long)(t1 - t0) * C);
     base_linear_backward(m, tp, s.d_x + (long)t0 * C, m->g.lm_head, NULL, dlogits, m->xf + (long)t0 * C,
                          m->w.lm_head, t1 - t0, C, m->cfg.vocab_size);
@@ -593,10 +747,15 @@ void td_backward_hidden(TrainDecoder *m, ThreadPool *tp) {
     const int T = m->T, C = c->hidden_size;
     Scratch s = scratch_of(m);
     zero(s.d_res, (long)T * C);
-    par_rmsnorm_backward(tp, s.d_res, base_grad(m, m->g.out_norm), s.d_x, m->res_final, m->w.out_norm, T, C,
-                         c->norm_eps);
+    par_norm_backward(tp, m->norm_kind, s.d_res, base_grad(m, m->g.out_norm), s.d_x, m->res_final, m->w.out_norm, T,
+                      C, c->norm_eps);
     for (int l = c->n_layers - 1; l >= 0; l--) layer_backward(m, tp, l, &s);
-    if (base_grad(m, m->g.embed)) embedding_backward(m->g.embed, s.d_res, m->ids, T, C);
+    if (base_grad(m, m->g.embed)) {
+        if (c->embed_scale != 0 && c->embed_scale != 1.0f)
+            embedding_scaled_backward(m->g.embed, s.d_res, m->ids, T, C, c->embed_scale);
+        else
+            embedding_backward(m->g.embed, s.d_res, m->ids, T, C);
+    }
 }
 
 void td_backward(TrainDecoder *m, ThreadPool *tp, const float *dlogits) {
@@ -621,37 +780,98 @@ static void lora_add_tensor(TrainDecoder *m, const char *name, int64_t rows, int
     m->n_lora_params += t->numel;
 }
 
+/* The table's kind a LoRA target adapts. */
+static ParamKind target_kind(int t) {
+    static const ParamKind K[LORA_N_TARGETS] = {PARAM_WQ, PARAM_WK, PARAM_WV, PARAM_WO,
+                                                PARAM_W_GATE, PARAM_W_UP, PARAM_W_DOWN};
+    return K[t];
+}
+
+/* The target whose kind names t's stored tensor (t itself unless fused:
+ * Phi-3's k and v are rows of q's qkv_proj), with t's row offset in it
+ * and its rows. */
+static int target_first(const ModelConfig *c, int t, long long *row_off, long long *stored) {
+    ParamKind first = arch_fused_rows(c, target_kind(t), row_off, stored);
+    for (int u = 0; u < LORA_N_TARGETS; u++)
+        if (target_kind(u) == first) return u;
+    return t;
+}
+
+const char *td_lora_module(const TrainDecoder *m, int t, char *buf, size_t size) {
+    long long off, stored;
+    if (target_first(&m->cfg, t, &off, &stored) != t) return NULL;
+    char hf[96];
+    if (arch_hf_name_of(m->cfg.arch, target_kind(t), 0, hf, sizeof hf)) return NULL;
+    /* "model.layers.0.self_attn.qkv_proj.weight" -> "qkv_proj" */
+    char *dot = strrchr(hf, '.');
+    if (dot) *dot = 0;
+    dot = strrchr(hf, '.');
+    snprintf(buf, size, "%s", dot ? dot + 1 : hf);
+    return buf;
+}
+
+/* "base_model.model.<the base tensor's name without .weight>.lora_A.weight" */
+static void lora_tensor_name(const TrainDecoder *m, int l, int t, const char *which, char *buf, size_t size) {
+    char hf[96];
+    arch_hf_name_of(m->cfg.arch, target_kind(t), l, hf, sizeof hf);
+    size_t n = strlen(hf);
+    if (n > 7 && !strcmp(hf + n - 7, ".weight")) hf[n - 7] = 0;
+    snprintf(buf, size, "base_model.model.%s.%s.weight", hf, which);
+}
+
 int td_lora_attach(TrainDecoder *m, const LoraConfig *c, Err *e) {
     if (m->lora_on) return err_set(e, ERR_ARG, "LoRA: the model already has adapters");
     if (lora_config_check(c, e)) return -1;
     const ModelConfig *mc = &m->cfg;
+    /* A fused tensor is one module to peft: its parts are adapted together or not at all. */
+    for (int t = 0; t < LORA_N_TARGETS; t++) {
+        long long off, stored;
+        m->lora_group[t] = target_first(mc, t, &off, &stored);
+        const int in_t = !!(c->targets & (1u << t)), in_first = !!(c->targets & (1u << m->lora_group[t]));
+        if (in_t != in_first) {
+            char mod[64];
+            td_lora_module(m, m->lora_group[t], mod, sizeof mod);
+            return err_set(e, ERR_ARG, "LoRA targets: %s stores %s inside %s: target all of that module's parts "
+                           "or none", model_arch_name(mc->arch), lora_module_name(t), mod);
+        }
+    }
     for (int l = 0; l < mc->n_layers; l++)
         for (int t = 0; t < LORA_N_TARGETS; t++) {
-            if (!(c->targets & (1u << t))) continue;
+            if (!(c->targets & (1u << t)) || m->lora_group[t] != t) continue;
             int in, out;
+            long long off, stored;
             target_dims(mc, t, &in, &out);
-            const char *block = t <= LORA_O ? "self_attn" : "mlp";
-            char name[96];
-            snprintf(name, sizeof name, "base_model.model.model.layers.%d.%s.%s.lora_A.weight", l, block,
-                     lora_module_name(t));
+            target_first(mc, t, &off, &stored);
+            if (stored > out) out = (int)stored;
+            char name[128];
+            lora_tensor_name(m, l, t, "lora_A", name, sizeof name);
             lora_add_tensor(m, name, c->r, in);
-            snprintf(name, sizeof name, "base_model.model.model.layers.%d.%s.%s.lora_B.weight", l, block,
-                     lora_module_name(t));
+            lora_tensor_name(m, l, t, "lora_B", name, sizeof name);
             lora_add_tensor(m, name, out, c->r);
         }
     m->lora_params = xcalloc(m->n_lora_params, sizeof(float));
     m->lora_grads = xcalloc(m->n_lora_params, sizeof(float));
     m->la = xcalloc((size_t)mc->n_layers, sizeof *m->la);
     m->lg = xcalloc((size_t)mc->n_layers, sizeof *m->lg);
-    int k = 0; /* the tensors in the order just added: (A, B) per target per layer */
-    for (int l = 0; l < mc->n_layers; l++)
+    int k = 0; /* the tensors in the order just added: (A, B) per stored module per layer */
+    for (int l = 0; l < mc->n_layers; l++) {
         for (int t = 0; t < LORA_N_TARGETS; t++) {
-            if (!(c->targets & (1u << t))) continue;
+            if (!(c->targets & (1u << t)) || m->lora_group[t] != t) continue;
             m->la[l].A[t] = m->lora_params + m->lora_tensors[k].offset;
             m->lg[l].A[t] = m->lora_grads + m->lora_tensors[k++].offset;
             m->la[l].B[t] = m->lora_params + m->lora_tensors[k].offset;
             m->lg[l].B[t] = m->lora_grads + m->lora_tensors[k++].offset;
         }
+        /* a fused module's parts: its A, and their rows of its B */
+        for (int t = 0; t < LORA_N_TARGETS; t++) {
+            const int f = m->lora_group[t];
+            if (!(c->targets & (1u << t)) || f == t) continue;
+            long long off, stored;
+            target_first(mc, t, &off, &stored);
+            m->la[l].A[t] = m->la[l].A[f], m->lg[l].A[t] = m->lg[l].A[f];
+            m->la[l].B[t] = m->la[l].B[f] + off * c->r, m->lg[l].B[t] = m->lg[l].B[f] + off * c->r;
+        }
+    }
     m->lora = *c;
     m->lora_scale = lora_scale(c);
     m->lora_on = 1;
@@ -678,10 +898,12 @@ void td_lora_init(TrainDecoder *m, uint64_t seed) {
     rng_seed(&r, seed);
     for (int l = 0; l < m->cfg.n_layers; l++)
         for (int t = 0; t < LORA_N_TARGETS; t++) {
-            if (!m->la[l].A[t]) continue;
+            if (!m->la[l].A[t] || m->lora_group[t] != t) continue; /* a fused module once, whole */
             int in, out;
+            long long off, stored;
             target_dims(&m->cfg, t, &in, &out);
-            lora_init_weights(m->la[l].A[t], m->la[l].B[t], in, out, m->lora.r, &r);
+            target_first(&m->cfg, t, &off, &stored);
+            lora_init_weights(m->la[l].A[t], m->la[l].B[t], in, stored > out ? (int)stored : out, m->lora.r, &r);
         }
 }
 

@@ -1,5 +1,9 @@
-/* decoder_train: a Llama-family decoder (Llama 3, Mistral, Qwen2, Qwen3)
- * that can be differentiated: a training forward that keeps its activations
+/* decoder_train: the decoders of the architecture table (Llama 3, Mistral,
+ * Qwen2, Qwen3, OLMo, OLMo 2, Gemma 2, Gemma 3 text, Phi-3) that can be
+ * differentiated, following the config's quirks (formats/hfdir.h:
+ * norm_type, norm_offset, pre_norm, post_norm, act, embed_scale,
+ * attn_scale, attn_softcap, final_softcap, clip_qkv, qk_norm_full,
+ * sliding windows per layer, local/long RoPE tables): a training forward that keeps its activations
  * and the backward beside it, in llm.c's layout.
  *
  *  - parameters: ONE float32 block; `w` is a struct of pointers into it, one
@@ -42,9 +46,12 @@ typedef struct TdTensor {
  * table's kinds (formats/arch.h), named as inference's LayerWeights names
  * them (model/decoder.h), so one name means one tensor everywhere. */
 typedef struct TdLayer {
-    float *attn_norm, *wq, *bq, *wk, *bk, *wv, *bv, *wo, *bo, *q_norm, *k_norm;
-    float *ffn_norm, *w_gate, *w_up, *w_down;
+    float *attn_norm, *wq, *bq, *wk, *bk, *wv, *bv, *wo, *bo, *q_norm, *k_norm, *post_attn_norm;
+    float *ffn_norm, *w_gate, *w_up, *w_down, *post_ffn_norm;
 } TdLayer;
+/* A fused tensor (Phi-3's qkv_proj, gate_up_proj) is one TdTensor under its
+ * stored name; wq, wk, wv (w_gate, w_up) point at its row ranges, and so
+ * do their gradients, so every product runs on its own slice. */
 
 typedef struct TdWeights {
     float *embed, *out_norm, *lm_head; /* lm_head == embed when tied */
@@ -57,10 +64,13 @@ typedef struct TdLoraLayer {
 } TdLoraLayer;
 
 /* Saved activations of one layer, T rows each. q_lin and k_lin (the
- * projections before the q/k norms) are q and k in a model without those
- * norms; SwiGLU's output is not kept (the backward recomputes it). */
+ * projections before the q/k norms, clamped with clip_qkv) are q and k in
+ * a model with neither; xn and xn2 are res0 and res1 without pre-norms
+ * (OLMo 2); ao and fo (the attention's and the MLP's outputs before their
+ * post-norms) exist only with post_norm. The MLP's activation output is not
+ * kept (the backward recomputes it). */
 typedef struct TdActs {
-    float *res0, *xn, *q_lin, *k_lin, *q, *k, *v, *att, *ctx, *res1, *xn2, *gate, *up;
+    float *res0, *xn, *q_lin, *k_lin, *q, *k, *v, *att, *ctx, *ao, *res1, *xn2, *gate, *up, *fo;
 } TdActs;
 
 typedef struct TrainDecoder {
@@ -71,6 +81,17 @@ typedef struct TrainDecoder {
     float *params, *grads;
     TdWeights w, g;
     float *inv_freq; /* head_dim/2 RoPE frequencies, scaling applied */
+    float *inv_freq_local; /* sliding layers' table (Gemma 3's local theta); NULL: inv_freq */
+    float *inv_freq_long;  /* LongRoPE's long factors, for a forward past original_max_pos; NULL: none */
+    float rope_mscale;     /* cos/sin factor (LongRoPE's attention factor; else 1) */
+    int norm_kind;         /* TrainNorm (train/backward_arch.h) of every norm of the model */
+    const float *fwd_inv_freq; /* the global table the last forward used (inv_freq or inv_freq_long) */
+    /* final_softcap: the capped logits of the last td_head_forward block
+     * [cap_t0, cap_t1), which td_head_backward needs (recomputed if the
+     * block differs) */
+    float *cap_logits;
+    long cap_floats;
+    int cap_t0, cap_t1;
 
     /* activations of the last forward */
     int T, T_cap;
@@ -93,6 +114,10 @@ typedef struct TrainDecoder {
     size_t n_lora_params;
     float *lora_params, *lora_grads;
     TdLoraLayer *la, *lg;
+    /* the target naming each target's stored module: t itself, or for a
+     * fused one the first of its module (Phi-3: k, v -> q's qkv_proj; up ->
+     * gate's gate_up_proj), whose A the parts share and whose B rows they are */
+    int lora_group[LORA_N_TARGETS];
     float *lora_u;  /* saved x·Aᵀ per layer and target, T_cap × r each */
     float *lora_du; /* backward scratch, T_cap × r */
     /* LoRA dropout (lora.dropout > 0, between td_lora_dropout_on and _off):
@@ -113,8 +138,8 @@ typedef struct TrainDecoder {
 } TrainDecoder;
 
 /* Lays out the parameters of cfg (all zero). Errors on an architecture this
- * trainer does not handle (BERT). A sliding-window model (Mistral v0.1)
- * trains on sequences no longer than its window, where it is full attention. */
+ * trainer does not handle (BERT). Sliding-window layers attend within their
+ * window (train/backward.h's AttnOpts), at any sequence length. */
 int td_init(TrainDecoder *m, const ModelConfig *cfg, Err *e);
 void td_free(TrainDecoder *m);
 /* Keeps the weight matrices (embeddings, projections, head) of a base that
@@ -195,6 +220,10 @@ int td_lora_load(TrainDecoder *m, const char *dir, Err *e);
  * them: the model then computes what base + adapter computed, and all of
  * it trains again (a frozen base is first converted to float32). */
 void td_lora_merge(TrainDecoder *m);
+/* peft's module name of target t for this model ("q_proj"; Phi-3's
+ * "qkv_proj" for q), in buf; NULL for the later parts of a fused module
+ * (Phi-3's k, v, up), which it names already. */
+const char *td_lora_module(const TrainDecoder *m, int t, char *buf, size_t size);
 /* The adapter tensor with this peft file name, or NULL. */
 const TdTensor *td_lora_find(const TrainDecoder *m, const char *name);
 

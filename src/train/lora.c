@@ -22,12 +22,24 @@ float lora_scale(const LoraConfig *c) {
     return (float)(c->use_rslora ? c->alpha / sqrt((double)c->r) : c->alpha / c->r);
 }
 
-static int target_of(const char *name, size_t len) {
+/* The target bits a module name stands for (0: none). Phi-3's fused
+ * modules stand for their parts: qkv_proj for q, k, v; gate_up_proj for
+ * gate and up (the training decoder adapts them as one module). */
+static unsigned targets_of(const char *name, size_t len) {
     for (int t = 0; t < LORA_N_TARGETS; t++)
         if ((strlen(SHORT[t]) == len && !strncmp(name, SHORT[t], len)) ||
             (strlen(MODULES[t]) == len && !strncmp(name, MODULES[t], len)))
-            return t;
-    return -1;
+            return 1u << t;
+    static const struct {
+        const char *name;
+        unsigned bits;
+    } FUSED[] = {{"qkv_proj", 1u << LORA_Q | 1u << LORA_K | 1u << LORA_V},
+                 {"qkv", 1u << LORA_Q | 1u << LORA_K | 1u << LORA_V},
+                 {"gate_up_proj", 1u << LORA_GATE | 1u << LORA_UP},
+                 {"gate_up", 1u << LORA_GATE | 1u << LORA_UP}};
+    for (size_t i = 0; i < sizeof FUSED / sizeof *FUSED; i++)
+        if (strlen(FUSED[i].name) == len && !strncmp(name, FUSED[i].name, len)) return FUSED[i].bits;
+    return 0;
 }
 
 int lora_targets_parse(const char *list, unsigned *out, Err *e) {
@@ -40,11 +52,11 @@ int lora_targets_parse(const char *list, unsigned *out, Err *e) {
     while (*p) {
         const char *end = strchr(p, ',');
         size_t len = end ? (size_t)(end - p) : strlen(p);
-        int t = target_of(p, len);
-        if (t < 0)
+        unsigned t = targets_of(p, len);
+        if (!t)
             return err_set(e, ERR_ARG, "LoRA targets: unknown module \"%.*s\": expected a list of "
-                           "q,k,v,o,gate,up,down (or q_proj, ...), or all", (int)len, p);
-        *out |= 1u << t;
+                           "q,k,v,o,gate,up,down (or q_proj, ...; Phi-3's qkv_proj, gate_up_proj), or all", (int)len, p);
+        *out |= t;
         if (!end) break;
         p = end + 1;
     }
@@ -96,12 +108,12 @@ static int parse_targets(json_t *v, const char *path, unsigned *out, Err *e) {
     json_t *m;
     json_array_foreach(v, i, m) {
         const char *s = json_string_value(m);
-        int t = s ? target_of(s, strlen(s)) : -1;
-        if (t < 0)
+        unsigned t = s ? targets_of(s, strlen(s)) : 0;
+        if (!t)
             return err_set(e, ERR_UNSUPPORTED, "%s: target_modules[%zu]: %s%s%s is not one of q_proj, k_proj, "
-                           "v_proj, o_proj, gate_proj, up_proj, down_proj", path, i, s ? "\"" : "",
-                           s ? s : json_type_name(m), s ? "\"" : "");
-        *out |= 1u << t;
+                           "v_proj, o_proj, gate_proj, up_proj, down_proj, qkv_proj, gate_up_proj", path, i,
+                           s ? "\"" : "", s ? s : json_type_name(m), s ? "\"" : "");
+        *out |= t;
     }
     return 0;
 }

@@ -7,6 +7,7 @@
 #include "base/mem.h"
 #include "kernels/ops.h"
 #include "train/backward.h"
+#include "train/backward_arch.h"
 #include "train/lora.h"
 #include "train/loss.h"
 
@@ -17,7 +18,7 @@ typedef struct RowJob {
     const int *pos;
     const float *inv_freq;
     long n;
-    int dim, heads, flag;
+    int dim, heads, flag, kind;
     float eps, scale;
     double *sums;
     int *counts;
@@ -59,6 +60,91 @@ void par_rmsnorm_backward(ThreadPool *tp, float *dx, float *dw, const float *dy,
         for (int p = 0; p < nth; p++)
             for (int i = 0; i < dim; i++) dw[i] += part[(long)p * dim + i];
     free(part);
+}
+
+/* ---- the other norms (train/backward_arch.h) ---- */
+
+static void norm_fwd_task(void *ctx, int ith, int nth) {
+    const RowJob *j = ctx;
+    long t0, t1;
+    tp_split(j->n, ith, nth, &t0, &t1);
+    if (t1 > t0)
+        norm_forward((TrainNorm)j->kind, j->out + t0 * j->dim, j->x + t0 * j->dim, j->w, (int)(t1 - t0), j->dim,
+                     j->eps);
+}
+
+void par_norm_forward(ThreadPool *tp, int kind, float *out, const float *x, const float *w, int n, int dim,
+                      float eps) {
+    if (kind == TNORM_RMS) {
+        par_rmsnorm_forward(tp, out, x, w, n, dim, eps);
+        return;
+    }
+    RowJob j = {.out = out, .x = x, .w = w, .n = n, .dim = dim, .eps = eps, .kind = kind};
+    tp_run(tp, norm_fwd_task, &j);
+}
+
+static void norm_bwd_task(void *ctx, int ith, int nth) {
+    const RowJob *j = ctx;
+    long t0, t1;
+    tp_split(j->n, ith, nth, &t0, &t1);
+    float *dw = j->dw ? j->part + (long)ith * j->dim : NULL;
+    if (dw) memset(dw, 0, (size_t)j->dim * sizeof *dw);
+    if (t1 > t0)
+        norm_backward((TrainNorm)j->kind, j->dx + t0 * j->dim, dw, j->dy + t0 * j->dim, j->x + t0 * j->dim, j->w,
+                      (int)(t1 - t0), j->dim, j->eps);
+}
+
+void par_norm_backward(ThreadPool *tp, int kind, float *dx, float *dw, const float *dy, const float *x,
+                       const float *w, int n, int dim, float eps) {
+    if (kind == TNORM_RMS) {
+        par_rmsnorm_backward(tp, dx, dw, dy, x, w, n, dim, eps);
+        return;
+    }
+    if (kind == TNORM_LAYER) dw = NULL; /* no weight */
+    const int nth = tp_size(tp);
+    float *part = dw ? xmalloc((size_t)nth * dim * sizeof *part) : NULL;
+    RowJob j = {.dx = dx, .dw = dw, .part = part, .dy = dy, .x = x, .w = w, .n = n, .dim = dim, .eps = eps,
+                .kind = kind};
+    tp_run(tp, norm_bwd_task, &j);
+    if (dw)
+        for (int p = 0; p < nth; p++)
+            for (int i = 0; i < dim; i++) dw[i] += part[(long)p * dim + i];
+    free(part);
+}
+
+/* ---- GeGLU ---- */
+
+static void geglu_fwd_task(void *ctx, int ith, int nth) {
+    const RowJob *j = ctx;
+    long i0, i1;
+    tp_split(j->n, ith, nth, &i0, &i1);
+    if (i1 > i0) geglu_tanh_forward(j->out + i0, j->gate + i0, j->up + i0, i1 - i0);
+}
+
+static void geglu_bwd_task(void *ctx, int ith, int nth) {
+    const RowJob *j = ctx;
+    long i0, i1;
+    tp_split(j->n, ith, nth, &i0, &i1);
+    if (i1 > i0) geglu_backward(j->dx + i0, j->out + i0, j->dy + i0, j->gate + i0, j->up + i0, i1 - i0);
+}
+
+void par_act_forward(ThreadPool *tp, int gelu, float *out, const float *gate, const float *up, long n) {
+    if (!gelu) {
+        par_swiglu_forward(tp, out, gate, up, n);
+        return;
+    }
+    RowJob j = {.out = out, .gate = gate, .up = up, .n = n};
+    tp_run(tp, geglu_fwd_task, &j);
+}
+
+void par_act_backward(ThreadPool *tp, int gelu, float *dgate, float *dup, const float *dout, const float *gate,
+                      const float *up, long n) {
+    if (!gelu) {
+        par_swiglu_backward(tp, dgate, dup, dout, gate, up, n);
+        return;
+    }
+    RowJob j = {.dx = dgate, .out = dup, .dy = dout, .gate = gate, .up = up, .n = n};
+    tp_run(tp, geglu_bwd_task, &j);
 }
 
 /* ---- SwiGLU and adds: elementwise ---- */
@@ -117,6 +203,28 @@ void par_rope_rows(ThreadPool *tp, float *x, int T, int heads, int head_dim, con
                    int backward) {
     RowJob j = {.out = x, .n = T, .heads = heads, .dim = head_dim, .pos = pos, .inv_freq = inv_freq, .flag = backward};
     tp_run(tp, rope_task, &j);
+}
+
+static void rope_scaled_task(void *ctx, int ith, int nth) {
+    const RowJob *j = ctx;
+    long t0, t1;
+    tp_split(j->n, ith, nth, &t0, &t1);
+    const long stride = (long)j->heads * j->dim;
+    for (long t = t0; t < t1; t++) {
+        if (j->flag) rope_scaled_backward(j->out + t * stride, j->heads, j->dim, j->pos[t], j->inv_freq, 0, j->scale);
+        else rope_forward_scaled(j->out + t * stride, j->heads, j->dim, j->pos[t], j->inv_freq, 0, j->scale);
+    }
+}
+
+void par_rope_rows_scaled(ThreadPool *tp, float *x, int T, int heads, int head_dim, const int *pos,
+                          const float *inv_freq, int backward, float mscale) {
+    if (mscale == 1.0f) { /* the engine's own rope_forward */
+        par_rope_rows(tp, x, T, heads, head_dim, pos, inv_freq, backward);
+        return;
+    }
+    RowJob j = {.out = x, .n = T, .heads = heads, .dim = head_dim, .pos = pos, .inv_freq = inv_freq,
+                .flag = backward, .scale = mscale};
+    tp_run(tp, rope_scaled_task, &j);
 }
 
 /* ---- token cross-entropy ---- */

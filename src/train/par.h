@@ -17,6 +17,16 @@ void par_rmsnorm_forward(ThreadPool *tp, float *out, const float *x, const float
 /* dx += ..., dw += ... (dw may be NULL) as rmsnorm_backward. */
 void par_rmsnorm_backward(ThreadPool *tp, float *dx, float *dw, const float *dy, const float *x, const float *w,
                           int n, int dim, float eps);
+/* The norm of kind TrainNorm (train/backward_arch.h) forward and backward;
+ * TNORM_RMS is par_rmsnorm_*. TNORM_LAYER has no weight (dw ignored). */
+void par_norm_forward(ThreadPool *tp, int kind, float *out, const float *x, const float *w, int n, int dim,
+                      float eps);
+void par_norm_backward(ThreadPool *tp, int kind, float *dx, float *dw, const float *dy, const float *x,
+                       const float *w, int n, int dim, float eps);
+/* The MLP's gated activation: SwiGLU (gelu 0) or GeGLU with tanh-GELU (1). */
+void par_act_forward(ThreadPool *tp, int gelu, float *out, const float *gate, const float *up, long n);
+void par_act_backward(ThreadPool *tp, int gelu, float *dgate, float *dup, const float *dout, const float *gate,
+                      const float *up, long n);
 void par_swiglu_forward(ThreadPool *tp, float *out, const float *gate, const float *up, long n);
 void par_swiglu_backward(ThreadPool *tp, float *dgate, float *dup, const float *dout, const float *gate,
                          const float *up, long n);
@@ -26,6 +36,10 @@ void par_add(ThreadPool *tp, float *x, const float *y, long n);
  * row t at position pos[t]. */
 void par_rope_rows(ThreadPool *tp, float *x, int T, int heads, int head_dim, const int *pos, const float *inv_freq,
                    int backward);
+/* par_rope_rows with cos and sin times mscale (LongRoPE); mscale 1 is
+ * par_rope_rows. */
+void par_rope_rows_scaled(ThreadPool *tp, float *x, int T, int heads, int head_dim, const int *pos,
+                          const float *inv_freq, int backward, float mscale);
 /* token_nll_sum_forward / token_nll_sum_backward (train/loss.h) by rows. */
 double par_token_nll_sum_forward(ThreadPool *tp, const float *logits, const int32_t *labels, int T, int V,
                                  int *n_valid);

@@ -301,8 +301,11 @@ static json_t *run_settings(const Run *r) {
     json_object_set_new(s, "lora_dropout", lora ? json_real(r->policy.lora.dropout) : json_null());
     StrBuf t;
     sb_init(&t);
-    for (int k = 0; lora && k < LORA_N_TARGETS; k++)
-        if (r->policy.lora.targets & (1u << k)) sb_printf(&t, "%s%s", t.len ? "," : "", lora_module_name(k));
+    for (int k = 0; lora && k < LORA_N_TARGETS; k++) {
+        char mod[64];
+        if ((r->policy.lora.targets & (1u << k)) && td_lora_module(&r->policy, k, mod, sizeof mod))
+            sb_printf(&t, "%s%s", t.len ? "," : "", mod);
+    }
     json_object_set_new(s, "lora_targets", lora ? json_string(t.s ? t.s : "") : json_null());
     sb_free(&t);
     json_object_set_new(s, "lr", json_real(tc->schedule.lr));
