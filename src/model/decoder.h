@@ -55,23 +55,57 @@ size_t model_param_sizes(const ModelConfig *cfg, size_t sizes[PARAM_COUNT]);
 /* The kind's Hugging Face tensor name for layer l ("model.layers.3.self_attn.q_proj.weight"). */
 void model_param_hf_name(ParamKind k, int layer, char *buf, size_t size);
 
+/* The weights of a decoder: the one struct for inference and training.
+ * Matrices are QMats (their stored type: F32, F16/BF16, quantised),
+ * vectors (norms, biases) float32; absent tensors are NULL (a matrix:
+ * data NULL). Who may write: inference's weights point into memory maps
+ * and its own blocks and are never written after loading (vectors are
+ * float * only so that training can share the struct); training's
+ * (train/decoder_train.h) point into its float32 parameter block (or its
+ * frozen copy of the matrices), and a second instance `g` over its
+ * gradient block (every QMat DT_F32), which the optimiser and the backward
+ * write through model_mat_f32. */
 typedef struct LayerWeights {
-    const float *attn_norm, *ffn_norm; /* NULL when absent (OLMo: weightless; OLMo 2: no pre-norm) */
-    const float *post_attn_norm, *post_ffn_norm; /* Gemma 2/3, OLMo 2; NULL when absent */
+    float *attn_norm, *ffn_norm; /* NULL when absent (OLMo: weightless; OLMo 2: no pre-norm) */
+    float *post_attn_norm, *post_ffn_norm; /* Gemma 2/3, OLMo 2; NULL when absent */
     QMat wq, wk, wv, wo;
-    const float *bq, *bk, *bv, *bo; /* NULL when absent */
-    const float *q_norm, *k_norm; /* Qwen3, Gemma 3 (per head), OLMo 2 (whole width); NULL when absent */
+    float *bq, *bk, *bv, *bo; /* NULL when absent */
+    float *q_norm, *k_norm; /* Qwen3, Gemma 3 (per head), OLMo 2 (whole width); NULL when absent */
     /* Phi-3's fused qkv_proj / gate_up_proj: wq, wk, wv (w_gate, w_up) are
-     * row slices of the one stored tensor (its data at qmat_row(stored, offset)). */
+     * row slices of the one stored tensor (model_weight_point_stored). */
     QMat w_gate, w_up, w_down;
 } LayerWeights;
 
 typedef struct ModelWeights {
     QMat embed;        /* [vocab, hidden]; rows are looked up */
     LayerWeights *layers;
-    const float *out_norm;
+    float *out_norm;
     QMat lm_head;      /* == embed when tied */
 } ModelWeights;
+
+/* Where kind k's pointer of layer l lives in w (l ignored for whole-model
+ * kinds): mat for a matrix kind (TK_MATRIX), vec for a vector kind, the
+ * other NULL (both for k outside the table). The one map from the
+ * architecture table's kinds to the struct's fields, used by inference's
+ * loaders and training's parameter walk. */
+typedef struct WeightSlot {
+    QMat *mat;
+    float **vec;
+} WeightSlot;
+WeightSlot model_weight_slot(ModelWeights *w, ParamKind k, int l);
+/* Points kind k's slot of layer l at data: a matrix at a QMat of `type`
+ * and one layer's rows × cols of k (arch_shape), a vector at data as
+ * float32 (type DT_F32). data NULL clears the slot. */
+void model_weight_point(ModelWeights *w, const ModelConfig *c, ParamKind k, int l, int type, const void *data);
+/* The same given the start of k's stored tensor, of `type`: a fused kind
+ * (Phi-3's q/k/v in qkv_proj, gate/up in gate_up_proj) starts its
+ * arch_fused_rows row offset in; any other kind at stored. Inference's
+ * in-place views and training's blocks both locate fused parts this way. */
+void model_weight_point_stored(ModelWeights *w, const ModelConfig *c, ParamKind k, int l, int type,
+                               const void *stored);
+/* The float32 data of a DT_F32 matrix its owner may write (training's
+ * blocks; see ModelWeights), NULL when absent. */
+static inline float *model_mat_f32(const QMat *q) { return (float *)(uintptr_t)q->data; }
 
 typedef struct Model {
     ModelConfig cfg;

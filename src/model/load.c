@@ -1,4 +1,5 @@
 /* Loading decoder weights from Hugging Face directories and GGUF files. */
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -134,8 +135,6 @@ static int kind_half_type(const Model *m, ParamKind k) {
  * tensor). */
 static int map_hf_kind(Model *m, ParamKind k, Err *e) {
     const ModelConfig *c = &m->cfg;
-    int64_t rows, cols;
-    kind_shape(c, k, &rows, &cols);
     int n = per_layer(k) ? c->n_layers : 1;
     for (int l = 0; l < n; l++) {
         Stored s;
@@ -143,8 +142,7 @@ static int map_hf_kind(Model *m, ParamKind k, Err *e) {
         const TensorView *t = st_get(m->st, s.name, e);
         if (!t) return -1;
         if (tensor_check_shape(t, 2, s.shape, e)) return err_wrap(e, "%s", st_file_of(m->st, t));
-        QMat whole = {t->dtype, t->data, (int)s.shape[0], (int)cols};
-        *model_mat_slot(m, k, l) = (QMat){t->dtype, qmat_row(&whole, s.row_off), (int)rows, (int)cols};
+        model_weight_point_stored(&m->w, c, k, l, t->dtype, t->data);
     }
     return 0;
 }
@@ -239,12 +237,13 @@ static int gguf_qmat(Model *m, const char *name, int64_t rows, int64_t cols, QMa
     return gguf_qmat_rows(m, name, rows, cols, 0, rows, out, e);
 }
 
-/* A vector (norm weight, bias) of n floats: in place if F32, else converted. */
-static const float *gguf_vec(Model *m, const char *name, int64_t n, int required, Err *e) {
+/* A vector (norm weight, bias) of n floats: in place if F32 (the map is
+ * never written through it: see ModelWeights), else converted. */
+static float *gguf_vec(Model *m, const char *name, int64_t n, int required, Err *e) {
     const TensorView *t = required ? gguf_get_tensor(m->gguf, name, e) : gguf_find_tensor(m->gguf, name);
     if (!t) return NULL;
     if (tensor_check_shape(t, 1, &n, e)) return NULL;
-    if (t->dtype == DT_F32) return t->data;
+    if (t->dtype == DT_F32) return (float *)(uintptr_t)t->data;
     return model_own(m, tensor_to_f32_alloc(t, e));
 }
 
@@ -258,9 +257,9 @@ static int load_gguf_layer(Model *m, int l, Err *e) {
         Stored s;
         stored_of(c, (ParamKind)k, l, 1, &s);
         if (is_matrix_kind((ParamKind)k)) {
-            if (gguf_qmat_rows(m, s.name, s.shape[0], cols, s.row_off, rows, model_mat_slot(m, (ParamKind)k, l), e))
+            if (gguf_qmat_rows(m, s.name, s.shape[0], cols, s.row_off, rows, model_weight_slot(&m->w, (ParamKind)k, l).mat, e))
                 return -1;
-        } else if (!(*model_vec_slot(m, (ParamKind)k, l) = gguf_vec(m, s.name, rows, 1, e))) {
+        } else if (!(*model_weight_slot(&m->w, (ParamKind)k, l).vec = gguf_vec(m, s.name, rows, 1, e))) {
             return -1;
         }
     }

@@ -118,39 +118,20 @@ void model_init_rope(Model *m, const float *freq_factors) {
     m->rope_mscale = model_rope_mscale(&m->cfg);
 }
 
-/* p[k] + off, or NULL for a kind not in the block (its views are set by
- * the caller: matrices kept in their stored type). */
-static float *at(float *const *p, int k, size_t off) { return p[k] ? p[k] + off : NULL; }
-
-/* Points the weight views into the contiguous f32 block. */
+/* Points the weight views into the contiguous f32 block: one slice per
+ * kind, [layers][rows][cols] (a fused kind's rows were copied out of its
+ * stored tensor at load), so no fused offset applies here. */
 void model_views_from_params(Model *m) {
     const ModelConfig *c = &m->cfg;
-    int D = c->hidden_size, F = c->intermediate_size, Q = c->n_heads * c->head_dim, KV = c->n_kv_heads * c->head_dim;
-    float **p = m->param;
-    m->w.embed = (QMat){DT_F32, p[PARAM_EMBED], c->vocab_size, D};
-    m->w.out_norm = p[PARAM_OUT_NORM];
-    m->w.lm_head = c->tie_word_embeddings ? m->w.embed : (QMat){DT_F32, p[PARAM_LM_HEAD], c->vocab_size, D};
-    for (int l = 0; l < c->n_layers; l++) {
-        LayerWeights *w = &m->w.layers[l];
-        w->attn_norm = at(p, PARAM_ATTN_NORM, (size_t)l * D);
-        w->ffn_norm = at(p, PARAM_FFN_NORM, (size_t)l * D);
-        w->wq = (QMat){DT_F32, at(p, PARAM_WQ, (size_t)l * Q * D), Q, D};
-        w->wk = (QMat){DT_F32, at(p, PARAM_WK, (size_t)l * KV * D), KV, D};
-        w->wv = (QMat){DT_F32, at(p, PARAM_WV, (size_t)l * KV * D), KV, D};
-        w->wo = (QMat){DT_F32, at(p, PARAM_WO, (size_t)l * D * Q), D, Q};
-        w->w_gate = (QMat){DT_F32, at(p, PARAM_W_GATE, (size_t)l * F * D), F, D};
-        w->w_up = (QMat){DT_F32, at(p, PARAM_W_UP, (size_t)l * F * D), F, D};
-        w->w_down = (QMat){DT_F32, at(p, PARAM_W_DOWN, (size_t)l * D * F), D, F};
-        /* vectors: each kind's per-layer length from the table (OLMo 2's
-         * q/k norms are the projection's width, Qwen3's a head's) */
-        static const ParamKind vec_kinds[] = {PARAM_BQ, PARAM_BK, PARAM_BV, PARAM_BO, PARAM_Q_NORM, PARAM_K_NORM,
-                                              PARAM_POST_ATTN_NORM, PARAM_POST_FFN_NORM};
-        for (size_t i = 0; i < sizeof vec_kinds / sizeof vec_kinds[0]; i++) {
-            long long rows, cols;
-            arch_shape(c, vec_kinds[i], &rows, &cols);
-            *model_vec_slot(m, vec_kinds[i], l) = at(p, vec_kinds[i], (size_t)l * (size_t)rows);
-        }
+    for (int k = 0; k < PARAM_COUNT; k++) {
+        int n = (arch_tensor((ParamKind)k)->flags & TK_LAYER) ? c->n_layers : 1;
+        long long rows, cols;
+        arch_shape(c, (ParamKind)k, &rows, &cols);
+        size_t per = (size_t)rows * (size_t)(cols ? cols : 1);
+        for (int l = 0; l < n; l++)
+            model_weight_point(&m->w, c, (ParamKind)k, l, DT_F32, m->param[k] ? m->param[k] + (size_t)l * per : NULL);
     }
+    if (c->tie_word_embeddings) m->w.lm_head = m->w.embed;
 }
 
 /* Allocates the contiguous block and sets param[k] (NULL for empty kinds). */
@@ -167,36 +148,51 @@ void model_alloc_params(Model *m, const size_t sizes[PARAM_COUNT]) {
 }
 
 
-QMat *model_mat_slot(Model *m, ParamKind k, int l) {
-    LayerWeights *w = &m->w.layers[l];
+WeightSlot model_weight_slot(ModelWeights *w, ParamKind k, int l) {
+    LayerWeights *L = &w->layers[l];
+    WeightSlot s = {NULL, NULL};
     switch (k) {
-    case PARAM_EMBED: return &m->w.embed;
-    case PARAM_LM_HEAD: return &m->w.lm_head;
-    case PARAM_WQ: return &w->wq;
-    case PARAM_WK: return &w->wk;
-    case PARAM_WV: return &w->wv;
-    case PARAM_WO: return &w->wo;
-    case PARAM_W_GATE: return &w->w_gate;
-    case PARAM_W_UP: return &w->w_up;
-    case PARAM_W_DOWN: return &w->w_down;
-    default: return NULL;
+    case PARAM_EMBED: s.mat = &w->embed; break;
+    case PARAM_LM_HEAD: s.mat = &w->lm_head; break;
+    case PARAM_OUT_NORM: s.vec = &w->out_norm; break;
+    case PARAM_ATTN_NORM: s.vec = &L->attn_norm; break;
+    case PARAM_WQ: s.mat = &L->wq; break;
+    case PARAM_BQ: s.vec = &L->bq; break;
+    case PARAM_WK: s.mat = &L->wk; break;
+    case PARAM_BK: s.vec = &L->bk; break;
+    case PARAM_WV: s.mat = &L->wv; break;
+    case PARAM_BV: s.vec = &L->bv; break;
+    case PARAM_WO: s.mat = &L->wo; break;
+    case PARAM_BO: s.vec = &L->bo; break;
+    case PARAM_Q_NORM: s.vec = &L->q_norm; break;
+    case PARAM_K_NORM: s.vec = &L->k_norm; break;
+    case PARAM_POST_ATTN_NORM: s.vec = &L->post_attn_norm; break;
+    case PARAM_FFN_NORM: s.vec = &L->ffn_norm; break;
+    case PARAM_W_GATE: s.mat = &L->w_gate; break;
+    case PARAM_W_UP: s.mat = &L->w_up; break;
+    case PARAM_W_DOWN: s.mat = &L->w_down; break;
+    case PARAM_POST_FFN_NORM: s.vec = &L->post_ffn_norm; break;
+    default: break;
+    }
+    return s;
+}
+
+void model_weight_point(ModelWeights *w, const ModelConfig *c, ParamKind k, int l, int type, const void *data) {
+    WeightSlot s = model_weight_slot(w, k, l);
+    if (s.vec) {
+        *s.vec = (float *)(uintptr_t)data;
+    } else if (s.mat) {
+        long long rows, cols;
+        arch_shape(c, k, &rows, &cols);
+        *s.mat = (QMat){type, data, (int)rows, (int)cols};
     }
 }
 
-const float **model_vec_slot(Model *m, ParamKind k, int l) {
-    LayerWeights *w = &m->w.layers[l];
-    switch (k) {
-    case PARAM_OUT_NORM: return &m->w.out_norm;
-    case PARAM_ATTN_NORM: return &w->attn_norm;
-    case PARAM_FFN_NORM: return &w->ffn_norm;
-    case PARAM_POST_ATTN_NORM: return &w->post_attn_norm;
-    case PARAM_POST_FFN_NORM: return &w->post_ffn_norm;
-    case PARAM_BQ: return &w->bq;
-    case PARAM_BK: return &w->bk;
-    case PARAM_BV: return &w->bv;
-    case PARAM_BO: return &w->bo;
-    case PARAM_Q_NORM: return &w->q_norm;
-    case PARAM_K_NORM: return &w->k_norm;
-    default: return NULL;
-    }
+void model_weight_point_stored(ModelWeights *w, const ModelConfig *c, ParamKind k, int l, int type,
+                               const void *stored) {
+    long long off = 0, stored_rows, rows, cols;
+    arch_fused_rows(c, k, &off, &stored_rows);
+    arch_shape(c, k, &rows, &cols);
+    const void *data = stored ? (const char *)stored + dtype_nbytes(type, (int64_t)(off * (cols ? cols : 1))) : NULL;
+    model_weight_point(w, c, k, l, type, data);
 }

@@ -16,12 +16,6 @@ int model_check_config(const ModelConfig *c, const char *src, Err *e);
 void model_init_rope(Model *m, const float *freq_factors);
 void model_alloc_params(Model *m, const size_t sizes[PARAM_COUNT]);
 void model_views_from_params(Model *m);
-/* The view of kind k in layer l (l ignored for whole-model kinds): the
- * QMat of a matrix kind (NULL for a vector kind), the pointer of a vector
- * kind (NULL for a matrix kind). The one map from the table's kinds to
- * LayerWeights' fields. */
-QMat *model_mat_slot(Model *m, ParamKind k, int l);
-const float **model_vec_slot(Model *m, ParamKind k, int l);
 /* A decoder from an open GGUF (a file or gguf_open_mem: the fuzzer), which
  * the model takes over (closed by model_free, or here on failure). */
 Model *model_from_gguf(Gguf *g, int n_threads, Err *e);
