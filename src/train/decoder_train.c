@@ -20,65 +20,35 @@
 /* ---- parameter layout ---- */
 
 /* Walks the tensors in a fixed order. With record set it appends each to
- * m->tensors (assigning offsets); otherwise it points each slot of w at
- * base + the tensor's offset. One walk serves both, so the table and the
- * pointer structs can never disagree. */
+ * m->tensors (assigning offsets); otherwise it points each slot of w
+ * (model_weight_slot: the map inference's loaders use too) at the
+ * tensor's offset in a block: vectors in `vecs` (float32), matrices in
+ * `mats` of mat_type (the parameter or gradient block: float32; a frozen
+ * base: its copy in frozen_dtype, laid out alike). One walk serves both,
+ * so the table and the weight structs can never disagree. */
 typedef struct Walk {
     TrainDecoder *m;
-    float *base;
-    int record, idx;
+    ModelWeights *w;
+    float *vecs;
+    const void *mats;
+    int mat_type, record, idx;
 } Walk;
 
-static void walk_add(Walk *k, float **slot, const char *name, int64_t rows, int64_t cols, int ndim) {
-    TrainDecoder *m = k->m;
-    if (k->record) {
-        m->tensors = xrealloc(m->tensors, (size_t)(m->n_tensors + 1) * sizeof *m->tensors);
-        TdTensor *t = &m->tensors[m->n_tensors++];
-        snprintf(t->name, sizeof t->name, "%s", name);
-        t->rows = rows, t->cols = cols, t->ndim = ndim;
-        t->offset = m->n_params;
-        t->numel = (size_t)(rows * cols);
-        m->n_params += t->numel;
-    } else {
-        *slot = k->base + m->tensors[k->idx].offset;
-    }
-    k->idx++;
-}
-
-/* The TdLayer / TdWeights field of kind k (NULL for a kind this struct
- * does not hold): the one map from the table's kinds to the fields. */
-static float **td_slot(TdWeights *w, ParamKind k, int l) {
-    TdLayer *L = &w->layers[l];
-    switch (k) {
-    case PARAM_EMBED: return &w->embed;
-    case PARAM_OUT_NORM: return &w->out_norm;
-    case PARAM_LM_HEAD: return &w->lm_head;
-    case PARAM_ATTN_NORM: return &L->attn_norm;
-    case PARAM_WQ: return &L->wq;
-    case PARAM_BQ: return &L->bq;
-    case PARAM_WK: return &L->wk;
-    case PARAM_BK: return &L->bk;
-    case PARAM_WV: return &L->wv;
-    case PARAM_BV: return &L->bv;
-    case PARAM_WO: return &L->wo;
-    case PARAM_BO: return &L->bo;
-    case PARAM_Q_NORM: return &L->q_norm;
-    case PARAM_K_NORM: return &L->k_norm;
-    case PARAM_POST_ATTN_NORM: return &L->post_attn_norm;
-    case PARAM_FFN_NORM: return &L->ffn_norm;
-    case PARAM_W_GATE: return &L->w_gate;
-    case PARAM_W_UP: return &L->w_up;
-    case PARAM_W_DOWN: return &L->w_down;
-    case PARAM_POST_FFN_NORM: return &L->post_ffn_norm;
-    default: return NULL;
-    }
+static void walk_record(TrainDecoder *m, const char *name, int64_t rows, int64_t cols, int ndim) {
+    m->tensors = xrealloc(m->tensors, (size_t)(m->n_tensors + 1) * sizeof *m->tensors);
+    TdTensor *t = &m->tensors[m->n_tensors++];
+    snprintf(t->name, sizeof t->name, "%s", name);
+    t->rows = rows, t->cols = cols, t->ndim = ndim;
+    t->offset = m->n_params;
+    t->numel = (size_t)(rows * cols);
+    m->n_params += t->numel;
 }
 
 /* One tensor of kind k (layer l) from the model's architecture table: its
  * HF name and shape; vectors are [1, n] here. A fused tensor is recorded
- * once, at its first kind, with all its rows; its later kinds only point
- * at their rows of it. */
-static void walk_kind(Walk *k, TdWeights *w, ParamKind kind, int l) {
+ * once, at its first kind, with all its rows; every kind of it points at
+ * its own rows (model_weight_point_stored, as inference's in-place views). */
+static void walk_kind(Walk *k, ParamKind kind, int l) {
     TrainDecoder *m = k->m;
     const ModelConfig *c = &m->cfg;
     if (!arch_has(c, kind)) return;
@@ -87,30 +57,39 @@ static void walk_kind(Walk *k, TdWeights *w, ParamKind kind, int l) {
     arch_hf_name_of(c->arch, kind, l, n, sizeof n);
     arch_shape(c, kind, &rows, &cols);
     ParamKind first = arch_fused_rows(c, kind, &off, &stored);
-    if (first != kind) {
-        if (!k->record) {
-            const TdTensor *t = td_find(m, n);
-            *td_slot(w, kind, l) = k->base + t->offset + (size_t)(off * cols);
-        }
+    if (k->record) {
+        if (first != kind) return;
+        if (stored > rows) rows = stored;
+        if (cols) walk_record(m, n, rows, cols, 2);
+        else walk_record(m, n, 1, rows, 1);
         return;
     }
-    if (stored > rows) rows = stored;
-    if (cols) walk_add(k, td_slot(w, kind, l), n, rows, cols, 2);
-    else walk_add(k, td_slot(w, kind, l), n, 1, rows, 1);
+    const TdTensor *t = first != kind ? td_find(m, n) : &m->tensors[k->idx++];
+    const void *data = t->ndim == 2 ? (const char *)k->mats + dtype_nbytes(k->mat_type, (int64_t)t->offset)
+                                    : (const void *)(k->vecs + t->offset);
+    model_weight_point_stored(k->w, c, kind, l, t->ndim == 2 ? k->mat_type : DT_F32, data);
 }
 
 /* The table's order: the embedding, each layer's kinds, then the rest
  * (final norm, an untied head). */
-static void walk_all(TrainDecoder *m, TdWeights *w, float *base, int record) {
+static void walk_all(TrainDecoder *m, ModelWeights *w, float *vecs, const void *mats, int mat_type, int record) {
     const ModelConfig *c = &m->cfg;
-    Walk k = {m, base, record, 0};
-    walk_kind(&k, w, PARAM_EMBED, 0);
+    Walk k = {m, w, vecs, mats, mat_type, record, 0};
+    walk_kind(&k, PARAM_EMBED, 0);
     for (int l = 0; l < c->n_layers; l++)
         for (int t = 0; t < PARAM_COUNT; t++)
-            if (arch_tensor((ParamKind)t)->flags & TK_LAYER) walk_kind(&k, w, (ParamKind)t, l);
+            if (arch_tensor((ParamKind)t)->flags & TK_LAYER) walk_kind(&k, (ParamKind)t, l);
     for (int t = PARAM_EMBED + 1; t < PARAM_COUNT; t++)
-        if (!(arch_tensor((ParamKind)t)->flags & TK_LAYER)) walk_kind(&k, w, (ParamKind)t, 0);
+        if (!(arch_tensor((ParamKind)t)->flags & TK_LAYER)) walk_kind(&k, (ParamKind)t, 0);
     if (!record && c->tie_word_embeddings) w->lm_head = w->embed;
+}
+
+/* The gradients' weights all absent (a frozen base, LoRA): the block is gone. */
+static void clear_grad_views(TrainDecoder *m) {
+    LayerWeights *keep = m->g.layers;
+    memset(keep, 0, (size_t)m->cfg.n_layers * sizeof *keep);
+    memset(&m->g, 0, sizeof m->g);
+    m->g.layers = keep;
 }
 
 int td_init(TrainDecoder *m, const ModelConfig *cfg, Err *e) {
@@ -130,14 +109,14 @@ int td_init(TrainDecoder *m, const ModelConfig *cfg, Err *e) {
     cfg = &m->cfg;
     m->w.layers = xcalloc((size_t)cfg->n_layers, sizeof *m->w.layers);
     m->g.layers = xcalloc((size_t)cfg->n_layers, sizeof *m->g.layers);
-    walk_all(m, &m->w, NULL, 1);
+    walk_all(m, &m->w, NULL, NULL, DT_F32, 1);
     /* calloc, not memset: a block this size comes as untouched zero pages,
      * so a frozen base never holds its matrices' float32 spans, and a model
      * that attaches LoRA (and frees the gradients) never holds those. */
     m->params = xcalloc(m->n_params, sizeof(float));
     m->grads = xcalloc(m->n_params, sizeof(float));
-    walk_all(m, &m->w, m->params, 0);
-    walk_all(m, &m->g, m->grads, 0);
+    walk_all(m, &m->w, m->params, m->params, DT_F32, 0);
+    walk_all(m, &m->g, m->grads, m->grads, DT_F32, 0);
     const size_t half = (size_t)(cfg->head_dim / 2);
     m->inv_freq = xmalloc(half * sizeof(float));
     model_rope_inv_freq_for(cfg, NULL, ROPE_TAB_GLOBAL, m->inv_freq);
@@ -199,13 +178,10 @@ int td_freeze_base(TrainDecoder *m, int dtype, Err *e) {
     if (m->frozen || m->lora_on) return err_set(e, ERR_ARG, "frozen base: freeze right after td_init");
     m->frozen_dtype = dtype;
     m->frozen = xcalloc(dtype_nbytes(dtype, (int64_t)m->n_params), 1);
-    const ModelConfig *c = &m->cfg;
     free(m->grads); /* nothing of a frozen base trains */
     m->grads = NULL;
-    TdLayer *keep = m->g.layers;
-    memset(keep, 0, (size_t)c->n_layers * sizeof *keep);
-    memset(&m->g, 0, sizeof m->g);
-    m->g.layers = keep;
+    clear_grad_views(m);
+    walk_all(m, &m->w, m->params, m->frozen, dtype, 0); /* the matrices as the forward reads them */
     return 0;
 }
 
@@ -219,6 +195,7 @@ static void thaw_base(TrainDecoder *m) {
     }
     free(m->frozen), free(m->wtile);
     m->frozen = NULL, m->wtile = NULL, m->wtile_floats = 0;
+    walk_all(m, &m->w, m->params, m->params, DT_F32, 0);
 }
 
 void td_init_random(TrainDecoder *m, uint64_t seed, float std) {
@@ -340,18 +317,11 @@ static void ensure_capacity(TrainDecoder *m, int T) {
 
 /* ---- forward ---- */
 
-/* The weight matrix w points at (in params), [rows][cols], as the kernels
- * take it: float32 in place, or the frozen copy. */
-static QMat mat_of(const TrainDecoder *m, const float *w, int rows, int cols) {
-    if (!m->frozen) return (QMat){DT_F32, w, rows, cols};
-    return (QMat){m->frozen_dtype, frozen_at(m, (size_t)(w - m->params)), rows, cols};
-}
-
-static void linear(const TrainDecoder *m, ThreadPool *tp, float *y, const float *x, int T, const float *W,
-                   const float *b, int in, int out) {
-    QMat q = mat_of(m, W, out, in);
-    matmul_forward(tp, y, x, T, &q);
-    if (b) add_bias_forward(y, b, T, out);
+/* y = x·Wᵀ (+ b): W as the weights hold it, float32 in the parameter
+ * block or a frozen base's stored copy. */
+static void linear(ThreadPool *tp, float *y, const float *x, int T, const QMat *W, const float *b) {
+    matmul_forward(tp, y, x, T, W);
+    if (b) add_bias_forward(y, b, T, W->rows);
 }
 
 /* Shapes (in, out) of each adaptable projection. */
@@ -377,11 +347,11 @@ static const LoraDropout *dropout_of(const TrainDecoder *m, int l, int t, LoraDr
 }
 
 /* A projection of layer l: the base linear, plus the adapter if it has one. */
-static void proj(TrainDecoder *m, ThreadPool *tp, int l, int t, float *y, const float *x, int T, const float *W,
+static void proj(TrainDecoder *m, ThreadPool *tp, int l, int t, float *y, const float *x, int T, const QMat *W,
                  const float *b) {
     int in, out;
     target_dims(&m->cfg, t, &in, &out);
-    linear(m, tp, y, x, T, W, b, in, out);
+    linear(tp, y, x, T, W, b);
     if (m->lora_on && m->la[l].A[t]) {
         LoraDropout d;
         par_lora_forward(tp, y, lora_u_of(m, l, t), x, m->la[l].A[t], m->la[l].B[t], T, in, out, m->lora.r,
@@ -419,16 +389,16 @@ static AttnOpts layer_attn_opts(const TrainDecoder *m, int l) {
  *   res1 = res0 + (post_norm ? norm(ao) : ao)
  *   the MLP the same way around res1, act SiLU or tanh-GELU. */
 static void layer_forward(TrainDecoder *m, ThreadPool *tp, int l, float *res_out, int T) {
-    const TdLayer *L = &m->w.layers[l];
+    const LayerWeights *L = &m->w.layers[l];
     TdActs *a = &m->acts[l];
     const ModelConfig *c = &m->cfg;
     const int C = c->hidden_size, D = c->head_dim, H = c->n_heads, KV = c->n_kv_heads, F = c->intermediate_size;
     const float eps = c->norm_eps;
     const int nk = m->norm_kind;
     if (c->pre_norm) par_norm_forward(tp, nk, a->xn, a->res0, L->attn_norm, T, C, eps);
-    proj(m, tp, l, LORA_Q, a->q_lin, a->xn, T, L->wq, L->bq);
-    proj(m, tp, l, LORA_K, a->k_lin, a->xn, T, L->wk, L->bk);
-    proj(m, tp, l, LORA_V, a->v, a->xn, T, L->wv, L->bv);
+    proj(m, tp, l, LORA_Q, a->q_lin, a->xn, T, &L->wq, L->bq);
+    proj(m, tp, l, LORA_K, a->k_lin, a->xn, T, &L->wk, L->bk);
+    proj(m, tp, l, LORA_V, a->v, a->xn, T, &L->wv, L->bv);
     if (c->clip_qkv > 0) {
         clamp_forward(a->q_lin, (long)T * H * D, c->clip_qkv);
         clamp_forward(a->k_lin, (long)T * KV * D, c->clip_qkv);
@@ -451,22 +421,22 @@ static void layer_forward(TrainDecoder *m, ThreadPool *tp, int l, float *res_out
     AttnOpts o = layer_attn_opts(m, l);
     attn_train_forward_opts(tp, a->ctx, a->att, a->q, a->k, a->v, &d, &o);
     if (c->post_norm) {
-        proj(m, tp, l, LORA_O, a->ao, a->ctx, T, L->wo, L->bo);
+        proj(m, tp, l, LORA_O, a->ao, a->ctx, T, &L->wo, L->bo);
         par_norm_forward(tp, nk, a->res1, a->ao, L->post_attn_norm, T, C, eps);
     } else {
-        proj(m, tp, l, LORA_O, a->res1, a->ctx, T, L->wo, L->bo);
+        proj(m, tp, l, LORA_O, a->res1, a->ctx, T, &L->wo, L->bo);
     }
     par_add(tp, a->res1, a->res0, (long)T * C);
     if (c->pre_norm) par_norm_forward(tp, nk, a->xn2, a->res1, L->ffn_norm, T, C, eps);
-    proj(m, tp, l, LORA_GATE, a->gate, a->xn2, T, L->w_gate, NULL);
-    proj(m, tp, l, LORA_UP, a->up, a->xn2, T, L->w_up, NULL);
+    proj(m, tp, l, LORA_GATE, a->gate, a->xn2, T, &L->w_gate, NULL);
+    proj(m, tp, l, LORA_UP, a->up, a->xn2, T, &L->w_up, NULL);
     float *h = swiglu_out(m); /* not kept: layer_backward recomputes it */
     par_act_forward(tp, c->act == ACT_GELU_TANH, h, a->gate, a->up, (long)T * F);
     if (c->post_norm) {
-        proj(m, tp, l, LORA_DOWN, a->fo, h, T, L->w_down, NULL);
+        proj(m, tp, l, LORA_DOWN, a->fo, h, T, &L->w_down, NULL);
         par_norm_forward(tp, nk, res_out, a->fo, L->post_ffn_norm, T, C, eps);
     } else {
-        proj(m, tp, l, LORA_DOWN, res_out, h, T, L->w_down, NULL);
+        proj(m, tp, l, LORA_DOWN, res_out, h, T, &L->w_down, NULL);
     }
     par_add(tp, res_out, a->res1, (long)T * C);
 }
@@ -518,11 +488,12 @@ int td_forward_hidden(TrainDecoder *m, ThreadPool *tp, const int32_t *ids, const
     m->fwd_inv_freq = m->inv_freq_long && max_pos + 1 > c->rope.original_max_pos ? m->inv_freq_long : m->inv_freq;
     m->cap_t1 = m->cap_t0 = 0; /* the head's saved block is stale */
     float *res = c->n_layers ? m->acts[0].res0 : m->res_final;
+    const QMat *E = &m->w.embed;
     if (m->frozen) {
-        QMat E = mat_of(m, m->w.embed, c->vocab_size, C);
-        for (int t = 0; t < T; t++) kernel_dequantize_row(E.type, qmat_row(&E, ids[t]), res + (long)t * C, C);
+        for (int t = 0; t < T; t++) kernel_dequantize_row(E->type, qmat_row(E, ids[t]), res + (long)t * C, C);
     } else {
-        for (int t = 0; t < T; t++) memcpy(res + (long)t * C, m->w.embed + (long)ids[t] * C, (size_t)C * sizeof(float));
+        const float *e32 = E->data;
+        for (int t = 0; t < T; t++) memcpy(res + (long)t * C, e32 + (long)ids[t] * C, (size_t)C * sizeof(float));
     }
     /* Gemma: times float(sqrt(hidden)), the reader's embed_scale (0: none) */
     if (c->embed_scale != 0 && c->embed_scale != 1.0f)
@@ -537,7 +508,7 @@ int td_forward_hidden(TrainDecoder *m, ThreadPool *tp, const int32_t *ids, const
 
 void td_head_forward(TrainDecoder *m, ThreadPool *tp, int t0, int t1, float *logits) {
     const int C = m->cfg.hidden_size, V = m->cfg.vocab_size;
-    linear(m, tp, logits, m->xf + (long)t0 * C, t1 - t0, m->w.lm_head, NULL, C, V);
+    linear(tp, logits, m->xf + (long)t0 * C, t1 - t0, &m->w.lm_head, NULL);
     const float cap = m->cfg.final_softcap;
     if (cap > 0) { /* Gemma 2: the loss sees capped logits; the backward needs them */
         const long n = (long)(t1 - t0) * V;
@@ -590,34 +561,34 @@ static void zero(float *x, long n) { memset(x, 0, (size_t)n * sizeof *x); }
 /* A parameter's gradient, or NULL when the base is frozen (under LoRA, or
  * held in its stored dtype). */
 static float *base_grad(const TrainDecoder *m, float *g) { return m->lora_on || m->frozen ? NULL : g; }
+static float *base_grad_mat(const TrainDecoder *m, const QMat *g) { return base_grad(m, model_mat_f32(g)); }
 
 /* Floats of each thread's tile for linear_backward_frozen: 4 MB, a block
  * of rows of a column slab that stays in cache while its product runs. */
 #define WTILE_FLOATS (1L << 20)
 
 /* dx += dy·W (and W's gradients when it trains) for W [out][in]. */
-static void base_linear_backward(TrainDecoder *m, ThreadPool *tp, float *dx, float *dW, float *db, const float *dy,
-                                 const float *x, const float *W, int T, int in, int out) {
+static void base_linear_backward(TrainDecoder *m, ThreadPool *tp, float *dx, const QMat *dW, float *db,
+                                 const float *dy, const float *x, const QMat *W, int T) {
     if (m->frozen) {
-        QMat q = mat_of(m, W, out, in);
         size_t need = (size_t)tp_size(tp) * WTILE_FLOATS;
-        if (q.type != DT_F32 && m->wtile_floats < need) {
+        if (W->type != DT_F32 && m->wtile_floats < need) {
             free(m->wtile);
             m->wtile = xaligned_alloc(need * sizeof(float));
             m->wtile_floats = need;
         }
-        linear_backward_frozen(tp, dx, dy, &q, T, m->wtile, WTILE_FLOATS);
+        linear_backward_frozen(tp, dx, dy, W, T, m->wtile, WTILE_FLOATS);
     } else {
-        linear_backward(tp, dx, base_grad(m, dW), base_grad(m, db), dy, x, W, T, in, out);
+        linear_backward(tp, dx, base_grad_mat(m, dW), base_grad(m, db), dy, x, W->data, T, W->cols, W->rows);
     }
 }
 
 /* Backward of proj(): dx += ..., and the base's or the adapter's gradients. */
-static void proj_backward(TrainDecoder *m, ThreadPool *tp, int l, int t, float *dx, float *dW, float *db,
-                          const float *dy, const float *x, const float *W) {
+static void proj_backward(TrainDecoder *m, ThreadPool *tp, int l, int t, float *dx, const QMat *dW, float *db,
+                          const float *dy, const float *x, const QMat *W) {
     int in, out;
     target_dims(&m->cfg, t, &in, &out);
-    base_linear_backward(m, tp, dx, dW, db, dy, x, W, m->T, in, out);
+    base_linear_backward(m, tp, dx, dW, db, dy, x, W, m->T);
     if (m->lora_on && m->la[l].A[t]) {
         LoraDropout d;
         par_lora_backward(tp, dx, m->lg[l].A[t], m->lg[l].B[t], m->lora_du, dy, x, lora_u_of(m, l, t),
@@ -651,8 +622,8 @@ static const float *post_norm_backward(TrainDecoder *m, ThreadPool *tp, float *o
 /* On entry s->d_res holds dL/d(layer output); on exit dL/d(layer input). */
 static void layer_backward(TrainDecoder *m, ThreadPool *tp, int l, Scratch *s) {
     const ModelConfig *c = &m->cfg;
-    const TdLayer *W = &m->w.layers[l];
-    TdLayer *G = &m->g.layers[l];
+    const LayerWeights *W = &m->w.layers[l];
+    const LayerWeights *G = &m->g.layers[l];
     const TdActs *a = &m->acts[l];
     const int T = m->T, C = c->hidden_size, D = c->head_dim, H = c->n_heads, KV = c->n_kv_heads;
     const int F = c->intermediate_size, gelu = c->act == ACT_GELU_TANH;
@@ -664,18 +635,18 @@ static void layer_backward(TrainDecoder *m, ThreadPool *tp, int l, Scratch *s) {
     par_act_forward(tp, gelu, s->dgate, a->gate, a->up, (long)T * F);
     const float *d_down = post_norm_backward(m, tp, s->d_x, G->post_ffn_norm, s->d_res, a->fo, W->post_ffn_norm, T);
     zero(s->dh, (long)T * F);
-    proj_backward(m, tp, l, LORA_DOWN, s->dh, G->w_down, NULL, d_down, s->dgate, W->w_down);
+    proj_backward(m, tp, l, LORA_DOWN, s->dh, &G->w_down, NULL, d_down, s->dgate, &W->w_down);
     zero(s->dgate, (long)T * F);
     zero(s->dup, (long)T * F);
     par_act_backward(tp, gelu, s->dgate, s->dup, s->dh, a->gate, a->up, (long)T * F);
     zero(s->d_x, (long)T * C);
-    proj_backward(m, tp, l, LORA_GATE, s->d_x, G->w_gate, NULL, s->dgate, a->xn2, W->w_gate);
-    proj_backward(m, tp, l, LORA_UP, s->d_x, G->w_up, NULL, s->dup, a->xn2, W->w_up);
+    proj_backward(m, tp, l, LORA_GATE, s->d_x, &G->w_gate, NULL, s->dgate, a->xn2, &W->w_gate);
+    proj_backward(m, tp, l, LORA_UP, s->d_x, &G->w_up, NULL, s->dup, a->xn2, &W->w_up);
     pre_norm_backward(m, tp, s->d_res, G->ffn_norm, s->d_x, a->res1, W->ffn_norm, T);
     /* Attention. */
     const float *d_o = post_norm_backward(m, tp, s->d_x, G->post_attn_norm, s->d_res, a->ao, W->post_attn_norm, T);
     zero(s->dctx, (long)T * H * D);
-    proj_backward(m, tp, l, LORA_O, s->dctx, G->wo, G->bo, d_o, a->ctx, W->wo);
+    proj_backward(m, tp, l, LORA_O, s->dctx, &G->wo, G->bo, d_o, a->ctx, &W->wo);
     zero(s->dq, (long)T * H * D);
     zero(s->dk, (long)T * KV * D);
     zero(s->dv, (long)T * KV * D);
@@ -702,9 +673,9 @@ static void layer_backward(TrainDecoder *m, ThreadPool *tp, int l, Scratch *s) {
         clamp_backward(s->dv, s->dv, a->v, (long)T * KV * D, c->clip_qkv);
     }
     zero(s->d_x, (long)T * C);
-    proj_backward(m, tp, l, LORA_Q, s->d_x, G->wq, G->bq, dq_lin, a->xn, W->wq);
-    proj_backward(m, tp, l, LORA_K, s->d_x, G->wk, G->bk, dk_lin, a->xn, W->wk);
-    proj_backward(m, tp, l, LORA_V, s->d_x, G->wv, G->bv, s->dv, a->xn, W->wv);
+    proj_backward(m, tp, l, LORA_Q, s->d_x, &G->wq, G->bq, dq_lin, a->xn, &W->wq);
+    proj_backward(m, tp, l, LORA_K, s->d_x, &G->wk, G->bk, dk_lin, a->xn, &W->wk);
+    proj_backward(m, tp, l, LORA_V, s->d_x, &G->wv, G->bv, s->dv, a->xn, &W->wv);
     pre_norm_backward(m, tp, s->d_res, G->attn_norm, s->d_x, a->res0, W->attn_norm, T);
 }
 
@@ -730,11 +701,11 @@ void td_head_backward(TrainDecoder *m, ThreadPool *tp, int t0, int t1, const flo
         m->cap_t0 = m->cap_t1 = 0;
     }
     zero(s.d_x + (long)t0 * C, (long)(t1 - t0) * C);
-    base_linear_backward(m, tp, s.d_x + (long)t0 * C, m->g.lm_head, NULL, dlogits, m->xf + (long)t0 * C,
-                         m->w.lm_head, t1 - t0, C, m->cfg.vocab_size);
+    base_linear_backward(m, tp, s.d_x + (long)t0 * C, &m->g.lm_head, NULL, dlogits, m->xf + (long)t0 * C,
+                         &m->w.lm_head, t1 - t0);
 }
 
-int td_head_trains(const TrainDecoder *m) { return base_grad(m, m->g.lm_head) != NULL; }
+int td_head_trains(const TrainDecoder *m) { return base_grad_mat(m, &m->g.lm_head) != NULL; }
 
 void td_scale_head_grad(TrainDecoder *m, int t0, int t1, float f) {
     const long C = m->cfg.hidden_size;
@@ -750,11 +721,12 @@ void td_backward_hidden(TrainDecoder *m, ThreadPool *tp) {
     par_norm_backward(tp, m->norm_kind, s.d_res, base_grad(m, m->g.out_norm), s.d_x, m->res_final, m->w.out_norm, T,
                       C, c->norm_eps);
     for (int l = c->n_layers - 1; l >= 0; l--) layer_backward(m, tp, l, &s);
-    if (base_grad(m, m->g.embed)) {
+    float *g_embed = base_grad_mat(m, &m->g.embed);
+    if (g_embed) {
         if (c->embed_scale != 0 && c->embed_scale != 1.0f)
-            embedding_scaled_backward(m->g.embed, s.d_res, m->ids, T, C, c->embed_scale);
+            embedding_scaled_backward(g_embed, s.d_res, m->ids, T, C, c->embed_scale);
         else
-            embedding_backward(m->g.embed, s.d_res, m->ids, T, C);
+            embedding_backward(g_embed, s.d_res, m->ids, T, C);
     }
 }
 
@@ -878,10 +850,7 @@ int td_lora_attach(TrainDecoder *m, const LoraConfig *c, Err *e) {
     /* The base is frozen: its gradient block (as large as the model) goes. */
     free(m->grads);
     m->grads = NULL;
-    TdLayer *keep = m->g.layers;
-    memset(keep, 0, (size_t)mc->n_layers * sizeof *keep);
-    memset(&m->g, 0, sizeof m->g);
-    m->g.layers = keep;
+    clear_grad_views(m);
     m->T_cap = 0; /* the next forward allocates the adapters' saved activations */
     return 0;
 }
@@ -907,10 +876,9 @@ void td_lora_init(TrainDecoder *m, uint64_t seed) {
         }
 }
 
-/* The base weight a target adapts. */
-static float *target_weight(TdLayer *L, int t) {
-    float *w[LORA_N_TARGETS] = {L->wq, L->wk, L->wv, L->wo, L->w_gate, L->w_up, L->w_down};
-    return w[t];
+/* The base weight a target adapts (float32: after thaw_base). */
+static float *target_weight(TrainDecoder *m, int l, int t) {
+    return model_mat_f32(model_weight_slot(&m->w, target_kind(t), l).mat);
 }
 
 void td_lora_merge(TrainDecoder *m) {
@@ -922,7 +890,7 @@ void td_lora_merge(TrainDecoder *m) {
             int in, out;
             target_dims(&m->cfg, t, &in, &out);
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, out, in, m->lora.r, m->lora_scale, m->la[l].B[t],
-                        m->lora.r, m->la[l].A[t], in, 1.0f, target_weight(&m->w.layers[l], t), in);
+                        m->lora.r, m->la[l].A[t], in, 1.0f, target_weight(m, l, t), in);
         }
     free(m->lora_tensors), free(m->lora_params), free(m->lora_grads), free(m->la), free(m->lg);
     free(m->lora_u), free(m->lora_du), free(m->lora_xd);
@@ -933,7 +901,7 @@ void td_lora_merge(TrainDecoder *m) {
     /* Trainable again: a gradient block for the whole model. */
     m->grads = xaligned_alloc(m->n_params * sizeof(float));
     memset(m->grads, 0, m->n_params * sizeof(float));
-    walk_all(m, &m->g, m->grads, 0);
+    walk_all(m, &m->g, m->grads, m->grads, DT_F32, 0);
 }
 
 const TdTensor *td_lora_find(const TrainDecoder *m, const char *name) {

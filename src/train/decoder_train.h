@@ -6,10 +6,12 @@
  * sliding windows per layer, local/long RoPE tables): a training forward that keeps its activations
  * and the backward beside it, in llm.c's layout.
  *
- *  - parameters: ONE float32 block; `w` is a struct of pointers into it, one
- *    per Hugging Face tensor (the table `tensors` names each span, so the
- *    optimiser, checkpoints and the fixtures all address it by HF name);
- *  - gradients: a second block of the same layout, `g` over it;
+ *  - parameters: ONE float32 block; `w` is inference's weight struct
+ *    (ModelWeights: QMat matrices, float vectors) over it, one view per
+ *    table kind (the table `tensors` names each span, so the optimiser,
+ *    checkpoints and the fixtures all address it by HF name);
+ *  - gradients: a second block of the same layout, `g` (also a
+ *    ModelWeights) over it;
  *  - activations: a third block, sized for the longest sequence seen.
  *
  * The forward reuses the engine's kernels (matmul_forward, rmsnorm_forward,
@@ -20,8 +22,8 @@
  * Why not the engine's model: the inference forward keeps a KV cache, not
  * the per-layer activations a backward needs, and holds weights in their
  * stored dtype (memory-mapped, possibly quantised) where training needs
- * float32 it can update. Once both exist, the inference model could borrow
- * `w` for evaluation during training. */
+ * float32 it can update. The weights are one struct (ModelWeights) in
+ * both, so the inference model could borrow `w` for evaluation. */
 #ifndef ALOE_TRAIN_DECODER_TRAIN_H
 #define ALOE_TRAIN_DECODER_TRAIN_H
 
@@ -32,6 +34,7 @@
 #include "formats/arch.h"
 #include "formats/hfdir.h"
 #include "kernels/threads.h"
+#include "model/decoder.h"
 #include "train/lora.h"
 
 typedef struct TdTensor {
@@ -40,23 +43,6 @@ typedef struct TdTensor {
     int ndim;
     size_t offset, numel;
 } TdTensor;
-
-/* Pointers of one layer into a block (parameters or gradients). Absent
- * tensors (biases, q/k norms) are NULL. The fields are the architecture
- * table's kinds (formats/arch.h), named as inference's LayerWeights names
- * them (model/decoder.h), so one name means one tensor everywhere. */
-typedef struct TdLayer {
-    float *attn_norm, *wq, *bq, *wk, *bk, *wv, *bv, *wo, *bo, *q_norm, *k_norm, *post_attn_norm;
-    float *ffn_norm, *w_gate, *w_up, *w_down, *post_ffn_norm;
-} TdLayer;
-/* A fused tensor (Phi-3's qkv_proj, gate_up_proj) is one TdTensor under its
- * stored name; wq, wk, wv (w_gate, w_up) point at its row ranges, and so
- * do their gradients, so every product runs on its own slice. */
-
-typedef struct TdWeights {
-    float *embed, *out_norm, *lm_head; /* lm_head == embed when tied */
-    TdLayer *layers;
-} TdWeights;
 
 /* LoRA adapters of one layer (NULL where a module is not targeted). */
 typedef struct TdLoraLayer {
@@ -79,7 +65,14 @@ typedef struct TrainDecoder {
     TdTensor *tensors;
     size_t n_params;
     float *params, *grads;
-    TdWeights w, g;
+    /* The weights (model/decoder.h's ModelWeights, inference's struct):
+     * w over params (a frozen base's matrices: over `frozen`, in
+     * frozen_dtype), g over grads (every matrix DT_F32; all absent when
+     * there is no gradient block). A fused tensor (Phi-3's qkv_proj,
+     * gate_up_proj) is one TdTensor under its stored name; wq, wk, wv
+     * (w_gate, w_up) and their gradients view its row ranges, so every
+     * product runs on its own slice. */
+    ModelWeights w, g;
     float *inv_freq; /* head_dim/2 RoPE frequencies, scaling applied */
     float *inv_freq_local; /* sliding layers' table (Gemma 3's local theta); NULL: inv_freq */
     float *inv_freq_long;  /* LongRoPE's long factors, for a forward past original_max_pos; NULL: none */
@@ -129,8 +122,8 @@ typedef struct TrainDecoder {
 
     /* Frozen base (td_freeze_base): the weight matrices live in `frozen`, in
      * frozen_dtype, laid out like params (the tensor at float offset o
-     * starts dtype_nbytes(frozen_dtype, o) bytes in); their spans of params
-     * stay untouched zero pages, though w still points at them. */
+     * starts dtype_nbytes(frozen_dtype, o) bytes in), and w's QMats view
+     * them there; their spans of params stay untouched zero pages. */
     void *frozen;
     int frozen_dtype;
     float *wtile; /* the backward's float32 tiles of frozen matrices, one per thread */

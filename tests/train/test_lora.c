@@ -656,7 +656,7 @@ static void test_merge_keeps_logits(void) {
     td_lora_merge(&m);
     if (!rc) rc = td_forward(&m, NULL, ids, 9, b, &e);
     double err = rc ? 0 : range_err(b, a, 9L * V);
-    int off = !m.lora_on && !m.la && m.grads && m.g.layers[0].wq == m.grads + td_find(&m, "model.layers.0.self_attn.q_proj.weight")->offset;
+    int off = !m.lora_on && !m.la && m.grads && m.g.layers[0].wq.data == m.grads + td_find(&m, "model.layers.0.self_attn.q_proj.weight")->offset;
     free(a), free(b);
     td_free(&m);
     CHECK_MSG(!rc, "%s", e.msg);

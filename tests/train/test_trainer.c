@@ -309,7 +309,7 @@ static double blocked_logp_bound(const TrainDecoder *m, const float *logits, con
         double S = 0, lo = z[0], hi = z[0];
         for (int j = 0; j < V; j++) {
             double s = 0;
-            for (int k = 0; k < K; k++) s += fabs((double)x[k] * m->w.lm_head[(size_t)j * K + k]);
+            for (int k = 0; k < K; k++) s += fabs((double)x[k] * ((const float *)m->w.lm_head.data)[(size_t)j * K + k]);
             S = fmax(S, s), lo = fmin(lo, z[j]), hi = fmax(hi, z[j]);
         }
         B += 4 * gamma * S + 2 * u * (hi - lo + 2);
