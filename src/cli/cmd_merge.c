@@ -8,6 +8,7 @@
 #include "cli/commands.h"
 #include "model/open.h"
 #include "model/convert.h"
+#include "model/convert_mix.h"
 #include "train/checkpoint.h"
 
 int cmd_merge(int argc, char **argv) {
@@ -19,7 +20,7 @@ int cmd_merge(int argc, char **argv) {
         {"--save-dtype", NULL, ARG_STR, &save_dtype, "T", "float32, bfloat16 or float16 (default: the model's)", 0, 0},
         {"--max-shard-size", NULL, ARG_STR, &shard_size, "SIZE",
          "split the weights into shards of at most SIZE (500MB, 2GB, 1GiB, bytes) as transformers does", 0, 0},
-        {"--gguf", NULL, ARG_STR, &gguf, "T", "also write DIR/model.gguf in type T (f32, f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1, iq4_nl, q2_k, q3_k, q4_k, q5_k, q6_k, iq4_xs)", 0, 0},
+        {"--gguf", NULL, ARG_STR, &gguf, "T", "also write DIR/model.gguf in type T (f32, f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1, iq4_nl, q2_k, q3_k, q4_k, q5_k, q6_k, iq4_xs) or a llama.cpp preset (Q4_K_M, Q5_K_M, ...), as aloe convert --type", 0, 0},
         {NULL, NULL, 0, NULL, NULL, NULL, 0, 0},
     };
     const ArgCommand cmd = {"merge", "--model M --adapter DIR --out DIR",
@@ -37,7 +38,7 @@ int cmd_merge(int argc, char **argv) {
     CkptSaveOpts opts = {-1, 0, gguf};
     if (save_dtype && ckpt_dtype_parse(save_dtype, &opts.dtype, &e)) return cli_fail(&e);
     int gguf_type;
-    if (gguf && convert_type_parse(gguf, &gguf_type, &e)) {
+    if (gguf && convert_mix_parse_type(gguf, &gguf_type, &e)) {
         err_wrap(&e, "--gguf");
         return cli_fail(&e);
     }

@@ -33,8 +33,9 @@ typedef struct CkptSaveOpts {
                                * most this size (a bigger tensor gets a shard
                                * of its own) and model.safetensors.index.json */
     const char *gguf_type;    /* non-NULL: also write out_dir/model.gguf in
-                               * this type (f32, f16, bf16, q8_0, q4_0; see
-                               * model/convert.h); needs base_dir */
+                               * this type or llama.cpp preset, as `aloe
+                               * convert --type` takes it ("q8_0", "Q4_K_M":
+                               * convert_mix_parse_type); needs base_dir */
 } CkptSaveOpts;
 
 /* ckpt_save_model with options. A save over an earlier one never leaves a

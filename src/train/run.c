@@ -14,6 +14,7 @@
 #include "base/sha256.h"
 #include "formats/safetensors.h"
 #include "model/convert.h"
+#include "model/convert_mix.h"
 #include "model/open.h"
 #include "train/checkpoint.h"
 #include "train/encode.h"
@@ -649,7 +650,7 @@ static int check_options(const TrainRunOptions *o, Err *e) {
         return err_set(e, ERR_ARG, "--gguf and --max-shard-size apply to full fine-tuning; a LoRA run saves an "
                                    "adapter (aloe merge --gguf T --max-shard-size S writes the merged model)");
     int gt;
-    if (o->gguf_type && convert_type_parse(o->gguf_type, &gt, e)) return err_wrap(e, "--gguf");
+    if (o->gguf_type && convert_mix_parse_type(o->gguf_type, &gt, e)) return err_wrap(e, "--gguf");
     return o->kind == RUN_DPO ? dpo_config_check(&o->dpo, e) : 0;
 }
 
