@@ -11,7 +11,11 @@ BUILD ?= build-san
 OPT ?= -O1
 SANFLAGS = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 endif
-ARCH ?= -march=native
+# Everything but the SIMD kernels is built for x86-64-v2 (any x86-64 CPU of
+# the last 15 years); the kernels are built once per level below and chosen
+# at run time. ARCH=-march=native builds the rest for this CPU only (the
+# kernel levels keep their own flags).
+ARCH ?= -march=x86-64-v2
 PKGS = libcurl jansson sqlite3 libpcre2-8 libutf8proc openblas
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
@@ -20,12 +24,26 @@ CFLAGS_ALL = -std=c11 -g $(OPT) $(ARCH) -pthread -Wall -Wextra -D_GNU_SOURCE -Is
 LDLIBS_ALL = $(PKG_LIBS) -lyaml -lm -pthread $(SANFLAGS) $(LDFLAGS)
 
 LAYERS = base formats tok kernels model infer train llm aloe
-LIB_SRC := $(foreach l,$(LAYERS),$(wildcard src/$(l)/*.c))
+# The SIMD kernel sources, compiled once per kernel level (src/kernels/cpu.h,
+# klevel.h): -DKLEVEL=<level> names their functions, KFLAGS_<level> are the
+# target flags. Each level's flags switch off what is above it, so ARCH=
+# -march=native does not leak AVX-512 into the avx2 build. A level added
+# here is added to cpu.h's KernelLevel and kernel_funcs.h's KERNEL_LEVELS.
+KLEVELS = scalar avx2 avx512 avx512vbmi
+KLEVEL_SRC = $(addprefix src/kernels/,quant.c quant_avx512.c quant_kquant.c quant_legacy.c \
+             quant_legacy_avx512.c ops.c attention.c stream.c)
+KFLAGS_scalar = -mno-avx
+KFLAGS_avx2 = -mavx2 -mfma -mf16c -mbmi -mbmi2 -mno-avx512f -mno-avxvnni
+KFLAGS_avx512 = -mavx2 -mfma -mf16c -mbmi -mbmi2 -mno-avxvnni -mavx512f -mavx512bw -mavx512vl -mavx512dq \
+                -mavx512cd -mavx512vnni -mno-avx512vbmi
+KFLAGS_avx512vbmi = $(KFLAGS_avx512:-mno-avx512vbmi=-mavx512vbmi)
+LIB_SRC := $(filter-out $(KLEVEL_SRC),$(foreach l,$(LAYERS),$(wildcard src/$(l)/*.c)))
 CLI_SRC := $(wildcard src/cli/*.c)
 TEST_SRC := $(wildcard tests/*/test_*.c)
 TOOL_SRC := $(wildcard tests/tools/*.c)
 
-LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o)
+KLEVEL_OBJ := $(foreach l,$(KLEVELS),$(KLEVEL_SRC:src/kernels/%.c=$(BUILD)/src/kernels/$(l)/%.o))
+LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o) $(KLEVEL_OBJ)
 CLI_OBJ := $(CLI_SRC:%.c=$(BUILD)/%.o)
 TEST_BIN := $(TEST_SRC:%.c=$(BUILD)/%)
 TOOL_BIN := $(TOOL_SRC:%.c=$(BUILD)/%)
@@ -39,6 +57,14 @@ $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
 	@echo "  CC $<"
 	@$(CC) $(CFLAGS_ALL) -c $< -o $@
+
+define KLEVEL_RULE
+$$(BUILD)/src/kernels/$(1)/%.o: src/kernels/%.c
+	@mkdir -p $$(dir $$@)
+	@echo "  CC $$< ($(1))"
+	@$$(CC) $$(CFLAGS_ALL) $$(KFLAGS_$(1)) -DKLEVEL=$(1) -c $$< -o $$@
+endef
+$(foreach l,$(KLEVELS),$(eval $(call KLEVEL_RULE,$(l))))
 
 $(BUILD)/libaloe.a: $(LIB_OBJ)
 	@rm -f $@

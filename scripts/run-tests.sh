@@ -10,6 +10,9 @@
 # data: $ALOE_SHARED, default ../shared). Every skipped test is named at the
 # end; with ALOE_REQUIRE_ALL=1 (CI) any skip fails the run, so a missing or
 # misplaced shared/ cannot pass for a green run.
+#
+# TEST_ONLY="kernels/test_cpu model/test_decoder" runs only those programs
+# (paths under $BUILD/tests): .ci/run's runs at each kernel level.
 BUILD=${BUILD:-build}
 ALOE_SHARED=${ALOE_SHARED:-$(cd "$(dirname "$0")/.." && pwd)/../shared}
 export BUILD ALOE_SHARED
@@ -22,6 +25,9 @@ for t in $(find "$BUILD/tests" -type f -name 'test_*' -perm -u+x | sort); do
     # a binary left in the build folder by a test since moved or deleted
     # would pass for a test of today's tree: run only those with a source
     src="tests/${t#"$BUILD"/tests/}.c"
+    if [ -n "$TEST_ONLY" ]; then
+        case " $TEST_ONLY " in *" ${t#"$BUILD"/tests/} "*) ;; *) continue ;; esac
+    fi
     if [ ! -f "$src" ]; then
         echo "== $t: no $src (a stale build), not run"
         continue

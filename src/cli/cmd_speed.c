@@ -15,6 +15,8 @@
 #include "cli/args.h"
 #include "cli/commands.h"
 #include "model/open.h"
+#include "kernels/cpu.h"
+#include "kernels/dispatch.h"
 #include "kernels/stream.h"
 #include "model/decoder.h"
 
@@ -139,12 +141,36 @@ static int time_decode(Model *m, int n, int depth, int b, Rng *r, double *secs, 
     return rc;
 }
 
+/* The levels this CPU runs, "scalar avx2 ...", into buf. */
+static void levels_str(char *buf, size_t n) {
+    buf[0] = 0;
+    for (int l = 0; l <= cpu_level_max(cpu_features()); l++)
+        snprintf(buf + strlen(buf), n - strlen(buf), "%s%s", l ? " " : "", kernel_level_name(l));
+}
+
+/* aloe speed --kernels: the level chosen, the levels and the features. */
+static int print_kernels(int json) {
+    char levels[128], feats[512];
+    levels_str(levels, sizeof levels);
+    cpu_features_str(cpu_features(), feats, sizeof feats);
+    if (!json) {
+        printf("kernels: %s\nlevels: %s\ncpu: %s\n", kernel_level_name(kernel_level()), levels, feats);
+        return 0;
+    }
+    json_t *j = json_pack("{s:s, s:s, s:s}", "kernels", kernel_level_name(kernel_level()), "levels", levels, "cpu", feats);
+    char *text = j ? json_dumps(j, 0) : NULL;
+    if (text) printf("%s\n", text);
+    free(text);
+    json_decref(j);
+    return 0;
+}
+
 /* Three decimals, as the JSON line always had. */
 static double round3(double x) { return round(x * 1000) / 1000; }
 
 int cmd_speed(int argc, char **argv) {
     const char *model = NULL, *shape = NULL, *type = "q8_0", *kv_type = NULL;
-    int p = 512, n = 128, depth = 0, threads = 0, reps = 1, json = 0, batch = 1;
+    int p = 512, n = 128, depth = 0, threads = 0, reps = 1, json = 0, batch = 1, kernels = 0;
     ArgSpec specs[] = {
         {"--model", "-m", ARG_STR, &model, "M", "a Hugging Face model directory, a .gguf file or hf://ORG/REPO", 0, 0},
         {"--shape", NULL, ARG_STR, &shape, "NAME", "random weights of a known model's shape instead of --model", 0, 0},
@@ -158,6 +184,8 @@ int cmd_speed(int argc, char **argv) {
         {"--kv-type", NULL, ARG_STR, &kv_type, "T", "KV cache type, f32 or f16 (default: $ALOE_KV_TYPE, else f32)", 0, 0},
         {"--batch", "-b", ARG_INT, &batch, "B", "decode B sequences together (tokens/s counts all of them)", 0, 0},
         {"--json", NULL, ARG_FLAG, &json, NULL, "end with one JSON line of the results", 0, 0},
+        {"--kernels", NULL, ARG_FLAG, &kernels, NULL,
+         "print the kernel level chosen (ALOE_CPU caps it), the levels and the features of this CPU, and stop", 0, 0},
         {NULL, NULL, 0, NULL, NULL, NULL, 0, 0},
     };
     const ArgCommand cmd = {
@@ -173,6 +201,8 @@ int cmd_speed(int argc, char **argv) {
     err_clear(&e);
     int rc = args_parse_flags(&cmd, specs, argc, argv, &e);
     if (rc) return rc > 0 ? 0 : cli_fail(&e);
+    if (kernels_init(&e)) return cli_fail(&e); /* an ALOE_CPU this CPU cannot run */
+    if (kernels) return print_kernels(json);
     if (!model == !shape) {
         err_set(&e, ERR_ARG, "aloe speed: give either --model M or --shape NAME");
         return cli_fail(&e);
@@ -261,9 +291,12 @@ int cmd_speed(int argc, char **argv) {
                "%.2f MiB of KV cache per step: decode bound %.1f tokens/s, reached %.0f%%\n",
                stream_bytes / (1 << 20), weight_s * 1e3, stream_bytes / weight_s / 1e9, kv_step / (1 << 20),
                1 / stream_s, 100 * tg * stream_s);
-    printf("%smemory: weights %.2f MiB, KV cache %.2f MiB (%s, largest used), peak resident %.2f MiB\n",
-           stream_s > 0 ? "" : "\n", bytes / (1 << 20), (double)kv_max / (1 << 20), dtype_name(m->kv_type),
-           (double)rss / (1 << 20));
+    char levels[128];
+    levels_str(levels, sizeof levels);
+    printf("%skernels: %s (this CPU runs %s; ALOE_CPU caps it)\n", stream_s > 0 ? "" : "\n",
+           kernel_level_name(kernel_level()), levels);
+    printf("memory: weights %.2f MiB, KV cache %.2f MiB (%s, largest used), peak resident %.2f MiB\n",
+           bytes / (1 << 20), (double)kv_max / (1 << 20), dtype_name(m->kv_type), (double)rss / (1 << 20));
     if (json) { /* through jansson: a model path may hold quotes or backslashes */
         json_t *j = json_pack("{s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:i, s:i, s:i, s:i, s:i, s:i, s:f, s:f, s:f}", "model",
                               name, "type", wtype, "source", m->source, "weights_bytes",
@@ -277,6 +310,7 @@ int cmd_speed(int argc, char **argv) {
         /* what the bound counts a step to read: the weights and the mean KV cache */
         if (j && stream_s > 0) json_object_set_new(j, "decode_step_bytes", json_real(round(stream_bytes + kv_step)));
         if (j) json_object_set_new(j, "kv_type", json_string(dtype_name(m->kv_type)));
+        if (j) json_object_set_new(j, "kernels", json_string(kernel_level_name(kernel_level())));
         char *text = j ? json_dumps(j, JSON_REAL_PRECISION(10)) : NULL;
         if (text) printf("%s\n", text);
         free(text);

@@ -8,6 +8,7 @@
 #include "base/err.h"
 #include "base/fileio.h"
 #include "cli/commands.h"
+#include "kernels/dispatch.h"
 
 #ifndef ALOE_VERSION
 #define ALOE_VERSION "0.1.0"
@@ -90,6 +91,8 @@ int main(int argc, char **argv) {
         printf("aloe %s\n", ALOE_VERSION);
         return 0;
     }
+    Err ke; /* an ALOE_CPU naming a kernel level this CPU cannot run stops every command */
+    if (kernels_init(&ke)) return fprintf(stderr, "aloe: error: %s\n", ke.msg), 2;
     for (const Command *c = commands; c->name; c++) {
         if (strcmp(argv[1], c->name)) continue;
         if (!c->fn) {

@@ -1,3 +1,4 @@
+#include "kernels/klevel.h" /* first: built once per kernel level */
 #include "kernels/attention.h"
 
 #include <math.h>

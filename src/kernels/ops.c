@@ -1,3 +1,4 @@
+#include "kernels/klevel.h" /* first: built once per kernel level */
 #include "kernels/ops.h"
 
 #include <math.h>

@@ -1,3 +1,4 @@
+#include "kernels/klevel.h" /* first: built once per kernel level */
 #include "kernels/quant.h"
 #include "kernels/quant_internal.h"
 

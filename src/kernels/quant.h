@@ -11,9 +11,10 @@
  * per row. F32/F16/BF16 rows are dotted with f32 activations.
  *
  * Every fast dot has a plain scalar reference (`*_ref`) beside it; the
- * tests compare them. SIMD paths are chosen at compile time (#ifdef
- * __AVX2__ / __FMA__ / __F16C__, and AVX-512 BW/VL/VNNI for the quantised
- * dots, quant_avx512.c; the build uses -march=native). */
+ * tests compare them. The SIMD paths are written under #ifdef __AVX2__ /
+ * __FMA__ / __F16C__, and AVX-512 BW/VL/VNNI for the quantised dots
+ * (quant_avx512.c); this file is compiled once per kernel level and the
+ * level is chosen at run time (cpu.h, dispatch.h, klevel.h). */
 #ifndef ALOE_KERNELS_QUANT_H
 #define ALOE_KERNELS_QUANT_H
 
@@ -48,7 +49,8 @@ float vec_dot(int t, const void *row, const void *act, long n);
 float vec_dot_ref(int t, const void *row, const void *act, long n);
 
 /* Whether the quantised dots use their AVX-512 versions (default: yes
- * where the build has them); returns the previous setting. For tests and
+ * where the running kernel level has them; the avx2 and scalar levels
+ * have none: 0); returns the previous setting. For tests and
  * benchmarks comparing the two; not to be changed while kernels run. */
 int kernel_use_avx512(int on);
 

@@ -14,6 +14,7 @@
  * The results equal the reference dots up to float reordering (the
  * integer sums are exact); tests/kernels/test_kernels.c checks both
  * against vec_dot_ref with this path on and off. */
+#include "kernels/klevel.h" /* first: built once per kernel level */
 #include "kernels/quant_internal.h"
 
 #if KERNELS_AVX512

@@ -10,6 +10,7 @@
  * (VPDPBUSD on 256 bits where the build has AVX-512 VNNI or AVX-VNNI, else
  * maddubs) and an AVX-512 one (kquant512_dot_n, 64 weights a step), which
  * quant_avx512.c's dispatch calls. */
+#include "kernels/klevel.h" /* first: built once per kernel level */
 #include "kernels/quant_internal.h"
 
 #include <string.h>

@@ -11,6 +11,7 @@
  * so the unsigned quants (0..31) meet the activation in one unsigned x
  * signed byte product, and the mins and offsets cost one scalar FMA per
  * block from the sums that come with the activation. */
+#include "kernels/klevel.h" /* first: built once per kernel level */
 #include <string.h>
 
 #include "kernels/quant.h"

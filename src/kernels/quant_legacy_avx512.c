@@ -7,6 +7,7 @@
  * negate exactly). The results equal legacy_dot_ref up to float
  * reordering (the integer sums are exact); tests/kernels/test_quant_legacy.c
  * checks it. */
+#include "kernels/klevel.h" /* first: built once per kernel level */
 #include <string.h>
 
 #include "kernels/quant_internal.h"

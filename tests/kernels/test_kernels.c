@@ -19,6 +19,7 @@
 #include "kernels/ops.h"
 #include "kernels/quant.h"
 #include "kernels/threads.h"
+#include "levels.h"
 #include "test.h"
 
 static float *rand_vec(Rng *r, long n, float scale) {
@@ -591,21 +592,21 @@ static void test_dots_without_avx512(void) {
 }
 
 int main(void) {
-    RUN(test_vec_dot_matches_reference);
-    RUN(test_dequantize_matches_formats);
-    RUN(test_k_quant_dots_match_dequantised);
-    RUN(test_q4_0_multi);
-    RUN(test_multi_rows_any_batch);
-    RUN(test_quantize_activations);
-    RUN(test_matmul_matches_reference);
-    RUN(test_matmul_group_equals_separate);
-    RUN(test_q8_0_extreme_quants);
-    RUN(test_dots_without_avx512);
-    RUN(test_attention_matches_reference);
-    RUN(test_attention_head_sizes);
-    RUN(test_rmsnorm_softmax_swiglu);
-    RUN(test_exp_accuracy);
-    RUN(test_rope_layouts);
+    RUN_LEVELS(test_vec_dot_matches_reference);
+    RUN_LEVELS(test_dequantize_matches_formats);
+    RUN_LEVELS(test_k_quant_dots_match_dequantised);
+    RUN_LEVELS(test_q4_0_multi);
+    RUN_LEVELS(test_multi_rows_any_batch);
+    RUN_LEVELS(test_quantize_activations);
+    RUN_LEVELS(test_matmul_matches_reference);
+    RUN_LEVELS(test_matmul_group_equals_separate);
+    RUN_LEVELS(test_q8_0_extreme_quants);
+    RUN_LEVELS(test_dots_without_avx512);
+    RUN_LEVELS(test_attention_matches_reference);
+    RUN_LEVELS(test_attention_head_sizes);
+    RUN_LEVELS(test_rmsnorm_softmax_swiglu);
+    RUN_LEVELS(test_exp_accuracy);
+    RUN_LEVELS(test_rope_layouts);
     RUN(test_thread_pool);
     return test_summary();
 }

@@ -10,6 +10,7 @@
 
 #include "base/mem.h"
 #include "kernels/quant.h"
+#include "levels.h"
 #include "test.h"
 
 static const int TYPES[4] = {DT_Q2_K, DT_Q3_K, DT_Q5_K, DT_IQ4_XS};
@@ -151,8 +152,8 @@ static void test_extremes(void) {
 }
 
 int main(void) {
-    RUN(test_dots_match_reference);
-    RUN(test_dots_without_avx512);
-    RUN(test_extremes);
+    RUN_LEVELS(test_dots_match_reference);
+    RUN_LEVELS(test_dots_without_avx512);
+    RUN_LEVELS(test_extremes);
     return test_summary();
 }

@@ -23,6 +23,7 @@
 #include "kernels/matmul.h"
 #include "kernels/quant.h"
 #include "kernels/threads.h"
+#include "levels.h"
 #include "test.h"
 
 static const int TYPES[4] = {DT_Q4_1, DT_Q5_0, DT_Q5_1, DT_IQ4_NL};
@@ -252,11 +253,11 @@ static void test_matmul(void) {
 }
 
 int main(void) {
-    RUN(test_kernel_types);
-    RUN(test_reference_is_the_format);
-    RUN(test_fast_dots_match_reference);
-    RUN(test_extreme_blocks);
-    RUN(test_kernel_dequantize);
-    RUN(test_matmul);
+    RUN_LEVELS(test_kernel_types);
+    RUN_LEVELS(test_reference_is_the_format);
+    RUN_LEVELS(test_fast_dots_match_reference);
+    RUN_LEVELS(test_extreme_blocks);
+    RUN_LEVELS(test_kernel_dequantize);
+    RUN_LEVELS(test_matmul);
     return test_summary();
 }

@@ -8,6 +8,7 @@
 
 #include "base/mem.h"
 #include "kernels/stream.h"
+#include "levels.h"
 #include "test.h"
 
 static void test_every_byte_is_read(void) {
@@ -50,6 +51,6 @@ static void test_every_byte_is_read(void) {
 }
 
 int main(void) {
-    RUN(test_every_byte_is_read);
+    RUN_LEVELS(test_every_byte_is_read);
     return test_summary();
 }
