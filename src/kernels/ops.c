@@ -45,16 +45,6 @@ static inline float exp1(float x) {
 #define EXP(x) expf(x)
 #endif
 
-void rmsnorm_forward(float *out, const float *x, const float *w, int n, int dim, float eps) {
-    for (int t = 0; t < n; t++) {
-        const float *xt = x + (long)t * dim;
-        float *ot = out + (long)t * dim;
-        float ss = dot_f32(xt, xt, dim);
-        float scale = 1.0f / sqrtf(ss / (float)dim + eps);
-        for (int i = 0; i < dim; i++) ot[i] = w[i] * (xt[i] * scale);
-    }
-}
-
 void rmsnorm_offset_forward(float *out, const float *x, const float *w, float offset, int n, int dim, float eps) {
     for (int t = 0; t < n; t++) {
         const float *xt = x + (long)t * dim;
@@ -64,6 +54,11 @@ void rmsnorm_offset_forward(float *out, const float *x, const float *w, float of
         /* Gemma: (x * rsqrt(...)) * (1 + w), both factors in float */
         for (int i = 0; i < dim; i++) ot[i] = (xt[i] * scale) * (offset + w[i]);
     }
+}
+
+/* offset 0: 0 + w[i] is w[i] exactly, so this is plain RMSNorm bit for bit */
+void rmsnorm_forward(float *out, const float *x, const float *w, int n, int dim, float eps) {
+    rmsnorm_offset_forward(out, x, w, 0.0f, n, dim, eps);
 }
 
 void layernorm_noparam_forward(float *out, const float *x, int n, int dim, float eps) {
