@@ -729,6 +729,12 @@ int gguf_model_config(const Gguf *g, ModelConfig *c, Err *e) {
     memset(c, 0, sizeof *c);
     if (gguf_get_str(g, "general.architecture", &a, e)) return -1;
     const ArchDesc *ad = arch_by_gguf(a);
+    /* llama.cpp writes a multimodal model as two files: the text model
+     * (gemma3, ...) and the vision tower and projector ("clip", the mmproj
+     * file) */
+    if (!ad && !strcmp(a, "clip"))
+        return err_set(e, ERR_UNSUPPORTED, "%s: a vision projector (mmproj) file, general.architecture clip: aloe runs "
+                       "the text model, the other .gguf llama.cpp wrote beside it", gguf_path(g));
     if (!ad)
         return err_set(e, ERR_UNSUPPORTED, "%s: unsupported GGUF architecture %s (supported: %s)", gguf_path(g), a,
                        arch_gguf_names());
