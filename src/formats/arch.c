@@ -8,7 +8,12 @@
 /* Shorthands for the table rows: a per-layer matrix, vector and norm. */
 #define LMAT (TK_LAYER | TK_MATRIX)
 #define LNORM (TK_LAYER | TK_NORM)
-#define HFL(s) "model.layers.#." s
+/* The decoder's HF prefix (HF_MODEL) and the head's (HF_HEAD): "model." and
+ * "" for the causal LMs; Gemma 3's multimodal checkpoints nest the text
+ * decoder (redefined around their lists below). */
+#define HF_MODEL "model."
+#define HF_HEAD ""
+#define HFL(s) HF_MODEL "layers.#." s
 #define GGL(s) "blk.#." s
 
 /* The Llama-family decoder: Llama 2/3.x, Mistral, Qwen2/2.5, Qwen3 share
@@ -49,9 +54,9 @@ static const ArchTensor LLAMA_TENSORS[] = {
     {PARAM_W_GATE, HFL("mlp.gate_proj.weight"), GGL("ffn_gate.weight"), DIM_FF, DIM_HIDDEN, LMAT},                 \
     {PARAM_W_UP, HFL("mlp.up_proj.weight"), GGL("ffn_up.weight"), DIM_FF, DIM_HIDDEN, LMAT},                       \
     {PARAM_W_DOWN, HFL("mlp.down_proj.weight"), GGL("ffn_down.weight"), DIM_HIDDEN, DIM_FF, LMAT}
-#define EMBED_ROW {PARAM_EMBED, "model.embed_tokens.weight", "token_embd.weight", DIM_VOCAB, DIM_HIDDEN, TK_MATRIX}
-#define OUT_NORM_ROW {PARAM_OUT_NORM, "model.norm.weight", "output_norm.weight", DIM_HIDDEN, DIM_NONE, TK_NORM}
-#define LM_HEAD_ROW {PARAM_LM_HEAD, "lm_head.weight", "output.weight", DIM_VOCAB, DIM_HIDDEN, TK_MATRIX | TK_UNTIED}
+#define EMBED_ROW {PARAM_EMBED, HF_MODEL "embed_tokens.weight", "token_embd.weight", DIM_VOCAB, DIM_HIDDEN, TK_MATRIX}
+#define OUT_NORM_ROW {PARAM_OUT_NORM, HF_MODEL "norm.weight", "output_norm.weight", DIM_HIDDEN, DIM_NONE, TK_NORM}
+#define LM_HEAD_ROW {PARAM_LM_HEAD, HF_HEAD "lm_head.weight", "output.weight", DIM_VOCAB, DIM_HIDDEN, TK_MATRIX | TK_UNTIED}
 
 /* OLMo (1, 0724): Llama without any norm weight (its LayerNorms have no
  * parameters). */
@@ -90,18 +95,32 @@ static const ArchTensor GEMMA2_TENSORS[] = {
 };
 
 /* Gemma 3 (text): Gemma 2's and per-head q/k norms. */
-static const ArchTensor GEMMA3_TENSORS[] = {
-    EMBED_ROW,
-    INPUT_NORM_ROW,
-    ATTN_PROJ,
-    {PARAM_Q_NORM, HFL("self_attn.q_norm.weight"), GGL("attn_q_norm.weight"), DIM_HEAD, DIM_NONE, LNORM | TK_QK_NORM},
-    {PARAM_K_NORM, HFL("self_attn.k_norm.weight"), GGL("attn_k_norm.weight"), DIM_HEAD, DIM_NONE, LNORM | TK_QK_NORM},
-    GEMMA_NORMS_ATTN,
-    MLP_PROJ,
-    GEMMA_NORM_FFN,
-    OUT_NORM_ROW,
-    LM_HEAD_ROW,
-};
+#define GEMMA3_ROWS                                                                                                 \
+    EMBED_ROW, INPUT_NORM_ROW, ATTN_PROJ,                                                                           \
+    {PARAM_Q_NORM, HFL("self_attn.q_norm.weight"), GGL("attn_q_norm.weight"), DIM_HEAD, DIM_NONE, LNORM | TK_QK_NORM}, \
+    {PARAM_K_NORM, HFL("self_attn.k_norm.weight"), GGL("attn_k_norm.weight"), DIM_HEAD, DIM_NONE, LNORM | TK_QK_NORM}, \
+    GEMMA_NORMS_ATTN, MLP_PROJ, GEMMA_NORM_FFN, OUT_NORM_ROW, LM_HEAD_ROW
+static const ArchTensor GEMMA3_TENSORS[] = {GEMMA3_ROWS};
+
+/* Gemma3ForConditionalGeneration's text decoder: the same rows under the
+ * published checkpoints' prefixes (transformers' _checkpoint_conversion_mapping
+ * maps "^language_model.model" to "model.language_model" and
+ * "^language_model.lm_head" to "lm_head": the second list). The GGUF names
+ * are the text model's: llama.cpp's converter drops the prefix. */
+#undef HF_MODEL
+#undef HF_HEAD
+#define HF_MODEL "language_model.model."
+#define HF_HEAD "language_model."
+static const ArchTensor GEMMA3_MM_TENSORS[] = {GEMMA3_ROWS};
+#undef HF_MODEL
+#undef HF_HEAD
+#define HF_MODEL "model.language_model."
+#define HF_HEAD ""
+static const ArchTensor GEMMA3_MM2_TENSORS[] = {GEMMA3_ROWS};
+#undef HF_MODEL
+#undef HF_HEAD
+#define HF_MODEL "model."
+#define HF_HEAD ""
 
 /* Phi-3 / 3.5: q, k, v in one qkv_proj and gate, up in one gate_up_proj
  * (llama.cpp: attn_qkv, and ffn_up holding both halves). */
@@ -143,6 +162,15 @@ static const ArchDesc ARCHS[] = {
      ARCHF_DECODER | ARCHF_NORM_PLUS1 | ARCHF_POST_NORM | ARCHF_GEGLU | ARCHF_EMBED_SCALE | ARCHF_QK_NORM |
          ARCHF_TIED_DEFAULT,
      LIST(GEMMA3_TENSORS), 6, 10000},
+    /* the text decoder of the multimodal Gemma 3; a "gemma3" GGUF reads as ARCH_GEMMA3 */
+    {ARCH_GEMMA3_MM, "Gemma3ForConditionalGeneration", "gemma3", "gemma3", NULL,
+     ARCHF_DECODER | ARCHF_NORM_PLUS1 | ARCHF_POST_NORM | ARCHF_GEGLU | ARCHF_EMBED_SCALE | ARCHF_QK_NORM |
+         ARCHF_TIED_DEFAULT | ARCHF_TEXT_OF_MM,
+     LIST(GEMMA3_MM_TENSORS), 6, 10000},
+    {ARCH_GEMMA3_MM2, "Gemma3ForConditionalGeneration", "gemma3", "gemma3", NULL,
+     ARCHF_DECODER | ARCHF_NORM_PLUS1 | ARCHF_POST_NORM | ARCHF_GEGLU | ARCHF_EMBED_SCALE | ARCHF_QK_NORM |
+         ARCHF_TIED_DEFAULT | ARCHF_TEXT_OF_MM,
+     LIST(GEMMA3_MM2_TENSORS), 6, 10000},
     {ARCH_PHI3, "Phi3ForCausalLM", "phi3", "phi3", "phi3", ARCHF_DECODER, LIST(PHI3_TENSORS), 0, 0},
     /* the encoder's tensors are model/encoder_load.c's */
     {ARCH_BERT, "BertModel", "bert", "bert", "bert", 0, NULL, 0, 0, 0},
@@ -167,11 +195,17 @@ const ArchDesc *arch_by_gguf(const char *g) {
     return NULL;
 }
 
+int arch_canonical(int arch) {
+    const ArchDesc *a = arch_desc(arch), *b = a && !a->gguf_read && a->gguf ? arch_by_gguf(a->gguf) : NULL;
+    return b ? b->arch : arch;
+}
+
 /* Literals rather than built from the table: a message must not race on
  * a lazily filled buffer. test_arch checks they list the table. */
 const char *arch_hf_names(void) {
     return "LlamaForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM, MistralForCausalLM, OlmoForCausalLM, "
-           "Olmo2ForCausalLM, Gemma2ForCausalLM, Gemma3ForCausalLM, Phi3ForCausalLM, BertModel";
+           "Olmo2ForCausalLM, Gemma2ForCausalLM, Gemma3ForCausalLM, Gemma3ForConditionalGeneration, "
+           "Phi3ForCausalLM, BertModel";
 }
 
 const char *arch_gguf_names(void) { return "llama, qwen2, qwen3, olmo, olmo2, gemma2, gemma3, phi3, bert"; }

@@ -102,6 +102,9 @@ enum {
     ARCHF_QK_NORM_FULL = 1 << 11, /* with ARCHF_QK_NORM: over the whole projection (OLMo 2) */
     ARCHF_TIED_DEFAULT = 1 << 12, /* tie_word_embeddings absent from config.json means true (the
                                    * class default transformers leaves out when saving: Gemma) */
+    ARCHF_TEXT_OF_MM = 1 << 13,   /* the text decoder of a multimodal checkpoint: config.json's
+                                   * text_config is the config, other towers' tensors are ignored
+                                   * (Gemma3ForConditionalGeneration) */
 };
 
 /* The quirks are ModelConfig fields (formats/hfdir.h: norm_type, norm_offset,
@@ -130,6 +133,10 @@ const ArchDesc *arch_desc(int arch);
  * or GGUF general.architecture is the name; NULL if none. */
 const ArchDesc *arch_by_hf(const char *hf, const char *model_type);
 const ArchDesc *arch_by_gguf(const char *gguf_arch);
+/* The architecture whose tensors and GGUF form arch shares under other HF
+ * names (the multimodal Gemma 3 -> ARCH_GEMMA3), else arch itself: a
+ * GGUF written from it reads back as that one. */
+int arch_canonical(int arch);
 /* "LlamaForCausalLM, Qwen2ForCausalLM, ..." and "llama, qwen2, ..." for messages. */
 const char *arch_hf_names(void);
 const char *arch_gguf_names(void);

@@ -8,10 +8,12 @@
 #include <string.h>
 
 #include "base/fileio.h"
+#include "base/log.h"
 #include "base/mem.h"
 #include "formats/arch.h"
 #include "formats/dtype.h"
 #include "formats/gguf_write.h"
+#include "formats/safetensors.h"
 
 const char *model_arch_name(int arch) {
     const ArchDesc *a = arch_desc(arch);
@@ -331,6 +333,56 @@ static int check_act(Json *j, const ModelConfig *c) {
     return 0;
 }
 
+/* Gemma3TextConfig's defaults (transformers' configuration_gemma3.py) for
+ * the fields a Gemma 3 config leaves out: a multimodal checkpoint's
+ * text_config holds only the fields that differ from them (gemma-3-4b's:
+ * hidden_size, intermediate_size, num_hidden_layers, rope_scaling,
+ * sliding_window), and the generic defaults below (head_dim =
+ * hidden/heads, 2048 positions, rope_theta 1e4) are other numbers. */
+static void gemma3_text_defaults(json_t *o) {
+    static const struct {
+        const char *key;
+        double v;
+    } D[] = {
+        {"vocab_size", 262208},       {"hidden_size", 2304},          {"intermediate_size", 9216},
+        {"num_hidden_layers", 26},    {"num_attention_heads", 8},     {"num_key_value_heads", 4},
+        {"head_dim", 256},            {"max_position_embeddings", 131072}, {"query_pre_attn_scalar", 256},
+        {"sliding_window", 4096},     {"pad_token_id", 0},            {"eos_token_id", 1},
+        {"bos_token_id", 2},
+    };
+    for (size_t i = 0; i < sizeof D / sizeof D[0]; i++)
+        if (!json_object_get(o, D[i].key)) json_object_set_new(o, D[i].key, json_integer((json_int_t)D[i].v));
+    if (!json_object_get(o, "rms_norm_eps")) json_object_set_new(o, "rms_norm_eps", json_real(1e-6));
+    if (!json_object_get(o, "rope_theta")) json_object_set_new(o, "rope_theta", json_real(1e6));
+    if (!json_object_get(o, "rope_local_base_freq")) json_object_set_new(o, "rope_local_base_freq", json_real(1e4));
+}
+
+/* A multimodal checkpoint's text decoder config: config.json's text_config
+ * (absent or null: the text class's defaults, as transformers builds it),
+ * with the token ids config.json keeps at the top level (gemma-3-4b-it's
+ * eos_token_id [1, 106]) and its dtype when text_config has none.
+ * vision_config and the other top-level fields are not the decoder's. */
+static json_t *text_config_of(Json *j) {
+    json_t *tc = json_object_get(j->root, "text_config");
+    if (tc && !json_is_null(tc) && !json_is_object(tc)) {
+        err_set(j->e, ERR_PARSE, "%s: field \"text_config\" must be an object (the text decoder's config)", j->name);
+        return NULL;
+    }
+    json_t *m = json_is_object(tc) ? json_deep_copy(tc) : json_object();
+    static const char *const ids[] = {"bos_token_id", "eos_token_id", "pad_token_id"};
+    for (size_t i = 0; i < sizeof ids / sizeof ids[0]; i++) {
+        json_t *v = json_object_get(j->root, ids[i]);
+        if (v) json_object_set(m, ids[i], v);
+    }
+    static const char *const dt[] = {"dtype", "torch_dtype"};
+    if (!json_object_get(m, "dtype") && !json_object_get(m, "torch_dtype"))
+        for (size_t i = 0; i < 2; i++) {
+            json_t *v = json_object_get(j->root, dt[i]);
+            if (v) json_object_set(m, dt[i], v);
+        }
+    return m;
+}
+
 int hf_config_parse(const char *text, const char *name, ModelConfig *c, Err *e) {
     json_error_t je;
     json_t *root = json_loads(text, 0, &je);
@@ -338,11 +390,21 @@ int hf_config_parse(const char *text, const char *name, ModelConfig *c, Err *e) 
     Json j = {root, name, e};
     memset(c, 0, sizeof *c);
     int rc = -1;
+    char *text_name = NULL;
     if (!json_is_object(root)) {
         err_set(e, ERR_PARSE, "%s: expected a JSON object", name);
         goto done;
     }
     if (find_arch(&j, &c->arch)) goto done;
+    if (arch_desc(c->arch)->flags & ARCHF_TEXT_OF_MM) {
+        json_t *tc = text_config_of(&j);
+        if (!tc) goto done;
+        json_decref(root);
+        j.root = root = tc;
+        /* messages name the section the fields are in */
+        j.name = text_name = xasprintf("%s: text_config", name);
+    }
+    if (arch_canonical(c->arch) == ARCH_GEMMA3) gemma3_text_defaults(root);
     int bert = c->arch == ARCH_BERT;
     if (j_int(&j, root, "hidden_size", 0, 1, &c->hidden_size) ||
         j_int(&j, root, "intermediate_size", 0, 1, &c->intermediate_size) ||
@@ -394,8 +456,35 @@ int hf_config_parse(const char *text, const char *name, ModelConfig *c, Err *e) 
     if ((arch_desc(c->arch)->flags & ARCHF_SW_OPT_IN) && !json_is_true(use_sw)) c->sliding_window = 0;
     rc = 0;
 done:
+    free(text_name);
     json_decref(root);
     return rc;
+}
+
+/* The multimodal Gemma 3's tensor layout, from the weights: the
+ * published checkpoints' "language_model.model." or transformers >= 4.52's
+ * "model.language_model." (the embedding's name tells). One log line says
+ * the other towers' tensors are not used. No weights (or unreadable ones):
+ * the published layout; the loader reports what is missing. */
+static void mm_layout(const char *dir, ModelConfig *c) {
+    Err ignore = {0};
+    SafeTensors *st = st_open(dir, &ignore);
+    if (!st) return;
+    const ArchDesc *a = arch_desc(c->arch);
+    for (int arch = 0; arch < ARCH_COUNT; arch++) {
+        const ArchDesc *b = arch_desc(arch);
+        const ArchTensor *emb = arch_tensor_of(arch, PARAM_EMBED);
+        if (b && emb && (b->flags & ARCHF_TEXT_OF_MM) && !strcmp(b->hf, a->hf) && st_find(st, emb->hf)) {
+            c->arch = arch;
+            break;
+        }
+    }
+    int other = 0, n = st_count(st), layer;
+    for (int i = 0; i < n; i++) other += arch_kind_of_hf_in(c->arch, st_tensor(st, i)->name, &layer) < 0;
+    if (other)
+        log_info("%s: %s: running its text decoder; the %d other tensors (vision tower, projector) are not used", dir,
+                 a->hf, other);
+    st_close(st);
 }
 
 int hf_config_load(const char *dir, ModelConfig *cfg, Err *e) {
@@ -406,6 +495,7 @@ int hf_config_load(const char *dir, ModelConfig *cfg, Err *e) {
         rc = hf_config_parse(text, p, cfg, e);
         free(text);
     }
+    if (!rc && (arch_desc(cfg->arch)->flags & ARCHF_TEXT_OF_MM)) mm_layout(dir, cfg);
     free(p);
     return rc;
 }
@@ -639,6 +729,12 @@ int gguf_model_config(const Gguf *g, ModelConfig *c, Err *e) {
     memset(c, 0, sizeof *c);
     if (gguf_get_str(g, "general.architecture", &a, e)) return -1;
     const ArchDesc *ad = arch_by_gguf(a);
+    /* llama.cpp writes a multimodal model as two files: the text model
+     * (gemma3, ...) and the vision tower and projector ("clip", the mmproj
+     * file) */
+    if (!ad && !strcmp(a, "clip"))
+        return err_set(e, ERR_UNSUPPORTED, "%s: a vision projector (mmproj) file, general.architecture clip: aloe runs "
+                       "the text model, the other .gguf llama.cpp wrote beside it", gguf_path(g));
     if (!ad)
         return err_set(e, ERR_UNSUPPORTED, "%s: unsupported GGUF architecture %s (supported: %s)", gguf_path(g), a,
                        arch_gguf_names());
@@ -816,8 +912,9 @@ int model_config_diff(const ModelConfig *a, const ModelConfig *b, char *buf, siz
         snprintf(buf, size, "%s: %g != %g", #f, (double)a->f, (double)b->f);                 \
         return 1;                                                                            \
     }
-    /* llama.cpp converts Mistral checkpoints to the llama architecture */
-    int arch_a = a->arch == ARCH_MISTRAL ? ARCH_LLAMA : a->arch, arch_b = b->arch == ARCH_MISTRAL ? ARCH_LLAMA : b->arch;
+    /* llama.cpp converts Mistral checkpoints to the llama architecture, and
+     * the multimodal Gemma 3's text decoder to gemma3 */
+    int arch_a = arch_canonical(a->arch), arch_b = arch_canonical(b->arch);
     if (arch_a != arch_b) {
         snprintf(buf, size, "arch: %s != %s", model_arch_name(a->arch), model_arch_name(b->arch));
         return 1;

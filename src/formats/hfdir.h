@@ -28,6 +28,15 @@ typedef enum ModelArch {
     ARCH_GEMMA2,    /* Gemma2ForCausalLM; GGUF "gemma2" */
     ARCH_GEMMA3,    /* Gemma3ForCausalLM (text); GGUF "gemma3" */
     ARCH_PHI3,      /* Phi3ForCausalLM (Phi-3, Phi-3.5); GGUF "phi3" */
+    /* Gemma3ForConditionalGeneration (gemma-3-4b/12b/27b): its text decoder,
+     * config from text_config, the vision tower ignored. Two tensor layouts
+     * exist on the hub: the published one ("language_model.model.layers.#",
+     * "language_model.lm_head") and transformers >= 4.52's in-memory one
+     * ("model.language_model.layers.#", "lm_head"); hf_config_load tells
+     * them apart by the weights. Written to GGUF as "gemma3", as llama.cpp
+     * writes the text model (the vision tower goes to a separate mmproj). */
+    ARCH_GEMMA3_MM,
+    ARCH_GEMMA3_MM2,
     ARCH_COUNT
 } ModelArch;
 

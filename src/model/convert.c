@@ -227,6 +227,8 @@ int convert_hf_to_gguf(const char *hf_dir, const char *out_path, int type, Err *
     for (int i = 0; i < n && !rc; i++) {
         const TensorView *t = st_tensor(st, i);
         if (ends_with(t->name, "rotary_emb.inv_freq")) continue; /* recomputed from the config, as llama.cpp does */
+        int lyr; /* a multimodal checkpoint's vision tower: llama.cpp writes it to a separate mmproj file */
+        if ((arch_desc(c.arch)->flags & ARCHF_TEXT_OF_MM) && arch_kind_of_hf_in(c.arch, t->name, &lyr) < 0) continue;
         if (plan_tensor(&c, t, type, mix, &plan[i], &scratch_size, e)) rc = err_wrap(e, "%s", hf_dir);
         if (t->ndim >= 2 && plan[i].type != DT_F32) matrices++, fell_back += !mix && plan[i].type != type;
     }

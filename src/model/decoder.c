@@ -105,6 +105,7 @@ int kv_cache_init(KvCache *kv, const Model *m, int max_seq, Err *e) {
     kv->n_heads = m->cfg.n_kv_heads;
     kv->head_dim = m->cfg.head_dim;
     kv->type = m->kv_type;
+    kv->rope_long = m->inv_freq_long && max_seq > m->cfg.rope.original_max_pos;
     kv->k = xaligned_alloc(kv_half_bytes(kv));
     kv->v = xaligned_alloc(kv_half_bytes(kv));
     return 0;
@@ -128,7 +129,8 @@ static char *kv_layer(const KvCache *kv, void *base, int layer) {
 }
 
 int kv_cache_compatible(const KvCache *a, const KvCache *b) {
-    return a->n_layers == b->n_layers && a->n_heads == b->n_heads && a->head_dim == b->head_dim && a->type == b->type;
+    return a->n_layers == b->n_layers && a->n_heads == b->n_heads && a->head_dim == b->head_dim && a->type == b->type &&
+           a->rope_long == b->rope_long;
 }
 
 int kv_cache_copy_prefix(KvCache *dst, const KvCache *src, int n, Err *e) {
@@ -280,19 +282,13 @@ int model_forward_batch(Model *m, KvCache *const *caches, const int32_t *ids, co
             return err_set(e, ERR_ARG, "forward: logits row %d is outside the batch of %d", out_rows[i], n);
     RunState *rs = run_state_get(m, n);
     embed_rows(m, rs->x, ids, n);
-    /* LongRoPE: a sequence takes the long factors for all its tokens of
-     * this call once its last one here is past the original context
-     * (transformers: the sequence length, max position + 1, decides for the
-     * whole forward). Per sequence, so sequences batched together do not
-     * change each other's factors. A sequence that crosses the switch while
-     * decoding keeps its earlier keys, made with the short factors, where
-     * transformers' Phi-3 drops its cache and recomputes them. */
+    /* LongRoPE: by the sequence's cache (KvCache.rope_long), so its keys
+     * never mix the two factor lists and sequences batched together keep
+     * their own */
     unsigned char *long_tok = NULL;
     if (c->rope.type == ROPE_LONGROPE && m->inv_freq_long) {
         long_tok = xcalloc((size_t)n, 1);
-        for (int t = 0; t < n; t++)
-            for (int u = 0; u < n && !long_tok[t]; u++)
-                long_tok[t] = caches[u] == caches[t] && pos[u] + 1 > c->rope.original_max_pos;
+        for (int t = 0; t < n; t++) long_tok[t] = (unsigned char)caches[t]->rope_long;
     }
     for (int l = 0; l < c->n_layers; l++) {
         attention_block(m, rs, &m->w.layers[l], l, caches, pos, n, long_tok);

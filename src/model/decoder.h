@@ -42,9 +42,11 @@ void model_rope_inv_freq(const ModelConfig *c, const float *freq_factors, float 
  * sliding layers' (Gemma 3: rope.local_theta, unscaled; the global table
  * when local_theta is 0); ROPE_TAB_LONG LongRoPE's long factors (the global
  * table otherwise). A layer's table: arch_layer_sliding(c, l) && local_theta
- * ? LOCAL : GLOBAL, and with LongRoPE LONG for a forward whose last position
- * + 1 exceeds rope.original_max_pos (transformers' rule: the longest
- * sequence of the call decides). cos/sin are scaled by model_rope_mscale. */
+ * ? LOCAL : GLOBAL, and with LongRoPE LONG for a sequence whose KV cache
+ * holds more than rope.original_max_pos positions (KvCache.rope_long:
+ * llama.cpp's rule by n_ctx; a sequence never switches mid-way). Training
+ * (no cache) takes transformers' rule: the call's longest sequence decides.
+ * cos/sin are scaled by model_rope_mscale. */
 enum { ROPE_TAB_GLOBAL = 0, ROPE_TAB_LOCAL = 1, ROPE_TAB_LONG = 2 };
 void model_rope_inv_freq_for(const ModelConfig *c, const float *freq_factors, int table, float *inv_freq);
 /* The factor cos and sin are multiplied by: rope.attn_factor with LongRoPE, else 1. */
@@ -139,6 +141,7 @@ typedef struct Model {
 typedef struct KvCache {
     int n_layers, max_seq, n_heads, head_dim;
     int type; /* DT_F32 or DT_F16: the model's kv_type when made */
+    int rope_long; /* LongRoPE: its sequence takes the long factors (max_seq > original_max_pos) */
     void *k, *v;
     int len;
 } KvCache;
@@ -172,7 +175,7 @@ void kv_cache_free(KvCache *kv);
  * ~12 us per 4 KB page on a virtual machine). Benchmarks call it before
  * timing, as llama-bench clears its KV buffer when it creates a context. */
 void kv_cache_touch(KvCache *kv);
-/* 1 if a and b hold the same layers, heads and element type (made for one
+/* 1 if a and b hold the same layers, heads, element type and LongRoPE factors (made for one
  * model, so that positions copy between them). */
 int kv_cache_compatible(const KvCache *a, const KvCache *b);
 /* Copies positions 0..n-1 of src's keys and values into dst (made for the

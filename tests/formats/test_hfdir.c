@@ -153,7 +153,8 @@ static void test_config_errors(void) {
     CHECK(hf_config_parse("{\"architectures\":[\"GPT2LMHeadModel\"]}", "x/config.json", &c, &e) == -1);
     CHECK_MSG(strstr(e.msg, "x/config.json: unsupported architecture GPT2LMHeadModel (supported: LlamaForCausalLM, "
                             "Qwen2ForCausalLM, Qwen3ForCausalLM, MistralForCausalLM, OlmoForCausalLM, "
-                            "Olmo2ForCausalLM, Gemma2ForCausalLM, Gemma3ForCausalLM, Phi3ForCausalLM, BertModel)"),
+                            "Olmo2ForCausalLM, Gemma2ForCausalLM, Gemma3ForCausalLM, Gemma3ForConditionalGeneration, "
+                            "Phi3ForCausalLM, BertModel)"),
               "%s", e.msg);
     CHECK_EQ_INT(e.code, ERR_UNSUPPORTED);
     CHECK(hf_config_parse("{\"architectures\":[\"LlamaForCausalLM\"],\"hidden_size\":64}", "c.json", &c, &e) == -1);
