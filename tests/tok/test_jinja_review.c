@@ -4,7 +4,9 @@
  * - a sign takes its operand without filters, which then apply to the
  *   signed value (jinja2's parse_unary): -1|abs is 1, -x.y|abs is |x.y|;
  * - `set` and {{ }} take a tuple without parentheses (parse_tuple):
- *   {% set a, b = 1, 2 %}, {{ 1, 2 }}. */
+ *   {% set a, b = 1, 2 %}, {{ 1, 2 }};
+ * - a missing attribute's error read "'list object' has no attribute 'foo'
+ *   is undefined". */
 #include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
@@ -62,7 +64,22 @@ static void test_sign_before_filter_errors(void) {
     json_decref(vars);
 }
 
+/* A missing attribute's error says what jinja2 says, once. */
+static void test_missing_attribute_message(void) {
+    json_t *vars = json_loads("{\"messages\": []}", 0, NULL);
+    Err e = {0};
+    char *got = NULL;
+    JinjaTemplate *t = jinja_parse("{{ messages.foo.bar }}", NULL, &e);
+    CHECK(t != NULL);
+    CHECK(jinja_render(t, vars, 0, &got, &e) != 0);
+    CHECK_MSG(strstr(e.msg, "'list object' has no attribute 'foo'") && !strstr(e.msg, "is undefined"), "%s", e.msg);
+    free(got);
+    jinja_free(t);
+    json_decref(vars);
+}
+
 int main(void) {
+    RUN(test_missing_attribute_message);
     RUN(test_matches_jinja2);
     RUN(test_sign_before_filter_errors);
     return test_summary();
