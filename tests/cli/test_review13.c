@@ -9,6 +9,7 @@
 #include "base/fileio.h"
 #include "base/mem.h"
 #include "formats/gguf.h"
+#include "tok/chat_template.h"
 #include "test.h"
 
 #define ARCH_MODELS "tests/data/arch/models/"
@@ -58,7 +59,24 @@ static void test_gguf_flag_takes_presets(void) {
     free(out), free(args), free(tmp);
 }
 
+/* README: --chat-template takes a built-in family or a .jinja file; the
+ * help of the commands that document it says both, every family named. */
+static void test_chat_template_help(void) {
+    const char *cmds[] = {"chat", "bench"};
+    for (int i = 0; i < 2; i++) {
+        char *out = NULL, *args = xasprintf("%s --help", cmds[i]);
+        int rc = aloe_sh_run(NULL, args, &out);
+        CHECK_EQ_INT(rc, 0);
+        const char *h = strstr(out, "--chat-template");
+        CHECK_MSG(h && strstr(h, ".jinja"), "aloe %s: --chat-template does not mention a .jinja file", args);
+        for (const char *const *n = chat_template_names(); *n; n++)
+            CHECK_MSG(strstr(h, *n), "aloe %s: --chat-template does not name the family %s", args, *n);
+        free(out), free(args);
+    }
+}
+
 int main(void) {
     RUN(test_gguf_flag_takes_presets);
+    RUN(test_chat_template_help);
     return test_summary();
 }
