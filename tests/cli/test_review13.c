@@ -75,7 +75,35 @@ static void test_chat_template_help(void) {
     }
 }
 
+/* aloe kld's default --ctx 512 on a model of 256 positions ran past the
+ * context without a word; llama-perplexity warns there, and so must kld. */
+static void test_kld_warns_past_context(void) {
+    char *tmp = test_tmpdir(), *ids = xasprintf("%s/ids.txt", tmp), *out = NULL;
+    char *text = xstrdup("");
+    for (int i = 0; i < 600; i++) {
+        char *t = xasprintf("%s%d ", text, 10 + i % 1000);
+        free(text);
+        text = t;
+    }
+    test_put_text(ids, text);
+    char *args = xasprintf("kld --base " ARCH_MODELS "tiny-olmo --model tests/data/arch/gguf-llamacpp/tiny-olmo-q8_0.gguf "
+                           "--ids %s --ctx 300 -t 1",
+                           ids);
+    int rc = aloe_sh_run(NULL, args, &out);
+    CHECK_MSG(rc == 0, "aloe %s: exit %d: %s", args, rc, out);
+    CHECK_MSG(strstr(out, "warning: --ctx 300 is longer than the base model's context of 256 tokens"), "%s", out);
+    free(out), free(args);
+    /* within the context: no warning */
+    args = xasprintf("kld --base " ARCH_MODELS "tiny-olmo --model tests/data/arch/gguf-llamacpp/tiny-olmo-q8_0.gguf "
+                     "--ids %s --ctx 256 --chunks 1 -t 1",
+                     ids);
+    rc = aloe_sh_run(NULL, args, &out);
+    CHECK_MSG(rc == 0 && !strstr(out, "warning"), "aloe %s: exit %d: %s", args, rc, out);
+    free(out), free(args), free(ids), free(text), free(tmp);
+}
+
 int main(void) {
+    RUN(test_kld_warns_past_context);
     RUN(test_gguf_flag_takes_presets);
     RUN(test_chat_template_help);
     return test_summary();
