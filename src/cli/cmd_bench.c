@@ -276,7 +276,8 @@ int cmd_bench(int argc, char **argv) {
         {"--timeout", NULL, ARG_DOUBLE, &o.timeout, "S", "per-request time-out in seconds", 0, 0},
         {"--retries", NULL, ARG_INT, &o.retries, "N", "retries of a failed request (429, 5xx, time-outs)", 0, 0},
         {"--chat-template", NULL, ARG_STR, &o.chat_template, "NAME",
-         "chat template of a local evaluated model, overriding its own", 0, 0},
+         "chat template of a local evaluated model, overriding its own: a built-in family (chatml, qwen2.5, "
+         "qwen3, llama3, llama3.1, llama3.2, gemma, phi3, mistral-nemo) or a .jinja file", 0, 0},
         {"--user-chat-template", NULL, ARG_STR, &o.user_chat_template, "NAME", "the same for the user simulator",
          0, 0},
         {"--judge-chat-template", NULL, ARG_STR, &o.judge_chat_template, "NAME", "the same for the judge", 0, 0},

@@ -118,7 +118,9 @@ int cmd_chat(int argc, char **argv) {
          "a Hugging Face directory, a .gguf file, hf://ORG/REPO[@REV][/FILE], or an endpoint's model name", 1, 0},
         {"--system", NULL, ARG_STR, &system, "TEXT", "the system prompt", 0, 0},
         {"--chat-template", NULL, ARG_STR, &tmpl, "NAME",
-         "chat template family, overriding the model's own (needed for a GGUF file without one)", 0, 0},
+         "the model's own chat template overridden by a built-in family (chatml, qwen2.5, qwen3, llama3, llama3.1, "
+         "llama3.2, gemma, phi3, mistral-nemo) or by a Jinja template file (a NAME with / or ending in .jinja); "
+         "needed for a GGUF file without one", 0, 0},
         {"--temperature", NULL, ARG_DOUBLE, &temperature, "T",
          "0 = greedy; negative: the checkpoint's generation_config, else greedy", 0, 0},
         {"--top-p", NULL, ARG_DOUBLE, &top_p, "P", "nucleus sampling (1 = off; negative: the checkpoint's)", 0, 0},

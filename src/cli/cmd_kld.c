@@ -165,6 +165,16 @@ int cmd_kld(int argc, char **argv) {
     if (!rc) rc = read_ids(text, ids_path, b.tok, &ids, &n_ids, &ko.bos, &e);
     if (!rc && (rc = kld_n_chunks(n_ids, &ko, &e) < 0)) err_wrap(&e, "%s %s", text ? "--text" : "--ids", text ? text : ids_path);
     if (!rc && (rc = model_open(model_spec, &mo, &m, &e))) err_wrap(&e, "--model");
+    /* llama-perplexity runs past the training context with a warning; so
+     * does this, so that both still compare, but never silently */
+    for (int k = 0; k < 2 && !rc; k++) {
+        const ModelBundle *x = k ? &m : &b;
+        if (x->model->cfg.max_pos > 0 && n_ctx > x->model->cfg.max_pos)
+            fprintf(stderr,
+                    "aloe kld: warning: --ctx %d is longer than the %s model's context of %d tokens "
+                    "(max_position_embeddings): the positions past it were never trained\n",
+                    n_ctx, k ? "compared" : "base", x->model->cfg.max_pos);
+    }
     if (!rc) {
         fprintf(stderr, "aloe kld: %d tokens, %d chunks of %d, %d positions scored per chunk\n", n_ids,
                 kld_n_chunks(n_ids, &ko, &e), n_ctx, n_ctx - 1 - n_ctx / 2);

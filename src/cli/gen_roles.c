@@ -23,7 +23,7 @@ int genrole_specs(GenRole *roles, int n, ArgSpec *specs, const char *model_flag)
         snprintf(r->help_url, sizeof r->help_url, "endpoint of the %s role (default: --base-url)", r->name);
         snprintf(r->help_key, sizeof r->help_key, "variable holding the %s role's API key", r->name);
         snprintf(r->flag_tmpl, sizeof r->flag_tmpl, "--%s-chat-template", r->name);
-        snprintf(r->help_tmpl, sizeof r->help_tmpl, "chat template of a local %s model, overriding its own", r->name);
+        snprintf(r->help_tmpl, sizeof r->help_tmpl, "chat template of a local %s model, overriding its own (a family or a .jinja file)", r->name);
         specs[k++] = (ArgSpec){r->flag_model, NULL, ARG_STR, &r->model, "M", r->help_model, 0, 0};
         specs[k++] = (ArgSpec){r->flag_url, NULL, ARG_STR, &r->base_url, "URL", r->help_url, 0, 0};
         specs[k++] = (ArgSpec){r->flag_key, NULL, ARG_STR, &r->key_env, "VAR", r->help_key, 0, 0};

@@ -28,13 +28,23 @@ static int convert_type_ok(int type) {
     return convert_mix_is_preset(type); /* llama.cpp's presets: convert_mix.c */
 }
 
-int convert_type_parse(const char *name, int *type, Err *e) {
+/* A lower-case type name: every matrix that type. */
+static int pure_type_parse(const char *name, int *type, Err *e) {
     for (size_t i = 0; i < sizeof CONVERT_TYPES / sizeof *CONVERT_TYPES; i++)
         if (!strcmp(name, dtype_name(CONVERT_TYPES[i]))) {
             *type = CONVERT_TYPES[i];
             return 0;
         }
     return err_set(e, ERR_ARG, "GGUF type \"%s\": expected " CONVERT_TYPES_TEXT, name);
+}
+
+/* Every caller (convert --type, merge and train --gguf) takes the presets
+ * too: the README promises them wherever a GGUF is written. */
+int convert_type_parse(const char *name, int *type, Err *e) {
+    Err as_type, ignored;
+    if (!pure_type_parse(name, type, &as_type) || !convert_mix_parse(name, type, &ignored)) return 0;
+    return err_set(e, ERR_ARG, "%s (every matrix that type), or a llama.cpp preset in any case: " CONVERT_MIX_NAMES,
+                   as_type.msg);
 }
 
 int convert_file_type(int type) {

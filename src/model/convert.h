@@ -29,7 +29,8 @@
 
 struct GgufWriter;
 
-/* "f32", "f16", "bf16", "q8_0", "q4_0", "q4_k", "q6_k" -> DT_*. */
+/* A lower-case type name ("q8_0": every matrix that type) -> DT_*, else a
+ * llama-quantize preset in any case ("Q4_K_M") -> its convert_mix type. */
 int convert_type_parse(const char *name, int *type, Err *e);
 /* llama.cpp's general.file_type (LLAMA_FTYPE_*) for a DT_* type. */
 int convert_file_type(int type);

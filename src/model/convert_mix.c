@@ -53,13 +53,7 @@ int convert_mix_parse(const char *name, int *type, Err *e) {
     return err_set(e, ERR_ARG, "llama.cpp preset \"%s\": expected one of " CONVERT_MIX_NAMES, name);
 }
 
-int convert_mix_parse_type(const char *name, int *type, Err *e) {
-    Err as_type, ignored;
-    if (!convert_type_parse(name, type, &as_type) || !convert_mix_parse(name, type, &ignored)) return 0;
-    /* the type names' message, then the presets */
-    return err_set(e, ERR_ARG, "%s (every matrix that type), or a llama.cpp preset in any case: " CONVERT_MIX_NAMES,
-                   as_type.msg);
-}
+int convert_mix_parse_type(const char *name, int *type, Err *e) { return convert_type_parse(name, type, e); }
 
 const char *convert_mix_name(int type) {
     const Preset *p = preset_of(type);

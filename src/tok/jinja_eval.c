@@ -31,6 +31,9 @@ static JScope *scope_new(JCtx *c, JScope *parent) {
 }
 
 static JVal *undef_err(JCtx *c, const JNode *at, const JVal *u) {
+    /* jinja2's words: "'x' is undefined", but a missing attribute's own
+     * sentence ("'list object' has no attribute 'foo'") stands alone */
+    if (u->s && strstr(u->s, " has no attribute ")) return jerr(c, at, ERR_PARSE, "%s", u->s);
     if (u->s) return jerr(c, at, ERR_PARSE, "%s is undefined", u->s);
     return jerr(c, at, ERR_PARSE, "a value is undefined");
 }

@@ -388,25 +388,30 @@ static JNode *filter_tail(P *p, JNode *x) {
     }
 }
 
-static JNode *unary(P *p) {
+/* jinja2's parse_unary: the sign takes its operand with postfixes but
+ * without filters, which then apply to the signed value: -x.y is -(x.y),
+ * but -1|abs is (-1)|abs, 1. with_filter is 0 for a sign's operand. */
+static JNode *unary_f(P *p, int with_filter) {
     if (enter(p)) return NULL;
     JTok *t = cur(p);
     JNode *r;
     if (tok_is(t, JT_OP, "-") || tok_is(t, JT_OP, "+")) {
         p->i++;
-        JNode *x = unary(p);
+        JNode *x = unary_f(p, 0);
         if (!x) return NULL;
         r = mk(p, t->s[0] == '-' ? JN_NEG : JN_POS, t);
         r->a = x;
-        /* jinja2: -x|f is -(x|f) (filters bind tighter) */
     } else {
         JNode *x = primary(p);
         if (!x || !(x = postfix(p, x))) return NULL;
-        r = filter_tail(p, x);
+        r = x;
     }
+    if (with_filter && r) r = filter_tail(p, r);
     p->depth--;
     return r;
 }
+
+static JNode *unary(P *p) { return unary_f(p, 1); }
 
 /* The binary operators, one row per precedence level, loosest first
  * (jinja2's parser: or, and, [not], comparisons, ~, + -, * / // %, **);
@@ -672,6 +677,29 @@ static JNode *block_body(P *p, const JTok *t, const char *end, const char *what)
     return end_block(p) ? NULL : b;
 }
 
+/* jinja2's parse_tuple without parentheses, for what `set x =` assigns and
+ * what {{ }} prints: `a, b` is the tuple (a, b); one expression alone is
+ * itself. */
+static JNode *tuple_expr(P *p) {
+    JTok *t = cur(p);
+    JNode *x = expr(p);
+    if (!x || !is_op(p, ",")) return x;
+    NVec items = {0};
+    nv_push(&items, x, NULL);
+    while (is_op(p, ",")) {
+        p->i++;
+        if (cur(p)->t == JT_BLOCK_END || cur(p)->t == JT_VAR_END) break;
+        JNode *y = expr(p);
+        if (!y) return nv_free(&items), NULL;
+        nv_push(&items, y, NULL);
+    }
+    JNode *n = mk(p, JN_TUPLE, t);
+    n->v = nv_nodes(p, &items);
+    n->n = items.n;
+    nv_free(&items);
+    return n;
+}
+
 static JNode *stmt_set(P *p, JTok *t) {
     NVec names = {0};
     const char *attr = NULL;
@@ -683,7 +711,7 @@ static JNode *stmt_set(P *p, JTok *t) {
     nv_free(&names);
     if (is_op(p, "=")) {
         p->i++;
-        if (!(n->a = expr(p)) || end_block(p)) return NULL;
+        if (!(n->a = tuple_expr(p)) || end_block(p)) return NULL;
         return n;
     }
     /* block set: {% set x %}...{% endset %}, optionally | filters */
@@ -802,7 +830,7 @@ static JNode *body(P *p, const char *const *ends, int *which, const JTok *opener
         } else if (t->t == JT_VAR_BEGIN) {
             p->i++;
             JNode *o = mk(p, JN_OUTPUT, t);
-            if (!(o->a = expr(p))) return nv_free(&v), NULL;
+            if (!(o->a = tuple_expr(p))) return nv_free(&v), NULL;
             if (cur(p)->t != JT_VAR_END)
                 return nv_free(&v), perr(p, cur(p), "expected '}}', found %s", tok_text(p, cur(p)));
             p->i++;
