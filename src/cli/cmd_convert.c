@@ -36,7 +36,7 @@ int cmd_convert(int argc, char **argv) {
     int rc = args_parse_flags(&cmd, specs, argc, argv, &e);
     if (rc) return rc > 0 ? 0 : cli_fail(&e);
     int type;
-    if (convert_mix_parse_type(type_name, &type, &e)) {
+    if (convert_type_parse(type_name, &type, &e)) {
         err_wrap(&e, "--type");
         return cli_fail(&e);
     }

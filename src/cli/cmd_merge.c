@@ -38,7 +38,7 @@ int cmd_merge(int argc, char **argv) {
     CkptSaveOpts opts = {-1, 0, gguf};
     if (save_dtype && ckpt_dtype_parse(save_dtype, &opts.dtype, &e)) return cli_fail(&e);
     int gguf_type;
-    if (gguf && convert_mix_parse_type(gguf, &gguf_type, &e)) {
+    if (gguf && convert_type_parse(gguf, &gguf_type, &e)) {
         err_wrap(&e, "--gguf");
         return cli_fail(&e);
     }

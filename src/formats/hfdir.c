@@ -781,7 +781,15 @@ int gguf_model_config(const Gguf *g, ModelConfig *c, Err *e) {
     c->norms_folded = 1;
     /* attention.scale is the score scale itself (aloe writes it for a
      * query_pre_attn_scalar other than head_dim; llama.cpp's default is
-     * 1/sqrt(head_dim)) */
+     * 1/sqrt(head_dim)). llama.cpp's converter writes no such key for
+     * Gemma: its loader knows the 27B models (Gemma 2: 46 layers, Gemma 3:
+     * 62), whose query_pre_attn_scalar is hidden/heads, not head_dim, by
+     * their layer count, and so must we; and a Gemma 2 file without a
+     * window has Gemma 2's 4096. */
+    int gemma2 = c->arch == ARCH_GEMMA2, gemma3 = arch_canonical(c->arch) == ARCH_GEMMA3;
+    if (!(c->attn_scale > 0) && ((gemma2 && c->n_layers == 46) || (gemma3 && c->n_layers == 62)))
+        c->attn_scale = 1.0f / sqrtf((float)(c->hidden_size / c->n_heads));
+    if (gemma2 && !c->sliding_window) c->sliding_window = 4096;
     if (ad->flags & ARCHF_DECODER) arch_config_quirks(c);
     const TensorView *q =
         arch_gguf_name_of(c->arch, PARAM_WQ, 0, name, sizeof name) ? NULL : gguf_find_tensor(g, name);

@@ -53,8 +53,6 @@ int convert_mix_parse(const char *name, int *type, Err *e) {
     return err_set(e, ERR_ARG, "llama.cpp preset \"%s\": expected one of " CONVERT_MIX_NAMES, name);
 }
 
-int convert_mix_parse_type(const char *name, int *type, Err *e) { return convert_type_parse(name, type, e); }
-
 const char *convert_mix_name(int type) {
     const Preset *p = preset_of(type);
     return p ? p->name : dtype_name(type);

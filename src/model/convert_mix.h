@@ -45,10 +45,6 @@ int convert_mix_is_preset(int type);
 /* The preset named name, compared case-insensitively ("q4_k_m"), as a
  * convert type; -1 with an error listing the names. */
 int convert_mix_parse(const char *name, int *type, Err *e);
-/* What `aloe convert --type` takes: a lower-case type name (convert_type_parse:
- * "q4_0", every matrix that type, as llama-quantize --pure), else a preset
- * name in any case ("Q4_0", "q4_k_m"). The error lists both. */
-int convert_mix_parse_type(const char *name, int *type, Err *e);
 /* "Q4_K_M" for a preset, dtype_name otherwise. */
 const char *convert_mix_name(int type);
 /* general.file_type for a preset (its llama_ftype), -1 for another type. */

@@ -161,7 +161,7 @@ int ckpt_save_model_opts(const TrainDecoder *m, const char *base_dir, const char
                                    "merge it (aloe merge)", out_dir);
     int gguf_type = -1;
     if (o->gguf_type) {
-        if (convert_mix_parse_type(o->gguf_type, &gguf_type, e)) return -1;
+        if (convert_type_parse(o->gguf_type, &gguf_type, e)) return -1;
         if (!base_dir) return err_set(e, ERR_ARG, "%s: a GGUF export needs the base model's config and tokenizer", out_dir);
     }
     if (file_mkdirs(out_dir, e) || write_weights(m, out_dir, o->dtype, o->max_shard_bytes, e)) return -1;

@@ -35,7 +35,7 @@ typedef struct CkptSaveOpts {
     const char *gguf_type;    /* non-NULL: also write out_dir/model.gguf in
                                * this type or llama.cpp preset, as `aloe
                                * convert --type` takes it ("q8_0", "Q4_K_M":
-                               * convert_mix_parse_type); needs base_dir */
+                               * convert_type_parse); needs base_dir */
 } CkptSaveOpts;
 
 /* ckpt_save_model with options. A save over an earlier one never leaves a

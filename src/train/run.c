@@ -650,7 +650,7 @@ static int check_options(const TrainRunOptions *o, Err *e) {
         return err_set(e, ERR_ARG, "--gguf and --max-shard-size apply to full fine-tuning; a LoRA run saves an "
                                    "adapter (aloe merge --gguf T --max-shard-size S writes the merged model)");
     int gt;
-    if (o->gguf_type && convert_mix_parse_type(o->gguf_type, &gt, e)) return err_wrap(e, "--gguf");
+    if (o->gguf_type && convert_type_parse(o->gguf_type, &gt, e)) return err_wrap(e, "--gguf");
     return o->kind == RUN_DPO ? dpo_config_check(&o->dpo, e) : 0;
 }
 

@@ -57,7 +57,7 @@ typedef struct TrainRunOptions {
     long save_every; /* 0: only at the end (and on *stop) */
     int save_dtype;  /* DT_F32 / DT_BF16 / DT_F16, or -1: the model's */
     uint64_t max_shard_bytes; /* full fine-tuning: 0 = one model.safetensors, else shards of at most this */
-    const char *gguf_type;    /* full fine-tuning: also DIR/model.gguf of this type or preset (convert_mix_parse_type) at the end, or NULL */
+    const char *gguf_type;    /* full fine-tuning: also DIR/model.gguf of this type or preset (convert_type_parse) at the end, or NULL */
     int threads;     /* 0: one per CPU */
     int quiet;
     long stop_after; /* > 0: checkpoint and return after this many steps of this

@@ -5,9 +5,13 @@
  * per architecture, and the errors for what the engine does not run. */
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include "base/fileio.h"
 #include "formats/arch.h"
+#include "formats/gguf.h"
+#include "formats/gguf_write.h"
 #include "formats/hfdir.h"
 #include "test.h"
 
@@ -133,11 +137,57 @@ static void test_olmo(void) {
     CHECK(!arch_has(&c, PARAM_ATTN_NORM) && !arch_has(&c, PARAM_FFN_NORM) && arch_has(&c, PARAM_POST_FFN_NORM));
 }
 
+/* A Gemma GGUF from llama.cpp's converter has no attention.scale key:
+ * llama.cpp's loader scores the 27B models (Gemma 2: 46 layers; Gemma 3:
+ * 62) with 1/sqrt(hidden/heads) -- their query_pre_attn_scalar -- and the
+ * others with 1/sqrt(head_dim); a Gemma 2 file without a window has
+ * 4096. Metadata only: the config reader needs no tensors. */
+static int gemma_gguf_config(const char *arch, int layers, const char *scale_key, ModelConfig *c, Err *e) {
+    char *dir = test_tmpdir(), *path = path_join(dir, "g.gguf"), k[96];
+    GgufWriter *w = gguf_writer_new();
+    gguf_set_str(w, "general.architecture", arch);
+#define K(s) (snprintf(k, sizeof k, "%s.%s", arch, s), k)
+    gguf_set_u32(w, K("block_count"), (uint32_t)layers);
+    gguf_set_u32(w, K("context_length"), 8192);
+    gguf_set_u32(w, K("embedding_length"), 256);
+    gguf_set_u32(w, K("feed_forward_length"), 512);
+    gguf_set_u32(w, K("attention.head_count"), 4);
+    gguf_set_u32(w, K("attention.head_count_kv"), 2);
+    gguf_set_u32(w, K("attention.key_length"), 128);
+    gguf_set_u32(w, K("attention.value_length"), 128);
+    gguf_set_u32(w, K("vocab_size"), 16);
+    gguf_set_f32(w, K("attention.layer_norm_rms_epsilon"), 1e-6f);
+    if (scale_key) gguf_set_f32(w, K(scale_key), 0.25f);
+#undef K
+    int rc = gguf_writer_write(w, path, e);
+    gguf_writer_free(w);
+    Gguf *g = rc ? NULL : gguf_open(path, e);
+    rc = g ? gguf_model_config(g, c, e) : -1;
+    if (g) gguf_close(g);
+    free(path), free(dir);
+    return rc;
+}
+
+static void test_gemma_gguf_scale_rule(void) {
+    ModelConfig c;
+    Err e;
+    CHECK_OK(gemma_gguf_config("gemma2", 46, NULL, &c, &e), &e);
+    CHECK_NEAR(c.attn_scale, 1.0 / sqrt(256.0 / 4), 1e-7); /* 27B: hidden/heads = 64, not head_dim 128 */
+    CHECK_EQ_INT(c.sliding_window, 4096);
+    CHECK_OK(gemma_gguf_config("gemma2", 26, NULL, &c, &e), &e);
+    CHECK(!(c.attn_scale > 0) || fabs(c.attn_scale - 1.0 / sqrt(128.0)) < 1e-7); /* head_dim's */
+    CHECK_OK(gemma_gguf_config("gemma3", 62, NULL, &c, &e), &e);
+    CHECK_NEAR(c.attn_scale, 1.0 / sqrt(256.0 / 4), 1e-7);
+    CHECK_OK(gemma_gguf_config("gemma2", 46, "attention.scale", &c, &e), &e); /* the key wins */
+    CHECK_NEAR(c.attn_scale, 0.25, 1e-7);
+}
+
 int main(void) {
     RUN(test_every_kind_has_a_generic_row);
     RUN(test_gemma2);
     RUN(test_gemma3_dialects);
     RUN(test_phi3_longrope);
     RUN(test_olmo);
+    RUN(test_gemma_gguf_scale_rule);
     return test_summary();
 }

@@ -180,21 +180,21 @@ static void test_rules_match_llamacpp(void) {
 static void test_type_names(void) {
     Err e;
     int t;
-    CHECK_OK(convert_mix_parse_type("q4_k_m", &t, &e), &e);
+    CHECK_OK(convert_type_parse("q4_k_m", &t, &e), &e);
     CHECK_EQ_STR(convert_mix_name(t), "Q4_K_M");
     CHECK_EQ_INT(convert_file_type(t), 15); /* LLAMA_FTYPE_MOSTLY_Q4_K_M */
-    CHECK_OK(convert_mix_parse_type("Q5_k_M", &t, &e), &e);
+    CHECK_OK(convert_type_parse("Q5_k_M", &t, &e), &e);
     CHECK_EQ_STR(convert_mix_name(t), "Q5_K_M");
     CHECK_EQ_INT(convert_file_type(t), 17);
-    CHECK_OK(convert_mix_parse_type("Q4_K", &t, &e), &e); /* llama-quantize's alias */
+    CHECK_OK(convert_type_parse("Q4_K", &t, &e), &e); /* llama-quantize's alias */
     CHECK_EQ_STR(convert_mix_name(t), "Q4_K_M");
-    CHECK_OK(convert_mix_parse_type("q4_k", &t, &e), &e); /* the type: every matrix Q4_K */
+    CHECK_OK(convert_type_parse("q4_k", &t, &e), &e); /* the type: every matrix Q4_K */
     CHECK_EQ_INT(t, DT_Q4_K);
-    CHECK_OK(convert_mix_parse_type("q4_0", &t, &e), &e);
+    CHECK_OK(convert_type_parse("q4_0", &t, &e), &e);
     CHECK_EQ_INT(t, DT_Q4_0);
-    CHECK_OK(convert_mix_parse_type("Q4_0", &t, &e), &e);
+    CHECK_OK(convert_type_parse("Q4_0", &t, &e), &e);
     CHECK(convert_mix_is_preset(t) && convert_mix_default_type(t) == DT_Q4_0 && convert_file_type(t) == 2);
-    CHECK(convert_mix_parse_type("q4_k_x", &t, &e) == -1);
+    CHECK(convert_type_parse("q4_k_x", &t, &e) == -1);
     CHECK_EQ_INT(e.code, ERR_ARG);
     CHECK_MSG(strstr(e.msg, "\"q4_k_x\"") && strstr(e.msg, "q6_k or iq4_xs") && strstr(e.msg, "Q4_K_M") &&
                   strstr(e.msg, "Q3_K_L") && strstr(e.msg, "IQ4_XS"),
