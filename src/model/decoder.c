@@ -177,9 +177,7 @@ static float norm_offset(const ModelConfig *c) { return c->norms_folded ? 0.0f :
 
 /* RMSNorm with the config's weight offset, n rows of dim. */
 static void rms_rows(const ModelConfig *c, float *out, const float *x, const float *w, int n, int dim) {
-    float off = norm_offset(c);
-    if (off == 0) rmsnorm_forward(out, x, w, n, dim, c->norm_eps);
-    else rmsnorm_offset_forward(out, x, w, off, n, dim, c->norm_eps);
+    rmsnorm_offset_forward(out, x, w, norm_offset(c), n, dim, c->norm_eps);
 }
 
 /* A sublayer's norm, as the config says: RMSNorm with its weight, or
