@@ -6,7 +6,9 @@
 #include <strings.h>
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #define DTYPE_F16C 1
+#include <cpuid.h>
 #include <immintrin.h>
+#include <pthread.h>
 #endif
 
 typedef struct TypeInfo {
@@ -255,11 +257,24 @@ __attribute__((target("avx,f16c"))) static int64_t f16_row_f16c(const uint8_t *s
 }
 
 static int f16_hw_off; /* dtype_f16_hw(0): tests run the scalar path */
+static int f16_cpu;
+static pthread_once_t f16_once = PTHREAD_ONCE_INIT;
 
-/* __builtin_cpu_supports("avx") also checks that the OS saves the YMM
- * registers (xgetbv); the answer is a load from a table filled at start. */
+/* cpuid leaf 1: AVX (bit 28) and F16C (bit 29), and OSXSAVE (bit 27) with
+ * XCR0's SSE and YMM state (bits 1, 2): the OS saves the YMM registers. The
+ * kernels' cpu.c probes the same way, but formats sits below kernels. */
+static void f16_probe(void) {
+    unsigned a, b, c, d;
+    if (!__get_cpuid(1, &a, &b, &c, &d) || !((c >> 27) & 1) || !((c >> 28) & 1) || !((c >> 29) & 1)) return;
+    uint32_t lo, hi;
+    __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+    (void)hi;
+    f16_cpu = (lo & 6u) == 6u;
+}
+
 static int f16_row_hw(void) {
-    return !f16_hw_off && __builtin_cpu_supports("avx") && __builtin_cpu_supports("f16c");
+    pthread_once(&f16_once, f16_probe);
+    return !f16_hw_off && f16_cpu;
 }
 #endif
 
