@@ -182,6 +182,10 @@ uint16_t f32_to_bf16(float f);
  * Returns 0, or -1 if the type is not convertible or n is not a whole number
  * of blocks. */
 int dequantize_row(int t, const void *src, float *dst, int64_t n);
+/* Whether dequantize_row converts F16 rows with the CPU's F16C (chosen at
+ * run time; the same bits as f16_to_f32). enable 0 forces the scalar loop,
+ * 1 allows F16C again, -1 only asks. For tests: not thread-safe. */
+int dtype_f16_hw(int enable);
 
 /* Quantises n floats (n a multiple of 32) into blocks at dst
  * (dtype_nbytes(type, n) bytes), the way ggml's reference quantiser does. */

@@ -4,6 +4,7 @@
 #include "base/rng.h"
 #include "formats/dtype.h"
 #include "formats/tensor.h"
+#include "kernels/cpu.h"
 #include "test.h"
 
 static void test_type_table(void) {
@@ -47,19 +48,42 @@ static void test_f16_roundtrip_every_value(void) {
     }
 }
 
-/* the row converter (which may use F16C) agrees with the scalar one on
- * every half value */
-static void test_f16_row_every_value(void) {
-    uint16_t *h = malloc(65536 * 2);
+/* the row converter agrees with the scalar one on every half value, both
+ * with F16C (when the CPU has it) and with the scalar loop forced; starting
+ * one value in (odd address) and with lengths that leave a tail of 1..7 */
+static void f16_rows_check(const char *path) {
+    uint16_t *h = malloc(65536 * 2 + 2);
     float *f = malloc(65536 * 4);
     for (uint32_t i = 0; i < 65536; i++) h[i] = (uint16_t)i;
-    CHECK(dequantize_row(DT_F16, h, f, 65536) == 0);
-    for (uint32_t i = 0; i < 65536; i++) {
-        float s = f16_to_f32((uint16_t)i);
-        CHECK_MSG(isnan(s) ? isnan(f[i]) : memcmp(&s, &f[i], 4) == 0, "half %04x: %g vs %g", i, f[i], s);
-    }
+    h[65536] = 0x3c00;
+    int64_t lens[] = {65536, 65535, 65529, 7, 1, 0};
+    for (int k = 0; k < 6; k++)
+        for (int off = 0; off <= 1; off++) {
+            int64_t n = lens[k];
+            memset(f, 0xff, 65536 * 4);
+            CHECK(dequantize_row(DT_F16, h + off, f, n) == 0);
+            for (int64_t i = 0; i < n; i++) {
+                float s = f16_to_f32(h[i + off]);
+                CHECK_MSG(isnan(s) ? isnan(f[i]) : memcmp(&s, &f[i], 4) == 0, "%s n %lld off %d half %04x: %g vs %g",
+                          path, (long long)n, off, h[i + off], f[i], s);
+            }
+        }
     free(h);
     free(f);
+}
+
+static void test_f16_row_every_value(void) {
+    int hw = dtype_f16_hw(-1);
+#if defined(__x86_64__)
+    /* the portable (x86-64-v2) build still converts with F16C where the CPU
+     * has it (the kernels' probe says so): without the run-time choice F16
+     * loading is ~20x slower */
+    CHECK_EQ_INT(hw, (cpu_features()->bits & CPU_F16C) != 0);
+#endif
+    f16_rows_check(hw ? "f16c" : "scalar");
+    CHECK_EQ_INT(dtype_f16_hw(0), 0);
+    f16_rows_check("scalar (forced)");
+    CHECK_EQ_INT(dtype_f16_hw(1), hw);
 }
 
 static void test_bf16(void) {
