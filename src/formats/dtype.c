@@ -6,10 +6,10 @@
 #include <strings.h>
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #define DTYPE_F16C 1
-#include <cpuid.h>
 #include <immintrin.h>
-#include <pthread.h>
 #endif
+
+#include "base/cpu_features.h"
 
 typedef struct TypeInfo {
     int type;
@@ -257,25 +257,9 @@ __attribute__((target("avx,f16c"))) static int64_t f16_row_f16c(const uint8_t *s
 }
 
 static int f16_hw_off; /* dtype_f16_hw(0): tests run the scalar path */
-static int f16_cpu;
-static pthread_once_t f16_once = PTHREAD_ONCE_INIT;
 
-/* cpuid leaf 1: AVX (bit 28) and F16C (bit 29), and OSXSAVE (bit 27) with
- * XCR0's SSE and YMM state (bits 1, 2): the OS saves the YMM registers. The
- * kernels' cpu.c probes the same way, but formats sits below kernels. */
-static void f16_probe(void) {
-    unsigned a, b, c, d;
-    if (!__get_cpuid(1, &a, &b, &c, &d) || !((c >> 27) & 1) || !((c >> 28) & 1) || !((c >> 29) & 1)) return;
-    uint32_t lo, hi;
-    __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
-    (void)hi;
-    f16_cpu = (lo & 6u) == 6u;
-}
-
-static int f16_row_hw(void) {
-    pthread_once(&f16_once, f16_probe);
-    return !f16_hw_off && f16_cpu;
-}
+/* F16C with the YMM state saved by the OS (base/cpu_features.h, probed once). */
+static int f16_row_hw(void) { return !f16_hw_off && (cpu_features()->bits & CPU_F16C); }
 #endif
 
 int dtype_f16_hw(int enable) {

@@ -4,7 +4,7 @@
 #include "base/rng.h"
 #include "formats/dtype.h"
 #include "formats/tensor.h"
-#include "kernels/cpu.h"
+#include "base/cpu_features.h"
 #include "test.h"
 
 static void test_type_table(void) {
