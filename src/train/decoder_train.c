@@ -244,13 +244,28 @@ static int load_frozen(TrainDecoder *m, const TdTensor *t, const TensorView *v, 
     return rc;
 }
 
+/* A multimodal decoder's tensor name (Gemma 3's language_model.model.*) as
+ * its text class names it (model.*): a checkpoint aloe saved from it holds
+ * the text model alone (ckpt_saves_text_only), and a --resume reads it
+ * back. Other names unchanged. */
+static const char *text_model_name(const TrainDecoder *m, const char *name, char *buf, size_t size) {
+    const ArchDesc *a = arch_desc(m->cfg.arch);
+    int layer, k;
+    if (!a || !(a->flags & ARCHF_TEXT_OF_MM) || (k = arch_kind_of_hf_in(m->cfg.arch, name, &layer)) < 0 ||
+        arch_hf_name_of(arch_canonical(m->cfg.arch), (ParamKind)k, layer, buf, size))
+        return name;
+    return buf;
+}
+
 int td_load(TrainDecoder *m, const char *path, Err *e) {
     SafeTensors *st = st_open(path, e);
     if (!st) return -1;
     int rc = 0;
+    char name[96];
     for (int i = 0; i < m->n_tensors && !rc; i++) {
         const TdTensor *t = &m->tensors[i];
-        const TensorView *v = st_get(st, t->name, e);
+        const TensorView *v = st_find(st, t->name);
+        if (!v) v = st_get(st, text_model_name(m, t->name, name, sizeof name), e);
         int64_t shape[2] = {t->ndim == 2 ? t->rows : t->cols, t->cols};
         rc = !v || tensor_check_shape(v, t->ndim, shape, e) ||
              (is_frozen_matrix(m, t) ? load_frozen(m, t, v, e) : tensor_to_f32(v, m->params + t->offset, e));
