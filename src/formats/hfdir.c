@@ -862,6 +862,13 @@ int gguf_set_model_config(GgufWriter *w, const ModelConfig *c, Err *e) {
     const ArchDesc *ad = arch_desc(c->arch);
     const char *a = ad ? ad->gguf : NULL;
     if (!a) return err_set(e, ERR_UNSUPPORTED, "no GGUF architecture for %s", model_arch_name(c->arch));
+    /* llama.cpp turns adjacent pairs of the first n_rot dims there, and
+     * the converter's Q/K row permutation is over the whole head */
+    if ((ad->flags & ARCHF_GGUF_PERMUTED) && rope_dims(c) < c->head_dim)
+        return err_set(e, ERR_UNSUPPORTED,
+                       "%s with partial_rotary_factor < 1 (%d of %d dims turned): no GGUF conversion (its Q/K row "
+                       "permutation is over the whole head)",
+                       model_arch_name(c->arch), rope_dims(c), c->head_dim);
     char k[128];
 #define KEY(s) (snprintf(k, sizeof k, "%s.%s", a, s), k)
     gguf_set_str(w, "general.architecture", a);

@@ -27,6 +27,7 @@
 #include "base/fileio.h"
 #include "base/mem.h"
 #include "formats/gguf.h"
+#include "formats/gguf_write.h"
 #include "formats/hfdir.h"
 #include "formats/safetensors.h"
 #include "kernels/threads.h"
@@ -67,6 +68,12 @@ static void test_config(void) {
     CHECK_EQ_INT(c.rope.rot_dim, 4);
     CHECK_EQ_INT(rope_dims(&c), 4);
     CHECK_EQ_INT(c.rope.n_factors, 2);
+    /* a Llama-family GGUF permutes Q/K rows over the whole head: refused */
+    c.arch = ARCH_LLAMA;
+    GgufWriter *w = gguf_writer_new();
+    CHECK(gguf_set_model_config(w, &c, &e) == -1);
+    gguf_writer_free(w);
+    CHECK_MSG(strstr(e.msg, "partial_rotary_factor < 1 (4 of 8 dims turned): no GGUF conversion"), "%s", e.msg);
 }
 
 /* logits of a model file (HF dir or GGUF) against the reference */
