@@ -148,11 +148,15 @@ static int parse_dtype(Json *j, int *out) {
     return 0;
 }
 
-/* A list of head_dim/2 positive factors (LongRoPE's long_factor / short_factor). */
+int rope_dims(const ModelConfig *c) {
+    return c->rope.rot_dim > 0 && c->rope.rot_dim < c->head_dim ? c->rope.rot_dim : c->head_dim;
+}
+
+/* A list of rope_dims/2 positive factors (LongRoPE's long_factor / short_factor). */
 static int j_factors(Json *j, json_t *src, const char *key, const char *sec, int n, float *out) {
     json_t *v = json_object_get(src, key);
     if (!json_is_array(v) || (int)json_array_size(v) != n)
-        return err_set(j->e, ERR_PARSE, "%s: field \"%s.%s\" must be a list of %d numbers (head_dim / 2)", j->name, sec,
+        return err_set(j->e, ERR_PARSE, "%s: field \"%s.%s\" must be a list of %d numbers (rotary dims / 2)", j->name, sec,
                        key, n);
     for (int i = 0; i < n; i++) {
         json_t *x = json_array_get(v, (size_t)i);
@@ -168,9 +172,9 @@ static int j_factors(Json *j, json_t *src, const char *key, const char *sec, int
  * section or at the top level; max_position_embeddings when neither) and
  * the cos/sin factor transformers' _compute_longrope_parameters derives. */
 static int parse_longrope(Json *j, json_t *src, const char *sec, const ModelConfig *c, RopeConfig *r) {
-    int n = c->head_dim / 2;
+    int n = rope_dims(c) / 2;
     if (n > ROPE_MAX_FACTORS || n <= 0)
-        return err_set(j->e, ERR_UNSUPPORTED, "%s: longrope with head_dim %d (at most %d)", j->name, c->head_dim,
+        return err_set(j->e, ERR_UNSUPPORTED, "%s: longrope with %d rotary dims (at most %d)", j->name, rope_dims(c),
                        2 * ROPE_MAX_FACTORS);
     r->type = ROPE_LONGROPE;
     r->n_factors = n;
@@ -203,7 +207,9 @@ static int parse_longrope(Json *j, json_t *src, const char *sec, const ModelConf
 static int parse_rope(Json *j, const ModelConfig *c, RopeConfig *r) {
     json_t *params = json_object_get(j->root, "rope_parameters");
     json_t *scaling = json_object_get(j->root, "rope_scaling");
+    int rot_dim = r->rot_dim; /* parse_partial_rotary's */
     memset(r, 0, sizeof *r);
+    r->rot_dim = rot_dim;
     if (j_posf(j, j->root, "rope_theta", "rope_theta", 10000.0, &r->theta)) return -1;
     if (json_object_get(j->root, "rope_local_base_freq") &&
         j_posf(j, j->root, "rope_local_base_freq", "rope_local_base_freq", 10000.0, &r->local_theta))
@@ -383,6 +389,26 @@ static json_t *text_config_of(Json *j) {
     return m;
 }
 
+/* partial_rotary_factor f (Phi-4-mini 0.75): RoPE turns the first
+ * int(head_dim · f) dims of each head (transformers' rule, in
+ * modeling_rope_utils and Phi-3's rotary_ndims), an even number > 0. Set
+ * before parse_rope: LongRoPE's factor lists are that long / 2. */
+static int parse_partial_rotary(Json *j, ModelConfig *c) {
+    double prf = 1;
+    /* transformers 5 may keep it in rope_parameters */
+    json_t *params = json_object_get(j->root, "rope_parameters"), *src = j->root;
+    if (!json_object_get(src, "partial_rotary_factor") && json_is_object(params)) src = params;
+    if (j_num(j, src, "partial_rotary_factor", 1.0, &prf)) return -1;
+    int rot = (int)(c->head_dim * prf);
+    if (!(prf > 0 && prf <= 1) || rot < 2 || rot % 2)
+        return err_set(j->e, ERR_PARSE,
+                       "%s: partial_rotary_factor = %g must be in (0, 1] and turn an even number >= 2 of the %d "
+                       "dims of a head (got %d)",
+                       j->name, prf, c->head_dim, rot);
+    c->rope.rot_dim = rot < c->head_dim ? rot : 0;
+    return 0;
+}
+
 int hf_config_parse(const char *text, const char *name, ModelConfig *c, Err *e) {
     json_error_t je;
     json_t *root = json_loads(text, 0, &je);
@@ -422,7 +448,8 @@ int hf_config_parse(const char *text, const char *name, ModelConfig *c, Err *e) 
                bert ? 1e-12 : 1e-6, &c->norm_eps) ||
         j_bool(&j, root, "tie_word_embeddings", bert || (arch_desc(c->arch)->flags & ARCHF_TIED_DEFAULT),
                &c->tie_word_embeddings) ||
-        j_bool(&j, root, "attention_bias", 0, &c->attention_bias) || parse_rope(&j, c, &c->rope) ||
+        j_bool(&j, root, "attention_bias", 0, &c->attention_bias) || parse_partial_rotary(&j, c) ||
+        parse_rope(&j, c, &c->rope) ||
         j_one_id(&j, root, "bos_token_id", &c->bos_id) ||
         j_ids(&j, root, "eos_token_id", c->eos_ids, MODEL_MAX_EOS, &c->n_eos) ||
         j_one_id(&j, root, "pad_token_id", &c->pad_id) || parse_dtype(&j, &c->dtype) ||
@@ -441,13 +468,6 @@ int hf_config_parse(const char *text, const char *name, ModelConfig *c, Err *e) 
     float qpas = 0;
     if (j_opt_pos(&j, "query_pre_attn_scalar", &qpas)) goto done;
     if (qpas > 0) c->attn_scale = (float)pow(qpas, -0.5);
-    double prf = 1;
-    if (j_num(&j, root, "partial_rotary_factor", 1.0, &prf)) goto done;
-    if (prf != 1.0) {
-        err_set(e, ERR_UNSUPPORTED, "%s: partial_rotary_factor = %g (only 1, RoPE on the whole head, is supported)",
-                name, prf);
-        goto done;
-    }
     arch_config_quirks(c);
     if ((arch_desc(c->arch)->flags & ARCHF_DECODER) && check_act(&j, c)) goto done;
     if (!bert) c->type_vocab_size = 0;
@@ -678,6 +698,13 @@ static int gguf_factors(const Gguf *g, const char *name, int n, float *out, Err 
 
 static int gguf_rope(const Gguf *g, const char *a, int head_dim, RopeConfig *r, Err *e) {
     memset(r, 0, sizeof *r);
+    /* llama.cpp's n_rot: the leading dims of each head RoPE turns */
+    int rot = head_dim;
+    if (g_u32(g, a, "rope.dimension_count", head_dim, 0, &rot, e)) return -1;
+    if (rot < 2 || rot > head_dim || rot % 2)
+        return err_set(e, ERR_PARSE, "%s: %s.rope.dimension_count = %d must be even, in [2, key_length %d]",
+                       gguf_path(g), a, rot, head_dim);
+    r->rot_dim = rot < head_dim ? rot : 0;
     r->factor = 1;
     r->attn_factor = 1;
     if (g_posf(g, a, "rope.freq_base", 10000.0f, &r->theta, e)) return -1;
@@ -701,9 +728,9 @@ static int gguf_rope(const Gguf *g, const char *a, int head_dim, RopeConfig *r, 
     }
     /* LongRoPE: llama.cpp keeps the factors as tensors */
     if (gguf_find_tensor(g, "rope_factors_long.weight") || gguf_find_tensor(g, "rope_factors_short.weight")) {
-        int n = head_dim / 2;
+        int n = (r->rot_dim ? r->rot_dim : head_dim) / 2;
         if (n <= 0 || n > ROPE_MAX_FACTORS)
-            return err_set(e, ERR_UNSUPPORTED, "%s: LongRoPE with key_length %d (at most %d)", gguf_path(g), head_dim,
+            return err_set(e, ERR_UNSUPPORTED, "%s: LongRoPE with %d rotary dims (at most %d)", gguf_path(g), 2 * n,
                            2 * ROPE_MAX_FACTORS);
         r->type = ROPE_LONGROPE;
         r->n_factors = n;
@@ -835,6 +862,13 @@ int gguf_set_model_config(GgufWriter *w, const ModelConfig *c, Err *e) {
     const ArchDesc *ad = arch_desc(c->arch);
     const char *a = ad ? ad->gguf : NULL;
     if (!a) return err_set(e, ERR_UNSUPPORTED, "no GGUF architecture for %s", model_arch_name(c->arch));
+    /* llama.cpp turns adjacent pairs of the first n_rot dims there, and
+     * the converter's Q/K row permutation is over the whole head */
+    if ((ad->flags & ARCHF_GGUF_PERMUTED) && rope_dims(c) < c->head_dim)
+        return err_set(e, ERR_UNSUPPORTED,
+                       "%s with partial_rotary_factor < 1 (%d of %d dims turned): no GGUF conversion (its Q/K row "
+                       "permutation is over the whole head)",
+                       model_arch_name(c->arch), rope_dims(c), c->head_dim);
     char k[128];
 #define KEY(s) (snprintf(k, sizeof k, "%s.%s", a, s), k)
     gguf_set_str(w, "general.architecture", a);
@@ -852,7 +886,7 @@ int gguf_set_model_config(GgufWriter *w, const ModelConfig *c, Err *e) {
         gguf_set_u32(w, "tokenizer.ggml.token_type_count", (uint32_t)c->type_vocab_size);
     } else {
         gguf_set_f32(w, KEY("rope.freq_base"), c->rope.theta);
-        gguf_set_u32(w, KEY("rope.dimension_count"), (uint32_t)c->head_dim);
+        gguf_set_u32(w, KEY("rope.dimension_count"), (uint32_t)rope_dims(c));
         /* OLMo's LayerNorm: the key llama.cpp reads for it */
         gguf_set_f32(w, KEY(c->norm_type == NORM_LAYER_NOPARAM ? "attention.layer_norm_epsilon"
                                                                : "attention.layer_norm_rms_epsilon"),
@@ -933,7 +967,7 @@ int model_config_diff(const ModelConfig *a, const ModelConfig *b, char *buf, siz
     DIFF_INT(rope.type) DIFF_F(rope.theta)
     DIFF_INT(norm_type) DIFF_F(norm_offset) DIFF_INT(pre_norm) DIFF_INT(post_norm) DIFF_INT(act) DIFF_F(embed_scale)
     DIFF_F(attn_scale) DIFF_F(attn_softcap) DIFF_F(final_softcap) DIFF_F(clip_qkv) DIFF_INT(qk_norm_full)
-    DIFF_F(rope.local_theta) DIFF_F(rope.attn_factor) DIFF_INT(rope.n_factors)
+    DIFF_F(rope.local_theta) DIFF_F(rope.attn_factor) DIFF_INT(rope.n_factors) DIFF_INT(rope.rot_dim)
     if (a->sliding_window || b->sliding_window) {
         DIFF_INT(swa_pattern)
     }

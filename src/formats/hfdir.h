@@ -85,7 +85,12 @@ typedef struct RopeConfig {
      * the tensors rope_factors_long/short.weight, rope.scaling.attn_factor and
      * rope.scaling.original_context_length. */
     float attn_factor;
-    int n_factors; /* head_dim/2 with LONGROPE, else 0 */
+    int n_factors; /* rope_dims/2 with LONGROPE, else 0 */
+    /* The leading dims of each head RoPE turns: head_dim ·
+     * partial_rotary_factor (transformers' int(), Phi-4-mini 0.75), GGUF
+     * rope.dimension_count (llama.cpp's n_rot); the rest pass through.
+     * 0 = the whole head; read it through rope_dims(). */
+    int rot_dim;
     float long_factor[ROPE_MAX_FACTORS], short_factor[ROPE_MAX_FACTORS];
 } RopeConfig;
 
@@ -159,6 +164,8 @@ typedef struct GenConfig {
 
 /* "LlamaForCausalLM", ... */
 const char *model_arch_name(int arch);
+/* The dims RoPE turns in each head: rope.rot_dim, or head_dim when 0. */
+int rope_dims(const ModelConfig *c);
 /* Comma-separated list of supported HF architecture names, for messages. */
 const char *model_arch_supported(void);
 

@@ -199,7 +199,11 @@ static void qk_prepare(const Model *m, float *x, int n, int n_heads, const float
         if (norm && c->qk_norm_full) rms_rows(c, xt, xt, norm, 1, n_heads * hd);
         else if (norm) rms_rows(c, xt, xt, norm, n_heads, hd);
         const float *f = long_tok && long_tok[t] ? m->inv_freq_long : inv_freq;
-        rope_forward_scaled(xt, n_heads, hd, pos[t], f, m->rope_interleaved, m->rope_mscale);
+        int rot = rope_dims(c);
+        if (rot == hd) rope_forward_scaled(xt, n_heads, hd, pos[t], f, m->rope_interleaved, m->rope_mscale);
+        else /* partial rotary: each head's leading rot dims, the rest pass through */
+            for (int h = 0; h < n_heads; h++)
+                rope_forward_scaled(xt + (long)h * hd, 1, rot, pos[t], f, m->rope_interleaved, m->rope_mscale);
     }
 }
 

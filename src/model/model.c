@@ -68,7 +68,8 @@ int model_check_config(const ModelConfig *c, const char *src, Err *e) {
 
 void model_rope_inv_freq_for(const ModelConfig *c, const float *freq_factors, int table, float *inv_freq) {
     const RopeConfig *r = &c->rope;
-    int hd = c->head_dim;
+    /* over the rotary dims only (partial_rotary_factor): theta^(-2i/rot) */
+    int hd = rope_dims(c);
     if (table == ROPE_TAB_LOCAL && r->local_theta > 0) {
         /* Gemma 3's sliding layers: their own base, no scaling */
         rope_inv_freq(inv_freq, hd, r->local_theta, NULL);

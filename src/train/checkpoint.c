@@ -90,13 +90,62 @@ static int write_json(const char *path, json_t *root, Err *e) {
     return rc;
 }
 
+/* Trained from a multimodal checkpoint's text decoder (Gemma 3's
+ * Gemma3ForConditionalGeneration): only the text decoder was trained, so
+ * the checkpoint is that model alone, as its text class saves it
+ * (Gemma3ForCausalLM, model.* names). Written under the multimodal config
+ * and names, transformers would build the vision tower with random
+ * weights. */
+int ckpt_saves_text_only(const TrainDecoder *m) {
+    const ArchDesc *a = arch_desc(m->cfg.arch);
+    return a && (a->flags & ARCHF_TEXT_OF_MM);
+}
+
+/* The multimodal config flattened to its text model's: text_config's
+ * fields (those it leaves out are the text config class's defaults, as
+ * they were there), the top-level token ids and dtype it lacks, and the
+ * text class's names. */
+static json_t *text_config_from_mm(json_t *root, int arch, const char *src, Err *e) {
+    json_t *tc = json_object_get(root, "text_config");
+    if (!json_is_object(tc)) {
+        err_set(e, ERR_PARSE, "%s: field \"text_config\" must be an object (a multimodal checkpoint's text model)", src);
+        return NULL;
+    }
+    const ArchDesc *t = arch_desc(arch_canonical(arch));
+    json_t *out = json_object();
+    json_t *archs = json_array();
+    json_array_append_new(archs, json_string(t->hf));
+    json_object_set_new(out, "architectures", archs);
+    json_object_set_new(out, "model_type", json_string(t->type));
+    const char *key;
+    json_t *v;
+    json_object_foreach(tc, key, v) {
+        if (strcmp(key, "architectures") && strcmp(key, "model_type")) json_object_set(out, key, v);
+    }
+    static const char *const TOP[] = {"bos_token_id", "eos_token_id", "pad_token_id", "torch_dtype", "dtype",
+                                      "transformers_version"};
+    for (size_t i = 0; i < sizeof TOP / sizeof *TOP; i++)
+        if (!json_object_get(out, TOP[i]) && (v = json_object_get(root, TOP[i]))) json_object_set(out, TOP[i], v);
+    return out;
+}
+
 /* The base's config.json with its dtype key (transformers 5's "dtype" or 4's
- * "torch_dtype", whichever it has; "torch_dtype" if neither) rewritten. */
-static int write_config(const char *base_dir, const char *out_dir, int dtype, Err *e) {
+ * "torch_dtype", whichever it has; "torch_dtype" if neither) rewritten;
+ * a multimodal base's flattened to its text model's (ckpt_saves_text_only). */
+static int write_config(const TrainDecoder *m, const char *base_dir, const char *out_dir, int dtype, Err *e) {
     char *src = path_join(base_dir, "config.json"), *dst = path_join(out_dir, "config.json");
     json_error_t je;
     json_t *root = json_load_file(src, JSON_PRESERVE_ORDER, &je);
     int rc;
+    if (root && ckpt_saves_text_only(m)) {
+        json_t *flat = text_config_from_mm(root, m->cfg.arch, src, e);
+        json_decref(root);
+        root = flat;
+        if (!root) {
+            free(src), free(dst);
+            return -1;
+        }
+    }
     if (!root) {
         rc = err_set(e, file_exists(src) ? ERR_PARSE : ERR_NOTFOUND, "%s: %s", src, je.text);
     } else {
@@ -138,9 +187,19 @@ static int copy_companions(const char *base_dir, const char *out_dir, Err *e) {
 static int write_weights(const TrainDecoder *m, const char *out_dir, int dtype, uint64_t max_shard_bytes, Err *e) {
     if (check_save_dtype(out_dir, dtype, e)) return -1;
     TensorView *views = make_views(m->tensors, m->n_tensors, m->params, dtype);
+    char(*names)[96] = NULL;
+    if (ckpt_saves_text_only(m)) { /* the text class's names (Gemma3ForCausalLM: model.*) */
+        names = xcalloc((size_t)(m->n_tensors ? m->n_tensors : 1), sizeof *names);
+        for (int i = 0; i < m->n_tensors; i++) {
+            int layer, k = arch_kind_of_hf_in(m->cfg.arch, m->tensors[i].name, &layer);
+            if (k >= 0 && !arch_hf_name_of(arch_canonical(m->cfg.arch), (ParamKind)k, layer, names[i], sizeof names[i]))
+                views[i].name = names[i];
+        }
+    }
     static const char *const meta[] = {"format", "pt", NULL};
     int rc = st_write_model(out_dir, views, m->n_tensors, meta, (size_t)max_shard_bytes, e);
     free_views(views, m->n_tensors);
+    free(names);
     return rc;
 }
 
@@ -165,7 +224,7 @@ int ckpt_save_model_opts(const TrainDecoder *m, const char *base_dir, const char
         if (!base_dir) return err_set(e, ERR_ARG, "%s: a GGUF export needs the base model's config and tokenizer", out_dir);
     }
     if (file_mkdirs(out_dir, e) || write_weights(m, out_dir, o->dtype, o->max_shard_bytes, e)) return -1;
-    if (base_dir && (write_config(base_dir, out_dir, o->dtype, e) || copy_companions(base_dir, out_dir, e))) return -1;
+    if (base_dir && (write_config(m, base_dir, out_dir, o->dtype, e) || copy_companions(base_dir, out_dir, e))) return -1;
     return gguf_type >= 0 ? write_gguf(out_dir, gguf_type, e) : 0;
 }
 

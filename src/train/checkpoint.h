@@ -25,6 +25,13 @@
 /* dtype: DT_F32, DT_BF16 or DT_F16. base_dir (may be NULL) is where
  * config.json and the tokenizer files come from. */
 int ckpt_save_model(const TrainDecoder *m, const char *base_dir, const char *out_dir, int dtype, Err *e);
+/* 1 when the model is a multimodal checkpoint's text decoder
+ * (Gemma3ForConditionalGeneration): ckpt_save_model then writes that text
+ * model alone, as its text class saves it (Gemma3ForCausalLM: config.json
+ * flattened from text_config, model_type gemma3_text, tensors model.*),
+ * since nothing else was trained. Adapters keep the base's module names
+ * (peft's on that base; aloe merge then writes the text model too). */
+int ckpt_saves_text_only(const TrainDecoder *m);
 /* How ckpt_save_model_opts writes a model. */
 typedef struct CkptSaveOpts {
     int dtype;                /* DT_F32, DT_BF16 or DT_F16 */

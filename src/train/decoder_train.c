@@ -244,13 +244,28 @@ static int load_frozen(TrainDecoder *m, const TdTensor *t, const TensorView *v, 
     return rc;
 }
 
+/* A multimodal decoder's tensor name (Gemma 3's language_model.model.*) as
+ * its text class names it (model.*): a checkpoint aloe saved from it holds
+ * the text model alone (ckpt_saves_text_only), and a --resume reads it
+ * back. Other names unchanged. */
+static const char *text_model_name(const TrainDecoder *m, const char *name, char *buf, size_t size) {
+    const ArchDesc *a = arch_desc(m->cfg.arch);
+    int layer, k;
+    if (!a || !(a->flags & ARCHF_TEXT_OF_MM) || (k = arch_kind_of_hf_in(m->cfg.arch, name, &layer)) < 0 ||
+        arch_hf_name_of(arch_canonical(m->cfg.arch), (ParamKind)k, layer, buf, size))
+        return name;
+    return buf;
+}
+
 int td_load(TrainDecoder *m, const char *path, Err *e) {
     SafeTensors *st = st_open(path, e);
     if (!st) return -1;
     int rc = 0;
+    char name[96];
     for (int i = 0; i < m->n_tensors && !rc; i++) {
         const TdTensor *t = &m->tensors[i];
-        const TensorView *v = st_get(st, t->name, e);
+        const TensorView *v = st_find(st, t->name);
+        if (!v) v = st_get(st, text_model_name(m, t->name, name, sizeof name), e);
         int64_t shape[2] = {t->ndim == 2 ? t->rows : t->cols, t->cols};
         rc = !v || tensor_check_shape(v, t->ndim, shape, e) ||
              (is_frozen_matrix(m, t) ? load_frozen(m, t, v, e) : tensor_to_f32(v, m->params + t->offset, e));
@@ -370,6 +385,24 @@ static float *swiglu_out(TrainDecoder *m) {
 
 /* The RoPE table of layer l in the current forward: a sliding layer's own
  * (Gemma 3), else the global one the forward chose (LongRoPE: short/long). */
+/* RoPE (backward: its transpose) on T rows of `heads` heads in place.
+ * Partial rotary (rope_dims < head_dim, Phi-4-mini): the heads' leading
+ * rotary dims are gathered into [T][heads][rot], turned there and put
+ * back; the other dims pass through (their gradient too). */
+static void rope_heads(const TrainDecoder *m, ThreadPool *tp, float *x, int T, int heads, const float *inv, int backward) {
+    const int D = m->cfg.head_dim, rot = rope_dims(&m->cfg);
+    if (rot == D) {
+        par_rope_rows_scaled(tp, x, T, heads, D, m->pos, inv, backward, m->rope_mscale);
+        return;
+    }
+    const long n = (long)T * heads;
+    float *r = xmalloc((size_t)n * rot * sizeof(float));
+    for (long i = 0; i < n; i++) memcpy(r + i * rot, x + i * D, (size_t)rot * sizeof(float));
+    par_rope_rows_scaled(tp, r, T, heads, rot, m->pos, inv, backward, m->rope_mscale);
+    for (long i = 0; i < n; i++) memcpy(x + i * D, r + i * rot, (size_t)rot * sizeof(float));
+    free(r);
+}
+
 static const float *layer_inv_freq(const TrainDecoder *m, int l) {
     if (m->inv_freq_local && arch_layer_sliding(&m->cfg, l)) return m->inv_freq_local;
     return m->fwd_inv_freq;
@@ -415,8 +448,8 @@ static void layer_forward(TrainDecoder *m, ThreadPool *tp, int l, float *res_out
         memcpy(a->k, a->k_lin, (size_t)T * KV * D * sizeof(float));
     }
     const float *inv = layer_inv_freq(m, l);
-    par_rope_rows_scaled(tp, a->q, T, H, D, m->pos, inv, 0, m->rope_mscale);
-    par_rope_rows_scaled(tp, a->k, T, KV, D, m->pos, inv, 0, m->rope_mscale);
+    rope_heads(m, tp, a->q, T, H, inv, 0);
+    rope_heads(m, tp, a->k, T, KV, inv, 0);
     AttnDims d = {T, H, KV, D, m->seg_start};
     AttnOpts o = layer_attn_opts(m, l);
     attn_train_forward_opts(tp, a->ctx, a->att, a->q, a->k, a->v, &d, &o);
@@ -654,8 +687,8 @@ static void layer_backward(TrainDecoder *m, ThreadPool *tp, int l, Scratch *s) {
     AttnOpts o = layer_attn_opts(m, l);
     attn_train_backward_opts(tp, s->dq, s->dk, s->dv, s->dctx, a->att, a->q, a->k, a->v, &d, &o);
     const float *inv = layer_inv_freq(m, l);
-    par_rope_rows_scaled(tp, s->dq, T, H, D, m->pos, inv, 1, m->rope_mscale);
-    par_rope_rows_scaled(tp, s->dk, T, KV, D, m->pos, inv, 1, m->rope_mscale);
+    rope_heads(m, tp, s->dq, T, H, inv, 1);
+    rope_heads(m, tp, s->dk, T, KV, inv, 1);
     float *dq_lin = s->dq, *dk_lin = s->dk;
     if (W->q_norm) {
         const int qr = c->qk_norm_full ? T : T * H, kr = c->qk_norm_full ? T : T * KV;

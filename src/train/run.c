@@ -437,6 +437,11 @@ static int save_checkpoint(Run *r, Err *e) {
  * complete. */
 static int publish_final(Run *r, Err *e) {
     const TrainRunOptions *o = r->o;
+    if (!r->policy.lora_on && ckpt_saves_text_only(&r->policy))
+        log_info("%s: %s is the text decoder of %s: saved as %s (config.json from its text_config, tensors model.*); "
+                 "the vision tower and projector were not trained, use the base model's for images",
+                 o->out, o->model, arch_desc(r->policy.cfg.arch)->hf,
+                 arch_desc(arch_canonical(r->policy.cfg.arch))->hf);
     int dtype = o->save_dtype >= 0 ? o->save_dtype : r->policy.cfg.dtype;
     if (dtype != DT_BF16 && dtype != DT_F16) dtype = DT_F32;
     if (dtype == DT_F32 && !o->gguf_type) {

@@ -117,8 +117,12 @@ static void test_phi3_longrope(void) {
                 &c, &e) == -1);
     CHECK_MSG(strstr(e.msg, "t/config.json: field \"rope_scaling.short_factor\" must be a list of 4 numbers"), "%s",
               e.msg);
-    CHECK(parse("{\"architectures\":[\"Phi3ForCausalLM\"]," BASE ",\"partial_rotary_factor\":0.75}", &c, &e) == -1);
-    CHECK_MSG(strstr(e.msg, "partial_rotary_factor = 0.75"), "%s", e.msg);
+    /* partial rotary (Phi-4-mini): int(8 · 0.75) = 6 dims turned; an odd count or none is refused */
+    CHECK_OK(parse("{\"architectures\":[\"Phi3ForCausalLM\"]," BASE ",\"partial_rotary_factor\":0.75}", &c, &e), &e);
+    CHECK(c.rope.rot_dim == 6 && rope_dims(&c) == 6);
+    CHECK(parse("{\"architectures\":[\"Phi3ForCausalLM\"]," BASE ",\"partial_rotary_factor\":0.625}", &c, &e) == -1);
+    CHECK_MSG(strstr(e.msg, "t/config.json: partial_rotary_factor = 0.625 must be"), "%s", e.msg);
+    CHECK(parse("{\"architectures\":[\"Phi3ForCausalLM\"]," BASE ",\"partial_rotary_factor\":0.1}", &c, &e) == -1);
 }
 
 static void test_olmo(void) {
