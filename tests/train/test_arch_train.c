@@ -28,6 +28,7 @@
 #include "formats/safetensors.h"
 #include "model/decoder.h"
 #include "test.h"
+#include "train/gold_fixture.h"
 #include "train/checkpoint.h"
 #include "train/decoder_train.h"
 #include "train/loss.h"
@@ -40,63 +41,8 @@
 static const char *const ARCHS[] = {"olmo", "olmo2", "gemma2", "gemma3", "phi3"};
 #define N_ARCHS (int)(sizeof ARCHS / sizeof *ARCHS)
 
-typedef struct Fixture {
-    char *dir;
-    json_t *root;
-    SafeTensors *want;
-    TrainDecoder m;
-    ThreadPool *tp;
-} Fixture;
-
-static void fixture_free(Fixture *f) {
-    if (f->root) json_decref(f->root);
-    if (f->want) st_close(f->want);
-    td_free(&f->m);
-    if (f->tp) tp_free(f->tp);
-    free(f->dir);
-}
-
 static int fixture_open(Fixture *f, const char *arch, Err *e) {
-    memset(f, 0, sizeof *f);
-    f->dir = xasprintf("tests/data/arch/models/tiny-%s", arch);
-    char *jp = path_join(f->dir, "expected.json"), *sp = path_join(f->dir, "expected.safetensors");
-    json_error_t je;
-    f->root = json_load_file(jp, 0, &je);
-    f->want = st_open(sp, e);
-    free(jp), free(sp);
-    if (!f->root) return err_set(e, ERR_PARSE, "%s/expected.json: %s", f->dir, je.text);
-    if (!f->want) return -1;
-    ModelConfig cfg;
-    if (hf_config_load(f->dir, &cfg, e) || td_init(&f->m, &cfg, e) || td_load(&f->m, f->dir, e)) return -1;
-    f->tp = tp_create(2);
-    return 0;
-}
-
-static int32_t *json_ids(json_t *arr, int *n) {
-    *n = (int)json_array_size(arr);
-    int32_t *ids = xmalloc((size_t)(*n ? *n : 1) * sizeof *ids);
-    for (int i = 0; i < *n; i++) ids[i] = (int32_t)json_integer_value(json_array_get(arr, i));
-    return ids;
-}
-
-/* max |a - b| / max |b| over n values. */
-static double scaled_err(const float *a, const float *b, long n) {
-    double d = 0, s = 0;
-    for (long i = 0; i < n; i++) {
-        d = fmax(d, fabs((double)a[i] - b[i]));
-        s = fmax(s, fabs((double)b[i]));
-    }
-    return s > 0 ? d / s : d;
-}
-
-/* max |a - b| / (max b - min b) over n values. */
-static double range_err(const float *a, const float *b, long n) {
-    double d = 0, lo = b[0], hi = b[0];
-    for (long i = 0; i < n; i++) {
-        d = fmax(d, fabs((double)a[i] - b[i]));
-        lo = fmin(lo, b[i]), hi = fmax(hi, b[i]);
-    }
-    return hi > lo ? d / (hi - lo) : d;
+    return fixture_open_dir(f, xasprintf("tests/data/arch/models/tiny-%s", arch), e);
 }
 
 /* Compares every gradient (base tensors, or with lora the adapter's) with

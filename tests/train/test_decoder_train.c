@@ -29,75 +29,12 @@
 #include "base/mem.h"
 #include "formats/safetensors.h"
 #include "test.h"
+#include "train/gold_fixture.h"
 #include "train/decoder_train.h"
 #include "train/loss.h"
 
 #define GRAD_TOL 1e-5
 #define LOGIT_TOL 2e-6
-
-typedef struct Fixture {
-    char *dir;
-    json_t *root;
-    SafeTensors *want;
-    TrainDecoder m;
-    ThreadPool *tp;
-} Fixture;
-
-static void fixture_free(Fixture *f) {
-    if (f->root) json_decref(f->root);
-    if (f->want) st_close(f->want);
-    td_free(&f->m);
-    if (f->tp) tp_free(f->tp);
-    free(f->dir);
-}
-
-/* 0 = loaded, 1 = skipped (no shared data), -1 = failed (message in e). */
-static int fixture_open(Fixture *f, const char *arch, Err *e) {
-    memset(f, 0, sizeof *f);
-    char rel[128];
-    snprintf(rel, sizeof rel, "fixtures/models/tiny-%s", arch);
-    f->dir = test_shared_path(rel);
-    if (!f->dir) return 1;
-    char *jp = path_join(f->dir, "expected.json"), *sp = path_join(f->dir, "expected.safetensors");
-    json_error_t je;
-    f->root = json_load_file(jp, 0, &je);
-    f->want = st_open(sp, e);
-    free(jp);
-    free(sp);
-    if (!f->root) return err_set(e, ERR_PARSE, "expected.json: %s", je.text);
-    if (!f->want) return -1;
-    ModelConfig cfg;
-    if (hf_config_load(f->dir, &cfg, e) || td_init(&f->m, &cfg, e) || td_load(&f->m, f->dir, e)) return -1;
-    f->tp = tp_create(2);
-    return 0;
-}
-
-static int32_t *json_ids(json_t *arr, int *n) {
-    *n = (int)json_array_size(arr);
-    int32_t *ids = xmalloc((size_t)(*n ? *n : 1) * sizeof *ids);
-    for (int i = 0; i < *n; i++) ids[i] = (int32_t)json_integer_value(json_array_get(arr, i));
-    return ids;
-}
-
-/* max |a - b| / max |b| over n values. */
-static double scaled_err(const float *a, const float *b, long n) {
-    double d = 0, s = 0;
-    for (long i = 0; i < n; i++) {
-        d = fmax(d, fabs((double)a[i] - b[i]));
-        s = fmax(s, fabs((double)b[i]));
-    }
-    return s > 0 ? d / s : d;
-}
-
-/* max |a - b| / (max b - min b) over n values. */
-static double range_err(const float *a, const float *b, long n) {
-    double d = 0, lo = b[0], hi = b[0];
-    for (long i = 0; i < n; i++) {
-        d = fmax(d, fabs((double)a[i] - b[i]));
-        lo = fmin(lo, b[i]), hi = fmax(hi, b[i]);
-    }
-    return hi > lo ? d / (hi - lo) : d;
-}
 
 /* Compares every gradient with `<prefix><name>` in expected.safetensors. */
 static int check_grads(Fixture *f, const char *prefix, const char *arch, Err *e) {
@@ -125,7 +62,7 @@ static int check_grads(Fixture *f, const char *prefix, const char *arch, Err *e)
 static void check_logits(const char *arch) {
     Fixture f;
     Err e;
-    int rc = fixture_open(&f, arch, &e);
+    int rc = fixture_open_shared(&f, arch, &e);
     if (rc == 1) SKIP("fixtures not found (set ALOE_SHARED)");
     CHECK_MSG(rc == 0, "%s", e.msg);
     json_t *rows = json_object_get(json_object_get(f.root, "forward"), "input_ids");
@@ -153,7 +90,7 @@ static void check_logits(const char *arch) {
 static void check_sft(const char *arch) {
     Fixture f;
     Err e;
-    int rc = fixture_open(&f, arch, &e);
+    int rc = fixture_open_shared(&f, arch, &e);
     if (rc == 1) SKIP("fixtures not found (set ALOE_SHARED)");
     CHECK_MSG(rc == 0, "%s", e.msg);
     json_t *sft = json_object_get(f.root, "sft");
@@ -203,7 +140,7 @@ static int completion_logp(TrainDecoder *m, ThreadPool *tp, const int32_t *ids, 
 static void check_dpo(const char *arch) {
     Fixture f;
     Err e;
-    int rc = fixture_open(&f, arch, &e);
+    int rc = fixture_open_shared(&f, arch, &e);
     if (rc == 1) SKIP("fixtures not found (set ALOE_SHARED)");
     CHECK_MSG(rc == 0, "%s", e.msg);
     TrainDecoder ref;
@@ -289,7 +226,7 @@ static void check_dpo(const char *arch) {
 static void check_packed(const char *arch) {
     Fixture f;
     Err e;
-    int rc = fixture_open(&f, arch, &e);
+    int rc = fixture_open_shared(&f, arch, &e);
     if (rc == 1) SKIP("fixtures not found (set ALOE_SHARED)");
     CHECK_MSG(rc == 0, "%s", e.msg);
     json_t *rows = json_object_get(json_object_get(f.root, "forward"), "input_ids");
