@@ -508,6 +508,16 @@ static void check_dpo_trainer(const char *arch) {
     fixture_free(&f);
 }
 
+/* One side of a pair (s: 0 chosen, 1 rejected) through completion_logp:
+ * its length, its logits and labels (allocated here) and log-prob. */
+static int side_logp(Fixture *f, const DpoTokens *p, int s, int *T, float **logits, int32_t **labels, double *lp,
+                     int *cnt, Err *e) {
+    *T = s ? p->n_rejected : p->n_chosen;
+    *logits = xmalloc((size_t)*T * f->m.cfg.vocab_size * sizeof(float));
+    *labels = xmalloc((size_t)*T * sizeof **labels);
+    return completion_logp(&f->m, f->tp, s ? p->rejected : p->chosen, *T, p->n_prompt, *logits, *labels, lp, cnt, e);
+}
+
 /* DPO under LoRA through the trainer, whose head does not train: each
  * row's gradient passes the head (and Gemma 2's soft-cap) before its
  * pair's factor is known and is scaled after (td_scale_head_grad). Against
@@ -540,14 +550,11 @@ static void check_dpo_lora_trainer(const char *arch) {
     DpoPair *dp = xcalloc((size_t)n, sizeof *dp);
     for (int i = 0; i < n; i++)
         for (int s = 0; s < 2; s++) {
-            const int T = s ? pairs[i].n_rejected : pairs[i].n_chosen;
-            float *logits = xmalloc((size_t)T * V * sizeof(float));
-            int32_t *labels = xmalloc((size_t)T * sizeof *labels);
+            int T, cnt;
+            float *logits;
+            int32_t *labels;
             double lp;
-            int cnt;
-            CHECK_OK(completion_logp(&f.m, f.tp, s ? pairs[i].rejected : pairs[i].chosen, T, pairs[i].n_prompt, logits,
-                                     labels, &lp, &cnt, &e),
-                     &e);
+            CHECK_OK(side_logp(&f, &pairs[i], s, &T, &logits, &labels, &lp, &cnt, &e), &e);
             if (s) dp[i].policy_rejected = lp, dp[i].n_rejected = cnt;
             else dp[i].policy_chosen = lp, dp[i].n_chosen = cnt;
             free(logits), free(labels);
@@ -561,14 +568,11 @@ static void check_dpo_lora_trainer(const char *arch) {
     td_zero_grad(&f.m);
     for (int i = 0; i < n; i++)
         for (int s = 0; s < 2; s++) {
-            const int T = s ? pairs[i].n_rejected : pairs[i].n_chosen;
-            float *logits = xmalloc((size_t)T * V * sizeof(float));
-            int32_t *labels = xmalloc((size_t)T * sizeof *labels);
+            int T, cnt;
+            float *logits;
+            int32_t *labels;
             double lp;
-            int cnt;
-            CHECK_OK(completion_logp(&f.m, f.tp, s ? pairs[i].rejected : pairs[i].chosen, T, pairs[i].n_prompt, logits,
-                                     labels, &lp, &cnt, &e),
-                     &e);
+            CHECK_OK(side_logp(&f, &pairs[i], s, &T, &logits, &labels, &lp, &cnt, &e), &e);
             seq_logprob_backward(logits, logits, labels, T, V, (float)(s ? dr[i] : dc[i]));
             td_backward(&f.m, f.tp, logits);
             free(logits), free(labels);
