@@ -118,19 +118,8 @@ void rmsnorm_offset_backward(float *dx, float *dw, const float *dy, const float 
 /* ---- RoPE ---- */
 
 void rope_backward(float *dx, int n_heads, int head_dim, int pos, const float *inv_freq, int interleaved) {
-    int half = head_dim / 2;
-    for (int i = 0; i < half; i++) {
-        /* The same float angle as rope_forward, then the transposed rotation. */
-        float angle = (float)pos * inv_freq[i];
-        float c = (float)cos(angle), s = (float)sin(angle);
-        for (int h = 0; h < n_heads; h++) {
-            float *v = dx + (long)h * head_dim;
-            int i0 = interleaved ? 2 * i : i, i1 = interleaved ? 2 * i + 1 : i + half;
-            float g0 = v[i0], g1 = v[i1];
-            v[i0] = g0 * c + g1 * s;
-            v[i1] = g1 * c - g0 * s;
-        }
-    }
+    /* scale 1: the same float angle, cos and sin as rope_forward, bit for bit */
+    rope_scaled_backward(dx, n_heads, head_dim, pos, inv_freq, interleaved, 1.0f);
 }
 
 /* ---- SwiGLU ---- */
