@@ -83,6 +83,18 @@ static int cmp_double(const void *a, const void *b) {
     return (x > y) - (x < y);
 }
 
+/* The largest, smallest, median and the n_pct percentiles pcts of the n
+ * values x, sorted in v (n values of scratch). */
+static void order_stats(const double *x, double *v, long n, double *max, double *min, double *median, double *pct,
+                        const double *pcts, int n_pct) {
+    memcpy(v, x, (size_t)n * sizeof *v);
+    qsort(v, (size_t)n, sizeof *v, cmp_double);
+    *max = v[n - 1];
+    *min = v[0];
+    *median = kld_percentile(v, n, 0.5);
+    for (int i = 0; i < n_pct; i++) pct[i] = kld_percentile(v, n, pcts[i]);
+}
+
 int kld_summarize(const KldStats *s, KldSummary *o) {
     memset(o, 0, sizeof *o);
     long n = s->count;
@@ -111,18 +123,9 @@ int kld_summarize(const KldStats *s, KldSummary *o) {
     o->same_top = (KldEstimate){top, n > 1 ? sqrt(top * (1 - top) / (double)(n - 1)) : 0};
 
     double *v = xmalloc((size_t)n * sizeof *v);
-    memcpy(v, s->kld, (size_t)n * sizeof *v);
-    qsort(v, (size_t)n, sizeof *v, cmp_double);
-    o->kld_max = v[n - 1];
-    o->kld_min = v[0];
-    o->kld_median = kld_percentile(v, n, 0.5);
-    for (int i = 0; i < KLD_N_KLD_PCT; i++) o->kld_pct[i] = kld_percentile(v, n, KLD_KLD_PCT[i]);
-    memcpy(v, s->p_diff, (size_t)n * sizeof *v);
-    qsort(v, (size_t)n, sizeof *v, cmp_double);
-    o->p_diff_max = v[n - 1];
-    o->p_diff_min = v[0];
-    o->p_diff_median = kld_percentile(v, n, 0.5);
-    for (int i = 0; i < KLD_N_PDIFF_PCT; i++) o->p_diff_pct[i] = kld_percentile(v, n, KLD_PDIFF_PCT[i]);
+    order_stats(s->kld, v, n, &o->kld_max, &o->kld_min, &o->kld_median, o->kld_pct, KLD_KLD_PCT, KLD_N_KLD_PCT);
+    order_stats(s->p_diff, v, n, &o->p_diff_max, &o->p_diff_min, &o->p_diff_median, o->p_diff_pct, KLD_PDIFF_PCT,
+                KLD_N_PDIFF_PCT);
     free(v);
     return 0;
 }

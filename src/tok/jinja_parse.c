@@ -155,6 +155,25 @@ static JVal *mkval(P *p, JType ty) {
     return v;
 }
 
+/* The tuple whose first item x (at t) is followed by a comma: the items up
+ * to the closing `)` (paren) or the tag's end, a trailing comma allowed. */
+static JNode *tuple_rest(P *p, JNode *x, const JTok *t, int paren) {
+    NVec items = {0};
+    nv_push(&items, x, NULL);
+    while (is_op(p, ",")) {
+        p->i++;
+        if (paren ? is_op(p, ")") : cur(p)->t == JT_BLOCK_END || cur(p)->t == JT_VAR_END) break;
+        JNode *y = expr(p);
+        if (!y) return nv_free(&items), NULL;
+        nv_push(&items, y, NULL);
+    }
+    JNode *n = mk(p, JN_TUPLE, t);
+    n->v = nv_nodes(p, &items);
+    n->n = items.n;
+    nv_free(&items);
+    return n;
+}
+
 static JNode *primary(P *p) {
     JTok *t = cur(p);
     if (t->t == JT_NAME) {
@@ -198,22 +217,7 @@ static JNode *primary(P *p) {
         }
         JNode *x = expr(p);
         if (!x) return NULL;
-        if (is_op(p, ",")) { /* a tuple: a list to us */
-            NVec items = {0};
-            nv_push(&items, x, NULL);
-            while (is_op(p, ",")) {
-                p->i++;
-                if (is_op(p, ")")) break;
-                JNode *y = expr(p);
-                if (!y) return nv_free(&items), NULL;
-                nv_push(&items, y, NULL);
-            }
-            JNode *n = mk(p, JN_TUPLE, t);
-            n->v = nv_nodes(p, &items);
-            n->n = items.n;
-            nv_free(&items);
-            x = n;
-        }
+        if (is_op(p, ",") && !(x = tuple_rest(p, x, t, 1))) return NULL; /* a tuple: a list to us */
         if (expect_op(p, ")")) return NULL;
         return x;
     }
@@ -684,20 +688,7 @@ static JNode *tuple_expr(P *p) {
     JTok *t = cur(p);
     JNode *x = expr(p);
     if (!x || !is_op(p, ",")) return x;
-    NVec items = {0};
-    nv_push(&items, x, NULL);
-    while (is_op(p, ",")) {
-        p->i++;
-        if (cur(p)->t == JT_BLOCK_END || cur(p)->t == JT_VAR_END) break;
-        JNode *y = expr(p);
-        if (!y) return nv_free(&items), NULL;
-        nv_push(&items, y, NULL);
-    }
-    JNode *n = mk(p, JN_TUPLE, t);
-    n->v = nv_nodes(p, &items);
-    n->n = items.n;
-    nv_free(&items);
-    return n;
+    return tuple_rest(p, x, t, 0);
 }
 
 static JNode *stmt_set(P *p, JTok *t) {

@@ -91,19 +91,25 @@ void linear_backward_frozen(ThreadPool *tp, float *dx, const float *dy, const QM
 
 void rmsnorm_backward(float *dx, float *dw, const float *dy, const float *x, const float *w, int n, int dim,
                       float eps) {
+    rmsnorm_offset_backward(dx, dw, dy, x, w, 0.0f, n, dim, eps);
+}
+
+/* y = (w + off) x r with r = (mean(x²)+eps)^-1/2, ∂r/∂x_i = −r³ x_i / dim, so
+ * dx_i = r (w_i + off) dy_i − r³ x_i Σ_j (w_j + off) dy_j x_j / dim and
+ * dw_i = dy_i x_i r. */
+void rmsnorm_offset_backward(float *dx, float *dw, const float *dy, const float *x, const float *w, float off, int n,
+                             int dim, float eps) {
     for (int t = 0; t < n; t++) {
         const float *xt = x + (long)t * dim, *dyt = dy + (long)t * dim;
         float *dxt = dx + (long)t * dim;
         double ss = 0, gx = 0;
         for (int i = 0; i < dim; i++) {
             ss += (double)xt[i] * xt[i];
-            gx += (double)w[i] * dyt[i] * xt[i];
+            gx += ((double)w[i] + off) * dyt[i] * xt[i];
         }
-        double r = 1.0 / sqrt(ss / dim + eps);
-        /* y = w x r with r = (mean(x²)+eps)^-1/2, so ∂r/∂x_i = -r³ x_i / dim. */
-        double k = r * r * r * gx / dim;
+        double r = 1.0 / sqrt(ss / dim + eps), k = r * r * r * gx / dim;
         for (int i = 0; i < dim; i++) {
-            dxt[i] += (float)(r * w[i] * dyt[i] - k * xt[i]);
+            dxt[i] += (float)(r * ((double)w[i] + off) * dyt[i] - k * xt[i]);
             if (dw) dw[i] += (float)(dyt[i] * xt[i] * r);
         }
     }
@@ -112,19 +118,8 @@ void rmsnorm_backward(float *dx, float *dw, const float *dy, const float *x, con
 /* ---- RoPE ---- */
 
 void rope_backward(float *dx, int n_heads, int head_dim, int pos, const float *inv_freq, int interleaved) {
-    int half = head_dim / 2;
-    for (int i = 0; i < half; i++) {
-        /* The same float angle as rope_forward, then the transposed rotation. */
-        float angle = (float)pos * inv_freq[i];
-        float c = (float)cos(angle), s = (float)sin(angle);
-        for (int h = 0; h < n_heads; h++) {
-            float *v = dx + (long)h * head_dim;
-            int i0 = interleaved ? 2 * i : i, i1 = interleaved ? 2 * i + 1 : i + half;
-            float g0 = v[i0], g1 = v[i1];
-            v[i0] = g0 * c + g1 * s;
-            v[i1] = g1 * c - g0 * s;
-        }
-    }
+    /* scale 1: the same float angle, cos and sin as rope_forward, bit for bit */
+    rope_scaled_backward(dx, n_heads, head_dim, pos, inv_freq, interleaved, 1.0f);
 }
 
 /* ---- SwiGLU ---- */

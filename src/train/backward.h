@@ -35,6 +35,10 @@ void linear_backward_frozen(ThreadPool *tp, float *dx, const float *dy, const QM
  * scale from x. */
 void rmsnorm_backward(float *dx, float *dw, const float *dy, const float *x, const float *w, int n, int dim,
                       float eps);
+/* The same with weight w_i + off (Gemma's (1+w) norms: off = 1; dw is
+ * still the gradient of w). off = 0 is rmsnorm_backward, bit for bit. */
+void rmsnorm_offset_backward(float *dx, float *dw, const float *dy, const float *x, const float *w, float off, int n,
+                             int dim, float eps);
 
 /* RoPE is a rotation by angle pos·inv_freq; its backward rotates the
  * gradient back by the same angle, in place (same pairing as rope_forward). */

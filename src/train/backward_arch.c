@@ -3,33 +3,13 @@
 #include <math.h>
 
 #include "kernels/ops.h"
+#include "train/backward.h"
 
 /* ---- norms ---- */
 
 void norm_forward(TrainNorm kind, float *out, const float *x, const float *w, int n, int dim, float eps) {
     if (kind == TNORM_LAYER) layernorm_noparam_forward(out, x, n, dim, eps);
     else rmsnorm_offset_forward(out, x, w, kind == TNORM_RMS_1P ? 1.0f : 0.0f, n, dim, eps);
-}
-
-/* RMSNorm with weight w_i (+1 for TNORM_RMS_1P): y = w x r,
- * r = (mean(x²)+eps)^-1/2, ∂r/∂x_i = −r³ x_i / dim, so
- * dx_i = r w_i dy_i − r³ x_i Σ_j w_j dy_j x_j / dim and dw_i = dy_i x_i r. */
-static void rms_backward(float *dx, float *dw, const float *dy, const float *x, const float *w, float off, int n,
-                         int dim, float eps) {
-    for (int t = 0; t < n; t++) {
-        const float *xt = x + (long)t * dim, *dyt = dy + (long)t * dim;
-        float *dxt = dx + (long)t * dim;
-        double ss = 0, gx = 0;
-        for (int i = 0; i < dim; i++) {
-            ss += (double)xt[i] * xt[i];
-            gx += ((double)w[i] + off) * dyt[i] * xt[i];
-        }
-        double r = 1.0 / sqrt(ss / dim + eps), k = r * r * r * gx / dim;
-        for (int i = 0; i < dim; i++) {
-            dxt[i] += (float)(r * ((double)w[i] + off) * dyt[i] - k * xt[i]);
-            if (dw) dw[i] += (float)(dyt[i] * xt[i] * r);
-        }
-    }
 }
 
 /* LayerNorm without parameters: x̂ = (x − μ) r, r = (var + eps)^-1/2;
@@ -55,7 +35,7 @@ static void layer_backward(float *dx, const float *dy, const float *x, int n, in
 void norm_backward(TrainNorm kind, float *dx, float *dw, const float *dy, const float *x, const float *w, int n,
                    int dim, float eps) {
     if (kind == TNORM_LAYER) layer_backward(dx, dy, x, n, dim, eps);
-    else rms_backward(dx, dw, dy, x, w, kind == TNORM_RMS_1P ? 1.0f : 0.0f, n, dim, eps);
+    else rmsnorm_offset_backward(dx, dw, dy, x, w, kind == TNORM_RMS_1P ? 1.0f : 0.0f, n, dim, eps);
 }
 
 /* ---- soft-capping ---- */

@@ -38,6 +38,21 @@ void par_rmsnorm_forward(ThreadPool *tp, float *out, const float *x, const float
     tp_run(tp, rmsnorm_fwd_task, &j);
 }
 
+/* Runs a norm backward task whose threads each write their rows' weight
+ * gradient into their own part of j->part (given one per thread here), then
+ * adds the parts into j->dw in thread order: the sum is the same for the
+ * same thread count, whatever the scheduling. */
+static void run_with_parts(ThreadPool *tp, ThreadTask task, RowJob *j) {
+    const int nth = tp_size(tp);
+    j->part = j->dw ? xmalloc((size_t)nth * j->dim * sizeof *j->part) : NULL;
+    tp_run(tp, task, j);
+    if (j->dw)
+        for (int p = 0; p < nth; p++)
+            for (int i = 0; i < j->dim; i++) j->dw[i] += j->part[(long)p * j->dim + i];
+    free(j->part);
+    j->part = NULL;
+}
+
 /* Each thread adds its rows' weight gradient into its own zeroed part. */
 static void rmsnorm_bwd_task(void *ctx, int ith, int nth) {
     const RowJob *j = ctx;
@@ -52,14 +67,8 @@ static void rmsnorm_bwd_task(void *ctx, int ith, int nth) {
 
 void par_rmsnorm_backward(ThreadPool *tp, float *dx, float *dw, const float *dy, const float *x, const float *w,
                           int n, int dim, float eps) {
-    const int nth = tp_size(tp);
-    float *part = dw ? xmalloc((size_t)nth * dim * sizeof *part) : NULL;
-    RowJob j = {.dx = dx, .dw = dw, .part = part, .dy = dy, .x = x, .w = w, .n = n, .dim = dim, .eps = eps};
-    tp_run(tp, rmsnorm_bwd_task, &j);
-    if (dw)
-        for (int p = 0; p < nth; p++)
-            for (int i = 0; i < dim; i++) dw[i] += part[(long)p * dim + i];
-    free(part);
+    RowJob j = {.dx = dx, .dw = dw, .dy = dy, .x = x, .w = w, .n = n, .dim = dim, .eps = eps};
+    run_with_parts(tp, rmsnorm_bwd_task, &j);
 }
 
 /* ---- the other norms (train/backward_arch.h) ---- */
@@ -101,15 +110,8 @@ void par_norm_backward(ThreadPool *tp, int kind, float *dx, float *dw, const flo
         return;
     }
     if (kind == TNORM_LAYER) dw = NULL; /* no weight */
-    const int nth = tp_size(tp);
-    float *part = dw ? xmalloc((size_t)nth * dim * sizeof *part) : NULL;
-    RowJob j = {.dx = dx, .dw = dw, .part = part, .dy = dy, .x = x, .w = w, .n = n, .dim = dim, .eps = eps,
-                .kind = kind};
-    tp_run(tp, norm_bwd_task, &j);
-    if (dw)
-        for (int p = 0; p < nth; p++)
-            for (int i = 0; i < dim; i++) dw[i] += part[(long)p * dim + i];
-    free(part);
+    RowJob j = {.dx = dx, .dw = dw, .dy = dy, .x = x, .w = w, .n = n, .dim = dim, .eps = eps, .kind = kind};
+    run_with_parts(tp, norm_bwd_task, &j);
 }
 
 /* ---- GeGLU ---- */

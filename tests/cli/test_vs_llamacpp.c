@@ -30,31 +30,23 @@ static void test_self_test(void) {
 }
 
 static void test_refuses_bad_options(void) {
-    char *out;
-    int rc = script("LLAMACPP_BUILD=", "-p 16", &out);
-    CHECK_MSG(rc != 0 && strstr(out, "set LLAMACPP_BUILD"), "rc %d: %s", rc, out);
-    free(out);
-    rc = script("LLAMACPP_BUILD=/nonexistent", "-p 16", &out);
-    CHECK_MSG(rc != 0 && strstr(out, "/nonexistent/bin/llama-bench not found"), "rc %d: %s", rc, out);
-    free(out);
-    rc = script("LLAMACPP_BUILD=/nonexistent", "-p x", &out);
-    CHECK_MSG(rc != 0 && strstr(out, "whole numbers (got 'x')"), "rc %d: %s", rc, out);
-    free(out);
-    rc = script("LLAMACPP_BUILD=/nonexistent", "-p 0 -n 0", &out);
-    CHECK_MSG(rc != 0 && strstr(out, "nothing to measure"), "rc %d: %s", rc, out);
-    free(out);
-    rc = script("LLAMACPP_BUILD=/nonexistent", "--kv q8_0", &out);
-    CHECK_MSG(rc != 0 && strstr(out, "--kv takes f16 or f32"), "rc %d: %s", rc, out);
-    free(out);
-    rc = script("LLAMACPP_BUILD=/nonexistent", "--types q8_0,q9_9", &out);
-    CHECK_MSG(rc != 0 && strstr(out, "unknown type q9_9"), "rc %d: %s", rc, out);
-    free(out);
-    rc = script("LLAMACPP_BUILD=/nonexistent", "--shapes gpt-5", &out);
-    CHECK_MSG(rc != 0 && strstr(out, "unknown shape gpt-5"), "rc %d: %s", rc, out);
-    free(out);
-    rc = script("LLAMACPP_BUILD=/nonexistent", "--frobnicate", &out);
-    CHECK_MSG(rc != 0 && strstr(out, "unknown option --frobnicate"), "rc %d: %s", rc, out);
-    free(out);
+    /* the environment, the options, what the refusal must say */
+    static const char *const cases[][3] = {
+        {"LLAMACPP_BUILD=", "-p 16", "set LLAMACPP_BUILD"},
+        {"LLAMACPP_BUILD=/nonexistent", "-p 16", "/nonexistent/bin/llama-bench not found"},
+        {"LLAMACPP_BUILD=/nonexistent", "-p x", "whole numbers (got 'x')"},
+        {"LLAMACPP_BUILD=/nonexistent", "-p 0 -n 0", "nothing to measure"},
+        {"LLAMACPP_BUILD=/nonexistent", "--kv q8_0", "--kv takes f16 or f32"},
+        {"LLAMACPP_BUILD=/nonexistent", "--types q8_0,q9_9", "unknown type q9_9"},
+        {"LLAMACPP_BUILD=/nonexistent", "--shapes gpt-5", "unknown shape gpt-5"},
+        {"LLAMACPP_BUILD=/nonexistent", "--frobnicate", "unknown option --frobnicate"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        char *out;
+        int rc = script(cases[i][0], cases[i][1], &out);
+        CHECK_MSG(rc != 0 && strstr(out, cases[i][2]), "%s %s: rc %d: %s", cases[i][0], cases[i][1], rc, out);
+        free(out);
+    }
 }
 
 int main(void) {

@@ -53,29 +53,9 @@ static inline void mix_add(TensorView *tv, int *n, uint64_t *s, const char *name
 /* Writes shape sp into dir (created). 0; 1 when the shared fixtures are
  * absent; -1 with e set. */
 static inline int mix_model_write(const MixShape *sp, const char *dir, Err *e) {
-    char *src = test_shared_path("fixtures/models/tiny-qwen2");
-    if (!src) return 1;
-    int rc = file_mkdirs(dir, e);
-    static const char *const files[] = {"tokenizer.json", "tokenizer_config.json", "chat_template.jinja",
-                                        "generation_config.json"};
-    for (size_t i = 0; i < sizeof files / sizeof *files && !rc; i++) rc = wide_copy(src, dir, files[i], e);
-    char *cfg_path = path_join(src, "config.json"), *out_cfg = path_join(dir, "config.json");
-    json_t *cfg = rc ? NULL : json_load_file(cfg_path, 0, NULL);
-    if (!rc && !cfg) rc = err_set(e, ERR_PARSE, "%s: cannot read", cfg_path);
-    if (!rc) {
-        json_object_set_new(cfg, "hidden_size", json_integer(sp->hidden));
-        json_object_set_new(cfg, "intermediate_size", json_integer(sp->ffn));
-        json_object_set_new(cfg, "num_hidden_layers", json_integer(sp->n_layers));
-        json_object_set_new(cfg, "num_attention_heads", json_integer(sp->heads));
-        json_object_set_new(cfg, "num_key_value_heads", json_integer(sp->kv_heads));
-        json_object_set_new(cfg, "tie_word_embeddings", json_boolean(sp->tied));
-        json_t *types = json_array();
-        for (int l = 0; l < sp->n_layers; l++) json_array_append_new(types, json_string("full_attention"));
-        json_object_set_new(cfg, "layer_types", types);
-        if (json_dump_file(cfg, out_cfg, JSON_INDENT(2))) rc = err_set(e, ERR_IO, "%s: cannot write", out_cfg);
-    }
-    json_decref(cfg);
-    int vocab = 1027, D = sp->hidden, Q = D, KV = sp->kv_heads * (D / sp->heads), F = sp->ffn;
+    int rc = wide_dir_start(dir, sp->hidden, sp->ffn, sp->n_layers, sp->heads, sp->kv_heads, sp->tied, WIDE_VOCAB, e);
+    if (rc) return rc;
+    int vocab = WIDE_VOCAB, D = sp->hidden, Q = D, KV = sp->kv_heads * (D / sp->heads), F = sp->ffn;
     TensorView *tv = xcalloc((size_t)sp->n_layers * 12 + 3, sizeof *tv);
     int n = 0;
     uint64_t s = 17;
@@ -104,7 +84,7 @@ static inline int mix_model_write(const MixShape *sp, const char *dir, Err *e) {
     char *st = path_join(dir, "model.safetensors");
     if (!rc) rc = st_write(st, tv, n, meta, e);
     for (int i = 0; i < n; i++) free((char *)tv[i].name), free((void *)tv[i].data);
-    free(st), free(tv), free(cfg_path), free(out_cfg), free(src);
+    free(st), free(tv);
     return rc ? -1 : 0;
 }
 

@@ -120,9 +120,13 @@ static inline int wide_copy(const char *from_dir, const char *to_dir, const char
     return rc;
 }
 
-/* Writes the model into dir (created) as a Hugging Face directory. Returns
- * 0; 1 when the shared fixtures are absent; -1 with e set on failure. */
-static inline int wide_hf_write(const WideHF *w, const WideSpec *sp, const char *dir, Err *e) {
+/* Starts a qwen2-shaped Hugging Face directory in dir (created):
+ * tiny-qwen2's tokenizer files and its config.json with this shape, every
+ * layer full attention; tied < 0 keeps the config's tie_word_embeddings,
+ * vocab > 0 is the vocab_size the config must have. 0; 1 when the shared
+ * fixtures are absent; -1 with e set. */
+static inline int wide_dir_start(const char *dir, int hidden, int ffn, int n_layers, int heads, int kv_heads,
+                                 int tied, int vocab, Err *e) {
     char *src = test_shared_path("fixtures/models/tiny-qwen2");
     if (!src) return 1;
     int rc = file_mkdirs(dir, e);
@@ -133,22 +137,30 @@ static inline int wide_hf_write(const WideHF *w, const WideSpec *sp, const char 
     json_t *cfg = rc ? NULL : json_load_file(cfg_path, 0, NULL);
     if (!rc && !cfg) rc = err_set(e, ERR_PARSE, "%s: cannot read", cfg_path);
     if (!rc) {
-        json_object_set_new(cfg, "hidden_size", json_integer(WIDE_HIDDEN));
-        json_object_set_new(cfg, "intermediate_size", json_integer(sp->ffn));
-        json_object_set_new(cfg, "num_hidden_layers", json_integer(sp->n_layers));
-        json_object_set_new(cfg, "num_attention_heads", json_integer(WIDE_HEADS));
-        json_object_set_new(cfg, "num_key_value_heads", json_integer(WIDE_KV_HEADS));
+        json_object_set_new(cfg, "hidden_size", json_integer(hidden));
+        json_object_set_new(cfg, "intermediate_size", json_integer(ffn));
+        json_object_set_new(cfg, "num_hidden_layers", json_integer(n_layers));
+        json_object_set_new(cfg, "num_attention_heads", json_integer(heads));
+        json_object_set_new(cfg, "num_key_value_heads", json_integer(kv_heads));
+        if (tied >= 0) json_object_set_new(cfg, "tie_word_embeddings", json_boolean(tied));
         json_t *types = json_array();
-        for (int l = 0; l < sp->n_layers; l++) json_array_append_new(types, json_string("full_attention"));
+        for (int l = 0; l < n_layers; l++) json_array_append_new(types, json_string("full_attention"));
         json_object_set_new(cfg, "layer_types", types);
-        if (json_integer_value(json_object_get(cfg, "vocab_size")) != WIDE_VOCAB)
-            rc = err_set(e, ERR_PARSE, "%s: vocab_size is not %d", cfg_path, WIDE_VOCAB);
+        if (vocab > 0 && json_integer_value(json_object_get(cfg, "vocab_size")) != vocab)
+            rc = err_set(e, ERR_PARSE, "%s: vocab_size is not %d", cfg_path, vocab);
         else if (json_dump_file(cfg, out_cfg, JSON_INDENT(2)))
             rc = err_set(e, ERR_IO, "%s: cannot write", out_cfg);
     }
     json_decref(cfg);
     free(cfg_path), free(out_cfg), free(src);
-    if (rc) return -1;
+    return rc ? -1 : 0;
+}
+
+/* Writes the model into dir (created) as a Hugging Face directory. Returns
+ * 0; 1 when the shared fixtures are absent; -1 with e set on failure. */
+static inline int wide_hf_write(const WideHF *w, const WideSpec *sp, const char *dir, Err *e) {
+    int rc = wide_dir_start(dir, WIDE_HIDDEN, sp->ffn, sp->n_layers, WIDE_HEADS, WIDE_KV_HEADS, -1, WIDE_VOCAB, e);
+    if (rc) return rc;
     TensorView *tv = xcalloc((size_t)w->n, sizeof *tv);
     for (int i = 0; i < w->n; i++) {
         const WideTensorHF *t = &w->t[i];

@@ -37,96 +37,15 @@
 #define GRAD_TOL 1e-5
 #define LOGIT_TOL 2e-6
 
+#include "train/gold_dpo.h"
+
 static const char *const ARCHS[] = {"olmo", "olmo2", "gemma2", "gemma3", "phi3"};
 #define N_ARCHS (int)(sizeof ARCHS / sizeof *ARCHS)
 
-typedef struct Fixture {
-    char *dir;
-    json_t *root;
-    SafeTensors *want;
-    TrainDecoder m;
-    ThreadPool *tp;
-} Fixture;
-
-static void fixture_free(Fixture *f) {
-    if (f->root) json_decref(f->root);
-    if (f->want) st_close(f->want);
-    td_free(&f->m);
-    if (f->tp) tp_free(f->tp);
-    free(f->dir);
-}
-
 static int fixture_open(Fixture *f, const char *arch, Err *e) {
-    memset(f, 0, sizeof *f);
-    f->dir = xasprintf("tests/data/arch/models/tiny-%s", arch);
-    char *jp = path_join(f->dir, "expected.json"), *sp = path_join(f->dir, "expected.safetensors");
-    json_error_t je;
-    f->root = json_load_file(jp, 0, &je);
-    f->want = st_open(sp, e);
-    free(jp), free(sp);
-    if (!f->root) return err_set(e, ERR_PARSE, "%s/expected.json: %s", f->dir, je.text);
-    if (!f->want) return -1;
-    ModelConfig cfg;
-    if (hf_config_load(f->dir, &cfg, e) || td_init(&f->m, &cfg, e) || td_load(&f->m, f->dir, e)) return -1;
-    f->tp = tp_create(2);
-    return 0;
+    return fixture_open_dir(f, xasprintf("tests/data/arch/models/tiny-%s", arch), e);
 }
 
-static int32_t *json_ids(json_t *arr, int *n) {
-    *n = (int)json_array_size(arr);
-    int32_t *ids = xmalloc((size_t)(*n ? *n : 1) * sizeof *ids);
-    for (int i = 0; i < *n; i++) ids[i] = (int32_t)json_integer_value(json_array_get(arr, i));
-    return ids;
-}
-
-/* max |a - b| / max |b| over n values. */
-static double scaled_err(const float *a, const float *b, long n) {
-    double d = 0, s = 0;
-    for (long i = 0; i < n; i++) {
-        d = fmax(d, fabs((double)a[i] - b[i]));
-        s = fmax(s, fabs((double)b[i]));
-    }
-    return s > 0 ? d / s : d;
-}
-
-/* max |a - b| / (max b - min b) over n values. */
-static double range_err(const float *a, const float *b, long n) {
-    double d = 0, lo = b[0], hi = b[0];
-    for (long i = 0; i < n; i++) {
-        d = fmax(d, fabs((double)a[i] - b[i]));
-        lo = fmin(lo, b[i]), hi = fmax(hi, b[i]);
-    }
-    return hi > lo ? d / (hi - lo) : d;
-}
-
-/* Compares every gradient (base tensors, or with lora the adapter's) with
- * `<prefix><name>` in expected.safetensors; peft's in-memory names carry
- * ".default" before ".weight". */
-static int check_grads(Fixture *f, const char *prefix, int lora, const char *arch, Err *e) {
-    double worst = 0;
-    const char *worst_name = "";
-    const int n = lora ? f->m.n_lora_tensors : f->m.n_tensors;
-    for (int i = 0; i < n; i++) {
-        const TdTensor *t = lora ? &f->m.lora_tensors[i] : &f->m.tensors[i];
-        const float *g = (lora ? f->m.lora_grads : f->m.grads) + t->offset;
-        char name[200];
-        if (lora) snprintf(name, sizeof name, "%s%.*sdefault.weight", prefix, (int)(strlen(t->name) - 6), t->name);
-        else snprintf(name, sizeof name, "%s%s", prefix, t->name);
-        const TensorView *v = st_get(f->want, name, e);
-        if (!v) return -1;
-        if ((size_t)tensor_numel(v) != t->numel) return err_set(e, ERR_INTERNAL, "%s: size differs", name);
-        float *w = tensor_to_f32_alloc(v, e);
-        if (!w) return -1;
-        double err = scaled_err(g, w, (long)t->numel);
-        free(w);
-        if (err > worst) worst = err, worst_name = t->name;
-    }
-    printf("  %s %s: worst gradient %.2e of its tensor's max (%s)\n", arch, prefix, worst, worst_name);
-    if (worst > GRAD_TOL)
-        return err_set(e, ERR_INTERNAL, "%s %s: worst gradient error %.3g (of the tensor's max) in %s", arch, prefix,
-                       worst, worst_name);
-    return 0;
-}
 
 /* forward.input_ids -> the logits named `key` */
 static int check_logits(Fixture *f, const char *key, const char *arch, Err *e) {
@@ -189,88 +108,13 @@ static void check_forward_sft(const char *arch) {
     fixture_free(&f);
 }
 
-/* Summed log-prob of the tokens after the prompt, and its token count. */
-static int completion_logp(TrainDecoder *m, ThreadPool *tp, const int32_t *ids, int T, int n_prompt, float *logits,
-                           int32_t *labels, double *logp, int *n, Err *e) {
-    uint8_t *target = xmalloc((size_t)T);
-    for (int t = 0; t < T; t++) target[t] = t >= n_prompt;
-    loss_shift_labels(ids, target, T, labels);
-    free(target);
-    if (td_forward(m, tp, ids, T, logits, e)) return -1;
-    *logp = seq_logprob_forward(logits, labels, T, m->cfg.vocab_size, n);
-    return 0;
-}
 
-/* The dpo section: log-probs of each pair (1e-5 relative), the mean
- * sigmoid loss, and the gradient of that loss for every parameter. */
+/* The dpo section (gold_check_dpo). */
 static void check_dpo(const char *arch) {
     Fixture f;
     Err e;
     CHECK_MSG(fixture_open(&f, arch, &e) == 0, "%s", e.msg);
-    TrainDecoder ref;
-    char *ref_dir = xasprintf("%s-ref", f.dir);
-    int rc = td_init(&ref, &f.m.cfg, &e) || td_load(&ref, ref_dir, &e) ? -1 : 0;
-    free(ref_dir);
-    json_t *dpo = json_object_get(f.root, "dpo"), *jp = json_object_get(dpo, "pairs");
-    DpoConfig cfg = {DPO_SIGMOID, json_number_value(json_object_get(dpo, "beta")), 0, 0};
-    int n = (int)json_array_size(jp);
-    DpoPair *pairs = xcalloc((size_t)n, sizeof *pairs);
-    const int V = f.m.cfg.vocab_size;
-    for (int i = 0; i < n && !rc; i++) {
-        json_t *p = json_array_get(jp, i);
-        int np, T[2];
-        int32_t *prompt = json_ids(json_object_get(p, "prompt_ids"), &np);
-        int32_t *seq[2] = {json_ids(json_object_get(p, "chosen_ids"), &T[0]),
-                           json_ids(json_object_get(p, "rejected_ids"), &T[1])};
-        double lp[4];
-        int cnt[4];
-        for (int s = 0; s < 2 && !rc; s++) {
-            float *logits = xmalloc((size_t)T[s] * V * sizeof(float));
-            int32_t *labels = xmalloc((size_t)T[s] * sizeof *labels);
-            rc = completion_logp(&f.m, f.tp, seq[s], T[s], np, logits, labels, &lp[s], &cnt[s], &e) ||
-                 completion_logp(&ref, f.tp, seq[s], T[s], np, logits, labels, &lp[2 + s], &cnt[2 + s], &e);
-            free(logits), free(labels);
-        }
-        static const char *keys[4] = {"policy_chosen_logp", "policy_rejected_logp", "ref_chosen_logp",
-                                      "ref_rejected_logp"};
-        for (int k = 0; k < 4 && !rc; k++) {
-            double want = json_number_value(json_object_get(p, keys[k]));
-            if (fabs(lp[k] - want) > 1e-5 * fabs(want))
-                rc = err_set(&e, ERR_INTERNAL, "%s pair %d %s: %.9g vs %.9g", arch, i, keys[k], lp[k], want);
-        }
-        pairs[i] = (DpoPair){lp[0], lp[1], lp[2], lp[3], cnt[0], cnt[1]};
-        free(prompt), free(seq[0]), free(seq[1]);
-    }
-    DpoPairOut *outs = xcalloc((size_t)n, sizeof *outs);
-    double *dc = xcalloc((size_t)n, sizeof *dc), *dr = xcalloc((size_t)n, sizeof *dr);
-    DpoStats st;
-    double loss = dpo_batch(&cfg, pairs, n, outs, &st, dc, dr);
-    double want_loss = json_number_value(json_object_get(dpo, "mean_loss"));
-    if (!rc && fabs(loss - want_loss) > 1e-5 * want_loss)
-        rc = err_set(&e, ERR_INTERNAL, "%s: mean DPO loss %.9g vs %.9g", arch, loss, want_loss);
-    td_zero_grad(&f.m);
-    for (int i = 0; i < n && !rc; i++) {
-        json_t *p = json_array_get(jp, i);
-        int np, T;
-        int32_t *prompt = json_ids(json_object_get(p, "prompt_ids"), &np);
-        for (int s = 0; s < 2 && !rc; s++) {
-            int32_t *ids = json_ids(json_object_get(p, s ? "rejected_ids" : "chosen_ids"), &T);
-            float *logits = xmalloc((size_t)T * V * sizeof(float));
-            int32_t *labels = xmalloc((size_t)T * sizeof *labels);
-            double lp;
-            int cnt;
-            rc = completion_logp(&f.m, f.tp, ids, T, np, logits, labels, &lp, &cnt, &e);
-            if (!rc) {
-                seq_logprob_backward(logits, logits, labels, T, V, (float)(s ? dr[i] : dc[i]));
-                td_backward(&f.m, f.tp, logits);
-            }
-            free(ids), free(logits), free(labels);
-        }
-        free(prompt);
-    }
-    if (!rc) rc = check_grads(&f, "dpo.grad.", 0, arch, &e);
-    free(pairs), free(outs), free(dc), free(dr);
-    td_free(&ref);
+    int rc = gold_check_dpo(&f, arch, &e);
     fixture_free(&f);
     CHECK_MSG(rc == 0, "%s", e.msg);
 }
@@ -562,6 +406,16 @@ static void check_dpo_trainer(const char *arch) {
     fixture_free(&f);
 }
 
+/* One side of a pair (s: 0 chosen, 1 rejected) through completion_logp:
+ * its length, its logits and labels (allocated here) and log-prob. */
+static int side_logp(Fixture *f, const DpoTokens *p, int s, int *T, float **logits, int32_t **labels, double *lp,
+                     int *cnt, Err *e) {
+    *T = s ? p->n_rejected : p->n_chosen;
+    *logits = xmalloc((size_t)*T * f->m.cfg.vocab_size * sizeof(float));
+    *labels = xmalloc((size_t)*T * sizeof **labels);
+    return completion_logp(&f->m, f->tp, s ? p->rejected : p->chosen, *T, p->n_prompt, *logits, *labels, lp, cnt, e);
+}
+
 /* DPO under LoRA through the trainer, whose head does not train: each
  * row's gradient passes the head (and Gemma 2's soft-cap) before its
  * pair's factor is known and is scaled after (td_scale_head_grad). Against
@@ -594,14 +448,11 @@ static void check_dpo_lora_trainer(const char *arch) {
     DpoPair *dp = xcalloc((size_t)n, sizeof *dp);
     for (int i = 0; i < n; i++)
         for (int s = 0; s < 2; s++) {
-            const int T = s ? pairs[i].n_rejected : pairs[i].n_chosen;
-            float *logits = xmalloc((size_t)T * V * sizeof(float));
-            int32_t *labels = xmalloc((size_t)T * sizeof *labels);
+            int T, cnt;
+            float *logits;
+            int32_t *labels;
             double lp;
-            int cnt;
-            CHECK_OK(completion_logp(&f.m, f.tp, s ? pairs[i].rejected : pairs[i].chosen, T, pairs[i].n_prompt, logits,
-                                     labels, &lp, &cnt, &e),
-                     &e);
+            CHECK_OK(side_logp(&f, &pairs[i], s, &T, &logits, &labels, &lp, &cnt, &e), &e);
             if (s) dp[i].policy_rejected = lp, dp[i].n_rejected = cnt;
             else dp[i].policy_chosen = lp, dp[i].n_chosen = cnt;
             free(logits), free(labels);
@@ -615,14 +466,11 @@ static void check_dpo_lora_trainer(const char *arch) {
     td_zero_grad(&f.m);
     for (int i = 0; i < n; i++)
         for (int s = 0; s < 2; s++) {
-            const int T = s ? pairs[i].n_rejected : pairs[i].n_chosen;
-            float *logits = xmalloc((size_t)T * V * sizeof(float));
-            int32_t *labels = xmalloc((size_t)T * sizeof *labels);
+            int T, cnt;
+            float *logits;
+            int32_t *labels;
             double lp;
-            int cnt;
-            CHECK_OK(completion_logp(&f.m, f.tp, s ? pairs[i].rejected : pairs[i].chosen, T, pairs[i].n_prompt, logits,
-                                     labels, &lp, &cnt, &e),
-                     &e);
+            CHECK_OK(side_logp(&f, &pairs[i], s, &T, &logits, &labels, &lp, &cnt, &e), &e);
             seq_logprob_backward(logits, logits, labels, T, V, (float)(s ? dr[i] : dc[i]));
             td_backward(&f.m, f.tp, logits);
             free(logits), free(labels);

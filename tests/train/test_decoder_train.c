@@ -35,97 +35,13 @@
 #define GRAD_TOL 1e-5
 #define LOGIT_TOL 2e-6
 
-typedef struct Fixture {
-    char *dir;
-    json_t *root;
-    SafeTensors *want;
-    TrainDecoder m;
-    ThreadPool *tp;
-} Fixture;
+#include "train/gold_dpo.h"
 
-static void fixture_free(Fixture *f) {
-    if (f->root) json_decref(f->root);
-    if (f->want) st_close(f->want);
-    td_free(&f->m);
-    if (f->tp) tp_free(f->tp);
-    free(f->dir);
-}
-
-/* 0 = loaded, 1 = skipped (no shared data), -1 = failed (message in e). */
-static int fixture_open(Fixture *f, const char *arch, Err *e) {
-    memset(f, 0, sizeof *f);
-    char rel[128];
-    snprintf(rel, sizeof rel, "fixtures/models/tiny-%s", arch);
-    f->dir = test_shared_path(rel);
-    if (!f->dir) return 1;
-    char *jp = path_join(f->dir, "expected.json"), *sp = path_join(f->dir, "expected.safetensors");
-    json_error_t je;
-    f->root = json_load_file(jp, 0, &je);
-    f->want = st_open(sp, e);
-    free(jp);
-    free(sp);
-    if (!f->root) return err_set(e, ERR_PARSE, "expected.json: %s", je.text);
-    if (!f->want) return -1;
-    ModelConfig cfg;
-    if (hf_config_load(f->dir, &cfg, e) || td_init(&f->m, &cfg, e) || td_load(&f->m, f->dir, e)) return -1;
-    f->tp = tp_create(2);
-    return 0;
-}
-
-static int32_t *json_ids(json_t *arr, int *n) {
-    *n = (int)json_array_size(arr);
-    int32_t *ids = xmalloc((size_t)(*n ? *n : 1) * sizeof *ids);
-    for (int i = 0; i < *n; i++) ids[i] = (int32_t)json_integer_value(json_array_get(arr, i));
-    return ids;
-}
-
-/* max |a - b| / max |b| over n values. */
-static double scaled_err(const float *a, const float *b, long n) {
-    double d = 0, s = 0;
-    for (long i = 0; i < n; i++) {
-        d = fmax(d, fabs((double)a[i] - b[i]));
-        s = fmax(s, fabs((double)b[i]));
-    }
-    return s > 0 ? d / s : d;
-}
-
-/* max |a - b| / (max b - min b) over n values. */
-static double range_err(const float *a, const float *b, long n) {
-    double d = 0, lo = b[0], hi = b[0];
-    for (long i = 0; i < n; i++) {
-        d = fmax(d, fabs((double)a[i] - b[i]));
-        lo = fmin(lo, b[i]), hi = fmax(hi, b[i]);
-    }
-    return hi > lo ? d / (hi - lo) : d;
-}
-
-/* Compares every gradient with `<prefix><name>` in expected.safetensors. */
-static int check_grads(Fixture *f, const char *prefix, const char *arch, Err *e) {
-    double worst = 0;
-    const char *worst_name = "";
-    for (int i = 0; i < f->m.n_tensors; i++) {
-        const TdTensor *t = &f->m.tensors[i];
-        char name[160];
-        snprintf(name, sizeof name, "%s%s", prefix, t->name);
-        const TensorView *v = st_get(f->want, name, e);
-        if (!v) return -1;
-        if ((size_t)tensor_numel(v) != t->numel) return err_set(e, ERR_INTERNAL, "%s: size differs", name);
-        float *w = tensor_to_f32_alloc(v, e);
-        if (!w) return -1;
-        double err = scaled_err(f->m.grads + t->offset, w, (long)t->numel);
-        free(w);
-        if (err > worst) worst = err, worst_name = t->name;
-    }
-    if (worst > GRAD_TOL)
-        return err_set(e, ERR_INTERNAL, "%s %s: worst gradient error %.3g (of the tensor's max) in %s", arch, prefix,
-                       worst, worst_name);
-    return 0;
-}
 
 static void check_logits(const char *arch) {
     Fixture f;
     Err e;
-    int rc = fixture_open(&f, arch, &e);
+    int rc = fixture_open_shared(&f, arch, &e);
     if (rc == 1) SKIP("fixtures not found (set ALOE_SHARED)");
     CHECK_MSG(rc == 0, "%s", e.msg);
     json_t *rows = json_object_get(json_object_get(f.root, "forward"), "input_ids");
@@ -153,7 +69,7 @@ static void check_logits(const char *arch) {
 static void check_sft(const char *arch) {
     Fixture f;
     Err e;
-    int rc = fixture_open(&f, arch, &e);
+    int rc = fixture_open_shared(&f, arch, &e);
     if (rc == 1) SKIP("fixtures not found (set ALOE_SHARED)");
     CHECK_MSG(rc == 0, "%s", e.msg);
     json_t *sft = json_object_get(f.root, "sft");
@@ -173,7 +89,7 @@ static void check_sft(const char *arch) {
         xent_backward(logits, logits, labels, T, V, n, 1.0f);
         td_zero_grad(&f.m);
         td_backward(&f.m, f.tp, logits);
-        rc = check_grads(&f, "sft.grad.", arch, &e);
+        rc = check_grads(&f, "sft.grad.", 0, arch, &e);
     }
     free(ids);
     free(target);
@@ -185,101 +101,15 @@ static void check_sft(const char *arch) {
     CHECK_NEAR(loss, want, 1e-5 * want);
 }
 
-/* Summed log-prob of the tokens after the prompt, and its token count. */
-static int completion_logp(TrainDecoder *m, ThreadPool *tp, const int32_t *ids, int T, int n_prompt,
-                           float *logits, int32_t *labels, double *logp, int *n, Err *e) {
-    uint8_t *target = xmalloc((size_t)T);
-    for (int t = 0; t < T; t++) target[t] = t >= n_prompt;
-    loss_shift_labels(ids, target, T, labels);
-    free(target);
-    if (td_forward(m, tp, ids, T, logits, e)) return -1;
-    *logp = seq_logprob_forward(logits, labels, T, m->cfg.vocab_size, n);
-    return 0;
-}
 
-/* The dpo section: policy = the model, reference = tiny-<arch>-ref. Checks
- * the four log-probs of each pair (1e-5 relative), the mean sigmoid loss, and
- * the gradient of that loss for every parameter. */
+/* The dpo section (gold_check_dpo). */
 static void check_dpo(const char *arch) {
     Fixture f;
     Err e;
-    int rc = fixture_open(&f, arch, &e);
+    int rc = fixture_open_shared(&f, arch, &e);
     if (rc == 1) SKIP("fixtures not found (set ALOE_SHARED)");
     CHECK_MSG(rc == 0, "%s", e.msg);
-    TrainDecoder ref;
-    char *ref_dir = xasprintf("%s-ref", f.dir);
-    rc = td_init(&ref, &f.m.cfg, &e) || td_load(&ref, ref_dir, &e) ? -1 : 0;
-    free(ref_dir);
-    json_t *dpo = json_object_get(f.root, "dpo"), *jp = json_object_get(dpo, "pairs");
-    DpoConfig cfg = {DPO_SIGMOID, json_number_value(json_object_get(dpo, "beta")), 0, 0};
-    int n = (int)json_array_size(jp);
-    DpoPair *pairs = xcalloc((size_t)n, sizeof *pairs);
-    const int V = f.m.cfg.vocab_size;
-    /* Pass 1: log-probs of policy and reference. */
-    for (int i = 0; i < n && !rc; i++) {
-        json_t *p = json_array_get(jp, i);
-        int np, T[2];
-        int32_t *prompt = json_ids(json_object_get(p, "prompt_ids"), &np);
-        int32_t *seq[2] = {json_ids(json_object_get(p, "chosen_ids"), &T[0]),
-                           json_ids(json_object_get(p, "rejected_ids"), &T[1])};
-        double lp[4];
-        int cnt[4];
-        for (int s = 0; s < 2 && !rc; s++) {
-            float *logits = xmalloc((size_t)T[s] * V * sizeof(float));
-            int32_t *labels = xmalloc((size_t)T[s] * sizeof *labels);
-            rc = completion_logp(&f.m, f.tp, seq[s], T[s], np, logits, labels, &lp[s], &cnt[s], &e) ||
-                 completion_logp(&ref, f.tp, seq[s], T[s], np, logits, labels, &lp[2 + s], &cnt[2 + s], &e);
-            free(logits);
-            free(labels);
-        }
-        static const char *keys[4] = {"policy_chosen_logp", "policy_rejected_logp", "ref_chosen_logp",
-                                      "ref_rejected_logp"};
-        for (int k = 0; k < 4 && !rc; k++) {
-            double want = json_number_value(json_object_get(p, keys[k]));
-            if (fabs(lp[k] - want) > 1e-5 * fabs(want))
-                rc = err_set(&e, ERR_INTERNAL, "%s pair %d %s: %.9g vs %.9g", arch, i, keys[k], lp[k], want);
-        }
-        pairs[i] = (DpoPair){lp[0], lp[1], lp[2], lp[3], cnt[0], cnt[1]};
-        free(prompt);
-        free(seq[0]);
-        free(seq[1]);
-    }
-    /* Pass 2: the loss, then its gradient through both sequences of each pair. */
-    DpoPairOut *outs = xcalloc((size_t)n, sizeof *outs);
-    double *dc = xcalloc((size_t)n, sizeof *dc), *dr = xcalloc((size_t)n, sizeof *dr);
-    DpoStats st;
-    double loss = dpo_batch(&cfg, pairs, n, outs, &st, dc, dr);
-    double want_loss = json_number_value(json_object_get(dpo, "mean_loss"));
-    if (!rc && fabs(loss - want_loss) > 1e-5 * want_loss)
-        rc = err_set(&e, ERR_INTERNAL, "%s: mean DPO loss %.9g vs %.9g", arch, loss, want_loss);
-    td_zero_grad(&f.m);
-    for (int i = 0; i < n && !rc; i++) {
-        json_t *p = json_array_get(jp, i);
-        int np, T;
-        int32_t *prompt = json_ids(json_object_get(p, "prompt_ids"), &np);
-        for (int s = 0; s < 2 && !rc; s++) {
-            int32_t *ids = json_ids(json_object_get(p, s ? "rejected_ids" : "chosen_ids"), &T);
-            float *logits = xmalloc((size_t)T * V * sizeof(float));
-            int32_t *labels = xmalloc((size_t)T * sizeof *labels);
-            double lp;
-            int cnt;
-            rc = completion_logp(&f.m, f.tp, ids, T, np, logits, labels, &lp, &cnt, &e);
-            if (!rc) {
-                seq_logprob_backward(logits, logits, labels, T, V, (float)(s ? dr[i] : dc[i]));
-                td_backward(&f.m, f.tp, logits);
-            }
-            free(ids);
-            free(logits);
-            free(labels);
-        }
-        free(prompt);
-    }
-    if (!rc) rc = check_grads(&f, "dpo.grad.", arch, &e);
-    free(pairs);
-    free(outs);
-    free(dc);
-    free(dr);
-    td_free(&ref);
+    rc = gold_check_dpo(&f, arch, &e);
     fixture_free(&f);
     CHECK_MSG(rc == 0, "%s", e.msg);
 }
@@ -289,7 +119,7 @@ static void check_dpo(const char *arch) {
 static void check_packed(const char *arch) {
     Fixture f;
     Err e;
-    int rc = fixture_open(&f, arch, &e);
+    int rc = fixture_open_shared(&f, arch, &e);
     if (rc == 1) SKIP("fixtures not found (set ALOE_SHARED)");
     CHECK_MSG(rc == 0, "%s", e.msg);
     json_t *rows = json_object_get(json_object_get(f.root, "forward"), "input_ids");

@@ -11,6 +11,7 @@
 #include "formats/safetensors.h"
 #include "train/checkpoint.h"
 #include "test.h"
+#include "train/gold_fixture.h"
 #include "train/decoder_train.h"
 #include "train/lora.h"
 #include "train/loss.h"
@@ -136,25 +137,6 @@ static void test_adapter_backward_matches_finite_differences(void) {
  * budget derived in test_decoder_train.c (the adapter adds reductions of
  * r <= 16 terms: below the budget's ΣK/6 resolution). */
 #define LOGIT_TOL 2e-6
-
-static double range_err(const float *a, const float *b, long n) {
-    double d = 0, lo = b[0], hi = b[0];
-    for (long i = 0; i < n; i++) {
-        d = fmax(d, fabs((double)a[i] - b[i]));
-        lo = fmin(lo, b[i]), hi = fmax(hi, b[i]);
-    }
-    return hi > lo ? d / (hi - lo) : d;
-}
-
-static double scaled_err(const float *a, const float *b, long n) {
-    double d = 0, s = 0;
-    for (long i = 0; i < n; i++) {
-        d = fmax(d, fabs((double)a[i] - b[i]));
-        s = fmax(s, fabs((double)b[i]));
-    }
-    return s > 0 ? d / s : d;
-}
-
 
 /* The masks: the fraction dropped is p, kept values are scaled by 1/(1-p),
  * a mask is the same however its rows are split (threads), and another
@@ -522,13 +504,6 @@ static void test_fresh_adapter_starts_at_the_base_model(void) {
 }
 
 /* ---- the fixtures ---- */
-
-static int32_t *json_ids(json_t *arr, int *n) {
-    *n = (int)json_array_size(arr);
-    int32_t *ids = xmalloc((size_t)(*n ? *n : 1) * sizeof *ids);
-    for (int i = 0; i < *n; i++) ids[i] = (int32_t)json_integer_value(json_array_get(arr, i));
-    return ids;
-}
 
 /* "...lora_A.weight" -> "lora.grad....lora_A.default.weight" (PyTorch's name). */
 static void grad_name(const char *file_name, char *out, size_t n) {

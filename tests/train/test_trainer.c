@@ -11,6 +11,7 @@
 #include "base/rng.h"
 #include "formats/safetensors.h"
 #include "test.h"
+#include "train/gold_fixture.h"
 #include "train/trainer.h"
 
 /* Constant learning rate 1e-3 over `steps`, AdamW defaults, the given DPO
@@ -23,57 +24,8 @@ static TrainerConfig plain_config(long steps, DpoConfig dpo) {
     return cfg;
 }
 
-static int32_t *json_ids(json_t *arr, int *n) {
-    *n = (int)json_array_size(arr);
-    int32_t *ids = xmalloc((size_t)(*n ? *n : 1) * sizeof *ids);
-    for (int i = 0; i < *n; i++) ids[i] = (int32_t)json_integer_value(json_array_get(arr, i));
-    return ids;
-}
-
-static double scaled_err(const float *a, const float *b, long n) {
-    double d = 0, s = 0;
-    for (long i = 0; i < n; i++) {
-        d = fmax(d, fabs((double)a[i] - b[i]));
-        s = fmax(s, fabs((double)b[i]));
-    }
-    return s > 0 ? d / s : d;
-}
-
-typedef struct Fx {
-    char *dir;
-    json_t *root;
-    SafeTensors *want;
-    TrainDecoder m;
-    ThreadPool *tp;
-} Fx;
-
-static int fx_open(Fx *f, const char *arch, Err *e) {
-    memset(f, 0, sizeof *f);
-    char rel[96];
-    snprintf(rel, sizeof rel, "fixtures/models/tiny-%s", arch);
-    if (!(f->dir = test_shared_path(rel))) return 1;
-    char *jp = path_join(f->dir, "expected.json"), *sp = path_join(f->dir, "expected.safetensors");
-    json_error_t je;
-    f->root = json_load_file(jp, 0, &je);
-    f->want = st_open(sp, e);
-    free(jp), free(sp);
-    if (!f->root) return err_set(e, ERR_PARSE, "expected.json: %s", je.text);
-    ModelConfig cfg;
-    if (!f->want || hf_config_load(f->dir, &cfg, e) || td_init(&f->m, &cfg, e) || td_load(&f->m, f->dir, e)) return -1;
-    f->tp = tp_create(2);
-    return 0;
-}
-
-static void fx_close(Fx *f) {
-    if (f->root) json_decref(f->root);
-    if (f->want) st_close(f->want);
-    td_free(&f->m);
-    if (f->tp) tp_free(f->tp);
-    free(f->dir);
-}
-
 /* Worst per-tensor error of the model's block against <prefix><name>. */
-static double block_err(Fx *f, const float *block, const char *prefix, Err *e) {
+static double block_err(Fixture *f, const float *block, const char *prefix, Err *e) {
     double worst = 0;
     for (int i = 0; i < f->m.n_tensors; i++) {
         char name[160];
@@ -108,7 +60,7 @@ static double block_err(Fx *f, const float *block, const char *prefix, Err *e) {
  * the rounding terms: ratios near 1 there are the bound being tight, not
  * loose; where |g| >> eps, f is flat and the bound is the rounding.
  * Returns the worst |Δ| / bound over all parameters (<= 1 passes). */
-static double step_err(Fx *f, const float *p0, const float *gmine, double mine_norm, double lr, const AdamWConfig *aw,
+static double step_err(Fixture *f, const float *p0, const float *gmine, double mine_norm, double lr, const AdamWConfig *aw,
                        double clip, double fx_norm, Err *e) {
     const double u = 0x1p-24, eps = aw->eps;
     /* clipping factors as each side computes them: torch's
@@ -144,9 +96,9 @@ static double step_err(Fx *f, const float *p0, const float *gmine, double mine_n
 /* One full step as the fixture: SFT loss, clip to 1.0, AdamW (decay on every
  * tensor) -> adamw1.*, every parameter within step_err's bound. */
 static void check_sft_step(const char *arch) {
-    Fx f;
+    Fixture f;
     Err e;
-    int rc = fx_open(&f, arch, &e);
+    int rc = fixture_open_shared(&f, arch, &e);
     if (rc == 1) SKIP("fixtures not found (set ALOE_SHARED)");
     CHECK_MSG(rc == 0, "%s", e.msg);
     json_t *sft = json_object_get(f.root, "sft"), *aw = json_object_get(f.root, "adamw");
@@ -181,7 +133,7 @@ static void check_sft_step(const char *arch) {
     free(p0), free(g0);
     free(ids), free(target);
     trainer_free(&t);
-    fx_close(&f);
+    fixture_free(&f);
     CHECK_MSG(rc == 0, "%s", e.msg);
     /* the loss: a mean of -log p over the targets, each moved by <= 2 x
      * the logits' error (gradient of l1 norm <= 2), the logits within the
@@ -201,9 +153,9 @@ static void check_sft_step(const char *arch) {
 /* DPO through the trainer's packed pairs: reference log-probs from the
  * perturbed copy, then the policy's gradients vs dpo.grad.* (1e-5). */
 static void check_dpo_accumulate(const char *arch) {
-    Fx f;
+    Fixture f;
     Err e;
-    int rc = fx_open(&f, arch, &e);
+    int rc = fixture_open_shared(&f, arch, &e);
     if (rc == 1) SKIP("fixtures not found (set ALOE_SHARED)");
     CHECK_MSG(rc == 0, "%s", e.msg);
     TrainDecoder ref;
@@ -245,7 +197,7 @@ static void check_dpo_accumulate(const char *arch) {
     for (int i = 0; i < n; i++) free((void *)pairs[i].chosen), free((void *)pairs[i].rejected);
     free(pairs), free(ref_lp);
     td_free(&ref);
-    fx_close(&f);
+    fixture_free(&f);
     CHECK_MSG(rc == 0, "%s", e.msg);
     CHECK_NEAR(st.loss, want, 1e-5 * want);
     CHECK_MSG(err <= 1e-5, "%s: DPO gradients off by %.3g of max", arch, err);

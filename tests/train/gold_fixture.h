@@ -1,0 +1,89 @@
+/* gold_fixture: one tiny model with its PyTorch gold data (expected.json,
+ * expected.safetensors beside config.json), loaded for training, and the
+ * error measures the training tests compare with. Shared by the decoder,
+ * trainer, LoRA and per-architecture training tests so that they load the
+ * gold data, and measure against it, the same way. */
+#ifndef ALOE_TESTS_TRAIN_GOLD_FIXTURE_H
+#define ALOE_TESTS_TRAIN_GOLD_FIXTURE_H
+
+#include <jansson.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/fileio.h"
+#include "base/mem.h"
+#include "formats/safetensors.h"
+#include "test.h"
+#include "train/decoder_train.h"
+
+typedef struct Fixture {
+    char *dir;
+    json_t *root;
+    SafeTensors *want;
+    TrainDecoder m;
+    ThreadPool *tp;
+} Fixture;
+
+static inline void fixture_free(Fixture *f) {
+    if (f->root) json_decref(f->root);
+    if (f->want) st_close(f->want);
+    td_free(&f->m);
+    if (f->tp) tp_free(f->tp);
+    free(f->dir);
+}
+
+/* Loads the model directory `dir` (taken over; NULL = the data is absent).
+ * 0 = loaded, 1 = skipped (dir NULL), -1 = failed (message in e). */
+static inline int fixture_open_dir(Fixture *f, char *dir, Err *e) {
+    memset(f, 0, sizeof *f);
+    if (!(f->dir = dir)) return 1;
+    char *jp = path_join(f->dir, "expected.json"), *sp = path_join(f->dir, "expected.safetensors");
+    json_error_t je;
+    f->root = json_load_file(jp, 0, &je);
+    f->want = st_open(sp, e);
+    free(jp), free(sp);
+    if (!f->root) return err_set(e, ERR_PARSE, "%s/expected.json: %s", f->dir, je.text);
+    if (!f->want) return -1;
+    ModelConfig cfg;
+    if (hf_config_load(f->dir, &cfg, e) || td_init(&f->m, &cfg, e) || td_load(&f->m, f->dir, e)) return -1;
+    f->tp = tp_create(2);
+    return 0;
+}
+
+/* The shared fixtures/models/tiny-<arch> (ALOE_SHARED); 1 when absent. */
+static inline int fixture_open_shared(Fixture *f, const char *arch, Err *e) {
+    char rel[128];
+    snprintf(rel, sizeof rel, "fixtures/models/tiny-%s", arch);
+    return fixture_open_dir(f, test_shared_path(rel), e);
+}
+
+static inline int32_t *json_ids(json_t *arr, int *n) {
+    *n = (int)json_array_size(arr);
+    int32_t *ids = xmalloc((size_t)(*n ? *n : 1) * sizeof *ids);
+    for (int i = 0; i < *n; i++) ids[i] = (int32_t)json_integer_value(json_array_get(arr, i));
+    return ids;
+}
+
+/* max |a - b| / max |b| over n values. */
+static inline double scaled_err(const float *a, const float *b, long n) {
+    double d = 0, s = 0;
+    for (long i = 0; i < n; i++) {
+        d = fmax(d, fabs((double)a[i] - b[i]));
+        s = fmax(s, fabs((double)b[i]));
+    }
+    return s > 0 ? d / s : d;
+}
+
+/* max |a - b| / (max b - min b) over n values. */
+static inline double range_err(const float *a, const float *b, long n) {
+    double d = 0, lo = b[0], hi = b[0];
+    for (long i = 0; i < n; i++) {
+        d = fmax(d, fabs((double)a[i] - b[i]));
+        lo = fmin(lo, b[i]), hi = fmax(hi, b[i]);
+    }
+    return hi > lo ? d / (hi - lo) : d;
+}
+
+#endif
