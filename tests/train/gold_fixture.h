@@ -66,6 +66,28 @@ static inline int32_t *json_ids(json_t *arr, int *n) {
     return ids;
 }
 
+/* The fixture's two forward rows a and b, and packed end to end: ids
+ * (a then b) and their segment starts (td_pack_segments). The caller frees
+ * all four. */
+typedef struct PackedRows {
+    int32_t *a, *b, *ids;
+    int *seg;
+    int T0, T1, T;
+} PackedRows;
+
+static inline void packed_rows(const Fixture *f, PackedRows *p) {
+    json_t *rows = json_object_get(json_object_get(f->root, "forward"), "input_ids");
+    p->a = json_ids(json_array_get(rows, 0), &p->T0);
+    p->b = json_ids(json_array_get(rows, 1), &p->T1);
+    p->T = p->T0 + p->T1;
+    p->ids = xmalloc((size_t)p->T * sizeof *p->ids);
+    memcpy(p->ids, p->a, (size_t)p->T0 * sizeof *p->ids);
+    memcpy(p->ids + p->T0, p->b, (size_t)p->T1 * sizeof *p->ids);
+    int lens[2] = {p->T0, p->T1};
+    p->seg = xmalloc((size_t)p->T * sizeof *p->seg);
+    td_pack_segments(lens, 2, p->seg);
+}
+
 /* max |a - b| / max |b| over n values. */
 static inline double scaled_err(const float *a, const float *b, long n) {
     double d = 0, s = 0;

@@ -122,15 +122,11 @@ static void check_packed(const char *arch) {
     int rc = fixture_open_shared(&f, arch, &e);
     if (rc == 1) SKIP("fixtures not found (set ALOE_SHARED)");
     CHECK_MSG(rc == 0, "%s", e.msg);
-    json_t *rows = json_object_get(json_object_get(f.root, "forward"), "input_ids");
-    int T0, T1;
-    int32_t *a = json_ids(json_array_get(rows, 0), &T0), *b = json_ids(json_array_get(rows, 1), &T1);
-    const int V = f.m.cfg.vocab_size, T = T0 + T1;
-    int32_t *ids = xmalloc((size_t)T * sizeof *ids);
-    memcpy(ids, a, (size_t)T0 * sizeof *ids);
-    memcpy(ids + T0, b, (size_t)T1 * sizeof *ids);
-    int lens[2] = {T0, T1}, *seg = xmalloc((size_t)T * sizeof *seg);
-    td_pack_segments(lens, 2, seg);
+    PackedRows pr;
+    packed_rows(&f, &pr);
+    int32_t *a = pr.a, *b = pr.b, *ids = pr.ids;
+    int *seg = pr.seg, T0 = pr.T0, T1 = pr.T1;
+    const int V = f.m.cfg.vocab_size, T = pr.T;
     float *sep = xmalloc((size_t)T * V * sizeof(float)), *packed = xmalloc((size_t)T * V * sizeof(float));
     float *g_sep = xmalloc(f.m.n_params * sizeof(float));
     /* A loss that touches every logit: L = Σ logits·r, r fixed. */
