@@ -78,11 +78,50 @@ char *test_need_shared(const char *rel) {
     return p;
 }
 
+/* Temporary directories: removed when the test program exits with every
+ * test passed, kept (and listed on stderr) when one failed, so the failure
+ * can be looked at; ALOE_KEEP_TMP=1 keeps them always. Only the process
+ * that made them removes them: a forked child's exit must not delete its
+ * parent's files (and a child's own directories are left, since the parent
+ * may read them). Without this every run left ~1,000 directories behind (a
+ * developer's /tmp filled up with 108,000 of them). */
+static char **tmp_dirs;
+static int n_tmp_dirs;
+static pid_t tmp_owner;
+
+static void tmp_dirs_cleanup(void) {
+    if (getpid() != tmp_owner) return;
+    const char *keep = getenv("ALOE_KEEP_TMP");
+    int keeping = n_fail > 0 || (keep && *keep && strcmp(keep, "0"));
+    for (int i = 0; i < n_tmp_dirs; i++) {
+        if (keeping) {
+            fprintf(stderr, "kept %s\n", tmp_dirs[i]);
+        } else {
+            Err e;
+            file_remove_tree(tmp_dirs[i], &e); /* best effort: a leftover is not a test failure */
+        }
+        free(tmp_dirs[i]);
+    }
+    free(tmp_dirs);
+    tmp_dirs = NULL;
+    n_tmp_dirs = 0;
+}
+
 char *test_tmpdir(void) {
-    char tmpl[] = "/tmp/aloe-test-XXXXXX";
-    char *d = mkdtemp(tmpl);
-    if (!d) return NULL;
-    return xstrdup(d);
+    const char *root = getenv("TMPDIR");
+    char *tmpl = xasprintf("%s/aloe-test-XXXXXX", root && *root ? root : "/tmp");
+    if (!mkdtemp(tmpl)) {
+        free(tmpl);
+        return NULL;
+    }
+    if (!tmp_owner) {
+        tmp_owner = getpid();
+        atexit(tmp_dirs_cleanup);
+    }
+    if (getpid() != tmp_owner) return tmpl;
+    tmp_dirs = xrealloc(tmp_dirs, (size_t)(n_tmp_dirs + 1) * sizeof *tmp_dirs);
+    tmp_dirs[n_tmp_dirs++] = xstrdup(tmpl);
+    return tmpl;
 }
 
 char *test_write_file(const char *name, const char *content) {

@@ -32,7 +32,9 @@ const char *test_shared_root(void);
 /* 1 once the current test has failed or skipped: a helper that returned
  * NULL after test_fail/test_skip lets its caller just return. */
 int test_stopped(void);
-/* A fresh empty directory under /tmp for this test (caller frees). */
+/* A fresh empty directory under $TMPDIR (default /tmp) for this test (caller
+ * frees); removed at exit when every test of the program passed, kept and
+ * listed on stderr when one failed (ALOE_KEEP_TMP=1: always kept). */
 char *test_tmpdir(void);
 /* Writes content to a new file `name` in a fresh temporary directory and
  * returns its path (caller frees). */
