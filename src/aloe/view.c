@@ -151,7 +151,7 @@ static int run_record(void *ctx, json_t *rec, const char *file, int line, int nt
         if (!rc && judge && !json_is_array(judge)) rc = bad_field(e, file, line, where, "judge", "a list of the judge's answers", judge);
         size_t r;
         json_array_foreach(judge, r, raw) if (!rc && !json_is_string(raw)) {
-            char jw[64];
+            char jw[96];
             snprintf(jw, sizeof jw, "%s.judge[%zu]", where, r);
             rc = err_set(e, ERR_PARSE, "%s:%d: %s: expected a string, got %s", file, line, jw, json_type_name(raw));
         }

@@ -23,6 +23,7 @@ const { values: a } = parseArgs({
 const READY_MS = 120000; // liveness cap for a page to load, not a speed bound
 
 let failed = 0;
+const some = (errors) => `${errors.length}: ${errors.slice(0, 3).map((e) => e.slice(0, 300)).join(' | ')}`;
 function check(ok, what, detail) {
   console.log(`${ok ? 'pass' : 'FAIL'}: ${what}${!ok && detail !== undefined ? ` (${detail})` : ''}`);
   if (!ok) failed++;
@@ -176,7 +177,7 @@ async function runPage() {
   check(await page.$eval('.controls', (e) => getComputedStyle(e).display) === 'none', 'print: controls hidden');
   check(await page.$eval('#list-pane', (e) => getComputedStyle(e).display) === 'none', 'print: the conversation, not the table');
   await page.emulateMedia({ media: 'screen' });
-  check(errors.length === 0, 'run page: no console errors', errors.join(' | '));
+  check(errors.length === 0, 'run page: no console errors', some(errors));
 
   // a link to one persona and turn opens it
   const target = ids[37 % ids.length];
@@ -185,11 +186,16 @@ async function runPage() {
   check(true, `the fragment #${target}/t4 opens that persona`);
   check(await linked.page.$eval('#detail .turn.current', (e) => e.dataset.turn) === '4', 'and turn 4');
   check(await linked.page.$eval('#list tbody tr.selected', (e) => e.dataset.id) === target, 'its row is selected');
-  check(linked.errors.length === 0, 'linked page: no console errors', linked.errors.join(' | '));
+  check(linked.errors.length === 0, 'linked page: no console errors', some(linked.errors));
 
   if (a.readme) { // the README's picture: a conversation next to the table
     await linked.page.setViewportSize({ width: 1200, height: 720 });
-    await linked.page.evaluate(() => { document.getElementById('detail-pane').scrollTop = 0; window.scrollTo(0, document.getElementById('browse').offsetTop - 8); });
+    await linked.page.evaluate(() => {
+      const list = document.getElementById('list-scroll'), row = list.querySelector('tr.selected');
+      list.scrollTop = row.offsetTop - 6 * row.offsetHeight;
+      document.getElementById('detail-pane').scrollTop = 0;
+      window.scrollTo(0, document.getElementById('browse').offsetTop - 8);
+    });
     await linked.page.screenshot({ path: a.readme, type: 'png' });
     const kb = statSync(a.readme).size / 1024;
     check(kb < 200, `README screenshot written (${kb.toFixed(0)} KiB)`);
@@ -209,7 +215,7 @@ async function comparePage() {
   check(await page.locator('#detail .turn').first().locator('.col').count() === 2, 'a persona: the two runs side by side');
   const second = await page.locator('#detail .turn').first().locator('.col[data-run="1"] .msg.reply').textContent();
   check(second.startsWith('A plainer reply'), 'the second column is the second run’s reply', second);
-  check(errors.length === 0, 'compare page: no console errors', errors.join(' | '));
+  check(errors.length === 0, 'compare page: no console errors', some(errors));
   await page.close();
 }
 
@@ -223,7 +229,7 @@ async function treesPage() {
   const rendered = () => page.locator('#list tbody tr[data-i]').count();
   const first = await rendered();
   check(first > 0 && first < n, 'rows are rendered lazily', first);
-  await page.$eval('#list-pane', (e) => { e.scrollTop = e.scrollHeight; });
+  await page.$eval('#list-scroll', (e) => { e.scrollTop = e.scrollHeight; });
   await page.waitForFunction((k) => document.querySelectorAll('#list tbody tr[data-i]').length > k, first, { timeout: READY_MS });
   check(true, 'scrolling renders more rows');
 
@@ -245,14 +251,14 @@ async function treesPage() {
   check(await page.locator('#detail .badge.continued').count() === 10, 'each turn marks the branch that continued');
   check(await page.locator('#detail .msg.hint').count() === 10, 'each turn shows the inferred persona');
   check(await page.locator('#detail .judge-line').count() === 20, 'each turn: the judge in both orders');
-  check(errors.length === 0, 'trees page: no console errors', errors.join(' | '));
+  check(errors.length === 0, 'trees page: no console errors', some(errors));
   await page.close();
 
   const last = `conv-${String(n - 1).padStart(6, '0')}`;
   const linked = await openPage(a.trees, `#${last}`);
   await waitTitle(linked.page, `Tree ${last}`);
   check(await linked.page.$eval('#list tbody tr.selected', (e) => e.dataset.id) === last, `#${last}: the last tree, its row rendered and selected`);
-  check(linked.errors.length === 0, 'linked trees page: no console errors', linked.errors.join(' | '));
+  check(linked.errors.length === 0, 'linked trees page: no console errors', some(linked.errors));
   await linked.page.close();
 }
 
