@@ -43,18 +43,20 @@ static void write_inputs(void) {
 }
 
 /* aloe bench of `model` into dir/name; returns the run directory. */
-static char *bench(const char *model, const char *name) {
+static char *bench_k(const char *model, const char *name, int per_profile) {
     char *out = path_join(dir, name), *log;
     char *args = xasprintf("bench --model %s --user-model user-sim --judge-model judge --profiles %s --personalities "
-                           "%s --personalities-per-profile 2 --turns 3 -j 4 --base-url %s --out %s --quiet "
+                           "%s --personalities-per-profile %d --turns 3 -j 4 --base-url %s --out %s --quiet "
                            "--timeout 20",
-                           model, prof, pers, fs.url, out);
+                           model, prof, pers, per_profile, fs.url, out);
     int rc = aloe_sh_run(ENV, args, &log);
     if (rc) test_fail(__FILE__, __LINE__, "bench exit %d: %s", rc, log);
     free(log);
     free(args);
     return out;
 }
+
+static char *bench(const char *model, const char *name) { return bench_k(model, name, 2); }
 
 /* The data block of a page file, parsed (NULL when absent). */
 static json_t *page_data(const char *path) {
@@ -170,6 +172,42 @@ static void test_two_runs_and_report_html(void) {
     free(b);
 }
 
+/* Runs over different personas: the page is still written, the reason
+ * there is no comparison in it and on stderr; --common pairs them. */
+static void test_runs_that_differ(void) {
+    NEED_STARTED(up, "fake_openai");
+    char *a = bench_k("m", "differ-a", 2), *b = bench_k("m2", "differ-b", 1), *log;
+    if (test_stopped()) return;
+    char *html = path_join(dir, "differ.html");
+    char *args = xasprintf("view %s %s --out %s", a, b, html);
+    int rc = aloe_sh_run(ENV, args, &log);
+    CHECK_MSG(rc == 0 && strstr(log, "warning: paired differences not computed: the runs' personas differ"),
+              "exit %d: %s", rc, log);
+    json_t *d = page_data(html);
+    CHECK(d && json_is_null(json_object_get(d, "comparison")));
+    CHECK(strstr(json_string_value(json_object_get(d, "comparison_error")), "lacks 3 of run"));
+    /* the persona only the first run has: null in the second */
+    json_t *p = json_array_get(json_object_get(d, "personas"), 1);
+    CHECK_EQ_STR(json_string_value(json_object_get(p, "id")), "p0-k1");
+    CHECK(json_is_null(json_array_get(json_object_get(p, "runs"), 1)));
+    json_decref(d);
+    free(args);
+    free(log);
+    args = xasprintf("view %s %s --common --out %s", a, b, html);
+    rc = aloe_sh_run(ENV, args, &log);
+    CHECK_MSG(rc == 0, "exit %d: %s", rc, log);
+    d = page_data(html);
+    json_t *cmp = json_object_get(d, "comparison");
+    CHECK_EQ_INT(json_integer_value(json_object_get(cmp, "personas")), 3);
+    CHECK_EQ_INT(json_array_size(json_object_get(cmp, "warnings")), 1);
+    json_decref(d);
+    free(args);
+    free(log);
+    free(html);
+    free(a);
+    free(b);
+}
+
 static void test_trees_file(void) {
     NEED_STARTED(up, "fake_openai");
     char *trees = path_join(dir, "trees.jsonl"), *log;
@@ -268,6 +306,7 @@ int main(void) {
     write_inputs();
     RUN(test_one_run);
     RUN(test_two_runs_and_report_html);
+    RUN(test_runs_that_differ);
     RUN(test_trees_file);
     RUN(test_bad_input);
     if (up) fake_stop(&fs);
