@@ -95,6 +95,7 @@ $(BUILD)/bench/%: bench/%.c $(BUILD)/libaloe.a
 
 # The preset recipes are embedded with .incbin (src/aloe/recipe_presets.c).
 $(BUILD)/src/aloe/recipe_presets.o: data/recipes/tiny.yaml data/recipes/paper.yaml
+$(BUILD)/src/aloe/view_html.o: src/aloe/view_page.html
 
 tests: $(BUILD)/aloe $(TEST_BIN) $(TOOL_BIN)
 

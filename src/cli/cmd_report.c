@@ -5,6 +5,7 @@
 
 #include "aloe/compare.h"
 #include "aloe/report.h"
+#include "aloe/view.h"
 #include "base/fileio.h"
 #include "base/mem.h"
 #include "cli/args.h"
@@ -41,13 +42,15 @@ static int split_names(const char *list, int n, char ***out, Err *e) {
 }
 
 int cmd_report(int argc, char **argv) {
-    const char *out = NULL, *svg = NULL, *json_out = NULL, *names = NULL, *title = "ALOE benchmark: AL(k) with 95% confidence intervals";
+    const char *out = NULL, *svg = NULL, *html = NULL, *json_out = NULL, *names = NULL, *title = "ALOE benchmark: AL(k) with 95% confidence intervals";
     long replicates = STATS_REPLICATES, permutations = STATS_PERMUTATIONS, seed = STATS_SEED;
     int common = 0;
     char **labels = NULL; /* --names, owned by runs[] once set */
     ArgSpec specs[] = {
         {"--out", "-o", ARG_STR, &out, "FILE.md", "write the Markdown table here instead of stdout", 0, 0},
         {"--svg", NULL, ARG_STR, &svg, "FILE.svg", "also write one chart with every run's AL(k) curve", 0, 0},
+        {"--html", NULL, ARG_STR, &html, "FILE.html",
+         "also write the page of aloe view: the runs, the paired differences and every conversation", 0, 0},
         {"--title", NULL, ARG_STR, &title, "TEXT", "the chart's title", 0, 0},
         {"--json", NULL, ARG_STR, &json_out, "FILE",
          "also write the paired comparison (differences, intervals, p-values, definitions) as JSON", 0, 0},
@@ -62,7 +65,7 @@ int cmd_report(int argc, char **argv) {
         {"--names", NULL, ARG_STR, &names, "A,B,...",
          "the runs' labels, in order, one per run (default: each run's evaluated model)", 0, 0},
         {NULL, NULL, 0, NULL, NULL, NULL, 0, 0}};
-    ArgCommand cmd = {"report", "DIR... [--out FILE.md] [--svg FILE.svg] [--json FILE.json]",
+    ArgCommand cmd = {"report", "DIR... [--out FILE.md] [--svg FILE.svg] [--json FILE.json] [--html FILE.html]",
                       "Compares benchmark runs (output directories of aloe bench, or their results.json): a "
                       "Markdown table of AL(1..N), AVG, IR, N-IR, R2 and invalid judge scores, and optionally an SVG "
                       "chart of all AL(k) curves. With two or more runs over the same personas, each later run is "
@@ -169,6 +172,18 @@ int cmd_report(int argc, char **argv) {
         rc = file_write_atomic(json_out, text, strlen(text), &e);
         free(text);
         free(js);
+    }
+    if (!rc && html) {
+        ViewRun *vr = xcalloc((size_t)n, sizeof *vr);
+        for (int i = 0; i < n; i++) vr[i] = (ViewRun){runs[i].name, dirs[i], res[i]};
+        json_t *warnings = NULL;
+        rc = view_write_runs(html, vr, n, cmp, cmp || n < 2 ? NULL : "a run's results.json has no per-persona scores",
+                             title, &warnings, &e);
+        size_t wi;
+        json_t *w;
+        json_array_foreach(warnings, wi, w) fprintf(stderr, "warning: %s\n", json_string_value(w));
+        json_decref(warnings);
+        free(vr);
     }
     json_decref(cmp);
     if (!rc && svg) {

@@ -11,6 +11,7 @@
     X(personas, "grow a pool of user profiles or personalities from seed examples")       \
     X(dialogues, "generate multi-turn preference conversation trees")                      \
     X(report, "compare benchmark runs: Markdown table and SVG chart")                      \
+    X(view, "one HTML page to read runs or trees: scores next to the conversations")        \
     X(export, "convert conversation trees to TRL SFT/DPO JSONL")                           \
     X(train, "fine-tune a model: aloe train sft|dpo")                                      \
     X(merge, "fold a LoRA adapter into a full model")                                     \
