@@ -58,10 +58,18 @@ void gemm_bf16_xwt(ThreadPool *tp, float *y, const float *x, int n, const uint16
 
 /* 1 when calls now take the BF16 dot instructions (vdpbf16ps): the CPU has
  * AVX512-BF16, the kernel level (dispatch.h) is avx512 or above, and
- * gemm_bf16_use_dot has not turned them off. matmul_forward sends prefill
- * on BF16 weights here only then (elsewhere the f32 sgemm is faster than
- * the portable path). */
+ * gemm_bf16_use_dot has not turned them off. */
 int gemm_bf16_dot(void);
+/* 1 when matmul_forward sends prefill on BF16 weights (rows >=
+ * matmul_gemm_min_rows) here: the dot path is on (gemm_bf16_dot) and the
+ * process asked for it, by ALOE_BF16_PREFILL=1 in the environment (read at
+ * the first call) or gemm_bf16_set_prefill(1). Off by default: it rounds
+ * the activations to bf16, as llama.cpp does for BF16 weights, so the
+ * logits are no longer those of the f32 evaluation of the same weights
+ * (gemm_bf16.c says why that matters). */
+int gemm_bf16_prefill(void);
+/* Sets the request (0/1); returns the previous one. Not while a matmul runs. */
+int gemm_bf16_set_prefill(int on);
 /* Allows (1) or forbids (0) the dot instructions, for tests that compare
  * the two paths on one CPU; returns the previous setting. Not to be called
  * while a GEMM runs. */

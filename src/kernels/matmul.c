@@ -138,7 +138,7 @@ static void gemm_task(void *ctx, int ith, int nth) {
 }
 
 static void matmul_gemm(ThreadPool *tp, float *y, const float *x, int n, const QMat *w) {
-    if (w->type == DT_BF16 && gemm_bf16_dot()) { /* vdpbf16ps on W as stored, x rounded to bf16 */
+    if (w->type == DT_BF16 && gemm_bf16_prefill()) { /* opt-in: vdpbf16ps on W as stored, x rounded to bf16 */
         gemm_bf16_xwt(tp, y, x, n, w->data, w->rows, w->cols);
         return;
     }

@@ -42,6 +42,7 @@
 #include "kernels/cpu.h"
 #include "kernels/dispatch.h"
 #include "kernels/gemm_bf16.h"
+#include "kernels/matmul.h"
 #include "kernels/threads.h"
 #include "levels.h"
 #include "test.h"
@@ -280,11 +281,52 @@ static void test_xwt(void) {
     CHECK(!memcmp(y1, y2, sizeof y1));
 }
 
+/* matmul_forward's prefill on BF16 weights: through the dot path (equal
+ * to gemm_bf16_xwt, bit for bit) exactly when asked for and the dot path
+ * is on; otherwise the f32 path (x not rounded: within the f32 sum's
+ * error of the exact product, 1e-5 of Σ|w x| as test_kernels.c, where
+ * rounding x to bf16 would be off by up to 2^-9 of it). */
+static void test_prefill_routing(void) {
+    enum { T = 40, R = 70, C = 96 };
+    Rng r;
+    rng_seed(&r, 6);
+    float x[T * C], y[T * R], want[T * R];
+    uint16_t w[R * C];
+    for (int i = 0; i < T * C; i++) x[i] = rand_value(&r);
+    for (int i = 0; i < R * C; i++) w[i] = f32_to_bf16(rand_value(&r));
+    QMat qm = {DT_BF16, w, R, C};
+    CHECK(T >= matmul_gemm_min_rows(DT_BF16));
+    ThreadPool *tp = tp_create(2);
+    int was = gemm_bf16_set_prefill(0);
+    for (int on = 0; on < 2; on++) {
+        gemm_bf16_set_prefill(on);
+        CHECK_EQ_INT(gemm_bf16_prefill(), on && gemm_bf16_dot());
+        matmul_forward(tp, y, x, T, &qm);
+        gemm_bf16_xwt(NULL, want, x, T, w, R, C);
+        if (gemm_bf16_prefill()) {
+            CHECK_MSG(!memcmp(y, want, sizeof y), "prefill on: not the bf16 GEMM's result");
+            continue;
+        }
+        for (int t = 0; t < T; t++)
+            for (int o = 0; o < R; o++) {
+                double s = 0, a = 0;
+                for (int c = 0; c < C; c++) {
+                    double p = (double)x[t * C + c] * bf16_to_f32(w[o * C + c]);
+                    s += p, a += fabs(p);
+                }
+                CHECK_MSG(fabs(y[t * R + o] - s) <= 1e-5 * a, "prefill off: y[%d][%d] %.9g vs %.9g", t, o, y[t * R + o], s);
+            }
+    }
+    gemm_bf16_set_prefill(was);
+    tp_free(tp);
+}
+
 int main(void) {
     RUN_LEVELS(test_gemm_matches_reference);
     RUN_LEVELS(test_subnormals_dot_flushes);
     RUN_LEVELS(test_specials);
     RUN_LEVELS(test_degenerate);
     RUN_LEVELS(test_xwt);
+    RUN_LEVELS(test_prefill_routing);
     return test_summary();
 }
