@@ -151,7 +151,7 @@ static void pack_a(Job *j, long i0, long i1) {
                 for (long x = 0; x < len; x++) j->af[i * ka2 + at + x] = bf16_f32(tmp[x]);
             }
         }
-    } else { /* op(A) = Aᵀ: a column of op(A) is a memory row; i1 - i0 <= NC_MAX */
+    } else { /* op(A) = Aᵀ: a column of op(A) is a memory row; i1 - i0 <= 128 <= NC_MAX */
         for (long kk = 0; kk < k; kk++) {
             line_bf16(&j->a, kk, i0, i1 - i0, tmp);
             for (long i = i0; i < i1; i++) {
@@ -165,27 +165,46 @@ static void pack_a(Job *j, long i0, long i1) {
 /* Columns [j0, j0 + nb) and k values [kb, kb + kc) of op(B) into panels of
  * NR columns, KC·NR values apart; zero past n and past k. */
 static void pack_b(const GemmMat *b, long j0, int nb, long kb, int kc, uint16_t *dst) {
-    uint16_t tmp[KC > NR ? KC : NR];
-    for (int jp = 0; jp < nb; jp += NR) {
-        uint16_t *d = dst + (long)(jp / NR) * KC * NR;
-        int nr = nb - jp < NR ? nb - jp : NR;
-        if (nr < NR || (kc & 1)) memset(d, 0, (size_t)(kc + 1) / 2 * NR * 2 * 2);
-        if (b->trans) { /* op(B) = Bᵀ, B[n][k] (weights): a column of op(B) is a memory row */
+    uint16_t t0[KC > NC_MAX ? KC : NC_MAX], t1[NC_MAX];
+    for (int jp = 0; jp < nb; jp += NR)
+        if (nb - jp < NR || (kc & 1)) memset(dst + (long)(jp / NR) * KC * NR, 0, (size_t)(kc + 1) / 2 * NR * 2 * 2);
+    if (b->trans) { /* op(B) = Bᵀ, B[n][k] (weights): a column of op(B) is a memory row */
+        for (int jp = 0; jp < nb; jp += NR) {
+            uint16_t *d = dst + (long)(jp / NR) * KC * NR;
+            int nr = nb - jp < NR ? nb - jp : NR;
             for (int jj = 0; jj < nr; jj++) {
-                const uint16_t *src = tmp;
+                const uint16_t *src = t0;
                 if (b->bf16)
                     src = (const uint16_t *)b->p + (j0 + jp + jj) * b->ld + kb;
                 else
-                    line_bf16(b, j0 + jp + jj, kb, kc, tmp);
+                    line_bf16(b, j0 + jp + jj, kb, kc, t0);
                 for (int p = 0; p < kc / 2; p++) memcpy(d + ((long)p * NR + jj) * 2, src + 2 * p, 4);
                 if (kc & 1) d[((long)(kc / 2) * NR + jj) * 2] = src[kc - 1];
             }
-        } else { /* B[k][n]: a row of op(B) is a memory row */
-            for (int kk = 0; kk < kc; kk++) {
-                line_bf16(b, kb + kk, j0 + jp, nr, tmp);
-                uint16_t *dk = d + (long)(kk / 2) * NR * 2 + (kk & 1);
-                for (int jj = 0; jj < nr; jj++) dk[jj * 2] = tmp[jj];
+        }
+        return;
+    }
+    /* B[k][n]: a row of op(B) is a memory row, read whole (nb values: a
+     * sequential stream, where a panel's NR values per row would be a
+     * short strided read the prefetchers miss), two rows at a time, the
+     * pair's halves */
+    for (int kk = 0; kk < kc; kk += 2) {
+        line_bf16(b, kb + kk, j0, nb, t0);
+        if (kk + 1 < kc)
+            line_bf16(b, kb + kk + 1, j0, nb, t1);
+        else
+            memset(t1, 0, (size_t)nb * 2);
+        for (int jp = 0; jp < nb; jp += NR) {
+            uint16_t *dk = dst + (long)(jp / NR) * KC * NR + (long)(kk / 2) * NR * 2;
+            int nr = nb - jp < NR ? nb - jp : NR, jj = 0;
+#if defined(__AVX512F__)
+            for (; jj + 16 <= nr; jj += 16) {
+                __m512i lo = _mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)(t0 + jp + jj)));
+                __m512i hi = _mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)(t1 + jp + jj)));
+                _mm512_storeu_si512(dk + jj * 2, _mm512_or_si512(lo, _mm512_slli_epi32(hi, 16)));
             }
+#endif
+            for (; jj < nr; jj++) dk[jj * 2] = t0[jp + jj], dk[jj * 2 + 1] = t1[jp + jj];
         }
     }
 }
@@ -285,7 +304,10 @@ static void pack_a_task(void *ctx, int ith, int nth) {
     (void)ith, (void)nth;
     Job *j = ctx;
     long i0, i1;
-    while (tp_next(&j->rows, j->mp, 8 * MR, &i0, &i1)) pack_a(j, i0, i1);
+    /* Aᵀ: each task reads a 512-byte piece of every row of A (a longer
+     * stream for the prefetchers) and writes its rows' lines (8 KB, in L1) */
+    const long chunk = j->a.trans ? 128 : 8 * MR;
+    while (tp_next(&j->rows, j->mp, chunk, &i0, &i1)) pack_a(j, i0, i1);
 }
 
 static void gemm_task(void *ctx, int ith, int nth) {
@@ -306,14 +328,20 @@ static void gemm_task(void *ctx, int ith, int nth) {
                     const uint16_t *panel = bb + (long)(jp / NR) * KC * NR;
                     int nv = nb - jp < NR ? nb - jp : NR;
                     for (long ir = ic; ir < iend; ir += MR) {
+                        int mv = j->m - ir < MR ? (int)(j->m - ir) : MR;
+                        float *ct = j->c + ir * j->ldc + j0 + jp;
+                        /* C's tile is wanted after the tile's products: fetched
+                         * meanwhile (a large C, dW's, is out of cache, and rows
+                         * ldc apart are not a pattern the prefetchers follow) */
+                        for (int i = 0; i < mv; i++)
+                            for (int x = 0; x < nv; x += 16) __builtin_prefetch(ct + i * j->ldc + x, 1);
 #if defined(__AVX512F__)
                         if (j->dot)
                             tile_dot(j->a16 + ir * j->ka2 + kb, j->ka2, panel, np, t);
                         else
 #endif
                             tile_fma(j->af + ir * j->ka2 + kb, j->ka2, panel, np, t);
-                        int mv = j->m - ir < MR ? (int)(j->m - ir) : MR;
-                        tile_update(j->c + ir * j->ldc + j0 + jp, j->ldc, t, mv, nv, j->alpha, j->beta, kb == 0);
+                        tile_update(ct, j->ldc, t, mv, nv, j->alpha, j->beta, kb == 0);
                     }
                 }
             }
