@@ -16,6 +16,7 @@
 #include <stdint.h>
 
 #include "kernels/attention.h"
+#include "kernels/gemm_bf16.h"
 #include "kernels/matmul.h"
 #include "kernels/ops.h"
 #include "kernels/quant.h"
@@ -61,6 +62,10 @@
       (ThreadPool * tp, float *out, const float *q, int n, const AttnShape *s, const AttnCache *caches,              \
        const int *pos),                                                                                              \
       (tp, out, q, n, s, caches, pos))                                                                               \
+    X(void, gemm_bf16_level,                                                                                         \
+      (ThreadPool * tp, int m, int n, int k, float alpha, GemmMat a, GemmMat b, float beta, float *c, long ldc,      \
+       int dot),                                                                                                     \
+      (tp, m, n, k, alpha, a, b, beta, c, ldc, dot))                                                                 \
     X(double, stream_read_seconds,                                                                                   \
       (ThreadPool * tp, const QMat *const *mats, int n, StreamOrder order, uint64_t *bits),                          \
       (tp, mats, n, order, bits))

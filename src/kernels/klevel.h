@@ -71,5 +71,7 @@
 #define attention_forward_ref KL_NAME(attention_forward_ref)
 /* stream.h */
 #define stream_read_seconds KL_NAME(stream_read_seconds)
+/* gemm_bf16.h */
+#define gemm_bf16_level KL_NAME(gemm_bf16_level)
 
 #endif

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 
 #include "base/mem.h"
+#include "kernels/gemm_bf16.h"
 
 /* ---- decode path: row dots ----
  * One task over the rows of one or several matrices on the same input
@@ -137,6 +138,10 @@ static void gemm_task(void *ctx, int ith, int nth) {
 }
 
 static void matmul_gemm(ThreadPool *tp, float *y, const float *x, int n, const QMat *w) {
+    if (w->type == DT_BF16 && gemm_bf16_prefill()) { /* opt-in: vdpbf16ps on W as stored, x rounded to bf16 */
+        gemm_bf16_xwt(tp, y, x, n, w->data, w->rows, w->cols);
+        return;
+    }
     GemmJob j = {.y = y, .x = x, .n = n, .w = w};
     j.tile_floats = w->cols > TILE_FLOATS ? w->cols : TILE_FLOATS;
     j.tile_rows = j.tile_floats / w->cols;

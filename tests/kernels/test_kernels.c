@@ -15,6 +15,7 @@
 #include "base/mem.h"
 #include "base/rng.h"
 #include "kernels/attention.h"
+#include "kernels/gemm_bf16.h"
 #include "kernels/matmul.h"
 #include "kernels/ops.h"
 #include "kernels/quant.h"
@@ -219,7 +220,8 @@ static int check_matmul(ThreadPool *tp, int t, int n, int rows, int cols, double
     float *xr = xmalloc((size_t)n * cols * 4), *y = xmalloc((size_t)n * rows * 4), *yr = xmalloc((size_t)n * rows * 4);
     void *tmp = xmalloc((size_t)cols * 4);
     for (int i = 0; i < n; i++) {
-        int vt = n < matmul_gemm_min_rows(t) ? kernel_vec_type(t) : DT_F32;
+        /* the GEMM path: f32 x, but bf16 against BF16 weights when prefill takes the dot path (gemm_bf16.h) */
+        int vt = n < matmul_gemm_min_rows(t) ? kernel_vec_type(t) : t == DT_BF16 && gemm_bf16_prefill() ? DT_BF16 : DT_F32;
         quantize_row(vt, x + (long)i * cols, tmp, cols);
         dequantize_row(vt, tmp, xr + (long)i * cols, cols);
     }

@@ -1,0 +1,67 @@
+/* gemm_bf16: the entry points of gemm_bf16.h and the choice of path; the
+ * GEMM itself is gemm_bf16_level.c, built per kernel level. */
+#include "kernels/gemm_bf16.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/cpu_features.h"
+#include "kernels/cpu.h"
+#include "kernels/dispatch.h"
+
+/* AVX512-BF16 is checked here, at run time, rather than made a kernel
+ * level (docs/DESIGN.md §4b): it is independent of VBMI, the level above
+ * avx512, so a level stacked on avx512vbmi would leave Cooper Lake (BF16,
+ * no VBMI) without it -- and one kernel does not justify a fifth build of
+ * every kernel source and a fifth pass of every kernel test. */
+static _Atomic int dot_allowed = 1;
+
+int gemm_bf16_use_dot(int on) { return atomic_exchange(&dot_allowed, on ? 1 : 0); }
+
+int gemm_bf16_dot(void) {
+    return atomic_load_explicit(&dot_allowed, memory_order_relaxed) && kernel_level() >= KL_AVX512 &&
+           (cpu_features()->bits & CPU_AVX512BF16);
+}
+
+void gemm_bf16(ThreadPool *tp, int m, int n, int k, float alpha, GemmMat a, GemmMat b, float beta, float *c,
+               long ldc) {
+    gemm_bf16_level(tp, m, n, k, alpha, a, b, beta, c, ldc, gemm_bf16_dot());
+}
+
+void gemm_bf16_sgemm(ThreadPool *tp, int trans_a, int trans_b, int m, int n, int k, float alpha, const float *a,
+                     int lda, const float *b, int ldb, float beta, float *c, int ldc) {
+    gemm_bf16(tp, m, n, k, alpha, (GemmMat){a, 0, trans_a != 0, lda}, (GemmMat){b, 0, trans_b != 0, ldb}, beta, c,
+              ldc);
+}
+
+void gemm_bf16_xwt(ThreadPool *tp, float *y, const float *x, int n, const uint16_t *w, int rows, int cols) {
+    gemm_bf16(tp, n, rows, cols, 1.0f, (GemmMat){x, 0, 0, cols}, (GemmMat){w, 1, 1, cols}, 0.0f, y, rows);
+}
+
+/* Prefill on BF16 weights through the dot path rounds the activations to
+ * bf16 (as llama.cpp's BF16 product does): faster, but the logits then
+ * differ from the f32 evaluation of the same weights by that rounding
+ * (2^-9 relative per matmul input) -- beyond the engine's contract that a
+ * BF16 file computes exactly as its f32 copy (tests/model/test_convert.c,
+ * "vs its own weights"), and training over a bf16-frozen base would round
+ * its forward products but not its backward ones. So it is opt-in until
+ * those budgets are restated: ALOE_BF16_PREFILL=1, or
+ * gemm_bf16_set_prefill. */
+static _Atomic int prefill_on;
+static pthread_once_t prefill_once = PTHREAD_ONCE_INIT;
+static void prefill_env(void) {
+    const char *v = getenv("ALOE_BF16_PREFILL");
+    atomic_store(&prefill_on, v && *v && strcmp(v, "0") != 0);
+}
+
+int gemm_bf16_set_prefill(int on) {
+    pthread_once(&prefill_once, prefill_env);
+    return atomic_exchange(&prefill_on, on ? 1 : 0);
+}
+
+int gemm_bf16_prefill(void) {
+    pthread_once(&prefill_once, prefill_env);
+    return atomic_load_explicit(&prefill_on, memory_order_relaxed) && gemm_bf16_dot();
+}

@@ -1,0 +1,85 @@
+/* gemm_bf16: C = alpha·op(A)·op(B) + beta·C with the products taken in
+ * bfloat16 and the sums in f32 -- the "bf16 matmul" of mixed-precision
+ * training (PyTorch's autocast on CPU) and the prefill product on BF16
+ * weights (llama.cpp's vec_dot_type for BF16).
+ *
+ * Each operand is f32 or already bf16. f32 values are rounded to bf16
+ * (nearest, ties to even: formats/dtype.h's f32_to_bf16, NaN kept a NaN)
+ * when the operand is packed; C stays f32 and is never rounded to bf16.
+ * A product of two bf16 values is exact in f32, so the only errors are the
+ * operands' rounding (≤ 2^-8 relative each, f32 inputs only) and the f32
+ * summation (≤ γ_k·Σ|a||b| as for sgemm).
+ *
+ * Two paths, chosen per call: where the CPU has AVX512-BF16 and the kernel
+ * level is avx512 or above, `vdpbf16ps` (two products and their sum per
+ * f32 lane, 32 multiply-adds per instruction; like every BF16 dot
+ * instruction it treats bf16 subnormals, |x| < 2^-126, as zero); elsewhere
+ * a portable path widens bf16 to f32 and uses FMA (the same values, for
+ * tests and for training on CPUs without BF16). Both are cache-blocked
+ * (KC values of k, MC rows of A, NC columns of B per task) around an
+ * MR×NR register tile; the work is split over the pool by columns of C, so
+ * every element of C is computed by one thread in one order: the result
+ * does not depend on the number of threads. */
+#ifndef ALOE_KERNELS_GEMM_BF16_H
+#define ALOE_KERNELS_GEMM_BF16_H
+
+#include <stdint.h>
+
+#include "kernels/threads.h"
+
+/* An operand: a row-major matrix of f32 or bf16 (uint16_t bits) values,
+ * rows `ld` elements apart; op(X) = X, or Xᵀ when trans. */
+typedef struct GemmMat {
+    const void *p;
+    int bf16;  /* 1: p holds bf16 values; 0: f32, rounded to bf16 when packed */
+    int trans; /* 1: op(X) = Xᵀ */
+    long ld;
+} GemmMat;
+
+/* C[m][n] = alpha·op(A)[m][k]·op(B)[k][n] + beta·C, C row-major with rows
+ * ldc apart. beta == 0: C is only written (it may hold NaN); alpha == 0 or
+ * k == 0: A and B are not read. tp NULL: on the caller's thread (the form
+ * to call from inside a pool task: tp_run is not reentrant). Memory for
+ * the packed operands is allocated per call (about m·k·2 bytes plus 128 KB
+ * per thread). */
+void gemm_bf16(ThreadPool *tp, int m, int n, int k, float alpha, GemmMat a, GemmMat b, float beta, float *c,
+               long ldc);
+
+/* cblas_sgemm's shape (CblasRowMajor; trans_a/trans_b 0 = CblasNoTrans, 1
+ * = CblasTrans) on f32 operands, with bf16 products and f32 sums: the
+ * call a CPU backend makes for a linear layer's forward and backward when
+ * the bf16 matmul precision is chosen (docs/DESIGN.md §5). */
+void gemm_bf16_sgemm(ThreadPool *tp, int trans_a, int trans_b, int m, int n, int k, float alpha, const float *a,
+                     int lda, const float *b, int ldb, float beta, float *c, int ldc);
+
+/* y[n][rows] = x[n][cols] · Wᵀ for a BF16 weight matrix W[rows][cols]
+ * (rows cols apart), x rounded to bf16: the prefill product (matmul.c). */
+void gemm_bf16_xwt(ThreadPool *tp, float *y, const float *x, int n, const uint16_t *w, int rows, int cols);
+
+/* 1 when calls now take the BF16 dot instructions (vdpbf16ps): the CPU has
+ * AVX512-BF16, the kernel level (dispatch.h) is avx512 or above, and
+ * gemm_bf16_use_dot has not turned them off. */
+int gemm_bf16_dot(void);
+/* 1 when matmul_forward sends prefill on BF16 weights (rows >=
+ * matmul_gemm_min_rows) here: the dot path is on (gemm_bf16_dot) and the
+ * process asked for it, by ALOE_BF16_PREFILL=1 in the environment (read at
+ * the first call) or gemm_bf16_set_prefill(1). Off by default: it rounds
+ * the activations to bf16, as llama.cpp does for BF16 weights, so the
+ * logits are no longer those of the f32 evaluation of the same weights
+ * (gemm_bf16.c says why that matters). */
+int gemm_bf16_prefill(void);
+/* Sets the request (0/1); returns the previous one. Not while a matmul runs. */
+int gemm_bf16_set_prefill(int on);
+/* Allows (1) or forbids (0) the dot instructions, for tests that compare
+ * the two paths on one CPU; returns the previous setting. Not to be called
+ * while a GEMM runs. */
+int gemm_bf16_use_dot(int on);
+
+/* The level build behind gemm_bf16 (gemm_bf16_level.c, one per kernel
+ * level; dispatch.c jumps to the chosen one): dot 1 asks for the BF16 dot
+ * path, which the build takes only where it has AVX-512 and the CPU
+ * AVX512-BF16. */
+void gemm_bf16_level(ThreadPool *tp, int m, int n, int k, float alpha, GemmMat a, GemmMat b, float beta, float *c,
+                     long ldc, int dot);
+
+#endif
