@@ -16,14 +16,14 @@ endif
 # at run time. ARCH=-march=native builds the rest for this CPU only (the
 # kernel levels keep their own flags).
 ARCH ?= -march=x86-64-v2
-PKGS = libcurl jansson sqlite3 libpcre2-8 libutf8proc openblas
+PKGS = libcurl jansson sqlite3 libpcre2-8 libutf8proc openblas libmicrohttpd
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 CFLAGS_ALL = -std=c11 -g $(OPT) $(ARCH) -pthread -Wall -Wextra -D_GNU_SOURCE -Isrc -Itests \
              $(PKG_CFLAGS) $(SANFLAGS) -MMD -MP $(CFLAGS)
 LDLIBS_ALL = $(PKG_LIBS) -lyaml -lm -pthread $(SANFLAGS) $(LDFLAGS)
 
-LAYERS = base formats tok kernels model infer train llm aloe
+LAYERS = base formats tok kernels model infer train llm serve aloe
 # The SIMD kernel sources, compiled once per kernel level (src/kernels/cpu.h,
 # klevel.h): -DKLEVEL=<level> names their functions, KFLAGS_<level> are the
 # target flags. Each level's flags switch off what is above it, so ARCH=

@@ -7,7 +7,9 @@
 # The order, bottom to top (one level per entry; infer and train share a
 # level: both sit on model, neither may include the other, since each is
 # below neither):
-#   base < formats < tok < kernels < model < {infer, train} < llm < aloe < cli
+#   base < formats < tok < kernels < model < {infer, train} < llm < {aloe, serve} < cli
+# (serve, the OpenAI-compatible server, sits on llm's wire format beside
+# aloe: the benchmark never needs the server, nor the server the benchmark)
 # A file may include its own layer and any lower level. Includes are the
 # project's quoted ones, "layer/file.h" (also with a leading ../); system
 # headers <...> are not the project's and are not checked. A folder under
@@ -30,7 +32,7 @@ level() {
     model) echo 4 ;;
     infer | train) echo 5 ;;
     llm) echo 6 ;;
-    aloe) echo 7 ;;
+    aloe | serve) echo 7 ;;
     cli) echo 8 ;;
     *) echo -1 ;;
     esac
@@ -41,7 +43,7 @@ for dir in "$src"/*/; do
     layer=$(basename "$dir")
     lv=$(level "$layer")
     if [ "$lv" -lt 0 ]; then
-        echo "$dir: unknown layer '$layer' (known: base formats tok kernels model infer train llm aloe cli; add it to scripts/check-layers.sh)"
+        echo "$dir: unknown layer '$layer' (known: base formats tok kernels model infer train llm aloe serve cli; add it to scripts/check-layers.sh)"
         bad=1
         continue
     fi
@@ -62,7 +64,7 @@ for dir in "$src"/*/; do
             echo "$file:$line: $inc: $layer (level $lv) includes $target (level $tl), a layer above it"
             bad=1
         elif [ "$tl" -eq "$lv" ] && [ "$target" != "$layer" ]; then
-            echo "$file:$line: $inc: $layer includes its sibling $target (infer and train may not include each other)"
+            echo "$file:$line: $inc: $layer includes its sibling $target (layers of one level, infer and train or aloe and serve, may not include each other)"
             bad=1
         fi
     done < <(grep -rnE '^[[:space:]]*#[[:space:]]*include[[:space:]]*"' "$dir" --include='*.c' --include='*.h' || true)

@@ -22,7 +22,8 @@
     X(logits, "write the logits of a token sequence to safetensors")                       \
     X(kld, "KL divergence of a model from a base model on a text (like llama-perplexity)")  \
     X(speed, "measure prefill and decode speed (like llama-bench)")                         \
-    X(embed, "print sentence embeddings of texts")
+    X(embed, "print sentence embeddings of texts")                                         \
+    X(serve, "serve local models over the OpenAI API (chat, completions, embeddings)")
 
 #define ALOE_DECLARE(name, summary) int cmd_##name(int argc, char **argv) __attribute__((weak));
 ALOE_COMMANDS(ALOE_DECLARE)

@@ -37,6 +37,7 @@ void gen_seq_free(GenSeq *s) {
  * sets finish. */
 static int take_token(GenSeq *s, float *logits, Err *e) {
     int n_hist = s->n_prompt + s->n_out, cut = 0;
+    if (s->params.on_logits) s->params.on_logits(s->params.ctx, s->index, logits, s->sampler.vocab, s->out, s->n_out);
     int32_t t = sampler_sample(&s->sampler, logits, s->history, n_hist);
     s->out[s->n_out++] = t;
     s->history[n_hist] = t;

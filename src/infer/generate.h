@@ -41,6 +41,11 @@ typedef enum GenFinish {
 
 /* Returns nonzero to stop sequence `seq` after this token. */
 typedef int (*GenTokenFn)(void *ctx, int seq, int32_t token);
+/* Sees (and may change) sequence seq's logits (vocab values) before the
+ * sampler does; out[0..n_out) are its ids so far. For what the sampler
+ * does not do itself: OpenAI's logit_bias and presence/frequency
+ * penalties, and reading logprobs. */
+typedef void (*GenLogitsFn)(void *ctx, int seq, float *logits, int vocab, const int32_t *out, int n_out);
 
 typedef struct GenParams {
     SamplerParams sampling;              /* per sequence, seed included */
@@ -49,6 +54,7 @@ typedef struct GenParams {
     int n_stop_ids;
     GenTokenFn on_token;                 /* may be NULL */
     void *ctx;
+    GenLogitsFn on_logits;               /* may be NULL; gets ctx */
     /* text (optional) */
     const Tokenizer *tok;                /* NULL: ids only, no reply text */
     const char *const *stop_strings;     /* NULL-terminated, not copied; need tok */

@@ -2,7 +2,6 @@
 
 #include <curl/curl.h>
 #include <errno.h>
-#include <float.h>
 #include <math.h>
 #include <jansson.h>
 #include <pthread.h>
@@ -14,6 +13,7 @@
 
 #include "base/mem.h"
 #include "base/rng.h"
+#include "llm/oai_wire.h"
 
 /* Inputs per /embeddings request: servers cap the batch (OpenAI at 2048,
  * small local servers far lower). */
@@ -244,9 +244,7 @@ static char *body_snippet(const char *body, size_t len, const char *key) {
     json_error_t je;
     size_t at;
     json_t *j = load_reply(body, len, &at, &je);
-    json_t *m = json_object_get(json_object_get(j, "error"), "message");
-    if (!json_is_string(m)) m = json_object_get(j, "error");
-    if (!json_is_string(m)) m = json_object_get(j, "detail");
+    json_t *m = oai_error_message(j);
     StrBuf b;
     sb_init(&b);
     if (json_is_string(m)) {
@@ -430,14 +428,6 @@ static int post_with_retries(LlmBackend *b, const char *path, const char *json, 
     return rc;
 }
 
-static void read_usage(json_t *j, LlmUsage *u) {
-    json_t *usage = json_object_get(j, "usage");
-    u->prompt_tokens = (long)json_integer_value(json_object_get(usage, "prompt_tokens"));
-    u->completion_tokens = (long)json_integer_value(json_object_get(usage, "completion_tokens"));
-    u->cached_tokens = (long)json_integer_value(
-        json_object_get(json_object_get(usage, "prompt_tokens_details"), "cached_tokens"));
-}
-
 static void count_usage(LlmBackend *b, const LlmUsage *u) {
     atomic_fetch_add(&b->stats.prompt_tokens, u->prompt_tokens);
     atomic_fetch_add(&b->stats.cached_prompt_tokens, u->cached_tokens);
@@ -452,21 +442,16 @@ static void count_usage(LlmBackend *b, const LlmUsage *u) {
 /* Fills out from a chat completion; key (may be NULL) is redacted from
  * the text. */
 static int chat_parse(json_t *j, const char *key, LlmReply *out, Err *e) {
-    json_t *choice = json_array_get(json_object_get(j, "choices"), 0);
-    json_t *content = json_object_get(json_object_get(choice, "message"), "content");
-    if (!json_is_string(content)) {
-        /* Some servers answer 200 with an error object. */
-        json_t *m = json_object_get(json_object_get(j, "error"), "message");
-        char *t = json_is_string(m) ? json_text(m, key) : NULL;
-        err_set(e, ERR_PARSE, "no choices[0].message.content string in the JSON answer%s%.300s", t ? ": " : "",
-                t ? t : "");
+    OaiChatReply r;
+    if (oai_chat_reply(j, &r, e)) {
+        char *t = r.error_message ? json_text(r.error_message, key) : NULL;
+        if (t) err_set(e, ERR_PARSE, "no choices[0].message.content string in the JSON answer: %.300s", t);
         free(t);
         return -1;
     }
-    out->text = json_text(content, key);
-    json_t *fr = json_object_get(choice, "finish_reason");
-    out->finish_reason = json_is_string(fr) ? json_text(fr, key) : NULL;
-    read_usage(j, &out->usage);
+    out->text = json_text(r.content, key);
+    out->finish_reason = r.finish_reason ? json_text(r.finish_reason, key) : NULL;
+    out->usage = r.usage;
     return 0;
 }
 
@@ -494,25 +479,9 @@ int llm_openai_parse_chat(const char *body, size_t len, LlmReply *out, Err *e) {
     return rc;
 }
 
-static char *chat_body(const char *model, const LlmMessage *msgs, int n, const LlmParams *p) {
-    json_t *arr = json_array();
-    for (int i = 0; i < n; i++)
-        json_array_append_new(arr, json_pack("{s:s,s:s}", "role", msgs[i].role ? msgs[i].role : "user", "content",
-                                             msgs[i].content ? msgs[i].content : ""));
-    json_t *req = json_pack("{s:s,s:o}", "model", model, "messages", arr);
-    if (p && p->temperature >= 0) json_object_set_new(req, "temperature", json_real(p->temperature));
-    if (p && p->top_p >= 0) json_object_set_new(req, "top_p", json_real(p->top_p));
-    if (p && p->max_tokens > 0) json_object_set_new(req, "max_tokens", json_integer(p->max_tokens));
-    /* JSON integers are signed 64-bit here; keep seeds in range. */
-    if (p && p->has_seed) json_object_set_new(req, "seed", json_integer((json_int_t)(p->seed & INT64_MAX)));
-    char *s = json_dumps(req, JSON_COMPACT);
-    json_decref(req);
-    return s;
-}
-
 static int openai_chat(LlmBackend *b, const LlmMessage *msgs, int n, const LlmParams *p, LlmReply *out, Err *e) {
     memset(out, 0, sizeof *out);
-    char *body = chat_body(b->model, msgs, n, p);
+    char *body = oai_chat_body(b->model, msgs, n, p);
     ChatCtx ctx = {b, out};
     int rc = post_with_retries(b, "/chat/completions", body, chat_extract, &ctx, &out->retries, e);
     free(body);
@@ -534,46 +503,10 @@ static int embed_extract(json_t *j, void *ctx, Err *e) {
     free(c->out);
     c->out = NULL;
     c->dim = 0;
-    json_t *data = json_object_get(j, "data");
-    if (json_array_size(data) != (size_t)c->n)
-        return err_set(e, ERR_PARSE, "expected %d embeddings in \"data\", got %zu", c->n, json_array_size(data));
-    /* Each index once: a repeated one would leave another text without a
-     * vector (zeros) and no error. */
-    char *seen = xcalloc((size_t)(c->n ? c->n : 1), 1);
-    int rc = 0;
-    for (int i = 0; i < c->n && !rc; i++) {
-        json_t *item = json_array_get(data, i);
-        json_t *vec = json_object_get(item, "embedding");
-        json_t *ix = json_object_get(item, "index");
-        json_int_t at = json_is_integer(ix) ? json_integer_value(ix) : i;
-        size_t dim = json_array_size(vec);
-        if (at < 0 || at >= c->n || seen[at] || dim == 0 || dim > INT32_MAX || (c->dim && dim != (size_t)c->dim)) {
-            rc = err_set(e, ERR_PARSE, "data[%d]: expected a distinct index in [0,%d) and a non-empty embedding%s", i,
-                         c->n, c->dim ? " of the same length as the others" : "");
-            break;
-        }
-        seen[at] = 1;
-        if (!c->dim) {
-            c->dim = (int)dim;
-            c->out = xcalloc((size_t)c->n * dim, sizeof(float));
-        }
-        for (size_t k = 0; k < dim; k++) {
-            json_t *v = json_array_get(vec, k);
-            double x = json_number_value(v);
-            /* a double beyond float's range would become inf and every
-             * cosine similarity with it NaN */
-            if (!json_is_number(v) || !(fabs(x) <= FLT_MAX)) {
-                rc = err_set(e, ERR_PARSE, "data[%d].embedding[%zu]: expected a number within float range", i, k);
-                break;
-            }
-            c->out[(size_t)at * dim + k] = (float)x;
-        }
-    }
-    free(seen);
-    if (rc) return -1;
+    if (oai_embeddings_reply(j, c->n, &c->out, &c->dim, e)) return -1;
     if (c->b) {
         LlmUsage u;
-        read_usage(j, &u);
+        oai_read_usage(j, &u);
         count_usage(c->b, &u);
     }
     return 0;
@@ -604,11 +537,7 @@ static int openai_embed(LlmBackend *b, const char *const *texts, int n, float **
     float *all = NULL;
     for (int start = 0; start < n; start += EMBED_BATCH) {
         int m = n - start < EMBED_BATCH ? n - start : EMBED_BATCH;
-        json_t *input = json_array();
-        for (int i = 0; i < m; i++) json_array_append_new(input, json_string(texts[start + i] ? texts[start + i] : ""));
-        json_t *req = json_pack("{s:s,s:o}", "model", b->model, "input", input);
-        char *body = json_dumps(req, JSON_COMPACT);
-        json_decref(req);
+        char *body = oai_embeddings_body(b->model, texts + start, m);
         EmbedCtx ctx = {b, m, NULL, 0};
         int rc = post_with_retries(b, "/embeddings", body, embed_extract, &ctx, NULL, e);
         free(body);
