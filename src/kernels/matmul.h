@@ -6,10 +6,18 @@
  *    weights are streamed once from memory and each row of W is dotted with
  *    every row of x while it is in cache (quantised W against Q8_0-quantised
  *    x). Memory-bound, split over the pool's threads by rows of W.
- *  - many rows of x (prefill): a real GEMM. f32 W goes straight to OpenBLAS
- *    sgemm; other types are dequantised tile by tile into f32 and then
- *    multiplied, which costs O(|W|) against the O(n·|W|) of the product.
- *    Each thread runs a single-threaded sgemm on its share of W's rows. */
+ *  - many rows of x (prefill): a real GEMM. Quantised W: x is quantised
+ *    once to int8 blocks (the decode path's activation) and the product
+ *    is cut into tiles (a chunk of W's rows x a chunk of x's rows, sized
+ *    for L2) shared dynamically among the threads, each multiplied with
+ *    integer dot products (kernels/gemm_q.c: a register-blocked VNNI
+ *    micro-kernel for Q8_0/Q4_0, the decode path's row x four activations
+ *    kernels for the rest); no weight is dequantised, and the result
+ *    carries the int8 activation error the decode path does. f32 W goes
+ *    straight to OpenBLAS sgemm; f16/bf16 W is dequantised tile by tile
+ *    into f32 and then multiplied, which costs O(|W|) against the
+ *    O(n·|W|) of the product. Each thread runs a single-threaded sgemm on
+ *    its share of W's rows. */
 #ifndef ALOE_KERNELS_MATMUL_H
 #define ALOE_KERNELS_MATMUL_H
 
@@ -27,8 +35,7 @@ typedef struct QMat {
 
 /* The number of rows of x from which the GEMM path is used for weights of
  * this type: measured crossovers on AVX2/AVX-512 (f32 ~8; f16/bf16 ~12;
- * Q8_0/Q4_0 ~40, where the row dots are cheap integer work and the GEMM
- * path must first dequantise). */
+ * quantised types: see matmul.c). */
 int matmul_gemm_min_rows(int type);
 
 /* y[n][rows] = x[n][cols] · Wᵀ. y must not alias x. */

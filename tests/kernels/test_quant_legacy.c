@@ -228,7 +228,7 @@ static void test_matmul(void) {
             QMat w = {t, wq, rows, cols};
             float *xr = xmalloc((size_t)n * cols * 4), *y = xmalloc((size_t)n * rows * 4), *yr = xmalloc((size_t)n * rows * 4);
             void *tmp = xmalloc((size_t)cols * 4);
-            int vt = n < matmul_gemm_min_rows(t) ? kernel_vec_type(t) : DT_F32;
+            int vt = kernel_vec_type(t); /* quantised W: int8 activations on both paths (matmul.h) */
             for (int k = 0; k < n; k++) {
                 quantize_row(vt, x + (long)k * cols, tmp, cols);
                 dequantize_row(vt, tmp, xr + (long)k * cols, cols);
