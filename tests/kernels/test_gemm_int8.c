@@ -4,7 +4,7 @@
  * with no pool and with two threads, against
  *  - the decode path (vec_dot_rows on the type's activation: the same
  *    int8 quants, so only the float scaling and summation differ),
- *  - matmul_forward_ref on the Q8_0-rounded x (the same values exactly),
+ *  - matmul_forward_ref on x as the kernels quantise it (the same values),
  *  - the plain product with the unquantised x, within the activation
  *    quantisation bound.
  *
@@ -93,14 +93,16 @@ static int check_gemm(ThreadPool *tp, int t, Shape sh, char *msg, size_t cap) {
     /* x as the kernels see it (Q8_0-rounded), and each block's dx */
     float *xr = xmalloc((size_t)n * cols * sizeof(float)), *dx = xmalloc((size_t)n * (cols / 32) * sizeof(float));
     BlockQ8_0 *xb = xmalloc(dtype_nbytes(DT_Q8_0, cols));
+    void *act = xaligned_alloc(kernel_act_bytes(t, cols));
     for (int k = 0; k < n; k++) {
-        quantize_row(DT_Q8_0, x + (long)k * cols, xb, cols);
-        dequantize_row(DT_Q8_0, xb, xr + (long)k * cols, cols);
+        /* the values exactly (formats' quantiser rounds ties away from zero, the kernels' to even) */
+        kernel_quantize_act(t, x + (long)k * cols, act, cols);
+        kernel_act_to_f32(t, act, xr + (long)k * cols, cols);
+        quantize_row(DT_Q8_0, x + (long)k * cols, xb, cols); /* the same scales */
         for (int b = 0; b < cols / 32; b++) dx[k * (cols / 32) + b] = f16_to_f32(xb[b].d);
     }
     float *y = xmalloc((size_t)n * rows * sizeof(float)), *yr = xmalloc((size_t)n * rows * sizeof(float));
     float *yd = xmalloc((size_t)rows * sizeof(float));
-    void *act = xaligned_alloc(kernel_act_bytes(t, cols));
     matmul_forward(tp, y, x, n, &w);
     matmul_forward_ref(yr, xr, n, &w);
     int ok = 1;
