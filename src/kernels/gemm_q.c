@@ -26,23 +26,31 @@
  * Q4_0 and 128 for Q8_0 (4 lanes per block take a quarter each; act_sx4
  * already holds 2 sx: the factor is 1 or 16).
  *
- * Registers: 12 accumulators, 3 rows x (2 quant registers + scales), 4
- * registers of one activation and temporaries: under the 32 of AVX-512
- * (3 x 4 measured faster than 4 x 4, which spills, and 4 x 3).
+ * Each row's quads are unpacked once per tile into a small buffer
+ * (pack_row), so the inner loop only loads them.
+ *
+ * Registers: 12 accumulators, 3 rows x (2 quant registers + scales), an
+ * activation's scales and sums, temporaries: within the 32 of AVX-512
+ * (4 x 4 would need 16 + 12 + 4 and spill).
  *
  * Every (row, activation) result is computed with the same operations in
  * the same order whatever its place in the tile, so a row of x gives the
- * same y in any batch (infer/generate.h relies on rows being
- * independent).
+ * same y in any batch.
  *
- * Other types and levels: the tile goes through vec_dot_multi_rows (one
- * row against four activations at a time; the K-quants' and the legacy
- * types' AVX-512 and AVX2 kernels, the scalar references at the scalar
- * level) on the decode activation: tiled, those already beat dequantising
- * to f32. Where AMX-INT8 exists (Sapphire Rapids and later; none on the
- * machines this was written on) a tile kernel would go here: TDPBUSD on
- * 16 x 64-byte tiles of the same quads, behind cpu_amx_request. */
+ * Q4_K and Q6_K (AVX-512): the tile goes through vec_dot_multi_rows, the
+ * decode kernels (one row against four activations at a time) on the
+ * decode activation; tiled, those beat dequantising to f32 + sgemm. Other
+ * types and levels keep that (gemm_q_act_type says which): their decode
+ * kernels, and a maddubs micro-kernel tried at the avx2 level, were slower
+ * than OpenBLAS's sgemm here. Where AMX-INT8 exists (Sapphire Rapids and
+ * later; none on the machines this was written on) a tile kernel would go
+ * here: TDPBUSD on 16 x 64-byte tiles of the same quads, behind
+ * cpu_amx_request. */
 #include "kernels/klevel.h" /* first: built once per kernel level */
+
+#include <stdlib.h>
+
+#include "base/mem.h"
 #include "kernels/gemm_q.h"
 #include "kernels/quant.h"
 #include "kernels/quant_internal.h"
@@ -121,10 +129,27 @@ static float tail_dot(int q4, const char *row, const void *x, long b0, long n) {
     return s;
 }
 
-/* RM rows (rb bytes apart) x RN activations (stride bytes apart):
- * out[j * os + i]. */
-static ALWAYS_INLINE void micro(int q4, const char *rows, size_t rb, const char *act, size_t stride, long n, int RM,
-                                int RN, float *out, size_t os) {
+/* A row's quads unpacked once per tile (pack_row), so that the
+ * micro-kernel's inner loop only loads them: per quad, the two registers
+ * of unsigned quants and the scales. */
+#define PACKED_QUAD 192
+
+static void pack_row(int q4, const char *row, long nq, char *dst) {
+    for (long qd = 0; qd < nq; qd++, dst += PACKED_QUAD) {
+        __m512i lo, hi;
+        __m512 dw;
+        load_quad(q4, row, 4 * qd, &lo, &hi, &dw);
+        _mm512_store_si512(dst, lo);
+        _mm512_store_si512(dst + 64, hi);
+        _mm512_store_ps(dst + 128, dw);
+    }
+}
+
+/* RM packed rows (pk, nq quads each, one after another; rows/rb: the same
+ * rows as stored, for the blocks after the last quad) x RN activations
+ * (stride bytes apart): out[j * os + i]. */
+static ALWAYS_INLINE void micro(int q4, const char *pk, const char *rows, size_t rb, const char *act, size_t stride,
+                                long n, int RM, int RN, float *out, size_t os) {
     __m512 acc[GEMM_RM][GEMM_RN];
     UNROLL_RM for (int i = 0; i < RM; i++) {
         UNROLL_NX for (int j = 0; j < RN; j++) acc[i][j] = _mm512_setzero_ps();
@@ -136,13 +161,17 @@ static ALWAYS_INLINE void micro(int q4, const char *rows, size_t rb, const char 
     for (long qd = 0; qd < nq; qd++) {
         __m512i lo[GEMM_RM], hi[GEMM_RM];
         __m512 dw[GEMM_RM];
-        UNROLL_RM for (int i = 0; i < RM; i++) load_quad(q4, rows + i * rb, 4 * qd, &lo[i], &hi[i], &dw[i]);
+        UNROLL_RM for (int i = 0; i < RM; i++) {
+            const char *p = pk + (i * nq + qd) * PACKED_QUAD;
+            lo[i] = _mm512_load_si512(p), hi[i] = _mm512_load_si512(p + 64), dw[i] = _mm512_load_ps(p + 128);
+        }
         UNROLL_NX for (int j = 0; j < RN; j++) {
             const char *x = act + j * stride;
             const int8_t *y = act_q4(x, n) + 128 * qd;
             __m512i ya = _mm512_loadu_si512(y), yb = _mm512_loadu_si512(y + 64);
             __m512 dx = _mm512_loadu_ps(act_dx4(x, n) + 16 * qd);
-            __m512 sx = _mm512_mul_ps(off, _mm512_loadu_ps(act_sx4(x, n) + 16 * qd));
+            __m512 sx = q4 ? _mm512_loadu_ps(act_sx4(x, n) + 16 * qd)
+                           : _mm512_mul_ps(off, _mm512_loadu_ps(act_sx4(x, n) + 16 * qd));
             UNROLL_RM for (int i = 0; i < RM; i++) {
                 __m512i s = _mm512_dpbusd_epi32(_mm512_setzero_si512(), lo[i], ya);
                 s = _mm512_dpbusd_epi32(s, hi[i], yb);
@@ -159,126 +188,61 @@ static ALWAYS_INLINE void micro(int q4, const char *rows, size_t rb, const char 
     }
 }
 
-/* The micro-kernel's instances: RM and RN constants (each its own code,
- * registers allocated for its size). */
-#define MK_CASE(RM, RN)                                                                                                \
-    case (RM) * 8 + (RN): micro(q4, rows, rb, act, stride, n, RM, RN, out, os); break;
+/* The micro-kernel's instances: the type, RM and RN constants (each its
+ * own code, registers allocated for its size). */
+#define MK_CASE(Q4, RM, RN)                                                                                            \
+    case (Q4) * 64 + (RM) * 8 + (RN): micro(Q4, pk, rows, rb, act, stride, n, RM, RN, out, os); break;
+#define MK_CASES(Q4)                                                                                                   \
+    MK_CASE(Q4, 3, 4) MK_CASE(Q4, 3, 3) MK_CASE(Q4, 3, 2) MK_CASE(Q4, 3, 1) MK_CASE(Q4, 2, 4) MK_CASE(Q4, 2, 3)         \
+    MK_CASE(Q4, 2, 2) MK_CASE(Q4, 2, 1) MK_CASE(Q4, 1, 4) MK_CASE(Q4, 1, 3) MK_CASE(Q4, 1, 2) MK_CASE(Q4, 1, 1)
 
-static void micro_any(int q4, const char *rows, size_t rb, const char *act, size_t stride, long n, int rm, int rn,
-                      float *out, size_t os) {
-    switch (rm * 8 + rn) {
-        MK_CASE(3, 4) MK_CASE(3, 3) MK_CASE(3, 2) MK_CASE(3, 1)
-        MK_CASE(2, 4) MK_CASE(2, 3) MK_CASE(2, 2) MK_CASE(2, 1)
-        MK_CASE(1, 4) MK_CASE(1, 3) MK_CASE(1, 2) MK_CASE(1, 1)
+static void micro_any(int q4, const char *pk, const char *rows, size_t rb, const char *act, size_t stride, long n,
+                      int rm, int rn, float *out, size_t os) {
+    switch (q4 * 64 + rm * 8 + rn) {
+        MK_CASES(0)
+        MK_CASES(1)
     default: break;
     }
 }
-#elif defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
-#include <immintrin.h>
 
-/* The AVX2 micro-kernel, Q8_0 and Q4_0: GEMM_RM2 rows x GEMM_RN2
- * activations, a block of 32 per step (one 256-bit register), maddubs
- * (unsigned x signed bytes, pairs summed into int16) for the products.
- * Q4_0's nibbles are the unsigned side as they are (pairs <= 2 * 15 * 127,
- * no saturation; the offset 8 comes off through sx as at AVX-512: each of
- * a block's 8 lanes takes sx); Q8_0's weights move their sign onto the
- * activation (|w| <= 128, pairs <= 2 * 128 * 127 = 32512 < 32767). The
- * activation is the Q4_0 one (signed quants, dx, sx per block). 16
- * registers: 6 accumulators, 2 rows (quants, and |w| for Q8_0, and the
- * scale), an activation's quants, dx and sx, temporaries. */
-#define GEMM_RM2 2
-#define GEMM_RN2 3
-
-static int gemm_mk_type(int t) { return t == DT_Q8_0 || t == DT_Q4_0; }
-
-static ALWAYS_INLINE void micro2(int q4, const char *rows, size_t rb, const char *act, size_t stride, long n, int RM,
-                                 int RN, float *out, size_t os) {
-    __m256 acc[GEMM_RM2][GEMM_RN2];
-    UNROLL_RM for (int i = 0; i < RM; i++) {
-        UNROLL_NX for (int j = 0; j < RN; j++) acc[i][j] = _mm256_setzero_ps();
-    }
-    const long nb = n / QK8_0;
-    const __m256i ones = _mm256_set1_epi16(1);
-    for (long b = 0; b < nb; b++) {
-        __m256i w[GEMM_RM2], aw[GEMM_RM2];
-        __m256 dw[GEMM_RM2];
-        UNROLL_RM for (int i = 0; i < RM; i++) {
-            if (q4) {
-                const BlockQ4_0 *q = (const BlockQ4_0 *)(rows + i * rb) + b;
-                __m128i v = _mm_loadu_si128((const __m128i *)q->qs), m4 = _mm_set1_epi8(15);
-                w[i] = _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(v, 4), m4), _mm_and_si128(v, m4));
-                dw[i] = _mm256_set1_ps(half(q->d));
-            } else {
-                const BlockQ8_0 *q = (const BlockQ8_0 *)(rows + i * rb) + b;
-                w[i] = _mm256_loadu_si256((const __m256i *)q->qs);
-                aw[i] = _mm256_sign_epi8(w[i], w[i]);
-                dw[i] = _mm256_set1_ps(half(q->d));
-            }
-        }
-        UNROLL_NX for (int j = 0; j < RN; j++) {
-            const char *x = act + j * stride;
-            __m256i y = _mm256_loadu_si256((const __m256i *)(act_q(x) + 32 * b));
-            __m256 dx = _mm256_broadcast_ss(act_dx(x, n) + b);
-            __m256 sx = _mm256_broadcast_ss(act_sx(x, n) + b);
-            UNROLL_RM for (int i = 0; i < RM; i++) {
-                __m256i p = q4 ? _mm256_maddubs_epi16(w[i], y) : _mm256_maddubs_epi16(aw[i], _mm256_sign_epi8(y, w[i]));
-                __m256 s = _mm256_cvtepi32_ps(_mm256_madd_epi16(p, ones));
-                acc[i][j] = q4 ? _mm256_fmadd_ps(dw[i], _mm256_fmsub_ps(dx, s, sx), acc[i][j])
-                               : _mm256_fmadd_ps(_mm256_mul_ps(dw[i], dx), s, acc[i][j]);
-            }
+static void tile512(int q4, const char *rows, size_t rb, int nrows, const char *act, size_t stride, int nx, long n,
+                    float *out, size_t out_stride) {
+    /* rows outermost: GEMM_RM rows, packed once, stay in L1 while the
+     * tile's activations (sized for L2 by matmul.c) pass by */
+    const long nq = act_nquads(n);
+    char *pk = xaligned_alloc((size_t)(GEMM_RM * nq + 1) * PACKED_QUAD);
+    for (int r = 0; r < nrows; r += GEMM_RM) {
+        int rm = nrows - r < GEMM_RM ? nrows - r : GEMM_RM;
+        const char *rr = rows + (size_t)r * rb;
+        for (int i = 0; i < rm; i++) pack_row(q4, rr + (size_t)i * rb, nq, pk + i * nq * PACKED_QUAD);
+        for (int a = 0; a < nx; a += GEMM_RN) {
+            int rn = nx - a < GEMM_RN ? nx - a : GEMM_RN;
+            micro_any(q4, pk, rr, rb, act + (size_t)a * stride, stride, n, rm, rn, out + (size_t)a * out_stride + r,
+                      out_stride);
         }
     }
-    UNROLL_RM for (int i = 0; i < RM; i++) {
-        UNROLL_NX for (int j = 0; j < RN; j++) out[j * os + i] = hsum8(acc[i][j]);
-    }
+    free(pk);
 }
-
-#define MK_CASE2(RM, RN)                                                                                               \
-    case (RM) * 8 + (RN): micro2(q4, rows, rb, act, stride, n, RM, RN, out, os); break;
-
-static void micro_any(int q4, const char *rows, size_t rb, const char *act, size_t stride, long n, int rm, int rn,
-                      float *out, size_t os) {
-    switch (rm * 8 + rn) {
-        MK_CASE2(2, 3) MK_CASE2(2, 2) MK_CASE2(2, 1) MK_CASE2(1, 3) MK_CASE2(1, 2) MK_CASE2(1, 1)
-    default: break;
-    }
-}
-#endif
-
-#if KERNELS_AVX512
-#define GEMM_MK 1
-#define MK_RM GEMM_RM
-#define MK_RN GEMM_RN
-#elif defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
-#define GEMM_MK 1
-#define MK_RM GEMM_RM2
-#define MK_RN GEMM_RN2
-#else
-#define GEMM_MK 0
 #endif
 
 int gemm_q_act_type(int t) {
-#if GEMM_MK
-    if (gemm_mk_type(t)) return DT_Q4_0; /* signed quants; at AVX-512 the quads (file comment) */
+#if KERNELS_AVX512
+    /* measured against dequantise + sgemm (docs/BENCHMARKS.md): the
+     * micro-kernel ~1.5x, the decode kernels of Q4_K ~1.7x and Q6_K ~1.2x;
+     * those of the other types (Q4_1, Q5_0, Q5_1, IQ4_NL, Q2_K, Q3_K, Q5_K,
+     * IQ4_XS) 0.5-0.9x: they keep sgemm until they get a tile kernel */
+    if (gemm_mk_type(t)) return DT_Q4_0; /* the quads (file comment) */
+    if (t == DT_Q4_K || t == DT_Q6_K) return t;
 #endif
-    return t;
+    (void)t; /* avx2: a maddubs micro-kernel reached 0.6-0.95x of sgemm here; scalar: none */
+    return DT_F32;
 }
 
 void gemm_q_tile(int t, const void *rows, size_t rb, int nrows, const void *act, size_t stride, int nx, long n,
                  float *out, size_t out_stride) {
-#if GEMM_MK
+#if KERNELS_AVX512
     if (gemm_mk_type(t)) {
-        /* rows outermost: a few rows of W stay in L1 while the tile's
-         * activations (sized for L2 by matmul.c) pass by */
-        const int q4 = t == DT_Q4_0;
-        for (int r = 0; r < nrows; r += MK_RM) {
-            int rm = nrows - r < MK_RM ? nrows - r : MK_RM;
-            for (int a = 0; a < nx; a += MK_RN) {
-                int rn = nx - a < MK_RN ? nx - a : MK_RN;
-                micro_any(q4, (const char *)rows + (size_t)r * rb, rb, (const char *)act + (size_t)a * stride, stride,
-                          n, rm, rn, out + (size_t)a * out_stride + r, out_stride);
-            }
-        }
+        tile512(t == DT_Q4_0, rows, rb, nrows, act, stride, nx, n, out, out_stride);
         return;
     }
 #endif

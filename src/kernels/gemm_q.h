@@ -1,16 +1,19 @@
 /* gemm_q: one tile of the prefill's integer GEMM on quantised weights
  * (gemm_q.c; matmul.c tiles the product and shares the tiles among the
  * threads). Built per kernel level (klevel.h): AVX-512 VNNI has a
- * register-blocked micro-kernel for Q8_0 and Q4_0, the other types and
- * levels go through vec_dot_multi_rows. */
+ * register-blocked micro-kernel for Q8_0 and Q4_0 and takes Q4_K and Q6_K
+ * through the decode kernels (vec_dot_multi_rows); other types and levels
+ * keep dequantise + sgemm (gemm_q_act_type). */
 #ifndef ALOE_KERNELS_GEMM_Q_H
 #define ALOE_KERNELS_GEMM_Q_H
 
 #include <stddef.h>
 
-/* The type whose activation layout (kernel_quantize_act, kernel_act_bytes)
- * gemm_q_tile expects for weights of type t at this level: t itself, or
- * DT_Q4_0 (its quads of blocks) where the micro-kernel takes Q8_0 weights
+/* Whether this level multiplies weights of type t with the integer GEMM,
+ * and how: DT_F32 where it has no tile kernel faster than dequantising to
+ * f32 + sgemm (then matmul.c does that), else the type whose activation
+ * layout (kernel_quantize_act, kernel_act_bytes) gemm_q_tile expects: t
+ * itself, or DT_Q4_0 (its quads of blocks) for the micro-kernel's Q8_0
  * too. Its quants are the same values as t's activation's. */
 int gemm_q_act_type(int t);
 

@@ -227,10 +227,6 @@ static void matmul_qgemm(ThreadPool *tp, float *y, const float *x, int n, const 
     free(owned);
 }
 
-/* Whether the prefill of weights of this type is an integer GEMM: the
- * quantised types, which the decode path dots with int8 activations too. */
-static int qgemm_type(int type) { return kernel_vec_type(type) == DT_Q8_0; }
-
 int matmul_gemm_min_rows(int type) {
     switch (type) {
     case DT_F32: return 8;
@@ -243,10 +239,15 @@ int matmul_gemm_min_rows(int type) {
 void matmul_forward(ThreadPool *tp, float *y, const float *x, int n, const QMat *w) {
     if (n < matmul_gemm_min_rows(w->type))
         matmul_dots(tp, 1, &y, x, n, &w);
-    else if (qgemm_type(w->type))
+    else if (gemm_q_act_type(w->type) != DT_F32)
         matmul_qgemm(tp, y, x, n, w);
     else
         matmul_gemm(tp, y, x, n, w);
+}
+
+int matmul_act_type(int type, int n) {
+    if (kernel_vec_type(type) == DT_F32) return DT_F32;
+    return n < matmul_gemm_min_rows(type) || gemm_q_act_type(type) != DT_F32 ? type : DT_F32;
 }
 
 void matmul_forward_ref(float *y, const float *x, int n, const QMat *w) {

@@ -219,7 +219,7 @@ static int check_matmul(ThreadPool *tp, int t, int n, int rows, int cols, double
     float *xr = xmalloc((size_t)n * cols * 4), *y = xmalloc((size_t)n * rows * 4), *yr = xmalloc((size_t)n * rows * 4);
     void *tmp = xmalloc((size_t)cols * 4);
     for (int i = 0; i < n; i++) {
-        int vt = kernel_vec_type(t); /* quantised W: int8 activations on both paths (matmul.h) */
+        int vt = kernel_vec_type(matmul_act_type(t, n)); /* the values the path multiplies */
         quantize_row(vt, x + (long)i * cols, tmp, cols);
         dequantize_row(vt, tmp, xr + (long)i * cols, cols);
     }
