@@ -35,8 +35,9 @@ typedef struct QMat {
 } QMat;
 
 /* The number of rows of x from which the GEMM path is used for weights of
- * this type: measured crossovers on AVX2/AVX-512 (f32 ~8; f16/bf16 ~12;
- * quantised types: see matmul.c). */
+ * this type at the running kernel level: measured crossovers on
+ * AVX2/AVX-512 (f32 ~8; f16/bf16 ~12; quantised types 12 with the VNNI
+ * micro-kernel, else 40: matmul.c). */
 int matmul_gemm_min_rows(int type);
 
 /* How matmul_forward takes n rows of x for weights of this type: `type`
