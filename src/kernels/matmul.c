@@ -1,6 +1,7 @@
 #include "kernels/matmul.h"
 
 #include <cblas.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 
 #include "base/mem.h"
@@ -227,6 +228,16 @@ static void matmul_qgemm(ThreadPool *tp, float *y, const float *x, int n, const 
     free(owned);
 }
 
+/* On by default; off: quantised W's prefill dequantises to f32 + sgemm,
+ * as before the integer GEMM (matmul.h). */
+static _Atomic int prefill_int8 = 1;
+
+int matmul_prefill_int8(int on) { return atomic_exchange(&prefill_int8, on != 0); }
+
+static int qgemm_on(int type) {
+    return atomic_load_explicit(&prefill_int8, memory_order_relaxed) && gemm_q_act_type(type) != DT_F32;
+}
+
 int matmul_gemm_min_rows(int type) {
     switch (type) {
     case DT_F32: return 8;
@@ -239,14 +250,14 @@ int matmul_gemm_min_rows(int type) {
          * decode up to -b 8 on the row dots, whose contiguous streams read
          * memory faster. Q4_K/Q6_K's tiles are the row dots' kernels
          * (equal time up to 40), the other types' GEMM dequantises: 40 */
-        return gemm_q_act_type(type) == DT_Q4_0 ? 12 : 40;
+        return gemm_q_act_type(type) == DT_Q4_0 && atomic_load_explicit(&prefill_int8, memory_order_relaxed) ? 12 : 40;
     }
 }
 
 void matmul_forward(ThreadPool *tp, float *y, const float *x, int n, const QMat *w) {
     if (n < matmul_gemm_min_rows(w->type))
         matmul_dots(tp, 1, &y, x, n, &w);
-    else if (gemm_q_act_type(w->type) != DT_F32)
+    else if (qgemm_on(w->type))
         matmul_qgemm(tp, y, x, n, w);
     else
         matmul_gemm(tp, y, x, n, w);
@@ -254,7 +265,7 @@ void matmul_forward(ThreadPool *tp, float *y, const float *x, int n, const QMat 
 
 int matmul_act_type(int type, int n) {
     if (kernel_vec_type(type) == DT_F32) return DT_F32;
-    return n < matmul_gemm_min_rows(type) || gemm_q_act_type(type) != DT_F32 ? type : DT_F32;
+    return n < matmul_gemm_min_rows(type) || qgemm_on(type) ? type : DT_F32;
 }
 
 void matmul_forward_ref(float *y, const float *x, int n, const QMat *w) {

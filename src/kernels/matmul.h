@@ -40,6 +40,13 @@ typedef struct QMat {
  * micro-kernel, else 40: matmul.c). */
 int matmul_gemm_min_rows(int type);
 
+/* Whether the prefill of quantised W is the integer GEMM (default: yes,
+ * where the level has one for the type; gemm_q.h) or, off, dequantise to
+ * f32 + sgemm, whose batched pass equals the f32 model's of the same
+ * weights bit for bit (the tests of that property turn it off). Returns
+ * the previous setting; process-wide, not to be changed while kernels run. */
+int matmul_prefill_int8(int on);
+
 /* How matmul_forward takes n rows of x for weights of this type: `type`
  * when it quantises them (kernel_quantize_act(type): the decode path, and
  * the integer GEMM where the kernel level has one for the type,
