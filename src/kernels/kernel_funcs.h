@@ -17,6 +17,7 @@
 
 #include "kernels/attention.h"
 #include "kernels/gemm_bf16.h"
+#include "kernels/gemm_q.h"
 #include "kernels/matmul.h"
 #include "kernels/ops.h"
 #include "kernels/quant.h"
@@ -34,6 +35,11 @@
        size_t out_stride),                                                                                           \
       (t, rows, rb, nrows, act, stride, n, len, out, out_stride))                                                    \
     X(void, kernel_quantize_act, (int t, const float *x, void *out, long n), (t, x, out, n))                         \
+    X(int, gemm_q_act_type, (int t), (t))                                                                            \
+    X(void, gemm_q_tile,                                                                                             \
+      (int t, const void *rows, size_t rb, int nrows, const void *act, size_t stride, int nx, long n, float *out,    \
+       size_t out_stride),                                                                                           \
+      (t, rows, rb, nrows, act, stride, nx, n, out, out_stride))                                                     \
     X(void, kernel_dequantize_row, (int t, const void *row, float *y, long n), (t, row, y, n))                       \
     X(int, kernel_use_avx512, (int on), (on))                                                                        \
     X(float, dot_f32, (const float *a, const float *b, long n), (a, b, n))                                           \

@@ -50,6 +50,9 @@
 #define legacy_dot_n KL_NAME(legacy_dot_n)
 #define legacy_dequantize_row KL_NAME(legacy_dequantize_row)
 #define legacy512_dot_n KL_NAME(legacy512_dot_n)
+/* gemm_q.h */
+#define gemm_q_act_type KL_NAME(gemm_q_act_type)
+#define gemm_q_tile KL_NAME(gemm_q_tile)
 /* ops.h */
 #define rmsnorm_forward KL_NAME(rmsnorm_forward)
 #define rmsnorm_offset_forward KL_NAME(rmsnorm_offset_forward)

@@ -1,10 +1,12 @@
 #include "kernels/matmul.h"
 
 #include <cblas.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 
 #include "base/mem.h"
 #include "kernels/gemm_bf16.h"
+#include "kernels/gemm_q.h"
 
 /* ---- decode path: row dots ----
  * One task over the rows of one or several matrices on the same input
@@ -154,20 +156,122 @@ static void matmul_gemm(ThreadPool *tp, float *y, const float *x, int n, const Q
     free(owned);
 }
 
+/* ---- prefill path on quantised weights: integer GEMM ----
+ * x is quantised once (each row to int8 blocks, the decode path's format),
+ * then y is cut into tiles of row_tile rows of W x x_tile rows of x,
+ * handed out dynamically, each multiplied by gemm_q_tile (gemm_q.c). The
+ * tiles go row tile by row tile, so the threads share one chunk of W at a
+ * time (from L3 or memory once per chunk per thread); the x_tile
+ * activations of a tile stay in L2 while gemm_q_tile passes them by a few
+ * rows of W at a time. */
+
+/* Bytes of activations per tile: L2 is 1-2 MB per core on the CPUs this
+ * targets (512 KB on older Intel), and the W rows in flight need some. */
+#define QTILE_ACT_BYTES (384L << 10)
+/* Bytes of W per tile: large enough that the dispatch and the activation
+ * tile's load from L3 are noise, small enough for many tiles to balance. */
+#define QTILE_W_BYTES (192L << 10)
+
+typedef struct QGemmJob {
+    float *y;
+    const float *x;
+    int n, act_type;
+    const QMat *w;
+    char *act;
+    size_t stride, rb;
+    long row_tile, x_tile, x_tiles, tiles;
+    TpCounter quant, next;
+} QGemmJob;
+
+static void qgemm_quant_task(void *ctx, int ith, int nth) {
+    (void)ith, (void)nth;
+    QGemmJob *j = ctx;
+    long cols = j->w->cols, t0, t1;
+    while (tp_next(&j->quant, j->n, 8, &t0, &t1))
+        for (long t = t0; t < t1; t++) kernel_quantize_act(j->act_type, j->x + t * cols, j->act + t * j->stride, cols);
+}
+
+static void qgemm_task(void *ctx, int ith, int nth) {
+    (void)ith, (void)nth;
+    QGemmJob *j = ctx;
+    const QMat *w = j->w;
+    long i0, i1;
+    while (tp_next(&j->next, j->tiles, 1, &i0, &i1)) {
+        long r0 = i0 / j->x_tiles * j->row_tile, a0 = i0 % j->x_tiles * j->x_tile;
+        long nr = w->rows - r0 < j->row_tile ? w->rows - r0 : j->row_tile;
+        long na = j->n - a0 < j->x_tile ? j->n - a0 : j->x_tile;
+        gemm_q_tile(w->type, (const char *)w->data + r0 * j->rb, j->rb, (int)nr, j->act + a0 * j->stride, j->stride,
+                    (int)na, w->cols, j->y + a0 * w->rows + r0, (size_t)w->rows);
+    }
+}
+
+/* A multiple of 12 (the micro-kernel's 3 rows and 4 activations) in
+ * [12, max(12, limit)]. */
+static long tile_round(long v, long limit) {
+    if (v > limit) v = limit;
+    v = v / 12 * 12;
+    return v < 12 ? 12 : v;
+}
+
+static void matmul_qgemm(ThreadPool *tp, float *y, const float *x, int n, const QMat *w) {
+    QGemmJob j = {.y = y, .x = x, .n = n, .w = w};
+    j.act_type = gemm_q_act_type(w->type);
+    j.stride = kernel_act_bytes(j.act_type, w->cols);
+    j.rb = dtype_nbytes(w->type, w->cols);
+    /* the kernels read ~2-3 bytes of an activation per value (quants,
+     * scales and sums); a few rows of x at least */
+    j.x_tile = tile_round(QTILE_ACT_BYTES / (3L * w->cols), n);
+    j.x_tiles = (n + j.x_tile - 1) / j.x_tile;
+    /* at least 4 tiles per thread, so a late thread does not hold the rest up */
+    long want_rows = (long)w->rows * j.x_tiles / (4L * tp_size(tp));
+    j.row_tile = tile_round(QTILE_W_BYTES / (long)j.rb, want_rows);
+    j.tiles = (w->rows + j.row_tile - 1) / j.row_tile * j.x_tiles;
+    void *owned = NULL;
+    j.act = scratch(tp, j.stride * (size_t)n, &owned);
+    tp_run_shared(tp, qgemm_quant_task, &j);
+    tp_run_shared(tp, qgemm_task, &j);
+    free(owned);
+}
+
+/* On by default; off: quantised W's prefill dequantises to f32 + sgemm,
+ * as before the integer GEMM (matmul.h). */
+static _Atomic int prefill_int8 = 1;
+
+int matmul_prefill_int8(int on) { return atomic_exchange(&prefill_int8, on != 0); }
+
+static int qgemm_on(int type) {
+    return atomic_load_explicit(&prefill_int8, memory_order_relaxed) && gemm_q_act_type(type) != DT_F32;
+}
+
 int matmul_gemm_min_rows(int type) {
     switch (type) {
     case DT_F32: return 8;
     case DT_F16:
     case DT_BF16: return 12;
-    default: return 40;
+    default:
+        /* the VNNI micro-kernel (gemm_q_act_type DT_Q4_0: Q8_0, Q4_0) beats
+         * the row dots from 4 rows of x on (one thread, W in L3, 4864 x
+         * 1024: 0.85-0.95x the time from 4 to 40 rows); 12 keeps batched
+         * decode up to -b 8 on the row dots, whose contiguous streams read
+         * memory faster. Q4_K/Q6_K's tiles are the row dots' kernels
+         * (equal time up to 40), the other types' GEMM dequantises: 40 */
+        return gemm_q_act_type(type) == DT_Q4_0 && atomic_load_explicit(&prefill_int8, memory_order_relaxed) ? 12 : 40;
     }
 }
 
 void matmul_forward(ThreadPool *tp, float *y, const float *x, int n, const QMat *w) {
-    if (n >= matmul_gemm_min_rows(w->type))
-        matmul_gemm(tp, y, x, n, w);
-    else
+    if (n < matmul_gemm_min_rows(w->type))
         matmul_dots(tp, 1, &y, x, n, &w);
+    else if (qgemm_on(w->type))
+        matmul_qgemm(tp, y, x, n, w);
+    else
+        matmul_gemm(tp, y, x, n, w);
+}
+
+int matmul_act_type(int type, int n) {
+    if (type == DT_BF16) return n >= matmul_gemm_min_rows(type) && gemm_bf16_prefill() ? DT_BF16 : DT_F32;
+    if (kernel_vec_type(type) == DT_F32) return DT_F32;
+    return n < matmul_gemm_min_rows(type) || qgemm_on(type) ? type : DT_F32;
 }
 
 void matmul_forward_ref(float *y, const float *x, int n, const QMat *w) {

@@ -220,8 +220,9 @@ static int check_matmul(ThreadPool *tp, int t, int n, int rows, int cols, double
     float *xr = xmalloc((size_t)n * cols * 4), *y = xmalloc((size_t)n * rows * 4), *yr = xmalloc((size_t)n * rows * 4);
     void *tmp = xmalloc((size_t)cols * 4);
     for (int i = 0; i < n; i++) {
-        /* the GEMM path: f32 x, but bf16 against BF16 weights when prefill takes the dot path (gemm_bf16.h) */
-        int vt = n < matmul_gemm_min_rows(t) ? kernel_vec_type(t) : t == DT_BF16 && gemm_bf16_prefill() ? DT_BF16 : DT_F32;
+        /* the values the path multiplies: x quantised for the decode dots and the integer GEMM,
+         * rounded to bf16 against BF16 weights when prefill takes the vdpbf16ps path, else as is */
+        int at = matmul_act_type(t, n), vt = at == DT_BF16 ? DT_BF16 : kernel_vec_type(at);
         quantize_row(vt, x + (long)i * cols, tmp, cols);
         dequantize_row(vt, tmp, xr + (long)i * cols, cols);
     }

@@ -205,7 +205,7 @@ static void test_kernel_dequantize(void) {
 }
 
 /* The matmul on the decode path (row dots, 1-5 rows of x) and the GEMM
- * path (dequantised rows) against matmul_forward_ref, which gets the
+ * path (matmul_act_type) against matmul_forward_ref, which gets the
  * activation as the path sees it (Q8_0-rounded on the dot path). The
  * relative bound 1e-5 of the sum of |w x| is test_kernels.c's: the dot
  * bound above with nb = 28 is 2 * 38 * 127 u ~ 6e-4 of A, but A
@@ -228,10 +228,10 @@ static void test_matmul(void) {
             QMat w = {t, wq, rows, cols};
             float *xr = xmalloc((size_t)n * cols * 4), *y = xmalloc((size_t)n * rows * 4), *yr = xmalloc((size_t)n * rows * 4);
             void *tmp = xmalloc((size_t)cols * 4);
-            int vt = n < matmul_gemm_min_rows(t) ? kernel_vec_type(t) : DT_F32;
+            int vt = matmul_act_type(t, n);
             for (int k = 0; k < n; k++) {
-                quantize_row(vt, x + (long)k * cols, tmp, cols);
-                dequantize_row(vt, tmp, xr + (long)k * cols, cols);
+                kernel_quantize_act(vt, x + (long)k * cols, tmp, cols); /* as the kernels see it (ties to even) */
+                kernel_act_to_f32(vt, tmp, xr + (long)k * cols, cols);
             }
             matmul_forward(tp, y, x, n, &w);
             matmul_forward_ref(yr, xr, n, &w);

@@ -49,6 +49,7 @@
 #include "model_logits.h"
 #include "model/convert.h"
 #include "model/decoder.h"
+#include "kernels/matmul.h"
 #include "test.h"
 
 #define DIR "tests/data/arch/models/"
@@ -445,6 +446,9 @@ static void test_fused_shape_error(void) {
 }
 
 int main(void) {
+    /* these tests check that the batched pass equals the f32 model of the same weights: the
+     * dequantise + sgemm prefill (matmul.h); the int8 prefill: tests/kernels/test_gemm_int8.c */
+    matmul_prefill_int8(0);
     RUN(test_hf_dirs);
     RUN(test_gguf);
     RUN(test_llamacpp_quantized);

@@ -15,6 +15,7 @@
 #include "formats/gguf_write.h"
 #include "model/convert.h"
 #include "model/decoder.h"
+#include "kernels/matmul.h"
 #include "test.h"
 #include "model_logits.h"
 #include "logit_budget.h"
@@ -506,6 +507,9 @@ static void test_bad_input(void) {
 }
 
 int main(void) {
+    /* these tests check that the batched pass equals the f32 model of the same weights: the
+     * dequantise + sgemm prefill (matmul.h); the int8 prefill: tests/kernels/test_gemm_int8.c */
+    matmul_prefill_int8(0);
     RUN(test_same_as_llama_cpp);
     RUN(test_engine_logits);
     RUN(test_q6_k_wide);

@@ -33,6 +33,7 @@
 #include "formats/gguf_write.h"
 #include "formats/safetensors.h"
 #include "model/decoder.h"
+#include "kernels/matmul.h"
 #include "test.h"
 #include "logit_budget.h"
 #include "train/decoder_train.h"
@@ -846,6 +847,9 @@ static void test_load_errors(void) {
 }
 
 int main(void) {
+    /* these tests check that the batched pass equals the f32 model of the same weights: the
+     * dequantise + sgemm prefill (matmul.h); the int8 prefill: tests/kernels/test_gemm_int8.c */
+    matmul_prefill_int8(0);
     RUN(test_hf_models);
     RUN(test_gguf_models);
     RUN(test_hf_half_precision);

@@ -25,6 +25,7 @@
 #include "formats/gguf_write.h"
 #include "kernels/quant.h"
 #include "model/decoder.h"
+#include "kernels/matmul.h"
 #include "test.h"
 #include "gguf_fixture.h"
 #include "model_logits.h"
@@ -270,6 +271,9 @@ static void test_own_quantiser(void) {
 }
 
 int main(int argc, char **argv) {
+    /* these tests check that the batched pass equals the f32 model of the same weights: the
+     * dequantise + sgemm prefill (matmul.h); the int8 prefill: tests/kernels/test_gemm_int8.c */
+    matmul_prefill_int8(0);
     if (argc == 3 && !strcmp(argv[1], "--write-wide")) {
         WideHF w;
         Err e;

@@ -26,6 +26,7 @@
 #include "formats/dtype.h"
 #include "formats/gguf.h"
 #include "model/decoder.h"
+#include "kernels/matmul.h"
 #include "test.h"
 #include "gguf_fixture.h"
 #include "logit_budget.h"
@@ -218,6 +219,9 @@ static void test_unsupported_type_message(void) {
 }
 
 int main(void) {
+    /* these tests check that the batched pass equals the f32 model of the same weights: the
+     * dequantise + sgemm prefill (matmul.h); the int8 prefill: tests/kernels/test_gemm_int8.c */
+    matmul_prefill_int8(0);
     RUN(test_llamacpp_legacy_files);
     RUN(test_cli_runs);
     RUN(test_unsupported_type_message);
