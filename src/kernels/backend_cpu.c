@@ -16,14 +16,44 @@
 #include "kernels/backend_cpu_backward_arch.h"
 #include "kernels/ops.h"
 
-/* Below this many values a row op stays on the calling thread: waking the
- * pool costs a few microseconds, what ~4k floats of RMSNorm take. */
-#define PAR_MIN_VALUES 4096L
+/* Below these sizes an op stays on the calling thread: handing work to
+ * the pool costs microseconds (more when a worker's core is busy), what
+ * ~4k floats of RMSNorm or ~32k of SwiGLU take. So decode (one row: 896 to
+ * 4096 wide, an MLP of 4864 to 14336) never hands a row op over; a
+ * prefill of a few hundred tokens always does. */
+#define PAR_MIN_ROW_VALUES 4096L
+#define PAR_MIN_ELT_VALUES 32768L
 
 static ThreadPool *pool(Backend *be) { return cpu_pool(be); }
 
 int cpu_par_worth(Backend *be, long values, long rows) {
-    return rows > 1 && values >= PAR_MIN_VALUES && tp_size(pool(be)) > 1;
+    return rows > 1 && values >= PAR_MIN_ROW_VALUES && tp_size(pool(be)) > 1;
+}
+
+/* Runs fn over [0, n) in chunks taken by whichever threads come
+ * (tp_run_shared): a worker whose core is busy elsewhere holds nothing up.
+ * Each item's result is fn's on that item alone, wherever the chunks fall. */
+typedef void (*RangeFn)(const void *ctx, long start, long end);
+typedef struct RangeJob {
+    RangeFn fn;
+    const void *ctx;
+    long n, chunk;
+    TpCounter next;
+} RangeJob;
+
+static void range_task(void *p, int ith, int nth) {
+    (void)ith, (void)nth;
+    RangeJob *j = p;
+    long s, e;
+    while (tp_next(&j->next, j->n, j->chunk, &s, &e)) j->fn(j->ctx, s, e);
+}
+
+/* chunk: about four per thread, a multiple of `align` items. */
+static void run_ranges(Backend *be, long n, long align, RangeFn fn, const void *ctx) {
+    long per = (n + 4L * tp_size(pool(be)) - 1) / (4L * tp_size(pool(be)));
+    RangeJob j = {.fn = fn, .ctx = ctx, .n = n, .chunk = (per + align - 1) / align * align};
+    atomic_init(&j.next.next, 0);
+    tp_run_shared(pool(be), range_task, &j);
 }
 
 /* ---- memory: host memory, used in place ---- */
@@ -72,24 +102,18 @@ typedef struct NormJob {
     int n, dim;
 } NormJob;
 
-static void norm_rows(const NormJob *j, long r0, long r1) {
+static void norm_rows(const void *p, long r0, long r1) {
+    const NormJob *j = p;
     long o = r0 * j->dim;
     if (j->kind == BNORM_LAYER_NOPARAM)
         layernorm_noparam_forward(j->out + o, j->x + o, (int)(r1 - r0), j->dim, j->eps);
     else rmsnorm_offset_forward(j->out + o, j->x + o, j->w, j->offset, (int)(r1 - r0), j->dim, j->eps);
 }
 
-static void norm_task(void *ctx, int ith, int nth) {
-    const NormJob *j = ctx;
-    long r0, r1;
-    tp_split(j->n, ith, nth, &r0, &r1);
-    if (r1 > r0) norm_rows(j, r0, r1);
-}
-
 static void cpu_norm(Backend *be, BackendNorm kind, float *out, const float *x, const float *w, float offset, int n,
                      int dim, float eps) {
     NormJob j = {kind, out, x, w, offset, eps, n, dim};
-    if (cpu_par_worth(be, (long)n * dim, n)) tp_run(pool(be), norm_task, &j);
+    if (cpu_par_worth(be, (long)n * dim, n)) run_ranges(be, n, 1, norm_rows, &j);
     else norm_rows(&j, 0, n);
 }
 
@@ -126,24 +150,22 @@ void cpu_rope_rows(const BackendRope *r, float *x, long r0, long r1, int backwar
 typedef struct RopeJob {
     const BackendRope *r;
     float *x;
-    int n, backward;
+    int backward;
 } RopeJob;
 
-static void rope_task(void *ctx, int ith, int nth) {
-    const RopeJob *j = ctx;
-    long r0, r1;
-    tp_split(j->n, ith, nth, &r0, &r1);
-    if (r1 > r0) cpu_rope_rows(j->r, j->x, r0, r1, j->backward);
+static void rope_range(const void *p, long r0, long r1) {
+    const RopeJob *j = p;
+    cpu_rope_rows(j->r, j->x, r0, r1, j->backward);
 }
 
 static void cpu_rope(Backend *be, float *x, int n, const BackendRope *r, int backward) {
-    RopeJob j = {r, x, n, backward};
-    if (cpu_par_worth(be, (long)n * r->n_heads * r->head_dim, n)) tp_run(pool(be), rope_task, &j);
+    RopeJob j = {r, x, backward};
+    if (cpu_par_worth(be, (long)n * r->n_heads * r->head_dim, n)) run_ranges(be, n, 1, rope_range, &j);
     else cpu_rope_rows(r, x, 0, n, backward);
 }
 
-/* Elementwise ops, split into shares of whole 16-float vectors (each
- * element's value does not depend on where a share starts: ops.c computes
+/* Elementwise ops, split into chunks of whole 16-float vectors (each
+ * element's value does not depend on where a chunk starts: ops.c computes
  * a loop's tail with the vector's own steps). */
 typedef struct EltJob {
     int op; /* 0 act, 1 add, 2 map */
@@ -154,7 +176,8 @@ typedef struct EltJob {
     float c;
 } EltJob;
 
-static void elt_range(const EltJob *j, long s, long e) {
+static void elt_range(const void *p, long s, long e) {
+    const EltJob *j = p;
     long m = e - s;
     switch (j->op) {
     case 0:
@@ -169,16 +192,8 @@ static void elt_range(const EltJob *j, long s, long e) {
     }
 }
 
-static void elt_task(void *ctx, int ith, int nth) {
-    const EltJob *j = ctx;
-    long per = ((j->n + nth - 1) / nth + 15) & ~15L;
-    long s = per * ith, e = s + per;
-    if (e > j->n) e = j->n;
-    if (s < e) elt_range(j, s, e);
-}
-
 static void elt_run(Backend *be, const EltJob *j) {
-    if (cpu_par_worth(be, j->n, 2)) tp_run(pool(be), elt_task, (void *)j);
+    if (j->n >= PAR_MIN_ELT_VALUES && tp_size(pool(be)) > 1) run_ranges(be, j->n, 16, elt_range, j);
     else elt_range(j, 0, j->n);
 }
 

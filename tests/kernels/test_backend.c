@@ -213,7 +213,7 @@ static void test_gguf_fixtures(void) {
 
 /* Row ops split over a pool: bit for bit the single-threaded values. */
 static void test_cpu_rows_threaded(void) {
-    enum { N = 64, DIM = 256, HEADS = 4, HD = 64 };
+    enum { N = 256, DIM = 256, HEADS = 4, HD = 64 }; /* past both thresholds of the split */
     ThreadPool *tp = tp_create(2);
     Backend *one = backend_cpu_new(NULL), *two = backend_cpu_new(tp);
     float *x = xmalloc(N * DIM * sizeof *x), *w = xmalloc(DIM * sizeof *w), *y = xmalloc(N * DIM * sizeof *y);
