@@ -139,9 +139,10 @@ Backend *td_backend(TrainDecoder *m, ThreadPool *tp) {
 
 int td_set_backend(TrainDecoder *m, Backend *be, Err *e) {
     if (!be->host_resident) {
-        backend_free(be);
-        return err_set(e, ERR_UNSUPPORTED, "training on backend %s: its memory is not host memory, and the "
-                       "trainer's parameters, optimiser and checkpoints are host-resident", be->name);
+        err_set(e, ERR_UNSUPPORTED, "training on backend %s: its memory is not host memory, and the trainer's "
+                "parameters, optimiser and checkpoints are host-resident", be->name);
+        backend_free(be); /* after the message: it names the backend */
+        return -1;
     }
     backend_free(m->be);
     m->be = be;
