@@ -6,8 +6,7 @@
 #include <string.h>
 
 #include "base/mem.h"
-#include "kernels/attention.h"
-#include "kernels/ops.h"
+#include "kernels/backend.h"
 
 /* ---- parameter layout ---- */
 
@@ -28,16 +27,23 @@ void model_param_hf_name(ParamKind k, int l, char *buf, size_t size) { arch_hf_n
 
 /* ---- activations ---- */
 
+/* Backend memory (kernels/backend.h), except ac: host descriptors of the
+ * caches, as attention takes them. */
 typedef struct RunState {
     int cap; /* tokens */
+    Backend *be; /* the backend that allocated the buffers */
     float *x, *xb, *xb2, *q, *k, *v, *att, *hb, *hb2;
+    float *logits; /* [cap][vocab]; unused where backend memory is host memory */
     AttnCache *ac; /* each token's cache, for the attention */
 } RunState;
 
 static void run_state_free(RunState *rs) {
     if (!rs) return;
-    free(rs->x), free(rs->xb), free(rs->xb2), free(rs->q), free(rs->k), free(rs->v);
-    free(rs->att), free(rs->hb), free(rs->hb2), free(rs->ac);
+    Backend *be = rs->be;
+    float *bufs[] = {rs->x, rs->xb, rs->xb2, rs->q, rs->k, rs->v, rs->att, rs->hb, rs->hb2, rs->logits};
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
+        if (bufs[i]) be->free(be, bufs[i]);
+    free(rs->ac);
     free(rs);
 }
 
@@ -45,19 +51,22 @@ static RunState *run_state_get(Model *m, int n) {
     if (m->rs && m->rs->cap >= n) return m->rs;
     run_state_free(m->rs);
     const ModelConfig *c = &m->cfg;
+    Backend *be = m->be;
     RunState *rs = xcalloc(1, sizeof *rs);
     size_t N = (size_t)n, q = (size_t)c->n_heads * c->head_dim, kv = (size_t)c->n_kv_heads * c->head_dim;
     size_t D = (size_t)c->hidden_size, F = (size_t)c->intermediate_size;
     rs->cap = n;
-    rs->x = xaligned_alloc(N * D * 4);
-    rs->xb = xaligned_alloc(N * (D > q ? D : q) * 4);
-    rs->xb2 = xaligned_alloc(N * D * 4);
-    rs->q = xaligned_alloc(N * q * 4);
-    rs->k = xaligned_alloc(N * kv * 4);
-    rs->v = xaligned_alloc(N * kv * 4);
-    rs->att = xaligned_alloc(N * q * 4);
-    rs->hb = xaligned_alloc(N * F * 4);
-    rs->hb2 = xaligned_alloc(N * F * 4);
+    rs->be = be;
+    rs->x = be->alloc(be, N * D * 4);
+    rs->xb = be->alloc(be, N * (D > q ? D : q) * 4);
+    rs->xb2 = be->alloc(be, N * D * 4);
+    rs->q = be->alloc(be, N * q * 4);
+    rs->k = be->alloc(be, N * kv * 4);
+    rs->v = be->alloc(be, N * kv * 4);
+    rs->att = be->alloc(be, N * q * 4);
+    rs->hb = be->alloc(be, N * F * 4);
+    rs->hb2 = be->alloc(be, N * F * 4);
+    if (!be->host_resident) rs->logits = be->alloc(be, N * (size_t)c->vocab_size * 4);
     rs->ac = xmalloc(N * sizeof *rs->ac);
     m->rs = rs;
     return rs;
@@ -106,20 +115,23 @@ int kv_cache_init(KvCache *kv, const Model *m, int max_seq, Err *e) {
     kv->head_dim = m->cfg.head_dim;
     kv->type = m->kv_type;
     kv->rope_long = m->inv_freq_long && max_seq > m->cfg.rope.original_max_pos;
-    kv->k = xaligned_alloc(kv_half_bytes(kv));
-    kv->v = xaligned_alloc(kv_half_bytes(kv));
+    kv->be = m->be;
+    kv->k = kv->be->alloc(kv->be, kv_half_bytes(kv));
+    kv->v = kv->be->alloc(kv->be, kv_half_bytes(kv));
     return 0;
 }
 
 void kv_cache_free(KvCache *kv) {
-    free(kv->k);
-    free(kv->v);
+    if (kv->be) {
+        if (kv->k) kv->be->free(kv->be, kv->k);
+        if (kv->v) kv->be->free(kv->be, kv->v);
+    }
     memset(kv, 0, sizeof *kv);
 }
 
 void kv_cache_touch(KvCache *kv) {
-    memset(kv->k, 0, kv_half_bytes(kv));
-    memset(kv->v, 0, kv_half_bytes(kv));
+    kv->be->zero(kv->be, kv->k, kv_half_bytes(kv));
+    kv->be->zero(kv->be, kv->v, kv_half_bytes(kv));
 }
 
 /* Layer `layer`'s first head's plane (the others follow, max_seq * head_dim
@@ -130,7 +142,7 @@ static char *kv_layer(const KvCache *kv, void *base, int layer) {
 
 int kv_cache_compatible(const KvCache *a, const KvCache *b) {
     return a->n_layers == b->n_layers && a->n_heads == b->n_heads && a->head_dim == b->head_dim && a->type == b->type &&
-           a->rope_long == b->rope_long;
+           a->rope_long == b->rope_long && a->be == b->be;
 }
 
 int kv_cache_copy_prefix(KvCache *dst, const KvCache *src, int n, Err *e) {
@@ -143,87 +155,66 @@ int kv_cache_copy_prefix(KvCache *dst, const KvCache *src, int n, Err *e) {
     for (int l = 0; l < src->n_layers; l++)
         for (int h = 0; h < src->n_heads; h++) {
             size_t so = (size_t)h * src->max_seq * row, d = (size_t)h * dst->max_seq * row;
-            memcpy(kv_layer(dst, dst->k, l) + d, kv_layer(src, src->k, l) + so, (size_t)n * row);
-            memcpy(kv_layer(dst, dst->v, l) + d, kv_layer(src, src->v, l) + so, (size_t)n * row);
+            dst->be->copy(dst->be, kv_layer(dst, dst->k, l) + d, kv_layer(src, src->k, l) + so, (size_t)n * row);
+            dst->be->copy(dst->be, kv_layer(dst, dst->v, l) + d, kv_layer(src, src->v, l) + so, (size_t)n * row);
         }
     dst->len = n;
     return 0;
 }
 
-/* Stores n_heads heads of head_dim floats (one projected token) at pos, in
- * the cache's type. */
-static void kv_store(const KvCache *kv, char *layer_base, int pos, const float *heads) {
-    size_t es = kv_elem_bytes(kv->type);
-    for (int h = 0; h < kv->n_heads; h++) {
-        char *dst = layer_base + ((size_t)h * kv->max_seq + (size_t)pos) * kv->head_dim * es;
-        const float *src = heads + (size_t)h * kv->head_dim;
-        if (kv->type == DT_F16) quantize_row(DT_F16, src, dst, kv->head_dim);
-        else memcpy(dst, src, (size_t)kv->head_dim * sizeof(float));
-    }
-}
-
 /* ---- forward ---- */
-
-static void embed_rows(const Model *m, float *x, const int32_t *ids, int n) {
-    int D = m->cfg.hidden_size;
-    for (int t = 0; t < n; t++) dequantize_row(m->w.embed.type, qmat_row(&m->w.embed, ids[t]), x + (long)t * D, D);
-    /* Gemma: times sqrt(hidden_size) as a float */
-    if (m->cfg.embed_scale > 0) scale_forward(x, (long)n * D, m->cfg.embed_scale);
-}
 
 /* The offset norm weights take: Gemma's (1 + w) unless the stored weights
  * already hold it (GGUF). */
 static float norm_offset(const ModelConfig *c) { return c->norms_folded ? 0.0f : c->norm_offset; }
 
-/* RMSNorm with the config's weight offset, n rows of dim. */
-static void rms_rows(const ModelConfig *c, float *out, const float *x, const float *w, int n, int dim) {
-    rmsnorm_offset_forward(out, x, w, norm_offset(c), n, dim, c->norm_eps);
-}
-
-/* A sublayer's norm, as the config says: RMSNorm with its weight, or
- * OLMo's LayerNorm without one. */
-static void norm_rows(const ModelConfig *c, float *out, const float *x, const float *w, int n, int dim) {
-    if (c->norm_type == NORM_LAYER_NOPARAM) layernorm_noparam_forward(out, x, n, dim, c->norm_eps);
-    else rms_rows(c, out, x, w, n, dim);
+/* A sublayer's norm, as the config says: RMSNorm with its weight (and the
+ * config's offset), or OLMo's LayerNorm without one; n rows of dim. */
+static void norm_rows(const Model *m, float *out, const float *x, const float *w, int n, int dim) {
+    const ModelConfig *c = &m->cfg;
+    BackendNorm kind = c->norm_type == NORM_LAYER_NOPARAM ? BNORM_LAYER_NOPARAM : BNORM_RMS;
+    m->be->norm(m->be, kind, out, x, w, norm_offset(c), n, dim, c->norm_eps);
 }
 
 /* q/k norm (Qwen3 and Gemma 3 per head; OLMo 2 over the whole
- * projection), then RoPE, for n tokens of n_heads heads: table inv_freq,
- * or for a token flagged in long_tok (LongRoPE) the long table. */
+ * projection; always RMSNorm), then RoPE, for n tokens of n_heads heads:
+ * table inv_freq, or for a token flagged in long_tok (LongRoPE) the long
+ * table. */
 static void qk_prepare(const Model *m, float *x, int n, int n_heads, const float *norm, const int *pos,
                        const float *inv_freq, const unsigned char *long_tok) {
     const ModelConfig *c = &m->cfg;
+    Backend *be = m->be;
     int hd = c->head_dim;
-    for (int t = 0; t < n; t++) {
-        float *xt = x + (long)t * n_heads * hd;
-        if (norm && c->qk_norm_full) rms_rows(c, xt, xt, norm, 1, n_heads * hd);
-        else if (norm) rms_rows(c, xt, xt, norm, n_heads, hd);
-        const float *f = long_tok && long_tok[t] ? m->inv_freq_long : inv_freq;
-        int rot = rope_dims(c);
-        if (rot == hd) rope_forward_scaled(xt, n_heads, hd, pos[t], f, m->rope_interleaved, m->rope_mscale);
-        else /* partial rotary: each head's leading rot dims, the rest pass through */
-            for (int h = 0; h < n_heads; h++)
-                rope_forward_scaled(xt + (long)h * hd, 1, rot, pos[t], f, m->rope_interleaved, m->rope_mscale);
-    }
+    if (norm && c->qk_norm_full) be->norm(be, BNORM_RMS, x, x, norm, norm_offset(c), n, n_heads * hd, c->norm_eps);
+    else if (norm) be->norm(be, BNORM_RMS, x, x, norm, norm_offset(c), n * n_heads, hd, c->norm_eps);
+    BackendRope r = {.n_heads = n_heads,
+                     .head_dim = hd,
+                     .rot = rope_dims(c),
+                     .pos = pos,
+                     .inv_freq = inv_freq,
+                     .inv_freq_long = m->inv_freq_long,
+                     .long_tok = long_tok,
+                     .interleaved = m->rope_interleaved,
+                     .mscale = m->rope_mscale};
+    be->rope(be, x, n, &r, 0);
 }
 
 static void attention_block(Model *m, RunState *rs, const LayerWeights *lw, int l, KvCache *const *caches,
                             const int *pos, int n, const unsigned char *long_tok) {
     const ModelConfig *c = &m->cfg;
+    Backend *be = m->be;
     int D = c->hidden_size, qd = c->n_heads * c->head_dim, kvd = c->n_kv_heads * c->head_dim;
     /* OLMo 2 feeds the residual stream in as it is */
     const float *in = rs->x;
-    if (c->pre_norm) norm_rows(c, rs->xb, rs->x, lw->attn_norm, n, D), in = rs->xb;
+    if (c->pre_norm) norm_rows(m, rs->xb, rs->x, lw->attn_norm, n, D), in = rs->xb;
     float *const qkv[] = {rs->q, rs->k, rs->v};
     const QMat *const wqkv[] = {&lw->wq, &lw->wk, &lw->wv};
-    matmul_forward_group(m->tp, 3, qkv, in, n, wqkv);
-    if (lw->bq) add_bias_forward(rs->q, lw->bq, n, qd);
-    if (lw->bk) add_bias_forward(rs->k, lw->bk, n, kvd);
-    if (lw->bv) add_bias_forward(rs->v, lw->bv, n, kvd);
+    const float *const bqkv[] = {lw->bq, lw->bk, lw->bv};
+    be->linear_group(be, 3, qkv, in, n, wqkv, bqkv);
     if (c->clip_qkv > 0) { /* OLMo */
-        clamp_forward(rs->q, (long)n * qd, c->clip_qkv);
-        clamp_forward(rs->k, (long)n * kvd, c->clip_qkv);
-        clamp_forward(rs->v, (long)n * kvd, c->clip_qkv);
+        be->map(be, BMAP_CLAMP, rs->q, (long)n * qd, c->clip_qkv);
+        be->map(be, BMAP_CLAMP, rs->k, (long)n * kvd, c->clip_qkv);
+        be->map(be, BMAP_CLAMP, rs->v, (long)n * kvd, c->clip_qkv);
     }
     int sliding = arch_layer_sliding(c, l);
     /* Gemma 3's local layers have their own table; LongRoPE's long one is per token */
@@ -234,8 +225,8 @@ static void attention_block(Model *m, RunState *rs, const LayerWeights *lw, int 
     for (int t = 0; t < n; t++) {
         KvCache *kv = caches[t];
         char *k = kv_layer(kv, kv->k, l), *v = kv_layer(kv, kv->v, l);
-        kv_store(kv, k, pos[t], rs->k + (long)t * kvd);
-        kv_store(kv, v, pos[t], rs->v + (long)t * kvd);
+        be->kv_store(be, k, kv->type, kv->max_seq, kv->n_heads, kv->head_dim, pos[t], rs->k + (long)t * kvd);
+        be->kv_store(be, v, kv->type, kv->max_seq, kv->n_heads, kv->head_dim, pos[t], rs->v + (long)t * kvd);
         rs->ac[t] = (AttnCache){k, v, kv->head_dim, (long)kv->max_seq * kv->head_dim, kv->type};
     }
     AttnShape shape = {.n_heads = c->n_heads,
@@ -244,26 +235,25 @@ static void attention_block(Model *m, RunState *rs, const LayerWeights *lw, int 
                        .window = sliding ? c->sliding_window : 0,
                        .scale = c->attn_scale,
                        .softcap = c->attn_softcap};
-    attention_forward(m->tp, rs->att, rs->q, n, &shape, rs->ac, pos);
-    matmul_forward(m->tp, rs->xb2, rs->att, n, &lw->wo);
-    if (lw->bo) add_bias_forward(rs->xb2, lw->bo, n, D);
-    if (c->post_norm) norm_rows(c, rs->xb2, rs->xb2, lw->post_attn_norm, n, D);
-    add_forward(rs->x, rs->xb2, (long)n * D);
+    be->attention(be, rs->att, rs->q, n, &shape, rs->ac, pos);
+    be->linear(be, rs->xb2, rs->att, n, &lw->wo, lw->bo);
+    if (c->post_norm) norm_rows(m, rs->xb2, rs->xb2, lw->post_attn_norm, n, D);
+    be->add(be, rs->x, rs->xb2, (long)n * D);
 }
 
 static void mlp_block(Model *m, RunState *rs, const LayerWeights *lw, int n) {
     const ModelConfig *c = &m->cfg;
+    Backend *be = m->be;
     int D = c->hidden_size, F = c->intermediate_size;
     const float *in = rs->x;
-    if (c->pre_norm) norm_rows(c, rs->xb, rs->x, lw->ffn_norm, n, D), in = rs->xb;
+    if (c->pre_norm) norm_rows(m, rs->xb, rs->x, lw->ffn_norm, n, D), in = rs->xb;
     float *const gu[] = {rs->hb, rs->hb2};
     const QMat *const wgu[] = {&lw->w_gate, &lw->w_up};
-    matmul_forward_group(m->tp, 2, gu, in, n, wgu);
-    if (c->act == ACT_GELU_TANH) geglu_tanh_forward(rs->hb, rs->hb, rs->hb2, (long)n * F);
-    else swiglu_forward(rs->hb, rs->hb, rs->hb2, (long)n * F);
-    matmul_forward(m->tp, rs->xb2, rs->hb, n, &lw->w_down);
-    if (c->post_norm) norm_rows(c, rs->xb2, rs->xb2, lw->post_ffn_norm, n, D);
-    add_forward(rs->x, rs->xb2, (long)n * D);
+    be->linear_group(be, 2, gu, in, n, wgu, NULL);
+    be->act(be, c->act == ACT_GELU_TANH ? BACT_GEGLU_TANH : BACT_SWIGLU, rs->hb, rs->hb, rs->hb2, (long)n * F);
+    be->linear(be, rs->xb2, rs->hb, n, &lw->w_down, NULL);
+    if (c->post_norm) norm_rows(m, rs->xb2, rs->xb2, lw->post_ffn_norm, n, D);
+    be->add(be, rs->x, rs->xb2, (long)n * D);
 }
 
 int model_forward_batch(Model *m, KvCache *const *caches, const int32_t *ids, const int *pos, int n,
@@ -283,7 +273,8 @@ int model_forward_batch(Model *m, KvCache *const *caches, const int32_t *ids, co
         if (out_rows && (out_rows[i] < 0 || out_rows[i] >= n))
             return err_set(e, ERR_ARG, "forward: logits row %d is outside the batch of %d", out_rows[i], n);
     RunState *rs = run_state_get(m, n);
-    embed_rows(m, rs->x, ids, n);
+    Backend *be = m->be;
+    be->embed(be, rs->x, &m->w.embed, ids, n, c->embed_scale);
     /* LongRoPE: by the sequence's cache (KvCache.rope_long), so its keys
      * never mix the two factor lists and sequences batched together keep
      * their own */
@@ -303,10 +294,15 @@ int model_forward_batch(Model *m, KvCache *const *caches, const int32_t *ids, co
     int D = c->hidden_size;
     for (int i = 0; i < n_out; i++) {
         int r = out_rows ? out_rows[i] : i;
-        norm_rows(c, rs->xb + (long)i * D, rs->x + (long)r * D, m->w.out_norm, 1, D);
+        if (out_rows) be->copy(be, rs->xb + (long)i * D, rs->x + (long)r * D, (size_t)D * sizeof(float));
     }
-    matmul_forward(m->tp, logits, rs->xb, n_out, &m->w.lm_head);
-    if (c->final_softcap > 0) softcap_forward(logits, (long)n_out * c->vocab_size, c->final_softcap);
+    norm_rows(m, rs->xb, out_rows ? rs->xb : rs->x, m->w.out_norm, n_out, D);
+    /* host memory: straight into the caller's array */
+    float *lg = be->host_resident ? logits : rs->logits;
+    be->linear(be, lg, rs->xb, n_out, &m->w.lm_head, NULL);
+    long nl = (long)n_out * c->vocab_size;
+    if (c->final_softcap > 0) be->map(be, BMAP_SOFTCAP, lg, nl, c->final_softcap);
+    if (lg != logits) be->download(be, logits, lg, (size_t)nl * sizeof(float));
     return 0;
 }
 
@@ -322,10 +318,30 @@ int model_forward(Model *m, KvCache *kv, const int32_t *ids, int n, int pos, flo
     return rc;
 }
 
+void model_set_backend(Model *m, Backend *be) {
+    run_state_free(m->rs);
+    m->rs = NULL;
+    backend_free(m->be);
+    m->be = be;
+    const void *embed = m->w.embed.data;
+    for (int k = 0; k < PARAM_COUNT; k++) {
+        int per_layer = (arch_tensor((ParamKind)k)->flags & TK_LAYER) != 0;
+        long long rows, cols;
+        arch_shape(&m->cfg, (ParamKind)k, &rows, &cols);
+        for (int l = 0; l < (per_layer ? m->cfg.n_layers : 1); l++) {
+            WeightSlot s = model_weight_slot(&m->w, (ParamKind)k, l);
+            if (s.mat && s.mat->data && !(k == PARAM_LM_HEAD && s.mat->data == embed)) be->mat_bind(be, s.mat);
+            if (s.vec && *s.vec) be->vec_bind(be, s.vec, (long)(rows * (cols ? cols : 1)));
+        }
+    }
+    if (m->w.lm_head.data == embed) m->w.lm_head = m->w.embed; /* tied: one copy */
+}
+
 void model_free(Model *m) {
     if (!m) return;
-    tp_free(m->tp);
     run_state_free(m->rs);
+    backend_free(m->be);
+    tp_free(m->tp);
     free(m->w.layers);
     free(m->inv_freq);
     free(m->params);

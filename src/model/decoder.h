@@ -27,6 +27,7 @@
 #include "formats/gguf.h"
 #include "formats/hfdir.h"
 #include "formats/safetensors.h"
+#include "kernels/backend.h"
 #include "kernels/matmul.h"
 #include "kernels/threads.h"
 
@@ -118,6 +119,10 @@ typedef struct Model {
     float *inv_freq_long;  /* ROPE_TAB_LONG (LongRoPE's long factors); NULL: inv_freq */
     float rope_mscale;     /* model_rope_mscale */
     ThreadPool *tp;
+    /* What the forward runs on (kernels/backend.h): the CPU backend over tp
+     * unless model_set_backend gave another; owned. Run states and KV
+     * caches are its memory. */
+    Backend *be;
     const char *source;   /* "safetensors", "gguf" or "random" */
     int weight_type;      /* DType of the big matrices (for reports) */
     int kv_type;          /* element type of the KV caches made for it (model_set_kv_type) */
@@ -142,6 +147,7 @@ typedef struct KvCache {
     int n_layers, max_seq, n_heads, head_dim;
     int type; /* DT_F32 or DT_F16: the model's kv_type when made */
     int rope_long; /* LongRoPE: its sequence takes the long factors (max_seq > original_max_pos) */
+    Backend *be;   /* the model's backend when made: k and v are its memory */
     void *k, *v;
     int len;
 } KvCache;
@@ -157,6 +163,11 @@ Model *model_load_gguf(const char *path, int n_threads, Err *e);
  * llama.cpp's quantiser falls back), for benchmarks. */
 Model *model_init_random(const ModelConfig *cfg, int dtype, uint64_t seed, int n_threads, Err *e);
 void model_free(Model *m);
+/* Runs m on be from now on (the model takes it over and frees the one it
+ * had): every weight is handed to be->mat_bind / vec_bind, the run state
+ * is remade. KV caches made before belong to the old backend: free them
+ * first. Tests use it to run the same weights on a second backend. */
+void model_set_backend(Model *m, Backend *be);
 
 /* The element type of the KV caches kv_cache_init makes for m from now on:
  * DT_F32 (the default: attention as the reference computes it) or DT_F16

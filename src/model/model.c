@@ -15,6 +15,7 @@ Model *model_new(const ModelConfig *cfg, int n_threads) {
     m->cfg = *cfg;
     arch_config_quirks(&m->cfg); /* for configs made by hand (tests, shapes) */
     m->tp = tp_create(n_threads);
+    m->be = backend_cpu_new(m->tp);
     m->w.layers = xcalloc((size_t)cfg->n_layers, sizeof *m->w.layers);
     return m;
 }

@@ -4,18 +4,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <cblas.h>
 
 #include "base/fileio.h"
 #include "base/mem.h"
 #include "base/rng.h"
 #include "formats/safetensors.h"
-#include "kernels/matmul.h"
-#include "kernels/ops.h"
+#include "kernels/backend.h"
 #include "model/decoder.h"
-#include "train/backward.h"
-#include "train/backward_arch.h"
-#include "train/par.h"
 
 /* ---- parameter layout ---- */
 
@@ -131,9 +126,27 @@ int td_init(TrainDecoder *m, const ModelConfig *cfg, Err *e) {
     m->rope_mscale = model_rope_mscale(cfg);
     m->fwd_inv_freq = m->inv_freq;
     /* Gemma's (1+w) unless the stored weights already hold the 1 */
-    m->norm_kind = cfg->norm_type == NORM_LAYER_NOPARAM                    ? TNORM_LAYER
-                   : cfg->norm_offset == 1.0f && !cfg->norms_folded ? TNORM_RMS_1P
-                                                                           : TNORM_RMS;    return 0;
+    m->norm_kind = cfg->norm_type == NORM_LAYER_NOPARAM ? BNORM_LAYER_NOPARAM : BNORM_RMS;
+    m->norm_off = m->norm_kind == BNORM_RMS && cfg->norm_offset == 1.0f && !cfg->norms_folded ? 1.0f : 0.0f;
+    m->be = backend_cpu_new(NULL);
+    return 0;
+}
+
+Backend *td_backend(TrainDecoder *m, ThreadPool *tp) {
+    backend_cpu_set_pool(m->be, tp);
+    return m->be;
+}
+
+int td_set_backend(TrainDecoder *m, Backend *be, Err *e) {
+    if (!be->host_resident) {
+        err_set(e, ERR_UNSUPPORTED, "training on backend %s: its memory is not host memory, and the trainer's "
+                "parameters, optimiser and checkpoints are host-resident", be->name);
+        backend_free(be); /* after the message: it names the backend */
+        return -1;
+    }
+    backend_free(m->be);
+    m->be = be;
+    return 0;
 }
 
 void td_free(TrainDecoder *m) {
@@ -161,7 +174,7 @@ void td_free(TrainDecoder *m) {
     free(m->lora_du);
     free(m->lora_xd);
     free(m->frozen);
-    free(m->wtile);
+    backend_free(m->be);
     memset(m, 0, sizeof *m);
 }
 
@@ -193,8 +206,8 @@ static void thaw_base(TrainDecoder *m) {
         if (t->ndim == 2)
             dequantize_row(m->frozen_dtype, frozen_at(m, t->offset), m->params + t->offset, (int64_t)t->numel);
     }
-    free(m->frozen), free(m->wtile);
-    m->frozen = NULL, m->wtile = NULL, m->wtile_floats = 0;
+    free(m->frozen);
+    m->frozen = NULL;
     walk_all(m, &m->w, m->params, m->params, DT_F32, 0);
 }
 
@@ -208,7 +221,7 @@ void td_init_random(TrainDecoder *m, uint64_t seed, float std) {
         float *p = frozen ? xmalloc((size_t)t->cols * sizeof *p) : m->params + t->offset;
         int is_norm = strstr(t->name, "norm") != NULL;
         /* a norm computes with 1: w = 1 (Gemma's (1+w): w = 0, as transformers initialises it) */
-        const float norm_init = m->norm_kind == TNORM_RMS_1P ? 0.0f : 1.0f;
+        const float norm_init = m->norm_off == 1.0f ? 0.0f : 1.0f;
         for (int64_t row = 0; row < (frozen ? t->rows : 1); row++) {
             size_t n = frozen ? (size_t)t->cols : t->numel;
             for (size_t k = 0; k < n; k++) p[k] = t->ndim == 2 ? std * rng_normal(&r) : is_norm ? norm_init : 0.0f;
@@ -334,9 +347,8 @@ static void ensure_capacity(TrainDecoder *m, int T) {
 
 /* y = x·Wᵀ (+ b): W as the weights hold it, float32 in the parameter
  * block or a frozen base's stored copy. */
-static void linear(ThreadPool *tp, float *y, const float *x, int T, const QMat *W, const float *b) {
-    matmul_forward(tp, y, x, T, W);
-    if (b) add_bias_forward(y, b, T, W->rows);
+static void linear(TrainDecoder *m, float *y, const float *x, int T, const QMat *W, const float *b) {
+    m->be->linear(m->be, y, x, T, W, b);
 }
 
 /* Shapes (in, out) of each adaptable projection. */
@@ -361,16 +373,22 @@ static const LoraDropout *dropout_of(const TrainDecoder *m, int l, int t, LoraDr
     return d;
 }
 
+/* The adapter of target t of layer l as the backend takes it (d: room
+ * for its dropout masks). */
+static BackendLora adapter_of(const TrainDecoder *m, int l, int t, LoraDropout *d) {
+    BackendLora a = {.A = m->la[l].A[t], .B = m->la[l].B[t], .r = m->lora.r, .scale = m->lora_scale,
+                     .drop = dropout_of(m, l, t, d), .u = lora_u_of(m, l, t), .du = m->lora_du, .xd = m->lora_xd};
+    target_dims(&m->cfg, t, &a.in, &a.out);
+    return a;
+}
+
 /* A projection of layer l: the base linear, plus the adapter if it has one. */
-static void proj(TrainDecoder *m, ThreadPool *tp, int l, int t, float *y, const float *x, int T, const QMat *W,
-                 const float *b) {
-    int in, out;
-    target_dims(&m->cfg, t, &in, &out);
-    linear(tp, y, x, T, W, b);
+static void proj(TrainDecoder *m, int l, int t, float *y, const float *x, int T, const QMat *W, const float *b) {
+    linear(m, y, x, T, W, b);
     if (m->lora_on && m->la[l].A[t]) {
         LoraDropout d;
-        par_lora_forward(tp, y, lora_u_of(m, l, t), x, m->la[l].A[t], m->la[l].B[t], T, in, out, m->lora.r,
-                         m->lora_scale, dropout_of(m, l, t, &d), m->lora_xd);
+        BackendLora a = adapter_of(m, l, t, &d);
+        m->be->lora(m->be, y, x, T, &a);
     }
 }
 
@@ -385,22 +403,30 @@ static float *swiglu_out(TrainDecoder *m) {
 
 /* The RoPE table of layer l in the current forward: a sliding layer's own
  * (Gemma 3), else the global one the forward chose (LongRoPE: short/long). */
-/* RoPE (backward: its transpose) on T rows of `heads` heads in place.
- * Partial rotary (rope_dims < head_dim, Phi-4-mini): the heads' leading
- * rotary dims are gathered into [T][heads][rot], turned there and put
- * back; the other dims pass through (their gradient too). */
-static void rope_heads(const TrainDecoder *m, ThreadPool *tp, float *x, int T, int heads, const float *inv, int backward) {
-    const int D = m->cfg.head_dim, rot = rope_dims(&m->cfg);
-    if (rot == D) {
-        par_rope_rows_scaled(tp, x, T, heads, D, m->pos, inv, backward, m->rope_mscale);
-        return;
-    }
-    const long n = (long)T * heads;
-    float *r = xmalloc((size_t)n * rot * sizeof(float));
-    for (long i = 0; i < n; i++) memcpy(r + i * rot, x + i * D, (size_t)rot * sizeof(float));
-    par_rope_rows_scaled(tp, r, T, heads, rot, m->pos, inv, backward, m->rope_mscale);
-    for (long i = 0; i < n; i++) memcpy(x + i * D, r + i * rot, (size_t)rot * sizeof(float));
-    free(r);
+/* RoPE (backward: its transpose) on T rows of `heads` heads in place;
+ * partial rotary (rope_dims < head_dim, Phi-4-mini) turns the heads'
+ * leading rotary dims, the others pass through (their gradient too). */
+static void rope_heads(const TrainDecoder *m, float *x, int T, int heads, const float *inv, int backward) {
+    BackendRope r = {.n_heads = heads,
+                     .head_dim = m->cfg.head_dim,
+                     .rot = rope_dims(&m->cfg),
+                     .pos = m->pos,
+                     .inv_freq = inv,
+                     .mscale = m->rope_mscale};
+    m->be->rope(m->be, x, T, &r, backward);
+}
+
+/* The model's norm, forward and backward (dw NULL: frozen). */
+static void norm_fwd(const TrainDecoder *m, float *out, const float *x, const float *w, int n, int dim) {
+    m->be->norm(m->be, m->norm_kind, out, x, w, m->norm_off, n, dim, m->cfg.norm_eps);
+}
+static void norm_bwd(const TrainDecoder *m, float *dx, float *dw, const float *dy, const float *x, const float *w,
+                     int n, int dim) {
+    m->be->norm_backward(m->be, m->norm_kind, dx, dw, dy, x, w, m->norm_off, n, dim, m->cfg.norm_eps);
+}
+
+static BackendAct act_kind(const TrainDecoder *m) {
+    return m->cfg.act == ACT_GELU_TANH ? BACT_GEGLU_TANH : BACT_SWIGLU;
 }
 
 static const float *layer_inv_freq(const TrainDecoder *m, int l) {
@@ -421,57 +447,56 @@ static AttnOpts layer_attn_opts(const TrainDecoder *m, int l) {
  *   ao = o(attn(q, k, v))  (the layer's window, score scale, soft-cap)
  *   res1 = res0 + (post_norm ? norm(ao) : ao)
  *   the MLP the same way around res1, act SiLU or tanh-GELU. */
-static void layer_forward(TrainDecoder *m, ThreadPool *tp, int l, float *res_out, int T) {
+static void layer_forward(TrainDecoder *m, int l, float *res_out, int T) {
     const LayerWeights *L = &m->w.layers[l];
     TdActs *a = &m->acts[l];
     const ModelConfig *c = &m->cfg;
+    Backend *be = m->be;
     const int C = c->hidden_size, D = c->head_dim, H = c->n_heads, KV = c->n_kv_heads, F = c->intermediate_size;
-    const float eps = c->norm_eps;
-    const int nk = m->norm_kind;
-    if (c->pre_norm) par_norm_forward(tp, nk, a->xn, a->res0, L->attn_norm, T, C, eps);
-    proj(m, tp, l, LORA_Q, a->q_lin, a->xn, T, &L->wq, L->bq);
-    proj(m, tp, l, LORA_K, a->k_lin, a->xn, T, &L->wk, L->bk);
-    proj(m, tp, l, LORA_V, a->v, a->xn, T, &L->wv, L->bv);
+    if (c->pre_norm) norm_fwd(m, a->xn, a->res0, L->attn_norm, T, C);
+    proj(m, l, LORA_Q, a->q_lin, a->xn, T, &L->wq, L->bq);
+    proj(m, l, LORA_K, a->k_lin, a->xn, T, &L->wk, L->bk);
+    proj(m, l, LORA_V, a->v, a->xn, T, &L->wv, L->bv);
     if (c->clip_qkv > 0) {
-        clamp_forward(a->q_lin, (long)T * H * D, c->clip_qkv);
-        clamp_forward(a->k_lin, (long)T * KV * D, c->clip_qkv);
-        clamp_forward(a->v, (long)T * KV * D, c->clip_qkv);
+        be->map(be, BMAP_CLAMP, a->q_lin, (long)T * H * D, c->clip_qkv);
+        be->map(be, BMAP_CLAMP, a->k_lin, (long)T * KV * D, c->clip_qkv);
+        be->map(be, BMAP_CLAMP, a->v, (long)T * KV * D, c->clip_qkv);
     }
     if (L->q_norm) {
         /* per head (Qwen3, Gemma 3: rows of head_dim) or over the whole
          * projection (OLMo 2: one row of heads·head_dim per token) */
         const int qr = c->qk_norm_full ? T : T * H, kr = c->qk_norm_full ? T : T * KV;
-        par_norm_forward(tp, nk, a->q, a->q_lin, L->q_norm, qr, (int)((long)T * H * D / qr), eps);
-        par_norm_forward(tp, nk, a->k, a->k_lin, L->k_norm, kr, (int)((long)T * KV * D / kr), eps);
+        norm_fwd(m, a->q, a->q_lin, L->q_norm, qr, (int)((long)T * H * D / qr));
+        norm_fwd(m, a->k, a->k_lin, L->k_norm, kr, (int)((long)T * KV * D / kr));
     } else if (a->q != a->q_lin) { /* clamped only: RoPE must not overwrite the clamp's values */
-        memcpy(a->q, a->q_lin, (size_t)T * H * D * sizeof(float));
-        memcpy(a->k, a->k_lin, (size_t)T * KV * D * sizeof(float));
+        be->copy(be, a->q, a->q_lin, (size_t)T * H * D * sizeof(float));
+        be->copy(be, a->k, a->k_lin, (size_t)T * KV * D * sizeof(float));
     }
     const float *inv = layer_inv_freq(m, l);
-    rope_heads(m, tp, a->q, T, H, inv, 0);
-    rope_heads(m, tp, a->k, T, KV, inv, 0);
+    rope_heads(m, a->q, T, H, inv, 0);
+    rope_heads(m, a->k, T, KV, inv, 0);
     AttnDims d = {T, H, KV, D, m->seg_start};
     AttnOpts o = layer_attn_opts(m, l);
-    attn_train_forward_opts(tp, a->ctx, a->att, a->q, a->k, a->v, &d, &o);
+    be->attn_train(be, a->ctx, a->att, a->q, a->k, a->v, &d, &o);
     if (c->post_norm) {
-        proj(m, tp, l, LORA_O, a->ao, a->ctx, T, &L->wo, L->bo);
-        par_norm_forward(tp, nk, a->res1, a->ao, L->post_attn_norm, T, C, eps);
+        proj(m, l, LORA_O, a->ao, a->ctx, T, &L->wo, L->bo);
+        norm_fwd(m, a->res1, a->ao, L->post_attn_norm, T, C);
     } else {
-        proj(m, tp, l, LORA_O, a->res1, a->ctx, T, &L->wo, L->bo);
+        proj(m, l, LORA_O, a->res1, a->ctx, T, &L->wo, L->bo);
     }
-    par_add(tp, a->res1, a->res0, (long)T * C);
-    if (c->pre_norm) par_norm_forward(tp, nk, a->xn2, a->res1, L->ffn_norm, T, C, eps);
-    proj(m, tp, l, LORA_GATE, a->gate, a->xn2, T, &L->w_gate, NULL);
-    proj(m, tp, l, LORA_UP, a->up, a->xn2, T, &L->w_up, NULL);
+    be->add(be, a->res1, a->res0, (long)T * C);
+    if (c->pre_norm) norm_fwd(m, a->xn2, a->res1, L->ffn_norm, T, C);
+    proj(m, l, LORA_GATE, a->gate, a->xn2, T, &L->w_gate, NULL);
+    proj(m, l, LORA_UP, a->up, a->xn2, T, &L->w_up, NULL);
     float *h = swiglu_out(m); /* not kept: layer_backward recomputes it */
-    par_act_forward(tp, c->act == ACT_GELU_TANH, h, a->gate, a->up, (long)T * F);
+    be->act(be, act_kind(m), h, a->gate, a->up, (long)T * F);
     if (c->post_norm) {
-        proj(m, tp, l, LORA_DOWN, a->fo, h, T, &L->w_down, NULL);
-        par_norm_forward(tp, nk, res_out, a->fo, L->post_ffn_norm, T, C, eps);
+        proj(m, l, LORA_DOWN, a->fo, h, T, &L->w_down, NULL);
+        norm_fwd(m, res_out, a->fo, L->post_ffn_norm, T, C);
     } else {
-        proj(m, tp, l, LORA_DOWN, res_out, h, T, &L->w_down, NULL);
+        proj(m, l, LORA_DOWN, res_out, h, T, &L->w_down, NULL);
     }
-    par_add(tp, res_out, a->res1, (long)T * C);
+    be->add(be, res_out, a->res1, (long)T * C);
 }
 
 void td_pack_segments(const int *lens, int n, int *seg_start) {
@@ -504,6 +529,7 @@ int td_forward_hidden(TrainDecoder *m, ThreadPool *tp, const int32_t *ids, const
     if (m->frozen && m->frozen_dtype != DT_F32 && !tp) /* the GEMM's conversion tiles are the pool's */
         return err_set(e, ERR_ARG, "training forward: a base frozen in %s needs a thread pool",
                        dtype_name(m->frozen_dtype));
+    Backend *be = td_backend(m, tp);
     ensure_capacity(m, T);
     m->T = T;
     m->fwd_drop = m->drop_on && m->lora_on && m->lora.dropout > 0;
@@ -521,37 +547,30 @@ int td_forward_hidden(TrainDecoder *m, ThreadPool *tp, const int32_t *ids, const
     m->fwd_inv_freq = m->inv_freq_long && max_pos + 1 > c->rope.original_max_pos ? m->inv_freq_long : m->inv_freq;
     m->cap_t1 = m->cap_t0 = 0; /* the head's saved block is stale */
     float *res = c->n_layers ? m->acts[0].res0 : m->res_final;
-    const QMat *E = &m->w.embed;
-    if (m->frozen) {
-        for (int t = 0; t < T; t++) kernel_dequantize_row(E->type, qmat_row(E, ids[t]), res + (long)t * C, C);
-    } else {
-        const float *e32 = E->data;
-        for (int t = 0; t < T; t++) memcpy(res + (long)t * C, e32 + (long)ids[t] * C, (size_t)C * sizeof(float));
-    }
     /* Gemma: times float(sqrt(hidden)), the reader's embed_scale (0: none) */
-    if (c->embed_scale != 0 && c->embed_scale != 1.0f)
-        for (long i = 0; i < (long)T * C; i++) res[i] *= c->embed_scale;
+    be->embed(be, res, &m->w.embed, ids, T, c->embed_scale);
     for (int l = 0; l < c->n_layers; l++) {
         float *out = l + 1 < c->n_layers ? m->acts[l + 1].res0 : m->res_final;
-        layer_forward(m, tp, l, out, T);
+        layer_forward(m, l, out, T);
     }
-    par_norm_forward(tp, m->norm_kind, m->xf, m->res_final, m->w.out_norm, T, C, c->norm_eps);
+    norm_fwd(m, m->xf, m->res_final, m->w.out_norm, T, C);
     return 0;
 }
 
 void td_head_forward(TrainDecoder *m, ThreadPool *tp, int t0, int t1, float *logits) {
     const int C = m->cfg.hidden_size, V = m->cfg.vocab_size;
-    linear(tp, logits, m->xf + (long)t0 * C, t1 - t0, &m->w.lm_head, NULL);
+    Backend *be = td_backend(m, tp);
+    linear(m, logits, m->xf + (long)t0 * C, t1 - t0, &m->w.lm_head, NULL);
     const float cap = m->cfg.final_softcap;
     if (cap > 0) { /* Gemma 2: the loss sees capped logits; the backward needs them */
         const long n = (long)(t1 - t0) * V;
-        softcap_forward(logits, n, cap);
+        be->map(be, BMAP_SOFTCAP, logits, n, cap);
         if (m->cap_floats < n) {
             free(m->cap_logits);
             m->cap_logits = xaligned_alloc((size_t)n * sizeof(float));
             m->cap_floats = n;
         }
-        memcpy(m->cap_logits, logits, (size_t)n * sizeof(float));
+        be->copy(be, m->cap_logits, logits, (size_t)n * sizeof(float));
         m->cap_t0 = t0, m->cap_t1 = t1;
     }
 }
@@ -589,133 +608,115 @@ static Scratch scratch_of(TrainDecoder *m) {
     return s;
 }
 
-static void zero(float *x, long n) { memset(x, 0, (size_t)n * sizeof *x); }
+static void zero(const TrainDecoder *m, float *x, long n) { m->be->zero(m->be, x, (size_t)n * sizeof *x); }
 
 /* A parameter's gradient, or NULL when the base is frozen (under LoRA, or
  * held in its stored dtype). */
 static float *base_grad(const TrainDecoder *m, float *g) { return m->lora_on || m->frozen ? NULL : g; }
 static float *base_grad_mat(const TrainDecoder *m, const QMat *g) { return base_grad(m, model_mat_f32(g)); }
 
-/* Floats of each thread's tile for linear_backward_frozen: 4 MB, a block
- * of rows of a column slab that stays in cache while its product runs. */
-#define WTILE_FLOATS (1L << 20)
-
-/* dx += dy·W (and W's gradients when it trains) for W [out][in]. */
-static void base_linear_backward(TrainDecoder *m, ThreadPool *tp, float *dx, const QMat *dW, float *db,
-                                 const float *dy, const float *x, const QMat *W, int T) {
-    if (m->frozen) {
-        size_t need = (size_t)tp_size(tp) * WTILE_FLOATS;
-        if (W->type != DT_F32 && m->wtile_floats < need) {
-            free(m->wtile);
-            m->wtile = xaligned_alloc(need * sizeof(float));
-            m->wtile_floats = need;
-        }
-        linear_backward_frozen(tp, dx, dy, W, T, m->wtile, WTILE_FLOATS);
-    } else {
-        linear_backward(tp, dx, base_grad_mat(m, dW), base_grad(m, db), dy, x, W->data, T, W->cols, W->rows);
-    }
+/* dx += dy·W (and W's gradients when it trains) for W [out][in]: a frozen
+ * base (stored type) gives dx only. */
+static void base_linear_backward(TrainDecoder *m, float *dx, const QMat *dW, float *db, const float *dy,
+                                 const float *x, const QMat *W, int T) {
+    m->be->linear_backward(m->be, dx, base_grad_mat(m, dW), base_grad(m, db), dy, x, W, T);
 }
 
 /* Backward of proj(): dx += ..., and the base's or the adapter's gradients. */
-static void proj_backward(TrainDecoder *m, ThreadPool *tp, int l, int t, float *dx, const QMat *dW, float *db,
-                          const float *dy, const float *x, const QMat *W) {
-    int in, out;
-    target_dims(&m->cfg, t, &in, &out);
-    base_linear_backward(m, tp, dx, dW, db, dy, x, W, m->T);
+static void proj_backward(TrainDecoder *m, int l, int t, float *dx, const QMat *dW, float *db, const float *dy,
+                          const float *x, const QMat *W) {
+    base_linear_backward(m, dx, dW, db, dy, x, W, m->T);
     if (m->lora_on && m->la[l].A[t]) {
         LoraDropout d;
-        par_lora_backward(tp, dx, m->lg[l].A[t], m->lg[l].B[t], m->lora_du, dy, x, lora_u_of(m, l, t),
-                          m->la[l].A[t], m->la[l].B[t], m->T, in, out, m->lora.r, m->lora_scale,
-                          dropout_of(m, l, t, &d), m->lora_xd);
+        BackendLora a = adapter_of(m, l, t, &d);
+        m->be->lora_backward(m->be, dx, m->lg[l].A[t], m->lg[l].B[t], dy, x, m->T, &a);
     }
 }
 
 /* d_res += the gradient through a sub-layer's input norm: norm backward
  * with pre_norm, else d_x itself (the sub-layer read res directly). */
-static void pre_norm_backward(TrainDecoder *m, ThreadPool *tp, float *d_res, float *dw, const float *d_x,
-                              const float *x, const float *w, int T) {
+static void pre_norm_backward(TrainDecoder *m, float *d_res, float *dw, const float *d_x, const float *x,
+                              const float *w, int T) {
     const ModelConfig *c = &m->cfg;
-    if (c->pre_norm)
-        par_norm_backward(tp, m->norm_kind, d_res, base_grad(m, dw), d_x, x, w, T, c->hidden_size, c->norm_eps);
-    else
-        par_add(tp, d_res, d_x, (long)T * c->hidden_size);
+    if (c->pre_norm) norm_bwd(m, d_res, base_grad(m, dw), d_x, x, w, T, c->hidden_size);
+    else m->be->add(m->be, d_res, d_x, (long)T * c->hidden_size);
 }
 
 /* The gradient a sub-layer's output projection receives: d_res, or with
  * post_norm the post-norm's backward of it (into out, zeroed here). */
-static const float *post_norm_backward(TrainDecoder *m, ThreadPool *tp, float *out, float *dw, const float *d_res,
-                                       const float *x, const float *w, int T) {
+static const float *post_norm_backward(TrainDecoder *m, float *out, float *dw, const float *d_res, const float *x,
+                                       const float *w, int T) {
     const ModelConfig *c = &m->cfg;
     if (!c->post_norm) return d_res;
-    zero(out, (long)T * c->hidden_size);
-    par_norm_backward(tp, m->norm_kind, out, base_grad(m, dw), d_res, x, w, T, c->hidden_size, c->norm_eps);
+    zero(m, out, (long)T * c->hidden_size);
+    norm_bwd(m, out, base_grad(m, dw), d_res, x, w, T, c->hidden_size);
     return out;
 }
 
 /* On entry s->d_res holds dL/d(layer output); on exit dL/d(layer input). */
-static void layer_backward(TrainDecoder *m, ThreadPool *tp, int l, Scratch *s) {
+static void layer_backward(TrainDecoder *m, int l, Scratch *s) {
     const ModelConfig *c = &m->cfg;
+    Backend *be = m->be;
     const LayerWeights *W = &m->w.layers[l];
     const LayerWeights *G = &m->g.layers[l];
     const TdActs *a = &m->acts[l];
     const int T = m->T, C = c->hidden_size, D = c->head_dim, H = c->n_heads, KV = c->n_kv_heads;
-    const int F = c->intermediate_size, gelu = c->act == ACT_GELU_TANH;
-    const float eps = c->norm_eps;
+    const int F = c->intermediate_size;
     /* MLP: the residual passes d_res through; the branch adds its part.
      * The activation's output h again (the forward's values), into dgate
      * until the down projection's backward is done with it. The post-norm's
      * gradient goes to d_x, free until the gate/up backward. */
-    par_act_forward(tp, gelu, s->dgate, a->gate, a->up, (long)T * F);
-    const float *d_down = post_norm_backward(m, tp, s->d_x, G->post_ffn_norm, s->d_res, a->fo, W->post_ffn_norm, T);
-    zero(s->dh, (long)T * F);
-    proj_backward(m, tp, l, LORA_DOWN, s->dh, &G->w_down, NULL, d_down, s->dgate, &W->w_down);
-    zero(s->dgate, (long)T * F);
-    zero(s->dup, (long)T * F);
-    par_act_backward(tp, gelu, s->dgate, s->dup, s->dh, a->gate, a->up, (long)T * F);
-    zero(s->d_x, (long)T * C);
-    proj_backward(m, tp, l, LORA_GATE, s->d_x, &G->w_gate, NULL, s->dgate, a->xn2, &W->w_gate);
-    proj_backward(m, tp, l, LORA_UP, s->d_x, &G->w_up, NULL, s->dup, a->xn2, &W->w_up);
-    pre_norm_backward(m, tp, s->d_res, G->ffn_norm, s->d_x, a->res1, W->ffn_norm, T);
+    be->act(be, act_kind(m), s->dgate, a->gate, a->up, (long)T * F);
+    const float *d_down = post_norm_backward(m, s->d_x, G->post_ffn_norm, s->d_res, a->fo, W->post_ffn_norm, T);
+    zero(m, s->dh, (long)T * F);
+    proj_backward(m, l, LORA_DOWN, s->dh, &G->w_down, NULL, d_down, s->dgate, &W->w_down);
+    zero(m, s->dgate, (long)T * F);
+    zero(m, s->dup, (long)T * F);
+    be->act_backward(be, act_kind(m), s->dgate, s->dup, s->dh, a->gate, a->up, (long)T * F);
+    zero(m, s->d_x, (long)T * C);
+    proj_backward(m, l, LORA_GATE, s->d_x, &G->w_gate, NULL, s->dgate, a->xn2, &W->w_gate);
+    proj_backward(m, l, LORA_UP, s->d_x, &G->w_up, NULL, s->dup, a->xn2, &W->w_up);
+    pre_norm_backward(m, s->d_res, G->ffn_norm, s->d_x, a->res1, W->ffn_norm, T);
     /* Attention. */
-    const float *d_o = post_norm_backward(m, tp, s->d_x, G->post_attn_norm, s->d_res, a->ao, W->post_attn_norm, T);
-    zero(s->dctx, (long)T * H * D);
-    proj_backward(m, tp, l, LORA_O, s->dctx, &G->wo, G->bo, d_o, a->ctx, &W->wo);
-    zero(s->dq, (long)T * H * D);
-    zero(s->dk, (long)T * KV * D);
-    zero(s->dv, (long)T * KV * D);
+    const float *d_o = post_norm_backward(m, s->d_x, G->post_attn_norm, s->d_res, a->ao, W->post_attn_norm, T);
+    zero(m, s->dctx, (long)T * H * D);
+    proj_backward(m, l, LORA_O, s->dctx, &G->wo, G->bo, d_o, a->ctx, &W->wo);
+    zero(m, s->dq, (long)T * H * D);
+    zero(m, s->dk, (long)T * KV * D);
+    zero(m, s->dv, (long)T * KV * D);
     AttnDims d = {T, H, KV, D, m->seg_start};
     AttnOpts o = layer_attn_opts(m, l);
-    attn_train_backward_opts(tp, s->dq, s->dk, s->dv, s->dctx, a->att, a->q, a->k, a->v, &d, &o);
+    be->attn_train_backward(be, s->dq, s->dk, s->dv, s->dctx, a->att, a->q, a->k, a->v, &d, &o);
     const float *inv = layer_inv_freq(m, l);
-    rope_heads(m, tp, s->dq, T, H, inv, 1);
-    rope_heads(m, tp, s->dk, T, KV, inv, 1);
+    rope_heads(m, s->dq, T, H, inv, 1);
+    rope_heads(m, s->dk, T, KV, inv, 1);
     float *dq_lin = s->dq, *dk_lin = s->dk;
     if (W->q_norm) {
         const int qr = c->qk_norm_full ? T : T * H, kr = c->qk_norm_full ? T : T * KV;
-        zero(s->dq_lin, (long)T * H * D);
-        zero(s->dk_lin, (long)T * KV * D);
-        par_norm_backward(tp, m->norm_kind, s->dq_lin, base_grad(m, G->q_norm), s->dq, a->q_lin, W->q_norm, qr,
-                          (int)((long)T * H * D / qr), eps);
-        par_norm_backward(tp, m->norm_kind, s->dk_lin, base_grad(m, G->k_norm), s->dk, a->k_lin, W->k_norm, kr,
-                          (int)((long)T * KV * D / kr), eps);
+        zero(m, s->dq_lin, (long)T * H * D);
+        zero(m, s->dk_lin, (long)T * KV * D);
+        norm_bwd(m, s->dq_lin, base_grad(m, G->q_norm), s->dq, a->q_lin, W->q_norm, qr, (int)((long)T * H * D / qr));
+        norm_bwd(m, s->dk_lin, base_grad(m, G->k_norm), s->dk, a->k_lin, W->k_norm, kr,
+                 (int)((long)T * KV * D / kr));
         dq_lin = s->dq_lin, dk_lin = s->dk_lin;
     }
     if (c->clip_qkv > 0) { /* no gradient where the projection was clamped */
-        clamp_backward(dq_lin, dq_lin, a->q_lin, (long)T * H * D, c->clip_qkv);
-        clamp_backward(dk_lin, dk_lin, a->k_lin, (long)T * KV * D, c->clip_qkv);
-        clamp_backward(s->dv, s->dv, a->v, (long)T * KV * D, c->clip_qkv);
+        be->map_backward(be, BMAP_CLAMP, dq_lin, dq_lin, a->q_lin, (long)T * H * D, c->clip_qkv);
+        be->map_backward(be, BMAP_CLAMP, dk_lin, dk_lin, a->k_lin, (long)T * KV * D, c->clip_qkv);
+        be->map_backward(be, BMAP_CLAMP, s->dv, s->dv, a->v, (long)T * KV * D, c->clip_qkv);
     }
-    zero(s->d_x, (long)T * C);
-    proj_backward(m, tp, l, LORA_Q, s->d_x, &G->wq, G->bq, dq_lin, a->xn, &W->wq);
-    proj_backward(m, tp, l, LORA_K, s->d_x, &G->wk, G->bk, dk_lin, a->xn, &W->wk);
-    proj_backward(m, tp, l, LORA_V, s->d_x, &G->wv, G->bv, s->dv, a->xn, &W->wv);
-    pre_norm_backward(m, tp, s->d_res, G->attn_norm, s->d_x, a->res0, W->attn_norm, T);
+    zero(m, s->d_x, (long)T * C);
+    proj_backward(m, l, LORA_Q, s->d_x, &G->wq, G->bq, dq_lin, a->xn, &W->wq);
+    proj_backward(m, l, LORA_K, s->d_x, &G->wk, G->bk, dk_lin, a->xn, &W->wk);
+    proj_backward(m, l, LORA_V, s->d_x, &G->wv, G->bv, s->dv, a->xn, &W->wv);
+    pre_norm_backward(m, s->d_res, G->attn_norm, s->d_x, a->res0, W->attn_norm, T);
 }
 
 /* The head's gradients go to scratch d_x (rows t0..t1, which only this call
  * writes) and to the head weight's gradient (accumulated). */
 void td_head_backward(TrainDecoder *m, ThreadPool *tp, int t0, int t1, const float *dlogits) {
     const int C = m->cfg.hidden_size, V = m->cfg.vocab_size;
+    Backend *be = td_backend(m, tp);
     Scratch s = scratch_of(m);
     const float cap = m->cfg.final_softcap;
     if (cap > 0) { /* through the soft-cap: the block's capped logits, kept by td_head_forward */
@@ -726,41 +727,32 @@ void td_head_backward(TrainDecoder *m, ThreadPool *tp, int t0, int t1, const flo
         }
         /* d(pre-cap) = d(capped) · (1 − (capped/cap)²), over the saved values */
         float *g = m->cap_logits;
-        for (long i = 0; i < (long)(t1 - t0) * V; i++) {
-            const float u = g[i] / cap;
-            g[i] = dlogits[i] * (1.0f - u * u);
-        }
+        be->map_backward(be, BMAP_SOFTCAP, g, dlogits, g, (long)(t1 - t0) * V, cap);
         dlogits = g;
         m->cap_t0 = m->cap_t1 = 0;
     }
-    zero(s.d_x + (long)t0 * C, (long)(t1 - t0) * C);
-    base_linear_backward(m, tp, s.d_x + (long)t0 * C, &m->g.lm_head, NULL, dlogits, m->xf + (long)t0 * C,
-                         &m->w.lm_head, t1 - t0);
+    zero(m, s.d_x + (long)t0 * C, (long)(t1 - t0) * C);
+    base_linear_backward(m, s.d_x + (long)t0 * C, &m->g.lm_head, NULL, dlogits, m->xf + (long)t0 * C, &m->w.lm_head,
+                         t1 - t0);
 }
 
 int td_head_trains(const TrainDecoder *m) { return base_grad_mat(m, &m->g.lm_head) != NULL; }
 
 void td_scale_head_grad(TrainDecoder *m, int t0, int t1, float f) {
     const long C = m->cfg.hidden_size;
-    float *d = scratch_of(m).d_x + t0 * C;
-    for (long i = 0; i < (t1 - t0) * C; i++) d[i] *= f;
+    m->be->map(m->be, BMAP_SCALE, scratch_of(m).d_x + t0 * C, (t1 - t0) * C, f);
 }
 
 void td_backward_hidden(TrainDecoder *m, ThreadPool *tp) {
     const ModelConfig *c = &m->cfg;
     const int T = m->T, C = c->hidden_size;
+    Backend *be = td_backend(m, tp);
     Scratch s = scratch_of(m);
-    zero(s.d_res, (long)T * C);
-    par_norm_backward(tp, m->norm_kind, s.d_res, base_grad(m, m->g.out_norm), s.d_x, m->res_final, m->w.out_norm, T,
-                      C, c->norm_eps);
-    for (int l = c->n_layers - 1; l >= 0; l--) layer_backward(m, tp, l, &s);
+    zero(m, s.d_res, (long)T * C);
+    norm_bwd(m, s.d_res, base_grad(m, m->g.out_norm), s.d_x, m->res_final, m->w.out_norm, T, C);
+    for (int l = c->n_layers - 1; l >= 0; l--) layer_backward(m, l, &s);
     float *g_embed = base_grad_mat(m, &m->g.embed);
-    if (g_embed) {
-        if (c->embed_scale != 0 && c->embed_scale != 1.0f)
-            embedding_scaled_backward(g_embed, s.d_res, m->ids, T, C, c->embed_scale);
-        else
-            embedding_backward(g_embed, s.d_res, m->ids, T, C);
-    }
+    if (g_embed) be->embed_backward(be, g_embed, s.d_res, m->ids, T, C, c->embed_scale);
 }
 
 void td_backward(TrainDecoder *m, ThreadPool *tp, const float *dlogits) {
@@ -922,8 +914,8 @@ void td_lora_merge(TrainDecoder *m) {
             if (!m->la[l].A[t]) continue;
             int in, out;
             target_dims(&m->cfg, t, &in, &out);
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, out, in, m->lora.r, m->lora_scale, m->la[l].B[t],
-                        m->lora.r, m->la[l].A[t], in, 1.0f, target_weight(m, l, t), in);
+            m->be->lora_merge(m->be, target_weight(m, l, t), m->la[l].A[t], m->la[l].B[t], in, out, m->lora.r,
+                              m->lora_scale);
         }
     free(m->lora_tensors), free(m->lora_params), free(m->lora_grads), free(m->la), free(m->lg);
     free(m->lora_u), free(m->lora_du), free(m->lora_xd);

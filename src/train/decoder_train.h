@@ -14,8 +14,9 @@
  *    ModelWeights) over it;
  *  - activations: a third block, sized for the longest sequence seen.
  *
- * The forward reuses the engine's kernels (matmul_forward, rmsnorm_forward,
- * rope_forward, swiglu_forward); attention is train/backward.h's, which
+ * Every operation, forward and backward, is the backend's (kernels/backend.h;
+ * the CPU backend unless td_set_backend gave another): the forwards are the
+ * engine's own (linear, norm, rope, act), attention the training one that
  * keeps its probabilities. One call handles one sequence, or several packed
  * end to end (td_forward_packed); gradients of successive calls accumulate.
  *
@@ -33,6 +34,7 @@
 #include "base/err.h"
 #include "formats/arch.h"
 #include "formats/hfdir.h"
+#include "kernels/backend.h"
 #include "kernels/threads.h"
 #include "model/decoder.h"
 #include "train/lora.h"
@@ -77,7 +79,9 @@ typedef struct TrainDecoder {
     float *inv_freq_local; /* sliding layers' table (Gemma 3's local theta); NULL: inv_freq */
     float *inv_freq_long;  /* LongRoPE's long factors, for a forward past original_max_pos; NULL: none */
     float rope_mscale;     /* cos/sin factor (LongRoPE's attention factor; else 1) */
-    int norm_kind;         /* TrainNorm (train/backward_arch.h) of every norm of the model */
+    BackendNorm norm_kind; /* of every norm of the model */
+    float norm_off;        /* RMSNorm's weight offset: Gemma's (1 + w) 1, else 0 */
+    Backend *be;           /* what every op runs on (owned; td_backend binds the caller's pool) */
     const float *fwd_inv_freq; /* the global table the last forward used (inv_freq or inv_freq_long) */
     /* final_softcap: the capped logits of the last td_head_forward block
      * [cap_t0, cap_t1), which td_head_backward needs (recomputed if the
@@ -126,20 +130,18 @@ typedef struct TrainDecoder {
      * them there; their spans of params stay untouched zero pages. */
     void *frozen;
     int frozen_dtype;
-    float *wtile; /* the backward's float32 tiles of frozen matrices, one per thread */
-    size_t wtile_floats;
 } TrainDecoder;
 
 /* Lays out the parameters of cfg (all zero). Errors on an architecture this
  * trainer does not handle (BERT). Sliding-window layers attend within their
- * window (train/backward.h's AttnOpts), at any sequence length. */
+ * window (kernels/backend.h's AttnOpts), at any sequence length. */
 int td_init(TrainDecoder *m, const ModelConfig *cfg, Err *e);
 void td_free(TrainDecoder *m);
 /* Keeps the weight matrices (embeddings, projections, head) of a base that
  * never trains -- under LoRA, or a DPO reference -- in dtype (DT_BF16 or
  * DT_F16, a checkpoint's own, or DT_F32) instead of in the float32 block:
  * half the memory for a bf16 checkpoint. Each use converts: the forward's
- * GEMM a tile at a time (kernels/matmul.h), the backward into wtile. The
+ * GEMM a tile at a time, the backward through the backend's own tiles. The
  * values are the stored ones, so results match a float32 load of the same
  * file. Call right after td_init, before td_load or td_init_random; its
  * forwards need a thread pool (tp non-NULL; one thread is fine). Norm
@@ -147,6 +149,13 @@ void td_free(TrainDecoder *m);
  * trainer_init refuses it without LoRA, td_lora_merge converts it back to
  * float32 first. */
 int td_freeze_base(TrainDecoder *m, int dtype, Err *e);
+/* m's backend, a CPU one bound to pool tp (the pool of the call at hand):
+ * what the trainer's loss runs on too. */
+Backend *td_backend(TrainDecoder *m, ThreadPool *tp);
+/* Runs m on be from now on (taken over; the old one is freed). Only a
+ * host-resident backend (be->host_resident): the parameters, gradients,
+ * optimiser and checkpoints are host memory; otherwise an error (be freed). */
+int td_set_backend(TrainDecoder *m, Backend *be, Err *e);
 /* Fills every parameter from a safetensors file or HF directory (converted
  * to float32, or for a frozen base's matrices to its dtype); a missing
  * tensor or a wrong shape is an error naming it. */

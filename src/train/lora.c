@@ -1,6 +1,5 @@
 #include "train/lora.h"
 
-#include <cblas.h>
 #include <jansson.h>
 #include <math.h>
 #include <stdlib.h>
@@ -154,56 +153,13 @@ out:
     return rc;
 }
 
-void lora_forward(float *y, float *u, const float *x, const float *A, const float *B, int T, int in, int out, int r,
-                  float scale) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, r, in, 1.0f, x, in, A, in, 0.0f, u, r);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, out, r, scale, u, r, B, r, 1.0f, y, out);
-}
-
-void lora_backward(float *dx, float *dA, float *dB, float *du, const float *dy, const float *x, const float *u,
-                   const float *A, const float *B, int T, int in, int out, int r, float scale) {
-    /* dB += scale·dyᵀ·u;  du = scale·dy·B;  dA += duᵀ·x;  dx += du·A */
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, out, r, T, scale, dy, out, u, r, 1.0f, dB, r);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, r, out, scale, dy, out, B, r, 0.0f, du, r);
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, r, in, T, 1.0f, du, r, x, in, 1.0f, dA, in);
-    if (dx) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, in, r, 1.0f, du, r, A, in, 1.0f, dx, in);
-}
-
-#define GOLDEN 0x9e3779b97f4a7c15ull
-
 void lora_dropout_init(LoraDropout *d, double p, uint64_t seed, uint64_t pass, int layer, int target) {
     uint64_t k = rng_mix(seed ^ 0x6c6f7261ull /* "lora" */);
-    k = rng_mix(k + GOLDEN * (pass + 1));
-    d->key = rng_mix(k + GOLDEN * ((uint64_t)layer * LORA_N_TARGETS + (uint64_t)target + 1));
+    k = rng_mix(k + LORA_DROPOUT_GOLDEN * (pass + 1));
+    d->key = rng_mix(k + LORA_DROPOUT_GOLDEN * ((uint64_t)layer * LORA_N_TARGETS + (uint64_t)target + 1));
     double thr = p * 4294967296.0;
     d->threshold = thr >= 4294967295.0 ? UINT32_MAX : (uint32_t)(thr + 0.5);
     d->inv_keep = (float)(1.0 / (1.0 - p));
-}
-
-/* One 64-bit hash per two elements: element e uses the low (even e) or
- * high (odd e) half of rng_mix(key + GOLDEN·(e/2 + 1)). With backward set,
- * out += in·inv_keep where kept; else out = in·inv_keep or 0. */
-static void dropout_span(const LoraDropout *d, float *out, const float *in, uint64_t e0, uint64_t e1, int backward) {
-    for (uint64_t e = e0; e < e1;) {
-        uint64_t h = rng_mix(d->key + GOLDEN * ((e >> 1) + 1));
-        uint32_t bits[2] = {(uint32_t)h, (uint32_t)(h >> 32)};
-        for (unsigned k = (unsigned)(e & 1); k < 2 && e < e1; k++, e++) {
-            int kept = bits[k] >= d->threshold;
-            if (backward) {
-                if (kept) out[e - e0] += in[e - e0] * d->inv_keep;
-            } else {
-                out[e - e0] = kept ? in[e - e0] * d->inv_keep : 0.0f;
-            }
-        }
-    }
-}
-
-void lora_dropout_rows(const LoraDropout *d, float *xd, const float *x, long t0, long t1, int in) {
-    dropout_span(d, xd, x, (uint64_t)t0 * in, (uint64_t)t1 * in, 0);
-}
-
-void lora_dropout_backward_rows(const LoraDropout *d, float *dx, const float *g, long t0, long t1, int in) {
-    dropout_span(d, dx, g, (uint64_t)t0 * in, (uint64_t)t1 * in, 1);
 }
 
 void lora_init_weights(float *A, float *B, int in, int out, int r, Rng *rng) {

@@ -18,7 +18,7 @@
 
 #include "base/err.h"
 #include "base/rng.h"
-#include "kernels/threads.h"
+#include "kernels/backend.h"
 
 /* The linear layers of a decoder block an adapter can target. */
 enum { LORA_Q, LORA_K, LORA_V, LORA_O, LORA_GATE, LORA_UP, LORA_DOWN, LORA_N_TARGETS };
@@ -45,14 +45,6 @@ int lora_config_check(const LoraConfig *c, Err *e);
  * layer subsets, modules_to_save) are errors naming the field. */
 int lora_config_load(const char *dir, LoraConfig *c, Err *e);
 
-/* One adapted linear layer over T rows. forward: y += scale·(x·Aᵀ)·Bᵀ,
- * keeping u = x·Aᵀ [T][r] for the backward. */
-void lora_forward(float *y, float *u, const float *x, const float *A, const float *B, int T, int in, int out, int r,
-                  float scale);
-/* dA += ∂/∂A, dB += ∂/∂B, dx += the adapter's share of ∂/∂x (dx may be
- * NULL). du is T*r floats of scratch. */
-void lora_backward(float *dx, float *dA, float *dB, float *du, const float *dy, const float *x, const float *u,
-                   const float *A, const float *B, int T, int in, int out, int r, float scale);
 /* LoRA dropout, as peft: y += scale·B·A·dropout(x), where dropout keeps an
  * element with probability 1 - p and scales it by 1/(1 - p) (inverted
  * dropout), on the adapter's input only; the base layer sees x whole.
@@ -63,20 +55,10 @@ void lora_backward(float *dx, float *dA, float *dB, float *du, const float *dy, 
  * is thus a pure function of its coordinates: the backward recomputes it
  * instead of storing it, a resumed run draws the same masks as an
  * uninterrupted one (pass is derived from the step), and the thread count
- * does not matter. */
-typedef struct LoraDropout {
-    uint64_t key;       /* hash of (seed, pass, layer, target) */
-    uint32_t threshold; /* dropped when an element's 32 bits < threshold */
-    float inv_keep;     /* 1 / (1 - p) */
-} LoraDropout;
-
+ * does not matter. The mask struct (LoraDropout) and the rows it makes are
+ * the backend's (kernels/backend.h; the CPU's in backend_cpu_lora.c): this
+ * makes its key. */
 void lora_dropout_init(LoraDropout *d, double p, uint64_t seed, uint64_t pass, int layer, int target);
-/* xd = dropout(x) for rows [t0, t1) of width in (t counts rows of the whole
- * pass; x and xd point at row t0). */
-void lora_dropout_rows(const LoraDropout *d, float *xd, const float *x, long t0, long t1, int in);
-/* dx += dropout'(g): g·1/(1-p) where kept, for the same rows. */
-void lora_dropout_backward_rows(const LoraDropout *d, float *dx, const float *g, long t0, long t1, int in);
-
 /* peft's initialisation: A uniform in ±1/sqrt(in), B zero. */
 void lora_init_weights(float *A, float *B, int in, int out, int r, Rng *rng);
 

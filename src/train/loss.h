@@ -18,8 +18,9 @@
 #include <stdint.h>
 
 #include "base/err.h"
+#include "kernels/backend.h"
 
-#define LOSS_IGNORE (-100)
+#define LOSS_IGNORE BACKEND_LABEL_IGNORE
 
 /* labels[t] = ids[t+1] if is_target[t+1] (is_target NULL: every token is a
  * target), else LOSS_IGNORE; labels[T-1] = LOSS_IGNORE. */

@@ -4,7 +4,17 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "train/par.h"
+/* The token cross-entropy of a block of logits, forward and backward, on
+ * the policy's backend (kernels/backend.h's nll_sum). */
+static double nll_fwd(TrainDecoder *m, ThreadPool *tp, const float *logits, const int32_t *labels, int T, int V) {
+    Backend *be = td_backend(m, tp);
+    return be->nll_sum(be, logits, labels, T, V, NULL);
+}
+static void nll_bwd(TrainDecoder *m, ThreadPool *tp, float *dlogits, const float *logits, const int32_t *labels,
+                    int T, int V, float scale) {
+    Backend *be = td_backend(m, tp);
+    be->nll_sum_backward(be, dlogits, logits, labels, T, V, scale);
+}
 
 int trainer_init(Trainer *t, TrainDecoder *policy, ThreadPool *tp, const TrainerConfig *cfg, Err *e) {
     memset(t, 0, sizeof *t);
@@ -88,8 +98,8 @@ int trainer_sft_accumulate(Trainer *t, const SftTokens *ex, int n, StepStats *st
         for (int t0 = 0; t0 < T; t0 += HEAD_ROWS) {
             const int t1 = t0 + HEAD_ROWS < T ? t0 + HEAD_ROWS : T;
             td_head_forward(t->policy, t->tp, t0, t1, logits);
-            st->loss += par_token_nll_sum_forward(t->tp, logits, labels[i] + t0, t1 - t0, V, NULL) / (double)total;
-            par_token_nll_sum_backward(t->tp, logits, logits, labels[i] + t0, t1 - t0, V, (float)(1.0 / total));
+            st->loss += nll_fwd(t->policy, t->tp, logits, labels[i] + t0, t1 - t0, V) / (double)total;
+            nll_bwd(t->policy, t->tp, logits, logits, labels[i] + t0, t1 - t0, V, (float)(1.0 / total));
             td_head_backward(t->policy, t->tp, t0, t1, logits);
         }
         td_backward_hidden(t->policy, t->tp);
@@ -145,11 +155,11 @@ static int pair_forward(TrainDecoder *m, ThreadPool *tp, const DpoTokens *p, int
     for (int t0 = 0; t0 < T; t0 += HEAD_ROWS) {
         const int t1 = t0 + HEAD_ROWS < T ? t0 + HEAD_ROWS : T, c1 = chosen_end(t0, t1, Tc);
         td_head_forward(m, tp, t0, t1, logits);
-        if (c1 > t0) lp[0] -= par_token_nll_sum_forward(tp, logits, labels + t0, c1 - t0, V, NULL);
+        if (c1 > t0) lp[0] -= nll_fwd(m, tp, logits, labels + t0, c1 - t0, V);
         if (t1 > c1)
-            lp[1] -= par_token_nll_sum_forward(tp, logits + (size_t)(c1 - t0) * V, labels + c1, t1 - c1, V, NULL);
+            lp[1] -= nll_fwd(m, tp, logits + (size_t)(c1 - t0) * V, labels + c1, t1 - c1, V);
         if (head_grad) {
-            par_token_nll_sum_backward(tp, logits, logits, labels + t0, t1 - t0, V, 1.0f);
+            nll_bwd(m, tp, logits, logits, labels + t0, t1 - t0, V, 1.0f);
             td_head_backward(m, tp, t0, t1, logits);
         }
     }
@@ -175,10 +185,10 @@ static void pair_backward(TrainDecoder *m, ThreadPool *tp, const DpoTokens *p, c
         const int t1 = t0 + HEAD_ROWS < T ? t0 + HEAD_ROWS : T, c1 = chosen_end(t0, t1, Tc);
         td_head_forward(m, tp, t0, t1, logits);
         /* lp = -nll, so d loss / d nll = -d loss / d lp */
-        if (c1 > t0) par_token_nll_sum_backward(tp, logits, logits, labels + t0, c1 - t0, V, (float)-d_chosen);
+        if (c1 > t0) nll_bwd(m, tp, logits, logits, labels + t0, c1 - t0, V, (float)-d_chosen);
         if (t1 > c1) {
             float *lr = logits + (size_t)(c1 - t0) * V;
-            par_token_nll_sum_backward(tp, lr, lr, labels + c1, t1 - c1, V, (float)-d_rejected);
+            nll_bwd(m, tp, lr, lr, labels + c1, t1 - c1, V, (float)-d_rejected);
         }
         td_head_backward(m, tp, t0, t1, logits);
     }

@@ -25,7 +25,7 @@
 #include "kernels/attention.h"
 #include "kernels/matmul.h"
 #include "test.h"
-#include "train/backward.h"
+#include "kernels/backend_cpu_backward.h"
 
 static void fill(float *x, long n, uint64_t seed) {
     Rng r;

@@ -1,5 +1,5 @@
 /* The backward of each operation OLMo, OLMo 2, Gemma 2/3 and Phi-3 add
- * (train/backward_arch.h, and train/backward.h's attention with AttnOpts:
+ * (kernels/backend_cpu_backward_arch.h, and backend_cpu_backward.h's attention with AttnOpts:
  * a window, a score scale and soft-capping) against central finite differences of a
  * float64 reference of its forward, on L = Σ r·y with a fixed random r.
  *
@@ -26,8 +26,8 @@
 #include "base/rng.h"
 #include "kernels/ops.h"
 #include "test.h"
-#include "train/backward.h"
-#include "train/backward_arch.h"
+#include "kernels/backend_cpu_backward.h"
+#include "kernels/backend_cpu_backward_arch.h"
 
 /* A float64 reference: y[ny] from the variable x[nx], other inputs in ctx. */
 typedef void (*RefFn)(void *ctx, const double *x, double *y);

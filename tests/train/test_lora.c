@@ -15,7 +15,7 @@
 #include "train/decoder_train.h"
 #include "train/lora.h"
 #include "train/loss.h"
-#include "train/par.h"
+#include "kernels/backend_cpu_lora.h"
 #include "train/trainer.h"
 
 static char *write_config(const char *json) {

@@ -1,4 +1,4 @@
-/* backward: the backward pass of each decoder operation, beside the forward
+/* backend_cpu_backward: the CPU backend's backward pass of each decoder operation, beside the forward
  * it undoes (llm.c style). The forwards are the engine's kernels
  * (kernels/ops.h, kernels/matmul.h) except causal attention, whose training
  * forward here keeps the attention probabilities the backward needs.
@@ -7,9 +7,10 @@
  * parameter gradients, so a tensor used twice (a tied embedding, a residual
  * stream) just receives two contributions; the caller zeroes gradients
  * before a backward pass. Arrays are row-major float32; T rows = tokens. */
-#ifndef ALOE_TRAIN_BACKWARD_H
-#define ALOE_TRAIN_BACKWARD_H
+#ifndef ALOE_KERNELS_BACKEND_CPU_BACKWARD_H
+#define ALOE_KERNELS_BACKEND_CPU_BACKWARD_H
 
+#include "kernels/backend.h"
 #include "kernels/matmul.h"
 #include "kernels/ops.h"
 #include "kernels/threads.h"
@@ -56,21 +57,10 @@ void embedding_backward(float *dE, const float *dx, const int *ids, int T, int d
  * seg_start[t] is the index of the first token of t's sequence (NULL: one
  * sequence, all 0), and with AttnOpts.window no key before t-window+1. out
  * [T][H·D]; att [H][T][T] keeps the softmax
- * probabilities (zero outside the attended range) for the backward. */
-typedef struct AttnDims {
-    int T, n_heads, n_kv_heads, head_dim;
-    const int *seg_start;
-} AttnDims;
+ * probabilities (zero outside the attended range) for the backward.
+ * AttnDims and AttnOpts (the architecture quirks: scale, soft-cap,
+ * sliding window) are kernels/backend.h's. */
 
-/* Architecture quirks of the attention; zero leaves each off. scale: the
- * scores' factor (0: 1/sqrt(head_dim); Gemma: query_pre_attn_scalar^-1/2).
- * softcap: scores become softcap·tanh(s/softcap) before the mask (Gemma 2).
- * window: token t sees only keys t-window+1..t as well (sliding-window
- * layers; transformers' mask `q - kv < window`). */
-typedef struct AttnOpts {
-    float scale, softcap;
-    int window;
-} AttnOpts;
 
 void attn_train_forward(ThreadPool *tp, float *out, float *att, const float *q, const float *k, const float *v,
                         const AttnDims *d);

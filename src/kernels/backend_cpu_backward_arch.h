@@ -1,13 +1,13 @@
-/* backward_arch: the operations OLMo, OLMo 2, Gemma 2/3 and Phi-3 add to the
- * Llama-family decoder, each forward beside its backward (train/backward.h's
+/* backend_cpu_backward_arch: the operations OLMo, OLMo 2, Gemma 2/3 and Phi-3 add to the
+ * Llama-family decoder, each forward beside its backward (backend_cpu_backward.h's
  * convention: backwards ACCUMULATE into their gradients; row-major float32).
  *
  * The forwards are the engine's (kernels/ops.h), so training and inference
  * compute the same thing; they follow transformers in float32
  * (tests/data/arch/README.md gives the equations per architecture). Sliding windows, attention scale and logit
- * soft-capping inside attention are train/backward.h's AttnOpts. */
-#ifndef ALOE_TRAIN_BACKWARD_ARCH_H
-#define ALOE_TRAIN_BACKWARD_ARCH_H
+ * soft-capping inside attention are kernels/backend.h's AttnOpts. */
+#ifndef ALOE_KERNELS_BACKEND_CPU_BACKWARD_ARCH_H
+#define ALOE_KERNELS_BACKEND_CPU_BACKWARD_ARCH_H
 
 #include <stdint.h>
 
@@ -29,7 +29,7 @@ void norm_backward(TrainNorm kind, float *dx, float *dw, const float *dy, const 
 /* Soft-capping y = cap · tanh(x / cap) (Gemma 2's final logits; attention's
  * scores are AttnOpts.softcap); forward: kernels/ops.h's softcap_forward.
  * dx += dy · (1 − (y / cap)²), from the capped values y. dx may be dy
- * (then dy is overwritten by dx = dy·(1 − (y/cap)²) instead of added to). */
+ * or y: then it is overwritten by dy·(1 − (y/cap)²) instead of added to. */
 void softcap_backward(float *dx, const float *dy, const float *y, long n, float cap);
 
 /* GeGLU with the tanh approximation of GELU (transformers'
@@ -43,7 +43,7 @@ dx += dy where y (the clamped value) is strictly inside (−c, c); zero
  * where it was clamped. PyTorch also passes the gradient of an x exactly
  * at ±c, which y cannot tell from one beyond it: a float landing exactly
  * on the bound, a measure-zero event for continuous activations. dx may
- * be dy: then the masked gradient replaces dy. */
+ * be dy or y: then the masked gradient replaces it. */
 void clamp_backward(float *dx, const float *dy, const float *y, long n, float c);
 
 /* The embedding lookup times a scale (Gemma: sqrt(hidden_size), rounded

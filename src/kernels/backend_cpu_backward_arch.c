@@ -1,9 +1,9 @@
-#include "train/backward_arch.h"
+#include "kernels/backend_cpu_backward_arch.h"
 
 #include <math.h>
 
 #include "kernels/ops.h"
-#include "train/backward.h"
+#include "kernels/backend_cpu_backward.h"
 
 /* ---- norms ---- */
 
@@ -42,7 +42,7 @@ void norm_backward(TrainNorm kind, float *dx, float *dw, const float *dy, const 
 
 void softcap_backward(float *dx, const float *dy, const float *y, long n, float cap) {
     /* d/dx cap·tanh(x/cap) = 1 − tanh²(x/cap) = 1 − (y/cap)² */
-    if (dx == dy)
+    if (dx == dy || dx == y) /* each element read before it is written */
         for (long i = 0; i < n; i++) {
             float u = y[i] / cap;
             dx[i] = dy[i] * (1.0f - u * u);
@@ -73,6 +73,10 @@ void geglu_backward(float *dgate, float *dup, const float *dout, const float *ga
 /* ---- clamp ---- */
 
 void clamp_backward(float *dx, const float *dy, const float *y, long n, float c) {
+    if (dx == y && dx != dy) {
+        for (long i = 0; i < n; i++) dx[i] = y[i] > -c && y[i] < c ? dy[i] : 0;
+        return;
+    }
     if (dx == dy) {
         for (long i = 0; i < n; i++)
             if (!(y[i] > -c && y[i] < c)) dx[i] = 0;

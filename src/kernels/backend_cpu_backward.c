@@ -1,4 +1,4 @@
-#include "train/backward.h"
+#include "kernels/backend_cpu_backward.h"
 
 #include <cblas.h>
 #include <math.h>
@@ -7,7 +7,7 @@
 
 #include "base/mem.h"
 #include "kernels/quant.h"
-#include "train/backward_arch.h"
+#include "kernels/backend_cpu_backward_arch.h"
 
 /* ---- linear ---- */
 
