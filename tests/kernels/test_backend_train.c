@@ -15,8 +15,13 @@
  * Tolerances: tests/train/test_decoder_train.c's (derivation there):
  * GRAD_TOL 1e-5 of each gradient tensor's largest element and losses 1e-5
  * relative budget two float32 evaluations of these models' forward and
- * backward; the reference accumulates in double, so against it the CPU's
- * single float32 evaluation stays within the same bound. */
+ * backward. Here the reference backend is held to GRAD_TOL against the gold,
+ * and tests/train/test_arch_train.c holds the CPU backend to GRAD_TOL against
+ * the same gold, so CPU against reference is bounded by 2·GRAD_TOL (the
+ * triangle inequality; CPU_REF_TOL). Not GRAD_TOL itself: the reference sums
+ * in double but the gold does not, and Phi-3's LongRoPE amplifies the CPU's
+ * rounding to 1.04e-5 with OpenBLAS's Haswell kernels (9.1e-6 with this
+ * CPU's own). A wrong gradient is off by far more than either. */
 #include <jansson.h>
 #include <math.h>
 #include <stdio.h>
@@ -30,6 +35,7 @@
 #include "train/loss.h"
 
 #define GRAD_TOL 1e-5
+#define CPU_REF_TOL (2 * GRAD_TOL)
 #define LOGIT_TOL 2e-6
 
 #include "train/gold_dpo.h"
@@ -102,7 +108,7 @@ static void check_step(Fixture *f, const char *arch, int lora, const char *gold_
         CHECK_MSG(check_grads(f, gold_prefix, lora, arch, &e) == 0, "reference backend: %s", e.msg);
     }
     CHECK_NEAR(loss_cpu, loss_ref, 1e-5 * fabs(loss_ref));
-    CHECK_MSG(worst <= GRAD_TOL, "%s: CPU gradient %.3g of the tensor's max from the reference's in %s", arch, worst,
+    CHECK_MSG(worst <= CPU_REF_TOL, "%s: CPU gradient %.3g of the tensor's max from the reference's in %s", arch, worst,
               worst_name);
     free(g_cpu);
 }
