@@ -224,3 +224,20 @@ int test_system(const char *fmt, ...) {
     if (st == -1 || !WIFEXITED(st)) return -1;
     return WEXITSTATUS(st);
 }
+
+int test_system_output(char **out, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    char *cmd;
+    if (vasprintf(&cmd, fmt, ap) < 0) {
+        va_end(ap);
+        *out = xstrdup("");
+        return -1;
+    }
+    va_end(ap);
+    char *dir = test_tmpdir(), *log = xasprintf("%s/log", dir);
+    int rc = test_system("%s > '%s' 2>&1", cmd, log);
+    *out = test_read_text(log);
+    free(log), free(dir), free(cmd);
+    return rc;
+}

@@ -132,5 +132,7 @@ int test_spawn_server(char *const argv[], const char *port_file, pid_t *pid);
 void test_kill(pid_t pid);
 /* Runs a command line through /bin/sh; returns its exit status (or -1). */
 int test_system(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* The same, with its stdout and stderr together in *out (caller frees). */
+int test_system_output(char **out, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 #endif

@@ -11,12 +11,7 @@
 /* Runs the script with args (and env before it); its exit status, and its
  * stdout+stderr in *out (caller frees). */
 static int script(const char *env, const char *args, char **out) {
-    char *dir = test_tmpdir(), *log = xasprintf("%s/log", dir);
-    int rc = test_system("%s bench/vs_llamacpp.sh %s > %s 2>&1", env, args, log);
-    *out = test_read_text(log);
-    test_system("rm -rf '%s'", dir);
-    free(log), free(dir);
-    return rc;
+    return test_system_output(out, "%s bench/vs_llamacpp.sh %s", env, args);
 }
 
 static void test_self_test(void) {

@@ -51,13 +51,8 @@ static int open_arch(Fixture *f, const char *arch, Err *e) {
  * target rows, its backward scaled by 1/n) into *loss, the gradients
  * accumulated from zero. */
 static int sft_step(Fixture *f, double *loss, Err *e) {
-    json_t *sft = json_object_get(f->root, "sft");
-    int T, n_prompt = (int)json_integer_value(json_object_get(sft, "n_prompt"));
-    int32_t *ids = json_ids(json_object_get(sft, "input_ids"), &T);
-    uint8_t *target = xmalloc((size_t)T);
-    for (int t = 0; t < T; t++) target[t] = t >= n_prompt;
-    int32_t *labels = xmalloc((size_t)T * sizeof *labels);
-    loss_shift_labels(ids, target, T, labels);
+    int T;
+    int32_t *ids, *labels = sft_labels(f->root, &ids, &T);
     const int V = f->m.cfg.vocab_size;
     float *logits = xmalloc((size_t)T * V * sizeof(float));
     int rc = td_forward(&f->m, f->tp, ids, T, logits, e);
@@ -69,7 +64,7 @@ static int sft_step(Fixture *f, double *loss, Err *e) {
         td_zero_grad(&f->m);
         td_backward(&f->m, f->tp, logits);
     }
-    free(ids), free(target), free(labels), free(logits);
+    free(ids), free(labels), free(logits);
     return rc;
 }
 

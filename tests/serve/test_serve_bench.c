@@ -56,12 +56,7 @@ static void test_bench_against_served_model(void) {
 }
 
 static int script(const char *env, const char *args, char **out) {
-    char *dir = test_tmpdir(), *log = xasprintf("%s/log", dir);
-    int rc = test_system("%s bash bench/serve_vs_llamaserver.sh %s > %s 2>&1", env, args, log);
-    *out = test_read_text(log);
-    test_system("rm -rf '%s'", dir);
-    free(log), free(dir);
-    return rc;
+    return test_system_output(out, "%s bash bench/serve_vs_llamaserver.sh %s", env, args);
 }
 
 static void test_harness_self_test(void) {

@@ -17,6 +17,7 @@
 #include "formats/safetensors.h"
 #include "test.h"
 #include "train/decoder_train.h"
+#include "train/loss.h"
 
 typedef struct Fixture {
     char *dir;
@@ -89,6 +90,21 @@ static inline void packed_rows(const Fixture *f, PackedRows *p) {
 }
 
 /* max |a - b| / max |b| over n values. */
+/* The fixture's sft example: its input ids (*T of them, into *ids) and the
+ * shifted labels with the prompt masked, as the trainer builds them
+ * (caller frees both). */
+static inline int32_t *sft_labels(json_t *root, int32_t **ids, int *T) {
+    json_t *sft = json_object_get(root, "sft");
+    int n_prompt = (int)json_integer_value(json_object_get(sft, "n_prompt"));
+    *ids = json_ids(json_object_get(sft, "input_ids"), T);
+    uint8_t *target = xmalloc((size_t)*T);
+    for (int t = 0; t < *T; t++) target[t] = t >= n_prompt;
+    int32_t *labels = xmalloc((size_t)*T * sizeof *labels);
+    loss_shift_labels(*ids, target, *T, labels);
+    free(target);
+    return labels;
+}
+
 static inline double scaled_err(const float *a, const float *b, long n) {
     double d = 0, s = 0;
     for (long i = 0; i < n; i++) {

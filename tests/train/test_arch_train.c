@@ -73,13 +73,8 @@ static int check_logits(Fixture *f, const char *key, const char *arch, Err *e) {
 
 /* The SFT section's loss (into *loss) and gradients in the model. */
 static int sft_grads(Fixture *f, float *loss, Err *e) {
-    json_t *sft = json_object_get(f->root, "sft");
-    int T, n_prompt = (int)json_integer_value(json_object_get(sft, "n_prompt"));
-    int32_t *ids = json_ids(json_object_get(sft, "input_ids"), &T);
-    uint8_t *target = xmalloc((size_t)T);
-    for (int t = 0; t < T; t++) target[t] = t >= n_prompt;
-    int32_t *labels = xmalloc((size_t)T * sizeof *labels);
-    loss_shift_labels(ids, target, T, labels);
+    int T;
+    int32_t *ids, *labels = sft_labels(f->root, &ids, &T);
     const int V = f->m.cfg.vocab_size;
     float *logits = xmalloc((size_t)T * V * sizeof(float));
     int rc = td_forward(&f->m, f->tp, ids, T, logits, e);
@@ -90,7 +85,7 @@ static int sft_grads(Fixture *f, float *loss, Err *e) {
         td_zero_grad(&f->m);
         td_backward(&f->m, f->tp, logits);
     }
-    free(ids), free(target), free(labels), free(logits);
+    free(ids), free(labels), free(logits);
     return rc;
 }
 

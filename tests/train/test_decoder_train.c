@@ -74,11 +74,7 @@ static void check_sft(const char *arch) {
     CHECK_MSG(rc == 0, "%s", e.msg);
     json_t *sft = json_object_get(f.root, "sft");
     int T, n_prompt = (int)json_integer_value(json_object_get(sft, "n_prompt"));
-    int32_t *ids = json_ids(json_object_get(sft, "input_ids"), &T);
-    uint8_t *target = xmalloc((size_t)T);
-    for (int t = 0; t < T; t++) target[t] = t >= n_prompt;
-    int32_t *labels = xmalloc((size_t)T * sizeof *labels);
-    loss_shift_labels(ids, target, T, labels);
+    int32_t *ids, *labels = sft_labels(f.root, &ids, &T);
     const int V = f.m.cfg.vocab_size;
     float *logits = xmalloc((size_t)T * V * sizeof(float));
     rc = td_forward(&f.m, f.tp, ids, T, logits, &e);
@@ -92,7 +88,6 @@ static void check_sft(const char *arch) {
         rc = check_grads(&f, "sft.grad.", 0, arch, &e);
     }
     free(ids);
-    free(target);
     free(labels);
     free(logits);
     fixture_free(&f);

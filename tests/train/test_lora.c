@@ -533,13 +533,8 @@ static int check_arch(const char *arch, TrainDecoder *m, ThreadPool *tp, json_t 
     free(wl);
     if (rc) return -1;
     /* SFT loss and adapter gradients. */
-    json_t *sft = json_object_get(root, "sft");
-    int T, n_prompt = (int)json_integer_value(json_object_get(sft, "n_prompt"));
-    int32_t *ids = json_ids(json_object_get(sft, "input_ids"), &T);
-    uint8_t *target = xmalloc((size_t)T);
-    for (int t = 0; t < T; t++) target[t] = t >= n_prompt;
-    int32_t *labels = xmalloc((size_t)T * sizeof *labels);
-    loss_shift_labels(ids, target, T, labels);
+    int T;
+    int32_t *ids, *labels = sft_labels(root, &ids, &T);
     float *logits = xmalloc((size_t)T * V * sizeof(float));
     rc = td_forward(m, tp, ids, T, logits, e);
     if (!rc) {
@@ -572,7 +567,6 @@ static int check_arch(const char *arch, TrainDecoder *m, ThreadPool *tp, json_t 
         rc = err_set(e, ERR_INTERNAL, "%s: worst adapter gradient error %.3g of max in %s", arch, worst, worst_name);
     if (!rc && m->grads) rc = err_set(e, ERR_INTERNAL, "%s: the frozen base still has a gradient block", arch);
     free(ids);
-    free(target);
     free(labels);
     free(logits);
     return rc;
