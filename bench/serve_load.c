@@ -8,8 +8,8 @@
  * ignore_eos so every reply is MAX_TOKENS long on servers that honour it),
  * each with its own prompt. Prints one line per request:
  *   req TTFT_S TOKENS SECONDS
- * (TTFT: from sending to the first chunk with text; TOKENS: the usage
- * chunk's completion_tokens, else the chunks with text), then
+ * (TTFT: from sending to the first token chunk; TOKENS: the usage
+ * chunk's completion_tokens, else the token chunks), then
  *   wall SECONDS
  * over the whole run. Exit 1 when a request failed (its line says why). */
 #include <curl/curl.h>
@@ -40,8 +40,12 @@ static double now(void) {
     return ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
-/* Reads whole "data: ..." lines: a chunk with non-empty "content" (or
- * "text") is a token, a "completion_tokens" count the exact total. */
+/* Reads whole "data: ..." lines: a chunk with a "content" (or "text") is a
+ * token, even an empty one (llama-server streams "" for a token with no
+ * text of its own, e.g. a padding id of a random-weight model), except the
+ * chunk that opens a chat reply with its "role" (aloe serve sends it before
+ * the first token; it must not count as one). A "completion_tokens" is the
+ * exact total. */
 static size_t on_data(char *p, size_t size, size_t n, void *ctx) {
     Stream *s = ctx;
     sb_appendn(&s->pending, p, size * n);
@@ -51,7 +55,7 @@ static size_t on_data(char *p, size_t size, size_t n, void *ctx) {
         if (!strncmp(line, "data: {", 7)) {
             const char *c = strstr(line, "\"content\":\"");
             if (!c) c = strstr(line, "\"text\":\"");
-            if (c && c[strcspn(c, ":") + 2] != '"') {
+            if (c && !strstr(line, "\"role\":")) {
                 if (s->ttft < 0) s->ttft = now() - s->t0;
                 s->tokens++;
             }

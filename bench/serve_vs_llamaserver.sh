@@ -25,6 +25,9 @@
 #   -n N            tokens per reply (128)      -r N   requests per client (4)
 #   -t N            threads for both servers (default: the CPUs)
 #   --rounds N      rounds (1; 3 for a figure to quote)
+#   --chat-template NAME  the template both servers apply (default chatml:
+#                   llama-server's fallback for a file without one, which
+#                   aloe refuses unless told); "file": each uses the GGUF's own
 #   -o FILE.md      the table (default $ALOE_BENCH_DIR/results/serve_vs_llamaserver-<UTC>.md);
 #                   raw outputs in FILE-raw/
 #   --self-test     check the parser and the summary on canned outputs
@@ -86,7 +89,7 @@ self_test() {
     if [ "$fails" -eq 0 ]; then echo "self-test: all passed"; else echo "self-test: $fails failed"; return 1; fi
 }
 
-model="" clients="1,4,16" ntok=128 reqs=4 threads=$(nproc) rounds=1 out=""
+model="" clients="1,4,16" ntok=128 reqs=4 threads=$(nproc) rounds=1 out="" template=chatml
 while [ $# -gt 0 ]; do
     case "$1" in
     --self-test) self_test; exit $? ;;
@@ -97,6 +100,7 @@ while [ $# -gt 0 ]; do
     -t) threads=${2:-}; shift 2 ;;
     --rounds) rounds=${2:-}; shift 2 ;;
     -o) out=${2:-}; shift 2 ;;
+    --chat-template) template=${2:-}; shift 2 ;;
     *) die "unknown option $1 (see the header of $0)" ;;
     esac
 done
@@ -108,6 +112,9 @@ llama_server=$LLAMACPP_BUILD/bin/llama-server
 [ -x "$llama_server" ] || die "$llama_server not found: build the llama-server target"
 [ -n "$model" ] || die "give --model FILE.gguf (the same file for both servers)"
 [ -f "$model" ] || die "$model: no such file"
+[[ "$template" =~ ^[A-Za-z0-9._-]+$ ]] || die "--chat-template takes a template name (got '$template')"
+tmpl_args=()
+[ "$template" = file ] || tmpl_args=(--chat-template "$template")
 aloe=${ALOE:-build/aloe}
 [ -x "$aloe" ] || make -s "$aloe" || die "cannot build $aloe"
 make -s build/bench/serve_load || die "cannot build build/bench/serve_load"
@@ -130,7 +137,7 @@ start_server() {
     if [ "$which" = llama ]; then
         # one slot per client, each with room for its prompt and reply
         "$llama_server" -m "$model" --host 127.0.0.1 --port "$port" -np "$c" -c $(( c * (ntok + 256) )) \
-            -t "$threads" >"$log" 2>&1 &
+            -t "$threads" "${tmpl_args[@]}" >"$log" 2>&1 &
         pid=$!
         url=http://127.0.0.1:$port/v1
         for _ in $(seq 600); do
@@ -141,7 +148,7 @@ start_server() {
         die "llama-server did not become ready in 60 s (see $log)"
     fi
     "$aloe" serve --model "$model" --alias bench --port 0 --port-file "$log.port" -j "$c" -t "$threads" \
-        --max-tokens "$ntok" >"$log" 2>&1 &
+        --max-tokens "$ntok" "${tmpl_args[@]}" >"$log" 2>&1 &
     pid=$!
     for _ in $(seq 600); do
         [ -s "$log.port" ] && break
@@ -155,7 +162,7 @@ start_server() {
 {
     echo "# aloe serve vs llama-server"
     echo
-    echo "Model: $model; $ntok tokens per reply, $reqs requests per client, $threads threads, $rounds round(s);"
+    echo "Model: $model (chat template: $template); $ntok tokens per reply, $reqs requests per client, $threads threads, $rounds round(s);"
     echo "$(uname -m), $(nproc) CPUs; llama.cpp build: $LLAMACPP_BUILD. $(date -u)"
     echo
     table_head

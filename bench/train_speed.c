@@ -64,6 +64,9 @@ static int run(const char *mode, int lora_r, int frozen_bf16, int T, int steps, 
     cfg.dpo = (DpoConfig){DPO_SIGMOID, 0.1, 0, 0};
     Trainer t;
     if (trainer_init(&t, &m, tp, &cfg, &e)) return fprintf(stderr, "%s\n", e.msg), 1;
+    const char *mm = getenv("ALOE_MATMUL"); /* bf16: as aloe train --matmul bf16 (bench/train_bf16.sh) */
+    if (mm && !strcmp(mm, "bf16") && !(m.be->set_matmul_bf16 && m.be->set_matmul_bf16(m.be, 1)))
+        return fprintf(stderr, "ALOE_MATMUL=bf16: no bf16 products on this CPU\n"), 1;
     int32_t *ids = malloc((size_t)T * sizeof *ids);
     uint8_t *tg = malloc((size_t)T);
     for (int i = 0; i < T; i++) ids[i] = (int32_t)((i * 2654435761u) % (unsigned)c.vocab_size), tg[i] = i >= T / 4;

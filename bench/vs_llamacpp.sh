@@ -379,14 +379,16 @@ shape_params() {
 }
 need=0 source=0
 for shape in "${shape_list[@]}"; do
-    n=$(shape_params "$shape") missing=0
+    n=$(shape_params "$shape") missing_hf=0
     for type in $(printf '%s\n' "${type_list[@]}" bf16 | sort -u); do # bf16: the source of llama-quantize
         [ -s "$bench_dir/$shape/$shape.$type.gguf" ] && continue
-        missing=1
+        # made from the random source directory (else llama-quantize on the BF16 file)
+        if [ "$type" = bf16 ] || needs_hf "$shape" "$type"; then missing_hf=1; fi
         need=$(awk -v a="$need" -v n="$n" -v b="$(type_bytes "$type")" 'BEGIN { printf "%.0f", a + n * b }')
     done
-    # the random source directory (2 bytes a weight) lives while its shape is made
-    [ "$missing" = 1 ] && source=$(awk -v a="$source" -v n="$n" 'BEGIN { printf "%.0f", (2 * n > a) ? 2 * n : a }')
+    # the random source directory (2 bytes a weight) lives while its shape's
+    # files that need it are made
+    [ "$missing_hf" = 1 ] && source=$(awk -v a="$source" -v n="$n" 'BEGIN { printf "%.0f", (2 * n > a) ? 2 * n : a }')
 done
 peak=$(awk -v a="$need" -v b="$source" 'BEGIN { printf "%.0f", a + b }')
 mkdir -p "$bench_dir"

@@ -210,15 +210,18 @@ void test_kill(pid_t pid) {
     waitpid(pid, NULL, 0);
 }
 
+/* The shell command fmt formats, or NULL when it cannot be formatted. */
+static char *format_command(const char *fmt, va_list ap) {
+    char *cmd;
+    return vasprintf(&cmd, fmt, ap) < 0 ? NULL : cmd;
+}
+
 int test_system(const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
-    char *cmd;
-    if (vasprintf(&cmd, fmt, ap) < 0) {
-        va_end(ap);
-        return -1;
-    }
+    char *cmd = format_command(fmt, ap);
     va_end(ap);
+    if (!cmd) return -1;
     int st = system(cmd);
     free(cmd);
     if (st == -1 || !WIFEXITED(st)) return -1;
@@ -228,13 +231,12 @@ int test_system(const char *fmt, ...) {
 int test_system_output(char **out, const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
-    char *cmd;
-    if (vasprintf(&cmd, fmt, ap) < 0) {
-        va_end(ap);
+    char *cmd = format_command(fmt, ap);
+    va_end(ap);
+    if (!cmd) {
         *out = xstrdup("");
         return -1;
     }
-    va_end(ap);
     char *dir = test_tmpdir(), *log = xasprintf("%s/log", dir);
     int rc = test_system("%s > '%s' 2>&1", cmd, log);
     *out = test_read_text(log);

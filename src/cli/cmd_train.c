@@ -22,7 +22,7 @@ int cmd_train(int argc, char **argv) {
     TrainRunOptions o;
     train_run_defaults(&o);
     const char *loss = "sigmoid", *schedule = "linear", *loss_on = "last", *branch = "preferred";
-    const char *targets = "q,k,v,o,gate,up,down", *save_dtype = NULL, *shard_size = NULL;
+    const char *targets = "q,k,v,o,gate,up,down", *save_dtype = NULL, *shard_size = NULL, *matmul = "f32";
     double beta = o.dpo.beta, smoothing = 0, nll = 0, lr = 0, epochs = 1, wd = 0, clip = 1.0, alpha = 0, dropout = 0;
     long steps = 0, warmup = 0, seed = 42, save_every = 0;
     int batch = 1, accum = 1, max_len = 1024, rank = 0, resume = 0, threads = 0, quiet = 0;
@@ -60,6 +60,9 @@ int cmd_train(int argc, char **argv) {
         {"--gguf", NULL, ARG_STR, &o.gguf_type, "T",
          "full fine-tuning: also write DIR/model.gguf at the end (f32, f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1, iq4_nl, q2_k, q3_k, q4_k, q5_k, q6_k, iq4_xs, or a llama.cpp preset: Q4_K_M, Q5_K_M, ..., as aloe convert --type)", 0, 0},
         {"--resume", NULL, ARG_FLAG, &resume, NULL, "continue from the newest complete DIR/checkpoint-N", 0, 0},
+        {"--matmul", NULL, ARG_STR, &matmul, "P",
+         "f32, or bf16: the training GEMMs multiply bf16-rounded operands with f32 sums (weights, gradients and "
+         "optimiser stay f32) where the CPU has AVX512-BF16, else f32 with a notice", 0, 0},
         {"--threads", "-t", ARG_INT, &threads, "N", "threads (0: one per CPU)", 0, 0},
         {"--quiet", "-q", ARG_FLAG, &quiet, NULL, "no progress bar", 0, 0},
         {NULL, NULL, 0, NULL, NULL, NULL, 0, 0},
@@ -96,6 +99,11 @@ int cmd_train(int argc, char **argv) {
         lora_targets_parse(targets, &o.lora_targets, &e) || (save_dtype && ckpt_dtype_parse(save_dtype, &o.save_dtype, &e)) ||
         (shard_size && ckpt_size_parse(shard_size, &o.max_shard_bytes, &e)))
         return cli_fail(&e);
+    if (!strcmp(matmul, "bf16") || !strcmp(matmul, "bfloat16")) o.matmul = 1;
+    else if (strcmp(matmul, "f32") && strcmp(matmul, "float32")) {
+        err_set(&e, ERR_ARG, "--matmul: expected f32 or bf16, got \"%s\"", matmul);
+        return cli_fail(&e);
+    }
     if (steps < 0 || warmup < 0 || save_every < 0 || rank < 0) {
         err_set(&e, ERR_ARG, "--steps, --warmup, --save-every and --lora-r must be >= 0");
         return cli_fail(&e);

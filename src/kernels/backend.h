@@ -104,6 +104,28 @@ typedef struct BackendLora {
     float *u, *du, *xd;
 } BackendLora;
 
+/* What a linear op may do to its input x: the precision contract of
+ * linear and linear_group, chosen by the caller per call (docs/DESIGN.md
+ * §5). Every backend honours BPREC_EXACT; BPREC_INFER allows, never
+ * requires, the rounding below, so a backend without such a fast path (the
+ * reference backend, tests/kernels/backend_ref.c) computes both alike.
+ *  - BPREC_INFER (inference: model/decoder.c). x may be rounded to the
+ *    operand format of the backend's fastest product for W's type, no
+ *    coarser than llama.cpp's (its vec_dot_type):
+ *      quantised W: blocks of 32 values scaled by their largest to int8
+ *        (step max/127; the decode path's Q8_0 activations and the integer
+ *        prefill GEMM, for every quantised type);
+ *      BF16 W: bf16, round to nearest even (2^-8 relative per value);
+ *      F32 and F16 W: no rounding.
+ *    One such rounding per matmul input (q/k/v share theirs, as gate/up
+ *    do): tests/model/logit_budget.h's act_tol budgets it in the logits.
+ *  - BPREC_EXACT (training: train/decoder_train.c). x is multiplied as
+ *    float32 against W's stored values widened exactly: y = x·Wᵀ up to
+ *    float32 summation. linear_backward always uses exact x and W, so this
+ *    is the forward the backward differentiates; a forward with rounded x
+ *    would give the gradient of a function it did not compute. */
+typedef enum BackendPrec { BPREC_INFER = 0, BPREC_EXACT = 1 } BackendPrec;
+
 /* A label that no loss row counts (train/loss.h's LOSS_IGNORE, PyTorch's). */
 #define BACKEND_LABEL_IGNORE (-100)
 
@@ -132,14 +154,15 @@ struct Backend {
     /* out[t] = norm(x[t]) for n rows of dim (out may be x). */
     void (*norm)(Backend *be, BackendNorm kind, float *out, const float *x, const float *w, float offset, int n,
                  int dim, float eps);
-    /* y[n][rows] = x[n][cols] · Wᵀ (+ b[rows] when b). The quantised path of
-     * inference and the f32 path of training alike. */
-    void (*linear)(Backend *be, float *y, const float *x, int n, const QMat *w, const float *b);
+    /* y[n][rows] = x[n][cols] · Wᵀ (+ b[rows] when b), x taken as prec
+     * allows (BackendPrec above): inference's rounded fast paths, training's
+     * exact float32 product. */
+    void (*linear)(Backend *be, float *y, const float *x, int n, const QMat *w, const float *b, BackendPrec prec);
     /* ys[i] = x · ws[i]ᵀ (+ bs[i] where bs and bs[i]) for k matrices of the
-     * same cols (Q/K/V, gate/up): equal to k linear calls; a backend may
-     * fuse them. */
+     * same cols (Q/K/V, gate/up): equal to k linear calls with the same
+     * prec; a backend may fuse them. */
     void (*linear_group)(Backend *be, int k, float *const ys[], const float *x, int n, const QMat *const ws[],
-                         const float *const bs[]);
+                         const float *const bs[], BackendPrec prec);
     /* RoPE on n rows in place; backward: the transposed rotation (its gradient). */
     void (*rope)(Backend *be, float *x, int n, const BackendRope *r, int backward);
     /* out = act(gate)·up over n values (out may be gate). */
@@ -194,6 +217,16 @@ struct Backend {
      * an ignored row; dlogits may be logits. */
     void (*nll_sum_backward)(Backend *be, float *dlogits, const float *logits, const int32_t *labels, int T, int V,
                              float scale);
+    /* Training's matmul precision (PyTorch's CPU autocast to bfloat16): on,
+     * linear on F32 and BF16 weights, linear_backward and the LoRA GEMMs
+     * take their products from both operands rounded to bf16 and sum them
+     * in f32; parameters, gradients and optimiser state stay f32. mode 0:
+     * f32 products (the default); 1: bf16 where the backend multiplies bf16
+     * natively (the CPU: AVX512-BF16; AMX-BF16 would count), else f32; 2: bf16
+     * everywhere (without native support an emulation giving the same
+     * values, slowly: for tests). Returns 1 when products are now bf16. Not
+     * while an op runs. NULL: a backend with f32 products only. */
+    int (*set_matmul_bf16)(Backend *be, int mode);
 };
 
 /* The CPU backend over pool tp (not owned; NULL: the caller's thread).

@@ -117,17 +117,22 @@ static void cpu_norm(Backend *be, BackendNorm kind, float *out, const float *x, 
     else norm_rows(&j, 0, n);
 }
 
-/* The one place a product is chosen. A precision option (bf16 weights and
- * activations with f32 accumulation for training, kernels/gemm_bf16*.c)
- * would pick its GEMM here, by the backend's setting and w's type. */
-static void cpu_linear(Backend *be, float *y, const float *x, int n, const QMat *w, const float *b) {
-    matmul_forward(pool(be), y, x, n, w);
+/* The one place a product is chosen. prec (backend.h's BackendPrec) maps
+ * to matmul's per-call precision: inference's rounded fast paths (int8
+ * blocks for quantised W, bf16 for the BF16 prefill), training's exact
+ * float32 product. A precision option for training itself (bf16 operands
+ * with f32 accumulation, kernels/gemm_bf16*.c) would pick its GEMM here,
+ * by the backend's setting and w's type. */
+static MatmulPrec cpu_prec(BackendPrec prec) { return prec == BPREC_EXACT ? MATMUL_EXACT : MATMUL_FAST; }
+
+static void cpu_linear(Backend *be, float *y, const float *x, int n, const QMat *w, const float *b, BackendPrec prec) {
+    matmul_forward_prec(pool(be), y, x, n, w, cpu_prec(prec));
     if (b) add_bias_forward(y, b, n, w->rows);
 }
 
 static void cpu_linear_group(Backend *be, int k, float *const ys[], const float *x, int n, const QMat *const ws[],
-                             const float *const bs[]) {
-    matmul_forward_group(pool(be), k, ys, x, n, ws);
+                             const float *const bs[], BackendPrec prec) {
+    matmul_forward_group_prec(pool(be), k, ys, x, n, ws, cpu_prec(prec));
     for (int i = 0; bs && i < k; i++)
         if (bs[i]) add_bias_forward(ys[i], bs[i], n, ws[i]->rows);
 }

@@ -9,6 +9,10 @@ typedef struct BackendCpu {
     ThreadPool *tp;      /* not owned; NULL: the calling thread alone */
     float *wtile;        /* per-thread conversion tiles of a frozen base's backward */
     size_t wtile_floats; /* allocated, all threads */
+    /* training's products in bf16 (set_matmul_bf16, backend_cpu_train.c),
+     * and the linear it replaced while on */
+    int bf16;
+    void (*linear_f32)(Backend *be, float *y, const float *x, int n, const QMat *w, const float *b, BackendPrec prec);
 } BackendCpu;
 
 static inline ThreadPool *cpu_pool(Backend *be) { return ((BackendCpu *)be->impl)->tp; }

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "base/mem.h"
+#include "kernels/gemm_bf16.h"
 #include "kernels/quant.h"
 #include "kernels/backend_cpu_backward_arch.h"
 
@@ -60,8 +61,12 @@ typedef struct FrozenJob {
 static void frozen_task(void *ctx, int ith, int nth) {
     const FrozenJob *j = ctx;
     const int in = j->W->cols, out = j->W->rows;
+    /* split W's columns at whole blocks (a K-quant's 256): a row can only
+     * be dequantised from a block's start */
+    const long bs = dtype_block_size(j->W->type) > 0 ? dtype_block_size(j->W->type) : 1;
     long c0, c1;
-    tp_split(in, ith, nth, &c0, &c1);
+    tp_split(in / bs, ith, nth, &c0, &c1);
+    c0 *= bs, c1 *= bs;
     const long w = c1 - c0;
     if (w <= 0) return;
     float *tile = j->tiles + (size_t)ith * j->tile_floats;
@@ -85,6 +90,20 @@ void linear_backward_frozen(ThreadPool *tp, float *dx, const float *dy, const QM
     }
     FrozenJob j = {dx, tiles, dy, W, T, tile_floats};
     tp_run(tp, frozen_task, &j);
+}
+
+void linear_backward_bf16(ThreadPool *tp, float *dx, float *dW, float *db, const float *dy, const float *x,
+                          const QMat *W, int T) {
+    const int in = W->cols, out = W->rows;
+    if (dx)
+        gemm_bf16(tp, T, in, out, 1.0f, (GemmMat){dy, 0, 0, out}, (GemmMat){W->data, W->type == DT_BF16, 0, in}, 1.0f,
+                  dx, in);
+    if (dW) gemm_bf16_sgemm(tp, 1, 0, out, in, T, 1.0f, dy, out, x, in, 1.0f, dW, in);
+    /* row by row in t, as linear_backward_task adds them: the same sums */
+    for (int t = 0; db && t < T; t++) {
+        const float *dyt = dy + (long)t * out;
+        for (int r = 0; r < out; r++) db[r] += dyt[r];
+    }
 }
 
 /* ---- RMSNorm ---- */

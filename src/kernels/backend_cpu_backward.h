@@ -31,6 +31,13 @@ void linear_backward(ThreadPool *tp, float *dx, float *dW, float *db, const floa
 void linear_backward_frozen(ThreadPool *tp, float *dx, const float *dy, const QMat *W, int T, float *tiles,
                             size_t tile_floats);
 
+/* linear_backward with bf16 products (kernels/gemm_bf16.h): dx += dy·W
+ * and dW += dyᵀ·x from dy, W and x rounded to bf16, summed in f32, each
+ * GEMM split over the pool by columns; db += Σ_t dy[t] in f32 as
+ * linear_backward. W is F32, or BF16 (used as stored) with dW NULL. */
+void linear_backward_bf16(ThreadPool *tp, float *dx, float *dW, float *db, const float *dy, const float *x,
+                          const QMat *W, int T);
+
 /* y = x / sqrt(mean(x²) + eps) * w per row (rmsnorm_forward).
  * dx += ∂/∂x, dw += ∂/∂w (dw may be NULL: frozen), recomputing the row's
  * scale from x. */

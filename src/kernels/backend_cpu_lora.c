@@ -7,11 +7,29 @@
 #include <cblas.h>
 
 #include "base/rng.h"
+#include "kernels/gemm_bf16.h"
+
+/* One GEMM of an adapter, cblas_sgemm's row-major form (ta, tb: 1 =
+ * transposed): f32 products, or with bf16 products from operands rounded
+ * to bf16 (training's bf16 matmul mode), on the calling thread either way
+ * -- the callers below run inside pool tasks. */
+static void gemm(int bf16, int ta, int tb, int m, int n, int k, float alpha, const float *a, int lda, const float *b,
+                 int ldb, float beta, float *c, int ldc) {
+    if (bf16) gemm_bf16_sgemm(NULL, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    else
+        cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, m, n, k, alpha, a,
+                    lda, b, ldb, beta, c, ldc);
+}
+
+static void forward(int bf16, float *y, float *u, const float *x, const float *A, const float *B, int T, int in,
+                    int out, int r, float scale) {
+    gemm(bf16, 0, 1, T, r, in, 1.0f, x, in, A, in, 0.0f, u, r);
+    gemm(bf16, 0, 1, T, out, r, scale, u, r, B, r, 1.0f, y, out);
+}
 
 void lora_forward(float *y, float *u, const float *x, const float *A, const float *B, int T, int in, int out, int r,
                   float scale) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, r, in, 1.0f, x, in, A, in, 0.0f, u, r);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, out, r, scale, u, r, B, r, 1.0f, y, out);
+    forward(0, y, u, x, A, B, T, in, out, r, scale);
 }
 
 void lora_backward(float *dx, float *dA, float *dB, float *du, const float *dy, const float *x, const float *u,
@@ -56,6 +74,7 @@ typedef struct LoraJob {
     const float *x, *dy, *A, *B, *u_saved;
     const LoraDropout *drop;
     int T, in, out, r, phase;
+    int bf16; /* bf16 products (gemm) */
     float scale;
 } LoraJob;
 
@@ -71,14 +90,25 @@ static void lora_fwd_task(void *ctx, int ith, int nth) {
         lora_dropout_rows(j->drop, j->xd + t0 * j->in, x, t0, t1, j->in);
         x = j->xd + t0 * j->in;
     }
-    lora_forward(j->y + t0 * j->out, j->u + t0 * j->r, x, j->A, j->B, (int)(t1 - t0), j->in, j->out, j->r, j->scale);
+    forward(j->bf16, j->y + t0 * j->out, j->u + t0 * j->r, x, j->A, j->B, (int)(t1 - t0), j->in, j->out, j->r,
+            j->scale);
+}
+
+static void fwd_run(int bf16, ThreadPool *tp, float *y, float *u, const float *x, const float *A, const float *B,
+                    int T, int in, int out, int r, float scale, const LoraDropout *drop, float *xd) {
+    LoraJob j = {.y = y, .u = u, .xd = xd, .x = x, .A = A, .B = B, .drop = drop, .T = T, .in = in, .out = out,
+                 .r = r, .bf16 = bf16, .scale = scale};
+    tp_run(tp, lora_fwd_task, &j);
 }
 
 void par_lora_forward(ThreadPool *tp, float *y, float *u, const float *x, const float *A, const float *B, int T,
                       int in, int out, int r, float scale, const LoraDropout *drop, float *xd) {
-    LoraJob j = {.y = y, .u = u, .xd = xd, .x = x, .A = A, .B = B, .drop = drop, .T = T, .in = in, .out = out,
-                 .r = r, .scale = scale};
-    tp_run(tp, lora_fwd_task, &j);
+    fwd_run(0, tp, y, u, x, A, B, T, in, out, r, scale, drop, xd);
+}
+
+void par_lora_forward_bf16(ThreadPool *tp, float *y, float *u, const float *x, const float *A, const float *B, int T,
+                           int in, int out, int r, float scale, const LoraDropout *drop, float *xd) {
+    fwd_run(1, tp, y, u, x, A, B, T, in, out, r, scale, drop, xd);
 }
 
 /* Phase 0: dB += scale·dyᵀ·u (rows of B) and du = scale·dy·B (rows of x),
@@ -95,37 +125,33 @@ static void lora_bwd_task(void *ctx, int ith, int nth) {
     if (j->phase == 0) {
         tp_split(out, ith, nth, &a0, &a1);
         if (a1 > a0)
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)(a1 - a0), r, T, j->scale, j->dy + a0, out,
-                        j->u_saved, r, 1.0f, j->dB + a0 * r, r);
+            gemm(j->bf16, 1, 0, (int)(a1 - a0), r, T, j->scale, j->dy + a0, out, j->u_saved, r, 1.0f, j->dB + a0 * r,
+                 r);
         if (t1 > t0) {
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)(t1 - t0), r, out, j->scale,
-                        j->dy + t0 * out, out, j->B, r, 0.0f, j->du + t0 * r, r);
+            gemm(j->bf16, 0, 0, (int)(t1 - t0), r, out, j->scale, j->dy + t0 * out, out, j->B, r, 0.0f,
+                 j->du + t0 * r, r);
             if (j->drop) lora_dropout_rows(j->drop, j->xd + t0 * in, j->x + t0 * in, t0, t1, in);
         }
         return;
     }
     if (j->phase == 1) {
         tp_split(in, ith, nth, &a0, &a1);
-        if (a1 > a0)
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, r, (int)(a1 - a0), T, 1.0f, j->du, r, x + a0, in,
-                        1.0f, j->dA + a0, in);
+        if (a1 > a0) gemm(j->bf16, 1, 0, r, (int)(a1 - a0), T, 1.0f, j->du, r, x + a0, in, 1.0f, j->dA + a0, in);
         if (!j->drop && j->dx && t1 > t0)
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)(t1 - t0), in, r, 1.0f, j->du + t0 * r, r,
-                        j->A, in, 1.0f, j->dx + t0 * in, in);
+            gemm(j->bf16, 0, 0, (int)(t1 - t0), in, r, 1.0f, j->du + t0 * r, r, j->A, in, 1.0f, j->dx + t0 * in, in);
         return;
     }
     if (t1 > t0) {
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)(t1 - t0), in, r, 1.0f, j->du + t0 * r, r, j->A,
-                    in, 0.0f, j->xd + t0 * in, in);
+        gemm(j->bf16, 0, 0, (int)(t1 - t0), in, r, 1.0f, j->du + t0 * r, r, j->A, in, 0.0f, j->xd + t0 * in, in);
         lora_dropout_backward_rows(j->drop, j->dx + t0 * in, j->xd + t0 * in, t0, t1, in);
     }
 }
 
-void par_lora_backward(ThreadPool *tp, float *dx, float *dA, float *dB, float *du, const float *dy, const float *x,
-                       const float *u, const float *A, const float *B, int T, int in, int out, int r, float scale,
-                       const LoraDropout *drop, float *xd) {
+static void bwd_run(int bf16, ThreadPool *tp, float *dx, float *dA, float *dB, float *du, const float *dy,
+                    const float *x, const float *u, const float *A, const float *B, int T, int in, int out, int r,
+                    float scale, const LoraDropout *drop, float *xd) {
     LoraJob j = {.dx = dx, .dA = dA, .dB = dB, .du = du, .xd = xd, .dy = dy, .x = x, .A = A, .B = B, .u_saved = u,
-                 .drop = drop, .T = T, .in = in, .out = out, .r = r, .scale = scale};
+                 .drop = drop, .T = T, .in = in, .out = out, .r = r, .bf16 = bf16, .scale = scale};
     tp_run(tp, lora_bwd_task, &j);
     j.phase = 1;
     tp_run(tp, lora_bwd_task, &j);
@@ -133,6 +159,18 @@ void par_lora_backward(ThreadPool *tp, float *dx, float *dA, float *dB, float *d
         j.phase = 2;
         tp_run(tp, lora_bwd_task, &j);
     }
+}
+
+void par_lora_backward(ThreadPool *tp, float *dx, float *dA, float *dB, float *du, const float *dy, const float *x,
+                       const float *u, const float *A, const float *B, int T, int in, int out, int r, float scale,
+                       const LoraDropout *drop, float *xd) {
+    bwd_run(0, tp, dx, dA, dB, du, dy, x, u, A, B, T, in, out, r, scale, drop, xd);
+}
+
+void par_lora_backward_bf16(ThreadPool *tp, float *dx, float *dA, float *dB, float *du, const float *dy,
+                            const float *x, const float *u, const float *A, const float *B, int T, int in, int out,
+                            int r, float scale, const LoraDropout *drop, float *xd) {
+    bwd_run(1, tp, dx, dA, dB, du, dy, x, u, A, B, T, in, out, r, scale, drop, xd);
 }
 
 void lora_merge_f32(float *W, const float *A, const float *B, int in, int out, int r, float scale) {

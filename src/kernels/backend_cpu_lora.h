@@ -35,6 +35,15 @@ void par_lora_forward(ThreadPool *tp, float *y, float *u, const float *x, const 
 void par_lora_backward(ThreadPool *tp, float *dx, float *dA, float *dB, float *du, const float *dy, const float *x,
                        const float *u, const float *A, const float *B, int T, int in, int out, int r, float scale,
                        const LoraDropout *drop, float *xd);
+/* The same with bf16 products (training's bf16 matmul mode,
+ * kernels/gemm_bf16.h): each GEMM's two operands rounded to bf16, sums in
+ * f32. u and du stay f32 and are rounded where the next GEMM reads them
+ * (autocast rounds them once as it writes them: the same values). */
+void par_lora_forward_bf16(ThreadPool *tp, float *y, float *u, const float *x, const float *A, const float *B, int T,
+                           int in, int out, int r, float scale, const LoraDropout *drop, float *xd);
+void par_lora_backward_bf16(ThreadPool *tp, float *dx, float *dA, float *dB, float *du, const float *dy,
+                            const float *x, const float *u, const float *A, const float *B, int T, int in, int out,
+                            int r, float scale, const LoraDropout *drop, float *xd);
 /* W[out][in] += scale·B·A. */
 void lora_merge_f32(float *W, const float *A, const float *B, int in, int out, int r, float scale);
 

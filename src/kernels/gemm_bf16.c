@@ -41,19 +41,20 @@ void gemm_bf16_xwt(ThreadPool *tp, float *y, const float *x, int n, const uint16
 }
 
 /* Prefill on BF16 weights through the dot path rounds the activations to
- * bf16 (as llama.cpp's BF16 product does): faster, but the logits then
- * differ from the f32 evaluation of the same weights by that rounding
- * (2^-9 relative per matmul input) -- beyond the engine's contract that a
- * BF16 file computes exactly as its f32 copy (tests/model/test_convert.c,
- * "vs its own weights"), and training over a bf16-frozen base would round
- * its forward products but not its backward ones. So it is opt-in until
- * those budgets are restated: ALOE_BF16_PREFILL=1, or
- * gemm_bf16_set_prefill. */
-static _Atomic int prefill_on;
+ * bf16, as llama.cpp's BF16 product does: about twice the speed of
+ * dequantise + sgemm, and the logits then differ from the f32 evaluation
+ * of the same weights by one bf16 rounding per matmul input (2^-8
+ * relative at most), which the model tests budget
+ * (tests/model/logit_budget.h, act_tol). On by default for inference;
+ * ALOE_BF16_PREFILL=0 in the environment (read at the first call) or
+ * gemm_bf16_set_prefill(0) turns it off. Training never takes it: its
+ * linear asks for exact x per call (kernels/backend.h, BPREC_EXACT), so
+ * its forward is the function its backward differentiates. */
+static _Atomic int prefill_on = 1;
 static pthread_once_t prefill_once = PTHREAD_ONCE_INIT;
 static void prefill_env(void) {
     const char *v = getenv("ALOE_BF16_PREFILL");
-    atomic_store(&prefill_on, v && *v && strcmp(v, "0") != 0);
+    if (v && !strcmp(v, "0")) atomic_store(&prefill_on, 0);
 }
 
 int gemm_bf16_set_prefill(int on) {

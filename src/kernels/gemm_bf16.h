@@ -61,12 +61,13 @@ void gemm_bf16_xwt(ThreadPool *tp, float *y, const float *x, int n, const uint16
  * gemm_bf16_use_dot has not turned them off. */
 int gemm_bf16_dot(void);
 /* 1 when matmul_forward sends prefill on BF16 weights (rows >=
- * matmul_gemm_min_rows) here: the dot path is on (gemm_bf16_dot) and the
- * process asked for it, by ALOE_BF16_PREFILL=1 in the environment (read at
- * the first call) or gemm_bf16_set_prefill(1). Off by default: it rounds
- * the activations to bf16, as llama.cpp does for BF16 weights, so the
- * logits are no longer those of the f32 evaluation of the same weights
- * (gemm_bf16.c says why that matters). */
+ * matmul_gemm_min_rows, MATMUL_FAST calls) here: the dot path is on
+ * (gemm_bf16_dot) and the process has not turned it off, by
+ * ALOE_BF16_PREFILL=0 in the environment (read at the first call) or
+ * gemm_bf16_set_prefill(0). On by default: it rounds the activations to
+ * bf16, as llama.cpp does for BF16 weights, so the logits carry that
+ * rounding against the f32 evaluation of the same weights (gemm_bf16.c);
+ * exact calls (MATMUL_EXACT: training) never take it. */
 int gemm_bf16_prefill(void);
 /* Sets the request (0/1); returns the previous one. Not while a matmul runs. */
 int gemm_bf16_set_prefill(int on);

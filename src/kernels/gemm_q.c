@@ -37,12 +37,12 @@
  * the same order whatever its place in the tile, so a row of x gives the
  * same y in any batch.
  *
- * Q4_K and Q6_K (AVX-512): the tile goes through vec_dot_multi_rows, the
- * decode kernels (one row against four activations at a time) on the
- * decode activation; tiled, those beat dequantising to f32 + sgemm. Other
- * types and levels keep that (gemm_q_act_type says which): their decode
- * kernels, and a maddubs micro-kernel tried at the avx2 level, were slower
- * than OpenBLAS's sgemm here. Where AMX-INT8 exists (Sapphire Rapids and
+ * The other quantised types (AVX-512) have their own micro-kernel,
+ * gemm_q_grp.c: each row unpacked once per tile into groups of 16 values
+ * per int32 lane. At the avx2 level gemm_q_grp.c's maddubs version takes
+ * Q4_0, Q4_1, Q5_0 and Q5_1 (~2x dequantise + sgemm, bench/gemm_q); Q8_0,
+ * IQ4_NL and the K-quants keep sgemm there (gemm_q_act_type says which):
+ * their 8-bit unsigned quants would saturate maddubs' int16 pairs. Where AMX-INT8 exists (Sapphire Rapids and
  * later; none on the machines this was written on) a tile kernel would go
  * here: TDPBUSD on 16 x 64-byte tiles of the same quads, behind
  * cpu_amx_request. */
@@ -227,15 +227,13 @@ static void tile512(int q4, const char *rows, size_t rb, int nrows, const char *
 
 int gemm_q_act_type(int t) {
 #if KERNELS_AVX512
-    /* measured against dequantise + sgemm (docs/BENCHMARKS.md): the
-     * micro-kernel ~1.5x, the decode kernels of Q4_K ~1.7x and Q6_K ~1.2x;
-     * those of the other types (Q4_1, Q5_0, Q5_1, IQ4_NL, Q2_K, Q3_K, Q5_K,
-     * IQ4_XS) 0.5-0.9x: they keep sgemm until they get a tile kernel */
+    /* measured against dequantise + sgemm (docs/BENCHMARKS.md, one
+     * thread, bench/gemm_q): this micro-kernel ~2x, gemm_q_grp.c's 1.9-2.9x */
     if (gemm_mk_type(t)) return DT_Q4_0; /* the quads (file comment) */
-    if (t == DT_Q4_K || t == DT_Q6_K) return t;
 #endif
-    (void)t; /* avx2: a maddubs micro-kernel reached 0.6-0.95x of sgemm here; scalar: none */
-    return DT_F32;
+    /* avx2: gemm_q_grp.c's maddubs micro-kernel for the 4- and 5-bit
+     * 32-blocks; scalar: none */
+    return gemm_grp_type(t) ? t : DT_F32;
 }
 
 void gemm_q_tile(int t, const void *rows, size_t rb, int nrows, const void *act, size_t stride, int nx, long n,
@@ -246,5 +244,9 @@ void gemm_q_tile(int t, const void *rows, size_t rb, int nrows, const void *act,
         return;
     }
 #endif
+    if (gemm_grp_type(t)) {
+        gemm_grp_tile(t, rows, rb, nrows, act, stride, nx, n, out, out_stride);
+        return;
+    }
     vec_dot_multi_rows(t, rows, rb, nrows, act, stride, nx, n, out, out_stride);
 }

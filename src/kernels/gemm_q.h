@@ -1,9 +1,9 @@
 /* gemm_q: one tile of the prefill's integer GEMM on quantised weights
  * (gemm_q.c; matmul.c tiles the product and shares the tiles among the
  * threads). Built per kernel level (klevel.h): AVX-512 VNNI has a
- * register-blocked micro-kernel for Q8_0 and Q4_0 and takes Q4_K and Q6_K
- * through the decode kernels (vec_dot_multi_rows); other types and levels
- * keep dequantise + sgemm (gemm_q_act_type). */
+ * register-blocked micro-kernel for Q8_0 and Q4_0 (gemm_q.c) and one for
+ * every other quantised type (gemm_q_grp.c); the other levels keep
+ * dequantise + sgemm (gemm_q_act_type). */
 #ifndef ALOE_KERNELS_GEMM_Q_H
 #define ALOE_KERNELS_GEMM_Q_H
 
@@ -22,5 +22,12 @@ int gemm_q_act_type(int t);
  * out[k * out_stride + r] = row r · activation k, as vec_dot_multi_rows. */
 void gemm_q_tile(int t, const void *rows, size_t rb, int nrows, const void *act, size_t stride, int nx, long n,
                  float *out, size_t out_stride);
+
+/* gemm_q_grp.c (called by gemm_q.c only): whether its micro-kernel takes
+ * type t at this level (then on t's own activation), and its tile, as
+ * gemm_q_tile. */
+int gemm_grp_type(int t);
+void gemm_grp_tile(int t, const void *rows, size_t rb, int nrows, const void *act, size_t stride, int nx, long n,
+                   float *out, size_t out_stride);
 
 #endif

@@ -23,19 +23,30 @@ typedef struct DotJob {
     const void *act[GROUP_MAX]; /* n activation rows of kernel_act_bytes(ws[m]->type) */
     size_t act_stride[GROUP_MAX];
     long first[GROUP_MAX + 1]; /* prefix sums of the rows */
+    long chunk;                /* rows per claim (dot_chunk) */
     TpRanges rows;
 } DotJob;
 
-/* Rows per chunk of the row-dot path: small enough to balance the threads
- * at the end (and when one starts late), large enough that the atomic is
- * noise. */
-#define DOT_CHUNK 16
+/* Bytes of weights per claim of the row-dot path: small enough to balance
+ * the threads at the end (the caller waits for the last chunk in flight:
+ * 16 KB is ~1 us of one core's stream), large enough that the atomic is
+ * noise. A fixed 16 rows was 256 KB of an f16 down projection (8192
+ * columns), ~13 us of one core. */
+#define DOT_CHUNK_BYTES (16L << 10)
+
+/* Rows per claim for rows of rb bytes: even (the float dots take rows in
+ * pairs, quant.c), 2 to 64. */
+static long dot_chunk(size_t rb) {
+    long c = DOT_CHUNK_BYTES / (long)(rb ? rb : 1);
+    c = c < 2 ? 2 : c > 64 ? 64 : c;
+    return c & ~1L;
+}
 
 static void dot_task(void *ctx, int ith, int nth) {
     (void)nth;
     DotJob *j = ctx;
     long r0, r1;
-    while (tp_ranges_next(&j->rows, ith, DOT_CHUNK, &r0, &r1)) {
+    while (tp_ranges_next(&j->rows, ith, j->chunk, &r0, &r1)) {
         int m = 0;
         while (r0 >= j->first[m + 1]) m++;
         /* a chunk may span matrices: one segment per matrix */
@@ -65,8 +76,10 @@ static void matmul_dots(ThreadPool *tp, int k, float *const ys[], const float *x
     DotJob j = {.k = k, .n = n, .ys = ys, .ws = ws};
     long cols = ws[0]->cols;
     /* one quantised copy of x per distinct weight type (a Q4_K_M file mixes them) */
-    size_t bytes = 0;
+    size_t bytes = 0, rb_max = 0;
     for (int m = 0; m < k; m++) {
+        size_t rb = dtype_nbytes(ws[m]->type, cols);
+        rb_max = rb > rb_max ? rb : rb_max;
         j.act_stride[m] = kernel_act_bytes(ws[m]->type, cols);
         if (kernel_vec_type(ws[m]->type) != DT_F32) bytes += j.act_stride[m] * (size_t)n;
     }
@@ -88,19 +101,32 @@ static void matmul_dots(ThreadPool *tp, int k, float *const ys[], const float *x
             q += j.act_stride[m] * (size_t)n;
         }
     }
+    j.chunk = dot_chunk(rb_max);
     tp_ranges_init(&j.rows, j.first[k], tp_size(tp));
     tp_run_shared(tp, dot_task, &j);
     free(owned);
 }
 
-void matmul_forward_group(ThreadPool *tp, int k, float *const ys[], const float *x, int n, const QMat *const ws[]) {
+/* Whether n rows of x go to the row dots for W of this type: few rows, and
+ * for an exact call only types the dots take with f32 x (F32/F16/BF16:
+ * kernel_vec_type DT_F32; a quantised row is dotted with int8 x). */
+static int dots_take(int type, int n, MatmulPrec prec) {
+    return n < matmul_gemm_min_rows(type) && (prec == MATMUL_FAST || kernel_vec_type(type) == DT_F32);
+}
+
+void matmul_forward_group_prec(ThreadPool *tp, int k, float *const ys[], const float *x, int n,
+                               const QMat *const ws[], MatmulPrec prec) {
     int dots = k <= GROUP_MAX;
-    for (int m = 0; m < k && dots; m++) dots = n < matmul_gemm_min_rows(ws[m]->type) && ws[m]->cols == ws[0]->cols;
+    for (int m = 0; m < k && dots; m++) dots = dots_take(ws[m]->type, n, prec) && ws[m]->cols == ws[0]->cols;
     if (dots) {
         matmul_dots(tp, k, ys, x, n, ws);
         return;
     }
-    for (int m = 0; m < k; m++) matmul_forward(tp, ys[m], x, n, ws[m]); /* prefill: each its own GEMM */
+    for (int m = 0; m < k; m++) matmul_forward_prec(tp, ys[m], x, n, ws[m], prec); /* each its own GEMM */
+}
+
+void matmul_forward_group(ThreadPool *tp, int k, float *const ys[], const float *x, int n, const QMat *const ws[]) {
+    matmul_forward_group_prec(tp, k, ys, x, n, ws, MATMUL_FAST);
 }
 
 /* ---- prefill path: GEMM ---- */
@@ -139,11 +165,8 @@ static void gemm_task(void *ctx, int ith, int nth) {
     }
 }
 
-static void matmul_gemm(ThreadPool *tp, float *y, const float *x, int n, const QMat *w) {
-    if (w->type == DT_BF16 && gemm_bf16_prefill()) { /* opt-in: vdpbf16ps on W as stored, x rounded to bf16 */
-        gemm_bf16_xwt(tp, y, x, n, w->data, w->rows, w->cols);
-        return;
-    }
+/* x in f32 against W's values widened exactly to f32: sgemm. */
+static void matmul_sgemm(ThreadPool *tp, float *y, const float *x, int n, const QMat *w) {
     GemmJob j = {.y = y, .x = x, .n = n, .w = w};
     j.tile_floats = w->cols > TILE_FLOATS ? w->cols : TILE_FLOATS;
     j.tile_rows = j.tile_floats / w->cols;
@@ -249,30 +272,41 @@ int matmul_gemm_min_rows(int type) {
     case DT_F16:
     case DT_BF16: return 12;
     default:
-        /* the VNNI micro-kernel (gemm_q_act_type DT_Q4_0: Q8_0, Q4_0) beats
-         * the row dots from 4 rows of x on (one thread, W in L3, 4864 x
-         * 1024: 0.85-0.95x the time from 4 to 40 rows); 12 keeps batched
-         * decode up to -b 8 on the row dots, whose contiguous streams read
-         * memory faster. Q4_K/Q6_K's tiles are the row dots' kernels
-         * (equal time up to 40), the other types' GEMM dequantises: 40 */
-        return gemm_q_act_type(type) == DT_Q4_0 && atomic_load_explicit(&prefill_int8, memory_order_relaxed) ? 12 : 40;
+        /* the VNNI micro-kernels (gemm_q.c's for Q8_0/Q4_0, gemm_q_grp.c's
+         * for the other types) beat the row dots from 4 rows of x on (Q8_0/
+         * Q4_0: one thread, W in L3, 4864 x 1024: 0.85-0.95x the time from
+         * 4 to 40 rows); 12 keeps batched decode up to -b 8 on the row
+         * dots, whose contiguous streams read memory faster. Where the GEMM
+         * dequantises (no micro-kernel at this level, or int8 off): 40 */
+        return qgemm_on(type) ? 12 : 40;
     }
 }
 
-void matmul_forward(ThreadPool *tp, float *y, const float *x, int n, const QMat *w) {
-    if (n < matmul_gemm_min_rows(w->type))
+void matmul_forward_prec(ThreadPool *tp, float *y, const float *x, int n, const QMat *w, MatmulPrec prec) {
+    if (dots_take(w->type, n, prec))
         matmul_dots(tp, 1, &y, x, n, &w);
+    else if (prec == MATMUL_EXACT)
+        matmul_sgemm(tp, y, x, n, w);
     else if (qgemm_on(w->type))
         matmul_qgemm(tp, y, x, n, w);
+    else if (w->type == DT_BF16 && gemm_bf16_prefill()) /* vdpbf16ps on W as stored, x rounded to bf16 */
+        gemm_bf16_xwt(tp, y, x, n, w->data, w->rows, w->cols);
     else
-        matmul_gemm(tp, y, x, n, w);
+        matmul_sgemm(tp, y, x, n, w);
 }
 
-int matmul_act_type(int type, int n) {
+void matmul_forward(ThreadPool *tp, float *y, const float *x, int n, const QMat *w) {
+    matmul_forward_prec(tp, y, x, n, w, MATMUL_FAST);
+}
+
+int matmul_act_type_prec(int type, int n, MatmulPrec prec) {
+    if (prec == MATMUL_EXACT) return DT_F32;
     if (type == DT_BF16) return n >= matmul_gemm_min_rows(type) && gemm_bf16_prefill() ? DT_BF16 : DT_F32;
     if (kernel_vec_type(type) == DT_F32) return DT_F32;
     return n < matmul_gemm_min_rows(type) || qgemm_on(type) ? type : DT_F32;
 }
+
+int matmul_act_type(int type, int n) { return matmul_act_type_prec(type, n, MATMUL_FAST); }
 
 void matmul_forward_ref(float *y, const float *x, int n, const QMat *w) {
     float *row = xmalloc((size_t)w->cols * sizeof(float));

@@ -42,10 +42,21 @@ int matmul_gemm_min_rows(int type);
 
 /* Whether the prefill of quantised W is the integer GEMM (default: yes,
  * where the level has one for the type; gemm_q.h) or, off, dequantise to
- * f32 + sgemm, whose batched pass equals the f32 model's of the same
- * weights bit for bit (the tests of that property turn it off). Returns
- * the previous setting; process-wide, not to be changed while kernels run. */
+ * f32 + sgemm. Returns the previous setting; process-wide, not to be
+ * changed while kernels run. A process-wide speed switch (benchmarks,
+ * `aloe speed` comparisons): a caller that needs x unrounded asks for it
+ * per call (MATMUL_EXACT) instead. */
 int matmul_prefill_int8(int on);
+
+/* Per call: what a product may do to x (kernels/backend.h's BackendPrec
+ * for the CPU). MATMUL_FAST: x rounded as matmul_act_type says (the
+ * decode path's int8 blocks and the integer prefill GEMM for quantised W,
+ * bf16 for the BF16 prefill), inference's fast paths. MATMUL_EXACT: x
+ * multiplied in float32 against W's values widened exactly -- the f32 dots
+ * for F32/F16/BF16 W with few rows, else W dequantised tile by tile +
+ * sgemm: y equals the product with an F32 copy of W to float32
+ * summation (training's forward, which its backward differentiates). */
+typedef enum MatmulPrec { MATMUL_FAST = 0, MATMUL_EXACT = 1 } MatmulPrec;
 
 /* How matmul_forward takes n rows of x for weights of this type: `type`
  * when it quantises them (kernel_quantize_act(type): the decode path, and
@@ -53,13 +64,18 @@ int matmul_prefill_int8(int on);
  * kernels/gemm_q.h), DT_BF16 for BF16 W when prefill rounds x to bf16
  * (gemm_bf16_prefill), DT_F32 when it multiplies them as they are. */
 int matmul_act_type(int type, int n);
+/* The same for a call with precision prec (MATMUL_EXACT: always DT_F32). */
+int matmul_act_type_prec(int type, int n, MatmulPrec prec);
 
-/* y[n][rows] = x[n][cols] · Wᵀ. y must not alias x. */
+/* y[n][rows] = x[n][cols] · Wᵀ, MATMUL_FAST. y must not alias x. */
 void matmul_forward(ThreadPool *tp, float *y, const float *x, int n, const QMat *w);
+void matmul_forward_prec(ThreadPool *tp, float *y, const float *x, int n, const QMat *w, MatmulPrec prec);
 /* ys[m] = x · ws[m]ᵀ for k matrices with the same cols: on the decode path
  * (few rows) one task over all their rows, else each its own GEMM. The
- * results equal k matmul_forward calls exactly. */
+ * results equal k matmul_forward(_prec) calls exactly. */
 void matmul_forward_group(ThreadPool *tp, int k, float *const ys[], const float *x, int n, const QMat *const ws[]);
+void matmul_forward_group_prec(ThreadPool *tp, int k, float *const ys[], const float *x, int n,
+                               const QMat *const ws[], MatmulPrec prec);
 /* The same with plain loops over dequantised rows, in double: the reference
  * the tests compare against. */
 void matmul_forward_ref(float *y, const float *x, int n, const QMat *w);

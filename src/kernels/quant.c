@@ -25,7 +25,7 @@ int kernel_vec_type(int weight) {
 
 size_t kernel_act_bytes(int t, long n) {
     if (kernel_vec_type(t) == DT_F32) return (size_t)n * sizeof(float);
-    return act_total_bytes(n) + (t == DT_Q4_0 ? act_q4_bytes(n) : t == DT_Q4_K ? act_qk_bytes(n) : 0);
+    return act_total_bytes(n) + (t == DT_Q4_0 ? act_q4_bytes(n) : t == DT_Q4_K || t == DT_Q5_K ? act_qk_bytes(n) : 0);
 }
 
 /* n floats (a multiple of 32) to the quants and f16-rounded scales of Q8_0
@@ -54,7 +54,7 @@ void kernel_quantize_act(int t, const float *x, void *out, long n) {
     float *dxx = (float *)act_dxx(out, n), *sxx = (float *)act_sxx(out, n);
     for (long i = 0; i < n / QK8_0; i++)
         for (int j = 0; j < 8; j++) dxx[8 * i + j] = dx[i], sxx[8 * i + j] = sx[i];
-    if (t == DT_Q4_K && act_qk_bytes(n)) { /* the wide Q4_K dot's order (quant_internal.h) */
+    if ((t == DT_Q4_K || t == DT_Q5_K) && act_qk_bytes(n)) { /* the wide Q4_K/Q5_K dots' order (quant_internal.h) */
         int8_t *qk = (int8_t *)act_qk(out, n);
         for (long i = 0; i < n / QK_K; i++)
             for (int part = 0; part < 4; part++)
@@ -446,6 +446,10 @@ static inline __m512 load16_f16(const uint16_t *p) { return _mm512_cvtph_ps(_mm2
 static inline __m512 load16_bf16(const uint16_t *p) {
     return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)p)), 16));
 }
+/* No software prefetch here (unlike the quantised dots): asking for the
+ * weights PREFETCH_AHEAD on, 2 lines per 64 f16 values, cut one core's
+ * f16/bf16 stream from ~15.5 to ~10.4 GB/s (8192 x 2048 from memory, CPU
+ * time, interleaved runs; docs/BENCHMARKS.md "Decode of 16-bit weights"). */
 #define ROW_DOT_BODY(LOAD16, TAIL)                                                               \
     __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;                                  \
     long i = 0;                                                                                  \
@@ -460,6 +464,64 @@ static inline __m512 load16_bf16(const uint16_t *p) {
 static float dot_row_f32(const float *w, const float *x, long n) { ROW_DOT_BODY(load16_f32, dot_f32_w) }
 static float dot_f16(const uint16_t *w, const float *x, long n) { ROW_DOT_BODY(load16_f16, dot8_f16) }
 static float dot_bf16(const uint16_t *w, const float *x, long n) { ROW_DOT_BODY(load16_bf16, dot8_bf16) }
+
+/* Two rows against one x: each row's sum is ROW_DOT_BODY's, operation for
+ * operation (its own four accumulators, the same FMAs in the same order,
+ * the same reduction and tail), so out[r] is bit-identical to the one-row
+ * dot of row r; the x vectors are loaded once for both rows. In the
+ * decode path x is up to 14336 floats (56 KB, an FFN's down projection),
+ * more than L1 holds beside the weight stream: one row at a time read it
+ * from L2 once per row, here once per two. Taken only for x longer than
+ * FLOAT_ROWS_MIN_N floats: with x in L1 (2048 columns) two interleaved
+ * row streams were slower than one (f16 8192 x 2048: ~12.5 against ~15.5
+ * GB/s of one core; 2048 x 8192: ~13.3 against ~12.1; CPU time, a loaded machine,
+ * interleaved runs, docs/BENCHMARKS.md "Decode of 16-bit weights"). */
+#define FLOAT_ROWS_MIN_N 4096
+#define ROW_DOT2_BODY(LOAD16, TAIL)                                                                  \
+    const __m512 z = _mm512_setzero_ps();                                                            \
+    __m512 a0 = z, a1 = z, a2 = z, a3 = z, b0 = z, b1 = z, b2 = z, b3 = z;                           \
+    long i = 0;                                                                                      \
+    for (; i + 64 <= n; i += 64) {                                                                   \
+        __m512 x0 = _mm512_loadu_ps(x + i), x1 = _mm512_loadu_ps(x + i + 16);                        \
+        __m512 x2 = _mm512_loadu_ps(x + i + 32), x3 = _mm512_loadu_ps(x + i + 48);                   \
+        a0 = _mm512_fmadd_ps(LOAD16(w0 + i), x0, a0);                                                \
+        b0 = _mm512_fmadd_ps(LOAD16(w1 + i), x0, b0);                                                \
+        a1 = _mm512_fmadd_ps(LOAD16(w0 + i + 16), x1, a1);                                           \
+        b1 = _mm512_fmadd_ps(LOAD16(w1 + i + 16), x1, b1);                                           \
+        a2 = _mm512_fmadd_ps(LOAD16(w0 + i + 32), x2, a2);                                           \
+        b2 = _mm512_fmadd_ps(LOAD16(w1 + i + 32), x2, b2);                                           \
+        a3 = _mm512_fmadd_ps(LOAD16(w0 + i + 48), x3, a3);                                           \
+        b3 = _mm512_fmadd_ps(LOAD16(w1 + i + 48), x3, b3);                                           \
+    }                                                                                                \
+    for (; i + 16 <= n; i += 16) {                                                                   \
+        __m512 x0 = _mm512_loadu_ps(x + i);                                                          \
+        a0 = _mm512_fmadd_ps(LOAD16(w0 + i), x0, a0);                                                \
+        b0 = _mm512_fmadd_ps(LOAD16(w1 + i), x0, b0);                                                \
+    }                                                                                                \
+    out[0] = _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3))) + TAIL(w0 + i, x + i, n - i); \
+    out[1] = _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(b0, b1), _mm512_add_ps(b2, b3))) + TAIL(w1 + i, x + i, n - i);
+static void dot2_row_f32(const float *w0, const float *w1, const float *x, long n, float out[2]) {
+    ROW_DOT2_BODY(load16_f32, dot_f32_w)
+}
+static void dot2_row_f16(const uint16_t *w0, const uint16_t *w1, const float *x, long n, float out[2]) {
+    ROW_DOT2_BODY(load16_f16, dot8_f16)
+}
+static void dot2_row_bf16(const uint16_t *w0, const uint16_t *w1, const float *x, long n, float out[2]) {
+    ROW_DOT2_BODY(load16_bf16, dot8_bf16)
+}
+
+/* nrows consecutive float rows (rb bytes apart) against x, two at a time. */
+static void float_rows(int t, const char *rows, size_t rb, int nrows, const float *x, long n, float *out) {
+    int r = 0;
+    for (; r + 2 <= nrows; r += 2) {
+        const char *p = rows + (size_t)r * rb;
+        if (t == DT_F32) dot2_row_f32((const float *)p, (const float *)(p + rb), x, n, out + r);
+        else if (t == DT_F16) dot2_row_f16((const uint16_t *)p, (const uint16_t *)(p + rb), x, n, out + r);
+        else dot2_row_bf16((const uint16_t *)p, (const uint16_t *)(p + rb), x, n, out + r);
+    }
+    if (r < nrows) out[r] = vec_dot(t, rows + (size_t)r * rb, x, n);
+}
+#define HAVE_FLOAT_ROWS 1
 #else
 static float dot_row_f32(const float *w, const float *x, long n) { return dot_f32_w(w, x, n); }
 static float dot_f16(const uint16_t *w, const float *x, long n) { return dot8_f16(w, x, n); }
@@ -859,6 +921,12 @@ void vec_dot_multi(int t, const void *row, const void *act, size_t stride, int n
 /* ---- rows of a matrix: the wide kernels where this build has them ---- */
 
 void vec_dot_rows(int t, const void *rows, size_t rb, int nrows, const void *act, long n, float *out) {
+#ifdef HAVE_FLOAT_ROWS
+    if ((t == DT_F32 || t == DT_F16 || t == DT_BF16) && n > FLOAT_ROWS_MIN_N) {
+        float_rows(t, rows, rb, nrows, act, n, out);
+        return;
+    }
+#endif
 #if KERNELS_AVX512
     if (avx512_on && kernel_vec_type(t) == DT_Q8_0) {
         quant512_rows(t, rows, rb, nrows, act, n, out);

@@ -170,31 +170,6 @@ static ALWAYS_INLINE void dot_q8q4_n(int q4, const void *row, const void *const 
 
 /* ---- K-quants: a super-block of 256 values per step ---- */
 
-/* A Q4_K super-block's sub-block scales d*sc_j (*scv, lane j) and mins
- * dmin*m_j (*mnv) from its first 16 bytes (d, dmin, the 12 packed bytes of
- * 6-bit scales and mins), unpacked in vector registers: two byte shuffles
- * line up the low and high bits of all 16 values (the layout
- * q4k_scale_min reads one at a time). Per super-block this replaces ~25
- * scalar and vector instructions (q4k_scale_vectors) that cost as much as
- * the dots themselves. */
-static ALWAYS_INLINE void q4k_scales16(const BlockQ4_K *b, __m256 *scv, __m256 *mnv) {
-    __m128i v = _mm_loadu_si128((const __m128i *)b); /* scale byte S_i at 4 + i */
-    /* low bits: sc 0-3 from S0-3, sc 4-7 from S8-11 (low nibbles), mins
-     * 0-3 from S4-7, mins 4-7 from S8-11 (high nibbles) */
-    __m128i lo = _mm_shuffle_epi8(v, _mm_setr_epi8(4, 5, 6, 7, 12, 13, 14, 15, 8, 9, 10, 11, 12, 13, 14, 15));
-    lo = _mm_mask_blend_epi8((__mmask16)0xf000, lo, _mm_srli_epi16(lo, 4));
-    lo = _mm_and_si128(lo, _mm_setr_epi8(63, 63, 63, 63, 15, 15, 15, 15, 63, 63, 63, 63, 15, 15, 15, 15));
-    /* high 2 bits of sc 4-7 (top of S0-3) and mins 4-7 (top of S4-7) */
-    __m128i hi = _mm_shuffle_epi8(v, _mm_setr_epi8(-1, -1, -1, -1, 4, 5, 6, 7, -1, -1, -1, -1, 8, 9, 10, 11));
-    hi = _mm_and_si128(_mm_srli_epi16(hi, 2), _mm_set1_epi8(0x30));
-    __m512 f = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_or_si128(lo, hi)));
-    __m512 dd = _mm512_permutexvar_ps(_mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1),
-                                      _mm512_castps128_ps512(_mm_cvtph_ps(v))); /* d x 8, dmin x 8 */
-    f = _mm512_mul_ps(f, dd);
-    *scv = _mm512_castps512_ps256(f);
-    *mnv = _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(f), 1));
-}
-
 /* Q4_K, a super-block per step: its two 64-byte halves of quants,
  * shuffled by 128-bit lanes, give registers a = bytes 0-15, 32-47, 64-79,
  * 96-111 and b = the other lanes; a's low nibbles are the first 16 values
@@ -209,30 +184,13 @@ static ALWAYS_INLINE void dot_q4_k_n(const BlockQ4_K *w, const void *const *x, i
     __m256 accm[4];
     UNROLL_NX
     for (int k = 0; k < NX; k++) acc[k][0] = acc[k][1] = _mm512_setzero_ps(), accm[k] = _mm256_setzero_ps();
-    const __m512i m4 = _mm512_set1_epi8(15);
-    const __m512i even = _mm512_setr_epi32(0, 0, 0, 0, 2, 2, 2, 2, 4, 4, 4, 4, 6, 6, 6, 6);
-    const __m512i odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
     for (long i = 0; i < n / QK_K; i++) {
         prefetch_ahead(&w[i], 3); /* 144 bytes a super-block */
         __m256 scv, mnv;
-        q4k_scales16(&w[i], &scv, &mnv);
-        __m512i h0 = _mm512_loadu_si512(w[i].qs), h1 = _mm512_loadu_si512(w[i].qs + 64);
-        __m512i a = _mm512_shuffle_i64x2(h0, h1, _MM_SHUFFLE(2, 0, 2, 0));
-        __m512i b = _mm512_shuffle_i64x2(h0, h1, _MM_SHUFFLE(3, 1, 3, 1));
-        __m512i alo = _mm512_and_si512(a, m4), blo = _mm512_and_si512(b, m4);
-        __m512i ahi = _mm512_and_si512(_mm512_srli_epi16(a, 4), m4), bhi = _mm512_and_si512(_mm512_srli_epi16(b, 4), m4);
-        UNROLL_NX
-        for (int k = 0; k < NX; k++) {
-            __m512 sv = _mm512_castps256_ps512(_mm256_mul_ps(scv, _mm256_loadu_ps(act_dx(x[k], n) + 8 * i)));
-            accm[k] = _mm256_fmadd_ps(mnv, _mm256_loadu_ps(act_sx(x[k], n) + 8 * i), accm[k]);
-            const int8_t *y = act_qk(x[k], n) + QK_K * i;
-            __m512i se = _mm512_dpbusd_epi32(_mm512_setzero_si512(), alo, _mm512_loadu_si512(y));
-            se = _mm512_dpbusd_epi32(se, blo, _mm512_loadu_si512(y + 64));
-            __m512i so = _mm512_dpbusd_epi32(_mm512_setzero_si512(), ahi, _mm512_loadu_si512(y + 128));
-            so = _mm512_dpbusd_epi32(so, bhi, _mm512_loadu_si512(y + 192));
-            acc[k][0] = _mm512_fmadd_ps(_mm512_permutexvar_ps(even, sv), _mm512_cvtepi32_ps(se), acc[k][0]);
-            acc[k][1] = _mm512_fmadd_ps(_mm512_permutexvar_ps(odd, sv), _mm512_cvtepi32_ps(so), acc[k][1]);
-        }
+        kq45_scales16(&w[i], &scv, &mnv);
+        __m512i q[4];
+        kq45_nibbles(w[i].qs, q);
+        kq45_wide_step(q[0], q[1], q[2], q[3], scv, mnv, x, NX, n, i, acc, accm);
     }
     UNROLL_NX
     for (int k = 0; k < NX; k++) {

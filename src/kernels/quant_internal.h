@@ -69,7 +69,7 @@ static inline const float *act_dx4(const void *a, long n) {
 }
 static inline const float *act_sx4(const void *a, long n) { return act_dx4(a, n) + 16 * act_nquads(n); }
 
-/* For Q4_K weights (n a multiple of 256) the activation goes on instead
+/* For Q4_K and Q5_K weights (n a multiple of 256) the activation goes on instead
  * with its quants once more, each super-block of 256 in the order of the
  * wide Q4_K dot: the first 16 of sub-blocks 0, 2, 4, 6, then their last 16,
  * then the same for sub-blocks 1, 3, 5, 7. (A Q4_K super-block's 128 bytes
@@ -156,12 +156,19 @@ static ALWAYS_INLINE void q4k_scales8(const uint8_t *s, __m256i *sc, __m256i *mn
 
 
 /* The sub-block scales d*sc_j (lane j of *scv) and mins dmin*m_j (*mnv) of
- * a Q4_K block as floats. */
-static ALWAYS_INLINE void q4k_scale_vectors(const BlockQ4_K *b, __m256 *scv, __m256 *mnv) {
+ * a Q4_K or Q5_K block (the same d, dmin and 12 packed bytes) as floats,
+ * computed in registers: a scalar loop that stores them to an array and
+ * loads the array as a vector stalls on store forwarding (it made Q5_K's
+ * decode a third of Q4_K's speed). */
+static ALWAYS_INLINE void kq_scale_vectors(uint16_t d, uint16_t dmin, const uint8_t *scales, __m256 *scv,
+                                           __m256 *mnv) {
     __m256i sci, mni;
-    q4k_scales8(b->scales, &sci, &mni);
-    *scv = _mm256_mul_ps(_mm256_set1_ps(half(b->d)), _mm256_cvtepi32_ps(sci));
-    *mnv = _mm256_mul_ps(_mm256_set1_ps(half(b->dmin)), _mm256_cvtepi32_ps(mni));
+    q4k_scales8(scales, &sci, &mni);
+    *scv = _mm256_mul_ps(_mm256_set1_ps(half(d)), _mm256_cvtepi32_ps(sci));
+    *mnv = _mm256_mul_ps(_mm256_set1_ps(half(dmin)), _mm256_cvtepi32_ps(mni));
+}
+static ALWAYS_INLINE void q4k_scale_vectors(const BlockQ4_K *b, __m256 *scv, __m256 *mnv) {
+    kq_scale_vectors(b->d, b->dmin, b->scales, scv, mnv);
 }
 #endif
 
@@ -187,6 +194,68 @@ void quant512_rows_n(int t, const void *rows, size_t rb, int nrows, const void *
                      size_t out_stride);
 /* kquant_dot_n's AVX-512 version (quant_kquant.c). */
 void kquant512_dot_n(int t, const void *row, const void *const *act, int nx, long n, float *out);
+
+/* A Q4_K or Q5_K super-block's sub-block scales d*sc_j (*scv, lane j) and
+ * mins dmin*m_j (*mnv) from its first 16 bytes (d, dmin, the 12 packed
+ * bytes of 6-bit scales and mins: the same in both types), unpacked in
+ * vector registers: two byte shuffles line up the low and high bits of all
+ * 16 values (the layout q4k_scale_min reads one at a time). Per
+ * super-block this replaces ~25 scalar and vector instructions that cost
+ * as much as the dots themselves. */
+static ALWAYS_INLINE void kq45_scales16(const void *blk, __m256 *scv, __m256 *mnv) {
+    __m128i v = _mm_loadu_si128((const __m128i *)blk); /* scale byte S_i at 4 + i */
+    /* low bits: sc 0-3 from S0-3, sc 4-7 from S8-11 (low nibbles), mins
+     * 0-3 from S4-7, mins 4-7 from S8-11 (high nibbles) */
+    __m128i lo = _mm_shuffle_epi8(v, _mm_setr_epi8(4, 5, 6, 7, 12, 13, 14, 15, 8, 9, 10, 11, 12, 13, 14, 15));
+    lo = _mm_mask_blend_epi8((__mmask16)0xf000, lo, _mm_srli_epi16(lo, 4));
+    lo = _mm_and_si128(lo, _mm_setr_epi8(63, 63, 63, 63, 15, 15, 15, 15, 63, 63, 63, 63, 15, 15, 15, 15));
+    /* high 2 bits of sc 4-7 (top of S0-3) and mins 4-7 (top of S4-7) */
+    __m128i hi = _mm_shuffle_epi8(v, _mm_setr_epi8(-1, -1, -1, -1, 4, 5, 6, 7, -1, -1, -1, -1, 8, 9, 10, 11));
+    hi = _mm_and_si128(_mm_srli_epi16(hi, 2), _mm_set1_epi8(0x30));
+    __m512 f = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_or_si128(lo, hi)));
+    __m512 dd = _mm512_permutexvar_ps(_mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1),
+                                      _mm512_castps128_ps512(_mm_cvtph_ps(v))); /* d x 8, dmin x 8 */
+    f = _mm512_mul_ps(f, dd);
+    *scv = _mm512_castps512_ps256(f);
+    *mnv = _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(f), 1));
+}
+
+/* A Q4_K / Q5_K super-block's 128 bytes of nibbles in act_qk's order:
+ * q[0] = alo, q[1] = blo, q[2] = ahi, q[3] = bhi (kq45_wide_step's
+ * operands; the two 64-byte halves shuffled by 128-bit lanes, a = bytes
+ * 32g..32g+15 of each group g, b = 32g+16..32g+31). */
+static ALWAYS_INLINE void kq45_nibbles(const uint8_t *qs, __m512i q[4]) {
+    const __m512i m4 = _mm512_set1_epi8(15);
+    __m512i h0 = _mm512_loadu_si512(qs), h1 = _mm512_loadu_si512(qs + 64);
+    __m512i a = _mm512_shuffle_i64x2(h0, h1, _MM_SHUFFLE(2, 0, 2, 0));
+    __m512i b = _mm512_shuffle_i64x2(h0, h1, _MM_SHUFFLE(3, 1, 3, 1));
+    q[0] = _mm512_and_si512(a, m4), q[1] = _mm512_and_si512(b, m4);
+    q[2] = _mm512_and_si512(_mm512_srli_epi16(a, 4), m4), q[3] = _mm512_and_si512(_mm512_srli_epi16(b, 4), m4);
+}
+
+/* The wide Q4_K / Q5_K dot's step for super-block i: the unsigned quants
+ * in act_qk's order (lo/hi: low/high nibbles' sub-blocks; a/b: elements
+ * 0-15/16-31 of each; quant_avx512.c dot_q4_k_n explains the layout)
+ * against NX activations: four VPDPBUSD give each sub-block's sum in four
+ * lanes (even sub-blocks in one register, odd in the other), one FMA each
+ * applies the scales, one FMA per super-block the mins through sx. */
+static ALWAYS_INLINE void kq45_wide_step(__m512i alo, __m512i blo, __m512i ahi, __m512i bhi, __m256 scv, __m256 mnv,
+                                         const void *const *x, int NX, long n, long i, __m512 acc[][2],
+                                         __m256 *accm) {
+    const __m512i even = _mm512_setr_epi32(0, 0, 0, 0, 2, 2, 2, 2, 4, 4, 4, 4, 6, 6, 6, 6);
+    const __m512i odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
+    _Pragma("GCC unroll 4") for (int k = 0; k < NX; k++) {
+        __m512 sv = _mm512_castps256_ps512(_mm256_mul_ps(scv, _mm256_loadu_ps(act_dx(x[k], n) + 8 * i)));
+        accm[k] = _mm256_fmadd_ps(mnv, _mm256_loadu_ps(act_sx(x[k], n) + 8 * i), accm[k]);
+        const int8_t *y = act_qk(x[k], n) + QK_K * i;
+        __m512i se = _mm512_dpbusd_epi32(_mm512_setzero_si512(), alo, _mm512_loadu_si512(y));
+        se = _mm512_dpbusd_epi32(se, blo, _mm512_loadu_si512(y + 64));
+        __m512i so = _mm512_dpbusd_epi32(_mm512_setzero_si512(), ahi, _mm512_loadu_si512(y + 128));
+        so = _mm512_dpbusd_epi32(so, bhi, _mm512_loadu_si512(y + 192));
+        acc[k][0] = _mm512_fmadd_ps(_mm512_permutexvar_ps(even, sv), _mm512_cvtepi32_ps(se), acc[k][0]);
+        acc[k][1] = _mm512_fmadd_ps(_mm512_permutexvar_ps(odd, sv), _mm512_cvtepi32_ps(so), acc[k][1]);
+    }
+}
 #else
 #define KERNELS_AVX512 0
 #endif

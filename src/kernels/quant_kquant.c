@@ -158,13 +158,10 @@ static ALWAYS_INLINE void dot_q5_k_n(const BlockQ5_K *w, const void *const *act,
     const __m256i m4 = _mm256_set1_epi8(15), m1 = _mm256_set1_epi8(1);
     for (long i = 0; i < n / QK_K; i++) {
         prefetch_ahead(&w[i], 3);
-        float d = half(w[i].d), dmin = half(w[i].dmin), sc[8], mn[8];
-        for (int j = 0; j < 8; j++) {
-            int s, m;
-            q5k_scale_min(j, w[i].scales, &s, &m);
-            sc[j] = d * (float)s, mn[j] = dmin * (float)m;
-        }
-        __m256 mnv = _mm256_loadu_ps(mn);
+        float sc[8];
+        __m256 scv, mnv;
+        kq_scale_vectors(w[i].d, w[i].dmin, w[i].scales, &scv, &mnv);
+        _mm256_storeu_ps(sc, scv); /* read back one at a time: no vector load of scalar stores */
         UNROLL_NX
         for (int k = 0; k < NX; k++) accm[k] = _mm256_fmadd_ps(mnv, _mm256_loadu_ps(sx[k] + 8 * i), accm[k]);
         __m256i qh = _mm256_loadu_si256((const __m256i *)w[i].qh);
@@ -246,12 +243,51 @@ void kquant_dot_n(int t, const void *row, const void *const *act, int nx, long n
  * act_dxx), dots them with VPDPBUSD into 16 int32 lanes, and scales the
  * lanes by a 16-lane vector of sub-block scales. */
 
-/* 16 lanes: lanes 0-7 a, 8-15 b. */
-static inline __m512 halves_ps(__m256 a, __m256 b) {
-    return _mm512_castpd_ps(_mm512_insertf64x4(_mm512_castps_pd(_mm512_castps256_ps512(a)), _mm256_castps_pd(b), 1));
-}
 static inline __m512i bcast32(const uint8_t *p) { return _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)p)); }
 static inline __m512i dpbusd512(__m512i u, __m512i s) { return _mm512_dpbusd_epi32(_mm512_setzero_si512(), u, s); }
+
+/* Sub-block scales unpacked in registers. Scalar loops that store them to
+ * an array and load the array as a vector stall on store forwarding, which
+ * cost these dots as much as their products. Each returns exactly the
+ * values of the scalar definitions (formats/dtype_kquant.c). */
+
+/* Q2_K: d * (scales[j] & 15) in *scv, dmin * (scales[j] >> 4) in *offv. */
+static ALWAYS_INLINE void q2k_scales16(const BlockQ2_K *b, __m512 *scv, __m512 *offv) {
+    __m128i v = _mm_loadu_si128((const __m128i *)b->scales), m4 = _mm_set1_epi8(15);
+    *scv = _mm512_mul_ps(_mm512_set1_ps(half(b->d)), _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_and_si128(v, m4))));
+    *offv = _mm512_mul_ps(_mm512_set1_ps(half(b->dmin)),
+                          _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_and_si128(_mm_srli_epi16(v, 4), m4))));
+}
+
+/* Q3_K: d * q3k_scale(j) (6 bits - 32: the low 4 from byte j's low nibble
+ * or byte j-8's high one, the high 2 from byte 8 + j%4 at bit 2(j/4)). The
+ * 12 bytes are read as 8 + 4 (a 16-byte load could pass the row's end). */
+static ALWAYS_INLINE __m512 q3k_scales16(const BlockQ3_K *b) {
+    uint32_t u;
+    memcpy(&u, b->scales + 8, 4);
+    __m128i t = _mm_loadl_epi64((const __m128i *)b->scales);
+    __m128i lo = _mm_and_si128(_mm_unpacklo_epi64(t, _mm_srli_epi16(t, 4)), _mm_set1_epi8(15));
+    __m512i hi = _mm512_srlv_epi32(_mm512_set1_epi32((int)u), _mm512_setr_epi32(0, 0, 0, 0, 2, 2, 2, 2, 4, 4, 4, 4, 6, 6, 6, 6));
+    hi = _mm512_and_si512(hi, _mm512_setr_epi32(0x03, 0x0300, 0x030000, 0x03000000, 0x03, 0x0300, 0x030000, 0x03000000,
+                                                0x03, 0x0300, 0x030000, 0x03000000, 0x03, 0x0300, 0x030000, 0x03000000));
+    /* lane j holds byte j%4 of u shifted; move it down to the low byte */
+    hi = _mm512_srlv_epi32(hi, _mm512_setr_epi32(0, 8, 16, 24, 0, 8, 16, 24, 0, 8, 16, 24, 0, 8, 16, 24));
+    __m512i q = _mm512_or_si512(_mm512_cvtepu8_epi32(lo), _mm512_slli_epi32(hi, 4));
+    return _mm512_mul_ps(_mm512_set1_ps(half(b->d)), _mm512_cvtepi32_ps(_mm512_sub_epi32(q, _mm512_set1_epi32(32))));
+}
+
+/* IQ4_XS: d * iq4xs_scale(j) (6 bits - 32: the low 4 from nibble j of
+ * scales_l, the high 2 from scales_h at bit 2j). */
+static ALWAYS_INLINE __m256 iq4xs_scales8(const BlockIQ4_XS *b) {
+    uint32_t l;
+    memcpy(&l, b->scales_l, 4);
+    __m128i v = _mm_cvtsi32_si128((int)l), m4 = _mm_set1_epi8(15);
+    __m128i nib = _mm_unpacklo_epi8(_mm_and_si128(v, m4), _mm_and_si128(_mm_srli_epi16(v, 4), m4));
+    __m256i hi = _mm256_srlv_epi32(_mm256_set1_epi32(b->scales_h), _mm256_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14));
+    hi = _mm256_slli_epi32(_mm256_and_si256(hi, _mm256_set1_epi32(3)), 4);
+    __m256i q = _mm256_sub_epi32(_mm256_or_si256(_mm256_cvtepu8_epi32(nib), hi), _mm256_set1_epi32(32));
+    return _mm256_mul_ps(_mm256_set1_ps(half(b->d)), _mm256_cvtepi32_ps(q));
+}
 
 /* Q2_K / Q3_K: fields f and f+1 of a half's 32 bytes are the two blocks
  * 8i + 4h + f, f+1 (64 consecutive activation quants); the int32 lanes
@@ -268,22 +304,19 @@ static ALWAYS_INLINE void dot512_q23_n(int q3, const void *row, const void *cons
     const __m512i m3 = _mm512_set1_epi8(3), m1 = _mm512_set1_epi8(1);
     const __m512i quarter = _mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3);
     for (long i = 0; i < n / QK_K; i++) {
-        float sc[16], off[16];
+        __m512 scv, offv;
         const uint8_t *qs, *hmask = NULL;
         if (q3) {
             const BlockQ3_K *b = (const BlockQ3_K *)row + i;
-            float d = half(b->d);
-            for (int j = 0; j < 16; j++) sc[j] = d * (float)q3k_scale(b->scales, j), off[j] = 4 * sc[j];
+            scv = q3k_scales16(b), offv = _mm512_mul_ps(_mm512_set1_ps(4), scv);
             qs = b->qs, hmask = b->hmask;
             prefetch_ahead(b, 2);
         } else {
             const BlockQ2_K *b = (const BlockQ2_K *)row + i;
-            float d = half(b->d), dmin = half(b->dmin);
-            for (int j = 0; j < 16; j++) sc[j] = d * (float)(b->scales[j] & 0xf), off[j] = dmin * (float)(b->scales[j] >> 4);
+            q2k_scales16(b, &scv, &offv);
             qs = b->qs;
             prefetch_ahead(b, 2);
         }
-        __m512 scv = _mm512_loadu_ps(sc), offv = _mm512_loadu_ps(off);
         UNROLL_NX
         for (int k = 0; k < NX; k++) acco[k] = _mm512_fmadd_ps(offv, _mm512_loadu_ps(s16[k] + 16 * i), acco[k]);
         __m512i hm = q3 ? bcast32(hmask) : _mm512_setzero_si512();
@@ -312,47 +345,44 @@ static ALWAYS_INLINE void dot512_q23_n(int q3, const void *row, const void *cons
     for (int k = 0; k < NX; k++) out[k] = _mm512_reduce_add_ps(acc[k]) - _mm512_reduce_add_ps(acco[k]);
 }
 
-/* Q5_K: the low and high nibbles of 32 bytes are sub-blocks 2g and 2g+1,
- * blocks 8i+2g and 8i+2g+1: consecutive. */
+/* Q5_K as the wide Q4_K dot (quant_avx512.c), on the activation's act_qk
+ * order: the two 64-byte halves of qs, shuffled by 128-bit lanes, give a
+ * (lane g: bytes 32g..32g+15) and b (32g+16..32g+31), whose low nibbles are
+ * elements 0-15 (a) or 16-31 (b) of sub-block 2g and high nibbles the same
+ * of 2g+1. The fifth bit of element l of sub-block j is bit j of qh[l], so
+ * qh[0..15] (for a) or qh[16..31] (for b), broadcast to every lane and
+ * tested against bit 2g (low nibbles) or 2g+1 (high), marks the bytes that
+ * get + 16. Four VPDPBUSD a super-block give each sub-block's sum in four
+ * lanes (even sub-blocks in one register, odd in the other), scaled by one
+ * FMA each; the mins' part, dmin * sum_j m_j * sx_j, one FMA. (A loop over
+ * 64-value groups with scalar scales was a third of Q4_K's speed.) */
 static ALWAYS_INLINE void dot512_q5_k_n(const BlockQ5_K *w, const void *const *act, int NX, long n, float *out) {
-    const int8_t *x[4];
-    const float *dxx[4], *sx[4];
-    UNROLL_NX
-    for (int k = 0; k < NX; k++) x[k] = act_q(act[k]), dxx[k] = act_dxx(act[k], n), sx[k] = act_sx(act[k], n);
-    __m512 acc[4];
+    __m512 acc[4][2];
     __m256 accm[4];
     UNROLL_NX
-    for (int k = 0; k < NX; k++) acc[k] = _mm512_setzero_ps(), accm[k] = _mm256_setzero_ps();
-    const __m512i m4 = _mm512_set1_epi8(15), m1 = _mm512_set1_epi8(1);
-    const __m512i nib = _mm512_inserti64x4(_mm512_setzero_si512(), _mm256_set1_epi16(4), 1);
+    for (int k = 0; k < NX; k++) acc[k][0] = acc[k][1] = _mm512_setzero_ps(), accm[k] = _mm256_setzero_ps();
+    const __m512i sixteen = _mm512_set1_epi8(16);
+    const __m512i bit_lo = _mm512_setr_epi32(0x01010101, 0x01010101, 0x01010101, 0x01010101, 0x04040404, 0x04040404,
+                                             0x04040404, 0x04040404, 0x10101010, 0x10101010, 0x10101010, 0x10101010,
+                                             0x40404040, 0x40404040, 0x40404040, 0x40404040);
+    const __m512i bit_hi = _mm512_slli_epi32(bit_lo, 1);
     for (long i = 0; i < n / QK_K; i++) {
-        prefetch_ahead(&w[i], 3);
-        float d = half(w[i].d), dmin = half(w[i].dmin), sc[8], mn[8];
-        for (int j = 0; j < 8; j++) {
-            int s, m;
-            q5k_scale_min(j, w[i].scales, &s, &m);
-            sc[j] = d * (float)s, mn[j] = dmin * (float)m;
-        }
-        __m256 mnv = _mm256_loadu_ps(mn);
-        UNROLL_NX
-        for (int k = 0; k < NX; k++) accm[k] = _mm256_fmadd_ps(mnv, _mm256_loadu_ps(sx[k] + 8 * i), accm[k]);
-        __m512i qh = bcast32(w[i].qh);
-        for (int g = 0; g < 4; g++) {
-            __m512i q = _mm512_and_si512(_mm512_srlv_epi16(bcast32(w[i].qs + 32 * g), nib), m4);
-            __m512i hc = _mm512_inserti64x4(_mm512_set1_epi16((short)(2 * g)), _mm256_set1_epi16((short)(2 * g + 1)), 1);
-            q = _mm512_or_si512(q, _mm512_slli_epi16(_mm512_and_si512(_mm512_srlv_epi16(qh, hc), m1), 4));
-            __m512 s = halves_ps(_mm256_set1_ps(sc[2 * g]), _mm256_set1_ps(sc[2 * g + 1]));
-            long blk = 8 * i + 2 * g;
-            UNROLL_NX
-            for (int k = 0; k < NX; k++) {
-                __m512i y = _mm512_loadu_si512((const void *)(x[k] + 32 * blk));
-                __m512 p = _mm512_cvtepi32_ps(dpbusd512(q, y));
-                acc[k] = _mm512_fmadd_ps(_mm512_mul_ps(s, _mm512_loadu_ps(dxx[k] + 8 * blk)), p, acc[k]);
-            }
-        }
+        prefetch_ahead(&w[i], 3); /* 176 bytes a super-block */
+        __m256 scv, mnv;
+        kq45_scales16(&w[i], &scv, &mnv);
+        __m512i q[4];
+        kq45_nibbles(w[i].qs, q);
+        __m512i alo = q[0], blo = q[1], ahi = q[2], bhi = q[3];
+        __m512i qha = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)w[i].qh));
+        __m512i qhb = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)(w[i].qh + 16)));
+        alo = _mm512_mask_add_epi8(alo, _mm512_test_epi8_mask(qha, bit_lo), alo, sixteen);
+        ahi = _mm512_mask_add_epi8(ahi, _mm512_test_epi8_mask(qha, bit_hi), ahi, sixteen);
+        blo = _mm512_mask_add_epi8(blo, _mm512_test_epi8_mask(qhb, bit_lo), blo, sixteen);
+        bhi = _mm512_mask_add_epi8(bhi, _mm512_test_epi8_mask(qhb, bit_hi), bhi, sixteen);
+        kq45_wide_step(alo, blo, ahi, bhi, scv, mnv, act, NX, n, i, acc, accm);
     }
     UNROLL_NX
-    for (int k = 0; k < NX; k++) out[k] = _mm512_reduce_add_ps(acc[k]) - hsum8(accm[k]);
+    for (int k = 0; k < NX; k++) out[k] = _mm512_reduce_add_ps(_mm512_add_ps(acc[k][0], acc[k][1])) - hsum8(accm[k]);
 }
 
 /* IQ4_XS: the levels + 128 (1..241, unsigned) looked up by a byte shuffle
@@ -371,11 +401,11 @@ static ALWAYS_INLINE void dot512_iq4_xs_n(const BlockIQ4_XS *w, const void *cons
     for (int k = 0; k < NX; k++) acc[k] = _mm512_setzero_ps(), acco[k] = _mm256_setzero_ps();
     const __m128i lut128 = _mm_xor_si128(_mm_loadu_si128((const __m128i *)IQ4_NL_VALUES), _mm_set1_epi8((char)0x80));
     const __m512i lut = _mm512_broadcast_i32x4(lut128), m4 = _mm512_set1_epi8(15);
+    const __m512i pair = _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1);
     for (long i = 0; i < n / QK_K; i++) {
         prefetch_ahead(&w[i], 3);
-        float d = half(w[i].d), sc[8];
-        for (int j = 0; j < 8; j++) sc[j] = d * (float)iq4xs_scale(&w[i], j);
-        __m256 scv = _mm256_loadu_ps(sc);
+        __m256 scv = iq4xs_scales8(&w[i]);
+        __m512 sc16 = _mm512_castps256_ps512(scv);
         UNROLL_NX
         for (int k = 0; k < NX; k++) acco[k] = _mm256_fmadd_ps(scv, _mm256_loadu_ps(sx[k] + 8 * i), acco[k]);
         for (int j = 0; j < 8; j += 2) {
@@ -384,7 +414,8 @@ static ALWAYS_INLINE void dot512_iq4_xs_n(const BlockIQ4_XS *w, const void *cons
             __m512i idx = _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1); /* lo j, lo j+1, hi j, hi j+1 */
             idx = _mm512_shuffle_i64x2(idx, idx, _MM_SHUFFLE(3, 1, 2, 0));
             __m512i q = _mm512_shuffle_epi8(lut, _mm512_and_si512(idx, m4));
-            __m512 s = halves_ps(_mm256_set1_ps(sc[j]), _mm256_set1_ps(sc[j + 1]));
+            /* lanes 0-7: sub-block j's scale, 8-15: j+1's */
+            __m512 s = _mm512_permutexvar_ps(_mm512_add_epi32(pair, _mm512_set1_epi32(j)), sc16);
             long blk = 8 * i + j;
             UNROLL_NX
             for (int k = 0; k < NX; k++) {

@@ -210,7 +210,7 @@ static void attention_block(Model *m, RunState *rs, const LayerWeights *lw, int 
     float *const qkv[] = {rs->q, rs->k, rs->v};
     const QMat *const wqkv[] = {&lw->wq, &lw->wk, &lw->wv};
     const float *const bqkv[] = {lw->bq, lw->bk, lw->bv};
-    be->linear_group(be, 3, qkv, in, n, wqkv, bqkv);
+    be->linear_group(be, 3, qkv, in, n, wqkv, bqkv, BPREC_INFER);
     if (c->clip_qkv > 0) { /* OLMo */
         be->map(be, BMAP_CLAMP, rs->q, (long)n * qd, c->clip_qkv);
         be->map(be, BMAP_CLAMP, rs->k, (long)n * kvd, c->clip_qkv);
@@ -236,7 +236,7 @@ static void attention_block(Model *m, RunState *rs, const LayerWeights *lw, int 
                        .scale = c->attn_scale,
                        .softcap = c->attn_softcap};
     be->attention(be, rs->att, rs->q, n, &shape, rs->ac, pos);
-    be->linear(be, rs->xb2, rs->att, n, &lw->wo, lw->bo);
+    be->linear(be, rs->xb2, rs->att, n, &lw->wo, lw->bo, BPREC_INFER);
     if (c->post_norm) norm_rows(m, rs->xb2, rs->xb2, lw->post_attn_norm, n, D);
     be->add(be, rs->x, rs->xb2, (long)n * D);
 }
@@ -249,9 +249,9 @@ static void mlp_block(Model *m, RunState *rs, const LayerWeights *lw, int n) {
     if (c->pre_norm) norm_rows(m, rs->xb, rs->x, lw->ffn_norm, n, D), in = rs->xb;
     float *const gu[] = {rs->hb, rs->hb2};
     const QMat *const wgu[] = {&lw->w_gate, &lw->w_up};
-    be->linear_group(be, 2, gu, in, n, wgu, NULL);
+    be->linear_group(be, 2, gu, in, n, wgu, NULL, BPREC_INFER);
     be->act(be, c->act == ACT_GELU_TANH ? BACT_GEGLU_TANH : BACT_SWIGLU, rs->hb, rs->hb, rs->hb2, (long)n * F);
-    be->linear(be, rs->xb2, rs->hb, n, &lw->w_down, NULL);
+    be->linear(be, rs->xb2, rs->hb, n, &lw->w_down, NULL, BPREC_INFER);
     if (c->post_norm) norm_rows(m, rs->xb2, rs->xb2, lw->post_ffn_norm, n, D);
     be->add(be, rs->x, rs->xb2, (long)n * D);
 }
@@ -299,7 +299,7 @@ int model_forward_batch(Model *m, KvCache *const *caches, const int32_t *ids, co
     norm_rows(m, rs->xb, out_rows ? rs->xb : rs->x, m->w.out_norm, n_out, D);
     /* host memory: straight into the caller's array */
     float *lg = be->host_resident ? logits : rs->logits;
-    be->linear(be, lg, rs->xb, n_out, &m->w.lm_head, NULL);
+    be->linear(be, lg, rs->xb, n_out, &m->w.lm_head, NULL, BPREC_INFER);
     long nl = (long)n_out * c->vocab_size;
     if (c->final_softcap > 0) be->map(be, BMAP_SOFTCAP, lg, nl, c->final_softcap);
     if (lg != logits) be->download(be, logits, lg, (size_t)nl * sizeof(float));

@@ -346,9 +346,12 @@ static void ensure_capacity(TrainDecoder *m, int T) {
 /* ---- forward ---- */
 
 /* y = x·Wᵀ (+ b): W as the weights hold it, float32 in the parameter
- * block or a frozen base's stored copy. */
+ * block or a frozen base's stored copy (bf16, f16). Exact x (BPREC_EXACT):
+ * the backward (linear_backward) differentiates the product of the exact
+ * x, so the forward must compute that product -- inference's bf16 prefill
+ * or int8 activations would make the gradients those of another function. */
 static void linear(TrainDecoder *m, float *y, const float *x, int T, const QMat *W, const float *b) {
-    m->be->linear(m->be, y, x, T, W, b);
+    m->be->linear(m->be, y, x, T, W, b, BPREC_EXACT);
 }
 
 /* Shapes (in, out) of each adaptable projection. */

@@ -199,6 +199,18 @@ static int ref_logps(Run *r, Err *e) {
     return rc;
 }
 
+/* --matmul bf16: the policy's products from here on (the DPO reference
+ * log-probs, computed and cached before, stay f32: one pass, and a cache
+ * that does not depend on the flag). One notice where the backend has no
+ * bf16 products: the run goes on in f32. */
+static void set_matmul(Run *r) {
+    Backend *be = r->policy.be;
+    if (!r->o->matmul) return;
+    if (!be->set_matmul_bf16 || !be->set_matmul_bf16(be, r->o->matmul))
+        log_warn("--matmul bf16: no bf16 dot product here (it needs AVX512-BF16 and the avx512 kernel levels); "
+                 "training with f32 products");
+}
+
 static int make_trainer(Run *r, Err *e) {
     const TrainRunOptions *o = r->o;
     r->per_step = o->batch * o->grad_accum;
@@ -216,6 +228,7 @@ static int make_trainer(Run *r, Err *e) {
     tc.seed = o->seed;
     if (trainer_init(&r->tr, &r->policy, r->tp, &tc, e)) return -1;
     r->trainer_ready = 1;
+    set_matmul(r);
     return 0;
 }
 
@@ -324,6 +337,8 @@ static json_t *run_settings(const Run *r) {
     json_object_set_new(s, "label_smoothing", dpo ? json_real(o->dpo.label_smoothing) : json_null());
     json_object_set_new(s, "nll", dpo ? json_real(o->dpo.nll_alpha) : json_null());
     json_object_set_new(s, "data_sha256", json_string(r->data_hash));
+    /* only when bf16: checkpoints from before --matmul existed were f32 */
+    if (o->matmul) json_object_set_new(s, "matmul", json_string("bf16"));
     return s;
 }
 
@@ -345,6 +360,7 @@ static const struct {
     {"schedule", "--schedule", NULL},              {"seed", "--seed", NULL},
     {"dpo_loss", "--loss", NULL},                  {"beta", "--beta", NULL},
     {"label_smoothing", "--label-smoothing", NULL}, {"nll", "--nll", NULL},
+    {"matmul", "--matmul", NULL},
     {"data_sha256", "the tokenised examples (another tokenizer or chat template?)", NULL},
 };
 
@@ -650,6 +666,7 @@ static int check_options(const TrainRunOptions *o, Err *e) {
     if (o->max_len < 0) return err_set(e, ERR_ARG, "--max-len must be >= 0");
     if (o->steps <= 0 && !(o->epochs > 0)) return err_set(e, ERR_ARG, "give --steps N or --epochs E > 0");
     if (o->ref && o->kind != RUN_DPO) return err_set(e, ERR_ARG, "--ref is for DPO");
+    if (o->matmul < 0 || o->matmul > 2) return err_set(e, ERR_ARG, "--matmul: expected f32 or bf16");
     if (o->lora_dropout != 0 && o->lora_r <= 0) return err_set(e, ERR_ARG, "--lora-dropout needs --lora-r");
     if ((o->gguf_type || o->max_shard_bytes) && o->lora_r > 0)
         return err_set(e, ERR_ARG, "--gguf and --max-shard-size apply to full fine-tuning; a LoRA run saves an "

@@ -58,6 +58,8 @@ typedef struct TrainRunOptions {
     int save_dtype;  /* DT_F32 / DT_BF16 / DT_F16, or -1: the model's */
     uint64_t max_shard_bytes; /* full fine-tuning: 0 = one model.safetensors, else shards of at most this */
     const char *gguf_type;    /* full fine-tuning: also DIR/model.gguf of this type or preset (convert_type_parse) at the end, or NULL */
+    int matmul;      /* --matmul: 0 f32 products; 1 bf16 where the CPU has them (Backend's
+                      * set_matmul_bf16 mode 1), else f32 with a notice; 2 bf16 always (tests) */
     int threads;     /* 0: one per CPU */
     int quiet;
     long stop_after; /* > 0: checkpoint and return after this many steps of this

@@ -110,8 +110,11 @@ static void ref_norm(Backend *be, BackendNorm kind, float *out, const float *x, 
     }
 }
 
-static void ref_linear(Backend *be, float *y, const float *x, int n, const QMat *w, const float *b) {
-    (void)be;
+/* Both precisions alike: x as it is (BPREC_INFER allows rounding, never
+ * requires it), the reference the CPU backend's rounded paths are held to
+ * within their derived budget. */
+static void ref_linear(Backend *be, float *y, const float *x, int n, const QMat *w, const float *b, BackendPrec prec) {
+    (void)be, (void)prec;
     float *row = xmalloc((size_t)w->cols * sizeof *row);
     for (int r = 0; r < w->rows; r++) {
         ref_row(w, r, row);
@@ -125,8 +128,8 @@ static void ref_linear(Backend *be, float *y, const float *x, int n, const QMat 
 }
 
 static void ref_linear_group(Backend *be, int k, float *const ys[], const float *x, int n, const QMat *const ws[],
-                             const float *const bs[]) {
-    for (int i = 0; i < k; i++) ref_linear(be, ys[i], x, n, ws[i], bs ? bs[i] : NULL);
+                             const float *const bs[], BackendPrec prec) {
+    for (int i = 0; i < k; i++) ref_linear(be, ys[i], x, n, ws[i], bs ? bs[i] : NULL, prec);
 }
 
 /* Each (i0, i1) pair of a head turned by angle pos·inv_freq[i] (the

@@ -21,8 +21,12 @@
  * architecture adds), and at least 3·e_g, e_g the gold's own float32 error
  * (its self_check), for Phi-3 whose LongRoPE-scaled scores amplify every
  * stage before the softmax. The same budget holds for reference vs gold
- * and for CPU vs reference. With Q8_0 weights the CPU's decode path also
- * quantises each matmul input to Q8_0: act_q8_tol on top. */
+ * and for CPU vs reference. The decoder asks for inference's precision
+ * (BPREC_INFER): with Q8_0 weights the CPU backend rounds each matmul
+ * input to int8 blocks (the decode dots and the integer prefill GEMM),
+ * which the reference, computing x as it is, does not: model_act_tol on
+ * top (act_q8_tol where the CPU's path rounds; test_backend_prec.c checks
+ * the contract itself). */
 #include <jansson.h>
 #include <math.h>
 #include <stdio.h>
@@ -200,8 +204,7 @@ static void test_gguf_fixtures(void) {
             CHECK_MSG(cpu && ref, "%s: %s", path, e.msg);
             if (cpu && ref) {
                 long n = (long)ROWS * T * m->cfg.vocab_size;
-                double rho = logit_rho(ref, n), tol = gold_tol(&m->cfg, T, rho);
-                if (t == 1) tol += act_q8_tol(&m->cfg, rho);
+                double rho = logit_rho(ref, n), tol = gold_tol(&m->cfg, T, rho) + model_act_tol(m, T, rho);
                 double r = rel_to(cpu, ref, n, NULL);
                 printf("  %-24s cpu vs ref %.2e (budget %.2e)\n", rel + 14, r, tol);
                 CHECK_MSG(r <= tol, "%s: CPU backend %.3g of the range from the reference (budget %.3g)", rel, r, tol);

@@ -173,14 +173,17 @@ static void test_gemm_matches_decode_and_reference(void) {
     tp_free(tp);
 }
 
-/* Where the micro-kernel runs (Q8_0 and Q4_0 with AVX-512), a row of x
- * gives the same y, bit for bit, wherever it sits in the batch: each
- * (row, activation) result takes the same operations in the same order. */
+/* Where a micro-kernel runs (every quantised type with AVX-512: gemm_q.c's
+ * for Q8_0 and Q4_0, gemm_q_grp.c's for the others), a row of x gives the
+ * same y, bit for bit, wherever it sits in the batch: each (row,
+ * activation) result takes the same operations in the same order. Rows of
+ * 416 (13 blocks: a unit of 256 and a padded one) for the 32-blocks. */
 static void test_rows_independent(void) {
-    const int types[2] = {DT_Q8_0, DT_Q4_0}, rows = 29, cols = 384;
-    for (int ti = 0; ti < 2; ti++) {
-        int t = types[ti];
-        if (gemm_q_act_type(DT_Q8_0) != DT_Q4_0) return; /* no micro-kernel at this level */
+    const int rows = 29;
+    for (int ti = 0; ti < N_TYPES; ti++) {
+        int t = TYPES[ti];
+        if (gemm_q_act_type(t) == DT_F32) continue; /* no micro-kernel at this level */
+        const int cols = dtype_block_size(t) == QK_K ? 512 : 416;
         const int n = matmul_gemm_min_rows(t) + 5;
         Rng r;
         rng_derive(&r, 1415, (uint64_t)t, 0);
@@ -197,8 +200,48 @@ static void test_rows_independent(void) {
     }
 }
 
+/* gemm_q_grp.c keeps a thread's last packed rows for its next tile of the
+ * same rows, found by their bytes: new weights quantised into the same
+ * buffer (the same address, type and shape) must be packed again, not
+ * served from the cache. No pool: every tile on this thread. Against the
+ * decode path within check_gemm's bound; the stale rows of other random
+ * weights would be off by about the result's whole size. */
+static void test_packed_rows_follow_the_bytes(void) {
+    const int t = DT_Q4_1, rows = 7, cols = 512;
+    if (gemm_q_act_type(t) == DT_F32) return; /* no micro-kernel at this level */
+    const int n = matmul_gemm_min_rows(t) + 3;
+    Rng r;
+    rng_derive(&r, 1416, (uint64_t)t, 0);
+    float *w1 = rand_vec(&r, (long)rows * cols, 0.3f), *w2 = rand_vec(&r, (long)rows * cols, 0.3f);
+    float *x = rand_vec(&r, (long)n * cols, 1.0f);
+    size_t rb = dtype_nbytes(t, cols);
+    char *wq = xmalloc(rb * rows);
+    float *y = xmalloc((size_t)n * rows * sizeof(float)), *yd = xmalloc((size_t)rows * sizeof(float));
+    float *wd = xmalloc((size_t)cols * sizeof(float)), *xr = xmalloc((size_t)cols * sizeof(float));
+    void *act = xaligned_alloc(kernel_act_bytes(t, cols));
+    QMat w = {t, wq, rows, cols};
+    for (int i = 0; i < rows; i++) quantize_row(t, w1 + (long)i * cols, wq + i * rb, cols);
+    matmul_forward(NULL, y, x, n, &w);
+    for (int i = 0; i < rows; i++) quantize_row(t, w2 + (long)i * cols, wq + i * rb, cols);
+    matmul_forward(NULL, y, x, n, &w);
+    int ok = 1;
+    for (int k = 0; k < n && ok; k++) {
+        kernel_quantize_act(t, x + (long)k * cols, act, cols);
+        kernel_act_to_f32(t, act, xr, cols);
+        vec_dot_rows(t, wq, rb, rows, act, cols, yd);
+        for (int o = 0; o < rows && ok; o++) {
+            dequantize_row(t, wq + o * rb, wd, cols);
+            double e = 2 * float_bound(wd, xr, cols), got = y[(long)k * rows + o];
+            ok = fabs(got - yd[o]) <= e;
+            CHECK_MSG(ok, "x row %d, W row %d: gemm %.9g, decode dots %.9g (bound %.3g)", k, o, got, yd[o], e);
+        }
+    }
+    free(w1), free(w2), free(x), free(wq), free(y), free(yd), free(wd), free(xr), free(act);
+}
+
 int main(void) {
     RUN_LEVELS(test_gemm_matches_decode_and_reference);
     RUN_LEVELS(test_rows_independent);
+    RUN_LEVELS(test_packed_rows_follow_the_bytes);
     return test_summary();
 }

@@ -23,12 +23,16 @@
 #define TESTS_MODEL_LOGIT_BUDGET_H
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "base/mem.h"
 #include "formats/gguf.h"
 #include "formats/gguf_write.h"
+#include "kernels/matmul.h"
 #include "model/decoder.h"
+#include "model_logits.h"
 #include "test.h"
 
 
@@ -78,9 +82,95 @@ static inline double weight_tol(int type, const ModelConfig *c, int T, double rh
 
 /* Decoding with Q8_0 activations against the same weights in f32: each
  * matmul input is quantised once (q/k/v share one, gate/up share one:
- * 4 per layer, and the head's: 4L + 1). */
+ * 4 per layer, and the head's: 4L + 1). The same int8 blocks of 32 (step
+ * max/127, gain 2 as for the weights' blocks) are what the integer
+ * prefill GEMM multiplies (kernels/matmul.h), for every quantised type. */
 static inline double act_q8_tol(const ModelConfig *c, double rho) {
     return budget(SIGMA_Q8, 4.0 * c->n_layers + 1, 2, rho);
+}
+
+/* The activation stage of a pass whose matmul inputs are rounded to `act`
+ * (matmul_act_type: what the kernels multiply x as), on top of the
+ * weights' and the float32 budgets: int8 blocks (any quantised act type):
+ * act_q8_tol; bf16 (the BF16 prefill, round to nearest even: relative
+ * error uniform in ±2^-8, rms 2^-8/√3 per value, gain 1 -- relative to
+ * each value, as weight_tol counts bf16 weights), one stage per matmul
+ * input as above (4L + 1: q/k/v and gate/up share the rounded x, each GEMM
+ * of a group rounding the same x the same way); DT_F32: none. */
+static inline double act_tol(int act, const ModelConfig *c, double rho) {
+    if (act == DT_F32) return 0;
+    if (act == DT_BF16) return budget(0x1p-8 / sqrt(3), 4.0 * c->n_layers + 1, 1, rho);
+    return act_q8_tol(c, rho);
+}
+
+/* The coarser of two activation formats: int8 blocks over bf16 over f32. */
+static inline int act_coarser(int a, int b) {
+    int ra = a == DT_F32 ? 0 : a == DT_BF16 ? 1 : 2, rb = b == DT_F32 ? 0 : b == DT_BF16 ? 1 : 2;
+    return ra >= rb ? a : b;
+}
+
+/* What a forward of n rows at once through m multiplies its matmul inputs
+ * as (matmul_act_type for each matrix, at the running kernel level and
+ * settings): the coarsest over its matrices, counted for every stage (a
+ * file mixing types -- Q4_K_M, K-quants with Q8_0 fallbacks -- gets an
+ * upper bound). n: the rows of the call (the head's too: the tests ask for
+ * every position's logits). */
+static inline int model_act_type(const Model *m, int n) {
+    int a = matmul_act_type(m->w.lm_head.type, n);
+    for (int l = 0; l < m->cfg.n_layers; l++) {
+        const LayerWeights *w = &m->w.layers[l];
+        const QMat *mats[] = {&w->wq, &w->wk, &w->wv, &w->wo, &w->w_gate, &w->w_up, &w->w_down};
+        for (int i = 0; i < 7; i++) a = act_coarser(a, matmul_act_type(mats[i]->type, n));
+    }
+    return a;
+}
+
+/* act_tol of a forward of n rows through m. */
+static inline double model_act_tol(const Model *m, int n, double rho) {
+    return act_tol(model_act_type(m, n), &m->cfg, rho);
+}
+
+/* model_act_tol of a batched pass of n rows through the model file at
+ * path (loaded for its matrices' types). -1 (e set) if it does not load. */
+static inline double file_act_tol(const char *path, int n, double rho, Err *e) {
+    Model *m = model_load(path, 1, e);
+    if (!m) return -1;
+    double tol = model_act_tol(m, n, rho);
+    model_free(m);
+    return tol;
+}
+
+/* A quantised file's batched pass over ids (n tokens, one sequence)
+ * against `own`, the logits of the same weights in f32 (its F32 copy), both
+ * ways the prefill takes it (kernels/matmul.h):
+ *  - by default (got, the caller's logits_of), the integer GEMM rounds x
+ *    to int8 blocks where the kernel level has one for a matrix's type:
+ *    within two float32 evaluations and that activation stage (gold_tol +
+ *    model_act_tol);
+ *  - with it off (matmul_prefill_int8(0): dequantise + sgemm), the
+ *    products are the F32 copy's: its logits bit for bit. */
+static inline void check_batched_own(const char *path, const int32_t *ids, int n, const float *got, const float *own,
+                                     int V) {
+    Err e = {0};
+    Model *m = model_load(path, 1, &e);
+    CHECK_MSG(m, "%s: %s", path, e.msg);
+    long nv = (long)n * V;
+    double rho = logit_rho(own, nv), tol = gold_tol(&m->cfg, n, rho) + model_act_tol(m, n, rho);
+    int act = model_act_type(m, n);
+    model_free(m);
+    double rel = rel_err(got, own, (size_t)nv);
+    int was = matmul_prefill_int8(0);
+    float *exact = NULL;
+    int rc = logits_of(path, ids, n, &exact, NULL, &e);
+    matmul_prefill_int8(was);
+    int same = !rc && !memcmp(exact, own, (size_t)nv * sizeof(float));
+    free(exact);
+    CHECK_OK(rc, &e);
+    printf("  %-26s batched vs its own weights: %.2e (budget %.2e, activations %s); int8 prefill off: %s\n",
+           strrchr(path, '/') ? strrchr(path, '/') + 1 : path, rel, tol, dtype_name(act), same ? "equal" : "DIFFERENT");
+    CHECK_MSG(rel <= tol, "%s: batched %.3g of the range from its own weights in f32 (budget %.3g, activations %s)",
+              path, rel, tol, dtype_name(act));
+    CHECK_MSG(same, "%s: with the int8 prefill off, not the logits of its f32 copy bit for bit", path);
 }
 
 /* An f16 KV cache: every key and value rounded once to f16 (2L stages),

@@ -122,10 +122,14 @@ static int fixture_ids(const char *dir, int32_t *ids, int max) {
 /* The engine on each converted file, two ways:
  *  - against the same file's weights dequantised into an F32 file: the
  *    batched pass computes with exactly those weights, so this is two
- *    float32 evaluations: the f32 gold budget (logit_budget.h), whatever
- *    the type. A wrong layout, scale or block order fails it;
+ *    float32 evaluations: the f32 gold budget (logit_budget.h), plus the
+ *    rounding of every matmul input where the pass takes it (int8 blocks
+ *    for the quantised types in the integer GEMM, bf16 for the BF16 prefill:
+ *    model_act_tol at the running kernel level). A wrong layout, scale or
+ *    block order fails it;
  *  - against the HF directory's logits: the weights' rounding, budgeted
- *    by weight_tol for the file's matrix type (q4_0: step max/8 of a block
+ *    by weight_tol for the file's matrix type, and the same activation
+ *    stage (q4_0: step max/8 of a block
  *    of 32; "q6_k" on these 64-96-wide fixtures is the q8_0 fallback,
  *    checked to be that below, real Q6_K in test_q6_k_wide).
  * The rows (only the second, without its padding id 0) are fewer than
@@ -154,8 +158,10 @@ static void test_engine_logits(void) {
                      logits_of(copy, ids, n, &own, NULL, &e);
             double err = rc ? 1 : rel_err(got, ref, (size_t)n * c.vocab_size);
             double err_own = rc ? 1 : rel_err(got, own, (size_t)n * c.vocab_size);
-            double tol = weight_tol(dts[t], &c, n, rho);
-            double tol_own = rc ? 0 : gold_tol(&c, n, logit_rho(own, (long)n * c.vocab_size));
+            double rho_own = rc ? 0 : logit_rho(own, (long)n * c.vocab_size);
+            double act_own = rc ? 0 : file_act_tol(out, n, rho_own, &e), act = rc ? 0 : file_act_tol(out, n, rho, &e);
+            rc = rc || act < 0;
+            double tol_own = rc ? 0 : gold_tol(&c, n, rho_own) + act_own, tol = rc ? 0 : weight_tol(dts[t], &c, n, rho) + act;
             free(got), free(own), free(out), free(copy);
             CHECK_OK(rc, &e);
             printf("  %-13s %-5s max|err|/range %.2e (budget %.2e); vs its own weights %.2e (budget %.2e)\n",
@@ -261,7 +267,11 @@ static void test_q6_k_wide(void) {
     ModelConfig c;
     CHECK_OK(hf_config_load(hf, &c, &e), &e);
     long nl = 40L * c.vocab_size;
-    double tol = weight_tol(DT_Q6_K, &c, 40, logit_rho(ref, nl)), tol_own = gold_tol(&c, 40, logit_rho(own, nl));
+    double rho = logit_rho(ref, nl), rho_own = logit_rho(own, nl);
+    /* + the activation stage (int8 blocks where the integer GEMM takes Q6_K) in both */
+    double act = file_act_tol(gg, 40, rho, &e), act_own = file_act_tol(gg, 40, rho_own, &e);
+    CHECK_MSG(act >= 0 && act_own >= 0, "%s", e.msg);
+    double tol = weight_tol(DT_Q6_K, &c, 40, rho) + act, tol_own = gold_tol(&c, 40, rho_own) + act_own;
     double err = rel_err(got, ref, (size_t)nl), err_own = rel_err(got, own, (size_t)nl);
     printf("  wide tiny-qwen2 q6_k: %d Q6_K matrices; max|err|/range %.2e (budget %.2e); vs its own weights %.2e "
            "(budget %.2e)\n", n_q6, err, tol, err_own, tol_own);
@@ -507,9 +517,6 @@ static void test_bad_input(void) {
 }
 
 int main(void) {
-    /* these tests check that the batched pass equals the f32 model of the same weights: the
-     * dequantise + sgemm prefill (matmul.h); the int8 prefill: tests/kernels/test_gemm_int8.c */
-    matmul_prefill_int8(0);
     RUN(test_same_as_llama_cpp);
     RUN(test_engine_logits);
     RUN(test_q6_k_wide);

@@ -124,4 +124,45 @@ static inline double range_err(const float *a, const float *b, long n) {
     return hi > lo ? d / (hi - lo) : d;
 }
 
+/* Summed log-prob of the tokens after the prompt, and its token count. */
+static inline int completion_logp(TrainDecoder *m, ThreadPool *tp, const int32_t *ids, int T, int n_prompt, float *logits,
+                           int32_t *labels, double *logp, int *n, Err *e) {
+    uint8_t *target = xmalloc((size_t)T);
+    for (int t = 0; t < T; t++) target[t] = t >= n_prompt;
+    loss_shift_labels(ids, target, T, labels);
+    free(target);
+    if (td_forward(m, tp, ids, T, logits, e)) return -1;
+    *logp = seq_logprob_forward(logits, labels, T, m->cfg.vocab_size, n);
+    return 0;
+}
+
+/* Compares every gradient (base tensors, or with lora the adapter's) with
+ * `<prefix><name>` in expected.safetensors, each within tol of its
+ * tensor's max; peft's in-memory names carry ".default" before ".weight". */
+static inline int check_grads_tol(Fixture *f, const char *prefix, int lora, const char *arch, double tol, Err *e) {
+    double worst = 0;
+    const char *worst_name = "";
+    const int n = lora ? f->m.n_lora_tensors : f->m.n_tensors;
+    for (int i = 0; i < n; i++) {
+        const TdTensor *t = lora ? &f->m.lora_tensors[i] : &f->m.tensors[i];
+        const float *g = (lora ? f->m.lora_grads : f->m.grads) + t->offset;
+        char name[200];
+        if (lora) snprintf(name, sizeof name, "%s%.*sdefault.weight", prefix, (int)(strlen(t->name) - 6), t->name);
+        else snprintf(name, sizeof name, "%s%s", prefix, t->name);
+        const TensorView *v = st_get(f->want, name, e);
+        if (!v) return -1;
+        if ((size_t)tensor_numel(v) != t->numel) return err_set(e, ERR_INTERNAL, "%s: size differs", name);
+        float *w = tensor_to_f32_alloc(v, e);
+        if (!w) return -1;
+        double err = scaled_err(g, w, (long)t->numel);
+        free(w);
+        if (err > worst) worst = err, worst_name = t->name;
+    }
+    printf("  %s %s: worst gradient %.2e of its tensor's max (%s; bound %.2e)\n", arch, prefix, worst, worst_name, tol);
+    if (worst > tol)
+        return err_set(e, ERR_INTERNAL, "%s %s: worst gradient error %.3g (of the tensor's max) in %s (bound %.3g)", arch,
+                       prefix, worst, worst_name, tol);
+    return 0;
+}
+
 #endif
