@@ -46,23 +46,23 @@ void gemm_bf16_xwt(ThreadPool *tp, float *y, const float *x, int n, const uint16
  * of the same weights by one bf16 rounding per matmul input (2^-8
  * relative at most), which the model tests budget
  * (tests/model/logit_budget.h, act_tol). On by default for inference;
- * ALOE_BF16_PREFILL=0 in the environment (read at the first call) or
- * gemm_bf16_set_prefill(0) turns it off. Training never takes it: its
+ * ALOE_BF16_INFER=0 in the environment (read at the first call) or
+ * gemm_bf16_set_infer(0) turns it off. Training never takes it: its
  * linear asks for exact x per call (kernels/backend.h, BPREC_EXACT), so
  * its forward is the function its backward differentiates. */
-static _Atomic int prefill_on = 1;
-static pthread_once_t prefill_once = PTHREAD_ONCE_INIT;
-static void prefill_env(void) {
-    const char *v = getenv("ALOE_BF16_PREFILL");
-    if (v && !strcmp(v, "0")) atomic_store(&prefill_on, 0);
+static _Atomic int infer_on = 1;
+static pthread_once_t infer_once = PTHREAD_ONCE_INIT;
+static void infer_env(void) {
+    const char *v = getenv("ALOE_BF16_INFER");
+    if (v && !strcmp(v, "0")) atomic_store(&infer_on, 0);
 }
 
-int gemm_bf16_set_prefill(int on) {
-    pthread_once(&prefill_once, prefill_env);
-    return atomic_exchange(&prefill_on, on ? 1 : 0);
+int gemm_bf16_set_infer(int on) {
+    pthread_once(&infer_once, infer_env);
+    return atomic_exchange(&infer_on, on ? 1 : 0);
 }
 
-int gemm_bf16_prefill(void) {
-    pthread_once(&prefill_once, prefill_env);
-    return atomic_load_explicit(&prefill_on, memory_order_relaxed) && gemm_bf16_dot();
+int gemm_bf16_infer(void) {
+    pthread_once(&infer_once, infer_env);
+    return atomic_load_explicit(&infer_on, memory_order_relaxed) && gemm_bf16_dot();
 }

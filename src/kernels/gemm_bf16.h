@@ -60,17 +60,19 @@ void gemm_bf16_xwt(ThreadPool *tp, float *y, const float *x, int n, const uint16
  * AVX512-BF16, the kernel level (dispatch.h) is avx512 or above, and
  * gemm_bf16_use_dot has not turned them off. */
 int gemm_bf16_dot(void);
-/* 1 when matmul_forward sends prefill on BF16 weights (rows >=
- * matmul_gemm_min_rows, MATMUL_FAST calls) here: the dot path is on
+/* 1 when matmul_forward's MATMUL_FAST calls on BF16 weights round x to
+ * bf16 and take the BF16 dot instructions: prefill (rows >=
+ * matmul_gemm_min_rows) through gemm_bf16_xwt, decode (fewer rows)
+ * through gemm_bf16_rows. The dot path is on
  * (gemm_bf16_dot) and the process has not turned it off, by
- * ALOE_BF16_PREFILL=0 in the environment (read at the first call) or
- * gemm_bf16_set_prefill(0). On by default: it rounds the activations to
+ * ALOE_BF16_INFER=0 in the environment (read at the first call) or
+ * gemm_bf16_set_infer(0). On by default: it rounds the activations to
  * bf16, as llama.cpp does for BF16 weights, so the logits carry that
  * rounding against the f32 evaluation of the same weights (gemm_bf16.c);
  * exact calls (MATMUL_EXACT: training) never take it. */
-int gemm_bf16_prefill(void);
+int gemm_bf16_infer(void);
 /* Sets the request (0/1); returns the previous one. Not while a matmul runs. */
-int gemm_bf16_set_prefill(int on);
+int gemm_bf16_set_infer(int on);
 /* Allows (1) or forbids (0) the dot instructions, for tests that compare
  * the two paths on one CPU; returns the previous setting. Not to be called
  * while a GEMM runs. */
@@ -82,5 +84,14 @@ int gemm_bf16_use_dot(int on);
  * AVX512-BF16. */
 void gemm_bf16_level(ThreadPool *tp, int m, int n, int k, float alpha, GemmMat a, GemmMat b, float beta, float *c,
                      long ldc, int dot);
+
+/* The decode product on BF16 weights (matmul.c's row dots): x rounded to
+ * bf16 once (gemm_bf16_round: out[i] = x[i] to nearest even, n values),
+ * then out[r] = row r · x for nrows rows of n bf16 values, rb bytes apart,
+ * summed in f32: vdpbf16ps where dot is 1 and the CPU has AVX512-BF16 (at
+ * an avx512 level or above), else each product widened to f32 (exact) and
+ * added by FMA. Level builds, as gemm_bf16_level. */
+void gemm_bf16_round(const float *x, uint16_t *out, long n);
+void gemm_bf16_rows(const uint16_t *rows, size_t rb, int nrows, const uint16_t *x, long n, float *out, int dot);
 
 #endif

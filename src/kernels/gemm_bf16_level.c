@@ -382,3 +382,55 @@ void gemm_bf16_level(ThreadPool *tp, int m, int n, int k, float alpha, GemmMat a
     tp_run_shared(tp, gemm_task, &j);
     free(mem);
 }
+
+/* ---- decode: bf16 rows against one activation rounded to bf16 ---- */
+
+void gemm_bf16_round(const float *x, uint16_t *out, long n) {
+    GemmMat g = {x, 0, 0, n};
+    line_bf16(&g, 0, 0, n, out);
+}
+
+#if defined(__AVX512F__)
+/* One row against x, both bf16: vdpbf16ps takes 32 values of each per
+ * instruction (the f32 dot of quant.c widens 16 weights per FMA, two
+ * instructions more), four accumulators for its latency; the last n % 32
+ * values come in by masked loads (zeros past the end add nothing). */
+__attribute__((target("avx512bf16"))) static float row_dot_bf16(const uint16_t *w, const uint16_t *x, long n) {
+    __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+    long i = 0;
+    for (; i + 128 <= n; i += 128) {
+        a0 = _mm512_dpbf16_ps(a0, (__m512bh)_mm512_loadu_si512(w + i), (__m512bh)_mm512_loadu_si512(x + i));
+        a1 = _mm512_dpbf16_ps(a1, (__m512bh)_mm512_loadu_si512(w + i + 32), (__m512bh)_mm512_loadu_si512(x + i + 32));
+        a2 = _mm512_dpbf16_ps(a2, (__m512bh)_mm512_loadu_si512(w + i + 64), (__m512bh)_mm512_loadu_si512(x + i + 64));
+        a3 = _mm512_dpbf16_ps(a3, (__m512bh)_mm512_loadu_si512(w + i + 96), (__m512bh)_mm512_loadu_si512(x + i + 96));
+    }
+    for (; i < n; i += 32) {
+        __mmask32 m = n - i >= 32 ? (__mmask32)~0u : (__mmask32)((1u << (n - i)) - 1);
+        a0 = _mm512_dpbf16_ps(a0, (__m512bh)_mm512_maskz_loadu_epi16(m, w + i), (__m512bh)_mm512_maskz_loadu_epi16(m, x + i));
+    }
+    return _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)));
+}
+#endif
+
+/* The same products widened to f32 (exact) and summed by FMA: the path
+ * without the BF16 dot instructions. */
+static float row_fma_bf16(const uint16_t *w, const uint16_t *x, long n) {
+    float s[4] = {0, 0, 0, 0};
+    long i = 0;
+    for (; i + 4 <= n; i += 4)
+        for (int l = 0; l < 4; l++) s[l] += bf16_f32(w[i + l]) * bf16_f32(x[i + l]);
+    for (; i < n; i++) s[0] += bf16_f32(w[i]) * bf16_f32(x[i]);
+    return (s[0] + s[1]) + (s[2] + s[3]);
+}
+
+void gemm_bf16_rows(const uint16_t *rows, size_t rb, int nrows, const uint16_t *x, long n, float *out, int dot) {
+#if defined(__AVX512F__)
+    if (dot && (cpu_features()->bits & CPU_AVX512BF16)) {
+        for (int r = 0; r < nrows; r++) out[r] = row_dot_bf16((const uint16_t *)((const char *)rows + r * rb), x, n);
+        return;
+    }
+#else
+    (void)dot;
+#endif
+    for (int r = 0; r < nrows; r++) out[r] = row_fma_bf16((const uint16_t *)((const char *)rows + r * rb), x, n);
+}

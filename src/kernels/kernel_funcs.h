@@ -72,6 +72,9 @@
       (ThreadPool * tp, int m, int n, int k, float alpha, GemmMat a, GemmMat b, float beta, float *c, long ldc,      \
        int dot),                                                                                                     \
       (tp, m, n, k, alpha, a, b, beta, c, ldc, dot))                                                                 \
+    X(void, gemm_bf16_round, (const float *x, uint16_t *out, long n), (x, out, n))                                   \
+    X(void, gemm_bf16_rows, (const uint16_t *rows, size_t rb, int nrows, const uint16_t *x, long n, float *out, int dot), \
+      (rows, rb, nrows, x, n, out, dot))                                                                             \
     X(double, stream_read_seconds,                                                                                   \
       (ThreadPool * tp, const QMat *const *mats, int n, StreamOrder order, uint64_t *bits),                          \
       (tp, mats, n, order, bits))

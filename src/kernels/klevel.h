@@ -78,5 +78,7 @@
 #define stream_read_seconds KL_NAME(stream_read_seconds)
 /* gemm_bf16.h */
 #define gemm_bf16_level KL_NAME(gemm_bf16_level)
+#define gemm_bf16_round KL_NAME(gemm_bf16_round)
+#define gemm_bf16_rows KL_NAME(gemm_bf16_rows)
 
 #endif

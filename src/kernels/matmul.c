@@ -20,7 +20,8 @@ typedef struct DotJob {
     int k, n;
     float *const *ys;
     const QMat *const *ws;
-    const void *act[GROUP_MAX]; /* n activation rows of kernel_act_bytes(ws[m]->type) */
+    const void *act[GROUP_MAX]; /* n activation rows of kernel_act_bytes(ws[m]->type), or bf16 (bf16x) */
+    int bf16x[GROUP_MAX];       /* BF16 W against x rounded to bf16 (gemm_bf16_rows) */
     size_t act_stride[GROUP_MAX];
     long first[GROUP_MAX + 1]; /* prefix sums of the rows */
     long chunk;                /* rows per claim (dot_chunk) */
@@ -55,7 +56,12 @@ static void dot_task(void *ctx, int ith, int nth) {
             size_t rb = dtype_nbytes(w->type, w->cols);
             long end = r1 < j->first[m + 1] ? r1 : j->first[m + 1], r = g - j->first[m];
             const char *rows = (const char *)w->data + r * rb;
-            if (j->n == 1)
+            if (j->bf16x[m])
+                for (int t = 0; t < j->n; t++)
+                    gemm_bf16_rows((const uint16_t *)rows, rb, (int)(end - g),
+                                   (const uint16_t *)((const char *)j->act[m] + t * j->act_stride[m]), w->cols,
+                                   j->ys[m] + (size_t)t * (size_t)w->rows + r, 1);
+            else if (j->n == 1)
                 vec_dot_rows(w->type, rows, rb, (int)(end - g), j->act[m], w->cols, j->ys[m] + r);
             else
                 vec_dot_multi_rows(w->type, rows, rb, (int)(end - g), j->act[m], j->act_stride[m], j->n, w->cols,
@@ -72,7 +78,8 @@ static void *scratch(ThreadPool *tp, size_t bytes, void **owned) {
 }
 
 /* k <= GROUP_MAX matrices with the same cols. */
-static void matmul_dots(ThreadPool *tp, int k, float *const ys[], const float *x, int n, const QMat *const ws[]) {
+static void matmul_dots(ThreadPool *tp, int k, float *const ys[], const float *x, int n, const QMat *const ws[],
+                        MatmulPrec prec) {
     DotJob j = {.k = k, .n = n, .ys = ys, .ws = ws};
     long cols = ws[0]->cols;
     /* one quantised copy of x per distinct weight type (a Q4_K_M file mixes them) */
@@ -80,8 +87,9 @@ static void matmul_dots(ThreadPool *tp, int k, float *const ys[], const float *x
     for (int m = 0; m < k; m++) {
         size_t rb = dtype_nbytes(ws[m]->type, cols);
         rb_max = rb > rb_max ? rb : rb_max;
-        j.act_stride[m] = kernel_act_bytes(ws[m]->type, cols);
-        if (kernel_vec_type(ws[m]->type) != DT_F32) bytes += j.act_stride[m] * (size_t)n;
+        j.bf16x[m] = matmul_act_type_prec(ws[m]->type, n, prec) == DT_BF16;
+        j.act_stride[m] = j.bf16x[m] ? ((size_t)cols * 2 + 63) / 64 * 64 : kernel_act_bytes(ws[m]->type, cols);
+        if (j.bf16x[m] || kernel_vec_type(ws[m]->type) != DT_F32) bytes += j.act_stride[m] * (size_t)n;
     }
     void *owned = NULL;
     char *q = bytes ? scratch(tp, bytes, &owned) : NULL;
@@ -90,7 +98,11 @@ static void matmul_dots(ThreadPool *tp, int k, float *const ys[], const float *x
         int same = -1;
         for (int p = 0; p < m && same < 0; p++)
             if (ws[p]->type == ws[m]->type) same = p;
-        if (kernel_vec_type(ws[m]->type) == DT_F32) {
+        if (j.bf16x[m] && same < 0) {
+            for (int t = 0; t < n; t++) gemm_bf16_round(x + (long)t * cols, (uint16_t *)(q + t * j.act_stride[m]), cols);
+            j.act[m] = q;
+            q += j.act_stride[m] * (size_t)n;
+        } else if (kernel_vec_type(ws[m]->type) == DT_F32 && !j.bf16x[m]) {
             j.act[m] = x;
         } else if (same >= 0) {
             j.act[m] = j.act[same];
@@ -119,7 +131,7 @@ void matmul_forward_group_prec(ThreadPool *tp, int k, float *const ys[], const f
     int dots = k <= GROUP_MAX;
     for (int m = 0; m < k && dots; m++) dots = dots_take(ws[m]->type, n, prec) && ws[m]->cols == ws[0]->cols;
     if (dots) {
-        matmul_dots(tp, k, ys, x, n, ws);
+        matmul_dots(tp, k, ys, x, n, ws, prec);
         return;
     }
     for (int m = 0; m < k; m++) matmul_forward_prec(tp, ys[m], x, n, ws[m], prec); /* each its own GEMM */
@@ -284,12 +296,12 @@ int matmul_gemm_min_rows(int type) {
 
 void matmul_forward_prec(ThreadPool *tp, float *y, const float *x, int n, const QMat *w, MatmulPrec prec) {
     if (dots_take(w->type, n, prec))
-        matmul_dots(tp, 1, &y, x, n, &w);
+        matmul_dots(tp, 1, &y, x, n, &w, prec);
     else if (prec == MATMUL_EXACT)
         matmul_sgemm(tp, y, x, n, w);
     else if (qgemm_on(w->type))
         matmul_qgemm(tp, y, x, n, w);
-    else if (w->type == DT_BF16 && gemm_bf16_prefill()) /* vdpbf16ps on W as stored, x rounded to bf16 */
+    else if (w->type == DT_BF16 && gemm_bf16_infer()) /* vdpbf16ps on W as stored, x rounded to bf16 */
         gemm_bf16_xwt(tp, y, x, n, w->data, w->rows, w->cols);
     else
         matmul_sgemm(tp, y, x, n, w);
@@ -301,7 +313,7 @@ void matmul_forward(ThreadPool *tp, float *y, const float *x, int n, const QMat 
 
 int matmul_act_type_prec(int type, int n, MatmulPrec prec) {
     if (prec == MATMUL_EXACT) return DT_F32;
-    if (type == DT_BF16) return n >= matmul_gemm_min_rows(type) && gemm_bf16_prefill() ? DT_BF16 : DT_F32;
+    if (type == DT_BF16) return gemm_bf16_infer() ? DT_BF16 : DT_F32;
     if (kernel_vec_type(type) == DT_F32) return DT_F32;
     return n < matmul_gemm_min_rows(type) || qgemm_on(type) ? type : DT_F32;
 }

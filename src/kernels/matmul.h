@@ -51,7 +51,7 @@ int matmul_prefill_int8(int on);
 /* Per call: what a product may do to x (kernels/backend.h's BackendPrec
  * for the CPU). MATMUL_FAST: x rounded as matmul_act_type says (the
  * decode path's int8 blocks and the integer prefill GEMM for quantised W,
- * bf16 for the BF16 prefill), inference's fast paths. MATMUL_EXACT: x
+ * bf16 for BF16 W), inference's fast paths. MATMUL_EXACT: x
  * multiplied in float32 against W's values widened exactly -- the f32 dots
  * for F32/F16/BF16 W with few rows, else W dequantised tile by tile +
  * sgemm: y equals the product with an F32 copy of W to float32
@@ -61,8 +61,8 @@ typedef enum MatmulPrec { MATMUL_FAST = 0, MATMUL_EXACT = 1 } MatmulPrec;
 /* How matmul_forward takes n rows of x for weights of this type: `type`
  * when it quantises them (kernel_quantize_act(type): the decode path, and
  * the integer GEMM where the kernel level has one for the type,
- * kernels/gemm_q.h), DT_BF16 for BF16 W when prefill rounds x to bf16
- * (gemm_bf16_prefill), DT_F32 when it multiplies them as they are. */
+ * kernels/gemm_q.h), DT_BF16 for BF16 W when prefill and decode round x
+ * to bf16 (gemm_bf16_infer), DT_F32 when it multiplies them as they are. */
 int matmul_act_type(int type, int n);
 /* The same for a call with precision prec (MATMUL_EXACT: always DT_F32). */
 int matmul_act_type_prec(int type, int n, MatmulPrec prec);

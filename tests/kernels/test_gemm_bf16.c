@@ -287,24 +287,35 @@ static void test_xwt(void) {
  * error of the exact product, 1e-5 of Σ|w x| as test_kernels.c, where
  * rounding x to bf16 would be off by up to 2^-9 of it). */
 static void test_prefill_routing(void) {
-    enum { T = 40, R = 70, C = 96 };
+    enum { TMAX = 40, R = 70, C = 96 };
     Rng r;
     rng_seed(&r, 6);
-    float x[T * C], y[T * R], want[T * R];
-    uint16_t w[R * C];
-    for (int i = 0; i < T * C; i++) x[i] = rand_value(&r);
+    float x[TMAX * C], y[TMAX * R], want[TMAX * R];
+    uint16_t w[R * C], xb[C];
+    for (int i = 0; i < TMAX * C; i++) x[i] = rand_value(&r);
     for (int i = 0; i < R * C; i++) w[i] = f32_to_bf16(rand_value(&r));
     QMat qm = {DT_BF16, w, R, C};
-    CHECK(T >= matmul_gemm_min_rows(DT_BF16));
+    CHECK(TMAX >= matmul_gemm_min_rows(DT_BF16));
     ThreadPool *tp = tp_create(2);
-    int was = gemm_bf16_set_prefill(0);
-    for (int on = 0; on < 2; on++) {
-        gemm_bf16_set_prefill(on);
-        CHECK_EQ_INT(gemm_bf16_prefill(), on && gemm_bf16_dot());
+    int was = gemm_bf16_set_infer(0);
+    static const int ts[] = {TMAX, 3, 1}; /* prefill, then the decode path's row dots */
+    for (int on = 0; on < 2; on++)
+    for (int ti = 0; ti < 3; ti++) {
+        const int T = ts[ti];
+        gemm_bf16_set_infer(on);
+        CHECK_EQ_INT(gemm_bf16_infer(), on && gemm_bf16_dot());
+        CHECK_EQ_INT(matmul_act_type(DT_BF16, T), gemm_bf16_infer() ? DT_BF16 : DT_F32);
         matmul_forward(tp, y, x, T, &qm);
-        gemm_bf16_xwt(NULL, want, x, T, w, R, C);
-        if (gemm_bf16_prefill()) {
-            CHECK_MSG(!memcmp(y, want, sizeof y), "prefill on: not the bf16 GEMM's result");
+        if (T >= matmul_gemm_min_rows(DT_BF16))
+            gemm_bf16_xwt(NULL, want, x, T, w, R, C);
+        else
+            for (int t = 0; t < T; t++) {
+                gemm_bf16_round(x + t * C, xb, C);
+                gemm_bf16_rows(w, C * 2, R, xb, C, want + t * R, 1);
+            }
+        if (gemm_bf16_infer()) {
+            CHECK_MSG(!memcmp(y, want, (size_t)T * R * sizeof *y), "%d rows, bf16 on: not the bf16 %s's result", T,
+                      T >= matmul_gemm_min_rows(DT_BF16) ? "GEMM" : "row dots");
             continue;
         }
         for (int t = 0; t < T; t++)
@@ -317,11 +328,48 @@ static void test_prefill_routing(void) {
                 CHECK_MSG(fabs(y[t * R + o] - s) <= 1e-5 * a, "prefill off: y[%d][%d] %.9g vs %.9g", t, o, y[t * R + o], s);
             }
     }
-    gemm_bf16_set_prefill(was);
+    gemm_bf16_set_infer(was);
     tp_free(tp);
 }
 
+/* The decode path's bf16 row dots (gemm_bf16_rows), both paths, on every
+ * length class of the vdpbf16ps loop (128 a step, then 32, then a masked
+ * tail): x rounds to bf16 as f32_to_bf16 does, bit for bit, and each
+ * result is within the f32 summation bound of the exact dot of the rounded
+ * operands (n roundings at most; the products of two bf16 values are exact
+ * in f32; no subnormals among these values). A tail read past n or a
+ * dropped block misses by a whole product, far beyond the bound. */
+static void test_decode_rows(void) {
+    static const int lens[] = {1, 7, 31, 32, 33, 96, 127, 128, 129, 200, 896};
+    enum { R = 5, NMAX = 896 };
+    Rng r;
+    rng_seed(&r, 9);
+    static float x[NMAX];
+    static uint16_t w[R * (NMAX + 8)], xb[NMAX + 64];
+    for (size_t li = 0; li < sizeof lens / sizeof *lens; li++) {
+        const int n = lens[li], ld = n + 8; /* rows ld apart: the row stride is used */
+        for (int i = 0; i < n; i++) x[i] = rand_value(&r);
+        for (int i = 0; i < R * ld; i++) w[i] = f32_to_bf16(rand_value(&r));
+        for (int i = 0; i < 64; i++) xb[n + i] = f32_to_bf16(1e30f); /* past the end: must not be read */
+        gemm_bf16_round(x, xb, n);
+        for (int i = 0; i < n; i++) CHECK_EQ_INT(xb[i], f32_to_bf16(x[i]));
+        for (int dot = 0; dot < 2; dot++) {
+            float out[R];
+            gemm_bf16_rows(w, (size_t)ld * 2, R, xb, n, out, dot);
+            for (int o = 0; o < R; o++) {
+                double s = 0, a = 0;
+                for (int i = 0; i < n; i++) {
+                    double p = (double)bf16_to_f32(w[o * ld + i]) * bf16_to_f32(xb[i]);
+                    s += p, a += fabs(p);
+                }
+                CHECK_MSG(fabs(out[o] - s) <= gamma_n(n) * a, "n %d dot %d row %d: %.9g vs %.9g", n, dot, o, out[o], s);
+            }
+        }
+    }
+}
+
 int main(void) {
+    RUN_LEVELS(test_decode_rows);
     RUN_LEVELS(test_gemm_matches_reference);
     RUN_LEVELS(test_subnormals_dot_flushes);
     RUN_LEVELS(test_specials);
