@@ -6,6 +6,9 @@
 # The harnesses are tests/fuzz/fuzz_NAME.c (all of them by default); each
 # one's corpus starts from tests/data/fuzz/NAME/* plus the shared fixtures
 # named below. Crashing inputs are written to build-fuzz/crash-<harness>-*.
+# SECONDS 0 builds the library and the harnesses and runs none (CI builds
+# on both cores, then runs them on one core while the other runs the tests).
+# A harness is relinked only when its source or the library is newer.
 set -e
 cd "$(dirname "$0")/.."
 SECS=${1:-60}
@@ -37,9 +40,12 @@ for h in $HARNESSES; do seed "$h" tests/data/fuzz/"$h"/*; done
 
 rc=0
 for h in $HARNESSES; do
-    echo "== fuzz_$h: building"
-    clang -std=c11 -g -O1 -D_GNU_SOURCE -Isrc $INC -fsanitize=fuzzer,address,undefined \
-        -fno-sanitize-recover=undefined -o "$OUT/fuzz_$h" "tests/fuzz/fuzz_$h.c" "$OUT/libaloe.a" $LIBS
+    if ! [ "$OUT/fuzz_$h" -nt "tests/fuzz/fuzz_$h.c" ] || ! [ "$OUT/fuzz_$h" -nt "$OUT/libaloe.a" ]; then
+        echo "== fuzz_$h: building"
+        clang -std=c11 -g -O1 -D_GNU_SOURCE -Isrc $INC -fsanitize=fuzzer,address,undefined \
+            -fno-sanitize-recover=undefined -o "$OUT/fuzz_$h" "tests/fuzz/fuzz_$h.c" "$OUT/libaloe.a" $LIBS
+    fi
+    [ "$SECS" -gt 0 ] || continue
     echo "== fuzz_$h: running for ${SECS}s"
     if ! "$OUT/fuzz_$h" -max_total_time="$SECS" -max_len=262144 -rss_limit_mb=2048 \
         -artifact_prefix="$OUT/crash-$h-" "$OUT/corpus-$h" 2>"$OUT/fuzz_$h.log"; then
