@@ -22,6 +22,7 @@
 
 #include "base/mem.h"
 #include "base/rng.h"
+#include "kernels/gemm_bf16.h"
 #include "kernels/matmul.h"
 #include "kernels/quant.h"
 #include "kernels/threads.h"
@@ -73,7 +74,8 @@ static void test_float_rows_equal_single_dots(void) {
 
 /* One matrix of `rows` x `cols` of type t through matmul_forward (n = 1:
  * the row dots) equals vec_dot of each row against the activation
- * matmul_dots makes (kernel_quantize_act). */
+ * matmul_dots makes (kernel_quantize_act), or for BF16 rows whose x is
+ * rounded to bf16 (matmul_act_type), gemm_bf16_rows of the row alone. */
 static int check_rows_once(ThreadPool *tp, int t, int rows, int cols, Rng *r) {
     float *wf = rand_vec(r, (long)rows * cols, 0.3f), *x = rand_vec(r, cols, 1.0f);
     size_t rb = dtype_nbytes(t, cols);
@@ -84,13 +86,19 @@ static int check_rows_once(ThreadPool *tp, int t, int rows, int cols, Rng *r) {
     for (int i = 0; i < rows; i++) y[i] = NAN; /* a row never written stays NaN: memcmp fails */
     QMat m = {t, q, rows, cols};
     matmul_forward(tp, y, x, 1, &m);
-    int bad = -1;
+    int bad = -1, bf16x = matmul_act_type(t, 1) == DT_BF16;
+    uint16_t *xb = xmalloc((size_t)cols * 2);
+    gemm_bf16_round(x, xb, cols);
     for (int i = 0; i < rows && bad < 0; i++) {
-        float one = vec_dot(t, q + i * rb, act, cols);
+        float one;
+        if (bf16x)
+            gemm_bf16_rows((const uint16_t *)(q + i * rb), rb, 1, xb, cols, &one, 1);
+        else
+            one = vec_dot(t, q + i * rb, act, cols);
         if (memcmp(&y[i], &one, sizeof one)) bad = i;
     }
     if (bad >= 0) fprintf(stderr, "  %s %dx%d, %d threads: row %d differs\n", dtype_name(t), rows, cols, tp_size(tp), bad);
-    free(wf), free(x), free(q), free(act), free(y);
+    free(wf), free(x), free(q), free(act), free(y), free(xb);
     return bad < 0;
 }
 
