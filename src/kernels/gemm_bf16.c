@@ -37,7 +37,7 @@ void gemm_bf16_sgemm(ThreadPool *tp, int trans_a, int trans_b, int m, int n, int
 }
 
 void gemm_bf16_xwt(ThreadPool *tp, float *y, const float *x, int n, const uint16_t *w, int rows, int cols) {
-    gemm_bf16(tp, n, rows, cols, 1.0f, (GemmMat){x, 0, 0, cols}, (GemmMat){w, 1, 1, cols}, 0.0f, y, rows);
+    gemm_bf16_xwt_level(tp, y, x, n, w, rows, cols, gemm_bf16_dot());
 }
 
 /* Prefill on BF16 weights through the dot path rounds the activations to

@@ -434,3 +434,112 @@ void gemm_bf16_rows(const uint16_t *rows, size_t rb, int nrows, const uint16_t *
 #endif
     for (int r = 0; r < nrows; r++) out[r] = row_fma_bf16((const uint16_t *)((const char *)rows + r * rb), x, n);
 }
+
+/* ---- prefill on BF16 weights: W's rows as the broadcast operand ----
+ * y[n][rows] = x·Wᵀ as the general GEMM computes it with A = x and B = Wᵀ
+ * would pack all of W (every call, as B) -- a third of the time of a
+ * 128-token prefill (perf, Llama-3.2-1B BF16), and at 8B W is hundreds of
+ * MB read and written once more per matmul. Here the roles swap: x, small,
+ * is packed once per call into B's panel layout (NR tokens, k in pairs);
+ * W's rows, already bf16 with k in pairs in memory, are tile_dot's A as
+ * they are (lda = cols), MR rows at a time; the tile comes out transposed
+ * into y. Each element of y is the same sum in the same order as
+ * gemm_bf16_level's (one f32 lane over a KC block's pairs, then the blocks
+ * added into y in order), so the two agree bit for bit. Rows are handed
+ * out XWT_ROWS at a time; for each block of k, the row block's tiles pass
+ * over the packed x of that block (NR·KC bf16 a panel) while it is in L2. */
+#if defined(__AVX512F__)
+#define XWT_ROWS 64
+
+typedef struct XwtJob {
+    float *y;
+    const uint16_t *w;
+    GemmMat xt; /* op(B) = xᵀ: x[n][cols] f32, transposed */
+    int n, rows, cols, kblocks, panels;
+    uint16_t *xp;  /* packed x: panel (kb, p) at (kb·panels + p)·KC·NR */
+    uint16_t *pad; /* per thread: MR rows of cols, for a last partial tile */
+    float *acc;    /* per thread: a row block's tiles for every panel */
+    TpCounter pack, next;
+} XwtJob;
+
+static void xwt_pack_task(void *ctx, int ith, int nth) {
+    (void)ith, (void)nth;
+    XwtJob *j = ctx;
+    long u0, u1;
+    while (tp_next(&j->pack, (long)j->kblocks * j->panels, 1, &u0, &u1)) {
+        long kb = u0 / j->panels, p = u0 % j->panels;
+        int nb = j->n - (int)p * NR < NR ? j->n - (int)p * NR : NR;
+        int kc = j->cols - (int)kb * KC < KC ? j->cols - (int)kb * KC : KC;
+        pack_b(&j->xt, p * NR, nb, kb * KC, kc, j->xp + u0 * KC * NR);
+    }
+}
+
+static void xwt_task(void *ctx, int ith, int nth) {
+    (void)nth;
+    XwtJob *j = ctx;
+    float t[MR * NR];
+    /* the row block's tiles, summed over the blocks of k in place (tile
+     * by tile, contiguous), written into y (transposed) once at the end */
+    float *acc = j->acc + (long)ith * (XWT_ROWS / MR) * j->panels * MR * NR;
+    long r0, r1;
+    while (tp_next(&j->next, j->rows, XWT_ROWS, &r0, &r1)) {
+        for (int kb = 0; kb < j->kblocks; kb++) {
+            int kc = j->cols - kb * KC < KC ? j->cols - kb * KC : KC;
+            for (long ir = r0; ir < r1; ir += MR) {
+                int mv = r1 - ir < MR ? (int)(r1 - ir) : MR;
+                const uint16_t *a = j->w + ir * j->cols;
+                if (mv < MR) { /* the last rows, zero-padded to a whole tile */
+                    uint16_t *pad = j->pad + (long)ith * MR * j->cols;
+                    memset(pad, 0, (size_t)MR * (size_t)j->cols * 2);
+                    memcpy(pad, a, (size_t)mv * (size_t)j->cols * 2);
+                    a = pad;
+                }
+                for (int p = 0; p < j->panels; p++) {
+                    float *at = acc + ((ir - r0) / MR * j->panels + p) * MR * NR;
+                    const uint16_t *xp = j->xp + ((long)kb * j->panels + p) * KC * NR;
+                    if (kb == 0) { /* y = 1·t, then y += 1·t per block: gemm_bf16_level's sums */
+                        tile_dot(a + (long)kb * KC, j->cols, xp, (kc + 1) / 2, at);
+                        continue;
+                    }
+                    tile_dot(a + (long)kb * KC, j->cols, xp, (kc + 1) / 2, t);
+                    for (int q = 0; q < MR * NR; q++) at[q] += t[q];
+                }
+            }
+        }
+        for (long ir = r0; ir < r1; ir += MR) {
+            int mv = r1 - ir < MR ? (int)(r1 - ir) : MR;
+            for (int p = 0; p < j->panels; p++) {
+                const float *at = acc + ((ir - r0) / MR * j->panels + p) * MR * NR;
+                int nv = j->n - p * NR < NR ? j->n - p * NR : NR;
+                for (int c = 0; c < nv; c++) {
+                    float *yr = j->y + (long)(p * NR + c) * j->rows + ir;
+                    for (int i = 0; i < mv; i++) yr[i] = at[i * NR + c];
+                }
+            }
+        }
+    }
+}
+#endif
+
+void gemm_bf16_xwt_level(ThreadPool *tp, float *y, const float *x, int n, const uint16_t *w, int rows, int cols,
+                         int dot) {
+#if defined(__AVX512F__)
+    /* k in whole pairs within each row of W (every model's widths are even) */
+    if (dot && (cpu_features()->bits & CPU_AVX512BF16) && !(cols & 1) && n > 0 && rows > 0) {
+        XwtJob j = {.y = y, .w = w, .xt = {x, 0, 1, cols}, .n = n, .rows = rows, .cols = cols};
+        j.kblocks = (cols + KC - 1) / KC;
+        j.panels = (n + NR - 1) / NR;
+        size_t xbytes = (size_t)j.kblocks * (size_t)j.panels * KC * NR * 2, nth = (size_t)tp_size(tp);
+        size_t abytes = nth * (XWT_ROWS / MR) * (size_t)j.panels * MR * NR * 4;
+        char *mem = xaligned_alloc(xbytes + abytes + nth * MR * (size_t)cols * 2);
+        j.xp = (uint16_t *)mem;
+        j.acc = (float *)(mem + xbytes);
+        j.pad = (uint16_t *)(mem + xbytes + abytes);
+        tp_run_shared(tp, xwt_pack_task, &j);
+        tp_run_shared(tp, xwt_task, &j);
+        free(mem);
+        return;
+    }
+#endif
+    gemm_bf16_level(tp, n, rows, cols, 1.0f, (GemmMat){x, 0, 0, cols}, (GemmMat){w, 1, 1, cols}, 0.0f, y, rows, dot);
+}

@@ -73,6 +73,9 @@
        int dot),                                                                                                     \
       (tp, m, n, k, alpha, a, b, beta, c, ldc, dot))                                                                 \
     X(void, gemm_bf16_round, (const float *x, uint16_t *out, long n), (x, out, n))                                   \
+    X(void, gemm_bf16_xwt_level,                                                                                     \
+      (ThreadPool * tp, float *y, const float *x, int n, const uint16_t *w, int rows, int cols, int dot),             \
+      (tp, y, x, n, w, rows, cols, dot))                                                                             \
     X(void, gemm_bf16_rows, (const uint16_t *rows, size_t rb, int nrows, const uint16_t *x, long n, float *out, int dot), \
       (rows, rb, nrows, x, n, out, dot))                                                                             \
     X(double, stream_read_seconds,                                                                                   \

@@ -79,6 +79,7 @@
 /* gemm_bf16.h */
 #define gemm_bf16_level KL_NAME(gemm_bf16_level)
 #define gemm_bf16_round KL_NAME(gemm_bf16_round)
+#define gemm_bf16_xwt_level KL_NAME(gemm_bf16_xwt_level)
 #define gemm_bf16_rows KL_NAME(gemm_bf16_rows)
 
 #endif
