@@ -85,6 +85,13 @@ int gemm_bf16_use_dot(int on);
 void gemm_bf16_level(ThreadPool *tp, int m, int n, int k, float alpha, GemmMat a, GemmMat b, float beta, float *c,
                      long ldc, int dot);
 
+/* gemm_bf16_xwt's level build: where dot is 1, the CPU has AVX512-BF16 and
+ * cols is even, W's rows are the broadcast operand as stored and x alone
+ * is packed (bit for bit the general GEMM's result); else the general
+ * GEMM. */
+void gemm_bf16_xwt_level(ThreadPool *tp, float *y, const float *x, int n, const uint16_t *w, int rows, int cols,
+                         int dot);
+
 /* The decode product on BF16 weights (matmul.c's row dots): x rounded to
  * bf16 once (gemm_bf16_round: out[i] = x[i] to nearest even, n values),
  * then out[r] = row r · x for nrows rows of n bf16 values, rb bytes apart,
@@ -92,12 +99,6 @@ void gemm_bf16_level(ThreadPool *tp, int m, int n, int k, float alpha, GemmMat a
  * an avx512 level or above), else each product widened to f32 (exact) and
  * added by FMA. Level builds, as gemm_bf16_level. */
 void gemm_bf16_round(const float *x, uint16_t *out, long n);
-/* gemm_bf16_xwt's level build: where dot is 1, the CPU has AVX512-BF16 and
- * cols is even, W's rows are the broadcast operand as stored and x alone
- * is packed (bit for bit the general GEMM's result); else the general
- * GEMM. */
-void gemm_bf16_xwt_level(ThreadPool *tp, float *y, const float *x, int n, const uint16_t *w, int rows, int cols,
-                         int dot);
 void gemm_bf16_rows(const uint16_t *rows, size_t rb, int nrows, const uint16_t *x, long n, float *out, int dot);
 
 #endif

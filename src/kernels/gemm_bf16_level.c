@@ -483,17 +483,17 @@ static void xwt_task(void *ctx, int ith, int nth) {
     float *acc = j->acc + (long)ith * (XWT_ROWS / MR) * j->panels * MR * NR;
     long r0, r1;
     while (tp_next(&j->next, j->rows, XWT_ROWS, &r0, &r1)) {
+        /* rows past the last whole tile (only in W's last block), zero-padded to one */
+        long whole = r0 + (r1 - r0) / MR * MR;
+        uint16_t *pad = j->pad + (long)ith * MR * j->cols;
+        if (whole < r1) {
+            memset(pad, 0, (size_t)MR * (size_t)j->cols * 2);
+            memcpy(pad, j->w + whole * j->cols, (size_t)(r1 - whole) * (size_t)j->cols * 2);
+        }
         for (int kb = 0; kb < j->kblocks; kb++) {
             int kc = j->cols - kb * KC < KC ? j->cols - kb * KC : KC;
             for (long ir = r0; ir < r1; ir += MR) {
-                int mv = r1 - ir < MR ? (int)(r1 - ir) : MR;
-                const uint16_t *a = j->w + ir * j->cols;
-                if (mv < MR) { /* the last rows, zero-padded to a whole tile */
-                    uint16_t *pad = j->pad + (long)ith * MR * j->cols;
-                    memset(pad, 0, (size_t)MR * (size_t)j->cols * 2);
-                    memcpy(pad, a, (size_t)mv * (size_t)j->cols * 2);
-                    a = pad;
-                }
+                const uint16_t *a = ir < whole ? j->w + ir * j->cols : pad;
                 for (int p = 0; p < j->panels; p++) {
                     float *at = acc + ((ir - r0) / MR * j->panels + p) * MR * NR;
                     const uint16_t *xp = j->xp + ((long)kb * j->panels + p) * KC * NR;

@@ -349,22 +349,6 @@ static ALWAYS_INLINE void micro(int mins, const char *pk, size_t pks, const char
     }
 }
 
-/* The micro-kernel's instances: mins, RM and RN constants. */
-#define GM_CASE(M, RM, RN)                                                                                             \
-    case (M) * 64 + (RM) * 8 + (RN): micro(M, pk, pks, ax, axs, nu, RM, RN, out, os); break;
-#define GM_CASES(M)                                                                                                    \
-    GM_CASE(M, 3, 4) GM_CASE(M, 3, 3) GM_CASE(M, 3, 2) GM_CASE(M, 3, 1) GM_CASE(M, 2, 4) GM_CASE(M, 2, 3)               \
-    GM_CASE(M, 2, 2) GM_CASE(M, 2, 1) GM_CASE(M, 1, 4) GM_CASE(M, 1, 3) GM_CASE(M, 1, 2) GM_CASE(M, 1, 1)
-
-static void micro_any(int mins, const char *pk, size_t pks, const char *ax, size_t axs, long nu, int rm, int rn,
-                      float *out, size_t os) {
-    switch (mins * 64 + rm * 8 + rn) {
-        GM_CASES(0)
-        GM_CASES(1)
-    default: break;
-    }
-}
-
 #define GRP_HAVE 1
 #elif defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
 /* ---- the avx2 level (no VNNI): Q4_0, Q4_1, Q5_0, Q5_1 ----
@@ -529,11 +513,21 @@ static ALWAYS_INLINE void micro(int mins, const char *pk, size_t pks, const char
     }
 }
 
+#define GRP_HAVE 1
+#endif
+
+#ifdef GRP_HAVE
+/* The micro-kernel's instances (either level's `micro`): mins, RM and RN
+ * constants, RM up to the level's GRP_RM, RN up to GRP_RN (4). */
 #define GM_CASE(M, RM, RN)                                                                                             \
     case (M) * 64 + (RM) * 8 + (RN): micro(M, pk, pks, ax, axs, nu, RM, RN, out, os); break;
-#define GM_CASES(M)                                                                                                    \
-    GM_CASE(M, 2, 4) GM_CASE(M, 2, 3) GM_CASE(M, 2, 2) GM_CASE(M, 2, 1) GM_CASE(M, 1, 4) GM_CASE(M, 1, 3)               \
-    GM_CASE(M, 1, 2) GM_CASE(M, 1, 1)
+#define GM_CASES_RM(M, RM) GM_CASE(M, RM, 4) GM_CASE(M, RM, 3) GM_CASE(M, RM, 2) GM_CASE(M, RM, 1)
+#if GRP_RM == 3
+#define GM_CASES(M) GM_CASES_RM(M, 3) GM_CASES_RM(M, 2) GM_CASES_RM(M, 1)
+#else
+#define GM_CASES(M) GM_CASES_RM(M, 2) GM_CASES_RM(M, 1)
+#endif
+_Static_assert(GRP_RM <= 3 && GRP_RN == 4, "GM_CASES lists the micro-kernel's instances up to 3 x 4");
 
 static void micro_any(int mins, const char *pk, size_t pks, const char *ax, size_t axs, long nu, int rm, int rn,
                       float *out, size_t os) {
@@ -543,10 +537,7 @@ static void micro_any(int mins, const char *pk, size_t pks, const char *ax, size
     default: break;
     }
 }
-#define GRP_HAVE 1
-#endif
 
-#ifdef GRP_HAVE
 /* The rows of the last tile a thread packed, with a copy of their bytes:
  * matmul.c hands a thread the tiles of one chunk of W's rows against
  * successive chunks of x, and a chunk of x is small for wide rows (12

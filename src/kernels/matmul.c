@@ -77,6 +77,10 @@ static void *scratch(ThreadPool *tp, size_t bytes, void **owned) {
     return tp ? tp_scratch(tp, bytes) : (*owned = xaligned_alloc(bytes));
 }
 
+/* Whether matrix m's dots take their own copy of x (rounded to bf16 or
+ * quantised) rather than x as it is. */
+static int own_act(const DotJob *j, int m) { return j->bf16x[m] || kernel_vec_type(j->ws[m]->type) != DT_F32; }
+
 /* k <= GROUP_MAX matrices with the same cols. */
 static void matmul_dots(ThreadPool *tp, int k, float *const ys[], const float *x, int n, const QMat *const ws[],
                         MatmulPrec prec) {
@@ -89,7 +93,7 @@ static void matmul_dots(ThreadPool *tp, int k, float *const ys[], const float *x
         rb_max = rb > rb_max ? rb : rb_max;
         j.bf16x[m] = matmul_act_type_prec(ws[m]->type, n, prec) == DT_BF16;
         j.act_stride[m] = j.bf16x[m] ? ((size_t)cols * 2 + 63) / 64 * 64 : kernel_act_bytes(ws[m]->type, cols);
-        if (j.bf16x[m] || kernel_vec_type(ws[m]->type) != DT_F32) bytes += j.act_stride[m] * (size_t)n;
+        if (own_act(&j, m)) bytes += j.act_stride[m] * (size_t)n;
     }
     void *owned = NULL;
     char *q = bytes ? scratch(tp, bytes, &owned) : NULL;
@@ -98,17 +102,16 @@ static void matmul_dots(ThreadPool *tp, int k, float *const ys[], const float *x
         int same = -1;
         for (int p = 0; p < m && same < 0; p++)
             if (ws[p]->type == ws[m]->type) same = p;
-        if (j.bf16x[m] && same < 0) {
-            for (int t = 0; t < n; t++) gemm_bf16_round(x + (long)t * cols, (uint16_t *)(q + t * j.act_stride[m]), cols);
-            j.act[m] = q;
-            q += j.act_stride[m] * (size_t)n;
-        } else if (kernel_vec_type(ws[m]->type) == DT_F32 && !j.bf16x[m]) {
+        if (!own_act(&j, m)) {
             j.act[m] = x;
-        } else if (same >= 0) {
+        } else if (same >= 0) { /* the same type: the same rounding of x */
             j.act[m] = j.act[same];
         } else {
             for (int t = 0; t < n; t++)
-                kernel_quantize_act(ws[m]->type, x + (long)t * cols, q + t * j.act_stride[m], cols);
+                if (j.bf16x[m])
+                    gemm_bf16_round(x + (long)t * cols, (uint16_t *)(q + t * j.act_stride[m]), cols);
+                else
+                    kernel_quantize_act(ws[m]->type, x + (long)t * cols, q + t * j.act_stride[m], cols);
             j.act[m] = q;
             q += j.act_stride[m] * (size_t)n;
         }
