@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -171,6 +172,12 @@ int file_map(const char *path, FileMap *m, Err *e) {
     }
     close(fd);
     return 0;
+}
+
+void file_map_release(const void *p, size_t n) {
+    const uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE), a = (uintptr_t)p, b = a + n;
+    const uintptr_t lo = (a + page - 1) & ~(page - 1), hi = b & ~(page - 1);
+    if (hi > lo) madvise((void *)lo, hi - lo, MADV_DONTNEED); /* advice: nothing to do if refused */
 }
 
 void file_unmap(FileMap *m) {

@@ -69,6 +69,11 @@ typedef struct FileMap {
 /* Read-only private map of a whole file (empty files map to data=NULL). */
 int file_map(const char *path, FileMap *m, Err *e);
 void file_unmap(FileMap *m);
+/* The whole pages within [p, p + n) of such a map, which the caller will
+ * not read for a while, leave the process's memory (the page cache keeps
+ * them; a later read maps them back). Only for file_map's maps: on memory
+ * that was written it would lose the writes. */
+void file_map_release(const void *p, size_t n);
 
 /* Durable appender: each append writes one whole record and fdatasyncs. */
 typedef struct Appender {

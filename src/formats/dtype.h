@@ -41,12 +41,22 @@ typedef enum DType {
     DT_BF16 = 30,
     DT_U8 = 100, /* safetensors only */
     DT_BOOL = 101,
+    DT_Q4_0_G16 = 102, /* in memory only (below) */
     DT_INVALID = -1
 } DType;
 
 #define QK8_0 32
 #define QK4_0 32
 #define QK_K 256
+
+/* DT_Q4_0_G16: Q4_0 regrouped for the AVX-512 decode (kernels/
+ * quant_avx512.c), never in a file (GGUF readers and writers refuse types
+ * from 100 on). A "block" of 512 values is 16 Q4_0 blocks of a row, same
+ * values, same 288 bytes, reordered: their 16 f16 scales (32 bytes), then
+ * their 16 x 16 bytes of nibbles in order. One 64-byte load then holds four
+ * blocks' nibbles and one conversion gives sixteen scales, where the
+ * stored layout needs a byte permute and a word permute per four blocks. */
+#define QK4_0_G16 512
 
 /* Blocks as stored on disk (packed, little-endian, no padding). */
 typedef struct BlockQ8_0 {
@@ -150,6 +160,9 @@ const char *dtype_name(int t);
 /* Parses ggml names ("q8_0") and safetensors names ("F32", "BF16", "I64")
  * case-insensitively; DT_INVALID if unknown. */
 int dtype_from_name(const char *s);
+/* n values (a multiple of QK4_0_G16) of Q4_0 blocks into DT_Q4_0_G16's
+ * order (src and dst do not overlap). */
+void dtype_q4_0_to_g16(const void *src, void *dst, int64_t n);
 /* Name safetensors uses in its header ("F32"), or NULL if it has none. */
 const char *dtype_st_name(int t);
 /* 1 for a type this code knows (size and block layout). */

@@ -62,13 +62,25 @@
 #if KERNELS_AVX512
 #include <immintrin.h>
 
-static int gemm_mk_type(int t) { return t == DT_Q8_0 || t == DT_Q4_0; }
+static int gemm_mk_type(int t) { return t == DT_Q8_0 || t == DT_Q4_0 || t == DT_Q4_0_G16; }
 
 /* The quad of blocks b..b+3 of a row as two registers of unsigned bytes,
  * elements 0-15 then 16-31 of each block, one block per 128-bit lane, and
  * the blocks' f16 scales as floats, each over its block's 4 lanes. */
-static ALWAYS_INLINE void load_quad(int q4, const char *row, long b, __m512i *lo, __m512i *hi, __m512 *dw) {
-    if (q4) {
+static ALWAYS_INLINE void load_quad(int t, const char *row, long b, __m512i *lo, __m512i *hi, __m512 *dw) {
+    const __m512i m4 = _mm512_set1_epi8(15);
+    if (t == DT_Q4_0_G16) { /* the group's 16 scales, then its quads' nibbles (formats/dtype.h) */
+        const char *g = row + (size_t)(b / 16) * 16 * sizeof(BlockQ4_0);
+        const int j = (int)(b % 16) / 4;
+        __m512i v = _mm512_loadu_si512(g + 32 + 64 * j);
+        const __m512i lanes = _mm512_add_epi32(_mm512_set1_epi32(4 * j),
+                                               _mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3));
+        *dw = _mm512_permutexvar_ps(lanes, _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)g)));
+        *lo = _mm512_and_si512(v, m4);
+        *hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), m4);
+        return;
+    }
+    if (t == DT_Q4_0) {
         const BlockQ4_0 *q = (const BlockQ4_0 *)row + b;
         __m512i v = _mm512_castsi128_si512(_mm_loadu_si128((const __m128i *)q[0].qs));
         v = _mm512_inserti32x4(v, _mm_loadu_si128((const __m128i *)q[1].qs), 1);
@@ -78,7 +90,6 @@ static ALWAYS_INLINE void load_quad(int q4, const char *row, long b, __m512i *lo
         const __m512i words =
             _mm512_castsi256_si512(_mm256_setr_epi16(0, 0, 0, 0, 9, 9, 9, 9, 18, 18, 18, 18, 27, 27, 27, 27));
         *dw = _mm512_cvtph_ps(_mm512_castsi512_si256(_mm512_permutexvar_epi16(words, _mm512_loadu_si512(q))));
-        const __m512i m4 = _mm512_set1_epi8(15);
         *lo = _mm512_and_si512(v, m4);
         *hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), m4);
         return;
@@ -134,11 +145,11 @@ static float tail_dot(int q4, const char *row, const void *x, long b0, long n) {
  * of unsigned quants and the scales. */
 #define PACKED_QUAD 192
 
-static void pack_row(int q4, const char *row, long nq, char *dst) {
+static void pack_row(int t, const char *row, long nq, char *dst) {
     for (long qd = 0; qd < nq; qd++, dst += PACKED_QUAD) {
         __m512i lo, hi;
         __m512 dw;
-        load_quad(q4, row, 4 * qd, &lo, &hi, &dw);
+        load_quad(t, row, 4 * qd, &lo, &hi, &dw);
         _mm512_store_si512(dst, lo);
         _mm512_store_si512(dst + 64, hi);
         _mm512_store_ps(dst + 128, dw);
@@ -205,8 +216,10 @@ static void micro_any(int q4, const char *pk, const char *rows, size_t rb, const
     }
 }
 
-static void tile512(int q4, const char *rows, size_t rb, int nrows, const char *act, size_t stride, int nx, long n,
+/* t: Q8_0, Q4_0 or Q4_0_G16 (whose rows are whole quads: no tail) */
+static void tile512(int t, const char *rows, size_t rb, int nrows, const char *act, size_t stride, int nx, long n,
                     float *out, size_t out_stride) {
+    const int q4 = t != DT_Q8_0;
     /* rows outermost: GEMM_RM rows, packed once, stay in L1 while the
      * tile's activations (sized for L2 by matmul.c) pass by */
     const long nq = act_nquads(n);
@@ -214,7 +227,7 @@ static void tile512(int q4, const char *rows, size_t rb, int nrows, const char *
     for (int r = 0; r < nrows; r += GEMM_RM) {
         int rm = nrows - r < GEMM_RM ? nrows - r : GEMM_RM;
         const char *rr = rows + (size_t)r * rb;
-        for (int i = 0; i < rm; i++) pack_row(q4, rr + (size_t)i * rb, nq, pk + i * nq * PACKED_QUAD);
+        for (int i = 0; i < rm; i++) pack_row(t, rr + (size_t)i * rb, nq, pk + i * nq * PACKED_QUAD);
         for (int a = 0; a < nx; a += GEMM_RN) {
             int rn = nx - a < GEMM_RN ? nx - a : GEMM_RN;
             micro_any(q4, pk, rr, rb, act + (size_t)a * stride, stride, n, rm, rn, out + (size_t)a * out_stride + r,
@@ -240,7 +253,7 @@ void gemm_q_tile(int t, const void *rows, size_t rb, int nrows, const void *act,
                  float *out, size_t out_stride) {
 #if KERNELS_AVX512
     if (gemm_mk_type(t)) {
-        tile512(t == DT_Q4_0, rows, rb, nrows, act, stride, nx, n, out, out_stride);
+        tile512(t, rows, rb, nrows, act, stride, nx, n, out, out_stride);
         return;
     }
 #endif

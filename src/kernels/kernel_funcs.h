@@ -42,6 +42,7 @@
       (t, rows, rb, nrows, act, stride, nx, n, out, out_stride))                                                     \
     X(void, kernel_dequantize_row, (int t, const void *row, float *y, long n), (t, row, y, n))                       \
     X(int, kernel_use_avx512, (int on), (on))                                                                        \
+    X(int, kernel_weight_type, (int t, long cols), (t, cols))                                                        \
     X(float, dot_f32, (const float *a, const float *b, long n), (a, b, n))                                           \
     X(void, axpy_f32, (float *y, float a, const float *x, long n), (y, a, x, n))                                     \
     X(void, rmsnorm_forward, (float *out, const float *x, const float *w, int n, int dim, float eps),                \

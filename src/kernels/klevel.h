@@ -32,6 +32,7 @@
 #define vec_dot KL_NAME(vec_dot)
 #define vec_dot_ref KL_NAME(vec_dot_ref)
 #define kernel_use_avx512 KL_NAME(kernel_use_avx512)
+#define kernel_weight_type KL_NAME(kernel_weight_type)
 #define vec_dot_rows KL_NAME(vec_dot_rows)
 #define vec_dot_multi KL_NAME(vec_dot_multi)
 #define vec_dot_multi_rows KL_NAME(vec_dot_multi_rows)

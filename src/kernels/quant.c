@@ -10,14 +10,14 @@
 #endif
 
 int kernel_type_ok(int t) {
-    return t == DT_F32 || t == DT_F16 || t == DT_BF16 || t == DT_Q8_0 || t == DT_Q4_0 || t == DT_Q4_K ||
+    return t == DT_F32 || t == DT_F16 || t == DT_BF16 || t == DT_Q8_0 || act_has_q4(t) || t == DT_Q4_K ||
            t == DT_Q6_K || quant_legacy_type(t) || kquant_is(t); /* quant_legacy.c, quant_kquant.c */
 }
 
 int kernel_row_ok(int t, long n) { return kernel_type_ok(t) && n > 0 && dtype_nbytes(t, n) > 0; }
 
 int kernel_vec_type(int weight) {
-    return weight == DT_Q8_0 || weight == DT_Q4_0 || weight == DT_Q4_K || weight == DT_Q6_K ||
+    return weight == DT_Q8_0 || act_has_q4(weight) || weight == DT_Q4_K || weight == DT_Q6_K ||
                    quant_legacy_type(weight) || kquant_is(weight)
                ? DT_Q8_0
                : DT_F32;
@@ -25,7 +25,7 @@ int kernel_vec_type(int weight) {
 
 size_t kernel_act_bytes(int t, long n) {
     if (kernel_vec_type(t) == DT_F32) return (size_t)n * sizeof(float);
-    return act_total_bytes(n) + (t == DT_Q4_0 ? act_q4_bytes(n) : t == DT_Q4_K || t == DT_Q5_K ? act_qk_bytes(n) : 0);
+    return act_total_bytes(n) + (act_has_q4(t) ? act_q4_bytes(n) : t == DT_Q4_K || t == DT_Q5_K ? act_qk_bytes(n) : 0);
 }
 
 /* n floats (a multiple of 32) to the quants and f16-rounded scales of Q8_0
@@ -63,7 +63,7 @@ void kernel_quantize_act(int t, const float *x, void *out, long n) {
                     memcpy(qk + QK_K * i + 64 * part + 16 * j, q + QK_K * i + 32 * sub + 16 * half, 16);
                 }
     }
-    if (t != DT_Q4_0) return;
+    if (!act_has_q4(t)) return;
     /* the quads of blocks of the wide Q4_0 dot (quant_internal.h) */
     int8_t *q4 = (int8_t *)act_q4(out, n);
     float *dx4 = (float *)act_dx4(out, n), *sx4 = (float *)act_sx4(out, n);
@@ -174,15 +174,17 @@ float vec_dot_ref(int t, const void *row, const void *act, long n) {
         }
         return sum;
     }
-    case DT_Q4_0: {
-        const BlockQ4_0 *w = row;
+    case DT_Q4_0:
+    case DT_Q4_0_G16: {
         const int8_t *xq = act_q(act);
         const float *dx = act_dx(act, n);
         for (long i = 0; i < n / QK8_0; i++) {
+            uint16_t d;
+            const uint8_t *qs = q4_0_block(t == DT_Q4_0_G16, row, i, &d);
             int s = 0;
             for (int j = 0; j < QK8_0 / 2; j++)
-                s += ((w[i].qs[j] & 15) - 8) * xq[32 * i + j] + ((w[i].qs[j] >> 4) - 8) * xq[32 * i + j + QK8_0 / 2];
-            sum += half(w[i].d) * dx[i] * (float)s;
+                s += ((qs[j] & 15) - 8) * xq[32 * i + j] + ((qs[j] >> 4) - 8) * xq[32 * i + j + QK8_0 / 2];
+            sum += half(d) * dx[i] * (float)s;
         }
         return sum;
     }
@@ -255,23 +257,30 @@ static inline __m256i unpack_q4_u(const uint8_t *qs) {
     return _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(b, 4), m), _mm_and_si128(b, m));
 }
 
-static float dot_q4_0(const BlockQ4_0 *w, const int8_t *xq, const float *dx, const float *sx, long nb) {
+/* g16: the row regrouped (DT_Q4_0_G16), which only the tests give this
+ * level (the AVX-512 level is the one that loads models that way). */
+static ALWAYS_INLINE float dot_q4_0(int g16, const void *w, const int8_t *xq, const float *dx, const float *sx,
+                                    long nb) {
     __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
     float off0 = 0, off1 = 0;
     long i = 0;
     for (; i + 1 < nb; i += 2) {
-        if (!(i & 3)) prefetch_ahead(&w[i], 1); /* 72 bytes every other step */
-        float d0 = half(w[i].d), d1 = half(w[i + 1].d);
-        __m256 p0 = _mm256_cvtepi32_ps(dot_u8s8(unpack_q4_u(w[i].qs), load_xq(xq, i)));
-        __m256 p1 = _mm256_cvtepi32_ps(dot_u8s8(unpack_q4_u(w[i + 1].qs), load_xq(xq, i + 1)));
+        if (!(i & 3)) prefetch_ahead((const BlockQ4_0 *)w + i, 1); /* 72 bytes every other step */
+        uint16_t h0, h1;
+        const uint8_t *q0 = q4_0_block(g16, w, i, &h0), *q1 = q4_0_block(g16, w, i + 1, &h1);
+        float d0 = half(h0), d1 = half(h1);
+        __m256 p0 = _mm256_cvtepi32_ps(dot_u8s8(unpack_q4_u(q0), load_xq(xq, i)));
+        __m256 p1 = _mm256_cvtepi32_ps(dot_u8s8(unpack_q4_u(q1), load_xq(xq, i + 1)));
         acc0 = _mm256_fmadd_ps(_mm256_set1_ps(d0 * dx[i]), p0, acc0);
         acc1 = _mm256_fmadd_ps(_mm256_set1_ps(d1 * dx[i + 1]), p1, acc1);
         off0 += d0 * sx[i];
         off1 += d1 * sx[i + 1];
     }
     for (; i < nb; i++) {
-        float d = half(w[i].d);
-        __m256 p = _mm256_cvtepi32_ps(dot_u8s8(unpack_q4_u(w[i].qs), load_xq(xq, i)));
+        uint16_t h;
+        const uint8_t *q = q4_0_block(g16, w, i, &h);
+        float d = half(h);
+        __m256 p = _mm256_cvtepi32_ps(dot_u8s8(unpack_q4_u(q), load_xq(xq, i)));
         acc0 = _mm256_fmadd_ps(_mm256_set1_ps(d * dx[i]), p, acc0);
         off0 += d * sx[i];
     }
@@ -534,11 +543,13 @@ static float dot_bf16(const uint16_t *w, const float *x, long n) { return dot8_b
  * with four activations, so a batch costs little more memory traffic than
  * one token. Fewer than four repeat the last activation. */
 
-static inline __m256i load_w_q(int q4, const void *row, long i, float *dw) {
-    if (q4) {
-        const BlockQ4_0 *b = (const BlockQ4_0 *)row + i;
-        *dw = half(b->d);
-        return unpack_q4(b->qs);
+/* t: Q8_0, Q4_0 or Q4_0_G16 */
+static inline __m256i load_w_q(int t, const void *row, long i, float *dw) {
+    if (t != DT_Q8_0) {
+        uint16_t h;
+        const uint8_t *qs = q4_0_block(t == DT_Q4_0_G16, row, i, &h);
+        *dw = half(h);
+        return unpack_q4(qs);
     }
     const BlockQ8_0 *b = (const BlockQ8_0 *)row + i;
     *dw = half(b->d);
@@ -555,13 +566,14 @@ static inline __m256 mul_sum_signed(__m256i aw, __m256i w, __m256i y) {
     return _mm256_cvtepi32_ps(s);
 }
 
-static inline void dot4_q(int q4, const void *row, const void *const x[4], long n, float out[4]) {
+static inline void dot4_q(int t, const void *row, const void *const x[4], long n, float out[4]) {
+    const int q4 = t != DT_Q8_0;
     long nb = n / QK8_0;
     __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
     for (long i = 0; i < nb; i++) {
         float dw;
         if (!(i & 1)) prefetch_ahead((const char *)row + i * (q4 ? sizeof(BlockQ4_0) : sizeof(BlockQ8_0)), 1);
-        __m256i w = load_w_q(q4, row, i, &dw), aw = _mm256_sign_epi8(w, w);
+        __m256i w = load_w_q(t, row, i, &dw), aw = _mm256_sign_epi8(w, w);
 #define ACC(k, acc)                                                                                  \
     acc = _mm256_fmadd_ps(_mm256_set1_ps(dw * act_dx(x[k], n)[i]),                                   \
                           mul_sum_signed(aw, w, q4 ? load_xq(act_q(x[k]), i) : load_xq_q8(act_q(x[k]), i)), acc)
@@ -640,6 +652,10 @@ int kernel_use_avx512(int on) {
     return was;
 }
 
+int kernel_weight_type(int t, long cols) {
+    return avx512_on && t == DT_Q4_0 && cols % QK4_0_G16 == 0 ? DT_Q4_0_G16 : t;
+}
+
 static void quant_dot(int t, const void *row, const void *act, long n, float *out) {
 #if KERNELS_AVX512
     if (avx512_on) {
@@ -649,7 +665,8 @@ static void quant_dot(int t, const void *row, const void *act, long n, float *ou
 #endif
     switch (t) {
     case DT_Q8_0: *out = dot_q8_0(row, act_q(act), act_dx(act, n), n / QK8_0); break;
-    case DT_Q4_0: *out = dot_q4_0(row, act_q(act), act_dx(act, n), act_sx(act, n), n / QK8_0); break;
+    case DT_Q4_0: *out = dot_q4_0(0, row, act_q(act), act_dx(act, n), act_sx(act, n), n / QK8_0); break;
+    case DT_Q4_0_G16: *out = dot_q4_0(1, row, act_q(act), act_dx(act, n), act_sx(act, n), n / QK8_0); break;
     case DT_Q4_1:
     case DT_Q5_0:
     case DT_Q5_1:
@@ -667,8 +684,8 @@ static void quant_dot4(int t, const void *row, const void *const x[4], long n, f
         return;
     }
 #endif
-    if (t == DT_Q8_0 || t == DT_Q4_0) {
-        dot4_q(t == DT_Q4_0, row, x, n, r);
+    if (t == DT_Q8_0 || act_has_q4(t)) {
+        dot4_q(t, row, x, n, r);
         return;
     }
     if (quant_legacy_type(t)) {
@@ -695,6 +712,7 @@ void vec_dot_multi(int t, const void *row, const void *act, size_t stride, int n
         case DT_BF16: dot4_bf16(row, (const float *const *)x, len, r); break;
         case DT_Q8_0:
         case DT_Q4_0:
+        case DT_Q4_0_G16:
         case DT_Q4_1:
         case DT_Q5_0:
         case DT_Q5_1:
@@ -779,9 +797,10 @@ void kernel_dequantize_row(int t, const void *row, float *y, long n) {
     }
     case DT_Q8_0:
     case DT_Q4_0:
+    case DT_Q4_0_G16:
         for (long b = 0; b < n / QK8_0; b++) {
             float d;
-            __m256i q = load_w_q(t == DT_Q4_0, row, b, &d);
+            __m256i q = load_w_q(t, row, b, &d);
             __m256 vd = _mm256_set1_ps(d);
             for (int k = 0; k < 4; k++) {
                 __m128i part = k < 2 ? _mm256_castsi256_si128(q) : _mm256_extracti128_si256(q, 1);
@@ -847,6 +866,7 @@ float vec_dot(int t, const void *row, const void *act, long n) {
     case DT_BF16: return dot_bf16(row, act, n);
     case DT_Q8_0:
     case DT_Q4_0:
+    case DT_Q4_0_G16:
     case DT_Q4_1:
     case DT_Q5_0:
     case DT_Q5_1:
@@ -909,6 +929,11 @@ static void quantize_q8(const float *x, int8_t *q, float *dx, float *sx, float *
 int kernel_use_avx512(int on) {
     (void)on;
     return 0;
+}
+
+int kernel_weight_type(int t, long cols) {
+    (void)cols;
+    return t;
 }
 
 void vec_dot_multi(int t, const void *row, const void *act, size_t stride, int n, long len, float *out,

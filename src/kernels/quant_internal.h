@@ -6,6 +6,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "formats/dtype.h"
 
@@ -68,6 +69,23 @@ static inline const float *act_dx4(const void *a, long n) {
     return (const float *)(act_q4(a, n) + 128 * act_nquads(n));
 }
 static inline const float *act_sx4(const void *a, long n) { return act_dx4(a, n) + 16 * act_nquads(n); }
+
+/* Whether weights of type t take the quads above: Q4_0 as stored and
+ * regrouped (DT_Q4_0_G16, formats/dtype.h). */
+static inline int act_has_q4(int t) { return t == DT_Q4_0 || t == DT_Q4_0_G16; }
+
+/* Block i of a Q4_0 row as stored (g16 = 0) or regrouped (g16 = 1): its
+ * nibbles, and its f16 scale in *d. */
+static inline const uint8_t *q4_0_block(int g16, const void *row, long i, uint16_t *d) {
+    if (!g16) {
+        const BlockQ4_0 *b = (const BlockQ4_0 *)row + i;
+        *d = b->d;
+        return b->qs;
+    }
+    const uint8_t *g = (const uint8_t *)row + (size_t)(i / 16) * 16 * sizeof(BlockQ4_0);
+    memcpy(d, g + 2 * (i % 16), 2);
+    return g + 32 + 16 * (i % 16);
+}
 
 /* For Q4_K and Q5_K weights (n a multiple of 256) the activation goes on instead
  * with its quants once more, each super-block of 256 in the order of the

@@ -196,6 +196,7 @@ Model *model_load_hf(const char *dir, int n_threads, Err *e) {
         m->st = NULL;
     }
     model_init_rope(m, NULL);
+    model_use_kernel_layouts(m);
     return m;
 }
 
@@ -326,6 +327,7 @@ Model *model_from_gguf(Gguf *g, int n_threads, Err *e) {
     const float *factors = gguf_vec(m, "rope_freqs.weight", cfg.head_dim / 2, 0, e);
     if (!factors && gguf_find_tensor(g, "rope_freqs.weight")) goto fail;
     model_init_rope(m, factors);
+    model_use_kernel_layouts(m);
     return m;
 fail:
     /* name the file once: the reader's own messages already start with it */

@@ -5,8 +5,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/fileio.h"
 #include "base/mem.h"
 #include "kernels/ops.h"
+#include "kernels/quant.h"
 #include "model/decoder.h"
 #include "model/model_internal.h"
 
@@ -24,6 +26,36 @@ void *model_own(Model *m, void *p) {
     m->owned = xrealloc(m->owned, (size_t)(m->n_owned + 1) * sizeof *m->owned);
     m->owned[m->n_owned++] = p;
     return p;
+}
+
+/* One matrix into kernel_weight_type's layout (a copy the model owns). */
+static void use_kernel_layout(Model *m, QMat *q) {
+    int to = q->data ? kernel_weight_type(q->type, q->cols) : q->type;
+    if (to == q->type) return;
+    /* the only regrouping there is (formats/dtype.h) */
+    if (q->type != DT_Q4_0 || to != DT_Q4_0_G16) return;
+    size_t in_rb = dtype_nbytes(q->type, q->cols), out_rb = dtype_nbytes(to, q->cols);
+    char *dst = model_own(m, xaligned_alloc(out_rb * (size_t)q->rows));
+    for (long r = 0; r < q->rows; r++)
+        dtype_q4_0_to_g16((const char *)q->data + (size_t)r * in_rb, dst + (size_t)r * out_rb, q->cols);
+    /* a GGUF's matrices of a stored type lie in its read-only map: the
+     * copy replaces them for good (else the process would hold both) */
+    if (m->gguf) file_map_release(q->data, in_rb * (size_t)q->rows);
+    q->type = to;
+    q->data = dst;
+}
+
+void model_use_kernel_layouts(Model *m) {
+    int tied = m->w.lm_head.data == m->w.embed.data;
+    use_kernel_layout(m, &m->w.embed);
+    if (tied) m->w.lm_head = m->w.embed;
+    else use_kernel_layout(m, &m->w.lm_head);
+    for (int l = 0; l < m->cfg.n_layers; l++)
+        for (int k = 0; k < PARAM_COUNT; k++) {
+            if (!(arch_tensor((ParamKind)k)->flags & TK_LAYER)) continue;
+            QMat *q = model_weight_slot(&m->w, (ParamKind)k, l).mat;
+            if (q) use_kernel_layout(m, q);
+        }
 }
 
 int model_check_dims(const ModelConfig *c, const char *src, Err *e) {

@@ -14,6 +14,11 @@ int model_check_dims(const ModelConfig *c, const char *src, Err *e);
  * (overflow-checked): call before allocating from them. */
 int model_check_config(const ModelConfig *c, const char *src, Err *e);
 void model_init_rope(Model *m, const float *freq_factors);
+/* The matrices the running kernels read faster in another layout
+ * (kernel_weight_type: Q4_0 regrouped under AVX-512) copied into it once,
+ * into memory the model owns; the loaded originals are no longer read.
+ * m->weight_type stays the stored type. Every loader calls it last. */
+void model_use_kernel_layouts(Model *m);
 void model_alloc_params(Model *m, const size_t sizes[PARAM_COUNT]);
 void model_views_from_params(Model *m);
 /* A decoder from an open GGUF (a file or gguf_open_mem: the fuzzer), which

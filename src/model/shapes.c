@@ -94,8 +94,9 @@ static void fill_vec(float *v, size_t n, float value) {
 /* The type a matrix of rows of `cols` values gets when `dtype` is asked
  * for: K-quant rows must be whole super-blocks of 256, and other rows fall
  * back to a 32-block type as llama.cpp's quantiser does (Q4_K -> Q5_0,
- * Q6_K -> Q8_0, ...: dtype_row_fallback). */
-static int matrix_type(int dtype, int cols) { return dtype_row_fallback(dtype, cols); }
+ * Q6_K -> Q8_0, ...: dtype_row_fallback); made directly in the layout a
+ * loaded file's matrices would be regrouped into (kernel_weight_type). */
+static int matrix_type(int dtype, int cols) { return kernel_weight_type(dtype_row_fallback(dtype, cols), cols); }
 
 Model *model_init_random(const ModelConfig *cfg, int dtype, uint64_t seed, int n_threads, Err *e) {
     if (model_check_config(cfg, "random model", e)) return NULL;

@@ -29,9 +29,10 @@ static float *rand_vec(Rng *r, long n, float scale) {
     return v;
 }
 
-/* The weight types the kernels compute with (formats/dtype.h numbers). */
-static const int TYPES[] = {DT_F32, DT_F16, DT_BF16, DT_Q8_0, DT_Q4_0, DT_Q4_K, DT_Q6_K};
-#define N_TYPES 7
+/* The weight types the kernels compute with (formats/dtype.h numbers), and
+ * the in-memory regrouping of Q4_0 (rows of whole 512-value groups). */
+static const int TYPES[] = {DT_F32, DT_F16, DT_BF16, DT_Q8_0, DT_Q4_0, DT_Q4_K, DT_Q6_K, DT_Q4_0_G16};
+#define N_TYPES 8
 
 static void test_vec_dot_matches_reference(void) {
     Rng r;
@@ -77,7 +78,7 @@ static void test_vec_dot_matches_reference(void) {
 static void test_dequantize_matches_formats(void) {
     Rng r;
     rng_seed(&r, 9);
-    long n = 768;
+    long n = 1536; /* whole super-blocks and groups */
     float *x = rand_vec(&r, n, 1.0f), *a = xmalloc((size_t)n * 4), *b = xmalloc((size_t)n * 4);
     void *row = xmalloc((size_t)n * 4);
     for (int ti = 0; ti < N_TYPES; ti++) {
@@ -163,8 +164,8 @@ static void test_multi_rows_any_batch(void) {
     Rng r;
     rng_seed(&r, 17);
     const long n = 512;
-    const int types[4] = {DT_Q8_0, DT_Q4_0, DT_Q4_K, DT_Q6_K}, nrows = 5;
-    for (int ti = 0; ti < 4; ti++) {
+    const int types[5] = {DT_Q8_0, DT_Q4_0, DT_Q4_K, DT_Q6_K, DT_Q4_0_G16}, nrows = 5;
+    for (int ti = 0; ti < 5; ti++) {
         int t = types[ti];
         size_t rb = dtype_nbytes(t, n), xb = kernel_act_bytes(t, n);
         float *w = rand_vec(&r, nrows * n, 0.5f), *x = rand_vec(&r, 7 * n, 2.0f), got[7 * 5];
@@ -250,10 +251,11 @@ static void test_matmul_matches_reference(void) {
         for (int b = 0; b < 6; b++) {
             /* the last batch size takes the GEMM path */
             int n = batches[b] ? batches[b] : matmul_gemm_min_rows(TYPES[ti]) + 1;
-            CHECK_MSG(check_matmul(tp, TYPES[ti], n, 100, 256, &worst), "%s n=%d: relative error %g > 1e-5",
+            int cols = dtype_block_size(TYPES[ti]) > 256 ? dtype_block_size(TYPES[ti]) : 256;
+            CHECK_MSG(check_matmul(tp, TYPES[ti], n, 100, cols, &worst), "%s n=%d: relative error %g > 1e-5",
                       dtype_name(TYPES[ti]), n, worst);
             /* no pool: the caller's thread, scratch of its own */
-            CHECK_MSG(check_matmul(NULL, TYPES[ti], n, 100, 256, &worst), "%s n=%d without a pool: %g",
+            CHECK_MSG(check_matmul(NULL, TYPES[ti], n, 100, cols, &worst), "%s n=%d without a pool: %g",
                       dtype_name(TYPES[ti]), n, worst);
         }
     tp_free(tp);
@@ -265,10 +267,13 @@ static void test_matmul_matches_reference(void) {
 static void test_matmul_group_equals_separate(void) {
     ThreadPool *tp = tp_create(2);
     const int cols = 512, rows[3] = {192, 64, 130};
-    const int types[][3] = {{DT_Q8_0, DT_Q8_0, DT_Q8_0}, {DT_Q4_K, DT_Q6_K, DT_Q4_K}, {DT_F32, DT_Q4_0, DT_BF16}};
+    const int types[][3] = {{DT_Q8_0, DT_Q8_0, DT_Q8_0},
+                            {DT_Q4_K, DT_Q6_K, DT_Q4_K},
+                            {DT_F32, DT_Q4_0, DT_BF16},
+                            {DT_Q4_0_G16, DT_Q4_0, DT_Q4_0_G16}};
     Rng r;
     rng_seed(&r, 77);
-    for (int ti = 0; ti < 3; ti++)
+    for (int ti = 0; ti < 4; ti++)
         for (int ni = 0; ni < 3; ni++) {
             const int n = ni == 0 ? 1 : ni == 1 ? 3 : 64; /* the last on the GEMM path */
             QMat w[3];
@@ -585,12 +590,62 @@ static void test_q8_0_extreme_quants(void) {
 
 /* The same checks on the AVX2 dots when the build also has AVX-512 ones
  * (which the other tests use), so that both stay right. */
+/* DT_Q4_0_G16 is Q4_0 regrouped: the same bytes in another order, the
+ * same values, the same dots up to the order of the float sums (the block
+ * sums are exact integers; 1e-5 of the sum of |terms|, as above); it is
+ * the layout models load Q4_0 matrices into where the AVX-512 dots run,
+ * for rows of whole 512-value groups only; and no user-facing name. */
+static void test_q4_0_regrouped(void) {
+    Rng r;
+    rng_seed(&r, 21);
+    const long n = 3 * QK4_0_G16;
+    float *w = rand_vec(&r, n, 0.5f), *x = rand_vec(&r, 4 * n, 2.0f), *a = xmalloc((size_t)n * 4), *b = xmalloc((size_t)n * 4);
+    CHECK_EQ_INT((int)dtype_nbytes(DT_Q4_0_G16, n), (int)dtype_nbytes(DT_Q4_0, n));
+    CHECK(dtype_nbytes(DT_Q4_0_G16, 896) == 0 && !kernel_row_ok(DT_Q4_0_G16, 896));
+    CHECK_EQ_INT(dtype_from_name("q4_0_g16"), DT_INVALID);
+    size_t rb = dtype_nbytes(DT_Q4_0, n);
+    char *q = xmalloc(rb), *g = xmalloc(rb), *g2 = xmalloc(rb);
+    quantize_row(DT_Q4_0, w, q, n);
+    quantize_row(DT_Q4_0_G16, w, g, n);
+    dtype_q4_0_to_g16(q, g2, n);
+    CHECK(!memcmp(g, g2, rb) && memcmp(g, q, rb)); /* regrouped, not copied */
+    dequantize_row(DT_Q4_0, q, a, n);
+    dequantize_row(DT_Q4_0_G16, g, b, n);
+    CHECK(!memcmp(a, b, (size_t)n * 4));
+    kernel_dequantize_row(DT_Q4_0_G16, g, b, n);
+    CHECK(!memcmp(a, b, (size_t)n * 4));
+    /* the loaders' choice: regrouped exactly where the AVX-512 dots are on */
+    int on = kernel_use_avx512(1);
+    kernel_use_avx512(on);
+    CHECK_EQ_INT(kernel_weight_type(DT_Q4_0, n), on ? DT_Q4_0_G16 : DT_Q4_0);
+    CHECK_EQ_INT(kernel_weight_type(DT_Q4_0, 896), DT_Q4_0);
+    CHECK_EQ_INT(kernel_weight_type(DT_Q8_0, n), DT_Q8_0);
+    size_t xb = kernel_act_bytes(DT_Q4_0_G16, n);
+    CHECK(xb == kernel_act_bytes(DT_Q4_0, n));
+    char *xq = xaligned_alloc(4 * xb);
+    for (int k = 0; k < 4; k++) kernel_quantize_act(DT_Q4_0_G16, x + k * n, xq + k * xb, n);
+    float multi[4];
+    vec_dot_multi(DT_Q4_0_G16, g, xq, xb, 4, n, multi, 1);
+    for (int k = 0; k < 4; k++) {
+        double scale = 0;
+        for (long i = 0; i < n; i++) scale += fabs(a[i] * x[k * n + i]);
+        float got = vec_dot(DT_Q4_0_G16, g, xq + k * xb, n), stored = vec_dot(DT_Q4_0, q, xq + k * xb, n);
+        float ref = vec_dot_ref(DT_Q4_0, q, xq + k * xb, n);
+        CHECK_MSG(fabs(got - ref) <= 1e-5 * scale && fabs(got - stored) <= 1e-5 * scale, "act %d: %g, stored %g, ref %g",
+                  k, got, stored, ref);
+        CHECK_MSG(fabs(vec_dot_ref(DT_Q4_0_G16, g, xq + k * xb, n) - ref) <= 1e-5 * scale, "act %d: ref of the groups", k);
+        CHECK_MSG(fabs(multi[k] - ref) <= 1e-5 * scale, "act %d: four at once %g, ref %g", k, multi[k], ref);
+    }
+    free(w), free(x), free(a), free(b), free(q), free(g), free(g2), free(xq);
+}
+
 static void test_dots_without_avx512(void) {
     int was = kernel_use_avx512(0);
     test_vec_dot_matches_reference();
     test_k_quant_dots_match_dequantised();
     test_q4_0_multi();
     test_matmul_matches_reference();
+    test_q4_0_regrouped();
     kernel_use_avx512(was);
 }
 
@@ -604,6 +659,7 @@ int main(void) {
     RUN_LEVELS(test_matmul_matches_reference);
     RUN_LEVELS(test_matmul_group_equals_separate);
     RUN_LEVELS(test_q8_0_extreme_quants);
+    RUN_LEVELS(test_q4_0_regrouped);
     RUN_LEVELS(test_dots_without_avx512);
     RUN_LEVELS(test_attention_matches_reference);
     RUN_LEVELS(test_attention_head_sizes);
