@@ -455,14 +455,16 @@ static inline __m512 load16_f16(const uint16_t *p) { return _mm512_cvtph_ps(_mm2
 static inline __m512 load16_bf16(const uint16_t *p) {
     return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)p)), 16));
 }
-/* No software prefetch here (unlike the quantised dots): asking for the
- * weights PREFETCH_AHEAD on, 2 lines per 64 f16 values, cut one core's
- * f16/bf16 stream from ~15.5 to ~10.4 GB/s (8192 x 2048 from memory, CPU
- * time, interleaved runs; docs/BENCHMARKS.md "Decode of 16-bit weights"). */
+/* The prefetch into L2 of quant_internal.h, as the quantised dots: with
+ * it two cores stream 16-bit rows 1.2-1.4x faster (F16 8192 x 2048 and
+ * 16384 x 8192 from memory, runs alternating call by call); a prefetch
+ * into L1 (T0), tried before, cut one core's stream from ~15.5 to ~10.4
+ * GB/s (docs/BENCHMARKS.md "Decode of 16-bit weights"). */
 #define ROW_DOT_BODY(LOAD16, TAIL)                                                               \
     __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;                                  \
     long i = 0;                                                                                  \
     for (; i + 64 <= n; i += 64) {                                                               \
+        prefetch_ahead(w + i, (int)sizeof *w);                                                     \
         a0 = _mm512_fmadd_ps(LOAD16(w + i), _mm512_loadu_ps(x + i), a0);                         \
         a1 = _mm512_fmadd_ps(LOAD16(w + i + 16), _mm512_loadu_ps(x + i + 16), a1);              \
         a2 = _mm512_fmadd_ps(LOAD16(w + i + 32), _mm512_loadu_ps(x + i + 32), a2);              \
@@ -491,6 +493,8 @@ static float dot_bf16(const uint16_t *w, const float *x, long n) { ROW_DOT_BODY(
     __m512 a0 = z, a1 = z, a2 = z, a3 = z, b0 = z, b1 = z, b2 = z, b3 = z;                           \
     long i = 0;                                                                                      \
     for (; i + 64 <= n; i += 64) {                                                                   \
+        prefetch_ahead(w0 + i, (int)sizeof *w0);                                                     \
+        prefetch_ahead(w1 + i, (int)sizeof *w1);                                                     \
         __m512 x0 = _mm512_loadu_ps(x + i), x1 = _mm512_loadu_ps(x + i + 16);                        \
         __m512 x2 = _mm512_loadu_ps(x + i + 32), x3 = _mm512_loadu_ps(x + i + 48);                   \
         a0 = _mm512_fmadd_ps(LOAD16(w0 + i), x0, a0);                                                \

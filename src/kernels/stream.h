@@ -1,8 +1,9 @@
 /* stream: how fast the machine reads a set of weight matrices from memory,
  * the bound on decoding speed. A decode step streams every weight once and
  * does little else, so its tokens/s can be put against the time this takes
- * (same threads, contiguous per-thread ranges as the decode path, no
- * arithmetic but an OR of what is read): aloe speed reports the ratio.
+ * (same threads, contiguous per-thread ranges and the same prefetch as
+ * the decode path, no arithmetic but an OR of what is read): aloe speed
+ * reports the ratio.
  * Measured in the same run as the decode because on a shared host the
  * bandwidth changes from minute to minute. */
 #ifndef ALOE_KERNELS_STREAM_H
