@@ -154,10 +154,12 @@ static int print_kernels(int json) {
     levels_str(levels, sizeof levels);
     cpu_features_str(cpu_features(), feats, sizeof feats);
     if (!json) {
-        printf("kernels: %s\nlevels: %s\ncpu: %s\n", kernel_level_name(kernel_level()), levels, feats);
+        printf("kernels: %s\nlevels: %s\ncpu: %s\nprefetch: %s (ALOE_PREFETCH)\n", kernel_level_name(kernel_level()), levels,
+               feats, kernel_prefetch_name(kernel_prefetch()));
         return 0;
     }
-    json_t *j = json_pack("{s:s, s:s, s:s}", "kernels", kernel_level_name(kernel_level()), "levels", levels, "cpu", feats);
+    json_t *j = json_pack("{s:s, s:s, s:s, s:s}", "kernels", kernel_level_name(kernel_level()), "levels", levels, "cpu", feats,
+                          "prefetch", kernel_prefetch_name(kernel_prefetch()));
     char *text = j ? json_dumps(j, 0) : NULL;
     if (text) printf("%s\n", text);
     free(text);
@@ -293,8 +295,8 @@ int cmd_speed(int argc, char **argv) {
                1 / stream_s, 100 * tg * stream_s);
     char levels[128];
     levels_str(levels, sizeof levels);
-    printf("%skernels: %s (this CPU runs %s; ALOE_CPU caps it)\n", stream_s > 0 ? "" : "\n",
-           kernel_level_name(kernel_level()), levels);
+    printf("%skernels: %s (this CPU runs %s; ALOE_CPU caps it), prefetch %s\n", stream_s > 0 ? "" : "\n",
+           kernel_level_name(kernel_level()), levels, kernel_prefetch_name(kernel_prefetch()));
     printf("memory: weights %.2f MiB, KV cache %.2f MiB (%s, largest used), peak resident %.2f MiB\n",
            bytes / (1 << 20), (double)kv_max / (1 << 20), dtype_name(m->kv_type), (double)rss / (1 << 20));
     if (json) { /* through jansson: a model path may hold quotes or backslashes */

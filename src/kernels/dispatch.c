@@ -5,6 +5,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "kernels/cpu.h"
 #include "kernels/kernel_funcs.h"
@@ -37,12 +38,37 @@ static pthread_once_t init_once = PTHREAD_ONCE_INIT;
 static Err init_err;
 static int init_failed;
 
+/* Read by every level's prefetch_ahead (quant_internal.h). */
+int kernel_prefetch_mode = KPF_AUTO;
+static const char *const PREFETCH_NAMES[] = {"off", "l1", "l2", "auto"};
+
+const char *kernel_prefetch_name(int mode) { return mode >= KPF_OFF && mode <= KPF_AUTO ? PREFETCH_NAMES[mode] : "?"; }
+
+int kernel_prefetch(void) { return kernel_prefetch_mode; }
+
+int kernel_set_prefetch(int mode) {
+    int was = kernel_prefetch_mode;
+    if (mode >= KPF_OFF && mode <= KPF_AUTO) kernel_prefetch_mode = mode;
+    return was;
+}
+
 static void choose(void) {
     const CpuFeatures *f = cpu_features();
     int level;
     if (kernel_level_choose(f, getenv("ALOE_CPU"), &level, &init_err) != 0) {
         init_failed = 1;
         level = cpu_level_max(f);
+    }
+    const char *pf = getenv("ALOE_PREFETCH");
+    if (pf && *pf) {
+        int m = -1;
+        for (int i = KPF_OFF; i <= KPF_AUTO; i++)
+            if (!strcmp(pf, PREFETCH_NAMES[i])) m = i;
+        if (m >= 0) kernel_prefetch_mode = m;
+        else if (!init_failed) {
+            err_set(&init_err, ERR_ARG, "ALOE_PREFETCH=%s: expected auto (the default), l1, l2 or off", pf);
+            init_failed = 1;
+        }
     }
     atomic_store(&current_level, level);
     atomic_store_explicit(&current, &TABLES[level], memory_order_release);

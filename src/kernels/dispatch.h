@@ -21,4 +21,19 @@ int kernel_level(void);
  * while kernels run. */
 int kernel_set_level(int level, Err *e);
 
+/* Where the decode dots and the bandwidth probe ask for the weights they
+ * will read 8 KB on (quant_internal.h): `auto` (the default), each kernel
+ * into the cache level measured faster for it on the AMD Zen 4 this was
+ * tuned on (L2 for the AVX-512 dots of BF16/F16/F32, Q8_0, regrouped Q4_0
+ * and Q4_K/Q5_K/Q6_K, and for the probe; L1 for the others); `l1`, `l2`:
+ * every kernel into that level; `off`: none. Set at start from
+ * ALOE_PREFETCH (kernels_init reports a value it does not know), and by
+ * kernel_set_prefetch (benchmarks comparing them; not while kernels run),
+ * which returns the previous mode. A CPU whose prefetchers differ may want
+ * another: bench/prefetch_ab measures the modes against each other. */
+typedef enum { KPF_OFF, KPF_L1, KPF_L2, KPF_AUTO } KernelPrefetch;
+int kernel_prefetch(void);
+int kernel_set_prefetch(int mode);
+const char *kernel_prefetch_name(int mode);
+
 #endif

@@ -400,7 +400,7 @@ __attribute__((target("avx512bf16"))) static float row_dot_bf16(const uint16_t *
     __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
     long i = 0;
     for (; i + 128 <= n; i += 128) {
-        prefetch_ahead(w + i, 4); /* 256 bytes a step; into L2 (quant_internal.h) */
+        prefetch_ahead_l2(w + i, 4); /* 256 bytes a step */
         a0 = _mm512_dpbf16_ps(a0, (__m512bh)_mm512_loadu_si512(w + i), (__m512bh)_mm512_loadu_si512(x + i));
         a1 = _mm512_dpbf16_ps(a1, (__m512bh)_mm512_loadu_si512(w + i + 32), (__m512bh)_mm512_loadu_si512(x + i + 32));
         a2 = _mm512_dpbf16_ps(a2, (__m512bh)_mm512_loadu_si512(w + i + 64), (__m512bh)_mm512_loadu_si512(x + i + 64));

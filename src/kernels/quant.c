@@ -464,7 +464,7 @@ static inline __m512 load16_bf16(const uint16_t *p) {
     __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;                                  \
     long i = 0;                                                                                  \
     for (; i + 64 <= n; i += 64) {                                                               \
-        prefetch_ahead(w + i, (int)sizeof *w);                                                     \
+        prefetch_ahead_l2(w + i, (int)sizeof *w);                                                  \
         a0 = _mm512_fmadd_ps(LOAD16(w + i), _mm512_loadu_ps(x + i), a0);                         \
         a1 = _mm512_fmadd_ps(LOAD16(w + i + 16), _mm512_loadu_ps(x + i + 16), a1);              \
         a2 = _mm512_fmadd_ps(LOAD16(w + i + 32), _mm512_loadu_ps(x + i + 32), a2);              \
@@ -493,8 +493,8 @@ static float dot_bf16(const uint16_t *w, const float *x, long n) { ROW_DOT_BODY(
     __m512 a0 = z, a1 = z, a2 = z, a3 = z, b0 = z, b1 = z, b2 = z, b3 = z;                           \
     long i = 0;                                                                                      \
     for (; i + 64 <= n; i += 64) {                                                                   \
-        prefetch_ahead(w0 + i, (int)sizeof *w0);                                                     \
-        prefetch_ahead(w1 + i, (int)sizeof *w1);                                                     \
+        prefetch_ahead_l2(w0 + i, (int)sizeof *w0);                                                  \
+        prefetch_ahead_l2(w1 + i, (int)sizeof *w1);                                                  \
         __m512 x0 = _mm512_loadu_ps(x + i), x1 = _mm512_loadu_ps(x + i + 16);                        \
         __m512 x2 = _mm512_loadu_ps(x + i + 32), x3 = _mm512_loadu_ps(x + i + 48);                   \
         a0 = _mm512_fmadd_ps(LOAD16(w0 + i), x0, a0);                                                \

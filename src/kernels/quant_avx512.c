@@ -158,7 +158,9 @@ static ALWAYS_INLINE void dot_q8q4_n(int q4, const void *row, const void *const 
         if (b < end) q4_quad((const BlockQ4_0 *)row, b, x, n, NX, acc0), b += 4;
     }
     for (; b + 4 <= nb; b += 4) {
-        prefetch_ahead((const char *)row + b * (q4 ? sizeof(BlockQ4_0) : sizeof(BlockQ8_0)), 3); /* <= 136 bytes */
+        const char *p = (const char *)row + b * (q4 ? sizeof(BlockQ4_0) : sizeof(BlockQ8_0)); /* <= 136 bytes */
+        if (q4) prefetch_ahead(p, 3);
+        else prefetch_ahead_l2(p, 3);
         q8q4_pair(q4, row, b, 1, x, n, NX, acc0);
         q8q4_pair(q4, row, b + 2, 1, x, n, NX, acc1);
     }
@@ -202,7 +204,7 @@ static ALWAYS_INLINE void dot_q4g_n(const void *row, const void *const *x, int N
                   s3 = _mm512_add_epi32(s0, _mm512_set1_epi32(12));
     const char *g = row;
     for (long b = 0; b < n / QK8_0; b += 16, g += 16 * sizeof(BlockQ4_0)) {
-        prefetch_ahead(g, 5); /* 288 bytes a group */
+        prefetch_ahead_l2(g, 5); /* 288 bytes a group */
         __m512 sc = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)g)), dwdx[4];
         UNROLL_NX
         for (int k = 0; k < NX; k++) {
@@ -236,7 +238,7 @@ static ALWAYS_INLINE void dot_q4_k_n(const BlockQ4_K *w, const void *const *x, i
     UNROLL_NX
     for (int k = 0; k < NX; k++) acc[k][0] = acc[k][1] = _mm512_setzero_ps(), accm[k] = _mm256_setzero_ps();
     for (long i = 0; i < n / QK_K; i++) {
-        prefetch_ahead(&w[i], 3); /* 144 bytes a super-block */
+        prefetch_ahead_l2(&w[i], 3); /* 144 bytes a super-block */
         __m256 scv, mnv;
         kq45_scales16(&w[i], &scv, &mnv);
         __m512i q[4];
@@ -270,7 +272,7 @@ static ALWAYS_INLINE void dot_q6_k_n(const BlockQ6_K *w, const void *const *x, i
     /* group g of 16 lies in activation block g / 2 */
     const __m512i blk = _mm512_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7);
     for (long i = 0; i < n / QK_K; i++) {
-        prefetch_ahead(&w[i], 4); /* 210 bytes a super-block */
+        prefetch_ahead_l2(&w[i], 4); /* 210 bytes a super-block */
         __m512 sc16 = _mm512_mul_ps(_mm512_set1_ps(half(w[i].d)),
                                     _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)w[i].scales))));
         __m512 s[4];

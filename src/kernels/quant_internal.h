@@ -108,25 +108,36 @@ static inline const int8_t *act_qk(const void *a, long n) { return (const int8_t
 #if defined(__AVX2__) || defined(__F16C__)
 #include <immintrin.h>
 
-/* Each loop step of the row dots (quantised, 16- and 32-bit floats) first
- * asks for the bytes PREFETCH_AHEAD further on (`lines` cache lines,
- * covering what a step reads), into L2 (T1), not L1 (T0). On two cores
- * streaming from memory the hardware prefetcher alone left the dots
- * short: Q4_0 went from 39 to 44 GB/s with a T0 prefetch at 8 KB (4 and 16
- * KB gave less; one burst per row, nothing), and batched decode from
- * 178-188 to 223-226 tokens/s (qwen2.5-0.5b -b 8 Q8_0), -b 4 Q4_0 +7-12%,
- * llama-3.2-1b -b 4 Q4_K +19-27%. The same prefetch into L2 leaves L1's
- * few miss buffers to the loads and gains again, in every type: one
- * matrix of 256 MB, 2 threads, T0 and T1 runs alternating call by call
- * (so that the host's bandwidth, which moves by the second, hits both):
- * BF16 1.22x, F16 1.36x, Q4_0 (regrouped) 1.23x, Q8_0 1.04-1.09x, Q4_K
- * 1.08x, Q5_K 1.12x, Q6_K 1.15x; one thread 1.0-1.5x; 8-24 KB ahead all
- * alike. The 16-bit rows, which gained nothing from T0, take it too.
- * Prefetches past a matrix's end are harmless. */
+/* Each loop step of the row dots first asks for the bytes PREFETCH_AHEAD
+ * further on (`lines` cache lines, covering what a step reads): into L1
+ * (T0, prefetch_ahead) or into L2 (T1, prefetch_ahead_l2), whichever was
+ * measured faster for that kernel; ALOE_PREFETCH=l1|l2|off puts every
+ * kernel on one (dispatch.h). On two cores streaming from memory the
+ * hardware prefetcher alone left the quantised dots short: Q4_0 went from
+ * 39 to 44 GB/s with T0 at 8 KB (4 and 16 KB gave less; one burst per
+ * row, nothing), batched decode from 178-188 to 223-226 tokens/s
+ * (qwen2.5-0.5b -b 8 Q8_0), -b 4 Q4_0 +7-12%, llama-3.2-1b -b 4 Q4_K
+ * +19-27%. Into L2 instead (bench/prefetch_ab: one 256 MB matrix, 2
+ * threads, the modes alternating call by call so that the host's moving
+ * bandwidth weighs on each alike), against T0, on the Zen 4 this was tuned
+ * on: the AVX-512 dots of BF16 1.20x, F16 1.30x, F32 1.11x, Q4_0 regrouped
+ * 1.14x, Q8_0 1.04-1.11x, Q4_K 1.03x, Q5_K 1.14x, Q6_K 1.07x, and the
+ * bandwidth probe (stream.c) 1.07-1.10x, where the 16-bit rows had lost
+ * with T0; but the stored Q4_0 quads 0.72x, Q2_K/Q3_K/IQ4_XS/Q5_1/IQ4_NL
+ * 0.90-0.94x, and at the avx2 level Q8_0/Q4_0 0.68x (the others there
+ * 0.95-1.03x): those keep T0. 8-24 KB ahead all alike. Prefetches past a
+ * matrix's end are harmless. */
 #define PREFETCH_AHEAD 8192
-static ALWAYS_INLINE void prefetch_ahead(const void *p, int lines) {
-    for (int i = 0; i < lines; i++) _mm_prefetch((const char *)p + PREFETCH_AHEAD + 64 * i, _MM_HINT_T1);
+extern int kernel_prefetch_mode; /* dispatch.h: KPF_AUTO unless ALOE_PREFETCH says otherwise */
+static ALWAYS_INLINE void prefetch_lines(const void *p, int lines, int l2) {
+    if (kernel_prefetch_mode == 0 /* KPF_OFF */) return;
+    if (kernel_prefetch_mode == 2 /* KPF_L2 */ || (l2 && kernel_prefetch_mode == 3 /* KPF_AUTO */))
+        for (int i = 0; i < lines; i++) _mm_prefetch((const char *)p + PREFETCH_AHEAD + 64 * i, _MM_HINT_T1);
+    else
+        for (int i = 0; i < lines; i++) _mm_prefetch((const char *)p + PREFETCH_AHEAD + 64 * i, _MM_HINT_T0);
 }
+static ALWAYS_INLINE void prefetch_ahead(const void *p, int lines) { prefetch_lines(p, lines, 0); }
+static ALWAYS_INLINE void prefetch_ahead_l2(const void *p, int lines) { prefetch_lines(p, lines, 1); }
 #endif
 
 #if defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)

@@ -367,7 +367,7 @@ static ALWAYS_INLINE void dot512_q5_k_n(const BlockQ5_K *w, const void *const *a
                                              0x40404040, 0x40404040, 0x40404040, 0x40404040);
     const __m512i bit_hi = _mm512_slli_epi32(bit_lo, 1);
     for (long i = 0; i < n / QK_K; i++) {
-        prefetch_ahead(&w[i], 3); /* 176 bytes a super-block */
+        prefetch_ahead_l2(&w[i], 3); /* 176 bytes a super-block */
         __m256 scv, mnv;
         kq45_scales16(&w[i], &scv, &mnv);
         __m512i q[4];

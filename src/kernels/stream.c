@@ -31,7 +31,7 @@ static uint64_t read_bytes(const char *p, long len) {
 #if defined(__AVX512F__)
     __m512i a = _mm512_setzero_si512(), b = a, c = a, d = a;
     for (; i + 256 <= len; i += 256) {
-        prefetch_ahead(p + i, 4);
+        prefetch_ahead_l2(p + i, 4);
         a = _mm512_or_si512(a, _mm512_loadu_si512(p + i));
         b = _mm512_or_si512(b, _mm512_loadu_si512(p + i + 64));
         c = _mm512_or_si512(c, _mm512_loadu_si512(p + i + 128));
@@ -41,7 +41,7 @@ static uint64_t read_bytes(const char *p, long len) {
 #elif defined(__AVX2__)
     __m256i a = _mm256_setzero_si256(), b = a;
     for (; i + 64 <= len; i += 64) {
-        prefetch_ahead(p + i, 1);
+        prefetch_ahead_l2(p + i, 1);
         a = _mm256_or_si256(a, _mm256_loadu_si256((const __m256i *)(p + i)));
         b = _mm256_or_si256(b, _mm256_loadu_si256((const __m256i *)(p + i + 32)));
     }

@@ -122,6 +122,37 @@ static void test_cli_refuses(void) {
     free(aloe);
 }
 
+/* ALOE_PREFETCH: the aloe binary takes auto, l1, l2 and off and says
+ * which it runs; another value is refused before any work, with the
+ * message. */
+static void test_cli_prefetch(void) {
+    char *aloe = test_build_path("aloe");
+    char dir[] = "/tmp/aloe-cpu-XXXXXX";
+    CHECK(mkdtemp(dir) != NULL);
+    CHECK(test_system("ALOE_PREFETCH=l3 %s speed --kernels > %s/out 2> %s/err", aloe, dir, dir) == 2);
+    char path[256], buf[1024] = {0};
+    snprintf(path, sizeof path, "%s/err", dir);
+    FILE *f = fopen(path, "r");
+    CHECK(f && fread(buf, 1, sizeof buf - 1, f) > 0);
+    if (f) fclose(f);
+    CHECK_MSG(strstr(buf, "ALOE_PREFETCH=l3: expected auto (the default), l1, l2 or off") != NULL, "%s", buf);
+    static const char *const modes[] = {"off", "l1", "l2", "auto"};
+    for (int i = 0; i < 4; i++) {
+        CHECK(test_system("ALOE_PREFETCH=%s %s speed --kernels > %s/out 2>&1", modes[i], aloe, dir) == 0);
+        snprintf(path, sizeof path, "%s/out", dir);
+        f = fopen(path, "r");
+        memset(buf, 0, sizeof buf);
+        CHECK(f && fread(buf, 1, sizeof buf - 1, f) > 0);
+        if (f) fclose(f);
+        char want[64];
+        snprintf(want, sizeof want, "prefetch: %s (ALOE_PREFETCH)", modes[i]);
+        CHECK_MSG(strstr(buf, want) != NULL, "%s: %s", modes[i], buf);
+    }
+    CHECK(test_system("env -u ALOE_PREFETCH %s speed --kernels 2>&1 | grep -q 'prefetch: auto '", aloe) == 0); /* the default */
+    test_system("rm -rf %s", dir);
+    free(aloe);
+}
+
 int main(void) {
     RUN(test_level_max);
     RUN(test_names);
@@ -129,5 +160,6 @@ int main(void) {
     RUN(test_set_level);
     RUN(test_init_honours_env);
     RUN(test_cli_refuses);
+    RUN(test_cli_prefetch);
     return test_summary();
 }

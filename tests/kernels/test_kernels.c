@@ -15,6 +15,7 @@
 #include "base/mem.h"
 #include "base/rng.h"
 #include "kernels/attention.h"
+#include "kernels/dispatch.h"
 #include "kernels/gemm_bf16.h"
 #include "kernels/matmul.h"
 #include "kernels/ops.h"
@@ -639,6 +640,31 @@ static void test_q4_0_regrouped(void) {
     free(w), free(x), free(a), free(b), free(q), free(g), free(g2), free(xq);
 }
 
+/* The prefetch mode (dispatch.h) moves when bytes arrive, never what is
+ * computed: every row dot is bit for bit the same in each mode. */
+static void test_prefetch_modes_same_results(void) {
+    Rng r;
+    rng_seed(&r, 22);
+    const long n = 2048;
+    const int rows = 40;
+    int was = kernel_prefetch();
+    for (int ti = 0; ti < N_TYPES; ti++) {
+        int t = TYPES[ti];
+        size_t rb = dtype_nbytes(t, n);
+        float *w = rand_vec(&r, rows * n, 0.5f), *x = rand_vec(&r, n, 2.0f), got[4][40];
+        char *wq = xmalloc(rb * rows), *xq = xaligned_alloc(kernel_act_bytes(t, n));
+        for (int i = 0; i < rows; i++) quantize_row(t, w + i * n, wq + i * rb, n);
+        kernel_quantize_act(t, x, xq, n);
+        for (int m = KPF_OFF; m <= KPF_AUTO; m++) {
+            kernel_set_prefetch(m);
+            vec_dot_rows(t, wq, rb, rows, xq, n, got[m]);
+        }
+        for (int m = 1; m < 4; m++) CHECK_MSG(!memcmp(got[0], got[m], sizeof got[0]), "%s, mode %d", dtype_name(t), m);
+        free(w), free(x), free(wq), free(xq);
+    }
+    kernel_set_prefetch(was);
+}
+
 static void test_dots_without_avx512(void) {
     int was = kernel_use_avx512(0);
     test_vec_dot_matches_reference();
@@ -660,6 +686,7 @@ int main(void) {
     RUN_LEVELS(test_matmul_group_equals_separate);
     RUN_LEVELS(test_q8_0_extreme_quants);
     RUN_LEVELS(test_q4_0_regrouped);
+    RUN_LEVELS(test_prefetch_modes_same_results);
     RUN_LEVELS(test_dots_without_avx512);
     RUN_LEVELS(test_attention_matches_reference);
     RUN_LEVELS(test_attention_head_sizes);
