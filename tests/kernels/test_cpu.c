@@ -95,28 +95,31 @@ static void test_init_honours_env(void) {
     CHECK(kernel_level() == (req && *req ? kernel_level_parse(req) : cpu_level_max(cpu_features())));
 }
 
+/* The text of dir/name (up to cap - 1 bytes) into buf; 0 if unreadable. */
+static int read_out(const char *dir, const char *name, char *buf, size_t cap) {
+    char path[256];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    memset(buf, 0, cap);
+    FILE *f = fopen(path, "r");
+    size_t n = f ? fread(buf, 1, cap - 1, f) : 0;
+    if (f) fclose(f);
+    return n > 0;
+}
+
 /* The aloe binary refuses an ALOE_CPU it cannot run, before any work,
  * with the message; accepts the levels it can. */
 static void test_cli_refuses(void) {
     char *aloe = test_build_path("aloe");
-    char dir[] = "/tmp/aloe-cpu-XXXXXX";
+    char dir[] = "/tmp/aloe-cpu-XXXXXX", buf[1024];
     CHECK(mkdtemp(dir) != NULL);
     int max = cpu_level_max(cpu_features());
     CHECK(test_system("ALOE_CPU=sse9 %s speed --kernels > %s/out 2> %s/err", aloe, dir, dir) == 2);
-    char path[256], buf[1024] = {0};
-    snprintf(path, sizeof path, "%s/err", dir);
-    FILE *f = fopen(path, "r");
-    CHECK(f && fread(buf, 1, sizeof buf - 1, f) > 0);
-    if (f) fclose(f);
+    CHECK(read_out(dir, "err", buf, sizeof buf));
     CHECK(strstr(buf, "ALOE_CPU=sse9: no such kernel level") != NULL);
     if (max + 1 < KL_COUNT)
         CHECK(test_system("ALOE_CPU=%s %s speed --kernels > /dev/null 2>&1", kernel_level_name(max + 1), aloe) == 2);
     CHECK(test_system("ALOE_CPU=scalar %s speed --kernels > %s/out 2>&1", aloe, dir) == 0);
-    snprintf(path, sizeof path, "%s/out", dir);
-    f = fopen(path, "r");
-    memset(buf, 0, sizeof buf);
-    CHECK(f && fread(buf, 1, sizeof buf - 1, f) > 0);
-    if (f) fclose(f);
+    CHECK(read_out(dir, "out", buf, sizeof buf));
     CHECK(!strncmp(buf, "kernels: scalar\n", 16));
     test_system("rm -rf %s", dir);
     free(aloe);
@@ -127,23 +130,15 @@ static void test_cli_refuses(void) {
  * message. */
 static void test_cli_prefetch(void) {
     char *aloe = test_build_path("aloe");
-    char dir[] = "/tmp/aloe-cpu-XXXXXX";
+    char dir[] = "/tmp/aloe-cpu-XXXXXX", buf[1024];
     CHECK(mkdtemp(dir) != NULL);
     CHECK(test_system("ALOE_PREFETCH=l3 %s speed --kernels > %s/out 2> %s/err", aloe, dir, dir) == 2);
-    char path[256], buf[1024] = {0};
-    snprintf(path, sizeof path, "%s/err", dir);
-    FILE *f = fopen(path, "r");
-    CHECK(f && fread(buf, 1, sizeof buf - 1, f) > 0);
-    if (f) fclose(f);
+    CHECK(read_out(dir, "err", buf, sizeof buf));
     CHECK_MSG(strstr(buf, "ALOE_PREFETCH=l3: expected auto (the default), l1, l2 or off") != NULL, "%s", buf);
     static const char *const modes[] = {"off", "l1", "l2", "auto"};
     for (int i = 0; i < 4; i++) {
         CHECK(test_system("ALOE_PREFETCH=%s %s speed --kernels > %s/out 2>&1", modes[i], aloe, dir) == 0);
-        snprintf(path, sizeof path, "%s/out", dir);
-        f = fopen(path, "r");
-        memset(buf, 0, sizeof buf);
-        CHECK(f && fread(buf, 1, sizeof buf - 1, f) > 0);
-        if (f) fclose(f);
+        CHECK(read_out(dir, "out", buf, sizeof buf));
         char want[64];
         snprintf(want, sizeof want, "prefetch: %s (ALOE_PREFETCH)", modes[i]);
         CHECK_MSG(strstr(buf, want) != NULL, "%s: %s", modes[i], buf);

@@ -245,6 +245,16 @@ static void test_llamacpp_files(void) {
     free(tmp);
 }
 
+/* The HF model at ref_path as an f32 GGUF in tmp, made by `aloe convert`
+ * (path of it; caller frees). */
+static char *f32_gguf(const char *tmp, const char *ref_path) {
+    char *f32 = path_join(tmp, "wide-f32.gguf");
+    char *args = xasprintf("convert --model %s --out %s --type f32", ref_path, f32), *out = NULL;
+    if (aloe_sh_run(NULL, args, &out) != 0) test_fail(__FILE__, __LINE__, "aloe convert: %s", out);
+    free(args), free(out);
+    return f32;
+}
+
 /* Models quantised by aloe's own quantisers (every matrix, the tied
  * embedding too, like --pure) from the same f32 weights: they load and
  * give the same guarantees; and the quantisers' error is comparable with
@@ -259,10 +269,7 @@ static void test_own_quantiser(void) {
     int V = 0, rc = reference(&WIDE, &tmp, &ref_path, &ref, &V, &e);
     if (rc == 1) SKIP("shared fixtures absent (ALOE_SHARED)");
     CHECK_OK(rc, &e);
-    char *f32 = path_join(tmp, "wide-f32.gguf");
-    char *args = xasprintf("convert --model %s --out %s --type f32", ref_path, f32), *out = NULL;
-    CHECK_MSG(aloe_sh_run(NULL, args, &out) == 0, "aloe convert: %s", out);
-    free(args), free(out);
+    char *f32 = f32_gguf(tmp, ref_path);
     for (int c = 0; c < 4; c++) {
         int t = CASES[c].pure;
         char *name = xasprintf("own-%s.gguf", dtype_name(t));
@@ -294,9 +301,7 @@ static void test_q4_0_regrouped_model(void) {
     int V = 0, rc = reference(&WIDE512, &tmp, &ref_path, &ref, &V, &e);
     if (rc == 1) SKIP("shared fixtures absent (ALOE_SHARED)");
     CHECK_OK(rc, &e);
-    char *f32 = path_join(tmp, "wide512-f32.gguf");
-    char *args = xasprintf("convert --model %s --out %s --type f32", ref_path, f32), *out = NULL;
-    CHECK_MSG(aloe_sh_run(NULL, args, &out) == 0, "aloe convert: %s", out);
+    char *f32 = f32_gguf(tmp, ref_path);
     char *path = requantised_copy(f32, tmp, "own-q4_0.gguf", DT_Q4_0, &e);
     CHECK_MSG(path, "%s", e.msg);
     Model *m = model_load(path, 1, &e);
@@ -309,7 +314,7 @@ static void test_q4_0_regrouped_model(void) {
     CHECK_EQ_INT(m->w.embed.type, DT_Q4_0);
     model_free(m);
     check_file(&WIDE512, path, ref_path, tmp, ref, V);
-    free(args), free(out), free(path), free(f32), free(ref), free(ref_path);
+    free(path), free(f32), free(ref), free(ref_path);
     test_system("rm -rf '%s'", tmp);
     free(tmp);
 }
