@@ -158,9 +158,8 @@ static ALWAYS_INLINE void dot_q8q4_n(int q4, const void *row, const void *const 
         if (b < end) q4_quad((const BlockQ4_0 *)row, b, x, n, NX, acc0), b += 4;
     }
     for (; b + 4 <= nb; b += 4) {
-        const char *p = (const char *)row + b * (q4 ? sizeof(BlockQ4_0) : sizeof(BlockQ8_0)); /* <= 136 bytes */
-        if (q4) prefetch_ahead(p, 3);
-        else prefetch_ahead_l2(p, 3);
+        /* <= 136 bytes; Q8_0 into L2, Q4_0's last blocks into L1 (quant_internal.h) */
+        prefetch_lines((const char *)row + b * (q4 ? sizeof(BlockQ4_0) : sizeof(BlockQ8_0)), 3, !q4);
         q8q4_pair(q4, row, b, 1, x, n, NX, acc0);
         q8q4_pair(q4, row, b + 2, 1, x, n, NX, acc1);
     }

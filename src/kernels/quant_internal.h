@@ -172,7 +172,6 @@ static inline float half(uint16_t h) {
 }
 
 #if defined(__AVX2__)
-#include <string.h>
 
 /* The 6-bit scales (lanes 0-7 of *sc) and mins (*mn) of a Q4_K block as
  * int32 lanes, unpacked four at a time from the 12 packed bytes (the
