@@ -154,7 +154,8 @@ int file_write_atomic(const char *path, const void *data, size_t len, Err *e) {
 int file_map(const char *path, FileMap *m, Err *e) {
     m->data = NULL;
     m->size = 0;
-    int fd = open(path, O_RDONLY);
+    m->fd = -1;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) return err_set(e, errno == ENOENT ? ERR_NOTFOUND : ERR_IO, "%s: %s", path, strerror(errno));
     struct stat st;
     if (fstat(fd, &st)) {
@@ -169,6 +170,8 @@ int file_map(const char *path, FileMap *m, Err *e) {
             return err_set(e, ERR_IO, "%s: cannot map: %s", path, strerror(errno));
         }
         m->data = p;
+        m->fd = fd;
+        return 0;
     }
     close(fd);
     return 0;
@@ -180,10 +183,29 @@ void file_map_release(const void *p, size_t n) {
     if (hi > lo) madvise((void *)lo, hi - lo, MADV_DONTNEED); /* advice: nothing to do if refused */
 }
 
+int file_map_holds(const FileMap *m, const void *p, size_t n) {
+    uintptr_t a = (uintptr_t)p, lo = (uintptr_t)m->data;
+    return m->data && a >= lo && a - lo <= m->size && n <= m->size - (a - lo);
+}
+
+int file_map_read(const FileMap *m, const void *p, size_t n, void *dst) {
+    if (!file_map_holds(m, p, n) || m->fd < 0) return -1;
+    off_t at = (off_t)((const char *)p - (const char *)m->data);
+    for (size_t done = 0; done < n;) {
+        ssize_t r = pread(m->fd, (char *)dst + done, n - done, at + (off_t)done);
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0) return -1; /* an error, or the file shrank under the map */
+        done += (size_t)r;
+    }
+    return 0;
+}
+
 void file_unmap(FileMap *m) {
     if (m->data) munmap(m->data, m->size);
+    if (m->data && m->fd >= 0) close(m->fd);
     m->data = NULL;
     m->size = 0;
+    m->fd = -1;
 }
 
 long appender_repair(const char *path, Err *e) {

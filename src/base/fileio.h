@@ -64,6 +64,7 @@ long long file_size(const char *path);
 typedef struct FileMap {
     void *data;
     size_t size;
+    int fd; /* the file, open while mapped (file_map_read) */
 } FileMap;
 
 /* Read-only private map of a whole file (empty files map to data=NULL). */
@@ -74,6 +75,14 @@ void file_unmap(FileMap *m);
  * them; a later read maps them back). Only for file_map's maps: on memory
  * that was written it would lose the writes. */
 void file_map_release(const void *p, size_t n);
+/* Whether [p, p + n) lies within map m. */
+int file_map_holds(const FileMap *m, const void *p, size_t n);
+/* The n bytes at p (within map m) into dst by reading the file: a copy
+ * without the page faults of reading through the map (an 8B Q8_0 file's
+ * weights, cached, two threads: ~4.3-4.7 s through the map, ~3.3 s
+ * read). 0, or -1 when the range is not in m or on a read error (dst
+ * then partly written). */
+int file_map_read(const FileMap *m, const void *p, size_t n, void *dst);
 
 /* Durable appender: each append writes one whole record and fdatasyncs. */
 typedef struct Appender {

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 static void oom(size_t n) {
     fprintf(stderr, "aloe: out of memory (allocating %zu bytes)\n", n);
@@ -54,6 +55,17 @@ char *xasprintf(const char *fmt, ...) {
 void *xaligned_alloc(size_t n) {
     void *p = NULL;
     if (posix_memalign(&p, 64, n ? n : 64)) oom(n);
+    return p;
+}
+
+void *xhuge_alloc(size_t n) {
+    const size_t huge = (size_t)2 << 20;
+    if (n < huge) return xaligned_alloc(n);
+    void *p = NULL;
+    if (posix_memalign(&p, huge, n)) oom(n);
+    /* advice (refused where there is no THP: fine); a last partial 2 MiB
+     * stays in small pages, so no page holds more than the array needs */
+    madvise(p, n, MADV_HUGEPAGE);
     return p;
 }
 

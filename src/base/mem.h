@@ -14,6 +14,14 @@ char *xstrndup(const char *s, size_t n); /* at most n bytes, stops at NUL */
 char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* 64-byte aligned (for SIMD and cache lines); free with free(). */
 void *xaligned_alloc(size_t n);
+/* For large arrays streamed end to end (weights, KV caches): from 2 MiB
+ * on, aligned to 2 MiB and advised for transparent huge pages, so the
+ * kernel may back it with 2 MiB pages where THP is "always" or "madvise"
+ * (a TLB entry per 2 MiB instead of per 4 KiB: an 8B BF16 model's weights
+ * read at ~31-35 GB/s from the page cache's 4 KiB pages here, at ~45-53
+ * from 2 MiB pages, docs/BENCHMARKS.md "Weights in memory"); smaller, as
+ * xaligned_alloc. Free with free(). */
+void *xhuge_alloc(size_t n);
 
 /* A growable byte buffer; always NUL-terminated when len > 0 or after sb_init. */
 typedef struct StrBuf {

@@ -297,8 +297,12 @@ int cmd_speed(int argc, char **argv) {
     levels_str(levels, sizeof levels);
     printf("%skernels: %s (this CPU runs %s; ALOE_CPU caps it), prefetch %s\n", stream_s > 0 ? "" : "\n",
            kernel_level_name(kernel_level()), levels, kernel_prefetch_name(kernel_prefetch()));
-    printf("memory: weights %.2f MiB, KV cache %.2f MiB (%s, largest used), peak resident %.2f MiB\n",
-           bytes / (1 << 20), (double)kv_max / (1 << 20), dtype_name(m->kv_type), (double)rss / (1 << 20));
+    char place[96] = "in memory";
+    if (m->mapped_bytes)
+        snprintf(place, sizeof place, "%.2f MiB of them read from the file's map", (double)m->mapped_bytes / (1 << 20));
+    printf("memory: weights %.2f MiB (%s; ALOE_WEIGHTS), KV cache %.2f MiB (%s, largest used), peak resident %.2f "
+           "MiB\n",
+           bytes / (1 << 20), place, (double)kv_max / (1 << 20), dtype_name(m->kv_type), (double)rss / (1 << 20));
     if (json) { /* through jansson: a model path may hold quotes or backslashes */
         json_t *j = json_pack("{s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:i, s:i, s:i, s:i, s:i, s:i, s:f, s:f, s:f}", "model",
                               name, "type", wtype, "source", m->source, "weights_bytes",
@@ -312,6 +316,7 @@ int cmd_speed(int argc, char **argv) {
         /* what the bound counts a step to read: the weights and the mean KV cache */
         if (j && stream_s > 0) json_object_set_new(j, "decode_step_bytes", json_real(round(stream_bytes + kv_step)));
         if (j) json_object_set_new(j, "kv_type", json_string(dtype_name(m->kv_type)));
+        if (j) json_object_set_new(j, "weights_mapped_bytes", json_integer((json_int_t)m->mapped_bytes));
         if (j) json_object_set_new(j, "kernels", json_string(kernel_level_name(kernel_level())));
         char *text = j ? json_dumps(j, JSON_REAL_PRECISION(10)) : NULL;
         if (text) printf("%s\n", text);

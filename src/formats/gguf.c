@@ -412,6 +412,9 @@ uint32_t gguf_version(const Gguf *g) { return g->version; }
 size_t gguf_alignment(const Gguf *g) { return g->alignment; }
 size_t gguf_data_offset(const Gguf *g) { return g->data_offset; }
 const char *gguf_path(const Gguf *g) { return g->path; }
+const FileMap *gguf_map_holding(const Gguf *g, const void *p, size_t n) {
+    return file_map_holds(&g->map, p, n) ? &g->map : NULL;
+}
 int gguf_n_kv(const Gguf *g) { return g->n_kv; }
 const GgufKV *gguf_kv(const Gguf *g, int i) { return i >= 0 && i < g->n_kv ? &g->kv[i] : NULL; }
 int gguf_n_tensors(const Gguf *g) { return g->n_tensors; }

@@ -17,6 +17,7 @@
 #include <stdint.h>
 
 #include "base/err.h"
+#include "base/fileio.h"
 #include "formats/tensor.h"
 
 /* Metadata value types as stored in the file. */
@@ -74,6 +75,10 @@ size_t gguf_alignment(const Gguf *g);
 /* Offset of the tensor data section from the start of the file. */
 size_t gguf_data_offset(const Gguf *g);
 const char *gguf_path(const Gguf *g);
+/* The file's map when [p, p + n) lies in it, else NULL (always for
+ * gguf_open_mem): bytes there may be read with file_map_read and released
+ * with file_map_release. */
+const FileMap *gguf_map_holding(const Gguf *g, const void *p, size_t n);
 
 int gguf_n_kv(const Gguf *g);
 const GgufKV *gguf_kv(const Gguf *g, int i);

@@ -350,6 +350,12 @@ int st_count(const SafeTensors *st) { return st->n; }
 const TensorView *st_tensor(const SafeTensors *st, int i) { return i >= 0 && i < st->n ? &st->t[i] : NULL; }
 const char *st_path(const SafeTensors *st) { return st->path; }
 
+const FileMap *st_map_holding(const SafeTensors *st, const void *p, size_t n) {
+    for (int i = 0; i < st->n_shards; i++)
+        if (file_map_holds(&st->shards[i].map, p, n)) return &st->shards[i].map;
+    return NULL;
+}
+
 const char *st_metadata(const SafeTensors *st, const char *key) {
     for (int i = 0; i < st->n_meta; i++)
         if (!strcmp(st->meta[2 * i], key)) return st->meta[2 * i + 1];

@@ -17,6 +17,7 @@
 #include <stddef.h>
 
 #include "base/err.h"
+#include "base/fileio.h"
 #include "formats/tensor.h"
 
 typedef struct SafeTensors SafeTensors;
@@ -48,6 +49,9 @@ const char *st_path(const SafeTensors *st);
 /* The file (shard) holding t, for messages; st_path when t is not one of
  * st's mapped tensors. */
 const char *st_file_of(const SafeTensors *st, const TensorView *t);
+/* The shard's map [p, p + n) lies in, else NULL (always for
+ * st_open_mem): as gguf_map_holding. */
+const FileMap *st_map_holding(const SafeTensors *st, const void *p, size_t n);
 
 /* Writes tensors (data copied as-is; dtype must have a safetensors name:
  * F32, F16, BF16, F64, I8..I64, U8, BOOL) with optional string metadata

@@ -66,7 +66,7 @@ static void cpu_destroy(Backend *be) {
 }
 static void *cpu_alloc(Backend *be, size_t bytes) {
     (void)be;
-    return xaligned_alloc(bytes ? bytes : 64);
+    return xhuge_alloc(bytes ? bytes : 64); /* KV caches: streamed by every decode step */
 }
 static void cpu_free(Backend *be, void *buf) {
     (void)be;

@@ -80,7 +80,8 @@ void matmul_forward_group_prec(ThreadPool *tp, int k, float *const ys[], const f
  * the tests compare against. */
 void matmul_forward_ref(float *y, const float *x, int n, const QMat *w);
 
-/* Pointer to row r of W. */
+/* W's bytes; a pointer to row r of W. */
+static inline size_t qmat_bytes(const QMat *w) { return dtype_nbytes(w->type, w->cols) * (size_t)w->rows; }
 static inline const void *qmat_row(const QMat *w, long r) {
     return (const char *)w->data + r * dtype_nbytes(w->type, w->cols);
 }

@@ -57,7 +57,7 @@ int kernel_use_avx512(int on);
 /* The layout in which this level's kernels read a matrix of type t with
  * rows of `cols` values fastest: DT_Q4_0_G16 for Q4_0 under the AVX-512
  * dots (rows of whole 512-value groups), else t itself. A model loader
- * regroups such matrices once (model_use_kernel_layouts). */
+ * regroups such matrices once (model_place_weights). */
 int kernel_weight_type(int t, long cols);
 
 /* Dots of nrows consecutive weight rows (row_bytes apart) with one

@@ -352,7 +352,6 @@ void model_free(Model *m) {
     free(m);
 }
 
-static size_t qmat_bytes(const QMat *q) { return dtype_nbytes(q->type, q->cols) * (size_t)q->rows; }
 
 size_t model_weight_bytes(const Model *m) {
     size_t sizes[PARAM_COUNT], total = 0;

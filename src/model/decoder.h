@@ -133,6 +133,7 @@ typedef struct Model {
     float *param[PARAM_COUNT];
     SafeTensors *st;
     Gguf *gguf;
+    size_t mapped_bytes; /* of the matrices, those read from a file's map (model_place_weights) */
     void **owned; /* other buffers to free */
     int n_owned;
     /* activations, grown to the largest batch seen */

@@ -196,7 +196,10 @@ Model *model_load_hf(const char *dir, int n_threads, Err *e) {
         m->st = NULL;
     }
     model_init_rope(m, NULL);
-    model_use_kernel_layouts(m);
+    if (model_place_weights(m, e)) {
+        model_free(m);
+        return NULL;
+    }
     return m;
 }
 
@@ -223,7 +226,7 @@ static int gguf_qmat_rows(Model *m, const char *name, int64_t stored_rows, int64
                        gguf_path(m->gguf), name, dtype_name(t->dtype));
     int to = cols % QK8_0 == 0 ? DT_Q8_0 : DT_F32;
     size_t out_rb = dtype_nbytes(to, cols);
-    char *dst = model_own(m, xmalloc(out_rb * (size_t)rows));
+    char *dst = model_own(m, xhuge_alloc(out_rb * (size_t)rows));
     float *tmp = xmalloc((size_t)cols * sizeof(float));
     for (int64_t r = 0; r < rows; r++) {
         dequantize_row(t->dtype, base + r * in_rb, tmp, cols);
@@ -327,7 +330,7 @@ Model *model_from_gguf(Gguf *g, int n_threads, Err *e) {
     const float *factors = gguf_vec(m, "rope_freqs.weight", cfg.head_dim / 2, 0, e);
     if (!factors && gguf_find_tensor(g, "rope_freqs.weight")) goto fail;
     model_init_rope(m, factors);
-    model_use_kernel_layouts(m);
+    if (model_place_weights(m, e)) goto fail_bare;
     return m;
 fail:
     /* name the file once: the reader's own messages already start with it */

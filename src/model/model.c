@@ -3,6 +3,7 @@
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "base/fileio.h"
@@ -29,51 +30,124 @@ void *model_own(Model *m, void *p) {
     return p;
 }
 
-typedef struct RegroupJob {
+/* ---- the weights' place in memory (ALOE_WEIGHTS) ----
+ * A file's map reads through the page cache's 4 KiB pages; a copy in
+ * memory advised for 2 MiB pages (xhuge_alloc) streamed faster wherever a
+ * decode was memory-bound: the 8B BF16 decode here went from ~1.5-1.8 to
+ * ~2.7-3.0 tokens/s (its weights read at ~31-35 against ~45-60 GB/s);
+ * the quantised 8B files, whose dots are closer to compute-bound, neither
+ * gained nor lost (docs/BENCHMARKS.md "Weights in memory"). The copy costs
+ * load time (the pages are read once and written once, on all threads)
+ * and holds the weights in the process's own memory instead of the
+ * shared page cache, so "auto" copies only what fits in the memory the
+ * kernel reports available; "map" keeps the map (the page cache shared
+ * with other processes, the fastest load), "memory" always copies. */
+
+typedef enum { WEIGHTS_AUTO, WEIGHTS_MEMORY, WEIGHTS_MAP } WeightsPlace;
+
+static int parse_placement(WeightsPlace *out, Err *e) {
+    const char *s = getenv("ALOE_WEIGHTS");
+    if (!s || !*s || !strcmp(s, "auto")) *out = WEIGHTS_AUTO;
+    else if (!strcmp(s, "memory")) *out = WEIGHTS_MEMORY;
+    else if (!strcmp(s, "map")) *out = WEIGHTS_MAP;
+    else return err_set(e, ERR_ARG, "ALOE_WEIGHTS: '%s' is not one of auto, memory, map", s);
+    return 0;
+}
+
+/* MemAvailable of /proc/meminfo in bytes (0 when unknown). */
+static size_t mem_available(void) {
+    FILE *f = fopen("/proc/meminfo", "r");
+    if (!f) return 0;
+    char line[256];
+    unsigned long long kb = 0;
+    while (fgets(line, sizeof line, f))
+        if (sscanf(line, "MemAvailable: %llu kB", &kb) == 1) break;
+    fclose(f);
+    return (size_t)kb * 1024;
+}
+
+/* The map of a file the model maps (GGUF or safetensors shards; never a
+ * buffer the caller parsed in memory) the n bytes at p lie in, or NULL. */
+static const FileMap *file_map_of(const Model *m, const void *p, size_t n) {
+    const FileMap *f = m->gguf ? gguf_map_holding(m->gguf, p, n) : NULL;
+    return f ? f : m->st ? st_map_holding(m->st, p, n) : NULL;
+}
+
+typedef struct CopyJob {
     const char *src;
     char *dst;
     size_t rb; /* bytes a row, the same in both layouts */
     long rows, cols;
-} RegroupJob;
+    int regroup;        /* Q4_0 to DT_Q4_0_G16, else bytes as they are */
+    const FileMap *map; /* src lies in it: bytes as they are are read from the file */
+} CopyJob;
 
 /* Thread ith's share of the rows: the copy reads the file's pages for the
- * first time (page faults, the kernel's work), so all threads take part
- * (an 8B Q4_0 file: ~6 s on one thread here). */
-static void regroup_task(void *ctx, int ith, int nth) {
-    const RegroupJob *j = ctx;
+ * first time (page faults or reads from disk, the kernel's work), so all
+ * threads take part (an 8B Q4_0 file: ~6 s on one thread here). */
+static void copy_task(void *ctx, int ith, int nth) {
+    const CopyJob *j = ctx;
     long r0, r1;
     tp_split(j->rows, ith, nth, &r0, &r1);
-    for (long r = r0; r < r1; r++) dtype_q4_0_to_g16(j->src + (size_t)r * j->rb, j->dst + (size_t)r * j->rb, j->cols);
+    const char *src = j->src + (size_t)r0 * j->rb;
+    char *dst = j->dst + (size_t)r0 * j->rb;
+    size_t n = (size_t)(r1 - r0) * j->rb;
+    if (j->regroup)
+        for (long r = r0; r < r1; r++) dtype_q4_0_to_g16(j->src + (size_t)r * j->rb, j->dst + (size_t)r * j->rb, j->cols);
+    else if (n && (!j->map || file_map_read(j->map, src, n, dst))) /* a failed read: the map has the same bytes */
+        memcpy(dst, src, n);
 }
 
-/* One matrix into kernel_weight_type's layout (a copy the model owns). */
-static void use_kernel_layout(Model *m, QMat *q) {
-    int to = q->data ? kernel_weight_type(q->type, q->cols) : q->type;
-    if (to == q->type) return;
+/* One matrix into kernel_weight_type's layout, or out of a file's map
+ * when `copy` says so: a copy the model owns, in huge-page memory. */
+static void place_matrix(Model *m, QMat *q, int copy) {
+    if (!q->data) return;
+    int to = kernel_weight_type(q->type, q->cols);
     /* the only regrouping there is (formats/dtype.h) */
-    if (q->type != DT_Q4_0 || to != DT_Q4_0_G16) return;
-    size_t in_rb = dtype_nbytes(q->type, q->cols);
-    char *dst = model_own(m, xaligned_alloc(in_rb * (size_t)q->rows));
-    RegroupJob j = {q->data, dst, in_rb, q->rows, q->cols};
-    tp_run(m->tp, regroup_task, &j);
-    /* a GGUF's matrices of a stored type lie in its read-only map: the
-     * copy replaces them for good (else the process would hold both) */
-    if (m->gguf) file_map_release(q->data, in_rb * (size_t)q->rows);
-    q->type = to;
-    q->data = dst;
+    int regroup = q->type == DT_Q4_0 && to == DT_Q4_0_G16;
+    size_t bytes = qmat_bytes(q);
+    const FileMap *map = file_map_of(m, q->data, bytes);
+    if (!regroup && !(copy && map)) return;
+    CopyJob j = {q->data, model_own(m, xhuge_alloc(bytes)), dtype_nbytes(q->type, q->cols), q->rows, q->cols, regroup, map};
+    tp_run(m->tp, copy_task, &j);
+    /* the copy replaces the map's pages for good (else the process would
+     * hold both) */
+    if (map) file_map_release(q->data, bytes);
+    if (regroup) q->type = to;
+    q->data = j.dst;
 }
 
-void model_use_kernel_layouts(Model *m) {
-    int tied = m->w.lm_head.data == m->w.embed.data;
-    use_kernel_layout(m, &m->w.embed);
+/* Matrix i of the model, i < 2 + n_layers * PARAM_COUNT: the embedding,
+ * the LM head (NULL when tied to the embedding), then each layer's kinds;
+ * NULL where there is none. */
+static QMat *nth_matrix(Model *m, int i) {
+    if (i == 0) return &m->w.embed;
+    if (i == 1) return m->w.lm_head.data == m->w.embed.data ? NULL : &m->w.lm_head;
+    ParamKind k = (ParamKind)((i - 2) % PARAM_COUNT);
+    QMat *q = arch_tensor(k)->flags & TK_LAYER ? model_weight_slot(&m->w, k, (i - 2) / PARAM_COUNT).mat : NULL;
+    return q && q->data ? q : NULL;
+}
+
+int model_place_weights(Model *m, Err *e) {
+    WeightsPlace place = WEIGHTS_AUTO;
+    if (parse_placement(&place, e)) return -1;
+    int tied = m->w.lm_head.data == m->w.embed.data, n = 2 + m->cfg.n_layers * PARAM_COUNT;
+    /* the bytes of the matrices in a file's map: what a copy would hold */
+    size_t in_map = 0;
+    for (int i = 0; i < n; i++) {
+        const QMat *q = nth_matrix(m, i);
+        if (q && file_map_of(m, q->data, qmat_bytes(q))) in_map += qmat_bytes(q);
+    }
+    int copy = place == WEIGHTS_MEMORY || (place == WEIGHTS_AUTO && in_map <= mem_available() / 8 * 7);
+    m->mapped_bytes = 0;
+    for (int i = 0; i < n; i++) {
+        QMat *q = nth_matrix(m, i);
+        if (!q) continue;
+        place_matrix(m, q, copy);
+        if (file_map_of(m, q->data, qmat_bytes(q))) m->mapped_bytes += qmat_bytes(q);
+    }
     if (tied) m->w.lm_head = m->w.embed;
-    else use_kernel_layout(m, &m->w.lm_head);
-    for (int l = 0; l < m->cfg.n_layers; l++)
-        for (int k = 0; k < PARAM_COUNT; k++) {
-            if (!(arch_tensor((ParamKind)k)->flags & TK_LAYER)) continue;
-            QMat *q = model_weight_slot(&m->w, (ParamKind)k, l).mat;
-            if (q) use_kernel_layout(m, q);
-        }
+    return 0;
 }
 
 int model_check_dims(const ModelConfig *c, const char *src, Err *e) {
@@ -191,7 +265,7 @@ void model_alloc_params(Model *m, const size_t sizes[PARAM_COUNT]) {
     size_t total = 0;
     for (int k = 0; k < PARAM_COUNT; k++) total += sizes[k];
     m->n_params = total;
-    m->params = xaligned_alloc(total * sizeof(float) + 64);
+    m->params = xhuge_alloc(total * sizeof(float) + 64);
     size_t off = 0;
     for (int k = 0; k < PARAM_COUNT; k++) {
         m->param[k] = sizes[k] ? m->params + off : NULL;

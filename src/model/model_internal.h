@@ -14,11 +14,14 @@ int model_check_dims(const ModelConfig *c, const char *src, Err *e);
  * (overflow-checked): call before allocating from them. */
 int model_check_config(const ModelConfig *c, const char *src, Err *e);
 void model_init_rope(Model *m, const float *freq_factors);
-/* The matrices the running kernels read faster in another layout
- * (kernel_weight_type: Q4_0 regrouped under AVX-512) copied into it once,
- * into memory the model owns; the loaded originals are no longer read.
- * m->weight_type stays the stored type. Every loader calls it last. */
-void model_use_kernel_layouts(Model *m);
+/* Every loader calls it last. The matrices the running kernels read
+ * faster in another layout (kernel_weight_type: Q4_0 regrouped under
+ * AVX-512) copied into it once, and, as ALOE_WEIGHTS says (auto: when they
+ * fit in the available memory), the others out of the file's map: into
+ * huge-page memory the model owns; the originals are no longer read, their
+ * pages released. m->weight_type stays the stored type; m->mapped_bytes
+ * says what stayed in the map. An invalid ALOE_WEIGHTS is an error. */
+int model_place_weights(Model *m, Err *e);
 void model_alloc_params(Model *m, const size_t sizes[PARAM_COUNT]);
 void model_views_from_params(Model *m);
 /* A decoder from an open GGUF (a file or gguf_open_mem: the fuzzer), which

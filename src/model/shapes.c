@@ -152,7 +152,7 @@ Model *model_init_random(const ModelConfig *cfg, int dtype, uint64_t seed, int n
     size_t total = 0;
     for (int i = 0; i < n_mats; i++)
         total += dtype_nbytes(matrix_type(dtype, mats[i]->cols), mats[i]->cols) * (size_t)mats[i]->rows;
-    char *block = dtype == DT_F32 ? NULL : model_own(m, xaligned_alloc(total + 64));
+    char *block = dtype == DT_F32 ? NULL : model_own(m, xhuge_alloc(total + 64));
     size_t off = 0;
     for (int i = 0; i < n_mats; i++) {
         QMat *q = mats[i];

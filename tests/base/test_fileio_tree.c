@@ -1,6 +1,7 @@
 /* fileio's directory operations for checkpoints: sorted listings, rm -r,
  * hard links with a copy where links cannot cross file systems, renames,
- * and the fault hook seeing every operation that changes the disk. */
+ * and the fault hook seeing every operation that changes the disk; a
+ * map's bytes read from its file (file_map_read). */
 #include <stdlib.h>
 #include <sys/stat.h>
 
@@ -38,6 +39,34 @@ static void test_list_remove_rename(void) {
     CHECK_OK(file_remove_tree(moved, &e), &e); /* absent: fine */
     CHECK(file_list_dir(moved, &names, &n, &e) == -1 && e.code == ERR_NOTFOUND);
     free(tmp), free(d), free(sub), free(f), free(b), free(a), free(moved);
+}
+
+/* file_map_read gives the bytes the map holds at the same place, and
+ * refuses a range that is not all inside the map; released pages read
+ * back as they were. */
+static void test_map_read(void) {
+    char *tmp = test_tmpdir(), *f = path_join(tmp, "f");
+    enum { N = 3 * 4096 + 123 };
+    char *data = xmalloc(N), *got = xmalloc(N);
+    for (int i = 0; i < N; i++) data[i] = (char)(i * 7 + i / 251);
+    Err e;
+    CHECK_OK(file_write_atomic(f, data, N, &e), &e);
+    FileMap m;
+    CHECK_OK(file_map(f, &m, &e), &e);
+    const char *p = m.data;
+    CHECK(file_map_holds(&m, p + 100, N - 100) && !file_map_holds(&m, p + 100, N - 99));
+    CHECK_EQ_INT(file_map_read(&m, p + 4000, 5000, got), 0);
+    CHECK(!memcmp(got, data + 4000, 5000));
+    CHECK_EQ_INT(file_map_read(&m, p, N, got), 0);
+    CHECK(!memcmp(got, data, N));
+    CHECK_EQ_INT(file_map_read(&m, p + 1, N, got), -1); /* one byte past the end */
+    CHECK_EQ_INT(file_map_read(&m, data, 10, got), -1); /* not in the map */
+    file_map_release(p, N);
+    CHECK(!memcmp(p, data, N));
+    file_unmap(&m);
+    free(data), free(got), free(f);
+    test_system("rm -rf '%s'", tmp);
+    free(tmp);
 }
 
 static void test_link_atomic(void) {
@@ -84,6 +113,7 @@ static void test_fault_hook_sees_operations(void) {
 int main(void) {
     RUN(test_list_remove_rename);
     RUN(test_link_atomic);
+    RUN(test_map_read);
     RUN(test_fault_hook_sees_operations);
     return test_summary();
 }

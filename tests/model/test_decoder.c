@@ -829,6 +829,75 @@ static void test_qwen2_biases_two_engines(void) {
     CHECK_MSG(er.rel <= tol, "inference vs training decoder with biases: %.3g of the range > %.3g", er.rel, tol);
 }
 
+/* ---- where the weights live (ALOE_WEIGHTS, model_place_weights) ---- */
+
+/* Logits of a few tokens at positions 0.. (one forward of n tokens). */
+static float *few_logits(Model *m, Err *e) {
+    enum { N = 4 };
+    const int32_t ids[N] = {1, 7, 3, 5};
+    KvCache kv;
+    if (kv_cache_init(&kv, m, N, e)) return NULL;
+    float *lg = xmalloc((size_t)N * (size_t)m->cfg.vocab_size * sizeof(float));
+    int rc = model_forward(m, &kv, ids, N, 0, lg, 1, e);
+    kv_cache_free(&kv);
+    if (rc) free(lg);
+    return rc ? NULL : lg;
+}
+
+/* The model at path loaded with ALOE_WEIGHTS=map and =memory: the map
+ * keeps the matrices in the file (mapped_bytes > 0), the copy none; the
+ * copies hold the file's bytes (compared with the tensors as the file has
+ * them, read back through the released map) and give bit-identical
+ * logits. */
+static void check_placement(const char *path, const char *tensor, int expect_type) {
+    Err e;
+    float *lg[2] = {NULL, NULL};
+    static const char *const modes[2] = {"map", "memory"};
+    for (int i = 0; i < 2; i++) {
+        setenv("ALOE_WEIGHTS", modes[i], 1);
+        Model *m = model_load(path, 2, &e);
+        unsetenv("ALOE_WEIGHTS");
+        CHECK_MSG(m, "%s", e.msg);
+        if (!m) return;
+        const QMat *q = &m->w.layers[0].wq;
+        CHECK_EQ_INT(q->type, expect_type);
+        if (i == 0) CHECK_MSG(m->mapped_bytes >= qmat_bytes(q), "ALOE_WEIGHTS=map: %zu bytes mapped", m->mapped_bytes);
+        else CHECK_MSG(m->mapped_bytes == 0, "ALOE_WEIGHTS=memory: %zu bytes still mapped", m->mapped_bytes);
+        const TensorView *t = m->gguf ? gguf_find_tensor(m->gguf, tensor) : st_find(m->st, tensor);
+        CHECK_MSG(t && t->nbytes == qmat_bytes(q), "%s: tensor %s", path, tensor);
+        if (t && t->nbytes == qmat_bytes(q)) CHECK(!memcmp(t->data, q->data, t->nbytes));
+        if (i == 1) CHECK(t && t->data != q->data); /* a copy */
+        lg[i] = few_logits(m, &e);
+        CHECK_MSG(lg[i], "%s", e.msg);
+        if (i == 1 && lg[0] && lg[1])
+            CHECK_MSG(!memcmp(lg[0], lg[1], (size_t)4 * (size_t)m->cfg.vocab_size * sizeof(float)),
+                      "%s: the logits differ between the map and the copy", path);
+        model_free(m);
+    }
+    free(lg[0]), free(lg[1]);
+}
+
+static void test_weights_placement(void) {
+    char *path = test_shared_path("fixtures/gguf/tiny-qwen2-q8_0.gguf");
+    if (!path) SKIP("fixtures/gguf/tiny-qwen2-q8_0.gguf not found");
+    check_placement(path, "blk.0.attn_q.weight", DT_Q8_0);
+    /* a value that is not one of the three: an error naming the variable */
+    Err e;
+    setenv("ALOE_WEIGHTS", "mmap", 1);
+    Model *m = model_load(path, 1, &e);
+    unsetenv("ALOE_WEIGHTS");
+    CHECK(m == NULL);
+    if (!m) CHECK_MSG(strstr(e.msg, "ALOE_WEIGHTS") && strstr(e.msg, "'mmap'"), "%s", e.msg);
+    model_free(m);
+    free(path);
+    /* a BF16 checkpoint's matrices, used in place from the safetensors map */
+    char *dir = convert_hf("tiny-qwen3", DT_BF16, &e);
+    CHECK_MSG(dir, "%s", e.msg);
+    if (dir) check_placement(dir, "model.layers.0.self_attn.q_proj.weight", DT_BF16);
+    if (dir) test_system("rm -rf '%s'", dir);
+    free(dir);
+}
+
 /* Bad input gets an error naming the problem, not a crash. */
 static void test_load_errors(void) {
     Err e;
@@ -862,5 +931,6 @@ int main(void) {
     RUN(test_gguf_k_quants);
     RUN(test_qwen2_biases_two_engines);
     RUN(test_load_errors);
+    RUN(test_weights_placement);
     return test_summary();
 }
