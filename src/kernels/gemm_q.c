@@ -216,10 +216,138 @@ static void micro_any(int q4, const char *pk, const char *rows, size_t rb, const
     }
 }
 
+/* ---- Q4_0 in groups of 16 blocks: a block per int32 lane ----
+ * Where rows are whole groups of 512 values. The quad micro-kernel above
+ * spends per (row, activation) pair and 4 blocks two VPDPBUSD and three
+ * float operations (a conversion and two FMAs for the scales: every block
+ * spans 4 lanes). Here a block's 32 products gather in one int32 lane over
+ * 8 VPDPBUSD (the activation's act_t16 parts, each 4 quants of every
+ * block of the group), so per pair and 16 blocks it is 8 VPDPBUSD and
+ * three float operations: 11 vector operations where the quads take 20,
+ * the scales' work a quarter of it. The rows are packed per tile into the
+ * same parts: a group's 8 x 64 bytes of unsigned nibbles, then its 16
+ * scales as floats. */
+#define PACKED_GROUP 576
+
+/* Group g of a Q4_0 row, stored or regrouped: q[j] the nibble bytes of
+ * blocks 4j..4j+3 (one block per 128-bit lane), *dw their 16 scales. */
+static ALWAYS_INLINE void load_group(int t, const char *row, long g, __m512i q[4], __m512 *dw) {
+    if (t == DT_Q4_0_G16) { /* the group's 16 scales, then its 16 blocks' nibbles */
+        const char *p = row + (size_t)g * 16 * sizeof(BlockQ4_0);
+        *dw = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)p));
+        for (int j = 0; j < 4; j++) q[j] = _mm512_loadu_si512(p + 32 + 64 * j);
+        return;
+    }
+    const BlockQ4_0 *b = (const BlockQ4_0 *)row + 16 * g;
+    uint16_t d[16];
+    for (int i = 0; i < 16; i++) d[i] = b[i].d;
+    *dw = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)d));
+    for (int j = 0; j < 4; j++) {
+        __m512i v = _mm512_castsi128_si512(_mm_loadu_si128((const __m128i *)b[4 * j].qs));
+        v = _mm512_inserti32x4(v, _mm_loadu_si128((const __m128i *)b[4 * j + 1].qs), 1);
+        v = _mm512_inserti32x4(v, _mm_loadu_si128((const __m128i *)b[4 * j + 2].qs), 2);
+        q[j] = _mm512_inserti32x4(v, _mm_loadu_si128((const __m128i *)b[4 * j + 3].qs), 3);
+    }
+}
+
+/* A row's ng groups into the parts of act_t16 (quant_internal.h): part k
+ * gathers dword k (bytes 4k..4k+3) of each block, its low nibbles part k,
+ * its high ones part 4 + k. */
+static void pack_row_groups(int t, const char *row, long ng, char *dst) {
+    const __m512i m4 = _mm512_set1_epi8(15);
+    for (long g = 0; g < ng; g++, dst += PACKED_GROUP) {
+        __m512i q[4];
+        __m512 dw;
+        load_group(t, row, g, q, &dw);
+        for (int k = 0; k < 4; k++) {
+            /* lanes 0-7: dword k of blocks 0-7 (lane 4l + k of q[0], then of q[1]) */
+            const __m512i idx = _mm512_add_epi32(_mm512_set1_epi32(k),
+                                                 _mm512_setr_epi32(0, 4, 8, 12, 16, 20, 24, 28, 0, 4, 8, 12, 16, 20, 24, 28));
+            __m512i lo8 = _mm512_permutex2var_epi32(q[0], idx, q[1]), hi8 = _mm512_permutex2var_epi32(q[2], idx, q[3]);
+            __m512i c = _mm512_inserti64x4(lo8, _mm512_castsi512_si256(hi8), 1);
+            _mm512_store_si512(dst + 64 * k, _mm512_and_si512(c, m4));
+            _mm512_store_si512(dst + 64 * (4 + k), _mm512_and_si512(_mm512_srli_epi16(c, 4), m4));
+        }
+        _mm512_store_ps(dst + 512, dw);
+    }
+}
+
+/* RM rows packed by pack_row_groups (ng groups each, one row after
+ * another) x RN activations: out[j * os + i]. Per pair and group the
+ * integer sums of its 16 blocks, then w·y = dw (dx S - 8 sx) per lane. */
+static ALWAYS_INLINE void micro_groups(const char *pk, long ng, const char *act, size_t stride, long n, int RM, int RN,
+                                       float *out, size_t os) {
+    __m512 acc[GEMM_RM][GEMM_RN];
+    UNROLL_RM for (int i = 0; i < RM; i++) {
+        UNROLL_NX for (int j = 0; j < RN; j++) acc[i][j] = _mm512_setzero_ps();
+    }
+    const __m512 eight = _mm512_set1_ps(8.0f);
+    for (long g = 0; g < ng; g++) {
+        const char *pg = pk + g * PACKED_GROUP;
+        __m512i s[GEMM_RM][GEMM_RN];
+        UNROLL_RM for (int i = 0; i < RM; i++) {
+            UNROLL_NX for (int j = 0; j < RN; j++) s[i][j] = _mm512_setzero_si512();
+        }
+        _Pragma("GCC unroll 8") for (int k = 0; k < 8; k++) {
+            __m512i w[GEMM_RM];
+            UNROLL_RM for (int i = 0; i < RM; i++) w[i] = _mm512_load_si512(pg + (size_t)i * ng * PACKED_GROUP + 64 * k);
+            UNROLL_NX for (int j = 0; j < RN; j++) {
+                __m512i y = _mm512_loadu_si512(act_t16(act + j * stride, n) + 512 * g + 64 * k);
+                UNROLL_RM for (int i = 0; i < RM; i++) s[i][j] = _mm512_dpbusd_epi32(s[i][j], w[i], y);
+            }
+        }
+        UNROLL_NX for (int j = 0; j < RN; j++) {
+            const char *x = act + j * stride;
+            __m512 dx = _mm512_loadu_ps(act_dx(x, n) + 16 * g), sx8 = _mm512_mul_ps(eight, _mm512_loadu_ps(act_sx(x, n) + 16 * g));
+            UNROLL_RM for (int i = 0; i < RM; i++) {
+                __m512 dw = _mm512_load_ps(pg + (size_t)i * ng * PACKED_GROUP + 512);
+                acc[i][j] = _mm512_fmadd_ps(dw, _mm512_fmsub_ps(dx, _mm512_cvtepi32_ps(s[i][j]), sx8), acc[i][j]);
+            }
+        }
+    }
+    UNROLL_RM for (int i = 0; i < RM; i++) {
+        UNROLL_NX for (int j = 0; j < RN; j++) out[j * os + i] = _mm512_reduce_add_ps(acc[i][j]);
+    }
+}
+
+#define MG_CASE(RM, RN)                                                                                                \
+    case (RM) * 8 + (RN): micro_groups(pk, ng, act, stride, n, RM, RN, out, os); break;
+
+static void micro_groups_any(const char *pk, long ng, const char *act, size_t stride, long n, int rm, int rn,
+                             float *out, size_t os) {
+    switch (rm * 8 + rn) {
+        MG_CASE(3, 4) MG_CASE(3, 3) MG_CASE(3, 2) MG_CASE(3, 1) MG_CASE(2, 4) MG_CASE(2, 3)
+        MG_CASE(2, 2) MG_CASE(2, 1) MG_CASE(1, 4) MG_CASE(1, 3) MG_CASE(1, 2) MG_CASE(1, 1)
+    default: break;
+    }
+}
+
+/* Q4_0 / Q4_0_G16 rows of whole groups (n % 512 == 0), as tile512. */
+static void tile_groups(int t, const char *rows, size_t rb, int nrows, const char *act, size_t stride, int nx, long n,
+                        float *out, size_t out_stride) {
+    const long ng = act_ngroups(n);
+    char *pk = xaligned_alloc((size_t)(GEMM_RM * ng) * PACKED_GROUP);
+    for (int r = 0; r < nrows; r += GEMM_RM) {
+        int rm = nrows - r < GEMM_RM ? nrows - r : GEMM_RM;
+        const char *rr = rows + (size_t)r * rb;
+        for (int i = 0; i < rm; i++) pack_row_groups(t, rr + (size_t)i * rb, ng, pk + (size_t)i * ng * PACKED_GROUP);
+        for (int a = 0; a < nx; a += GEMM_RN) {
+            int rn = nx - a < GEMM_RN ? nx - a : GEMM_RN;
+            micro_groups_any(pk, ng, act + (size_t)a * stride, stride, n, rm, rn, out + (size_t)a * out_stride + r,
+                             out_stride);
+        }
+    }
+    free(pk);
+}
+
 /* t: Q8_0, Q4_0 or Q4_0_G16 (whose rows are whole quads: no tail) */
 static void tile512(int t, const char *rows, size_t rb, int nrows, const char *act, size_t stride, int nx, long n,
                     float *out, size_t out_stride) {
     const int q4 = t != DT_Q8_0;
+    if (q4 && n % 512 == 0) {
+        tile_groups(t, rows, rb, nrows, act, stride, nx, n, out, out_stride);
+        return;
+    }
     /* rows outermost: GEMM_RM rows, packed once, stay in L1 while the
      * tile's activations (sized for L2 by matmul.c) pass by */
     const long nq = act_nquads(n);

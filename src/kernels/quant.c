@@ -25,7 +25,9 @@ int kernel_vec_type(int weight) {
 
 size_t kernel_act_bytes(int t, long n) {
     if (kernel_vec_type(t) == DT_F32) return (size_t)n * sizeof(float);
-    return act_total_bytes(n) + (act_has_q4(t) ? act_q4_bytes(n) : t == DT_Q4_K || t == DT_Q5_K ? act_qk_bytes(n) : 0);
+    return act_total_bytes(n) + (act_has_q4(t)                      ? act_q4_bytes(n) + 512 * (size_t)act_ngroups(n)
+                                 : t == DT_Q4_K || t == DT_Q5_K ? act_qk_bytes(n)
+                                                                : 0);
 }
 
 /* n floats (a multiple of 32) to the quants and f16-rounded scales of Q8_0
@@ -74,6 +76,12 @@ void kernel_quantize_act(int t, const float *x, void *out, long n) {
             memcpy(q4 + 128 * qd + 64 + 16 * j, q + 32 * b + 16, 16);
             for (int l = 0; l < 4; l++) dx4[16 * qd + 4 * j + l] = dx[b], sx4[16 * qd + 4 * j + l] = 2 * sx[b];
         }
+    /* the groups of the prefill's group micro-kernel (quant_internal.h) */
+    int8_t *t16 = (int8_t *)act_t16(out, n);
+    for (long g = 0; g < act_ngroups(n); g++)
+        for (int k = 0; k < 8; k++)
+            for (int b = 0; b < 16; b++)
+                memcpy(t16 + 512 * g + 64 * k + 4 * b, q + 32 * (16 * g + b) + (k < 4 ? 4 * k : 16 + 4 * (k - 4)), 4);
 }
 
 void kernel_act_to_f32(int t, const void *act, float *y, long n) {

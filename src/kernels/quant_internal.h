@@ -70,6 +70,14 @@ static inline const float *act_dx4(const void *a, long n) {
 }
 static inline const float *act_sx4(const void *a, long n) { return act_dx4(a, n) + 16 * act_nquads(n); }
 
+/* After the quads, the first 16 ng blocks (ng = nb / 16 groups) once more
+ * for the prefill's group micro-kernel (gemm_q.c), which gives each block
+ * of 16 its own int32 lane: per group, 8 x 64 bytes, part k < 4 holding
+ * in lane b quants 4k..4k+3 of block b, part 4 + k quants 16+4k..16+4k+3
+ * (the low and the high nibbles of bytes 4k..4k+3 of a Q4_0 block). */
+static inline long act_ngroups(long n) { return n / QK8_0 / 16; }
+static inline const int8_t *act_t16(const void *a, long n) { return act_q4(a, n) + act_q4_bytes(n); }
+
 /* Whether weights of type t take the quads above: Q4_0 as stored and
  * regrouped (DT_Q4_0_G16, formats/dtype.h). */
 static inline int act_has_q4(int t) { return t == DT_Q4_0 || t == DT_Q4_0_G16; }
