@@ -14,7 +14,7 @@ char *xstrndup(const char *s, size_t n); /* at most n bytes, stops at NUL */
 char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* 64-byte aligned (for SIMD and cache lines); free with free(). */
 void *xaligned_alloc(size_t n);
-/* For large arrays streamed end to end (weights, KV caches): from 2 MiB
+/* For large arrays streamed end to end and filled whole (weights): from 2 MiB
  * on, aligned to 2 MiB and advised for transparent huge pages, so the
  * kernel may back it with 2 MiB pages where THP is "always" or "madvise"
  * (a TLB entry per 2 MiB instead of per 4 KiB: an 8B BF16 model's weights

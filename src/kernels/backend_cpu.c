@@ -66,7 +66,10 @@ static void cpu_destroy(Backend *be) {
 }
 static void *cpu_alloc(Backend *be, size_t bytes) {
     (void)be;
-    return xhuge_alloc(bytes ? bytes : 64); /* KV caches: streamed by every decode step */
+    /* not xhuge_alloc: a KV cache is sized for the whole context and
+     * touched from each head's start, and 2 MiB pages would make all of
+     * it resident at once */
+    return xaligned_alloc(bytes ? bytes : 64);
 }
 static void cpu_free(Backend *be, void *buf) {
     (void)be;
