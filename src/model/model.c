@@ -118,11 +118,12 @@ static void place_matrix(Model *m, QMat *q, int copy) {
 }
 
 /* Matrix i of the model, i < 2 + n_layers * PARAM_COUNT: the embedding,
- * the LM head (NULL when tied to the embedding), then each layer's kinds;
- * NULL where there is none. */
-static QMat *nth_matrix(Model *m, int i) {
+ * the LM head (NULL when tied to the embedding: decided before any is
+ * moved, since moving the embedding changes its pointer), then each
+ * layer's kinds; NULL where there is none. */
+static QMat *nth_matrix(Model *m, int i, int tied) {
     if (i == 0) return &m->w.embed;
-    if (i == 1) return m->w.lm_head.data == m->w.embed.data ? NULL : &m->w.lm_head;
+    if (i == 1) return tied ? NULL : &m->w.lm_head;
     ParamKind k = (ParamKind)((i - 2) % PARAM_COUNT);
     QMat *q = arch_tensor(k)->flags & TK_LAYER ? model_weight_slot(&m->w, k, (i - 2) / PARAM_COUNT).mat : NULL;
     return q && q->data ? q : NULL;
@@ -135,13 +136,13 @@ int model_place_weights(Model *m, Err *e) {
     /* the bytes of the matrices in a file's map: what a copy would hold */
     size_t in_map = 0;
     for (int i = 0; i < n; i++) {
-        const QMat *q = nth_matrix(m, i);
+        const QMat *q = nth_matrix(m, i, tied);
         if (q && file_map_of(m, q->data, qmat_bytes(q))) in_map += qmat_bytes(q);
     }
     int copy = place == WEIGHTS_MEMORY || (place == WEIGHTS_AUTO && in_map <= mem_available() / 8 * 7);
     m->mapped_bytes = 0;
     for (int i = 0; i < n; i++) {
-        QMat *q = nth_matrix(m, i);
+        QMat *q = nth_matrix(m, i, tied);
         if (!q) continue;
         place_matrix(m, q, copy);
         if (file_map_of(m, q->data, qmat_bytes(q))) m->mapped_bytes += qmat_bytes(q);
