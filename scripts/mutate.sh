@@ -46,7 +46,7 @@ for ln, line in enumerate(open(src), 1):
     if not line.strip() or line.lstrip().startswith("#"):
         continue
     if line.startswith("[") and line.endswith("]"):
-        cur = {"name": line[1:-1], "pairs": [], "count": 1, "fast": False, "line": ln}
+        cur = {"name": line[1:-1], "pairs": [], "count": 1, "fast": False, "needs": "", "line": ln}
         muts.append(cur)
         continue
     key, sep, val = line.partition(" = ")
@@ -57,7 +57,7 @@ for ln, line in enumerate(open(src), 1):
     elif key == "to": cur["pairs"][-1][1] = val
     elif key == "count": cur["count"] = int(val)
     elif key == "fast": cur["fast"] = val == "yes"
-    elif key in ("file", "tests"): cur[key] = val
+    elif key in ("file", "tests", "needs"): cur[key] = val
     else: sys.exit(f"mutations.txt:{ln}: unknown key {key!r}")
 sel = [m for m in muts if (not names or m["name"] in names) and (not fast or m["fast"])]
 if names and len(sel) != len(names):
@@ -94,15 +94,27 @@ field() { python3 -c 'import json,sys; m=json.loads(sys.argv[1]); print(m[sys.ar
 cd "$work"
 echo "mutate.sh: baseline build in $work"
 make -s -j"$jobs" build/aloe build/libaloe.a >/dev/null
-killed=0 total=0 survived=""
+# the kernel levels and CPU features this machine runs (for `needs`)
+have=" $(build/aloe speed --kernels | sed -n 's/^levels: //p; s/^cpu: //p' | tr '\n' ' ') "
+killed=0 total=0 survived="" not_here=0
 while IFS= read -r m; do
-    name=$(field "$m" name) file=$(field "$m" file) tests=$(field "$m" tests)
+    name=$(field "$m" name) file=$(field "$m" file) tests=$(field "$m" tests) needs=$(field "$m" needs)
     cp "$file" "$work/.orig"
+    cp -p "$file" "$work/.kept" # mtime kept: a mutation not run here leaves nothing to rebuild
     set +e
     apply "$m" </dev/null
     rc=$?
     set -e
     if [ $rc -ne 0 ]; then exit 2; fi
+    if [ -n "$needs" ]; then
+        case $have in *" $needs "*) ;; *)
+            # the `from` text was still checked above: the list stays in step with the code
+            cp -p "$work/.kept" "$file"
+            not_here=$((not_here + 1))
+            printf '%-36s %s\n' "$name" "not applicable: needs $needs, which this CPU lacks"
+            continue ;;
+        esac
+    fi
     total=$((total + 1))
     bins="build/aloe"
     for t in $tests; do bins="$bins build/tests/$t"; done
@@ -136,5 +148,7 @@ done <"$plan"
 # the restored tree must build and pass again (nothing left behind)
 make -s -j"$jobs" build/aloe >/dev/null
 if [ -n "$survived" ]; then echo "survived:$survived"; fi
-echo "mutations: $killed killed of $total"
+extra=""
+[ "$not_here" -eq 0 ] || extra=" ($not_here more not applicable on this CPU)"
+echo "mutations: $killed killed of $total$extra"
 [ "$killed" -eq "$total" ]
