@@ -49,13 +49,15 @@ typedef enum DType {
 #define QK4_0 32
 #define QK_K 256
 
-/* DT_Q4_0_G16: Q4_0 regrouped for the AVX-512 decode (kernels/
- * quant_avx512.c), never in a file (GGUF readers and writers refuse types
+/* DT_Q4_0_G16: Q4_0 regrouped for the AVX-512 and AVX2 decode (kernels/
+ * quant_avx512.c, quant.c), never in a file (GGUF readers and writers refuse types
  * from 100 on). A "block" of 512 values is 16 Q4_0 blocks of a row, same
  * values, same 288 bytes, reordered: their 16 f16 scales (32 bytes), then
  * their 16 x 16 bytes of nibbles in order. One 64-byte load then holds four
- * blocks' nibbles and one conversion gives sixteen scales, where the
- * stored layout needs a byte permute and a word permute per four blocks. */
+ * blocks' nibbles (a 32-byte one two blocks') and one conversion gives
+ * sixteen (eight) scales, where the stored layout needs a byte permute and
+ * a word permute per four blocks (two loads and two scalar conversions per
+ * two). */
 #define QK4_0_G16 512
 
 /* Blocks as stored on disk (packed, little-endian, no padding). */

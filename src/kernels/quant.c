@@ -265,8 +265,8 @@ static inline __m256i unpack_q4_u(const uint8_t *qs) {
     return _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(b, 4), m), _mm_and_si128(b, m));
 }
 
-/* g16: the row regrouped (DT_Q4_0_G16), which only the tests give this
- * level (the AVX-512 level is the one that loads models that way). */
+/* g16: the row regrouped (DT_Q4_0_G16). The per-block dot: the blocks
+ * past the last whole quad of dot_q4_0_quads (below), which does the rest. */
 static ALWAYS_INLINE float dot_q4_0(int g16, const void *w, const int8_t *xq, const float *dx, const float *sx,
                                     long nb) {
     __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
@@ -293,6 +293,79 @@ static ALWAYS_INLINE float dot_q4_0(int g16, const void *w, const int8_t *xq, co
         off0 += d * sx[i];
     }
     return hsum8(_mm256_add_ps(acc0, acc1)) - 8 * (off0 + off1);
+}
+
+/* Q4_0 against the activation's quads (act_q4, quant_internal.h): two
+ * blocks a step in one register, lane 0 block A, lane 1 block B. The
+ * pair's low nibbles (elements 0-15 of each) meet the quad's first 32
+ * bytes, the high nibbles (16-31) the 32 bytes 64 on; two maddubs added
+ * in int16 (a pair of products |u y| <= 2 * 15 * 127, two pairs 7620 <
+ * 32767) and one madd give each block's sum in 4 int32 lanes, which one
+ * FMA scales by dw dx (act_dx4: dx per lane) and one more collects the
+ * offset as dw * 2 sx per lane (act_sx4; the 4 lanes make the 8 sx).
+ * Against the per-block dot above (one 16-byte load, a lane insert and a
+ * madd per block, the scale and offset in scalar code) ~9 instead of ~13
+ * operations a block; regrouped rows (g16: the scales of 16 blocks in one
+ * place, each pair's nibbles in one 32-byte load) ~7. Measured in
+ * docs/BENCHMARKS.md ("Q4_0 decode at the avx2 level"). The blocks past
+ * the last whole quad (nb % 4, never in a regrouped row) take the
+ * per-block dot. */
+static ALWAYS_INLINE __m256 q4_pair(__m256i v, const int8_t *x, __m256 dwdx, __m256 acc) {
+    const __m256i m4 = _mm256_set1_epi8(15);
+    __m256i lo = _mm256_and_si256(v, m4), hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
+    __m256i s = _mm256_add_epi16(_mm256_maddubs_epi16(lo, _mm256_loadu_si256((const __m256i *)x)),
+                                 _mm256_maddubs_epi16(hi, _mm256_loadu_si256((const __m256i *)(x + 64))));
+    __m256 p = _mm256_cvtepi32_ps(_mm256_madd_epi16(s, _mm256_set1_epi16(1)));
+    return _mm256_fmadd_ps(dwdx, p, acc);
+}
+
+static ALWAYS_INLINE float dot_q4_0_quads(int g16, const void *w, const void *act, long n) {
+    const long nb = n / QK8_0, nq = act_nquads(n);
+    const int8_t *x4 = act_q4(act, n);
+    const float *dx4 = act_dx4(act, n), *sx4 = act_sx4(act, n);
+    __m256 acc0 = _mm256_setzero_ps(), acc1 = acc0, off0 = acc0, off1 = acc0;
+    if (g16) {
+        /* per group of 16 blocks: 8 pairs, the scales converted once */
+        const __m256i pick[4] = {_mm256_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1), _mm256_setr_epi32(2, 2, 2, 2, 3, 3, 3, 3),
+                                 _mm256_setr_epi32(4, 4, 4, 4, 5, 5, 5, 5), _mm256_setr_epi32(6, 6, 6, 6, 7, 7, 7, 7)};
+        for (long gi = 0; gi < nb / 16; gi++) {
+            const uint8_t *g = (const uint8_t *)w + (size_t)gi * 16 * sizeof(BlockQ4_0);
+            prefetch_ahead(g, 5); /* the group's 288 bytes, 8 KB on */
+            __m256 d[2] = {_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)g)),
+                           _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(g + 16)))};
+            _Pragma("GCC unroll 8") for (int p = 0; p < 8; p++) {
+                long qd = 4 * gi + p / 2;
+                int h = p % 2;
+                __m256 dw = _mm256_permutevar8x32_ps(d[p / 4], pick[p % 4]);
+                __m256 dwdx = _mm256_mul_ps(dw, _mm256_loadu_ps(dx4 + 16 * qd + 8 * h));
+                __m256i v = _mm256_loadu_si256((const __m256i *)(g + 32 + 32 * p));
+                if (p % 2) {
+                    acc1 = q4_pair(v, x4 + 128 * qd + 32 * h, dwdx, acc1);
+                    off1 = _mm256_fmadd_ps(dw, _mm256_loadu_ps(sx4 + 16 * qd + 8 * h), off1);
+                } else {
+                    acc0 = q4_pair(v, x4 + 128 * qd + 32 * h, dwdx, acc0);
+                    off0 = _mm256_fmadd_ps(dw, _mm256_loadu_ps(sx4 + 16 * qd + 8 * h), off0);
+                }
+            }
+        }
+        return hsum8(_mm256_sub_ps(_mm256_add_ps(acc0, acc1), _mm256_add_ps(off0, off1)));
+    }
+    const BlockQ4_0 *b = w;
+    for (long qd = 0; qd < nq; qd++, b += 4) {
+        if (!(qd & 1)) prefetch_ahead(b, 3); /* 144 bytes every other quad */
+        __m256 dwa = _mm256_set_m128(_mm_set1_ps(half(b[1].d)), _mm_set1_ps(half(b[0].d)));
+        __m256 dwb = _mm256_set_m128(_mm_set1_ps(half(b[3].d)), _mm_set1_ps(half(b[2].d)));
+        __m256i va = _mm256_loadu2_m128i((const __m128i *)b[1].qs, (const __m128i *)b[0].qs);
+        __m256i vb = _mm256_loadu2_m128i((const __m128i *)b[3].qs, (const __m128i *)b[2].qs);
+        acc0 = q4_pair(va, x4 + 128 * qd, _mm256_mul_ps(dwa, _mm256_loadu_ps(dx4 + 16 * qd)), acc0);
+        acc1 = q4_pair(vb, x4 + 128 * qd + 32, _mm256_mul_ps(dwb, _mm256_loadu_ps(dx4 + 16 * qd + 8)), acc1);
+        off0 = _mm256_fmadd_ps(dwa, _mm256_loadu_ps(sx4 + 16 * qd), off0);
+        off1 = _mm256_fmadd_ps(dwb, _mm256_loadu_ps(sx4 + 16 * qd + 8), off1);
+    }
+    float r = hsum8(_mm256_sub_ps(_mm256_add_ps(acc0, acc1), _mm256_add_ps(off0, off1)));
+    if (4 * nq < nb) /* the last nb % 4 blocks, from the common layout */
+        r += dot_q4_0(0, b, act_q(act) + 32 * 4 * nq, act_dx(act, n) + 4 * nq, act_sx(act, n) + 4 * nq, nb - 4 * nq);
+    return r;
 }
 
 /* ---- K-quants against Q8_0 activations ----
@@ -664,9 +737,10 @@ int kernel_use_avx512(int on) {
     return was;
 }
 
-int kernel_weight_type(int t, long cols) {
-    return avx512_on && t == DT_Q4_0 && cols % QK4_0_G16 == 0 ? DT_Q4_0_G16 : t;
-}
+/* Q4_0 rows of whole groups regrouped: both levels' decode dots and
+ * prefill micro-kernels take them (the AVX2 dot: 1B Q4_0 decode 32 -> 35
+ * tokens/s on a Zen 3, docs/BENCHMARKS.md). */
+int kernel_weight_type(int t, long cols) { return t == DT_Q4_0 && cols % QK4_0_G16 == 0 ? DT_Q4_0_G16 : t; }
 
 static void quant_dot(int t, const void *row, const void *act, long n, float *out) {
 #if KERNELS_AVX512
@@ -677,8 +751,8 @@ static void quant_dot(int t, const void *row, const void *act, long n, float *ou
 #endif
     switch (t) {
     case DT_Q8_0: *out = dot_q8_0(row, act_q(act), act_dx(act, n), n / QK8_0); break;
-    case DT_Q4_0: *out = dot_q4_0(0, row, act_q(act), act_dx(act, n), act_sx(act, n), n / QK8_0); break;
-    case DT_Q4_0_G16: *out = dot_q4_0(1, row, act_q(act), act_dx(act, n), act_sx(act, n), n / QK8_0); break;
+    case DT_Q4_0: *out = dot_q4_0_quads(0, row, act, n); break;
+    case DT_Q4_0_G16: *out = dot_q4_0_quads(1, row, act, n); break;
     case DT_Q4_1:
     case DT_Q5_0:
     case DT_Q5_1:

@@ -175,8 +175,8 @@ static ALWAYS_INLINE void dot_q8q4_n(int q4, const void *row, const void *const 
  * laid out as q4_quad's after its byte permute. Per quad that is 9 vector
  * operations besides the loads against q4_quad's 12 (in cache, one core,
  * 256 x 2048: ~28 -> ~35 GB/s of weights); the model loader regroups Q4_0
- * matrices whose rows are whole groups where this level runs
- * (kernel_weight_type). */
+ * matrices whose rows are whole groups where this level (or the AVX2 one)
+ * runs (kernel_weight_type). */
 static ALWAYS_INLINE void q4g_quad(__m512i v, const __m512 *dwdx, __m512i lanes, long b, const void *const *x, long n,
                                    int NX, __m512 *acc) {
     const __m512i m4 = _mm512_set1_epi8(15);

@@ -61,7 +61,8 @@ static inline const float *act_sxx(const void *a, long n) { return act_dx(a, n) 
  *   float dx4[16 nq]   each block's dx repeated 4 times (its 4 lanes), and
  *   float sx4[16 nq]   2 sx the same way (the 4 lanes take 8 sx in all).
  * The last nb % 4 blocks are read from the common layout. Written in every
- * build (one layout), read only by the AVX-512 dot. */
+ * build (one layout), read by the AVX-512 and the AVX2 dots (the latter
+ * takes two blocks a 256-bit register: 32 of the 64 bytes). */
 static inline long act_nquads(long n) { return n / QK8_0 / 4; }
 static inline size_t act_q4_bytes(long n) { return 256 * (size_t)act_nquads(n); }
 static inline const int8_t *act_q4(const void *a, long n) { return (const int8_t *)a + act_total_bytes(n); }

@@ -15,6 +15,7 @@
 #include "base/mem.h"
 #include "base/rng.h"
 #include "kernels/attention.h"
+#include "kernels/cpu.h"
 #include "kernels/dispatch.h"
 #include "kernels/gemm_bf16.h"
 #include "kernels/matmul.h"
@@ -615,10 +616,10 @@ static void test_q4_0_regrouped(void) {
     CHECK(!memcmp(a, b, (size_t)n * 4));
     kernel_dequantize_row(DT_Q4_0_G16, g, b, n);
     CHECK(!memcmp(a, b, (size_t)n * 4));
-    /* the loaders' choice: regrouped exactly where the AVX-512 dots are on */
-    int on = kernel_use_avx512(1);
-    kernel_use_avx512(on);
-    CHECK_EQ_INT(kernel_weight_type(DT_Q4_0, n), on ? DT_Q4_0_G16 : DT_Q4_0);
+    /* the loaders' choice: regrouped at every SIMD level (the AVX2 and the
+     * AVX-512 dots and prefill kernels take the groups), as stored on the
+     * scalar one */
+    CHECK_EQ_INT(kernel_weight_type(DT_Q4_0, n), kernel_level() >= KL_AVX2 ? DT_Q4_0_G16 : DT_Q4_0);
     CHECK_EQ_INT(kernel_weight_type(DT_Q4_0, 896), DT_Q4_0);
     CHECK_EQ_INT(kernel_weight_type(DT_Q8_0, n), DT_Q8_0);
     size_t xb = kernel_act_bytes(DT_Q4_0_G16, n);
