@@ -152,33 +152,41 @@ static ALWAYS_INLINE void dot_q5_k_n(const BlockQ5_K *w, const void *const *act,
     const float *dx[4], *sx[4];
     UNROLL_NX
     for (int k = 0; k < NX; k++) x[k] = act_q(act[k]), dx[k] = act_dx(act[k], n), sx[k] = act_sx(act[k], n);
-    __m256 acc[4], accm[4];
+    /* two accumulators per activation (even and odd sub-blocks): with one,
+     * the FMA latency bounded the single-token dot (~2 of its ~9 cycles a
+     * sub-block on a Zen 3) */
+    __m256 acc[2][4], accm[4];
     UNROLL_NX
-    for (int k = 0; k < NX; k++) acc[k] = accm[k] = _mm256_setzero_ps();
-    const __m256i m4 = _mm256_set1_epi8(15), m1 = _mm256_set1_epi8(1);
+    for (int k = 0; k < NX; k++) acc[0][k] = acc[1][k] = accm[k] = _mm256_setzero_ps();
+    const __m256i m4 = _mm256_set1_epi8(15), sixteen = _mm256_set1_epi8(16);
     for (long i = 0; i < n / QK_K; i++) {
         prefetch_ahead(&w[i], 3);
-        float sc[8];
-        __m256 scv, mnv;
+        __m256 scv, mnv, sv[4];
         kq_scale_vectors(w[i].d, w[i].dmin, w[i].scales, &scv, &mnv);
-        _mm256_storeu_ps(sc, scv); /* read back one at a time: no vector load of scalar stores */
         UNROLL_NX
-        for (int k = 0; k < NX; k++) accm[k] = _mm256_fmadd_ps(mnv, _mm256_loadu_ps(sx[k] + 8 * i), accm[k]);
+        for (int k = 0; k < NX; k++) {
+            sv[k] = _mm256_mul_ps(scv, _mm256_loadu_ps(dx[k] + 8 * i)); /* lane j: d sc_j dx_j */
+            accm[k] = _mm256_fmadd_ps(mnv, _mm256_loadu_ps(sx[k] + 8 * i), accm[k]);
+        }
         __m256i qh = _mm256_loadu_si256((const __m256i *)w[i].qh);
-        for (int j = 0; j < 8; j++) {
+        _Pragma("GCC unroll 8") for (int j = 0; j < 8; j++) {
             __m256i v = _mm256_loadu_si256((const __m256i *)(w[i].qs + 32 * (j / 2)));
             __m256i q = j % 2 ? _mm256_and_si256(_mm256_srli_epi16(v, 4), m4) : _mm256_and_si256(v, m4);
-            q = _mm256_or_si256(q, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, j), m1), 4));
+            /* bit j of each qh byte to bit 4 (a 16-bit shift moves both
+             * bytes of a lane alike), then masked */
+            __m256i h = j <= 4 ? _mm256_slli_epi16(qh, 4 - j) : _mm256_srli_epi16(qh, j - 4);
+            q = _mm256_or_si256(q, _mm256_and_si256(h, sixteen));
             long blk = 8 * i + j;
+            __m256i lane = _mm256_set1_epi32(j);
             UNROLL_NX
             for (int k = 0; k < NX; k++) {
                 __m256 p = _mm256_cvtepi32_ps(dot_u8s8(q, load_y(x[k], blk)));
-                acc[k] = _mm256_fmadd_ps(_mm256_set1_ps(sc[j] * dx[k][blk]), p, acc[k]);
+                acc[j % 2][k] = _mm256_fmadd_ps(_mm256_permutevar8x32_ps(sv[k], lane), p, acc[j % 2][k]);
             }
         }
     }
     UNROLL_NX
-    for (int k = 0; k < NX; k++) out[k] = hsum8(acc[k]) - hsum8(accm[k]);
+    for (int k = 0; k < NX; k++) out[k] = hsum8(_mm256_add_ps(acc[0][k], acc[1][k])) - hsum8(accm[k]);
 }
 
 /* IQ4_XS: the levels looked up by a byte shuffle; they are signed, so
