@@ -265,17 +265,16 @@ static inline __m256i unpack_q4_u(const uint8_t *qs) {
     return _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(b, 4), m), _mm_and_si128(b, m));
 }
 
-/* g16: the row regrouped (DT_Q4_0_G16). The per-block dot: the blocks
- * past the last whole quad of dot_q4_0_quads (below), which does the rest. */
-static ALWAYS_INLINE float dot_q4_0(int g16, const void *w, const int8_t *xq, const float *dx, const float *sx,
-                                    long nb) {
+/* The per-block dot: the blocks past the last whole quad of a row as
+ * stored (dot_q4_0_quads below does the rest). */
+static ALWAYS_INLINE float dot_q4_0(const void *w, const int8_t *xq, const float *dx, const float *sx, long nb) {
     __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
     float off0 = 0, off1 = 0;
     long i = 0;
     for (; i + 1 < nb; i += 2) {
         if (!(i & 3)) prefetch_ahead((const BlockQ4_0 *)w + i, 1); /* 72 bytes every other step */
         uint16_t h0, h1;
-        const uint8_t *q0 = q4_0_block(g16, w, i, &h0), *q1 = q4_0_block(g16, w, i + 1, &h1);
+        const uint8_t *q0 = q4_0_block(0, w, i, &h0), *q1 = q4_0_block(0, w, i + 1, &h1);
         float d0 = half(h0), d1 = half(h1);
         __m256 p0 = _mm256_cvtepi32_ps(dot_u8s8(unpack_q4_u(q0), load_xq(xq, i)));
         __m256 p1 = _mm256_cvtepi32_ps(dot_u8s8(unpack_q4_u(q1), load_xq(xq, i + 1)));
@@ -286,7 +285,7 @@ static ALWAYS_INLINE float dot_q4_0(int g16, const void *w, const int8_t *xq, co
     }
     for (; i < nb; i++) {
         uint16_t h;
-        const uint8_t *q = q4_0_block(g16, w, i, &h);
+        const uint8_t *q = q4_0_block(0, w, i, &h);
         float d = half(h);
         __m256 p = _mm256_cvtepi32_ps(dot_u8s8(unpack_q4_u(q), load_xq(xq, i)));
         acc0 = _mm256_fmadd_ps(_mm256_set1_ps(d * dx[i]), p, acc0);
@@ -306,8 +305,8 @@ static ALWAYS_INLINE float dot_q4_0(int g16, const void *w, const int8_t *xq, co
  * Against the per-block dot above (one 16-byte load, a lane insert and a
  * madd per block, the scale and offset in scalar code) ~9 instead of ~13
  * operations a block; regrouped rows (g16: the scales of 16 blocks in one
- * place, each pair's nibbles in one 32-byte load) ~7. Measured in
- * docs/BENCHMARKS.md ("Q4_0 decode at the avx2 level"). The blocks past
+ * place, each pair's nibbles in one 32-byte load) ~7: llama-3.2-1b Q4_0
+ * decode 24 -> 37-39 tokens/s on a Zen 3 (docs/BENCHMARKS.md, run 13). The blocks past
  * the last whole quad (nb % 4, never in a regrouped row) take the
  * per-block dot. */
 static ALWAYS_INLINE __m256 q4_pair(__m256i v, const int8_t *x, __m256 dwdx, __m256 acc) {
@@ -364,7 +363,7 @@ static ALWAYS_INLINE float dot_q4_0_quads(int g16, const void *w, const void *ac
     }
     float r = hsum8(_mm256_sub_ps(_mm256_add_ps(acc0, acc1), _mm256_add_ps(off0, off1)));
     if (4 * nq < nb) /* the last nb % 4 blocks, from the common layout */
-        r += dot_q4_0(0, b, act_q(act) + 32 * 4 * nq, act_dx(act, n) + 4 * nq, act_sx(act, n) + 4 * nq, nb - 4 * nq);
+        r += dot_q4_0(b, act_q(act) + 32 * 4 * nq, act_dx(act, n) + 4 * nq, act_sx(act, n) + 4 * nq, nb - 4 * nq);
     return r;
 }
 
@@ -445,16 +444,16 @@ static inline void q6k_unpack(const BlockQ6_K *b, int h, __m256i q[4]) {
  * vector of the two scales multiplies; the offset of 32 comes off once per
  * super-block through the activation's half-block sums. */
 /* One Q6_K sub-block j (of 32) of half h against activation block b:
- * lanes 0-3 take scale 8h+2j, lanes 4-7 scale 8h+2j+1 (from sch, the
- * half's eight scales times d). */
-static ALWAYS_INLINE void q6k_step(__m256i q, __m256 sch, int j, const int8_t *const *x, const float *const *dx,
-                                   long b, int NX, __m256 *acc) {
-    __m256 sj = _mm256_permutevar8x32_ps(
-        sch, _mm256_setr_epi32(2 * j, 2 * j, 2 * j, 2 * j, 2 * j + 1, 2 * j + 1, 2 * j + 1, 2 * j + 1));
+ * lanes 0-3 take scale 8h+2j, lanes 4-7 scale 8h+2j+1, each times the
+ * block's dx (sd[k]: the half's eight scales times d and each lane's dx,
+ * made once per half, so a sub-block costs one permute per activation). */
+static ALWAYS_INLINE void q6k_step(__m256i q, const __m256 *sd, int j, const int8_t *const *x, long b, int NX,
+                                   __m256 *acc) {
+    const __m256i lanes = _mm256_setr_epi32(2 * j, 2 * j, 2 * j, 2 * j, 2 * j + 1, 2 * j + 1, 2 * j + 1, 2 * j + 1);
     UNROLL_NX
     for (int k = 0; k < NX; k++) {
         __m256 v = _mm256_cvtepi32_ps(dot_u8s8(q, load_xq(x[k], b)));
-        acc[k] = _mm256_fmadd_ps(_mm256_mul_ps(sj, _mm256_set1_ps(dx[k][b])), v, acc[k]);
+        acc[k] = _mm256_fmadd_ps(_mm256_permutevar8x32_ps(sd[k], lanes), v, acc[k]);
     }
 }
 
@@ -480,12 +479,19 @@ static ALWAYS_INLINE void dot_q6_k_n(const BlockQ6_K *w, const void *const *act,
         for (int h = 0; h < 2; h++) {
             __m256i q[4];
             q6k_unpack(&w[i], h, q);
+            long b = i * 8 + 4 * h;
+            /* the half's 4 dx, each over its two scales' lanes */
+            const __m256i pairs = _mm256_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3);
+            __m256 sd[4];
+            UNROLL_NX
+            for (int k = 0; k < NX; k++)
+                sd[k] = _mm256_mul_ps(sc[h], _mm256_permutevar8x32_ps(_mm256_castps128_ps256(_mm_loadu_ps(dx[k] + b)), pairs));
             /* spelled out so that j is a constant (compilers do not unroll
              * this loop themselves, leaving q[] on the stack) */
-            q6k_step(q[0], sc[h], 0, x, dx, i * 8 + 4 * h, NX, acc[0]);
-            q6k_step(q[1], sc[h], 1, x, dx, i * 8 + 4 * h + 1, NX, acc[NX == 1]);
-            q6k_step(q[2], sc[h], 2, x, dx, i * 8 + 4 * h + 2, NX, acc[0]);
-            q6k_step(q[3], sc[h], 3, x, dx, i * 8 + 4 * h + 3, NX, acc[NX == 1]);
+            q6k_step(q[0], sd, 0, x, b, NX, acc[0]);
+            q6k_step(q[1], sd, 1, x, b + 1, NX, acc[NX == 1]);
+            q6k_step(q[2], sd, 2, x, b + 2, NX, acc[0]);
+            q6k_step(q[3], sd, 3, x, b + 3, NX, acc[NX == 1]);
         }
     }
     UNROLL_NX
@@ -738,8 +744,8 @@ int kernel_use_avx512(int on) {
 }
 
 /* Q4_0 rows of whole groups regrouped: both levels' decode dots and
- * prefill micro-kernels take them (the AVX2 dot: 1B Q4_0 decode 32 -> 35
- * tokens/s on a Zen 3, docs/BENCHMARKS.md). */
+ * prefill micro-kernels take them (the AVX2 dot: llama-3.2-1b Q4_0 decode
+ * 32-34 tokens/s as stored, 37-39 regrouped, on a Zen 3). */
 int kernel_weight_type(int t, long cols) { return t == DT_Q4_0 && cols % QK4_0_G16 == 0 ? DT_Q4_0_G16 : t; }
 
 static void quant_dot(int t, const void *row, const void *act, long n, float *out) {
