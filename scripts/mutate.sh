@@ -5,7 +5,7 @@
 # they caught it (killed) or not (survived).
 #
 #   scripts/mutate.sh            every mutation
-#   scripts/mutate.sh --fast     those marked `fast = yes` (CI; ~3 min on 2 cores)
+#   scripts/mutate.sh --fast     those marked `fast = yes` (CI; ~2-3 min on 2 cores)
 #   scripts/mutate.sh NAME...    the named ones
 #
 # A `from` text that no longer occurs in its file exactly `count` times
