@@ -99,8 +99,7 @@ have=" $(build/aloe speed --kernels | sed -n 's/^levels: //p; s/^cpu: //p' | tr 
 killed=0 total=0 survived="" not_here=0
 while IFS= read -r m; do
     name=$(field "$m" name) file=$(field "$m" file) tests=$(field "$m" tests) needs=$(field "$m" needs)
-    cp "$file" "$work/.orig"
-    cp -p "$file" "$work/.kept" # mtime kept: a mutation not run here leaves nothing to rebuild
+    cp -p "$file" "$work/.orig" # mtime kept: a mutation not run here leaves nothing to rebuild
     set +e
     apply "$m" </dev/null
     rc=$?
@@ -109,7 +108,7 @@ while IFS= read -r m; do
     if [ -n "$needs" ]; then
         case $have in *" $needs "*) ;; *)
             # the `from` text was still checked above: the list stays in step with the code
-            cp -p "$work/.kept" "$file"
+            cp -p "$work/.orig" "$file"
             not_here=$((not_here + 1))
             printf '%-36s %s\n' "$name" "not applicable: needs $needs, which this CPU lacks"
             continue ;;

@@ -322,7 +322,8 @@ static ALWAYS_INLINE float dot_q4_0_quads(int g16, const void *w, const void *ac
     const long nb = n / QK8_0, nq = act_nquads(n);
     const int8_t *x4 = act_q4(act, n);
     const float *dx4 = act_dx4(act, n), *sx4 = act_sx4(act, n);
-    __m256 acc0 = _mm256_setzero_ps(), acc1 = acc0, off0 = acc0, off1 = acc0;
+    /* two chains each: even and odd pairs */
+    __m256 acc[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()}, off[2] = {acc[0], acc[0]};
     if (g16) {
         /* per group of 16 blocks: 8 pairs, the scales converted once */
         const __m256i pick[4] = {_mm256_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1), _mm256_setr_epi32(2, 2, 2, 2, 3, 3, 3, 3),
@@ -338,16 +339,11 @@ static ALWAYS_INLINE float dot_q4_0_quads(int g16, const void *w, const void *ac
                 __m256 dw = _mm256_permutevar8x32_ps(d[p / 4], pick[p % 4]);
                 __m256 dwdx = _mm256_mul_ps(dw, _mm256_loadu_ps(dx4 + 16 * qd + 8 * h));
                 __m256i v = _mm256_loadu_si256((const __m256i *)(g + 32 + 32 * p));
-                if (p % 2) {
-                    acc1 = q4_pair(v, x4 + 128 * qd + 32 * h, dwdx, acc1);
-                    off1 = _mm256_fmadd_ps(dw, _mm256_loadu_ps(sx4 + 16 * qd + 8 * h), off1);
-                } else {
-                    acc0 = q4_pair(v, x4 + 128 * qd + 32 * h, dwdx, acc0);
-                    off0 = _mm256_fmadd_ps(dw, _mm256_loadu_ps(sx4 + 16 * qd + 8 * h), off0);
-                }
+                acc[h] = q4_pair(v, x4 + 128 * qd + 32 * h, dwdx, acc[h]);
+                off[h] = _mm256_fmadd_ps(dw, _mm256_loadu_ps(sx4 + 16 * qd + 8 * h), off[h]);
             }
         }
-        return hsum8(_mm256_sub_ps(_mm256_add_ps(acc0, acc1), _mm256_add_ps(off0, off1)));
+        return hsum8(_mm256_sub_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(off[0], off[1])));
     }
     const BlockQ4_0 *b = w;
     for (long qd = 0; qd < nq; qd++, b += 4) {
@@ -356,12 +352,12 @@ static ALWAYS_INLINE float dot_q4_0_quads(int g16, const void *w, const void *ac
         __m256 dwb = _mm256_set_m128(_mm_set1_ps(half(b[3].d)), _mm_set1_ps(half(b[2].d)));
         __m256i va = _mm256_loadu2_m128i((const __m128i *)b[1].qs, (const __m128i *)b[0].qs);
         __m256i vb = _mm256_loadu2_m128i((const __m128i *)b[3].qs, (const __m128i *)b[2].qs);
-        acc0 = q4_pair(va, x4 + 128 * qd, _mm256_mul_ps(dwa, _mm256_loadu_ps(dx4 + 16 * qd)), acc0);
-        acc1 = q4_pair(vb, x4 + 128 * qd + 32, _mm256_mul_ps(dwb, _mm256_loadu_ps(dx4 + 16 * qd + 8)), acc1);
-        off0 = _mm256_fmadd_ps(dwa, _mm256_loadu_ps(sx4 + 16 * qd), off0);
-        off1 = _mm256_fmadd_ps(dwb, _mm256_loadu_ps(sx4 + 16 * qd + 8), off1);
+        acc[0] = q4_pair(va, x4 + 128 * qd, _mm256_mul_ps(dwa, _mm256_loadu_ps(dx4 + 16 * qd)), acc[0]);
+        acc[1] = q4_pair(vb, x4 + 128 * qd + 32, _mm256_mul_ps(dwb, _mm256_loadu_ps(dx4 + 16 * qd + 8)), acc[1]);
+        off[0] = _mm256_fmadd_ps(dwa, _mm256_loadu_ps(sx4 + 16 * qd), off[0]);
+        off[1] = _mm256_fmadd_ps(dwb, _mm256_loadu_ps(sx4 + 16 * qd + 8), off[1]);
     }
-    float r = hsum8(_mm256_sub_ps(_mm256_add_ps(acc0, acc1), _mm256_add_ps(off0, off1)));
+    float r = hsum8(_mm256_sub_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(off[0], off[1])));
     if (4 * nq < nb) /* the last nb % 4 blocks, from the common layout */
         r += dot_q4_0(b, act_q(act) + 32 * 4 * nq, act_dx(act, n) + 4 * nq, act_sx(act, n) + 4 * nq, nb - 4 * nq);
     return r;
