@@ -43,6 +43,7 @@ static const TypeInfo TYPES[] = {
     {DT_U8, "u8", "U8", 1, 1},
     {DT_BOOL, "bool", "BOOL", 1, 1},
     {DT_Q4_0_G16, "q4_0_g16", NULL, QK4_0_G16, 16 * sizeof(BlockQ4_0)},
+    {DT_Q4_0_G4, "q4_0_g4", NULL, QK4_0_G4, 4 * sizeof(BlockQ4_0)},
 };
 #define NTYPES (int)(sizeof(TYPES) / sizeof(TYPES[0]))
 
@@ -71,7 +72,7 @@ const char *dtype_st_name(int t) {
 int dtype_from_name(const char *s) {
     if (!s) return DT_INVALID;
     for (int i = 0; i < NTYPES; i++) /* an in-memory layout is not a type one asks for */
-        if (TYPES[i].type != DT_Q4_0_G16 && !strcasecmp(s, TYPES[i].name)) return TYPES[i].type;
+        if (dtype_q4_0_group_blocks(TYPES[i].type) <= 1 && !strcasecmp(s, TYPES[i].name)) return TYPES[i].type;
     return DT_INVALID;
 }
 
@@ -179,25 +180,27 @@ static void deq_q4_0(const uint8_t *src, float *dst, int64_t nb) {
     }
 }
 
-/* DT_Q4_0_G16 (dtype.h): per group of 16 blocks, the scales, then the
- * nibbles. Block j of a group: scale at 2j, nibbles at 32 + 16j. */
-static void deq_q4_0_g16(const uint8_t *src, float *dst, int64_t ng) {
-    for (int64_t g = 0; g < ng; g++, src += 16 * sizeof(BlockQ4_0))
-        for (int j = 0; j < 16; j++, dst += QK4_0) {
+int dtype_q4_0_group_blocks(int t) { return t == DT_Q4_0 ? 1 : t == DT_Q4_0_G4 ? 4 : t == DT_Q4_0_G16 ? 16 : 0; }
+
+/* DT_Q4_0_G4 / _G16 (dtype.h): per group of g blocks, the scales, then the
+ * nibbles. Block j of a group: scale at 2j, nibbles at 2g + 16j. */
+static void deq_q4_0_grouped(const uint8_t *src, float *dst, int64_t ng, int g) {
+    for (int64_t k = 0; k < ng; k++, src += g * sizeof(BlockQ4_0))
+        for (int j = 0; j < g; j++, dst += QK4_0) {
             uint8_t b[sizeof(BlockQ4_0)]; /* the block as stored */
             memcpy(b, src + 2 * j, 2);
-            memcpy(b + 2, src + 32 + 16 * j, 16);
+            memcpy(b + 2, src + 2 * g + 16 * j, 16);
             deq_q4_0(b, dst, 1);
         }
 }
 
-void dtype_q4_0_to_g16(const void *src_, void *dst_, int64_t n) {
+void dtype_q4_0_regroup(const void *src_, void *dst_, int64_t n, int g) {
     const uint8_t *src = src_;
     uint8_t *dst = dst_;
-    for (int64_t g = 0; g < n / QK4_0_G16; g++, dst += 16 * sizeof(BlockQ4_0))
-        for (int j = 0; j < 16; j++, src += sizeof(BlockQ4_0)) {
+    for (int64_t k = 0; k < n / (QK4_0 * g); k++, dst += g * sizeof(BlockQ4_0))
+        for (int j = 0; j < g; j++, src += sizeof(BlockQ4_0)) {
             memcpy(dst + 2 * j, src, 2);
-            memcpy(dst + 32 + 16 * j, src + 2, 16);
+            memcpy(dst + 2 * g + 16 * j, src + 2, 16);
         }
 }
 
@@ -315,7 +318,8 @@ int dequantize_row(int t, const void *src_, float *dst, int64_t n) {
         return 0;
     case DT_Q8_0: deq_q8_0(src, dst, nb); return 0;
     case DT_Q4_0: deq_q4_0(src, dst, nb); return 0;
-    case DT_Q4_0_G16: deq_q4_0_g16(src, dst, nb); return 0;
+    case DT_Q4_0_G4:
+    case DT_Q4_0_G16: deq_q4_0_grouped(src, dst, nb, dtype_q4_0_group_blocks(t)); return 0;
     case DT_Q4_1:
     case DT_Q5_0:
     case DT_Q5_1:
@@ -595,13 +599,16 @@ int quantize_row(int t, const float *src, void *dst, int64_t n) {
         return 0;
     case DT_Q8_0: quantize_row_q8_0(src, dst, n); return 0;
     case DT_Q4_0: quantize_row_q4_0(src, dst, n); return 0;
-    case DT_Q4_0_G16:
-        for (int64_t g = 0; g < n / QK4_0_G16; g++) {
+    case DT_Q4_0_G4:
+    case DT_Q4_0_G16: {
+        const int g = dtype_q4_0_group_blocks(t);
+        for (int64_t k = 0; k < n / (QK4_0 * g); k++) {
             BlockQ4_0 b[16];
-            quantize_row_q4_0(src + g * QK4_0_G16, b, QK4_0_G16);
-            dtype_q4_0_to_g16(b, d + g * sizeof b, QK4_0_G16);
+            quantize_row_q4_0(src + k * QK4_0 * g, b, QK4_0 * g);
+            dtype_q4_0_regroup(b, d + k * g * sizeof(BlockQ4_0), QK4_0 * g, g);
         }
         return 0;
+    }
     case DT_Q4_1: quantize_row_q4_1(src, dst, n); return 0;
     case DT_Q5_0: quantize_row_q5_0(src, dst, n); return 0;
     case DT_Q5_1: quantize_row_q5_1(src, dst, n); return 0;

@@ -42,6 +42,7 @@ typedef enum DType {
     DT_U8 = 100, /* safetensors only */
     DT_BOOL = 101,
     DT_Q4_0_G16 = 102, /* in memory only (below) */
+    DT_Q4_0_G4 = 103,  /* in memory only (below) */
     DT_INVALID = -1
 } DType;
 
@@ -57,7 +58,13 @@ typedef enum DType {
  * blocks' nibbles (a 32-byte one two blocks') and one conversion gives
  * sixteen (eight) scales, where the stored layout needs a byte permute and
  * a word permute per four blocks (two loads and two scalar conversions per
- * two). */
+ * two).
+ * DT_Q4_0_G4: the same with groups of 4 blocks (128 values, 72 bytes: 4
+ * scales, then 4 x 16 bytes of nibbles), for the AVX2 decode of rows that
+ * are not whole groups of 16 blocks (qwen2.5-0.5b's 896 and 4864 values).
+ * A stored Q4_0 row is the same thing with groups of one block
+ * (dtype_q4_0_group_blocks). */
+#define QK4_0_G4 128
 #define QK4_0_G16 512
 
 /* Blocks as stored on disk (packed, little-endian, no padding). */
@@ -162,9 +169,13 @@ const char *dtype_name(int t);
 /* Parses ggml names ("q8_0") and safetensors names ("F32", "BF16", "I64")
  * case-insensitively; DT_INVALID if unknown. */
 int dtype_from_name(const char *s);
-/* n values (a multiple of QK4_0_G16) of Q4_0 blocks into DT_Q4_0_G16's
- * order (src and dst do not overlap). */
-void dtype_q4_0_to_g16(const void *src, void *dst, int64_t n);
+/* Blocks a group of a Q4_0 layout: 1 for DT_Q4_0, 4 for DT_Q4_0_G4, 16
+ * for DT_Q4_0_G16, else 0. */
+int dtype_q4_0_group_blocks(int t);
+/* n values (a multiple of 32 g) of Q4_0 blocks into the order of groups of
+ * g blocks (the layout of dtype_q4_0_group_blocks' types; src and dst do
+ * not overlap). */
+void dtype_q4_0_regroup(const void *src, void *dst, int64_t n, int g);
 /* Name safetensors uses in its header ("F32"), or NULL if it has none. */
 const char *dtype_st_name(int t);
 /* 1 for a type this code knows (size and block layout). */

@@ -373,7 +373,7 @@ static ALWAYS_INLINE void micro(int mins, const char *pk, size_t pks, const char
 /* a relaid activation unit: 128 quants, 8 dx, 8 s16, 8 int32 starts */
 #define AX_UNIT 224
 
-static int grp_ioff(int t) { return t == DT_Q4_0 || t == DT_Q4_0_G16 ? 8 : t == DT_Q5_0 ? 16 : 0; }
+static int grp_ioff(int t) { return act_has_q4(t) ? 8 : t == DT_Q5_0 ? 16 : 0; }
 
 static int grp_mins(int t) { return t == DT_Q4_1 || t == DT_Q5_1; }
 
@@ -399,9 +399,10 @@ static ALWAYS_INLINE __m256i block2(int t, const char *row, long b, float *sc, f
         qs = q->qs, *sc = half(q->d);
         break;
     }
+    case DT_Q4_0_G4:
     case DT_Q4_0_G16: { /* regrouped (kernel_weight_type) */
         uint16_t d;
-        qs = q4_0_block(1, row, b, &d), *sc = half(d);
+        qs = q4_0_block(t == DT_Q4_0_G4 ? 4 : 16, row, b, &d), *sc = half(d);
         break;
     }
     case DT_Q4_1: {

@@ -183,12 +183,13 @@ float vec_dot_ref(int t, const void *row, const void *act, long n) {
         return sum;
     }
     case DT_Q4_0:
+    case DT_Q4_0_G4:
     case DT_Q4_0_G16: {
         const int8_t *xq = act_q(act);
         const float *dx = act_dx(act, n);
         for (long i = 0; i < n / QK8_0; i++) {
             uint16_t d;
-            const uint8_t *qs = q4_0_block(t == DT_Q4_0_G16, row, i, &d);
+            const uint8_t *qs = q4_0_block(dtype_q4_0_group_blocks(t), row, i, &d);
             int s = 0;
             for (int j = 0; j < QK8_0 / 2; j++)
                 s += ((qs[j] & 15) - 8) * xq[32 * i + j] + ((qs[j] >> 4) - 8) * xq[32 * i + j + QK8_0 / 2];
@@ -274,7 +275,7 @@ static ALWAYS_INLINE float dot_q4_0(const void *w, const int8_t *xq, const float
     for (; i + 1 < nb; i += 2) {
         if (!(i & 3)) prefetch_ahead((const BlockQ4_0 *)w + i, 1); /* 72 bytes every other step */
         uint16_t h0, h1;
-        const uint8_t *q0 = q4_0_block(0, w, i, &h0), *q1 = q4_0_block(0, w, i + 1, &h1);
+        const uint8_t *q0 = q4_0_block(1, w, i, &h0), *q1 = q4_0_block(1, w, i + 1, &h1);
         float d0 = half(h0), d1 = half(h1);
         __m256 p0 = _mm256_cvtepi32_ps(dot_u8s8(unpack_q4_u(q0), load_xq(xq, i)));
         __m256 p1 = _mm256_cvtepi32_ps(dot_u8s8(unpack_q4_u(q1), load_xq(xq, i + 1)));
@@ -285,7 +286,7 @@ static ALWAYS_INLINE float dot_q4_0(const void *w, const int8_t *xq, const float
     }
     for (; i < nb; i++) {
         uint16_t h;
-        const uint8_t *q = q4_0_block(0, w, i, &h);
+        const uint8_t *q = q4_0_block(1, w, i, &h);
         float d = half(h);
         __m256 p = _mm256_cvtepi32_ps(dot_u8s8(unpack_q4_u(q), load_xq(xq, i)));
         acc0 = _mm256_fmadd_ps(_mm256_set1_ps(d * dx[i]), p, acc0);
@@ -304,8 +305,8 @@ static ALWAYS_INLINE float dot_q4_0(const void *w, const int8_t *xq, const float
  * offset as dw * 2 sx per lane (act_sx4; the 4 lanes make the 8 sx).
  * Against the per-block dot above (one 16-byte load, a lane insert and a
  * madd per block, the scale and offset in scalar code) ~9 instead of ~13
- * operations a block; regrouped rows (g16: the scales of 16 blocks in one
- * place, each pair's nibbles in one 32-byte load) ~7: llama-3.2-1b Q4_0
+ * operations a block; regrouped rows (g = 16: the scales of 16 blocks in one
+ * place, each pair's nibbles in one 32-byte load; g = 4 the same per quad) ~7: llama-3.2-1b Q4_0
  * decode 24 -> 37-39 tokens/s on a Zen 3 (docs/BENCHMARKS.md, run 13). The blocks past
  * the last whole quad (nb % 4, never in a regrouped row) take the
  * per-block dot. */
@@ -318,13 +319,13 @@ static ALWAYS_INLINE __m256 q4_pair(__m256i v, const int8_t *x, __m256 dwdx, __m
     return _mm256_fmadd_ps(dwdx, p, acc);
 }
 
-static ALWAYS_INLINE float dot_q4_0_quads(int g16, const void *w, const void *act, long n) {
+static ALWAYS_INLINE float dot_q4_0_quads(int g, const void *w, const void *act, long n) {
     const long nb = n / QK8_0, nq = act_nquads(n);
     const int8_t *x4 = act_q4(act, n);
     const float *dx4 = act_dx4(act, n), *sx4 = act_sx4(act, n);
     /* two chains each: even and odd pairs */
     __m256 acc[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()}, off[2] = {acc[0], acc[0]};
-    if (g16) {
+    if (g == 16) {
         /* per group of 16 blocks: 8 pairs, the scales converted once */
         const __m256i pick[4] = {_mm256_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1), _mm256_setr_epi32(2, 2, 2, 2, 3, 3, 3, 3),
                                  _mm256_setr_epi32(4, 4, 4, 4, 5, 5, 5, 5), _mm256_setr_epi32(6, 6, 6, 6, 7, 7, 7, 7)};
@@ -345,20 +346,34 @@ static ALWAYS_INLINE float dot_q4_0_quads(int g16, const void *w, const void *ac
         }
         return hsum8(_mm256_sub_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(off[0], off[1])));
     }
-    const BlockQ4_0 *b = w;
-    for (long qd = 0; qd < nq; qd++, b += 4) {
+    /* a quad a step: as stored (g = 1) two scalar conversions and a lane
+     * insert per pair, regrouped in fours (g = 4) one conversion of the
+     * four scales and one 32-byte load per pair */
+    const uint8_t *b = w;
+    for (long qd = 0; qd < nq; qd++, b += 4 * sizeof(BlockQ4_0)) {
         if (!(qd & 1)) prefetch_ahead(b, 3); /* 144 bytes every other quad */
-        __m256 dwa = _mm256_set_m128(_mm_set1_ps(half(b[1].d)), _mm_set1_ps(half(b[0].d)));
-        __m256 dwb = _mm256_set_m128(_mm_set1_ps(half(b[3].d)), _mm_set1_ps(half(b[2].d)));
-        __m256i va = _mm256_loadu2_m128i((const __m128i *)b[1].qs, (const __m128i *)b[0].qs);
-        __m256i vb = _mm256_loadu2_m128i((const __m128i *)b[3].qs, (const __m128i *)b[2].qs);
+        __m256 dwa, dwb;
+        __m256i va, vb;
+        if (g == 4) {
+            __m256 d4 = _mm256_castps128_ps256(_mm_cvtph_ps(_mm_loadl_epi64((const __m128i *)b)));
+            dwa = _mm256_permutevar8x32_ps(d4, _mm256_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1));
+            dwb = _mm256_permutevar8x32_ps(d4, _mm256_setr_epi32(2, 2, 2, 2, 3, 3, 3, 3));
+            va = _mm256_loadu_si256((const __m256i *)(b + 8));
+            vb = _mm256_loadu_si256((const __m256i *)(b + 40));
+        } else {
+            const BlockQ4_0 *q = (const BlockQ4_0 *)b;
+            dwa = _mm256_set_m128(_mm_set1_ps(half(q[1].d)), _mm_set1_ps(half(q[0].d)));
+            dwb = _mm256_set_m128(_mm_set1_ps(half(q[3].d)), _mm_set1_ps(half(q[2].d)));
+            va = _mm256_loadu2_m128i((const __m128i *)q[1].qs, (const __m128i *)q[0].qs);
+            vb = _mm256_loadu2_m128i((const __m128i *)q[3].qs, (const __m128i *)q[2].qs);
+        }
         acc[0] = q4_pair(va, x4 + 128 * qd, _mm256_mul_ps(dwa, _mm256_loadu_ps(dx4 + 16 * qd)), acc[0]);
         acc[1] = q4_pair(vb, x4 + 128 * qd + 32, _mm256_mul_ps(dwb, _mm256_loadu_ps(dx4 + 16 * qd + 8)), acc[1]);
         off[0] = _mm256_fmadd_ps(dwa, _mm256_loadu_ps(sx4 + 16 * qd), off[0]);
         off[1] = _mm256_fmadd_ps(dwb, _mm256_loadu_ps(sx4 + 16 * qd + 8), off[1]);
     }
     float r = hsum8(_mm256_sub_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(off[0], off[1])));
-    if (4 * nq < nb) /* the last nb % 4 blocks, from the common layout */
+    if (4 * nq < nb) /* the last nb % 4 blocks, from the common layout (never in a regrouped row) */
         r += dot_q4_0(b, act_q(act) + 32 * 4 * nq, act_dx(act, n) + 4 * nq, act_sx(act, n) + 4 * nq, nb - 4 * nq);
     return r;
 }
@@ -630,11 +645,11 @@ static float dot_bf16(const uint16_t *w, const float *x, long n) { return dot8_b
  * with four activations, so a batch costs little more memory traffic than
  * one token. Fewer than four repeat the last activation. */
 
-/* t: Q8_0, Q4_0 or Q4_0_G16 */
+/* t: Q8_0 or a Q4_0 layout (act_has_q4) */
 static inline __m256i load_w_q(int t, const void *row, long i, float *dw) {
     if (t != DT_Q8_0) {
         uint16_t h;
-        const uint8_t *qs = q4_0_block(t == DT_Q4_0_G16, row, i, &h);
+        const uint8_t *qs = q4_0_block(dtype_q4_0_group_blocks(t), row, i, &h);
         *dw = half(h);
         return unpack_q4(qs);
     }
@@ -740,21 +755,29 @@ int kernel_use_avx512(int on) {
 }
 
 /* Q4_0 rows of whole groups regrouped: both levels' decode dots and
- * prefill micro-kernels take them (the AVX2 dot: llama-3.2-1b Q4_0 decode
- * 32-34 tokens/s as stored, 37-39 regrouped, on a Zen 3). */
-int kernel_weight_type(int t, long cols) { return t == DT_Q4_0 && cols % QK4_0_G16 == 0 ? DT_Q4_0_G16 : t; }
+ * prefill micro-kernels take groups of 16 (the AVX2 dot: llama-3.2-1b Q4_0
+ * decode 32-34 tokens/s as stored, 37-39 regrouped, on a Zen 3); the AVX2
+ * ones also take groups of 4 (rows of whole quads that are not whole
+ * groups of 16: qwen2.5-0.5b), which the AVX-512 ones leave as stored
+ * (their quad dot reads the stored layout; these branches skip G4). */
+int kernel_weight_type(int t, long cols) {
+    if (t != DT_Q4_0) return t;
+    if (cols % QK4_0_G16 == 0) return DT_Q4_0_G16;
+    return cols % QK4_0_G4 == 0 && !avx512_on ? DT_Q4_0_G4 : t;
+}
 
 static void quant_dot(int t, const void *row, const void *act, long n, float *out) {
 #if KERNELS_AVX512
-    if (avx512_on) {
+    if (avx512_on && t != DT_Q4_0_G4) {
         quant512_rows(t, row, 0, 1, act, n, out);
         return;
     }
 #endif
     switch (t) {
     case DT_Q8_0: *out = dot_q8_0(row, act_q(act), act_dx(act, n), n / QK8_0); break;
-    case DT_Q4_0: *out = dot_q4_0_quads(0, row, act, n); break;
-    case DT_Q4_0_G16: *out = dot_q4_0_quads(1, row, act, n); break;
+    case DT_Q4_0: *out = dot_q4_0_quads(1, row, act, n); break;
+    case DT_Q4_0_G4: *out = dot_q4_0_quads(4, row, act, n); break;
+    case DT_Q4_0_G16: *out = dot_q4_0_quads(16, row, act, n); break;
     case DT_Q4_1:
     case DT_Q5_0:
     case DT_Q5_1:
@@ -767,7 +790,7 @@ static void quant_dot(int t, const void *row, const void *act, long n, float *ou
 
 static void quant_dot4(int t, const void *row, const void *const x[4], long n, float r[4]) {
 #if KERNELS_AVX512
-    if (avx512_on) {
+    if (avx512_on && t != DT_Q4_0_G4) {
         quant512_dot4(t, row, x, n, r);
         return;
     }
@@ -800,6 +823,7 @@ void vec_dot_multi(int t, const void *row, const void *act, size_t stride, int n
         case DT_BF16: dot4_bf16(row, (const float *const *)x, len, r); break;
         case DT_Q8_0:
         case DT_Q4_0:
+        case DT_Q4_0_G4:
         case DT_Q4_0_G16:
         case DT_Q4_1:
         case DT_Q5_0:
@@ -885,6 +909,7 @@ void kernel_dequantize_row(int t, const void *row, float *y, long n) {
     }
     case DT_Q8_0:
     case DT_Q4_0:
+    case DT_Q4_0_G4:
     case DT_Q4_0_G16:
         for (long b = 0; b < n / QK8_0; b++) {
             float d;
@@ -954,6 +979,7 @@ float vec_dot(int t, const void *row, const void *act, long n) {
     case DT_BF16: return dot_bf16(row, act, n);
     case DT_Q8_0:
     case DT_Q4_0:
+    case DT_Q4_0_G4:
     case DT_Q4_0_G16:
     case DT_Q4_1:
     case DT_Q5_0:
@@ -1041,7 +1067,7 @@ void vec_dot_rows(int t, const void *rows, size_t rb, int nrows, const void *act
     }
 #endif
 #if KERNELS_AVX512
-    if (avx512_on && kernel_vec_type(t) == DT_Q8_0) {
+    if (avx512_on && kernel_vec_type(t) == DT_Q8_0 && t != DT_Q4_0_G4) {
         quant512_rows(t, rows, rb, nrows, act, n, out);
         return;
     }
@@ -1052,7 +1078,7 @@ void vec_dot_rows(int t, const void *rows, size_t rb, int nrows, const void *act
 void vec_dot_multi_rows(int t, const void *rows, size_t rb, int nrows, const void *act, size_t stride, int n,
                         long len, float *out, size_t out_stride) {
 #if KERNELS_AVX512
-    if (avx512_on && kernel_vec_type(t) == DT_Q8_0) {
+    if (avx512_on && kernel_vec_type(t) == DT_Q8_0 && t != DT_Q4_0_G4) {
         /* up to four activations a pass (two or three together too: one at a
          * time, as before, made two sequences cost two passes of the
          * arithmetic, as much as four) */

@@ -80,20 +80,18 @@ static inline long act_ngroups(long n) { return n / QK8_0 / 16; }
 static inline const int8_t *act_t16(const void *a, long n) { return act_q4(a, n) + act_q4_bytes(n); }
 
 /* Whether weights of type t take the quads above: Q4_0 as stored and
- * regrouped (DT_Q4_0_G16, formats/dtype.h). */
-static inline int act_has_q4(int t) { return t == DT_Q4_0 || t == DT_Q4_0_G16; }
+ * regrouped (DT_Q4_0_G4, DT_Q4_0_G16, formats/dtype.h). */
+static inline int act_has_q4(int t) { return dtype_q4_0_group_blocks(t) > 0; }
 
-/* Block i of a Q4_0 row as stored (g16 = 0) or regrouped (g16 = 1): its
- * nibbles, and its f16 scale in *d. */
-static inline const uint8_t *q4_0_block(int g16, const void *row, long i, uint16_t *d) {
-    if (!g16) {
-        const BlockQ4_0 *b = (const BlockQ4_0 *)row + i;
-        *d = b->d;
-        return b->qs;
-    }
-    const uint8_t *g = (const uint8_t *)row + (size_t)(i / 16) * 16 * sizeof(BlockQ4_0);
-    memcpy(d, g + 2 * (i % 16), 2);
-    return g + 32 + 16 * (i % 16);
+/* Block i of a Q4_0 row in groups of g blocks (1: as stored, 4 or 16:
+ * regrouped, dtype_q4_0_group_blocks): its nibbles, and its f16 scale in
+ * *d. */
+static inline const uint8_t *q4_0_block(int g, const void *row, long i, uint16_t *d) {
+    const int lg = g == 16 ? 4 : g == 4 ? 2 : 0; /* shifts, not divisions, where g is not a constant */
+    const long j = i & (g - 1);
+    const uint8_t *p = (const uint8_t *)row + (size_t)(i >> lg) * g * sizeof(BlockQ4_0);
+    memcpy(d, p + 2 * j, 2);
+    return p + 2 * g + 16 * j;
 }
 
 /* For Q4_K and Q5_K weights (n a multiple of 256) the activation goes on instead

@@ -78,7 +78,7 @@ typedef struct CopyJob {
     char *dst;
     size_t rb; /* bytes a row, the same in both layouts */
     long rows, cols;
-    int regroup;        /* Q4_0 to DT_Q4_0_G16, else bytes as they are */
+    int regroup;        /* Q4_0 into groups of this many blocks (DT_Q4_0_G4/_G16), else 0: bytes as they are */
     const FileMap *map; /* src lies in it: bytes as they are are read from the file */
 } CopyJob;
 
@@ -93,7 +93,8 @@ static void copy_task(void *ctx, int ith, int nth) {
     char *dst = j->dst + (size_t)r0 * j->rb;
     size_t n = (size_t)(r1 - r0) * j->rb;
     if (j->regroup)
-        for (long r = r0; r < r1; r++) dtype_q4_0_to_g16(j->src + (size_t)r * j->rb, j->dst + (size_t)r * j->rb, j->cols);
+        for (long r = r0; r < r1; r++)
+            dtype_q4_0_regroup(j->src + (size_t)r * j->rb, j->dst + (size_t)r * j->rb, j->cols, j->regroup);
     else if (n && (!j->map || file_map_read(j->map, src, n, dst))) /* a failed read: the map has the same bytes */
         memcpy(dst, src, n);
 }
@@ -103,8 +104,8 @@ static void copy_task(void *ctx, int ith, int nth) {
 static void place_matrix(Model *m, QMat *q, int copy) {
     if (!q->data) return;
     int to = kernel_weight_type(q->type, q->cols);
-    /* the only regrouping there is (formats/dtype.h) */
-    int regroup = q->type == DT_Q4_0 && to == DT_Q4_0_G16;
+    /* the only regroupings there are (formats/dtype.h) */
+    int regroup = q->type == DT_Q4_0 && to != DT_Q4_0 ? dtype_q4_0_group_blocks(to) : 0;
     size_t bytes = qmat_bytes(q);
     const FileMap *map = file_map_of(m, q->data, bytes);
     if (!regroup && !(copy && map)) return;

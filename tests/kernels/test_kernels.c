@@ -32,17 +32,19 @@ static float *rand_vec(Rng *r, long n, float scale) {
 }
 
 /* The weight types the kernels compute with (formats/dtype.h numbers), and
- * the in-memory regrouping of Q4_0 (rows of whole 512-value groups). */
-static const int TYPES[] = {DT_F32, DT_F16, DT_BF16, DT_Q8_0, DT_Q4_0, DT_Q4_K, DT_Q6_K, DT_Q4_0_G16};
-#define N_TYPES 8
+ * the in-memory regroupings of Q4_0 (rows of whole 512- and 128-value
+ * groups). */
+static const int TYPES[] = {DT_F32, DT_F16, DT_BF16, DT_Q8_0, DT_Q4_0, DT_Q4_K, DT_Q6_K, DT_Q4_0_G16, DT_Q4_0_G4};
+#define N_TYPES 9
 
 static void test_vec_dot_matches_reference(void) {
     Rng r;
     rng_seed(&r, 3);
     /* 1 to 7 blocks past whole quads of blocks (the wide Q4_0 dot's step);
      * for the float types also tails of 8 and of 1-7 values (77, 4123) */
-    long sizes[] = {32, 77, 96, 128, 192, 224, 1024 + 32, 4096, 4096 + 27};
-    for (int si = 0; si < 9; si++) {
+    /* 896: seven quads (groups of 4 blocks, DT_Q4_0_G4) */
+    long sizes[] = {32, 77, 96, 128, 192, 224, 896, 1024 + 32, 4096, 4096 + 27};
+    for (int si = 0; si < 10; si++) {
         long n = sizes[si];
         float *w = rand_vec(&r, n, 0.5f), *x = rand_vec(&r, n, 2.0f);
         void *wq = xmalloc(dtype_nbytes(DT_F32, n)), *xq = xmalloc(kernel_act_bytes(DT_Q4_0, n) + dtype_nbytes(DT_F32, n));
@@ -166,8 +168,8 @@ static void test_multi_rows_any_batch(void) {
     Rng r;
     rng_seed(&r, 17);
     const long n = 512;
-    const int types[5] = {DT_Q8_0, DT_Q4_0, DT_Q4_K, DT_Q6_K, DT_Q4_0_G16}, nrows = 5;
-    for (int ti = 0; ti < 5; ti++) {
+    const int types[6] = {DT_Q8_0, DT_Q4_0, DT_Q4_K, DT_Q6_K, DT_Q4_0_G16, DT_Q4_0_G4}, nrows = 5;
+    for (int ti = 0; ti < 6; ti++) {
         int t = types[ti];
         size_t rb = dtype_nbytes(t, n), xb = kernel_act_bytes(t, n);
         float *w = rand_vec(&r, nrows * n, 0.5f), *x = rand_vec(&r, 7 * n, 2.0f), got[7 * 5];
@@ -272,10 +274,11 @@ static void test_matmul_group_equals_separate(void) {
     const int types[][3] = {{DT_Q8_0, DT_Q8_0, DT_Q8_0},
                             {DT_Q4_K, DT_Q6_K, DT_Q4_K},
                             {DT_F32, DT_Q4_0, DT_BF16},
-                            {DT_Q4_0_G16, DT_Q4_0, DT_Q4_0_G16}};
+                            {DT_Q4_0_G16, DT_Q4_0, DT_Q4_0_G16},
+                            {DT_Q4_0_G4, DT_Q4_0_G16, DT_Q4_0_G4}};
     Rng r;
     rng_seed(&r, 77);
-    for (int ti = 0; ti < 4; ti++)
+    for (int ti = 0; ti < 5; ti++)
         for (int ni = 0; ni < 3; ni++) {
             const int n = ni == 0 ? 1 : ni == 1 ? 3 : 64; /* the last on the GEMM path */
             QMat w[3];
@@ -592,53 +595,67 @@ static void test_q8_0_extreme_quants(void) {
 
 /* The same checks on the AVX2 dots when the build also has AVX-512 ones
  * (which the other tests use), so that both stay right. */
-/* DT_Q4_0_G16 is Q4_0 regrouped: the same bytes in another order, the
- * same values, the same dots up to the order of the float sums (the block
- * sums are exact integers; 1e-5 of the sum of |terms|, as above); it is
- * the layout models load Q4_0 matrices into where the AVX-512 dots run,
- * for rows of whole 512-value groups only; and no user-facing name. */
-static void test_q4_0_regrouped(void) {
+/* DT_Q4_0_G16 and DT_Q4_0_G4 are Q4_0 regrouped: the same bytes in
+ * another order, the same values, the same dots up to the order of the
+ * float sums (the block sums are exact integers; 1e-5 of the sum of
+ * |terms|, as above); they are the layouts models load Q4_0 matrices into
+ * where the SIMD dots run: G16 for rows of whole 512-value groups at every
+ * SIMD level, G4 for the other rows of whole 128-value groups where the
+ * AVX2 dots run (the AVX-512 ones read the stored quads); and neither has
+ * a user-facing name. */
+static void check_q4_0_regrouped(int t, long n) {
     Rng r;
     rng_seed(&r, 21);
-    const long n = 3 * QK4_0_G16;
+    const int g = dtype_q4_0_group_blocks(t);
     float *w = rand_vec(&r, n, 0.5f), *x = rand_vec(&r, 4 * n, 2.0f), *a = xmalloc((size_t)n * 4), *b = xmalloc((size_t)n * 4);
-    CHECK_EQ_INT((int)dtype_nbytes(DT_Q4_0_G16, n), (int)dtype_nbytes(DT_Q4_0, n));
-    CHECK(dtype_nbytes(DT_Q4_0_G16, 896) == 0 && !kernel_row_ok(DT_Q4_0_G16, 896));
-    CHECK_EQ_INT(dtype_from_name("q4_0_g16"), DT_INVALID);
+    CHECK_EQ_INT((int)dtype_nbytes(t, n), (int)dtype_nbytes(DT_Q4_0, n));
+    CHECK(dtype_nbytes(t, 32 * g + 32) == 0 && !kernel_row_ok(t, 32 * g + 32));
+    CHECK_EQ_INT(dtype_from_name(dtype_name(t)), DT_INVALID);
     size_t rb = dtype_nbytes(DT_Q4_0, n);
-    char *q = xmalloc(rb), *g = xmalloc(rb), *g2 = xmalloc(rb);
+    char *q = xmalloc(rb), *gq = xmalloc(rb), *g2 = xmalloc(rb);
     quantize_row(DT_Q4_0, w, q, n);
-    quantize_row(DT_Q4_0_G16, w, g, n);
-    dtype_q4_0_to_g16(q, g2, n);
-    CHECK(!memcmp(g, g2, rb) && memcmp(g, q, rb)); /* regrouped, not copied */
+    quantize_row(t, w, gq, n);
+    dtype_q4_0_regroup(q, g2, n, g);
+    CHECK(!memcmp(gq, g2, rb) && memcmp(gq, q, rb)); /* regrouped, not copied */
     dequantize_row(DT_Q4_0, q, a, n);
-    dequantize_row(DT_Q4_0_G16, g, b, n);
+    dequantize_row(t, gq, b, n);
     CHECK(!memcmp(a, b, (size_t)n * 4));
-    kernel_dequantize_row(DT_Q4_0_G16, g, b, n);
+    kernel_dequantize_row(t, gq, b, n);
     CHECK(!memcmp(a, b, (size_t)n * 4));
-    /* the loaders' choice: regrouped at every SIMD level (the AVX2 and the
-     * AVX-512 dots and prefill kernels take the groups), as stored on the
-     * scalar one */
-    CHECK_EQ_INT(kernel_weight_type(DT_Q4_0, n), kernel_level() >= KL_AVX2 ? DT_Q4_0_G16 : DT_Q4_0);
-    CHECK_EQ_INT(kernel_weight_type(DT_Q4_0, 896), DT_Q4_0);
-    CHECK_EQ_INT(kernel_weight_type(DT_Q8_0, n), DT_Q8_0);
-    size_t xb = kernel_act_bytes(DT_Q4_0_G16, n);
+    size_t xb = kernel_act_bytes(t, n);
     CHECK(xb == kernel_act_bytes(DT_Q4_0, n));
     char *xq = xaligned_alloc(4 * xb);
-    for (int k = 0; k < 4; k++) kernel_quantize_act(DT_Q4_0_G16, x + k * n, xq + k * xb, n);
+    for (int k = 0; k < 4; k++) kernel_quantize_act(t, x + k * n, xq + k * xb, n);
     float multi[4];
-    vec_dot_multi(DT_Q4_0_G16, g, xq, xb, 4, n, multi, 1);
+    vec_dot_multi(t, gq, xq, xb, 4, n, multi, 1);
     for (int k = 0; k < 4; k++) {
         double scale = 0;
         for (long i = 0; i < n; i++) scale += fabs(a[i] * x[k * n + i]);
-        float got = vec_dot(DT_Q4_0_G16, g, xq + k * xb, n), stored = vec_dot(DT_Q4_0, q, xq + k * xb, n);
+        float got = vec_dot(t, gq, xq + k * xb, n), stored = vec_dot(DT_Q4_0, q, xq + k * xb, n);
         float ref = vec_dot_ref(DT_Q4_0, q, xq + k * xb, n);
-        CHECK_MSG(fabs(got - ref) <= 1e-5 * scale && fabs(got - stored) <= 1e-5 * scale, "act %d: %g, stored %g, ref %g",
-                  k, got, stored, ref);
-        CHECK_MSG(fabs(vec_dot_ref(DT_Q4_0_G16, g, xq + k * xb, n) - ref) <= 1e-5 * scale, "act %d: ref of the groups", k);
-        CHECK_MSG(fabs(multi[k] - ref) <= 1e-5 * scale, "act %d: four at once %g, ref %g", k, multi[k], ref);
+        CHECK_MSG(fabs(got - ref) <= 1e-5 * scale && fabs(got - stored) <= 1e-5 * scale, "%s act %d: %g, stored %g, ref %g",
+                  dtype_name(t), k, got, stored, ref);
+        CHECK_MSG(fabs(vec_dot_ref(t, gq, xq + k * xb, n) - ref) <= 1e-5 * scale, "%s act %d: ref of the groups",
+                  dtype_name(t), k);
+        CHECK_MSG(fabs(multi[k] - ref) <= 1e-5 * scale, "%s act %d: four at once %g, ref %g", dtype_name(t), k, multi[k], ref);
     }
-    free(w), free(x), free(a), free(b), free(q), free(g), free(g2), free(xq);
+    free(w), free(x), free(a), free(b), free(q), free(gq), free(g2), free(xq);
+}
+
+static void test_q4_0_regrouped(void) {
+    check_q4_0_regrouped(DT_Q4_0_G16, 3 * QK4_0_G16);
+    check_q4_0_regrouped(DT_Q4_0_G4, 7 * QK4_0_G4); /* qwen2.5-0.5b's 896 */
+    /* the loaders' choice: groups of 16 at every SIMD level (the AVX2 and
+     * the AVX-512 dots and prefill kernels take them), groups of 4 where
+     * the AVX2 dots run, as stored on the scalar level */
+    int avx512 = kernel_use_avx512(0);
+    kernel_use_avx512(avx512);
+    int simd = kernel_level() >= KL_AVX2;
+    CHECK_EQ_INT(kernel_weight_type(DT_Q4_0, 3 * QK4_0_G16), simd ? DT_Q4_0_G16 : DT_Q4_0);
+    CHECK_EQ_INT(kernel_weight_type(DT_Q4_0, 896), simd && !avx512 ? DT_Q4_0_G4 : DT_Q4_0);
+    CHECK_EQ_INT(kernel_weight_type(DT_Q4_0, 4864), simd && !avx512 ? DT_Q4_0_G4 : DT_Q4_0);
+    CHECK_EQ_INT(kernel_weight_type(DT_Q4_0, 864), DT_Q4_0); /* 27 blocks: not whole quads */
+    CHECK_EQ_INT(kernel_weight_type(DT_Q8_0, 3 * QK4_0_G16), DT_Q8_0);
 }
 
 /* The prefetch mode (dispatch.h) moves when bytes arrive, never what is
