@@ -55,8 +55,9 @@ float vec_dot_ref(int t, const void *row, const void *act, long n);
 int kernel_use_avx512(int on);
 
 /* The layout in which this level's kernels read a matrix of type t with
- * rows of `cols` values fastest: DT_Q4_0_G16 for Q4_0 under the AVX-512
- * dots (rows of whole 512-value groups), else t itself. A model loader
+ * rows of `cols` values fastest: for Q4_0 at the SIMD levels DT_Q4_0_G16
+ * (rows of whole 512-value groups), where the AVX2 dots run DT_Q4_0_G4
+ * for the other rows of whole 128-value quads; else t itself. A model loader
  * regroups such matrices once (model_place_weights). */
 int kernel_weight_type(int t, long cols);
 
