@@ -326,18 +326,19 @@ static ALWAYS_INLINE float dot_q4_0_quads(int g, const void *w, const void *act,
     /* two chains each: even and odd pairs */
     __m256 acc[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()}, off[2] = {acc[0], acc[0]};
     if (g == 16) {
-        /* per group of 16 blocks: 8 pairs, the scales converted once */
-        const __m256i pick[4] = {_mm256_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1), _mm256_setr_epi32(2, 2, 2, 2, 3, 3, 3, 3),
-                                 _mm256_setr_epi32(4, 4, 4, 4, 5, 5, 5, 5), _mm256_setr_epi32(6, 6, 6, 6, 7, 7, 7, 7)};
+        /* per group of 16 blocks: 8 pairs, the scales converted once, each
+         * 8 with the even blocks' in lanes 0-3 and the odd ones' in 4-7, so
+         * that a pair's two are element p % 4 of each 128-bit lane */
+        const __m256i evens_odds = _mm256_setr_epi32(0, 2, 4, 6, 1, 3, 5, 7);
         for (long gi = 0; gi < nb / 16; gi++) {
             const uint8_t *g = (const uint8_t *)w + (size_t)gi * 16 * sizeof(BlockQ4_0);
             prefetch_ahead(g, 5); /* the group's 288 bytes, 8 KB on */
-            __m256 d[2] = {_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)g)),
-                           _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(g + 16)))};
+            __m256 d[2] = {_mm256_permutevar8x32_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)g)), evens_odds),
+                           _mm256_permutevar8x32_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(g + 16))), evens_odds)};
             _Pragma("GCC unroll 8") for (int p = 0; p < 8; p++) {
                 long qd = 4 * gi + p / 2;
                 int h = p % 2;
-                __m256 dw = _mm256_permutevar8x32_ps(d[p / 4], pick[p % 4]);
+                __m256 dw = bcast_in_lanes(d[p / 4], p % 4);
                 __m256 dwdx = _mm256_mul_ps(dw, _mm256_loadu_ps(dx4 + 16 * qd + 8 * h));
                 __m256i v = _mm256_loadu_si256((const __m256i *)(g + 32 + 32 * p));
                 acc[h] = q4_pair(v, x4 + 128 * qd + 32 * h, dwdx, acc[h]);
@@ -384,19 +385,20 @@ static ALWAYS_INLINE float dot_q4_0_quads(int g, const void *w, const void *act,
  * once and dotted with every activation's block. */
 
 /* Q4_K sub-blocks j and j+1 (the low and high nibbles of 32 bytes)
- * against activation blocks b0+j, b0+j+1, with their scales in lanes j,
- * j+1 of sv[k]; into two accumulators. */
-static ALWAYS_INLINE void q4k_pair(const uint8_t *qs, const __m256 *sv, int j, const int8_t *const *x, long b0,
-                                   int NX, __m256 acc[2][4]) {
+ * against activation blocks b0+j, b0+j+1, with their scales in element
+ * j % 4, j % 4 + 1 of each 128-bit lane of sv[k][j / 4] (sv_halves); into
+ * two accumulators. */
+static ALWAYS_INLINE void q4k_pair(const uint8_t *qs, __m256 sv[][2], int j, const int8_t *const *x, long b0, int NX,
+                                   __m256 acc[2][4]) {
     const __m256i m4 = _mm256_set1_epi8(15);
     __m256i b = _mm256_loadu_si256((const __m256i *)(qs + 16 * j));
     __m256i q0 = _mm256_and_si256(b, m4), q1 = _mm256_and_si256(_mm256_srli_epi16(b, 4), m4);
-    __m256i l0 = _mm256_set1_epi32(j), l1 = _mm256_set1_epi32(j + 1);
     UNROLL_NX
     for (int k = 0; k < NX; k++) {
         __m256i y0 = load_xq(x[k], b0 + j), y1 = load_xq(x[k], b0 + j + 1);
-        acc[0][k] = _mm256_fmadd_ps(_mm256_permutevar8x32_ps(sv[k], l0), _mm256_cvtepi32_ps(dot_u8s8(q0, y0)), acc[0][k]);
-        acc[1][k] = _mm256_fmadd_ps(_mm256_permutevar8x32_ps(sv[k], l1), _mm256_cvtepi32_ps(dot_u8s8(q1, y1)), acc[1][k]);
+        acc[0][k] = _mm256_fmadd_ps(bcast_in_lanes(sv[k][j / 4], j % 4), _mm256_cvtepi32_ps(dot_u8s8(q0, y0)), acc[0][k]);
+        acc[1][k] = _mm256_fmadd_ps(bcast_in_lanes(sv[k][j / 4], j % 4 + 1), _mm256_cvtepi32_ps(dot_u8s8(q1, y1)),
+                                    acc[1][k]);
     }
 }
 
@@ -418,10 +420,11 @@ static ALWAYS_INLINE void dot_q4_k_n(const BlockQ4_K *w, const void *const *act,
     for (long i = 0; i < nb; i++) {
         __m256 scv, mnv;
         q4k_scale_vectors(&w[i], &scv, &mnv);
-        __m256 sv[4];
+        __m256 sv[4][2], sch[2];
+        sv_halves(scv, sch);
         UNROLL_NX
         for (int k = 0; k < NX; k++) {
-            sv[k] = _mm256_mul_ps(scv, _mm256_loadu_ps(dx[k] + 8 * i));
+            sv_times_dx(sch, dx[k] + 8 * i, sv[k]);
             accm[k] = _mm256_fmadd_ps(mnv, _mm256_loadu_ps(sx[k] + 8 * i), accm[k]);
         }
         /* spelled out so that j is a constant (see q6k_step) */
@@ -456,15 +459,16 @@ static inline void q6k_unpack(const BlockQ6_K *b, int h, __m256i q[4]) {
  * super-block through the activation's half-block sums. */
 /* One Q6_K sub-block j (of 32) of half h against activation block b:
  * lanes 0-3 take scale 8h+2j, lanes 4-7 scale 8h+2j+1, each times the
- * block's dx (sd[k]: the half's eight scales times d and each lane's dx,
- * made once per half, so a sub-block costs one permute per activation). */
+ * block's dx. sd[k], made once per half: lanes 0-3 the half's even scales
+ * times d and dx of its blocks 0-3, lanes 4-7 its odd ones, so that a
+ * sub-block's pair is element j of each 128-bit lane: one in-lane shuffle
+ * per activation (bcast_in_lanes). */
 static ALWAYS_INLINE void q6k_step(__m256i q, const __m256 *sd, int j, const int8_t *const *x, long b, int NX,
                                    __m256 *acc) {
-    const __m256i lanes = _mm256_setr_epi32(2 * j, 2 * j, 2 * j, 2 * j, 2 * j + 1, 2 * j + 1, 2 * j + 1, 2 * j + 1);
     UNROLL_NX
     for (int k = 0; k < NX; k++) {
         __m256 v = _mm256_cvtepi32_ps(dot_u8s8(q, load_xq(x[k], b)));
-        acc[k] = _mm256_fmadd_ps(_mm256_permutevar8x32_ps(sd[k], lanes), v, acc[k]);
+        acc[k] = _mm256_fmadd_ps(bcast_in_lanes(sd[k], j), v, acc[k]);
     }
 }
 
@@ -491,12 +495,12 @@ static ALWAYS_INLINE void dot_q6_k_n(const BlockQ6_K *w, const void *const *act,
             __m256i q[4];
             q6k_unpack(&w[i], h, q);
             long b = i * 8 + 4 * h;
-            /* the half's 4 dx, each over its two scales' lanes */
-            const __m256i pairs = _mm256_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3);
+            /* the half's even scales in lanes 0-3, odd ones in 4-7, times
+             * its 4 dx in each 128-bit lane */
+            const __m256 sch = _mm256_permutevar8x32_ps(sc[h], _mm256_setr_epi32(0, 2, 4, 6, 1, 3, 5, 7));
             __m256 sd[4];
             UNROLL_NX
-            for (int k = 0; k < NX; k++)
-                sd[k] = _mm256_mul_ps(sc[h], _mm256_permutevar8x32_ps(_mm256_castps128_ps256(_mm_loadu_ps(dx[k] + b)), pairs));
+            for (int k = 0; k < NX; k++) sd[k] = _mm256_mul_ps(sch, _mm256_broadcast_ps((const __m128 *)(dx[k] + b)));
             /* spelled out so that j is a constant (compilers do not unroll
              * this loop themselves, leaving q[] on the stack) */
             q6k_step(q[0], sd, 0, x, b, NX, acc[0]);

@@ -156,6 +156,30 @@ static inline float hsum8(__m256 v) {
     return _mm_cvtss_f32(s);
 }
 
+/* Element j (a constant, 0-3) of each 128-bit lane of v in all four of
+ * that lane's elements: one in-lane shuffle (vshufps), where broadcasting
+ * one element of eight takes a lane-crossing permute, which costs more:
+ * on a Zen 3 the AVX2 Q6_K dot in cache 30.8-31.5 -> 28.6-29.5 us
+ * (build/bench/matvec_speed 1 256 2048 1 q6_k, twelve runs alternating). */
+static ALWAYS_INLINE __m256 bcast_in_lanes(__m256 v, int j) {
+    return j == 0   ? _mm256_shuffle_ps(v, v, 0x00)
+           : j == 1 ? _mm256_shuffle_ps(v, v, 0x55)
+           : j == 2 ? _mm256_shuffle_ps(v, v, 0xaa)
+                    : _mm256_shuffle_ps(v, v, 0xff);
+}
+
+/* The eight sub-block scales of a super-block (lane j: sub-block j) as
+ * two vectors whose lanes each hold sub-blocks 0-3 (h[0]) or 4-7 (h[1]),
+ * for bcast_in_lanes; then times an activation's eight dx (sv_times_dx). */
+static ALWAYS_INLINE void sv_halves(__m256 sc, __m256 h[2]) {
+    h[0] = _mm256_permute2f128_ps(sc, sc, 0x00);
+    h[1] = _mm256_permute2f128_ps(sc, sc, 0x11);
+}
+static ALWAYS_INLINE void sv_times_dx(const __m256 h[2], const float *dx, __m256 sv[2]) {
+    sv[0] = _mm256_mul_ps(h[0], _mm256_broadcast_ps((const __m128 *)dx));
+    sv[1] = _mm256_mul_ps(h[1], _mm256_broadcast_ps((const __m128 *)(dx + 4)));
+}
+
 /* Sums of u*s over groups of four bytes (u unsigned, s signed) as 8 int32
  * lanes. Without VNNI, maddubs adds pairs into int16 with saturation: the
  * caller keeps 2*max(u)*max|s| below 32767 (its bound is written there). */

@@ -162,11 +162,12 @@ static ALWAYS_INLINE void dot_q5_k_n(const BlockQ5_K *w, const void *const *act,
     const __m256i m4 = _mm256_set1_epi8(15), sixteen = _mm256_set1_epi8(16);
     for (long i = 0; i < n / QK_K; i++) {
         prefetch_ahead(&w[i], 3);
-        __m256 scv, mnv, sv[4];
+        __m256 scv, mnv, sv[4][2], sch[2];
         kq_scale_vectors(w[i].d, w[i].dmin, w[i].scales, &scv, &mnv);
+        sv_halves(scv, sch);
         UNROLL_NX
         for (int k = 0; k < NX; k++) {
-            sv[k] = _mm256_mul_ps(scv, _mm256_loadu_ps(dx[k] + 8 * i)); /* lane j: d sc_j dx_j */
+            sv_times_dx(sch, dx[k] + 8 * i, sv[k]); /* d sc_j dx_j: element j % 4 of sv[k][j / 4]'s lanes */
             accm[k] = _mm256_fmadd_ps(mnv, _mm256_loadu_ps(sx[k] + 8 * i), accm[k]);
         }
         __m256i qh = _mm256_loadu_si256((const __m256i *)w[i].qh);
@@ -178,11 +179,10 @@ static ALWAYS_INLINE void dot_q5_k_n(const BlockQ5_K *w, const void *const *act,
             __m256i h = j <= 4 ? _mm256_slli_epi16(qh, 4 - j) : _mm256_srli_epi16(qh, j - 4);
             q = _mm256_or_si256(q, _mm256_and_si256(h, sixteen));
             long blk = 8 * i + j;
-            __m256i lane = _mm256_set1_epi32(j);
             UNROLL_NX
             for (int k = 0; k < NX; k++) {
                 __m256 p = _mm256_cvtepi32_ps(dot_u8s8(q, load_y(x[k], blk)));
-                acc[j % 2][k] = _mm256_fmadd_ps(_mm256_permutevar8x32_ps(sv[k], lane), p, acc[j % 2][k]);
+                acc[j % 2][k] = _mm256_fmadd_ps(bcast_in_lanes(sv[k][j / 4], j % 4), p, acc[j % 2][k]);
             }
         }
     }
