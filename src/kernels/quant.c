@@ -403,7 +403,8 @@ static ALWAYS_INLINE void q4k_pair(const uint8_t *qs, __m256 sv[][2], int j, con
 }
 
 /* Per super-block and activation: the eight sub-block scales d*sc*dx as
- * one vector (lane j broadcast for sub-block j), and the mins' part
+ * two vectors of four per 128-bit lane (sv_halves, sv_times_dx; element
+ * j % 4 of sv[k][j / 4] broadcast for sub-block j), and the mins' part
  * dmin * sum_j m_j * dx_j * sum(y_j) as one FMA over the precomputed
  * block sums (kernel_quantize_act). */
 static ALWAYS_INLINE void dot_q4_k_n(const BlockQ4_K *w, const void *const *act, int NX, long n, float *out) {
