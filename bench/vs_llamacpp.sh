@@ -429,7 +429,18 @@ for fl in avx2 avx512f avx512_vnni avx512_bf16 avx512_vbmi avx_vnni amx_tile amx
 done
 flags=${flags# }
 aloe_commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
-[ -z "$(git status --porcelain --untracked-files=no 2>/dev/null)" ] || aloe_commit="$aloe_commit+changes"
+# uncommitted changes are named: a changed source reaches a binary this
+# script builds (make, above), and one chained run after an edit measures
+# the edit, not the commit
+changed=$(git status --porcelain --untracked-files=no 2>/dev/null | awk '{print $NF}')
+if [ -n "$changed" ]; then
+    names=$(echo "$changed" | head -6 | paste -sd, - | sed 's/,/, /g')
+    if [ "$(echo "$changed" | wc -l)" -gt 6 ]; then names="$names, ..."; fi
+    aloe_commit="$aloe_commit+changes ($names)"
+    code=$(echo "$changed" | { grep -E '^(src/|Makefile)' || true; } | head -6 | paste -sd, - | sed 's/,/, /g')
+    [ -z "$code" ] || echo "vs_llamacpp: WARNING: uncommitted changes to $code:" \
+        "the aloe binary measured is not the commit's${ALOE:+ (unless $ALOE was built before them)}" | tee -a "$raw/warnings" >&2
+fi
 cache=$LLAMACPP_BUILD/CMakeCache.txt
 lcfg=""
 if [ -f "$cache" ]; then
