@@ -180,8 +180,6 @@ static void deq_q4_0(const uint8_t *src, float *dst, int64_t nb) {
     }
 }
 
-int dtype_q4_0_group_blocks(int t) { return t == DT_Q4_0 ? 1 : t == DT_Q4_0_G4 ? 4 : t == DT_Q4_0_G16 ? 16 : 0; }
-
 /* DT_Q4_0_G4 / _G16 (dtype.h): per group of g blocks, the scales, then the
  * nibbles. Block j of a group: scale at 2j, nibbles at 2g + 16j. */
 static void deq_q4_0_grouped(const uint8_t *src, float *dst, int64_t ng, int g) {

@@ -170,8 +170,10 @@ const char *dtype_name(int t);
  * case-insensitively; DT_INVALID if unknown. */
 int dtype_from_name(const char *s);
 /* Blocks a group of a Q4_0 layout: 1 for DT_Q4_0, 4 for DT_Q4_0_G4, 16
- * for DT_Q4_0_G16, else 0. */
-int dtype_q4_0_group_blocks(int t);
+ * for DT_Q4_0_G16, else 0. Inline: the kernels ask per row and per block. */
+static inline int dtype_q4_0_group_blocks(int t) {
+    return t == DT_Q4_0 ? 1 : t == DT_Q4_0_G4 ? 4 : t == DT_Q4_0_G16 ? 16 : 0;
+}
 /* n values (a multiple of 32 g) of Q4_0 blocks into the order of groups of
  * g blocks (the layout of dtype_q4_0_group_blocks' types; src and dst do
  * not overlap). */

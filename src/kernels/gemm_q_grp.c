@@ -402,7 +402,7 @@ static ALWAYS_INLINE __m256i block2(int t, const char *row, long b, float *sc, f
     case DT_Q4_0_G4:
     case DT_Q4_0_G16: { /* regrouped (kernel_weight_type) */
         uint16_t d;
-        qs = q4_0_block(t == DT_Q4_0_G4 ? 4 : 16, row, b, &d), *sc = half(d);
+        qs = q4_0_block(dtype_q4_0_group_blocks(t), row, b, &d), *sc = half(d);
         break;
     }
     case DT_Q4_1: {

@@ -331,16 +331,16 @@ static ALWAYS_INLINE float dot_q4_0_quads(int g, const void *w, const void *act,
          * that a pair's two are element p % 4 of each 128-bit lane */
         const __m256i evens_odds = _mm256_setr_epi32(0, 2, 4, 6, 1, 3, 5, 7);
         for (long gi = 0; gi < nb / 16; gi++) {
-            const uint8_t *g = (const uint8_t *)w + (size_t)gi * 16 * sizeof(BlockQ4_0);
-            prefetch_ahead(g, 5); /* the group's 288 bytes, 8 KB on */
-            __m256 d[2] = {_mm256_permutevar8x32_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)g)), evens_odds),
-                           _mm256_permutevar8x32_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(g + 16))), evens_odds)};
+            const uint8_t *grp = (const uint8_t *)w + (size_t)gi * 16 * sizeof(BlockQ4_0);
+            prefetch_ahead(grp, 5); /* the group's 288 bytes, 8 KB on */
+            __m256 d[2] = {_mm256_permutevar8x32_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)grp)), evens_odds),
+                           _mm256_permutevar8x32_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(grp + 16))), evens_odds)};
             _Pragma("GCC unroll 8") for (int p = 0; p < 8; p++) {
                 long qd = 4 * gi + p / 2;
                 int h = p % 2;
                 __m256 dw = bcast_in_lanes(d[p / 4], p % 4);
                 __m256 dwdx = _mm256_mul_ps(dw, _mm256_loadu_ps(dx4 + 16 * qd + 8 * h));
-                __m256i v = _mm256_loadu_si256((const __m256i *)(g + 32 + 32 * p));
+                __m256i v = _mm256_loadu_si256((const __m256i *)(grp + 32 + 32 * p));
                 acc[h] = q4_pair(v, x4 + 128 * qd + 32 * h, dwdx, acc[h]);
                 off[h] = _mm256_fmadd_ps(dw, _mm256_loadu_ps(sx4 + 16 * qd + 8 * h), off[h]);
             }
@@ -759,12 +759,19 @@ int kernel_use_avx512(int on) {
     return was;
 }
 
+/* Whether the AVX-512 code takes rows of type t: every type when it is on,
+ * except Q4_0 in groups of four, which only the AVX2 code reads (a matrix
+ * regrouped while it was off stays readable when it is on again). */
+#if KERNELS_AVX512
+static int avx512_takes(int t) { return avx512_on && t != DT_Q4_0_G4; }
+#endif
+
 /* Q4_0 rows of whole groups regrouped: both levels' decode dots and
  * prefill micro-kernels take groups of 16 (the AVX2 dot: llama-3.2-1b Q4_0
  * decode 32-34 tokens/s as stored, 37-39 regrouped, on a Zen 3); the AVX2
  * ones also take groups of 4 (rows of whole quads that are not whole
  * groups of 16: qwen2.5-0.5b), which the AVX-512 ones leave as stored
- * (their quad dot reads the stored layout; these branches skip G4). */
+ * (their quad dot reads the stored layout; avx512_takes). */
 int kernel_weight_type(int t, long cols) {
     if (t != DT_Q4_0) return t;
     if (cols % QK4_0_G16 == 0) return DT_Q4_0_G16;
@@ -773,7 +780,7 @@ int kernel_weight_type(int t, long cols) {
 
 static void quant_dot(int t, const void *row, const void *act, long n, float *out) {
 #if KERNELS_AVX512
-    if (avx512_on && t != DT_Q4_0_G4) {
+    if (avx512_takes(t)) {
         quant512_rows(t, row, 0, 1, act, n, out);
         return;
     }
@@ -795,7 +802,7 @@ static void quant_dot(int t, const void *row, const void *act, long n, float *ou
 
 static void quant_dot4(int t, const void *row, const void *const x[4], long n, float r[4]) {
 #if KERNELS_AVX512
-    if (avx512_on && t != DT_Q4_0_G4) {
+    if (avx512_takes(t)) {
         quant512_dot4(t, row, x, n, r);
         return;
     }
@@ -1072,7 +1079,7 @@ void vec_dot_rows(int t, const void *rows, size_t rb, int nrows, const void *act
     }
 #endif
 #if KERNELS_AVX512
-    if (avx512_on && kernel_vec_type(t) == DT_Q8_0 && t != DT_Q4_0_G4) {
+    if (avx512_takes(t) && kernel_vec_type(t) == DT_Q8_0) {
         quant512_rows(t, rows, rb, nrows, act, n, out);
         return;
     }
@@ -1083,7 +1090,7 @@ void vec_dot_rows(int t, const void *rows, size_t rb, int nrows, const void *act
 void vec_dot_multi_rows(int t, const void *rows, size_t rb, int nrows, const void *act, size_t stride, int n,
                         long len, float *out, size_t out_stride) {
 #if KERNELS_AVX512
-    if (avx512_on && kernel_vec_type(t) == DT_Q8_0 && t != DT_Q4_0_G4) {
+    if (avx512_takes(t) && kernel_vec_type(t) == DT_Q8_0) {
         /* up to four activations a pass (two or three together too: one at a
          * time, as before, made two sequences cost two passes of the
          * arithmetic, as much as four) */
