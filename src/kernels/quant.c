@@ -25,7 +25,8 @@ int kernel_vec_type(int weight) {
 
 size_t kernel_act_bytes(int t, long n) {
     if (kernel_vec_type(t) == DT_F32) return (size_t)n * sizeof(float);
-    return act_total_bytes(n) + (act_has_q4(t)                      ? act_q4_bytes(n) + 512 * (size_t)act_ngroups(n)
+    return act_total_bytes(n) + (act_has_q4(t)                  ? act_q4_bytes(n) + 512 * (size_t)act_ngroups(n)
+                                 : act_has_quads(t)             ? act_q4_bytes(n)
                                  : t == DT_Q4_K || t == DT_Q5_K ? act_qk_bytes(n)
                                                                 : 0);
 }
@@ -65,7 +66,7 @@ void kernel_quantize_act(int t, const float *x, void *out, long n) {
                     memcpy(qk + QK_K * i + 64 * part + 16 * j, q + QK_K * i + 32 * sub + 16 * half, 16);
                 }
     }
-    if (!act_has_q4(t)) return;
+    if (!act_has_quads(t)) return;
     /* the quads of blocks of the wide Q4_0 dot (quant_internal.h) */
     int8_t *q4 = (int8_t *)act_q4(out, n);
     float *dx4 = (float *)act_dx4(out, n), *sx4 = (float *)act_sx4(out, n);
@@ -76,6 +77,7 @@ void kernel_quantize_act(int t, const float *x, void *out, long n) {
             memcpy(q4 + 128 * qd + 64 + 16 * j, q + 32 * b + 16, 16);
             for (int l = 0; l < 4; l++) dx4[16 * qd + 4 * j + l] = dx[b], sx4[16 * qd + 4 * j + l] = 2 * sx[b];
         }
+    if (!act_has_q4(t)) return;
     /* the groups of the prefill's group micro-kernel (quant_internal.h) */
     int8_t *t16 = (int8_t *)act_t16(out, n);
     for (long g = 0; g < act_ngroups(n); g++)

@@ -50,9 +50,10 @@ static inline int act_quant(int weight_type, const int8_t *q, long i) {
 static inline const float *act_dxx(const void *a, long n) { return act_dx(a, n) + 4 * (n / QK8_0); }
 static inline const float *act_sxx(const void *a, long n) { return act_dx(a, n) + 12 * (n / QK8_0); }
 
-/* For Q4_0 weights the activation goes on (after act_total_bytes) with the
- * first 4 nq blocks (nq = nb / 4 quads) once more, in the order of the wide
- * Q4_0 dot, which takes four blocks per register, one per 128-bit lane:
+/* For Q4_0 weights (and Q4_1, Q5_0, Q5_1, IQ4_NL: act_has_quads) the
+ * activation goes on (after act_total_bytes) with the first 4 nq blocks
+ * (nq = nb / 4 quads) once more, in the order of the wide Q4_0 dot, which
+ * takes four blocks per register, one per 128-bit lane:
  *   int8 q4[128 nq]    per quad of blocks: the first 16 quants of each of
  *                      its 4 blocks, then the last 16 of each (a Q4_0
  *                      block's low nibbles are elements 0-15, its high ones
@@ -79,9 +80,14 @@ static inline const float *act_sx4(const void *a, long n) { return act_dx4(a, n)
 static inline long act_ngroups(long n) { return n / QK8_0 / 16; }
 static inline const int8_t *act_t16(const void *a, long n) { return act_q4(a, n) + act_q4_bytes(n); }
 
-/* Whether weights of type t take the quads above: Q4_0 as stored and
- * regrouped (DT_Q4_0_G4, DT_Q4_0_G16, formats/dtype.h). */
+/* Whether weights of type t take the quads above and the groups of the
+ * prefill: Q4_0 as stored and regrouped (DT_Q4_0_G4, DT_Q4_0_G16,
+ * formats/dtype.h). The types of quant_legacy.c (Q4_1, Q5_0, Q5_1,
+ * IQ4_NL), whose blocks lay out their nibbles as Q4_0's, take the quads
+ * only (act_has_quads): their AVX2 dot reads two blocks a register. */
 static inline int act_has_q4(int t) { return dtype_q4_0_group_blocks(t) > 0; }
+static inline int quant_legacy_type(int t) { return t == DT_Q4_1 || t == DT_Q5_0 || t == DT_Q5_1 || t == DT_IQ4_NL; }
+static inline int act_has_quads(int t) { return act_has_q4(t) || quant_legacy_type(t); }
 
 /* Block i of a Q4_0 row in groups of g blocks (1: as stored, 4 or 16:
  * regrouped, dtype_q4_0_group_blocks): its nibbles, and its f16 scale in
@@ -327,7 +333,6 @@ static ALWAYS_INLINE void kq45_wide_step(__m512i alo, __m512i blo, __m512i ahi, 
  * quant_legacy_avx512.c): blocks of 32 against the Q8_0 activation, one
  * activation block each; Q4_1/Q5_1's min and Q5_0's offset of 16 through
  * the block sums sx. ---- */
-static inline int quant_legacy_type(int t) { return t == DT_Q4_1 || t == DT_Q5_0 || t == DT_Q5_1 || t == DT_IQ4_NL; }
 float legacy_dot_ref(int t, const void *row, const void *act, long n);
 /* One row of type t against nx (1 to 4) activations: out[k] for act[k]. */
 void legacy_dot_n(int t, const void *row, const void *const *act, int nx, long n, float *out);

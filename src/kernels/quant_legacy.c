@@ -79,10 +79,12 @@ static inline __m256i fifth_bits(uint32_t qh) {
     return _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(v, bit), bit), _mm256_set1_epi8(0x10));
 }
 
-/* One row against NX activations; T and NX are constants at each call
- * (legacy_dot_n), so the type's branches fold away. The block's weights
- * are unpacked once for all the activations. */
-static ALWAYS_INLINE void dot_legacy(int T, const uint8_t *row, const void *const *act, int NX, long n, float *out) {
+/* One row from block b0 on against NX activations, a block a step (the
+ * blocks past a row's last whole quad; dot_legacy_quads does the rest); T
+ * and NX are constants at each call, so the type's branches fold away. The
+ * block's weights are unpacked once for all the activations. */
+static ALWAYS_INLINE void dot_legacy_from(int T, const uint8_t *row, const void *const *act, int NX, long n, long b0,
+                                          float *out) {
     const Legacy L = legacy_layout(T);
     const int8_t *x[4];
     const float *dx[4], *sx[4];
@@ -93,7 +95,7 @@ static ALWAYS_INLINE void dot_legacy(int T, const uint8_t *row, const void *cons
         x[k] = act_q(act[k]), dx[k] = act_dx(act[k], n), sx[k] = act_sx(act[k], n), acc[k] = _mm256_setzero_ps(), off[k] = 0;
     const __m128i m4 = _mm_set1_epi8(15);
     const __m256i grid = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)IQ4_NL_VALUES));
-    for (long b = 0; b < n / 32; b++) {
+    for (long b = b0; b < n / 32; b++) {
         const uint8_t *blk = row + b * L.bytes;
         if (!(b & 3)) prefetch_ahead(blk, 2);
         float d = half(ld16(blk)), m = L.has_m ? half(ld16(blk + 2)) : 0;
@@ -116,6 +118,103 @@ static ALWAYS_INLINE void dot_legacy(int T, const uint8_t *row, const void *cons
     }
     UNROLL_NX
     for (int k = 0; k < NX; k++) out[k] = hsum8(acc[k]) + (T == DT_Q5_0 ? -16 * off[k] : off[k]);
+}
+
+/* The fifth bits of a pair of Q5 blocks as bytes 0x10 or 0, for the
+ * pair's vector of elements 0-15 (hi = 0: bits 0-15 of each block's qh)
+ * or 16-31 (hi = 1: bits 16-31). hq holds qh of block A in bytes 0-3 and
+ * of block B in bytes 4-7 of each 128-bit lane: lane 0 takes A's bytes,
+ * lane 1 B's; then fifth_bits' AND and compare. */
+static ALWAYS_INLINE __m256i pair_fifth_bits(__m256i hq, int hi) {
+    const __m256i pick = _mm256_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 4, 4, 4, 4, 4, 4, 4, 4, 5, 5, 5,
+                                          5, 5, 5, 5, 5);
+    const __m256i bit = _mm256_set1_epi64x((long long)0x8040201008040201ull);
+    __m256i v = _mm256_shuffle_epi8(hq, hi ? _mm256_add_epi8(pick, _mm256_set1_epi8(2)) : pick);
+    return _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(v, bit), bit), _mm256_set1_epi8(0x10));
+}
+
+/* One row against NX activations' quads (act_q4, quant_internal.h): two
+ * blocks a step in one register, lane 0 block A, lane 1 block B, as the
+ * AVX2 Q4_0 dot (quant.c q4_pair). The pair's low nibbles (elements 0-15
+ * of each, with the fifth bits) meet the quad's first 64 bytes, the high
+ * nibbles (16-31) the 64 bytes after; each block's scale and min cover its
+ * 4 lanes. Against dot_legacy_from's block a step (a lane insert, a madd,
+ * a convert and an FMA per block, two scalar conversions of f16 and the
+ * offset in scalar code) about half the vector operations a block: the
+ * pair's 2 or 4 f16 fields and its two qh words gathered in a
+ * general-purpose register and moved over once each, one madd, convert and
+ * FMA per pair, the offsets as one FMA per pair. Q5's quants (<= 31) keep
+ * the two halves' maddubs sums added in int16 below 32767 (2 * 2 * 31 *
+ * 127 = 15748); IQ4_NL's grid values (|v| <= 127) each take their own
+ * madd. Offsets: sx4 holds 2 sx per lane (4 lanes: 8 sx), so Q5_0's 16 sx
+ * is 2 d sx4 over the 4 lanes, Q4_1/Q5_1's m sx is m sx4 / 8. The last nb
+ * % 4 blocks: dot_legacy_from. */
+static ALWAYS_INLINE void dot_legacy_quads(int T, const uint8_t *row, const void *const *act, int NX, long n,
+                                           float *out) {
+    const Legacy L = legacy_layout(T);
+    const long nb = n / 32, nq = act_nquads(n);
+    const int8_t *x4[4];
+    const float *dx4[4], *sx4[4];
+    __m256 acc[2][4], off[2][4];
+    UNROLL_NX
+    for (int k = 0; k < NX; k++) {
+        x4[k] = act_q4(act[k], n), dx4[k] = act_dx4(act[k], n), sx4[k] = act_sx4(act[k], n);
+        acc[0][k] = acc[1][k] = off[0][k] = off[1][k] = _mm256_setzero_ps();
+    }
+    const __m256i m4 = _mm256_set1_epi8(15);
+    const __m256i grid = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)IQ4_NL_VALUES));
+    for (long qd = 0; qd < nq; qd++) {
+        prefetch_ahead(row + 4 * qd * L.bytes, 2);
+        /* the quad's two pairs spelled out: h a constant keeps the
+         * accumulators in registers (indexed at run time they went through
+         * the stack, a store-to-load chain per pair) */
+        _Pragma("GCC unroll 2") for (int h = 0; h < 2; h++) {
+            const uint8_t *a = row + (4 * qd + 2 * h) * L.bytes, *b = a + L.bytes;
+            __m256i v = _mm256_loadu2_m128i((const __m128i *)(b + L.qs), (const __m128i *)(a + L.qs));
+            __m256i lo = _mm256_and_si256(v, m4), hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
+            if (L.qh >= 0) {
+                __m256i hq = _mm256_broadcastq_epi64(
+                    _mm_cvtsi64_si128((long long)((uint64_t)ld32(b + L.qh) << 32 | ld32(a + L.qh))));
+                lo = _mm256_or_si256(lo, pair_fifth_bits(hq, 0));
+                hi = _mm256_or_si256(hi, pair_fifth_bits(hq, 1));
+            }
+            __m256i alo = lo, ahi = hi;
+            if (T == DT_IQ4_NL) { /* the grid values, signed: |v| against y with v's sign */
+                lo = _mm256_shuffle_epi8(grid, lo), hi = _mm256_shuffle_epi8(grid, hi);
+                alo = _mm256_sign_epi8(lo, lo), ahi = _mm256_sign_epi8(hi, hi);
+            }
+            /* d (and m) of A and B: f16 fields 0 (1) and 2 (3) */
+            __m256 f = _mm256_castps128_ps256(_mm_cvtph_ps(_mm_cvtsi64_si128(
+                (long long)(L.has_m ? (uint64_t)ld32(b) << 32 | ld32(a) : (uint64_t)ld16(b) << 32 | ld16(a)))));
+            __m256 dw = _mm256_permutevar8x32_ps(f, _mm256_setr_epi32(0, 0, 0, 0, 2, 2, 2, 2));
+            __m256 mw = L.has_m ? _mm256_permutevar8x32_ps(f, _mm256_setr_epi32(1, 1, 1, 1, 3, 3, 3, 3)) : dw;
+            UNROLL_NX
+            for (int k = 0; k < NX; k++) {
+                const int8_t *y = x4[k] + 128 * qd + 32 * h;
+                __m256i ylo = _mm256_loadu_si256((const __m256i *)y), yhi = _mm256_loadu_si256((const __m256i *)(y + 64));
+                __m256i s;
+                if (T == DT_IQ4_NL)
+                    s = _mm256_add_epi32(dot_u8s8(alo, _mm256_sign_epi8(ylo, lo)), dot_u8s8(ahi, _mm256_sign_epi8(yhi, hi)));
+                else
+                    s = _mm256_madd_epi16(_mm256_add_epi16(_mm256_maddubs_epi16(alo, ylo), _mm256_maddubs_epi16(ahi, yhi)),
+                                          _mm256_set1_epi16(1));
+                __m256 dwdx = _mm256_mul_ps(dw, _mm256_loadu_ps(dx4[k] + 16 * qd + 8 * h));
+                acc[h][k] = _mm256_fmadd_ps(dwdx, _mm256_cvtepi32_ps(s), acc[h][k]);
+                if (L.has_m || T == DT_Q5_0)
+                    off[h][k] = _mm256_fmadd_ps(mw, _mm256_loadu_ps(sx4[k] + 16 * qd + 8 * h), off[h][k]);
+            }
+        }
+    }
+    const float oscale = T == DT_Q5_0 ? -2.0f : 0.125f;
+    UNROLL_NX
+    for (int k = 0; k < NX; k++)
+        out[k] = hsum8(_mm256_add_ps(acc[0][k], acc[1][k])) + oscale * hsum8(_mm256_add_ps(off[0][k], off[1][k]));
+    if (4 * nq < nb) { /* the last nb % 4 blocks, from the common layout */
+        float rest[4];
+        dot_legacy_from(T, row, act, NX, n, 4 * nq, rest);
+        UNROLL_NX
+        for (int k = 0; k < NX; k++) out[k] += rest[k];
+    }
 }
 
 /* A row to f32 for the GEMM path: the values of formats' scalar
@@ -153,10 +252,10 @@ void legacy_dequantize_row(int t, const void *row, float *y, long n) {
 
 #define LEGACY_NX(T)                                                                                                   \
     switch (nx) {                                                                                                      \
-    case 1: dot_legacy(T, row, act, 1, n, out); return;                                                                \
-    case 2: dot_legacy(T, row, act, 2, n, out); return;                                                                \
-    case 3: dot_legacy(T, row, act, 3, n, out); return;                                                                \
-    default: dot_legacy(T, row, act, 4, n, out); return;                                                               \
+    case 1: dot_legacy_quads(T, row, act, 1, n, out); return;                                                          \
+    case 2: dot_legacy_quads(T, row, act, 2, n, out); return;                                                          \
+    case 3: dot_legacy_quads(T, row, act, 3, n, out); return;                                                          \
+    default: dot_legacy_quads(T, row, act, 4, n, out); return;                                                         \
     }
 
 void legacy_dot_n(int t, const void *row, const void *const *act, int nx, long n, float *out) {

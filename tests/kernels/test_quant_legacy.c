@@ -227,8 +227,8 @@ static void test_matmul(void) {
             for (int k = 0; k < rows; k++) quantize_row(t, wf + (long)k * cols, wq + k * rb, cols);
             QMat w = {t, wq, rows, cols};
             float *xr = xmalloc((size_t)n * cols * 4), *y = xmalloc((size_t)n * rows * 4), *yr = xmalloc((size_t)n * rows * 4);
-            void *tmp = xmalloc((size_t)cols * 4);
             int vt = matmul_act_type(t, n);
+            void *tmp = xmalloc(kernel_act_bytes(vt, cols));
             for (int k = 0; k < n; k++) {
                 kernel_quantize_act(vt, x + (long)k * cols, tmp, cols); /* as the kernels see it (ties to even) */
                 kernel_act_to_f32(vt, tmp, xr + (long)k * cols, cols);
