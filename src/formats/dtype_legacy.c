@@ -43,9 +43,57 @@ static void unpack32(const uint8_t *qs, uint32_t qh, int q[32]) {
     }
 }
 
+/* DT_Q5_0_G4 / DT_Q5_1_G4 (dtype.h): per group of 4 blocks, the f16
+ * fields (2 or 4 bytes a block), the 16-byte plane of fifth bits, the
+ * nibbles. f: the f16 bytes a block (2: Q5_0, 4: Q5_1). */
+static int g4_fields(int base) { return base == DT_Q5_0 ? 2 : 4; }
+
+void dtype_legacy_regroup(int base, const void *src_, void *dst_, int64_t n) {
+    const uint8_t *src = src_;
+    uint8_t *dst = dst_;
+    const int f = g4_fields(base), bytes = (int)dtype_block_bytes(base);
+    for (int64_t k = 0; k < n / QK5_G4; k++, dst += 4 * bytes) {
+        uint8_t *plane = dst + 4 * f, *qs = plane + 16;
+        memset(plane, 0, 16);
+        for (int j = 0; j < 4; j++, src += bytes) {
+            memcpy(dst + f * j, src, (size_t)f);
+            uint32_t qh = rd32(src + f);
+            for (int s = 0; s < 2; s++)
+                for (int i = 0; i < 16; i++)
+                    if (qh >> (16 * s + i) & 1) plane[i] |= (uint8_t)(1u << (4 * (j / 2) + 2 * s + j % 2));
+            memcpy(qs + 16 * j, src + f + 4, 16);
+        }
+    }
+}
+
+void dtype_legacy_block(int t, const void *row, int64_t b, uint8_t *out) {
+    const int base = dtype_legacy_g4_base(t);
+    if (!base) {
+        size_t bytes = dtype_block_bytes(t);
+        memcpy(out, (const uint8_t *)row + (size_t)b * bytes, bytes);
+        return;
+    }
+    const int f = g4_fields(base), j = (int)(b % 4);
+    const uint8_t *grp = (const uint8_t *)row + (size_t)(b / 4) * 4 * dtype_block_bytes(base), *plane = grp + 4 * f;
+    memcpy(out, grp + f * j, (size_t)f);
+    uint32_t qh = 0;
+    for (int s = 0; s < 2; s++)
+        for (int i = 0; i < 16; i++) qh |= (uint32_t)(plane[i] >> (4 * (j / 2) + 2 * s + j % 2) & 1) << (16 * s + i);
+    wr32(out + f, qh);
+    memcpy(out + f + 4, plane + 16 + 16 * j, 16);
+}
+
 /* Each value is computed as ggml's dequantize_row_* does (q*d + m, d*(q -
  * 16), d*value: one product, then the sum), so the floats are the same. */
 int dequantize_blocks_legacy(int t, const uint8_t *src, float *dst, int64_t nb) {
+    if (dtype_legacy_g4_base(t)) { /* nb groups of 4: each block as stored */
+        for (int64_t b = 0; b < 4 * nb; b++) {
+            uint8_t blk[sizeof(BlockQ5_1)];
+            dtype_legacy_block(t, src, b, blk);
+            dequantize_blocks_legacy(dtype_legacy_g4_base(t), blk, dst + 32 * b, 1);
+        }
+        return 0;
+    }
     size_t bytes = dtype_block_bytes(t);
     int q[32];
     for (int64_t b = 0; b < nb; b++, src += bytes, dst += 32) {

@@ -86,7 +86,9 @@ static inline const int8_t *act_t16(const void *a, long n) { return act_q4(a, n)
  * IQ4_NL), whose blocks lay out their nibbles as Q4_0's, take the quads
  * only (act_has_quads): their AVX2 dot reads two blocks a register. */
 static inline int act_has_q4(int t) { return dtype_q4_0_group_blocks(t) > 0; }
-static inline int quant_legacy_type(int t) { return t == DT_Q4_1 || t == DT_Q5_0 || t == DT_Q5_1 || t == DT_IQ4_NL; }
+static inline int quant_legacy_type(int t) {
+    return t == DT_Q4_1 || t == DT_Q5_0 || t == DT_Q5_1 || t == DT_IQ4_NL || dtype_legacy_g4_base(t);
+}
 static inline int act_has_quads(int t) { return act_has_q4(t) || quant_legacy_type(t); }
 
 /* Block i of a Q4_0 row in groups of g blocks (1: as stored, 4 or 16:
@@ -209,6 +211,28 @@ static inline float half(uint16_t h) {
 }
 
 #if defined(__AVX2__)
+
+/* Block j (0-3) of a group of Q5_0 / Q5_1 regrouped in fours (base: the
+ * stored type; the layout: formats/dtype.h) at grp: its 32 quants (0..31)
+ * in element order, its d, and its m (Q5_1; else 0). Elements 0-15 take
+ * bit 4h + l of each byte of the plane (h = j / 2, l = j % 2), 16-31 the
+ * bit two above, moved to bit 4 (shifted to bit 0 and masked, then up by
+ * 4: 16-bit shifts carry nothing across a byte once masked). For the
+ * prefill's packing and the row dequantisation; the decode dot reads pairs
+ * (quant_legacy.c). */
+static inline __m256i q5_g4_quants(int base, const uint8_t *grp, int j, float *d, float *m) {
+    const int nf = base == DT_Q5_0 ? 2 : 4; /* f16 bytes a block */
+    uint16_t f[2];
+    memcpy(f, grp + nf * j, (size_t)nf);
+    *d = half(f[0]), *m = nf == 4 ? half(f[1]) : 0;
+    const __m128i one = _mm_set1_epi8(1), m4 = _mm_set1_epi8(15);
+    __m128i plane = _mm_loadu_si128((const __m128i *)(grp + 4 * nf));
+    __m128i v = _mm_loadu_si128((const __m128i *)(grp + 4 * nf + 16 + 16 * j));
+    const int b = 4 * (j / 2) + j % 2;
+    __m128i lo = _mm_slli_epi16(_mm_and_si128(_mm_srl_epi16(plane, _mm_cvtsi32_si128(b)), one), 4);
+    __m128i hi = _mm_slli_epi16(_mm_and_si128(_mm_srl_epi16(plane, _mm_cvtsi32_si128(b + 2)), one), 4);
+    return _mm256_set_m128i(_mm_or_si128(_mm_and_si128(_mm_srli_epi16(v, 4), m4), hi), _mm_or_si128(_mm_and_si128(v, m4), lo));
+}
 
 /* The 6-bit scales (lanes 0-7 of *sc) and mins (*mn) of a Q4_K block as
  * int32 lanes, unpacked four at a time from the 12 packed bytes (the

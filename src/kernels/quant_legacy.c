@@ -28,9 +28,14 @@ static ALWAYS_INLINE Legacy legacy_layout(int t) {
     case DT_Q4_1: return (Legacy){sizeof(BlockQ4_1), 4, -1, 1};
     case DT_Q5_0: return (Legacy){sizeof(BlockQ5_0), 6, 2, 0};
     case DT_Q5_1: return (Legacy){sizeof(BlockQ5_1), 8, 4, 1};
+    case DT_Q5_0_G4: return (Legacy){sizeof(BlockQ5_0), 6, 2, 0}; /* the stored block's; a group: dtype.h */
+    case DT_Q5_1_G4: return (Legacy){sizeof(BlockQ5_1), 8, 4, 1};
     default: return (Legacy){sizeof(BlockIQ4_NL), 2, -1, 0};
     }
 }
+
+/* Whether t's blocks are Q5_0's (their offset of 16 through sx), stored or regrouped. */
+static ALWAYS_INLINE int is_q5_0(int t) { return t == DT_Q5_0 || t == DT_Q5_0_G4; }
 
 static inline uint16_t ld16(const uint8_t *p) { return (uint16_t)(p[0] | p[1] << 8); }
 static inline uint32_t ld32(const uint8_t *p) {
@@ -45,7 +50,8 @@ float legacy_dot_ref(int t, const void *row, const void *act, long n) {
     const float *dx = act_dx(act, n);
     float sum = 0;
     for (long b = 0; b < n / 32; b++) {
-        const uint8_t *blk = (const uint8_t *)row + b * L.bytes;
+        uint8_t blk[sizeof(BlockQ5_1)]; /* the block as stored */
+        dtype_legacy_block(t, row, b, blk);
         const int8_t *a = y + 32 * b;
         uint32_t qh = L.qh >= 0 ? ld32(blk + L.qh) : 0;
         float d = f16_to_f32(ld16(blk)), m = L.has_m ? f16_to_f32(ld16(blk + 2)) : 0;
@@ -56,7 +62,7 @@ float legacy_dot_ref(int t, const void *row, const void *act, long n) {
             s += (t == DT_IQ4_NL ? IQ4_NL_VALUES[q] : q) * a[j];
             sy += a[j];
         }
-        if (t == DT_Q5_0) sum += dx[b] * d * (float)(s - 16 * sy);
+        if (is_q5_0(t)) sum += dx[b] * d * (float)(s - 16 * sy);
         else if (L.has_m) sum += dx[b] * (d * (float)s + m * (float)sy);
         else sum += dx[b] * d * (float)s;
     }
@@ -113,11 +119,11 @@ static ALWAYS_INLINE void dot_legacy_from(int T, const uint8_t *row, const void 
             if (T == DT_IQ4_NL) y = _mm256_sign_epi8(y, w);
             acc[k] = _mm256_fmadd_ps(_mm256_set1_ps(d * dx[k][b]), _mm256_cvtepi32_ps(dot_u8s8(aw, y)), acc[k]);
             if (L.has_m) off[k] += m * sx[k][b];
-            else if (T == DT_Q5_0) off[k] += d * sx[k][b];
+            else if (is_q5_0(T)) off[k] += d * sx[k][b];
         }
     }
     UNROLL_NX
-    for (int k = 0; k < NX; k++) out[k] = hsum8(acc[k]) + (T == DT_Q5_0 ? -16 * off[k] : off[k]);
+    for (int k = 0; k < NX; k++) out[k] = hsum8(acc[k]) + (is_q5_0(T) ? -16 * off[k] : off[k]);
 }
 
 /* The fifth bits of a pair of Q5 blocks as bytes 0x10 or 0, for the
@@ -131,6 +137,18 @@ static ALWAYS_INLINE __m256i pair_fifth_bits(__m256i hq, int hi) {
     const __m256i bit = _mm256_set1_epi64x((long long)0x8040201008040201ull);
     __m256i v = _mm256_shuffle_epi8(hq, hi ? _mm256_add_epi8(pick, _mm256_set1_epi8(2)) : pick);
     return _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(v, bit), bit), _mm256_set1_epi8(0x10));
+}
+
+/* The fifth bits of half s (elements 0-15 or 16-31) of pair h of a group
+ * of Q5_0/Q5_1 regrouped in fours (dtype.h), from its plane p broadcast to
+ * both 128-bit lanes: bit 4h + 2s of each byte for lane 0 (block 2h), the
+ * next bit for lane 1 (block 2h+1), shifted to bit 4 (a left shift of 4 - b
+ * or a right one of b - 4 moves no bit across a byte), as bytes 0x10 or 0. */
+static ALWAYS_INLINE __m256i plane_fifth_bits(__m256i p, int h, int s) {
+    const int b = 4 * h + 2 * s;
+    __m256i v = b < 4 ? _mm256_sllv_epi32(p, _mm256_setr_epi32(4 - b, 4 - b, 4 - b, 4 - b, 3 - b, 3 - b, 3 - b, 3 - b))
+                      : _mm256_srlv_epi32(p, _mm256_setr_epi32(b - 4, b - 4, b - 4, b - 4, b - 3, b - 3, b - 3, b - 3));
+    return _mm256_and_si256(v, _mm256_set1_epi8(0x10));
 }
 
 /* One row against NX activations' quads (act_q4, quant_internal.h): two
@@ -163,16 +181,29 @@ static ALWAYS_INLINE void dot_legacy_quads(int T, const uint8_t *row, const void
     }
     const __m256i m4 = _mm256_set1_epi8(15);
     const __m256i grid = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)IQ4_NL_VALUES));
+    const int G4 = dtype_legacy_g4_base(T) != 0, nf = L.has_m ? 4 : 2; /* regrouped; its f16 bytes a block */
     for (long qd = 0; qd < nq; qd++) {
-        prefetch_ahead(row + 4 * qd * L.bytes, 2);
+        const uint8_t *grp = row + 4 * qd * L.bytes;
+        prefetch_ahead(grp, 2);
+        __m256i plane = _mm256_setzero_si256();
+        __m256 fq = _mm256_setzero_ps();
+        if (G4) { /* the group's fifth bits, and its 4 d (Q5_1: d and m) in order */
+            plane = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)(grp + 4 * nf)));
+            fq = L.has_m ? _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)grp))
+                         : _mm256_castps128_ps256(_mm_cvtph_ps(_mm_loadl_epi64((const __m128i *)grp)));
+        }
         /* the quad's two pairs spelled out: h a constant keeps the
          * accumulators in registers (indexed at run time they went through
          * the stack, a store-to-load chain per pair) */
         _Pragma("GCC unroll 2") for (int h = 0; h < 2; h++) {
-            const uint8_t *a = row + (4 * qd + 2 * h) * L.bytes, *b = a + L.bytes;
-            __m256i v = _mm256_loadu2_m128i((const __m128i *)(b + L.qs), (const __m128i *)(a + L.qs));
+            const uint8_t *a = grp + 2 * h * L.bytes, *b = a + L.bytes;
+            __m256i v = G4 ? _mm256_loadu_si256((const __m256i *)(grp + 4 * nf + 16 + 32 * h))
+                           : _mm256_loadu2_m128i((const __m128i *)(b + L.qs), (const __m128i *)(a + L.qs));
             __m256i lo = _mm256_and_si256(v, m4), hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
-            if (L.qh >= 0) {
+            if (G4) {
+                lo = _mm256_or_si256(lo, plane_fifth_bits(plane, h, 0));
+                hi = _mm256_or_si256(hi, plane_fifth_bits(plane, h, 1));
+            } else if (L.qh >= 0) {
                 __m256i hq = _mm256_broadcastq_epi64(
                     _mm_cvtsi64_si128((long long)((uint64_t)ld32(b + L.qh) << 32 | ld32(a + L.qh))));
                 lo = _mm256_or_si256(lo, pair_fifth_bits(hq, 0));
@@ -183,11 +214,17 @@ static ALWAYS_INLINE void dot_legacy_quads(int T, const uint8_t *row, const void
                 lo = _mm256_shuffle_epi8(grid, lo), hi = _mm256_shuffle_epi8(grid, hi);
                 alo = _mm256_sign_epi8(lo, lo), ahi = _mm256_sign_epi8(hi, hi);
             }
-            /* d (and m) of A and B: f16 fields 0 (1) and 2 (3) */
-            __m256 f = _mm256_castps128_ps256(_mm_cvtph_ps(_mm_cvtsi64_si128(
-                (long long)(L.has_m ? (uint64_t)ld32(b) << 32 | ld32(a) : (uint64_t)ld16(b) << 32 | ld16(a)))));
-            __m256 dw = _mm256_permutevar8x32_ps(f, _mm256_setr_epi32(0, 0, 0, 0, 2, 2, 2, 2));
-            __m256 mw = L.has_m ? _mm256_permutevar8x32_ps(f, _mm256_setr_epi32(1, 1, 1, 1, 3, 3, 3, 3)) : dw;
+            /* d (and m) of A and B: f16 fields 0 (1) and 2 (3); regrouped,
+             * those of the pair's blocks in the group's */
+            __m256 f = G4 ? fq
+                          : _mm256_castps128_ps256(_mm_cvtph_ps(_mm_cvtsi64_si128((long long)(L.has_m ? (uint64_t)ld32(b) << 32 | ld32(a)
+                                                                                                    : (uint64_t)ld16(b) << 32 | ld16(a)))));
+            const int e = G4 ? (L.has_m ? 4 : 2) * h : 0;                    /* A's d in f */
+            const int eb = e + (G4 ? (L.has_m ? 2 : 1) : 2), m = L.has_m; /* B's d; m after each d */
+            __m256 dw = _mm256_permutevar8x32_ps(f, _mm256_setr_epi32(e, e, e, e, eb, eb, eb, eb));
+            __m256 mw = L.has_m ? _mm256_permutevar8x32_ps(f, _mm256_setr_epi32(e + m, e + m, e + m, e + m, eb + m, eb + m,
+                                                                                 eb + m, eb + m))
+                                : dw;
             UNROLL_NX
             for (int k = 0; k < NX; k++) {
                 const int8_t *y = x4[k] + 128 * qd + 32 * h;
@@ -200,16 +237,16 @@ static ALWAYS_INLINE void dot_legacy_quads(int T, const uint8_t *row, const void
                                           _mm256_set1_epi16(1));
                 __m256 dwdx = _mm256_mul_ps(dw, _mm256_loadu_ps(dx4[k] + 16 * qd + 8 * h));
                 acc[h][k] = _mm256_fmadd_ps(dwdx, _mm256_cvtepi32_ps(s), acc[h][k]);
-                if (L.has_m || T == DT_Q5_0)
+                if (L.has_m || is_q5_0(T))
                     off[h][k] = _mm256_fmadd_ps(mw, _mm256_loadu_ps(sx4[k] + 16 * qd + 8 * h), off[h][k]);
             }
         }
     }
-    const float oscale = T == DT_Q5_0 ? -2.0f : 0.125f;
+    const float oscale = is_q5_0(T) ? -2.0f : 0.125f;
     UNROLL_NX
     for (int k = 0; k < NX; k++)
         out[k] = hsum8(_mm256_add_ps(acc[0][k], acc[1][k])) + oscale * hsum8(_mm256_add_ps(off[0][k], off[1][k]));
-    if (4 * nq < nb) { /* the last nb % 4 blocks, from the common layout */
+    if (!G4 && 4 * nq < nb) { /* the last nb % 4 blocks, from the common layout (never in a regrouped row) */
         float rest[4];
         dot_legacy_from(T, row, act, NX, n, 4 * nq, rest);
         UNROLL_NX
@@ -226,15 +263,23 @@ static ALWAYS_INLINE void deq_legacy(int T, const uint8_t *row, float *y, long n
     const __m256i grid = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)IQ4_NL_VALUES));
     for (long b = 0; b < n / 32; b++, y += 32) {
         const uint8_t *blk = row + b * L.bytes;
-        __m256 d = _mm256_set1_ps(half(ld16(blk))), m = _mm256_set1_ps(L.has_m ? half(ld16(blk + 2)) : 0);
-        __m128i raw = _mm_loadu_si128((const __m128i *)(blk + L.qs));
-        __m256i q = _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(raw, 4), m4), _mm_and_si128(raw, m4));
-        if (L.qh >= 0) q = _mm256_or_si256(q, fifth_bits(ld32(blk + L.qh)));
+        __m256 d, m;
+        __m256i q;
+        if (dtype_legacy_g4_base(T)) { /* regrouped: block b % 4 of group b / 4 (the same bytes) */
+            float df, mf;
+            q = q5_g4_quants(dtype_legacy_g4_base(T), row + (b - b % 4) * L.bytes, (int)(b % 4), &df, &mf);
+            d = _mm256_set1_ps(df), m = _mm256_set1_ps(mf);
+        } else {
+            d = _mm256_set1_ps(half(ld16(blk))), m = _mm256_set1_ps(L.has_m ? half(ld16(blk + 2)) : 0);
+            __m128i raw = _mm_loadu_si128((const __m128i *)(blk + L.qs));
+            q = _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(raw, 4), m4), _mm_and_si128(raw, m4));
+            if (L.qh >= 0) q = _mm256_or_si256(q, fifth_bits(ld32(blk + L.qh)));
+        }
         if (T == DT_IQ4_NL) q = _mm256_shuffle_epi8(grid, q);
         for (int k = 0; k < 4; k++) {
             __m128i part = k < 2 ? _mm256_castsi256_si128(q) : _mm256_extracti128_si256(q, 1);
             __m256i v = _mm256_cvtepi8_epi32(k & 1 ? _mm_srli_si128(part, 8) : part);
-            if (T == DT_Q5_0) v = _mm256_sub_epi32(v, _mm256_set1_epi32(16));
+            if (is_q5_0(T)) v = _mm256_sub_epi32(v, _mm256_set1_epi32(16));
             __m256 f = _mm256_cvtepi32_ps(v), r = _mm256_mul_ps(f, d);
             _mm256_storeu_ps(y + 8 * k, L.has_m ? _mm256_add_ps(r, m) : r);
         }
@@ -246,6 +291,8 @@ void legacy_dequantize_row(int t, const void *row, float *y, long n) {
     case DT_Q4_1: deq_legacy(DT_Q4_1, row, y, n); return;
     case DT_Q5_0: deq_legacy(DT_Q5_0, row, y, n); return;
     case DT_Q5_1: deq_legacy(DT_Q5_1, row, y, n); return;
+    case DT_Q5_0_G4: deq_legacy(DT_Q5_0_G4, row, y, n); return;
+    case DT_Q5_1_G4: deq_legacy(DT_Q5_1_G4, row, y, n); return;
     default: deq_legacy(DT_IQ4_NL, row, y, n); return;
     }
 }
@@ -263,6 +310,8 @@ void legacy_dot_n(int t, const void *row, const void *const *act, int nx, long n
     case DT_Q4_1: LEGACY_NX(DT_Q4_1)
     case DT_Q5_0: LEGACY_NX(DT_Q5_0)
     case DT_Q5_1: LEGACY_NX(DT_Q5_1)
+    case DT_Q5_0_G4: LEGACY_NX(DT_Q5_0_G4)
+    case DT_Q5_1_G4: LEGACY_NX(DT_Q5_1_G4)
     default: LEGACY_NX(DT_IQ4_NL)
     }
 }

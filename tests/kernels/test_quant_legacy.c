@@ -1,5 +1,6 @@
-/* Dots of Q4_1, Q5_0, Q5_1 and IQ4_NL weight rows (kernels/quant_legacy.c,
- * quant_legacy_avx512.c) with the Q8_0 activation: the reference against
+/* Dots of Q4_1, Q5_0, Q5_1 and IQ4_NL weight rows, and of Q5_0 / Q5_1
+ * regrouped in fours (kernels/quant_legacy.c, quant_legacy_avx512.c) with
+ * the Q8_0 activation: the regrouping's round trip, the reference against
  * the format (dequantised weights times the activation's values, in
  * double), every fast path (AVX2 and, where built, AVX-512; one row, rows,
  * several activations) against the reference, the matmul, and the kernels'
@@ -20,14 +21,20 @@
 
 #include "base/mem.h"
 #include "base/rng.h"
+#include "kernels/cpu.h"
+#include "kernels/dispatch.h"
 #include "kernels/matmul.h"
 #include "kernels/quant.h"
 #include "kernels/threads.h"
 #include "levels.h"
 #include "test.h"
 
-static const int TYPES[4] = {DT_Q4_1, DT_Q5_0, DT_Q5_1, DT_IQ4_NL};
-static const long LENS[6] = {32, 64, 96, 224, 896, 32 * 37};
+/* the stored types, then Q5_0 / Q5_1 regrouped in fours (formats/dtype.h:
+ * rows of whole groups of 128 only) */
+#define NT 6
+static const int TYPES[NT] = {DT_Q4_1, DT_Q5_0, DT_Q5_1, DT_IQ4_NL, DT_Q5_0_G4, DT_Q5_1_G4};
+#define NL 7
+static const long LENS[NL] = {32, 64, 96, 224, 896, 32 * 37, 384};
 
 static float *rand_vec(Rng *r, long n, float scale) {
     float *v = xmalloc((size_t)n * sizeof(float));
@@ -45,11 +52,12 @@ static float f16_at(const void *p) {
 static double term_scale(int t, const void *wq, const void *act, long n) {
     float *y = xmalloc((size_t)n * sizeof(float));
     kernel_act_to_f32(t, act, y, n);
-    double Q = t == DT_Q4_1 ? 15 : t == DT_Q5_1 ? 31 : t == DT_Q5_0 ? 47 : 127, A = 0;
-    size_t bb = dtype_block_bytes(t);
-    int has_m = t == DT_Q4_1 || t == DT_Q5_1;
+    const int s = dtype_legacy_g4_base(t) ? dtype_legacy_g4_base(t) : t; /* the stored type */
+    double Q = s == DT_Q4_1 ? 15 : s == DT_Q5_1 ? 31 : s == DT_Q5_0 ? 47 : 127, A = 0;
+    int has_m = s == DT_Q4_1 || s == DT_Q5_1;
     for (long b = 0; b < n / 32; b++) {
-        const char *blk = (const char *)wq + b * bb;
+        uint8_t blk[sizeof(BlockQ5_1)];
+        dtype_legacy_block(t, wq, b, blk);
         double d = fabs(f16_at(blk)), m = has_m ? fabs(f16_at(blk + 2)) : 0, sy = 0;
         for (int j = 0; j < 32; j++) sy += fabs(y[32 * b + j]);
         A += (d * Q + m) * sy;
@@ -63,7 +71,17 @@ static double bound(int t, const void *wq, const void *act, long n) {
 }
 
 static void test_kernel_types(void) {
-    for (int i = 0; i < 4; i++) {
+    /* the loaders' choice: Q5_0 / Q5_1 rows of whole groups of 128 in
+     * fours where the AVX2 dots run, else as stored */
+    int avx512 = kernel_use_avx512(0);
+    kernel_use_avx512(avx512);
+    int g4 = kernel_level() >= KL_AVX2 && !avx512;
+    CHECK_EQ_INT(kernel_weight_type(DT_Q5_0, 896), g4 ? DT_Q5_0_G4 : DT_Q5_0);
+    CHECK_EQ_INT(kernel_weight_type(DT_Q5_1, 4864), g4 ? DT_Q5_1_G4 : DT_Q5_1);
+    CHECK_EQ_INT(kernel_weight_type(DT_Q5_0, 864), DT_Q5_0); /* 27 blocks: not whole groups */
+    CHECK_EQ_INT(kernel_weight_type(DT_Q4_1, 896), DT_Q4_1);
+    CHECK_EQ_INT(kernel_weight_type(DT_IQ4_NL, 896), DT_IQ4_NL);
+    for (int i = 0; i < NT; i++) {
         int t = TYPES[i];
         CHECK_MSG(kernel_type_ok(t), "%s", dtype_name(t));
         CHECK(kernel_row_ok(t, 896) && !kernel_row_ok(t, 48));
@@ -77,11 +95,12 @@ static void test_kernel_types(void) {
 static void test_reference_is_the_format(void) {
     Rng r;
     rng_seed(&r, 21);
-    for (int li = 0; li < 6; li++) {
+    for (int li = 0; li < NL; li++) {
         long n = LENS[li];
         float *w = rand_vec(&r, n, 0.3f), *x = rand_vec(&r, n, 1.5f), *wd = xmalloc((size_t)n * 4), *xd = xmalloc((size_t)n * 4);
-        for (int i = 0; i < 4; i++) {
+        for (int i = 0; i < NT; i++) {
             int t = TYPES[i];
+            if (!dtype_nbytes(t, n)) continue; /* a regrouped type, not whole groups */
             char *wq = xmalloc(dtype_nbytes(t, n)), *xq = xmalloc(kernel_act_bytes(t, n));
             quantize_row(t, w, wq, n);
             kernel_quantize_act(t, x, xq, n);
@@ -111,11 +130,12 @@ static void test_fast_dots_match_reference(void) {
     double worst = 0;
     for (int on = 1; on >= 0; on--) {
         int was = kernel_use_avx512(on);
-        for (int li = 0; li < 6; li++) {
+        for (int li = 0; li < NL; li++) {
             long n = LENS[li];
             float *w = rand_vec(&r, 3 * n, 0.3f), *x = rand_vec(&r, 5 * n, 1.5f);
-            for (int i = 0; i < 4; i++) {
+            for (int i = 0; i < NT; i++) {
                 int t = TYPES[i];
+                if (!dtype_nbytes(t, n)) continue;
                 size_t rb = dtype_nbytes(t, n), xb = kernel_act_bytes(t, n);
                 char *wq = xmalloc(3 * rb), *xq = xmalloc(5 * xb);
                 for (int k = 0; k < 3; k++) quantize_row(t, w + k * n, wq + k * rb, n);
@@ -158,18 +178,23 @@ static void test_fast_dots_match_reference(void) {
 static void test_extreme_blocks(void) {
     for (int on = 1; on >= 0; on--) {
         int was = kernel_use_avx512(on);
-        for (int i = 0; i < 4; i++) {
-            int t = TYPES[i];
-            long n = 96;
-            size_t bb = dtype_block_bytes(t);
+        for (int i = 0; i < NT; i++) {
+            int t = TYPES[i], s = dtype_legacy_g4_base(t) ? dtype_legacy_g4_base(t) : t; /* s: as stored */
+            long n = s == t ? 96 : 128;
+            size_t bb = dtype_block_bytes(s);
             char *wq = xmalloc(dtype_nbytes(t, n)), *xq = xmalloc(kernel_act_bytes(t, n));
             memset(wq, 0xff, dtype_nbytes(t, n)); /* all quants 15/31; scales f16 NaN: set below */
             for (long b = 0; b < n / 32; b++) {
                 uint16_t one = 0x3c00, half_ = 0xb800;
                 memcpy(wq + b * bb, &one, 2);
-                if (t == DT_Q4_1 || t == DT_Q5_1) memcpy(wq + b * bb + 2, &half_, 2);
-                if (t == DT_IQ4_NL && b == 1) memset(wq + b * bb + 2, 0x00, 16); /* all -127 */
-                if (t == DT_IQ4_NL && b == 2) memset(wq + b * bb + 2, 0x0f, 16); /* -127 and 113 */
+                if (s == DT_Q4_1 || s == DT_Q5_1) memcpy(wq + b * bb + 2, &half_, 2);
+                if (s == DT_IQ4_NL && b == 1) memset(wq + b * bb + 2, 0x00, 16); /* all -127 */
+                if (s == DT_IQ4_NL && b == 2) memset(wq + b * bb + 2, 0x0f, 16); /* -127 and 113 */
+            }
+            if (s != t) { /* the same blocks regrouped */
+                char *g = xmalloc(dtype_nbytes(t, n));
+                dtype_legacy_regroup(s, wq, g, n);
+                free(wq), wq = g;
             }
             float *x = xmalloc((size_t)n * 4);
             for (long j = 0; j < n; j++) x[j] = j % 3 ? 1.0f : -1.0f; /* quants +-127 */
@@ -193,7 +218,7 @@ static void test_kernel_dequantize(void) {
     rng_seed(&r, 23);
     long n = 896;
     float *w = rand_vec(&r, n, 0.3f), *a = xmalloc((size_t)n * 4), *b = xmalloc((size_t)n * 4);
-    for (int i = 0; i < 4; i++) {
+    for (int i = 0; i < NT; i++) {
         char *wq = xmalloc(dtype_nbytes(TYPES[i], n));
         quantize_row(TYPES[i], w, wq, n);
         dequantize_row(TYPES[i], wq, a, n);
@@ -214,7 +239,7 @@ static void test_kernel_dequantize(void) {
 static void test_matmul(void) {
     ThreadPool *tp = tp_create(2);
     const int rows = 40, cols = 896;
-    for (int i = 0; i < 4; i++) {
+    for (int i = 0; i < NT; i++) {
         int t = TYPES[i];
         int batches[3] = {1, 5, matmul_gemm_min_rows(t) + 1};
         for (int bi = 0; bi < 3; bi++) {
@@ -252,7 +277,38 @@ static void test_matmul(void) {
     tp_free(tp);
 }
 
+/* Regrouping in fours keeps every block: each block read back through
+ * dtype_legacy_block is the stored block, byte for byte (random bytes, so
+ * every fifth-bit pattern and field value occurs), and the regrouped row
+ * dequantises to the stored row's values. */
+static void test_regroup_round_trip(void) {
+    Rng r;
+    rng_seed(&r, 25);
+    for (int k = 0; k < 2; k++) {
+        const int s = k ? DT_Q5_1 : DT_Q5_0, t = k ? DT_Q5_1_G4 : DT_Q5_0_G4;
+        const long n = 512;
+        size_t bb = dtype_block_bytes(s), bytes = dtype_nbytes(s, n);
+        CHECK_EQ_INT((int)dtype_nbytes(t, n), (int)bytes);
+        uint8_t *st = xmalloc(bytes), *g = xmalloc(bytes), blk[sizeof(BlockQ5_1)];
+        for (size_t i = 0; i < bytes; i++) st[i] = (uint8_t)rng_u64(&r);
+        for (long b = 0; b < n / 32; b++) st[b * bb + 1] = 0x3c; /* f16 fields finite: d = 1 + ..., m likewise */
+        if (s == DT_Q5_1)
+            for (long b = 0; b < n / 32; b++) st[b * bb + 3] = 0xb8;
+        dtype_legacy_regroup(s, st, g, n);
+        for (long b = 0; b < n / 32; b++) {
+            dtype_legacy_block(t, g, b, blk);
+            CHECK_MSG(!memcmp(blk, st + b * bb, bb), "%s block %ld", dtype_name(t), b);
+        }
+        float *a = xmalloc((size_t)n * 4), *c = xmalloc((size_t)n * 4);
+        dequantize_row(s, st, a, n);
+        dequantize_row(t, g, c, n);
+        CHECK_MSG(!memcmp(a, c, (size_t)n * 4), "%s", dtype_name(t));
+        free(st), free(g), free(a), free(c);
+    }
+}
+
 int main(void) {
+    RUN_LEVELS(test_regroup_round_trip);
     RUN_LEVELS(test_kernel_types);
     RUN_LEVELS(test_reference_is_the_format);
     RUN_LEVELS(test_fast_dots_match_reference);

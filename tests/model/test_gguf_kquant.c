@@ -64,6 +64,8 @@ static double type_rel_error(int t) {
     case DT_Q6_K: return 0.016;
     case DT_IQ4_XS: return 0.073;
     case DT_Q4_0: return 0.075; /* 16 levels, the largest of 32 (~2.1 sigma) -> -8: 0.26 sigma */
+    case DT_Q5_0: return 0.038; /* 32 levels, the largest of 32 -> -16: 0.13 sigma */
+    case DT_Q5_1: return 0.036; /* 32 levels over the range of 32: 0.126 sigma */
     default: return 0;
     }
 }
@@ -322,6 +324,42 @@ static void test_q4_0_regrouped_model(void) {
     free(tmp);
 }
 
+/* Q5_0 and Q5_1 files (the K-quants' fallbacks for rows not of whole
+ * 256s, as qwen2.5-0.5b's 896): the 256-wide model's matrices are whole
+ * groups of 128 values, which the loader regroups in fours where the AVX2
+ * dots run (DT_Q5_0_G4, DT_Q5_1_G4), else keeps as stored; the model still
+ * reports the file's type, and computes what the file says (check_file:
+ * the prefill through the group micro-kernel's packing of the regrouped
+ * blocks, decoding through the regrouped dots). */
+static void test_q5_regrouped_model(void) {
+    Err e;
+    char *tmp, *ref_path;
+    float *ref = NULL;
+    int V = 0, rc = reference(&WIDE, &tmp, &ref_path, &ref, &V, &e);
+    if (rc == 1) SKIP("shared fixtures absent (ALOE_SHARED)");
+    CHECK_OK(rc, &e);
+    char *f32 = f32_gguf(tmp, ref_path);
+    for (int k = 0; k < 2; k++) {
+        int t = k ? DT_Q5_1 : DT_Q5_0, g4 = k ? DT_Q5_1_G4 : DT_Q5_0_G4;
+        char *name = xasprintf("own-%s.gguf", dtype_name(t));
+        char *path = requantised_copy(f32, tmp, name, t, &e);
+        CHECK_MSG(path, "%s", e.msg);
+        Model *m = model_load(path, 1, &e);
+        CHECK_OK(m == NULL, &e);
+        CHECK_EQ_INT(m->weight_type, t);
+        int want = kernel_level() == KL_AVX2 ? g4 : t;
+        CHECK_EQ_INT(m->w.layers[0].w_up.type, want);
+        CHECK_EQ_INT(m->w.layers[0].w_down.type, want);
+        CHECK_EQ_INT(m->w.embed.type, want);
+        model_free(m);
+        check_file(&WIDE, path, ref_path, tmp, ref, V);
+        free(path), free(name);
+    }
+    free(f32), free(ref), free(ref_path);
+    test_system("rm -rf '%s'", tmp);
+    free(tmp);
+}
+
 int main(int argc, char **argv) {
     if (argc == 3 && !strcmp(argv[1], "--write-wide")) {
         WideHF w;
@@ -335,5 +373,6 @@ int main(int argc, char **argv) {
     RUN(test_llamacpp_files);
     RUN(test_own_quantiser);
     RUN(test_q4_0_regrouped_model);
+    RUN(test_q5_regrouped_model);
     return test_summary();
 }
