@@ -48,21 +48,32 @@ static void unpack32(const uint8_t *qs, uint32_t qh, int q[32]) {
  * nibbles. f: the f16 bytes a block (2: Q5_0, 4: Q5_1). */
 static int g4_fields(int base) { return base == DT_Q5_0 ? 2 : 4; }
 
+/* Bit i of x (0-7) as bit 0 of byte i: the multiply copies x to every
+ * byte, the AND keeps bit i in byte i, adding 0x7f carries a set bit to
+ * bit 7 (no byte overflows), the shift brings it to bit 0. A loader
+ * regroups every Q5_0 / Q5_1 matrix: bit by bit, with a branch per bit, it
+ * took a fifth of a 128-token qwen2.5-0.5b run. */
+static uint64_t bits_to_bytes(uint32_t x) {
+    uint64_t t = ((uint64_t)(x & 0xff) * 0x0101010101010101ull) & 0x8040201008040201ull;
+    return ((t + 0x7f7f7f7f7f7f7f7full) >> 7) & 0x0101010101010101ull;
+}
+
 void dtype_legacy_regroup(int base, const void *src_, void *dst_, int64_t n) {
     const uint8_t *src = src_;
     uint8_t *dst = dst_;
     const int f = g4_fields(base), bytes = (int)dtype_block_bytes(base);
     for (int64_t k = 0; k < n / QK5_G4; k++, dst += 4 * bytes) {
         uint8_t *plane = dst + 4 * f, *qs = plane + 16;
-        memset(plane, 0, 16);
+        uint64_t half[2] = {0, 0}; /* plane bytes 0-7 and 8-15 */
         for (int j = 0; j < 4; j++, src += bytes) {
             memcpy(dst + f * j, src, (size_t)f);
             uint32_t qh = rd32(src + f);
             for (int s = 0; s < 2; s++)
-                for (int i = 0; i < 16; i++)
-                    if (qh >> (16 * s + i) & 1) plane[i] |= (uint8_t)(1u << (4 * (j / 2) + 2 * s + j % 2));
+                for (int e = 0; e < 2; e++) /* elements 16s + 8e .. +7 */
+                    half[e] |= bits_to_bytes(qh >> (16 * s + 8 * e)) << (4 * (j / 2) + 2 * s + j % 2);
             memcpy(qs + 16 * j, src + f + 4, 16);
         }
+        for (int i = 0; i < 16; i++) plane[i] = (uint8_t)(half[i / 8] >> (8 * (i % 8)));
     }
 }
 
