@@ -297,7 +297,7 @@ void quantize_row_iq4_nl(const float *src, void *dst, int64_t n);
  * decode (kernels/quant_legacy.c), never in a file (as DT_Q4_0_G4). A
  * "block" of 128 values is 4 stored blocks of a row, the same bytes
  * reordered (88 / 96 bytes):
- *   the 4 blocks' f16 fields: d0 d1 d2 d3 (Q5_0), d0 m0 d1 m1 ... (Q5_1);
+ *   the 4 blocks' f16 fields: d0 d1 d2 d3, then (Q5_1) m0 m1 m2 m3;
  *   their fifth bits as a 16-byte plane: bit 4h + 2s + l of byte i is the
  *     fifth bit of element 16s + i of block 2h + l (h: the pair, l: the
  *     block in it, s: the half, elements 0-15 or 16-31);

@@ -44,8 +44,8 @@ static void unpack32(const uint8_t *qs, uint32_t qh, int q[32]) {
 }
 
 /* DT_Q5_0_G4 / DT_Q5_1_G4 (dtype.h): per group of 4 blocks, the f16
- * fields (2 or 4 bytes a block), the 16-byte plane of fifth bits, the
- * nibbles. f: the f16 bytes a block (2: Q5_0, 4: Q5_1). */
+ * fields (the 4 d, then for Q5_1 the 4 m), the 16-byte plane of fifth
+ * bits, the nibbles. f: the f16 bytes a block (2: Q5_0, 4: Q5_1). */
 static int g4_fields(int base) { return base == DT_Q5_0 ? 2 : 4; }
 
 /* Bit i of x (0-7) as bit 0 of byte i: the multiply copies x to every
@@ -66,7 +66,8 @@ void dtype_legacy_regroup(int base, const void *src_, void *dst_, int64_t n) {
         uint8_t *plane = dst + 4 * f, *qs = plane + 16;
         uint64_t half[2] = {0, 0}; /* plane bytes 0-7 and 8-15 */
         for (int j = 0; j < 4; j++, src += bytes) {
-            memcpy(dst + f * j, src, (size_t)f);
+            memcpy(dst + 2 * j, src, 2); /* d */
+            if (f == 4) memcpy(dst + 8 + 2 * j, src + 2, 2); /* m */
             uint32_t qh = rd32(src + f);
             for (int s = 0; s < 2; s++)
                 for (int e = 0; e < 2; e++) /* elements 16s + 8e .. +7 */
@@ -86,7 +87,8 @@ void dtype_legacy_block(int t, const void *row, int64_t b, uint8_t *out) {
     }
     const int f = g4_fields(base), j = (int)(b % 4);
     const uint8_t *grp = (const uint8_t *)row + (size_t)(b / 4) * 4 * dtype_block_bytes(base), *plane = grp + 4 * f;
-    memcpy(out, grp + f * j, (size_t)f);
+    memcpy(out, grp + 2 * j, 2);
+    if (f == 4) memcpy(out + 2, grp + 8 + 2 * j, 2);
     uint32_t qh = 0;
     for (int s = 0; s < 2; s++)
         for (int i = 0; i < 16; i++) qh |= (uint32_t)(plane[i] >> (4 * (j / 2) + 2 * s + j % 2) & 1) << (16 * s + i);

@@ -373,7 +373,7 @@ static ALWAYS_INLINE float dot_q4_0_quads(int g, const void *w, const void *act,
             acc[1] = q4_pair(_mm256_loadu_si256((const __m256i *)(b + 40)), x4 + 128 * qd + 32,
                              _mm256_permutevar8x32_ps(dd, _mm256_setr_epi32(2, 2, 2, 2, 3, 3, 3, 3)), acc[1]);
         }
-        return hsum8(_mm256_add_ps(acc[0], acc[1])) - 8 * hsum8(_mm256_castps128_ps256(offq));
+        return hsum8(_mm256_add_ps(acc[0], acc[1])) - 8 * hsum4(offq);
     }
     for (long qd = 0; qd < nq; qd++, b += 4 * sizeof(BlockQ4_0)) {
         if (!(qd & 1)) prefetch_ahead(b, 3); /* 144 bytes every other quad */

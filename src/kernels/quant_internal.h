@@ -156,13 +156,14 @@ static ALWAYS_INLINE void prefetch_ahead_l2(const void *p, int lines) { prefetch
 #endif
 
 #if defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
-/* The sum of the 8 floats of v (every AVX2 dot ends with it). */
-static inline float hsum8(__m256 v) {
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+/* The sum of the 4 floats of s, of the 8 of v (every AVX2 dot ends with
+ * it). */
+static inline float hsum4(__m128 s) {
     s = _mm_add_ps(s, _mm_movehl_ps(s, s));
     s = _mm_add_ss(s, _mm_movehdup_ps(s));
     return _mm_cvtss_f32(s);
 }
+static inline float hsum8(__m256 v) { return hsum4(_mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1))); }
 
 /* Element j (a constant, 0-3) of each 128-bit lane of v in all four of
  * that lane's elements: one in-lane shuffle (vshufps), where broadcasting
@@ -221,9 +222,10 @@ static inline float half(uint16_t h) {
  * prefill's packing and the row dequantisation; the decode dot reads pairs
  * (quant_legacy.c). */
 static inline __m256i q5_g4_quants(int base, const uint8_t *grp, int j, float *d, float *m) {
-    const int nf = base == DT_Q5_0 ? 2 : 4; /* f16 bytes a block */
-    uint16_t f[2];
-    memcpy(f, grp + nf * j, (size_t)nf);
+    const int nf = base == DT_Q5_0 ? 2 : 4; /* f16 bytes a block: the 4 d, then the 4 m */
+    uint16_t f[2] = {0, 0};
+    memcpy(&f[0], grp + 2 * j, 2);
+    if (nf == 4) memcpy(&f[1], grp + 8 + 2 * j, 2);
     *d = half(f[0]), *m = nf == 4 ? half(f[1]) : 0;
     const __m128i one = _mm_set1_epi8(1), m4 = _mm_set1_epi8(15);
     __m128i plane = _mm_loadu_si128((const __m128i *)(grp + 4 * nf));

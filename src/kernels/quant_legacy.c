@@ -181,29 +181,17 @@ static ALWAYS_INLINE void dot_legacy_quads(int T, const uint8_t *row, const void
     }
     const __m256i m4 = _mm256_set1_epi8(15);
     const __m256i grid = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)IQ4_NL_VALUES));
-    const int G4 = dtype_legacy_g4_base(T) != 0, nf = L.has_m ? 4 : 2; /* regrouped; its f16 bytes a block */
     for (long qd = 0; qd < nq; qd++) {
         const uint8_t *grp = row + 4 * qd * L.bytes;
         prefetch_ahead(grp, 2);
-        __m256i plane = _mm256_setzero_si256();
-        __m256 fq = _mm256_setzero_ps();
-        if (G4) { /* the group's fifth bits, and its 4 d (Q5_1: d and m) in order */
-            plane = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)(grp + 4 * nf)));
-            fq = L.has_m ? _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)grp))
-                         : _mm256_castps128_ps256(_mm_cvtph_ps(_mm_loadl_epi64((const __m128i *)grp)));
-        }
         /* the quad's two pairs spelled out: h a constant keeps the
          * accumulators in registers (indexed at run time they went through
          * the stack, a store-to-load chain per pair) */
         _Pragma("GCC unroll 2") for (int h = 0; h < 2; h++) {
             const uint8_t *a = grp + 2 * h * L.bytes, *b = a + L.bytes;
-            __m256i v = G4 ? _mm256_loadu_si256((const __m256i *)(grp + 4 * nf + 16 + 32 * h))
-                           : _mm256_loadu2_m128i((const __m128i *)(b + L.qs), (const __m128i *)(a + L.qs));
+            __m256i v = _mm256_loadu2_m128i((const __m128i *)(b + L.qs), (const __m128i *)(a + L.qs));
             __m256i lo = _mm256_and_si256(v, m4), hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
-            if (G4) {
-                lo = _mm256_or_si256(lo, plane_fifth_bits(plane, h, 0));
-                hi = _mm256_or_si256(hi, plane_fifth_bits(plane, h, 1));
-            } else if (L.qh >= 0) {
+            if (L.qh >= 0) {
                 __m256i hq = _mm256_broadcastq_epi64(
                     _mm_cvtsi64_si128((long long)((uint64_t)ld32(b + L.qh) << 32 | ld32(a + L.qh))));
                 lo = _mm256_or_si256(lo, pair_fifth_bits(hq, 0));
@@ -214,17 +202,11 @@ static ALWAYS_INLINE void dot_legacy_quads(int T, const uint8_t *row, const void
                 lo = _mm256_shuffle_epi8(grid, lo), hi = _mm256_shuffle_epi8(grid, hi);
                 alo = _mm256_sign_epi8(lo, lo), ahi = _mm256_sign_epi8(hi, hi);
             }
-            /* d (and m) of A and B: f16 fields 0 (1) and 2 (3); regrouped,
-             * those of the pair's blocks in the group's */
-            __m256 f = G4 ? fq
-                          : _mm256_castps128_ps256(_mm_cvtph_ps(_mm_cvtsi64_si128((long long)(L.has_m ? (uint64_t)ld32(b) << 32 | ld32(a)
-                                                                                                    : (uint64_t)ld16(b) << 32 | ld16(a)))));
-            const int e = G4 ? (L.has_m ? 4 : 2) * h : 0;                    /* A's d in f */
-            const int eb = e + (G4 ? (L.has_m ? 2 : 1) : 2), m = L.has_m; /* B's d; m after each d */
-            __m256 dw = _mm256_permutevar8x32_ps(f, _mm256_setr_epi32(e, e, e, e, eb, eb, eb, eb));
-            __m256 mw = L.has_m ? _mm256_permutevar8x32_ps(f, _mm256_setr_epi32(e + m, e + m, e + m, e + m, eb + m, eb + m,
-                                                                                 eb + m, eb + m))
-                                : dw;
+            /* d (and m) of A and B: f16 fields 0 (1) and 2 (3) */
+            __m256 f = _mm256_castps128_ps256(_mm_cvtph_ps(_mm_cvtsi64_si128(
+                (long long)(L.has_m ? (uint64_t)ld32(b) << 32 | ld32(a) : (uint64_t)ld16(b) << 32 | ld16(a)))));
+            __m256 dw = _mm256_permutevar8x32_ps(f, _mm256_setr_epi32(0, 0, 0, 0, 2, 2, 2, 2));
+            __m256 mw = L.has_m ? _mm256_permutevar8x32_ps(f, _mm256_setr_epi32(1, 1, 1, 1, 3, 3, 3, 3)) : dw;
             UNROLL_NX
             for (int k = 0; k < NX; k++) {
                 const int8_t *y = x4[k] + 128 * qd + 32 * h;
@@ -246,12 +228,67 @@ static ALWAYS_INLINE void dot_legacy_quads(int T, const uint8_t *row, const void
     UNROLL_NX
     for (int k = 0; k < NX; k++)
         out[k] = hsum8(_mm256_add_ps(acc[0][k], acc[1][k])) + oscale * hsum8(_mm256_add_ps(off[0][k], off[1][k]));
-    if (!G4 && 4 * nq < nb) { /* the last nb % 4 blocks, from the common layout (never in a regrouped row) */
+    if (4 * nq < nb) { /* the last nb % 4 blocks, from the common layout */
         float rest[4];
         dot_legacy_from(T, row, act, NX, n, 4 * nq, rest);
         UNROLL_NX
         for (int k = 0; k < NX; k++) out[k] += rest[k];
     }
+}
+
+/* Q5_0 / Q5_1 regrouped in fours (DT_Q5_0_G4, DT_Q5_1_G4; formats/dtype.h)
+ * against NX activations' quads: per group, its 4 d times each
+ * activation's 4 dx in one multiply and the offsets (Q5_0: d sx, Q5_1: m
+ * sx; sx = dx sum(y), act_sx) in one FMA; per pair one 32-byte load of
+ * nibbles, the fifth bits from the plane (plane_fifth_bits), the two
+ * halves' maddubs added in int16 as dot_legacy_quads', one madd, convert
+ * and FMA. */
+static ALWAYS_INLINE void dot_q5_g4(int T, const uint8_t *row, const void *const *act, int NX, long n, float *out) {
+    const int has_m = T == DT_Q5_1_G4;
+    const size_t gb = 4 * (has_m ? sizeof(BlockQ5_1) : sizeof(BlockQ5_0)); /* a group's bytes */
+    const int nf = has_m ? 16 : 8;                                          /* its f16 fields' */
+    const int8_t *x4[4];
+    const float *dx[4], *sx[4];
+    __m256 acc[2][4];
+    __m128 off[4];
+    UNROLL_NX
+    for (int k = 0; k < NX; k++) {
+        x4[k] = act_q4(act[k], n), dx[k] = act_dx(act[k], n), sx[k] = act_sx(act[k], n);
+        acc[0][k] = acc[1][k] = _mm256_setzero_ps(), off[k] = _mm_setzero_ps();
+    }
+    const __m256i m4 = _mm256_set1_epi8(15);
+    for (long gi = 0; gi < n / QK5_G4; gi++) {
+        const uint8_t *grp = row + gi * gb;
+        prefetch_ahead(grp, 2);
+        __m256i plane = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)(grp + nf)));
+        __m128 d4 = _mm_cvtph_ps(_mm_loadl_epi64((const __m128i *)grp));
+        __m128 o4 = has_m ? _mm_cvtph_ps(_mm_loadl_epi64((const __m128i *)(grp + 8))) : d4; /* m, or d */
+        __m256 dd[4];
+        UNROLL_NX
+        for (int k = 0; k < NX; k++) {
+            dd[k] = _mm256_castps128_ps256(_mm_mul_ps(d4, _mm_loadu_ps(dx[k] + 4 * gi)));
+            off[k] = _mm_fmadd_ps(o4, _mm_loadu_ps(sx[k] + 4 * gi), off[k]);
+        }
+        _Pragma("GCC unroll 2") for (int h = 0; h < 2; h++) {
+            __m256i v = _mm256_loadu_si256((const __m256i *)(grp + nf + 16 + 32 * h));
+            __m256i lo = _mm256_or_si256(_mm256_and_si256(v, m4), plane_fifth_bits(plane, h, 0));
+            __m256i hi = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(v, 4), m4), plane_fifth_bits(plane, h, 1));
+            const __m256i pair = _mm256_setr_epi32(2 * h, 2 * h, 2 * h, 2 * h, 2 * h + 1, 2 * h + 1, 2 * h + 1, 2 * h + 1);
+            UNROLL_NX
+            for (int k = 0; k < NX; k++) {
+                const int8_t *y = x4[k] + 128 * gi + 32 * h;
+                __m256i s = _mm256_madd_epi16(
+                    _mm256_add_epi16(_mm256_maddubs_epi16(lo, _mm256_loadu_si256((const __m256i *)y)),
+                                     _mm256_maddubs_epi16(hi, _mm256_loadu_si256((const __m256i *)(y + 64)))),
+                    _mm256_set1_epi16(1));
+                acc[h][k] = _mm256_fmadd_ps(_mm256_permutevar8x32_ps(dd[k], pair), _mm256_cvtepi32_ps(s), acc[h][k]);
+            }
+        }
+    }
+    UNROLL_NX
+    for (int k = 0; k < NX; k++)
+        out[k] = hsum8(_mm256_add_ps(acc[0][k], acc[1][k])) +
+                 (has_m ? 1.0f : -16.0f) * hsum4(off[k]);
 }
 
 /* A row to f32 for the GEMM path: the values of formats' scalar
@@ -305,13 +342,21 @@ void legacy_dequantize_row(int t, const void *row, float *y, long n) {
     default: dot_legacy_quads(T, row, act, 4, n, out); return;                                                         \
     }
 
+#define G4_NX(T)                                                                                                       \
+    switch (nx) {                                                                                                      \
+    case 1: dot_q5_g4(T, row, act, 1, n, out); return;                                                                 \
+    case 2: dot_q5_g4(T, row, act, 2, n, out); return;                                                                 \
+    case 3: dot_q5_g4(T, row, act, 3, n, out); return;                                                                 \
+    default: dot_q5_g4(T, row, act, 4, n, out); return;                                                                \
+    }
+
 void legacy_dot_n(int t, const void *row, const void *const *act, int nx, long n, float *out) {
     switch (t) {
     case DT_Q4_1: LEGACY_NX(DT_Q4_1)
     case DT_Q5_0: LEGACY_NX(DT_Q5_0)
     case DT_Q5_1: LEGACY_NX(DT_Q5_1)
-    case DT_Q5_0_G4: LEGACY_NX(DT_Q5_0_G4)
-    case DT_Q5_1_G4: LEGACY_NX(DT_Q5_1_G4)
+    case DT_Q5_0_G4: G4_NX(DT_Q5_0_G4)
+    case DT_Q5_1_G4: G4_NX(DT_Q5_1_G4)
     default: LEGACY_NX(DT_IQ4_NL)
     }
 }
