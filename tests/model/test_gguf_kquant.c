@@ -259,6 +259,35 @@ static char *f32_gguf(const char *tmp, const char *ref_path) {
     return f32;
 }
 
+/* A test's own files: the wide HF model of a spec, its f32 logits and its
+ * f32 GGUF, in a fresh temporary directory (reference, f32_gguf). */
+typedef struct Own {
+    char *tmp, *ref_path, *f32;
+    float *ref;
+    int V;
+} Own;
+
+/* 0 with o filled; 1 if the shared fixtures are absent (the caller skips);
+ * -1 after a failure it has reported. */
+static int own_open(const WideSpec *sp, Own *o) {
+    Err e;
+    *o = (Own){0};
+    int rc = reference(sp, &o->tmp, &o->ref_path, &o->ref, &o->V, &e);
+    if (rc == 1) return 1;
+    if (rc) {
+        test_fail(__FILE__, __LINE__, "the reference model: %s", e.msg);
+        return -1;
+    }
+    o->f32 = f32_gguf(o->tmp, o->ref_path);
+    return 0;
+}
+
+static void own_close(Own *o) {
+    free(o->f32), free(o->ref), free(o->ref_path);
+    test_system("rm -rf '%s'", o->tmp);
+    free(o->tmp);
+}
+
 /* Models quantised by aloe's own quantisers (every matrix, the tied
  * embedding too, like --pure) from the same f32 weights: they load and
  * give the same guarantees; and the quantisers' error is comparable with
@@ -268,18 +297,16 @@ static char *f32_gguf(const char *tmp, const char *ref_path) {
  * that difference, not a broken fit, which is several times off). */
 static void test_own_quantiser(void) {
     Err e;
-    char *tmp, *ref_path;
-    float *ref = NULL;
-    int V = 0, rc = reference(&WIDE, &tmp, &ref_path, &ref, &V, &e);
+    Own o;
+    int rc = own_open(&WIDE, &o);
     if (rc == 1) SKIP("shared fixtures absent (ALOE_SHARED)");
-    CHECK_OK(rc, &e);
-    char *f32 = f32_gguf(tmp, ref_path);
+    if (rc) return;
     for (int c = 0; c < 4; c++) {
         int t = CASES[c].pure;
         char *name = xasprintf("own-%s.gguf", dtype_name(t));
-        char *path = requantised_copy(f32, tmp, name, t, &e);
+        char *path = requantised_copy(o.f32, o.tmp, name, t, &e);
         CHECK_MSG(path, "%s", e.msg);
-        check_file(&WIDE, path, ref_path, tmp, ref, V);
+        check_file(&WIDE, path, o.ref_path, o.tmp, o.ref, o.V);
         int n1 = 0, n2 = 0;
         char *ll = data_path(CASES[c].file);
         double mine = weights_error(&WIDE, path, &n1, &e), theirs = weights_error(&WIDE, ll, &n2, &e);
@@ -287,9 +314,7 @@ static void test_own_quantiser(void) {
         CHECK_MSG(n1 >= 8 && mine > 0 && mine <= 1.25 * theirs, "%s: E %.4f vs llama.cpp's %.4f", dtype_name(t), mine, theirs);
         free(ll), free(path), free(name);
     }
-    free(f32), free(ref), free(ref_path);
-    test_system("rm -rf '%s'", tmp);
-    free(tmp);
+    own_close(&o);
 }
 
 /* A Q4_0 file whose FFN down projection has rows of whole 512-value
@@ -301,13 +326,11 @@ static void test_own_quantiser(void) {
  * decoding through the grouped dots). */
 static void test_q4_0_regrouped_model(void) {
     Err e;
-    char *tmp, *ref_path;
-    float *ref = NULL;
-    int V = 0, rc = reference(&WIDE512, &tmp, &ref_path, &ref, &V, &e);
+    Own o;
+    int rc = own_open(&WIDE512, &o);
     if (rc == 1) SKIP("shared fixtures absent (ALOE_SHARED)");
-    CHECK_OK(rc, &e);
-    char *f32 = f32_gguf(tmp, ref_path);
-    char *path = requantised_copy(f32, tmp, "own-q4_0.gguf", DT_Q4_0, &e);
+    if (rc) return;
+    char *path = requantised_copy(o.f32, o.tmp, "own-q4_0.gguf", DT_Q4_0, &e);
     CHECK_MSG(path, "%s", e.msg);
     Model *m = model_load(path, 1, &e);
     CHECK_OK(m == NULL, &e);
@@ -318,10 +341,9 @@ static void test_q4_0_regrouped_model(void) {
     CHECK_EQ_INT(m->w.layers[0].w_up.type, quads);
     CHECK_EQ_INT(m->w.embed.type, quads);
     model_free(m);
-    check_file(&WIDE512, path, ref_path, tmp, ref, V);
-    free(path), free(f32), free(ref), free(ref_path);
-    test_system("rm -rf '%s'", tmp);
-    free(tmp);
+    check_file(&WIDE512, path, o.ref_path, o.tmp, o.ref, o.V);
+    free(path);
+    own_close(&o);
 }
 
 /* Q5_0 and Q5_1 files (the K-quants' fallbacks for rows not of whole
@@ -333,16 +355,14 @@ static void test_q4_0_regrouped_model(void) {
  * blocks, decoding through the regrouped dots). */
 static void test_q5_regrouped_model(void) {
     Err e;
-    char *tmp, *ref_path;
-    float *ref = NULL;
-    int V = 0, rc = reference(&WIDE, &tmp, &ref_path, &ref, &V, &e);
+    Own o;
+    int rc = own_open(&WIDE, &o);
     if (rc == 1) SKIP("shared fixtures absent (ALOE_SHARED)");
-    CHECK_OK(rc, &e);
-    char *f32 = f32_gguf(tmp, ref_path);
+    if (rc) return;
     for (int k = 0; k < 2; k++) {
         int t = k ? DT_Q5_1 : DT_Q5_0, g4 = k ? DT_Q5_1_G4 : DT_Q5_0_G4;
         char *name = xasprintf("own-%s.gguf", dtype_name(t));
-        char *path = requantised_copy(f32, tmp, name, t, &e);
+        char *path = requantised_copy(o.f32, o.tmp, name, t, &e);
         CHECK_MSG(path, "%s", e.msg);
         Model *m = model_load(path, 1, &e);
         CHECK_OK(m == NULL, &e);
@@ -352,12 +372,10 @@ static void test_q5_regrouped_model(void) {
         CHECK_EQ_INT(m->w.layers[0].w_down.type, want);
         CHECK_EQ_INT(m->w.embed.type, want);
         model_free(m);
-        check_file(&WIDE, path, ref_path, tmp, ref, V);
+        check_file(&WIDE, path, o.ref_path, o.tmp, o.ref, o.V);
         free(path), free(name);
     }
-    free(f32), free(ref), free(ref_path);
-    test_system("rm -rf '%s'", tmp);
-    free(tmp);
+    own_close(&o);
 }
 
 int main(int argc, char **argv) {
