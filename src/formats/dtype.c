@@ -44,8 +44,10 @@ static const TypeInfo TYPES[] = {
     {DT_BOOL, "bool", "BOOL", 1, 1},
     {DT_Q4_0_G16, "q4_0_g16", NULL, QK4_0_G16, 16 * sizeof(BlockQ4_0)},
     {DT_Q4_0_G4, "q4_0_g4", NULL, QK4_0_G4, 4 * sizeof(BlockQ4_0)},
-    {DT_Q5_0_G4, "q5_0_g4", NULL, QK5_G4, 4 * sizeof(BlockQ5_0)},
-    {DT_Q5_1_G4, "q5_1_g4", NULL, QK5_G4, 4 * sizeof(BlockQ5_1)},
+    {DT_Q5_0_G4, "q5_0_g4", NULL, QKL_G4, 4 * sizeof(BlockQ5_0)},
+    {DT_Q5_1_G4, "q5_1_g4", NULL, QKL_G4, 4 * sizeof(BlockQ5_1)},
+    {DT_Q4_1_G4, "q4_1_g4", NULL, QKL_G4, 4 * sizeof(BlockQ4_1)},
+    {DT_IQ4_NL_G4, "iq4_nl_g4", NULL, QKL_G4, 4 * sizeof(BlockIQ4_NL)},
 };
 #define NTYPES (int)(sizeof(TYPES) / sizeof(TYPES[0]))
 
@@ -325,7 +327,9 @@ int dequantize_row(int t, const void *src_, float *dst, int64_t n) {
     case DT_Q5_1:
     case DT_IQ4_NL:
     case DT_Q5_0_G4:
-    case DT_Q5_1_G4: return dequantize_blocks_legacy(t, src, dst, nb);
+    case DT_Q5_1_G4:
+    case DT_Q4_1_G4:
+    case DT_IQ4_NL_G4: return dequantize_blocks_legacy(t, src, dst, nb);
     case DT_Q4_K: deq_q4_k(src, dst, nb); return 0;
     case DT_Q6_K: deq_q6_k(src, dst, nb); return 0;
     case DT_Q2_K: deq_q2_k(src, dst, nb); return 0; /* dtype_kquant.c */
@@ -615,13 +619,14 @@ int quantize_row(int t, const float *src, void *dst, int64_t n) {
     case DT_Q5_0: quantize_row_q5_0(src, dst, n); return 0;
     case DT_Q5_1: quantize_row_q5_1(src, dst, n); return 0;
     case DT_Q5_0_G4:
-    case DT_Q5_1_G4: {
+    case DT_Q5_1_G4:
+    case DT_Q4_1_G4:
+    case DT_IQ4_NL_G4: {
         const int base = dtype_legacy_g4_base(t);
-        for (int64_t k = 0; k < n / QK5_G4; k++) {
-            BlockQ5_1 b[4]; /* the larger of the two */
-            if (base == DT_Q5_0) quantize_row_q5_0(src + k * QK5_G4, b, QK5_G4);
-            else quantize_row_q5_1(src + k * QK5_G4, b, QK5_G4);
-            dtype_legacy_regroup(base, b, d + k * 4 * dtype_block_bytes(base), QK5_G4);
+        for (int64_t k = 0; k < n / QKL_G4; k++) {
+            BlockQ5_1 b[4]; /* the largest of the four */
+            quantize_row(base, src + k * QKL_G4, b, QKL_G4);
+            dtype_legacy_regroup(base, b, d + k * 4 * dtype_block_bytes(base), QKL_G4);
         }
         return 0;
     }

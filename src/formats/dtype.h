@@ -45,6 +45,8 @@ typedef enum DType {
     DT_Q4_0_G4 = 103,  /* in memory only (below) */
     DT_Q5_0_G4 = 104,  /* in memory only (dtype_legacy.c, below) */
     DT_Q5_1_G4 = 105,  /* in memory only */
+    DT_Q4_1_G4 = 106,  /* in memory only */
+    DT_IQ4_NL_G4 = 107, /* in memory only */
     DT_INVALID = -1
 } DType;
 
@@ -293,26 +295,42 @@ void quantize_row_q5_0(const float *src, void *dst, int64_t n);
 void quantize_row_q5_1(const float *src, void *dst, int64_t n);
 void quantize_row_iq4_nl(const float *src, void *dst, int64_t n);
 
-/* DT_Q5_0_G4, DT_Q5_1_G4: Q5_0 / Q5_1 regrouped in fours for the AVX2
- * decode (kernels/quant_legacy.c), never in a file (as DT_Q4_0_G4). A
- * "block" of 128 values is 4 stored blocks of a row, the same bytes
- * reordered (88 / 96 bytes):
- *   the 4 blocks' f16 fields: d0 d1 d2 d3, then (Q5_1) m0 m1 m2 m3;
- *   their fifth bits as a 16-byte plane: bit 4h + 2s + l of byte i is the
- *     fifth bit of element 16s + i of block 2h + l (h: the pair, l: the
- *     block in it, s: the half, elements 0-15 or 16-31);
+/* DT_Q4_1_G4, DT_Q5_0_G4, DT_Q5_1_G4, DT_IQ4_NL_G4: the 32-value types
+ * above regrouped in fours for the AVX2 decode (kernels/quant_legacy.c),
+ * never in a file (as DT_Q4_0_G4). A "block" of 128 values is 4 stored
+ * blocks of a row, the same bytes reordered (80 / 88 / 96 / 72 bytes):
+ *   the 4 blocks' f16 d, then (Q4_1, Q5_1) their 4 f16 m;
+ *   (Q5_0, Q5_1) their fifth bits as a 16-byte plane: bit 4h + 2s + l of
+ *     byte i is the fifth bit of element 16s + i of block 2h + l (h: the
+ *     pair, l: the block in it, s: the half, elements 0-15 or 16-31);
  *   their 4 x 16 bytes of nibbles in order.
- * The AVX2 dot reads a pair's nibbles with one 32-byte load, and the fifth
- * bits of each of its 32-byte halves (the pair's elements 0-15, or 16-31)
- * with one shift of the plane, per 128-bit lane by its own count, and one
- * AND: bit 4h + 2s + l reaches bit 4 by a left shift of 4 - b or a right
- * shift of b - 4 without crossing a byte. The stored layout spreads each
- * block's 32 bits with a byte shuffle, an AND and a compare per half. */
-#define QK5_G4 128
+ * The AVX2 dot converts a group's 4 d at once (and multiplies them by the
+ * activation's 4 dx at once), reads a pair's nibbles with one 32-byte load,
+ * and the fifth bits of each of its 32-byte halves (the pair's elements
+ * 0-15, or 16-31) with one shift of the plane, per 128-bit lane by its own
+ * count, and one AND: bit 4h + 2s + l reaches bit 4 by a left shift of 4 -
+ * b or a right shift of b - 4 without crossing a byte. The stored layout
+ * spreads each block's 32 bits with a byte shuffle, an AND and a compare
+ * per half, and gathers each pair's scales and nibbles from two places. */
+#define QKL_G4 128
 /* The stored type of a regrouped one (DT_Q5_0 for DT_Q5_0_G4, ...), else 0. */
-static inline int dtype_legacy_g4_base(int t) { return t == DT_Q5_0_G4 ? DT_Q5_0 : t == DT_Q5_1_G4 ? DT_Q5_1 : 0; }
-/* n values (a multiple of 128) of stored blocks of type base (Q5_0 or
- * Q5_1) into the regrouped layout (src and dst do not overlap). */
+static inline int dtype_legacy_g4_base(int t) {
+    return t == DT_Q5_0_G4     ? DT_Q5_0
+           : t == DT_Q5_1_G4   ? DT_Q5_1
+           : t == DT_Q4_1_G4   ? DT_Q4_1
+           : t == DT_IQ4_NL_G4 ? DT_IQ4_NL
+                               : 0;
+}
+/* The regrouped type of a stored one, else 0. */
+static inline int dtype_legacy_g4_of(int t) {
+    return t == DT_Q5_0     ? DT_Q5_0_G4
+           : t == DT_Q5_1   ? DT_Q5_1_G4
+           : t == DT_Q4_1   ? DT_Q4_1_G4
+           : t == DT_IQ4_NL ? DT_IQ4_NL_G4
+                            : 0;
+}
+/* n values (a multiple of 128) of stored blocks of type base (Q4_1,
+ * Q5_0, Q5_1 or IQ4_NL) into the regrouped layout (src and dst do not overlap). */
 void dtype_legacy_regroup(int base, const void *src, void *dst, int64_t n);
 /* Block b (of 32 values) of a row of type t, a legacy type stored or
  * regrouped, as it is stored (dtype_block_bytes of the stored type). */

@@ -375,7 +375,7 @@ static ALWAYS_INLINE void micro(int mins, const char *pk, size_t pks, const char
 
 static int grp_ioff(int t) { return act_has_q4(t) ? 8 : t == DT_Q5_0 || t == DT_Q5_0_G4 ? 16 : 0; }
 
-static int grp_mins(int t) { return t == DT_Q4_1 || t == DT_Q5_1 || t == DT_Q5_1_G4; }
+static int grp_mins(int t) { return t == DT_Q4_1 || t == DT_Q5_1 || t == DT_Q4_1_G4 || t == DT_Q5_1_G4; }
 
 int gemm_grp_type(int t) { return grp_ioff(t) || grp_mins(t); }
 
@@ -394,11 +394,11 @@ static ALWAYS_INLINE __m256i block2(int t, const char *row, long b, float *sc, f
     const uint8_t *qs, *qhp = NULL;
     *off = 0;
     const int base = dtype_legacy_g4_base(t);
-    if (base) { /* Q5_0 / Q5_1 regrouped in fours (kernel_weight_type) */
+    if (base) { /* Q4_1 / Q5_0 / Q5_1 regrouped in fours (kernel_weight_type) */
         float m;
-        const size_t bytes = base == DT_Q5_0 ? sizeof(BlockQ5_0) : sizeof(BlockQ5_1);
-        __m256i u = q5_g4_quants(base, (const uint8_t *)row + (size_t)(b / 4) * 4 * bytes, (int)(b % 4), sc, &m);
-        *off = base == DT_Q5_1 ? -m : 0;
+        const size_t bytes = base == DT_Q5_0 ? sizeof(BlockQ5_0) : base == DT_Q5_1 ? sizeof(BlockQ5_1) : sizeof(BlockQ4_1);
+        __m256i u = legacy_g4_quants(base, (const uint8_t *)row + (size_t)(b / 4) * 4 * bytes, (int)(b % 4), sc, &m);
+        *off = base == DT_Q5_0 ? 0 : -m;
         return u;
     }
     switch (t) {

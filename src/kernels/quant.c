@@ -204,6 +204,8 @@ float vec_dot_ref(int t, const void *row, const void *act, long n) {
     case DT_Q5_1:
     case DT_Q5_0_G4:
     case DT_Q5_1_G4:
+    case DT_Q4_1_G4:
+    case DT_IQ4_NL_G4:
     case DT_IQ4_NL: return legacy_dot_ref(t, row, act, n);
     case DT_Q4_K: return dot_q4_k_ref(row, act_q(act), act_dx(act, n), n / QK_K);
     case DT_Q6_K: return dot_q6_k_ref(row, act_q(act), act_dx(act, n), n / QK_K);
@@ -798,8 +800,8 @@ static int avx512_takes(int t) { return avx512_on && t != DT_Q4_0_G4 && !dtype_l
  * groups of 16: qwen2.5-0.5b), which the AVX-512 ones leave as stored
  * (their quad dot reads the stored layout; avx512_takes). */
 int kernel_weight_type(int t, long cols) {
-    if ((t == DT_Q5_0 || t == DT_Q5_1) && cols % QK5_G4 == 0 && !avx512_on) /* quant_legacy.c */
-        return t == DT_Q5_0 ? DT_Q5_0_G4 : DT_Q5_1_G4;
+    if (dtype_legacy_g4_of(t) && cols % QKL_G4 == 0 && !avx512_on) /* quant_legacy.c */
+        return dtype_legacy_g4_of(t);
     if (t != DT_Q4_0) return t;
     if (cols % QK4_0_G16 == 0) return DT_Q4_0_G16;
     return cols % QK4_0_G4 == 0 && !avx512_on ? DT_Q4_0_G4 : t;
@@ -822,6 +824,8 @@ static void quant_dot(int t, const void *row, const void *act, long n, float *ou
     case DT_Q5_1:
     case DT_Q5_0_G4:
     case DT_Q5_1_G4:
+    case DT_Q4_1_G4:
+    case DT_IQ4_NL_G4:
     case DT_IQ4_NL: legacy_dot_n(t, row, &act, 1, n, out); break;
     case DT_Q4_K: dot_q4_k_n(row, &act, 1, n, out); break;
     case DT_Q2_K: case DT_Q3_K: case DT_Q5_K: case DT_IQ4_XS: kquant_dot_n(t, row, &act, 1, n, out); break;
@@ -871,6 +875,8 @@ void vec_dot_multi(int t, const void *row, const void *act, size_t stride, int n
         case DT_Q5_1:
         case DT_Q5_0_G4:
         case DT_Q5_1_G4:
+        case DT_Q4_1_G4:
+        case DT_IQ4_NL_G4:
         case DT_IQ4_NL:
         case DT_Q4_K:
         case DT_Q6_K:
@@ -971,6 +977,8 @@ void kernel_dequantize_row(int t, const void *row, float *y, long n) {
     case DT_Q5_1:
     case DT_Q5_0_G4:
     case DT_Q5_1_G4:
+    case DT_Q4_1_G4:
+    case DT_IQ4_NL_G4:
     case DT_IQ4_NL: legacy_dequantize_row(t, row, y, n); return;
     case DT_Q4_K: deq_q4_k_avx2(row, y, n / QK_K); return;
     case DT_Q6_K: deq_q6_k_avx2(row, y, n / QK_K); return;
@@ -1031,6 +1039,8 @@ float vec_dot(int t, const void *row, const void *act, long n) {
     case DT_Q5_1:
     case DT_Q5_0_G4:
     case DT_Q5_1_G4:
+    case DT_Q4_1_G4:
+    case DT_IQ4_NL_G4:
     case DT_IQ4_NL:
     case DT_Q4_K:
     case DT_Q6_K:

@@ -213,27 +213,31 @@ static inline float half(uint16_t h) {
 
 #if defined(__AVX2__)
 
-/* Block j (0-3) of a group of Q5_0 / Q5_1 regrouped in fours (base: the
- * stored type; the layout: formats/dtype.h) at grp: its 32 quants (0..31)
- * in element order, its d, and its m (Q5_1; else 0). Elements 0-15 take
- * bit 4h + l of each byte of the plane (h = j / 2, l = j % 2), 16-31 the
- * bit two above, moved to bit 4 (shifted to bit 0 and masked, then up by
- * 4: 16-bit shifts carry nothing across a byte once masked). For the
- * prefill's packing and the row dequantisation; the decode dot reads pairs
- * (quant_legacy.c). */
-static inline __m256i q5_g4_quants(int base, const uint8_t *grp, int j, float *d, float *m) {
-    const int nf = base == DT_Q5_0 ? 2 : 4; /* f16 bytes a block: the 4 d, then the 4 m */
+/* Block j (0-3) of a group of Q4_1 / Q5_0 / Q5_1 / IQ4_NL regrouped in
+ * fours (base: the stored type; the layout: formats/dtype.h) at grp: its
+ * 32 quants (0..31; IQ4_NL: grid indices 0..15) in element order, its d,
+ * and its m (Q4_1, Q5_1; else 0). Q5's elements 0-15 take bit 4h + l of
+ * each byte of the plane (h = j / 2, l = j % 2), 16-31 the bit two above,
+ * moved to bit 4 (shifted to bit 0 and masked, then up by 4: 16-bit shifts
+ * carry nothing across a byte once masked). For the prefill's packing and
+ * the row dequantisation; the decode dot reads pairs (quant_legacy.c). */
+static inline __m256i legacy_g4_quants(int base, const uint8_t *grp, int j, float *d, float *m) {
+    const int has_m = base == DT_Q4_1 || base == DT_Q5_1, has_qh = base == DT_Q5_0 || base == DT_Q5_1;
     uint16_t f[2] = {0, 0};
     memcpy(&f[0], grp + 2 * j, 2);
-    if (nf == 4) memcpy(&f[1], grp + 8 + 2 * j, 2);
-    *d = half(f[0]), *m = nf == 4 ? half(f[1]) : 0;
+    if (has_m) memcpy(&f[1], grp + 8 + 2 * j, 2);
+    *d = half(f[0]), *m = has_m ? half(f[1]) : 0;
     const __m128i one = _mm_set1_epi8(1), m4 = _mm_set1_epi8(15);
-    __m128i plane = _mm_loadu_si128((const __m128i *)(grp + 4 * nf));
-    __m128i v = _mm_loadu_si128((const __m128i *)(grp + 4 * nf + 16 + 16 * j));
-    const int b = 4 * (j / 2) + j % 2;
-    __m128i lo = _mm_slli_epi16(_mm_and_si128(_mm_srl_epi16(plane, _mm_cvtsi32_si128(b)), one), 4);
-    __m128i hi = _mm_slli_epi16(_mm_and_si128(_mm_srl_epi16(plane, _mm_cvtsi32_si128(b + 2)), one), 4);
-    return _mm256_set_m128i(_mm_or_si128(_mm_and_si128(_mm_srli_epi16(v, 4), m4), hi), _mm_or_si128(_mm_and_si128(v, m4), lo));
+    const uint8_t *plane = grp + 8 + 8 * has_m;
+    __m128i v = _mm_loadu_si128((const __m128i *)(plane + 16 * has_qh + 16 * j));
+    __m128i lo = _mm_and_si128(v, m4), hi = _mm_and_si128(_mm_srli_epi16(v, 4), m4);
+    if (has_qh) {
+        __m128i p = _mm_loadu_si128((const __m128i *)plane);
+        const int b = 4 * (j / 2) + j % 2;
+        lo = _mm_or_si128(lo, _mm_slli_epi16(_mm_and_si128(_mm_srl_epi16(p, _mm_cvtsi32_si128(b)), one), 4));
+        hi = _mm_or_si128(hi, _mm_slli_epi16(_mm_and_si128(_mm_srl_epi16(p, _mm_cvtsi32_si128(b + 2)), one), 4));
+    }
+    return _mm256_set_m128i(hi, lo);
 }
 
 /* The 6-bit scales (lanes 0-7 of *sc) and mins (*mn) of a Q4_K block as

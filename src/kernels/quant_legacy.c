@@ -28,14 +28,18 @@ static ALWAYS_INLINE Legacy legacy_layout(int t) {
     case DT_Q4_1: return (Legacy){sizeof(BlockQ4_1), 4, -1, 1};
     case DT_Q5_0: return (Legacy){sizeof(BlockQ5_0), 6, 2, 0};
     case DT_Q5_1: return (Legacy){sizeof(BlockQ5_1), 8, 4, 1};
-    case DT_Q5_0_G4: return (Legacy){sizeof(BlockQ5_0), 6, 2, 0}; /* the stored block's; a group: dtype.h */
+    /* regrouped: the stored block's (dtype_legacy_block; a group: dtype.h) */
+    case DT_Q5_0_G4: return (Legacy){sizeof(BlockQ5_0), 6, 2, 0};
     case DT_Q5_1_G4: return (Legacy){sizeof(BlockQ5_1), 8, 4, 1};
+    case DT_Q4_1_G4: return (Legacy){sizeof(BlockQ4_1), 4, -1, 1};
     default: return (Legacy){sizeof(BlockIQ4_NL), 2, -1, 0};
     }
 }
 
-/* Whether t's blocks are Q5_0's (their offset of 16 through sx), stored or regrouped. */
+/* Whether t's blocks are Q5_0's (their offset of 16 through sx), IQ4_NL's
+ * (grid indices), stored or regrouped. */
 static ALWAYS_INLINE int is_q5_0(int t) { return t == DT_Q5_0 || t == DT_Q5_0_G4; }
+static ALWAYS_INLINE int is_iq4nl(int t) { return t == DT_IQ4_NL || t == DT_IQ4_NL_G4; }
 
 static inline uint16_t ld16(const uint8_t *p) { return (uint16_t)(p[0] | p[1] << 8); }
 static inline uint32_t ld32(const uint8_t *p) {
@@ -59,7 +63,7 @@ float legacy_dot_ref(int t, const void *row, const void *act, long n) {
         for (int j = 0; j < 32; j++) {
             int byte = blk[L.qs + j % 16];
             int q = (j < 16 ? byte & 0xf : byte >> 4) | (int)((qh >> j) & 1) << 4;
-            s += (t == DT_IQ4_NL ? IQ4_NL_VALUES[q] : q) * a[j];
+            s += (is_iq4nl(t) ? IQ4_NL_VALUES[q] : q) * a[j];
             sy += a[j];
         }
         if (is_q5_0(t)) sum += dx[b] * d * (float)(s - 16 * sy);
@@ -236,17 +240,19 @@ static ALWAYS_INLINE void dot_legacy_quads(int T, const uint8_t *row, const void
     }
 }
 
-/* Q5_0 / Q5_1 regrouped in fours (DT_Q5_0_G4, DT_Q5_1_G4; formats/dtype.h)
- * against NX activations' quads: per group, its 4 d times each
- * activation's 4 dx in one multiply and the offsets (Q5_0: d sx, Q5_1: m
- * sx; sx = dx sum(y), act_sx) in one FMA; per pair one 32-byte load of
- * nibbles, the fifth bits from the plane (plane_fifth_bits), the two
- * halves' maddubs added in int16 as dot_legacy_quads', one madd, convert
- * and FMA. */
-static ALWAYS_INLINE void dot_q5_g4(int T, const uint8_t *row, const void *const *act, int NX, long n, float *out) {
-    const int has_m = T == DT_Q5_1_G4;
-    const size_t gb = 4 * (has_m ? sizeof(BlockQ5_1) : sizeof(BlockQ5_0)); /* a group's bytes */
-    const int nf = has_m ? 16 : 8;                                          /* its f16 fields' */
+/* Q4_1 / Q5_0 / Q5_1 / IQ4_NL regrouped in fours (formats/dtype.h) against
+ * NX activations' quads: per group, its 4 d times each activation's 4 dx
+ * in one multiply and the offsets (Q5_0: d sx, Q4_1/Q5_1: m sx; sx = dx
+ * sum(y), act_sx) in one FMA; per pair one 32-byte load of nibbles, Q5's
+ * fifth bits from the plane (plane_fifth_bits), the two halves' maddubs
+ * added in int16 (IQ4_NL's each its own madd) as dot_legacy_quads', one
+ * convert and one FMA. */
+static ALWAYS_INLINE void dot_legacy_g4(int T, const uint8_t *row, const void *const *act, int NX, long n,
+                                        float *out) {
+    const int base = dtype_legacy_g4_base(T), iq = base == DT_IQ4_NL;
+    const int has_m = base == DT_Q4_1 || base == DT_Q5_1, has_qh = base == DT_Q5_0 || base == DT_Q5_1;
+    const size_t gb = 4 * (size_t)legacy_layout(T).bytes; /* a group's bytes */
+    const int at_plane = 8 + 8 * has_m, at_qs = at_plane + 16 * has_qh;
     const int8_t *x4[4];
     const float *dx[4], *sx[4];
     __m256 acc[2][4];
@@ -257,38 +263,50 @@ static ALWAYS_INLINE void dot_q5_g4(int T, const uint8_t *row, const void *const
         acc[0][k] = acc[1][k] = _mm256_setzero_ps(), off[k] = _mm_setzero_ps();
     }
     const __m256i m4 = _mm256_set1_epi8(15);
-    for (long gi = 0; gi < n / QK5_G4; gi++) {
+    const __m256i grid = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)IQ4_NL_VALUES));
+    for (long gi = 0; gi < n / QKL_G4; gi++) {
         const uint8_t *grp = row + gi * gb;
         prefetch_ahead(grp, 2);
-        __m256i plane = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)(grp + nf)));
+        __m256i plane = has_qh ? _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)(grp + at_plane)))
+                               : _mm256_setzero_si256();
         __m128 d4 = _mm_cvtph_ps(_mm_loadl_epi64((const __m128i *)grp));
         __m128 o4 = has_m ? _mm_cvtph_ps(_mm_loadl_epi64((const __m128i *)(grp + 8))) : d4; /* m, or d */
         __m256 dd[4];
         UNROLL_NX
         for (int k = 0; k < NX; k++) {
             dd[k] = _mm256_castps128_ps256(_mm_mul_ps(d4, _mm_loadu_ps(dx[k] + 4 * gi)));
-            off[k] = _mm_fmadd_ps(o4, _mm_loadu_ps(sx[k] + 4 * gi), off[k]);
+            if (has_m || base == DT_Q5_0) off[k] = _mm_fmadd_ps(o4, _mm_loadu_ps(sx[k] + 4 * gi), off[k]);
         }
         _Pragma("GCC unroll 2") for (int h = 0; h < 2; h++) {
-            __m256i v = _mm256_loadu_si256((const __m256i *)(grp + nf + 16 + 32 * h));
-            __m256i lo = _mm256_or_si256(_mm256_and_si256(v, m4), plane_fifth_bits(plane, h, 0));
-            __m256i hi = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(v, 4), m4), plane_fifth_bits(plane, h, 1));
+            __m256i v = _mm256_loadu_si256((const __m256i *)(grp + at_qs + 32 * h));
+            __m256i lo = _mm256_and_si256(v, m4), hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
+            if (has_qh) {
+                lo = _mm256_or_si256(lo, plane_fifth_bits(plane, h, 0));
+                hi = _mm256_or_si256(hi, plane_fifth_bits(plane, h, 1));
+            }
+            __m256i alo = lo, ahi = hi;
+            if (iq) { /* the grid values, signed: |v| against y with v's sign */
+                lo = _mm256_shuffle_epi8(grid, lo), hi = _mm256_shuffle_epi8(grid, hi);
+                alo = _mm256_sign_epi8(lo, lo), ahi = _mm256_sign_epi8(hi, hi);
+            }
             const __m256i pair = _mm256_setr_epi32(2 * h, 2 * h, 2 * h, 2 * h, 2 * h + 1, 2 * h + 1, 2 * h + 1, 2 * h + 1);
             UNROLL_NX
             for (int k = 0; k < NX; k++) {
                 const int8_t *y = x4[k] + 128 * gi + 32 * h;
-                __m256i s = _mm256_madd_epi16(
-                    _mm256_add_epi16(_mm256_maddubs_epi16(lo, _mm256_loadu_si256((const __m256i *)y)),
-                                     _mm256_maddubs_epi16(hi, _mm256_loadu_si256((const __m256i *)(y + 64)))),
-                    _mm256_set1_epi16(1));
+                __m256i ylo = _mm256_loadu_si256((const __m256i *)y), yhi = _mm256_loadu_si256((const __m256i *)(y + 64));
+                __m256i s;
+                if (iq)
+                    s = _mm256_add_epi32(dot_u8s8(alo, _mm256_sign_epi8(ylo, lo)), dot_u8s8(ahi, _mm256_sign_epi8(yhi, hi)));
+                else
+                    s = _mm256_madd_epi16(_mm256_add_epi16(_mm256_maddubs_epi16(alo, ylo), _mm256_maddubs_epi16(ahi, yhi)),
+                                          _mm256_set1_epi16(1));
                 acc[h][k] = _mm256_fmadd_ps(_mm256_permutevar8x32_ps(dd[k], pair), _mm256_cvtepi32_ps(s), acc[h][k]);
             }
         }
     }
     UNROLL_NX
     for (int k = 0; k < NX; k++)
-        out[k] = hsum8(_mm256_add_ps(acc[0][k], acc[1][k])) +
-                 (has_m ? 1.0f : -16.0f) * hsum4(off[k]);
+        out[k] = hsum8(_mm256_add_ps(acc[0][k], acc[1][k])) + (base == DT_Q5_0 ? -16.0f : 1.0f) * hsum4(off[k]);
 }
 
 /* A row to f32 for the GEMM path: the values of formats' scalar
@@ -304,7 +322,7 @@ static ALWAYS_INLINE void deq_legacy(int T, const uint8_t *row, float *y, long n
         __m256i q;
         if (dtype_legacy_g4_base(T)) { /* regrouped: block b % 4 of group b / 4 (the same bytes) */
             float df, mf;
-            q = q5_g4_quants(dtype_legacy_g4_base(T), row + (b - b % 4) * L.bytes, (int)(b % 4), &df, &mf);
+            q = legacy_g4_quants(dtype_legacy_g4_base(T), row + (b - b % 4) * L.bytes, (int)(b % 4), &df, &mf);
             d = _mm256_set1_ps(df), m = _mm256_set1_ps(mf);
         } else {
             d = _mm256_set1_ps(half(ld16(blk))), m = _mm256_set1_ps(L.has_m ? half(ld16(blk + 2)) : 0);
@@ -312,7 +330,7 @@ static ALWAYS_INLINE void deq_legacy(int T, const uint8_t *row, float *y, long n
             q = _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(raw, 4), m4), _mm_and_si128(raw, m4));
             if (L.qh >= 0) q = _mm256_or_si256(q, fifth_bits(ld32(blk + L.qh)));
         }
-        if (T == DT_IQ4_NL) q = _mm256_shuffle_epi8(grid, q);
+        if (is_iq4nl(T)) q = _mm256_shuffle_epi8(grid, q);
         for (int k = 0; k < 4; k++) {
             __m128i part = k < 2 ? _mm256_castsi256_si128(q) : _mm256_extracti128_si256(q, 1);
             __m256i v = _mm256_cvtepi8_epi32(k & 1 ? _mm_srli_si128(part, 8) : part);
@@ -330,6 +348,8 @@ void legacy_dequantize_row(int t, const void *row, float *y, long n) {
     case DT_Q5_1: deq_legacy(DT_Q5_1, row, y, n); return;
     case DT_Q5_0_G4: deq_legacy(DT_Q5_0_G4, row, y, n); return;
     case DT_Q5_1_G4: deq_legacy(DT_Q5_1_G4, row, y, n); return;
+    case DT_Q4_1_G4: deq_legacy(DT_Q4_1_G4, row, y, n); return;
+    case DT_IQ4_NL_G4: deq_legacy(DT_IQ4_NL_G4, row, y, n); return;
     default: deq_legacy(DT_IQ4_NL, row, y, n); return;
     }
 }
@@ -344,10 +364,10 @@ void legacy_dequantize_row(int t, const void *row, float *y, long n) {
 
 #define G4_NX(T)                                                                                                       \
     switch (nx) {                                                                                                      \
-    case 1: dot_q5_g4(T, row, act, 1, n, out); return;                                                                 \
-    case 2: dot_q5_g4(T, row, act, 2, n, out); return;                                                                 \
-    case 3: dot_q5_g4(T, row, act, 3, n, out); return;                                                                 \
-    default: dot_q5_g4(T, row, act, 4, n, out); return;                                                                \
+    case 1: dot_legacy_g4(T, row, act, 1, n, out); return;                                                             \
+    case 2: dot_legacy_g4(T, row, act, 2, n, out); return;                                                             \
+    case 3: dot_legacy_g4(T, row, act, 3, n, out); return;                                                             \
+    default: dot_legacy_g4(T, row, act, 4, n, out); return;                                                            \
     }
 
 void legacy_dot_n(int t, const void *row, const void *const *act, int nx, long n, float *out) {
@@ -357,6 +377,8 @@ void legacy_dot_n(int t, const void *row, const void *const *act, int nx, long n
     case DT_Q5_1: LEGACY_NX(DT_Q5_1)
     case DT_Q5_0_G4: G4_NX(DT_Q5_0_G4)
     case DT_Q5_1_G4: G4_NX(DT_Q5_1_G4)
+    case DT_Q4_1_G4: G4_NX(DT_Q4_1_G4)
+    case DT_IQ4_NL_G4: G4_NX(DT_IQ4_NL_G4)
     default: LEGACY_NX(DT_IQ4_NL)
     }
 }

@@ -79,7 +79,7 @@ typedef struct CopyJob {
     size_t rb; /* bytes a row, the same in both layouts */
     long rows, cols;
     int regroup;        /* Q4_0 into groups of this many blocks (DT_Q4_0_G4/_G16), else 0 */
-    int legacy;         /* Q5_0/Q5_1 into groups of four (DT_Q5_0_G4, DT_Q5_1_G4): the stored type, else 0 */
+    int legacy;         /* Q4_1/Q5_0/Q5_1/IQ4_NL into groups of four (dtype_legacy_g4_of): the stored type, else 0 */
     const FileMap *map; /* src lies in it: bytes as they are are read from the file */
 } CopyJob;
 

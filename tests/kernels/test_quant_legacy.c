@@ -1,5 +1,5 @@
-/* Dots of Q4_1, Q5_0, Q5_1 and IQ4_NL weight rows, and of Q5_0 / Q5_1
- * regrouped in fours (kernels/quant_legacy.c, quant_legacy_avx512.c) with
+/* Dots of Q4_1, Q5_0, Q5_1 and IQ4_NL weight rows, as stored and regrouped
+ * in fours (kernels/quant_legacy.c, quant_legacy_avx512.c) with
  * the Q8_0 activation: the regrouping's round trip, the reference against
  * the format (dequantised weights times the activation's values, in
  * double), every fast path (AVX2 and, where built, AVX-512; one row, rows,
@@ -29,10 +29,10 @@
 #include "levels.h"
 #include "test.h"
 
-/* the stored types, then Q5_0 / Q5_1 regrouped in fours (formats/dtype.h:
- * rows of whole groups of 128 only) */
-#define NT 6
-static const int TYPES[NT] = {DT_Q4_1, DT_Q5_0, DT_Q5_1, DT_IQ4_NL, DT_Q5_0_G4, DT_Q5_1_G4};
+/* the stored types, then each regrouped in fours (formats/dtype.h: rows of
+ * whole groups of 128 only) */
+#define NT 8
+static const int TYPES[NT] = {DT_Q4_1, DT_Q5_0, DT_Q5_1, DT_IQ4_NL, DT_Q4_1_G4, DT_Q5_0_G4, DT_Q5_1_G4, DT_IQ4_NL_G4};
 #define NL 7
 static const long LENS[NL] = {32, 64, 96, 224, 896, 32 * 37, 384};
 
@@ -71,16 +71,17 @@ static double bound(int t, const void *wq, const void *act, long n) {
 }
 
 static void test_kernel_types(void) {
-    /* the loaders' choice: Q5_0 / Q5_1 rows of whole groups of 128 in
-     * fours where the AVX2 dots run, else as stored */
+    /* the loaders' choice: rows of whole groups of 128 in fours where the
+     * AVX2 dots run, else as stored */
     int avx512 = kernel_use_avx512(0);
     kernel_use_avx512(avx512);
     int g4 = kernel_level() >= KL_AVX2 && !avx512;
     CHECK_EQ_INT(kernel_weight_type(DT_Q5_0, 896), g4 ? DT_Q5_0_G4 : DT_Q5_0);
     CHECK_EQ_INT(kernel_weight_type(DT_Q5_1, 4864), g4 ? DT_Q5_1_G4 : DT_Q5_1);
+    CHECK_EQ_INT(kernel_weight_type(DT_Q4_1, 896), g4 ? DT_Q4_1_G4 : DT_Q4_1);
+    CHECK_EQ_INT(kernel_weight_type(DT_IQ4_NL, 896), g4 ? DT_IQ4_NL_G4 : DT_IQ4_NL);
     CHECK_EQ_INT(kernel_weight_type(DT_Q5_0, 864), DT_Q5_0); /* 27 blocks: not whole groups */
-    CHECK_EQ_INT(kernel_weight_type(DT_Q4_1, 896), DT_Q4_1);
-    CHECK_EQ_INT(kernel_weight_type(DT_IQ4_NL, 896), DT_IQ4_NL);
+    CHECK_EQ_INT(kernel_weight_type(DT_IQ4_NL, 864), DT_IQ4_NL);
     for (int i = 0; i < NT; i++) {
         int t = TYPES[i];
         CHECK_MSG(kernel_type_ok(t), "%s", dtype_name(t));
@@ -284,15 +285,15 @@ static void test_matmul(void) {
 static void test_regroup_round_trip(void) {
     Rng r;
     rng_seed(&r, 25);
-    for (int k = 0; k < 2; k++) {
-        const int s = k ? DT_Q5_1 : DT_Q5_0, t = k ? DT_Q5_1_G4 : DT_Q5_0_G4;
+    for (int k = 0; k < 4; k++) {
+        const int t = TYPES[4 + k], s = dtype_legacy_g4_base(t);
         const long n = 512;
         size_t bb = dtype_block_bytes(s), bytes = dtype_nbytes(s, n);
         CHECK_EQ_INT((int)dtype_nbytes(t, n), (int)bytes);
         uint8_t *st = xmalloc(bytes), *g = xmalloc(bytes), blk[sizeof(BlockQ5_1)];
         for (size_t i = 0; i < bytes; i++) st[i] = (uint8_t)rng_u64(&r);
         for (long b = 0; b < n / 32; b++) st[b * bb + 1] = 0x3c; /* f16 fields finite: d = 1 + ..., m likewise */
-        if (s == DT_Q5_1)
+        if (s == DT_Q4_1 || s == DT_Q5_1)
             for (long b = 0; b < n / 32; b++) st[b * bb + 3] = 0xb8;
         dtype_legacy_regroup(s, st, g, n);
         for (long b = 0; b < n / 32; b++) {

@@ -66,6 +66,8 @@ static double type_rel_error(int t) {
     case DT_Q4_0: return 0.075; /* 16 levels, the largest of 32 (~2.1 sigma) -> -8: 0.26 sigma */
     case DT_Q5_0: return 0.038; /* 32 levels, the largest of 32 -> -16: 0.13 sigma */
     case DT_Q5_1: return 0.036; /* 32 levels over the range of 32: 0.126 sigma */
+    case DT_Q4_1: return 0.075; /* 16 levels over the range of 32 (~3.9 sigma): 0.26 sigma */
+    case DT_IQ4_NL: return 0.073; /* IQ4_XS's grid, a scale per 32 */
     default: return 0;
     }
 }
@@ -346,21 +348,23 @@ static void test_q4_0_regrouped_model(void) {
     own_close(&o);
 }
 
-/* Q5_0 and Q5_1 files (the K-quants' fallbacks for rows not of whole
- * 256s, as qwen2.5-0.5b's 896): the 256-wide model's matrices are whole
- * groups of 128 values, which the loader regroups in fours where the AVX2
- * dots run (DT_Q5_0_G4, DT_Q5_1_G4), else keeps as stored; the model still
+/* Q5_0, Q5_1, IQ4_NL and Q4_1 files (the first three the K-quants'
+ * fallbacks for rows not of whole 256s, as qwen2.5-0.5b's 896): the
+ * 256-wide model's matrices are whole groups of 128 values, which the
+ * loader regroups in fours where the AVX2 dots run (DT_Q5_0_G4, ...,
+ * dtype_legacy_g4_of), else keeps as stored; the model still
  * reports the file's type, and computes what the file says (check_file:
  * the prefill through the group micro-kernel's packing of the regrouped
  * blocks, decoding through the regrouped dots). */
-static void test_q5_regrouped_model(void) {
+static void test_legacy_regrouped_model(void) {
     Err e;
     Own o;
     int rc = own_open(&WIDE, &o);
     if (rc == 1) SKIP("shared fixtures absent (ALOE_SHARED)");
     if (rc) return;
-    for (int k = 0; k < 2; k++) {
-        int t = k ? DT_Q5_1 : DT_Q5_0, g4 = k ? DT_Q5_1_G4 : DT_Q5_0_G4;
+    static const int types[4] = {DT_Q5_0, DT_Q5_1, DT_IQ4_NL, DT_Q4_1};
+    for (int k = 0; k < 4; k++) {
+        int t = types[k], g4 = dtype_legacy_g4_of(t);
         char *name = xasprintf("own-%s.gguf", dtype_name(t));
         char *path = requantised_copy(o.f32, o.tmp, name, t, &e);
         CHECK_MSG(path, "%s", e.msg);
@@ -391,6 +395,6 @@ int main(int argc, char **argv) {
     RUN(test_llamacpp_files);
     RUN(test_own_quantiser);
     RUN(test_q4_0_regrouped_model);
-    RUN(test_q5_regrouped_model);
+    RUN(test_legacy_regrouped_model);
     return test_summary();
 }
