@@ -76,7 +76,9 @@ const char *dtype_st_name(int t) {
 int dtype_from_name(const char *s) {
     if (!s) return DT_INVALID;
     for (int i = 0; i < NTYPES; i++) /* an in-memory layout is not a type one asks for */
-        if (dtype_q4_0_group_blocks(TYPES[i].type) <= 1 && !strcasecmp(s, TYPES[i].name)) return TYPES[i].type;
+        if (dtype_q4_0_group_blocks(TYPES[i].type) <= 1 && !dtype_legacy_g4_base(TYPES[i].type) &&
+            !strcasecmp(s, TYPES[i].name))
+            return TYPES[i].type;
     return DT_INVALID;
 }
 

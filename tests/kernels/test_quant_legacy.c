@@ -290,6 +290,8 @@ static void test_regroup_round_trip(void) {
         const long n = 512;
         size_t bb = dtype_block_bytes(s), bytes = dtype_nbytes(s, n);
         CHECK_EQ_INT((int)dtype_nbytes(t, n), (int)bytes);
+        CHECK_EQ_INT(dtype_from_name(dtype_name(t)), DT_INVALID); /* an in-memory layout: no user-facing name */
+        CHECK(dtype_nbytes(t, 96) == 0 && !kernel_row_ok(t, 96));
         uint8_t *st = xmalloc(bytes), *g = xmalloc(bytes), blk[sizeof(BlockQ5_1)];
         for (size_t i = 0; i < bytes; i++) st[i] = (uint8_t)rng_u64(&r);
         for (long b = 0; b < n / 32; b++) st[b * bb + 1] = 0x3c; /* f16 fields finite: d = 1 + ..., m likewise */
