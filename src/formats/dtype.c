@@ -208,6 +208,13 @@ void dtype_q4_0_regroup(const void *src_, void *dst_, int64_t n, int g) {
         }
 }
 
+int dtype_regrouped_from(int to) { return dtype_q4_0_group_blocks(to) > 1 ? DT_Q4_0 : dtype_legacy_g4_base(to); }
+
+void dtype_regroup(int to, const void *src, void *dst, int64_t n) {
+    if (dtype_q4_0_group_blocks(to) > 1) dtype_q4_0_regroup(src, dst, n, dtype_q4_0_group_blocks(to));
+    else dtype_legacy_regroup(dtype_legacy_g4_base(to), src, dst, n);
+}
+
 /* Q4_K packs 8 six-bit scales and 8 six-bit mins into 12 bytes: sub-blocks
  * 0-3 use the low 6 bits of bytes 0-3 (scales) and 4-7 (mins); sub-blocks
  * 4-7 take their low 4 bits from bytes 8-11 and their top 2 bits from the
@@ -597,6 +604,16 @@ int quantize_row(int t, const float *src, void *dst, int64_t n) {
     const TypeInfo *ti = info(t);
     if (!ti || n < 0 || n % ti->block) return -1;
     uint8_t *d = dst;
+    const int from = dtype_regrouped_from(t);
+    if (from) { /* an in-memory layout: its stored type's blocks, a group at a time, regrouped */
+        uint8_t b[16 * sizeof(BlockQ4_0)]; /* a group of any layout: at most 512 values, 288 bytes */
+        _Static_assert(4 * sizeof(BlockQ5_1) <= sizeof b, "a group of four");
+        for (int64_t k = 0; k < n / ti->block; k++, d += ti->bytes) {
+            quantize_row(from, src + k * ti->block, b, ti->block);
+            dtype_regroup(t, b, d, ti->block);
+        }
+        return 0;
+    }
     switch (t) {
     case DT_F32: memcpy(dst, src, (size_t)n * 4); return 0;
     case DT_F16:
@@ -607,31 +624,9 @@ int quantize_row(int t, const float *src, void *dst, int64_t n) {
         return 0;
     case DT_Q8_0: quantize_row_q8_0(src, dst, n); return 0;
     case DT_Q4_0: quantize_row_q4_0(src, dst, n); return 0;
-    case DT_Q4_0_G4:
-    case DT_Q4_0_G16: {
-        const int g = dtype_q4_0_group_blocks(t);
-        for (int64_t k = 0; k < n / (QK4_0 * g); k++) {
-            BlockQ4_0 b[16];
-            quantize_row_q4_0(src + k * QK4_0 * g, b, QK4_0 * g);
-            dtype_q4_0_regroup(b, d + k * g * sizeof(BlockQ4_0), QK4_0 * g, g);
-        }
-        return 0;
-    }
     case DT_Q4_1: quantize_row_q4_1(src, dst, n); return 0;
     case DT_Q5_0: quantize_row_q5_0(src, dst, n); return 0;
     case DT_Q5_1: quantize_row_q5_1(src, dst, n); return 0;
-    case DT_Q5_0_G4:
-    case DT_Q5_1_G4:
-    case DT_Q4_1_G4:
-    case DT_IQ4_NL_G4: {
-        const int base = dtype_legacy_g4_base(t);
-        for (int64_t k = 0; k < n / QKL_G4; k++) {
-            BlockQ5_1 b[4]; /* the largest of the four */
-            quantize_row(base, src + k * QKL_G4, b, QKL_G4);
-            dtype_legacy_regroup(base, b, d + k * 4 * dtype_block_bytes(base), QKL_G4);
-        }
-        return 0;
-    }
     case DT_IQ4_NL: quantize_row_iq4_nl(src, dst, n); return 0;
     case DT_Q4_K: quantize_row_q4_k(src, dst, n); return 0;
     case DT_Q6_K: quantize_row_q6_k(src, dst, n); return 0;

@@ -182,6 +182,12 @@ static inline int dtype_q4_0_group_blocks(int t) {
  * g blocks (the layout of dtype_q4_0_group_blocks' types; src and dst do
  * not overlap). */
 void dtype_q4_0_regroup(const void *src, void *dst, int64_t n, int g);
+/* The in-memory layouts (types from 102 on: Q4_0 in groups of 4 or 16,
+ * the 32-value types in fours): the stored type a layout regroups, or 0
+ * for any other type; and n values of a row of that stored type into
+ * layout `to` (src and dst do not overlap). */
+int dtype_regrouped_from(int to);
+void dtype_regroup(int to, const void *src, void *dst, int64_t n);
 /* Name safetensors uses in its header ("F32"), or NULL if it has none. */
 const char *dtype_st_name(int t);
 /* 1 for a type this code knows (size and block layout). */
@@ -321,13 +327,21 @@ static inline int dtype_legacy_g4_base(int t) {
            : t == DT_IQ4_NL_G4 ? DT_IQ4_NL
                                : 0;
 }
-/* The regrouped type of a stored one, else 0. */
+/* The regrouped type of a stored one, else 0: the inverse of the map
+ * above (the four regrouped types are numbered 104-107). */
 static inline int dtype_legacy_g4_of(int t) {
-    return t == DT_Q5_0     ? DT_Q5_0_G4
-           : t == DT_Q5_1   ? DT_Q5_1_G4
-           : t == DT_Q4_1   ? DT_Q4_1_G4
-           : t == DT_IQ4_NL ? DT_IQ4_NL_G4
-                            : 0;
+    for (int g = DT_Q5_0_G4; g <= DT_IQ4_NL_G4; g++)
+        if (t && dtype_legacy_g4_base(g) == t) return g;
+    return 0;
+}
+/* Where a group of a stored type base lies, per the layout above: whether
+ * its blocks have an m, a fifth bit; the byte offsets of its plane and of
+ * its nibbles in the group. */
+static inline int dtype_legacy_has_m(int base) { return base == DT_Q4_1 || base == DT_Q5_1; }
+static inline int dtype_legacy_has_qh(int base) { return base == DT_Q5_0 || base == DT_Q5_1; }
+static inline int dtype_legacy_g4_plane_at(int base) { return 8 + 8 * dtype_legacy_has_m(base); }
+static inline int dtype_legacy_g4_nibbles_at(int base) {
+    return dtype_legacy_g4_plane_at(base) + 16 * dtype_legacy_has_qh(base);
 }
 /* n values (a multiple of 128) of stored blocks of type base (Q4_1,
  * Q5_0, Q5_1 or IQ4_NL) into the regrouped layout (src and dst do not overlap). */

@@ -43,16 +43,9 @@ static void unpack32(const uint8_t *qs, uint32_t qh, int q[32]) {
     }
 }
 
-/* The four types regrouped in fours (dtype.h): per group of 4 blocks the 4
- * d, the 4 m (has_m), the 16-byte plane of fifth bits (has_qh), the
- * nibbles. A stored block: d, m (has_m), qh (has_qh), the 16 bytes. */
-typedef struct G4Layout {
-    int has_m, has_qh, bytes; /* bytes: the stored block's */
-} G4Layout;
-
-static G4Layout g4_layout(int base) {
-    return (G4Layout){base == DT_Q4_1 || base == DT_Q5_1, base == DT_Q5_0 || base == DT_Q5_1, (int)dtype_block_bytes(base)};
-}
+/* A stored block of the four types: d, m (dtype_legacy_has_m), qh
+ * (dtype_legacy_has_qh), the 16 bytes of nibbles; a group of four: dtype.h. */
+static int qs_at(int base) { return 2 + 2 * dtype_legacy_has_m(base) + 4 * dtype_legacy_has_qh(base); }
 
 /* Bit i of x (0-7) as bit 0 of byte i: the multiply copies x to every
  * byte, the AND keeps bit i in byte i, adding 0x7f carries a set bit to
@@ -67,23 +60,22 @@ static uint64_t bits_to_bytes(uint32_t x) {
 void dtype_legacy_regroup(int base, const void *src_, void *dst_, int64_t n) {
     const uint8_t *src = src_;
     uint8_t *dst = dst_;
-    const G4Layout L = g4_layout(base);
-    const int qs_at = 2 + 2 * L.has_m + 4 * L.has_qh; /* in a stored block */
-    for (int64_t k = 0; k < n / QKL_G4; k++, dst += 4 * L.bytes) {
-        uint8_t *plane = dst + 8 + 8 * L.has_m, *qs = plane + 16 * L.has_qh;
+    const int has_m = dtype_legacy_has_m(base), has_qh = dtype_legacy_has_qh(base), bytes = (int)dtype_block_bytes(base);
+    for (int64_t k = 0; k < n / QKL_G4; k++, dst += 4 * bytes) {
+        uint8_t *plane = dst + dtype_legacy_g4_plane_at(base), *qs = dst + dtype_legacy_g4_nibbles_at(base);
         uint64_t half[2] = {0, 0}; /* plane bytes 0-7 and 8-15 */
-        for (int j = 0; j < 4; j++, src += L.bytes) {
+        for (int j = 0; j < 4; j++, src += bytes) {
             memcpy(dst + 2 * j, src, 2); /* d */
-            if (L.has_m) memcpy(dst + 8 + 2 * j, src + 2, 2);
-            if (L.has_qh) {
-                uint32_t qh = rd32(src + 2 + 2 * L.has_m);
+            if (has_m) memcpy(dst + 8 + 2 * j, src + 2, 2);
+            if (has_qh) {
+                uint32_t qh = rd32(src + 2 + 2 * has_m);
                 for (int s = 0; s < 2; s++)
                     for (int e = 0; e < 2; e++) /* elements 16s + 8e .. +7 */
                         half[e] |= bits_to_bytes(qh >> (16 * s + 8 * e)) << (4 * (j / 2) + 2 * s + j % 2);
             }
-            memcpy(qs + 16 * j, src + qs_at, 16);
+            memcpy(qs + 16 * j, src + qs_at(base), 16);
         }
-        if (L.has_qh)
+        if (has_qh)
             for (int i = 0; i < 16; i++) plane[i] = (uint8_t)(half[i / 8] >> (8 * (i % 8)));
     }
 }
@@ -95,18 +87,18 @@ void dtype_legacy_block(int t, const void *row, int64_t b, uint8_t *out) {
         memcpy(out, (const uint8_t *)row + (size_t)b * bytes, bytes);
         return;
     }
-    const G4Layout L = g4_layout(base);
-    const int j = (int)(b % 4), qs_at = 2 + 2 * L.has_m + 4 * L.has_qh;
-    const uint8_t *grp = (const uint8_t *)row + (size_t)(b / 4) * 4 * L.bytes, *plane = grp + 8 + 8 * L.has_m;
+    const int has_m = dtype_legacy_has_m(base), j = (int)(b % 4);
+    const uint8_t *grp = (const uint8_t *)row + (size_t)(b / 4) * 4 * dtype_block_bytes(base);
+    const uint8_t *plane = grp + dtype_legacy_g4_plane_at(base);
     memcpy(out, grp + 2 * j, 2);
-    if (L.has_m) memcpy(out + 2, grp + 8 + 2 * j, 2);
-    if (L.has_qh) {
+    if (has_m) memcpy(out + 2, grp + 8 + 2 * j, 2);
+    if (dtype_legacy_has_qh(base)) {
         uint32_t qh = 0;
         for (int s = 0; s < 2; s++)
             for (int i = 0; i < 16; i++) qh |= (uint32_t)(plane[i] >> (4 * (j / 2) + 2 * s + j % 2) & 1) << (16 * s + i);
-        wr32(out + 2 + 2 * L.has_m, qh);
+        wr32(out + 2 + 2 * has_m, qh);
     }
-    memcpy(out + qs_at, plane + 16 * L.has_qh + 16 * j, 16);
+    memcpy(out + qs_at(base), grp + dtype_legacy_g4_nibbles_at(base) + 16 * j, 16);
 }
 
 /* Each value is computed as ggml's dequantize_row_* does (q*d + m, d*(q -

@@ -160,6 +160,7 @@ static float dot_q6_k_ref(const BlockQ6_K *w, const int8_t *xq, const float *dx,
 
 float vec_dot_ref(int t, const void *row, const void *act, long n) {
     float sum = 0;
+    if (quant_legacy_type(t)) return legacy_dot_ref(t, row, act, n); /* stored or regrouped */
     switch (t) {
     case DT_F32:
     case DT_F16:
@@ -199,14 +200,6 @@ float vec_dot_ref(int t, const void *row, const void *act, long n) {
         }
         return sum;
     }
-    case DT_Q4_1:
-    case DT_Q5_0:
-    case DT_Q5_1:
-    case DT_Q5_0_G4:
-    case DT_Q5_1_G4:
-    case DT_Q4_1_G4:
-    case DT_IQ4_NL_G4:
-    case DT_IQ4_NL: return legacy_dot_ref(t, row, act, n);
     case DT_Q4_K: return dot_q4_k_ref(row, act_q(act), act_dx(act, n), n / QK_K);
     case DT_Q6_K: return dot_q6_k_ref(row, act_q(act), act_dx(act, n), n / QK_K);
     case DT_Q2_K: case DT_Q3_K: case DT_Q5_K: case DT_IQ4_XS: return kquant_dot_ref(t, row, act, n);
@@ -814,19 +807,15 @@ static void quant_dot(int t, const void *row, const void *act, long n, float *ou
         return;
     }
 #endif
+    if (quant_legacy_type(t)) {
+        legacy_dot_n(t, row, &act, 1, n, out);
+        return;
+    }
     switch (t) {
     case DT_Q8_0: *out = dot_q8_0(row, act_q(act), act_dx(act, n), n / QK8_0); break;
     case DT_Q4_0: *out = dot_q4_0_quads(1, row, act, n); break;
     case DT_Q4_0_G4: *out = dot_q4_0_quads(4, row, act, n); break;
     case DT_Q4_0_G16: *out = dot_q4_0_quads(16, row, act, n); break;
-    case DT_Q4_1:
-    case DT_Q5_0:
-    case DT_Q5_1:
-    case DT_Q5_0_G4:
-    case DT_Q5_1_G4:
-    case DT_Q4_1_G4:
-    case DT_IQ4_NL_G4:
-    case DT_IQ4_NL: legacy_dot_n(t, row, &act, 1, n, out); break;
     case DT_Q4_K: dot_q4_k_n(row, &act, 1, n, out); break;
     case DT_Q2_K: case DT_Q3_K: case DT_Q5_K: case DT_IQ4_XS: kquant_dot_n(t, row, &act, 1, n, out); break;
     default: dot_q6_k_n(row, &act, 1, n, out); break;
@@ -866,22 +855,10 @@ void vec_dot_multi(int t, const void *row, const void *act, size_t stride, int n
         case DT_F32: dot4_f32(row, (const float *const *)x, len, r); break;
         case DT_F16: dot4_f16(row, (const float *const *)x, len, r); break;
         case DT_BF16: dot4_bf16(row, (const float *const *)x, len, r); break;
-        case DT_Q8_0:
-        case DT_Q4_0:
-        case DT_Q4_0_G4:
-        case DT_Q4_0_G16:
-        case DT_Q4_1:
-        case DT_Q5_0:
-        case DT_Q5_1:
-        case DT_Q5_0_G4:
-        case DT_Q5_1_G4:
-        case DT_Q4_1_G4:
-        case DT_IQ4_NL_G4:
-        case DT_IQ4_NL:
-        case DT_Q4_K:
-        case DT_Q6_K:
-        case DT_Q2_K: case DT_Q3_K: case DT_Q5_K: case DT_IQ4_XS: quant_dot4(t, row, x, len, r); break;
-        default: r[0] = r[1] = r[2] = r[3] = 0; break;
+        default: /* the quantised types (their activation Q8_0) */
+            if (kernel_vec_type(t) == DT_Q8_0) quant_dot4(t, row, x, len, r);
+            else r[0] = r[1] = r[2] = r[3] = 0;
+            break;
         }
         for (int k = 0; k < 4 && a + k < n; k++) out[(size_t)(a + k) * out_stride] = r[k];
     }
@@ -940,6 +917,10 @@ static void deq_q6_k_avx2(const BlockQ6_K *b, float *y, long nb) {
 }
 
 void kernel_dequantize_row(int t, const void *row, float *y, long n) {
+    if (quant_legacy_type(t)) { /* stored or regrouped */
+        legacy_dequantize_row(t, row, y, n);
+        return;
+    }
     switch (t) {
     case DT_F32: memcpy(y, row, (size_t)n * sizeof(float)); return;
     case DT_F16: {
@@ -972,14 +953,6 @@ void kernel_dequantize_row(int t, const void *row, float *y, long n) {
             }
         }
         return;
-    case DT_Q4_1:
-    case DT_Q5_0:
-    case DT_Q5_1:
-    case DT_Q5_0_G4:
-    case DT_Q5_1_G4:
-    case DT_Q4_1_G4:
-    case DT_IQ4_NL_G4:
-    case DT_IQ4_NL: legacy_dequantize_row(t, row, y, n); return;
     case DT_Q4_K: deq_q4_k_avx2(row, y, n / QK_K); return;
     case DT_Q6_K: deq_q6_k_avx2(row, y, n / QK_K); return;
     default: dequantize_row(t, row, y, n); return;
@@ -1030,26 +1003,12 @@ float vec_dot(int t, const void *row, const void *act, long n) {
     case DT_F32: return dot_row_f32(row, act, n);
     case DT_F16: return dot_f16(row, act, n);
     case DT_BF16: return dot_bf16(row, act, n);
-    case DT_Q8_0:
-    case DT_Q4_0:
-    case DT_Q4_0_G4:
-    case DT_Q4_0_G16:
-    case DT_Q4_1:
-    case DT_Q5_0:
-    case DT_Q5_1:
-    case DT_Q5_0_G4:
-    case DT_Q5_1_G4:
-    case DT_Q4_1_G4:
-    case DT_IQ4_NL_G4:
-    case DT_IQ4_NL:
-    case DT_Q4_K:
-    case DT_Q6_K:
-    case DT_Q2_K: case DT_Q3_K: case DT_Q5_K: case DT_IQ4_XS: {
+    default: { /* the quantised types (their activation Q8_0) */
+        if (kernel_vec_type(t) != DT_Q8_0) return 0;
         float r;
         quant_dot(t, row, act, n, &r);
         return r;
     }
-    default: return 0;
     }
 }
 

@@ -222,17 +222,16 @@ static inline float half(uint16_t h) {
  * carry nothing across a byte once masked). For the prefill's packing and
  * the row dequantisation; the decode dot reads pairs (quant_legacy.c). */
 static inline __m256i legacy_g4_quants(int base, const uint8_t *grp, int j, float *d, float *m) {
-    const int has_m = base == DT_Q4_1 || base == DT_Q5_1, has_qh = base == DT_Q5_0 || base == DT_Q5_1;
+    const int has_m = dtype_legacy_has_m(base);
     uint16_t f[2] = {0, 0};
     memcpy(&f[0], grp + 2 * j, 2);
     if (has_m) memcpy(&f[1], grp + 8 + 2 * j, 2);
     *d = half(f[0]), *m = has_m ? half(f[1]) : 0;
     const __m128i one = _mm_set1_epi8(1), m4 = _mm_set1_epi8(15);
-    const uint8_t *plane = grp + 8 + 8 * has_m;
-    __m128i v = _mm_loadu_si128((const __m128i *)(plane + 16 * has_qh + 16 * j));
+    __m128i v = _mm_loadu_si128((const __m128i *)(grp + dtype_legacy_g4_nibbles_at(base) + 16 * j));
     __m128i lo = _mm_and_si128(v, m4), hi = _mm_and_si128(_mm_srli_epi16(v, 4), m4);
-    if (has_qh) {
-        __m128i p = _mm_loadu_si128((const __m128i *)plane);
+    if (dtype_legacy_has_qh(base)) {
+        __m128i p = _mm_loadu_si128((const __m128i *)(grp + dtype_legacy_g4_plane_at(base)));
         const int b = 4 * (j / 2) + j % 2;
         lo = _mm_or_si128(lo, _mm_slli_epi16(_mm_and_si128(_mm_srl_epi16(p, _mm_cvtsi32_si128(b)), one), 4));
         hi = _mm_or_si128(hi, _mm_slli_epi16(_mm_and_si128(_mm_srl_epi16(p, _mm_cvtsi32_si128(b + 2)), one), 4));

@@ -23,23 +23,24 @@ typedef struct Legacy {
     int bytes, qs, qh, has_m;
 } Legacy;
 
+/* The stored type of t, regrouped in fours (dtype.h) or not. */
+static ALWAYS_INLINE int stored_type(int t) { return dtype_legacy_g4_base(t) ? dtype_legacy_g4_base(t) : t; }
+
+/* The stored block's layout, for a regrouped type too (dtype_legacy_block
+ * reads its blocks back as stored). */
 static ALWAYS_INLINE Legacy legacy_layout(int t) {
-    switch (t) {
+    switch (stored_type(t)) {
     case DT_Q4_1: return (Legacy){sizeof(BlockQ4_1), 4, -1, 1};
     case DT_Q5_0: return (Legacy){sizeof(BlockQ5_0), 6, 2, 0};
     case DT_Q5_1: return (Legacy){sizeof(BlockQ5_1), 8, 4, 1};
-    /* regrouped: the stored block's (dtype_legacy_block; a group: dtype.h) */
-    case DT_Q5_0_G4: return (Legacy){sizeof(BlockQ5_0), 6, 2, 0};
-    case DT_Q5_1_G4: return (Legacy){sizeof(BlockQ5_1), 8, 4, 1};
-    case DT_Q4_1_G4: return (Legacy){sizeof(BlockQ4_1), 4, -1, 1};
     default: return (Legacy){sizeof(BlockIQ4_NL), 2, -1, 0};
     }
 }
 
 /* Whether t's blocks are Q5_0's (their offset of 16 through sx), IQ4_NL's
  * (grid indices), stored or regrouped. */
-static ALWAYS_INLINE int is_q5_0(int t) { return t == DT_Q5_0 || t == DT_Q5_0_G4; }
-static ALWAYS_INLINE int is_iq4nl(int t) { return t == DT_IQ4_NL || t == DT_IQ4_NL_G4; }
+static ALWAYS_INLINE int is_q5_0(int t) { return stored_type(t) == DT_Q5_0; }
+static ALWAYS_INLINE int is_iq4nl(int t) { return stored_type(t) == DT_IQ4_NL; }
 
 static inline uint16_t ld16(const uint8_t *p) { return (uint16_t)(p[0] | p[1] << 8); }
 static inline uint32_t ld32(const uint8_t *p) {
@@ -250,9 +251,9 @@ static ALWAYS_INLINE void dot_legacy_quads(int T, const uint8_t *row, const void
 static ALWAYS_INLINE void dot_legacy_g4(int T, const uint8_t *row, const void *const *act, int NX, long n,
                                         float *out) {
     const int base = dtype_legacy_g4_base(T), iq = base == DT_IQ4_NL;
-    const int has_m = base == DT_Q4_1 || base == DT_Q5_1, has_qh = base == DT_Q5_0 || base == DT_Q5_1;
+    const int has_m = dtype_legacy_has_m(base), has_qh = dtype_legacy_has_qh(base);
     const size_t gb = 4 * (size_t)legacy_layout(T).bytes; /* a group's bytes */
-    const int at_plane = 8 + 8 * has_m, at_qs = at_plane + 16 * has_qh;
+    const int at_plane = dtype_legacy_g4_plane_at(base), at_qs = dtype_legacy_g4_nibbles_at(base);
     const int8_t *x4[4];
     const float *dx[4], *sx[4];
     __m256 acc[2][4];
@@ -354,21 +355,16 @@ void legacy_dequantize_row(int t, const void *row, float *y, long n) {
     }
 }
 
-#define LEGACY_NX(T)                                                                                                   \
+/* F(T, ..., NX) with NX the constant nx (1 to 4) */
+#define BY_NX(F, T)                                                                                                    \
     switch (nx) {                                                                                                      \
-    case 1: dot_legacy_quads(T, row, act, 1, n, out); return;                                                          \
-    case 2: dot_legacy_quads(T, row, act, 2, n, out); return;                                                          \
-    case 3: dot_legacy_quads(T, row, act, 3, n, out); return;                                                          \
-    default: dot_legacy_quads(T, row, act, 4, n, out); return;                                                         \
+    case 1: F(T, row, act, 1, n, out); return;                                                                         \
+    case 2: F(T, row, act, 2, n, out); return;                                                                         \
+    case 3: F(T, row, act, 3, n, out); return;                                                                         \
+    default: F(T, row, act, 4, n, out); return;                                                                        \
     }
-
-#define G4_NX(T)                                                                                                       \
-    switch (nx) {                                                                                                      \
-    case 1: dot_legacy_g4(T, row, act, 1, n, out); return;                                                             \
-    case 2: dot_legacy_g4(T, row, act, 2, n, out); return;                                                             \
-    case 3: dot_legacy_g4(T, row, act, 3, n, out); return;                                                             \
-    default: dot_legacy_g4(T, row, act, 4, n, out); return;                                                            \
-    }
+#define LEGACY_NX(T) BY_NX(dot_legacy_quads, T)
+#define G4_NX(T) BY_NX(dot_legacy_g4, T)
 
 void legacy_dot_n(int t, const void *row, const void *const *act, int nx, long n, float *out) {
     switch (t) {

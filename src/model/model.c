@@ -78,8 +78,7 @@ typedef struct CopyJob {
     char *dst;
     size_t rb; /* bytes a row, the same in both layouts */
     long rows, cols;
-    int regroup;        /* Q4_0 into groups of this many blocks (DT_Q4_0_G4/_G16), else 0 */
-    int legacy;         /* Q4_1/Q5_0/Q5_1/IQ4_NL into groups of four (dtype_legacy_g4_of): the stored type, else 0 */
+    int regroup;        /* into this in-memory layout (dtype_regroup), else 0: bytes as they are */
     const FileMap *map; /* src lies in it: bytes as they are are read from the file */
 } CopyJob;
 
@@ -94,11 +93,7 @@ static void copy_task(void *ctx, int ith, int nth) {
     char *dst = j->dst + (size_t)r0 * j->rb;
     size_t n = (size_t)(r1 - r0) * j->rb;
     if (j->regroup)
-        for (long r = r0; r < r1; r++)
-            dtype_q4_0_regroup(j->src + (size_t)r * j->rb, j->dst + (size_t)r * j->rb, j->cols, j->regroup);
-    else if (j->legacy)
-        for (long r = r0; r < r1; r++)
-            dtype_legacy_regroup(j->legacy, j->src + (size_t)r * j->rb, j->dst + (size_t)r * j->rb, j->cols);
+        for (long r = r0; r < r1; r++) dtype_regroup(j->regroup, j->src + (size_t)r * j->rb, j->dst + (size_t)r * j->rb, j->cols);
     else if (n && (!j->map || file_map_read(j->map, src, n, dst))) /* a failed read: the map has the same bytes */
         memcpy(dst, src, n);
 }
@@ -108,19 +103,16 @@ static void copy_task(void *ctx, int ith, int nth) {
 static void place_matrix(Model *m, QMat *q, int copy) {
     if (!q->data) return;
     int to = kernel_weight_type(q->type, q->cols);
-    /* the only regroupings there are (formats/dtype.h) */
-    int regroup = q->type == DT_Q4_0 && to != DT_Q4_0 ? dtype_q4_0_group_blocks(to) : 0;
-    int legacy = dtype_legacy_g4_base(to) && dtype_legacy_g4_base(to) == q->type ? q->type : 0;
+    int regroup = to != q->type && dtype_regrouped_from(to) == q->type ? to : 0; /* formats/dtype.h */
     size_t bytes = qmat_bytes(q);
     const FileMap *map = file_map_of(m, q->data, bytes);
-    if (!regroup && !legacy && !(copy && map)) return;
-    CopyJob j = {q->data, model_own(m, xhuge_alloc(bytes)), dtype_nbytes(q->type, q->cols), q->rows, q->cols, regroup, legacy,
-                 map};
+    if (!regroup && !(copy && map)) return;
+    CopyJob j = {q->data, model_own(m, xhuge_alloc(bytes)), dtype_nbytes(q->type, q->cols), q->rows, q->cols, regroup, map};
     tp_run(m->tp, copy_task, &j);
     /* the copy replaces the map's pages for good (else the process would
      * hold both) */
     if (map) file_map_release(q->data, bytes);
-    if (regroup || legacy) q->type = to;
+    if (regroup) q->type = to;
     q->data = j.dst;
 }
 
