@@ -438,6 +438,7 @@ static ALWAYS_INLINE void dot_q4_k_n(const BlockQ4_K *w, const void *const *act,
     UNROLL_NX
     for (int k = 0; k < NX; k++) acc[0][k] = acc[1][k] = accm[k] = _mm256_setzero_ps();
     for (long i = 0; i < nb; i++) {
+        prefetch_ahead(&w[i], 3); /* 144 bytes a super-block */
         __m256 scv, mnv;
         q4k_scale_vectors(&w[i], &scv, &mnv);
         __m256 sv[4][2], sch[2];
@@ -502,6 +503,7 @@ static ALWAYS_INLINE void dot_q6_k_n(const BlockQ6_K *w, const void *const *act,
     UNROLL_NX
     for (int k = 0; k < NX; k++) acc[0][k] = acc[1][k] = acco[k] = _mm256_setzero_ps();
     for (long i = 0; i < nb; i++) {
+        prefetch_ahead(&w[i], 4); /* 210 bytes a super-block */
         __m128i sc8 = _mm_loadu_si128((const __m128i *)w[i].scales);
         __m256 d = _mm256_set1_ps(half(w[i].d));
         __m256 sc[2] = {_mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(sc8))),
