@@ -48,6 +48,7 @@ static const TypeInfo TYPES[] = {
     {DT_Q5_1_G4, "q5_1_g4", NULL, QKL_G4, 4 * sizeof(BlockQ5_1)},
     {DT_Q4_1_G4, "q4_1_g4", NULL, QKL_G4, 4 * sizeof(BlockQ4_1)},
     {DT_IQ4_NL_G4, "iq4_nl_g4", NULL, QKL_G4, 4 * sizeof(BlockIQ4_NL)},
+    {DT_Q4_K_PAIRS, "q4_k_pairs", NULL, QK_K, sizeof(BlockQ4_K)},
 };
 #define NTYPES (int)(sizeof(TYPES) / sizeof(TYPES[0]))
 
@@ -76,8 +77,7 @@ const char *dtype_st_name(int t) {
 int dtype_from_name(const char *s) {
     if (!s) return DT_INVALID;
     for (int i = 0; i < NTYPES; i++) /* an in-memory layout is not a type one asks for */
-        if (dtype_q4_0_group_blocks(TYPES[i].type) <= 1 && !dtype_legacy_g4_base(TYPES[i].type) &&
-            !strcasecmp(s, TYPES[i].name))
+        if (!dtype_regrouped_from(TYPES[i].type) && !strcasecmp(s, TYPES[i].name))
             return TYPES[i].type;
     return DT_INVALID;
 }
@@ -208,10 +208,13 @@ void dtype_q4_0_regroup(const void *src_, void *dst_, int64_t n, int g) {
         }
 }
 
-int dtype_regrouped_from(int to) { return dtype_q4_0_group_blocks(to) > 1 ? DT_Q4_0 : dtype_legacy_g4_base(to); }
+int dtype_regrouped_from(int to) {
+    return dtype_q4_0_group_blocks(to) > 1 ? DT_Q4_0 : to == DT_Q4_K_PAIRS ? DT_Q4_K : dtype_legacy_g4_base(to);
+}
 
 void dtype_regroup(int to, const void *src, void *dst, int64_t n) {
     if (dtype_q4_0_group_blocks(to) > 1) dtype_q4_0_regroup(src, dst, n, dtype_q4_0_group_blocks(to));
+    else if (to == DT_Q4_K_PAIRS) dtype_q4_k_pairs_regroup(src, dst, n);
     else dtype_legacy_regroup(dtype_legacy_g4_base(to), src, dst, n);
 }
 
@@ -340,6 +343,13 @@ int dequantize_row(int t, const void *src_, float *dst, int64_t n) {
     case DT_Q4_1_G4:
     case DT_IQ4_NL_G4: return dequantize_blocks_legacy(t, src, dst, nb);
     case DT_Q4_K: deq_q4_k(src, dst, nb); return 0;
+    case DT_Q4_K_PAIRS:
+        for (int64_t b = 0; b < nb; b++) {
+            BlockQ4_K blk;
+            dtype_q4_k_pairs_block(src, b, &blk);
+            deq_q4_k((const uint8_t *)&blk, dst + QK_K * b, 1);
+        }
+        return 0;
     case DT_Q6_K: deq_q6_k(src, dst, nb); return 0;
     case DT_Q2_K: deq_q2_k(src, dst, nb); return 0; /* dtype_kquant.c */
     case DT_Q3_K: deq_q3_k(src, dst, nb); return 0;

@@ -47,6 +47,7 @@ typedef enum DType {
     DT_Q5_1_G4 = 105,  /* in memory only */
     DT_Q4_1_G4 = 106,  /* in memory only */
     DT_IQ4_NL_G4 = 107, /* in memory only */
+    DT_Q4_K_PAIRS = 108, /* in memory only (dtype_kquant.c, below) */
     DT_INVALID = -1
 } DType;
 
@@ -334,6 +335,25 @@ static inline int dtype_legacy_g4_of(int t) {
         if (t && dtype_legacy_g4_base(g) == t) return g;
     return 0;
 }
+/* DT_Q4_K_PAIRS: Q4_K with its nibbles reordered for the AVX2 decode
+ * (kernels/quant.c), never in a file. A block is a Q4_K block, 256 values
+ * in 144 bytes: d, dmin and the 12 bytes of scales as stored, then its 128
+ * bytes of nibbles as four 32-byte pairs of sub-blocks: pair p holds
+ * sub-block dtype_q4_k_pair_first(p) (0, 4, 1, 5) in bytes 0-15 and the
+ * sub-block two after it (2, 6, 3, 7) in bytes 16-31, each as Q4_0 packs a
+ * block (byte i: element i in the low nibble, element 16 + i in the high).
+ * Stored, each 32 bytes hold sub-blocks 2k and 2k + 1 as low and high
+ * nibbles, so that each 128-bit half of a 32-byte load holds halves of two
+ * sub-blocks whose activation scales differ; paired by 128-bit lane, one
+ * int16 add joins a sub-block's two halves before one widening, one
+ * conversion and one FMA per pair (two each stored), and the pairs are the
+ * ones the activation's Q4_K order already has (kernels/quant_internal.h,
+ * act_qk). */
+static inline int dtype_q4_k_pair_first(int p) { return (p % 2) * 4 + p / 2; }
+/* n values of Q4_K blocks into DT_Q4_K_PAIRS (src and dst do not overlap),
+ * and block i of a DT_Q4_K_PAIRS row back as stored (a BlockQ4_K). */
+void dtype_q4_k_pairs_regroup(const void *src, void *dst, int64_t n);
+void dtype_q4_k_pairs_block(const void *row, int64_t i, void *out);
 /* Where a group of a stored type base lies, per the layout above: whether
  * its blocks have an m, a fifth bit; the byte offsets of its plane and of
  * its nibbles in the group. */

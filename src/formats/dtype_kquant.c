@@ -137,6 +137,42 @@ void deq_iq4_xs(const void *src, float *dst, int64_t nb) {
     }
 }
 
+/* ---- Q4_K in pairs (DT_Q4_K_PAIRS, dtype.h) ----
+ * Element e of sub-block j is stored in byte 32 (j / 2) + e, nibble j % 2;
+ * in pairs, for the pair p with first sub-block a, byte 32 p + i holds
+ * elements i and 16 + i of a, byte 32 p + 16 + i those of a + 2 (i < 16).
+ * A byte at a time: a load of the 1B model regroups ~3.5 M blocks. */
+static inline int q4k_nib(const uint8_t *qs, int j, int e) { return (qs[32 * (j / 2) + e] >> (4 * (j % 2))) & 15; }
+
+void dtype_q4_k_pairs_regroup(const void *src, void *dst, int64_t n) {
+    const BlockQ4_K *b = src;
+    BlockQ4_K *o = dst;
+    for (int64_t k = 0; k < n / QK_K; k++) {
+        o[k] = b[k]; /* d, dmin, scales */
+        for (int p = 0; p < 4; p++)
+            for (int h = 0; h < 2; h++) {
+                int j = dtype_q4_k_pair_first(p) + 2 * h;
+                for (int i = 0; i < 16; i++)
+                    o[k].qs[32 * p + 16 * h + i] = (uint8_t)(q4k_nib(b[k].qs, j, i) | q4k_nib(b[k].qs, j, 16 + i) << 4);
+            }
+    }
+}
+
+void dtype_q4_k_pairs_block(const void *row, int64_t k, void *out) {
+    const BlockQ4_K *p = (const BlockQ4_K *)row + k;
+    BlockQ4_K *b = out;
+    *b = *p;
+    memset(b->qs, 0, sizeof b->qs);
+    for (int q = 0; q < 4; q++)
+        for (int h = 0; h < 2; h++) {
+            int j = dtype_q4_k_pair_first(q) + 2 * h;
+            for (int e = 0; e < 32; e++) {
+                int v = (p->qs[32 * q + 16 * h + e % 16] >> (4 * (e / 16))) & 15;
+                b->qs[32 * (j / 2) + e] |= (uint8_t)(v << (4 * (j % 2)));
+            }
+        }
+}
+
 /* ---- fits ---- */
 
 /* Squared error of x ~ s*q - o with q = round((x+o)/s) in [0, qmax]. */

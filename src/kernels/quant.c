@@ -11,13 +11,13 @@
 
 int kernel_type_ok(int t) {
     return t == DT_F32 || t == DT_F16 || t == DT_BF16 || t == DT_Q8_0 || act_has_q4(t) || t == DT_Q4_K ||
-           t == DT_Q6_K || quant_legacy_type(t) || kquant_is(t); /* quant_legacy.c, quant_kquant.c */
+           t == DT_Q4_K_PAIRS || t == DT_Q6_K || quant_legacy_type(t) || kquant_is(t); /* quant_legacy.c, quant_kquant.c */
 }
 
 int kernel_row_ok(int t, long n) { return kernel_type_ok(t) && n > 0 && dtype_nbytes(t, n) > 0; }
 
 int kernel_vec_type(int weight) {
-    return weight == DT_Q8_0 || act_has_q4(weight) || weight == DT_Q4_K || weight == DT_Q6_K ||
+    return weight == DT_Q8_0 || act_has_q4(weight) || weight == DT_Q4_K || weight == DT_Q4_K_PAIRS || weight == DT_Q6_K ||
                    quant_legacy_type(weight) || kquant_is(weight)
                ? DT_Q8_0
                : DT_F32;
@@ -27,7 +27,7 @@ size_t kernel_act_bytes(int t, long n) {
     if (kernel_vec_type(t) == DT_F32) return (size_t)n * sizeof(float);
     return act_total_bytes(n) + (act_has_q4(t)                  ? act_q4_bytes(n) + 512 * (size_t)act_ngroups(n)
                                  : act_has_quads(t)             ? act_q4_bytes(n)
-                                 : t == DT_Q4_K || t == DT_Q5_K ? act_qk_bytes(n)
+                                 : act_has_qk(t)                ? act_qk_bytes(n)
                                                                 : 0);
 }
 
@@ -57,7 +57,7 @@ void kernel_quantize_act(int t, const float *x, void *out, long n) {
     float *dxx = (float *)act_dxx(out, n), *sxx = (float *)act_sxx(out, n);
     for (long i = 0; i < n / QK8_0; i++)
         for (int j = 0; j < 8; j++) dxx[8 * i + j] = dx[i], sxx[8 * i + j] = sx[i];
-    if ((t == DT_Q4_K || t == DT_Q5_K) && act_qk_bytes(n)) { /* the wide Q4_K/Q5_K dots' order (quant_internal.h) */
+    if (act_has_qk(t) && act_qk_bytes(n)) { /* the Q4_K order (quant_internal.h) */
         int8_t *qk = (int8_t *)act_qk(out, n);
         for (long i = 0; i < n / QK_K; i++)
             for (int part = 0; part < 4; part++)
@@ -124,16 +124,18 @@ static inline int q6k_quant(const BlockQ6_K *b, int i) {
  * Q4_K sub-block of 32 is one activation block, w = d*sc*q - dmin*m, so its
  * dot is dx * (d*sc*sum(q*qx) - dmin*m*sum(qx)); a Q6_K block of 32 has two
  * scales of 16, w = d*sc*(q - 32). */
-static float dot_q4_k_ref(const BlockQ4_K *w, const int8_t *xq, const float *dx, long nb) {
+static float dot_q4_k_ref(int t, const BlockQ4_K *w, const int8_t *xq, const float *dx, long nb) {
     float sum = 0;
     for (long i = 0; i < nb; i++) {
-        float d = half(w[i].d), dmin = half(w[i].dmin);
+        BlockQ4_K b = w[i];
+        if (t == DT_Q4_K_PAIRS) dtype_q4_k_pairs_block(w, i, &b); /* as stored */
+        float d = half(b.d), dmin = half(b.dmin);
         for (int j = 0; j < 8; j++) {
             const int8_t *a = xq + 32 * (i * 8 + j);
             int sc, mn, dot = 0, sx = 0;
-            q4k_scale_min(j, w[i].scales, &sc, &mn);
+            q4k_scale_min(j, b.scales, &sc, &mn);
             for (int l = 0; l < 32; l++) {
-                int q = j % 2 ? w[i].qs[32 * (j / 2) + l] >> 4 : w[i].qs[32 * (j / 2) + l] & 0xf;
+                int q = j % 2 ? b.qs[32 * (j / 2) + l] >> 4 : b.qs[32 * (j / 2) + l] & 0xf;
                 dot += q * a[l];
                 sx += a[l];
             }
@@ -200,7 +202,8 @@ float vec_dot_ref(int t, const void *row, const void *act, long n) {
         }
         return sum;
     }
-    case DT_Q4_K: return dot_q4_k_ref(row, act_q(act), act_dx(act, n), n / QK_K);
+    case DT_Q4_K:
+    case DT_Q4_K_PAIRS: return dot_q4_k_ref(t, row, act_q(act), act_dx(act, n), n / QK_K);
     case DT_Q6_K: return dot_q6_k_ref(row, act_q(act), act_dx(act, n), n / QK_K);
     case DT_Q2_K: case DT_Q3_K: case DT_Q5_K: case DT_IQ4_XS: return kquant_dot_ref(t, row, act, n);
     default: return 0;
@@ -453,6 +456,58 @@ static ALWAYS_INLINE void dot_q4_k_n(const BlockQ4_K *w, const void *const *act,
         q4k_pair(w[i].qs, sv, 2, x, i * 8, NX, acc);
         q4k_pair(w[i].qs, sv, 4, x, i * 8, NX, acc);
         q4k_pair(w[i].qs, sv, 6, x, i * 8, NX, acc);
+    }
+    UNROLL_NX
+    for (int k = 0; k < NX; k++) out[k] = hsum8(_mm256_sub_ps(_mm256_add_ps(acc[0][k], acc[1][k]), accm[k]));
+}
+
+/* DT_Q4_K_PAIRS (formats/dtype.h) against the activation's Q4_K order
+ * (act_qk): pair p's 32 bytes hold sub-block a = dtype_q4_k_pair_first(p)
+ * in 128-bit lane 0 and a + 2 in lane 1, each packed as a Q4_0 block, and
+ * act_qk holds the same two sub-blocks' elements 0-15 in 32 bytes and
+ * their elements 16-31 64 bytes on, so the Q4_0 quads' step (q4_pair)
+ * dots a pair: two maddubs joined in int16 (a pair of products |u y| <=
+ * 2 * 15 * 127, two pairs 7620 < 32767), one widening, one conversion,
+ * one FMA, where the stored layout's halves of two sub-blocks in each lane
+ * take two of each (q4k_pair). The scales d sc dx are permuted once per
+ * super-block to the pairs' lanes (0 4 1 5 | 2 6 3 7), so pair p's are
+ * element p of each lane (bcast_in_lanes). The mins as in dot_q4_k_n. In
+ * cache on one Zen 3 core (256 x 2048) 21.7 -> 20.3 us; two cores from
+ * memory 26.3 -> 29.1 GB/s (docs/BENCHMARKS.md). */
+static ALWAYS_INLINE void q4k_pairs_step(const BlockQ4_K *b, int p, const int8_t *const *x, const __m256 *sd, int NX,
+                                         __m256 acc[2][4]) {
+    __m256i v = _mm256_loadu_si256((const __m256i *)(b->qs + 32 * p));
+    UNROLL_NX
+    for (int k = 0; k < NX; k++)
+        acc[p % 2][k] = q4_pair(v, x[k] + 128 * (p / 2) + 32 * (p % 2), bcast_in_lanes(sd[k], p), acc[p % 2][k]);
+}
+
+static ALWAYS_INLINE void dot_q4_k_pairs_n(const BlockQ4_K *w, const void *const *act, int NX, long n, float *out) {
+    const int8_t *x[4];
+    const float *dx[4], *sx[4];
+    UNROLL_NX
+    for (int k = 0; k < NX; k++) x[k] = act_qk(act[k], n), dx[k] = act_dx(act[k], n), sx[k] = act_sx(act[k], n);
+    const long nb = n / QK_K;
+    const __m256i to_pairs = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+    __m256 acc[2][4], accm[4];
+    UNROLL_NX
+    for (int k = 0; k < NX; k++) acc[0][k] = acc[1][k] = accm[k] = _mm256_setzero_ps();
+    for (long i = 0; i < nb; i++) {
+        prefetch_ahead(&w[i], 3); /* 144 bytes a super-block */
+        __m256 scv, mnv, sd[4];
+        q4k_scale_vectors(&w[i], &scv, &mnv);
+        const int8_t *xi[4];
+        UNROLL_NX
+        for (int k = 0; k < NX; k++) {
+            sd[k] = _mm256_permutevar8x32_ps(_mm256_mul_ps(scv, _mm256_loadu_ps(dx[k] + 8 * i)), to_pairs);
+            accm[k] = _mm256_fmadd_ps(mnv, _mm256_loadu_ps(sx[k] + 8 * i), accm[k]);
+            xi[k] = x[k] + QK_K * i;
+        }
+        /* spelled out so that p is a constant (see q6k_step) */
+        q4k_pairs_step(&w[i], 0, xi, sd, NX, acc);
+        q4k_pairs_step(&w[i], 1, xi, sd, NX, acc);
+        q4k_pairs_step(&w[i], 2, xi, sd, NX, acc);
+        q4k_pairs_step(&w[i], 3, xi, sd, NX, acc);
     }
     UNROLL_NX
     for (int k = 0; k < NX; k++) out[k] = hsum8(_mm256_sub_ps(_mm256_add_ps(acc[0][k], acc[1][k]), accm[k]));
@@ -781,11 +836,11 @@ int kernel_use_avx512(int on) {
 }
 
 /* Whether the AVX-512 code takes rows of type t: every type when it is on,
- * except those regrouped in fours (Q4_0, Q5_0, Q5_1), which only the AVX2
- * code reads (a matrix regrouped while it was off stays readable when it
+ * except the layouts only the AVX2 code reads (Q4_0 and the 32-value
+ * types in fours, Q4_K in pairs) (a matrix regrouped while it was off stays readable when it
  * is on again). */
 #if KERNELS_AVX512
-static int avx512_takes(int t) { return avx512_on && t != DT_Q4_0_G4 && !dtype_legacy_g4_base(t); }
+static int avx512_takes(int t) { return avx512_on && t != DT_Q4_0_G4 && t != DT_Q4_K_PAIRS && !dtype_legacy_g4_base(t); }
 #endif
 
 /* Q4_0 rows of whole groups regrouped: both levels' decode dots and
@@ -793,10 +848,12 @@ static int avx512_takes(int t) { return avx512_on && t != DT_Q4_0_G4 && !dtype_l
  * decode 32-34 tokens/s as stored, 37-39 regrouped, on a Zen 3); the AVX2
  * ones also take groups of 4 (rows of whole quads that are not whole
  * groups of 16: qwen2.5-0.5b), which the AVX-512 ones leave as stored
- * (their quad dot reads the stored layout; avx512_takes). */
+ * (their quad dot reads the stored layout; avx512_takes). Likewise the
+ * 32-value types in fours and Q4_K in pairs for the AVX2 dots only. */
 int kernel_weight_type(int t, long cols) {
     if (dtype_legacy_g4_of(t) && cols % QKL_G4 == 0 && !avx512_on) /* quant_legacy.c */
         return dtype_legacy_g4_of(t);
+    if (t == DT_Q4_K && !avx512_on) return DT_Q4_K_PAIRS; /* dot_q4_k_pairs_n */
     if (t != DT_Q4_0) return t;
     if (cols % QK4_0_G16 == 0) return DT_Q4_0_G16;
     return cols % QK4_0_G4 == 0 && !avx512_on ? DT_Q4_0_G4 : t;
@@ -819,6 +876,7 @@ static void quant_dot(int t, const void *row, const void *act, long n, float *ou
     case DT_Q4_0_G4: *out = dot_q4_0_quads(4, row, act, n); break;
     case DT_Q4_0_G16: *out = dot_q4_0_quads(16, row, act, n); break;
     case DT_Q4_K: dot_q4_k_n(row, &act, 1, n, out); break;
+    case DT_Q4_K_PAIRS: dot_q4_k_pairs_n(row, &act, 1, n, out); break;
     case DT_Q2_K: case DT_Q3_K: case DT_Q5_K: case DT_IQ4_XS: kquant_dot_n(t, row, &act, 1, n, out); break;
     default: dot_q6_k_n(row, &act, 1, n, out); break;
     }
@@ -840,6 +898,7 @@ static void quant_dot4(int t, const void *row, const void *const x[4], long n, f
         return;
     }
     if (t == DT_Q4_K) dot_q4_k_n(row, x, 4, n, r);
+    else if (t == DT_Q4_K_PAIRS) dot_q4_k_pairs_n(row, x, 4, n, r);
     else if (kquant_is(t)) kquant_dot_n(t, row, x, 4, n, r);
     else dot_q6_k_n(row, x, 4, n, r);
 }
@@ -879,18 +938,29 @@ static inline void u8x32_to_f32(__m256i q, __m256 out[4]) {
 
 /* The same values as formats' deq_q4_k / deq_q6_k, in the same order of
  * operations (multiply, then subtract; (d*sc)*q), so the results are
- * bit-identical. */
-static void deq_q4_k_avx2(const BlockQ4_K *b, float *y, long nb) {
+ * bit-identical. Q4_K as stored or in pairs (DT_Q4_K_PAIRS: sub-block j's
+ * elements 0-15 and 16-31 are the low and high nibbles of one 128-bit
+ * lane of its pair). */
+static void deq_q4_k_avx2(int t, const BlockQ4_K *b, float *y, long nb) {
     const __m256i m4 = _mm256_set1_epi8(15);
     for (long i = 0; i < nb; i++, y += QK_K) {
         float d = half(b[i].d), dmin = half(b[i].dmin);
+        __m256i q[8]; /* sub-block j's 32 quants in element order */
+        for (int k = 0; k < 4; k++) {
+            __m256i v = _mm256_loadu_si256((const __m256i *)(b[i].qs + 32 * k));
+            __m256i lo = _mm256_and_si256(v, m4), hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
+            if (t == DT_Q4_K_PAIRS) {
+                int a = dtype_q4_k_pair_first(k);
+                q[a] = _mm256_permute2x128_si256(lo, hi, 0x20), q[a + 2] = _mm256_permute2x128_si256(lo, hi, 0x31);
+            } else {
+                q[2 * k] = lo, q[2 * k + 1] = hi;
+            }
+        }
         for (int j = 0; j < 8; j++) {
             int sc, mn;
             q4k_scale_min(j, b[i].scales, &sc, &mn);
-            __m256i v = _mm256_loadu_si256((const __m256i *)(b[i].qs + 32 * (j / 2)));
-            __m256i q = j % 2 ? _mm256_and_si256(_mm256_srli_epi16(v, 4), m4) : _mm256_and_si256(v, m4);
             __m256 f[4], ds = _mm256_set1_ps(d * (float)sc), o = _mm256_set1_ps(dmin * (float)mn);
-            u8x32_to_f32(q, f);
+            u8x32_to_f32(q[j], f);
             for (int k = 0; k < 4; k++) _mm256_storeu_ps(y + 32 * j + 8 * k, _mm256_sub_ps(_mm256_mul_ps(ds, f[k]), o));
         }
     }
@@ -955,7 +1025,8 @@ void kernel_dequantize_row(int t, const void *row, float *y, long n) {
             }
         }
         return;
-    case DT_Q4_K: deq_q4_k_avx2(row, y, n / QK_K); return;
+    case DT_Q4_K:
+    case DT_Q4_K_PAIRS: deq_q4_k_avx2(t, row, y, n / QK_K); return;
     case DT_Q6_K: deq_q6_k_avx2(row, y, n / QK_K); return;
     default: dequantize_row(t, row, y, n); return;
     }

@@ -32,10 +32,10 @@ static float *rand_vec(Rng *r, long n, float scale) {
 }
 
 /* The weight types the kernels compute with (formats/dtype.h numbers), and
- * the in-memory regroupings of Q4_0 (rows of whole 512- and 128-value
- * groups). */
-static const int TYPES[] = {DT_F32, DT_F16, DT_BF16, DT_Q8_0, DT_Q4_0, DT_Q4_K, DT_Q6_K, DT_Q4_0_G16, DT_Q4_0_G4};
-#define N_TYPES 9
+ * the in-memory layouts of Q4_0 (rows of whole 512- and 128-value groups)
+ * and Q4_K (in pairs). */
+static const int TYPES[] = {DT_F32, DT_F16, DT_BF16, DT_Q8_0, DT_Q4_0, DT_Q4_K, DT_Q6_K, DT_Q4_0_G16, DT_Q4_0_G4, DT_Q4_K_PAIRS};
+#define N_TYPES 10
 
 static void test_vec_dot_matches_reference(void) {
     Rng r;
@@ -104,13 +104,13 @@ static void test_k_quant_dots_match_dequantised(void) {
     long n = 256 * 6;
     float *w = rand_vec(&r, n, 0.05f), *wd = xmalloc((size_t)n * 4), *xd = xmalloc((size_t)n * 4 * 5);
     w[100] = 1.5f; /* an outlier sub-block */
-    size_t xbs[2] = {kernel_act_bytes(DT_Q4_K, n), kernel_act_bytes(DT_Q6_K, n)};
-    CHECK(xbs[0] % 64 == 0 && xbs[1] % 64 == 0 && xbs[1] > dtype_nbytes(DT_Q8_0, n) && xbs[0] > xbs[1]);
+    size_t xbs[3] = {kernel_act_bytes(DT_Q4_K, n), kernel_act_bytes(DT_Q6_K, n), kernel_act_bytes(DT_Q4_K_PAIRS, n)};
+    CHECK(xbs[0] % 64 == 0 && xbs[1] % 64 == 0 && xbs[1] > dtype_nbytes(DT_Q8_0, n) && xbs[0] > xbs[1] && xbs[2] == xbs[0]);
     char *xq = xmalloc(xbs[0] * 5);
     float *xs = rand_vec(&r, 5 * n, 1.0f);
     void *wq = xmalloc((size_t)n * 4);
-    int types[2] = {DT_Q4_K, DT_Q6_K};
-    for (int ti = 0; ti < 2; ti++) {
+    int types[3] = {DT_Q4_K, DT_Q6_K, DT_Q4_K_PAIRS};
+    for (int ti = 0; ti < 3; ti++) {
         int t = types[ti];
         size_t xb = xbs[ti];
         for (int k = 0; k < 5; k++) {
@@ -168,8 +168,8 @@ static void test_multi_rows_any_batch(void) {
     Rng r;
     rng_seed(&r, 17);
     const long n = 512;
-    const int types[6] = {DT_Q8_0, DT_Q4_0, DT_Q4_K, DT_Q6_K, DT_Q4_0_G16, DT_Q4_0_G4}, nrows = 5;
-    for (int ti = 0; ti < 6; ti++) {
+    const int types[7] = {DT_Q8_0, DT_Q4_0, DT_Q4_K, DT_Q6_K, DT_Q4_0_G16, DT_Q4_0_G4, DT_Q4_K_PAIRS}, nrows = 5;
+    for (int ti = 0; ti < 7; ti++) {
         int t = types[ti];
         size_t rb = dtype_nbytes(t, n), xb = kernel_act_bytes(t, n);
         float *w = rand_vec(&r, nrows * n, 0.5f), *x = rand_vec(&r, 7 * n, 2.0f), got[7 * 5];
@@ -275,10 +275,11 @@ static void test_matmul_group_equals_separate(void) {
                             {DT_Q4_K, DT_Q6_K, DT_Q4_K},
                             {DT_F32, DT_Q4_0, DT_BF16},
                             {DT_Q4_0_G16, DT_Q4_0, DT_Q4_0_G16},
-                            {DT_Q4_0_G4, DT_Q4_0_G16, DT_Q4_0_G4}};
+                            {DT_Q4_0_G4, DT_Q4_0_G16, DT_Q4_0_G4},
+                            {DT_Q4_K_PAIRS, DT_Q6_K, DT_Q4_K_PAIRS}};
     Rng r;
     rng_seed(&r, 77);
-    for (int ti = 0; ti < 5; ti++)
+    for (int ti = 0; ti < 6; ti++)
         for (int ni = 0; ni < 3; ni++) {
             const int n = ni == 0 ? 1 : ni == 1 ? 3 : 64; /* the last on the GEMM path */
             QMat w[3];
@@ -658,6 +659,62 @@ static void test_q4_0_regrouped(void) {
     CHECK_EQ_INT(kernel_weight_type(DT_Q8_0, 3 * QK4_0_G16), DT_Q8_0);
 }
 
+/* DT_Q4_K_PAIRS is Q4_K with its nibbles reordered (formats/dtype.h): on
+ * random bytes every block comes back byte for byte and dequantises to the
+ * same values (every nibble position, whatever a quantiser writes); on a
+ * quantised row its dots, one and four activations at once, equal the
+ * stored row's reference up to the order of the float sums (1e-5 of the
+ * sum of |terms|, as above); the loaders choose it where the AVX2 dots run
+ * (every Q4_K row: whole super-blocks), and it has no user-facing name. */
+static void test_q4_k_pairs(void) {
+    Rng r;
+    rng_seed(&r, 23);
+    const long n = 5 * QK_K;
+    size_t rb = dtype_nbytes(DT_Q4_K, n);
+    CHECK_EQ_INT((int)dtype_nbytes(DT_Q4_K_PAIRS, n), (int)rb);
+    CHECK_EQ_INT(dtype_from_name(dtype_name(DT_Q4_K_PAIRS)), DT_INVALID);
+    CHECK_EQ_INT(dtype_regrouped_from(DT_Q4_K_PAIRS), DT_Q4_K);
+    uint8_t *q = xmalloc(rb), *pq = xmalloc(rb), *back = xmalloc(rb);
+    float *a = xmalloc((size_t)n * 4), *b = xmalloc((size_t)n * 4);
+    for (size_t i = 0; i < rb; i++) q[i] = (uint8_t)(rng_u64(&r) >> 56);
+    for (long k = 0; k < n / QK_K; k++) /* finite scales: f16 exponents below 31 */
+        q[k * sizeof(BlockQ4_K) + 1] &= 0x3b, q[k * sizeof(BlockQ4_K) + 3] &= 0x3b;
+    dtype_regroup(DT_Q4_K_PAIRS, q, pq, n);
+    CHECK(memcmp(pq, q, rb) != 0); /* reordered, not copied */
+    for (long k = 0; k < n / QK_K; k++) dtype_q4_k_pairs_block(pq, k, back + k * sizeof(BlockQ4_K));
+    CHECK(!memcmp(back, q, rb));
+    dequantize_row(DT_Q4_K, q, a, n);
+    dequantize_row(DT_Q4_K_PAIRS, pq, b, n);
+    CHECK(!memcmp(a, b, (size_t)n * 4));
+    kernel_dequantize_row(DT_Q4_K_PAIRS, pq, b, n);
+    CHECK(!memcmp(a, b, (size_t)n * 4));
+    /* a quantised row */
+    float *w = rand_vec(&r, n, 0.5f), *x = rand_vec(&r, 4 * n, 2.0f);
+    quantize_row(DT_Q4_K, w, q, n);
+    quantize_row(DT_Q4_K_PAIRS, w, pq, n);
+    dtype_q4_k_pairs_regroup(q, back, n);
+    CHECK(!memcmp(pq, back, rb));
+    dequantize_row(DT_Q4_K, q, a, n);
+    size_t xb = kernel_act_bytes(DT_Q4_K_PAIRS, n);
+    char *xq = xaligned_alloc(4 * xb);
+    for (int k = 0; k < 4; k++) kernel_quantize_act(DT_Q4_K_PAIRS, x + k * n, xq + k * xb, n);
+    float multi[4];
+    vec_dot_multi(DT_Q4_K_PAIRS, pq, xq, xb, 4, n, multi, 1);
+    for (int k = 0; k < 4; k++) {
+        double scale = 0;
+        for (long i = 0; i < n; i++) scale += fabs(a[i] * x[k * n + i]);
+        float ref = vec_dot_ref(DT_Q4_K, q, xq + k * xb, n), got = vec_dot(DT_Q4_K_PAIRS, pq, xq + k * xb, n);
+        CHECK_MSG(fabs(got - ref) <= 1e-5 * scale, "act %d: %g, ref %g", k, got, ref);
+        CHECK_MSG(vec_dot_ref(DT_Q4_K_PAIRS, pq, xq + k * xb, n) == ref, "act %d: the pairs' reference", k);
+        CHECK_MSG(fabs(multi[k] - ref) <= 1e-5 * scale, "act %d: four at once %g, ref %g", k, multi[k], ref);
+    }
+    int avx512 = kernel_use_avx512(0);
+    kernel_use_avx512(avx512);
+    CHECK_EQ_INT(kernel_weight_type(DT_Q4_K, 2048), kernel_level() >= KL_AVX2 && !avx512 ? DT_Q4_K_PAIRS : DT_Q4_K);
+    CHECK_EQ_INT(kernel_weight_type(DT_Q6_K, 2048), DT_Q6_K);
+    free(q), free(pq), free(back), free(a), free(b), free(w), free(x), free(xq);
+}
+
 /* The prefetch mode (dispatch.h) moves when bytes arrive, never what is
  * computed: every row dot is bit for bit the same in each mode. */
 static void test_prefetch_modes_same_results(void) {
@@ -690,6 +747,7 @@ static void test_dots_without_avx512(void) {
     test_q4_0_multi();
     test_matmul_matches_reference();
     test_q4_0_regrouped();
+    test_q4_k_pairs();
     kernel_use_avx512(was);
 }
 
@@ -704,6 +762,7 @@ int main(void) {
     RUN_LEVELS(test_matmul_group_equals_separate);
     RUN_LEVELS(test_q8_0_extreme_quants);
     RUN_LEVELS(test_q4_0_regrouped);
+    RUN_LEVELS(test_q4_k_pairs);
     RUN_LEVELS(test_prefetch_modes_same_results);
     RUN_LEVELS(test_dots_without_avx512);
     RUN_LEVELS(test_attention_matches_reference);

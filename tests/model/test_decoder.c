@@ -727,9 +727,12 @@ static void test_gguf_k_quants(void) {
         CHECK_MSG(got && own, "%s: %s", name, e.msg);
         double tol_f32 = budget(sqrt(var_f32[ti]), 1, 2, logit_rho(ref, (long)n * V));
         double tol_own = act_q8_tol(&m->cfg, logit_rho(own, (long)n * V));
-        /* the matrices are used in their file type (memory-mapped), not converted */
-        int in_place = m->w.layers[0].w_up.type == (types[ti] == -1 ? DT_Q4_K : types[ti]) &&
-                       m->w.layers[1].w_down.type == (types[ti] == DT_Q4_K ? DT_Q4_K : DT_Q6_K);
+        /* the matrices are used in their file type, not converted to
+         * another, only laid out as the kernels ask (kernel_weight_type:
+         * Q4_K in pairs where the AVX2 dots run) */
+        const int up = types[ti] == -1 ? DT_Q4_K : types[ti], down = types[ti] == DT_Q4_K ? DT_Q4_K : DT_Q6_K;
+        int in_place = m->w.layers[0].w_up.type == kernel_weight_type(up, m->w.layers[0].w_up.cols) &&
+                       m->w.layers[1].w_down.type == kernel_weight_type(down, m->w.layers[1].w_down.cols);
         model_free(m);
         Errors vs_f32, vs_own;
         logit_errors(got, ref, n, (int)V, tol_f32, &vs_f32);
