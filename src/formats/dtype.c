@@ -49,6 +49,7 @@ static const TypeInfo TYPES[] = {
     {DT_Q4_1_G4, "q4_1_g4", NULL, QKL_G4, 4 * sizeof(BlockQ4_1)},
     {DT_IQ4_NL_G4, "iq4_nl_g4", NULL, QKL_G4, 4 * sizeof(BlockIQ4_NL)},
     {DT_Q4_K_PAIRS, "q4_k_pairs", NULL, QK_K, sizeof(BlockQ4_K)},
+    {DT_Q5_K_PAIRS, "q5_k_pairs", NULL, QK_K, sizeof(BlockQ5_K)},
 };
 #define NTYPES (int)(sizeof(TYPES) / sizeof(TYPES[0]))
 
@@ -57,6 +58,7 @@ _Static_assert(sizeof(BlockQ8_0) == 34, "BlockQ8_0 size");
 _Static_assert(sizeof(BlockQ4_0) == 18, "BlockQ4_0 size");
 _Static_assert(sizeof(BlockQ4_K) == 144, "BlockQ4_K size");
 _Static_assert(sizeof(BlockQ6_K) == 210, "BlockQ6_K size");
+_Static_assert(sizeof(BlockQ5_K) <= 16 * sizeof(BlockQ4_0), "quantize_row's group buffer");
 
 static const TypeInfo *info(int t) {
     for (int i = 0; i < NTYPES; i++)
@@ -209,12 +211,12 @@ void dtype_q4_0_regroup(const void *src_, void *dst_, int64_t n, int g) {
 }
 
 int dtype_regrouped_from(int to) {
-    return dtype_q4_0_group_blocks(to) > 1 ? DT_Q4_0 : to == DT_Q4_K_PAIRS ? DT_Q4_K : dtype_legacy_g4_base(to);
+    return dtype_q4_0_group_blocks(to) > 1 ? DT_Q4_0 : dtype_k_pairs_base(to) ? dtype_k_pairs_base(to) : dtype_legacy_g4_base(to);
 }
 
 void dtype_regroup(int to, const void *src, void *dst, int64_t n) {
     if (dtype_q4_0_group_blocks(to) > 1) dtype_q4_0_regroup(src, dst, n, dtype_q4_0_group_blocks(to));
-    else if (to == DT_Q4_K_PAIRS) dtype_q4_k_pairs_regroup(src, dst, n);
+    else if (dtype_k_pairs_base(to)) dtype_k_pairs_regroup(dtype_k_pairs_base(to), src, dst, n);
     else dtype_legacy_regroup(dtype_legacy_g4_base(to), src, dst, n);
 }
 
@@ -344,10 +346,12 @@ int dequantize_row(int t, const void *src_, float *dst, int64_t n) {
     case DT_IQ4_NL_G4: return dequantize_blocks_legacy(t, src, dst, nb);
     case DT_Q4_K: deq_q4_k(src, dst, nb); return 0;
     case DT_Q4_K_PAIRS:
+    case DT_Q5_K_PAIRS:
         for (int64_t b = 0; b < nb; b++) {
-            BlockQ4_K blk;
-            dtype_q4_k_pairs_block(src, b, &blk);
-            deq_q4_k((const uint8_t *)&blk, dst + QK_K * b, 1);
+            BlockQ5_K blk; /* either type's block as stored */
+            dtype_k_pairs_block(t, src, b, &blk);
+            if (t == DT_Q4_K_PAIRS) deq_q4_k((const uint8_t *)&blk, dst + QK_K * b, 1);
+            else deq_q5_k(&blk, dst + QK_K * b, 1);
         }
         return 0;
     case DT_Q6_K: deq_q6_k(src, dst, nb); return 0;

@@ -48,6 +48,7 @@ typedef enum DType {
     DT_Q4_1_G4 = 106,  /* in memory only */
     DT_IQ4_NL_G4 = 107, /* in memory only */
     DT_Q4_K_PAIRS = 108, /* in memory only (dtype_kquant.c, below) */
+    DT_Q5_K_PAIRS = 109, /* in memory only */
     DT_INVALID = -1
 } DType;
 
@@ -335,25 +336,39 @@ static inline int dtype_legacy_g4_of(int t) {
         if (t && dtype_legacy_g4_base(g) == t) return g;
     return 0;
 }
-/* DT_Q4_K_PAIRS: Q4_K with its nibbles reordered for the AVX2 decode
- * (kernels/quant.c), never in a file. A block is a Q4_K block, 256 values
- * in 144 bytes: d, dmin and the 12 bytes of scales as stored, then its 128
- * bytes of nibbles as four 32-byte pairs of sub-blocks: pair p holds
- * sub-block dtype_q4_k_pair_first(p) (0, 4, 1, 5) in bytes 0-15 and the
- * sub-block two after it (2, 6, 3, 7) in bytes 16-31, each as Q4_0 packs a
- * block (byte i: element i in the low nibble, element 16 + i in the high).
- * Stored, each 32 bytes hold sub-blocks 2k and 2k + 1 as low and high
- * nibbles, so that each 128-bit half of a 32-byte load holds halves of two
- * sub-blocks whose activation scales differ; paired by 128-bit lane, one
- * int16 add joins a sub-block's two halves before one widening, one
- * conversion and one FMA per pair (two each stored), and the pairs are the
- * ones the activation's Q4_K order already has (kernels/quant_internal.h,
- * act_qk). */
-static inline int dtype_q4_k_pair_first(int p) { return (p % 2) * 4 + p / 2; }
-/* n values of Q4_K blocks into DT_Q4_K_PAIRS (src and dst do not overlap),
- * and block i of a DT_Q4_K_PAIRS row back as stored (a BlockQ4_K). */
-void dtype_q4_k_pairs_regroup(const void *src, void *dst, int64_t n);
-void dtype_q4_k_pairs_block(const void *row, int64_t i, void *out);
+/* DT_Q4_K_PAIRS, DT_Q5_K_PAIRS: Q4_K and Q5_K with their bits reordered
+ * for the AVX2 decode (kernels/quant.c, quant_kquant.c), never in a file.
+ * A block is one of the stored type's, 256 values in the same bytes (144,
+ * 176): d, dmin and the 12 bytes of scales as stored;
+ *   the 128 bytes of nibbles as four 32-byte pairs of sub-blocks: pair p
+ *     holds sub-block dtype_k_pair_first(p) (0, 4, 1, 5) in bytes 0-15
+ *     and the sub-block two after it (2, 6, 3, 7) in bytes 16-31, each as
+ *     Q4_0 packs a block (byte i: element i in the low nibble, element
+ *     16 + i in the high);
+ *   (Q5_K, in place of its qh) the fifth bits as a 32-byte plane laid out
+ *     as the pairs: bit 2p + h of byte 16L + i is the fifth bit of element
+ *     16h + i of sub-block dtype_k_pair_first(p) + 2L.
+ * Stored, each 32 bytes of nibbles hold sub-blocks 2k and 2k + 1 as low
+ * and high nibbles, so each 128-bit half of a 32-byte load holds halves of
+ * two sub-blocks whose activation scales differ; paired by 128-bit lane,
+ * one int16 add joins a sub-block's two halves before one widening, one
+ * conversion and one FMA per pair (two each stored), and the pairs are
+ * the ones the activation's Q4_K order already has (kernels/
+ * quant_internal.h, act_qk). A pair half's fifth bits are one constant
+ * shift of the plane (bit 2p + h to bit 4; no bit crosses a byte) and an
+ * AND, for both its sub-blocks at once. */
+static inline int dtype_k_pair_first(int p) { return (p % 2) * 4 + p / 2; }
+/* The stored type of a layout in pairs (DT_Q4_K for DT_Q4_K_PAIRS), else
+ * 0; the layout in pairs of a stored type, else 0. */
+static inline int dtype_k_pairs_base(int t) {
+    return t == DT_Q4_K_PAIRS ? DT_Q4_K : t == DT_Q5_K_PAIRS ? DT_Q5_K : 0;
+}
+static inline int dtype_k_pairs_of(int t) { return t == DT_Q4_K ? DT_Q4_K_PAIRS : t == DT_Q5_K ? DT_Q5_K_PAIRS : 0; }
+/* n values of stored type base (DT_Q4_K, DT_Q5_K) into its layout in pairs
+ * (src and dst do not overlap), and block i of a row in pairs (type t)
+ * back as stored. */
+void dtype_k_pairs_regroup(int base, const void *src, void *dst, int64_t n);
+void dtype_k_pairs_block(int t, const void *row, int64_t i, void *out);
 /* Where a group of a stored type base lies, per the layout above: whether
  * its blocks have an m, a fifth bit; the byte offsets of its plane and of
  * its nibbles in the group. */

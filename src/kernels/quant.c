@@ -128,7 +128,7 @@ static float dot_q4_k_ref(int t, const BlockQ4_K *w, const int8_t *xq, const flo
     float sum = 0;
     for (long i = 0; i < nb; i++) {
         BlockQ4_K b = w[i];
-        if (t == DT_Q4_K_PAIRS) dtype_q4_k_pairs_block(w, i, &b); /* as stored */
+        if (t == DT_Q4_K_PAIRS) dtype_k_pairs_block(t, w, i, &b); /* as stored */
         float d = half(b.d), dmin = half(b.dmin);
         for (int j = 0; j < 8; j++) {
             const int8_t *a = xq + 32 * (i * 8 + j);
@@ -205,7 +205,7 @@ float vec_dot_ref(int t, const void *row, const void *act, long n) {
     case DT_Q4_K:
     case DT_Q4_K_PAIRS: return dot_q4_k_ref(t, row, act_q(act), act_dx(act, n), n / QK_K);
     case DT_Q6_K: return dot_q6_k_ref(row, act_q(act), act_dx(act, n), n / QK_K);
-    case DT_Q2_K: case DT_Q3_K: case DT_Q5_K: case DT_IQ4_XS: return kquant_dot_ref(t, row, act, n);
+    case DT_Q2_K: case DT_Q3_K: case DT_Q5_K: case DT_IQ4_XS: case DT_Q5_K_PAIRS: return kquant_dot_ref(t, row, act, n);
     default: return 0;
     }
 }
@@ -462,7 +462,7 @@ static ALWAYS_INLINE void dot_q4_k_n(const BlockQ4_K *w, const void *const *act,
 }
 
 /* DT_Q4_K_PAIRS (formats/dtype.h) against the activation's Q4_K order
- * (act_qk): pair p's 32 bytes hold sub-block a = dtype_q4_k_pair_first(p)
+ * (act_qk): pair p's 32 bytes hold sub-block a = dtype_k_pair_first(p)
  * in 128-bit lane 0 and a + 2 in lane 1, each packed as a Q4_0 block, and
  * act_qk holds the same two sub-blocks' elements 0-15 in 32 bytes and
  * their elements 16-31 64 bytes on, so the Q4_0 quads' step (q4_pair)
@@ -837,10 +837,10 @@ int kernel_use_avx512(int on) {
 
 /* Whether the AVX-512 code takes rows of type t: every type when it is on,
  * except the layouts only the AVX2 code reads (Q4_0 and the 32-value
- * types in fours, Q4_K in pairs) (a matrix regrouped while it was off stays readable when it
+ * types in fours, Q4_K and Q5_K in pairs) (a matrix regrouped while it was off stays readable when it
  * is on again). */
 #if KERNELS_AVX512
-static int avx512_takes(int t) { return avx512_on && t != DT_Q4_0_G4 && t != DT_Q4_K_PAIRS && !dtype_legacy_g4_base(t); }
+static int avx512_takes(int t) { return avx512_on && t != DT_Q4_0_G4 && !dtype_k_pairs_base(t) && !dtype_legacy_g4_base(t); }
 #endif
 
 /* Q4_0 rows of whole groups regrouped: both levels' decode dots and
@@ -849,11 +849,12 @@ static int avx512_takes(int t) { return avx512_on && t != DT_Q4_0_G4 && t != DT_
  * ones also take groups of 4 (rows of whole quads that are not whole
  * groups of 16: qwen2.5-0.5b), which the AVX-512 ones leave as stored
  * (their quad dot reads the stored layout; avx512_takes). Likewise the
- * 32-value types in fours and Q4_K in pairs for the AVX2 dots only. */
+ * 32-value types in fours and Q4_K and Q5_K in pairs for the AVX2 dots
+ * only. */
 int kernel_weight_type(int t, long cols) {
     if (dtype_legacy_g4_of(t) && cols % QKL_G4 == 0 && !avx512_on) /* quant_legacy.c */
         return dtype_legacy_g4_of(t);
-    if (t == DT_Q4_K && !avx512_on) return DT_Q4_K_PAIRS; /* dot_q4_k_pairs_n */
+    if (dtype_k_pairs_of(t) && !avx512_on) return dtype_k_pairs_of(t); /* dot_q4_k_pairs_n, quant_kquant.c */
     if (t != DT_Q4_0) return t;
     if (cols % QK4_0_G16 == 0) return DT_Q4_0_G16;
     return cols % QK4_0_G4 == 0 && !avx512_on ? DT_Q4_0_G4 : t;
@@ -877,7 +878,7 @@ static void quant_dot(int t, const void *row, const void *act, long n, float *ou
     case DT_Q4_0_G16: *out = dot_q4_0_quads(16, row, act, n); break;
     case DT_Q4_K: dot_q4_k_n(row, &act, 1, n, out); break;
     case DT_Q4_K_PAIRS: dot_q4_k_pairs_n(row, &act, 1, n, out); break;
-    case DT_Q2_K: case DT_Q3_K: case DT_Q5_K: case DT_IQ4_XS: kquant_dot_n(t, row, &act, 1, n, out); break;
+    case DT_Q2_K: case DT_Q3_K: case DT_Q5_K: case DT_IQ4_XS: case DT_Q5_K_PAIRS: kquant_dot_n(t, row, &act, 1, n, out); break;
     default: dot_q6_k_n(row, &act, 1, n, out); break;
     }
 }
@@ -950,7 +951,7 @@ static void deq_q4_k_avx2(int t, const BlockQ4_K *b, float *y, long nb) {
             __m256i v = _mm256_loadu_si256((const __m256i *)(b[i].qs + 32 * k));
             __m256i lo = _mm256_and_si256(v, m4), hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
             if (t == DT_Q4_K_PAIRS) {
-                int a = dtype_q4_k_pair_first(k);
+                int a = dtype_k_pair_first(k);
                 q[a] = _mm256_permute2x128_si256(lo, hi, 0x20), q[a + 2] = _mm256_permute2x128_si256(lo, hi, 0x31);
             } else {
                 q[2 * k] = lo, q[2 * k + 1] = hi;

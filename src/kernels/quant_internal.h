@@ -112,8 +112,8 @@ static inline const uint8_t *q4_0_block(int g, const void *row, long i, uint16_t
  * these 64-byte parts, four lanes per sub-block.) */
 static inline size_t act_qk_bytes(long n) { return n % QK_K ? 0 : (size_t)n; }
 /* The types whose activation has that order: the wide Q4_K / Q5_K dots
- * (AVX-512) and Q4_K in pairs (AVX2, quant.c). */
-static inline int act_has_qk(int t) { return t == DT_Q4_K || t == DT_Q5_K || t == DT_Q4_K_PAIRS; }
+ * (AVX-512) and the two in pairs (AVX2; formats/dtype.h). */
+static inline int act_has_qk(int t) { return t == DT_Q4_K || t == DT_Q5_K || dtype_k_pairs_base(t); }
 static inline const int8_t *act_qk(const void *a, long n) { return (const int8_t *)a + act_total_bytes(n); }
 
 #define ALWAYS_INLINE inline __attribute__((always_inline))

@@ -15,7 +15,7 @@
 
 #include <string.h>
 
-int kquant_is(int t) { return t == DT_Q2_K || t == DT_Q3_K || t == DT_Q5_K || t == DT_IQ4_XS; }
+int kquant_is(int t) { return t == DT_Q2_K || t == DT_Q3_K || t == DT_Q5_K || t == DT_IQ4_XS || t == DT_Q5_K_PAIRS; }
 
 /* ---- references: the plain definitions ---- */
 
@@ -47,8 +47,11 @@ float kquant_dot_ref(int t, const void *row, const void *act, long n) {
             }
             break;
         }
-        case DT_Q5_K: { /* w = d*sc*q - dmin*m per 32 */
+        case DT_Q5_K:
+        case DT_Q5_K_PAIRS: { /* w = d*sc*q - dmin*m per 32 */
+            BlockQ5_K stored;
             const BlockQ5_K *b = (const BlockQ5_K *)row + i;
+            if (t == DT_Q5_K_PAIRS) dtype_k_pairs_block(t, row, i, &stored), b = &stored;
             float d = half(b->d), dmin = half(b->dmin);
             for (int j = 0; j < 8; j++) {
                 int sc, mn, dot = 0, sy = 0;
@@ -190,6 +193,64 @@ static ALWAYS_INLINE void dot_q5_k_n(const BlockQ5_K *w, const void *const *act,
     for (int k = 0; k < NX; k++) out[k] = hsum8(_mm256_add_ps(acc[0][k], acc[1][k])) - hsum8(accm[k]);
 }
 
+/* DT_Q5_K_PAIRS (formats/dtype.h) against the activation's Q4_K order
+ * (act_qk): Q4_K in pairs' step (quant.c, dot_q4_k_pairs_n) with each
+ * half's fifth bits ORed in from the plane, one constant shift and an AND
+ * for both sub-blocks of the pair (quants up to 31: a pair of products |u
+ * y| <= 2 * 31 * 127, two pairs 15748 < 32767 in the int16 add). Per two
+ * sub-blocks ~16 operations where dot_q5_k_n takes ~19. */
+static ALWAYS_INLINE __m256i fifth_bits(__m256i plane, int b) { /* bit b of each byte to bit 4, alone */
+    __m256i h = b < 4 ? _mm256_slli_epi16(plane, 4 - b) : b > 4 ? _mm256_srli_epi16(plane, b - 4) : plane;
+    return _mm256_and_si256(h, _mm256_set1_epi8(16));
+}
+
+static ALWAYS_INLINE void q5k_pairs_step(const BlockQ5_K *b, __m256i plane, int p, const int8_t *const *x,
+                                         const __m256 *sd, int NX, __m256 acc[2][4]) {
+    const __m256i m4 = _mm256_set1_epi8(15);
+    __m256i v = _mm256_loadu_si256((const __m256i *)(b->qs + 32 * p));
+    __m256i lo = _mm256_or_si256(_mm256_and_si256(v, m4), fifth_bits(plane, 2 * p));
+    __m256i hi = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(v, 4), m4), fifth_bits(plane, 2 * p + 1));
+    UNROLL_NX
+    for (int k = 0; k < NX; k++) {
+        const int8_t *y = x[k] + 128 * (p / 2) + 32 * (p % 2);
+        __m256i s = _mm256_add_epi16(_mm256_maddubs_epi16(lo, _mm256_loadu_si256((const __m256i *)y)),
+                                     _mm256_maddubs_epi16(hi, _mm256_loadu_si256((const __m256i *)(y + 64))));
+        __m256 d = _mm256_cvtepi32_ps(_mm256_madd_epi16(s, _mm256_set1_epi16(1)));
+        acc[p % 2][k] = _mm256_fmadd_ps(bcast_in_lanes(sd[k], p), d, acc[p % 2][k]);
+    }
+}
+
+static ALWAYS_INLINE void dot_q5_k_pairs_n(const BlockQ5_K *w, const void *const *act, int NX, long n, float *out) {
+    const int8_t *x[4];
+    const float *dx[4], *sx[4];
+    UNROLL_NX
+    for (int k = 0; k < NX; k++) x[k] = act_qk(act[k], n), dx[k] = act_dx(act[k], n), sx[k] = act_sx(act[k], n);
+    const __m256i to_pairs = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7); /* lane p: pair p's first; 4 + p: its second */
+    __m256 acc[2][4], accm[4];
+    UNROLL_NX
+    for (int k = 0; k < NX; k++) acc[0][k] = acc[1][k] = accm[k] = _mm256_setzero_ps();
+    for (long i = 0; i < n / QK_K; i++) {
+        prefetch_ahead(&w[i], 3);
+        __m256 scv, mnv, sd[4];
+        kq_scale_vectors(w[i].d, w[i].dmin, w[i].scales, &scv, &mnv);
+        const int8_t *xi[4];
+        UNROLL_NX
+        for (int k = 0; k < NX; k++) {
+            sd[k] = _mm256_permutevar8x32_ps(_mm256_mul_ps(scv, _mm256_loadu_ps(dx[k] + 8 * i)), to_pairs);
+            accm[k] = _mm256_fmadd_ps(mnv, _mm256_loadu_ps(sx[k] + 8 * i), accm[k]);
+            xi[k] = x[k] + QK_K * i;
+        }
+        __m256i plane = _mm256_loadu_si256((const __m256i *)w[i].qh);
+        /* spelled out so that p is a constant */
+        q5k_pairs_step(&w[i], plane, 0, xi, sd, NX, acc);
+        q5k_pairs_step(&w[i], plane, 1, xi, sd, NX, acc);
+        q5k_pairs_step(&w[i], plane, 2, xi, sd, NX, acc);
+        q5k_pairs_step(&w[i], plane, 3, xi, sd, NX, acc);
+    }
+    UNROLL_NX
+    for (int k = 0; k < NX; k++) out[k] = hsum8(_mm256_sub_ps(_mm256_add_ps(acc[0][k], acc[1][k]), accm[k]));
+}
+
 /* IQ4_XS: the levels looked up by a byte shuffle; they are signed, so
  * their sign moves onto the activation (|L| <= 127, and |y| <= 127 keeps
  * maddubs' pairwise sums from saturating). */
@@ -229,6 +290,7 @@ static ALWAYS_INLINE void dot_n(int t, const void *row, const void *const *act, 
     case DT_Q2_K: dot_q23_n(0, row, act, NX, n, out); break;
     case DT_Q3_K: dot_q23_n(1, row, act, NX, n, out); break;
     case DT_Q5_K: dot_q5_k_n(row, act, NX, n, out); break;
+    case DT_Q5_K_PAIRS: dot_q5_k_pairs_n(row, act, NX, n, out); break;
     case DT_IQ4_XS: dot_iq4_xs_n(row, act, NX, n, out); break;
     default:
         for (int k = 0; k < NX; k++) out[k] = 0;

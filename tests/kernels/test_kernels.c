@@ -659,60 +659,81 @@ static void test_q4_0_regrouped(void) {
     CHECK_EQ_INT(kernel_weight_type(DT_Q8_0, 3 * QK4_0_G16), DT_Q8_0);
 }
 
-/* DT_Q4_K_PAIRS is Q4_K with its nibbles reordered (formats/dtype.h): on
- * random bytes every block comes back byte for byte and dequantises to the
- * same values (every nibble position, whatever a quantiser writes); on a
+/* DT_Q4_K_PAIRS and DT_Q5_K_PAIRS are Q4_K and Q5_K with their bits
+ * reordered (formats/dtype.h): on random bytes every block comes back
+ * byte for byte and dequantises to the same values (every nibble and bit
+ * position, whatever a quantiser writes); the loaders choose them where
+ * the AVX2 dots run (every row: whole super-blocks), and they have no
+ * user-facing name. For Q4_K in pairs (Q5_K's: test_quant_kquant.c), on a
  * quantised row its dots, one and four activations at once, equal the
  * stored row's reference up to the order of the float sums (1e-5 of the
- * sum of |terms|, as above); the loaders choose it where the AVX2 dots run
- * (every Q4_K row: whole super-blocks), and it has no user-facing name. */
-static void test_q4_k_pairs(void) {
+ * sum of |terms|, as above), also with every quant at 15 against
+ * activations of +-127 (the int16 add of two maddubs: 7620). */
+static void test_k_pairs(void) {
     Rng r;
     rng_seed(&r, 23);
     const long n = 5 * QK_K;
-    size_t rb = dtype_nbytes(DT_Q4_K, n);
-    CHECK_EQ_INT((int)dtype_nbytes(DT_Q4_K_PAIRS, n), (int)rb);
-    CHECK_EQ_INT(dtype_from_name(dtype_name(DT_Q4_K_PAIRS)), DT_INVALID);
-    CHECK_EQ_INT(dtype_regrouped_from(DT_Q4_K_PAIRS), DT_Q4_K);
-    uint8_t *q = xmalloc(rb), *pq = xmalloc(rb), *back = xmalloc(rb);
-    float *a = xmalloc((size_t)n * 4), *b = xmalloc((size_t)n * 4);
-    for (size_t i = 0; i < rb; i++) q[i] = (uint8_t)(rng_u64(&r) >> 56);
-    for (long k = 0; k < n / QK_K; k++) /* finite scales: f16 exponents below 31 */
-        q[k * sizeof(BlockQ4_K) + 1] &= 0x3b, q[k * sizeof(BlockQ4_K) + 3] &= 0x3b;
-    dtype_regroup(DT_Q4_K_PAIRS, q, pq, n);
-    CHECK(memcmp(pq, q, rb) != 0); /* reordered, not copied */
-    for (long k = 0; k < n / QK_K; k++) dtype_q4_k_pairs_block(pq, k, back + k * sizeof(BlockQ4_K));
-    CHECK(!memcmp(back, q, rb));
-    dequantize_row(DT_Q4_K, q, a, n);
-    dequantize_row(DT_Q4_K_PAIRS, pq, b, n);
-    CHECK(!memcmp(a, b, (size_t)n * 4));
-    kernel_dequantize_row(DT_Q4_K_PAIRS, pq, b, n);
-    CHECK(!memcmp(a, b, (size_t)n * 4));
-    /* a quantised row */
-    float *w = rand_vec(&r, n, 0.5f), *x = rand_vec(&r, 4 * n, 2.0f);
-    quantize_row(DT_Q4_K, w, q, n);
-    quantize_row(DT_Q4_K_PAIRS, w, pq, n);
-    dtype_q4_k_pairs_regroup(q, back, n);
-    CHECK(!memcmp(pq, back, rb));
-    dequantize_row(DT_Q4_K, q, a, n);
-    size_t xb = kernel_act_bytes(DT_Q4_K_PAIRS, n);
-    char *xq = xaligned_alloc(4 * xb);
-    for (int k = 0; k < 4; k++) kernel_quantize_act(DT_Q4_K_PAIRS, x + k * n, xq + k * xb, n);
-    float multi[4];
-    vec_dot_multi(DT_Q4_K_PAIRS, pq, xq, xb, 4, n, multi, 1);
-    for (int k = 0; k < 4; k++) {
-        double scale = 0;
-        for (long i = 0; i < n; i++) scale += fabs(a[i] * x[k * n + i]);
-        float ref = vec_dot_ref(DT_Q4_K, q, xq + k * xb, n), got = vec_dot(DT_Q4_K_PAIRS, pq, xq + k * xb, n);
-        CHECK_MSG(fabs(got - ref) <= 1e-5 * scale, "act %d: %g, ref %g", k, got, ref);
-        CHECK_MSG(vec_dot_ref(DT_Q4_K_PAIRS, pq, xq + k * xb, n) == ref, "act %d: the pairs' reference", k);
-        CHECK_MSG(fabs(multi[k] - ref) <= 1e-5 * scale, "act %d: four at once %g, ref %g", k, multi[k], ref);
+    for (int base = DT_Q4_K; base; base = base == DT_Q4_K ? DT_Q5_K : 0) {
+        const int t = dtype_k_pairs_of(base);
+        size_t rb = dtype_nbytes(base, n), bb = rb / (n / QK_K);
+        CHECK_EQ_INT((int)dtype_nbytes(t, n), (int)rb);
+        CHECK_EQ_INT(dtype_from_name(dtype_name(t)), DT_INVALID);
+        CHECK_EQ_INT(dtype_regrouped_from(t), base);
+        CHECK_EQ_INT(dtype_k_pairs_base(t), base);
+        uint8_t *q = xmalloc(rb), *pq = xmalloc(rb), *back = xmalloc(rb);
+        float *a = xmalloc((size_t)n * 4), *b = xmalloc((size_t)n * 4);
+        for (size_t i = 0; i < rb; i++) q[i] = (uint8_t)(rng_u64(&r) >> 56);
+        for (long k = 0; k < n / QK_K; k++) /* finite d, dmin: f16 exponents below 31 */
+            q[k * bb + 1] &= 0x3b, q[k * bb + 3] &= 0x3b;
+        dtype_regroup(t, q, pq, n);
+        CHECK(memcmp(pq, q, rb) != 0); /* reordered, not copied */
+        for (long k = 0; k < n / QK_K; k++) dtype_k_pairs_block(t, pq, k, back + k * bb);
+        CHECK_MSG(!memcmp(back, q, rb), "%s: blocks back as stored", dtype_name(t));
+        dequantize_row(base, q, a, n);
+        dequantize_row(t, pq, b, n);
+        CHECK(!memcmp(a, b, (size_t)n * 4));
+        kernel_dequantize_row(t, pq, b, n);
+        CHECK_MSG(!memcmp(a, b, (size_t)n * 4), "%s: kernel_dequantize_row", dtype_name(t));
+        int avx512 = kernel_use_avx512(0);
+        kernel_use_avx512(avx512);
+        CHECK_EQ_INT(kernel_weight_type(base, 2048), kernel_level() >= KL_AVX2 && !avx512 ? t : base);
+        free(q), free(pq), free(back), free(a), free(b);
     }
-    int avx512 = kernel_use_avx512(0);
-    kernel_use_avx512(avx512);
-    CHECK_EQ_INT(kernel_weight_type(DT_Q4_K, 2048), kernel_level() >= KL_AVX2 && !avx512 ? DT_Q4_K_PAIRS : DT_Q4_K);
     CHECK_EQ_INT(kernel_weight_type(DT_Q6_K, 2048), DT_Q6_K);
-    free(q), free(pq), free(back), free(a), free(b), free(w), free(x), free(xq);
+    /* Q4_K in pairs: a quantised row's dots, and the extremes */
+    size_t rb = dtype_nbytes(DT_Q4_K, n), xb = kernel_act_bytes(DT_Q4_K_PAIRS, n);
+    uint8_t *q = xmalloc(rb), *pq = xmalloc(rb);
+    float *w = rand_vec(&r, n, 0.5f), *x = rand_vec(&r, 4 * n, 2.0f), *a = xmalloc((size_t)n * 4);
+    char *xq = xaligned_alloc(4 * xb);
+    for (int extreme = 0; extreme < 2; extreme++) {
+        if (extreme) {
+            memset(q, 0xff, rb); /* quants 15, scales and mins 63 */
+            for (long k = 0; k < n / QK_K; k++) memcpy(q + k * sizeof(BlockQ4_K), "\x00\x3c\x00\x00", 4); /* d 1, dmin 0 */
+            for (long i = 0; i < 4 * n; i++) x[i] = i % 3 ? 1.0f : -1.0f; /* quants +-127 */
+            dtype_regroup(DT_Q4_K_PAIRS, q, pq, n);
+        } else {
+            quantize_row(DT_Q4_K, w, q, n);
+            quantize_row(DT_Q4_K_PAIRS, w, pq, n);
+            uint8_t *again = xmalloc(rb);
+            dtype_k_pairs_regroup(DT_Q4_K, q, again, n);
+            CHECK(!memcmp(pq, again, rb));
+            free(again);
+        }
+        dequantize_row(DT_Q4_K, q, a, n);
+        for (int k = 0; k < 4; k++) kernel_quantize_act(DT_Q4_K_PAIRS, x + k * n, xq + k * xb, n);
+        float multi[4];
+        vec_dot_multi(DT_Q4_K_PAIRS, pq, xq, xb, 4, n, multi, 1);
+        for (int k = 0; k < 4; k++) {
+            double scale = 0;
+            for (long i = 0; i < n; i++) scale += fabs(a[i] * x[k * n + i]);
+            float ref = vec_dot_ref(DT_Q4_K, q, xq + k * xb, n), got = vec_dot(DT_Q4_K_PAIRS, pq, xq + k * xb, n);
+            CHECK_MSG(fabs(got - ref) <= 1e-5 * scale, "extreme %d act %d: %g, ref %g", extreme, k, got, ref);
+            CHECK_MSG(vec_dot_ref(DT_Q4_K_PAIRS, pq, xq + k * xb, n) == ref, "act %d: the pairs' reference", k);
+            CHECK_MSG(fabs(multi[k] - ref) <= 1e-5 * scale, "extreme %d act %d: four at once %g, ref %g", extreme, k,
+                      multi[k], ref);
+        }
+    }
+    free(q), free(pq), free(w), free(x), free(a), free(xq);
 }
 
 /* The prefetch mode (dispatch.h) moves when bytes arrive, never what is
@@ -747,7 +768,7 @@ static void test_dots_without_avx512(void) {
     test_q4_0_multi();
     test_matmul_matches_reference();
     test_q4_0_regrouped();
-    test_q4_k_pairs();
+    test_k_pairs();
     kernel_use_avx512(was);
 }
 
@@ -762,7 +783,7 @@ int main(void) {
     RUN_LEVELS(test_matmul_group_equals_separate);
     RUN_LEVELS(test_q8_0_extreme_quants);
     RUN_LEVELS(test_q4_0_regrouped);
-    RUN_LEVELS(test_q4_k_pairs);
+    RUN_LEVELS(test_k_pairs);
     RUN_LEVELS(test_prefetch_modes_same_results);
     RUN_LEVELS(test_dots_without_avx512);
     RUN_LEVELS(test_attention_matches_reference);

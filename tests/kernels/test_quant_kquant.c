@@ -1,4 +1,5 @@
-/* The Q2_K, Q3_K, Q5_K, IQ4_XS dots (kernels/quant_kquant.c): the plain
+/* The Q2_K, Q3_K, Q5_K, IQ4_XS dots and Q5_K in pairs' (DT_Q5_K_PAIRS, the
+ * AVX2 layout; kernels/quant_kquant.c): the plain
  * reference against the dequantised weights and the activation's own
  * values, and every fast path (vec_dot, vec_dot_rows, vec_dot_multi,
  * vec_dot_multi_rows; with the AVX-512 dispatch on and off) against the
@@ -13,7 +14,8 @@
 #include "levels.h"
 #include "test.h"
 
-static const int TYPES[4] = {DT_Q2_K, DT_Q3_K, DT_Q5_K, DT_IQ4_XS};
+#define NT 5
+static const int TYPES[NT] = {DT_Q2_K, DT_Q3_K, DT_Q5_K, DT_IQ4_XS, DT_Q5_K_PAIRS};
 
 static float rnd(uint64_t *s) {
     *s = *s * 6364136223846793005ull + 1442695040888963407ull;
@@ -108,12 +110,12 @@ static void check_type(int t, int avx512) {
 }
 
 static void test_dots_match_reference(void) {
-    for (int i = 0; i < 4; i++) check_type(TYPES[i], 1);
+    for (int i = 0; i < NT; i++) check_type(TYPES[i], 1);
 }
 
 static void test_dots_without_avx512(void) {
     int was = kernel_use_avx512(0);
-    for (int i = 0; i < 4; i++) check_type(TYPES[i], 0);
+    for (int i = 0; i < NT; i++) check_type(TYPES[i], 0);
     kernel_use_avx512(was);
 }
 
@@ -125,7 +127,7 @@ static void test_extremes(void) {
     enum { N = 512 };
     float x[N];
     for (int i = 0; i < N; i++) x[i] = i % 3 ? 1.0f : -1.0f;
-    for (int ti = 0; ti < 4; ti++) {
+    for (int ti = 0; ti < NT; ti++) {
         int t = TYPES[ti];
         size_t rb = dtype_nbytes(t, N), xb = kernel_act_bytes(t, N);
         unsigned char *wq = xmalloc(rb);
@@ -134,7 +136,7 @@ static void test_extremes(void) {
             /* f16 fields 1.0 (0x3c00) */
             if (t == DT_Q2_K) memcpy(wq + b + 80, "\x00\x3c\x00\x3c", 4);
             if (t == DT_Q3_K) memcpy(wq + b + 108, "\x00\x3c", 2), memset(wq + b, 0, 32); /* hmask clear: q -4.. */
-            if (t == DT_Q5_K) memcpy(wq + b, "\x00\x3c\x00\x3c", 4);
+            if (t == DT_Q5_K || t == DT_Q5_K_PAIRS) memcpy(wq + b, "\x00\x3c\x00\x3c", 4); /* all fifth bits set */
             if (t == DT_IQ4_XS) memcpy(wq + b, "\x00\x3c", 2), memset(wq + b + 8, 0, 128); /* level -127 */
         }
         float wd[N], xd[N];
