@@ -4,7 +4,10 @@
  * rows of x. One thread, no pool: the process's CPU time, which a busy
  * shared machine does not inflate by descheduling. Prints per type the
  * median milliseconds of each path, GMAC/s and the ratio sgemm / int8
- * (> 1: the integer GEMM is faster). ALOE_CPU=avx2 times that level.
+ * (> 1: the integer GEMM is faster); where the CPU has AMX the integer
+ * GEMM is timed with the AMX tiles (gemm_q_amx.c) and without them (the
+ * VNNI micro-kernels), and the ratio vnni / amx printed too. ALOE_CPU=avx2
+ * times that level.
  * Usage: gemm_q [ROWS] [COLS] [N] [RUNS] [TYPE...] (types by name: q5_k) */
 #include <stdio.h>
 #include <stdlib.h>
@@ -67,13 +70,20 @@ int main(int argc, char **argv) {
         char *wq = xmalloc(rb * (size_t)rows);
         for (int r = 0; r < rows; r++) quantize_row(t, wf + (long)r * cols, wq + r * rb, cols);
         QMat w = {t, wq, rows, cols};
-        double ti = median_ms(y, x, n, &w, runs);
+        double ti = median_ms(y, x, n, &w, runs), tv = 0;
+        if (kernel_amx()) {
+            int amx = kernel_set_amx(0);
+            tv = median_ms(y, x, n, &w, runs);
+            kernel_set_amx(amx);
+        }
         int was = matmul_prefill_int8(0);
         double ts = median_ms(y, x, n, &w, runs);
         matmul_prefill_int8(was);
         double mac = (double)rows * cols * n;
-        printf("%-7s int8 %8.2f ms %6.1f GMAC/s   sgemm %8.2f ms %6.1f GMAC/s   sgemm/int8 %.2f\n", names[k], ti,
-               mac / ti * 1e-6, ts, mac / ts * 1e-6, ts / ti);
+        printf("%-7s int8%s %8.2f ms %6.1f GMAC/s   sgemm %8.2f ms %6.1f GMAC/s   sgemm/int8 %.2f", names[k],
+               tv > 0 ? " (amx)" : "", ti, mac / ti * 1e-6, ts, mac / ts * 1e-6, ts / ti);
+        if (tv > 0) printf("   vnni %8.2f ms %6.1f GMAC/s   vnni/amx %.2f", tv, mac / tv * 1e-6, tv / ti);
+        printf("\n");
         free(wq);
     }
     free(wf), free(x), free(y);

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/cpu_features.h"
 #include "kernels/cpu.h"
 #include "kernels/kernel_funcs.h"
 
@@ -96,6 +97,36 @@ int kernel_set_level(int level, Err *e) {
     atomic_store(&current_level, level);
     atomic_store_explicit(&current, &TABLES[level], memory_order_release);
     return 0;
+}
+
+/* AMX (dispatch.h): the tiles are a feature the AVX-512 levels use at run
+ * time (gemm_q_amx.c), as AVX512-BF16 is (gemm_bf16.c), rather than a
+ * level of their own: one more build of every kernel source and one more
+ * pass of every kernel test for one tile kernel. */
+static _Atomic int amx_allowed = 1;
+static int amx_granted;
+static pthread_once_t amx_once = PTHREAD_ONCE_INIT;
+static void amx_probe(void) {
+    const char *v = getenv("ALOE_AMX");
+    if (v && !strcmp(v, "0")) atomic_store(&amx_allowed, 0);
+    const uint32_t need = CPU_AMX_TILE | CPU_AMX_INT8;
+    Err e;
+    amx_granted = (cpu_features()->bits & need) == need && cpu_amx_request(&e) == 0;
+}
+
+int kernel_amx_available(void) {
+    pthread_once(&amx_once, amx_probe);
+    return amx_granted;
+}
+
+int kernel_amx(void) {
+    return kernel_amx_available() && atomic_load_explicit(&amx_allowed, memory_order_relaxed) &&
+           kernel_level() >= KL_AVX512;
+}
+
+int kernel_set_amx(int on) {
+    pthread_once(&amx_once, amx_probe);
+    return atomic_exchange(&amx_allowed, on != 0);
 }
 
 /* The table, chosen at the first call. */

@@ -36,4 +36,15 @@ int kernel_prefetch(void);
 int kernel_set_prefetch(int mode);
 const char *kernel_prefetch_name(int mode);
 
+/* AMX-INT8 tiles for the prefill's integer GEMM (gemm_q_amx.c): whether
+ * this CPU has them and the OS granted the tile state (asked once, at the
+ * first call: arch_prctl ARCH_REQ_XCOMP_PERM); whether they are in use (the
+ * running level is an AVX-512 one and they are not switched off by
+ * ALOE_AMX=0 in the environment or kernel_set_amx(0)); and that switch
+ * (tests and benchmarks compare both paths in one process; not while
+ * kernels run), which returns the previous setting. */
+int kernel_amx_available(void);
+int kernel_amx(void);
+int kernel_set_amx(int on);
+
 #endif

@@ -51,6 +51,7 @@
 #include <stdlib.h>
 
 #include "base/mem.h"
+#include "kernels/dispatch.h"
 #include "kernels/gemm_q.h"
 #include "kernels/quant.h"
 #include "kernels/quant_internal.h"
@@ -380,6 +381,10 @@ int gemm_q_act_type(int t) {
 void gemm_q_tile(int t, const void *rows, size_t rb, int nrows, const void *act, size_t stride, int nx, long n,
                  float *out, size_t out_stride) {
 #if KERNELS_AVX512
+    if (kernel_amx() && gemm_amx_type(t)) {
+        gemm_amx_tile(t, rows, rb, nrows, act, stride, nx, n, out, out_stride);
+        return;
+    }
     if (gemm_mk_type(t)) {
         tile512(t, rows, rb, nrows, act, stride, nx, n, out, out_stride);
         return;

@@ -30,4 +30,11 @@ int gemm_grp_type(int t);
 void gemm_grp_tile(int t, const void *rows, size_t rb, int nrows, const void *act, size_t stride, int nx, long n,
                    float *out, size_t out_stride);
 
+/* gemm_q_amx.c (called by gemm_q.c only, where kernel_amx()): whether its
+ * AMX-INT8 tile takes type t (on gemm_q_act_type(t)'s activation), and
+ * that tile, as gemm_q_tile. */
+int gemm_amx_type(int t);
+void gemm_amx_tile(int t, const void *rows, size_t rb, int nrows, const void *act, size_t stride, int nx, long n,
+                   float *out, size_t out_stride);
+
 #endif

@@ -56,6 +56,8 @@
 #define gemm_q_tile KL_NAME(gemm_q_tile)
 #define gemm_grp_type KL_NAME(gemm_grp_type)
 #define gemm_grp_tile KL_NAME(gemm_grp_tile)
+#define gemm_amx_type KL_NAME(gemm_amx_type)
+#define gemm_amx_tile KL_NAME(gemm_amx_tile)
 /* ops.h */
 #define rmsnorm_forward KL_NAME(rmsnorm_forward)
 #define rmsnorm_offset_forward KL_NAME(rmsnorm_offset_forward)

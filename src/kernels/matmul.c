@@ -5,6 +5,7 @@
 #include <stdlib.h>
 
 #include "base/mem.h"
+#include "kernels/dispatch.h"
 #include "kernels/gemm_bf16.h"
 #include "kernels/gemm_q.h"
 
@@ -206,6 +207,7 @@ static void matmul_sgemm(ThreadPool *tp, float *y, const float *x, int n, const 
 /* Bytes of activations per tile: L2 is 1-2 MB per core on the CPUs this
  * targets (512 KB on older Intel), and the W rows in flight need some. */
 #define QTILE_ACT_BYTES (384L << 10)
+#define QTILE_ACT_BYTES_AMX (3072L << 10)
 /* Bytes of W per tile: large enough that the dispatch and the activation
  * tile's load from L3 are noise, small enough for many tiles to balance. */
 #define QTILE_W_BYTES (192L << 10)
@@ -258,7 +260,7 @@ static void matmul_qgemm(ThreadPool *tp, float *y, const float *x, int n, const 
     j.rb = dtype_nbytes(w->type, w->cols);
     /* the kernels read ~2-3 bytes of an activation per value (quants,
      * scales and sums); a few rows of x at least */
-    j.x_tile = tile_round(QTILE_ACT_BYTES / (3L * w->cols), n);
+    j.x_tile = tile_round((kernel_amx() ? QTILE_ACT_BYTES_AMX : QTILE_ACT_BYTES) / (3L * w->cols), n);
     j.x_tiles = (n + j.x_tile - 1) / j.x_tile;
     /* at least 4 tiles per thread, so a late thread does not hold the rest up */
     long want_rows = (long)w->rows * j.x_tiles / (4L * tp_size(tp));

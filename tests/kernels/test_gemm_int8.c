@@ -241,7 +241,32 @@ static void test_packed_rows_follow_the_bytes(void) {
     free(w1), free(w2), free(x), free(wq), free(y), free(yd), free(wd), free(xr), free(act);
 }
 
+/* RUN_LEVELS runs the tests above with the AMX tiles and without them
+ * wherever the CPU has them (levels.h): each pass notes which path it
+ * had, and test_amx_and_vnni_both_ran checks both did. */
+static int passes_amx, passes_vnni;
+
+static void test_note_amx_pass(void) {
+    if (kernel_amx()) passes_amx++;
+    else if (kernel_level() >= KL_AVX512) passes_vnni++;
+}
+
+static void test_amx_and_vnni_both_ran(void) {
+    int allowed = kernel_set_amx(1); /* ALOE_AMX=0 switches them off for the whole run */
+    kernel_set_amx(allowed);
+    if (kernel_level() < KL_AVX512) {
+        CHECK_EQ_INT(passes_amx + passes_vnni, 0);
+    } else if (kernel_amx_available() && allowed) {
+        CHECK_MSG(passes_amx > 0 && passes_vnni > 0, "AMX passes %d, VNNI passes %d", passes_amx, passes_vnni);
+    } else {
+        CHECK_EQ_INT(passes_amx, 0);
+        CHECK(passes_vnni > 0);
+    }
+}
+
 int main(void) {
+    RUN_LEVELS(test_note_amx_pass);
+    test_run("test_amx_and_vnni_both_ran", test_amx_and_vnni_both_ran);
     RUN_LEVELS(test_gemm_matches_decode_and_reference);
     RUN_LEVELS(test_rows_independent);
     RUN_LEVELS(test_packed_rows_follow_the_bytes);

@@ -1,0 +1,232 @@
+/* gemm_q_amx: the prefill's integer GEMM tile on AMX-INT8 (Sapphire Rapids
+ * and later) for every quantised type the AVX-512 levels multiply with
+ * integers (gemm_q.c, gemm_q_grp.c), used where kernel_amx() says so
+ * (dispatch.h: the CPU has the tiles, the OS granted them, ALOE_AMX is not
+ * 0).
+ *
+ * TDPBSSD multiplies a tile A of 16 x K signed bytes by a tile B of K/4 x
+ * 64 (16 columns of K bytes, each 4 consecutive bytes of a column side by
+ * side) into 16 x 16 int32 sums C. Here A is 16 activations' int8 quants
+ * as the decode path lays them out (a row per activation, `stride` apart:
+ * loaded where they lie), B 16 weight rows' quants, made signed (u - o,
+ * gemm_q_unpack.h: every type's values fit a signed byte) and packed once
+ * per 16 rows of the tile, and K the span of one weight scale: 32, or 16
+ * for Q6_K, Q2_K and Q3_K. A C tile then holds, for 16 activations x 16
+ * rows, one block's integer sums, which the vector unit scales as the VNNI
+ * kernels do: per activation m (a row of C, 16 weight rows wide)
+ * acc[m] += (sc dx[m]) cvt(C[m]) - off s[m] (the second term for the types
+ * with mins; s: the activation's block sums). Two C tiles alternate, so
+ * the tile unit can multiply one block while the vector unit scales the
+ * one before.
+ *
+ * The activation's quants are the VNNI kernels' (same blocks, same
+ * rounding): the results differ from theirs only in the order of the float
+ * sums. Every (row, activation) result takes the same operations wherever
+ * it sits in the tile (padding rows are exact zeros), so a row of x gives
+ * the same y in any batch. */
+#include "kernels/klevel.h" /* first: built once per kernel level */
+
+#include <stdalign.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/mem.h"
+#include "kernels/gemm_q.h"
+#include "kernels/quant_internal.h"
+
+#if KERNELS_AVX512
+#include <immintrin.h>
+
+#include "kernels/gemm_q_unpack.h"
+
+#define AMX_FN __attribute__((target("amx-tile,amx-int8")))
+/* gcc writes the tile loads and stores as asm statements that do not say
+ * they touch memory: a barrier between them and the C code that writes
+ * what they load or reads what they store */
+#define MEM_BARRIER() __asm__ volatile("" ::: "memory")
+
+/* 16 packed weight rows, per unit of 256 values: 64 lines of 64 bytes of
+ * quants (line l: values 4l..4l+3 of each of the 16 rows, B's layout),
+ * then per group of 16 values a line of the rows' scales, then one of
+ * their offsets (mins). */
+#define AMX_QLINES 64
+#define AMX_UNIT (AMX_QLINES * 64 + 2 * 16 * 64)
+
+static int amx_k(int t) { return t == DT_Q6_K || t == DT_Q2_K || t == DT_Q3_K ? 16 : 32; }
+
+/* The integer offset o of w = scale (u - o) (gemm_q_unpack.h's, and
+ * Q8_0's and Q4_0's, which gemm_q.c's own micro-kernel takes elsewhere). */
+static int amx_ioff(int t) { return t == DT_Q8_0 ? 128 : act_has_q4(t) ? 8 : grp_ioff(t); }
+
+int gemm_amx_type(int t) { return t == DT_Q8_0 || act_has_q4(t) || grp_ioff(t) || grp_mins(t); }
+
+/* r[i] = dword i of each of the 16 rows (a 16 x 16 transpose of int32s). */
+static ALWAYS_INLINE void transpose16(__m512i r[16]) {
+    __m512i t[16];
+    for (int i = 0; i < 16; i += 2) { /* per 128-bit lane: dwords 0, 1 and 2, 3 of rows i, i + 1 interleaved */
+        t[i] = _mm512_unpacklo_epi32(r[i], r[i + 1]);
+        t[i + 1] = _mm512_unpackhi_epi32(r[i], r[i + 1]);
+    }
+    for (int i = 0; i < 16; i += 4) { /* r[i + e], lane L: dword 4L + e of rows i..i+3 */
+        r[i] = _mm512_unpacklo_epi64(t[i], t[i + 2]);
+        r[i + 1] = _mm512_unpackhi_epi64(t[i], t[i + 2]);
+        r[i + 2] = _mm512_unpacklo_epi64(t[i + 1], t[i + 3]);
+        r[i + 3] = _mm512_unpackhi_epi64(t[i + 1], t[i + 3]);
+    }
+    __m512i o[16];
+    for (int e = 0; e < 4; e++) { /* dword 4L + e: lane L of r[e], r[4 + e], r[8 + e], r[12 + e] */
+        __m512i a = _mm512_shuffle_i32x4(r[e], r[4 + e], 0x88), b = _mm512_shuffle_i32x4(r[e], r[4 + e], 0xDD);
+        __m512i c = _mm512_shuffle_i32x4(r[8 + e], r[12 + e], 0x88), d = _mm512_shuffle_i32x4(r[8 + e], r[12 + e], 0xDD);
+        o[e] = _mm512_shuffle_i32x4(a, c, 0x88);
+        o[8 + e] = _mm512_shuffle_i32x4(a, c, 0xDD);
+        o[4 + e] = _mm512_shuffle_i32x4(b, d, 0x88);
+        o[12 + e] = _mm512_shuffle_i32x4(b, d, 0xDD);
+    }
+    for (int i = 0; i < 16; i++) r[i] = o[i];
+}
+
+/* nr <= 16 rows of type t (rb bytes apart, n values) into the packed
+ * layout (AMX_UNIT bytes per unit of 256 values); rows nr..15 are zeros. */
+static void amx_pack(int t, const char *rows, size_t rb, int nr, long n, long nu, char *dst) {
+    const __m512i o = _mm512_set1_epi8((char)amx_ioff(t));
+    const long nb = n / QK8_0;
+    alignas(64) int8_t q[16][256];
+    alignas(64) float sc[16][16], off[16][16];
+    for (long u = 0; u < nu; u++, dst += AMX_UNIT) {
+        for (int r = 0; r < 16; r++) {
+            if (r >= nr) {
+                memset(q[r], 0, sizeof q[r]), memset(sc[r], 0, sizeof sc[r]), memset(off[r], 0, sizeof off[r]);
+                continue;
+            }
+            __m512i nat[4];
+            __m512 s, f;
+            unpack_unit(t, rows + (size_t)r * rb, u, nb, nat, &s, &f);
+            for (int k = 0; k < 4; k++) _mm512_store_si512(q[r] + 64 * k, _mm512_sub_epi8(nat[k], o));
+            _mm512_store_ps(sc[r], s);
+            _mm512_store_ps(off[r], f);
+        }
+        __m512i v[16];
+        for (int k = 0; k < 4; k++) { /* values 64k..64k+63: lines 16k..16k+15 */
+            for (int r = 0; r < 16; r++) v[r] = _mm512_load_si512(q[r] + 64 * k);
+            transpose16(v);
+            for (int l = 0; l < 16; l++) _mm512_store_si512(dst + 64 * (16 * k + l), v[l]);
+        }
+        for (int r = 0; r < 16; r++) v[r] = _mm512_castps_si512(_mm512_load_ps(sc[r]));
+        transpose16(v);
+        for (int g = 0; g < 16; g++) _mm512_store_si512(dst + 64 * AMX_QLINES + 64 * g, v[g]);
+        for (int r = 0; r < 16; r++) v[r] = _mm512_castps_si512(_mm512_load_ps(off[r]));
+        transpose16(v);
+        for (int g = 0; g < 16; g++) _mm512_store_si512(dst + 64 * AMX_QLINES + 1024 + 64 * g, v[g]);
+    }
+}
+
+/* The palette-1 tile configuration (64 bytes, as LDTILECFG reads it). */
+typedef struct TileCfg {
+    uint8_t palette, start_row, reserved[14];
+    uint16_t colsb[16];
+    uint8_t rows[16];
+} TileCfg;
+
+/* Tiles 0, 1: C (na x 16 int32); 2, 3: A (na activations x K bytes);
+ * 4, 5: B (K / 4 lines of 64 bytes). */
+AMX_FN static void amx_config(int na, int K) {
+    alignas(64) TileCfg c;
+    memset(&c, 0, sizeof c);
+    c.palette = 1;
+    for (int i = 0; i < 2; i++) {
+        c.rows[i] = (uint8_t)na, c.colsb[i] = 64;
+        c.rows[2 + i] = (uint8_t)na, c.colsb[2 + i] = (uint16_t)K;
+        c.rows[4 + i] = (uint8_t)(K / 4), c.colsb[4 + i] = 64;
+    }
+    _tile_loadconfig(&c);
+}
+
+/* Group g's block sums (cb: C stored, one activation per 64-byte line)
+ * into the accumulators: acc[m] += (sc dx[m]) cvt(C[m]) - off s[m]. */
+static ALWAYS_INLINE void amx_scale(int mins, const char *lines, const int32_t cb[16][16], const float *const dx[16],
+                                    const float *const sv[16], long b, long g, __m512 acc[16]) {
+    const __m512 sc = _mm512_load_ps((const float *)lines);
+    const __m512 of = mins ? _mm512_load_ps((const float *)(lines + 1024)) : _mm512_setzero_ps();
+    _Pragma("GCC unroll 16") for (int m = 0; m < 16; m++) {
+        __m512 c = _mm512_cvtepi32_ps(_mm512_load_si512(cb[m]));
+        acc[m] = _mm512_fmadd_ps(c, _mm512_mul_ps(sc, _mm512_set1_ps(dx[m][b])), acc[m]);
+        if (mins) acc[m] = _mm512_fnmadd_ps(of, _mm512_set1_ps(sv[m][g]), acc[m]);
+    }
+}
+
+/* 16 packed rows (pw; nr of them real) x na <= 16 activations (act,
+ * stride bytes apart): out[m * os + i] for m < na, i < nr. The tiles are
+ * configured for na and K (amx_config). */
+AMX_FN static void amx_block(int mins, int K, const char *pw, const char *act, size_t stride, int na, long n, float *out,
+                             size_t os, int nr) {
+    const long ng = n / K;
+    const int8_t *aq = act_q(act);
+    const float *dx[16], *sv[16];
+    for (int m = 0; m < 16; m++) { /* the padding rows of C read the last activation's (their sums are not stored) */
+        const char *a = act + (size_t)(m < na ? m : na - 1) * stride;
+        dx[m] = act_dx(a, n), sv[m] = K == 32 ? act_sx(a, n) : act_s16(a, n);
+    }
+    alignas(64) int32_t cb[2][16][16];
+    memset(cb, 0, sizeof cb);
+    __m512 acc[16];
+    for (int m = 0; m < 16; m++) acc[m] = _mm512_setzero_ps();
+    const int per_unit = 256 / K, bshift = K == 32 ? 0 : 1;
+    for (long g = 0; g < ng; g += 2) {
+        const char *u0 = pw + (size_t)(g / per_unit) * AMX_UNIT, *u1 = pw + (size_t)((g + 1) / per_unit) * AMX_UNIT;
+        const long l0 = g % per_unit * (K / 4), l1 = (g + 1) % per_unit * (K / 4);
+        _tile_zero(0);
+        _tile_loadd(2, aq + g * K, (long)stride);
+        _tile_loadd(4, u0 + 64 * l0, 64);
+        _tile_dpbssd(0, 2, 4);
+        _tile_stored(0, cb[0], 64);
+        if (g + 1 < ng) {
+            _tile_zero(1);
+            _tile_loadd(3, aq + (g + 1) * K, (long)stride);
+            _tile_loadd(5, u1 + 64 * l1, 64);
+            _tile_dpbssd(1, 3, 5);
+            _tile_stored(1, cb[1], 64);
+        }
+        MEM_BARRIER();
+        /* the scale lines: group of 16 values (g K / 16) % 16 of the unit */
+        amx_scale(mins, u0 + 64 * AMX_QLINES + 64 * (g * K / 16 % 16), cb[0], dx, sv, g >> bshift, g, acc);
+        if (g + 1 < ng)
+            amx_scale(mins, u1 + 64 * AMX_QLINES + 64 * ((g + 1) * K / 16 % 16), cb[1], dx, sv, (g + 1) >> bshift,
+                      g + 1, acc);
+        MEM_BARRIER();
+    }
+    const __mmask16 keep = (__mmask16)((1u << nr) - 1);
+    for (int m = 0; m < na; m++) _mm512_mask_storeu_ps(out + (size_t)m * os, keep, acc[m]);
+}
+
+AMX_FN void gemm_amx_tile(int t, const void *rows, size_t rb, int nrows, const void *act, size_t stride, int nx,
+                          long n, float *out, size_t out_stride) {
+    const int K = amx_k(t), mins = grp_mins(t);
+    const long nu = (n + 255) / 256;
+    char *pk = xaligned_alloc((size_t)nu * AMX_UNIT);
+    int cfg = 0;
+    for (int r = 0; r < nrows; r += 16) {
+        int nr = nrows - r < 16 ? nrows - r : 16;
+        amx_pack(t, (const char *)rows + (size_t)r * rb, rb, nr, n, nu, pk);
+        MEM_BARRIER();
+        for (int a = 0; a < nx; a += 16) {
+            int na = nx - a < 16 ? nx - a : 16;
+            if (na != cfg) amx_config(na, K), cfg = na;
+            amx_block(mins, K, pk, (const char *)act + (size_t)a * stride, stride, na, n,
+                      out + (size_t)a * out_stride + r, out_stride, nr);
+        }
+    }
+    _tile_release();
+    free(pk);
+}
+#else
+int gemm_amx_type(int t) {
+    (void)t;
+    return 0;
+}
+
+void gemm_amx_tile(int t, const void *rows, size_t rb, int nrows, const void *act, size_t stride, int nx, long n,
+                   float *out, size_t out_stride) {
+    (void)t, (void)rows, (void)rb, (void)nrows, (void)act, (void)stride, (void)nx, (void)n, (void)out, (void)out_stride;
+}
+#endif
