@@ -142,82 +142,119 @@ AMX_FN static void amx_config(int na, int K) {
     _tile_loadconfig(&c);
 }
 
+/* The factors of 16 activations (act, stride bytes apart; na real, the
+ * rest repeat the last) laid out for the scaling's broadcasts: dxt[16 b +
+ * m] activation m's dx of block b, st[16 g + m] its sum of group g (the
+ * block's sx where K is 32, the half's s16 where 16). */
+static void act_tables(int K, const char *act, size_t stride, int na, long n, float *dxt, float *st) {
+    const long nb = n / QK8_0, ng = n / K;
+    for (int m = 0; m < 16; m++) {
+        const char *a = act + (size_t)(m < na ? m : na - 1) * stride;
+        const float *dx = act_dx(a, n), *s = K == 32 ? act_sx(a, n) : act_s16(a, n);
+        for (long b = 0; b < nb; b++) dxt[16 * b + m] = dx[b];
+        for (long g = 0; g < ng; g++) st[16 * g + m] = s[g];
+    }
+}
+
 /* Group g's block sums (cb: C stored, one activation per 64-byte line)
  * into the accumulators: acc[m] += (sc dx[m]) cvt(C[m]) - off s[m]. */
-static ALWAYS_INLINE void amx_scale(int mins, const char *lines, const int32_t cb[16][16], const float *const dx[16],
-                                    const float *const sv[16], long b, long g, __m512 acc[16]) {
+static ALWAYS_INLINE void amx_scale(int mins, const char *lines, const int32_t cb[16][16], const float *dxb,
+                                    const float *sg, __m512 acc[16]) {
     const __m512 sc = _mm512_load_ps((const float *)lines);
     const __m512 of = mins ? _mm512_load_ps((const float *)(lines + 1024)) : _mm512_setzero_ps();
     _Pragma("GCC unroll 16") for (int m = 0; m < 16; m++) {
         __m512 c = _mm512_cvtepi32_ps(_mm512_load_si512(cb[m]));
-        acc[m] = _mm512_fmadd_ps(c, _mm512_mul_ps(sc, _mm512_set1_ps(dx[m][b])), acc[m]);
-        if (mins) acc[m] = _mm512_fnmadd_ps(of, _mm512_set1_ps(sv[m][g]), acc[m]);
+        acc[m] = _mm512_fmadd_ps(c, _mm512_mul_ps(sc, _mm512_set1_ps(dxb[m])), acc[m]);
+        if (mins) acc[m] = _mm512_fnmadd_ps(of, _mm512_set1_ps(sg[m]), acc[m]);
     }
 }
 
-/* 16 packed rows (pw; nr of them real) x na <= 16 activations (act,
- * stride bytes apart): out[m * os + i] for m < na, i < nr. The tiles are
- * configured for na and K (amx_config). */
-AMX_FN static void amx_block(int mins, int K, const char *pw, const char *act, size_t stride, int na, long n, float *out,
-                             size_t os, int nr) {
+/* Group g's block product into C tile c (from A tile a, B tile b: literal
+ * numbers, which gcc's tile macros paste into the instruction), stored to
+ * buf. */
+#define AMX_ISSUE(c, a, b, g, buf)                                                                                     \
+    do {                                                                                                               \
+        _tile_zero(c);                                                                                                 \
+        _tile_loadd(a, aq + (g) * K, (long)stride);                                                                    \
+        _tile_loadd(b, pw + (size_t)((g) / per_unit) * AMX_UNIT + 64 * ((g) % per_unit * (K / 4)), 64);               \
+        _tile_dpbssd(c, a, b);                                                                                         \
+        _tile_stored(c, buf, 64);                                                                                      \
+    } while (0)
+
+/* 16 packed rows (pw; nr of them real) x na <= 16 activations (their
+ * quants aq, stride bytes apart; their factors dxt, st: act_tables):
+ * out[m * os + i] for m < na, i < nr. The tiles are configured for na and
+ * K (amx_config). In program order the tiles of group g + 1 come before
+ * the scaling of group g, so the tile unit works while the vector unit
+ * scales (three groups ahead in four C tiles measured no faster). */
+AMX_FN static ALWAYS_INLINE void amx_block_k(int mins, int K, const char *pw, const int8_t *aq, size_t stride,
+                                              const float *dxt, const float *st, int na, long n, float *out, size_t os,
+                                              int nr) {
     const long ng = n / K;
-    const int8_t *aq = act_q(act);
-    const float *dx[16], *sv[16];
-    for (int m = 0; m < 16; m++) { /* the padding rows of C read the last activation's (their sums are not stored) */
-        const char *a = act + (size_t)(m < na ? m : na - 1) * stride;
-        dx[m] = act_dx(a, n), sv[m] = K == 32 ? act_sx(a, n) : act_s16(a, n);
-    }
+    const int per_unit = 256 / K, bshift = K == 32 ? 0 : 1;
     alignas(64) int32_t cb[2][16][16];
-    memset(cb, 0, sizeof cb);
+    if (na < 16) memset(cb, 0, sizeof cb); /* the rows C leaves alone: scaled, never stored */
     __m512 acc[16];
     for (int m = 0; m < 16; m++) acc[m] = _mm512_setzero_ps();
-    const int per_unit = 256 / K, bshift = K == 32 ? 0 : 1;
+#define SCALE_LINES(g) (pw + (size_t)((g) / per_unit) * AMX_UNIT + 64 * AMX_QLINES + 64 * ((g) * K / 16 % 16))
+    AMX_ISSUE(0, 2, 4, 0L, cb[0]);
     for (long g = 0; g < ng; g += 2) {
-        const char *u0 = pw + (size_t)(g / per_unit) * AMX_UNIT, *u1 = pw + (size_t)((g + 1) / per_unit) * AMX_UNIT;
-        const long l0 = g % per_unit * (K / 4), l1 = (g + 1) % per_unit * (K / 4);
-        _tile_zero(0);
-        _tile_loadd(2, aq + g * K, (long)stride);
-        _tile_loadd(4, u0 + 64 * l0, 64);
-        _tile_dpbssd(0, 2, 4);
-        _tile_stored(0, cb[0], 64);
+        if (g + 1 < ng) AMX_ISSUE(1, 3, 5, g + 1, cb[1]);
+        MEM_BARRIER();
+        amx_scale(mins, SCALE_LINES(g), cb[0], dxt + 16 * (g >> bshift), st + 16 * g, acc);
+        MEM_BARRIER();
         if (g + 1 < ng) {
-            _tile_zero(1);
-            _tile_loadd(3, aq + (g + 1) * K, (long)stride);
-            _tile_loadd(5, u1 + 64 * l1, 64);
-            _tile_dpbssd(1, 3, 5);
-            _tile_stored(1, cb[1], 64);
+            if (g + 2 < ng) AMX_ISSUE(0, 2, 4, g + 2, cb[0]);
+            MEM_BARRIER();
+            amx_scale(mins, SCALE_LINES(g + 1), cb[1], dxt + 16 * ((g + 1) >> bshift), st + 16 * (g + 1), acc);
+            MEM_BARRIER();
         }
-        MEM_BARRIER();
-        /* the scale lines: group of 16 values (g K / 16) % 16 of the unit */
-        amx_scale(mins, u0 + 64 * AMX_QLINES + 64 * (g * K / 16 % 16), cb[0], dx, sv, g >> bshift, g, acc);
-        if (g + 1 < ng)
-            amx_scale(mins, u1 + 64 * AMX_QLINES + 64 * ((g + 1) * K / 16 % 16), cb[1], dx, sv, (g + 1) >> bshift,
-                      g + 1, acc);
-        MEM_BARRIER();
     }
+#undef SCALE_LINES
     const __mmask16 keep = (__mmask16)((1u << nr) - 1);
     for (int m = 0; m < na; m++) _mm512_mask_storeu_ps(out + (size_t)m * os, keep, acc[m]);
 }
 
+/* amx_block_k with mins and K constants (each its own code: registers
+ * for the accumulators rather than spills). */
+AMX_FN static void amx_block(int mins, int K, const char *pw, const int8_t *aq, size_t stride, const float *dxt,
+                             const float *st, int na, long n, float *out, size_t os, int nr) {
+    if (K == 32 && mins) amx_block_k(1, 32, pw, aq, stride, dxt, st, na, n, out, os, nr);
+    else if (K == 32) amx_block_k(0, 32, pw, aq, stride, dxt, st, na, n, out, os, nr);
+    else if (mins) amx_block_k(1, 16, pw, aq, stride, dxt, st, na, n, out, os, nr);
+    else amx_block_k(0, 16, pw, aq, stride, dxt, st, na, n, out, os, nr);
+}
+
+/* The tile's rows are packed first, 16 at a time; then each block of 16
+ * activations (its quants in L1 while the packed rows pass by from L2)
+ * meets every block of rows. */
 AMX_FN void gemm_amx_tile(int t, const void *rows, size_t rb, int nrows, const void *act, size_t stride, int nx,
                           long n, float *out, size_t out_stride) {
     const int K = amx_k(t), mins = grp_mins(t);
-    const long nu = (n + 255) / 256;
-    char *pk = xaligned_alloc((size_t)nu * AMX_UNIT);
+    const long nu = (n + 255) / 256, nrb = (nrows + 15) / 16;
+    const size_t pks = (size_t)nu * AMX_UNIT;
+    char *pk = xaligned_alloc(pks * (size_t)nrb);
+    float *dxt = xaligned_alloc((size_t)(n / QK8_0) * 16 * sizeof(float));
+    float *st = xaligned_alloc((size_t)(n / K) * 16 * sizeof(float));
+    for (long rbk = 0; rbk < nrb; rbk++) {
+        int nr = nrows - 16 * (int)rbk < 16 ? nrows - 16 * (int)rbk : 16;
+        amx_pack(t, (const char *)rows + (size_t)(16 * rbk) * rb, rb, nr, n, nu, pk + (size_t)rbk * pks);
+    }
+    MEM_BARRIER();
     int cfg = 0;
-    for (int r = 0; r < nrows; r += 16) {
-        int nr = nrows - r < 16 ? nrows - r : 16;
-        amx_pack(t, (const char *)rows + (size_t)r * rb, rb, nr, n, nu, pk);
-        MEM_BARRIER();
-        for (int a = 0; a < nx; a += 16) {
-            int na = nx - a < 16 ? nx - a : 16;
-            if (na != cfg) amx_config(na, K), cfg = na;
-            amx_block(mins, K, pk, (const char *)act + (size_t)a * stride, stride, na, n,
-                      out + (size_t)a * out_stride + r, out_stride, nr);
+    for (int a = 0; a < nx; a += 16) {
+        int na = nx - a < 16 ? nx - a : 16;
+        const char *ab = (const char *)act + (size_t)a * stride;
+        act_tables(K, ab, stride, na, n, dxt, st);
+        if (na != cfg) amx_config(na, K), cfg = na;
+        for (long rbk = 0; rbk < nrb; rbk++) {
+            int nr = nrows - 16 * (int)rbk < 16 ? nrows - 16 * (int)rbk : 16;
+            amx_block(mins, K, pk + (size_t)rbk * pks, act_q(ab), stride, dxt, st, na, n,
+                      out + (size_t)a * out_stride + 16 * rbk, out_stride, nr);
         }
     }
     _tile_release();
-    free(pk);
+    free(pk), free(dxt), free(st);
 }
 #else
 int gemm_amx_type(int t) {

@@ -207,6 +207,10 @@ static void matmul_sgemm(ThreadPool *tp, float *y, const float *x, int n, const 
 /* Bytes of activations per tile: L2 is 1-2 MB per core on the CPUs this
  * targets (512 KB on older Intel), and the W rows in flight need some. */
 #define QTILE_ACT_BYTES (384L << 10)
+/* With AMX (gemm_q_amx.c) a tile's rows are unpacked once per tile and
+ * the product is ~1.5x the VNNI one's speed, so the unpacking would weigh
+ * on x_tiles of a few dozen rows: as many rows of x as 3 MB hold (all
+ * 512 of a 2048-wide prompt; their quants, 1 MB, in L2) */
 #define QTILE_ACT_BYTES_AMX (3072L << 10)
 /* Bytes of W per tile: large enough that the dispatch and the activation
  * tile's load from L3 are noise, small enough for many tiles to balance. */
@@ -245,12 +249,12 @@ static void qgemm_task(void *ctx, int ith, int nth) {
     }
 }
 
-/* A multiple of 12 (the micro-kernel's 3 rows and 4 activations) in
- * [12, max(12, limit)]. */
-static long tile_round(long v, long limit) {
+/* A multiple of u (12: the VNNI micro-kernels' 3 rows and 4 activations;
+ * 16: the AMX tiles' rows and activations) in [u, max(u, limit)]. */
+static long tile_round(long v, long limit, long u) {
     if (v > limit) v = limit;
-    v = v / 12 * 12;
-    return v < 12 ? 12 : v;
+    v = v / u * u;
+    return v < u ? u : v;
 }
 
 static void matmul_qgemm(ThreadPool *tp, float *y, const float *x, int n, const QMat *w) {
@@ -260,11 +264,13 @@ static void matmul_qgemm(ThreadPool *tp, float *y, const float *x, int n, const 
     j.rb = dtype_nbytes(w->type, w->cols);
     /* the kernels read ~2-3 bytes of an activation per value (quants,
      * scales and sums); a few rows of x at least */
-    j.x_tile = tile_round((kernel_amx() ? QTILE_ACT_BYTES_AMX : QTILE_ACT_BYTES) / (3L * w->cols), n);
+    const int amx = kernel_amx();
+    const long u = amx ? 16 : 12;
+    j.x_tile = tile_round((amx ? QTILE_ACT_BYTES_AMX : QTILE_ACT_BYTES) / (3L * w->cols), n, u);
     j.x_tiles = (n + j.x_tile - 1) / j.x_tile;
     /* at least 4 tiles per thread, so a late thread does not hold the rest up */
     long want_rows = (long)w->rows * j.x_tiles / (4L * tp_size(tp));
-    j.row_tile = tile_round(QTILE_W_BYTES / (long)j.rb, want_rows);
+    j.row_tile = tile_round(QTILE_W_BYTES / (long)j.rb, want_rows, u);
     j.tiles = (w->rows + j.row_tile - 1) / j.row_tile * j.x_tiles;
     void *owned = NULL;
     j.act = scratch(tp, j.stride * (size_t)n, &owned);
