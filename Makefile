@@ -31,7 +31,7 @@ LAYERS = base formats tok kernels model infer train llm serve aloe
 # here is added to cpu.h's KernelLevel and kernel_funcs.h's KERNEL_LEVELS.
 KLEVELS = scalar avx2 avx512 avx512vbmi
 KLEVEL_SRC = $(addprefix src/kernels/,quant.c quant_avx512.c quant_kquant.c quant_legacy.c \
-             quant_legacy_avx512.c ops.c attention.c stream.c gemm_bf16_level.c gemm_q.c gemm_q_grp.c gemm_q_amx.c)
+             quant_legacy_avx512.c ops.c attention.c stream.c gemm_bf16_level.c gemm_q.c gemm_q_grp.c gemm_q_amx.c gemm_bf16_amx.c)
 KFLAGS_scalar = -mno-avx
 KFLAGS_avx2 = -mavx2 -mfma -mf16c -mbmi -mbmi2 -mno-avx512f -mno-avxvnni
 KFLAGS_avx512 = -mavx2 -mfma -mf16c -mbmi -mbmi2 -mno-avxvnni -mavx512f -mavx512bw -mavx512vl -mavx512dq \

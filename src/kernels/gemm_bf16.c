@@ -10,6 +10,8 @@
 #include "base/cpu_features.h"
 #include "kernels/cpu.h"
 #include "kernels/dispatch.h"
+#include "kernels/threads.h"
+#include "base/mem.h"
 
 /* AVX512-BF16 is checked here, at run time, rather than made a kernel
  * level (docs/DESIGN.md §4b): it is independent of VBMI, the level above
@@ -65,4 +67,46 @@ int gemm_bf16_set_infer(int on) {
 int gemm_bf16_infer(void) {
     pthread_once(&infer_once, infer_env);
     return atomic_load_explicit(&infer_on, memory_order_relaxed) && gemm_bf16_dot();
+}
+
+int gemm_bf16_amx(void) { return gemm_bf16_infer() && kernel_amx() && (cpu_features()->bits & CPU_AMX_BF16); }
+
+/* Rows of W per claim: 64 rows of a 2048-wide W packed are 256 KB (L2),
+ * and a 2048-row W gives each of 2 threads 16 claims. */
+#define AMX_ROWS 64
+
+typedef struct AmxJob {
+    float *y;
+    const float *x;
+    const uint16_t *w;
+    uint16_t *xb;
+    int n, rows, cols;
+    TpCounter round, next;
+} AmxJob;
+
+static void amx_round_task(void *ctx, int ith, int nth) {
+    (void)ith, (void)nth;
+    AmxJob *j = ctx;
+    long t0, t1;
+    while (tp_next(&j->round, j->n, 16, &t0, &t1))
+        for (long t = t0; t < t1; t++) gemm_bf16_round(j->x + t * j->cols, j->xb + t * j->cols, j->cols);
+}
+
+static void amx_task(void *ctx, int ith, int nth) {
+    (void)ith, (void)nth;
+    AmxJob *j = ctx;
+    long r0, r1;
+    while (tp_next(&j->next, j->rows, AMX_ROWS, &r0, &r1))
+        gemm_bf16_amx_rows(j->w + r0 * j->cols, (int)(r1 - r0), j->cols, j->xb, j->n, j->y + r0, j->rows);
+}
+
+void gemm_bf16_amx_xwt(ThreadPool *tp, float *y, const float *x, int n, const uint16_t *w, int rows, int cols) {
+    /* x rounded, in whole blocks of 32 tokens (the tiles load 16 at a time, two blocks per step) */
+    long npad = ((long)n + 31) / 32 * 32;
+    AmxJob j = {.y = y, .x = x, .w = w, .n = n, .rows = rows, .cols = cols};
+    j.xb = xaligned_alloc((size_t)npad * (size_t)cols * 2);
+    memset(j.xb + (size_t)n * cols, 0, (size_t)(npad - n) * (size_t)cols * 2);
+    tp_run_shared(tp, amx_round_task, &j);
+    tp_run_shared(tp, amx_task, &j);
+    free(j.xb);
 }

@@ -56,6 +56,20 @@ void gemm_bf16_sgemm(ThreadPool *tp, int trans_a, int trans_b, int m, int n, int
  * (rows cols apart), x rounded to bf16: the prefill product (matmul.c). */
 void gemm_bf16_xwt(ThreadPool *tp, float *y, const float *x, int n, const uint16_t *w, int rows, int cols);
 
+/* The prefill product on AMX-BF16 tiles (gemm_bf16_amx.c): y as
+ * gemm_bf16_xwt, x rounded to bf16 the same way, the sums in another order
+ * (within the f32 sum's error bound of gemm_bf16_xwt's, not bit for bit).
+ * For matmul.c where gemm_bf16_amx() says so; cols a multiple of 32. */
+void gemm_bf16_amx_xwt(ThreadPool *tp, float *y, const float *x, int n, const uint16_t *w, int rows, int cols);
+/* 1 when the inference prefill on BF16 weights takes the AMX tiles:
+ * gemm_bf16_infer, and the tiles are in use (kernel_amx, dispatch.h) on a
+ * CPU with AMX-BF16. */
+int gemm_bf16_amx(void);
+/* gemm_bf16_amx_xwt's level build: y[t][r] (ldy floats a token) for
+ * nrows rows of W (cols bf16 each, contiguous) and the n tokens of xb (x
+ * rounded, cols bf16 a token, zero rows up to a multiple of 32). */
+void gemm_bf16_amx_rows(const uint16_t *w, int nrows, int cols, const uint16_t *xb, int n, float *y, int ldy);
+
 /* 1 when calls now take the BF16 dot instructions (vdpbf16ps): the CPU has
  * AVX512-BF16, the kernel level (dispatch.h) is avx512 or above, and
  * gemm_bf16_use_dot has not turned them off. */

@@ -38,13 +38,10 @@
 #if KERNELS_AVX512
 #include <immintrin.h>
 
+#include "kernels/amx_tiles.h"
 #include "kernels/gemm_q_unpack.h"
 
 #define AMX_FN __attribute__((target("amx-tile,amx-int8")))
-/* gcc writes the tile loads and stores as asm statements that do not say
- * they touch memory: a barrier between them and the C code that writes
- * what they load or reads what they store */
-#define MEM_BARRIER() __asm__ volatile("" ::: "memory")
 
 /* 16 packed weight rows, per unit of 256 values: 64 lines of 64 bytes of
  * quants (line l: values 4l..4l+3 of each of the 16 rows, B's layout),
@@ -60,31 +57,6 @@ static int amx_k(int t) { return t == DT_Q6_K || t == DT_Q2_K || t == DT_Q3_K ? 
 static int amx_ioff(int t) { return t == DT_Q8_0 ? 128 : act_has_q4(t) ? 8 : grp_ioff(t); }
 
 int gemm_amx_type(int t) { return t == DT_Q8_0 || act_has_q4(t) || grp_ioff(t) || grp_mins(t); }
-
-/* r[i] = dword i of each of the 16 rows (a 16 x 16 transpose of int32s). */
-static ALWAYS_INLINE void transpose16(__m512i r[16]) {
-    __m512i t[16];
-    for (int i = 0; i < 16; i += 2) { /* per 128-bit lane: dwords 0, 1 and 2, 3 of rows i, i + 1 interleaved */
-        t[i] = _mm512_unpacklo_epi32(r[i], r[i + 1]);
-        t[i + 1] = _mm512_unpackhi_epi32(r[i], r[i + 1]);
-    }
-    for (int i = 0; i < 16; i += 4) { /* r[i + e], lane L: dword 4L + e of rows i..i+3 */
-        r[i] = _mm512_unpacklo_epi64(t[i], t[i + 2]);
-        r[i + 1] = _mm512_unpackhi_epi64(t[i], t[i + 2]);
-        r[i + 2] = _mm512_unpacklo_epi64(t[i + 1], t[i + 3]);
-        r[i + 3] = _mm512_unpackhi_epi64(t[i + 1], t[i + 3]);
-    }
-    __m512i o[16];
-    for (int e = 0; e < 4; e++) { /* dword 4L + e: lane L of r[e], r[4 + e], r[8 + e], r[12 + e] */
-        __m512i a = _mm512_shuffle_i32x4(r[e], r[4 + e], 0x88), b = _mm512_shuffle_i32x4(r[e], r[4 + e], 0xDD);
-        __m512i c = _mm512_shuffle_i32x4(r[8 + e], r[12 + e], 0x88), d = _mm512_shuffle_i32x4(r[8 + e], r[12 + e], 0xDD);
-        o[e] = _mm512_shuffle_i32x4(a, c, 0x88);
-        o[8 + e] = _mm512_shuffle_i32x4(a, c, 0xDD);
-        o[4 + e] = _mm512_shuffle_i32x4(b, d, 0x88);
-        o[12 + e] = _mm512_shuffle_i32x4(b, d, 0xDD);
-    }
-    for (int i = 0; i < 16; i++) r[i] = o[i];
-}
 
 /* nr <= 16 rows of type t (rb bytes apart, n values) into the packed
  * layout (AMX_UNIT bytes per unit of 256 values); rows nr..15 are zeros. */
@@ -120,13 +92,6 @@ static void amx_pack(int t, const char *rows, size_t rb, int nr, long n, long nu
         for (int g = 0; g < 16; g++) _mm512_store_si512(dst + 64 * AMX_QLINES + 1024 + 64 * g, v[g]);
     }
 }
-
-/* The palette-1 tile configuration (64 bytes, as LDTILECFG reads it). */
-typedef struct TileCfg {
-    uint8_t palette, start_row, reserved[14];
-    uint16_t colsb[16];
-    uint8_t rows[16];
-} TileCfg;
 
 /* Tiles 0, 1: C (na x 16 int32); 2, 3: A (na activations x K bytes);
  * 4, 5: B (K / 4 lines of 64 bytes). */

@@ -79,6 +79,8 @@
       (tp, y, x, n, w, rows, cols, dot))                                                                             \
     X(void, gemm_bf16_rows, (const uint16_t *rows, size_t rb, int nrows, const uint16_t *x, long n, float *out, int dot), \
       (rows, rb, nrows, x, n, out, dot))                                                                             \
+    X(void, gemm_bf16_amx_rows, (const uint16_t *w, int nrows, int cols, const uint16_t *xb, int n, float *y, int ldy), \
+      (w, nrows, cols, xb, n, y, ldy))                                                                               \
     X(double, stream_read_seconds,                                                                                   \
       (ThreadPool * tp, const QMat *const *mats, int n, StreamOrder order, uint64_t *bits),                          \
       (tp, mats, n, order, bits))

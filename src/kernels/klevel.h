@@ -83,6 +83,7 @@
 #define gemm_bf16_level KL_NAME(gemm_bf16_level)
 #define gemm_bf16_round KL_NAME(gemm_bf16_round)
 #define gemm_bf16_xwt_level KL_NAME(gemm_bf16_xwt_level)
+#define gemm_bf16_amx_rows KL_NAME(gemm_bf16_amx_rows)
 #define gemm_bf16_rows KL_NAME(gemm_bf16_rows)
 
 #endif

@@ -293,6 +293,48 @@ static void test_xwt(void) {
     tp_free(tp);
 }
 
+/* The prefill on AMX-BF16 tiles (gemm_bf16_amx.c), where this pass has
+ * them ("+amx", levels.h): y = bf16(x)·Wᵀ with x rounded as
+ * gemm_bf16_round does; every product of two bf16 is exact in f32 and the
+ * tile unit adds the C products of a row in some order of C - 1 rounded
+ * additions into f32, so |y - exact| <= gamma_C sum|p| (Higham 4.2; no
+ * subnormals here: |values| >= 2^-10). Tokens past one block of 32 and
+ * not a multiple of 16, rows leaving partial blocks of 16 and an odd
+ * number of blocks, widths of one chunk of 32 values and of many. */
+static void test_amx_xwt(void) {
+    if (!gemm_bf16_amx()) return; /* no AMX-BF16 in this pass */
+    static const int shapes[][3] = {{19, 45, 64}, {40, 70, 608}, {33, 9, 32}, {5, 130, 512}, {64, 16, 256}};
+    Rng r;
+    rng_seed(&r, 7);
+    ThreadPool *tp = tp_create(2);
+    for (int si = 0; si < 5; si++) {
+        const int T = shapes[si][0], R = shapes[si][1], C = shapes[si][2];
+        float *x = xmalloc((size_t)T * C * 4), *y = xmalloc((size_t)T * R * 4);
+        uint16_t *w = xmalloc((size_t)R * C * 2);
+        for (int i = 0; i < T * C; i++) x[i] = rand_value(&r);
+        for (int i = 0; i < R * C; i++) w[i] = f32_to_bf16(rand_value(&r));
+        for (int pool = 0; pool < 2; pool++) {
+            for (int i = 0; i < T * R; i++) y[i] = NAN; /* every element written */
+            gemm_bf16_amx_xwt(pool ? tp : NULL, y, x, T, w, R, C);
+            int ok = 1;
+            for (int t = 0; t < T && ok; t++)
+                for (int o = 0; o < R && ok; o++) {
+                    double s = 0, a = 0;
+                    for (int c = 0; c < C; c++) {
+                        double p = (double)bf16_round(x[t * C + c]) * bf16_to_f32(w[o * C + c]);
+                        s += p, a += fabs(p);
+                    }
+                    double got = y[t * R + o];
+                    ok = fabs(got - s) <= gamma_n(C) * a;
+                    CHECK_MSG(ok, "%dx%d by %d, %s: y[%d][%d] %.9g, exact %.9g (bound %.3g)", T, R, C,
+                              pool ? "2 threads" : "no pool", t, o, got, s, gamma_n(C) * a);
+                }
+        }
+        free(x), free(y), free(w);
+    }
+    tp_free(tp);
+}
+
 /* matmul_forward's prefill on BF16 weights: through the dot path (equal
  * to gemm_bf16_xwt, bit for bit) exactly when asked for and the dot path
  * is on; otherwise the f32 path (x not rounded: within the f32 sum's
@@ -325,6 +367,18 @@ static void test_prefill_routing(void) {
                 gemm_bf16_round(x + t * C, xb, C);
                 gemm_bf16_rows(w, C * 2, R, xb, C, want + t * R, 1);
             }
+        if (gemm_bf16_infer() && T >= matmul_gemm_min_rows(DT_BF16) && gemm_bf16_amx()) {
+            /* the AMX tiles: gemm_bf16_xwt's sums in another order, each
+             * within gamma_C sum|p| of the exact one (test_amx_xwt) */
+            for (int t = 0; t < T; t++)
+                for (int o = 0; o < R; o++) {
+                    double a = 0;
+                    for (int c = 0; c < C; c++) a += fabs((double)bf16_round(x[t * C + c]) * bf16_to_f32(w[o * C + c]));
+                    CHECK_MSG(fabs(y[t * R + o] - want[t * R + o]) <= 2 * gamma_n(C) * a, "AMX prefill: y[%d][%d] %.9g vs %.9g",
+                              t, o, y[t * R + o], want[t * R + o]);
+                }
+            continue;
+        }
         if (gemm_bf16_infer()) {
             CHECK_MSG(!memcmp(y, want, (size_t)T * R * sizeof *y), "%d rows, bf16 on: not the bf16 %s's result", T,
                       T >= matmul_gemm_min_rows(DT_BF16) ? "GEMM" : "row dots");
@@ -387,6 +441,7 @@ int main(void) {
     RUN_LEVELS(test_specials);
     RUN_LEVELS(test_degenerate);
     RUN_LEVELS(test_xwt);
+    RUN_LEVELS(test_amx_xwt);
     RUN_LEVELS(test_prefill_routing);
     return test_summary();
 }
