@@ -148,18 +148,23 @@ static void levels_str(char *buf, size_t n) {
         snprintf(buf + strlen(buf), n - strlen(buf), "%s%s", l ? " " : "", kernel_level_name(l));
 }
 
+/* Whether the AMX tiles run (dispatch.h): "on", "off" (ALOE_AMX=0, or a
+ * level below avx512) or "absent" (no tiles on this CPU, or the OS did
+ * not grant them). */
+static const char *amx_state(void) { return kernel_amx() ? "on" : kernel_amx_available() ? "off" : "absent"; }
+
 /* aloe speed --kernels: the level chosen, the levels and the features. */
 static int print_kernels(int json) {
     char levels[128], feats[512];
     levels_str(levels, sizeof levels);
     cpu_features_str(cpu_features(), feats, sizeof feats);
     if (!json) {
-        printf("kernels: %s\nlevels: %s\ncpu: %s\nprefetch: %s (ALOE_PREFETCH)\n", kernel_level_name(kernel_level()), levels,
-               feats, kernel_prefetch_name(kernel_prefetch()));
+        printf("kernels: %s\nlevels: %s\ncpu: %s\nprefetch: %s (ALOE_PREFETCH)\namx: %s (ALOE_AMX)\n",
+               kernel_level_name(kernel_level()), levels, feats, kernel_prefetch_name(kernel_prefetch()), amx_state());
         return 0;
     }
-    json_t *j = json_pack("{s:s, s:s, s:s, s:s}", "kernels", kernel_level_name(kernel_level()), "levels", levels, "cpu", feats,
-                          "prefetch", kernel_prefetch_name(kernel_prefetch()));
+    json_t *j = json_pack("{s:s, s:s, s:s, s:s, s:s}", "kernels", kernel_level_name(kernel_level()), "levels", levels,
+                          "cpu", feats, "prefetch", kernel_prefetch_name(kernel_prefetch()), "amx", amx_state());
     char *text = j ? json_dumps(j, 0) : NULL;
     if (text) printf("%s\n", text);
     free(text);
@@ -187,7 +192,7 @@ int cmd_speed(int argc, char **argv) {
         {"--batch", "-b", ARG_INT, &batch, "B", "decode B sequences together (tokens/s counts all of them)", 0, 0},
         {"--json", NULL, ARG_FLAG, &json, NULL, "end with one JSON line of the results", 0, 0},
         {"--kernels", NULL, ARG_FLAG, &kernels, NULL,
-         "print the kernel level chosen (ALOE_CPU caps it), the levels and the features of this CPU, and stop", 0, 0},
+         "print the kernel level chosen (ALOE_CPU caps it), the levels, the features of this CPU and whether the AMX tiles run (ALOE_AMX), and stop", 0, 0},
         {NULL, NULL, 0, NULL, NULL, NULL, 0, 0},
     };
     const ArgCommand cmd = {
@@ -295,8 +300,8 @@ int cmd_speed(int argc, char **argv) {
                1 / stream_s, 100 * tg * stream_s);
     char levels[128];
     levels_str(levels, sizeof levels);
-    printf("%skernels: %s (this CPU runs %s; ALOE_CPU caps it), prefetch %s\n", stream_s > 0 ? "" : "\n",
-           kernel_level_name(kernel_level()), levels, kernel_prefetch_name(kernel_prefetch()));
+    printf("%skernels: %s (this CPU runs %s; ALOE_CPU caps it), prefetch %s, AMX tiles %s\n", stream_s > 0 ? "" : "\n",
+           kernel_level_name(kernel_level()), levels, kernel_prefetch_name(kernel_prefetch()), amx_state());
     char place[96] = "in memory";
     if (m->mapped_bytes)
         snprintf(place, sizeof place, "%.2f MiB of them read from the file's map", (double)m->mapped_bytes / (1 << 20));
@@ -318,6 +323,7 @@ int cmd_speed(int argc, char **argv) {
         if (j) json_object_set_new(j, "kv_type", json_string(dtype_name(m->kv_type)));
         if (j) json_object_set_new(j, "weights_mapped_bytes", json_integer((json_int_t)m->mapped_bytes));
         if (j) json_object_set_new(j, "kernels", json_string(kernel_level_name(kernel_level())));
+        if (j) json_object_set_new(j, "amx", json_string(amx_state()));
         char *text = j ? json_dumps(j, JSON_REAL_PRECISION(10)) : NULL;
         if (text) printf("%s\n", text);
         free(text);
