@@ -488,7 +488,6 @@ static ALWAYS_INLINE void dot_q4_k_pairs_n(const BlockQ4_K *w, const void *const
     UNROLL_NX
     for (int k = 0; k < NX; k++) x[k] = act_qk(act[k], n), dx[k] = act_dx(act[k], n), sx[k] = act_sx(act[k], n);
     const long nb = n / QK_K;
-    const __m256i to_pairs = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
     __m256 acc[2][4], accm[4];
     UNROLL_NX
     for (int k = 0; k < NX; k++) acc[0][k] = acc[1][k] = accm[k] = _mm256_setzero_ps();
@@ -497,12 +496,7 @@ static ALWAYS_INLINE void dot_q4_k_pairs_n(const BlockQ4_K *w, const void *const
         __m256 scv, mnv, sd[4];
         q4k_scale_vectors(&w[i], &scv, &mnv);
         const int8_t *xi[4];
-        UNROLL_NX
-        for (int k = 0; k < NX; k++) {
-            sd[k] = _mm256_permutevar8x32_ps(_mm256_mul_ps(scv, _mm256_loadu_ps(dx[k] + 8 * i)), to_pairs);
-            accm[k] = _mm256_fmadd_ps(mnv, _mm256_loadu_ps(sx[k] + 8 * i), accm[k]);
-            xi[k] = x[k] + QK_K * i;
-        }
+        kpairs_superblock(scv, mnv, dx, sx, x, i, NX, sd, accm, xi);
         /* spelled out so that p is a constant (see q6k_step) */
         q4k_pairs_step(&w[i], 0, xi, sd, NX, acc);
         q4k_pairs_step(&w[i], 1, xi, sd, NX, acc);

@@ -180,6 +180,23 @@ static ALWAYS_INLINE __m256 bcast_in_lanes(__m256 v, int j) {
                     : _mm256_shuffle_ps(v, v, 0xff);
 }
 
+/* Super-block i of the AVX2 Q4_K / Q5_K dots in pairs (quant.c,
+ * quant_kquant.c), for each of NX activations: its eight sub-block scales
+ * (scv) times its dx, permuted into the pairs' order (lane p: pair p's
+ * first sub-block, 4 + p: its second) for bcast_in_lanes, the mins' part
+ * (mnv times its sx) added into accm, and its quants of the super-block. */
+static ALWAYS_INLINE void kpairs_superblock(__m256 scv, __m256 mnv, const float *const dx[4], const float *const sx[4],
+                                            const int8_t *const x[4], long i, int NX, __m256 sd[4], __m256 accm[4],
+                                            const int8_t *xi[4]) {
+    const __m256i to_pairs = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+    UNROLL_NX
+    for (int k = 0; k < NX; k++) {
+        sd[k] = _mm256_permutevar8x32_ps(_mm256_mul_ps(scv, _mm256_loadu_ps(dx[k] + 8 * i)), to_pairs);
+        accm[k] = _mm256_fmadd_ps(mnv, _mm256_loadu_ps(sx[k] + 8 * i), accm[k]);
+        xi[k] = x[k] + QK_K * i;
+    }
+}
+
 /* The eight sub-block scales of a super-block (lane j: sub-block j) as
  * two vectors whose lanes each hold sub-blocks 0-3 (h[0]) or 4-7 (h[1]),
  * for bcast_in_lanes; then times an activation's eight dx (sv_times_dx). */
