@@ -512,7 +512,7 @@ date_utc=$(date -u '+%Y-%m-%d %H:%M UTC')
     echo
     echo "- date: $date_utc; load average at the start $load_start, at each round's start $round_loads, at the end $load_end"
     echo "- machine: $cpu_model (family/model $cpu_family), $(nproc) CPUs; flags: $flags"
-    echo "- aloe: commit $aloe_commit, $("$aloe" --version 2>/dev/null | head -1)"
+    echo "- aloe: commit $aloe_commit, $("$aloe" --version 2>/dev/null | head -1); $("$aloe" speed --kernels 2>/dev/null | sed -n 's/^kernels: /kernels /p; s/^amx: \([a-z]*\).*/AMX tiles \1/p' | paste -sd, - | sed 's/,/, /g')"
     echo "- llama.cpp: commit $lcommit, build $LLAMACPP_BUILD ($lcfg)"
     echo "- command: \`$command_line\` (-p $pp -n $tg -t $threads, rounds: $rounds, KV cache $kv on both sides)"
     [ -s "$raw/warnings" ] && sed 's/^vs_llamacpp: /- /' "$raw/warnings"
