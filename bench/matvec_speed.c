@@ -60,7 +60,7 @@ int main(int argc, char **argv) {
     int threads = argc > 1 ? atoi(argv[1]) : 1;
     int rows = argc > 2 ? atoi(argv[2]) : 8192, cols = argc > 3 ? atoi(argv[3]) : 2048;
     int copies = argc > 4 ? atoi(argv[4]) : 0;
-    static const int types[] = {DT_F32, DT_F16, DT_BF16, DT_Q8_0, DT_Q4_0, DT_Q4_0_G16, DT_Q4_0_G4, DT_Q4_K, DT_Q5_K, DT_Q6_K, DT_Q2_K, DT_Q3_K, DT_IQ4_XS, DT_Q4_1, DT_Q5_0, DT_Q5_1, DT_IQ4_NL, DT_Q5_0_G4, DT_Q5_1_G4, DT_Q4_1_G4, DT_IQ4_NL_G4, DT_Q4_K_PAIRS, DT_Q5_K_PAIRS};
+    static const int types[] = {DT_F32, DT_F16, DT_BF16, DT_Q8_0, DT_Q4_0, DT_Q4_0_G16, DT_Q4_0_G4, DT_Q4_K, DT_Q5_K, DT_Q6_K, DT_Q2_K, DT_Q3_K, DT_IQ4_XS, DT_Q4_1, DT_Q5_0, DT_Q5_1, DT_IQ4_NL, DT_Q5_0_G4, DT_Q5_1_G4, DT_Q4_1_G4, DT_IQ4_NL_G4, DT_Q4_K_PAIRS, DT_Q5_K_PAIRS, DT_Q4_0_T16, DT_Q8_0_T16};
     for (size_t i = 0; i < sizeof types / sizeof *types; i++) {
         if (argc > 5) { /* ",LIST," contains ",name," */
             char *list = xasprintf(",%s,", argv[5]), *name = xasprintf(",%s,", dtype_name(types[i]));

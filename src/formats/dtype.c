@@ -50,6 +50,8 @@ static const TypeInfo TYPES[] = {
     {DT_IQ4_NL_G4, "iq4_nl_g4", NULL, QKL_G4, 4 * sizeof(BlockIQ4_NL)},
     {DT_Q4_K_PAIRS, "q4_k_pairs", NULL, QK_K, sizeof(BlockQ4_K)},
     {DT_Q5_K_PAIRS, "q5_k_pairs", NULL, QK_K, sizeof(BlockQ5_K)},
+    {DT_Q4_0_T16, "q4_0_t16", NULL, QK_T16, 16 * sizeof(BlockQ4_0)},
+    {DT_Q8_0_T16, "q8_0_t16", NULL, QK_T16, 16 * sizeof(BlockQ8_0)},
 };
 #define NTYPES (int)(sizeof(TYPES) / sizeof(TYPES[0]))
 
@@ -210,12 +212,37 @@ void dtype_q4_0_regroup(const void *src_, void *dst_, int64_t n, int g) {
         }
 }
 
+/* n values of Q4_0 or Q8_0 blocks into groups of the T16 layout `to`
+ * (dtype.h): the scales, then the quants' dwords part by part. */
+static void t16_regroup(int to, const uint8_t *src, uint8_t *dst, int64_t n) {
+    const int q8 = to == DT_Q8_0_T16, parts = q8 ? 8 : 4;
+    const size_t bs = q8 ? sizeof(BlockQ8_0) : sizeof(BlockQ4_0);
+    for (int64_t k = 0; k < n / QK_T16; k++, dst += 32 + 64 * parts)
+        for (int j = 0; j < 16; j++, src += bs) {
+            memcpy(&dst[2 * j], src, 2); /* the scales first */
+            for (int p = 0; p < parts; p++)
+                for (int i = 0; i < 4; i++) dst[32 + 64 * p + 4 * j + i] = src[2 + 4 * p + i] ^ (q8 ? 0x80 : 0);
+        }
+}
+
+/* A T16 group's 16 blocks back in the stored layout. */
+static void t16_ungroup(int t, const uint8_t *src, uint8_t *dst, int64_t ng) {
+    const size_t bs = t == DT_Q8_0_T16 ? sizeof(BlockQ8_0) : sizeof(BlockQ4_0);
+    for (int64_t k = 0; k < ng; k++, src += 16 * bs)
+        for (int j = 0; j < 16; j++, dst += bs) {
+            uint16_t d = dtype_t16_block(t, src, j, dst + 2);
+            memcpy(dst, &d, 2);
+        }
+}
+
 int dtype_regrouped_from(int to) {
+    if (dtype_t16_base(to)) return dtype_t16_base(to);
     return dtype_q4_0_group_blocks(to) > 1 ? DT_Q4_0 : dtype_k_pairs_base(to) ? dtype_k_pairs_base(to) : dtype_legacy_g4_base(to);
 }
 
 void dtype_regroup(int to, const void *src, void *dst, int64_t n) {
-    if (dtype_q4_0_group_blocks(to) > 1) dtype_q4_0_regroup(src, dst, n, dtype_q4_0_group_blocks(to));
+    if (dtype_t16_base(to)) t16_regroup(to, src, dst, n);
+    else if (dtype_q4_0_group_blocks(to) > 1) dtype_q4_0_regroup(src, dst, n, dtype_q4_0_group_blocks(to));
     else if (dtype_k_pairs_base(to)) dtype_k_pairs_regroup(dtype_k_pairs_base(to), src, dst, n);
     else dtype_legacy_regroup(dtype_legacy_g4_base(to), src, dst, n);
 }
@@ -336,6 +363,14 @@ int dequantize_row(int t, const void *src_, float *dst, int64_t n) {
     case DT_Q4_0: deq_q4_0(src, dst, nb); return 0;
     case DT_Q4_0_G4:
     case DT_Q4_0_G16: deq_q4_0_grouped(src, dst, nb, dtype_q4_0_group_blocks(t)); return 0;
+    case DT_Q4_0_T16:
+    case DT_Q8_0_T16:
+        for (int64_t g = 0; g < nb; g++) { /* a group at a time through the stored layout */
+            uint8_t b[16 * sizeof(BlockQ8_0)];
+            t16_ungroup(t, src + g * ti->bytes, b, 1);
+            dequantize_row(dtype_t16_base(t), b, dst + g * QK_T16, QK_T16);
+        }
+        return 0;
     case DT_Q4_1:
     case DT_Q5_0:
     case DT_Q5_1:
@@ -620,7 +655,7 @@ int quantize_row(int t, const float *src, void *dst, int64_t n) {
     uint8_t *d = dst;
     const int from = dtype_regrouped_from(t);
     if (from) { /* an in-memory layout: its stored type's blocks, a group at a time, regrouped */
-        uint8_t b[16 * sizeof(BlockQ4_0)]; /* a group of any layout: at most 512 values, 288 bytes */
+        uint8_t b[16 * sizeof(BlockQ8_0)]; /* a group of any layout: at most 512 values, 544 bytes */
         _Static_assert(4 * sizeof(BlockQ5_1) <= sizeof b, "a group of four");
         for (int64_t k = 0; k < n / ti->block; k++, d += ti->bytes) {
             quantize_row(from, src + k * ti->block, b, ti->block);

@@ -49,6 +49,8 @@ typedef enum DType {
     DT_IQ4_NL_G4 = 107, /* in memory only */
     DT_Q4_K_PAIRS = 108, /* in memory only (dtype_kquant.c, below) */
     DT_Q5_K_PAIRS = 109, /* in memory only */
+    DT_Q4_0_T16 = 110, /* in memory only (below) */
+    DT_Q8_0_T16 = 111, /* in memory only */
     DT_INVALID = -1
 } DType;
 
@@ -72,6 +74,34 @@ typedef enum DType {
  * (dtype_q4_0_group_blocks). */
 #define QK4_0_G4 128
 #define QK4_0_G16 512
+
+/* DT_Q4_0_T16 and DT_Q8_0_T16: Q4_0 and Q8_0 in groups of 16 blocks (512
+ * values) for the AVX-512 decode and prefill (kernels/quant_avx512.c,
+ * gemm_q.c), never in a file. A group is the 16 blocks' f16 scales (32
+ * bytes), then parts of 64 bytes: part k holds dword k (bytes 4k..4k+3) of
+ * each block's quants, block j at bytes 4j..4j+3 -- 4 parts of nibble
+ * bytes for Q4_0 (288 bytes a group, as stored), 8 parts of quants for
+ * Q8_0, each stored XOR 0x80 (w + 128 as an unsigned byte; 544 bytes, as
+ * stored). So every int32 lane of a 64-byte load is one block: VPDPBUSD
+ * gathers a block's products in its own lane, the 16 lanes meet the 16
+ * scales as one conversion gives them, and neither the quants nor the
+ * scales are permuted (the activation's act_t16 parts line up, kernels/
+ * quant_internal.h). Q8_0's + 128 makes its quants unsigned, as VPDPBUSD
+ * wants, for 128 times the activation's block sums, which the activation
+ * carries (Q4_0's offset 8 works the same way). */
+#define QK_T16 512
+/* The stored type of a T16 layout (DT_Q4_0 or DT_Q8_0), else 0. */
+static inline int dtype_t16_base(int t) { return t == DT_Q4_0_T16 ? DT_Q4_0 : t == DT_Q8_0_T16 ? DT_Q8_0 : 0; }
+/* Block j (< 16) of a T16 group: its f16 scale, and its quants as stored
+ * in `qs` (Q4_0: 16 nibble bytes; Q8_0: 32 signed quants). */
+static inline uint16_t dtype_t16_block(int t, const void *group, int j, uint8_t *qs) {
+    const uint8_t *g = (const uint8_t *)group;
+    const int parts = t == DT_Q8_0_T16 ? 8 : 4;
+    const uint8_t bias = t == DT_Q8_0_T16 ? 0x80 : 0;
+    for (int k = 0; k < parts; k++)
+        for (int i = 0; i < 4; i++) qs[4 * k + i] = g[32 + 64 * k + 4 * j + i] ^ bias;
+    return (uint16_t)(g[2 * j] | g[2 * j + 1] << 8);
+}
 
 /* Blocks as stored on disk (packed, little-endian, no padding). */
 typedef struct BlockQ8_0 {
@@ -176,16 +206,17 @@ const char *dtype_name(int t);
  * case-insensitively; DT_INVALID if unknown. */
 int dtype_from_name(const char *s);
 /* Blocks a group of a Q4_0 layout: 1 for DT_Q4_0, 4 for DT_Q4_0_G4, 16
- * for DT_Q4_0_G16, else 0. Inline: the kernels ask per row and per block. */
+ * for DT_Q4_0_G16 and DT_Q4_0_T16, else 0. Inline: the kernels ask per row
+ * and per block. */
 static inline int dtype_q4_0_group_blocks(int t) {
-    return t == DT_Q4_0 ? 1 : t == DT_Q4_0_G4 ? 4 : t == DT_Q4_0_G16 ? 16 : 0;
+    return t == DT_Q4_0 ? 1 : t == DT_Q4_0_G4 ? 4 : t == DT_Q4_0_G16 || t == DT_Q4_0_T16 ? 16 : 0;
 }
 /* n values (a multiple of 32 g) of Q4_0 blocks into the order of groups of
  * g blocks (the layout of dtype_q4_0_group_blocks' types; src and dst do
  * not overlap). */
 void dtype_q4_0_regroup(const void *src, void *dst, int64_t n, int g);
 /* The in-memory layouts (types from 102 on: Q4_0 in groups of 4 or 16,
- * the 32-value types in fours): the stored type a layout regroups, or 0
+ * the 32-value types in fours, Q4_K / Q5_K in pairs, the T16 layouts): the stored type a layout regroups, or 0
  * for any other type; and n values of a row of that stored type into
  * layout `to` (src and dst do not overlap). */
 int dtype_regrouped_from(int to);

@@ -63,24 +63,15 @@
 #if KERNELS_AVX512
 #include <immintrin.h>
 
-static int gemm_mk_type(int t) { return t == DT_Q8_0 || t == DT_Q4_0 || t == DT_Q4_0_G16; }
+static int gemm_mk_type(int t) { return t == DT_Q8_0 || t == DT_Q4_0 || t == DT_Q4_0_G16 || dtype_t16_base(t); }
 
-/* The quad of blocks b..b+3 of a row as two registers of unsigned bytes,
- * elements 0-15 then 16-31 of each block, one block per 128-bit lane, and
- * the blocks' f16 scales as floats, each over its block's 4 lanes. */
+/* The quad of blocks b..b+3 of a Q4_0 or Q8_0 row as stored as two
+ * registers of unsigned bytes, elements 0-15 then 16-31 of each block, one
+ * block per 128-bit lane, and the blocks' f16 scales as floats, each over
+ * its block's 4 lanes. (The regrouped layouts' rows are whole groups of
+ * 512, which tile512 gives to the group micro-kernel.) */
 static ALWAYS_INLINE void load_quad(int t, const char *row, long b, __m512i *lo, __m512i *hi, __m512 *dw) {
     const __m512i m4 = _mm512_set1_epi8(15);
-    if (t == DT_Q4_0_G16) { /* the group's 16 scales, then its quads' nibbles (formats/dtype.h) */
-        const char *g = row + (size_t)(b / 16) * 16 * sizeof(BlockQ4_0);
-        const int j = (int)(b % 16) / 4;
-        __m512i v = _mm512_loadu_si512(g + 32 + 64 * j);
-        const __m512i lanes = _mm512_add_epi32(_mm512_set1_epi32(4 * j),
-                                               _mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3));
-        *dw = _mm512_permutexvar_ps(lanes, _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)g)));
-        *lo = _mm512_and_si512(v, m4);
-        *hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), m4);
-        return;
-    }
     if (t == DT_Q4_0) {
         const BlockQ4_0 *q = (const BlockQ4_0 *)row + b;
         __m512i v = _mm512_castsi128_si512(_mm_loadu_si128((const __m128i *)q[0].qs));
@@ -256,6 +247,20 @@ static ALWAYS_INLINE void load_group(int t, const char *row, long g, __m512i q[4
  * its high ones part 4 + k. */
 static void pack_row_groups(int t, const char *row, long ng, char *dst) {
     const __m512i m4 = _mm512_set1_epi8(15);
+    if (dtype_t16_base(t)) { /* in the parts already (formats/dtype.h): Q8_0's + 128, Q4_0's nibbles split */
+        const int q8 = t == DT_Q8_0_T16;
+        const size_t gb = 16 * (q8 ? sizeof(BlockQ8_0) : sizeof(BlockQ4_0));
+        for (long g = 0; g < ng; g++, dst += PACKED_GROUP, row += gb) {
+            for (int k = 0; k < 4; k++) {
+                __m512i v = _mm512_loadu_si512(row + 32 + 64 * k);
+                _mm512_store_si512(dst + 64 * k, q8 ? v : _mm512_and_si512(v, m4));
+                _mm512_store_si512(dst + 64 * (4 + k), q8 ? _mm512_loadu_si512(row + 32 + 64 * (4 + k))
+                                                          : _mm512_and_si512(_mm512_srli_epi16(v, 4), m4));
+            }
+            _mm512_store_ps(dst + 512, _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)row)));
+        }
+        return;
+    }
     for (long g = 0; g < ng; g++, dst += PACKED_GROUP) {
         __m512i q[4];
         __m512 dw;
@@ -275,14 +280,15 @@ static void pack_row_groups(int t, const char *row, long ng, char *dst) {
 
 /* RM rows packed by pack_row_groups (ng groups each, one row after
  * another) x RN activations: out[j * os + i]. Per pair and group the
- * integer sums of its 16 blocks, then w·y = dw (dx S - 8 sx) per lane. */
+ * integer sums of its 16 blocks, then w·y = dw (dx S - o sx) per lane,
+ * o the weights' integer offset (Q4_0's 8, Q8_0_T16's 128). */
 static ALWAYS_INLINE void micro_groups(const char *pk, long ng, const char *act, size_t stride, long n, int RM, int RN,
-                                       float *out, size_t os) {
+                                       float o, float *out, size_t os) {
     __m512 acc[GEMM_RM][GEMM_RN];
     UNROLL_RM for (int i = 0; i < RM; i++) {
         UNROLL_NX for (int j = 0; j < RN; j++) acc[i][j] = _mm512_setzero_ps();
     }
-    const __m512 eight = _mm512_set1_ps(8.0f);
+    const __m512 eight = _mm512_set1_ps(o);
     for (long g = 0; g < ng; g++) {
         const char *pg = pk + g * PACKED_GROUP;
         __m512i s[GEMM_RM][GEMM_RN];
@@ -312,9 +318,9 @@ static ALWAYS_INLINE void micro_groups(const char *pk, long ng, const char *act,
 }
 
 #define MG_CASE(RM, RN)                                                                                                \
-    case (RM) * 8 + (RN): micro_groups(pk, ng, act, stride, n, RM, RN, out, os); break;
+    case (RM) * 8 + (RN): micro_groups(pk, ng, act, stride, n, RM, RN, o, out, os); break;
 
-static void micro_groups_any(const char *pk, long ng, const char *act, size_t stride, long n, int rm, int rn,
+static void micro_groups_any(const char *pk, long ng, const char *act, size_t stride, long n, int rm, int rn, float o,
                              float *out, size_t os) {
     switch (rm * 8 + rn) {
         MG_CASE(3, 4) MG_CASE(3, 3) MG_CASE(3, 2) MG_CASE(3, 1) MG_CASE(2, 4) MG_CASE(2, 3)
@@ -323,7 +329,8 @@ static void micro_groups_any(const char *pk, long ng, const char *act, size_t st
     }
 }
 
-/* Q4_0 / Q4_0_G16 rows of whole groups (n % 512 == 0), as tile512. */
+/* Q4_0 / Q4_0_G16 rows of whole groups (n % 512 == 0) and the T16
+ * layouts (always whole groups), as tile512. */
 static void tile_groups(int t, const char *rows, size_t rb, int nrows, const char *act, size_t stride, int nx, long n,
                         float *out, size_t out_stride) {
     const long ng = act_ngroups(n);
@@ -334,18 +341,19 @@ static void tile_groups(int t, const char *rows, size_t rb, int nrows, const cha
         for (int i = 0; i < rm; i++) pack_row_groups(t, rr + (size_t)i * rb, ng, pk + (size_t)i * ng * PACKED_GROUP);
         for (int a = 0; a < nx; a += GEMM_RN) {
             int rn = nx - a < GEMM_RN ? nx - a : GEMM_RN;
-            micro_groups_any(pk, ng, act + (size_t)a * stride, stride, n, rm, rn, out + (size_t)a * out_stride + r,
-                             out_stride);
+            micro_groups_any(pk, ng, act + (size_t)a * stride, stride, n, rm, rn, t == DT_Q8_0_T16 ? 128.0f : 8.0f,
+                             out + (size_t)a * out_stride + r, out_stride);
         }
     }
     free(pk);
 }
 
-/* t: Q8_0, Q4_0 or Q4_0_G16 (whose rows are whole quads: no tail) */
+/* t: Q8_0, Q4_0, Q4_0_G16 (whose rows are whole quads: no tail) or a T16
+ * layout */
 static void tile512(int t, const char *rows, size_t rb, int nrows, const char *act, size_t stride, int nx, long n,
                     float *out, size_t out_stride) {
     const int q4 = t != DT_Q8_0;
-    if (q4 && n % 512 == 0) {
+    if (dtype_t16_base(t) || (q4 && n % 512 == 0)) {
         tile_groups(t, rows, rb, nrows, act, stride, nx, n, out, out_stride);
         return;
     }

@@ -54,13 +54,61 @@ static int amx_k(int t) { return t == DT_Q6_K || t == DT_Q2_K || t == DT_Q3_K ? 
 
 /* The integer offset o of w = scale (u - o) (gemm_q_unpack.h's, and
  * Q8_0's and Q4_0's, which gemm_q.c's own micro-kernel takes elsewhere). */
-static int amx_ioff(int t) { return t == DT_Q8_0 ? 128 : act_has_q4(t) ? 8 : grp_ioff(t); }
+static int amx_ioff(int t) { return t == DT_Q8_0 || t == DT_Q8_0_T16 ? 128 : act_has_q4(t) ? 8 : grp_ioff(t); }
 
-int gemm_amx_type(int t) { return t == DT_Q8_0 || act_has_q4(t) || grp_ioff(t) || grp_mins(t); }
+int gemm_amx_type(int t) { return t == DT_Q8_0 || t == DT_Q8_0_T16 || act_has_q4(t) || grp_ioff(t) || grp_mins(t); }
+
+/* amx_pack for the T16 layouts (formats/dtype.h), a group of 16 blocks
+ * (two units) at a time: part p of a row's group is dword p of each of its
+ * blocks, so one transpose of the 16 rows' part p gives, for every block,
+ * its line p in B's layout -- no unpacking per block (Q4_0's nibble parts
+ * split into two: the low nibbles are the block's values 4p.., the high
+ * ones 16 + 4p..). The offsets' lines are zero: the integer offset goes
+ * into the quants. */
+static void amx_pack_t16(int t, const char *rows, size_t rb, int nr, long nu, char *dst) {
+    const int q8 = t == DT_Q8_0_T16;
+    const __m512i o = _mm512_set1_epi8((char)amx_ioff(t)), m4 = _mm512_set1_epi8(15);
+    const size_t gb = 16 * (q8 ? sizeof(BlockQ8_0) : sizeof(BlockQ4_0));
+    for (long u = 0; u < nu; u += 2, dst += 2 * AMX_UNIT) {
+        const char *grp = rows + (size_t)(u / 2) * gb;
+        __m512i v[16];
+        for (int p = 0; p < 8; p++) {
+            for (int r = 0; r < 16; r++) {
+                if (r >= nr) {
+                    v[r] = _mm512_setzero_si512();
+                    continue;
+                }
+                const char *g = grp + (size_t)r * rb + 32;
+                __m512i w = q8 ? _mm512_loadu_si512(g + 64 * p)
+                          : p < 4 ? _mm512_and_si512(_mm512_loadu_si512(g + 64 * p), m4)
+                                  : _mm512_and_si512(_mm512_srli_epi16(_mm512_loadu_si512(g + 64 * (p - 4)), 4), m4);
+                v[r] = _mm512_sub_epi8(w, o);
+            }
+            transpose16(v); /* v[b]: dword p of block b of each row */
+            for (int b = 0; b < 16; b++) _mm512_store_si512(dst + (size_t)(b / 8) * AMX_UNIT + 64 * (8 * (b % 8) + p), v[b]);
+        }
+        for (int h = 0; h < 2; h++) { /* unit u + h: blocks 8h..8h+7, a scale per 16 values */
+            for (int r = 0; r < 16; r++)
+                v[r] = r < nr ? _mm512_castps_si512(pairs_ps(_mm256_cvtph_ps(_mm_loadu_si128(
+                                    (const __m128i *)(grp + (size_t)r * rb + 16 * h)))))
+                              : _mm512_setzero_si512();
+            transpose16(v);
+            char *lines = dst + (size_t)h * AMX_UNIT + 64 * AMX_QLINES;
+            for (int g = 0; g < 16; g++) {
+                _mm512_store_si512(lines + 64 * g, v[g]);
+                _mm512_store_si512(lines + 1024 + 64 * g, _mm512_setzero_si512());
+            }
+        }
+    }
+}
 
 /* nr <= 16 rows of type t (rb bytes apart, n values) into the packed
  * layout (AMX_UNIT bytes per unit of 256 values); rows nr..15 are zeros. */
 static void amx_pack(int t, const char *rows, size_t rb, int nr, long n, long nu, char *dst) {
+    if (dtype_t16_base(t)) {
+        amx_pack_t16(t, rows, rb, nr, nu, dst);
+        return;
+    }
     const __m512i o = _mm512_set1_epi8((char)amx_ioff(t));
     const long nb = n / QK8_0;
     alignas(64) int8_t q[16][256];

@@ -205,6 +205,7 @@ static ALWAYS_INLINE void to_groups2(__m256i a, __m256i b, __m256i c, __m256i d,
  * order, its scale and its offset (Q4_1/Q5_1: -m). */
 static ALWAYS_INLINE __m256i block2(int t, const char *row, long b, float *sc, float *off) {
     const uint8_t *qs, *qhp = NULL;
+    uint8_t buf[16]; /* a T16 block's nibbles, gathered */
     *off = 0;
     const int base = dtype_legacy_g4_base(t);
     if (base) { /* Q4_1 / Q5_0 / Q5_1 regrouped in fours (kernel_weight_type) */
@@ -221,9 +222,10 @@ static ALWAYS_INLINE __m256i block2(int t, const char *row, long b, float *sc, f
         break;
     }
     case DT_Q4_0_G4:
-    case DT_Q4_0_G16: { /* regrouped (kernel_weight_type) */
+    case DT_Q4_0_G16:
+    case DT_Q4_0_T16: { /* regrouped (kernel_weight_type) */
         uint16_t d;
-        qs = q4_0_block(dtype_q4_0_group_blocks(t), row, b, &d), *sc = half(d);
+        qs = q4_0_block(t, row, b, &d, buf), *sc = half(d);
         break;
     }
     case DT_Q4_1: {

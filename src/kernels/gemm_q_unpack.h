@@ -42,6 +42,7 @@ static ALWAYS_INLINE __m512i bcast32(const uint8_t *p) {
  * gemm_q_amx.c's). */
 static ALWAYS_INLINE __m256i legacy_block(int t, const char *row, long b, float *sc, float *off) {
     const uint8_t *qs;
+    uint8_t buf[16]; /* a T16 block's nibbles, gathered */
     uint32_t qh = 0;
     *off = 0;
     if (t == DT_Q8_0) { /* + 128 as the IQ4 levels (gemm_q_amx.c only) */
@@ -49,9 +50,9 @@ static ALWAYS_INLINE __m256i legacy_block(int t, const char *row, long b, float 
         *sc = half(q->d);
         return _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)q->qs), _mm256_set1_epi8((char)0x80));
     }
-    if (act_has_q4(t)) { /* Q4_0 as stored or regrouped (gemm_q_amx.c only): offset 8 */
+    if (act_has_q4(t)) { /* Q4_0 as stored or regrouped (gemm_q_amx.c only; it packs the T16 layouts itself): offset 8 */
         uint16_t d;
-        qs = q4_0_block(dtype_q4_0_group_blocks(t), row, b, &d);
+        qs = q4_0_block(t, row, b, &d, buf);
         *sc = half(d);
         t = DT_Q4_0;
     } else

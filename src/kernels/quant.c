@@ -10,14 +10,14 @@
 #endif
 
 int kernel_type_ok(int t) {
-    return t == DT_F32 || t == DT_F16 || t == DT_BF16 || t == DT_Q8_0 || act_has_q4(t) || t == DT_Q4_K ||
+    return t == DT_F32 || t == DT_F16 || t == DT_BF16 || t == DT_Q8_0 || act_has_t16(t) || t == DT_Q4_K ||
            t == DT_Q4_K_PAIRS || t == DT_Q6_K || quant_legacy_type(t) || kquant_is(t); /* quant_legacy.c, quant_kquant.c */
 }
 
 int kernel_row_ok(int t, long n) { return kernel_type_ok(t) && n > 0 && dtype_nbytes(t, n) > 0; }
 
 int kernel_vec_type(int weight) {
-    return weight == DT_Q8_0 || act_has_q4(weight) || weight == DT_Q4_K || weight == DT_Q4_K_PAIRS || weight == DT_Q6_K ||
+    return weight == DT_Q8_0 || act_has_t16(weight) || weight == DT_Q4_K || weight == DT_Q4_K_PAIRS || weight == DT_Q6_K ||
                    quant_legacy_type(weight) || kquant_is(weight)
                ? DT_Q8_0
                : DT_F32;
@@ -25,7 +25,7 @@ int kernel_vec_type(int weight) {
 
 size_t kernel_act_bytes(int t, long n) {
     if (kernel_vec_type(t) == DT_F32) return (size_t)n * sizeof(float);
-    return act_total_bytes(n) + (act_has_q4(t)                  ? act_q4_bytes(n) + 512 * (size_t)act_ngroups(n)
+    return act_total_bytes(n) + (act_has_t16(t)                 ? act_q4_bytes(n) + 512 * (size_t)act_ngroups(n)
                                  : act_has_quads(t)             ? act_q4_bytes(n)
                                  : act_has_qk(t)                ? act_qk_bytes(n)
                                                                 : 0);
@@ -77,8 +77,8 @@ void kernel_quantize_act(int t, const float *x, void *out, long n) {
             memcpy(q4 + 128 * qd + 64 + 16 * j, q + 32 * b + 16, 16);
             for (int l = 0; l < 4; l++) dx4[16 * qd + 4 * j + l] = dx[b], sx4[16 * qd + 4 * j + l] = 2 * sx[b];
         }
-    if (!act_has_q4(t)) return;
-    /* the groups of the prefill's group micro-kernel (quant_internal.h) */
+    if (!act_has_t16(t)) return;
+    /* the groups of the prefill's group micro-kernel and the T16 dots (quant_internal.h) */
     int8_t *t16 = (int8_t *)act_t16(out, n);
     for (long g = 0; g < act_ngroups(n); g++)
         for (int k = 0; k < 8; k++)
@@ -187,14 +187,28 @@ float vec_dot_ref(int t, const void *row, const void *act, long n) {
         }
         return sum;
     }
+    case DT_Q8_0_T16: {
+        const int8_t *xq = act_q(act);
+        const float *dx = act_dx(act, n);
+        for (long i = 0; i < n / QK8_0; i++) {
+            int8_t qs[QK8_0];
+            uint16_t d = dtype_t16_block(t, (const char *)row + (i / 16) * 16 * sizeof(BlockQ8_0), (int)(i % 16), (uint8_t *)qs);
+            int s = 0;
+            for (int j = 0; j < QK8_0; j++) s += qs[j] * xq[32 * i + j];
+            sum += half(d) * dx[i] * (float)s;
+        }
+        return sum;
+    }
     case DT_Q4_0:
     case DT_Q4_0_G4:
-    case DT_Q4_0_G16: {
+    case DT_Q4_0_G16:
+    case DT_Q4_0_T16: {
         const int8_t *xq = act_q(act);
         const float *dx = act_dx(act, n);
         for (long i = 0; i < n / QK8_0; i++) {
             uint16_t d;
-            const uint8_t *qs = q4_0_block(dtype_q4_0_group_blocks(t), row, i, &d);
+            uint8_t buf[16];
+            const uint8_t *qs = q4_0_block(t, row, i, &d, buf);
             int s = 0;
             for (int j = 0; j < QK8_0 / 2; j++)
                 s += ((qs[j] & 15) - 8) * xq[32 * i + j] + ((qs[j] >> 4) - 8) * xq[32 * i + j + QK8_0 / 2];
@@ -277,7 +291,7 @@ static ALWAYS_INLINE float dot_q4_0(const void *w, const int8_t *xq, const float
     for (; i + 1 < nb; i += 2) {
         if (!(i & 3)) prefetch_ahead((const BlockQ4_0 *)w + i, 1); /* 72 bytes every other step */
         uint16_t h0, h1;
-        const uint8_t *q0 = q4_0_block(1, w, i, &h0), *q1 = q4_0_block(1, w, i + 1, &h1);
+        const uint8_t *q0 = q4_0_block(DT_Q4_0, w, i, &h0, NULL), *q1 = q4_0_block(DT_Q4_0, w, i + 1, &h1, NULL);
         float d0 = half(h0), d1 = half(h1);
         __m256 p0 = _mm256_cvtepi32_ps(dot_u8s8(unpack_q4_u(q0), load_xq(xq, i)));
         __m256 p1 = _mm256_cvtepi32_ps(dot_u8s8(unpack_q4_u(q1), load_xq(xq, i + 1)));
@@ -288,7 +302,7 @@ static ALWAYS_INLINE float dot_q4_0(const void *w, const int8_t *xq, const float
     }
     for (; i < nb; i++) {
         uint16_t h;
-        const uint8_t *q = q4_0_block(1, w, i, &h);
+        const uint8_t *q = q4_0_block(DT_Q4_0, w, i, &h, NULL);
         float d = half(h);
         __m256 p = _mm256_cvtepi32_ps(dot_u8s8(unpack_q4_u(q), load_xq(xq, i)));
         acc0 = _mm256_fmadd_ps(_mm256_set1_ps(d * dx[i]), p, acc0);
@@ -724,7 +738,8 @@ static float dot_bf16(const uint16_t *w, const float *x, long n) { return dot8_b
 static inline __m256i load_w_q(int t, const void *row, long i, float *dw) {
     if (t != DT_Q8_0) {
         uint16_t h;
-        const uint8_t *qs = q4_0_block(dtype_q4_0_group_blocks(t), row, i, &h);
+        uint8_t buf[16];
+        const uint8_t *qs = q4_0_block(t, row, i, &h, buf);
         *dw = half(h);
         return unpack_q4(qs);
     }
@@ -830,25 +845,36 @@ int kernel_use_avx512(int on) {
 }
 
 /* Whether the AVX-512 code takes rows of type t: every type when it is on,
- * except the layouts only the AVX2 code reads (Q4_0 and the 32-value
- * types in fours, Q4_K and Q5_K in pairs) (a matrix regrouped while it was off stays readable when it
- * is on again). */
+ * except the layouts only the AVX2 code reads (Q4_0 in groups of 4 or 16
+ * and the 32-value types in fours, Q4_K and Q5_K in pairs: a matrix
+ * regrouped while it was off stays readable when it is on again); and the
+ * T16 layouts, which only it reads fast, always (placed while it was on,
+ * read while it is off: the AVX-512 dot still runs where the build has it,
+ * elsewhere quant_dot's reference). */
 #if KERNELS_AVX512
-static int avx512_takes(int t) { return avx512_on && t != DT_Q4_0_G4 && !dtype_k_pairs_base(t) && !dtype_legacy_g4_base(t); }
+static int avx512_takes(int t) {
+    if (dtype_t16_base(t)) return 1; /* no other dot reads them fast */
+    return avx512_on && t != DT_Q4_0_G4 && t != DT_Q4_0_G16 && !dtype_k_pairs_base(t) && !dtype_legacy_g4_base(t);
+}
 #endif
 
-/* Q4_0 rows of whole groups regrouped: both levels' decode dots and
- * prefill micro-kernels take groups of 16 (the AVX2 dot: llama-3.2-1b Q4_0
- * decode 32-34 tokens/s as stored, 37-39 regrouped, on a Zen 3); the AVX2
- * ones also take groups of 4 (rows of whole quads that are not whole
- * groups of 16: qwen2.5-0.5b), which the AVX-512 ones leave as stored
- * (their quad dot reads the stored layout; avx512_takes). Likewise the
- * 32-value types in fours and Q4_K and Q5_K in pairs for the AVX2 dots
- * only. */
+/* Q4_0 rows of whole groups regrouped: where the AVX-512 dots run, Q4_0
+ * and Q8_0 in T16 groups (dot_t16_n; on an Intel Xeon with AMX, two
+ * threads: llama-3.2-1b Q8_0 decode 16.6-16.8 -> 18.2-18.5 tokens/s, Q4_0
+ * 28.1-30.4 -> 30.7-30.9); where the AVX2 ones do, Q4_0 in groups of 16
+ * (llama-3.2-1b Q4_0 decode 32-34 tokens/s as stored, 37-39 regrouped, on
+ * a Zen 3) and of 4 (rows of whole quads that are not whole groups of 16:
+ * qwen2.5-0.5b), which the AVX-512 ones leave as stored (their quad dot
+ * reads the stored layout; avx512_takes). Likewise the 32-value types in
+ * fours and Q4_K and Q5_K in pairs for the AVX2 dots only. */
 int kernel_weight_type(int t, long cols) {
     if (dtype_legacy_g4_of(t) && cols % QKL_G4 == 0 && !avx512_on) /* quant_legacy.c */
         return dtype_legacy_g4_of(t);
     if (dtype_k_pairs_of(t) && !avx512_on) return dtype_k_pairs_of(t); /* dot_q4_k_pairs_n, quant_kquant.c */
+#if KERNELS_AVX512
+    if ((t == DT_Q4_0 || t == DT_Q8_0) && cols % QK_T16 == 0 && avx512_on) /* dot_t16_n, quant_avx512.c */
+        return t == DT_Q4_0 ? DT_Q4_0_T16 : DT_Q8_0_T16;
+#endif
     if (t != DT_Q4_0) return t;
     if (cols % QK4_0_G16 == 0) return DT_Q4_0_G16;
     return cols % QK4_0_G4 == 0 && !avx512_on ? DT_Q4_0_G4 : t;
@@ -861,6 +887,10 @@ static void quant_dot(int t, const void *row, const void *act, long n, float *ou
         return;
     }
 #endif
+    if (dtype_t16_base(t)) { /* placed by an AVX-512 level, read by another: correct, not fast */
+        *out = vec_dot_ref(t, row, act, n);
+        return;
+    }
     if (quant_legacy_type(t)) {
         legacy_dot_n(t, row, &act, 1, n, out);
         return;
@@ -884,6 +914,10 @@ static void quant_dot4(int t, const void *row, const void *const x[4], long n, f
         return;
     }
 #endif
+    if (dtype_t16_base(t)) { /* as quant_dot */
+        for (int k = 0; k < 4; k++) r[k] = vec_dot_ref(t, row, x[k], n);
+        return;
+    }
     if (t == DT_Q8_0 || act_has_q4(t)) {
         dot4_q(t, row, x, n, r);
         return;

@@ -169,55 +169,51 @@ static ALWAYS_INLINE void dot_q8q4_n(int q4, const void *row, const void *const 
     for (int k = 0; k < NX; k++) out[k] = _mm512_reduce_add_ps(_mm512_add_ps(acc0[k], acc1[k]));
 }
 
-/* Q4_0 regrouped (DT_Q4_0_G16, formats/dtype.h), a group of 16 blocks per
- * step: one conversion gives the group's 16 scales, one permute spreads
- * four of them over a quad's lanes, and a quad's nibbles are one load,
- * laid out as q4_quad's after its byte permute. Per quad that is 9 vector
- * operations besides the loads against q4_quad's 12 (in cache, one core,
- * 256 x 2048: ~28 -> ~35 GB/s of weights); the model loader regroups Q4_0
- * matrices whose rows are whole groups where this level (or the AVX2 one)
- * runs (kernel_weight_type). */
-static ALWAYS_INLINE void q4g_quad(__m512i v, const __m512 *dwdx, __m512i lanes, long b, const void *const *x, long n,
-                                   int NX, __m512 *acc) {
+/* ---- the T16 layouts: a block per int32 lane ----
+ * Q4_0 and Q8_0 in groups of 16 blocks whose quants' dwords are
+ * transposed (DT_Q4_0_T16, DT_Q8_0_T16, formats/dtype.h), against the
+ * activation's groups (act_t16, quant_internal.h): part k of both holds
+ * dword k of each of the 16 blocks, so per group and activation 8
+ * VPDPBUSD leave each block's integer sum in its own lane, one conversion
+ * and one FMA with the 16 scales (dw * dx, one product) take them all,
+ * and the offsets' part (Q4_0's 8, Q8_0's stored + 128, times the
+ * activation's block sums) is one FMA into its own accumulator. No
+ * permute anywhere: per group about 25 vector operations where the
+ * AVX-512 dot of DT_Q4_0_G16 (since replaced by this one) took ~39 and
+ * Q8_0's pairs take ~96. */
+static ALWAYS_INLINE void dot_t16_n(int q8, const void *row, const void *const *x, int NX, long n, float *out) {
+    __m512 acc[4], acco[4];
+    UNROLL_NX
+    for (int k = 0; k < NX; k++) acc[k] = acco[k] = _mm512_setzero_ps();
     const __m512i m4 = _mm512_set1_epi8(15);
-    __m512i lo = _mm512_and_si512(v, m4), hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), m4);
-    UNROLL_NX
-    for (int k = 0; k < NX; k++) {
-        const int8_t *y = act_q4(x[k], n) + 32 * b;
-        __m512i s = _mm512_dpbusd_epi32(_mm512_setzero_si512(), lo, _mm512_loadu_si512(y));
-        s = _mm512_dpbusd_epi32(s, hi, _mm512_loadu_si512(y + 64));
-        acc[k] = _mm512_fmadd_ps(_mm512_permutexvar_ps(lanes, dwdx[k]), _mm512_cvtepi32_ps(s), acc[k]);
-    }
-}
-
-/* Per group and activation, dw * dx of its 16 blocks is one product and
- * the offsets' part, dw * 8 sx, one FMA into its own accumulator; per quad
- * a permute spreads four of the products over the quad's lanes. */
-static ALWAYS_INLINE void dot_q4g_n(const void *row, const void *const *x, int NX, long n, float *out) {
-    __m512 acc0[4], acc1[4], acco[4];
-    UNROLL_NX
-    for (int k = 0; k < NX; k++) acc0[k] = acc1[k] = acco[k] = _mm512_setzero_ps();
-    /* lanes 4j..4j+3 take block j of the quad */
-    const __m512i s0 = _mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3);
-    const __m512i s1 = _mm512_add_epi32(s0, _mm512_set1_epi32(4)), s2 = _mm512_add_epi32(s0, _mm512_set1_epi32(8)),
-                  s3 = _mm512_add_epi32(s0, _mm512_set1_epi32(12));
+    const size_t gb = 16 * (q8 ? sizeof(BlockQ8_0) : sizeof(BlockQ4_0));
     const char *g = row;
-    for (long b = 0; b < n / QK8_0; b += 16, g += 16 * sizeof(BlockQ4_0)) {
-        prefetch_ahead_l2(g, 5); /* 288 bytes a group */
-        __m512 sc = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)g)), dwdx[4];
+    for (long b = 0; b < n / QK8_0; b += 16, g += gb) {
+        prefetch_ahead_l2(g, q8 ? 9 : 5); /* 544 or 288 bytes a group */
+        __m512 sc = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)g));
+        __m512i w[8];
+        _Pragma("GCC unroll 4") for (int p = 0; p < 4; p++) {
+            __m512i v = _mm512_loadu_si512(g + 32 + 64 * p);
+            w[p] = q8 ? v : _mm512_and_si512(v, m4);
+            w[4 + p] = q8 ? _mm512_loadu_si512(g + 32 + 64 * (4 + p)) : _mm512_and_si512(_mm512_srli_epi16(v, 4), m4);
+        }
         UNROLL_NX
         for (int k = 0; k < NX; k++) {
-            dwdx[k] = _mm512_mul_ps(sc, _mm512_loadu_ps(act_dx(x[k], n) + b));
+            const int8_t *y = act_t16(x[k], n) + 32 * b; /* 512 bytes a group */
+            /* two chains of four: VPDPBUSD's latency */
+            __m512i s0 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), w[0], _mm512_loadu_si512(y));
+            __m512i s1 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), w[1], _mm512_loadu_si512(y + 64));
+            _Pragma("GCC unroll 3") for (int p = 2; p < 8; p += 2) {
+                s0 = _mm512_dpbusd_epi32(s0, w[p], _mm512_loadu_si512(y + 64 * p));
+                s1 = _mm512_dpbusd_epi32(s1, w[p + 1], _mm512_loadu_si512(y + 64 * (p + 1)));
+            }
+            __m512 dwdx = _mm512_mul_ps(sc, _mm512_loadu_ps(act_dx(x[k], n) + b));
+            acc[k] = _mm512_fmadd_ps(dwdx, _mm512_cvtepi32_ps(_mm512_add_epi32(s0, s1)), acc[k]);
             acco[k] = _mm512_fmadd_ps(sc, _mm512_loadu_ps(act_sx(x[k], n) + b), acco[k]);
         }
-        q4g_quad(_mm512_loadu_si512(g + 32), dwdx, s0, b, x, n, NX, acc0);
-        q4g_quad(_mm512_loadu_si512(g + 96), dwdx, s1, b + 4, x, n, NX, acc1);
-        q4g_quad(_mm512_loadu_si512(g + 160), dwdx, s2, b + 8, x, n, NX, acc0);
-        q4g_quad(_mm512_loadu_si512(g + 224), dwdx, s3, b + 12, x, n, NX, acc1);
     }
     UNROLL_NX
-    for (int k = 0; k < NX; k++)
-        out[k] = _mm512_reduce_add_ps(_mm512_add_ps(acc0[k], acc1[k])) - 8 * _mm512_reduce_add_ps(acco[k]);
+    for (int k = 0; k < NX; k++) out[k] = _mm512_reduce_add_ps(acc[k]) - (q8 ? 128 : 8) * _mm512_reduce_add_ps(acco[k]);
 }
 
 /* ---- K-quants: a super-block of 256 values per step ---- */
@@ -310,7 +306,8 @@ void quant512_dot4(int t, const void *row, const void *const act[4], long n, flo
     switch (t) {
     case DT_Q8_0: dot_q8q4_n(0, row, act, 4, n, out); break;
     case DT_Q4_0: dot_q8q4_n(1, row, act, 4, n, out); break;
-    case DT_Q4_0_G16: dot_q4g_n(row, act, 4, n, out); break;
+    case DT_Q4_0_T16: dot_t16_n(0, row, act, 4, n, out); break;
+    case DT_Q8_0_T16: dot_t16_n(1, row, act, 4, n, out); break;
     case DT_Q4_1:
     case DT_Q5_0:
     case DT_Q5_1:
@@ -331,7 +328,8 @@ void quant512_dot4(int t, const void *row, const void *const act[4], long n, flo
         switch (t) {                                                                                                   \
         case DT_Q8_0: dot_q8q4_n(0, row, act, NX, n, o); break;                                                        \
         case DT_Q4_0: dot_q8q4_n(1, row, act, NX, n, o); break;                                                        \
-        case DT_Q4_0_G16: dot_q4g_n(row, act, NX, n, o); break;                                                        \
+        case DT_Q4_0_T16: dot_t16_n(0, row, act, NX, n, o); break;                                                     \
+        case DT_Q8_0_T16: dot_t16_n(1, row, act, NX, n, o); break;                                                     \
         case DT_Q4_1:                                                                                                  \
         case DT_Q5_0:                                                                                                  \
         case DT_Q5_1:                                                                                                  \
@@ -361,7 +359,8 @@ void quant512_rows(int t, const void *rows, size_t rb, int nrows, const void *ac
     switch (t) {
     case DT_Q8_0: for (int r = 0; r < nrows; r++) dot_q8q4_n(0, w + r * rb, x, 1, n, out + r); break;
     case DT_Q4_0: for (int r = 0; r < nrows; r++) dot_q8q4_n(1, w + r * rb, x, 1, n, out + r); break;
-    case DT_Q4_0_G16: for (int r = 0; r < nrows; r++) dot_q4g_n(w + r * rb, x, 1, n, out + r); break;
+    case DT_Q4_0_T16: for (int r = 0; r < nrows; r++) dot_t16_n(0, w + r * rb, x, 1, n, out + r); break;
+    case DT_Q8_0_T16: for (int r = 0; r < nrows; r++) dot_t16_n(1, w + r * rb, x, 1, n, out + r); break;
     case DT_Q4_1:
     case DT_Q5_0:
     case DT_Q5_1:

@@ -82,19 +82,28 @@ static inline const int8_t *act_t16(const void *a, long n) { return act_q4(a, n)
 
 /* Whether weights of type t take the quads above and the groups of the
  * prefill: Q4_0 as stored and regrouped (DT_Q4_0_G4, DT_Q4_0_G16,
- * formats/dtype.h). The types of quant_legacy.c (Q4_1, Q5_0, Q5_1,
+ * DT_Q4_0_T16, formats/dtype.h). The T16 layouts' decode dot reads the
+ * groups too (act_has_t16: DT_Q8_0_T16 as well, whose activation is then
+ * signed, as Q4_0's). The types of quant_legacy.c (Q4_1, Q5_0, Q5_1,
  * IQ4_NL), whose blocks lay out their nibbles as Q4_0's, take the quads
  * only (act_has_quads): their AVX2 dot reads two blocks a register. */
 static inline int act_has_q4(int t) { return dtype_q4_0_group_blocks(t) > 0; }
+static inline int act_has_t16(int t) { return act_has_q4(t) || t == DT_Q8_0_T16; }
 static inline int quant_legacy_type(int t) {
     return t == DT_Q4_1 || t == DT_Q5_0 || t == DT_Q5_1 || t == DT_IQ4_NL || dtype_legacy_g4_base(t);
 }
-static inline int act_has_quads(int t) { return act_has_q4(t) || quant_legacy_type(t); }
+static inline int act_has_quads(int t) { return act_has_t16(t) || quant_legacy_type(t); }
 
-/* Block i of a Q4_0 row in groups of g blocks (1: as stored, 4 or 16:
- * regrouped, dtype_q4_0_group_blocks): its nibbles, and its f16 scale in
- * *d. */
-static inline const uint8_t *q4_0_block(int g, const void *row, long i, uint16_t *d) {
+/* Block i of a Q4_0 row of layout t (dtype_q4_0_group_blocks: as stored,
+ * or in groups of 4 or 16): its 16 bytes of nibbles, in place or (T16,
+ * whose blocks are spread over four parts) gathered into buf, and its f16
+ * scale in *d. */
+static inline const uint8_t *q4_0_block(int t, const void *row, long i, uint16_t *d, uint8_t buf[16]) {
+    if (t == DT_Q4_0_T16) {
+        *d = dtype_t16_block(t, (const uint8_t *)row + (size_t)(i >> 4) * 16 * sizeof(BlockQ4_0), (int)(i & 15), buf);
+        return buf;
+    }
+    const int g = dtype_q4_0_group_blocks(t);
     const int lg = g == 16 ? 4 : g == 4 ? 2 : 0; /* shifts, not divisions, where g is not a constant */
     const long j = i & (g - 1);
     const uint8_t *p = (const uint8_t *)row + (size_t)(i >> lg) * g * sizeof(BlockQ4_0);

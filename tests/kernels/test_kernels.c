@@ -23,6 +23,7 @@
 #include "kernels/quant.h"
 #include "kernels/threads.h"
 #include "levels.h"
+#include "offset_mass.h"
 #include "test.h"
 
 static float *rand_vec(Rng *r, long n, float scale) {
@@ -32,10 +33,22 @@ static float *rand_vec(Rng *r, long n, float scale) {
 }
 
 /* The weight types the kernels compute with (formats/dtype.h numbers), and
- * the in-memory layouts of Q4_0 (rows of whole 512- and 128-value groups)
- * and Q4_K (in pairs). */
-static const int TYPES[] = {DT_F32, DT_F16, DT_BF16, DT_Q8_0, DT_Q4_0, DT_Q4_K, DT_Q6_K, DT_Q4_0_G16, DT_Q4_0_G4, DT_Q4_K_PAIRS};
-#define N_TYPES 10
+ * the in-memory layouts of Q4_0 (rows of whole 512- and 128-value groups),
+ * Q4_K (in pairs) and Q4_0 / Q8_0 in T16 groups. */
+static const int TYPES[] = {DT_F32,      DT_F16,     DT_BF16,       DT_Q8_0,     DT_Q4_0,    DT_Q4_K,
+                            DT_Q6_K,     DT_Q4_0_G16, DT_Q4_0_G4,  DT_Q4_K_PAIRS, DT_Q4_0_T16, DT_Q8_0_T16};
+#define N_TYPES 12
+
+/* The part of the float bound the T16 dots add (quant_avx512.c): they sum
+ * each block's products with the weights' integer offset o folded in
+ * (Q4_0's 8 steps, Q8_0's stored + 128), dw dx sum((q + o) y), and take
+ * o dw sum(dx y) back at the end, so beside sum|w x| their float terms
+ * carry offset_mass.h's mass over blocks of 32. Zero for the other types,
+ * whose terms are the products themselves (or carry an offset of 8 steps,
+ * within the margin the 1e-5 leaves). */
+static double offset_mass(int t, const float *w, const float *x, long n) {
+    return dtype_t16_base(t) ? offset_mass_of(w, x, n, 32) : 0;
+}
 
 static void test_vec_dot_matches_reference(void) {
     Rng r;
@@ -56,7 +69,8 @@ static void test_vec_dot_matches_reference(void) {
             quantize_row(t, w, wq, n);
             kernel_quantize_act(t, x, xq, n);
             float fast = vec_dot(t, wq, xq, n), ref = vec_dot_ref(t, wq, xq, n);
-            CHECK_MSG(fabs(fast - ref) <= 1e-5 * scale, "%s n=%ld: %g vs %g", dtype_name(t), n, fast, ref);
+            CHECK_MSG(fabs(fast - ref) <= 1e-5 * (scale + offset_mass(t, w, x, n)), "%s n=%ld: %g vs %g", dtype_name(t), n,
+                      fast, ref);
             if (kernel_vec_type(t) == DT_F32) { /* the four-activation dot, its tails too */
                 size_t xs = (size_t)n * sizeof(float);
                 float *x4 = xmalloc(4 * xs), multi[4];
@@ -168,8 +182,9 @@ static void test_multi_rows_any_batch(void) {
     Rng r;
     rng_seed(&r, 17);
     const long n = 512;
-    const int types[7] = {DT_Q8_0, DT_Q4_0, DT_Q4_K, DT_Q6_K, DT_Q4_0_G16, DT_Q4_0_G4, DT_Q4_K_PAIRS}, nrows = 5;
-    for (int ti = 0; ti < 7; ti++) {
+    const int types[9] = {DT_Q8_0, DT_Q4_0, DT_Q4_K, DT_Q6_K, DT_Q4_0_G16, DT_Q4_0_G4, DT_Q4_K_PAIRS, DT_Q4_0_T16, DT_Q8_0_T16},
+              nrows = 5;
+    for (int ti = 0; ti < 9; ti++) {
         int t = types[ti];
         size_t rb = dtype_nbytes(t, n), xb = kernel_act_bytes(t, n);
         float *w = rand_vec(&r, nrows * n, 0.5f), *x = rand_vec(&r, 7 * n, 2.0f), got[7 * 5];
@@ -181,7 +196,7 @@ static void test_multi_rows_any_batch(void) {
             for (int k = 0; k < na; k++)
                 for (int i = 0; i < nrows; i++) {
                     float one = vec_dot(t, wq + i * rb, xq + k * xb, n);
-                    double scale = 0;
+                    double scale = offset_mass(t, w + i * n, x + k * n, n);
                     for (long j = 0; j < n; j++) scale += fabs(w[i * n + j] * x[k * n + j]);
                     CHECK_MSG(fabs(got[k * nrows + i] - one) <= 1e-5 * scale, "%s, %d activations: row %d act %d: %g vs %g",
                               dtype_name(t), na, i, k, got[k * nrows + i], one);
@@ -223,13 +238,19 @@ static int check_matmul(ThreadPool *tp, int t, int n, int rows, int cols, double
     for (int i = 0; i < rows; i++) quantize_row(t, wf + (long)i * cols, wq + i * rb, cols);
     QMat w = {t, wq, rows, cols};
     float *xr = xmalloc((size_t)n * cols * 4), *y = xmalloc((size_t)n * rows * 4), *yr = xmalloc((size_t)n * rows * 4);
-    void *tmp = xmalloc((size_t)cols * 4);
+    void *tmp = xmalloc(kernel_act_bytes(t, cols) + (size_t)cols * 4);
     for (int i = 0; i < n; i++) {
-        /* the values the path multiplies: x quantised for the decode dots and the integer GEMM,
+        /* the values the path multiplies: x quantised for the decode dots and the integer GEMM
+         * (by the kernels' quantiser: formats' rounds exact ties away from zero, theirs to even),
          * rounded to bf16 against BF16 weights when prefill takes the vdpbf16ps path, else as is */
         int at = matmul_act_type(t, n), vt = at == DT_BF16 ? DT_BF16 : kernel_vec_type(at);
-        quantize_row(vt, x + (long)i * cols, tmp, cols);
-        dequantize_row(vt, tmp, xr + (long)i * cols, cols);
+        if (vt == DT_Q8_0) {
+            kernel_quantize_act(at, x + (long)i * cols, tmp, cols);
+            kernel_act_to_f32(at, tmp, xr + (long)i * cols, cols);
+        } else {
+            quantize_row(vt, x + (long)i * cols, tmp, cols);
+            dequantize_row(vt, tmp, xr + (long)i * cols, cols);
+        }
     }
     matmul_forward(tp, y, x, n, &w);
     matmul_forward_ref(yr, xr, n, &w);
@@ -276,10 +297,11 @@ static void test_matmul_group_equals_separate(void) {
                             {DT_F32, DT_Q4_0, DT_BF16},
                             {DT_Q4_0_G16, DT_Q4_0, DT_Q4_0_G16},
                             {DT_Q4_0_G4, DT_Q4_0_G16, DT_Q4_0_G4},
-                            {DT_Q4_K_PAIRS, DT_Q6_K, DT_Q4_K_PAIRS}};
+                            {DT_Q4_K_PAIRS, DT_Q6_K, DT_Q4_K_PAIRS},
+                            {DT_Q8_0_T16, DT_Q4_0_T16, DT_Q8_0}};
     Rng r;
     rng_seed(&r, 77);
-    for (int ti = 0; ti < 6; ti++)
+    for (int ti = 0; ti < 7; ti++)
         for (int ni = 0; ni < 3; ni++) {
             const int n = ni == 0 ? 1 : ni == 1 ? 3 : 64; /* the last on the GEMM path */
             QMat w[3];
@@ -596,29 +618,39 @@ static void test_q8_0_extreme_quants(void) {
 
 /* The same checks on the AVX2 dots when the build also has AVX-512 ones
  * (which the other tests use), so that both stay right. */
-/* DT_Q4_0_G16 and DT_Q4_0_G4 are Q4_0 regrouped: the same bytes in
- * another order, the same values, the same dots up to the order of the
+/* DT_Q4_0_G16, DT_Q4_0_G4 and DT_Q4_0_T16 are Q4_0 regrouped, DT_Q8_0_T16
+ * Q8_0 (formats/dtype.h): the same bytes in another order (Q8_0_T16's
+ * quants + 128), the same values, the same dots up to the order of the
  * float sums (the block sums are exact integers; 1e-5 of the sum of
- * |terms|, as above); they are the layouts models load Q4_0 matrices into
- * where the SIMD dots run: G16 for rows of whole 512-value groups at every
- * SIMD level, G4 for the other rows of whole 128-value groups where the
- * AVX2 dots run (the AVX-512 ones read the stored quads); and neither has
- * a user-facing name. */
-static void check_q4_0_regrouped(int t, long n) {
+ * |terms|, as above, the T16 ones' offsets included: offset_mass); they
+ * are the layouts models load Q4_0 and Q8_0 matrices into where the SIMD
+ * dots run: T16 for rows of whole 512-value groups where the AVX-512 dots
+ * run, G16 for them where the AVX2 ones do, G4 for the other rows of whole
+ * 128-value groups there (the AVX-512 dots read the stored quads); and
+ * none has a user-facing name. */
+static void check_regrouped(int t, long n) {
     Rng r;
     rng_seed(&r, 21);
-    const int g = dtype_q4_0_group_blocks(t);
+    const int base = dtype_regrouped_from(t), g = dtype_block_size(t) / 32;
     float *w = rand_vec(&r, n, 0.5f), *x = rand_vec(&r, 4 * n, 2.0f), *a = xmalloc((size_t)n * 4), *b = xmalloc((size_t)n * 4);
-    CHECK_EQ_INT((int)dtype_nbytes(t, n), (int)dtype_nbytes(DT_Q4_0, n));
+    CHECK_EQ_INT((int)dtype_nbytes(t, n), (int)dtype_nbytes(base, n));
     CHECK(dtype_nbytes(t, 32 * g + 32) == 0 && !kernel_row_ok(t, 32 * g + 32));
     CHECK_EQ_INT(dtype_from_name(dtype_name(t)), DT_INVALID);
-    size_t rb = dtype_nbytes(DT_Q4_0, n);
+    size_t rb = dtype_nbytes(base, n);
     char *q = xmalloc(rb), *gq = xmalloc(rb), *g2 = xmalloc(rb);
-    quantize_row(DT_Q4_0, w, q, n);
+    quantize_row(base, w, q, n);
     quantize_row(t, w, gq, n);
-    dtype_q4_0_regroup(q, g2, n, g);
+    dtype_regroup(t, q, g2, n);
     CHECK(!memcmp(gq, g2, rb) && memcmp(gq, q, rb)); /* regrouped, not copied */
-    dequantize_row(DT_Q4_0, q, a, n);
+    if (dtype_t16_base(t)) /* every block back as stored, bytes and scale */
+        for (long i = 0; i < n / 32; i++) {
+            const size_t bs = base == DT_Q8_0 ? sizeof(BlockQ8_0) : sizeof(BlockQ4_0);
+            uint8_t qs[32];
+            uint16_t d = dtype_t16_block(t, gq + (i / 16) * 16 * bs, (int)(i % 16), qs), d0;
+            memcpy(&d0, q + i * bs, 2);
+            CHECK_MSG(d == d0 && !memcmp(qs, q + i * bs + 2, bs - 2), "%s block %ld", dtype_name(t), i);
+        }
+    dequantize_row(base, q, a, n);
     dequantize_row(t, gq, b, n);
     CHECK(!memcmp(a, b, (size_t)n * 4));
     kernel_dequantize_row(t, gq, b, n);
@@ -632,8 +664,13 @@ static void check_q4_0_regrouped(int t, long n) {
     for (int k = 0; k < 4; k++) {
         double scale = 0;
         for (long i = 0; i < n; i++) scale += fabs(a[i] * x[k * n + i]);
-        float got = vec_dot(t, gq, xq + k * xb, n), stored = vec_dot(DT_Q4_0, q, xq + k * xb, n);
-        float ref = vec_dot_ref(DT_Q4_0, q, xq + k * xb, n);
+        scale += offset_mass(t, w, x + k * n, n);
+        /* the stored type's dots take their own activation (Q8_0's + 128) */
+        char *xs = xaligned_alloc(kernel_act_bytes(base, n));
+        kernel_quantize_act(base, x + k * n, xs, n);
+        float got = vec_dot(t, gq, xq + k * xb, n), stored = vec_dot(base, q, xs, n);
+        float ref = vec_dot_ref(base, q, xs, n);
+        free(xs);
         CHECK_MSG(fabs(got - ref) <= 1e-5 * scale && fabs(got - stored) <= 1e-5 * scale, "%s act %d: %g, stored %g, ref %g",
                   dtype_name(t), k, got, stored, ref);
         CHECK_MSG(fabs(vec_dot_ref(t, gq, xq + k * xb, n) - ref) <= 1e-5 * scale, "%s act %d: ref of the groups",
@@ -644,19 +681,22 @@ static void check_q4_0_regrouped(int t, long n) {
 }
 
 static void test_q4_0_regrouped(void) {
-    check_q4_0_regrouped(DT_Q4_0_G16, 3 * QK4_0_G16);
-    check_q4_0_regrouped(DT_Q4_0_G4, 7 * QK4_0_G4); /* qwen2.5-0.5b's 896 */
-    /* the loaders' choice: groups of 16 at every SIMD level (the AVX2 and
-     * the AVX-512 dots and prefill kernels take them), groups of 4 where
-     * the AVX2 dots run, as stored on the scalar level */
+    check_regrouped(DT_Q4_0_G16, 3 * QK4_0_G16);
+    check_regrouped(DT_Q4_0_G4, 7 * QK4_0_G4); /* qwen2.5-0.5b's 896 */
+    check_regrouped(DT_Q4_0_T16, 3 * QK_T16);
+    check_regrouped(DT_Q8_0_T16, 3 * QK_T16);
+    /* the loaders' choice: T16 groups where the AVX-512 dots run, groups
+     * of 16 where the AVX2 ones do, groups of 4 there for the other rows
+     * of whole quads, as stored on the scalar level */
     int avx512 = kernel_use_avx512(0);
     kernel_use_avx512(avx512);
     int simd = kernel_level() >= KL_AVX2;
-    CHECK_EQ_INT(kernel_weight_type(DT_Q4_0, 3 * QK4_0_G16), simd ? DT_Q4_0_G16 : DT_Q4_0);
+    CHECK_EQ_INT(kernel_weight_type(DT_Q4_0, 3 * QK4_0_G16), avx512 ? DT_Q4_0_T16 : simd ? DT_Q4_0_G16 : DT_Q4_0);
     CHECK_EQ_INT(kernel_weight_type(DT_Q4_0, 896), simd && !avx512 ? DT_Q4_0_G4 : DT_Q4_0);
     CHECK_EQ_INT(kernel_weight_type(DT_Q4_0, 4864), simd && !avx512 ? DT_Q4_0_G4 : DT_Q4_0);
     CHECK_EQ_INT(kernel_weight_type(DT_Q4_0, 864), DT_Q4_0); /* 27 blocks: not whole quads */
-    CHECK_EQ_INT(kernel_weight_type(DT_Q8_0, 3 * QK4_0_G16), DT_Q8_0);
+    CHECK_EQ_INT(kernel_weight_type(DT_Q8_0, 3 * QK4_0_G16), avx512 ? DT_Q8_0_T16 : DT_Q8_0);
+    CHECK_EQ_INT(kernel_weight_type(DT_Q8_0, 896), DT_Q8_0);
 }
 
 /* DT_Q4_K_PAIRS and DT_Q5_K_PAIRS are Q4_K and Q5_K with their bits

@@ -12,6 +12,7 @@
 #include "base/mem.h"
 #include "kernels/quant.h"
 #include "levels.h"
+#include "offset_mass.h"
 #include "test.h"
 
 #define NT 5
@@ -46,15 +47,7 @@ static double sum_bound(const float *w, const float *x, long n) {
 
 /* 2 sum_j o_j sum|y| over sub-blocks of 16 with o_j = 2 max|w| (above);
  * the caller scales it by 2(m+4)u. */
-static double offset_mass(const float *w, const float *x, long n) {
-    double s = 0;
-    for (long b = 0; b < n / 16; b++) {
-        double mw = 0, sx = 0;
-        for (int i = 0; i < 16; i++) mw = fmax(mw, fabs(w[16 * b + i])), sx += fabs(x[16 * b + i]);
-        s += 2 * (2 * mw) * sx;
-    }
-    return s;
-}
+static double offset_mass(const float *w, const float *x, long n) { return offset_mass_of(w, x, n, 16); }
 
 static void check_type(int t, int avx512) {
     enum { N = 256 * 6, NX = 5, ROWS = 3 };
