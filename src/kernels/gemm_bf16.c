@@ -27,9 +27,11 @@ int gemm_bf16_dot(void) {
            (cpu_features()->bits & CPU_AVX512BF16);
 }
 
+int gemm_bf16_amx_gemm(void) { return gemm_bf16_dot() && kernel_amx() && (cpu_features()->bits & CPU_AMX_BF16); }
+
 void gemm_bf16(ThreadPool *tp, int m, int n, int k, float alpha, GemmMat a, GemmMat b, float beta, float *c,
                long ldc) {
-    gemm_bf16_level(tp, m, n, k, alpha, a, b, beta, c, ldc, gemm_bf16_dot());
+    gemm_bf16_level(tp, m, n, k, alpha, a, b, beta, c, ldc, gemm_bf16_amx_gemm() ? 2 : gemm_bf16_dot());
 }
 
 void gemm_bf16_sgemm(ThreadPool *tp, int trans_a, int trans_b, int m, int n, int k, float alpha, const float *a,

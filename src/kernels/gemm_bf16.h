@@ -70,6 +70,20 @@ int gemm_bf16_amx(void);
  * rounded, cols bf16 a token, zero rows up to a multiple of 32). */
 void gemm_bf16_amx_rows(const uint16_t *w, int nrows, int cols, const uint16_t *xb, int n, float *y, int ldy);
 
+/* The general GEMM's 32 x 32 register tile on AMX-BF16 (gemm_bf16_amx.c,
+ * level builds, used by gemm_bf16_level.c between begin and end on one
+ * thread): t[32][32] = 32 rows of packed A (bf16, lda values apart, k
+ * zero-padded to a multiple of 32) times np pairs of a 32-column panel
+ * of B (gemm_bf16_level.c's layout, zero past k up to a multiple of 16
+ * pairs); np a multiple of 16. */
+void gemm_bf16_amx_begin(void);
+void gemm_bf16_amx_end(void);
+void gemm_bf16_amx_tile32(const uint16_t *a, long lda, const uint16_t *panel, long np, float *t);
+/* 1 when the general GEMM's dot path (gemm_bf16, training's --matmul
+ * bf16) takes the AMX tiles: gemm_bf16_dot, and the tiles are in use
+ * (kernel_amx, dispatch.h) on a CPU with AMX-BF16. */
+int gemm_bf16_amx_gemm(void);
+
 /* 1 when calls now take the BF16 dot instructions (vdpbf16ps): the CPU has
  * AVX512-BF16, the kernel level (dispatch.h) is avx512 or above, and
  * gemm_bf16_use_dot has not turned them off. */
@@ -95,7 +109,7 @@ int gemm_bf16_use_dot(int on);
 /* The level build behind gemm_bf16 (gemm_bf16_level.c, one per kernel
  * level; dispatch.c jumps to the chosen one): dot 1 asks for the BF16 dot
  * path, which the build takes only where it has AVX-512 and the CPU
- * AVX512-BF16. */
+ * AVX512-BF16; dot 2 for that path on AMX tiles (gemm_bf16_amx_gemm). */
 void gemm_bf16_level(ThreadPool *tp, int m, int n, int k, float alpha, GemmMat a, GemmMat b, float beta, float *c,
                      long ldc, int dot);
 

@@ -39,6 +39,9 @@ AMX_FN static void config(void) {
     memset(&c, 0, sizeof c);
     c.palette = 1;
     for (int i = 0; i < 8; i++) c.rows[i] = 16, c.colsb[i] = 64;
+    /* gcc 12's ldtilecfg builtin does not say that it reads c: without the
+     * barrier the stores above are dropped as dead once config is inlined */
+    MEM_BARRIER();
     _tile_loadconfig(&c);
 }
 
@@ -105,6 +108,40 @@ AMX_FN void gemm_bf16_amx_rows(const uint16_t *w, int nrows, int cols, const uin
     }
     _tile_release();
     free(pk);
+}
+
+/* ---- the general GEMM's register tile on AMX (gemm_bf16_level.c) ----
+ * op(A) packed row-major (lda values a row, k rounded up to 32 and
+ * zero-padded), op(B) in gemm_bf16_level.c's panels of 32 columns with k
+ * in pairs (a pair's 32 columns are 128 bytes: columns 0-15 one B tile
+ * line, 16-31 the next 64 bytes), so both load as they lie: A 16 rows x
+ * 32 values at stride lda, B 16 pairs at stride 128 bytes. A 32 x 32 tile
+ * of C is four C tiles, each A and B load serving two TDPBF16PS. */
+AMX_FN void gemm_bf16_amx_begin(void) { config(); }
+AMX_FN void gemm_bf16_amx_end(void) { _tile_release(); }
+
+AMX_FN void gemm_bf16_amx_tile32(const uint16_t *a, long lda, const uint16_t *panel, long np, float *t) {
+    const long as = lda * 2; /* bytes from one row of A to the next */
+    const char *a0 = (const char *)a, *a1 = a0 + 16 * as, *b = (const char *)panel;
+    _tile_zero(0);
+    _tile_zero(1);
+    _tile_zero(2);
+    _tile_zero(3);
+    for (long p = 0; p < np; p += 16) { /* 16 pairs: 32 values of k */
+        _tile_loadd(4, a0 + 4 * p, as);
+        _tile_loadd(6, b + 128 * p, 128);
+        _tile_dpbf16ps(0, 4, 6);
+        _tile_loadd(7, b + 128 * p + 64, 128);
+        _tile_dpbf16ps(1, 4, 7);
+        _tile_loadd(5, a1 + 4 * p, as);
+        _tile_dpbf16ps(2, 5, 6);
+        _tile_dpbf16ps(3, 5, 7);
+    }
+    _tile_stored(0, t, 128);
+    _tile_stored(1, t + 16, 128);
+    _tile_stored(2, t + 16 * 32, 128);
+    _tile_stored(3, t + 16 * 32 + 16, 128);
+    MEM_BARRIER();
 }
 #else
 void gemm_bf16_amx_rows(const uint16_t *w, int nrows, int cols, const uint16_t *xb, int n, float *y, int ldy) {

@@ -41,6 +41,13 @@
 #define MR 4
 #endif
 #define NR (2 * VL)
+/* The AMX tile's rows (gemm_bf16_amx_tile32: 32 x 32, two A tiles by the
+ * two B tiles of one 32-column panel). MC is a multiple of it. */
+#define AMX_MR 32
+/* Its block of k: each 32 x 32 tile's store and update of C (~4 KB each
+ * way) is paid once per block, a quarter as often as with KC; the
+ * thread's B block, NC_MAX x AMX_KC bf16 = 512 KB, still fits L2. */
+#define AMX_KC 1024
 /* Values of k per block: one packed panel of B, KC/2 pairs × NR columns ×
  * 4 bytes (16 KB at NR = 32), stays in L1 while the MC rows of A's block
  * (MC × KC bf16: 128 KB) pass over it from L2. Even: k is packed in pairs. */
@@ -112,16 +119,17 @@ static void line_bf16(const GemmMat *x, long line, long at, long n, uint16_t *ou
 }
 
 typedef struct Job {
-    int m, n, k, dot;
+    int m, n, k, dot, amx; /* amx: the dot path's tile on AMX (AMX_MR rows, k padded to 32) */
     float alpha, beta;
     GemmMat a, b;
     float *c;
     long ldc;
-    long mp, ka2;  /* packed A: mp rows (m rounded up to MR) of ka2 values (k rounded up to even) */
+    long mp, ka2;  /* packed A: mp rows (m rounded up to MR, or AMX_MR) of ka2 values (k rounded up to even, or 32) */
     uint16_t *a16; /* dot path */
     float *af;     /* portable path */
     int nc;        /* columns of C per task (a multiple of NR) */
-    uint16_t *bbuf; /* NC_MAX × KC per thread */
+    uint16_t *bbuf; /* NC_MAX × kcap per thread */
+    int kcap;       /* values of k per block: KC, or AMX_KC */
     TpCounter rows, cols;
 } Job;
 
@@ -134,8 +142,9 @@ static void pack_a(Job *j, long i0, long i1) {
             if (j->dot) memset(j->a16 + i * ka2, 0, (size_t)ka2 * 2);
             else memset(j->af + i * ka2, 0, (size_t)ka2 * 4);
         } else if (ka2 != k) {
-            if (j->dot) j->a16[i * ka2 + k] = 0;
-            else j->af[i * ka2 + k] = 0;
+            for (long x = k; x < ka2; x++)
+                if (j->dot) j->a16[i * ka2 + x] = 0;
+                else j->af[i * ka2 + x] = 0;
         }
     }
     if (i1 > m) i1 = m;
@@ -164,14 +173,15 @@ static void pack_a(Job *j, long i0, long i1) {
 }
 
 /* Columns [j0, j0 + nb) and k values [kb, kb + kc) of op(B) into panels of
- * NR columns, KC·NR values apart; zero past n and past k. */
-static void pack_b(const GemmMat *b, long j0, int nb, long kb, int kc, uint16_t *dst) {
-    uint16_t t0[KC > NC_MAX ? KC : NC_MAX], t1[NC_MAX];
+ * NR columns, kcap·NR values apart (kc <= kcap <= AMX_KC); zero past n
+ * and past k. */
+static void pack_b(const GemmMat *b, long j0, int nb, long kb, int kc, long kcap, uint16_t *dst) {
+    uint16_t t0[AMX_KC > NC_MAX ? AMX_KC : NC_MAX], t1[NC_MAX];
     for (int jp = 0; jp < nb; jp += NR)
-        if (nb - jp < NR || (kc & 1)) memset(dst + (long)(jp / NR) * KC * NR, 0, (size_t)(kc + 1) / 2 * NR * 2 * 2);
+        if (nb - jp < NR || (kc & 1)) memset(dst + (long)(jp / NR) * kcap * NR, 0, (size_t)(kc + 1) / 2 * NR * 2 * 2);
     if (b->trans) { /* op(B) = Bᵀ, B[n][k] (weights): a column of op(B) is a memory row */
         for (int jp = 0; jp < nb; jp += NR) {
-            uint16_t *d = dst + (long)(jp / NR) * KC * NR;
+            uint16_t *d = dst + (long)(jp / NR) * kcap * NR;
             int nr = nb - jp < NR ? nb - jp : NR;
             for (int jj = 0; jj < nr; jj++) {
                 const uint16_t *src = t0;
@@ -196,7 +206,7 @@ static void pack_b(const GemmMat *b, long j0, int nb, long kb, int kc, uint16_t 
         else
             memset(t1, 0, (size_t)nb * 2);
         for (int jp = 0; jp < nb; jp += NR) {
-            uint16_t *dk = dst + (long)(jp / NR) * KC * NR + (long)(kk / 2) * NR * 2;
+            uint16_t *dk = dst + (long)(jp / NR) * kcap * NR + (long)(kk / 2) * NR * 2;
             int nr = nb - jp < NR ? nb - jp : NR, jj = 0;
 #if defined(__AVX512F__)
             for (; jj + 16 <= nr; jj += 16) {
@@ -314,22 +324,33 @@ static void pack_a_task(void *ctx, int ith, int nth) {
 static void gemm_task(void *ctx, int ith, int nth) {
     (void)nth;
     Job *j = ctx;
-    uint16_t *bb = j->bbuf + (size_t)ith * NC_MAX * KC;
-    _Alignas(64) float t[MR * NR];
+    const long kcap = j->kcap;
+    uint16_t *bb = j->bbuf + (size_t)ith * NC_MAX * kcap;
+    _Alignas(64) float t[AMX_MR * NR];
+    const int mr = j->amx ? AMX_MR : MR;
     long j0, j1;
+#if defined(__AVX512F__)
+    if (j->amx) gemm_bf16_amx_begin();
+#endif
     while (tp_next(&j->cols, j->n, j->nc, &j0, &j1)) {
         int nb = (int)(j1 - j0);
-        for (long kb = 0; kb < j->k; kb += KC) {
-            int kc = j->k - kb < KC ? (int)(j->k - kb) : KC;
+        for (long kb = 0; kb < j->k; kb += kcap) {
+            int kc = j->k - kb < kcap ? (int)(j->k - kb) : (int)kcap;
             long np = (kc + 1) / 2;
-            pack_b(&j->b, j0, nb, kb, kc, bb);
+            pack_b(&j->b, j0, nb, kb, kc, kcap, bb);
+            if (j->amx && np % 16) { /* the tiles take 16 pairs at a time: zeros after k (A has them too) */
+                long np16 = (np + 15) / 16 * 16;
+                for (int jp = 0; jp < nb; jp += NR)
+                    memset(bb + (long)(jp / NR) * kcap * NR + np * 2 * NR, 0, (size_t)(np16 - np) * 2 * NR * 2);
+                np = np16;
+            }
             for (long ic = 0; ic < j->m; ic += MC) {
                 long iend = ic + MC < j->m ? ic + MC : j->m;
                 for (int jp = 0; jp < nb; jp += NR) {
-                    const uint16_t *panel = bb + (long)(jp / NR) * KC * NR;
+                    const uint16_t *panel = bb + (long)(jp / NR) * kcap * NR;
                     int nv = nb - jp < NR ? nb - jp : NR;
-                    for (long ir = ic; ir < iend; ir += MR) {
-                        int mv = j->m - ir < MR ? (int)(j->m - ir) : MR;
+                    for (long ir = ic; ir < iend; ir += mr) {
+                        int mv = j->m - ir < mr ? (int)(j->m - ir) : mr;
                         float *ct = j->c + ir * j->ldc + j0 + jp;
                         /* C's tile is wanted after the tile's products: fetched
                          * meanwhile (a large C, dW's, is out of cache, and rows
@@ -337,7 +358,9 @@ static void gemm_task(void *ctx, int ith, int nth) {
                         for (int i = 0; i < mv; i++)
                             for (int x = 0; x < nv; x += 16) __builtin_prefetch(ct + i * j->ldc + x, 1);
 #if defined(__AVX512F__)
-                        if (j->dot)
+                        if (j->amx)
+                            gemm_bf16_amx_tile32(j->a16 + ir * j->ka2 + kb, j->ka2, panel, np, t);
+                        else if (j->dot)
                             tile_dot(j->a16 + ir * j->ka2 + kb, j->ka2, panel, np, t);
                         else
 #endif
@@ -348,6 +371,9 @@ static void gemm_task(void *ctx, int ith, int nth) {
             }
         }
     }
+#if defined(__AVX512F__)
+    if (j->amx) gemm_bf16_amx_end();
+#endif
 }
 
 void gemm_bf16_level(ThreadPool *tp, int m, int n, int k, float alpha, GemmMat a, GemmMat b, float beta, float *c,
@@ -361,11 +387,13 @@ void gemm_bf16_level(ThreadPool *tp, int m, int n, int k, float alpha, GemmMat a
     Job j = {.m = m, .n = n, .k = k, .alpha = alpha, .beta = beta, .a = a, .b = b, .c = c, .ldc = ldc};
 #if defined(__AVX512F__)
     j.dot = dot && (cpu_features()->bits & CPU_AVX512BF16);
+    j.amx = j.dot && dot == 2 && NR == 32 && (cpu_features()->bits & CPU_AMX_BF16);
 #else
     (void)dot;
 #endif
-    j.mp = (m + MR - 1) / MR * MR;
-    j.ka2 = (k + 1) & ~1L;
+    const int mr = j.amx ? AMX_MR : MR;
+    j.mp = (m + mr - 1) / mr * mr;
+    j.ka2 = j.amx ? (k + 31) & ~31L : (k + 1) & ~1L;
     /* columns per task: whole panels, at most NC_MAX, and a multiple of
      * the threads' count of tasks so that they finish together */
     const int nth = tp_size(tp), panels = (n + NR - 1) / NR, max_panels = NC_MAX / NR;
@@ -373,7 +401,8 @@ void gemm_bf16_level(ThreadPool *tp, int m, int n, int k, float alpha, GemmMat a
     j.nc = (panels + tasks - 1) / tasks * NR;
     size_t abytes = (size_t)j.mp * (size_t)j.ka2 * (j.dot ? 2 : 4);
     abytes = (abytes + 63) & ~(size_t)63;
-    char *mem = xaligned_alloc(abytes + (size_t)nth * NC_MAX * KC * 2);
+    j.kcap = j.amx ? AMX_KC : KC;
+    char *mem = xaligned_alloc(abytes + (size_t)nth * NC_MAX * (size_t)j.kcap * 2);
     if (j.dot)
         j.a16 = (uint16_t *)mem;
     else
@@ -472,7 +501,7 @@ static void xwt_pack_task(void *ctx, int ith, int nth) {
         long kb = u0 / j->panels, p = u0 % j->panels;
         int nb = j->n - (int)p * NR < NR ? j->n - (int)p * NR : NR;
         int kc = j->cols - (int)kb * KC < KC ? j->cols - (int)kb * KC : KC;
-        pack_b(&j->xt, p * NR, nb, kb * KC, kc, j->xp + u0 * KC * NR);
+        pack_b(&j->xt, p * NR, nb, kb * KC, kc, KC, j->xp + u0 * KC * NR);
     }
 }
 

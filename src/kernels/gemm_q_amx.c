@@ -152,6 +152,7 @@ AMX_FN static void amx_config(int na, int K) {
         c.rows[2 + i] = (uint8_t)na, c.colsb[2 + i] = (uint16_t)K;
         c.rows[4 + i] = (uint8_t)(K / 4), c.colsb[4 + i] = 64;
     }
+    MEM_BARRIER(); /* gcc 12's ldtilecfg builtin does not say that it reads c (gemm_bf16_amx.c) */
     _tile_loadconfig(&c);
 }
 

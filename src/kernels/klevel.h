@@ -84,6 +84,9 @@
 #define gemm_bf16_round KL_NAME(gemm_bf16_round)
 #define gemm_bf16_xwt_level KL_NAME(gemm_bf16_xwt_level)
 #define gemm_bf16_amx_rows KL_NAME(gemm_bf16_amx_rows)
+#define gemm_bf16_amx_begin KL_NAME(gemm_bf16_amx_begin)
+#define gemm_bf16_amx_end KL_NAME(gemm_bf16_amx_end)
+#define gemm_bf16_amx_tile32 KL_NAME(gemm_bf16_amx_tile32)
 #define gemm_bf16_rows KL_NAME(gemm_bf16_rows)
 
 #endif

@@ -36,6 +36,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/cpu_features.h"
 #include "base/mem.h"
 #include "base/rng.h"
 #include "formats/dtype.h"
@@ -270,11 +271,13 @@ static void test_degenerate(void) {
  * broadcast, x packed: gemm_bf16_xwt_level): tokens past one panel of 32
  * and not a multiple of it, rows that leave a partial tile of 8 and a
  * partial block of 64, widths with a partial block of 256 values, one
- * pair; an odd width takes the general GEMM. */
+ * pair; an odd width takes the general GEMM. With the AMX tiles off: the
+ * general GEMM on them sums in another order (test_amx_gemm). */
 static void test_xwt(void) {
     static const int shapes[][3] = {{19, 45, 67}, {40, 70, 600}, {33, 9, 2}, {5, 130, 512}, {64, 8, 256}};
     Rng r;
     rng_seed(&r, 5);
+    int amx = kernel_set_amx(0);
     ThreadPool *tp = tp_create(2);
     for (int si = 0; si < 5; si++) {
         const int T = shapes[si][0], R = shapes[si][1], C = shapes[si][2];
@@ -289,6 +292,48 @@ static void test_xwt(void) {
             CHECK_MSG(!memcmp(y1, y2, (size_t)T * R * 4), "%dx%d by %d, %s", T, R, C, pool ? "2 threads" : "no pool");
         }
         free(x), free(y1), free(y2), free(w);
+    }
+    tp_free(tp);
+    kernel_set_amx(amx);
+}
+
+/* The general GEMM on AMX-BF16 tiles (gemm_bf16_amx_tile32), where this
+ * pass has them ("+amx"; on such a CPU the pass must take them): it is
+ * test_gemm_matches_reference's subject there, whose bound 1 holds for
+ * it as for vdpbf16ps (two rounded additions per pair of k into a tile
+ * accumulator, then the same updates of C: at most 2k + 2 factors per
+ * term); here, besides, against the vdpbf16ps path on the same operands
+ * within twice that bound (each within it of the exact sum), for shapes
+ * that leave partial 32 x 32 tiles, k not a multiple of 32 (the tiles'
+ * zero padding) and k past one block (AMX_KC, 1024) and two. */
+static void test_amx_gemm(void) {
+    if (!(cpu_features()->bits & CPU_AMX_BF16) || !kernel_amx() || !gemm_bf16_dot()) return; /* not this pass */
+    CHECK(gemm_bf16_amx_gemm());
+    static const int shapes[][3] = {{1, 1, 1}, {33, 45, 67}, {70, 40, 600}, {64, 96, 512}, {5, 130, 31}, {40, 33, 2100}};
+    Rng r;
+    rng_seed(&r, 9);
+    ThreadPool *tp = tp_create(2);
+    for (int si = 0; si < 6; si++) {
+        const int M = shapes[si][0], N = shapes[si][1], K = shapes[si][2];
+        float *a = xmalloc((size_t)M * K * 4), *b = xmalloc((size_t)K * N * 4);
+        float *y1 = xmalloc((size_t)M * N * 4), *y2 = xmalloc((size_t)M * N * 4);
+        for (int i = 0; i < M * K; i++) a[i] = rand_value(&r);
+        for (int i = 0; i < K * N; i++) b[i] = rand_value(&r);
+        gemm_bf16_sgemm(tp, 0, 0, M, N, K, 1.0f, a, K, b, N, 0.0f, y1, N); /* AMX */
+        int was = kernel_set_amx(0);
+        gemm_bf16_sgemm(tp, 0, 0, M, N, K, 1.0f, a, K, b, N, 0.0f, y2, N); /* vdpbf16ps */
+        kernel_set_amx(was);
+        int ok = 1;
+        for (int i = 0; i < M && ok; i++)
+            for (int j = 0; j < N && ok; j++) {
+                double s = 0;
+                for (int p = 0; p < K; p++) s += fabs((double)bf16_round(a[i * K + p]) * bf16_round(b[p * N + j]));
+                double d = fabs((double)y1[i * N + j] - y2[i * N + j]), bound = 2 * gamma_n(2.0 * K + 2) * s;
+                ok = d <= bound;
+                CHECK_MSG(ok, "%dx%d by %d: C[%d][%d] AMX %.9g, vdpbf16ps %.9g (bound %.3g)", M, N, K, i, j, y1[i * N + j],
+                          y2[i * N + j], bound);
+            }
+        free(a), free(b), free(y1), free(y2);
     }
     tp_free(tp);
 }
@@ -442,6 +487,7 @@ int main(void) {
     RUN_LEVELS(test_degenerate);
     RUN_LEVELS(test_xwt);
     RUN_LEVELS(test_amx_xwt);
+    RUN_LEVELS(test_amx_gemm);
     RUN_LEVELS(test_prefill_routing);
     return test_summary();
 }
