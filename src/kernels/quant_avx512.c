@@ -194,6 +194,8 @@ static ALWAYS_INLINE void dot_t16_n(int q8, const void *row, const void *const *
         __m512i w[8];
         _Pragma("GCC unroll 4") for (int p = 0; p < 4; p++) {
             __m512i v = _mm512_loadu_si512(g + 32 + 64 * p);
+            /* one load for both nibbles (gcc would fold it into the AND and the shift: two) */
+            __asm__("" : "+v"(v));
             w[p] = q8 ? v : _mm512_and_si512(v, m4);
             w[4 + p] = q8 ? _mm512_loadu_si512(g + 32 + 64 * (4 + p)) : _mm512_and_si512(_mm512_srli_epi16(v, 4), m4);
         }

@@ -159,9 +159,9 @@ extern int kernel_prefetch_mode; /* dispatch.h: KPF_AUTO unless ALOE_PREFETCH sa
 static ALWAYS_INLINE void prefetch_lines(const void *p, int lines, int l2) {
     if (kernel_prefetch_mode == 0 /* KPF_OFF */) return;
     if (kernel_prefetch_mode == 2 /* KPF_L2 */ || (l2 && kernel_prefetch_mode == 3 /* KPF_AUTO */))
-        for (int i = 0; i < lines; i++) _mm_prefetch((const char *)p + PREFETCH_AHEAD + 64 * i, _MM_HINT_T1);
+        _Pragma("GCC unroll 16") for (int i = 0; i < lines; i++) _mm_prefetch((const char *)p + PREFETCH_AHEAD + 64 * i, _MM_HINT_T1);
     else
-        for (int i = 0; i < lines; i++) _mm_prefetch((const char *)p + PREFETCH_AHEAD + 64 * i, _MM_HINT_T0);
+        _Pragma("GCC unroll 16") for (int i = 0; i < lines; i++) _mm_prefetch((const char *)p + PREFETCH_AHEAD + 64 * i, _MM_HINT_T0);
 }
 static ALWAYS_INLINE void prefetch_ahead(const void *p, int lines) { prefetch_lines(p, lines, 0); }
 static ALWAYS_INLINE void prefetch_ahead_l2(const void *p, int lines) { prefetch_lines(p, lines, 1); }
