@@ -103,6 +103,10 @@ static void amx_task(void *ctx, int ith, int nth) {
 }
 
 void gemm_bf16_amx_xwt(ThreadPool *tp, float *y, const float *x, int n, const uint16_t *w, int rows, int cols) {
+    if (cols % 32) { /* not whole chunks of the tiles' 32 values */
+        gemm_bf16_xwt(tp, y, x, n, w, rows, cols);
+        return;
+    }
     /* x rounded, in whole blocks of 32 tokens (the tiles load 16 at a time, two blocks per step) */
     long npad = ((long)n + 31) / 32 * 32;
     AmxJob j = {.y = y, .x = x, .w = w, .n = n, .rows = rows, .cols = cols};

@@ -59,7 +59,8 @@ void gemm_bf16_xwt(ThreadPool *tp, float *y, const float *x, int n, const uint16
 /* The prefill product on AMX-BF16 tiles (gemm_bf16_amx.c): y as
  * gemm_bf16_xwt, x rounded to bf16 the same way, the sums in another order
  * (within the f32 sum's error bound of gemm_bf16_xwt's, not bit for bit).
- * For matmul.c where gemm_bf16_amx() says so; cols a multiple of 32. */
+ * For matmul.c where gemm_bf16_amx() says so. The tiles take 32 values of
+ * a row at a time: rows of other widths are gemm_bf16_xwt's. */
 void gemm_bf16_amx_xwt(ThreadPool *tp, float *y, const float *x, int n, const uint16_t *w, int rows, int cols);
 /* 1 when the inference prefill on BF16 weights takes the AMX tiles:
  * gemm_bf16_infer, and the tiles are in use (kernel_amx, dispatch.h) on a

@@ -316,7 +316,7 @@ void matmul_forward_prec(ThreadPool *tp, float *y, const float *x, int n, const 
         matmul_sgemm(tp, y, x, n, w);
     else if (qgemm_on(w->type))
         matmul_qgemm(tp, y, x, n, w);
-    else if (w->type == DT_BF16 && gemm_bf16_amx() && w->cols % 32 == 0) /* AMX-BF16 tiles, x rounded to bf16 */
+    else if (w->type == DT_BF16 && gemm_bf16_amx()) /* AMX-BF16 tiles, x rounded to bf16 */
         gemm_bf16_amx_xwt(tp, y, x, n, w->data, w->rows, w->cols);
     else if (w->type == DT_BF16 && gemm_bf16_infer()) /* vdpbf16ps on W as stored, x rounded to bf16 */
         gemm_bf16_xwt(tp, y, x, n, w->data, w->rows, w->cols);

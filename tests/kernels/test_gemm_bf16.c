@@ -345,7 +345,8 @@ static void test_amx_gemm(void) {
  * additions into f32, so |y - exact| <= gamma_C sum|p| (Higham 4.2; no
  * subnormals here: |values| >= 2^-10). Tokens past one block of 32 and
  * not a multiple of 16, rows leaving partial blocks of 16 and an odd
- * number of blocks, widths of one chunk of 32 values and of many. */
+ * number of blocks, widths of one chunk of 32 values and of many. A width
+ * that is not whole chunks goes to gemm_bf16_xwt: bit for bit its result. */
 static void test_amx_xwt(void) {
     if (!gemm_bf16_amx()) return; /* no AMX-BF16 in this pass */
     static const int shapes[][3] = {{19, 45, 64}, {40, 70, 608}, {33, 9, 32}, {5, 130, 512}, {64, 16, 256}};
@@ -377,6 +378,15 @@ static void test_amx_xwt(void) {
         }
         free(x), free(y), free(w);
     }
+    enum { T = 7, R = 20, C = 100 };
+    float *x = xmalloc((size_t)T * C * 4), *y1 = xmalloc((size_t)T * R * 4), *y2 = xmalloc((size_t)T * R * 4);
+    uint16_t *w = xmalloc((size_t)R * C * 2);
+    for (int i = 0; i < T * C; i++) x[i] = rand_value(&r);
+    for (int i = 0; i < R * C; i++) w[i] = f32_to_bf16(rand_value(&r));
+    gemm_bf16_amx_xwt(tp, y1, x, T, w, R, C);
+    gemm_bf16_xwt(tp, y2, x, T, w, R, C);
+    CHECK(!memcmp(y1, y2, sizeof(float) * T * R));
+    free(x), free(y1), free(y2), free(w);
     tp_free(tp);
 }
 
