@@ -7,16 +7,21 @@
 #   scripts/mutate.sh            every mutation
 #   scripts/mutate.sh --fast     those marked `fast = yes` (CI; ~2-3 min on 2 cores)
 #   scripts/mutate.sh NAME...    the named ones
+#   scripts/mutate.sh --check    only check that every `from` text occurs
+#                                (seconds; before a commit that edits code)
 #
 # A `from` text that no longer occurs in its file exactly `count` times
-# stops the script (exit 2): the list must follow the code. Exit status:
+# stops the script (exit 2) before anything is built, every such text of
+# the list named (not only the selected mutations'): the list must follow
+# the code. Exit status:
 # 0 when every mutation was killed, 1 when one survived. Last line:
 # "mutations: K killed of N". Needs python3 (for the literal substitution).
 set -eu
 root=$(cd "$(dirname "$0")/.." && pwd)
 list="$root/scripts/mutations.txt"
-fast=0
+fast=0 check=0
 if [ "${1:-}" = "--fast" ]; then fast=1; shift; fi
+if [ "${1:-}" = "--check" ]; then check=1; shift; fi
 work=$(mktemp -d "${TMPDIR:-/tmp}/aloe-mutate.XXXXXX")
 trap 'rm -rf "$work"' EXIT INT TERM
 jobs=${JOBS:-2}
@@ -29,17 +34,11 @@ if [ -z "${ALOE_SHARED:-}" ]; then
 fi
 export ALOE_SHARED
 
-# The copy: tracked and untracked-but-not-ignored files as they are now,
-# mtimes kept, plus the warm build directory if there is one (so the first
-# build is incremental too).
-(cd "$root" && git ls-files -co --exclude-standard -z | tar --null -T - -cf -) | (cd "$work" && tar -xf -)
-if [ -d "$root/build" ]; then cp -a "$root/build" "$work/build"; fi
-
 # The plan: name<TAB>file<TAB>tests<TAB>fast<TAB>count, one line each.
 plan="$work/.mutations.plan"
-python3 - "$list" "$plan" "$fast" "$@" <<'PY'
+python3 - "$list" "$plan" "$fast" "$root" "$@" <<'PY'
 import sys
-src, out, fast, names = sys.argv[1], sys.argv[2], sys.argv[3] == "1", sys.argv[4:]
+src, out, fast, root, names = sys.argv[1], sys.argv[2], sys.argv[3] == "1", sys.argv[4], sys.argv[5:]
 muts, cur = [], None
 for ln, line in enumerate(open(src), 1):
     line = line.rstrip("\n")
@@ -59,6 +58,19 @@ for ln, line in enumerate(open(src), 1):
     elif key == "fast": cur["fast"] = val == "yes"
     elif key in ("file", "tests", "needs"): cur[key] = val
     else: sys.exit(f"mutations.txt:{ln}: unknown key {key!r}")
+stale = []
+for m in muts:
+    try:
+        text = open(f"{root}/{m.get('file', '')}").read()
+    except OSError:
+        stale.append(f"[{m['name']}] (mutations.txt:{m['line']}): no file {m.get('file')!r}")
+        continue
+    for frm, _ in m["pairs"]:
+        if text.count(frm) != m["count"]:
+            stale.append(f"[{m['name']}] {m['file']}: {text.count(frm)} occurrence(s), expected {m['count']}, of:\n  {frm}")
+if stale:
+    print("mutate.sh: update scripts/mutations.txt:\n" + "\n".join(stale), file=sys.stderr)
+    sys.exit(2)
 sel = [m for m in muts if (not names or m["name"] in names) and (not fast or m["fast"])]
 if names and len(sel) != len(names):
     sys.exit("unknown mutation among: " + " ".join(names))
@@ -69,6 +81,17 @@ with open(out, "w") as f:
             sys.exit(f"mutations.txt:{m['line']}: [{m['name']}] needs from/to pairs")
         f.write(json.dumps(m) + "\n")
 PY
+
+if [ $check -eq 1 ]; then
+    echo "mutate.sh: every from text of $(grep -c '^\[' "$list") mutations occurs as listed"
+    exit 0
+fi
+
+# The copy: tracked and untracked-but-not-ignored files as they are now,
+# mtimes kept, plus the warm build directory if there is one (so the first
+# build is incremental too).
+(cd "$root" && git ls-files -co --exclude-standard -z | tar --null -T - -cf -) | (cd "$work" && tar -xf -)
+if [ -d "$root/build" ]; then cp -a "$root/build" "$work/build"; fi
 
 # Applies (or checks) one mutation on the copy: exit 2 if a `from` text
 # does not occur exactly `count` times.
