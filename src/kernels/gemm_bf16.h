@@ -15,11 +15,14 @@
  * f32 lane, 32 multiply-adds per instruction; like every BF16 dot
  * instruction it treats bf16 subnormals, |x| < 2^-126, as zero); elsewhere
  * a portable path widens bf16 to f32 and uses FMA (the same values, for
- * tests and for training on CPUs without BF16). Both are cache-blocked
- * (KC values of k, MC rows of A, NC columns of B per task) around an
- * MR×NR register tile; the work is split over the pool by columns of C, so
- * every element of C is computed by one thread in one order: the result
- * does not depend on the number of threads. */
+ * tests and for training on CPUs without BF16); and where the CPU also
+ * has AMX-BF16 and the tiles are in use, the dot path's register tile is
+ * four AMX C tiles (gemm_bf16_amx_tile32: TDPBF16PS, the same products,
+ * the sums in the tile unit's order). All are cache-blocked (KC values of
+ * k -- AMX_KC with the tiles --, MC rows of A, NC columns of B per task)
+ * around an MR×NR register tile; the work is split over the pool by
+ * columns of C, so every element of C is computed by one thread in one
+ * order: the result does not depend on the number of threads. */
 #ifndef ALOE_KERNELS_GEMM_BF16_H
 #define ALOE_KERNELS_GEMM_BF16_H
 
