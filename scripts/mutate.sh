@@ -24,6 +24,12 @@ if [ "${1:-}" = "--fast" ]; then fast=1; shift; fi
 if [ "${1:-}" = "--check" ]; then check=1; shift; fi
 work=$(mktemp -d "${TMPDIR:-/tmp}/aloe-mutate.XXXXXX")
 trap 'rm -rf "$work"' EXIT INT TERM
+# a test that fails keeps its temporary directories for inspection
+# (tests/test.c): under the work directory they go with it, rather than
+# piling up in /tmp by the dozen on every run
+mkdir "$work/tmp"
+TMPDIR=$work/tmp
+export TMPDIR
 jobs=${JOBS:-2}
 # the copy's tests must find the same shared fixtures as this tree's
 # (a test that skips for want of them would let every bug survive)
