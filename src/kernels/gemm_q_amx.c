@@ -46,7 +46,7 @@
 /* 16 packed weight rows, per unit of 256 values: 64 lines of 64 bytes of
  * quants (line l: values 4l..4l+3 of each of the 16 rows, B's layout),
  * then per group of 16 values a line of the rows' scales, then one of
- * their offsets (mins). */
+ * their offsets (mins; written and read only for the types with mins). */
 #define AMX_QLINES 64
 #define AMX_UNIT (AMX_QLINES * 64 + 2 * 16 * 64)
 
@@ -63,8 +63,8 @@ int gemm_amx_type(int t) { return t == DT_Q8_0 || t == DT_Q8_0_T16 || act_has_q4
  * blocks, so one transpose of the 16 rows' part p gives, for every block,
  * its line p in B's layout -- no unpacking per block (Q4_0's nibble parts
  * split into two: the low nibbles are the block's values 4p.., the high
- * ones 16 + 4p..). The offsets' lines are zero: the integer offset goes
- * into the quants. */
+ * ones 16 + 4p..). No offsets' lines: the integer offset goes into the
+ * quants, and amx_scale reads those lines only for types with mins. */
 static void amx_pack_t16(int t, const char *rows, size_t rb, int nr, long nu, char *dst) {
     const int q8 = t == DT_Q8_0_T16;
     const __m512i o = _mm512_set1_epi8((char)amx_ioff(t)), m4 = _mm512_set1_epi8(15);
@@ -94,10 +94,7 @@ static void amx_pack_t16(int t, const char *rows, size_t rb, int nr, long nu, ch
                               : _mm512_setzero_si512();
             transpose16(v);
             char *lines = dst + (size_t)h * AMX_UNIT + 64 * AMX_QLINES;
-            for (int g = 0; g < 16; g++) {
-                _mm512_store_si512(lines + 64 * g, v[g]);
-                _mm512_store_si512(lines + 1024 + 64 * g, _mm512_setzero_si512());
-            }
+            for (int g = 0; g < 16; g++) _mm512_store_si512(lines + 64 * g, v[g]);
         }
     }
 }
@@ -135,6 +132,7 @@ static void amx_pack(int t, const char *rows, size_t rb, int nr, long n, long nu
         for (int r = 0; r < 16; r++) v[r] = _mm512_castps_si512(_mm512_load_ps(sc[r]));
         transpose16(v);
         for (int g = 0; g < 16; g++) _mm512_store_si512(dst + 64 * AMX_QLINES + 64 * g, v[g]);
+        if (!grp_mins(t)) continue; /* the offsets' lines: read by amx_scale only for types with mins */
         for (int r = 0; r < 16; r++) v[r] = _mm512_castps_si512(_mm512_load_ps(off[r]));
         transpose16(v);
         for (int g = 0; g < 16; g++) _mm512_store_si512(dst + 64 * AMX_QLINES + 1024 + 64 * g, v[g]);
