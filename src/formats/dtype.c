@@ -226,13 +226,12 @@ static void t16_regroup(int to, const uint8_t *src, uint8_t *dst, int64_t n) {
 }
 
 /* A T16 group's 16 blocks back in the stored layout. */
-static void t16_ungroup(int t, const uint8_t *src, uint8_t *dst, int64_t ng) {
+static void t16_ungroup(int t, const uint8_t *src, uint8_t *dst) {
     const size_t bs = t == DT_Q8_0_T16 ? sizeof(BlockQ8_0) : sizeof(BlockQ4_0);
-    for (int64_t k = 0; k < ng; k++, src += 16 * bs)
-        for (int j = 0; j < 16; j++, dst += bs) {
-            uint16_t d = dtype_t16_block(t, src, j, dst + 2);
-            memcpy(dst, &d, 2);
-        }
+    for (int j = 0; j < 16; j++, dst += bs) {
+        uint16_t d = dtype_t16_block(t, src, j, dst + 2);
+        memcpy(dst, &d, 2);
+    }
 }
 
 int dtype_regrouped_from(int to) {
@@ -367,7 +366,7 @@ int dequantize_row(int t, const void *src_, float *dst, int64_t n) {
     case DT_Q8_0_T16:
         for (int64_t g = 0; g < nb; g++) { /* a group at a time through the stored layout */
             uint8_t b[16 * sizeof(BlockQ8_0)];
-            t16_ungroup(t, src + g * ti->bytes, b, 1);
+            t16_ungroup(t, src + g * ti->bytes, b);
             dequantize_row(dtype_t16_base(t), b, dst + g * QK_T16, QK_T16);
         }
         return 0;

@@ -387,7 +387,7 @@ void gemm_bf16_level(ThreadPool *tp, int m, int n, int k, float alpha, GemmMat a
     Job j = {.m = m, .n = n, .k = k, .alpha = alpha, .beta = beta, .a = a, .b = b, .c = c, .ldc = ldc};
 #if defined(__AVX512F__)
     j.dot = dot && (cpu_features()->bits & CPU_AVX512BF16);
-    j.amx = j.dot && dot == 2 && NR == 32 && (cpu_features()->bits & CPU_AMX_BF16);
+    j.amx = j.dot && dot == 2; /* gemm_bf16_amx_gemm checked the CPU */
 #else
     (void)dot;
 #endif
