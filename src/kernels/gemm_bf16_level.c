@@ -425,21 +425,30 @@ void gemm_bf16_round(const float *x, uint16_t *out, long n) {
  * instruction (the f32 dot of quant.c widens 16 weights per FMA, two
  * instructions more), four accumulators for its latency; the last n % 32
  * values come in by masked loads (zeros past the end add nothing). */
-__attribute__((target("avx512bf16"))) static float row_dot_bf16(const uint16_t *w, const uint16_t *x, long n) {
+__attribute__((target("avx512bf16"))) static ALWAYS_INLINE float row_dot_bf16_pf(int pf, const uint16_t *w, const uint16_t *x, long n) {
     __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
     long i = 0;
     for (; i + 128 <= n; i += 128) {
-        prefetch_ahead_l2(w + i, 4); /* 256 bytes a step */
-        a0 = _mm512_dpbf16_ps(a0, (__m512bh)_mm512_loadu_si512(w + i), (__m512bh)_mm512_loadu_si512(x + i));
-        a1 = _mm512_dpbf16_ps(a1, (__m512bh)_mm512_loadu_si512(w + i + 32), (__m512bh)_mm512_loadu_si512(x + i + 32));
-        a2 = _mm512_dpbf16_ps(a2, (__m512bh)_mm512_loadu_si512(w + i + 64), (__m512bh)_mm512_loadu_si512(x + i + 64));
-        a3 = _mm512_dpbf16_ps(a3, (__m512bh)_mm512_loadu_si512(w + i + 96), (__m512bh)_mm512_loadu_si512(x + i + 96));
+        /* the weights first (LOADS_FIRST, quant_internal.h) */
+        __m512i w0 = _mm512_loadu_si512(w + i), w1 = _mm512_loadu_si512(w + i + 32);
+        __m512i w2 = _mm512_loadu_si512(w + i + 64), w3 = _mm512_loadu_si512(w + i + 96);
+        LOADS_FIRST(w0, w1, w2, w3);
+        prefetch_ahead_l2(pf, w + i, 4); /* 256 bytes a step */
+        a0 = _mm512_dpbf16_ps(a0, (__m512bh)w0, (__m512bh)_mm512_loadu_si512(x + i));
+        a1 = _mm512_dpbf16_ps(a1, (__m512bh)w1, (__m512bh)_mm512_loadu_si512(x + i + 32));
+        a2 = _mm512_dpbf16_ps(a2, (__m512bh)w2, (__m512bh)_mm512_loadu_si512(x + i + 64));
+        a3 = _mm512_dpbf16_ps(a3, (__m512bh)w3, (__m512bh)_mm512_loadu_si512(x + i + 96));
     }
     for (; i < n; i += 32) {
         __mmask32 m = n - i >= 32 ? (__mmask32)~0u : (__mmask32)((1u << (n - i)) - 1);
         a0 = _mm512_dpbf16_ps(a0, (__m512bh)_mm512_maskz_loadu_epi16(m, w + i), (__m512bh)_mm512_maskz_loadu_epi16(m, x + i));
     }
     return _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)));
+}
+__attribute__((target("avx512bf16"))) static float row_dot_bf16(const uint16_t *w, const uint16_t *x, long n) {
+    float r = 0;
+    WITH_PREFETCH_MODE(r = row_dot_bf16_pf(pf, w, x, n));
+    return r;
 }
 #endif
 

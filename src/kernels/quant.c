@@ -247,11 +247,11 @@ static inline __m256i load_xq_q8(const int8_t *xq, long i) {
     return _mm256_xor_si256(load_xq(xq, i), _mm256_set1_epi8((char)0x80));
 }
 
-static float dot_q8_0(const BlockQ8_0 *w, const int8_t *xq, const float *dx, long nb) {
+static ALWAYS_INLINE float dot_q8_0(int pf, const BlockQ8_0 *w, const int8_t *xq, const float *dx, long nb) {
     __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
     long i = 0;
     for (; i + 1 < nb; i += 2) {
-        prefetch_ahead(&w[i], 1);
+        prefetch_ahead(pf, &w[i], 1);
         __m256 p0 = mul_sum_i8(_mm256_loadu_si256((const __m256i *)w[i].qs), load_xq_q8(xq, i));
         __m256 p1 = mul_sum_i8(_mm256_loadu_si256((const __m256i *)w[i + 1].qs), load_xq_q8(xq, i + 1));
         acc0 = _mm256_fmadd_ps(_mm256_set1_ps(half(w[i].d) * dx[i]), p0, acc0);
@@ -284,12 +284,12 @@ static inline __m256i unpack_q4_u(const uint8_t *qs) {
 
 /* The per-block dot: the blocks past the last whole quad of a row as
  * stored (dot_q4_0_quads below does the rest). */
-static ALWAYS_INLINE float dot_q4_0(const void *w, const int8_t *xq, const float *dx, const float *sx, long nb) {
+static ALWAYS_INLINE float dot_q4_0(int pf, const void *w, const int8_t *xq, const float *dx, const float *sx, long nb) {
     __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
     float off0 = 0, off1 = 0;
     long i = 0;
     for (; i + 1 < nb; i += 2) {
-        if (!(i & 3)) prefetch_ahead((const BlockQ4_0 *)w + i, 1); /* 72 bytes every other step */
+        if (!(i & 3)) prefetch_ahead(pf, (const BlockQ4_0 *)w + i, 1); /* 72 bytes every other step */
         uint16_t h0, h1;
         const uint8_t *q0 = q4_0_block(DT_Q4_0, w, i, &h0, NULL), *q1 = q4_0_block(DT_Q4_0, w, i + 1, &h1, NULL);
         float d0 = half(h0), d1 = half(h1);
@@ -335,7 +335,7 @@ static ALWAYS_INLINE __m256 q4_pair(__m256i v, const int8_t *x, __m256 dwdx, __m
     return _mm256_fmadd_ps(dwdx, p, acc);
 }
 
-static ALWAYS_INLINE float dot_q4_0_quads(int g, const void *w, const void *act, long n) {
+static ALWAYS_INLINE float dot_q4_0_quads(int pf, int g, const void *w, const void *act, long n) {
     const long nb = n / QK8_0, nq = act_nquads(n);
     const int8_t *x4 = act_q4(act, n);
     const float *dx4 = act_dx4(act, n), *sx4 = act_sx4(act, n), *dx = act_dx(act, n), *sx = act_sx(act, n);
@@ -352,7 +352,7 @@ static ALWAYS_INLINE float dot_q4_0_quads(int g, const void *w, const void *act,
         const __m256i evens_odds = _mm256_setr_epi32(0, 2, 4, 6, 1, 3, 5, 7);
         for (long gi = 0; gi < nb / 16; gi++) {
             const uint8_t *grp = (const uint8_t *)w + (size_t)gi * 16 * sizeof(BlockQ4_0);
-            prefetch_ahead(grp, 5); /* the group's 288 bytes, 8 KB on */
+            prefetch_ahead(pf, grp, 5); /* the group's 288 bytes, 8 KB on */
             __m256 d[2] = {_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)grp)),
                            _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(grp + 16)))};
             __m256 dd[2];
@@ -376,7 +376,7 @@ static ALWAYS_INLINE float dot_q4_0_quads(int g, const void *w, const void *act,
     if (g == 4) { /* each quad's four d times their dx at once; the offsets d sx four at once */
         __m128 offq = _mm_setzero_ps();
         for (long qd = 0; qd < nq; qd++, b += 4 * sizeof(BlockQ4_0)) {
-            if (!(qd & 1)) prefetch_ahead(b, 3); /* 144 bytes every other quad */
+            if (!(qd & 1)) prefetch_ahead(pf, b, 3); /* 144 bytes every other quad */
             __m128 d4 = _mm_cvtph_ps(_mm_loadl_epi64((const __m128i *)b));
             __m256 dd = _mm256_castps128_ps256(_mm_mul_ps(d4, _mm_loadu_ps(dx + 4 * qd)));
             offq = _mm_fmadd_ps(d4, _mm_loadu_ps(sx + 4 * qd), offq);
@@ -388,7 +388,7 @@ static ALWAYS_INLINE float dot_q4_0_quads(int g, const void *w, const void *act,
         return hsum8(_mm256_add_ps(acc[0], acc[1])) - 8 * hsum4(offq);
     }
     for (long qd = 0; qd < nq; qd++, b += 4 * sizeof(BlockQ4_0)) {
-        if (!(qd & 1)) prefetch_ahead(b, 3); /* 144 bytes every other quad */
+        if (!(qd & 1)) prefetch_ahead(pf, b, 3); /* 144 bytes every other quad */
         __m256 dwa, dwb;
         __m256i va, vb;
         if (g == 4) {
@@ -411,7 +411,7 @@ static ALWAYS_INLINE float dot_q4_0_quads(int g, const void *w, const void *act,
     }
     float r = hsum8(_mm256_sub_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(off[0], off[1])));
     if (4 * nq < nb) /* the last nb % 4 blocks, from the common layout (never in a regrouped row) */
-        r += dot_q4_0(b, act_q(act) + 32 * 4 * nq, act_dx(act, n) + 4 * nq, act_sx(act, n) + 4 * nq, nb - 4 * nq);
+        r += dot_q4_0(pf, b, act_q(act) + 32 * 4 * nq, act_dx(act, n) + 4 * nq, act_sx(act, n) + 4 * nq, nb - 4 * nq);
     return r;
 }
 
@@ -443,7 +443,7 @@ static ALWAYS_INLINE void q4k_pair(const uint8_t *qs, __m256 sv[][2], int j, con
  * j % 4 of sv[k][j / 4] broadcast for sub-block j), and the mins' part
  * dmin * sum_j m_j * dx_j * sum(y_j) as one FMA over the precomputed
  * block sums (kernel_quantize_act). */
-static ALWAYS_INLINE void dot_q4_k_n(const BlockQ4_K *w, const void *const *act, int NX, long n, float *out) {
+static ALWAYS_INLINE void dot_q4_k_n(int pf, const BlockQ4_K *w, const void *const *act, int NX, long n, float *out) {
     const int8_t *x[4];
     const float *dx[4], *sx[4];
     UNROLL_NX
@@ -455,7 +455,7 @@ static ALWAYS_INLINE void dot_q4_k_n(const BlockQ4_K *w, const void *const *act,
     UNROLL_NX
     for (int k = 0; k < NX; k++) acc[0][k] = acc[1][k] = accm[k] = _mm256_setzero_ps();
     for (long i = 0; i < nb; i++) {
-        prefetch_ahead(&w[i], 3); /* 144 bytes a super-block */
+        prefetch_ahead(pf, &w[i], 3); /* 144 bytes a super-block */
         __m256 scv, mnv;
         q4k_scale_vectors(&w[i], &scv, &mnv);
         __m256 sv[4][2], sch[2];
@@ -496,7 +496,7 @@ static ALWAYS_INLINE void q4k_pairs_step(const BlockQ4_K *b, int p, const int8_t
         acc[p % 2][k] = q4_pair(v, x[k] + 128 * (p / 2) + 32 * (p % 2), bcast_in_lanes(sd[k], p), acc[p % 2][k]);
 }
 
-static ALWAYS_INLINE void dot_q4_k_pairs_n(const BlockQ4_K *w, const void *const *act, int NX, long n, float *out) {
+static ALWAYS_INLINE void dot_q4_k_pairs_n(int pf, const BlockQ4_K *w, const void *const *act, int NX, long n, float *out) {
     const int8_t *x[4];
     const float *dx[4], *sx[4];
     UNROLL_NX
@@ -506,7 +506,7 @@ static ALWAYS_INLINE void dot_q4_k_pairs_n(const BlockQ4_K *w, const void *const
     UNROLL_NX
     for (int k = 0; k < NX; k++) acc[0][k] = acc[1][k] = accm[k] = _mm256_setzero_ps();
     for (long i = 0; i < nb; i++) {
-        prefetch_ahead(&w[i], 3); /* 144 bytes a super-block */
+        prefetch_ahead(pf, &w[i], 3); /* 144 bytes a super-block */
         __m256 scv, mnv, sd[4];
         q4k_scale_vectors(&w[i], &scv, &mnv);
         const int8_t *xi[4];
@@ -556,7 +556,7 @@ static ALWAYS_INLINE void q6k_step(__m256i q, const __m256 *sd, int j, const int
     }
 }
 
-static ALWAYS_INLINE void dot_q6_k_n(const BlockQ6_K *w, const void *const *act, int NX, long n, float *out) {
+static ALWAYS_INLINE void dot_q6_k_n(int pf, const BlockQ6_K *w, const void *const *act, int NX, long n, float *out) {
     const int8_t *x[4];
     const float *dx[4], *s16[4];
     UNROLL_NX
@@ -566,7 +566,7 @@ static ALWAYS_INLINE void dot_q6_k_n(const BlockQ6_K *w, const void *const *act,
     UNROLL_NX
     for (int k = 0; k < NX; k++) acc[0][k] = acc[1][k] = acco[k] = _mm256_setzero_ps();
     for (long i = 0; i < nb; i++) {
-        prefetch_ahead(&w[i], 4); /* 210 bytes a super-block */
+        prefetch_ahead(pf, &w[i], 4); /* 210 bytes a super-block */
         __m128i sc8 = _mm_loadu_si128((const __m128i *)w[i].scales);
         __m256 d = _mm256_set1_ps(half(w[i].d));
         __m256 sc[2] = {_mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(sc8))),
@@ -642,26 +642,41 @@ static inline __m512 load16_f16(const uint16_t *p) { return _mm512_cvtph_ps(_mm2
 static inline __m512 load16_bf16(const uint16_t *p) {
     return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)p)), 16));
 }
+/* The same in two halves, the load and the conversion, for the row dots
+ * that load a step's weights first (LOADS_FIRST, quant_internal.h). */
+static inline __m512 raw16_f32(const float *p) { return _mm512_loadu_ps(p); }
+static inline __m256i raw16_16(const uint16_t *p) { return _mm256_loadu_si256((const __m256i *)p); }
+static inline __m512 cvt16_f32(__m512 v) { return v; }
+static inline __m512 cvt16_f16(__m256i v) { return _mm512_cvtph_ps(v); }
+static inline __m512 cvt16_bf16(__m256i v) { return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(v), 16)); }
 /* The prefetch into L2 of quant_internal.h, as the quantised dots: with
  * it two cores stream 16-bit rows 1.2-1.4x faster (F16 8192 x 2048 and
  * 16384 x 8192 from memory, runs alternating call by call); a prefetch
  * into L1 (T0), tried before, cut one core's stream from ~15.5 to ~10.4
  * GB/s (docs/BENCHMARKS.md "Decode of 16-bit weights"). */
-#define ROW_DOT_BODY(LOAD16, TAIL)                                                               \
+#define ROW_DOT_BODY(RAW, CVT, TAIL)                                                             \
     __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;                                  \
     long i = 0;                                                                                  \
     for (; i + 64 <= n; i += 64) {                                                               \
-        prefetch_ahead_l2(w + i, (int)sizeof *w);                                                  \
-        a0 = _mm512_fmadd_ps(LOAD16(w + i), _mm512_loadu_ps(x + i), a0);                         \
-        a1 = _mm512_fmadd_ps(LOAD16(w + i + 16), _mm512_loadu_ps(x + i + 16), a1);              \
-        a2 = _mm512_fmadd_ps(LOAD16(w + i + 32), _mm512_loadu_ps(x + i + 32), a2);              \
-        a3 = _mm512_fmadd_ps(LOAD16(w + i + 48), _mm512_loadu_ps(x + i + 48), a3);              \
+        __typeof__(RAW(w)) r0 = RAW(w + i), r1 = RAW(w + i + 16), r2 = RAW(w + i + 32), r3 = RAW(w + i + 48); \
+        LOADS_FIRST(r0, r1, r2, r3);                                                             \
+        prefetch_ahead_l2(pf, w + i, (int)sizeof *w);                                            \
+        a0 = _mm512_fmadd_ps(CVT(r0), _mm512_loadu_ps(x + i), a0);                               \
+        a1 = _mm512_fmadd_ps(CVT(r1), _mm512_loadu_ps(x + i + 16), a1);                          \
+        a2 = _mm512_fmadd_ps(CVT(r2), _mm512_loadu_ps(x + i + 32), a2);                          \
+        a3 = _mm512_fmadd_ps(CVT(r3), _mm512_loadu_ps(x + i + 48), a3);                          \
     }                                                                                            \
-    for (; i + 16 <= n; i += 16) a0 = _mm512_fmadd_ps(LOAD16(w + i), _mm512_loadu_ps(x + i), a0); \
+    for (; i + 16 <= n; i += 16) a0 = _mm512_fmadd_ps(CVT(RAW(w + i)), _mm512_loadu_ps(x + i), a0); \
     return _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3))) + TAIL(w + i, x + i, n - i);
-static float dot_row_f32(const float *w, const float *x, long n) { ROW_DOT_BODY(load16_f32, dot_f32_w) }
-static float dot_f16(const uint16_t *w, const float *x, long n) { ROW_DOT_BODY(load16_f16, dot8_f16) }
-static float dot_bf16(const uint16_t *w, const float *x, long n) { ROW_DOT_BODY(load16_bf16, dot8_bf16) }
+static ALWAYS_INLINE float dot_row_f32(int pf, const float *w, const float *x, long n) {
+    ROW_DOT_BODY(raw16_f32, cvt16_f32, dot_f32_w)
+}
+static ALWAYS_INLINE float dot_f16(int pf, const uint16_t *w, const float *x, long n) {
+    ROW_DOT_BODY(raw16_16, cvt16_f16, dot8_f16)
+}
+static ALWAYS_INLINE float dot_bf16(int pf, const uint16_t *w, const float *x, long n) {
+    ROW_DOT_BODY(raw16_16, cvt16_bf16, dot8_bf16)
+}
 
 /* Two rows against one x: each row's sum is ROW_DOT_BODY's, operation for
  * operation (its own four accumulators, the same FMAs in the same order,
@@ -675,57 +690,61 @@ static float dot_bf16(const uint16_t *w, const float *x, long n) { ROW_DOT_BODY(
  * GB/s of one core; 2048 x 8192: ~13.3 against ~12.1; CPU time, a loaded machine,
  * interleaved runs, docs/BENCHMARKS.md "Decode of 16-bit weights"). */
 #define FLOAT_ROWS_MIN_N 4096
-#define ROW_DOT2_BODY(LOAD16, TAIL)                                                                  \
+#define ROW_DOT2_BODY(RAW, CVT, TAIL)                                                                \
     const __m512 z = _mm512_setzero_ps();                                                            \
     __m512 a0 = z, a1 = z, a2 = z, a3 = z, b0 = z, b1 = z, b2 = z, b3 = z;                           \
     long i = 0;                                                                                      \
     for (; i + 64 <= n; i += 64) {                                                                   \
-        prefetch_ahead_l2(w0 + i, (int)sizeof *w0);                                                  \
-        prefetch_ahead_l2(w1 + i, (int)sizeof *w1);                                                  \
+        __typeof__(RAW(w0)) r0 = RAW(w0 + i), r1 = RAW(w0 + i + 16), r2 = RAW(w0 + i + 32), r3 = RAW(w0 + i + 48); \
+        __typeof__(RAW(w1)) s0 = RAW(w1 + i), s1 = RAW(w1 + i + 16), s2 = RAW(w1 + i + 32), s3 = RAW(w1 + i + 48); \
+        LOADS_FIRST(r0, r1, r2, r3);                                                                 \
+        LOADS_FIRST(s0, s1, s2, s3);                                                                 \
+        prefetch_ahead_l2(pf, w0 + i, (int)sizeof *w0);                                              \
+        prefetch_ahead_l2(pf, w1 + i, (int)sizeof *w1);                                              \
         __m512 x0 = _mm512_loadu_ps(x + i), x1 = _mm512_loadu_ps(x + i + 16);                        \
         __m512 x2 = _mm512_loadu_ps(x + i + 32), x3 = _mm512_loadu_ps(x + i + 48);                   \
-        a0 = _mm512_fmadd_ps(LOAD16(w0 + i), x0, a0);                                                \
-        b0 = _mm512_fmadd_ps(LOAD16(w1 + i), x0, b0);                                                \
-        a1 = _mm512_fmadd_ps(LOAD16(w0 + i + 16), x1, a1);                                           \
-        b1 = _mm512_fmadd_ps(LOAD16(w1 + i + 16), x1, b1);                                           \
-        a2 = _mm512_fmadd_ps(LOAD16(w0 + i + 32), x2, a2);                                           \
-        b2 = _mm512_fmadd_ps(LOAD16(w1 + i + 32), x2, b2);                                           \
-        a3 = _mm512_fmadd_ps(LOAD16(w0 + i + 48), x3, a3);                                           \
-        b3 = _mm512_fmadd_ps(LOAD16(w1 + i + 48), x3, b3);                                           \
+        a0 = _mm512_fmadd_ps(CVT(r0), x0, a0);                                                       \
+        b0 = _mm512_fmadd_ps(CVT(s0), x0, b0);                                                       \
+        a1 = _mm512_fmadd_ps(CVT(r1), x1, a1);                                                       \
+        b1 = _mm512_fmadd_ps(CVT(s1), x1, b1);                                                       \
+        a2 = _mm512_fmadd_ps(CVT(r2), x2, a2);                                                       \
+        b2 = _mm512_fmadd_ps(CVT(s2), x2, b2);                                                       \
+        a3 = _mm512_fmadd_ps(CVT(r3), x3, a3);                                                       \
+        b3 = _mm512_fmadd_ps(CVT(s3), x3, b3);                                                       \
     }                                                                                                \
     for (; i + 16 <= n; i += 16) {                                                                   \
         __m512 x0 = _mm512_loadu_ps(x + i);                                                          \
-        a0 = _mm512_fmadd_ps(LOAD16(w0 + i), x0, a0);                                                \
-        b0 = _mm512_fmadd_ps(LOAD16(w1 + i), x0, b0);                                                \
+        a0 = _mm512_fmadd_ps(CVT(RAW(w0 + i)), x0, a0);                                              \
+        b0 = _mm512_fmadd_ps(CVT(RAW(w1 + i)), x0, b0);                                              \
     }                                                                                                \
     out[0] = _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3))) + TAIL(w0 + i, x + i, n - i); \
     out[1] = _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(b0, b1), _mm512_add_ps(b2, b3))) + TAIL(w1 + i, x + i, n - i);
-static void dot2_row_f32(const float *w0, const float *w1, const float *x, long n, float out[2]) {
-    ROW_DOT2_BODY(load16_f32, dot_f32_w)
+static ALWAYS_INLINE void dot2_row_f32(int pf, const float *w0, const float *w1, const float *x, long n, float out[2]) {
+    ROW_DOT2_BODY(raw16_f32, cvt16_f32, dot_f32_w)
 }
-static void dot2_row_f16(const uint16_t *w0, const uint16_t *w1, const float *x, long n, float out[2]) {
-    ROW_DOT2_BODY(load16_f16, dot8_f16)
+static ALWAYS_INLINE void dot2_row_f16(int pf, const uint16_t *w0, const uint16_t *w1, const float *x, long n, float out[2]) {
+    ROW_DOT2_BODY(raw16_16, cvt16_f16, dot8_f16)
 }
-static void dot2_row_bf16(const uint16_t *w0, const uint16_t *w1, const float *x, long n, float out[2]) {
-    ROW_DOT2_BODY(load16_bf16, dot8_bf16)
+static ALWAYS_INLINE void dot2_row_bf16(int pf, const uint16_t *w0, const uint16_t *w1, const float *x, long n, float out[2]) {
+    ROW_DOT2_BODY(raw16_16, cvt16_bf16, dot8_bf16)
 }
 
 /* nrows consecutive float rows (rb bytes apart) against x, two at a time. */
-static void float_rows(int t, const char *rows, size_t rb, int nrows, const float *x, long n, float *out) {
+static ALWAYS_INLINE void float_rows(int pf, int t, const char *rows, size_t rb, int nrows, const float *x, long n, float *out) {
     int r = 0;
     for (; r + 2 <= nrows; r += 2) {
         const char *p = rows + (size_t)r * rb;
-        if (t == DT_F32) dot2_row_f32((const float *)p, (const float *)(p + rb), x, n, out + r);
-        else if (t == DT_F16) dot2_row_f16((const uint16_t *)p, (const uint16_t *)(p + rb), x, n, out + r);
-        else dot2_row_bf16((const uint16_t *)p, (const uint16_t *)(p + rb), x, n, out + r);
+        if (t == DT_F32) dot2_row_f32(pf, (const float *)p, (const float *)(p + rb), x, n, out + r);
+        else if (t == DT_F16) dot2_row_f16(pf, (const uint16_t *)p, (const uint16_t *)(p + rb), x, n, out + r);
+        else dot2_row_bf16(pf, (const uint16_t *)p, (const uint16_t *)(p + rb), x, n, out + r);
     }
     if (r < nrows) out[r] = vec_dot(t, rows + (size_t)r * rb, x, n);
 }
 #define HAVE_FLOAT_ROWS 1
 #else
-static float dot_row_f32(const float *w, const float *x, long n) { return dot_f32_w(w, x, n); }
-static float dot_f16(const uint16_t *w, const float *x, long n) { return dot8_f16(w, x, n); }
-static float dot_bf16(const uint16_t *w, const float *x, long n) { return dot8_bf16(w, x, n); }
+static ALWAYS_INLINE float dot_row_f32(int pf, const float *w, const float *x, long n) { (void)pf; return dot_f32_w(w, x, n); }
+static ALWAYS_INLINE float dot_f16(int pf, const uint16_t *w, const float *x, long n) { (void)pf; return dot8_f16(w, x, n); }
+static ALWAYS_INLINE float dot_bf16(int pf, const uint16_t *w, const float *x, long n) { (void)pf; return dot8_bf16(w, x, n); }
 #endif
 
 
@@ -758,13 +777,13 @@ static inline __m256 mul_sum_signed(__m256i aw, __m256i w, __m256i y) {
     return _mm256_cvtepi32_ps(s);
 }
 
-static inline void dot4_q(int t, const void *row, const void *const x[4], long n, float out[4]) {
+static ALWAYS_INLINE void dot4_q(int pf, int t, const void *row, const void *const x[4], long n, float out[4]) {
     const int q4 = t != DT_Q8_0;
     long nb = n / QK8_0;
     __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
     for (long i = 0; i < nb; i++) {
         float dw;
-        if (!(i & 1)) prefetch_ahead((const char *)row + i * (q4 ? sizeof(BlockQ4_0) : sizeof(BlockQ8_0)), 1);
+        if (!(i & 1)) prefetch_ahead(pf, (const char *)row + i * (q4 ? sizeof(BlockQ4_0) : sizeof(BlockQ8_0)), 1);
         __m256i w = load_w_q(t, row, i, &dw), aw = _mm256_sign_epi8(w, w);
 #define ACC(k, acc)                                                                                  \
     acc = _mm256_fmadd_ps(_mm256_set1_ps(dw * act_dx(x[k], n)[i]),                                   \
@@ -811,7 +830,7 @@ static void dot4_8_bf16(const uint16_t *w, const float *const x[4], long n, floa
     __m512 a[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()}; \
     long i = 0;                                                                                   \
     for (; i + 16 <= n; i += 16) {                                                                \
-        prefetch_ahead(w + i, 1);                                                                 \
+        prefetch_ahead(pf, w + i, 1);                                                                 \
         __m512 wv = LOAD16(w + i);                                                                \
         UNROLL_NX                                                                                 \
         for (int k = 0; k < 4; k++) a[k] = _mm512_fmadd_ps(wv, _mm512_loadu_ps(x[k] + i), a[k]);  \
@@ -819,19 +838,19 @@ static void dot4_8_bf16(const uint16_t *w, const float *const x[4], long n, floa
     const float *xt[4] = {x[0] + i, x[1] + i, x[2] + i, x[3] + i};                                \
     TAIL(w + i, xt, n - i, out);                                                                  \
     for (int k = 0; k < 4; k++) out[k] += _mm512_reduce_add_ps(a[k]);
-static void dot4_f32(const float *w, const float *const x[4], long n, float out[4]) {
+static ALWAYS_INLINE void dot4_f32(int pf, const float *w, const float *const x[4], long n, float out[4]) {
     ROW_DOT4_BODY(load16_f32, dot4_8_f32)
 }
-static void dot4_f16(const uint16_t *w, const float *const x[4], long n, float out[4]) {
+static ALWAYS_INLINE void dot4_f16(int pf, const uint16_t *w, const float *const x[4], long n, float out[4]) {
     ROW_DOT4_BODY(load16_f16, dot4_8_f16)
 }
-static void dot4_bf16(const uint16_t *w, const float *const x[4], long n, float out[4]) {
+static ALWAYS_INLINE void dot4_bf16(int pf, const uint16_t *w, const float *const x[4], long n, float out[4]) {
     ROW_DOT4_BODY(load16_bf16, dot4_8_bf16)
 }
 #else
-static void dot4_f32(const float *w, const float *const x[4], long n, float out[4]) { dot4_8_f32(w, x, n, out); }
-static void dot4_f16(const uint16_t *w, const float *const x[4], long n, float out[4]) { dot4_8_f16(w, x, n, out); }
-static void dot4_bf16(const uint16_t *w, const float *const x[4], long n, float out[4]) { dot4_8_bf16(w, x, n, out); }
+static ALWAYS_INLINE void dot4_f32(int pf, const float *w, const float *const x[4], long n, float out[4]) { (void)pf; dot4_8_f32(w, x, n, out); }
+static ALWAYS_INLINE void dot4_f16(int pf, const uint16_t *w, const float *const x[4], long n, float out[4]) { (void)pf; dot4_8_f16(w, x, n, out); }
+static ALWAYS_INLINE void dot4_bf16(int pf, const uint16_t *w, const float *const x[4], long n, float out[4]) { (void)pf; dot4_8_bf16(w, x, n, out); }
 #endif
 
 /* The quantised dots: the AVX-512 ones (quant_avx512.c) where the build
@@ -880,7 +899,7 @@ int kernel_weight_type(int t, long cols) {
     return cols % QK4_0_G4 == 0 && !avx512_on ? DT_Q4_0_G4 : t;
 }
 
-static void quant_dot(int t, const void *row, const void *act, long n, float *out) {
+static ALWAYS_INLINE void quant_dot(int pf, int t, const void *row, const void *act, long n, float *out) {
 #if KERNELS_AVX512
     if (avx512_takes(t)) {
         quant512_rows(t, row, 0, 1, act, n, out);
@@ -896,18 +915,18 @@ static void quant_dot(int t, const void *row, const void *act, long n, float *ou
         return;
     }
     switch (t) {
-    case DT_Q8_0: *out = dot_q8_0(row, act_q(act), act_dx(act, n), n / QK8_0); break;
-    case DT_Q4_0: *out = dot_q4_0_quads(1, row, act, n); break;
-    case DT_Q4_0_G4: *out = dot_q4_0_quads(4, row, act, n); break;
-    case DT_Q4_0_G16: *out = dot_q4_0_quads(16, row, act, n); break;
-    case DT_Q4_K: dot_q4_k_n(row, &act, 1, n, out); break;
-    case DT_Q4_K_PAIRS: dot_q4_k_pairs_n(row, &act, 1, n, out); break;
+    case DT_Q8_0: *out = dot_q8_0(pf, row, act_q(act), act_dx(act, n), n / QK8_0); break;
+    case DT_Q4_0: *out = dot_q4_0_quads(pf, 1, row, act, n); break;
+    case DT_Q4_0_G4: *out = dot_q4_0_quads(pf, 4, row, act, n); break;
+    case DT_Q4_0_G16: *out = dot_q4_0_quads(pf, 16, row, act, n); break;
+    case DT_Q4_K: dot_q4_k_n(pf, row, &act, 1, n, out); break;
+    case DT_Q4_K_PAIRS: dot_q4_k_pairs_n(pf, row, &act, 1, n, out); break;
     case DT_Q2_K: case DT_Q3_K: case DT_Q5_K: case DT_IQ4_XS: case DT_Q5_K_PAIRS: kquant_dot_n(t, row, &act, 1, n, out); break;
-    default: dot_q6_k_n(row, &act, 1, n, out); break;
+    default: dot_q6_k_n(pf, row, &act, 1, n, out); break;
     }
 }
 
-static void quant_dot4(int t, const void *row, const void *const x[4], long n, float r[4]) {
+static ALWAYS_INLINE void quant_dot4(int pf, int t, const void *row, const void *const x[4], long n, float r[4]) {
 #if KERNELS_AVX512
     if (avx512_takes(t)) {
         quant512_dot4(t, row, x, n, r);
@@ -919,21 +938,21 @@ static void quant_dot4(int t, const void *row, const void *const x[4], long n, f
         return;
     }
     if (t == DT_Q8_0 || act_has_q4(t)) {
-        dot4_q(t, row, x, n, r);
+        dot4_q(pf, t, row, x, n, r);
         return;
     }
     if (quant_legacy_type(t)) {
         legacy_dot_n(t, row, x, 4, n, r);
         return;
     }
-    if (t == DT_Q4_K) dot_q4_k_n(row, x, 4, n, r);
-    else if (t == DT_Q4_K_PAIRS) dot_q4_k_pairs_n(row, x, 4, n, r);
+    if (t == DT_Q4_K) dot_q4_k_n(pf, row, x, 4, n, r);
+    else if (t == DT_Q4_K_PAIRS) dot_q4_k_pairs_n(pf, row, x, 4, n, r);
     else if (kquant_is(t)) kquant_dot_n(t, row, x, 4, n, r);
-    else dot_q6_k_n(row, x, 4, n, r);
+    else dot_q6_k_n(pf, row, x, 4, n, r);
 }
 
-void vec_dot_multi(int t, const void *row, const void *act, size_t stride, int n, long len, float *out,
-                   size_t out_stride) {
+static ALWAYS_INLINE void vec_dot_multi_pf(int pf, int t, const void *row, const void *act, size_t stride, int n,
+                                          long len, float *out, size_t out_stride) {
     int a = 0;
     /* a remainder of one or two: single dots (the row is in L1 by then) */
     for (; n - a == 1 || n - a == 2; a++) out[(size_t)a * out_stride] = vec_dot(t, row, (const char *)act + (size_t)a * stride, len);
@@ -942,16 +961,21 @@ void vec_dot_multi(int t, const void *row, const void *act, size_t stride, int n
         for (int k = 0; k < 4; k++) x[k] = (const char *)act + (size_t)(a + k < n ? a + k : n - 1) * stride;
         float r[4];
         switch (t) {
-        case DT_F32: dot4_f32(row, (const float *const *)x, len, r); break;
-        case DT_F16: dot4_f16(row, (const float *const *)x, len, r); break;
-        case DT_BF16: dot4_bf16(row, (const float *const *)x, len, r); break;
+        case DT_F32: dot4_f32(pf, row, (const float *const *)x, len, r); break;
+        case DT_F16: dot4_f16(pf, row, (const float *const *)x, len, r); break;
+        case DT_BF16: dot4_bf16(pf, row, (const float *const *)x, len, r); break;
         default: /* the quantised types (their activation Q8_0) */
-            if (kernel_vec_type(t) == DT_Q8_0) quant_dot4(t, row, x, len, r);
+            if (kernel_vec_type(t) == DT_Q8_0) quant_dot4(pf, t, row, x, len, r);
             else r[0] = r[1] = r[2] = r[3] = 0;
             break;
         }
         for (int k = 0; k < 4 && a + k < n; k++) out[(size_t)(a + k) * out_stride] = r[k];
     }
+}
+
+void vec_dot_multi(int t, const void *row, const void *act, size_t stride, int n, long len, float *out,
+                   size_t out_stride) {
+    WITH_PREFETCH_MODE(vec_dot_multi_pf(pf, t, row, act, stride, n, len, out, out_stride));
 }
 
 /* ---- row conversion to f32 for the GEMM path ---- */
@@ -1100,18 +1124,24 @@ static void quantize_q8(const float *x, int8_t *q, float *dx, float *sx, float *
     }
 }
 
-float vec_dot(int t, const void *row, const void *act, long n) {
+static ALWAYS_INLINE float vec_dot_pf(int pf, int t, const void *row, const void *act, long n) {
     switch (t) {
-    case DT_F32: return dot_row_f32(row, act, n);
-    case DT_F16: return dot_f16(row, act, n);
-    case DT_BF16: return dot_bf16(row, act, n);
+    case DT_F32: return dot_row_f32(pf, row, act, n);
+    case DT_F16: return dot_f16(pf, row, act, n);
+    case DT_BF16: return dot_bf16(pf, row, act, n);
     default: { /* the quantised types (their activation Q8_0) */
         if (kernel_vec_type(t) != DT_Q8_0) return 0;
         float r;
-        quant_dot(t, row, act, n, &r);
+        quant_dot(pf, t, row, act, n, &r);
         return r;
     }
     }
+}
+
+float vec_dot(int t, const void *row, const void *act, long n) {
+    float r = 0;
+    WITH_PREFETCH_MODE(r = vec_dot_pf(pf, t, row, act, n));
+    return r;
 }
 
 void axpy_f32(float *y, float a, const float *x, long n) {
@@ -1180,7 +1210,7 @@ void vec_dot_multi(int t, const void *row, const void *act, size_t stride, int n
 void vec_dot_rows(int t, const void *rows, size_t rb, int nrows, const void *act, long n, float *out) {
 #ifdef HAVE_FLOAT_ROWS
     if ((t == DT_F32 || t == DT_F16 || t == DT_BF16) && n > FLOAT_ROWS_MIN_N) {
-        float_rows(t, rows, rb, nrows, act, n, out);
+        WITH_PREFETCH_MODE(float_rows(pf, t, rows, rb, nrows, act, n, out));
         return;
     }
 #endif

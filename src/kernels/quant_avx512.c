@@ -103,19 +103,21 @@ static ALWAYS_INLINE void q8q4_pair(int q4, const void *row, long b, int both, c
  * quad's first 64 bytes. Per block this is about two thirds of the
  * instructions of q8q4_pair, whose 8 lanes per block repeat the scale work
  * (bench/matvec_speed.sh: Q4_0 in cache ~1.4x). */
-static ALWAYS_INLINE void q4_quad(const BlockQ4_0 *row, long b, const void *const *x, long n, int NX, __m512 *acc) {
-    const BlockQ4_0 *q = row + b;
-    __m512i head = _mm512_loadu_si512(q); /* bytes 0-63 of the 72 */
+static ALWAYS_INLINE void q4_quad(const BlockQ4_0 *row, long b, __m512i head, __m128i tail, const void *const *x, long n,
+                                  int NX, __m512 *acc) {
+    /* head: the quad's bytes 0-63 of the 72, tail 56-71 (q4_quad_load) */
 #ifdef __AVX512VBMI__
+    (void)row;
     /* the 4 x 16 bytes of nibbles out of bytes 0-63 (indices < 64) and
      * 56-71 (64 + i: byte 56 + i) of the quad, one permute */
     static const uint8_t pick[64] = {2,  3,  4,  5,  6,  7,  8,  9,  10, 11, 12, 13, 14, 15, 16, 17,
                                      20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32, 33, 34, 35,
                                      38, 39, 40, 41, 42, 43, 44, 45, 46, 47, 48, 49, 50, 51, 52, 53,
                                      64, 65, 66, 67, 68, 69, 70, 71, 72, 73, 74, 75, 76, 77, 78, 79};
-    __m512i v = _mm512_permutex2var_epi8(head, _mm512_loadu_si512(pick),
-                                         _mm512_castsi128_si512(_mm_loadu_si128((const __m128i *)((const char *)q + 56))));
+    __m512i v = _mm512_permutex2var_epi8(head, _mm512_loadu_si512(pick), _mm512_castsi128_si512(tail));
 #else
+    (void)tail;
+    const BlockQ4_0 *q = row + b;
     __m512i v = _mm512_castsi128_si512(_mm_loadu_si128((const __m128i *)q[0].qs));
     v = _mm512_inserti32x4(v, _mm_loadu_si128((const __m128i *)q[1].qs), 1);
     v = _mm512_inserti32x4(v, _mm_loadu_si128((const __m128i *)q[2].qs), 2);
@@ -139,10 +141,15 @@ static ALWAYS_INLINE void q4_quad(const BlockQ4_0 *row, long b, const void *cons
     }
 }
 
+/* The quad at block b's bytes 0-63 and 56-71, as q4_quad takes them. */
+#define q4_quad_load(row, b, head, tail)                                                                               \
+    (head = _mm512_loadu_si512((const BlockQ4_0 *)(row) + (b)),                                                         \
+     tail = _mm_loadu_si128((const __m128i *)((const char *)((const BlockQ4_0 *)(row) + (b)) + 56)))
+
 /* A Q8_0 or Q4_0 row against NX activations, four blocks at a time into
  * two accumulators (the FMA latency); Q4_0 eight at a time while whole
  * quads last. */
-static ALWAYS_INLINE void dot_q8q4_n(int q4, const void *row, const void *const *x, int NX, long n, float *out) {
+static ALWAYS_INLINE void dot_q8q4_n(int pf, int q4, const void *row, const void *const *x, int NX, long n, float *out) {
     const long nb = n / QK8_0;
     __m512 acc0[4], acc1[4];
     UNROLL_NX
@@ -150,16 +157,21 @@ static ALWAYS_INLINE void dot_q8q4_n(int q4, const void *row, const void *const 
     long b = 0;
     if (q4) {
         const long end = 4 * act_nquads(n);
+        __m512i h0, h1;
+        __m128i t0, t1;
         for (; b + 8 <= end; b += 8) {
-            prefetch_ahead((const BlockQ4_0 *)row + b, 3); /* 144 bytes a step */
-            q4_quad((const BlockQ4_0 *)row, b, x, n, NX, acc0);
-            q4_quad((const BlockQ4_0 *)row, b + 4, x, n, NX, acc1);
+            /* the quants first (LOADS_FIRST, quant_internal.h) */
+            q4_quad_load(row, b, h0, t0), q4_quad_load(row, b + 4, h1, t1);
+            LOADS_FIRST(h0, t0, h1, t1);
+            prefetch_ahead(pf, (const BlockQ4_0 *)row + b, 3); /* 144 bytes a step */
+            q4_quad((const BlockQ4_0 *)row, b, h0, t0, x, n, NX, acc0);
+            q4_quad((const BlockQ4_0 *)row, b + 4, h1, t1, x, n, NX, acc1);
         }
-        if (b < end) q4_quad((const BlockQ4_0 *)row, b, x, n, NX, acc0), b += 4;
+        if (b < end) q4_quad_load(row, b, h0, t0), q4_quad((const BlockQ4_0 *)row, b, h0, t0, x, n, NX, acc0), b += 4;
     }
     for (; b + 4 <= nb; b += 4) {
         /* <= 136 bytes; Q8_0 into L2, Q4_0's last blocks into L1 (quant_internal.h) */
-        prefetch_lines((const char *)row + b * (q4 ? sizeof(BlockQ4_0) : sizeof(BlockQ8_0)), 3, !q4);
+        prefetch_lines(pf, (const char *)row + b * (q4 ? sizeof(BlockQ4_0) : sizeof(BlockQ8_0)), 3, !q4);
         q8q4_pair(q4, row, b, 1, x, n, NX, acc0);
         q8q4_pair(q4, row, b + 2, 1, x, n, NX, acc1);
     }
@@ -178,39 +190,54 @@ static ALWAYS_INLINE void dot_q8q4_n(int q4, const void *row, const void *const 
  * and one FMA with the 16 scales (dw * dx, one product) take them all,
  * and the offsets' part (Q4_0's 8, Q8_0's stored + 128, times the
  * activation's block sums) is one FMA into its own accumulator. No
- * permute anywhere: per group about 25 vector operations where the
- * AVX-512 dot of DT_Q4_0_G16 (since replaced by this one) took ~39 and
- * Q8_0's pairs take ~96. */
-static ALWAYS_INLINE void dot_t16_n(int q8, const void *row, const void *const *x, int NX, long n, float *out) {
+ * permute anywhere. Q4_0's high nibbles are dotted where they lie (AND
+ * 0xF0: 16 times the value) in a chain of their own whose sum is exact
+ * and a multiple of 16, shifted back by 4 before it joins the low one's:
+ * one AND per part where masking them down took a shift and an AND. Per
+ * group 23 vector operations on ports 0 and 5 where this dot took 27 and
+ * the AVX-512 dot of DT_Q4_0_G16 (since replaced by this one) ~39; from
+ * memory, one thread, the regrouped Q4_0 rows of 2048 / 4096 / 8192
+ * values went from 0.89-0.92 of a plain read of the same bytes to
+ * 1.00 (see docs/BENCHMARKS.md, "Decode: Q4_0's high nibbles in place"). */
+static ALWAYS_INLINE void dot_t16_n(int pf, int q8, const void *row, const void *const *x, int NX, long n, float *out) {
     __m512 acc[4], acco[4];
     UNROLL_NX
     for (int k = 0; k < NX; k++) acc[k] = acco[k] = _mm512_setzero_ps();
-    const __m512i m4 = _mm512_set1_epi8(15);
+    const __m512i m4 = _mm512_set1_epi8(15), mf0 = _mm512_set1_epi8((char)0xF0);
     const size_t gb = 16 * (q8 ? sizeof(BlockQ8_0) : sizeof(BlockQ4_0));
     const char *g = row;
     for (long b = 0; b < n / QK8_0; b += 16, g += gb) {
-        prefetch_ahead_l2(g, q8 ? 9 : 5); /* 544 or 288 bytes a group */
+        /* the group's quants first: loads that lead the loop body read from
+         * memory measurably faster than the same loads behind the prefetches
+         * and the scales (the asm keeps gcc from moving them; it would also
+         * fold Q4_0's load into both ANDs: two loads) */
+        __m512i v[8];
+        _Pragma("GCC unroll 8") for (int p = 0; p < 8; p++) {
+            if (p >= 4 && !q8) break;
+            v[p] = _mm512_loadu_si512(g + 32 + 64 * p);
+            __asm__ volatile("" : "+v"(v[p]));
+        }
+        prefetch_ahead_l2(pf, g, q8 ? 9 : 5); /* 544 or 288 bytes a group */
         __m512 sc = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)g));
+        /* parts 0-3 the low nibbles (Q8_0: quants 0-15), 4-7 the high ones x 16 (Q8_0: 16-31) */
         __m512i w[8];
         _Pragma("GCC unroll 4") for (int p = 0; p < 4; p++) {
-            __m512i v = _mm512_loadu_si512(g + 32 + 64 * p);
-            /* one load for both nibbles (gcc would fold it into the AND and the shift: two) */
-            __asm__("" : "+v"(v));
-            w[p] = q8 ? v : _mm512_and_si512(v, m4);
-            w[4 + p] = q8 ? _mm512_loadu_si512(g + 32 + 64 * (4 + p)) : _mm512_and_si512(_mm512_srli_epi16(v, 4), m4);
+            w[p] = q8 ? v[p] : _mm512_and_si512(v[p], m4);
+            w[4 + p] = q8 ? v[4 + p] : _mm512_and_si512(v[p], mf0);
         }
         UNROLL_NX
         for (int k = 0; k < NX; k++) {
             const int8_t *y = act_t16(x[k], n) + 32 * b; /* 512 bytes a group */
-            /* two chains of four: VPDPBUSD's latency */
+            /* two chains of four: VPDPBUSD's latency, and the high nibbles' scale */
             __m512i s0 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), w[0], _mm512_loadu_si512(y));
-            __m512i s1 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), w[1], _mm512_loadu_si512(y + 64));
-            _Pragma("GCC unroll 3") for (int p = 2; p < 8; p += 2) {
+            __m512i s1 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), w[4], _mm512_loadu_si512(y + 256));
+            _Pragma("GCC unroll 3") for (int p = 1; p < 4; p++) {
                 s0 = _mm512_dpbusd_epi32(s0, w[p], _mm512_loadu_si512(y + 64 * p));
-                s1 = _mm512_dpbusd_epi32(s1, w[p + 1], _mm512_loadu_si512(y + 64 * (p + 1)));
+                s1 = _mm512_dpbusd_epi32(s1, w[4 + p], _mm512_loadu_si512(y + 256 + 64 * p));
             }
+            __m512i s = _mm512_add_epi32(s0, q8 ? s1 : _mm512_srai_epi32(s1, 4));
             __m512 dwdx = _mm512_mul_ps(sc, _mm512_loadu_ps(act_dx(x[k], n) + b));
-            acc[k] = _mm512_fmadd_ps(dwdx, _mm512_cvtepi32_ps(_mm512_add_epi32(s0, s1)), acc[k]);
+            acc[k] = _mm512_fmadd_ps(dwdx, _mm512_cvtepi32_ps(s), acc[k]);
             acco[k] = _mm512_fmadd_ps(sc, _mm512_loadu_ps(act_sx(x[k], n) + b), acco[k]);
         }
     }
@@ -229,17 +256,20 @@ static ALWAYS_INLINE void dot_t16_n(int q8, const void *row, const void *const *
  * sub-blocks in one register, odd in the other), one conversion and one
  * FMA each. Sub-block j's weights are d*sc_j*q - dmin*m_j; the mins' part,
  * dmin * sum_j m_j * sx_j, is one FMA per super-block. */
-static ALWAYS_INLINE void dot_q4_k_n(const BlockQ4_K *w, const void *const *x, int NX, long n, float *out) {
+static ALWAYS_INLINE void dot_q4_k_n(int pf, const BlockQ4_K *w, const void *const *x, int NX, long n, float *out) {
     __m512 acc[4][2];
     __m256 accm[4];
     UNROLL_NX
     for (int k = 0; k < NX; k++) acc[k][0] = acc[k][1] = _mm512_setzero_ps(), accm[k] = _mm256_setzero_ps();
     for (long i = 0; i < n / QK_K; i++) {
-        prefetch_ahead_l2(&w[i], 3); /* 144 bytes a super-block */
+        /* the quants first (LOADS_FIRST, quant_internal.h) */
+        __m512i h0 = _mm512_loadu_si512(w[i].qs), h1 = _mm512_loadu_si512(w[i].qs + 64);
+        LOADS_FIRST(h0, h1);
+        prefetch_ahead_l2(pf, &w[i], 3); /* 144 bytes a super-block */
         __m256 scv, mnv;
         kq45_scales16(&w[i], &scv, &mnv);
         __m512i q[4];
-        kq45_nibbles(w[i].qs, q);
+        kq45_nibbles(h0, h1, q);
         kq45_wide_step(q[0], q[1], q[2], q[3], scv, mnv, x, NX, n, i, acc, accm);
     }
     UNROLL_NX
@@ -261,7 +291,7 @@ static ALWAYS_INLINE void dot_q4_k_n(const BlockQ4_K *w, const void *const *x, i
  * once per super-block through the activation's half-block sums. Each
  * int32 lane of a product covers 4 values: lane L of part p (64 values)
  * belongs to group 4p + L/4. */
-static ALWAYS_INLINE void dot_q6_k_n(const BlockQ6_K *w, const void *const *x, int NX, long n, float *out) {
+static ALWAYS_INLINE void dot_q6_k_n(int pf, const BlockQ6_K *w, const void *const *x, int NX, long n, float *out) {
     __m512 acc[4][2], acco[4];
     UNROLL_NX
     for (int k = 0; k < NX; k++) acc[k][0] = acc[k][1] = acco[k] = _mm512_setzero_ps();
@@ -269,7 +299,12 @@ static ALWAYS_INLINE void dot_q6_k_n(const BlockQ6_K *w, const void *const *x, i
     /* group g of 16 lies in activation block g / 2 */
     const __m512i blk = _mm512_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7);
     for (long i = 0; i < n / QK_K; i++) {
-        prefetch_ahead_l2(&w[i], 4); /* 210 bytes a super-block */
+        /* the quants first (LOADS_FIRST, quant_internal.h): in the decode
+         * of llama-3.2-1b Q6_K, 84% of the bound -> 92-93% */
+        __m512i qlv[2] = {_mm512_loadu_si512(w[i].ql), _mm512_loadu_si512(w[i].ql + 64)};
+        __m512i qhv = _mm512_loadu_si512(w[i].qh);
+        LOADS_FIRST(qlv[0], qlv[1], qhv);
+        prefetch_ahead_l2(pf, &w[i], 4); /* 210 bytes a super-block */
         __m512 sc16 = _mm512_mul_ps(_mm512_set1_ps(half(w[i].d)),
                                     _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)w[i].scales))));
         __m512 s[4];
@@ -280,8 +315,8 @@ static ALWAYS_INLINE void dot_q6_k_n(const BlockQ6_K *w, const void *const *x, i
             acco[k] = _mm512_fmadd_ps(sc16, _mm512_loadu_ps(act_s16(x[k], n) + 16 * i), acco[k]);
         }
         for (int h = 0; h < 2; h++) {
-            __m512i ql = _mm512_loadu_si512(w[i].ql + 64 * h);
-            __m512i qh = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(w[i].qh + 32 * h)));
+            __m512i ql = qlv[h];
+            __m512i qh = h ? _mm512_shuffle_i64x2(qhv, qhv, 0xEE) : _mm512_shuffle_i64x2(qhv, qhv, 0x44);
             __m512i hi01 = _mm512_and_si512(_mm512_sllv_epi64(qh, _mm512_setr_epi64(4, 4, 4, 4, 2, 2, 2, 2)), m30);
             __m512i hi23 = _mm512_and_si512(_mm512_srlv_epi64(qh, _mm512_setr_epi64(0, 0, 0, 0, 2, 2, 2, 2)), m30);
             __m512i q01 = _mm512_or_si512(_mm512_and_si512(ql, m4), hi01);
@@ -304,21 +339,25 @@ static ALWAYS_INLINE void dot_q6_k_n(const BlockQ6_K *w, const void *const *x, i
         out[k] = _mm512_reduce_add_ps(_mm512_add_ps(acc[k][0], acc[k][1])) - 32 * _mm512_reduce_add_ps(acco[k]);
 }
 
-void quant512_dot4(int t, const void *row, const void *const act[4], long n, float out[4]) {
+static ALWAYS_INLINE void dot4_pf(int pf, int t, const void *row, const void *const act[4], long n, float out[4]) {
     switch (t) {
-    case DT_Q8_0: dot_q8q4_n(0, row, act, 4, n, out); break;
-    case DT_Q4_0: dot_q8q4_n(1, row, act, 4, n, out); break;
-    case DT_Q4_0_T16: dot_t16_n(0, row, act, 4, n, out); break;
-    case DT_Q8_0_T16: dot_t16_n(1, row, act, 4, n, out); break;
+    case DT_Q8_0: dot_q8q4_n(pf, 0, row, act, 4, n, out); break;
+    case DT_Q4_0: dot_q8q4_n(pf, 1, row, act, 4, n, out); break;
+    case DT_Q4_0_T16: dot_t16_n(pf, 0, row, act, 4, n, out); break;
+    case DT_Q8_0_T16: dot_t16_n(pf, 1, row, act, 4, n, out); break;
     case DT_Q4_1:
     case DT_Q5_0:
     case DT_Q5_1:
     case DT_IQ4_NL: legacy512_dot_n(t, row, act, 4, n, out); break;
-    case DT_Q4_K: dot_q4_k_n(row, act, 4, n, out); break;
-    case DT_Q6_K: dot_q6_k_n(row, act, 4, n, out); break;
+    case DT_Q4_K: dot_q4_k_n(pf, row, act, 4, n, out); break;
+    case DT_Q6_K: dot_q6_k_n(pf, row, act, 4, n, out); break;
     case DT_Q2_K: case DT_Q3_K: case DT_Q5_K: case DT_IQ4_XS: kquant512_dot_n(t, row, act, 4, n, out); break;
     default: out[0] = out[1] = out[2] = out[3] = 0; break;
     }
+}
+
+void quant512_dot4(int t, const void *row, const void *const act[4], long n, float out[4]) {
+    WITH_PREFETCH_MODE(dot4_pf(pf, t, row, act, n, out));
 }
 
 /* The type's dot of one row with NX activations (a constant: the kernels
@@ -328,24 +367,24 @@ void quant512_dot4(int t, const void *row, const void *const act[4], long n, flo
         float o[4];                                                                                                    \
         const char *row = w + r * rb;                                                                                  \
         switch (t) {                                                                                                   \
-        case DT_Q8_0: dot_q8q4_n(0, row, act, NX, n, o); break;                                                        \
-        case DT_Q4_0: dot_q8q4_n(1, row, act, NX, n, o); break;                                                        \
-        case DT_Q4_0_T16: dot_t16_n(0, row, act, NX, n, o); break;                                                     \
-        case DT_Q8_0_T16: dot_t16_n(1, row, act, NX, n, o); break;                                                     \
+        case DT_Q8_0: dot_q8q4_n(pf, 0, row, act, NX, n, o); break;                                                        \
+        case DT_Q4_0: dot_q8q4_n(pf, 1, row, act, NX, n, o); break;                                                        \
+        case DT_Q4_0_T16: dot_t16_n(pf, 0, row, act, NX, n, o); break;                                                     \
+        case DT_Q8_0_T16: dot_t16_n(pf, 1, row, act, NX, n, o); break;                                                     \
         case DT_Q4_1:                                                                                                  \
         case DT_Q5_0:                                                                                                  \
         case DT_Q5_1:                                                                                                  \
         case DT_IQ4_NL: legacy512_dot_n(t, row, act, NX, n, o); break;                                                 \
-        case DT_Q4_K: dot_q4_k_n((const BlockQ4_K *)row, act, NX, n, o); break;                                        \
-        case DT_Q6_K: dot_q6_k_n((const BlockQ6_K *)row, act, NX, n, o); break;                                        \
+        case DT_Q4_K: dot_q4_k_n(pf, (const BlockQ4_K *)row, act, NX, n, o); break;                                        \
+        case DT_Q6_K: dot_q6_k_n(pf, (const BlockQ6_K *)row, act, NX, n, o); break;                                        \
         case DT_Q2_K: case DT_Q3_K: case DT_Q5_K: case DT_IQ4_XS: kquant512_dot_n(t, row, act, NX, n, o); break;          \
         default: o[0] = o[1] = o[2] = o[3] = 0; break;                                                                 \
         }                                                                                                              \
         for (int k = 0; k < NX; k++) out[k * out_stride + r] = o[k];                                                   \
     }
 
-void quant512_rows_n(int t, const void *rows, size_t rb, int nrows, const void *const *act, int nx, long n, float *out,
-                     size_t out_stride) {
+static ALWAYS_INLINE void rows_n_pf(int pf, int t, const void *rows, size_t rb, int nrows, const void *const *act,
+                                   int nx, long n, float *out, size_t out_stride) {
     const char *w = rows;
     switch (nx) {
     case 1: ROWS_NX(1) break;
@@ -355,24 +394,34 @@ void quant512_rows_n(int t, const void *rows, size_t rb, int nrows, const void *
     }
 }
 
-void quant512_rows(int t, const void *rows, size_t rb, int nrows, const void *act, long n, float *out) {
+void quant512_rows_n(int t, const void *rows, size_t rb, int nrows, const void *const *act, int nx, long n, float *out,
+                     size_t out_stride) {
+    WITH_PREFETCH_MODE(rows_n_pf(pf, t, rows, rb, nrows, act, nx, n, out, out_stride));
+}
+
+static ALWAYS_INLINE void rows_pf(int pf, int t, const void *rows, size_t rb, int nrows, const void *act, long n,
+                                 float *out) {
     const char *w = rows;
     const void *x[1] = {act};
     switch (t) {
-    case DT_Q8_0: for (int r = 0; r < nrows; r++) dot_q8q4_n(0, w + r * rb, x, 1, n, out + r); break;
-    case DT_Q4_0: for (int r = 0; r < nrows; r++) dot_q8q4_n(1, w + r * rb, x, 1, n, out + r); break;
-    case DT_Q4_0_T16: for (int r = 0; r < nrows; r++) dot_t16_n(0, w + r * rb, x, 1, n, out + r); break;
-    case DT_Q8_0_T16: for (int r = 0; r < nrows; r++) dot_t16_n(1, w + r * rb, x, 1, n, out + r); break;
+    case DT_Q8_0: for (int r = 0; r < nrows; r++) dot_q8q4_n(pf, 0, w + r * rb, x, 1, n, out + r); break;
+    case DT_Q4_0: for (int r = 0; r < nrows; r++) dot_q8q4_n(pf, 1, w + r * rb, x, 1, n, out + r); break;
+    case DT_Q4_0_T16: for (int r = 0; r < nrows; r++) dot_t16_n(pf, 0, w + r * rb, x, 1, n, out + r); break;
+    case DT_Q8_0_T16: for (int r = 0; r < nrows; r++) dot_t16_n(pf, 1, w + r * rb, x, 1, n, out + r); break;
     case DT_Q4_1:
     case DT_Q5_0:
     case DT_Q5_1:
     case DT_IQ4_NL: for (int r = 0; r < nrows; r++) legacy512_dot_n(t, w + r * rb, x, 1, n, out + r); break;
-    case DT_Q4_K: for (int r = 0; r < nrows; r++) dot_q4_k_n((const BlockQ4_K *)(w + r * rb), x, 1, n, out + r); break;
-    case DT_Q6_K: for (int r = 0; r < nrows; r++) dot_q6_k_n((const BlockQ6_K *)(w + r * rb), x, 1, n, out + r); break;
+    case DT_Q4_K: for (int r = 0; r < nrows; r++) dot_q4_k_n(pf, (const BlockQ4_K *)(w + r * rb), x, 1, n, out + r); break;
+    case DT_Q6_K: for (int r = 0; r < nrows; r++) dot_q6_k_n(pf, (const BlockQ6_K *)(w + r * rb), x, 1, n, out + r); break;
     case DT_Q2_K: case DT_Q3_K: case DT_Q5_K: case DT_IQ4_XS:
         for (int r = 0; r < nrows; r++) kquant512_dot_n(t, w + r * rb, x, 1, n, out + r);
         break;
     default: for (int r = 0; r < nrows; r++) out[r] = 0; break;
     }
+}
+
+void quant512_rows(int t, const void *rows, size_t rb, int nrows, const void *act, long n, float *out) {
+    WITH_PREFETCH_MODE(rows_pf(pf, t, rows, rb, nrows, act, n, out));
 }
 #endif

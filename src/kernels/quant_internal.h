@@ -155,17 +155,54 @@ static inline const int8_t *act_qk(const void *a, long n) { return (const int8_t
  * 0.95-1.03x): those keep T0. 8-24 KB ahead all alike. Prefetches past a
  * matrix's end are harmless. */
 #define PREFETCH_AHEAD 8192
-extern int kernel_prefetch_mode; /* dispatch.h: KPF_AUTO unless ALOE_PREFETCH says otherwise */
-static ALWAYS_INLINE void prefetch_lines(const void *p, int lines, int l2) {
-    if (kernel_prefetch_mode == 0 /* KPF_OFF */) return;
-    if (kernel_prefetch_mode == 2 /* KPF_L2 */ || (l2 && kernel_prefetch_mode == 3 /* KPF_AUTO */))
+/* The kernels' loops take the mode as pf, a constant: every exported
+ * function that prefetches runs its body through WITH_PREFETCH_MODE, once
+ * per mode. A test of kernel_prefetch_mode in the loops (as it was) left
+ * the loads behind the prefetches' branches and their addresses in
+ * registers of their own, and cost the regrouped Q4_0 dot from memory 8%
+ * of its speed and Q5_K's 20% on an Intel Xeon (AMX): 0.89 and 0.68 of a
+ * plain read of the same bytes, 0.97 and 0.89 without it. */
+static ALWAYS_INLINE void prefetch_lines(int pf, const void *p, int lines, int l2) {
+    if (pf == 0 /* KPF_OFF */) return;
+    if (pf == 2 /* KPF_L2 */ || (l2 && pf == 3 /* KPF_AUTO */))
         _Pragma("GCC unroll 16") for (int i = 0; i < lines; i++) _mm_prefetch((const char *)p + PREFETCH_AHEAD + 64 * i, _MM_HINT_T1);
     else
         _Pragma("GCC unroll 16") for (int i = 0; i < lines; i++) _mm_prefetch((const char *)p + PREFETCH_AHEAD + 64 * i, _MM_HINT_T0);
 }
-static ALWAYS_INLINE void prefetch_ahead(const void *p, int lines) { prefetch_lines(p, lines, 0); }
-static ALWAYS_INLINE void prefetch_ahead_l2(const void *p, int lines) { prefetch_lines(p, lines, 1); }
+static ALWAYS_INLINE void prefetch_ahead(int pf, const void *p, int lines) { prefetch_lines(pf, p, lines, 0); }
+
+/* A step's weight loads first, before its prefetches and the rest: the
+ * empty asm takes the loaded registers, so gcc emits the loads ahead of
+ * everything after it (and cannot fold them into later instructions).
+ * From memory the loads leading the step read faster than the same loads
+ * behind the prefetches and the scales' arithmetic, as gcc had scheduled
+ * them: in the decode of llama-3.2-1b on an Intel Xeon (AMX, 2 threads,
+ * `aloe speed`'s bound in the same run), Q6_K 84% -> 92-93%, and with the
+ * constant prefetch mode Q4_0 (T16) 83-86% -> 87-89%, Q4_K 76% -> 86%. */
+#define LF_CAT2(a, b) a##b
+#define LF_CAT(a, b) LF_CAT2(a, b)
+#define LF_COUNT(_1, _2, _3, _4, N, ...) N
+#define LOADS_FIRST(...) LF_CAT(LOADS_FIRST_, LF_COUNT(__VA_ARGS__, 4, 3, 2, 1))(__VA_ARGS__)
+#define LOADS_FIRST_1(a) __asm__ volatile("" : "+v"(a))
+#define LOADS_FIRST_2(a, b) __asm__ volatile("" : "+v"(a), "+v"(b))
+#define LOADS_FIRST_3(a, b, c) __asm__ volatile("" : "+v"(a), "+v"(b), "+v"(c))
+#define LOADS_FIRST_4(a, b, c, d) __asm__ volatile("" : "+v"(a), "+v"(b), "+v"(c), "+v"(d))
+static ALWAYS_INLINE void prefetch_ahead_l2(int pf, const void *p, int lines) { prefetch_lines(pf, p, lines, 1); }
 #endif
+
+extern int kernel_prefetch_mode; /* dispatch.h: KPF_AUTO unless ALOE_PREFETCH says otherwise */
+/* Runs the statement(s) with `pf` the prefetch mode (dispatch.h's
+ * KPF_OFF 0, KPF_L1 1, KPF_L2 2, KPF_AUTO 3) as a constant: four copies,
+ * one per mode, chosen once per call. */
+#define WITH_PREFETCH_MODE(...)                                                                                        \
+    do {                                                                                                               \
+        switch (kernel_prefetch_mode) {                                                                                \
+        case 3: { const int pf = 3; __VA_ARGS__; } break;                                                              \
+        case 2: { const int pf = 2; __VA_ARGS__; } break;                                                              \
+        case 1: { const int pf = 1; __VA_ARGS__; } break;                                                              \
+        default: { const int pf = 0; __VA_ARGS__; } break;                                                             \
+        }                                                                                                              \
+    } while (0)
 
 #if defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
 /* The sum of the 4 floats of s, of the 8 of v (every AVX2 dot ends with
@@ -351,9 +388,8 @@ static ALWAYS_INLINE void kq45_scales16(const void *blk, __m256 *scv, __m256 *mn
  * q[0] = alo, q[1] = blo, q[2] = ahi, q[3] = bhi (kq45_wide_step's
  * operands; the two 64-byte halves shuffled by 128-bit lanes, a = bytes
  * 32g..32g+15 of each group g, b = 32g+16..32g+31). */
-static ALWAYS_INLINE void kq45_nibbles(const uint8_t *qs, __m512i q[4]) {
+static ALWAYS_INLINE void kq45_nibbles(const __m512i h0, const __m512i h1, __m512i q[4]) {
     const __m512i m4 = _mm512_set1_epi8(15);
-    __m512i h0 = _mm512_loadu_si512(qs), h1 = _mm512_loadu_si512(qs + 64);
     __m512i a = _mm512_shuffle_i64x2(h0, h1, _MM_SHUFFLE(2, 0, 2, 0));
     __m512i b = _mm512_shuffle_i64x2(h0, h1, _MM_SHUFFLE(3, 1, 3, 1));
     q[0] = _mm512_and_si512(a, m4), q[1] = _mm512_and_si512(b, m4);

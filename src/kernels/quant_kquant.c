@@ -94,7 +94,7 @@ static inline __m256 two_scales(float s0, float s1) { return _mm256_set_m128(_mm
  * activation block; Q3_K adds its high bit from hmask. The sixteen scales
  * (d*sc, and Q2_K's dmin*m) are made once per super-block; the offsets go
  * through s16 in one FMA per 8 sub-blocks. */
-static ALWAYS_INLINE void dot_q23_n(int q3, const void *row, const void *const *act, int NX, long n, float *out) {
+static ALWAYS_INLINE void dot_q23_n(int pf, int q3, const void *row, const void *const *act, int NX, long n, float *out) {
     const int8_t *x[4];
     const float *dx[4], *s16[4];
     UNROLL_NX
@@ -113,13 +113,13 @@ static ALWAYS_INLINE void dot_q23_n(int q3, const void *row, const void *const *
             for (int j = 0; j < 16; j++) sc[j] = d * (float)q3k_scale(b->scales, j), off[j] = 4 * sc[j];
             qs = b->qs;
             hm = _mm256_loadu_si256((const __m256i *)b->hmask);
-            prefetch_ahead(b, 2);
+            prefetch_ahead(pf, b, 2);
         } else {
             const BlockQ2_K *b = (const BlockQ2_K *)row + i;
             float d = half(b->d), dmin = half(b->dmin);
             for (int j = 0; j < 16; j++) sc[j] = d * (float)(b->scales[j] & 0xf), off[j] = dmin * (float)(b->scales[j] >> 4);
             qs = b->qs;
-            prefetch_ahead(b, 2);
+            prefetch_ahead(pf, b, 2);
         }
         __m256 o0 = _mm256_loadu_ps(off), o1 = _mm256_loadu_ps(off + 8);
         UNROLL_NX
@@ -150,7 +150,7 @@ static ALWAYS_INLINE void dot_q23_n(int q3, const void *row, const void *const *
 
 /* Q5_K: Q4_K's nibbles plus the fifth bit, one activation block per
  * sub-block of 32; the mins through sx. */
-static ALWAYS_INLINE void dot_q5_k_n(const BlockQ5_K *w, const void *const *act, int NX, long n, float *out) {
+static ALWAYS_INLINE void dot_q5_k_n(int pf, const BlockQ5_K *w, const void *const *act, int NX, long n, float *out) {
     const int8_t *x[4];
     const float *dx[4], *sx[4];
     UNROLL_NX
@@ -164,7 +164,7 @@ static ALWAYS_INLINE void dot_q5_k_n(const BlockQ5_K *w, const void *const *act,
     for (int k = 0; k < NX; k++) acc[0][k] = acc[1][k] = accm[k] = _mm256_setzero_ps();
     const __m256i m4 = _mm256_set1_epi8(15), sixteen = _mm256_set1_epi8(16);
     for (long i = 0; i < n / QK_K; i++) {
-        prefetch_ahead(&w[i], 3);
+        prefetch_ahead(pf, &w[i], 3);
         __m256 scv, mnv, sv[4][2], sch[2];
         kq_scale_vectors(w[i].d, w[i].dmin, w[i].scales, &scv, &mnv);
         sv_halves(scv, sch);
@@ -220,7 +220,7 @@ static ALWAYS_INLINE void q5k_pairs_step(const BlockQ5_K *b, __m256i plane, int 
     }
 }
 
-static ALWAYS_INLINE void dot_q5_k_pairs_n(const BlockQ5_K *w, const void *const *act, int NX, long n, float *out) {
+static ALWAYS_INLINE void dot_q5_k_pairs_n(int pf, const BlockQ5_K *w, const void *const *act, int NX, long n, float *out) {
     const int8_t *x[4];
     const float *dx[4], *sx[4];
     UNROLL_NX
@@ -229,7 +229,7 @@ static ALWAYS_INLINE void dot_q5_k_pairs_n(const BlockQ5_K *w, const void *const
     UNROLL_NX
     for (int k = 0; k < NX; k++) acc[0][k] = acc[1][k] = accm[k] = _mm256_setzero_ps();
     for (long i = 0; i < n / QK_K; i++) {
-        prefetch_ahead(&w[i], 3);
+        prefetch_ahead(pf, &w[i], 3);
         __m256 scv, mnv, sd[4];
         kq_scale_vectors(w[i].d, w[i].dmin, w[i].scales, &scv, &mnv);
         const int8_t *xi[4];
@@ -248,7 +248,7 @@ static ALWAYS_INLINE void dot_q5_k_pairs_n(const BlockQ5_K *w, const void *const
 /* IQ4_XS: the levels looked up by a byte shuffle; they are signed, so
  * their sign moves onto the activation (|L| <= 127, and |y| <= 127 keeps
  * maddubs' pairwise sums from saturating). */
-static ALWAYS_INLINE void dot_iq4_xs_n(const BlockIQ4_XS *w, const void *const *act, int NX, long n, float *out) {
+static ALWAYS_INLINE void dot_iq4_xs_n(int pf, const BlockIQ4_XS *w, const void *const *act, int NX, long n, float *out) {
     const int8_t *x[4];
     const float *dx[4];
     UNROLL_NX
@@ -258,7 +258,7 @@ static ALWAYS_INLINE void dot_iq4_xs_n(const BlockIQ4_XS *w, const void *const *
     for (int k = 0; k < NX; k++) acc[k] = _mm256_setzero_ps();
     const __m128i lut = _mm_loadu_si128((const __m128i *)IQ4_NL_VALUES), m4 = _mm_set1_epi8(15);
     for (long i = 0; i < n / QK_K; i++) {
-        prefetch_ahead(&w[i], 3);
+        prefetch_ahead(pf, &w[i], 3);
         float d = half(w[i].d);
         for (int j = 0; j < 8; j++) {
             __m128i b = _mm_loadu_si128((const __m128i *)(w[i].qs + 16 * j));
@@ -279,26 +279,30 @@ static ALWAYS_INLINE void dot_iq4_xs_n(const BlockIQ4_XS *w, const void *const *
     for (int k = 0; k < NX; k++) out[k] = hsum8(acc[k]);
 }
 
-static ALWAYS_INLINE void dot_n(int t, const void *row, const void *const *act, int NX, long n, float *out) {
+static ALWAYS_INLINE void dot_n(int pf, int t, const void *row, const void *const *act, int NX, long n, float *out) {
     switch (t) {
-    case DT_Q2_K: dot_q23_n(0, row, act, NX, n, out); break;
-    case DT_Q3_K: dot_q23_n(1, row, act, NX, n, out); break;
-    case DT_Q5_K: dot_q5_k_n(row, act, NX, n, out); break;
-    case DT_Q5_K_PAIRS: dot_q5_k_pairs_n(row, act, NX, n, out); break;
-    case DT_IQ4_XS: dot_iq4_xs_n(row, act, NX, n, out); break;
+    case DT_Q2_K: dot_q23_n(pf, 0, row, act, NX, n, out); break;
+    case DT_Q3_K: dot_q23_n(pf, 1, row, act, NX, n, out); break;
+    case DT_Q5_K: dot_q5_k_n(pf, row, act, NX, n, out); break;
+    case DT_Q5_K_PAIRS: dot_q5_k_pairs_n(pf, row, act, NX, n, out); break;
+    case DT_IQ4_XS: dot_iq4_xs_n(pf, row, act, NX, n, out); break;
     default:
         for (int k = 0; k < NX; k++) out[k] = 0;
         break;
     }
 }
 
-void kquant_dot_n(int t, const void *row, const void *const *act, int nx, long n, float *out) {
+static ALWAYS_INLINE void dot_nx(int pf, int t, const void *row, const void *const *act, int nx, long n, float *out) {
     switch (nx) {
-    case 1: dot_n(t, row, act, 1, n, out); break;
-    case 2: dot_n(t, row, act, 2, n, out); break;
-    case 3: dot_n(t, row, act, 3, n, out); break;
-    default: dot_n(t, row, act, 4, n, out); break;
+    case 1: dot_n(pf, t, row, act, 1, n, out); break;
+    case 2: dot_n(pf, t, row, act, 2, n, out); break;
+    case 3: dot_n(pf, t, row, act, 3, n, out); break;
+    default: dot_n(pf, t, row, act, 4, n, out); break;
     }
+}
+
+void kquant_dot_n(int t, const void *row, const void *const *act, int nx, long n, float *out) {
+    WITH_PREFETCH_MODE(dot_nx(pf, t, row, act, nx, n, out));
 }
 
 #if KERNELS_AVX512
@@ -358,7 +362,7 @@ static ALWAYS_INLINE __m256 iq4xs_scales8(const BlockIQ4_XS *b) {
  * 8i + 4h + f, f+1 (64 consecutive activation quants); the int32 lanes
  * take sub-blocks 8h+2f .. 8h+2f+3, four lanes each, so the scales are one
  * permute of the super-block's sixteen. */
-static ALWAYS_INLINE void dot512_q23_n(int q3, const void *row, const void *const *act, int NX, long n, float *out) {
+static ALWAYS_INLINE void dot512_q23_n(int pf, int q3, const void *row, const void *const *act, int NX, long n, float *out) {
     const int8_t *x[4];
     const float *dxx[4], *s16[4];
     UNROLL_NX
@@ -375,12 +379,12 @@ static ALWAYS_INLINE void dot512_q23_n(int q3, const void *row, const void *cons
             const BlockQ3_K *b = (const BlockQ3_K *)row + i;
             scv = q3k_scales16(b), offv = _mm512_mul_ps(_mm512_set1_ps(4), scv);
             qs = b->qs, hmask = b->hmask;
-            prefetch_ahead(b, 2);
+            prefetch_ahead(pf, b, 2);
         } else {
             const BlockQ2_K *b = (const BlockQ2_K *)row + i;
             q2k_scales16(b, &scv, &offv);
             qs = b->qs;
-            prefetch_ahead(b, 2);
+            prefetch_ahead(pf, b, 2);
         }
         UNROLL_NX
         for (int k = 0; k < NX; k++) acco[k] = _mm512_fmadd_ps(offv, _mm512_loadu_ps(s16[k] + 16 * i), acco[k]);
@@ -421,7 +425,7 @@ static ALWAYS_INLINE void dot512_q23_n(int q3, const void *row, const void *cons
  * lanes (even sub-blocks in one register, odd in the other), scaled by one
  * FMA each; the mins' part, dmin * sum_j m_j * sx_j, one FMA. (A loop over
  * 64-value groups with scalar scales was a third of Q4_K's speed.) */
-static ALWAYS_INLINE void dot512_q5_k_n(const BlockQ5_K *w, const void *const *act, int NX, long n, float *out) {
+static ALWAYS_INLINE void dot512_q5_k_n(int pf, const BlockQ5_K *w, const void *const *act, int NX, long n, float *out) {
     __m512 acc[4][2];
     __m256 accm[4];
     UNROLL_NX
@@ -432,11 +436,14 @@ static ALWAYS_INLINE void dot512_q5_k_n(const BlockQ5_K *w, const void *const *a
                                              0x40404040, 0x40404040, 0x40404040, 0x40404040);
     const __m512i bit_hi = _mm512_slli_epi32(bit_lo, 1);
     for (long i = 0; i < n / QK_K; i++) {
-        prefetch_ahead_l2(&w[i], 3); /* 176 bytes a super-block */
+        prefetch_ahead_l2(pf, &w[i], 3); /* 176 bytes a super-block */
         __m256 scv, mnv;
         kq45_scales16(&w[i], &scv, &mnv);
         __m512i q[4];
-        kq45_nibbles(w[i].qs, q);
+        /* not LOADS_FIRST (quant_internal.h): the quants ahead of the
+         * prefetch read slower here (llama-3.2-1b Q5_K decode 92% of the
+         * bound -> 83-84%) */
+        kq45_nibbles(_mm512_loadu_si512(w[i].qs), _mm512_loadu_si512(w[i].qs + 64), q);
         __m512i alo = q[0], blo = q[1], ahi = q[2], bhi = q[3];
         __m512i qha = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)w[i].qh));
         __m512i qhb = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)(w[i].qh + 16)));
@@ -455,7 +462,7 @@ static ALWAYS_INLINE void dot512_q5_k_n(const BlockQ5_K *w, const void *const *a
  * 128 comes off per block through sx. Sub-blocks j, j+1 are 32 bytes of
  * qs and blocks 8i+j, 8i+j+1; the nibbles go to 128-bit lanes lo(j),
  * hi(j), lo(j+1), hi(j+1), the order of the 64 activation quants. */
-static ALWAYS_INLINE void dot512_iq4_xs_n(const BlockIQ4_XS *w, const void *const *act, int NX, long n, float *out) {
+static ALWAYS_INLINE void dot512_iq4_xs_n(int pf, const BlockIQ4_XS *w, const void *const *act, int NX, long n, float *out) {
     const int8_t *x[4];
     const float *dxx[4], *sx[4];
     UNROLL_NX
@@ -468,7 +475,7 @@ static ALWAYS_INLINE void dot512_iq4_xs_n(const BlockIQ4_XS *w, const void *cons
     const __m512i lut = _mm512_broadcast_i32x4(lut128), m4 = _mm512_set1_epi8(15);
     const __m512i pair = _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1);
     for (long i = 0; i < n / QK_K; i++) {
-        prefetch_ahead(&w[i], 3);
+        prefetch_ahead(pf, &w[i], 3);
         __m256 scv = iq4xs_scales8(&w[i]);
         __m512 sc16 = _mm512_castps256_ps512(scv);
         UNROLL_NX
@@ -494,25 +501,29 @@ static ALWAYS_INLINE void dot512_iq4_xs_n(const BlockIQ4_XS *w, const void *cons
     for (int k = 0; k < NX; k++) out[k] = _mm512_reduce_add_ps(acc[k]) - 128 * hsum8(acco[k]);
 }
 
-static ALWAYS_INLINE void dot512_n(int t, const void *row, const void *const *act, int NX, long n, float *out) {
+static ALWAYS_INLINE void dot512_n(int pf, int t, const void *row, const void *const *act, int NX, long n, float *out) {
     switch (t) {
-    case DT_Q2_K: dot512_q23_n(0, row, act, NX, n, out); break;
-    case DT_Q3_K: dot512_q23_n(1, row, act, NX, n, out); break;
-    case DT_Q5_K: dot512_q5_k_n(row, act, NX, n, out); break;
-    case DT_IQ4_XS: dot512_iq4_xs_n(row, act, NX, n, out); break;
+    case DT_Q2_K: dot512_q23_n(pf, 0, row, act, NX, n, out); break;
+    case DT_Q3_K: dot512_q23_n(pf, 1, row, act, NX, n, out); break;
+    case DT_Q5_K: dot512_q5_k_n(pf, row, act, NX, n, out); break;
+    case DT_IQ4_XS: dot512_iq4_xs_n(pf, row, act, NX, n, out); break;
     default:
         for (int k = 0; k < NX; k++) out[k] = 0;
         break;
     }
 }
 
-void kquant512_dot_n(int t, const void *row, const void *const *act, int nx, long n, float *out) {
+static ALWAYS_INLINE void dot512_nx(int pf, int t, const void *row, const void *const *act, int nx, long n, float *out) {
     switch (nx) {
-    case 1: dot512_n(t, row, act, 1, n, out); break;
-    case 2: dot512_n(t, row, act, 2, n, out); break;
-    case 3: dot512_n(t, row, act, 3, n, out); break;
-    default: dot512_n(t, row, act, 4, n, out); break;
+    case 1: dot512_n(pf, t, row, act, 1, n, out); break;
+    case 2: dot512_n(pf, t, row, act, 2, n, out); break;
+    case 3: dot512_n(pf, t, row, act, 3, n, out); break;
+    default: dot512_n(pf, t, row, act, 4, n, out); break;
     }
+}
+
+void kquant512_dot_n(int t, const void *row, const void *const *act, int nx, long n, float *out) {
+    WITH_PREFETCH_MODE(dot512_nx(pf, t, row, act, nx, n, out));
 }
 #endif
 

@@ -94,7 +94,7 @@ static inline __m256i fifth_bits(uint32_t qh) {
  * blocks past a row's last whole quad; dot_legacy_quads does the rest); T
  * and NX are constants at each call, so the type's branches fold away. The
  * block's weights are unpacked once for all the activations. */
-static ALWAYS_INLINE void dot_legacy_from(int T, const uint8_t *row, const void *const *act, int NX, long n, long b0,
+static ALWAYS_INLINE void dot_legacy_from(int pf, int T, const uint8_t *row, const void *const *act, int NX, long n, long b0,
                                           float *out) {
     const Legacy L = legacy_layout(T);
     const int8_t *x[4];
@@ -108,7 +108,7 @@ static ALWAYS_INLINE void dot_legacy_from(int T, const uint8_t *row, const void 
     const __m256i grid = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)IQ4_NL_VALUES));
     for (long b = b0; b < n / 32; b++) {
         const uint8_t *blk = row + b * L.bytes;
-        if (!(b & 3)) prefetch_ahead(blk, 2);
+        if (!(b & 3)) prefetch_ahead(pf, blk, 2);
         float d = half(ld16(blk)), m = L.has_m ? half(ld16(blk + 2)) : 0;
         __m128i raw = _mm_loadu_si128((const __m128i *)(blk + L.qs));
         /* elements 0-15 (low nibbles), then 16-31 (high) */
@@ -172,7 +172,7 @@ static ALWAYS_INLINE __m256i plane_fifth_bits(__m256i p, int h, int s) {
  * madd. Offsets: sx4 holds 2 sx per lane (4 lanes: 8 sx), so Q5_0's 16 sx
  * is 2 d sx4 over the 4 lanes, Q4_1/Q5_1's m sx is m sx4 / 8. The last nb
  * % 4 blocks: dot_legacy_from. */
-static ALWAYS_INLINE void dot_legacy_quads(int T, const uint8_t *row, const void *const *act, int NX, long n,
+static ALWAYS_INLINE void dot_legacy_quads(int pf, int T, const uint8_t *row, const void *const *act, int NX, long n,
                                            float *out) {
     const Legacy L = legacy_layout(T);
     const long nb = n / 32, nq = act_nquads(n);
@@ -188,7 +188,7 @@ static ALWAYS_INLINE void dot_legacy_quads(int T, const uint8_t *row, const void
     const __m256i grid = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)IQ4_NL_VALUES));
     for (long qd = 0; qd < nq; qd++) {
         const uint8_t *grp = row + 4 * qd * L.bytes;
-        prefetch_ahead(grp, 2);
+        prefetch_ahead(pf, grp, 2);
         /* the quad's two pairs spelled out: h a constant keeps the
          * accumulators in registers (indexed at run time they went through
          * the stack, a store-to-load chain per pair) */
@@ -235,7 +235,7 @@ static ALWAYS_INLINE void dot_legacy_quads(int T, const uint8_t *row, const void
         out[k] = hsum8(_mm256_add_ps(acc[0][k], acc[1][k])) + oscale * hsum8(_mm256_add_ps(off[0][k], off[1][k]));
     if (4 * nq < nb) { /* the last nb % 4 blocks, from the common layout */
         float rest[4];
-        dot_legacy_from(T, row, act, NX, n, 4 * nq, rest);
+        dot_legacy_from(pf, T, row, act, NX, n, 4 * nq, rest);
         UNROLL_NX
         for (int k = 0; k < NX; k++) out[k] += rest[k];
     }
@@ -248,7 +248,7 @@ static ALWAYS_INLINE void dot_legacy_quads(int T, const uint8_t *row, const void
  * fifth bits from the plane (plane_fifth_bits), the two halves' maddubs
  * added in int16 (IQ4_NL's each its own madd) as dot_legacy_quads', one
  * convert and one FMA. */
-static ALWAYS_INLINE void dot_legacy_g4(int T, const uint8_t *row, const void *const *act, int NX, long n,
+static ALWAYS_INLINE void dot_legacy_g4(int pf, int T, const uint8_t *row, const void *const *act, int NX, long n,
                                         float *out) {
     const int base = dtype_legacy_g4_base(T), iq = base == DT_IQ4_NL;
     const int has_m = dtype_legacy_has_m(base), has_qh = dtype_legacy_has_qh(base);
@@ -267,7 +267,7 @@ static ALWAYS_INLINE void dot_legacy_g4(int T, const uint8_t *row, const void *c
     const __m256i grid = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)IQ4_NL_VALUES));
     for (long gi = 0; gi < n / QKL_G4; gi++) {
         const uint8_t *grp = row + gi * gb;
-        prefetch_ahead(grp, 2);
+        prefetch_ahead(pf, grp, 2);
         __m256i plane = has_qh ? _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)(grp + at_plane)))
                                : _mm256_setzero_si256();
         __m128 d4 = _mm_cvtph_ps(_mm_loadl_epi64((const __m128i *)grp));
@@ -358,15 +358,16 @@ void legacy_dequantize_row(int t, const void *row, float *y, long n) {
 /* F(T, ..., NX) with NX the constant nx (1 to 4) */
 #define BY_NX(F, T)                                                                                                    \
     switch (nx) {                                                                                                      \
-    case 1: F(T, row, act, 1, n, out); return;                                                                         \
-    case 2: F(T, row, act, 2, n, out); return;                                                                         \
-    case 3: F(T, row, act, 3, n, out); return;                                                                         \
-    default: F(T, row, act, 4, n, out); return;                                                                        \
+    case 1: F(pf, T, row, act, 1, n, out); return;                                                                     \
+    case 2: F(pf, T, row, act, 2, n, out); return;                                                                     \
+    case 3: F(pf, T, row, act, 3, n, out); return;                                                                     \
+    default: F(pf, T, row, act, 4, n, out); return;                                                                    \
     }
 #define LEGACY_NX(T) BY_NX(dot_legacy_quads, T)
 #define G4_NX(T) BY_NX(dot_legacy_g4, T)
 
-void legacy_dot_n(int t, const void *row, const void *const *act, int nx, long n, float *out) {
+static ALWAYS_INLINE void legacy_dot_pf(int pf, int t, const void *row, const void *const *act, int nx, long n,
+                                       float *out) {
     switch (t) {
     case DT_Q4_1: LEGACY_NX(DT_Q4_1)
     case DT_Q5_0: LEGACY_NX(DT_Q5_0)
@@ -377,6 +378,10 @@ void legacy_dot_n(int t, const void *row, const void *const *act, int nx, long n
     case DT_IQ4_NL_G4: G4_NX(DT_IQ4_NL_G4)
     default: LEGACY_NX(DT_IQ4_NL)
     }
+}
+
+void legacy_dot_n(int t, const void *row, const void *const *act, int nx, long n, float *out) {
+    WITH_PREFETCH_MODE(legacy_dot_pf(pf, t, row, act, nx, n, out));
 }
 #else
 void legacy_dequantize_row(int t, const void *row, float *y, long n) { dequantize_row(t, row, y, n); }

@@ -29,7 +29,7 @@ static inline uint32_t ld32(const uint8_t *p) {
     const int QH = T == DT_Q5_0 ? 2 : T == DT_Q5_1 ? 4 : -1;                                                           \
     const int HM = T == DT_Q4_1 || T == DT_Q5_1
 
-static ALWAYS_INLINE void dot_legacy512(int T, const uint8_t *row, const void *const *x, int NX, long n, float *out) {
+static ALWAYS_INLINE void dot_legacy512(int pf, int T, const uint8_t *row, const void *const *x, int NX, long n, float *out) {
     LAYOUT(T, B, QS, QH, HM);
     const long nb = n / 32;
     __m512 acc[4];
@@ -41,7 +41,7 @@ static ALWAYS_INLINE void dot_legacy512(int T, const uint8_t *row, const void *c
     for (long b = 0; b < nb; b += 2) {
         const int both = b + 1 < nb;
         const uint8_t *b0 = row + b * B, *b1 = b0 + B;
-        if (!(b & 3)) prefetch_ahead(b0, 2);
+        if (!(b & 3)) prefetch_ahead(pf, b0, 2);
         /* 128-bit lanes: b0's elements 0-15, 16-31, then b1's (zeros if
          * there is no b1: nothing past the row is read) */
         __m512i v = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)(b0 + QS)));
@@ -82,18 +82,23 @@ static ALWAYS_INLINE void dot_legacy512(int T, const uint8_t *row, const void *c
 
 #define LEGACY512_NX(T)                                                                                                \
     switch (nx) {                                                                                                      \
-    case 1: dot_legacy512(T, row, act, 1, n, out); return;                                                             \
-    case 2: dot_legacy512(T, row, act, 2, n, out); return;                                                             \
-    case 3: dot_legacy512(T, row, act, 3, n, out); return;                                                             \
-    default: dot_legacy512(T, row, act, 4, n, out); return;                                                            \
+    case 1: dot_legacy512(pf, T, row, act, 1, n, out); return;                                                             \
+    case 2: dot_legacy512(pf, T, row, act, 2, n, out); return;                                                             \
+    case 3: dot_legacy512(pf, T, row, act, 3, n, out); return;                                                             \
+    default: dot_legacy512(pf, T, row, act, 4, n, out); return;                                                            \
     }
 
-void legacy512_dot_n(int t, const void *row, const void *const *act, int nx, long n, float *out) {
+static ALWAYS_INLINE void legacy512_dot_pf(int pf, int t, const void *row, const void *const *act, int nx, long n,
+                                          float *out) {
     switch (t) {
     case DT_Q4_1: LEGACY512_NX(DT_Q4_1)
     case DT_Q5_0: LEGACY512_NX(DT_Q5_0)
     case DT_Q5_1: LEGACY512_NX(DT_Q5_1)
     default: LEGACY512_NX(DT_IQ4_NL)
     }
+}
+
+void legacy512_dot_n(int t, const void *row, const void *const *act, int nx, long n, float *out) {
+    WITH_PREFETCH_MODE(legacy512_dot_pf(pf, t, row, act, nx, n, out));
 }
 #endif

@@ -25,13 +25,14 @@ typedef struct StreamJob {
 
 /* OR of the 64-byte lines of [p, p + len); len a multiple of 64, or the
  * tail is read a word at a time. */
-static uint64_t read_bytes(const char *p, long len) {
+static ALWAYS_INLINE uint64_t read_bytes_pf(int pf, const char *p, long len) {
+    (void)pf; /* the scalar level's loop does not prefetch */
     uint64_t r = 0;
     long i = 0;
 #if defined(__AVX512F__)
     __m512i a = _mm512_setzero_si512(), b = a, c = a, d = a;
     for (; i + 256 <= len; i += 256) {
-        prefetch_ahead_l2(p + i, 4);
+        prefetch_ahead_l2(pf, p + i, 4);
         a = _mm512_or_si512(a, _mm512_loadu_si512(p + i));
         b = _mm512_or_si512(b, _mm512_loadu_si512(p + i + 64));
         c = _mm512_or_si512(c, _mm512_loadu_si512(p + i + 128));
@@ -41,7 +42,7 @@ static uint64_t read_bytes(const char *p, long len) {
 #elif defined(__AVX2__)
     __m256i a = _mm256_setzero_si256(), b = a;
     for (; i + 64 <= len; i += 64) {
-        prefetch_ahead_l2(p + i, 1);
+        prefetch_ahead_l2(pf, p + i, 1);
         a = _mm256_or_si256(a, _mm256_loadu_si256((const __m256i *)(p + i)));
         b = _mm256_or_si256(b, _mm256_loadu_si256((const __m256i *)(p + i + 32)));
     }
@@ -55,6 +56,11 @@ static uint64_t read_bytes(const char *p, long len) {
         r |= w;
     }
     for (; i < len; i++) r |= (unsigned char)p[i];
+    return r;
+}
+static uint64_t read_bytes(const char *p, long len) {
+    uint64_t r = 0;
+    WITH_PREFETCH_MODE(r = read_bytes_pf(pf, p, len));
     return r;
 }
 
