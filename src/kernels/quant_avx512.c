@@ -26,13 +26,19 @@
  * there is only one: the load is masked to the first block, so it never
  * reads past the row). One load and one word permute: gathering 16 scales
  * at once is slower on the processors this was measured on. */
-static ALWAYS_INLINE __m512 pair_scales(const void *b, int stride, int both) {
+static ALWAYS_INLINE __m512i pair_scales_load(const void *b, int stride, int both) {
     int w1 = stride / 2;
-    __m512i v = both ? _mm512_maskz_loadu_epi16((__mmask32)((1ull << (w1 + 1)) - 1), b)
-                     : _mm512_maskz_loadu_epi16((__mmask32)1, b);
+    return both ? _mm512_maskz_loadu_epi16((__mmask32)((1ull << (w1 + 1)) - 1), b)
+                : _mm512_maskz_loadu_epi16((__mmask32)1, b);
+}
+static ALWAYS_INLINE __m512 pair_scales_of(__m512i v, int stride) {
+    int w1 = stride / 2;
     __m256i idx = _mm256_setr_epi16(0, 0, 0, 0, 0, 0, 0, 0, (short)w1, (short)w1, (short)w1, (short)w1, (short)w1,
                                     (short)w1, (short)w1, (short)w1);
     return _mm512_cvtph_ps(_mm512_castsi512_si256(_mm512_permutexvar_epi16(_mm512_castsi256_si512(idx), v)));
+}
+static ALWAYS_INLINE __m512 pair_scales(const void *b, int stride, int both) {
+    return pair_scales_of(pair_scales_load(b, stride, both), stride);
 }
 
 /* ---- Q8_0 and Q4_0: two blocks per register ---- */
@@ -62,21 +68,14 @@ static ALWAYS_INLINE __m512i load_q4_pair(const BlockQ4_0 *b, int both) {
  * unsigned, w = d (q - 8), so sum(w y) = d (dx sum(q y) - 8 sx): each of
  * a block's 8 lanes takes d (dx S - sx), 8 times the offset in all. The
  * activation's scales come pre-expanded to the lanes (act_dxx, act_sxx). */
-static ALWAYS_INLINE void q8q4_pair(int q4, const void *row, long b, int both, const void *const *x, long n, int NX,
-                                    __m512 *acc) {
-    const int stride = q4 ? (int)sizeof(BlockQ4_0) : (int)sizeof(BlockQ8_0);
+static ALWAYS_INLINE void q8q4_pair_of(int q4, __m512i w, __m512 dw, long b, int both, const void *const *x, long n,
+                                       int NX, __m512 *acc) {
     const __mmask16 lanes = both ? (__mmask16)0xffff : (__mmask16)0x00ff;
-    __m512i w, base = _mm512_setzero_si512();
-    if (q4) {
-        w = load_q4_pair((const BlockQ4_0 *)row + b, both);
-    } else {
-        /* the activation is stored + 128: each sum starts at -128 * the
-         * weights' sum, once for all the activations */
-        w = load_q8_pair((const BlockQ8_0 *)row + b, both);
+    __m512i base = _mm512_setzero_si512();
+    if (!q4) /* the activation is stored + 128: each sum starts at -128 * the
+              * weights' sum, once for all the activations */
         base = _mm512_sub_epi32(_mm512_setzero_si512(),
                                 _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_set1_epi8((char)0x80), w));
-    }
-    __m512 dw = pair_scales((const char *)row + b * stride, stride, both);
     UNROLL_NX
     for (int k = 0; k < NX; k++) {
         /* the activation is padded to 64 bytes: a lone last block reads
@@ -93,6 +92,12 @@ static ALWAYS_INLINE void q8q4_pair(int q4, const void *row, long b, int both, c
         else
             acc[k] = _mm512_fmadd_ps(_mm512_mul_ps(dw, dx), _mm512_cvtepi32_ps(s), acc[k]);
     }
+}
+static ALWAYS_INLINE void q8q4_pair(int q4, const void *row, long b, int both, const void *const *x, long n, int NX,
+                                    __m512 *acc) {
+    const int stride = q4 ? (int)sizeof(BlockQ4_0) : (int)sizeof(BlockQ8_0);
+    __m512i w = q4 ? load_q4_pair((const BlockQ4_0 *)row + b, both) : load_q8_pair((const BlockQ8_0 *)row + b, both);
+    q8q4_pair_of(q4, w, pair_scales((const char *)row + b * stride, stride, both), b, both, x, n, NX, acc);
 }
 
 /* Four Q4_0 blocks (b .. b + 3) against NX activations, one block per
@@ -170,8 +175,18 @@ static ALWAYS_INLINE void dot_q8q4_n(int pf, int q4, const void *row, const void
         if (b < end) q4_quad_load(row, b, h0, t0), q4_quad((const BlockQ4_0 *)row, b, h0, t0, x, n, NX, acc0), b += 4;
     }
     for (; b + 4 <= nb; b += 4) {
-        /* <= 136 bytes; Q8_0 into L2, Q4_0's last blocks into L1 (quant_internal.h) */
-        prefetch_lines(pf, (const char *)row + b * (q4 ? sizeof(BlockQ4_0) : sizeof(BlockQ8_0)), 3, !q4);
+        if (!q4) { /* the quants and scales first (LOADS_FIRST, quant_internal.h) */
+            const BlockQ8_0 *q = (const BlockQ8_0 *)row + b;
+            __m512i w0 = load_q8_pair(q, 1), w1 = load_q8_pair(q + 2, 1);
+            __m512i d0 = pair_scales_load(q, sizeof *q, 1), d1 = pair_scales_load(q + 2, sizeof *q, 1);
+            LOADS_FIRST(w0, w1, d0, d1);
+            prefetch_ahead_l2(pf, q, 3); /* 136 bytes a step, into L2 (quant_internal.h) */
+            q8q4_pair_of(0, w0, pair_scales_of(d0, sizeof *q), b, 1, x, n, NX, acc0);
+            q8q4_pair_of(0, w1, pair_scales_of(d1, sizeof *q), b + 2, 1, x, n, NX, acc1);
+            continue;
+        }
+        /* <= 144 bytes; Q4_0's last blocks into L1 */
+        prefetch_ahead(pf, (const BlockQ4_0 *)row + b, 3);
         q8q4_pair(q4, row, b, 1, x, n, NX, acc0);
         q8q4_pair(q4, row, b + 2, 1, x, n, NX, acc1);
     }
