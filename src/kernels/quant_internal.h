@@ -155,9 +155,9 @@ static inline const int8_t *act_qk(const void *a, long n) { return (const int8_t
  * 0.95-1.03x): those keep T0. 8-24 KB ahead all alike. Prefetches past a
  * matrix's end are harmless. */
 #define PREFETCH_AHEAD 8192
-/* The kernels' loops take the mode as pf, a constant: every exported
- * function that prefetches runs its body through WITH_PREFETCH_MODE, once
- * per mode. A test of kernel_prefetch_mode in the loops (as it was) left
+/* The kernels' loops take the mode as pf, a constant in the default's
+ * copy: every exported function that prefetches runs its body through
+ * WITH_PREFETCH_MODE. A test of kernel_prefetch_mode in the loops (as it was) left
  * the loads behind the prefetches' branches and their addresses in
  * registers of their own, and cost the regrouped Q4_0 dot from memory 8%
  * of its speed and Q5_K's 20% on an Intel Xeon (AMX): 0.89 and 0.68 of a
@@ -192,15 +192,21 @@ static ALWAYS_INLINE void prefetch_ahead_l2(int pf, const void *p, int lines) { 
 
 extern int kernel_prefetch_mode; /* dispatch.h: KPF_AUTO unless ALOE_PREFETCH says otherwise */
 /* Runs the statement(s) with `pf` the prefetch mode (dispatch.h's
- * KPF_OFF 0, KPF_L1 1, KPF_L2 2, KPF_AUTO 3) as a constant: four copies,
- * one per mode, chosen once per call. */
+ * KPF_OFF 0, KPF_L1 1, KPF_L2 2, KPF_AUTO 3): a constant in the copy the
+ * default (auto) runs, the variable in the one the other modes share,
+ * whose loops test it at each step as every mode's once did (so
+ * bench/prefetch_ab's l1 / l2 / off pay that test against auto). Two
+ * copies, not one per mode: four made the kernel sources 3.7x slower to
+ * compile and CI's mutation stage (incremental rebuilds of them) 2.5x
+ * longer, 29 minutes in all. */
 #define WITH_PREFETCH_MODE(...)                                                                                        \
     do {                                                                                                               \
-        switch (kernel_prefetch_mode) {                                                                                \
-        case 3: { const int pf = 3; __VA_ARGS__; } break;                                                              \
-        case 2: { const int pf = 2; __VA_ARGS__; } break;                                                              \
-        case 1: { const int pf = 1; __VA_ARGS__; } break;                                                              \
-        default: { const int pf = 0; __VA_ARGS__; } break;                                                             \
+        if (kernel_prefetch_mode == 3) {                                                                               \
+            const int pf = 3;                                                                                          \
+            __VA_ARGS__;                                                                                               \
+        } else {                                                                                                       \
+            const int pf = kernel_prefetch_mode;                                                                       \
+            __VA_ARGS__;                                                                                               \
         }                                                                                                              \
     } while (0)
 

@@ -158,8 +158,8 @@ static double rss_bound(double bytes) {
 
 /* What an aloe process holds resident besides a model's weights, KV cache
  * and buffers: its own image (text and data: under ASan 36 MB of
- * instrumented text and 23 MB of the globals' metadata, the kernels being
- * built four times over, once per prefetch mode), the libraries, the
+ * instrumented text and 23 MB of the globals' metadata, once the kernels
+ * were built once per prefetch mode), the libraries, the
  * threads' stacks. Measured on the tiny GGUF model, whose weights and
  * cache are a few KB: the peak resident bytes less those. 0 where the
  * shared fixtures are absent. */
