@@ -124,7 +124,18 @@ static void test_totals_over_failed_invocations_equal_an_uninterrupted_run_body(
         CHECK_EQ_INT(fake_log_count(flaky, r == 0 ? "m" : r == 1 ? "user-sim" : "judge"),
                      field(treq, role, "requests") - field(treq, role, "cache_hits") + field(treq, role, "errors"));
     }
-    CHECK_EQ_INT(field(treq, "judge", "errors"), failures);
+    /* Each failed invocation stopped on a judge error; with -j 2 the other
+     * conversation's judge request, in flight meanwhile, may fail as well
+     * (every 5th does), so an invocation counts 1 or 2 of them, the last
+     * (complete) none, and the totals their sum: which of them came in one
+     * invocation is up to the scheduling. */
+    long errs = 0;
+    for (int i = 0; i < runs; i++) {
+        long e = field(json_object_get(json_array_get(inv, (size_t)i), "requests"), "judge", "errors");
+        CHECK_MSG(i < runs - 1 ? e >= 1 && e <= 2 : e == 0, "invocation %d of %d: %ld judge errors", i, runs, e);
+        errs += e;
+    }
+    CHECK_EQ_INT(field(treq, "judge", "errors"), errs);
     CHECK_EQ_INT(field(treq, "model", "errors"), 0);
     /* The measurements equal the uninterrupted run's. */
     const char *keys[] = {"turns", "avg", "ir", "judge", "conversations"};
