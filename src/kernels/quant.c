@@ -637,18 +637,16 @@ float dot_f32(const float *a, const float *b, long n) { return dot_f32_w(a, b, n
  * streams from memory, so two cores decoding a bf16 model (Hugging Face's
  * usual) fell short of the memory bound; at 512 bits the conversion costs
  * half as much per value. */
-static inline __m512 load16_f32(const float *p) { return _mm512_loadu_ps(p); }
-static inline __m512 load16_f16(const uint16_t *p) { return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)p)); }
-static inline __m512 load16_bf16(const uint16_t *p) {
-    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)p)), 16));
-}
-/* The same in two halves, the load and the conversion, for the row dots
- * that load a step's weights first (LOADS_FIRST, quant_internal.h). */
+/* In two halves, the load and the conversion, for the row dots that load
+ * a step's weights first (LOADS_FIRST, quant_internal.h); load16_* both. */
 static inline __m512 raw16_f32(const float *p) { return _mm512_loadu_ps(p); }
 static inline __m256i raw16_16(const uint16_t *p) { return _mm256_loadu_si256((const __m256i *)p); }
 static inline __m512 cvt16_f32(__m512 v) { return v; }
 static inline __m512 cvt16_f16(__m256i v) { return _mm512_cvtph_ps(v); }
 static inline __m512 cvt16_bf16(__m256i v) { return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(v), 16)); }
+static inline __m512 load16_f32(const float *p) { return raw16_f32(p); }
+static inline __m512 load16_f16(const uint16_t *p) { return cvt16_f16(raw16_16(p)); }
+static inline __m512 load16_bf16(const uint16_t *p) { return cvt16_bf16(raw16_16(p)); }
 /* The prefetch into L2 of quant_internal.h, as the quantised dots: with
  * it two cores stream 16-bit rows 1.2-1.4x faster (F16 8192 x 2048 and
  * 16384 x 8192 from memory, runs alternating call by call); a prefetch

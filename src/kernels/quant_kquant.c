@@ -292,13 +292,17 @@ static ALWAYS_INLINE void dot_n(int pf, int t, const void *row, const void *cons
     }
 }
 
-static ALWAYS_INLINE void dot_nx(int pf, int t, const void *row, const void *const *act, int nx, long n, float *out) {
-    switch (nx) {
-    case 1: dot_n(pf, t, row, act, 1, n, out); break;
-    case 2: dot_n(pf, t, row, act, 2, n, out); break;
-    case 3: dot_n(pf, t, row, act, 3, n, out); break;
-    default: dot_n(pf, t, row, act, 4, n, out); break;
+/* F(pf, t, row, act, NX, n, out) with NX the constant nx (1 to 4) */
+#define KQ_BY_NX(F)                                                                                                    \
+    switch (nx) {                                                                                                      \
+    case 1: F(pf, t, row, act, 1, n, out); break;                                                                      \
+    case 2: F(pf, t, row, act, 2, n, out); break;                                                                      \
+    case 3: F(pf, t, row, act, 3, n, out); break;                                                                      \
+    default: F(pf, t, row, act, 4, n, out); break;                                                                     \
     }
+
+static ALWAYS_INLINE void dot_nx(int pf, int t, const void *row, const void *const *act, int nx, long n, float *out) {
+    KQ_BY_NX(dot_n);
 }
 
 void kquant_dot_n(int t, const void *row, const void *const *act, int nx, long n, float *out) {
@@ -514,12 +518,7 @@ static ALWAYS_INLINE void dot512_n(int pf, int t, const void *row, const void *c
 }
 
 static ALWAYS_INLINE void dot512_nx(int pf, int t, const void *row, const void *const *act, int nx, long n, float *out) {
-    switch (nx) {
-    case 1: dot512_n(pf, t, row, act, 1, n, out); break;
-    case 2: dot512_n(pf, t, row, act, 2, n, out); break;
-    case 3: dot512_n(pf, t, row, act, 3, n, out); break;
-    default: dot512_n(pf, t, row, act, 4, n, out); break;
-    }
+    KQ_BY_NX(dot512_n);
 }
 
 void kquant512_dot_n(int t, const void *row, const void *const *act, int nx, long n, float *out) {
