@@ -24,15 +24,17 @@ typedef struct DotJob {
     const void *act[GROUP_MAX]; /* n activation rows of kernel_act_bytes(ws[m]->type), or bf16 (bf16x) */
     int bf16x[GROUP_MAX];       /* BF16 W against x rounded to bf16 (gemm_bf16_rows) */
     size_t act_stride[GROUP_MAX];
+    size_t rb[GROUP_MAX];       /* bytes a row of ws[m] */
     long first[GROUP_MAX + 1]; /* prefix sums of the rows */
     long chunk;                /* rows per claim (dot_chunk) */
     TpRanges rows;
 } DotJob;
 
-/* Bytes of weights per claim of the row-dot path: small enough to balance
+/* Bytes of weights per chunk of the row-dot path: small enough to balance
  * the threads at the end (the caller waits for the last chunk in flight:
- * 16 KB is ~1 us of one core's stream), large enough that the atomic is
- * noise. A fixed 16 rows was 256 KB of an f16 down projection (8192
+ * 16 KB is ~1 us of one core's stream). A thread takes its own range in
+ * guided pieces of whole chunks (tp_ranges_next), so the claims' locked
+ * adds are few. A fixed 16 rows was 256 KB of an f16 down projection (8192
  * columns), ~13 us of one core. */
 #define DOT_CHUNK_BYTES (16L << 10)
 
@@ -54,7 +56,7 @@ static void dot_task(void *ctx, int ith, int nth) {
         /* a chunk may span matrices: one segment per matrix */
         for (long g = r0; g < r1; m++) {
             const QMat *w = j->ws[m];
-            size_t rb = dtype_nbytes(w->type, w->cols);
+            size_t rb = j->rb[m];
             long end = r1 < j->first[m + 1] ? r1 : j->first[m + 1], r = g - j->first[m];
             const char *rows = (const char *)w->data + r * rb;
             if (j->bf16x[m])
@@ -90,7 +92,7 @@ static void matmul_dots(ThreadPool *tp, int k, float *const ys[], const float *x
     /* one quantised copy of x per distinct weight type (a Q4_K_M file mixes them) */
     size_t bytes = 0, rb_max = 0;
     for (int m = 0; m < k; m++) {
-        size_t rb = dtype_nbytes(ws[m]->type, cols);
+        size_t rb = j.rb[m] = dtype_nbytes(ws[m]->type, cols);
         rb_max = rb > rb_max ? rb : rb_max;
         j.bf16x[m] = matmul_act_type_prec(ws[m]->type, n, prec) == DT_BF16;
         j.act_stride[m] = j.bf16x[m] ? ((size_t)cols * 2 + 63) / 64 * 64 : kernel_act_bytes(ws[m]->type, cols);
