@@ -52,6 +52,7 @@ static const TypeInfo TYPES[] = {
     {DT_Q5_K_PAIRS, "q5_k_pairs", NULL, QK_K, sizeof(BlockQ5_K)},
     {DT_Q4_0_T16, "q4_0_t16", NULL, QK_T16, 16 * sizeof(BlockQ4_0)},
     {DT_Q8_0_T16, "q8_0_t16", NULL, QK_T16, 16 * sizeof(BlockQ8_0)},
+    {DT_Q4_K_T16, "q4_k_t16", NULL, QK_T16, 2 * sizeof(BlockQ4_K)},
 };
 #define NTYPES (int)(sizeof(TYPES) / sizeof(TYPES[0]))
 
@@ -234,13 +235,69 @@ static void t16_ungroup(int t, const uint8_t *src, uint8_t *dst) {
     }
 }
 
+static void q4k_scale_min(int j, const uint8_t *s, int *sc, int *mn);
+
+/* n values of Q4_K into DT_Q4_K_T16 groups (dtype.h): the two
+ * super-blocks' d and dmin, their 16 scales and mins repacked, each
+ * sub-block's nibbles in Q4_0's order spread over the four parts. */
+static void q4k_t16_regroup(const uint8_t *src, uint8_t *dst, int64_t n) {
+    for (int64_t k = 0; k < n / QK_T16; k++, dst += 2 * sizeof(BlockQ4_K)) {
+        memset(dst, 0, 32);
+        for (int h = 0; h < 2; h++, src += sizeof(BlockQ4_K)) {
+            const BlockQ4_K *b = (const BlockQ4_K *)src;
+            memcpy(dst + 2 * h, &b->d, 2), memcpy(dst + 4 + 2 * h, &b->dmin, 2);
+            for (int j = 0; j < 8; j++) {
+                const int i = 8 * h + j; /* the sub-block's lane */
+                int sc, mn;
+                q4k_scale_min(j, b->scales, &sc, &mn);
+                dst[8 + i] = (uint8_t)(sc | (mn & 3) << 6);
+                dst[24 + i / 2] |= (uint8_t)((mn >> 2) << (i % 2 ? 4 : 0));
+                /* element e of sub-block j: byte 32 (j / 2) + e, low nibble for even j */
+                uint8_t e[32];
+                for (int x = 0; x < 32; x++) e[x] = (b->qs[32 * (j / 2) + x] >> (j % 2 ? 4 : 0)) & 15;
+                for (int x = 0; x < 16; x++) dst[32 + 64 * (x / 4) + 4 * i + x % 4] = (uint8_t)(e[x] | e[16 + x] << 4);
+            }
+        }
+    }
+}
+
+/* The packing of 8 scales and 8 mins q4k_scale_min reads (dtype.h's
+ * BlockQ4_K; the inverse of the loop above). */
+static void q4k_pack_scale_min(int j, int sc, int mn, uint8_t *s) {
+    if (j < 4) {
+        s[j] = (uint8_t)((s[j] & 0xc0) | sc), s[j + 4] = (uint8_t)((s[j + 4] & 0xc0) | mn);
+    } else {
+        s[j + 4] = (uint8_t)((sc & 15) | (mn & 15) << 4);
+        s[j - 4] = (uint8_t)((s[j - 4] & 0x3f) | (sc >> 4) << 6), s[j] = (uint8_t)((s[j] & 0x3f) | (mn >> 4) << 6);
+    }
+}
+
+void dtype_q4k_t16_block(const void *group, int h, void *out) {
+    const uint8_t *g = group;
+    BlockQ4_K b;
+    memset(&b, 0, sizeof b);
+    memcpy(&b.d, g + 2 * h, 2), memcpy(&b.dmin, g + 4 + 2 * h, 2);
+    for (int j = 0; j < 8; j++) {
+        const int i = 8 * h + j;
+        q4k_pack_scale_min(j, g[8 + i] & 63, g[8 + i] >> 6 | ((g[24 + i / 2] >> (i % 2 ? 4 : 0)) & 15) << 2, b.scales);
+        for (int x = 0; x < 16; x++) {
+            const uint8_t v = g[32 + 64 * (x / 4) + 4 * i + x % 4];
+            b.qs[32 * (j / 2) + x] |= (uint8_t)((v & 15) << (j % 2 ? 4 : 0));
+            b.qs[32 * (j / 2) + 16 + x] |= (uint8_t)((v >> 4) << (j % 2 ? 4 : 0));
+        }
+    }
+    memcpy(out, &b, sizeof b);
+}
+
 int dtype_regrouped_from(int to) {
+    if (to == DT_Q4_K_T16) return DT_Q4_K;
     if (dtype_t16_base(to)) return dtype_t16_base(to);
     return dtype_q4_0_group_blocks(to) > 1 ? DT_Q4_0 : dtype_k_pairs_base(to) ? dtype_k_pairs_base(to) : dtype_legacy_g4_base(to);
 }
 
 void dtype_regroup(int to, const void *src, void *dst, int64_t n) {
-    if (dtype_t16_base(to)) t16_regroup(to, src, dst, n);
+    if (to == DT_Q4_K_T16) q4k_t16_regroup(src, dst, n);
+    else if (dtype_t16_base(to)) t16_regroup(to, src, dst, n);
     else if (dtype_q4_0_group_blocks(to) > 1) dtype_q4_0_regroup(src, dst, n, dtype_q4_0_group_blocks(to));
     else if (dtype_k_pairs_base(to)) dtype_k_pairs_regroup(dtype_k_pairs_base(to), src, dst, n);
     else dtype_legacy_regroup(dtype_legacy_g4_base(to), src, dst, n);
@@ -379,6 +436,13 @@ int dequantize_row(int t, const void *src_, float *dst, int64_t n) {
     case DT_Q4_1_G4:
     case DT_IQ4_NL_G4: return dequantize_blocks_legacy(t, src, dst, nb);
     case DT_Q4_K: deq_q4_k(src, dst, nb); return 0;
+    case DT_Q4_K_T16:
+        for (int64_t b = 0; b < 2 * nb; b++) {
+            uint8_t blk[sizeof(BlockQ4_K)];
+            dtype_q4k_t16_block(src + (b / 2) * ti->bytes, (int)(b % 2), blk);
+            deq_q4_k(blk, dst + QK_K * b, 1);
+        }
+        return 0;
     case DT_Q4_K_PAIRS:
     case DT_Q5_K_PAIRS:
         for (int64_t b = 0; b < nb; b++) {

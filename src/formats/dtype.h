@@ -51,6 +51,7 @@ typedef enum DType {
     DT_Q5_K_PAIRS = 109, /* in memory only */
     DT_Q4_0_T16 = 110, /* in memory only (below) */
     DT_Q8_0_T16 = 111, /* in memory only */
+    DT_Q4_K_T16 = 112, /* in memory only (below) */
     DT_INVALID = -1
 } DType;
 
@@ -90,7 +91,26 @@ typedef enum DType {
  * wants, for 128 times the activation's block sums, which the activation
  * carries (Q4_0's offset 8 works the same way). */
 #define QK_T16 512
-/* The stored type of a T16 layout (DT_Q4_0 or DT_Q8_0), else 0. */
+/* DT_Q4_K_T16: Q4_K in groups of two super-blocks (512 values, 288 bytes,
+ * as stored) for the AVX-512 decode (kernels/quant_avx512.c), never in a
+ * file: the T16 layout with a sub-block of 32 per int32 lane. A group is
+ *   bytes 0-7    d of super-blocks 0 and 1, then their dmin (f16);
+ *   bytes 8-23   byte 8 + i: sub-block i's 6-bit scale, the low 2 bits of
+ *                its 6-bit min on top (i = 8 s + j: sub-block j of s);
+ *   bytes 24-31  the mins' high 4 bits, sub-block i in byte 24 + i / 2
+ *                (the low nibble for even i);
+ *   bytes 32-287 4 parts of 64 bytes: part p holds in lane i bytes
+ *                4p..4p+3 of sub-block i's 16 nibble bytes, which are
+ *                in Q4_0's order (byte k: element k low, 16 + k high).
+ * So the quants meet the activation's act_t16 parts as Q4_0_T16's do (the
+ * same activation), the 16 scales and mins come out of 24 bytes in a few
+ * vector operations where the stored packing takes 15 per super-block,
+ * and a group's 16 sub-block sums are one conversion and one FMA. */
+static inline int dtype_is_t16(int t) { return t == DT_Q4_0_T16 || t == DT_Q8_0_T16 || t == DT_Q4_K_T16; }
+/* Super-block h (0 or 1) of a DT_Q4_K_T16 group as stored (a BlockQ4_K's
+ * 144 bytes into out). */
+void dtype_q4k_t16_block(const void *group, int h, void *out);
+/* The stored type of a T16 layout of 32-value blocks (DT_Q4_0 or DT_Q8_0), else 0. */
 static inline int dtype_t16_base(int t) { return t == DT_Q4_0_T16 ? DT_Q4_0 : t == DT_Q8_0_T16 ? DT_Q8_0 : 0; }
 /* Block j (< 16) of a T16 group: its f16 scale, and its quants as stored
  * in `qs` (Q4_0: 16 nibble bytes; Q8_0: 32 signed quants). */

@@ -24,7 +24,9 @@ static inline int grp_ioff(int t) {
     }
 }
 
-static inline int grp_mins(int t) { return t == DT_Q4_K || t == DT_Q5_K || t == DT_Q2_K || t == DT_Q4_1 || t == DT_Q5_1; }
+static inline int grp_mins(int t) {
+    return t == DT_Q4_K || t == DT_Q4_K_T16 || t == DT_Q5_K || t == DT_Q2_K || t == DT_Q4_1 || t == DT_Q5_1;
+}
 
 /* 16 lanes: lane g = v[g / 2] (a scale per 32 over its two groups of 16). */
 static ALWAYS_INLINE __m512 pairs_ps(__m256 v) {
@@ -116,6 +118,34 @@ static ALWAYS_INLINE void unpack_unit(int t, const char *row, long u, long nb, _
                 __m512i hc = _mm512_inserti64x4(_mm512_set1_epi16((short)(2 * k)), _mm256_set1_epi16((short)(2 * k + 1)), 1);
                 nat[k] = _mm512_or_si512(nat[k], _mm512_slli_epi16(_mm512_and_si512(_mm512_srlv_epi16(bcast32(b5->qh), hc), m1), 4));
             }
+        }
+        return;
+    }
+    case DT_Q4_K_T16: { /* super-block u % 2 of group u / 2 (formats/dtype.h) */
+        const char *g = row + (size_t)(u / 2) * 2 * sizeof(BlockQ4_K);
+        const int h = (int)(u % 2);
+        __m512 s16, m16;
+        q4kt_scales16(g, &s16, &m16);
+        *sc = pairs_ps(h ? _mm512_extractf32x8_ps(s16, 1) : _mm512_castps512_ps256(s16));
+        *off = pairs_ps(h ? _mm512_extractf32x8_ps(m16, 1) : _mm512_castps512_ps256(m16));
+        /* the parts' dwords transposed 4 x 4 per 128-bit lane: r[m]'s lane L
+         * holds sub-block 4L + m's 16 nibble bytes (lanes 2h, 2h + 1 this
+         * super-block's) */
+        __m512i p[4], r[4];
+        for (int k = 0; k < 4; k++) p[k] = _mm512_loadu_si512(g + 32 + 64 * k);
+        __m512i t0 = _mm512_unpacklo_epi32(p[0], p[1]), t1 = _mm512_unpackhi_epi32(p[0], p[1]);
+        __m512i t2 = _mm512_unpacklo_epi32(p[2], p[3]), t3 = _mm512_unpackhi_epi32(p[2], p[3]);
+        r[0] = _mm512_unpacklo_epi64(t0, t2), r[1] = _mm512_unpackhi_epi64(t0, t2);
+        r[2] = _mm512_unpacklo_epi64(t1, t3), r[3] = _mm512_unpackhi_epi64(t1, t3);
+        /* values 64k.. : sub-block 2k's low nibbles (its elements 0-15), its
+         * high ones (16-31), then sub-block 2k + 1's */
+        const __m512i base = _mm512_setr_epi32(0, 1, 2, 3, 0, 1, 2, 3, 16, 17, 18, 19, 16, 17, 18, 19);
+        const __m512i shifts = _mm512_setr_epi32(0, 0, 0, 0, 0x40004, 0x40004, 0x40004, 0x40004, 0, 0, 0, 0, 0x40004,
+                                                 0x40004, 0x40004, 0x40004);
+        for (int k = 0; k < 4; k++) {
+            const __m512i idx = _mm512_add_epi32(base, _mm512_set1_epi32(4 * (2 * h + k / 2)));
+            const __m512i two = _mm512_permutex2var_epi32(r[2 * (k % 2)], idx, r[2 * (k % 2) + 1]);
+            nat[k] = _mm512_and_si512(_mm512_srlv_epi16(two, shifts), m4);
         }
         return;
     }

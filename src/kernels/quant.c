@@ -218,6 +218,13 @@ float vec_dot_ref(int t, const void *row, const void *act, long n) {
     }
     case DT_Q4_K:
     case DT_Q4_K_PAIRS: return dot_q4_k_ref(t, row, act_q(act), act_dx(act, n), n / QK_K);
+    case DT_Q4_K_T16:
+        for (long i = 0; i < n / QK_K; i++) { /* a super-block at a time, as stored */
+            BlockQ4_K b;
+            dtype_q4k_t16_block((const char *)row + (i / 2) * 2 * sizeof(BlockQ4_K), (int)(i % 2), &b);
+            sum += dot_q4_k_ref(DT_Q4_K, &b, act_q(act) + QK_K * i, act_dx(act, n) + 8 * i, 1);
+        }
+        return sum;
     case DT_Q6_K: return dot_q6_k_ref(row, act_q(act), act_dx(act, n), n / QK_K);
     case DT_Q2_K: case DT_Q3_K: case DT_Q5_K: case DT_IQ4_XS: case DT_Q5_K_PAIRS: return kquant_dot_ref(t, row, act, n);
     default: return 0;
@@ -870,7 +877,7 @@ int kernel_use_avx512(int on) {
  * elsewhere quant_dot's reference). */
 #if KERNELS_AVX512
 static int avx512_takes(int t) {
-    if (dtype_t16_base(t)) return 1; /* no other dot reads them fast */
+    if (dtype_is_t16(t)) return 1; /* no other dot reads them fast */
     return avx512_on && t != DT_Q4_0_G4 && t != DT_Q4_0_G16 && !dtype_k_pairs_base(t) && !dtype_legacy_g4_base(t);
 }
 #endif
@@ -891,6 +898,7 @@ int kernel_weight_type(int t, long cols) {
 #if KERNELS_AVX512
     if ((t == DT_Q4_0 || t == DT_Q8_0) && cols % QK_T16 == 0 && avx512_on) /* dot_t16_n, quant_avx512.c */
         return t == DT_Q4_0 ? DT_Q4_0_T16 : DT_Q8_0_T16;
+    if (t == DT_Q4_K && cols % QK_T16 == 0 && avx512_on) return DT_Q4_K_T16; /* dot_q4kt_n, quant_avx512.c */
 #endif
     if (t != DT_Q4_0) return t;
     if (cols % QK4_0_G16 == 0) return DT_Q4_0_G16;
@@ -904,7 +912,7 @@ static ALWAYS_INLINE void quant_dot(int pf, int t, const void *row, const void *
         return;
     }
 #endif
-    if (dtype_t16_base(t)) { /* placed by an AVX-512 level, read by another: correct, not fast */
+    if (dtype_is_t16(t)) { /* placed by an AVX-512 level, read by another: correct, not fast */
         *out = vec_dot_ref(t, row, act, n);
         return;
     }
@@ -931,7 +939,7 @@ static ALWAYS_INLINE void quant_dot4(int pf, int t, const void *row, const void 
         return;
     }
 #endif
-    if (dtype_t16_base(t)) { /* as quant_dot */
+    if (dtype_is_t16(t)) { /* as quant_dot */
         for (int k = 0; k < 4; k++) r[k] = vec_dot_ref(t, row, x[k], n);
         return;
     }

@@ -213,13 +213,21 @@ static ALWAYS_INLINE void dot_q8q4_n(int pf, int q4, const void *row, const void
  * the AVX-512 dot of DT_Q4_0_G16 (since replaced by this one) ~39; from
  * memory, one thread, the regrouped Q4_0 rows of 2048 / 4096 / 8192
  * values went from 0.89-0.92 of a plain read of the same bytes to
- * 1.00 (see docs/BENCHMARKS.md, "Decode: Q4_0's high nibbles in place"). */
-static ALWAYS_INLINE void dot_t16_n(int pf, int q8, const void *row, const void *const *x, int NX, long n, float *out) {
+ * 1.00 (see docs/BENCHMARKS.md, "Decode: Q4_0's high nibbles in place").
+ * Q4_K in T16 groups (DT_Q4_K_T16) is the same dot on the same activation
+ * with a sub-block of 32 per lane: its scales d*sc come out of the group's
+ * header (q4kt_scales16) where Q4_0's are one conversion, and its mins'
+ * part, dmin*m times the block sums, is the second accumulator (taken back
+ * once: no offset to multiply). Where the stored Q4_K dot took ~36 vector
+ * operations per super-block, this takes ~40 per two. */
+enum { T16_Q4_0, T16_Q8_0, T16_Q4_K }; /* dot_t16_n's kinds */
+static ALWAYS_INLINE void dot_t16_n(int pf, int kind, const void *row, const void *const *x, int NX, long n, float *out) {
+    const int q8 = kind == T16_Q8_0;
     __m512 acc[4], acco[4];
     UNROLL_NX
     for (int k = 0; k < NX; k++) acc[k] = acco[k] = _mm512_setzero_ps();
     const __m512i m4 = _mm512_set1_epi8(15), mf0 = _mm512_set1_epi8((char)0xF0);
-    const size_t gb = 16 * (q8 ? sizeof(BlockQ8_0) : sizeof(BlockQ4_0));
+    const size_t gb = 16 * (q8 ? sizeof(BlockQ8_0) : sizeof(BlockQ4_0)); /* DT_Q4_K_T16's 288 too */
     const char *g = row;
     for (long b = 0; b < n / QK8_0; b += 16, g += gb) {
         /* the group's quants first: loads that lead the loop body read from
@@ -233,7 +241,12 @@ static ALWAYS_INLINE void dot_t16_n(int pf, int q8, const void *row, const void 
             __asm__ volatile("" : "+v"(v[p]));
         }
         prefetch_ahead_l2(pf, g, q8 ? 9 : 5); /* 544 or 288 bytes a group */
-        __m512 sc = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)g));
+        /* the 16 blocks' scales (Q4_K: the sub-blocks' d*sc) and what
+         * multiplies their sums sx: the same scales times the offset
+         * (Q4_0's 8, Q8_0's 128, at the end), Q4_K's mins dmin*m */
+        __m512 sc, so;
+        if (kind == T16_Q4_K) q4kt_scales16(g, &sc, &so);
+        else so = sc = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)g));
         /* parts 0-3 the low nibbles (Q8_0: quants 0-15), 4-7 the high ones x 16 (Q8_0: 16-31) */
         __m512i w[8];
         _Pragma("GCC unroll 4") for (int p = 0; p < 4; p++) {
@@ -253,11 +266,12 @@ static ALWAYS_INLINE void dot_t16_n(int pf, int q8, const void *row, const void 
             __m512i s = _mm512_add_epi32(s0, q8 ? s1 : _mm512_srai_epi32(s1, 4));
             __m512 dwdx = _mm512_mul_ps(sc, _mm512_loadu_ps(act_dx(x[k], n) + b));
             acc[k] = _mm512_fmadd_ps(dwdx, _mm512_cvtepi32_ps(s), acc[k]);
-            acco[k] = _mm512_fmadd_ps(sc, _mm512_loadu_ps(act_sx(x[k], n) + b), acco[k]);
+            acco[k] = _mm512_fmadd_ps(so, _mm512_loadu_ps(act_sx(x[k], n) + b), acco[k]);
         }
     }
+    const float o = kind == T16_Q8_0 ? 128 : kind == T16_Q4_0 ? 8 : 1;
     UNROLL_NX
-    for (int k = 0; k < NX; k++) out[k] = _mm512_reduce_add_ps(acc[k]) - (q8 ? 128 : 8) * _mm512_reduce_add_ps(acco[k]);
+    for (int k = 0; k < NX; k++) out[k] = _mm512_reduce_add_ps(acc[k]) - o * _mm512_reduce_add_ps(acco[k]);
 }
 
 /* ---- K-quants: a super-block of 256 values per step ---- */
@@ -358,8 +372,9 @@ static ALWAYS_INLINE void dot4_pf(int pf, int t, const void *row, const void *co
     switch (t) {
     case DT_Q8_0: dot_q8q4_n(pf, 0, row, act, 4, n, out); break;
     case DT_Q4_0: dot_q8q4_n(pf, 1, row, act, 4, n, out); break;
-    case DT_Q4_0_T16: dot_t16_n(pf, 0, row, act, 4, n, out); break;
-    case DT_Q8_0_T16: dot_t16_n(pf, 1, row, act, 4, n, out); break;
+    case DT_Q4_0_T16: dot_t16_n(pf, T16_Q4_0, row, act, 4, n, out); break;
+    case DT_Q8_0_T16: dot_t16_n(pf, T16_Q8_0, row, act, 4, n, out); break;
+    case DT_Q4_K_T16: dot_t16_n(pf, T16_Q4_K, row, act, 4, n, out); break;
     case DT_Q4_1:
     case DT_Q5_0:
     case DT_Q5_1:
@@ -384,8 +399,9 @@ void quant512_dot4(int t, const void *row, const void *const act[4], long n, flo
         switch (t) {                                                                                                   \
         case DT_Q8_0: dot_q8q4_n(pf, 0, row, act, NX, n, o); break;                                                        \
         case DT_Q4_0: dot_q8q4_n(pf, 1, row, act, NX, n, o); break;                                                        \
-        case DT_Q4_0_T16: dot_t16_n(pf, 0, row, act, NX, n, o); break;                                                     \
-        case DT_Q8_0_T16: dot_t16_n(pf, 1, row, act, NX, n, o); break;                                                     \
+        case DT_Q4_0_T16: dot_t16_n(pf, T16_Q4_0, row, act, NX, n, o); break;                                                     \
+        case DT_Q8_0_T16: dot_t16_n(pf, T16_Q8_0, row, act, NX, n, o); break;                                                     \
+        case DT_Q4_K_T16: dot_t16_n(pf, T16_Q4_K, row, act, NX, n, o); break;                                                     \
         case DT_Q4_1:                                                                                                  \
         case DT_Q5_0:                                                                                                  \
         case DT_Q5_1:                                                                                                  \
@@ -421,8 +437,9 @@ static ALWAYS_INLINE void rows_pf(int pf, int t, const void *rows, size_t rb, in
     switch (t) {
     case DT_Q8_0: for (int r = 0; r < nrows; r++) dot_q8q4_n(pf, 0, w + r * rb, x, 1, n, out + r); break;
     case DT_Q4_0: for (int r = 0; r < nrows; r++) dot_q8q4_n(pf, 1, w + r * rb, x, 1, n, out + r); break;
-    case DT_Q4_0_T16: for (int r = 0; r < nrows; r++) dot_t16_n(pf, 0, w + r * rb, x, 1, n, out + r); break;
-    case DT_Q8_0_T16: for (int r = 0; r < nrows; r++) dot_t16_n(pf, 1, w + r * rb, x, 1, n, out + r); break;
+    case DT_Q4_0_T16: for (int r = 0; r < nrows; r++) dot_t16_n(pf, T16_Q4_0, w + r * rb, x, 1, n, out + r); break;
+    case DT_Q8_0_T16: for (int r = 0; r < nrows; r++) dot_t16_n(pf, T16_Q8_0, w + r * rb, x, 1, n, out + r); break;
+    case DT_Q4_K_T16: for (int r = 0; r < nrows; r++) dot_t16_n(pf, T16_Q4_K, w + r * rb, x, 1, n, out + r); break;
     case DT_Q4_1:
     case DT_Q5_0:
     case DT_Q5_1:

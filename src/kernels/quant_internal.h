@@ -83,12 +83,12 @@ static inline const int8_t *act_t16(const void *a, long n) { return act_q4(a, n)
 /* Whether weights of type t take the quads above and the groups of the
  * prefill: Q4_0 as stored and regrouped (DT_Q4_0_G4, DT_Q4_0_G16,
  * DT_Q4_0_T16, formats/dtype.h). The T16 layouts' decode dot reads the
- * groups too (act_has_t16: DT_Q8_0_T16 as well, whose activation is then
- * signed, as Q4_0's). The types of quant_legacy.c (Q4_1, Q5_0, Q5_1,
+ * groups too (act_has_t16: DT_Q8_0_T16 and DT_Q4_K_T16 as well, whose
+ * activation is then signed, as Q4_0's). The types of quant_legacy.c (Q4_1, Q5_0, Q5_1,
  * IQ4_NL), whose blocks lay out their nibbles as Q4_0's, take the quads
  * only (act_has_quads): their AVX2 dot reads two blocks a register. */
 static inline int act_has_q4(int t) { return dtype_q4_0_group_blocks(t) > 0; }
-static inline int act_has_t16(int t) { return act_has_q4(t) || t == DT_Q8_0_T16; }
+static inline int act_has_t16(int t) { return act_has_q4(t) || dtype_is_t16(t); }
 static inline int quant_legacy_type(int t) {
     return t == DT_Q4_1 || t == DT_Q5_0 || t == DT_Q5_1 || t == DT_IQ4_NL || dtype_legacy_g4_base(t);
 }
@@ -388,6 +388,25 @@ static ALWAYS_INLINE void kq45_scales16(const void *blk, __m256 *scv, __m256 *mn
     f = _mm512_mul_ps(f, dd);
     *scv = _mm512_castps512_ps256(f);
     *mnv = _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(f), 1));
+}
+
+/* A DT_Q4_K_T16 group's (formats/dtype.h) 16 sub-block scales d*sc_i
+ * (*scv, lane i) and mins dmin*m_i (*mnv) from its 32 header bytes: the
+ * scales are the low 6 bits of bytes 8-23, the mins those bytes' top 2
+ * bits under the nibbles of bytes 24-31 (spread to bytes by a zero
+ * extension to words: low nibble in the low byte, high in the high). */
+static ALWAYS_INLINE void q4kt_scales16(const void *group, __m512 *scv, __m512 *mnv) {
+    const char *g = group;
+    const __m128i v = _mm_loadu_si128((const __m128i *)(g + 8));
+    const __m128i w = _mm_cvtepu8_epi16(_mm_loadl_epi64((const __m128i *)(g + 24)));
+    const __m128i hi4 = _mm_or_si128(_mm_and_si128(w, _mm_set1_epi16(0x0f)), _mm_slli_epi16(_mm_and_si128(w, _mm_set1_epi16(0xf0)), 4));
+    const __m128i mn = _mm_or_si128(_mm_slli_epi16(hi4, 2), _mm_and_si128(_mm_srli_epi16(v, 6), _mm_set1_epi8(3)));
+    const __m128i sc = _mm_and_si128(v, _mm_set1_epi8(63));
+    const __m512 dd = _mm512_cvtph_ps(_mm256_castsi128_si256(_mm_loadl_epi64((const __m128i *)g))); /* d0 d1 dmin0 dmin1 */
+    const __m512i eight = _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1);
+    *scv = _mm512_mul_ps(_mm512_permutexvar_ps(eight, dd), _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(sc)));
+    *mnv = _mm512_mul_ps(_mm512_permutexvar_ps(_mm512_add_epi32(eight, _mm512_set1_epi32(2)), dd),
+                         _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(mn)));
 }
 
 /* A Q4_K / Q5_K super-block's 128 bytes of nibbles in act_qk's order:

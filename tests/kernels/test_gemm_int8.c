@@ -47,7 +47,7 @@
 
 static const int TYPES[] = {DT_Q8_0, DT_Q4_0, DT_Q4_1, DT_Q5_0, DT_Q5_1, DT_IQ4_NL,
                             DT_Q4_K, DT_Q5_K, DT_Q6_K, DT_Q2_K, DT_Q3_K, DT_IQ4_XS, DT_Q4_0_G16, DT_Q4_0_G4,
-                            DT_Q4_0_T16, DT_Q8_0_T16};
+                            DT_Q4_0_T16, DT_Q8_0_T16, DT_Q4_K_T16};
 #define N_TYPES ((int)(sizeof TYPES / sizeof TYPES[0]))
 
 static float *rand_vec(Rng *r, long n, float scale) {
@@ -155,17 +155,17 @@ static void test_gemm_matches_decode_and_reference(void) {
      * rows not a multiple of the micro-kernel's 3 and n not of its 4 */
     const Shape legacy[] = {{37, 288, 1}, {100, 352, 6}, {5, 32, 3}, {14, 2048, 0}, {7, 2048, 130}};
     /* K-quants: rows of whole super-blocks; Q4_0 regrouped: of whole
-     * groups of 512 (G16, and Q4_0 / Q8_0 in T16), of 128 (G4: 896 and
+     * groups of 512 (G16, and Q4_0 / Q8_0 / Q4_K in T16), of 128 (G4: 896 and
      * 640 are not of 512) */
     const Shape kq[] = {{37, 512, 1}, {20, 768, 6}, {7, 2048, 130}}, g16[] = {{37, 512, 1}, {20, 1536, 6}, {7, 2048, 130}},
                 g4[] = {{37, 128, 1}, {20, 896, 6}, {7, 640, 130}};
     for (int ti = 0; ti < N_TYPES; ti++) {
         int t = TYPES[ti], k = t == DT_Q4_K || t == DT_Q5_K || t == DT_Q6_K || t == DT_Q2_K || t == DT_Q3_K ||
-                                  t == DT_IQ4_XS || t == DT_Q4_0_G16 || t == DT_Q4_0_G4 || dtype_t16_base(t);
+                                  t == DT_IQ4_XS || t == DT_Q4_0_G16 || t == DT_Q4_0_G4 || dtype_is_t16(t);
         /* the decode path quantises x; the GEMM path where it is an integer GEMM */
         CHECK_EQ_INT(matmul_act_type(t, matmul_gemm_min_rows(t) - 1), t);
         CHECK_EQ_INT(matmul_act_type(t, matmul_gemm_min_rows(t)), gemm_q_act_type(t) != DT_F32 ? t : DT_F32);
-        const Shape *s = t == DT_Q4_0_G16 || dtype_t16_base(t) ? g16 : t == DT_Q4_0_G4 ? g4 : k ? kq : legacy;
+        const Shape *s = t == DT_Q4_0_G16 || dtype_is_t16(t) ? g16 : t == DT_Q4_0_G4 ? g4 : k ? kq : legacy;
         int ns = k ? 3 : 5;
         for (int i = 0; i < ns; i++) {
             char msg[256] = "";

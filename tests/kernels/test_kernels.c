@@ -34,10 +34,11 @@ static float *rand_vec(Rng *r, long n, float scale) {
 
 /* The weight types the kernels compute with (formats/dtype.h numbers), and
  * the in-memory layouts of Q4_0 (rows of whole 512- and 128-value groups),
- * Q4_K (in pairs) and Q4_0 / Q8_0 in T16 groups. */
+ * Q4_K (in pairs) and Q4_0 / Q8_0 / Q4_K in T16 groups. */
 static const int TYPES[] = {DT_F32,      DT_F16,     DT_BF16,       DT_Q8_0,     DT_Q4_0,    DT_Q4_K,
-                            DT_Q6_K,     DT_Q4_0_G16, DT_Q4_0_G4,  DT_Q4_K_PAIRS, DT_Q4_0_T16, DT_Q8_0_T16};
-#define N_TYPES 12
+                            DT_Q6_K,     DT_Q4_0_G16, DT_Q4_0_G4,  DT_Q4_K_PAIRS, DT_Q4_0_T16, DT_Q8_0_T16,
+                            DT_Q4_K_T16};
+#define N_TYPES 13
 
 /* The part of the float bound the T16 dots add (quant_avx512.c): they sum
  * each block's products with the weights' integer offset o folded in
@@ -182,9 +183,10 @@ static void test_multi_rows_any_batch(void) {
     Rng r;
     rng_seed(&r, 17);
     const long n = 512;
-    const int types[9] = {DT_Q8_0, DT_Q4_0, DT_Q4_K, DT_Q6_K, DT_Q4_0_G16, DT_Q4_0_G4, DT_Q4_K_PAIRS, DT_Q4_0_T16, DT_Q8_0_T16},
+    const int types[10] = {DT_Q8_0,       DT_Q4_0,     DT_Q4_K,     DT_Q6_K,    DT_Q4_0_G16,
+                           DT_Q4_0_G4,    DT_Q4_K_PAIRS, DT_Q4_0_T16, DT_Q8_0_T16, DT_Q4_K_T16},
               nrows = 5;
-    for (int ti = 0; ti < 9; ti++) {
+    for (int ti = 0; ti < 10; ti++) {
         int t = types[ti];
         size_t rb = dtype_nbytes(t, n), xb = kernel_act_bytes(t, n);
         float *w = rand_vec(&r, nrows * n, 0.5f), *x = rand_vec(&r, 7 * n, 2.0f), got[7 * 5];
@@ -298,10 +300,11 @@ static void test_matmul_group_equals_separate(void) {
                             {DT_Q4_0_G16, DT_Q4_0, DT_Q4_0_G16},
                             {DT_Q4_0_G4, DT_Q4_0_G16, DT_Q4_0_G4},
                             {DT_Q4_K_PAIRS, DT_Q6_K, DT_Q4_K_PAIRS},
-                            {DT_Q8_0_T16, DT_Q4_0_T16, DT_Q8_0}};
+                            {DT_Q8_0_T16, DT_Q4_0_T16, DT_Q8_0},
+                            {DT_Q4_K_T16, DT_Q6_K, DT_Q4_K}};
     Rng r;
     rng_seed(&r, 77);
-    for (int ti = 0; ti < 7; ti++)
+    for (int ti = 0; ti < 8; ti++)
         for (int ni = 0; ni < 3; ni++) {
             const int n = ni == 0 ? 1 : ni == 1 ? 3 : 64; /* the last on the GEMM path */
             QMat w[3];
@@ -699,6 +702,69 @@ static void test_q4_0_regrouped(void) {
     CHECK_EQ_INT(kernel_weight_type(DT_Q8_0, 896), DT_Q8_0);
 }
 
+/* DT_Q4_K_T16 is Q4_K in groups of two super-blocks with its scales and
+ * nibbles repacked (formats/dtype.h): on random bytes (every nibble and
+ * bit of the 6-bit scales and mins, whatever a quantiser writes) every
+ * super-block comes back byte for byte and dequantises to the same values;
+ * on a quantised row, and on the extremes (quants 15, scales and mins 63,
+ * activations +-127), its dots -- one row, four activations at once, the
+ * reference of the groups -- equal the stored row's reference up to the
+ * order of the float sums (check_regrouped's 1e-5 of the sum of |terms|);
+ * the loaders choose it for rows of whole groups where the AVX-512 dots
+ * run, and it has no user-facing name. */
+static void test_q4_k_t16(void) {
+    Rng r;
+    rng_seed(&r, 29);
+    const long n = 3 * QK_T16;
+    const size_t rb = dtype_nbytes(DT_Q4_K, n), bb = sizeof(BlockQ4_K);
+    CHECK_EQ_INT((int)dtype_nbytes(DT_Q4_K_T16, n), (int)rb);
+    CHECK_EQ_INT(dtype_regrouped_from(DT_Q4_K_T16), DT_Q4_K);
+    uint8_t *q = xmalloc(rb), *tq = xmalloc(rb), *back = xmalloc(rb);
+    float *a = xmalloc((size_t)n * 4), *b = xmalloc((size_t)n * 4);
+    for (size_t i = 0; i < rb; i++) q[i] = (uint8_t)(rng_u64(&r) >> 56);
+    for (long k = 0; k < n / QK_K; k++) /* finite d, dmin: f16 exponents below 31 */
+        q[k * bb + 1] &= 0x3b, q[k * bb + 3] &= 0x3b;
+    dtype_regroup(DT_Q4_K_T16, q, tq, n);
+    CHECK(memcmp(tq, q, rb) != 0); /* reordered, not copied */
+    for (long k = 0; k < n / QK_K; k++) dtype_q4k_t16_block(tq + (k / 2) * 2 * bb, (int)(k % 2), back + k * bb);
+    for (long k = 0; k < n / QK_K; k++)
+        CHECK_MSG(!memcmp(back + k * bb, q + k * bb, bb), "super-block %ld back as stored", k);
+    dequantize_row(DT_Q4_K, q, a, n);
+    dequantize_row(DT_Q4_K_T16, tq, b, n);
+    CHECK(!memcmp(a, b, (size_t)n * 4));
+    kernel_dequantize_row(DT_Q4_K_T16, tq, b, n);
+    CHECK(!memcmp(a, b, (size_t)n * 4));
+    /* the extremes: every quant 15, every scale and min 63, d 1, dmin 1 */
+    memset(q, 0xff, rb);
+    for (long k = 0; k < n / QK_K; k++) memcpy(q + k * bb, "\x00\x3c\x00\x3c", 4);
+    dtype_regroup(DT_Q4_K_T16, q, tq, n);
+    const size_t xb = kernel_act_bytes(DT_Q4_K_T16, n), xs = kernel_act_bytes(DT_Q4_K, n);
+    char *xq = xaligned_alloc(4 * xb), *xk = xaligned_alloc(xs);
+    float *x = xmalloc((size_t)n * 4), multi[4];
+    for (int k = 0; k < 4; k++) {
+        for (long i = 0; i < n; i++) x[i] = (i + k) % 3 ? 1.0f : -1.0f; /* quants +-127 */
+        kernel_quantize_act(DT_Q4_K_T16, x, xq + k * xb, n);
+    }
+    dequantize_row(DT_Q4_K, q, a, n);
+    vec_dot_multi(DT_Q4_K_T16, tq, xq, xb, 4, n, multi, 1);
+    for (int k = 0; k < 4; k++) {
+        for (long i = 0; i < n; i++) x[i] = (i + k) % 3 ? 1.0f : -1.0f;
+        kernel_quantize_act(DT_Q4_K, x, xk, n);
+        float ref = vec_dot_ref(DT_Q4_K, q, xk, n), got = vec_dot(DT_Q4_K_T16, tq, xq + k * xb, n);
+        double scale = 0;
+        for (long i = 0; i < n; i++) scale += fabs(a[i] * x[i]);
+        CHECK_MSG(fabs(got - ref) <= 1e-5 * scale && fabs(multi[k] - ref) <= 1e-5 * scale, "extremes, act %d: %g, four %g, ref %g",
+                  k, got, multi[k], ref);
+        CHECK(fabs(vec_dot_ref(DT_Q4_K_T16, tq, xq + k * xb, n) - ref) <= 1e-5 * scale);
+    }
+    free(q), free(tq), free(back), free(a), free(b), free(xq), free(xk), free(x);
+    check_regrouped(DT_Q4_K_T16, 3 * QK_T16);
+    int avx512 = kernel_use_avx512(0);
+    kernel_use_avx512(avx512);
+    CHECK_EQ_INT(kernel_weight_type(DT_Q4_K, 3 * QK_T16), avx512 ? DT_Q4_K_T16 : kernel_level() >= KL_AVX2 ? DT_Q4_K_PAIRS : DT_Q4_K);
+    CHECK_EQ_INT(kernel_weight_type(DT_Q4_K, 3 * QK_K), avx512 ? DT_Q4_K : kernel_level() >= KL_AVX2 ? DT_Q4_K_PAIRS : DT_Q4_K);
+}
+
 /* DT_Q4_K_PAIRS and DT_Q5_K_PAIRS are Q4_K and Q5_K with their bits
  * reordered (formats/dtype.h): on random bytes every block comes back
  * byte for byte and dequantises to the same values (every nibble and bit
@@ -736,7 +802,9 @@ static void test_k_pairs(void) {
         CHECK_MSG(!memcmp(a, b, (size_t)n * 4), "%s: kernel_dequantize_row", dtype_name(t));
         int avx512 = kernel_use_avx512(0);
         kernel_use_avx512(avx512);
-        CHECK_EQ_INT(kernel_weight_type(base, 2048), kernel_level() >= KL_AVX2 && !avx512 ? t : base);
+        CHECK_EQ_INT(kernel_weight_type(base, 2048), kernel_level() >= KL_AVX2 && !avx512 ? t
+                                                     : avx512 && base == DT_Q4_K         ? DT_Q4_K_T16 /* test_q4_k_t16 */
+                                                                                         : base);
         free(q), free(pq), free(back), free(a), free(b);
     }
     CHECK_EQ_INT(kernel_weight_type(DT_Q6_K, 2048), DT_Q6_K);
@@ -824,6 +892,7 @@ int main(void) {
     RUN_LEVELS(test_q8_0_extreme_quants);
     RUN_LEVELS(test_q4_0_regrouped);
     RUN_LEVELS(test_k_pairs);
+    RUN_LEVELS(test_q4_k_t16);
     RUN_LEVELS(test_prefetch_modes_same_results);
     RUN_LEVELS(test_dots_without_avx512);
     RUN_LEVELS(test_attention_matches_reference);
