@@ -237,9 +237,21 @@ static void t16_ungroup(int t, const uint8_t *src, uint8_t *dst) {
 
 static void q4k_scale_min(int j, const uint8_t *s, int *sc, int *mn);
 
+/* Field v (0-31) of a DT_Q4_K_T16 header's 6-bit stream (dtype.h): bits
+ * 6v..6v+5 of bytes 8-31, little-endian. */
+static int q4kt_field(const uint8_t *g, int v) {
+    const int bit = 6 * v;
+    return ((g[8 + bit / 8] | (bit / 8 + 1 < 24 ? g[9 + bit / 8] << 8 : 0)) >> (bit % 8)) & 63;
+}
+static void q4kt_set_field(uint8_t *g, int v, int x) {
+    for (int t = 0; t < 6; t++)
+        if (x >> t & 1) g[8 + (6 * v + t) / 8] |= (uint8_t)(1 << ((6 * v + t) % 8));
+}
+
 /* n values of Q4_K into DT_Q4_K_T16 groups (dtype.h): the two
- * super-blocks' d and dmin, their 16 scales and mins repacked, each
- * sub-block's nibbles in Q4_0's order spread over the four parts. */
+ * super-blocks' d and dmin, their 16 scales and 16 mins as one stream of
+ * 6-bit fields, each sub-block's nibbles in Q4_0's order spread over the
+ * four parts. */
 static void q4k_t16_regroup(const uint8_t *src, uint8_t *dst, int64_t n) {
     for (int64_t k = 0; k < n / QK_T16; k++, dst += 2 * sizeof(BlockQ4_K)) {
         memset(dst, 0, 32);
@@ -250,8 +262,7 @@ static void q4k_t16_regroup(const uint8_t *src, uint8_t *dst, int64_t n) {
                 const int i = 8 * h + j; /* the sub-block's lane */
                 int sc, mn;
                 q4k_scale_min(j, b->scales, &sc, &mn);
-                dst[8 + i] = (uint8_t)(sc | (mn & 3) << 6);
-                dst[24 + i / 2] |= (uint8_t)((mn >> 2) << (i % 2 ? 4 : 0));
+                q4kt_set_field(dst, i, sc), q4kt_set_field(dst, 16 + i, mn);
                 /* element e of sub-block j: byte 32 (j / 2) + e, low nibble for even j */
                 uint8_t e[32];
                 for (int x = 0; x < 32; x++) e[x] = (b->qs[32 * (j / 2) + x] >> (j % 2 ? 4 : 0)) & 15;
@@ -262,7 +273,7 @@ static void q4k_t16_regroup(const uint8_t *src, uint8_t *dst, int64_t n) {
 }
 
 /* The packing of 8 scales and 8 mins q4k_scale_min reads (dtype.h's
- * BlockQ4_K; the inverse of the loop above). */
+ * BlockQ4_K; the inverse of q4k_scale_min). */
 static void q4k_pack_scale_min(int j, int sc, int mn, uint8_t *s) {
     if (j < 4) {
         s[j] = (uint8_t)((s[j] & 0xc0) | sc), s[j + 4] = (uint8_t)((s[j + 4] & 0xc0) | mn);
@@ -279,7 +290,7 @@ void dtype_q4k_t16_block(const void *group, int h, void *out) {
     memcpy(&b.d, g + 2 * h, 2), memcpy(&b.dmin, g + 4 + 2 * h, 2);
     for (int j = 0; j < 8; j++) {
         const int i = 8 * h + j;
-        q4k_pack_scale_min(j, g[8 + i] & 63, g[8 + i] >> 6 | ((g[24 + i / 2] >> (i % 2 ? 4 : 0)) & 15) << 2, b.scales);
+        q4k_pack_scale_min(j, q4kt_field(g, i), q4kt_field(g, 16 + i), b.scales);
         for (int x = 0; x < 16; x++) {
             const uint8_t v = g[32 + 64 * (x / 4) + 4 * i + x % 4];
             b.qs[32 * (j / 2) + x] |= (uint8_t)((v & 15) << (j % 2 ? 4 : 0));

@@ -95,16 +95,16 @@ typedef enum DType {
  * as stored) for the AVX-512 decode (kernels/quant_avx512.c), never in a
  * file: the T16 layout with a sub-block of 32 per int32 lane. A group is
  *   bytes 0-7    d of super-blocks 0 and 1, then their dmin (f16);
- *   bytes 8-23   byte 8 + i: sub-block i's 6-bit scale, the low 2 bits of
- *                its 6-bit min on top (i = 8 s + j: sub-block j of s);
- *   bytes 24-31  the mins' high 4 bits, sub-block i in byte 24 + i / 2
- *                (the low nibble for even i);
+ *   bytes 8-31   a little-endian stream of 32 fields of 6 bits: field i
+ *                (bits 6i..6i+5) sub-block i's scale, field 16 + i its
+ *                min (i = 8 s + j: sub-block j of super-block s);
  *   bytes 32-287 4 parts of 64 bytes: part p holds in lane i bytes
  *                4p..4p+3 of sub-block i's 16 nibble bytes, which are
  *                in Q4_0's order (byte k: element k low, 16 + k high).
  * So the quants meet the activation's act_t16 parts as Q4_0_T16's do (the
- * same activation), the 16 scales and mins come out of 24 bytes in a few
- * vector operations where the stored packing takes 15 per super-block,
+ * same activation), the 16 scales and mins come out of the stream in three
+ * vector operations with VBMI (a byte permute, a multishift, an AND), ~8
+ * without, where the stored packing takes ~12 per super-block,
  * and a group's 16 sub-block sums are one conversion and one FMA. */
 static inline int dtype_is_t16(int t) { return t == DT_Q4_0_T16 || t == DT_Q8_0_T16 || t == DT_Q4_K_T16; }
 /* Super-block h (0 or 1) of a DT_Q4_K_T16 group as stored (a BlockQ4_K's
