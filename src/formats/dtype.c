@@ -244,8 +244,10 @@ static int q4kt_field(const uint8_t *g, int v) {
     return ((g[8 + bit / 8] | (bit / 8 + 1 < 24 ? g[9 + bit / 8] << 8 : 0)) >> (bit % 8)) & 63;
 }
 static void q4kt_set_field(uint8_t *g, int v, int x) {
-    for (int t = 0; t < 6; t++)
-        if (x >> t & 1) g[8 + (6 * v + t) / 8] |= (uint8_t)(1 << ((6 * v + t) % 8));
+    const int bit = 6 * v;
+    const unsigned w = (unsigned)x << (bit % 8);
+    g[8 + bit / 8] |= (uint8_t)w;
+    if (w >> 8) g[9 + bit / 8] |= (uint8_t)(w >> 8);
 }
 
 /* n values of Q4_K into DT_Q4_K_T16 groups (dtype.h): the two
@@ -256,17 +258,20 @@ static void q4k_t16_regroup(const uint8_t *src, uint8_t *dst, int64_t n) {
     for (int64_t k = 0; k < n / QK_T16; k++, dst += 2 * sizeof(BlockQ4_K)) {
         memset(dst, 0, 32);
         for (int h = 0; h < 2; h++, src += sizeof(BlockQ4_K)) {
-            const BlockQ4_K *b = (const BlockQ4_K *)src;
-            memcpy(dst + 2 * h, &b->d, 2), memcpy(dst + 4 + 2 * h, &b->dmin, 2);
+            BlockQ4_K b; /* src may sit at any byte */
+            memcpy(&b, src, sizeof b);
+            memcpy(dst + 2 * h, &b.d, 2), memcpy(dst + 4 + 2 * h, &b.dmin, 2);
             for (int j = 0; j < 8; j++) {
                 const int i = 8 * h + j; /* the sub-block's lane */
                 int sc, mn;
-                q4k_scale_min(j, b->scales, &sc, &mn);
+                q4k_scale_min(j, b.scales, &sc, &mn);
                 q4kt_set_field(dst, i, sc), q4kt_set_field(dst, 16 + i, mn);
-                /* element e of sub-block j: byte 32 (j / 2) + e, low nibble for even j */
-                uint8_t e[32];
-                for (int x = 0; x < 32; x++) e[x] = (b->qs[32 * (j / 2) + x] >> (j % 2 ? 4 : 0)) & 15;
-                for (int x = 0; x < 16; x++) dst[32 + 64 * (x / 4) + 4 * i + x % 4] = (uint8_t)(e[x] | e[16 + x] << 4);
+                /* element e of sub-block j: byte 32 (j / 2) + e, the low nibble
+                 * for even j; byte x of the new 16: elements x and 16 + x */
+                const uint8_t *q = b.qs + 32 * (j / 2);
+                for (int x = 0; x < 16; x++)
+                    dst[32 + 64 * (x / 4) + 4 * i + x % 4] =
+                        (uint8_t)(j % 2 ? (q[x] >> 4) | (q[16 + x] & 0xf0) : (q[x] & 15) | q[16 + x] << 4);
             }
         }
     }
