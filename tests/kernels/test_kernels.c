@@ -702,6 +702,14 @@ static void test_q4_0_regrouped(void) {
     CHECK_EQ_INT(kernel_weight_type(DT_Q8_0, 896), DT_Q8_0);
 }
 
+/* rb bytes of random Q4_K / Q5_K super-blocks of bb bytes (every nibble
+ * and bit, whatever a quantiser writes) with finite d and dmin (f16
+ * exponents below 31). */
+static void rand_k_blocks(Rng *r, uint8_t *q, size_t rb, size_t bb) {
+    for (size_t i = 0; i < rb; i++) q[i] = (uint8_t)(rng_u64(r) >> 56);
+    for (size_t k = 0; k < rb / bb; k++) q[k * bb + 1] &= 0x3b, q[k * bb + 3] &= 0x3b;
+}
+
 /* DT_Q4_K_T16 is Q4_K in groups of two super-blocks with its scales and
  * nibbles repacked (formats/dtype.h): on random bytes (every nibble and
  * bit of the 6-bit scales and mins, whatever a quantiser writes) every
@@ -721,9 +729,7 @@ static void test_q4_k_t16(void) {
     CHECK_EQ_INT(dtype_regrouped_from(DT_Q4_K_T16), DT_Q4_K);
     uint8_t *q = xmalloc(rb), *tq = xmalloc(rb), *back = xmalloc(rb);
     float *a = xmalloc((size_t)n * 4), *b = xmalloc((size_t)n * 4);
-    for (size_t i = 0; i < rb; i++) q[i] = (uint8_t)(rng_u64(&r) >> 56);
-    for (long k = 0; k < n / QK_K; k++) /* finite d, dmin: f16 exponents below 31 */
-        q[k * bb + 1] &= 0x3b, q[k * bb + 3] &= 0x3b;
+    rand_k_blocks(&r, q, rb, bb);
     dtype_regroup(DT_Q4_K_T16, q, tq, n);
     CHECK(memcmp(tq, q, rb) != 0); /* reordered, not copied */
     for (long k = 0; k < n / QK_K; k++) dtype_q4k_t16_block(tq + (k / 2) * 2 * bb, (int)(k % 2), back + k * bb);
@@ -788,9 +794,7 @@ static void test_k_pairs(void) {
         CHECK_EQ_INT(dtype_k_pairs_base(t), base);
         uint8_t *q = xmalloc(rb), *pq = xmalloc(rb), *back = xmalloc(rb);
         float *a = xmalloc((size_t)n * 4), *b = xmalloc((size_t)n * 4);
-        for (size_t i = 0; i < rb; i++) q[i] = (uint8_t)(rng_u64(&r) >> 56);
-        for (long k = 0; k < n / QK_K; k++) /* finite d, dmin: f16 exponents below 31 */
-            q[k * bb + 1] &= 0x3b, q[k * bb + 3] &= 0x3b;
+        rand_k_blocks(&r, q, rb, bb);
         dtype_regroup(t, q, pq, n);
         CHECK(memcmp(pq, q, rb) != 0); /* reordered, not copied */
         for (long k = 0; k < n / QK_K; k++) dtype_k_pairs_block(t, pq, k, back + k * bb);
