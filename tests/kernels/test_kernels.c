@@ -746,19 +746,18 @@ static void test_q4_k_t16(void) {
     dtype_regroup(DT_Q4_K_T16, q, tq, n);
     const size_t xb = kernel_act_bytes(DT_Q4_K_T16, n), xs = kernel_act_bytes(DT_Q4_K, n);
     char *xq = xaligned_alloc(4 * xb), *xk = xaligned_alloc(xs);
-    float *x = xmalloc((size_t)n * 4), multi[4];
+    float *x = xmalloc((size_t)n * 4 * 4), multi[4];
     for (int k = 0; k < 4; k++) {
-        for (long i = 0; i < n; i++) x[i] = (i + k) % 3 ? 1.0f : -1.0f; /* quants +-127 */
-        kernel_quantize_act(DT_Q4_K_T16, x, xq + k * xb, n);
+        for (long i = 0; i < n; i++) x[k * n + i] = (i + k) % 3 ? 1.0f : -1.0f; /* quants +-127 */
+        kernel_quantize_act(DT_Q4_K_T16, x + k * n, xq + k * xb, n);
     }
     dequantize_row(DT_Q4_K, q, a, n);
     vec_dot_multi(DT_Q4_K_T16, tq, xq, xb, 4, n, multi, 1);
     for (int k = 0; k < 4; k++) {
-        for (long i = 0; i < n; i++) x[i] = (i + k) % 3 ? 1.0f : -1.0f;
-        kernel_quantize_act(DT_Q4_K, x, xk, n);
+        kernel_quantize_act(DT_Q4_K, x + k * n, xk, n);
         float ref = vec_dot_ref(DT_Q4_K, q, xk, n), got = vec_dot(DT_Q4_K_T16, tq, xq + k * xb, n);
         double scale = 0;
-        for (long i = 0; i < n; i++) scale += fabs(a[i] * x[i]);
+        for (long i = 0; i < n; i++) scale += fabs(a[i] * x[k * n + i]);
         CHECK_MSG(fabs(got - ref) <= 1e-5 * scale && fabs(multi[k] - ref) <= 1e-5 * scale, "extremes, act %d: %g, four %g, ref %g",
                   k, got, multi[k], ref);
         CHECK(fabs(vec_dot_ref(DT_Q4_K_T16, tq, xq + k * xb, n) - ref) <= 1e-5 * scale);
