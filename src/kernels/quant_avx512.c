@@ -256,14 +256,27 @@ static ALWAYS_INLINE void dot_t16_n(int pf, int kind, const void *row, const voi
         UNROLL_NX
         for (int k = 0; k < NX; k++) {
             const int8_t *y = act_t16(x[k], n) + 32 * b; /* 512 bytes a group */
-            /* two chains of four: VPDPBUSD's latency, and the high nibbles' scale */
-            __m512i s0 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), w[0], _mm512_loadu_si512(y));
-            __m512i s1 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), w[4], _mm512_loadu_si512(y + 256));
-            _Pragma("GCC unroll 3") for (int p = 1; p < 4; p++) {
-                s0 = _mm512_dpbusd_epi32(s0, w[p], _mm512_loadu_si512(y + 64 * p));
-                s1 = _mm512_dpbusd_epi32(s1, w[4 + p], _mm512_loadu_si512(y + 256 + 64 * p));
+            __m512i s0 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), w[0], _mm512_loadu_si512(y)), s;
+            if (kind == T16_Q4_K) {
+                /* one chain: the high nibbles' products (x 16) on top of 16
+                 * times the low ones' sum, shifted back once (exact: |16 s0|
+                 * < 2^20). An instruction fewer a group, and every one in
+                 * this loop costs (docs/BENCHMARKS.md, "What a decode step's
+                 * instructions cost"): 1B Q4_K decode +2.3%, 5 rounds; the
+                 * shorter Q4_0 loop lost 3.7% with it, so Q4_0 keeps two */
+                _Pragma("GCC unroll 3") for (int p = 1; p < 4; p++) s0 = _mm512_dpbusd_epi32(s0, w[p], _mm512_loadu_si512(y + 64 * p));
+                s = _mm512_slli_epi32(s0, 4);
+                _Pragma("GCC unroll 4") for (int p = 4; p < 8; p++) s = _mm512_dpbusd_epi32(s, w[p], _mm512_loadu_si512(y + 64 * p));
+                s = _mm512_srai_epi32(s, 4);
+            } else {
+                /* two chains of four: VPDPBUSD's latency, and the high nibbles' scale */
+                __m512i s1 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), w[4], _mm512_loadu_si512(y + 256));
+                _Pragma("GCC unroll 3") for (int p = 1; p < 4; p++) {
+                    s0 = _mm512_dpbusd_epi32(s0, w[p], _mm512_loadu_si512(y + 64 * p));
+                    s1 = _mm512_dpbusd_epi32(s1, w[4 + p], _mm512_loadu_si512(y + 256 + 64 * p));
+                }
+                s = _mm512_add_epi32(s0, q8 ? s1 : _mm512_srai_epi32(s1, 4));
             }
-            __m512i s = _mm512_add_epi32(s0, q8 ? s1 : _mm512_srai_epi32(s1, 4));
             __m512 dwdx = _mm512_mul_ps(sc, _mm512_loadu_ps(act_dx(x[k], n) + b));
             acc[k] = _mm512_fmadd_ps(dwdx, _mm512_cvtepi32_ps(s), acc[k]);
             acco[k] = _mm512_fmadd_ps(so, _mm512_loadu_ps(act_sx(x[k], n) + b), acco[k]);
