@@ -35,6 +35,7 @@ enum {
 
 typedef struct CpuFeatures {
     uint32_t bits;
+    int intel; /* the vendor is GenuineIntel: where the prefetches go differs by vendor (kernels/dispatch.h) */
 } CpuFeatures;
 
 /* This CPU's features, probed once (thread-safe). */

@@ -15,7 +15,7 @@ static const char *const LEVEL_NAMES[KL_COUNT] = {"scalar", "avx2", "avx512", "a
 
 /* The features of `needs` that f lacks, by name, into buf. */
 static void missing_str(const CpuFeatures *f, uint32_t needs, char *buf, size_t n) {
-    CpuFeatures m = {needs & ~f->bits};
+    CpuFeatures m = {.bits = needs & ~f->bits};
     cpu_features_str(&m, buf, n);
 }
 

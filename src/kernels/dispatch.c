@@ -53,6 +53,17 @@ int kernel_set_prefetch(int mode) {
     return was;
 }
 
+/* Read, with the mode, by the rows of the dots it names (dispatch.h). */
+int kernel_prefetch_intel_on;
+
+int kernel_prefetch_intel(void) { return kernel_prefetch_intel_on; }
+
+int kernel_set_prefetch_intel(int on) {
+    int was = kernel_prefetch_intel_on;
+    kernel_prefetch_intel_on = on != 0;
+    return was;
+}
+
 static void choose(void) {
     const CpuFeatures *f = cpu_features();
     int level;
@@ -60,6 +71,7 @@ static void choose(void) {
         init_failed = 1;
         level = cpu_level_max(f);
     }
+    kernel_prefetch_intel_on = f->intel;
     const char *pf = getenv("ALOE_PREFETCH");
     if (pf && *pf) {
         int m = -1;

@@ -35,6 +35,15 @@ typedef enum { KPF_OFF, KPF_L1, KPF_L2, KPF_AUTO } KernelPrefetch;
 int kernel_prefetch(void);
 int kernel_set_prefetch(int mode);
 const char *kernel_prefetch_name(int mode);
+/* `auto` on an Intel CPU (set at start from the vendor; tests switch it):
+ * the one-sequence decode dots of stored Q4_0 rows -- the AVX-512 quads
+ * and the AVX2 dots of Q4_0 as stored or in groups -- prefetch into L2,
+ * where the Zen 4 measured L1 faster (L2 0.72x there) and an Intel Xeon
+ * (AMX, family/model 6/167) the opposite: qwen2.5-0.5b Q4_0 decode +6-7%,
+ * llama-3.2-1b Q4_0 at the avx2 level +20-35% (docs/BENCHMARKS.md,
+ * "What a decode step's instructions cost"). Returns the previous one. */
+int kernel_prefetch_intel(void);
+int kernel_set_prefetch_intel(int on);
 
 /* AMX-INT8 tiles for the prefill's integer GEMM (gemm_q_amx.c): whether
  * this CPU has them and the OS granted the tile state (asked once, at the

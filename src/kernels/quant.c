@@ -922,9 +922,15 @@ static ALWAYS_INLINE void quant_dot(int pf, int t, const void *row, const void *
     }
     switch (t) {
     case DT_Q8_0: *out = dot_q8_0(pf, row, act_q(act), act_dx(act, n), n / QK8_0); break;
-    case DT_Q4_0: *out = dot_q4_0_quads(pf, 1, row, act, n); break;
-    case DT_Q4_0_G4: *out = dot_q4_0_quads(pf, 4, row, act, n); break;
-    case DT_Q4_0_G16: *out = dot_q4_0_quads(pf, 16, row, act, n); break;
+    case DT_Q4_0: /* the three into L2 on Intel (dispatch.h, kernel_prefetch_intel) */
+        *out = PF_INTEL_L2(pf) ? dot_q4_0_quads(2, 1, row, act, n) : dot_q4_0_quads(pf, 1, row, act, n);
+        break;
+    case DT_Q4_0_G4:
+        *out = PF_INTEL_L2(pf) ? dot_q4_0_quads(2, 4, row, act, n) : dot_q4_0_quads(pf, 4, row, act, n);
+        break;
+    case DT_Q4_0_G16:
+        *out = PF_INTEL_L2(pf) ? dot_q4_0_quads(2, 16, row, act, n) : dot_q4_0_quads(pf, 16, row, act, n);
+        break;
     case DT_Q4_K: dot_q4_k_n(pf, row, &act, 1, n, out); break;
     case DT_Q4_K_PAIRS: dot_q4_k_pairs_n(pf, row, &act, 1, n, out); break;
     case DT_Q2_K: case DT_Q3_K: case DT_Q5_K: case DT_IQ4_XS: case DT_Q5_K_PAIRS: kquant_dot_n(t, row, &act, 1, n, out); break;

@@ -451,7 +451,12 @@ static ALWAYS_INLINE void rows_pf(int pf, int t, const void *rows, size_t rb, in
     const void *x[1] = {act};
     switch (t) {
     case DT_Q8_0: for (int r = 0; r < nrows; r++) dot_q8q4_n(pf, 0, w + r * rb, x, 1, n, out + r); break;
-    case DT_Q4_0: for (int r = 0; r < nrows; r++) dot_q8q4_n(pf, 1, w + r * rb, x, 1, n, out + r); break;
+    case DT_Q4_0: /* into L2 on Intel (dispatch.h, kernel_prefetch_intel) */
+        if (PF_INTEL_L2(pf))
+            for (int r = 0; r < nrows; r++) dot_q8q4_n(2, 1, w + r * rb, x, 1, n, out + r);
+        else
+            for (int r = 0; r < nrows; r++) dot_q8q4_n(pf, 1, w + r * rb, x, 1, n, out + r);
+        break;
     case DT_Q4_0_T16: for (int r = 0; r < nrows; r++) dot_t16_n(pf, T16_Q4_0, w + r * rb, x, 1, n, out + r); break;
     case DT_Q8_0_T16: for (int r = 0; r < nrows; r++) dot_t16_n(pf, T16_Q8_0, w + r * rb, x, 1, n, out + r); break;
     case DT_Q4_K_T16: for (int r = 0; r < nrows; r++) dot_t16_n(pf, T16_Q4_K, w + r * rb, x, 1, n, out + r); break;

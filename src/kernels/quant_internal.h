@@ -191,6 +191,11 @@ static ALWAYS_INLINE void prefetch_ahead_l2(int pf, const void *p, int lines) { 
 #endif
 
 extern int kernel_prefetch_mode; /* dispatch.h: KPF_AUTO unless ALOE_PREFETCH says otherwise */
+extern int kernel_prefetch_intel_on; /* dispatch.h, kernel_prefetch_intel */
+/* The mode a dot that auto sends into L1 on AMD and into L2 on Intel
+ * (kernel_prefetch_intel) runs in: for a test outside its loops, each arm
+ * a call with the mode a constant. */
+#define PF_INTEL_L2(pf) ((pf) == 3 && kernel_prefetch_intel_on)
 /* Runs the statement(s) with `pf` the prefetch mode (dispatch.h's
  * KPF_OFF 0, KPF_L1 1, KPF_L2 2, KPF_AUTO 3): a constant in the copy the
  * default (auto) runs, the variable in the one the other modes share,

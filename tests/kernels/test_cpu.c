@@ -14,10 +14,10 @@
 #define AVX512_BITS (AVX2_BITS | CPU_AVX512F | CPU_AVX512BW | CPU_AVX512VL | CPU_AVX512DQ | CPU_AVX512CD | CPU_AVX512VNNI)
 
 static void test_level_max(void) {
-    CpuFeatures none = {0}, avx2 = {AVX2_BITS}, no_fma = {AVX2_BITS & ~(uint32_t)CPU_FMA};
-    CpuFeatures skx = {AVX512_BITS & ~(uint32_t)CPU_AVX512VNNI}; /* Skylake-X: no VNNI */
-    CpuFeatures clx = {AVX512_BITS}, zen4 = {AVX512_BITS | CPU_AVX512VBMI | CPU_AVX512BF16};
-    CpuFeatures vbmi_only = {AVX2_BITS | CPU_AVX512VBMI}; /* a level needs every level below it */
+    CpuFeatures none = {.bits = 0}, avx2 = {.bits = AVX2_BITS}, no_fma = {.bits = AVX2_BITS & ~(uint32_t)CPU_FMA};
+    CpuFeatures skx = {.bits = AVX512_BITS & ~(uint32_t)CPU_AVX512VNNI}; /* Skylake-X: no VNNI */
+    CpuFeatures clx = {.bits = AVX512_BITS}, zen4 = {.bits = AVX512_BITS | CPU_AVX512VBMI | CPU_AVX512BF16};
+    CpuFeatures vbmi_only = {.bits = AVX2_BITS | CPU_AVX512VBMI}; /* a level needs every level below it */
     CHECK(cpu_level_max(&none) == KL_SCALAR);
     CHECK(cpu_level_max(&no_fma) == KL_SCALAR);
     CHECK(cpu_level_max(&avx2) == KL_AVX2);
@@ -33,7 +33,7 @@ static void test_names(void) {
     CHECK(kernel_level_parse(NULL) == -1);
     CHECK(!strcmp(kernel_level_name(KL_COUNT), "?"));
     char buf[512];
-    CpuFeatures f = {CPU_AVX2 | CPU_AVX512VNNI | CPU_AMX_INT8};
+    CpuFeatures f = {.bits = CPU_AVX2 | CPU_AVX512VNNI | CPU_AMX_INT8};
     cpu_features_str(&f, buf, sizeof buf);
     CHECK(!strcmp(buf, "avx2 avx512vnni amx-int8"));
     f.bits = 0;
@@ -44,7 +44,7 @@ static void test_names(void) {
 }
 
 static void test_override(void) {
-    CpuFeatures avx2 = {AVX2_BITS};
+    CpuFeatures avx2 = {.bits = AVX2_BITS};
     Err e;
     int level = -1;
     CHECK(kernel_level_choose(&avx2, NULL, &level, &e) == 0 && level == KL_AVX2);

@@ -848,28 +848,32 @@ static void test_k_pairs(void) {
 }
 
 /* The prefetch mode (dispatch.h) moves when bytes arrive, never what is
- * computed: every row dot is bit for bit the same in each mode. */
+ * computed: every row dot is bit for bit the same in each mode, auto
+ * with Intel's choices and without (kernel_prefetch_intel: the Q4_0 dots
+ * it names run another copy of their loops). */
 static void test_prefetch_modes_same_results(void) {
     Rng r;
     rng_seed(&r, 22);
     const long n = 2048;
     const int rows = 40;
-    int was = kernel_prefetch();
+    int was = kernel_prefetch(), was_intel = kernel_prefetch_intel();
     for (int ti = 0; ti < N_TYPES; ti++) {
         int t = TYPES[ti];
         size_t rb = dtype_nbytes(t, n);
-        float *w = rand_vec(&r, rows * n, 0.5f), *x = rand_vec(&r, n, 2.0f), got[4][40];
+        float *w = rand_vec(&r, rows * n, 0.5f), *x = rand_vec(&r, n, 2.0f), got[5][40];
         char *wq = xmalloc(rb * rows), *xq = xaligned_alloc(kernel_act_bytes(t, n));
         for (int i = 0; i < rows; i++) quantize_row(t, w + i * n, wq + i * rb, n);
         kernel_quantize_act(t, x, xq, n);
-        for (int m = KPF_OFF; m <= KPF_AUTO; m++) {
-            kernel_set_prefetch(m);
+        for (int m = KPF_OFF; m <= KPF_AUTO + 1; m++) { /* the last: auto with the other vendor's choices */
+            kernel_set_prefetch(m <= KPF_AUTO ? m : KPF_AUTO);
+            kernel_set_prefetch_intel(m <= KPF_AUTO ? was_intel : !was_intel);
             vec_dot_rows(t, wq, rb, rows, xq, n, got[m]);
         }
-        for (int m = 1; m < 4; m++) CHECK_MSG(!memcmp(got[0], got[m], sizeof got[0]), "%s, mode %d", dtype_name(t), m);
+        for (int m = 1; m < 5; m++) CHECK_MSG(!memcmp(got[0], got[m], sizeof got[0]), "%s, mode %d", dtype_name(t), m);
         free(w), free(x), free(wq), free(xq);
     }
     kernel_set_prefetch(was);
+    kernel_set_prefetch_intel(was_intel);
 }
 
 static void test_dots_without_avx512(void) {
