@@ -148,7 +148,27 @@ static void test_cli_prefetch(void) {
     free(aloe);
 }
 
+/* The vendor the probe reads from CPUID leaf 0 (the prefetch choices that
+ * differ by vendor follow it) is the one Linux reports in /proc/cpuinfo,
+ * and auto starts with Intel's choices exactly on an Intel CPU. */
+static void test_vendor(void) {
+    FILE *f = fopen("/proc/cpuinfo", "r");
+    CHECK_MSG(f != NULL, "/proc/cpuinfo: cannot open it");
+    if (!f) return;
+    char line[512];
+    int intel = 0, seen = 0;
+    while (!seen && fgets(line, sizeof line, f))
+        if (!strncmp(line, "vendor_id", 9)) seen = 1, intel = strstr(line, "GenuineIntel") != NULL;
+    fclose(f);
+    /* no vendor_id line: not an x86, where the probe reports nothing */
+    CHECK_MSG(cpu_features()->intel == intel, "probe says intel=%d, /proc/cpuinfo %d", cpu_features()->intel, intel);
+    Err e;
+    CHECK_OK(kernels_init(&e), &e);
+    CHECK(kernel_prefetch_intel() == intel);
+}
+
 int main(void) {
+    RUN(test_vendor);
     RUN(test_level_max);
     RUN(test_names);
     RUN(test_override);
