@@ -158,13 +158,18 @@ static int print_kernels(int json) {
     char levels[128], feats[512];
     levels_str(levels, sizeof levels);
     cpu_features_str(cpu_features(), feats, sizeof feats);
+    /* auto's choices that follow the vendor (dispatch.h, kernel_prefetch_intel) */
+    const char *vendor = kernel_prefetch_intel() ? "intel" : "other";
     if (!json) {
-        printf("kernels: %s\nlevels: %s\ncpu: %s\nprefetch: %s (ALOE_PREFETCH)\namx: %s (ALOE_AMX)\n",
-               kernel_level_name(kernel_level()), levels, feats, kernel_prefetch_name(kernel_prefetch()), amx_state());
+        printf("kernels: %s\nlevels: %s\ncpu: %s\nprefetch: %s (ALOE_PREFETCH)\nvendor: %s (auto prefetches stored "
+               "Q4_0 rows into %s)\namx: %s (ALOE_AMX)\n",
+               kernel_level_name(kernel_level()), levels, feats, kernel_prefetch_name(kernel_prefetch()), vendor,
+               kernel_prefetch_intel() ? "L2" : "L1", amx_state());
         return 0;
     }
-    json_t *j = json_pack("{s:s, s:s, s:s, s:s, s:s}", "kernels", kernel_level_name(kernel_level()), "levels", levels,
-                          "cpu", feats, "prefetch", kernel_prefetch_name(kernel_prefetch()), "amx", amx_state());
+    json_t *j = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s}", "kernels", kernel_level_name(kernel_level()), "levels",
+                          levels, "cpu", feats, "prefetch", kernel_prefetch_name(kernel_prefetch()), "vendor", vendor,
+                          "amx", amx_state());
     char *text = j ? json_dumps(j, 0) : NULL;
     if (text) printf("%s\n", text);
     free(text);
@@ -192,7 +197,7 @@ int cmd_speed(int argc, char **argv) {
         {"--batch", "-b", ARG_INT, &batch, "B", "decode B sequences together (tokens/s counts all of them)", 0, 0},
         {"--json", NULL, ARG_FLAG, &json, NULL, "end with one JSON line of the results", 0, 0},
         {"--kernels", NULL, ARG_FLAG, &kernels, NULL,
-         "print the kernel level chosen (ALOE_CPU caps it), the levels, the features of this CPU and whether the AMX tiles run (ALOE_AMX), and stop", 0, 0},
+         "print the kernel level chosen (ALOE_CPU caps it), the levels, the features of this CPU, the prefetch mode (ALOE_PREFETCH) and the vendor whose choices auto follows, whether the AMX tiles run (ALOE_AMX), and stop", 0, 0},
         {NULL, NULL, 0, NULL, NULL, NULL, 0, 0},
     };
     const ArgCommand cmd = {

@@ -144,6 +144,11 @@ static void test_cli_prefetch(void) {
         CHECK_MSG(strstr(buf, want) != NULL, "%s: %s", modes[i], buf);
     }
     CHECK(test_system("env -u ALOE_PREFETCH %s speed --kernels 2>&1 | grep -q 'prefetch: auto '", aloe) == 0); /* the default */
+    /* and the vendor whose choices auto follows, the probe's */
+    CHECK(test_system("%s speed --kernels 2>&1 | grep -q '^vendor: %s (auto prefetches stored Q4_0 rows into %s)'", aloe,
+                      cpu_features()->intel ? "intel" : "other", cpu_features()->intel ? "L2" : "L1") == 0);
+    CHECK(test_system("%s speed --kernels --json 2>&1 | grep -q '\"vendor\": \"%s\"'", aloe,
+                      cpu_features()->intel ? "intel" : "other") == 0);
     test_system("rm -rf %s", dir);
     free(aloe);
 }
