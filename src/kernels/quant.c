@@ -905,6 +905,13 @@ int kernel_weight_type(int t, long cols) {
     return cols % QK4_0_G4 == 0 && !avx512_on ? DT_Q4_0_G4 : t;
 }
 
+/* dot_q4_0_quads into L2 on Intel where auto would ask L1 (dispatch.h,
+ * kernel_prefetch_intel): the vendor tested once per row, each arm a call
+ * with the mode a constant. */
+static ALWAYS_INLINE float dot_q4_0_quads_auto(int pf, int g, const void *w, const void *act, long n) {
+    return PF_INTEL_L2(pf) ? dot_q4_0_quads(2, g, w, act, n) : dot_q4_0_quads(pf, g, w, act, n);
+}
+
 static ALWAYS_INLINE void quant_dot(int pf, int t, const void *row, const void *act, long n, float *out) {
 #if KERNELS_AVX512
     if (avx512_takes(t)) {
@@ -922,15 +929,9 @@ static ALWAYS_INLINE void quant_dot(int pf, int t, const void *row, const void *
     }
     switch (t) {
     case DT_Q8_0: *out = dot_q8_0(pf, row, act_q(act), act_dx(act, n), n / QK8_0); break;
-    case DT_Q4_0: /* the three into L2 on Intel (dispatch.h, kernel_prefetch_intel) */
-        *out = PF_INTEL_L2(pf) ? dot_q4_0_quads(2, 1, row, act, n) : dot_q4_0_quads(pf, 1, row, act, n);
-        break;
-    case DT_Q4_0_G4:
-        *out = PF_INTEL_L2(pf) ? dot_q4_0_quads(2, 4, row, act, n) : dot_q4_0_quads(pf, 4, row, act, n);
-        break;
-    case DT_Q4_0_G16:
-        *out = PF_INTEL_L2(pf) ? dot_q4_0_quads(2, 16, row, act, n) : dot_q4_0_quads(pf, 16, row, act, n);
-        break;
+    case DT_Q4_0: *out = dot_q4_0_quads_auto(pf, 1, row, act, n); break;
+    case DT_Q4_0_G4: *out = dot_q4_0_quads_auto(pf, 4, row, act, n); break;
+    case DT_Q4_0_G16: *out = dot_q4_0_quads_auto(pf, 16, row, act, n); break;
     case DT_Q4_K: dot_q4_k_n(pf, row, &act, 1, n, out); break;
     case DT_Q4_K_PAIRS: dot_q4_k_pairs_n(pf, row, &act, 1, n, out); break;
     case DT_Q2_K: case DT_Q3_K: case DT_Q5_K: case DT_IQ4_XS: case DT_Q5_K_PAIRS: kquant_dot_n(t, row, &act, 1, n, out); break;
